@@ -1,0 +1,111 @@
+package tcpcrypt
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Constants of RFC 8548 §4.3 (tcpcrypt.md §10). Each is one byte of CPRF info.
+const (
+	constNextK  = 0x01
+	constSessID = 0x02
+	constRekey  = 0x03
+	constKeyA   = 0x04
+	constKeyB   = 0x05
+	constResume = 0x06
+)
+
+// Lengths shared by all four tcpcrypt TEPs (RFC 8548 §5).
+const (
+	NonceLen       = 32 // N_A_LEN and N_B_LEN
+	SecretLen      = 32 // K_LEN: ss[i], mk[j] and the hash part of the session ID
+	SessionIDLen   = 1 + SecretLen
+	ResumeLen      = 18 // resume[i]; each host sends one 9-byte half
+	ResumeHalf     = ResumeLen / 2
+	MaxResumeNonce = 8
+)
+
+// Extract is HKDF-Extract with SHA-256: HMAC-SHA256 keyed by salt (TC-D3).
+func Extract(salt, ikm []byte) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write(ikm)
+	return m.Sum(nil)
+}
+
+// CPRF is HKDF-Expand with SHA-256, info = the constant (which may be longer
+// than one byte, e.g. CONST_REKEY | sn[i]), output length l.
+func CPRF(k, info []byte, l int) []byte {
+	out, err := hkdf.Expand(sha256.New, k, string(info), l)
+	if err != nil {
+		// Only a length above 255*32 or a short PRK fails; every caller
+		// passes fixed, valid lengths and 32-byte keys.
+		panic("tcpcrypt: CPRF: " + err.Error())
+	}
+	return out
+}
+
+// PRK computes ss[0] = Extract(N_A, eno_transcript | Init1 | Init2 | ES)
+// (TC-D3). init1 and init2 are the messages exactly as transmitted, with any
+// ignored tail a peer sent.
+func PRK(nA, transcript, init1, init2, es []byte) []byte {
+	m := hmac.New(sha256.New, nA)
+	m.Write(transcript)
+	m.Write(init1)
+	m.Write(init2)
+	m.Write(es)
+	return m.Sum(nil)
+}
+
+// NextSecret derives ss[i+1] = CPRF(ss[i], CONST_NEXTK, K_LEN).
+func NextSecret(ss []byte) []byte { return CPRF(ss, []byte{constNextK}, SecretLen) }
+
+// MasterKey derives mk[0] = CPRF(ss[i], CONST_REKEY | sn[i], K_LEN), where sn
+// is empty for a fresh session and nonce_a | nonce_b for a resumed one (TC-D4).
+func MasterKey(ss, sn []byte) []byte {
+	return CPRF(ss, append([]byte{constRekey}, sn...), SecretLen)
+}
+
+// NextMasterKey derives mk[j] = CPRF(mk[j-1], CONST_REKEY, K_LEN); sn is not
+// included after generation 0.
+func NextMasterKey(mk []byte) []byte { return CPRF(mk, []byte{constRekey}, SecretLen) }
+
+// TrafficKey is one direction's key of one generation: K then NR.
+type TrafficKey struct {
+	Suite cryptopool.Suite
+	Key   []byte                     // ae_key_len bytes
+	NR    [cryptopool.NonceSize]byte // nonce randomizer
+}
+
+// TrafficKeys derives k_ab[j] and k_ba[j] from mk[j] for suite s (TC-D4).
+func TrafficKeys(mk []byte, s cryptopool.Suite) (kab, kba TrafficKey) {
+	split := func(b []byte) TrafficKey {
+		k := TrafficKey{Suite: s, Key: b[:s.KeyLen()]}
+		copy(k.NR[:], b[s.KeyLen():])
+		return k
+	}
+	kab = split(CPRF(mk, []byte{constKeyA}, s.TrafficKeyLen()))
+	kba = split(CPRF(mk, []byte{constKeyB}, s.TrafficKeyLen()))
+	return kab, kba
+}
+
+// SessionID computes TEP-byte | CPRF(ss[i], CONST_SESSID | sn[i], K_LEN)
+// (TC-D5, ENO-D7). tepByte is the negotiated TEP byte exactly as host B sent
+// it, v bit included.
+func SessionID(tepByte byte, ss, sn []byte) [SessionIDLen]byte {
+	var id [SessionIDLen]byte
+	id[0] = tepByte
+	copy(id[1:], CPRF(ss, append([]byte{constSessID}, sn...), SecretLen))
+	return id
+}
+
+// ResumeID computes resume[i] = CPRF(ss[i], CONST_RESUME, 18) (TC-D6). The
+// host that was A in the original session sends bytes 0..8, the one that was
+// B sends bytes 9..17.
+func ResumeID(ss []byte) [ResumeLen]byte {
+	var r [ResumeLen]byte
+	copy(r[:], CPRF(ss, []byte{constResume}, ResumeLen))
+	return r
+}
