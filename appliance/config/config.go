@@ -1,0 +1,271 @@
+// Package config reads and validates the tcpincd configuration file (YAML).
+//
+// Decoding is strict: an unknown key is an error, so a typo never silently
+// falls back to a default. Every validation error names the offending key in
+// its YAML spelling (for example "flows.idle_timeout").
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole daemon configuration. The zero value is not valid; start
+// from Default (Parse and Load do).
+type Config struct {
+	// Inside and Outside name the two ports of the bump: the enclave side and
+	// the untrusted side. Command-line flags override them.
+	Inside  string `yaml:"inside"`
+	Outside string `yaml:"outside"`
+
+	// Queues is the number of hardware queues used per port; one AF_XDP
+	// socket and one worker per (port, queue).
+	Queues int `yaml:"queues"`
+	// CPUs lists the CPUs the workers are pinned to, worker i to
+	// CPUs[i % len(CPUs)] (workers: inside queues first, then outside). Empty:
+	// workers are locked to OS threads but not pinned.
+	CPUs []int `yaml:"cpus"`
+
+	// XDPMode is how the XDP classifier is attached: auto (native, falling
+	// back to generic), native or generic.
+	XDPMode string `yaml:"xdp_mode"`
+	// BindMode is how AF_XDP sockets bind: auto (zero-copy, falling back to
+	// copy), copy or zerocopy.
+	BindMode string `yaml:"bind_mode"`
+
+	// Frames is the number of UMEM frames per socket, FrameSize their size
+	// (aligned chunks: 2048 or 4096), RingSize the size of each of the four
+	// AF_XDP rings, BatchSize the most frames a worker handles per batch.
+	Frames    int `yaml:"frames"`
+	FrameSize int `yaml:"frame_size"`
+	RingSize  int `yaml:"ring_size"`
+	BatchSize int `yaml:"batch_size"`
+
+	Flows Flows `yaml:"flows"`
+
+	// FastPath lets the XDP program forward flows that need no user-space
+	// work inside the kernel. Off: every frame goes through the workers.
+	FastPath bool `yaml:"fast_path"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// Admin is the host:port of the local admin API (reserved; the API
+	// itself arrives with a later issue). Empty disables it.
+	Admin string `yaml:"admin"`
+}
+
+// Flows bounds the per-worker flow tables.
+type Flows struct {
+	// Max is the flow-table capacity per worker; the oldest flow is
+	// evicted when it is full.
+	Max int `yaml:"max"`
+	// HandshakeTimeout is how long a flow whose handshake is incomplete is
+	// kept without traffic.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// IdleTimeout is how long an established flow is kept without traffic
+	// seen by the workers.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// CloseGrace is how long a flow stays (in the table and the fast-path
+	// map) after its first FIN or RST, so the closing exchange still passes
+	// on the same path.
+	CloseGrace time.Duration `yaml:"close_grace"`
+}
+
+// Limits of the values Validate accepts.
+const (
+	MaxQueues    = 64 // XSKMAP entries per port
+	MaxCPU       = 1023
+	MinFrames    = 64
+	MaxFrames    = 1 << 20
+	MinRingSize  = 64
+	MaxRingSize  = 1 << 16
+	MaxBatchSize = 1024
+	MaxFlows     = 1 << 24
+	ifNameMax    = 15 // IFNAMSIZ - 1
+)
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Queues:    1,
+		XDPMode:   "auto",
+		BindMode:  "auto",
+		Frames:    4096,
+		FrameSize: 4096,
+		RingSize:  2048,
+		BatchSize: 64,
+		Flows: Flows{
+			Max:              65536,
+			HandshakeTimeout: 30 * time.Second,
+			IdleTimeout:      5 * time.Minute,
+			CloseGrace:       10 * time.Second,
+		},
+		FastPath: true,
+		LogLevel: "info",
+		Admin:    "127.0.0.1:9470",
+	}
+}
+
+// Parse decodes a YAML document over Default. Unknown keys are an error. It
+// does not validate: callers apply command-line overrides first, then call
+// Validate.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // empty file: all defaults
+		}
+		return Config{}, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("more than one YAML document")
+	}
+	return c, nil
+}
+
+// Load reads and parses the file at path (see Parse).
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// FieldError is a validation error for one key.
+type FieldError struct {
+	Field string // YAML key path, e.g. "flows.max" or "cpus[2]"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate checks every key and returns all problems found, joined; each is a
+// *FieldError.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if err := checkIfName(c.Inside); err != "" {
+		bad("inside", "%s", err)
+	}
+	if err := checkIfName(c.Outside); err != "" {
+		bad("outside", "%s", err)
+	}
+	if c.Inside != "" && c.Inside == c.Outside {
+		bad("outside", "must differ from inside (both are %q)", c.Inside)
+	}
+	if c.Queues < 1 || c.Queues > MaxQueues {
+		bad("queues", "must be between 1 and %d (got %d)", MaxQueues, c.Queues)
+	}
+	for i, cpu := range c.CPUs {
+		if cpu < 0 || cpu > MaxCPU {
+			bad(fmt.Sprintf("cpus[%d]", i), "must be between 0 and %d (got %d)", MaxCPU, cpu)
+		}
+	}
+	switch c.XDPMode {
+	case "auto", "native", "generic":
+	default:
+		bad("xdp_mode", "must be auto, native or generic (got %q)", c.XDPMode)
+	}
+	switch c.BindMode {
+	case "auto", "copy", "zerocopy":
+	default:
+		bad("bind_mode", "must be auto, copy or zerocopy (got %q)", c.BindMode)
+	}
+	if c.FrameSize != 2048 && c.FrameSize != 4096 {
+		bad("frame_size", "must be 2048 or 4096, the aligned UMEM chunk sizes (got %d)", c.FrameSize)
+	}
+	if c.RingSize < MinRingSize || c.RingSize > MaxRingSize || !powerOfTwo(c.RingSize) {
+		bad("ring_size", "must be a power of two between %d and %d (got %d)", MinRingSize, MaxRingSize, c.RingSize)
+	}
+	if c.Frames < MinFrames || c.Frames > MaxFrames || !powerOfTwo(c.Frames) {
+		bad("frames", "must be a power of two between %d and %d (got %d)", MinFrames, MaxFrames, c.Frames)
+	} else if powerOfTwo(c.RingSize) && c.Frames < 2*c.RingSize {
+		// Half the frames feed the fill ring, half are for TX; fewer than
+		// one ring's worth each leaves the rings starved.
+		bad("frames", "must be at least 2 x ring_size = %d (got %d)", 2*c.RingSize, c.Frames)
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		bad("batch_size", "must be between 1 and %d (got %d)", MaxBatchSize, c.BatchSize)
+	} else if c.RingSize > 0 && c.BatchSize > c.RingSize {
+		bad("batch_size", "must not exceed ring_size %d (got %d)", c.RingSize, c.BatchSize)
+	}
+	if c.Flows.Max < 1 || c.Flows.Max > MaxFlows {
+		bad("flows.max", "must be between 1 and %d (got %d)", MaxFlows, c.Flows.Max)
+	}
+	if c.Flows.HandshakeTimeout <= 0 {
+		bad("flows.handshake_timeout", "must be positive (got %v)", c.Flows.HandshakeTimeout)
+	}
+	if c.Flows.IdleTimeout <= 0 {
+		bad("flows.idle_timeout", "must be positive (got %v)", c.Flows.IdleTimeout)
+	}
+	if c.Flows.CloseGrace < 0 {
+		bad("flows.close_grace", "must not be negative (got %v)", c.Flows.CloseGrace)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error (got %q)", c.LogLevel)
+	}
+	if c.Admin != "" {
+		if err := checkAdmin(c.Admin); err != "" {
+			bad("admin", "%s (got %q)", err, c.Admin)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkIfName applies the kernel's rules for interface names
+// (dev_valid_name): 1 to 15 bytes, not "." or "..", no '/', ':' or space.
+func checkIfName(name string) string {
+	switch {
+	case name == "":
+		return "required (an interface name)"
+	case len(name) > ifNameMax:
+		return fmt.Sprintf("interface name %q is longer than %d bytes", name, ifNameMax)
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid interface name", name)
+	case strings.ContainsAny(name, "/: \t\n\r\v\f"):
+		return fmt.Sprintf("interface name %q contains '/', ':' or white space", name)
+	}
+	return ""
+}
+
+// checkAdmin accepts host:port where host is an IP literal or "localhost"
+// and port is 1..65535: the admin API listens on an explicit local address,
+// never on a name that needs DNS.
+func checkAdmin(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "must be host:port"
+	}
+	if host != "localhost" && net.ParseIP(host) == nil {
+		return "host must be an IP address or localhost"
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return "port must be between 1 and 65535"
+	}
+	return ""
+}
+
+func powerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }

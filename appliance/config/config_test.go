@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func valid() Config {
+	c := Default()
+	c.Inside, c.Outside = "in", "out"
+	return c
+}
+
+func TestDefaultIsValidOnceInterfacesAreNamed(t *testing.T) {
+	c := valid()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default with interfaces: %v", err)
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	doc := `
+inside: eth1
+outside: eth2
+queues: 2
+cpus: [0, 1]
+xdp_mode: generic
+bind_mode: copy
+frames: 8192
+frame_size: 2048
+ring_size: 1024
+batch_size: 32
+flows:
+  max: 1000
+  handshake_timeout: 5s
+  idle_timeout: 2m
+  close_grace: 0s
+fast_path: false
+log_level: debug
+admin: "[::1]:8080"
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Inside: "eth1", Outside: "eth2", Queues: 2, CPUs: []int{0, 1},
+		XDPMode: "generic", BindMode: "copy", Frames: 8192, FrameSize: 2048,
+		RingSize: 1024, BatchSize: 32,
+		Flows:    Flows{Max: 1000, HandshakeTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute},
+		FastPath: false, LogLevel: "debug", Admin: "[::1]:8080",
+	}
+	if c.Inside != want.Inside || c.Outside != want.Outside || c.Queues != want.Queues ||
+		len(c.CPUs) != 2 || c.CPUs[0] != 0 || c.CPUs[1] != 1 ||
+		c.XDPMode != want.XDPMode || c.BindMode != want.BindMode || c.Frames != want.Frames ||
+		c.FrameSize != want.FrameSize || c.RingSize != want.RingSize || c.BatchSize != want.BatchSize ||
+		c.Flows != want.Flows || c.FastPath != want.FastPath || c.LogLevel != want.LogLevel || c.Admin != want.Admin {
+		t.Fatalf("Parse:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestParseKeepsDefaultsForMissingKeys(t *testing.T) {
+	c, err := Parse([]byte("queues: 3\nflows:\n  max: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Queues != 3 || c.Flows.Max != 10 {
+		t.Fatalf("set keys lost: %+v", c)
+	}
+	if c.Flows.IdleTimeout != d.Flows.IdleTimeout || c.RingSize != d.RingSize || !c.FastPath {
+		t.Fatalf("defaults lost: %+v", c)
+	}
+}
+
+func TestParseEmptyIsDefault(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RingSize != Default().RingSize {
+		t.Fatalf("empty document: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"unknown top-level key", "inside: a\nfastpath: true\n", "fastpath"},
+		{"unknown nested key", "flows:\n  maximum: 3\n", "maximum"},
+		{"wrong type", "queues: many\n", "many"},
+		{"bad duration", "flows:\n  idle_timeout: soon\n", "soon"},
+		{"two documents", "queues: 1\n---\nqueues: 2\n", "more than one YAML document"},
+		{"not a mapping", "- a\n- b\n", "cannot unmarshal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse(%q) = %v, want error containing %q", tc.doc, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tcpincd.yaml")
+	if err := os.WriteFile(p, []byte("inside: a\noutside: b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Inside != "a" || c.Outside != "b" {
+		t.Fatalf("Load = %+v, %v", c, err)
+	}
+	if err := os.WriteFile(p, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("Load of bad file: %v, want error naming the file", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load of missing file: %v", err)
+	}
+}
+
+// TestValidateErrors has one case per validation rule: each must fail with a
+// FieldError naming exactly the key at fault.
+func TestValidateErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Config)
+		field string
+	}{
+		{"inside missing", func(c *Config) { c.Inside = "" }, "inside"},
+		{"outside missing", func(c *Config) { c.Outside = "" }, "outside"},
+		{"inside too long", func(c *Config) { c.Inside = "abcdefghijklmnop" }, "inside"},
+		{"inside dot", func(c *Config) { c.Inside = "." }, "inside"},
+		{"outside dotdot", func(c *Config) { c.Outside = ".." }, "outside"},
+		{"inside slash", func(c *Config) { c.Inside = "a/b" }, "inside"},
+		{"outside colon", func(c *Config) { c.Outside = "eth0:1" }, "outside"},
+		{"inside space", func(c *Config) { c.Inside = "a b" }, "inside"},
+		{"same interface", func(c *Config) { c.Outside = c.Inside }, "outside"},
+		{"queues zero", func(c *Config) { c.Queues = 0 }, "queues"},
+		{"queues too many", func(c *Config) { c.Queues = MaxQueues + 1 }, "queues"},
+		{"cpu negative", func(c *Config) { c.CPUs = []int{0, -1} }, "cpus[1]"},
+		{"cpu too large", func(c *Config) { c.CPUs = []int{MaxCPU + 1} }, "cpus[0]"},
+		{"xdp mode", func(c *Config) { c.XDPMode = "offload" }, "xdp_mode"},
+		{"bind mode", func(c *Config) { c.BindMode = "zero-copy" }, "bind_mode"},
+		{"frame size", func(c *Config) { c.FrameSize = 8192 }, "frame_size"},
+		{"ring size not power of two", func(c *Config) { c.RingSize = 1000 }, "ring_size"},
+		{"ring size too small", func(c *Config) { c.RingSize = 32; c.BatchSize = 16 }, "ring_size"},
+		{"ring size too large", func(c *Config) { c.RingSize = MaxRingSize * 2; c.Frames = MaxFrames }, "ring_size"},
+		{"frames not power of two", func(c *Config) { c.Frames = 5000 }, "frames"},
+		{"frames too few", func(c *Config) { c.Frames = 32 }, "frames"},
+		{"frames too many", func(c *Config) { c.Frames = MaxFrames * 2 }, "frames"},
+		{"frames below two rings", func(c *Config) { c.Frames = 2048; c.RingSize = 2048 }, "frames"},
+		{"batch zero", func(c *Config) { c.BatchSize = 0 }, "batch_size"},
+		{"batch too large", func(c *Config) { c.BatchSize = MaxBatchSize + 1 }, "batch_size"},
+		{"batch above ring", func(c *Config) { c.RingSize = 64; c.Frames = 128; c.BatchSize = 128 }, "batch_size"},
+		{"flows max zero", func(c *Config) { c.Flows.Max = 0 }, "flows.max"},
+		{"flows max too large", func(c *Config) { c.Flows.Max = MaxFlows + 1 }, "flows.max"},
+		{"handshake timeout", func(c *Config) { c.Flows.HandshakeTimeout = 0 }, "flows.handshake_timeout"},
+		{"idle timeout", func(c *Config) { c.Flows.IdleTimeout = -time.Second }, "flows.idle_timeout"},
+		{"close grace", func(c *Config) { c.Flows.CloseGrace = -time.Second }, "flows.close_grace"},
+		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
+		{"admin no port", func(c *Config) { c.Admin = "127.0.0.1" }, "admin"},
+		{"admin host name", func(c *Config) { c.Admin = "example.com:80" }, "admin"},
+		{"admin empty host", func(c *Config) { c.Admin = ":9470" }, "admin"},
+		{"admin port zero", func(c *Config) { c.Admin = "127.0.0.1:0" }, "admin"},
+		{"admin port range", func(c *Config) { c.Admin = "127.0.0.1:70000" }, "admin"},
+		{"admin port name", func(c *Config) { c.Admin = "127.0.0.1:http" }, "admin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			err := c.Validate()
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate = %v, want a *FieldError", err)
+			}
+			if fe.Field != tc.field {
+				t.Fatalf("Validate = %v, want the first error on field %q", err, tc.field)
+			}
+			if !strings.HasPrefix(err.Error(), tc.field+": ") {
+				t.Fatalf("message %q does not start with the field name", err)
+			}
+		})
+	}
+}
+
+func TestValidateAcceptsEdgeValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"admin disabled", func(c *Config) { c.Admin = "" }},
+		{"admin localhost", func(c *Config) { c.Admin = "localhost:1" }},
+		{"admin ipv6", func(c *Config) { c.Admin = "[::1]:65535" }},
+		{"no cpus", func(c *Config) { c.CPUs = nil }},
+		{"repeated cpus", func(c *Config) { c.CPUs = []int{1, 1} }},
+		{"zero close grace", func(c *Config) { c.Flows.CloseGrace = 0 }},
+		{"15-byte name", func(c *Config) { c.Inside = "abcdefghijklmno" }},
+		{"batch equals ring", func(c *Config) { c.RingSize = 64; c.Frames = 128; c.BatchSize = 64 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.edit(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsAllErrors(t *testing.T) {
+	c := valid()
+	c.Queues = 0
+	c.LogLevel = "loud"
+	err := c.Validate()
+	for _, f := range []string{"queues: ", "log_level: "} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Fatalf("Validate = %v, want it to mention %q", err, f)
+		}
+	}
+}
