@@ -1,0 +1,353 @@
+package tcpcrypt
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Errors of the rekey state machine.
+var (
+	// ErrRekeyPending: StartRekey was called while an earlier raise of the
+	// local generation has not yet gone out on a frame.
+	ErrRekeyPending = errors.New("tcpcrypt: a rekey is already pending")
+	// ErrEmptyRekey: an empty frame would start a second rekey while an
+	// earlier empty rekey frame is still unanswered (TC-58).
+	ErrEmptyRekey = errors.New("tcpcrypt: second empty rekey frame while one is unanswered")
+	// ErrFINSent: no frame may follow the FINp frame (TC-49).
+	ErrFINSent = errors.New("tcpcrypt: frame after FINp")
+	// ErrNoKey: the keys of that generation were dropped or never existed.
+	ErrNoKey = errors.New("tcpcrypt: no key for that generation")
+	// ErrTooManyGenerations: more than MaxGenerations generations would have
+	// to be kept at once (a peer rekeying faster than frames are acknowledged).
+	ErrTooManyGenerations = errors.New("tcpcrypt: too many key generations kept")
+)
+
+// MaxGenerations caps the key generations a KeyRing keeps at once, so a peer
+// that rekeys without end cannot grow a flow's memory without bound.
+const MaxGenerations = 64
+
+// KeyRing is the rekey state machine of one connection (RFC 8548 §3.8,
+// tcpcrypt.md §8, TC-53..TC-61). It derives the keys of generation j from
+// mk[j] lazily, tracks the local generation (what this side sends with) and
+// the remote generation (the highest seen from the peer), says when a frame
+// must carry the rekey bit, and keeps old sending keys for retransmission
+// until Forget drops them.
+//
+// Sending is in two steps so that a host can owe several rekey frames: the
+// local generation is raised at once (TC-56) but each frame with rekey = 1
+// moves the generation actually sent with (SendGeneration) up by exactly one,
+// because that is how far the peer's remote generation moves per frame.
+//
+// A KeyRing is not safe for concurrent use; it belongs to the flow's owner.
+type KeyRing struct {
+	suite   cryptopool.Suite
+	sendsAB bool // this host sends with k_ab (it was A in the original session, TC-38)
+
+	mk    []byte // mk[mkGen], the newest master key derived; older ones are zeroed
+	mkGen uint64
+
+	base uint64        // generation of gens[0]
+	gens []*generation // gens[i] holds generation base+i; nil entries were dropped
+
+	local    uint64 // local generation (TC-53, TC-56)
+	remote   uint64 // remote generation
+	sendGen  uint64 // generation of the next frame that does not carry rekey = 1
+	sendBase uint64 // sending keys below this generation were forgotten
+	respond  bool   // a peer rekey raised local: frames are owed at once (TC-57)
+	emptyGen uint64 // generation started by the last empty rekey frame, 0 if none
+	finSent  bool
+}
+
+// generation holds the two directions' keys of one generation. Each side is
+// dropped (and zeroed) on its own: receiving keys once the remote generation
+// has moved past, sending keys when the engine says so (TC-60).
+type generation struct {
+	send *Sealer
+	recv *Opener
+}
+
+// NewKeyRing starts the rekey state at generation 0 from mk[0] for AEAD
+// suite s. sendsAB says whether this host sends with k_ab (it was host A in
+// the session that produced ss[0]) or with k_ba; in a resumed session the
+// original role decides, not the current one (TC-38). mk0 is copied.
+func NewKeyRing(mk0 []byte, s cryptopool.Suite, sendsAB bool) (*KeyRing, error) {
+	if len(mk0) != SecretLen {
+		return nil, fmt.Errorf("tcpcrypt: master key is %d bytes, want %d", len(mk0), SecretLen)
+	}
+	if !s.Valid() {
+		return nil, fmt.Errorf("tcpcrypt: unsupported suite %v", s)
+	}
+	r := &KeyRing{suite: s, sendsAB: sendsAB, mk: append([]byte(nil), mk0...)}
+	if _, err := r.gen(0); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// gen returns generation g, deriving it and every generation up to it from
+// the master-key chain when needed.
+func (r *KeyRing) gen(g uint64) (*generation, error) {
+	if g < r.base || r.mk == nil {
+		return nil, ErrNoKey
+	}
+	for uint64(len(r.gens)) <= g-r.base {
+		if len(r.gens) >= MaxGenerations {
+			r.compact()
+			if len(r.gens) >= MaxGenerations {
+				return nil, ErrTooManyGenerations
+			}
+			continue
+		}
+		// Invariant: gens ends at mkGen, so next is mkGen+1 (or 0 at the start).
+		next := r.base + uint64(len(r.gens))
+		for r.mkGen < next {
+			old := r.mk
+			r.mk = NextMasterKey(old)
+			clear(old)
+			r.mkGen++
+		}
+		kab, kba := TrafficKeys(r.mk, r.suite)
+		sendKey, recvKey := kab, kba
+		if !r.sendsAB {
+			sendKey, recvKey = kba, kab
+		}
+		s, err := NewSealer(sendKey)
+		if err == nil {
+			var o *Opener
+			if o, err = NewOpener(recvKey); err == nil {
+				r.gens = append(r.gens, &generation{send: s, recv: o})
+			}
+		}
+		clear(kab.Key[:cap(kab.Key)]) // the CPRF output: K and NR
+		clear(kba.Key[:cap(kba.Key)])
+		if err != nil {
+			return nil, err
+		}
+	}
+	if e := r.gens[g-r.base]; e != nil {
+		return e, nil
+	}
+	return nil, ErrNoKey
+}
+
+// compact drops the leading generations that neither direction needs any
+// more and zeroes them.
+func (r *KeyRing) compact() {
+	n := 0
+	for n < len(r.gens) {
+		g := r.base + uint64(n)
+		e := r.gens[n]
+		if e != nil {
+			if g >= r.remote && e.recv != nil {
+				break // still the remote generation, or ahead of it
+			}
+			if e.send != nil && g >= r.sendBase {
+				break // may still be needed for retransmission
+			}
+			wipeGeneration(e)
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(r.gens[:n])
+	r.gens = append(r.gens[:0], r.gens[n:]...)
+	r.base += uint64(n)
+}
+
+func wipeGeneration(e *generation) {
+	if e.send != nil {
+		e.send.wipe()
+		e.send = nil
+	}
+	if e.recv != nil {
+		e.recv.wipe()
+		e.recv = nil
+	}
+}
+
+// Suite is the connection's AEAD suite.
+func (r *KeyRing) Suite() cryptopool.Suite { return r.suite }
+
+// Local is the local generation: the generation this host has raised itself
+// to, either on its own (StartRekey) or to match the peer (TC-56).
+func (r *KeyRing) Local() uint64 { return r.local }
+
+// Remote is the remote generation: the number of rekey frames received.
+func (r *KeyRing) Remote() uint64 { return r.remote }
+
+// SendGeneration is the generation of the frames sent so far; it lags Local
+// while rekey frames are still to be sent.
+func (r *KeyRing) SendGeneration() uint64 { return r.sendGen }
+
+// RekeyPending reports whether the next frame sent will carry rekey = 1.
+func (r *KeyRing) RekeyPending() bool { return r.sendGen < r.local && !r.finSent }
+
+// Owed reports whether the peer started a rekey that this host must answer
+// at once with a frame carrying rekey = 1, empty if there is no data to send
+// (TC-57). It is never true after the FINp frame went out.
+func (r *KeyRing) Owed() bool { return r.respond && r.RekeyPending() }
+
+// FINSent reports whether the FINp frame has gone out.
+func (r *KeyRing) FINSent() bool { return r.finSent }
+
+// StartRekey raises the local generation by one (TC-53); the next frame sent
+// carries rekey = 1 under the new keys (TC-54). Policy (bytes, frames, time,
+// liveness checks per TC-61) is the caller's. It fails with ErrRekeyPending
+// while an earlier raise has not gone out yet, and with ErrFINSent after the
+// FINp frame, since no frame could announce the new generation.
+func (r *KeyRing) StartRekey() error {
+	if r.finSent {
+		return ErrFINSent
+	}
+	if r.RekeyPending() {
+		return ErrRekeyPending
+	}
+	if _, err := r.gen(r.local + 1); err != nil {
+		return err
+	}
+	r.local++
+	return nil
+}
+
+// SendKey is what a new frame is sealed with.
+type SendKey struct {
+	Sealer     *Sealer
+	Generation uint64 // keep it with the frame: a retransmission uses the same key (TC-59)
+	Rekey      bool   // set the control byte's rekey bit (TC-54, TC-55)
+}
+
+// Send returns the key and rekey bit for the next new frame, carrying n data
+// bytes and FINp if fin. Call it once per frame, in stream order, and send
+// the frame: it commits the rekey bit. Frames owed to the peer (Owed) go out
+// this way too, with n = 0 when there is no data. Errors: ErrFINSent after
+// the FINp frame (TC-49); ErrEmptyRekey for an empty frame that would start a
+// second rekey while an earlier empty rekey frame is unanswered (TC-58).
+func (r *KeyRing) Send(n int, fin bool) (SendKey, error) {
+	if r.finSent {
+		return SendKey{}, ErrFINSent
+	}
+	g, rekey := r.sendGen, false
+	if r.sendGen < r.local {
+		g, rekey = r.sendGen+1, true
+		// A frame that takes this side above the remote generation starts a
+		// rekey; an empty one may not while the last empty one is unanswered.
+		if n == 0 && g > r.remote && r.emptyGen > r.remote {
+			return SendKey{}, ErrEmptyRekey
+		}
+	}
+	e, err := r.gen(g)
+	if err != nil {
+		return SendKey{}, err
+	}
+	if rekey {
+		r.sendGen = g
+		if n == 0 && g > r.remote {
+			r.emptyGen = g
+		}
+		if r.sendGen == r.local {
+			r.respond = false
+		}
+	}
+	if fin {
+		r.finSent = true
+		r.respond = false
+	}
+	return SendKey{Sealer: e.send, Generation: g, Rekey: rekey}, nil
+}
+
+// Sealer returns the sending key of generation g, for retransmitting a frame
+// first sent under g (TC-59): re-sealing the same data at the same offset
+// with the same key and header gives the same bytes. It fails with ErrNoKey
+// for a generation not yet used to send or already forgotten.
+func (r *KeyRing) Sealer(g uint64) (*Sealer, error) {
+	if g > r.sendGen || g < r.sendBase {
+		return nil, ErrNoKey
+	}
+	e, err := r.gen(g)
+	if err != nil || e.send == nil {
+		return nil, ErrNoKey
+	}
+	return e.send, nil
+}
+
+// Forget drops, and zeroes, the sending keys of every generation below g
+// except the current one: call it when no frame still to be sent or
+// retransmitted needs them (TC-60), e.g. when the peer's cumulative ACK
+// passes the last frame of a generation.
+func (r *KeyRing) Forget(g uint64) {
+	if g > r.sendGen {
+		g = r.sendGen
+	}
+	if g <= r.sendBase {
+		return
+	}
+	for i := max(r.sendBase, r.base) - r.base; i < g-r.base && i < uint64(len(r.gens)); i++ {
+		if e := r.gens[i]; e != nil && e.send != nil {
+			e.send.wipe()
+			e.send = nil
+		}
+	}
+	r.sendBase = g
+	r.compact()
+}
+
+// Open authenticates and decrypts one whole frame received at stream offset
+// offset (see Opener.Open), choosing the key by its rekey bit: a frame with
+// rekey = 1 is opened with the keys of remote generation + 1, and only once
+// it authenticates does the remote generation move; the local generation is
+// then raised to match and, unless the FINp frame is already sent, a rekey
+// frame is owed at once (TC-56, TC-57; see Owed). A forged rekey bit fails
+// authentication (the control byte is in the AD) and changes nothing.
+func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error) {
+	if len(frame) < HeaderLen {
+		return FrameHeader{}, nil, ErrFrameBuffer
+	}
+	g := r.remote
+	rekey := frame[0]&controlRekey != 0
+	if rekey {
+		g++
+	}
+	e, err := r.gen(g)
+	if err != nil {
+		return FrameHeader{}, nil, err
+	}
+	h, data, err := e.recv.Open(frame, offset)
+	if err != nil || !rekey {
+		return h, data, err
+	}
+	r.remote = g
+	if r.remote > r.local {
+		r.local = r.remote
+		if !r.finSent {
+			r.respond = true
+		}
+	}
+	// The previous remote generation will not be read again: frames are
+	// opened once, in stream order.
+	if g-1 >= r.base {
+		if prev := r.gens[g-1-r.base]; prev != nil && prev.recv != nil {
+			prev.recv.wipe()
+			prev.recv = nil
+		}
+	}
+	r.compact()
+	return h, data, nil
+}
+
+// Wipe zeroes and drops every key; the KeyRing cannot be used afterwards.
+func (r *KeyRing) Wipe() {
+	for _, e := range r.gens {
+		if e != nil {
+			wipeGeneration(e)
+		}
+	}
+	clear(r.gens)
+	r.gens = nil
+	clear(r.mk)
+	r.mk = nil // gen now fails with ErrNoKey
+	r.respond = false
+}
