@@ -1,6 +1,3 @@
-// Package cryptopool holds tcpcrypt's AEAD suites, the CPU-feature dispatch that
-// orders them, batch seal/open, and the pool that runs public-key work off the
-// packet path.
 package cryptopool
 
 import (
@@ -59,6 +56,21 @@ func (s Suite) String() string {
 		return "chacha20poly1305"
 	}
 	return fmt.Sprintf("suite(0x%04x)", uint16(s))
+}
+
+// MarshalText encodes s by its name, so configs and the admin API show
+// "aes128gcm" rather than a number.
+// An unknown suite encodes as "suite(0x....)", which UnmarshalText rejects.
+func (s Suite) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText is the inverse of MarshalText.
+func (s *Suite) UnmarshalText(text []byte) error {
+	v, err := ParseSuite(string(text))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 // ParseSuite maps a name as printed by String back to its Suite.
