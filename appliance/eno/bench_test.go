@@ -61,9 +61,9 @@ func BenchmarkPutSYNACK(b *testing.B) {
 
 func BenchmarkNegotiate(b *testing.B) {
 	for _, bc := range []struct {
-		name         string
-		s            *Settings
-		local, peer  []byte
+		name        string
+		s           *Settings
+		local, peer []byte
 		wantTEPByte byte
 	}{
 		{"fresh", &Settings{}, h("45 04 24 23"), h("45 04 01 23"), 0x23},
