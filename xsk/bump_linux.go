@@ -1,0 +1,314 @@
+package xsk
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// PortID names one of the bump's two ports.
+type PortID int
+
+const (
+	Inside PortID = iota
+	Outside
+)
+
+func (p PortID) String() string {
+	switch p {
+	case Inside:
+		return "inside"
+	case Outside:
+		return "outside"
+	}
+	return fmt.Sprintf("PortID(%d)", int(p))
+}
+
+// XDPMode selects how AttachBump attaches the classifier.
+type XDPMode int
+
+const (
+	// XDPAuto tries native (driver) mode and falls back to generic (SKB)
+	// mode per port; Mode reports the result.
+	XDPAuto XDPMode = iota
+	XDPNative
+	XDPGeneric
+)
+
+const (
+	// MaxQueues is the XSKMAP size of each port: queues 0..MaxQueues-1.
+	MaxQueues = 64
+	// FastPathEntries is the size of the fast-path LRU map. When it is full
+	// the least recently used flow is evicted and its frames go back to the
+	// engine, which may insert it again: correctness never depends on the map.
+	FastPathEntries = 1 << 16
+)
+
+// ErrBadPort is returned for a PortID other than Inside and Outside.
+var ErrBadPort = errors.New("xsk: bad port")
+
+// Bump is the XDP classifier attached to the two ports of a bump-in-the-wire
+// (DESIGN.md §3a): per port one program with its own XSKMAP and a devmap to
+// the other port, one fast-path map and one counter map shared by both.
+type Bump struct {
+	ifindex  [2]int
+	mode     [2]string
+	progs    [2]*ebpf.Program
+	links    [2]link.Link
+	xsks     [2]*ebpf.Map
+	peers    [2]*ebpf.Map
+	flows    *ebpf.Map
+	counters *ebpf.Map
+}
+
+// newBump creates the maps and loads both programs without attaching them
+// (tests run them with BPF_PROG_TEST_RUN).
+func newBump(inside, outside int) (_ *Bump, err error) {
+	b := &Bump{ifindex: [2]int{inside, outside}}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	b.flows, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name: "tcpinc_flows", Type: ebpf.LRUHash, KeySize: 40, ValueSize: 8, MaxEntries: FastPathEntries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xsk: fast-path map: %w", err)
+	}
+	b.counters, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name: "tcpinc_verdicts", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2 * numCounters,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xsk: counter map: %w", err)
+	}
+	for p := range 2 {
+		b.xsks[p], err = ebpf.NewMap(&ebpf.MapSpec{
+			Name: "tcpinc_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: MaxQueues,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("xsk: %s XSKMAP: %w", PortID(p), err)
+		}
+		b.peers[p], err = ebpf.NewMap(&ebpf.MapSpec{
+			Name: "tcpinc_peer", Type: ebpf.DevMap, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("xsk: %s devmap: %w", PortID(p), err)
+		}
+		if err = b.peers[p].Put(uint32(0), uint32(b.ifindex[1-p])); err != nil {
+			return nil, fmt.Errorf("xsk: %s devmap entry (ifindex %d): %w", PortID(p), b.ifindex[1-p], err)
+		}
+		b.progs[p], err = ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:    "tcpinc_classify",
+			Type:    ebpf.XDP,
+			License: "Dual MIT/GPL",
+			Instructions: classifierProgram(classifierMaps{
+				xsks: b.xsks[p], peer: b.peers[p], flows: b.flows, counters: b.counters,
+				base: p * numCounters,
+			}),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("xsk: load %s classifier: %w", PortID(p), err)
+		}
+	}
+	return b, nil
+}
+
+// AttachBump loads the classifier and attaches one program to each port
+// (interface indexes in the calling thread's network namespace) through
+// bpf_link, so the programs go away with the process even if it crashes.
+// With XDPAuto each port gets native mode if the driver supports it and
+// generic mode otherwise; Mode reports which. Nothing is logged.
+//
+// Frames then take one of two paths (see the package documentation): TCP
+// SYNs, flows not in the fast-path map and anything the classifier cannot
+// parse go to the AF_XDP socket registered for the RX queue (Register);
+// non-TCP frames and fast-path flows are redirected to the other port.
+//
+// veth caveat: in native mode the redirect to the other port is an
+// ndo_xdp_xmit into a veth, which delivers only if the veth's peer (the
+// interface in the neighbouring namespace) runs NAPI: an XDP program is
+// attached to it or `ethtool -K <peer> gro on`. Otherwise the kernel drops
+// the frames after the program returned XDP_REDIRECT (ToPeer counts them as
+// redirected). The operator sees the drops as the xdp_xmit error counters
+// of `ethtool -S <port>` and the xdp:xdp_redirect_err tracepoint
+// (`perf stat -e xdp:xdp_redirect_err`). Real NICs have no such condition,
+// and generic mode transmits through the normal skb path.
+func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
+	if inside == outside || inside <= 0 || outside <= 0 {
+		return nil, fmt.Errorf("%w: interfaces %d and %d", ErrBadPort, inside, outside)
+	}
+	if mode < XDPAuto || mode > XDPGeneric {
+		return nil, fmt.Errorf("xsk: bad XDP mode %d", mode)
+	}
+	b, err := newBump(inside, outside)
+	if err != nil {
+		return nil, err
+	}
+	for p := range 2 {
+		if err := b.attach(p, mode); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *Bump) attach(p int, mode XDPMode) error {
+	var nativeErr error
+	if mode != XDPGeneric {
+		l, err := link.AttachXDP(link.XDPOptions{Program: b.progs[p], Interface: b.ifindex[p], Flags: link.XDPDriverMode})
+		if err == nil {
+			b.links[p], b.mode[p] = l, "native"
+			return nil
+		}
+		if mode == XDPNative {
+			return fmt.Errorf("xsk: attach %s (ifindex %d) native: %w", PortID(p), b.ifindex[p], err)
+		}
+		nativeErr = err
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: b.progs[p], Interface: b.ifindex[p], Flags: link.XDPGenericMode})
+	if err != nil {
+		if nativeErr != nil {
+			return fmt.Errorf("xsk: attach %s (ifindex %d) generic: %w (native: %v)", PortID(p), b.ifindex[p], err, nativeErr)
+		}
+		return fmt.Errorf("xsk: attach %s (ifindex %d) generic: %w", PortID(p), b.ifindex[p], err)
+	}
+	b.links[p], b.mode[p] = l, "generic"
+	return nil
+}
+
+func validPort(p PortID) error {
+	if p != Inside && p != Outside {
+		return fmt.Errorf("%w: %d", ErrBadPort, int(p))
+	}
+	return nil
+}
+
+// Register puts s into port's XSKMAP at queue, so frames the classifier
+// sends to user space from that RX queue reach s. s must be bound to the
+// same interface and queue.
+func (b *Bump) Register(port PortID, queue int, s *Socket) error {
+	if err := validPort(port); err != nil {
+		return err
+	}
+	if s.Ifindex() != b.ifindex[port] || s.Queue() != queue {
+		return fmt.Errorf("%w: socket bound to ifindex %d queue %d, not %s (ifindex %d) queue %d",
+			ErrBadPort, s.Ifindex(), s.Queue(), port, b.ifindex[port], queue)
+	}
+	if queue < 0 || queue >= MaxQueues {
+		return fmt.Errorf("xsk: queue %d out of range 0..%d", queue, MaxQueues-1)
+	}
+	if err := b.xsks[port].Put(uint32(queue), uint32(s.FD())); err != nil {
+		return fmt.Errorf("xsk: register %s queue %d: %w", port, queue, err)
+	}
+	return nil
+}
+
+// Unregister removes the socket of port's queue from the XSKMAP; the
+// classifier then drops that queue's engine-bound frames (NoSocket).
+func (b *Bump) Unregister(port PortID, queue int) error {
+	if err := validPort(port); err != nil {
+		return err
+	}
+	if err := b.xsks[port].Delete(uint32(queue)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("xsk: unregister %s queue %d: %w", port, queue, err)
+	}
+	return nil
+}
+
+// AllowFastPath puts one direction of a flow into the fast-path map: its
+// non-SYN TCP frames are then redirected to the other port in the kernel and
+// never reach a socket. The engine inserts both directions. The map is LRU,
+// so idle flows age out when it fills.
+func (b *Bump) AllowFastPath(k FlowKey) error {
+	if k.Family != 4 && k.Family != 6 {
+		return fmt.Errorf("xsk: fast path: family %d", k.Family)
+	}
+	if err := b.flows.Update(k, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("xsk: fast path insert: %w", err)
+	}
+	return nil
+}
+
+// RemoveFastPath deletes one direction of a flow from the fast-path map; its
+// frames go to the engine again. Removing an absent key is not an error.
+func (b *Bump) RemoveFastPath(k FlowKey) error {
+	if err := b.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("xsk: fast path delete: %w", err)
+	}
+	return nil
+}
+
+// FastPathPackets returns how many frames of k the classifier redirected on
+// the fast path, and whether k is in the map.
+func (b *Bump) FastPathPackets(k FlowKey) (uint64, bool) {
+	var n uint64
+	if err := b.flows.Lookup(k, &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// Mode reports how the classifier is attached to port: "native" or
+// "generic" ("" if not attached).
+func (b *Bump) Mode(port PortID) string {
+	if validPort(port) != nil {
+		return ""
+	}
+	return b.mode[port]
+}
+
+// BumpStats are the classifier's verdict counters of both ports.
+type BumpStats struct {
+	Inside, Outside PortStats
+}
+
+// Stats sums the per-CPU verdict counters. After Close it returns zeros.
+func (b *Bump) Stats() BumpStats {
+	var sums [2 * numCounters]uint64
+	var per []uint64
+	for i := range sums {
+		if b.counters == nil || b.counters.Lookup(uint32(i), &per) != nil {
+			return BumpStats{}
+		}
+		for _, v := range per {
+			sums[i] += v
+		}
+	}
+	return BumpStats{
+		Inside:  portStatsFrom(sums[:numCounters]),
+		Outside: portStatsFrom(sums[numCounters:]),
+	}
+}
+
+// Close detaches both programs and frees the maps. Sockets registered with
+// the bump stay open (they belong to the caller). Close is idempotent.
+func (b *Bump) Close() error {
+	var errs []error
+	for p := range 2 {
+		if b.links[p] != nil {
+			errs = append(errs, b.links[p].Close())
+			b.links[p], b.mode[p] = nil, ""
+		}
+		if b.progs[p] != nil {
+			errs = append(errs, b.progs[p].Close())
+			b.progs[p] = nil
+		}
+		for _, m := range []**ebpf.Map{&b.xsks[p], &b.peers[p]} {
+			if *m != nil {
+				errs = append(errs, (*m).Close())
+				*m = nil
+			}
+		}
+	}
+	for _, m := range []**ebpf.Map{&b.flows, &b.counters} {
+		if *m != nil {
+			errs = append(errs, (*m).Close())
+			*m = nil
+		}
+	}
+	return errors.Join(errs...)
+}

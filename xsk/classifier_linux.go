@@ -1,0 +1,326 @@
+package xsk
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// FlowKey is one direction of a TCP flow as seen on the wire: the key of the
+// fast-path map. Addresses are in network byte order; an IPv4 address fills
+// the first 4 bytes and the other 12 stay zero. Ports are in host byte order
+// (the classifier converts them), so FlowKey{SrcPort: 443} means port 443.
+// Family is 4 or 6. The engine inserts both directions of a flow.
+type FlowKey struct {
+	Src, Dst         [16]byte
+	SrcPort, DstPort uint16
+	Family           uint8
+	_                [3]byte
+}
+
+// Verdict counters of the classifier, one per-CPU slot each per port.
+// Frames go to the engine (AF_XDP) for one of the "xsk reasons" and to the
+// other port (devmap) for one of the "peer reasons"; the outcome counters
+// say whether the redirect map had an entry. So, per port:
+//
+//	ToXSK + NoSocket      == SYN + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed
+//	ToPeer + RedirectMiss == FastPath + NonTCP
+const (
+	cntToXSK        = iota // redirected to the queue's AF_XDP socket
+	cntNoSocket            // no socket registered for the queue: dropped
+	cntToPeer              // redirected to the other port
+	cntRedirectMiss        // devmap had no entry for the other port: dropped
+	cntFastPath            // TCP of a flow in the fast-path map
+	cntNonTCP              // not TCP (ARP, ICMP, UDP, ND, other ethertypes)
+	cntSYN                 // TCP with SYN set
+	cntUnknownFlow         // TCP of a flow not in the fast-path map
+	cntTruncated           // frame ends inside a header the classifier needs
+	cntFragment            // IPv4 fragment (first or not) of a TCP datagram
+	cntIPv6Ext             // IPv6 with an extension header that may precede TCP
+	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
+	numCounters
+)
+
+// PortStats are the classifier's verdict counts for one port, summed over CPUs.
+type PortStats struct {
+	ToXSK, NoSocket, ToPeer, RedirectMiss                    uint64
+	FastPath, NonTCP                                         uint64
+	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
+}
+
+func portStatsFrom(c []uint64) PortStats {
+	return PortStats{
+		ToXSK: c[cntToXSK], NoSocket: c[cntNoSocket], ToPeer: c[cntToPeer], RedirectMiss: c[cntRedirectMiss],
+		FastPath: c[cntFastPath], NonTCP: c[cntNonTCP],
+		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
+		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
+	}
+}
+
+const (
+	xdpDrop     = 1
+	xdpRedirect = 4
+
+	ethPIPv4   = 0x0800
+	ethPIPv6   = 0x86dd
+	ethP8021Q  = 0x8100
+	ethP8021AD = 0x88a8
+
+	// Stack layout: the flow key at fp-40 (40 bytes), the counter index at fp-44.
+	keyOff = -40
+	idxOff = -44
+)
+
+// ipv6ExtHeaders are the next-header values that may sit between the IPv6
+// header and a TCP header (RFC 8200 §4 and the IANA list): hop-by-hop,
+// routing, fragment, AH, destination options, mobility, HIP, shim6 and the
+// two experimental values. Such frames go to the engine. ESP (50) is not in
+// the list: its payload is opaque to everyone on the path, so it is non-TCP.
+var ipv6ExtHeaders = []int32{0, 43, 44, 51, 60, 135, 139, 140, 253, 254}
+
+// progBuilder emits classifier instructions and attaches labels to the next
+// instruction emitted.
+type progBuilder struct {
+	insns   asm.Instructions
+	pending string
+	nlabel  int
+}
+
+func (b *progBuilder) emit(ins ...asm.Instruction) {
+	for _, in := range ins {
+		if b.pending != "" {
+			in = in.WithSymbol(b.pending)
+			b.pending = ""
+		}
+		b.insns = append(b.insns, in)
+	}
+}
+
+func (b *progBuilder) label(name string) {
+	if b.pending != "" { // two labels on one spot: separate them with a no-op
+		b.emit(asm.Mov.Reg(asm.R6, asm.R6))
+	}
+	b.pending = name
+}
+
+func (b *progBuilder) fresh() string {
+	b.nlabel++
+	return fmt.Sprintf("tmp%d", b.nlabel)
+}
+
+// count adds one to this CPU's slot base+idx of the counter array. Clobbers
+// R0-R5.
+func (b *progBuilder) count(counters *ebpf.Map, slot int) {
+	skip := b.fresh()
+	b.emit(
+		asm.StoreImm(asm.RFP, idxOff, int64(slot), asm.Word),
+		asm.LoadMapPtr(asm.R1, counters.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, idxOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, skip),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+	)
+	b.label(skip)
+}
+
+// classifierMaps are the maps one port's program uses.
+type classifierMaps struct {
+	xsks     *ebpf.Map // XSKMAP of this port, key = RX queue
+	peer     *ebpf.Map // DEVMAP, key 0 = the other port
+	flows    *ebpf.Map // fast-path LRU hash, shared by both ports
+	counters *ebpf.Map // per-CPU verdict counters, both ports
+	base     int       // this port's first counter slot
+}
+
+// classifierProgram returns the instructions of one port's classifier
+// (DESIGN.md §3a). Registers: R6 ctx, R7 data, R8 data_end, R9 the header
+// being parsed.
+func classifierProgram(m classifierMaps) asm.Instructions {
+	b := &progBuilder{}
+	c := func(slot int) { b.count(m.counters, m.base+slot) }
+	// bound jumps to label when fewer than n bytes follow R9.
+	bound := func(n int32, label string) {
+		b.emit(
+			asm.Mov.Reg(asm.R2, asm.R9),
+			asm.Add.Imm(asm.R2, n),
+			asm.JGT.Reg(asm.R2, asm.R8, label),
+		)
+	}
+	isVLAN := func(reg asm.Register, label string) {
+		b.emit(
+			asm.JEq.Imm(reg, ethP8021Q, label),
+			asm.JEq.Imm(reg, ethP8021AD, label),
+		)
+	}
+
+	b.emit(
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R7, asm.R6, 0, asm.Word), // xdp_md.data
+		asm.LoadMem(asm.R8, asm.R6, 4, asm.Word), // xdp_md.data_end
+		asm.Mov.Reg(asm.R9, asm.R7),
+	)
+	// Ethernet and up to two VLAN tags (802.1Q or 802.1ad, any order).
+	bound(14, "truncated")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 12, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.Add.Imm(asm.R9, 14),
+	)
+	for tag := 0; tag < 2; tag++ {
+		next := b.fresh()
+		b.emit(asm.JEq.Imm(asm.R1, ethP8021Q, next))
+		b.emit(asm.JNE.Imm(asm.R1, ethP8021AD, "l3"))
+		b.label(next)
+		bound(4, "truncated")
+		b.emit(
+			asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
+			asm.HostTo(asm.BE, asm.R1, asm.Half),
+			asm.Add.Imm(asm.R9, 4),
+		)
+	}
+	isVLAN(asm.R1, "unparsed") // a third tag
+
+	b.label("l3")
+	b.emit(
+		asm.JEq.Imm(asm.R1, ethPIPv4, "ipv4"),
+		asm.JEq.Imm(asm.R1, ethPIPv6, "ipv6"),
+		asm.Ja.Label("non_tcp"),
+	)
+
+	// IPv4: version, IHL, protocol, fragments.
+	b.label("ipv4")
+	bound(20, "truncated")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
+		asm.Mov.Reg(asm.R2, asm.R1),
+		asm.RSh.Imm(asm.R2, 4),
+		asm.JNE.Imm(asm.R2, 4, "unparsed"),
+		asm.LoadMem(asm.R2, asm.R9, 9, asm.Byte),
+		asm.JNE.Imm(asm.R2, 6, "non_tcp"),
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.JLT.Imm(asm.R1, 20, "unparsed"),
+		asm.LoadMem(asm.R2, asm.R9, 6, asm.Half),
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.And.Imm(asm.R2, 0x3fff), // MF | fragment offset
+		asm.JNE.Imm(asm.R2, 0, "fragment"),
+		// Key: addresses, family; the rest zero.
+		asm.Mov.Imm(asm.R3, 0),
+		asm.StoreMem(asm.RFP, keyOff+0, asm.R3, asm.DWord),
+		asm.StoreMem(asm.RFP, keyOff+8, asm.R3, asm.DWord),
+		asm.StoreMem(asm.RFP, keyOff+16, asm.R3, asm.DWord),
+		asm.StoreMem(asm.RFP, keyOff+24, asm.R3, asm.DWord),
+		asm.StoreMem(asm.RFP, keyOff+32, asm.R3, asm.DWord),
+		asm.LoadMem(asm.R2, asm.R9, 12, asm.Word),
+		asm.StoreMem(asm.RFP, keyOff+0, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R9, 16, asm.Word),
+		asm.StoreMem(asm.RFP, keyOff+16, asm.R2, asm.Word),
+		asm.StoreImm(asm.RFP, keyOff+36, 4, asm.Byte),
+		asm.Add.Reg(asm.R9, asm.R1), // skip IHL*4 bytes
+		asm.Ja.Label("tcp"),
+	)
+
+	// IPv6: TCP only directly after the fixed header.
+	b.label("ipv6")
+	bound(40, "truncated")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JNE.Imm(asm.R1, 6, "unparsed"),
+		asm.LoadMem(asm.R1, asm.R9, 6, asm.Byte),
+		asm.JEq.Imm(asm.R1, 6, "ipv6tcp"),
+	)
+	for _, nh := range ipv6ExtHeaders {
+		b.emit(asm.JEq.Imm(asm.R1, nh, "ipv6ext"))
+	}
+	b.emit(asm.Ja.Label("non_tcp"))
+	b.label("ipv6tcp")
+	for i := int16(0); i < 32; i += 8 {
+		b.emit(
+			asm.LoadMem(asm.R2, asm.R9, 8+i, asm.DWord),
+			asm.StoreMem(asm.RFP, keyOff+i, asm.R2, asm.DWord),
+		)
+	}
+	b.emit(
+		asm.Mov.Imm(asm.R3, 0),
+		asm.StoreMem(asm.RFP, keyOff+32, asm.R3, asm.DWord),
+		asm.StoreImm(asm.RFP, keyOff+36, 6, asm.Byte),
+		asm.Add.Imm(asm.R9, 40),
+	)
+
+	// TCP: SYNs always go to the engine; other segments by flow lookup.
+	b.label("tcp")
+	bound(20, "truncated")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 13, asm.Byte),
+		asm.And.Imm(asm.R1, 0x02),
+		asm.JNE.Imm(asm.R1, 0, "syn"),
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, keyOff+32, asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.StoreMem(asm.RFP, keyOff+34, asm.R1, asm.Half),
+		asm.LoadMapPtr(asm.R1, m.flows.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "unknown_flow"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord), // per-flow packet count
+	)
+	c(cntFastPath)
+	b.emit(asm.Ja.Label("to_peer"))
+
+	b.label("non_tcp")
+	c(cntNonTCP)
+	b.label("to_peer")
+	b.emit(
+		asm.LoadMapPtr(asm.R1, m.peer.FD()),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.Mov.Imm(asm.R3, xdpDrop), // fallback action if the entry is missing
+		asm.FnRedirectMap.Call(),
+		asm.JNE.Imm(asm.R0, xdpRedirect, "peer_miss"),
+	)
+	c(cntToPeer)
+	b.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
+	b.label("peer_miss")
+	c(cntRedirectMiss)
+	b.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
+
+	for _, r := range []struct {
+		label string
+		slot  int
+	}{
+		{"syn", cntSYN}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
+		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
+	} {
+		b.label(r.label)
+		c(r.slot)
+		b.emit(asm.Ja.Label("to_xsk"))
+	}
+
+	// To the AF_XDP socket of the RX queue. If none is registered the frame
+	// is dropped (and counted): XDP_PASS would hand it to the appliance
+	// namespace's own stack, where a bump frame is lost anyway, and
+	// forwarding it past the engine would let a connection start without
+	// negotiation. A dropped SYN or segment is retransmitted by TCP.
+	b.label("to_xsk")
+	b.emit(
+		asm.LoadMem(asm.R2, asm.R6, 16, asm.Word), // xdp_md.rx_queue_index
+		asm.LoadMapPtr(asm.R1, m.xsks.FD()),
+		asm.Mov.Imm(asm.R3, xdpDrop),
+		asm.FnRedirectMap.Call(),
+		asm.JNE.Imm(asm.R0, xdpRedirect, "no_socket"),
+	)
+	c(cntToXSK)
+	b.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
+	b.label("no_socket")
+	c(cntNoSocket)
+	b.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
+	return b.insns
+}
