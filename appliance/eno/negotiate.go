@@ -297,9 +297,9 @@ func (s *Settings) checkGlobals(local, peer Global) Reason {
 // by its methods point into it.
 type Outcome struct {
 	Reason Reason
-	// Role is our role; meaningful once the b bits differ (Reason is not
-	// NoOption, MultipleOptions, BadTCPOptions, Malformed, BadLocalOption
-	// or RoleClash).
+	// Role is our role, from our own b bit (ENO-D2). It is set whenever
+	// both options parsed, and is a real role only if the b bits differ,
+	// that is for Success and every reason after RoleClash.
 	Role Role
 	// LocalGlobal and PeerGlobal are the global suboptions that count
 	// (implicit 0x00 when absent, ENO-D1), as sent: PeerGlobal is
