@@ -1,0 +1,780 @@
+// Package topology builds tcpinc's standard test network in namespaces:
+//
+//	hA —veth— [gwA: in | out] —veth— rtr —veth— [gwB: out | in] —veth— hB
+//	                                  |
+//	                                  hF (far host, no appliance in front)
+//
+// hA, hB and hF are hosts with one interface, eth0. rtr is the untrusted
+// network: it routes between the sides and is where loss (nftables numgen
+// drop rules), NAT (masquerade of side A toward side B) and captures happen.
+// gwA and gwB are the appliance namespaces with two unaddressed ports named
+// "in" (toward the host) and "out" (toward rtr).
+//
+// Modes of the appliance namespaces:
+//   - ModeBridge (default): a kernel bridge joins in and out: the
+//     kernel-forwarding control, and a working network without tcpincd.
+//   - ModeBare: in and out are up but joined by nothing; the caller starts
+//     `tcpincd --inside in --outside out` in gwA and gwB.
+//   - ModeRouted: the gateways are IP routers (for tunnels such as
+//     wireguard-go): in carries the hosts' gateway address, out an address on
+//     a transit subnet toward rtr, and rtr routes the enclaves through them.
+//
+// Addressing, with N = Options.Net (default 77):
+//
+//	side A:  10.N.1.0/24,   fd00:N:1::/64   hA .2, gateway .1 (rtr:toA, or gwA:in when routed)
+//	side B:  10.N.2.0/24,   fd00:N:2::/64   hB .2, gateway .1 (rtr:toB, or gwB:in when routed)
+//	far F:   10.N.3.0/24,   fd00:N:3::/64   hF .2, gateway .1 (rtr:toF)
+//	VLAN 100 on side A: 10.N.101.0/24, fd00:N:101::/64 (hA:eth0.100 .2, rtr:toA.100 .1)
+//	VLAN 100 on side B: 10.N.102.0/24, fd00:N:102::/64 (hB:eth0.100 .2, rtr:toB.100 .1)
+//	routed transit: gwA:out 10.N.11.2 — rtr:toA 10.N.11.1, gwB:out 10.N.12.2 — rtr:toB 10.N.12.1
+//	  (and fd00:N:11::/64, fd00:N:12::/64 likewise)
+//
+// Offloads (BASELINES' AF_XDP recipe): every interface that transmits into a
+// gateway port (hA:eth0, rtr:toA, rtr:toB, hB:eth0) gets `tx off tso off gso
+// off` (MTU-sized frames with full checksums reach the appliance) and `gro on`
+// (a veth receives XDP_REDIRECTed frames only when its end runs NAPI). The
+// same settings apply in every mode, so the bridge control and tcpinc see the
+// same traffic.
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/netns"
+)
+
+// Mode says what joins the two ports of each appliance namespace.
+type Mode string
+
+// Modes; see the package comment.
+const (
+	ModeBridge Mode = "bridge"
+	ModeBare   Mode = "bare"
+	ModeRouted Mode = "routed"
+)
+
+// Node names one namespace of the topology.
+type Node string
+
+// The nodes. NS(node) gives the namespace name (prefix + node).
+const (
+	HostA  Node = "hA"
+	GwA    Node = "gwA"
+	Router Node = "rtr"
+	GwB    Node = "gwB"
+	HostB  Node = "hB"
+	HostF  Node = "hF"
+)
+
+// Nodes lists every node, in creation order.
+var Nodes = []Node{HostA, GwA, Router, GwB, HostB, HostF}
+
+// Interface names inside the namespaces.
+const (
+	HostIface   = "eth0" // hA, hB, hF
+	InsidePort  = "in"   // gwA, gwB: toward the host
+	OutsidePort = "out"  // gwA, gwB: toward rtr
+	RouterToA   = "toA"  // rtr: toward gwA
+	RouterToB   = "toB"  // rtr: toward gwB
+	RouterToF   = "toF"  // rtr: toward hF
+	BridgeName  = "br0"  // gwA, gwB in ModeBridge
+	VLANID      = 100
+)
+
+// DefaultPrefix is the namespace-name prefix of `tcpinc-topo` and the demo.
+// Tests and the bench use their own prefix so they can run side by side.
+const DefaultPrefix = "tci-"
+
+// Options configure Up. The zero value is a usable bridge topology.
+type Options struct {
+	// Prefix of every namespace name (default DefaultPrefix).
+	Prefix string
+	// Net is N in the address plan 10.N.x.y / fd00:N:x::y (default 77).
+	Net int
+	// Mode of the appliance namespaces (default ModeBridge).
+	Mode Mode
+	// MTU of every link (default 1500).
+	MTU int
+	// VLAN adds VLAN 100 sub-interfaces on hA, rtr:toA, rtr:toB and hB with
+	// their own subnets, so tagged frames cross the appliances.
+	VLAN bool
+	// NAT masquerades side A toward side B on rtr from the start (see SetNAT).
+	NAT bool
+	// DefaultOffloads leaves the veth offload defaults (TSO/GSO/checksum
+	// offload on) instead of the AF_XDP recipe. Only for comparisons: tcpinc
+	// needs the recipe.
+	DefaultOffloads bool
+	// Logf, if set, receives every configuration command.
+	Logf func(format string, args ...any)
+}
+
+// Addrs are the addresses of a host (or of a router leg).
+type Addrs struct {
+	V4, V6         netip.Addr // on eth0
+	VLAN4, VLAN6   netip.Addr // on eth0.100; invalid when the topology has no VLAN (or for hF)
+	Gateway4       netip.Addr // the host's IPv4 default gateway
+	Gateway6       netip.Addr
+	VLANGateway4   netip.Addr
+	VLANGateway6   netip.Addr
+	Prefix4Bits    int
+	Prefix6Bits    int
+	VLANPresent    bool
+	Iface, VLANDev string
+}
+
+// LossDir selects which direction of the A<->B traffic SetLoss drops.
+type LossDir string
+
+// Loss directions.
+const (
+	LossBoth LossDir = "both"
+	LossAtoB LossDir = "a2b" // packets from side A toward side B (rtr: in toA, out toB)
+	LossBtoA LossDir = "b2a"
+)
+
+// Topology is a running instance. Methods are safe for concurrent use.
+type Topology struct {
+	opt Options
+	env *netns.Env
+
+	mu   sync.Mutex
+	nat  bool
+	down bool
+}
+
+func (o *Options) fill() error {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Net == 0 {
+		o.Net = 77
+	}
+	if o.Net < 1 || o.Net > 254 {
+		return fmt.Errorf("topology: Net %d out of range 1..254", o.Net)
+	}
+	if o.Mode == "" {
+		o.Mode = ModeBridge
+	}
+	switch o.Mode {
+	case ModeBridge, ModeBare, ModeRouted:
+	default:
+		return fmt.Errorf("topology: unknown mode %q (bridge, bare, routed)", o.Mode)
+	}
+	if o.MTU == 0 {
+		o.MTU = 1500
+	}
+	if o.MTU < 1280 || o.MTU > 65535 {
+		return fmt.Errorf("topology: MTU %d out of range 1280..65535 (IPv6 needs 1280)", o.MTU)
+	}
+	// Namespace names are file names; keep them plain.
+	for _, r := range o.Prefix {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("topology: prefix %q: only letters, digits, '-', '_', '.'", o.Prefix)
+		}
+	}
+	return nil
+}
+
+// v4 returns 10.N.subnet.host; v6 returns fd00:N:subnet::host (N and subnet
+// written as decimal digits read as hex, so 10.77.1.2 pairs with fd00:77:1::2).
+func (o *Options) v4(subnet, host int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(o.Net), byte(subnet), byte(host)})
+}
+
+func (o *Options) v6(subnet, host int) netip.Addr {
+	return netip.MustParseAddr(fmt.Sprintf("fd00:%d:%d::%d", o.Net, subnet, host))
+}
+
+// Subnet numbers of the address plan.
+const (
+	subnetA, subnetB, subnetF      = 1, 2, 3
+	subnetTransA, subnetTransB     = 11, 12
+	subnetVLANA, subnetVLANB       = 101, 102
+	hostNum, gwNum, transGwNum     = 2, 1, 2
+	transRtrNum                    = 1
+	prefix4Bits, prefix6Bits   int = 24, 64
+)
+
+func cidr(a netip.Addr) string {
+	if a.Is4() {
+		return fmt.Sprintf("%s/%d", a, prefix4Bits)
+	}
+	return fmt.Sprintf("%s/%d", a, prefix6Bits)
+}
+
+func (o *Options) net4(subnet int) string { return cidr(o.v4(subnet, 0)) }
+func (o *Options) net6(subnet int) string { return cidr(o.v6(subnet, 0)) }
+
+// Up builds the topology. On failure everything created so far is removed.
+// A stale topology with the same prefix (from a crashed run) is removed first.
+func Up(opt Options) (*Topology, error) {
+	if err := netns.RequireRoot(); err != nil {
+		return nil, err
+	}
+	if err := opt.fill(); err != nil {
+		return nil, err
+	}
+	t := &Topology{opt: opt, env: netns.NewEnv()}
+	t.env.Logf = opt.Logf
+	if err := t.build(); err != nil {
+		if cerr := t.env.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, fmt.Errorf("topology up: %w", err)
+	}
+	if opt.NAT {
+		if err := t.SetNAT(true); err != nil {
+			_ = t.Down()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Topology) build() error {
+	o, e := &t.opt, t.env
+	ns := t.NS
+	for _, n := range Nodes {
+		if err := e.AddNamespace(ns(n)); err != nil {
+			return err
+		}
+		// No duplicate address detection anywhere, link-local addresses
+		// included: a tentative link-local stalls neighbour discovery for
+		// about two seconds after every Up.
+		for _, c := range []string{"all", "default"} {
+			if err := e.Sysctl(ns(n), "net.ipv6.conf."+c+".accept_dad", "0"); err != nil {
+				return err
+			}
+		}
+	}
+	links := []struct {
+		a  Node
+		ia string
+		b  Node
+		ib string
+	}{
+		{HostA, HostIface, GwA, InsidePort},
+		{GwA, OutsidePort, Router, RouterToA},
+		{Router, RouterToB, GwB, OutsidePort},
+		{GwB, InsidePort, HostB, HostIface},
+		{Router, RouterToF, HostF, HostIface},
+	}
+	for _, l := range links {
+		if err := e.AddVeth(ns(l.a), l.ia, ns(l.b), l.ib, o.MTU); err != nil {
+			return err
+		}
+	}
+	// Hosts are hosts, rtr is a router for both families.
+	for _, n := range []Node{HostA, HostB, HostF} {
+		if err := e.Sysctl(ns(n), "net.ipv6.conf.all.accept_ra", "0"); err != nil {
+			return err
+		}
+	}
+	if err := t.routerSysctls(Router); err != nil {
+		return err
+	}
+	if err := t.gateways(); err != nil {
+		return err
+	}
+	if err := t.addressHosts(); err != nil {
+		return err
+	}
+	if !o.DefaultOffloads {
+		if err := t.offloads(); err != nil {
+			return err
+		}
+	}
+	// Loss rules live in their own table from the start, so SetLoss only
+	// rewrites one chain and LossDropped always finds it.
+	return t.SetLoss(0, LossBoth)
+}
+
+func (t *Topology) routerSysctls(n Node) error {
+	for _, kv := range [][2]string{
+		{"net.ipv4.ip_forward", "1"},
+		{"net.ipv6.conf.all.forwarding", "1"},
+		// Redirects would teach hosts shortcuts around the routed gateways.
+		{"net.ipv4.conf.all.send_redirects", "0"},
+	} {
+		if err := t.env.Sysctl(t.NS(n), kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gateways configures gwA/gwB per mode.
+func (t *Topology) gateways() error {
+	o, e := &t.opt, t.env
+	for _, gw := range []Node{GwA, GwB} {
+		g := t.NS(gw)
+		if o.Mode == ModeRouted {
+			continue
+		}
+		// Unaddressed bump ports: no IPv6 link-local addresses, no RS/ND noise.
+		for _, p := range []string{"all", "default", InsidePort, OutsidePort} {
+			if err := e.Sysctl(g, "net.ipv6.conf."+p+".disable_ipv6", "1"); err != nil {
+				return err
+			}
+		}
+		if o.Mode == ModeBridge {
+			if err := e.AddBridge(g, BridgeName, InsidePort, OutsidePort); err != nil {
+				return err
+			}
+		}
+	}
+	// rtr's legs. In bridge/bare mode rtr:toA is the hosts' gateway on side A's
+	// subnet itself; in routed mode it sits on a transit subnet behind gwA.
+	rtr := t.NS(Router)
+	legs := []struct {
+		gw              Node
+		leg             string
+		host            Node
+		subnet, transit int
+	}{
+		{GwA, RouterToA, HostA, subnetA, subnetTransA},
+		{GwB, RouterToB, HostB, subnetB, subnetTransB},
+	}
+	for _, l := range legs {
+		if o.Mode != ModeRouted {
+			if err := t.addBoth(rtr, l.leg, o.v4(l.subnet, gwNum), o.v6(l.subnet, gwNum)); err != nil {
+				return err
+			}
+			continue
+		}
+		g := t.NS(l.gw)
+		if err := t.routerSysctls(l.gw); err != nil {
+			return err
+		}
+		if err := t.addBoth(g, InsidePort, o.v4(l.subnet, gwNum), o.v6(l.subnet, gwNum)); err != nil {
+			return err
+		}
+		if err := t.addBoth(g, OutsidePort, o.v4(l.transit, transGwNum), o.v6(l.transit, transGwNum)); err != nil {
+			return err
+		}
+		if err := t.addBoth(rtr, l.leg, o.v4(l.transit, transRtrNum), o.v6(l.transit, transRtrNum)); err != nil {
+			return err
+		}
+		for _, r := range [][]string{
+			{"default", "via", o.v4(l.transit, transRtrNum).String()},
+			{"default", "via", o.v6(l.transit, transRtrNum).String()},
+		} {
+			if err := e.AddRoute(g, r...); err != nil {
+				return err
+			}
+		}
+		for _, r := range [][]string{
+			{o.net4(l.subnet), "via", o.v4(l.transit, transGwNum).String()},
+			{o.net6(l.subnet), "via", o.v6(l.transit, transGwNum).String()},
+		} {
+			if err := e.AddRoute(rtr, r...); err != nil {
+				return err
+			}
+		}
+	}
+	return t.addBoth(rtr, RouterToF, o.v4(subnetF, gwNum), o.v6(subnetF, gwNum))
+}
+
+func (t *Topology) addBoth(ns, iface string, a4, a6 netip.Addr) error {
+	if err := t.env.AddAddr(ns, iface, cidr(a4)); err != nil {
+		return err
+	}
+	return t.env.AddAddr(ns, iface, cidr(a6))
+}
+
+func (t *Topology) addressHosts() error {
+	o, e := &t.opt, t.env
+	for _, h := range []Node{HostA, HostB, HostF} {
+		a := t.Addr(h)
+		n := t.NS(h)
+		if err := t.addBoth(n, HostIface, a.V4, a.V6); err != nil {
+			return err
+		}
+		if err := e.AddRoute(n, "default", "via", a.Gateway4.String()); err != nil {
+			return err
+		}
+		if err := e.AddRoute(n, "default", "via", a.Gateway6.String()); err != nil {
+			return err
+		}
+	}
+	if !o.VLAN || o.Mode == ModeRouted {
+		return nil
+	}
+	rtr := t.NS(Router)
+	for _, s := range []struct {
+		host       Node
+		leg        string
+		sub, other int
+	}{
+		{HostA, RouterToA, subnetVLANA, subnetVLANB},
+		{HostB, RouterToB, subnetVLANB, subnetVLANA},
+	} {
+		hn := t.NS(s.host)
+		hdev, err := e.AddVLAN(hn, HostIface, VLANID)
+		if err != nil {
+			return err
+		}
+		rdev, err := e.AddVLAN(rtr, s.leg, VLANID)
+		if err != nil {
+			return err
+		}
+		if err := t.addBoth(hn, hdev, o.v4(s.sub, hostNum), o.v6(s.sub, hostNum)); err != nil {
+			return err
+		}
+		if err := t.addBoth(rtr, rdev, o.v4(s.sub, gwNum), o.v6(s.sub, gwNum)); err != nil {
+			return err
+		}
+		// The other side's VLAN subnet is reached over the VLAN, so a
+		// VLAN-to-VLAN connection is tagged on both appliances both ways.
+		if err := e.AddRoute(hn, o.net4(s.other), "via", o.v4(s.sub, gwNum).String()); err != nil {
+			return err
+		}
+		if err := e.AddRoute(hn, o.net6(s.other), "via", o.v6(s.sub, gwNum).String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// neighbours are the interfaces that transmit into a gateway port.
+func (t *Topology) neighbours() [][2]string {
+	return [][2]string{
+		{t.NS(HostA), HostIface},
+		{t.NS(Router), RouterToA},
+		{t.NS(Router), RouterToB},
+		{t.NS(HostB), HostIface},
+	}
+}
+
+func (t *Topology) offloads() error {
+	for _, nb := range t.neighbours() {
+		if err := t.env.Ethtool(nb[0], nb[1], "tx", "off", "tso", "off", "gso", "off", "gro", "on"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Options returns the options the topology was built with (defaults filled in).
+func (t *Topology) Options() Options { return t.opt }
+
+// NS returns the namespace name of a node.
+func (t *Topology) NS(n Node) string { return t.opt.Prefix + string(n) }
+
+// Addr returns the addresses of host hA, hB or hF. For other nodes it
+// returns the zero Addrs.
+func (t *Topology) Addr(n Node) Addrs {
+	o := &t.opt
+	var sub, vsub int
+	switch n {
+	case HostA:
+		sub, vsub = subnetA, subnetVLANA
+	case HostB:
+		sub, vsub = subnetB, subnetVLANB
+	case HostF:
+		sub = subnetF
+	default:
+		return Addrs{}
+	}
+	a := Addrs{
+		V4: o.v4(sub, hostNum), V6: o.v6(sub, hostNum),
+		Gateway4: o.v4(sub, gwNum), Gateway6: o.v6(sub, gwNum),
+		Prefix4Bits: prefix4Bits, Prefix6Bits: prefix6Bits,
+		Iface: HostIface,
+	}
+	if vsub != 0 && o.VLAN && o.Mode != ModeRouted {
+		a.VLANPresent = true
+		a.VLAN4, a.VLAN6 = o.v4(vsub, hostNum), o.v6(vsub, hostNum)
+		a.VLANGateway4, a.VLANGateway6 = o.v4(vsub, gwNum), o.v6(vsub, gwNum)
+		a.VLANDev = fmt.Sprintf("%s.%d", HostIface, VLANID)
+	}
+	return a
+}
+
+// RouterAddr returns rtr's addresses on its leg toward side A, B or F
+// (HostA, HostB, HostF). With NAT on, side B sees side A's connections
+// coming from RouterAddr(HostB).
+func (t *Topology) RouterAddr(side Node) (v4, v6 netip.Addr) {
+	o := &t.opt
+	sub, trans := 0, 0
+	switch side {
+	case HostA:
+		sub, trans = subnetA, subnetTransA
+	case HostB:
+		sub, trans = subnetB, subnetTransB
+	case HostF:
+		sub = subnetF
+	default:
+		return netip.Addr{}, netip.Addr{}
+	}
+	if o.Mode == ModeRouted && trans != 0 {
+		return o.v4(trans, transRtrNum), o.v6(trans, transRtrNum)
+	}
+	return o.v4(sub, gwNum), o.v6(sub, gwNum)
+}
+
+// GatewayOutsideAddr returns gwA's or gwB's address on its outside port in
+// ModeRouted (the tunnel endpoint); invalid in the other modes.
+func (t *Topology) GatewayOutsideAddr(gw Node) (v4, v6 netip.Addr) {
+	o := &t.opt
+	if o.Mode != ModeRouted {
+		return netip.Addr{}, netip.Addr{}
+	}
+	switch gw {
+	case GwA:
+		return o.v4(subnetTransA, transGwNum), o.v6(subnetTransA, transGwNum)
+	case GwB:
+		return o.v4(subnetTransB, transGwNum), o.v6(subnetTransB, transGwNum)
+	}
+	return netip.Addr{}, netip.Addr{}
+}
+
+// SideNets returns side A's or side B's enclave subnets (HostA or HostB).
+func (t *Topology) SideNets(side Node) (v4, v6 netip.Prefix) {
+	a := t.Addr(side)
+	return netip.PrefixFrom(a.V4, prefix4Bits).Masked(), netip.PrefixFrom(a.V6, prefix6Bits).Masked()
+}
+
+// Env returns the cleanup registry of the topology. Objects the caller adds
+// through it (processes, extra interfaces) are removed by Down.
+func (t *Topology) Env() *netns.Env { return t.env }
+
+// Run runs a command in a node and returns its combined output.
+func (t *Topology) Run(n Node, args ...string) (string, error) {
+	return netns.Run(t.NS(n), args...)
+}
+
+// RunContext runs a command in a node, bounded by ctx (for long commands).
+func (t *Topology) RunContext(ctx context.Context, n Node, args ...string) (string, error) {
+	return netns.RunContext(ctx, t.NS(n), args...)
+}
+
+// Command returns an unstarted command that runs args in a node.
+func (t *Topology) Command(ctx context.Context, n Node, args ...string) *exec.Cmd {
+	full := netns.ExecArgs(t.NS(n), args...)
+	return exec.CommandContext(ctx, full[0], full[1:]...)
+}
+
+// Start starts a background process in a node; Down stops it (process group)
+// if the caller has not.
+func (t *Topology) Start(n Node, name string, args ...string) (*netns.Process, error) {
+	return t.env.Start(t.NS(n), name, args...)
+}
+
+// Down stops every process started through the topology, kills anything
+// else left in its namespaces and deletes them. It is idempotent.
+func (t *Topology) Down() error {
+	t.mu.Lock()
+	t.down = true
+	t.mu.Unlock()
+	err := t.env.Close()
+	// Belt and braces: whatever the registry missed goes by name.
+	return errors.Join(err, Down(t.opt.Prefix))
+}
+
+// Down removes the namespaces of a topology with the given prefix (also one
+// left by another process or a crashed run) and every process inside them.
+func Down(prefix string) error {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	var errs []error
+	for i := len(Nodes) - 1; i >= 0; i-- {
+		if err := netns.Delete(prefix+string(Nodes[i]), 2*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Exists reports whether any namespace of a topology with this prefix exists.
+func Exists(prefix string) bool {
+	for _, n := range Nodes {
+		if netns.Exists(prefix + string(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- untrusted network controls (rtr) ----
+
+const (
+	lossTable = "tcpinc_loss"
+	natTable  = "tcpinc_nat"
+)
+
+// SetLoss makes rtr drop pct percent (0..100, resolution 0.01) of the packets
+// it forwards between side A and side B in direction dir, at random
+// (nftables `numgen random`; this kernel has no netem). 0 removes the drop
+// rules. VLAN sub-interfaces count as their side. Counters restart from zero.
+func (t *Topology) SetLoss(pct float64, dir LossDir) error {
+	if pct < 0 || pct > 100 {
+		return fmt.Errorf("topology: loss %v%% out of range 0..100", pct)
+	}
+	var matches []string
+	a, b := `{ "toA", "toA.100" }`, `{ "toB", "toB.100" }`
+	switch dir {
+	case LossBoth, "":
+		matches = []string{"iifname " + a + " oifname " + b, "iifname " + b + " oifname " + a}
+	case LossAtoB:
+		matches = []string{"iifname " + a + " oifname " + b}
+	case LossBtoA:
+		matches = []string{"iifname " + b + " oifname " + a}
+	default:
+		return fmt.Errorf("topology: unknown loss direction %q (both, a2b, b2a)", dir)
+	}
+	// Threshold out of 10000 for 0.01 % resolution.
+	thr := int(pct*100 + 0.5)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "table inet %s {}\ndelete table inet %s\ntable inet %s {\n", lossTable, lossTable, lossTable)
+	sb.WriteString("  chain forward {\n    type filter hook forward priority -10; policy accept;\n")
+	for _, m := range matches {
+		switch {
+		case thr >= 10000:
+			fmt.Fprintf(&sb, "    %s counter drop\n", m)
+		case thr > 0:
+			fmt.Fprintf(&sb, "    %s numgen random mod 10000 < %d counter drop\n", m, thr)
+		}
+	}
+	sb.WriteString("  }\n}\n")
+	return netns.Nft(t.NS(Router), sb.String())
+}
+
+// LossDropped returns how many packets the current loss rules have dropped.
+func (t *Topology) LossDropped() (uint64, error) {
+	out, err := t.Run(Router, "nft", "-j", "list", "table", "inet", lossTable)
+	if err != nil {
+		return 0, err
+	}
+	return sumNftCounters([]byte(out))
+}
+
+// sumNftCounters adds up the packet counts of every counter in `nft -j` output.
+func sumNftCounters(js []byte) (uint64, error) {
+	var doc struct {
+		Nftables []struct {
+			Rule *struct {
+				Expr []map[string]json.RawMessage `json:"expr"`
+			} `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return 0, fmt.Errorf("parse nft json: %w", err)
+	}
+	var sum uint64
+	for _, item := range doc.Nftables {
+		if item.Rule == nil {
+			continue
+		}
+		for _, ex := range item.Rule.Expr {
+			raw, ok := ex["counter"]
+			if !ok {
+				continue
+			}
+			var c struct {
+				Packets uint64 `json:"packets"`
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				return 0, fmt.Errorf("parse nft counter: %w", err)
+			}
+			sum += c.Packets
+		}
+	}
+	return sum, nil
+}
+
+// SetNAT turns masquerading of side A toward side B on rtr on or off: with it
+// on, hB sees hA's connections (IPv4 and IPv6, VLAN included) coming from
+// rtr's address on side B (RouterAddr(HostB)), with rewritten ports.
+func (t *Topology) SetNAT(on bool) error {
+	script := fmt.Sprintf("table inet %s {}\ndelete table inet %s\n", natTable, natTable)
+	if on {
+		script += fmt.Sprintf(`table inet %s {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    iifname { "toA", "toA.100" } oifname { "toB", "toB.100" } counter masquerade
+  }
+}
+`, natTable)
+	}
+	if err := netns.Nft(t.NS(Router), script); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.nat = on
+	t.mu.Unlock()
+	return nil
+}
+
+// NAT reports whether NAT is on.
+func (t *Topology) NAT() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nat
+}
+
+// Capture is a running tshark on rtr.
+type Capture struct {
+	Path string
+	p    *netns.Process
+}
+
+// StartCapture starts tshark in rtr writing a pcapng file at path, on the
+// given rtr interfaces (default: RouterToA, the untrusted link between gwA
+// and rtr). It returns once tshark is capturing.
+func (t *Topology) StartCapture(path string, ifaces ...string) (*Capture, error) {
+	if len(ifaces) == 0 {
+		ifaces = []string{RouterToA}
+	}
+	args := []string{"tshark", "-q", "-n"}
+	for _, i := range ifaces {
+		args = append(args, "-i", i)
+	}
+	args = append(args, "-w", path)
+	p, err := t.Start(Router, "tshark", args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitOutput("Capturing on", 20*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	// tshark announces itself just before its capture loop starts; give
+	// dumpcap a moment so the first packets of the caller are not missed.
+	time.Sleep(300 * time.Millisecond)
+	return &Capture{Path: path, p: p}, nil
+}
+
+// Stop ends the capture (SIGINT, so the file is complete) and returns the
+// path of the capture file.
+func (c *Capture) Stop() (string, error) {
+	err := c.p.StopWith(syscall.SIGINT, 10*time.Second)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && !ee.Exited() {
+		err = nil // ended by our signal
+	}
+	if err != nil {
+		return c.Path, fmt.Errorf("tshark: %w\n%s", err, c.p.Output())
+	}
+	return c.Path, nil
+}
+
+// Attach returns a handle on a topology that already runs (built by another
+// process, e.g. `tcpinc-topo up`) with the same options. Its Down removes the
+// namespaces by name.
+func Attach(opt Options) *Topology {
+	if err := opt.fill(); err != nil {
+		opt.Prefix = DefaultPrefix
+	}
+	return &Topology{opt: opt, env: netns.NewEnv()}
+}
