@@ -29,7 +29,6 @@ func runXDP(t *testing.T, prog *ebpf.Program, frame []byte) uint32 {
 	return ret
 }
 
-
 var (
 	ip4a   = netip.MustParseAddr("10.77.0.1")
 	ip4b   = netip.MustParseAddr("10.77.0.2")

@@ -452,6 +452,23 @@ func (s *Socket) GetTx(descs []Desc) int {
 	return n
 }
 
+// PutTx gives TX frames from GetTx back to the free list without sending
+// them (a packet the caller decided to drop, or what Transmit did not take).
+// Descriptors that are not TX frames the caller holds are refused and
+// counted in Stats.Misuse.
+func (s *Socket) PutTx(descs []Desc) {
+	for _, d := range descs {
+		idx, ok := s.frameOf(d.Addr, 0)
+		if !ok || idx < s.rxFrames || s.state[idx] != frameUserTX {
+			s.refuse("PutTx", d)
+			continue
+		}
+		s.state[idx] = frameFreeTX
+		s.txFree = append(s.txFree, idx)
+	}
+	s.txFreeN.Store(int64(len(s.txFree)))
+}
+
 // Transmit queues descs on the TX ring with one producer update and returns
 // how many it took: descs[:n] are no longer the caller's (the valid ones are
 // queued and return to the free list once the kernel completes them; ones
@@ -567,10 +584,17 @@ func (s *Socket) Stats() Stats {
 	}
 }
 
+// TxRetry caps how long Wait sleeps while a socket still has frames on its
+// TX ring that Kick could not push out (the device queue was busy): poll(2)
+// retries the transmission, but only when it is called.
+const TxRetry = 200 * time.Microsecond
+
 // Wait blocks in poll(2) until at least one of socks has received frames, or
 // timeout passes (a negative timeout waits forever), and returns how many
 // sockets are readable. poll also gives the kernel the wakeups that
-// need_wakeup asks for. EINTR returns 0, nil.
+// need_wakeup asks for, including another transmission attempt; while any
+// socket has untransmitted frames the wait is capped at TxRetry. Wait must
+// be called by the goroutine that drives socks. EINTR returns 0, nil.
 func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 	const maxPoll = 64
 	if len(socks) > maxPoll {
@@ -579,6 +603,9 @@ func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 	var fds [maxPoll]unix.PollFd
 	for i, s := range socks {
 		fds[i] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
+		if s.tx.cachedProd != atomic.LoadUint32(s.tx.consumer) && (timeout < 0 || timeout > TxRetry) {
+			timeout = TxRetry
+		}
 	}
 	var tsp uintptr
 	var ts unix.Timespec
