@@ -86,6 +86,13 @@ func NewKeyRing(mk0 []byte, s cryptopool.Suite, sendsAB bool) (*KeyRing, error) 
 	return r, nil
 }
 
+// NewSessionKeyRing starts the rekey state of a session from the handshake
+// (or resumption): its mk[0], its AEAD, and its original role's direction
+// (TC-38).
+func NewSessionKeyRing(s *Session) (*KeyRing, error) {
+	return NewKeyRing(s.MasterKey[:], s.Suite, s.SendsAB())
+}
+
 // gen returns generation g, deriving it and every generation up to it from
 // the master-key chain when needed.
 func (r *KeyRing) gen(g uint64) (*generation, error) {
