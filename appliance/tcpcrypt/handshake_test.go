@@ -556,3 +556,65 @@ func TestRandomNonces(t *testing.T) {
 		t.Fatal("N_A is not random")
 	}
 }
+
+// BenchmarkHandshake: one whole fresh key exchange per TEP, both roles: two
+// key generations, two shared secrets, Init1/Init2 build and parse, and the
+// key schedule.
+func BenchmarkHandshake(b *testing.B) {
+	tr := unhex(b, hsTranscript)
+	aes := []cryptopool.Suite{cryptopool.AES128GCM}
+	for _, tep := range AllTEPs {
+		b.Run(tep.String(), func(b *testing.B) {
+			ka, _ := KeyAgreementFor(tep)
+			b.ReportAllocs()
+			for b.Loop() {
+				ka1, _ := ka.GenerateKey(nil)
+				kb1, _ := ka.GenerateKey(nil)
+				a, _ := NewInitiator(InitiatorConfig{TEP: tep, Ciphers: aes, Key: ka1, Transcript: tr})
+				r, _ := NewResponder(ResponderConfig{TEP: tep, Prefs: aes, Key: kb1, Transcript: tr})
+				r.Feed(a.Init1())
+				a.Feed(r.Init2())
+				sa, err1 := a.Session()
+				sb, err2 := r.Session()
+				if err1 != nil || err2 != nil || sa.ID != sb.ID {
+					b.Fatal(err1, err2)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKeySchedule: PRK, session ID, mk[0], both traffic keys and
+// ss[1] from a known ES: the symmetric part of one handshake.
+func BenchmarkKeySchedule(b *testing.B) {
+	tr, i1, i2 := unhex(b, hsTranscript), hsHex(b, weInit1), hsHex(b, weInit2)
+	es, nA := seq(0x40, 32), seq(0, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		ss0 := PRK(nA, tr, i1, i2, es)
+		newSession(TEPX25519, false, RoleA, RoleA, cryptopool.AES128GCM, ss0, nil)
+	}
+}
+
+// BenchmarkResumption: one resumption through both caches (no public-key
+// work): Offer, Accept, MatchReply and both Sessions.
+func BenchmarkResumption(b *testing.B) {
+	sa, sb := hsRun(b, TEPX25519, []cryptopool.Suite{1}, []cryptopool.Suite{1})
+	ca, cb := NewCache[int](CacheConfig{}), NewCache[int](CacheConfig{})
+	ca.Store(1, sa)
+	cb.Store(0, sb)
+	buf := make([]byte, 0, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := ca.Offer(1)
+		sub := r.AppendSuboption(buf[:0])
+		rb, ok := cb.Accept(0, sub[0], sub[1:])
+		if !ok {
+			b.Fatal("refused")
+		}
+		reply := rb.AppendSuboption(buf[:0])
+		r.MatchReply(reply[0], reply[1:])
+		r.Session(RoleA)
+		rb.Session(RoleB)
+	}
+}

@@ -505,3 +505,47 @@ func FuzzInit2(f *testing.F) {
 		hsFuzzReader(t, false, AllTEPs[int(tepSel)%len(AllTEPs)], data, int(split))
 	})
 }
+
+func BenchmarkInit1BuildParse(b *testing.B) {
+	pub := hsRandKey(b, TEPX25519).Public
+	nonce := seq(0, 32)
+	ciphers := []cryptopool.Suite{cryptopool.AES128GCM}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(75)
+	for b.Loop() {
+		m, _ := AppendInit1(buf[:0], ciphers, nonce, pub)
+		if _, err := ParseInit1(m, TEPX25519, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInit2BuildParse(b *testing.B) {
+	pub := hsRandKey(b, TEPX25519).Public
+	nonce := seq(0, 32)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(74)
+	for b.Loop() {
+		m, _ := AppendInit2(buf[:0], cryptopool.AES128GCM, nonce, pub)
+		if _, err := ParseInit2(m, TEPX25519, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInitReaderBytewise: the incremental reader fed one byte at a
+// time (the worst split); its one allocation is the message buffer.
+func BenchmarkInitReaderBytewise(b *testing.B) {
+	msg := hsInit1(b, TEPX25519, 1)
+	var r InitReader
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		r.init(Init1Magic, init1Head, TEPX25519, 0)
+		if _, done, err := hsFeedBytewise(&r, msg); !done || err != nil {
+			b.Fatal(err)
+		}
+	}
+}
