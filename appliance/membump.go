@@ -1,0 +1,171 @@
+package appliance
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/tcpinc/tcpinc/flowtable"
+	"github.com/tcpinc/tcpinc/xsk"
+)
+
+// MemBump is the in-memory model of the XDP classifier on both ports (xsk's
+// program) and of its fast-path map. A frame arriving on a port's wire goes
+// either straight to the other port's wire (the kernel fast path) or to the
+// port's MemPort queue chosen like RSS, for a worker. The rules are the
+// program's, restated on byte offsets:
+//
+//   - not IPv4/IPv6, or IP but not TCP: fast path;
+//   - TCP with SYN set: worker;
+//   - other TCP: fast path if the direction's FlowKey is in the map, else worker;
+//   - anything the program cannot classify (truncated headers, more than two
+//     VLAN tags, bad IP version or IHL, IPv4 fragments of TCP, IPv6 with an
+//     extension header): worker.
+//
+// With the fast path disabled every frame goes to a worker. MemBump
+// implements FastPath.
+type MemBump struct {
+	mu      sync.Mutex
+	enabled bool
+	flows   map[xsk.FlowKey]uint64 // frames forwarded per listed direction
+	ports   [2][]*MemPort
+	wires   [2]func([]byte) // wires[p]: frames leaving port p
+	// Redirected counts frames the model forwarded on the fast path, per
+	// arrival port.
+	redirected [2]uint64
+}
+
+// NewMemBump wires the model to the ports' queues. wires[p] receives every
+// frame that leaves port p on the fast path; give the same function as the
+// MemPort sink of port p so both paths land in one ordered stream.
+// maxFlows sizes the map up front so that inserting does not allocate.
+func NewMemBump(inside, outside []*MemPort, wires [2]func([]byte), fastPath bool, maxFlows int) *MemBump {
+	return &MemBump{
+		enabled: fastPath,
+		flows:   make(map[xsk.FlowKey]uint64, maxFlows),
+		ports:   [2][]*MemPort{inside, outside},
+		wires:   wires,
+	}
+}
+
+// AllowFastPath implements FastPath.
+func (b *MemBump) AllowFastPath(k xsk.FlowKey) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.flows[k]; !ok {
+		b.flows[k] = 0
+	}
+	return nil
+}
+
+// RemoveFastPath implements FastPath.
+func (b *MemBump) RemoveFastPath(k xsk.FlowKey) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.flows, k)
+	return nil
+}
+
+// Listed reports whether direction k is in the fast-path map.
+func (b *MemBump) Listed(k xsk.FlowKey) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.flows[k]
+	return ok
+}
+
+// Redirected returns how many frames arriving on port went the fast path.
+func (b *MemBump) Redirected(port PortID) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.redirected[portIndex(port)]
+}
+
+// Arrive is a frame arriving on port from its wire. It reports false if the
+// frame was for a worker and its queue had no room (a drop).
+func (b *MemBump) Arrive(port PortID, frame []byte) bool {
+	b.mu.Lock()
+	toPeer, key, tcp := b.classify(frame)
+	if toPeer {
+		b.redirected[portIndex(port)]++
+		if tcp {
+			b.flows[key]++
+		}
+		out := b.wires[1-portIndex(port)]
+		b.mu.Unlock()
+		if out != nil {
+			out(frame)
+		}
+		return true
+	}
+	b.mu.Unlock()
+	qs := b.ports[portIndex(port)]
+	q := 0
+	if tcp && len(qs) > 1 {
+		// RSS stand-in: a symmetric hash of the tuple.
+		fk := flowtable.Key{Addr: [2][16]byte{key.Src, key.Dst}, Port: [2]uint16{key.SrcPort, key.DstPort}, Family: key.Family}
+		q = fk.Owner(len(qs))
+	}
+	return qs[q].Inject(frame)
+}
+
+// classify applies the classifier's rules (see MemBump). toPeer means the
+// fast path; tcp means key holds the frame's TCP flow direction.
+func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
+	if len(f) < 14 {
+		return false, key, false
+	}
+	off := 12
+	et := binary.BigEndian.Uint16(f[off:])
+	for tags := 0; et == 0x8100 || et == 0x88a8; tags++ {
+		if tags == 2 || len(f) < off+6 {
+			return false, key, false
+		}
+		off += 4
+		et = binary.BigEndian.Uint16(f[off:])
+	}
+	off += 2
+	switch et {
+	case 0x0800:
+		if len(f) < off+20 || f[off]>>4 != 4 {
+			return false, key, false
+		}
+		if f[off+9] != 6 {
+			return b.enabled, key, false
+		}
+		ihl := int(f[off]&0x0f) * 4
+		if ihl < 20 || binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0 {
+			return false, key, false
+		}
+		copy(key.Src[:4], f[off+12:off+16])
+		copy(key.Dst[:4], f[off+16:off+20])
+		key.Family = 4
+		off += ihl
+	case 0x86dd:
+		if len(f) < off+40 || f[off]>>4 != 6 {
+			return false, key, false
+		}
+		switch nh := f[off+6]; nh {
+		case 6:
+		case 0, 43, 44, 51, 60, 135, 139, 140, 253, 254:
+			return false, key, false
+		default:
+			return b.enabled, key, false
+		}
+		copy(key.Src[:], f[off+8:off+24])
+		copy(key.Dst[:], f[off+24:off+40])
+		key.Family = 6
+		off += 40
+	default:
+		return b.enabled, key, false
+	}
+	if len(f) < off+20 {
+		return false, key, false
+	}
+	key.SrcPort = binary.BigEndian.Uint16(f[off:])
+	key.DstPort = binary.BigEndian.Uint16(f[off+2:])
+	if f[off+13]&0x02 != 0 { // SYN
+		return false, key, true
+	}
+	_, listed := b.flows[key]
+	return b.enabled && listed, key, true
+}

@@ -1,0 +1,185 @@
+package appliance
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// MemPort is a Port whose frames live in process memory: the same ring
+// discipline as an AF_XDP socket (a buffer of fixed-size frames, half of them
+// for reception and half for transmission), with the kernel's part played by
+// Inject (a frame arrives) and by the sink given to NewMemPort (a frame leaves).
+// It exists so the real worker code can run, and be tested and measured,
+// without a kernel. It does not allocate after NewMemPort.
+//
+// A mutex per side (RX, TX) keeps it safe when a test injects frames while
+// workers run; the two sides never share state, like a real socket's rings.
+type MemPort struct {
+	buf       []byte
+	frameSize int
+	rx        memSide
+	tx        memSide
+	sink      func(frame []byte)
+	rxDropped uint64 // Inject found no free frame (guarded by rx.mu)
+	ready     chan struct{}
+}
+
+// memSide is one direction of a MemPort: free frames and a FIFO of frames
+// handed to the other party (received frames for RX, queued frames for TX).
+type memSide struct {
+	mu   sync.Mutex
+	free []uint64 // stack of free frame addresses
+	fifo []Desc   // ring buffer
+	head int      // index of the oldest entry in fifo
+	n    int      // entries in fifo
+}
+
+func (s *memSide) push(d Desc) bool {
+	if s.n == len(s.fifo) {
+		return false
+	}
+	s.fifo[(s.head+s.n)%len(s.fifo)] = d
+	s.n++
+	return true
+}
+
+func (s *memSide) pop() Desc {
+	d := s.fifo[s.head]
+	s.head = (s.head + 1) % len(s.fifo)
+	s.n--
+	return d
+}
+
+// ErrMemPortConfig is returned by NewMemPort for sizes it cannot use.
+var ErrMemPortConfig = errors.New("appliance: MemPort needs an even number of frames >= 2 and frameSize >= 64")
+
+// NewMemPort returns a port with frames buffers of frameSize bytes each (half
+// for RX, half for TX). Every frame the port transmits is passed to sink on
+// Kick, in order; sink must not keep the slice.
+func NewMemPort(frames, frameSize int, sink func(frame []byte)) (*MemPort, error) {
+	if frames < 2 || frames%2 != 0 || frameSize < 64 {
+		return nil, ErrMemPortConfig
+	}
+	p := &MemPort{
+		buf:       make([]byte, frames*frameSize),
+		frameSize: frameSize,
+		sink:      sink,
+		ready:     make(chan struct{}, 1),
+	}
+	half := frames / 2
+	for _, s := range []*memSide{&p.rx, &p.tx} {
+		s.free = make([]uint64, 0, half)
+		s.fifo = make([]Desc, half)
+	}
+	for i := range half {
+		p.rx.free = append(p.rx.free, uint64(i*frameSize))
+		p.tx.free = append(p.tx.free, uint64((half+i)*frameSize))
+	}
+	return p, nil
+}
+
+// Inject is the wire delivering frame to this port: it is copied into a free
+// RX frame and queued for Receive. It reports false, and counts a drop, when
+// no RX frame is free (the fill ring ran dry) or the frame does not fit.
+func (p *MemPort) Inject(frame []byte) bool {
+	p.rx.mu.Lock()
+	defer p.rx.mu.Unlock()
+	if len(p.rx.free) == 0 || len(frame) > p.frameSize {
+		p.rxDropped++
+		return false
+	}
+	addr := p.rx.free[len(p.rx.free)-1]
+	p.rx.free = p.rx.free[:len(p.rx.free)-1]
+	copy(p.buf[addr:], frame)
+	p.rx.push(Desc{Addr: addr, Len: uint32(len(frame))})
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// RxDropped is how many injected frames found no free RX frame.
+func (p *MemPort) RxDropped() uint64 {
+	p.rx.mu.Lock()
+	defer p.rx.mu.Unlock()
+	return p.rxDropped
+}
+
+// Receive implements Port.
+func (p *MemPort) Receive(descs []Desc) int {
+	p.rx.mu.Lock()
+	defer p.rx.mu.Unlock()
+	n := 0
+	for n < len(descs) && p.rx.n > 0 {
+		descs[n] = p.rx.pop()
+		n++
+	}
+	return n
+}
+
+// Frame implements Port.
+func (p *MemPort) Frame(d Desc) []byte {
+	return p.buf[d.Addr : d.Addr+uint64(d.Len) : d.Addr+uint64(p.frameSize)]
+}
+
+// Release implements Port.
+func (p *MemPort) Release(descs []Desc) {
+	p.rx.mu.Lock()
+	defer p.rx.mu.Unlock()
+	for _, d := range descs {
+		p.rx.free = append(p.rx.free, d.Addr)
+	}
+}
+
+// GetTx implements Port.
+func (p *MemPort) GetTx(descs []Desc) int {
+	p.tx.mu.Lock()
+	defer p.tx.mu.Unlock()
+	n := 0
+	for n < len(descs) && len(p.tx.free) > 0 {
+		descs[n] = Desc{Addr: p.tx.free[len(p.tx.free)-1]}
+		p.tx.free = p.tx.free[:len(p.tx.free)-1]
+		n++
+	}
+	return n
+}
+
+// Transmit implements Port.
+func (p *MemPort) Transmit(descs []Desc) int {
+	p.tx.mu.Lock()
+	defer p.tx.mu.Unlock()
+	n := 0
+	for n < len(descs) && p.tx.push(descs[n]) {
+		n++
+	}
+	return n
+}
+
+// Kick implements Port: every queued frame goes to the sink, in order, and its
+// buffer becomes free again (the completion ring, in AF_XDP terms).
+func (p *MemPort) Kick() error {
+	p.tx.mu.Lock()
+	defer p.tx.mu.Unlock()
+	for p.tx.n > 0 {
+		d := p.tx.pop()
+		if p.sink != nil {
+			p.sink(p.buf[d.Addr : d.Addr+uint64(d.Len)])
+		}
+		p.tx.free = append(p.tx.free, d.Addr)
+	}
+	return nil
+}
+
+// Wait implements Port: it returns when a frame has been injected since the
+// last Wait, or after timeout.
+func (p *MemPort) Wait(timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	}
+	return nil
+}

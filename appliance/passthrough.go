@@ -1,0 +1,160 @@
+package appliance
+
+import (
+	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/flowtable"
+	"github.com/tcpinc/tcpinc/xsk"
+)
+
+// flowEvent is what a worker learns about a flow from one TCP frame. The
+// worker that owns the flow applies it; other workers hand it over a ring.
+// Only the event crosses, never the frame: the receiving worker forwards the
+// frame itself, because it alone produces on the other port's TX ring.
+type flowEvent struct {
+	key   flowtable.Key // the frame's direction as seen on the wire
+	now   int64         // when it was received (ns, the appliance clock)
+	flags uint8         // TCP flags
+	from  PortID
+}
+
+// Flow phases; each is a flowtable class with its own timeout.
+const (
+	phaseSynSent flowtable.Class = iota // a SYN seen, no SYN-ACK yet: flows.handshake_timeout
+	phaseOpen                           // SYN-ACK from the other side seen: flows.idle_timeout
+	phaseClosing                        // a FIN or RST seen: removed after flows.close_grace
+)
+
+// flowState is the passthrough state of one connection, stored under the
+// canonical key (both directions share it).
+type flowState struct {
+	phase   flowtable.Class
+	synSide uint8 // endpoint of the canonical key that sent the SYN (0 or 1)
+	fast    bool  // entered into the fast-path map (both directions)
+}
+
+// expireBudget bounds the flows one expiry pass removes, so a pass never
+// holds up a batch for long.
+const expireBudget = 4096
+
+// newFlowTable builds a worker's flow table: the class timeouts come from
+// the configuration, and flows the table drops by itself go through
+// w.onRemove.
+func newFlowTable(w *worker, f config.Flows) *flowtable.Table[flowState] {
+	cfg := flowtable.Config[flowState]{Capacity: f.Max, OnRemove: w.onRemove}
+	cfg.IdleTimeout[phaseSynSent] = int64(f.HandshakeTimeout)
+	cfg.IdleTimeout[phaseOpen] = int64(f.IdleTimeout)
+	// A closing flow is never touched, so its idle time is the time since
+	// the FIN or RST; a zero grace period still has to expire.
+	cfg.IdleTimeout[phaseClosing] = max(int64(f.CloseGrace), 1)
+	return flowtable.New(cfg)
+}
+
+// passthrough is today's decision: forward every frame unchanged; once a TCP
+// flow's handshake (SYN, then SYN-ACK from the other side) has been seen, enter
+// both directions into the fast-path map, since no flow needs engine work yet.
+// It never changes what is forwarded, only which path later frames take.
+type passthrough struct {
+	fp                     FastPath // nil: fast path off
+	handshake, idle, grace int64    // timeouts (ns)
+}
+
+func keyOf(p *packet.Packet) flowtable.Key {
+	return flowtable.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort())
+}
+
+// fastKey converts a flow-table key (one direction) to the BPF map's key; the
+// two packages share the layout (ports in host byte order).
+func fastKey(k flowtable.Key) xsk.FlowKey {
+	return xsk.FlowKey{Src: k.Addr[0], Dst: k.Addr[1], SrcPort: k.Port[0], DstPort: k.Port[1], Family: k.Family}
+}
+
+// apply runs one flow event on the owning worker.
+func (p *passthrough) apply(w *worker, ev *flowEvent) {
+	ck := ev.key.Canonical()
+	side := uint8(0)
+	if ck != ev.key {
+		side = 1
+	}
+	t := w.flows
+	st, ok := t.Lookup(ck)
+	f := ev.flags
+	switch {
+	case f&(packet.FlagFIN|packet.FlagRST) != 0:
+		if !ok {
+			// A flow we no longer track (aged out of the table while
+			// the kernel forwarded it, or older than this process):
+			// its fast-path entries may exist, so remove them after
+			// the grace period like any other.
+			t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
+			return
+		}
+		if st.phase != phaseClosing {
+			st.phase = phaseClosing
+			t.SetClass(ck, phaseClosing, ev.now)
+		}
+	case f&packet.FlagSYN != 0 && f&packet.FlagACK == 0:
+		if ok && st.fast {
+			// A new connection on a tuple still in the fast path
+			// (port reuse): take it out so the handshake is seen.
+			p.removeFast(w, ck)
+		}
+		t.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
+	case f&packet.FlagSYN != 0: // SYN-ACK
+		if ok && st.phase == phaseSynSent && side != st.synSide {
+			st.phase = phaseOpen
+			t.SetClass(ck, phaseOpen, ev.now)
+			if p.fp != nil {
+				st.fast = p.allowFast(w, ck)
+			}
+		}
+	default:
+		if ok && st.phase != phaseClosing {
+			t.Touch(ck, ev.now)
+		}
+	}
+}
+
+func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
+	e1 := p.fp.AllowFastPath(fastKey(ck))
+	e2 := p.fp.AllowFastPath(fastKey(ck.Reverse()))
+	if e1 != nil || e2 != nil {
+		w.c.fastErrors.Add(1)
+		// Half an entry would send one direction past the engine.
+		p.removeFast(w, ck)
+		return false
+	}
+	w.c.fastInserts.Add(1)
+	return true
+}
+
+func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
+	// Removing an absent entry is not an error (xsk.Bump.RemoveFastPath);
+	// both directions are attempted regardless.
+	e1 := p.fp.RemoveFastPath(fastKey(ck))
+	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+	if e1 != nil || e2 != nil {
+		w.c.fastErrors.Add(1)
+		return
+	}
+	w.c.fastRemoves.Add(1)
+}
+
+// onRemove is called by the flow table for flows it drops by itself. A
+// closing flow also leaves the fast-path map. An open flow that went idle in
+// the table, or was evicted, stays in the map: the kernel forwards its frames
+// without the worker seeing them, so idleness here says nothing, and the LRU
+// map ages it out by itself.
+func (w *worker) onRemove(k flowtable.Key, st *flowState, why flowtable.Reason) {
+	if why == flowtable.Evicted {
+		w.c.flowEvictions.Add(1)
+	}
+	if st.phase == phaseClosing && st.fast && w.pass.fp != nil {
+		w.pass.removeFast(w, k)
+	}
+}
+
+// expire drops flows whose time is up (see onRemove).
+func (p *passthrough) expire(w *worker, now int64) {
+	w.flows.Expire(now, expireBudget)
+}

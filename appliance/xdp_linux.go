@@ -1,0 +1,148 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/xsk"
+	"golang.org/x/sys/unix"
+)
+
+// XDPPorts is the kernel side of the appliance: the XDP classifier on both
+// interfaces and one AF_XDP socket per (port, queue), registered with it.
+type XDPPorts struct {
+	Bump  *xsk.Bump
+	socks [2][]*xsk.Socket
+	ports [2][]Port
+	names [2]string
+}
+
+// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait.
+type xskPort struct {
+	*xsk.Socket
+}
+
+// Wait polls the socket for received frames. It does not use xsk.Wait: that
+// also reads the socket's TX ring state, which belongs to the other worker
+// (the one transmitting on this port); poll(2) on the descriptor touches no
+// shared state. Frames a busy device left on a TX ring are retried by that
+// worker's Kick, which it also calls when idle.
+func (p *xskPort) Wait(timeout time.Duration) error {
+	fds := [1]unix.PollFd{{Fd: int32(p.FD()), Events: unix.POLLIN}}
+	_, err := unix.Poll(fds[:], int(timeout/time.Millisecond))
+	if err == unix.EINTR {
+		return nil
+	}
+	return err
+}
+
+// ErrNoInterface is returned by OpenXDP when a configured interface does not
+// exist in the current network namespace.
+var ErrNoInterface = errors.New("no such network interface")
+
+// OpenXDP sets up both ports of cfg in the current network namespace: it
+// first detaches XDP programs a crashed earlier run left behind (so a restart
+// works), then attaches the classifier (cfg.XDPMode, with native-to-generic
+// fallback under "auto"), then opens and registers one socket per queue
+// (cfg.BindMode, zero-copy-to-copy fallback under "auto").
+func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
+	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}}
+	var ifindex [2]int
+	for i, name := range x.names {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s interface %q: %w", PortID(i), name, ErrNoInterface)
+		}
+		ifindex[i] = ifi.Index
+	}
+	for i, idx := range ifindex {
+		if err := xsk.CleanupStale(idx); err != nil {
+			return nil, fmt.Errorf("%s interface %q: clean up stale XDP program: %w", PortID(i), x.names[i], err)
+		}
+	}
+	mode := map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[cfg.XDPMode]
+	x.Bump, err = xsk.AttachBump(ifindex[0], ifindex[1], mode)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			x.Close()
+		}
+	}()
+	bind := map[string]xsk.BindMode{"auto": xsk.BindAuto, "copy": xsk.BindCopy, "zerocopy": xsk.BindZeroCopy}[cfg.BindMode]
+	for i := range 2 {
+		for q := range cfg.Queues {
+			s, err := xsk.Open(ifindex[i], xsk.Options{
+				Queue: q, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize, RingSize: cfg.RingSize, Bind: bind,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s interface %q queue %d: %w", PortID(i), x.names[i], q, err)
+			}
+			x.socks[i] = append(x.socks[i], s)
+			x.ports[i] = append(x.ports[i], &xskPort{Socket: s})
+			if err := x.Bump.Register(PortID(i), q, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return x, nil
+}
+
+// Ports returns the inside and outside ports, one per queue.
+func (x *XDPPorts) Ports() (inside, outside []Port) { return x.ports[0], x.ports[1] }
+
+// XDPMode reports how the classifier is attached to port ("native" or
+// "generic"), BindMode how its sockets are bound ("zerocopy" or "copy").
+func (x *XDPPorts) XDPMode(port PortID) string { return x.Bump.Mode(port) }
+
+// BindMode: see XDPMode.
+func (x *XDPPorts) BindMode(port PortID) string {
+	if s := x.socks[portIndex(port)]; len(s) > 0 {
+		return s[0].BindMode()
+	}
+	return ""
+}
+
+// SocketStats sums the AF_XDP statistics of port's sockets.
+func (x *XDPPorts) SocketStats(port PortID) xsk.Stats {
+	var t xsk.Stats
+	for _, s := range x.socks[portIndex(port)] {
+		st := s.Stats()
+		t.RxDropped += st.RxDropped
+		t.RxInvalidDescs += st.RxInvalidDescs
+		t.TxInvalidDescs += st.TxInvalidDescs
+		t.RxRingFull += st.RxRingFull
+		t.RxFillRingEmptyDescs += st.RxFillRingEmptyDescs
+		t.TxRingEmptyDescs += st.TxRingEmptyDescs
+		t.RxFrames += st.RxFrames
+		t.TxFrames += st.TxFrames
+		t.TxCompleted += st.TxCompleted
+		t.Kicks += st.Kicks
+		t.KickBusy += st.KickBusy
+		t.RxWakeups += st.RxWakeups
+		t.TxExhausted += st.TxExhausted
+		t.Misuse += st.Misuse
+		t.TxFree += st.TxFree
+	}
+	return t
+}
+
+// Close detaches the classifier from both interfaces, then closes the
+// sockets. Stop the workers first.
+func (x *XDPPorts) Close() error {
+	var errs []error
+	if x.Bump != nil {
+		errs = append(errs, x.Bump.Close())
+	}
+	for i := range x.socks {
+		for _, s := range x.socks[i] {
+			errs = append(errs, s.Close())
+		}
+		x.socks[i], x.ports[i] = nil, nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,206 @@
+// Command tcpincd is the tcpinc appliance daemon: a layer-2 bump between two
+// interfaces of the current network namespace.
+//
+//	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--no-fast-path]
+//
+// Flags override the configuration file. SIGINT or SIGTERM stop it: workers
+// stop, XDP programs are detached, sockets closed, the counters logged.
+//
+// Exit status: 0 after a clean shutdown, 2 for bad flags or configuration, 1
+// for any other failure (missing interface, XDP or AF_XDP setup, a worker
+// failing, a shutdown that does not finish in time).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance"
+	"github.com/tcpinc/tcpinc/appliance/config"
+)
+
+// shutdownTimeout bounds how long a clean shutdown may take.
+const shutdownTimeout = 5 * time.Second
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tcpincd: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	if err := serve(cfg, log); err != nil {
+		fmt.Fprintf(stderr, "tcpincd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig parses flags, reads the file if one is given, applies the flags
+// that were set over it and validates the result.
+func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
+	fs := flag.NewFlagSet("tcpincd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inside := fs.String("inside", "", "inside (enclave-side) interface")
+	outside := fs.String("outside", "", "outside (untrusted-side) interface")
+	file := fs.String("config", "", "YAML configuration file")
+	admin := fs.String("admin", "", "admin API address host:port (reserved)")
+	noFast := fs.Bool("no-fast-path", false, "send every frame through user space (no in-kernel forwarding)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config.Config{}, err
+		}
+		return config.Config{}, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return config.Config{}, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	cfg := config.Default()
+	if *file != "" {
+		c, err := config.Load(*file)
+		if err != nil {
+			return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
+		}
+		cfg = c
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "inside":
+			cfg.Inside = *inside
+		case "outside":
+			cfg.Outside = *outside
+		case "admin":
+			cfg.Admin = *admin
+		case "no-fast-path":
+			cfg.FastPath = !*noFast
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
+	}
+	return cfg, nil
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s)) // validated: debug, info, warn or error
+	return l
+}
+
+// serve runs the appliance until SIGINT/SIGTERM or a worker failure.
+func serve(cfg config.Config, log *slog.Logger) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	x, err := appliance.OpenXDP(cfg)
+	if err != nil {
+		return err
+	}
+	closeSockets := true
+	defer func() {
+		if !closeSockets {
+			// Workers may still be inside a socket: only detach the
+			// programs; the sockets go when the process exits.
+			_ = x.Bump.Close()
+			return
+		}
+		if err := x.Close(); err != nil {
+			log.Error("close ports", "err", err)
+		}
+	}()
+	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		iface := cfg.Inside
+		if p == appliance.Outside {
+			iface = cfg.Outside
+		}
+		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p), "queues", cfg.Queues)
+	}
+	if cfg.Admin != "" {
+		log.Info("admin address reserved; the admin API is not served yet", "admin", cfg.Admin)
+	}
+
+	inside, outside := x.Ports()
+	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
+	if cfg.FastPath {
+		opt.FastPath = x.Bump
+	}
+	a, err := appliance.New(inside, outside, opt)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", 2*cfg.Queues, "cpus", cfg.CPUs)
+
+	var runErr error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case runErr = <-a.Err():
+		log.Error("worker failed, shutting down", "err", runErr)
+	}
+	done := make(chan struct{})
+	go func() {
+		a.Stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownTimeout):
+		closeSockets = false
+		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
+	}
+	logCounters(log, a, x)
+	return runErr
+}
+
+// logCounters writes the final counters: the workers' per direction and the
+// classifier's per port (until the admin API serves them).
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts) {
+	for _, s := range a.Stats() {
+		log.Info("counters",
+			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
+			"tx_frames", s.TxFrames, "tx_bytes", s.TxBytes, "unparsed", s.Unparsed,
+			"fastpath_inserts", s.FastInserts, "fastpath_removes", s.FastRemoves, "fastpath_errors", s.FastErrors,
+			"handoffs", s.Handoffs, "handoff_drops", s.HandoffDrops, "kick_errors", s.KickErrors,
+			"flow_evictions", s.FlowEvictions,
+			"drop_no_tx_frame", s.Drop(appliance.DropNoTxFrame), "drop_tx_ring_full", s.Drop(appliance.DropTxRingFull),
+			"drop_too_big", s.Drop(appliance.DropTooBig))
+	}
+	bs := x.Bump.Stats()
+	for _, p := range []struct {
+		name string
+		st   any
+	}{{"inside", bs.Inside}, {"outside", bs.Outside}} {
+		log.Info("classifier", "port", p.name, "stats", fmt.Sprintf("%+v", p.st))
+	}
+	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
+	}
+}

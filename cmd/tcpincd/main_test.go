@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(args ...string) (int, string) {
+	var buf bytes.Buffer
+	code := run(args, &buf)
+	return code, buf.String()
+}
+
+// TestExitCodes: bad flags and bad configuration exit 2 with a message that
+// names the problem; a missing interface exits 1. None of these needs root:
+// they fail before anything touches the kernel.
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("inside: a\noutside: b\nflows:\n  idle_timeout: -1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unknown := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknown, []byte("inside: a\nfast_pth: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no interfaces", nil, 2, "inside: required"},
+		{"no outside", []string{"--inside", "x"}, 2, "outside: required"},
+		{"same interface", []string{"--inside", "x", "--outside", "x"}, 2, "outside: must differ"},
+		{"unknown flag", []string{"--insid", "x"}, 2, "flag provided but not defined"},
+		{"extra argument", []string{"--inside", "a", "--outside", "b", "extra"}, 2, "unexpected arguments"},
+		{"bad admin", []string{"--inside", "a", "--outside", "b", "--admin", "nowhere"}, 2, "admin: must be host:port"},
+		{"bad config value", []string{"--config", bad}, 2, "flows.idle_timeout: must be positive"},
+		{"unknown config key", []string{"--config", unknown}, 2, "fast_pth"},
+		{"missing config file", []string{"--config", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
+		{"missing interface", []string{"--inside", "tdi-nonexist0", "--outside", "tdi-nonexist1"}, 1,
+			`inside interface "tdi-nonexist0": no such network interface`},
+		{"help", []string{"-h"}, 0, "-no-fast-path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runArgs(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant exit %d and %q", code, out, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestFlagsOverrideFile: flags win over the file, keys the flags do not set
+// come from the file.
+func TestFlagsOverrideFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	doc := "inside: fileIn\noutside: fileOut\nfast_path: true\nadmin: 127.0.0.1:1\nqueues: 3\n"
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	cfg, err := loadConfig([]string{"--config", p, "--inside", "flagIn", "--no-fast-path", "--admin", "[::1]:2"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Inside != "flagIn" || cfg.Outside != "fileOut" || cfg.FastPath || cfg.Admin != "[::1]:2" || cfg.Queues != 3 {
+		t.Fatalf("merged config: %+v", cfg)
+	}
+	cfg, err = loadConfig([]string{"--config", p}, &buf)
+	if err != nil || !cfg.FastPath || cfg.Inside != "fileIn" {
+		t.Fatalf("file only: %+v, %v", cfg, err)
+	}
+}
