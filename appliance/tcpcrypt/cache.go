@@ -23,7 +23,7 @@ const (
 type CacheConfig struct {
 	MaxEntries int              // chains kept; the least recently used goes first
 	TTL        time.Duration    // a chain unused this long is dropped
-	Rand       io.Reader        // resumption nonces (TC-16); nil: crypto/rand
+	Rand       io.Reader        // resumption nonces (TC-16); nil: crypto/rand; must be safe for concurrent use
 	Now        func() time.Time // clock; nil: time.Now
 }
 
