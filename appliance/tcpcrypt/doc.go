@@ -35,6 +35,6 @@
 // ErrBadPublicKey, ...). They all mean: abort the connection with an error
 // that is not end of file.
 //
-// The brief in shared/spec/tcpcrypt.md explains the protocol, and its
-// requirement ids (TC-n, U-n) are cited in comments and tests.
+// Comments and tests cite the project's tcpcrypt brief (tcpcrypt.md) by
+// section and its requirement ids (TC-n, U-n).
 package tcpcrypt
