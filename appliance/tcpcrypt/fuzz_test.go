@@ -127,8 +127,8 @@ func FuzzRekey(f *testing.F) {
 
 // runRekeyOps plays one FuzzRekey input.
 func runRekeyOps(t *testing.T, ops []byte) {
-	if len(ops) > 2000 {
-		ops = ops[:2000]
+	if len(ops) > 512 {
+		ops = ops[:512]
 	}
 	pa, pb := newPeers(t, seq(9, 32), cryptopool.AES128GCM)
 	a, b := &rekeySide{peer: pa}, &rekeySide{peer: pb}

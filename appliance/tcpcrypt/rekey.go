@@ -160,8 +160,9 @@ func (r *KeyRing) compact() {
 	if n == 0 {
 		return
 	}
-	clear(r.gens[:n])
-	r.gens = append(r.gens[:0], r.gens[n:]...)
+	m := copy(r.gens, r.gens[n:])
+	clear(r.gens[m:]) // no stale pointers behind the new end
+	r.gens = r.gens[:m]
 	r.base += uint64(n)
 }
 
