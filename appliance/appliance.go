@@ -30,7 +30,7 @@ type Options struct {
 }
 
 // handoffSize is the capacity of each worker-to-worker event ring.
-const handoffSize = 1024
+const handoffSize = 4096
 
 // idleWait bounds how long an idle worker sleeps in Wait, so that events
 // handed to it, flow expiry and Stop are noticed promptly.

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,6 +360,42 @@ func TestDropsAreCounted(t *testing.T) {
 	}
 }
 
+// TestHandoff: events of flows another worker owns cross the hand-off ring;
+// within a batch, plain segments of one flow cross once, segments with
+// SYN, FIN or RST always.
+func TestHandoff(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	// Find a flow owned by the outside worker (1), whose inside frames
+	// the inside worker (0) must hand over.
+	sp := uint16(1000)
+	for flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Owner(2) != 1 {
+		sp++
+	}
+	data := tcpFrame(a4, b4, sp, 80, packettest.ACK, 1, 1, []byte("data"))
+	for range 10 {
+		r.in[0].Inject(data)
+	}
+	r.settle()
+	if s := r.a.Stats(); s[0].Handoffs != 1 {
+		t.Fatalf("10 data segments in one batch: %d hand-offs, want 1", s[0].Handoffs)
+	}
+	syn := tcpFrame(a4, b4, sp, 80, packettest.SYN, 1, 0, nil)
+	r.in[0].Inject(data)
+	r.in[0].Inject(syn)
+	r.in[0].Inject(data)
+	r.settle()
+	if s := r.a.Stats(); s[0].Handoffs != 3 {
+		t.Fatalf("data, SYN, data: %d hand-offs in total, want 3", s[0].Handoffs)
+	}
+	// The owner applied the SYN: the flow is in its table.
+	if _, ok := r.a.workers[1].flows.Lookup(flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()); !ok {
+		t.Fatal("the owner did not apply the handed-off SYN")
+	}
+	if _, ok := r.a.workers[0].flows.Lookup(flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()); ok {
+		t.Fatal("a non-owner holds flow state")
+	}
+}
+
 // TestCounters: frames and bytes per direction.
 func TestCounters(t *testing.T) {
 	r := newRig(t, rigOpts{})
@@ -422,6 +461,98 @@ func BenchmarkWorkerPassthrough(b *testing.B) {
 			r.in[0].Inject(frame)
 		}
 		for r.a.Poll(r.now) > 0 {
+		}
+	}
+}
+
+// TestStartStop runs the workers on their own pinned threads (the daemon's
+// mode) over MemPorts while frames arrive from another goroutine, then stops
+// them: every frame must come out, and Stop must return.
+func TestStartStop(t *testing.T) {
+	var mu sync.Mutex
+	var got [2]int
+	sinks := [2]func([]byte){
+		func([]byte) { mu.Lock(); got[0]++; mu.Unlock() },
+		func([]byte) { mu.Lock(); got[1]++; mu.Unlock() },
+	}
+	in, err := NewMemPort(256, 2048, sinks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := NewMemPort(256, 2048, sinks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bump := NewMemBump([]*MemPort{in}, []*MemPort{out}, sinks, true, 64)
+	cpus := []int{0}
+	if runtime.NumCPU() > 1 {
+		cpus = []int{1, 0}
+	}
+	a, err := New([]Port{in}, []Port{out}, Options{CPUs: cpus, FastPath: bump})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	steps := script()
+	for _, s := range steps {
+		for !bump.Arrive(s.port, s.b) {
+			time.Sleep(time.Millisecond) // queue full: let the workers catch up
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := got[0] + got[1]
+		mu.Unlock()
+		if n == len(steps) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d frames came out", n, len(steps))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { a.Stop(); a.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Stop did not return")
+	}
+	if err := a.Start(); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+}
+
+// TestStartPinError: a CPU the machine does not have fails Start with an
+// error that names it, and leaves no worker running.
+func TestStartPinError(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	a, err := New([]Port{r.in[0]}, []Port{r.outp[0]}, Options{CPUs: []int{1023}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Start()
+	if err == nil || !strings.Contains(err.Error(), "CPU 1023") {
+		t.Fatalf("Start = %v, want a pinning error naming CPU 1023", err)
+	}
+}
+
+func TestNewRejectsBadPorts(t *testing.T) {
+	r := newRig(t, rigOpts{queues: 2})
+	for _, tc := range []struct {
+		name    string
+		in, out []Port
+		opt     Options
+	}{
+		{"no queues", nil, nil, Options{}},
+		{"queue counts differ", []Port{r.in[0], r.in[1]}, []Port{r.outp[0]}, Options{}},
+		{"negative cpu", []Port{r.in[0]}, []Port{r.outp[0]}, Options{CPUs: []int{-1}}},
+	} {
+		if _, err := New(tc.in, tc.out, tc.opt); err == nil {
+			t.Errorf("%s: New succeeded", tc.name)
 		}
 	}
 }

@@ -31,6 +31,8 @@ type worker struct {
 	out     []*flowtable.Ring[flowEvent] // out[j]: events for worker j (nil for self)
 	in      []*flowtable.Ring[flowEvent] // events from the other workers
 	nextAge int64                        // when to run the next expiry pass (ns)
+	lastOut flowtable.Key                // key of the last event handed off in this batch
+	hasLast bool
 	c       *counters
 }
 
@@ -55,6 +57,7 @@ func (w *worker) poll(now int64) int {
 		w.spare += w.tx.GetTx(w.txd[w.spare:n])
 	}
 	used := 0
+	w.hasLast = false
 	t := &w.t
 	for i := range n {
 		frame := w.rx.Frame(w.rxd[i])
@@ -117,6 +120,14 @@ func (w *worker) inspect(frame []byte, now int64) {
 		w.pass.apply(w, &ev)
 		return
 	}
+	// A bulk transfer brings a batch of segments of one flow: the owner
+	// needs only the first of them (it refreshes the flow's idle time);
+	// segments with SYN, FIN or RST always go.
+	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
+	if ev.flags&control == 0 && w.hasLast && ev.key == w.lastOut {
+		return
+	}
+	w.lastOut, w.hasLast = ev.key, true
 	if w.out[owner].Push(ev) {
 		w.t.handoffs++
 	} else {
