@@ -90,6 +90,20 @@ func (p *Packet) FindOption(kind uint8) (Option, bool, error) {
 	return Option{}, false, it.Err()
 }
 
+// CountOption returns how many options of the given kind the segment carries,
+// for rules such as ENO-6 (a SYN with more than one TCP-ENO option is treated
+// as having none). A malformed options region gives ErrBadOption.
+func (p *Packet) CountOption(kind uint8) (int, error) {
+	n := 0
+	it := p.Options()
+	for o, ok := it.Next(); ok; o, ok = it.Next() {
+		if o.Kind == kind {
+			n++
+		}
+	}
+	return n, it.Err()
+}
+
 // MSS returns the value of a well-formed MSS option (kind 2, length 4).
 func (p *Packet) MSS() (uint16, bool) {
 	o, ok, _ := p.FindOption(OptMSS)

@@ -298,6 +298,27 @@ func TestReplaceOptions(t *testing.T) {
 	}
 }
 
+func TestCountOption(t *testing.T) {
+	eno := []byte{69, 3, 0x23}
+	var p packet.Packet
+	for _, tc := range []struct {
+		opts []byte
+		n    int
+		err  error
+	}{
+		{nil, 0, nil},
+		{eno, 1, nil},
+		{append(append([]byte{1}, eno...), eno...), 2, nil},        // ENO-6: the engine must see both
+		{append(append([]byte{}, eno...), 0, 69, 3, 0x23), 1, nil}, // after EOL nothing counts
+		{append(append([]byte{}, eno...), 69, 9), 1, packet.ErrBadOption},
+	} {
+		p.Decode(pt.Frame{Src: pt.HostA4, Dst: pt.HostB4, TCP: tcpSeg(pt.SYN, tc.opts, nil)}.Bytes())
+		if n, err := p.CountOption(packet.OptENO); n != tc.n || err != tc.err {
+			t.Errorf("opts %x: %d %v, want %d %v", tc.opts, n, err, tc.n, tc.err)
+		}
+	}
+}
+
 func TestMSSAbsentOrMalformed(t *testing.T) {
 	var p packet.Packet
 	for _, opts := range [][]byte{nil, {2, 3, 5}, {2, 6, 0, 0, 0, 0}, {3, 3, 7}} {
