@@ -74,17 +74,17 @@ func startDaemon(t *testing.T, topo *topology.Topology, gw topology.Node, bin st
 	return p
 }
 
-// stopDaemon stops tcpincd with SIGTERM and returns its output; a clean
-// shutdown exits 0 within the daemon's bound.
-func stopDaemon(t *testing.T, p *netns.Process) string {
+// stopDaemon stops tcpincd with sig (SIGTERM or SIGINT) and returns its
+// output; a clean shutdown exits 0 within the daemon's bound.
+func stopDaemon(t *testing.T, p *netns.Process, sig syscall.Signal) string {
 	t.Helper()
-	if err := p.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-p.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatalf("tcpincd did not stop within 10 s after SIGTERM\n%s", p.Output())
+		t.Fatalf("tcpincd did not stop within 10 s after %v\n%s", sig, p.Output())
 	}
 	if err := p.Wait(); err != nil {
 		t.Errorf("tcpincd exit: %v\n%s", err, p.Output())
@@ -250,11 +250,18 @@ func TestPassthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The second run also reads a configuration file: workers pinned to
+	// the first two CPUs, debug logging; the flag turns the fast path off
+	// over the file's fast_path: true.
+	conf := filepath.Join(t.TempDir(), "tcpincd.yaml")
+	if err := os.WriteFile(conf, []byte("cpus: [0, 1]\nlog_level: debug\nfast_path: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	results := map[string]counters{}
 	for _, mode := range []struct {
 		name string
 		args []string
-	}{{"fast-path", nil}, {"no-fast-path", []string{"--no-fast-path"}}} {
+	}{{"fast-path", nil}, {"no-fast-path", []string{"--config", conf, "--no-fast-path"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			gwA := startDaemon(t, topo, topology.GwA, bin, mode.args...)
 			gwB := startDaemon(t, topo, topology.GwB, bin, mode.args...)
@@ -269,12 +276,19 @@ func TestPassthrough(t *testing.T) {
 			udp(t, topo, b.V4)
 			udp(t, topo, b.V6)
 			mbps := iperf(t, topo, b.V4)
+			if len(mode.args) > 0 && !strings.Contains(gwA.Output(), "cpus=\"[0 1]\"") && !strings.Contains(gwA.Output(), "cpus=[0 1]") {
+				t.Errorf("the configuration file's cpus did not reach the daemon:\n%s", gwA.Output())
+			}
 			for _, dst := range []netip.Addr{b.V4, b.V6, b.VLAN4} {
 				curlHash(t, topo, dst, want)
 			}
 			var c counters
 			for i, gw := range []*netns.Process{gwA, gwB} {
-				out := stopDaemon(t, gw)
+				sig := syscall.SIGTERM
+				if i == 1 {
+					sig = syscall.SIGINT
+				}
+				out := stopDaemon(t, gw, sig)
 				ci := parseCounters(t, out)
 				c.frames += ci.frames
 				c.inserts += ci.inserts
@@ -315,7 +329,7 @@ func TestKillAndRestart(t *testing.T) {
 	topo := up(t, 96)
 	b := topo.Addr(topology.HostB)
 	gwB := startDaemon(t, topo, topology.GwB, bin)
-	defer stopDaemon(t, gwB)
+	defer stopDaemon(t, gwB, syscall.SIGTERM)
 
 	gwA := startDaemon(t, topo, topology.GwA, bin)
 	ping(t, topo, b.V4)
@@ -352,7 +366,7 @@ func TestKillAndRestart(t *testing.T) {
 			t.Errorf("restarted tcpincd has no XDP program on gwA:%s", iface)
 		}
 	}
-	out := stopDaemon(t, gwA)
+	out := stopDaemon(t, gwA, syscall.SIGINT)
 	for _, iface := range []string{topology.InsidePort, topology.OutsidePort} {
 		if xdpAttached(t, topo, topology.GwA, iface) {
 			t.Errorf("gwA:%s keeps an XDP program after the restarted daemon stopped\n%s", iface, out)
