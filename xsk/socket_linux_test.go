@@ -320,20 +320,21 @@ func newLoopPair(t testing.TB, opt Options) *loopPair {
 	return lp
 }
 
-// send transmits n copies of the test frame from tx and receives them on rx;
-// it returns how many arrived.
+// send transmits len(txd) copies of the test frame from tx and receives
+// them on rx; it returns how many arrived.
 func (lp *loopPair) send(txd, rxd []Desc) int {
 	m := lp.tx.GetTx(txd)
 	for i := range m {
 		txd[i].Len = uint32(copy(lp.tx.Frame(txd[i])[:len(lp.frame)], lp.frame))
 	}
 	lp.tx.Transmit(txd[:m])
-	lp.tx.Kick()
+	socks := [2]*Socket{lp.rx, lp.tx}
 	got := 0
-	for tries := 0; got < m && tries < 100; tries++ {
+	for tries := 0; got < m && tries < 1000; tries++ {
+		lp.tx.Kick()
 		n := lp.rx.Receive(rxd)
 		if n == 0 {
-			Wait([]*Socket{lp.rx}, time.Millisecond)
+			Wait(socks[:], time.Millisecond)
 			continue
 		}
 		lp.rx.Release(rxd[:n])
@@ -416,4 +417,3 @@ func BenchmarkVethRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(frames, 1)), "ns/frame")
 }
-

@@ -1,0 +1,107 @@
+// Package xsk is tcpinc's packet I/O: AF_XDP sockets written directly on
+// golang.org/x/sys/unix, and the XDP classifier that decides, per frame,
+// whether the engine needs to see it (written with cilium/ebpf's asm
+// package, so building needs no C toolchain). Nothing above this package
+// knows about sockets, rings or BPF; all unsafe and x/sys/unix code of the
+// project stays here. The package is Linux-only.
+//
+// # Sockets
+//
+// [Open] creates one AF_XDP socket for one queue of one interface, with its
+// own UMEM (an anonymous mapping registered with XDP_UMEM_REG) and the four
+// rings mapped at the offsets XDP_MMAP_OFFSETS reports. The UMEM is split in
+// two: the first half of the frames serve RX and all start on the fill ring,
+// the second half serve TX and start on a free list. The fill ring holds
+// every RX frame and the completion ring every TX frame, so neither ring can
+// be why a frame is stuck.
+//
+// The rings follow cilium/ebpf's ringbuf discipline: the kernel's index is
+// read (atomically, with acquire semantics) only when the cached copy cannot
+// serve a batch, and our index is published with one atomic store per batch.
+// Every call is batch-shaped ([Socket.Receive], [Socket.Release],
+// [Socket.GetTx], [Socket.Transmit] take a []Desc) and allocates nothing,
+// which the tests prove with testing.AllocsPerRun, syscalls included.
+//
+// # Frame ownership
+//
+// A [Desc] names a frame; the frame itself always has exactly one owner, and
+// the socket keeps a state byte per frame to enforce it:
+//
+//	kernel (fill ring) --Receive--> caller --Release--> kernel
+//	free list --GetTx--> caller --Transmit--> kernel (TX ring) --completion--> free list
+//	                      caller --PutTx--> free list   (not sent after all)
+//
+// A frame is never handed out twice. A descriptor passed to Release,
+// Transmit or PutTx that the caller does not own in that role (a double
+// release, an RX frame passed to Transmit, a length past the frame end, a
+// made-up address) is refused: it is counted in [Stats].Misuse and the first
+// one is kept as [Socket.Err]. Nothing panics and nothing is silently
+// corrupted. [Socket.Frame] returns a view into the UMEM that is valid only
+// while the caller owns the frame; TX frames start at [Headroom] like RX
+// data, so every received frame fits a TX frame of any socket.
+//
+// # Binding and wakeups
+//
+// With [BindAuto], Open first binds with XDP_ZEROCOPY and, if the driver
+// refuses (veth always does, with EOPNOTSUPP), builds the socket again and
+// binds with XDP_COPY. [Socket.BindMode] reports the outcome. Sockets are
+// bound with XDP_USE_NEED_WAKEUP: [Socket.Kick] calls sendto only when the
+// TX ring's flag asks for it, but then keeps calling while descriptors
+// remain, because a copy-mode sendto sends at most 32 frames and answers
+// EAGAIN while more are left. When the device queue pushes back (veth
+// applies backpressure when its peer's queue is full), Kick stops after a
+// few fruitless calls and [Wait] caps its poll(2) at [TxRetry] while any
+// socket still has untransmitted frames, since poll retries the
+// transmission. Without that cap a busy queue costs a whole poll timeout
+// (in the namespace test one TCP transfer fell from ~1.4 Gbit/s to 39 Mbit/s).
+// XDP_STATISTICS and the socket's own counters are in [Socket.Stats].
+//
+// # The classifier
+//
+// [AttachBump] attaches one XDP program to each port of the bump
+// (DESIGN.md §3a). A program parses Ethernet, up to two VLAN tags (802.1Q
+// or 802.1ad), IPv4 (with its IHL) and IPv6 (TCP must follow the fixed
+// header directly), and then:
+//
+//   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
+//     redirected to the other port through a devmap (key 0 = other port);
+//   - TCP frames without SYN whose flow (this direction's [FlowKey]) is in
+//     the fast-path LRU map, which both ports share, go the same way;
+//   - everything else goes to the AF_XDP socket of the RX queue through the
+//     port's XSKMAP: SYNs, unknown flows, and every frame the program cannot
+//     classify with certainty (truncated headers, IPv4 fragments of TCP,
+//     IPv6 with an extension header that may precede TCP, bad version or
+//     IHL, a third VLAN tag). The engine sees them and decides; a fragment
+//     carries no ports (or, if first, may belong to an encrypted flow), so
+//     only the engine can handle it correctly. Non-TCP fragments are
+//     non-TCP and go to the other port.
+//
+// If no socket is registered for the queue the frame is dropped, not
+// passed: XDP_PASS would hand it to the appliance namespace's own stack,
+// where a bump frame is lost anyway, and forwarding it past the engine would
+// let a connection start without negotiation. TCP retransmits what was
+// dropped. Each verdict and each reason is counted in a per-CPU array
+// ([Bump.Stats]). Other encapsulations (PPPoE, MPLS, GRE) are not looked
+// into: they count as non-TCP, are forwarded unchanged and stay unencrypted.
+//
+// With [XDPAuto] each port gets native (driver) mode if the driver supports
+// it and generic mode otherwise; [Bump.Mode] reports which. The programs are
+// attached through bpf_link, so they disappear with the process even when it
+// crashes; [CleanupStale] removes what a previous run left anyway: programs
+// attached through netlink (they outlive their process) and bpf_links that
+// were pinned.
+//
+// # The veth caveat
+//
+// A native-mode devmap redirect into a veth delivers only if the veth's peer
+// (the interface in the neighbouring namespace) runs NAPI: it has an XDP
+// program attached or `ethtool -K <peer> gro on`. Otherwise the redirect
+// fails after the program returned XDP_REDIRECT: ToPeer counts the frame,
+// but the kernel drops it and counts it as an RX drop of the ingress port
+// (`ethtool -S <port>` rx_queue_0_drops, `ip -s link` RX dropped, and the
+// xdp:xdp_redirect_err tracepoint). Real NICs have no such condition, and
+// generic mode transmits through the normal skb path. Test topologies that
+// use veth must also turn off TX checksum offload and TSO/GSO on the
+// neighbours (`ethtool -K <peer> tx off tso off gso off`): otherwise AF_XDP
+// sees frames with partial checksums and 64 KB super-frames.
+package xsk
