@@ -7,7 +7,8 @@ var (
 	// ErrDataAfterFIN: bytes follow the frame that carried FINp. The sender
 	// MUST set FINp on its last frame only (TC-49), so this is a protocol
 	// error, not a clean end of stream.
-	ErrDataAfterFIN = errors.New("tcpcrypt: data after the FINp frame")
+	// Matches ErrAbort.
+	ErrDataAfterFIN error = &peerError{"tcpcrypt: data after the FINp frame"}
 	// ErrFeedPending: Feed was called before Next had consumed the
 	// previous chunk.
 	ErrFeedPending = errors.New("tcpcrypt: previous chunk not consumed")

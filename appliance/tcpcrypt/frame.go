@@ -36,19 +36,29 @@ const (
 	flagURG       = 0x02                     // flags bit 1: URGp
 )
 
+// peerError is a framing failure the peer's bytes caused. Like the
+// handshake's failures it matches ErrAbort (errors.Is): abort the connection
+// with an error that is not end of file (TC-47, TC-78).
+type peerError struct{ msg string }
+
+func (e *peerError) Error() string        { return e.msg }
+func (e *peerError) Is(target error) bool { return target == ErrAbort }
+
 // Errors of the framing layer. None of them is io.EOF: an application must
 // be able to tell an attack or a broken peer from a clean, authenticated end
 // of stream (TC-78).
 var (
 	// ErrFrameAuth: the frame did not authenticate (TC-47). The receiver
-	// SHOULD abort the connection.
-	ErrFrameAuth = errors.New("tcpcrypt: frame authentication failed")
-	// ErrFrameMalformed: clen is too small to hold the flags byte and the tag,
-	// or an authenticated plaintext has URGp set but no urgent field.
-	ErrFrameMalformed = errors.New("tcpcrypt: malformed frame")
+	// SHOULD abort the connection. Matches ErrAbort.
+	ErrFrameAuth error = &peerError{"tcpcrypt: frame authentication failed"}
+	// ErrFrameMalformed: clen is too small to hold the flags byte and the
+	// tag, or an authenticated plaintext has URGp set but no urgent field.
+	// Matches ErrAbort.
+	ErrFrameMalformed error = &peerError{"tcpcrypt: malformed frame"}
 	// ErrFrameTooLarge: the data does not fit in one frame (TC-43).
 	ErrFrameTooLarge = errors.New("tcpcrypt: data too large for one frame")
-	// ErrFrameBuffer: the buffer is shorter than the frame it must hold.
+	// ErrFrameBuffer: the buffer is shorter than the frame it must hold, or
+	// a frame passed to Open is not exactly 3 + clen bytes.
 	ErrFrameBuffer = errors.New("tcpcrypt: frame buffer too short")
 )
 

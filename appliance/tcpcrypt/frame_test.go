@@ -313,3 +313,19 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestPeerErrorsAbort: every framing failure the peer can cause matches
+// ErrAbort, like the handshake's, and none is EOF (TC-47, TC-78); the
+// caller's own mistakes do not match ErrAbort.
+func TestPeerErrorsAbort(t *testing.T) {
+	for _, err := range []error{ErrFrameAuth, ErrFrameMalformed, ErrDataAfterFIN, ErrTooManyGenerations} {
+		if !errors.Is(err, ErrAbort) || errors.Is(err, io.EOF) {
+			t.Errorf("%v: Is(ErrAbort) %v", err, errors.Is(err, ErrAbort))
+		}
+	}
+	for _, err := range []error{ErrFrameTooLarge, ErrFrameBuffer, ErrFeedPending, ErrRekeyPending, ErrEmptyRekey, ErrFINSent, ErrNoKey} {
+		if errors.Is(err, ErrAbort) {
+			t.Errorf("%v matches ErrAbort", err)
+		}
+	}
+}

@@ -20,8 +20,9 @@ var (
 	// ErrNoKey: the keys of that generation were dropped or never existed.
 	ErrNoKey = errors.New("tcpcrypt: no key for that generation")
 	// ErrTooManyGenerations: more than MaxGenerations generations would have
-	// to be kept at once (a peer rekeying faster than frames are acknowledged).
-	ErrTooManyGenerations = errors.New("tcpcrypt: too many key generations kept")
+	// to be kept at once (a peer rekeying faster than frames are
+	// acknowledged). Matches ErrAbort.
+	ErrTooManyGenerations error = &peerError{"tcpcrypt: too many key generations kept"}
 )
 
 // MaxGenerations caps the key generations a KeyRing keeps at once, so a peer
