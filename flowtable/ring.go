@@ -52,7 +52,11 @@ func (r *Ring[T]) Cap() int { return len(r.buf) }
 
 // Len returns the number of queued elements (a snapshot; either side may be
 // moving).
-func (r *Ring[T]) Len() int { return int(r.tail.Load() - r.head.Load()) }
+func (r *Ring[T]) Len() int {
+	h := r.head.Load() // head first: tail never falls behind a head read earlier
+	n := r.tail.Load() - h
+	return int(min(n, uint64(len(r.buf))))
+}
 
 // Push appends v; it returns false if the ring is full. Producer only.
 func (r *Ring[T]) Push(v T) bool {

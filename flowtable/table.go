@@ -7,6 +7,7 @@ import (
 
 // Class is a caller-chosen flow state class (for example embryonic,
 // negotiating, encrypted, closing). Each class has its own idle timeout.
+// Values must be below MaxClasses; larger ones are taken modulo MaxClasses.
 type Class uint8
 
 // MaxClasses is the number of classes a Table supports.
