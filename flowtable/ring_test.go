@@ -65,7 +65,7 @@ func TestRingClearsSlots(t *testing.T) {
 // TestRingTwoGoroutines: one producer, one consumer, mixed single and batch
 // operations; every value arrives once, in order. Run with -race.
 func TestRingTwoGoroutines(t *testing.T) {
-	const total = 200000
+	const total = 100000
 	r := NewRing[uint64](64)
 	var wg sync.WaitGroup
 	wg.Add(1)
