@@ -119,6 +119,12 @@ func (p *Pool) work() {
 	// would escape to the heap once per job through j.Run(j).
 	j := new(Job)
 	for {
+		// Stop promptly on Close: jobs still queued complete with ErrClosed.
+		select {
+		case <-p.done:
+			return
+		default:
+		}
 		// Submitted jobs first: a flow is waiting for them.
 		select {
 		case *j = <-p.jobs:
@@ -145,8 +151,8 @@ func (p *Pool) run(j *Job) {
 	}
 	c := j.client
 	j.client = nil
+	p.completed.Add(1) // before the submitter can see the completion
 	c.complete(j)
-	p.completed.Add(1)
 	*j = Job{}
 }
 
@@ -219,8 +225,8 @@ func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
-		p.mu.Unlock()
 		close(p.done)
+		p.mu.Unlock()
 		p.wg.Wait()
 		for drained := false; !drained; {
 			select {
@@ -228,8 +234,8 @@ func (p *Pool) Close() {
 				j.Err = ErrClosed
 				c := j.client
 				j.client = nil
-				c.complete(&j)
 				p.completed.Add(1)
+				c.complete(&j)
 			default:
 				drained = true
 			}
