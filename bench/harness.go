@@ -1,0 +1,659 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/netns"
+	"github.com/tcpinc/tcpinc/deploy/topology"
+)
+
+// DefaultWireguardVersion is the wireguard-go BASELINES.md measured.
+const DefaultWireguardVersion = "v0.0.0-20260522210424-ecfc5a8d5446"
+
+// Config is one invocation of the harness. Zero fields take the defaults of
+// issue 3 (3 runs of iperf3 -t 10 -O 1 at 1 and 4 streams, 5 s trafgen runs).
+type Config struct {
+	Cases       []Case
+	Runs        int
+	Streams     []int
+	Duration    time.Duration
+	Omit        time.Duration
+	PPSDuration time.Duration
+	PPSWarmup   time.Duration
+	TrafgenCPUs int
+	FrameLen    int
+	MTU         int
+	// Prefix and Net of the bench's topology (default "tcb-", 78), so the
+	// bench can run beside the demo (tci-) and the tests (tt-).
+	Prefix string
+	Net    int
+	// RepoDir is the module root, for `go build ./cmd/tcpincd` (default ".").
+	RepoDir string
+	// TcpincdArgs are extra arguments for both tcpincd instances.
+	TcpincdArgs      []string
+	WireguardVersion string
+	// WireguardRecipeOffloads runs (b) with the AF_XDP offload recipe too.
+	// By default (b) keeps the veth offload defaults (TSO/GSO on), as
+	// BASELINES.md measured the anchor: wireguard-go's TUN path uses GSO/GRO.
+	WireguardRecipeOffloads bool
+	// IdleSample is how long the harness samples vm_busy with no traffic
+	// before each case, to show load from outside the bench (default 2 s).
+	IdleSample time.Duration
+	// Command is the command line recorded in the report.
+	Command string
+	Logf    func(format string, args ...any)
+}
+
+func (c *Config) fill() {
+	if len(c.Cases) == 0 {
+		c.Cases = AllCases
+	}
+	if c.Runs == 0 {
+		c.Runs = 3
+	}
+	if len(c.Streams) == 0 {
+		c.Streams = []int{1, 4}
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Omit == 0 {
+		c.Omit = time.Second
+	}
+	if c.PPSDuration == 0 {
+		c.PPSDuration = 5 * time.Second
+	}
+	if c.PPSWarmup == 0 {
+		c.PPSWarmup = time.Second
+	}
+	if c.TrafgenCPUs == 0 {
+		c.TrafgenCPUs = 1
+	}
+	if c.FrameLen == 0 {
+		c.FrameLen = 60
+	}
+	if c.MTU == 0 {
+		c.MTU = 1500
+	}
+	if c.Prefix == "" {
+		c.Prefix = "tcb-"
+	}
+	if c.Net == 0 {
+		c.Net = 78
+	}
+	if c.RepoDir == "" {
+		c.RepoDir = "."
+	}
+	if c.WireguardVersion == "" {
+		c.WireguardVersion = DefaultWireguardVersion
+	}
+	if c.IdleSample == 0 {
+		c.IdleSample = 2 * time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// Run measures every configured case in turn on a fresh topology each and
+// returns the report. Only a setup failure of the harness itself (no root,
+// no temp dir) is an error; a case that cannot run is reported as skipped.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.fill()
+	if err := netns.RequireRoot(); err != nil {
+		return nil, err
+	}
+	for _, tool := range []string{"ip", "nft", "ethtool", "iperf3", "trafgen", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not installed: %w", tool, err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "tcpinc-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	// A topology left by a crashed bench goes first.
+	if err := topology.Down(cfg.Prefix); err != nil {
+		return nil, err
+	}
+
+	h := &harness{cfg: cfg, tmp: tmp}
+	rep := &Report{
+		Command: cfg.Command,
+		Date:    time.Now(),
+		Machine: machine(),
+		Settings: Settings{
+			Runs: cfg.Runs, Streams: cfg.Streams, Duration: cfg.Duration, Omit: cfg.Omit,
+			PPSDuration: cfg.PPSDuration, PPSWarmup: cfg.PPSWarmup, TrafgenCPUs: cfg.TrafgenCPUs,
+			FrameLen: cfg.FrameLen, MTU: cfg.MTU,
+			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of BASELINES.md)",
+		},
+	}
+	for _, c := range cfg.Cases {
+		if ctx.Err() != nil {
+			rep.Results = append(rep.Results, &Result{Case: c, Skipped: "interrupted"})
+			continue
+		}
+		cfg.Logf("== case (%s) %s", c.ID, c.Name)
+		res := h.runCase(ctx, c)
+		if res.Skipped != "" {
+			cfg.Logf("   not run: %s", res.Skipped)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	return rep, nil
+}
+
+func machine() string {
+	kernel := "?"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("Linux %s, %d CPUs, %s", kernel, runtime.NumCPU(), runtime.Version())
+}
+
+type harness struct {
+	cfg Config
+	tmp string
+
+	wgBin, wgErr         string
+	tcpincdBin, tcpdSkip string
+	built                map[string]bool
+}
+
+// gateway is whatever joins the ports of gwA/gwB for one case.
+type gateway interface {
+	// check reports whether the gateway is still healthy (a daemon that died
+	// mid-run invalidates the numbers).
+	check() error
+}
+
+type noGateway struct{}
+
+func (noGateway) check() error { return nil }
+
+func (h *harness) runCase(ctx context.Context, c Case) *Result {
+	res := &Result{Case: c, TCP: map[int]*TCPRuns{}}
+	mode := topology.ModeBridge
+	defaultOffloads := false
+	switch c.ID {
+	case CaseWireguard.ID:
+		mode = topology.ModeRouted
+		defaultOffloads = !h.cfg.WireguardRecipeOffloads
+		if defaultOffloads {
+			res.Notes = append(res.Notes, "veth offload defaults (TSO/GSO/checksum offload on), as in BASELINES.md's anchor; `-wg-recipe-offloads` runs it with the recipe")
+		}
+		if err := h.buildWireguard(ctx); err != nil {
+			res.Skipped = err.Error()
+			return res
+		}
+	case CaseFastPath.ID, CaseUserSpace.ID:
+		mode = topology.ModeBare
+		if err := h.buildTcpincd(ctx); err != nil {
+			res.Skipped = err.Error()
+			return res
+		}
+	}
+	topo, err := topology.Up(topology.Options{Prefix: h.cfg.Prefix, Net: h.cfg.Net, Mode: mode, MTU: h.cfg.MTU, DefaultOffloads: defaultOffloads})
+	if err != nil {
+		res.Skipped = err.Error()
+		return res
+	}
+	defer func() {
+		if err := topo.Down(); err != nil {
+			res.Errors = append(res.Errors, "topology down: "+err.Error())
+		}
+	}()
+
+	var gw gateway = noGateway{}
+	switch c.ID {
+	case CaseWireguard.ID:
+		gw, err = h.startWireguard(topo, res)
+	case CaseFastPath.ID:
+		gw, err = h.startTcpincd(topo, res, true)
+	case CaseUserSpace.ID:
+		gw, err = h.startTcpincd(topo, res, false)
+	}
+	if err != nil {
+		res.Skipped = err.Error()
+		return res
+	}
+	if err := waitPing(topo, 15*time.Second); err != nil {
+		res.Skipped = "no connectivity hA -> hB: " + err.Error()
+		return res
+	}
+	if idle, err := idleBusy(ctx, h.cfg.IdleSample); err == nil {
+		h.cfg.Logf("   vm_busy with no bench traffic: %.0f%%", idle)
+		res.Notes = append(res.Notes, fmt.Sprintf("vm_busy with no bench traffic just before the case: %.0f %% (load from outside the bench)", idle))
+	}
+	srv, err := topo.Start(topology.HostB, "iperf3-server", "iperf3", "-s", "-i", "0", "--forceflush")
+	if err != nil {
+		res.Skipped = err.Error()
+		return res
+	}
+	if err := srv.WaitOutput("Server listening", 10*time.Second); err != nil {
+		res.Skipped = err.Error()
+		return res
+	}
+	dst := topo.Addr(topology.HostB).V4
+	for _, n := range h.cfg.Streams {
+		runs := &TCPRuns{}
+		res.TCP[n] = runs
+		for i := 0; i < h.cfg.Runs && ctx.Err() == nil; i++ {
+			r, busy, err := h.iperf(ctx, topo, dst, n)
+			if err == nil {
+				err = gw.check()
+			}
+			if err != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("iperf3 -P %d run %d: %v", n, i+1, err))
+				continue
+			}
+			h.cfg.Logf("   iperf3 -P %d run %d: %.2f Gbit/s, %d retransmits, vm_busy %.0f%%", n, i+1, r.ReceivedBps/1e9, r.Retransmits, busy)
+			runs.Gbps = append(runs.Gbps, r.ReceivedBps/1e9)
+			runs.Busy = append(runs.Busy, busy)
+			runs.Retransmits = append(runs.Retransmits, r.Retransmits)
+		}
+	}
+	res.PPS = &PPSRuns{}
+	for i := 0; i < h.cfg.Runs && ctx.Err() == nil; i++ {
+		offered, fwd, busy, err := h.pps(ctx, topo)
+		if err == nil {
+			err = gw.check()
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("trafgen run %d: %v", i+1, err))
+			continue
+		}
+		h.cfg.Logf("   trafgen run %d: offered %.0f pps, forwarded %.0f pps, vm_busy %.0f%%", i+1, offered, fwd, busy)
+		res.PPS.Offered = append(res.PPS.Offered, offered)
+		res.PPS.Forwarded = append(res.PPS.Forwarded, fwd)
+		res.PPS.Busy = append(res.PPS.Busy, busy)
+	}
+	return res
+}
+
+func idleBusy(ctx context.Context, d time.Duration) (float64, error) {
+	before, err := ReadCPUTimes()
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	after, err := ReadCPUTimes()
+	if err != nil {
+		return 0, err
+	}
+	return BusyPercent(before, after), nil
+}
+
+func waitPing(topo *topology.Topology, timeout time.Duration) error {
+	dst := topo.Addr(topology.HostB).V4.String()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = topo.Run(topology.HostA, "ping", "-n", "-c", "1", "-W", "1", dst); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// iperf runs one iperf3 client hA -> dst and returns its result and vm_busy.
+func (h *harness) iperf(ctx context.Context, topo *topology.Topology, dst netip.Addr, streams int) (IperfResult, float64, error) {
+	total := h.cfg.Duration + h.cfg.Omit
+	ctx, cancel := context.WithTimeout(ctx, total+30*time.Second)
+	defer cancel()
+	before, err := ReadCPUTimes()
+	if err != nil {
+		return IperfResult{}, 0, err
+	}
+	cmd := topo.Command(ctx, topology.HostA, "iperf3", "-c", dst.String(), "-J",
+		"-t", fmt.Sprint(int(h.cfg.Duration.Seconds())), "-O", fmt.Sprint(int(h.cfg.Omit.Seconds())),
+		"-P", fmt.Sprint(streams))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	after, err := ReadCPUTimes()
+	if err != nil {
+		return IperfResult{}, 0, err
+	}
+	r, perr := ParseIperf(stdout.Bytes())
+	if perr != nil {
+		return IperfResult{}, 0, errors.Join(perr, runErr, errors.New(strings.TrimSpace(stderr.String())))
+	}
+	return r, BusyPercent(before, after), nil
+}
+
+func linkInfo(topo *topology.Topology, n topology.Node, iface string) (LinkInfo, error) {
+	out, err := topo.Run(n, "ip", "-s", "-j", "link", "show", "dev", iface)
+	if err != nil {
+		return LinkInfo{}, err
+	}
+	return ParseLinkJSON([]byte(out))
+}
+
+// pps runs trafgen on hA toward hB and returns offered and forwarded frames
+// per second (hA:eth0 TX, hB:eth0 RX) over PPSDuration after a warm-up.
+func (h *harness) pps(ctx context.Context, topo *topology.Topology) (offered, fwd, busy float64, err error) {
+	a := topo.Addr(topology.HostA)
+	b := topo.Addr(topology.HostB)
+	// The next hop's MAC: rtr:toA behind the bumps, gwA:in when it routes.
+	nhNode, nhIf := topology.Router, topology.RouterToA
+	if topo.Options().Mode == topology.ModeRouted {
+		nhNode, nhIf = topology.GwA, topology.InsidePort
+	}
+	nh, err := linkInfo(topo, nhNode, nhIf)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	src, err := linkInfo(topo, topology.HostA, topology.HostIface)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	conf, err := TrafgenConfig(nh.MAC, src.MAC, a.V4, b.V4, h.cfg.FrameLen)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	path := filepath.Join(h.tmp, "udp60.trafgen")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return 0, 0, 0, err
+	}
+	p, err := topo.Start(topology.HostA, "trafgen", "trafgen", "--dev", topology.HostIface, "--conf", path,
+		"--cpus", fmt.Sprint(h.cfg.TrafgenCPUs), "--no-sock-mem", "--notouch-irq")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer p.StopWith(syscall.SIGINT, 5*time.Second)
+	select {
+	case <-time.After(h.cfg.PPSWarmup):
+	case <-p.Done():
+		return 0, 0, 0, fmt.Errorf("trafgen exited: %s", p.Output())
+	case <-ctx.Done():
+		return 0, 0, 0, ctx.Err()
+	}
+	tx0, err := linkInfo(topo, topology.HostA, topology.HostIface)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	rx0, err := linkInfo(topo, topology.HostB, topology.HostIface)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cpu0, err := ReadCPUTimes()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(h.cfg.PPSDuration):
+	case <-p.Done():
+		return 0, 0, 0, fmt.Errorf("trafgen exited: %s", p.Output())
+	case <-ctx.Done():
+		return 0, 0, 0, ctx.Err()
+	}
+	tx1, err := linkInfo(topo, topology.HostA, topology.HostIface)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	rx1, err := linkInfo(topo, topology.HostB, topology.HostIface)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	secs := time.Since(t0).Seconds()
+	cpu1, err := ReadCPUTimes()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if tx1.TxPackets == tx0.TxPackets {
+		return 0, 0, 0, fmt.Errorf("trafgen sent nothing: %s", p.Output())
+	}
+	return float64(tx1.TxPackets-tx0.TxPackets) / secs, float64(rx1.RxPackets-rx0.RxPackets) / secs, BusyPercent(cpu0, cpu1), nil
+}
+
+// ---- wireguard-go ----
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// buildWireguard builds wireguard-go from the Go module proxy into the temp
+// dir (never into the repository).
+func (h *harness) buildWireguard(ctx context.Context) error {
+	if h.wgBin != "" || h.wgErr != "" {
+		if h.wgErr != "" {
+			return errors.New(h.wgErr)
+		}
+		return nil
+	}
+	dir := filepath.Join(h.tmp, "wg")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	h.cfg.Logf("   building golang.zx2c4.com/wireguard@%s", h.cfg.WireguardVersion)
+	cmd := exec.CommandContext(ctx, goTool(), "install", "golang.zx2c4.com/wireguard@"+h.cfg.WireguardVersion)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.wgErr = fmt.Sprintf("building wireguard-go %s failed: %v: %s", h.cfg.WireguardVersion, err, strings.TrimSpace(string(out)))
+		return errors.New(h.wgErr)
+	}
+	h.wgBin = filepath.Join(dir, "wireguard")
+	return nil
+}
+
+type wgGateway struct{ procs []*netns.Process }
+
+func (g *wgGateway) check() error {
+	for _, p := range g.procs {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited (%v): %s", p.Name, err, p.Output())
+		}
+	}
+	return nil
+}
+
+// startWireguard runs wireguard-go in gwA and gwB (routed mode), configures
+// both over the UAPI socket and routes each enclave to the other through the
+// tunnel.
+func (h *harness) startWireguard(topo *topology.Topology, res *Result) (gateway, error) {
+	type end struct {
+		gw, side, peerSide topology.Node
+		name               string
+		tunAddr            string
+		key                *ecdh.PrivateKey
+	}
+	base := strings.NewReplacer("-", "", ".", "", "_", "").Replace(h.cfg.Prefix)
+	ends := []*end{
+		{gw: topology.GwA, side: topology.HostA, peerSide: topology.HostB, name: base + "wgA", tunAddr: fmt.Sprintf("10.%d.20.1/24", h.cfg.Net)},
+		{gw: topology.GwB, side: topology.HostB, peerSide: topology.HostA, name: base + "wgB", tunAddr: fmt.Sprintf("10.%d.20.2/24", h.cfg.Net)},
+	}
+	for _, e := range ends {
+		if len(e.name) > 15 {
+			return nil, fmt.Errorf("wireguard interface name %q too long (shorten the prefix)", e.name)
+		}
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		e.key = k
+	}
+	const port = 51820
+	g := &wgGateway{}
+	env := topo.Env()
+	for i, e := range ends {
+		peer := ends[1-i]
+		sock := "/var/run/wireguard/" + e.name + ".sock"
+		_ = os.Remove(sock) // stale socket of a crashed run
+		p, err := topo.Start(e.gw, "wireguard-go "+e.name, h.wgBin, "-f", e.name)
+		if err != nil {
+			return nil, err
+		}
+		g.procs = append(g.procs, p)
+		env.Defer("wireguard socket "+sock, func() error {
+			if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		})
+		if err := waitFile(sock, 10*time.Second, p); err != nil {
+			return nil, err
+		}
+		peerV4, _ := topo.GatewayOutsideAddr(peer.gw)
+		pv4, pv6 := topo.SideNets(e.peerSide)
+		cfg := WireguardConfig(e.key.Bytes(), peer.key.PublicKey().Bytes(), port,
+			netip.AddrPortFrom(peerV4, port), []netip.Prefix{pv4, pv6})
+		if err := uapiSet(sock, cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.name, err)
+		}
+		ns := topo.NS(e.gw)
+		if err := env.AddAddr(ns, e.name, e.tunAddr); err != nil {
+			return nil, err
+		}
+		if err := env.LinkUp(ns, e.name); err != nil {
+			return nil, err
+		}
+		if err := env.AddRoute(ns, pv4.String(), "dev", e.name); err != nil {
+			return nil, err
+		}
+		if err := env.AddRoute(ns, pv6.String(), "dev", e.name); err != nil {
+			return nil, err
+		}
+	}
+	mtu, _ := topo.Run(topology.GwA, "cat", "/sys/class/net/"+ends[0].name+"/mtu")
+	res.Notes = append(res.Notes, fmt.Sprintf("golang.zx2c4.com/wireguard@%s built with %s; tunnel MTU %s; endpoints on the transit subnets through rtr",
+		h.cfg.WireguardVersion, runtime.Version(), strings.TrimSpace(mtu)))
+	return g, nil
+}
+
+func waitFile(path string, timeout time.Duration, p *netns.Process) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited (%v): %s", p.Name, err, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: no %s after %v: %s", p.Name, path, timeout, p.Output())
+}
+
+// uapiSet sends one "set" request over a wireguard UAPI socket.
+func uapiSet(sock, body string) error {
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("set=1\n" + body + "\n")); err != nil {
+		return err
+	}
+	var resp []byte
+	buf := make([]byte, 512)
+	for !bytes.HasSuffix(resp, []byte("\n\n")) {
+		n, err := c.Read(buf)
+		resp = append(resp, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	errno, err := ParseUAPIErrno(string(resp))
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return fmt.Errorf("uapi set: errno %d", errno)
+	}
+	return nil
+}
+
+// ---- tcpincd ----
+
+// buildTcpincd builds ./cmd/tcpincd of the repository into the temp dir.
+func (h *harness) buildTcpincd(ctx context.Context) error {
+	if h.tcpincdBin != "" || h.tcpdSkip != "" {
+		if h.tcpdSkip != "" {
+			return errors.New(h.tcpdSkip)
+		}
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.RepoDir, "cmd", "tcpincd")); err != nil {
+		h.tcpdSkip = "cmd/tcpincd does not exist yet in this tree"
+		return errors.New(h.tcpdSkip)
+	}
+	bin := filepath.Join(h.tmp, "tcpincd")
+	h.cfg.Logf("   building ./cmd/tcpincd")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./cmd/tcpincd")
+	cmd.Dir = h.cfg.RepoDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.tcpdSkip = fmt.Sprintf("go build ./cmd/tcpincd failed: %v: %s", err, firstLines(string(out), 5))
+		return errors.New(h.tcpdSkip)
+	}
+	h.tcpincdBin = bin
+	return nil
+}
+
+type tcpincdGateway struct{ procs []*netns.Process }
+
+func (g *tcpincdGateway) check() error {
+	for _, p := range g.procs {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s exited (%v): %s", p.Name, err, firstLines(p.Output(), 10))
+		}
+	}
+	return nil
+}
+
+func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast bool) (gateway, error) {
+	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort}
+	if !fast {
+		args = append(args, "--no-fast-path")
+	}
+	args = append(args, h.cfg.TcpincdArgs...)
+	g := &tcpincdGateway{}
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		p, err := topo.Start(gw, "tcpincd@"+string(gw), args...)
+		if err != nil {
+			return nil, err
+		}
+		g.procs = append(g.procs, p)
+	}
+	// Give a daemon that rejects its flags or cannot attach a moment to say so.
+	time.Sleep(time.Second)
+	if err := g.check(); err != nil {
+		return nil, err
+	}
+	res.Notes = append(res.Notes, "`"+strings.Join(append([]string{"tcpincd"}, args[1:]...), " ")+"` in gwA and gwB")
+	return g, nil
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "...")
+	}
+	return strings.Join(lines, " / ")
+}

@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Case is one way of joining side A and side B.
+type Case struct {
+	ID   string // "a", "b", ...: the letter the report uses
+	Name string // short name for flags: kernel, wireguard-go, tcpinc-fast, tcpinc-user
+	Desc string // one line for the report
+}
+
+// The cases of issue 3, in report order. (a) and (b) are the anchors.
+var (
+	CaseKernel    = Case{"a", "kernel", "kernel forwarding: a bridge joins `in` and `out` in gwA and gwB"}
+	CaseWireguard = Case{"b", "wireguard-go", "wireguard-go tunnel between gwA and gwB (routed gateways)"}
+	CaseFastPath  = Case{"c", "tcpinc-fast", "tcpincd passthrough with the XDP fast path (`tcpincd --inside in --outside out`)"}
+	CaseUserSpace = Case{"d", "tcpinc-user", "tcpincd passthrough, every frame through user space (`--no-fast-path`)"}
+	AllCases      = []Case{CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace}
+)
+
+// TCPRuns are the iperf3 runs of one case at one stream count.
+type TCPRuns struct {
+	Gbps        []float64 // receiver goodput per run
+	Busy        []float64 // vm_busy % per run
+	Retransmits []int64
+}
+
+// PPSRuns are the small-packet runs of one case.
+type PPSRuns struct {
+	Offered   []float64 // frames/s leaving hA:eth0
+	Forwarded []float64 // frames/s arriving at hB:eth0
+	Busy      []float64
+}
+
+// Result is everything measured for one case.
+type Result struct {
+	Case    Case
+	Skipped string // why the case did not run (empty if it ran)
+	Errors  []string
+	TCP     map[int]*TCPRuns // by stream count
+	PPS     *PPSRuns
+	Notes   []string // facts the case reported about itself (modes, versions)
+}
+
+// Settings are the knobs of a run, printed with the report.
+type Settings struct {
+	Runs        int
+	Streams     []int
+	Duration    time.Duration // iperf3 -t
+	Omit        time.Duration // iperf3 -O
+	PPSDuration time.Duration
+	PPSWarmup   time.Duration
+	TrafgenCPUs int
+	FrameLen    int
+	MTU         int
+	Offloads    string
+}
+
+// Report is one invocation's results.
+type Report struct {
+	Command  string
+	Date     time.Time
+	Machine  string
+	Settings Settings
+	Results  []*Result
+}
+
+func (r *Report) result(id string) *Result {
+	for _, x := range r.Results {
+		if x.Case.ID == id && x.Skipped == "" {
+			return x
+		}
+	}
+	return nil
+}
+
+func tcpMedian(r *Result, streams int) float64 {
+	if r == nil || r.TCP[streams] == nil {
+		return math.NaN()
+	}
+	return Summarize(r.TCP[streams].Gbps).Median
+}
+
+func ppsMedian(r *Result) float64 {
+	if r == nil || r.PPS == nil {
+		return math.NaN()
+	}
+	return Summarize(r.PPS.Forwarded).Median
+}
+
+func f2(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+func ratio(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func kpps(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", x/1000)
+}
+
+func rangePct(xs []float64) string {
+	s := Summarize(xs)
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f-%.0f", s.Min, s.Max)
+}
+
+func medianInt(xs []int64) string {
+	if len(xs) == 0 {
+		return "–"
+	}
+	f := make([]float64, len(xs))
+	for i, x := range xs {
+		f[i] = float64(x)
+	}
+	return fmt.Sprintf("%.0f", Summarize(f).Median)
+}
+
+func label(c Case) string { return fmt.Sprintf("(%s) %s", c.ID, c.Name) }
+
+// Markdown renders the report as the body of the "## Dataplane" section
+// (without the heading).
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	s := r.Settings
+	fmt.Fprintf(&b, "Measured %s with:\n\n    %s\n\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Command)
+	fmt.Fprintf(&b, "Machine: %s. Everything (iperf3 client and server, trafgen, both gateways, softirqs) shares the same CPUs; "+
+		"`vm_busy` is the whole-VM busy share from /proc/stat over each run (100 = all CPUs busy).\n\n", r.Machine)
+	fmt.Fprintf(&b, "Topology: deploy/topology (hA — gwA — rtr — gwB — hB), MTU %d, offloads: %s. "+
+		"Every case runs on the same topology with the same settings; only what joins gwA's and gwB's ports changes.\n\n", s.MTU, s.Offloads)
+
+	b.WriteString("Cases:\n\n")
+	for _, res := range r.Results {
+		fmt.Fprintf(&b, "- **%s**: %s", label(res.Case), res.Case.Desc)
+		if res.Skipped != "" {
+			fmt.Fprintf(&b, ". **Not run:** %s", res.Skipped)
+		}
+		b.WriteString("\n")
+		for _, n := range res.Notes {
+			fmt.Fprintf(&b, "  - %s\n", n)
+		}
+		for _, e := range res.Errors {
+			fmt.Fprintf(&b, "  - error: %s\n", e)
+		}
+	}
+
+	a, wg := r.result(CaseKernel.ID), r.result(CaseWireguard.ID)
+	fmt.Fprintf(&b, "\n### TCP throughput hA → hB (iperf3 -t %d -O %d, %d runs; Gbit/s at the receiver)\n\n",
+		int(s.Duration.Seconds()), int(s.Omit.Seconds()), s.Runs)
+	b.WriteString("| case | streams | min | **median** | max | retransmits (median) | vm_busy % | vs (a) | vs (b) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, res := range r.Results {
+		if res.Skipped != "" {
+			continue
+		}
+		streams := make([]int, 0, len(res.TCP))
+		for n := range res.TCP {
+			streams = append(streams, n)
+		}
+		sort.Ints(streams)
+		for _, n := range streams {
+			t := res.TCP[n]
+			sm := Summarize(t.Gbps)
+			fmt.Fprintf(&b, "| %s | %d | %s | **%s** | %s | %s | %s | %s | %s |\n",
+				label(res.Case), n, f2(sm.Min), f2(sm.Median), f2(sm.Max), medianInt(t.Retransmits), rangePct(t.Busy),
+				ratio(Ratio(sm.Median, tcpMedian(a, n))), ratio(Ratio(sm.Median, tcpMedian(wg, n))))
+		}
+	}
+
+	fmt.Fprintf(&b, "\n### Small packets hA → hB (trafgen -P %d, %d-byte UDP frames, %d s after %d s warm-up, %d runs; kpps)\n\n",
+		s.TrafgenCPUs, s.FrameLen, int(s.PPSDuration.Seconds()), int(s.PPSWarmup.Seconds()), s.Runs)
+	b.WriteString("Offered = frames leaving hA:eth0; forwarded = frames arriving at hB:eth0, per second.\n\n")
+	b.WriteString("| case | offered (median) | forwarded min | **median** | max | vm_busy % | vs (a) | vs (b) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, res := range r.Results {
+		if res.Skipped != "" || res.PPS == nil {
+			continue
+		}
+		p := res.PPS
+		fs := Summarize(p.Forwarded)
+		fmt.Fprintf(&b, "| %s | %s | %s | **%s** | %s | %s | %s | %s |\n",
+			label(res.Case), kpps(Summarize(p.Offered).Median), kpps(fs.Min), kpps(fs.Median), kpps(fs.Max),
+			rangePct(p.Busy), ratio(Ratio(fs.Median, ppsMedian(a))), ratio(Ratio(fs.Median, ppsMedian(wg))))
+	}
+	return b.String()
+}
+
+// NotesHeading starts a hand-written subsection that ReplaceSection keeps
+// when the generated part of the section is rewritten.
+const NotesHeading = "### Notes"
+
+// ReplaceSection returns doc with the body of the level-2 section whose
+// heading line is heading replaced by body. Other sections are untouched. A
+// "### Notes" subsection of the old body is kept (after the new body). If
+// the section does not exist it is appended at the end of doc.
+func ReplaceSection(doc, heading, body string) string {
+	body = strings.TrimRight(body, "\n") + "\n"
+	lines := strings.SplitAfter(doc, "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.TrimRight(l, "\r\n") == heading {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		out := strings.TrimRight(doc, "\n")
+		if out != "" {
+			out += "\n\n"
+		}
+		return out + heading + "\n\n" + body
+	}
+	end := len(lines)
+	for i := start + 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "## ") || strings.TrimRight(lines[i], "\r\n") == "##" {
+			end = i
+			break
+		}
+	}
+	old := strings.Join(lines[start+1:end], "")
+	keep := ""
+	if i := strings.Index("\n"+old, "\n"+NotesHeading+"\n"); i >= 0 {
+		keep = "\n" + strings.TrimRight(old[i:], "\n") + "\n"
+	}
+	var b strings.Builder
+	b.WriteString(strings.TrimRight(strings.Join(lines[:start+1], ""), "\n"))
+	b.WriteString("\n\n")
+	b.WriteString(body)
+	b.WriteString(keep)
+	if end < len(lines) {
+		b.WriteString("\n")
+		b.WriteString(strings.Join(lines[end:], ""))
+	}
+	return b.String()
+}
