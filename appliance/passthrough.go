@@ -15,7 +15,6 @@ type flowEvent struct {
 	key   flowtable.Key // the frame's direction as seen on the wire
 	now   int64         // when it was received (ns, the appliance clock)
 	flags uint8         // TCP flags
-	from  PortID
 }
 
 // Flow phases; each is a flowtable class with its own timeout.

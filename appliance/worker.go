@@ -43,7 +43,7 @@ const agePeriod = int64(100 * time.Millisecond)
 // port, one Kick. It returns the number of frames received. now is the
 // worker's clock in nanoseconds (monotonic).
 func (w *worker) poll(now int64) int {
-	w.drainEvents(now)
+	w.drainEvents()
 	if now >= w.nextAge {
 		w.pass.expire(w, now)
 		w.nextAge = now + agePeriod
@@ -80,11 +80,9 @@ func (w *worker) poll(now int64) int {
 	}
 	w.rx.Release(w.rxd[:n])
 	sent := w.tx.Transmit(w.txd[:used])
-	for i := 0; i < used; i++ {
-		if i < sent {
-			t.txFrames++
-			t.txBytes += uint64(w.txd[i].Len)
-		}
+	for _, d := range w.txd[:sent] {
+		t.txFrames++
+		t.txBytes += uint64(d.Len)
 	}
 	if sent < used {
 		t.drops[DropTxRingFull] += uint64(used - sent)
@@ -111,10 +109,10 @@ func (w *worker) inspect(frame []byte, now int64) {
 		w.t.unparsed++
 		return
 	}
-	if !w.pkt.IsTCP() || w.pkt.IsNonFirstFragment() {
+	if !w.pkt.IsTCP() {
 		return
 	}
-	ev := flowEvent{key: keyOf(&w.pkt), flags: w.pkt.Flags(), from: w.from, now: now}
+	ev := flowEvent{key: keyOf(&w.pkt), flags: w.pkt.Flags(), now: now}
 	owner := ev.key.Owner(w.nwork)
 	if owner == w.id {
 		w.pass.apply(w, &ev)
@@ -136,7 +134,7 @@ func (w *worker) inspect(frame []byte, now int64) {
 }
 
 // drainEvents applies the flow events other workers handed to this one.
-func (w *worker) drainEvents(now int64) {
+func (w *worker) drainEvents() {
 	for _, r := range w.in {
 		for {
 			ev, ok := r.Pop()

@@ -231,3 +231,23 @@ func TestValidateReportsAllErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: no input makes Parse or Validate panic, and a document Parse
+// accepts decodes the same way twice.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("inside: a\noutside: b\n"))
+	f.Add([]byte("cpus: [0, 1]\nflows:\n  idle_timeout: 1m\n"))
+	f.Add([]byte("admin: \"[::1]:80\"\nqueues: 2\n"))
+	f.Add([]byte("- x\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		c, err := Parse(doc)
+		if err != nil {
+			return
+		}
+		_ = c.Validate()
+		c2, err := Parse(doc)
+		if err != nil || c2.Inside != c.Inside || c2.Flows != c.Flows || len(c2.CPUs) != len(c.CPUs) {
+			t.Fatalf("second Parse differs: %+v / %+v, %v", c, c2, err)
+		}
+	})
+}

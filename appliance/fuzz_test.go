@@ -1,0 +1,62 @@
+package appliance
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+func fuzzSeeds(f *testing.F) {
+	for _, s := range script() {
+		f.Add(s.b)
+	}
+	f.Add([]byte{})
+	f.Add(make([]byte, 14))
+}
+
+// FuzzWorkerPassthrough: whatever the bytes, a frame that arrives on one port
+// leaves the other port exactly once and unchanged, with and without the
+// fast path, and nothing panics.
+func FuzzWorkerPassthrough(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > 2048 {
+			frame = frame[:2048]
+		}
+		for _, fast := range []bool{false, true} {
+			r := newRig(t, rigOpts{fastPath: fast})
+			// A handshake first, so that frames of that flow take the
+			// fast path when it is on.
+			for _, s := range conn("fz", a4, b4, 40000, 80, packettest.FIN)[:2] {
+				r.send(s.port, s.b)
+			}
+			r.out = [2][][]byte{}
+			r.send(Inside, frame)
+			r.send(Outside, frame)
+			for p := range 2 {
+				if len(r.out[p]) != 1 || !bytes.Equal(r.out[p][0], frame) {
+					t.Fatalf("fast=%v: port %d sent %d frames, want the input once", fast, p, len(r.out[p]))
+				}
+			}
+		}
+	})
+}
+
+// FuzzClassifyMatchesParser: when both the classifier model and the packet
+// parser see a TCP segment, they agree on its flow key.
+func FuzzClassifyMatchesParser(f *testing.F) {
+	fuzzSeeds(f)
+	b := NewMemBump(nil, nil, [2]func([]byte){}, true, 1)
+	var p packet.Packet
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		_, key, tcp := b.classify(frame)
+		if !tcp || p.Decode(frame) != nil || !p.IsTCP() {
+			return
+		}
+		if got := fastKey(keyOf(&p)); got != key {
+			t.Fatalf("classifier key %+v, parser key %+v", key, got)
+		}
+	})
+}
