@@ -93,10 +93,19 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 			t.SetClass(ck, phaseClosing, ev.now)
 		}
 	case f&packet.FlagSYN != 0 && f&packet.FlagACK == 0:
-		if ok && st.fast {
+		switch {
+		case ok && st.fast:
 			// A new connection on a tuple still in the fast path
 			// (port reuse): take it out so the handshake is seen.
 			p.removeFast(w, ck)
+		case !ok && p.fp != nil:
+			// The map may still list the tuple for an old connection
+			// the table forgot (expired or evicted while the kernel
+			// forwarded it; today's classifier forwards FIN and RST of
+			// listed flows in the kernel). Clear it, so no segment of
+			// the new connection bypasses the workers before its
+			// handshake is seen.
+			p.purgeFast(w, ck)
 		}
 		t.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
 	case f&packet.FlagSYN != 0: // SYN-ACK
@@ -137,6 +146,16 @@ func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
 		return
 	}
 	w.c.fastRemoves.Add(1)
+}
+
+// purgeFast removes both directions without counting a removal: usually
+// there is nothing to remove.
+func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
+	e1 := p.fp.RemoveFastPath(fastKey(ck))
+	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+	if e1 != nil || e2 != nil {
+		w.c.fastErrors.Add(1)
+	}
 }
 
 // onRemove is called by the flow table for flows it drops by itself. A
