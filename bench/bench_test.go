@@ -307,3 +307,16 @@ func FuzzReplaceSection(f *testing.F) {
 		}
 	})
 }
+
+func TestPortModes(t *testing.T) {
+	log := `time=x level=INFO msg="port ready" port=inside iface=in xdp_mode=native bind_mode=copy queues=1
+time=x level=INFO msg="port ready" port=outside iface=out xdp_mode=generic bind_mode=copy queues=1
+time=x level=INFO msg="tcpincd running" fast_path=true`
+	want := "port=inside xdp_mode=native bind_mode=copy queues=1; port=outside xdp_mode=generic bind_mode=copy queues=1"
+	if got := portModes(log); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if got := portModes("nothing"); got != "" {
+		t.Errorf("got %q", got)
+	}
+}

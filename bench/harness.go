@@ -647,6 +647,9 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast bool) 
 		return nil, err
 	}
 	res.Notes = append(res.Notes, "`"+strings.Join(append([]string{"tcpincd"}, args[1:]...), " ")+"` in gwA and gwB")
+	if modes := portModes(g.procs[0].Output()); modes != "" {
+		res.Notes = append(res.Notes, "gwA's daemon reports: "+modes)
+	}
 	return g, nil
 }
 
@@ -656,4 +659,23 @@ func firstLines(s string, n int) string {
 		lines = append(lines[:n], "...")
 	}
 	return strings.Join(lines, " / ")
+}
+
+// portModes picks the XDP attach and AF_XDP bind modes out of tcpincd's log
+// ("port ready ... xdp_mode=native bind_mode=copy").
+func portModes(log string) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "xdp_mode=") {
+			continue
+		}
+		var kv []string
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "port=") || strings.HasPrefix(f, "xdp_mode=") || strings.HasPrefix(f, "bind_mode=") || strings.HasPrefix(f, "queues=") {
+				kv = append(kv, f)
+			}
+		}
+		out = append(out, strings.Join(kv, " "))
+	}
+	return strings.Join(out, "; ")
 }

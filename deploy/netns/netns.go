@@ -186,9 +186,8 @@ type undo struct {
 // Env creates namespace objects and remembers how to remove them.
 // Its methods are safe for concurrent use.
 type Env struct {
-	mu     sync.Mutex
-	undos  []undo
-	closed bool
+	mu    sync.Mutex
+	undos []undo
 	// Logf, if set, receives one line per configuration command (debugging aid).
 	Logf func(format string, args ...any)
 }
@@ -210,7 +209,6 @@ func (e *Env) Close() error {
 	e.mu.Lock()
 	undos := e.undos
 	e.undos = nil
-	e.closed = true
 	e.mu.Unlock()
 	var errs []error
 	for i := len(undos) - 1; i >= 0; i-- {

@@ -146,9 +146,8 @@ type Topology struct {
 	opt Options
 	env *netns.Env
 
-	mu   sync.Mutex
-	nat  bool
-	down bool
+	mu  sync.Mutex
+	nat bool
 }
 
 func (o *Options) fill() error {
@@ -573,9 +572,6 @@ func (t *Topology) Start(n Node, name string, args ...string) (*netns.Process, e
 // Down stops every process started through the topology, kills anything
 // else left in its namespaces and deletes them. It is idempotent.
 func (t *Topology) Down() error {
-	t.mu.Lock()
-	t.down = true
-	t.mu.Unlock()
 	err := t.env.Close()
 	// Belt and braces: whatever the registry missed goes by name.
 	return errors.Join(err, Down(t.opt.Prefix))
