@@ -234,7 +234,9 @@ func (s *Stock[K]) refillOne() {
 	s.mu.Lock()
 	if s.closed || s.n == len(s.ring) {
 		s.mu.Unlock()
-		s.wipeKey(&k)
+		// A copy, so that only this rare path moves a key to the heap.
+		extra := k
+		s.wipeKey(&extra)
 		s.surplus.Add(1)
 		return
 	}

@@ -329,3 +329,25 @@ func TestNewStockRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestStockZeroAllocs: Take, and the background refill it triggers, do not
+// allocate for a value key type (generation itself aside).
+func TestStockZeroAllocs(t *testing.T) {
+	p := newTestPool(t, PoolConfig{Workers: 1})
+	var serial uint64
+	s, _ := NewStock(p, StockConfig[testPair]{Size: 4, Generate: func() (testPair, error) {
+		serial++
+		return testPair{serial: serial}, nil
+	}, Wipe: func(k *testPair) { clear(k.priv[:]) }})
+	waitFor(t, "the stock to fill", func() bool { return s.Len() == 4 })
+	if a := testing.AllocsPerRun(200, func() {
+		for {
+			if _, ok := s.Take(); ok {
+				break
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}); a != 0 {
+		t.Errorf("%v allocs per Take+refill", a)
+	}
+}

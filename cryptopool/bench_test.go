@@ -1,0 +1,275 @@
+package cryptopool
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// benchBatch is the frames per benchmark op: one worker's RX batch.
+const benchBatch = 32
+
+var benchSizes = []int{64, 1400, 9000, 16384}
+
+// rawAEAD builds the AEAD straight from crypto/aes+crypto/cipher or
+// x/crypto, without this package, as the reference.
+func rawAEAD(b *testing.B, s Suite, key []byte) cipher.AEAD {
+	if s == ChaCha20Poly1305 {
+		a, err := chacha20poly1305.New(key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a
+	}
+	blk, err := aes.NewCipher(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := cipher.NewGCM(blk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// benchFrames makes benchBatch frames of size plaintext bytes each (plus tag
+// room) under one key, with distinct nonces and 3-byte associated data.
+func benchFrames(b *testing.B, s Suite, size int) (*Key, cipher.AEAD, []Op) {
+	key := make([]byte, s.KeyLen())
+	rand.Read(key)
+	k, err := NewKey(s, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ops := make([]Op, benchBatch)
+	for i := range ops {
+		ops[i] = Op{Key: k, AD: []byte{0, byte((size + 17) >> 8), byte(size + 17)}, Buf: make([]byte, size+TagSize)}
+		rand.Read(ops[i].Buf[:size])
+		ops[i].Nonce[11] = byte(i)
+	}
+	return k, rawAEAD(b, s, key), ops
+}
+
+// Each benchmark op is benchBatch frames; ns/frame is reported beside it.
+func reportPerFrame(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/frame")
+}
+
+// BenchmarkSeal compares, per suite and frame size, the raw AEAD (Seal in
+// place, one call per frame), Key.Seal one frame at a time, and SealBatch.
+func BenchmarkSeal(b *testing.B) {
+	for _, s := range AllSuites {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("%v/%d", s, size), func(b *testing.B) {
+				k, raw, ops := benchFrames(b, s, size)
+				b.Run("raw", func(b *testing.B) {
+					b.SetBytes(int64(benchBatch * size))
+					b.ReportAllocs()
+					for b.Loop() {
+						for i := range ops {
+							op := &ops[i]
+							raw.Seal(op.Buf[:0], op.Nonce[:], op.Buf[:size], op.AD)
+						}
+					}
+					reportPerFrame(b)
+				})
+				b.Run("one", func(b *testing.B) {
+					b.SetBytes(int64(benchBatch * size))
+					b.ReportAllocs()
+					for b.Loop() {
+						for i := range ops {
+							op := &ops[i]
+							k.Seal(&op.Nonce, op.AD, op.Buf)
+						}
+					}
+					reportPerFrame(b)
+				})
+				b.Run(fmt.Sprintf("batch%d", benchBatch), func(b *testing.B) {
+					b.SetBytes(int64(benchBatch * size))
+					b.ReportAllocs()
+					for b.Loop() {
+						SealBatch(ops)
+					}
+					reportPerFrame(b)
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkOpen is BenchmarkSeal for Open. Opening in place consumes the
+// ciphertext, so every op first copies the batch's sealed frames back; the
+// "copy" case measures that copy alone, to subtract.
+func BenchmarkOpen(b *testing.B) {
+	for _, s := range AllSuites {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("%v/%d", s, size), func(b *testing.B) {
+				k, raw, ops := benchFrames(b, s, size)
+				SealBatch(ops)
+				sealed := make([][]byte, len(ops))
+				for i := range ops {
+					sealed[i] = append([]byte(nil), ops[i].Buf...)
+				}
+				restore := func() {
+					for i := range ops {
+						copy(ops[i].Buf, sealed[i])
+					}
+				}
+				run := func(name string, open func()) {
+					b.Run(name, func(b *testing.B) {
+						b.SetBytes(int64(benchBatch * size))
+						b.ReportAllocs()
+						for b.Loop() {
+							restore()
+							open()
+						}
+						reportPerFrame(b)
+					})
+				}
+				run("copy", func() {})
+				run("raw", func() {
+					for i := range ops {
+						op := &ops[i]
+						if _, err := raw.Open(op.Buf[:0], op.Nonce[:], op.Buf, op.AD); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				run("one", func() {
+					for i := range ops {
+						op := &ops[i]
+						if _, err := k.Open(&op.Nonce, op.AD, op.Buf); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+				run(fmt.Sprintf("batch%d", benchBatch), func() {
+					if OpenBatch(ops) != 0 {
+						b.Fatal(ops[0].Err)
+					}
+				})
+			})
+		}
+	}
+}
+
+// benchX25519 is one fresh key exchange's public-key work: generate a pair,
+// then ECDH with the peer's public key (Arg).
+func benchX25519(j *Job) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		j.Err = err
+		return
+	}
+	_, j.Err = priv.ECDH(j.Arg.(*ecdh.PublicKey))
+}
+
+// BenchmarkPool measures jobs through the pool from one submitter that
+// keeps the queue full and drains completions between submissions, against
+// the same work done inline on the submitter's goroutine.
+func BenchmarkPool(b *testing.B) {
+	peerKey, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	peer := peerKey.PublicKey()
+	b.Run("x25519/inline", func(b *testing.B) {
+		b.ReportAllocs()
+		j := Job{Arg: peer}
+		for b.Loop() {
+			benchX25519(&j)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	})
+	for _, tc := range []struct {
+		name    string
+		run     func(*Job)
+		workers int
+	}{
+		{"x25519/workers=1", benchX25519, 1},
+		{"x25519/workers=2", benchX25519, 2},
+		{"noop/workers=1", runNothing, 1},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p, err := NewPool(PoolConfig{Workers: tc.workers, QueueLen: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			c, _ := p.NewClient(512)
+			out := make([]Job, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			submitted, done := 0, 0
+			for done < b.N {
+				for submitted < b.N && c.Submit(Job{Run: tc.run, Arg: peer}) {
+					submitted++
+				}
+				n := c.Poll(out)
+				for _, j := range out[:n] {
+					if j.Err != nil {
+						b.Fatal(j.Err)
+					}
+				}
+				done += n
+				if n == 0 {
+					<-c.Ready()
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}
+
+// BenchmarkStockTake measures Take. "hit" takes from a stock that the pool
+// refills concurrently (a cheap generator, so the bench measures Take, not
+// X25519; the timer stops while the stock refills); "empty" is a Take that
+// finds nothing.
+func BenchmarkStockTake(b *testing.B) {
+	b.Run("hit", func(b *testing.B) {
+		p, _ := NewPool(PoolConfig{Workers: 1})
+		defer p.Close()
+		var serial uint64
+		const size = 1024
+		s, _ := NewStock(p, StockConfig[testPair]{Size: size, Generate: func() (testPair, error) {
+			serial++
+			return testPair{serial: serial}, nil
+		}, Wipe: func(k *testPair) { clear(k.priv[:]) }})
+		waitFull := func() {
+			for s.Len() < size {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		waitFull()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; {
+			if _, ok := s.Take(); ok {
+				i++
+				continue
+			}
+			b.StopTimer()
+			waitFull()
+			b.StartTimer()
+		}
+	})
+	b.Run("empty", func(b *testing.B) {
+		p, _ := NewPool(PoolConfig{Workers: 1})
+		defer p.Close()
+		release := make(chan struct{})
+		defer close(release)
+		s, _ := NewStock(p, StockConfig[testPair]{Size: 64, Generate: func() (testPair, error) {
+			<-release
+			return testPair{}, nil
+		}})
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := s.Take(); ok {
+				b.Fatal("hit")
+			}
+		}
+	})
+}
