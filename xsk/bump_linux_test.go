@@ -561,3 +561,33 @@ func runCmd(args []string) error {
 	}
 	return nil
 }
+
+// TestBumpIperf measures single-stream iperf3 throughput xskt-a -> xskt-b
+// through the test forwarder (engine path), only on
+// request: XSKT_IPERF=<seconds> (the numbers are for the lead's records and
+// comparable to perf/BASELINES.md case 3b).
+func TestBumpIperf(t *testing.T) {
+	secs := os.Getenv("XSKT_IPERF")
+	if secs == "" {
+		t.Skip("set XSKT_IPERF=<seconds> to measure iperf3 throughput through the forwarder")
+	}
+	requireRoot(t)
+	topo := newBumpTopo(t, true)
+	a := startAppliance(t, topo, XDPAuto)
+	srv := exec.Command("ip", "netns", "exec", nsB, "iperf3", "-s", "-1", "-B", "10.77.0.2")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	out := sh(t, "ip", "netns", "exec", nsA, "iperf3", "-c", "10.77.0.2", "-t", secs, "-O", "1", "-f", "m")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "receiver") || strings.Contains(l, "sender") {
+			t.Logf("%s mode, AF_XDP copy-mode forwarder: %s", a.bump.Mode(Inside), strings.TrimSpace(l))
+		}
+	}
+	for p, s := range a.socks {
+		t.Logf("%s socket: %+v", PortID(p), s.Stats())
+	}
+}
