@@ -31,7 +31,7 @@ type worker struct {
 	out     []*flowtable.Ring[flowEvent] // out[j]: events for worker j (nil for self)
 	in      []*flowtable.Ring[flowEvent] // events from the other workers
 	nextAge int64                        // when to run the next expiry pass (ns)
-	lastOut flowtable.Key                // key of the last event handed off in this batch
+	lastKey flowtable.Key                // key of the batch's last flow event
 	hasLast bool
 	c       *counters
 }
@@ -113,19 +113,20 @@ func (w *worker) inspect(frame []byte, now int64) {
 		return
 	}
 	ev := flowEvent{key: keyOf(&w.pkt), flags: w.pkt.Flags(), now: now}
+	// A bulk transfer brings a batch of segments of one flow: the flow's
+	// owner needs only the first of them (it refreshes the idle time, and
+	// all of the batch has the same clock). Segments with SYN, FIN or RST
+	// always count.
+	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
+	if ev.flags&control == 0 && w.hasLast && ev.key == w.lastKey {
+		return
+	}
+	w.lastKey, w.hasLast = ev.key, true
 	owner := ev.key.Owner(w.nwork)
 	if owner == w.id {
 		w.pass.apply(w, &ev)
 		return
 	}
-	// A bulk transfer brings a batch of segments of one flow: the owner
-	// needs only the first of them (it refreshes the flow's idle time);
-	// segments with SYN, FIN or RST always go.
-	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
-	if ev.flags&control == 0 && w.hasLast && ev.key == w.lastOut {
-		return
-	}
-	w.lastOut, w.hasLast = ev.key, true
 	if w.out[owner].Push(ev) {
 		w.t.handoffs++
 	} else {
