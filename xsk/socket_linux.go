@@ -354,7 +354,7 @@ func (s *Socket) Frame(d Desc) []byte {
 // bytes are Frame(descs[i]).
 func (s *Socket) Receive(descs []Desc) int {
 	want := uint32(len(descs))
-	if want == 0 {
+	if want == 0 || s.closed.Load() {
 		return 0
 	}
 	n := s.rx.consAvail(want)
@@ -387,7 +387,7 @@ func (s *Socket) Receive(descs []Desc) int {
 // Receive (a TX frame, a double release, a made-up address) is refused and
 // counted in Stats.Misuse; the rest are released.
 func (s *Socket) Release(descs []Desc) {
-	if len(descs) == 0 {
+	if len(descs) == 0 || s.closed.Load() {
 		return
 	}
 	// The fill ring has room for every RX frame, so this never comes up short.
@@ -436,6 +436,9 @@ func (s *Socket) reap() {
 // Transmit; a TX frame is never handed out twice. Write the packet into
 // Frame(d)[:len] and set d.Len before Transmit.
 func (s *Socket) GetTx(descs []Desc) int {
+	if s.closed.Load() {
+		return 0
+	}
 	s.reap()
 	n := min(len(descs), len(s.txFree))
 	if n < len(descs) {
@@ -457,6 +460,9 @@ func (s *Socket) GetTx(descs []Desc) int {
 // Descriptors that are not TX frames the caller holds are refused and
 // counted in Stats.Misuse.
 func (s *Socket) PutTx(descs []Desc) {
+	if s.closed.Load() {
+		return
+	}
 	for _, d := range descs {
 		idx, ok := s.frameOf(d.Addr, 0)
 		if !ok || idx < s.rxFrames || s.state[idx] != frameUserTX {
@@ -476,7 +482,7 @@ func (s *Socket) PutTx(descs []Desc) {
 // refused and counted in Stats.Misuse), descs[n:] stay the caller's because
 // the TX ring is full. Call Kick to make the kernel send.
 func (s *Socket) Transmit(descs []Desc) int {
-	if len(descs) == 0 {
+	if len(descs) == 0 || s.closed.Load() {
 		return 0
 	}
 	free := s.tx.prodFree(uint32(len(descs)))
@@ -514,6 +520,9 @@ const kickTries = 4
 // stay queued for the next Kick. It returns an error only for a failure that
 // more calls cannot fix (e.g. ENETDOWN, ENXIO).
 func (s *Socket) Kick() error {
+	if s.closed.Load() {
+		return os.ErrClosed
+	}
 	stuck := 0
 	for {
 		pending := s.tx.pending()
@@ -602,6 +611,10 @@ func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 	}
 	var fds [maxPoll]unix.PollFd
 	for i, s := range socks {
+		if s.closed.Load() {
+			fds[i] = unix.PollFd{Fd: -1} // poll ignores it
+			continue
+		}
 		fds[i] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
 		if s.tx.cachedProd != atomic.LoadUint32(s.tx.consumer) && (timeout < 0 || timeout > TxRetry) {
 			timeout = TxRetry
@@ -624,10 +637,12 @@ func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 	}
 }
 
-// Close unbinds the socket and frees its UMEM and rings. Every frame and
-// view (Frame) of the socket becomes invalid. Close is idempotent; the
-// socket must not be in use by its worker when Close is called. Remove it
-// from any XSKMAP first (Bump.Close does) or the kernel removes it.
+// Close unbinds the socket and frees its UMEM and rings; the kernel removes
+// it from any XSKMAP. Every frame and view (Frame) of the socket becomes
+// invalid. Close is idempotent and must not run concurrently with the
+// socket's worker; afterwards Receive, GetTx and Transmit return 0, Release
+// and PutTx do nothing, Kick returns os.ErrClosed and Wait ignores the
+// socket.
 func (s *Socket) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -635,12 +650,9 @@ func (s *Socket) Close() error {
 	return s.release()
 }
 
+// release frees everything; it runs once (Close or a failed open).
 func (s *Socket) release() error {
-	var err error
-	if s.fd >= 0 {
-		err = unix.Close(s.fd)
-		s.fd = -1
-	}
+	err := unix.Close(s.fd)
 	for _, r := range []*ring{ringOf(s.fill), ringOf(s.comp), descRingOf(s.rx), descRingOf(s.tx)} {
 		r.unmap()
 	}

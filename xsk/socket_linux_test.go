@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -392,15 +393,41 @@ func TestZeroCopyRefused(t *testing.T) {
 		if s, err = Open(idx, opt); err != nil {
 			return err
 		}
-		defer s.Close()
 		if s.BindMode() != "copy" {
+			s.Close()
 			return fmt.Errorf("BindAuto gave %q, want copy", s.BindMode())
 		}
-		return nil
+		return checkClosed(s)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkClosed closes s and checks that using it afterwards is harmless.
+func checkClosed(s *Socket) error {
+	d := make([]Desc, 4)
+	if s.GetTx(d) != 4 {
+		return errors.New("GetTx before Close")
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return fmt.Errorf("second Close: %w", err)
+	}
+	s.Release(d)
+	s.PutTx(d)
+	if s.Receive(d) != 0 || s.GetTx(d) != 0 || s.Transmit(d) != 0 {
+		return errors.New("closed socket moved frames")
+	}
+	if err := s.Kick(); !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("Kick after Close: %v", err)
+	}
+	if n, err := Wait([]*Socket{s}, time.Millisecond); n != 0 || err != nil {
+		return fmt.Errorf("Wait after Close: %d, %v", n, err)
+	}
+	return nil
 }
 
 // BenchmarkVethRoundTrip measures real frames through the kernel: GetTx,
