@@ -83,7 +83,7 @@ type entry[V any] struct {
 type Table[V any] struct {
 	cfg     Config[V]
 	seed    maphash.Seed
-	slots   []int32 // entry index + 1; 0 is empty
+	slots   []uint64 // low 32 bits of the hash << 32 | entry index + 1; 0 is empty
 	mask    uint64
 	ents    []entry[V]
 	free    int32 // free list through entry.next
@@ -110,7 +110,7 @@ func New[V any](cfg Config[V]) *Table[V] {
 	t := &Table[V]{
 		cfg:   cfg,
 		seed:  maphash.MakeSeed(),
-		slots: make([]int32, size),
+		slots: make([]uint64, size),
 		mask:  uint64(size - 1),
 		ents:  make([]entry[V], cfg.Capacity),
 	}
@@ -139,17 +139,24 @@ func (t *Table[V]) Expirations() uint64 { return t.expired }
 
 // find returns the slot of k and whether it holds k; if not, the slot is the
 // empty one where k would go.
+//
+// Each slot carries the low half of its entry's hash, so a probe touches an
+// entry (a likely cache miss in a big table) only when those 32 bits match, and
+// deletion finds an entry's home slot without touching it at all.
 func (t *Table[V]) find(k Key, h uint64) (uint64, bool) {
+	fp := h << 32
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
 			return i, false
 		}
-		if e := &t.ents[s-1]; e.hash == h && e.key == k {
+		if s&^0xffffffff == fp && t.ents[slotIndex(s)].key == k {
 			return i, true
 		}
 	}
 }
+
+func slotIndex(s uint64) int32 { return int32(uint32(s)) - 1 }
 
 func (t *Table[V]) hash(k Key) uint64 { return maphash.Comparable(t.seed, k) }
 
@@ -159,7 +166,7 @@ func (t *Table[V]) Lookup(k Key) (*V, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &t.ents[t.slots[i]-1].val, true
+	return &t.ents[slotIndex(t.slots[i])].val, true
 }
 
 // Touch returns the flow's value and marks it seen at now.
@@ -168,7 +175,7 @@ func (t *Table[V]) Touch(k Key, now int64) (*V, bool) {
 	if !ok {
 		return nil, false
 	}
-	idx := t.slots[i] - 1
+	idx := slotIndex(t.slots[i])
 	e := &t.ents[idx]
 	t.unlink(idx)
 	t.pushFront(idx, e.class, now)
@@ -183,7 +190,7 @@ func (t *Table[V]) SetClass(k Key, c Class, now int64) bool {
 	if !ok {
 		return false
 	}
-	idx := t.slots[i] - 1
+	idx := slotIndex(t.slots[i])
 	t.unlink(idx)
 	t.pushFront(idx, c, now)
 	return true
@@ -198,7 +205,7 @@ func (t *Table[V]) Insert(k Key, v V, c Class, now int64) (p *V, existed bool) {
 	h := t.hash(k)
 	i, ok := t.find(k, h)
 	if ok {
-		idx := t.slots[i] - 1
+		idx := slotIndex(t.slots[i])
 		e := &t.ents[idx]
 		e.val = v
 		t.unlink(idx)
@@ -213,7 +220,7 @@ func (t *Table[V]) Insert(k Key, v V, c Class, now int64) (p *V, existed bool) {
 	e := &t.ents[idx]
 	t.free = e.next
 	e.key, e.hash, e.val = k, h, v
-	t.slots[i] = idx + 1
+	t.slots[i] = h<<32 | uint64(idx+1)
 	t.n++
 	t.pushFront(idx, c, now)
 	return &e.val, false
@@ -299,7 +306,7 @@ func (t *Table[V]) drop(idx int32, why Reason) {
 // remove frees the entry in slot i and closes the gap in its probe cluster by
 // shifting later entries back (Knuth, TAOCP vol. 3, 6.4, algorithm R).
 func (t *Table[V]) remove(i uint64) {
-	idx := t.slots[i] - 1
+	idx := slotIndex(t.slots[i])
 	t.unlink(idx)
 	var zero entry[V]
 	t.ents[idx] = zero // drop references held by V
@@ -307,7 +314,7 @@ func (t *Table[V]) remove(i uint64) {
 	t.free = idx
 	t.n--
 	for j := (i + 1) & t.mask; t.slots[j] != 0; j = (j + 1) & t.mask {
-		home := t.ents[t.slots[j]-1].hash & t.mask
+		home := t.slots[j] >> 32 & t.mask
 		// The entry at j may fill the hole at i unless its home lies in (i, j].
 		if (j-home)&t.mask >= (j-i)&t.mask {
 			t.slots[i] = t.slots[j]
