@@ -67,6 +67,9 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if opt.Flows.Max < 1 || opt.Flows.HandshakeTimeout <= 0 || opt.Flows.IdleTimeout <= 0 || opt.Flows.CloseGrace < 0 {
+		return nil, fmt.Errorf("appliance: bad flow limits %+v", opt.Flows)
+	}
 	for i, c := range opt.CPUs {
 		if c < 0 {
 			return nil, fmt.Errorf("appliance: CPUs[%d] = %d is negative", i, c)

@@ -579,6 +579,7 @@ func TestNewRejectsBadPorts(t *testing.T) {
 		{"no queues", nil, nil, Options{}},
 		{"queue counts differ", []Port{r.in[0], r.in[1]}, []Port{r.outp[0]}, Options{}},
 		{"negative cpu", []Port{r.in[0]}, []Port{r.outp[0]}, Options{CPUs: []int{-1}}},
+		{"no flow capacity", []Port{r.in[0]}, []Port{r.outp[0]}, Options{Flows: config.Flows{IdleTimeout: 1}}},
 	} {
 		if _, err := New(tc.in, tc.out, tc.opt); err == nil {
 			t.Errorf("%s: New succeeded", tc.name)

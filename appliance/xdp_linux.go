@@ -43,6 +43,20 @@ func (p *xskPort) Wait(timeout time.Duration) error {
 // exist in the current network namespace.
 var ErrNoInterface = errors.New("no such network interface")
 
+// LookupInterfaces returns the interface indexes of cfg's inside and outside
+// ports in the current network namespace.
+func LookupInterfaces(cfg config.Config) ([2]int, error) {
+	var idx [2]int
+	for i, name := range []string{cfg.Inside, cfg.Outside} {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return idx, fmt.Errorf("%s interface %q: %w", PortID(i), name, ErrNoInterface)
+		}
+		idx[i] = ifi.Index
+	}
+	return idx, nil
+}
+
 // OpenXDP sets up both ports of cfg in the current network namespace: it
 // first detaches XDP programs a crashed earlier run left behind (so a restart
 // works), then attaches the classifier (cfg.XDPMode, with native-to-generic
@@ -50,13 +64,9 @@ var ErrNoInterface = errors.New("no such network interface")
 // (cfg.BindMode, zero-copy-to-copy fallback under "auto").
 func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}}
-	var ifindex [2]int
-	for i, name := range x.names {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s interface %q: %w", PortID(i), name, ErrNoInterface)
-		}
-		ifindex[i] = ifi.Index
+	ifindex, err := LookupInterfaces(cfg)
+	if err != nil {
+		return nil, err
 	}
 	for i, idx := range ifindex {
 		if err := xsk.CleanupStale(idx); err != nil {

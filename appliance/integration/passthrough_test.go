@@ -361,6 +361,22 @@ func TestKillAndRestart(t *testing.T) {
 	gwA = startDaemon(t, topo, topology.GwA, bin)
 	ping(t, topo, b.V4)
 	ping(t, topo, b.V6)
+
+	// A second daemon on the same interfaces must refuse to start rather
+	// than detach the running one's programs as stale.
+	second, err := topo.Start(topology.GwA, "tcpincd-second", bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second tcpincd on the same interfaces kept running")
+	}
+	if err := second.Wait(); err == nil || !strings.Contains(second.Output(), "another tcpincd is running") {
+		t.Errorf("second tcpincd: exit %v, want a failure naming the running one\n%s", err, second.Output())
+	}
+	ping(t, topo, b.V4)
 	for _, iface := range []string{topology.InsidePort, topology.OutsidePort} {
 		if !xdpAttached(t, topo, topology.GwA, iface) {
 			t.Errorf("restarted tcpincd has no XDP program on gwA:%s", iface)

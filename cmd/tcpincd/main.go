@@ -3,8 +3,11 @@
 //
 //	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--no-fast-path]
 //
-// Flags override the configuration file. SIGINT or SIGTERM stop it: workers
-// stop, XDP programs are detached, sockets closed, the counters logged.
+// Flags override the configuration file. On start it takes a lock per
+// interface (under /run/tcpincd, released by the kernel if it dies), so a
+// second copy on the same interfaces refuses to start, then detaches XDP
+// programs a crashed run left behind. SIGINT or SIGTERM stop it: workers stop,
+// XDP programs are detached, sockets closed, the counters logged.
 //
 // Exit status: 0 after a clean shutdown, 2 for bad flags or configuration, 1
 // for any other failure (missing interface, XDP or AF_XDP setup, a worker
@@ -117,6 +120,14 @@ func serve(cfg config.Config, log *slog.Logger) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
+	if _, err := appliance.LookupInterfaces(cfg); err != nil {
+		return err
+	}
+	unlock, err := lockInterfaces(cfg.Inside, cfg.Outside)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	x, err := appliance.OpenXDP(cfg)
 	if err != nil {
 		return err
