@@ -22,6 +22,13 @@
 // [Socket.GetTx], [Socket.Transmit] take a []Desc) and allocates nothing,
 // which the tests prove with testing.AllocsPerRun, syscalls included.
 //
+// A socket has two independent halves: RX (Receive, Release) and TX (GetTx,
+// PutTx, Transmit, Kick). They use disjoint rings and frames, so each half
+// may be driven by its own goroutine, as a bump's workers do: worker i
+// receives on port i and transmits on the other port. [Wait] and
+// [Socket.Stats] read only shared, atomically updated state and may be
+// called from anywhere.
+//
 // # Frame ownership
 //
 // A [Desc] names a frame; the frame itself always has exactly one owner, and

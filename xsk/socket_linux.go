@@ -66,10 +66,13 @@ const (
 )
 
 // Socket is one AF_XDP socket bound to one queue of one interface, with its
-// own UMEM (no sharing). A Socket is meant to be driven by a single goroutine
-// (the worker of its queue): Receive, Release, GetTx, Transmit, Kick and
-// Frame must not be called concurrently with each other or with Close.
-// Stats, BindMode and FD may be called from any goroutine.
+// own UMEM (no sharing). It has two independent halves with disjoint rings
+// and frames: the RX half (Receive, Release, Frame of RX descriptors) and
+// the TX half (GetTx, PutTx, Transmit, Kick, Frame of TX descriptors). Each
+// half must be driven by one goroutine at a time; the two halves may be
+// driven by different goroutines (a bump's worker receives on one port and
+// transmits on the other). Wait, Stats, Err, BindMode and FD may be called
+// from any goroutine. Close must not run concurrently with either half.
 type Socket struct {
 	fd        int
 	ifindex   int
@@ -602,8 +605,9 @@ const TxRetry = 200 * time.Microsecond
 // timeout passes (a negative timeout waits forever), and returns how many
 // sockets are readable. poll also gives the kernel the wakeups that
 // need_wakeup asks for, including another transmission attempt; while any
-// socket has untransmitted frames the wait is capped at TxRetry. Wait must
-// be called by the goroutine that drives socks. EINTR returns 0, nil.
+// socket has untransmitted frames the wait is capped at TxRetry. Wait only
+// reads shared ring indexes, so it may run beside the sockets' TX halves.
+// EINTR returns 0, nil.
 func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 	const maxPoll = 64
 	if len(socks) > maxPoll {
@@ -616,7 +620,8 @@ func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 			continue
 		}
 		fds[i] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
-		if s.tx.cachedProd != atomic.LoadUint32(s.tx.consumer) && (timeout < 0 || timeout > TxRetry) {
+		// Shared indexes only: the TX half may belong to another goroutine.
+		if atomic.LoadUint32(s.tx.producer) != atomic.LoadUint32(s.tx.consumer) && (timeout < 0 || timeout > TxRetry) {
 			timeout = TxRetry
 		}
 	}
