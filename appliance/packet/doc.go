@@ -26,6 +26,9 @@
 // options block (for TCP-ENO), moving the payload inside a caller buffer and
 // fixing the IP length, the IPv4 header checksum, the data offset and the TCP
 // checksum, at a cost independent of the payload length.
+// [Packet.ResizePayload] sets a new payload length within the buffer's
+// capacity (the caller then writes the payload and calls
+// [Packet.FixL4Checksum]).
 //
 // Package packettest builds frames of every kind for tests.
 package packet

@@ -73,6 +73,17 @@ func FuzzDecode(f *testing.F) {
 				if b.VerifyL4Checksum() != verified {
 					t.Fatalf("no-op ReplaceOptions changed checksum validity")
 				}
+				r := append([]byte(nil), orig...)
+				var rp packet.Packet
+				if err := rp.Decode(r); err != nil {
+					t.Fatal(err)
+				}
+				if err := rp.ResizePayload(len(rp.Payload())); err != nil {
+					t.Fatalf("no-op ResizePayload: %v", err)
+				}
+				if !sameDecode(&a, &rp) || !bytes.Equal(rp.Frame(), orig[:a.End()]) {
+					t.Fatalf("no-op ResizePayload changed the frame")
+				}
 			}
 		}
 		if s, ok := p.QuotedSeq(); ok {

@@ -110,3 +110,39 @@ func (p *Packet) ReplaceOptions(dst []byte, opts []byte) (int, error) {
 	}
 	return n, p.Decode(dst[:n])
 }
+
+// ResizePayload sets the TCP payload length to n bytes, within the frame's
+// capacity, and updates the IP length field (and the IPv4 header checksum).
+// The frame slice is re-cut to end at the new datagram end (Ethernet padding
+// is dropped) and p is re-decoded. New payload bytes are whatever the buffer
+// held: the caller writes the payload (for example ciphertext frames) and then
+// calls FixL4Checksum, since the whole segment changes anyway.
+func (p *Packet) ResizePayload(n int) error {
+	if p.flags&flagTCP == 0 {
+		return ErrNotTCP
+	}
+	if p.flags&flagFragment != 0 {
+		return ErrFragment
+	}
+	if n < 0 || p.pay+n > cap(p.b) {
+		return ErrNoRoom
+	}
+	ipLen := p.pay + n - p.l3
+	if p.version == 6 {
+		ipLen -= ipv6HeaderLen
+	}
+	if ipLen > 0xffff {
+		return ErrTooBig
+	}
+	b := p.b[:p.pay+n]
+	if p.version == 4 {
+		if old := binary.BigEndian.Uint16(b[p.l3+2:]); old != uint16(ipLen) {
+			binary.BigEndian.PutUint16(b[p.l3+2:], uint16(ipLen))
+			ic := binary.BigEndian.Uint16(b[p.l3+10:])
+			binary.BigEndian.PutUint16(b[p.l3+10:], Update16(ic, old, uint16(ipLen)))
+		}
+	} else {
+		binary.BigEndian.PutUint16(b[p.l3+4:], uint16(ipLen))
+	}
+	return p.Decode(b)
+}

@@ -338,3 +338,42 @@ func TestMSSAbsentOrMalformed(t *testing.T) {
 		t.Errorf("FindOption on bad length: %v", err)
 	}
 }
+
+func TestResizePayload(t *testing.T) {
+	for _, f := range []pt.Frame{
+		{Src: pt.HostA4, Dst: pt.HostB4, IPv4Options: []byte{1, 1, 1, 1}, TCP: tcpSeg(pt.ACK, pt.TimestampOption(1, 2), []byte("short")), Padding: 9},
+		{Tags: []pt.Tag{{TPID: 0x8100, TCI: 1}}, Src: pt.HostA6, Dst: pt.HostB6, Ext: []pt.Ext{{Proto: 60, Data: make([]byte, 6)}}, TCP: tcpSeg(pt.ACK, nil, []byte("short"))},
+	} {
+		frame := f.Bytes()
+		buf := make([]byte, len(frame), len(frame)+100)
+		copy(buf, frame)
+		var p packet.Packet
+		if err := p.Decode(buf); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{0, 105, 1, 30} {
+			if err := p.ResizePayload(n); err != nil {
+				t.Fatalf("ResizePayload(%d): %v", n, err)
+			}
+			for i := range p.Payload() {
+				p.Payload()[i] = byte(i)
+			}
+			p.FixL4Checksum()
+			if len(p.Payload()) != n || p.End() != len(p.Frame()) || p.Seq() != 1000 {
+				t.Fatalf("n=%d: payload %d end %d len %d", n, len(p.Payload()), p.End(), len(p.Frame()))
+			}
+			recomputedEqual(t, &p)
+		}
+		if err := p.ResizePayload(200); err != packet.ErrNoRoom {
+			t.Errorf("beyond capacity: %v", err)
+		}
+		if n := testing.AllocsPerRun(100, func() { p.ResizePayload(50); p.ResizePayload(10) }); n != 0 {
+			t.Errorf("ResizePayload allocates: %v", n)
+		}
+	}
+	var p packet.Packet
+	p.Decode(pt.Frame{Src: pt.HostA4, Dst: pt.HostB4, MoreFragments: true, TCP: tcpSeg(0, nil, nil)}.Bytes())
+	if err := p.ResizePayload(0); err != packet.ErrFragment {
+		t.Errorf("fragment: %v", err)
+	}
+}
