@@ -195,11 +195,6 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 		if w.poll(int64(time.Since(a.start))) > 0 {
 			continue
 		}
-		// Idle: push out TX frames an earlier Kick left queued (a busy
-		// device), then sleep until frames arrive.
-		if err := w.tx.Kick(); err != nil {
-			w.c.kickErrors.Add(1)
-		}
 		if err := w.rx.Wait(idleWait); err != nil {
 			a.errc <- fmt.Errorf("appliance: worker %s queue %d: %w", w.from, w.queue, err)
 			return

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/xsk"
-	"golang.org/x/sys/unix"
 )
 
 // XDPPorts is the kernel side of the appliance: the XDP classifier on both
@@ -20,22 +19,18 @@ type XDPPorts struct {
 	names [2]string
 }
 
-// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait.
+// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait
+// on it alone. xsk.Wait reads only the socket's shared ring indexes, so it
+// may run beside the TX half, which the other worker drives; while that half
+// has frames a busy device did not take, it caps the sleep at xsk.TxRetry and
+// its poll(2) retries the transmission.
 type xskPort struct {
 	*xsk.Socket
+	self [1]*xsk.Socket
 }
 
-// Wait polls the socket for received frames. It does not use xsk.Wait: that
-// also reads the socket's TX ring state, which belongs to the other worker
-// (the one transmitting on this port); poll(2) on the descriptor touches no
-// shared state. Frames a busy device left on a TX ring are retried by that
-// worker's Kick, which it also calls when idle.
 func (p *xskPort) Wait(timeout time.Duration) error {
-	fds := [1]unix.PollFd{{Fd: int32(p.FD()), Events: unix.POLLIN}}
-	_, err := unix.Poll(fds[:], int(timeout/time.Millisecond))
-	if err == unix.EINTR {
-		return nil
-	}
+	_, err := xsk.Wait(p.self[:], timeout)
 	return err
 }
 
@@ -93,7 +88,7 @@ func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 				return nil, fmt.Errorf("%s interface %q queue %d: %w", PortID(i), x.names[i], q, err)
 			}
 			x.socks[i] = append(x.socks[i], s)
-			x.ports[i] = append(x.ports[i], &xskPort{Socket: s})
+			x.ports[i] = append(x.ports[i], &xskPort{Socket: s, self: [1]*xsk.Socket{s}})
 			if err := x.Bump.Register(PortID(i), q, s); err != nil {
 				return nil, err
 			}
