@@ -184,9 +184,11 @@ func iperf(t *testing.T, topo *topology.Topology, dst netip.Addr) float64 {
 
 // counters are the worker counters tcpincd logs at shutdown, summed over
 // both directions.
-type counters struct{ frames, inserts, drops uint64 }
+type counters struct{ frames, inserts, drops, kernelFast uint64 }
 
 var counterLine = regexp.MustCompile(`msg=counters from=\w+ frames=(\d+) .*fastpath_inserts=(\d+) .*drop_no_tx_frame=(\d+) drop_tx_ring_full=(\d+) drop_too_big=(\d+)`)
+
+var classifierFast = regexp.MustCompile(`msg=classifier .*FastPath:(\d+)`)
 
 func parseCounters(t *testing.T, out string) counters {
 	t.Helper()
@@ -200,6 +202,11 @@ func parseCounters(t *testing.T, out string) counters {
 		c.frames += n(1)
 		c.inserts += n(2)
 		c.drops += n(3) + n(4) + n(5)
+	}
+	// The classifier's count of TCP frames it forwarded on the fast path.
+	for _, m := range classifierFast.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseUint(m[1], 10, 64)
+		c.kernelFast += v
 	}
 	return c
 }
@@ -293,6 +300,7 @@ func TestPassthrough(t *testing.T) {
 				c.frames += ci.frames
 				c.inserts += ci.inserts
 				c.drops += ci.drops
+				c.kernelFast += ci.kernelFast
 				if i == 0 {
 					t.Logf("gwA log:\n%s", out)
 				}
@@ -304,7 +312,8 @@ func TestPassthrough(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: iperf3 %.0f Mbit/s; workers: %d frames, %d fast-path inserts, %d drops", mode.name, mbps, c.frames, c.inserts, c.drops)
+			t.Logf("%s: iperf3 %.0f Mbit/s; workers: %d frames, %d fast-path inserts, %d drops; kernel fast path: %d TCP frames",
+				mode.name, mbps, c.frames, c.inserts, c.drops, c.kernelFast)
 			results[mode.name] = c
 		})
 	}
@@ -314,6 +323,9 @@ func TestPassthrough(t *testing.T) {
 	}
 	if slow.inserts != 0 {
 		t.Errorf("no-fast-path run inserted %d flows", slow.inserts)
+	}
+	if fast.kernelFast == 0 || slow.kernelFast != 0 {
+		t.Errorf("TCP frames forwarded in the kernel: %d with the fast path (want > 0), %d without (want 0)", fast.kernelFast, slow.kernelFast)
 	}
 	if fast.frames >= slow.frames {
 		t.Errorf("fast path moved %d frames through the workers, not fewer than %d without it", fast.frames, slow.frames)
