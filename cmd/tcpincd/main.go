@@ -159,6 +159,9 @@ func serve(cfg config.Config, log *slog.Logger) error {
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
 		opt.FastPath = x.Bump
+	} else {
+		// xsk's classifier has no switch for its non-TCP rule yet.
+		log.Warn("fast path off: every TCP frame goes through the workers; non-TCP frames are still forwarded by the XDP program in the kernel")
 	}
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
