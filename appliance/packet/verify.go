@@ -63,6 +63,12 @@ func (p *Packet) l4Sum() uint16 {
 // VerifyL4Checksum reports whether the TCP, UDP, ICMP or ICMPv6 checksum is
 // right. It is false when it cannot be checked (fragments, other protocols).
 // An IPv4 UDP checksum of zero means "no checksum" and verifies (RFC 768).
+//
+// The pseudo-header uses the destination in the IP header. A source-routed
+// datagram (IPv4 LSRR/SSRR option, IPv6 routing header with segments left)
+// is checksummed by its sender with the final destination instead, so it does
+// not verify here and FixL4Checksum would break it; the incremental writers
+// are right for it, since they never need the addresses.
 func (p *Packet) VerifyL4Checksum() bool {
 	o, ok := p.l4Checksummed()
 	if !ok {
