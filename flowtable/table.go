@@ -94,8 +94,8 @@ type Table[V any] struct {
 	expired uint64
 }
 
-// New returns an empty table. It allocates all memory up front: about
-// Capacity*(64+sizeof(V)) bytes for entries and 8-16 bytes per flow of index.
+// New returns an empty table. It allocates all memory up front: per flow of
+// capacity, one entry (72 bytes plus the size of V) and 16 to 32 bytes of index.
 func New[V any](cfg Config[V]) *Table[V] {
 	if cfg.Capacity < 1 {
 		cfg.Capacity = 1
