@@ -135,7 +135,8 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 // redirected). The operator sees the drops as the xdp_xmit error counters
 // of `ethtool -S <port>` and the xdp:xdp_redirect_err tracepoint
 // (`perf stat -e xdp:xdp_redirect_err`). Real NICs have no such condition,
-// and generic mode transmits through the normal skb path.
+// and generic mode transmits through the normal skb path. RedirectReady
+// tells whether the condition holds.
 func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
 	if inside == outside || inside <= 0 || outside <= 0 {
 		return nil, fmt.Errorf("%w: interfaces %d and %d", ErrBadPort, inside, outside)
@@ -259,6 +260,29 @@ func (b *Bump) Mode(port PortID) string {
 		return ""
 	}
 	return b.mode[port]
+}
+
+// RedirectReady reports whether frames port's classifier redirects to the
+// other port can be delivered. In generic mode they always can (the skb
+// path). In native mode the other port's driver must accept XDP frames
+// (NETDEV_XDP_ACT_NDO_XMIT); a veth does so only while its peer runs NAPI
+// (an XDP program on the peer, or `ethtool -K <peer> gro on`), and the
+// answer changes when the peer changes. A daemon should check it at start
+// and warn: while it is false, non-TCP and fast-path frames are dropped by
+// the kernel (see AttachBump). Like AttachBump it works on interface
+// indexes, so call it from the network namespace the bump was attached in.
+func (b *Bump) RedirectReady(port PortID) (bool, error) {
+	if err := validPort(port); err != nil {
+		return false, err
+	}
+	if b.mode[port] != "native" {
+		return b.mode[port] == "generic", nil
+	}
+	f, err := xdpFeatures(b.ifindex[1-port])
+	if err != nil {
+		return false, err
+	}
+	return f&netdevXDPActNdoXmit != 0, nil
 }
 
 // BumpStats are the classifier's verdict counters of both ports.

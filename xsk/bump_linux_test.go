@@ -342,6 +342,13 @@ func testBumpForwarding(t *testing.T, mode XDPMode) {
 		}
 	}
 
+	for _, p := range []PortID{Inside, Outside} {
+		var ok bool
+		err := inNetns(nsBump, func() (err error) { ok, err = a.bump.RedirectReady(p); return err })
+		if !ok || err != nil {
+			t.Errorf("RedirectReady(%s) = %v, %v; want true (GRO on the neighbours)", p, ok, err)
+		}
+	}
 	ping(t, nsA, "10.77.0.2")
 	ping(t, nsB, "10.77.0.1")
 	ping(t, nsA, "fd77::2")
@@ -439,6 +446,13 @@ func TestBumpNoGRO(t *testing.T) {
 	requireRoot(t)
 	topo := newBumpTopo(t, false)
 	a := startAppliance(t, topo, XDPNative)
+	for _, p := range []PortID{Inside, Outside} {
+		var ok bool
+		err := inNetns(nsBump, func() (err error) { ok, err = a.bump.RedirectReady(p); return err })
+		if ok || err != nil {
+			t.Errorf("RedirectReady(%s) = %v, %v; want false (no GRO on the neighbours)", p, ok, err)
+		}
+	}
 	drops0 := ethtoolStat(t, nsBump, "p0", "rx_queue_0_drops")
 	err := exec1(nsA, "ping", "-c", "1", "-W", "1", "10.77.0.2")
 	st := a.bump.Stats()

@@ -190,8 +190,12 @@ func appendAttr(b []byte, typ uint16, val []byte) []byte {
 // nlExchange sends one request on a fresh NETLINK_ROUTE socket and returns
 // the replies up to the ACK (or the first reply for a non-ACK request).
 func nlExchange(req []byte) ([]syscall.NetlinkMessage, error) {
+	return nlExchangeProto(unix.NETLINK_ROUTE, req)
+}
+
+func nlExchangeProto(proto int, req []byte) ([]syscall.NetlinkMessage, error) {
 	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, err
 	}
@@ -227,4 +231,85 @@ func nlExchange(req []byte) ([]syscall.NetlinkMessage, error) {
 			}
 		}
 	}
+}
+
+// Generic netlink "netdev" family (include/uapi/linux/netdev.h); x/sys/unix
+// does not carry these yet.
+const (
+	netdevCmdDevGet       = 1
+	netdevAttrIfindex     = 1
+	netdevAttrXDPFeatures = 3
+	netdevXDPActNdoXmit   = 1 << 2 // NETDEV_XDP_ACT_NDO_XMIT
+	genlHdrLen            = 4
+)
+
+// xdpFeatures returns the interface's NETDEV_XDP_ACT_* feature bits.
+func xdpFeatures(ifindex int) (uint64, error) {
+	fam, err := genlFamily("netdev")
+	if err != nil {
+		return 0, fmt.Errorf("xsk: genetlink family netdev: %w", err)
+	}
+	req := newGenlRequest(fam, netdevCmdDevGet)
+	req = appendAttr(req, netdevAttrIfindex, binary.NativeEndian.AppendUint32(nil, uint32(ifindex)))
+	msgs, err := nlExchangeProto(unix.NETLINK_GENERIC, req)
+	if err != nil {
+		return 0, fmt.Errorf("xsk: netdev dev-get ifindex %d: %w", ifindex, err)
+	}
+	for _, m := range msgs {
+		for _, a := range genlAttrs(m.Data) {
+			if a.typ == netdevAttrXDPFeatures && len(a.val) >= 8 {
+				return binary.NativeEndian.Uint64(a.val), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("xsk: netdev dev-get ifindex %d: no xdp-features", ifindex)
+}
+
+func genlFamily(name string) (uint16, error) {
+	req := newGenlRequest(unix.GENL_ID_CTRL, unix.CTRL_CMD_GETFAMILY)
+	req = appendAttr(req, unix.CTRL_ATTR_FAMILY_NAME, append([]byte(name), 0))
+	msgs, err := nlExchangeProto(unix.NETLINK_GENERIC, req)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		for _, a := range genlAttrs(m.Data) {
+			if a.typ == unix.CTRL_ATTR_FAMILY_ID && len(a.val) >= 2 {
+				return binary.NativeEndian.Uint16(a.val), nil
+			}
+		}
+	}
+	return 0, errors.New("no family id in reply")
+}
+
+func newGenlRequest(family uint16, cmd uint8) []byte {
+	b := make([]byte, unix.SizeofNlMsghdr+genlHdrLen)
+	binary.NativeEndian.PutUint16(b[4:6], family)
+	binary.NativeEndian.PutUint16(b[6:8], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(b[8:12], 1)
+	b[unix.SizeofNlMsghdr] = cmd
+	b[unix.SizeofNlMsghdr+1] = 1 // version
+	return b
+}
+
+type nlAttr struct {
+	typ uint16
+	val []byte
+}
+
+// genlAttrs parses the attributes after a generic netlink header.
+func genlAttrs(data []byte) []nlAttr {
+	if len(data) < genlHdrLen {
+		return nil
+	}
+	var out []nlAttr
+	for b := data[genlHdrLen:]; len(b) >= unix.SizeofRtAttr; {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofRtAttr || l > len(b) {
+			break
+		}
+		out = append(out, nlAttr{binary.NativeEndian.Uint16(b[2:4]) &^ unix.NLA_F_NESTED, b[unix.SizeofRtAttr:l]})
+		b = b[min(len(b), (l+3)&^3):]
+	}
+	return out
 }
