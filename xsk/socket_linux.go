@@ -311,7 +311,7 @@ func getsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 // FD returns the socket's file descriptor (for the XSKMAP and for poll).
 func (s *Socket) FD() int { return s.fd }
 
-// Ifindex and Queue return what the socket is bound to.
+// Ifindex returns the interface the socket is bound to.
 func (s *Socket) Ifindex() int { return s.ifindex }
 
 // Queue returns the queue the socket is bound to.
