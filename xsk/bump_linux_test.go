@@ -181,11 +181,11 @@ func startAppliance(t *testing.T, topo bumpTopo, mode XDPMode) *appliance {
 
 func ping(t *testing.T, ns, addr string) {
 	t.Helper()
-	cmd := "ping"
+	family := "-4"
 	if strings.Contains(addr, ":") {
-		cmd = "ping6"
+		family = "-6"
 	}
-	sh(t, "ip", "netns", "exec", ns, cmd, "-c", "2", "-i", "0.2", "-W", "2", addr)
+	sh(t, "ip", "netns", "exec", ns, "ping", family, "-c", "2", "-i", "0.2", "-W", "2", addr)
 }
 
 // tcpSession is a TCP connection from xskt-a to xskt-b, made by this
