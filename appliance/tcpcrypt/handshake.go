@@ -73,13 +73,10 @@ func (s *Session) Keys(mk []byte) (send, recv TrafficKey) {
 }
 
 // newSession derives everything from ss[i] and sn[i] (empty when fresh).
-// The caller erases ss.
-func newSession(tep TEP, resumed bool, role, orig Role, suite cryptopool.Suite, ss, sn []byte) *Session {
+// tepByte is session ID byte 0: the TEP byte as host B sent it. The caller
+// erases ss.
+func newSession(tep TEP, tepByte byte, resumed bool, role, orig Role, suite cryptopool.Suite, ss, sn []byte) *Session {
 	s := &Session{TEP: tep, Resumed: resumed, Role: role, OrigRole: orig, Suite: suite}
-	tepByte := byte(tep)
-	if resumed {
-		tepByte |= ResumeBit
-	}
 	s.ID = SessionID(tepByte, ss, sn)
 	mk := MasterKey(ss, sn)
 	copy(s.MasterKey[:], mk)
@@ -107,12 +104,18 @@ func ResumedSession(tep TEP, suite cryptopool.Suite, role, origRole Role, ss, no
 	}
 	var snBuf [2 * MaxResumeNonce]byte
 	sn := append(append(snBuf[:0], nonceA...), nonceB...)
-	return newSession(tep, true, role, origRole, suite, ss, sn), nil
+	return newSession(tep, byte(tep)|ResumeBit, true, role, origRole, suite, ss, sn), nil
 }
 
 // InitiatorConfig is what host A needs for a fresh key exchange.
 type InitiatorConfig struct {
 	TEP TEP
+	// TEPByte is the negotiated TEP byte exactly as host B sent it in its
+	// SYN (eno.Outcome.TEPByte), v bit included: session ID byte 0 (RFC
+	// 8547 §5.1, RFC 8548 §3.4). Zero means TEP with v = 0. It has v = 1
+	// when B sent a resumption suboption yet the hosts do a fresh exchange,
+	// as in a simultaneous open where A offered the TEP with v = 0.
+	TEPByte byte
 	// Ciphers are the AEADs to advertise in Init1, in this order (TC-12,
 	// the API draft's TCP_CRYPT_ACONF). All must be supported suites.
 	Ciphers []cryptopool.Suite
@@ -132,6 +135,7 @@ type InitiatorConfig struct {
 // nothing else uses the Initiator meanwhile.
 type Initiator struct {
 	tep        TEP
+	tepByte    byte
 	ka         KeyAgreement
 	key        *KeyPair
 	ciphers    []cryptopool.Suite
@@ -153,8 +157,13 @@ func NewInitiator(cfg InitiatorConfig) (*Initiator, error) {
 	if err := checkSuites(cfg.Ciphers); err != nil {
 		return nil, err
 	}
+	tepByte, err := sessionTEPByte(cfg.TEP, cfg.TEPByte)
+	if err != nil {
+		return nil, err
+	}
 	a := &Initiator{
 		tep:        cfg.TEP,
+		tepByte:    tepByte,
 		ka:         ka,
 		key:        cfg.Key,
 		ciphers:    slices.Clone(cfg.Ciphers),
@@ -170,6 +179,18 @@ func NewInitiator(cfg InitiatorConfig) (*Initiator, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// sessionTEPByte checks a configured TEP byte against tep; zero means tep
+// with v = 0.
+func sessionTEPByte(tep TEP, b byte) (byte, error) {
+	if b == 0 {
+		return byte(tep), nil
+	}
+	if TEP(b&^ResumeBit) != tep {
+		return 0, fmt.Errorf("%w: TEP byte 0x%02x is not %v", ErrInvalidConfig, b, tep)
+	}
+	return b, nil
 }
 
 func checkSuites(s []cryptopool.Suite) error {
@@ -230,7 +251,7 @@ func (a *Initiator) Session() (*Session, error) {
 	}
 	ss0 := PRK(a.nA[:], a.transcript, a.init1, m.Raw, es)
 	clear(es)
-	s := newSession(a.tep, false, RoleA, RoleA, m.Cipher, ss0, nil)
+	s := newSession(a.tep, a.tepByte, false, RoleA, RoleA, m.Cipher, ss0, nil)
 	clear(ss0)
 	s.SendOffset, s.RecvOffset = uint64(len(a.init1)), uint64(len(m.Raw))
 	return s, nil
@@ -238,7 +259,8 @@ func (a *Initiator) Session() (*Session, error) {
 
 // ResponderConfig is what host B needs for a fresh key exchange.
 type ResponderConfig struct {
-	TEP TEP
+	TEP     TEP
+	TEPByte byte // as InitiatorConfig.TEPByte
 	// Prefs is B's AEAD preference, MOST preferred first (TC-12). Note the
 	// API draft's TCP_CRYPT_BCONF lists them in increasing preference;
 	// reverse such a list before passing it here.
@@ -255,6 +277,7 @@ type ResponderConfig struct {
 // Init2(), and call Session (which may run on another goroutine).
 type Responder struct {
 	tep        TEP
+	tepByte    byte
 	ka         KeyAgreement
 	key        *KeyPair
 	prefs      []cryptopool.Suite
@@ -277,8 +300,13 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if err := checkSuites(cfg.Prefs); err != nil {
 		return nil, err
 	}
+	tepByte, err := sessionTEPByte(cfg.TEP, cfg.TEPByte)
+	if err != nil {
+		return nil, err
+	}
 	b := &Responder{
 		tep:        cfg.TEP,
+		tepByte:    tepByte,
 		ka:         ka,
 		key:        cfg.Key,
 		prefs:      slices.Clone(cfg.Prefs),
@@ -337,7 +365,7 @@ func (b *Responder) Session() (*Session, error) {
 	}
 	ss0 := PRK(m.NA, b.transcript, m.Raw, b.init2, es)
 	clear(es)
-	s := newSession(b.tep, false, RoleB, RoleB, b.suite, ss0, nil)
+	s := newSession(b.tep, b.tepByte, false, RoleB, RoleB, b.suite, ss0, nil)
 	clear(ss0)
 	s.SendOffset, s.RecvOffset = uint64(len(b.init2)), uint64(len(m.Raw))
 	return s, nil

@@ -592,7 +592,7 @@ func BenchmarkKeySchedule(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ss0 := PRK(nA, tr, i1, i2, es)
-		newSession(TEPX25519, false, RoleA, RoleA, cryptopool.AES128GCM, ss0, nil)
+		newSession(TEPX25519, byte(TEPX25519), false, RoleA, RoleA, cryptopool.AES128GCM, ss0, nil)
 	}
 }
 
