@@ -273,8 +273,9 @@ func TestPassthrough(t *testing.T) {
 			gwA := startDaemon(t, topo, topology.GwA, bin, mode.args...)
 			gwB := startDaemon(t, topo, topology.GwB, bin, mode.args...)
 			for _, gw := range []*netns.Process{gwA, gwB} {
-				if out := gw.Output(); !strings.Contains(out, "xdp_mode=") || !strings.Contains(out, "bind_mode=") {
-					t.Errorf("start log lacks the XDP and bind modes:\n%s", out)
+				if out := gw.Output(); !strings.Contains(out, "xdp_mode=") || !strings.Contains(out, "bind_mode=") ||
+					strings.Count(out, "redirect_ready=true") != 2 {
+					t.Errorf("start log lacks the XDP and bind modes, or a port cannot forward in the kernel:\n%s", out)
 				}
 			}
 			for _, dst := range []netip.Addr{b.V4, b.V6, b.VLAN4, b.VLAN6} {

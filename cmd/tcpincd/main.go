@@ -149,7 +149,19 @@ func serve(cfg config.Config, log *slog.Logger) error {
 		if p == appliance.Outside {
 			iface = cfg.Outside
 		}
-		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p), "queues", cfg.Queues)
+		ready, err := x.Bump.RedirectReady(p)
+		if err != nil {
+			log.Warn("cannot tell whether in-kernel forwarding from this port works", "port", p.String(), "err", err)
+		}
+		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
+			"queues", cfg.Queues, "redirect_ready", ready)
+		if err == nil && !ready {
+			// The veth caveat (xsk.AttachBump): the kernel drops what
+			// the program redirects, so non-TCP and fast-path frames
+			// would vanish. Say so loudly; the operator must fix the
+			// peer (gro on, or an XDP program on it).
+			log.Warn("frames the XDP program forwards from this port to the other are dropped by the kernel: the other port's peer needs NAPI (ethtool -K <peer> gro on)", "port", p.String())
+		}
 	}
 	if cfg.Admin != "" {
 		log.Info("admin address reserved; the admin API is not served yet", "admin", cfg.Admin)
