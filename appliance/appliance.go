@@ -83,12 +83,7 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 		start: time.Now(),
 		errc:  make(chan error, n),
 	}
-	pass := &passthrough{
-		fp:        opt.FastPath,
-		handshake: int64(opt.Flows.HandshakeTimeout),
-		idle:      int64(opt.Flows.IdleTimeout),
-		grace:     int64(opt.Flows.CloseGrace),
-	}
+	pass := &passthrough{fp: opt.FastPath}
 	rings := make([][]*flowtable.Ring[flowEvent], n) // rings[i][j]: from worker i to worker j
 	for i := range rings {
 		rings[i] = make([]*flowtable.Ring[flowEvent], n)

@@ -54,8 +54,7 @@ func newFlowTable(w *worker, f config.Flows) *flowtable.Table[flowState] {
 // both directions into the fast-path map, since no flow needs engine work yet.
 // It never changes what is forwarded, only which path later frames take.
 type passthrough struct {
-	fp                     FastPath // nil: fast path off
-	handshake, idle, grace int64    // timeouts (ns)
+	fp FastPath // nil: fast path off
 }
 
 func keyOf(p *packet.Packet) flowtable.Key {
