@@ -3,6 +3,7 @@ package cryptopool
 import (
 	"crypto/cipher"
 	"errors"
+	"unsafe"
 )
 
 // Errors of single ops. They are sentinels, so recording one per op never
@@ -15,7 +16,19 @@ var (
 	ErrShortBuffer = errors.New("cryptopool: buffer shorter than the AEAD tag")
 	// ErrNoKey: the op has a nil Key.
 	ErrNoKey = errors.New("cryptopool: op has no key")
+	// ErrOverlap: AD shares memory with Buf. (Adjacent is fine: tcpcrypt's
+	// AD is the 3 header bytes right before the ciphertext.) Go's GCM would
+	// panic on it.
+	ErrOverlap = errors.New("cryptopool: associated data overlaps the buffer")
 )
+
+// overlaps reports whether x and y share any byte. It is the one use of
+// unsafe in the package: Go cannot order pointers otherwise.
+func overlaps(x, y []byte) bool {
+	return len(x) > 0 && len(y) > 0 &&
+		uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
+		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
+}
 
 // Key is one direction's traffic key, ready to seal or open frames. It keeps
 // the AEAD with its expanded key schedule (AES round keys and GHASH table, or
@@ -48,6 +61,9 @@ func (k *Key) Seal(nonce *[NonceSize]byte, ad, buf []byte) (n int, err error) {
 	if p < 0 {
 		return 0, ErrShortBuffer
 	}
+	if overlaps(ad, buf) {
+		return 0, ErrOverlap
+	}
 	k.aead.Seal(buf[:0], nonce[:], buf[:p], ad)
 	return len(buf), nil
 }
@@ -61,6 +77,9 @@ func (k *Key) Open(nonce *[NonceSize]byte, ad, buf []byte) (n int, err error) {
 	p := len(buf) - TagSize
 	if p < 0 {
 		return 0, ErrShortBuffer
+	}
+	if overlaps(ad, buf) {
+		return 0, ErrOverlap
 	}
 	if _, err := k.aead.Open(buf[:0], nonce[:], buf, ad); err != nil {
 		return 0, ErrAuth
@@ -83,13 +102,13 @@ type Op struct {
 
 	// Results, written by SealBatch/OpenBatch. N is the length of the output
 	// at the start of Buf (ciphertext+tag, or plaintext). Err is nil or one
-	// of ErrAuth, ErrShortBuffer, ErrNoKey.
+	// of ErrAuth, ErrShortBuffer, ErrNoKey, ErrOverlap.
 	N   int
 	Err error
 }
 
 // SealBatch seals every op in place and returns how many failed (only ops
-// with a nil Key or a Buf shorter than TagSize can fail). It does not
+// with a nil Key, a Buf shorter than TagSize or an AD inside Buf can fail). It does not
 // allocate.
 //
 // Batching is for the caller's structure (one call per RX batch, results in
@@ -115,6 +134,9 @@ func SealBatch(ops []Op) (failed int) {
 			failed++
 		case p < 0:
 			op.N, op.Err = 0, ErrShortBuffer
+			failed++
+		case overlaps(op.AD, op.Buf):
+			op.N, op.Err = 0, ErrOverlap
 			failed++
 		default:
 			a.Seal(op.Buf[:0], op.Nonce[:], op.Buf[:p], op.AD)
@@ -147,6 +169,9 @@ func OpenBatch(ops []Op) (failed int) {
 			failed++
 		case p < 0:
 			op.N, op.Err = 0, ErrShortBuffer
+			failed++
+		case overlaps(op.AD, op.Buf):
+			op.N, op.Err = 0, ErrOverlap
 			failed++
 		default:
 			if _, err := a.Open(op.Buf[:0], op.Nonce[:], op.Buf, op.AD); err != nil {

@@ -333,3 +333,32 @@ func TestBatchZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameInPlace: the way the engine uses it, AD is the 3-byte frame header
+// right before the ciphertext in the same packet buffer. Adjacent is fine;
+// an AD that overlaps Buf is refused with ErrOverlap, never a panic.
+func TestFrameInPlace(t *testing.T) {
+	for _, s := range AllSuites {
+		k, _ := NewKey(s, make([]byte, s.KeyLen()))
+		frame := make([]byte, 3+6+TagSize)
+		frame[2] = byte(6 + TagSize)
+		copy(frame[3:], "\x00hello")
+		ops := []Op{
+			{Key: k, AD: frame[:3], Buf: frame[3:]},
+			{Key: k, AD: frame[:4], Buf: frame[3:]},
+			{Key: k, AD: frame[10:12], Buf: frame[3:]},
+		}
+		if f := SealBatch(ops); f != 2 || ops[0].Err != nil || ops[1].Err != ErrOverlap || ops[2].Err != ErrOverlap {
+			t.Fatalf("%v: SealBatch failed %d: %v %v %v", s, f, ops[0].Err, ops[1].Err, ops[2].Err)
+		}
+		if f := OpenBatch(ops); f != 2 || ops[0].Err != nil || string(ops[0].Buf[:ops[0].N]) != "\x00hello" || ops[1].Err != ErrOverlap {
+			t.Fatalf("%v: OpenBatch failed %d: %v %v", s, f, ops[0].Err, ops[1].Err)
+		}
+		if _, err := k.Seal(&ops[1].Nonce, frame[:4], frame[3:]); err != ErrOverlap {
+			t.Errorf("%v: Key.Seal with overlapping AD: %v", s, err)
+		}
+		if _, err := k.Open(&ops[1].Nonce, frame[:4], frame[3:]); err != ErrOverlap {
+			t.Errorf("%v: Key.Open with overlapping AD: %v", s, err)
+		}
+	}
+}
