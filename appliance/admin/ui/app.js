@@ -1,0 +1,340 @@
+// tcpinc status page: polls the admin API (../api/v1/status and
+// ../api/v1/flows, relative to /ui/) and draws the flows table and two plots
+// on <canvas>. No external code, no build step. Every value from the API is
+// put into the page as text (textContent), never as HTML.
+"use strict";
+
+(function () {
+  const params = new URLSearchParams(location.search);
+  const interval = Math.max(250, Number(params.get("interval")) || 1000);
+  const keep = 120; // samples on the plots
+
+  // A bearer token (needed when the admin API listens beyond loopback) can be
+  // given once as #token=...; it stays in this tab's sessionStorage only.
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem("tcpinc-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem("tcpinc-token");
+
+  function api(path) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    return fetch(new URL("../api/v1/" + path, location.href), { headers, cache: "no-store" })
+      .then((r) => {
+        if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+        return r.json();
+      });
+  }
+
+  // ---- formatting ----
+  const TEPS = { 0x21: "P-256", 0x22: "P-521", 0x23: "X25519", 0x24: "X448" };
+
+  function tepName(v) {
+    if (v === undefined || v === null || v === "" || v === 0) return "–";
+    if (typeof v === "string") return v;
+    const name = TEPS[v & 0x7f] || "0x" + (v & 0x7f).toString(16);
+    return v & 0x80 ? name + " (resumed)" : name;
+  }
+
+  function bytes(n) {
+    if (!Number.isFinite(n)) return "–";
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : String(n)) + " " + u[i];
+  }
+
+  function bits(n) {
+    const u = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s"];
+    let i = 0;
+    while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+    return (n < 10 && i ? n.toFixed(1) : Math.round(n)) + " " + u[i];
+  }
+
+  function duration(sec) {
+    if (!Number.isFinite(sec) || sec < 0) return "–";
+    sec = Math.floor(sec);
+    const d = Math.floor(sec / 86400), h = Math.floor(sec / 3600) % 24,
+      mi = Math.floor(sec / 60) % 60, s = sec % 60;
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + mi + "m";
+    if (mi) return mi + "m " + s + "s";
+    return s + "s";
+  }
+
+  // pick returns the first field of o that is present, so the page reads
+  // the admin API's names and a few plain alternatives.
+  function pick(o, ...names) {
+    for (const n of names) {
+      if (o && o[n] !== undefined && o[n] !== null) return o[n];
+    }
+    return undefined;
+  }
+
+  function num(v) { return typeof v === "number" ? v : Number(v) || 0; }
+
+  // sum adds up a counter that is a number, or an object of numbers (by
+  // result, by reason), or missing (undefined).
+  function sum(v) {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "number") return v;
+    if (typeof v === "object") {
+      let s = 0;
+      for (const k in v) s += sum(v[k]) || 0;
+      return s;
+    }
+    return undefined;
+  }
+
+  function endpoint(f, side) {
+    const v = pick(f, side, side + "_addr");
+    if (typeof v === "string") return v;
+    if (v && typeof v === "object") {
+      const a = pick(v, "addr", "ip", "address");
+      const p = pick(v, "port");
+      return a && a.includes(":") ? "[" + a + "]:" + p : a + ":" + p;
+    }
+    // separate src/dst fields
+    const a = pick(f, side === "inside" ? "src" : "dst");
+    const p = pick(f, side === "inside" ? "sport" : "dport");
+    return a !== undefined ? (String(a).includes(":") ? "[" + a + "]:" + p : a + ":" + p) : "–";
+  }
+
+  function flowAge(f, nowSec) {
+    const a = pick(f, "age_seconds", "age");
+    if (typeof a === "number") return a;
+    const st = pick(f, "started", "started_at");
+    if (st) return nowSec - Date.parse(st) / 1000;
+    return NaN;
+  }
+
+  // ---- DOM ----
+  const $ = (id) => document.getElementById(id);
+
+  function setText(id, v) { $(id).textContent = v === undefined || v === null || v === "" ? "–" : String(v); }
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text === undefined || text === null || text === "" ? "–" : String(text);
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function renderFlows(flows, nowSec) {
+    const body = $("flows-body");
+    const rows = [];
+    for (const f of flows) {
+      const tr = document.createElement("tr");
+      const enc = !!pick(f, "encrypted");
+      tr.className = enc ? "encrypted" : "plain";
+      const id = pick(f, "id");
+      if (id !== undefined) tr.dataset.flowId = String(id);
+      cell(tr, endpoint(f, "inside"), "tuple");
+      cell(tr, endpoint(f, "outside"), "tuple");
+      cell(tr, pick(f, "state"));
+      const why = pick(f, "fallback_reason", "reason");
+      cell(tr, enc ? "yes" : "no" + (why ? ": " + why : ""), "encflag");
+      cell(tr, pick(f, "role"));
+      cell(tr, enc ? tepName(pick(f, "tep", "tep_name")) : "–");
+      cell(tr, enc ? pick(f, "aead") : "–");
+      const sid = pick(f, "session_id");
+      const td = cell(tr, enc ? sid : "–", "sid");
+      if (enc && sid) td.title = "session ID (33 bytes: TEP byte | 32 bytes)";
+      cell(tr, enc ? pick(f, "key_generation") : "–", "num");
+      cell(tr, bytes(num(pick(f, "bytes_in"))), "num");
+      cell(tr, bytes(num(pick(f, "bytes_out"))), "num");
+      cell(tr, duration(flowAge(f, nowSec)), "num");
+      rows.push(tr);
+    }
+    if (rows.length === 0) {
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      const td = cell(tr, "no flows");
+      td.colSpan = 12;
+      rows.push(tr);
+    }
+    body.replaceChildren(...rows);
+  }
+
+  function renderStatus(st) {
+    setText("s-version", pick(st, "version"));
+    const up = pick(st, "uptime_seconds", "uptime");
+    setText("s-uptime", typeof up === "number" ? duration(up) : up);
+    const aead = pick(st, "aead_preference", "aead_order", "aeads");
+    setText("s-aead", Array.isArray(aead) ? aead.join(", ") : aead);
+    const ports = pick(st, "ports");
+    if (Array.isArray(ports)) {
+      setText("s-ports", ports.map((p) => {
+        const parts = [pick(p, "role", "name", "port"), pick(p, "iface", "interface")];
+        const xdp = pick(p, "xdp_mode"), bind = pick(p, "bind_mode"), q = pick(p, "queues");
+        let s = parts.filter((x) => x !== undefined).join(" ");
+        if (xdp) s += " xdp=" + xdp;
+        if (bind) s += " bind=" + bind;
+        if (q !== undefined) s += " queues=" + (Array.isArray(q) ? q.length : q);
+        return s;
+      }).join(" · "));
+    }
+  }
+
+  // ---- plots ----
+  const series = {
+    t: [],          // sample times (seconds)
+    enc: [], plain: [],   // bit/s
+    hsOK: [], hsFB: [],   // per second
+  };
+
+  function push(arr, v) { arr.push(v); if (arr.length > keep) arr.shift(); }
+
+  // draw plots lines (each {values, color}) on canvas with a y axis labelled
+  // by fmt. Handles high-DPI screens by scaling the backing store.
+  function draw(canvas, lines, fmt) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+    if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+    const g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const left = 78, right = 8, top = 8, bottom = 18;
+    const pw = w - left - right, ph = h - top - bottom;
+    let max = 0;
+    for (const l of lines) for (const v of l.values) if (v > max) max = v;
+    max = niceCeil(max);
+    const css = getComputedStyle(document.documentElement);
+    g.font = "11px system-ui, sans-serif";
+    g.fillStyle = css.getPropertyValue("--muted") || "#667";
+    g.strokeStyle = css.getPropertyValue("--line") || "#ddd";
+    g.lineWidth = 1;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (let i = 0; i <= 4; i++) {
+      const y = top + ph - (ph * i) / 4;
+      g.beginPath(); g.moveTo(left, Math.round(y) + 0.5); g.lineTo(left + pw, Math.round(y) + 0.5); g.stroke();
+      g.fillText(fmt((max * i) / 4), left - 6, y);
+    }
+    g.textAlign = "left";
+    g.textBaseline = "alphabetic";
+    g.fillText("last " + Math.round((keep * interval) / 1000) + " s", left, h - 4);
+    for (const l of lines) {
+      const vs = l.values;
+      if (vs.length < 1) continue;
+      g.strokeStyle = css.getPropertyValue(l.color) || l.color;
+      g.lineWidth = 2;
+      g.beginPath();
+      vs.forEach((v, i) => {
+        const x = left + pw - ((vs.length - 1 - i) * pw) / (keep - 1);
+        const y = top + ph - (max ? (v / max) * ph : 0);
+        if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+      });
+      g.stroke();
+    }
+  }
+
+  function niceCeil(v) {
+    if (v <= 0) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+
+  function redraw() {
+    draw($("plot-throughput"), [
+      { values: series.enc, color: "--enc" },
+      { values: series.plain, color: "--plain" },
+    ], bits);
+    draw($("plot-handshakes"), [
+      { values: series.hsOK, color: "--ok" },
+      { values: series.hsFB, color: "--fb" },
+    ], (v) => (v < 10 && v > 0 ? v.toFixed(1) : String(Math.round(v))) + "/s");
+  }
+
+  // Rates come from differences between successive samples: per-flow byte
+  // counters (split by encrypted or not) and the status counters of
+  // handshakes (ok) and fallbacks. Without a status counter the page counts
+  // flows it sees appear.
+  let prev = null;
+
+  function handshakeCounts(st) {
+    const c = pick(st, "counters") || st || {};
+    let ok = sum(pick(c, "handshakes_ok", "handshakes_succeeded"));
+    const hs = pick(c, "handshakes");
+    if (ok === undefined && hs !== undefined) {
+      ok = typeof hs === "object" ? num(pick(hs, "ok", "success", "succeeded", "fresh")) + num(pick(hs, "resumed")) : hs;
+    }
+    const fb = sum(pick(c, "fallbacks"));
+    return { ok, fb };
+  }
+
+  function sample(st, flows, nowSec) {
+    const byId = new Map();
+    let encTotal = 0, plainTotal = 0;
+    for (const f of flows) {
+      const id = pick(f, "id");
+      const b = num(pick(f, "bytes_in")) + num(pick(f, "bytes_out"));
+      const enc = !!pick(f, "encrypted");
+      if (id !== undefined) byId.set(String(id), { b, enc });
+    }
+    const hc = handshakeCounts(st);
+    if (prev) {
+      const dt = Math.max(0.001, nowSec - prev.t);
+      let dEnc = 0, dPlain = 0, newEnc = 0, newPlain = 0;
+      for (const [id, cur] of byId) {
+        const old = prev.byId.get(id);
+        const d = old ? Math.max(0, cur.b - old.b) : cur.b;
+        if (cur.enc) dEnc += d; else dPlain += d;
+        if (!old) { if (cur.enc) newEnc++; else newPlain++; }
+      }
+      encTotal = (dEnc * 8) / dt;
+      plainTotal = (dPlain * 8) / dt;
+      push(series.t, nowSec);
+      push(series.enc, encTotal);
+      push(series.plain, plainTotal);
+      const okRate = hc.ok !== undefined && prev.hc.ok !== undefined ? Math.max(0, hc.ok - prev.hc.ok) / dt : newEnc / dt;
+      const fbRate = hc.fb !== undefined && prev.hc.fb !== undefined ? Math.max(0, hc.fb - prev.hc.fb) / dt : newPlain / dt;
+      push(series.hsOK, okRate);
+      push(series.hsFB, fbRate);
+    }
+    prev = { t: nowSec, byId, hc };
+  }
+
+  function flowsOf(doc) {
+    if (Array.isArray(doc)) return doc;
+    return pick(doc, "flows", "items") || [];
+  }
+
+  let busy = false;
+  async function poll() {
+    if (busy) return;
+    busy = true;
+    const conn = $("conn");
+    try {
+      const [st, fl] = await Promise.all([api("status"), api("flows")]);
+      const nowSec = Date.now() / 1000;
+      const flows = flowsOf(fl);
+      renderStatus(st);
+      renderFlows(flows, nowSec);
+      const enc = flows.filter((f) => pick(f, "encrypted")).length;
+      setText("s-flows", flows.length);
+      setText("s-encrypted", enc);
+      setText("s-plain", flows.length - enc);
+      const total = pick(fl, "total");
+      $("flows-note").textContent = typeof total === "number" && total > flows.length
+        ? "(showing " + flows.length + " of " + total + ")" : "";
+      sample(st, flows, nowSec);
+      redraw();
+      conn.dataset.state = "ok";
+      conn.textContent = "live · updated " + new Date().toLocaleTimeString();
+    } catch (e) {
+      conn.dataset.state = "error";
+      conn.textContent = "admin API unreachable: " + e.message;
+    } finally {
+      busy = false;
+    }
+  }
+
+  redraw();
+  poll();
+  setInterval(poll, interval);
+})();
