@@ -51,8 +51,8 @@ type PoolConfig struct {
 // Pool runs public-key jobs on a fixed set of goroutines so that packet
 // workers never block on them. Submission never blocks: a full queue refuses
 // the job. Results go back to the submitter's Client, which it drains between
-// batches. Idle workers refill the key-pair stocks registered with the pool;
-// submitted jobs always go first.
+// batches. Idle workers refill the key-pair stocks registered with the pool,
+// one pair at a time, and take a refill only when no submitted job waits.
 type Pool struct {
 	jobs       chan Job
 	refills    chan refiller
@@ -216,11 +216,11 @@ func (p *Pool) Closed() bool {
 	return p.closed
 }
 
-// Close stops the pool: it refuses new jobs, lets running jobs finish,
-// completes every queued job with ErrClosed (so each submitter gets exactly
-// one completion per accepted job and nobody waits forever), stops the
-// goroutines and wipes the stocks. It is idempotent; every call returns once
-// the pool has stopped.
+// Close stops the pool. It refuses new jobs, waits for running jobs (a job
+// cannot be interrupted), completes every queued job with ErrClosed (so each
+// submitter gets exactly one completion per accepted job and nobody waits
+// forever), stops the goroutines and wipes the stocks. It is idempotent;
+// every call returns once the pool has stopped.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

@@ -21,7 +21,8 @@ type StockConfig[K any] struct {
 	Generate func() (K, error)
 	// Wipe zeroes the private key of a pair the stock discards (expired, or
 	// left over at Close). Nil when the type cannot be wiped, such as
-	// *ecdh.PrivateKey; the stock then only drops its reference.
+	// *ecdh.PrivateKey; the stock then only drops its reference. It runs
+	// under the stock's lock, so it must be quick (clear a few bytes).
 	Wipe func(*K)
 	// Now is the clock; default time.Now. Tests pass a fake one.
 	Now func() time.Time
