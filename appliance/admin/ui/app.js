@@ -75,19 +75,6 @@
 
   function num(v) { return typeof v === "number" ? v : Number(v) || 0; }
 
-  // sum adds up a counter that is a number, or an object of numbers (by
-  // result, by reason), or missing (undefined).
-  function sum(v) {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "number") return v;
-    if (typeof v === "object") {
-      let s = 0;
-      for (const k in v) s += sum(v[k]) || 0;
-      return s;
-    }
-    return undefined;
-  }
-
   function endpoint(f, side) {
     const v = pick(f, side, side + "_addr");
     if (typeof v === "string") return v;
@@ -239,7 +226,15 @@
     return 10 * p;
   }
 
+  function perSecond(v) { return (v < 10 && v > 0 ? v.toFixed(1) : String(Math.round(v))) + "/s"; }
+
+  function last(a) { return a.length ? a[a.length - 1] : undefined; }
+
   function redraw() {
+    if (series.t.length) {
+      $("now-throughput").textContent = "now " + bits(last(series.enc)) + " encrypted, " + bits(last(series.plain)) + " plain";
+      $("now-handshakes").textContent = "now " + perSecond(last(series.hsOK)) + " encrypted, " + perSecond(last(series.hsFB)) + " other";
+    }
     draw($("plot-throughput"), [
       { values: series.enc, color: "--enc" },
       { values: series.plain, color: "--plain" },
@@ -247,36 +242,52 @@
     draw($("plot-handshakes"), [
       { values: series.hsOK, color: "--ok" },
       { values: series.hsFB, color: "--fb" },
-    ], (v) => (v < 10 && v > 0 ? v.toFixed(1) : String(Math.round(v))) + "/s");
+    ], perSecond);
   }
 
-  // Rates come from differences between successive samples: per-flow byte
-  // counters (split by encrypted or not) and the status counters of
-  // handshakes (ok) and fallbacks. Without a status counter the page counts
-  // flows it sees appear.
+  // Rates come from differences between successive samples. Throughput:
+  // the status counters' bytes per forwarding path ("engine": encrypted
+  // flows, translated in user space; "fast" and "passthrough": plain flows,
+  // in the kernel or unchanged in user space). Handshakes: the counters of
+  // handshakes by result ("encrypted" and resumptions vs the rest). Without
+  // those counters the page falls back to what the flows list shows: byte
+  // counters per flow and flows that appear.
   let prev = null;
 
-  function handshakeCounts(st) {
-    const c = pick(st, "counters") || st || {};
-    let ok = sum(pick(c, "handshakes_ok", "handshakes_succeeded"));
-    const hs = pick(c, "handshakes");
-    if (ok === undefined && hs !== undefined) {
-      ok = typeof hs === "object" ? num(pick(hs, "ok", "success", "succeeded", "fresh")) + num(pick(hs, "resumed")) : hs;
+  const OK_RESULTS = ["encrypted", "ok", "fresh", "resumed"];
+
+  function counters(st) {
+    const c = pick(st, "counters") || {};
+    const out = {};
+    const paths = pick(c, "paths");
+    if (paths && typeof paths === "object") {
+      const b = (k) => num(pick(paths[k] || {}, "bytes"));
+      out.enc = b("engine");
+      out.plain = b("fast") + b("passthrough");
     }
-    const fb = sum(pick(c, "fallbacks"));
-    return { ok, fb };
+    const hs = pick(c, "handshakes");
+    if (hs && typeof hs === "object") {
+      out.ok = 0;
+      out.fb = 0;
+      for (const k in hs) {
+        if (OK_RESULTS.includes(k)) out.ok += num(hs[k]); else out.fb += num(hs[k]);
+      }
+    }
+    return out;
+  }
+
+  function rate(cur, old, dt) {
+    return cur !== undefined && old !== undefined ? Math.max(0, cur - old) / dt : undefined;
   }
 
   function sample(st, flows, nowSec) {
     const byId = new Map();
-    let encTotal = 0, plainTotal = 0;
     for (const f of flows) {
       const id = pick(f, "id");
       const b = num(pick(f, "bytes_in")) + num(pick(f, "bytes_out"));
-      const enc = !!pick(f, "encrypted");
-      if (id !== undefined) byId.set(String(id), { b, enc });
+      if (id !== undefined) byId.set(String(id), { b, enc: !!pick(f, "encrypted") });
     }
-    const hc = handshakeCounts(st);
+    const c = counters(st);
     if (prev) {
       const dt = Math.max(0.001, nowSec - prev.t);
       let dEnc = 0, dPlain = 0, newEnc = 0, newPlain = 0;
@@ -286,17 +297,16 @@
         if (cur.enc) dEnc += d; else dPlain += d;
         if (!old) { if (cur.enc) newEnc++; else newPlain++; }
       }
-      encTotal = (dEnc * 8) / dt;
-      plainTotal = (dPlain * 8) / dt;
+      const enc = rate(c.enc, prev.c.enc, dt);
+      const plain = rate(c.plain, prev.c.plain, dt);
       push(series.t, nowSec);
-      push(series.enc, encTotal);
-      push(series.plain, plainTotal);
-      const okRate = hc.ok !== undefined && prev.hc.ok !== undefined ? Math.max(0, hc.ok - prev.hc.ok) / dt : newEnc / dt;
-      const fbRate = hc.fb !== undefined && prev.hc.fb !== undefined ? Math.max(0, hc.fb - prev.hc.fb) / dt : newPlain / dt;
-      push(series.hsOK, okRate);
-      push(series.hsFB, fbRate);
+      push(series.enc, 8 * (enc !== undefined ? enc : dEnc / dt));
+      push(series.plain, 8 * (plain !== undefined ? plain : dPlain / dt));
+      const ok = rate(c.ok, prev.c.ok, dt), fb = rate(c.fb, prev.c.fb, dt);
+      push(series.hsOK, ok !== undefined ? ok : newEnc / dt);
+      push(series.hsFB, fb !== undefined ? fb : newPlain / dt);
     }
-    prev = { t: nowSec, byId, hc };
+    prev = { t: nowSec, byId, c };
   }
 
   function flowsOf(doc) {
@@ -315,10 +325,13 @@
       const flows = flowsOf(fl);
       renderStatus(st);
       renderFlows(flows, nowSec);
-      const enc = flows.filter((f) => pick(f, "encrypted")).length;
-      setText("s-flows", flows.length);
+      // The status counts every flow; the flows list may be one page.
+      const fs = pick(st, "flows") || {};
+      const all = typeof fs.total === "number" ? fs.total : flows.length;
+      const enc = typeof fs.encrypted === "number" ? fs.encrypted : flows.filter((f) => pick(f, "encrypted")).length;
+      setText("s-flows", all);
       setText("s-encrypted", enc);
-      setText("s-plain", flows.length - enc);
+      setText("s-plain", all - enc);
       const total = pick(fl, "total");
       $("flows-note").textContent = typeof total === "number" && total > flows.length
         ? "(showing " + flows.length + " of " + total + ")" : "";

@@ -39,36 +39,44 @@ func (f *fixtureAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var doc any
 	switch r.URL.Path {
 	case "/api/v1/status":
+		// The shape of admin.StatusDoc.
 		f.polls++
+		n := uint64(f.polls)
 		doc = map[string]any{
 			"version":         "v0.0.0-fixture",
-			"uptime_seconds":  3725,
-			"aead_preference": []string{"AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"},
+			"uptime_seconds":  3725.5,
+			"aead_preference": []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
 			"ports": []map[string]any{
-				{"role": "inside", "iface": "in", "xdp_mode": "native", "bind_mode": "copy", "queues": 1},
-				{"role": "outside", "iface": "out", "xdp_mode": "native", "bind_mode": "copy", "queues": 1},
+				{"name": "inside", "interface": "in", "xdp_mode": "native", "bind_mode": "copy", "queues": 1, "cpus": []int{}},
+				{"name": "outside", "interface": "out", "xdp_mode": "native", "bind_mode": "copy", "queues": 1, "cpus": []int{}},
 			},
+			"flows": map[string]any{"total": 2, "encrypted": 1},
 			"counters": map[string]any{
-				"handshakes": map[string]any{"ok": 10 * f.polls, "resumed": 0},
-				"fallbacks":  map[string]any{"no_eno": 2 * f.polls},
+				"paths": map[string]any{
+					"engine":      map[string]any{"frames": 1000 * n, "bytes": (3 << 20) * n},
+					"fast":        map[string]any{"frames": 100 * n, "bytes": (1 << 19) * n},
+					"passthrough": map[string]any{"frames": 10 * n, "bytes": 1000 * n},
+				},
+				"handshakes": map[string]any{"encrypted": 20 * n, "fallback": 5 * n},
+				"fallbacks":  map[string]any{"no_eno": 5 * n},
 			},
 		}
 	case "/api/v1/flows":
-		n := uint64(f.polls)
+		// The shape of admin.FlowsPage.
 		doc = map[string]any{
 			"total": 2,
 			"flows": []map[string]any{
 				{
-					"id": 7, "inside": "10.77.1.2:40112", "outside": "10.77.2.2:8080", "state": "established",
-					"encrypted": true, "role": "A", "tep": 0x23, "aead": "AES-128-GCM",
+					"id": "7", "inside": "10.77.1.2:40112", "outside": "10.77.2.2:8080", "state": "established",
+					"encrypted": true, "role": "A", "tep": "x25519", "aead": "aes128gcm",
 					"session_id": fixtureSessionID, "key_generation": 2, "resumed": false,
-					"bytes_in": (1 << 20) * n, "bytes_out": 4096 * n, "packets_in": 800 * n, "packets_out": 400 * n,
-					"age_seconds": 12.5,
+					"bytes_in": 12 << 20, "bytes_out": 4096, "packets_in": 9000, "packets_out": 4000,
+					"started": "2026-01-01T00:00:00Z", "age_seconds": 12.5,
 				},
 				{
-					"id": 9, "inside": "[fd00:77:1::2]:40200", "outside": "[fd00:77:3::2]:5201", "state": "passthrough",
-					"encrypted": false, "fallback_reason": "no_eno_in_synack " + fixtureXSS,
-					"bytes_in": 100000 * n, "bytes_out": 2000 * n, "age_seconds": 3,
+					"id": "9", "inside": "[fd00:77:1::2]:40200", "outside": "[fd00:77:3::2]:5201", "state": "passthrough",
+					"encrypted": false, "fallback_reason": "no_eno_in_synack " + fixtureXSS, "key_generation": 0,
+					"bytes_in": 100000, "bytes_out": 2000, "started": "2026-01-01T00:00:09Z", "age_seconds": 3,
 				},
 			},
 		}
@@ -136,8 +144,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		`data-flow-id="9"`,             // ...
 		"10.77.1.2:40112",              // the tuple
 		"[fd00:77:3::2]:5201",          //
-		"AES-128-GCM",                  // AEAD
-		"X25519",                       // TEP 0x23 by name
+		"aes128gcm",                    // AEAD
+		">x25519<",                     // TEP
 		"no: no_eno_in_synack &lt;img", // why not encrypted, escaped
 		`data-state="ok"`,              // the poll succeeded
 		"v0.0.0-fixture",               // status summary
@@ -145,6 +153,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		`<td class="encflag">yes</td>`, // encrypted yes
 		`id="s-encrypted">1<`,          // one encrypted flow
 		`<td class="num">2</td>`,       // key generation
+		"now 50 Mbit/s encrypted, 8.4 Mbit/s plain", // rates from the path counters
+		"now 40/s encrypted, 10/s other",            // and the handshake counters
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("DOM lacks %q", want)
