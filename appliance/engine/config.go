@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Policy says what the engine does for connections to a far-side prefix.
+type Policy uint8
+
+const (
+	// Opportunistic offers TCP-ENO and falls back to plain TCP when the far
+	// side does not negotiate (the default).
+	Opportunistic Policy = iota
+	// Require offers TCP-ENO and resets the connection (both ways) when the
+	// far side does not negotiate.
+	Require
+	// Bypass leaves the connection alone: no TCP-ENO, plain TCP.
+	Bypass
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Opportunistic:
+		return "opportunistic"
+	case Require:
+		return "require"
+	case Bypass:
+		return "bypass"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// PolicyRule applies Policy to far-side addresses inside Prefix. The longest
+// matching prefix wins.
+type PolicyRule struct {
+	Prefix netip.Prefix
+	Policy Policy
+}
+
+// Config is one engine's configuration. Zero values take the defaults noted.
+type Config struct {
+	// TEPs to offer and accept, most preferred first (default X25519, X448,
+	// P-256; P-521 is off unless listed).
+	TEPs []tcpcrypt.TEP
+	// AEADs in preference order (default cryptopool.DetectPreference).
+	AEADs []cryptopool.Suite
+	// RekeyBytes and RekeyAfter start a rekey after this many bytes sent
+	// under one generation or this long since the last one (defaults 1 GiB
+	// and 1 h; negative disables).
+	RekeyBytes int64
+	RekeyAfter time.Duration
+	// NoResumption neither offers, accepts nor caches resumption secrets
+	// (fingerprint avoidance, TC-40).
+	NoResumption bool
+	// MaxFlows caps the tracked flows (default 65536); a new flow beyond it
+	// is passed through in plain TCP and counted.
+	MaxFlows int
+	// RetransmitBytes caps each flow's store of sent, unacknowledged wire
+	// bytes (default 256 KiB); ReassemblyBytes its out-of-order receive
+	// buffer (default 256 KiB); PreKeyBytes its queue of host data waiting
+	// for keys (default 64 KiB). DeliverBytes caps the plaintext kept for
+	// re-delivery to the inside host (default 256 KiB).
+	RetransmitBytes, ReassemblyBytes, PreKeyBytes, DeliverBytes int
+	// InitRTO is the first retransmission timeout of the Init message
+	// (default 200 ms), doubled per try, at most InitTries tries (default 6)
+	// before the connection is reset.
+	InitRTO   time.Duration
+	InitTries int
+	// HandshakeTimeout drops a flow still negotiating after this long
+	// (default 30 s); IdleTimeout an established one idle this long
+	// (default 2 h).
+	HandshakeTimeout, IdleTimeout time.Duration
+	// Policies per far-side prefix; addresses matching none are
+	// opportunistic.
+	Policies []PolicyRule
+}
+
+// Defaults.
+const (
+	DefaultRekeyBytes       = 1 << 30
+	DefaultRekeyAfter       = time.Hour
+	DefaultMaxFlows         = 65536
+	DefaultRetransmitBytes  = 256 << 10
+	DefaultReassemblyBytes  = 256 << 10
+	DefaultPreKeyBytes      = 64 << 10
+	DefaultDeliverBytes     = 256 << 10
+	DefaultInitRTO          = 200 * time.Millisecond
+	DefaultInitTries        = 6
+	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultIdleTimeout      = 2 * time.Hour
+)
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("engine: invalid configuration")
+
+func (c *Config) withDefaults() (Config, error) {
+	o := *c
+	if len(o.TEPs) == 0 {
+		o.TEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448, tcpcrypt.TEPP256}
+	}
+	for _, t := range o.TEPs {
+		if !t.Valid() {
+			return o, fmt.Errorf("%w: TEP %#x", ErrConfig, byte(t))
+		}
+	}
+	if len(o.AEADs) == 0 {
+		p, err := cryptopool.DetectPreference(nil)
+		if err != nil {
+			return o, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		o.AEADs = p.Order
+	}
+	if err := cryptopool.ValidateOrder(o.AEADs); err != nil {
+		return o, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if o.RekeyBytes == 0 {
+		o.RekeyBytes = DefaultRekeyBytes
+	}
+	defd(&o.RekeyAfter, DefaultRekeyAfter)
+	def(&o.MaxFlows, DefaultMaxFlows)
+	def(&o.RetransmitBytes, DefaultRetransmitBytes)
+	def(&o.ReassemblyBytes, DefaultReassemblyBytes)
+	def(&o.PreKeyBytes, DefaultPreKeyBytes)
+	def(&o.DeliverBytes, DefaultDeliverBytes)
+	defd(&o.InitRTO, DefaultInitRTO)
+	def(&o.InitTries, DefaultInitTries)
+	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	defd(&o.IdleTimeout, DefaultIdleTimeout)
+	// A frame must fit the retransmit store whole, and a wire segment the
+	// reassembly buffer.
+	if o.RetransmitBytes < 2*tcpcrypt.MaxFrameLen/16 || o.ReassemblyBytes < 4096 || o.DeliverBytes < 4096 || o.PreKeyBytes < 0 {
+		return o, fmt.Errorf("%w: buffer caps too small", ErrConfig)
+	}
+	for _, r := range o.Policies {
+		if !r.Prefix.IsValid() || r.Policy > Bypass {
+			return o, fmt.Errorf("%w: policy rule %v %v", ErrConfig, r.Prefix, r.Policy)
+		}
+	}
+	return o, nil
+}
+
+// policyFor returns the policy of the longest prefix containing far.
+func (c *Config) policyFor(far netip.Addr) Policy {
+	best, bits := Opportunistic, -1
+	for _, r := range c.Policies {
+		if r.Prefix.Bits() > bits && r.Prefix.Contains(far.Unmap()) {
+			best, bits = r.Policy, r.Prefix.Bits()
+		}
+	}
+	return best
+}

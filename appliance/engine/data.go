@@ -1,0 +1,865 @@
+package engine
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// fromInside handles a segment from the inside host L of a tracked flow.
+func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	switch f.state {
+	case stSynSent:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
+			return e.resendSYN(f, p, tx[Outside])
+		}
+		if fl&packet.FlagRST != 0 {
+			e.remove(f)
+			return Passthrough
+		}
+		return e.drop(DropStale)
+	case stSynRcvd, stSynAckSent:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			return e.hostSYNACK(f, p, tx[Outside])
+		}
+		if fl&packet.FlagRST != 0 {
+			e.remove(f)
+			return Passthrough
+		}
+		return e.drop(DropStale) // nothing but the SYN-ACK can come before the third segment
+	}
+	if fl&packet.FlagSYN != 0 {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
+			return e.resendSYN(f, p, tx[Outside])
+		}
+		return e.drop(DropStale)
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.hostRST(f, p)
+	}
+	return e.hostSegment(now, f, p, tx)
+}
+
+// fromOutside handles a segment from the far side R of a tracked flow.
+func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	if fl&packet.FlagRST != 0 {
+		if f.state >= stKex {
+			return e.wireRST(f, p)
+		}
+		e.remove(f)
+		return Passthrough
+	}
+	switch f.state {
+	case stSynSent:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			return e.farSYNACK(now, f, p, tx)
+		}
+		return e.drop(DropStale)
+	case stSynRcvd:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
+			e.clamp(f, p)
+			return ForwardInPlace
+		}
+		return e.drop(DropStale)
+	case stSynAckSent:
+		if fl&packet.FlagSYN != 0 {
+			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
+				e.clamp(f, p)
+				return ForwardInPlace
+			}
+			return e.drop(DropStale)
+		}
+		// The first non-SYN segment: it must carry ENO (ENO-28).
+		if !e.si.eno {
+			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
+			return Passthrough
+		}
+		if !e.startKex(now, f) {
+			return Passthrough
+		}
+	}
+	if fl&packet.FlagSYN != 0 {
+		if fl&packet.FlagACK != 0 && f.role == 0 {
+			return e.farSYNACK(now, f, p, tx) // our third segment was lost
+		}
+		return e.drop(DropStale)
+	}
+	f.enoOut = false // a non-SYN segment arrived (ENO-26)
+	return e.wireSegment(now, f, p, tx)
+}
+
+// hostAckFromWire takes R's cumulative ACK of our wire stream and returns
+// its host translation: the end of the last whole frame acknowledged, or the
+// host FIN + 1 once the wire FIN is acknowledged. It releases the store.
+func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
+	en := &f.enc
+	limit := en.nextW
+	if en.finW >= 0 {
+		limit = en.finW + 1
+	}
+	if ackW > limit || ackW < en.ackW-1<<30 {
+		ackW = en.ackW // acknowledges what we never sent: ignore its ACK
+	}
+	if ackW > en.ackW {
+		en.ackW = ackW
+		for en.frames.n > 0 {
+			fr := en.frames.at(0)
+			if fr.w+int64(fr.wl) > ackW {
+				break
+			}
+			en.ackH = fr.h + int64(fr.n)
+			en.frames.pop()
+		}
+	}
+	if en.finW >= 0 && en.ackW > en.finW {
+		return en.finH + 1
+	}
+	return en.ackH
+}
+
+// wireAckFromHost takes L's cumulative ACK of R's host stream and returns
+// its wire translation.
+func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
+	d := &f.rcv
+	limit := d.nextH
+	if d.finH >= 0 {
+		limit = d.finH + 1
+	}
+	if ackH > limit || ackH < d.ackH-1<<30 {
+		ackH = d.ackH
+	}
+	if ackH > d.ackH {
+		d.ackH = ackH
+	}
+	for d.frames.n > 0 {
+		fr := d.frames.at(0)
+		if fr.h+int64(fr.n) > d.ackH || (fr.fin && d.ackH <= d.finH) {
+			break
+		}
+		d.ackW = fr.w + int64(fr.wl)
+		d.frames.pop()
+	}
+	if d.finW >= 0 && d.ackH > d.finH {
+		return d.finW + 1
+	}
+	return d.ackW
+}
+
+// hostSeqOut is the sequence number of the next segment the engine sends L
+// on R's behalf.
+func (f *flow) hostSeqOut() uint32 {
+	h := f.rcv.nextH
+	if f.rcv.finH >= 0 {
+		h = f.rcv.finH + 1
+	}
+	return wrap(f.isnR, h)
+}
+
+// wireSeqOut is the sequence number of the next segment toward R.
+func (f *flow) wireSeqOut() uint32 {
+	w := f.enc.nextW
+	if f.enc.finW >= 0 {
+		w = f.enc.finW + 1
+	}
+	return wrap(f.isnL, w)
+}
+
+// hostSegment handles data, FIN and ACKs from L once negotiated.
+func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	si := &e.si
+	en, d := &f.enc, &f.rcv
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsL = si.tsVal
+	}
+	win := p.Window()
+	f.winL = win
+	f.pktsIn++
+	if fl&packet.FlagURG != 0 {
+		e.c.URGStripped.Add(1) // tcpcrypt.md §7: not generated; the data goes on as normal data
+	}
+	ackW := d.ackW
+	if fl&packet.FlagACK != 0 {
+		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
+	}
+	data := p.Payload()
+	fin := fl&packet.FlagFIN != 0
+	top := en.nextH
+	if f.state == stKex {
+		top = en.preEnd
+	}
+	s := unwrap(p.Seq(), f.isnL, top)
+	if f.state == stKex && !en.initSent && f.role == 0 {
+		defer e.sendInit(now, f, tx[Outside]) // right after the third segment (or whatever L sends first)
+	}
+	if len(data) == 0 && !fin {
+		if s == top-1 && en.ackH == top {
+			return e.keepAliveToR(f, p, ackW, tx[Outside])
+		}
+		if ackW == d.lastAckW && win == d.lastWin && !d.answer && !f.enoOut {
+			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
+			return Consumed
+		}
+		d.answer = false
+		e.ackR(f, tx[Outside], si)
+		return Forwarded
+	}
+	if len(data) <= 1 && !fin && s == top-1 && en.ackH == top {
+		return e.keepAliveToR(f, p, ackW, tx[Outside])
+	}
+	end := s + int64(len(data))
+	if f.state == stKex {
+		return e.queuePreKey(f, s, data, fin, tx)
+	}
+	finEnd := end
+	if fin {
+		finEnd++
+	}
+	known := en.nextH
+	if en.finH >= 0 {
+		known = en.finH + 1
+	}
+	if finEnd <= known {
+		e.retransmit(f, s, finEnd, tx)
+		return Forwarded
+	}
+	if s > en.nextH || en.finH >= 0 {
+		return e.drop(DropOutOfWindow)
+	}
+	if s < en.nextH {
+		data = data[en.nextH-s:]
+	}
+	if !e.sealNew(now, f, data, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
+		return e.drop(DropStoreFull)
+	}
+	return Forwarded
+}
+
+// keepAliveToR translates a keep-alive probe (seq = next-1, 0 or 1 byte):
+// it goes to R at the wire offset next-1 and never enters the frame stream.
+func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) Verdict {
+	e.c.KeepAlives.Add(1)
+	e.opts.reset()
+	if e.si.hasTS {
+		e.opts.ts(e.si.tsVal, e.si.tsEcr)
+	}
+	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
+	e.send(to, &f.toR, &s, p.Payload())
+	return Forwarded
+}
+
+// ackR sends R a pure ACK with L's translated ACK (si: the host segment's
+// options, or nil when the appliance speaks for L on its own).
+func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
+	e.opts.reset()
+	if si != nil && si.hasTS {
+		e.opts.ts(si.tsVal, si.tsEcr)
+	} else {
+		e.opts.ts(f.tsL, f.tsR)
+	}
+	if f.enoOut {
+		e.opts.eno()
+	}
+	d := &f.rcv
+	ack := d.ackW
+	if d.finW >= 0 && d.ackH > d.finH {
+		ack = d.finW + 1
+	}
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winL, opts: e.opts.bytes()}
+	if e.send(to, &f.toR, &s, nil) {
+		d.lastAckW, d.lastWin = d.ackW, f.winL
+		f.pktsOut++
+	}
+	if si == nil {
+		e.c.AcksOriginated.Add(1)
+	}
+}
+
+// queuePreKey keeps host data that arrives before the keys (bounded).
+func (e *Engine) queuePreKey(f *flow, s int64, data []byte, fin bool, tx [2]TxSink) Verdict {
+	en := &f.enc
+	if s != en.preEnd || en.preFIN {
+		return Consumed // a retransmission of queued bytes, or a gap: the host will resend
+	}
+	if !en.pre.reserve(en.nextH, en.preEnd, en.preEnd+int64(len(data))) {
+		return e.drop(DropPreKeyFull)
+	}
+	en.pre.write(en.preEnd, data)
+	en.preEnd += int64(len(data))
+	en.preFIN = fin
+	e.c.PreKeyQueued.Add(1)
+	return Consumed
+}
+
+// flushPreKey seals the queued host data once keys exist.
+func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
+	en := &f.enc
+	if en.preEnd == en.nextH && !en.preFIN {
+		return
+	}
+	n := int(en.preEnd - en.nextH)
+	buf := make([]byte, n) // once per flow at most
+	en.pre.read(buf, en.nextH)
+	en.pre = ring{}
+	e.sealNew(now, f, buf, en.preFIN, true, tx[Outside])
+	en.preFIN = false
+}
+
+// sealNew frames new host data (and FIN) into frames no larger than R's MSS,
+// keeps them in the store and sends them.
+func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+	en := &f.enc
+	max := int(f.mssR) - tcpcrypt.Overhead
+	if max > tcpcrypt.MaxData {
+		max = tcpcrypt.MaxData
+	}
+	if max < 1 {
+		max = 1
+	}
+	nfr := (len(data) + max - 1) / max
+	if nfr == 0 {
+		nfr = 1
+	}
+	need := int64(len(data) + nfr*tcpcrypt.Overhead)
+	lo := min(en.ackW, en.nextW)
+	if !en.store.reserve(lo, en.nextW, en.nextW+need) {
+		return false
+	}
+	e.maybeRekey(now, f)
+	for i := 0; i < nfr; i++ {
+		n := min(len(data), max)
+		last := i == nfr-1
+		sk, err := f.keys.Send(n, fin && last)
+		if err != nil {
+			return false
+		}
+		hdr := tcpcrypt.FrameHeader{Rekey: sk.Rekey, FIN: fin && last}
+		wl := n + tcpcrypt.Overhead
+		buf := e.scratch[:wl]
+		copy(buf[tcpcrypt.DataOffset:], data[:n])
+		fr, err := sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW))
+		if err != nil {
+			return false
+		}
+		en.store.write(en.nextW, fr)
+		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), gen: sk.Generation, fin: fin && last}
+		en.frames.push(rec)
+		en.nextH += int64(n)
+		en.nextW += int64(wl)
+		en.genBytes += int64(wl)
+		if rec.fin {
+			en.finH, en.finW = en.nextH, en.nextW
+		}
+		f.bytesOut += uint64(n)
+		e.c.FramesSealed.Add(1)
+		flags := uint8(packet.FlagACK)
+		if last && (psh || fin) {
+			flags |= packet.FlagPSH
+		}
+		if rec.fin {
+			flags |= packet.FlagFIN
+		}
+		e.sendStored(f, to, rec.w, wl, flags)
+		data = data[n:]
+	}
+	if f.keys.Owed() {
+		e.sendOwed(now, f, to)
+	}
+	return true
+}
+
+// retransmit serves a host retransmission of [s, end) (end includes the FIN)
+// whole from the store: same frames, same bytes, original key (TC-45, TC-59).
+func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
+	en := &f.enc
+	sent := false
+	for i := 0; i < en.frames.n; i++ {
+		fr := *en.frames.at(i)
+		fe := fr.h + int64(fr.n)
+		if fr.fin {
+			fe++
+		}
+		if fe <= s || fr.h >= end {
+			if !(fr.n == 0 && fr.h >= s && fr.h < end) {
+				continue
+			}
+		}
+		flags := uint8(packet.FlagACK)
+		if fr.fin {
+			flags |= packet.FlagFIN
+		}
+		e.sendStored(f, tx[Outside], fr.w, int(fr.wl), flags)
+		e.c.FrameRetransmits.Add(1)
+		sent = true
+	}
+	if !sent {
+		// R has it all: L missed our translated ACK.
+		e.ackL(f, tx[Inside], nil)
+	}
+}
+
+// ackL sends L a pure ACK on R's behalf.
+func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
+	e.opts.reset()
+	if si != nil && si.hasTS {
+		e.opts.ts(si.tsVal, si.tsEcr)
+	} else {
+		e.opts.ts(f.tsR, f.tsL)
+	}
+	ack := f.enc.ackH
+	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
+		ack = f.enc.finH + 1
+	}
+	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	e.send(to, &f.toL, &s, nil)
+	if si == nil {
+		e.c.AcksOriginated.Add(1)
+	}
+}
+
+// hostRST forwards L's RST with translated numbers and forgets the flow.
+func (e *Engine) hostRST(f *flow, p *packet.Packet) Verdict {
+	s := unwrap(p.Seq(), f.isnL, f.enc.nextH)
+	w := f.enc.nextW + (s - f.enc.nextH)
+	if f.enc.finH >= 0 && s > f.enc.finH {
+		w = f.enc.finW + (s - f.enc.finH)
+	}
+	p.SetSeq(wrap(f.isnL, w))
+	if p.Flags()&packet.FlagACK != 0 {
+		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
+		p.SetAck(wrap(f.isnR, a))
+	}
+	e.remove(f)
+	return ForwardInPlace
+}
+
+// wireRST forwards R's RST to L with translated numbers and forgets the flow.
+func (e *Engine) wireRST(f *flow, p *packet.Packet) Verdict {
+	w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW)
+	if w < f.rcv.rcvW-1<<20 || w > f.rcv.rcvW+1<<20 {
+		return e.drop(DropOutOfWindow) // RFC 5961 spirit: far outside the window
+	}
+	p.SetSeq(f.hostSeqOut())
+	if p.Flags()&packet.FlagACK != 0 {
+		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
+		p.SetAck(wrap(f.isnL, h))
+	}
+	e.remove(f)
+	return ForwardInPlace
+}
+
+// wireSegment handles data, FIN and ACKs from R once negotiated.
+func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	si := &e.si
+	d := &f.rcv
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsR = si.tsVal
+	}
+	f.winR = p.Window()
+	f.pktsIn++
+	hostAck := f.enc.ackH
+	if fl&packet.FlagACK != 0 {
+		hostAck = e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
+	}
+	e.closeCheck(now, f)
+	data := p.Payload()
+	fin := fl&packet.FlagFIN != 0
+	w := unwrap(p.Seq(), f.isnR, d.rcvW)
+	end := w + int64(len(data))
+	if len(data) == 0 && !fin {
+		if w == d.rcvW-1 {
+			d.answer = true // a keep-alive: L's answer must get through
+			e.c.KeepAlives.Add(1)
+		}
+		e.forwardAckToL(f, tx[Inside], si, hostAck, w == d.rcvW-1)
+		return Forwarded
+	}
+	if fin && d.pendFIN < 0 {
+		d.pendFIN = end
+	}
+	if end < d.rcvW || (end == d.rcvW && !(fin && d.finW < 0)) {
+		e.duplicate(f, w, end, tx)
+		return Forwarded
+	}
+	if w > d.rcvW {
+		if !e.hold(f, w, data) {
+			return e.drop(DropReasmFull)
+		}
+		e.dupAckR(f, tx[Outside])
+		return Forwarded
+	}
+	data = data[d.rcvW-w:]
+	delivered := d.nextH
+	if d.held.n == 0 && f.dec != nil {
+		used, err := e.consume(now, f, data, tx)
+		if err != nil {
+			e.fail(f, tx, err)
+			return Forwarded
+		}
+		if used < len(data) && !e.hold(f, d.rcvW, data[used:]) {
+			return e.drop(DropReasmFull)
+		}
+	} else {
+		if !e.hold(f, d.rcvW, data) {
+			return e.drop(DropReasmFull)
+		}
+	}
+	if f.state == stDead {
+		return Forwarded
+	}
+	if err := e.drainHeld(now, f, tx); err != nil {
+		e.fail(f, tx, err)
+		return Forwarded
+	}
+	if f.state == stDead {
+		return Forwarded
+	}
+	if d.nextH == delivered && hostAck != f.lastHostAck {
+		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
+	}
+	return Forwarded
+}
+
+// forwardAckToL passes R's pure ACK (or keep-alive) on to L, translated,
+// with R's SACK blocks turned into host blocks covering whole frames.
+func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, keepAlive bool) {
+	e.opts.reset()
+	if si.hasTS {
+		e.opts.ts(si.tsVal, si.tsEcr)
+	}
+	var blocks [4][2]uint32
+	nb := 0
+	for i := 0; i < si.nsack; i++ {
+		a := unwrap(si.sack[i][0], f.isnL, f.enc.ackW)
+		b := unwrap(si.sack[i][1], f.isnL, f.enc.ackW)
+		if ha, hb, ok := f.enc.hostBlock(a, b); ok {
+			blocks[nb] = [2]uint32{wrap(f.isnL, ha), wrap(f.isnL, hb)}
+			nb++
+		}
+	}
+	e.opts.sack(blocks[:nb])
+	seq := f.hostSeqOut()
+	if keepAlive {
+		seq--
+	}
+	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	e.send(to, &f.toL, &s, nil)
+	f.lastHostAck = hostAck
+}
+
+// hostBlock translates a wire SACK block to the host bytes of the whole
+// frames inside it.
+func (en *encDir) hostBlock(a, b int64) (int64, int64, bool) {
+	ha, hb := int64(-1), int64(-1)
+	for i := 0; i < en.frames.n; i++ {
+		fr := en.frames.at(i)
+		if fr.w < a {
+			continue
+		}
+		if fr.w+int64(fr.wl) > b {
+			break
+		}
+		if ha < 0 {
+			ha = fr.h
+		}
+		hb = fr.h + int64(fr.n)
+	}
+	return ha, hb, ha >= 0 && hb > ha
+}
+
+// hold keeps wire bytes [w, w+len(data)) for later (bounded).
+func (e *Engine) hold(f *flow, w int64, data []byte) bool {
+	d := &f.rcv
+	end := w + int64(len(data))
+	live := d.rcvW
+	if d.held.n > 0 {
+		live = max(live, d.held.r[d.held.n-1].e)
+	}
+	if !d.reasm.reserve(d.rcvW, live, max(end, live)) {
+		return false
+	}
+	if !d.held.add(w, end) {
+		return false
+	}
+	d.reasm.write(w, data)
+	return true
+}
+
+// drainHeld feeds held bytes that have become in order.
+func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
+	d := &f.rcv
+	for d.held.n > 0 && d.held.r[0].s <= d.rcvW {
+		avail := d.held.r[0].e - d.rcvW
+		if avail <= 0 {
+			d.held.trim(d.rcvW)
+			continue
+		}
+		chunk := d.reasm.at(d.rcvW)
+		if int64(len(chunk)) > avail {
+			chunk = chunk[:avail]
+		}
+		used, err := e.consume(now, f, chunk, tx)
+		d.held.trim(d.rcvW)
+		if err != nil {
+			return err
+		}
+		if used == 0 {
+			break // waiting for keys
+		}
+	}
+	return e.wireFIN(f, tx)
+}
+
+// drain is drainHeld for callers with nowhere to report an error.
+func (e *Engine) drain(now int64, f *flow, tx [2]TxSink) {
+	if err := e.drainHeld(now, f, tx); err != nil {
+		e.fail(f, tx, err)
+	}
+}
+
+// consume feeds in-order wire bytes at rcvW: first to the Init reader, then
+// to the frame decoder once keys exist. It returns how many it took.
+func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, error) {
+	d := &f.rcv
+	used := 0
+	if !d.initDone {
+		var n int
+		var done bool
+		var err error
+		if f.ini != nil {
+			n, done, err = f.ini.Feed(chunk)
+		} else {
+			n, done, err = f.rsp.Feed(chunk)
+		}
+		used += n
+		d.rcvW += int64(n)
+		if err != nil {
+			return used, err
+		}
+		if done {
+			e.initDone(now, f, tx)
+			if f.state == stDead {
+				return used, nil
+			}
+		}
+		chunk = chunk[n:]
+	}
+	if len(chunk) == 0 || f.dec == nil {
+		return used, nil
+	}
+	if err := f.dec.Feed(chunk); err != nil {
+		return used, err
+	}
+	d.rcvW += int64(len(chunk))
+	used += len(chunk)
+	for {
+		fr, ok, err := f.dec.Next()
+		if err != nil {
+			return used, err
+		}
+		if !ok {
+			break
+		}
+		e.c.FramesOpened.Add(1)
+		e.deliver(f, &fr, tx[Inside])
+	}
+	if f.keys.Owed() {
+		e.sendOwed(now, f, tx[Outside])
+	}
+	return used, nil
+}
+
+// deliver sends one opened frame's data to L at its host offset, in
+// segments no larger than L's MSS, with FIN on the end of a FINp frame.
+func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
+	d := &f.rcv
+	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
+	d.frames.push(rec)
+	if d.plain.reserve(d.ackH, d.nextH, d.nextH+int64(len(fr.Data))) {
+		d.plain.write(d.nextH, fr.Data)
+	}
+	d.nextH += int64(len(fr.Data))
+	if fr.FIN {
+		d.finH = d.nextH
+	}
+	f.bytesIn += uint64(len(fr.Data))
+	e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+}
+
+// sendPlain sends host bytes starting at h to L.
+func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
+	mss := int(f.mssL)
+	ack := f.enc.ackH
+	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
+		ack = f.enc.finH + 1
+	}
+	for first := true; first || len(data) > 0; first = false {
+		n := min(len(data), mss)
+		last := n == len(data)
+		fl := uint8(packet.FlagACK)
+		if last {
+			fl |= packet.FlagPSH
+			if fin {
+				fl |= packet.FlagFIN
+			}
+		}
+		e.opts.reset()
+		e.opts.ts(f.tsR, f.tsL)
+		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+		if urg && first {
+			// URGp (tcpcrypt.md §7): the last urgent byte is urgent bytes
+			// past the frame start; TCP's pointer counts from this segment.
+			s.flags |= packet.FlagURG
+			s.urg = urgent + 1
+		}
+		e.send(to, &f.toL, &s, data[:n])
+		f.lastHostAck = ack
+		h += int64(n)
+		data = data[n:]
+	}
+}
+
+// duplicate answers a wire segment that lies wholly below rcvW: re-deliver
+// what L has not acknowledged (the inside link may have lost it), or tell R
+// again what we have.
+func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
+	d := &f.rcv
+	sent := false
+	for i := 0; i < d.frames.n; i++ {
+		fr := d.frames.at(i)
+		if fr.w+int64(fr.wl) <= w || fr.w >= end {
+			continue
+		}
+		if fr.h+int64(fr.n) <= d.ackH && !(fr.fin && d.ackH <= d.finH) {
+			continue
+		}
+		lo := max(fr.h, d.ackH)
+		n := fr.h + int64(fr.n) - lo
+		buf := e.scratch[:n]
+		d.plain.read(buf, lo)
+		e.sendPlain(f, tx[Inside], lo, buf, fr.fin, false, 0)
+		e.c.Redelivered.Add(1)
+		sent = true
+	}
+	if sent {
+		d.answer = true
+		return
+	}
+	e.ackR(f, tx[Outside], nil)
+}
+
+// dupAckR tells R, after an out-of-order segment, what we have: the same
+// cumulative ACK with SACK blocks in wire space (RFC 2018), so that R's
+// fast retransmit works.
+func (e *Engine) dupAckR(f *flow, to TxSink) {
+	d := &f.rcv
+	e.opts.reset()
+	e.opts.ts(f.tsL, f.tsR)
+	var blocks [4][2]uint32
+	nb := 0
+	if d.held.n > 0 {
+		order := [maxSpans]int{}
+		order[0] = d.held.last
+		k := 1
+		for i := 0; i < d.held.n && k < len(blocks); i++ {
+			if i != d.held.last {
+				order[k] = i
+				k++
+			}
+		}
+		for i := 0; i < k && nb < 3; i++ {
+			r := d.held.r[order[i]]
+			blocks[nb] = [2]uint32{wrap(f.isnR, r.s), wrap(f.isnR, r.e)}
+			nb++
+		}
+	}
+	e.opts.sack(blocks[:nb])
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winL, opts: e.opts.bytes()}
+	if e.send(to, &f.toR, &s, nil) {
+		e.c.DupAcksOriginated.Add(1)
+	}
+}
+
+// wireFIN checks R's TCP FIN once every byte before it is in: it must end
+// the FINp frame (TC-51), else the connection is aborted.
+func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
+	d := &f.rcv
+	if d.pendFIN < 0 || d.finW >= 0 || d.rcvW != d.pendFIN || f.dec == nil {
+		return nil
+	}
+	if !f.dec.FIN() || int64(f.dec.Offset()) != d.rcvW {
+		return errFINWithoutFINp
+	}
+	d.finW = d.rcvW
+	d.rcvW++
+	return nil
+}
+
+// fail aborts after a peer error, counting authentication failures.
+func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
+	if errors.Is(err, tcpcrypt.ErrFrameAuth) {
+		e.c.AuthFailures.Add(1)
+	}
+	if f.state == stKex {
+		e.c.HandshakeFailures.Add(1)
+	}
+	e.abort(f, tx, err.Error())
+}
+
+// closeCheck schedules removal once both FINs are acknowledged.
+func (e *Engine) closeCheck(now int64, f *flow) {
+	if f.closeAt == 0 && f.enc.finW >= 0 && f.enc.ackW > f.enc.finW && f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
+		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
+	}
+}
+
+// handlePTB translates an ICMP packet-too-big about one of our wire
+// segments: quoted sequence number to host space, MTU lowered by the frame
+// overhead, so the inside host's segments plus 20 bytes fit the path.
+func (e *Engine) handlePTB(p *packet.Packet) Verdict {
+	q, ok := p.Quote()
+	if !ok || q.Proto != packet.ProtoTCP {
+		return Passthrough
+	}
+	src, dst, ok := p.QuotedPorts()
+	if !ok {
+		return Passthrough
+	}
+	fr := p.Frame()
+	var qs, qd netip.Addr
+	if q.Version == 4 && q.L3+20 <= len(fr) {
+		qs, _ = netip.AddrFromSlice(fr[q.L3+12 : q.L3+16])
+		qd, _ = netip.AddrFromSlice(fr[q.L3+16 : q.L3+20])
+	} else if q.Version == 6 && q.L3+40 <= len(fr) {
+		qs, _ = netip.AddrFromSlice(fr[q.L3+8 : q.L3+24])
+		qd, _ = netip.AddrFromSlice(fr[q.L3+24 : q.L3+40])
+	} else {
+		return Passthrough
+	}
+	f := e.flows[flowKey{in: netip.AddrPortFrom(qs, src), out: netip.AddrPortFrom(qd, dst)}]
+	if f == nil || f.state < stKex {
+		return Passthrough
+	}
+	seq, ok := p.QuotedSeq()
+	if !ok {
+		return Passthrough
+	}
+	w := unwrap(seq, f.isnL, f.enc.ackW)
+	h := f.enc.ackH
+	for i := 0; i < f.enc.frames.n; i++ {
+		if r := f.enc.frames.at(i); r.w <= w {
+			h = r.h
+		}
+	}
+	p.SetQuotedSeq(wrap(f.isnL, h))
+	if mtu, ok := p.MTU(); ok && mtu > tcpcrypt.Overhead {
+		p.SetMTU(mtu - tcpcrypt.Overhead)
+	}
+	e.c.PTBTranslated.Add(1)
+	return ForwardInPlace
+}

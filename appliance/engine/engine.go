@@ -1,0 +1,263 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// PortID names the appliance's two ports.
+type PortID uint8
+
+const (
+	Inside  PortID = 0 // toward the protected hosts
+	Outside PortID = 1 // toward the untrusted network
+)
+
+func (p PortID) other() PortID { return 1 - p }
+
+// TxSink is one port's transmit side as the worker lends it to the engine
+// for one call: Buffer returns a free frame buffer (nil when none is free),
+// Commit sends the first n bytes of the buffer Buffer last returned.
+type TxSink interface {
+	Buffer() []byte
+	Commit(n int)
+}
+
+// Verdict tells the worker what to do with the frame it handed in.
+type Verdict uint8
+
+const (
+	// Forwarded: the engine wrote what had to go on (possibly several
+	// frames, possibly to both ports) to the sinks; drop the input.
+	Forwarded Verdict = iota + 1
+	// ForwardInPlace: send the input frame, which the engine may have
+	// rewritten in place without changing its length, out of the other
+	// port. The flow stays with the engine: no fast path.
+	ForwardInPlace
+	// Passthrough: send the frame unchanged out of the other port; the
+	// flow needs nothing from the engine and may go on the fast path.
+	Passthrough
+	// Consumed: the engine used the frame and nothing goes on (for example
+	// a suppressed duplicate ACK or a queued pre-key segment).
+	Consumed
+	// Dropped: the frame is discarded; Counters.Drops says why.
+	Dropped
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Forwarded:
+		return "forwarded"
+	case ForwardInPlace:
+		return "forward-in-place"
+	case Passthrough:
+		return "passthrough"
+	case Consumed:
+		return "consumed"
+	case Dropped:
+		return "dropped"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+// Deps are the shared services an engine uses. All are optional.
+type Deps struct {
+	// Pool runs the Diffie-Hellman of each key exchange off the packet
+	// path; results come back through Tick. Nil runs it inline (tests).
+	Pool *cryptopool.Pool
+	// Keys hands out ready ephemeral key pairs per TEP (cryptopool.Stock);
+	// a missing or empty stock makes the engine generate one inline.
+	Keys map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
+	// Cache is the resumption cache, keyed by the far side's address
+	// (shared by the workers). Nil disables resumption.
+	Cache *tcpcrypt.Cache[netip.Addr]
+	Log   *slog.Logger
+	// Now is the wall clock for FlowInfo.Started (default time.Now).
+	Now func() time.Time
+}
+
+// FlowInfo is a snapshot of one flow for the admin API.
+type FlowInfo struct {
+	ID              uint64
+	Inside, Outside netip.AddrPort
+	State           string
+	Encrypted       bool
+	FallbackReason  string
+	Role            string // "A" or "B"
+	TEP             byte
+	AEAD            string
+	SessionID       [tcpcrypt.SessionIDLen]byte // valid when Encrypted
+	KeyGeneration   uint32
+	Resumed         bool
+	BytesIn         uint64 // plaintext delivered to the inside host
+	BytesOut        uint64 // plaintext sealed toward the far side
+	PacketsIn       uint64
+	PacketsOut      uint64
+	Started         time.Time
+	Transcript      []byte
+}
+
+// Counters are the engine's event counts, read with atomics by the admin API
+// while the worker runs.
+type Counters struct {
+	Flows, FlowsCapped                                  atomic.Uint64
+	Handshakes, HandshakeFailures                       atomic.Uint64
+	Encrypted, Resumed                                  atomic.Uint64
+	Fallbacks                                           [numFallback]atomic.Uint64
+	AuthFailures, Aborts                                atomic.Uint64
+	Rekeys, RekeysAnswered                              atomic.Uint64
+	InitRetransmits, FrameRetransmits                   atomic.Uint64
+	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
+	FramesSealed, FramesOpened                          atomic.Uint64
+	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
+	PreKeyQueued                                        atomic.Uint64
+	KeyGenInline, PoolRetries                           atomic.Uint64
+	Drops                                               [numDrop]atomic.Uint64
+}
+
+// Fallback reasons, counted in Counters.Fallbacks.
+const (
+	FallbackNoENO      = iota // the far side answered without TCP-ENO
+	FallbackNegotiate         // TCP-ENO present but negotiation failed (see FlowInfo)
+	FallbackSYNData           // the SYN carried data or a Fast Open cookie
+	FallbackNoENOInACK        // the third segment came without TCP-ENO (ENO-28)
+	FallbackEndToEnd          // the inside host speaks TCP-ENO itself
+	FallbackBypass            // policy
+	FallbackOptionRoom        // the option did not fit
+	numFallback
+)
+
+// Drop reasons, counted in Counters.Drops.
+const (
+	DropMalformed   = iota // undecodable frame or TCP options
+	DropTxFull             // no TX buffer
+	DropStoreFull          // retransmit store full: host data dropped, the host retransmits
+	DropReasmFull          // reassembly buffer full
+	DropPreKeyFull         // pre-key queue full
+	DropOutOfWindow        // segment outside what the flow can place
+	DropStale              // segment for a flow that is closing or unknown state
+	numDrop
+)
+
+// Engine runs the per-flow state machine for one worker. It is not safe for
+// concurrent use; Counters may be read from any goroutine.
+type Engine struct {
+	cfg     Config
+	deps    Deps
+	client  *cryptopool.Client
+	flows   map[flowKey]*flow
+	nextID  uint64
+	c       Counters
+	pkt     packet.Packet
+	si      segInfo
+	opts    tcpOpts
+	jobs    [16]cryptopool.Job
+	retry   []*flow // flows whose pool submission was refused
+	scratch [tcpcrypt.MaxFrameLen + 64]byte
+	closed  []*flow
+}
+
+// New returns an engine.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow)}
+	if deps.Pool != nil {
+		e.client, err = deps.Pool.NewClient(1024)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.NoResumption {
+		e.deps.Cache = nil
+	}
+	return e, nil
+}
+
+// Counters returns the engine's counters.
+func (e *Engine) Counters() *Counters { return &e.c }
+
+// Config returns the configuration in force, defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) drop(r int) Verdict {
+	e.c.Drops[r].Add(1)
+	return Dropped
+}
+
+// Handle processes one frame received at port from. now is monotonic
+// nanoseconds. tx are the two ports' sinks, indexed by PortID.
+func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verdict {
+	e.poll(now, tx)
+	p := &e.pkt
+	if err := p.Decode(frame); err != nil {
+		return Passthrough // not ours to judge: forward as a wire would
+	}
+	if p.IsICMP() && from == Outside && p.IsPathMTU() {
+		return e.handlePTB(p)
+	}
+	if !p.IsTCP() || p.IsFragment() {
+		return Passthrough
+	}
+	var k flowKey
+	if from == Inside {
+		k = flowKey{in: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), out: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
+	} else {
+		k = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
+	}
+	e.si.read(p)
+	f := e.flows[k]
+	fl := p.Flags()
+	if f == nil {
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
+			if from == Inside {
+				return e.outboundSYN(now, k, p, tx)
+			}
+			return e.inboundSYN(now, k, p)
+		}
+		return Passthrough
+	}
+	f.last = now
+	if from == Inside {
+		return e.fromInside(now, f, p, tx)
+	}
+	return e.fromOutside(now, f, p, tx)
+}
+
+// Tick runs timers: Init retransmission, rekeying by time, expiry, and the
+// completions of public-key work. Call it between batches.
+func (e *Engine) Tick(now int64, tx [2]TxSink) {
+	e.poll(now, tx)
+	for k, f := range e.flows {
+		e.tickFlow(now, f, tx)
+		if f.state == stDead {
+			delete(e.flows, k)
+		}
+	}
+}
+
+// Flows calls fn with a snapshot of every flow. Call it between batches,
+// on the worker's goroutine.
+func (e *Engine) Flows(fn func(FlowInfo)) {
+	for _, f := range e.flows {
+		fn(f.info())
+	}
+}
+
+// NumFlows is the number of tracked flows.
+func (e *Engine) NumFlows() int { return len(e.flows) }

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+type flowKey struct{ in, out netip.AddrPort }
+
+// Flow states.
+const (
+	stSynSent    = iota + 1 // A: the inside host's SYN went out with our ENO option
+	stSynRcvd               // B: a SYN with ENO was forwarded to the inside host
+	stSynAckSent            // B: the inside host's SYN-ACK went out with our ENO option
+	stKex                   // negotiated: Init messages under way
+	stOpen                  // keys in place: frames both ways
+	stDead                  // to be removed
+)
+
+var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "key-exchange", "encrypted", "closed"}
+
+// frameRec places one frame in both spaces: host bytes [h, h+n) at wire
+// bytes [w, w+wl).
+type frameRec struct {
+	h, w  int64
+	n, wl int32
+	gen   uint64
+	fin   bool
+}
+
+// frameQ is a growable FIFO of frames (one allocation per doubling).
+type frameQ struct {
+	r       []frameRec
+	head, n int
+}
+
+func (q *frameQ) push(f frameRec) {
+	if q.n == len(q.r) {
+		nr := make([]frameRec, max(64, 2*len(q.r)))
+		for i := 0; i < q.n; i++ {
+			nr[i] = q.r[(q.head+i)%len(q.r)]
+		}
+		q.r, q.head = nr, 0
+	}
+	q.r[(q.head+q.n)%len(q.r)] = f
+	q.n++
+}
+
+func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)%len(q.r)] }
+func (q *frameQ) pop()               { q.head = (q.head + 1) % len(q.r); q.n-- }
+
+// encDir is the encrypting direction: inside host L to far side R.
+type encDir struct {
+	initLen      int64 // our Init message at W[0, initLen); 0 when resumed
+	initSent     bool
+	initTries    int
+	initDue      int64
+	initRTO      int64
+	nextH, nextW int64 // next new host byte and its wire offset
+	ackW         int64 // R's cumulative wire ACK
+	ackH         int64 // its translation: end of the last whole frame acknowledged
+	finH, finW   int64 // the host FIN and the wire FIN (after the FINp frame), -1 until sent
+	store        ring  // wire bytes [ackW, nextW): Init and sealed frames
+	frames       frameQ
+	pre          ring // host bytes queued before keys: H[nextH, preEnd)
+	preEnd       int64
+	preFIN       bool
+	genBytes     int64 // bytes sealed under the current generation
+	genStart     int64 // when the current generation started
+}
+
+// decDir is the decrypting direction: far side R to inside host L.
+type decDir struct {
+	rcvW     int64 // next in-order wire byte
+	initDone bool
+	initLen  int64
+	reasm    ring  // out-of-order and not yet usable wire bytes from rcvW on
+	held     spans // which of them are present
+	pendFIN  int64 // wire offset of a TCP FIN seen, -1 if none
+	nextH    int64 // next host byte to deliver
+	ackH     int64 // L's cumulative ACK
+	ackW     int64 // its translation: end of the last whole frame L acknowledged
+	frames   frameQ
+	plain    ring  // delivered plaintext H[ackH, nextH), for re-delivery
+	finH     int64 // host offset of the FIN delivered to L, -1 if none
+	finW     int64 // wire offset of R's TCP FIN, -1 if none
+	lastAckW int64 // the wire ACK R last got from us
+	lastWin  uint16
+	answer   bool // let the next ACK from L through even if it repeats
+}
+
+type flow struct {
+	id       uint64
+	key      flowKey
+	state    uint8
+	policy   Policy
+	role     eno.Role
+	settings *eno.Settings
+	started  time.Time
+	last     int64
+	closeAt  int64
+	reason   string
+
+	local    [eno.MaxOptionsLen]byte // our SYN-form option as sent
+	localLen int
+	peer     [eno.MaxOptionsLen]byte // B: the far side's SYN option
+	peerLen  int
+	outcome  eno.Outcome
+	enoOut   bool // add `45 02` to segments to R (until a non-SYN segment from R)
+
+	isnL, isnR uint32
+	mssL, mssR uint16
+	tsL, tsR   uint32
+	winL, winR uint16
+	toR, toL   tmpl
+
+	kp      *tcpcrypt.KeyPair
+	ini     *tcpcrypt.Initiator
+	rsp     *tcpcrypt.Responder
+	kexBusy bool
+	kexWant bool
+	sessOut *tcpcrypt.Session
+	sessErr error
+	sess    *tcpcrypt.Session
+	keys    *tcpcrypt.KeyRing
+	dec     *tcpcrypt.FrameDecoder
+
+	enc encDir
+	rcv decDir
+
+	lastHostAck int64 // the host ACK L last got from us
+
+	bytesIn, bytesOut, pktsIn, pktsOut uint64
+}
+
+func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
+	e.nextID++
+	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now}
+	f.enc.finH, f.enc.finW = -1, -1
+	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
+	f.mssL, f.mssR = 536, 536
+	if k.in.Addr().Is6() {
+		f.mssL, f.mssR = 1220, 1220
+	}
+	f.enc.store.max = e.cfg.RetransmitBytes
+	f.enc.pre.max = e.cfg.PreKeyBytes
+	f.rcv.reasm.max = e.cfg.ReassemblyBytes
+	f.rcv.plain.max = e.cfg.DeliverBytes
+	e.flows[k] = f
+	e.c.Flows.Add(1)
+	return f
+}
+
+func (f *flow) info() FlowInfo {
+	fi := FlowInfo{
+		ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.state],
+		Encrypted: f.sess != nil, FallbackReason: f.reason, Started: f.started,
+		BytesIn: f.bytesIn, BytesOut: f.bytesOut, PacketsIn: f.pktsIn, PacketsOut: f.pktsOut,
+	}
+	if f.state >= stKex {
+		fi.Role = "A"
+		if f.role == eno.RoleB {
+			fi.Role = "B"
+		}
+		fi.TEP = f.outcome.TEPByte
+		fi.Transcript = append([]byte(nil), f.outcome.Transcript()...)
+	}
+	if f.sess != nil {
+		fi.AEAD = f.sess.Suite.String()
+		fi.SessionID = f.sess.ID
+		fi.Resumed = f.sess.Resumed
+		if f.keys != nil {
+			fi.KeyGeneration = uint32(f.keys.Local())
+		}
+	}
+	return fi
+}
+
+// scaleWin lowers a window R advertised by the frame overhead ratio before
+// it reaches L, whose bytes grow by 20 per frame on the wire.
+func (f *flow) scaleWin(w uint16) uint16 {
+	m := uint32(f.mssR)
+	if m <= tcpcrypt.Overhead {
+		return w
+	}
+	return uint16(uint32(w) * (m - tcpcrypt.Overhead) / m)
+}

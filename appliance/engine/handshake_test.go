@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+const (
+	synF = packettest.SYN
+	ackF = packettest.ACK
+	pshF = packettest.PSH
+	finF = packettest.FIN
+	rstF = packettest.RST
+)
+
+// pair is a connection a -> b through G_A and G_B, established and keyed.
+type pair struct {
+	t      *testing.T
+	ga, gb *gw
+	tsA    uint32
+	tsB    uint32
+}
+
+// testTEPs makes the SYN option the brief's example `45 04 24 23`.
+var testTEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448}
+
+// handshake runs the three-way handshake and the Init exchange, checking
+// every frame on the way (ENO-26, ENO-31 bytes; tcp-eno.md §16).
+func handshake(t *testing.T) *pair {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	gb := newGW(t, Config{TEPs: testTEPs})
+	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
+
+	// a's SYN gets `45 04 24 23` after its own options.
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, pr.tsA), nil)
+	toIn, toOut := ga.push(Inside, syn)
+	none(t, "G_A SYN inside", toIn)
+	s := one(t, "G_A SYN outside", toOut)
+	hasBytes(t, "SYN ENO option", option(s.opts, 69), unhex("45042423"))
+	if s.seq != isnA || mss(s.opts) != 1460 || s.flags != synF {
+		t.Fatalf("SYN changed: %+v", s)
+	}
+	// G_B forwards it to b with ENO kept and the MSS clamped by 20.
+	toIn, toOut = gb.push(Outside, toOut[0])
+	none(t, "G_B SYN outside", toOut)
+	s = one(t, "G_B SYN inside", toIn)
+	hasBytes(t, "SYN to b keeps ENO", option(s.opts, 69), unhex("45042423"))
+	if mss(s.opts) != 1440 {
+		t.Fatalf("SYN MSS to b = %d, want 1440", mss(s.opts))
+	}
+	// b answers without ENO: G_B answers as host B with `45 04 01 23`.
+	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, pr.tsB), nil)
+	toIn, toOut = gb.push(Inside, synack)
+	none(t, "G_B SYN-ACK inside", toIn)
+	s = one(t, "G_B SYN-ACK outside", toOut)
+	hasBytes(t, "SYN-ACK ENO option", option(s.opts, 69), unhex("45040123"))
+	// G_A negotiates, strips ENO and clamps the MSS for a.
+	toIn, toOut = ga.push(Outside, toOut[0])
+	none(t, "G_A SYN-ACK outside", toOut)
+	s = one(t, "G_A SYN-ACK inside", toIn)
+	if option(s.opts, 69) != nil || mss(s.opts) != 1440 || s.seq != isnB || s.ack != isnA+1 {
+		t.Fatalf("SYN-ACK to a: %+v", s)
+	}
+	// a's third segment gets `45 02`; Init1 follows at once, PSH set.
+	pr.tsA++
+	third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil)
+	toIn, toOut = ga.push(Inside, third)
+	none(t, "G_A third inside", toIn)
+	if len(toOut) != 2 {
+		t.Fatalf("G_A after third segment: %d frames, want ACK and Init1", len(toOut))
+	}
+	s = parse(t, toOut[0])
+	hasBytes(t, "third segment ENO", option(s.opts, 69), unhex("4502"))
+	init1 := parse(t, toOut[1])
+	hasBytes(t, "Init1 ENO", option(init1.opts, 69), unhex("4502"))
+	if init1.seq != isnA+1 || len(init1.payload) != 75 || init1.flags != ackF|pshF {
+		t.Fatalf("Init1 segment: seq %x len %d flags %x", init1.seq, len(init1.payload), init1.flags)
+	}
+	hasBytes(t, "Init1 magic and length", init1.payload[:8], unhex("15101a0e0000004b"))
+
+	// G_B: third segment, then Init1 -> Init2 (74 bytes, PSH, acks Init1).
+	toIn, toOut = gb.push(Outside, toOut[0])
+	none(t, "G_B third outside", toOut)
+	s = one(t, "G_B third inside", toIn)
+	if s.seq != isnA+1 || s.ack != isnB+1 || s.flags != ackF {
+		t.Fatalf("third segment to b: %+v", s)
+	}
+	toIn, toOut = gb.push(Outside, tcpFrameFrom(init1))
+	init2 := one(t, "G_B Init2", toOut)
+	if init2.seq != isnB+1 || init2.ack != isnA+1+75 || len(init2.payload) != 74 || init2.flags != ackF|pshF {
+		t.Fatalf("Init2 segment: %+v", init2)
+	}
+	if option(init2.opts, 69) != nil {
+		t.Fatal("Init2 carries ENO after a non-SYN segment arrived (ENO-26)")
+	}
+	hasBytes(t, "Init2 magic and length", init2.payload[:8], unhex("097105e00000004a"))
+	none(t, "G_B Init1 inside", toIn) // nothing for b: its ACK number is unchanged
+	// G_A: Init2 -> keys; it acknowledges Init2 itself.
+	toIn, toOut = ga.push(Outside, tcpFrameFrom(init2))
+	ack := one(t, "G_A ACK of Init2", toOut)
+	if ack.ack != isnB+1+74 || ack.seq != isnA+1+75 || len(ack.payload) != 0 {
+		t.Fatalf("ACK of Init2: %+v", ack)
+	}
+	if len(toIn) > 1 {
+		t.Fatalf("G_A Init2 inside: %d frames", len(toIn))
+	}
+	toIn, toOut = gb.push(Outside, tcpFrameFrom(ack))
+	none(t, "G_B Init2-ACK outside", toOut)
+
+	a, b := flowInfo(t, ga.e), flowInfo(t, gb.e)
+	if !a.Encrypted || !b.Encrypted || a.Role != "A" || b.Role != "B" {
+		t.Fatalf("flows: %+v / %+v", a, b)
+	}
+	if a.SessionID != b.SessionID || a.SessionID[0] != 0x23 {
+		t.Fatalf("session IDs differ or bad TEP byte: %x / %x", a.SessionID, b.SessionID)
+	}
+	hasBytes(t, "transcript", a.Transcript, unhex("4504242345040123"))
+	return pr
+}
+
+// tcpFrameFrom rebuilds a parsed segment as a frame (the link between the
+// appliances).
+func tcpFrameFrom(s segv) []byte {
+	return tcpFrame(s.src, s.dst, s.seq, s.ack, s.flags, s.win, s.opts, s.payload)
+}
+
+func flowInfo(t *testing.T, e *Engine) FlowInfo {
+	t.Helper()
+	var out []FlowInfo
+	e.Flows(func(fi FlowInfo) { out = append(out, fi) })
+	if len(out) != 1 {
+		t.Fatalf("%d flows, want 1", len(out))
+	}
+	return out[0]
+}
+
+func TestHandshakeX25519BothRoles(t *testing.T) {
+	handshake(t)
+}
+
+// A far side without TCP-ENO: G_A falls back, forwards the SYN-ACK as is
+// and forgets the flow (ENO-28).
+func TestFallbackFarSideWithoutENO(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+	_, toOut := ga.push(Inside, syn)
+	one(t, "SYN", toOut)
+	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil)
+	v := ga.e.Handle(0, Outside, synack, ga.tx)
+	if v != Passthrough {
+		t.Fatalf("verdict %v, want passthrough", v)
+	}
+	if ga.e.NumFlows() != 0 || ga.e.Counters().Fallbacks[FallbackNoENO].Load() != 1 {
+		t.Fatalf("flows %d, fallbacks %d", ga.e.NumFlows(), ga.e.Counters().Fallbacks[FallbackNoENO].Load())
+	}
+	// Later segments of the flow pass through untouched.
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, []byte("hi")), ga.tx); v != Passthrough {
+		t.Fatalf("data after fallback: %v", v)
+	}
+}
+
+// Policy require: no ENO in the SYN-ACK resets both hosts.
+func TestRequirePolicyResets(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	toIn, toOut := ga.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	r := one(t, "RST to b", toOut)
+	if r.flags&rstF == 0 || r.seq != isnA+1 {
+		t.Fatalf("RST to far side: %+v", r)
+	}
+	r = one(t, "RST to a", toIn)
+	if r.flags != rstF|ackF || r.ack != isnA+1 {
+		t.Fatalf("RST to a: %+v", r)
+	}
+}
+
+// Bypass policy and a SYN with data or ENO of its own are left alone.
+func TestNoENOAdded(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.2/32"), Policy: Bypass}}})
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, synOpts(1460, 1), nil), ga.tx); v != Passthrough {
+		t.Fatalf("bypass: %v", v)
+	}
+	gb := newGW(t, Config{})
+	other := addrB
+	if v := gb.e.Handle(0, Inside, tcpFrame(addrA, other, isnA, 0, synF, 1, synOpts(1460, 1), []byte("x")), gb.tx); v != Passthrough {
+		t.Fatalf("SYN data: %v", v)
+	}
+	own := append(synOpts(1460, 1), 69, 3, 0x23)
+	if v := gb.e.Handle(0, Inside, tcpFrame(addrA, other, isnA, 0, synF, 1, own, nil), gb.tx); v != Passthrough {
+		t.Fatalf("SYN with ENO: %v", v)
+	}
+	if gb.e.NumFlows() != 0 {
+		t.Fatal("flow tracked")
+	}
+}
+
+// The inside host answering with ENO itself: end to end, G_B stays out.
+func TestEndToEndWhenInsideHostSpeaksENO(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+	gb.push(Outside, syn)
+	sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, append(synOpts(1460, 2), 69, 4, 0x01, 0x23), nil)
+	if v := gb.e.Handle(0, Inside, sa, gb.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	if gb.e.NumFlows() != 0 || gb.e.Counters().Fallbacks[FallbackEndToEnd].Load() != 1 {
+		t.Fatal("flow still tracked")
+	}
+}
+
+// The third segment without ENO makes host B fall back (ENO-28).
+func TestThirdSegmentWithoutENO(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	_, toOut := gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	one(t, "SYN-ACK", toOut)
+	if v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil), gb.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	if gb.e.Counters().Fallbacks[FallbackNoENOInACK].Load() != 1 || gb.e.NumFlows() != 0 {
+		t.Fatal("no fallback")
+	}
+}
+
+var _ = packet.FlagACK

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// sink records committed frames.
+type sink struct {
+	buf []byte
+	out [][]byte
+}
+
+func newSink() *sink                 { return &sink{buf: make([]byte, 9000)} }
+func (s *sink) Buffer() []byte       { return s.buf }
+func (s *sink) Commit(n int)         { s.out = append(s.out, slices.Clone(s.buf[:n])) }
+func (s *sink) take() (o [][]byte)   { o, s.out = s.out, nil; return o }
+func sinks() (*sink, *sink, [2]TxSink) {
+	i, o := newSink(), newSink()
+	return i, o, [2]TxSink{i, o}
+}
+
+// gw is one engine with its sinks, for back-to-back tests.
+type gw struct {
+	t        *testing.T
+	e        *Engine
+	in, out  *sink
+	tx       [2]TxSink
+	now      int64
+}
+
+func newGW(t *testing.T, cfg Config) *gw {
+	t.Helper()
+	if cfg.AEADs == nil {
+		cfg.AEADs = []cryptopool.Suite{cryptopool.AES128GCM}
+	}
+	e, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gw{t: t, e: e}
+	g.in, g.out, g.tx = sinks()
+	return g
+}
+
+// push hands frame to the engine at port from and returns what came out of
+// the inside and outside ports. A frame the verdict says to forward is
+// included as the worker would send it.
+func (g *gw) push(from PortID, frame []byte) (toIn, toOut [][]byte) {
+	g.t.Helper()
+	fr := slices.Clone(frame)
+	v := g.e.Handle(g.now, from, fr, g.tx)
+	switch v {
+	case Passthrough, ForwardInPlace:
+		s := g.out
+		if from == Outside {
+			s = g.in
+		}
+		s.out = append(s.out, fr)
+	}
+	toIn, toOut = g.in.take(), g.out.take()
+	for _, f := range append(slices.Clone(toIn), toOut...) {
+		checkFrame(g.t, f)
+	}
+	return toIn, toOut
+}
+
+func (g *gw) tick(dt int64) (toIn, toOut [][]byte) {
+	g.now += dt
+	g.e.Tick(g.now, g.tx)
+	return g.in.take(), g.out.take()
+}
+
+// checkFrame fails unless frame decodes as TCP with valid checksums.
+func checkFrame(t *testing.T, frame []byte) *packet.Packet {
+	t.Helper()
+	var p packet.Packet
+	if err := p.Decode(frame); err != nil {
+		t.Fatalf("output frame does not decode: %v", err)
+	}
+	if p.IPVersion() == 4 && !p.VerifyIPv4Checksum() {
+		t.Fatalf("bad IPv4 checksum")
+	}
+	if !p.VerifyL4Checksum() {
+		t.Fatalf("bad L4 checksum in %x", frame)
+	}
+	return &p
+}
+
+type segv struct {
+	seq, ack uint32
+	flags    uint8
+	win      uint16
+	opts     []byte
+	payload  []byte
+	src, dst netip.AddrPort
+}
+
+func parse(t *testing.T, frame []byte) segv {
+	t.Helper()
+	p := checkFrame(t, frame)
+	if !p.IsTCP() {
+		t.Fatalf("not TCP")
+	}
+	return segv{seq: p.Seq(), ack: p.Ack(), flags: p.Flags(), win: p.Window(),
+		opts: slices.Clone(p.OptionBytes()), payload: slices.Clone(p.Payload()),
+		src: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), dst: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
+}
+
+// option returns the first option of kind k in an options area.
+func option(opts []byte, k uint8) []byte {
+	it := packet.ParseOptions(opts)
+	for o, ok := it.Next(); ok; o, ok = it.Next() {
+		if o.Kind == k {
+			return opts[o.Off-0 : o.Off+o.Total]
+		}
+	}
+	return nil
+}
+
+func mss(opts []byte) uint16 {
+	o := option(opts, 2)
+	if o == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint16(o[2:])
+}
+
+func unhex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Host endpoints: a behind G_A, b behind G_B.
+var (
+	addrA = netip.AddrPortFrom(packettest.HostA4, 40000)
+	addrB = netip.AddrPortFrom(packettest.HostB4, 80)
+)
+
+const (
+	isnA0 = 0xfffffff0 // wraps early: the unwrap helper is exercised
+	isnB uint32 = 0x10000000
+)
+
+// synOpts is what Linux puts in a SYN: MSS, SACK-permitted, timestamps,
+// window scale.
+func synOpts(mssv uint16, ts uint32) []byte {
+	o := packettest.MSSOption(mssv)
+	o = append(o, 4, 2)
+	o = append(o, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(o[8:], ts)
+	o = append(o, 1, 3, 3, 7)
+	return o
+}
+
+func tsOpt(val, ecr uint32) []byte { return packettest.TimestampOption(val, ecr) }
+
+func tcpFrame(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win uint16, opts, payload []byte) []byte {
+	return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), TCP: &packettest.TCP{
+		SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags,
+		Window: win, Options: opts, Payload: payload}}.Bytes()
+}
+
+func one(t *testing.T, what string, frames [][]byte) segv {
+	t.Helper()
+	if len(frames) != 1 {
+		t.Fatalf("%s: %d frames, want 1", what, len(frames))
+	}
+	return parse(t, frames[0])
+}
+
+func none(t *testing.T, what string, frames [][]byte) {
+	t.Helper()
+	if len(frames) != 0 {
+		t.Fatalf("%s: %d frames, want none", what, len(frames))
+	}
+}
+
+func hasBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: got %x, want %x", what, got, want)
+	}
+}
+
+var _ = tcpcrypt.Overhead
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+var isnA uint32 = isnA0

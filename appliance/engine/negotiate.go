@@ -1,0 +1,342 @@
+package engine
+
+import (
+	"github.com/tcpinc/tcpinc/appliance/eno"
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// settings returns the TCP-ENO settings of a new flow: the configured TEPs,
+// most preferred first (eno writes them in reverse, ENO-D3).
+func (e *Engine) settings() *eno.Settings {
+	s := &eno.Settings{Offers: make([]eno.Offer, len(e.cfg.TEPs))}
+	for i, t := range e.cfg.TEPs {
+		s.Offers[i] = eno.Offer{TEP: eno.TEP(t)}
+	}
+	return s
+}
+
+// optionsWithout copies a TCP options area up to its end into dst, leaving
+// out the ENO options (kind 69) and, when squeeze is set, NOPs.
+func optionsWithout(dst, area []byte, squeeze bool) int {
+	n := 0
+	for i := 0; i < len(area); {
+		k := area[i]
+		if k == packet.OptEOL {
+			break
+		}
+		if k == packet.OptNOP {
+			if !squeeze {
+				dst[n] = k
+				n++
+			}
+			i++
+			continue
+		}
+		if i+1 >= len(area) || area[i+1] < 2 || i+int(area[i+1]) > len(area) {
+			break // ScanOptions already vetted the area; be safe anyway
+		}
+		l := int(area[i+1])
+		if k != eno.Kind {
+			n += copy(dst[n:], area[i:i+l])
+		}
+		i += l
+	}
+	return n
+}
+
+// rewriteSYN sends p to port with the given ENO option added to its options
+// (after the host's own), squeezing NOPs out if needed (tcp-eno.md §13).
+func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
+	var area [2 * packet.MaxOptionsLen]byte
+	n := optionsWithout(area[:], p.OptionBytes(), false)
+	if n+len(opt) > packet.MaxOptionsLen {
+		n = optionsWithout(area[:], p.OptionBytes(), true)
+	}
+	if n+len(opt) > packet.MaxOptionsLen {
+		return false
+	}
+	n += copy(area[n:], opt)
+	buf := to.Buffer()
+	if buf == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return true
+	}
+	m, err := p.ReplaceOptions(buf, area[:n])
+	if err != nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return true
+	}
+	to.Commit(m)
+	return true
+}
+
+// room is the option space left for ENO in p's options, NOPs squeezed out.
+func room(p *packet.Packet) int {
+	var area [2 * packet.MaxOptionsLen]byte
+	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true)
+}
+
+// outboundSYN handles a SYN from an inside host on an untracked tuple: the
+// appliance becomes host A (tcp-eno.md §16).
+func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	pol := e.cfg.policyFor(k.out.Addr())
+	if pol == Bypass {
+		e.c.Fallbacks[FallbackBypass].Add(1)
+		return Passthrough
+	}
+	sc := eno.ScanOptions(p.OptionBytes())
+	if sc.Err != nil || e.si.optErr {
+		e.c.Drops[DropMalformed].Add(1)
+		return Passthrough
+	}
+	if sc.NumENO > 0 || sc.NumLegacy > 0 {
+		// The host speaks TCP-ENO itself: end to end wins (ENO-89 for legacy).
+		e.c.Fallbacks[FallbackEndToEnd].Add(1)
+		return Passthrough
+	}
+	if len(p.Payload()) > 0 || sc.TFO {
+		e.c.Fallbacks[FallbackSYNData].Add(1) // ENO-43: never add ENO to SYN data or Fast Open
+		return Passthrough
+	}
+	if len(e.flows) >= e.cfg.MaxFlows {
+		e.c.FlowsCapped.Add(1)
+		return Passthrough
+	}
+	s := e.settings()
+	r := room(p)
+	if r > eno.MaxOptionsLen {
+		r = eno.MaxOptionsLen
+	}
+	var opt [eno.MaxOptionsLen]byte
+	n, err := s.PutSYN(opt[:r])
+	if err != nil {
+		e.c.Fallbacks[FallbackOptionRoom].Add(1)
+		return Passthrough
+	}
+	f := e.newFlow(now, k, pol)
+	f.settings = s
+	f.state = stSynSent
+	f.role = eno.RoleA
+	f.localLen = copy(f.local[:], opt[:n])
+	f.isnL = p.Seq()
+	if e.si.hasMSS {
+		f.mssL = e.si.mss
+	}
+	f.tsL = e.si.tsVal
+	f.toR.set(p)
+	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
+	return Forwarded
+}
+
+// resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31).
+func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
+	if len(p.Payload()) > 0 || p.Seq() != f.isnL {
+		e.kill(f, FallbackSYNData, "syn changed")
+		return Passthrough
+	}
+	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
+		return e.drop(DropMalformed)
+	}
+	return Forwarded
+}
+
+// inboundSYN handles a SYN from the far side on an untracked tuple. With an
+// ENO option the appliance may become host B; the SYN goes on unchanged
+// except for the MSS clamp (so the host may still answer ENO itself).
+func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
+	pol := e.cfg.policyFor(k.out.Addr())
+	if pol == Bypass {
+		return Passthrough
+	}
+	area := p.OptionBytes()
+	sc := eno.ScanOptions(area)
+	opt, reason := sc.SYNOption(area)
+	if reason != eno.Success {
+		return Passthrough
+	}
+	if len(p.Payload()) > 0 || sc.TFO {
+		e.c.Fallbacks[FallbackSYNData].Add(1)
+		return Passthrough
+	}
+	if len(e.flows) >= e.cfg.MaxFlows {
+		e.c.FlowsCapped.Add(1)
+		return Passthrough
+	}
+	f := e.newFlow(now, k, pol)
+	f.settings = e.settings()
+	f.state = stSynRcvd
+	f.role = eno.RoleB
+	f.peerLen = copy(f.peer[:], opt)
+	f.isnR = p.Seq()
+	if e.si.hasMSS {
+		f.mssR = e.si.mss
+	}
+	f.tsR = e.si.tsVal
+	f.toL.set(p)
+	e.clamp(f, p)
+	return ForwardInPlace
+}
+
+// clamp lowers the MSS in a SYN or SYN-ACK going to the inside host by the
+// frame overhead, so that a full host segment plus 20 bytes fits the wire.
+func (e *Engine) clamp(f *flow, p *packet.Packet) {
+	if f.mssR > tcpcrypt.Overhead {
+		p.ClampMSS(f.mssR - tcpcrypt.Overhead)
+	}
+}
+
+// hostSYNACK handles the inside host's SYN-ACK to a far side that offered
+// ENO: answer as host B unless the host speaks ENO itself.
+func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
+	area := p.OptionBytes()
+	sc := eno.ScanOptions(area)
+	if sc.NumENO > 0 || sc.NumLegacy > 0 {
+		e.kill(f, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		return Passthrough
+	}
+	if f.state == stSynAckSent {
+		if p.Seq() != f.isnL {
+			e.kill(f, FallbackNegotiate, "syn-ack changed")
+			return Passthrough
+		}
+		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
+			return e.drop(DropMalformed)
+		}
+		return Forwarded
+	}
+	r := min(room(p), eno.MaxOptionsLen)
+	var opt [eno.MaxOptionsLen]byte
+	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], nil)
+	if reason != eno.Success {
+		e.kill(f, FallbackNegotiate, reason.String())
+		return Passthrough
+	}
+	f.localLen = copy(f.local[:], opt[:n])
+	f.outcome = f.settings.Negotiate(f.local[:f.localLen], f.peer[:f.peerLen])
+	if !f.outcome.OK() || f.outcome.Role != eno.RoleB {
+		e.kill(f, FallbackNegotiate, f.outcome.Reason.String())
+		return Passthrough
+	}
+	if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(f.outcome.TEP())); err != nil {
+		e.kill(f, FallbackNegotiate, err.Error())
+		return Passthrough
+	}
+	f.isnL = p.Seq()
+	if e.si.hasMSS {
+		f.mssL = e.si.mss
+	}
+	f.tsL = e.si.tsVal
+	f.winL = p.Window()
+	f.toR.set(p)
+	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
+		e.kill(f, FallbackOptionRoom, "no room")
+		return Passthrough
+	}
+	f.state = stSynAckSent
+	return Forwarded
+}
+
+// farSYNACK handles the far side's SYN-ACK to our SYN (host A).
+func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if f.state == stSynSent {
+		f.isnR = p.Seq()
+		if p.Ack() != f.isnL+1 {
+			return e.drop(DropOutOfWindow)
+		}
+		out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
+		if !out.OK() || out.Role != eno.RoleA {
+			r := FallbackNegotiate
+			if out.Reason == eno.NoOption {
+				r = FallbackNoENO
+			}
+			if f.policy == Require {
+				e.refuse(f, p, tx)
+				e.kill(f, r, "required: "+out.Reason.String())
+				return Consumed
+			}
+			e.kill(f, r, out.Reason.String())
+			return Passthrough
+		}
+		if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(out.TEP())); err != nil {
+			e.kill(f, FallbackNegotiate, err.Error())
+			return Passthrough
+		}
+		f.outcome = out
+		if e.si.hasMSS {
+			f.mssR = e.si.mss
+		}
+		f.tsR = e.si.tsVal
+		f.winR = p.Window()
+		f.toL.set(p)
+		f.enoOut = true
+		if !e.startKex(now, f) {
+			return Consumed
+		}
+	} else if p.Seq() != f.isnR {
+		return e.drop(DropOutOfWindow)
+	}
+	// Deliver it to L without ENO (the host did not ask for it) and with
+	// the MSS clamped.
+	var area [2 * packet.MaxOptionsLen]byte
+	n := optionsWithout(area[:], p.OptionBytes(), false)
+	buf := tx[Inside].Buffer()
+	if buf == nil {
+		return e.drop(DropTxFull)
+	}
+	m, err := p.ReplaceOptions(buf, area[:n])
+	if err != nil {
+		return e.drop(DropMalformed)
+	}
+	e.clamp(f, p) // p now decodes buf
+	tx[Inside].Commit(m)
+	return Forwarded
+}
+
+// refuse resets both hosts when policy requires encryption and the far
+// side did not negotiate: the SYN-ACK is answered with RST, and the inside
+// host gets an RST acknowledging its SYN.
+func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
+	f.toL.set(p)
+	e.opts.reset()
+	e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
+	e.send(tx[Inside], &f.toL, &seg{seq: 0, ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
+	e.c.Aborts.Add(1)
+}
+
+// kill ends a flow that will not be encrypted.
+func (e *Engine) kill(f *flow, reason int, why string) {
+	if reason >= 0 {
+		e.c.Fallbacks[reason].Add(1)
+	}
+	f.reason = why
+	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
+	e.remove(f)
+}
+
+func (e *Engine) remove(f *flow) {
+	f.state = stDead
+	if f.keys != nil {
+		f.keys.Wipe()
+	}
+	f.kp = nil
+	delete(e.flows, f.key)
+}
+
+// send builds and transmits one segment with the given payload.
+func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
+	buf := to.Buffer()
+	if buf == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return false
+	}
+	hl, pl := t.build(buf, s, len(payload))
+	if pl == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return false
+	}
+	copy(pl, payload)
+	t.finish(buf, hl+len(payload))
+	to.Commit(hl + len(payload))
+	return true
+}

@@ -1,0 +1,27 @@
+package engine
+
+// maybeRekey starts a rekey by local policy (bytes or time under one
+// generation, tcpcrypt.md §8); the next frame carries the rekey bit.
+func (e *Engine) maybeRekey(now int64, f *flow) {
+	en := &f.enc
+	due := (e.cfg.RekeyBytes > 0 && en.genBytes >= e.cfg.RekeyBytes) ||
+		(e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter))
+	if !due || f.keys.RekeyPending() || f.keys.FINSent() {
+		return
+	}
+	if f.keys.StartRekey() == nil {
+		en.genBytes, en.genStart = 0, now
+		e.c.Rekeys.Add(1)
+	}
+}
+
+// sendOwed answers the peer's rekey at once with an empty frame carrying
+// the rekey bit (TC-57) when no data frame went out to carry it.
+func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
+	if !f.keys.Owed() || f.enc.finH >= 0 {
+		return
+	}
+	if e.sealNew(now, f, nil, false, true, to) {
+		e.c.RekeysAnswered.Add(1)
+	}
+}

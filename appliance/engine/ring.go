@@ -1,0 +1,143 @@
+package engine
+
+// ring holds a sliding window of one byte stream, indexed by stream offset
+// modulo its size. It starts small and doubles up to max, so an idle flow
+// costs little and a busy one allocates a few times, never per packet.
+type ring struct {
+	b   []byte
+	max int
+}
+
+const ringStart = 16 << 10
+
+// reserve makes room for offsets [lo, hi) while keeping the live bytes
+// [lo, live) in place. It reports false when hi-lo exceeds the cap.
+func (r *ring) reserve(lo, live, hi int64) bool {
+	need := hi - lo
+	if need <= int64(len(r.b)) {
+		return true
+	}
+	if need > int64(r.max) {
+		return false
+	}
+	n := len(r.b)
+	if n == 0 {
+		n = ringStart
+	}
+	for int64(n) < need {
+		n *= 2
+	}
+	if n > r.max {
+		n = r.max
+	}
+	nb := make([]byte, n)
+	if len(r.b) > 0 {
+		for off := lo; off < live; {
+			a := r.at(off)
+			k := int64(len(a))
+			if k > live-off {
+				k = live - off
+			}
+			j := int(off % int64(n))
+			c := copy(nb[j:], a[:k])
+			if int64(c) < k {
+				copy(nb, a[c:k])
+			}
+			off += k
+		}
+	}
+	r.b = nb
+	return true
+}
+
+// at returns the bytes from offset off to the physical end of the ring.
+func (r *ring) at(off int64) []byte {
+	return r.b[off%int64(len(r.b)):]
+}
+
+// write copies p to offset off (the caller reserved the room).
+func (r *ring) write(off int64, p []byte) {
+	for len(p) > 0 {
+		n := copy(r.at(off), p)
+		p, off = p[n:], off+int64(n)
+	}
+}
+
+// read copies len(dst) bytes from offset off into dst.
+func (r *ring) read(dst []byte, off int64) {
+	for len(dst) > 0 {
+		n := copy(dst, r.at(off))
+		dst, off = dst[n:], off+int64(n)
+	}
+}
+
+// span is a half-open range of stream offsets.
+type span struct{ s, e int64 }
+
+// spans is a small sorted set of disjoint ranges: the out-of-order bytes
+// held by a reassembly buffer, which are also the SACK blocks the engine
+// reports (RFC 2018).
+type spans struct {
+	r [maxSpans]span
+	n int
+	// last is the index of the most recently changed range: RFC 2018 wants
+	// the block with the newest segment first.
+	last int
+}
+
+const maxSpans = 16
+
+// add merges [s, e) in; it reports false when a new range would exceed
+// maxSpans (the bytes are then not held).
+func (x *spans) add(s, e int64) bool {
+	if s >= e {
+		return true
+	}
+	i := 0
+	for i < x.n && x.r[i].e < s {
+		i++
+	}
+	j := i
+	for j < x.n && x.r[j].s <= e {
+		if x.r[j].s < s {
+			s = x.r[j].s
+		}
+		if x.r[j].e > e {
+			e = x.r[j].e
+		}
+		j++
+	}
+	if i == j {
+		if x.n == maxSpans {
+			return false
+		}
+		copy(x.r[i+1:x.n+1], x.r[i:x.n])
+		x.n++
+	} else if j > i+1 {
+		copy(x.r[i+1:], x.r[j:x.n])
+		x.n -= j - i - 1
+	}
+	x.r[i] = span{s, e}
+	x.last = i
+	return true
+}
+
+// trim drops everything below off.
+func (x *spans) trim(off int64) {
+	k := 0
+	for i := 0; i < x.n; i++ {
+		r := x.r[i]
+		if r.e <= off {
+			continue
+		}
+		if r.s < off {
+			r.s = off
+		}
+		x.r[k] = r
+		k++
+	}
+	x.n = k
+	if x.last >= x.n {
+		x.last = 0
+	}
+}

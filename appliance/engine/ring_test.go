@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestRingGrowKeepsLiveBytes(t *testing.T) {
+	r := ring{max: 1 << 20}
+	var want []byte
+	lo := int64(100000) // not a multiple of any size: exercises wrap on copy
+	if !r.reserve(lo, lo, lo+1000) {
+		t.Fatal("reserve")
+	}
+	for i := 0; i < 60000; i++ {
+		want = append(want, byte(i*7))
+	}
+	r.write(lo, want[:1000])
+	if !r.reserve(lo, lo+1000, lo+int64(len(want))) {
+		t.Fatal("reserve grow")
+	}
+	r.write(lo+1000, want[1000:])
+	got := make([]byte, len(want))
+	r.read(got, lo)
+	if !bytes.Equal(got, want) {
+		t.Fatal("ring lost bytes across growth")
+	}
+	if r.reserve(lo, lo, lo+2<<20) {
+		t.Fatal("reserve beyond max succeeded")
+	}
+}
+
+func TestSpans(t *testing.T) {
+	var x spans
+	x.add(10, 20)
+	x.add(30, 40)
+	x.add(20, 30) // bridges both
+	if x.n != 1 || x.r[0] != (span{10, 40}) {
+		t.Fatalf("merge: %v", x.r[:x.n])
+	}
+	x.add(50, 60)
+	x.add(5, 8)
+	if x.n != 3 || x.r[0] != (span{5, 8}) || x.r[2] != (span{50, 60}) {
+		t.Fatalf("insert: %v", x.r[:x.n])
+	}
+	x.trim(35)
+	if x.n != 2 || x.r[0] != (span{35, 40}) {
+		t.Fatalf("trim: %v", x.r[:x.n])
+	}
+	for i := 0; i < maxSpans+2; i++ {
+		x.add(int64(100+10*i), int64(105+10*i))
+	}
+	if x.n != maxSpans {
+		t.Fatalf("cap: %d", x.n)
+	}
+}

@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+)
+
+// tmpl is the start of a frame the engine originates in one direction: the
+// link and IP headers and the fixed TCP header of the last frame seen going
+// that way (addresses, ports, VLAN tags, MACs).
+type tmpl struct {
+	b      [192]byte
+	l3, l4 int
+	v4     bool
+	ok     bool
+}
+
+// set copies p's headers; it reports false when they do not fit.
+func (t *tmpl) set(p *packet.Packet) bool {
+	l4 := p.L4Offset()
+	if l4 == 0 || l4+20 > len(t.b) {
+		return false
+	}
+	copy(t.b[:], p.Frame()[:l4+20])
+	t.l3, t.l4, t.v4, t.ok = p.L3Offset(), l4, p.IPVersion() == 4, true
+	return true
+}
+
+// seg is one TCP segment to originate.
+type seg struct {
+	seq, ack uint32
+	flags    uint8
+	win      uint16
+	urg      uint16
+	opts     []byte // options, padded here to a multiple of 4
+}
+
+// tcpOpts collects the options of a segment the engine builds.
+type tcpOpts struct {
+	b [40]byte
+	n int
+}
+
+func (o *tcpOpts) reset() { o.n = 0 }
+
+// ts adds a timestamp option (RFC 7323), NOP-aligned as Linux sends it.
+func (o *tcpOpts) ts(val, ecr uint32) {
+	if o.n+12 > len(o.b) {
+		return
+	}
+	b := o.b[o.n:]
+	b[0], b[1], b[2], b[3] = packet.OptNOP, packet.OptNOP, 8, 10
+	binary.BigEndian.PutUint32(b[4:], val)
+	binary.BigEndian.PutUint32(b[8:], ecr)
+	o.n += 12
+}
+
+// sack adds a SACK option with as many of blocks as fit (RFC 2018).
+func (o *tcpOpts) sack(blocks [][2]uint32) {
+	room := (len(o.b) - o.n - 4) / 8
+	if room <= 0 || len(blocks) == 0 {
+		return
+	}
+	if len(blocks) > room {
+		blocks = blocks[:room]
+	}
+	b := o.b[o.n:]
+	b[0], b[1], b[2], b[3] = packet.OptNOP, packet.OptNOP, 5, byte(2+8*len(blocks))
+	for i, bl := range blocks {
+		binary.BigEndian.PutUint32(b[4+8*i:], bl[0])
+		binary.BigEndian.PutUint32(b[8+8*i:], bl[1])
+	}
+	o.n += 4 + 8*len(blocks)
+}
+
+// eno adds the non-SYN TCP-ENO option `45 02` (RFC 8547 §4.1).
+func (o *tcpOpts) eno() {
+	if o.n+2 > len(o.b) {
+		return
+	}
+	o.b[o.n], o.b[o.n+1] = 69, 2
+	o.n += 2
+}
+
+func (o *tcpOpts) bytes() []byte { return o.b[:o.n] }
+
+// build writes the headers of s into buf from t and returns the payload
+// area, or nil when buf is too small for payloadLen bytes.
+func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []byte) {
+	ol := (len(s.opts) + 3) &^ 3
+	hl := t.l4 + 20 + ol
+	if !t.ok || hl+payloadLen > len(buf) {
+		return 0, nil
+	}
+	copy(buf, t.b[:t.l4+20])
+	h := buf[t.l4:]
+	binary.BigEndian.PutUint32(h[4:], s.seq)
+	binary.BigEndian.PutUint32(h[8:], s.ack)
+	h[12] = byte((20+ol)/4) << 4
+	h[13] = s.flags
+	binary.BigEndian.PutUint16(h[14:], s.win)
+	h[16], h[17] = 0, 0
+	binary.BigEndian.PutUint16(h[18:], s.urg)
+	n := copy(h[20:], s.opts)
+	for i := 20 + n; i < 20+ol; i++ {
+		h[i] = packet.OptEOL
+	}
+	return hl, buf[hl : hl+payloadLen]
+}
+
+// finish sets the IP length, the IPv4 header checksum and the TCP checksum
+// of a frame of n bytes built by build.
+func (t *tmpl) finish(buf []byte, n int) {
+	l4len := n - t.l4
+	ip := buf[t.l3:]
+	var ps uint32
+	if t.v4 {
+		ihl := int(ip[0]&0x0f) * 4
+		binary.BigEndian.PutUint16(ip[2:], uint16(n-t.l3))
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
+		ps = packet.Sum(ip[12:20], 0)
+		var tail [4]byte
+		tail[1] = packet.ProtoTCP
+		binary.BigEndian.PutUint16(tail[2:], uint16(l4len))
+		ps = packet.Sum(tail[:], ps)
+	} else {
+		binary.BigEndian.PutUint16(ip[4:], uint16(n-t.l3-40))
+		ps = packet.Sum(ip[8:40], 0)
+		var tail [8]byte
+		binary.BigEndian.PutUint32(tail[:], uint32(l4len))
+		tail[7] = packet.ProtoTCP
+		ps = packet.Sum(tail[:], ps)
+	}
+	tcp := buf[t.l4:n]
+	tcp[16], tcp[17] = 0, 0
+	binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(tcp, ps))
+}
+
+// segInfo is what the engine reads from one TCP segment's options.
+type segInfo struct {
+	hasTS        bool
+	tsVal, tsEcr uint32
+	nsack        int
+	sack         [4][2]uint32
+	eno          bool
+	mss          uint16
+	hasMSS       bool
+	optErr       bool
+}
+
+func (si *segInfo) read(p *packet.Packet) {
+	*si = segInfo{}
+	it := p.Options()
+	for {
+		o, ok := it.Next()
+		if !ok {
+			break
+		}
+		switch o.Kind {
+		case 8:
+			if len(o.Data) == 8 {
+				si.hasTS = true
+				si.tsVal = binary.BigEndian.Uint32(o.Data)
+				si.tsEcr = binary.BigEndian.Uint32(o.Data[4:])
+			}
+		case 5:
+			for d := o.Data; len(d) >= 8 && si.nsack < len(si.sack); d = d[8:] {
+				si.sack[si.nsack] = [2]uint32{binary.BigEndian.Uint32(d), binary.BigEndian.Uint32(d[4:])}
+				si.nsack++
+			}
+		case 69:
+			si.eno = true
+		case 2:
+			if len(o.Data) == 2 {
+				si.hasMSS, si.mss = true, binary.BigEndian.Uint16(o.Data)
+			}
+		}
+	}
+	if it.Err() != nil {
+		si.optErr = true
+	}
+}
