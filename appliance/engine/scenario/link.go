@@ -31,6 +31,10 @@ type Rule struct {
 	Dup   int   // extra copies delivered right after the frame
 	Delay int64 // extra delay in ns (reordering against later frames)
 	Hold  bool  // kept until Link.Release: reordering under test control
+	// Mutate changes the frame in flight (an attacker on the path); the
+	// link then fixes the IP and TCP checksums, so only the TCP payload or
+	// header fields the mutation touched differ.
+	Mutate func(frame []byte)
 	Times int   // how many frames the rule applies to; 0 means 1, -1 unlimited
 	Hits  int   // frames the rule has applied to
 }
@@ -110,6 +114,10 @@ func (l *Link) Send(now int64, d Dir, frame []byte) {
 		l.held = append(l.held, inflight{dir: d, frame: frame, rule: rule})
 		l.Log = append(l.Log, ev)
 		return
+	}
+	if rule != nil && rule.Mutate != nil {
+		rule.Mutate(frame)
+		FixChecksums(frame)
 	}
 	l.Log = append(l.Log, ev)
 	at := now + l.Latency

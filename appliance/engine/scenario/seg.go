@@ -199,3 +199,43 @@ func (s Seg) String() string {
 	return fmt.Sprintf("%v>%v [%s] seq %d ack %d win %d len %d opts %x",
 		s.Src, s.Dst, f.String(), s.Seq, s.Ack, s.Window, len(s.Payload), s.Options)
 }
+
+// FixChecksums recomputes the IPv4 header checksum and the TCP checksum of
+// an Ethernet frame that ParseFrame would accept but for its checksums.
+func FixChecksums(frame []byte) {
+	if len(frame) < 14 {
+		return
+	}
+	ip := frame[14:]
+	var src, dst netip.Addr
+	var l4 []byte
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case 0x0800:
+		if len(ip) < 20 {
+			return
+		}
+		ihl := int(ip[0]&15) * 4
+		tot := int(binary.BigEndian.Uint16(ip[2:]))
+		if ihl < 20 || tot < ihl+20 || tot > len(ip) {
+			return
+		}
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], packettest.RefChecksum(ip[:ihl]))
+		src, dst = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+		l4 = ip[ihl:tot]
+	case 0x86dd:
+		if len(ip) < 60 {
+			return
+		}
+		pl := int(binary.BigEndian.Uint16(ip[4:]))
+		if pl < 20 || 40+pl > len(ip) {
+			return
+		}
+		src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+		l4 = ip[40 : 40+pl]
+	default:
+		return
+	}
+	l4[16], l4[17] = 0, 0
+	binary.BigEndian.PutUint16(l4[16:], packettest.RefChecksum(packettest.Pseudo(src, dst, 6, len(l4)), l4))
+}

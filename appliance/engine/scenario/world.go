@@ -1,0 +1,222 @@
+package scenario
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Side names one appliance of the world.
+type Side uint8
+
+// The two sides.
+const (
+	SideA Side = iota
+	SideB
+)
+
+// sink is a TxSink that records every committed frame.
+type sink struct {
+	buf []byte
+	out [][]byte
+}
+
+func (s *sink) Buffer() []byte { return s.buf[:cap(s.buf)] }
+func (s *sink) Commit(n int)   { s.out = append(s.out, slices.Clone(s.buf[:n])) }
+
+// World is host a, G_A, the link, G_B and host b, on a fake clock. Either
+// engine may be nil: the test then plays that side of the link itself
+// (Far and SendFar), usually with a Peer.
+type World struct {
+	T    testing.TB
+	Now  int64 // ns
+	Step int64 // Tick period in Run, ns
+	Link *Link
+	G    [2]*engine.Engine
+	Pool *cryptopool.Pool
+
+	// To[s] holds the segments delivered to host a (SideA) or b (SideB)
+	// and not yet taken; All[s] keeps every one.
+	To, All [2][]Seg
+	// Far[s] holds the segments that arrived from the link at side s when
+	// that side has no engine.
+	Far [2][]Seg
+	// Verdicts counts the engines' verdicts, per side.
+	Verdicts [2]map[engine.Verdict]int
+}
+
+// Handle passes a frame from host a (SideA) or b (SideB) to its engine.
+func (w *World) Host(s Side, frame []byte) engine.Verdict {
+	w.T.Helper()
+	return w.handle(s, engine.Inside, frame)
+}
+
+// SendFar puts a frame on the link from side s, which has no engine.
+func (w *World) SendFar(s Side, frame []byte) {
+	w.Link.Send(w.Now, dirFrom(s), frame)
+}
+
+func dirFrom(s Side) Dir {
+	if s == SideA {
+		return AtoB
+	}
+	return BtoA
+}
+
+func (w *World) handle(s Side, from engine.PortID, frame []byte) engine.Verdict {
+	w.T.Helper()
+	e := w.G[s]
+	in, out := &sink{buf: make([]byte, 0, 9216)}, &sink{buf: make([]byte, 0, 9216)}
+	tx := [2]engine.TxSink{engine.Inside: in, engine.Outside: out}
+	fr := slices.Clone(frame)
+	v := e.Handle(w.Now, from, fr, tx)
+	if w.Verdicts[s] == nil {
+		w.Verdicts[s] = map[engine.Verdict]int{}
+	}
+	w.Verdicts[s][v]++
+	switch v {
+	case engine.Passthrough, engine.ForwardInPlace:
+		if v == engine.Passthrough && !bytes.Equal(fr, frame) {
+			w.T.Errorf("side %d: Passthrough verdict but the engine changed the frame", s)
+		}
+		if from == engine.Inside {
+			out.out = append(out.out, fr)
+		} else {
+			in.out = append(in.out, fr)
+		}
+	case engine.Forwarded, engine.Consumed, engine.Dropped:
+	default:
+		w.T.Errorf("side %d: unknown verdict %v", s, v)
+	}
+	w.route(s, in.out, out.out)
+	return v
+}
+
+func (w *World) route(s Side, toHost, toLink [][]byte) {
+	w.T.Helper()
+	for _, f := range toHost {
+		g, err := ParseFrame(f)
+		if err != nil {
+			w.T.Errorf("side %d: engine sent its host a bad frame: %v", s, err)
+			continue
+		}
+		w.To[s] = append(w.To[s], g)
+		w.All[s] = append(w.All[s], g)
+	}
+	for _, f := range toLink {
+		if _, err := ParseFrame(f); err != nil {
+			w.T.Errorf("side %d: engine sent the link a bad frame: %v", s, err)
+		}
+		w.Link.Send(w.Now, dirFrom(s), f)
+	}
+}
+
+func (w *World) tick(s Side) {
+	e := w.G[s]
+	if e == nil {
+		return
+	}
+	in, out := &sink{buf: make([]byte, 0, 9216)}, &sink{buf: make([]byte, 0, 9216)}
+	e.Tick(w.Now, [2]engine.TxSink{engine.Inside: in, engine.Outside: out})
+	w.route(s, in.out, out.out)
+}
+
+// settle waits (in real time) until the pool has finished every job the
+// engines submitted, and ticks the engines so that they take the results,
+// until no new job appears. The fake clock does not move meanwhile, so the
+// outcome does not depend on how fast the pool is.
+func (w *World) settle() {
+	w.T.Helper()
+	if w.Pool == nil {
+		w.tick(SideA)
+		w.tick(SideB)
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for {
+			st := w.Pool.Stats()
+			if st.Submitted == st.Completed {
+				break
+			}
+			if time.Now().After(deadline) {
+				w.T.Fatal("pool jobs did not finish in 10 s")
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		before := w.Pool.Stats().Submitted
+		w.tick(SideA)
+		w.tick(SideB)
+		if w.Pool.Stats().Submitted == before {
+			return
+		}
+	}
+}
+
+// deliver hands every link frame due now to its destination.
+func (w *World) deliver() {
+	w.T.Helper()
+	for {
+		d, f, ok := w.Link.Pop(w.Now)
+		if !ok {
+			return
+		}
+		to := SideB
+		if d == BtoA {
+			to = SideA
+		}
+		if w.G[to] == nil {
+			g, _ := ParseFrame(f)
+			w.Far[to] = append(w.Far[to], g)
+			continue
+		}
+		w.handle(to, engine.Outside, f)
+	}
+}
+
+// Run moves the clock forward by d, delivering link frames when they are
+// due and ticking both engines every Step (and after every job).
+func (w *World) Run(d time.Duration) {
+	w.T.Helper()
+	end := w.Now + int64(d)
+	for {
+		w.settle()
+		w.deliver()
+		w.settle()
+		if w.Now >= end {
+			return
+		}
+		next := min(w.Now+w.Step, end)
+		if at, ok := w.Link.NextAt(); ok && at > w.Now && at < next {
+			next = at
+		}
+		w.Now = next
+		w.tick(SideA)
+		w.tick(SideB)
+	}
+}
+
+// Take returns and clears the segments delivered to host s.
+func (w *World) Take(s Side) []Seg {
+	out := w.To[s]
+	w.To[s] = nil
+	return out
+}
+
+// TakeFar returns and clears the segments that reached engine-less side s.
+func (w *World) TakeFar(s Side) []Seg {
+	out := w.Far[s]
+	w.Far[s] = nil
+	return out
+}
+
+// Flows returns a snapshot of side s's flows.
+func (w *World) Flows(s Side) []engine.FlowInfo {
+	var out []engine.FlowInfo
+	w.G[s].Flows(func(f engine.FlowInfo) { out = append(out, f) })
+	return out
+}
