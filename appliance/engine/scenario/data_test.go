@@ -93,10 +93,10 @@ func TestDataLoss(t *testing.T) {
 		t.Fatalf("b got %v before the gap was filled", got)
 	}
 	// The appliance's own duplicate ACK with SACK, in wire space.
-	w1 := isnA + 1 + init1       // first frame
-	w2 := w1 + 100 + ovh         // second frame (lost)
-	w3 := w2 + 200 + ovh         // third frame
-	w4 := w3 + 300 + ovh         // end
+	w1 := isnA + 1 + init1 // first frame
+	w2 := w1 + 100 + ovh   // second frame (lost)
+	w3 := w2 + 200 + ovh   // third frame
+	w4 := w3 + 300 + ovh   // end
 	var dup *Seg
 	for _, s := range f.sentSince(BtoA, nB) {
 		if len(s.SACK()) > 0 {

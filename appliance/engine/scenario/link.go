@@ -35,8 +35,8 @@ type Rule struct {
 	// link then fixes the IP and TCP checksums, so only the TCP payload or
 	// header fields the mutation touched differ.
 	Mutate func(frame []byte)
-	Times int   // how many frames the rule applies to; 0 means 1, -1 unlimited
-	Hits  int   // frames the rule has applied to
+	Times  int // how many frames the rule applies to; 0 means 1, -1 unlimited
+	Hits   int // frames the rule has applied to
 }
 
 func (r *Rule) live() bool { return r.Times < 0 || r.Hits < max(r.Times, 1) }
