@@ -1,0 +1,124 @@
+package admin
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector exports Source.Counters at scrape time: one snapshot per
+// scrape, no Prometheus call on the packet path. Names follow Prometheus
+// conventions: tcpinc_ prefix, _total on counters, base units (bytes,
+// seconds, slots).
+type collector struct {
+	src Source
+
+	buildInfo                     *prometheus.Desc
+	portFrames, portBytes         *prometheus.Desc
+	pathFrames, pathBytes         *prometheus.Desc
+	flows                         *prometheus.Desc
+	handshakes, fallbacks, drops  *prometheus.Desc
+	authFailures, rekeys, resumes *prometheus.Desc
+	initRetransmit, dupACKs       *prometheus.Desc
+	sealed, opened                *prometheus.Desc
+	cacheEntries                  *prometheus.Desc
+	ringUsed, ringSize            *prometheus.Desc
+	queueBytes, queueCapacity     *prometheus.Desc
+	workerBusy, workerBusyRatio   *prometheus.Desc
+}
+
+func newCollector(src Source) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("tcpinc_"+name, help, labels, nil)
+	}
+	return &collector{
+		src:             src,
+		buildInfo:       d("build_info", "Always 1; the version label says which tcpincd runs.", "version"),
+		portFrames:      d("port_frames_total", "Frames handled per port and direction (rx: received on the port, tx: sent out of it).", "port", "direction"),
+		portBytes:       d("port_bytes_total", "Bytes handled per port and direction.", "port", "direction"),
+		pathFrames:      d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
+		pathBytes:       d("path_bytes_total", "Bytes forwarded per path.", "path"),
+		flows:           d("flows", "Flows tracked now, by state.", "state"),
+		handshakes:      d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
+		fallbacks:       d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
+		drops:           d("drops_total", "Frames dropped, by reason.", "reason"),
+		authFailures:    d("auth_failures_total", "Frames that failed AEAD authentication; each aborts its connection (RFC 8548 §4.2)."),
+		rekeys:          d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
+		resumes:         d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
+		initRetransmit:  d("init_retransmissions_total", "Init1/Init2 segments the appliance retransmitted."),
+		dupACKs:         d("dup_acks_originated_total", "Duplicate ACKs with SACK blocks the appliance sent to a far side."),
+		sealed:          d("frames_sealed_total", "tcpcrypt frames encrypted."),
+		opened:          d("frames_opened_total", "tcpcrypt frames decrypted and authenticated."),
+		cacheEntries:    d("resumption_cache_entries", "Far sides with cached resumption state."),
+		ringUsed:        d("ring_used_slots", "Occupied slots of a ring (AF_XDP rx, tx, fill, completion; worker hand-off).", "port", "queue", "ring"),
+		ringSize:        d("ring_size_slots", "Size of a ring, in slots.", "port", "queue", "ring"),
+		queueBytes:      d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
+		queueCapacity:   d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
+		workerBusy:      d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
+		workerBusyRatio: d("worker_busy_ratio", "Share of the daemon's last measuring interval a worker was busy (0 to 1).", "worker"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
+		c.handshakes, c.fallbacks, c.drops, c.authFailures, c.rekeys, c.resumes,
+		c.initRetransmit, c.dupACKs, c.sealed, c.opened, c.cacheEntries,
+		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
+	} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	const (
+		counter = prometheus.CounterValue
+		gauge   = prometheus.GaugeValue
+	)
+	m := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
+	}
+	byLabel := func(d *prometheus.Desc, t prometheus.ValueType, vals map[string]uint64) {
+		for k, v := range vals {
+			m(d, t, float64(v), k)
+		}
+	}
+
+	m(c.buildInfo, gauge, 1, c.src.Status().Version)
+	s := c.src.Counters()
+	for _, p := range s.Ports {
+		m(c.portFrames, counter, float64(p.Frames), p.Port, p.Direction)
+		m(c.portBytes, counter, float64(p.Bytes), p.Port, p.Direction)
+	}
+	for path, p := range s.Paths {
+		m(c.pathFrames, counter, float64(p.Frames), path)
+		m(c.pathBytes, counter, float64(p.Bytes), path)
+	}
+	byLabel(c.flows, gauge, s.FlowsByState)
+	byLabel(c.handshakes, counter, s.Handshakes)
+	byLabel(c.fallbacks, counter, s.Fallbacks)
+	byLabel(c.drops, counter, s.Drops)
+	m(c.authFailures, counter, float64(s.AuthFailures))
+	m(c.rekeys, counter, float64(s.Rekeys))
+	m(c.resumes, counter, float64(s.Resumptions))
+	m(c.initRetransmit, counter, float64(s.InitRetransmit))
+	m(c.dupACKs, counter, float64(s.DupACKs))
+	m(c.sealed, counter, float64(s.FramesSealed))
+	m(c.opened, counter, float64(s.FramesOpened))
+	m(c.cacheEntries, gauge, float64(s.CacheEntries))
+	for _, r := range s.Rings {
+		q := strconv.Itoa(r.Queue)
+		m(c.ringUsed, gauge, float64(r.Used), r.Port, q, r.Ring)
+		m(c.ringSize, gauge, float64(r.Size), r.Port, q, r.Ring)
+	}
+	for _, q := range s.Queues {
+		wk := strconv.Itoa(q.Worker)
+		m(c.queueBytes, gauge, float64(q.Bytes), wk, q.Queue)
+		m(c.queueCapacity, gauge, float64(q.Capacity), wk, q.Queue)
+	}
+	for _, wl := range s.Workers {
+		wk := strconv.Itoa(wl.Worker)
+		m(c.workerBusy, counter, wl.BusySeconds, wk)
+		m(c.workerBusyRatio, gauge, wl.BusyRatio, wk)
+	}
+}

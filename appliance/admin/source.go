@@ -1,0 +1,190 @@
+package admin
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Source is what the daemon gives the admin server. Every method may be
+// called from many goroutines at once, while the workers run. The server
+// never holds on to what a call returns past the request that made it.
+type Source interface {
+	// Status returns the daemon's static facts (version, ports, modes,
+	// CPUs). Counters are read separately, with Counters.
+	Status() Status
+
+	// Flows calls yield once for each flow the workers track, in any order,
+	// until yield returns false. It takes a snapshot between batches, like
+	// engine.Flows. Each FlowInfo, including its Transcript, must stay valid
+	// after yield returns: the server keeps it until the response is written.
+	Flows(yield func(FlowInfo) bool)
+
+	// Lookup finds the flow between a and b, with either of the two
+	// endpoints inside. The bool is false when there is no such flow.
+	Lookup(a, b netip.AddrPort) (FlowInfo, bool)
+
+	// Config returns the running configuration.
+	Config() Config
+
+	// ApplyConfig replaces the running configuration with c, which has
+	// already passed Config.Validate. It applies all of c or none of it.
+	// When c is invalid for a reason only the daemon knows, it returns a
+	// *FieldError (the server answers 400) and changes nothing.
+	ApplyConfig(c Config) error
+
+	// FlushCache drops cached resumption state (TCP_CRYPT_CACHE_FLUSH,
+	// RFC 8548 §3.5, TC-41): for the far side far, or for every far side
+	// when far is the zero Addr. It returns how many cache entries it
+	// dropped.
+	FlushCache(far netip.Addr) (int, error)
+
+	// Counters returns a snapshot of the counters. It is called for each
+	// scrape of /metrics and each status request, never per packet.
+	Counters() Counters
+}
+
+// FlowInfo is one flow as the engine reports it. Its fields are those of
+// engine.FlowInfo (see /tmp/engine-contract.md), so the daemon can convert
+// one to the other field by field.
+type FlowInfo struct {
+	ID uint64
+	// Inside is the endpoint of the host behind this appliance, Outside the
+	// far side's.
+	Inside, Outside netip.AddrPort
+	State           string
+	Encrypted       bool
+	// FallbackReason says why a flow is not encrypted (empty while it is
+	// still negotiating or when it is encrypted).
+	FallbackReason string
+	Role           string // "A" or "B": this appliance's TCP-ENO role
+	TEP            byte   // the negotiated TEP byte (B's, with its v bit)
+	AEAD           string // cryptopool suite name
+	// SessionID is valid when Encrypted: TEP byte | CPRF(...) (RFC 8548 §3.4).
+	SessionID     [33]byte
+	KeyGeneration uint32
+	Resumed       bool
+	// BytesIn and PacketsIn count what came from the far side (outside to
+	// inside); BytesOut and PacketsOut what the inside host sent.
+	BytesIn, BytesOut, PacketsIn, PacketsOut uint64
+	Started                                  time.Time
+	// Transcript is the negotiation transcript of RFC 8547 §4.8: A's ENO
+	// option then B's, each with kind and length.
+	Transcript []byte
+}
+
+// Status holds the daemon's facts for /api/v1/status.
+type Status struct {
+	Version string
+	Started time.Time
+	// Ports: the inside port first, then the outside one.
+	Ports []PortStatus
+	// CPUFeatures are the features that chose the AEAD preference
+	// (for example "aes", "pclmulqdq", "avx2").
+	CPUFeatures []string
+	// AEADPreference is the AEAD order those features produced, most
+	// preferred first (cryptopool suite names).
+	AEADPreference []string
+	FastPath       bool
+	Workers        int
+}
+
+// PortStatus describes one port of the bump.
+type PortStatus struct {
+	Name      string // "inside" or "outside"
+	Interface string
+	XDPMode   string // "native" or "generic"
+	BindMode  string // "zerocopy" or "copy"
+	Queues    int
+	CPUs      []int // the CPU each queue's worker is pinned to; empty when not pinned
+}
+
+// Counters is a snapshot of every counter the daemon keeps. The maps are
+// keyed by a label value (a reason, a result, a state). A nil map exports
+// no series.
+type Counters struct {
+	// Ports counts frames and bytes per port and direction.
+	Ports []PortCounters
+	// Paths counts the frames and bytes each path forwarded: "fast" (the
+	// XDP program, inside the kernel), "engine" (user space, translated)
+	// and "passthrough" (user space, unchanged).
+	Paths map[string]PathCounters
+
+	FlowsByState   map[string]uint64 // gauge: flows in each state now
+	Handshakes     map[string]uint64 // by result: "encrypted", "fallback", "failed", ...
+	Fallbacks      map[string]uint64 // by reason
+	Drops          map[string]uint64 // by reason
+	AuthFailures   uint64            // frames that failed AEAD authentication (TC-47)
+	Rekeys         uint64
+	Resumptions    uint64
+	InitRetransmit uint64 // Init1/Init2 retransmissions by the appliance
+	DupACKs        uint64 // duplicate ACKs the appliance originated
+	FramesSealed   uint64
+	FramesOpened   uint64
+	CacheEntries   uint64 // gauge: resumption cache chains held
+
+	Rings   []RingLevel
+	Queues  []QueueLevel
+	Workers []WorkerLoad
+}
+
+// PortCounters are the frames and bytes of one port in one direction.
+type PortCounters struct {
+	Port      string // "inside" or "outside"
+	Direction string // "rx" or "tx"
+	Frames    uint64
+	Bytes     uint64
+}
+
+// PathCounters are the frames and bytes one forwarding path handled.
+type PathCounters struct {
+	Frames, Bytes uint64
+}
+
+// RingLevel is the occupancy of one ring (AF_XDP rx, tx, fill, completion,
+// or a worker hand-off ring), in slots.
+type RingLevel struct {
+	Port  string
+	Queue int
+	Ring  string
+	Used  uint64
+	Size  uint64
+}
+
+// QueueLevel is the occupancy of one bounded byte queue of a worker
+// ("prekey", "retransmit", "reassembly").
+type QueueLevel struct {
+	Worker   int
+	Queue    string
+	Bytes    uint64
+	Capacity uint64
+}
+
+// WorkerLoad is how busy one worker is.
+type WorkerLoad struct {
+	Worker int
+	// BusySeconds is the time the worker spent handling frames since it
+	// started (a counter: its rate is the busy ratio).
+	BusySeconds float64
+	// BusyRatio is the share of the last measuring interval the worker was
+	// busy, 0..1.
+	BusyRatio float64
+}
+
+// FieldError is an invalid value in a request, named by its JSON path
+// ("policies[2].prefix", "caps.flows").
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// fieldOf returns the field a *FieldError in err's chain names, or "".
+func fieldOf(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}

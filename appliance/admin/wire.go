@@ -1,0 +1,254 @@
+package admin
+
+import (
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// The JSON documents of the API (api/openapi.yaml has the same names).
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	// Field names the request field (JSON path or query parameter) at fault.
+	Field string `json:"field,omitempty"`
+	// Reason says, for a 409 from /api/v1/sessions, why the connection has
+	// no session ID: "negotiating" or its fallback reason.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Health is the /healthz body.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// StatusDoc is the /api/v1/status body.
+type StatusDoc struct {
+	Version        string        `json:"version"`
+	Started        time.Time     `json:"started"`
+	UptimeSeconds  float64       `json:"uptime_seconds"`
+	Ports          []PortDoc     `json:"ports"`
+	Workers        int           `json:"workers"`
+	FastPath       bool          `json:"fast_path"`
+	CPUFeatures    []string      `json:"cpu_features"`
+	AEADPreference []string      `json:"aead_preference"`
+	Counters       CountersDoc   `json:"counters"`
+	Flows          FlowsSummary  `json:"flows"`
+	Config         ConfigSummary `json:"config"`
+}
+
+// PortDoc is one port in StatusDoc.
+type PortDoc struct {
+	Name      string `json:"name"`
+	Interface string `json:"interface"`
+	XDPMode   string `json:"xdp_mode"`
+	BindMode  string `json:"bind_mode"`
+	Queues    int    `json:"queues"`
+	CPUs      []int  `json:"cpus"`
+}
+
+// FlowsSummary counts flows for StatusDoc.
+type FlowsSummary struct {
+	Total     int `json:"total"`
+	Encrypted int `json:"encrypted"`
+}
+
+// ConfigSummary is the part of the running config StatusDoc shows.
+type ConfigSummary struct {
+	DefaultPolicy string   `json:"default_policy"`
+	Policies      int      `json:"policies"`
+	TEPs          []string `json:"teps"`
+	AEADs         []string `json:"aeads"`
+	Resumption    bool     `json:"resumption"`
+}
+
+// CountersDoc is Counters in JSON.
+type CountersDoc struct {
+	Ports          []PortCountersDoc          `json:"ports"`
+	Paths          map[string]PathCountersDoc `json:"paths"`
+	FlowsByState   map[string]uint64          `json:"flows_by_state"`
+	Handshakes     map[string]uint64          `json:"handshakes"`
+	Fallbacks      map[string]uint64          `json:"fallbacks"`
+	Drops          map[string]uint64          `json:"drops"`
+	AuthFailures   uint64                     `json:"auth_failures"`
+	Rekeys         uint64                     `json:"rekeys"`
+	Resumptions    uint64                     `json:"resumptions"`
+	InitRetransmit uint64                     `json:"init_retransmissions"`
+	DupACKs        uint64                     `json:"dup_acks_originated"`
+	FramesSealed   uint64                     `json:"frames_sealed"`
+	FramesOpened   uint64                     `json:"frames_opened"`
+	CacheEntries   uint64                     `json:"cache_entries"`
+	Workers        []WorkerDoc                `json:"workers"`
+}
+
+// PortCountersDoc is PortCounters in JSON.
+type PortCountersDoc struct {
+	Port      string `json:"port"`
+	Direction string `json:"direction"`
+	Frames    uint64 `json:"frames"`
+	Bytes     uint64 `json:"bytes"`
+}
+
+// PathCountersDoc is PathCounters in JSON.
+type PathCountersDoc struct {
+	Frames uint64 `json:"frames"`
+	Bytes  uint64 `json:"bytes"`
+}
+
+// WorkerDoc is WorkerLoad in JSON.
+type WorkerDoc struct {
+	Worker    int     `json:"worker"`
+	BusyRatio float64 `json:"busy_ratio"`
+}
+
+// FlowDoc is one flow.
+type FlowDoc struct {
+	// ID is a decimal string: flow IDs may exceed what a JSON number keeps
+	// exactly in JavaScript (2^53).
+	ID             string    `json:"id"`
+	Inside         string    `json:"inside"`
+	Outside        string    `json:"outside"`
+	State          string    `json:"state"`
+	Encrypted      bool      `json:"encrypted"`
+	FallbackReason string    `json:"fallback_reason,omitempty"`
+	Role           string    `json:"role,omitempty"`
+	TEP            string    `json:"tep,omitempty"`
+	AEAD           string    `json:"aead,omitempty"`
+	SessionID      string    `json:"session_id,omitempty"`
+	KeyGeneration  uint32    `json:"key_generation"`
+	Resumed        bool      `json:"resumed"`
+	BytesIn        uint64    `json:"bytes_in"`
+	BytesOut       uint64    `json:"bytes_out"`
+	PacketsIn      uint64    `json:"packets_in"`
+	PacketsOut     uint64    `json:"packets_out"`
+	Started        time.Time `json:"started"`
+	AgeSeconds     float64   `json:"age_seconds"`
+}
+
+// FlowsPage is the /api/v1/flows body.
+type FlowsPage struct {
+	Flows []FlowDoc `json:"flows"`
+	// Total is how many flows match the filters (on every page).
+	Total int `json:"total"`
+	// NextCursor, when not empty, fetches the next page (?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// SessionDoc is the /api/v1/sessions body: what TCP_ENO_SESSID and its
+// companion options (draft-ietf-tcpinc-api §2.1) return for the connection,
+// seen from its src endpoint.
+type SessionDoc struct {
+	Src       string `json:"src"`
+	Dst       string `json:"dst"`
+	FlowID    string `json:"flow_id"`
+	SessionID string `json:"session_id"`
+	// Role is src's TCP-ENO role, "A" or "B" (TCP_ENO_ROLE).
+	Role string `json:"role"`
+	// NegTEP is TCP_ENO_NEGTEP: the TEP id with B's v bit, as hex ("0x23").
+	NegTEP string `json:"negtep"`
+	TEP    string `json:"tep"`
+	AEAD   string `json:"aead"`
+	// SelfName and PeerName are TCP_ENO_SELF_NAME and TCP_ENO_PEER_NAME for
+	// src: role byte | session ID, and the same with the role byte negated.
+	// Authenticate these, not the bare session ID (api.md §6).
+	SelfName      string `json:"self_name"`
+	PeerName      string `json:"peer_name"`
+	Resumed       bool   `json:"resumed"`
+	KeyGeneration uint32 `json:"key_generation"`
+	// Transcript is TCP_ENO_TRANSCRIPT in hex (RFC 8547 §4.8).
+	Transcript string `json:"transcript"`
+}
+
+// FlushRequest is the /api/v1/cache/flush body. An empty Address flushes
+// every far side.
+type FlushRequest struct {
+	Address string `json:"address"`
+}
+
+// FlushResult is the /api/v1/cache/flush response.
+type FlushResult struct {
+	Address string `json:"address,omitempty"`
+	Flushed int    `json:"flushed"`
+}
+
+// ApplyResult is the PUT /api/v1/config response.
+type ApplyResult struct {
+	Applied bool   `json:"applied"`
+	Config  Config `json:"config"`
+}
+
+func tepName(b byte) string { return tcpcrypt.TEP(b &^ tcpcrypt.ResumeBit).String() }
+
+func flowDoc(f *FlowInfo, now time.Time) FlowDoc {
+	d := FlowDoc{
+		ID:             strconv.FormatUint(f.ID, 10),
+		Inside:         f.Inside.String(),
+		Outside:        f.Outside.String(),
+		State:          f.State,
+		Encrypted:      f.Encrypted,
+		FallbackReason: f.FallbackReason,
+		Role:           f.Role,
+		KeyGeneration:  f.KeyGeneration,
+		Resumed:        f.Resumed,
+		BytesIn:        f.BytesIn,
+		BytesOut:       f.BytesOut,
+		PacketsIn:      f.PacketsIn,
+		PacketsOut:     f.PacketsOut,
+		Started:        f.Started.UTC(),
+		AgeSeconds:     seconds(now.Sub(f.Started)),
+	}
+	if f.Encrypted {
+		d.TEP = tepName(f.TEP)
+		d.AEAD = f.AEAD
+		d.SessionID = hex.EncodeToString(f.SessionID[:])
+	}
+	return d
+}
+
+func countersDoc(c *Counters) CountersDoc {
+	d := CountersDoc{
+		Ports:          make([]PortCountersDoc, 0, len(c.Ports)),
+		Paths:          make(map[string]PathCountersDoc, len(c.Paths)),
+		FlowsByState:   nonNil(c.FlowsByState),
+		Handshakes:     nonNil(c.Handshakes),
+		Fallbacks:      nonNil(c.Fallbacks),
+		Drops:          nonNil(c.Drops),
+		AuthFailures:   c.AuthFailures,
+		Rekeys:         c.Rekeys,
+		Resumptions:    c.Resumptions,
+		InitRetransmit: c.InitRetransmit,
+		DupACKs:        c.DupACKs,
+		FramesSealed:   c.FramesSealed,
+		FramesOpened:   c.FramesOpened,
+		CacheEntries:   c.CacheEntries,
+		Workers:        make([]WorkerDoc, 0, len(c.Workers)),
+	}
+	for _, p := range c.Ports {
+		d.Ports = append(d.Ports, PortCountersDoc(p))
+	}
+	for k, p := range c.Paths {
+		d.Paths[k] = PathCountersDoc(p)
+	}
+	for _, w := range c.Workers {
+		d.Workers = append(d.Workers, WorkerDoc{Worker: w.Worker, BusyRatio: w.BusyRatio})
+	}
+	return d
+}
+
+func nonNil(m map[string]uint64) map[string]uint64 {
+	if m == nil {
+		return map[string]uint64{}
+	}
+	return m
+}
+
+// seconds rounds d to milliseconds, in seconds.
+func seconds(d time.Duration) float64 {
+	if d < 0 {
+		d = 0
+	}
+	return float64(d.Milliseconds()) / 1000
+}
