@@ -20,10 +20,10 @@ type sink struct {
 	out [][]byte
 }
 
-func newSink() *sink                 { return &sink{buf: make([]byte, 9000)} }
-func (s *sink) Buffer() []byte       { return s.buf }
-func (s *sink) Commit(n int)         { s.out = append(s.out, slices.Clone(s.buf[:n])) }
-func (s *sink) take() (o [][]byte)   { o, s.out = s.out, nil; return o }
+func newSink() *sink               { return &sink{buf: make([]byte, 9000)} }
+func (s *sink) Buffer() []byte     { return s.buf }
+func (s *sink) Commit(n int)       { s.out = append(s.out, slices.Clone(s.buf[:n])) }
+func (s *sink) take() (o [][]byte) { o, s.out = s.out, nil; return o }
 func sinks() (*sink, *sink, [2]TxSink) {
 	i, o := newSink(), newSink()
 	return i, o, [2]TxSink{i, o}
@@ -31,11 +31,11 @@ func sinks() (*sink, *sink, [2]TxSink) {
 
 // gw is one engine with its sinks, for back-to-back tests.
 type gw struct {
-	t        *testing.T
-	e        *Engine
-	in, out  *sink
-	tx       [2]TxSink
-	now      int64
+	t       *testing.T
+	e       *Engine
+	in, out *sink
+	tx      [2]TxSink
+	now     int64
 }
 
 func newGW(t *testing.T, cfg Config) *gw {
@@ -150,8 +150,8 @@ var (
 )
 
 const (
-	isnA0 = 0xfffffff0 // wraps early: the unwrap helper is exercised
-	isnB uint32 = 0x10000000
+	isnA0        = 0xfffffff0 // wraps early: the unwrap helper is exercised
+	isnB  uint32 = 0x10000000
 )
 
 // synOpts is what Linux puts in a SYN: MSS, SACK-permitted, timestamps,

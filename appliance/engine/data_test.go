@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// Host-side bookkeeping for a pair: next sequence numbers each host sends.
+type hosts struct {
+	aNext, bNext uint32 // next byte a sends (host space), next byte b sends
+}
+
+func newHosts() hosts { return hosts{aNext: isnA + 1, bNext: isnB + 1} }
+
+// aSends pushes a data segment from a through G_A and returns the wire
+// segments and what G_A sent back to a.
+func (pr *pair) aSends(h *hosts, data []byte, flags uint8) (wire []segv) {
+	pr.t.Helper()
+	pr.tsA++
+	fr := tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|flags, 502, tsOpt(pr.tsA, pr.tsB), data)
+	toIn, toOut := pr.ga.push(Inside, fr)
+	none(pr.t, "G_A to a after a's data", toIn)
+	for _, f := range toOut {
+		wire = append(wire, parse(pr.t, f))
+	}
+	h.aNext += uint32(len(data))
+	if flags&finF != 0 {
+		h.aNext++
+	}
+	return wire
+}
+
+// toB passes wire segments through G_B and returns what reached b.
+func (pr *pair) toB(wire []segv) (atB []segv, back []segv) {
+	pr.t.Helper()
+	for _, w := range wire {
+		toIn, toOut := pr.gb.push(Outside, tcpFrameFrom(w))
+		for _, f := range toIn {
+			atB = append(atB, parse(pr.t, f))
+		}
+		for _, f := range toOut {
+			back = append(back, parse(pr.t, f))
+		}
+	}
+	return atB, back
+}
+
+// bAcks has b acknowledge everything (ack = a's next) and returns what G_B
+// sent on the wire.
+func (pr *pair) bAcks(h *hosts, ack uint32) []segv {
+	pr.t.Helper()
+	pr.tsB++
+	fr := tcpFrame(addrB, addrA, h.bNext, ack, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil)
+	_, toOut := pr.gb.push(Inside, fr)
+	var out []segv
+	for _, f := range toOut {
+		out = append(out, parse(pr.t, f))
+	}
+	return out
+}
+
+func TestDataBothWaysWithFIN(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	msg := []byte("hello, encrypted world: the marker string MARKER-1234")
+
+	// a -> b: one frame of len+20 at wire offset 75 (after Init1).
+	wire := pr.aSends(&h, msg, pshF)
+	if len(wire) != 1 {
+		t.Fatalf("%d wire segments", len(wire))
+	}
+	w := wire[0]
+	if w.seq != isnA+1+75 || len(w.payload) != len(msg)+tcpcrypt.Overhead || w.ack != isnB+1+74 {
+		t.Fatalf("wire data: seq %x ack %x len %d", w.seq, w.ack, len(w.payload))
+	}
+	if bytes.Contains(w.payload, []byte("MARKER")) {
+		t.Fatal("plaintext on the wire")
+	}
+	if option(w.opts, 69) != nil {
+		t.Fatal("ENO after a non-SYN segment from R (ENO-26)")
+	}
+	atB, back := pr.toB(wire)
+	none(t, "G_B back", toFrames(back))
+	if len(atB) != 1 || !bytes.Equal(atB[0].payload, msg) || atB[0].seq != isnA+1 || atB[0].ack != isnB+1 {
+		t.Fatalf("at b: %+v", atB)
+	}
+	hasBytes(t, "timestamps to b", option(atB[0].opts, 8), option(w.opts, 8))
+
+	// b acknowledges: the wire ACK covers the whole frame.
+	acks := pr.bAcks(&h, h.aNext)
+	if len(acks) != 1 || acks[0].ack != isnA+1+75+uint32(len(msg))+20 || acks[0].seq != isnB+1+74 {
+		t.Fatalf("b's ACK on the wire: %+v", acks)
+	}
+	toIn, toOut := pr.ga.push(Outside, tcpFrameFrom(acks[0]))
+	none(t, "G_A ack outside", toOut)
+	a := one(t, "ACK at a", toIn)
+	if a.ack != h.aNext || a.seq != isnB+1 {
+		t.Fatalf("ACK at a: ack %x want %x, seq %x", a.ack, h.aNext, a.seq)
+	}
+
+	// b -> a: 3000 bytes, split into frames by the wire MSS (1460-20 data).
+	reply := bytes.Repeat([]byte("0123456789"), 300)
+	pr.tsB++
+	// b's MSS toward a is the clamped 1440: b sends segments of 1440.
+	var got []byte
+	for off := 0; off < len(reply); off += 1440 {
+		end := min(off+1440, len(reply))
+		fr := tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), reply[off:end])
+		h.bNext += uint32(end - off)
+		_, toOut := pr.gb.push(Inside, fr)
+		for _, f := range toOut {
+			ws := parse(t, f)
+			if len(ws.payload) > 1460 {
+				t.Fatalf("wire segment of %d bytes exceeds the MSS", len(ws.payload))
+			}
+			toIn, _ := pr.ga.push(Outside, f)
+			for _, g := range toIn {
+				s := parse(t, g)
+				if s.seq != isnB+1+uint32(len(got)) {
+					t.Fatalf("segment at a: seq %x, want %x", s.seq, isnB+1+uint32(len(got)))
+				}
+				got = append(got, s.payload...)
+			}
+		}
+	}
+	if !bytes.Equal(got, reply) {
+		t.Fatalf("a got %d bytes, want %d", len(got), len(reply))
+	}
+	// a acknowledges all: translated to the wire end of b's last frame.
+	pr.tsA++
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	ack := one(t, "a's ACK on the wire", toOut)
+	wantW := isnB + 1 + 74 + uint32(len(reply)) + 3*20
+	if ack.ack != wantW {
+		t.Fatalf("a's ACK translated to %x, want %x", ack.ack, wantW)
+	}
+	// The same ACK again (no data, no window change) is suppressed.
+	if v := pr.ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil), pr.ga.tx); v != Consumed {
+		t.Fatalf("repeated ACK: %v, want consumed", v)
+	}
+
+	// a closes: bare FIN -> empty FINp frame with TCP FIN (TC-49).
+	wire = pr.aSends(&h, nil, finF)
+	if len(wire) != 1 || len(wire[0].payload) != 20 || wire[0].flags&finF == 0 {
+		t.Fatalf("FIN on the wire: %+v", wire)
+	}
+	atB, _ = pr.toB(wire)
+	if len(atB) != 1 || atB[0].flags&finF == 0 || len(atB[0].payload) != 0 || atB[0].seq != h.aNext-1 {
+		t.Fatalf("FIN at b: %+v", atB)
+	}
+	// b closes with data + FIN.
+	pr.tsB++
+	_, toOut = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|finF|pshF, 509, tsOpt(pr.tsB, pr.tsA), []byte("bye")))
+	fw := one(t, "b's FIN on the wire", toOut)
+	if fw.flags&finF == 0 || len(fw.payload) != 23 || fw.ack != isnA+1+75+uint32(len(msg))+20+20+1 {
+		t.Fatalf("b's FIN: %+v (ack %x)", fw, fw.ack)
+	}
+	h.bNext += 4
+	toIn, _ = pr.ga.push(Outside, tcpFrameFrom(fw))
+	fa := one(t, "b's FIN at a", toIn)
+	if fa.flags&finF == 0 || string(fa.payload) != "bye" || fa.ack != h.aNext {
+		t.Fatalf("FIN at a: %+v", fa)
+	}
+	// a's last ACK covers the wire FIN.
+	pr.tsA++
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	last := one(t, "a's last ACK", toOut)
+	if last.ack != fw.seq+23+1 {
+		t.Fatalf("last ACK %x, want %x", last.ack, fw.seq+24)
+	}
+}
+
+func toFrames(s []segv) [][]byte {
+	var out [][]byte
+	for _, x := range s {
+		out = append(out, tcpFrameFrom(x))
+	}
+	return out
+}
