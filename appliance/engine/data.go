@@ -471,6 +471,14 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	fin := fl&packet.FlagFIN != 0
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)
 	end := w + int64(len(data))
+	if len(data) <= 1 && !fin && w == d.rcvW-1 && d.held.n == 0 {
+		// A keep-alive probe (seq = next-1, 0 or 1 garbage byte): L must
+		// answer it, not the appliance, and the byte is never framed.
+		d.answer = true
+		e.c.KeepAlives.Add(1)
+		e.forwardAckToL(f, tx[Inside], si, hostAck, true)
+		return Forwarded
+	}
 	if len(data) == 0 && !fin {
 		if w == d.rcvW-1 {
 			d.answer = true // a keep-alive: L's answer must get through

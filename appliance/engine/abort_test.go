@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"testing"
+)
+
+// A forged frame (one ciphertext bit flipped on the wire) aborts: RST to
+// both hosts, auth failure counted, nothing delivered (TC-47).
+func TestForgedFrameAborts(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	w := pr.aSends(&h, []byte("secret"), pshF)
+	w[0].payload[10] ^= 1
+	toIn, toOut := pr.gb.push(Outside, tcpFrameFrom(w[0]))
+	r := one(t, "RST to b", toIn)
+	if r.flags&rstF == 0 || len(r.payload) != 0 || r.seq != isnA+1 {
+		t.Fatalf("RST to b: %+v", r)
+	}
+	r = one(t, "RST to the far side", toOut)
+	if r.flags&rstF == 0 || r.seq != isnB+1+74 {
+		t.Fatalf("RST to a's side: %+v", r)
+	}
+	if pr.gb.e.Counters().AuthFailures.Load() != 1 || pr.gb.e.NumFlows() != 0 {
+		t.Fatal("auth failure not counted or flow kept")
+	}
+}
+
+// A TCP FIN with no FINp frame before it aborts (TC-51).
+func TestFINWithoutFINpAborts(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	w := pr.aSends(&h, []byte("data"), pshF)
+	pr.toB(w)
+	fin := w[0]
+	fin.seq += uint32(len(fin.payload))
+	fin.payload = nil
+	fin.flags = ackF | finF
+	toIn, toOut := pr.gb.push(Outside, tcpFrameFrom(fin))
+	if r := one(t, "RST to b", toIn); r.flags&rstF == 0 {
+		t.Fatal("no RST to b")
+	}
+	if r := one(t, "RST to far side", toOut); r.flags&rstF == 0 {
+		t.Fatal("no RST to far side")
+	}
+	if pr.gb.e.NumFlows() != 0 || pr.gb.e.Counters().Aborts.Load() != 1 {
+		t.Fatal("flow not aborted")
+	}
+}
+
+// RST from either host is forwarded with translated numbers.
+func TestRSTTranslatedBothWays(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, make([]byte, 50), pshF))
+	// b resets: its sequence number is in host space; the wire wants W.
+	toIn, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, rstF|ackF, 0, nil, nil))
+	none(t, "RST inside", toIn)
+	r := one(t, "RST on the wire", toOut)
+	if r.seq != isnB+1+74 || r.ack != isnA+1+75+70 {
+		t.Fatalf("RST on the wire: seq %x ack %x", r.seq, r.ack)
+	}
+	toIn, _ = pr.ga.push(Outside, tcpFrameFrom(r))
+	a := one(t, "RST at a", toIn)
+	if a.seq != isnB+1 || a.ack != h.aNext || a.flags&rstF == 0 {
+		t.Fatalf("RST at a: seq %x ack %x", a.seq, a.ack)
+	}
+	if pr.ga.e.NumFlows() != 0 || pr.gb.e.NumFlows() != 0 {
+		t.Fatal("flows kept after RST")
+	}
+}
+
+// A keep-alive (seq = next-1, no data) is translated, never framed; the
+// host's answer gets through although it repeats the last ACK.
+func TestKeepAlive(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("x"), pshF))
+	acks := pr.bAcks(&h, h.aNext)
+	pr.ga.push(Outside, tcpFrameFrom(acks[0]))
+	// a probes with seq = next-1 and one garbage byte.
+	pr.tsA++
+	toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext-1, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), []byte{0}))
+	none(t, "keep-alive inside", toIn)
+	k := one(t, "keep-alive on the wire", toOut)
+	if k.seq != isnA+1+75+21-1 || len(k.payload) != 1 {
+		t.Fatalf("keep-alive on the wire: seq %x len %d", k.seq, len(k.payload))
+	}
+	toIn, toOut = pr.gb.push(Outside, tcpFrameFrom(k))
+	none(t, "G_B does not answer for b", toOut)
+	p := one(t, "probe at b", toIn)
+	if p.seq != h.aNext-1 || len(p.payload) != 0 {
+		t.Fatalf("probe at b: seq %x, want %x", p.seq, h.aNext-1)
+	}
+	// b's answer repeats its last ACK: it must not be suppressed.
+	acks = pr.bAcks(&h, h.aNext)
+	if len(acks) != 1 || acks[0].ack != k.seq+1 {
+		t.Fatalf("answer to the probe: %+v", acks)
+	}
+	if pr.ga.e.Counters().KeepAlives.Load() != 1 || pr.gb.e.Counters().KeepAlives.Load() != 1 {
+		t.Fatal("keep-alive not counted")
+	}
+	if pr.ga.e.Counters().FramesSealed.Load() != 1 {
+		t.Fatal("keep-alive went into the frame stream")
+	}
+}
