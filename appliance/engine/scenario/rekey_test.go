@@ -1,0 +1,80 @@
+package scenario
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+)
+
+// TestRekeyDuringLoss: G_A rekeys after 2000 bytes (RekeyBytes), that is
+// on the third of four 1000-byte frames. The frames
+// around the rekey are lost on the link, including the first frame under
+// the new generation (rekey bit set, TC-54); later frames arrive and are
+// held. The host retransmits; G_A resends the stored frames with the same
+// bytes, so each under the key it was first sealed with (TC-59, TC-45). G_B
+// opens them in order, follows the rekey and answers with an empty rekey
+// frame (TC-56, TC-57), which G_A consumes. Exactly one frame each way
+// carries the rekey bit (TC-55), and both report key generation 1.
+func TestRekeyDuringLoss(t *testing.T) {
+	f := newFixture(t, [2]bool{true, true}, false, func(s Side, c *engine.Config) {
+		if s == SideA {
+			c.RekeyBytes = 2000
+		}
+	})
+	f.handshake(t)
+	w, a, b := f.w, f.a, f.b
+	w.Link.Add(Rule{Dir: AtoB, Match: nthData(1), Drop: true})
+	w.Link.Add(Rule{Dir: AtoB, Match: nthData(1), Drop: true}) // the next one too (its counter starts later)
+	var all []byte
+	for i := range 4 {
+		p := chunk(byte('0'+i), 1000)
+		all = append(all, p...)
+		w.Host(SideA, a.Data(i*1000, isnB+1, p))
+	}
+	w.Run(3 * latency)
+	if got := hostStream(t, w.All[SideB], isnA).Contiguous(); len(got) != 1000 {
+		t.Fatalf("b has %d bytes before the retransmission, want 1000", len(got))
+	}
+	w.Run(200 * time.Millisecond)
+	w.Host(SideA, a.Data(1000, isnB+1, all[1000:2000]))
+	w.Host(SideA, a.Data(2000, isnB+1, all[2000:3000]))
+	w.Run(3 * latency)
+	if got := hostStream(t, w.All[SideB], isnA).Contiguous(); !bytes.Equal(got, all) {
+		t.Fatalf("b has %d bytes, want %d", len(got), len(all))
+	}
+	ab := wireStream(t, w, AtoB, isnA)
+	var rekeys int
+	for i, fr := range splitFrames(t, ab.Contiguous(), init1) {
+		if fr.Rekey {
+			rekeys++
+			if i < 2 {
+				t.Fatalf("frame %d carries the rekey bit before 2000 bytes were sent", i)
+			}
+		}
+	}
+	if rekeys != 1 {
+		t.Fatalf("%d frames from A carry the rekey bit, want 1 (TC-54, TC-55)", rekeys)
+	}
+	// b answers with data under the new generation.
+	w.Host(SideB, b.Data(0, a.Seq(4000), []byte("after the rekey")))
+	w.Run(3 * latency)
+	ba := wireStream(t, w, BtoA, isnB)
+	rekeys = 0
+	for _, fr := range splitFrames(t, ba.Contiguous(), init2) {
+		if fr.Rekey {
+			rekeys++
+		}
+	}
+	if rekeys != 1 {
+		t.Fatalf("%d frames from B carry the rekey bit, want 1 (TC-57)", rekeys)
+	}
+	if got := hostStream(t, w.All[SideA], isnB).Contiguous(); string(got) != "after the rekey" {
+		t.Fatalf("a has %q", got)
+	}
+	fa, fb := one2(t, w.Flows(SideA)), one2(t, w.Flows(SideB))
+	if fa.KeyGeneration != 1 || fb.KeyGeneration != 1 {
+		t.Fatalf("key generations A %d, B %d; want 1 and 1", fa.KeyGeneration, fb.KeyGeneration)
+	}
+}

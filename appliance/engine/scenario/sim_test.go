@@ -1,0 +1,208 @@
+package scenario
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// marker is put into the hosts' data; it must never appear on the link.
+const marker = "PLAINTEXT-MARKER"
+
+// simHost is a minimal scripted TCP sender and receiver, just enough to
+// drive the engines like a host: it sends its data in random segment sizes
+// within a fixed flight, retransmits from the first unacknowledged byte
+// after an RTO or three duplicate ACKs (with a new random segmentation, so
+// retransmissions cut the stream differently than the originals), accepts
+// only in-order data and acknowledges every data segment. It is not a TCP
+// stack: no congestion control, no window, no SACK.
+type simHost struct {
+	side     Side
+	h, peer  *Host
+	rng      *rand.Rand
+	data     []byte // everything to send
+	una, nxt int    // host offsets
+	finSent  bool
+	finAcked bool
+	lastAck  int
+	dups     int
+	rtoAt    int64
+	rcv      *Stream // what the peer sent, as received
+	rcvNxt   int     // in-order receive point (offset)
+	gotFIN   bool
+}
+
+const (
+	simFlight = 16 << 10
+	simMSS    = 1440 // MSS clamped by the appliances
+	simRTO    = int64(300 * time.Millisecond)
+)
+
+func (s *simHost) ackNum() uint32 {
+	n := s.rcvNxt
+	if s.gotFIN {
+		n++
+	}
+	return s.peer.Seq(n)
+}
+
+// step sends what the host would send at now.
+func (s *simHost) step(w *World) {
+	if (s.nxt > s.una || (s.finSent && !s.finAcked)) && w.Now >= s.rtoAt {
+		s.nxt = s.una // go back
+		s.finSent = s.finAcked
+	}
+	for s.nxt < len(s.data) && s.nxt-s.una < simFlight {
+		n := min(1+s.rng.IntN(simMSS), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
+		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n]))
+		if s.nxt == s.una {
+			s.rtoAt = w.Now + simRTO
+		}
+		s.nxt += n
+	}
+	if s.nxt == len(s.data) && !s.finSent {
+		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil))
+		s.finSent = true
+		s.rtoAt = w.Now + simRTO
+	}
+}
+
+// receive handles the segments delivered to the host.
+func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
+	t.Helper()
+	for _, g := range segs {
+		if g.Has(packettest.RST) {
+			t.Fatalf("host %d got RST: %v", s.side, g)
+		}
+		if g.Has(packettest.ACK) {
+			ack := int(int32(g.Ack - s.h.ISN - 1))
+			switch {
+			case ack > s.una:
+				s.una = min(ack, len(s.data))
+				if ack > len(s.data) {
+					s.finAcked = true
+				}
+				if s.nxt < s.una {
+					s.nxt = s.una
+				}
+				s.dups = 0
+				s.rtoAt = w.Now + simRTO
+			case ack == s.una && len(g.Payload) == 0 && !g.Has(packettest.FIN) && s.nxt > s.una:
+				s.dups++
+				if s.dups == 3 { // fast retransmit of one random-size segment
+					n := min(1+s.rng.IntN(simMSS), s.nxt-s.una)
+					w.Host(s.side, s.h.Data(s.una, s.ackNum(), s.data[s.una:s.una+n]))
+				}
+			}
+		}
+		if len(g.Payload) == 0 && !g.Has(packettest.FIN) {
+			continue
+		}
+		if err := s.rcv.AddSeg(g); err != nil {
+			t.Fatalf("host %d: %v", s.side, err)
+		}
+		off := s.rcv.Off(g.Seq)
+		if off <= s.rcvNxt && off+len(g.Payload) > s.rcvNxt {
+			s.rcvNxt = off + len(g.Payload)
+		}
+		if g.Has(packettest.FIN) && off+len(g.Payload) == s.rcvNxt {
+			s.gotFIN = true
+		}
+		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func simData(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + rng.IntN(26))
+	}
+	for i := 0; i+len(marker) <= n; i += 500 + rng.IntN(1500) {
+		copy(b[i:], marker)
+	}
+	return b
+}
+
+// TestRandomExchanges is the property test: for random data sizes, host
+// segmentations and link impairments (loss, duplication, delay that
+// reorders), the plaintext each host receives equals what the other sent,
+// every byte a host receives twice is the same (TC-45 at the host), the
+// link carries the same bytes for the same wire sequence numbers in each
+// direction (TC-45 on the wire), and the marker in the plaintext never
+// appears on the link (ENO-37, TC-5).
+func TestRandomExchanges(t *testing.T) {
+	seeds := 64
+	if testing.Short() {
+		seeds = 8
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 0x7cc1))
+			f := newFixture(t, [2]bool{true, true}, seed%6 == 5, nil)
+			f.handshake(t)
+			w := f.w
+			loss := []float64{0, 0.01, 0.03, 0.08, 0.15}[seed%5]
+			lr := rand.New(rand.NewPCG(uint64(seed), 0x1111))
+			for _, d := range []Dir{AtoB, BtoA} {
+				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < loss }, Drop: true})
+				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.02 }, Dup: 1})
+				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.05 }, Delay: int64(time.Duration(1+lr.IntN(20)) * time.Millisecond)})
+			}
+			hosts := [2]*simHost{
+				{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, rng.IntN(60000)), rcv: NewStream(isnB)},
+				{side: SideB, h: f.b, peer: f.a, rng: rng, data: simData(rng, rng.IntN(60000)), rcv: NewStream(isnA)},
+			}
+			done := func() bool {
+				for i, h := range hosts {
+					o := hosts[1-i]
+					if !h.gotFIN || !bytes.Equal(h.rcv.Contiguous(), o.data) || !h.finAcked {
+						return false
+					}
+				}
+				return true
+			}
+			deadline := w.Now + int64(120*time.Second)
+			for !done() {
+				if w.Now > deadline {
+					t.Fatalf("not done after 120 s (fake): a sent %d/%d acked %d, b sent %d/%d acked %d; a got %d fin %v, b got %d fin %v",
+						hosts[0].nxt, len(hosts[0].data), hosts[0].una, hosts[1].nxt, len(hosts[1].data), hosts[1].una,
+						hosts[0].rcvNxt, hosts[0].gotFIN, hosts[1].rcvNxt, hosts[1].gotFIN)
+				}
+				for _, h := range hosts {
+					h.step(w)
+				}
+				w.Run(time.Millisecond)
+				for _, h := range hosts {
+					h.receive(t, w, w.Take(h.side))
+				}
+			}
+			w.Run(50 * time.Millisecond)
+			var dropped int
+			for _, e := range w.Link.Log {
+				if e.Fate == Dropped {
+					dropped++
+				}
+			}
+			t.Logf("%d + %d bytes, %d frames on the link, %d dropped, %.1f s (fake)",
+				len(hosts[0].data), len(hosts[1].data), len(w.Link.Log), dropped, float64(w.Now)/1e9)
+			wireStream(t, w, AtoB, isnA)
+			wireStream(t, w, BtoA, isnB)
+			for _, e := range w.Link.Log {
+				if bytes.Contains(e.Seg.Payload, []byte(marker)) {
+					t.Fatalf("plaintext marker on the link: %v", e.Seg)
+				}
+			}
+		})
+	}
+}
