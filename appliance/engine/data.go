@@ -364,6 +364,9 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 			flags |= packet.FlagFIN
 		}
 		e.sendStored(f, to, rec.w, wl, flags)
+		if n == 0 && !rec.fin {
+			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
+		}
 		data = data[n:]
 	}
 	if f.keys.Owed() {
@@ -679,6 +682,12 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	if f.keys.Owed() {
 		e.sendOwed(now, f, tx[Outside])
 	}
+	if f.ackOwed {
+		f.ackOwed = false
+		if a := e.wireAckFromHost(f, d.ackH); a != d.lastAckW {
+			e.ackR(f, tx[Outside], nil)
+		}
+	}
 	return used, nil
 }
 
@@ -696,6 +705,12 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		d.finH = d.nextH
 	}
 	f.bytesIn += uint64(len(fr.Data))
+	if len(fr.Data) == 0 && !fr.FIN {
+		// An empty frame (a rekey answer): nothing for L; the appliance
+		// acknowledges it itself once L has everything before it.
+		f.ackOwed = true
+		return
+	}
 	e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
 }
 

@@ -70,6 +70,8 @@ type encDir struct {
 	preFIN       bool
 	genBytes     int64 // bytes sealed under the current generation
 	genStart     int64 // when the current generation started
+	ownedDue     int64 // retransmission time of appliance-owned empty frames
+	ownedRTO     int64
 }
 
 // decDir is the decrypting direction: far side R to inside host L.
@@ -132,6 +134,7 @@ type flow struct {
 	rcv decDir
 
 	lastHostAck int64 // the host ACK L last got from us
+	ackOwed     bool  // an empty frame was consumed: acknowledge it
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }

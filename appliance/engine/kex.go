@@ -273,6 +273,16 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.c.InitRetransmits.Add(1)
 		e.sendInit(now, f, tx[Outside])
 	}
+	if en.ownedDue != 0 && now >= en.ownedDue {
+		e.resendOwned(now, f, tx[Outside])
+	}
+	if f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
+		// Periodic rekey by time on an idle flow: an empty frame carries it.
+		e.maybeRekey(now, f)
+		if f.keys.RekeyPending() {
+			e.sealNew(now, f, nil, false, true, tx[Outside])
+		}
+	}
 	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
 		e.abort(f, tx, "key exchange timeout")
 	}

@@ -25,3 +25,24 @@ func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
 		e.c.RekeysAnswered.Add(1)
 	}
 }
+
+// resendOwned retransmits the empty frames the appliance itself put in the
+// stream (rekey frames: the host never retransmits those), with backoff.
+func (e *Engine) resendOwned(now int64, f *flow, to TxSink) {
+	en := &f.enc
+	pending := false
+	for i := 0; i < en.frames.n; i++ {
+		fr := en.frames.at(i)
+		if fr.n == 0 && !fr.fin {
+			e.sendStored(f, to, fr.w, int(fr.wl), 0x10)
+			e.c.FrameRetransmits.Add(1)
+			pending = true
+		}
+	}
+	if !pending {
+		en.ownedDue = 0
+		return
+	}
+	en.ownedRTO *= 2
+	en.ownedDue = now + en.ownedRTO
+}
