@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// With a cryptopool.Pool the Diffie-Hellman runs off the packet path: host
+// data that arrives before the keys is queued and sent once Tick collects
+// the result; frames that reach G_B before its keys are held, then opened.
+func TestPoolKeyExchangeAndPreKeyQueue(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	mk := func() *gw {
+		e, err := New(Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{cryptopool.AES128GCM}}, Deps{Pool: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &gw{t: t, e: e}
+		g.in, g.out, g.tx = sinks()
+		return g
+	}
+	ga, gb := mk(), mk()
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, o[0])
+	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	gb.push(Outside, o[0])
+	_, o2 := gb.push(Outside, o[1]) // Init1 -> Init2 at once; G_B's keys are computed on the pool
+	init2 := one(t, "Init2", o2)
+	_, o = ga.push(Outside, tcpFrameFrom(init2))
+	one(t, "ACK of Init2", o)
+
+	// a sends before G_A has keys: queued, nothing on the wire.
+	msg := []byte("early data, queued until the keys exist")
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), msg), ga.tx); v != Consumed && v != Forwarded {
+		t.Fatalf("pre-key data: %v", v)
+	}
+	var wire [][]byte
+	wire = append(wire, ga.out.take()...)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(wire) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		_, o := ga.tick(1)
+		wire = append(wire, o...)
+	}
+	if len(wire) != 1 {
+		t.Fatalf("%d wire frames after keys", len(wire))
+	}
+	w := parse(t, wire[0])
+	if len(w.payload) != len(msg)+20 || w.seq != isnA+1+75 {
+		t.Fatalf("queued data on the wire: %+v", w)
+	}
+	var atB [][]byte
+	in, _ := gb.push(Outside, wire[0])
+	atB = append(atB, in...)
+	for len(atB) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		in, _ := gb.tick(1)
+		atB = append(atB, in...)
+	}
+	if len(atB) != 1 || !bytes.Equal(parse(t, atB[0]).payload, msg) {
+		t.Fatalf("b got %d frames", len(atB))
+	}
+	if !flowInfo(t, ga.e).Encrypted || !flowInfo(t, gb.e).Encrypted {
+		t.Fatal("not encrypted")
+	}
+}
