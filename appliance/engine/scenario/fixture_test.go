@@ -3,6 +3,8 @@ package scenario
 import (
 	"bytes"
 	"encoding/binary"
+	"log/slog"
+	"os"
 	"net/netip"
 	"testing"
 	"time"
@@ -356,7 +358,11 @@ func checkInit(t *testing.T, what string, segs []Seg, seq uint32, n int, magic [
 // public-key work inline, which keeps a run fully deterministic.
 func newEngine(t *testing.T, cfg engine.Config, pool *cryptopool.Pool) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(cfg, engine.Deps{Pool: pool})
+	deps := engine.Deps{Pool: pool}
+	if os.Getenv("SCENARIO_LOG") != "" { // engine debug log on stderr, for diagnosis
+		deps.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e, err := engine.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,164 @@
+package scenario
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// TestDataBeforeKeys: a sends data right after its third segment, before
+// Init2 has come back. G_A queues it (DESIGN.md §2: never in the clear,
+// never dropped silently) and sends it framed, right after Init1, once the
+// keys exist; b gets it at its host offset (ENO-37, TC-13).
+func TestDataBeforeKeys(t *testing.T) {
+	f := full(t)
+	w, a := f.w, f.a
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	f.stepACK(t)
+	early := []byte("early MARK data before the keys")
+	w.Host(SideA, a.Data(0, isnB+1, early))
+	w.Run(0)
+	for _, s := range w.Link.Sent(AtoB) {
+		if bytes.Contains(s.Payload, []byte("MARK")) {
+			t.Fatalf("plaintext on the link before the keys: %v", s)
+		}
+	}
+	w.Run(4 * latency)
+	ws := wireStream(t, w, AtoB, isnA)
+	if got := len(ws.Contiguous()); got != init1+len(early)+ovh {
+		t.Fatalf("link carried %d bytes from A, want Init1 and one frame (%d)", got, init1+len(early)+ovh)
+	}
+	st := hostStream(t, w.All[SideB], isnA)
+	if !bytes.Equal(st.Contiguous(), early) {
+		t.Fatalf("b has %q, want %q", st.Contiguous(), early)
+	}
+	f.established(t)
+}
+
+// TestInit2SharedWithFrame: a host-based peer in role B sends Init2 in two
+// segments, the second of which also carries its first frame (TC-7: an
+// Init message may end in the middle of a segment). a gets the frame's data
+// at host offset 0. Both with the public-key work inline and on a pool
+// (the session then completes in a later Tick).
+func TestInit2SharedWithFrame(t *testing.T) {
+	for _, pool := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inline", true: "pool"}[pool], func(t *testing.T) {
+			init2SharedWithFrame(t, newFixture(t, [2]bool{true, false}, pool, nil))
+		})
+	}
+}
+
+func init2SharedWithFrame(t *testing.T, f *fixture) {
+	w, a, b := f.w, f.a, f.b
+	p := NewPeer(tcpcrypt.RoleB, isnA)
+	w.Host(SideA, a.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	syn := one(t, "SYN at the peer", w.TakeFar(SideB))
+	opt, err := p.AnswerSYN(syn.ENO()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SendFar(SideB, b.SYNACK(isnA, LinuxSYNOpts, opt))
+	w.Run(latency)
+	w.Take(SideA)
+	w.Host(SideA, a.ACK(0, isnB+1))
+	w.Run(latency)
+	peerFeed(t, f, p, SideB)
+	if !p.Ready() {
+		t.Fatal("peer has no keys")
+	}
+	rest := append(append([]byte(nil), p.Init[30:]...), p.Seal([]byte("first words from b"), false)...)
+	w.SendFar(SideB, b.Seg(packettest.ACK, b.Seq(0), a.Seq(init1), p.Init[:30], ENOAck))
+	w.SendFar(SideB, b.Seg(packettest.ACK|packettest.PSH, b.Seq(30), a.Seq(init1), rest))
+	w.Run(latency)
+	for _, s := range w.All[SideA] {
+		if s.Has(packettest.RST) {
+			t.Fatalf("G_A aborted the connection: a got %v (counters: %d authentication failures)", s, w.G[SideA].Counters().AuthFailures.Load())
+		}
+	}
+	st := hostStream(t, w.All[SideA], isnB)
+	if string(st.Contiguous()) != "first words from b" {
+		t.Fatalf("a has %q", st.Contiguous())
+	}
+	if g := one2(t, w.Flows(SideA)); !g.Encrypted || g.SessionID != p.Session.ID {
+		t.Fatalf("G_A's flow %+v", g)
+	}
+}
+
+// TestFINWithoutFINp: the far side sends a TCP FIN on a segment that ends
+// no FINp frame (an attacker closing the connection). G_B must not pass an
+// unauthenticated FIN to b (ENO-65, TC-50); it aborts: RST to b and toward
+// the far side (TC-51).
+func TestFINWithoutFINp(t *testing.T) {
+	f := onlyB(t)
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, nil)
+	fr := p.Seal([]byte("not the last frame"), false)
+	w.SendFar(SideA, a.Seg(packettest.ACK|packettest.FIN, a.Seq(int(p.SendOff)-len(fr)), b.Seq(init2), fr))
+	w.Run(2 * latency)
+	var rstB bool
+	for _, s := range w.All[SideB] {
+		if s.Has(packettest.FIN) {
+			t.Fatalf("b got a FIN no FINp frame authenticated: %v", s)
+		}
+		rstB = rstB || s.Has(packettest.RST)
+	}
+	var rstFar bool
+	for _, s := range w.TakeFar(SideA) {
+		rstFar = rstFar || s.Has(packettest.RST)
+	}
+	if !rstB || !rstFar {
+		t.Fatalf("FIN without FINp: RST to b %v, toward the far side %v; want both (TC-51)", rstB, rstFar)
+	}
+}
+
+// TestFINpFromPeer: the far side's FINp frame arrives in a segment with TCP
+// FIN; b gets the data and the FIN together (TC-50, TC-D8).
+func TestFINpFromPeer(t *testing.T) {
+	f := onlyB(t)
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, []int{40})
+	fr := p.Seal([]byte("last words"), true)
+	w.SendFar(SideA, a.Seg(packettest.ACK|packettest.FIN, a.Seq(int(p.SendOff)-len(fr)), b.Seq(init2), fr))
+	w.Run(2 * latency)
+	g := one(t, "data at b", withData(w.Take(SideB)))
+	if !g.Has(packettest.FIN) || string(g.Payload) != "last words" || g.Seq != a.Seq(0) {
+		t.Fatalf("b got %v %q, want \"last words\" with FIN at %d", g, g.Payload, a.Seq(0))
+	}
+}
+
+// TestKeepAlive: after its data is acknowledged, a sends a keep-alive
+// (seq = next-1, no data). It crosses the link at the wire offset next-1,
+// never as a frame (tcpcrypt.md §9), and reaches b in host space; b's
+// answer reaches a.
+func TestKeepAlive(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	f.exchange(t)
+	w, a, b := f.w, f.a, f.b
+	d, r := f.dirs(SideA)
+	n := f.mark(AtoB)
+	w.Host(SideA, a.ACK(d.hostOff-1, b.Seq(r.hostOff)))
+	w.Run(0)
+	s := one(t, "keep-alive on the link", f.sentSince(AtoB, n))
+	if s.Seq != a.Seq(d.wireOff-1) || len(s.Payload) != 0 {
+		t.Fatalf("keep-alive on the link: %v, want seq %d", s, a.Seq(d.wireOff-1))
+	}
+	w.Run(latency)
+	g := one(t, "keep-alive at b", w.Take(SideB))
+	if g.Seq != a.Seq(d.hostOff-1) || len(g.Payload) != 0 {
+		t.Fatalf("keep-alive at b: %v, want seq %d", g, a.Seq(d.hostOff-1))
+	}
+	n = f.mark(BtoA)
+	w.Host(SideB, b.ACK(r.hostOff, a.Seq(d.hostOff)))
+	w.Run(latency)
+	if len(f.sentSince(BtoA, n)) == 0 {
+		t.Fatal("b's answer to the keep-alive was suppressed: a's keep-alive gets no answer")
+	}
+	if got := w.Take(SideA); len(got) == 0 || got[len(got)-1].Ack != a.Seq(d.hostOff) {
+		t.Fatalf("a got %v, want the keep-alive answer acking %d", got, a.Seq(d.hostOff))
+	}
+}
