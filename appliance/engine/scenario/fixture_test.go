@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"log/slog"
-	"os"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
