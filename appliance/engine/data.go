@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -78,7 +79,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
 			return Passthrough
 		}
-		if !e.startKex(now, f) {
+		if f.res != nil {
+			f.role = eno.RoleB
+			e.resume(now, f, tx)
+			if f.state == stDead {
+				return Forwarded
+			}
+		} else if !e.startKex(now, f) {
 			return Passthrough
 		}
 	}

@@ -119,6 +119,8 @@ type flow struct {
 	winL, winR uint16
 	toR, toL   tmpl
 
+	res     *tcpcrypt.Resumption // a secret offered (A) or accepted (B)
+	resBuf  [32]byte
 	kp      *tcpcrypt.KeyPair
 	ini     *tcpcrypt.Initiator
 	rsp     *tcpcrypt.Responder

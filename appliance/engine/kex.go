@@ -289,3 +289,14 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 }
 
 var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
+
+// resume derives the session from the cached secret: no Init messages, both
+// streams start with frames at offset 0 (RFC 8548 §3.5).
+func (e *Engine) resume(now int64, f *flow, tx [2]TxSink) {
+	s, err := f.res.Session(tcpcrypt.Role(f.role))
+	f.res = nil
+	f.state = stKex
+	f.rcv.initDone = true
+	f.enc.initSent = true
+	e.sessionDone(now, f, s, err, tx)
+}

@@ -104,6 +104,15 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		return Passthrough
 	}
 	s := e.settings()
+	var res *tcpcrypt.Resumption
+	if e.deps.Cache != nil {
+		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.offers(rr.TEP) {
+			res = rr
+			s.Offers = resumeOffers(s.Offers, rr)
+		} else if ok {
+			rr.Erase()
+		}
+	}
 	r := room(p)
 	if r > eno.MaxOptionsLen {
 		r = eno.MaxOptionsLen
@@ -111,11 +120,15 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	var opt [eno.MaxOptionsLen]byte
 	n, err := s.PutSYN(opt[:r])
 	if err != nil {
+		if res != nil {
+			res.Erase()
+		}
 		e.c.Fallbacks[FallbackOptionRoom].Add(1)
 		return Passthrough
 	}
 	f := e.newFlow(now, k, pol)
 	f.settings = s
+	f.res = res
 	f.state = stSynSent
 	f.role = eno.RoleA
 	f.localLen = copy(f.local[:], opt[:n])
@@ -207,7 +220,27 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
 	}
 	r := min(room(p), eno.MaxOptionsLen)
 	var opt [eno.MaxOptionsLen]byte
-	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], nil)
+	var choose eno.ChooseFunc
+	if e.deps.Cache != nil {
+		far := f.key.out.Addr()
+		choose = func(tep eno.TEP, peer eno.Suboption, room int) ([]byte, bool) {
+			if f.res != nil || !peer.V() {
+				return nil, true
+			}
+			rr, ok := e.deps.Cache.Accept(far, peer.Byte, peer.Data)
+			if !ok {
+				return nil, true // a fresh offer of that TEP (TC-20..TC-22)
+			}
+			d := rr.AppendSuboption(f.resBuf[:0])[1:]
+			if len(d) > room {
+				rr.Erase()
+				return nil, true
+			}
+			f.res = rr
+			return d, true
+		}
+	}
+	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], choose)
 	if reason != eno.Success {
 		e.kill(f, FallbackNegotiate, reason.String())
 		return Passthrough
@@ -270,8 +303,20 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		f.winR = p.Window()
 		f.toL.set(p)
 		f.enoOut = true
-		if !e.startKex(now, f) {
-			return Consumed
+		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
+			f.role = eno.RoleA
+			e.resume(now, f, tx)
+			if f.state == stDead {
+				return Consumed
+			}
+		} else {
+			if f.res != nil {
+				f.res.Erase() // TC-24: B did not resume; the secret stays used
+				f.res = nil
+			}
+			if !e.startKex(now, f) {
+				return Consumed
+			}
 		}
 	} else if p.Seq() != f.isnR {
 		return e.drop(DropOutOfWindow)
@@ -339,4 +384,27 @@ func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
 	t.finish(buf, hl+len(payload))
 	to.Commit(hl + len(payload))
 	return true
+}
+
+// offers reports whether the configuration offers tep.
+func (e *Engine) offers(tep tcpcrypt.TEP) bool {
+	for _, t := range e.cfg.TEPs {
+		if t == tep {
+			return true
+		}
+	}
+	return false
+}
+
+// resumeOffers puts the resumption suboption first (most preferred) and
+// drops the fresh offer of the same TEP: a TEP may appear once per option.
+func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
+	sub := r.AppendSuboption(nil)
+	out := []eno.Offer{{TEP: eno.TEP(r.TEP), Data: sub[1:]}}
+	for _, o := range fresh {
+		if o.TEP != eno.TEP(r.TEP) {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+func newGWCache(t *testing.T, cfg Config) *gw {
+	cfg.AEADs = []cryptopool.Suite{cryptopool.AES128GCM}
+	e, err := New(cfg, Deps{Cache: tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gw{t: t, e: e}
+	g.in, g.out, g.tx = sinks()
+	return g
+}
+
+// connect runs a handshake from port aPort and returns the first frame a
+// sends as it appears on the wire, plus the two flows.
+func connect(t *testing.T, ga, gb *gw, aPort uint16) (syn segv, wire segv) {
+	a := netip.AddrPortFrom(addrA.Addr(), aPort)
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	syn = one(t, "SYN", o)
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	for _, f := range o {
+		_, back := gb.push(Outside, f)
+		for _, b := range back {
+			_, more := ga.push(Outside, b)
+			for _, m := range more {
+				gb.push(Outside, m)
+			}
+		}
+	}
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	return syn, one(t, "data on the wire", o)
+}
+
+func (s segv) frame() []byte { return tcpFrameFrom(s) }
+
+// A second connection to the same far side resumes (RFC 8548 §3.5): the SYN
+// offers the cached secret (v bit, identifier half, nonce), G_B accepts it,
+// no Init messages are sent and the first frame is at wire offset 0. With
+// NoResumption nothing is offered.
+func TestResumption(t *testing.T) {
+	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	syn1, w1 := connect(t, ga, gb, 40001)
+	hasBytes(t, "first SYN offers fresh", option(syn1.opts, 69), unhex("45042423"))
+	if w1.seq != isnA+1+75 {
+		t.Fatalf("fresh data at %x", w1.seq)
+	}
+	syn2, w2 := connect(t, ga, gb, 40002)
+	o := option(syn2.opts, 69)
+	// 45 len, then 0x24 (X448 fresh), then the length byte and 0xa3 + 9 + 8 bytes.
+	if len(o) < 4 || o[len(o)-18] != 0xa3 {
+		t.Fatalf("second SYN option %x has no resumption suboption", o)
+	}
+	if w2.seq != isnA+1 {
+		t.Fatalf("resumed data at %x, want wire offset 0", w2.seq)
+	}
+	var ids [][33]byte
+	for _, g := range []*gw{ga, gb} {
+		g.e.Flows(func(fi FlowInfo) {
+			if fi.Inside.Port() == 40002 || fi.Outside.Port() == 40002 {
+				if !fi.Resumed || !fi.Encrypted {
+					t.Fatalf("flow not resumed: %+v", fi)
+				}
+				ids = append(ids, fi.SessionID)
+			}
+		})
+	}
+	if len(ids) != 2 || ids[0] != ids[1] || ids[0][0] != 0xa3 {
+		t.Fatalf("resumed session IDs %x", ids)
+	}
+	if ga.e.Counters().Resumed.Load() != 1 || gb.e.Counters().Resumed.Load() != 1 {
+		t.Fatal("resumptions not counted")
+	}
+	// The resumed stream decrypts at G_B.
+	in, _ := gb.push(Outside, w2.frame())
+	if len(in) != 1 || string(parse(t, in[0]).payload) != "data" {
+		t.Fatal("resumed data not delivered")
+	}
+
+	// NoResumption neither offers nor caches (TC-40).
+	gc, gd := newGWCache(t, Config{TEPs: testTEPs, NoResumption: true}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, gc, gd, 40003)
+	syn4, _ := connect(t, gc, gd, 40004)
+	hasBytes(t, "no offer with NoResumption", option(syn4.opts, 69), unhex("45042423"))
+}
