@@ -305,9 +305,15 @@ func (d *demo) scenario() error {
 		d.say("%s: %s", s.node, s.desc)
 	}
 
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section(fmt.Sprintf("HTTP: hA fetches a %d-byte file from hB (encrypted between gwA and gwB)", d.opt.FileSize))
 	httpPortA := d.fetch(b.V4, sum, "encrypted transfer hA→hB: sha256 matches")
 
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section("Held connection: hA keeps an echo connection to hB open (its session ID is compared below)")
 	held, heldTuple, err := d.holdEcho(b.V4)
 	if err != nil {
@@ -317,12 +323,21 @@ func (d *demo) scenario() error {
 		defer held.Stop()
 	}
 
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section(fmt.Sprintf("iperf3 hA→hB for %d s", d.opt.IperfSeconds))
 	d.iperf(b.V4)
 
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section("Far host: hA fetches the same file from hF, which has no appliance (stays plain TCP)")
 	farPort := d.fetch(f.V4, sum, "plain transfer hA→hF: sha256 matches")
 
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section("What the appliances report")
 	viewsA, viewsB := d.showFlows()
 	if heldTuple.IsValid() {
@@ -342,6 +357,9 @@ func (d *demo) scenario() error {
 		held.Stop()
 	}
 	time.Sleep(300 * time.Millisecond) // let the last segments reach the capture
+	if err := d.ctx.Err(); err != nil {
+		return err
+	}
 	d.section("The untrusted link")
 	if _, err := capture.Stop(); err != nil {
 		d.expect("capture", err)
