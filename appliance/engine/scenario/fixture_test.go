@@ -54,6 +54,13 @@ func testConfig() engine.Config {
 // waits for it) instead of inline.
 func newFixture(t *testing.T, engines [2]bool, withPool bool, mod func(s Side, c *engine.Config)) *fixture {
 	t.Helper()
+	return newFixtureCache(t, engines, withPool, false, mod)
+}
+
+// newFixtureCache is newFixture with, if withCache, a resumption cache per
+// engine (tcpcrypt.Cache keyed by the far side's address).
+func newFixtureCache(t *testing.T, engines [2]bool, withPool, withCache bool, mod func(s Side, c *engine.Config)) *fixture {
+	t.Helper()
 	var pool *cryptopool.Pool
 	if withPool {
 		var err error
@@ -71,7 +78,11 @@ func newFixture(t *testing.T, engines [2]bool, withPool bool, mod func(s Side, c
 		if mod != nil {
 			mod(Side(s), &cfg)
 		}
-		w.G[s] = newEngine(t, cfg, pool)
+		var cache *tcpcrypt.Cache[netip.Addr]
+		if withCache {
+			cache = tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{})
+		}
+		w.G[s] = newEngine(t, cfg, pool, cache)
 	}
 	a := &Host{Addr: netip.AddrPortFrom(packettest.HostA4, 40000), Peer: netip.AddrPortFrom(packettest.HostB4, 80), ISN: isnA}
 	b := &Host{Addr: a.Peer, Peer: a.Addr, ISN: isnB}
@@ -356,9 +367,9 @@ func checkInit(t *testing.T, what string, segs []Seg, seq uint32, n int, magic [
 
 // newEngine builds one engine. pool may be nil: the engine then does its
 // public-key work inline, which keeps a run fully deterministic.
-func newEngine(t *testing.T, cfg engine.Config, pool *cryptopool.Pool) *engine.Engine {
+func newEngine(t *testing.T, cfg engine.Config, pool *cryptopool.Pool, cache *tcpcrypt.Cache[netip.Addr]) *engine.Engine {
 	t.Helper()
-	deps := engine.Deps{Pool: pool}
+	deps := engine.Deps{Pool: pool, Cache: cache}
 	if os.Getenv("SCENARIO_LOG") != "" { // engine debug log on stderr, for diagnosis
 		deps.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
