@@ -116,16 +116,17 @@
     for (const f of flows) {
       const tr = document.createElement("tr");
       const enc = !!pick(f, "encrypted");
-      tr.className = enc ? "encrypted" : "plain";
+      const why = pick(f, "fallback_reason", "reason");
+      // No reason and not encrypted: the handshake has not finished yet.
+      tr.className = enc ? "encrypted" : why ? "plain" : "pending";
       const id = pick(f, "id");
       if (id !== undefined) tr.dataset.flowId = String(id);
       cell(tr, endpoint(f, "inside"), "tuple");
       cell(tr, endpoint(f, "outside"), "tuple");
       cell(tr, pick(f, "state"));
-      const why = pick(f, "fallback_reason", "reason");
-      cell(tr, enc ? "yes" : "no" + (why ? ": " + why : ""), "encflag");
+      cell(tr, enc ? "yes" : why ? "no: " + why : "not yet (negotiating)", "encflag");
       cell(tr, pick(f, "role"));
-      cell(tr, enc ? tepName(pick(f, "tep", "tep_name")) : "–");
+      cell(tr, enc ? tepName(pick(f, "tep", "tep_name")) + (typeof pick(f, "tep") === "string" && pick(f, "resumed") ? " (resumed)" : "") : "–");
       cell(tr, enc ? pick(f, "aead") : "–");
       const sid = pick(f, "session_id");
       const td = cell(tr, enc ? sid : "–", "sid");

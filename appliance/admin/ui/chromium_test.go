@@ -1,9 +1,9 @@
-package ui
+package ui_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/hex"
 	"image"
 	"image/color"
 	"image/png"
@@ -14,78 +14,58 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/admin/admintest"
+	"github.com/tcpinc/tcpinc/appliance/admin/ui"
 )
 
-// Fixture values the page must show.
-const (
-	fixtureSessionID = "23" + "6b1f0c2d3e4f5a6b7c8d9eafb0c1d2e3f405162738495a6b7c8d9eafb0c1d2e3"
-	fixtureXSS       = `<img src=x onerror="document.title='pwned'">`
-)
+// fixtureXSS is a fallback reason with markup in it: the page must show it
+// as text.
+const fixtureXSS = `<img src=x onerror="document.title='pwned'">`
 
-// fixtureAPI serves /ui/ (the real Handler) and the admin API's two routes
-// the page polls, with counters that grow at every poll so the plots have
-// something to draw.
-type fixtureAPI struct {
-	mu    sync.Mutex
-	polls int
-}
-
-func (f *fixtureAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var doc any
-	switch r.URL.Path {
-	case "/api/v1/status":
-		// The shape of admin.StatusDoc.
-		f.polls++
-		n := uint64(f.polls)
-		doc = map[string]any{
-			"version":         "v0.0.0-fixture",
-			"uptime_seconds":  3725.5,
-			"aead_preference": []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
-			"ports": []map[string]any{
-				{"name": "inside", "interface": "in", "xdp_mode": "native", "bind_mode": "copy", "queues": 1, "cpus": []int{}},
-				{"name": "outside", "interface": "out", "xdp_mode": "native", "bind_mode": "copy", "queues": 1, "cpus": []int{}},
-			},
-			"flows": map[string]any{"total": 2, "encrypted": 1},
-			"counters": map[string]any{
-				"paths": map[string]any{
-					"engine":      map[string]any{"frames": 1000 * n, "bytes": (3 << 20) * n},
-					"fast":        map[string]any{"frames": 100 * n, "bytes": (1 << 19) * n},
-					"passthrough": map[string]any{"frames": 10 * n, "bytes": 1000 * n},
-				},
-				"handshakes": map[string]any{"encrypted": 20 * n, "fallback": 5 * n},
-				"fallbacks":  map[string]any{"no_eno": 5 * n},
-			},
+// apiServer is the real admin API server over admintest's fixture Source,
+// with the status page mounted at ui.Prefix as the daemon mounts it. Every
+// status poll moves the fixture's counters by fixed steps, so the page's
+// rates are known: per poll, 3 MiB through the engine, 512 KiB + 1000 bytes
+// on the plain paths, 20 encrypted handshakes and 5 others.
+func apiServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	fx := admintest.New()
+	var flows []admin.FlowInfo
+	fx.Flows(func(f admin.FlowInfo) bool {
+		if f.ID == 12 { // the fallen-back flow
+			f.FallbackReason += " " + fixtureXSS
 		}
-	case "/api/v1/flows":
-		// The shape of admin.FlowsPage.
-		doc = map[string]any{
-			"total": 2,
-			"flows": []map[string]any{
-				{
-					"id": "7", "inside": "10.77.1.2:40112", "outside": "10.77.2.2:8080", "state": "established",
-					"encrypted": true, "role": "A", "tep": "x25519", "aead": "aes128gcm",
-					"session_id": fixtureSessionID, "key_generation": 2, "resumed": false,
-					"bytes_in": 12 << 20, "bytes_out": 4096, "packets_in": 9000, "packets_out": 4000,
-					"started": "2026-01-01T00:00:00Z", "age_seconds": 12.5,
-				},
-				{
-					"id": "9", "inside": "[fd00:77:1::2]:40200", "outside": "[fd00:77:3::2]:5201", "state": "passthrough",
-					"encrypted": false, "fallback_reason": "no_eno_in_synack " + fixtureXSS, "key_generation": 0,
-					"bytes_in": 100000, "bytes_out": 2000, "started": "2026-01-01T00:00:09Z", "age_seconds": 3,
-				},
-			},
-		}
-	default:
-		Handler().ServeHTTP(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(doc)
+		flows = append(flows, f)
+		return true
+	})
+	fx.SetFlows(flows)
+	api := admin.NewServer(fx, admin.Options{Now: func() time.Time { return admintest.Now }})
+	mux := http.NewServeMux()
+	mux.Handle(ui.Prefix, ui.Handler())
+	mux.HandleFunc("/api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		fx.UpdateCounters(func(c *admin.Counters) {
+			step := func(path string, b uint64) {
+				p := c.Paths[path]
+				p.Bytes += b
+				c.Paths[path] = p
+			}
+			step("engine", 3<<20)
+			step("fast", 1<<19)
+			step("passthrough", 1000)
+			c.Handshakes["encrypted"] += 20
+			c.Handshakes["fallback"] += 4
+			c.Handshakes["failed"]++
+		})
+		api.Handler().ServeHTTP(w, r)
+	})
+	mux.Handle("/", api.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // chromium finds Debian's chromium; CI installs it (.ci/run). The test skips
@@ -133,26 +113,30 @@ func headless(t *testing.T, bin, url string, extra ...string) []byte {
 // of the screenshot).
 func TestStatusPageInChromium(t *testing.T) {
 	bin := chromium(t)
-	srv := httptest.NewServer(&fixtureAPI{})
-	defer srv.Close()
-	url := srv.URL + Prefix + "?interval=500"
+	srv := apiServer(t)
+	url := srv.URL + ui.Prefix + "?interval=500"
+	fresh := hex.EncodeToString(admintest.SessionFresh[:])
+	resumed := hex.EncodeToString(admintest.SessionResumed[:])
 
 	dom := string(headless(t, bin, url, "--dump-dom"))
 	for _, want := range []string{
-		fixtureSessionID,               // the session ID of the encrypted flow
-		`data-flow-id="7"`,             // one row per flow
-		`data-flow-id="9"`,             // ...
-		"10.77.1.2:40112",              // the tuple
-		"[fd00:77:3::2]:5201",          //
-		"aes128gcm",                    // AEAD
-		">x25519<",                     // TEP
-		"no: no_eno_in_synack &lt;img", // why not encrypted, escaped
-		`data-state="ok"`,              // the poll succeeded
-		"v0.0.0-fixture",               // status summary
-		"1h 2m",                        // uptime 3725 s
-		`<td class="encflag">yes</td>`, // encrypted yes
-		`id="s-encrypted">1<`,          // one encrypted flow
-		`<td class="num">2</td>`,       // key generation
+		fresh,                                // session IDs of the encrypted flows
+		resumed,                              //
+		`data-flow-id="7"`,                   // one row per flow
+		`data-flow-id="1152921504606846976"`, // (1<<60: IDs are strings, exact)
+		"10.1.0.2:43122",                     // tuples
+		"[2001:db8::53]:53",                  //
+		">aes128gcm<",                        // AEAD
+		">x25519<",                           // TEP
+		">x25519 (resumed)<",                 // resumed flow
+		"no: no_eno_in_synack &lt;img",       // why not encrypted, as text
+		"no: policy_bypass",                  //
+		`data-state="ok"`,                    // the polls succeeded
+		"v0.5.0-test",                        // status summary
+		"2h 3m",                              // uptime
+		`<td class="encflag">yes</td>`,       // encrypted yes
+		`id="s-flows">5<`,                    // flow totals from the status
+		`id="s-encrypted">2<`,                //
 		"now 50 Mbit/s encrypted, 8.4 Mbit/s plain", // rates from the path counters
 		"now 40/s encrypted, 10/s other",            // and the handshake counters
 	} {
@@ -163,8 +147,8 @@ func TestStatusPageInChromium(t *testing.T) {
 	if strings.Contains(dom, "<img") || !strings.Contains(dom, "<title>tcpinc appliance</title>") {
 		t.Errorf("the fallback reason was inserted as markup:\n%s", dom)
 	}
-	if n := len(regexp.MustCompile(`<tr class="(encrypted|plain)"`).FindAllString(dom, -1)); n != 2 {
-		t.Errorf("%d flow rows, want 2", n)
+	if n := len(regexp.MustCompile(`<tr class="(encrypted|plain|pending)"`).FindAllString(dom, -1)); n != 5 {
+		t.Errorf("%d flow rows, want 5", n)
 	}
 	if t.Failed() {
 		t.Logf("DOM:\n%s", dom)
