@@ -207,7 +207,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if s == top-1 && en.ackH == top {
 			return e.keepAliveToR(f, p, ackW, tx[Outside])
 		}
-		if ackW == d.lastAckW && win == d.lastWin && !d.answer && !f.enoOut {
+		if ackW == d.lastAckW && win == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
 			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
 			return Consumed
 		}
@@ -268,10 +268,25 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	} else {
 		e.opts.ts(f.tsL, f.tsR)
 	}
+	d := &f.rcv
+	if si != nil && si.nsack > 0 {
+		// L's SACK blocks (it lost a segment we delivered): whole frames,
+		// in wire space, so R's appliance or host sees what L holds.
+		var blocks [4][2]uint32
+		nb := 0
+		for i := 0; i < si.nsack; i++ {
+			a := unwrap(si.sack[i][0], f.isnR, d.ackH)
+			b := unwrap(si.sack[i][1], f.isnR, d.ackH)
+			if wa, wb, ok := d.wireBlock(a, b); ok {
+				blocks[nb] = [2]uint32{wrap(f.isnR, wa), wrap(f.isnR, wb)}
+				nb++
+			}
+		}
+		e.opts.sack(blocks[:nb])
+	}
 	if f.enoOut {
 		e.opts.eno()
 	}
-	d := &f.rcv
 	ack := d.ackW
 	if d.finW >= 0 && d.ackH > d.finH {
 		ack = d.finW + 1
@@ -590,6 +605,26 @@ func (en *encDir) hostBlock(a, b int64) (int64, int64, bool) {
 	return ha, hb, ha >= 0 && hb > ha
 }
 
+// wireBlock translates a host SACK block to the wire bytes of the whole
+// delivered frames inside it.
+func (d *decDir) wireBlock(a, b int64) (int64, int64, bool) {
+	wa, wb := int64(-1), int64(-1)
+	for i := 0; i < d.frames.n; i++ {
+		fr := d.frames.at(i)
+		if fr.h < a || (fr.n == 0 && fr.h == a && wa < 0) {
+			continue
+		}
+		if fr.h+int64(fr.n) > b {
+			break
+		}
+		if wa < 0 {
+			wa = fr.w
+		}
+		wb = fr.w + int64(fr.wl)
+	}
+	return wa, wb, wa >= 0 && wb > wa
+}
+
 // hold keeps wire bytes [w, w+len(data)) for later (bounded).
 func (e *Engine) hold(f *flow, w int64, data []byte) bool {
 	d := &f.rcv
@@ -660,7 +695,9 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 			return used, err
 		}
 		if done {
+			f.consuming = true
 			e.initDone(now, f, tx)
+			f.consuming = false
 			if f.state == stDead {
 				return used, nil
 			}

@@ -137,6 +137,8 @@ type flow struct {
 
 	lastHostAck int64 // the host ACK L last got from us
 	ackOwed     bool  // an empty frame was consumed: acknowledge it
+	consuming   bool  // inside consume: sessionDone must not drain
+
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }
@@ -147,6 +149,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	f.enc.finH, f.enc.finW = -1, -1
 	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
 	f.mssL, f.mssR = 536, 536
+	f.lastHostAck = -1 // L has had no ACK from us yet
 	if k.in.Addr().Is6() {
 		f.mssL, f.mssR = 1220, 1220
 	}

@@ -222,7 +222,11 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 		e.deps.Cache.Store(f.key.out.Addr(), s)
 	}
 	e.flushPreKey(now, f, tx)
-	e.drain(now, f, tx)
+	if !f.consuming {
+		// Called from poll: frames may be waiting in the reassembly buffer.
+		// (From inside consume, the caller goes on feeding them itself.)
+		e.drain(now, f, tx)
+	}
 }
 
 // abort resets both hosts (the connection cannot continue safely: a frame
