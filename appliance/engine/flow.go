@@ -139,7 +139,6 @@ type flow struct {
 	ackOwed     bool  // an empty frame was consumed: acknowledge it
 	consuming   bool  // inside consume: sessionDone must not drain
 
-
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }
 
