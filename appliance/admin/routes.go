@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tcpinc/tcpinc/appliance/admin/ui"
 )
 
 // route is one entry of the handler table. Paths use net/http's pattern
@@ -20,26 +22,33 @@ type route struct {
 	method string
 	path   string
 	public bool // served without the bearer token
-	handle func(*Server, http.ResponseWriter, *http.Request)
+	// query lists the query parameters the route takes; any other is a
+	// 400 naming it. nil with free: the handler reads what it wants (pprof).
+	query  []string
+	free   bool
+	handle func(*Server, http.ResponseWriter, *http.Request, url.Values)
 }
 
 var routes = []route{
-	{"GET", "/healthz", true, (*Server).healthz},
-	{"GET", "/api/v1/status", false, (*Server).status},
-	{"GET", "/api/v1/flows", false, (*Server).flows},
-	{"GET", "/api/v1/flows/{id}", false, (*Server).flow},
-	{"GET", "/api/v1/sessions", false, (*Server).session},
-	{"GET", "/api/v1/config", false, (*Server).getConfig},
-	{"PUT", "/api/v1/config", false, (*Server).putConfig},
-	{"POST", "/api/v1/cache/flush", false, (*Server).flushCache},
-	{"GET", "/metrics", false, (*Server).metrics},
-	{"GET", "/debug/pprof/", false, (*Server).pprofIndex},
-	{"GET", "/debug/pprof/{profile}", false, (*Server).pprofProfile},
+	{method: "GET", path: "/healthz", public: true, handle: (*Server).healthz},
+	{method: "GET", path: "/api/v1/status", handle: (*Server).status},
+	{method: "GET", path: "/api/v1/flows", query: []string{"encrypted", "state", "address", "port", "limit", "cursor"}, handle: (*Server).flows},
+	{method: "GET", path: "/api/v1/flows/{id}", handle: (*Server).flow},
+	{method: "GET", path: "/api/v1/sessions", query: []string{"src", "sport", "dst", "dport"}, handle: (*Server).session},
+	{method: "GET", path: "/api/v1/config", handle: (*Server).getConfig},
+	{method: "PUT", path: "/api/v1/config", handle: (*Server).putConfig},
+	{method: "POST", path: "/api/v1/cache/flush", handle: (*Server).flushCache},
+	{method: "GET", path: "/metrics", free: true, handle: (*Server).metrics},
+	{method: "GET", path: "/debug/pprof/", free: true, handle: (*Server).pprofIndex},
+	{method: "GET", path: "/debug/pprof/{profile}", free: true, handle: (*Server).pprofProfile},
+	// The status page: static assets only (the data comes from the API with
+	// the token), so a browser can load it without an Authorization header.
+	{method: "GET", path: ui.Prefix, public: true, free: true, handle: (*Server).statusPage},
 }
 
 // query returns r's query parameters after checking that each is one of
 // allowed and appears at most once; otherwise it writes a 400 naming it.
-func query(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, bool) {
+func query(w http.ResponseWriter, r *http.Request, allowed []string) (url.Values, bool) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "malformed query string: "+err.Error(), "")
@@ -47,7 +56,11 @@ func query(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Value
 	}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(allowed, k) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (allowed: %s)", k, strings.Join(allowed, ", ")), k)
+			msg := fmt.Sprintf("unknown query parameter %q", k)
+			if len(allowed) > 0 {
+				msg += " (allowed: " + strings.Join(allowed, ", ") + ")"
+			}
+			writeError(w, http.StatusBadRequest, msg, k)
 			return nil, false
 		}
 		if len(q[k]) > 1 {
@@ -58,14 +71,11 @@ func query(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Value
 	return q, true
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, q url.Values) {
 	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
+func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 	st := s.src.Status()
 	c := s.src.Counters()
 	cfg := s.src.Config()
@@ -142,11 +152,7 @@ func (f *flowFilter) match(fi *FlowInfo) bool {
 	return true
 }
 
-func (s *Server) flows(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "encrypted", "state", "address", "port", "limit", "cursor")
-	if !ok {
-		return
-	}
+func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 	var f flowFilter
 	if v := q.Get("encrypted"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -254,10 +260,7 @@ func parsePort(v string) (uint16, error) {
 	return uint16(n), nil
 }
 
-func (s *Server) flow(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
+func (s *Server) flow(w http.ResponseWriter, r *http.Request, q url.Values) {
 	v := r.PathValue("id")
 	id, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
@@ -283,11 +286,7 @@ func (s *Server) flow(w http.ResponseWriter, r *http.Request) {
 // connection's src socket. There is no empty success: a connection the
 // appliance does not track is a 404, and one without a session ID (not
 // encrypted, or still negotiating) is a 409 (ENO-73; api.md §6).
-func (s *Server) session(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "src", "sport", "dst", "dport")
-	if !ok {
-		return
-	}
+func (s *Server) session(w http.ResponseWriter, r *http.Request, q url.Values) {
 	var ends [2]netip.AddrPort
 	for i, names := range [2][2]string{{"src", "sport"}, {"dst", "dport"}} {
 		a, p := q.Get(names[0]), q.Get(names[1])
@@ -374,20 +373,14 @@ func roleOf(f *FlowInfo, ep netip.AddrPort) (byte, bool) {
 	return r, true
 }
 
-func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request, q url.Values) {
 	writeJSON(w, http.StatusOK, s.src.Config())
 }
 
 // putConfig decodes the body over the running config (fields left out keep
 // their values; lists are replaced whole), validates the result and hands
 // it to the Source, which applies all of it or nothing.
-func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, q url.Values) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -421,10 +414,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 
 // flushCache is TCP_CRYPT_CACHE_FLUSH for the appliance: drop the cached
 // resumption state of one far side or of all (RFC 8548 §3.5, TC-41).
-func (s *Server) flushCache(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r); !ok {
-		return
-	}
+func (s *Server) flushCache(w http.ResponseWriter, r *http.Request, q url.Values) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -459,13 +449,19 @@ func (s *Server) flushCache(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, q url.Values) {
 	s.promHandler.ServeHTTP(w, r)
 }
 
-func (s *Server) pprofIndex(w http.ResponseWriter, r *http.Request) { pprof.Index(w, r) }
+var uiHandler = ui.Handler()
 
-func (s *Server) pprofProfile(w http.ResponseWriter, r *http.Request) {
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, _ url.Values) {
+	uiHandler.ServeHTTP(w, r)
+}
+
+func (s *Server) pprofIndex(w http.ResponseWriter, r *http.Request, q url.Values) { pprof.Index(w, r) }
+
+func (s *Server) pprofProfile(w http.ResponseWriter, r *http.Request, q url.Values) {
 	switch r.PathValue("profile") {
 	case "cmdline":
 		pprof.Cmdline(w, r)

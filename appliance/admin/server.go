@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -100,7 +101,13 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen %q: want host:port or unix:/path", addr)
 	}
-	if host != "localhost" {
+	switch host {
+	case "localhost":
+	case "": // every interface
+		if !s.hasToken {
+			return nil, fmt.Errorf("%w (listen %q: all interfaces)", ErrTokenRequired, addr)
+		}
+	default:
 		ip, err := netip.ParseAddr(host)
 		if err != nil {
 			return nil, fmt.Errorf("admin: listen %q: host must be an IP address, localhost or unix:/path", addr)
@@ -209,7 +216,13 @@ func (s *Server) buildMux() http.Handler {
 			if !rt.public && !s.authorized(w, r) {
 				return
 			}
-			rt.handle(s, w, r)
+			var q url.Values
+			if !rt.free {
+				if q, ok = query(w, r, rt.query); !ok {
+					return
+				}
+			}
+			rt.handle(s, w, r, q)
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

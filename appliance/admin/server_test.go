@@ -538,9 +538,12 @@ func TestToken(t *testing.T) {
 			t.Errorf("%s with token: %d %s", path, r.status, r.body)
 		}
 	}
-	// Health checks need no token.
+	// Health checks and the status page's static assets need no token.
 	if r := e.call(t, "GET", "/healthz", ""); r.status != 200 {
 		t.Errorf("healthz: %d", r.status)
+	}
+	if r := e.call(t, "GET", "/ui/", ""); r.status != 200 || !strings.Contains(string(r.body), "<html") {
+		t.Errorf("/ui/: %d", r.status)
 	}
 	// No change without the right token.
 	e.call(t, "PUT", "/api/v1/config", `{"default_policy":"bypass"}`, "Authorization", "Bearer s3cre").wantError(t, 401, "")

@@ -1,0 +1,176 @@
+package admin_test
+
+import (
+	"bytes"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tcpinc/tcpinc/appliance/admin"
+)
+
+// scrape GETs /metrics and parses the text exposition.
+func scrape(t *testing.T, e *env) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := e.call(t, "GET", "/metrics", "")
+	if r.status != 200 {
+		t.Fatalf("/metrics: %d %s", r.status, r.body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the sample of family name whose labels are exactly kv
+// (name, value pairs); ok is false when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, kv ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		if len(m.Label) != len(kv)/2 {
+			continue
+		}
+		for _, l := range m.Label {
+			found := false
+			for i := 0; i+1 < len(kv); i += 2 {
+				if l.GetName() == kv[i] && l.GetValue() == kv[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+type sample struct {
+	name   string
+	labels []string
+	want   float64
+	typ    dto.MetricType
+}
+
+func TestMetricsFollowCounters(t *testing.T) {
+	e := newEnv(t, "")
+	C, G := dto.MetricType_COUNTER, dto.MetricType_GAUGE
+	samples := []sample{
+		{"tcpinc_build_info", []string{"version", "v0.5.0-test"}, 1, G},
+		{"tcpinc_port_frames_total", []string{"port", "inside", "direction", "rx"}, 1001, C},
+		{"tcpinc_port_bytes_total", []string{"port", "outside", "direction", "tx"}, 1_500_004, C},
+		{"tcpinc_path_frames_total", []string{"path", "fast"}, 5000, C},
+		{"tcpinc_path_bytes_total", []string{"path", "engine"}, 2_000_000, C},
+		{"tcpinc_path_frames_total", []string{"path", "passthrough"}, 200, C},
+		{"tcpinc_flows", []string{"state", "established"}, 4, G},
+		{"tcpinc_flows", []string{"state", "syn_sent"}, 1, G},
+		{"tcpinc_handshakes_total", []string{"result", "encrypted"}, 41, C},
+		{"tcpinc_handshakes_total", []string{"result", "failed"}, 2, C},
+		{"tcpinc_fallbacks_total", []string{"reason", "no_eno_in_synack"}, 15, C},
+		{"tcpinc_drops_total", []string{"reason", "no_tx_frame"}, 3, C},
+		{"tcpinc_auth_failures_total", nil, 1, C},
+		{"tcpinc_rekeys_total", nil, 5, C},
+		{"tcpinc_resumptions_total", nil, 11, C},
+		{"tcpinc_init_retransmissions_total", nil, 4, C},
+		{"tcpinc_dup_acks_originated_total", nil, 6, C},
+		{"tcpinc_frames_sealed_total", nil, 900, C},
+		{"tcpinc_frames_opened_total", nil, 880, C},
+		{"tcpinc_resumption_cache_entries", nil, 3, G},
+		{"tcpinc_ring_used_slots", []string{"port", "outside", "queue", "1", "ring", "fill"}, 2000, G},
+		{"tcpinc_ring_size_slots", []string{"port", "inside", "queue", "0", "ring", "rx"}, 2048, G},
+		{"tcpinc_queue_bytes", []string{"worker", "0", "queue", "retransmit"}, 65536, G},
+		{"tcpinc_queue_capacity_bytes", []string{"worker", "0", "queue", "retransmit"}, 1 << 20, G},
+		{"tcpinc_worker_busy_seconds_total", []string{"worker", "0"}, 12.5, C},
+		{"tcpinc_worker_busy_ratio", []string{"worker", "1"}, 0.0625, G},
+	}
+	fams := scrape(t, e)
+	for _, s := range samples {
+		got, ok := value(fams, s.name, s.labels...)
+		if !ok {
+			t.Errorf("%s%v: missing", s.name, s.labels)
+			continue
+		}
+		if got != s.want {
+			t.Errorf("%s%v = %v, want %v", s.name, s.labels, got, s.want)
+		}
+		if typ := fams[s.name].GetType(); typ != s.typ {
+			t.Errorf("%s is a %v, want %v", s.name, typ, s.typ)
+		}
+	}
+
+	// The counters move: the next scrape reads a new snapshot.
+	e.fix.UpdateCounters(func(c *admin.Counters) {
+		c.Ports[0].Frames += 10
+		c.Handshakes["encrypted"]++
+		c.AuthFailures += 2
+		c.FlowsByState["closing"] = 1
+	})
+	fams = scrape(t, e)
+	for _, s := range []sample{
+		{"tcpinc_port_frames_total", []string{"port", "inside", "direction", "rx"}, 1011, C},
+		{"tcpinc_handshakes_total", []string{"result", "encrypted"}, 42, C},
+		{"tcpinc_auth_failures_total", nil, 3, C},
+		{"tcpinc_flows", []string{"state", "closing"}, 1, G},
+	} {
+		if got, _ := value(fams, s.name, s.labels...); got != s.want {
+			t.Errorf("after update: %s%v = %v, want %v", s.name, s.labels, got, s.want)
+		}
+	}
+}
+
+// TestMetricsConventions runs promlint over every tcpinc_ family: _total
+// only on counters, base units, help text.
+func TestMetricsConventions(t *testing.T) {
+	e := newEnv(t, "")
+	problems, err := testutil.GatherAndLint(e.srv.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "tcpinc_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+	fams := scrape(t, e)
+	var names []string
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "tcpinc_") {
+			continue
+		}
+		names = append(names, name)
+		isCounter := f.GetType() == dto.MetricType_COUNTER
+		if isCounter != strings.HasSuffix(name, "_total") {
+			t.Errorf("%s: type %v and _total suffix disagree", name, f.GetType())
+		}
+		if f.GetHelp() == "" {
+			t.Errorf("%s: no help", name)
+		}
+	}
+	sort.Strings(names)
+	if len(names) != 23 {
+		t.Errorf("%d tcpinc families, want 23: %v", len(names), names)
+	}
+	// The Go runtime and process collectors are there too.
+	if fams["go_goroutines"] == nil {
+		t.Errorf("no go_goroutines")
+	}
+}
