@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -100,7 +101,9 @@ func (w *World) route(s Side, toHost, toLink [][]byte) {
 	w.T.Helper()
 	for _, f := range toHost {
 		g, err := ParseFrame(f)
-		if err != nil {
+		if errors.Is(err, ErrNotTCP) {
+			g = Seg{Raw: f} // ICMP and other non-TCP frames: tests read Raw
+		} else if err != nil {
 			w.T.Errorf("side %d: engine sent its host a bad frame: %v", s, err)
 			continue
 		}
@@ -108,7 +111,7 @@ func (w *World) route(s Side, toHost, toLink [][]byte) {
 		w.All[s] = append(w.All[s], g)
 	}
 	for _, f := range toLink {
-		if _, err := ParseFrame(f); err != nil {
+		if _, err := ParseFrame(f); err != nil && !errors.Is(err, ErrNotTCP) {
 			w.T.Errorf("side %d: engine sent the link a bad frame: %v", s, err)
 		}
 		w.Link.Send(w.Now, dirFrom(s), f)
