@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -205,5 +206,76 @@ func TestPacketTooBig(t *testing.T) {
 	qseq := binary.BigEndian.Uint32(q[int(q[0]&15)*4+4:])
 	if qseq != a.Seq(300) {
 		t.Fatalf("quoted sequence number %d, want host %d (wire %d)", qseq, a.Seq(300), wire.Seq)
+	}
+}
+
+// TestInitRetransmitBackoff: Init1 never gets through. G_A retransmits it
+// with exponential backoff (initial RTO 200 ms, doubled each time), the
+// same bytes each time (TC-45), and after InitTries gives up with RST to
+// both sides (engine contract, tcpcrypt.md §3.4 abort).
+func TestInitRetransmitBackoff(t *testing.T) {
+	f := full(t)
+	w := f.w
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
+	f.stepACK(t)
+	start := w.Now
+	w.Run(40 * time.Second)
+	var at []int64
+	for _, e := range w.Link.Log {
+		if e.Dir == AtoB && len(e.Seg.Payload) > 0 && e.Seg.Seq == isnA+1 {
+			at = append(at, e.At-start)
+		}
+	}
+	if len(at) < 3 || len(at) > 7 {
+		t.Fatalf("Init1 sent %d times, want the first and at most 6 tries", len(at))
+	}
+	for i := 2; i < len(at); i++ {
+		d1, d2 := at[i-1]-at[i-2], at[i]-at[i-1]
+		if d2 < 2*d1-int64(2*time.Millisecond) || d2 > 2*d1+int64(2*time.Millisecond) {
+			t.Fatalf("Init1 sent at %v (ns after the first): intervals do not double", at)
+		}
+	}
+	if d := at[1] - at[0]; d < int64(190*time.Millisecond) || d > int64(210*time.Millisecond) {
+		t.Fatalf("first retransmission after %v, want 200 ms", time.Duration(d))
+	}
+	wireStream(t, w, AtoB, isnA)
+	var rstA bool
+	for _, s := range w.All[SideA] {
+		rstA = rstA || s.Has(packettest.RST)
+	}
+	var rstWire bool
+	for _, s := range w.Link.Sent(AtoB) {
+		rstWire = rstWire || s.Has(packettest.RST)
+	}
+	if !rstA || !rstWire {
+		t.Fatalf("after the last try: RST to a %v, on the link %v; want both", rstA, rstWire)
+	}
+}
+
+// TestURGStripped: the engine does not generate URGp (tcpcrypt.md §7
+// recommendation): a's urgent data goes on as normal data, the URG flag
+// does not cross the link, b gets the bytes, and the engine counts it.
+func TestURGStripped(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a := f.w, f.a
+	seg := a.Seg(packettest.ACK|packettest.PSH|0x20, a.Seq(0), isnB+1, []byte("urgent!"))
+	seg[14+20+18], seg[14+20+19] = 0, 7 // urgent pointer
+	FixChecksums(seg)
+	n := f.mark(AtoB)
+	w.Host(SideA, seg)
+	w.Run(latency)
+	for _, s := range f.sentSince(AtoB, n) {
+		if s.Flags&0x20 != 0 {
+			t.Fatalf("URG crossed the link: %v", s)
+		}
+	}
+	if st := hostStream(t, w.All[SideB], isnA); string(st.Contiguous()) != "urgent!" {
+		t.Fatalf("b has %q", st.Contiguous())
+	}
+	if w.G[SideA].Counters().URGStripped.Load() != 1 {
+		t.Fatal("URG not counted")
 	}
 }
