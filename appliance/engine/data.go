@@ -193,6 +193,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagACK != 0 {
 		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
 	}
+	e.closeCheck(now, f)
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH
@@ -741,8 +742,13 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
 	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
 	d.frames.push(rec)
-	if d.plain.reserve(d.ackH, d.nextH, d.nextH+int64(len(fr.Data))) {
+	if d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data))) {
 		d.plain.write(d.nextH, fr.Data)
+	} else {
+		// Over the cap: these bytes cannot be re-delivered. Never send
+		// what the ring does not hold.
+		d.plainFrom = d.nextH + int64(len(fr.Data))
+		e.c.Drops[DropDeliverFull].Add(1)
 	}
 	d.nextH += int64(len(fr.Data))
 	if fr.FIN {
@@ -806,6 +812,9 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 			continue
 		}
 		lo := max(fr.h, d.ackH)
+		if lo < d.plainFrom {
+			continue
+		}
 		n := fr.h + int64(fr.n) - lo
 		buf := e.scratch[:n]
 		d.plain.read(buf, lo)

@@ -143,6 +143,8 @@ const (
 	DropPreKeyFull         // pre-key queue full
 	DropOutOfWindow        // segment outside what the flow can place
 	DropStale              // segment for a flow that is closing or unknown state
+	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
+	DropPolicy             // a plain connection from a prefix whose policy requires encryption
 	numDrop
 )
 

@@ -76,22 +76,23 @@ type encDir struct {
 
 // decDir is the decrypting direction: far side R to inside host L.
 type decDir struct {
-	rcvW     int64 // next in-order wire byte
-	initDone bool
-	initLen  int64
-	reasm    ring  // out-of-order and not yet usable wire bytes from rcvW on
-	held     spans // which of them are present
-	pendFIN  int64 // wire offset of a TCP FIN seen, -1 if none
-	nextH    int64 // next host byte to deliver
-	ackH     int64 // L's cumulative ACK
-	ackW     int64 // its translation: end of the last whole frame L acknowledged
-	frames   frameQ
-	plain    ring  // delivered plaintext H[ackH, nextH), for re-delivery
-	finH     int64 // host offset of the FIN delivered to L, -1 if none
-	finW     int64 // wire offset of R's TCP FIN, -1 if none
-	lastAckW int64 // the wire ACK R last got from us
-	lastWin  uint16
-	answer   bool // let the next ACK from L through even if it repeats
+	rcvW      int64 // next in-order wire byte
+	initDone  bool
+	initLen   int64
+	reasm     ring  // out-of-order and not yet usable wire bytes from rcvW on
+	held      spans // which of them are present
+	pendFIN   int64 // wire offset of a TCP FIN seen, -1 if none
+	nextH     int64 // next host byte to deliver
+	ackH      int64 // L's cumulative ACK
+	ackW      int64 // its translation: end of the last whole frame L acknowledged
+	frames    frameQ
+	plain     ring  // delivered plaintext H[ackH, nextH), for re-delivery
+	plainFrom int64 // the ring holds nothing below this host offset
+	finH      int64 // host offset of the FIN delivered to L, -1 if none
+	finW      int64 // wire offset of R's TCP FIN, -1 if none
+	lastAckW  int64 // the wire ACK R last got from us
+	lastWin   uint16
+	answer    bool // let the next ACK from L through even if it repeats
 }
 
 type flow struct {

@@ -166,6 +166,9 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	sc := eno.ScanOptions(area)
 	opt, reason := sc.SYNOption(area)
 	if reason != eno.Success {
+		if pol == Require {
+			return e.drop(DropPolicy) // policy: no plain TCP with this prefix
+		}
 		return Passthrough
 	}
 	if len(p.Payload()) > 0 || sc.TFO {
