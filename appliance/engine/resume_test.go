@@ -22,7 +22,10 @@ func newGWCache(t *testing.T, cfg Config) *gw {
 // connect runs a handshake from port aPort and returns the first frame a
 // sends as it appears on the wire, plus the two flows.
 func connect(t *testing.T, ga, gb *gw, aPort uint16) (syn segv, wire segv) {
-	a := netip.AddrPortFrom(addrA.Addr(), aPort)
+	return connectAddrs(t, ga, gb, netip.AddrPortFrom(addrA.Addr(), aPort), addrB)
+}
+
+func connectAddrs(t *testing.T, ga, gb *gw, a, addrB netip.AddrPort) (syn segv, wire segv) {
 	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
 	syn = one(t, "SYN", o)
 	gb.push(Outside, o[0])
