@@ -112,6 +112,12 @@ func TestBridgeTopology(t *testing.T) {
 				t.Errorf("hA eth0: want %q", want)
 			}
 		}
+		for _, nb := range topo.neighbours() {
+			out, err := netns.Run(nb[0], "tc", "qdisc", "show", "dev", nb[1])
+			if err != nil || !strings.Contains(out, "pfifo_fast") {
+				t.Errorf("%s:%s: want a pfifo_fast qdisc, got %q %v", nb[0], nb[1], out, err)
+			}
+		}
 	})
 
 	// A file with random content, served by hB and fetched by hA over v4, v6 and the VLAN.
