@@ -239,6 +239,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.drop(DropOutOfWindow)
 	}
 	if s < en.nextH {
+		e.retransmit(f, s, en.nextH, tx) // the old part, whole frames from the store
 		data = data[en.nextH-s:]
 	}
 	if !e.sealNew(now, f, data, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
