@@ -20,6 +20,11 @@ const (
 	SideB
 )
 
+// txFrameSize is the size of a TX buffer the sinks lend: the AF_XDP
+// default frame size (xsk), so that an engine that writes more fails here
+// as it would on the real port.
+const txFrameSize = 4096
+
 // sink is a TxSink that records every committed frame.
 type sink struct {
 	buf []byte
@@ -50,7 +55,8 @@ type World struct {
 	Verdicts [2]map[engine.Verdict]int
 }
 
-// Handle passes a frame from host a (SideA) or b (SideB) to its engine.
+// Host passes a frame from host a (SideA) or b (SideB) to its engine and
+// routes what the engine sends.
 func (w *World) Host(s Side, frame []byte) engine.Verdict {
 	w.T.Helper()
 	return w.handle(s, engine.Inside, frame)
@@ -68,10 +74,14 @@ func dirFrom(s Side) Dir {
 	return BtoA
 }
 
+// handle gives one frame to side s's engine as the worker would: it counts
+// the verdict, checks that a Passthrough left the frame as it was, sends
+// ForwardInPlace and Passthrough frames out of the other port, and routes
+// whatever the engine wrote to its two sinks.
 func (w *World) handle(s Side, from engine.PortID, frame []byte) engine.Verdict {
 	w.T.Helper()
 	e := w.G[s]
-	in, out := &sink{buf: make([]byte, 0, 9216)}, &sink{buf: make([]byte, 0, 9216)}
+	in, out := &sink{buf: make([]byte, 0, txFrameSize)}, &sink{buf: make([]byte, 0, txFrameSize)}
 	tx := [2]engine.TxSink{engine.Inside: in, engine.Outside: out}
 	fr := slices.Clone(frame)
 	v := e.Handle(w.Now, from, fr, tx)
@@ -123,7 +133,7 @@ func (w *World) tick(s Side) {
 	if e == nil {
 		return
 	}
-	in, out := &sink{buf: make([]byte, 0, 9216)}, &sink{buf: make([]byte, 0, 9216)}
+	in, out := &sink{buf: make([]byte, 0, txFrameSize)}, &sink{buf: make([]byte, 0, txFrameSize)}
 	e.Tick(w.Now, [2]engine.TxSink{engine.Inside: in, engine.Outside: out})
 	w.route(s, in.out, out.out)
 }
