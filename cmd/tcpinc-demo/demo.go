@@ -492,6 +492,15 @@ func (d *demo) explore() {
 	d.say("ip netns exec %s curl -s http://%s/api/v1/flows", d.topo.NS(topology.GwB), adminAddr)
 	d.say("ip netns exec %s curl -sO http://%s/%s", d.topo.NS(topology.HostA),
 		netip.AddrPortFrom(d.topo.Addr(topology.HostB).V4, httpPort), blobName)
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		u, stop, err := statusProxy(d.topo.NS(gw), adminAddr)
+		if err != nil {
+			d.say("status page of %s: %v", gw, err)
+			continue
+		}
+		defer stop()
+		d.say("status page of %s, in a browser on this machine: %s", gw, u)
+	}
 	d.say("Press Enter (or Ctrl-C) to clean up.")
 	done := make(chan struct{})
 	go func() { d.opt.Pause(); close(done) }()

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/netns"
 )
 
 // TestDemoCI runs the demo in its non-interactive form, as CI does: two
@@ -62,5 +67,51 @@ func TestENOOption(t *testing.T) {
 		if c, ok := (segment{options: bad}).eno(); ok {
 			t.Errorf("options % x: found ENO % x in a malformed list", bad, c)
 		}
+	}
+}
+
+// TestStatusProxy: the proxy reaches a server that listens only on the
+// loopback of another namespace.
+func TestStatusProxy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	const ns = "tdm-proxy"
+	env := netns.NewEnv()
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := env.AddNamespace(ns); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ui"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ui", "index.html"), []byte("inside the namespace"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := env.Start(ns, "http", "python3", "-u", "-m", "http.server", "9470", "--bind", "127.0.0.1", "--directory", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitOutput("Serving HTTP", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	u, stop, err := statusProxy(ns, "127.0.0.1:9470")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || string(body) != "inside the namespace" {
+		t.Fatalf("GET %s: %d %q", u, res.StatusCode, body)
 	}
 }
