@@ -181,7 +181,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
 	if si.hasTS {
-		f.tsL = si.tsVal
+		f.tsL, f.ecrL = si.tsVal, si.tsEcr
 	}
 	win := p.Window()
 	f.winL = win
@@ -268,7 +268,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if si != nil && si.hasTS {
 		e.opts.ts(si.tsVal, si.tsEcr)
 	} else {
-		e.opts.ts(f.tsL, f.tsR)
+		f.tsToR(&e.opts)
 	}
 	d := &f.rcv
 	if si != nil && si.nsack > 0 {
@@ -435,7 +435,7 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 	if si != nil && si.hasTS {
 		e.opts.ts(si.tsVal, si.tsEcr)
 	} else {
-		e.opts.ts(f.tsR, f.tsL)
+		f.tsToL(&e.opts)
 	}
 	ack := f.enc.ackH
 	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
@@ -485,7 +485,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	d := &f.rcv
 	fl := p.Flags()
 	if si.hasTS {
-		f.tsR = si.tsVal
+		f.tsR, f.ecrR = si.tsVal, si.tsEcr
 	}
 	f.winR = p.Window()
 	f.pktsIn++
@@ -783,7 +783,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 			}
 		}
 		e.opts.reset()
-		e.opts.ts(f.tsR, f.tsL)
+		f.tsToL(&e.opts)
 		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 		if urg && first {
 			// URGp (tcpcrypt.md §7): the last urgent byte is urgent bytes
@@ -836,7 +836,7 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 func (e *Engine) dupAckR(f *flow, to TxSink) {
 	d := &f.rcv
 	e.opts.reset()
-	e.opts.ts(f.tsL, f.tsR)
+	f.tsToR(&e.opts)
 	var blocks [4][2]uint32
 	nb := 0
 	if d.held.n > 0 {

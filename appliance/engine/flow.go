@@ -116,7 +116,9 @@ type flow struct {
 
 	isnL, isnR uint32
 	mssL, mssR uint16
-	tsL, tsR   uint32
+	tsL, tsR   uint32 // latest TSval from L and from R
+	ecrL, ecrR uint32 // latest TSecr from L and from R
+	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
 	winL, winR uint16
 	toR, toL   tmpl
 
@@ -195,4 +197,19 @@ func (f *flow) scaleWin(w uint16) uint16 {
 		return w
 	}
 	return uint16(uint32(w) * (m - tcpcrypt.Overhead) / m)
+}
+
+// tsToR adds the timestamp option of a segment the appliance sends R on L's
+// behalf: L's latest TSval and L's latest echo (RFC 7323), if negotiated.
+func (f *flow) tsToR(o *tcpOpts) {
+	if f.tsOK {
+		o.ts(f.tsL, f.ecrL)
+	}
+}
+
+// tsToL is tsToR for segments to L on R's behalf.
+func (f *flow) tsToL(o *tcpOpts) {
+	if f.tsOK {
+		o.ts(f.tsR, f.ecrR)
+	}
 }

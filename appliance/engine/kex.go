@@ -89,7 +89,7 @@ func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 // sendStored sends wire bytes [w, w+n) of our stream from the store toward R.
 func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8) {
 	e.opts.reset()
-	e.opts.ts(f.tsL, f.tsR)
+	f.tsToR(&e.opts)
 	if f.enoOut {
 		e.opts.eno()
 	}

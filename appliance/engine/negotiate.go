@@ -137,6 +137,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		f.mssL = e.si.mss
 	}
 	f.tsL = e.si.tsVal
+	f.tsOK = e.si.hasTS // and the SYN-ACK's, below
 	f.toR.set(p)
 	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
 	return Forwarded
@@ -189,6 +190,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 		f.mssR = e.si.mss
 	}
 	f.tsR = e.si.tsVal
+	f.tsOK = e.si.hasTS
 	f.toL.set(p)
 	e.clamp(f, p)
 	return ForwardInPlace
@@ -263,6 +265,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
 		f.mssL = e.si.mss
 	}
 	f.tsL = e.si.tsVal
+	f.tsOK = f.tsOK && e.si.hasTS
 	f.winL = p.Window()
 	f.toR.set(p)
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
@@ -303,6 +306,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			f.mssR = e.si.mss
 		}
 		f.tsR = e.si.tsVal
+		f.tsOK = f.tsOK && e.si.hasTS
 		f.winR = p.Window()
 		f.toL.set(p)
 		f.enoOut = true
