@@ -83,7 +83,9 @@ func New() *Fixture {
 				ID: 9, Inside: ap("10.1.0.5:50022"), Outside: ap("198.51.100.20:22"), State: "established",
 				Encrypted: true, Role: "B", TEP: 0xa3, AEAD: "chacha20poly1305", SessionID: SessionResumed,
 				KeyGeneration: 0, Resumed: true, BytesIn: 52_000, BytesOut: 9_100, PacketsIn: 80, PacketsOut: 61,
-				Started: Start.Add(2 * time.Hour), Transcript: []byte{0x45, 0x04, 0xa3, 0x01, 0x45, 0x03, 0xa3},
+				Started: Start.Add(2 * time.Hour),
+				// Illustrative bytes only: the admin API passes a transcript through as hex.
+				Transcript: []byte{0x45, 0x04, 0xa3, 0x01, 0x45, 0x03, 0xa3},
 			},
 			{
 				ID: 7, Inside: ap("10.1.0.2:43122"), Outside: ap("198.51.100.7:443"), State: "established",

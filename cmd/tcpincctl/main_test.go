@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/admin/admintest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// daemon is an admin server over the fixture Source, as tcpincd would run it.
+func daemon(t *testing.T, token string) (*admintest.Fixture, string) {
+	t.Helper()
+	fix := admintest.New()
+	srv := admin.NewServer(fix, admin.Options{Token: token, Now: func() time.Time { return admintest.Now }})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return fix, strings.TrimPrefix(ts.URL, "http://")
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, stdin string, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+// golden compares what a run printed (stdout, then stderr and the exit
+// status when there are any) with testdata/name.golden; -update rewrites it.
+// addr, the test server's random address, is written as ADMIN.
+func golden(t *testing.T, name, addr string, r result) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(r.stdout)
+	if r.stderr != "" {
+		b.WriteString("--- stderr\n" + r.stderr)
+	}
+	if r.code != 0 {
+		b.WriteString("--- exit " + string(rune('0'+r.code)) + "\n")
+	}
+	got := b.String()
+	if addr != "" {
+		got = strings.ReplaceAll(got, addr, "ADMIN")
+	}
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s:\n--- got\n%s--- want\n%s", name, path, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stdin string
+		code  int
+	}{
+		{"status", []string{"status"}, "", 0},
+		{"flows", []string{"flows"}, "", 0},
+		{"flows_verbose", []string{"-v", "flows"}, "", 0},
+		{"flows_plain", []string{"flows", "--encrypted", "no"}, "", 0},
+		{"flows_filtered", []string{"flows", "--address", "198.51.100.0/24", "--port", "443"}, "", 0},
+		{"flows_none", []string{"flows", "--state", "closed"}, "", 0},
+		{"flows_json", []string{"--json", "flows", "--encrypted=yes"}, "", 0},
+		{"flows_bad_address", []string{"flows", "--address", "10.0.0.0/33"}, "", 1},
+		{"flows_bad_flag", []string{"flows", "--encrypted", "maybe"}, "", 2},
+		{"session", []string{"session", "10.1.0.2:43122", "198.51.100.7:443"}, "", 0},
+		{"session_far_side", []string{"session", "198.51.100.7:443", "10.1.0.2:43122"}, "", 0},
+		{"session_json", []string{"--json", "session", "10.1.0.5:50022", "198.51.100.20:22"}, "", 0},
+		{"session_not_encrypted", []string{"session", "10.1.0.2:43200", "203.0.113.9:80"}, "", 1},
+		{"session_negotiating", []string{"session", "10.1.0.3:40000", "198.51.100.7:8080"}, "", 1},
+		{"session_none", []string{"session", "10.1.0.2:1", "198.51.100.7:443"}, "", 1},
+		{"session_bad_tuple", []string{"session", "10.1.0.2", "198.51.100.7:443"}, "", 2},
+		{"config_get", []string{"config", "get"}, "", 0},
+		{"config_set", []string{"config", "set", "-"}, `{"default_policy":"require","rekey_bytes":0}`, 0},
+		{"config_set_bad_prefix", []string{"config", "set", "-"}, `{"policies":[{"prefix":"10.0.0.1/8","policy":"bypass"}]}`, 1},
+		{"config_set_unknown_field", []string{"config", "set", "-"}, `{"caps":{"flow":1}}`, 1},
+		{"cache_flush_all", []string{"cache", "flush"}, "", 0},
+		{"cache_flush_one", []string{"cache", "flush", "198.51.100.7"}, "", 0},
+		{"cache_flush_json", []string{"--json", "cache", "flush", "203.0.113.50"}, "", 0},
+		{"no_command", nil, "", 2},
+		{"unknown_command", []string{"frobnicate"}, "", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fix, addr := daemon(t, "")
+			r := runCLI(t, tc.stdin, nil, append([]string{"--admin", addr}, tc.args...)...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %s", r.code, tc.code, r.stderr)
+			}
+			golden(t, tc.name, addr, r)
+			if strings.HasPrefix(tc.name, "config_set_bad") || strings.HasPrefix(tc.name, "config_set_unknown") {
+				if n := len(fix.Applies()); n != 0 {
+					t.Errorf("the daemon saw %d applies", n)
+				}
+			}
+		})
+	}
+}
+
+// TestUnreachable: a daemon that is not there is a clear error naming the
+// address, and a non-zero exit.
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := runCLI(t, "", nil, "--admin", addr, "flows")
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	golden(t, "unreachable", addr, r)
+
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	r = runCLI(t, "", nil, "--admin", "unix:"+sock, "status")
+	if r.code != 1 || !strings.Contains(r.stderr, "unix:"+sock) || !strings.Contains(r.stderr, "no such file") {
+		t.Errorf("unix: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestToken(t *testing.T) {
+	_, addr := daemon(t, "s3cret")
+	r := runCLI(t, "", nil, "--admin", addr, "status")
+	if r.code != 1 {
+		t.Errorf("no token: exit %d", r.code)
+	}
+	golden(t, "token_missing", addr, r)
+	r = runCLI(t, "", map[string]string{"TCPINC_TOKEN": "s3cret", "TCPINC_ADMIN": addr}, "status")
+	if r.code != 0 {
+		t.Errorf("token from the environment: exit %d: %s", r.code, r.stderr)
+	}
+	if r = runCLI(t, "", nil, "--admin", addr, "--token", "s3cret", "flows"); r.code != 0 {
+		t.Errorf("--token: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestConfigSetFile(t *testing.T) {
+	fix, addr := daemon(t, "")
+	path := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(path, []byte(`{"policies":[{"prefix":"192.0.2.0/24","policy":"bypass"}]}`), 0o600)
+	if r := runCLI(t, "", nil, "--admin", addr, "config", "set", path); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if p := fix.Config().Policies; len(p) != 1 || p[0].Prefix != "192.0.2.0/24" {
+		t.Errorf("policies %+v", p)
+	}
+	r := runCLI(t, "", nil, "--admin", addr, "config", "set", filepath.Join(t.TempDir(), "missing.json"))
+	if r.code != 1 || !strings.Contains(r.stderr, "missing.json") {
+		t.Errorf("missing file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestFlowsPaging: the flows screen follows next_cursor to the end.
+func TestFlowsPaging(t *testing.T) {
+	fix, addr := daemon(t, "")
+	var flows []admin.FlowInfo
+	for i := range 2500 {
+		flows = append(flows, admin.FlowInfo{ID: uint64(i + 1), State: "established", Started: admintest.Start})
+	}
+	fix.SetFlows(flows)
+	r := runCLI(t, "", nil, "--admin", addr, "flows")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "2500 flows, 0 encrypted, 2500 not\n") || !strings.Contains(r.stdout, "\nflow 2500:") {
+		t.Errorf("exit %d, stdout starts %.80q", r.code, r.stdout)
+	}
+}
