@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -277,5 +278,116 @@ func TestURGStripped(t *testing.T) {
 	}
 	if w.G[SideA].Counters().URGStripped.Load() != 1 {
 		t.Fatal("URG not counted")
+	}
+}
+
+// TestServerFirst: b speaks first (an SMTP banner) the moment it gets the
+// third segment, before G_B has even read Init1 (and, with a pool, before
+// the key exchange is done), so G_B has no keys yet and must queue it. The banner is never on the link in the clear; it follows Init2 as
+// B's first frame (TC-13) and reaches a at host offset 0.
+func TestServerFirst(t *testing.T) {
+	for _, pool := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inline", true: "pool"}[pool], func(t *testing.T) {
+			f := newFixture(t, [2]bool{true, true}, pool, nil)
+			w, b := f.w, f.b
+			f.stepSYN(t)
+			f.stepSYNACK(t)
+			banner := []byte("220 MARK banner")
+			sent := false
+			w.React = func(s Side, g Seg) {
+				if s == SideB && !sent && !g.Has(packettest.SYN) {
+					sent = true
+					w.Host(SideB, b.Data(0, isnA+1, banner))
+				}
+			}
+			f.stepACK(t)
+			w.Run(4 * latency)
+			if !sent {
+				t.Fatal("b never got the third segment")
+			}
+			if w.G[SideB].Counters().PreKeyQueued.Load() == 0 {
+				t.Fatal("the banner was not queued for the keys")
+			}
+			for _, s := range w.Link.Sent(BtoA) {
+				if bytes.Contains(s.Payload, []byte("MARK")) {
+					t.Fatalf("plaintext on the link: %v", s)
+				}
+			}
+			ws := wireStream(t, w, BtoA, isnB)
+			if got := len(ws.Contiguous()); got != init2+len(banner)+ovh {
+				t.Fatalf("link carried %d bytes from B, want Init2 and one frame (%d)", got, init2+len(banner)+ovh)
+			}
+			if st := hostStream(t, w.All[SideA], isnB); !bytes.Equal(st.Contiguous(), banner) {
+				t.Fatalf("a has %q", st.Contiguous())
+			}
+			f.established(t)
+		})
+	}
+}
+
+// TestFINBeforeKeys: a closes right after its third segment, before Init2
+// is back: G_A queues the FIN and sends it as an empty FINp frame with TCP
+// FIN once the keys exist (TC-49); b gets a bare FIN at host offset 0.
+func TestFINBeforeKeys(t *testing.T) {
+	f := full(t)
+	w, a := f.w, f.a
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	f.stepACK(t)
+	w.Host(SideA, a.Seg(packettest.ACK|packettest.FIN, a.Seq(0), isnB+1, nil))
+	w.Run(4 * latency)
+	var fin *Seg
+	for _, s := range w.Link.Sent(AtoB) {
+		if s.Has(packettest.FIN) {
+			fin = &s
+		}
+	}
+	if fin == nil || fin.Seq != a.Seq(init1) || len(fin.Payload) != ovh {
+		t.Fatalf("FIN on the link: %v, want an empty FINp frame at %d", fin, a.Seq(init1))
+	}
+	var got *Seg
+	for _, s := range w.All[SideB] {
+		if s.Has(packettest.FIN) {
+			got = &s
+		}
+	}
+	if got == nil || got.Seq != a.Seq(0) || len(got.Payload) != 0 {
+		t.Fatalf("b got FIN %v, want a bare FIN at %d", got, a.Seq(0))
+	}
+}
+
+// TestRekeyByTime: G_A rekeys after RekeyAfter even with no data to send
+// (RFC 8548 §3.9 recommends rekeying as the liveness check). One frame each
+// way carries the rekey bit and both ends reach generation 1; data keeps
+// flowing.
+func TestRekeyByTime(t *testing.T) {
+	f := newFixture(t, [2]bool{true, true}, false, func(s Side, c *engine.Config) {
+		if s == SideA {
+			c.RekeyAfter = time.Second
+		}
+	})
+	f.handshake(t)
+	f.exchange(t)
+	f.w.Run(1500 * time.Millisecond)
+	f.ab.wireOff = len(wireStream(t, f.w, AtoB, isnA).Contiguous())
+	f.ba.wireOff = len(wireStream(t, f.w, BtoA, isnB).Contiguous())
+	f.w.Take(SideA)
+	f.w.Take(SideB)
+	f.exchange(t)
+	count := func(d Dir, isn uint32, start int) int {
+		n := 0
+		for _, fr := range splitFrames(t, wireStream(t, f.w, d, isn).Contiguous(), start) {
+			if fr.Rekey {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b := count(AtoB, isnA, init1), count(BtoA, isnB, init2); a != 1 || b != 1 {
+		t.Fatalf("rekey frames: %d from A, %d from B; want 1 and 1", a, b)
+	}
+	fa, fb := one2(t, f.w.Flows(SideA)), one2(t, f.w.Flows(SideB))
+	if fa.KeyGeneration != 1 || fb.KeyGeneration != 1 {
+		t.Fatalf("key generations %d and %d, want 1 and 1", fa.KeyGeneration, fb.KeyGeneration)
 	}
 }

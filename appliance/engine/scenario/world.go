@@ -53,6 +53,10 @@ type World struct {
 	Far [2][]Seg
 	// Verdicts counts the engines' verdicts, per side.
 	Verdicts [2]map[engine.Verdict]int
+	// React, when set, is called for every segment delivered to a host,
+	// at once (before any Tick): a host that answers immediately, while
+	// the engine's pool jobs may still be running.
+	React func(s Side, g Seg)
 }
 
 // Host passes a frame from host a (SideA) or b (SideB) to its engine and
@@ -119,6 +123,9 @@ func (w *World) route(s Side, toHost, toLink [][]byte) {
 		}
 		w.To[s] = append(w.To[s], g)
 		w.All[s] = append(w.All[s], g)
+		if w.React != nil {
+			w.React(s, g)
+		}
 	}
 	for _, f := range toLink {
 		if _, err := ParseFrame(f); err != nil && !errors.Is(err, ErrNotTCP) {
