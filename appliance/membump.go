@@ -15,13 +15,15 @@ import (
 // program's, restated on byte offsets:
 //
 //   - not IPv4/IPv6, or IP but not TCP: fast path;
-//   - TCP with SYN set: worker;
+//   - TCP with SYN, FIN or RST set: worker (it sees every connection start,
+//     end and tuple reuse, even for listed flows);
 //   - other TCP: fast path if the direction's FlowKey is in the map, else worker;
 //   - anything the program cannot classify (truncated headers, more than two
 //     VLAN tags, bad IP version or IHL, IPv4 fragments of TCP, IPv6 with an
 //     extension header): worker.
 //
-// With the fast path disabled every frame goes to a worker. MemBump
+// With the fast path disabled (xsk.Bump.SetFastPath(false)) every frame,
+// non-TCP included, goes to a worker. MemBump
 // implements FastPath.
 type MemBump struct {
 	mu      sync.Mutex
@@ -163,7 +165,7 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 	}
 	key.SrcPort = binary.BigEndian.Uint16(f[off:])
 	key.DstPort = binary.BigEndian.Uint16(f[off+2:])
-	if f[off+13]&0x02 != 0 { // SYN
+	if f[off+13]&0x07 != 0 { // SYN, FIN or RST
 		return false, key, true
 	}
 	_, listed := b.flows[key]

@@ -55,8 +55,10 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 // OpenXDP sets up both ports of cfg in the current network namespace: it
 // first detaches XDP programs a crashed earlier run left behind (so a restart
 // works), then attaches the classifier (cfg.XDPMode, with native-to-generic
-// fallback under "auto"), then opens and registers one socket per queue
-// (cfg.BindMode, zero-copy-to-copy fallback under "auto").
+// fallback under "auto") with its fast path switched as cfg.FastPath says
+// (off: every frame, non-TCP included, comes to the sockets), then opens and
+// registers one socket per queue (cfg.BindMode, zero-copy-to-copy fallback
+// under "auto").
 func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}}
 	ifindex, err := LookupInterfaces(cfg)
@@ -78,6 +80,11 @@ func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 			x.Close()
 		}
 	}()
+	// Before any socket is registered: until then the program drops what
+	// it would send to user space, so nothing slips past the switch.
+	if err := x.Bump.SetFastPath(cfg.FastPath); err != nil {
+		return nil, err
+	}
 	bind := map[string]xsk.BindMode{"auto": xsk.BindAuto, "copy": xsk.BindCopy, "zerocopy": xsk.BindZeroCopy}[cfg.BindMode]
 	for i := range 2 {
 		for q := range cfg.Queues {

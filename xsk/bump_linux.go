@@ -61,6 +61,7 @@ type Bump struct {
 	peers    [2]*ebpf.Map
 	flows    *ebpf.Map
 	counters *ebpf.Map
+	config   *ebpf.Map
 }
 
 // newBump creates the maps and loads both programs without attaching them
@@ -84,6 +85,12 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("xsk: counter map: %w", err)
 	}
+	b.config, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name: "tcpinc_config", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xsk: config map: %w", err)
+	}
 	for p := range 2 {
 		b.xsks[p], err = ebpf.NewMap(&ebpf.MapSpec{
 			Name: "tcpinc_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: MaxQueues,
@@ -106,7 +113,7 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 			License: "Dual MIT/GPL",
 			Instructions: classifierProgram(classifierMaps{
 				xsks: b.xsks[p], peer: b.peers[p], flows: b.flows, counters: b.counters,
-				base: p * numCounters,
+				config: b.config, base: p * numCounters,
 			}),
 		})
 		if err != nil {
@@ -124,8 +131,10 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 //
 // Frames then take one of two paths (see the package documentation): TCP
 // SYNs, flows not in the fast-path map and anything the classifier cannot
-// parse go to the AF_XDP socket registered for the RX queue (Register);
-// non-TCP frames and fast-path flows are redirected to the other port.
+// parse go to the AF_XDP socket registered for the RX queue (Register),
+// and so do TCP frames with FIN or RST set; non-TCP frames and fast-path
+// flows are redirected to the other port. SetFastPath(false) sends every
+// frame to the socket.
 //
 // veth caveat: in native mode the redirect to the other port is an
 // ndo_xdp_xmit into a veth, which delivers only if the veth's peer (the
@@ -221,8 +230,8 @@ func (b *Bump) Unregister(port PortID, queue int) error {
 }
 
 // AllowFastPath puts one direction of a flow into the fast-path map: its
-// non-SYN TCP frames are then redirected to the other port in the kernel and
-// never reach a socket. The engine inserts both directions. The map is LRU,
+// TCP frames without SYN, FIN or RST are then redirected to the other port
+// in the kernel and never reach a socket. The engine inserts both directions. The map is LRU,
 // so idle flows age out when it fills.
 func (b *Bump) AllowFastPath(k FlowKey) error {
 	if k.Family != 4 && k.Family != 6 {
@@ -239,6 +248,26 @@ func (b *Bump) AllowFastPath(k FlowKey) error {
 func (b *Bump) RemoveFastPath(k FlowKey) error {
 	if err := b.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("xsk: fast path delete: %w", err)
+	}
+	return nil
+}
+
+// SetFastPath turns the in-kernel forwarding on (the default after
+// AttachBump) or off. Off, both programs send every frame, non-TCP included,
+// to the AF_XDP socket of its RX queue (counted as AllToXSK), whatever the
+// fast-path map holds: user space then sees all traffic, as a daemon's
+// --no-fast-path promises. It takes effect for the next frame; the map
+// keeps its entries.
+func (b *Bump) SetFastPath(on bool) error {
+	if b.config == nil {
+		return errors.New("xsk: SetFastPath on a closed bump")
+	}
+	v := uint32(cfgFastPathOff)
+	if on {
+		v = 0
+	}
+	if err := b.config.Put(uint32(0), v); err != nil {
+		return fmt.Errorf("xsk: set fast path: %w", err)
 	}
 	return nil
 }
@@ -328,7 +357,7 @@ func (b *Bump) Close() error {
 			}
 		}
 	}
-	for _, m := range []**ebpf.Map{&b.flows, &b.counters} {
+	for _, m := range []**ebpf.Map{&b.flows, &b.counters, &b.config} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())
 			*m = nil

@@ -7,8 +7,9 @@ import (
 )
 
 // classifyRef is the classifier's specification in Go (DESIGN.md §3a, see
-// the package documentation): the reason counter a frame must land in. The
-// BPF program is checked against it on the table and by FuzzClassifier.
+// the package documentation): the reason counter a frame must land in, with
+// the fast path on (off, every frame is cntAllToXSK). The BPF program is
+// checked against it on the table and by FuzzClassifier.
 func classifyRef(f []byte, listed func(FlowKey) bool) int {
 	be16 := func(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 	isVLAN := func(et uint16) bool { return et == ethP8021Q || et == ethP8021AD }
@@ -78,6 +79,9 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 	if tcp[13]&tcpSYN != 0 {
 		return cntSYN
 	}
+	if tcp[13]&(tcpFIN|tcpRST) != 0 {
+		return cntFINRST
+	}
 	k.SrcPort, k.DstPort = be16(tcp[0:]), be16(tcp[2:])
 	if listed(k) {
 		return cntFastPath
@@ -121,16 +125,24 @@ func FuzzClassifier(f *testing.F) {
 		if len(frame) < 14 || len(frame) > 3000 {
 			return // BPF_PROG_TEST_RUN refuses runts; XDP never sees them
 		}
-		reason := classifyRef(frame, isListed)
-		want, wantRet := wantDelta(reason, cntNoSocket), uint32(xdpDrop)
-		if reason == cntFastPath || reason == cntNonTCP {
-			want, wantRet = wantDelta(reason, cntToPeer), xdpRedirect
-		}
-		before := b.Stats()
-		ret := runXDP(t, b.progs[Inside], frame)
-		after := b.Stats()
-		if got := diffStats(before.Inside, after.Inside); ret != wantRet || got != want {
-			t.Fatalf("frame %x: ret %d counters %+v; reference: ret %d counters %+v", frame, ret, got, wantRet, want)
+		for _, on := range []bool{true, false} {
+			if err := b.SetFastPath(on); err != nil {
+				t.Fatal(err)
+			}
+			reason := cntAllToXSK
+			if on {
+				reason = classifyRef(frame, isListed)
+			}
+			want, wantRet := wantDelta(reason, cntNoSocket), uint32(xdpDrop)
+			if reason == cntFastPath || reason == cntNonTCP {
+				want, wantRet = wantDelta(reason, cntToPeer), xdpRedirect
+			}
+			before := b.Stats()
+			ret := runXDP(t, b.progs[Inside], frame)
+			after := b.Stats()
+			if got := diffStats(before.Inside, after.Inside); ret != wantRet || got != want {
+				t.Fatalf("fast path %v, frame %x: ret %d counters %+v; reference: ret %d counters %+v", on, frame, ret, got, wantRet, want)
+			}
 		}
 	})
 }

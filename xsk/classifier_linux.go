@@ -24,7 +24,7 @@ type FlowKey struct {
 // other port (devmap) for one of the "peer reasons"; the outcome counters
 // say whether the redirect map had an entry. So, per port:
 //
-//	ToXSK + NoSocket      == SYN + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed
+//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + AllToXSK
 //	ToPeer + RedirectMiss == FastPath + NonTCP
 const (
 	cntToXSK        = iota // redirected to the queue's AF_XDP socket
@@ -39,6 +39,8 @@ const (
 	cntFragment            // IPv4 fragment (first or not) of a TCP datagram
 	cntIPv6Ext             // IPv6 with an extension header that may precede TCP
 	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
+	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
+	cntAllToXSK            // any frame while the fast path is off (Bump.SetFastPath)
 	numCounters
 )
 
@@ -47,6 +49,7 @@ type PortStats struct {
 	ToXSK, NoSocket, ToPeer, RedirectMiss                    uint64
 	FastPath, NonTCP                                         uint64
 	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
+	FINRST, AllToXSK                                         uint64
 }
 
 func portStatsFrom(c []uint64) PortStats {
@@ -55,6 +58,7 @@ func portStatsFrom(c []uint64) PortStats {
 		FastPath: c[cntFastPath], NonTCP: c[cntNonTCP],
 		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
 		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
+		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK],
 	}
 }
 
@@ -67,9 +71,15 @@ const (
 	ethP8021Q  = 0x8100
 	ethP8021AD = 0x88a8
 
-	// Stack layout: the flow key at fp-40 (40 bytes), the counter index at fp-44.
+	// Stack layout: the flow key at fp-40 (40 bytes), the counter index at
+	// fp-44, the config map key at fp-48.
 	keyOff = -40
 	idxOff = -44
+	cfgOff = -48
+
+	// Slot 0 of the config map: 0 = fast path on (the zero value, so a new
+	// map means on), 1 = every frame to the AF_XDP socket.
+	cfgFastPathOff = 1
 )
 
 // ipv6ExtHeaders are the next-header values that may sit between the IPv6
@@ -133,6 +143,7 @@ type classifierMaps struct {
 	peer     *ebpf.Map // DEVMAP, key 0 = the other port
 	flows    *ebpf.Map // fast-path LRU hash, shared by both ports
 	counters *ebpf.Map // per-CPU verdict counters, both ports
+	config   *ebpf.Map // one-entry array: the fast-path switch, both ports
 	base     int       // this port's first counter slot
 }
 
@@ -163,6 +174,19 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.LoadMem(asm.R8, asm.R6, 4, asm.Word), // xdp_md.data_end
 		asm.Mov.Reg(asm.R9, asm.R7),
 	)
+	// Fast path off: every frame, non-TCP included, goes to user space
+	// (the daemon's --no-fast-path).
+	b.emit(
+		asm.StoreImm(asm.RFP, cfgOff, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, m.config.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, cfgOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "parse"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R1, cfgFastPathOff, "all_to_xsk"),
+	)
+	b.label("parse")
 	// Ethernet and up to two VLAN tags (802.1Q or 802.1ad, any order).
 	bound(14, "truncated")
 	b.emit(
@@ -252,13 +276,18 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.Add.Imm(asm.R9, 40),
 	)
 
-	// TCP: SYNs always go to the engine; other segments by flow lookup.
+	// TCP: SYNs, FINs and RSTs always go to the engine (it must see
+	// connections start, end and reuse a tuple); other segments by flow
+	// lookup.
 	b.label("tcp")
 	bound(20, "truncated")
 	b.emit(
 		asm.LoadMem(asm.R1, asm.R9, 13, asm.Byte),
-		asm.And.Imm(asm.R1, 0x02),
-		asm.JNE.Imm(asm.R1, 0, "syn"),
+		asm.Mov.Reg(asm.R2, asm.R1),
+		asm.And.Imm(asm.R2, 0x02),
+		asm.JNE.Imm(asm.R2, 0, "syn"),
+		asm.And.Imm(asm.R1, 0x05), // FIN | RST
+		asm.JNE.Imm(asm.R1, 0, "fin_rst"),
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Half),
 		asm.HostTo(asm.BE, asm.R1, asm.Half),
 		asm.StoreMem(asm.RFP, keyOff+32, asm.R1, asm.Half),
@@ -296,8 +325,9 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		label string
 		slot  int
 	}{
-		{"syn", cntSYN}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
+		{"syn", cntSYN}, {"fin_rst", cntFINRST}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
 		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
+		{"all_to_xsk", cntAllToXSK},
 	} {
 		b.label(r.label)
 		c(r.slot)

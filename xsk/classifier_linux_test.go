@@ -73,7 +73,12 @@ func classifierCases() []classifierCase {
 		{"TCP SYN v4 of a listed flow", tcp4(40000, 443, tcpSYN, ip4Opts{}), cntSYN, false},
 		{"TCP SYN-ACK v6", tcp6(443, 40000, tcpSYN|tcpACK), cntSYN, false},
 		{"TCP data v4 listed", tcp4(40000, 443, data, ip4Opts{}), cntFastPath, true},
-		{"TCP FIN v4 listed", tcp4(40000, 443, tcpFIN|tcpACK, ip4Opts{}), cntFastPath, true},
+		{"TCP FIN v4 listed", tcp4(40000, 443, tcpFIN|tcpACK, ip4Opts{}), cntFINRST, false},
+		{"TCP RST v4 listed", tcp4(40000, 443, tcpRST, ip4Opts{}), cntFINRST, false},
+		{"TCP RST-ACK v6 listed", tcp6(40000, 443, tcpRST|tcpACK), cntFINRST, false},
+		{"TCP FIN v4 unlisted", tcp4(40001, 443, tcpFIN|tcpACK, ip4Opts{}), cntFINRST, false},
+		{"TCP SYN-FIN v4 listed (SYN counts)", tcp4(40000, 443, tcpSYN|tcpFIN, ip4Opts{}), cntSYN, false},
+		{"VLAN TCP FIN listed", tcp4(40000, 443, tcpFIN|tcpACK, ip4Opts{}, vlan100), cntFINRST, false},
 		{"TCP data v6 listed", tcp6(40000, 443, data), cntFastPath, true},
 		{"TCP data v4 unlisted (ports)", tcp4(40001, 443, data, ip4Opts{}), cntUnknownFlow, false},
 		{"TCP data v4 unlisted (reverse direction)", ether(ethPIPv4, ipv4(ip4b, ip4a, 6, tcp(443, 40000, data, nil), ip4Opts{})), cntUnknownFlow, false},
@@ -128,6 +133,7 @@ func diffStats(a, b PortStats) PortStats {
 		NonTCP: b.NonTCP - a.NonTCP, SYN: b.SYN - a.SYN, UnknownFlow: b.UnknownFlow - a.UnknownFlow,
 		Truncated: b.Truncated - a.Truncated, Fragment: b.Fragment - a.Fragment,
 		IPv6Ext: b.IPv6Ext - a.IPv6Ext, Unparsed: b.Unparsed - a.Unparsed,
+		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK,
 	}
 }
 
@@ -203,6 +209,35 @@ func TestClassifier(t *testing.T) {
 	if err := b.Register(Outside, 0, sock); err == nil {
 		t.Error("Register accepted a socket bound to the other port")
 	}
+
+	// Fast path off (--no-fast-path): every frame of the table, non-TCP
+	// and listed flows included, goes to the socket, counted as AllToXSK;
+	// on again, the table holds as before.
+	t.Run("fast path off", func(t *testing.T) {
+		if err := b.SetFastPath(false); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range classifierCases() {
+			if len(c.frame) < 14 {
+				continue
+			}
+			before := b.Stats()
+			ret := runXDP(t, b.progs[Inside], c.frame)
+			got := diffStats(before.Inside, b.Stats().Inside)
+			if want := wantDelta(cntAllToXSK, cntToXSK); ret != xdpRedirect || got != want {
+				t.Errorf("%s: fast path off: ret %d counters %+v, want %d %+v", c.name, ret, got, xdpRedirect, want)
+			}
+		}
+		if err := b.SetFastPath(true); err != nil {
+			t.Fatal(err)
+		}
+		before := b.Stats()
+		ret := runXDP(t, b.progs[Inside], tcp4(40000, 443, tcpACK, ip4Opts{}))
+		if got := diffStats(before.Inside, b.Stats().Inside); ret != xdpRedirect || got != wantDelta(cntFastPath, cntToPeer) {
+			t.Errorf("fast path on again: ret %d counters %+v", ret, got)
+		}
+	})
+	t.Run("inside/socket again", func(t *testing.T) { check(t, Inside, true) })
 
 	t.Run("remove fast path", func(t *testing.T) {
 		if err := b.RemoveFastPath(listed[0]); err != nil {

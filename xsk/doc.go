@@ -72,16 +72,24 @@
 //
 //   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
 //     redirected to the other port through a devmap (key 0 = other port);
-//   - TCP frames without SYN whose flow (this direction's [FlowKey]) is in
-//     the fast-path LRU map, which both ports share, go the same way;
+//   - TCP frames without SYN, FIN or RST whose flow (this direction's
+//     [FlowKey]) is in the fast-path LRU map, which both ports share, go the
+//     same way;
 //   - everything else goes to the AF_XDP socket of the RX queue through the
-//     port's XSKMAP: SYNs, unknown flows, and every frame the program cannot
+//     port's XSKMAP: SYNs, FINs and RSTs (so user space sees every
+//     connection start, end and reuse its tuple, even on the fast path),
+//     unknown flows, and every frame the program cannot
 //     classify with certainty (truncated headers, IPv4 fragments of TCP,
 //     IPv6 with an extension header that may precede TCP, bad version or
 //     IHL, a third VLAN tag). The engine sees them and decides; a fragment
 //     carries no ports (or, if first, may belong to an encrypted flow), so
 //     only the engine can handle it correctly. Non-TCP fragments are
 //     non-TCP and go to the other port.
+//
+// [Bump.SetFastPath](false) turns the first two rules off: a one-entry
+// config array map, read first by both programs, then sends every frame,
+// non-TCP included, to the AF_XDP socket (counted as AllToXSK), so user
+// space sees all traffic.
 //
 // If no socket is registered for the queue the frame is dropped, not
 // passed: XDP_PASS would hand it to the appliance namespace's own stack,

