@@ -94,6 +94,9 @@ const (
 	DefaultInitTries        = 6
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2 * time.Hour
+	// plainRetention is how long a flow left in plain TCP stays listed
+	// after the engine last saw it (the fast path hides the rest).
+	plainRetention = 5 * time.Minute
 )
 
 // ErrConfig wraps every configuration error.

@@ -919,7 +919,7 @@ func (e *Engine) handlePTB(p *packet.Packet) Verdict {
 		return Passthrough
 	}
 	f := e.flows[flowKey{in: netip.AddrPortFrom(qs, src), out: netip.AddrPortFrom(qd, dst)}]
-	if f == nil || f.state < stKex {
+	if f == nil || (f.state != stKex && f.state != stOpen) {
 		return Passthrough
 	}
 	seq, ok := p.QuotedSeq()

@@ -225,6 +225,14 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	e.si.read(p)
 	f := e.flows[k]
 	fl := p.Flags()
+	if f != nil && f.state == stPlain {
+		if fl&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
+			f.last = now
+			return Passthrough
+		}
+		e.remove(f) // the tuple is reused by a new connection
+		f = nil
+	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
 			if from == Inside {

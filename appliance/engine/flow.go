@@ -18,9 +18,10 @@ const (
 	stKex                   // negotiated: Init messages under way
 	stOpen                  // keys in place: frames both ways
 	stDead                  // to be removed
+	stPlain                 // not encrypted (fallback, end to end): kept for the admin API only
 )
 
-var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "key-exchange", "encrypted", "closed"}
+var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "key-exchange", "encrypted", "closed", "plain"}
 
 // frameRec places one frame in both spaces: host bytes [h, h+n) at wire
 // bytes [w, w+wl).
@@ -170,7 +171,7 @@ func (f *flow) info() FlowInfo {
 		Encrypted: f.sess != nil, FallbackReason: f.reason, Started: f.started,
 		BytesIn: f.bytesIn, BytesOut: f.bytesOut, PacketsIn: f.pktsIn, PacketsOut: f.pktsOut,
 	}
-	if f.state >= stKex {
+	if f.state >= stKex && f.state != stPlain {
 		fi.Role = "A"
 		if f.role == eno.RoleB {
 			fi.Role = "B"

@@ -153,8 +153,8 @@ func TestFallbackFarSideWithoutENO(t *testing.T) {
 	if v != Passthrough {
 		t.Fatalf("verdict %v, want passthrough", v)
 	}
-	if ga.e.NumFlows() != 0 || ga.e.Counters().Fallbacks[FallbackNoENO].Load() != 1 {
-		t.Fatalf("flows %d, fallbacks %d", ga.e.NumFlows(), ga.e.Counters().Fallbacks[FallbackNoENO].Load())
+	if fi := flowInfo(t, ga.e); fi.Encrypted || fi.State != "plain" || fi.FallbackReason == "" || ga.e.Counters().Fallbacks[FallbackNoENO].Load() != 1 {
+		t.Fatalf("flow %+v, fallbacks %d", fi, ga.e.Counters().Fallbacks[FallbackNoENO].Load())
 	}
 	// Later segments of the flow pass through untouched.
 	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, []byte("hi")), ga.tx); v != Passthrough {
@@ -206,8 +206,13 @@ func TestEndToEndWhenInsideHostSpeaksENO(t *testing.T) {
 	if v := gb.e.Handle(0, Inside, sa, gb.tx); v != Passthrough {
 		t.Fatalf("verdict %v", v)
 	}
-	if gb.e.NumFlows() != 0 || gb.e.Counters().Fallbacks[FallbackEndToEnd].Load() != 1 {
-		t.Fatal("flow still tracked")
+	if fi := flowInfo(t, gb.e); fi.Encrypted || fi.State != "plain" || gb.e.Counters().Fallbacks[FallbackEndToEnd].Load() != 1 {
+		t.Fatalf("flow %+v", fi)
+	}
+	// A new SYN on the same tuple starts afresh.
+	gb.push(Outside, syn)
+	if fi := flowInfo(t, gb.e); fi.State != "syn-received" {
+		t.Fatalf("tuple reuse: %+v", fi)
 	}
 }
 
@@ -220,8 +225,12 @@ func TestThirdSegmentWithoutENO(t *testing.T) {
 	if v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil), gb.tx); v != Passthrough {
 		t.Fatalf("verdict %v", v)
 	}
-	if gb.e.Counters().Fallbacks[FallbackNoENOInACK].Load() != 1 || gb.e.NumFlows() != 0 {
-		t.Fatal("no fallback")
+	if fi := flowInfo(t, gb.e); gb.e.Counters().Fallbacks[FallbackNoENOInACK].Load() != 1 || fi.State != "plain" {
+		t.Fatalf("no fallback: %+v", fi)
+	}
+	gb.tick(int64(plainRetention) + 1)
+	if gb.e.NumFlows() != 0 {
+		t.Fatal("plain flow kept past its retention")
 	}
 }
 

@@ -253,9 +253,14 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	switch {
 	case f.state == stDead:
 		return
+	case f.state == stPlain:
+		if now-f.last > int64(plainRetention) {
+			e.remove(f)
+		}
+		return
 	case f.state < stKex:
 		if now-f.last > int64(e.cfg.HandshakeTimeout) {
-			e.kill(f, -1, "handshake timeout")
+			e.remove(f) // no answer: nothing to report
 		}
 		return
 	case f.closeAt != 0 && now >= f.closeAt:

@@ -363,7 +363,11 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	}
 	f.reason = why
 	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
-	e.remove(f)
+	// Keep a small record so the admin API can report the flow as plain;
+	// everything else goes (the fast path takes the flow from here on).
+	f.state = stPlain
+	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
+	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 func (e *Engine) remove(f *flow) {
