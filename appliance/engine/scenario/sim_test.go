@@ -40,6 +40,13 @@ type simHost struct {
 	insideLoss float64
 	lossRng    *rand.Rand
 	lostInside int
+	// With hs set the host also runs the three-way handshake: the active
+	// host sends its SYN and resends it every second until a SYN-ACK comes;
+	// the passive host answers every SYN with its SYN-ACK and resends it
+	// every second until an ACK comes. Data flows once est is set.
+	hs, active, est bool
+	gotSYN          bool
+	synAt           int64
 }
 
 const (
@@ -58,6 +65,17 @@ func (s *simHost) ackNum() uint32 {
 
 // step sends what the host would send at now.
 func (s *simHost) step(w *World) {
+	if s.hs && !s.est {
+		switch {
+		case s.active && w.Now >= s.synAt:
+			w.Host(s.side, s.h.SYN(LinuxSYNOpts))
+			s.synAt = w.Now + int64(time.Second)
+		case !s.active && s.gotSYN && w.Now >= s.synAt:
+			w.Host(s.side, s.h.SYNACK(s.peer.ISN, LinuxSYNOpts))
+			s.synAt = w.Now + int64(time.Second)
+		}
+		return
+	}
 	if (s.nxt > s.una || (s.finSent && !s.finAcked)) && w.Now >= s.rtoAt {
 		s.nxt = s.una // go back
 		s.finSent = s.finAcked
@@ -87,6 +105,26 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if g.Has(packettest.RST) {
 			t.Fatalf("host %d got RST: %v", s.side, g)
+		}
+		if g.Has(packettest.SYN) {
+			switch {
+			case s.active && g.Has(packettest.ACK): // (re)sent SYN-ACK: (re)send the third segment
+				s.est = true
+				w.Host(s.side, s.h.ACK(0, s.ackNum()))
+			case !s.active && !g.Has(packettest.ACK):
+				s.gotSYN = true
+				if !s.est {
+					w.Host(s.side, s.h.SYNACK(s.peer.ISN, LinuxSYNOpts))
+					s.synAt = w.Now + int64(time.Second)
+				}
+			}
+			continue
+		}
+		if s.hs && !s.est {
+			if s.active || !g.Has(packettest.ACK) || g.Ack != s.h.ISN+1 {
+				continue
+			}
+			s.est = true
 		}
 		if g.Has(packettest.ACK) {
 			ack := int(int32(g.Ack - s.h.ISN - 1))
@@ -146,11 +184,11 @@ func simData(rng *rand.Rand, n int) []byte {
 
 // TestRandomExchanges is the property test: for random data sizes, host
 // segmentations and link impairments (loss, duplication, delay that
-// reorders) and losses on the inside links, the plaintext each host receives equals what the other sent,
-// every byte a host receives twice is the same (TC-45 at the host), the
-// link carries the same bytes for the same wire sequence numbers in each
-// direction (TC-45 on the wire), and the marker in the plaintext never
-// appears on the link (ENO-37, TC-5).
+// reorders) and losses on the inside links, the plaintext each host
+// receives equals what the other sent, every byte a host receives twice is
+// the same (TC-45 at the host), the link carries the same bytes for the
+// same wire sequence numbers in each direction (TC-45 on the wire), and the
+// marker in the plaintext never appears on the link (ENO-37, TC-5).
 func TestRandomExchanges(t *testing.T) {
 	seeds := 64
 	if testing.Short() {
@@ -158,66 +196,99 @@ func TestRandomExchanges(t *testing.T) {
 	}
 	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(seed), 0x7cc1))
-			f := newFixture(t, [2]bool{true, true}, seed%6 == 5, nil)
-			f.handshake(t)
-			w := f.w
 			loss := []float64{0, 0.01, 0.03, 0.08, 0.15}[seed%5]
-			lr := rand.New(rand.NewPCG(uint64(seed), 0x1111))
-			for _, d := range []Dir{AtoB, BtoA} {
-				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < loss }, Drop: true})
-				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.02 }, Dup: 1})
-				w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.05 }, Delay: int64(time.Duration(1+lr.IntN(20)) * time.Millisecond)})
-			}
-			hosts := [2]*simHost{
-				{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, rng.IntN(60000)), rcv: NewStream(isnB)},
-				{side: SideB, h: f.b, peer: f.a, rng: rng, data: simData(rng, rng.IntN(60000)), rcv: NewStream(isnA)},
-			}
+			inside := 0.0
 			if seed%3 == 2 {
-				for i, h := range hosts {
-					h.insideLoss, h.lossRng = 0.03, rand.New(rand.NewPCG(uint64(seed), uint64(i)))
-				}
+				inside = 0.03
 			}
-			done := func() bool {
-				for i, h := range hosts {
-					o := hosts[1-i]
-					if !h.gotFIN || !bytes.Equal(h.rcv.Contiguous(), o.data) || !h.finAcked {
-						return false
-					}
-				}
-				return true
-			}
-			deadline := w.Now + int64(120*time.Second)
-			for !done() {
-				if w.Now > deadline {
-					t.Fatalf("not done after 120 s (fake): a sent %d/%d acked %d, b sent %d/%d acked %d; a got %d fin %v, b got %d fin %v",
-						hosts[0].nxt, len(hosts[0].data), hosts[0].una, hosts[1].nxt, len(hosts[1].data), hosts[1].una,
-						hosts[0].rcvNxt, hosts[0].gotFIN, hosts[1].rcvNxt, hosts[1].gotFIN)
-				}
-				for _, h := range hosts {
-					h.step(w)
-				}
-				w.Run(time.Millisecond)
-				for _, h := range hosts {
-					h.receive(t, w, w.Take(h.side))
-				}
-			}
-			w.Run(50 * time.Millisecond)
-			var dropped int
-			for _, e := range w.Link.Log {
-				if e.Fate == Dropped {
-					dropped++
-				}
-			}
-			t.Logf("%d + %d bytes, %d frames on the link, %d dropped there, %d lost inside, %.1f s (fake)",
-				len(hosts[0].data), len(hosts[1].data), len(w.Link.Log), dropped, hosts[0].lostInside+hosts[1].lostInside, float64(w.Now)/1e9)
-			wireStream(t, w, AtoB, isnA)
-			wireStream(t, w, BtoA, isnB)
-			for _, e := range w.Link.Log {
-				if bytes.Contains(e.Seg.Payload, []byte(marker)) {
-					t.Fatalf("plaintext marker on the link: %v", e.Seg)
-				}
-			}
+			simRun(t, seed, false, loss, inside, 60000)
 		})
+	}
+}
+
+// TestRandomHandshakes is the same property with the handshake under random
+// loss as well: the hosts retransmit SYN and SYN-ACK, the appliances their
+// Init messages, in every combination chance brings; the connection must
+// end encrypted with one session ID at both ends.
+func TestRandomHandshakes(t *testing.T) {
+	seeds := 48
+	if testing.Short() {
+		seeds = 8
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			loss := []float64{0.05, 0.1, 0.15, 0.2}[seed%4]
+			simRun(t, 1000+seed, true, loss, 0, 5000)
+		})
+	}
+}
+
+// simRun runs one random exchange. hs: the hosts run the handshake too,
+// under the same impairments; otherwise it is done first, loss-free.
+func simRun(t *testing.T, seed int, hs bool, loss, inside float64, maxData int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x7cc1))
+	f := newFixture(t, [2]bool{true, true}, seed%6 == 5, nil)
+	if !hs {
+		f.handshake(t)
+	}
+	w := f.w
+	lr := rand.New(rand.NewPCG(uint64(seed), 0x1111))
+	for _, d := range []Dir{AtoB, BtoA} {
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < loss }, Drop: true})
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.02 }, Dup: 1})
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.05 }, Delay: int64(time.Duration(1+lr.IntN(20)) * time.Millisecond)})
+	}
+	hosts := [2]*simHost{
+		{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, rng.IntN(maxData)), rcv: NewStream(isnB), hs: hs, active: true, est: !hs},
+		{side: SideB, h: f.b, peer: f.a, rng: rng, data: simData(rng, rng.IntN(maxData)), rcv: NewStream(isnA), hs: hs, est: !hs},
+	}
+	if inside > 0 {
+		for i, h := range hosts {
+			h.insideLoss, h.lossRng = inside, rand.New(rand.NewPCG(uint64(seed), uint64(i)))
+		}
+	}
+	done := func() bool {
+		for i, h := range hosts {
+			o := hosts[1-i]
+			if !h.est || !h.gotFIN || !bytes.Equal(h.rcv.Contiguous(), o.data) || !h.finAcked {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := w.Now + int64(120*time.Second)
+	for !done() {
+		if w.Now > deadline {
+			t.Fatalf("not done after 120 s (fake): a est %v sent %d/%d acked %d, b est %v sent %d/%d acked %d; a got %d fin %v, b got %d fin %v",
+				hosts[0].est, hosts[0].nxt, len(hosts[0].data), hosts[0].una, hosts[1].est, hosts[1].nxt, len(hosts[1].data), hosts[1].una,
+				hosts[0].rcvNxt, hosts[0].gotFIN, hosts[1].rcvNxt, hosts[1].gotFIN)
+		}
+		for _, h := range hosts {
+			h.step(w)
+		}
+		w.Run(time.Millisecond)
+		for _, h := range hosts {
+			h.receive(t, w, w.Take(h.side))
+		}
+	}
+	if hs {
+		f.established(t)
+	}
+	w.Run(50 * time.Millisecond)
+	var dropped int
+	for _, e := range w.Link.Log {
+		if e.Fate == Dropped {
+			dropped++
+		}
+	}
+	t.Logf("%d + %d bytes, %d frames on the link, %d dropped there, %d lost inside, %.1f s (fake)",
+		len(hosts[0].data), len(hosts[1].data), len(w.Link.Log), dropped, hosts[0].lostInside+hosts[1].lostInside, float64(w.Now)/1e9)
+	wireStream(t, w, AtoB, isnA)
+	wireStream(t, w, BtoA, isnB)
+	for _, e := range w.Link.Log {
+		if bytes.Contains(e.Seg.Payload, []byte(marker)) {
+			t.Fatalf("plaintext marker on the link: %v", e.Seg)
+		}
 	}
 }
