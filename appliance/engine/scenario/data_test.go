@@ -465,3 +465,43 @@ func TestInsideLossRedelivered(t *testing.T) {
 		t.Fatalf("final ACK on the link %v, want %d", l, isnA+1+init1+700+2*ovh)
 	}
 }
+
+// TestAckReorder: two ACKs from b cross on the link (the older is held and
+// arrives last). a gets the newer one translated; the older one never
+// moves a's view backwards past what it has, and the connection goes on.
+func TestAckReorder(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a, b := f.w, f.a, f.b
+	for i := 0; i < 3; i++ {
+		w.Host(SideA, a.Data(i*100, isnB+1, chunk(byte('k'+i), 100)))
+	}
+	w.Run(latency)
+	w.Take(SideB)
+	hold := w.Link.Add(Rule{Dir: BtoA, Hold: true})
+	w.Host(SideB, b.ACK(0, a.Seq(100)))
+	w.Run(0)
+	w.Host(SideB, b.ACK(0, a.Seq(300)))
+	w.Run(latency)
+	w.Link.Release(w.Now, hold)
+	w.Run(2 * latency)
+	got := w.Take(SideA)
+	if len(got) == 0 {
+		t.Fatal("a got no ACK")
+	}
+	var max uint32
+	for _, s := range got {
+		if s.Ack > max {
+			max = s.Ack
+		}
+		if s.Has(packettest.RST) {
+			t.Fatalf("a got RST: %v", s)
+		}
+	}
+	if max != a.Seq(300) {
+		t.Fatalf("a's highest ACK %d, want %d", max, a.Seq(300))
+	}
+	d, _ := f.dirs(SideA)
+	d.hostOff, d.wireOff = 300, init1+300+3*ovh
+	f.exchange(t)
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
 // peerB sets up G_A (with host a) against a host-based tcpcrypt peer in role
@@ -317,5 +318,50 @@ func TestForgedFrame(t *testing.T) {
 	}
 	if n := w.G[SideB].Counters().AuthFailures.Load(); n != 1 {
 		t.Fatalf("G_B counted %d authentication failures, want 1", n)
+	}
+}
+
+// TestInit2CipherNotOffered: the far side's Init2 names an AEAD that A's
+// Init1 did not offer. G_A must abort (TC-14): RST to a and toward the far
+// side, and a gets no byte.
+func TestInit2CipherNotOffered(t *testing.T) {
+	f := onlyA(t)
+	w, a, b := f.w, f.a, f.b
+	p := NewPeer(tcpcrypt.RoleB, isnA)
+	w.Host(SideA, a.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	syn := one(t, "SYN at the peer", w.TakeFar(SideB))
+	opt, err := p.AnswerSYN(syn.ENO()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SendFar(SideB, b.SYNACK(isnA, LinuxSYNOpts, opt))
+	w.Run(latency)
+	w.Take(SideA)
+	w.Host(SideA, a.ACK(0, isnB+1))
+	w.Run(latency)
+	peerFeed(t, f, p, SideB)
+	key, err := newKey(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init2, err := tcpcrypt.AppendInit2(nil, cryptopool.ChaCha20Poly1305, make([]byte, tcpcrypt.NonceLen), key.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SendFar(SideB, b.Seg(packettest.ACK|packettest.PSH, b.Seq(0), a.Seq(init1), init2, ENOAck))
+	w.Run(2 * latency)
+	var rstA, rstFar bool
+	for _, s := range w.All[SideA] {
+		if len(s.Payload) != 0 {
+			t.Fatalf("a got bytes: %v", s)
+		}
+		rstA = rstA || s.Has(packettest.RST)
+	}
+	for _, s := range w.TakeFar(SideB) {
+		rstFar = rstFar || s.Has(packettest.RST)
+	}
+	if !rstA || !rstFar {
+		t.Fatalf("Init2 with an AEAD A did not offer: RST to a %v, toward the far side %v; want both (TC-14)", rstA, rstFar)
 	}
 }
