@@ -80,6 +80,9 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON accepts a duration string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json does for other types: no change
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return errors.New(`want a duration string such as "1h" or "90s"`)

@@ -16,6 +16,16 @@
 // (TCP_CRYPT_CACHE_FLUSH for one far side or all of them), /metrics
 // (Prometheus, read from Source.Counters at scrape time) and /debug/pprof.
 //
+// The daemon mounts it like this:
+//
+//	srv := admin.NewServer(src, admin.Options{Token: token, Logger: log})
+//	ln, err := srv.Listen(cfg.Admin) // refuses a non-loopback bind without a token
+//	if err != nil {
+//		return err
+//	}
+//	go srv.Serve(ln) // returns http.ErrServerClosed after Shutdown
+//	defer srv.Shutdown(ctx)
+//
 // The package does not import the engine. The daemon adapts engine.FlowInfo
 // and its counters to FlowInfo and Counters, which keeps this package
 // testable over a fixed in-memory Source (package admintest).

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -200,38 +201,87 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 	}
 
 	// Stable order: ascending flow ID. A page holds the matching flows with
-	// IDs above the cursor, so flows that come or go between pages never
-	// shift the others.
+	// the lowest IDs above the cursor, so flows that come or go between
+	// pages never shift the others. A max-heap keeps the limit+1 lowest
+	// (one more tells whether a next page exists): memory stays O(limit)
+	// however many flows the workers track.
 	page := FlowsPage{Flows: []FlowDoc{}}
-	var sel []FlowInfo
+	sel := lowestIDs{max: limit + 1}
 	s.src.Flows(func(fi FlowInfo) bool {
 		if !f.match(&fi) {
 			return true
 		}
 		page.Total++
 		if !hasCursor || fi.ID > after {
-			sel = append(sel, fi)
+			sel.offer(&fi)
 		}
 		return true
 	})
-	slices.SortFunc(sel, func(a, b FlowInfo) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	if len(sel) > limit {
-		sel = sel[:limit]
-		page.NextCursor = strconv.FormatUint(sel[limit-1].ID, 10)
+	flows := sel.sorted()
+	if len(flows) > limit {
+		flows = flows[:limit]
+		page.NextCursor = strconv.FormatUint(flows[limit-1].ID, 10)
 	}
 	now := s.now()
-	for i := range sel {
-		page.Flows = append(page.Flows, flowDoc(&sel[i], now))
+	for i := range flows {
+		page.Flows = append(page.Flows, flowDoc(&flows[i], now))
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// lowestIDs keeps the max flows with the lowest IDs offered to it, as a
+// max-heap on ID.
+type lowestIDs struct {
+	max   int
+	flows []FlowInfo
+}
+
+func (h *lowestIDs) offer(f *FlowInfo) {
+	if len(h.flows) < h.max {
+		h.flows = append(h.flows, *f)
+		h.up(len(h.flows) - 1)
+		return
+	}
+	if f.ID >= h.flows[0].ID {
+		return
+	}
+	h.flows[0] = *f
+	h.down(0)
+}
+
+func (h *lowestIDs) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.flows[p].ID >= h.flows[i].ID {
+			return
+		}
+		h.flows[p], h.flows[i] = h.flows[i], h.flows[p]
+		i = p
+	}
+}
+
+func (h *lowestIDs) down(i int) {
+	n := len(h.flows)
+	for {
+		big, l, r := i, 2*i+1, 2*i+2
+		if l < n && h.flows[l].ID > h.flows[big].ID {
+			big = l
+		}
+		if r < n && h.flows[r].ID > h.flows[big].ID {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h.flows[i], h.flows[big] = h.flows[big], h.flows[i]
+		i = big
+	}
+}
+
+// sorted returns the flows kept, in ascending ID order.
+func (h *lowestIDs) sorted() []FlowInfo {
+	slices.SortFunc(h.flows, func(a, b FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return h.flows
 }
 
 // parseAddressFilter accepts an address ("192.0.2.7") or a prefix
