@@ -106,3 +106,26 @@ func TestHarnessLinkRules(t *testing.T) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
 }
+
+func TestHarnessChecksums(t *testing.T) {
+	for _, src := range []netip.Addr{packettest.HostA4, packettest.HostA6} {
+		dst := packettest.HostB4
+		if src.Is6() {
+			dst = packettest.HostB6
+		}
+		h := &Host{Addr: netip.AddrPortFrom(src, 1), Peer: netip.AddrPortFrom(dst, 2), ISN: 7}
+		f := h.Data(0, 9, []byte("payload"), SACKOpt([2]uint32{1, 2}))
+		s, err := ParseFrame(f)
+		if err != nil || string(s.Payload) != "payload" || s.Seq != 8 || s.Ack != 9 || s.SACK()[0] != [2]uint32{1, 2} {
+			t.Fatalf("%v: %v %v", src, s, err)
+		}
+		f[len(f)-1] ^= 1
+		if _, err := ParseFrame(f); err != ErrTCPChecksum {
+			t.Fatalf("%v: corrupted payload gave %v", src, err)
+		}
+		FixChecksums(f)
+		if s, err := ParseFrame(f); err != nil || string(s.Payload) != "payloae" {
+			t.Fatalf("%v: after FixChecksums: %v %v", src, s, err)
+		}
+	}
+}

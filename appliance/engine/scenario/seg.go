@@ -8,6 +8,16 @@
 // appliance, to decrypt what the other puts on the wire or to frame its
 // stream differently than an appliance would.
 //
+// Public-key work runs inline (Deps.Pool nil) unless a test asks for a
+// cryptopool.Pool; World then waits for the pool's jobs before it moves the
+// fake clock, so every run is deterministic either way. The property tests
+// (TestRandomExchanges, TestRandomHandshakes) drive scripted hosts with a
+// simple retransmission rule over a randomly impaired link, seeded.
+//
+//	go test ./appliance/engine/scenario                  # everything
+//	go test ./appliance/engine/scenario -short           # fewer random seeds
+//	SCENARIO_LOG=1 go test ./appliance/engine/scenario -run TestX -v   # engines' debug log
+//
 // Tests cite requirement ids of /work/shared/spec/requirements.md (ENO-n,
 // TC-n, U-n) and the engine contract (DESIGN.md §2).
 package scenario
