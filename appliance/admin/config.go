@@ -115,8 +115,8 @@ func (c *Config) Validate() error {
 		switch {
 		case err != nil:
 			bad(field+".prefix", "not an address prefix such as 192.0.2.0/24 or 2001:db8::/32 (got %q)", r.Prefix)
-		case p.Addr().Zone() != "":
-			bad(field+".prefix", "must not have a zone (got %q)", r.Prefix)
+		case p.Addr().Is4In6():
+			bad(field+".prefix", "write IPv4 prefixes in IPv4 form, e.g. 192.0.2.0/24 (got %q)", r.Prefix)
 		case p != p.Masked():
 			bad(field+".prefix", "has host bits set: %q (did you mean %s?)", r.Prefix, p.Masked())
 		default:

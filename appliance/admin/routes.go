@@ -292,6 +292,10 @@ func parseAddressFilter(v string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("address must be an IP address or prefix (got %q)", v)
 		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// Flows carry IPv4 addresses unmapped; so must the filter.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(v)
