@@ -391,3 +391,37 @@ func TestRekeyByTime(t *testing.T) {
 		t.Fatalf("key generations %d and %d, want 1 and 1", fa.KeyGeneration, fb.KeyGeneration)
 	}
 }
+
+// TestTimestampsOnInit: segments the appliances originate carry timestamps
+// the hosts' PAWS and RTT logic accept (DESIGN.md §2): Init1 carries a's
+// latest TSval and, as TSecr, a TSval that came from b's side (b's latest,
+// or the one a last echoed); Init2 the same the other way. An ACK segment
+// echoes TS.Recent, never 0 (RFC 7323 §3.2, §4.3).
+func TestTimestampsOnInit(t *testing.T) {
+	f := full(t)
+	w, a, b := f.w, f.a, f.b
+	w.Host(SideA, a.SYN(PlainSYNOpts, packettest.TimestampOption(10, 0)))
+	w.Run(latency)
+	w.Take(SideB)
+	w.Host(SideB, b.SYNACK(isnA, PlainSYNOpts, packettest.TimestampOption(500, 10)))
+	w.Run(latency)
+	w.Take(SideA)
+	n, m := f.mark(AtoB), f.mark(BtoA)
+	w.Host(SideA, a.ACK(0, isnB+1, packettest.TimestampOption(11, 500)))
+	w.Run(0)
+	for _, s := range withData(f.sentSince(AtoB, n)) {
+		if v, e, ok := s.TS(); !ok || v != 11 || e != 500 {
+			t.Fatalf("Init1 segment TS %d/%d (present %v), want TSval 11 (a's) TSecr 500 (b's)", v, e, ok)
+		}
+	}
+	w.Run(latency)
+	init2 := withData(f.sentSince(BtoA, m))
+	if len(init2) == 0 {
+		t.Fatal("no Init2")
+	}
+	for _, s := range init2 {
+		if v, e, ok := s.TS(); !ok || v != 500 || (e != 11 && e != 10) {
+			t.Fatalf("Init2 segment TS %d/%d (present %v), want TSval 500 (b's) and TSecr 11 (a's latest) or 10 (what b echoed)", v, e, ok)
+		}
+	}
+}
