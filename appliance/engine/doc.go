@@ -1,0 +1,46 @@
+// Package engine is the appliance's per-flow state machine: it negotiates
+// TCP-ENO (RFC 8547) on behalf of inside hosts that do not speak it, runs the
+// tcpcrypt (RFC 8548) key exchange, and translates every segment of an
+// encrypted connection between the hosts' plain byte streams and the framed,
+// encrypted wire streams (DESIGN.md §2).
+//
+// # Negotiation
+//
+// An outbound SYN without TCP-ENO (no data, no Fast Open cookie, policy not
+// bypass) gets our SYN-form option, the same bytes on every retransmission;
+// the appliance is host A. An inbound SYN with TCP-ENO goes to the inside host
+// unchanged except for the MSS clamp; if the host answers with TCP-ENO itself
+// the engine stays out (end to end wins), else it answers as host B (explicit
+// b = 1, one TEP). `45 02` goes on A's segments until a non-SYN segment from
+// the far side arrives; a third segment without TCP-ENO, a SYN-ACK without a
+// valid option, a role clash and the other rules of tcp-eno.md §7 leave the
+// flow in plain TCP with a reason (or reset it, under the require policy).
+//
+// # Two sequence spaces
+//
+// Per direction, stream offsets are 64-bit and relative to ISN+1 (unwrap and
+// wrap in seq.go are the only 32-bit arithmetic). The encrypting direction
+// seals each new host segment into frames no larger than the far side's MSS,
+// keeps the wire bytes in a retransmit store until the wire ACK passes them,
+// and serves host retransmissions whole from it (never sealing twice at one
+// offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
+// blocks become host ones rounded to whole frames. The decrypting direction
+// reassembles the wire stream (out-of-order bytes held and answered with a
+// duplicate ACK carrying SACK in wire space), feeds the Init reader and then
+// tcpcrypt.FrameDecoder, and delivers each frame's data at its host offset;
+// the inside host's ACKs go back rounded to frame edges, repeats that would
+// look like duplicate ACKs are suppressed, and plaintext is kept until the
+// host acknowledges it so a loss on the inside link is repaired when the far
+// side retransmits. FIN travels as FINp (a TCP FIN without FINp aborts), a
+// forged frame aborts (RST both ways), RSTs and keep-alives are translated,
+// never framed.
+//
+// # Threads
+//
+// An Engine belongs to one worker goroutine: Handle for every frame, Tick
+// between batches for timers (Init and rekey-frame retransmission, rekey by
+// time, expiry) and for the Diffie-Hellman results the cryptopool.Pool posts
+// back. Counters are atomics the admin API reads at any time; Flows gives
+// snapshots between batches. The steady-state data path does not allocate
+// (TestSteadyStateAllocs).
+package engine
