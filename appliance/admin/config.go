@@ -50,6 +50,7 @@ type Caps struct {
 	RetransmitBytes  uint64 `json:"retransmit_bytes"`   // ciphertext kept per flow until ACKed
 	ReassemblyBytes  uint64 `json:"reassembly_bytes"`   // out-of-order wire bytes held per flow
 	PrekeyQueueBytes uint64 `json:"prekey_queue_bytes"` // host data queued per flow before keys exist
+	DeliverBytes     uint64 `json:"deliver_bytes"`      // plaintext kept per flow for re-delivery to the inside host
 }
 
 // Policies.
@@ -160,6 +161,7 @@ func (c *Config) Validate() error {
 		{"caps.retransmit_bytes", c.Caps.RetransmitBytes},
 		{"caps.reassembly_bytes", c.Caps.ReassemblyBytes},
 		{"caps.prekey_queue_bytes", c.Caps.PrekeyQueueBytes},
+		{"caps.deliver_bytes", c.Caps.DeliverBytes},
 	} {
 		if b.v < MinCapBytes || b.v > MaxCapBytes {
 			bad(b.field, "must be between %d and %d (got %d)", MinCapBytes, MaxCapBytes, b.v)

@@ -433,6 +433,7 @@ func TestConfigPutBad(t *testing.T) {
 		{"nonce len", `{"resume_nonce_len":9}`, 400, "resume_nonce_len", nil},
 		{"no flows", `{"caps":{"flows":0}}`, 400, "caps.flows", nil},
 		{"huge retransmit", `{"caps":{"retransmit_bytes":1099511627776}}`, 400, "caps.retransmit_bytes", nil},
+		{"tiny deliver", `{"caps":{"deliver_bytes":100}}`, 400, "caps.deliver_bytes", nil},
 		{"form content", `{"default_policy":"bypass"}`, 415, "", []string{"Content-Type", "application/x-www-form-urlencoded"}},
 		{"text content", `{"default_policy":"bypass"}`, 415, "", []string{"Content-Type", "text/plain"}},
 		{"too large", big, 413, "", nil},

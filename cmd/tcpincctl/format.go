@@ -138,8 +138,8 @@ func writeApplied(w io.Writer, c *admin.Config) {
 		fmt.Fprintf(w, "  rekey: after %s under one key\n", strings.Join(rekey, " or "))
 	}
 	fmt.Fprintf(w, "  resumption: %s (nonce %d bytes)\n", onOff(c.Resumption), c.ResumeNonceLen)
-	fmt.Fprintf(w, "  caps: %d flows, retransmit %s, reassembly %s, pre-key queue %s\n",
-		c.Caps.Flows, size(c.Caps.RetransmitBytes), size(c.Caps.ReassemblyBytes), size(c.Caps.PrekeyQueueBytes))
+	fmt.Fprintf(w, "  caps: %d flows, retransmit %s, reassembly %s, pre-key queue %s, re-delivery %s\n",
+		c.Caps.Flows, size(c.Caps.RetransmitBytes), size(c.Caps.ReassemblyBytes), size(c.Caps.PrekeyQueueBytes), size(c.Caps.DeliverBytes))
 }
 
 // size formats a byte count as wg does: B, KiB, MiB, GiB, TiB with two

@@ -120,7 +120,7 @@ func New() *Fixture {
 			RekeyInterval:  admin.Duration(time.Hour),
 			Resumption:     true,
 			ResumeNonceLen: 8,
-			Caps:           admin.Caps{Flows: 65536, RetransmitBytes: 1 << 20, ReassemblyBytes: 1 << 20, PrekeyQueueBytes: 64 << 10},
+			Caps:           admin.Caps{Flows: 65536, RetransmitBytes: 1 << 20, ReassemblyBytes: 1 << 20, PrekeyQueueBytes: 64 << 10, DeliverBytes: 256 << 10},
 		},
 		counters: admin.Counters{
 			Ports: []admin.PortCounters{
