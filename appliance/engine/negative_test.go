@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"testing"
+)
+
+// A bad Init1 (wrong magic) from the far side aborts the connection at
+// host B: RST to both, handshake failure counted (TC-D, tcpcrypt.md §12).
+func TestBadInitAborts(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	bad := make([]byte, 75)
+	copy(bad, unhex("deadbeef0000004b"))
+	toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, append(tsOpt(2, 2), 69, 2), bad))
+	var rstIn, rstOut bool
+	for _, f := range toIn {
+		rstIn = rstIn || parse(t, f).flags&rstF != 0
+	}
+	for _, f := range toOut {
+		rstOut = rstOut || parse(t, f).flags&rstF != 0
+	}
+	if !rstIn || !rstOut || gb.e.Counters().HandshakeFailures.Load() != 1 || gb.e.NumFlows() != 0 {
+		t.Fatalf("bad Init: RST in %v out %v, failures %d", rstIn, rstOut, gb.e.Counters().HandshakeFailures.Load())
+	}
+}
+
+// A SYN with two ENO options counts as none (ENO-6): G_B does not answer
+// as host B and the connection stays plain.
+func TestTwoENOOptionsInSYN(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23, 69, 3, 0x24), nil)
+	if v := gb.e.Handle(0, Outside, syn, gb.tx); v != Passthrough || gb.e.NumFlows() != 0 {
+		t.Fatalf("verdict %v, flows %d", v, gb.e.NumFlows())
+	}
+}
+
+// Role clash: the SYN-ACK's option has b = 0 like ours (ENO-30): plain TCP.
+func TestRoleClash(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, append(synOpts(1460, 2), 69, 3, 0x23), nil)
+	if v := ga.e.Handle(0, Outside, sa, ga.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	fi := flowInfo(t, ga.e)
+	if fi.Encrypted || fi.FallbackReason == "" || ga.e.Counters().Fallbacks[FallbackNegotiate].Load() != 1 {
+		t.Fatalf("role clash: %+v", fi)
+	}
+}
+
+// The third segment lost: A's next segment (Init1) still carries `45 02`,
+// G_B enables encryption on it and b still gets the ACK of its SYN-ACK.
+func TestThirdSegmentLost(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, o[0])
+	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	init1 := parse(t, o[1])
+	hasBytes(t, "Init1 carries ENO", option(init1.opts, 69), unhex("4502"))
+	toIn, toOut := gb.push(Outside, o[1]) // o[0], the third segment, is lost
+	a := one(t, "ACK to b", toIn)
+	if a.ack != isnB+1 || a.seq != isnA+1 {
+		t.Fatalf("ACK to b: %+v", a)
+	}
+	one(t, "Init2", toOut)
+}
