@@ -10,50 +10,50 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
-	"github.com/tcpinc/tcpinc/flowtable"
 )
 
 // Options configure New.
 type Options struct {
-	// BatchSize is the most frames a worker handles per batch (default 64).
+	// BatchSize is the most frames a worker takes from one port per batch
+	// (default 64).
 	BatchSize int
-	// CPUs: worker i is pinned to CPUs[i % len(CPUs)]; workers are
-	// numbered inside queues first, then outside. Empty: not pinned.
+	// CPUs: the worker of queue q is pinned to CPUs[q % len(CPUs)].
+	// Empty: not pinned.
 	CPUs []int
 	// Flows bounds each worker's flow table (default config.Default().Flows).
 	Flows config.Flows
 	// FastPath is the kernel fast path's flow map; nil disables the fast
 	// path (every frame goes through the workers).
 	FastPath FastPath
+	// NewHandler builds each worker's FrameHandler (the engine); nil gives
+	// every worker Passthrough.
+	NewHandler NewHandlerFunc
 	// Logger gets worker start/stop messages (default slog.Default()).
 	Logger *slog.Logger
 }
 
-// handoffSize is the capacity of each worker-to-worker event ring.
-const handoffSize = 4096
-
-// idleWait bounds how long an idle worker sleeps in Wait, so that events
-// handed to it, flow expiry and Stop are noticed promptly.
-const idleWait = 20 * time.Millisecond
+// ErrStopped is returned by Inspect once the workers are stopping.
+var ErrStopped = errors.New("appliance: stopped")
 
 // Appliance is the set of workers over two ports. Create it with New, then
 // either Start it (one goroutine per worker, the daemon) or call Poll (every
-// worker's next batch in the caller's goroutine: deterministic tests).
+// worker's next round in the caller's goroutine: deterministic tests).
 type Appliance struct {
 	workers []*worker
-	cnt     []counters // cnt[i] belongs to workers[i]
+	cnt     [][2]counters // cnt[i] belongs to workers[i], by arrival port
 	log     *slog.Logger
 	start   time.Time
 
-	stop    atomic.Bool
-	wg      sync.WaitGroup
-	errc    chan error
-	started atomic.Bool
+	stop     atomic.Bool
+	quit     chan struct{} // closed by Stop
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	errc     chan error
+	started  atomic.Bool
 }
 
-// New builds the workers: for every queue q, one worker receives on inside[q]
-// and transmits on outside[q], and one the reverse. Both slices must have the
-// same, non-zero length.
+// New builds one worker per queue q, owning inside[q] and outside[q]. Both
+// slices must have the same, non-zero length.
 func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	if len(inside) == 0 || len(inside) != len(outside) {
 		return nil, fmt.Errorf("appliance: need the same number of queues on both ports (inside %d, outside %d)", len(inside), len(outside))
@@ -75,56 +75,66 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 			return nil, fmt.Errorf("appliance: CPUs[%d] = %d is negative", i, c)
 		}
 	}
-	nq := len(inside)
-	n := 2 * nq
+	n := len(inside)
 	a := &Appliance{
-		cnt:   make([]counters, n),
+		cnt:   make([][2]counters, n),
 		log:   opt.Logger,
 		start: time.Now(),
+		quit:  make(chan struct{}),
 		errc:  make(chan error, n),
 	}
 	pass := &passthrough{fp: opt.FastPath}
-	rings := make([][]*flowtable.Ring[flowEvent], n) // rings[i][j]: from worker i to worker j
-	for i := range rings {
-		rings[i] = make([]*flowtable.Ring[flowEvent], n)
-		for j := range rings[i] {
+	lanes := make([][]*lane, n) // lanes[i][j]: from worker i to worker j
+	for i := range lanes {
+		lanes[i] = make([]*lane, n)
+		for j := range lanes[i] {
 			if i != j {
-				rings[i][j] = flowtable.NewRing[flowEvent](handoffSize)
+				lanes[i][j] = newLane()
 			}
 		}
 	}
-	ports := [2][]Port{inside, outside}
-	for i := range n {
-		from, q := Inside, i
-		if i >= nq {
-			from, q = Outside, i-nq
-		}
-		to := Outside
-		if from == Outside {
-			to = Inside
-		}
+	for q := range n {
 		w := &worker{
-			id:    i,
-			from:  from,
-			queue: q,
+			id:    q,
 			cpu:   -1,
-			rx:    ports[portIndex(from)][q],
-			tx:    ports[portIndex(to)][q],
+			ports: [2]Port{inside[q], outside[q]},
 			rxd:   make([]Desc, opt.BatchSize),
-			txd:   make([]Desc, opt.BatchSize),
+			h:     Passthrough{},
+			idle:  idleWait,
 			pass:  pass,
 			nwork: n,
-			out:   rings[i],
-			c:     &a.cnt[i],
+			out:   lanes[q],
+			c:     &a.cnt[q],
+			req:   make(chan func(FrameHandler)),
+		}
+		if opt.NewHandler != nil {
+			h, err := opt.NewHandler(q)
+			if err != nil {
+				return nil, fmt.Errorf("appliance: handler for queue %d: %w", q, err)
+			}
+			if h == nil {
+				return nil, fmt.Errorf("appliance: handler for queue %d is nil", q)
+			}
+			if _, plain := h.(Passthrough); !plain {
+				w.h, w.idle = h, engineIdleWait
+			}
+		}
+		for p := range 2 {
+			// Room for a batch forwarded from the other port plus what
+			// the handler sends; a fuller queue is sent early.
+			w.tx[p] = newTxQueue(w.ports[p], 4*opt.BatchSize)
+			w.tx[p].t = &w.t[1-p]
+			w.tx[p].kicks = &w.c[1-p]
+			w.sinks[p] = &w.tx[p]
 		}
 		for j := range n {
-			if j != i {
-				w.in = append(w.in, rings[j][i])
+			if j != q {
+				w.in = append(w.in, lanes[j][q])
 			}
 		}
 		w.flows = newFlowTable(w, opt.Flows)
 		if len(opt.CPUs) > 0 {
-			w.cpu = opt.CPUs[i%len(opt.CPUs)]
+			w.cpu = opt.CPUs[q%len(opt.CPUs)]
 		}
 		a.workers = append(a.workers, w)
 	}
@@ -138,8 +148,8 @@ func portIndex(p PortID) int {
 	return 1
 }
 
-// Poll runs one batch on every worker, in order, in the caller's goroutine,
-// with the clock at now (time since New). It returns the frames received.
+// Poll runs one round on every worker, in order, in the caller's goroutine,
+// with the clock at now (time since New). It returns the frames handled.
 // Use it instead of Start, never with it.
 func (a *Appliance) Poll(now time.Duration) int {
 	total := 0
@@ -147,6 +157,31 @@ func (a *Appliance) Poll(now time.Duration) int {
 		total += w.poll(int64(now))
 	}
 	return total
+}
+
+// Inspect calls fn with each worker's queue and FrameHandler, on the
+// worker's goroutine between two rounds (in the caller's goroutine before
+// Start or in Poll mode), one worker after the other. It is how the admin
+// API reads a handler's flows without a lock. It returns ErrStopped if the
+// workers stop first.
+func (a *Appliance) Inspect(fn func(queue int, h FrameHandler)) error {
+	if !a.started.Load() {
+		for _, w := range a.workers {
+			fn(w.id, w.h)
+		}
+		return nil
+	}
+	for _, w := range a.workers {
+		done := make(chan struct{})
+		q := w.id
+		select {
+		case w.req <- func(h FrameHandler) { fn(q, h); close(done) }:
+		case <-a.quit:
+			return ErrStopped
+		}
+		<-done // the worker runs fn at once once it took it
+	}
+	return nil
 }
 
 // Start runs every worker on its own goroutine, locked to an OS thread and
@@ -180,18 +215,18 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 	runtime.LockOSThread()
 	if w.cpu >= 0 {
 		if err := pinThread(w.cpu); err != nil {
-			ready <- fmt.Errorf("appliance: pin worker %s queue %d to CPU %d: %w", w.from, w.queue, w.cpu, err)
+			ready <- fmt.Errorf("appliance: pin worker of queue %d to CPU %d: %w", w.id, w.cpu, err)
 			return
 		}
 	}
 	ready <- nil
-	a.log.Debug("worker started", "port", w.from.String(), "queue", w.queue, "cpu", w.cpu)
+	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
 	for !a.stop.Load() {
 		if w.poll(int64(time.Since(a.start))) > 0 {
 			continue
 		}
-		if err := w.rx.Wait(idleWait); err != nil {
-			a.errc <- fmt.Errorf("appliance: worker %s queue %d: %w", w.from, w.queue, err)
+		if err := w.wait(); err != nil {
+			a.errc <- fmt.Errorf("appliance: worker of queue %d: %w", w.id, err)
 			return
 		}
 	}
@@ -200,10 +235,11 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 // Err delivers fatal worker errors (a port that can no longer be waited on).
 func (a *Appliance) Err() <-chan error { return a.errc }
 
-// Stop makes every worker return after its current batch and waits for them.
-// It is safe to call more than once.
+// Stop makes every worker return after its current round and waits for
+// them. It is safe to call more than once.
 func (a *Appliance) Stop() {
 	a.stop.Store(true)
+	a.stopOnce.Do(func() { close(a.quit) })
 	a.wg.Wait()
 }
 
@@ -212,8 +248,9 @@ func (a *Appliance) Stop() {
 func (a *Appliance) Stats() [2]DirStats {
 	var s [2]DirStats
 	s[0].From, s[1].From = Inside, Outside
-	for i, w := range a.workers {
-		s[portIndex(w.from)].addFrom(&a.cnt[i])
+	for i := range a.workers {
+		s[0].addFrom(&a.cnt[i][0])
+		s[1].addFrom(&a.cnt[i][1])
 	}
 	return s
 }

@@ -9,7 +9,7 @@ type DropReason int
 const (
 	DropNoTxFrame  DropReason = iota // the other port had no free TX frame
 	DropTxRingFull                   // the other port's TX ring took fewer frames than given
-	DropTooBig                       // the frame is larger than a TX frame of the other port
+	DropTooBig                       // the frame is larger than a TX frame of the other port, or a hand-off slot
 	numDropReasons
 )
 
@@ -32,8 +32,10 @@ type counters struct {
 	fastInserts       atomic.Uint64 // flows entered into the fast-path map
 	fastRemoves       atomic.Uint64 // flows removed from it (close or reuse)
 	fastErrors        atomic.Uint64 // fast-path map updates that failed
-	handoffs          atomic.Uint64 // flow events handed to another worker
-	handoffDrops      atomic.Uint64 // flow events lost to a full hand-off ring
+	handoffs          atomic.Uint64 // frames handed to the worker owning their flow
+	handoffDrops      atomic.Uint64 // frames lost to a full hand-off lane
+	badCommits        atomic.Uint64 // TxSink.Commit calls without a Buffer or out of range
+	verdicts          [numVerdicts]atomic.Uint64
 	kickErrors        atomic.Uint64 // Kick calls that failed
 	flowEvictions     atomic.Uint64 // flows evicted from a full table
 	drops             [numDropReasons]atomic.Uint64
@@ -42,8 +44,9 @@ type counters struct {
 
 // tally is a worker's per-batch scratch copy of counters.
 type tally struct {
-	frames, bytes, txFrames, txBytes, unparsed, handoffs, handoffDrops uint64
-	drops                                                              [numDropReasons]uint64
+	frames, bytes, txFrames, txBytes, unparsed, handoffs, handoffDrops, badCommits uint64
+	drops                                                                          [numDropReasons]uint64
+	verdicts                                                                       [numVerdicts]uint64
 }
 
 func (c *counters) add(t *tally) {
@@ -62,9 +65,17 @@ func (c *counters) add(t *tally) {
 	if t.handoffDrops != 0 {
 		c.handoffDrops.Add(t.handoffDrops)
 	}
+	if t.badCommits != 0 {
+		c.badCommits.Add(t.badCommits)
+	}
 	for i, n := range t.drops {
 		if n != 0 {
 			c.drops[i].Add(n)
+		}
+	}
+	for i, n := range t.verdicts {
+		if n != 0 {
+			c.verdicts[i].Add(n)
 		}
 	}
 	*t = tally{}
@@ -79,14 +90,30 @@ type DirStats struct {
 	TxFrames      uint64 // frames transmitted on the other port
 	TxBytes       uint64
 	Unparsed      uint64 // frames the parser rejected; forwarded unchanged all the same
-	FastInserts   uint64 // flows the workers of this direction entered into the fast path
+	// Flow-level counts (a flow has both directions) are in the inside
+	// direction's DirStats only: FastInserts, FastRemoves, FastErrors,
+	// FlowEvictions.
+	FastInserts   uint64 // flows entered into the fast path
 	FastRemoves   uint64
 	FastErrors    uint64
 	Handoffs      uint64
 	HandoffDrops  uint64
 	KickErrors    uint64
 	FlowEvictions uint64
+	BadCommits    uint64                 // TxSink misuse by the handler
 	Drops         [numDropReasons]uint64 // indexed by DropReason
+	// Verdicts counts the handler's verdicts on frames that arrived on
+	// From, indexed by Verdict (slot 0: values a handler must not return,
+	// dropped). Dropped frames' reasons are the handler's own counters.
+	Verdicts [numVerdicts]uint64
+}
+
+// Verdict returns how many frames got verdict v.
+func (s *DirStats) Verdict(v Verdict) uint64 {
+	if int(v) >= numVerdicts {
+		return 0
+	}
+	return s.Verdicts[v]
 }
 
 // Drop returns the number of frames dropped for reason r.
@@ -105,7 +132,11 @@ func (s *DirStats) addFrom(c *counters) {
 	s.HandoffDrops += c.handoffDrops.Load()
 	s.KickErrors += c.kickErrors.Load()
 	s.FlowEvictions += c.flowEvictions.Load()
+	s.BadCommits += c.badCommits.Load()
 	for i := range s.Drops {
 		s.Drops[i] += c.drops[i].Load()
+	}
+	for i := range s.Verdicts {
+		s.Verdicts[i] += c.verdicts[i].Load()
 	}
 }

@@ -183,3 +183,20 @@ func (p *MemPort) Wait(timeout time.Duration) error {
 	}
 	return nil
 }
+
+// waitPair waits for a frame injected into p or into other, if other is a
+// MemPort too (a worker's two ports).
+func (p *MemPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+	o, ok := other.(*MemPort)
+	if !ok {
+		return false, nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-o.ready:
+	case <-t.C:
+	}
+	return true, nil
+}

@@ -7,14 +7,13 @@ import (
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
-// flowEvent is what a worker learns about a flow from one TCP frame. The
-// worker that owns the flow applies it; other workers hand it over a ring.
-// Only the event crosses, never the frame: the receiving worker forwards the
-// frame itself, because it alone produces on the other port's TX ring.
+// flowEvent is what the owning worker learns about a flow from one TCP frame
+// it handled.
 type flowEvent struct {
 	key   flowtable.Key // the frame's direction as seen on the wire
-	now   int64         // when it was received (ns, the appliance clock)
+	now   int64         // when it was handled (ns, the appliance clock)
 	flags uint8         // TCP flags
+	pass  bool          // the handler's verdict was Passthrough (and not a fragment)
 }
 
 // Flow phases; each is a flowtable class with its own timeout.
@@ -49,10 +48,14 @@ func newFlowTable(w *worker, f config.Flows) *flowtable.Table[flowState] {
 	return flowtable.New(cfg)
 }
 
-// passthrough is today's decision: forward every frame unchanged; once a TCP
-// flow's handshake (SYN, then SYN-ACK from the other side) has been seen, enter
-// both directions into the fast-path map, since no flow needs engine work yet.
-// It never changes what is forwarded, only which path later frames take.
+// passthrough is the fast-path logic: it follows each TCP flow's handshake
+// and close, and once the FrameHandler has let a flow's frames through
+// unchanged after its handshake (the engine's Passthrough: the far side did
+// not negotiate, policy bypass, end-to-end TCP-ENO; always, without an
+// engine), it enters both directions into the fast-path map. It never changes
+// what is forwarded, only which path later frames take. A flow the handler
+// rewrites (encrypted, or negotiating) never enters the map: no verdict of
+// its frames is Passthrough while the handler keeps it.
 type passthrough struct {
 	fp FastPath // nil: fast path off
 }
@@ -100,8 +103,7 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 		case !ok && p.fp != nil:
 			// The map may still list the tuple for an old connection
 			// the table forgot (expired or evicted while the kernel
-			// forwarded it; today's classifier forwards FIN and RST of
-			// listed flows in the kernel). Clear it, so no segment of
+			// forwarded it, or a FIN lost on the way). Clear it, so no segment of
 			// the new connection bypasses the workers before its
 			// handshake is seen.
 			p.purgeFast(w, ck)
@@ -111,13 +113,18 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 		if ok && st.phase == phaseSynSent && side != st.synSide {
 			st.phase = phaseOpen
 			t.SetClass(ck, phaseOpen, ev.now)
-			if p.fp != nil {
+			if p.fp != nil && ev.pass {
 				st.fast = p.allowFast(w, ck)
 			}
 		}
 	default:
 		if ok && st.phase != phaseClosing {
 			t.Touch(ck, ev.now)
+			// The handler let go of a flow after its handshake (a
+			// third segment without TCP-ENO, ENO-28): fast path now.
+			if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
+				st.fast = p.allowFast(w, ck)
+			}
 		}
 	}
 }
@@ -126,12 +133,12 @@ func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
 	e1 := p.fp.AllowFastPath(fastKey(ck))
 	e2 := p.fp.AllowFastPath(fastKey(ck.Reverse()))
 	if e1 != nil || e2 != nil {
-		w.c.fastErrors.Add(1)
+		w.c[0].fastErrors.Add(1)
 		// Half an entry would send one direction past the engine.
 		p.removeFast(w, ck)
 		return false
 	}
-	w.c.fastInserts.Add(1)
+	w.c[0].fastInserts.Add(1)
 	return true
 }
 
@@ -141,10 +148,10 @@ func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
 	e1 := p.fp.RemoveFastPath(fastKey(ck))
 	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
 	if e1 != nil || e2 != nil {
-		w.c.fastErrors.Add(1)
+		w.c[0].fastErrors.Add(1)
 		return
 	}
-	w.c.fastRemoves.Add(1)
+	w.c[0].fastRemoves.Add(1)
 }
 
 // purgeFast removes both directions without counting a removal: usually
@@ -153,7 +160,7 @@ func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
 	e1 := p.fp.RemoveFastPath(fastKey(ck))
 	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
 	if e1 != nil || e2 != nil {
-		w.c.fastErrors.Add(1)
+		w.c[0].fastErrors.Add(1)
 	}
 }
 
@@ -164,7 +171,7 @@ func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
 // map ages it out by itself.
 func (w *worker) onRemove(k flowtable.Key, st *flowState, why flowtable.Reason) {
 	if why == flowtable.Evicted {
-		w.c.flowEvictions.Add(1)
+		w.c[0].flowEvictions.Add(1)
 	}
 	if st.phase == phaseClosing && st.fast && w.pass.fp != nil {
 		w.pass.removeFast(w, k)

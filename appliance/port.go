@@ -1,10 +1,25 @@
-// Package appliance runs the bump: two ports (inside, outside), one worker per
-// (port, queue), each receiving a batch, deciding what to do with every frame
-// and transmitting the batch on the other port.
+// Package appliance runs the bump: two ports (inside, outside), one worker
+// per queue index q that owns inside[q] and outside[q] (RX and TX of both),
+// runs to completion and hands each frame of a TCP flow it owns to its
+// FrameHandler (the engine, or Passthrough when none is configured).
 //
-// Today's decision is passthrough: every frame leaves unchanged, and a TCP
-// flow whose handshake has been seen is entered into the XDP fast-path map so
-// the kernel forwards the rest of it without waking a worker.
+// A worker's round: frames other workers handed over, a batch from the
+// inside port, a batch from the outside port, the handler's Tick when due,
+// one Transmit and Kick per port. For every frame: non-TCP frames are
+// forwarded unchanged out of the other port; a TCP frame (or an ICMP error
+// quoting TCP) goes to the worker that owns its flow, chosen by the
+// symmetric hash of the 4-tuple, so both directions meet at one worker.
+// With symmetric RSS that is the receiving worker; otherwise the frame is
+// copied into a hand-off slot and passed through a flowtable.Ring (bounded,
+// drops counted), and the owner processes and transmits it. The handler's
+// verdict decides: Passthrough and ForwardInPlace forward the frame,
+// Forwarded and Consumed leave the output to the handler (through TxSinks
+// over the worker's TX queues), Dropped drops it.
+//
+// The fast-path logic watches each TCP flow's handshake and close: once the
+// handler has let a flow through unchanged after its handshake, both
+// directions go into the XDP fast-path map and the kernel forwards the rest
+// without waking a worker. SYN, FIN and RST always reach the workers.
 package appliance
 
 import (
@@ -35,10 +50,9 @@ const (
 // The method set is the AF_XDP ring discipline. RX side: Receive hands out
 // frames that stay owned by the caller until Release. TX side: GetTx hands
 // out free frames, the caller fills Frame(d)[:n] and sets d.Len, Transmit
-// queues them and Kick makes the port send. The RX side and the TX side of one
-// Port are used by two different workers at once (worker (inside,q) receives
-// on inside q and transmits on outside q), so an implementation must keep the
-// two sides independent.
+// queues them and Kick makes the port send. One worker drives both sides of
+// a Port (and of its partner queue on the other port); Frame is also called
+// by whoever injects frames in the in-memory port.
 type Port interface {
 	// Receive fills descs with up to len(descs) received frames and
 	// returns how many. It does not block.

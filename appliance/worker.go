@@ -3,146 +3,224 @@ package appliance
 import (
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/flowtable"
 )
 
-// worker runs one (port, queue): it receives on rx, which belongs to port
-// from, and transmits on tx, the same queue of the other port. It owns the
-// flows whose symmetric hash selects it; for the others it hands the flow
-// event to the owner.
+// worker runs one queue index q: it owns inside[q] and outside[q], RX and TX
+// of both, so its FrameHandler can transmit on either port for one flow
+// (translated data onward, acknowledgements and retransmissions back). It
+// owns the flows whose symmetric hash selects it; frames of other flows are
+// handed over to their owner.
 type worker struct {
-	id    int
-	from  PortID
-	queue int
+	id    int // queue index, and index among the workers
 	cpu   int // -1: not pinned
-	rx    Port
-	tx    Port
-
+	ports [2]Port
 	rxd   []Desc // RX batch
-	txd   []Desc // TX frames held for the batch being built
-	spare int    // txd[:spare] are free TX frames kept from earlier batches
+	tx    [2]txQueue
+	sinks [2]TxSink // &tx[0], &tx[1]
+	h     FrameHandler
+	idle  time.Duration // longest sleep when idle
 	pkt   packet.Packet
-	t     tally
+	t     [2]tally     // this batch's counts, by arrival port
+	c     *[2]counters // published counts, by arrival port
 
-	flows   *flowtable.Table[flowState]
-	pass    *passthrough
-	nwork   int
-	out     []*flowtable.Ring[flowEvent] // out[j]: events for worker j (nil for self)
-	in      []*flowtable.Ring[flowEvent] // events from the other workers
-	nextAge int64                        // when to run the next expiry pass (ns)
-	lastKey flowtable.Key                // key of the batch's last flow event
-	hasLast bool
-	c       *counters
+	flows    *flowtable.Table[flowState]
+	pass     *passthrough
+	nwork    int
+	out      []*lane // out[j]: frames for worker j (nil for self)
+	in       []*lane // frames from the other workers
+	nextAge  int64   // when to run the next expiry pass (ns)
+	nextTick int64   // when the handler's Tick is next due (ns)
+	lastKey  flowtable.Key
+	lastPass bool
+	hasLast  bool
+	req      chan func(FrameHandler) // Inspect requests (Start mode)
 }
 
-// agePeriod is how often a worker expires flows.
-const agePeriod = int64(100 * time.Millisecond)
+const (
+	// agePeriod is how often a worker expires flows.
+	agePeriod = int64(100 * time.Millisecond)
+	// tickPeriod is how often a busy worker calls its handler's Tick;
+	// an idle one sleeps at most engineIdleWait.
+	tickPeriod     = int64(time.Millisecond)
+	engineIdleWait = 2 * time.Millisecond
+	// idleWait bounds an idle worker's sleep when its handler is
+	// Passthrough (no timers), so hand-offs, expiry and Stop are noticed.
+	idleWait = 20 * time.Millisecond
+	// handoffBatch bounds the frames taken from one lane per poll.
+	handoffBatch = 256
+)
 
-// poll runs one batch to completion: receive, decide, transmit on the other
-// port, one Kick. It returns the number of frames received. now is the
-// worker's clock in nanoseconds (monotonic).
+// poll runs one round to completion: frames handed over by other workers,
+// then a batch from each port, the handler's timers, one transmission per
+// port. It returns the number of frames handled. now is the worker's clock
+// in nanoseconds (monotonic).
 func (w *worker) poll(now int64) int {
-	w.drainEvents()
+	select {
+	case fn := <-w.req:
+		fn(w.h)
+	default:
+	}
 	if now >= w.nextAge {
 		w.pass.expire(w, now)
 		w.nextAge = now + agePeriod
 	}
-	n := w.rx.Receive(w.rxd)
-	if n == 0 {
-		return 0
-	}
-	// TX frames for the batch: those kept from before, topped up.
-	if w.spare < n {
-		w.spare += w.tx.GetTx(w.txd[w.spare:n])
-	}
-	used := 0
 	w.hasLast = false
-	t := &w.t
-	for i := range n {
-		frame := w.rx.Frame(w.rxd[i])
-		t.frames++
-		t.bytes += uint64(len(frame))
-		w.inspect(frame, now)
-		// Passthrough: the frame leaves unchanged on the other port.
-		if used == w.spare {
-			t.drops[DropNoTxFrame]++
-			continue
-		}
-		d := &w.txd[used]
-		buf := w.tx.Frame(*d)
-		if len(frame) > cap(buf) {
-			t.drops[DropTooBig]++
-			continue
-		}
-		d.Len = uint32(copy(buf[:len(frame)], frame))
-		used++
+	n := w.drainHandoffs(now)
+	n += w.receive(Inside, now)
+	n += w.receive(Outside, now)
+	if now >= w.nextTick {
+		w.h.Tick(now, w.sinks)
+		w.nextTick = now + tickPeriod
 	}
-	w.rx.Release(w.rxd[:n])
-	sent := w.tx.Transmit(w.txd[:used])
-	for _, d := range w.txd[:sent] {
-		t.txFrames++
-		t.txBytes += uint64(d.Len)
-	}
-	if sent < used {
-		t.drops[DropTxRingFull] += uint64(used - sent)
-	}
-	// Frames the TX ring did not take, and frames not used at all, stay
-	// ours: keep them at the front of txd for the next batch.
-	keep := copy(w.txd, w.txd[sent:w.spare])
-	for i := range keep {
-		w.txd[i].Len = 0
-	}
-	w.spare = keep
-	if sent > 0 {
-		if err := w.tx.Kick(); err != nil {
-			w.c.kickErrors.Add(1)
-		}
-	}
-	w.c.add(t)
+	w.tx[0].flush()
+	w.tx[1].flush()
+	w.c[0].add(&w.t[0])
+	w.c[1].add(&w.t[1])
 	return n
 }
 
-// inspect decodes a frame and feeds TCP frames to the flow's owner.
-func (w *worker) inspect(frame []byte, now int64) {
-	if err := w.pkt.Decode(frame); err != nil {
-		w.t.unparsed++
-		return
+// receive takes one batch from port p and dispatches every frame.
+func (w *worker) receive(p PortID, now int64) int {
+	port := w.ports[p]
+	n := port.Receive(w.rxd)
+	if n == 0 {
+		return 0
 	}
-	if !w.pkt.IsTCP() {
-		return
+	t := &w.t[p]
+	for i := range n {
+		frame := port.Frame(w.rxd[i])
+		t.frames++
+		t.bytes += uint64(len(frame))
+		w.dispatch(p, frame, now)
 	}
-	ev := flowEvent{key: keyOf(&w.pkt), flags: w.pkt.Flags(), now: now}
-	// A bulk transfer brings a batch of segments of one flow: the flow's
-	// owner needs only the first of them (it refreshes the idle time, and
-	// all of the batch has the same clock). Segments with SYN, FIN or RST
-	// always count.
-	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
-	if ev.flags&control == 0 && w.hasLast && ev.key == w.lastKey {
-		return
-	}
-	w.lastKey, w.hasLast = ev.key, true
-	owner := ev.key.Owner(w.nwork)
-	if owner == w.id {
-		w.pass.apply(w, &ev)
-		return
-	}
-	if w.out[owner].Push(ev) {
-		w.t.handoffs++
-	} else {
-		w.t.handoffDrops++
-	}
+	port.Release(w.rxd[:n])
+	return n
 }
 
-// drainEvents applies the flow events other workers handed to this one.
-func (w *worker) drainEvents() {
-	for _, r := range w.in {
-		for {
-			ev, ok := r.Pop()
+// frameKind is what the worker needs to know about a frame to route it.
+type frameKind uint8
+
+const (
+	kindOther     frameKind = iota // not a flow's frame: forwarded by whoever receives it
+	kindTCP                        // TCP segment: key is its direction
+	kindICMPQuote                  // ICMP error quoting TCP: key is the quoted segment's direction
+)
+
+// classify decodes frame into w.pkt.
+func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) {
+	if err := w.pkt.Decode(frame); err != nil {
+		w.t[from].unparsed++
+		return kindOther, flowtable.Key{}
+	}
+	if k, ok := w.pkt.FlowKey(); ok {
+		return kindTCP, k
+	}
+	if w.pkt.IsICMP() {
+		if k, ok := w.pkt.QuotedFlowKey(); ok {
+			return kindICMPQuote, k
+		}
+	}
+	return kindOther, flowtable.Key{}
+}
+
+// dispatch handles a frame this worker received: its own flows here, other
+// workers' flows through their lane, everything else forwarded unchanged.
+func (w *worker) dispatch(from PortID, frame []byte, now int64) {
+	kind, key := w.classify(from, frame)
+	if kind == kindOther {
+		w.tx[1-from].forward(frame)
+		return
+	}
+	if owner := key.Owner(w.nwork); owner != w.id {
+		switch {
+		case len(frame) > handoffSlotSize:
+			w.t[from].drops[DropTooBig]++
+		case w.out[owner].push(from, frame):
+			w.t[from].handoffs++
+		default:
+			w.t[from].handoffDrops++
+		}
+		return
+	}
+	w.process(from, frame, now, kind, key)
+}
+
+// drainHandoffs handles the frames other workers handed to this one.
+func (w *worker) drainHandoffs(now int64) int {
+	n := 0
+	for _, l := range w.in {
+		for range handoffBatch {
+			h, ok := l.frames.Pop()
 			if !ok {
 				break
 			}
-			w.pass.apply(w, &ev)
+			frame := l.frame(h)
+			if kind, key := w.classify(h.from, frame); kind != kindOther {
+				w.process(h.from, frame, now, kind, key)
+			} else {
+				w.tx[1-h.from].forward(frame) // cannot happen: the sender classified it
+			}
+			l.release(h)
+			n++
 		}
 	}
+	return n
+}
+
+// process gives a frame of an owned flow to the handler and carries out
+// its verdict. w.pkt holds the frame's decoding.
+func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+	flags := w.pkt.Flags()
+	frag := w.pkt.IsFragment()
+	v := w.h.Handle(now, engine.PortID(from), frame, w.sinks)
+	t := &w.t[from]
+	switch v {
+	case engine.Passthrough, engine.ForwardInPlace:
+		t.verdicts[v]++
+		w.tx[1-from].forward(frame)
+	case engine.Forwarded, engine.Consumed, engine.Dropped:
+		t.verdicts[v]++
+	default:
+		t.verdicts[0]++ // a handler bug: drop rather than guess
+	}
+	if kind == kindTCP {
+		w.track(key, flags, now, v == engine.Passthrough && !frag)
+	}
+}
+
+// track feeds the fast-path logic. A bulk transfer brings a batch of
+// segments of one flow; the flow table needs only the first of them (it
+// refreshes the idle time, and the batch shares one clock). Segments with
+// SYN, FIN or RST always count.
+func (w *worker) track(key flowtable.Key, flags uint8, now int64, pass bool) {
+	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
+	if flags&control == 0 && w.hasLast && key == w.lastKey && pass == w.lastPass {
+		return
+	}
+	w.lastKey, w.lastPass, w.hasLast = key, pass, true
+	w.pass.apply(w, &flowEvent{key: key, now: now, flags: flags, pass: pass})
+}
+
+// wait sleeps until either port may have frames, or the idle time passes.
+func (w *worker) wait() error {
+	if pw, ok := w.ports[0].(pairWaiter); ok {
+		if handled, err := pw.waitPair(w.ports[1], w.idle); handled {
+			return err
+		}
+	}
+	// Ports of different kinds: wait on each in turn, briefly.
+	if err := w.ports[0].Wait(w.idle / 2); err != nil {
+		return err
+	}
+	return w.ports[1].Wait(w.idle / 2)
+}
+
+// pairWaiter is a Port that can wait on itself and another port of its own
+// kind at once (one poll(2) over two AF_XDP sockets). handled is false when
+// other is of another kind.
+type pairWaiter interface {
+	waitPair(other Port, timeout time.Duration) (handled bool, err error)
 }

@@ -19,11 +19,11 @@ type XDPPorts struct {
 	names [2]string
 }
 
-// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait
-// on it alone. xsk.Wait reads only the socket's shared ring indexes, so it
-// may run beside the TX half, which the other worker drives; while that half
-// has frames a busy device did not take, it caps the sleep at xsk.TxRetry and
-// its poll(2) retries the transmission.
+// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait.
+// One worker drives both halves of the socket (and of its partner on the
+// other port). While a TX half has frames a busy device did not take,
+// xsk.Wait caps the sleep at xsk.TxRetry and its poll(2) retries the
+// transmission.
 type xskPort struct {
 	*xsk.Socket
 	self [1]*xsk.Socket
@@ -32,6 +32,18 @@ type xskPort struct {
 func (p *xskPort) Wait(timeout time.Duration) error {
 	_, err := xsk.Wait(p.self[:], timeout)
 	return err
+}
+
+// waitPair is one poll(2) over p's socket and other's (a worker's inside
+// and outside queue).
+func (p *xskPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+	o, ok := other.(*xskPort)
+	if !ok {
+		return false, nil
+	}
+	pair := [2]*xsk.Socket{p.Socket, o.Socket}
+	_, err := xsk.Wait(pair[:], timeout)
+	return true, err
 }
 
 // ErrNoInterface is returned by OpenXDP when a configured interface does not

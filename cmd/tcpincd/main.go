@@ -181,7 +181,7 @@ func serve(cfg config.Config, log *slog.Logger) error {
 	if err := a.Start(); err != nil {
 		return err
 	}
-	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", 2*cfg.Queues, "cpus", cfg.CPUs)
+	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
 
 	var runErr error
 	select {

@@ -1,0 +1,65 @@
+package appliance
+
+import "github.com/tcpinc/tcpinc/appliance/engine"
+
+// Verdict is what a FrameHandler decided about one frame (engine.Verdict):
+//
+//   - engine.Passthrough: the worker forwards the frame unchanged out of the
+//     other port, and the flow may go on the kernel fast path;
+//   - engine.ForwardInPlace: the worker forwards the frame, which the handler
+//     may have rewritten in place (same length), out of the other port; the
+//     flow stays in user space;
+//   - engine.Forwarded, engine.Consumed: the handler sent what had to go on
+//     through the TxSinks (or nothing); the worker drops the input;
+//   - engine.Dropped: the worker drops the input; the handler counts why.
+type Verdict = engine.Verdict
+
+// TxSink is one port's transmit side lent to a FrameHandler for one call:
+// Buffer returns a free TX frame of that port (nil when none is free),
+// Commit(n) queues its first n bytes for transmission with the worker's
+// batch. Implemented over a Port by txQueue.
+type TxSink = engine.TxSink
+
+// FrameHandler decides what happens to the frames a worker owns: every TCP
+// frame of a flow whose owner it is, and every ICMP error that quotes a TCP
+// segment of such a flow. *engine.Engine implements it; Passthrough is the
+// handler when no engine is configured. A handler belongs to one worker and
+// is only ever called from that worker's goroutine, so it needs no locks.
+//
+// now is the worker's monotonic clock in nanoseconds; from is the port the
+// frame arrived on (engine.Inside or engine.Outside); tx holds both ports'
+// sinks, indexed by port. Tick runs timers: the worker calls it between
+// batches, and at least every tickPeriod while idle.
+type FrameHandler interface {
+	Handle(now int64, from engine.PortID, frame []byte, tx [2]TxSink) Verdict
+	Tick(now int64, tx [2]TxSink)
+}
+
+// Passthrough is the FrameHandler of a bump without an engine: every frame
+// leaves unchanged, and the workers put a TCP flow on the fast path once its
+// handshake has been seen.
+type Passthrough struct{}
+
+// Handle implements FrameHandler.
+func (Passthrough) Handle(int64, engine.PortID, []byte, [2]TxSink) Verdict { return engine.Passthrough }
+
+// Tick implements FrameHandler.
+func (Passthrough) Tick(int64, [2]TxSink) {}
+
+// NewHandlerFunc builds the FrameHandler of the worker for queue q. It is
+// called once per worker, from New.
+type NewHandlerFunc func(queue int) (FrameHandler, error)
+
+// numVerdicts bounds engine.Verdict values (Forwarded=1 .. Dropped=5); slot
+// 0 counts values a handler must not return.
+const numVerdicts = int(engine.Dropped) + 1
+
+var verdictNames = [numVerdicts]string{"invalid", "forwarded", "forward_in_place", "passthrough", "consumed", "dropped"}
+
+// VerdictName is the snake_case name of v used in logs and metrics.
+func VerdictName(v Verdict) string {
+	if int(v) >= numVerdicts {
+		return verdictNames[0]
+	}
+	return verdictNames[v]
+}

@@ -1,0 +1,82 @@
+package appliance
+
+import "github.com/tcpinc/tcpinc/flowtable"
+
+// Hand-off of frames between workers. Without symmetric RSS a flow's frames
+// can arrive on a queue whose worker does not own the flow; that worker
+// copies the frame into a slot of the lane to the owner and pushes the slot
+// through a flowtable.Ring. The owner handles the frame as if it had
+// received it (the handler, forwarding, the fast-path logic) and transmits
+// on its own queues: only the owner may, since each TX ring has one
+// producer. Finished slots go back to the producer through a second ring.
+// Both rings hold as many entries as the lane has slots, so neither push can
+// fail; a lane out of free slots drops the frame and counts it.
+
+const (
+	// handoffSlots is the number of frames one lane holds in flight.
+	handoffSlots = 256
+	// handoffSlotSize bounds a handed-off frame: the largest UMEM frame
+	// (config frame_size 4096).
+	handoffSlotSize = 4096
+)
+
+// handoff names one frame in a lane's slot.
+// The owner handles it on its own clock, which the handler needs monotonic.
+type handoff struct {
+	slot uint32
+	len  uint32
+	from PortID
+}
+
+// lane carries frames from one worker (the producer) to another (the owner).
+type lane struct {
+	frames *flowtable.Ring[handoff] // producer -> owner
+	done   *flowtable.Ring[uint32]  // owner -> producer: slots handled
+	buf    []byte                   // handoffSlots x handoffSlotSize
+	free   []uint32                 // producer's free slots
+}
+
+func newLane() *lane {
+	l := &lane{
+		frames: flowtable.NewRing[handoff](handoffSlots),
+		done:   flowtable.NewRing[uint32](handoffSlots),
+		buf:    make([]byte, handoffSlots*handoffSlotSize),
+		free:   make([]uint32, 0, handoffSlots),
+	}
+	for i := range handoffSlots {
+		l.free = append(l.free, uint32(i))
+	}
+	return l
+}
+
+// push copies frame into a free slot and queues it for the owner
+// (producer only). It reports false when the lane is full.
+func (l *lane) push(from PortID, frame []byte) bool {
+	if len(l.free) == 0 {
+		for {
+			s, ok := l.done.Pop()
+			if !ok {
+				break
+			}
+			l.free = append(l.free, s)
+		}
+		if len(l.free) == 0 {
+			return false
+		}
+	}
+	s := l.free[len(l.free)-1]
+	l.free = l.free[:len(l.free)-1]
+	copy(l.buf[int(s)*handoffSlotSize:], frame)
+	// Cannot fail: every slot is in at most one ring entry.
+	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from})
+	return true
+}
+
+// frame returns the bytes of h (owner only, until release).
+func (l *lane) frame(h handoff) []byte {
+	off := int(h.slot) * handoffSlotSize
+	return l.buf[off : off+int(h.len) : off+handoffSlotSize]
+}
+
+// release gives h's slot back to the producer (owner only).
+func (l *lane) release(h handoff) { l.done.Push(h.slot) }

@@ -1,0 +1,102 @@
+package appliance
+
+// txQueue is a worker's transmit side of one port: the TX frames it holds
+// and the batch it is building. It is the TxSink lent to the FrameHandler,
+// and the worker forwards frames through it too, so whatever the worker and
+// the handler send on one port leaves in the order it was queued.
+//
+// d[:used] are filled frames waiting for the batch's Transmit, d[used:have]
+// free frames taken from the port earlier and kept (so a batch does not
+// return and retake them).
+type txQueue struct {
+	port  Port
+	d     []Desc
+	used  int
+	have  int
+	lent  bool   // Buffer handed out d[used] and no Commit came yet
+	t     *tally // the direction whose frames leave on this port
+	kicks *counters
+}
+
+func newTxQueue(port Port, size int) txQueue {
+	return txQueue{port: port, d: make([]Desc, size)}
+}
+
+// Buffer implements TxSink: the next free TX frame, at its full capacity.
+// When the batch holds every frame available it is sent first; nil means
+// the port has no free TX frame.
+func (q *txQueue) Buffer() []byte {
+	if q.used == q.have {
+		q.have += q.port.GetTx(q.d[q.have:])
+		if q.used == q.have && q.used > 0 {
+			// The batch holds every frame we could get: send it, so
+			// its frames come back through the completion ring.
+			q.flush()
+			q.have += q.port.GetTx(q.d[q.have:])
+		}
+		if q.used == q.have {
+			q.lent = false
+			return nil
+		}
+	}
+	q.lent = true
+	b := q.port.Frame(q.d[q.used])
+	return b[:cap(b)]
+}
+
+// Commit implements TxSink: queue the first n bytes of the frame Buffer
+// returned. A Commit without a Buffer, or with n out of range, queues
+// nothing and is counted.
+func (q *txQueue) Commit(n int) {
+	if !q.lent || n < 0 || n > cap(q.port.Frame(q.d[q.used])) {
+		q.t.badCommits++
+		q.lent = false
+		return
+	}
+	q.lent = false
+	q.d[q.used].Len = uint32(n)
+	q.used++
+}
+
+// forward copies frame into a TX frame and queues it, counting a drop when
+// no TX frame is free or the frame does not fit.
+func (q *txQueue) forward(frame []byte) {
+	buf := q.Buffer()
+	switch {
+	case buf == nil:
+		q.t.drops[DropNoTxFrame]++
+	case len(frame) > len(buf):
+		q.lent = false
+		q.t.drops[DropTooBig]++
+	default:
+		q.Commit(copy(buf, frame))
+	}
+}
+
+// flush transmits the batch and kicks the port. Frames the TX ring did not
+// take are dropped (counted) and kept as free frames.
+func (q *txQueue) flush() {
+	q.lent = false
+	if q.used == 0 {
+		return
+	}
+	sent := q.port.Transmit(q.d[:q.used])
+	t := q.t
+	for _, d := range q.d[:sent] {
+		t.txFrames++
+		t.txBytes += uint64(d.Len)
+	}
+	if sent < q.used {
+		t.drops[DropTxRingFull] += uint64(q.used - sent)
+	}
+	keep := copy(q.d, q.d[sent:q.have])
+	for i := range keep {
+		q.d[i].Len = 0
+	}
+	q.have, q.used = keep, 0
+	if sent > 0 {
+		if err := q.port.Kick(); err != nil {
+			q.kicks.kickErrors.Add(1)
+		}
+	}
+}
