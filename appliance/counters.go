@@ -84,12 +84,12 @@ func (c *counters) add(t *tally) {
 // DirStats are the counters of one direction of the bump (frames received on
 // From and sent out of the other port), summed over its queues.
 type DirStats struct {
-	From          PortID // the port the frames arrived on
-	Frames        uint64 // frames that reached user space
-	Bytes         uint64
-	TxFrames      uint64 // frames transmitted on the other port
-	TxBytes       uint64
-	Unparsed      uint64 // frames the parser rejected; forwarded unchanged all the same
+	From     PortID // the port the frames arrived on
+	Frames   uint64 // frames that reached user space
+	Bytes    uint64
+	TxFrames uint64 // frames transmitted on the other port
+	TxBytes  uint64
+	Unparsed uint64 // frames the parser rejected; forwarded unchanged all the same
 	// Flow-level counts (a flow has both directions) are in the inside
 	// direction's DirStats only: FastInserts, FastRemoves, FastErrors,
 	// FlowEvictions.
