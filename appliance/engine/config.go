@@ -62,10 +62,11 @@ type Config struct {
 	// is passed through in plain TCP and counted.
 	MaxFlows int
 	// RetransmitBytes caps each flow's store of sent, unacknowledged wire
-	// bytes (default 256 KiB); ReassemblyBytes its out-of-order receive
-	// buffer (default 256 KiB); PreKeyBytes its queue of host data waiting
+	// bytes (default 1 MiB); ReassemblyBytes its out-of-order receive
+	// buffer (default 1 MiB); PreKeyBytes its queue of host data waiting
 	// for keys (default 64 KiB). DeliverBytes caps the plaintext kept for
-	// re-delivery to the inside host (default 256 KiB).
+	// re-delivery to the inside host (default 1 MiB). Each starts at 16 KiB
+	// and grows only as a flow needs it.
 	RetransmitBytes, ReassemblyBytes, PreKeyBytes, DeliverBytes int
 	// InitRTO is the first retransmission timeout of the Init message
 	// (default 200 ms), doubled per try, at most InitTries tries (default 6)
@@ -86,10 +87,10 @@ const (
 	DefaultRekeyBytes       = 1 << 30
 	DefaultRekeyAfter       = time.Hour
 	DefaultMaxFlows         = 65536
-	DefaultRetransmitBytes  = 256 << 10
-	DefaultReassemblyBytes  = 256 << 10
+	DefaultRetransmitBytes  = 1 << 20
+	DefaultReassemblyBytes  = 1 << 20
 	DefaultPreKeyBytes      = 64 << 10
-	DefaultDeliverBytes     = 256 << 10
+	DefaultDeliverBytes     = 1 << 20
 	DefaultInitRTO          = 200 * time.Millisecond
 	DefaultInitTries        = 6
 	DefaultHandshakeTimeout = 30 * time.Second

@@ -268,7 +268,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if si != nil && si.hasTS {
 		e.opts.ts(si.tsVal, si.tsEcr)
 	} else {
-		f.tsToR(&e.opts)
+		f.tsToR(&e.opts, false)
 	}
 	d := &f.rcv
 	if si != nil && si.nsack > 0 {
@@ -387,7 +387,7 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 		if rec.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, to, rec.w, wl, flags)
+		e.sendStored(f, to, rec.w, wl, flags, true)
 		if n == 0 && !rec.fin {
 			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
 		}
@@ -419,7 +419,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		if fr.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, tx[Outside], fr.w, int(fr.wl), flags)
+		e.sendStored(f, tx[Outside], fr.w, int(fr.wl), flags, true)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -435,7 +435,7 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 	if si != nil && si.hasTS {
 		e.opts.ts(si.tsVal, si.tsEcr)
 	} else {
-		f.tsToL(&e.opts)
+		f.tsToL(&e.opts, false)
 	}
 	ack := f.enc.ackH
 	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
@@ -783,7 +783,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 			}
 		}
 		e.opts.reset()
-		f.tsToL(&e.opts)
+		f.tsToL(&e.opts, true)
 		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 		if urg && first {
 			// URGp (tcpcrypt.md §7): the last urgent byte is urgent bytes
@@ -836,7 +836,7 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 func (e *Engine) dupAckR(f *flow, to TxSink) {
 	d := &f.rcv
 	e.opts.reset()
-	f.tsToR(&e.opts)
+	f.tsToR(&e.opts, false)
 	var blocks [4][2]uint32
 	nb := 0
 	if d.held.n > 0 {

@@ -120,6 +120,8 @@ type flow struct {
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
+	wsR        uint8  // R's window shift, when both SYNs had window scale
+	wsL        int8   // L's shift from its SYN (-1: none)
 	winL, winR uint16
 	toR, toL   tmpl
 
@@ -190,27 +192,58 @@ func (f *flow) info() FlowInfo {
 	return fi
 }
 
-// scaleWin lowers a window R advertised by the frame overhead ratio before
-// it reaches L, whose bytes grow by 20 per frame on the wire.
+// scaleWin turns the window R advertised into the one L gets: lowered by the
+// frame overhead ratio (L's bytes grow by 20 per frame on the wire) and by
+// the room left in the retransmit store, so L does not send what the store
+// would have to drop (RFC 7323 window scale taken into account).
 func (f *flow) scaleWin(w uint16) uint16 {
-	m := uint32(f.mssR)
-	if m <= tcpcrypt.Overhead {
-		return w
+	m := int64(f.mssR)
+	win := int64(w) << f.wsR
+	if m > tcpcrypt.Overhead {
+		win = win * (m - tcpcrypt.Overhead) / m
 	}
-	return uint16(uint32(w) * (m - tcpcrypt.Overhead) / m)
+	room := int64(f.enc.store.max) - (f.enc.nextW - f.enc.ackW)
+	if m > tcpcrypt.Overhead {
+		room = room * (m - tcpcrypt.Overhead) / m
+	}
+	room -= m // one frame of slack
+	if room < 0 {
+		room = 0
+	}
+	if win > room {
+		win = room
+	}
+	win >>= f.wsR
+	if win > 0xffff {
+		win = 0xffff
+	}
+	return uint16(win)
 }
 
 // tsToR adds the timestamp option of a segment the appliance sends R on L's
-// behalf: L's latest TSval and L's latest echo (RFC 7323), if negotiated.
-func (f *flow) tsToR(o *tcpOpts) {
-	if f.tsOK {
-		o.ts(f.tsL, f.ecrL)
+// behalf, if both SYNs negotiated timestamps (RFC 7323): L's latest TSval,
+// and as TSecr L's own latest echo for segments carrying L's data (so R's
+// RTT samples cover the whole path) or R's latest TSval for segments the
+// appliance originates.
+func (f *flow) tsToR(o *tcpOpts, hostEcho bool) {
+	if !f.tsOK {
+		return
 	}
+	ecr := f.tsR
+	if hostEcho && f.ecrL != 0 {
+		ecr = f.ecrL
+	}
+	o.ts(f.tsL, ecr)
 }
 
 // tsToL is tsToR for segments to L on R's behalf.
-func (f *flow) tsToL(o *tcpOpts) {
-	if f.tsOK {
-		o.ts(f.tsR, f.ecrR)
+func (f *flow) tsToL(o *tcpOpts, hostEcho bool) {
+	if !f.tsOK {
+		return
 	}
+	ecr := f.tsL
+	if hostEcho && f.ecrR != 0 {
+		ecr = f.ecrR
+	}
+	o.ts(f.tsR, ecr)
 }

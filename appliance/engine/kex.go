@@ -79,7 +79,7 @@ func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 		if w+n == en.initLen {
 			fl |= packet.FlagPSH
 		}
-		e.sendStored(f, to, w, int(n), fl)
+		e.sendStored(f, to, w, int(n), fl, false)
 		w += n
 	}
 	en.initSent = true
@@ -87,9 +87,11 @@ func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 }
 
 // sendStored sends wire bytes [w, w+n) of our stream from the store toward R.
-func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8) {
+// hostEcho: the segment carries the host's data, so TSecr is the host's own
+// latest echo; else the appliance speaks for it and echoes R's latest TSval.
+func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
 	e.opts.reset()
-	f.tsToR(&e.opts)
+	f.tsToR(&e.opts, hostEcho)
 	if f.enoOut {
 		e.opts.eno()
 	}

@@ -138,6 +138,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	}
 	f.tsL = e.si.tsVal
 	f.tsOK = e.si.hasTS // and the SYN-ACK's, below
+	f.wsL = e.si.ws
 	f.toR.set(p)
 	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
 	return Forwarded
@@ -191,6 +192,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	}
 	f.tsR = e.si.tsVal
 	f.tsOK = e.si.hasTS
+	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
 	f.toL.set(p)
 	e.clamp(f, p)
 	return ForwardInPlace
@@ -266,6 +268,10 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
 	}
 	f.tsL = e.si.tsVal
 	f.tsOK = f.tsOK && e.si.hasTS
+	if f.wsL >= 0 && e.si.ws >= 0 {
+		f.wsR = uint8(f.wsL)
+	}
+	f.wsL = e.si.ws
 	f.winL = p.Window()
 	f.toR.set(p)
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
@@ -307,6 +313,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.tsR = e.si.tsVal
 		f.tsOK = f.tsOK && e.si.hasTS
+		if f.wsL >= 0 && e.si.ws >= 0 {
+			f.wsR = uint8(e.si.ws)
+		}
 		f.winR = p.Window()
 		f.toL.set(p)
 		f.enoOut = true

@@ -147,11 +147,12 @@ type segInfo struct {
 	eno          bool
 	mss          uint16
 	hasMSS       bool
+	ws           int8 // window scale shift, -1 if none
 	optErr       bool
 }
 
 func (si *segInfo) read(p *packet.Packet) {
-	*si = segInfo{}
+	*si = segInfo{ws: -1}
 	it := p.Options()
 	for {
 		o, ok := it.Next()
@@ -172,6 +173,10 @@ func (si *segInfo) read(p *packet.Packet) {
 			}
 		case 69:
 			si.eno = true
+		case 3:
+			if len(o.Data) == 1 {
+				si.ws = int8(min(o.Data[0], 14))
+			}
 		case 2:
 			if len(o.Data) == 2 {
 				si.hasMSS, si.mss = true, binary.BigEndian.Uint16(o.Data)
