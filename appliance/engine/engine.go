@@ -271,3 +271,20 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 
 // NumFlows is the number of tracked flows.
 func (e *Engine) NumFlows() int { return len(e.flows) }
+
+// FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
+// for metrics and the admin API.
+var (
+	FallbackNames = [numFallback]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
+	DropNames     = [numDrop]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy"}
+)
+
+// Lookup returns the snapshot of the flow between inside and outside (the
+// admin API's session lookup by 4-tuple). Call it between batches.
+func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
+	f := e.flows[flowKey{in: inside, out: outside}]
+	if f == nil {
+		return FlowInfo{}, false
+	}
+	return f.info(), true
+}

@@ -235,3 +235,24 @@ func TestThirdSegmentWithoutENO(t *testing.T) {
 }
 
 var _ = packet.FlagACK
+
+func TestLookupAndNames(t *testing.T) {
+	pr := handshake(t)
+	fi, ok := pr.ga.e.Lookup(addrA, addrB)
+	if !ok || !fi.Encrypted || fi.AEAD == "" || fi.Inside != addrA || fi.Outside != addrB {
+		t.Fatalf("lookup: %+v %v", fi, ok)
+	}
+	if _, ok := pr.ga.e.Lookup(addrB, addrA); ok {
+		t.Fatal("lookup of the reversed tuple found a flow")
+	}
+	for i, n := range FallbackNames {
+		if n == "" {
+			t.Fatalf("fallback %d unnamed", i)
+		}
+	}
+	for i, n := range DropNames {
+		if n == "" {
+			t.Fatalf("drop %d unnamed", i)
+		}
+	}
+}
