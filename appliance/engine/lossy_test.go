@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"bytes"
+	"math/rand"
+	"testing"
+)
+
+// A bulk transfer a -> b over a wire that drops and reorders segments both
+// ways. a is a go-back-N sender (it resends from its oldest unacknowledged
+// byte when ACKs stop), b a receiver that takes bytes in order only and
+// acknowledges every segment. Whatever the loss, b ends with exactly a's
+// bytes and the FIN, and nothing is aborted: the store serves every
+// retransmission, G_B reassembles, re-delivers and answers duplicates.
+func TestLossyBulkTransfer(t *testing.T) {
+	for _, loss := range []float64{0, 0.05, 0.2} {
+		pr := handshake(t)
+		pr.ga.e.cfg.RekeyBytes = 40_000 // several rekeys during the loss (TC-59: retransmissions keep their key)
+		rng := rand.New(rand.NewSource(int64(loss * 1000)))
+		data := make([]byte, 300_000)
+		rng.Read(data)
+		const mss = 1400
+		base := isnA + 1
+		una, nxt := 0, 0 // a's view, host offsets
+		var got []byte
+		gotFIN, finSent := false, false
+		stall := 0
+		for round := 0; round < 5000 && !(gotFIN && una == len(data)+1); round++ {
+			// a sends up to 16 segments past una.
+			var wire [][]byte
+			for k := 0; k < 16 && nxt < una+16*mss; k++ {
+				pr.tsA++
+				var fr []byte
+				if nxt < len(data) {
+					end := min(nxt+mss, len(data))
+					fr = tcpFrame(addrA, addrB, base+uint32(nxt), isnB+1, ackF|pshF, 65535, tsOpt(pr.tsA, pr.tsB), data[nxt:end])
+					nxt = end
+				} else if nxt == len(data) {
+					fr = tcpFrame(addrA, addrB, base+uint32(nxt), isnB+1, ackF|finF, 65535, tsOpt(pr.tsA, pr.tsB), nil)
+					nxt++
+					finSent = true
+				} else {
+					break
+				}
+				_, o := pr.ga.push(Inside, fr)
+				wire = append(wire, o...)
+			}
+			rng.Shuffle(len(wire), func(i, j int) { wire[i], wire[j] = wire[j], wire[i] })
+			var back [][]byte
+			for _, w := range wire {
+				if rng.Float64() < loss {
+					continue
+				}
+				toIn, toOut := pr.gb.push(Outside, w)
+				back = append(back, toOut...)
+				for _, f := range toIn {
+					s := parse(t, f)
+					if s.flags&rstF != 0 {
+						t.Fatalf("loss %.2f: G_B reset b", loss)
+					}
+					off := int(s.seq - base)
+					if off <= len(got) && off+len(s.payload) > len(got) {
+						got = append(got, s.payload[len(got)-off:]...)
+					}
+					if s.flags&finF != 0 && off+len(s.payload) == len(got) {
+						gotFIN = true
+					}
+					ack := base + uint32(len(got))
+					if gotFIN {
+						ack++
+					}
+					pr.tsB++
+					_, o := pr.gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, ack, ackF, 65535, tsOpt(pr.tsB, pr.tsA), nil))
+					back = append(back, o...)
+				}
+			}
+			// Timers: the rekey answers G_B owns are retransmitted.
+			for _, g := range []*gw{pr.ga, pr.gb} {
+				_, o := g.tick(50e6)
+				if g == pr.gb {
+					back = append(back, o...)
+				}
+			}
+			progress := false
+			for _, w := range back {
+				if rng.Float64() < loss {
+					continue
+				}
+				toIn, _ := pr.ga.push(Outside, w)
+				for _, f := range toIn {
+					s := parse(t, f)
+					if s.flags&rstF != 0 {
+						t.Fatalf("loss %.2f: G_A reset a", loss)
+					}
+					if a := int(s.ack - base); a > una && a <= nxt {
+						una, progress = a, true
+					}
+				}
+			}
+			if !progress {
+				if stall++; stall > 2 {
+					nxt, stall = una, 0 // a's retransmission timeout: go back
+					if una <= len(data) {
+						finSent = false
+					}
+				}
+			}
+		}
+		_ = finSent
+		if !bytes.Equal(got, data) || !gotFIN {
+			t.Fatalf("loss %.2f: b got %d of %d bytes, FIN %v (a's una %d)", loss, len(got), len(data), gotFIN, una)
+		}
+		c := pr.gb.e.Counters()
+		t.Logf("loss %.2f: frames opened %d, dup ACKs %d, re-delivered %d, retransmitted by G_A %d, rekeys %d answered %d",
+			loss, c.FramesOpened.Load(), c.DupAcksOriginated.Load(), c.Redelivered.Load(), pr.ga.e.Counters().FrameRetransmits.Load(),
+			pr.ga.e.Counters().Rekeys.Load(), c.RekeysAnswered.Load())
+		if pr.ga.e.Counters().Rekeys.Load() < 5 {
+			t.Fatal("no rekeys during the transfer")
+		}
+	}
+}
