@@ -36,6 +36,7 @@ type rigOpts struct {
 	flows      config.Flows
 	batch      int
 	countOnly  bool // sinks count instead of keeping copies (alloc tests)
+	handler    NewHandlerFunc
 	sinkFrames [2]uint64
 	sinkBytes  [2]uint64
 }
@@ -81,7 +82,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		o.flows = config.Flows{Max: 1024, HandshakeTimeout: time.Second, IdleTimeout: 10 * time.Second, CloseGrace: 2 * time.Second}
 	}
 	r.bump = NewMemBump(r.in, r.outp, sinks, o.fastPath, 1024)
-	opt := Options{BatchSize: o.batch, Flows: o.flows}
+	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler}
 	if o.fastPath {
 		opt.FastPath = r.bump
 	}

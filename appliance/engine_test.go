@@ -1,0 +1,135 @@
+package appliance
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/eno"
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// The real engine behind the workers: these tests check the hook (TxSinks
+// over the ports' TX queues, verdicts, the fast path), not the protocol,
+// which appliance/engine tests.
+
+func engineRig(t *testing.T) (*rig, *engine.Engine) {
+	t.Helper()
+	e, err := engine.New(engine.Config{}, engine.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newRig(t, rigOpts{fastPath: true, handler: func(int) (FrameHandler, error) { return e, nil }}), e
+}
+
+// seg is a TCP segment with an MSS option on SYNs.
+func seg(src, dst netip.Addr, sp, dp uint16, flags uint8, seq, ack uint32, payload []byte) []byte {
+	var opts []byte
+	if flags&packettest.SYN != 0 {
+		opts = packettest.MSSOption(1460)
+	}
+	return packettest.Frame{Src: src, Dst: dst, TCP: &packettest.TCP{
+		SrcPort: sp, DstPort: dp, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Options: opts, Payload: payload,
+	}}.Bytes()
+}
+
+func hasENO(t *testing.T, frame []byte) bool {
+	t.Helper()
+	var p packet.Packet
+	if err := p.Decode(frame); err != nil || !p.IsTCP() {
+		t.Fatalf("not a TCP frame (%v)", err)
+	}
+	return eno.ScanOptions(p.OptionBytes()).NumENO > 0
+}
+
+// TestEngineFallbackTakesFastPath: an outbound SYN leaves with TCP-ENO added
+// (the engine wrote it through the outside TxSink: Forwarded); the far side
+// answers without TCP-ENO, the engine falls back (Passthrough) and the
+// workers put the flow on the fast path (DESIGN.md §3a).
+func TestEngineFallbackTakesFastPath(t *testing.T) {
+	r, e := engineRig(t)
+	r.send(Inside, seg(a4, b4, 5000, 80, packettest.SYN, 100, 0, nil))
+	if len(r.out[Outside]) != 1 || !hasENO(t, r.out[Outside][0]) {
+		t.Fatalf("outbound SYN: %d frames out, want one with TCP-ENO", len(r.out[Outside]))
+	}
+	synack := seg(b4, a4, 80, 5000, packettest.SYN|packettest.ACK, 900, 101, nil)
+	r.send(Outside, synack)
+	if len(r.out[Inside]) != 1 || !bytes.Equal(r.out[Inside][0], synack) {
+		t.Fatal("the plain SYN-ACK did not reach the host unchanged")
+	}
+	k := key4(a4, b4, 5000, 80)
+	if !r.bump.Listed(k) || !r.bump.Listed(keyRev(k)) {
+		t.Fatal("fallback flow not on the fast path")
+	}
+	if e.Counters().Fallbacks[engine.FallbackNoENO].Load() != 1 {
+		t.Fatal("engine did not count the fallback")
+	}
+	s := r.a.Stats()
+	if s[0].Verdict(engine.Forwarded) != 1 || s[1].Verdict(engine.Passthrough) != 1 {
+		t.Fatalf("verdicts inside %v outside %v", s[0].Verdicts, s[1].Verdicts)
+	}
+}
+
+// TestEngineBackToBack: two appliances, each with an engine behind its
+// workers, between host a and host b: the connection is negotiated and
+// encrypted (the wire never carries the plaintext), the data reaches b, and
+// neither appliance puts the flow on the fast path.
+func TestEngineBackToBack(t *testing.T) {
+	gA, eA := engineRig(t)
+	gB, eB := engineRig(t)
+	var wire [][]byte
+	var toA, toB [][]byte // what reached the hosts
+	shuttle := func() {
+		for len(gA.out[Outside])+len(gB.out[Outside])+len(gA.out[Inside])+len(gB.out[Inside]) > 0 {
+			fa, fb := gA.out[Outside], gB.out[Outside]
+			toA, toB = append(toA, gA.out[Inside]...), append(toB, gB.out[Inside]...)
+			gA.out, gB.out = [2][][]byte{}, [2][][]byte{}
+			for _, f := range fa {
+				wire = append(wire, f)
+				gB.send(Outside, f)
+			}
+			for _, f := range fb {
+				wire = append(wire, f)
+				gA.send(Outside, f)
+			}
+		}
+	}
+	const isnA, isnB = 1000, 5000
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.SYN, isnA, 0, nil))
+	shuttle()
+	if len(toB) != 1 || !hasENO(t, toB[0]) {
+		t.Fatalf("host b got %d frames, want the SYN with TCP-ENO", len(toB))
+	}
+	gB.send(Inside, seg(b4, a4, 443, 6000, packettest.SYN|packettest.ACK, isnB, isnA+1, nil))
+	shuttle()
+	if len(toA) != 1 || hasENO(t, toA[0]) {
+		t.Fatalf("host a got %d frames, want the SYN-ACK without TCP-ENO", len(toA))
+	}
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.ACK, isnA+1, isnB+1, nil))
+	shuttle()
+	if eA.Counters().Encrypted.Load() != 1 || eB.Counters().Encrypted.Load() != 1 {
+		t.Fatalf("encrypted sessions: a %d, b %d; want 1 each", eA.Counters().Encrypted.Load(), eB.Counters().Encrypted.Load())
+	}
+	marker := []byte("tcpinc-plaintext-marker")
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.ACK|packettest.PSH, isnA+1, isnB+1, marker))
+	shuttle()
+	for _, f := range wire {
+		if bytes.Contains(f, marker) {
+			t.Fatal("the plaintext crossed the wire")
+		}
+	}
+	delivered := false
+	for _, f := range toB {
+		delivered = delivered || bytes.Contains(f, marker)
+	}
+	if !delivered {
+		t.Fatal("host b did not get the data")
+	}
+	for _, g := range []*rig{gA, gB} {
+		if s := g.a.Stats(); s[0].FastInserts != 0 || g.bump.Redirected(Inside)+g.bump.Redirected(Outside) != 0 {
+			t.Fatal("an encrypted flow took the fast path")
+		}
+	}
+}
