@@ -490,6 +490,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	f.winR = p.Window()
 	f.pktsIn++
 	hostAck := f.enc.ackH
+	prevAckW := f.enc.ackW
 	if fl&packet.FlagACK != 0 {
 		hostAck = e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
 	}
@@ -507,11 +508,13 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	if len(data) == 0 && !fin {
-		if w == d.rcvW-1 {
-			d.answer = true // a keep-alive: L's answer must get through
-			e.c.KeepAlives.Add(1)
+		if f.enc.ackW > prevAckW && hostAck == f.lastHostAck && si.nsack == 0 && p.Window() == f.lastWinR {
+			// It acknowledges only bytes the appliance owns (Init, a rekey
+			// frame): to L it would be a spurious duplicate ACK.
+			e.c.AcksSuppressed.Add(1)
+			return Consumed
 		}
-		e.forwardAckToL(f, tx[Inside], si, hostAck, w == d.rcvW-1)
+		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 		return Forwarded
 	}
 	if fin && d.pendFIN < 0 {
@@ -584,7 +587,7 @@ func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, k
 	}
 	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 	e.send(to, &f.toL, &s, nil)
-	f.lastHostAck = hostAck
+	f.lastHostAck, f.lastWinR = hostAck, f.winR
 }
 
 // hostBlock translates a wire SACK block to the host bytes of the whole
@@ -792,7 +795,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 			s.urg = urgent + 1
 		}
 		e.send(to, &f.toL, &s, data[:n])
-		f.lastHostAck = ack
+		f.lastHostAck, f.lastWinR = ack, f.winR
 		h += int64(n)
 		data = data[n:]
 	}

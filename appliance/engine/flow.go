@@ -141,9 +141,10 @@ type flow struct {
 	enc encDir
 	rcv decDir
 
-	lastHostAck int64 // the host ACK L last got from us
-	ackOwed     bool  // an empty frame was consumed: acknowledge it
-	consuming   bool  // inside consume: sessionDone must not drain
+	lastHostAck int64  // the host ACK L last got from us
+	lastWinR    uint16 // R's window field when L last got an ACK from us
+	ackOwed     bool   // an empty frame was consumed: acknowledge it
+	consuming   bool   // inside consume: sessionDone must not drain
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }
