@@ -13,14 +13,28 @@ import (
 // bytes and the FIN, and nothing is aborted: the store serves every
 // retransmission, G_B reassembles, re-delivers and answers duplicates.
 func TestLossyBulkTransfer(t *testing.T) {
-	for _, loss := range []float64{0, 0.05, 0.2} {
+	for _, reverse := range []bool{false, true} {
+		for _, loss := range []float64{0, 0.05, 0.2} {
+			lossyTransfer(t, loss, reverse)
+		}
+	}
+}
+
+// lossyTransfer sends a -> b, or b -> a when reverse (G_B then encrypts as
+// host B and G_A decrypts as host A).
+func lossyTransfer(t *testing.T, loss float64, reverse bool) {
+	{
 		pr := handshake(t)
-		pr.ga.e.cfg.RekeyBytes = 40_000 // several rekeys during the loss (TC-59: retransmissions keep their key)
+		sAddr, rAddr, sGW, rGW, sISN, rISN := addrA, addrB, pr.ga, pr.gb, isnA, isnB
+		if reverse {
+			sAddr, rAddr, sGW, rGW, sISN, rISN = addrB, addrA, pr.gb, pr.ga, isnB, isnA
+		}
+		sGW.e.cfg.RekeyBytes = 40_000 // several rekeys during the loss (TC-59: retransmissions keep their key)
 		rng := rand.New(rand.NewSource(int64(loss * 1000)))
 		data := make([]byte, 300_000)
 		rng.Read(data)
 		const mss = 1400
-		base := isnA + 1
+		base := sISN + 1
 		una, nxt := 0, 0 // a's view, host offsets
 		var got []byte
 		gotFIN, finSent := false, false
@@ -33,16 +47,16 @@ func TestLossyBulkTransfer(t *testing.T) {
 				var fr []byte
 				if nxt < len(data) {
 					end := min(nxt+mss, len(data))
-					fr = tcpFrame(addrA, addrB, base+uint32(nxt), isnB+1, ackF|pshF, 65535, tsOpt(pr.tsA, pr.tsB), data[nxt:end])
+					fr = tcpFrame(sAddr, rAddr, base+uint32(nxt), rISN+1, ackF|pshF, 65535, tsOpt(pr.tsA, pr.tsB), data[nxt:end])
 					nxt = end
 				} else if nxt == len(data) {
-					fr = tcpFrame(addrA, addrB, base+uint32(nxt), isnB+1, ackF|finF, 65535, tsOpt(pr.tsA, pr.tsB), nil)
+					fr = tcpFrame(sAddr, rAddr, base+uint32(nxt), rISN+1, ackF|finF, 65535, tsOpt(pr.tsA, pr.tsB), nil)
 					nxt++
 					finSent = true
 				} else {
 					break
 				}
-				_, o := pr.ga.push(Inside, fr)
+				_, o := sGW.push(Inside, fr)
 				wire = append(wire, o...)
 			}
 			rng.Shuffle(len(wire), func(i, j int) { wire[i], wire[j] = wire[j], wire[i] })
@@ -51,12 +65,15 @@ func TestLossyBulkTransfer(t *testing.T) {
 				if rng.Float64() < loss {
 					continue
 				}
-				toIn, toOut := pr.gb.push(Outside, w)
+				toIn, toOut := rGW.push(Outside, w)
 				back = append(back, toOut...)
 				for _, f := range toIn {
 					s := parse(t, f)
 					if s.flags&rstF != 0 {
 						t.Fatalf("loss %.2f: G_B reset b", loss)
+					}
+					if rng.Float64() < loss/2 {
+						continue // lost on the inside link: G_B must re-deliver
 					}
 					off := int(s.seq - base)
 					if off <= len(got) && off+len(s.payload) > len(got) {
@@ -70,14 +87,14 @@ func TestLossyBulkTransfer(t *testing.T) {
 						ack++
 					}
 					pr.tsB++
-					_, o := pr.gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, ack, ackF, 65535, tsOpt(pr.tsB, pr.tsA), nil))
+					_, o := rGW.push(Inside, tcpFrame(rAddr, sAddr, rISN+1, ack, ackF, 65535, tsOpt(pr.tsB, pr.tsA), nil))
 					back = append(back, o...)
 				}
 			}
 			// Timers: the rekey answers G_B owns are retransmitted.
-			for _, g := range []*gw{pr.ga, pr.gb} {
+			for _, g := range []*gw{sGW, rGW} {
 				_, o := g.tick(50e6)
-				if g == pr.gb {
+				if g == rGW {
 					back = append(back, o...)
 				}
 			}
@@ -86,7 +103,7 @@ func TestLossyBulkTransfer(t *testing.T) {
 				if rng.Float64() < loss {
 					continue
 				}
-				toIn, _ := pr.ga.push(Outside, w)
+				toIn, _ := sGW.push(Outside, w)
 				for _, f := range toIn {
 					s := parse(t, f)
 					if s.flags&rstF != 0 {
@@ -110,11 +127,14 @@ func TestLossyBulkTransfer(t *testing.T) {
 		if !bytes.Equal(got, data) || !gotFIN {
 			t.Fatalf("loss %.2f: b got %d of %d bytes, FIN %v (a's una %d)", loss, len(got), len(data), gotFIN, una)
 		}
-		c := pr.gb.e.Counters()
-		t.Logf("loss %.2f: frames opened %d, dup ACKs %d, re-delivered %d, retransmitted by G_A %d, rekeys %d answered %d",
-			loss, c.FramesOpened.Load(), c.DupAcksOriginated.Load(), c.Redelivered.Load(), pr.ga.e.Counters().FrameRetransmits.Load(),
-			pr.ga.e.Counters().Rekeys.Load(), c.RekeysAnswered.Load())
-		if pr.ga.e.Counters().Rekeys.Load() < 5 {
+		c := rGW.e.Counters()
+		t.Logf("reverse %v loss %.2f: frames opened %d, dup ACKs %d, re-delivered %d, retransmitted by the sender's appliance %d, rekeys %d answered %d",
+			reverse, loss, c.FramesOpened.Load(), c.DupAcksOriginated.Load(), c.Redelivered.Load(), sGW.e.Counters().FrameRetransmits.Load(),
+			sGW.e.Counters().Rekeys.Load(), c.RekeysAnswered.Load())
+		if loss > 0 && c.Redelivered.Load() == 0 {
+			t.Fatal("no re-delivery after inside loss")
+		}
+		if sGW.e.Counters().Rekeys.Load() < 5 {
 			t.Fatal("no rekeys during the transfer")
 		}
 	}
