@@ -99,7 +99,7 @@ func checkFrame(t *testing.T, frame []byte) *packet.Packet {
 type segv struct {
 	seq, ack uint32
 	flags    uint8
-	win      uint16
+	win, urg uint16
 	opts     []byte
 	payload  []byte
 	src, dst netip.AddrPort
@@ -111,7 +111,7 @@ func parse(t *testing.T, frame []byte) segv {
 	if !p.IsTCP() {
 		t.Fatalf("not TCP")
 	}
-	return segv{seq: p.Seq(), ack: p.Ack(), flags: p.Flags(), win: p.Window(),
+	return segv{seq: p.Seq(), ack: p.Ack(), flags: p.Flags(), win: p.Window(), urg: p.Urgent(),
 		opts: slices.Clone(p.OptionBytes()), payload: slices.Clone(p.Payload()),
 		src: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), dst: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
 }

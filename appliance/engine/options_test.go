@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// A SYN whose options leave too little room keeps every real option but
+// loses its NOP padding so that ENO fits (tcp-eno.md §13).
+func TestSYNOptionsRepacked(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	o := []byte{2, 4, 5, 0xb4}
+	o = append(o, bytes.Repeat([]byte{1}, 12)...)
+	o = append(o, tsOpt(77, 0)...)
+	o = append(o, 1, 3, 3, 7, 4, 2)
+	o = append(o, 1, 1, 1, 1, 1)
+	if len(o) != 39 {
+		t.Fatalf("test options %d bytes", len(o))
+	}
+	_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, o, nil))
+	s := one(t, "SYN", out)
+	hasBytes(t, "ENO", option(s.opts, 69), unhex("45042423"))
+	hasBytes(t, "timestamps kept", option(s.opts, 8), tsOpt(77, 0)[2:])
+	if mss(s.opts) != 1460 || option(s.opts, 3) == nil || option(s.opts, 4) == nil {
+		t.Fatalf("options lost: %x", s.opts)
+	}
+}
+
+// URG from the inside host is not carried (tcpcrypt.md §7: do not generate
+// URGp); the data goes on as ordinary data and the event is counted.
+func TestURGStrippedOnEncrypt(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	w := pr.aSends(&h, []byte("urgent!"), pshF|0x20)
+	if len(w) != 1 || w[0].flags&0x20 != 0 {
+		t.Fatalf("URG on the wire: %+v", w)
+	}
+	if pr.ga.e.Counters().URGStripped.Load() != 1 {
+		t.Fatal("URG not counted")
+	}
+}
+
+// A frame with URGp (as a host-based peer may send) reaches the inside host
+// as a segment with URG set, the pointer just past the last urgent byte.
+func TestURGpOnDecrypt(t *testing.T) {
+	pr := handshake(t)
+	f := pr.ga.e.flows[flowKey{in: addrA, out: addrB}]
+	data := []byte("abcdefgh")
+	sk, err := f.keys.Send(len(data), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := tcpcrypt.FrameHeader{URG: true, Urgent: 3, Rekey: sk.Rekey}
+	buf := make([]byte, len(data)+hdr.Overhead())
+	copy(buf[hdr.DataStart():], data)
+	fr, err := sk.Sealer.Seal(buf, hdr, len(data), uint64(f.enc.nextW))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := segv{src: addrA, dst: addrB, seq: wrap(isnA, f.enc.nextW), ack: isnB + 1 + 74, flags: ackF | pshF, win: 502, payload: fr}
+	atB, _ := pr.toB([]segv{seg})
+	if len(atB) != 1 || string(atB[0].payload) != string(data) || atB[0].flags&0x20 == 0 {
+		t.Fatalf("at b: %+v", atB)
+	}
+	if atB[0].urg != 4 {
+		t.Fatalf("urgent pointer %d, want 4", atB[0].urg)
+	}
+}
