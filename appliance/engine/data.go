@@ -337,7 +337,16 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 // keeps them in the store and sends them.
 func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
 	en := &f.enc
-	max := int(f.mssR) - tcpcrypt.Overhead
+	// The MSS counts payload only: leave room for the options we send
+	// (timestamps, `45 02` while it lasts), as a TCP sender does.
+	optLen := 0
+	if f.tsOK {
+		optLen += 12
+	}
+	if f.enoOut {
+		optLen += 4
+	}
+	max := int(f.mssR) - tcpcrypt.Overhead - optLen
 	if max > tcpcrypt.MaxData {
 		max = tcpcrypt.MaxData
 	}
@@ -771,6 +780,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 // sendPlain sends host bytes starting at h to L.
 func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
 	mss := int(f.mssL)
+	if f.tsOK {
+		mss -= 12 // the MSS counts payload only; our segments carry timestamps
+	}
 	ack := f.enc.ackH
 	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
 		ack = f.enc.finH + 1

@@ -103,10 +103,10 @@ func TestDataBothWaysWithFIN(t *testing.T) {
 	// b -> a: 3000 bytes, split into frames by the wire MSS (1460-20 data).
 	reply := bytes.Repeat([]byte("0123456789"), 300)
 	pr.tsB++
-	// b's MSS toward a is the clamped 1440: b sends segments of 1440.
+	// b's MSS toward a is the clamped 1440: with timestamps b sends 1428.
 	var got []byte
-	for off := 0; off < len(reply); off += 1440 {
-		end := min(off+1440, len(reply))
+	for off := 0; off < len(reply); off += 1428 {
+		end := min(off+1428, len(reply))
 		fr := tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), reply[off:end])
 		h.bNext += uint32(end - off)
 		_, toOut := pr.gb.push(Inside, fr)
