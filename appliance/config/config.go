@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,11 +30,12 @@ type Config struct {
 	Outside string `yaml:"outside"`
 
 	// Queues is the number of hardware queues used per port; one AF_XDP
-	// socket and one worker per (port, queue).
+	// socket per (port, queue) and one worker per queue index, owning both
+	// ports' queue.
 	Queues int `yaml:"queues"`
-	// CPUs lists the CPUs the workers are pinned to, worker i to
-	// CPUs[i % len(CPUs)] (workers: inside queues first, then outside). Empty:
-	// workers are locked to OS threads but not pinned.
+	// CPUs lists the CPUs the workers are pinned to, the worker of queue q
+	// to CPUs[q % len(CPUs)]. Empty: workers are locked to OS threads but
+	// not pinned.
 	CPUs []int `yaml:"cpus"`
 
 	// XDPMode is how the XDP classifier is attached: auto (native, falling
@@ -53,8 +56,12 @@ type Config struct {
 	Flows Flows `yaml:"flows"`
 
 	// FastPath lets the XDP program forward flows that need no user-space
-	// work inside the kernel. Off: every frame goes through the workers.
+	// work inside the kernel. Off: every frame, non-TCP included, goes
+	// through the workers.
 	FastPath bool `yaml:"fast_path"`
+
+	// Engine configures the TCP-ENO/tcpcrypt engine behind the workers.
+	Engine Engine `yaml:"engine"`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
@@ -79,6 +86,70 @@ type Flows struct {
 	// on the same path.
 	CloseGrace time.Duration `yaml:"close_grace"`
 }
+
+// Engine is the engine section: what the appliance offers and accepts, and
+// the caps on its per-flow state (DESIGN.md §4). Every worker runs its own
+// engine with these settings; the public-key pool and the resumption cache
+// are shared.
+type Engine struct {
+	// Enabled runs the engine. Off, the appliance passes every connection
+	// through unencrypted (and puts it on the fast path).
+	Enabled bool `yaml:"enabled"`
+	// TEPs are the key-exchange schemes offered and accepted, most
+	// preferred first: x25519 (required by RFC 8548), x448, p256, p521.
+	TEPs []string `yaml:"teps"`
+	// AEADs are the AEAD suites in preference order: aes128gcm, aes256gcm,
+	// chacha20poly1305. Empty: ordered by this CPU's speed.
+	AEADs []string `yaml:"aeads"`
+	// RekeyBytes starts a rekey after this many bytes sent under one key
+	// generation, RekeyInterval after this long; 0 disables either.
+	RekeyBytes    int64         `yaml:"rekey_bytes"`
+	RekeyInterval time.Duration `yaml:"rekey_interval"`
+	// Resumption offers and accepts session resumption (RFC 8548 §3.5);
+	// ResumptionCache bounds the cached peers, ResumptionTTL how long an
+	// unused one is kept. Off avoids the linkability of resumption.
+	Resumption      bool          `yaml:"resumption"`
+	ResumptionCache int           `yaml:"resumption_cache"`
+	ResumptionTTL   time.Duration `yaml:"resumption_ttl"`
+	// MaxFlows caps the flows each worker's engine tracks; beyond it new
+	// connections pass through unencrypted (counted).
+	MaxFlows int `yaml:"max_flows"`
+	// Per-flow buffer caps in bytes: sent but unacknowledged wire bytes,
+	// out-of-order wire bytes, host data waiting for keys, plaintext kept
+	// for re-delivery to the inside host.
+	RetransmitBytes int `yaml:"retransmit_bytes"`
+	ReassemblyBytes int `yaml:"reassembly_bytes"`
+	PreKeyBytes     int `yaml:"prekey_bytes"`
+	DeliverBytes    int `yaml:"deliver_bytes"`
+	// InitRTO is the first retransmission timeout of an Init message,
+	// doubled per try, InitTries tries before the connection is reset.
+	InitRTO   time.Duration `yaml:"init_rto"`
+	InitTries int           `yaml:"init_tries"`
+	// HandshakeTimeout drops a connection still negotiating after this
+	// long, IdleTimeout an encrypted one idle this long.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	// Policies choose per far-side prefix: opportunistic (offer, fall
+	// back to plain TCP), require (reset connections that do not
+	// negotiate) or bypass (never offer). Longest prefix wins; addresses
+	// in no prefix are opportunistic.
+	Policies []Policy `yaml:"policies"`
+	// KeyWorkers is the number of goroutines doing public-key work off
+	// the packet path; 0: one per CPU.
+	KeyWorkers int `yaml:"key_workers"`
+}
+
+// Policy is one engine.policies entry.
+type Policy struct {
+	Prefix string `yaml:"prefix"` // CIDR prefix of far-side addresses
+	Policy string `yaml:"policy"` // opportunistic, require or bypass
+}
+
+// TEP and AEAD names the engine section accepts.
+var (
+	TEPNames  = []string{"x25519", "x448", "p256", "p521"}
+	AEADNames = []string{"aes128gcm", "aes256gcm", "chacha20poly1305"}
+)
 
 // Limits of the values Validate accepts.
 const (
@@ -110,6 +181,24 @@ func Default() Config {
 			CloseGrace:       10 * time.Second,
 		},
 		FastPath: true,
+		Engine: Engine{
+			Enabled:          true,
+			TEPs:             []string{"x25519", "x448", "p256"},
+			RekeyBytes:       1 << 30,
+			RekeyInterval:    time.Hour,
+			Resumption:       true,
+			ResumptionCache:  4096,
+			ResumptionTTL:    time.Hour,
+			MaxFlows:         65536,
+			RetransmitBytes:  256 << 10,
+			ReassemblyBytes:  256 << 10,
+			PreKeyBytes:      64 << 10,
+			DeliverBytes:     256 << 10,
+			InitRTO:          200 * time.Millisecond,
+			InitTries:        6,
+			HandshakeTimeout: 30 * time.Second,
+			IdleTimeout:      2 * time.Hour,
+		},
 		LogLevel: "info",
 		Admin:    "127.0.0.1:9470",
 	}
@@ -221,6 +310,7 @@ func (c *Config) Validate() error {
 	if c.Flows.CloseGrace < 0 {
 		bad("flows.close_grace", "must not be negative (got %v)", c.Flows.CloseGrace)
 	}
+	c.Engine.validate(bad)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -269,3 +359,89 @@ func checkAdmin(addr string) string {
 }
 
 func powerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }
+
+// Engine limits.
+const (
+	MinRetransmitBytes = 8192 // a full 65538-byte frame split in 16 wire segments, twice
+	MinReassemblyBytes = 4096
+	MinDeliverBytes    = 4096
+	MaxBufferBytes     = 1 << 30
+	MaxInitTries       = 32
+)
+
+func (e *Engine) validate(bad func(field, format string, args ...any)) {
+	if len(e.TEPs) == 0 {
+		bad("engine.teps", "must list at least one of %s", strings.Join(TEPNames, ", "))
+	}
+	checkNames("engine.teps", e.TEPs, TEPNames, bad)
+	checkNames("engine.aeads", e.AEADs, AEADNames, bad)
+	if e.RekeyBytes < 0 {
+		bad("engine.rekey_bytes", "must not be negative (0 disables; got %d)", e.RekeyBytes)
+	}
+	if e.RekeyInterval < 0 {
+		bad("engine.rekey_interval", "must not be negative (0 disables; got %v)", e.RekeyInterval)
+	}
+	if e.ResumptionCache < 1 || e.ResumptionCache > MaxFlows {
+		bad("engine.resumption_cache", "must be between 1 and %d (got %d)", MaxFlows, e.ResumptionCache)
+	}
+	if e.ResumptionTTL <= 0 {
+		bad("engine.resumption_ttl", "must be positive (got %v)", e.ResumptionTTL)
+	}
+	if e.MaxFlows < 1 || e.MaxFlows > MaxFlows {
+		bad("engine.max_flows", "must be between 1 and %d (got %d)", MaxFlows, e.MaxFlows)
+	}
+	for _, b := range []struct {
+		field string
+		v     int
+		min   int
+	}{
+		{"engine.retransmit_bytes", e.RetransmitBytes, MinRetransmitBytes},
+		{"engine.reassembly_bytes", e.ReassemblyBytes, MinReassemblyBytes},
+		{"engine.prekey_bytes", e.PreKeyBytes, 0},
+		{"engine.deliver_bytes", e.DeliverBytes, MinDeliverBytes},
+	} {
+		if b.v < b.min || b.v > MaxBufferBytes {
+			bad(b.field, "must be between %d and %d (got %d)", b.min, MaxBufferBytes, b.v)
+		}
+	}
+	if e.InitRTO <= 0 {
+		bad("engine.init_rto", "must be positive (got %v)", e.InitRTO)
+	}
+	if e.InitTries < 1 || e.InitTries > MaxInitTries {
+		bad("engine.init_tries", "must be between 1 and %d (got %d)", MaxInitTries, e.InitTries)
+	}
+	if e.HandshakeTimeout <= 0 {
+		bad("engine.handshake_timeout", "must be positive (got %v)", e.HandshakeTimeout)
+	}
+	if e.IdleTimeout <= 0 {
+		bad("engine.idle_timeout", "must be positive (got %v)", e.IdleTimeout)
+	}
+	for i, p := range e.Policies {
+		field := fmt.Sprintf("engine.policies[%d]", i)
+		if _, err := netip.ParsePrefix(p.Prefix); err != nil {
+			bad(field+".prefix", "must be a CIDR prefix such as 10.1.0.0/16 (got %q)", p.Prefix)
+		}
+		switch p.Policy {
+		case "opportunistic", "require", "bypass":
+		default:
+			bad(field+".policy", "must be opportunistic, require or bypass (got %q)", p.Policy)
+		}
+	}
+	if e.KeyWorkers < 0 || e.KeyWorkers > MaxCPU+1 {
+		bad("engine.key_workers", "must be between 0 and %d (got %d)", MaxCPU+1, e.KeyWorkers)
+	}
+}
+
+// checkNames requires every entry of list to be one of known, once.
+func checkNames(field string, list, known []string, bad func(field, format string, args ...any)) {
+	seen := map[string]bool{}
+	for i, n := range list {
+		switch {
+		case !slices.Contains(known, n):
+			bad(fmt.Sprintf("%s[%d]", field, i), "must be one of %s (got %q)", strings.Join(known, ", "), n)
+		case seen[n]:
+			bad(fmt.Sprintf("%s[%d]", field, i), "%q is listed twice", n)
+		}
+		seen[n] = true
+	}
+}

@@ -170,6 +170,26 @@ func TestValidateErrors(t *testing.T) {
 		{"handshake timeout", func(c *Config) { c.Flows.HandshakeTimeout = 0 }, "flows.handshake_timeout"},
 		{"idle timeout", func(c *Config) { c.Flows.IdleTimeout = -time.Second }, "flows.idle_timeout"},
 		{"close grace", func(c *Config) { c.Flows.CloseGrace = -time.Second }, "flows.close_grace"},
+		{"engine no teps", func(c *Config) { c.Engine.TEPs = nil }, "engine.teps"},
+		{"engine unknown tep", func(c *Config) { c.Engine.TEPs = []string{"x25519", "rsa"} }, "engine.teps[1]"},
+		{"engine tep twice", func(c *Config) { c.Engine.TEPs = []string{"x448", "x448"} }, "engine.teps[1]"},
+		{"engine unknown aead", func(c *Config) { c.Engine.AEADs = []string{"aes-gcm"} }, "engine.aeads[0]"},
+		{"engine rekey bytes", func(c *Config) { c.Engine.RekeyBytes = -1 }, "engine.rekey_bytes"},
+		{"engine rekey interval", func(c *Config) { c.Engine.RekeyInterval = -time.Second }, "engine.rekey_interval"},
+		{"engine resumption cache", func(c *Config) { c.Engine.ResumptionCache = 0 }, "engine.resumption_cache"},
+		{"engine resumption ttl", func(c *Config) { c.Engine.ResumptionTTL = 0 }, "engine.resumption_ttl"},
+		{"engine max flows", func(c *Config) { c.Engine.MaxFlows = 0 }, "engine.max_flows"},
+		{"engine retransmit bytes", func(c *Config) { c.Engine.RetransmitBytes = 4096 }, "engine.retransmit_bytes"},
+		{"engine reassembly bytes", func(c *Config) { c.Engine.ReassemblyBytes = MaxBufferBytes + 1 }, "engine.reassembly_bytes"},
+		{"engine prekey bytes", func(c *Config) { c.Engine.PreKeyBytes = -1 }, "engine.prekey_bytes"},
+		{"engine deliver bytes", func(c *Config) { c.Engine.DeliverBytes = 100 }, "engine.deliver_bytes"},
+		{"engine init rto", func(c *Config) { c.Engine.InitRTO = 0 }, "engine.init_rto"},
+		{"engine init tries", func(c *Config) { c.Engine.InitTries = 0 }, "engine.init_tries"},
+		{"engine handshake timeout", func(c *Config) { c.Engine.HandshakeTimeout = 0 }, "engine.handshake_timeout"},
+		{"engine idle timeout", func(c *Config) { c.Engine.IdleTimeout = -1 }, "engine.idle_timeout"},
+		{"engine policy prefix", func(c *Config) { c.Engine.Policies = []Policy{{Prefix: "10.0.0.0", Policy: "require"}} }, "engine.policies[0].prefix"},
+		{"engine policy name", func(c *Config) { c.Engine.Policies = []Policy{{Prefix: "10.0.0.0/8", Policy: "always"}} }, "engine.policies[0].policy"},
+		{"engine key workers", func(c *Config) { c.Engine.KeyWorkers = -1 }, "engine.key_workers"},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
 		{"admin no port", func(c *Config) { c.Admin = "127.0.0.1" }, "admin"},
 		{"admin host name", func(c *Config) { c.Admin = "example.com:80" }, "admin"},
@@ -250,4 +270,43 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("second Parse differs: %+v / %+v, %v", c, c2, err)
 		}
 	})
+}
+
+// TestParseEngine: the engine section decodes with its YAML names, keeps
+// defaults for keys it leaves out, and rejects unknown keys.
+func TestParseEngine(t *testing.T) {
+	doc := `
+inside: a
+outside: b
+engine:
+  enabled: false
+  teps: [x448, x25519]
+  aeads: [chacha20poly1305, aes256gcm]
+  rekey_bytes: 0
+  resumption: false
+  policies:
+    - prefix: 10.9.0.0/16
+      policy: require
+    - prefix: fd00::/8
+      policy: bypass
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := c.Engine
+	if e.Enabled || e.Resumption || e.RekeyBytes != 0 || strings.Join(e.TEPs, ",") != "x448,x25519" ||
+		strings.Join(e.AEADs, ",") != "chacha20poly1305,aes256gcm" || len(e.Policies) != 2 ||
+		e.Policies[1] != (Policy{Prefix: "fd00::/8", Policy: "bypass"}) {
+		t.Fatalf("engine section: %+v", e)
+	}
+	if e.InitRTO != Default().Engine.InitRTO || e.MaxFlows != Default().Engine.MaxFlows {
+		t.Fatalf("defaults lost: %+v", e)
+	}
+	if _, err := Parse([]byte("engine:\n  rekey_byte: 5\n")); err == nil {
+		t.Fatal("unknown engine key accepted")
+	}
 }

@@ -184,11 +184,14 @@ func iperf(t *testing.T, topo *topology.Topology, dst netip.Addr) float64 {
 
 // counters are the worker counters tcpincd logs at shutdown, summed over
 // both directions.
-type counters struct{ frames, inserts, drops, kernelFast uint64 }
+type counters struct{ frames, inserts, drops, kernelFast, toPeer uint64 }
 
 var counterLine = regexp.MustCompile(`msg=counters from=\w+ frames=(\d+) .*fastpath_inserts=(\d+) .*drop_no_tx_frame=(\d+) drop_tx_ring_full=(\d+) drop_too_big=(\d+)`)
 
-var classifierFast = regexp.MustCompile(`msg=classifier .*FastPath:(\d+)`)
+var (
+	classifierFast   = regexp.MustCompile(`msg=classifier .*FastPath:(\d+)`)
+	classifierToPeer = regexp.MustCompile(`msg=classifier .*ToPeer:(\d+)`)
+)
 
 func parseCounters(t *testing.T, out string) counters {
 	t.Helper()
@@ -208,14 +211,20 @@ func parseCounters(t *testing.T, out string) counters {
 		v, _ := strconv.ParseUint(m[1], 10, 64)
 		c.kernelFast += v
 	}
+	// Every frame the classifier forwarded in the kernel, non-TCP too.
+	for _, m := range classifierToPeer.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseUint(m[1], 10, 64)
+		c.toPeer += v
+	}
 	return c
 }
 
 // TestPassthrough runs real traffic through the appliance pair, once with the
 // fast path and once with every frame through user space: ping (v4, v6,
 // VLAN), UDP echo (v4, v6), iperf3, and HTTP downloads of a random 20 MB file
-// (v4, v6, VLAN) whose sha256 must match. The fast-path run must insert
-// flows and move fewer frames through the workers.
+// (v4, v6, VLAN) whose sha256 must match, with the engine off. The fast-path
+// run must insert flows and move fewer frames through the workers; the other
+// must forward no frame at all in the kernel.
 func TestPassthrough(t *testing.T) {
 	requireRoot(t)
 	bin := buildDaemon(t)
@@ -257,18 +266,22 @@ func TestPassthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The second run also reads a configuration file: workers pinned to
-	// the first two CPUs, debug logging; the flag turns the fast path off
-	// over the file's fast_path: true.
+	// Passthrough: the engine is off in both runs. The second run's file
+	// also pins the workers to the first two CPUs and logs at debug; the
+	// flag turns the fast path off over the file's fast_path: true.
+	plain := filepath.Join(t.TempDir(), "plain.yaml")
+	if err := os.WriteFile(plain, []byte("engine:\n  enabled: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(t.TempDir(), "tcpincd.yaml")
-	if err := os.WriteFile(conf, []byte("cpus: [0, 1]\nlog_level: debug\nfast_path: true\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("cpus: [0, 1]\nlog_level: debug\nfast_path: true\nengine:\n  enabled: false\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	results := map[string]counters{}
 	for _, mode := range []struct {
 		name string
 		args []string
-	}{{"fast-path", nil}, {"no-fast-path", []string{"--config", conf, "--no-fast-path"}}} {
+	}{{"fast-path", []string{"--config", plain}}, {"no-fast-path", []string{"--config", conf, "--no-fast-path"}}} {
 		t.Run(mode.name, func(t *testing.T) {
 			gwA := startDaemon(t, topo, topology.GwA, bin, mode.args...)
 			gwB := startDaemon(t, topo, topology.GwB, bin, mode.args...)
@@ -284,7 +297,7 @@ func TestPassthrough(t *testing.T) {
 			udp(t, topo, b.V4)
 			udp(t, topo, b.V6)
 			mbps := iperf(t, topo, b.V4)
-			if len(mode.args) > 0 && !strings.Contains(gwA.Output(), "cpus=\"[0 1]\"") && !strings.Contains(gwA.Output(), "cpus=[0 1]") {
+			if mode.name == "no-fast-path" && !strings.Contains(gwA.Output(), "cpus=\"[0 1]\"") && !strings.Contains(gwA.Output(), "cpus=[0 1]") {
 				t.Errorf("the configuration file's cpus did not reach the daemon:\n%s", gwA.Output())
 			}
 			for _, dst := range []netip.Addr{b.V4, b.V6, b.VLAN4} {
@@ -302,6 +315,7 @@ func TestPassthrough(t *testing.T) {
 				c.inserts += ci.inserts
 				c.drops += ci.drops
 				c.kernelFast += ci.kernelFast
+				c.toPeer += ci.toPeer
 				if i == 0 {
 					t.Logf("gwA log:\n%s", out)
 				}
@@ -327,6 +341,11 @@ func TestPassthrough(t *testing.T) {
 	}
 	if fast.kernelFast == 0 || slow.kernelFast != 0 {
 		t.Errorf("TCP frames forwarded in the kernel: %d with the fast path (want > 0), %d without (want 0)", fast.kernelFast, slow.kernelFast)
+	}
+	// --no-fast-path is honest: the kernel forwarded nothing, not even
+	// ARP, ND or ping (xsk.Bump.SetFastPath(false)).
+	if fast.toPeer == 0 || slow.toPeer != 0 {
+		t.Errorf("frames forwarded in the kernel: %d with the fast path (want > 0), %d without (want 0)", fast.toPeer, slow.toPeer)
 	}
 	if fast.frames >= slow.frames {
 		t.Errorf("fast path moved %d frames through the workers, not fewer than %d without it", fast.frames, slow.frames)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/engine"
 )
 
 // shutdownTimeout bounds how long a clean shutdown may take.
@@ -105,6 +106,11 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 	}
+	if cfg.Engine.Enabled {
+		if _, err := appliance.EngineConfig(cfg.Engine); err != nil {
+			return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
+		}
+	}
 	return cfg, nil
 }
 
@@ -174,9 +180,27 @@ func serve(cfg config.Config, log *slog.Logger) error {
 	} else {
 		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
 	}
+	var engines *appliance.Engines
+	if cfg.Engine.Enabled {
+		engines, err = appliance.NewEngines(cfg.Engine, log)
+		if err != nil {
+			return err
+		}
+		// Deferred before the workers start, so it runs after they stop
+		// (or are abandoned).
+		defer engines.Close()
+		opt.NewHandler = engines.NewHandler
+	} else {
+		log.Info("engine disabled: every connection passes through unencrypted")
+	}
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
 		return err
+	}
+	if engines != nil {
+		ec := engines.Config()
+		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
+			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
 	}
 	if err := a.Start(); err != nil {
 		return err
@@ -201,13 +225,13 @@ func serve(cfg config.Config, log *slog.Logger) error {
 		closeSockets = false
 		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
 	}
-	logCounters(log, a, x)
+	logCounters(log, a, x, engines)
 	return runErr
 }
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -216,7 +240,26 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 			"handoffs", s.Handoffs, "handoff_drops", s.HandoffDrops, "kick_errors", s.KickErrors,
 			"flow_evictions", s.FlowEvictions,
 			"drop_no_tx_frame", s.Drop(appliance.DropNoTxFrame), "drop_tx_ring_full", s.Drop(appliance.DropTxRingFull),
-			"drop_too_big", s.Drop(appliance.DropTooBig))
+			"drop_too_big", s.Drop(appliance.DropTooBig), "bad_commits", s.BadCommits,
+			"verdict_forwarded", s.Verdict(engine.Forwarded), "verdict_forward_in_place", s.Verdict(engine.ForwardInPlace),
+			"verdict_passthrough", s.Verdict(engine.Passthrough), "verdict_consumed", s.Verdict(engine.Consumed),
+			"verdict_dropped", s.Verdict(engine.Dropped), "verdict_invalid", s.Verdicts[0])
+	}
+	if engines != nil {
+		engines.Each(func(q int, c *engine.Counters) {
+			var drops, fallbacks []uint64
+			for i := range c.Drops {
+				drops = append(drops, c.Drops[i].Load())
+			}
+			for i := range c.Fallbacks {
+				fallbacks = append(fallbacks, c.Fallbacks[i].Load())
+			}
+			log.Info("engine", "queue", q, "flows", c.Flows.Load(), "handshakes", c.Handshakes.Load(),
+				"handshake_failures", c.HandshakeFailures.Load(), "encrypted", c.Encrypted.Load(), "resumed", c.Resumed.Load(),
+				"auth_failures", c.AuthFailures.Load(), "aborts", c.Aborts.Load(), "rekeys", c.Rekeys.Load(),
+				"frames_sealed", c.FramesSealed.Load(), "frames_opened", c.FramesOpened.Load(),
+				"fallbacks", fmt.Sprint(fallbacks), "drops", fmt.Sprint(drops))
+		})
 	}
 	bs := x.Bump.Stats()
 	for _, p := range []struct {

@@ -27,12 +27,17 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(unknown, []byte("inside: a\nfast_pth: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badEngine := filepath.Join(dir, "engine.yaml")
+	if err := os.WriteFile(badEngine, []byte("inside: a\noutside: b\nengine:\n  teps: [x25519, rsa]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
+		{"bad engine key", []string{"--config", badEngine}, 2, "engine.teps[1]: must be one of"},
 		{"no interfaces", nil, 2, "inside: required"},
 		{"no outside", []string{"--inside", "x"}, 2, "outside: required"},
 		{"same interface", []string{"--inside", "x", "--outside", "x"}, 2, "outside: must differ"},
