@@ -173,6 +173,7 @@ type harness struct {
 
 	wgBin, wgErr         string
 	tcpincdBin, tcpdSkip string
+	tcpincdRev           string
 	built                map[string]bool
 }
 
@@ -613,7 +614,23 @@ func (h *harness) buildTcpincd(ctx context.Context) error {
 		return errors.New(h.tcpdSkip)
 	}
 	h.tcpincdBin = bin
+	h.tcpincdRev = revision(h.cfg.RepoDir)
 	return nil
+}
+
+// revision names the source tcpincd was built from: the commit, and whether
+// the daemon's packages had uncommitted changes.
+func revision(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown revision (not a git checkout)"
+	}
+	rev := "commit " + strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--", "cmd/tcpincd", "appliance", "xsk", "flowtable", "cryptopool").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += " plus uncommitted changes in the daemon's packages"
+	}
+	return rev
 }
 
 type tcpincdGateway struct{ procs []*netns.Process }
@@ -646,7 +663,7 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast bool) 
 	if err := g.check(); err != nil {
 		return nil, err
 	}
-	res.Notes = append(res.Notes, "`"+strings.Join(append([]string{"tcpincd"}, args[1:]...), " ")+"` in gwA and gwB")
+	res.Notes = append(res.Notes, "`"+strings.Join(append([]string{"tcpincd"}, args[1:]...), " ")+"` in gwA and gwB, built from "+h.tcpincdRev)
 	if modes := portModes(g.procs[0].Output()); modes != "" {
 		res.Notes = append(res.Notes, "gwA's daemon reports: "+modes)
 	}

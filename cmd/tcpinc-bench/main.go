@@ -43,6 +43,7 @@ func main() {
 	wgVersion := flag.String("wireguard-version", bench.DefaultWireguardVersion, "golang.zx2c4.com/wireguard version (or latest)")
 	tcpincdArgs := flag.String("tcpincd-args", "", "extra arguments for tcpincd (space separated)")
 	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults BASELINES.md used")
+	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
 	flag.Parse()
@@ -65,7 +66,7 @@ func main() {
 	cfg := bench.Config{
 		Cases: cases, Runs: *runs, Streams: ns, Duration: *dur, Omit: *omit, PPSDuration: *ppsTime,
 		TrafgenCPUs: *trafgenCPUs, MTU: *mtu, Prefix: *prefix, Net: *netN,
-		WireguardVersion: *wgVersion, WireguardRecipeOffloads: *wgRecipe, TcpincdArgs: strings.Fields(*tcpincdArgs),
+		WireguardVersion: *wgVersion, WireguardRecipeOffloads: *wgRecipe, RepoDir: *repo, TcpincdArgs: strings.Fields(*tcpincdArgs),
 		Command: strings.Join(append([]string{"go run ./cmd/tcpinc-bench"}, os.Args[1:]...), " "),
 	}
 	if !*quiet {
