@@ -121,6 +121,18 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 			en.ackH = fr.h + int64(fr.n)
 			en.frames.pop()
 		}
+		if f.keys != nil {
+			// Old sending keys go once no frame still to be retransmitted
+			// needs them (TC-60).
+			g := f.keys.SendGeneration()
+			if en.frames.n > 0 {
+				g = en.frames.at(0).gen
+			}
+			if g > en.forgotBelow {
+				f.keys.Forget(g)
+				en.forgotBelow = g
+			}
+		}
 	}
 	if en.finW >= 0 && en.ackW > en.finW {
 		return en.finH + 1

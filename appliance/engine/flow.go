@@ -73,6 +73,7 @@ type encDir struct {
 	genStart     int64 // when the current generation started
 	ownedDue     int64 // retransmission time of appliance-owned empty frames
 	ownedRTO     int64
+	forgotBelow  uint64 // sending keys below this generation are forgotten
 }
 
 // decDir is the decrypting direction: far side R to inside host L.

@@ -134,6 +134,11 @@ func lossyTransfer(t *testing.T, loss float64, reverse bool) {
 		if loss > 0 && c.Redelivered.Load() == 0 {
 			t.Fatal("no re-delivery after inside loss")
 		}
+		for _, f := range sGW.e.flows {
+			if _, err := f.keys.Sealer(0); err == nil {
+				t.Fatal("generation-0 sending key kept after every frame was acknowledged (TC-60)")
+			}
+		}
 		if sGW.e.Counters().Rekeys.Load() < 5 {
 			t.Fatal("no rekeys during the transfer")
 		}
