@@ -15,6 +15,11 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	switch f.state {
 	case stSynSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
+			if p.Seq() != f.isnL {
+				// A new connection on the tuple: start over.
+				e.remove(f)
+				return e.outboundSYN(now, f.key, p, tx)
+			}
 			return e.resendSYN(f, p, tx[Outside])
 		}
 		if fl&packet.FlagRST != 0 {
