@@ -188,7 +188,7 @@ func (e *Engine) poll(now int64, tx [2]TxSink) {
 	}
 	if len(e.retry) > 0 {
 		rs := e.retry
-		e.retry = e.retry[:0]
+		e.retry = nil // startSession may append: do not share rs's array
 		for _, f := range rs {
 			if f.state == stKex && f.kexWant {
 				e.startSession(now, f, tx)
