@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
 // TestRekeyDuringLoss: G_A rekeys after 2000 bytes (RekeyBytes), that is
@@ -76,5 +77,70 @@ func TestRekeyDuringLoss(t *testing.T) {
 	fa, fb := one2(t, w.Flows(SideA)), one2(t, w.Flows(SideB))
 	if fa.KeyGeneration != 1 || fb.KeyGeneration != 1 {
 		t.Fatalf("key generations A %d, B %d; want 1 and 1", fa.KeyGeneration, fb.KeyGeneration)
+	}
+}
+
+// TestRekeyWithPeer checks rekeying against the reference implementation
+// (package tcpcrypt's KeyRing, in a host-based peer), not against a second
+// copy of the engine: the peer (role A) starts a rekey; G_B opens the
+// frame under the next generation, delivers its data to b, and answers at
+// once with a rekey frame, empty since b has nothing to send (TC-56,
+// TC-57), which the peer opens under generation 1. Then G_B starts one
+// itself (RekeyBytes) and the peer follows.
+func TestRekeyWithPeer(t *testing.T) {
+	f := newFixture(t, [2]bool{false, true}, false, func(_ Side, c *engine.Config) {
+		c.RekeyBytes = 3000
+	})
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, nil)
+	if err := p.Ring.StartRekey(); err != nil {
+		t.Fatal(err)
+	}
+	fr := p.Seal([]byte("under generation one"), false)
+	w.SendFar(SideA, a.Data(int(p.SendOff)-len(fr), b.Seq(init2), fr))
+	w.Run(2 * latency)
+	if st := hostStream(t, w.All[SideB], isnA); string(st.Contiguous()) != "under generation one" {
+		t.Fatalf("b has %q", st.Contiguous())
+	}
+	peerFeed(t, f, p, SideA)
+	if len(p.Frames) != 1 || !p.Frames[0].Rekey || len(p.Frames[0].Data) != 0 || p.Ring.Remote() != 1 {
+		t.Fatalf("peer got %+v (remote generation %d), want one empty rekey frame (TC-57)", p.Frames, p.Ring.Remote())
+	}
+	// b sends more than RekeyBytes: G_B raises its generation once.
+	var sent []byte
+	off := 0
+	for i := range 4 {
+		c := chunk(byte('s'+i), 1000)
+		sent = append(sent, c...)
+		w.Host(SideB, b.Data(off, a.Seq(20), c))
+		off += len(c)
+	}
+	w.Run(2 * latency)
+	peerFeed(t, f, p, SideA)
+	if !bytes.Equal(p.Data(), sent) {
+		t.Fatalf("peer decrypted %d bytes, want %d", len(p.Data()), len(sent))
+	}
+	var rekeys int
+	for _, fr := range p.Frames {
+		if fr.Rekey {
+			rekeys++
+		}
+	}
+	if rekeys != 2 || p.Ring.Remote() != 2 {
+		t.Fatalf("peer saw %d rekey frames, remote generation %d; want 2 and 2", rekeys, p.Ring.Remote())
+	}
+	if !p.Ring.Owed() {
+		t.Fatal("peer owes no rekey answer")
+	}
+	ans := p.Seal(nil, false)
+	w.SendFar(SideA, a.Data(int(p.SendOff)-len(ans), b.Seq(init2+4000+4*ovh+ovh), ans))
+	w.Run(2 * latency)
+	if fb := one2(t, w.Flows(SideB)); fb.KeyGeneration != 2 {
+		t.Fatalf("G_B at key generation %d, want 2", fb.KeyGeneration)
+	}
+	for _, s := range w.All[SideB] {
+		if s.Has(packettest.RST) {
+			t.Fatalf("b got RST: %v", s)
+		}
 	}
 }
