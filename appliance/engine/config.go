@@ -77,6 +77,11 @@ type Config struct {
 	// (default 30 s); IdleTimeout an established one idle this long
 	// (default 2 h).
 	HandshakeTimeout, IdleTimeout time.Duration
+	// PassUnknown forwards mid-connection segments of connections the
+	// engine has no record of (begun before it started, or expired). The
+	// default resets them: after a restart such a segment may be
+	// ciphertext for a host or plaintext for the wire.
+	PassUnknown bool
 	// Policies per far-side prefix; addresses matching none are
 	// opportunistic.
 	Policies []PolicyRule

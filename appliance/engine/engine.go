@@ -118,6 +118,7 @@ type Counters struct {
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
+	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [numDrop]atomic.Uint64
 }
@@ -240,7 +241,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			}
 			return e.inboundSYN(now, k, p)
 		}
-		return Passthrough
+		return e.stray(p, from, tx)
 	}
 	f.last = now
 	if from == Inside {
@@ -287,4 +288,33 @@ func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
 		return FlowInfo{}, false
 	}
 	return f.info(), true
+}
+
+// stray handles a mid-connection segment of a connection the engine has no
+// record of: one that began before this engine started (a restart) or whose
+// record expired. It may belong to an encrypted connection, so passing it on
+// could put plaintext on the wire or ciphertext in a host: unless
+// Config.PassUnknown is set, the sender gets an RST (the peer gets its own
+// when it next sends) and the segment is dropped. RSTs pass.
+func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	if e.cfg.PassUnknown || fl&packet.FlagRST != 0 || fl&packet.FlagSYN != 0 {
+		return Passthrough
+	}
+	e.c.StrayResets.Add(1)
+	var t tmpl
+	if !t.set(p) {
+		return e.drop(DropStale)
+	}
+	t.reverse()
+	s := seg{seq: p.Ack(), flags: packet.FlagRST}
+	if fl&packet.FlagACK == 0 {
+		s.seq, s.flags = 0, packet.FlagRST|packet.FlagACK
+		s.ack = p.Seq() + uint32(len(p.Payload()))
+		if fl&packet.FlagFIN != 0 {
+			s.ack++
+		}
+	}
+	e.send(tx[from], &t, &s, nil)
+	return e.drop(DropStale)
 }

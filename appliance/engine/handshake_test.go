@@ -192,9 +192,11 @@ func TestNoENOAdded(t *testing.T) {
 	if v := gb.e.Handle(0, Inside, tcpFrame(addrA, other, isnA, 0, synF, 1, own, nil), gb.tx); v != Passthrough {
 		t.Fatalf("SYN with ENO: %v", v)
 	}
-	if gb.e.NumFlows() != 0 {
-		t.Fatal("flow tracked")
-	}
+	gb.e.Flows(func(fi FlowInfo) {
+		if fi.State != "plain" || fi.Encrypted || fi.FallbackReason == "" {
+			t.Fatalf("flow %+v, want a plain record", fi)
+		}
+	})
 }
 
 // The inside host answering with ENO itself: end to end, G_B stays out.

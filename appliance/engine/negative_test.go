@@ -30,8 +30,11 @@ func TestBadInitAborts(t *testing.T) {
 func TestTwoENOOptionsInSYN(t *testing.T) {
 	gb := newGW(t, Config{TEPs: testTEPs})
 	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23, 69, 3, 0x24), nil)
-	if v := gb.e.Handle(0, Outside, syn, gb.tx); v != Passthrough || gb.e.NumFlows() != 0 {
-		t.Fatalf("verdict %v, flows %d", v, gb.e.NumFlows())
+	if v := gb.e.Handle(0, Outside, syn, gb.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	if fi := flowInfo(t, gb.e); fi.State != "plain" || gb.e.Counters().Fallbacks[FallbackNoENO].Load() != 1 {
+		t.Fatalf("flow %+v", fi)
 	}
 }
 
@@ -66,4 +69,29 @@ func TestThirdSegmentLost(t *testing.T) {
 		t.Fatalf("ACK to b: %+v", a)
 	}
 	one(t, "Init2", toOut)
+}
+
+// After a restart the engine knows nothing of a connection: a data segment
+// of it is not passed on (it may be ciphertext for the host or plaintext for
+// the wire); the sender gets an RST with numbers it accepts. RSTs pass, and
+// PassUnknown forwards such segments instead.
+func TestStraySegmentReset(t *testing.T) {
+	g := newGW(t, Config{})
+	fr := tcpFrame(addrA, addrB, 5000, 9000, ackF|pshF, 502, nil, []byte("frame bytes"))
+	toIn, toOut := g.push(Outside, fr)
+	none(t, "nothing forwarded", toIn)
+	r := one(t, "RST back to the sender", toOut)
+	if r.flags != rstF || r.seq != 9000 || r.src != addrB || r.dst != addrA {
+		t.Fatalf("RST %+v", r)
+	}
+	if g.e.Counters().StrayResets.Load() != 1 {
+		t.Fatal("not counted")
+	}
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, 1, 2, rstF|ackF, 0, nil, nil), g.tx); v != Passthrough {
+		t.Fatalf("RST of an unknown flow: %v", v)
+	}
+	p := newGW(t, Config{PassUnknown: true})
+	if v := p.e.Handle(0, Outside, fr, p.tx); v != Passthrough {
+		t.Fatalf("PassUnknown: %v", v)
+	}
 }

@@ -82,22 +82,20 @@ func room(p *packet.Packet) int {
 func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
-		e.c.Fallbacks[FallbackBypass].Add(1)
-		return Passthrough
+		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
 	}
 	sc := eno.ScanOptions(p.OptionBytes())
 	if sc.Err != nil || e.si.optErr {
 		e.c.Drops[DropMalformed].Add(1)
-		return Passthrough
+		return e.plain(now, k, pol, -1, "malformed TCP options")
 	}
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		// The host speaks TCP-ENO itself: end to end wins (ENO-89 for legacy).
-		e.c.Fallbacks[FallbackEndToEnd].Add(1)
-		return Passthrough
+		return e.plain(now, k, pol, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
 	}
 	if len(p.Payload()) > 0 || sc.TFO {
-		e.c.Fallbacks[FallbackSYNData].Add(1) // ENO-43: never add ENO to SYN data or Fast Open
-		return Passthrough
+		// ENO-43: never add ENO to SYN data or Fast Open.
+		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
 		e.c.FlowsCapped.Add(1)
@@ -123,8 +121,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		if res != nil {
 			res.Erase()
 		}
-		e.c.Fallbacks[FallbackOptionRoom].Add(1)
-		return Passthrough
+		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
 	f := e.newFlow(now, k, pol)
 	f.settings = s
@@ -162,7 +159,7 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
-		return Passthrough
+		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
 	}
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)
@@ -171,11 +168,10 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 		if pol == Require {
 			return e.drop(DropPolicy) // policy: no plain TCP with this prefix
 		}
-		return Passthrough
+		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
 	if len(p.Payload()) > 0 || sc.TFO {
-		e.c.Fallbacks[FallbackSYNData].Add(1)
-		return Passthrough
+		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
 		e.c.FlowsCapped.Add(1)
@@ -427,4 +423,20 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 		}
 	}
 	return out
+}
+
+// plain records a connection the engine leaves in plain TCP from its SYN on,
+// so that its later segments are known (not reset as strays) and the admin
+// API lists it.
+func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string) Verdict {
+	if reason >= 0 {
+		e.c.Fallbacks[reason].Add(1)
+	}
+	if len(e.flows) >= e.cfg.MaxFlows {
+		e.c.FlowsCapped.Add(1)
+		return Passthrough
+	}
+	f := e.newFlow(now, k, pol)
+	f.state, f.reason = stPlain, why
+	return Passthrough
 }

@@ -27,6 +27,26 @@ func (t *tmpl) set(p *packet.Packet) bool {
 	return true
 }
 
+// reverse turns the template around: MACs, addresses and ports swapped,
+// for a reply to the frame it was taken from.
+func (t *tmpl) reverse() {
+	b := t.b[:]
+	var mac [6]byte
+	copy(mac[:], b[0:6])
+	copy(b[0:6], b[6:12])
+	copy(b[6:12], mac[:])
+	alen, soff := 4, t.l3+12
+	if !t.v4 {
+		alen, soff = 16, t.l3+8
+	}
+	var a [16]byte
+	copy(a[:alen], b[soff:soff+alen])
+	copy(b[soff:soff+alen], b[soff+alen:soff+2*alen])
+	copy(b[soff+alen:soff+2*alen], a[:alen])
+	l4 := b[t.l4:]
+	l4[0], l4[1], l4[2], l4[3] = l4[2], l4[3], l4[0], l4[1]
+}
+
 // seg is one TCP segment to originate.
 type seg struct {
 	seq, ack uint32
