@@ -64,6 +64,14 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
 			return e.farSYNACK(now, f, p, tx)
 		}
+		if fl&packet.FlagSYN != 0 {
+			// Simultaneous open: not negotiated on the hosts' behalf (the
+			// SYN-ACKs would have to repeat the SYN options, ENO-31); the
+			// connection goes on in plain TCP. Our SYN's ENO is answered by
+			// none, so the far side falls back too.
+			e.kill(f, FallbackNegotiate, "simultaneous open")
+			return Passthrough
+		}
 		return e.drop(DropStale)
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
