@@ -39,6 +39,7 @@ type Peer struct {
 	resp *tcpcrypt.Responder
 	dec  *tcpcrypt.FrameDecoder
 	fed  int
+	res  *tcpcrypt.Resumption
 }
 
 // PeerFrame is one frame the Peer opened.
@@ -73,12 +74,42 @@ func (p *Peer) SYNOption() []byte {
 	return p.SYNOpt
 }
 
+// OfferResumption makes role A offer the next cached secret for key
+// (RFC 8548 §3.5) instead of a fresh exchange; it reports false when the
+// cache has none. Call it before SYNOption.
+func (p *Peer) OfferResumption(c *tcpcrypt.Cache[string], key string) bool {
+	r, ok := c.Offer(key)
+	if !ok {
+		return false
+	}
+	sub := r.AppendSuboption(nil)
+	p.res = r
+	p.Settings.Offers = []eno.Offer{{TEP: eno.TEP(r.TEP), Data: sub[1:]}}
+	return true
+}
+
 // GotSYNACK negotiates with B's option (nil when the SYN-ACK had none) and,
-// on success, starts role A: Init returns Init1 and SendOff is after it.
+// on success, starts role A: Init returns Init1 and SendOff is after it,
+// or, when B accepted our resumption offer, the resumed session is ready
+// at once with both streams' frames at offset 0.
 func (p *Peer) GotSYNACK(opt []byte) error {
 	p.Outcome = p.Settings.Negotiate(p.SYNOpt, opt)
 	if !p.Outcome.OK() {
 		return fmt.Errorf("ENO fallback: %v", p.Outcome.Reason)
+	}
+	if b := p.Outcome.Peer(); p.res != nil && b.V() {
+		if !p.res.MatchReply(b.Byte, b.Data) {
+			return fmt.Errorf("resumption reply does not match (TC-23)")
+		}
+		var err error
+		if p.Session, err = p.res.Session(tcpcrypt.RoleA); err != nil {
+			return err
+		}
+		if p.Ring, err = tcpcrypt.NewSessionKeyRing(p.Session); err != nil {
+			return err
+		}
+		p.dec = tcpcrypt.NewFrameDecoder(p.Ring, 0)
+		return nil
 	}
 	key, err := newKey(p.TEP)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // secondConn runs a second connection between the same two addresses (new
@@ -141,5 +142,67 @@ func TestNoResumption(t *testing.T) {
 	fa := flowOf(t, w, SideA, 40001)
 	if !fa.Encrypted || fa.Resumed || fa.SessionID[0] != 0x23 {
 		t.Fatalf("second flow %+v, want a fresh encrypted session", fa)
+	}
+}
+
+// TestResumptionWithPeer resumes against the reference implementation: a
+// host-based peer (role A) with its own tcpcrypt.Cache resumes the session
+// of a first connection with G_B. G_B answers with the other identifier
+// half (TC-19), both sides derive one session ID starting with a3, and
+// frames run from offset 0 both ways, decrypted by each side (TC-4, TC-25,
+// TC-38).
+func TestResumptionWithPeer(t *testing.T) {
+	f := newFixtureCache(t, [2]bool{false, true}, false, true, nil)
+	w := f.w
+	p := peerA(t, f, nil)
+	cache := tcpcrypt.NewCache[string](tcpcrypt.CacheConfig{})
+	cache.Store("b", p.Session)
+	a2 := &Host{Addr: netip.AddrPortFrom(f.a.Addr.Addr(), 40001), Peer: f.a.Peer, ISN: 7000}
+	b2 := &Host{Addr: a2.Peer, Peer: a2.Addr, ISN: 9000}
+	p2 := NewPeer(tcpcrypt.RoleA, b2.ISN)
+	if !p2.OfferResumption(cache, "b") {
+		t.Fatal("peer cache has nothing to offer")
+	}
+	w.SendFar(SideA, a2.SYN(LinuxSYNOpts, p2.SYNOption()))
+	w.Run(latency)
+	one(t, "SYN at b", w.Take(SideB))
+	w.Host(SideB, b2.SYNACK(a2.ISN, LinuxSYNOpts))
+	w.Run(latency)
+	sa := one(t, "SYN-ACK at the peer", w.TakeFar(SideA))
+	e := sa.ENO()
+	if len(e) != 1 || len(e[0]) != 21 || !bytes.HasPrefix(e[0], []byte{69, 21, 1, 0xa3}) {
+		t.Fatalf("SYN-ACK ENO %x, want G_B's resumption suboption", e)
+	}
+	if err := p2.GotSYNACK(e[0]); err != nil {
+		t.Fatal(err)
+	}
+	if !p2.Session.Resumed || p2.Session.ID[0] != 0xa3 {
+		t.Fatalf("peer session %+v not resumed", p2.Session)
+	}
+	w.SendFar(SideA, a2.ACK(0, b2.ISN+1, ENOAck))
+	fr := p2.Seal([]byte("resumed via the reference"), false)
+	w.SendFar(SideA, a2.Data(0, b2.ISN+1, fr, ENOAck))
+	w.Run(latency)
+	var got []byte
+	for _, s := range w.Take(SideB) {
+		got = append(got, s.Payload...)
+	}
+	if string(got) != "resumed via the reference" {
+		t.Fatalf("b got %q", got)
+	}
+	w.Host(SideB, b2.Data(0, a2.Seq(25), []byte("and back")))
+	w.Run(latency)
+	peerFeed(t, f, p2, SideA)
+	if string(p2.Data()) != "and back" || p2.Frames[0].Offset != 0 {
+		t.Fatalf("peer opened %+v", p2.Frames)
+	}
+	var fb engine.FlowInfo
+	for _, fl := range w.Flows(SideB) {
+		if fl.Outside.Port() == 40001 {
+			fb = fl
+		}
+	}
+	if !fb.Resumed || fb.SessionID != p2.Session.ID {
+		t.Fatalf("G_B's flow resumed %v id %x, peer's id %x", fb.Resumed, fb.SessionID, p2.Session.ID)
 	}
 }
