@@ -63,7 +63,8 @@ func NewPeer(role tcpcrypt.Role, otherISN uint32) *Peer {
 	return p
 }
 
-// SYNOption returns role A's SYN-form option (and keeps it).
+// SYNOption returns role A's SYN-form option (and keeps it). It panics
+// only when the test configured impossible Settings.
 func (p *Peer) SYNOption() []byte {
 	var b [eno.MaxOptionLen]byte
 	n, err := p.Settings.PutSYN(b[:])
@@ -241,7 +242,8 @@ func (p *Peer) startSession() error {
 func (p *Peer) Ready() bool { return p.Ring != nil }
 
 // Seal returns the next frame of our stream, carrying data (FINp if fin),
-// at SendOff, and moves SendOff past it.
+// at SendOff, and moves SendOff past it. It panics when the test seals
+// what tcpcrypt forbids (after FINp, too much data): a bug in the test.
 func (p *Peer) Seal(data []byte, fin bool) []byte {
 	k, err := p.Ring.Send(len(data), fin)
 	if err != nil {
