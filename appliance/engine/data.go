@@ -233,7 +233,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if s == top-1 && en.ackH == top {
 			return e.keepAliveToR(f, p, ackW, tx[Outside])
 		}
-		if ackW == d.lastAckW && win == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
+		if ackW == d.lastAckW && f.winToR() == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
 			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
 			return Consumed
 		}
@@ -318,9 +318,9 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if d.finW >= 0 && d.ackH > d.finH {
 		ack = d.finW + 1
 	}
-	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winL, opts: e.opts.bytes()}
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
-		d.lastAckW, d.lastWin = d.ackW, f.winL
+		d.lastAckW, d.lastWin = d.ackW, f.winToR()
 		f.pktsOut++
 	}
 	if si == nil {
@@ -896,7 +896,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 		}
 	}
 	e.opts.sack(blocks[:nb])
-	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winL, opts: e.opts.bytes()}
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
 		e.c.DupAcksOriginated.Add(1)
 	}

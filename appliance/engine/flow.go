@@ -123,6 +123,7 @@ type flow struct {
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
 	wsR        uint8  // R's window shift, when both SYNs had window scale
 	wsL        int8   // L's shift from its SYN (-1: none)
+	wsLe       uint8  // L's window shift in effect (both SYNs had window scale)
 	winL, winR uint16
 	toR, toL   tmpl
 
@@ -216,6 +217,25 @@ func (f *flow) scaleWin(w uint16) uint16 {
 		win = room
 	}
 	win >>= f.wsR
+	if win > 0xffff {
+		win = 0xffff
+	}
+	return uint16(win)
+}
+
+// winToR is the window R gets: L's, clamped to the plaintext the appliance
+// can still keep for re-delivery (so a loss on the inside link can always be
+// repaired from it).
+func (f *flow) winToR() uint16 {
+	win := int64(f.winL) << f.wsLe
+	room := int64(f.rcv.plain.max) - (f.rcv.nextH - f.rcv.ackH)
+	if room < 0 {
+		room = 0
+	}
+	if win > room {
+		win = room
+	}
+	win >>= f.wsLe
 	if win > 0xffff {
 		win = 0xffff
 	}

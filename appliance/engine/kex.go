@@ -95,7 +95,7 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	if f.enoOut {
 		e.opts.eno()
 	}
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, f.rcv.ackW), flags: flags, win: f.winL, opts: e.opts.bytes()}
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, f.rcv.ackW), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
 	if f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
 		s.ack = wrap(f.isnR, f.rcv.finW+1)
 	}
@@ -113,7 +113,7 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	f.toR.finish(buf, hl+n)
 	to.Commit(hl + n)
 	f.rcv.lastAckW = f.rcv.ackW
-	f.rcv.lastWin = f.winL
+	f.rcv.lastWin = f.winToR()
 	f.pktsOut++
 }
 

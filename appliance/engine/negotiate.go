@@ -265,7 +265,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
 	f.tsL = e.si.tsVal
 	f.tsOK = f.tsOK && e.si.hasTS
 	if f.wsL >= 0 && e.si.ws >= 0 {
-		f.wsR = uint8(f.wsL)
+		f.wsR, f.wsLe = uint8(f.wsL), uint8(e.si.ws)
 	}
 	f.wsL = e.si.ws
 	f.winL = p.Window()
@@ -310,7 +310,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		f.tsR = e.si.tsVal
 		f.tsOK = f.tsOK && e.si.hasTS
 		if f.wsL >= 0 && e.si.ws >= 0 {
-			f.wsR = uint8(e.si.ws)
+			f.wsR, f.wsLe = uint8(e.si.ws), uint8(f.wsL)
 		}
 		f.winR = p.Window()
 		f.toL.set(p)
