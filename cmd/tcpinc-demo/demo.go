@@ -481,7 +481,7 @@ func (d *demo) iperf(dst netip.Addr) {
 func (d *demo) ctl(gw topology.Node, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, 15*time.Second)
 	defer cancel()
-	full := append([]string{d.tcpincctl, "--admin", adminAddr}, args...)
+	full := append([]string{d.tcpincctl, "--admin", adminAddr}, args...) // flags before the command
 	return d.topo.RunContext(ctx, gw, full...)
 }
 

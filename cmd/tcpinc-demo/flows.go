@@ -52,9 +52,9 @@ func (d *demo) apiFlows(gw topology.Node) ([]flowView, error) {
 func (d *demo) showFlows() (a, b []flowView) {
 	views := map[topology.Node][]flowView{}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		fmt.Fprintf(d.out, "    $ ip netns exec %s tcpincctl --admin %s flows\n", d.topo.NS(gw), adminAddr)
+		fmt.Fprintf(d.out, "    $ ip netns exec %s tcpincctl --admin %s -v flows\n", d.topo.NS(gw), adminAddr)
 		if d.engineMissing == "" {
-			out, err := d.ctl(gw, "flows")
+			out, err := d.ctl(gw, "-v", "flows")
 			if err != nil {
 				d.expect("tcpincctl flows in "+string(gw), err)
 			} else {
@@ -90,13 +90,19 @@ func find(views []flowView, inside, outside netip.AddrPort) (flowView, bool) {
 func (d *demo) compareSessions(viewsA, viewsB []flowView, local netip.AddrPort, _ netip.Addr) {
 	far := netip.AddrPortFrom(d.topo.Addr(topology.HostB).V4, echoPort)
 	d.section("Session IDs of the held connection " + local.String() + " → " + far.String())
-	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		fmt.Fprintf(d.out, "    $ ip netns exec %s tcpincctl --admin %s session %s %s\n", d.topo.NS(gw), adminAddr, local, far)
+	// Each appliance is asked as its own host sees the connection: hA's
+	// end at gwA (role A), hB's end at gwB (role B).
+	for _, q := range []struct {
+		gw       topology.Node
+		src, dst netip.AddrPort
+	}{{topology.GwA, local, far}, {topology.GwB, far, local}} {
+		gw := q.gw
+		fmt.Fprintf(d.out, "    $ ip netns exec %s tcpincctl --admin %s session %s %s\n", d.topo.NS(gw), adminAddr, q.src, q.dst)
 		if d.engineMissing != "" {
 			d.say("(skipped: engine not available)")
 			continue
 		}
-		out, err := d.ctl(gw, "session", local.String(), far.String())
+		out, err := d.ctl(gw, "session", q.src.String(), q.dst.String())
 		if err != nil {
 			d.expect("tcpincctl session in "+string(gw), err)
 			continue
