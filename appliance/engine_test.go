@@ -133,3 +133,32 @@ func TestEngineBackToBack(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineWorkerZeroAllocs: frames of a flow the engine let go (fallback)
+// and non-TCP frames cost no allocation in the worker and the hook, with
+// every frame through user space.
+func TestEngineWorkerZeroAllocs(t *testing.T) {
+	e, err := engine.New(engine.Config{}, engine.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOpts{countOnly: true, handler: func(int) (FrameHandler, error) { return e, nil }})
+	r.send(Inside, seg(a4, b4, 5001, 80, packettest.SYN, 100, 0, nil))
+	r.send(Outside, seg(b4, a4, 80, 5001, packettest.SYN|packettest.ACK, 900, 101, nil))
+	frames := []step{
+		{"data", Inside, seg(a4, b4, 5001, 80, packettest.ACK|packettest.PSH, 101, 901, make([]byte, 1000))},
+		{"ack", Outside, seg(b4, a4, 80, 5001, packettest.ACK, 901, 1101, nil)},
+		{"ping", Inside, packettest.Frame{Src: a4, Dst: b4, Proto: 1, L4: packettest.ICMP(8, 0, 1, []byte("ping"))}.Bytes()},
+	}
+	for _, s := range frames {
+		r.send(s.port, s.b)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, s := range frames {
+			r.send(s.port, s.b)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per run, want 0", allocs)
+	}
+}

@@ -184,6 +184,8 @@ func Default() Config {
 		Engine: Engine{
 			Enabled:          true,
 			TEPs:             []string{"x25519", "x448", "p256"},
+			AEADs:            []string{}, // ordered by this CPU's speed
+			Policies:         []Policy{},
 			RekeyBytes:       1 << 30,
 			RekeyInterval:    time.Hour,
 			Resumption:       true,
