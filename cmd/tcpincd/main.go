@@ -6,8 +6,12 @@
 // Flags override the configuration file. On start it takes a lock per
 // interface (under /run/tcpincd, released by the kernel if it dies), so a
 // second copy on the same interfaces refuses to start, then detaches XDP
-// programs a crashed run left behind. SIGINT or SIGTERM stop it: workers stop,
-// XDP programs are detached, sockets closed, the counters logged.
+// programs a crashed run left behind. It runs one worker per queue with a
+// TCP-ENO/tcpcrypt engine behind each (config engine.enabled, on by default;
+// off, connections pass through unencrypted). --no-fast-path sends every
+// frame, non-TCP included, through the workers (the XDP program forwards
+// nothing itself). SIGINT or SIGTERM stop it: workers stop, XDP programs are
+// detached, sockets closed, the counters logged.
 //
 // Exit status: 0 after a clean shutdown, 2 for bad flags or configuration, 1
 // for any other failure (missing interface, XDP or AF_XDP setup, a worker
@@ -73,7 +77,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	outside := fs.String("outside", "", "outside (untrusted-side) interface")
 	file := fs.String("config", "", "YAML configuration file")
 	admin := fs.String("admin", "", "admin API address host:port (reserved)")
-	noFast := fs.Bool("no-fast-path", false, "send every frame through user space (no in-kernel forwarding)")
+	noFast := fs.Bool("no-fast-path", false, "send every frame, non-TCP included, through user space (no in-kernel forwarding)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config.Config{}, err
