@@ -152,19 +152,22 @@ const (
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg     Config
-	deps    Deps
-	client  *cryptopool.Client
-	flows   map[flowKey]*flow
-	nextID  uint64
-	c       Counters
-	pkt     packet.Packet
-	si      segInfo
-	opts    tcpOpts
-	jobs    [16]cryptopool.Job
-	retry   []*flow // flows whose pool submission was refused
-	scratch [tcpcrypt.MaxFrameLen + 64]byte
-	closed  []*flow
+	cfg       Config
+	deps      Deps
+	client    *cryptopool.Client
+	flows     map[flowKey]*flow
+	nextID    uint64
+	c         Counters
+	pkt       packet.Packet
+	si        segInfo
+	opts      tcpOpts
+	jobs      [16]cryptopool.Job
+	retry     []*flow // flows whose pool submission was refused
+	scratch   [tcpcrypt.MaxFrameLen + 64]byte
+	nextSweep int64
+	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	cursor    int
+	closed    []*flow
 }
 
 // New returns an engine.
@@ -250,22 +253,41 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	return e.fromOutside(now, f, p, tx)
 }
 
+// sweepEvery is the granularity of the engine's timers.
+const sweepEvery = int64(10 * time.Millisecond)
+
 // Tick runs timers: Init retransmission, rekeying by time, expiry, and the
 // completions of public-key work. Call it between batches.
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.poll(now, tx)
-	for k, f := range e.flows {
-		e.tickFlow(now, f, tx)
-		if f.state == stDead {
-			delete(e.flows, k)
+	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
+	// table at most every sweepEvery, however often the worker ticks.
+	if now < e.nextSweep {
+		return
+	}
+	e.nextSweep = now + sweepEvery
+	// Visit a slice of the table per sweep so that one sweep costs little
+	// however many flows there are: every flow comes round within
+	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
+	n := max(len(e.list)/sweepRounds+1, 256)
+	for i := 0; i < n && len(e.list) > 0; i++ {
+		if e.cursor >= len(e.list) {
+			e.cursor = 0
 		}
+		f := e.list[e.cursor]
+		e.tickFlow(now, f, tx)
+		if f.state != stDead {
+			e.cursor++
+		} // else remove swapped another flow into this slot
 	}
 }
+
+const sweepRounds = 20
 
 // Flows calls fn with a snapshot of every flow. Call it between batches,
 // on the worker's goroutine.
 func (e *Engine) Flows(fn func(FlowInfo)) {
-	for _, f := range e.flows {
+	for _, f := range e.list {
 		fn(f.info())
 	}
 }

@@ -99,6 +99,7 @@ type decDir struct {
 
 type flow struct {
 	id       uint64
+	idx      int // slot in Engine.list
 	key      flowKey
 	state    uint8
 	policy   Policy
@@ -165,7 +166,12 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	f.enc.pre.max = e.cfg.PreKeyBytes
 	f.rcv.reasm.max = e.cfg.ReassemblyBytes
 	f.rcv.plain.max = e.cfg.DeliverBytes
+	if old := e.flows[k]; old != nil {
+		e.remove(old)
+	}
 	e.flows[k] = f
+	f.idx = len(e.list)
+	e.list = append(e.list, f)
 	e.c.Flows.Add(1)
 	return f
 }

@@ -381,7 +381,14 @@ func (e *Engine) remove(f *flow) {
 		f.keys.Wipe()
 	}
 	f.kp = nil
-	delete(e.flows, f.key)
+	if e.flows[f.key] == f {
+		delete(e.flows, f.key)
+		last := e.list[len(e.list)-1]
+		e.list[f.idx] = last
+		last.idx = f.idx
+		e.list[len(e.list)-1] = nil
+		e.list = e.list[:len(e.list)-1]
+	}
 }
 
 // send builds and transmits one segment with the given payload.
