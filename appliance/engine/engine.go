@@ -110,7 +110,7 @@ type Counters struct {
 	Flows, FlowsCapped                                  atomic.Uint64
 	Handshakes, HandshakeFailures                       atomic.Uint64
 	Encrypted, Resumed                                  atomic.Uint64
-	Fallbacks                                           [numFallback]atomic.Uint64
+	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
 	AuthFailures, Aborts                                atomic.Uint64
 	Rekeys, RekeysAnswered                              atomic.Uint64
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
@@ -120,7 +120,7 @@ type Counters struct {
 	PreKeyQueued                                        atomic.Uint64
 	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
 	KeyGenInline, PoolRetries                           atomic.Uint64
-	Drops                                               [numDrop]atomic.Uint64
+	Drops                                               [NumDropReasons]atomic.Uint64
 }
 
 // Fallback reasons, counted in Counters.Fallbacks.
@@ -132,7 +132,7 @@ const (
 	FallbackEndToEnd          // the inside host speaks TCP-ENO itself
 	FallbackBypass            // policy
 	FallbackOptionRoom        // the option did not fit
-	numFallback
+	NumFallbackReasons
 )
 
 // Drop reasons, counted in Counters.Drops.
@@ -146,7 +146,7 @@ const (
 	DropStale              // segment for a flow that is closing or unknown state
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
-	numDrop
+	NumDropReasons
 )
 
 // Engine runs the per-flow state machine for one worker. It is not safe for
@@ -298,8 +298,8 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [numFallback]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
-	DropNames     = [numDrop]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the
