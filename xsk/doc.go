@@ -24,8 +24,8 @@
 //
 // A socket has two independent halves: RX (Receive, Release) and TX (GetTx,
 // PutTx, Transmit, Kick). They use disjoint rings and frames, so each half
-// may be driven by its own goroutine, as a bump's workers do: worker i
-// receives on port i and transmits on the other port. [Wait] and
+// may be driven by its own goroutine (tcpinc's workers drive both halves of
+// both ports' sockets of one queue from a single goroutine). [Wait] and
 // [Socket.Stats] read only shared, atomically updated state and may be
 // called from anywhere.
 //
@@ -78,10 +78,10 @@
 //   - everything else goes to the AF_XDP socket of the RX queue through the
 //     port's XSKMAP: SYNs, FINs and RSTs (so user space sees every
 //     connection start, end and reuse its tuple, even on the fast path),
-//     unknown flows, and every frame the program cannot
-//     classify with certainty (truncated headers, IPv4 fragments of TCP,
-//     IPv6 with an extension header that may precede TCP, bad version or
-//     IHL, a third VLAN tag). The engine sees them and decides; a fragment
+//     unknown flows, and every frame the program cannot classify with
+//     certainty (truncated headers, IPv4 fragments of TCP, IPv6 with an
+//     extension header that may precede TCP, bad version or IHL, a third
+//     VLAN tag). The engine sees them and decides; a fragment
 //     carries no ports (or, if first, may belong to an encrypted flow), so
 //     only the engine can handle it correctly. Non-TCP fragments are
 //     non-TCP and go to the other port.
