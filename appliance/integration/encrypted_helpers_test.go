@@ -1,0 +1,525 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/impair"
+	"github.com/tcpinc/tcpinc/deploy/netns"
+	"github.com/tcpinc/tcpinc/deploy/topology"
+)
+
+// encPrefix names the namespaces of the encrypted suite (tei-hA, ...,
+// tei-imp for the impairment bump).
+const encPrefix = "tei-"
+
+// adminAddr is where tcpincd serves its admin API inside each gateway
+// namespace (loopback of that namespace; the tests query it with curl run
+// there).
+const adminAddr = "127.0.0.1:9180"
+
+// encEnv is one topology with tcpincd in both gateways, the impairment bump
+// spliced into the untrusted link (gwA:out — tei-imp — rtr:toA) and the
+// traffic tools running on hB and hF.
+type encEnv struct {
+	topo    *topology.Topology
+	daemon  string // tcpincd binary
+	impBin  string // tcpinc-impair binary
+	tool    string // this test binary (see encrypted_tool_test.go)
+	link    *impair.Link
+	bump    *netns.Process
+	gw      map[topology.Node]*netns.Process
+	streamB *netns.Process // stream server on hB
+	streamF *netns.Process // stream server on hF
+	httpB   *netns.Process // http server on hB
+	seed    uint64
+}
+
+func goBuild(t *testing.T, pkg, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+func newEncEnv(t *testing.T, net int) *encEnv {
+	t.Helper()
+	requireRoot(t)
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Fatalf("tshark not installed (.ci/run installs it): %v", err)
+	}
+	e := &encEnv{gw: map[topology.Node]*netns.Process{}}
+	// TEI_TCPINCD runs a given tcpincd build instead of building the tree's
+	// (to test a specific build, or while the tree is mid-edit).
+	if e.daemon = os.Getenv("TEI_TCPINCD"); e.daemon == "" {
+		e.daemon = buildDaemon(t)
+	}
+	e.impBin = goBuild(t, "github.com/tcpinc/tcpinc/cmd/tcpinc-impair", "tcpinc-impair")
+	var err error
+	if e.tool, err = os.Executable(); err != nil {
+		t.Fatal(err)
+	}
+	_ = topology.Down(encPrefix)
+	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: net, Mode: topology.ModeBare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if e.bump != nil {
+			_ = e.bump.Stop()
+		}
+		if err := e.topo.Down(); err != nil {
+			t.Errorf("topology down: %v", err)
+		}
+		if e.link != nil {
+			if err := e.link.Close(); err != nil {
+				t.Errorf("impairment namespace: %v", err)
+			}
+		}
+		_ = netns.Delete(encPrefix+impair.Node, time.Second)
+	})
+	if e.link, err = impair.Insert(encPrefix); err != nil {
+		t.Fatal(err)
+	}
+	e.startBump(t)
+	e.startDaemon(t, topology.GwA)
+	e.startDaemon(t, topology.GwB)
+	e.streamB = e.startTool(t, topology.HostB, "stream-server", "stream server ready", "-listen", "[::]:5001")
+	e.streamF = e.startTool(t, topology.HostF, "stream-server", "stream server ready", "-listen", "[::]:5001")
+	e.httpB = e.startTool(t, topology.HostB, "http-server", "http server ready", "-listen", "[::]:8080")
+	e.waitPing(t, e.topo.Addr(topology.HostB).V4)
+	return e
+}
+
+// startBump (re)starts the impairment forwarder with args and returns the
+// counters of the previous run, if any.
+func (e *encEnv) startBump(t *testing.T, args ...string) string {
+	t.Helper()
+	prev := e.stopBump(t)
+	p, err := e.link.Start(e.impBin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bump = p
+	return prev
+}
+
+// stopBump stops the forwarder (the link carries nothing until the next
+// startBump) and returns its counter report.
+func (e *encEnv) stopBump(t *testing.T) string {
+	t.Helper()
+	if e.bump == nil {
+		return ""
+	}
+	p := e.bump
+	e.bump = nil
+	_ = p.StopWith(syscall.SIGTERM, 5*time.Second)
+	return p.Output()
+}
+
+func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
+	t.Helper()
+	args := []string{e.daemon, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
+	p, err := e.topo.Start(gw, "tcpincd-"+string(gw), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput("tcpincd running", 15*time.Second); err != nil {
+		t.Fatalf("tcpincd in %s did not start: %v\n%s", gw, err, p.Output())
+	}
+	e.gw[gw] = p
+}
+
+func (e *encEnv) stopDaemon(t *testing.T, gw topology.Node) string {
+	t.Helper()
+	p := e.gw[gw]
+	delete(e.gw, gw)
+	if p == nil {
+		return ""
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Errorf("tcpincd in %s did not stop within 10 s of SIGTERM", gw)
+		_ = p.StopWith(syscall.SIGKILL, time.Second)
+	}
+	return p.Output()
+}
+
+func (e *encEnv) toolArgs(mode string, args ...string) []string {
+	return append([]string{"env", toolEnv + "=" + mode, e.tool}, args...)
+}
+
+func (e *encEnv) startTool(t *testing.T, n topology.Node, mode, ready string, args ...string) *netns.Process {
+	t.Helper()
+	p, err := e.topo.Start(n, mode+"-"+string(n), e.toolArgs(mode, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput(ready, 15*time.Second); err != nil {
+		t.Fatalf("%s on %s: %v\n%s", mode, n, err, p.Output())
+	}
+	return p
+}
+
+func (e *encEnv) waitPing(t *testing.T, dst netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := e.topo.Run(topology.HostA, "ping", "-n", "-c", "1", "-W", "1", dst.String())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ping %s through the appliances fails: %v\n%s", dst, err, out)
+		}
+	}
+}
+
+// result of one stream transfer, from both ends.
+type result struct {
+	local                   netip.AddrPort // the client's end
+	clientOut, serverLine   string
+	clientErr               error
+	sentSHA, recvSHA        string // client side
+	srvSentSHA, srvRecvSHA  string
+	recvBytes, srvRecvBytes int64
+	elapsed                 time.Duration
+}
+
+var (
+	connectedRe = regexp.MustCompile(`connected (\S+) -> `)
+	clientRe    = regexp.MustCompile(`client seed=\d+ recv_bytes=(\d+) recv_sha=(\w*) sent_sha=(\w*)`)
+)
+
+// transfer sends n bytes from hA to dst and m bytes back, with the client
+// failing after idle without progress and the whole run bounded by timeout.
+func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, server *netns.Process, n, m int64, timeout time.Duration, extra ...string) result {
+	t.Helper()
+	e.seed += 10
+	seed := e.seed
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	args := e.toolArgs("stream-client", append([]string{"-addr", dst.String(), "-n", fmt.Sprint(n), "-m", fmt.Sprint(m),
+		"-seed", fmt.Sprint(seed)}, extra...)...)
+	t0 := time.Now()
+	out, err := e.topo.RunContext(ctx, src, args...)
+	r := result{clientOut: out, clientErr: err, elapsed: time.Since(t0)}
+	if ctx.Err() != nil {
+		r.clientErr = fmt.Errorf("client still running after %v (killed): %w\n%s", timeout, ctx.Err(), out)
+	}
+	if mm := connectedRe.FindStringSubmatch(out); mm != nil {
+		r.local, _ = netip.ParseAddrPort(mm[1])
+	}
+	if mm := clientRe.FindStringSubmatch(out); mm != nil {
+		r.recvBytes, _ = strconv.ParseInt(mm[1], 10, 64)
+		r.recvSHA, r.sentSHA = mm[2], mm[3]
+	}
+	// The server prints its line when both directions ended.
+	tag := fmt.Sprintf("conn seed=%d ", seed)
+	_ = server.WaitOutput(tag, 15*time.Second)
+	for _, line := range strings.Split(server.Output(), "\n") {
+		if strings.HasPrefix(line, tag) {
+			r.serverLine = line
+			f := fields(line)
+			r.srvRecvBytes, _ = strconv.ParseInt(f["recv_bytes"], 10, 64)
+			r.srvRecvSHA, r.srvSentSHA = f["recv_sha"], f["sent_sha"]
+		}
+	}
+	return r
+}
+
+// fields parses key=value words.
+func fields(line string) map[string]string {
+	m := map[string]string{}
+	for _, w := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(w, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// checkTransfer requires a complete transfer with equal sha256 at both ends.
+func checkTransfer(t *testing.T, r result, n, m int64) {
+	t.Helper()
+	if r.clientErr != nil {
+		t.Errorf("client: %v\nserver: %s", r.clientErr, r.serverLine)
+		return
+	}
+	if r.serverLine == "" {
+		t.Errorf("server printed no result for the connection\nclient: %s", r.clientOut)
+		return
+	}
+	if r.recvBytes != m || r.srvRecvBytes != n {
+		t.Errorf("bytes received: client %d (want %d), server %d (want %d)", r.recvBytes, m, r.srvRecvBytes, n)
+	}
+	if r.sentSHA == "" || r.sentSHA != r.srvRecvSHA {
+		t.Errorf("A->B sha256: sent %s, received %s", r.sentSHA, r.srvRecvSHA)
+	}
+	if r.srvSentSHA == "" || r.srvSentSHA != r.recvSHA {
+		t.Errorf("B->A sha256: sent %s, received %s", r.srvSentSHA, r.recvSHA)
+	}
+	if !t.Failed() {
+		mbps := float64(n+m) * 8 / r.elapsed.Seconds() / 1e6
+		t.Logf("%d + %d bytes in %v (%.0f Mbit/s both ways together), sha256 equal at both ends", n, m, r.elapsed.Round(time.Millisecond), mbps)
+	}
+}
+
+// admin fetches path from the admin API of tcpincd in gw into v.
+func (e *encEnv) admin(gw topology.Node, path string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, gw, "curl", "-sS", "--fail-with-body", "--max-time", "5", "http://"+adminAddr+path).Output()
+	if err != nil {
+		return fmt.Errorf("admin API of %s (%s): %v: %s", gw, path, err, out)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("admin API of %s (%s): %v: %s", gw, path, err, out)
+	}
+	return nil
+}
+
+// flowDoc mirrors admin.FlowDoc (the fields the tests read).
+type flowDoc struct {
+	ID             string `json:"id"`
+	Inside         string `json:"inside"`
+	Outside        string `json:"outside"`
+	State          string `json:"state"`
+	Encrypted      bool   `json:"encrypted"`
+	FallbackReason string `json:"fallback_reason"`
+	Role           string `json:"role"`
+	SessionID      string `json:"session_id"`
+	TEP            string `json:"tep"`
+	AEAD           string `json:"aead"`
+}
+
+// flow finds, in gw's flow list, the flow whose inside (gwA) or outside
+// (gwB: the far end) port is the client's port and whose other port is
+// serverPort.
+func (e *encEnv) flow(gw topology.Node, clientPort, serverPort uint16) (flowDoc, error) {
+	var page struct {
+		Flows []flowDoc `json:"flows"`
+	}
+	if err := e.admin(gw, "/api/v1/flows?limit=1000", &page); err != nil {
+		return flowDoc{}, err
+	}
+	for _, f := range page.Flows {
+		in, err1 := netip.ParseAddrPort(f.Inside)
+		out, err2 := netip.ParseAddrPort(f.Outside)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if gw == topology.GwA && in.Port() == clientPort && out.Port() == serverPort {
+			return f, nil
+		}
+		if gw != topology.GwA && out.Port() == clientPort && in.Port() == serverPort {
+			return f, nil
+		}
+		// Through the NAT gwB sees another client port: match the server
+		// port and take the most recent.
+	}
+	return flowDoc{}, fmt.Errorf("%s lists no flow for client port %d, server port %d (%d flows)", gw, clientPort, serverPort, len(page.Flows))
+}
+
+// counters of the admin status document (the parts the tests read).
+type statusCounters struct {
+	Handshakes   map[string]uint64 `json:"handshakes"`
+	Fallbacks    map[string]uint64 `json:"fallbacks"`
+	AuthFailures uint64            `json:"auth_failures"`
+	FramesSealed uint64            `json:"frames_sealed"`
+	FramesOpened uint64            `json:"frames_opened"`
+}
+
+func (e *encEnv) counters(gw topology.Node) (statusCounters, error) {
+	var st struct {
+		Counters statusCounters `json:"counters"`
+	}
+	err := e.admin(gw, "/api/v1/status", &st)
+	return st.Counters, err
+}
+
+func sum(m map[string]uint64) uint64 {
+	var s uint64
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+// encryptedDelta checks that between before and after, gw counted want
+// encrypted handshakes (at least), no fallback and no authentication
+// failure, and sealed and opened frames.
+func encryptedDelta(t *testing.T, gw topology.Node, before, after statusCounters, want uint64) {
+	t.Helper()
+	if d := after.Handshakes["encrypted"] - before.Handshakes["encrypted"]; d < want {
+		t.Errorf("%s: %d encrypted handshakes, want %d (handshakes before %v, after %v)", gw, d, want, before.Handshakes, after.Handshakes)
+	}
+	if d := sum(after.Fallbacks) - sum(before.Fallbacks); d != 0 {
+		t.Errorf("%s: %d fallbacks to plain TCP (before %v, after %v)", gw, d, before.Fallbacks, after.Fallbacks)
+	}
+	if d := after.AuthFailures - before.AuthFailures; d != 0 {
+		t.Errorf("%s: %d authentication failures", gw, d)
+	}
+	if after.FramesSealed == before.FramesSealed || after.FramesOpened == before.FramesOpened {
+		t.Errorf("%s: frames sealed %d -> %d, opened %d -> %d", gw, before.FramesSealed, after.FramesSealed, before.FramesOpened, after.FramesOpened)
+	}
+}
+
+// bothCounters reads both gateways' counters; an error fails the test (the
+// admin API is how the suite knows a connection was encrypted).
+func (e *encEnv) bothCounters(t *testing.T) (map[topology.Node]statusCounters, bool) {
+	t.Helper()
+	m := map[topology.Node]statusCounters{}
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		c, err := e.counters(gw)
+		if err != nil {
+			t.Errorf("cannot tell whether the connection is encrypted: %v", err)
+			return nil, false
+		}
+		m[gw] = c
+	}
+	return m, true
+}
+
+// tcpSeg is one TCP segment of a capture, as tshark dissects it.
+type tcpSeg struct {
+	src, dst    netip.AddrPort
+	syn, ack    bool
+	options     []byte
+	payloadLen  int
+	optionKinds []int
+}
+
+// segments reads the TCP segments of a capture with tshark.
+func segments(t *testing.T, path string) []tcpSeg {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
+		"-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
+		"-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.options", "-e", "tcp.len").Output()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v", path, err)
+	}
+	var segs []tcpSeg
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 10 {
+			continue
+		}
+		addr := func(v4, v6, port string) netip.AddrPort {
+			a, err := netip.ParseAddr(v4)
+			if err != nil {
+				a, _ = netip.ParseAddr(v6)
+			}
+			p, _ := strconv.Atoi(port)
+			return netip.AddrPortFrom(a, uint16(p))
+		}
+		s := tcpSeg{src: addr(f[0], f[1], f[2]), dst: addr(f[3], f[4], f[5]), syn: f[6] == "1" || f[6] == "True", ack: f[7] == "1" || f[7] == "True"}
+		s.options, _ = hex.DecodeString(strings.ReplaceAll(f[8], ":", ""))
+		s.payloadLen, _ = strconv.Atoi(f[9])
+		s.optionKinds = optionKinds(s.options)
+		segs = append(segs, s)
+	}
+	return segs
+}
+
+// optionKinds walks a TCP options region (RFC 9293 §3.1).
+func optionKinds(b []byte) []int {
+	var kinds []int
+	for len(b) > 0 {
+		k := int(b[0])
+		if k == 0 {
+			break
+		}
+		if k == 1 {
+			b = b[1:]
+			continue
+		}
+		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
+			break
+		}
+		kinds = append(kinds, k)
+		b = b[b[1]:]
+	}
+	return kinds
+}
+
+// enoData returns the data of the TCP-ENO option (kind 69) in an options
+// region, or false.
+func enoData(b []byte) ([]byte, bool) {
+	for len(b) > 0 {
+		k := b[0]
+		if k == 0 {
+			break
+		}
+		if k == 1 {
+			b = b[1:]
+			continue
+		}
+		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
+			break
+		}
+		if k == 69 {
+			return b[2:b[1]], true
+		}
+		b = b[b[1]:]
+	}
+	return nil, false
+}
+
+func hasKind(s tcpSeg, kind int) bool {
+	for _, k := range s.optionKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// noMarker checks the raw capture file and tshark's view of every frame
+// for the hosts' marker, and that the capture does hold payload (so the
+// check can fail).
+func noMarker(t *testing.T, path string, minPayload int) {
+	t.Helper()
+	if st, err := os.Stat(path); err != nil || st.Size() > 1<<30 {
+		t.Fatalf("capture %s: %v (size over 1 GiB?): the test must bound its capture", path, err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(raw, []byte(marker)); i >= 0 {
+		t.Errorf("the marker %q appears in the capture of the untrusted link (file offset %d): plaintext leaked", marker, i)
+	}
+	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", `frame contains "`+marker+`"`, "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("frames carrying the marker on the untrusted link: %s", strings.ReplaceAll(s, "\n", " "))
+	}
+	total := 0
+	for _, s := range segments(t, path) {
+		total += s.payloadLen
+	}
+	if total < minPayload {
+		t.Errorf("the capture holds %d bytes of TCP payload, want at least %d: the marker check proves nothing", total, minPayload)
+	}
+}

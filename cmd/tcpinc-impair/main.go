@@ -1,0 +1,75 @@
+// Command tcpinc-impair is the impairment bump of the test topology's
+// untrusted link: it forwards frames between two interfaces and holds back
+// a fraction of them so later frames overtake them (reordering), and can
+// send a fraction twice (duplication). Decisions are reproducible from
+// --seed. It prints its counters when it stops (SIGINT/SIGTERM). Loss comes
+// from nftables on rtr (topology.SetLoss), not from here.
+//
+// Splice it into a running topology (deploy/topology, without VLAN) and run it:
+//
+//	tcpinc-impair insert --prefix tci-          # gwA:out — tci-imp[bumpA | bumpB] — rtr:toA
+//	ip netns exec tci-imp tcpinc-impair --a bumpA --b bumpB --reorder 0.02 --hold-frames 3 --seed 1
+//	tcpinc-impair remove --prefix tci-          # deletes tci-imp (gwA:out goes with it: tear the topology down after)
+//
+// Tests do the same through package deploy/impair (Insert, Link.Start).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/impair"
+	"github.com/tcpinc/tcpinc/deploy/netns"
+)
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "insert" || os.Args[1] == "remove") {
+		fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+		prefix := fs.String("prefix", "tci-", "namespace prefix of the topology")
+		_ = fs.Parse(os.Args[2:])
+		var err error
+		if os.Args[1] == "insert" {
+			var l *impair.Link
+			if l, err = impair.Insert(*prefix); err == nil {
+				fmt.Printf("inserted %s between %sgwA:out and %srtr:toA; run: ip netns exec %s tcpinc-impair --a %s --b %s ...\n",
+					l.NS, *prefix, *prefix, l.NS, impair.PortA, impair.PortB)
+			}
+		} else {
+			err = netns.Delete(*prefix+impair.Node, 2*time.Second)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tcpinc-impair:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	a := flag.String("a", impair.PortA, "first interface")
+	b := flag.String("b", impair.PortB, "second interface")
+	var cfg impair.Config
+	flag.Float64Var(&cfg.Reorder, "reorder", 0, "fraction of frames held back (0..1), each direction")
+	flag.IntVar(&cfg.HoldFrames, "hold-frames", 3, "release a held frame after this many later frames (0: by time only)")
+	flag.DurationVar(&cfg.HoldTime, "hold-time", 10*time.Millisecond, "release a held frame after this long at the latest")
+	flag.Float64Var(&cfg.Duplicate, "dup", 0, "fraction of frames sent twice (0..1)")
+	flag.IntVar(&cfg.MaxHeld, "max-held", 64, "frames held at once per direction")
+	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed (direction b->a uses seed+1)")
+	flag.Parse()
+	f, err := impair.NewForwarder(*a, *b, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tcpinc-impair:", err)
+		os.Exit(1)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	f.Start()
+	c := f.Core(0).Config()
+	fmt.Printf("tcpinc-impair forwarding %s<->%s reorder=%g hold_frames=%d hold_time=%v dup=%g seed=%d\n",
+		*a, *b, c.Reorder, c.HoldFrames, c.HoldTime, c.Duplicate, c.Seed)
+	<-sig
+	f.Stop()
+	fmt.Print(f.Report())
+	f.Close()
+}

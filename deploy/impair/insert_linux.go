@@ -1,0 +1,142 @@
+package impair
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/netns"
+)
+
+// Node is the name (after the topology prefix) of the namespace Insert adds.
+const Node = "imp"
+
+// The bump's interfaces in that namespace.
+const (
+	PortA = "bumpA" // toward gwA:out (rtr's former toA, moved here)
+	PortB = "bumpB" // toward rtr:toA (a new veth)
+)
+
+// Link is a bump spliced into a topology's untrusted link.
+type Link struct {
+	NS  string // the bump's namespace, prefix + Node
+	env *netns.Env
+}
+
+// Insert splices a namespace (prefix+"imp") into the link between gwA:out
+// and rtr:toA of the deploy/topology instance whose namespaces carry prefix:
+//
+//	gwA:out —veth— imp:bumpA  [tcpinc-impair]  imp:bumpB —veth— rtr:toA
+//
+// rtr's end of the old veth moves into the new namespace and is renamed bumpA;
+// rtr gets a new veth end named toA with the old MAC address, MTU and
+// addresses, so routes, nftables rules (loss, NAT, which match on names)
+// and captures on rtr:toA keep working. The topology must not have VLANs
+// (the emulated VLAN device hangs off the old toA). Run the forwarder in
+// NS (`ip netns exec NS tcpinc-impair`, or Start); until it runs, the link
+// carries nothing. Close removes the namespace (gwA:out loses its peer, so
+// call it when the topology goes down).
+func Insert(prefix string) (*Link, error) {
+	rtr, imp := prefix+"rtr", prefix+Node
+	if _, err := netns.Run(rtr, "ip", "link", "show", "toA.100"); err == nil {
+		return nil, fmt.Errorf("impair: %s has VLAN devices on toA; build the topology without VLAN", rtr)
+	}
+	out, err := netns.Run(rtr, "ip", "-j", "addr", "show", "dev", "toA")
+	if err != nil {
+		return nil, err
+	}
+	var links []struct {
+		MTU      int    `json:"mtu"`
+		Address  string `json:"address"`
+		AddrInfo []struct {
+			Local     string `json:"local"`
+			PrefixLen int    `json:"prefixlen"`
+			Scope     string `json:"scope"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		return nil, fmt.Errorf("impair: parse addresses of %s:toA: %v\n%s", rtr, err, out)
+	}
+	old := links[0]
+	l := &Link{NS: imp, env: netns.NewEnv()}
+	fail := func(err error) (*Link, error) {
+		_ = l.env.Close()
+		return nil, err
+	}
+	e := l.env
+	if err := e.AddNamespace(imp); err != nil {
+		return fail(err)
+	}
+	for _, c := range []string{"all", "default"} {
+		if err := e.Sysctl(imp, "net.ipv6.conf."+c+".disable_ipv6", "1"); err != nil {
+			return fail(err)
+		}
+	}
+	steps := [][]string{
+		{"ip", "-n", rtr, "link", "set", "toA", "netns", imp},
+		{"ip", "-n", imp, "link", "set", "toA", "name", PortA},
+		{"ip", "-n", imp, "link", "set", "dev", PortA, "up"},
+	}
+	for _, s := range steps {
+		if _, err := netns.Cmd(s...); err != nil {
+			return fail(err)
+		}
+	}
+	if err := e.AddVeth(imp, PortB, rtr, "toA", old.MTU); err != nil {
+		return fail(err)
+	}
+	steps = [][]string{
+		{"ip", "-n", rtr, "link", "set", "toA", "down"},
+		{"ip", "-n", rtr, "link", "set", "toA", "address", old.Address},
+		{"ip", "-n", rtr, "link", "set", "toA", "up"},
+	}
+	for _, a := range old.AddrInfo {
+		if a.Scope != "global" {
+			continue
+		}
+		steps = append(steps, []string{"ip", "-n", rtr, "addr", "add", a.Local + "/" + strconv.Itoa(a.PrefixLen), "dev", "toA", "nodad"})
+	}
+	for _, s := range steps {
+		if _, err := netns.Cmd(s...); err != nil {
+			return fail(err)
+		}
+	}
+	// Offloads as the topology sets them for interfaces that transmit into
+	// a gateway port or its path (BASELINES' AF_XDP recipe): full-size,
+	// fully checksummed frames; GRO (NAPI) on imp:bumpA so that gwA's in-kernel
+	// fast path (XDP_REDIRECT into out) can deliver to it; a qdisc so a
+	// full veth ring pushes back instead of dropping.
+	for _, p := range [][2]string{{rtr, "toA"}, {imp, PortA}, {imp, PortB}} {
+		if err := e.Ethtool(p[0], p[1], "tx", "off", "tso", "off", "gso", "off"); err != nil {
+			return fail(err)
+		}
+		if _, err := netns.Run(p[0], "tc", "qdisc", "replace", "dev", p[1], "root", "pfifo_fast"); err != nil {
+			return fail(err)
+		}
+	}
+	for _, p := range [][2]string{{rtr, "toA"}, {imp, PortA}} {
+		if err := e.Ethtool(p[0], p[1], "gro", "on"); err != nil {
+			return fail(err)
+		}
+	}
+	return l, nil
+}
+
+// Start runs the forwarder binary (cmd/tcpinc-impair) in the bump's
+// namespace with args and waits until it forwards.
+func (l *Link) Start(bin string, args ...string) (*netns.Process, error) {
+	full := append([]string{bin, "--a", PortA, "--b", PortB}, args...)
+	p, err := netns.StartProcess(l.NS, "tcpinc-impair", full...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitOutput("forwarding", 10*time.Second); err != nil {
+		_ = p.Stop()
+		return nil, fmt.Errorf("tcpinc-impair did not start: %w\n%s", err, p.Output())
+	}
+	return p, nil
+}
+
+// Close removes the bump's namespace and everything in it.
+func (l *Link) Close() error { return l.env.Close() }
