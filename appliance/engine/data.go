@@ -44,7 +44,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.drop(DropStale)
 	}
 	if fl&packet.FlagRST != 0 {
-		return e.hostRST(f, p)
+		return e.hostRST(f, p, tx[Outside])
 	}
 	return e.hostSegment(now, f, p, tx)
 }
@@ -54,7 +54,7 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	fl := p.Flags()
 	if fl&packet.FlagRST != 0 {
 		if f.state >= stKex {
-			return e.wireRST(f, p)
+			return e.wireRST(f, p, tx[Inside])
 		}
 		e.remove(f)
 		return Passthrough
@@ -282,7 +282,9 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 		e.opts.ts(e.si.tsVal, e.si.tsEcr)
 	}
 	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
-	e.send(to, &f.toR, &s, p.Payload())
+	// Without the garbage byte: it is (or may be) plaintext, and the probe
+	// works as well empty (the seq is below R's next anyway).
+	e.send(to, &f.toR, &s, nil)
 	return Forwarded
 }
 
@@ -482,35 +484,39 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 	}
 }
 
-// hostRST forwards L's RST with translated numbers and forgets the flow.
-func (e *Engine) hostRST(f *flow, p *packet.Packet) Verdict {
+// hostRST forwards L's RST with translated numbers, without any payload
+// (an RST may carry data: it would leave in plaintext), and forgets the flow.
+func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 	s := unwrap(p.Seq(), f.isnL, f.enc.nextH)
 	w := f.enc.nextW + (s - f.enc.nextH)
 	if f.enc.finH >= 0 && s > f.enc.finH {
 		w = f.enc.finW + (s - f.enc.finH)
 	}
-	p.SetSeq(wrap(f.isnL, w))
+	r := seg{seq: wrap(f.isnL, w), flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
-		p.SetAck(wrap(f.isnR, a))
+		r.ack, r.flags = wrap(f.isnR, a), packet.FlagRST|packet.FlagACK
 	}
+	e.send(to, &f.toR, &r, nil)
 	e.remove(f)
-	return ForwardInPlace
+	return Forwarded
 }
 
-// wireRST forwards R's RST to L with translated numbers and forgets the flow.
-func (e *Engine) wireRST(f *flow, p *packet.Packet) Verdict {
+// wireRST forwards R's RST to L with translated numbers and no payload
+// (nothing unauthenticated reaches the host), and forgets the flow.
+func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 	w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW)
 	if w < f.rcv.rcvW-1<<20 || w > f.rcv.rcvW+1<<20 {
 		return e.drop(DropOutOfWindow) // RFC 5961 spirit: far outside the window
 	}
-	p.SetSeq(f.hostSeqOut())
+	r := seg{seq: f.hostSeqOut(), flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
-		p.SetAck(wrap(f.isnL, h))
+		r.ack, r.flags = wrap(f.isnL, h), packet.FlagRST|packet.FlagACK
 	}
+	e.send(to, &f.toL, &r, nil)
 	e.remove(f)
-	return ForwardInPlace
+	return Forwarded
 }
 
 // wireSegment handles data, FIN and ACKs from R once negotiated.

@@ -146,6 +146,7 @@ const (
 	DropStale              // segment for a flow that is closing or unknown state
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
+	DropFragment           // a TCP fragment from the inside
 	NumDropReasons
 )
 
@@ -212,10 +213,18 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	e.poll(now, tx)
 	p := &e.pkt
 	if err := p.Decode(frame); err != nil {
-		return Passthrough // not ours to judge: forward as a wire would
+		// Malformed: it could be part of an encrypted connection that the
+		// far end would still accept, so it must not leave as it is.
+		return e.drop(DropMalformed)
 	}
 	if p.IsICMP() && from == Outside && p.IsPathMTU() {
 		return e.handlePTB(p)
+	}
+	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
+		// A fragment of a TCP segment may carry plaintext of an encrypted
+		// connection and cannot be matched to one (later fragments have no
+		// ports). TCP uses path MTU discovery; inside hosts do not fragment.
+		return e.drop(DropFragment)
 	}
 	if !p.IsTCP() || p.IsFragment() {
 		return Passthrough
@@ -299,7 +308,7 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the
@@ -320,7 +329,13 @@ func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
 // when it next sends) and the segment is dropped. RSTs pass.
 func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	fl := p.Flags()
-	if e.cfg.PassUnknown || fl&packet.FlagRST != 0 || fl&packet.FlagSYN != 0 {
+	if e.cfg.PassUnknown || fl&packet.FlagSYN != 0 {
+		return Passthrough
+	}
+	if fl&packet.FlagRST != 0 {
+		if len(p.Payload()) > 0 {
+			return e.drop(DropStale) // RST data might be plaintext of a forgotten connection
+		}
 		return Passthrough
 	}
 	e.c.StrayResets.Add(1)
