@@ -14,6 +14,9 @@ import (
 // port's MemPort queue chosen like RSS, for a worker. The rules are the
 // program's, restated on byte offsets:
 //
+//   - ICMPv4 fragmentation needed (type 3 code 4, unfragmented) and ICMPv6
+//     packet too big (type 2): worker (the engine translates the quoted
+//     sequence number and lowers the MTU for encrypted flows);
 //   - not IPv4/IPv6, or IP but not TCP: fast path;
 //   - TCP with SYN, FIN or RST set: worker (it sees every connection start,
 //     end and tuple reuse, even for listed flows);
@@ -131,10 +134,15 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 		if len(f) < off+20 || f[off]>>4 != 4 {
 			return false, key, false
 		}
+		ihl := int(f[off]&0x0f) * 4
+		if f[off+9] == 1 {
+			icmp := off + ihl
+			ptb := ihl >= 20 && binary.BigEndian.Uint16(f[off+6:])&0x3fff == 0 && len(f) >= icmp+2 && f[icmp] == 3 && f[icmp+1] == 4
+			return b.enabled && !ptb, key, false
+		}
 		if f[off+9] != 6 {
 			return b.enabled, key, false
 		}
-		ihl := int(f[off]&0x0f) * 4
 		if ihl < 20 || binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0 {
 			return false, key, false
 		}
@@ -150,6 +158,9 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 		case 6:
 		case 0, 43, 44, 51, 60, 135, 139, 140, 253, 254:
 			return false, key, false
+		case 58:
+			ptb := len(f) > off+40 && f[off+40] == 2
+			return b.enabled && !ptb, key, false
 		default:
 			return b.enabled, key, false
 		}

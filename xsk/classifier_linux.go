@@ -24,7 +24,7 @@ type FlowKey struct {
 // other port (devmap) for one of the "peer reasons"; the outcome counters
 // say whether the redirect map had an entry. So, per port:
 //
-//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + AllToXSK
+//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + PathMTU + AllToXSK
 //	ToPeer + RedirectMiss == FastPath + NonTCP
 const (
 	cntToXSK        = iota // redirected to the queue's AF_XDP socket
@@ -32,7 +32,7 @@ const (
 	cntToPeer              // redirected to the other port
 	cntRedirectMiss        // devmap had no entry for the other port: dropped
 	cntFastPath            // TCP of a flow in the fast-path map
-	cntNonTCP              // not TCP (ARP, ICMP, UDP, ND, other ethertypes)
+	cntNonTCP              // not TCP (ARP, ICMP other than path MTU, UDP, ND, other ethertypes)
 	cntSYN                 // TCP with SYN set
 	cntUnknownFlow         // TCP of a flow not in the fast-path map
 	cntTruncated           // frame ends inside a header the classifier needs
@@ -41,6 +41,7 @@ const (
 	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
 	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
 	cntAllToXSK            // any frame while the fast path is off (Bump.SetFastPath)
+	cntPathMTU             // ICMPv4 fragmentation needed (type 3 code 4) or ICMPv6 packet too big (type 2)
 	numCounters
 )
 
@@ -49,7 +50,7 @@ type PortStats struct {
 	ToXSK, NoSocket, ToPeer, RedirectMiss                    uint64
 	FastPath, NonTCP                                         uint64
 	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
-	FINRST, AllToXSK                                         uint64
+	FINRST, AllToXSK, PathMTU                                uint64
 }
 
 func portStatsFrom(c []uint64) PortStats {
@@ -58,7 +59,7 @@ func portStatsFrom(c []uint64) PortStats {
 		FastPath: c[cntFastPath], NonTCP: c[cntNonTCP],
 		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
 		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
-		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK],
+		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK], PathMTU: c[cntPathMTU],
 	}
 }
 
@@ -224,6 +225,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.RSh.Imm(asm.R2, 4),
 		asm.JNE.Imm(asm.R2, 4, "unparsed"),
 		asm.LoadMem(asm.R2, asm.R9, 9, asm.Byte),
+		asm.JEq.Imm(asm.R2, 1, "ipv4icmp"),
 		asm.JNE.Imm(asm.R2, 6, "non_tcp"),
 		asm.And.Imm(asm.R1, 0x0f),
 		asm.LSh.Imm(asm.R1, 2),
@@ -248,6 +250,30 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.Ja.Label("tcp"),
 	)
 
+	// ICMPv4: fragmentation needed (type 3 code 4) goes to the engine,
+	// which translates the quoted sequence number of an encrypted flow and
+	// lowers the MTU by the frame overhead; other ICMP is non-TCP. A
+	// fragment, a bad IHL or a header cut short is no usable PTB.
+	b.label("ipv4icmp")
+	b.emit(
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.JLT.Imm(asm.R1, 20, "non_tcp"),
+		asm.LoadMem(asm.R2, asm.R9, 6, asm.Half),
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.And.Imm(asm.R2, 0x3fff),
+		asm.JNE.Imm(asm.R2, 0, "non_tcp"),
+		asm.Add.Reg(asm.R9, asm.R1),
+	)
+	bound(2, "non_tcp")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
+		asm.JNE.Imm(asm.R1, 3, "non_tcp"),
+		asm.LoadMem(asm.R1, asm.R9, 1, asm.Byte),
+		asm.JNE.Imm(asm.R1, 4, "non_tcp"),
+		asm.Ja.Label("path_mtu"),
+	)
+
 	// IPv6: TCP only directly after the fixed header.
 	b.label("ipv6")
 	bound(40, "truncated")
@@ -261,7 +287,20 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	for _, nh := range ipv6ExtHeaders {
 		b.emit(asm.JEq.Imm(asm.R1, nh, "ipv6ext"))
 	}
-	b.emit(asm.Ja.Label("non_tcp"))
+	b.emit(
+		asm.JEq.Imm(asm.R1, 58, "ipv6icmp"),
+		asm.Ja.Label("non_tcp"),
+	)
+	// ICMPv6 packet too big (type 2) goes to the engine, like ICMPv4
+	// fragmentation needed.
+	b.label("ipv6icmp")
+	b.emit(asm.Add.Imm(asm.R9, 40))
+	bound(1, "non_tcp")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
+		asm.JNE.Imm(asm.R1, 2, "non_tcp"),
+		asm.Ja.Label("path_mtu"),
+	)
 	b.label("ipv6tcp")
 	for i := int16(0); i < 32; i += 8 {
 		b.emit(
@@ -327,7 +366,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	}{
 		{"syn", cntSYN}, {"fin_rst", cntFINRST}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
 		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
-		{"all_to_xsk", cntAllToXSK},
+		{"all_to_xsk", cntAllToXSK}, {"path_mtu", cntPathMTU},
 	} {
 		b.label(r.label)
 		c(r.slot)

@@ -59,6 +59,8 @@ func tcp6(sport, dport uint16, flags uint8, tags ...[2]uint16) []byte {
 
 func classifierCases() []classifierCase {
 	data := uint8(tcpACK | tcpPSH)
+	quoted4 := ipv4(ip4a, ip4b, 6, tcp(40000, 443, data, nil), ip4Opts{})[:28] // the IP header and 8 bytes of TCP
+	quoted6 := ipv6(ip6a, ip6b, 6, tcp(40000, 443, data, nil))
 	hbh := append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, tcp(40000, 443, data, nil)...) // hop-by-hop, then TCP
 	cases := []classifierCase{
 		{"ARP", ether(0x0806, arpRequest(ip4a, ip4b)), cntNonTCP, true},
@@ -91,6 +93,20 @@ func classifierCases() []classifierCase {
 		{"QinQ TCP v6 listed", tcp6(40000, 443, data, sTag200, vlan100), cntFastPath, true},
 		{"QinQ TCP unlisted", tcp4(1, 2, data, ip4Opts{}, sTag200, vlan100), cntUnknownFlow, false},
 		{"QinQ ICMPv6", ether(ethPIPv6, ipv6(ip6a, ip6b, 58, icmpMsg(128, nil)), sTag200, vlan100), cntNonTCP, true},
+		// Path MTU errors quoting TCP go to the engine (it translates the
+		// quoted sequence number and lowers the MTU by the frame overhead);
+		// other ICMP errors, and PTBs it could not use, are non-TCP.
+		{"ICMPv4 fragmentation needed", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{})), cntPathMTU, false},
+		{"VLAN ICMPv4 fragmentation needed, IP options", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{options: []byte{1, 1, 1, 0}}), vlan100), cntPathMTU, false},
+		{"ICMPv4 port unreachable", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 3, quoted4), ip4Opts{})), cntNonTCP, true},
+		{"ICMPv4 time exceeded", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(11, 0, quoted4), ip4Opts{})), cntNonTCP, true},
+		{"ICMPv4 fragmentation needed, fragmented", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{moreFrag: true})), cntNonTCP, true},
+		{"ICMPv4 fragmentation needed, IHL 4", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{ihl: 4})), cntNonTCP, true},
+		{"ICMPv4, one byte of header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, []byte{3}, ip4Opts{})), cntNonTCP, true},
+		{"ICMPv6 packet too big", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(2, 0, quoted6))), cntPathMTU, false},
+		{"QinQ ICMPv6 packet too big", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(2, 0, quoted6)), sTag200, vlan100), cntPathMTU, false},
+		{"ICMPv6 destination unreachable", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(1, 4, quoted6))), cntNonTCP, true},
+		{"ICMPv6, no header", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, nil)), cntNonTCP, true},
 		{"three VLAN tags", tcp4(40000, 443, data, ip4Opts{}, sTag200, vlan100, vlan100), cntUnparsed, false},
 		{"IPv6 hop-by-hop then TCP", ether(ethPIPv6, ipv6(ip6a, ip6b, 0, hbh)), cntIPv6Ext, false},
 		{"IPv6 fragment header", ether(ethPIPv6, ipv6(ip6a, ip6b, 44, make([]byte, 40))), cntIPv6Ext, false},
@@ -133,7 +149,7 @@ func diffStats(a, b PortStats) PortStats {
 		NonTCP: b.NonTCP - a.NonTCP, SYN: b.SYN - a.SYN, UnknownFlow: b.UnknownFlow - a.UnknownFlow,
 		Truncated: b.Truncated - a.Truncated, Fragment: b.Fragment - a.Fragment,
 		IPv6Ext: b.IPv6Ext - a.IPv6Ext, Unparsed: b.Unparsed - a.Unparsed,
-		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK,
+		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK, PathMTU: b.PathMTU - a.PathMTU,
 	}
 }
 

@@ -71,7 +71,12 @@
 // header directly), and then:
 //
 //   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
-//     redirected to the other port through a devmap (key 0 = other port);
+//     redirected to the other port through a devmap (key 0 = other port),
+//     except path MTU errors: ICMPv4 fragmentation needed (type 3 code 4,
+//     unfragmented) and ICMPv6 packet too big (type 2) go to the AF_XDP
+//     socket (counted as PathMTU), because for an encrypted flow the engine
+//     must translate the quoted sequence number and lower the MTU by the
+//     frame overhead;
 //   - TCP frames without SYN, FIN or RST whose flow (this direction's
 //     [FlowKey]) is in the fast-path LRU map, which both ports share, go the
 //     same way;

@@ -132,3 +132,9 @@ func flowKeyOf(src, dst netip.Addr, sport, dport uint16) FlowKey {
 	}
 	return k
 }
+
+// icmpErr is an ICMP or ICMPv6 error message: type, code, a zero checksum,
+// four bytes (the next-hop MTU 1280 for a PTB) and the quoted packet.
+func icmpErr(typ, code uint8, quoted []byte) []byte {
+	return append([]byte{typ, code, 0, 0, 0, 0, 0x05, 0x00}, quoted...)
+}

@@ -1,0 +1,46 @@
+package appliance
+
+import (
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// TestMemBumpPathMTU: like the XDP classifier, the model sends ICMPv4
+// fragmentation needed and ICMPv6 packet too big to a worker (the engine
+// translates the quoted sequence number and lowers the MTU of an encrypted
+// flow), other ICMP errors and unusable PTBs take the fast path.
+func TestMemBumpPathMTU(t *testing.T) {
+	seg4 := tcpFrame(a4, b4, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
+	seg6 := tcpFrame(packettest.HostA6, packettest.HostB6, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
+	icmp4 := func(typ, code uint8, frag bool) []byte {
+		return packettest.Frame{Src: b4, Dst: a4, Proto: 1, MoreFragments: frag,
+			L4: packettest.ICMP(typ, code, 1280, packettest.Quote(seg4, 28))}.Bytes()
+	}
+	icmp6 := func(typ, code uint8, tags ...packettest.Tag) []byte {
+		return packettest.Frame{Tags: tags, Src: packettest.HostB6, Dst: packettest.HostA6, Proto: 58,
+			L4: packettest.ICMP(typ, code, 1280, packettest.Quote(seg6, 48))}.Bytes()
+	}
+	for _, c := range []struct {
+		name   string
+		frame  []byte
+		worker bool
+	}{
+		{"ICMPv4 fragmentation needed", icmp4(3, 4, false), true},
+		{"ICMPv4 port unreachable", icmp4(3, 3, false), false},
+		{"ICMPv4 echo", icmp4(8, 0, false), false},
+		{"ICMPv4 fragmentation needed, fragmented", icmp4(3, 4, true), false},
+		{"ICMPv6 packet too big", icmp6(2, 0), true},
+		{"VLAN ICMPv6 packet too big", icmp6(2, 0, packettest.Tag{TPID: 0x8100, TCI: 7}), true},
+		{"ICMPv6 destination unreachable", icmp6(1, 4), false},
+		{"ICMPv6 echo", icmp6(128, 0), false},
+	} {
+		for _, fast := range []bool{true, false} {
+			b := NewMemBump(nil, nil, [2]func([]byte){}, fast, 1)
+			toPeer, _, tcp := b.classify(c.frame)
+			if want := fast && !c.worker; toPeer != want || tcp {
+				t.Errorf("%s (fast path %v): to peer %v tcp %v, want to peer %v", c.name, fast, toPeer, tcp, want)
+			}
+		}
+	}
+}
