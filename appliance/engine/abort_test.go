@@ -104,3 +104,24 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatal("keep-alive went into the frame stream")
 	}
 }
+
+// A segment corrupted on the wire (bad TCP checksum) is dropped as the
+// receiving TCP would drop it, instead of failing authentication and
+// killing the connection; the retransmission then gets through.
+func TestCorruptedSegmentDropped(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	w := pr.aSends(&h, []byte("data"), pshF)
+	bad := tcpFrameFrom(w[0])
+	bad[len(bad)-3] ^= 0x40
+	toIn, toOut := pr.gb.push(Outside, bad)
+	none(t, "corrupted: nothing to b", toIn)
+	none(t, "corrupted: nothing back", toOut)
+	if pr.gb.e.Counters().Drops[DropChecksum].Load() != 1 || pr.gb.e.NumFlows() != 1 {
+		t.Fatal("corrupted segment not dropped as such")
+	}
+	atB, _ := pr.toB(w)
+	if len(atB) != 1 || string(atB[0].payload) != "data" {
+		t.Fatalf("retransmission: %+v", atB)
+	}
+}

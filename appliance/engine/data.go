@@ -202,6 +202,9 @@ func (f *flow) wireSeqOut() uint32 {
 
 // hostSegment handles data, FIN and ACKs from L once negotiated.
 func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if !p.VerifyL4Checksum() {
+		return e.drop(DropChecksum) // the receiver would have dropped it: never seal it
+	}
 	si := &e.si
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
@@ -521,6 +524,11 @@ func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 
 // wireSegment handles data, FIN and ACKs from R once negotiated.
 func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if !p.VerifyL4Checksum() {
+		// A corrupted segment is dropped as TCP would drop it, not fed to
+		// the decoder, where it would fail authentication and abort.
+		return e.drop(DropChecksum)
+	}
 	si := &e.si
 	d := &f.rcv
 	fl := p.Flags()

@@ -147,6 +147,7 @@ const (
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
 	DropFragment           // a TCP fragment from the inside
+	DropChecksum           // a segment of an encrypted connection with a bad TCP checksum
 	NumDropReasons
 )
 
@@ -308,7 +309,7 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

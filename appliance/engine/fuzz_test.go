@@ -81,13 +81,15 @@ func FuzzSegments(f *testing.F) {
 
 // FuzzScript runs a script of host segments (arbitrary numbers, flags and
 // lengths), wire deliveries (any order, duplicates, drops) and timer ticks
-// on an encrypted pair, and checks the security invariant: no byte of host
-// plaintext (the marker) ever appears on the wire, whatever happens (aborts
-// included), and every emitted frame is valid.
+// on an encrypted pair, and checks the security invariants: no host
+// plaintext (the marker) ever appears on the wire and nothing but host
+// plaintext ever reaches a host, whatever happens (aborts included); every
+// emitted frame is valid.
 func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 10, 2, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0x19, 3, 3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 200, 0, 0, 0, 0, 0, 0x18, 200, 2, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 20, 2, 0, 0, 0, 9, 6, 0, 2, 0, 0, 0, 9, 2, 0})
 	marker := bytes.Repeat([]byte("MARKER!!"), 1100)
 	f.Fuzz(func(t *testing.T, script []byte) {
 		pr := handshake(&testing.T{})
@@ -95,9 +97,14 @@ func FuzzScript(f *testing.F) {
 		var toB, toA [][]byte // frames on the wire, per direction
 		check := func(out [][]byte, wire bool) [][]byte {
 			for _, fr := range out {
-				checkFrame(t, fr)
+				p := checkFrame(t, fr)
 				if wire && bytes.Contains(fr, marker[:6]) {
 					t.Fatalf("plaintext on the wire: %x", fr)
+				}
+				// Hosts only ever send the marker, so anything else
+				// reaching a host is ciphertext or garbage.
+				if pl := p.Payload(); !wire && len(pl) > 0 && !bytes.Contains(marker, pl) {
+					t.Fatalf("garbage delivered to a host: %x", pl)
 				}
 			}
 			return out
@@ -137,6 +144,18 @@ func FuzzScript(f *testing.F) {
 				fr := (*q)[i]
 				if fl&1 == 0 { // else keep it: a duplicate later
 					*q = append((*q)[:i], (*q)[i+1:]...)
+				}
+				if fl&2 != 0 && len(fr) > 60 {
+					// Corrupt a byte past the headers; with fl&4 the
+					// attacker fixes the checksum too (a forged frame).
+					fr = append([]byte(nil), fr...)
+					fr[54+int(uint16(da))%(len(fr)-54)] ^= 1 << (fl >> 5)
+					if fl&4 != 0 {
+						var p packet.Packet
+						if p.Decode(fr) == nil {
+							p.FixL4Checksum()
+						}
+					}
 				}
 				in, out := g.push(Outside, fr)
 				check(in, false)
