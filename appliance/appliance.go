@@ -41,6 +41,7 @@ var ErrStopped = errors.New("appliance: stopped")
 type Appliance struct {
 	workers []*worker
 	cnt     [][2]counters // cnt[i] belongs to workers[i], by arrival port
+	busy    []busyTime    // busy[i]: time workers[i] spent in rounds that handled frames
 	log     *slog.Logger
 	start   time.Time
 
@@ -78,6 +79,7 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	n := len(inside)
 	a := &Appliance{
 		cnt:   make([][2]counters, n),
+		busy:  make([]busyTime, n),
 		log:   opt.Logger,
 		start: time.Now(),
 		quit:  make(chan struct{}),
@@ -153,8 +155,12 @@ func portIndex(p PortID) int {
 // Use it instead of Start, never with it.
 func (a *Appliance) Poll(now time.Duration) int {
 	total := 0
-	for _, w := range a.workers {
-		total += w.poll(int64(now))
+	for i, w := range a.workers {
+		t0 := time.Now()
+		if n := w.poll(int64(now)); n > 0 {
+			a.busy[i].ns.Add(int64(time.Since(t0)))
+			total += n
+		}
 	}
 	return total
 }
@@ -221,8 +227,11 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 	}
 	ready <- nil
 	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
+	busy := &a.busy[w.id].ns
 	for !a.stop.Load() {
-		if w.poll(int64(time.Since(a.start))) > 0 {
+		t0 := time.Now()
+		if w.poll(int64(t0.Sub(a.start))) > 0 {
+			busy.Add(int64(time.Since(t0)))
 			continue
 		}
 		if err := w.wait(); err != nil {
@@ -254,3 +263,25 @@ func (a *Appliance) Stats() [2]DirStats {
 	}
 	return s
 }
+
+// busyTime is one worker's busy time in nanoseconds, on its own cache line.
+type busyTime struct {
+	ns atomic.Int64
+	_  [56]byte
+}
+
+// BusyTime returns how long each worker (by queue) has spent in rounds that
+// handled frames since it started. Safe from any goroutine.
+func (a *Appliance) BusyTime() []time.Duration {
+	d := make([]time.Duration, len(a.busy))
+	for i := range a.busy {
+		d[i] = time.Duration(a.busy[i].ns.Load())
+	}
+	return d
+}
+
+// Workers is the number of workers (one per queue).
+func (a *Appliance) Workers() int { return len(a.workers) }
+
+// Started is when New built the appliance.
+func (a *Appliance) Started() time.Time { return a.start }

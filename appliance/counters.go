@@ -36,6 +36,7 @@ type counters struct {
 	handoffDrops      atomic.Uint64 // frames lost to a full hand-off lane
 	badCommits        atomic.Uint64 // TxSink.Commit calls without a Buffer or out of range
 	verdicts          [numVerdicts]atomic.Uint64
+	verdictBytes      [numVerdicts]atomic.Uint64
 	kickErrors        atomic.Uint64 // Kick calls that failed
 	flowEvictions     atomic.Uint64 // flows evicted from a full table
 	drops             [numDropReasons]atomic.Uint64
@@ -46,7 +47,7 @@ type counters struct {
 type tally struct {
 	frames, bytes, txFrames, txBytes, unparsed, handoffs, handoffDrops, badCommits uint64
 	drops                                                                          [numDropReasons]uint64
-	verdicts                                                                       [numVerdicts]uint64
+	verdicts, verdictBytes                                                         [numVerdicts]uint64
 }
 
 func (c *counters) add(t *tally) {
@@ -76,6 +77,7 @@ func (c *counters) add(t *tally) {
 	for i, n := range t.verdicts {
 		if n != 0 {
 			c.verdicts[i].Add(n)
+			c.verdictBytes[i].Add(t.verdictBytes[i])
 		}
 	}
 	*t = tally{}
@@ -106,6 +108,8 @@ type DirStats struct {
 	// From, indexed by Verdict (slot 0: values a handler must not return,
 	// dropped). Dropped frames' reasons are the handler's own counters.
 	Verdicts [numVerdicts]uint64
+	// VerdictBytes are the bytes of those frames, as they arrived.
+	VerdictBytes [numVerdicts]uint64
 }
 
 // Verdict returns how many frames got verdict v.
@@ -138,5 +142,6 @@ func (s *DirStats) addFrom(c *counters) {
 	}
 	for i := range s.Verdicts {
 		s.Verdicts[i] += c.verdicts[i].Load()
+		s.VerdictBytes[i] += c.verdictBytes[i].Load()
 	}
 }

@@ -180,9 +180,11 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 	switch v {
 	case engine.Passthrough, engine.ForwardInPlace:
 		t.verdicts[v]++
+		t.verdictBytes[v] += uint64(len(frame))
 		w.tx[1-from].forward(frame)
 	case engine.Forwarded, engine.Consumed, engine.Dropped:
 		t.verdicts[v]++
+		t.verdictBytes[v] += uint64(len(frame))
 	default:
 		t.verdicts[0]++ // a handler bug: drop rather than guess
 	}

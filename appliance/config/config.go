@@ -65,9 +65,14 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
-	// Admin is the host:port of the local admin API (reserved; the API
-	// itself arrives with a later issue). Empty disables it.
+	// Admin is where the admin API listens: host:port (an IP literal or
+	// localhost) or unix:/path (a socket created mode 0600). Empty
+	// disables it. A bind that is neither loopback nor a unix socket needs
+	// AdminTokenFile.
 	Admin string `yaml:"admin"`
+	// AdminTokenFile names a file holding the admin API's bearer token
+	// (surrounding white space ignored). Empty: no token.
+	AdminTokenFile string `yaml:"admin_token_file"`
 }
 
 // Flows bounds the per-worker flow tables.
@@ -323,6 +328,9 @@ func (c *Config) Validate() error {
 			bad("admin", "%s (got %q)", err, c.Admin)
 		}
 	}
+	if strings.ContainsRune(c.AdminTokenFile, 0) {
+		bad("admin_token_file", "must be a file name (got %q)", c.AdminTokenFile)
+	}
 	return errors.Join(errs...)
 }
 
@@ -342,13 +350,19 @@ func checkIfName(name string) string {
 	return ""
 }
 
-// checkAdmin accepts host:port where host is an IP literal or "localhost"
-// and port is 1..65535: the admin API listens on an explicit local address,
-// never on a name that needs DNS.
+// checkAdmin accepts unix:/path, or host:port where host is an IP literal
+// or "localhost" and port is 1..65535: the admin API listens on an explicit
+// local address, never on a name that needs DNS.
 func checkAdmin(addr string) string {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" || strings.ContainsRune(path, 0) {
+			return "unix: needs a socket path, as in unix:/run/tcpincd/admin.sock"
+		}
+		return ""
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "must be host:port"
+		return "must be host:port or unix:/path"
 	}
 	if host != "localhost" && net.ParseIP(host) == nil {
 		return "host must be an IP address or localhost"

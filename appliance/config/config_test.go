@@ -197,6 +197,8 @@ func TestValidateErrors(t *testing.T) {
 		{"admin port zero", func(c *Config) { c.Admin = "127.0.0.1:0" }, "admin"},
 		{"admin port range", func(c *Config) { c.Admin = "127.0.0.1:70000" }, "admin"},
 		{"admin port name", func(c *Config) { c.Admin = "127.0.0.1:http" }, "admin"},
+		{"admin unix without path", func(c *Config) { c.Admin = "unix:" }, "admin"},
+		{"admin token file NUL", func(c *Config) { c.AdminTokenFile = "a\x00b" }, "admin_token_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
@@ -224,6 +226,8 @@ func TestValidateAcceptsEdgeValues(t *testing.T) {
 		{"admin disabled", func(c *Config) { c.Admin = "" }},
 		{"admin localhost", func(c *Config) { c.Admin = "localhost:1" }},
 		{"admin ipv6", func(c *Config) { c.Admin = "[::1]:65535" }},
+		{"admin unix socket", func(c *Config) { c.Admin = "unix:/run/tcpincd/admin.sock" }},
+		{"admin token file", func(c *Config) { c.Admin, c.AdminTokenFile = "192.0.2.1:9470", "/etc/tcpincd/token" }},
 		{"no cpus", func(c *Config) { c.CPUs = nil }},
 		{"repeated cpus", func(c *Config) { c.CPUs = []int{1, 1} }},
 		{"zero close grace", func(c *Config) { c.Flows.CloseGrace = 0 }},

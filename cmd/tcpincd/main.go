@@ -1,7 +1,7 @@
 // Command tcpincd is the tcpinc appliance daemon: a layer-2 bump between two
 // interfaces of the current network namespace.
 //
-//	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--no-fast-path]
+//	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--admin-token-file FILE] [--no-fast-path]
 //
 // Flags override the configuration file. On start it takes a lock per
 // interface (under /run/tcpincd, released by the kernel if it dies), so a
@@ -10,29 +10,49 @@
 // TCP-ENO/tcpcrypt engine behind each (config engine.enabled, on by default;
 // off, connections pass through unencrypted). --no-fast-path sends every
 // frame, non-TCP included, through the workers (the XDP program forwards
-// nothing itself). SIGINT or SIGTERM stop it: workers stop, XDP programs are
-// detached, sockets closed, the counters logged.
+// nothing itself). SIGINT or SIGTERM stop it: the admin API stops, workers
+// stop, XDP programs are detached, sockets closed, the counters logged.
 //
-// Exit status: 0 after a clean shutdown, 2 for bad flags or configuration, 1
-// for any other failure (missing interface, XDP or AF_XDP setup, a worker
-// failing, a shutdown that does not finish in time).
+// Once the ports are up it serves the admin API (package appliance/admin) on
+// --admin (config admin, default 127.0.0.1:9470; host:port or unix:/path;
+// empty turns it off): status, flows with their session IDs, session lookup
+// by 4-tuple, the runtime configuration, the resumption cache flush and
+// Prometheus metrics. tcpincctl is its client. A bind that is neither
+// loopback nor a unix socket needs a bearer token (--admin-token-file, config
+// admin_token_file); without one tcpincd refuses to start.
+//
+// Exit status: 0 after a clean shutdown, 2 for bad flags or configuration
+// (including an admin bind that needs a token and has none), 1 for any other
+// failure (missing interface, XDP or AF_XDP setup, an admin address in use,
+// a worker failing, a shutdown that does not finish in time).
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance"
+	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 )
+
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); empty,
+// the module version and VCS revision the binary was built from are used.
+var version string
 
 // shutdownTimeout bounds how long a clean shutdown may take.
 const shutdownTimeout = 5 * time.Second
@@ -61,11 +81,55 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
-	if err := serve(cfg, log); err != nil {
+	token, err := readToken(cfg.AdminTokenFile)
+	if err == nil {
+		err = checkAdminBind(cfg.Admin, token)
+	}
+	if err == nil {
+		err = serve(cfg, token, log)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "tcpincd: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
 		return 1
 	}
 	return 0
+}
+
+// readToken reads the admin token file; "" when none is configured.
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError{fmt.Errorf("admin_token_file: %w", err)}
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", usageError{fmt.Errorf("admin_token_file: %s is empty", path)}
+	}
+	return tok, nil
+}
+
+// checkAdminBind refuses, before any port is touched, the binds that
+// admin.Server.Listen refuses without a token: neither loopback nor a unix
+// socket. ("localhost" is checked again by Listen once it is resolved.)
+func checkAdminBind(addr, token string) error {
+	if addr == "" || token != "" || strings.HasPrefix(addr, "unix:") {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "localhost" {
+		return nil // validated already; Listen has the last word
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return usageError{fmt.Errorf("admin %s: %w: set admin_token_file (--admin-token-file) or bind a loopback address or unix:/path", addr, admin.ErrTokenRequired)}
+	}
+	return nil
 }
 
 // loadConfig parses flags, reads the file if one is given, applies the flags
@@ -76,7 +140,8 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	inside := fs.String("inside", "", "inside (enclave-side) interface")
 	outside := fs.String("outside", "", "outside (untrusted-side) interface")
 	file := fs.String("config", "", "YAML configuration file")
-	admin := fs.String("admin", "", "admin API address host:port (reserved)")
+	adminAddr := fs.String("admin", "", "admin API address: host:port or unix:/path (empty: off; default 127.0.0.1:9470)")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token (required for a non-loopback --admin)")
 	noFast := fs.Bool("no-fast-path", false, "send every frame, non-TCP included, through user space (no in-kernel forwarding)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -102,7 +167,9 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 		case "outside":
 			cfg.Outside = *outside
 		case "admin":
-			cfg.Admin = *admin
+			cfg.Admin = *adminAddr
+		case "admin-token-file":
+			cfg.AdminTokenFile = *tokenFile
 		case "no-fast-path":
 			cfg.FastPath = !*noFast
 		}
@@ -125,7 +192,7 @@ func level(s string) slog.Level {
 }
 
 // serve runs the appliance until SIGINT/SIGTERM or a worker failure.
-func serve(cfg config.Config, log *slog.Logger) error {
+func serve(cfg config.Config, token string, log *slog.Logger) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -173,10 +240,6 @@ func serve(cfg config.Config, log *slog.Logger) error {
 			log.Warn("frames the XDP program forwards from this port to the other are dropped by the kernel: the other port's peer needs NAPI (ethtool -K <peer> gro on)", "port", p.String())
 		}
 	}
-	if cfg.Admin != "" {
-		log.Info("admin address reserved; the admin API is not served yet", "admin", cfg.Admin)
-	}
-
 	inside, outside := x.Ports()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -206,10 +269,36 @@ func serve(cfg config.Config, log *slog.Logger) error {
 		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
 			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
 	}
+	var src *appliance.AdminSource
+	if cfg.Admin != "" {
+		src, err = adminSource(cfg, a, engines, x)
+		if err != nil {
+			return err
+		}
+	}
 	if err := a.Start(); err != nil {
 		return err
 	}
 	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
+	var srv *admin.Server
+	adminErr := make(chan error, 1)
+	if src != nil {
+		srv = admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
+		ln, err := srv.Listen(cfg.Admin)
+		if err != nil {
+			a.Stop()
+			if errors.Is(err, admin.ErrTokenRequired) {
+				return usageError{err}
+			}
+			return err
+		}
+		log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				adminErr <- err
+			}
+		}()
+	}
 
 	var runErr error
 	select {
@@ -217,6 +306,16 @@ func serve(cfg config.Config, log *slog.Logger) error {
 		log.Info("shutting down", "signal", s.String())
 	case runErr = <-a.Err():
 		log.Error("worker failed, shutting down", "err", runErr)
+	case err := <-adminErr:
+		runErr = fmt.Errorf("admin API: %w", err)
+		log.Error("admin API failed, shutting down", "err", err)
+	}
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout/2)
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("admin API shutdown", "err", err)
+		}
+		cancel()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -275,4 +374,49 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
 	}
+}
+
+// adminSource adapts the running appliance to the admin API.
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *appliance.XDPPorts) (*appliance.AdminSource, error) {
+	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		iface := cfg.Inside
+		if p == appliance.Outside {
+			iface = cfg.Outside
+		}
+		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
+			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+	}
+	if cfg.FastPath {
+		// The XDP program counts frames, not bytes: the fast path's bytes
+		// are not known.
+		info.KernelPath = func() admin.PathCounters {
+			st := x.Bump.Stats()
+			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
+		}
+	}
+	return appliance.NewAdminSource(a, engines, cfg.Engine, info)
+}
+
+// buildVersion is version, or what the Go toolchain recorded.
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v += " " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				v += "+dirty"
+			}
+		}
+	}
+	return v
 }

@@ -31,6 +31,14 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(badEngine, []byte("inside: a\noutside: b\nengine:\n  teps: [x25519, rsa]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty-token")
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -50,6 +58,17 @@ func TestExitCodes(t *testing.T) {
 		{"missing interface", []string{"--inside", "tdi-nonexist0", "--outside", "tdi-nonexist1"}, 1,
 			`inside interface "tdi-nonexist0": no such network interface`},
 		{"help", []string{"-h"}, 0, "-no-fast-path"},
+		{"admin unix without path", []string{"--inside", "a", "--outside", "b", "--admin", "unix:"}, 2, "admin: unix: needs a socket path"},
+		{"admin off loopback without token", []string{"--inside", "a", "--outside", "b", "--admin", "192.0.2.1:9470"}, 2,
+			"a bearer token is required to listen on a non-loopback address"},
+		{"admin all interfaces without token", []string{"--inside", "a", "--outside", "b", "--admin", "[::]:9470"}, 2,
+			"a bearer token is required"},
+		{"admin token file missing", []string{"--inside", "a", "--outside", "b", "--admin-token-file", filepath.Join(dir, "none")}, 2,
+			"admin_token_file: open"},
+		{"admin token file empty", []string{"--inside", "a", "--outside", "b", "--admin-token-file", empty}, 2,
+			"admin_token_file: " + empty + " is empty"},
+		{"admin off loopback with token", []string{"--inside", "tdi-nonexist0", "--outside", "tdi-nonexist1",
+			"--admin", "192.0.2.1:9470", "--admin-token-file", token}, 1, "no such network interface"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out := runArgs(tc.args...)
