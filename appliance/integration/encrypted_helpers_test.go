@@ -58,6 +58,21 @@ func goBuild(t *testing.T, pkg, name string) string {
 	return bin
 }
 
+// keepCapture copies a capture into $TEI_KEEP_CAPTURES (when set) for
+// inspection after the run.
+func keepCapture(t *testing.T, path string) {
+	dir := os.Getenv("TEI_KEEP_CAPTURES")
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+filepath.Base(path))
+	if out, err := exec.Command("cp", path, dst).CombinedOutput(); err != nil {
+		t.Logf("keep capture: %v %s", err, out)
+	} else {
+		t.Logf("capture kept at %s", dst)
+	}
+}
+
 func newEncEnv(t *testing.T, net int) *encEnv {
 	t.Helper()
 	requireRoot(t)
@@ -136,14 +151,25 @@ func (e *encEnv) stopBump(t *testing.T) string {
 func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 	t.Helper()
 	args := []string{e.daemon, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
-	p, err := e.topo.Start(gw, "tcpincd-"+string(gw), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitOutput("tcpincd running", 15*time.Second); err != nil {
+	// A daemon that just exited may still hold its AF_XDP sockets for a
+	// moment (the kernel releases them asynchronously): retry on EBUSY.
+	for try := 0; ; try++ {
+		p, err := e.topo.Start(gw, "tcpincd-"+string(gw), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.WaitOutput("tcpincd running", 15*time.Second)
+		if err == nil {
+			e.gw[gw] = p
+			return
+		}
+		if try < 10 && strings.Contains(p.Output(), "device or resource busy") {
+			<-p.Done()
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		t.Fatalf("tcpincd in %s did not start: %v\n%s", gw, err, p.Output())
 	}
-	e.gw[gw] = p
 }
 
 func (e *encEnv) stopDaemon(t *testing.T, gw topology.Node) string {
@@ -364,39 +390,130 @@ func sum(m map[string]uint64) uint64 {
 	return s
 }
 
-// encryptedDelta checks that between before and after, gw counted want
-// encrypted handshakes (at least), no fallback and no authentication
-// failure, and sealed and opened frames.
-func encryptedDelta(t *testing.T, gw topology.Node, before, after statusCounters, want uint64) {
+// encryptedDelta checks that gw counted at least want encrypted
+// handshakes over a span (d, from measure), no fallback and no
+// authentication failure, and sealed and opened frames.
+func encryptedDelta(t *testing.T, gw topology.Node, d statusCounters, want uint64) {
 	t.Helper()
-	if d := after.Handshakes["encrypted"] - before.Handshakes["encrypted"]; d < want {
-		t.Errorf("%s: %d encrypted handshakes, want %d (handshakes before %v, after %v)", gw, d, want, before.Handshakes, after.Handshakes)
+	if n := d.Handshakes["encrypted"]; n < want {
+		t.Errorf("%s: %d encrypted handshakes, want %d (handshakes %v)", gw, n, want, d.Handshakes)
 	}
-	if d := sum(after.Fallbacks) - sum(before.Fallbacks); d != 0 {
-		t.Errorf("%s: %d fallbacks to plain TCP (before %v, after %v)", gw, d, before.Fallbacks, after.Fallbacks)
+	if n := sum(d.Fallbacks); n != 0 {
+		t.Errorf("%s: %d fallbacks to plain TCP %v", gw, n, d.Fallbacks)
 	}
-	if d := after.AuthFailures - before.AuthFailures; d != 0 {
-		t.Errorf("%s: %d authentication failures", gw, d)
+	if d.AuthFailures != 0 {
+		t.Errorf("%s: %d authentication failures", gw, d.AuthFailures)
 	}
-	if after.FramesSealed == before.FramesSealed || after.FramesOpened == before.FramesOpened {
-		t.Errorf("%s: frames sealed %d -> %d, opened %d -> %d", gw, before.FramesSealed, after.FramesSealed, before.FramesOpened, after.FramesOpened)
+	if d.FramesSealed == 0 || d.FramesOpened == 0 {
+		t.Errorf("%s: %d frames sealed, %d opened", gw, d.FramesSealed, d.FramesOpened)
 	}
 }
 
-// bothCounters reads both gateways' counters; an error fails the test (the
-// admin API is how the suite knows a connection was encrypted).
-func (e *encEnv) bothCounters(t *testing.T) (map[topology.Node]statusCounters, bool) {
+// measure runs fn and returns each gateway's engine counters over it: from
+// the admin API when tcpincd serves it, otherwise from the counter lines
+// tcpincd logs at shutdown, restarting both daemons before and after fn (so
+// that the log's totals cover fn alone). ok is false when neither way
+// worked (reported as an error).
+func (e *encEnv) measure(t *testing.T, fn func()) (delta map[topology.Node]statusCounters, ok bool) {
 	t.Helper()
-	m := map[topology.Node]statusCounters{}
-	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		c, err := e.counters(gw)
-		if err != nil {
-			t.Errorf("cannot tell whether the connection is encrypted: %v", err)
-			return nil, false
+	gws := []topology.Node{topology.GwA, topology.GwB}
+	if e.adminServed() {
+		before := map[topology.Node]statusCounters{}
+		for _, gw := range gws {
+			c, err := e.counters(gw)
+			if err != nil {
+				t.Errorf("cannot tell whether the connection is encrypted: %v", err)
+				fn()
+				return nil, false
+			}
+			before[gw] = c
 		}
-		m[gw] = c
+		fn()
+		delta = map[topology.Node]statusCounters{}
+		for _, gw := range gws {
+			c, err := e.counters(gw)
+			if err != nil {
+				t.Errorf("cannot tell whether the connection is encrypted: %v", err)
+				return nil, false
+			}
+			delta[gw] = c.minus(before[gw])
+		}
+		return delta, true
 	}
-	return m, true
+	e.restartDaemons(t)
+	fn()
+	delta = map[topology.Node]statusCounters{}
+	ok = true
+	for _, gw := range gws {
+		out := e.stopDaemon(t, gw)
+		c, err := logCounters(out)
+		if err != nil {
+			t.Errorf("cannot tell whether the connection is encrypted (no admin API, and %v)", err)
+			ok = false
+		}
+		delta[gw] = c
+		e.startDaemon(t, gw)
+	}
+	e.waitPing(t, e.topo.Addr(topology.HostB).V4)
+	return delta, ok
+}
+
+func (e *encEnv) restartDaemons(t *testing.T) {
+	t.Helper()
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		e.stopDaemon(t, gw)
+		e.startDaemon(t, gw)
+	}
+	e.waitPing(t, e.topo.Addr(topology.HostB).V4)
+}
+
+func (c statusCounters) minus(b statusCounters) statusCounters {
+	d := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{},
+		AuthFailures: c.AuthFailures - b.AuthFailures, FramesSealed: c.FramesSealed - b.FramesSealed, FramesOpened: c.FramesOpened - b.FramesOpened}
+	for k, v := range c.Handshakes {
+		d.Handshakes[k] = v - b.Handshakes[k]
+	}
+	for k, v := range c.Fallbacks {
+		d.Fallbacks[k] = v - b.Fallbacks[k]
+	}
+	return d
+}
+
+// adminServed reports whether gwA's tcpincd answers on the admin API.
+func (e *encEnv) adminServed() bool {
+	var v any
+	return e.admin(topology.GwA, "/api/v1/status", &v) == nil
+}
+
+// fallbackNames index the engine's Fallbacks array in tcpincd's counter
+// log line (engine.Fallback* order).
+var fallbackNames = []string{"no_eno", "negotiate", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
+
+var engineLine = regexp.MustCompile(`msg=engine queue=\d+ .*?\bencrypted=(\d+) .*?\bauth_failures=(\d+) .*?\bframes_sealed=(\d+) frames_opened=(\d+) fallbacks="\[([\d ]*)\]"`)
+
+// logCounters sums the engine counter lines of a tcpincd shutdown log.
+func logCounters(out string) (statusCounters, error) {
+	c := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{}}
+	ms := engineLine.FindAllStringSubmatch(out, -1)
+	if len(ms) == 0 {
+		return c, fmt.Errorf("no engine counters in the shutdown log:\n%s", tailLines(out, 10))
+	}
+	for _, mm := range ms {
+		n := func(i int) uint64 { v, _ := strconv.ParseUint(mm[i], 10, 64); return v }
+		c.Handshakes["encrypted"] += n(1)
+		c.AuthFailures += n(2)
+		c.FramesSealed += n(3)
+		c.FramesOpened += n(4)
+		for i, f := range strings.Fields(mm[5]) {
+			v, _ := strconv.ParseUint(f, 10, 64)
+			name := strconv.Itoa(i)
+			if i < len(fallbackNames) {
+				name = fallbackNames[i]
+			}
+			c.Fallbacks[name] += v
+		}
+	}
+	return c, nil
 }
 
 // tcpSeg is one TCP segment of a capture, as tshark dissects it.
@@ -498,6 +615,7 @@ func hasKind(s tcpSeg, kind int) bool {
 // check can fail).
 func noMarker(t *testing.T, path string, minPayload int) {
 	t.Helper()
+	keepCapture(t, path)
 	if st, err := os.Stat(path); err != nil || st.Size() > 1<<30 {
 		t.Fatalf("capture %s: %v (size over 1 GiB?): the test must bound its capture", path, err)
 	}

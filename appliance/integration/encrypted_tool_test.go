@@ -130,7 +130,7 @@ func sendStream(w io.Writer, n int64, seed uint64, rate int64) (string, error) {
 		s.fill(b)
 		h.Write(b)
 		if _, err := w.Write(b); err != nil {
-			return "", fmt.Errorf("send at %d of %d: %w", n-left, n, err)
+			return "", fmt.Errorf("%s: send at %d of %d: %w", stamp(), n-left, n, err)
 		}
 		left -= int64(len(b))
 		if rate > 0 {
@@ -169,12 +169,12 @@ func recvStream(r io.Reader, want int64, seed uint64) (int64, string, error) {
 		}
 		if err == io.EOF {
 			if got != want {
-				return got, "", fmt.Errorf("stream ended cleanly after %d of %d bytes (silent truncation)", got, want)
+				return got, "", fmt.Errorf("%s: stream ended cleanly after %d of %d bytes (silent truncation)", stamp(), got, want)
 			}
 			return got, hex.EncodeToString(h.Sum(nil)), nil
 		}
 		if err != nil {
-			return got, "", fmt.Errorf("receive after %d of %d bytes: %w", got, want, err)
+			return got, "", fmt.Errorf("%s: receive after %d of %d bytes: %w", stamp(), got, want, err)
 		}
 	}
 }
