@@ -209,7 +209,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
 	if si.hasTS {
-		f.tsL, f.ecrL = si.tsVal, si.tsEcr
+		f.tsL, f.ecrL = newerTS(f.tsL, si.tsVal), si.tsEcr
 	}
 	win := p.Window()
 	f.winL = win
@@ -282,7 +282,7 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 	e.c.KeepAlives.Add(1)
 	e.opts.reset()
 	if e.si.hasTS {
-		e.opts.ts(e.si.tsVal, e.si.tsEcr)
+		e.opts.ts(f.tsL, e.si.tsEcr) // never back in time (PAWS)
 	}
 	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe
@@ -296,7 +296,7 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	e.opts.reset()
 	if si != nil && si.hasTS {
-		e.opts.ts(si.tsVal, si.tsEcr)
+		e.opts.ts(f.tsL, si.tsEcr)
 	} else {
 		f.tsToR(&e.opts, false)
 	}
@@ -472,7 +472,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 	e.opts.reset()
 	if si != nil && si.hasTS {
-		e.opts.ts(si.tsVal, si.tsEcr)
+		e.opts.ts(f.tsR, si.tsEcr)
 	} else {
 		f.tsToL(&e.opts, false)
 	}
@@ -533,7 +533,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	d := &f.rcv
 	fl := p.Flags()
 	if si.hasTS {
-		f.tsR, f.ecrR = si.tsVal, si.tsEcr
+		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
 	}
 	f.winR = p.Window()
 	f.pktsIn++
@@ -616,7 +616,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, keepAlive bool) {
 	e.opts.reset()
 	if si.hasTS {
-		e.opts.ts(si.tsVal, si.tsEcr)
+		e.opts.ts(f.tsR, si.tsEcr)
 	}
 	var blocks [4][2]uint32
 	nb := 0
@@ -993,4 +993,14 @@ func (e *Engine) handlePTB(p *packet.Packet) Verdict {
 	}
 	e.c.PTBTranslated.Add(1)
 	return ForwardInPlace
+}
+
+// newerTS keeps the later of two TSvals (serial arithmetic): segments the
+// appliance builds must never go back in time, or the host's PAWS check
+// (RFC 7323 §5) would drop them after a reordered segment.
+func newerTS(cur, v uint32) uint32 {
+	if int32(v-cur) > 0 {
+		return v
+	}
+	return cur
 }

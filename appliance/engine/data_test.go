@@ -179,3 +179,21 @@ func toFrames(s []segv) [][]byte {
 	}
 	return out
 }
+
+// A reordered segment with an older TSval must not make the appliance send
+// a segment that goes back in time: the host's PAWS check would drop it.
+func TestTimestampsNeverGoBack(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.tsA = 5000
+	w1 := pr.aSends(&h, []byte("one"), pshF) // TSval 5001
+	pr.tsA = 50                              // a's next segment is a reordered, older one
+	w2 := pr.aSends(&h, []byte("two"), pshF)
+	ts := func(s segv) uint32 {
+		o := option(s.opts, 8)
+		return uint32(o[2])<<24 | uint32(o[3])<<16 | uint32(o[4])<<8 | uint32(o[5])
+	}
+	if ts(w1[0]) != 5001 || ts(w2[0]) != 5001 {
+		t.Fatalf("TSvals on the wire %d then %d, want 5001 twice", ts(w1[0]), ts(w2[0]))
+	}
+}
