@@ -119,3 +119,15 @@ func TestNoPlaintextSideDoors(t *testing.T) {
 		t.Fatalf("malformed: %v", v)
 	}
 }
+
+// Under the require policy a SYN the engine cannot negotiate for (data,
+// Fast Open) is dropped rather than let through in plain TCP.
+func TestRequireDropsUnnegotiableSYN(t *testing.T) {
+	g := newGW(t, Config{Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, synOpts(1460, 1), []byte("data")), g.tx); v != Dropped {
+		t.Fatalf("verdict %v", v)
+	}
+	if g.e.Counters().Drops[DropPolicy].Load() != 1 {
+		t.Fatal("not counted")
+	}
+}

@@ -436,6 +436,9 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 // so that its later segments are known (not reset as strays) and the admin
 // API lists it.
 func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string) Verdict {
+	if pol == Require && reason != FallbackEndToEnd {
+		return e.drop(DropPolicy) // this prefix gets no plain TCP
+	}
 	if reason >= 0 {
 		e.c.Fallbacks[reason].Add(1)
 	}
