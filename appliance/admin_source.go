@@ -64,7 +64,7 @@ var _ admin.Source = (*AdminSource)(nil)
 
 // NewAdminSource builds the Source. Call it after New and before Start (it
 // reads the engines' configuration from the caller's goroutine).
-func NewAdminSource(a *Appliance, engines *Engines, fileCfg config.Engine, info AdminInfo) (*AdminSource, error) {
+func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSource, error) {
 	s := &AdminSource{a: a, engines: engines, info: info, nonceLen: tcpcrypt.DefaultResumeNonceLen}
 	var configured []cryptopool.Suite
 	for _, name := range info.AEADs {
@@ -100,7 +100,7 @@ func NewAdminSource(a *Appliance, engines *Engines, fileCfg config.Engine, info 
 			s.ec = engines.Config()
 		}
 	}
-	s.cfg = adminConfig(s.ec, fileCfg.Resumption && engines != nil, s.nonceLen)
+	s.cfg = adminConfig(s.ec, engines != nil && engines.Cache != nil, s.nonceLen)
 	s.lastAt, s.lastBusy = a.Started(), make([]time.Duration, a.Workers())
 	return s, nil
 }

@@ -395,7 +395,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
 		}
 	}
-	return appliance.NewAdminSource(a, engines, cfg.Engine, info)
+	return appliance.NewAdminSource(a, engines, info)
 }
 
 // buildVersion is version, or what the Go toolchain recorded.
