@@ -29,7 +29,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.drop(DropStale)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
-			return e.hostSYNACK(f, p, tx[Outside])
+			return e.hostSYNACK(f, p, tx)
 		}
 		if fl&packet.FlagRST != 0 {
 			e.remove(f)
@@ -89,6 +89,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		}
 		// The first non-SYN segment: it must carry ENO (ENO-28).
 		if !e.si.eno {
+			if f.policy == Require {
+				// L is in SYN-RECEIVED (RST at its rcv.nxt), R established.
+				e.rstBoth(f, tx, f.isnR+1, 0, p.Seq()+uint32(len(p.Payload())), p.Ack())
+				e.kill(f, FallbackNoENOInACK, "required: third segment without TCP-ENO")
+				e.remove(f)
+				return Dropped
+			}
 			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
 			return Passthrough
 		}

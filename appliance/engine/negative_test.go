@@ -131,3 +131,18 @@ func TestRequireDropsUnnegotiableSYN(t *testing.T) {
 		t.Fatal("not counted")
 	}
 }
+
+// Require as host B: a third segment without ENO resets both hosts.
+func TestRequireThirdSegmentWithoutENO(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("192.0.2.0/24"), Policy: Require}}})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
+	l, r := one(t, "RST to b", toIn), one(t, "RST to the far side", toOut)
+	if l.flags != rstF || l.seq != isnA+1 || r.flags != rstF|ackF || r.seq != isnB+1 {
+		t.Fatalf("RSTs %+v / %+v", l, r)
+	}
+	if gb.e.NumFlows() != 0 {
+		t.Fatal("flow kept")
+	}
+}

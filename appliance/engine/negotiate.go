@@ -204,7 +204,8 @@ func (e *Engine) clamp(f *flow, p *packet.Packet) {
 
 // hostSYNACK handles the inside host's SYN-ACK to a far side that offered
 // ENO: answer as host B unless the host speaks ENO itself.
-func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
+func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	to := tx[Outside]
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
@@ -245,6 +246,15 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, to TxSink) Verdict {
 	}
 	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], choose)
 	if reason != eno.Success {
+		if f.policy == Require {
+			// Reset both: the inside host is in SYN-RECEIVED, the far
+			// side in SYN-SENT (its SYN acknowledged by the RST).
+			f.toR.set(p)
+			e.rstBoth(f, tx, f.isnR+1, 0, f.isnR+1, 0)
+			e.kill(f, FallbackNegotiate, "required: "+reason.String())
+			e.remove(f)
+			return Dropped
+		}
 		e.kill(f, FallbackNegotiate, reason.String())
 		return Passthrough
 	}
@@ -449,4 +459,22 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	f := e.newFlow(now, k, pol)
 	f.state, f.reason = stPlain, why
 	return Passthrough
+}
+
+// rstBoth resets both hosts of a flow that policy will not let go on in
+// plain TCP. An ack of 0 sends a bare RST; otherwise RST|ACK.
+func (e *Engine) rstBoth(f *flow, tx [2]TxSink, seqToL, ackToL, ackToR, seqToR uint32) {
+	e.opts.reset()
+	l := seg{seq: seqToL, flags: packet.FlagRST}
+	if ackToL != 0 {
+		l.ack, l.flags = ackToL, packet.FlagRST|packet.FlagACK
+	}
+	r := seg{seq: seqToR, ack: ackToR, flags: packet.FlagRST | packet.FlagACK}
+	if f.toL.ok {
+		e.send(tx[Inside], &f.toL, &l, nil)
+	}
+	if f.toR.ok {
+		e.send(tx[Outside], &f.toR, &r, nil)
+	}
+	e.c.Aborts.Add(1)
 }
