@@ -84,6 +84,9 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
 	}
+	if p.L4Offset()+20 > tmplCap {
+		return e.plain(now, k, pol, FallbackNegotiate, "headers too long to originate segments")
+	}
 	sc := eno.ScanOptions(p.OptionBytes())
 	if sc.Err != nil || e.si.optErr {
 		e.c.Drops[DropMalformed].Add(1)
@@ -160,6 +163,9 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
+	}
+	if p.L4Offset()+20 > tmplCap {
+		return e.plain(now, k, pol, FallbackNegotiate, "headers too long to originate segments")
 	}
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)

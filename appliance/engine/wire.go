@@ -6,11 +6,15 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
+// tmplCap bounds the link, IP and TCP fixed headers the engine can copy
+// (VLAN tags, IPv6 extension headers); flows with longer ones stay plain.
+const tmplCap = 256
+
 // tmpl is the start of a frame the engine originates in one direction: the
 // link and IP headers and the fixed TCP header of the last frame seen going
 // that way (addresses, ports, VLAN tags, MACs).
 type tmpl struct {
-	b      [192]byte
+	b      [tmplCap]byte
 	l3, l4 int
 	v4     bool
 	ok     bool
