@@ -285,7 +285,10 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	}
 	f.wsL = e.si.ws
 	f.winL = p.Window()
-	f.toR.set(p)
+	if !f.toR.set(p) {
+		e.kill(f, FallbackNegotiate, "headers too long to originate segments")
+		return Passthrough
+	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 		e.kill(f, FallbackOptionRoom, "no room")
 		return Passthrough
@@ -329,7 +332,10 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			f.wsR, f.wsLe = uint8(e.si.ws), uint8(f.wsL)
 		}
 		f.winR = p.Window()
-		f.toL.set(p)
+		if !f.toL.set(p) {
+			e.kill(f, FallbackNegotiate, "headers too long to originate segments")
+			return Passthrough
+		}
 		f.enoOut = true
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
