@@ -148,7 +148,7 @@ func (d *demo) reportFlow(views []flowView, inside, outside netip.AddrPort, want
 		d.expect(fmt.Sprintf("gwA reports %s as encrypted=%v", name, wantEnc), fmt.Errorf("it says encrypted=%v %s", v.Encrypted, v.FallbackReason))
 		return
 	}
-	d.expect(fmt.Sprintf("gwA reports %s as encrypted=%v %s", name, wantEnc, v.FallbackReason), nil)
+	d.expect(strings.TrimSpace(fmt.Sprintf("gwA reports %s as encrypted=%v %s", name, wantEnc, v.FallbackReason)), nil)
 }
 
 // statusPage loads the admin API's status page in headless Chromium inside
