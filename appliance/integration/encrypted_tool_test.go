@@ -169,7 +169,7 @@ func recvStream(r io.Reader, want int64, seed uint64) (int64, string, error) {
 		}
 		if err == io.EOF {
 			if got != want {
-				return got, "", fmt.Errorf("%s: stream ended cleanly after %d of %d bytes (silent truncation)", stamp(), got, want)
+				return got, "", fmt.Errorf("%s: EOF after %d of %d bytes (short stream)", stamp(), got, want)
 			}
 			return got, hex.EncodeToString(h.Sum(nil)), nil
 		}
@@ -363,7 +363,7 @@ func TestStreamTool(t *testing.T) {
 	if _, _, err := recvStream(&oddReader{b: bad}, int64(len(bad)), 5); err == nil || !strings.Contains(err.Error(), "offset 777777") {
 		t.Errorf("corruption not reported at its offset: %v", err)
 	}
-	if _, _, err := recvStream(bytes.NewReader(data[:1000]), int64(len(data)), 5); err == nil || !strings.Contains(err.Error(), "silent truncation") {
+	if _, _, err := recvStream(bytes.NewReader(data[:1000]), int64(len(data)), 5); err == nil || !strings.Contains(err.Error(), "short stream") {
 		t.Errorf("truncation not reported: %v", err)
 	}
 }
