@@ -35,6 +35,24 @@
 // forged frame aborts (RST both ways), RSTs and keep-alives are translated,
 // never framed.
 //
+// # Safety rules
+//
+// Nothing of an encrypted connection leaves in plaintext by a side door and
+// nothing but authenticated plaintext reaches a host (FuzzScript checks
+// both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
+// malformed frames and inside TCP fragments are dropped, segments with a bad
+// TCP checksum are dropped before sealing or decoding, and mid-stream
+// segments of connections the engine has no record of (after a restart) are
+// answered with an RST unless Config.PassUnknown.
+//
+// # Limits
+//
+// A simultaneous open is left in plain TCP. URGp is never generated (the
+// urgent flag from a host is dropped and counted); a received URGp sets URG
+// with the pointer just past urgent bytes counted from the frame's first data
+// byte (tcpcrypt.md §7 leaves the reference point ambiguous). Timers have a
+// granularity of about 200 ms (Tick sweeps a slice of the flows each time).
+//
 // # Threads
 //
 // An Engine belongs to one worker goroutine: Handle for every frame, Tick
