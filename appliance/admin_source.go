@@ -89,7 +89,7 @@ func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSourc
 	}
 	if engines != nil {
 		err := a.Inspect(func(q int, h FrameHandler) {
-			if e, ok := h.(*engine.Engine); ok && q == 0 {
+			if e, ok := engineOf(h); ok && q == 0 {
 				s.ec = e.Config()
 			}
 		})
@@ -99,6 +99,14 @@ func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSourc
 		if s.ec.MaxFlows == 0 { // no worker runs an engine
 			s.ec = engines.Config()
 		}
+	} else {
+		// No engine runs: show the settings one would start with, and
+		// refuse every change (ApplyConfig).
+		e, err := engine.New(engine.Config{}, engine.Deps{})
+		if err != nil {
+			return nil, err
+		}
+		s.ec = e.Config()
 	}
 	s.cfg = adminConfig(s.ec, engines != nil && engines.Cache != nil, s.nonceLen)
 	s.lastAt, s.lastBusy = a.Started(), make([]time.Duration, a.Workers())

@@ -419,6 +419,12 @@ func TestAdminSourceEngineOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := src.Config()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the configuration shown with the engine off does not validate: %v", err)
+	}
+	if err := src.ApplyConfig(c); err != nil {
+		t.Fatalf("applying the unchanged configuration: %v", err)
+	}
 	c.TEPs = []string{"x448"}
 	var fe *admin.FieldError
 	if err := src.ApplyConfig(c); !errors.As(err, &fe) || fe.Field != "teps" {
