@@ -281,7 +281,6 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}
 	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
 	var srv *admin.Server
-	adminErr := make(chan error, 1)
 	if src != nil {
 		srv = admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
 		ln, err := srv.Listen(cfg.Admin)
@@ -294,8 +293,10 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		}
 		log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
 		go func() {
+			// The admin API failing is no reason to stop forwarding:
+			// say so and keep the bump running.
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				adminErr <- err
+				log.Error("admin API stopped serving", "err", err)
 			}
 		}()
 	}
@@ -306,9 +307,6 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		log.Info("shutting down", "signal", s.String())
 	case runErr = <-a.Err():
 		log.Error("worker failed, shutting down", "err", runErr)
-	case err := <-adminErr:
-		runErr = fmt.Errorf("admin API: %w", err)
-		log.Error("admin API failed, shutting down", "err", err)
 	}
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout/2)
