@@ -73,6 +73,35 @@ func keepCapture(t *testing.T, path string) {
 	}
 }
 
+// lockPrefix serialises runs that use the namespace prefix on this
+// machine: the namespaces are global, and several people may run the
+// package's tests at once (a second run would tear the first one's
+// topology down). It waits up to 15 minutes for the other run.
+func lockPrefix(t *testing.T, prefix string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tcpinc-netns-"+prefix+"lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for logged := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("another run holds the %q namespaces for over 15 minutes: %v", prefix, err)
+		}
+		if !logged {
+			t.Logf("waiting for another run using the %q namespaces to finish", prefix)
+			logged = true
+		}
+		time.Sleep(time.Second)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
 func newEncEnv(t *testing.T, net int) *encEnv {
 	t.Helper()
 	requireRoot(t)
@@ -90,6 +119,7 @@ func newEncEnv(t *testing.T, net int) *encEnv {
 	if e.tool, err = os.Executable(); err != nil {
 		t.Fatal(err)
 	}
+	lockPrefix(t, encPrefix)
 	_ = topology.Down(encPrefix)
 	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: net, Mode: topology.ModeBare})
 	if err != nil {
@@ -161,6 +191,9 @@ func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 		err = p.WaitOutput("tcpincd running", 15*time.Second)
 		if err == nil {
 			e.gw[gw] = p
+			// The admin API comes up right after the workers (a build
+			// without it falls back to the shutdown counters).
+			_ = p.WaitOutput("admin API listening", 3*time.Second)
 			return
 		}
 		if try < 10 && strings.Contains(p.Output(), "device or resource busy") {

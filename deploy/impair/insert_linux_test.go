@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,15 @@ func TestInsertForwards(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "tcpinc-impair")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tcpinc/tcpinc/cmd/tcpinc-impair").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// Namespaces are machine-wide: wait for another run of this test.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "tcpinc-netns-"+prefix+"lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
 	}
 	_ = topology.Down(prefix)
 	topo, err := topology.Up(topology.Options{Prefix: prefix, Net: 94})
