@@ -320,3 +320,12 @@ time=x level=INFO msg="tcpincd running" fast_path=true`
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestEngineCounters(t *testing.T) {
+	log := `time=x level=INFO msg="shutting down" signal=terminated
+time=x level=INFO msg=engine queue=0 flows=2 handshakes=2 encrypted=2
+time=x level=INFO msg=classifier port=inside`
+	if got := engineCounters(log); got != "queue=0 flows=2 handshakes=2 encrypted=2" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -203,7 +203,7 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 			res.Skipped = err.Error()
 			return res
 		}
-	case CaseFastPath.ID, CaseUserSpace.ID:
+	case CaseFastPath.ID, CaseUserSpace.ID, CaseEncrypted.ID:
 		mode = topology.ModeBare
 		if err := h.buildTcpincd(ctx); err != nil {
 			res.Skipped = err.Error()
@@ -215,20 +215,28 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		res.Skipped = err.Error()
 		return res
 	}
+	var gw gateway = noGateway{}
 	defer func() {
 		if err := topo.Down(); err != nil {
 			res.Errors = append(res.Errors, "topology down: "+err.Error())
 		}
+		// tcpincd logs its counters on shutdown (handshakes, flows).
+		if tg, ok := gw.(*tcpincdGateway); ok {
+			if c := engineCounters(tg.procs[0].Output()); c != "" {
+				res.Notes = append(res.Notes, "gwA's daemon at exit: "+c)
+			}
+		}
 	}()
 
-	var gw gateway = noGateway{}
 	switch c.ID {
 	case CaseWireguard.ID:
 		gw, err = h.startWireguard(topo, res)
 	case CaseFastPath.ID:
-		gw, err = h.startTcpincd(topo, res, true)
+		gw, err = h.startTcpincd(topo, res, true, false)
 	case CaseUserSpace.ID:
-		gw, err = h.startTcpincd(topo, res, false)
+		gw, err = h.startTcpincd(topo, res, false, false)
+	case CaseEncrypted.ID:
+		gw, err = h.startTcpincd(topo, res, true, true)
 	}
 	if err != nil {
 		res.Skipped = err.Error()
@@ -644,10 +652,20 @@ func (g *tcpincdGateway) check() error {
 	return nil
 }
 
-func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast bool) (gateway, error) {
-	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort}
+// passthroughConfig turns the TCP-ENO/tcpcrypt engine off (cases c and d).
+const passthroughConfig = "engine:\n  enabled: false\n"
+
+func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engine bool) (gateway, error) {
+	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", ""}
 	if !fast {
 		args = append(args, "--no-fast-path")
+	}
+	if !engine {
+		path := filepath.Join(h.tmp, "passthrough.yaml")
+		if err := os.WriteFile(path, []byte(passthroughConfig), 0o644); err != nil {
+			return nil, err
+		}
+		args = append(args, "--config", path)
 	}
 	args = append(args, h.cfg.TcpincdArgs...)
 	g := &tcpincdGateway{}
@@ -663,7 +681,20 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast bool) 
 	if err := g.check(); err != nil {
 		return nil, err
 	}
-	res.Notes = append(res.Notes, "`"+strings.Join(append([]string{"tcpincd"}, args[1:]...), " ")+"` in gwA and gwB, built from "+h.tcpincdRev)
+	if engine && !strings.Contains(g.procs[0].Output(), "engine enabled") {
+		res.Notes = append(res.Notes, "the daemon did not log \"engine enabled\": this build may not encrypt")
+	}
+	if !engine {
+		args[len(args)-len(h.cfg.TcpincdArgs)-1] = "<file: engine.enabled false>"
+	}
+	shown := []string{"tcpincd"}
+	for _, a := range args[1:] {
+		if a == "" {
+			a = "''"
+		}
+		shown = append(shown, a)
+	}
+	res.Notes = append(res.Notes, "`"+strings.Join(shown, " ")+"` in gwA and gwB, built from "+h.tcpincdRev)
 	if modes := portModes(g.procs[0].Output()); modes != "" {
 		res.Notes = append(res.Notes, "gwA's daemon reports: "+modes)
 	}
@@ -693,6 +724,21 @@ func portModes(log string) string {
 			}
 		}
 		out = append(out, strings.Join(kv, " "))
+	}
+	return strings.Join(out, "; ")
+}
+
+// engineCounters picks the per-queue engine counters out of tcpincd's
+// shutdown log (msg=engine queue=0 flows=.. handshakes=..).
+func engineCounters(log string) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=engine ") {
+			continue
+		}
+		if i := strings.Index(line, "queue="); i >= 0 {
+			out = append(out, line[i:])
+		}
 	}
 	return strings.Join(out, "; ")
 }

@@ -19,9 +19,10 @@ type Case struct {
 var (
 	CaseKernel    = Case{"a", "kernel", "kernel forwarding: a bridge joins `in` and `out` in gwA and gwB"}
 	CaseWireguard = Case{"b", "wireguard-go", "wireguard-go tunnel between gwA and gwB (routed gateways)"}
-	CaseFastPath  = Case{"c", "tcpinc-fast", "tcpincd passthrough with the XDP fast path (`tcpincd --inside in --outside out`)"}
-	CaseUserSpace = Case{"d", "tcpinc-user", "tcpincd passthrough, every frame through user space (`--no-fast-path`)"}
-	AllCases      = []Case{CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace}
+	CaseFastPath  = Case{"c", "tcpinc-fast", "tcpincd passthrough (engine off) with the XDP fast path"}
+	CaseUserSpace = Case{"d", "tcpinc-user", "tcpincd passthrough (engine off), every frame through user space (`--no-fast-path`)"}
+	CaseEncrypted = Case{"e", "tcpinc-crypt", "tcpincd with its TCP-ENO/tcpcrypt engine on (default config): TCP between gwA and gwB encrypted"}
+	AllCases      = []Case{CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace, CaseEncrypted}
 )
 
 // TCPRuns are the iperf3 runs of one case at one stream count.

@@ -11,7 +11,7 @@
 // "## Dataplane" section of bench/RESULTS.md (other sections are kept).
 // Needs root. A full run takes about 7 minutes.
 //
-//	go run ./cmd/tcpinc-bench [-cases a,b,c,d] [-runs 3] [-time 10s] [-out bench/RESULTS.md]
+//	go run ./cmd/tcpinc-bench [-cases a,b,c,d,e] [-runs 3] [-time 10s] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -30,7 +30,7 @@ import (
 )
 
 func main() {
-	casesFlag := flag.String("cases", "a,b,c,d", "cases to run, by letter or name (kernel, wireguard-go, tcpinc-fast, tcpinc-user)")
+	casesFlag := flag.String("cases", "a,b,c,d,e", "cases to run, by letter or name (kernel, wireguard-go, tcpinc-fast, tcpinc-user, tcpinc-crypt)")
 	runs := flag.Int("runs", 3, "runs per measurement")
 	streams := flag.String("streams", "1,4", "iperf3 parallel stream counts")
 	dur := flag.Duration("time", 10*time.Second, "iperf3 -t")
