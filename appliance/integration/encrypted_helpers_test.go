@@ -129,13 +129,14 @@ func newEncEnv(t *testing.T, net int) *encEnv {
 		if e.bump != nil {
 			_ = e.bump.Stop()
 		}
-		if err := e.topo.Down(); err != nil {
-			t.Errorf("topology down: %v", err)
-		}
+		// The bump's namespace first: its veths end in gwA and rtr.
 		if e.link != nil {
 			if err := e.link.Close(); err != nil {
 				t.Errorf("impairment namespace: %v", err)
 			}
+		}
+		if err := e.topo.Down(); err != nil {
+			t.Errorf("topology down: %v", err)
 		}
 		_ = netns.Delete(encPrefix+impair.Node, time.Second)
 	})

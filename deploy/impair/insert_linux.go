@@ -138,5 +138,6 @@ func (l *Link) Start(bin string, args ...string) (*netns.Process, error) {
 	return p, nil
 }
 
-// Close removes the bump's namespace and everything in it.
+// Close removes the bump's namespace and everything in it; call it
+// before the topology's Down (its veths end in gwA and rtr).
 func (l *Link) Close() error { return l.env.Close() }

@@ -49,11 +49,13 @@ func TestInsertForwards(t *testing.T) {
 	}
 	var link *Link
 	t.Cleanup(func() {
+		if link != nil {
+			if err := link.Close(); err != nil {
+				t.Error(err)
+			}
+		}
 		if err := topo.Down(); err != nil {
 			t.Error(err)
-		}
-		if link != nil {
-			_ = link.Close()
 		}
 	})
 	link, err = Insert(prefix)
