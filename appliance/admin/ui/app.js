@@ -110,10 +110,18 @@
     return td;
   }
 
+  // Encrypted flows first, then those still negotiating, then plain ones;
+  // the newest first within each group.
+  function flowOrder(f) {
+    if (pick(f, "encrypted")) return 0;
+    return pick(f, "fallback_reason", "reason") ? 2 : 1;
+  }
+
   function renderFlows(flows, nowSec) {
     const body = $("flows-body");
     const rows = [];
-    for (const f of flows) {
+    const sorted = flows.slice().sort((a, b) => flowOrder(a) - flowOrder(b) || flowAge(a, nowSec) - flowAge(b, nowSec));
+    for (const f of sorted) {
       const tr = document.createElement("tr");
       const enc = !!pick(f, "encrypted");
       const why = pick(f, "fallback_reason", "reason");
@@ -178,7 +186,7 @@
 
   // draw plots lines (each {values, color}) on canvas with a y axis labelled
   // by fmt. Handles high-DPI screens by scaling the backing store.
-  function draw(canvas, lines, fmt) {
+  function draw(canvas, lines, fmt, floor) {
     const dpr = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
     if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
@@ -189,7 +197,7 @@
     const pw = w - left - right, ph = h - top - bottom;
     let max = 0;
     for (const l of lines) for (const v of l.values) if (v > max) max = v;
-    max = niceCeil(max);
+    max = niceCeil(Math.max(max, floor));
     const css = getComputedStyle(document.documentElement);
     g.font = "11px system-ui, sans-serif";
     g.fillStyle = css.getPropertyValue("--muted") || "#667";
@@ -233,17 +241,18 @@
 
   function redraw() {
     if (series.t.length) {
-      $("now-throughput").textContent = "now " + bits(last(series.enc)) + " encrypted, " + bits(last(series.plain)) + " plain";
+      $("now-throughput").textContent = "now " + bits(last(series.enc)) + " encrypted, " + bits(last(series.plain)) + " plain" +
+        (fastNote ? "; plus " + fastNote : "");
       $("now-handshakes").textContent = "now " + perSecond(last(series.hsOK)) + " encrypted, " + perSecond(last(series.hsFB)) + " other";
     }
     draw($("plot-throughput"), [
       { values: series.enc, color: "--enc" },
       { values: series.plain, color: "--plain" },
-    ], bits);
+    ], bits, 1e6);
     draw($("plot-handshakes"), [
       { values: series.hsOK, color: "--ok" },
       { values: series.hsFB, color: "--fb" },
-    ], perSecond);
+    ], perSecond, 1);
   }
 
   // Rates come from differences between successive samples. Throughput:
@@ -254,6 +263,7 @@
   // those counters the page falls back to what the flows list shows: byte
   // counters per flow and flows that appear.
   let prev = null;
+  let fastNote = "";
 
   const OK_RESULTS = ["encrypted", "ok", "fresh", "resumed"];
 
@@ -265,6 +275,8 @@
       const b = (k) => num(pick(paths[k] || {}, "bytes"));
       out.enc = b("engine");
       out.plain = b("fast") + b("passthrough");
+      out.fastFrames = num(pick(paths.fast || {}, "frames"));
+      out.fastBytes = b("fast");
     }
     const hs = pick(c, "handshakes");
     if (hs && typeof hs === "object") {
@@ -282,6 +294,7 @@
   }
 
   function sample(st, flows, nowSec) {
+    if (prev && nowSec < prev.t) prev = null;
     const byId = new Map();
     for (const f of flows) {
       const id = pick(f, "id");
@@ -289,8 +302,10 @@
       if (id !== undefined) byId.set(String(id), { b, enc: !!pick(f, "encrypted") });
     }
     const c = counters(st);
-    if (prev) {
-      const dt = Math.max(0.001, nowSec - prev.t);
+    // A clock that did not move, or went back (the daemon restarted),
+    // starts a new baseline.
+    if (prev && nowSec > prev.t) {
+      const dt = nowSec - prev.t;
       let dEnc = 0, dPlain = 0, newEnc = 0, newPlain = 0;
       for (const [id, cur] of byId) {
         const old = prev.byId.get(id);
@@ -303,6 +318,10 @@
       push(series.t, nowSec);
       push(series.enc, 8 * (enc !== undefined ? enc : dEnc / dt));
       push(series.plain, 8 * (plain !== undefined ? plain : dPlain / dt));
+      // A daemon whose kernel fast path counts frames but not bytes: say
+      // that the plain rate leaves it out rather than show a false zero.
+      const ff = rate(c.fastFrames, prev.c.fastFrames, dt), fbytes = rate(c.fastBytes, prev.c.fastBytes, dt);
+      fastNote = ff > 0 && fbytes === 0 ? perSecond(ff).replace("/s", " frames/s") + " on the kernel fast path (bytes not counted)" : "";
       const ok = rate(c.ok, prev.c.ok, dt), fb = rate(c.fb, prev.c.fb, dt);
       push(series.hsOK, ok !== undefined ? ok : newEnc / dt);
       push(series.hsFB, fb !== undefined ? fb : newPlain / dt);
@@ -321,8 +340,12 @@
     busy = true;
     const conn = $("conn");
     try {
-      const [st, fl] = await Promise.all([api("status"), api("flows")]);
+      const [st, fl] = await Promise.all([api("status"), api("flows?limit=500")]);
       const nowSec = Date.now() / 1000;
+      // Rates use the daemon's clock (its uptime) when it gives one, so
+      // request latency does not distort them.
+      const up = pick(st, "uptime_seconds");
+      const sampleSec = typeof up === "number" ? up : nowSec;
       const flows = flowsOf(fl);
       renderStatus(st);
       renderFlows(flows, nowSec);
@@ -336,7 +359,7 @@
       const total = pick(fl, "total");
       $("flows-note").textContent = typeof total === "number" && total > flows.length
         ? "(showing " + flows.length + " of " + total + ")" : "";
-      sample(st, flows, nowSec);
+      sample(st, flows, sampleSec);
       redraw();
       conn.dataset.state = "ok";
       conn.textContent = "live · updated " + new Date().toLocaleTimeString();

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,11 +28,11 @@ import (
 const fixtureXSS = `<img src=x onerror="document.title='pwned'">`
 
 // apiServer is the real admin API server over admintest's fixture Source,
-// with the status page mounted at ui.Prefix as the daemon mounts it. Every
-// status poll moves the fixture's counters by fixed steps, so the page's
-// rates are known: per poll, 3 MiB through the engine, 512 KiB + 1000 bytes
-// on the plain paths, 20 encrypted handshakes and 5 others.
-func apiServer(t *testing.T) *httptest.Server {
+// whose handler also serves the status page at ui.Prefix. Every status poll
+// moves the fixture's clock by 500 ms and its counters by fixed steps, so
+// the page's rates are known: per poll, 3 MiB through the engine, 512 KiB +
+// 1000 bytes on the plain paths, 20 encrypted handshakes and 5 others.
+func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 	t.Helper()
 	fx := admintest.New()
 	var flows []admin.FlowInfo
@@ -43,10 +44,15 @@ func apiServer(t *testing.T) *httptest.Server {
 		return true
 	})
 	fx.SetFlows(flows)
-	api := admin.NewServer(fx, admin.Options{Now: func() time.Time { return admintest.Now }})
+	// The daemon's clock moves 500 ms per status poll; the page takes its
+	// rates over the daemon's uptime, so they do not depend on the
+	// browser's (virtual) time.
+	var polls atomic.Int64
+	now := func() time.Time { return admintest.Now.Add(time.Duration(polls.Load()) * 500 * time.Millisecond) }
+	api := admin.NewServer(fx, admin.Options{Now: now})
 	mux := http.NewServeMux()
-	mux.Handle(ui.Prefix, ui.Handler())
 	mux.HandleFunc("/api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		polls.Add(1)
 		fx.UpdateCounters(func(c *admin.Counters) {
 			step := func(path string, b uint64) {
 				p := c.Paths[path]
@@ -54,7 +60,12 @@ func apiServer(t *testing.T) *httptest.Server {
 				c.Paths[path] = p
 			}
 			step("engine", 3<<20)
-			step("fast", 1<<19)
+			if fastBytes {
+				step("fast", 1<<19)
+			}
+			f := c.Paths["fast"]
+			f.Frames += 100
+			c.Paths["fast"] = f
 			step("passthrough", 1000)
 			c.Handshakes["encrypted"] += 20
 			c.Handshakes["fallback"] += 4
@@ -113,7 +124,7 @@ func headless(t *testing.T, bin, url string, extra ...string) []byte {
 // of the screenshot).
 func TestStatusPageInChromium(t *testing.T) {
 	bin := chromium(t)
-	srv := apiServer(t)
+	srv := apiServer(t, true)
 	url := srv.URL + ui.Prefix + "?interval=500"
 	fresh := hex.EncodeToString(admintest.SessionFresh[:])
 	resumed := hex.EncodeToString(admintest.SessionResumed[:])
@@ -146,6 +157,13 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if strings.Contains(dom, "<img") || !strings.Contains(dom, "<title>tcpinc appliance</title>") {
 		t.Errorf("the fallback reason was inserted as markup:\n%s", dom)
+	}
+	if strings.Contains(dom, "bytes not counted") {
+		t.Errorf("fast-path note shown although the fast path counts bytes")
+	}
+	// Encrypted rows come first, plain ones last.
+	if i, j := strings.Index(dom, `data-flow-id="9"`), strings.Index(dom, `data-flow-id="12"`); i < 0 || j < 0 || i > j {
+		t.Errorf("an encrypted flow is not listed before the plain ones")
 	}
 	if n := len(regexp.MustCompile(`<tr class="(encrypted|plain|pending)"`).FindAllString(dom, -1)); n != 5 {
 		t.Errorf("%d flow rows, want 5", n)
@@ -198,4 +216,18 @@ func countColor(img image.Image, c color.RGBA, y0, y1 int) int {
 func near(a uint32, b uint8) bool {
 	d := int(a) - int(b)
 	return d > -12 && d < 12
+}
+
+// TestStatusPageFastPathFrames: a daemon whose kernel fast path counts
+// frames but not bytes gets a note instead of a plain rate that leaves the
+// fast path out silently.
+func TestStatusPageFastPathFrames(t *testing.T) {
+	bin := chromium(t)
+	srv := apiServer(t, false)
+	dom := string(headless(t, bin, srv.URL+ui.Prefix+"?interval=500", "--dump-dom"))
+	want := "now 50 Mbit/s encrypted, 16 kbit/s plain; plus 200 frames/s on the kernel fast path (bytes not counted)"
+	if !strings.Contains(dom, want) {
+		t.Errorf("DOM lacks %q", want)
+		t.Logf("DOM:\n%s", dom)
+	}
 }
