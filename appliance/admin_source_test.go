@@ -248,6 +248,35 @@ func TestAdminSourceBackToBack(t *testing.T) {
 		t.Fatalf("flush %s: %+v, %v; cache holds %d", b4, fr, err, gA.engines.Cache.Len())
 	}
 
+	// Job of the classifier (xsk, and MemBump as its model): an ICMP
+	// fragmentation-needed from the untrusted side quoting the encrypted
+	// flow reaches the engine, not the fast path; the host gets it with
+	// the quoted sequence number translated and the MTU lowered by the
+	// frame overhead.
+	quoted := packettest.Quote(seg(a4, b4, 6000, 443, A, isnA+200, isnB+1, nil), 28)
+	router := netip.MustParseAddr("198.51.100.254")
+	gA.bump.Arrive(Outside, packettest.Frame{Src: router, Dst: a4, Proto: 1, L4: packettest.ICMP(3, 4, 1280, quoted)}.Bytes())
+	deadline := time.After(10 * time.Second)
+	var p packet.Packet
+	for got := false; !got; {
+		select {
+		case f := <-gA.toHost:
+			if p.Decode(f) == nil && p.IsICMP() && p.IsPathMTU() {
+				if mtu, _ := p.MTU(); mtu != 1280-20 {
+					t.Fatalf("PTB reached host a with MTU %d, want 1260", mtu)
+				}
+				got = true
+			}
+		case <-deadline:
+			t.Fatal("the PTB did not reach host a")
+		}
+	}
+	var translated uint64
+	gA.engines.Each(func(_ int, c *engine.Counters) { translated += c.PTBTranslated.Load() })
+	if translated != 1 || gA.bump.Redirected(Outside) != 0 {
+		t.Fatalf("PTBs translated by the engine: %d; frames on the fast path from outside: %d", translated, gA.bump.Redirected(Outside))
+	}
+
 	checkConfigChanges(t, gA)
 }
 
