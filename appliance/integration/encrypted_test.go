@@ -53,6 +53,14 @@ func TestEncrypted(t *testing.T) {
 			e.bumpReorderedAndDuplicated(t, rep)
 			return rep
 		}},
+		{name: "loss=1%+reorder", setup: func(t *testing.T) {
+			e.setLoss(t, 1)
+			e.startBump(t, "--reorder", "0.02", "--hold-frames", "4", "--hold-time", "5ms", "--dup", "0.005", "--seed", "12")
+		}, undo: func(t *testing.T) string {
+			rep := e.startBump(t)
+			e.bumpReorderedAndDuplicated(t, rep)
+			return e.lossReport(t) + "\n" + rep
+		}},
 		{name: "nat", setup: func(t *testing.T) {
 			if err := e.topo.SetNAT(true); err != nil {
 				t.Fatal(err)
