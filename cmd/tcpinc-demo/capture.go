@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // ENO is TCP option kind 69 (RFC 8547 §4.1).
@@ -46,22 +49,39 @@ func (s segment) eno() ([]byte, bool) {
 	return nil, false
 }
 
-// describeENO spells an ENO option out: the global suboption's b and a bits
-// and the TEP bytes (RFC 8547 §4.1, §4.2), with the raw bytes.
+// describeENO spells a SYN-form ENO option's contents out with the eno
+// package's parser: the global suboption's b and a bits, and each TEP
+// suboption (its name, and for v = 1 the length of its data: a resumption
+// offer carries an identifier half and a nonce, RFC 8548 §3.5).
 func describeENO(c []byte) string {
-	var parts []string
-	i := 0
-	if len(c) > 0 && c[0] < 0x20 {
-		parts = append(parts, fmt.Sprintf("global b=%d a=%d", c[0]&1, c[0]>>1&1))
-		i = 1
-	}
-	if i < len(c) {
-		parts = append(parts, fmt.Sprintf("suboptions % x", c[i:]))
-	}
 	if len(c) == 0 {
-		parts = append(parts, "empty (\"45 02\": ENO negotiated, in segments after the SYNs)")
+		return "ENO [empty]"
+	}
+	o, err := eno.ParseSYN(append([]byte{enoKind, byte(len(c) + 2)}, c...))
+	if err != nil {
+		return fmt.Sprintf("ENO [malformed: %v]", err)
+	}
+	var parts []string
+	if o.ExplicitGlobal() {
+		g := o.Global()
+		parts = append(parts, fmt.Sprintf("global b=%d a=%d", btoi(g.B()), btoi(g.A())))
+	}
+	for i := 0; i < o.Len(); i++ {
+		sub := o.At(i)
+		name := tcpcrypt.TEP(sub.TEP()).String()
+		if sub.V() {
+			name += fmt.Sprintf(" v=1 (%d bytes: resumption)", len(sub.Data))
+		}
+		parts = append(parts, name)
 	}
 	return "ENO [" + strings.Join(parts, ", ") + "]"
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // readCapture loads every TCP segment of the capture file.

@@ -223,7 +223,7 @@ func (d *demo) binaries() error {
 					d.say("tcpincctl: not available (%s)", firstLine(string(out)))
 					continue
 				}
-				return fmt.Errorf("go build %s: %w\n%s", cmd, err, out)
+				return fmt.Errorf("go build %s (run the demo inside the repository, as scripts/demo.sh does, or pass --bin DIR): %w\n%s", cmd, err, out)
 			}
 			d.say("built %s", cmd)
 		}

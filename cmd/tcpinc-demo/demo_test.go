@@ -56,8 +56,18 @@ func TestENOOption(t *testing.T) {
 	if !ok || !bytes.Equal(c, []byte{0x01, 0x23}) {
 		t.Fatalf("eno() = % x, %v", c, ok)
 	}
-	if got := describeENO(c); got != "ENO [global b=1 a=0, suboptions 23]" {
-		t.Errorf("describeENO = %q", got)
+	for _, tc := range []struct {
+		contents []byte
+		want     string
+	}{
+		{[]byte{0x01, 0x23}, "ENO [global b=1 a=0, x25519]"},
+		{[]byte{0x21, 0x24, 0x23}, "ENO [p256, x448, x25519]"},
+		{append([]byte{0x24, 0xa3}, make([]byte, 17)...), "ENO [x448, x25519 v=1 (17 bytes: resumption)]"},
+		{nil, "ENO [empty]"},
+	} {
+		if got := describeENO(tc.contents); got != tc.want {
+			t.Errorf("describeENO(% x) = %q, want %q", tc.contents, got, tc.want)
+		}
 	}
 	for _, bad := range [][]byte{{2, 4, 0x05}, {69, 1}, {69, 9, 1}, {0, 69, 2}} {
 		if c, ok := (segment{options: bad}).eno(); ok {
