@@ -238,11 +238,12 @@ func (d *demo) analyseCapture(path string, a, b, f netip.Addr, httpPortA, farPor
 				d.engineMissing = "gwA forwarded the SYN without a TCP-ENO option: this tcpincd does not negotiate"
 			}
 			d.expect(w.name+": gwA added TCP-ENO to the SYN", fmt.Errorf("no option 69 in the SYN"))
-			continue
 		}
 		if w.encrypt {
 			var err error
 			switch {
+			case !synHas:
+				err = fmt.Errorf("no TCP-ENO in the SYN")
 			case !ackHas:
 				err = fmt.Errorf("the SYN-ACK has no TCP-ENO option")
 			case len(ackENO) == 0 || ackENO[0] >= 0x20 || ackENO[0]&1 == 0:
@@ -256,6 +257,9 @@ func (d *demo) analyseCapture(path string, a, b, f netip.Addr, httpPortA, farPor
 			} else {
 				d.expect(w.name+": no plaintext on the wire (marker in 0 of "+strconv.Itoa(n)+" data segments)", nil)
 			}
+			continue
+		}
+		if !synHas {
 			continue
 		}
 		var err error

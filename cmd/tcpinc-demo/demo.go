@@ -29,6 +29,7 @@ type Options struct {
 	Prefix       string // namespace prefix (default topology.DefaultPrefix)
 	Net          int    // address plan N (default 77)
 	BinDir       string // tcpincd and tcpincctl; empty: go build them
+	DaemonConfig string // tcpincd --config for both appliances; empty: defaults
 	FileSize     int    // bytes served over HTTP
 	IperfSeconds int
 	Out          io.Writer
@@ -391,15 +392,18 @@ func (d *demo) makeBlob() (dir, sum string, err error) {
 }
 
 func (d *demo) startDaemon(gw topology.Node) error {
-	p, err := d.topo.Start(gw, "tcpincd-"+string(gw), d.tcpincd,
-		"--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr)
+	args := []string{d.tcpincd, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
+	if d.opt.DaemonConfig != "" {
+		args = append(args, "--config", d.opt.DaemonConfig)
+	}
+	p, err := d.topo.Start(gw, "tcpincd-"+string(gw), args...)
 	if err != nil {
 		return err
 	}
 	if err := p.WaitOutput("tcpincd running", 20*time.Second); err != nil {
 		return fmt.Errorf("tcpincd in %s: %w", gw, err)
 	}
-	d.say("%s: ip netns exec %s tcpincd --inside in --outside out --admin %s", gw, d.topo.NS(gw), adminAddr)
+	d.say("%s: ip netns exec %s %s", gw, d.topo.NS(gw), strings.Join(append([]string{"tcpincd"}, args[1:]...), " "))
 	if strings.Contains(p.Output(), "admin API is not served yet") && d.engineMissing == "" {
 		d.engineMissing = "this tcpincd does not serve the admin API yet"
 	}

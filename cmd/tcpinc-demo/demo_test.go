@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,14 +23,32 @@ func TestDemoCI(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the demo needs root (network namespaces, XDP, AF_XDP); CI runs it as root")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var out bytes.Buffer
+	var out, errs bytes.Buffer
 	start := time.Now()
-	err := Run(ctx, Options{CI: true, Prefix: "tdm-", Net: 78, Out: &out})
+	code := run([]string{"--ci", "--prefix", "tdm-", "--net", "78"}, &out, &errs)
 	t.Logf("demo output (%v):\n%s", time.Since(start).Round(time.Millisecond), out.String())
-	if err != nil {
+	if code != 0 {
+		t.Fatalf("tcpinc-demo --ci exited %d:\n%s", code, errs.String())
+	}
+}
+
+// TestDemoFailsWithoutEncryption: with the appliances' engine switched off
+// (they forward everything in clear), the demo's checks catch it: exit 1,
+// "engine not available", and the capture shows the marker.
+func TestDemoFailsWithoutEncryption(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the demo needs root (network namespaces, XDP, AF_XDP); CI runs it as root")
+	}
+	conf := filepath.Join(t.TempDir(), "plain.yaml")
+	if err := os.WriteFile(conf, []byte("engine:\n  enabled: false\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	code := run([]string{"--ci", "--prefix", "tdm-", "--net", "78", "--size", "1000000", "--iperf", "1", "--tcpincd-config", conf}, &out, &errs)
+	if code != 1 || !strings.Contains(errs.String(), "engine not available") ||
+		!strings.Contains(out.String(), "FAIL HTTP hA→hB: gwA added TCP-ENO to the SYN") ||
+		!strings.Contains(out.String(), "FAIL HTTP hA→hB: no plaintext on the wire: the marker appears in") {
+		t.Errorf("exit %d; stderr:\n%s\nstdout:\n%s", code, errs.String(), out.String())
 	}
 }
 

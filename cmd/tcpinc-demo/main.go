@@ -4,7 +4,7 @@
 // to a far host with no appliance, shows what the appliances report and what
 // the untrusted link carries, checks it, and cleans up.
 //
-//	tcpinc-demo [--ci] [--prefix tci-] [--net 77] [--bin DIR] [--size BYTES] [--iperf SECONDS]
+//	tcpinc-demo [--ci] [--prefix tci-] [--net 77] [--bin DIR] [--size BYTES] [--iperf SECONDS] [--tcpincd-config FILE]
 //
 // Steps:
 //  1. build tcpincd and tcpincctl (or take them from --bin);
@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opt.BinDir, "bin", "", "directory with tcpincd and tcpincctl (default: build them from this module)")
 	fs.IntVar(&opt.FileSize, "size", 0, "bytes of the file served over HTTP (default 4 MiB with --ci, 32 MiB without)")
 	fs.IntVar(&opt.IperfSeconds, "iperf", 0, "seconds of iperf3 (default 2 with --ci, 5 without)")
+	fs.StringVar(&opt.DaemonConfig, "tcpincd-config", "", "configuration file for both tcpincd (--config); flags the demo sets win")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
