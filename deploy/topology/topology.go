@@ -473,8 +473,16 @@ func (t *Topology) offloads() error {
 // the sender. With a qdisc the kernel stops the queue instead and the
 // sender waits (backpressure), as with a real NIC. Without it, 4 iperf3
 // streams through the XDP fast path lost ~10 % of their segments at hA:eth0.
+//
+// The gateway ports get one too: in bridge and routed mode the kernel sends
+// through them into neighbours that run NAPI (gro on). AF_XDP copy-mode TX and
+// devmap redirects bypass the qdisc, so it changes nothing for tcpincd.
 func (t *Topology) queues() error {
-	for _, nb := range t.neighbours() {
+	ifaces := t.neighbours()
+	for _, gw := range []Node{GwA, GwB} {
+		ifaces = append(ifaces, [2]string{t.NS(gw), InsidePort}, [2]string{t.NS(gw), OutsidePort})
+	}
+	for _, nb := range ifaces {
 		if _, err := t.env.Run(nb[0], "tc", "qdisc", "replace", "dev", nb[1], "root", "pfifo_fast"); err != nil {
 			return err
 		}

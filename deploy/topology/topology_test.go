@@ -112,7 +112,7 @@ func TestBridgeTopology(t *testing.T) {
 				t.Errorf("hA eth0: want %q", want)
 			}
 		}
-		for _, nb := range topo.neighbours() {
+		for _, nb := range append(topo.neighbours(), [2]string{topo.NS(GwA), InsidePort}, [2]string{topo.NS(GwB), OutsidePort}) {
 			out, err := netns.Run(nb[0], "tc", "qdisc", "show", "dev", nb[1])
 			if err != nil || !strings.Contains(out, "pfifo_fast") {
 				t.Errorf("%s:%s: want a pfifo_fast qdisc, got %q %v", nb[0], nb[1], out, err)
