@@ -53,6 +53,15 @@
 // byte (tcpcrypt.md §7 leaves the reference point ambiguous). Timers have a
 // granularity of about 200 ms (Tick sweeps a slice of the flows each time).
 //
+// # Configuration at run time
+//
+// Reconfigure swaps the whole configuration between two rounds, checked
+// first as New checks it (all of it or none). New connections take all of
+// it; connections already under way keep what they negotiated and their
+// policy, and use the new rekey thresholds and timers from then on; the
+// per-flow buffer caps bound their further growth (a buffer already larger
+// than a lowered cap is not shrunk).
+//
 // # Threads
 //
 // An Engine belongs to one worker goroutine: Handle for every frame, Tick

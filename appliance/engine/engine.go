@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -156,6 +157,7 @@ const (
 type Engine struct {
 	cfg       Config
 	deps      Deps
+	cache     *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
 	client    *cryptopool.Client
 	flows     map[flowKey]*flow
 	nextID    uint64
@@ -191,6 +193,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.cache = deps.Cache
 	if c.NoResumption {
 		e.deps.Cache = nil
 	}
@@ -202,6 +205,45 @@ func (e *Engine) Counters() *Counters { return &e.c }
 
 // Config returns the configuration in force, defaults filled in.
 func (e *Engine) Config() Config { return e.cfg }
+
+// Reconfigure replaces the configuration while the engine runs (it
+// implements appliance.Reconfigurer). Call it on the worker's goroutine
+// between two calls of Handle or Tick. cfg is checked as New checks it; on
+// an error nothing changes, else all of it applies at once:
+//   - new connections use all of it: TEPs, AEADs, policies, caps, rekey
+//     settings, resumption on or off, timers. A TEP without a key stock in
+//     Deps.Keys gets its key pairs generated inline (Counters.KeyGenInline).
+//   - existing connections keep what they negotiated or were given at
+//     their SYN (TEP, AEAD, role, policy); from now on they use the new
+//     rekey thresholds, measured over the current key generation (a flow
+//     already past a lowered threshold rekeys with its next frame, or at
+//     the next sweep when idle), and the new timers.
+//   - the per-flow buffer caps apply to existing flows as limits on
+//     growth: a buffer already larger than a lowered cap keeps its size and
+//     what it holds, only new allocations obey the cap (the windows the
+//     engine advertises follow the new caps, so the hosts slow down).
+//     Flows beyond a lowered MaxFlows stay; new ones are refused until
+//     the count falls under it.
+func (e *Engine) Reconfigure(cfg Config) error {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	// The caller keeps its slices: take copies, so that a later change to
+	// them cannot reach a running engine by the side door.
+	c.TEPs, c.AEADs, c.Policies = slices.Clone(c.TEPs), slices.Clone(c.AEADs), slices.Clone(c.Policies)
+	e.cfg = c
+	e.deps.Cache = e.cache
+	if c.NoResumption {
+		e.deps.Cache = nil
+	}
+	for _, f := range e.list {
+		if f.state != stPlain {
+			f.setCaps(&c)
+		}
+	}
+	return nil
+}
 
 func (e *Engine) drop(r int) Verdict {
 	e.c.Drops[r].Add(1)

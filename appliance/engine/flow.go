@@ -162,10 +162,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	if k.in.Addr().Is6() {
 		f.mssL, f.mssR = 1220, 1220
 	}
-	f.enc.store.max = e.cfg.RetransmitBytes
-	f.enc.pre.max = e.cfg.PreKeyBytes
-	f.rcv.reasm.max = e.cfg.ReassemblyBytes
-	f.rcv.plain.max = e.cfg.DeliverBytes
+	f.setCaps(&e.cfg)
 	if old := e.flows[k]; old != nil {
 		e.remove(old)
 	}
@@ -174,6 +171,15 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	e.list = append(e.list, f)
 	e.c.Flows.Add(1)
 	return f
+}
+
+// setCaps sets the flow's buffer caps. A ring already larger than its new
+// cap keeps its bytes and size: the cap bounds growth (ring.reserve).
+func (f *flow) setCaps(c *Config) {
+	f.enc.store.max = c.RetransmitBytes
+	f.enc.pre.max = c.PreKeyBytes
+	f.rcv.reasm.max = c.ReassemblyBytes
+	f.rcv.plain.max = c.DeliverBytes
 }
 
 func (f *flow) info() FlowInfo {
