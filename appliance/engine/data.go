@@ -198,10 +198,13 @@ func (f *flow) hostSeqOut() uint32 {
 	return wrap(f.isnR, h)
 }
 
-// wireSeqOut is the sequence number of the next segment toward R.
+// wireSeqOut is the wire's SND.NXT: the sequence number of a pure ACK (or
+// RST) toward R. It counts what was sent, not what is stored: host A's
+// Init1 is in the store before the third segment goes out, and a pure ACK
+// numbered past bytes R has never seen would look out of order.
 func (f *flow) wireSeqOut() uint32 {
-	w := f.enc.nextW
-	if f.enc.finW >= 0 {
+	w := f.enc.sentW
+	if f.enc.finW >= 0 && w >= f.enc.finW {
 		w = f.enc.finW + 1
 	}
 	return wrap(f.isnL, w)
@@ -498,11 +501,11 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 // (an RST may carry data: it would leave in plaintext), and forgets the flow.
 func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 	s := unwrap(p.Seq(), f.isnL, f.enc.nextH)
-	w := f.enc.nextW + (s - f.enc.nextH)
-	if f.enc.finH >= 0 && s > f.enc.finH {
-		w = f.enc.finW + (s - f.enc.finH)
+	seq := f.wireSeqOut() // the host's SND.NXT (or beyond: queued pre-key bytes) is ours
+	if s < f.enc.nextH {
+		seq = wrap(f.isnL, f.enc.nextW+(s-f.enc.nextH))
 	}
-	r := seg{seq: wrap(f.isnL, w), flags: packet.FlagRST, win: p.Window()}
+	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
 		r.ack, r.flags = wrap(f.isnR, a), packet.FlagRST|packet.FlagACK

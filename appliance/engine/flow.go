@@ -61,6 +61,7 @@ type encDir struct {
 	initDue      int64
 	initRTO      int64
 	nextH, nextW int64 // next new host byte and its wire offset
+	sentW        int64 // end of the wire bytes sent so far: the wire's SND.NXT (FIN aside)
 	ackW         int64 // R's cumulative wire ACK
 	ackH         int64 // its translation: end of the last whole frame acknowledged
 	finH, finW   int64 // the host FIN and the wire FIN (after the FINp frame), -1 until sent

@@ -64,7 +64,9 @@ func handshake(t *testing.T) *pair {
 	if option(s.opts, 69) != nil || mss(s.opts) != 1440 || s.seq != isnB || s.ack != isnA+1 {
 		t.Fatalf("SYN-ACK to a: %+v", s)
 	}
-	// a's third segment gets `45 02`; Init1 follows at once, PSH set.
+	// a's third segment gets `45 02`; Init1 follows at once, PSH set. The
+	// pure ACK is numbered by what the wire has carried so far (nothing:
+	// a's ISN+1), not past Init1, which R has not seen yet.
 	pr.tsA++
 	third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil)
 	toIn, toOut = ga.push(Inside, third)
@@ -74,6 +76,9 @@ func handshake(t *testing.T) *pair {
 	}
 	s = parse(t, toOut[0])
 	hasBytes(t, "third segment ENO", option(s.opts, 69), unhex("4502"))
+	if s.seq != isnA+1 || s.ack != isnB+1 || s.flags != ackF || len(s.payload) != 0 {
+		t.Fatalf("third segment on the wire: seq %x ack %x flags %x, want a pure ACK at %x", s.seq, s.ack, s.flags, isnA+1)
+	}
 	init1 := parse(t, toOut[1])
 	hasBytes(t, "Init1 ENO", option(init1.opts, 69), unhex("4502"))
 	if init1.seq != isnA+1 || len(init1.payload) != 75 || init1.flags != ackF|pshF {

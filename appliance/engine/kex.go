@@ -95,6 +95,7 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	if f.enoOut {
 		e.opts.eno()
 	}
+	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
 	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, f.rcv.ackW), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
 	if f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
 		s.ack = wrap(f.isnR, f.rcv.finW+1)
@@ -240,7 +241,7 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 	e.deps.Log.Debug("flow aborted", "id", f.id, "reason", why)
 	if f.toR.ok {
 		e.opts.reset()
-		e.send(tx[Outside], &f.toR, &seg{seq: wrap(f.isnL, f.enc.nextW), ack: wrap(f.isnR, f.rcv.rcvW),
+		e.send(tx[Outside], &f.toR, &seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, f.rcv.rcvW),
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	if f.toL.ok {
