@@ -139,6 +139,9 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 				break
 			}
 			en.ackH = fr.h + int64(fr.n)
+			if fr.owned() {
+				en.ownedN--
+			}
 			en.frames.pop()
 		}
 		if f.keys != nil {
@@ -437,7 +440,8 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 			flags |= packet.FlagFIN
 		}
 		e.sendStored(f, to, rec.w, wl, flags, true)
-		if n == 0 && !rec.fin {
+		if rec.owned() {
+			en.ownedN++
 			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
 		}
 		data = data[n:]
@@ -545,16 +549,20 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if si.hasTS {
 		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
 	}
+	prevWin := f.winR
 	f.winR = p.Window()
 	f.pktsIn++
 	hostAck := f.enc.ackH
 	prevAckW := f.enc.ackW
-	if fl&packet.FlagACK != 0 {
-		hostAck = e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
-	}
-	e.closeCheck(now, f)
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
+	if fl&packet.FlagACK != 0 {
+		aw := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+		hostAck = e.hostAckFromWire(f, aw)
+		dup := aw == prevAckW && len(data) == 0 && !fin && p.Window() == prevWin
+		e.ownedLoss(now, f, si, dup, tx[Outside])
+	}
+	e.closeCheck(now, f)
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)
 	end := w + int64(len(data))
 	if len(data) <= 1 && !fin && w == d.rcvW-1 && d.held.n == 0 {
@@ -619,6 +627,80 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 	}
 	return Forwarded
+}
+
+// ownedLoss resends at once the wire bytes the appliance owns (its Init
+// message, empty rekey frames) when R's ACKs show them missing, as TCP's
+// fast retransmit would: on the third duplicate ACK whose hole starts in
+// one of them (RFC 5681 §3.2), or on SACK blocks above them that leave them
+// uncovered (RFC 2018, RFC 6675 §5). The host never resends these bytes
+// and R holds everything after them, so waiting for the timer would stall
+// the connection for an RTO. Each is resent this way once; the timer
+// covers a lost repeat. dup: the segment is a duplicate ACK (RFC 5681 §2).
+func (e *Engine) ownedLoss(now int64, f *flow, si *segInfo, dup bool, to TxSink) {
+	en := &f.enc
+	if !dup || en.sentW <= en.ackW {
+		en.dupAcks = 0 // a new ACK, data, a window update, or nothing outstanding
+	} else {
+		en.dupAcks++
+	}
+	initOpen := en.initSent && en.ackW < en.initLen
+	if !initOpen && en.ownedN == 0 {
+		return // nothing of ours outstanding: the usual case, kept cheap
+	}
+	// top: the highest byte R holds beyond the hole at ackW.
+	top := int64(-1)
+	var blocks [4]span
+	nb := 0
+	for i := 0; i < si.nsack; i++ {
+		a := unwrap(si.sack[i][0], f.isnL, en.ackW)
+		b := unwrap(si.sack[i][1], f.isnL, en.ackW)
+		if a > en.ackW && b > a && b <= en.sentW {
+			blocks[nb] = span{a, b}
+			nb++
+			top = max(top, b)
+		}
+	}
+	if top < 0 {
+		if en.dupAcks != 3 {
+			return
+		}
+		top = en.ackW + 1 // no SACK: only the range holding ackW is known missing
+	}
+	covered := func(s, e int64) bool {
+		for _, b := range blocks[:nb] {
+			if b.s <= s && e <= b.e {
+				return true
+			}
+		}
+		return false
+	}
+	if initOpen && !en.initFast && !covered(en.ackW, en.initLen) {
+		en.initFast = true
+		e.c.InitRetransmits.Add(1)
+		e.sendInit(now, f, to)
+	}
+	if en.ownedN == 0 {
+		return
+	}
+	sent := false
+	for i := 0; i < en.frames.n; i++ {
+		fr := en.frames.at(i)
+		if fr.w >= top {
+			break
+		}
+		end := fr.w + int64(fr.wl)
+		if !fr.owned() || fr.fast || end <= en.ackW || covered(fr.w, end) {
+			continue
+		}
+		fr.fast = true
+		e.sendStored(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
+		e.c.FrameRetransmits.Add(1)
+		sent = true
+	}
+	if sent {
+		en.ownedDue = now + en.ownedRTO // the timer restarts with a retransmission
+	}
 }
 
 // forwardAckToL passes R's pure ACK (or keep-alive) on to L, translated,

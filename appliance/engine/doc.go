@@ -24,7 +24,10 @@
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
 // offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
-// blocks become host ones rounded to whole frames. The decrypting direction
+// blocks become host ones rounded to whole frames. The bytes the appliance
+// puts in the stream itself (its Init message, empty rekey frames) are its
+// own to resend: on a timer, and at once when the far side's third
+// duplicate ACK or its SACK blocks show the hole starts there. The decrypting direction
 // reassembles the wire stream (out-of-order bytes held and answered with a
 // duplicate ACK carrying SACK in wire space), feeds the Init reader and then
 // tcpcrypt.FrameDecoder, and delivers each frame's data at its host offset;

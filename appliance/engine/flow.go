@@ -30,7 +30,12 @@ type frameRec struct {
 	n, wl int32
 	gen   uint64
 	fin   bool
+	fast  bool // an appliance-owned frame already sent again on R's duplicate ACKs
 }
+
+// owned reports whether the appliance owns the frame's bytes: an empty
+// frame it put in the stream itself (a rekey frame), which no host resends.
+func (r *frameRec) owned() bool { return r.n == 0 && !r.fin }
 
 // frameQ is a growable FIFO of frames (one allocation per doubling).
 type frameQ struct {
@@ -74,6 +79,9 @@ type encDir struct {
 	genStart     int64 // when the current generation started
 	ownedDue     int64 // retransmission time of appliance-owned empty frames
 	ownedRTO     int64
+	ownedN       int    // appliance-owned empty frames in frames
+	initFast     bool   // the Init was sent again on R's duplicate ACKs
+	dupAcks      int    // R's duplicate ACKs at ackW (RFC 5681 §2)
 	forgotBelow  uint64 // sending keys below this generation are forgotten
 }
 

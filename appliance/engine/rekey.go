@@ -33,7 +33,7 @@ func (e *Engine) resendOwned(now int64, f *flow, to TxSink) {
 	pending := false
 	for i := 0; i < en.frames.n; i++ {
 		fr := en.frames.at(i)
-		if fr.n == 0 && !fr.fin {
+		if fr.owned() {
 			e.sendStored(f, to, fr.w, int(fr.wl), 0x10, false)
 			e.c.FrameRetransmits.Add(1)
 			pending = true
