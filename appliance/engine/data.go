@@ -65,11 +65,20 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			return e.farSYNACK(now, f, p, tx)
 		}
 		if fl&packet.FlagSYN != 0 {
-			// Simultaneous open: not negotiated on the hosts' behalf (the
-			// SYN-ACKs would have to repeat the SYN options, ENO-31); the
-			// connection goes on in plain TCP. Our SYN's ENO is answered by
-			// none, so the far side falls back too.
-			e.kill(f, FallbackNegotiate, "simultaneous open")
+			// Simultaneous open: not negotiated on the inside host's
+			// behalf (its SYN-ACK would have to repeat our SYN option,
+			// ENO-31, and both SYNs carry b = 0, a role clash, ENO-30).
+			// The connection goes on in plain TCP: the host's SYN-ACK
+			// leaves without ENO (ENO-33) and no ACK from it carries ENO,
+			// so the far side falls back too (ENO-34).
+			if f.policy == Require {
+				// No plain TCP with this prefix: hold the far SYN back.
+				// The connection can then only go on through the far
+				// side's SYN-ACK to our SYN, where negotiation decides
+				// (or the policy resets both hosts).
+				return e.drop(DropPolicy)
+			}
+			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
 			return Passthrough
 		}
 		return e.drop(DropStale)

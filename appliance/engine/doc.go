@@ -50,7 +50,11 @@
 //
 // # Limits
 //
-// A simultaneous open is left in plain TCP. URGp is never generated (the
+// A simultaneous open is left in plain TCP, counted as simultaneous_open
+// (both SYNs carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
+// under the require policy the far SYN is held back instead, so that only
+// the far side's SYN-ACK to our SYN can go on, where negotiation or the
+// policy decides. URGp is never generated (the
 // urgent flag from a host is dropped and counted); a received URGp sets URG
 // with the pointer just past urgent bytes counted from the frame's first data
 // byte (tcpcrypt.md §7 leaves the reference point ambiguous). Timers have a

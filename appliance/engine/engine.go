@@ -126,13 +126,14 @@ type Counters struct {
 
 // Fallback reasons, counted in Counters.Fallbacks.
 const (
-	FallbackNoENO      = iota // the far side answered without TCP-ENO
-	FallbackNegotiate         // TCP-ENO present but negotiation failed (see FlowInfo)
-	FallbackSYNData           // the SYN carried data or a Fast Open cookie
-	FallbackNoENOInACK        // the third segment came without TCP-ENO (ENO-28)
-	FallbackEndToEnd          // the inside host speaks TCP-ENO itself
-	FallbackBypass            // policy
-	FallbackOptionRoom        // the option did not fit
+	FallbackNoENO            = iota // the far side answered without TCP-ENO
+	FallbackNegotiate               // TCP-ENO present but negotiation failed (see FlowInfo)
+	FallbackSYNData                 // the SYN carried data or a Fast Open cookie
+	FallbackNoENOInACK              // the third segment came without TCP-ENO (ENO-28)
+	FallbackEndToEnd                // the inside host speaks TCP-ENO itself
+	FallbackBypass                  // policy
+	FallbackOptionRoom              // the option did not fit
+	FallbackSimultaneousOpen        // both hosts opened actively: not negotiated on the inside host's behalf
 	NumFallbackReasons
 )
 
@@ -350,7 +351,7 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum"}
 )
 

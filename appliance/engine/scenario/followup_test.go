@@ -210,3 +210,54 @@ func TestRekeyFrameLossFastRecovery(t *testing.T) {
 		t.Fatalf("G_B at key generation %d, want 1", fb.KeyGeneration)
 	}
 }
+
+// TestSimultaneousOpen: a and b open actively at the same time. Each
+// appliance adds its SYN option (b = 0) and then meets the other's SYN:
+// a role clash (ENO-30) that neither negotiates on its host's behalf. Both
+// count it as simultaneous_open, the hosts' SYN-ACKs go on the link
+// without ENO (ENO-33: an active opener may leave it out after such a
+// SYN), and the connection carries plain TCP both ways, untouched.
+func TestSimultaneousOpen(t *testing.T) {
+	f := full(t)
+	w, a, b := f.w, f.a, f.b
+	if v := w.Host(SideA, a.SYN(LinuxSYNOpts)); v != engine.Forwarded {
+		t.Fatalf("a's SYN at G_A: %v", v)
+	}
+	if v := w.Host(SideB, b.SYN(LinuxSYNOpts)); v != engine.Forwarded {
+		t.Fatalf("b's SYN at G_B: %v", v)
+	}
+	w.Run(latency)
+	for _, s := range []Side{SideA, SideB} {
+		g := one(t, fmt.Sprintf("SYN at host %d", s), w.Take(s))
+		if !g.Has(packettest.SYN) || g.Has(packettest.ACK) || len(g.ENO()) != 1 {
+			t.Fatalf("host %d got %v, want the other's SYN with its appliance's ENO option", s, g)
+		}
+		fl := one2(t, w.Flows(s))
+		if fl.State != "plain" || fl.Encrypted || fl.FallbackReason == "" {
+			t.Fatalf("side %d flow: %+v", s, fl)
+		}
+		if n := w.G[s].Counters().Fallbacks[engine.FallbackSimultaneousOpen].Load(); n != 1 {
+			t.Fatalf("side %d: %d simultaneous-open fallbacks, want 1", s, n)
+		}
+	}
+	n := [2]int{f.mark(AtoB), f.mark(BtoA)}
+	synackA, synackB := a.SYNACK(isnB, LinuxSYNOpts), b.SYNACK(isnA, LinuxSYNOpts)
+	w.Host(SideA, synackA)
+	w.Host(SideB, synackB)
+	for i, d := range []Dir{AtoB, BtoA} {
+		s := one(t, "SYN-ACK on the link", f.sentSince(d, n[i]))
+		if len(s.ENO()) != 0 || !bytes.Equal(s.Raw, [][]byte{synackA, synackB}[i]) {
+			t.Fatalf("SYN-ACK on the link %v: %v, want the host's unchanged, without ENO (ENO-33)", d, s)
+		}
+	}
+	w.Run(latency)
+	w.Take(SideA)
+	w.Take(SideB)
+	msg := []byte("plain after a simultaneous open")
+	data := a.Data(0, isnB+1, msg)
+	w.Host(SideA, data)
+	w.Run(latency)
+	if g := one(t, "data at b", w.Take(SideB)); !bytes.Equal(g.Raw, data) {
+		t.Fatalf("b got %v, want a's segment untouched", g)
+	}
+}
