@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/deploy/impair"
 	"github.com/tcpinc/tcpinc/deploy/netns"
 	"github.com/tcpinc/tcpinc/deploy/topology"
@@ -520,8 +521,8 @@ func (e *encEnv) adminServed() bool {
 }
 
 // fallbackNames index the engine's Fallbacks array in tcpincd's counter
-// log line (engine.Fallback* order).
-var fallbackNames = []string{"no_eno", "negotiate", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room"}
+// log line: the engine's own labels, so the two cannot drift apart.
+var fallbackNames = engine.FallbackNames[:]
 
 var engineLine = regexp.MustCompile(`msg=engine queue=\d+ .*?\bencrypted=(\d+) .*?\bauth_failures=(\d+) .*?\bframes_sealed=(\d+) frames_opened=(\d+) fallbacks="\[([\d ]*)\]"`)
 
