@@ -141,7 +141,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Runs: cfg.Runs, Streams: cfg.Streams, Duration: cfg.Duration, Omit: cfg.Omit,
 			PPSDuration: cfg.PPSDuration, PPSWarmup: cfg.PPSWarmup, TrafgenCPUs: cfg.TrafgenCPUs,
 			FrameLen: cfg.FrameLen, MTU: cfg.MTU,
-			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of BASELINES.md)",
+			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of BASELINES.md); " +
+				"a pfifo_fast qdisc on those and on the gateway ports",
 		},
 	}
 	for _, c := range cfg.Cases {
