@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/deploy/netns"
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
@@ -53,6 +54,19 @@ type Config struct {
 	// IdleSample is how long the harness samples vm_busy with no traffic
 	// before each case, to show load from outside the bench (default 2 s).
 	IdleSample time.Duration
+	// Self is the bench binary, re-executed in hA and hB as the
+	// connection-rate client and server (ConnTool). Empty: no connection
+	// measurements.
+	Self string
+	// ConnDuration is each connection-rate run; ConnConcurrency the
+	// connections in flight; FirstByteCount the sequential connections of
+	// the first-byte measurement (defaults 5 s, 16, 200).
+	ConnDuration    time.Duration
+	ConnConcurrency int
+	FirstByteCount  int
+	// X25519Time is how long the X25519 limit is measured, per worker count
+	// (default 3 s); negative skips it.
+	X25519Time time.Duration
 	// Command is the command line recorded in the report.
 	Command string
 	Logf    func(format string, args ...any)
@@ -104,6 +118,18 @@ func (c *Config) fill() {
 	if c.IdleSample == 0 {
 		c.IdleSample = 2 * time.Second
 	}
+	if c.ConnDuration == 0 {
+		c.ConnDuration = 5 * time.Second
+	}
+	if c.ConnConcurrency == 0 {
+		c.ConnConcurrency = 16
+	}
+	if c.FirstByteCount == 0 {
+		c.FirstByteCount = 200
+	}
+	if c.X25519Time == 0 {
+		c.X25519Time = 3 * time.Second
+	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
@@ -141,9 +167,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Runs: cfg.Runs, Streams: cfg.Streams, Duration: cfg.Duration, Omit: cfg.Omit,
 			PPSDuration: cfg.PPSDuration, PPSWarmup: cfg.PPSWarmup, TrafgenCPUs: cfg.TrafgenCPUs,
 			FrameLen: cfg.FrameLen, MTU: cfg.MTU,
+			ConnDuration: cfg.ConnDuration, ConnConcurrency: cfg.ConnConcurrency, FirstByteCount: cfg.FirstByteCount,
 			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of BASELINES.md); " +
 				"a pfifo_fast qdisc on those and on the gateway ports",
 		},
+	}
+	if cfg.X25519Time > 0 {
+		rep.X25519 = h.x25519(ctx)
 	}
 	for _, c := range cfg.Cases {
 		if ctx.Err() != nil {
@@ -293,6 +323,9 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		res.PPS.Offered = append(res.PPS.Offered, offered)
 		res.PPS.Forwarded = append(res.PPS.Forwarded, fwd)
 		res.PPS.Busy = append(res.PPS.Busy, busy)
+	}
+	if h.cfg.Self != "" && ctx.Err() == nil {
+		h.connCase(ctx, topo, res, gw)
 	}
 	return res
 }
@@ -642,7 +675,10 @@ func revision(dir string) string {
 	return rev
 }
 
-type tcpincdGateway struct{ procs []*netns.Process }
+type tcpincdGateway struct {
+	procs  []*netns.Process
+	admins []*admin.Client // gwA's, gwB's
+}
 
 func (g *tcpincdGateway) check() error {
 	for _, p := range g.procs {
@@ -657,7 +693,7 @@ func (g *tcpincdGateway) check() error {
 const passthroughConfig = "engine:\n  enabled: false\n"
 
 func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engine bool) (gateway, error) {
-	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", ""}
+	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "<unix socket>"}
 	if !fast {
 		args = append(args, "--no-fast-path")
 	}
@@ -671,11 +707,23 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engin
 	args = append(args, h.cfg.TcpincdArgs...)
 	g := &tcpincdGateway{}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		p, err := topo.Start(gw, "tcpincd@"+string(gw), args...)
+		// The admin API on a unix socket in the temp dir: reachable from
+		// here whatever the namespace, and how the harness switches
+		// resumption and reads the engine's counters.
+		sock := filepath.Join(h.tmp, "admin-"+string(gw)+".sock")
+		_ = os.Remove(sock)
+		a := append([]string(nil), args...)
+		a[6] = "unix:" + sock
+		p, err := topo.Start(gw, "tcpincd@"+string(gw), a...)
 		if err != nil {
 			return nil, err
 		}
 		g.procs = append(g.procs, p)
+		c, err := admin.NewClient("unix:"+sock, "")
+		if err != nil {
+			return nil, err
+		}
+		g.admins = append(g.admins, c)
 	}
 	// Give a daemon that rejects its flags or cannot attach a moment to say so.
 	time.Sleep(time.Second)

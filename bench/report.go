@@ -46,7 +46,51 @@ type Result struct {
 	Errors  []string
 	TCP     map[int]*TCPRuns // by stream count
 	PPS     *PPSRuns
-	Notes   []string // facts the case reported about itself (modes, versions)
+	Conn    []*ConnVariant // connection rate and first-byte delay
+	Notes   []string       // facts the case reported about itself (modes, versions)
+}
+
+// The variants of the encrypted case's connection measurements.
+const (
+	VariantFresh   = "resumption off"
+	VariantResumed = "resumption on"
+)
+
+// ConnVariant is the connection-rate runs and the first-byte run of one
+// case (and, for the encrypted case, one resumption setting).
+type ConnVariant struct {
+	Variant   string // "" or VariantFresh / VariantResumed
+	Rate      []ConnStats
+	Busy      []float64 // vm_busy % per rate run
+	FirstByte *ConnStats
+	// gwA's engine counters over the rate runs and over the first-byte run
+	// (nil without tcpincd's admin API).
+	RateEngine, FirstByteEngine *EngineCounts
+	Errors                      []string
+}
+
+// EngineCounts are the handshake counters of one tcpincd (admin API).
+type EngineCounts struct {
+	Encrypted, Failed, Fallback, Resumed, AuthFailures uint64
+}
+
+// Sub returns c - before (nil if either is nil).
+func (c *EngineCounts) Sub(before *EngineCounts) *EngineCounts {
+	if c == nil || before == nil {
+		return nil
+	}
+	return &EngineCounts{
+		Encrypted: c.Encrypted - before.Encrypted, Failed: c.Failed - before.Failed, Fallback: c.Fallback - before.Fallback,
+		Resumed: c.Resumed - before.Resumed, AuthFailures: c.AuthFailures - before.AuthFailures,
+	}
+}
+
+// X25519Limit is keygen+ECDH per second measured in the harness process.
+type X25519Limit struct {
+	Cores    int
+	One, All float64 // jobs/s on one goroutine, on Cores goroutines
+	IdleBusy float64 // vm_busy % with no bench traffic just before
+	Err      string
 }
 
 // Settings are the knobs of a run, printed with the report.
@@ -61,6 +105,10 @@ type Settings struct {
 	FrameLen    int
 	MTU         int
 	Offloads    string
+
+	ConnDuration    time.Duration
+	ConnConcurrency int
+	FirstByteCount  int
 }
 
 // Report is one invocation's results.
@@ -69,6 +117,7 @@ type Report struct {
 	Date     time.Time
 	Machine  string
 	Settings Settings
+	X25519   *X25519Limit
 	Results  []*Result
 }
 
@@ -161,6 +210,11 @@ func (r *Report) Markdown() string {
 		for _, e := range res.Errors {
 			fmt.Fprintf(&b, "  - error: %s\n", e)
 		}
+		for _, v := range res.Conn {
+			for _, e := range v.Errors {
+				fmt.Fprintf(&b, "  - connections%s: %s\n", variantSuffix(v.Variant), e)
+			}
+		}
 	}
 
 	a, wg := r.result(CaseKernel.ID), r.result(CaseWireguard.ID)
@@ -201,7 +255,141 @@ func (r *Report) Markdown() string {
 			label(res.Case), kpps(Summarize(p.Offered).Median), kpps(fs.Min), kpps(fs.Median), kpps(fs.Max),
 			rangePct(p.Busy), ratio(Ratio(fs.Median, ppsMedian(a))), ratio(Ratio(fs.Median, ppsMedian(wg))))
 	}
+	r.connMarkdown(&b)
 	return b.String()
+}
+
+func connLabel(c Case, v *ConnVariant) string {
+	if v.Variant == "" {
+		return label(c)
+	}
+	return label(c) + ", " + v.Variant
+}
+
+// medianOf is the median over runs of one field of ConnStats.
+func medianOf(runs []ConnStats, f func(ConnStats) float64) float64 {
+	xs := make([]float64, len(runs))
+	for i, s := range runs {
+		xs[i] = f(s)
+	}
+	return Summarize(xs).Median
+}
+
+func us(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func count(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+// String is the counters as the report prints them.
+func (c *EngineCounts) String() string {
+	if c == nil {
+		return "–"
+	}
+	share := "–"
+	if c.Encrypted > 0 {
+		share = fmt.Sprintf("%.0f %%", 100*float64(c.Resumed)/float64(c.Encrypted))
+	}
+	return fmt.Sprintf("%d encrypted, %d resumed (%s), %d fallback, %d failed", c.Encrypted, c.Resumed, share, c.Fallback, c.Failed)
+}
+
+func (r *Report) connMarkdown(b *strings.Builder) {
+	s := r.Settings
+	var plain *ConnVariant
+	if a := r.result(CaseKernel.ID); a != nil && len(a.Conn) > 0 {
+		plain = a.Conn[0]
+	}
+	have := false
+	for _, res := range r.Results {
+		if res.Skipped == "" && len(res.Conn) > 0 {
+			have = true
+		}
+	}
+	if !have && r.X25519 == nil {
+		return
+	}
+	fmt.Fprintf(b, "\n### New connections per second hA → hB (%d in flight, %d s per run, %d runs)\n\n",
+		s.ConnConcurrency, int(s.ConnDuration.Seconds()), s.Runs)
+	b.WriteString("Each connection: connect, a 4-byte request, the server's 4-byte answer at once, the client closes. " +
+		"`tcpinc-bench` itself is the client (in hA) and the server (in hB, 8 ports round robin). " +
+		"Latency is from the start of connect() to the first response byte, percentiles over all connections of a run, median over runs. " +
+		"Engine: gwA's tcpincd counters over the rate runs (admin API).\n\n")
+	b.WriteString("| case | conn/s min | **median** | max | latency p50 µs | p99 µs | failed | vm_busy % | vs (a) | engine (gwA) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	plainRate := math.NaN()
+	if plain != nil {
+		plainRate = medianOf(plain.Rate, ConnStats.Rate)
+	}
+	for _, res := range r.Results {
+		if res.Skipped != "" {
+			continue
+		}
+		for _, v := range res.Conn {
+			if len(v.Rate) == 0 {
+				fmt.Fprintf(b, "| %s | – | – | – | – | – | – | – | – | %s |\n", connLabel(res.Case, v), v.RateEngine)
+				continue
+			}
+			rates := make([]float64, len(v.Rate))
+			failed := 0
+			for i, st := range v.Rate {
+				rates[i] = st.Rate()
+				failed += st.Errors
+			}
+			sm := Summarize(rates)
+			fmt.Fprintf(b, "| %s | %s | **%s** | %s | %s | %s | %d | %s | %s | %s |\n",
+				connLabel(res.Case, v), count(sm.Min), count(sm.Median), count(sm.Max),
+				us(medianOf(v.Rate, func(s ConnStats) float64 { return s.FirstByte.P50 })),
+				us(medianOf(v.Rate, func(s ConnStats) float64 { return s.FirstByte.P99 })),
+				failed, rangePct(v.Busy), ratio(Ratio(sm.Median, plainRate)), v.RateEngine)
+		}
+	}
+	if x := r.X25519; x != nil {
+		if x.Err != "" {
+			fmt.Fprintf(b, "\nX25519 limit: not measured: %s\n", x.Err)
+		} else {
+			fmt.Fprintf(b, "\n**X25519 limit** (one key generation + one ECDH, Go crypto/ecdh, measured by the harness before the first case, "+
+				"vm_busy %.0f %% just before): **%.0f** per second on 1 core, **%.0f** on %d cores. "+
+				"A fresh connection costs one of these on each appliance; with both appliances on these %d cores that is at most "+
+				"**%.0f** fresh connections per second from public-key work alone.\n",
+				x.IdleBusy, x.One, x.All, x.Cores, x.Cores, x.All/2)
+		}
+	}
+
+	fmt.Fprintf(b, "\n### First-byte delay hA → hB (%d sequential connections, µs)\n\n", s.FirstByteCount)
+	b.WriteString("One connection at a time, as above: connect() is the three-way handshake as the client sees it; " +
+		"first byte is from the start of connect() to the first byte of the answer.\n\n")
+	b.WriteString("| case | connect() p50 | p99 | **first byte p50** | p99 | first byte − connect() p50 | extra over (a) p50 | engine (gwA) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	plainFB := math.NaN()
+	if plain != nil && plain.FirstByte != nil {
+		plainFB = plain.FirstByte.FirstByte.P50
+	}
+	for _, res := range r.Results {
+		if res.Skipped != "" {
+			continue
+		}
+		for _, v := range res.Conn {
+			f := v.FirstByte
+			if f == nil {
+				continue
+			}
+			extra := "–"
+			if !math.IsNaN(plainFB) {
+				extra = fmt.Sprintf("%+.0f µs", f.FirstByte.P50-plainFB)
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | **%s** | %s | %s | %s | %s |\n",
+				connLabel(res.Case, v), us(f.Connect.P50), us(f.Connect.P99), us(f.FirstByte.P50), us(f.FirstByte.P99),
+				us(f.FirstByte.P50-f.Connect.P50), extra, v.FirstByteEngine)
+		}
+	}
 }
 
 // NotesHeading starts a hand-written subsection that ReplaceSection keeps

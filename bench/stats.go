@@ -1,8 +1,11 @@
-// Package bench is tcpinc's dataplane benchmark harness: it runs iperf3 and a
-// small-packet generator (trafgen) hA -> hB through the standard topology
-// (deploy/topology) for several cases side by side in one invocation: kernel
-// forwarding, wireguard-go between the gateways, and tcpincd with and without
-// its XDP fast path. It reports min/median/max over runs, ratios to the
+// Package bench is tcpinc's dataplane benchmark harness: it runs iperf3, a
+// small-packet generator (trafgen) and its own short-connection load
+// (connection rate and first-byte delay) hA -> hB through the standard
+// topology (deploy/topology) for several cases side by side in one
+// invocation: kernel forwarding, wireguard-go between the gateways, tcpincd
+// passing through with and without its XDP fast path, and tcpincd
+// encrypting (connections with resumption off and on, beside the X25519
+// keygen+ECDH rate). It reports min/median/max over runs, ratios to the
 // anchors and whole-VM CPU use, as markdown (bench/RESULTS.md).
 //
 // The parsing, statistics and report code runs anywhere; Run needs root and

@@ -1,15 +1,20 @@
-// Command tcpinc-bench runs the dataplane benchmark of issue 3 in one
+// Command tcpinc-bench runs the dataplane benchmark of issues 3 and 4 in one
 // invocation on the standard topology (deploy/topology): iperf3 with 1 and 4
-// streams and a 60-byte UDP rate test (trafgen) from hA to hB through
+// streams, a 60-byte UDP rate test (trafgen), new connections per second
+// and first-byte delay (its own client and server, this binary re-executed
+// as "conn-client" in hA and "conn-server" in hB) from hA to hB through
 //
 //	(a) kernel forwarding (a bridge in each gateway namespace),
 //	(b) wireguard-go between the gateways (built from the Go module proxy into a temp dir),
 //	(c) tcpincd with the XDP fast path,
 //	(d) tcpincd with every frame through user space (--no-fast-path),
+//	(e) tcpincd with its TCP-ENO/tcpcrypt engine on (connections measured
+//	    with resumption off, then on, switched over the admin API),
 //
+// beside the X25519 keygen+ECDH rate on one core and on all,
 // and writes min/median/max, ratios to (a) and (b) and vm_busy as the
 // "## Dataplane" section of bench/RESULTS.md (other sections are kept).
-// Needs root. A full run takes about 7 minutes.
+// Needs root. A full run takes about 10 minutes.
 //
 //	go run ./cmd/tcpinc-bench [-cases a,b,c,d,e] [-runs 3] [-time 10s] [-out bench/RESULTS.md]
 package main
@@ -30,6 +35,17 @@ import (
 )
 
 func main() {
+	// The connection-rate client and server: the harness re-executes this
+	// binary in hA and hB.
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "conn-") {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := bench.ConnTool(ctx, os.Args[1:], os.Stdout)
+		stop()
+		if err != nil {
+			fail(err)
+		}
+		return
+	}
 	casesFlag := flag.String("cases", "a,b,c,d,e", "cases to run, by letter or name (kernel, wireguard-go, tcpinc-fast, tcpinc-user, tcpinc-crypt)")
 	runs := flag.Int("runs", 3, "runs per measurement")
 	streams := flag.String("streams", "1,4", "iperf3 parallel stream counts")
@@ -45,6 +61,10 @@ func main() {
 	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults BASELINES.md used")
 	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
+	connTime := flag.Duration("conn-time", 5*time.Second, "length of each connection-rate run")
+	connConc := flag.Int("conn-concurrency", 16, "connections in flight in the connection-rate runs")
+	fbCount := flag.Int("first-byte-count", 200, "sequential connections of the first-byte measurement")
+	noConn := flag.Bool("no-conn", false, "skip the connection-rate, first-byte and X25519 measurements")
 	quiet := flag.Bool("q", false, "no progress lines on stderr")
 	flag.Parse()
 
@@ -63,10 +83,21 @@ func main() {
 	if *runs < 1 {
 		fail(errors.New("-runs must be >= 1"))
 	}
+	if *connConc < 1 || *fbCount < 1 || *connTime <= 0 {
+		fail(errors.New("-conn-concurrency, -first-byte-count and -conn-time must be positive"))
+	}
+	self := ""
+	x25519Time := time.Duration(0)
+	if *noConn {
+		x25519Time = -1
+	} else if self, err = os.Executable(); err != nil {
+		fail(fmt.Errorf("own executable for the connection client and server: %w", err))
+	}
 	cfg := bench.Config{
 		Cases: cases, Runs: *runs, Streams: ns, Duration: *dur, Omit: *omit, PPSDuration: *ppsTime,
 		TrafgenCPUs: *trafgenCPUs, MTU: *mtu, Prefix: *prefix, Net: *netN,
 		WireguardVersion: *wgVersion, WireguardRecipeOffloads: *wgRecipe, RepoDir: *repo, TcpincdArgs: strings.Fields(*tcpincdArgs),
+		Self: self, ConnDuration: *connTime, ConnConcurrency: *connConc, FirstByteCount: *fbCount, X25519Time: x25519Time,
 		Command: strings.Join(append([]string{"go run ./cmd/tcpinc-bench"}, os.Args[1:]...), " "),
 	}
 	if !*quiet {
