@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -123,5 +124,24 @@ func TestCorruptedSegmentDropped(t *testing.T) {
 	atB, _ := pr.toB(w)
 	if len(atB) != 1 || string(atB[0].payload) != "data" {
 		t.Fatalf("retransmission: %+v", atB)
+	}
+}
+
+// TestStrayRSTBadChecksumDropped: an RST for a tuple the engine has no
+// record of is passed on only when its checksum is valid (found by
+// FuzzScript: a corrupted stray RST left with a bad checksum).
+func TestStrayRSTBadChecksumDropped(t *testing.T) {
+	g := newGW(t, Config{})
+	rst := tcpFrame(addrB, addrA, 1000, 2000, rstF|ackF, 502, nil, nil)
+	if v := g.e.Handle(0, Outside, slices.Clone(rst), g.tx); v != Passthrough {
+		t.Fatalf("valid stray RST: verdict %v, want Passthrough", v)
+	}
+	bad := slices.Clone(rst)
+	bad[len(bad)-1] ^= 0x40 // urgent pointer: header bytes, checksum now wrong
+	if v := g.e.Handle(0, Outside, bad, g.tx); v != Dropped {
+		t.Fatalf("corrupted stray RST: verdict %v, want Dropped", v)
+	}
+	if n := g.e.Counters().Drops[DropChecksum].Load(); n != 1 {
+		t.Fatalf("checksum drops = %d, want 1", n)
 	}
 }

@@ -149,7 +149,7 @@ const (
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
 	DropFragment           // a TCP fragment from the inside
-	DropChecksum           // a segment of an encrypted connection with a bad TCP checksum
+	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	NumDropReasons
 )
 
@@ -379,6 +379,11 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	if fl&packet.FlagRST != 0 {
 		if len(p.Payload()) > 0 {
 			return e.drop(DropStale) // RST data might be plaintext of a forgotten connection
+		}
+		if !p.VerifyL4Checksum() {
+			// Corrupted on the way: the host would drop it; the
+			// engine forwards only segments it can vouch for.
+			return e.drop(DropChecksum)
 		}
 		return Passthrough
 	}
