@@ -368,6 +368,15 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		return e.drop(DropMalformed)
 	}
 	e.clamp(f, p) // p now decodes buf
+	if len(p.Payload()) > 0 {
+		// SYN data under ENO: tcpcrypt defines none, so it is discarded
+		// and never acknowledged (RFC 8547 §4.7); it is unauthenticated
+		// and must not reach the host.
+		if p.ResizePayload(0) != nil || !p.FixL4Checksum() {
+			return e.drop(DropMalformed)
+		}
+		m = len(p.Frame())
+	}
 	tx[Inside].Commit(m)
 	return Forwarded
 }
