@@ -150,6 +150,7 @@ const (
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
 	DropFragment           // a TCP fragment from the inside
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
+	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	NumDropReasons
 )
 
@@ -264,6 +265,15 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	if p.IsICMP() && from == Outside && p.IsPathMTU() {
 		return e.handlePTB(p)
 	}
+	if p.IsICMP() && from == Inside {
+		// An ICMP error about a segment the appliance delivered quotes
+		// decrypted plaintext (Linux quotes up to 548 bytes); one about
+		// a host segment quotes what was never sent as such. Neither may
+		// leave; the far side's path is the far appliance's business.
+		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			return e.drop(DropICMPQuote)
+		}
+	}
 	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
 		// A fragment of a TCP segment may carry plaintext of an encrypted
 		// connection and cannot be matched to one (later fragments have no
@@ -352,7 +362,7 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the
@@ -403,4 +413,33 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	}
 	e.send(tx[from], &t, &s, nil)
 	return e.drop(DropStale)
+}
+
+// quotedFlow returns the flow of the TCP segment an ICMP error quotes, in
+// either direction, or nil.
+func (e *Engine) quotedFlow(p *packet.Packet) *flow {
+	q, ok := p.Quote()
+	if !ok || q.Proto != packet.ProtoTCP {
+		return nil
+	}
+	src, dst, ok := p.QuotedPorts()
+	if !ok {
+		return nil
+	}
+	fr := p.Frame()
+	var qs, qd netip.Addr
+	if q.Version == 4 && q.L3+20 <= len(fr) {
+		qs, _ = netip.AddrFromSlice(fr[q.L3+12 : q.L3+16])
+		qd, _ = netip.AddrFromSlice(fr[q.L3+16 : q.L3+20])
+	} else if q.Version == 6 && q.L3+40 <= len(fr) {
+		qs, _ = netip.AddrFromSlice(fr[q.L3+8 : q.L3+24])
+		qd, _ = netip.AddrFromSlice(fr[q.L3+24 : q.L3+40])
+	} else {
+		return nil
+	}
+	a, b := netip.AddrPortFrom(qs, src), netip.AddrPortFrom(qd, dst)
+	if f := e.flows[flowKey{in: a, out: b}]; f != nil {
+		return f
+	}
+	return e.flows[flowKey{in: b, out: a}]
 }

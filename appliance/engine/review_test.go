@@ -1,6 +1,12 @@
 package engine
 
-import "testing"
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
 
 // Tests from the adversarial review: each pins a defect that was fixed.
 
@@ -10,7 +16,7 @@ func synAckToA(t *testing.T) (ga, gb *gw, synack segv) {
 	ga = newGW(t, Config{TEPs: testTEPs})
 	gb = newGW(t, Config{TEPs: testTEPs})
 	_, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1000), nil))
-	gb.push(Outside, one(t, "SYN", toOut). /* checked */ frame())
+	gb.push(Outside, one(t, "SYN", toOut).frame())
 	_, toOut = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5000), nil))
 	return ga, gb, one(t, "SYN-ACK", toOut)
 }
@@ -35,5 +41,45 @@ func TestSYNACKDataNeverDelivered(t *testing.T) {
 	toIn, _ = ga.push(Outside, sa.frame())
 	if s := one(t, "repeated SYN-ACK to a", toIn); len(s.payload) != 0 || s.flags != synF|ackF {
 		t.Fatalf("repeated SYN-ACK to a: %+v", s)
+	}
+}
+
+// An ICMP error from the inside (a router on the inside link, or the host)
+// quotes a segment the appliance delivered to the inside host: decrypted
+// plaintext. It must not leave through the outside port (Linux quotes up
+// to 548 bytes of the datagram).
+func TestICMPQuotingPlaintextNotForwarded(t *testing.T) {
+	pr := handshake(t)
+	secret := bytes.Repeat([]byte("SECRET"), 40)
+	fr := tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 509, tsOpt(5001, 1001), secret)
+	_, toOut := pr.gb.push(Inside, fr)
+	var atA [][]byte
+	for _, w := range toOut {
+		in, _ := pr.ga.push(Outside, w)
+		atA = append(atA, in...)
+	}
+	var seg []byte
+	for _, f := range atA {
+		if bytes.Contains(f, []byte("SECRET")) {
+			seg = f
+		}
+	}
+	if seg == nil {
+		t.Fatal("the data did not reach a")
+	}
+	router := netip.MustParseAddr("192.0.2.254")
+	for _, m := range []struct{ typ, code uint8 }{{3, 4}, {11, 0}, {3, 3}} {
+		icmp := packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1,
+			L4: packettest.ICMP(m.typ, m.code, 1200, packettest.Quote(seg, 548))}.Bytes()
+		v := pr.ga.e.Handle(0, Inside, icmp, pr.ga.tx)
+		out := pr.ga.out.take()
+		if v == Passthrough || v == ForwardInPlace {
+			t.Fatalf("ICMP %d/%d quoting plaintext: verdict %v", m.typ, m.code, v)
+		}
+		for _, o := range out {
+			if bytes.Contains(o, []byte("SECRET")) {
+				t.Fatalf("ICMP %d/%d: plaintext on the wire", m.typ, m.code)
+			}
+		}
 	}
 }
