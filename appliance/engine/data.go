@@ -599,6 +599,13 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.duplicate(f, w, end, tx)
 		return Forwarded
 	}
+	if end > d.ackW+int64(d.plain.max)+tcpcrypt.MaxFrameLen {
+		// Past any window we advertised (never more than the re-delivery
+		// cap beyond what L acknowledged, winToR): a sender ignoring it
+		// would grow the frame map without bound while L acknowledges
+		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
+		return e.drop(DropOutOfWindow)
+	}
 	if w > d.rcvW {
 		if !e.hold(f, w, data) {
 			return e.drop(DropReasmFull)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // Tests from the adversarial review: each pins a defect that was fixed.
@@ -81,5 +82,40 @@ func TestICMPQuotingPlaintextNotForwarded(t *testing.T) {
 				t.Fatalf("ICMP %d/%d: plaintext on the wire", m.typ, m.code)
 			}
 		}
+	}
+}
+
+// A far side that ignores the window the appliance advertises (the host
+// behind G_A here sends on although b acknowledges nothing) must not make
+// G_B keep state without bound: every frame delivered to b stays in G_B's
+// frame map until b acknowledges it, the map has no cap of its own, and
+// the window G_B advertises is all that bounds it for a well-behaved
+// sender (the plaintext kept for re-delivery is capped, not the frames).
+// Data beyond the window is dropped, as TCP drops it (RFC 9293 §3.10.7.4).
+func TestPeerIgnoringWindowBounded(t *testing.T) {
+	pr := handshake(t)
+	cfg := pr.gb.e.Config()
+	cfg.DeliverBytes = 4096
+	if err := pr.gb.e.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := newHosts()
+	delivered := 0
+	for i := 0; i < 200; i++ {
+		atB, _ := pr.toB(pr.aSends(&h, make([]byte, 1000), pshF))
+		for _, s := range atB {
+			delivered += len(s.payload)
+		}
+	}
+	var f *flow
+	for _, g := range pr.gb.e.list {
+		f = g
+	}
+	limit := 4096 + tcpcrypt.MaxFrameLen
+	if delivered > limit || f.rcv.frames.n > limit/tcpcrypt.Overhead {
+		t.Fatalf("b got %d bytes, G_B holds %d frames, with nothing acknowledged and a %d-byte cap", delivered, f.rcv.frames.n, cfg.DeliverBytes)
+	}
+	if pr.gb.e.Counters().Drops[DropOutOfWindow].Load() == 0 {
+		t.Fatal("no out-of-window drops counted")
 	}
 }
