@@ -148,7 +148,7 @@ const (
 	DropStale              // segment for a flow that is closing or unknown state
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
-	DropFragment           // a TCP fragment from the inside
+	DropFragment           // a TCP fragment from the inside, or a first one of a negotiated connection from the outside
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	NumDropReasons
@@ -279,6 +279,16 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// connection and cannot be matched to one (later fragments have no
 		// ports). TCP uses path MTU discovery; inside hosts do not fragment.
 		return e.drop(DropFragment)
+	}
+	if p.IsTCP() && p.IsFragment() {
+		// From outside: the first fragment (the only one with ports) of
+		// a negotiated connection would carry unauthenticated bytes past
+		// the engine into the host's reassembly; without it no datagram
+		// can be reassembled. Tiny first fragments fail to decode above.
+		k := flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
+		if f := e.flows[k]; f != nil && f.state != stPlain {
+			return e.drop(DropFragment)
+		}
 	}
 	if !p.IsTCP() || p.IsFragment() {
 		return Passthrough

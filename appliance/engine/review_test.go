@@ -119,3 +119,27 @@ func TestPeerIgnoringWindowBounded(t *testing.T) {
 		t.Fatal("no out-of-window drops counted")
 	}
 }
+
+// A TCP fragment from the outside skipped the engine and went to the inside
+// host as it came: a first fragment carrying a forged segment of an
+// encrypted connection (host sequence numbers are easy to work out from the
+// frame lengths on the wire) would, once the host reassembled it, put
+// unauthenticated bytes into the stream. First fragments of a negotiated
+// connection are dropped (without them no datagram can be reassembled);
+// those of other connections still pass.
+func TestOutsideFragmentOfEncryptedFlowDropped(t *testing.T) {
+	pr := handshake(t)
+	mk := func(src netip.AddrPort) []byte {
+		frag := packettest.Frame{Src: src.Addr(), Dst: addrA.Addr(), MoreFragments: true, TCP: &packettest.TCP{
+			SrcPort: src.Port(), DstPort: addrA.Port(), Seq: isnB + 1, Ack: isnA + 1, Flags: ackF | pshF,
+			Window: 1000, Payload: []byte("INJECTED")}}.Bytes()
+		return frag
+	}
+	if v := pr.ga.e.Handle(0, Outside, mk(addrB), pr.ga.tx); v != Dropped || pr.ga.e.Counters().Drops[DropFragment].Load() != 1 {
+		t.Fatalf("first fragment of the encrypted flow: verdict %v", v)
+	}
+	other := netip.AddrPortFrom(addrB.Addr(), 81)
+	if v := pr.ga.e.Handle(0, Outside, mk(other), pr.ga.tx); v != Passthrough {
+		t.Fatalf("first fragment of an unknown flow: verdict %v", v)
+	}
+}
