@@ -411,6 +411,10 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 	}
 	need := int64(len(data) + nfr*tcpcrypt.Overhead)
 	lo := min(en.ackW, en.nextW)
+	if en.frames.n > 0 {
+		// A frame R acknowledged in part is resent whole: keep all of it.
+		lo = min(lo, en.frames.at(0).w)
+	}
 	if !en.store.reserve(lo, en.nextW, en.nextW+need) {
 		return false
 	}

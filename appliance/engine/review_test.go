@@ -143,3 +143,47 @@ func TestOutsideFragmentOfEncryptedFlowDropped(t *testing.T) {
 		t.Fatalf("first fragment of an unknown flow: verdict %v", v)
 	}
 }
+
+// A host retransmission is served whole from the store: the same bytes at
+// the same sequence numbers (tcpcrypt.md §6, TC-45). The store kept only
+// [ackW, nextW), so once R acknowledged part of a frame, new frames could
+// overwrite that part's bytes and the repeat carried other ciphertext at
+// the frame's first sequence numbers.
+func TestRetransmitAfterPartialAckSameBytes(t *testing.T) {
+	pr := handshake(t)
+	cfg := pr.ga.e.Config()
+	cfg.RetransmitBytes = 2 * tcpcrypt.MaxFrameLen / 16 // the smallest store: 8192
+	if err := pr.ga.e.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var f *flow
+	for _, g := range pr.ga.e.list {
+		f = g
+	}
+	f.enc.store = ring{max: cfg.RetransmitBytes} // as a new flow would have it
+	f.enc.store.reserve(0, 0, f.enc.initLen)
+	h := newHosts()
+	first := pr.aSends(&h, bytes.Repeat([]byte{'x'}, 1000), pshF)
+	orig := first[0]
+	// R acknowledges half the frame.
+	half := orig.seq + 500
+	pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, half, ackF, 65535, tsOpt(pr.tsB, pr.tsA), nil))
+	// More data, up to what the store takes.
+	for i := 0; i < 7; i++ {
+		pr.aSends(&h, bytes.Repeat([]byte{'y'}, 1000), pshF)
+	}
+	pr.aSends(&h, bytes.Repeat([]byte{'z'}, 500), pshF)
+	// a retransmits its first segment.
+	_, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, h.bNext, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), bytes.Repeat([]byte{'x'}, 1000)))
+	var again *segv
+	for _, o := range toOut {
+		s := parse(t, o)
+		if s.seq == orig.seq {
+			again = &s
+		}
+	}
+	if again == nil {
+		t.Fatalf("no retransmission of the first frame (%d segments out)", len(toOut))
+	}
+	hasBytes(t, "retransmitted frame", again.payload, orig.payload)
+}
