@@ -101,8 +101,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
-		e.c.FlowsCapped.Add(1)
-		return Passthrough
+		return e.capped(pol)
 	}
 	s := e.settings()
 	var res *tcpcrypt.Resumption
@@ -180,8 +179,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
-		e.c.FlowsCapped.Add(1)
-		return Passthrough
+		return e.capped(pol)
 	}
 	f := e.newFlow(now, k, pol)
 	f.settings = e.settings()
@@ -461,6 +459,17 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 		}
 	}
 	return out
+}
+
+// capped handles a SYN that finds the flow table full: it goes on
+// untracked, in plain TCP (the fast path may then take the connection),
+// unless the policy requires encryption.
+func (e *Engine) capped(pol Policy) Verdict {
+	e.c.FlowsCapped.Add(1)
+	if pol == Require {
+		return e.drop(DropPolicy)
+	}
+	return Passthrough
 }
 
 // plain records a connection the engine leaves in plain TCP from its SYN on,

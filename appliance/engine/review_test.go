@@ -187,3 +187,28 @@ func TestRetransmitAfterPartialAckSameBytes(t *testing.T) {
 	}
 	hasBytes(t, "retransmitted frame", again.payload, orig.payload)
 }
+
+// With the flow table full (a remote host can fill it with SYNs: records of
+// plain connections stay 5 minutes), a new connection was passed through
+// untracked, its SYN without TCP-ENO, and with the fast path the whole
+// connection then ran in plain TCP, even to a prefix whose policy requires
+// encryption. Under the require policy such a SYN is dropped, both ways.
+func TestRequireAtFlowCapDrops(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 1, Policies: []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}})
+	// Another connection, from outside, takes the only slot.
+	other := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 5555)
+	g.push(Outside, tcpFrame(other, addrA, 7, 0, synF, 1000, nil, nil))
+	if g.e.NumFlows() != 1 {
+		t.Fatalf("%d flows", g.e.NumFlows())
+	}
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil), g.tx); v != Dropped {
+		t.Fatalf("outbound SYN to a require prefix at the flow cap: %v", v)
+	}
+	syn := tcpFrame(addrB, netip.AddrPortFrom(addrA.Addr(), 8080), isnB, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+	if v := g.e.Handle(0, Outside, syn, g.tx); v != Dropped {
+		t.Fatalf("inbound SYN with ENO from a require prefix at the flow cap: %v", v)
+	}
+	if g.e.Counters().FlowsCapped.Load() != 2 {
+		t.Fatalf("capped %d", g.e.Counters().FlowsCapped.Load())
+	}
+}
