@@ -67,6 +67,17 @@ func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 		e.c.Drops[DropTxFull].Add(1)
 		return true
 	}
+	if len(p.Payload()) > 0 {
+		// A SYN-ACK with the host's data (Fast Open): tcpcrypt defines
+		// no SYN data, the far side would discard it (RFC 8547 §4.7),
+		// and it is plaintext. Leave it out: unacknowledged, the host
+		// sends it again after the handshake, framed like any data.
+		if p.ResizePayload(0) != nil || !p.FixL4Checksum() {
+			e.c.Drops[DropMalformed].Add(1)
+			return true
+		}
+		m = len(p.Frame())
+	}
 	to.Commit(m)
 	return true
 }

@@ -212,3 +212,30 @@ func TestRequireAtFlowCapDrops(t *testing.T) {
 		t.Fatalf("capped %d", g.e.Counters().FlowsCapped.Load())
 	}
 }
+
+// The inside host's SYN-ACK with data (Fast Open) went out with our ENO
+// option and the host's plaintext in it: SYN data the far side must discard
+// (RFC 8547 §4.7), in a connection being encrypted, at wire offsets where
+// Init2 goes next. The data is left out (the host sends it again, framed,
+// after the handshake), first time and on a repeat.
+func TestHostSYNACKDataNotNegotiated(t *testing.T) {
+	for _, repeat := range []bool{false, true} {
+		g := newGW(t, Config{TEPs: testTEPs})
+		syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+		g.push(Outside, syn)
+		sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil)
+		if repeat {
+			_, out := g.push(Inside, sa)
+			one(t, "SYN-ACK", out)
+		}
+		sa = tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), []byte("HOSTDATA"))
+		_, out := g.push(Inside, sa)
+		s := one(t, "SYN-ACK with data", out)
+		if len(s.payload) != 0 || option(s.opts, 69) == nil || s.flags != synF|ackF || s.seq != isnB {
+			t.Fatalf("repeat %v: SYN-ACK on the wire %+v", repeat, s)
+		}
+		if fi := flowInfo(t, g.e); fi.State != "syn-ack-sent" {
+			t.Fatalf("repeat %v: flow %+v", repeat, fi)
+		}
+	}
+}
