@@ -2,8 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -236,6 +238,60 @@ func TestHostSYNACKDataNotNegotiated(t *testing.T) {
 		}
 		if fi := flowInfo(t, g.e); fi.State != "syn-ack-sent" {
 			t.Fatalf("repeat %v: flow %+v", repeat, fi)
+		}
+	}
+}
+
+// An MSS option of 0 (or a few bytes) in a SYN made the segmenting loops
+// spin for ever: the far side's MSS in sendInit (a remote host hangs the
+// worker, every flow with it, by offering TCP-ENO with MSS 0), the inside
+// host's in sendPlain. MSS values are floored as Linux does (TCP_MIN_MSS).
+func TestTinyMSSNoHang(t *testing.T) {
+	for _, side := range []string{"far", "inside"} {
+		done := make(chan string, 1)
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					done <- fmt.Sprint("panic: ", r)
+				}
+			}()
+			ga := newGW(t, Config{TEPs: testTEPs})
+			gb := newGW(t, Config{TEPs: testTEPs})
+			synOptsA := synOpts(1460, 1)
+			if side == "inside" {
+				synOptsA = synOpts(0, 1)
+			}
+			_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOptsA, nil))
+			syn := parse(t, out[0])
+			if side == "far" {
+				syn.opts[2], syn.opts[3] = 0, 0 // MSS 0 from the far side
+			}
+			gb.push(Outside, syn.frame())
+			_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+			ga.push(Outside, out[0])
+			_, out = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 5), nil))
+			var back [][]byte
+			for _, o := range out {
+				_, b := gb.push(Outside, o)
+				back = append(back, b...)
+			}
+			for _, o := range back {
+				ga.push(Outside, o)
+			}
+			// b sends data to a.
+			_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 509, tsOpt(6, 2), make([]byte, 500)))
+			for _, o := range out {
+				ga.push(Outside, o)
+			}
+			done <- ""
+		}()
+		select {
+		case msg := <-done:
+			if msg != "" {
+				t.Fatalf("%s MSS 0: %s", side, msg)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s MSS 0: the engine hangs", side)
 		}
 	}
 }

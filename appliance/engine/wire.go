@@ -162,6 +162,10 @@ func (t *tmpl) finish(buf []byte, n int) {
 	binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(tcp, ps))
 }
 
+// minMSS is the smallest MSS the engine takes from a SYN (Linux's
+// TCP_MIN_MSS).
+const minMSS = 88
+
 // segInfo is what the engine reads from one TCP segment's options.
 type segInfo struct {
 	hasTS        bool
@@ -203,7 +207,9 @@ func (si *segInfo) read(p *packet.Packet) {
 			}
 		case 2:
 			if len(o.Data) == 2 {
-				si.hasMSS, si.mss = true, binary.BigEndian.Uint16(o.Data)
+				// Floored as Linux floors it (TCP_MIN_MSS): a tiny MSS
+				// would leave the engine's segmenting loops no room.
+				si.hasMSS, si.mss = true, max(binary.BigEndian.Uint16(o.Data), minMSS)
 			}
 		}
 	}
