@@ -56,6 +56,14 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if f.state >= stKex {
 			return e.wireRST(f, p, tx[Inside])
 		}
+		// A blind RST must not end the record: the SYN-ACK would then
+		// pass untracked and the connection run in plain TCP. In
+		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
+		// §3.10.7.3); else it must sit at R's next sequence number.
+		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
+			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			return e.drop(DropOutOfWindow)
+		}
 		e.remove(f)
 		return Passthrough
 	}

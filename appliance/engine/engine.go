@@ -393,7 +393,19 @@ func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
 // when it next sends) and the segment is dropped. RSTs pass.
 func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	fl := p.Flags()
-	if e.cfg.PassUnknown || fl&packet.FlagSYN != 0 {
+	if fl&packet.FlagSYN != 0 {
+		// A SYN-ACK of a connection whose SYN the engine did not see
+		// (or whose record an RST ended): it would go on in plain TCP.
+		far := p.DstAddr()
+		if from == Outside {
+			far = p.SrcAddr()
+		}
+		if e.cfg.policyFor(far) == Require {
+			return e.drop(DropPolicy)
+		}
+		return Passthrough
+	}
+	if e.cfg.PassUnknown {
 		return Passthrough
 	}
 	if fl&packet.FlagRST != 0 {
