@@ -14,9 +14,11 @@ import (
 // port's MemPort queue chosen like RSS, for a worker. The rules are the
 // program's, restated on byte offsets:
 //
-//   - ICMPv4 fragmentation needed (type 3 code 4, unfragmented) and ICMPv6
-//     packet too big (type 2): worker (the engine translates the quoted
-//     sequence number and lowers the MTU for encrypted flows);
+//   - ICMP error messages (unfragmented ICMPv4 types 3, 4, 5, 11, 12 with a
+//     valid IHL; ICMPv6 types 1-4): worker, on either port (one from the
+//     inside may quote decrypted plaintext of a delivered segment; for a
+//     path MTU error of an encrypted flow the engine translates the quoted
+//     sequence number and lowers the MTU);
 //   - not IPv4/IPv6, or IP but not TCP: fast path;
 //   - TCP with SYN, FIN or RST set: worker (it sees every connection start,
 //     end and tuple reuse, even for listed flows);
@@ -137,8 +139,8 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 		ihl := int(f[off]&0x0f) * 4
 		if f[off+9] == 1 {
 			icmp := off + ihl
-			ptb := ihl >= 20 && binary.BigEndian.Uint16(f[off+6:])&0x3fff == 0 && len(f) >= icmp+2 && f[icmp] == 3 && f[icmp+1] == 4
-			return b.enabled && !ptb, key, false
+			isErr := ihl >= 20 && binary.BigEndian.Uint16(f[off+6:])&0x3fff == 0 && len(f) > icmp && icmpv4Error(f[icmp])
+			return b.enabled && !isErr, key, false
 		}
 		if f[off+9] != 6 {
 			return b.enabled, key, false
@@ -159,8 +161,8 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 		case 0, 43, 44, 51, 60, 135, 139, 140, 253, 254:
 			return false, key, false
 		case 58:
-			ptb := len(f) > off+40 && f[off+40] == 2
-			return b.enabled && !ptb, key, false
+			isErr := len(f) > off+40 && f[off+40] >= 1 && f[off+40] <= 4
+			return b.enabled && !isErr, key, false
 		default:
 			return b.enabled, key, false
 		}
@@ -181,4 +183,11 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 	}
 	_, listed := b.flows[key]
 	return b.enabled && listed, key, true
+}
+
+// icmpv4Error reports an ICMPv4 error message type (RFC 1122 §3.2.2):
+// destination unreachable, source quench, redirect, time exceeded,
+// parameter problem.
+func icmpv4Error(typ byte) bool {
+	return typ == 3 || typ == 4 || typ == 5 || typ == 11 || typ == 12
 }

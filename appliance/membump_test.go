@@ -6,11 +6,12 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
-// TestMemBumpPathMTU: like the XDP classifier, the model sends ICMPv4
-// fragmentation needed and ICMPv6 packet too big to a worker (the engine
-// translates the quoted sequence number and lowers the MTU of an encrypted
-// flow), other ICMP errors and unusable PTBs take the fast path.
-func TestMemBumpPathMTU(t *testing.T) {
+// TestMemBumpICMPErrors: like the XDP classifier, the model sends every
+// ICMP error message to a worker (from the inside one may quote decrypted
+// plaintext; for a path MTU error the engine translates the quoted sequence
+// number and lowers the MTU of an encrypted flow); informational ICMP and
+// errors it could not read take the fast path.
+func TestMemBumpICMPErrors(t *testing.T) {
 	seg4 := tcpFrame(a4, b4, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
 	seg6 := tcpFrame(packettest.HostA6, packettest.HostB6, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
 	icmp4 := func(typ, code uint8, frag bool) []byte {
@@ -27,12 +28,22 @@ func TestMemBumpPathMTU(t *testing.T) {
 		worker bool
 	}{
 		{"ICMPv4 fragmentation needed", icmp4(3, 4, false), true},
-		{"ICMPv4 port unreachable", icmp4(3, 3, false), false},
+		{"ICMPv4 port unreachable", icmp4(3, 3, false), true},
+		{"ICMPv4 source quench", icmp4(4, 0, false), true},
+		{"ICMPv4 redirect", icmp4(5, 1, false), true},
+		{"ICMPv4 time exceeded", icmp4(11, 0, false), true},
+		{"ICMPv4 parameter problem", icmp4(12, 0, false), true},
 		{"ICMPv4 echo", icmp4(8, 0, false), false},
+		{"ICMPv4 echo reply", icmp4(0, 0, false), false},
+		{"ICMPv4 timestamp", icmp4(13, 0, false), false},
 		{"ICMPv4 fragmentation needed, fragmented", icmp4(3, 4, true), false},
+		{"ICMPv6 destination unreachable", icmp6(1, 4), true},
 		{"ICMPv6 packet too big", icmp6(2, 0), true},
 		{"VLAN ICMPv6 packet too big", icmp6(2, 0, packettest.Tag{TPID: 0x8100, TCI: 7}), true},
-		{"ICMPv6 destination unreachable", icmp6(1, 4), false},
+		{"ICMPv6 time exceeded", icmp6(3, 0), true},
+		{"ICMPv6 parameter problem", icmp6(4, 0), true},
+		{"ICMPv6 type 0", icmp6(0, 0), false},
+		{"ICMPv6 type 5", icmp6(5, 0), false},
 		{"ICMPv6 echo", icmp6(128, 0), false},
 	} {
 		for _, fast := range []bool{true, false} {

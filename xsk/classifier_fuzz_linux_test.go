@@ -37,10 +37,10 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 			return cntUnparsed
 		}
 		ihl := int(ip[0]&0x0f) * 4
-		if ip[9] == 1 { // ICMPv4: only an unfragmented fragmentation-needed goes to the engine
+		if ip[9] == 1 { // ICMPv4: an unfragmented error message goes to the engine
 			icmp := off + ihl
-			if ihl >= 20 && be16(ip[6:])&0x3fff == 0 && len(f) >= icmp+2 && f[icmp] == 3 && f[icmp+1] == 4 {
-				return cntPathMTU
+			if ihl >= 20 && be16(ip[6:])&0x3fff == 0 && len(f) > icmp && slices.Contains(icmpv4Errors, int32(f[icmp])) {
+				return cntICMPError
 			}
 			return cntNonTCP
 		}
@@ -69,8 +69,8 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 		case nh == 6:
 		case slices.Contains(ipv6ExtHeaders, int32(nh)):
 			return cntIPv6Ext
-		case nh == 58 && len(f) > off+40 && ip[40] == 2: // ICMPv6 packet too big
-			return cntPathMTU
+		case nh == 58 && len(f) > off+40 && ip[40] >= 1 && ip[40] <= 4: // ICMPv6 error message
+			return cntICMPError
 		default:
 			return cntNonTCP
 		}

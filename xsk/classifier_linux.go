@@ -24,7 +24,7 @@ type FlowKey struct {
 // other port (devmap) for one of the "peer reasons"; the outcome counters
 // say whether the redirect map had an entry. So, per port:
 //
-//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + PathMTU + AllToXSK
+//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + ICMPError + AllToXSK
 //	ToPeer + RedirectMiss == FastPath + NonTCP
 const (
 	cntToXSK        = iota // redirected to the queue's AF_XDP socket
@@ -32,7 +32,7 @@ const (
 	cntToPeer              // redirected to the other port
 	cntRedirectMiss        // devmap had no entry for the other port: dropped
 	cntFastPath            // TCP of a flow in the fast-path map
-	cntNonTCP              // not TCP (ARP, ICMP other than path MTU, UDP, ND, other ethertypes)
+	cntNonTCP              // not TCP (ARP, ICMP other than errors, UDP, ND, other ethertypes)
 	cntSYN                 // TCP with SYN set
 	cntUnknownFlow         // TCP of a flow not in the fast-path map
 	cntTruncated           // frame ends inside a header the classifier needs
@@ -41,7 +41,7 @@ const (
 	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
 	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
 	cntAllToXSK            // any frame while the fast path is off (Bump.SetFastPath)
-	cntPathMTU             // ICMPv4 fragmentation needed (type 3 code 4) or ICMPv6 packet too big (type 2)
+	cntICMPError           // ICMPv4 error (types 3, 4, 5, 11, 12, unfragmented) or ICMPv6 error (types 1-4)
 	numCounters
 )
 
@@ -50,7 +50,7 @@ type PortStats struct {
 	ToXSK, NoSocket, ToPeer, RedirectMiss                    uint64
 	FastPath, NonTCP                                         uint64
 	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
-	FINRST, AllToXSK, PathMTU                                uint64
+	FINRST, AllToXSK, ICMPError                              uint64
 }
 
 func portStatsFrom(c []uint64) PortStats {
@@ -59,7 +59,7 @@ func portStatsFrom(c []uint64) PortStats {
 		FastPath: c[cntFastPath], NonTCP: c[cntNonTCP],
 		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
 		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
-		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK], PathMTU: c[cntPathMTU],
+		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK], ICMPError: c[cntICMPError],
 	}
 }
 
@@ -89,6 +89,12 @@ const (
 // two experimental values. Such frames go to the engine. ESP (50) is not in
 // the list: its payload is opaque to everyone on the path, so it is non-TCP.
 var ipv6ExtHeaders = []int32{0, 43, 44, 51, 60, 135, 139, 140, 253, 254}
+
+// icmpv4Errors are the ICMPv4 error message types (RFC 1122 §3.2.2):
+// destination unreachable, source quench, redirect, time exceeded and
+// parameter problem. Each quotes the datagram it is about. ICMPv6 errors
+// are types 1-4 (RFC 4443 §2.1).
+var icmpv4Errors = []int32{3, 4, 5, 11, 12}
 
 // progBuilder emits classifier instructions and attaches labels to the next
 // instruction emitted.
@@ -250,10 +256,15 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.Ja.Label("tcp"),
 	)
 
-	// ICMPv4: fragmentation needed (type 3 code 4) goes to the engine,
-	// which translates the quoted sequence number of an encrypted flow and
-	// lowers the MTU by the frame overhead; other ICMP is non-TCP. A
-	// fragment, a bad IHL or a header cut short is no usable PTB.
+	// ICMPv4 error messages (RFC 1122 §3.2.2: destination unreachable,
+	// source quench, redirect, time exceeded, parameter problem) go to the
+	// engine: one from the inside may quote up to 548 bytes of a segment
+	// the appliance delivered decrypted, which must not reach the outside
+	// unseen, and a fragmentation needed from the outside needs its quoted
+	// sequence number translated and the MTU lowered by the frame overhead.
+	// Echo and the other informational types are non-TCP. A fragment, a
+	// bad IHL or a header cut short is no usable error (the engine would
+	// not find its quote either).
 	b.label("ipv4icmp")
 	b.emit(
 		asm.And.Imm(asm.R1, 0x0f),
@@ -265,14 +276,12 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.JNE.Imm(asm.R2, 0, "non_tcp"),
 		asm.Add.Reg(asm.R9, asm.R1),
 	)
-	bound(2, "non_tcp")
-	b.emit(
-		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
-		asm.JNE.Imm(asm.R1, 3, "non_tcp"),
-		asm.LoadMem(asm.R1, asm.R9, 1, asm.Byte),
-		asm.JNE.Imm(asm.R1, 4, "non_tcp"),
-		asm.Ja.Label("path_mtu"),
-	)
+	bound(1, "non_tcp")
+	b.emit(asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte))
+	for _, typ := range icmpv4Errors {
+		b.emit(asm.JEq.Imm(asm.R1, typ, "icmp_error"))
+	}
+	b.emit(asm.Ja.Label("non_tcp"))
 
 	// IPv6: TCP only directly after the fixed header.
 	b.label("ipv6")
@@ -291,15 +300,16 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.JEq.Imm(asm.R1, 58, "ipv6icmp"),
 		asm.Ja.Label("non_tcp"),
 	)
-	// ICMPv6 packet too big (type 2) goes to the engine, like ICMPv4
-	// fragmentation needed.
+	// ICMPv6 error messages (RFC 4443 §2.1: types 1-4) go to the engine,
+	// like ICMPv4 errors.
 	b.label("ipv6icmp")
 	b.emit(asm.Add.Imm(asm.R9, 40))
 	bound(1, "non_tcp")
 	b.emit(
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
-		asm.JNE.Imm(asm.R1, 2, "non_tcp"),
-		asm.Ja.Label("path_mtu"),
+		asm.JLT.Imm(asm.R1, 1, "non_tcp"),
+		asm.JLE.Imm(asm.R1, 4, "icmp_error"),
+		asm.Ja.Label("non_tcp"),
 	)
 	b.label("ipv6tcp")
 	for i := int16(0); i < 32; i += 8 {
@@ -366,7 +376,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	}{
 		{"syn", cntSYN}, {"fin_rst", cntFINRST}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
 		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
-		{"all_to_xsk", cntAllToXSK}, {"path_mtu", cntPathMTU},
+		{"all_to_xsk", cntAllToXSK}, {"icmp_error", cntICMPError},
 	} {
 		b.label(r.label)
 		c(r.slot)

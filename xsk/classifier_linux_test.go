@@ -61,6 +61,8 @@ func classifierCases() []classifierCase {
 	data := uint8(tcpACK | tcpPSH)
 	quoted4 := ipv4(ip4a, ip4b, 6, tcp(40000, 443, data, nil), ip4Opts{})[:28] // the IP header and 8 bytes of TCP
 	quoted6 := ipv6(ip6a, ip6b, 6, tcp(40000, 443, data, nil))
+	quoted4r := ipv4(ip4b, ip4a, 6, tcp(443, 40000, data, []byte("delivered plaintext")), ip4Opts{})
+	quoted6r := ipv6(ip6b, ip6a, 6, tcp(443, 40000, data, []byte("delivered plaintext")))
 	hbh := append([]byte{6, 0, 1, 4, 0, 0, 0, 0}, tcp(40000, 443, data, nil)...) // hop-by-hop, then TCP
 	cases := []classifierCase{
 		{"ARP", ether(0x0806, arpRequest(ip4a, ip4b)), cntNonTCP, true},
@@ -93,20 +95,26 @@ func classifierCases() []classifierCase {
 		{"QinQ TCP v6 listed", tcp6(40000, 443, data, sTag200, vlan100), cntFastPath, true},
 		{"QinQ TCP unlisted", tcp4(1, 2, data, ip4Opts{}, sTag200, vlan100), cntUnknownFlow, false},
 		{"QinQ ICMPv6", ether(ethPIPv6, ipv6(ip6a, ip6b, 58, icmpMsg(128, nil)), sTag200, vlan100), cntNonTCP, true},
-		// Path MTU errors quoting TCP go to the engine (it translates the
-		// quoted sequence number and lowers the MTU by the frame overhead);
-		// other ICMP errors, and PTBs it could not use, are non-TCP.
-		{"ICMPv4 fragmentation needed", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{})), cntPathMTU, false},
-		{"VLAN ICMPv4 fragmentation needed, IP options", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{options: []byte{1, 1, 1, 0}}), vlan100), cntPathMTU, false},
-		{"ICMPv4 port unreachable", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 3, quoted4), ip4Opts{})), cntNonTCP, true},
-		{"ICMPv4 time exceeded", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(11, 0, quoted4), ip4Opts{})), cntNonTCP, true},
+		// ICMP errors go to the engine, on either port (the table runs on
+		// both): from the inside one may quote decrypted plaintext of a
+		// delivered segment, from the outside a path MTU error needs its
+		// quoted sequence number translated. Informational ICMP and
+		// errors the engine could not read (fragmented, bad IHL, no type
+		// byte) are non-TCP.
+		{"VLAN ICMPv4 fragmentation needed, IP options", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{options: []byte{1, 1, 1, 0}}), vlan100), cntICMPError, false},
 		{"ICMPv4 fragmentation needed, fragmented", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{moreFrag: true})), cntNonTCP, true},
+		{"ICMPv4 time exceeded, non-first fragment", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(11, 0, quoted4), ip4Opts{fragOff: 10})), cntNonTCP, true},
 		{"ICMPv4 fragmentation needed, IHL 4", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{ihl: 4})), cntNonTCP, true},
-		{"ICMPv4, one byte of header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, []byte{3}, ip4Opts{})), cntNonTCP, true},
-		{"ICMPv6 packet too big", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(2, 0, quoted6))), cntPathMTU, false},
-		{"QinQ ICMPv6 packet too big", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(2, 0, quoted6)), sTag200, vlan100), cntPathMTU, false},
-		{"ICMPv6 destination unreachable", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(1, 4, quoted6))), cntNonTCP, true},
+		{"ICMPv4, no header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, nil, ip4Opts{})), cntNonTCP, true},
+		{"ICMPv4, one byte of header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, []byte{11}, ip4Opts{})), cntICMPError, false},
+		{"ICMPv4 timestamp", ether(ethPIPv4, ipv4(ip4a, ip4b, 1, icmpMsg(13, make([]byte, 12)), ip4Opts{})), cntNonTCP, true},
+		{"ICMPv4 echo reply", ether(ethPIPv4, ipv4(ip4a, ip4b, 1, icmpMsg(0, nil), ip4Opts{})), cntNonTCP, true},
+		{"QinQ ICMPv6 packet too big", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(2, 0, quoted6)), sTag200, vlan100), cntICMPError, false},
 		{"ICMPv6, no header", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, nil)), cntNonTCP, true},
+		{"ICMPv6 type 0 (reserved)", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(0, 0, quoted6))), cntNonTCP, true},
+		{"ICMPv6 type 5 (unassigned)", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(5, 0, quoted6))), cntNonTCP, true},
+		{"ICMPv6 echo reply", ether(ethPIPv6, ipv6(ip6a, ip6b, 58, icmpMsg(129, nil))), cntNonTCP, true},
+		{"ICMPv6 router advertisement", ether(ethPIPv6, ipv6(ip6a, ip6b, 58, icmpMsg(134, make([]byte, 8)))), cntNonTCP, true},
 		{"three VLAN tags", tcp4(40000, 443, data, ip4Opts{}, sTag200, vlan100, vlan100), cntUnparsed, false},
 		{"IPv6 hop-by-hop then TCP", ether(ethPIPv6, ipv6(ip6a, ip6b, 0, hbh)), cntIPv6Ext, false},
 		{"IPv6 fragment header", ether(ethPIPv6, ipv6(ip6a, ip6b, 44, make([]byte, 40))), cntIPv6Ext, false},
@@ -117,6 +125,31 @@ func classifierCases() []classifierCase {
 		{"IPv4 IHL 15 past the end", tcp4(40000, 443, data, ip4Opts{ihl: 15}), cntTruncated, false},
 		{"ethertype IPv4, version 6", tcp4(40000, 443, data, ip4Opts{version: 6}), cntUnparsed, false},
 		{"ethertype IPv6, version 4", ether(ethPIPv6, ipv4(ip4a, ip4b, 6, tcp(1, 2, data, make([]byte, 40)), ip4Opts{})), cntUnparsed, false},
+	}
+	// Every ICMP error type and code class, sent by the far host about a
+	// segment to it and by the near host about a segment it was delivered
+	// (the quote's direction does not matter to the classifier).
+	for _, e := range []struct {
+		name      string
+		typ, code uint8
+	}{
+		{"destination unreachable (net)", 3, 0}, {"port unreachable", 3, 3}, {"fragmentation needed", 3, 4},
+		{"administratively prohibited", 3, 13}, {"source quench", 4, 0}, {"redirect", 5, 1},
+		{"time exceeded", 11, 0}, {"reassembly time exceeded", 11, 1}, {"parameter problem", 12, 0},
+	} {
+		cases = append(cases,
+			classifierCase{"ICMPv4 " + e.name + " from b", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(e.typ, e.code, quoted4), ip4Opts{})), cntICMPError, false},
+			classifierCase{"ICMPv4 " + e.name + " from a", ether(ethPIPv4, ipv4(ip4a, ip4b, 1, icmpErr(e.typ, e.code, quoted4r), ip4Opts{})), cntICMPError, false})
+	}
+	for _, e := range []struct {
+		name      string
+		typ, code uint8
+	}{
+		{"destination unreachable", 1, 4}, {"packet too big", 2, 0}, {"time exceeded", 3, 0}, {"parameter problem", 4, 1},
+	} {
+		cases = append(cases,
+			classifierCase{"ICMPv6 " + e.name + " from b", ether(ethPIPv6, ipv6(ip6b, ip6a, 58, icmpErr(e.typ, e.code, quoted6))), cntICMPError, false},
+			classifierCase{"ICMPv6 " + e.name + " from a", ether(ethPIPv6, ipv6(ip6a, ip6b, 58, icmpErr(e.typ, e.code, quoted6r)), vlan100), cntICMPError, false})
 	}
 	// Truncated at every length: an IPv4 and an IPv6 fast-path segment
 	// without payload. Only the complete frame takes the fast path.
@@ -149,7 +182,7 @@ func diffStats(a, b PortStats) PortStats {
 		NonTCP: b.NonTCP - a.NonTCP, SYN: b.SYN - a.SYN, UnknownFlow: b.UnknownFlow - a.UnknownFlow,
 		Truncated: b.Truncated - a.Truncated, Fragment: b.Fragment - a.Fragment,
 		IPv6Ext: b.IPv6Ext - a.IPv6Ext, Unparsed: b.Unparsed - a.Unparsed,
-		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK, PathMTU: b.PathMTU - a.PathMTU,
+		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK, ICMPError: b.ICMPError - a.ICMPError,
 	}
 }
 

@@ -72,11 +72,12 @@
 //
 //   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
 //     redirected to the other port through a devmap (key 0 = other port),
-//     except path MTU errors: ICMPv4 fragmentation needed (type 3 code 4,
-//     unfragmented) and ICMPv6 packet too big (type 2) go to the AF_XDP
-//     socket (counted as PathMTU), because for an encrypted flow the engine
-//     must translate the quoted sequence number and lower the MTU by the
-//     frame overhead;
+//     except ICMP error messages: unfragmented ICMPv4 types 3, 4, 5, 11 and
+//     12 and ICMPv6 types 1-4 go to the AF_XDP socket on either port
+//     (counted as ICMPError), because an error from the inside may quote up
+//     to 548 bytes of a segment the appliance delivered decrypted, and for
+//     an encrypted flow the engine must translate the sequence number a
+//     path MTU error quotes and lower the MTU by the frame overhead;
 //   - TCP frames without SYN, FIN or RST whose flow (this direction's
 //     [FlowKey]) is in the fast-path LRU map, which both ports share, go the
 //     same way;
