@@ -19,6 +19,10 @@ const (
 
 	init1Head = 9  // magic, message_len, nciphers
 	init2Head = 10 // magic, message_len, sym_cipher
+
+	// initReaderStartCap is an InitReader's first buffer: an Init1 with
+	// a few ciphers and an X448 key fits; longer messages grow it.
+	initReaderStartCap = 256
 )
 
 // AppendInit1 appends an Init1 message to dst: INIT1_MAGIC, message_len,
@@ -233,7 +237,10 @@ func (r *InitReader) Feed(p []byte) (n int, done bool, err error) {
 			return n, false, err
 		}
 		if r.nhdr == r.head {
-			r.buf = make([]byte, r.head, r.msgLen)
+			// Room for a typical message only: the buffer grows with the
+			// bytes that arrive, so a header claiming the cap costs the
+			// peer the bytes, not us 64 KiB per flow (U-1).
+			r.buf = make([]byte, r.head, min(r.msgLen, initReaderStartCap))
 			copy(r.buf, r.hdr[:r.head])
 		}
 	}
@@ -259,7 +266,7 @@ func (r *InitReader) Init1() (Init1, error) {
 	if r.magic != Init1Magic || !r.Done() {
 		return Init1{}, ErrNotReady
 	}
-	return splitInit1(r.buf, r.pubLen), nil
+	return splitInit1(r.buf[:r.msgLen:r.msgLen], r.pubLen), nil
 }
 
 // Init2 returns the message read by an Init2 reader.
@@ -267,7 +274,7 @@ func (r *InitReader) Init2() (Init2, error) {
 	if r.magic != Init2Magic || !r.Done() {
 		return Init2{}, ErrNotReady
 	}
-	return splitInit2(r.buf, r.pubLen), nil
+	return splitInit2(r.buf[:r.msgLen:r.msgLen], r.pubLen), nil
 }
 
 // splitInit1 slices a checked, complete Init1.

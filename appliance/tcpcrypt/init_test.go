@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/cryptopool"
@@ -302,6 +303,65 @@ func TestInitReaderMalformed(t *testing.T) {
 	r, _ := NewInit1Reader(TEPX25519, 100)
 	if _, done, err := r.Feed(hsAddTail(i1, make([]byte, 25))); !done || err != nil {
 		t.Errorf("message_len = cap: %v %v", done, err)
+	}
+}
+
+// TestInitReaderGrowsWithInput: a header claiming the cap (65535 bytes)
+// does not make the reader allocate the claimed length: 100 readers given
+// only their header hold far less than one such message each, so a peer
+// cannot pin 64 KiB per flow with 8 or 9 bytes (U-1). A message of that
+// length, arriving in pieces, is still kept byte for byte (it goes into
+// the PRK, TC-64).
+func TestInitReaderGrowsWithInput(t *testing.T) {
+	const claimed = 65535
+	head1 := binary.BigEndian.AppendUint32(nil, Init1Magic)
+	head1 = binary.BigEndian.AppendUint32(head1, claimed)
+	head1 = append(head1, 1) // nciphers
+	head2 := binary.BigEndian.AppendUint32(nil, Init2Magic)
+	head2 = binary.BigEndian.AppendUint32(head2, claimed)
+	for _, c := range []struct {
+		name string
+		head []byte
+		newR func(TEP, int) (*InitReader, error)
+	}{{"Init1", head1, NewInit1Reader}, {"Init2", head2, NewInit2Reader}} {
+		const readers = 100
+		rs := make([]*InitReader, readers)
+		for i := range rs {
+			rs[i], _ = c.newR(TEPX25519, 0)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, r := range rs {
+			if n, done, err := r.Feed(c.head); n != len(c.head) || done || err != nil || r.Len() != claimed {
+				t.Fatalf("%s header: %d %v %v, Len %d", c.name, n, done, err, r.Len())
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > readers*1024 {
+			t.Errorf("%s: %d headers claiming %d bytes allocated %d bytes (%d each), want under 1 KiB each",
+				c.name, readers, claimed, got, got/readers)
+		}
+		for _, r := range rs {
+			if cap(r.buf) > 1024 {
+				t.Fatalf("%s: buffer capacity %d after the header alone", c.name, cap(r.buf))
+			}
+		}
+	}
+
+	msg := hsAddTail(hsInit1(t, TEPX25519, 1, 2), seq(7, claimed-77))
+	r, _ := NewInit1Reader(TEPX25519, 0)
+	for off := 0; off < len(msg); off += 1000 {
+		if _, _, err := r.Feed(msg[off:min(off+1000, len(msg))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := r.Init1()
+	if err != nil || !bytes.Equal(m.Raw, msg) || len(m.Ignored()) != claimed-77 {
+		t.Fatalf("65535-byte Init1 in 1000-byte pieces: %v, raw equal %v", err, bytes.Equal(m.Raw, msg))
+	}
+	if cap(m.Raw) != len(m.Raw) {
+		t.Errorf("Raw has %d bytes of spare capacity (appending to it would write into the reader)", cap(m.Raw)-len(m.Raw))
 	}
 }
 
