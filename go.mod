@@ -18,8 +18,8 @@ require (
 
 require (
 	github.com/cilium/ebpf v0.22.0
-	github.com/cloudflare/circl v1.6.5 // indirect
-	github.com/klauspost/cpuid/v2 v2.4.2 // indirect
+	github.com/cloudflare/circl v1.6.5
+	github.com/klauspost/cpuid/v2 v2.4.2
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/sys v0.50.0
 )
