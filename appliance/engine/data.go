@@ -2,7 +2,6 @@ package engine
 
 import (
 	"errors"
-	"net/netip"
 
 	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -1073,26 +1072,12 @@ func (e *Engine) closeCheck(now int64, f *flow) {
 // segments: quoted sequence number to host space, MTU lowered by the frame
 // overhead, so the inside host's segments plus 20 bytes fit the path.
 func (e *Engine) handlePTB(p *packet.Packet) Verdict {
-	q, ok := p.Quote()
-	if !ok || q.Proto != packet.ProtoTCP {
-		return Passthrough
-	}
-	src, dst, ok := p.QuotedPorts()
+	// The quote is of our own wire segment: its source is the inside host.
+	in, out, ok := quotedTuple(p)
 	if !ok {
 		return Passthrough
 	}
-	fr := p.Frame()
-	var qs, qd netip.Addr
-	if q.Version == 4 && q.L3+20 <= len(fr) {
-		qs, _ = netip.AddrFromSlice(fr[q.L3+12 : q.L3+16])
-		qd, _ = netip.AddrFromSlice(fr[q.L3+16 : q.L3+20])
-	} else if q.Version == 6 && q.L3+40 <= len(fr) {
-		qs, _ = netip.AddrFromSlice(fr[q.L3+8 : q.L3+24])
-		qd, _ = netip.AddrFromSlice(fr[q.L3+24 : q.L3+40])
-	} else {
-		return Passthrough
-	}
-	f := e.flows[flowKey{in: netip.AddrPortFrom(qs, src), out: netip.AddrPortFrom(qd, dst)}]
+	f := e.flows[flowKey{in: in, out: out}]
 	if f == nil || (f.state != stKex && f.state != stOpen) {
 		return Passthrough
 	}

@@ -437,29 +437,39 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	return e.drop(DropStale)
 }
 
-// quotedFlow returns the flow of the TCP segment an ICMP error quotes, in
-// either direction, or nil.
-func (e *Engine) quotedFlow(p *packet.Packet) *flow {
+// quotedTuple returns the source and destination of the TCP segment an ICMP
+// error quotes, as the quoted header names them.
+func quotedTuple(p *packet.Packet) (src, dst netip.AddrPort, ok bool) {
 	q, ok := p.Quote()
 	if !ok || q.Proto != packet.ProtoTCP {
-		return nil
+		return src, dst, false
 	}
-	src, dst, ok := p.QuotedPorts()
+	sp, dp, ok := p.QuotedPorts()
 	if !ok {
-		return nil
+		return src, dst, false
 	}
 	fr := p.Frame()
 	var qs, qd netip.Addr
-	if q.Version == 4 && q.L3+20 <= len(fr) {
+	switch {
+	case q.Version == 4 && q.L3+20 <= len(fr):
 		qs, _ = netip.AddrFromSlice(fr[q.L3+12 : q.L3+16])
 		qd, _ = netip.AddrFromSlice(fr[q.L3+16 : q.L3+20])
-	} else if q.Version == 6 && q.L3+40 <= len(fr) {
+	case q.Version == 6 && q.L3+40 <= len(fr):
 		qs, _ = netip.AddrFromSlice(fr[q.L3+8 : q.L3+24])
 		qd, _ = netip.AddrFromSlice(fr[q.L3+24 : q.L3+40])
-	} else {
+	default:
+		return src, dst, false
+	}
+	return netip.AddrPortFrom(qs, sp), netip.AddrPortFrom(qd, dp), true
+}
+
+// quotedFlow returns the flow of the TCP segment an ICMP error quotes, in
+// either direction, or nil.
+func (e *Engine) quotedFlow(p *packet.Packet) *flow {
+	a, b, ok := quotedTuple(p)
+	if !ok {
 		return nil
 	}
-	a, b := netip.AddrPortFrom(qs, src), netip.AddrPortFrom(qd, dst)
 	if f := e.flows[flowKey{in: a, out: b}]; f != nil {
 		return f
 	}
