@@ -274,7 +274,7 @@ func open(ifindex int, o Options, zerocopy bool) (_ *Socket, err error) {
 		flags |= unix.XDP_COPY
 	}
 	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(o.Queue)}
-	if err = unix.Bind(fd, sa); err != nil {
+	if err = bindRetry(fd, sa); err != nil {
 		mode := "copy"
 		if zerocopy {
 			mode = "zero-copy"
@@ -282,6 +282,23 @@ func open(ifindex int, o Options, zerocopy bool) (_ *Socket, err error) {
 		return nil, fmt.Errorf("xsk: %s bind ifindex %d queue %d: %w", mode, ifindex, o.Queue, err)
 	}
 	return s, nil
+}
+
+// bindBusyWait bounds how long Open waits for a queue that is still busy.
+const bindBusyWait = 2 * time.Second
+
+// bindRetry binds fd, retrying while the kernel answers EBUSY: the AF_XDP
+// socket of a process that just exited is released asynchronously, so a
+// daemon restarted at once can find its queue still taken for a moment.
+func bindRetry(fd int, sa *unix.SockaddrXDP) error {
+	deadline := time.Now().Add(bindBusyWait)
+	for {
+		err := unix.Bind(fd, sa)
+		if err != unix.EBUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func nextPow2(v uint32) uint32 {

@@ -520,3 +520,47 @@ func BenchmarkVethRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(frames, 1)), "ns/frame")
 }
+
+// TestBindWaitsForBusyQueue: a socket opened while another still holds the
+// queue waits for it (as a restarted daemon must while the kernel releases
+// the old process's socket), and gives up with EBUSY after bindBusyWait.
+func TestBindWaitsForBusyQueue(t *testing.T) {
+	requireRoot(t)
+	const ns = "xskt-busy"
+	newNetns(t, ns)
+	vethPair(t, ns, "b0", ns, "b1")
+	idx := ifindexIn(t, ns, "b0")
+	err := inNetns(ns, func() error {
+		opt := Options{NumFrames: 64, RingSize: 32, Bind: BindCopy}
+		first, err := Open(idx, opt)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if s, err := Open(idx, opt); err == nil {
+			s.Close()
+			first.Close()
+			return errors.New("second socket bound a queue that was taken")
+		} else if !errors.Is(err, unix.EBUSY) {
+			first.Close()
+			return fmt.Errorf("second bind: %w, want EBUSY", err)
+		}
+		if waited := time.Since(start); waited < bindBusyWait {
+			first.Close()
+			return fmt.Errorf("gave up after %v, want at least %v", waited, bindBusyWait)
+		}
+		// Free the queue while the next Open waits: it must then succeed.
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			first.Close()
+		}()
+		s, err := Open(idx, opt)
+		if err != nil {
+			return fmt.Errorf("open after the queue was freed: %w", err)
+		}
+		return s.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
