@@ -146,7 +146,10 @@ func (h *harness) connClient(ctx context.Context, topo *topology.Topology, args 
 	runErr := cmd.Run()
 	st, err := ParseConnStats(stdout.Bytes())
 	if err != nil {
-		return st, errors.Join(err, runErr, errors.New(strings.TrimSpace(stderr.String())))
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = errors.Join(err, errors.New(msg))
+		}
+		return st, errors.Join(err, runErr)
 	}
 	return st, nil
 }
