@@ -108,7 +108,7 @@ type FlowInfo struct {
 // Counters are the engine's event counts, read with atomics by the admin API
 // while the worker runs.
 type Counters struct {
-	Flows, FlowsCapped                                  atomic.Uint64
+	Flows, FlowsCapped, FlowsReclaimed                  atomic.Uint64
 	Handshakes, HandshakeFailures                       atomic.Uint64
 	Encrypted, Resumed                                  atomic.Uint64
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
@@ -172,6 +172,7 @@ type Engine struct {
 	scratch   [tcpcrypt.MaxFrameLen + 64]byte
 	nextSweep int64
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
 	closed    []*flow
 }

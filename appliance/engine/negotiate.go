@@ -111,7 +111,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		// ENO-43: never add ENO to SYN data or Fast Open.
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
-	if len(e.flows) >= e.cfg.MaxFlows {
+	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
 	s := e.settings()
@@ -189,7 +189,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	if len(p.Payload()) > 0 || sc.TFO {
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
-	if len(e.flows) >= e.cfg.MaxFlows {
+	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
 	f := e.newFlow(now, k, pol)
@@ -472,6 +472,32 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 	return out
 }
 
+// reclaimWindow bounds how many records one full-table SYN examines, so a
+// SYN flood against a full table costs a constant amount per SYN.
+const reclaimWindow = 64
+
+// reclaim frees one record that no longer carries a live connection (a
+// connection left in plain TCP, kept only for the admin API, or one whose
+// both FINs are acknowledged) to make room for a new SYN. Without it a
+// busy appliance fills its table with finished connections, and new ones
+// would go on untracked, their later segments reset as strays. It reports
+// whether it freed one.
+func (e *Engine) reclaim() bool {
+	for range min(reclaimWindow, len(e.list)) {
+		if e.reclaimAt >= len(e.list) {
+			e.reclaimAt = 0
+		}
+		f := e.list[e.reclaimAt]
+		e.reclaimAt++
+		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
+			e.remove(f)
+			e.c.FlowsReclaimed.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
 // capped handles a SYN that finds the flow table full: it goes on
 // untracked, in plain TCP (the fast path may then take the connection),
 // unless the policy requires encryption.
@@ -493,7 +519,7 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	if reason >= 0 {
 		e.c.Fallbacks[reason].Add(1)
 	}
-	if len(e.flows) >= e.cfg.MaxFlows {
+	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		e.c.FlowsCapped.Add(1)
 		return Passthrough
 	}

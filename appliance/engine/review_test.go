@@ -197,9 +197,10 @@ func TestRetransmitAfterPartialAckSameBytes(t *testing.T) {
 // encryption. Under the require policy such a SYN is dropped, both ways.
 func TestRequireAtFlowCapDrops(t *testing.T) {
 	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 1, Policies: []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}})
-	// Another connection, from outside, takes the only slot.
+	// Another connection, from outside and still negotiating, takes the
+	// only slot (a live record: a finished one would be reclaimed).
 	other := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 5555)
-	g.push(Outside, tcpFrame(other, addrA, 7, 0, synF, 1000, nil, nil))
+	g.push(Outside, tcpFrame(other, addrA, 7, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
 	if g.e.NumFlows() != 1 {
 		t.Fatalf("%d flows", g.e.NumFlows())
 	}
@@ -347,5 +348,37 @@ func TestBlindRSTInHandshake(t *testing.T) {
 	toIn, _ = g2.push(Outside, tcpFrame(addrB, addrA, 0, isnA+1, rstF|ackF, 0, nil, nil))
 	if one(t, "RST to a", toIn); g2.e.NumFlows() != 0 {
 		t.Fatal("the genuine RST did not end the flow")
+	}
+}
+
+// A table full of finished connections (records of connections left in
+// plain TCP stay 5 minutes, closed ones 30 s) refused new connections: their
+// SYN went on untracked and their later segments were reset as strays, so a
+// busy appliance broke every connection after about 65k (found by the
+// connection-rate bench). A full table now gives up a finished record.
+func TestFullTableReclaimsFinishedRecords(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 2})
+	for i := range 2 { // two plain connections from far hosts without TCP-ENO
+		far := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), uint16(5000+i))
+		g.push(Outside, tcpFrame(far, addrA, 7, 0, synF, 1000, nil, nil))
+	}
+	if g.e.NumFlows() != 2 {
+		t.Fatalf("%d flows, want 2 plain records", g.e.NumFlows())
+	}
+	_, out := g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	s := one(t, "SYN on the wire", out)
+	if option(s.opts, 69) == nil {
+		t.Fatalf("new connection at a full table of finished records got no TCP-ENO: %+v", s)
+	}
+	c := g.e.Counters()
+	if c.FlowsReclaimed.Load() != 1 || c.FlowsCapped.Load() != 0 || g.e.NumFlows() != 2 {
+		t.Fatalf("reclaimed %d, capped %d, flows %d", c.FlowsReclaimed.Load(), c.FlowsCapped.Load(), g.e.NumFlows())
+	}
+	// Live connections are never reclaimed: with the table full of
+	// negotiating flows the next SYN is capped.
+	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40001), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40002), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	if c.FlowsCapped.Load() != 1 {
+		t.Fatalf("capped %d with a table of live flows, want 1", c.FlowsCapped.Load())
 	}
 }
