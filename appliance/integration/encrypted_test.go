@@ -23,7 +23,7 @@ import (
 // last one restarts gwB's daemon.
 //
 // ENO-n / TC-n ids name the requirements each check covers
-// (/work/shared/spec/requirements.md).
+// (the conformance checklist, requirements.md).
 func TestEncrypted(t *testing.T) {
 	e := newEncEnv(t, 93)
 	b := e.topo.Addr(topology.HostB)

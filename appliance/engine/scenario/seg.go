@@ -18,7 +18,7 @@
 //	go test ./appliance/engine/scenario -short           # fewer random seeds
 //	SCENARIO_LOG=1 go test ./appliance/engine/scenario -run TestX -v   # engines' debug log
 //
-// Tests cite requirement ids of /work/shared/spec/requirements.md (ENO-n,
+// Tests cite requirement ids of the conformance checklist, requirements.md (ENO-n,
 // TC-n, U-n) and the engine contract (DESIGN.md §2).
 package scenario
 
