@@ -115,33 +115,16 @@ type Op struct {
 // the ops), not for speed: each op still makes one AEAD call, and measured
 // against one call per frame it saves nothing (bench/RESULTS.md, within 1 %).
 func SealBatch(ops []Op) (failed int) {
-	var k *Key
-	var a cipher.AEAD
+	var c keyCache
 	for i := range ops {
 		op := &ops[i]
-		if op.Key != k {
-			k = op.Key
-			if k == nil {
-				a = nil
-			} else {
-				a = k.aead
-			}
+		a, p := c.ready(op)
+		if a == nil {
+			failed++
+			continue
 		}
-		p := len(op.Buf) - TagSize
-		switch {
-		case a == nil:
-			op.N, op.Err = 0, ErrNoKey
-			failed++
-		case p < 0:
-			op.N, op.Err = 0, ErrShortBuffer
-			failed++
-		case overlaps(op.AD, op.Buf):
-			op.N, op.Err = 0, ErrOverlap
-			failed++
-		default:
-			a.Seal(op.Buf[:0], op.Nonce[:], op.Buf[:p], op.AD)
-			op.N, op.Err = len(op.Buf), nil
-		}
+		a.Seal(op.Buf[:0], op.Nonce[:], op.Buf[:p], op.AD)
+		op.N, op.Err = len(op.Buf), nil
 	}
 	return failed
 }
@@ -150,37 +133,53 @@ func SealBatch(ops []Op) (failed int) {
 // that fails authentication gets Err = ErrAuth and does not affect the other
 // ops. It does not allocate.
 func OpenBatch(ops []Op) (failed int) {
-	var k *Key
-	var a cipher.AEAD
+	var c keyCache
 	for i := range ops {
 		op := &ops[i]
-		if op.Key != k {
-			k = op.Key
-			if k == nil {
-				a = nil
-			} else {
-				a = k.aead
-			}
+		a, p := c.ready(op)
+		if a == nil {
+			failed++
+			continue
 		}
-		p := len(op.Buf) - TagSize
-		switch {
-		case a == nil:
-			op.N, op.Err = 0, ErrNoKey
+		if _, err := a.Open(op.Buf[:0], op.Nonce[:], op.Buf, op.AD); err != nil {
+			op.N, op.Err = 0, ErrAuth
 			failed++
-		case p < 0:
-			op.N, op.Err = 0, ErrShortBuffer
-			failed++
-		case overlaps(op.AD, op.Buf):
-			op.N, op.Err = 0, ErrOverlap
-			failed++
-		default:
-			if _, err := a.Open(op.Buf[:0], op.Nonce[:], op.Buf, op.AD); err != nil {
-				op.N, op.Err = 0, ErrAuth
-				failed++
-			} else {
-				op.N, op.Err = p, nil
-			}
+			continue
 		}
+		op.N, op.Err = p, nil
 	}
 	return failed
+}
+
+// keyCache remembers the AEAD of the last op's key: batches are mostly under
+// one key, so the lookup happens once per run of ops.
+type keyCache struct {
+	k *Key
+	a cipher.AEAD
+}
+
+// ready checks op before sealing or opening it. It returns op's AEAD and the
+// length of the data before the tag room, or a nil AEAD after recording why
+// op cannot run (no key, a Buf shorter than the tag, AD inside Buf).
+func (c *keyCache) ready(op *Op) (cipher.AEAD, int) {
+	if op.Key != c.k {
+		c.k, c.a = op.Key, nil
+		if op.Key != nil {
+			c.a = op.Key.aead
+		}
+	}
+	p := len(op.Buf) - TagSize
+	var err error
+	switch {
+	case c.a == nil:
+		err = ErrNoKey
+	case p < 0:
+		err = ErrShortBuffer
+	case overlaps(op.AD, op.Buf):
+		err = ErrOverlap
+	default:
+		return c.a, p
+	}
+	op.N, op.Err = 0, err
+	return nil, 0
 }
