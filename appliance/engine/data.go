@@ -201,10 +201,7 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 		d.ackW = fr.w + int64(fr.wl)
 		d.frames.pop()
 	}
-	if d.finW >= 0 && d.ackH > d.finH {
-		return d.finW + 1
-	}
-	return d.ackW
+	return f.ackToR()
 }
 
 // hostSeqOut is the sequence number of the next segment the engine sends L
@@ -246,7 +243,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagURG != 0 {
 		e.c.URGStripped.Add(1) // tcpcrypt.md §7: not generated; the data goes on as normal data
 	}
-	ackW := d.ackW
+	ackW := f.ackToR()
 	if fl&packet.FlagACK != 0 {
 		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
 	}
@@ -348,13 +345,10 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := d.ackW
-	if d.finW >= 0 && d.ackH > d.finH {
-		ack = d.finW + 1
-	}
+	ack := f.ackToR()
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
-		d.lastAckW, d.lastWin = d.ackW, f.winToR()
+		d.lastAckW, d.lastWin = ack, s.win
 		f.pktsOut++
 	}
 	if si == nil {
@@ -837,7 +831,11 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 			break // waiting for keys
 		}
 	}
-	return e.wireFIN(f, tx)
+	if err := e.wireFIN(f, tx); err != nil {
+		return err
+	}
+	e.ackCustody(f, tx)
+	return nil
 }
 
 // drain is drainHeld for callers with nowhere to report an error.

@@ -86,6 +86,7 @@ type Stream struct {
 	ISN  uint32
 	data []byte
 	have []bool
+	cont int // have[:cont] are all set
 	FIN  int // stream offset of the FIN, -1 if none seen
 }
 
@@ -131,12 +132,10 @@ func (s *Stream) Add(seq uint32, payload []byte) error {
 
 // Contiguous returns the bytes from offset 0 up to the first hole.
 func (s *Stream) Contiguous() []byte {
-	for i, h := range s.have {
-		if !h {
-			return s.data[:i]
-		}
+	for s.cont < len(s.have) && s.have[s.cont] {
+		s.cont++ // bytes are never taken back: resume where the last call stopped
 	}
-	return s.data
+	return s.data[:s.cont]
 }
 
 // Holes reports whether any byte below the highest one received is missing.

@@ -47,6 +47,8 @@ type simHost struct {
 	hs, active, est bool
 	gotSYN          bool
 	synAt           int64
+	// holdFIN keeps the host's direction open after its data (no FIN).
+	holdFIN bool
 }
 
 const (
@@ -88,7 +90,7 @@ func (s *simHost) step(w *World) {
 		}
 		s.nxt += n
 	}
-	if s.nxt == len(s.data) && !s.finSent {
+	if s.nxt == len(s.data) && !s.finSent && !s.holdFIN {
 		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil))
 		s.finSent = true
 		s.rtoAt = w.Now + simRTO

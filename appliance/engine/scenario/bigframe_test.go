@@ -1,0 +1,108 @@
+package scenario
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// farRun steps the far end and the inside host every millisecond until
+// done, failing after limit (fake time). each, when set, runs every step.
+// Every step checks the custody promise (farEnd.custody).
+func farRun(t *testing.T, w *World, far *farEnd, in *simHost, done func() bool, each func(), limit time.Duration) {
+	t.Helper()
+	deadline := w.Now + int64(limit)
+	for !done() {
+		if w.Now > deadline {
+			t.Fatalf("not done after %v (fake): far end sent %d/%d wire bytes, acked %d, cwnd %d, %d timeouts, got %d bytes (FINp %v); inside host got %d bytes, sent %d/%d acked %d",
+				limit, far.nxt, len(far.out), far.una, far.cwnd, far.timeouts, len(far.got), far.gotFIN, in.rcvNxt, in.nxt, len(in.data), in.una)
+		}
+		if each != nil {
+			each()
+		}
+		far.step(w)
+		in.step(w)
+		w.Run(time.Millisecond)
+		in.receive(t, w, w.Take(in.side))
+		far.receive(w, w.TakeFar(far.side))
+		far.custody(in.rcvNxt)
+		if far.rst {
+			t.Fatalf("the far end got an RST")
+		}
+	}
+}
+
+// TestLargeFramesFarClient: a far host (role A, connecting to b behind
+// G_B) whose first write is one large frame — 65,000 data bytes, and clen
+// 65,535, the largest RFC 8548 §4.2 allows — sent by a TCP with a
+// congestion window of 10 segments at start, so no frame fits in the first
+// flight. G_B must acknowledge the in-order bytes of the frame before it
+// can open it, or the sender waits for an ACK that never comes; and it must
+// not acknowledge a whole frame before b acknowledged its plaintext (the
+// custody check in farRun).
+func TestLargeFramesFarClient(t *testing.T) {
+	for _, size := range []int{65000, tcpcrypt.MaxData} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			f := onlyB(t)
+			w := f.w
+			p := peerA(t, f, nil)
+			far := newFarEnd(t, SideA, f.a, f.b, p, size)
+			b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(1, 2)), rcv: NewStream(isnA), est: true, holdFIN: true}
+			data := chunk('L', 3*size+1234)
+			far.write(w.Now, data)
+			farRun(t, w, far, b, func() bool { return bytes.Equal(b.rcv.Contiguous(), data) }, nil, 20*time.Second)
+			t.Logf("%d bytes in %d frames at b after %.2f s (fake), %d far-end timeouts", len(data), far.nsent, float64(w.Now)/1e9, far.timeouts)
+		})
+	}
+}
+
+// TestLargeFramesInsideLoss: the inside link loses some of what G_B
+// delivers of a large frame. The frame's last bytes are still
+// unacknowledged on the wire, so the far end's retransmission of them makes
+// G_B deliver the rest of the frame again from what it kept.
+func TestLargeFramesInsideLoss(t *testing.T) {
+	for seed := range 4 {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			f := onlyB(t)
+			w := f.w
+			p := peerA(t, f, nil)
+			far := newFarEnd(t, SideA, f.a, f.b, p, 65000)
+			b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(uint64(seed), 2)), rcv: NewStream(isnA), est: true, holdFIN: true,
+				insideLoss: 0.05, lossRng: rand.New(rand.NewPCG(uint64(seed), 9))}
+			data := chunk('L', (1+seed%2)*65000) // the last frame ends a segment: R's retransmission of its end is all that is held
+			far.write(w.Now, data)
+			farRun(t, w, far, b, func() bool { return bytes.Equal(b.rcv.Contiguous(), data) }, nil, 60*time.Second)
+			t.Logf("%d segments lost inside, %d far-end timeouts, %.2f s (fake)", b.lostInside, far.timeouts, float64(w.Now)/1e9)
+		})
+	}
+}
+
+// TestLargeFramesFarServer is the other direction: a, behind G_A, sends a
+// request to a far server (role B) that answers with large frames, its
+// first write too large for its first flight.
+func TestLargeFramesFarServer(t *testing.T) {
+	for _, size := range []int{65000, tcpcrypt.MaxData} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			f := onlyA(t)
+			w := f.w
+			p := peerB(t, f)
+			far := newFarEnd(t, SideB, f.b, f.a, p, size)
+			req := chunk('Q', 300)
+			a := &simHost{side: SideA, h: f.a, peer: f.b, rng: rand.New(rand.NewPCG(3, 4)), data: req, rcv: NewStream(isnB), est: true, holdFIN: true}
+			resp := chunk('R', 2*size+777)
+			answered := false
+			each := func() {
+				if !answered && bytes.Equal(far.got, req) {
+					answered = true
+					far.write(w.Now, resp)
+				}
+			}
+			farRun(t, w, far, a, func() bool { return bytes.Equal(a.rcv.Contiguous(), resp) }, each, 20*time.Second)
+			t.Logf("%d bytes in %d frames at a after %.2f s (fake), %d far-end timeouts", len(resp), far.nsent, float64(w.Now)/1e9, far.timeouts)
+		})
+	}
+}
