@@ -106,3 +106,51 @@ func TestLargeFramesFarServer(t *testing.T) {
 		})
 	}
 }
+
+// TestRekeyAfterFIN: RFC 8548 §3.8 after our FIN. a (behind G_A) sends
+// its data and closes its direction; the far server (role B) reads it all
+// and only then echoes it, in small frames, starting a rekey every 5
+// frames, then closes too. G_A has sent FINp, so it answers none of those
+// rekeys, but it must follow every one (the remote generation moves with
+// each rekey bit) and keep delivering: far more generations go by than a
+// key ring keeps at once while its sending side is frozen at FINp.
+func TestRekeyAfterFIN(t *testing.T) {
+	f := onlyA(t)
+	w := f.w
+	p := peerB(t, f)
+	far := newFarEnd(t, SideB, f.b, f.a, p, 100)
+	far.rekeyEvery, far.closeAtEOF = 5, true
+	data := chunk('E', 100_000)
+	a := &simHost{side: SideA, h: f.a, peer: f.b, rng: rand.New(rand.NewPCG(5, 6)), data: data, rcv: NewStream(isnB), est: true}
+	echoed := false
+	each := func() {
+		if !echoed && far.gotFIN {
+			echoed = true
+			far.write(w.Now, far.got)
+		}
+	}
+	farRun(t, w, far, a, func() bool { return a.gotFIN && a.finAcked && far.finAcked }, each, 30*time.Second)
+	if !bytes.Equal(a.rcv.Contiguous(), data) {
+		t.Fatalf("a got %d bytes of the echo, want %d", len(a.rcv.Contiguous()), len(data))
+	}
+	if g := p.Ring.Local(); g < 100 {
+		t.Fatalf("the far end went through %d generations, want at least 100", g)
+	}
+	// G_A's local generation follows the far end's (RFC 8548 §3.8), but
+	// nothing follows its FINp frame on the wire: no rekey answer.
+	if fl := w.Flows(SideA); len(fl) == 1 && fl[0].KeyGeneration != uint32(p.Ring.Local()) {
+		t.Fatalf("G_A at key generation %d, the far end at %d", fl[0].KeyGeneration, p.Ring.Local())
+	}
+	st := wireStream(t, w, AtoB, isnA)
+	if st.FIN < 0 || len(st.Contiguous()) < st.FIN {
+		t.Fatalf("G_A's wire stream: %d bytes, FIN at %d", len(st.Contiguous()), st.FIN)
+	}
+	for _, g := range w.Link.Sent(AtoB) {
+		if len(g.Payload) > 0 && st.Off(g.Seq)+len(g.Payload) > st.FIN {
+			t.Fatalf("G_A sent bytes after its FINp frame (FIN at %d): %v", st.FIN, g)
+		}
+	}
+	if p.Ring.Remote() != 0 {
+		t.Fatalf("the far end saw %d rekeys from G_A, want none", p.Ring.Remote())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // farEnd is a far host that speaks tcpcrypt itself (a Peer) over a TCP
@@ -63,7 +64,10 @@ type farEnd struct {
 
 // farFrame places one of the far end's frames: wire bytes [w, we) carry
 // plaintext [h, he).
-type farFrame struct{ w, we, h, he int }
+type farFrame struct {
+	w, we, h, he int
+	gen          uint64
+}
 
 const (
 	farMSS     = 1448 // a Linux sender's payload per segment with timestamps
@@ -101,7 +105,7 @@ func (f *farEnd) seal(data []byte, fin bool) {
 		}
 	}
 	fr := f.p.Seal(data, fin)
-	f.frames = append(f.frames, farFrame{w: len(f.out), we: len(f.out) + len(fr), h: f.plain, he: f.plain + len(data)})
+	f.frames = append(f.frames, farFrame{w: len(f.out), we: len(f.out) + len(fr), h: f.plain, he: f.plain + len(data), gen: f.p.Ring.SendGeneration()})
 	f.out = append(f.out, fr...)
 	f.plain += len(data)
 	f.nsent++
@@ -128,7 +132,7 @@ func (f *farEnd) step(w *World) {
 	}
 	if !f.fin {
 		flush := f.gotFIN || now-f.lastWrite >= farFlushNs
-		for len(f.pending) >= f.frameSize || (flush && len(f.pending) > 0) {
+		for (len(f.pending) >= f.frameSize || (flush && len(f.pending) > 0)) && f.room() {
 			n := min(len(f.pending), f.frameSize)
 			f.seal(f.pending[:n], false)
 			f.pending = f.pending[n:]
@@ -269,6 +273,7 @@ func (f *farEnd) gotAck(w *World, g Seg) {
 		default:
 			f.cwnd += max(1, f.mss*f.mss/f.cwnd)
 		}
+		f.forget()
 		f.rto = farRTOMin
 		f.rtoAt = 0
 		if f.outstanding() {
@@ -292,6 +297,29 @@ func (f *farEnd) gotAck(w *World, g Seg) {
 			f.rwnd = win
 		}
 	}
+}
+
+// room reports whether the application may frame more now: the sender
+// frames as its window opens (as a kernel implementation that frames at
+// transmission would), and keeps no more generations in flight than a
+// KeyRing holds sending keys for (tcpcrypt.MaxGenerations).
+func (f *farEnd) room() bool {
+	if len(f.out)-f.una >= min(f.cwnd, f.rwnd)+f.mss {
+		return false
+	}
+	i, _ := slices.BinarySearchFunc(f.frames, f.una, func(x farFrame, una int) int { return x.we - una - 1 })
+	return i == len(f.frames) || f.p.Ring.Local()-f.frames[i].gen < tcpcrypt.MaxGenerations-2
+}
+
+// forget drops the sending keys no frame still unacknowledged needs
+// (RFC 8548 §3.8: delete older-generation keys).
+func (f *farEnd) forget() {
+	g := f.p.Ring.SendGeneration()
+	i, _ := slices.BinarySearchFunc(f.frames, f.una, func(x farFrame, una int) int { return x.we - una - 1 })
+	if i < len(f.frames) {
+		g = f.frames[i].gen
+	}
+	f.p.Ring.Forget(g)
 }
 
 // custody checks the engine's promise to the far end: a frame whose wire
