@@ -160,18 +160,6 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 			}
 			en.frames.pop()
 		}
-		if f.keys != nil {
-			// Old sending keys go once no frame still to be retransmitted
-			// needs them (TC-60).
-			g := f.keys.SendGeneration()
-			if en.frames.n > 0 {
-				g = en.frames.at(0).gen
-			}
-			if g > en.forgotBelow {
-				f.keys.Forget(g)
-				en.forgotBelow = g
-			}
-		}
 	}
 	if en.finW >= 0 && en.ackW > en.finW {
 		return en.finH + 1
@@ -436,7 +424,14 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 			return false
 		}
 		en.store.write(en.nextW, fr)
-		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), gen: sk.Generation, fin: fin && last}
+		if sk.Generation > en.forgotBelow {
+			// Frames are resent from the store, never sealed again: the
+			// older generations' sending keys can go at once (RFC 8548
+			// §3.8, TC-60), however fast the far side rekeys.
+			f.keys.Forget(sk.Generation)
+			en.forgotBelow = sk.Generation
+		}
+		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin && last}
 		en.frames.push(rec)
 		en.nextH += int64(n)
 		en.nextW += int64(wl)

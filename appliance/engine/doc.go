@@ -23,7 +23,8 @@
 // seals each new host segment into frames no larger than the far side's MSS,
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
-// offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
+// offset: the stored bytes keep their original key generation, TC-45, TC-59,
+// so older sending keys go as soon as a newer one is in use). Wire ACKs and SACK
 // blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third

@@ -28,7 +28,6 @@ var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "ke
 type frameRec struct {
 	h, w  int64
 	n, wl int32
-	gen   uint64
 	fin   bool
 	fast  bool // an appliance-owned frame already sent again on R's duplicate ACKs
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
@@ -153,4 +154,31 @@ func TestRekeyAfterFIN(t *testing.T) {
 	if p.Ring.Remote() != 0 {
 		t.Fatalf("the far end saw %d rekeys from G_A, want none", p.Ring.Remote())
 	}
+}
+
+// TestRekeyEveryFrame: a far server that starts a rekey on every frame of
+// 100 bytes, far more often per round trip than tcpcrypt.MaxGenerations.
+// G_A answers each at once (RFC 8548 §3.8) and must not run out of sending
+// keys doing so: it never seals a frame twice (retransmissions come from
+// its store), so it needs no older generation's key once the next one is
+// in use, and a's data is never refused for want of one.
+func TestRekeyEveryFrame(t *testing.T) {
+	f := onlyA(t)
+	w := f.w
+	p := peerB(t, f)
+	far := newFarEnd(t, SideB, f.b, f.a, p, 100)
+	far.echo, far.closeAtEOF, far.rekeyEvery = true, true, 1
+	rng := rand.New(rand.NewPCG(1, 1))
+	a := &simHost{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, 300_000), rcv: NewStream(isnB), est: true}
+	farRun(t, w, far, a, func() bool {
+		return a.gotFIN && a.finAcked && far.finAcked && bytes.Equal(a.rcv.Contiguous(), a.data)
+	}, nil, 60*time.Second)
+	c := w.G[SideA].Counters()
+	if n := c.Drops[engine.DropStoreFull].Load(); n != 0 {
+		t.Fatalf("G_A refused a's data %d times (no sending key left)", n)
+	}
+	if far.p.Ring.Local() < 1000 || far.p.Ring.Remote() < 1000 {
+		t.Fatalf("far end at generation %d, G_A answered up to %d (its FINp ends the answers)", far.p.Ring.Local(), far.p.Ring.Remote())
+	}
+	t.Logf("%d generations, %d answered with empty frames, %.2f s (fake)", far.p.Ring.Local(), c.RekeysAnswered.Load(), float64(w.Now)/1e9)
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
-	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // farEnd is a far host that speaks tcpcrypt itself (a Peer) over a TCP
@@ -31,6 +30,7 @@ type farEnd struct {
 	rekeyEvery int
 	echo       bool // write back everything read
 	closeAtEOF bool // half-close (FINp) once the other side's FINp was read and echoed
+	closeDone  bool // half-close once everything written is framed
 
 	// The framed wire stream from offset 0 (the Init message first, when
 	// there is one) and where each frame lies, for the custody check.
@@ -66,7 +66,6 @@ type farEnd struct {
 // plaintext [h, he).
 type farFrame struct {
 	w, we, h, he int
-	gen          uint64
 }
 
 const (
@@ -105,7 +104,10 @@ func (f *farEnd) seal(data []byte, fin bool) {
 		}
 	}
 	fr := f.p.Seal(data, fin)
-	f.frames = append(f.frames, farFrame{w: len(f.out), we: len(f.out) + len(fr), h: f.plain, he: f.plain + len(data), gen: f.p.Ring.SendGeneration()})
+	// Retransmissions come from out, never sealed again: the older
+	// generations' sending keys can go at once (RFC 8548 §3.8).
+	f.p.Ring.Forget(f.p.Ring.SendGeneration())
+	f.frames = append(f.frames, farFrame{w: len(f.out), we: len(f.out) + len(fr), h: f.plain, he: f.plain + len(data)})
 	f.out = append(f.out, fr...)
 	f.plain += len(data)
 	f.nsent++
@@ -140,7 +142,7 @@ func (f *farEnd) step(w *World) {
 		if f.p.Ring.Owed() {
 			f.seal(nil, false) // answer the other side's rekey at once (RFC 8548 §3.8)
 		}
-		if f.gotFIN && f.closeAtEOF && len(f.pending) == 0 {
+		if ((f.gotFIN && f.closeAtEOF) || f.closeDone) && len(f.pending) == 0 {
 			f.seal(nil, true)
 		}
 	}
@@ -273,7 +275,6 @@ func (f *farEnd) gotAck(w *World, g Seg) {
 		default:
 			f.cwnd += max(1, f.mss*f.mss/f.cwnd)
 		}
-		f.forget()
 		f.rto = farRTOMin
 		f.rtoAt = 0
 		if f.outstanding() {
@@ -300,26 +301,10 @@ func (f *farEnd) gotAck(w *World, g Seg) {
 }
 
 // room reports whether the application may frame more now: the sender
-// frames as its window opens (as a kernel implementation that frames at
-// transmission would), and keeps no more generations in flight than a
-// KeyRing holds sending keys for (tcpcrypt.MaxGenerations).
+// frames as its window opens, as a kernel implementation that frames at
+// transmission would.
 func (f *farEnd) room() bool {
-	if len(f.out)-f.una >= min(f.cwnd, f.rwnd)+f.mss {
-		return false
-	}
-	i, _ := slices.BinarySearchFunc(f.frames, f.una, func(x farFrame, una int) int { return x.we - una - 1 })
-	return i == len(f.frames) || f.p.Ring.Local()-f.frames[i].gen < tcpcrypt.MaxGenerations-2
-}
-
-// forget drops the sending keys no frame still unacknowledged needs
-// (RFC 8548 §3.8: delete older-generation keys).
-func (f *farEnd) forget() {
-	g := f.p.Ring.SendGeneration()
-	i, _ := slices.BinarySearchFunc(f.frames, f.una, func(x farFrame, una int) int { return x.we - una - 1 })
-	if i < len(f.frames) {
-		g = f.frames[i].gen
-	}
-	f.p.Ring.Forget(g)
+	return len(f.out)-f.una < min(f.cwnd, f.rwnd)+f.mss
 }
 
 // custody checks the engine's promise to the far end: a frame whose wire
