@@ -61,6 +61,28 @@ func TestLargeFramesFarClient(t *testing.T) {
 	}
 }
 
+// TestLargeFramesSmallWindow: b keeps a receive window smaller than a
+// frame's plaintext (64,256 bytes, a Linux host's first window, and
+// 32,768) and, like Linux, drops a segment that starts beyond it. The
+// frame still completes (the window to the far end reaches its end) and b
+// gets all of it.
+func TestLargeFramesSmallWindow(t *testing.T) {
+	for _, c := range []struct{ size, win int }{{65000, 502}, {tcpcrypt.MaxData, 502}, {65000, 256}} {
+		t.Run(fmt.Sprintf("%d/%d", c.size, c.win<<7), func(t *testing.T) {
+			f := onlyB(t)
+			w := f.w
+			f.b.Window = uint16(c.win)
+			p := peerA(t, f, nil)
+			far := newFarEnd(t, SideA, f.a, f.b, p, c.size)
+			b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(1, 2)), rcv: NewStream(isnA), est: true, holdFIN: true, rwnd: c.win << 7}
+			data := chunk('L', 4*c.size)
+			far.write(w.Now, data)
+			farRun(t, w, far, b, func() bool { return bytes.Equal(b.rcv.Contiguous(), data) }, nil, 60*time.Second)
+			t.Logf("%d bytes at b after %.2f s (fake), %d far-end timeouts, %d segments beyond b's window", len(data), float64(w.Now)/1e9, far.timeouts, b.outOfWindow)
+		})
+	}
+}
+
 // TestLargeFramesInsideLoss: the inside link loses some of what G_B
 // delivers of a large frame. The frame's last bytes are still
 // unacknowledged on the wire, so the far end's retransmission of them makes

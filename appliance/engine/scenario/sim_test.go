@@ -49,6 +49,11 @@ type simHost struct {
 	synAt           int64
 	// holdFIN keeps the host's direction open after its data (no FIN).
 	holdFIN bool
+	// rwnd, when set, is the receive window the host keeps (its Host's
+	// Window field, scaled by 7): like Linux it drops a segment that
+	// starts at or beyond rcvNxt + rwnd and acknowledges what it has.
+	rwnd int
+	outOfWindow int
 }
 
 const (
@@ -150,6 +155,11 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			}
 		}
 		if len(g.Payload) == 0 && !g.Has(packettest.FIN) {
+			continue
+		}
+		if s.rwnd > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.rwnd {
+			s.outOfWindow++
+			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 			continue
 		}
 		if err := s.rcv.AddSeg(g); err != nil {
