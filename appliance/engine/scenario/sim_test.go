@@ -52,7 +52,7 @@ type simHost struct {
 	// rwnd, when set, is the receive window the host keeps (its Host's
 	// Window field, scaled by 7): like Linux it drops a segment that
 	// starts at or beyond rcvNxt + rwnd and acknowledges what it has.
-	rwnd int
+	rwnd        int
 	outOfWindow int
 }
 
