@@ -56,3 +56,43 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 		e.ackR(f, tx[Outside], nil)
 	}
 }
+
+// pushPlain sends L the opened plaintext that waits for its window: up to
+// the right edge L advertised (its ACK plus its window, RFC 9293 §3.8.6),
+// and the FIN once every byte before it went. A frame opens whole and may
+// be larger than L's window (partial-frame custody): what does not fit
+// goes when L's ACK opens the window, not when R, whose retransmission
+// timer has backed off meanwhile, resends. probe sends at least one byte,
+// into a closed window too (RFC 9293 §3.8.6.1).
+func (e *Engine) pushPlain(f *flow, to TxSink, probe bool) {
+	d := &f.rcv
+	end := d.ackH + int64(f.winL)<<f.wsLe
+	if probe {
+		end = max(end, d.sentH+1)
+	}
+	e.sendPending(f, to, min(end, d.nextH))
+}
+
+// sendPending sends L the plaintext [sentH, end) from the ring, and the FIN
+// once every byte before it went.
+func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
+	d := &f.rcv
+	if d.sentH < d.plainFrom {
+		// Cannot happen (deliver sends what it cannot keep at once), but
+		// the ring holds nothing there: never send L what it does not hold.
+		d.sentH = d.plainFrom
+	}
+	for d.sentH < end {
+		n := min(end-d.sentH, int64(len(e.scratch)))
+		buf := e.scratch[:n]
+		d.plain.read(buf, d.sentH)
+		fin := d.finH >= 0 && d.sentH+n == d.finH
+		e.sendPlain(f, to, d.sentH, buf, fin, false, 0)
+		d.sentH += n
+		d.finOut = d.finOut || fin
+	}
+	if d.finH >= 0 && d.sentH == d.finH && !d.finOut {
+		e.sendPlain(f, to, d.sentH, nil, true, false, 0)
+		d.finOut = true
+	}
+}

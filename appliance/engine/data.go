@@ -195,8 +195,8 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 // hostSeqOut is the sequence number of the next segment the engine sends L
 // on R's behalf.
 func (f *flow) hostSeqOut() uint32 {
-	h := f.rcv.nextH
-	if f.rcv.finH >= 0 {
+	h := f.rcv.sentH // what waits for L's window was not sent: a pure ACK must not pass it
+	if f.rcv.finOut {
 		h = f.rcv.finH + 1
 	}
 	return wrap(f.isnR, h)
@@ -236,6 +236,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
 	}
 	e.closeCheck(now, f)
+	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
+		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
+	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH
@@ -614,7 +617,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	data = data[d.rcvW-w:]
-	delivered := d.nextH
+	delivered := d.sentH
 	if d.held.n == 0 && f.dec != nil {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -639,7 +642,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if f.state == stDead {
 		return Forwarded
 	}
-	if d.nextH == delivered && hostAck != f.lastHostAck {
+	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 	}
 	return Forwarded
@@ -906,13 +909,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
 	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
 	d.frames.push(rec)
-	if d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data))) {
+	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
+	if held {
 		d.plain.write(d.nextH, fr.Data)
-	} else {
-		// Over the cap: these bytes cannot be re-delivered. Never send
-		// what the ring does not hold.
-		d.plainFrom = d.nextH + int64(len(fr.Data))
-		e.c.Drops[DropDeliverFull].Add(1)
 	}
 	d.nextH += int64(len(fr.Data))
 	if fr.FIN {
@@ -925,7 +924,21 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		f.ackOwed = true
 		return
 	}
-	e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+	if !held || fr.URG {
+		// Over the cap, or urgent: out at once, after what waits for
+		// L's window (still in the ring: a failed reserve moves nothing).
+		e.sendPending(f, to, rec.h)
+		if !held {
+			// These bytes cannot be re-delivered. Never send what the
+			// ring does not hold.
+			d.plainFrom = d.nextH
+			e.c.Drops[DropDeliverFull].Add(1)
+		}
+		e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		d.sentH, d.finOut = d.nextH, fr.FIN
+		return
+	}
+	e.pushPlain(f, to, false)
 }
 
 // sendPlain sends host bytes starting at h to L.
@@ -979,14 +992,22 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 			continue
 		}
 		lo := max(fr.h, d.ackH)
-		if lo < d.plainFrom {
+		hi := min(fr.h+int64(fr.n), d.sentH) // what waits for L's window is not lost
+		fin := fr.fin && d.finOut
+		if lo < d.plainFrom || (hi <= lo && !fin) {
 			continue
 		}
-		n := fr.h + int64(fr.n) - lo
-		buf := e.scratch[:n]
+		buf := e.scratch[:max(hi-lo, 0)]
 		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, fr.fin, false, 0)
+		e.sendPlain(f, tx[Inside], lo, buf, fin, false, 0)
 		e.c.Redelivered.Add(1)
+		sent = true
+	}
+	if !sent && (d.sentH < d.nextH || (d.finH >= 0 && !d.finOut)) {
+		// Nothing lost, but plaintext waits for L's window: R's
+		// retransmission stands in for a window probe (L's window
+		// update may have been lost on the inside link).
+		e.pushPlain(f, tx[Inside], true)
 		sent = true
 	}
 	if sent {

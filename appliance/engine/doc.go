@@ -23,17 +23,17 @@
 // seals each new host segment into frames no larger than the far side's MSS,
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
-// offset: the stored bytes keep their original key generation, TC-45, TC-59,
-// so older sending keys go as soon as a newer one is in use). Wire ACKs and SACK
-// blocks become host ones rounded to whole frames. The bytes the appliance
+// offset: the stored bytes keep their original key generation, TC-45,
+// TC-59, so older sending keys go as soon as a newer one is in use). Wire
+// ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third
-// duplicate ACK or its SACK blocks show the hole starts there. The decrypting direction
-// reassembles the wire stream (out-of-order bytes held and answered with a
-// duplicate ACK carrying SACK in wire space), feeds the Init reader and then
-// tcpcrypt.FrameDecoder, and delivers each frame's data at its host offset;
-// the inside host's ACKs go back rounded to frame edges (but see
-// Partial-frame custody), repeats that would
+// duplicate ACK or its SACK blocks show the hole starts there. The
+// decrypting direction reassembles the wire stream (out-of-order bytes held
+// and answered with a duplicate ACK carrying SACK in wire space), feeds the
+// Init reader and then tcpcrypt.FrameDecoder, and delivers each frame's data
+// at its host offset, within L's window; the inside host's ACKs go back
+// rounded to frame edges (but see Partial-frame custody), repeats that would
 // look like duplicate ACKs are suppressed, and plaintext is kept until the
 // host acknowledges it so a loss on the inside link is repaired when the far
 // side retransmits. FIN travels as FINp (a TCP FIN without FINp aborts), a
@@ -59,7 +59,11 @@
 // lost some (two bytes, because a one-byte retransmission at the end of
 // what arrived looks like a keep-alive probe). The window R gets reaches at
 // least the end of that frame, even when L's window or the re-delivery cap
-// is smaller, since R could never complete the frame otherwise. Frames
+// is smaller, since R could never complete the frame otherwise. So an
+// opened frame may not fit L's window: its plaintext waits in the
+// re-delivery ring and goes to L as L's ACKs open the window (pushPlain),
+// not when R's retransmission timer, backed off meanwhile, fires; R's
+// retransmission of the held end still stands in for a window probe. Frames
 // after it wait for L's ACK of it (a cumulative ACK cannot skip its end),
 // which keeps the custody to one frame. Out-of-order bytes are answered as
 // before, duplicate ACKs at the custody point with SACK blocks. The same

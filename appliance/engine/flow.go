@@ -96,7 +96,9 @@ type decDir struct {
 	ackH      int64 // L's cumulative ACK
 	ackW      int64 // its translation: end of the last whole frame L acknowledged
 	frames    frameQ
-	plain     ring  // delivered plaintext H[ackH, nextH), for re-delivery
+	plain     ring  // opened plaintext H[ackH, nextH), for delivery and re-delivery
+	sentH     int64 // end of what L was sent: H[sentH, nextH) waits for L's window
+	finOut    bool  // the FIN went to L
 	plainFrom int64 // the ring holds nothing below this host offset
 	finH      int64 // host offset of the FIN delivered to L, -1 if none
 	finW      int64 // wire offset of R's TCP FIN, -1 if none

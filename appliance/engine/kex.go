@@ -243,7 +243,7 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &seg{seq: wrap(f.isnR, f.rcv.nextH), ack: wrap(f.isnL, f.enc.ackH),
+		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	e.remove(f)

@@ -71,16 +71,34 @@ func TestLargeFramesSmallWindow(t *testing.T) {
 		t.Run(fmt.Sprintf("%d/%d", c.size, c.win<<7), func(t *testing.T) {
 			f := onlyB(t)
 			w := f.w
-			f.b.Window = uint16(c.win)
+			f.b.Window, f.b.Exact = uint16(c.win), true
 			p := peerA(t, f, nil)
 			far := newFarEnd(t, SideA, f.a, f.b, p, c.size)
-			b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(1, 2)), rcv: NewStream(isnA), est: true, holdFIN: true, rwnd: c.win << 7}
+			b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(1, 2)), rcv: NewStream(isnA), est: true, holdFIN: true, buf: c.win << 7}
 			data := chunk('L', 4*c.size)
 			far.write(w.Now, data)
 			farRun(t, w, far, b, func() bool { return bytes.Equal(b.rcv.Contiguous(), data) }, nil, 60*time.Second)
 			t.Logf("%d bytes at b after %.2f s (fake), %d far-end timeouts, %d segments beyond b's window", len(data), float64(w.Now)/1e9, far.timeouts, b.outOfWindow)
 		})
 	}
+}
+
+// TestLargeFramesSlowReader: b's application reads nothing for two
+// seconds, so b's window closes with a large frame under way; then it
+// reads. G_B must deliver the rest as b's window opens, without waiting for
+// the far end's retransmission timer, which has backed off meanwhile.
+func TestLargeFramesSlowReader(t *testing.T) {
+	f := onlyB(t)
+	w := f.w
+	f.b.Window, f.b.Exact = 100_000>>7, true
+	p := peerA(t, f, nil)
+	far := newFarEnd(t, SideA, f.a, f.b, p, 65000)
+	b := &simHost{side: SideB, h: f.b, peer: f.a, rng: rand.New(rand.NewPCG(1, 2)), rcv: NewStream(isnA), est: true, holdFIN: true,
+		buf: 100_000, readAt: w.Now + int64(2*time.Second)}
+	data := chunk('L', 4*65000)
+	far.write(w.Now, data)
+	farRun(t, w, far, b, func() bool { return bytes.Equal(b.rcv.Contiguous(), data) }, func() { b.read(w) }, 2500*time.Millisecond)
+	t.Logf("%d bytes at b after %.2f s (fake), %d far-end timeouts, %d segments beyond b's window", len(data), float64(w.Now)/1e9, far.timeouts, b.outOfWindow)
 }
 
 // TestLargeFramesInsideLoss: the inside link loses some of what G_B

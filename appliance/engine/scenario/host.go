@@ -14,7 +14,8 @@ import (
 type Host struct {
 	Addr, Peer netip.AddrPort
 	ISN        uint32
-	Window     uint16
+	Window     uint16 // 0 means 65535 unless Exact
+	Exact      bool   // send Window as it is, 0 too (a closed window)
 }
 
 // Seq returns the sequence number of stream offset off (0 is the first data
@@ -25,7 +26,7 @@ func (h *Host) Seq(off int) uint32 { return h.ISN + 1 + uint32(off) }
 // packettest).
 func (h *Host) Seg(flags uint8, seq, ack uint32, payload []byte, opts ...[]byte) []byte {
 	win := h.Window
-	if win == 0 {
+	if win == 0 && !h.Exact {
 		win = 65535
 	}
 	return packettest.Frame{

@@ -49,11 +49,29 @@ type simHost struct {
 	synAt           int64
 	// holdFIN keeps the host's direction open after its data (no FIN).
 	holdFIN bool
-	// rwnd, when set, is the receive window the host keeps (its Host's
-	// Window field, scaled by 7): like Linux it drops a segment that
-	// starts at or beyond rcvNxt + rwnd and acknowledges what it has.
-	rwnd        int
+	// buf, when set, is the host's receive buffer: its window is what the
+	// application has not read yet taken from it (sent as the Window field,
+	// scaled by 7), and like Linux it drops a segment that starts beyond
+	// the window and acknowledges what it has. The application reads
+	// everything from readAt on.
+	buf         int
+	readAt      int64
+	readNxt     int
 	outOfWindow int
+}
+
+// free is the host's receive window (buf set).
+func (s *simHost) free() int { return s.buf - (s.rcvNxt - s.readNxt) }
+
+// read lets the application read at w.Now (buf set), and tells the peer
+// when that opens the window.
+func (s *simHost) read(w *World) {
+	if s.buf == 0 || w.Now < s.readAt || s.readNxt == s.rcvNxt {
+		return
+	}
+	s.readNxt = s.rcvNxt
+	s.h.Window = uint16(s.free() >> 7)
+	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 }
 
 const (
@@ -157,7 +175,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		if len(g.Payload) == 0 && !g.Has(packettest.FIN) {
 			continue
 		}
-		if s.rwnd > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.rwnd {
+		if s.buf > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.free() {
 			s.outOfWindow++
 			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 			continue
@@ -171,6 +189,12 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if g.Has(packettest.FIN) && off+len(g.Payload) == s.rcvNxt {
 			s.gotFIN = true
+		}
+		if s.buf > 0 {
+			if w.Now >= s.readAt {
+				s.readNxt = s.rcvNxt
+			}
+			s.h.Window = uint16(s.free() >> 7)
 		}
 		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 	}
