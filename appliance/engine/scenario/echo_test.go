@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -28,6 +30,9 @@ import (
 // the link.
 func TestRandomEcho(t *testing.T) {
 	seeds := 24
+	if s := os.Getenv("ECHO_SEEDS"); s != "" {
+		seeds, _ = strconv.Atoi(s)
+	}
 	if testing.Short() {
 		seeds = 8
 	}
