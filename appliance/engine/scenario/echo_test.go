@@ -27,7 +27,7 @@ import (
 // Each run must end with the whole echo and both FINs delivered, no RST,
 // the far end's wire ACKs never ahead of the inside host's (custody), the
 // same bytes for the same wire sequence numbers, and no plaintext marker on
-// the link.
+// the link. ECHO_SEEDS=n runs n seeds instead.
 func TestRandomEcho(t *testing.T) {
 	seeds := 24
 	if s := os.Getenv("ECHO_SEEDS"); s != "" {
