@@ -171,8 +171,8 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 // its wire translation.
 func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 	d := &f.rcv
-	limit := d.nextH
-	if d.finH >= 0 {
+	limit := d.sentH // L cannot acknowledge what it was not sent (and the ring may no longer hold it)
+	if d.finOut {
 		limit = d.finH + 1
 	}
 	if ackH > limit || ackH < d.ackH-1<<30 {
