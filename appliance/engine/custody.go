@@ -52,9 +52,17 @@ func (f *flow) partialEnd() int64 {
 // ackToR past what R last got: R's congestion window then grows and its
 // retransmission timer rests while the frame is still incomplete.
 func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
-	if f.state == stOpen && f.ackToR() > f.rcv.lastAckW {
-		e.ackR(f, tx[Outside], nil)
+	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
+		return
 	}
+	if f.rcv.held.n > 0 {
+		// Out-of-order bytes are still held: say so in SACK blocks, as
+		// every ACK must while they are (RFC 2018 §4).
+		f.rcv.lastAckW = f.ackToR()
+		e.dupAckR(f, tx[Outside])
+		return
+	}
+	e.ackR(f, tx[Outside], nil)
 }
 
 // pushPlain sends L the opened plaintext that waits for its window: up to

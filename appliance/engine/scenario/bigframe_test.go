@@ -224,3 +224,38 @@ func TestRekeyEveryFrame(t *testing.T) {
 	}
 	t.Logf("%d generations, %d answered with empty frames, %.2f s (fake)", far.p.Ring.Local(), c.RekeysAnswered.Load(), float64(w.Now)/1e9)
 }
+
+// TestCustodySACK: segments 3 and 6 of a large frame are lost, 4, 5 and
+// 7 arrive and are held; then 3 arrives. G_B's ACK moves into the frame
+// (custody) past 5, and as 7 is still held it carries a SACK block for it
+// (RFC 2018 §4), so the sender's recovery goes on from there.
+func TestCustodySACK(t *testing.T) {
+	f := onlyB(t)
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, nil)
+	fr := p.Seal(chunk('S', 20000), false)
+	off := init1
+	seg := func(i int) {
+		lo, hi := i*1400, min((i+1)*1400, len(fr))
+		w.SendFar(SideA, a.Data(off+lo, b.Seq(init2), fr[lo:hi]))
+	}
+	for _, i := range []int{0, 1, 2, 4, 5, 7} {
+		seg(i)
+	}
+	w.Run(2 * latency)
+	w.TakeFar(SideA)
+	seg(3)
+	w.Run(2 * latency)
+	acks := w.TakeFar(SideA)
+	if len(acks) == 0 {
+		t.Fatal("no ACK after the hole at segment 3 was filled")
+	}
+	last := acks[len(acks)-1]
+	if want := a.Seq(off + 6*1400); last.Ack != want {
+		t.Fatalf("ACK %d, want %d (the end of segment 5)", last.Ack, want)
+	}
+	sack := last.SACK()
+	if len(sack) == 0 || sack[0] != [2]uint32{a.Seq(off + 7*1400), a.Seq(off + 8*1400)} {
+		t.Fatalf("ACK %v carries SACK %v, want segment 7's range", last, sack)
+	}
+}
