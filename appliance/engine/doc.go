@@ -66,8 +66,11 @@
 // retransmission of the held end still stands in for a window probe. Frames
 // after it wait for L's ACK of it (a cumulative ACK cannot skip its end),
 // which keeps the custody to one frame. Out-of-order bytes are answered as
-// before, duplicate ACKs at the custody point with SACK blocks. The same
-// holds whichever end opened the connection. Rejected alternatives:
+// before, duplicate ACKs at the custody point, and every ACK carries SACK
+// blocks while they are held. A frame larger than the re-delivery cap
+// (Config.DeliverBytes) goes to L at once, past its window, and cannot be
+// re-delivered, as before. The same holds whichever end opened the
+// connection. Rejected alternatives:
 // acknowledging whole frames the appliance opened but L has not
 // acknowledged (R's ACK would then no longer mean delivery, and nothing
 // would make R resend what the inside link lost), and delivering a frame's
