@@ -332,6 +332,12 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 			}
 		}
 		e.opts.sack(blocks[:nb])
+	} else if d.held.n > 0 {
+		// R's out-of-order bytes are held: every ACK says so (RFC 2018
+		// §4), or R's SACK scoreboard would go stale.
+		var blocks [4][2]uint32
+		nb := f.heldSACK(&blocks)
+		e.opts.sack(blocks[:nb])
 	}
 	if f.enoOut {
 		e.opts.eno()
@@ -1025,23 +1031,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	e.opts.reset()
 	f.tsToR(&e.opts, false)
 	var blocks [4][2]uint32
-	nb := 0
-	if d.held.n > 0 {
-		order := [maxSpans]int{}
-		order[0] = d.held.last
-		k := 1
-		for i := 0; i < d.held.n && k < len(blocks); i++ {
-			if i != d.held.last {
-				order[k] = i
-				k++
-			}
-		}
-		for i := 0; i < k && nb < 3; i++ {
-			r := d.held.r[order[i]]
-			blocks[nb] = [2]uint32{wrap(f.isnR, r.s), wrap(f.isnR, r.e)}
-			nb++
-		}
-	}
+	nb := f.heldSACK(&blocks)
 	e.opts.sack(blocks[:nb])
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {

@@ -259,3 +259,42 @@ func TestCustodySACK(t *testing.T) {
 		t.Fatalf("ACK %v carries SACK %v, want segment 7's range", last, sack)
 	}
 }
+
+// TestCustodySACKOnHostAck: a frame is opened and delivered, the next
+// one is under way with segment 2 lost and segment 3 held. When b
+// acknowledges the first frame, G_B's translated ACK moves into the second
+// (custody) and carries segment 3's range as a SACK block (RFC 2018 §4).
+func TestCustodySACKOnHostAck(t *testing.T) {
+	f := onlyB(t)
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, nil)
+	first := p.Seal(chunk('1', 1000), false)
+	second := p.Seal(chunk('2', 20000), false)
+	w.SendFar(SideA, a.Data(init1, b.Seq(init2), first))
+	off := init1 + len(first)
+	seg := func(i int) {
+		lo, hi := i*1400, min((i+1)*1400, len(second))
+		w.SendFar(SideA, a.Data(off+lo, b.Seq(init2), second[lo:hi]))
+	}
+	for _, i := range []int{0, 1, 3} {
+		seg(i)
+	}
+	w.Run(2 * latency)
+	if got := hostStream(t, w.All[SideB], isnA).Contiguous(); len(got) != 1000 {
+		t.Fatalf("b has %d bytes, want the first frame's 1000", len(got))
+	}
+	w.TakeFar(SideA)
+	w.Host(SideB, b.ACK(0, a.Seq(1000)))
+	w.Run(2 * latency)
+	acks := w.TakeFar(SideA)
+	if len(acks) == 0 {
+		t.Fatal("b's ACK of the first frame did not reach the far side")
+	}
+	last := acks[len(acks)-1]
+	if want := a.Seq(off + 2*1400); last.Ack != want {
+		t.Fatalf("ACK %d, want %d (custody up to the hole)", last.Ack, want)
+	}
+	if sack := last.SACK(); len(sack) == 0 || sack[0] != [2]uint32{a.Seq(off + 3*1400), a.Seq(off + 4*1400)} {
+		t.Fatalf("ACK %v carries SACK %v, want segment 3's range", last, sack)
+	}
+}
