@@ -103,17 +103,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			}
 			return e.drop(DropStale)
 		}
-		// The first non-SYN segment: it must carry ENO (ENO-28).
+		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
+		// the inside host would accept decides (thirdAcceptable).
+		if !e.thirdAcceptable(f, p) {
+			return e.drop(DropOutOfWindow)
+		}
 		if !e.si.eno {
-			if f.policy == Require {
-				// L is in SYN-RECEIVED (RST at its rcv.nxt), R established.
-				e.rstBoth(f, tx, f.isnR+1, 0, p.Seq()+uint32(len(p.Payload())), p.Ack())
-				e.kill(f, FallbackNoENOInACK, "required: third segment without TCP-ENO")
-				e.remove(f)
-				return Dropped
-			}
-			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
-			return Passthrough
+			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
 		}
 		if f.res != nil {
 			f.role = eno.RoleB
@@ -122,7 +118,7 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				return Forwarded
 			}
 		} else if !e.startKex(now, f) {
-			return Passthrough
+			return e.fallbackThird(f, p, tx, -1, f.reason) // counted by startKex
 		}
 	}
 	if fl&packet.FlagSYN != 0 {

@@ -157,6 +157,9 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31).
 func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if len(p.Payload()) > 0 || p.Seq() != f.isnL {
+		if f.policy == Require {
+			return e.drop(DropPolicy) // it would leave without ENO: hold it back
+		}
 		e.kill(f, FallbackSYNData, "syn changed")
 		return Passthrough
 	}
@@ -229,8 +232,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	}
 	if f.state == stSynAckSent {
 		if p.Seq() != f.isnL {
-			e.kill(f, FallbackNegotiate, "syn-ack changed")
-			return Passthrough
+			return e.fallbackB(f, p, tx, FallbackNegotiate, "syn-ack changed")
 		}
 		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 			return e.drop(DropMalformed)
@@ -261,27 +263,15 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	}
 	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], choose)
 	if reason != eno.Success {
-		if f.policy == Require {
-			// Reset both: the inside host is in SYN-RECEIVED, the far
-			// side in SYN-SENT (its SYN acknowledged by the RST).
-			f.toR.set(p)
-			e.rstBoth(f, tx, f.isnR+1, 0, f.isnR+1, 0)
-			e.kill(f, FallbackNegotiate, "required: "+reason.String())
-			e.remove(f)
-			return Dropped
-		}
-		e.kill(f, FallbackNegotiate, reason.String())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, reason.String())
 	}
 	f.localLen = copy(f.local[:], opt[:n])
 	f.outcome = f.settings.Negotiate(f.local[:f.localLen], f.peer[:f.peerLen])
 	if !f.outcome.OK() || f.outcome.Role != eno.RoleB {
-		e.kill(f, FallbackNegotiate, f.outcome.Reason.String())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, f.outcome.Reason.String())
 	}
 	if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(f.outcome.TEP())); err != nil {
-		e.kill(f, FallbackNegotiate, err.Error())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, err.Error())
 	}
 	f.isnL = p.Seq()
 	if e.si.hasMSS {
@@ -295,12 +285,10 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	f.wsL = e.si.ws
 	f.winL = p.Window()
 	if !f.toR.set(p) {
-		e.kill(f, FallbackNegotiate, "headers too long to originate segments")
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
-		e.kill(f, FallbackOptionRoom, "no room")
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
 	f.state = stSynAckSent
 	return Forwarded
@@ -319,17 +307,10 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			if out.Reason == eno.NoOption {
 				r = FallbackNoENO
 			}
-			if f.policy == Require {
-				e.refuse(f, p, tx)
-				e.kill(f, r, "required: "+out.Reason.String())
-				return Consumed
-			}
-			e.kill(f, r, out.Reason.String())
-			return Passthrough
+			return e.fallbackA(f, p, tx, r, out.Reason.String())
 		}
 		if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(out.TEP())); err != nil {
-			e.kill(f, FallbackNegotiate, err.Error())
-			return Passthrough
+			return e.fallbackA(f, p, tx, FallbackNegotiate, err.Error())
 		}
 		f.outcome = out
 		if e.si.hasMSS {
@@ -342,8 +323,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.winR = p.Window()
 		if !f.toL.set(p) {
-			e.kill(f, FallbackNegotiate, "headers too long to originate segments")
-			return Passthrough
+			return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 		}
 		f.enoOut = true
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
@@ -358,6 +338,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 				f.res = nil
 			}
 			if !e.startKex(now, f) {
+				if f.policy == Require {
+					return e.fallbackA(f, p, tx, -1, f.reason) // counted by startKex
+				}
 				return Consumed
 			}
 		}
@@ -394,7 +377,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 // side did not negotiate: the SYN-ACK is answered with RST, and the inside
 // host gets an RST acknowledging its SYN.
 func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
-	f.toL.set(p)
+	if !f.toL.set(p) {
+		f.toL = mirror(&f.toR)
+	}
 	e.opts.reset()
 	e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
 	e.send(tx[Inside], &f.toL, &seg{seq: 0, ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
