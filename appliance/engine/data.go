@@ -16,8 +16,10 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
 			if p.Seq() != f.isnL {
 				// A new connection on the tuple: start over.
+				prev := f.prev
+				f.prev = nil
 				e.remove(f)
-				return e.outboundSYN(now, f.key, p, tx)
+				return e.synOnTuple(now, f.key, prev, p, Inside, tx)
 			}
 			return e.resendSYN(f, p, tx[Outside])
 		}
@@ -25,16 +27,25 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale)
+		if e.crossingSYNACK(f, p) {
+			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
+		}
+		return e.stale(f)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			if f.prev != nil {
+				if p.Ack() != f.isnR+1 {
+					return Passthrough
+				}
+				f.prev = nil // the host accepted the new connection
+			}
 			return e.hostSYNACK(f, p, tx)
 		}
 		if fl&packet.FlagRST != 0 {
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale) // nothing but the SYN-ACK can come before the third segment
+		return e.stale(f) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
@@ -61,6 +72,9 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		// §3.10.7.3); else it must sit at R's next sequence number.
 		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
 			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			if f.prev != nil {
+				return Passthrough // the displaced plain connection's: its hosts judge it
+			}
 			return e.drop(DropOutOfWindow)
 		}
 		e.remove(f)
@@ -85,14 +99,16 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				// (or the policy resets both hosts).
 				return e.drop(DropPolicy)
 			}
-			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
-			return Passthrough
+			return e.crossingSYN(f, p)
 		}
-		return e.drop(DropStale)
+		return e.stale(f)
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
 			e.clamp(f, p)
 			return ForwardInPlace
+		}
+		if fl&packet.FlagSYN == 0 {
+			return e.stale(f)
 		}
 		return e.drop(DropStale)
 	case stSynAckSent:

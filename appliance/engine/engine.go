@@ -304,12 +304,12 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && f.state == stPlain {
-		if fl&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 			f.last = now
 			return Passthrough
 		}
-		e.remove(f) // the tuple is reused by a new connection
-		f = nil
+		e.remove(f)
+		return e.synOnTuple(now, k, f, p, from, tx)
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {

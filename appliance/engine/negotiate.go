@@ -297,10 +297,17 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 // farSYNACK handles the far side's SYN-ACK to our SYN (host A).
 func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if f.state == stSynSent {
-		f.isnR = p.Seq()
 		if p.Ack() != f.isnL+1 {
 			return e.drop(DropOutOfWindow)
 		}
+		f.prev = nil // R answered our SYN: the tuple is the new connection's
+		if f.simSYN && p.Seq() == f.simISN {
+			// R's SYN-ACK repeats the SYN that crossed ours: a
+			// simultaneous open (see fromOutside).
+			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
+			return Passthrough
+		}
+		f.isnR = p.Seq()
 		out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
 		if !out.OK() || out.Role != eno.RoleA {
 			r := FallbackNegotiate
@@ -413,6 +420,10 @@ func (e *Engine) remove(f *flow) {
 		last.idx = f.idx
 		e.list[len(e.list)-1] = nil
 		e.list = e.list[:len(e.list)-1]
+		if p := f.prev; p != nil {
+			f.prev = nil
+			e.reinstate(f.last, p) // the SYN that displaced it was never answered
+		}
 	}
 }
 
