@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // thirdAcceptable reports whether a non-SYN segment from R in SYN-ACK-SENT
@@ -101,4 +105,169 @@ func (e *Engine) crossingSYN(f *flow, p *packet.Packet) Verdict {
 func (e *Engine) crossingSYNACK(f *flow, p *packet.Packet) bool {
 	return f.simSYN && p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK &&
 		p.Seq() == f.isnL && p.Ack() == f.simISN+1 && len(p.Payload()) == 0
+}
+
+// wireAccept applies to a segment from R of a negotiated flow the checks a
+// TCP applies before a segment may change its state (RFC 9293 §3.10.7.4 as
+// RFC 5961 amends it), for the appliance stands for L toward R: without
+// them a blind attacker who guessed the 4-tuple could end the connection
+// with an RST anywhere near the window, hang its close with a FIN at any
+// offset, or free the retransmit store with a forged ACK (and stall the
+// connection). In order:
+//
+//   - a bad checksum: dropped, as TCP drops it (never fed to the decoder,
+//     where it would fail authentication and abort, nor believed);
+//   - RST: it resets only at exactly the next sequence number (§3.2: the
+//     one we hold, or the one we last acknowledged, which a far side
+//     answering a challenge ACK uses); elsewhere in the window it gets a
+//     challenge ACK, outside it nothing;
+//   - SYN: a challenge ACK whatever its sequence number (§4), except R's
+//     repeated SYN-ACK to host A (its third segment was lost). A SYN
+//     that starts a new connection on a closed one's tuple never gets
+//     here (reuses);
+//   - the sequence number: a segment must overlap the window, from what we
+//     last acknowledged (a stale pure ACK or a keep-alive probe just below
+//     it still counts) to the furthest the engine would place data; older
+//     data is a duplicate (answered, its ACK not believed), anything else
+//     gets an ACK (rate-limited) and is dropped;
+//   - the ACK bit must be set;
+//   - the ACK: one for data never sent is answered with an ACK and the
+//     segment dropped; one older than the largest window R ever offered
+//     gets a challenge ACK (§5.2).
+//
+// A blind attacker must so guess both numbers within windows, as against
+// a TCP endpoint. Challenge ACKs are limited per flow (§7); a limit shared
+// by all flows would let an attacker count them and so learn which tuples
+// exist (CVE-2016-5696).
+func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (Verdict, bool) {
+	if !p.VerifyL4Checksum() {
+		return e.drop(DropChecksum), false
+	}
+	d := &f.rcv
+	fl := p.Flags()
+	n := int64(len(p.Payload()))
+	w := unwrap(p.Seq(), f.isnR, d.rcvW)
+	lo := min(d.lastAckW, d.rcvW) // RCV.NXT as R was last told it
+	hi := d.ackW + int64(d.plain.max) + tcpcrypt.MaxFrameLen
+	if fl&packet.FlagRST != 0 {
+		if w == d.rcvW || w == d.lastAckW || w == f.wireAckOut() {
+			return 0, true
+		}
+		if w >= lo && w < hi {
+			e.challenge(now, f, tx[Outside])
+		}
+		return e.drop(DropOutOfWindow), false
+	}
+	if fl&packet.FlagSYN != 0 {
+		if fl&packet.FlagACK != 0 && f.role == eno.RoleA && p.Seq() == f.isnR {
+			return 0, true
+		}
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropStale), false
+	}
+	segEnd := w + n
+	if fl&packet.FlagFIN != 0 {
+		segEnd++
+	}
+	keepAlive := n <= 1 && fl&packet.FlagFIN == 0 && w == d.rcvW-1
+	switch {
+	case keepAlive:
+	case w > hi || (segEnd > w && w == hi):
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	case segEnd == w && w < lo, segEnd > w && segEnd < lo:
+		if n > 0 {
+			// Data R sent again although we acknowledged it: answer it
+			// (duplicate re-delivers what L may have lost, or ACKs).
+			e.duplicate(f, w, w+n, tx)
+			return Forwarded, false
+		}
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	}
+	if fl&packet.FlagACK == 0 {
+		return e.drop(DropOutOfWindow), false
+	}
+	a := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+	if a > f.wireSndNxt() || a < f.enc.ackW-max(f.maxWinR, 0xffff) {
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	}
+	f.maxWinR = max(f.maxWinR, int64(p.Window())<<f.wsR)
+	return 0, true
+}
+
+// wireSndNxt is the wire's SND.NXT as an offset: what was sent, and the FIN.
+func (f *flow) wireSndNxt() int64 {
+	w := f.enc.sentW
+	if f.enc.finW >= 0 && w >= f.enc.finW {
+		w = f.enc.finW + 1
+	}
+	return w
+}
+
+// wireAckOut is the acknowledgment number, as an offset, that the
+// appliance sends R (ackR): what L acknowledged, and R's FIN.
+func (f *flow) wireAckOut() int64 {
+	d := &f.rcv
+	if d.finW >= 0 && d.ackH > d.finH {
+		return d.finW + 1
+	}
+	return d.ackW
+}
+
+// challengeGap is the least time between two challenge ACKs of one flow
+// (Linux's tcp_invalid_ratelimit default).
+const challengeGap = int64(500 * time.Millisecond)
+
+// challenge sends R a challenge ACK (RFC 5961 §3.2, §4, §5.2), at most one
+// per challengeGap.
+func (e *Engine) challenge(now int64, f *flow, to TxSink) {
+	if now < f.challengeNext {
+		return
+	}
+	f.challengeNext = now + challengeGap
+	e.c.ChallengeACKs.Add(1)
+	e.ackR(f, to, nil)
+}
+
+// challengeL answers a SYN from L on a negotiated connection's tuple that
+// is not a new connection (reuses) with the challenge ACK R would send
+// (RFC 5961 §4): a host that lost the connection answers with an RST,
+// which ends it, and its next SYN then starts a new one.
+func (e *Engine) challengeL(now int64, f *flow, tx [2]TxSink) Verdict {
+	if now >= f.challengeNext {
+		f.challengeNext = now + challengeGap
+		e.c.ChallengeACKs.Add(1)
+		e.ackL(f, tx[Inside], nil)
+	}
+	return e.drop(DropStale)
+}
+
+// reuses reports whether SYN p starts a new connection on the tuple of f,
+// an encrypted connection that has closed, as a TCP in TIME-WAIT decides
+// (RFC 6191; Linux's tcp_timewait_state_process): both FINs were seen
+// (acknowledged or not), and the SYN's timestamp is newer than the
+// sender's last one, or, with timestamps equal or not in use, its ISN lies
+// beyond the sender's last sequence number (after its FIN, in host space:
+// what the receiving host itself compares). A SYN with an older timestamp
+// is an old duplicate (PAWS). Any other SYN gets a challenge ACK
+// (wireAccept, challengeL) and the old record stays.
+func (e *Engine) reuses(f *flow, p *packet.Packet, from PortID) bool {
+	if f.enc.finW < 0 || f.rcv.finW < 0 || len(p.Payload()) > 0 || !p.VerifyL4Checksum() {
+		return false
+	}
+	last, ts := wrap(f.isnR, f.rcv.finH+1), f.tsR
+	if from == Inside {
+		last, ts = wrap(f.isnL, f.enc.finH+1), f.tsL
+	}
+	if f.tsOK && e.si.hasTS {
+		switch d := int32(e.si.tsVal - ts); {
+		case d < 0:
+			return false
+		case d > 0:
+			return true
+		}
+	}
+	return int32(p.Seq()-last) > 0
 }

@@ -125,3 +125,206 @@ func TestBlindSegmentInSYNACKSentIgnored(t *testing.T) {
 		t.Fatalf("flow after the third segment: %+v", fi)
 	}
 }
+
+// Wire offsets after the handshake: a's stream starts with Init1 (75
+// bytes), b's with Init2 (74).
+var (
+	wireA0 = isnA + 1 + 75
+	wireB0 = isnB + 1 + 74
+)
+
+// A forged FIN far outside the window set the pending FIN before any
+// window check; the real FIN was then ignored, the appliance never
+// acknowledged it, and the close hung. A FIN whose ACK acknowledges data
+// never sent is dropped as well (RFC 9293 §3.10.7.4, RFC 5961 §5).
+func TestForgedFINOutsideWindowIgnored(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	for _, forged := range [][]byte{
+		tcpFrame(addrA, addrB, wireA0+5_000_000, wireB0, ackF|finF, 502, nil, nil),
+		tcpFrame(addrA, addrB, wireA0+100, wireB0+100_000, ackF|finF, 502, nil, nil),
+		tcpFrame(addrA, addrB, wireA0+100, wireB0, finF, 502, nil, nil),
+		// Both numbers guessed: accepted, but the data that follows
+		// goes past it, so it was no end.
+		tcpFrame(addrA, addrB, wireA0+10, wireB0, ackF|finF, 502, nil, nil),
+	} {
+		if toIn, _ := pr.gb.push(Outside, forged); len(toIn) != 0 {
+			t.Fatalf("forged FIN: %d segments to b", len(toIn))
+		}
+	}
+	wire := pr.aSends(&h, []byte("last words"), finF|pshF)
+	fin := one(t, "a's FIN on the wire", toFrames(wire))
+	atB, _ := pr.toB(wire)
+	if s := one(t, "FIN at b", toFrames(atB)); s.flags&finF == 0 || string(s.payload) != "last words" {
+		t.Fatalf("at b: %+v", s)
+	}
+	ack := one(t, "b's ACK on the wire", toFrames(pr.bAcks(&h, h.aNext)))
+	if want := fin.seq + uint32(len(fin.payload)) + 1; ack.ack != want {
+		t.Fatalf("b's ACK of the FIN on the wire: %x, want %x (the FIN acknowledged)", ack.ack, want)
+	}
+}
+
+// A forged ACK (sequence number outside the window, or on an old
+// duplicate) was processed: it released frames the far side never got from
+// the retransmit store, so the host's retransmission found nothing to send
+// and the connection stalled.
+func TestForgedACKIgnored(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	data := []byte("not yet at b")
+	orig := one(t, "data on the wire", toFrames(pr.aSends(&h, data, pshF)))
+	end := orig.seq + uint32(len(orig.payload))
+	for _, forged := range [][]byte{
+		tcpFrame(addrB, addrA, wireB0+0x40000000, end, ackF, 502, nil, nil),
+		tcpFrame(addrB, addrA, wireB0-5000, end, ackF|pshF, 502, nil, []byte("old duplicate")),
+		tcpFrame(addrB, addrA, wireB0, end+1000, ackF, 502, nil, nil),
+	} {
+		if toIn, _ := pr.ga.push(Outside, forged); len(toIn) != 0 {
+			t.Fatalf("forged ACK: %d segments to a", len(toIn))
+		}
+	}
+	// a retransmits: the frame is still there to be sent again.
+	_, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), data))
+	again := one(t, "retransmission on the wire", toOut)
+	if again.seq != orig.seq {
+		t.Fatalf("retransmission at %x, want %x", again.seq, orig.seq)
+	}
+	hasBytes(t, "retransmitted frame", again.payload, orig.payload)
+}
+
+// An RST anywhere within ±1 MiB of the next sequence number reset the
+// connection. Only an exact one does (RFC 5961 §3.2); one elsewhere in the
+// window gets a challenge ACK (rate-limited, §7), whose acknowledgment
+// number a far side that did reset uses for its next RST.
+func TestRSTInWindowChallenged(t *testing.T) {
+	pr := handshake(t)
+	rst := func(seq uint32) []byte { return tcpFrame(addrB, addrA, seq, 0, rstF, 0, nil, nil) }
+	toIn, toOut := pr.ga.push(Outside, rst(wireB0+1000))
+	none(t, "in-window RST: to a", toIn)
+	ch := one(t, "challenge ACK", toOut)
+	if ch.flags != ackF || ch.ack != wireB0 || ch.seq != wireA0 {
+		t.Fatalf("challenge ACK: %+v", ch)
+	}
+	toIn, toOut = pr.ga.push(Outside, rst(wireB0+2000))
+	none(t, "second in-window RST: to a", toIn)
+	none(t, "second in-window RST: challenge ACK within the rate limit", toOut)
+	pr.ga.now += int64(time.Second)
+	_, toOut = pr.ga.push(Outside, rst(wireB0+3000))
+	one(t, "challenge ACK a second later", toOut)
+	if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+		t.Fatalf("flow after in-window RSTs: %+v", fi)
+	}
+	if pr.ga.e.Counters().ChallengeACKs.Load() != 2 {
+		t.Fatalf("challenge ACKs counted %d, want 2", pr.ga.e.Counters().ChallengeACKs.Load())
+	}
+	toIn, _ = pr.ga.push(Outside, rst(ch.ack))
+	if r := one(t, "RST to a", toIn); r.flags&rstF == 0 || pr.ga.e.NumFlows() != 0 {
+		t.Fatalf("exact RST: %+v, %d flows", r, pr.ga.e.NumFlows())
+	}
+}
+
+// A SYN on an established encrypted connection's tuple was dropped
+// silently. It gets a challenge ACK (RFC 5961 §4): from the outside toward
+// the far side, from the inside host (which lost its connection) toward
+// that host, whose RST then ends the old connection so its next SYN starts
+// a new one, as between two TCPs.
+func TestSYNOnEstablishedChallenged(t *testing.T) {
+	pr := handshake(t)
+	toIn, toOut := pr.ga.push(Outside, tcpFrame(addrB, addrA, 0x31415926, 0, synF, 1024, synOpts(1460, 9), nil))
+	none(t, "blind SYN: to a", toIn)
+	if ch := one(t, "challenge ACK to the far side", toOut); ch.flags != ackF || ch.ack != wireB0 {
+		t.Fatalf("challenge ACK: %+v", ch)
+	}
+	if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+		t.Fatalf("flow after a blind SYN: %+v", fi)
+	}
+	pr.ga.now += int64(time.Second)
+	newISN := isnA - 0x1000 // lower: not a TIME-WAIT reuse
+	toIn, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, newISN, 0, synF, 64240, synOpts(1460, 2), nil))
+	none(t, "a's new SYN: on the wire", toOut)
+	ch := one(t, "challenge ACK to a", toIn)
+	if ch.flags != ackF || ch.ack != isnA+1 || ch.seq != isnB+1 {
+		t.Fatalf("challenge ACK to a: %+v", ch)
+	}
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, ch.ack, 0, rstF, 0, nil, nil))
+	if r := one(t, "a's RST on the wire", toOut); r.flags&rstF == 0 || pr.ga.e.NumFlows() != 0 {
+		t.Fatalf("a's RST: %+v, %d flows", r, pr.ga.e.NumFlows())
+	}
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, newISN, 0, synF, 64240, synOpts(1460, 2), nil))
+	if s := one(t, "a's SYN", toOut); option(s.opts, 69) == nil {
+		t.Fatalf("a's new SYN: %+v", s)
+	}
+}
+
+// closePair closes the pair's connection: a's FIN, then b's, and a's last
+// ACK, which reaches G_B only if lastAck.
+func closePair(t *testing.T, pr *pair, h *hosts, lastAck bool) {
+	t.Helper()
+	pr.toB(pr.aSends(h, nil, finF))
+	pr.tsB++
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|finF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	h.bNext++
+	for _, o := range out {
+		pr.ga.push(Outside, o)
+	}
+	pr.tsA++
+	_, out = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	if lastAck {
+		for _, o := range out {
+			pr.gb.push(Outside, o)
+		}
+	}
+}
+
+// A SYN reusing the tuple of an encrypted connection that had closed was
+// dropped for 30 s, or for the 2 h idle timeout when the last ACK was
+// lost. As Linux in TIME-WAIT, the appliance takes it for a new connection
+// when its ISN lies beyond the old connection's last sequence number or its
+// timestamp is newer (RFC 6191); any other SYN gets a challenge ACK and the
+// old record stays.
+func TestSYNAfterCloseStartsNewConnection(t *testing.T) {
+	for _, lastAck := range []bool{true, false} {
+		pr := handshake(t)
+		h := newHosts()
+		closePair(t, pr, &h, lastAck)
+		// Lower ISN, older timestamp: the old connection's (a stray
+		// duplicate, or forged).
+		old := tcpFrame(addrA, addrB, h.aNext-100_000, 0, synF, 64240, synOpts(1460, pr.tsA-10), nil)
+		toIn, toOut := pr.ga.push(Inside, old)
+		none(t, "old SYN: on the wire", toOut)
+		one(t, "old SYN: challenge ACK to a", toIn)
+		if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+			t.Fatalf("lastAck %v: the old record is gone: %+v", lastAck, fi)
+		}
+		// Lower ISN, newer timestamp: new.
+		syn := tcpFrame(addrA, addrB, h.aNext-100_000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil)
+		_, toOut = pr.ga.push(Inside, syn)
+		s := one(t, "new SYN on the wire", toOut)
+		if option(s.opts, 69) == nil || s.seq != h.aNext-100_000 {
+			t.Fatalf("lastAck %v: new SYN on the wire: %+v", lastAck, s)
+		}
+		if fi := flowInfo(t, pr.ga.e); fi.State != "syn-sent" {
+			t.Fatalf("lastAck %v: G_A flow %+v", lastAck, fi)
+		}
+		toIn, _ = pr.gb.push(Outside, s.frame())
+		if g := one(t, "new SYN at b", toIn); g.flags != synF {
+			t.Fatalf("lastAck %v: at b %+v", lastAck, g)
+		}
+		if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
+			t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
+		}
+		// Without timestamps, a higher ISN is what counts.
+		pr = handshake(t)
+		h = newHosts()
+		closePair(t, pr, &h, lastAck)
+		_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext+100_000, 0, synF, 64240, packettestMSS(1460), nil))
+		s = one(t, "new SYN without timestamps", toOut)
+		toIn, _ = pr.gb.push(Outside, s.frame())
+		one(t, "new SYN without timestamps at b", toIn)
+		if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
+			t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
+		}
+	}
+}
+
+func packettestMSS(v uint16) []byte { return []byte{2, 4, byte(v >> 8), byte(v)} }

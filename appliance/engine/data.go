@@ -48,10 +48,10 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.stale(f) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
-		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
 			return e.resendSYN(f, p, tx[Outside])
 		}
-		return e.drop(DropStale)
+		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
 	}
 	if fl&packet.FlagRST != 0 {
 		return e.hostRST(f, p, tx[Outside])
@@ -62,10 +62,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 // fromOutside handles a segment from the far side R of a tracked flow.
 func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	fl := p.Flags()
-	if fl&packet.FlagRST != 0 {
-		if f.state >= stKex {
-			return e.wireRST(f, p, tx[Inside])
-		}
+	if fl&packet.FlagRST != 0 && f.state < stKex {
 		// A blind RST must not end the record: the SYN-ACK would then
 		// pass untracked and the connection run in plain TCP. In
 		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
@@ -136,6 +133,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		} else if !e.startKex(now, f) {
 			return e.fallbackThird(f, p, tx, -1, f.reason) // counted by startKex
 		}
+	}
+	// Negotiated: only a segment R's TCP peer would accept goes on.
+	if v, ok := e.wireAccept(now, f, p, tx); !ok {
+		return v
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.wireRST(f, p, tx[Inside])
 	}
 	if fl&packet.FlagSYN != 0 {
 		if fl&packet.FlagACK != 0 && f.role == 0 {
@@ -569,12 +573,8 @@ func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 }
 
 // wireSegment handles data, FIN and ACKs from R once negotiated.
+// wireAccept has checked it (and its checksum).
 func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
-	if !p.VerifyL4Checksum() {
-		// A corrupted segment is dropped as TCP would drop it, not fed to
-		// the decoder, where it would fail authentication and abort.
-		return e.drop(DropChecksum)
-	}
 	si := &e.si
 	d := &f.rcv
 	fl := p.Flags()
@@ -615,9 +615,6 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 		return Forwarded
 	}
-	if fin && d.pendFIN < 0 {
-		d.pendFIN = end
-	}
 	if end < d.rcvW || (end == d.rcvW && !(fin && d.finW < 0)) {
 		e.duplicate(f, w, end, tx)
 		return Forwarded
@@ -628,6 +625,13 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		// would grow the frame map without bound while L acknowledges
 		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
 		return e.drop(DropOutOfWindow)
+	}
+	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {
+		d.pendFIN = -1 // data past it: no end (R resends its FIN if it was one)
+	}
+	if fin && d.finW < 0 && (d.pendFIN < 0 || end < d.pendFIN) {
+		// Only a FIN in the window counts; of two, the lower.
+		d.pendFIN = end
 	}
 	if w > d.rcvW {
 		if !e.hold(f, w, data) {
@@ -1051,6 +1055,9 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 // the FINp frame (TC-51), else the connection is aborted.
 func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
 	d := &f.rcv
+	if d.finW < 0 && d.pendFIN >= 0 && d.rcvW > d.pendFIN {
+		d.pendFIN = -1 // the stream went on past it: not its end (R resends the real FIN)
+	}
 	if d.pendFIN < 0 || d.finW >= 0 || d.rcvW != d.pendFIN || f.dec == nil {
 		return nil
 	}

@@ -120,6 +120,7 @@ type Counters struct {
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
 	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
+	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 }
@@ -310,6 +311,10 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		}
 		e.remove(f)
 		return e.synOnTuple(now, k, f, p, from, tx)
+	}
+	if f != nil && (f.state == stKex || f.state == stOpen) && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && e.reuses(f, p, from) {
+		e.remove(f) // TIME-WAIT reuse (acceptance.go)
+		f = nil
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
