@@ -57,30 +57,76 @@ func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, 
 	switch nf := e.flows[k]; {
 	case nf == nil:
 		e.reinstate(now, prev) // the SYN was dropped (policy, a full table)
-	case nf.state == stSynSent || nf.state == stSynRcvd:
+	case nf.state == stSynSent || nf.state == stSynRcvd || nf.state == stPlain && prev.sess != nil:
 		nf.prev = prev
-	}
+	} // else a plain connection's record replaced by another's
+
 	return v
 }
 
-// reinstate puts a plain connection's record back in the table.
+// reinstate puts the record of the connection a SYN displaced back in the
+// table: its SYN was never answered.
 func (e *Engine) reinstate(now int64, f *flow) {
-	if e.flows[f.key] != nil {
-		return
+	if e.flows[f.key] != nil || f.state == stDead && f.sess != nil {
+		return // an encrypted connection's that ended meanwhile stays gone
 	}
-	f.state, f.last = stPlain, max(f.last, now)
+	if f.state == stDead {
+		f.state = stPlain
+	}
+	f.last = max(f.last, now)
 	e.flows[f.key] = f
 	f.idx = len(e.list)
 	e.list = append(e.list, f)
 }
 
-// stale handles a segment a negotiating flow has no use for: the displaced
-// plain connection's passes, any other is dropped.
-func (e *Engine) stale(f *flow) Verdict {
-	if f.prev != nil {
+// dropPrev forgets the record f displaced: f's SYN was answered.
+func (e *Engine) dropPrev(f *flow) {
+	if q := f.prev; q != nil {
+		f.prev = nil
+		q.state = stDead
+		if q.keys != nil {
+			q.keys.Wipe()
+		}
+	}
+}
+
+// stale handles a segment from port from that negotiating flow f has no
+// use for: one of the connection f displaced goes on as that connection's
+// (a plain one passes, an encrypted one is handled by its record); any
+// other is dropped.
+func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	q := f.prev
+	switch {
+	case q == nil:
+		return e.drop(DropStale)
+	case q.sess == nil:
+		return Passthrough
+	case q.state == stDead:
+		return e.drop(DropStale) // it was reset meanwhile: nothing of it may pass
+	}
+	q.last = now
+	if from == Inside {
+		return e.fromInside(now, q, p, tx)
+	}
+	return e.fromOutside(now, q, p, tx)
+}
+
+// plainAfterReuse handles a segment on a plain record that took the tuple
+// of a closed encrypted connection (reuse), which it keeps in prev: the
+// new connection's SYNs pass, and its first SYN-ACK ends the old record;
+// until then every other segment is the old connection's (an inside host
+// that missed the last ACK resends its data and FIN: in plaintext, were
+// it to pass).
+func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	f.last = now
+	switch p.Flags() & (packet.FlagSYN | packet.FlagACK | packet.FlagRST) {
+	case packet.FlagSYN:
+		return Passthrough
+	case packet.FlagSYN | packet.FlagACK:
+		e.dropPrev(f)
 		return Passthrough
 	}
-	return e.drop(DropStale)
+	return e.stale(now, f, p, from, tx)
 }
 
 // crossingSYN handles a SYN from R while host A waits for R's SYN-ACK (not
@@ -246,15 +292,28 @@ func (e *Engine) challengeL(now int64, f *flow, tx [2]TxSink) Verdict {
 
 // reuses reports whether SYN p starts a new connection on the tuple of f,
 // an encrypted connection that has closed, as a TCP in TIME-WAIT decides
-// (RFC 6191; Linux's tcp_timewait_state_process): both FINs were seen
-// (acknowledged or not), and the SYN's timestamp is newer than the
-// sender's last one, or, with timestamps equal or not in use, its ISN lies
-// beyond the sender's last sequence number (after its FIN, in host space:
-// what the receiving host itself compares). A SYN with an older timestamp
-// is an old duplicate (PAWS). Any other SYN gets a challenge ACK
-// (wireAccept, challengeL) and the old record stays.
+// (RFC 6191; Linux's tcp_timewait_state_process): the SYN's timestamp is
+// newer than the sender's last one, or, with timestamps equal or not in
+// use, its ISN lies beyond the sender's last sequence number (after its
+// FIN, in host space: what the receiving host itself compares). A SYN with
+// an older timestamp is an old duplicate (PAWS).
+//
+// Closed means: for a SYN from the inside host, both FINs seen (the host
+// has left the old connection, or it would not reuse the tuple); for one
+// from outside, where a blind attacker passes the ISN test half the time,
+// both FINs acknowledged (closeAt), so the inside host is at most in
+// TIME-WAIT. Before that a host still closing answers a SYN with a
+// challenge ACK (RFC 5961 §4), and so does the engine (wireAccept,
+// challengeL); the old record stays. A far side that did close answers
+// the challenge ACK with an RST that ends the old record, and its next SYN
+// starts the new connection; an inside host's SYN-SENT answer to one is
+// sent on its behalf (synSentReset).
 func (e *Engine) reuses(f *flow, p *packet.Packet, from PortID) bool {
-	if f.enc.finW < 0 || f.rcv.finW < 0 || len(p.Payload()) > 0 || !p.VerifyL4Checksum() {
+	closed := f.enc.finW >= 0 && f.rcv.finW >= 0
+	if from == Outside {
+		closed = f.closeAt != 0
+	}
+	if !closed || len(p.Payload()) > 0 || !p.VerifyL4Checksum() {
 		return false
 	}
 	last, ts := wrap(f.isnR, f.rcv.finH+1), f.tsR
@@ -270,4 +329,53 @@ func (e *Engine) reuses(f *flow, p *packet.Packet, from PortID) bool {
 		}
 	}
 	return int32(p.Seq()-last) > 0
+}
+
+// reuse starts the new connection of SYN p on the tuple of f, an encrypted
+// connection that has closed (reuses). A SYN from the inside host shows
+// that host has left the old connection: its record goes. For one from
+// outside the old record is kept aside (prev) until the inside host
+// answers the SYN with a SYN-ACK (as in TIME-WAIT, it may not: RFC 6191
+// lets the host decide too): meanwhile the old connection's late segments
+// (the far side's FIN again, the host's last ACK, or its data and FIN if
+// it missed our last ACK) are still the old record's, and never pass as
+// plaintext or reach the host undecrypted.
+func (e *Engine) reuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	if from == Inside {
+		e.remove(f)
+		return e.synOnTuple(now, f.key, nil, p, from, tx)
+	}
+	e.detach(f)
+	return e.synOnTuple(now, f.key, f, p, from, tx)
+}
+
+// detach takes f out of the table as it is (remove also ends it).
+func (e *Engine) detach(f *flow) {
+	if e.flows[f.key] != f {
+		return
+	}
+	delete(e.flows, f.key)
+	last := e.list[len(e.list)-1]
+	e.list[f.idx] = last
+	last.idx = f.idx
+	e.list[len(e.list)-1] = nil
+	e.list = e.list[:len(e.list)-1]
+}
+
+// synSentReset answers, on the inside host's behalf, a segment from R in
+// SYN-SENT whose ACK does not acknowledge the host's SYN, as the host's TCP
+// would (RFC 9293 §3.10.7.3): an RST at the segment's ACK number, and the
+// segment dropped. It is how a far side still holding the tuple's old
+// connection (it answered our SYN with a challenge ACK) lets go of it.
+// The host itself never sees the segment: its RST would end the record.
+func (e *Engine) synSentReset(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if p.Flags()&packet.FlagACK == 0 || p.Ack() == f.isnL+1 || !p.VerifyL4Checksum() {
+		return e.drop(DropStale)
+	}
+	if now >= f.challengeNext {
+		f.challengeNext = now + challengeGap
+		e.opts.reset()
+		e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
+	}
+	return e.drop(DropOutOfWindow)
 }

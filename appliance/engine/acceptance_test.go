@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -281,7 +282,10 @@ func closePair(t *testing.T, pr *pair, h *hosts, lastAck bool) {
 // lost. As Linux in TIME-WAIT, the appliance takes it for a new connection
 // when its ISN lies beyond the old connection's last sequence number or its
 // timestamp is newer (RFC 6191); any other SYN gets a challenge ACK and the
-// old record stays.
+// old record stays. From outside, only a close acknowledged both ways
+// counts: with b's FIN unacknowledged (a's last ACK lost), G_B answers with
+// a challenge ACK, G_A (in SYN-SENT) answers that with an RST as a's TCP
+// would, the RST ends G_B's old record, and a's next SYN gets through.
 func TestSYNAfterCloseStartsNewConnection(t *testing.T) {
 	for _, lastAck := range []bool{true, false} {
 		pr := handshake(t)
@@ -306,25 +310,92 @@ func TestSYNAfterCloseStartsNewConnection(t *testing.T) {
 		if fi := flowInfo(t, pr.ga.e); fi.State != "syn-sent" {
 			t.Fatalf("lastAck %v: G_A flow %+v", lastAck, fi)
 		}
-		toIn, _ = pr.gb.push(Outside, s.frame())
-		if g := one(t, "new SYN at b", toIn); g.flags != synF {
-			t.Fatalf("lastAck %v: at b %+v", lastAck, g)
-		}
-		if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
-			t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
-		}
+		synThroughB(t, pr, s, lastAck)
 		// Without timestamps, a higher ISN is what counts.
 		pr = handshake(t)
 		h = newHosts()
 		closePair(t, pr, &h, lastAck)
 		_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext+100_000, 0, synF, 64240, packettestMSS(1460), nil))
-		s = one(t, "new SYN without timestamps", toOut)
-		toIn, _ = pr.gb.push(Outside, s.frame())
-		one(t, "new SYN without timestamps at b", toIn)
-		if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
-			t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
+		synThroughB(t, pr, one(t, "new SYN without timestamps", toOut), lastAck)
+	}
+}
+
+// synThroughB delivers a's new SYN to G_B and checks that it reaches b,
+// through the challenge ACK and RST when b's FIN was not acknowledged.
+func synThroughB(t *testing.T, pr *pair, syn segv, lastAck bool) {
+	t.Helper()
+	toIn, toOut := pr.gb.push(Outside, syn.frame())
+	if !lastAck {
+		none(t, "SYN at b while its FIN is unacknowledged", toIn)
+		ch := one(t, "G_B's challenge ACK", toOut)
+		_, toOut = pr.ga.push(Outside, ch.frame())
+		r := one(t, "G_A's RST for a in SYN-SENT", toOut)
+		if r.flags != rstF || r.seq != ch.ack {
+			t.Fatalf("RST: %+v, want at %x", r, ch.ack)
 		}
+		toIn, _ = pr.gb.push(Outside, r.frame())
+		if g := one(t, "RST at b", toIn); g.flags&rstF == 0 || pr.gb.e.NumFlows() != 0 {
+			t.Fatalf("RST at b: %+v, %d flows", g, pr.gb.e.NumFlows())
+		}
+		toIn, _ = pr.gb.push(Outside, syn.frame()) // a's SYN, resent
+	}
+	if g := one(t, "new SYN at b", toIn); g.flags != synF {
+		t.Fatalf("lastAck %v: at b %+v", lastAck, g)
+	}
+	if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
+		t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
 	}
 }
 
 func packettestMSS(v uint16) []byte { return []byte{2, 4, byte(v >> 8), byte(v)} }
+
+// Once a SYN from outside has taken a closed encrypted connection's tuple
+// (here in plain TCP: the far host offers no TCP-ENO), a late
+// retransmission of the old connection from the inside host (it missed the
+// last ACK and resends its data and FIN) must not leave as plaintext, nor
+// the far side's old FIN frame reach the host undecrypted: both are still
+// the old record's until the host answers the new SYN.
+func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("first"), pshF))
+	pr.bAcks(&h, h.aNext)
+	pr.tsB++
+	secret := []byte("SECRET-BYE")
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	one(t, "b's FIN on the wire", out)
+	h.bNext += uint32(len(secret)) + 1
+	for _, o := range out {
+		pr.ga.push(Outside, o)
+	}
+	pr.tsA++
+	_, out = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|finF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	h.aNext++
+	for _, o := range out {
+		pr.gb.push(Outside, o)
+	}
+	pr.tsB++
+	pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	// a's new SYN (newer timestamp), without TCP-ENO: G_B keeps it plain.
+	toIn, _ := pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
+	one(t, "new SYN at b", toIn)
+	if fi := flowInfo(t, pr.gb.e); fi.State != "plain" {
+		t.Fatalf("G_B flow %+v", fi)
+	}
+	// b resends its data and FIN; the far side its FIN frame.
+	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext")
+		}
+	}
+	toIn, _ = pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext-1+20, h.bNext, ackF|finF, 502, nil, []byte("ciphertext of the old FIN frame")))
+	for _, f := range toIn {
+		if s := parse(t, f); len(s.payload) > 0 {
+			t.Fatalf("old wire bytes reached b: %+v", s)
+		}
+	}
+	// b accepts the new connection: the tuple is the plain connection's.
+	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 777, h.aNext+1001, synF|ackF, 65160, synOpts(1460, pr.tsB+1), nil))
+	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
+}

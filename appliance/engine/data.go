@@ -30,14 +30,14 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if e.crossingSYNACK(f, p) {
 			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
 		}
-		return e.stale(f)
+		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
 			if f.prev != nil {
 				if p.Ack() != f.isnR+1 {
-					return Passthrough
+					return e.stale(now, f, p, Inside, tx)
 				}
-				f.prev = nil // the host accepted the new connection
+				e.dropPrev(f) // the host accepted the new connection
 			}
 			return e.hostSYNACK(f, p, tx)
 		}
@@ -45,7 +45,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			e.remove(f)
 			return Passthrough
 		}
-		return e.stale(f) // nothing but the SYN-ACK can come before the third segment
+		return e.stale(now, f, p, Inside, tx) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
@@ -70,7 +70,7 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
 			f.state != stSynSent && p.Seq() != f.isnR+1 {
 			if f.prev != nil {
-				return Passthrough // the displaced plain connection's: its hosts judge it
+				return e.stale(now, f, p, Outside, tx) // the displaced connection's
 			}
 			return e.drop(DropOutOfWindow)
 		}
@@ -98,14 +98,17 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			}
 			return e.crossingSYN(f, p)
 		}
-		return e.stale(f)
+		if f.prev == nil && fl&packet.FlagACK != 0 {
+			return e.synSentReset(now, f, p, tx)
+		}
+		return e.stale(now, f, p, Outside, tx)
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
 			e.clamp(f, p)
 			return ForwardInPlace
 		}
 		if fl&packet.FlagSYN == 0 {
-			return e.stale(f)
+			return e.stale(now, f, p, Outside, tx)
 		}
 		return e.drop(DropStale)
 	case stSynAckSent:

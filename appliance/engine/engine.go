@@ -305,6 +305,9 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && f.state == stPlain {
+		if f.prev != nil {
+			return e.plainAfterReuse(now, f, p, from, tx)
+		}
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 			f.last = now
 			return Passthrough
@@ -313,8 +316,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		return e.synOnTuple(now, k, f, p, from, tx)
 	}
 	if f != nil && (f.state == stKex || f.state == stOpen) && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && e.reuses(f, p, from) {
-		e.remove(f) // TIME-WAIT reuse (acceptance.go)
-		f = nil
+		return e.reuse(now, f, p, from, tx) // as TIME-WAIT (acceptance.go)
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {

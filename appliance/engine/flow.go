@@ -158,7 +158,7 @@ type flow struct {
 	ackOwed     bool   // an empty frame was consumed: acknowledge it
 	consuming   bool   // inside consume: sessionDone must not drain
 
-	prev          *flow  // the plain connection's record a SYN displaced, until the SYN is answered (acceptance.go)
+	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
 	simSYN        bool   // A: a SYN from R crossed ours (simultaneous open, or blind)
 	simISN        uint32 // its sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)

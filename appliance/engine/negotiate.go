@@ -300,7 +300,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		if p.Ack() != f.isnL+1 {
 			return e.drop(DropOutOfWindow)
 		}
-		f.prev = nil // R answered our SYN: the tuple is the new connection's
+		e.dropPrev(f) // R answered our SYN: the tuple is the new connection's
 		if f.simSYN && p.Seq() == f.simISN {
 			// R's SYN-ACK repeats the SYN that crossed ours: a
 			// simultaneous open (see fromOutside).
@@ -403,6 +403,7 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
 	f.state = stPlain
+	e.dropPrev(f) // this record now stands for the tuple's connection
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
@@ -486,6 +487,7 @@ func (e *Engine) reclaim() bool {
 		f := e.list[e.reclaimAt]
 		e.reclaimAt++
 		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
+			e.dropPrev(f) // the connection it displaced goes too
 			e.remove(f)
 			e.c.FlowsReclaimed.Add(1)
 			return true
