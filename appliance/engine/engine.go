@@ -305,6 +305,11 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && f.state == stPlain {
+		if f.e2e != 0 && from == Outside {
+			if v, ok := e.endToEndRequired(f, p, tx); !ok {
+				return v
+			}
+		}
 		if f.prev != nil {
 			return e.plainAfterReuse(now, f, p, from, tx)
 		}

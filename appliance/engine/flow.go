@@ -163,6 +163,7 @@ type flow struct {
 	simISN        uint32 // its sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
+	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }

@@ -105,7 +105,11 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	}
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		// The host speaks TCP-ENO itself: end to end wins (ENO-89 for legacy).
-		return e.plain(now, k, pol, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		v := e.plain(now, k, pol, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		if f := e.flows[k]; f != nil && pol == Require {
+			f.e2e, f.isnL = e2eSYNACK, p.Seq()
+		}
+		return v
 	}
 	if len(p.Payload()) > 0 || sc.TFO {
 		// ENO-43: never add ENO to SYN data or Fast Open.
@@ -228,6 +232,9 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	sc := eno.ScanOptions(area)
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		e.kill(f, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		if f.policy == Require {
+			f.e2e, f.isnL, f.winL = e2eThird, p.Seq(), p.Window()
+		}
 		return Passthrough
 	}
 	if f.state == stSynAckSent {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
@@ -66,4 +67,57 @@ func (e *Engine) fallbackThird(f *flow, p *packet.Packet, tx [2]TxSink, reason i
 	e.kill(f, reason, "required: "+why)
 	e.remove(f)
 	return Dropped
+}
+
+// End-to-end checks under require (flow.e2e).
+const (
+	e2eSYNACK = iota + 1 // host A inside: the far SYN-ACK must carry TCP-ENO
+	e2eThird             // host B inside: the far third segment must
+)
+
+// endToEndRequired watches, under the require policy, a connection whose
+// inside host negotiates TCP-ENO itself (end to end): the appliance leaves
+// it to the hosts, but their TCP-ENO falls back to plain TCP when the far
+// side's SYN-ACK to host A, or its first non-SYN segment to host B, comes
+// without the option (RFC 8547 §3.2, ENO-28), and an attacker on the path
+// need only strip it. Such a segment resets both hosts instead. Only a
+// segment the inside host would accept counts (a blind one would make the
+// appliance reset the connection). It reports false with the verdict when
+// the segment goes no further.
+func (e *Engine) endToEndRequired(f *flow, p *packet.Packet, tx [2]TxSink) (Verdict, bool) {
+	fl := p.Flags()
+	var toL, toR seg
+	switch f.e2e {
+	case e2eSYNACK:
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN|packet.FlagACK || p.Ack() != f.isnL+1 {
+			return 0, true
+		}
+		// L is in SYN-SENT, R in SYN-RECEIVED.
+		toL = seg{ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}
+		toR = seg{seq: p.Ack(), flags: packet.FlagRST}
+	case e2eThird:
+		if fl&(packet.FlagSYN|packet.FlagRST) != 0 || !e.thirdAcceptable(f, p) {
+			return 0, true
+		}
+		// L is in SYN-RECEIVED (RST at its rcv.nxt), R established.
+		toL = seg{seq: p.Seq(), flags: packet.FlagRST}
+		toR = seg{seq: p.Ack(), ack: p.Seq() + uint32(len(p.Payload())), flags: packet.FlagRST | packet.FlagACK}
+	default:
+		return 0, true
+	}
+	if sc := eno.ScanOptions(p.OptionBytes()); sc.NumENO > 0 || sc.NumLegacy > 0 {
+		f.e2e = 0 // negotiated end to end, as far as the appliance can see
+		return 0, true
+	}
+	var t tmpl
+	if t.set(p) {
+		r := mirror(&t)
+		e.opts.reset()
+		e.send(tx[Inside], &t, &toL, nil)
+		e.send(tx[Outside], &r, &toR, nil)
+	}
+	e.c.Aborts.Add(1)
+	f.reason = "required: end-to-end TCP-ENO not negotiated"
+	e.remove(f)
+	return e.drop(DropPolicy), false
 }

@@ -149,3 +149,55 @@ func TestRequireSYNRepeatWithDataHeldBack(t *testing.T) {
 		}
 	}
 }
+
+// An inside host that speaks TCP-ENO itself negotiates end to end and the
+// appliance stays out. Under require that let the connection run in plain
+// TCP whenever the far side's SYN-ACK (host A inside) or third segment
+// (host B inside) came without the option, as it does when an attacker on
+// the path strips it: TCP-ENO then falls back. Both hosts are reset
+// instead; with the option there, the segments pass untouched.
+func TestRequireEndToEndWithoutENOResets(t *testing.T) {
+	hostOpt := []byte{69, 3, 0x23}
+	// Host A inside.
+	for _, strip := range []bool{true, false} {
+		ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())})
+		pass(t, ga, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), hostOpt...), nil))
+		opts := append(synOpts(1460, 5), 69, 4, 0x01, 0x23)
+		if strip {
+			opts = synOpts(1460, 5)
+		}
+		sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, opts, nil)
+		if !strip {
+			pass(t, ga, Outside, sa)
+			continue
+		}
+		// A blind one (wrong ACK) is the host's to judge.
+		pass(t, ga, Outside, tcpFrame(addrB, addrA, isnB, isnA+99, synF|ackF, 65160, opts, nil))
+		toIn, toOut := ga.push(Outside, sa)
+		in, out := resetBoth(t, "SYN-ACK without ENO", toIn, toOut)
+		if in.flags != rstF|ackF || in.ack != isnA+1 || out.seq != isnA+1 || ga.e.NumFlows() != 0 {
+			t.Fatalf("RSTs %+v / %+v, %d flows", in, out, ga.e.NumFlows())
+		}
+	}
+	// Host B inside.
+	for _, strip := range []bool{true, false} {
+		gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrA.Addr())})
+		gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
+		pass(t, gb, Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
+		var opts []byte
+		if !strip {
+			opts = []byte{69, 2}
+		}
+		third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, opts, nil)
+		if !strip {
+			pass(t, gb, Outside, third)
+			continue
+		}
+		pass(t, gb, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+77, ackF, 502, nil, nil)) // blind
+		toIn, toOut := gb.push(Outside, third)
+		in, out := resetBoth(t, "third segment without ENO", toIn, toOut)
+		if in.seq != isnA+1 || out.seq != isnB+1 || out.ack != isnA+1 || gb.e.NumFlows() != 0 {
+			t.Fatalf("RSTs %+v / %+v, %d flows", in, out, gb.e.NumFlows())
+		}
+	}
+}
