@@ -43,7 +43,8 @@ func (e *Engine) thirdAcceptable(f *flow, p *packet.Packet) bool {
 // RFC 5961); none changes the record.
 
 // synOnTuple handles SYN p on tuple k, whose record prev (if not nil) was
-// just removed: it belonged to a plain connection that may still be live.
+// just taken out of the table: that of a plain connection that may still
+// be live, or of a closed encrypted one (reuse).
 func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	var v Verdict
 	if from == Inside {
@@ -60,7 +61,6 @@ func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, 
 	case nf.state == stSynSent || nf.state == stSynRcvd || nf.state == stPlain && prev.sess != nil:
 		nf.prev = prev
 	} // else a plain connection's record replaced by another's
-
 	return v
 }
 
@@ -112,8 +112,9 @@ func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]
 }
 
 // plainAfterReuse handles a segment on a plain record that took the tuple
-// of a closed encrypted connection (reuse), which it keeps in prev: the
-// new connection's SYNs pass, and its first SYN-ACK ends the old record;
+// of a closed encrypted connection for a SYN from outside (reuse), which
+// it keeps in prev: the new connection's SYNs pass, and the inside host's
+// SYN-ACK ends the old record (one from outside, forged, must not);
 // until then every other segment is the old connection's (an inside host
 // that missed the last ACK resends its data and FIN: in plaintext, were
 // it to pass).
@@ -123,7 +124,9 @@ func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from Port
 	case packet.FlagSYN:
 		return Passthrough
 	case packet.FlagSYN | packet.FlagACK:
-		e.dropPrev(f)
+		if from == Inside {
+			e.dropPrev(f)
+		}
 		return Passthrough
 	}
 	return e.stale(now, f, p, from, tx)

@@ -395,6 +395,14 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 			t.Fatalf("old wire bytes reached b: %+v", s)
 		}
 	}
+	// A forged SYN-ACK from outside does not end the old record.
+	pass(t, pr.gb, Outside, tcpFrame(addrA, addrB, 4242, 777+1, synF|ackF, 65160, nil, nil))
+	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext after a forged SYN-ACK")
+		}
+	}
 	// b accepts the new connection: the tuple is the plain connection's.
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 777, h.aNext+1001, synF|ackF, 65160, synOpts(1460, pr.tsB+1), nil))
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
