@@ -560,11 +560,8 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 
 // wireRST forwards R's RST to L with translated numbers and no payload
 // (nothing unauthenticated reaches the host), and forgets the flow.
+// wireAccept has found it at exactly the next sequence number (RFC 5961 §3).
 func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
-	w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW)
-	if w < f.rcv.rcvW-1<<20 || w > f.rcv.rcvW+1<<20 {
-		return e.drop(DropOutOfWindow) // RFC 5961 spirit: far outside the window
-	}
 	r := seg{seq: f.hostSeqOut(), flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
