@@ -68,8 +68,13 @@ func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
 	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|finF, 502, nil, nil))
 	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext+1, ackF|finF, 509, nil, nil))
 
-	// The tuple reused by a new connection that b accepts: negotiated.
-	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1e6, 0, synF, 64240, append(synOpts(1460, 20), farENOOpt...), nil))
+	// The tuple reused by a new connection that b accepts: negotiated,
+	// also right after another blind SYN (its SYN takes that one's place).
+	gb.push(Outside, blind)
+	toIn, _ := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1e6, 0, synF, 64240, append(synOpts(1460, 20), farENOOpt...), nil))
+	if s := one(t, "new SYN at b", toIn); s.seq != isnA+1e6 {
+		t.Fatalf("SYN at b: %+v", s)
+	}
 	_, out := gb.push(Inside, tcpFrame(addrB, addrA, isnB+1e6, isnA+1e6+1, synF|ackF, 65160, synOpts(1460, 25), nil))
 	if s := one(t, "SYN-ACK of the new connection", out); option(s.opts, 69) == nil {
 		t.Fatalf("new connection on the tuple not negotiated: %+v", s)

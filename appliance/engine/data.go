@@ -107,6 +107,14 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			e.clamp(f, p)
 			return ForwardInPlace
 		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
+			// Another SYN while the one that displaced a connection
+			// is unanswered (it may have been blind): it takes its place.
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
+		}
 		if fl&packet.FlagSYN == 0 {
 			return e.stale(now, f, p, Outside, tx)
 		}
