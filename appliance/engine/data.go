@@ -16,8 +16,10 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
 			if p.Seq() != f.isnL {
 				// A new connection on the tuple: start over.
+				prev := f.prev
+				f.prev = nil
 				e.remove(f)
-				return e.outboundSYN(now, f.key, p, tx)
+				return e.synOnTuple(now, f.key, prev, p, Inside, tx)
 			}
 			return e.resendSYN(f, p, tx[Outside])
 		}
@@ -25,22 +27,31 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale)
+		if e.crossingSYNACK(f, p) {
+			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
+		}
+		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			if f.prev != nil {
+				if p.Ack() != f.isnR+1 {
+					return e.stale(now, f, p, Inside, tx)
+				}
+				e.dropPrev(f) // the host accepted the new connection
+			}
 			return e.hostSYNACK(f, p, tx)
 		}
 		if fl&packet.FlagRST != 0 {
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale) // nothing but the SYN-ACK can come before the third segment
+		return e.stale(now, f, p, Inside, tx) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
-		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
 			return e.resendSYN(f, p, tx[Outside])
 		}
-		return e.drop(DropStale)
+		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
 	}
 	if fl&packet.FlagRST != 0 {
 		return e.hostRST(f, p, tx[Outside])
@@ -51,16 +62,16 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 // fromOutside handles a segment from the far side R of a tracked flow.
 func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	fl := p.Flags()
-	if fl&packet.FlagRST != 0 {
-		if f.state >= stKex {
-			return e.wireRST(f, p, tx[Inside])
-		}
+	if fl&packet.FlagRST != 0 && f.state < stKex {
 		// A blind RST must not end the record: the SYN-ACK would then
 		// pass untracked and the connection run in plain TCP. In
 		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
 		// §3.10.7.3); else it must sit at R's next sequence number.
 		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
 			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			if f.prev != nil {
+				return e.stale(now, f, p, Outside, tx) // the displaced connection's
+			}
 			return e.drop(DropOutOfWindow)
 		}
 		e.remove(f)
@@ -85,14 +96,27 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				// (or the policy resets both hosts).
 				return e.drop(DropPolicy)
 			}
-			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
-			return Passthrough
+			return e.crossingSYN(f, p)
 		}
-		return e.drop(DropStale)
+		if f.prev == nil && fl&packet.FlagACK != 0 {
+			return e.synSentReset(now, f, p, tx)
+		}
+		return e.stale(now, f, p, Outside, tx)
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
 			e.clamp(f, p)
 			return ForwardInPlace
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
+			// Another SYN while the one that displaced a connection
+			// is unanswered (it may have been blind): it takes its place.
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
+		}
+		if fl&packet.FlagSYN == 0 {
+			return e.stale(now, f, p, Outside, tx)
 		}
 		return e.drop(DropStale)
 	case stSynAckSent:
@@ -103,17 +127,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			}
 			return e.drop(DropStale)
 		}
-		// The first non-SYN segment: it must carry ENO (ENO-28).
+		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
+		// the inside host would accept decides (thirdAcceptable).
+		if !e.thirdAcceptable(f, p) {
+			return e.drop(DropOutOfWindow)
+		}
 		if !e.si.eno {
-			if f.policy == Require {
-				// L is in SYN-RECEIVED (RST at its rcv.nxt), R established.
-				e.rstBoth(f, tx, f.isnR+1, 0, p.Seq()+uint32(len(p.Payload())), p.Ack())
-				e.kill(f, FallbackNoENOInACK, "required: third segment without TCP-ENO")
-				e.remove(f)
-				return Dropped
-			}
-			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
-			return Passthrough
+			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
 		}
 		if f.res != nil {
 			f.role = eno.RoleB
@@ -122,8 +142,15 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				return Forwarded
 			}
 		} else if !e.startKex(now, f) {
-			return Passthrough
+			return e.fallbackThird(f, p, tx, -1, f.reason) // counted by startKex
 		}
+	}
+	// Negotiated: only a segment R's TCP peer would accept goes on.
+	if v, ok := e.wireAccept(now, f, p, tx); !ok {
+		return v
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.wireRST(f, p, tx[Inside])
 	}
 	if fl&packet.FlagSYN != 0 {
 		if fl&packet.FlagACK != 0 && f.role == 0 {
@@ -539,11 +566,8 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 
 // wireRST forwards R's RST to L with translated numbers and no payload
 // (nothing unauthenticated reaches the host), and forgets the flow.
+// wireAccept has found it at exactly the next sequence number (RFC 5961 §3).
 func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
-	w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW)
-	if w < f.rcv.rcvW-1<<20 || w > f.rcv.rcvW+1<<20 {
-		return e.drop(DropOutOfWindow) // RFC 5961 spirit: far outside the window
-	}
 	r := seg{seq: f.hostSeqOut(), flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
@@ -555,12 +579,8 @@ func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 }
 
 // wireSegment handles data, FIN and ACKs from R once negotiated.
+// wireAccept has checked it (and its checksum).
 func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
-	if !p.VerifyL4Checksum() {
-		// A corrupted segment is dropped as TCP would drop it, not fed to
-		// the decoder, where it would fail authentication and abort.
-		return e.drop(DropChecksum)
-	}
 	si := &e.si
 	d := &f.rcv
 	fl := p.Flags()
@@ -601,9 +621,6 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 		return Forwarded
 	}
-	if fin && d.pendFIN < 0 {
-		d.pendFIN = end
-	}
 	if end < d.rcvW || (end == d.rcvW && !(fin && d.finW < 0)) {
 		e.duplicate(f, w, end, tx)
 		return Forwarded
@@ -614,6 +631,13 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		// would grow the frame map without bound while L acknowledges
 		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
 		return e.drop(DropOutOfWindow)
+	}
+	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {
+		d.pendFIN = -1 // data past it: no end (R resends its FIN if it was one)
+	}
+	if fin && d.finW < 0 && (d.pendFIN < 0 || end < d.pendFIN) {
+		// Only a FIN in the window counts; of two, the lower.
+		d.pendFIN = end
 	}
 	if w > d.rcvW {
 		if !e.hold(f, w, data) {
@@ -1043,6 +1067,9 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 // the FINp frame (TC-51), else the connection is aborted.
 func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
 	d := &f.rcv
+	if d.finW < 0 && d.pendFIN >= 0 && d.rcvW > d.pendFIN {
+		d.pendFIN = -1 // the stream went on past it: not its end (R resends the real FIN)
+	}
 	if d.pendFIN < 0 || d.finW >= 0 || d.rcvW != d.pendFIN || f.dec == nil {
 		return nil
 	}

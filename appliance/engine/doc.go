@@ -84,12 +84,20 @@
 // malformed frames and inside TCP fragments are dropped, segments with a bad
 // TCP checksum are dropped before sealing or decoding, and mid-stream
 // segments of connections the engine has no record of (after a restart) are
-// answered with an RST unless Config.PassUnknown.
+// answered with an RST unless Config.PassUnknown. Segments from the far side
+// of a negotiated flow are checked as a TCP checks them before they change
+// anything (RFC 9293 §3.10.7.4 with RFC 5961: exact RSTs, challenge ACKs,
+// ACK acceptability), and a forged SYN takes no connection over: the
+// record it displaces is kept until the other host answers it (see
+// acceptance.go, also for tuple reuse after a close, RFC 6191). Under the
+// require policy every way a negotiation can fail resets both hosts
+// (require.go).
 //
 // # Limits
 //
 // A simultaneous open is left in plain TCP, counted as simultaneous_open
-// (both SYNs carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
+// once the far SYN-ACK repeats the far SYN's sequence number (both SYNs
+// carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
 // under the require policy the far SYN is held back instead, so that only
 // the far side's SYN-ACK to our SYN can go on, where negotiation or the
 // policy decides. URGp is never generated (the

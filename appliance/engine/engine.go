@@ -120,6 +120,7 @@ type Counters struct {
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
 	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
+	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 }
@@ -304,12 +305,23 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && f.state == stPlain {
-		if fl&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
+		if f.e2e != 0 && from == Outside {
+			if v, ok := e.endToEndRequired(f, p, tx); !ok {
+				return v
+			}
+		}
+		if f.prev != nil {
+			return e.plainAfterReuse(now, f, p, from, tx)
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 			f.last = now
 			return Passthrough
 		}
-		e.remove(f) // the tuple is reused by a new connection
-		f = nil
+		e.remove(f)
+		return e.synOnTuple(now, k, f, p, from, tx)
+	}
+	if f != nil && (f.state == stKex || f.state == stOpen) && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && e.reuses(f, p, from) {
+		return e.reuse(now, f, p, from, tx) // as TIME-WAIT (acceptance.go)
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {

@@ -160,6 +160,13 @@ type flow struct {
 	ackOwed     bool   // an empty frame was consumed: acknowledge it
 	consuming   bool   // inside consume: sessionDone must not drain
 
+	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
+	simSYN        bool   // A: a SYN from R crossed ours (simultaneous open, or blind)
+	simISN        uint32 // its sequence number
+	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
+	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
+	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
+
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }
 
@@ -175,6 +182,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	}
 	f.setCaps(&e.cfg)
 	if old := e.flows[k]; old != nil {
+		old.prev = nil // the caller decides what becomes of it
 		e.remove(old)
 	}
 	e.flows[k] = f
