@@ -44,9 +44,12 @@
 // nothing but authenticated plaintext reaches a host (FuzzScript checks
 // both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
 // malformed frames and inside TCP fragments are dropped, segments with a bad
-// TCP checksum are dropped before sealing or decoding, and mid-stream
-// segments of connections the engine has no record of (after a restart) are
-// answered with an RST unless Config.PassUnknown.
+// TCP checksum are dropped before sealing or decoding. A mid-stream segment
+// of a connection the engine has no record of (begun before a restart, or
+// whose record expired) passes unchanged unless its tuple is in the
+// NegotiatedSet, which remembers, across restarts when the daemon pins it,
+// the tuples that negotiated TCP-ENO: those are reset both ways instead.
+// The appliance never resets plain TCP.
 //
 // # Limits
 //

@@ -157,6 +157,8 @@ type flow struct {
 	lastWinR    uint16 // R's window field when L last got an ACK from us
 	ackOwed     bool   // an empty frame was consumed: acknowledge it
 	consuming   bool   // inside consume: sessionDone must not drain
+	held        bool   // the tuple is held in the NegotiatedSet
+	idled       bool   // removed for idleness (the hosts may still hold it)
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 }
@@ -175,6 +177,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	if old := e.flows[k]; old != nil {
 		e.remove(old)
 	}
+	e.neg.forget(k) // a new connection: negotiated only once it negotiates
 	e.flows[k] = f
 	f.idx = len(e.list)
 	e.list = append(e.list, f)

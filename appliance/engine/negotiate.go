@@ -303,6 +303,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		return Passthrough
 	}
 	f.state = stSynAckSent
+	e.negotiated(f)
 	return Forwarded
 }
 
@@ -346,6 +347,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return Passthrough
 		}
 		f.enoOut = true
+		e.negotiated(f)
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
 			e.resume(now, f, tx)
@@ -411,11 +413,20 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
 	f.state = stPlain
+	e.unnegotiated(f)
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 func (e *Engine) remove(f *flow) {
+	if f.held {
+		keep := CloseLinger
+		if f.idled {
+			keep = e.cfg.IdleTimeout
+		}
+		e.neg.release(f.key, keep)
+		f.held = false
+	}
 	f.state = stDead
 	if f.keys != nil {
 		f.keys.Wipe()
