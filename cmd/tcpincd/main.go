@@ -257,6 +257,18 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		// (or are abandoned).
 		defer engines.Close()
 		opt.NewHandler = engines.NewHandler
+		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+		if cfg.PinDir != "" {
+			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, cfg.Engine.IdleTimeout, log)
+			if err != nil {
+				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
+			}
+			defer m.Close() // after the workers stopped; the pin stays
+			engines.Negotiated = set
+		} else {
+			log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
+			engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+		}
 	} else {
 		log.Info("engine disabled: every connection passes through unencrypted")
 	}
