@@ -97,6 +97,12 @@ type PortStatus struct {
 	BindMode  string // "zerocopy" or "copy"
 	Queues    int
 	CPUs      []int // the CPU each queue's worker is pinned to; empty when not pinned
+	// Path is how frames arriving at the port that need no user-space
+	// work (non-TCP, plain TCP on the fast path) reach the other port:
+	// "kernel" (the XDP program redirects them) or "user" (the workers
+	// forward them); PathReason says why.
+	Path       string
+	PathReason string
 }
 
 // Counters is a snapshot of every counter the daemon keeps. The maps are

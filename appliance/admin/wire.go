@@ -48,6 +48,9 @@ type PortDoc struct {
 	BindMode  string `json:"bind_mode"`
 	Queues    int    `json:"queues"`
 	CPUs      []int  `json:"cpus"`
+	// Path is "kernel" or "user" (admin.PortStatus), PathReason why.
+	Path       string `json:"path"`
+	PathReason string `json:"path_reason"`
 }
 
 // FlowsSummary counts flows for StatusDoc.

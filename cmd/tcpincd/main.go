@@ -10,7 +10,11 @@
 // TCP-ENO/tcpcrypt engine behind each (config engine.enabled, on by default;
 // off, connections pass through unencrypted). --no-fast-path sends every
 // frame, non-TCP included, through the workers (the XDP program forwards
-// nothing itself). SIGINT or SIGTERM stop it: the admin API stops, workers
+// nothing itself); a port whose in-kernel redirect to the other port cannot
+// deliver (checked at start and every second) is switched to the workers
+// too. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
+// that after a restart exactly those connections are reset and every other
+// one passes. SIGINT or SIGTERM stop it: the admin API stops, workers
 // stop, XDP programs are detached, sockets closed, the counters logged.
 //
 // Once the ports are up it serves the admin API (package appliance/admin) on
@@ -226,20 +230,19 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		if p == appliance.Outside {
 			iface = cfg.Outside
 		}
-		ready, err := x.Bump.RedirectReady(p)
-		if err != nil {
-			log.Warn("cannot tell whether in-kernel forwarding from this port works", "port", p.String(), "err", err)
-		}
+		ready, _ := x.Bump.RedirectReady(p)
+		path, why := x.Path(p)
 		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
-			"queues", cfg.Queues, "redirect_ready", ready)
-		if err == nil && !ready {
-			// The veth caveat (xsk.AttachBump): the kernel drops what
-			// the program redirects, so non-TCP and fast-path frames
-			// would vanish. Say so loudly; the operator must fix the
-			// peer (gro on, or an XDP program on it).
-			log.Warn("frames the XDP program forwards from this port to the other are dropped by the kernel: the other port's peer needs NAPI (ethtool -K <peer> gro on)", "port", p.String())
+			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
+		if cfg.FastPath && path != appliance.PathKernel {
+			// The veth caveat (xsk.AttachBump): the kernel would drop
+			// what the program redirects, so the workers forward it.
+			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
 		}
 	}
+	stopPaths := make(chan struct{})
+	defer close(stopPaths)
+	go watchPaths(x, log, stopPaths)
 	inside, outside := x.Ports()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -342,6 +345,29 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	return runErr
 }
 
+// watchPaths re-checks every second whether each port's redirect to the
+// other delivers, and moves the port between the kernel and user space
+// when that changes (a veth peer's GRO switched, a driver change).
+func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		changed, err := x.CheckPaths()
+		if err != nil {
+			log.Warn("forwarding path check", "err", err)
+		}
+		for _, p := range changed {
+			path, why := x.Path(p)
+			log.Warn("forwarding path changed", "port", p.String(), "path", path, "why", why)
+		}
+	}
+}
+
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
 func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
@@ -396,6 +422,9 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 		}
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
 			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+	}
+	info.PortPath = func(i int) (string, string) {
+		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
 	if cfg.FastPath {
 		// The XDP program counts frames, not bytes: the fast path's bytes

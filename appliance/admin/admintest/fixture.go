@@ -70,8 +70,10 @@ func New() *Fixture {
 			Version: "v0.5.0-test",
 			Started: Start,
 			Ports: []admin.PortStatus{
-				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3}},
-				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3}},
+				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3},
+					Path: "kernel", PathReason: "the XDP program redirects to enp1s0f1"},
+				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3},
+					Path: "user", PathReason: "enp1s0f0 cannot take redirected XDP frames (a veth whose peer has neither GRO nor an XDP program, or a driver without ndo_xdp_xmit): the workers forward"},
 			},
 			CPUFeatures:    []string{"aes", "pclmulqdq", "avx2"},
 			AEADPreference: []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
