@@ -48,7 +48,7 @@ type NegotiatedConfig struct {
 // held entries are never evicted (a hold that finds no room is counted in
 // Overflows and the tuple is then unknown to a later daemon).
 type NegotiatedSet struct {
-	mu        sync.Mutex
+	mu        sync.RWMutex // read-locked for lookups: every stray segment does one
 	m         map[flowKey]int64 // deadline in Unix ns; 0: held
 	cap       int
 	store     TupleStore
@@ -96,8 +96,8 @@ func (s *NegotiatedSet) Contains(in, out netip.AddrPort) bool { return s.has(flo
 
 // Len is the number of entries, expired ones not yet removed included.
 func (s *NegotiatedSet) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return len(s.m)
 }
 
@@ -147,6 +147,12 @@ func (s *NegotiatedSet) release(k flowKey, keep time.Duration) {
 
 // forget removes k: a new connection uses the tuple.
 func (s *NegotiatedSet) forget(k flowKey) {
+	s.mu.RLock()
+	_, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok {
+		return // the common case: every new SYN asks
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[k]; ok {
@@ -155,10 +161,15 @@ func (s *NegotiatedSet) forget(k flowKey) {
 }
 
 func (s *NegotiatedSet) has(k flowKey) bool {
+	s.mu.RLock()
+	d, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || d == 0 || d > s.now().UnixNano() {
+		return ok
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.m[k]
-	if ok && d != 0 && d <= s.now().UnixNano() {
+	if d, ok := s.m[k]; ok && d != 0 && d <= s.now().UnixNano() {
 		s.del(k)
 		return false
 	}

@@ -197,3 +197,54 @@ func TestNegotiatedSetBound(t *testing.T) {
 		t.Fatalf("len %d", set.Len())
 	}
 }
+
+// An aborted encrypted connection's tuple stays in the set for CloseLinger
+// (late segments are reset), then goes (the tuple is plain to whoever
+// reuses it without a SYN the engine saw).
+func TestAbortedTupleLingers(t *testing.T) {
+	now := time.Unix(2_000_000, 0)
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16, Now: func() time.Time { return now }})
+	pr := handshakeOn(t, newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set}), newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("x"), pshF))
+	// a resets its connection: the record goes, the tuple lingers.
+	pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, rstF|ackF, 0, nil, nil))
+	if pr.ga.e.NumFlows() != 0 || !set.Contains(addrA, addrB) {
+		t.Fatalf("after the RST: %d flows, in set %v", pr.ga.e.NumFlows(), set.Contains(addrA, addrB))
+	}
+	now = now.Add(CloseLinger + time.Second)
+	if set.Contains(addrA, addrB) {
+		t.Fatal("the tuple outlived CloseLinger")
+	}
+}
+
+// The set is shared by the workers' engines: concurrent use is safe (run
+// with -race).
+func TestNegotiatedSetConcurrent(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 64})
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				k := flowKey{in: netip.AddrPortFrom(addrA.Addr(), uint16(i%100)), out: netip.AddrPortFrom(addrB.Addr(), uint16(w))}
+				switch i % 4 {
+				case 0:
+					set.hold(k)
+				case 1:
+					set.release(k, time.Millisecond)
+				case 2:
+					set.has(k)
+				case 3:
+					set.forget(k)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := set.Len(); n > 64 {
+		t.Fatalf("%d entries in a set of 64", n)
+	}
+}
