@@ -48,7 +48,7 @@ type NegotiatedConfig struct {
 // held entries are never evicted (a hold that finds no room is counted in
 // Overflows and the tuple is then unknown to a later daemon).
 type NegotiatedSet struct {
-	mu        sync.RWMutex // read-locked for lookups: every stray segment does one
+	mu        sync.RWMutex      // read-locked for lookups: every stray segment does one
 	m         map[flowKey]int64 // deadline in Unix ns; 0: held
 	cap       int
 	store     TupleStore
