@@ -282,6 +282,8 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// leave; the far side's path is the far appliance's business.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
 			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
 		}
 	}
 	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
@@ -493,6 +495,13 @@ func quotedTuple(p *packet.Packet) (src, dst netip.AddrPort, ok bool) {
 		return src, dst, false
 	}
 	return netip.AddrPortFrom(qs, sp), netip.AddrPortFrom(qd, dp), true
+}
+
+// quotedNegotiated reports whether the TCP segment an ICMP error quotes
+// belongs to a tuple in the negotiated set, in either direction.
+func (e *Engine) quotedNegotiated(p *packet.Packet) bool {
+	a, b, ok := quotedTuple(p)
+	return ok && (e.neg.has(flowKey{in: a, out: b}) || e.neg.has(flowKey{in: b, out: a}))
 }
 
 // quotedFlow returns the flow of the TCP segment an ICMP error quotes, in

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
 // The stray rules: a mid-stream segment of a tuple the engine has no record
@@ -246,5 +248,27 @@ func TestNegotiatedSetConcurrent(t *testing.T) {
 	}
 	if n := set.Len(); n > 64 {
 		t.Fatalf("%d entries in a set of 64", n)
+	}
+}
+
+// An ICMP error from the inside quoting a segment of a negotiated tuple
+// without a record (delivered by the engine before a restart) quotes
+// plaintext: dropped. One about an unknown plain tuple passes.
+func TestStrayICMPQuote(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{})
+	set.Add(addrA, addrB, time.Time{})
+	g := newGWDeps(t, Config{}, Deps{Negotiated: set})
+	router := netip.MustParseAddr("192.0.2.254")
+	quoteOf := func(seg []byte) []byte {
+		return packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1,
+			L4: packettest.ICMP(11, 0, 0, packettest.Quote(seg, 548))}.Bytes()
+	}
+	delivered := tcpFrame(addrB, addrA, 7000, 8000, ackF|pshF, 502, nil, []byte("MARKER delivered plaintext"))
+	if v := g.e.Handle(0, Inside, quoteOf(delivered), g.tx); v != Dropped || g.e.Counters().Drops[DropICMPQuote].Load() != 1 {
+		t.Fatalf("ICMP error quoting a negotiated tuple: %v", v)
+	}
+	other := tcpFrame(netip.AddrPortFrom(addrB.Addr(), 81), addrA, 7000, 8000, ackF|pshF, 502, nil, []byte("plain"))
+	if v := g.e.Handle(0, Inside, quoteOf(other), g.tx); v != Passthrough {
+		t.Fatalf("ICMP error quoting a plain tuple: %v", v)
 	}
 }
