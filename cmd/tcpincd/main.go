@@ -410,6 +410,11 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
 	}
+	log.Info("forwarding paths", "switches", x.PathSwitches())
+	if engines != nil && engines.Negotiated != nil {
+		n := engines.Negotiated
+		log.Info("negotiated set", "entries", n.Len(), "overflows", n.Overflows(), "store_errors", n.StoreErrors())
+	}
 }
 
 // adminSource adapts the running appliance to the admin API.
