@@ -21,9 +21,9 @@ func NegotiatedCapacity(queues, maxFlows int) int { return 2 * queues * maxFlows
 // map named after this network namespace and the two ports, with what a
 // previous daemon left there: its released entries keep their deadlines,
 // the ones it still held (live records when it stopped or crashed) get
-// idle from now, expired ones are deleted. Close the returned map after
-// the workers stopped; the pin stays for the next daemon.
-func OpenNegotiated(dir, inside, outside string, capacity int, idle time.Duration, log *slog.Logger) (*engine.NegotiatedSet, *xsk.TupleMap, error) {
+// engine.IdleLinger from now, expired ones are deleted. Close the returned
+// map after the workers stopped; the pin stays for the next daemon.
+func OpenNegotiated(dir, inside, outside string, capacity int, log *slog.Logger) (*engine.NegotiatedSet, *xsk.TupleMap, error) {
 	ns, err := xsk.NetnsID()
 	if err != nil {
 		return nil, nil, fmt.Errorf("network namespace: %w", err)
@@ -61,7 +61,7 @@ func OpenNegotiated(dir, inside, outside string, capacity int, idle time.Duratio
 		_ = m.Delete(e.in, e.out)
 		expired++
 	}
-	until := now.Add(idle)
+	until := now.Add(engine.IdleLinger)
 	for _, e := range reheld {
 		set.Add(e.in, e.out, until)
 		_ = m.Put(e.in, e.out, until.UnixNano())

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"golang.org/x/sys/unix"
 )
 
 // TestOpenNegotiated: what one daemon's engines put in the pinned set, the
 // next daemon finds: tuples the first still held (live records when it
-// stopped) are kept one idle timeout, released ones keep their deadline,
+// stopped) are kept engine.IdleLinger, released ones keep their deadline,
 // expired ones are deleted from the pin.
 func TestOpenNegotiated(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -29,7 +30,7 @@ func TestOpenNegotiated(t *testing.T) {
 		[2]netip.AddrPort{ap("[fd00::1]:1001"), ap("[2001:db8::1]:443")},
 		[2]netip.AddrPort{ap("10.0.0.1:1002"), ap("192.0.2.1:80")}
 
-	set, m, err := OpenNegotiated(dir, "in.5", "out", 64, time.Hour, log)
+	set, m, err := OpenNegotiated(dir, "in.5", "out", 64, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestOpenNegotiated(t *testing.T) {
 	path := m.Path()
 	m.Close()
 
-	set, m, err = OpenNegotiated(dir, "in.5", "out", 64, time.Hour, log)
+	set, m, err = OpenNegotiated(dir, "in.5", "out", 64, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestOpenNegotiated(t *testing.T) {
 	if _, ok := pinned[expired]; ok || len(pinned) != 2 {
 		t.Fatalf("pinned entries %v: the expired one stays", pinned)
 	}
-	if d := time.Until(time.Unix(0, pinned[held])); d < 59*time.Minute || d > time.Hour {
-		t.Fatalf("a tuple the previous daemon held expires in %v, want one idle timeout (1h)", d)
+	if d := time.Until(time.Unix(0, pinned[held])); d < engine.IdleLinger-time.Minute || d > engine.IdleLinger {
+		t.Fatalf("a tuple the previous daemon held expires in %v, want engine.IdleLinger", d)
 	}
 }

@@ -422,7 +422,7 @@ func (e *Engine) remove(f *flow) {
 	if f.held {
 		keep := CloseLinger
 		if f.idled {
-			keep = e.cfg.IdleTimeout
+			keep = IdleLinger
 		}
 		e.neg.release(f.key, keep)
 		f.held = false

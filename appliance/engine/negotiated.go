@@ -39,14 +39,19 @@ type NegotiatedConfig struct {
 // Lifetime of an entry: it is held (no deadline) from negotiation while the
 // engine keeps the flow's record. When the record goes it stays until a
 // deadline: CloseLinger after the connection ended (both FINs acknowledged,
-// reset, aborted, or a handshake that never finished), one more IdleTimeout
-// after an idle record expired (the hosts may still hold the connection). A
-// new SYN on the tuple removes it (a new connection). A restarted daemon
-// loads the entries of the previous one, giving those the previous run
-// still held an IdleTimeout from the start. When the set is full, expired
-// entries go first, then the released entry with the nearest deadline;
-// held entries are never evicted (a hold that finds no room is counted in
-// Overflows and the tuple is then unknown to a later daemon).
+// reset, aborted, or a handshake that never finished), IdleLinger after an
+// idle record expired (the hosts may still hold the connection and send
+// at any time). A new SYN on the tuple removes it at once (a new
+// connection). A restarted daemon loads the entries of the previous one,
+// giving those the previous run still held IdleLinger from the start. When
+// the set is full, expired entries go first, then the released entry with
+// the nearest deadline; held entries are never evicted (a hold that finds
+// no room is counted in Overflows and the tuple is then unknown to a later
+// daemon). Long deadlines cost little: every new connection's SYN passes
+// the engine, which takes its tuple out, so an entry only ever matches
+// segments of the connection it was made for; what an expired entry costs
+// is that such a late segment passes (an inside host's plaintext) instead of
+// being reset.
 type NegotiatedSet struct {
 	mu        sync.RWMutex      // read-locked for lookups: every stray segment does one
 	m         map[flowKey]int64 // deadline in Unix ns; 0: held
@@ -58,10 +63,15 @@ type NegotiatedSet struct {
 }
 
 // CloseLinger is how long a tuple stays in the negotiated set after its
-// connection ended: late segments (retransmissions, a FIN the other end
-// still repeats) are reset rather than passed, about as long as Linux
-// keeps TIME-WAIT (60 s) twice over.
-const CloseLinger = 2 * time.Minute
+// connection ended: late segments (a host whose RST was lost retransmits
+// its data; Linux gives up after about 15 minutes with the default
+// tcp_retries2 = 15, RFC 1122 §4.2.3.5) are reset rather than passed.
+// IdleLinger is how long it stays after an idle record was dropped, or
+// after a restart for the tuples the previous run still held.
+const (
+	CloseLinger = 20 * time.Minute
+	IdleLinger  = 7 * 24 * time.Hour
+)
 
 // NewNegotiatedSet returns an empty set.
 func NewNegotiatedSet(c NegotiatedConfig) *NegotiatedSet {

@@ -262,7 +262,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		opt.NewHandler = engines.NewHandler
 		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 		if cfg.PinDir != "" {
-			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, cfg.Engine.IdleTimeout, log)
+			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
 			if err != nil {
 				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
 			}
