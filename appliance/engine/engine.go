@@ -314,6 +314,12 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	e.si.read(p)
 	f := e.flows[k]
 	fl := p.Flags()
+	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+		// A new connection on the tuple completes its handshake (a SYN
+		// alone proves nothing: anyone can send one): what the set
+		// remembers of an older connection no longer applies.
+		e.neg.forget(k)
+	}
 	if f != nil && f.state == stPlain {
 		if fl&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
 			f.last = now
@@ -324,7 +330,6 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
-			e.neg.forget(k) // a new connection, whatever it becomes
 			if from == Inside {
 				return e.outboundSYN(now, k, p, tx)
 			}

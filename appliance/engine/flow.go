@@ -177,7 +177,6 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	if old := e.flows[k]; old != nil {
 		e.remove(old)
 	}
-	e.neg.forget(k) // a new connection: negotiated only once it negotiates
 	e.flows[k] = f
 	f.idx = len(e.list)
 	e.list = append(e.list, f)

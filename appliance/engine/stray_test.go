@@ -150,17 +150,23 @@ func TestEncryptedExpiryStillResets(t *testing.T) {
 	}
 }
 
-// A new connection on a tuple that was encrypted takes it out of the set:
-// if it stays plain, its later segments pass even without a record.
+// A new connection on a tuple that was encrypted takes it out of the set
+// once its handshake completes (a SYN alone does not: a blind SYN must not
+// free an encrypted connection's plaintext): if it stays plain, its later
+// segments pass even without a record.
 func TestNewConnectionForgetsTuple(t *testing.T) {
 	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
 	set.Add(addrA, addrB, time.Time{})
 	g := newGWDeps(t, Config{TEPs: testTEPs, PlainRetention: time.Second}, Deps{Negotiated: set})
+	g.push(Outside, tcpFrame(addrB, addrA, 12345, 0, synF, 64240, synOpts(1460, 1), nil))
 	g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	if set.Contains(addrA, addrB) {
-		t.Fatal("a new SYN left the old tuple in the set")
+	if !set.Contains(addrA, addrB) {
+		t.Fatal("a SYN took the tuple out of the set")
 	}
 	g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	if set.Contains(addrA, addrB) {
+		t.Fatal("a completed handshake left the old tuple in the set")
+	}
 	g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, nil))
 	for range 30 {
 		g.tick(int64(100 * time.Millisecond))
