@@ -602,6 +602,7 @@ func (s *AdminSource) Counters() admin.Counters {
 				c.Drops[name] += ec.Drops[i].Load()
 			}
 			c.AuthFailures += ec.AuthFailures.Load()
+			c.StrayResets += ec.StrayResets.Load()
 			c.Rekeys += ec.Rekeys.Load()
 			c.Resumptions += ec.Resumed.Load()
 			c.InitRetransmit += ec.InitRetransmits.Load()

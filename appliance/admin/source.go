@@ -124,10 +124,14 @@ type Counters struct {
 	Rekeys         uint64
 	Resumptions    uint64
 	InitRetransmit uint64 // Init1/Init2 retransmissions by the appliance
-	DupACKs        uint64 // duplicate ACKs the appliance originated
-	FramesSealed   uint64
-	FramesOpened   uint64
-	CacheEntries   uint64 // gauge: resumption cache chains held
+	// StrayResets counts mid-stream segments of connections that
+	// negotiated TCP-ENO and have no record (after a restart, or expiry):
+	// reset both ways, never passed.
+	StrayResets  uint64
+	DupACKs      uint64 // duplicate ACKs the appliance originated
+	FramesSealed uint64
+	FramesOpened uint64
+	CacheEntries uint64 // gauge: resumption cache chains held
 
 	Rings   []RingLevel
 	Queues  []QueueLevel

@@ -435,6 +435,7 @@ type statusCounters struct {
 	AuthFailures uint64            `json:"auth_failures"`
 	FramesSealed uint64            `json:"frames_sealed"`
 	FramesOpened uint64            `json:"frames_opened"`
+	StrayResets  uint64            `json:"stray_resets"`
 }
 
 func (e *encEnv) counters(gw topology.Node) (statusCounters, error) {

@@ -466,6 +466,14 @@ func (e *encEnv) restart(t *testing.T, dir string, dstB, dstF netip.AddrPort) {
 	if strings.Contains(r.clientOut, "i/o timeout") {
 		t.Errorf("the encrypted connection stalled until the client's idle timeout instead of being reset")
 	}
+	// The restarted gwA found the tuple in its pinned negotiated set.
+	if sc, err := e.counters(topology.GwA); err != nil {
+		t.Error(err)
+	} else if sc.StrayResets == 0 {
+		t.Errorf("the restarted gwA reset no segment of the encrypted connection (stray_resets 0)")
+	} else {
+		t.Logf("the restarted gwA reset %d segments of connections it knew only from its pinned set", sc.StrayResets)
+	}
 	rp := <-plain
 	checkTransfer(t, rp, plainN, plainN)
 	t.Logf("plain: %v for what takes 12 s at its rate (the restart's stall is the difference)", rp.elapsed.Round(time.Millisecond))

@@ -140,7 +140,7 @@ func New() *Fixture {
 			Handshakes:   map[string]uint64{"encrypted": 41, "fallback": 17, "failed": 2},
 			Fallbacks:    map[string]uint64{"no_eno_in_synack": 15, "policy_bypass": 2},
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
-			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6,
+			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6, StrayResets: 7,
 			FramesSealed: 900, FramesOpened: 880, CacheEntries: 3,
 			Rings: []admin.RingLevel{
 				{Port: "inside", Queue: 0, Ring: "rx", Used: 12, Size: 2048},
