@@ -240,9 +240,12 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
 		}
 	}
-	stopPaths := make(chan struct{})
-	defer close(stopPaths)
-	go watchPaths(x, log, stopPaths)
+	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
+	go func() {
+		defer close(pathsDone)
+		watchPaths(x, log, stopPaths)
+	}()
 	inside, outside := x.Ports()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
