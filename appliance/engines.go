@@ -29,6 +29,7 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		InitTries:        c.InitTries,
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
+		PlainRetention:   c.PlainRetention,
 	}
 	// The file says 0 for "never"; the engine reads 0 as "default".
 	if ec.RekeyBytes == 0 {
@@ -84,9 +85,12 @@ func tepByName(name string) (tcpcrypt.TEP, bool) {
 type Engines struct {
 	Pool  *cryptopool.Pool
 	Cache *tcpcrypt.Cache[netip.Addr] // nil when resumption is off
-	cfg   engine.Config
-	keys  map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
-	log   *slog.Logger
+	// Negotiated is the set of negotiated tuples the engines share (set it
+	// before the workers are built; nil gives each engine its own).
+	Negotiated *engine.NegotiatedSet
+	cfg        engine.Config
+	keys       map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
+	log        *slog.Logger
 
 	mu   sync.Mutex
 	list []*engine.Engine
@@ -128,7 +132,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 
 // NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
 func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Log: e.log.With("queue", q)})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Negotiated: e.Negotiated, Log: e.log.With("queue", q)})
 	if err != nil {
 		return nil, err
 	}

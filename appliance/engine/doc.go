@@ -82,9 +82,12 @@
 // nothing but authenticated plaintext reaches a host (FuzzScript checks
 // both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
 // malformed frames and inside TCP fragments are dropped, segments with a bad
-// TCP checksum are dropped before sealing or decoding, and mid-stream
-// segments of connections the engine has no record of (after a restart) are
-// answered with an RST unless Config.PassUnknown. Segments from the far side
+// TCP checksum are dropped before sealing or decoding. A mid-stream segment
+// of a connection the engine has no record of (begun before a restart, or
+// whose record expired) passes unchanged unless its tuple is in the
+// NegotiatedSet, which remembers, across restarts when the daemon pins it,
+// the tuples that negotiated TCP-ENO: those are reset both ways instead.
+// The appliance never resets plain TCP. Segments from the far side
 // of a negotiated flow are checked as a TCP checks them before they change
 // anything (RFC 9293 §3.10.7.4 with RFC 5961: exact RSTs, challenge ACKs,
 // ACK acceptability), and a forged SYN takes no connection over: the

@@ -82,6 +82,11 @@ type Deps struct {
 	Log   *slog.Logger
 	// Now is the wall clock for FlowInfo.Started (default time.Now).
 	Now func() time.Time
+	// Negotiated is the set of tuples whose connections negotiated
+	// TCP-ENO, shared by the workers' engines and kept where a restarted
+	// daemon finds it. Nil: the engine keeps its own, in memory (record
+	// expiry is then covered, a restart is not).
+	Negotiated *NegotiatedSet
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -119,7 +124,7 @@ type Counters struct {
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
-	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
+	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
@@ -176,6 +181,7 @@ type Engine struct {
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
 	closed    []*flow
+	neg       *NegotiatedSet
 }
 
 // New returns an engine.
@@ -190,7 +196,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated}
+	if e.neg == nil {
+		e.neg = NewNegotiatedSet(NegotiatedConfig{Capacity: 2 * c.MaxFlows, Now: deps.Now})
+	}
 	if deps.Pool != nil {
 		e.client, err = deps.Pool.NewClient(1024)
 		if err != nil {
@@ -274,6 +283,8 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// leave; the far side's path is the far appliance's business.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
 			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
 		}
 	}
 	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
@@ -304,6 +315,12 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	e.si.read(p)
 	f := e.flows[k]
 	fl := p.Flags()
+	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+		// A new connection on the tuple completes its handshake (a SYN
+		// alone proves nothing: anyone can send one): what the set
+		// remembers of an older connection no longer applies.
+		e.neg.forget(k)
+	}
 	if f != nil && f.state == stPlain {
 		if f.e2e != 0 && from == Outside {
 			if v, ok := e.endToEndRequired(f, p, tx); !ok {
@@ -330,7 +347,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			}
 			return e.inboundSYN(now, k, p)
 		}
-		return e.stray(p, from, tx)
+		return e.stray(k, p, from, tx)
 	}
 	f.last = now
 	if from == Inside {
@@ -400,11 +417,11 @@ func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
 
 // stray handles a mid-connection segment of a connection the engine has no
 // record of: one that began before this engine started (a restart) or whose
-// record expired. It may belong to an encrypted connection, so passing it on
-// could put plaintext on the wire or ciphertext in a host: unless
-// Config.PassUnknown is set, the sender gets an RST (the peer gets its own
-// when it next sends) and the segment is dropped. RSTs pass.
-func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+// record expired. Unless its tuple is in the negotiated set it is plain TCP
+// and passes unchanged: the appliance never resets plain TCP. A negotiated
+// tuple's segment may be ciphertext for a host or plaintext for the wire,
+// so it is dropped and the connection reset (strayReset). RSTs pass.
+func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	fl := p.Flags()
 	if fl&packet.FlagSYN != 0 {
 		// A SYN-ACK of a connection whose SYN the engine did not see
@@ -418,7 +435,7 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 		}
 		return Passthrough
 	}
-	if e.cfg.PassUnknown {
+	if !e.neg.has(k) {
 		return Passthrough
 	}
 	if fl&packet.FlagRST != 0 {
@@ -432,11 +449,29 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 		}
 		return Passthrough
 	}
+	e.strayReset(p, from, tx)
+	return e.drop(DropStale)
+}
+
+// strayReset resets both ends of a negotiated connection the engine has no
+// record of. Without the record the engine knows the sequence numbers of
+// the sender only: it gets an RST at the number it expects next (the
+// segment's ACK; RFC 9293 §3.10.7.4, RFC 5961 §3.2 exact match). The other
+// end's numbers live in another sequence space (host or wire), so it gets
+// an empty ACK half the sequence space away, which it cannot accept and
+// answers with an ACK of its own (RFC 9293 §3.10.7.4: "an acknowledgment
+// should be sent in reply"); that answer comes here as a stray and gets
+// its exact RST. Only segments with data or FIN get a probe, so two ends
+// never keep probing each other.
+func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	e.c.StrayResets.Add(1)
+	fl := p.Flags()
 	var t tmpl
 	if !t.set(p) {
-		return e.drop(DropStale)
+		return
 	}
+	var probe tmpl
+	probe = t
 	t.reverse()
 	s := seg{seq: p.Ack(), flags: packet.FlagRST}
 	if fl&packet.FlagACK == 0 {
@@ -446,8 +481,11 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 			s.ack++
 		}
 	}
+	e.opts.reset()
 	e.send(tx[from], &t, &s, nil)
-	return e.drop(DropStale)
+	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
+		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
+	}
 }
 
 // quotedTuple returns the source and destination of the TCP segment an ICMP
@@ -474,6 +512,13 @@ func quotedTuple(p *packet.Packet) (src, dst netip.AddrPort, ok bool) {
 		return src, dst, false
 	}
 	return netip.AddrPortFrom(qs, sp), netip.AddrPortFrom(qd, dp), true
+}
+
+// quotedNegotiated reports whether the TCP segment an ICMP error quotes
+// belongs to a tuple in the negotiated set, in either direction.
+func (e *Engine) quotedNegotiated(p *packet.Packet) bool {
+	a, b, ok := quotedTuple(p)
+	return ok && (e.neg.has(flowKey{in: a, out: b}) || e.neg.has(flowKey{in: b, out: a}))
 }
 
 // quotedFlow returns the flow of the TCP segment an ICMP error quotes, in

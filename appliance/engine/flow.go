@@ -159,6 +159,8 @@ type flow struct {
 	lastWinR    uint16 // R's window field when L last got an ACK from us
 	ackOwed     bool   // an empty frame was consumed: acknowledge it
 	consuming   bool   // inside consume: sessionDone must not drain
+	held        bool   // the tuple is held in the NegotiatedSet
+	idled       bool   // removed for idleness (the hosts may still hold it)
 
 	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
 	simSYN        bool   // A: a SYN from R crossed ours (simultaneous open, or blind)

@@ -255,7 +255,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	case f.state == stDead:
 		return
 	case f.state == stPlain:
-		if now-f.last > int64(plainRetention) {
+		if now-f.last > int64(e.cfg.PlainRetention) {
 			e.remove(f)
 		}
 		return
@@ -268,6 +268,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.remove(f)
 		return
 	case now-f.last > int64(e.cfg.IdleTimeout):
+		f.idled = true // the hosts may still hold the connection
 		e.remove(f)
 		return
 	}

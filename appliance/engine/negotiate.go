@@ -299,6 +299,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
 	f.state = stSynAckSent
+	e.negotiated(f)
 	return Forwarded
 }
 
@@ -341,6 +342,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 		}
 		f.enoOut = true
+		e.negotiated(f)
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
 			e.resume(now, f, tx)
@@ -412,11 +414,20 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	// everything else goes (the fast path takes the flow from here on).
 	f.state = stPlain
 	e.dropPrev(f) // this record now stands for the tuple's connection
+	e.unnegotiated(f)
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 func (e *Engine) remove(f *flow) {
+	if f.held {
+		keep := CloseLinger
+		if f.idled {
+			keep = IdleLinger
+		}
+		e.neg.release(f.key, keep)
+		f.held = false
+	}
 	f.state = stDead
 	if f.keys != nil {
 		f.keys.Wipe()
