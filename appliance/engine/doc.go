@@ -23,8 +23,9 @@
 // seals each new host segment into frames no larger than the far side's MSS,
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
-// offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
-// blocks become host ones rounded to whole frames. The bytes the appliance
+// offset, the original key generation kept: TC-45, TC-59; after a
+// packet-too-big, in smaller segments of the same bytes: pmtu.go). Wire
+// ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third
 // duplicate ACK or its SACK blocks show the hole starts there. The decrypting direction
@@ -47,6 +48,17 @@
 // TCP checksum are dropped before sealing or decoding, and mid-stream
 // segments of connections the engine has no record of (after a restart) are
 // answered with an RST unless Config.PassUnknown.
+//
+// # Path MTU
+//
+// A packet-too-big from the outside about our wire segment counts only if
+// its quoted sequence number is in flight (RFC 5927 §4.1); it lowers the
+// flow's wire segments and reaches the host translated (host sequence
+// number, MTU less the 20-byte frame overhead). One from the inside about
+// a segment the appliance delivered quotes plaintext and never leaves; it
+// lowers the segments the appliance delivers and the quoted bytes are
+// delivered again (pmtu.go). Other ICMP errors from the inside about a
+// negotiated connection are dropped.
 //
 // # Limits
 //
