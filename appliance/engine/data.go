@@ -410,20 +410,13 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 	en.preFIN = false
 }
 
-// sealNew frames new host data (and FIN) into frames no larger than R's MSS,
-// keeps them in the store and sends them.
+// sealNew frames new host data (and FIN) into frames no larger than R's MSS
+// (or the path's, once lowered), keeps them in the store and sends them.
 func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
 	en := &f.enc
 	// The MSS counts payload only: leave room for the options we send
 	// (timestamps, `45 02` while it lasts), as a TCP sender does.
-	optLen := 0
-	if f.tsOK {
-		optLen += 12
-	}
-	if f.enoOut {
-		optLen += 4
-	}
-	max := int(f.mssR) - tcpcrypt.Overhead - optLen
+	max := f.segR() - tcpcrypt.Overhead - f.optLenR()
 	if max > tcpcrypt.MaxData {
 		max = tcpcrypt.MaxData
 	}
@@ -484,7 +477,7 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 		if rec.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, to, rec.w, wl, flags, true)
+		e.sendWire(f, to, rec.w, wl, flags, true)
 		if rec.owned() {
 			en.ownedN++
 			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
@@ -517,7 +510,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		if fr.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, tx[Outside], fr.w, int(fr.wl), flags, true)
+		e.sendWire(f, tx[Outside], fr.w, int(fr.wl), flags, true)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -743,7 +736,7 @@ func (e *Engine) ownedLoss(now int64, f *flow, si *segInfo, dup bool, to TxSink)
 			continue
 		}
 		fr.fast = true
-		e.sendStored(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
+		e.sendWire(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -973,7 +966,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 
 // sendPlain sends host bytes starting at h to L.
 func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
-	mss := int(f.mssL)
+	mss := f.segL()
 	if f.tsOK {
 		mss -= 12 // the MSS counts payload only; our segments carry timestamps
 	}
@@ -1097,38 +1090,6 @@ func (e *Engine) closeCheck(now int64, f *flow) {
 	if f.closeAt == 0 && f.enc.finW >= 0 && f.enc.ackW > f.enc.finW && f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
 		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
 	}
-}
-
-// handlePTB translates an ICMP packet-too-big about one of our wire
-// segments: quoted sequence number to host space, MTU lowered by the frame
-// overhead, so the inside host's segments plus 20 bytes fit the path.
-func (e *Engine) handlePTB(p *packet.Packet) Verdict {
-	// The quote is of our own wire segment: its source is the inside host.
-	in, out, ok := quotedTuple(p)
-	if !ok {
-		return Passthrough
-	}
-	f := e.flows[flowKey{in: in, out: out}]
-	if f == nil || (f.state != stKex && f.state != stOpen) {
-		return Passthrough
-	}
-	seq, ok := p.QuotedSeq()
-	if !ok {
-		return Passthrough
-	}
-	w := unwrap(seq, f.isnL, f.enc.ackW)
-	h := f.enc.ackH
-	for i := 0; i < f.enc.frames.n; i++ {
-		if r := f.enc.frames.at(i); r.w <= w {
-			h = r.h
-		}
-	}
-	p.SetQuotedSeq(wrap(f.isnL, h))
-	if mtu, ok := p.MTU(); ok && mtu > tcpcrypt.Overhead {
-		p.SetMTU(mtu - tcpcrypt.Overhead)
-	}
-	e.c.PTBTranslated.Add(1)
-	return ForwardInPlace
 }
 
 // newerTS keeps the later of two TSvals (serial arithmetic): segments the

@@ -24,7 +24,9 @@
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
 // offset: the stored bytes keep their original key generation, TC-45,
-// TC-59, so older sending keys go as soon as a newer one is in use). Wire
+// TC-59, so older sending keys go as soon as a newer one is in use; after a
+// packet-too-big they go out in smaller segments of the same bytes:
+// pmtu.go). Wire
 // ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third
@@ -95,6 +97,17 @@
 // acceptance.go, also for tuple reuse after a close, RFC 6191). Under the
 // require policy every way a negotiation can fail resets both hosts
 // (require.go).
+//
+// # Path MTU
+//
+// A packet-too-big from the outside about our wire segment counts only if
+// its quoted sequence number is in flight (RFC 5927 §4.1); it lowers the
+// flow's wire segments and reaches the host translated (host sequence
+// number, MTU less the 20-byte frame overhead). One from the inside about
+// a segment the appliance delivered quotes plaintext and never leaves; it
+// lowers the segments the appliance delivers and the quoted bytes are
+// delivered again (pmtu.go). Other ICMP errors from the inside about a
+// negotiated connection are dropped.
 //
 // # Limits
 //

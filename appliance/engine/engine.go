@@ -126,6 +126,7 @@ type Counters struct {
 	PreKeyQueued                                        atomic.Uint64
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
+	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 }
@@ -157,6 +158,7 @@ const (
 	DropFragment           // a TCP fragment from the inside, or a first one of a negotiated connection from the outside
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
+	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	NumDropReasons
 )
 
@@ -280,8 +282,12 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// An ICMP error about a segment the appliance delivered quotes
 		// decrypted plaintext (Linux quotes up to 548 bytes); one about
 		// a host segment quotes what was never sent as such. Neither may
-		// leave; the far side's path is the far appliance's business.
+		// leave; the far side's path is the far appliance's business. A
+		// packet-too-big still lowers what the appliance sends L.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			if p.IsPathMTU() {
+				return e.insidePTB(f, p, tx)
+			}
 			return e.drop(DropICMPQuote)
 		} else if f == nil && e.quotedNegotiated(p) {
 			return e.drop(DropICMPQuote) // about a segment a previous run delivered
@@ -402,7 +408,7 @@ func (e *Engine) NumFlows() int { return len(e.flows) }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

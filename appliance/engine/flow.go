@@ -130,6 +130,8 @@ type flow struct {
 
 	isnL, isnR uint32
 	mssL, mssR uint16
+	pmssL      uint16 // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
+	pmssR      uint16 // the same toward R, from the outside
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
@@ -233,7 +235,7 @@ func (f *flow) info() FlowInfo {
 // the room left in the retransmit store, so L does not send what the store
 // would have to drop (RFC 7323 window scale taken into account).
 func (f *flow) scaleWin(w uint16) uint16 {
-	m := int64(f.mssR)
+	m := int64(f.segR())
 	win := int64(w) << f.wsR
 	if m > tcpcrypt.Overhead {
 		win = win * (m - tcpcrypt.Overhead) / m

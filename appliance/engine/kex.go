@@ -72,15 +72,8 @@ func (e *Engine) setInit(f *flow, m []byte) {
 // sendInit sends (or resends) our Init message, PSH on its last segment.
 func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 	en := &f.enc
-	mss := int64(f.mssR)
-	for w := en.ackW; w < en.initLen; {
-		n := min(en.initLen-w, mss)
-		fl := uint8(packet.FlagACK)
-		if w+n == en.initLen {
-			fl |= packet.FlagPSH
-		}
-		e.sendStored(f, to, w, int(n), fl, false)
-		w += n
+	if en.ackW < en.initLen {
+		e.sendWire(f, to, en.ackW, int(en.initLen-en.ackW), packet.FlagACK|packet.FlagPSH, false)
 	}
 	en.initSent = true
 	en.initDue = now + en.initRTO

@@ -58,6 +58,9 @@ type simHost struct {
 	readAt      int64
 	readNxt     int
 	outOfWindow int
+	// mss is the largest segment the host sends (0: simMSS); a
+	// packet-too-big lowers it (pmtu_test.go).
+	mss int
 }
 
 // free is the host's receive window (buf set).
@@ -79,6 +82,13 @@ const (
 	simMSS    = 1440 // MSS clamped by the appliances
 	simRTO    = int64(300 * time.Millisecond)
 )
+
+func (s *simHost) segMax() int {
+	if s.mss > 0 {
+		return s.mss
+	}
+	return simMSS
+}
 
 func (s *simHost) ackNum() uint32 {
 	n := s.rcvNxt
@@ -106,7 +116,7 @@ func (s *simHost) step(w *World) {
 		s.finSent = s.finAcked
 	}
 	for s.nxt < len(s.data) && s.nxt-s.una < simFlight {
-		n := min(1+s.rng.IntN(simMSS), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
+		n := min(1+s.rng.IntN(s.segMax()), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
 		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n]))
 		if s.nxt == s.una {
 			s.rtoAt = w.Now + simRTO
@@ -167,7 +177,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			case ack == s.una && len(g.Payload) == 0 && !g.Has(packettest.FIN) && s.nxt > s.una:
 				s.dups++
 				if s.dups == 3 { // fast retransmit of one random-size segment
-					n := min(1+s.rng.IntN(simMSS), s.nxt-s.una)
+					n := min(1+s.rng.IntN(s.segMax()), s.nxt-s.una)
 					w.Host(s.side, s.h.Data(s.una, s.ackNum(), s.data[s.una:s.una+n]))
 				}
 			}
