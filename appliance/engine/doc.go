@@ -43,8 +43,10 @@
 // Nothing of an encrypted connection leaves in plaintext by a side door and
 // nothing but authenticated plaintext reaches a host (FuzzScript checks
 // both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
-// malformed frames and inside TCP fragments are dropped, segments with a bad
-// TCP checksum are dropped before sealing or decoding, and mid-stream
+// malformed frames are dropped, IP fragments of a negotiated connection are
+// reassembled and handled as one segment (never forwarded; frag.go),
+// segments with a bad TCP checksum are dropped before sealing or decoding,
+// and mid-stream
 // segments of connections the engine has no record of (after a restart) are
 // answered with an RST unless Config.PassUnknown.
 //
