@@ -593,6 +593,9 @@ func (s *AdminSource) Counters() admin.Counters {
 			for i, name := range engine.DropNames {
 				c.Drops[name] += ec.Drops[i].Load()
 			}
+			for _, i := range fragDropEvents {
+				c.Drops["fragment_"+engine.FragNames[i]] += ec.Frag[i].Load()
+			}
 			c.AuthFailures += ec.AuthFailures.Load()
 			c.Rekeys += ec.Rekeys.Load()
 			c.Resumptions += ec.Resumed.Load()
@@ -666,3 +669,8 @@ func CPUs(queues int, cpus []int) []int {
 	}
 	return out
 }
+
+// fragDropEvents are the engine's fragment events that drop fragments, shown
+// by reason next to the "fragment" drop total.
+var fragDropEvents = []int{engine.FragWholeDropped, engine.FragQuoteDropped, engine.FragOverlap,
+	engine.FragDuplicate, engine.FragBad, engine.FragTimeout, engine.FragLimit, engine.FragDiscarded}
