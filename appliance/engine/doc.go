@@ -46,9 +46,8 @@
 // malformed frames are dropped, IP fragments of a negotiated connection are
 // reassembled and handled as one segment (never forwarded; frag.go),
 // segments with a bad TCP checksum are dropped before sealing or decoding,
-// and mid-stream
-// segments of connections the engine has no record of (after a restart) are
-// answered with an RST unless Config.PassUnknown.
+// and mid-stream segments of connections the engine has no record of (after
+// a restart) are answered with an RST unless Config.PassUnknown.
 //
 // # Limits
 //

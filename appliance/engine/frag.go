@@ -147,6 +147,7 @@ type fragTable struct {
 	perFlow    map[flowKey]int
 	mem        int
 	nextExpire int64
+	whole      bool // handling a reassembled datagram
 }
 
 func fragKeyOf(p *packet.Packet, fr packet.Fragment) fragKey {
@@ -167,6 +168,12 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 		return e.drop(DropMalformed)
 	}
 	t := &e.frags
+	if t.whole {
+		// A reassembled datagram holding another Fragment header (IPv6):
+		// no host sends that, and each level would recurse.
+		e.c.Frag[FragBad].Add(1)
+		return e.drop(DropFragment)
+	}
 	if t.m == nil {
 		t.m, t.perFlow = make(map[fragKey]*fragDgram), make(map[flowKey]int)
 	}
@@ -355,7 +362,10 @@ func (e *Engine) fragAdd(now int64, k fragKey, d *fragDgram, p *packet.Packet, f
 	from := d.from
 	e.fragForget(k, d, false)
 	e.c.Frag[FragReassembled].Add(1)
-	switch e.Handle(now, from, buf, tx) {
+	e.frags.whole = true
+	v := e.Handle(now, from, buf, tx)
+	e.frags.whole = false
+	switch v {
 	case Passthrough, ForwardInPlace:
 		// The flow no longer wants it rewritten (it fell back, or ended),
 		// but the datagram cannot leave whole where its fragments could

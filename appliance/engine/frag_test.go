@@ -412,3 +412,20 @@ func TestFragmentedICMPErrorQuotingPlaintext(t *testing.T) {
 		t.Fatalf("unknown connection: %d out", len(toOut))
 	}
 }
+
+// An IPv6 datagram whose reassembled form holds another Fragment header
+// (an atomic fragment inside a fragment) is dropped, not reassembled again
+// level after level.
+func TestNestedFragmentHeaderDropped(t *testing.T) {
+	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, w := connectAddrs(t, ga, gb, a, b)
+	gb.push(Outside, w.frame())
+	seg := tcpFrame(a, b, isnA+1+4, isnB+1, ackF|pshF, 502, nil, markerData(64))
+	inner := fragmentFrame(t, seg, 1024, 1)[0] // an atomic fragment
+	outer := fragmentFrame(t, inner, 1024, 2)
+	toIn, toOut := ga.pushAll(Inside, outer)
+	if len(toIn)+len(toOut) != 0 || fragCount(ga.e, FragBad) != 1 {
+		t.Fatalf("%d frames left, %d bad", len(toIn)+len(toOut), fragCount(ga.e, FragBad))
+	}
+}
