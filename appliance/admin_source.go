@@ -582,6 +582,7 @@ func (s *AdminSource) Counters() admin.Counters {
 	if s.engines != nil {
 		c.Handshakes = map[string]uint64{}
 		c.Fallbacks = map[string]uint64{}
+		c.Fragments = map[string]uint64{}
 		s.engines.Each(func(_ int, ec *engine.Counters) {
 			c.Handshakes["encrypted"] += ec.Encrypted.Load()
 			c.Handshakes["failed"] += ec.HandshakeFailures.Load()
@@ -593,8 +594,8 @@ func (s *AdminSource) Counters() admin.Counters {
 			for i, name := range engine.DropNames {
 				c.Drops[name] += ec.Drops[i].Load()
 			}
-			for _, i := range fragDropEvents {
-				c.Drops["fragment_"+engine.FragNames[i]] += ec.Frag[i].Load()
+			for i, name := range engine.FragNames {
+				c.Fragments[name] += ec.Frag[i].Load()
 			}
 			c.AuthFailures += ec.AuthFailures.Load()
 			c.Rekeys += ec.Rekeys.Load()
@@ -669,8 +670,3 @@ func CPUs(queues int, cpus []int) []int {
 	}
 	return out
 }
-
-// fragDropEvents are the engine's fragment events that drop fragments, shown
-// by reason next to the "fragment" drop total.
-var fragDropEvents = []int{engine.FragWholeDropped, engine.FragQuoteDropped, engine.FragOverlap,
-	engine.FragDuplicate, engine.FragBad, engine.FragTimeout, engine.FragLimit, engine.FragDiscarded}
