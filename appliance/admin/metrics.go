@@ -13,18 +13,19 @@ import (
 type collector struct {
 	src Source
 
-	buildInfo                               *prometheus.Desc
-	portFrames, portBytes                   *prometheus.Desc
-	pathFrames, pathBytes                   *prometheus.Desc
-	flows                                   *prometheus.Desc
-	handshakes, fallbacks, drops, fragments *prometheus.Desc
-	authFailures, rekeys, resumes           *prometheus.Desc
-	initRetransmit, dupACKs                 *prometheus.Desc
-	sealed, opened                          *prometheus.Desc
-	cacheEntries                            *prometheus.Desc
-	ringUsed, ringSize                      *prometheus.Desc
-	queueBytes, queueCapacity               *prometheus.Desc
-	workerBusy, workerBusyRatio             *prometheus.Desc
+	buildInfo                     *prometheus.Desc
+	portFrames, portBytes         *prometheus.Desc
+	pathFrames, pathBytes         *prometheus.Desc
+	flows                         *prometheus.Desc
+	handshakes, fallbacks, drops  *prometheus.Desc
+	fragments                     *prometheus.Desc
+	authFailures, rekeys, resumes *prometheus.Desc
+	initRetransmit, dupACKs       *prometheus.Desc
+	sealed, opened                *prometheus.Desc
+	cacheEntries                  *prometheus.Desc
+	ringUsed, ringSize            *prometheus.Desc
+	queueBytes, queueCapacity     *prometheus.Desc
+	workerBusy, workerBusyRatio   *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
