@@ -204,6 +204,9 @@ func TestFragmentsOfEncryptedFlowReassembled(t *testing.T) {
 				if l := p.End() - p.L3Offset(); l > len(frags[0])-14 {
 					t.Fatalf("wire frame of %d IP bytes, the fragments had %d", l, len(frags[0])-14)
 				}
+				if !c.v6 && f[14+6]&0x40 == 0 {
+					t.Fatal("a wire frame without DF: the engine's frames are never to be fragmented")
+				}
 			}
 			if got := pr.deliveredToB(toOut); !bytes.Equal(got, data) {
 				t.Fatalf("b got %d bytes, want the 1400 sent", len(got))
