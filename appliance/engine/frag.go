@@ -418,6 +418,9 @@ func (e *Engine) fragForget(k fragKey, d *fragDgram, expired bool) {
 	}
 	e.frags.mem -= d.mem
 	delete(e.frags.m, k)
+	// Fragments still in hand for d (held ones being replayed) are
+	// dropped: d is done.
+	d.state, d.mem, d.held, d.buf, d.ranges = fragDrop, 0, nil, nil, nil
 }
 
 // fragExpire forgets datagrams past their timeout; Tick calls it.
