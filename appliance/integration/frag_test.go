@@ -111,10 +111,14 @@ func TestFragmentedInsideEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := e.topo.Addr(topology.HostA)
+	v6, err := startTranslator(t, e.topo, a.V4)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		addr netip.Addr
-	}{{"IPv4", a.V4}} {
+	}{{"IPv4", a.V4}, {"IPv6", v6}} {
 		got := filepath.Join(dir, "got-"+c.name)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 		url := fmt.Sprintf("http://%s/file", netip.AddrPortFrom(c.addr, 8000))
@@ -157,6 +161,9 @@ func TestFragmentedInsideEncrypted(t *testing.T) {
 	if n := tsharkCount(t, inside.Path, "ip.flags.mf == 1"); n < size/1500 {
 		t.Errorf("the inside link carried %d first fragments of IPv4 datagrams, want one per segment: the test proves nothing", n)
 	}
+	if n := tsharkCount(t, inside.Path, "ipv6.fragment && tcp"); n < size/1500 {
+		t.Errorf("the inside link carried %d first fragments of IPv6 datagrams (Fragment header, TCP), want one per segment: the test proves nothing", n)
+	}
 	raw, _ := os.ReadFile(inside.Path)
 	if !bytes.Contains(raw, []byte(marker)) {
 		t.Error("the marker is not on the inside link: the capture proves nothing")
@@ -169,4 +176,59 @@ func TestFragmentedInsideEncrypted(t *testing.T) {
 	if err := e.admin(topology.GwA, "/api/v1/status", &st); err == nil {
 		t.Logf("gwA drops: %v", st.Counters.Drops)
 	}
+}
+
+// startTranslator makes rA a stateless IPv4/IPv6 translator (SIIT, RFC
+// 7915) with tayga, so that hA, an IPv4 host, is reachable over IPv6 at the
+// address it returns (hA's IPv4 address under the prefix fd00:N:64::/96);
+// IPv6 clients get an IPv4 address from a pool. Linux TCP never sends an
+// IPv6 fragment (it lowers its segment size to the path MTU, and
+// ip6_fragment refuses a TCP packet larger than the MTU) and IPv6 routers
+// do not fragment; a translator does (RFC 7915 §5.1.1): an IPv4 datagram
+// without DF that is too big for the IPv6 side (tayga: 1280 bytes) leaves
+// in IPv6 fragments. So hA sending without DF gives real IPv6 fragments of
+// real TCP on the link toward gwA.
+func startTranslator(t *testing.T, topo *topology.Topology, hA4 netip.Addr) (netip.Addr, error) {
+	t.Helper()
+	if _, err := exec.LookPath("tayga"); err != nil {
+		return netip.Addr{}, fmt.Errorf("tayga not installed (.ci/run installs it): %v", err)
+	}
+	n := topo.Options().Net
+	prefix := fmt.Sprintf("fd00:%d:64::", n)
+	pool := fmt.Sprintf("10.%d.99.0/24", n)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tayga.conf")
+	body := fmt.Sprintf("tun-device nat64\nipv4-addr 10.%d.99.1\nipv6-addr fd00:%d:65::1\nprefix %s/96\ndynamic-pool %s\ndata-dir %s\nipv6-offlink-mtu 1280\n",
+		n, n, prefix, pool, dir)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		return netip.Addr{}, err
+	}
+	run := func(node topology.Node, args ...string) error {
+		if out, err := topo.Run(node, args...); err != nil {
+			return fmt.Errorf("%s: %v: %v %s", node, args, err, out)
+		}
+		return nil
+	}
+	ra := topology.InsideRouter
+	if err := run(ra, "tayga", "--mktun", "-c", conf); err != nil {
+		return netip.Addr{}, err
+	}
+	for _, c := range [][]string{
+		{"ip", "link", "set", "nat64", "up"},
+		{"ip", "route", "add", pool, "dev", "nat64"},
+		{"ip", "-6", "route", "add", prefix + "/96", "dev", "nat64"},
+	} {
+		if err := run(ra, c...); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	_, leg6 := topo.InsideRouterAddr()
+	if err := run(topology.Router, "ip", "-6", "route", "add", prefix+"/96", "via", leg6.String()); err != nil {
+		return netip.Addr{}, err
+	}
+	if _, err := topo.Start(ra, "tayga", "tayga", "-c", conf, "--nodetach"); err != nil {
+		return netip.Addr{}, err
+	}
+	b := hA4.As4()
+	return netip.MustParseAddr(fmt.Sprintf("%s%x:%x", prefix, uint16(b[0])<<8|uint16(b[1]), uint16(b[2])<<8|uint16(b[3]))), nil
 }

@@ -629,6 +629,16 @@ func (t *Topology) RouterAddr(side Node) (v4, v6 netip.Addr) {
 	return o.v4(sub, gwNum), o.v6(sub, gwNum)
 }
 
+// InsideRouterAddr returns rA's addresses on its leg toward gwA (on side
+// A's subnet); invalid without Options.InsideRouterMTU.
+func (t *Topology) InsideRouterAddr() (v4, v6 netip.Addr) {
+	o := &t.opt
+	if o.InsideRouterMTU == 0 {
+		return netip.Addr{}, netip.Addr{}
+	}
+	return o.v4(subnetA, insideRtrNum), o.v6(subnetA, insideRtrNum)
+}
+
 // GatewayOutsideAddr returns gwA's or gwB's address on its outside port in
 // ModeRouted (the tunnel endpoint); invalid in the other modes.
 func (t *Topology) GatewayOutsideAddr(gw Node) (v4, v6 netip.Addr) {
