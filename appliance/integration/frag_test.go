@@ -198,7 +198,7 @@ func startTranslator(t *testing.T, topo *topology.Topology, hA4 netip.Addr) (net
 	pool := fmt.Sprintf("10.%d.99.0/24", n)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tayga.conf")
-	body := fmt.Sprintf("tun-device nat64\nipv4-addr 10.%d.99.1\nipv6-addr fd00:%d:65::1\nprefix %s/96\ndynamic-pool %s\ndata-dir %s\nipv6-offlink-mtu 1280\n",
+	body := fmt.Sprintf("tun-device nat64\nipv4-addr 10.%d.99.1\nipv6-addr fd00:%d:65::1\nprefix %s/96\ndynamic-pool %s\ndata-dir %s\n",
 		n, n, prefix, pool, dir)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return netip.Addr{}, err
