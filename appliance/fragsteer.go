@@ -41,6 +41,7 @@ type fragRoute struct {
 	kind     frameKind
 	deadline int64
 	held     []heldFrame
+	prog     packet.FragProgress // routed fragments: forgotten once all went by
 }
 
 type heldFrame struct {
@@ -131,15 +132,23 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		if r != nil {
 			r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
 		}
+		done := st.progress(r, &w.pkt)
 		w.deliverFragment(owner, from, frame, now, kind, key)
 		for _, h := range held {
 			if w.pkt.Decode(h.b); w.pkt.IsFragment() {
+				done = st.progress(r, &w.pkt)
 				w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
 			}
+		}
+		if done && st.routes[dk] == r {
+			delete(st.routes, dk)
 		}
 		return
 	}
 	if r != nil && r.owner >= 0 {
+		if st.progress(r, &w.pkt) {
+			delete(st.routes, dk)
+		}
 		w.deliverFragment(r.owner, from, frame, now, kindFragment, r.key)
 		return
 	}
@@ -177,6 +186,12 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 	default:
 		w.t[from].handoffDrops++
 	}
+}
+
+// progress counts the fragment in p against r (nil: no route kept).
+func (st *fragSteer) progress(r *fragRoute, p *packet.Packet) bool {
+	fr, ok := p.Fragment()
+	return r != nil && ok && r.prog.Add(fr, p.End()-fr.Data)
 }
 
 // expire forgets routes past their time, dropping what they hold.

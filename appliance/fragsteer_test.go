@@ -73,6 +73,11 @@ func TestFragmentsSteeredToOwner(t *testing.T) {
 		if len(r.out[0]) != 0 {
 			t.Fatalf("%d queues: %d frames back inside", queues, len(r.out[0]))
 		}
+		for _, w := range r.a.workers {
+			if len(w.frag.routes) != 0 || w.frag.nheld != 0 {
+				t.Fatalf("%d queues: worker %d keeps %d routes, %d held after the datagram went by", queues, w.id, len(w.frag.routes), w.frag.nheld)
+			}
+		}
 	}
 }
 

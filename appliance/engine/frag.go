@@ -46,7 +46,7 @@ type FragConfig struct {
 	// and forgets the decision about one (default 5 s).
 	Timeout time.Duration
 	// MaxDatagrams caps the datagrams tracked at once: held, under
-	// reassembly or decided (default 1024). PerFlow caps one flow's
+	// reassembly or decided (default 4096). PerFlow caps one flow's
 	// datagrams under reassembly (default 16). Memory caps the bytes of
 	// held fragments and reassembly buffers (default 4 MiB).
 	MaxDatagrams, PerFlow, Memory int
@@ -55,7 +55,7 @@ type FragConfig struct {
 // Fragment defaults.
 const (
 	DefaultFragTimeout      = 5 * time.Second
-	DefaultFragMaxDatagrams = 1024
+	DefaultFragMaxDatagrams = 4096
 	DefaultFragPerFlow      = 16
 	DefaultFragMemory       = 4 << 20
 	// maxFragsPerDatagram bounds the fragments of one datagram (held or
@@ -139,6 +139,8 @@ type fragDgram struct {
 	ranges [][2]int
 	seen   int
 	total  int // data length, -1 until the last fragment came
+	// Passed or dropped: when every fragment has gone by, d is forgotten.
+	prog packet.FragProgress
 }
 
 // fragTable is the engine's fragment state.
@@ -205,9 +207,15 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 			return Consumed
 		case fragPass:
 			e.c.Frag[FragPassed].Add(1)
+			if d.prog.Add(fr, p.End()-fr.Data) {
+				e.fragForget(k, d, false)
+			}
 			return Passthrough
 		case fragDrop:
 			e.c.Frag[FragDiscarded].Add(1)
+			if d.prog.Add(fr, p.End()-fr.Data) {
+				e.fragForget(k, d, false)
+			}
 			return e.drop(DropFragment)
 		}
 		return e.fragAdd(now, k, d, p, fr, tx)
@@ -218,6 +226,9 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 	t.mem -= d.mem
 	d.mem = 0
 	v := e.fragDecide(now, k, d, from, p, fr, tx)
+	if d.state == fragPass || d.state == fragDrop {
+		d.prog.Add(fr, p.End()-fr.Data)
+	}
 	for _, h := range held {
 		if d.state == fragReasm {
 			var hp packet.Packet
@@ -230,10 +241,15 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 		}
 		if d.state == fragPass && e.sendCopy(tx[h.from.other()], h.b) {
 			e.c.Frag[FragPassed].Add(1)
-			continue
+		} else {
+			e.c.Frag[FragDiscarded].Add(1)
+			e.c.Drops[DropFragment].Add(1)
 		}
-		e.c.Frag[FragDiscarded].Add(1)
-		e.c.Drops[DropFragment].Add(1)
+		var hp packet.Packet
+		hp.Decode(h.b)
+		if hf, ok := hp.Fragment(); ok && d.prog.Add(hf, hp.End()-hf.Data) && e.frags.m[k] == d {
+			e.fragForget(k, d, false)
+		}
 	}
 	return v
 }

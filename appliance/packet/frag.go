@@ -72,3 +72,22 @@ func (p *Packet) Fragment() (f Fragment, ok bool) {
 	}
 	return f, false
 }
+
+// FragProgress tells when every fragment of a datagram has gone by, for
+// state kept per datagram without its data: it sums the data lengths and
+// learns the datagram's length from the last fragment. Duplicates or
+// overlaps make it end early; that only forgets the state sooner.
+type FragProgress struct {
+	seen  int
+	total int // 0 until the last fragment (More clear) went by
+}
+
+// Add counts a fragment of n data bytes and reports whether the datagram
+// is complete.
+func (f *FragProgress) Add(fr Fragment, n int) bool {
+	f.seen += n
+	if !fr.More {
+		f.total = fr.Offset + n
+	}
+	return f.total > 0 && f.seen >= f.total
+}
