@@ -29,6 +29,8 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		InitTries:        c.InitTries,
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
+		Fragments: engine.FragConfig{Timeout: c.FragmentTimeout, MaxDatagrams: c.FragmentDatagrams,
+			PerFlow: c.FragmentPerFlow, Memory: c.FragmentBytes},
 	}
 	// The file says 0 for "never"; the engine reads 0 as "default".
 	if ec.RekeyBytes == 0 {

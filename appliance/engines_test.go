@@ -25,6 +25,7 @@ func TestEngineConfig(t *testing.T) {
 	c.MaxFlows, c.RetransmitBytes, c.ReassemblyBytes, c.PreKeyBytes, c.DeliverBytes = 7, 9000, 5000, 100, 6000
 	c.InitRTO, c.InitTries, c.HandshakeTimeout, c.IdleTimeout = time.Second, 3, time.Minute, time.Hour
 	c.Policies = []config.Policy{{Prefix: "10.1.2.3/16", Policy: "require"}, {Prefix: "fd00::/8", Policy: "bypass"}}
+	c.FragmentTimeout, c.FragmentDatagrams, c.FragmentPerFlow, c.FragmentBytes = time.Second, 10, 2, 1<<20
 	ec, err := EngineConfig(c)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestEngineConfig(t *testing.T) {
 		RekeyBytes: -1, RekeyAfter: -1, NoResumption: true,
 		MaxFlows: 7, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 100, DeliverBytes: 6000,
 		InitRTO: time.Second, InitTries: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
+		Fragments: engine.FragConfig{Timeout: time.Second, MaxDatagrams: 10, PerFlow: 2, Memory: 1 << 20},
 		Policies: []engine.PolicyRule{
 			{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Policy: engine.Require},
 			{Prefix: netip.MustParsePrefix("fd00::/8"), Policy: engine.Bypass},
