@@ -226,8 +226,11 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 	t.mem -= d.mem
 	d.mem = 0
 	v := e.fragDecide(now, k, d, from, p, fr, tx)
+	complete := false
 	if d.state == fragPass || d.state == fragDrop {
-		d.prog.Add(fr, p.End()-fr.Data)
+		// (e.pkt still holds the first fragment: only a reassembly
+		// replaces it.)
+		complete = d.prog.Add(fr, p.End()-fr.Data)
 	}
 	for _, h := range held {
 		if d.state == fragReasm {
@@ -247,9 +250,12 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 		}
 		var hp packet.Packet
 		hp.Decode(h.b)
-		if hf, ok := hp.Fragment(); ok && d.prog.Add(hf, hp.End()-hf.Data) && e.frags.m[k] == d {
-			e.fragForget(k, d, false)
+		if hf, ok := hp.Fragment(); ok {
+			complete = d.prog.Add(hf, hp.End()-hf.Data)
 		}
+	}
+	if complete && e.frags.m[k] == d {
+		e.fragForget(k, d, false)
 	}
 	return v
 }

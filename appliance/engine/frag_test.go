@@ -508,3 +508,25 @@ func checkFragOutput(t *testing.T, inside bool, toIn, toOut [][]byte) {
 		}
 	}
 }
+
+// An atomic fragment (RFC 6946: offset 0, M clear; a translator adds such
+// Fragment headers) of a plain flow passes and leaves no state behind; one
+// of an encrypted flow is handled at once, without its Fragment header.
+func TestAtomicFragment(t *testing.T) {
+	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, w := connectAddrs(t, ga, gb, a, b)
+	gb.push(Outside, w.frame())
+	other := netip.AddrPortFrom(packettest.HostB6, 8080)
+	plain := fragmentFrame(t, tcpFrame(a, other, 1, 1, ackF, 502, nil, markerData(100)), 1024, 3)
+	toIn, toOut := ga.pushAll(Inside, plain)
+	if len(toIn) != 0 || len(toOut) != 1 || !bytes.Equal(toOut[0], plain[0]) || len(ga.e.frags.m) != 0 {
+		t.Fatalf("plain atomic fragment: %d in, %d out, %d datagrams tracked", len(toIn), len(toOut), len(ga.e.frags.m))
+	}
+	enc := fragmentFrame(t, tcpFrame(a, b, isnA+1+4, isnB+1, ackF|pshF, 502, nil, markerData(100)), 1024, 4)
+	_, toOut = ga.pushAll(Inside, enc)
+	noPlainFragments(t, "G_A outside", toOut)
+	if got := (&pair{t: t, ga: ga, gb: gb}).deliveredToB(toOut); !bytes.Equal(got, markerData(100)) || len(ga.e.frags.m) != 0 {
+		t.Fatalf("encrypted atomic fragment: b got %d bytes, %d datagrams tracked", len(got), len(ga.e.frags.m))
+	}
+}
