@@ -590,6 +590,7 @@ func (s *AdminSource) Counters() admin.Counters {
 	if s.engines != nil {
 		c.Handshakes = map[string]uint64{}
 		c.Fallbacks = map[string]uint64{}
+		c.Fragments = map[string]uint64{}
 		s.engines.Each(func(_ int, ec *engine.Counters) {
 			c.Handshakes["encrypted"] += ec.Encrypted.Load()
 			c.Handshakes["failed"] += ec.HandshakeFailures.Load()
@@ -600,6 +601,9 @@ func (s *AdminSource) Counters() admin.Counters {
 			}
 			for i, name := range engine.DropNames {
 				c.Drops[name] += ec.Drops[i].Load()
+			}
+			for i, name := range engine.FragNames {
+				c.Fragments[name] += ec.Frag[i].Load()
 			}
 			c.AuthFailures += ec.AuthFailures.Load()
 			c.StrayResets += ec.StrayResets.Load()

@@ -459,7 +459,7 @@ func TestHandoff(t *testing.T) {
 		t.Fatalf("owner sent %d handed-off frames, want %d", len(r.out[1]), handoffSlots)
 	}
 	// Slots come back: the lane takes frames again.
-	if !w0.out[1].push(Inside, data) {
+	if !w0.out[1].push(Inside, data, false) {
 		t.Fatal("lane still full after the owner drained it")
 	}
 }

@@ -10,10 +10,11 @@ const (
 	DropNoTxFrame  DropReason = iota // the other port had no free TX frame
 	DropTxRingFull                   // the other port's TX ring took fewer frames than given
 	DropTooBig                       // the frame is larger than a TX frame of the other port, or a hand-off slot
+	DropFragHold                     // an IP fragment held for its datagram's first fragment: no room, or timed out (fragsteer.go)
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"no_tx_frame", "tx_ring_full", "too_big"}
+var dropNames = [numDropReasons]string{"no_tx_frame", "tx_ring_full", "too_big", "frag_hold"}
 
 func (r DropReason) String() string {
 	if r < 0 || r >= numDropReasons {

@@ -30,6 +30,8 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
 		PlainRetention:   c.PlainRetention,
+		Fragments: engine.FragConfig{Timeout: c.FragmentTimeout, MaxDatagrams: c.FragmentDatagrams,
+			PerFlow: c.FragmentPerFlow, Memory: c.FragmentBytes},
 	}
 	// The file says 0 for "never"; the engine reads 0 as "default".
 	if ec.RekeyBytes == 0 {

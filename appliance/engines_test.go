@@ -26,6 +26,7 @@ func TestEngineConfig(t *testing.T) {
 	c.InitRTO, c.InitTries, c.HandshakeTimeout, c.IdleTimeout = time.Second, 3, time.Minute, time.Hour
 	c.PlainRetention = 7 * time.Second
 	c.Policies = []config.Policy{{Prefix: "10.1.2.3/16", Policy: "require"}, {Prefix: "fd00::/8", Policy: "bypass"}}
+	c.FragmentTimeout, c.FragmentDatagrams, c.FragmentPerFlow, c.FragmentBytes = time.Second, 10, 2, 1<<20
 	ec, err := EngineConfig(c)
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestEngineConfig(t *testing.T) {
 		MaxFlows: 7, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 100, DeliverBytes: 6000,
 		InitRTO: time.Second, InitTries: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
 		PlainRetention: 7 * time.Second,
+		Fragments:      engine.FragConfig{Timeout: time.Second, MaxDatagrams: 10, PerFlow: 2, Memory: 1 << 20},
 		Policies: []engine.PolicyRule{
 			{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Policy: engine.Require},
 			{Prefix: netip.MustParsePrefix("fd00::/8"), Policy: engine.Bypass},

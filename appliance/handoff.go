@@ -23,9 +23,10 @@ const (
 // handoff names one frame in a lane's slot.
 // The owner handles it on its own clock, which the handler needs monotonic.
 type handoff struct {
-	slot uint32
-	len  uint32
-	from PortID
+	slot    uint32
+	len     uint32
+	from    PortID
+	steered bool // a fragment routed by its steering worker (fragsteer.go)
 }
 
 // lane carries frames from one worker (the producer) to another (the owner).
@@ -51,7 +52,7 @@ func newLane() *lane {
 
 // push copies frame into a free slot and queues it for the owner
 // (producer only). It reports false when the lane is full.
-func (l *lane) push(from PortID, frame []byte) bool {
+func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	if len(l.free) == 0 {
 		for {
 			s, ok := l.done.Pop()
@@ -68,7 +69,7 @@ func (l *lane) push(from PortID, frame []byte) bool {
 	l.free = l.free[:len(l.free)-1]
 	copy(l.buf[int(s)*handoffSlotSize:], frame)
 	// Cannot fail: every slot is in at most one ring entry.
-	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from})
+	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from, steered: steered})
 	return true
 }
 

@@ -14,8 +14,9 @@ import (
 // port's MemPort queue chosen like RSS, for a worker. The rules are the
 // program's, restated on byte offsets:
 //
-//   - ICMP error messages (unfragmented ICMPv4 types 3, 4, 5, 11, 12 with a
-//     valid IHL; ICMPv6 types 1-4): worker, on either port (one from the
+//   - ICMP error messages (ICMPv4 types 3, 4, 5, 11, 12 with a valid IHL,
+//     and every ICMPv4 fragment, whose type a later fragment does not show;
+//     ICMPv6 types 1-4): worker, on either port (one from the
 //     inside may quote decrypted plaintext of a delivered segment; for a
 //     path MTU error of an encrypted flow the engine translates the quoted
 //     sequence number and lowers the MTU);
@@ -139,7 +140,8 @@ func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
 		ihl := int(f[off]&0x0f) * 4
 		if f[off+9] == 1 {
 			icmp := off + ihl
-			isErr := ihl >= 20 && binary.BigEndian.Uint16(f[off+6:])&0x3fff == 0 && len(f) > icmp && icmpv4Error(f[icmp])
+			frag := binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0
+			isErr := ihl >= 20 && (frag || len(f) > icmp && icmpv4Error(f[icmp]))
 			return b.enabled && !isErr, key, false
 		}
 		if f[off+9] != 6 {

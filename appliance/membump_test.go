@@ -10,7 +10,8 @@ import (
 // ICMP error message to a worker (from the inside one may quote decrypted
 // plaintext; for a path MTU error the engine translates the quoted sequence
 // number and lowers the MTU of an encrypted flow); informational ICMP and
-// errors it could not read take the fast path.
+// errors it could not read take the fast path. Every ICMPv4 fragment goes
+// to a worker: a later one shows no type and may carry the rest of a quote.
 func TestMemBumpICMPErrors(t *testing.T) {
 	seg4 := tcpFrame(a4, b4, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
 	seg6 := tcpFrame(packettest.HostA6, packettest.HostB6, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
@@ -36,7 +37,8 @@ func TestMemBumpICMPErrors(t *testing.T) {
 		{"ICMPv4 echo", icmp4(8, 0, false), false},
 		{"ICMPv4 echo reply", icmp4(0, 0, false), false},
 		{"ICMPv4 timestamp", icmp4(13, 0, false), false},
-		{"ICMPv4 fragmentation needed, fragmented", icmp4(3, 4, true), false},
+		{"ICMPv4 fragmentation needed, fragmented", icmp4(3, 4, true), true},
+		{"ICMPv4 echo, fragmented", icmp4(8, 0, true), true},
 		{"ICMPv6 destination unreachable", icmp6(1, 4), true},
 		{"ICMPv6 packet too big", icmp6(2, 0), true},
 		{"VLAN ICMPv6 packet too big", icmp6(2, 0, packettest.Tag{TPID: 0x8100, TCI: 7}), true},

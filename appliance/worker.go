@@ -37,6 +37,7 @@ type worker struct {
 	lastPass bool
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
+	frag     fragSteer
 }
 
 const (
@@ -107,11 +108,21 @@ const (
 	kindOther     frameKind = iota // not a flow's frame: forwarded by whoever receives it
 	kindTCP                        // TCP segment: key is its direction
 	kindICMPQuote                  // ICMP error quoting TCP: key is the quoted segment's direction
+	kindFragment                   // an IP fragment, for the handler of its datagram's flow (fragsteer.go)
 )
 
 // classify decodes frame into w.pkt.
 func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) {
-	if err := w.pkt.Decode(frame); err != nil {
+	err := w.pkt.Decode(frame)
+	if w.pkt.IsFragment() {
+		// Every fragment goes to a handler that may need it (an engine),
+		// even one that does not decode: a later fragment has no ports, a
+		// first one may belong to an encrypted flow.
+		if _, none := w.h.(Passthrough); !none {
+			return kindFragment, flowtable.Key{}
+		}
+	}
+	if err != nil {
 		w.t[from].unparsed++
 		return kindOther, flowtable.Key{}
 	}
@@ -134,15 +145,12 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) {
 		w.tx[1-from].forward(frame)
 		return
 	}
-	if owner := key.Owner(w.nwork); owner != w.id {
-		switch {
-		case len(frame) > handoffSlotSize:
-			w.t[from].drops[DropTooBig]++
-		case w.out[owner].push(from, frame):
-			w.t[from].handoffs++
-		default:
-			w.t[from].handoffDrops++
-		}
+	if kind == kindFragment && w.nwork > 1 {
+		w.dispatchFragment(from, frame, now)
+		return
+	}
+	if owner := key.Owner(w.nwork); owner != w.id && kind != kindFragment {
+		w.handOff(owner, from, frame, false)
 		return
 	}
 	w.process(from, frame, now, kind, key)
@@ -158,7 +166,9 @@ func (w *worker) drainHandoffs(now int64) int {
 				break
 			}
 			frame := l.frame(h)
-			if kind, key := w.classify(h.from, frame); kind != kindOther {
+			if kind, key := w.classify(h.from, frame); kind == kindFragment && !h.steered {
+				w.dispatchFragment(h.from, frame, now)
+			} else if kind != kindOther {
 				w.process(h.from, frame, now, kind, key)
 			} else {
 				w.tx[1-h.from].forward(frame) // cannot happen: the sender classified it

@@ -37,9 +37,12 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 			return cntUnparsed
 		}
 		ihl := int(ip[0]&0x0f) * 4
-		if ip[9] == 1 { // ICMPv4: an unfragmented error message goes to the engine
+		if ip[9] == 1 { // ICMPv4: fragments and unfragmented error messages go to the engine
 			icmp := off + ihl
-			if ihl >= 20 && be16(ip[6:])&0x3fff == 0 && len(f) > icmp && slices.Contains(icmpv4Errors, int32(f[icmp])) {
+			if ihl >= 20 && be16(ip[6:])&0x3fff != 0 {
+				return cntFragment
+			}
+			if ihl >= 20 && len(f) > icmp && slices.Contains(icmpv4Errors, int32(f[icmp])) {
 				return cntICMPError
 			}
 			return cntNonTCP

@@ -36,7 +36,7 @@ const (
 	cntSYN                 // TCP with SYN set
 	cntUnknownFlow         // TCP of a flow not in the fast-path map
 	cntTruncated           // frame ends inside a header the classifier needs
-	cntFragment            // IPv4 fragment (first or not) of a TCP datagram
+	cntFragment            // IPv4 fragment (first or not) of a TCP or ICMP datagram
 	cntIPv6Ext             // IPv6 with an extension header that may precede TCP
 	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
 	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
@@ -263,9 +263,12 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	// the appliance delivered decrypted, which must not reach the outside
 	// unseen, and a fragmentation needed from the outside needs its quoted
 	// sequence number translated and the MTU lowered by the frame overhead.
-	// Echo and the other informational types are non-TCP. A fragment, a
-	// bad IHL or a header cut short is no usable error (the engine would
-	// not find its quote either).
+	// Echo and the other informational types are non-TCP. Every fragment
+	// (first or not) goes to the engine: a later fragment carries no type,
+	// and one of an error may hold the rest of a quote of plaintext; the
+	// workers decide per datagram once its first fragment is seen. A bad
+	// IHL or a header cut short is no usable error (the engine would not
+	// find its quote either).
 	b.label("ipv4icmp")
 	b.emit(
 		asm.And.Imm(asm.R1, 0x0f),
@@ -274,7 +277,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.LoadMem(asm.R2, asm.R9, 6, asm.Half),
 		asm.HostTo(asm.BE, asm.R2, asm.Half),
 		asm.And.Imm(asm.R2, 0x3fff),
-		asm.JNE.Imm(asm.R2, 0, "non_tcp"),
+		asm.JNE.Imm(asm.R2, 0, "fragment"),
 		asm.Add.Reg(asm.R9, asm.R1),
 	)
 	bound(1, "non_tcp")

@@ -99,11 +99,16 @@ func classifierCases() []classifierCase {
 		// both): from the inside one may quote decrypted plaintext of a
 		// delivered segment, from the outside a path MTU error needs its
 		// quoted sequence number translated. Informational ICMP and
-		// errors the engine could not read (fragmented, bad IHL, no type
-		// byte) are non-TCP.
+		// errors the engine could not read (bad IHL, no type byte) are
+		// non-TCP.
 		{"VLAN ICMPv4 fragmentation needed, IP options", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{options: []byte{1, 1, 1, 0}}), vlan100), cntICMPError, false},
-		{"ICMPv4 fragmentation needed, fragmented", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{moreFrag: true})), cntNonTCP, true},
-		{"ICMPv4 time exceeded, non-first fragment", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(11, 0, quoted4), ip4Opts{fragOff: 10})), cntNonTCP, true},
+		// Fragmented ICMPv4 goes to the engine whatever its type: a
+		// non-first fragment shows none, and one of an error may carry
+		// the rest of a quote of plaintext.
+		{"ICMPv4 fragmentation needed, fragmented", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{moreFrag: true})), cntFragment, false},
+		{"ICMPv4 time exceeded, non-first fragment", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(11, 0, quoted4), ip4Opts{fragOff: 10})), cntFragment, false},
+		{"ICMPv4 echo, first fragment", ether(ethPIPv4, ipv4(ip4a, ip4b, 1, icmpMsg(8, make([]byte, 64)), ip4Opts{moreFrag: true})), cntFragment, false},
+		{"ICMPv4 fragment, IHL 4", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{moreFrag: true, ihl: 4})), cntNonTCP, true},
 		{"ICMPv4 fragmentation needed, IHL 4", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, icmpErr(3, 4, quoted4), ip4Opts{ihl: 4})), cntNonTCP, true},
 		{"ICMPv4, no header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, nil, ip4Opts{})), cntNonTCP, true},
 		{"ICMPv4, one byte of header", ether(ethPIPv4, ipv4(ip4b, ip4a, 1, []byte{11}, ip4Opts{})), cntICMPError, false},

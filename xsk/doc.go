@@ -72,8 +72,8 @@
 //
 //   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
 //     redirected to the other port through a devmap (key 0 = other port),
-//     except ICMP error messages: unfragmented ICMPv4 types 3, 4, 5, 11 and
-//     12 and ICMPv6 types 1-4 go to the AF_XDP socket on either port
+//     except ICMP error messages: ICMPv4 types 3, 4, 5, 11 and 12 and
+//     ICMPv6 types 1-4 go to the AF_XDP socket on either port
 //     (counted as ICMPError), because an error from the inside may quote up
 //     to 548 bytes of a segment the appliance delivered decrypted, and for
 //     an encrypted flow the engine must translate the sequence number a
@@ -85,12 +85,13 @@
 //     port's XSKMAP: SYNs, FINs and RSTs (so user space sees every
 //     connection start, end and reuse its tuple, even on the fast path),
 //     unknown flows, and every frame the program cannot classify with
-//     certainty (truncated headers, IPv4 fragments of TCP, IPv6 with an
+//     certainty (truncated headers, IPv4 fragments of TCP or ICMP, IPv6 with an
 //     extension header that may precede TCP, bad version or IHL, a third
 //     VLAN tag). The engine sees them and decides; a fragment
 //     carries no ports (or, if first, may belong to an encrypted flow), so
-//     only the engine can handle it correctly. Non-TCP fragments are
-//     non-TCP and go to the other port.
+//     only the engine can handle it correctly; a later fragment of an ICMP
+//     error shows no type and may hold the rest of a quote. Other IPv4
+//     fragments (UDP, ...) are non-TCP and go to the other port.
 //
 // [Bump.SetFastPath](false) turns the first two rules off: a one-entry
 // config array map, read first by both programs, then sends every frame,

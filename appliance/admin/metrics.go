@@ -18,6 +18,7 @@ type collector struct {
 	pathFrames, pathBytes         *prometheus.Desc
 	flows                         *prometheus.Desc
 	handshakes, fallbacks, drops  *prometheus.Desc
+	fragments                     *prometheus.Desc
 	authFailures, rekeys, resumes *prometheus.Desc
 	initRetransmit, dupACKs       *prometheus.Desc
 	strayResets                   *prometheus.Desc
@@ -43,6 +44,7 @@ func newCollector(src Source) *collector {
 		handshakes:      d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
 		fallbacks:       d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
 		drops:           d("drops_total", "Frames dropped, by reason.", "reason"),
+		fragments:       d("fragments_total", "IP fragments (and datagrams) by engine decision or drop reason: passed, held, reassembled, overlap, timeout, ...", "event"),
 		authFailures:    d("auth_failures_total", "Frames that failed AEAD authentication; each aborts its connection (RFC 8548 §4.2)."),
 		rekeys:          d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
 		resumes:         d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
@@ -100,6 +102,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	byLabel(c.handshakes, counter, s.Handshakes)
 	byLabel(c.fallbacks, counter, s.Fallbacks)
 	byLabel(c.drops, counter, s.Drops)
+	byLabel(c.fragments, counter, s.Fragments)
 	m(c.authFailures, counter, float64(s.AuthFailures))
 	m(c.rekeys, counter, float64(s.Rekeys))
 	m(c.resumes, counter, float64(s.Resumptions))

@@ -120,6 +120,7 @@ type Counters struct {
 	Handshakes     map[string]uint64 // by result: "encrypted", "fallback", "failed", ...
 	Fallbacks      map[string]uint64 // by reason
 	Drops          map[string]uint64 // by reason
+	Fragments      map[string]uint64 // IP fragments and datagrams, by engine decision or drop reason
 	AuthFailures   uint64            // frames that failed AEAD authentication (TC-47)
 	Rekeys         uint64
 	Resumptions    uint64

@@ -76,6 +76,7 @@ type CountersDoc struct {
 	Handshakes     map[string]uint64          `json:"handshakes"`
 	Fallbacks      map[string]uint64          `json:"fallbacks"`
 	Drops          map[string]uint64          `json:"drops"`
+	Fragments      map[string]uint64          `json:"fragments"`
 	AuthFailures   uint64                     `json:"auth_failures"`
 	Rekeys         uint64                     `json:"rekeys"`
 	Resumptions    uint64                     `json:"resumptions"`
@@ -220,6 +221,7 @@ func countersDoc(c *Counters) CountersDoc {
 		Handshakes:     nonNil(c.Handshakes),
 		Fallbacks:      nonNil(c.Fallbacks),
 		Drops:          nonNil(c.Drops),
+		Fragments:      nonNil(c.Fragments),
 		AuthFailures:   c.AuthFailures,
 		Rekeys:         c.Rekeys,
 		Resumptions:    c.Resumptions,

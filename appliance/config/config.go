@@ -147,6 +147,15 @@ type Engine struct {
 	// what the flow list shows: a plain connection whose record is gone
 	// still passes.
 	PlainRetention time.Duration `yaml:"plain_retention"`
+	// IP fragments of encrypted connections are reassembled (those of
+	// other connections pass): FragmentTimeout discards an incomplete
+	// datagram, FragmentDatagrams caps the datagrams each worker's engine
+	// tracks, FragmentPerFlow those of one connection under reassembly,
+	// FragmentBytes the bytes it holds for them.
+	FragmentTimeout   time.Duration `yaml:"fragment_timeout"`
+	FragmentDatagrams int           `yaml:"fragment_datagrams"`
+	FragmentPerFlow   int           `yaml:"fragment_per_flow"`
+	FragmentBytes     int           `yaml:"fragment_bytes"`
 	// Policies choose per far-side prefix: opportunistic (offer, fall
 	// back to plain TCP), require (reset connections that do not
 	// negotiate) or bypass (never offer). Longest prefix wins; addresses
@@ -219,6 +228,11 @@ func Default() Config {
 			HandshakeTimeout: 30 * time.Second,
 			IdleTimeout:      2 * time.Hour,
 			PlainRetention:   5 * time.Minute,
+			// engine.DefaultFrag*.
+			FragmentTimeout:   5 * time.Second,
+			FragmentDatagrams: 4096,
+			FragmentPerFlow:   16,
+			FragmentBytes:     4 << 20,
 		},
 		LogLevel: "info",
 		Admin:    "127.0.0.1:9470",
@@ -440,6 +454,21 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	}
 	if e.InitRTO <= 0 {
 		bad("engine.init_rto", "must be positive (got %v)", e.InitRTO)
+	}
+	if e.FragmentTimeout <= 0 {
+		bad("engine.fragment_timeout", "must be positive (got %v)", e.FragmentTimeout)
+	}
+	for _, b := range []struct {
+		field    string
+		v, lo, h int
+	}{
+		{"engine.fragment_datagrams", e.FragmentDatagrams, 1, MaxFlows},
+		{"engine.fragment_per_flow", e.FragmentPerFlow, 1, MaxFlows},
+		{"engine.fragment_bytes", e.FragmentBytes, 65536 + 4096, MaxBufferBytes},
+	} {
+		if b.v < b.lo || b.v > b.h {
+			bad(b.field, "must be between %d and %d (got %d)", b.lo, b.h, b.v)
+		}
 	}
 	if e.InitTries < 1 || e.InitTries > MaxInitTries {
 		bad("engine.init_tries", "must be between 1 and %d (got %d)", MaxInitTries, e.InitTries)

@@ -86,6 +86,8 @@ type Config struct {
 	// Policies per far-side prefix; addresses matching none are
 	// opportunistic.
 	Policies []PolicyRule
+	// Fragments bounds IP reassembly (frag.go).
+	Fragments FragConfig
 }
 
 // Defaults.
@@ -151,6 +153,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&o.IdleTimeout, DefaultIdleTimeout)
 	defd(&o.PlainRetention, DefaultPlainRetention)
+	o.Fragments.defaults()
 	// A frame must fit the retransmit store whole, and a wire segment the
 	// reassembly buffer.
 	if o.RetransmitBytes < 2*tcpcrypt.MaxFrameLen/16 || o.ReassemblyBytes < 4096 || o.DeliverBytes < 4096 || o.PreKeyBytes < 0 {

@@ -83,11 +83,12 @@
 // Nothing of an encrypted connection leaves in plaintext by a side door and
 // nothing but authenticated plaintext reaches a host (FuzzScript checks
 // both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
-// malformed frames and inside TCP fragments are dropped, segments with a bad
-// TCP checksum are dropped before sealing or decoding. A mid-stream segment
-// of a connection the engine has no record of (begun before a restart, or
-// whose record expired) passes unchanged unless its tuple is in the
-// NegotiatedSet, which remembers, across restarts when the daemon pins it,
+// malformed frames are dropped, IP fragments of a negotiated connection are
+// reassembled and handled as one segment (never forwarded; frag.go),
+// segments with a bad TCP checksum are dropped before sealing or decoding.
+// A mid-stream segment of a connection the engine has no record of (begun
+// before a restart, or whose record expired) passes unchanged unless its
+// tuple is in the NegotiatedSet, which remembers, across restarts when the daemon pins it,
 // the tuples that negotiated TCP-ENO: those are reset both ways instead.
 // The appliance never resets plain TCP. Segments from the far side
 // of a negotiated flow are checked as a TCP checks them before they change

@@ -129,6 +129,9 @@ type Counters struct {
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
+
+	// Frag counts IP fragment decisions and drops (frag.go).
+	Frag [NumFragEvents]atomic.Uint64
 }
 
 // Fallback reasons, counted in Counters.Fallbacks.
@@ -155,7 +158,7 @@ const (
 	DropStale              // segment for a flow that is closing or unknown state
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
-	DropFragment           // a TCP fragment from the inside, or a first one of a negotiated connection from the outside
+	DropFragment           // an IP fragment not forwarded (Counters.Frag says why)
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
@@ -184,6 +187,7 @@ type Engine struct {
 	cursor    int
 	closed    []*flow
 	neg       *NegotiatedSet
+	frags     fragTable
 }
 
 // New returns an engine.
@@ -275,6 +279,11 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// far end would still accept, so it must not leave as it is.
 		return e.drop(DropMalformed)
 	}
+	if p.IsFragment() {
+		// Reassembled for a flow the engine handles, else passed
+		// (frag.go); a fragmented ICMP error is decided there too.
+		return e.fragment(now, from, tx)
+	}
 	if p.IsICMP() && from == Outside && p.IsPathMTU() {
 		return e.handlePTB(p)
 	}
@@ -293,23 +302,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			return e.drop(DropICMPQuote) // about a segment a previous run delivered
 		}
 	}
-	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
-		// A fragment of a TCP segment may carry plaintext of an encrypted
-		// connection and cannot be matched to one (later fragments have no
-		// ports). TCP uses path MTU discovery; inside hosts do not fragment.
-		return e.drop(DropFragment)
-	}
-	if p.IsTCP() && p.IsFragment() {
-		// From outside: the first fragment (the only one with ports) of
-		// a negotiated connection would carry unauthenticated bytes past
-		// the engine into the host's reassembly; without it no datagram
-		// can be reassembled. Tiny first fragments fail to decode above.
-		k := flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
-		if f := e.flows[k]; f != nil && f.state != stPlain {
-			return e.drop(DropFragment)
-		}
-	}
-	if !p.IsTCP() || p.IsFragment() {
+	if !p.IsTCP() {
 		return Passthrough
 	}
 	var k flowKey
@@ -369,6 +362,7 @@ const sweepEvery = int64(10 * time.Millisecond)
 // completions of public-key work. Call it between batches.
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.poll(now, tx)
+	e.fragExpire(now)
 	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
 	// table at most every sweepEvery, however often the worker ticks.
 	if now < e.nextSweep {

@@ -142,6 +142,11 @@ func (t *tmpl) finish(buf []byte, n int) {
 	if t.v4 {
 		ihl := int(ip[0]&0x0f) * 4
 		binary.BigEndian.PutUint16(ip[2:], uint16(n-t.l3))
+		// DF: what the engine builds is never to be fragmented (it sizes
+		// frames to fit, and a path MTU error comes back to it). Its frames
+		// share the template's identification, which RFC 6864 §4.1 allows
+		// only for atomic datagrams.
+		binary.BigEndian.PutUint16(ip[6:], 0x4000)
 		ip[10], ip[11] = 0, 0
 		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
 		ps = packet.Sum(ip[12:20], 0)

@@ -292,7 +292,10 @@ func (p *Packet) decodeL4(off int) error {
 		}
 		p.flags |= flagICMP
 		p.pay, p.payEnd = off+min(icmpHeaderLen, avail), p.end
-		if p.flags&flagFragment == 0 && avail >= icmpHeaderLen && isICMPError(p.version, b[off]) {
+		// A first fragment's quote is decoded too (a non-first one has
+		// no ICMP header here): the engine must know which flow a
+		// fragmented error is about (it may quote plaintext).
+		if avail >= icmpHeaderLen && isICMPError(p.version, b[off]) {
 			p.decodeQuote(off + icmpHeaderLen)
 		}
 	}

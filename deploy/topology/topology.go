@@ -4,6 +4,12 @@
 //	                                  |
 //	                                  hF (far host, no appliance in front)
 //
+// With Options.InsideRouterMTU, side A has a router of its own between hA
+// and gwA, whose link toward the appliance (gwA's segment, up to rtr) has a
+// smaller MTU than hA's: it fragments what hA sends without DF.
+//
+//	hA —veth— rA —veth (smaller MTU)— [gwA: in | out] —veth (same)— rtr ...
+//
 // hA, hB and hF are hosts with one interface, eth0. rtr is the untrusted
 // network: it routes between the sides and is where loss (nftables numgen
 // drop rules), NAT (masquerade of side A toward side B) and captures happen.
@@ -28,6 +34,8 @@
 //	VLAN 100 on side B: 10.N.102.0/24, fd00:N:102::/64 (hB:eth0.100 .2, rtr:toB.100 .1)
 //	routed transit: gwA:out 10.N.11.2 — rtr:toA 10.N.11.1, gwB:out 10.N.12.2 — rtr:toB 10.N.12.1
 //	  (and fd00:N:11::/64, fd00:N:12::/64 likewise)
+//	inside router: hA on 10.N.21.0/24, fd00:N:21::/64 (hA .2, rA:toH .1);
+//	  rA:toGw .3 on side A's subnet, default via rtr; rtr routes subnet 21 via rA
 //
 // Offloads (BASELINES' AF_XDP recipe): every interface that transmits into a
 // gateway port (hA:eth0, rtr:toA, rtr:toB, hB:eth0) gets `tx off tso off gso
@@ -74,10 +82,13 @@ const (
 	GwB    Node = "gwB"
 	HostB  Node = "hB"
 	HostF  Node = "hF"
+	// InsideRouter is side A's own router (Options.InsideRouterMTU).
+	InsideRouter Node = "rA"
 )
 
-// Nodes lists every node, in creation order.
-var Nodes = []Node{HostA, GwA, Router, GwB, HostB, HostF}
+// Nodes lists every node, in creation order (InsideRouter only exists with
+// Options.InsideRouterMTU).
+var Nodes = []Node{HostA, GwA, Router, GwB, HostB, HostF, InsideRouter}
 
 // Interface names inside the namespaces.
 const (
@@ -87,6 +98,8 @@ const (
 	RouterToA   = "toA"  // rtr: toward gwA
 	RouterToB   = "toB"  // rtr: toward gwB
 	RouterToF   = "toF"  // rtr: toward hF
+	InsideToH   = "toH"  // rA: toward hA
+	InsideToGw  = "toGw" // rA: toward gwA
 	BridgeName  = "br0"  // gwA, gwB in ModeBridge
 	VLANID      = 100
 )
@@ -105,6 +118,11 @@ type Options struct {
 	Mode Mode
 	// MTU of every link (default 1500).
 	MTU int
+	// InsideRouterMTU, if set, puts router rA between hA and gwA: hA's link
+	// to rA has MTU, and rA's link toward the appliance (gwA's two ports
+	// and rtr's leg toward gwA, one segment through the bump) this smaller
+	// MTU, so rA fragments what hA sends without DF. Not in ModeRouted.
+	InsideRouterMTU int
 	// VLAN adds VLAN 100 sub-interfaces on hA, rtr:toA, rtr:toB and hB with
 	// their own subnets, so tagged frames cross the appliances.
 	VLAN bool
@@ -175,6 +193,9 @@ func (o *Options) fill() error {
 	if o.MTU < 1280 || o.MTU > 65535 {
 		return fmt.Errorf("topology: MTU %d out of range 1280..65535 (IPv6 needs 1280)", o.MTU)
 	}
+	if o.InsideRouterMTU != 0 && (o.InsideRouterMTU < 1280 || o.InsideRouterMTU >= o.MTU || o.Mode == ModeRouted) {
+		return fmt.Errorf("topology: inside router MTU %d: must be 1280..%d, not in routed mode", o.InsideRouterMTU, o.MTU-1)
+	}
 	// Namespace names are file names; keep them plain.
 	for _, r := range o.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
@@ -199,6 +220,7 @@ const (
 	subnetA, subnetB, subnetF      = 1, 2, 3
 	subnetTransA, subnetTransB     = 11, 12
 	subnetVLANA, subnetVLANB       = 101, 102
+	subnetInA, insideRtrNum        = 21, 3
 	hostNum, gwNum, transGwNum     = 2, 1, 2
 	transRtrNum                    = 1
 	prefix4Bits, prefix6Bits   int = 24, 64
@@ -244,6 +266,9 @@ func (t *Topology) build() error {
 	o, e := &t.opt, t.env
 	ns := t.NS
 	for _, n := range Nodes {
+		if n == InsideRouter && o.InsideRouterMTU == 0 {
+			continue
+		}
 		if err := e.AddNamespace(ns(n)); err != nil {
 			return err
 		}
@@ -256,20 +281,30 @@ func (t *Topology) build() error {
 			}
 		}
 	}
-	links := []struct {
-		a  Node
-		ia string
-		b  Node
-		ib string
-	}{
-		{HostA, HostIface, GwA, InsidePort},
-		{GwA, OutsidePort, Router, RouterToA},
-		{Router, RouterToB, GwB, OutsidePort},
-		{GwB, InsidePort, HostB, HostIface},
-		{Router, RouterToF, HostF, HostIface},
+	segA := o.MTU // gwA's segment
+	if o.InsideRouterMTU != 0 {
+		segA = o.InsideRouterMTU
+	}
+	type link struct {
+		a   Node
+		ia  string
+		b   Node
+		ib  string
+		mtu int
+	}
+	links := []link{
+		{HostA, HostIface, GwA, InsidePort, o.MTU},
+		{GwA, OutsidePort, Router, RouterToA, segA},
+		{Router, RouterToB, GwB, OutsidePort, o.MTU},
+		{GwB, InsidePort, HostB, HostIface, o.MTU},
+		{Router, RouterToF, HostF, HostIface, o.MTU},
+	}
+	if o.InsideRouterMTU != 0 {
+		links[0] = link{InsideRouter, InsideToGw, GwA, InsidePort, segA}
+		links = append(links, link{HostA, HostIface, InsideRouter, InsideToH, o.MTU})
 	}
 	for _, l := range links {
-		if err := e.AddVeth(ns(l.a), l.ia, ns(l.b), l.ib, o.MTU); err != nil {
+		if err := e.AddVeth(ns(l.a), l.ia, ns(l.b), l.ib, l.mtu); err != nil {
 			return err
 		}
 	}
@@ -283,6 +318,9 @@ func (t *Topology) build() error {
 		return err
 	}
 	if err := t.gateways(); err != nil {
+		return err
+	}
+	if err := t.insideRouter(); err != nil {
 		return err
 	}
 	if err := t.addressHosts(); err != nil {
@@ -387,6 +425,41 @@ func (t *Topology) gateways() error {
 	return t.addBoth(rtr, RouterToF, o.v4(subnetF, gwNum), o.v6(subnetF, gwNum))
 }
 
+// insideRouter addresses rA and routes side A's inner subnet through it.
+func (t *Topology) insideRouter() error {
+	o, e := &t.opt, t.env
+	if o.InsideRouterMTU == 0 {
+		return nil
+	}
+	ra, rtr := t.NS(InsideRouter), t.NS(Router)
+	if err := t.routerSysctls(InsideRouter); err != nil {
+		return err
+	}
+	if err := t.addBoth(ra, InsideToH, o.v4(subnetInA, gwNum), o.v6(subnetInA, gwNum)); err != nil {
+		return err
+	}
+	if err := t.addBoth(ra, InsideToGw, o.v4(subnetA, insideRtrNum), o.v6(subnetA, insideRtrNum)); err != nil {
+		return err
+	}
+	for _, r := range [][]string{
+		{"default", "via", o.v4(subnetA, gwNum).String()},
+		{"default", "via", o.v6(subnetA, gwNum).String()},
+	} {
+		if err := e.AddRoute(ra, r...); err != nil {
+			return err
+		}
+	}
+	for _, r := range [][]string{
+		{o.net4(subnetInA), "via", o.v4(subnetA, insideRtrNum).String()},
+		{o.net6(subnetInA), "via", o.v6(subnetA, insideRtrNum).String()},
+	} {
+		if err := e.AddRoute(rtr, r...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *Topology) addBoth(ns, iface string, a4, a6 netip.Addr) error {
 	if err := t.env.AddAddr(ns, iface, cidr(a4)); err != nil {
 		return err
@@ -450,12 +523,17 @@ func (t *Topology) addressHosts() error {
 
 // neighbours are the interfaces that transmit into a gateway port.
 func (t *Topology) neighbours() [][2]string {
-	return [][2]string{
+	n := [][2]string{
 		{t.NS(HostA), HostIface},
 		{t.NS(Router), RouterToA},
 		{t.NS(Router), RouterToB},
 		{t.NS(HostB), HostIface},
 	}
+	if t.opt.InsideRouterMTU != 0 {
+		// hA sends to rA; rA into gwA (hA keeps the same settings).
+		n = append(n, [2]string{t.NS(InsideRouter), InsideToGw})
+	}
+	return n
 }
 
 func (t *Topology) offloads() error {
@@ -504,6 +582,9 @@ func (t *Topology) Addr(n Node) Addrs {
 	switch n {
 	case HostA:
 		sub, vsub = subnetA, subnetVLANA
+		if o.InsideRouterMTU != 0 {
+			sub, vsub = subnetInA, 0
+		}
 	case HostB:
 		sub, vsub = subnetB, subnetVLANB
 	case HostF:
@@ -546,6 +627,16 @@ func (t *Topology) RouterAddr(side Node) (v4, v6 netip.Addr) {
 		return o.v4(trans, transRtrNum), o.v6(trans, transRtrNum)
 	}
 	return o.v4(sub, gwNum), o.v6(sub, gwNum)
+}
+
+// InsideRouterAddr returns rA's addresses on its leg toward gwA (on side
+// A's subnet); invalid without Options.InsideRouterMTU.
+func (t *Topology) InsideRouterAddr() (v4, v6 netip.Addr) {
+	o := &t.opt
+	if o.InsideRouterMTU == 0 {
+		return netip.Addr{}, netip.Addr{}
+	}
+	return o.v4(subnetA, insideRtrNum), o.v6(subnetA, insideRtrNum)
 }
 
 // GatewayOutsideAddr returns gwA's or gwB's address on its outside port in
@@ -759,12 +850,17 @@ func (t *Topology) StartCapture(path string, ifaces ...string) (*Capture, error)
 	if len(ifaces) == 0 {
 		ifaces = []string{RouterToA}
 	}
+	return t.StartCaptureOn(Router, path, ifaces...)
+}
+
+// StartCaptureOn is StartCapture on interfaces of another node.
+func (t *Topology) StartCaptureOn(n Node, path string, ifaces ...string) (*Capture, error) {
 	args := []string{"tshark", "-q", "-n"}
 	for _, i := range ifaces {
 		args = append(args, "-i", i)
 	}
 	args = append(args, "-w", path)
-	p, err := t.Start(Router, "tshark", args...)
+	p, err := t.Start(n, "tshark", args...)
 	if err != nil {
 		return nil, err
 	}

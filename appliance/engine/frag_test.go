@@ -1,0 +1,532 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// fragmentFrame cuts an Ethernet frame holding a whole IP datagram into
+// fragments carrying chunk bytes of data each (a multiple of 8), as a
+// router (IPv4) or the sending host (IPv6, a Fragment header after the
+// fixed header) would. id is the identification.
+func fragmentFrame(t *testing.T, frame []byte, chunk int, id uint32) [][]byte {
+	t.Helper()
+	var p packet.Packet
+	if err := p.Decode(frame); err != nil {
+		t.Fatal(err)
+	}
+	l3 := p.L3Offset()
+	var head, data []byte
+	v6 := p.IPVersion() == 6
+	if v6 {
+		head, data = frame[:l3+40], frame[l3+40:p.End()]
+	} else {
+		ihl := int(frame[l3]&0x0f) * 4
+		head, data = frame[:l3+ihl], frame[l3+ihl:p.End()]
+	}
+	var out [][]byte
+	for o := 0; o < len(data); o += chunk {
+		n := min(chunk, len(data)-o)
+		more := o+n < len(data)
+		f := slices.Clone(head)
+		ip := f[l3:]
+		if v6 {
+			nh := ip[6]
+			ip[6] = packet.ProtoFragment
+			fh := make([]byte, 8)
+			fh[0] = nh
+			fo := uint16(o)
+			if more {
+				fo |= 1
+			}
+			binary.BigEndian.PutUint16(fh[2:], fo)
+			binary.BigEndian.PutUint32(fh[4:], id)
+			f = append(f, fh...)
+			f = append(f, data[o:o+n]...)
+			binary.BigEndian.PutUint16(f[l3+4:], uint16(8+n))
+		} else {
+			fo := uint16(o / 8)
+			if more {
+				fo |= 0x2000
+			}
+			binary.BigEndian.PutUint16(ip[4:], uint16(id))
+			binary.BigEndian.PutUint16(ip[6:], fo)
+			f = append(f, data[o:o+n]...)
+			ip = f[l3:]
+			binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-l3))
+			ihl := int(ip[0]&0x0f) * 4
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+var marker = []byte("FRAGMARKER-0123456789")
+
+func markerData(n int) []byte {
+	d := make([]byte, n)
+	for i := 0; i < n; i += 64 {
+		copy(d[i:], marker)
+	}
+	return d
+}
+
+// pushAll hands frames to the engine from one port and gathers the output
+// (fragments passed on included, which gw.push's checks would refuse).
+func (g *gw) pushAll(from PortID, frames [][]byte) (toIn, toOut [][]byte) {
+	for _, f := range frames {
+		i, o := g.rawPush(from, f)
+		toIn, toOut = append(toIn, i...), append(toOut, o...)
+	}
+	return toIn, toOut
+}
+
+func (g *gw) rawPush(from PortID, frame []byte) (toIn, toOut [][]byte) {
+	fr := slices.Clone(frame)
+	switch g.e.Handle(g.now, from, fr, g.tx) {
+	case Passthrough, ForwardInPlace:
+		s := g.out
+		if from == Outside {
+			s = g.in
+		}
+		s.out = append(s.out, fr)
+	}
+	return g.in.take(), g.out.take()
+}
+
+// noPlainFragments fails if a frame carries the marker or is a fragment.
+func noPlainFragments(t *testing.T, what string, frames [][]byte) {
+	t.Helper()
+	for _, f := range frames {
+		if bytes.Contains(f, marker[:10]) {
+			t.Fatalf("%s: plaintext marker in %x", what, f)
+		}
+		var p packet.Packet
+		if p.Decode(f) == nil && p.IsFragment() {
+			t.Fatalf("%s: a fragment left: %x", what, f)
+		}
+	}
+}
+
+// aSegment is a's next data segment of n marker bytes.
+func (pr *pair) aSegment(h *hosts, n int) []byte {
+	pr.tsA++
+	fr := tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), markerData(n))
+	h.aNext += uint32(n)
+	return fr
+}
+
+// deliveredToB passes G_A's wire segments through G_B and returns the
+// bytes that reached b.
+func (pr *pair) deliveredToB(wire [][]byte) []byte {
+	pr.t.Helper()
+	var got []byte
+	for _, w := range wire {
+		toIn, _ := pr.gb.push(Outside, w)
+		for _, f := range toIn {
+			got = append(got, parse(pr.t, f).payload...)
+		}
+	}
+	return got
+}
+
+func fragCount(e *Engine, ev int) uint64 { return e.Counters().Frag[ev].Load() }
+
+// A segment of an encrypted connection that a router inside enclave A
+// fragmented (the host sends without DF): G_A reassembles it, in order and
+// out of order, and seals it into frames that fit where the fragments did;
+// b gets the bytes; no fragment and no plaintext leaves. Before, the first
+// fragment was dropped and the later ones left as they came: the
+// connection stalled and its plaintext crossed the untrusted link.
+func TestFragmentsOfEncryptedFlowReassembled(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		order []int
+		v6    bool
+	}{
+		{"in order", []int{0, 1, 2}, false},
+		{"last first", []int{2, 1, 0}, false},
+		{"first in the middle", []int{1, 0, 2}, false},
+		{"IPv6 in order", []int{0, 1, 2}, true},
+		{"IPv6 out of order", []int{2, 0, 1}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var pr *pair
+			a, b := addrA, addrB
+			if c.v6 {
+				a, b = netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+				ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+				_, w := connectAddrs(t, ga, gb, a, b)
+				gb.push(Outside, w.frame()) // "data"
+				pr = &pair{t: t, ga: ga, gb: gb}
+			} else {
+				pr = handshake(t)
+			}
+			// One 1400-byte segment in 600-byte pieces.
+			data := markerData(1400)
+			var seg []byte
+			if c.v6 {
+				seg = tcpFrame(a, b, isnA+1+4, isnB+1, ackF|pshF, 502, tsOpt(9, 2), data)
+			} else {
+				h := newHosts()
+				seg = pr.aSegment(&h, 1400)
+			}
+			frags := fragmentFrame(t, seg, 600, 77)
+			if len(frags) != 3 {
+				t.Fatalf("%d fragments", len(frags))
+			}
+			var toIn, toOut [][]byte
+			for i, k := range c.order {
+				in, out := pr.ga.rawPush(Inside, frags[k])
+				toIn, toOut = append(toIn, in...), append(toOut, out...)
+				if i < 2 && len(out)+len(in) != 0 {
+					t.Fatalf("fragment %d of 3: %d frames out before the datagram was whole", i+1, len(out)+len(in))
+				}
+			}
+			none(t, "to a", toIn)
+			noPlainFragments(t, "G_A outside", toOut)
+			if len(toOut) < 2 {
+				t.Fatalf("%d wire segments, want the datagram in frames that fit", len(toOut))
+			}
+			// Every frame fits where the largest fragment did.
+			for _, f := range toOut {
+				var p packet.Packet
+				p.Decode(f)
+				if l := p.End() - p.L3Offset(); l > len(frags[0])-14 {
+					t.Fatalf("wire frame of %d IP bytes, the fragments had %d", l, len(frags[0])-14)
+				}
+				if !c.v6 && f[14+6]&0x40 == 0 {
+					t.Fatal("a wire frame without DF: the engine's frames are never to be fragmented")
+				}
+			}
+			if got := pr.deliveredToB(toOut); !bytes.Equal(got, data) {
+				t.Fatalf("b got %d bytes, want the 1400 sent", len(got))
+			}
+			if n := fragCount(pr.ga.e, FragReassembled); n != 1 {
+				t.Fatalf("reassembled %d", n)
+			}
+		})
+	}
+}
+
+// Fragments from the outside of a negotiated connection (a router on the
+// untrusted path fragmented G_A's frame): G_B reassembles them, opens the
+// frame and delivers the bytes; no fragment reaches b. A lone non-first
+// fragment never crosses, in either direction.
+func TestFragmentsFromOutsideReassembled(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	_, wire := pr.ga.push(Inside, pr.aSegment(&h, 1000))
+	if len(wire) != 1 {
+		t.Fatalf("%d wire segments", len(wire))
+	}
+	frags := fragmentFrame(t, wire[0], 400, 5)
+	toIn, toOut := pr.gb.pushAll(Outside, [][]byte{frags[2], frags[0], frags[1]})
+	noPlainFragments(t, "G_B outside", toOut)
+	var got []byte
+	for _, f := range toIn {
+		var p packet.Packet
+		if p.Decode(f) != nil || p.IsFragment() {
+			t.Fatalf("a fragment reached b: %x", f)
+		}
+		got = append(got, p.Payload()...)
+	}
+	if !bytes.Equal(got, markerData(1000)) {
+		t.Fatalf("b got %d bytes, want 1000", len(got))
+	}
+
+	// A non-first fragment alone, from either side: held, then discarded
+	// at the timeout; nothing leaves.
+	lone := fragmentFrame(t, pr.aSegment(&h, 1000), 400, 6)[1]
+	in1, out1 := pr.ga.push(Inside, lone)
+	lone2 := fragmentFrame(t, wire[0], 400, 7)[2]
+	in2, out2 := pr.gb.rawPush(Outside, lone2)
+	ti1, to1 := pr.ga.tick(int64(6 * time.Second))
+	ti2, to2 := pr.gb.tick(int64(6 * time.Second))
+	for _, fs := range [][][]byte{in1, out1, in2, out2, ti1, to1, ti2, to2} {
+		if len(fs) != 0 {
+			t.Fatalf("a lone non-first fragment made %d frames leave", len(fs))
+		}
+	}
+	if fragCount(pr.ga.e, FragTimeout) != 1 || fragCount(pr.gb.e, FragTimeout) != 1 {
+		t.Fatalf("timeouts: G_A %d, G_B %d", fragCount(pr.ga.e, FragTimeout), fragCount(pr.gb.e, FragTimeout))
+	}
+}
+
+// Fragments of connections the engine does not handle (unknown, or plain)
+// pass unchanged, also a non-first one that comes before its first (held
+// until the first decides).
+func TestFragmentsOfUnknownFlowPass(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs})
+	other := netip.AddrPortFrom(addrB.Addr(), 8080)
+	seg := tcpFrame(addrA, other, 1000, 2000, ackF|pshF, 502, nil, markerData(1400))
+	frags := fragmentFrame(t, seg, 512, 99)
+	for _, from := range []PortID{Inside, Outside} {
+		in, out := g.rawPush(from, frags[1])
+		if len(in)+len(out) != 0 {
+			t.Fatalf("non-first fragment before the first: %d frames left", len(in)+len(out))
+		}
+		in, out = g.pushAll(from, [][]byte{frags[0], frags[2]})
+		got := append(in, out...)
+		if from == Inside && len(in) != 0 || from == Outside && len(out) != 0 || len(got) != 3 {
+			t.Fatalf("from %d: %d in, %d out", from, len(in), len(out))
+		}
+		// All three, unchanged (the held one goes first).
+		want := [][]byte{frags[1], frags[0], frags[2]}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("from %d: fragment %d changed", from, i)
+			}
+		}
+		// Every fragment went by: the decision is forgotten at once (a
+		// busy plain flow must not fill the table), and the same id
+		// makes a new decision.
+		if len(g.e.frags.m) != 0 {
+			t.Fatalf("from %d: %d datagrams still tracked", from, len(g.e.frags.m))
+		}
+	}
+	if n := fragCount(g.e, FragPassed); n != 6 {
+		t.Fatalf("passed %d, want 6", n)
+	}
+}
+
+// RFC 5722: an overlapping fragment discards the whole datagram, including
+// fragments still to come; an exact duplicate is dropped alone.
+func TestFragmentOverlapAndDuplicate(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	seg := pr.aSegment(&h, 1400)
+	frags := fragmentFrame(t, seg, 600, 11)
+	// A forged fragment overlapping the second, with other bytes.
+	bad := slices.Clone(frags[1])
+	var p packet.Packet
+	p.Decode(bad)
+	binary.BigEndian.PutUint16(bad[p.L3Offset()+6:], 0x2000|uint16(592/8))
+	ip := bad[p.L3Offset():]
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20], 0))
+	toIn, toOut := pr.ga.pushAll(Inside, [][]byte{frags[0], bad, frags[1], frags[2]})
+	if len(toIn)+len(toOut) != 0 {
+		t.Fatalf("overlap: %d frames left", len(toIn)+len(toOut))
+	}
+	if fragCount(pr.ga.e, FragOverlap) != 1 || fragCount(pr.ga.e, FragDiscarded) != 2 {
+		t.Fatalf("overlap %d, discarded %d", fragCount(pr.ga.e, FragOverlap), fragCount(pr.ga.e, FragDiscarded))
+	}
+	// The host resends the segment (a new datagram id): a duplicate
+	// fragment is dropped alone and the datagram goes through.
+	frags = fragmentFrame(t, seg, 600, 12)
+	_, toOut = pr.ga.pushAll(Inside, [][]byte{frags[0], frags[1], frags[1], frags[2]})
+	noPlainFragments(t, "G_A outside", toOut)
+	if got := pr.deliveredToB(toOut); !bytes.Equal(got, markerData(1400)) {
+		t.Fatalf("b got %d bytes after the resend", len(got))
+	}
+	if fragCount(pr.ga.e, FragDuplicate) != 1 {
+		t.Fatalf("duplicates %d", fragCount(pr.ga.e, FragDuplicate))
+	}
+}
+
+// A datagram that does not complete within the timeout is discarded; the
+// fragments that come later are held and discarded in turn.
+func TestFragmentTimeout(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	frags := fragmentFrame(t, pr.aSegment(&h, 1400), 600, 21)
+	pr.ga.rawPush(Inside, frags[0])
+	pr.ga.tick(int64(5*time.Second + time.Millisecond))
+	if fragCount(pr.ga.e, FragTimeout) != 1 {
+		t.Fatalf("timeouts %d", fragCount(pr.ga.e, FragTimeout))
+	}
+	toIn, toOut := pr.ga.pushAll(Inside, frags[1:])
+	ti, to := pr.ga.tick(int64(6 * time.Second))
+	if n := len(toIn) + len(toOut) + len(ti) + len(to); n != 0 {
+		t.Fatalf("%d frames left after the timeout", n)
+	}
+	if fragCount(pr.ga.e, FragTimeout) != 2 || len(pr.ga.e.frags.m) != 0 || pr.ga.e.frags.mem != 0 {
+		t.Fatalf("timeouts %d, %d datagrams and %d bytes left", fragCount(pr.ga.e, FragTimeout), len(pr.ga.e.frags.m), pr.ga.e.frags.mem)
+	}
+}
+
+// The limits: datagrams per flow under reassembly, datagrams tracked,
+// memory. A datagram over a limit is dropped whole (never passed).
+func TestFragmentLimits(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  FragConfig
+	}{
+		{"per flow", FragConfig{PerFlow: 1}},
+		{"datagrams", FragConfig{MaxDatagrams: 1}},
+		{"memory", FragConfig{Memory: 1000}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pr := handshake(t)
+			pr.ga.e.cfg.Fragments = c.cfg
+			pr.ga.e.cfg.Fragments.defaults()
+			h := newHosts()
+			f1 := fragmentFrame(t, pr.aSegment(&h, 1400), 600, 31)
+			f2 := fragmentFrame(t, pr.aSegment(&h, 1400), 600, 32)
+			var out [][]byte
+			for i := range f1 {
+				a, b := pr.ga.pushAll(Inside, [][]byte{f1[i], f2[i]})
+				out = append(append(out, a...), b...)
+			}
+			noPlainFragments(t, "G_A", out)
+			if fragCount(pr.ga.e, FragLimit) == 0 {
+				t.Fatal("no limit counted")
+			}
+			if c.name != "memory" && fragCount(pr.ga.e, FragReassembled) != 1 {
+				t.Fatalf("reassembled %d, want the first datagram", fragCount(pr.ga.e, FragReassembled))
+			}
+			pr.ga.tick(int64(6 * time.Second))
+			if len(pr.ga.e.frags.m) != 0 || pr.ga.e.frags.mem != 0 || len(pr.ga.e.frags.perFlow) != 0 {
+				t.Fatalf("state left: %d datagrams, %d bytes, %d flows", len(pr.ga.e.frags.m), pr.ga.e.frags.mem, len(pr.ga.e.frags.perFlow))
+			}
+		})
+	}
+}
+
+// A fragmented ICMP error from the inside quoting a segment G_B delivered
+// (plaintext): every fragment is dropped, the non-first one included. One
+// quoting an unknown connection passes.
+func TestFragmentedICMPErrorQuotingPlaintext(t *testing.T) {
+	pr := handshake(t)
+	secret := bytes.Repeat([]byte("SECRET"), 80)
+	delivered := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, secret)
+	mk := func(q []byte, id uint32) [][]byte {
+		icmp := packettest.Frame{Src: addrB.Addr(), Dst: addrA.Addr(), Proto: 1,
+			L4: packettest.ICMP(3, 3, 0, packettest.Quote(q, 548))}.Bytes()
+		return fragmentFrame(t, icmp, 256, id)
+	}
+	frags := mk(delivered, 41)
+	toIn, toOut := pr.gb.pushAll(Inside, [][]byte{frags[1], frags[0], frags[2]})
+	if len(toIn)+len(toOut) != 0 {
+		t.Fatalf("%d frames left", len(toIn)+len(toOut))
+	}
+	if fragCount(pr.gb.e, FragQuoteDropped) != 1 {
+		t.Fatalf("quote drops %d", fragCount(pr.gb.e, FragQuoteDropped))
+	}
+	other := tcpFrame(addrA, netip.AddrPortFrom(addrB.Addr(), 8080), 1, 1, ackF, 502, nil, secret)
+	toIn, toOut = pr.gb.pushAll(Inside, mk(other, 42)[:2])
+	if len(toOut) != 2 || len(toIn) != 0 {
+		t.Fatalf("unknown connection: %d out", len(toOut))
+	}
+}
+
+// An IPv6 datagram whose reassembled form holds another Fragment header
+// (an atomic fragment inside a fragment) is dropped, not reassembled again
+// level after level.
+func TestNestedFragmentHeaderDropped(t *testing.T) {
+	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, w := connectAddrs(t, ga, gb, a, b)
+	gb.push(Outside, w.frame())
+	seg := tcpFrame(a, b, isnA+1+4, isnB+1, ackF|pshF, 502, nil, markerData(64))
+	inner := fragmentFrame(t, seg, 1024, 1)[0] // an atomic fragment
+	outer := fragmentFrame(t, inner, 1024, 2)
+	toIn, toOut := ga.pushAll(Inside, outer)
+	if len(toIn)+len(toOut) != 0 || fragCount(ga.e, FragBad) != 1 {
+		t.Fatalf("%d frames left, %d bad", len(toIn)+len(toOut), fragCount(ga.e, FragBad))
+	}
+}
+
+// FuzzFragments: any set of fragments (offsets, lengths, M flags, order,
+// either port) of a datagram of the encrypted flow: nothing panics, no
+// plaintext and no fragment leaves, and after the timeout nothing is left
+// held or charged.
+func FuzzFragments(f *testing.F) {
+	f.Add(true, []byte{0, 75, 1, 75, 75, 1, 150, 100, 0})
+	f.Add(true, []byte{150, 100, 0, 0, 75, 1, 70, 10, 1, 75, 75, 1})
+	f.Add(false, []byte{0, 10, 1, 10, 10, 0})
+	f.Fuzz(func(t *testing.T, inside bool, ops []byte) {
+		if len(ops) > 3*64 {
+			return
+		}
+		pr := handshake(&testing.T{})
+		h := newHosts()
+		seg := pr.aSegment(&h, 2000)
+		from, g := Inside, pr.ga
+		if !inside {
+			_, wire := pr.ga.rawPush(Inside, seg)
+			if len(wire) == 0 {
+				return
+			}
+			seg, from, g = wire[0], Outside, pr.gb
+		}
+		var p packet.Packet
+		if p.Decode(seg) != nil {
+			t.Fatal("seg")
+		}
+		head, data := seg[:34], seg[34:p.End()]
+		for i := 0; i+3 <= len(ops); i += 3 {
+			o, n := int(ops[i])*8, int(ops[i+1])*8
+			if o >= len(data) {
+				continue
+			}
+			n = min(max(n, 8), len(data)-o)
+			fr := append(slices.Clone(head), data[o:o+n]...)
+			fo := uint16(o / 8)
+			if ops[i+2]&1 != 0 {
+				fo |= 0x2000
+			}
+			ip := fr[14:]
+			binary.BigEndian.PutUint16(ip[2:], uint16(len(fr)-14))
+			binary.BigEndian.PutUint16(ip[6:], fo)
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20], 0))
+			toIn, toOut := g.rawPush(from, fr)
+			checkFragOutput(t, inside, toIn, toOut)
+		}
+		ti, to := g.tick(int64(6 * time.Second))
+		checkFragOutput(t, inside, ti, to)
+		if len(g.e.frags.m) != 0 || g.e.frags.mem != 0 || len(g.e.frags.perFlow) != 0 {
+			t.Fatalf("left: %d datagrams, %d bytes, %d flows", len(g.e.frags.m), g.e.frags.mem, len(g.e.frags.perFlow))
+		}
+	})
+}
+
+// checkFragOutput: no fragment leaves either way, and no plaintext toward
+// the outside (from the outside, G_B delivers plaintext to b: that is its
+// job, but only whole authenticated segments).
+func checkFragOutput(t *testing.T, inside bool, toIn, toOut [][]byte) {
+	t.Helper()
+	noPlainFragments(t, "toward the outside", toOut)
+	if inside {
+		noPlainFragments(t, "back inside", toIn)
+		return
+	}
+	for _, f := range toIn {
+		if p := checkFrame(t, f); p.IsFragment() {
+			t.Fatalf("a fragment reached b: %x", f)
+		}
+	}
+}
+
+// An atomic fragment (RFC 6946: offset 0, M clear; a translator adds such
+// Fragment headers) of a plain flow passes and leaves no state behind; one
+// of an encrypted flow is handled at once, without its Fragment header.
+func TestAtomicFragment(t *testing.T) {
+	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, w := connectAddrs(t, ga, gb, a, b)
+	gb.push(Outside, w.frame())
+	other := netip.AddrPortFrom(packettest.HostB6, 8080)
+	plain := fragmentFrame(t, tcpFrame(a, other, 1, 1, ackF, 502, nil, markerData(100)), 1024, 3)
+	toIn, toOut := ga.pushAll(Inside, plain)
+	if len(toIn) != 0 || len(toOut) != 1 || !bytes.Equal(toOut[0], plain[0]) || len(ga.e.frags.m) != 0 {
+		t.Fatalf("plain atomic fragment: %d in, %d out, %d datagrams tracked", len(toIn), len(toOut), len(ga.e.frags.m))
+	}
+	enc := fragmentFrame(t, tcpFrame(a, b, isnA+1+4, isnB+1, ackF|pshF, 502, nil, markerData(100)), 1024, 4)
+	_, toOut = ga.pushAll(Inside, enc)
+	noPlainFragments(t, "G_A outside", toOut)
+	if got := (&pair{t: t, ga: ga, gb: gb}).deliveredToB(toOut); !bytes.Equal(got, markerData(100)) || len(ga.e.frags.m) != 0 {
+		t.Fatalf("encrypted atomic fragment: b got %d bytes, %d datagrams tracked", len(got), len(ga.e.frags.m))
+	}
+}

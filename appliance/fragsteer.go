@@ -1,0 +1,213 @@
+package appliance
+
+import (
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/flowtable"
+)
+
+// Fragment steering. Every IP fragment goes to the handler of the flow it
+// belongs to (the engine decides per datagram: engine/frag.go), but only
+// the first fragment names the flow: later ones carry no ports. So with
+// several workers each datagram has a steering worker, chosen by a hash of
+// its addresses and identification, which every worker hands the
+// datagram's fragments to. The steering worker learns the flow's owner
+// from the first fragment, hands that and every later fragment to the
+// owner, and holds (copies) the fragments that come before the first one,
+// for at most fragHoldTime. With one worker, or no engine (Passthrough,
+// which forwards everything), there is nothing to steer: the fragments go
+// straight to the handler.
+
+const (
+	// fragHoldTime bounds how long a route, and a fragment held before its
+	// datagram's first fragment, are kept.
+	fragHoldTime = int64(5e9)
+	// fragRoutes bounds the datagrams a steering worker tracks, and
+	// fragHeldMax the fragments it holds.
+	fragRoutes  = 4096
+	fragHeldMax = 256
+)
+
+// fragDgramKey names a datagram: addresses, identification, version and
+// (IPv4) protocol.
+type fragDgramKey struct {
+	src, dst [16]byte
+	id       uint32
+	proto    uint8
+}
+
+type fragRoute struct {
+	owner    int // -1: first fragment not seen yet
+	key      flowtable.Key
+	kind     frameKind
+	deadline int64
+	held     []heldFrame
+	prog     packet.FragProgress // routed fragments: forgotten once all went by
+}
+
+type heldFrame struct {
+	from PortID
+	b    []byte
+}
+
+// fragSteer is one worker's steering table.
+type fragSteer struct {
+	routes map[fragDgramKey]*fragRoute
+	nheld  int
+	next   int64 // next expiry pass
+}
+
+// fragKeyOf returns the datagram key of the fragment in p and its hash for
+// choosing the steering worker.
+func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
+	fr, ok := p.Fragment()
+	if !ok {
+		return fragDgramKey{}, flowtable.Key{}, false
+	}
+	var k fragDgramKey
+	copy(k.src[:], p.Src())
+	copy(k.dst[:], p.Dst())
+	k.id = fr.ID
+	if p.IPVersion() == 4 {
+		k.proto = fr.Proto
+	}
+	// The steering hash: a flow key made of the addresses with the
+	// identification in the port fields.
+	hk := flowtable.MakeKey(p.Src(), p.Dst(), uint16(fr.ID), uint16(fr.ID>>16))
+	return k, hk, true
+}
+
+// dispatchFragment routes a fragment w received (w.pkt holds it) or was
+// handed for steering.
+func (w *worker) dispatchFragment(from PortID, frame []byte, now int64) {
+	dk, hk, ok := fragKeyOf(&w.pkt)
+	if !ok {
+		w.process(from, frame, now, kindFragment, flowtable.Key{}) // the handler drops what it cannot read
+		return
+	}
+	if s := hk.Owner(w.nwork); s != w.id {
+		w.handOff(s, from, frame, false)
+		return
+	}
+	w.steer(dk, from, frame, now)
+}
+
+// steer runs on the datagram's steering worker.
+func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
+	st := &w.frag
+	if st.routes == nil {
+		st.routes = make(map[fragDgramKey]*fragRoute)
+	}
+	if now >= st.next {
+		st.expire(w, now)
+	}
+	r := st.routes[dk]
+	if r != nil && now >= r.deadline {
+		st.drop(w, dk, r)
+		r = nil
+	}
+	if !w.pkt.IsNonFirstFragment() {
+		// The first fragment names the flow (an ICMP error: the quoted
+		// one); anything else stays with this worker's handler, which
+		// passes it.
+		owner, key, kind := w.id, flowtable.Key{}, frameKind(kindFragment)
+		if k, ok := w.pkt.FlowKey(); ok {
+			owner, key, kind = k.Owner(w.nwork), k, kindTCP
+		} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
+			owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
+		}
+		var held []heldFrame
+		if r == nil {
+			if len(st.routes) >= fragRoutes {
+				st.expire(w, now)
+			}
+			if len(st.routes) < fragRoutes {
+				r = &fragRoute{}
+				st.routes[dk] = r
+			}
+		} else {
+			held = r.held
+			st.nheld -= len(held)
+			r.held = nil
+		}
+		if r != nil {
+			r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
+		}
+		done := st.progress(r, &w.pkt)
+		w.deliverFragment(owner, from, frame, now, kind, key)
+		for _, h := range held {
+			if w.pkt.Decode(h.b); w.pkt.IsFragment() {
+				done = st.progress(r, &w.pkt)
+				w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
+			}
+		}
+		if done && st.routes[dk] == r {
+			delete(st.routes, dk)
+		}
+		return
+	}
+	if r != nil && r.owner >= 0 {
+		if st.progress(r, &w.pkt) {
+			delete(st.routes, dk)
+		}
+		w.deliverFragment(r.owner, from, frame, now, kindFragment, r.key)
+		return
+	}
+	// Before its first fragment: hold a copy.
+	if r == nil && len(st.routes) < fragRoutes {
+		r = &fragRoute{owner: -1, deadline: now + fragHoldTime}
+		st.routes[dk] = r
+	}
+	if r == nil || st.nheld >= fragHeldMax {
+		w.t[from].drops[DropFragHold]++
+		return
+	}
+	r.held = append(r.held, heldFrame{from: from, b: append([]byte(nil), frame...)})
+	st.nheld++
+}
+
+// deliverFragment gives a fragment to its owner's handler (w.pkt holds it
+// when owner is w).
+func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+	if owner == w.id {
+		w.process(from, frame, now, kind, key)
+		return
+	}
+	w.handOff(owner, from, frame, true)
+}
+
+// handOff pushes a frame to worker j's lane; steered marks a fragment
+// whose steering is done (j hands it to its handler as it is).
+func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
+	switch {
+	case len(frame) > handoffSlotSize:
+		w.t[from].drops[DropTooBig]++
+	case w.out[j].push(from, frame, steered):
+		w.t[from].handoffs++
+	default:
+		w.t[from].handoffDrops++
+	}
+}
+
+// progress counts the fragment in p against r (nil: no route kept).
+func (st *fragSteer) progress(r *fragRoute, p *packet.Packet) bool {
+	fr, ok := p.Fragment()
+	return r != nil && ok && r.prog.Add(fr, p.End()-fr.Data)
+}
+
+// expire forgets routes past their time, dropping what they hold.
+func (st *fragSteer) expire(w *worker, now int64) {
+	st.next = now + agePeriod
+	for k, r := range st.routes {
+		if now >= r.deadline {
+			st.drop(w, k, r)
+		}
+	}
+}
+
+func (st *fragSteer) drop(w *worker, k fragDgramKey, r *fragRoute) {
+	for _, h := range r.held {
+		w.t[h.from].drops[DropFragHold]++
+	}
+	st.nheld -= len(r.held)
+	delete(st.routes, k)
+}
