@@ -157,6 +157,13 @@ func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The programs start with the fast path off: until the caller says
+	// otherwise nothing is forwarded in the kernel, not even in the
+	// moment between attaching and the caller's SetFastPath.
+	if err := b.SetFastPath(false); err != nil {
+		b.Close()
+		return nil, err
+	}
 	for p := range 2 {
 		if err := b.attach(p, mode); err != nil {
 			b.Close()
@@ -252,8 +259,8 @@ func (b *Bump) RemoveFastPath(k FlowKey) error {
 	return nil
 }
 
-// SetFastPath turns the in-kernel forwarding on (the default after
-// AttachBump) or off. Off, both programs send every frame, non-TCP included,
+// SetFastPath turns the in-kernel forwarding on or off (off after
+// AttachBump, until the caller turns it on). Off, both programs send every frame, non-TCP included,
 // to the AF_XDP socket of its RX queue (counted as AllToXSK), whatever the
 // fast-path map holds: user space then sees all traffic, as a daemon's
 // --no-fast-path promises. It takes effect for the next frame; the map

@@ -149,6 +149,9 @@ func startAppliance(t *testing.T, topo bumpTopo, mode XDPMode) *appliance {
 		if a.bump, err = AttachBump(topo.p0, topo.p1, mode); err != nil {
 			return err
 		}
+		if err := a.bump.SetFastPath(true); err != nil {
+			return err
+		}
 		for p, idx := range []int{topo.p0, topo.p1} {
 			if a.socks[p], err = Open(idx, Options{}); err != nil {
 				return err

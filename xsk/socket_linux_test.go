@@ -301,6 +301,9 @@ func newLoopPair(t testing.TB, opt Options) *loopPair {
 		if lp.bump, err = AttachBump(i0, i1, XDPAuto); err != nil {
 			return err
 		}
+		if err := lp.bump.SetFastPath(true); err != nil {
+			return err
+		}
 		if lp.rx, err = Open(i0, opt); err != nil {
 			return err
 		}
