@@ -192,7 +192,7 @@ func script() []step {
 // TestSameFramesWithAndWithoutFastPath runs one script through the workers
 // with the fast path modelled and without it: what leaves each port must be
 // the same frames in the same order, and every frame must leave unchanged on
-// the other port (passthrough). DESIGN.md §3a: correctness never depends on
+// the other port (passthrough). docs/architecture.md §3: correctness never depends on
 // the fast path.
 func TestSameFramesWithAndWithoutFastPath(t *testing.T) {
 	for _, queues := range []int{1, 2} {

@@ -47,7 +47,7 @@ func hasENO(t *testing.T, frame []byte) bool {
 // TestEngineFallbackTakesFastPath: an outbound SYN leaves with TCP-ENO added
 // (the engine wrote it through the outside TxSink: Forwarded); the far side
 // answers without TCP-ENO, the engine falls back (Passthrough) and the
-// workers put the flow on the fast path (DESIGN.md §3a).
+// workers put the flow on the fast path (docs/architecture.md §3).
 func TestEngineFallbackTakesFastPath(t *testing.T) {
 	r, e := engineRig(t)
 	r.send(Inside, seg(a4, b4, 5000, 80, packettest.SYN, 100, 0, nil))

@@ -22,7 +22,8 @@ import (
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
 
-// DefaultWireguardVersion is the wireguard-go BASELINES.md measured.
+// DefaultWireguardVersion is the wireguard-go the first anchors were measured
+// with (docs/performance.md).
 const DefaultWireguardVersion = "v0.0.0-20260522210424-ecfc5a8d5446"
 
 // Config is one invocation of the harness. Zero fields take the defaults of
@@ -49,7 +50,7 @@ type Config struct {
 	WireguardVersion string
 	// WireguardRecipeOffloads runs (b) with the AF_XDP offload recipe too.
 	// By default (b) keeps the veth offload defaults (TSO/GSO on), as
-	// BASELINES.md measured the anchor: wireguard-go's TUN path uses GSO/GRO.
+	// the first anchors were measured: wireguard-go's TUN path uses GSO/GRO.
 	WireguardRecipeOffloads bool
 	// IdleSample is how long the harness samples vm_busy with no traffic
 	// before each case, to show load from outside the bench (default 2 s).
@@ -168,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			PPSDuration: cfg.PPSDuration, PPSWarmup: cfg.PPSWarmup, TrafgenCPUs: cfg.TrafgenCPUs,
 			FrameLen: cfg.FrameLen, MTU: cfg.MTU,
 			ConnDuration: cfg.ConnDuration, ConnConcurrency: cfg.ConnConcurrency, FirstByteCount: cfg.FirstByteCount,
-			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of BASELINES.md); " +
+			Offloads: "`tx off tso off gso off gro on` on hA:eth0, rtr:toA, rtr:toB, hB:eth0 (the AF_XDP recipe of docs/performance.md); " +
 				"a pfifo_fast qdisc on those and on the gateway ports",
 		},
 	}
@@ -228,7 +229,7 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		mode = topology.ModeRouted
 		defaultOffloads = !h.cfg.WireguardRecipeOffloads
 		if defaultOffloads {
-			res.Notes = append(res.Notes, "veth offload defaults (TSO/GSO/checksum offload on), as in BASELINES.md's anchor; `-wg-recipe-offloads` runs it with the recipe")
+			res.Notes = append(res.Notes, "veth offload defaults (TSO/GSO/checksum offload on), as in the first anchor measurements; `-wg-recipe-offloads` runs it with the recipe")
 		}
 		if err := h.buildWireguard(ctx); err != nil {
 			res.Skipped = err.Error()

@@ -9,7 +9,7 @@ import (
 // IperfResult is what the report needs from one `iperf3 -J` client run.
 type IperfResult struct {
 	// ReceivedBps is the goodput at the receiver (end.sum_received), the
-	// number BASELINES.md reports.
+	// number the bench tables report.
 	ReceivedBps float64
 	SentBps     float64
 	Retransmits int64

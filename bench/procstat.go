@@ -52,7 +52,7 @@ func ReadCPUTimes() (CPUTimes, error) {
 }
 
 // BusyPercent is the whole-VM busy share between two samples (100 = every
-// CPU busy all the time), the vm_busy of BASELINES.md.
+// CPU busy all the time), the vm_busy column of bench/RESULTS.md.
 func BusyPercent(before, after CPUTimes) float64 {
 	if after.Total <= before.Total {
 		return 0

@@ -47,7 +47,7 @@ func knownAnswers(t testing.TB) []kat {
 		return n
 	}
 	return []kat{{
-		// tcpcrypt.md §11: A's first frame, k_ab[0], offset 75 (after Init1).
+		// docs/protocol.md §16: A's first frame, k_ab[0], offset 75 (after Init1).
 		name:   "tcpcrypt-A-first-frame",
 		suite:  AES128GCM,
 		key:    "2f92ea21324d987d1fd4d63ac755d03d",
@@ -56,7 +56,7 @@ func knownAnswers(t testing.TB) []kat {
 		plain:  "00" + hex.EncodeToString([]byte("hello")),
 		sealed: "6794b1565fafcfab8afcab3f0c0960a9627c71abeeaa",
 	}, {
-		// tcpcrypt.md §11: B's empty FINp frame, k_ba[0], offset 74.
+		// docs/protocol.md §16: B's empty FINp frame, k_ba[0], offset 74.
 		name:   "tcpcrypt-B-FINp-frame",
 		suite:  AES128GCM,
 		key:    "6572aa65310eaaaa07f8d65dc1328750",

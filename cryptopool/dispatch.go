@@ -76,7 +76,7 @@ var ErrBadOrder = errors.New("cryptopool: bad AEAD order")
 //
 // With hardware AES-GCM the order is AES-128-GCM, AES-256-GCM,
 // ChaCha20-Poly1305 (on this project's CPU AES-128-GCM seals 1400 B frames
-// about 1.7x faster than ChaCha20-Poly1305; perf/BASELINES.md). Without it,
+// about 1.7x faster than ChaCha20-Poly1305; bench/RESULTS.md "Crypto"). Without it,
 // ChaCha20-Poly1305 comes first: it is faster than software AES and
 // constant-time.
 func ChoosePreference(f Features, configured []Suite) (Preference, error) {

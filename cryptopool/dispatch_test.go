@@ -107,7 +107,7 @@ func TestPick(t *testing.T) {
 }
 
 // TestDetectPreference runs the real detection; on this project's machines
-// (AMD EPYC, perf/BASELINES.md) AES-GCM must come first.
+// (AMD EPYC with AES-NI) AES-GCM must come first.
 func TestDetectPreference(t *testing.T) {
 	p, err := DetectPreference(nil)
 	if err != nil {

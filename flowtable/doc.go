@@ -2,7 +2,7 @@
 // keys, the symmetric hash that picks a flow's owner worker, the flow table,
 // and the ring that hands a frame to its owner.
 //
-// Every flow belongs to exactly one worker (DESIGN.md §4). A worker that
+// Every flow belongs to exactly one worker (docs/architecture.md §4). A worker that
 // receives a frame computes [Key.Owner] from the frame's [Key]: the hash is
 // symmetric ([Key.SymmetricHash] is the same for a key and its
 // [Key.Reverse]), so both directions of a connection, which may arrive on

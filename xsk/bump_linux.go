@@ -50,7 +50,7 @@ const (
 var ErrBadPort = errors.New("xsk: bad port")
 
 // Bump is the XDP classifier attached to the two ports of a bump-in-the-wire
-// (DESIGN.md §3a): per port one program with its own XSKMAP and a devmap to
+// (docs/architecture.md §3): per port one program with its own XSKMAP and a devmap to
 // the other port, one fast-path map and one counter map shared by both.
 type Bump struct {
 	ifindex  [2]int

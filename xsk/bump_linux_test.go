@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bumpTopo is the test topology (like perf/BASELINES.md "bump"):
+// bumpTopo is the test topology (an appliance namespace between two hosts):
 //
 //	xskt-a eth0 10.77.0.1 fd77::1 —veth— xskt-bump [p0 | p1] —veth— eth0 10.77.0.2 fd77::2 xskt-b
 //
@@ -582,7 +582,7 @@ func runCmd(args []string) error {
 // TestBumpIperf measures single-stream iperf3 throughput xskt-a -> xskt-b
 // through the test forwarder (engine path), only on
 // request: XSKT_IPERF=<seconds> (the numbers are for the lead's records and
-// comparable to perf/BASELINES.md case 3b).
+// comparable to the passthrough cases of bench/RESULTS.md).
 func TestBumpIperf(t *testing.T) {
 	secs := os.Getenv("XSKT_IPERF")
 	if secs == "" {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// classifyRef is the classifier's specification in Go (DESIGN.md §3a, see
+// classifyRef is the classifier's specification in Go (docs/architecture.md §3, see
 // the package documentation): the reason counter a frame must land in, with
 // the fast path on (off, every frame is cntAllToXSK). The BPF program is
 // checked against it on the table and by FuzzClassifier.

@@ -156,7 +156,7 @@ type classifierMaps struct {
 }
 
 // classifierProgram returns the instructions of one port's classifier
-// (DESIGN.md §3a). Registers: R6 ctx, R7 data, R8 data_end, R9 the header
+// (docs/architecture.md §3). Registers: R6 ctx, R7 data, R8 data_end, R9 the header
 // being parsed.
 func classifierProgram(m classifierMaps) asm.Instructions {
 	b := &progBuilder{}

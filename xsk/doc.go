@@ -66,7 +66,7 @@
 // # The classifier
 //
 // [AttachBump] attaches one XDP program to each port of the bump
-// (DESIGN.md §3a). A program parses Ethernet, up to two VLAN tags (802.1Q
+// (docs/architecture.md §3). A program parses Ethernet, up to two VLAN tags (802.1Q
 // or 802.1ad), IPv4 (with its IHL) and IPv6 (TCP must follow the fixed
 // header directly), and then:
 //

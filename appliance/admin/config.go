@@ -33,7 +33,7 @@ type Config struct {
 	// Resumption turns session resumption (RFC 8548 §3.5) on or off.
 	Resumption bool `json:"resumption"`
 	// ResumeNonceLen is the length of the resumption nonces sent, 0..8
-	// bytes (TC-15, TC-17; api.md §5).
+	// bytes (TC-15, TC-17; docs/protocol.md §17).
 	ResumeNonceLen int  `json:"resume_nonce_len"`
 	Caps           Caps `json:"caps"`
 }

@@ -339,7 +339,7 @@ func (s *Server) flow(w http.ResponseWriter, r *http.Request, q url.Values) {
 // session answers what getsockopt(TCP_ENO_SESSID) would answer on the
 // connection's src socket. There is no empty success: a connection the
 // appliance does not track is a 404, and one without a session ID (not
-// encrypted, or still negotiating) is a 409 (ENO-73; api.md §6).
+// encrypted, or still negotiating) is a 409 (ENO-73; docs/protocol.md §17).
 func (s *Server) session(w http.ResponseWriter, r *http.Request, q url.Values) {
 	var ends [2]netip.AddrPort
 	for i, names := range [2][2]string{{"src", "sport"}, {"dst", "dport"}} {
@@ -383,7 +383,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, q url.Values) {
 	}
 	srcRole, ok := roleOf(&f, src)
 	if !ok || f.SessionID == ([33]byte{}) {
-		// Failure must never look like success (api.md §6).
+		// Failure must never look like success (docs/protocol.md §17).
 		s.log.Error("engine reported an encrypted flow without a valid role or session ID", "flow", f.ID, "role", f.Role)
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("flow %d is marked encrypted but has no valid session ID or role", f.ID), "")
 		return

@@ -270,7 +270,7 @@ func sessionPath(src, sport, dst, dport string) string {
 
 // TestSessions covers the TCP_ENO_SESSID equivalent: a session ID only for
 // an encrypted connection, an error otherwise, never an empty success
-// (ENO-73; api.md §2.1, §6).
+// (ENO-73; docs/protocol.md §17).
 func TestSessions(t *testing.T) {
 	e := newEnv(t, "")
 	sid := hex.EncodeToString(admintest.SessionFresh[:])
@@ -291,7 +291,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("inside view:\n got %+v\nwant %+v", s, want)
 	}
 	// Asked from the far side: the other role, and SELF_NAME here is
-	// PEER_NAME there (api.md §2.1).
+	// PEER_NAME there (docs/protocol.md §17).
 	r = e.call(t, "GET", sessionPath("198.51.100.7", "443", "10.1.0.2", "43122"), "")
 	var o admin.SessionDoc
 	r.decode(t, &o)
@@ -343,7 +343,7 @@ func TestSessions(t *testing.T) {
 }
 
 // TestSessionNeverEmpty: an engine that marks a flow encrypted without a
-// session ID gets a 500, not an all-zero session ID (api.md §6).
+// session ID gets a 500, not an all-zero session ID (docs/protocol.md §17).
 func TestSessionNeverEmpty(t *testing.T) {
 	e := newEnv(t, "")
 	e.fix.SetFlows([]admin.FlowInfo{{ID: 1, Inside: netip.MustParseAddrPort("10.0.0.1:1"),

@@ -45,7 +45,7 @@ type Source interface {
 }
 
 // FlowInfo is one flow as the engine reports it. Its fields are those of
-// engine.FlowInfo (see /tmp/engine-contract.md), so the daemon can convert
+// engine.FlowInfo (appliance/engine/engine.go), so the daemon can convert
 // one to the other field by field.
 type FlowInfo struct {
 	ID uint64

@@ -158,7 +158,7 @@ type SessionDoc struct {
 	AEAD   string `json:"aead"`
 	// SelfName and PeerName are TCP_ENO_SELF_NAME and TCP_ENO_PEER_NAME for
 	// src: role byte | session ID, and the same with the role byte negated.
-	// Authenticate these, not the bare session ID (api.md §6).
+	// Authenticate these, not the bare session ID (docs/protocol.md §17).
 	SelfName      string `json:"self_name"`
 	PeerName      string `json:"peer_name"`
 	Resumed       bool   `json:"resumed"`

@@ -101,7 +101,7 @@ type Flows struct {
 }
 
 // Engine is the engine section: what the appliance offers and accepts, and
-// the caps on its per-flow state (DESIGN.md §4). Every worker runs its own
+// the caps on its per-flow state (docs/architecture.md §4). Every worker runs its own
 // engine with these settings; the public-key pool and the resumption cache
 // are shared.
 type Engine struct {

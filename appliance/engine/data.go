@@ -256,7 +256,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	f.winL = win
 	f.pktsIn++
 	if fl&packet.FlagURG != 0 {
-		e.c.URGStripped.Add(1) // tcpcrypt.md §7: not generated; the data goes on as normal data
+		e.c.URGStripped.Add(1) // docs/protocol.md §13: not generated; the data goes on as normal data
 	}
 	ackW := f.ackToR()
 	if fl&packet.FlagACK != 0 {
@@ -988,7 +988,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 		f.tsToL(&e.opts, true)
 		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 		if urg && first {
-			// URGp (tcpcrypt.md §7): the last urgent byte is urgent bytes
+			// URGp (docs/protocol.md §13): the last urgent byte is urgent bytes
 			// past the frame start; TCP's pointer counts from this segment.
 			s.flags |= packet.FlagURG
 			s.urg = urgent + 1

@@ -2,7 +2,7 @@
 // TCP-ENO (RFC 8547) on behalf of inside hosts that do not speak it, runs the
 // tcpcrypt (RFC 8548) key exchange, and translates every segment of an
 // encrypted connection between the hosts' plain byte streams and the framed,
-// encrypted wire streams (DESIGN.md §2).
+// encrypted wire streams (docs/architecture.md §2).
 //
 // # Negotiation
 //
@@ -13,7 +13,7 @@
 // the engine stays out (end to end wins), else it answers as host B (explicit
 // b = 1, one TEP). `45 02` goes on A's segments until a non-SYN segment from
 // the far side arrives; a third segment without TCP-ENO, a SYN-ACK without a
-// valid option, a role clash and the other rules of tcp-eno.md §7 leave the
+// valid option, a role clash and the other rules of docs/protocol.md §3 leave the
 // flow in plain TCP with a reason (or reset it, under the require policy).
 //
 // # Two sequence spaces
@@ -120,7 +120,7 @@
 // policy decides. URGp is never generated (the
 // urgent flag from a host is dropped and counted); a received URGp sets URG
 // with the pointer just past urgent bytes counted from the frame's first data
-// byte (tcpcrypt.md §7 leaves the reference point ambiguous). Timers have a
+// byte (docs/protocol.md §13 leaves the reference point ambiguous). Timers have a
 // granularity of about 200 ms (Tick sweeps a slice of the flows each time).
 //
 // # Configuration at run time

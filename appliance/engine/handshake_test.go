@@ -28,7 +28,7 @@ type pair struct {
 var testTEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448}
 
 // handshake runs the three-way handshake and the Init exchange, checking
-// every frame on the way (ENO-26, ENO-31 bytes; tcp-eno.md §16).
+// every frame on the way (ENO-26, ENO-31 bytes; docs/protocol.md §7).
 func handshake(t *testing.T) *pair {
 	return handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs}))
 }

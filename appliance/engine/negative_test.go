@@ -5,7 +5,7 @@ import (
 )
 
 // A bad Init1 (wrong magic) from the far side aborts the connection at
-// host B: RST to both, handshake failure counted (TC-D, tcpcrypt.md §12).
+// host B: RST to both, handshake failure counted (TC-D, docs/protocol.md §9).
 func TestBadInitAborts(t *testing.T) {
 	gb := newGW(t, Config{TEPs: testTEPs})
 	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))

@@ -46,7 +46,7 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 }
 
 // rewriteSYN sends p to port with the given ENO option added to its options
-// (after the host's own), squeezing NOPs out if needed (tcp-eno.md §13).
+// (after the host's own), squeezing NOPs out if needed (docs/protocol.md §5).
 func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 	var area [2 * packet.MaxOptionsLen]byte
 	n := optionsWithout(area[:], p.OptionBytes(), false)
@@ -89,7 +89,7 @@ func room(p *packet.Packet) int {
 }
 
 // outboundSYN handles a SYN from an inside host on an untracked tuple: the
-// appliance becomes host A (tcp-eno.md §16).
+// appliance becomes host A (docs/protocol.md §7).
 func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {

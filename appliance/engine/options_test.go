@@ -8,7 +8,7 @@ import (
 )
 
 // A SYN whose options leave too little room keeps every real option but
-// loses its NOP padding so that ENO fits (tcp-eno.md §13).
+// loses its NOP padding so that ENO fits (docs/protocol.md §5).
 func TestSYNOptionsRepacked(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	o := []byte{2, 4, 5, 0xb4}
@@ -28,7 +28,7 @@ func TestSYNOptionsRepacked(t *testing.T) {
 	}
 }
 
-// URG from the inside host is not carried (tcpcrypt.md §7: do not generate
+// URG from the inside host is not carried (docs/protocol.md §13: do not generate
 // URGp); the data goes on as ordinary data and the event is counted.
 func TestURGStrippedOnEncrypt(t *testing.T) {
 	pr := handshake(t)

@@ -1,7 +1,7 @@
 package engine
 
 // maybeRekey starts a rekey by local policy (bytes or time under one
-// generation, tcpcrypt.md §8); the next frame carries the rekey bit.
+// generation, docs/protocol.md §14); the next frame carries the rekey bit.
 func (e *Engine) maybeRekey(now int64, f *flow) {
 	en := &f.enc
 	due := (e.cfg.RekeyBytes > 0 && en.genBytes >= e.cfg.RekeyBytes) ||

@@ -26,7 +26,7 @@ func synAckToA(t *testing.T) (ga, gb *gw, synack segv) {
 	return ga, gb, one(t, "SYN-ACK", toOut)
 }
 
-// RFC 8547 §4.7 (tcp-eno.md §8): tcpcrypt defines no SYN data, so the data
+// RFC 8547 §4.7 (docs/protocol.md §4): tcpcrypt defines no SYN data, so the data
 // of a SYN-ACK carrying ENO is discarded, never acknowledged; here it would
 // reach the inside host unauthenticated (DESIGN §2: garbage never reaches
 // a host), first with the SYN-ACK that negotiates, then with a repeat.
@@ -157,7 +157,7 @@ func TestOutsideFragmentOfEncryptedFlowDropped(t *testing.T) {
 }
 
 // A host retransmission is served whole from the store: the same bytes at
-// the same sequence numbers (tcpcrypt.md §6, TC-45). The store kept only
+// the same sequence numbers (docs/protocol.md §12, TC-45). The store kept only
 // [ackW, nextW), so once R acknowledged part of a frame, new frames could
 // overwrite that part's bytes and the repeat carried other ciphertext at
 // the frame's first sequence numbers.

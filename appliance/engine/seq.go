@@ -2,7 +2,7 @@ package engine
 
 // Sequence arithmetic. Every 32-bit sequence or acknowledgement number the
 // engine reads goes through unwrap, and every one it writes through wrap, so
-// that the per-flow state can use plain 64-bit stream offsets (DESIGN.md §2:
+// that the per-flow state can use plain 64-bit stream offsets (docs/architecture.md §2:
 // offsets relative to ISN+1, the first data byte).
 
 // unwrap returns the stream offset of sequence number seq in a stream whose

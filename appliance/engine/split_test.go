@@ -6,7 +6,7 @@ import (
 )
 
 // Init2 split across segments, its tail sharing a segment with the first
-// frame (tcpcrypt.md §3: the stream may be cut anywhere).
+// frame (docs/protocol.md §8: the stream may be cut anywhere).
 func TestSplitInitSharedWithFrame(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGW(t, Config{TEPs: testTEPs})

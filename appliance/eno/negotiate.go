@@ -33,7 +33,7 @@ const (
 	Vacuous                         // a SYN carried no TEP suboption (ENO-39)
 	NoCommonTEP                     // B offered no TEP that A offered (ENO-29, TC-3)
 	InvalidSuboptions               // every common TEP was rejected: bad data or a repeated TEP (ENO-D3)
-	NoRoom                          // the option did not fit the TCP option space (tcp-eno.md §13)
+	NoRoom                          // the option did not fit the TCP option space (docs/protocol.md §5)
 	NoOptionInACK                   // the first ACK received carried no ENO option (ENO-28); for the engine
 	numReasons
 )

@@ -16,7 +16,7 @@ const (
 // TEP is a 7-bit TCP encryption protocol identifier, 0x20–0x7f (§4.1, §11).
 type TEP uint8
 
-// TEP identifiers registered by RFC 8547 and RFC 8548 (tcp-eno.md §14).
+// TEP identifiers registered by RFC 8547 and RFC 8548 (docs/protocol.md §1).
 const (
 	TEPExperimental       TEP = 0x20
 	TEPTcpcryptP256       TEP = 0x21

@@ -51,7 +51,7 @@ type Scan struct {
 	// such a SYN (ENO-43) and its SYN data gets discarded (ENO-45).
 	TFO bool
 	// NOPs counts NOP bytes: space that repacking the options could free
-	// (tcp-eno.md §13).
+	// (docs/protocol.md §5).
 	NOPs int
 	// End is where the option list ends: the offset of an EOL, or of the
 	// bad option when Err is set, or len(area).

@@ -24,7 +24,7 @@ import (
 // last one restarts gwA's daemon.
 //
 // ENO-n / TC-n ids name the requirements each check covers
-// (the conformance checklist, requirements.md).
+// (the conformance checklist, docs/requirements.md).
 func TestEncrypted(t *testing.T) {
 	e := newEncEnv(t, 93)
 	b := e.topo.Addr(topology.HostB)

@@ -27,7 +27,7 @@ type CacheConfig struct {
 	Now        func() time.Time // clock; nil: time.Now
 }
 
-// Cache is the session-resumption cache of RFC 8548 §3.5 (tcpcrypt.md §5).
+// Cache is the session-resumption cache of RFC 8548 §3.5 (docs/protocol.md §11).
 // For each peer, named by a key K the caller chooses (for example the
 // far-side address), it keeps one chain: the TEP and AEAD of the original
 // session, this host's role in it, and the lowest unused secret ss[i] with

@@ -35,6 +35,6 @@
 // ErrBadPublicKey, ...). They all mean: abort the connection with an error
 // that is not end of file.
 //
-// Comments and tests cite the project's tcpcrypt brief (tcpcrypt.md) by
-// section and its requirement ids (TC-n, U-n).
+// Comments and tests cite RFC 8548 by section, the project's protocol notes
+// (docs/protocol.md) and its checklist ids (TC-n, U-n, docs/requirements.md).
 package tcpcrypt

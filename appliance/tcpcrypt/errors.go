@@ -15,7 +15,7 @@ type abortError struct{ msg string }
 func (e *abortError) Error() string        { return e.msg }
 func (e *abortError) Is(target error) bool { return target == ErrAbort }
 
-// Failures caused by what the peer sent (tcpcrypt.md §3.4, §12). RFC 8548
+// Failures caused by what the peer sent (docs/protocol.md §9). RFC 8548
 // names the last four; the rest are U-1 cases it leaves unspecified, for which
 // the project aborts as well.
 var (

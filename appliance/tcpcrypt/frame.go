@@ -9,7 +9,7 @@ import (
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// Frame layout (RFC 8548 §4.2, tcpcrypt.md §6):
+// Frame layout (RFC 8548 §4.2, docs/protocol.md §12):
 //
 //	control(1) | clen(2, BE) | ciphertext(clen)
 //	ciphertext = AEAD(key, nonce, plaintext, AD = control|clen)

@@ -51,7 +51,7 @@ func sealFrame(tb testing.TB, s *Sealer, h FrameHeader, data []byte, offset uint
 	return f
 }
 
-// TestWorkedExampleFrames reproduces tcpcrypt.md §11's two frames byte for
+// TestWorkedExampleFrames reproduces docs/protocol.md §16's two frames byte for
 // byte: A's "hello" at offset 75 under k_ab[0] and B's empty FINp frame at
 // offset 74 under k_ba[0] (TC-D7, TC-42).
 func TestWorkedExampleFrames(t *testing.T) {

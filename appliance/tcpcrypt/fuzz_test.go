@@ -110,7 +110,7 @@ type rekeyFrame struct {
 
 // FuzzRekey drives two KeyRings through random sequences of rekeys, sends,
 // deliveries, FINs, retransmissions and Forget calls, and checks the rules
-// of tcpcrypt.md §8 after every step: every frame opens at the peer (both
+// of docs/protocol.md §14 after every step: every frame opens at the peer (both
 // sides agree on keys), rekey bits move the sending generation by exactly
 // one (TC-54, TC-55), local >= remote (TC-56), owed answers (TC-57), no
 // second unanswered empty rekey (TC-58), retransmissions give the same bytes

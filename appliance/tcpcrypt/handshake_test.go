@@ -47,9 +47,9 @@ func hsRandKey(t testing.TB, tep TEP) *KeyPair {
 	return kp
 }
 
-const hsTranscript = "45032345040123" // tcpcrypt.md §11: A's 45 03 23, B's 45 04 01 23
+const hsTranscript = "45032345040123" // docs/protocol.md §16: A's 45 03 23, B's 45 04 01 23
 
-// Worked example of tcpcrypt.md §11, Init messages exactly as sent.
+// Worked example of docs/protocol.md §16, Init messages exactly as sent.
 const (
 	weInit1 = "15101a0e 0000004b 01 0001" +
 		" 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" +
@@ -99,7 +99,7 @@ func hsWorkedPeers(t *testing.T) (a *Initiator, b *Responder, sa, sb *Session) {
 
 func hsKeyHex(k TrafficKey) string { return hex.EncodeToString(append(bytes.Clone(k.Key), k.NR[:]...)) }
 
-// TestWorkedExampleHandshake: tcpcrypt.md §11 byte for byte through the
+// TestWorkedExampleHandshake: docs/protocol.md §16 byte for byte through the
 // handshake API (TC-63, TC-65, TC-D3..TC-D5).
 func TestWorkedExampleHandshake(t *testing.T) {
 	a, b, sa, sb := hsWorkedPeers(t)
@@ -154,7 +154,7 @@ func TestWorkedExampleHandshake(t *testing.T) {
 // hsFixedRand returns the given bytes, then fails.
 func hsFixedRand(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-// TestWorkedExampleResumption: the resumption half of tcpcrypt.md §11: the
+// TestWorkedExampleResumption: the resumption half of docs/protocol.md §16: the
 // SYN and SYN-ACK ENO options, session_id[1], the resumed keys by original
 // role, and ss[2] left in both caches (TC-25, TC-30, TC-38, TC-D6).
 func TestWorkedExampleResumption(t *testing.T) {
@@ -310,7 +310,7 @@ func hsRun(t testing.TB, tep TEP, offer, prefs []cryptopool.Suite) (sa, sb *Sess
 }
 
 // TestRoundTripAllSuites: A<->B for every TEP x AEAD (TC-42, TC-75, TC-76),
-// and the Init lengths of tcpcrypt.md §3.3 (73+2K / 74 for X25519, 97+2K /
+// and the Init lengths of docs/protocol.md §8 (73+2K / 74 for X25519, 97+2K /
 // 98 for X448; P-256 and P-521 with pubkey_len counting itself, U-2).
 func TestRoundTripAllSuites(t *testing.T) {
 	wantLen := map[TEP][2]uint64{

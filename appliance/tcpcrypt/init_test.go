@@ -93,7 +93,7 @@ func TestAppendInit(t *testing.T) {
 		t.Fatalf("AppendInit1 into a buffer: %x, %v", m, err)
 	}
 	if got := binary.BigEndian.Uint32(m[8:12]); got != 77 {
-		t.Errorf("message_len %d, want 77 (73 + 2K, tcpcrypt.md §3.3)", got)
+		t.Errorf("message_len %d, want 77 (73 + 2K, docs/protocol.md §8)", got)
 	}
 	for _, c := range []struct {
 		name    string

@@ -202,7 +202,7 @@ func (x448KA) SharedSecret(priv *KeyPair, peer []byte) ([]byte, error) {
 // bytes 0-1, so L is the length of the whole structure, prefix included,
 // exactly as message_len covers the whole Init message. The text ("prefixed
 // by a two-byte length") does not contradict that, and the authors' pre-RFC
-// code wrote the length the same way (tcpcrypt.md §1.1). So P-256 sends
+// code wrote the length the same way (docs/protocol.md §8). So P-256 sends
 // L = 35 (2 + 33-byte compressed point) and P-521 sends L = 69 (2 + 67); on
 // receive, any other L is an invalid public key.
 const nistPrefixLen = 2

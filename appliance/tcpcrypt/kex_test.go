@@ -32,7 +32,7 @@ func TestX448Vector(t *testing.T) {
 }
 
 // TestX25519Vector: RFC 7748 §6.1 through TEP 0x23 (the ES of
-// tcpcrypt.md §11).
+// docs/protocol.md §16).
 func TestX25519Vector(t *testing.T) {
 	alice := hsKey(t, TEPX25519, unhex(t, rfc7748AlicePriv))
 	bob := hsKey(t, TEPX25519, unhex(t, rfc7748BobPriv))

@@ -33,7 +33,7 @@ var (
 const MaxGenerations = 64
 
 // KeyRing is the rekey state machine of one connection (RFC 8548 §3.8,
-// tcpcrypt.md §8, TC-53..TC-61). It derives the keys of generation j from
+// docs/protocol.md §14, TC-53..TC-61). It derives the keys of generation j from
 // mk[j] lazily, tracks the local generation (what this side sends with) and
 // the remote generation (the highest seen from the peer), says when a frame
 // must carry the rekey bit, and keeps old sending keys for retransmission

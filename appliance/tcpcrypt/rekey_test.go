@@ -65,7 +65,7 @@ func gens(t testing.TB, p *peer, local, remote, sendGen uint64) {
 }
 
 // TestRekeyAnswered: A rekeys, B answers at once with an empty rekey frame
-// (TC-53..TC-57). A's rekey frame is sealed with k_ab[1] of tcpcrypt.md §11.
+// (TC-53..TC-57). A's rekey frame is sealed with k_ab[1] of docs/protocol.md §16.
 func TestRekeyAnswered(t *testing.T) {
 	mk0 := MasterKey(workedExampleSS0(t), nil)
 	a, b := newPeers(t, mk0, cryptopool.AES128GCM)
@@ -87,7 +87,7 @@ func TestRekeyAnswered(t *testing.T) {
 	if !k.Rekey || k.Generation != 1 || f[0] != 0x01 {
 		t.Fatalf("A's first frame under generation 1: rekey %v gen %d control %#x (TC-54)", k.Rekey, k.Generation, f[0])
 	}
-	// That frame is sealed with k_ab[1] = 1e83…fd | 9356…cc (tcpcrypt.md §11).
+	// That frame is sealed with k_ab[1] = 1e83…fd | 9356…cc (docs/protocol.md §16).
 	kab1 := TrafficKey{Suite: cryptopool.AES128GCM, Key: unhex(t, "1e83b95785c9ef5956a6bbfcc976f8fd")}
 	copy(kab1.NR[:], unhex(t, "9356c57b381bfa93745160cc"))
 	if _, data, err := mustOpener(t, kab1).Open(bytes.Clone(f), off); err != nil || string(data) != "new key" {
@@ -121,7 +121,7 @@ func TestRekeyAnswered(t *testing.T) {
 }
 
 // TestRekeyBothAtOnce: both hosts start a rekey at the same moment; each
-// ends with local = remote = 1 and neither owes an answer (tcpcrypt.md §8).
+// ends with local = remote = 1 and neither owes an answer (docs/protocol.md §14).
 func TestRekeyBothAtOnce(t *testing.T) {
 	a, b := newPeers(t, seq(1, 32), cryptopool.ChaCha20Poly1305)
 	for _, p := range []*peer{a, b} {

@@ -8,7 +8,7 @@ import (
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// Constants of RFC 8548 §4.3 (tcpcrypt.md §10). Each is one byte of CPRF info.
+// Constants of RFC 8548 §4.3 (docs/protocol.md §10). Each is one byte of CPRF info.
 const (
 	constNextK  = 0x01
 	constSessID = 0x02

@@ -26,13 +26,13 @@ func seq(from, n int) []byte {
 	return b
 }
 
-// RFC 7748 §6.1 keys, used by tcpcrypt.md §11's worked example.
+// RFC 7748 §6.1 keys, used by docs/protocol.md §16's worked example.
 const (
 	rfc7748AlicePriv = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
 	rfc7748BobPriv   = "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"
 )
 
-// workedExampleSS0 recomputes ss[0] of tcpcrypt.md §11 from its inputs.
+// workedExampleSS0 recomputes ss[0] of docs/protocol.md §16 from its inputs.
 func workedExampleSS0(t *testing.T) (ss0 []byte) {
 	t.Helper()
 	a, err := ecdh.X25519().NewPrivateKey(unhex(t, rfc7748AlicePriv))
@@ -59,7 +59,7 @@ func workedExampleSS0(t *testing.T) (ss0 []byte) {
 	return PRK(nA, transcript, init1, init2, es)
 }
 
-// TestWorkedExampleSchedule reproduces tcpcrypt.md §11's key schedule byte for
+// TestWorkedExampleSchedule reproduces docs/protocol.md §16's key schedule byte for
 // byte (TC-D3, TC-D4, TC-D5).
 func TestWorkedExampleSchedule(t *testing.T) {
 	ss0 := workedExampleSS0(t)
@@ -82,7 +82,7 @@ func TestWorkedExampleSchedule(t *testing.T) {
 	kab1, _ := TrafficKeys(mk1, cryptopool.AES128GCM)
 	check("k_ab[1]", append(kab1.Key, kab1.NR[:]...), "1e83b95785c9ef5956a6bbfcc976f8fd9356c57b381bfa93745160cc")
 
-	// Resumption (tcpcrypt.md §11, second half).
+	// Resumption (docs/protocol.md §16, second half).
 	ss1 := NextSecret(ss0)
 	check("ss[1]", ss1, "1665859b0d79b86d0ee80780a5986c6d7524fd1f5509adbd9d06d684de6dc130")
 	r := ResumeID(ss1)

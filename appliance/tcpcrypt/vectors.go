@@ -84,7 +84,7 @@ type vectorFrame struct {
 	data  string
 }
 
-// vectorScript: A's "hello" and B's empty FINp frame are tcpcrypt.md §11's
+// vectorScript: A's "hello" and B's empty FINp frame are docs/protocol.md §16's
 // frames; then A rekeys (a frame under generation 1) and ends with FINp. B,
 // having sent FIN, raises its local generation but owes no answer (TC-57).
 var vectorScript = []vectorFrame{
@@ -95,7 +95,7 @@ var vectorScript = []vectorFrame{
 }
 
 // vectorPriv returns the fixed private-key input of host ("a" or "b") for
-// tep: RFC 7748 §6.1's keys for X25519 (as in tcpcrypt.md §11), else the
+// tep: RFC 7748 §6.1's keys for X25519 (as in docs/protocol.md §16), else the
 // first bytes of SHA-512("tcpcrypt vector <tep> <host>"), made a valid
 // scalar where the curve needs it.
 func vectorPriv(tep TEP, host string) []byte {

@@ -56,8 +56,8 @@ func TestVectorsUpToDate(t *testing.T) {
 	}
 }
 
-// TestVectorsWorkedExample: the X25519 + AES-128-GCM vector is tcpcrypt.md
-// §11 (its Init messages, key schedule and both frames).
+// TestVectorsWorkedExample: the X25519 + AES-128-GCM vector is docs/protocol.md
+// §16 (its Init messages, key schedule and both frames).
 func TestVectorsWorkedExample(t *testing.T) {
 	v := loadVectors(t).Vectors[0]
 	want := map[string]string{

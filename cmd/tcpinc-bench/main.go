@@ -58,7 +58,7 @@ func main() {
 	netN := flag.Int("net", 78, "N in the bench topology's 10.N.x.y addresses")
 	wgVersion := flag.String("wireguard-version", bench.DefaultWireguardVersion, "golang.zx2c4.com/wireguard version (or latest)")
 	tcpincdArgs := flag.String("tcpincd-args", "", "extra arguments for tcpincd (space separated)")
-	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults BASELINES.md used")
+	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults the first anchors used")
 	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
 	connTime := flag.Duration("conn-time", 5*time.Second, "length of each connection-rate run")

@@ -67,7 +67,7 @@ func hostStream(t *testing.T, segs []Seg, isn uint32) *Stream {
 // G_B holds the third (never delivered early) and answers with a duplicate
 // ACK carrying a SACK block in wire space; G_A turns it into a duplicate
 // ACK with the SACK block in host space, covering the whole third segment
-// (DESIGN.md §2). The host retransmits the lost segment; the link carries
+// (docs/architecture.md §2). The host retransmits the lost segment; the link carries
 // the stored frame again, same bytes (TC-45); b gets everything in order.
 func TestDataLoss(t *testing.T) {
 	f := full(t)
@@ -195,7 +195,7 @@ func TestAckLoss(t *testing.T) {
 
 // TestRetransmitResegmented: the host retransmits with a different
 // segmentation than the original. The link must carry the same ciphertext
-// bytes at the same wire sequence numbers (TC-45, TC-44, DESIGN.md §2: the
+// bytes at the same wire sequence numbers (TC-45, TC-44, docs/architecture.md §2: the
 // stored frames are resent whole, never re-encrypted).
 func TestRetransmitResegmented(t *testing.T) {
 	t.Run("one segment resent as two", func(t *testing.T) {
@@ -335,7 +335,7 @@ func TestSACKHostToWire(t *testing.T) {
 // TestFIN closes each way. a's FIN with data becomes the FINp frame with
 // TCP FIN on the segment holding its last byte (TC-49, TC-D8); b gets the
 // FIN after the data. b's bare FIN becomes an empty FINp frame (20 bytes
-// on the wire, DESIGN.md §2); a gets a bare FIN at the right sequence
+// on the wire, docs/architecture.md §2); a gets a bare FIN at the right sequence
 // number. The FINs are acknowledged across both spaces.
 func TestFIN(t *testing.T) {
 	f := full(t)

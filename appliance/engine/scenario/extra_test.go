@@ -13,7 +13,7 @@ import (
 )
 
 // TestDataBeforeKeys: a sends data right after its third segment, before
-// Init2 has come back. G_A queues it (DESIGN.md §2: never in the clear,
+// Init2 has come back. G_A queues it (docs/architecture.md §2: never in the clear,
 // never dropped silently) and sends it framed, right after Init1, once the
 // keys exist; b gets it at its host offset (ENO-37, TC-13).
 func TestDataBeforeKeys(t *testing.T) {
@@ -136,7 +136,7 @@ func TestFINpFromPeer(t *testing.T) {
 
 // TestKeepAlive: after its data is acknowledged, a sends a keep-alive
 // (seq = next-1, no data). It crosses the link at the wire offset next-1,
-// never as a frame (tcpcrypt.md §9), and reaches b in host space; b's
+// never as a frame (docs/protocol.md §15), and reaches b in host space; b's
 // answer reaches a.
 func TestKeepAlive(t *testing.T) {
 	f := full(t)
@@ -213,7 +213,7 @@ func TestPacketTooBig(t *testing.T) {
 // TestInitRetransmitBackoff: Init1 never gets through. G_A retransmits it
 // with exponential backoff (initial RTO 200 ms, doubled each time), the
 // same bytes each time (TC-45), and after InitTries gives up with RST to
-// both sides (engine contract, tcpcrypt.md §3.4 abort).
+// both sides (engine contract, docs/protocol.md §9 abort).
 func TestInitRetransmitBackoff(t *testing.T) {
 	f := full(t)
 	w := f.w
@@ -255,7 +255,7 @@ func TestInitRetransmitBackoff(t *testing.T) {
 	}
 }
 
-// TestURGStripped: the engine does not generate URGp (tcpcrypt.md §7
+// TestURGStripped: the engine does not generate URGp (docs/protocol.md §13
 // recommendation): a's urgent data goes on as normal data, the URG flag
 // does not cross the link, b gets the bytes, and the engine counts it.
 func TestURGStripped(t *testing.T) {
@@ -393,7 +393,7 @@ func TestRekeyByTime(t *testing.T) {
 }
 
 // TestTimestampsOnInit: segments the appliances originate carry timestamps
-// the hosts' PAWS and RTT logic accept (DESIGN.md §2): Init1 carries a's
+// the hosts' PAWS and RTT logic accept (docs/architecture.md §2): Init1 carries a's
 // latest TSval and, as TSecr, a TSval that came from b's side (b's latest,
 // or the one a last echoed); Init2 the same the other way. An ACK segment
 // echoes TS.Recent, never 0 (RFC 7323 §3.2, §4.3).

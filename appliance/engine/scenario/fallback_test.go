@@ -75,7 +75,7 @@ func (f *fixture) plainRestA(t *testing.T) {
 }
 
 // TestFarSideWithoutENO: the far host answers without TCP-ENO
-// (tcp-eno.md §15 second case). G_A falls back: the SYN-ACK reaches a
+// (docs/protocol.md §6 second case). G_A falls back: the SYN-ACK reaches a
 // unchanged, a's third segment goes out unchanged with no ENO (ENO-28:
 // encryption disabled, no more ENO options), and everything after crosses
 // byte for byte.
@@ -91,7 +91,7 @@ func TestFarSideWithoutENO(t *testing.T) {
 }
 
 // TestRoleClash: a middlebox echoes A's own option, so the SYN-ACK carries
-// b = 0 like the SYN (tcp-eno.md §5, §12). G_A must fall back (ENO-30) and
+// b = 0 like the SYN (docs/protocol.md §2, §3). G_A must fall back (ENO-30) and
 // never send ENO again.
 func TestRoleClash(t *testing.T) {
 	f := onlyA(t)
@@ -146,8 +146,8 @@ func TestSYNWithTwoENO(t *testing.T) {
 }
 
 // TestInsideSYNWithENO: host a speaks TCP-ENO itself. Its SYN passes
-// untouched, and so does everything after: end to end wins (tcp-eno.md
-// §16, engine contract).
+// untouched, and so does everything after: end to end wins (docs/protocol.md
+// §7, engine contract).
 func TestInsideSYNWithENO(t *testing.T) {
 	f := onlyA(t)
 	a, b := f.a, f.b
@@ -184,7 +184,7 @@ func TestSYNWithTFO(t *testing.T) {
 
 // TestThirdSegmentWithoutENO: G_B answered as host B, but the active
 // opener's third segment comes without ENO (the SYN-ACK's option was
-// stripped on the way back, tcp-eno.md §15 third case): G_B falls back
+// stripped on the way back, docs/protocol.md §6 third case): G_B falls back
 // (ENO-28) and the connection is plain TCP.
 func TestThirdSegmentWithoutENO(t *testing.T) {
 	f := onlyB(t)

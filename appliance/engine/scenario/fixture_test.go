@@ -19,13 +19,13 @@ const (
 	isnA    = 1000
 	isnB    = 5000
 	latency = 5 * time.Millisecond
-	init1   = 75 // X25519, one AEAD (tcpcrypt.md §3.2)
+	init1   = 75 // X25519, one AEAD (docs/protocol.md §8)
 	init2   = 74
 	ovh     = tcpcrypt.Overhead
 )
 
 var (
-	enoSYN    = []byte{69, 3, 0x23}    // A offers X25519 (tcp-eno.md §15)
+	enoSYN    = []byte{69, 3, 0x23}    // A offers X25519 (docs/protocol.md §6)
 	enoSYNACK = []byte{69, 4, 1, 0x23} // B: b = 1, X25519
 	magic1    = []byte{0x15, 0x10, 0x1a, 0x0e}
 	magic2    = []byte{0x09, 0x71, 0x05, 0xe0}
@@ -40,7 +40,7 @@ type fixture struct {
 }
 
 // testConfig offers X25519 with AES-128-GCM only, so that the ENO bytes
-// and Init lengths are the ones of tcp-eno.md §15 and tcpcrypt.md §11.
+// and Init lengths are the ones of docs/protocol.md §6 and docs/protocol.md §16.
 func testConfig() engine.Config {
 	return engine.Config{
 		TEPs:  []tcpcrypt.TEP{tcpcrypt.TEPX25519},
@@ -182,7 +182,7 @@ func hasENOAck(s Seg) bool {
 
 // handshake runs the whole negotiation and key exchange of a connection from
 // a to b with nothing lost, checking every segment on the way
-// (tcp-eno.md §15 success case, §16; tcpcrypt.md §3). See the steps.
+// (docs/protocol.md §6 success case, §7; docs/protocol.md §8). See the steps.
 func (f *fixture) handshake(t *testing.T) {
 	t.Helper()
 	f.stepSYN(t)
@@ -199,7 +199,7 @@ func (f *fixture) sentSince(d Dir, n int) []Seg { return f.w.Link.Sent(d)[n:] }
 func (f *fixture) mark(d Dir) int { return len(f.w.Link.Sent(d)) }
 
 // stepSYN: a's SYN leaves G_A with exactly one ENO option 45 03 23 and its
-// other options unchanged (ENO-5, ENO-10, tcp-eno.md §16); b gets the SYN
+// other options unchanged (ENO-5, ENO-10, docs/protocol.md §7); b gets the SYN
 // with its MSS clamped by the frame overhead. It returns the SYN as sent on
 // the link.
 func (f *fixture) stepSYN(t *testing.T) Seg {

@@ -8,9 +8,9 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
-// TestHandshake: the success case of tcp-eno.md §15 through two appliances,
+// TestHandshake: the success case of docs/protocol.md §6 through two appliances,
 // every segment checked (see fixture.handshake), then data both ways with
-// exact sequence numbers in both spaces (DESIGN.md §2).
+// exact sequence numbers in both spaces (docs/architecture.md §2).
 // ENO-1, ENO-9, ENO-17, ENO-26, ENO-27, ENO-34, ENO-37, TC-8, TC-D2, ENO-D7.
 func TestHandshake(t *testing.T) {
 	f := full(t)

@@ -177,7 +177,7 @@ func peerA(t *testing.T, f *fixture, cuts []int) *Peer {
 }
 
 // TestFramesSpanningAndSharing drives G_B with a host-based peer that
-// frames its stream its own way (tcpcrypt.md §6: receivers must cope):
+// frames its stream its own way (docs/protocol.md §12: receivers must cope):
 // Init1 split over three segments (TC-7), one maximum-size frame (clen
 // 65535) over 47 segments, three small frames in one segment, and two
 // frames cut in the middle of the second. b gets every plaintext byte at

@@ -11,7 +11,7 @@ import (
 
 // TestSYNOptionRepack: a's SYN fills the 40-byte option space, with NOP
 // padding. G_A repacks the options without NOPs so that ENO fits (issue 4
-// item 1, tcp-eno.md §13): every other option is kept byte for byte.
+// item 1, docs/protocol.md §5): every other option is kept byte for byte.
 func TestSYNOptionRepack(t *testing.T) {
 	f := onlyA(t)
 	w, a := f.w, f.a

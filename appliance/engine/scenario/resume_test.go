@@ -49,7 +49,7 @@ func flowOf(t *testing.T, w *World, s Side, port uint16) engine.FlowInfo {
 // addresses resumes (RFC 8548 §3.5). A's SYN carries the resumption
 // suboption (a3, 9-byte half, 8-byte nonce: 20 bytes with the option
 // header, TC-18) and still keeps every host option (40 bytes in all, no
-// NOPs: tcp-eno.md §13); B's SYN-ACK carries b = 1 and its own half and
+// NOPs: docs/protocol.md §5); B's SYN-ACK carries b = 1 and its own half and
 // nonce (21 bytes), repacked without NOPs. There are no Init messages:
 // frames start at stream offset 0 both ways (TC-4); the session ID starts
 // with a3 (ENO-D7) and is the same at both ends.

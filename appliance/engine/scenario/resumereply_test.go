@@ -33,7 +33,7 @@ func resumeOffer(t *testing.T, mod func(s Side, c *engine.Config)) (*fixture, *H
 }
 
 // linuxNoNOP is LinuxSYNOpts without its NOP: 19 bytes, leaving 21 for a
-// resumption answer (tcp-eno.md §13).
+// resumption answer (docs/protocol.md §5).
 var linuxNoNOP = []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 3, 3, 7}
 
 // badHalf is a resumption suboption answer (RFC 8548 §3.5 Figure 3: TEP

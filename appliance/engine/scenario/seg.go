@@ -18,8 +18,8 @@
 //	go test ./appliance/engine/scenario -short           # fewer random seeds
 //	SCENARIO_LOG=1 go test ./appliance/engine/scenario -run TestX -v   # engines' debug log
 //
-// Tests cite requirement ids of the conformance checklist, requirements.md (ENO-n,
-// TC-n, U-n) and the engine contract (DESIGN.md §2).
+// Tests cite requirement ids of the conformance checklist, docs/requirements.md (ENO-n,
+// TC-n, U-n) and the engine contract (docs/architecture.md §2).
 package scenario
 
 import (
