@@ -160,18 +160,6 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 			}
 			en.frames.pop()
 		}
-		if f.keys != nil {
-			// Old sending keys go once no frame still to be retransmitted
-			// needs them (TC-60).
-			g := f.keys.SendGeneration()
-			if en.frames.n > 0 {
-				g = en.frames.at(0).gen
-			}
-			if g > en.forgotBelow {
-				f.keys.Forget(g)
-				en.forgotBelow = g
-			}
-		}
 	}
 	if en.finW >= 0 && en.ackW > en.finW {
 		return en.finH + 1
@@ -183,8 +171,8 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 // its wire translation.
 func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 	d := &f.rcv
-	limit := d.nextH
-	if d.finH >= 0 {
+	limit := d.sentH // L cannot acknowledge what it was not sent (and the ring may no longer hold it)
+	if d.finOut {
 		limit = d.finH + 1
 	}
 	if ackH > limit || ackH < d.ackH-1<<30 {
@@ -201,17 +189,14 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 		d.ackW = fr.w + int64(fr.wl)
 		d.frames.pop()
 	}
-	if d.finW >= 0 && d.ackH > d.finH {
-		return d.finW + 1
-	}
-	return d.ackW
+	return f.ackToR()
 }
 
 // hostSeqOut is the sequence number of the next segment the engine sends L
 // on R's behalf.
 func (f *flow) hostSeqOut() uint32 {
-	h := f.rcv.nextH
-	if f.rcv.finH >= 0 {
+	h := f.rcv.sentH // what waits for L's window was not sent: a pure ACK must not pass it
+	if f.rcv.finOut {
 		h = f.rcv.finH + 1
 	}
 	return wrap(f.isnR, h)
@@ -246,11 +231,14 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagURG != 0 {
 		e.c.URGStripped.Add(1) // tcpcrypt.md §7: not generated; the data goes on as normal data
 	}
-	ackW := d.ackW
+	ackW := f.ackToR()
 	if fl&packet.FlagACK != 0 {
 		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
 	}
 	e.closeCheck(now, f)
+	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
+		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
+	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH
@@ -348,13 +336,10 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := d.ackW
-	if d.finW >= 0 && d.ackH > d.finH {
-		ack = d.finW + 1
-	}
+	ack := f.ackToR()
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
-		d.lastAckW, d.lastWin = d.ackW, f.winToR()
+		d.lastAckW, d.lastWin = ack, s.win
 		f.pktsOut++
 	}
 	if si == nil {
@@ -442,7 +427,14 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 			return false
 		}
 		en.store.write(en.nextW, fr)
-		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), gen: sk.Generation, fin: fin && last}
+		if sk.Generation > en.forgotBelow {
+			// Frames are resent from the store, never sealed again: the
+			// older generations' sending keys can go at once (RFC 8548
+			// §3.8, TC-60), however fast the far side rekeys.
+			f.keys.Forget(sk.Generation)
+			en.forgotBelow = sk.Generation
+		}
+		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin && last}
 		en.frames.push(rec)
 		en.nextH += int64(n)
 		en.nextW += int64(wl)
@@ -625,7 +617,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	data = data[d.rcvW-w:]
-	delivered := d.nextH
+	delivered := d.sentH
 	if d.held.n == 0 && f.dec != nil {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -650,7 +642,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if f.state == stDead {
 		return Forwarded
 	}
-	if d.nextH == delivered && hostAck != f.lastHostAck {
+	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 	}
 	return Forwarded
@@ -837,7 +829,11 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 			break // waiting for keys
 		}
 	}
-	return e.wireFIN(f, tx)
+	if err := e.wireFIN(f, tx); err != nil {
+		return err
+	}
+	e.ackCustody(f, tx)
+	return nil
 }
 
 // drain is drainHeld for callers with nowhere to report an error.
@@ -913,13 +909,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
 	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
 	d.frames.push(rec)
-	if d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data))) {
+	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
+	if held {
 		d.plain.write(d.nextH, fr.Data)
-	} else {
-		// Over the cap: these bytes cannot be re-delivered. Never send
-		// what the ring does not hold.
-		d.plainFrom = d.nextH + int64(len(fr.Data))
-		e.c.Drops[DropDeliverFull].Add(1)
 	}
 	d.nextH += int64(len(fr.Data))
 	if fr.FIN {
@@ -932,7 +924,21 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		f.ackOwed = true
 		return
 	}
-	e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+	if !held || fr.URG {
+		// Over the cap, or urgent: out at once, after what waits for
+		// L's window (still in the ring: a failed reserve moves nothing).
+		e.sendPending(f, to, rec.h)
+		if !held {
+			// These bytes cannot be re-delivered. Never send what the
+			// ring does not hold.
+			d.plainFrom = d.nextH
+			e.c.Drops[DropDeliverFull].Add(1)
+		}
+		e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		d.sentH, d.finOut = d.nextH, fr.FIN
+		return
+	}
+	e.pushPlain(f, to, false)
 }
 
 // sendPlain sends host bytes starting at h to L.
@@ -986,14 +992,22 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 			continue
 		}
 		lo := max(fr.h, d.ackH)
-		if lo < d.plainFrom {
+		hi := min(fr.h+int64(fr.n), d.sentH) // what waits for L's window is not lost
+		fin := fr.fin && d.finOut
+		if lo < d.plainFrom || (hi <= lo && !fin) {
 			continue
 		}
-		n := fr.h + int64(fr.n) - lo
-		buf := e.scratch[:n]
+		buf := e.scratch[:max(hi-lo, 0)]
 		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, fr.fin, false, 0)
+		e.sendPlain(f, tx[Inside], lo, buf, fin, false, 0)
 		e.c.Redelivered.Add(1)
+		sent = true
+	}
+	if !sent && (d.sentH < d.nextH || (d.finH >= 0 && !d.finOut)) {
+		// Nothing lost, but plaintext waits for L's window: R's
+		// retransmission stands in for a window probe (L's window
+		// update may have been lost on the inside link).
+		e.pushPlain(f, tx[Inside], true)
 		sent = true
 	}
 	if sent {

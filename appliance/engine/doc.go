@@ -23,20 +23,55 @@
 // seals each new host segment into frames no larger than the far side's MSS,
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
-// offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
-// blocks become host ones rounded to whole frames. The bytes the appliance
+// offset: the stored bytes keep their original key generation, TC-45,
+// TC-59, so older sending keys go as soon as a newer one is in use). Wire
+// ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third
-// duplicate ACK or its SACK blocks show the hole starts there. The decrypting direction
-// reassembles the wire stream (out-of-order bytes held and answered with a
-// duplicate ACK carrying SACK in wire space), feeds the Init reader and then
-// tcpcrypt.FrameDecoder, and delivers each frame's data at its host offset;
-// the inside host's ACKs go back rounded to frame edges, repeats that would
+// duplicate ACK or its SACK blocks show the hole starts there. The
+// decrypting direction reassembles the wire stream (out-of-order bytes held
+// and answered with a duplicate ACK carrying SACK in wire space), feeds the
+// Init reader and then tcpcrypt.FrameDecoder, and delivers each frame's data
+// at its host offset, within L's window; the inside host's ACKs go back
+// rounded to frame edges (but see Partial-frame custody), repeats that would
 // look like duplicate ACKs are suppressed, and plaintext is kept until the
 // host acknowledges it so a loss on the inside link is repaired when the far
 // side retransmits. FIN travels as FINp (a TCP FIN without FINp aborts), a
 // forged frame aborts (RST both ways), RSTs and keep-alives are translated,
 // never framed.
+//
+// # Partial-frame custody
+//
+// The far side chooses its frame size: a host implementation that frames
+// per write() sends frames up to clen 65,535 (RFC 8548 §4.2), larger than
+// its first flight (10 segments, RFC 6928) and than many windows. A frame
+// opens only whole, so if the appliance acknowledged R's bytes only after
+// L acknowledged their plaintext, R would wait for an ACK that needs the
+// rest of the frame, which R will not send without an ACK: a deadlock. So
+// once L has acknowledged every frame opened so far, the appliance
+// acknowledges the in-order wire bytes of the frame the decoder is still
+// assembling, up to two bytes before its end (custody.go). It holds those
+// bytes itself (the decoder's partial frame: at most one frame, 65,538
+// bytes, per flow) and they never reach L unauthenticated. The frame's end
+// stays unacknowledged until L acknowledges the frame's plaintext, so R's
+// "everything acknowledged" still means L has the data, and R's
+// retransmission of that end re-delivers the plaintext if the inside link
+// lost some (two bytes, because a one-byte retransmission at the end of
+// what arrived looks like a keep-alive probe). The window R gets reaches at
+// least the end of that frame, even when L's window or the re-delivery cap
+// is smaller, since R could never complete the frame otherwise. So an
+// opened frame may not fit L's window: its plaintext waits in the
+// re-delivery ring and goes to L as L's ACKs open the window (pushPlain),
+// not when R's retransmission timer, backed off meanwhile, fires; R's
+// retransmission of the held end still stands in for a window probe. Frames
+// after it wait for L's ACK of it (a cumulative ACK cannot skip its end),
+// which keeps the custody to one frame. Out-of-order bytes are answered as
+// before, duplicate ACKs at the custody point with SACK blocks. The same
+// holds whichever end opened the connection. Rejected alternatives:
+// acknowledging whole frames the appliance opened but L has not
+// acknowledged (R's ACK would then no longer mean delivery, and nothing
+// would make R resend what the inside link lost), and delivering a frame's
+// plaintext before it is authenticated (never).
 //
 // # Safety rules
 //

@@ -28,7 +28,6 @@ var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "ke
 type frameRec struct {
 	h, w  int64
 	n, wl int32
-	gen   uint64
 	fin   bool
 	fast  bool // an appliance-owned frame already sent again on R's duplicate ACKs
 }
@@ -97,11 +96,14 @@ type decDir struct {
 	ackH      int64 // L's cumulative ACK
 	ackW      int64 // its translation: end of the last whole frame L acknowledged
 	frames    frameQ
-	plain     ring  // delivered plaintext H[ackH, nextH), for re-delivery
+	plain     ring  // opened plaintext H[ackH, nextH), for delivery and re-delivery
+	sentH     int64 // end of what L was sent: H[sentH, nextH) waits for L's window
+	finOut    bool  // the FIN went to L
 	plainFrom int64 // the ring holds nothing below this host offset
 	finH      int64 // host offset of the FIN delivered to L, -1 if none
 	finW      int64 // wire offset of R's TCP FIN, -1 if none
 	lastAckW  int64 // the wire ACK R last got from us
+	custody   int64 // highest wire ACK R got for bytes of a frame not yet opened (ackToR)
 	lastWin   uint16
 	answer    bool // let the next ACK from L through even if it repeats
 }
@@ -246,17 +248,26 @@ func (f *flow) scaleWin(w uint16) uint16 {
 
 // winToR is the window R gets: L's, clamped to the plaintext the appliance
 // can still keep for re-delivery (so a loss on the inside link can always be
-// repaired from it).
+// repaired from it), counted from the end of the frames L acknowledged. A
+// frame held in custody may end beyond that: the window then reaches its
+// end, or R could never complete it (a frame opens only whole).
 func (f *flow) winToR() uint16 {
+	d := &f.rcv
 	win := int64(f.winL) << f.wsLe
-	room := int64(f.rcv.plain.max) - (f.rcv.nextH - f.rcv.ackH)
+	room := int64(d.plain.max) - (d.nextH - d.ackH)
 	if room < 0 {
 		room = 0
 	}
 	if win > room {
 		win = room
 	}
-	win >>= f.wsLe
+	if fe := f.partialEnd(); fe >= 0 {
+		edge := max(d.ackW+win, fe)
+		win = max(edge-f.ackToR(), 0)
+		win = (win + 1<<f.wsLe - 1) >> f.wsLe // rounded up: the scaled window must still reach the frame's end
+	} else {
+		win >>= f.wsLe
+	}
 	if win > 0xffff {
 		win = 0xffff
 	}

@@ -96,10 +96,8 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 		e.opts.eno()
 	}
 	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, f.rcv.ackW), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
-	if f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
-		s.ack = wrap(f.isnR, f.rcv.finW+1)
-	}
+	ack := f.ackToR()
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
 	buf := to.Buffer()
 	if buf == nil {
 		e.c.Drops[DropTxFull].Add(1)
@@ -113,8 +111,8 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	f.enc.store.read(pl, w)
 	f.toR.finish(buf, hl+n)
 	to.Commit(hl + n)
-	f.rcv.lastAckW = f.rcv.ackW
-	f.rcv.lastWin = f.winToR()
+	f.rcv.lastAckW = ack
+	f.rcv.lastWin = s.win
 	f.pktsOut++
 }
 
@@ -245,7 +243,7 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &seg{seq: wrap(f.isnR, f.rcv.nextH), ack: wrap(f.isnL, f.enc.ackH),
+		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	e.remove(f)

@@ -120,6 +120,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.offers(rr.TEP) {
 			res = rr
 			s.Offers = resumeOffers(s.Offers, rr)
+			s.Valid = resumeValid(rr)
 		} else if ok {
 			rr.Erase()
 		}
@@ -470,6 +471,24 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 		}
 	}
 	return out
+}
+
+// resumeValid makes negotiation ignore a resumption suboption in the
+// SYN-ACK for the TEP we offered resumption with whose identifier half is
+// not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
+// then win, and if it was the only one, negotiation fails and the
+// connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
+// v = 1 with fewer than 9 bytes, TC-22) stays valid.
+func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
+	return func(c eno.Candidate) bool {
+		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
+			return true
+		}
+		if _, ok := tcpcrypt.ParseResumeSuboption(c.Peer.Byte, c.Peer.Data); !ok {
+			return true
+		}
+		return r.MatchReply(c.Peer.Byte, c.Peer.Data)
+	}
 }
 
 // reclaimWindow bounds how many records one full-table SYN examines, so a

@@ -47,6 +47,31 @@ type simHost struct {
 	hs, active, est bool
 	gotSYN          bool
 	synAt           int64
+	// holdFIN keeps the host's direction open after its data (no FIN).
+	holdFIN bool
+	// buf, when set, is the host's receive buffer: its window is what the
+	// application has not read yet taken from it (sent as the Window field,
+	// scaled by 7), and like Linux it drops a segment that starts beyond
+	// the window and acknowledges what it has. The application reads
+	// everything from readAt on.
+	buf         int
+	readAt      int64
+	readNxt     int
+	outOfWindow int
+}
+
+// free is the host's receive window (buf set).
+func (s *simHost) free() int { return s.buf - (s.rcvNxt - s.readNxt) }
+
+// read lets the application read at w.Now (buf set), and tells the peer
+// when that opens the window.
+func (s *simHost) read(w *World) {
+	if s.buf == 0 || w.Now < s.readAt || s.readNxt == s.rcvNxt {
+		return
+	}
+	s.readNxt = s.rcvNxt
+	s.h.Window = uint16(s.free() >> 7)
+	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 }
 
 const (
@@ -88,7 +113,7 @@ func (s *simHost) step(w *World) {
 		}
 		s.nxt += n
 	}
-	if s.nxt == len(s.data) && !s.finSent {
+	if s.nxt == len(s.data) && !s.finSent && !s.holdFIN {
 		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil))
 		s.finSent = true
 		s.rtoAt = w.Now + simRTO
@@ -150,6 +175,11 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		if len(g.Payload) == 0 && !g.Has(packettest.FIN) {
 			continue
 		}
+		if s.buf > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.free() {
+			s.outOfWindow++
+			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
+			continue
+		}
 		if err := s.rcv.AddSeg(g); err != nil {
 			t.Fatalf("host %d: %v", s.side, err)
 		}
@@ -159,6 +189,12 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if g.Has(packettest.FIN) && off+len(g.Payload) == s.rcvNxt {
 			s.gotFIN = true
+		}
+		if s.buf > 0 {
+			if w.Now >= s.readAt {
+				s.readNxt = s.rcvNxt
+			}
+			s.h.Window = uint16(s.free() >> 7)
 		}
 		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 	}
