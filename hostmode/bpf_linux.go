@@ -18,7 +18,8 @@ import (
 //     copies the SYN-ACK's TCP header back into the same entry, and writes the
 //     non-SYN option `45 02` in every segment until one without SYN arrives
 //     (RFC 8547 §4.6: an ENO option in every segment until then, the third
-//     ACK included).
+//     ACK included) or user space drops the entry because negotiation
+//     failed.
 //   - Passive open: listenMap, keyed by local port, holds B's global suboption
 //     and TEPs. For each SYN with an ENO option the program answers in the
 //     SYN-ACK with b = 1 and the TEPs of ours whose byte occurs in A's option
@@ -77,10 +78,11 @@ const (
 	dvHdr    = 44
 	dvSize   = 104
 
-	// passMap value: synackLen | ackLen | mask | 0 | synack[40] | ack[60].
+	// passMap value: synackLen | ackLen | mask | skip | synack[40] | ack[60].
 	pvSynLen = 0
 	pvAckLen = 1
 	pvMask   = 2
+	pvSkip   = 3 // scratch: offset of the next suboption while parsing
 	pvSynack = 4
 	pvAck    = 44
 	pvSize   = 104
@@ -302,7 +304,15 @@ func sockOpsProgram(m progMaps) asm.Instructions {
 		asm.FnReserveHdrOpt.Call(),
 		asm.Ja.Label("exit"),
 	)
+	// A non-SYN segment of an active open that still sends ENO: only while
+	// user space keeps the entry (it drops it when negotiation failed:
+	// RFC 8547 §4.6, send no more ENO options then).
 	b.label("len_nonsyn")
+	b.lookupCookie(m.dial)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "len_nonsyn_ok"))
+	b.setFlags(0)
+	b.emit(asm.Ja.Label("exit"))
+	b.label("len_nonsyn_ok")
 	b.emit(asm.Mov.Imm(asm.R2, 2), asm.Ja.Label("reserve"))
 
 	// write: store the option reserved above.
@@ -473,57 +483,73 @@ func (b *builder) synack(m progMaps) {
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 		asm.Mov.Reg(asm.R7, asm.R0),
 	)
-	// Scan A's option: TEP bytes into the mask, resumption halves into
-	// resumeMap lookups.
+	// Parse A's option (RFC 8547 §4.1, §4.4): the mask gets every TEP A
+	// offered; a TEP suboption with 9 or more data bytes is looked up as a
+	// resumption offer (RFC 8548 §3.5). The offset of the next suboption
+	// lives in the map value, which the verifier does not track, so the
+	// unrolled walk does not multiply its states.
+	b.emit(asm.StoreImm(asm.R7, pvSkip, 2, asm.Byte))
 	for p := int16(2); p < 40; p++ {
-		next := b.fresh()
+		next, notGlobal, lenByte := b.fresh(), b.fresh(), b.fresh()
 		b.emit(
 			asm.JLE.Imm(asm.R9, int32(p), "scanned"),
+			asm.LoadMem(asm.R2, asm.R7, pvSkip, asm.Byte),
+			asm.JGT.Imm(asm.R2, int32(p), next), // inside a suboption's data
+			asm.Mov.Imm(asm.R2, int32(p)+1),
+			asm.StoreMem(asm.R7, pvSkip, asm.R2, asm.Byte),
 			asm.LoadMem(asm.R1, asm.RFP, stBuf+p, asm.Byte),
-			asm.Mov.Reg(asm.R2, asm.R1),
-			asm.And.Imm(asm.R2, 0x7f),
-			asm.JLT.Imm(asm.R2, 0x21, next),
-			asm.JGT.Imm(asm.R2, 0x24, next),
-			asm.Add.Imm(asm.R2, -0x21),
-			asm.Mov.Imm(asm.R3, 1),
-			asm.LSh.Reg(asm.R3, asm.R2),
-			asm.LoadMem(asm.R2, asm.R7, pvMask, asm.Byte),
-			asm.Or.Reg(asm.R2, asm.R3),
-			asm.StoreMem(asm.R7, pvMask, asm.R2, asm.Byte),
+			asm.JGE.Imm(asm.R1, 0x20, notGlobal),
+			asm.Ja.Label(next), // global suboption
 		)
+		b.label(notGlobal)
+		b.emit(asm.JLT.Imm(asm.R1, 0x80, "mark_"+next))
+		b.emit(asm.JLT.Imm(asm.R1, 0xa0, lenByte))
+		// TEP with data to the end of the option: the last suboption.
+		b.mark(asm.R1)
 		if p+10 <= 40 {
-			// v = 1 and at least 9 data bytes to the end of the option.
-			b.emit(
-				asm.JLT.Imm(asm.R1, 0xa1, next),
-				asm.JLT.Imm(asm.R9, int32(p)+10, next),
-			)
-			for k := int16(0); k < 9; k++ {
-				b.emit(
-					asm.LoadMem(asm.R2, asm.RFP, stBuf+p+1+k, asm.Byte),
-					asm.StoreMem(asm.RFP, stResKey+k, asm.R2, asm.Byte),
-				)
-			}
-			b.emit(
-				asm.LoadMapPtr(asm.R1, m.resume.FD()),
-				asm.Mov.Reg(asm.R2, asm.RFP),
-				asm.Add.Imm(asm.R2, stResKey),
-				asm.FnMapLookupElem.Call(),
-				asm.JEq.Imm(asm.R0, 0, next),
-				asm.LoadMem(asm.R1, asm.RFP, stBuf+p, asm.Byte),
-				asm.LoadMem(asm.R2, asm.R0, rvTEP, asm.Byte),
-				asm.JEq.Reg(asm.R1, asm.R2, "resume"),
-			)
+			b.emit(asm.JLT.Imm(asm.R9, int32(p)+10, "scanned"))
+			b.resumeLookup(m, p, p+1, "scanned") // ends in a jump
+		} else {
+			b.emit(asm.Ja.Label("scanned"))
 		}
+		// Length byte: the next byte is a TEP with v = 1 and nnnnn+1 data
+		// bytes (a malformed option ends the walk; user space judges it).
+		b.label(lenByte)
+		if p+1 >= 40 {
+			b.emit(asm.Ja.Label("scanned"))
+		} else {
+			b.emit(
+				asm.JLE.Imm(asm.R9, int32(p)+1, "scanned"),
+				asm.And.Imm(asm.R1, 0x1f),
+				asm.Add.Imm(asm.R1, int32(p)+2+1),
+				asm.StoreMem(asm.R7, pvSkip, asm.R1, asm.Byte),
+				asm.LoadMem(asm.R1, asm.RFP, stBuf+p+1, asm.Byte),
+			)
+			b.mark(asm.R1)
+			if p+11 <= 40 {
+				b.emit(
+					asm.LoadMem(asm.R2, asm.R7, pvSkip, asm.Byte),
+					asm.JLT.Imm(asm.R2, int32(p)+11, next), // fewer than 9 data bytes
+				)
+				b.resumeLookup(m, p+1, p+2, next) // ends in a jump
+			} else {
+				b.emit(asm.Ja.Label(next))
+			}
+		}
+		b.label("mark_" + next)
+		b.mark(asm.R1)
 		b.label(next)
 	}
 	b.label("scanned")
-	// Fresh: explicit global with b = 1, then our TEPs that A offered, in
-	// wire order.
+	// Fresh: explicit global with b = 1 and the one TEP of ours that A
+	// offered and we prefer most (RFC 8547 §4.5: B SHOULD send one TEP;
+	// RFC 8548 §3.2). Our TEPs are in wire order, the most preferred last.
 	b.emit(
 		asm.StoreImm(asm.R7, pvSynack, 69, asm.Byte),
+		asm.StoreImm(asm.R7, pvSynack+1, 4, asm.Byte),
 		asm.LoadMem(asm.R1, asm.R8, lvGlobal, asm.Byte),
 		asm.StoreMem(asm.R7, pvSynack+2, asm.R1, asm.Byte),
-		asm.Mov.Imm(asm.R9, 3), // option length so far
+		asm.StoreImm(asm.R7, pvSynack+3, 0, asm.Byte),
 		asm.LoadMem(asm.R5, asm.R7, pvMask, asm.Byte),
 	)
 	for i := int16(0); i < 4; i++ {
@@ -538,19 +564,15 @@ func (b *builder) synack(m progMaps) {
 			asm.RSh.Reg(asm.R3, asm.R2),
 			asm.And.Imm(asm.R3, 1),
 			asm.JEq.Imm(asm.R3, 0, next),
-			asm.Mov.Reg(asm.R2, asm.R7),
-			asm.And.Imm(asm.R9, 7),
-			asm.Add.Reg(asm.R2, asm.R9),
-			asm.StoreMem(asm.R2, pvSynack, asm.R1, asm.Byte),
-			asm.Add.Imm(asm.R9, 1),
+			asm.StoreMem(asm.R7, pvSynack+3, asm.R1, asm.Byte),
 		)
 		b.label(next)
 	}
 	b.emit(
-		asm.JLE.Imm(asm.R9, 3, "exit"), // nothing in common: no option (RFC 8547 §4.6)
-		asm.StoreMem(asm.R7, pvSynack+1, asm.R9, asm.Byte),
-		asm.StoreMem(asm.R7, pvSynLen, asm.R9, asm.Byte),
-		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.LoadMem(asm.R1, asm.R7, pvSynack+3, asm.Byte),
+		asm.JEq.Imm(asm.R1, 0, "exit"), // nothing in common: no option (RFC 8547 §4.6)
+		asm.StoreImm(asm.R7, pvSynLen, 4, asm.Byte),
+		asm.Mov.Imm(asm.R2, 4),
 		asm.Ja.Label("reserve"),
 	)
 
@@ -606,6 +628,48 @@ func (b *builder) synack(m progMaps) {
 		)
 	}
 	b.emit(asm.Ja.Label("exit"))
+}
+
+// mark adds the TEP in reg (v bit ignored) to the mask when it is one of
+// tcpcrypt's. Clobbers R2, R3.
+func (b *builder) mark(reg asm.Register) {
+	skip := b.fresh()
+	b.emit(
+		asm.Mov.Reg(asm.R2, reg),
+		asm.And.Imm(asm.R2, 0x7f),
+		asm.JLT.Imm(asm.R2, 0x21, skip),
+		asm.JGT.Imm(asm.R2, 0x24, skip),
+		asm.Add.Imm(asm.R2, -0x21),
+		asm.Mov.Imm(asm.R3, 1),
+		asm.LSh.Reg(asm.R3, asm.R2),
+		asm.LoadMem(asm.R2, asm.R7, pvMask, asm.Byte),
+		asm.Or.Reg(asm.R2, asm.R3),
+		asm.StoreMem(asm.R7, pvMask, asm.R2, asm.Byte),
+	)
+	b.label(skip)
+}
+
+// resumeLookup looks the 9 bytes at buf[key:] up in resumeMap and jumps to
+// "resume" (R0 = the entry) when the entry's TEP byte equals buf[tep].
+// Otherwise it goes on at miss.
+func (b *builder) resumeLookup(m progMaps, tep, key int16, miss string) {
+	for k := int16(0); k < 9; k++ {
+		b.emit(
+			asm.LoadMem(asm.R2, asm.RFP, stBuf+key+k, asm.Byte),
+			asm.StoreMem(asm.RFP, stResKey+k, asm.R2, asm.Byte),
+		)
+	}
+	b.emit(
+		asm.LoadMapPtr(asm.R1, m.resume.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stResKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, miss),
+		asm.LoadMem(asm.R1, asm.RFP, stBuf+tep, asm.Byte),
+		asm.LoadMem(asm.R2, asm.R0, rvTEP, asm.Byte),
+		asm.JEq.Reg(asm.R1, asm.R2, "resume"),
+		asm.Ja.Label(miss),
+	)
 }
 
 // valArea is where the zero value inserted into passMap is built.

@@ -1,6 +1,8 @@
 package hostmode
 
 import (
+	"net"
+
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
@@ -27,6 +29,8 @@ type Config struct {
 	// NoCache is TCP_CRYPT_CACHE_FLUSH on an unconnected socket: neither
 	// resume nor cache anything for these connections.
 	NoCache bool
+	// LocalAddr, if set, is the local address Dial connects from.
+	LocalAddr *net.TCPAddr
 	Knobs
 }
 

@@ -109,6 +109,8 @@ type Conn struct {
 	info  Info
 	knobs Knobs
 	host  *Host // for cache flushes; may be nil
+	// onClose runs once when the connection closes or aborts.
+	onClose func()
 
 	// gmu guards localGen, the generation raised to (RFC 8548 §3.8); the
 	// reader raises it without waiting for a writer blocked on the socket.
@@ -330,14 +332,21 @@ func (c *Conn) Close() error {
 		}
 		c.wmu.Unlock()
 	}
-	c.closeOne.Do(func() { close(c.done) })
+	c.closeOne.Do(c.closed)
 	return c.tcp.Close()
+}
+
+func (c *Conn) closed() {
+	close(c.done)
+	if c.onClose != nil {
+		c.onClose()
+	}
 }
 
 // abort resets the connection (RFC 793 ABORT, RFC 8548 §3.3).
 func (c *Conn) abort() {
 	_ = c.tcp.SetLinger(0)
-	c.closeOne.Do(func() { close(c.done) })
+	c.closeOne.Do(c.closed)
 	_ = c.tcp.Close()
 }
 
@@ -371,6 +380,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 			continue
 		}
 		if len(c.plain) > 0 {
+			continue
+		}
+		if c.finRcvd {
+			// End of stream when, and only when, FINp arrived (RFC 8548
+			// §3.7), not at the TCP FIN that follows it.
+			c.rerr = io.EOF
 			continue
 		}
 		if c.rbuf == nil {

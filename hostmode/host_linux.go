@@ -273,7 +273,7 @@ func (h *Host) DialConfig(ctx context.Context, network, addr string, cfg Config)
 	}
 	opt = opt[:n]
 	var cookie uint64
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+	d := net.Dialer{LocalAddr: laddr(cfg.LocalAddr), Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
 			cookie, serr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE)
@@ -291,29 +291,51 @@ func (h *Host) DialConfig(ctx context.Context, network, addr string, cfg Config)
 		return serr
 	}}
 	nc, err := d.DialContext(ctx, network, addr)
-	if cookie != 0 {
-		defer h.maps.dial.Delete(cookie)
-	}
 	if err != nil {
+		if cookie != 0 {
+			h.maps.dial.Delete(cookie)
+		}
 		return nil, err
 	}
 	tcp := nc.(*net.TCPConn)
 	v := make([]byte, dvSize)
-	if err := h.maps.dial.Lookup(cookie, v); err != nil || v[dvDone] == 0 {
-		return plainConn(tcp, eno.NoOption, &cfg)
+	lerr := h.maps.dial.Lookup(cookie, v)
+	// The entry stays while the program must still send ENO options: until
+	// the peer's first non-SYN segment, which the key exchange waits for;
+	// a resumed connection drops it when it closes.
+	fallback := func(r eno.Reason) (*Conn, error) {
+		h.maps.dial.Delete(cookie)
+		return plainConn(tcp, r, &cfg)
+	}
+	if lerr != nil || v[dvDone] == 0 {
+		return fallback(eno.NoOption)
 	}
 	area, ok := optionsArea(v[dvHdr : dvHdr+int(v[dvHdrLen])])
 	if !ok {
-		return plainConn(tcp, eno.BadTCPOptions, &cfg)
+		return fallback(eno.BadTCPOptions)
 	}
 	out := set.NegotiateOptions(opt, area)
 	if !out.OK() {
-		return plainConn(tcp, out.Reason, &cfg)
+		return fallback(out.Reason)
 	}
 	if !out.Peer().V() {
 		t = nil // B chose a fresh key exchange; the secret stays used
 	}
-	return h.startSession(tcp, &out, t, &cfg)
+	c, err := h.startSession(tcp, &out, t, &cfg)
+	if err != nil || !c.info.Resumed {
+		h.maps.dial.Delete(cookie)
+	} else {
+		c.onClose = func() { h.maps.dial.Delete(cookie) }
+	}
+	return c, err
+}
+
+// laddr avoids a typed nil in the net.Addr interface.
+func laddr(a *net.TCPAddr) net.Addr {
+	if a == nil {
+		return nil
+	}
+	return a
 }
 
 // optionsArea returns the options of a TCP header.

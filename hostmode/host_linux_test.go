@@ -24,7 +24,11 @@ import (
 const nsEnv = "HOSTMODE_TEST_NETNS"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(nsEnv) != "" || os.Geteuid() != 0 {
+	if os.Getenv(nsEnv) != "" {
+		exec.Command("ip", "link", "set", "lo", "up").Run()
+		os.Exit(m.Run())
+	}
+	if os.Geteuid() != 0 {
 		os.Exit(m.Run())
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -63,7 +67,6 @@ func host(t *testing.T) *Host {
 		t.Skip("needs root and ip(8): runs in a network namespace")
 	}
 	hostOnce.Do(func() {
-		exec.Command("ip", "link", "set", "lo", "up").Run()
 		testHost, hostErr = New(Config{})
 	})
 	if hostErr != nil {
@@ -374,5 +377,21 @@ func TestPassiveRoleClash(t *testing.T) {
 	defer c.Close()
 	if i := c.Info(); i.Encrypted || i.Reason != eno.RoleClash {
 		t.Fatalf("info %+v", i)
+	}
+}
+
+// B answers with the one TEP it prefers most among those A offered
+// (RFC 8547 §4.5, RFC 8548 §3.2), whatever A's order.
+func TestSYNACKOneTEP(t *testing.T) {
+	h := host(t)
+	dcfg := Config{NoCache: true, TEPs: []tcpcrypt.TEP{tcpcrypt.TEPP521, tcpcrypt.TEPP256, tcpcrypt.TEPX448}}
+	lcfg := Config{NoCache: true} // x25519, x448, p256, p521
+	ci, si := roundTrip(t, h, dcfg, lcfg, 1000)
+	if ci.NegTEP != 0x24 || si.NegTEP != 0x24 {
+		t.Fatalf("negotiated %#x / %#x, want x448", ci.NegTEP, si.NegTEP)
+	}
+	tr := ci.Transcript
+	if n := int(tr[1]); len(tr) != n+4 || !bytes.Equal(tr[n:], []byte{69, 4, 1, 0x24}) {
+		t.Fatalf("transcript %x: B's option is not 45 04 01 24", tr)
 	}
 }
