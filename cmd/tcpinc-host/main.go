@@ -46,6 +46,7 @@ type options struct {
 	plain            bool
 	cfg              hostmode.Config
 	timeout, between time.Duration
+	hold             time.Duration
 	local            *net.TCPAddr
 }
 
@@ -106,6 +107,7 @@ func main() {
 	fs.BoolVar(&o.cfg.PassiveRole, "passive-role", false, "set b = 1 on connect (simultaneous open)")
 	fs.BoolVar(&o.cfg.NoCache, "no-cache", false, "neither resume nor cache session secrets")
 	fs.DurationVar(&o.between, "between", 0, "pause between a client's connections (prints {\"event\":\"pause\"} first)")
+	fs.DurationVar(&o.hold, "hold", 0, "after the handshake, print {\"event\":\"established\",...} and wait this long before moving data")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "per-connection deadline")
 	_ = fs.Parse(os.Args[2:])
 	if o.addr == "" {
@@ -244,6 +246,7 @@ func serve(c conn, o *options) {
 	defer c.Close()
 	t0 := time.Now()
 	_ = c.SetDeadline(t0.Add(o.timeout))
+	established(c, o)
 	r := describe(c, "conn")
 	sh, rh := sha256.New(), sha256.New()
 	var err error
@@ -286,6 +289,15 @@ func serve(c conn, o *options) {
 	}
 	finish(&r, sh, rh, t0, err)
 	emit(r)
+}
+
+// established reports a connection as soon as its handshake is done, so
+// that its session can be compared with an appliance's while it is open.
+func established(c conn, o *options) {
+	if o.hold > 0 {
+		emit(describe(c, "established"))
+		time.Sleep(o.hold)
+	}
 }
 
 func finish(r *record, sh, rh io.Writer, t0 time.Time, err error) {
@@ -335,6 +347,7 @@ func connectOnce(h *hostmode.Host, o *options, seed uint64) bool {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(t0.Add(o.timeout))
+	established(c, o)
 	r := describe(c, "conn")
 	sh, rh := sha256.New(), sha256.New()
 	var data []byte
