@@ -91,6 +91,7 @@ func (h *Host) load() error {
 		return err
 	}
 	h.parent = filepath.Join(root, self)
+	removeStaleCgroups(h.parent)
 	h.cgroup = filepath.Join(h.parent, fmt.Sprintf("tcpinc-host-%d-%p", os.Getpid(), h))
 	if err := os.Mkdir(h.cgroup, 0o755); err != nil {
 		return fmt.Errorf("hostmode: cgroup: %w", err)
@@ -137,6 +138,25 @@ func (h *Host) cgroupRoot() (string, error) {
 	}
 	h.mounted = dir
 	return dir, nil
+}
+
+// removeStaleCgroups removes the cgroups of processes that died without
+// Close (killed): they are empty, and rmdir fails on any that is not.
+func removeStaleCgroups(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, "tcpinc-host-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		if len(f) < 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			_ = os.Remove(d)
+		}
+	}
 }
 
 func selfCgroup() (string, error) {

@@ -26,7 +26,11 @@ const nsEnv = "HOSTMODE_TEST_NETNS"
 func TestMain(m *testing.M) {
 	if os.Getenv(nsEnv) != "" {
 		exec.Command("ip", "link", "set", "lo", "up").Run()
-		os.Exit(m.Run())
+		code := m.Run()
+		if testHost != nil {
+			testHost.Close() // leave and remove its cgroup
+		}
+		os.Exit(code)
 	}
 	if os.Geteuid() != 0 {
 		os.Exit(m.Run())

@@ -30,8 +30,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -150,6 +152,14 @@ func main() {
 			os.Exit(1)
 		}
 		defer h.Close()
+		// Leave and remove the cgroup also when stopped by a signal.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			<-sig
+			h.Close()
+			os.Exit(1)
+		}()
 	}
 	var err error
 	if verb == "listen" {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,7 +37,7 @@ func TestListenConnect(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
 	for i := 0; !strings.Contains(srvOut.String(), `"listening"`); i++ {
 		if i > 100 {
 			t.Fatalf("listener did not start: %s", srvOut.String())
