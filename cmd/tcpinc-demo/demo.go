@@ -53,7 +53,7 @@ const (
 	marker = "TCPINC-DEMO-PLAINTEXT-MARKER"
 )
 
-// Tools the demo runs; .ci/run installs them.
+// Tools the demo runs; scripts/demo.sh installs them (scripts/deps.sh).
 var tools = []string{"ip", "nft", "ethtool", "python3", "curl", "iperf3", "tshark"}
 
 type demo struct {
