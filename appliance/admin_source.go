@@ -39,6 +39,9 @@ type AdminInfo struct {
 	KernelPath func() admin.PathCounters
 	// Rings returns the occupancy of the ports' own rings. Nil: none.
 	Rings func() []admin.RingLevel
+	// Warnings are shown in the status while the daemon runs (a key log
+	// being written, for example).
+	Warnings []string
 }
 
 // AdminSource implements admin.Source over a running Appliance and the
@@ -86,6 +89,7 @@ func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSourc
 		AEADPreference: suiteNames(pref.Order),
 		FastPath:       info.FastPath,
 		Workers:        a.Workers(),
+		Warnings:       info.Warnings,
 	}
 	if engines != nil {
 		err := a.Inspect(func(q int, h FrameHandler) {
@@ -193,6 +197,7 @@ func (s *AdminSource) Status() admin.Status {
 	st.Ports = slices.Clone(st.Ports)
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)
 	st.AEADPreference = slices.Clone(st.AEADPreference)
+	st.Warnings = slices.Clone(st.Warnings)
 	return st
 }
 

@@ -73,6 +73,13 @@ type Config struct {
 	// AdminTokenFile names a file holding the admin API's bearer token
 	// (surrounding white space ignored). Empty: no token.
 	AdminTokenFile string `yaml:"admin_token_file"`
+
+	// KeyLog names a file the daemon appends each encrypted connection's
+	// keys to, one line per key generation (package appliance/keylog): for
+	// debugging decryption only, since the file decrypts those
+	// connections. Refused unless KeyLogEnabled is true as well.
+	KeyLog        string `yaml:"key_log"`
+	KeyLogEnabled bool   `yaml:"key_log_enabled"`
 }
 
 // Flows bounds the per-worker flow tables.
@@ -330,6 +337,14 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsRune(c.AdminTokenFile, 0) {
 		bad("admin_token_file", "must be a file name (got %q)", c.AdminTokenFile)
+	}
+	switch {
+	case c.KeyLog != "" && !c.KeyLogEnabled:
+		bad("key_log", "refused: a key log decrypts the traffic; set key_log_enabled: true (--key-log-enabled) as well to write one (got %q)", c.KeyLog)
+	case c.KeyLog == "" && c.KeyLogEnabled:
+		bad("key_log_enabled", "is true but key_log names no file")
+	case strings.ContainsRune(c.KeyLog, 0):
+		bad("key_log", "must be a file name (got %q)", c.KeyLog)
 	}
 	return errors.Join(errs...)
 }

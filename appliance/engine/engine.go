@@ -82,6 +82,10 @@ type Deps struct {
 	Log   *slog.Logger
 	// Now is the wall clock for FlowInfo.Started (default time.Now).
 	Now func() time.Time
+	// KeyLog, when set, is called on the worker's goroutine once per
+	// encrypted connection and key generation, with the keys: for
+	// debugging decryption only (it exposes the traffic). Nil: nothing.
+	KeyLog func(KeyLogEntry)
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.

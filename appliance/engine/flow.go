@@ -159,6 +159,8 @@ type flow struct {
 	consuming   bool   // inside consume: sessionDone must not drain
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
+
+	keyLogNext uint64 // the first key generation not yet given to Deps.KeyLog
 }
 
 func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
