@@ -18,7 +18,7 @@ tcpinc_deps() {
 		[ip]=iproute2 [nft]=nftables [ethtool]=ethtool [iperf3]=iperf3
 		[curl]=curl [tshark]=tshark [python3]=python3 [ping]=iputils-ping
 		[netsniff-ng]=netsniff-ng [chromium]=chromium [dpkg-deb]=dpkg
-		[sha256sum]=coreutils [flock]=util-linux
+		[sha256sum]=coreutils [flock]=util-linux [make]=make
 	)
 	local cmds
 	case $want in
@@ -26,8 +26,8 @@ tcpinc_deps() {
 	demo) cmds="ip nft ethtool python3 curl iperf3 tshark sha256sum" ;;
 	# The integration tests drive real tools in network namespaces; the
 	# dissector and decode tests run tshark; the status page test runs
-	# headless chromium; the package test runs dpkg-deb.
-	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb sha256sum flock" ;;
+	# headless chromium; the package test runs make and dpkg-deb.
+	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb make sha256sum flock" ;;
 	*)
 		echo "deps.sh: unknown set '$want' (demo or test)" >&2
 		return 2
