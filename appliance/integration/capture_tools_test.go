@@ -89,7 +89,7 @@ func TestCaptureTools(t *testing.T) {
 					t.Errorf("connection %d: client's stream decrypts to %d bytes, not the 32-byte header and the %d bytes sent", i+1, len(up), n)
 				}
 				want = make([]byte, m)
-				newStream(ru.seed+1).fill(want)
+				newStream(ru.seed + 1).fill(want)
 				if !bytes.Equal(down, want) {
 					t.Errorf("connection %d: server's stream decrypts to %d bytes, not the %d bytes sent", i+1, len(down), m)
 				}
