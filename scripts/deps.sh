@@ -71,7 +71,7 @@ tcpinc_deps() {
 		return 1
 	fi
 	# Go modules: offline check first, so nothing is said when they are here.
-	if ! GOFLAGS=-mod=mod GOPROXY=off go mod download >/dev/null 2>&1; then
+	if ! GOPROXY=off go mod download >/dev/null 2>&1; then
 		echo "deps: downloading the Go modules of go.mod (go mod download)"
 		go mod download
 	fi
