@@ -12,6 +12,7 @@ package pcapng
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ type Reader struct {
 	legacy bool // classic pcap
 	lnano  bool
 	llink  uint16
-	buf    []byte
+	bb     bytes.Buffer
 	out    []byte
 }
 
@@ -140,11 +141,8 @@ func (rd *Reader) Next() (Packet, error) {
 		if n < 12 || n%4 != 0 || n > maxBlock {
 			return Packet{}, fmt.Errorf("%w: block length %d", ErrFormat, n)
 		}
-		if cap(rd.buf) < int(n)-8 {
-			rd.buf = make([]byte, int(n)-8)
-		}
-		body := rd.buf[:int(n)-8]
-		if _, err := io.ReadFull(rd.r, body); err != nil {
+		body, err := rd.readN(int(n) - 8)
+		if err != nil {
 			return Packet{}, fmt.Errorf("%w: block body: %v", ErrFormat, err)
 		}
 		body = body[:len(body)-4] // trailing length
@@ -181,6 +179,21 @@ func (rd *Reader) Next() (Packet, error) {
 			return rd.packet(rd.ifaces[0].link, data, orig, time.Time{})
 		}
 	}
+}
+
+// readN reads n bytes into a buffer that grows with what arrives, not with
+// what a length field claims: a short file cannot make it allocate a
+// maxBlock buffer.
+func (rd *Reader) readN(n int) ([]byte, error) {
+	rd.bb.Reset()
+	m, err := rd.bb.ReadFrom(io.LimitReader(rd.r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if int(m) < n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return rd.bb.Bytes(), nil
 }
 
 // tsresol reads if_tsresol (option 9) from an interface block's options;
@@ -229,11 +242,8 @@ func (rd *Reader) nextLegacy() (Packet, error) {
 	if capLen > maxBlock {
 		return Packet{}, fmt.Errorf("%w: record length %d", ErrFormat, capLen)
 	}
-	if cap(rd.buf) < int(capLen) {
-		rd.buf = make([]byte, capLen)
-	}
-	data := rd.buf[:capLen]
-	if _, err := io.ReadFull(rd.r, data); err != nil {
+	data, err := rd.readN(int(capLen))
+	if err != nil {
 		return Packet{}, fmt.Errorf("%w: record: %v", ErrFormat, err)
 	}
 	ns := int64(sub) * 1000
