@@ -34,6 +34,9 @@ type Stream struct {
 	Captured int
 	// Gap is set when bytes are missing from the capture after Captured.
 	Gap bool
+	// Partial is set when the captured stream ends inside a frame (the
+	// capture stopped, or lost the rest).
+	Partial bool
 	// InitLen is the length of the Init message before the frames (0
 	// when resumed or unknown).
 	InitLen int
@@ -229,7 +232,8 @@ func decryptStream(s *Stream, b []byte, e *Entry) {
 	for off < len(b) {
 		n, ok := tcpcrypt.FrameLen(b[off:])
 		if !ok || off+n > len(b) {
-			return // the rest is not in the capture
+			s.Partial = true // the rest is not in the capture
+			return
 		}
 		if s.FIN {
 			s.Err = fmt.Errorf("bytes after the FINp frame at offset %d", off)

@@ -78,6 +78,12 @@ func (cl *cli) decode(args []string) error {
 			if s.Gap {
 				notes = append(notes, "bytes missing from the capture")
 			}
+			if s.Partial {
+				notes = append(notes, "the capture ends inside a frame")
+			}
+			if !s.FIN && s.Err == nil {
+				notes = append(notes, "no FINp in the capture")
+			}
 			if s.Err != nil {
 				notes = append(notes, "stopped: "+s.Err.Error())
 			}
