@@ -42,6 +42,9 @@ type AdminInfo struct {
 	// PortPath returns the forwarding path of Ports[i] and why (it may
 	// change while the daemon runs). Nil: the Ports entries say.
 	PortPath func(i int) (path, reason string)
+	// Warnings are shown in the status while the daemon runs (a key log
+	// being written, for example).
+	Warnings []string
 }
 
 // AdminSource implements admin.Source over a running Appliance and the
@@ -89,6 +92,7 @@ func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSourc
 		AEADPreference: suiteNames(pref.Order),
 		FastPath:       info.FastPath,
 		Workers:        a.Workers(),
+		Warnings:       info.Warnings,
 	}
 	if engines != nil {
 		err := a.Inspect(func(q int, h FrameHandler) {
@@ -201,6 +205,7 @@ func (s *AdminSource) Status() admin.Status {
 	}
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)
 	st.AEADPreference = slices.Clone(st.AEADPreference)
+	st.Warnings = slices.Clone(st.Warnings)
 	return st
 }
 

@@ -94,6 +94,10 @@ type Engines struct {
 	keys       map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
 	log        *slog.Logger
 
+	// KeyLog, when set before the workers start, is every engine's
+	// Deps.KeyLog (debugging decryption; off by default).
+	KeyLog func(engine.KeyLogEntry)
+
 	mu   sync.Mutex
 	list []*engine.Engine
 }
@@ -134,7 +138,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 
 // NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
 func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Negotiated: e.Negotiated, Log: e.log.With("queue", q)})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
 	if err != nil {
 		return nil, err
 	}

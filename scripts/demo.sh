@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # The demo (README): two enclaves, two appliances, real traffic, a capture of
-# the untrusted link; as root. Flags go to cmd/tcpinc-demo (--ci: non-interactive).
+# the untrusted link; as root. Installs the tools it needs when they are
+# missing (scripts/deps.sh). Flags go to cmd/tcpinc-demo (--ci: non-interactive).
 set -euo pipefail
-cd "$(dirname "$0")/.." && export PATH=$PATH:/usr/local/go/bin && exec go run ./cmd/tcpinc-demo "$@"
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+tcpinc_deps demo
+exec go run ./cmd/tcpinc-demo "$@"

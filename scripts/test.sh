@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README): format and vet checks, every Go test
-# (integration tests in network namespaces need root), then a short run of
-# every fuzz target for a fixed number of executions.
+# The project's test command (README): installs what the tests need when it
+# is missing (scripts/deps.sh: Debian packages, Go modules), then format and
+# vet checks, every Go test (integration tests in network namespaces need
+# root), then a short run of every fuzz target for a fixed number of
+# executions.
 #
 # Fuzz budgets are execution counts, not durations: with a duration, Go 1.26's
 # fuzz coordinator can end a healthy run with "context deadline exceeded" and
@@ -10,6 +12,10 @@
 # duration once the toolchain has the fix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== dependencies"
+. scripts/deps.sh
+tcpinc_deps test
 
 # Targets that run a whole handshake or daemon config per input get smaller
 # budgets so each takes about ten seconds on this project's 2-core machines.

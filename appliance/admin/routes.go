@@ -89,6 +89,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 		FastPath:       st.FastPath,
 		CPUFeatures:    orEmpty(st.CPUFeatures),
 		AEADPreference: orEmpty(st.AEADPreference),
+		Warnings:       orEmpty(st.Warnings),
 		Counters:       countersDoc(&c),
 		Config: ConfigSummary{
 			DefaultPolicy: cfg.DefaultPolicy,

@@ -87,6 +87,9 @@ type Status struct {
 	AEADPreference []string
 	FastPath       bool
 	Workers        int
+	// Warnings are conditions an operator must know about (a key log being
+	// written); empty normally.
+	Warnings []string
 }
 
 // PortStatus describes one port of the bump.

@@ -38,6 +38,8 @@ type StatusDoc struct {
 	Counters       CountersDoc   `json:"counters"`
 	Flows          FlowsSummary  `json:"flows"`
 	Config         ConfigSummary `json:"config"`
+	// Warnings: for example that a key log is being written.
+	Warnings []string `json:"warnings"`
 }
 
 // PortDoc is one port in StatusDoc.

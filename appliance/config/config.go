@@ -81,6 +81,12 @@ type Config struct {
 	// connection the engine has no record of passes, so an inside host's
 	// bytes of a formerly encrypted connection may reach the wire.
 	PinDir string `yaml:"pin_dir"`
+	// KeyLog names a file the daemon appends each encrypted connection's
+	// keys to, one line per key generation (package appliance/keylog): for
+	// debugging decryption only, since the file decrypts those
+	// connections. Refused unless KeyLogEnabled is true as well.
+	KeyLog        string `yaml:"key_log"`
+	KeyLogEnabled bool   `yaml:"key_log_enabled"`
 }
 
 // Flows bounds the per-worker flow tables.
@@ -362,6 +368,14 @@ func (c *Config) Validate() error {
 	}
 	if c.PinDir != "" && (!strings.HasPrefix(c.PinDir, "/") || strings.ContainsRune(c.PinDir, 0)) {
 		bad("pin_dir", "must be an absolute directory path or empty (got %q)", c.PinDir)
+	}
+	switch {
+	case c.KeyLog != "" && !c.KeyLogEnabled:
+		bad("key_log", "refused: a key log decrypts the traffic; set key_log_enabled: true (--key-log-enabled) as well to write one (got %q)", c.KeyLog)
+	case c.KeyLog == "" && c.KeyLogEnabled:
+		bad("key_log_enabled", "is true but key_log names no file")
+	case strings.ContainsRune(c.KeyLog, 0):
+		bad("key_log", "must be a file name (got %q)", c.KeyLog)
 	}
 	return errors.Join(errs...)
 }

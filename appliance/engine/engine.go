@@ -87,6 +87,10 @@ type Deps struct {
 	// daemon finds it. Nil: the engine keeps its own, in memory (record
 	// expiry is then covered, a restart is not).
 	Negotiated *NegotiatedSet
+	// KeyLog, when set, is called on the worker's goroutine once per
+	// encrypted connection and key generation, with the keys: for
+	// debugging decryption only (it exposes the traffic). Nil: nothing.
+	KeyLog func(KeyLogEntry)
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.

@@ -172,6 +172,8 @@ type flow struct {
 	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
+
+	keyLogNext uint64 // the first key generation not yet given to Deps.KeyLog
 }
 
 func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {

@@ -208,6 +208,9 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	f.dec = tcpcrypt.NewFrameDecoder(f.keys, s.RecvOffset)
 	f.state = stOpen
 	f.enc.genStart = now
+	if e.deps.KeyLog != nil {
+		e.logKeys(f)
+	}
 	e.c.Handshakes.Add(1)
 	e.c.Encrypted.Add(1)
 	if s.Resumed {

@@ -12,12 +12,18 @@ func (e *Engine) maybeRekey(now int64, f *flow) {
 	if f.keys.StartRekey() == nil {
 		en.genBytes, en.genStart = 0, now
 		e.c.Rekeys.Add(1)
+		if e.deps.KeyLog != nil {
+			e.logKeys(f)
+		}
 	}
 }
 
 // sendOwed answers the peer's rekey at once with an empty frame carrying
 // the rekey bit (TC-57) when no data frame went out to carry it.
 func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
+	if e.deps.KeyLog != nil {
+		e.logKeys(f) // the peer's rekey raised the local generation
+	}
 	if !f.keys.Owed() || f.enc.finH >= 0 {
 		return
 	}

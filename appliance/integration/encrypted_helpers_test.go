@@ -48,6 +48,8 @@ type encEnv struct {
 	httpB   *netns.Process // http server on hB
 	seed    uint64
 	conf    string // tcpincd's configuration file
+	// daemonArgs are extra tcpincd arguments per gateway (startDaemon).
+	daemonArgs map[topology.Node][]string
 }
 
 // plainRetention is the daemons' engine.plain_retention: short, so a
@@ -211,6 +213,7 @@ func (e *encEnv) stopBump(t *testing.T) string {
 func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 	t.Helper()
 	args := []string{e.daemon, "--config", e.conf, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
+	args = append(args, e.daemonArgs[gw]...)
 	// A daemon that just exited may still hold its AF_XDP sockets for a
 	// moment (the kernel releases them asynchronously): retry on EBUSY.
 	for try := 0; ; try++ {

@@ -53,7 +53,7 @@ const (
 	marker = "TCPINC-DEMO-PLAINTEXT-MARKER"
 )
 
-// Tools the demo runs; .ci/run installs them.
+// Tools the demo runs; scripts/demo.sh installs them (scripts/deps.sh).
 var tools = []string{"ip", "nft", "ethtool", "python3", "curl", "iperf3", "tshark"}
 
 type demo struct {
@@ -103,7 +103,7 @@ func Run(ctx context.Context, opt Options) (err error) {
 	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("%s is not installed (the demo needs %s; .ci/run installs them): %w", t, strings.Join(tools, ", "), err)
+			return fmt.Errorf("%s is not installed (the demo needs %s; scripts/demo.sh installs them): %w", t, strings.Join(tools, ", "), err)
 		}
 	}
 	d.work, err = os.MkdirTemp("", "tcpinc-demo-")

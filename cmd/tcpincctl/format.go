@@ -19,6 +19,9 @@ import (
 const shortSessionID = 16
 
 func writeStatus(w io.Writer, s *admin.StatusDoc) {
+	for _, m := range s.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", m)
+	}
 	fmt.Fprintf(w, "tcpincd %s, up %s (since %s)\n", s.Version, age(s.UptimeSeconds), s.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 	fmt.Fprintf(w, "fast path: %s, workers: %d\n", onOff(s.FastPath), s.Workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -10,6 +10,10 @@
 //	config get                     the running configuration (JSON)
 //	config set FILE|-              replace it (fields left out keep their values)
 //	cache flush [ADDR]             drop cached resumption state (one far side, or all)
+//	decode --keylog FILE [-o DIR] CAPTURE
+//	                               decrypt the capture's tcpcrypt connections with a
+//	                               key log (tcpincd --key-log), offline: one file
+//	                               of plaintext per direction in DIR
 //
 // --admin defaults to $TCPINC_ADMIN, else 127.0.0.1:9470 (tcpincd's default);
 // --token to $TCPINC_TOKEN. --json prints the API's documents instead of text.
@@ -56,6 +60,7 @@ commands:
   config get
   config set FILE|-
   cache flush [ADDR]
+  decode --keylog FILE [-o DIR] CAPTURE.pcapng
 `
 
 type cli struct {
@@ -157,6 +162,8 @@ func (cl *cli) dispatch(ctx context.Context, args []string) error {
 			return cl.cacheFlush(ctx, addr)
 		}
 		return usagef("cache flush [ADDR]")
+	case "decode":
+		return cl.decode(rest)
 	case "help":
 		return usagef("help")
 	}

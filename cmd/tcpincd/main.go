@@ -2,6 +2,8 @@
 // interfaces of the current network namespace.
 //
 //	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--admin-token-file FILE] [--no-fast-path]
+//	        [--key-log FILE --key-log-enabled]
+//	tcpincd --version
 //
 // Flags override the configuration file. On start it takes a lock per
 // interface (under /run/tcpincd, released by the kernel if it dies), so a
@@ -24,6 +26,12 @@
 // Prometheus metrics. tcpincctl is its client. A bind that is neither
 // loopback nor a unix socket needs a bearer token (--admin-token-file, config
 // admin_token_file); without one tcpincd refuses to start.
+//
+// --key-log FILE with --key-log-enabled (config key_log, key_log_enabled)
+// appends every encrypted connection's keys to FILE, one line per key
+// generation (package appliance/keylog), for `tcpincctl decode`: debugging
+// only, since the file decrypts those connections. Either without the other
+// is refused; while it is on, the log and the admin status warn.
 //
 // Exit status: 0 after a clean shutdown, 2 for bad flags or configuration
 // (including an admin bind that needs a token and has none), 1 for any other
@@ -52,11 +60,15 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/keylog"
 )
 
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); empty,
 // the module version and VCS revision the binary was built from are used.
 var version string
+
+// stdout is where --version prints (a variable for tests).
+var stdout io.Writer = os.Stdout
 
 // shutdownTimeout bounds how long a clean shutdown may take.
 const shutdownTimeout = 5 * time.Second
@@ -147,6 +159,9 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	adminAddr := fs.String("admin", "", "admin API address: host:port or unix:/path (empty: off; default 127.0.0.1:9470)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token (required for a non-loopback --admin)")
 	noFast := fs.Bool("no-fast-path", false, "send every frame, non-TCP included, through user space (no in-kernel forwarding)")
+	keyLog := fs.String("key-log", "", "DEBUGGING: append every encrypted connection's keys to this file (needs --key-log-enabled)")
+	keyLogOn := fs.Bool("key-log-enabled", false, "DEBUGGING: allow the key log (it decrypts the logged connections)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config.Config{}, err
@@ -155,6 +170,10 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return config.Config{}, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "tcpincd %s\n", buildVersion())
+		return config.Config{}, flag.ErrHelp
 	}
 	cfg := config.Default()
 	if *file != "" {
@@ -176,6 +195,10 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.AdminTokenFile = *tokenFile
 		case "no-fast-path":
 			cfg.FastPath = !*noFast
+		case "key-log":
+			cfg.KeyLog = *keyLog
+		case "key-log-enabled":
+			cfg.KeyLogEnabled = *keyLogOn
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -274,6 +297,15 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		} else {
 			log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
 			engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+		}
+		if cfg.KeyLog != "" {
+			kl, err := keylog.Create(cfg.KeyLog)
+			if err != nil {
+				return err
+			}
+			defer kl.Close()
+			engines.KeyLog = kl.Log
+			log.Warn(keyLogWarning(cfg.KeyLog))
 		}
 	} else {
 		log.Info("engine disabled: every connection passes through unencrypted")
@@ -423,6 +455,9 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 // adminSource adapts the running appliance to the admin API.
 func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *appliance.XDPPorts) (*appliance.AdminSource, error) {
 	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+	if cfg.KeyLog != "" && engines != nil {
+		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
+	}
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		iface := cfg.Inside
 		if p == appliance.Outside {
@@ -443,6 +478,12 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 		}
 	}
 	return appliance.NewAdminSource(a, engines, info)
+}
+
+// keyLogWarning is said in the log and in the status while a key log is on.
+func keyLogWarning(path string) string {
+	return "KEY LOG ON: the keys of every encrypted connection are written to " + path +
+		"; anyone with that file can decrypt them. For debugging only: turn it off (key_log) and delete the file"
 }
 
 // buildVersion is version, or what the Go toolchain recorded.

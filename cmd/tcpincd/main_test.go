@@ -31,6 +31,10 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(badEngine, []byte("inside: a\noutside: b\nengine:\n  teps: [x25519, rsa]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	keyLogFile := filepath.Join(dir, "keylog.yaml")
+	if err := os.WriteFile(keyLogFile, []byte("inside: a\noutside: b\nkey_log: /tmp/keys\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	empty := filepath.Join(dir, "empty-token")
 	token := filepath.Join(dir, "token")
 	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
@@ -67,6 +71,11 @@ func TestExitCodes(t *testing.T) {
 			"admin_token_file: open"},
 		{"admin token file empty", []string{"--inside", "a", "--outside", "b", "--admin-token-file", empty}, 2,
 			"admin_token_file: " + empty + " is empty"},
+		{"key log without enabling it", []string{"--inside", "a", "--outside", "b", "--key-log", filepath.Join(dir, "keys")}, 2,
+			"key_log: refused: a key log decrypts the traffic"},
+		{"key log enabled without a file", []string{"--inside", "a", "--outside", "b", "--key-log-enabled"}, 2,
+			"key_log_enabled: is true but key_log names no file"},
+		{"key log in the file without enabling it", []string{"--config", keyLogFile}, 2, "key_log: refused"},
 		{"admin off loopback with token", []string{"--inside", "tdi-nonexist0", "--outside", "tdi-nonexist1",
 			"--admin", "192.0.2.1:9470", "--admin-token-file", token}, 1, "no such network interface"},
 	} {
@@ -98,5 +107,28 @@ func TestFlagsOverrideFile(t *testing.T) {
 	cfg, err = loadConfig([]string{"--config", p}, &buf)
 	if err != nil || !cfg.FastPath || cfg.Inside != "fileIn" {
 		t.Fatalf("file only: %+v, %v", cfg, err)
+	}
+}
+
+// TestVersion: --version prints the version on stdout and exits 0, before
+// any other check (no interfaces needed).
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	old := stdout
+	stdout = &out
+	defer func() { stdout = old }()
+	code, errOut := runArgs("--version")
+	if code != 0 || !strings.HasPrefix(out.String(), "tcpincd ") || errOut != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut)
+	}
+}
+
+// TestKeyLogFlagsEnable: both flags together pass validation and set the
+// config keys.
+func TestKeyLogFlagsEnable(t *testing.T) {
+	var buf bytes.Buffer
+	cfg, err := loadConfig([]string{"--inside", "a", "--outside", "b", "--key-log", "/k", "--key-log-enabled"}, &buf)
+	if err != nil || cfg.KeyLog != "/k" || !cfg.KeyLogEnabled {
+		t.Fatalf("%+v %v", cfg, err)
 	}
 }

@@ -170,6 +170,13 @@ func (f *Fixture) Status() admin.Status {
 	return f.status
 }
 
+// SetWarnings replaces the status's warnings.
+func (f *Fixture) SetWarnings(w []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status.Warnings = w
+}
+
 // Flows implements admin.Source.
 func (f *Fixture) Flows(yield func(admin.FlowInfo) bool) {
 	f.mu.Lock()

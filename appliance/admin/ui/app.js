@@ -156,6 +156,14 @@
   }
 
   function renderStatus(st) {
+    // Conditions the operator must not miss (a key log being written).
+    const warn = pick(st, "warnings");
+    const wel = document.getElementById("warnings");
+    if (wel) {
+      const list = Array.isArray(warn) ? warn : [];
+      wel.textContent = list.map((w) => "WARNING: " + w).join("\n");
+      wel.hidden = list.length === 0;
+    }
     setText("s-version", pick(st, "version"));
     const up = pick(st, "uptime_seconds", "uptime");
     setText("s-uptime", typeof up === "number" ? duration(up) : up);

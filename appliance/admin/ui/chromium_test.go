@@ -231,3 +231,23 @@ func TestStatusPageFastPathFrames(t *testing.T) {
 		t.Logf("DOM:\n%s", dom)
 	}
 }
+
+// TestStatusPageWarnings: the daemon's warnings (a key log being written)
+// are a banner at the top of the page, shown as text; without warnings the
+// banner stays hidden.
+func TestStatusPageWarnings(t *testing.T) {
+	bin := chromium(t)
+	for _, warn := range [][]string{{"KEY LOG ON: keys of every connection go to /tmp/k " + fixtureXSS}, nil} {
+		fx := admintest.New()
+		fx.SetWarnings(warn)
+		srv := httptest.NewServer(admin.NewServer(fx, admin.Options{Now: func() time.Time { return admintest.Now }}).Handler())
+		dom := string(headless(t, bin, srv.URL+ui.Prefix+"?interval=500", "--dump-dom"))
+		srv.Close()
+		shown := strings.Contains(dom, `<div id="warnings" class="warnings" role="alert">WARNING: KEY LOG ON: keys of every connection go to /tmp/k &lt;img`)
+		hidden := strings.Contains(dom, `<div id="warnings" class="warnings" role="alert" hidden=""></div>`)
+		if (warn != nil) != shown || (warn == nil) != hidden {
+			t.Errorf("warnings %q: banner shown %v, hidden %v", warn, shown, hidden)
+			t.Logf("DOM:\n%s", dom)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+// Package keylog writes and reads the tcpcrypt key log: a debugging aid, off
+// by default, in the spirit of TLS's SSLKEYLOGFILE. Each line gives the
+// master key of one key generation of one connection, from which both
+// directions' traffic keys follow (RFC 8548 §3.3, §3.8). Anyone holding the
+// file can decrypt those connections from a capture, and later generations
+// of them: it is as secret as the traffic itself.
+//
+// A line, fields separated by one space:
+//
+//	TCPCRYPT <inside> <outside> <role> <orig-role> <aead> <session-id> <generation> <mk>
+//
+// inside and outside are the connection's addr:port on each side of the
+// appliance that wrote it; role is that appliance's TCP-ENO role (A or B),
+// orig-role its role in the session that produced ss[0] (it decides which
+// direction uses k_ab, TC-38); aead is the cryptopool suite name; session-id
+// and mk (mk[generation]) are hex. Lines starting with # are comments.
+package keylog
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Label starts every key line.
+const Label = "TCPCRYPT"
+
+// Entry is one parsed line.
+type Entry struct {
+	Inside, Outside netip.AddrPort
+	Role, OrigRole  tcpcrypt.Role
+	Suite           cryptopool.Suite
+	SessionID       [tcpcrypt.SessionIDLen]byte
+	Generation      uint64
+	MasterKey       [tcpcrypt.SecretLen]byte // mk[Generation]
+}
+
+// SendsAB reports whether the inside host's side (the appliance that wrote
+// the line) sends with k_ab.
+func (e *Entry) SendsAB() bool { return e.OrigRole == tcpcrypt.RoleA }
+
+// Resumed reports whether the session was resumed (the v bit of the TEP
+// byte that starts the session ID, RFC 8548 §3.4).
+func (e *Entry) Resumed() bool { return e.SessionID[0]&0x80 != 0 }
+
+// MasterKeyAt returns mk[g] for g >= e.Generation.
+func (e *Entry) MasterKeyAt(g uint64) ([]byte, error) {
+	if g < e.Generation {
+		return nil, fmt.Errorf("keylog: generation %d is below the logged %d", g, e.Generation)
+	}
+	mk := append([]byte(nil), e.MasterKey[:]...)
+	for i := e.Generation; i < g; i++ {
+		mk = tcpcrypt.NextMasterKey(mk)
+	}
+	return mk, nil
+}
+
+func roleName(r tcpcrypt.Role) string {
+	if r == tcpcrypt.RoleA {
+		return "A"
+	}
+	return "B"
+}
+
+// Format renders the line for generation k.Generation of k's session (no
+// newline).
+func Format(k engine.KeyLogEntry) string {
+	s := k.Session
+	mk := s.MasterKey[:]
+	for i := uint64(0); i < k.Generation; i++ {
+		mk = tcpcrypt.NextMasterKey(mk)
+	}
+	return fmt.Sprintf("%s %s %s %s %s %s %x %d %x", Label, k.Inside, k.Outside,
+		roleName(s.Role), roleName(s.OrigRole), s.Suite, s.ID[:], k.Generation, mk)
+}
+
+// Writer appends lines to a file; its Log method is the engine's
+// Deps.KeyLog, safe to call from every worker at once.
+type Writer struct {
+	mu  sync.Mutex
+	f   *os.File
+	err error
+}
+
+// Create opens (appending) or creates path, mode 0600, and writes a header
+// comment.
+func Create(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("key log: %w", err)
+	}
+	w := &Writer{f: f}
+	if _, err := fmt.Fprintf(f, "# tcpinc key log (debugging): these keys decrypt the connections below; keep it secret, delete it after use\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("key log: %w", err)
+	}
+	return w, nil
+}
+
+// Log writes one line. The first write error is kept (Err) and later
+// lines are dropped.
+func (w *Writer) Log(k engine.KeyLogEntry) {
+	line := Format(k) + "\n"
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return
+	}
+	if _, err := w.f.WriteString(line); err != nil {
+		w.err = err
+	}
+}
+
+// Err is the first write error, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close closes the file.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Close()
+}
+
+// Read parses a key log. Malformed lines are errors naming their line
+// number.
+func Read(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		e, err := parseLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("key log line %d: %w", n, err)
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+func parseLine(line string) (Entry, error) {
+	var e Entry
+	f := strings.Fields(line)
+	if len(f) != 9 || f[0] != Label {
+		return e, errors.New("want " + Label + " and 8 fields")
+	}
+	var err error
+	if e.Inside, err = netip.ParseAddrPort(f[1]); err != nil {
+		return e, err
+	}
+	if e.Outside, err = netip.ParseAddrPort(f[2]); err != nil {
+		return e, err
+	}
+	for i, r := range []*tcpcrypt.Role{&e.Role, &e.OrigRole} {
+		switch f[3+i] {
+		case "A":
+			*r = tcpcrypt.RoleA
+		case "B":
+			*r = tcpcrypt.RoleB
+		default:
+			return e, fmt.Errorf("role %q", f[3+i])
+		}
+	}
+	if e.Suite, err = cryptopool.ParseSuite(f[5]); err != nil {
+		return e, err
+	}
+	if err := unhex(e.SessionID[:], f[6]); err != nil {
+		return e, fmt.Errorf("session id: %w", err)
+	}
+	if e.Generation, err = strconv.ParseUint(f[7], 10, 64); err != nil {
+		return e, err
+	}
+	if err := unhex(e.MasterKey[:], f[8]); err != nil {
+		return e, fmt.Errorf("master key: %w", err)
+	}
+	return e, nil
+}
+
+func unhex(dst []byte, s string) error {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return err
+	}
+	if len(b) != len(dst) {
+		return fmt.Errorf("%d bytes, want %d", len(b), len(dst))
+	}
+	copy(dst, b)
+	return nil
+}
