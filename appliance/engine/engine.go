@@ -79,7 +79,10 @@ type Deps struct {
 	// Cache is the resumption cache, keyed by the far side's address
 	// (shared by the workers). Nil disables resumption.
 	Cache *tcpcrypt.Cache[netip.Addr]
-	Log   *slog.Logger
+	// Memory is the budget for per-flow memory shared by the workers'
+	// engines. Nil: the engine has its own, of Config.MemoryLimit.
+	Memory *Memory
+	Log    *slog.Logger
 	// Now is the wall clock for FlowInfo.Started (default time.Now).
 	Now func() time.Time
 }
@@ -109,6 +112,7 @@ type FlowInfo struct {
 // while the worker runs.
 type Counters struct {
 	Flows, FlowsCapped, FlowsReclaimed                  atomic.Uint64
+	EmbryonicEvicted                                    atomic.Uint64 // handshakes evicted for newer ones (MaxEmbryonic, memory)
 	Handshakes, HandshakeFailures                       atomic.Uint64
 	Encrypted, Resumed                                  atomic.Uint64
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
@@ -134,6 +138,7 @@ const (
 	FallbackBypass                  // policy
 	FallbackOptionRoom              // the option did not fit
 	FallbackSimultaneousOpen        // both hosts opened actively: not negotiated on the inside host's behalf
+	FallbackMemory                  // the per-flow memory budget admits no new flow (Config.MemoryLimit)
 	NumFallbackReasons
 )
 
@@ -175,6 +180,10 @@ type Engine struct {
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
 	closed    []*flow
+	mem       *Memory
+	// The embryonic list (flood.go), oldest first.
+	embHead, embTail *flow
+	embN             int
 }
 
 // New returns an engine.
@@ -189,7 +198,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), mem: deps.Memory}
+	if e.mem == nil {
+		e.mem = NewMemory(c.MemoryLimit)
+	}
 	if deps.Pool != nil {
 		e.client, err = deps.Pool.NewClient(1024)
 		if err != nil {
@@ -236,6 +248,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 	// them cannot reach a running engine by the side door.
 	c.TEPs, c.AEADs, c.Policies = slices.Clone(c.TEPs), slices.Clone(c.AEADs), slices.Clone(c.Policies)
 	e.cfg = c
+	e.mem.SetLimit(c.MemoryLimit)
 	e.deps.Cache = e.cache
 	if c.NoResumption {
 		e.deps.Cache = nil
@@ -316,7 +329,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			if from == Inside {
 				return e.outboundSYN(now, k, p, tx)
 			}
-			return e.inboundSYN(now, k, p)
+			return e.inboundSYN(now, k, p, tx)
 		}
 		return e.stray(p, from, tx)
 	}
@@ -369,10 +382,16 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 // NumFlows is the number of tracked flows.
 func (e *Engine) NumFlows() int { return len(e.flows) }
 
+// NumEmbryonic is the number of flows in their handshake.
+func (e *Engine) NumEmbryonic() int { return e.embN }
+
+// Memory returns the per-flow memory budget the engine charges.
+func (e *Engine) Memory() *Memory { return e.mem }
+
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote"}
 )
 

@@ -111,6 +111,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		// ENO-43: never add ENO to SYN data or Fast Open.
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
+	e.makeRoomEmbryo(tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
@@ -136,7 +137,14 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
+	if !e.admit(tx) {
+		if res != nil {
+			res.Erase()
+		}
+		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+	}
 	f := e.newFlow(now, k, pol)
+	e.embJoin(f)
 	f.settings = s
 	f.res = res
 	f.state = stSynSent
@@ -169,7 +177,7 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // inboundSYN handles a SYN from the far side on an untracked tuple. With an
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
-func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
+func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
@@ -189,10 +197,15 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	if len(p.Payload()) > 0 || sc.TFO {
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
+	e.makeRoomEmbryo(tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
+	if !e.admit(tx) {
+		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+	}
 	f := e.newFlow(now, k, pol)
+	e.embJoin(f)
 	f.settings = e.settings()
 	f.state = stSynRcvd
 	f.role = eno.RoleB
@@ -411,12 +424,19 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
 	f.state = stPlain
+	e.embLeave(f)
+	e.freeBufs(f)
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 func (e *Engine) remove(f *flow) {
 	f.state = stDead
+	e.embLeave(f)
+	if f.charged {
+		f.charged = false
+		e.mem.give(recordCost + f.bufBytes())
+	}
 	if f.keys != nil {
 		f.keys.Wipe()
 	}
@@ -520,6 +540,10 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 		e.c.Fallbacks[reason].Add(1)
 	}
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
+		e.c.FlowsCapped.Add(1)
+		return Passthrough
+	}
+	if !e.mem.take(recordCost, false) && (!e.reclaim() || !e.mem.take(recordCost, false)) {
 		e.c.FlowsCapped.Add(1)
 		return Passthrough
 	}
