@@ -21,6 +21,8 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		RekeyAfter:       c.RekeyInterval,
 		NoResumption:     !c.Resumption,
 		MaxFlows:         c.MaxFlows,
+		MaxEmbryonic:     c.MaxEmbryonic,
+		MemoryLimit:      c.MemoryLimit,
 		RetransmitBytes:  c.RetransmitBytes,
 		ReassemblyBytes:  c.ReassemblyBytes,
 		PreKeyBytes:      c.PreKeyBytes,
@@ -84,9 +86,11 @@ func tepByName(name string) (tcpcrypt.TEP, bool) {
 type Engines struct {
 	Pool  *cryptopool.Pool
 	Cache *tcpcrypt.Cache[netip.Addr] // nil when resumption is off
-	cfg   engine.Config
-	keys  map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
-	log   *slog.Logger
+	// Memory is the flow memory budget all the engines charge.
+	Memory *engine.Memory
+	cfg    engine.Config
+	keys   map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
+	log    *slog.Logger
 
 	mu   sync.Mutex
 	list []*engine.Engine
@@ -103,7 +107,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engines{Pool: pool, cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
+	e := &Engines{Pool: pool, Memory: engine.NewMemory(ec.MemoryLimit), cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
 	for _, tep := range ec.TEPs {
 		ka, err := tcpcrypt.KeyAgreementFor(tep)
 		if err != nil {
@@ -128,7 +132,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 
 // NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
 func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Log: e.log.With("queue", q)})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Log: e.log.With("queue", q)})
 	if err != nil {
 		return nil, err
 	}
