@@ -194,13 +194,13 @@ func (e *Engine) evictEmbryo(tx [2]TxSink) bool {
 	case stSynAckSent:
 		// Our SYN-ACK offered TCP-ENO: a real far side now counts on an
 		// encrypted connection, and without the record its Init1 could
-		// reach the host as data. Reset both ends (for a spoofed source the
-		// RST goes nowhere; the host frees its SYN-RECEIVED state).
+		// reach the host as data. Reset it (for a spoofed source the RST
+		// goes nowhere). The host is left alone: one frame per evicted
+		// record is what a flood costs here, and its SYN-RECEIVED state
+		// (if any: a host under a flood answers with SYN cookies) ends when
+		// its SYN-ACK retransmission draws the far side's RST.
 		v.reason = "evicted in the handshake"
 		e.opts.reset()
-		if v.toL.ok {
-			e.send(tx[Inside], &v.toL, &seg{seq: v.isnR + 1, flags: packet.FlagRST}, nil)
-		}
 		if v.toR.ok {
 			e.send(tx[Outside], &v.toR, &seg{seq: v.isnL + 1, ack: v.isnR + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
 		}

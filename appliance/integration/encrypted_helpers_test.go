@@ -47,6 +47,8 @@ type encEnv struct {
 	streamF *netns.Process // stream server on hF
 	httpB   *netns.Process // http server on hB
 	seed    uint64
+	// daemonArgs are added to tcpincd's command line (--config ...).
+	daemonArgs []string
 }
 
 func goBuild(t *testing.T, pkg, name string) string {
@@ -183,6 +185,7 @@ func (e *encEnv) stopBump(t *testing.T) string {
 func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 	t.Helper()
 	args := []string{e.daemon, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
+	args = append(args, e.daemonArgs...)
 	// A daemon that just exited may still hold its AF_XDP sockets for a
 	// moment (the kernel releases them asynchronously): retry on EBUSY.
 	for try := 0; ; try++ {
