@@ -156,6 +156,7 @@ const (
 	DropFragment           // a TCP fragment from the inside, or a first one of a negotiated connection from the outside
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
+	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
 	NumDropReasons
 )
 
@@ -184,6 +185,10 @@ type Engine struct {
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int
+	floodUntil       int64                // shedding untrusted SYNs until then
+	synTokens        float64              // untrusted SYNs admitted while shedding
+	synAt            int64                // when synTokens was last refilled
+	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
 }
 
 // New returns an engine.
@@ -198,7 +203,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), mem: deps.Memory}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), mem: deps.Memory, trusted: make(map[netip.Addr]int64)}
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
 	}
@@ -392,7 +397,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "syn_flood"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"net/netip"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -116,12 +118,12 @@ func (e *Engine) freeBufs(f *flow) {
 
 // admit charges a new flow record, evicting the oldest embryonic record
 // when that makes room. It reports false when memory refuses the record.
-func (e *Engine) admit(tx [2]TxSink) bool {
+func (e *Engine) admit(now int64, tx [2]TxSink) bool {
 	for range 4 {
 		if e.mem.take(recordCost, true) {
 			return true
 		}
-		if !e.evictEmbryo(tx) {
+		if !e.evictEmbryo(now, tx) {
 			break
 		}
 	}
@@ -171,14 +173,14 @@ const embScan = 8
 
 // makeRoomEmbryo evicts the oldest embryonic record while the list is at
 // its bound, so a new handshake can join.
-func (e *Engine) makeRoomEmbryo(tx [2]TxSink) {
-	for e.embN >= e.cfg.MaxEmbryonic && e.evictEmbryo(tx) {
+func (e *Engine) makeRoomEmbryo(now int64, tx [2]TxSink) {
+	for e.embN >= e.cfg.MaxEmbryonic && e.evictEmbryo(now, tx) {
 	}
 }
 
 // evictEmbryo ends the oldest embryonic record, preferring one in a SYN
 // state. It reports false when there is none.
-func (e *Engine) evictEmbryo(tx [2]TxSink) bool {
+func (e *Engine) evictEmbryo(now int64, tx [2]TxSink) bool {
 	v := e.embHead
 	if v == nil {
 		return false
@@ -190,6 +192,11 @@ func (e *Engine) evictEmbryo(tx [2]TxSink) bool {
 		}
 	}
 	e.c.EmbryonicEvicted.Add(1)
+	if now-v.last < floodAge {
+		// Handshakes are pushed out before they could complete: SYNs
+		// arrive faster than far sides answer. Shed the unknown ones.
+		e.floodUntil = now + floodAge
+	}
 	switch v.state {
 	case stSynAckSent:
 		// Our SYN-ACK offered TCP-ENO: a real far side now counts on an
@@ -215,4 +222,53 @@ func (e *Engine) evictEmbryo(tx [2]TxSink) bool {
 		e.remove(v)
 	}
 	return true
+}
+
+// SYN floods from the outside. Bounding handshakes keeps the table usable,
+// but under a flood of rate r each record lives only MaxEmbryonic/r, and
+// every flood SYN costs the worker a record, a frame to the host and one
+// back: a flood beyond what the worker handles fills its receive rings, and
+// the kernel then drops frames of established connections as readily as
+// SYNs. So when a handshake record is evicted younger than floodAge (SYNs
+// come faster than real far sides answer; legitimate handshakes finish in a
+// round trip and leave the list), the engine sheds, for floodAge, SYNs from
+// the outside whose source address has had no encrypted connection through
+// it (a blind spoofer cannot make one: that takes the host's ISN), before
+// anything is allocated or forwarded. A few unknown sources still get in,
+// at MaxEmbryonic per floodAge, so each admitted handshake lives about
+// floodAge and new peers are not locked out entirely. Known peers' SYNs and
+// every segment of established flows go on as usual.
+const (
+	floodAge   = int64(4 * time.Second)
+	trustFor   = int64(time.Hour) // a peer stays known this long after its last encrypted connection
+	trustedMax = 1 << 16
+)
+
+// shedSYN reports whether a SYN from the outside with source far is to be
+// dropped as part of a flood.
+func (e *Engine) shedSYN(now int64, far netip.Addr) bool {
+	if now >= e.floodUntil {
+		return false
+	}
+	if t, ok := e.trusted[far]; ok && now-t < trustFor {
+		return false
+	}
+	e.synTokens = min(e.synTokens+float64(now-e.synAt)*float64(e.cfg.MaxEmbryonic)/float64(floodAge), 8)
+	e.synAt = now
+	if e.synTokens >= 1 {
+		e.synTokens--
+		return false
+	}
+	return true
+}
+
+// trust records that far completed an encrypted handshake.
+func (e *Engine) trust(now int64, far netip.Addr) {
+	if _, ok := e.trusted[far]; !ok && len(e.trusted) >= trustedMax {
+		for k := range e.trusted { // forget one at random
+			delete(e.trusted, k)
+			break
+		}
+	}
+	e.trusted[far] = now
 }

@@ -25,10 +25,12 @@ func (s *spoofer) src() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(a), uint16(1024+s.rng.IntN(64000)))
 }
 
-// flood sends n spoofed SYNs through g and the host's answers.
+// flood sends n spoofed SYNs through g and the host's answers, one per
+// 100 µs.
 func (s *spoofer) flood(t *testing.T, g *gw, n int) {
 	t.Helper()
 	for range n {
+		g.now += 100e3
 		src := s.src()
 		seq := s.rng.Uint32()
 		g.push(Outside, tcpFrame(src, addrB, seq, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
@@ -36,15 +38,18 @@ func (s *spoofer) flood(t *testing.T, g *gw, n int) {
 	}
 }
 
-// A spoofed SYN+ENO flood from the untrusted side filled G_B's table with
-// SYN-ACK-SENT records that lived for the handshake timeout (30 s): every
-// new connection then found the table full and went on in plain TCP. With
-// handshakes bounded apart and evicted oldest first, a connection made
-// during the flood is encrypted, stays so while the flood goes on
-// (established flows are never evicted), and the table stays bounded.
+// A spoofed SYN+ENO flood from the untrusted side (10,000 SYNs per second)
+// filled G_B's table with SYN-ACK-SENT records that lived for the handshake
+// timeout (30 s): every new connection then found the table full and went
+// on in plain TCP. With handshakes bounded apart and evicted oldest first,
+// and SYNs of unknown sources shed under the flood, a connection made
+// during the flood by a peer that had one before is encrypted, stays so
+// while the flood goes on (established flows are never evicted), and the
+// table stays bounded.
 func TestSpoofedSYNFloodKeepsEncrypting(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGW(t, Config{TEPs: testTEPs, MaxFlows: 512})
+	connectAddrs(t, ga, gb, netip.AddrPortFrom(addrA.Addr(), 40000), addrB)
 	sp := newSpoofer()
 	sp.flood(t, gb, 3000)
 	a := netip.AddrPortFrom(addrA.Addr(), 40001)
@@ -57,11 +62,46 @@ func TestSpoofedSYNFloodKeepsEncrypting(t *testing.T) {
 	if fi, ok := gb.e.Lookup(addrB, a); !ok || !fi.Encrypted {
 		t.Fatalf("connection made during the flood: %+v (found %v), want encrypted", fi, ok)
 	}
-	if n, emb := gb.e.NumFlows(), gb.e.NumEmbryonic(); n > 512 || emb > gb.e.Config().MaxEmbryonic || emb != 256 {
+	if n, emb := gb.e.NumFlows(), gb.e.NumEmbryonic(); n > 512 || emb != gb.e.Config().MaxEmbryonic {
 		t.Fatalf("%d flows, %d in handshake (max %d)", n, emb, gb.e.Config().MaxEmbryonic)
 	}
-	if c := gb.e.Counters(); c.EmbryonicEvicted.Load() != 6000-256 || c.FlowsCapped.Load() != 0 {
-		t.Fatalf("evicted %d, capped %d", c.EmbryonicEvicted.Load(), c.FlowsCapped.Load())
+	c := gb.e.Counters()
+	shed, evicted := c.Drops[DropSYNFlood].Load(), c.EmbryonicEvicted.Load()
+	if evicted+shed != 6000-256 || shed < 5000 || c.FlowsCapped.Load() != 0 {
+		t.Fatalf("evicted %d, shed %d, capped %d", evicted, shed, c.FlowsCapped.Load())
+	}
+}
+
+// Shedding: it starts when a handshake is evicted younger than floodAge,
+// drops SYNs of sources without an encrypted connection but admits them at
+// MaxEmbryonic per floodAge, lets known peers in, and ends floodAge after
+// the last young eviction.
+func TestSYNFloodShedsUnknownSources(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs, MaxFlows: 200, MaxEmbryonic: 100})
+	gb.e.trust(0, netip.MustParseAddr("198.51.100.1"))
+	sp := newSpoofer()
+	sp.flood(t, gb, 100) // 10 ms: fills the list, no eviction yet
+	c := gb.e.Counters()
+	if c.EmbryonicEvicted.Load() != 0 || c.Drops[DropSYNFlood].Load() != 0 {
+		t.Fatalf("before the list is full: evicted %d, shed %d", c.EmbryonicEvicted.Load(), c.Drops[DropSYNFlood].Load())
+	}
+	sp.flood(t, gb, 10000) // 1 s more
+	shed := c.Drops[DropSYNFlood].Load()
+	admitted := 10000 - shed
+	// One young eviction starts it; then 100 per 4 s get in (8 at once).
+	if admitted < 20 || admitted > 40 {
+		t.Fatalf("admitted %d of 10000 SYNs of unknown sources during the flood, want about 1 + 8 + 25", admitted)
+	}
+	known := netip.MustParseAddrPort("198.51.100.1:4000")
+	in, _ := gb.push(Outside, tcpFrame(known, addrB, 1, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
+	if len(in) != 1 {
+		t.Fatal("the SYN of a known peer was shed")
+	}
+	// floodAge without a young eviction: no shedding.
+	gb.now += floodAge
+	sp.flood(t, gb, 1)
+	if c.Drops[DropSYNFlood].Load() != shed {
+		t.Fatal("still shedding after the flood")
 	}
 }
 
@@ -105,6 +145,7 @@ func TestEmbryonicEvictionOldestFirst(t *testing.T) {
 	if gb.e.NumEmbryonic() != 3 {
 		t.Fatalf("%d handshakes, want 3", gb.e.NumEmbryonic())
 	}
+	gb.now += floodAge // old records: no flood, nothing shed
 	// At the bound: f1, the oldest in a SYN state, goes (the key
 	// exchange is older and stays), with nothing sent.
 	in, out := gb.push(Outside, enoSYN(netip.MustParseAddrPort("203.0.113.3:1003"), 300))
@@ -122,6 +163,7 @@ func TestEmbryonicEvictionOldestFirst(t *testing.T) {
 		t.Fatalf("SYN-ACK after eviction: %+v, want it unchanged, without TCP-ENO", s)
 	}
 	// Next: f2, in SYN-ACK-SENT: an RST to f2 acknowledging its SYN.
+	gb.now += floodAge
 	in, out = gb.push(Outside, enoSYN(netip.MustParseAddrPort("203.0.113.4:1004"), 400))
 	if len(in) != 1 || len(out) != 1 {
 		t.Fatalf("evicting a SYN-ACK-SENT record: %d frames in, %d out; want the SYN in, an RST out", len(in), len(out))

@@ -217,6 +217,7 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	f.dec = tcpcrypt.NewFrameDecoder(f.keys, s.RecvOffset)
 	f.state = stOpen
 	e.embLeave(f)
+	e.trust(now, f.key.out.Addr())
 	f.enc.genStart = now
 	e.c.Handshakes.Add(1)
 	e.c.Encrypted.Add(1)

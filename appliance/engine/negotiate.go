@@ -111,7 +111,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		// ENO-43: never add ENO to SYN data or Fast Open.
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
-	e.makeRoomEmbryo(tx)
+	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
@@ -137,7 +137,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
-	if !e.admit(tx) {
+	if !e.admit(now, tx) {
 		if res != nil {
 			res.Erase()
 		}
@@ -178,6 +178,9 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
 func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	if e.shedSYN(now, k.out.Addr()) {
+		return e.drop(DropSYNFlood)
+	}
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
@@ -197,11 +200,11 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	if len(p.Payload()) > 0 || sc.TFO {
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
-	e.makeRoomEmbryo(tx)
+	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
-	if !e.admit(tx) {
+	if !e.admit(now, tx) {
 		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
 	}
 	f := e.newFlow(now, k, pol)
