@@ -116,18 +116,26 @@ func (e *Engine) freeBufs(f *flow) {
 	e.mem.give(f.bufBytes())
 }
 
-// admit charges a new flow record, evicting the oldest embryonic record
-// when that makes room. It reports false when memory refuses the record.
-func (e *Engine) admit(now int64, tx [2]TxSink) bool {
-	for range 4 {
-		if e.mem.take(recordCost, true) {
-			return true
-		}
-		if !e.evictEmbryo(now, tx) {
-			break
-		}
+// admit charges a new flow record. It reports false when memory refuses
+// it. It evicts nothing: under memory pressure from established flows the
+// handshakes under way are live connections (a flood is bounded by
+// MaxEmbryonic and shed apart).
+func (e *Engine) admit() bool {
+	return e.mem.take(recordCost, true)
+}
+
+// releaseBufs frees the buffers of a flow whose both FINs are acknowledged:
+// nothing is left to resend or re-deliver, and the record lingers for
+// HandshakeTimeout (late segments, tuple reuse) at the cost of the record
+// alone. A buffer a late segment needs again is allocated again.
+func (e *Engine) releaseBufs(f *flow) {
+	en, d := &f.enc, &f.rcv
+	if en.frames.n != 0 || d.frames.n != 0 || d.held.n != 0 || en.preEnd > en.nextH {
+		return
 	}
-	return false
+	e.freeBufs(f)
+	en.store.b, en.pre.b, d.reasm.b, d.plain.b = nil, nil, nil, nil
+	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
 }
 
 // embryonic reports whether the state is one of a handshake.

@@ -137,7 +137,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
-	if !e.admit(now, tx) {
+	if !e.admit() {
 		if res != nil {
 			res.Erase()
 		}
@@ -204,7 +204,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
-	if !e.admit(now, tx) {
+	if !e.admit() {
 		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
 	}
 	f := e.newFlow(now, k, pol)
