@@ -40,6 +40,15 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
 			return e.resendSYN(f, p, tx[Outside])
 		}
+		if fl&packet.FlagACK == 0 && f.closeAt != 0 {
+			// The inside host's SYN on the tuple of a connection whose
+			// both FINs are acknowledged: a new connection (its TCP left
+			// TIME-WAIT, or skipped it, as Linux does when its TIME-WAIT
+			// table is full). The record has nothing left to resend or
+			// deliver; dropping the SYN hung connect() (bench/RESULTS.md).
+			e.remove(f)
+			return e.outboundSYN(now, f.key, p, tx)
+		}
 		return e.drop(DropStale)
 	}
 	if fl&packet.FlagRST != 0 {
@@ -128,6 +137,15 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagSYN != 0 {
 		if fl&packet.FlagACK != 0 && f.role == 0 {
 			return e.farSYNACK(now, f, p, tx) // our third segment was lost
+		}
+		if fl&packet.FlagACK == 0 && f.closeAt != 0 && f.rcv.finW >= 0 &&
+			(int32(p.Seq()-wrap(f.isnR, f.rcv.finW+1)) > 0 || f.tsOK && e.si.hasTS && int32(e.si.tsVal-f.tsR) > 0) {
+			// A new connection on a fully closed connection's tuple, as
+			// a TCP in TIME-WAIT accepts one: a sequence number past the
+			// old connection's FIN or a newer timestamp (RFC 9293
+			// §3.10.7.4's note, RFC 6191).
+			e.remove(f)
+			return e.inboundSYN(now, f.key, p, tx)
 		}
 		return e.drop(DropStale)
 	}
