@@ -39,6 +39,9 @@ type AdminInfo struct {
 	KernelPath func() admin.PathCounters
 	// Rings returns the occupancy of the ports' own rings. Nil: none.
 	Rings func() []admin.RingLevel
+	// PortPath returns the forwarding path of Ports[i] and why (it may
+	// change while the daemon runs). Nil: the Ports entries say.
+	PortPath func(i int) (path, reason string)
 }
 
 // AdminSource implements admin.Source over a running Appliance and the
@@ -191,6 +194,11 @@ var policyByName = map[string]engine.Policy{
 func (s *AdminSource) Status() admin.Status {
 	st := s.status
 	st.Ports = slices.Clone(st.Ports)
+	if s.info.PortPath != nil {
+		for i := range st.Ports {
+			st.Ports[i].Path, st.Ports[i].PathReason = s.info.PortPath(i)
+		}
+	}
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)
 	st.AEADPreference = slices.Clone(st.AEADPreference)
 	return st
@@ -595,6 +603,7 @@ func (s *AdminSource) Counters() admin.Counters {
 				c.Drops[name] += ec.Drops[i].Load()
 			}
 			c.AuthFailures += ec.AuthFailures.Load()
+			c.StrayResets += ec.StrayResets.Load()
 			c.Rekeys += ec.Rekeys.Load()
 			c.Resumptions += ec.Resumed.Load()
 			c.InitRetransmit += ec.InitRetransmits.Load()

@@ -252,8 +252,10 @@ func TestAdminSourceBackToBack(t *testing.T) {
 	// fragmentation-needed from the untrusted side quoting the encrypted
 	// flow reaches the engine, not the fast path; the host gets it with
 	// the quoted sequence number translated and the MTU lowered by the
-	// frame overhead.
-	quoted := packettest.Quote(seg(a4, b4, 6000, 443, A, isnA+200, isnB+1, nil), 28)
+	// frame overhead. The quoted sequence number must be in flight (RFC
+	// 5927 §4.1): wire offset 100 is inside the marker's frame, which b
+	// has not acknowledged (Init1 ends before it).
+	quoted := packettest.Quote(seg(a4, b4, 6000, 443, A, isnA+1+100, isnB+1, nil), 28)
 	router := netip.MustParseAddr("198.51.100.254")
 	gA.bump.Arrive(Outside, packettest.Frame{Src: router, Dst: a4, Proto: 1, L4: packettest.ICMP(3, 4, 1280, quoted)}.Bytes())
 	deadline := time.After(10 * time.Second)

@@ -31,6 +31,7 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		InitTries:        c.InitTries,
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
+		PlainRetention:   c.PlainRetention,
 	}
 	// The file says 0 for "never"; the engine reads 0 as "default".
 	if ec.RekeyBytes == 0 {
@@ -88,9 +89,12 @@ type Engines struct {
 	Cache *tcpcrypt.Cache[netip.Addr] // nil when resumption is off
 	// Memory is the flow memory budget all the engines charge.
 	Memory *engine.Memory
-	cfg    engine.Config
-	keys   map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
-	log    *slog.Logger
+	// Negotiated is the set of negotiated tuples the engines share (set it
+	// before the workers are built; nil gives each engine its own).
+	Negotiated *engine.NegotiatedSet
+	cfg        engine.Config
+	keys       map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
+	log        *slog.Logger
 
 	mu   sync.Mutex
 	list []*engine.Engine
@@ -132,7 +136,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 
 // NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
 func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Log: e.log.With("queue", q)})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q)})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ func TestEngineConfig(t *testing.T) {
 	c.MaxFlows, c.RetransmitBytes, c.ReassemblyBytes, c.PreKeyBytes, c.DeliverBytes = 7, 9000, 5000, 100, 6000
 	c.MaxEmbryonic, c.MemoryLimit = 5, 3<<20
 	c.InitRTO, c.InitTries, c.HandshakeTimeout, c.IdleTimeout = time.Second, 3, time.Minute, time.Hour
+	c.PlainRetention = 7 * time.Second
 	c.Policies = []config.Policy{{Prefix: "10.1.2.3/16", Policy: "require"}, {Prefix: "fd00::/8", Policy: "bypass"}}
 	ec, err := EngineConfig(c)
 	if err != nil {
@@ -36,6 +37,7 @@ func TestEngineConfig(t *testing.T) {
 		RekeyBytes: -1, RekeyAfter: -1, NoResumption: true,
 		MaxFlows: 7, MaxEmbryonic: 5, MemoryLimit: 3 << 20, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 100, DeliverBytes: 6000,
 		InitRTO: time.Second, InitTries: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
+		PlainRetention: 7 * time.Second,
 		Policies: []engine.PolicyRule{
 			{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Policy: engine.Require},
 			{Prefix: netip.MustParsePrefix("fd00::/8"), Policy: engine.Bypass},

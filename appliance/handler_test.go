@@ -84,12 +84,14 @@ func TestVerdicts(t *testing.T) {
 		rewrite, send bool
 		out, back     [][]byte
 	}{
-		{engine.Passthrough, false, false, [][]byte{data}, nil},
 		{engine.ForwardInPlace, true, false, [][]byte{flipLast(data)}, nil},
 		{engine.Forwarded, false, true, [][]byte{[]byte("\x00engine"), []byte("\x01engine")}, [][]byte{[]byte("\x02engine")}},
 		{engine.Consumed, false, false, nil, nil},
 		{engine.Dropped, false, false, nil, nil},
 		{0, false, false, nil, nil}, // not a verdict: dropped
+		// Last: a mid-stream frame passed unchanged puts its flow on the
+		// fast path, and the handler sees no more of it.
+		{engine.Passthrough, false, false, [][]byte{data}, nil},
 	}
 	for _, c := range cases {
 		next, rewrite, send = c.v, c.rewrite, c.send

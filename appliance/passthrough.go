@@ -118,6 +118,18 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 			}
 		}
 	default:
+		if !ok && ev.pass && p.fp != nil {
+			// A connection the table does not know (older than this
+			// process: a restart; or forgotten) that the handler let
+			// through unchanged mid-stream: plain TCP, which goes back
+			// on the fast path. (The engine passes such a segment only
+			// when its tuple never negotiated TCP-ENO.)
+			st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
+			if st != nil {
+				st.fast = p.allowFast(w, ck)
+			}
+			return
+		}
 		if ok && st.phase != phaseClosing {
 			t.Touch(ck, ev.now)
 			// The handler let go of a flow after its handshake (a

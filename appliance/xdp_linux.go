@@ -17,6 +17,9 @@ type XDPPorts struct {
 	socks [2][]*xsk.Socket
 	ports [2][]Port
 	names [2]string
+
+	fastPath bool // config fast_path
+	paths    portPaths
 }
 
 // xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait.
@@ -68,11 +71,12 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 // first detaches XDP programs a crashed earlier run left behind (so a restart
 // works), then attaches the classifier (cfg.XDPMode, with native-to-generic
 // fallback under "auto") with its fast path switched as cfg.FastPath says
-// (off: every frame, non-TCP included, comes to the sockets), then opens and
+// (off: every frame, non-TCP included, comes to the sockets; also off for a
+// port whose redirect to the other cannot deliver, see CheckPaths), then opens and
 // registers one socket per queue (cfg.BindMode, zero-copy-to-copy fallback
 // under "auto").
 func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
-	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}}
+	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}, fastPath: cfg.FastPath}
 	ifindex, err := LookupInterfaces(cfg)
 	if err != nil {
 		return nil, err
@@ -93,8 +97,12 @@ func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 		}
 	}()
 	// Before any socket is registered: until then the program drops what
-	// it would send to user space, so nothing slips past the switch.
-	if err := x.Bump.SetFastPath(cfg.FastPath); err != nil {
+	// it would send to user space, so nothing slips past the switch. A
+	// port whose redirect cannot deliver gets its fast path off.
+	if err := x.Bump.SetFastPath(false); err != nil {
+		return nil, err
+	}
+	if _, err := x.checkPaths(); err != nil {
 		return nil, err
 	}
 	bind := map[string]xsk.BindMode{"auto": xsk.BindAuto, "copy": xsk.BindCopy, "zerocopy": xsk.BindZeroCopy}[cfg.BindMode]

@@ -86,7 +86,7 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 		return nil, fmt.Errorf("xsk: counter map: %w", err)
 	}
 	b.config, err = ebpf.NewMap(&ebpf.MapSpec{
-		Name: "tcpinc_config", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		Name: "tcpinc_config", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("xsk: config map: %w", err)
@@ -259,6 +259,23 @@ func (b *Bump) RemoveFastPath(k FlowKey) error {
 // --no-fast-path promises. It takes effect for the next frame; the map
 // keeps its entries.
 func (b *Bump) SetFastPath(on bool) error {
+	for p := range 2 {
+		if err := b.SetPortFastPath(PortID(p), on); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetPortFastPath is SetFastPath for the frames arriving at one port: off,
+// its program forwards nothing to the other port itself and sends every
+// frame to user space, which forwards what needs no work through its
+// AF_XDP socket on the other port. That is how a port whose redirect
+// cannot deliver (RedirectReady false) still carries everything.
+func (b *Bump) SetPortFastPath(port PortID, on bool) error {
+	if err := validPort(port); err != nil {
+		return err
+	}
 	if b.config == nil {
 		return errors.New("xsk: SetFastPath on a closed bump")
 	}
@@ -266,8 +283,8 @@ func (b *Bump) SetFastPath(on bool) error {
 	if on {
 		v = 0
 	}
-	if err := b.config.Put(uint32(0), v); err != nil {
-		return fmt.Errorf("xsk: set fast path: %w", err)
+	if err := b.config.Put(uint32(port), v); err != nil {
+		return fmt.Errorf("xsk: set fast path of %s: %w", port, err)
 	}
 	return nil
 }

@@ -78,8 +78,9 @@ const (
 	idxOff = -44
 	cfgOff = -48
 
-	// Slot 0 of the config map: 0 = fast path on (the zero value, so a new
-	// map means on), 1 = every frame to the AF_XDP socket.
+	// Slot p of the config map (p: the port whose program reads it): 0 =
+	// fast path on (the zero value, so a new map means on), 1 = every
+	// frame arriving at port p to the AF_XDP socket.
 	cfgFastPathOff = 1
 )
 
@@ -150,7 +151,7 @@ type classifierMaps struct {
 	peer     *ebpf.Map // DEVMAP, key 0 = the other port
 	flows    *ebpf.Map // fast-path LRU hash, shared by both ports
 	counters *ebpf.Map // per-CPU verdict counters, both ports
-	config   *ebpf.Map // one-entry array: the fast-path switch, both ports
+	config   *ebpf.Map // two-entry array: each port's fast-path switch
 	base     int       // this port's first counter slot
 }
 
@@ -184,7 +185,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	// Fast path off: every frame, non-TCP included, goes to user space
 	// (the daemon's --no-fast-path).
 	b.emit(
-		asm.StoreImm(asm.RFP, cfgOff, 0, asm.Word),
+		asm.StoreImm(asm.RFP, cfgOff, int64(m.base/numCounters), asm.Word),
 		asm.LoadMapPtr(asm.R1, m.config.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, cfgOff),

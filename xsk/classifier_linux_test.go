@@ -280,6 +280,25 @@ func TestClassifier(t *testing.T) {
 		if err := b.SetFastPath(true); err != nil {
 			t.Fatal(err)
 		}
+		// One port off: only its program sends everything to user
+		// space (a port whose redirect cannot deliver).
+		if err := b.SetPortFastPath(Outside, false); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []PortID{Inside, Outside} {
+			before := b.Stats()
+			ret := runXDP(t, b.progs[p], tcp4(40000, 443, tcpACK, ip4Opts{}))
+			got, want := diffStats(before.Inside, b.Stats().Inside), wantDelta(cntFastPath, cntToPeer)
+			if p == Outside {
+				got, want = diffStats(before.Outside, b.Stats().Outside), wantDelta(cntAllToXSK, cntNoSocket)
+			}
+			if got != want {
+				t.Errorf("outside off: %s program: ret %d counters %+v, want %+v", p, ret, got, want)
+			}
+		}
+		if err := b.SetPortFastPath(Outside, true); err != nil {
+			t.Fatal(err)
+		}
 		before := b.Stats()
 		ret := runXDP(t, b.progs[Inside], tcp4(40000, 443, tcpACK, ip4Opts{}))
 		if got := diffStats(before.Inside, b.Stats().Inside); ret != xdpRedirect || got != wantDelta(cntFastPath, cntToPeer) {

@@ -122,7 +122,10 @@
 // (`ethtool -S <port>` rx_queue_0_drops, `ip -s link` RX dropped, and the
 // xdp:xdp_redirect_err tracepoint). [Bump.RedirectReady] checks the
 // condition (the other port's NETDEV_XDP_ACT_NDO_XMIT feature, read over
-// generic netlink) so a daemon can warn. Real NICs have no such condition, and
+// generic netlink); tcpincd checks it at start and every second, and turns
+// the fast path of a port whose redirect cannot deliver off
+// ([Bump.SetPortFastPath]), so its frames go through user space instead of
+// being dropped. Real NICs have no such condition, and
 // generic mode transmits through the normal skb path. Test topologies that
 // use veth must also turn off TX checksum offload and TSO/GSO on the
 // neighbours (`ethtool -K <peer> tx off tso off gso off`): otherwise AF_XDP

@@ -20,6 +20,7 @@ type collector struct {
 	handshakes, fallbacks, drops  *prometheus.Desc
 	authFailures, rekeys, resumes *prometheus.Desc
 	initRetransmit, dupACKs       *prometheus.Desc
+	strayResets                   *prometheus.Desc
 	sealed, opened                *prometheus.Desc
 	cacheEntries                  *prometheus.Desc
 	flowMemory, flowMemoryLimit   *prometheus.Desc
@@ -47,6 +48,7 @@ func newCollector(src Source) *collector {
 		rekeys:          d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
 		resumes:         d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
 		initRetransmit:  d("init_retransmissions_total", "Init1/Init2 segments the appliance retransmitted."),
+		strayResets:     d("stray_resets_total", "Mid-stream segments of negotiated connections without a record (after a restart), reset both ways."),
 		dupACKs:         d("dup_acks_originated_total", "Duplicate ACKs with SACK blocks the appliance sent to a far side."),
 		sealed:          d("frames_sealed_total", "tcpcrypt frames encrypted."),
 		opened:          d("frames_opened_total", "tcpcrypt frames decrypted and authenticated."),
@@ -66,7 +68,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
 		c.handshakes, c.fallbacks, c.drops, c.authFailures, c.rekeys, c.resumes,
-		c.initRetransmit, c.dupACKs, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
+		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
 	} {
 		ch <- d
@@ -105,6 +107,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(c.rekeys, counter, float64(s.Rekeys))
 	m(c.resumes, counter, float64(s.Resumptions))
 	m(c.initRetransmit, counter, float64(s.InitRetransmit))
+	m(c.strayResets, counter, float64(s.StrayResets))
 	m(c.dupACKs, counter, float64(s.DupACKs))
 	m(c.sealed, counter, float64(s.FramesSealed))
 	m(c.opened, counter, float64(s.FramesOpened))

@@ -104,7 +104,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 			cpus = []int{}
 		}
 		doc.Ports = append(doc.Ports, PortDoc{Name: p.Name, Interface: p.Interface, XDPMode: p.XDPMode,
-			BindMode: p.BindMode, Queues: p.Queues, CPUs: cpus})
+			BindMode: p.BindMode, Queues: p.Queues, CPUs: cpus, Path: p.Path, PathReason: p.PathReason})
 	}
 	s.src.Flows(func(f FlowInfo) bool {
 		doc.Flows.Total++

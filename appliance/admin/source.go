@@ -97,6 +97,12 @@ type PortStatus struct {
 	BindMode  string // "zerocopy" or "copy"
 	Queues    int
 	CPUs      []int // the CPU each queue's worker is pinned to; empty when not pinned
+	// Path is how frames arriving at the port that need no user-space
+	// work (non-TCP, plain TCP on the fast path) reach the other port:
+	// "kernel" (the XDP program redirects them) or "user" (the workers
+	// forward them); PathReason says why.
+	Path       string
+	PathReason string
 }
 
 // Counters is a snapshot of every counter the daemon keeps. The maps are
@@ -118,10 +124,14 @@ type Counters struct {
 	Rekeys         uint64
 	Resumptions    uint64
 	InitRetransmit uint64 // Init1/Init2 retransmissions by the appliance
-	DupACKs        uint64 // duplicate ACKs the appliance originated
-	FramesSealed   uint64
-	FramesOpened   uint64
-	CacheEntries   uint64 // gauge: resumption cache chains held
+	// StrayResets counts mid-stream segments of connections that
+	// negotiated TCP-ENO and have no record (after a restart, or expiry):
+	// reset both ways, never passed.
+	StrayResets  uint64
+	DupACKs      uint64 // duplicate ACKs the appliance originated
+	FramesSealed uint64
+	FramesOpened uint64
+	CacheEntries uint64 // gauge: resumption cache chains held
 	// Flow memory (all workers): bytes of flow records and per-flow
 	// buffers charged now, the most ever charged, and the limit.
 	FlowMemoryBytes, FlowMemoryPeak, FlowMemoryLimit uint64

@@ -48,6 +48,9 @@ type PortDoc struct {
 	BindMode  string `json:"bind_mode"`
 	Queues    int    `json:"queues"`
 	CPUs      []int  `json:"cpus"`
+	// Path is "kernel" or "user" (admin.PortStatus), PathReason why.
+	Path       string `json:"path"`
+	PathReason string `json:"path_reason"`
 }
 
 // FlowsSummary counts flows for StatusDoc.
@@ -77,6 +80,7 @@ type CountersDoc struct {
 	Rekeys         uint64                     `json:"rekeys"`
 	Resumptions    uint64                     `json:"resumptions"`
 	InitRetransmit uint64                     `json:"init_retransmissions"`
+	StrayResets    uint64                     `json:"stray_resets"`
 	DupACKs        uint64                     `json:"dup_acks_originated"`
 	FramesSealed   uint64                     `json:"frames_sealed"`
 	FramesOpened   uint64                     `json:"frames_opened"`
@@ -222,6 +226,7 @@ func countersDoc(c *Counters) CountersDoc {
 		AuthFailures:   c.AuthFailures,
 		Rekeys:         c.Rekeys,
 		Resumptions:    c.Resumptions,
+		StrayResets:    c.StrayResets,
 		InitRetransmit: c.InitRetransmit,
 		DupACKs:        c.DupACKs,
 		FramesSealed:   c.FramesSealed,

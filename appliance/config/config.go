@@ -73,6 +73,14 @@ type Config struct {
 	// AdminTokenFile names a file holding the admin API's bearer token
 	// (surrounding white space ignored). Empty: no token.
 	AdminTokenFile string `yaml:"admin_token_file"`
+
+	// PinDir is a directory on a BPF file system where the daemon pins
+	// the set of tuples whose connections negotiated TCP-ENO, so that a
+	// restarted daemon resets exactly those and passes every other
+	// connection. Empty keeps the set in memory: after a restart every
+	// connection the engine has no record of passes, so an inside host's
+	// bytes of a formerly encrypted connection may reach the wire.
+	PinDir string `yaml:"pin_dir"`
 }
 
 // Flows bounds the per-worker flow tables.
@@ -144,6 +152,11 @@ type Engine struct {
 	// long, IdleTimeout an encrypted one idle this long.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	// PlainRetention is how long the record of a connection left in plain
+	// TCP is kept after its last segment the engine saw. It bounds only
+	// what the flow list shows: a plain connection whose record is gone
+	// still passes.
+	PlainRetention time.Duration `yaml:"plain_retention"`
 	// Policies choose per far-side prefix: opportunistic (offer, fall
 	// back to plain TCP), require (reset connections that do not
 	// negotiate) or bypass (never offer). Longest prefix wins; addresses
@@ -217,9 +230,11 @@ func Default() Config {
 			InitTries:        6,
 			HandshakeTimeout: 30 * time.Second,
 			IdleTimeout:      2 * time.Hour,
+			PlainRetention:   5 * time.Minute,
 		},
 		LogLevel: "info",
 		Admin:    "127.0.0.1:9470",
+		PinDir:   "/sys/fs/bpf/tcpincd",
 	}
 }
 
@@ -343,6 +358,9 @@ func (c *Config) Validate() error {
 	if strings.ContainsRune(c.AdminTokenFile, 0) {
 		bad("admin_token_file", "must be a file name (got %q)", c.AdminTokenFile)
 	}
+	if c.PinDir != "" && (!strings.HasPrefix(c.PinDir, "/") || strings.ContainsRune(c.PinDir, 0)) {
+		bad("pin_dir", "must be an absolute directory path or empty (got %q)", c.PinDir)
+	}
 	return errors.Join(errs...)
 }
 
@@ -451,6 +469,9 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	}
 	if e.IdleTimeout <= 0 {
 		bad("engine.idle_timeout", "must be positive (got %v)", e.IdleTimeout)
+	}
+	if e.PlainRetention <= 0 {
+		bad("engine.plain_retention", "must be positive (got %v)", e.PlainRetention)
 	}
 	for i, p := range e.Policies {
 		field := fmt.Sprintf("engine.policies[%d]", i)

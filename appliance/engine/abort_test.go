@@ -3,6 +3,7 @@ package engine
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // A forged frame (one ciphertext bit flipped on the wire) aborts: RST to
@@ -127,11 +128,14 @@ func TestCorruptedSegmentDropped(t *testing.T) {
 	}
 }
 
-// TestStrayRSTBadChecksumDropped: an RST for a tuple the engine has no
-// record of is passed on only when its checksum is valid (found by
-// FuzzScript: a corrupted stray RST left with a bad checksum).
+// TestStrayRSTBadChecksumDropped: an RST for a negotiated tuple the engine
+// has no record of is passed on only when its checksum is valid (found by
+// FuzzScript: a corrupted stray RST left with a bad checksum). An unknown
+// plain tuple's segments pass as they are, like any plain TCP.
 func TestStrayRSTBadChecksumDropped(t *testing.T) {
-	g := newGW(t, Config{})
+	set := NewNegotiatedSet(NegotiatedConfig{})
+	set.Add(addrA, addrB, time.Time{})
+	g := newGWDeps(t, Config{}, Deps{Negotiated: set})
 	rst := tcpFrame(addrB, addrA, 1000, 2000, rstF|ackF, 502, nil, nil)
 	if v := g.e.Handle(0, Outside, slices.Clone(rst), g.tx); v != Passthrough {
 		t.Fatalf("valid stray RST: verdict %v, want Passthrough", v)

@@ -86,11 +86,12 @@ type Config struct {
 	// (default 30 s); IdleTimeout an established one idle this long
 	// (default 2 h).
 	HandshakeTimeout, IdleTimeout time.Duration
-	// PassUnknown forwards mid-connection segments of connections the
-	// engine has no record of (begun before it started, or expired). The
-	// default resets them: after a restart such a segment may be
-	// ciphertext for a host or plaintext for the wire.
-	PassUnknown bool
+	// PlainRetention is how long the record of a connection left in plain
+	// TCP is kept after the engine last saw one of its segments (default
+	// 5 min; the fast path hides the rest). It only bounds what the admin
+	// API lists: once the record is gone the connection's segments still
+	// pass, as every tuple outside the NegotiatedSet does.
+	PlainRetention time.Duration
 	// Policies per far-side prefix; addresses matching none are
 	// opportunistic.
 	Policies []PolicyRule
@@ -111,9 +112,7 @@ const (
 	DefaultInitTries        = 6
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2 * time.Hour
-	// plainRetention is how long a flow left in plain TCP stays listed
-	// after the engine last saw it (the fast path hides the rest).
-	plainRetention = 5 * time.Minute
+	DefaultPlainRetention   = 5 * time.Minute
 )
 
 // ErrConfig wraps every configuration error.
@@ -176,6 +175,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.InitTries, DefaultInitTries)
 	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&o.IdleTimeout, DefaultIdleTimeout)
+	defd(&o.PlainRetention, DefaultPlainRetention)
 	// A frame must fit the retransmit store whole, and a wire segment the
 	// reassembly buffer.
 	if o.RetransmitBytes < 2*tcpcrypt.MaxFrameLen/16 || o.ReassemblyBytes < 4096 || o.DeliverBytes < 4096 || o.PreKeyBytes < 0 {

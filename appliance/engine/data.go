@@ -16,8 +16,10 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
 			if p.Seq() != f.isnL {
 				// A new connection on the tuple: start over.
+				prev := f.prev
+				f.prev = nil
 				e.remove(f)
-				return e.outboundSYN(now, f.key, p, tx)
+				return e.synOnTuple(now, f.key, prev, p, Inside, tx)
 			}
 			return e.resendSYN(f, p, tx[Outside])
 		}
@@ -25,31 +27,31 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale)
+		if e.crossingSYNACK(f, p) {
+			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
+		}
+		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			if f.prev != nil {
+				if p.Ack() != f.isnR+1 {
+					return e.stale(now, f, p, Inside, tx)
+				}
+				e.dropPrev(f) // the host accepted the new connection
+			}
 			return e.hostSYNACK(f, p, tx)
 		}
 		if fl&packet.FlagRST != 0 {
 			e.remove(f)
 			return Passthrough
 		}
-		return e.drop(DropStale) // nothing but the SYN-ACK can come before the third segment
+		return e.stale(now, f, p, Inside, tx) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
-		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
 			return e.resendSYN(f, p, tx[Outside])
 		}
-		if fl&packet.FlagACK == 0 && f.closeAt != 0 {
-			// The inside host's SYN on the tuple of a connection whose
-			// both FINs are acknowledged: a new connection (its TCP left
-			// TIME-WAIT, or skipped it, as Linux does when its TIME-WAIT
-			// table is full). The record has nothing left to resend or
-			// deliver; dropping the SYN hung connect() (bench/RESULTS.md).
-			e.remove(f)
-			return e.outboundSYN(now, f.key, p, tx)
-		}
-		return e.drop(DropStale)
+		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
 	}
 	if fl&packet.FlagRST != 0 {
 		return e.hostRST(f, p, tx[Outside])
@@ -60,16 +62,16 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 // fromOutside handles a segment from the far side R of a tracked flow.
 func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	fl := p.Flags()
-	if fl&packet.FlagRST != 0 {
-		if f.state >= stKex {
-			return e.wireRST(f, p, tx[Inside])
-		}
+	if fl&packet.FlagRST != 0 && f.state < stKex {
 		// A blind RST must not end the record: the SYN-ACK would then
 		// pass untracked and the connection run in plain TCP. In
 		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
 		// §3.10.7.3); else it must sit at R's next sequence number.
 		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
 			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			if f.prev != nil {
+				return e.stale(now, f, p, Outside, tx) // the displaced connection's
+			}
 			return e.drop(DropOutOfWindow)
 		}
 		e.remove(f)
@@ -94,14 +96,27 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				// (or the policy resets both hosts).
 				return e.drop(DropPolicy)
 			}
-			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
-			return Passthrough
+			return e.crossingSYN(f, p)
 		}
-		return e.drop(DropStale)
+		if f.prev == nil && fl&packet.FlagACK != 0 {
+			return e.synSentReset(now, f, p, tx)
+		}
+		return e.stale(now, f, p, Outside, tx)
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
 			e.clamp(f, p)
 			return ForwardInPlace
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
+			// Another SYN while the one that displaced a connection
+			// is unanswered (it may have been blind): it takes its place.
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
+		}
+		if fl&packet.FlagSYN == 0 {
+			return e.stale(now, f, p, Outside, tx)
 		}
 		return e.drop(DropStale)
 	case stSynAckSent:
@@ -112,17 +127,13 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			}
 			return e.drop(DropStale)
 		}
-		// The first non-SYN segment: it must carry ENO (ENO-28).
+		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
+		// the inside host would accept decides (thirdAcceptable).
+		if !e.thirdAcceptable(f, p) {
+			return e.drop(DropOutOfWindow)
+		}
 		if !e.si.eno {
-			if f.policy == Require {
-				// L is in SYN-RECEIVED (RST at its rcv.nxt), R established.
-				e.rstBoth(f, tx, f.isnR+1, 0, p.Seq()+uint32(len(p.Payload())), p.Ack())
-				e.kill(f, FallbackNoENOInACK, "required: third segment without TCP-ENO")
-				e.remove(f)
-				return Dropped
-			}
-			e.kill(f, FallbackNoENOInACK, "third segment without TCP-ENO")
-			return Passthrough
+			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
 		}
 		if f.res != nil {
 			f.role = eno.RoleB
@@ -131,21 +142,19 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 				return Forwarded
 			}
 		} else if !e.startKex(now, f) {
-			return Passthrough
+			return e.fallbackThird(f, p, tx, -1, f.reason) // counted by startKex
 		}
+	}
+	// Negotiated: only a segment R's TCP peer would accept goes on.
+	if v, ok := e.wireAccept(now, f, p, tx); !ok {
+		return v
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.wireRST(f, p, tx[Inside])
 	}
 	if fl&packet.FlagSYN != 0 {
 		if fl&packet.FlagACK != 0 && f.role == 0 {
 			return e.farSYNACK(now, f, p, tx) // our third segment was lost
-		}
-		if fl&packet.FlagACK == 0 && f.closeAt != 0 && f.rcv.finW >= 0 &&
-			(int32(p.Seq()-wrap(f.isnR, f.rcv.finW+1)) > 0 || f.tsOK && e.si.hasTS && int32(e.si.tsVal-f.tsR) > 0) {
-			// A new connection on a fully closed connection's tuple, as
-			// a TCP in TIME-WAIT accepts one: a sequence number past the
-			// old connection's FIN or a newer timestamp (RFC 9293
-			// §3.10.7.4's note, RFC 6191).
-			e.remove(f)
-			return e.inboundSYN(now, f.key, p, tx)
 		}
 		return e.drop(DropStale)
 	}
@@ -178,18 +187,6 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 			}
 			en.frames.pop()
 		}
-		if f.keys != nil {
-			// Old sending keys go once no frame still to be retransmitted
-			// needs them (TC-60).
-			g := f.keys.SendGeneration()
-			if en.frames.n > 0 {
-				g = en.frames.at(0).gen
-			}
-			if g > en.forgotBelow {
-				f.keys.Forget(g)
-				en.forgotBelow = g
-			}
-		}
 	}
 	if en.finW >= 0 && en.ackW > en.finW {
 		return en.finH + 1
@@ -201,8 +198,8 @@ func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
 // its wire translation.
 func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 	d := &f.rcv
-	limit := d.nextH
-	if d.finH >= 0 {
+	limit := d.sentH // L cannot acknowledge what it was not sent (and the ring may no longer hold it)
+	if d.finOut {
 		limit = d.finH + 1
 	}
 	if ackH > limit || ackH < d.ackH-1<<30 {
@@ -219,17 +216,14 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 		d.ackW = fr.w + int64(fr.wl)
 		d.frames.pop()
 	}
-	if d.finW >= 0 && d.ackH > d.finH {
-		return d.finW + 1
-	}
-	return d.ackW
+	return f.ackToR()
 }
 
 // hostSeqOut is the sequence number of the next segment the engine sends L
 // on R's behalf.
 func (f *flow) hostSeqOut() uint32 {
-	h := f.rcv.nextH
-	if f.rcv.finH >= 0 {
+	h := f.rcv.sentH // what waits for L's window was not sent: a pure ACK must not pass it
+	if f.rcv.finOut {
 		h = f.rcv.finH + 1
 	}
 	return wrap(f.isnR, h)
@@ -264,11 +258,14 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagURG != 0 {
 		e.c.URGStripped.Add(1) // tcpcrypt.md §7: not generated; the data goes on as normal data
 	}
-	ackW := d.ackW
+	ackW := f.ackToR()
 	if fl&packet.FlagACK != 0 {
 		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
 	}
 	e.closeCheck(now, f)
+	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
+		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
+	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH
@@ -362,17 +359,20 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 			}
 		}
 		e.opts.sack(blocks[:nb])
+	} else if d.held.n > 0 {
+		// R's out-of-order bytes are held: every ACK says so (RFC 2018
+		// §4), or R's SACK scoreboard would go stale.
+		var blocks [4][2]uint32
+		nb := f.heldSACK(&blocks)
+		e.opts.sack(blocks[:nb])
 	}
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := d.ackW
-	if d.finW >= 0 && d.ackH > d.finH {
-		ack = d.finW + 1
-	}
+	ack := f.ackToR()
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
-		d.lastAckW, d.lastWin = d.ackW, f.winToR()
+		d.lastAckW, d.lastWin = ack, s.win
 		f.pktsOut++
 	}
 	if si == nil {
@@ -410,20 +410,13 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 	en.preFIN = false
 }
 
-// sealNew frames new host data (and FIN) into frames no larger than R's MSS,
-// keeps them in the store and sends them.
+// sealNew frames new host data (and FIN) into frames no larger than R's MSS
+// (or the path's, once lowered), keeps them in the store and sends them.
 func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
 	en := &f.enc
 	// The MSS counts payload only: leave room for the options we send
 	// (timestamps, `45 02` while it lasts), as a TCP sender does.
-	optLen := 0
-	if f.tsOK {
-		optLen += 12
-	}
-	if f.enoOut {
-		optLen += 4
-	}
-	max := int(f.mssR) - tcpcrypt.Overhead - optLen
+	max := f.segR() - tcpcrypt.Overhead - f.optLenR()
 	if max > tcpcrypt.MaxData {
 		max = tcpcrypt.MaxData
 	}
@@ -460,7 +453,14 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 			return false
 		}
 		en.store.write(en.nextW, fr)
-		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), gen: sk.Generation, fin: fin && last}
+		if sk.Generation > en.forgotBelow {
+			// Frames are resent from the store, never sealed again: the
+			// older generations' sending keys can go at once (RFC 8548
+			// §3.8, TC-60), however fast the far side rekeys.
+			f.keys.Forget(sk.Generation)
+			en.forgotBelow = sk.Generation
+		}
+		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin && last}
 		en.frames.push(rec)
 		en.nextH += int64(n)
 		en.nextW += int64(wl)
@@ -477,7 +477,7 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 		if rec.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, to, rec.w, wl, flags, true)
+		e.sendWire(f, to, rec.w, wl, flags, true)
 		if rec.owned() {
 			en.ownedN++
 			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
@@ -510,7 +510,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		if fr.fin {
 			flags |= packet.FlagFIN
 		}
-		e.sendStored(f, tx[Outside], fr.w, int(fr.wl), flags, true)
+		e.sendWire(f, tx[Outside], fr.w, int(fr.wl), flags, true)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -559,11 +559,8 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 
 // wireRST forwards R's RST to L with translated numbers and no payload
 // (nothing unauthenticated reaches the host), and forgets the flow.
+// wireAccept has found it at exactly the next sequence number (RFC 5961 §3).
 func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
-	w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW)
-	if w < f.rcv.rcvW-1<<20 || w > f.rcv.rcvW+1<<20 {
-		return e.drop(DropOutOfWindow) // RFC 5961 spirit: far outside the window
-	}
 	r := seg{seq: f.hostSeqOut(), flags: packet.FlagRST, win: p.Window()}
 	if p.Flags()&packet.FlagACK != 0 {
 		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
@@ -575,12 +572,8 @@ func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 }
 
 // wireSegment handles data, FIN and ACKs from R once negotiated.
+// wireAccept has checked it (and its checksum).
 func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
-	if !p.VerifyL4Checksum() {
-		// A corrupted segment is dropped as TCP would drop it, not fed to
-		// the decoder, where it would fail authentication and abort.
-		return e.drop(DropChecksum)
-	}
 	si := &e.si
 	d := &f.rcv
 	fl := p.Flags()
@@ -621,9 +614,6 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 		return Forwarded
 	}
-	if fin && d.pendFIN < 0 {
-		d.pendFIN = end
-	}
 	if end < d.rcvW || (end == d.rcvW && !(fin && d.finW < 0)) {
 		e.duplicate(f, w, end, tx)
 		return Forwarded
@@ -635,6 +625,13 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
 		return e.drop(DropOutOfWindow)
 	}
+	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {
+		d.pendFIN = -1 // data past it: no end (R resends its FIN if it was one)
+	}
+	if fin && d.finW < 0 && (d.pendFIN < 0 || end < d.pendFIN) {
+		// Only a FIN in the window counts; of two, the lower.
+		d.pendFIN = end
+	}
 	if w > d.rcvW {
 		if !e.hold(f, w, data) {
 			return e.drop(DropReasmFull)
@@ -643,7 +640,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	data = data[d.rcvW-w:]
-	delivered := d.nextH
+	delivered := d.sentH
 	if d.held.n == 0 && f.dec != nil {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -668,7 +665,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if f.state == stDead {
 		return Forwarded
 	}
-	if d.nextH == delivered && hostAck != f.lastHostAck {
+	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
 	}
 	return Forwarded
@@ -739,7 +736,7 @@ func (e *Engine) ownedLoss(now int64, f *flow, si *segInfo, dup bool, to TxSink)
 			continue
 		}
 		fr.fast = true
-		e.sendStored(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
+		e.sendWire(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -855,7 +852,11 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 			break // waiting for keys
 		}
 	}
-	return e.wireFIN(f, tx)
+	if err := e.wireFIN(f, tx); err != nil {
+		return err
+	}
+	e.ackCustody(f, tx)
+	return nil
 }
 
 // drain is drainHeld for callers with nowhere to report an error.
@@ -931,13 +932,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
 	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
 	d.frames.push(rec)
-	if d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data))) {
+	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
+	if held {
 		d.plain.write(d.nextH, fr.Data)
-	} else {
-		// Over the cap: these bytes cannot be re-delivered. Never send
-		// what the ring does not hold.
-		d.plainFrom = d.nextH + int64(len(fr.Data))
-		e.c.Drops[DropDeliverFull].Add(1)
 	}
 	d.nextH += int64(len(fr.Data))
 	if fr.FIN {
@@ -950,12 +947,26 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		f.ackOwed = true
 		return
 	}
-	e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+	if !held || fr.URG {
+		// Over the cap, or urgent: out at once, after what waits for
+		// L's window (still in the ring: a failed reserve moves nothing).
+		e.sendPending(f, to, rec.h)
+		if !held {
+			// These bytes cannot be re-delivered. Never send what the
+			// ring does not hold.
+			d.plainFrom = d.nextH
+			e.c.Drops[DropDeliverFull].Add(1)
+		}
+		e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		d.sentH, d.finOut = d.nextH, fr.FIN
+		return
+	}
+	e.pushPlain(f, to, false)
 }
 
 // sendPlain sends host bytes starting at h to L.
 func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
-	mss := int(f.mssL)
+	mss := f.segL()
 	if f.tsOK {
 		mss -= 12 // the MSS counts payload only; our segments carry timestamps
 	}
@@ -1004,14 +1015,22 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 			continue
 		}
 		lo := max(fr.h, d.ackH)
-		if lo < d.plainFrom {
+		hi := min(fr.h+int64(fr.n), d.sentH) // what waits for L's window is not lost
+		fin := fr.fin && d.finOut
+		if lo < d.plainFrom || (hi <= lo && !fin) {
 			continue
 		}
-		n := fr.h + int64(fr.n) - lo
-		buf := e.scratch[:n]
+		buf := e.scratch[:max(hi-lo, 0)]
 		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, fr.fin, false, 0)
+		e.sendPlain(f, tx[Inside], lo, buf, fin, false, 0)
 		e.c.Redelivered.Add(1)
+		sent = true
+	}
+	if !sent && (d.sentH < d.nextH || (d.finH >= 0 && !d.finOut)) {
+		// Nothing lost, but plaintext waits for L's window: R's
+		// retransmission stands in for a window probe (L's window
+		// update may have been lost on the inside link).
+		e.pushPlain(f, tx[Inside], true)
 		sent = true
 	}
 	if sent {
@@ -1029,23 +1048,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	e.opts.reset()
 	f.tsToR(&e.opts, false)
 	var blocks [4][2]uint32
-	nb := 0
-	if d.held.n > 0 {
-		order := [maxSpans]int{}
-		order[0] = d.held.last
-		k := 1
-		for i := 0; i < d.held.n && k < len(blocks); i++ {
-			if i != d.held.last {
-				order[k] = i
-				k++
-			}
-		}
-		for i := 0; i < k && nb < 3; i++ {
-			r := d.held.r[order[i]]
-			blocks[nb] = [2]uint32{wrap(f.isnR, r.s), wrap(f.isnR, r.e)}
-			nb++
-		}
-	}
+	nb := f.heldSACK(&blocks)
 	e.opts.sack(blocks[:nb])
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
@@ -1057,6 +1060,9 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 // the FINp frame (TC-51), else the connection is aborted.
 func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
 	d := &f.rcv
+	if d.finW < 0 && d.pendFIN >= 0 && d.rcvW > d.pendFIN {
+		d.pendFIN = -1 // the stream went on past it: not its end (R resends the real FIN)
+	}
 	if d.pendFIN < 0 || d.finW >= 0 || d.rcvW != d.pendFIN || f.dec == nil {
 		return nil
 	}
@@ -1085,38 +1091,6 @@ func (e *Engine) closeCheck(now int64, f *flow) {
 		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
 		e.releaseBufs(f)
 	}
-}
-
-// handlePTB translates an ICMP packet-too-big about one of our wire
-// segments: quoted sequence number to host space, MTU lowered by the frame
-// overhead, so the inside host's segments plus 20 bytes fit the path.
-func (e *Engine) handlePTB(p *packet.Packet) Verdict {
-	// The quote is of our own wire segment: its source is the inside host.
-	in, out, ok := quotedTuple(p)
-	if !ok {
-		return Passthrough
-	}
-	f := e.flows[flowKey{in: in, out: out}]
-	if f == nil || (f.state != stKex && f.state != stOpen) {
-		return Passthrough
-	}
-	seq, ok := p.QuotedSeq()
-	if !ok {
-		return Passthrough
-	}
-	w := unwrap(seq, f.isnL, f.enc.ackW)
-	h := f.enc.ackH
-	for i := 0; i < f.enc.frames.n; i++ {
-		if r := f.enc.frames.at(i); r.w <= w {
-			h = r.h
-		}
-	}
-	p.SetQuotedSeq(wrap(f.isnL, h))
-	if mtu, ok := p.MTU(); ok && mtu > tcpcrypt.Overhead {
-		p.SetMTU(mtu - tcpcrypt.Overhead)
-	}
-	e.c.PTBTranslated.Add(1)
-	return ForwardInPlace
 }
 
 // newerTS keeps the later of two TSvals (serial arithmetic): segments the

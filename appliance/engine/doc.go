@@ -23,20 +23,60 @@
 // seals each new host segment into frames no larger than the far side's MSS,
 // keeps the wire bytes in a retransmit store until the wire ACK passes them,
 // and serves host retransmissions whole from it (never sealing twice at one
-// offset, the original key generation kept: TC-45, TC-59). Wire ACKs and SACK
-// blocks become host ones rounded to whole frames. The bytes the appliance
+// offset: the stored bytes keep their original key generation, TC-45,
+// TC-59, so older sending keys go as soon as a newer one is in use; after a
+// packet-too-big they go out in smaller segments of the same bytes:
+// pmtu.go). Wire
+// ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third
-// duplicate ACK or its SACK blocks show the hole starts there. The decrypting direction
-// reassembles the wire stream (out-of-order bytes held and answered with a
-// duplicate ACK carrying SACK in wire space), feeds the Init reader and then
-// tcpcrypt.FrameDecoder, and delivers each frame's data at its host offset;
-// the inside host's ACKs go back rounded to frame edges, repeats that would
+// duplicate ACK or its SACK blocks show the hole starts there. The
+// decrypting direction reassembles the wire stream (out-of-order bytes held
+// and answered with a duplicate ACK carrying SACK in wire space), feeds the
+// Init reader and then tcpcrypt.FrameDecoder, and delivers each frame's data
+// at its host offset, within L's window; the inside host's ACKs go back
+// rounded to frame edges (but see Partial-frame custody), repeats that would
 // look like duplicate ACKs are suppressed, and plaintext is kept until the
 // host acknowledges it so a loss on the inside link is repaired when the far
 // side retransmits. FIN travels as FINp (a TCP FIN without FINp aborts), a
 // forged frame aborts (RST both ways), RSTs and keep-alives are translated,
 // never framed.
+//
+// # Partial-frame custody
+//
+// The far side chooses its frame size: a host implementation that frames
+// per write() sends frames up to clen 65,535 (RFC 8548 §4.2), larger than
+// its first flight (10 segments, RFC 6928) and than many windows. A frame
+// opens only whole, so if the appliance acknowledged R's bytes only after
+// L acknowledged their plaintext, R would wait for an ACK that needs the
+// rest of the frame, which R will not send without an ACK: a deadlock. So
+// once L has acknowledged every frame opened so far, the appliance
+// acknowledges the in-order wire bytes of the frame the decoder is still
+// assembling, up to two bytes before its end (custody.go). It holds those
+// bytes itself (the decoder's partial frame: at most one frame, 65,538
+// bytes, per flow) and they never reach L unauthenticated. The frame's end
+// stays unacknowledged until L acknowledges the frame's plaintext, so R's
+// "everything acknowledged" still means L has the data, and R's
+// retransmission of that end re-delivers the plaintext if the inside link
+// lost some (two bytes, because a one-byte retransmission at the end of
+// what arrived looks like a keep-alive probe). The window R gets reaches at
+// least the end of that frame, even when L's window or the re-delivery cap
+// is smaller, since R could never complete the frame otherwise. So an
+// opened frame may not fit L's window: its plaintext waits in the
+// re-delivery ring and goes to L as L's ACKs open the window (pushPlain),
+// not when R's retransmission timer, backed off meanwhile, fires; R's
+// retransmission of the held end still stands in for a window probe. Frames
+// after it wait for L's ACK of it (a cumulative ACK cannot skip its end),
+// which keeps the custody to one frame. Out-of-order bytes are answered as
+// before, duplicate ACKs at the custody point, and every ACK carries SACK
+// blocks while they are held. A frame larger than the re-delivery cap
+// (Config.DeliverBytes) goes to L at once, past its window, and cannot be
+// re-delivered, as before. The same holds whichever end opened the
+// connection. Rejected alternatives:
+// acknowledging whole frames the appliance opened but L has not
+// acknowledged (R's ACK would then no longer mean delivery, and nothing
+// would make R resend what the inside link lost), and delivering a frame's
+// plaintext before it is authenticated (never).
 //
 // # Safety rules
 //
@@ -44,14 +84,36 @@
 // nothing but authenticated plaintext reaches a host (FuzzScript checks
 // both): RSTs are rebuilt without payload, keep-alive bytes are not sent,
 // malformed frames and inside TCP fragments are dropped, segments with a bad
-// TCP checksum are dropped before sealing or decoding, and mid-stream
-// segments of connections the engine has no record of (after a restart) are
-// answered with an RST unless Config.PassUnknown.
+// TCP checksum are dropped before sealing or decoding. A mid-stream segment
+// of a connection the engine has no record of (begun before a restart, or
+// whose record expired) passes unchanged unless its tuple is in the
+// NegotiatedSet, which remembers, across restarts when the daemon pins it,
+// the tuples that negotiated TCP-ENO: those are reset both ways instead.
+// The appliance never resets plain TCP. Segments from the far side
+// of a negotiated flow are checked as a TCP checks them before they change
+// anything (RFC 9293 §3.10.7.4 with RFC 5961: exact RSTs, challenge ACKs,
+// ACK acceptability), and a forged SYN takes no connection over: the
+// record it displaces is kept until the other host answers it (see
+// acceptance.go, also for tuple reuse after a close, RFC 6191). Under the
+// require policy every way a negotiation can fail resets both hosts
+// (require.go).
+//
+// # Path MTU
+//
+// A packet-too-big from the outside about our wire segment counts only if
+// its quoted sequence number is in flight (RFC 5927 §4.1); it lowers the
+// flow's wire segments and reaches the host translated (host sequence
+// number, MTU less the 20-byte frame overhead). One from the inside about
+// a segment the appliance delivered quotes plaintext and never leaves; it
+// lowers the segments the appliance delivers and the quoted bytes are
+// delivered again (pmtu.go). Other ICMP errors from the inside about a
+// negotiated connection are dropped.
 //
 // # Limits
 //
 // A simultaneous open is left in plain TCP, counted as simultaneous_open
-// (both SYNs carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
+// once the far SYN-ACK repeats the far SYN's sequence number (both SYNs
+// carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
 // under the require policy the far SYN is held back instead, so that only
 // the far side's SYN-ACK to our SYN can go on, where negotiation or the
 // policy decides. URGp is never generated (the

@@ -85,6 +85,11 @@ type Deps struct {
 	Log    *slog.Logger
 	// Now is the wall clock for FlowInfo.Started (default time.Now).
 	Now func() time.Time
+	// Negotiated is the set of tuples whose connections negotiated
+	// TCP-ENO, shared by the workers' engines and kept where a restarted
+	// daemon finds it. Nil: the engine keeps its own, in memory (record
+	// expiry is then covered, a restart is not).
+	Negotiated *NegotiatedSet
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -123,7 +128,9 @@ type Counters struct {
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
-	StrayResets                                         atomic.Uint64 // mid-stream segments of unknown connections reset
+	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
+	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
+	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 }
@@ -156,6 +163,7 @@ const (
 	DropFragment           // a TCP fragment from the inside, or a first one of a negotiated connection from the outside
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
+	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
 	NumDropReasons
 )
@@ -181,6 +189,7 @@ type Engine struct {
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
 	closed    []*flow
+	neg       *NegotiatedSet
 	mem       *Memory
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
@@ -203,9 +212,12 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), mem: deps.Memory, trusted: make(map[netip.Addr]int64)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64)}
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
+	}
+	if e.neg == nil {
+		e.neg = NewNegotiatedSet(NegotiatedConfig{Capacity: 2 * c.MaxFlows, Now: deps.Now})
 	}
 	if deps.Pool != nil {
 		e.client, err = deps.Pool.NewClient(1024)
@@ -288,9 +300,15 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// An ICMP error about a segment the appliance delivered quotes
 		// decrypted plaintext (Linux quotes up to 548 bytes); one about
 		// a host segment quotes what was never sent as such. Neither may
-		// leave; the far side's path is the far appliance's business.
+		// leave; the far side's path is the far appliance's business. A
+		// packet-too-big still lowers what the appliance sends L.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			if p.IsPathMTU() {
+				return e.insidePTB(f, p, tx)
+			}
 			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
 		}
 	}
 	if p.Proto() == packet.ProtoTCP && p.IsFragment() && from == Inside {
@@ -321,13 +339,30 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	e.si.read(p)
 	f := e.flows[k]
 	fl := p.Flags()
+	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+		// A new connection on the tuple completes its handshake (a SYN
+		// alone proves nothing: anyone can send one): what the set
+		// remembers of an older connection no longer applies.
+		e.neg.forget(k)
+	}
 	if f != nil && f.state == stPlain {
-		if fl&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
+		if f.e2e != 0 && from == Outside {
+			if v, ok := e.endToEndRequired(f, p, tx); !ok {
+				return v
+			}
+		}
+		if f.prev != nil {
+			return e.plainAfterReuse(now, f, p, from, tx)
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
 			f.last = now
 			return Passthrough
 		}
-		e.remove(f) // the tuple is reused by a new connection
-		f = nil
+		e.remove(f)
+		return e.synOnTuple(now, k, f, p, from, tx)
+	}
+	if f != nil && (f.state == stKex || f.state == stOpen) && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && e.reuses(f, p, from) {
+		return e.reuse(now, f, p, from, tx) // as TIME-WAIT (acceptance.go)
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
@@ -336,7 +371,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			}
 			return e.inboundSYN(now, k, p, tx)
 		}
-		return e.stray(p, from, tx)
+		return e.stray(k, p, from, tx)
 	}
 	f.last = now
 	if from == Inside {
@@ -397,7 +432,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "syn_flood"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the
@@ -412,11 +447,11 @@ func (e *Engine) Lookup(inside, outside netip.AddrPort) (FlowInfo, bool) {
 
 // stray handles a mid-connection segment of a connection the engine has no
 // record of: one that began before this engine started (a restart) or whose
-// record expired. It may belong to an encrypted connection, so passing it on
-// could put plaintext on the wire or ciphertext in a host: unless
-// Config.PassUnknown is set, the sender gets an RST (the peer gets its own
-// when it next sends) and the segment is dropped. RSTs pass.
-func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+// record expired. Unless its tuple is in the negotiated set it is plain TCP
+// and passes unchanged: the appliance never resets plain TCP. A negotiated
+// tuple's segment may be ciphertext for a host or plaintext for the wire,
+// so it is dropped and the connection reset (strayReset). RSTs pass.
+func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	fl := p.Flags()
 	if fl&packet.FlagSYN != 0 {
 		// A SYN-ACK of a connection whose SYN the engine did not see
@@ -430,7 +465,7 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 		}
 		return Passthrough
 	}
-	if e.cfg.PassUnknown {
+	if !e.neg.has(k) {
 		return Passthrough
 	}
 	if fl&packet.FlagRST != 0 {
@@ -444,11 +479,29 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 		}
 		return Passthrough
 	}
+	e.strayReset(p, from, tx)
+	return e.drop(DropStale)
+}
+
+// strayReset resets both ends of a negotiated connection the engine has no
+// record of. Without the record the engine knows the sequence numbers of
+// the sender only: it gets an RST at the number it expects next (the
+// segment's ACK; RFC 9293 §3.10.7.4, RFC 5961 §3.2 exact match). The other
+// end's numbers live in another sequence space (host or wire), so it gets
+// an empty ACK half the sequence space away, which it cannot accept and
+// answers with an ACK of its own (RFC 9293 §3.10.7.4: "an acknowledgment
+// should be sent in reply"); that answer comes here as a stray and gets
+// its exact RST. Only segments with data or FIN get a probe, so two ends
+// never keep probing each other.
+func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	e.c.StrayResets.Add(1)
+	fl := p.Flags()
 	var t tmpl
 	if !t.set(p) {
-		return e.drop(DropStale)
+		return
 	}
+	var probe tmpl
+	probe = t
 	t.reverse()
 	s := seg{seq: p.Ack(), flags: packet.FlagRST}
 	if fl&packet.FlagACK == 0 {
@@ -458,8 +511,11 @@ func (e *Engine) stray(p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 			s.ack++
 		}
 	}
+	e.opts.reset()
 	e.send(tx[from], &t, &s, nil)
-	return e.drop(DropStale)
+	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
+		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
+	}
 }
 
 // quotedTuple returns the source and destination of the TCP segment an ICMP
@@ -486,6 +542,13 @@ func quotedTuple(p *packet.Packet) (src, dst netip.AddrPort, ok bool) {
 		return src, dst, false
 	}
 	return netip.AddrPortFrom(qs, sp), netip.AddrPortFrom(qd, dp), true
+}
+
+// quotedNegotiated reports whether the TCP segment an ICMP error quotes
+// belongs to a tuple in the negotiated set, in either direction.
+func (e *Engine) quotedNegotiated(p *packet.Packet) bool {
+	a, b, ok := quotedTuple(p)
+	return ok && (e.neg.has(flowKey{in: a, out: b}) || e.neg.has(flowKey{in: b, out: a}))
 }
 
 // quotedFlow returns the flow of the TCP segment an ICMP error quotes, in

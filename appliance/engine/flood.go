@@ -110,6 +110,24 @@ func (f *flow) bufBytes() int64 {
 		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r))
 }
 
+// uncharge gives a record's memory back to the budget (it is gone, or
+// kept aside: acceptance.go).
+func (e *Engine) uncharge(f *flow) {
+	if f.charged {
+		f.charged = false
+		e.mem.give(recordCost + f.bufBytes())
+	}
+}
+
+// recharge charges a record put back in the table (reinstate), whatever
+// the limit: it stands for a connection that was there before.
+func (e *Engine) recharge(f *flow) {
+	if !f.charged {
+		f.charged = true
+		e.mem.force(recordCost + f.bufBytes())
+	}
+}
+
 // freeBufs returns the buffers' memory to the budget (the caller drops
 // them).
 func (e *Engine) freeBufs(f *flow) {

@@ -374,10 +374,10 @@ func TestRecordCostCoversHandshake(t *testing.T) {
 // appliance still keeps the record of the encrypted connection that last
 // used it (both FINs acknowledged, kept HandshakeTimeout for late
 // segments). The inside host's SYN was dropped as stale: connect() hung
-// until its timeout, one per client worker. The inside host's own SYN on a
-// fully closed connection's tuple starts a new connection (its TCP has
-// left TIME-WAIT or never entered it), and so does a far SYN that TIME-WAIT
-// would take (a higher sequence number or a newer timestamp).
+// until its timeout, one per client worker. A SYN on a fully closed
+// connection's tuple that TIME-WAIT would take (a newer timestamp, as Linux
+// sends on a new connection to the same host, or a higher sequence number)
+// starts a new connection at both appliances (acceptance.go).
 func TestSYNReusesClosedTuple(t *testing.T) {
 	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
 	ap := netip.AddrPortFrom(addrA.Addr(), 40001)
@@ -390,7 +390,7 @@ func TestSYNReusesClosedTuple(t *testing.T) {
 	// The same tuple again, before the records' linger ends, with a higher
 	// ISN: the SYN gets through both appliances and the new connection is
 	// encrypted.
-	_, o := ga.push(Inside, tcpFrame(ap, addrB, isnA+1000, 0, synF, 64240, synOpts(1460, 1), nil))
+	_, o := ga.push(Inside, tcpFrame(ap, addrB, isnA+1000, 0, synF, 64240, synOpts(1460, 1000), nil))
 	if len(o) != 1 || option(parse(t, o[0]).opts, 69) == nil {
 		t.Fatalf("the inside host's SYN on a closed connection's tuple: %d frames out, want our SYN with TCP-ENO", len(o))
 	}

@@ -28,7 +28,6 @@ var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "ke
 type frameRec struct {
 	h, w  int64
 	n, wl int32
-	gen   uint64
 	fin   bool
 	fast  bool // an appliance-owned frame already sent again on R's duplicate ACKs
 }
@@ -99,11 +98,14 @@ type decDir struct {
 	ackH      int64 // L's cumulative ACK
 	ackW      int64 // its translation: end of the last whole frame L acknowledged
 	frames    frameQ
-	plain     ring  // delivered plaintext H[ackH, nextH), for re-delivery
+	plain     ring  // opened plaintext H[ackH, nextH), for delivery and re-delivery
+	sentH     int64 // end of what L was sent: H[sentH, nextH) waits for L's window
+	finOut    bool  // the FIN went to L
 	plainFrom int64 // the ring holds nothing below this host offset
 	finH      int64 // host offset of the FIN delivered to L, -1 if none
 	finW      int64 // wire offset of R's TCP FIN, -1 if none
 	lastAckW  int64 // the wire ACK R last got from us
+	custody   int64 // highest wire ACK R got for bytes of a frame not yet opened (ackToR)
 	lastWin   uint16
 	answer    bool // let the next ACK from L through even if it repeats
 }
@@ -130,6 +132,8 @@ type flow struct {
 
 	isnL, isnR uint32
 	mssL, mssR uint16
+	pmssL      uint16 // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
+	pmssR      uint16 // the same toward R, from the outside
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
@@ -159,6 +163,15 @@ type flow struct {
 	lastWinR    uint16 // R's window field when L last got an ACK from us
 	ackOwed     bool   // an empty frame was consumed: acknowledge it
 	consuming   bool   // inside consume: sessionDone must not drain
+	held        bool   // the tuple is held in the NegotiatedSet
+	idled       bool   // removed for idleness (the hosts may still hold it)
+
+	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
+	simSYN        bool   // A: a SYN from R crossed ours (simultaneous open, or blind)
+	simISN        uint32 // its sequence number
+	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
+	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
+	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
 
 	charged          bool  // recordCost is charged to the budget
 	embIn            bool  // on the embryonic list
@@ -181,6 +194,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	f.enc.store.mem, f.enc.pre.mem, f.rcv.reasm.mem, f.rcv.plain.mem = e.mem, e.mem, e.mem, e.mem
 	f.enc.frames.mem, f.rcv.frames.mem = e.mem, e.mem
 	if old := e.flows[k]; old != nil {
+		old.prev = nil // the caller decides what becomes of it
 		e.remove(old)
 	}
 	e.flows[k] = f
@@ -229,7 +243,7 @@ func (f *flow) info() FlowInfo {
 // the room left in the retransmit store, so L does not send what the store
 // would have to drop (RFC 7323 window scale taken into account).
 func (f *flow) scaleWin(w uint16) uint16 {
-	m := int64(f.mssR)
+	m := int64(f.segR())
 	win := int64(w) << f.wsR
 	if m > tcpcrypt.Overhead {
 		win = win * (m - tcpcrypt.Overhead) / m
@@ -254,17 +268,26 @@ func (f *flow) scaleWin(w uint16) uint16 {
 
 // winToR is the window R gets: L's, clamped to the plaintext the appliance
 // can still keep for re-delivery (so a loss on the inside link can always be
-// repaired from it).
+// repaired from it), counted from the end of the frames L acknowledged. A
+// frame held in custody may end beyond that: the window then reaches its
+// end, or R could never complete it (a frame opens only whole).
 func (f *flow) winToR() uint16 {
+	d := &f.rcv
 	win := int64(f.winL) << f.wsLe
-	room := int64(f.rcv.plain.max) - (f.rcv.nextH - f.rcv.ackH)
+	room := int64(d.plain.max) - (d.nextH - d.ackH)
 	if room < 0 {
 		room = 0
 	}
 	if win > room {
 		win = room
 	}
-	win >>= f.wsLe
+	if fe := f.partialEnd(); fe >= 0 {
+		edge := max(d.ackW+win, fe)
+		win = max(edge-f.ackToR(), 0)
+		win = (win + 1<<f.wsLe - 1) >> f.wsLe // rounded up: the scaled window must still reach the frame's end
+	} else {
+		win >>= f.wsLe
+	}
 	if win > 0xffff {
 		win = 0xffff
 	}

@@ -84,17 +84,25 @@ func FuzzSegments(f *testing.F) {
 // on an encrypted pair, and checks the security invariants: no host
 // plaintext (the marker) ever appears on the wire and nothing but host
 // plaintext ever reaches a host, whatever happens (aborts included); every
-// emitted frame is valid.
+// emitted frame is valid. Ops 0xf8 and up send a packet-too-big about a
+// frame on the wire (from the outside) or one delivered to a host (from
+// the inside, quoting plaintext).
 func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 10, 2, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0x19, 3, 3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 200, 0, 0, 0, 0, 0, 0x18, 200, 2, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 20, 2, 0, 0, 0, 9, 6, 0, 2, 0, 0, 0, 9, 2, 0})
+	// Data each way, delivered, then a packet-too-big about each frame on
+	// the wire and each delivery, then a's data resent.
+	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 200, 1, 0, 0, 0, 0, 0x18, 200, 2, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0, 1, 0,
+		0xf8, 0, 0, 0, 0, 0, 60, 0xf9, 0, 0, 0, 0, 0, 60, 0xfa, 0, 0, 0, 0, 0, 60, 0xfb, 0, 0, 0, 0, 0, 60,
+		0, 0xf9, 0xc0, 0, 0, 0x18, 200, 2, 0, 0, 0, 0, 0, 0})
 	marker := bytes.Repeat([]byte("MARKER!!"), 1100)
 	f.Fuzz(func(t *testing.T, script []byte) {
 		pr := handshake(&testing.T{})
 		h := newHosts()
 		var toB, toA [][]byte // frames on the wire, per direction
+		var atA, atB [][]byte // frames delivered to the hosts
 		check := func(out [][]byte, wire bool) [][]byte {
 			for _, fr := range out {
 				p := checkFrame(t, fr)
@@ -102,8 +110,9 @@ func FuzzScript(f *testing.F) {
 					t.Fatalf("plaintext on the wire: %x", fr)
 				}
 				// Hosts only ever send the marker, so anything else
-				// reaching a host is ciphertext or garbage.
-				if pl := p.Payload(); !wire && len(pl) > 0 && !bytes.Contains(marker, pl) {
+				// reaching a host is ciphertext or garbage (an ICMP
+				// error quotes what it quotes).
+				if pl := p.Payload(); !wire && p.IsTCP() && len(pl) > 0 && !bytes.Contains(marker, pl) {
 					t.Fatalf("garbage delivered to a host: %x", pl)
 				}
 			}
@@ -111,6 +120,9 @@ func FuzzScript(f *testing.F) {
 		}
 		for len(script) >= 7 {
 			op, ds, da, fl, n := script[0]%7, int16(uint16(script[1])<<8|uint16(script[2])), int16(uint16(script[3])<<8|uint16(script[4])), script[5], int(script[6])*8
+			if script[0] >= 0xf8 {
+				op = 7 + script[0]&3
+			}
 			script = script[7:]
 			switch op {
 			case 0, 1:
@@ -120,7 +132,11 @@ func FuzzScript(f *testing.F) {
 				}
 				fr := tcpFrame(src, dst, seq+uint32(ds), ack+uint32(da), fl&^synF, 502, tsOpt(5, 5), marker[:n])
 				in, out := g.push(Inside, fr)
-				check(in, false)
+				if op == 0 {
+					atA = append(atA, check(in, false)...)
+				} else {
+					atB = append(atB, check(in, false)...)
+				}
 				if op == 0 {
 					toB = append(toB, check(out, true)...)
 					if ds == 0 && fl&(rstF|synF) == 0 {
@@ -158,19 +174,49 @@ func FuzzScript(f *testing.F) {
 					}
 				}
 				in, out := g.push(Outside, fr)
-				check(in, false)
 				if op == 2 {
+					atB = append(atB, check(in, false)...)
 					toA = append(toA, check(out, true)...)
 				} else {
+					atA = append(atA, check(in, false)...)
 					toB = append(toB, check(out, true)...)
+				}
+			case 7, 8, 9, 10:
+				// A packet-too-big: 7 and 8 from the outside, about a
+				// frame G_A or G_B sent on the wire; 9 and 10 from the
+				// inside, about a frame G_B or G_A delivered.
+				q, g, from, dst := toB, pr.ga, Outside, addrA.Addr()
+				switch op {
+				case 8:
+					q, g, dst = toA, pr.gb, addrB.Addr()
+				case 9:
+					q, g, from, dst = atB, pr.gb, Inside, addrA.Addr()
+				case 10:
+					q, g, from, dst = atA, pr.ga, Inside, addrB.Addr()
+				}
+				if len(q) == 0 {
+					continue
+				}
+				fr := q[int(uint16(ds))%len(q)]
+				if p := checkFrame(t, fr); !p.IsTCP() {
+					continue
+				}
+				in, out := g.push(from, ptb(outsideRouter, dst, 500+uint32(uint16(da))%1500, fr, 28+int(n)))
+				if g == pr.ga {
+					atA = append(atA, check(in, false)...)
+					toB = append(toB, check(out, true)...)
+				} else {
+					atB = append(atB, check(in, false)...)
+					toA = append(toA, check(out, true)...)
 				}
 			case 4, 5, 6:
 				for _, g := range []*gw{pr.ga, pr.gb} {
 					in, out := g.tick(int64(n+1) * 1e6)
-					check(in, false)
 					if g == pr.ga {
+						atA = append(atA, check(in, false)...)
 						toB = append(toB, check(out, true)...)
 					} else {
+						atB = append(atB, check(in, false)...)
 						toA = append(toA, check(out, true)...)
 					}
 				}

@@ -30,8 +30,11 @@ var testTEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448}
 // handshake runs the three-way handshake and the Init exchange, checking
 // every frame on the way (ENO-26, ENO-31 bytes; tcp-eno.md §16).
 func handshake(t *testing.T) *pair {
-	ga := newGW(t, Config{TEPs: testTEPs})
-	gb := newGW(t, Config{TEPs: testTEPs})
+	return handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs}))
+}
+
+// handshakeOn is handshake between two given engines.
+func handshakeOn(t *testing.T, ga, gb *gw) *pair {
 	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
 
 	// a's SYN gets `45 04 24 23` after its own options.
@@ -235,7 +238,7 @@ func TestThirdSegmentWithoutENO(t *testing.T) {
 	if fi := flowInfo(t, gb.e); gb.e.Counters().Fallbacks[FallbackNoENOInACK].Load() != 1 || fi.State != "plain" {
 		t.Fatalf("no fallback: %+v", fi)
 	}
-	gb.tick(int64(plainRetention) + 1)
+	gb.tick(int64(DefaultPlainRetention) + 1)
 	if gb.e.NumFlows() != 0 {
 		t.Fatal("plain flow kept past its retention")
 	}

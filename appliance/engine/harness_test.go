@@ -40,10 +40,15 @@ type gw struct {
 
 func newGW(t *testing.T, cfg Config) *gw {
 	t.Helper()
+	return newGWDeps(t, cfg, Deps{})
+}
+
+func newGWDeps(t *testing.T, cfg Config, deps Deps) *gw {
+	t.Helper()
 	if cfg.AEADs == nil {
 		cfg.AEADs = []cryptopool.Suite{cryptopool.AES128GCM}
 	}
-	e, err := New(cfg, Deps{})
+	e, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

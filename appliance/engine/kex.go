@@ -72,15 +72,8 @@ func (e *Engine) setInit(f *flow, m []byte) {
 // sendInit sends (or resends) our Init message, PSH on its last segment.
 func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 	en := &f.enc
-	mss := int64(f.mssR)
-	for w := en.ackW; w < en.initLen; {
-		n := min(en.initLen-w, mss)
-		fl := uint8(packet.FlagACK)
-		if w+n == en.initLen {
-			fl |= packet.FlagPSH
-		}
-		e.sendStored(f, to, w, int(n), fl, false)
-		w += n
+	if en.ackW < en.initLen {
+		e.sendWire(f, to, en.ackW, int(en.initLen-en.ackW), packet.FlagACK|packet.FlagPSH, false)
 	}
 	en.initSent = true
 	en.initDue = now + en.initRTO
@@ -96,10 +89,8 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 		e.opts.eno()
 	}
 	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, f.rcv.ackW), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
-	if f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
-		s.ack = wrap(f.isnR, f.rcv.finW+1)
-	}
+	ack := f.ackToR()
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
 	buf := to.Buffer()
 	if buf == nil {
 		e.c.Drops[DropTxFull].Add(1)
@@ -113,8 +104,8 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	f.enc.store.read(pl, w)
 	f.toR.finish(buf, hl+n)
 	to.Commit(hl + n)
-	f.rcv.lastAckW = f.rcv.ackW
-	f.rcv.lastWin = f.winToR()
+	f.rcv.lastAckW = ack
+	f.rcv.lastWin = s.win
 	f.pktsOut++
 }
 
@@ -247,7 +238,7 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &seg{seq: wrap(f.isnR, f.rcv.nextH), ack: wrap(f.isnL, f.enc.ackH),
+		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	e.remove(f)
@@ -259,7 +250,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	case f.state == stDead:
 		return
 	case f.state == stPlain:
-		if now-f.last > int64(plainRetention) {
+		if now-f.last > int64(e.cfg.PlainRetention) {
 			e.remove(f)
 		}
 		return
@@ -272,6 +263,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.remove(f)
 		return
 	case now-f.last > int64(e.cfg.IdleTimeout):
+		f.idled = true // the hosts may still hold the connection
 		e.remove(f)
 		return
 	}

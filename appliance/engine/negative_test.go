@@ -71,31 +71,6 @@ func TestThirdSegmentLost(t *testing.T) {
 	one(t, "Init2", toOut)
 }
 
-// After a restart the engine knows nothing of a connection: a data segment
-// of it is not passed on (it may be ciphertext for the host or plaintext for
-// the wire); the sender gets an RST with numbers it accepts. RSTs pass, and
-// PassUnknown forwards such segments instead.
-func TestStraySegmentReset(t *testing.T) {
-	g := newGW(t, Config{})
-	fr := tcpFrame(addrA, addrB, 5000, 9000, ackF|pshF, 502, nil, []byte("frame bytes"))
-	toIn, toOut := g.push(Outside, fr)
-	none(t, "nothing forwarded", toIn)
-	r := one(t, "RST back to the sender", toOut)
-	if r.flags != rstF || r.seq != 9000 || r.src != addrB || r.dst != addrA {
-		t.Fatalf("RST %+v", r)
-	}
-	if g.e.Counters().StrayResets.Load() != 1 {
-		t.Fatal("not counted")
-	}
-	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, 1, 2, rstF|ackF, 0, nil, nil), g.tx); v != Passthrough {
-		t.Fatalf("RST of an unknown flow: %v", v)
-	}
-	p := newGW(t, Config{PassUnknown: true})
-	if v := p.e.Handle(0, Outside, fr, p.tx); v != Passthrough {
-		t.Fatalf("PassUnknown: %v", v)
-	}
-}
-
 // Nothing of an encrypted connection leaves in plaintext by a side door: an
 // RST from the inside host loses its payload, a malformed frame and a TCP
 // fragment from the inside are dropped (found by FuzzScript).

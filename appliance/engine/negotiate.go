@@ -105,7 +105,11 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	}
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		// The host speaks TCP-ENO itself: end to end wins (ENO-89 for legacy).
-		return e.plain(now, k, pol, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		v := e.plain(now, k, pol, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		if f := e.flows[k]; f != nil && pol == Require {
+			f.e2e, f.isnL = e2eSYNACK, p.Seq()
+		}
+		return v
 	}
 	if len(p.Payload()) > 0 || sc.TFO {
 		// ENO-43: never add ENO to SYN data or Fast Open.
@@ -121,6 +125,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.offers(rr.TEP) {
 			res = rr
 			s.Offers = resumeOffers(s.Offers, rr)
+			s.Valid = resumeValid(rr)
 		} else if ok {
 			rr.Erase()
 		}
@@ -165,6 +170,9 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31).
 func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if len(p.Payload()) > 0 || p.Seq() != f.isnL {
+		if f.policy == Require {
+			return e.drop(DropPolicy) // it would leave without ENO: hold it back
+		}
 		e.kill(f, FallbackSYNData, "syn changed")
 		return Passthrough
 	}
@@ -241,12 +249,14 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	sc := eno.ScanOptions(area)
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		e.kill(f, FallbackEndToEnd, "inside host negotiates TCP-ENO itself")
+		if f.policy == Require {
+			f.e2e, f.isnL, f.winL = e2eThird, p.Seq(), p.Window()
+		}
 		return Passthrough
 	}
 	if f.state == stSynAckSent {
 		if p.Seq() != f.isnL {
-			e.kill(f, FallbackNegotiate, "syn-ack changed")
-			return Passthrough
+			return e.fallbackB(f, p, tx, FallbackNegotiate, "syn-ack changed")
 		}
 		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 			return e.drop(DropMalformed)
@@ -277,27 +287,15 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	}
 	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], choose)
 	if reason != eno.Success {
-		if f.policy == Require {
-			// Reset both: the inside host is in SYN-RECEIVED, the far
-			// side in SYN-SENT (its SYN acknowledged by the RST).
-			f.toR.set(p)
-			e.rstBoth(f, tx, f.isnR+1, 0, f.isnR+1, 0)
-			e.kill(f, FallbackNegotiate, "required: "+reason.String())
-			e.remove(f)
-			return Dropped
-		}
-		e.kill(f, FallbackNegotiate, reason.String())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, reason.String())
 	}
 	f.localLen = copy(f.local[:], opt[:n])
 	f.outcome = f.settings.Negotiate(f.local[:f.localLen], f.peer[:f.peerLen])
 	if !f.outcome.OK() || f.outcome.Role != eno.RoleB {
-		e.kill(f, FallbackNegotiate, f.outcome.Reason.String())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, f.outcome.Reason.String())
 	}
 	if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(f.outcome.TEP())); err != nil {
-		e.kill(f, FallbackNegotiate, err.Error())
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, err.Error())
 	}
 	f.isnL = p.Seq()
 	if e.si.hasMSS {
@@ -311,41 +309,40 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	f.wsL = e.si.ws
 	f.winL = p.Window()
 	if !f.toR.set(p) {
-		e.kill(f, FallbackNegotiate, "headers too long to originate segments")
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
-		e.kill(f, FallbackOptionRoom, "no room")
-		return Passthrough
+		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
 	f.state = stSynAckSent
+	e.negotiated(f)
 	return Forwarded
 }
 
 // farSYNACK handles the far side's SYN-ACK to our SYN (host A).
 func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if f.state == stSynSent {
-		f.isnR = p.Seq()
 		if p.Ack() != f.isnL+1 {
 			return e.drop(DropOutOfWindow)
 		}
+		e.dropPrev(f) // R answered our SYN: the tuple is the new connection's
+		if f.simSYN && p.Seq() == f.simISN {
+			// R's SYN-ACK repeats the SYN that crossed ours: a
+			// simultaneous open (see fromOutside).
+			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
+			return Passthrough
+		}
+		f.isnR = p.Seq()
 		out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
 		if !out.OK() || out.Role != eno.RoleA {
 			r := FallbackNegotiate
 			if out.Reason == eno.NoOption {
 				r = FallbackNoENO
 			}
-			if f.policy == Require {
-				e.refuse(f, p, tx)
-				e.kill(f, r, "required: "+out.Reason.String())
-				return Consumed
-			}
-			e.kill(f, r, out.Reason.String())
-			return Passthrough
+			return e.fallbackA(f, p, tx, r, out.Reason.String())
 		}
 		if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(out.TEP())); err != nil {
-			e.kill(f, FallbackNegotiate, err.Error())
-			return Passthrough
+			return e.fallbackA(f, p, tx, FallbackNegotiate, err.Error())
 		}
 		f.outcome = out
 		if e.si.hasMSS {
@@ -358,10 +355,10 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.winR = p.Window()
 		if !f.toL.set(p) {
-			e.kill(f, FallbackNegotiate, "headers too long to originate segments")
-			return Passthrough
+			return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 		}
 		f.enoOut = true
+		e.negotiated(f)
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
 			e.resume(now, f, tx)
@@ -374,6 +371,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 				f.res = nil
 			}
 			if !e.startKex(now, f) {
+				if f.policy == Require {
+					return e.fallbackA(f, p, tx, -1, f.reason) // counted by startKex
+				}
 				return Consumed
 			}
 		}
@@ -410,7 +410,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 // side did not negotiate: the SYN-ACK is answered with RST, and the inside
 // host gets an RST acknowledging its SYN.
 func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
-	f.toL.set(p)
+	if !f.toL.set(p) {
+		f.toL = mirror(&f.toR)
+	}
 	e.opts.reset()
 	e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
 	e.send(tx[Inside], &f.toL, &seg{seq: 0, ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
@@ -429,17 +431,24 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	f.state = stPlain
 	e.embLeave(f)
 	e.freeBufs(f)
+	e.dropPrev(f) // this record now stands for the tuple's connection
+	e.unnegotiated(f)
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 func (e *Engine) remove(f *flow) {
+	if f.held {
+		keep := CloseLinger
+		if f.idled {
+			keep = IdleLinger
+		}
+		e.neg.release(f.key, keep)
+		f.held = false
+	}
 	f.state = stDead
 	e.embLeave(f)
-	if f.charged {
-		f.charged = false
-		e.mem.give(recordCost + f.bufBytes())
-	}
+	e.uncharge(f)
 	if f.keys != nil {
 		f.keys.Wipe()
 	}
@@ -451,6 +460,10 @@ func (e *Engine) remove(f *flow) {
 		last.idx = f.idx
 		e.list[len(e.list)-1] = nil
 		e.list = e.list[:len(e.list)-1]
+		if p := f.prev; p != nil {
+			f.prev = nil
+			e.reinstate(f.last, p) // the SYN that displaced it was never answered
+		}
 	}
 }
 
@@ -495,6 +508,24 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 	return out
 }
 
+// resumeValid makes negotiation ignore a resumption suboption in the
+// SYN-ACK for the TEP we offered resumption with whose identifier half is
+// not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
+// then win, and if it was the only one, negotiation fails and the
+// connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
+// v = 1 with fewer than 9 bytes, TC-22) stays valid.
+func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
+	return func(c eno.Candidate) bool {
+		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
+			return true
+		}
+		if _, ok := tcpcrypt.ParseResumeSuboption(c.Peer.Byte, c.Peer.Data); !ok {
+			return true
+		}
+		return r.MatchReply(c.Peer.Byte, c.Peer.Data)
+	}
+}
+
 // reclaimWindow bounds how many records one full-table SYN examines, so a
 // SYN flood against a full table costs a constant amount per SYN.
 const reclaimWindow = 64
@@ -513,6 +544,7 @@ func (e *Engine) reclaim() bool {
 		f := e.list[e.reclaimAt]
 		e.reclaimAt++
 		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
+			e.dropPrev(f) // the connection it displaced goes too
 			e.remove(f)
 			e.c.FlowsReclaimed.Add(1)
 			return true

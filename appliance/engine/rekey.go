@@ -34,7 +34,7 @@ func (e *Engine) resendOwned(now int64, f *flow, to TxSink) {
 	for i := 0; i < en.frames.n; i++ {
 		fr := en.frames.at(i)
 		if fr.owned() {
-			e.sendStored(f, to, fr.w, int(fr.wl), 0x10, false)
+			e.sendWire(f, to, fr.w, int(fr.wl), 0x10, false)
 			e.c.FrameRetransmits.Add(1)
 			pending = true
 		}

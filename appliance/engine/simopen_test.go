@@ -12,6 +12,8 @@ import (
 // would have to repeat our option (ENO-31). The connection goes on in
 // plain TCP, counted under its own fallback reason; the host's SYN-ACK
 // leaves without ENO (ENO-33), so the far side falls back too (ENO-34).
+// The far side's SYN-ACK repeating its SYN's sequence number is what shows
+// the simultaneous open (a blind SYN alone must not end the negotiation).
 func TestSimultaneousOpenFallsBack(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
@@ -19,16 +21,6 @@ func TestSimultaneousOpenFallsBack(t *testing.T) {
 	farSYN := tcpFrame(addrB, addrA, isnB, 0, synF, 65160, append(synOpts(1460, 2), 69, 3, 0x23), nil)
 	if v := ga.e.Handle(0, Outside, farSYN, ga.tx); v != Passthrough {
 		t.Fatalf("far SYN: %v, want passthrough", v)
-	}
-	fi := flowInfo(t, ga.e)
-	if fi.State != "plain" || fi.Encrypted || !strings.Contains(fi.FallbackReason, "simultaneous open") {
-		t.Fatalf("flow after the crossing SYNs: %+v", fi)
-	}
-	if n := ga.e.Counters().Fallbacks[FallbackSimultaneousOpen].Load(); n != 1 || FallbackNames[FallbackSimultaneousOpen] != "simultaneous_open" {
-		t.Fatalf("simultaneous-open fallbacks %d (%q), want 1", n, FallbackNames[FallbackSimultaneousOpen])
-	}
-	if n := ga.e.Counters().Fallbacks[FallbackNegotiate].Load(); n != 0 {
-		t.Fatalf("counted as a negotiation failure too (%d)", n)
 	}
 	// Both SYN-ACKs and the data pass untouched: no ENO is added to the
 	// host's SYN-ACK, nothing is framed.
@@ -46,6 +38,16 @@ func TestSimultaneousOpenFallsBack(t *testing.T) {
 		}
 	}
 	none(t, "segments the engine originated", append(ga.in.take(), ga.out.take()...))
+	fi := flowInfo(t, ga.e)
+	if fi.State != "plain" || fi.Encrypted || !strings.Contains(fi.FallbackReason, "simultaneous open") {
+		t.Fatalf("flow after the crossing SYNs: %+v", fi)
+	}
+	if n := ga.e.Counters().Fallbacks[FallbackSimultaneousOpen].Load(); n != 1 || FallbackNames[FallbackSimultaneousOpen] != "simultaneous_open" {
+		t.Fatalf("simultaneous-open fallbacks %d (%q), want 1", n, FallbackNames[FallbackSimultaneousOpen])
+	}
+	if n := ga.e.Counters().Fallbacks[FallbackNegotiate].Load(); n != 0 {
+		t.Fatalf("counted as a negotiation failure too (%d)", n)
+	}
 }
 
 // Under the require policy plain TCP is not an outcome: the far SYN is

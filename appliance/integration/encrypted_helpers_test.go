@@ -47,8 +47,33 @@ type encEnv struct {
 	streamF *netns.Process // stream server on hF
 	httpB   *netns.Process // http server on hB
 	seed    uint64
-	// daemonArgs are added to tcpincd's command line (--config ...).
-	daemonArgs []string
+	conf    string // tcpincd's configuration file
+}
+
+// plainRetention is the daemons' engine.plain_retention: short, so a
+// connection idle for a few seconds outlives its plain record.
+const plainRetention = 3 * time.Second
+
+// writeConf mounts a BPF file system for the daemons' pin_dir (on a
+// directory outside /sys: `ip netns exec` gives each process a /sys of its
+// own, but shares the rest of the mounts, so a restarted daemon finds what
+// the previous one pinned) and writes their configuration file.
+func (e *encEnv) writeConf(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	pins := filepath.Join(dir, "bpf")
+	if err := os.Mkdir(pins, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("bpf", pins, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs for pin_dir: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(pins, syscall.MNT_DETACH) })
+	e.conf = filepath.Join(dir, "tcpincd.yaml")
+	conf := fmt.Sprintf("pin_dir: %s\nengine:\n  plain_retention: %v\n", pins, plainRetention)
+	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func goBuild(t *testing.T, pkg, name string) string {
@@ -147,6 +172,7 @@ func newEncEnv(t *testing.T, net int) *encEnv {
 		t.Fatal(err)
 	}
 	e.startBump(t)
+	e.writeConf(t)
 	e.startDaemon(t, topology.GwA)
 	e.startDaemon(t, topology.GwB)
 	e.streamB = e.startTool(t, topology.HostB, "stream-server", "stream server ready", "-listen", "[::]:5001")
@@ -184,8 +210,7 @@ func (e *encEnv) stopBump(t *testing.T) string {
 
 func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 	t.Helper()
-	args := []string{e.daemon, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
-	args = append(args, e.daemonArgs...)
+	args := []string{e.daemon, "--config", e.conf, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
 	// A daemon that just exited may still hold its AF_XDP sockets for a
 	// moment (the kernel releases them asynchronously): retry on EBUSY.
 	for try := 0; ; try++ {
@@ -410,6 +435,7 @@ type statusCounters struct {
 	AuthFailures uint64            `json:"auth_failures"`
 	FramesSealed uint64            `json:"frames_sealed"`
 	FramesOpened uint64            `json:"frames_opened"`
+	StrayResets  uint64            `json:"stray_resets"`
 }
 
 func (e *encEnv) counters(gw topology.Node) (statusCounters, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,7 +21,7 @@ import (
 // endpoints on hA, hB and hF, tcpincd in gwA and gwB, the untrusted link
 // (rtr, with the impairment bump spliced in between gwA and rtr) captured
 // with tshark. One topology serves every subtest; they run in order and the
-// last one restarts gwB's daemon.
+// last one restarts gwA's daemon.
 //
 // ENO-n / TC-n ids name the requirements each check covers
 // (the conformance checklist, requirements.md).
@@ -93,7 +94,7 @@ func TestEncrypted(t *testing.T) {
 	t.Run("fallback/far-host", func(t *testing.T) { e.farHost(t, dir, netip.AddrPortFrom(f.V4, 5001)) })
 	t.Run("fallback/eno-stripped", func(t *testing.T) { e.stripped(t, dir, dstB) })
 	t.Run("concurrent-1000", func(t *testing.T) { e.concurrent(t, netip.AddrPortFrom(b.V4, 8080)) })
-	t.Run("restart-gwB", func(t *testing.T) { e.restart(t, dir, dstB) })
+	t.Run("restart-gwA", func(t *testing.T) { e.restart(t, dir, dstB, netip.AddrPortFrom(f.V4, 5001)) })
 }
 
 func (e *encEnv) setLoss(t *testing.T, pct float64) {
@@ -401,12 +402,17 @@ func (e *encEnv) concurrent(t *testing.T, dst netip.AddrPort) {
 	}
 }
 
-// restart: gwB's tcpincd restarts in the middle of a transfer. The
-// connection must fail visibly (reset or error at the client, never a
-// silent short or corrupt stream: every received byte is checked), no
-// plaintext may reach the link meanwhile, and new connections work and are
-// encrypted afterwards.
-func (e *encEnv) restart(t *testing.T, dir string, dst netip.AddrPort) {
+// restart: gwA's tcpincd restarts while three connections from hA are
+// open: an encrypted transfer to hB, a plain one to hF (no appliance in
+// front of it), and a plain one to hF that stays idle for longer than the
+// plain retention and across the restart before it sends anything. The
+// appliance never resets plain TCP: both plain connections complete intact
+// and close cleanly. The encrypted connection's tuple is in the negotiated
+// set the restarted daemon finds pinned: it is reset (at least one host
+// sees the reset; every byte received is checked) and never continues in
+// clear: no frame to or from hB on the untrusted link carries the marker.
+// New connections work and are encrypted afterwards.
+func (e *encEnv) restart(t *testing.T, dir string, dstB, dstF netip.AddrPort) {
 	path := filepath.Join(dir, "restart.pcapng")
 	c, err := e.topo.StartCapture(path)
 	if err != nil {
@@ -415,23 +421,35 @@ func (e *encEnv) restart(t *testing.T, dir string, dst netip.AddrPort) {
 	// 1 GiB each way at 4 MB/s: running long after the restart, with a
 	// capture of bounded size.
 	const huge = 1 << 30
-	done := make(chan result, 1)
+	enc := make(chan result, 1)
 	go func() {
-		done <- e.transfer(t, topology.HostA, dst, e.streamB, huge, huge, 2*time.Minute, "-idle", "40s", "-rate", "4000000")
+		enc <- e.transfer(t, topology.HostA, dstB, e.streamB, huge, huge, 2*time.Minute, "-idle", "40s", "-rate", "4000000")
 	}()
-	time.Sleep(3 * time.Second)
-	t.Logf("%s: stopping gwB's tcpincd", stamp())
-	out := e.stopDaemon(t, topology.GwB)
-	t.Logf("%s: gwB stopped mid-transfer; its log ends:\n%s", stamp(), tailLines(out, 8))
+	// 24 MB each way at 2 MB/s: 12 s, the restart in the middle.
+	const plainN = 24 << 20
+	plain := make(chan result, 1)
+	go func() {
+		plain <- e.transfer(t, topology.HostA, dstF, e.streamF, plainN, plainN, 2*time.Minute, "-rate", "2000000")
+	}()
+	// Connected now, silent for 12 s: its plain record expires (plain
+	// retention 3 s), the daemon restarts, then it sends.
+	idle := make(chan result, 1)
+	go func() {
+		idle <- e.transfer(t, topology.HostA, dstF, e.streamF, 1<<20, 1<<20, 2*time.Minute, "-pause", "12s")
+	}()
+	time.Sleep(4 * time.Second)
+	t.Logf("%s: stopping gwA's tcpincd", stamp())
+	out := e.stopDaemon(t, topology.GwA)
+	t.Logf("%s: gwA stopped; its log ends:\n%s", stamp(), tailLines(out, 4))
 	time.Sleep(time.Second)
-	e.startDaemon(t, topology.GwB)
-	t.Logf("%s: gwB's tcpincd runs again", stamp())
-	r := <-done
+	e.startDaemon(t, topology.GwA)
+	t.Logf("%s: gwA's tcpincd runs again:\n%s", stamp(), tailLines(e.gw[topology.GwA].Output(), 12))
+
+	r := <-enc
 	if r.clientErr == nil {
-		t.Errorf("the transfer through the restarted appliance completed without error:\n%s\nserver: %s", r.clientOut, r.serverLine)
+		t.Errorf("the encrypted transfer through the restarted appliance completed without error:\n%s\nserver: %s", r.clientOut, r.serverLine)
 	}
-	// Every byte either side received was checked against the stream; a
-	// reset is reported by only one of a socket's concurrent calls (the
+	// A reset is reported by only one of a socket's concurrent calls (the
 	// kernel hands sk_err to the first), so the reader may see EOF while
 	// the writer sees ECONNRESET: the reset must show on at least one side.
 	both := r.clientOut + "\n" + r.serverLine
@@ -444,13 +462,27 @@ func (e *encEnv) restart(t *testing.T, dir string, dst netip.AddrPort) {
 	if r.recvBytes == huge || r.srvRecvBytes == huge {
 		t.Errorf("a direction completed although its appliance restarted mid-transfer:\n%s", both)
 	}
-	t.Logf("after %v the client saw: %s", r.elapsed.Round(time.Millisecond), strings.TrimSpace(tailLines(r.clientOut, 2)))
+	t.Logf("encrypted: after %v the client saw: %s", r.elapsed.Round(time.Millisecond), strings.TrimSpace(tailLines(r.clientOut, 2)))
 	if strings.Contains(r.clientOut, "i/o timeout") {
-		t.Errorf("the connection stalled until the client's idle timeout instead of being reset")
+		t.Errorf("the encrypted connection stalled until the client's idle timeout instead of being reset")
 	}
+	// The restarted gwA found the tuple in its pinned negotiated set.
+	if sc, err := e.counters(topology.GwA); err != nil {
+		t.Error(err)
+	} else if sc.StrayResets == 0 {
+		t.Errorf("the restarted gwA reset no segment of the encrypted connection (stray_resets 0)")
+	} else {
+		t.Logf("the restarted gwA reset %d segments of connections it knew only from its pinned set", sc.StrayResets)
+	}
+	rp := <-plain
+	checkTransfer(t, rp, plainN, plainN)
+	t.Logf("plain: %v for what takes 12 s at its rate (the restart's stall is the difference)", rp.elapsed.Round(time.Millisecond))
+	ri := <-idle
+	checkTransfer(t, ri, 1<<20, 1<<20)
+
 	// New connections work, encrypted.
 	var r2 result
-	d, ok := e.measure(t, func() { r2 = e.transfer(t, topology.HostA, dst, e.streamB, 8<<20, 8<<20, time.Minute) })
+	d, ok := e.measure(t, func() { r2 = e.transfer(t, topology.HostA, dstB, e.streamB, 8<<20, 8<<20, time.Minute) })
 	checkTransfer(t, r2, 8<<20, 8<<20)
 	if ok {
 		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
@@ -460,7 +492,21 @@ func (e *encEnv) restart(t *testing.T, dir string, dst netip.AddrPort) {
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	noMarker(t, path, 1<<20)
+	// The plain connections carry the marker in clear (which shows the
+	// search works); the frames to and from hB must not.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), marker) {
+		t.Errorf("the plain connections to hF do not show the marker on the link: the marker check would prove nothing")
+	}
+	toB := filepath.Join(dir, "restart-hB.pcapng")
+	b := dstB.Addr().String()
+	if out, err := exec.Command("tshark", "-r", path, "-Y", "ip.addr == "+b, "-w", toB).CombinedOutput(); err != nil {
+		t.Fatalf("tshark filter: %v\n%s", err, out)
+	}
+	noMarker(t, toB, 1<<20)
 }
 
 func stamp() string { return time.Now().UTC().Format("15:04:05.000") }

@@ -62,10 +62,11 @@ func TestSYNFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "tcpincd.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("engine:\n  memory_limit: %d\n", floodMemory)), 0o644); err != nil {
+	// No pinned maps: nothing here restarts a daemon.
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("pin_dir: \"\"\nengine:\n  memory_limit: %d\n", floodMemory)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.daemonArgs = []string{"--config", cfg}
+	e.conf = cfg
 	lockPrefix(t, floodPrefix)
 	_ = topology.Down(floodPrefix)
 	if e.topo, err = topology.Up(topology.Options{Prefix: floodPrefix, Net: 87, Mode: topology.ModeBare}); err != nil {

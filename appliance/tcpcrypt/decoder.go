@@ -160,6 +160,13 @@ func (d *FrameDecoder) Offset() uint64 { return d.offset }
 // Buffered is the number of bytes of a partial frame held from earlier chunks.
 func (d *FrameDecoder) Buffered() int { return len(d.part) }
 
+// Partial returns the wire length (3 + clen) of the frame being assembled
+// from earlier chunks, starting at Offset, once its header is in; ok is
+// false while fewer than 3 of its bytes arrived or no frame is partial. A
+// receiver that acknowledges the bytes of a frame it cannot open yet uses
+// it to keep the frame's end back.
+func (d *FrameDecoder) Partial() (n int, ok bool) { return FrameLen(d.part) }
+
 // FIN reports whether the frame with FINp has been opened: the one and only
 // moment to report end of stream (TC-50).
 func (d *FrameDecoder) FIN() bool { return d.fin }

@@ -389,3 +389,32 @@ func BenchmarkDecoder(b *testing.B) {
 		})
 	}
 }
+
+// TestDecoderPartial: Partial reports the wire length of the frame being
+// assembled once its 3-byte header is in, and nothing between frames.
+func TestDecoderPartial(t *testing.T) {
+	ts := buildStream(t, cryptopool.AES128GCM, 75, streamSpec{sizes: []int{MaxData, 10}})
+	d := ts.receiver(t)
+	big := ts.frames[0].WireLen
+	for _, cut := range []struct{ from, to, want int }{{0, 2, -1}, {2, 3, big}, {3, 1400, big}, {1400, big - 1, big}, {big - 1, big + 5, ts.frames[1].WireLen}, {big + 5, len(ts.wire), -1}} {
+		if err := d.Feed(ts.wire[cut.from:cut.to]); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, ok, err := d.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+		}
+		n, ok := d.Partial()
+		if (cut.want < 0) == ok || (ok && n != cut.want) {
+			t.Fatalf("after %d bytes Partial() = %d, %v; want %d", cut.to, n, ok, cut.want)
+		}
+		if ok && uint64(d.Buffered()) != uint64(cut.to)-(d.Offset()-ts.start) {
+			t.Fatalf("after %d bytes %d buffered at offset %d", cut.to, d.Buffered(), d.Offset())
+		}
+	}
+}

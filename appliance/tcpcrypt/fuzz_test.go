@@ -325,7 +325,7 @@ func checkSide(t *testing.T, x *rekeySide, step int) {
 		t.Fatalf("step %d %s: FINSent %v", step, x.name, k.FINSent())
 	}
 	// Bounded memory: at most MaxGenerations generations kept.
-	if len(k.gens) > MaxGenerations {
-		t.Fatalf("step %d %s: %d generations kept", step, x.name, len(k.gens))
+	if len(k.sealers) > MaxGenerations {
+		t.Fatalf("step %d %s: %d sending generations kept", step, x.name, len(k.sealers))
 	}
 }

@@ -25,8 +25,11 @@ var (
 	ErrTooManyGenerations error = &peerError{"tcpcrypt: too many key generations kept"}
 )
 
-// MaxGenerations caps the key generations a KeyRing keeps at once, so a peer
-// that rekeys without end cannot grow a flow's memory without bound.
+// MaxGenerations caps the sending keys a KeyRing keeps at once (the
+// generations from the oldest one Forget kept up to the newest one sent
+// with), so a peer that rekeys without end, making this side answer
+// without acknowledging, cannot grow a flow's memory without bound. The
+// receiving side keeps one generation whatever the peer does.
 const MaxGenerations = 64
 
 // KeyRing is the rekey state machine of one connection (RFC 8548 §3.8,
@@ -41,16 +44,24 @@ const MaxGenerations = 64
 // moves the generation actually sent with (SendGeneration) up by exactly one,
 // because that is how far the peer's remote generation moves per frame.
 //
+// The two directions walk the master-key chain each on its own: the
+// receiving side keeps mk[remote] and the remote generation's key, the
+// sending side the newest master key it derived and the sending keys still
+// needed. Either may run far ahead of the other: after this side's FINp
+// the peer may go on rekeying while nothing more is sent (RFC 8548 §3.8),
+// and after the peer's FINp this side may go on rekeying alone.
+//
 // A KeyRing is not safe for concurrent use; it belongs to the flow's owner.
 type KeyRing struct {
 	suite   cryptopool.Suite
 	sendsAB bool // this host sends with k_ab (it was A in the original session, TC-38)
 
-	mk    []byte // mk[mkGen], the newest master key derived; older ones are zeroed
-	mkGen uint64
+	rmk  []byte  // mk[remote]: the next remote generation derives from it
+	open *Opener // the remote generation's receiving key
 
-	base uint64        // generation of gens[0]
-	gens []*generation // gens[i] holds generation base+i; nil entries were dropped
+	smk     []byte    // mk[smkGen], the newest master key the sending side derived
+	smkGen  uint64    // its generation
+	sealers []*Sealer // sending keys of generations sendBase..smkGen; nil once wiped
 
 	local    uint64 // local generation (TC-53, TC-56)
 	remote   uint64 // remote generation
@@ -59,14 +70,6 @@ type KeyRing struct {
 	respond  bool   // a peer rekey raised local: frames are owed at once (TC-57)
 	emptyGen uint64 // generation started by the last empty rekey frame, 0 if none
 	finSent  bool
-}
-
-// generation holds the two directions' keys of one generation. Each side is
-// dropped (and zeroed) on its own: receiving keys once the remote generation
-// has moved past, sending keys when the engine says so (TC-60).
-type generation struct {
-	send *Sealer
-	recv *Opener
 }
 
 // NewKeyRing starts the rekey state at generation 0 from mk[0] for AEAD
@@ -80,10 +83,12 @@ func NewKeyRing(mk0 []byte, s cryptopool.Suite, sendsAB bool) (*KeyRing, error) 
 	if !s.Valid() {
 		return nil, fmt.Errorf("tcpcrypt: unsupported suite %v", s)
 	}
-	r := &KeyRing{suite: s, sendsAB: sendsAB, mk: append([]byte(nil), mk0...)}
-	if _, err := r.gen(0); err != nil {
+	r := &KeyRing{suite: s, sendsAB: sendsAB, rmk: append([]byte(nil), mk0...), smk: append([]byte(nil), mk0...)}
+	sl, op, err := r.keys(mk0)
+	if err != nil {
 		return nil, err
 	}
+	r.sealers, r.open = []*Sealer{sl}, op
 	return r, nil
 }
 
@@ -94,88 +99,51 @@ func NewSessionKeyRing(s *Session) (*KeyRing, error) {
 	return NewKeyRing(s.MasterKey[:], s.Suite, s.SendsAB())
 }
 
-// gen returns generation g, deriving it and every generation up to it from
-// the master-key chain when needed.
-func (r *KeyRing) gen(g uint64) (*generation, error) {
-	if g < r.base || r.mk == nil {
+// keys derives both directions' keys of the generation whose master key
+// is mk (TC-D4).
+func (r *KeyRing) keys(mk []byte) (*Sealer, *Opener, error) {
+	kab, kba := TrafficKeys(mk, r.suite)
+	sendKey, recvKey := kab, kba
+	if !r.sendsAB {
+		sendKey, recvKey = kba, kab
+	}
+	s, err := NewSealer(sendKey)
+	var o *Opener
+	if err == nil {
+		o, err = NewOpener(recvKey)
+	}
+	clear(kab.Key[:cap(kab.Key)]) // the CPRF output: K and NR
+	clear(kba.Key[:cap(kba.Key)])
+	return s, o, err
+}
+
+// sealer returns the sending key of generation g, deriving it (and any
+// generation between) from the sending side's master-key chain when needed.
+func (r *KeyRing) sealer(g uint64) (*Sealer, error) {
+	if g < r.sendBase || r.smk == nil {
 		return nil, ErrNoKey
 	}
-	for uint64(len(r.gens)) <= g-r.base {
-		if len(r.gens) >= MaxGenerations {
-			r.compact()
-			if len(r.gens) >= MaxGenerations {
-				return nil, ErrTooManyGenerations
-			}
-			continue
+	for r.smkGen < g {
+		if len(r.sealers) >= MaxGenerations {
+			return nil, ErrTooManyGenerations
 		}
-		// Invariant: gens ends at mkGen, so next is mkGen+1 (or 0 at the start).
-		next := r.base + uint64(len(r.gens))
-		for r.mkGen < next {
-			old := r.mk
-			r.mk = NextMasterKey(old)
-			clear(old)
-			r.mkGen++
+		old := r.smk
+		r.smk = NextMasterKey(old)
+		clear(old)
+		r.smkGen++
+		s, o, err := r.keys(r.smk)
+		if o != nil {
+			o.wipe() // the receiving side derives its own
 		}
-		kab, kba := TrafficKeys(r.mk, r.suite)
-		sendKey, recvKey := kab, kba
-		if !r.sendsAB {
-			sendKey, recvKey = kba, kab
-		}
-		s, err := NewSealer(sendKey)
-		if err == nil {
-			var o *Opener
-			if o, err = NewOpener(recvKey); err == nil {
-				r.gens = append(r.gens, &generation{send: s, recv: o})
-			}
-		}
-		clear(kab.Key[:cap(kab.Key)]) // the CPRF output: K and NR
-		clear(kba.Key[:cap(kba.Key)])
 		if err != nil {
 			return nil, err
 		}
+		r.sealers = append(r.sealers, s)
 	}
-	if e := r.gens[g-r.base]; e != nil {
-		return e, nil
+	if s := r.sealers[g-r.sendBase]; s != nil {
+		return s, nil
 	}
 	return nil, ErrNoKey
-}
-
-// compact drops the leading generations that neither direction needs any
-// more and zeroes them.
-func (r *KeyRing) compact() {
-	n := 0
-	for n < len(r.gens) {
-		g := r.base + uint64(n)
-		e := r.gens[n]
-		if e != nil {
-			if g >= r.remote && e.recv != nil {
-				break // still the remote generation, or ahead of it
-			}
-			if e.send != nil && g >= r.sendBase {
-				break // may still be needed for retransmission
-			}
-			wipeGeneration(e)
-		}
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	m := copy(r.gens, r.gens[n:])
-	clear(r.gens[m:]) // no stale pointers behind the new end
-	r.gens = r.gens[:m]
-	r.base += uint64(n)
-}
-
-func wipeGeneration(e *generation) {
-	if e.send != nil {
-		e.send.wipe()
-		e.send = nil
-	}
-	if e.recv != nil {
-		e.recv.wipe()
-		e.recv = nil
-	}
 }
 
 // Suite is the connection's AEAD suite.
@@ -215,7 +183,7 @@ func (r *KeyRing) StartRekey() error {
 	if r.RekeyPending() {
 		return ErrRekeyPending
 	}
-	if _, err := r.gen(r.local + 1); err != nil {
+	if _, err := r.sealer(r.local + 1); err != nil {
 		return err
 	}
 	r.local++
@@ -248,7 +216,7 @@ func (r *KeyRing) Send(n int, fin bool) (SendKey, error) {
 			return SendKey{}, ErrEmptyRekey
 		}
 	}
-	e, err := r.gen(g)
+	sl, err := r.sealer(g)
 	if err != nil {
 		return SendKey{}, err
 	}
@@ -265,7 +233,7 @@ func (r *KeyRing) Send(n int, fin bool) (SendKey, error) {
 		r.finSent = true
 		r.respond = false
 	}
-	return SendKey{Sealer: e.send, Generation: g, Rekey: rekey}, nil
+	return SendKey{Sealer: sl, Generation: g, Rekey: rekey}, nil
 }
 
 // Sealer returns the sending key of generation g, for retransmitting a frame
@@ -273,14 +241,10 @@ func (r *KeyRing) Send(n int, fin bool) (SendKey, error) {
 // with the same key and header gives the same bytes. It fails with ErrNoKey
 // for a generation not yet used to send or already forgotten.
 func (r *KeyRing) Sealer(g uint64) (*Sealer, error) {
-	if g > r.sendGen || g < r.sendBase {
+	if g > r.sendGen || g < r.sendBase || r.smk == nil {
 		return nil, ErrNoKey
 	}
-	e, err := r.gen(g)
-	if err != nil || e.send == nil {
-		return nil, ErrNoKey
-	}
-	return e.send, nil
+	return r.sealer(g)
 }
 
 // Forget drops, and zeroes, the sending keys of every generation below g
@@ -294,14 +258,16 @@ func (r *KeyRing) Forget(g uint64) {
 	if g <= r.sendBase {
 		return
 	}
-	for i := max(r.sendBase, r.base) - r.base; i < g-r.base && i < uint64(len(r.gens)); i++ {
-		if e := r.gens[i]; e != nil && e.send != nil {
-			e.send.wipe()
-			e.send = nil
+	n := min(g-r.sendBase, uint64(len(r.sealers)))
+	for _, sl := range r.sealers[:n] {
+		if sl != nil {
+			sl.wipe()
 		}
 	}
+	m := copy(r.sealers, r.sealers[n:])
+	clear(r.sealers[m:]) // no stale pointers behind the new end
+	r.sealers = r.sealers[:m]
 	r.sendBase = g
-	r.compact()
 }
 
 // Open authenticates and decrypts one whole frame received at stream offset
@@ -315,48 +281,57 @@ func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error)
 	if len(frame) < HeaderLen {
 		return FrameHeader{}, nil, ErrFrameBuffer
 	}
-	g := r.remote
-	rekey := frame[0]&controlRekey != 0
-	if rekey {
-		g++
+	if r.open == nil || r.rmk == nil {
+		return FrameHeader{}, nil, ErrNoKey
 	}
-	e, err := r.gen(g)
+	if frame[0]&controlRekey == 0 {
+		return r.open.Open(frame, offset)
+	}
+	// The frames are opened once, in stream order: the previous remote
+	// generation's key is not needed again once this one authenticates.
+	mk := NextMasterKey(r.rmk)
+	sl, op, err := r.keys(mk)
+	if sl != nil {
+		sl.wipe() // the sending side derives its own
+	}
 	if err != nil {
+		clear(mk)
 		return FrameHeader{}, nil, err
 	}
-	h, data, err := e.recv.Open(frame, offset)
-	if err != nil || !rekey {
+	h, data, err := op.Open(frame, offset)
+	if err != nil {
+		op.wipe()
+		clear(mk)
 		return h, data, err
 	}
-	r.remote = g
+	r.open.wipe()
+	clear(r.rmk)
+	r.open, r.rmk = op, mk
+	r.remote++
 	if r.remote > r.local {
 		r.local = r.remote
 		if !r.finSent {
 			r.respond = true
 		}
 	}
-	// The previous remote generation will not be read again: frames are
-	// opened once, in stream order.
-	if g-1 >= r.base {
-		if prev := r.gens[g-1-r.base]; prev != nil && prev.recv != nil {
-			prev.recv.wipe()
-			prev.recv = nil
-		}
-	}
-	r.compact()
 	return h, data, nil
 }
 
 // Wipe zeroes and drops every key; the KeyRing cannot be used afterwards.
 func (r *KeyRing) Wipe() {
-	for _, e := range r.gens {
-		if e != nil {
-			wipeGeneration(e)
+	for _, sl := range r.sealers {
+		if sl != nil {
+			sl.wipe()
 		}
 	}
-	clear(r.gens)
-	r.gens = nil
-	clear(r.mk)
-	r.mk = nil // gen now fails with ErrNoKey
+	clear(r.sealers)
+	r.sealers = nil
+	if r.open != nil {
+		r.open.wipe()
+		r.open = nil
+	}
+	clear(r.rmk)
+	clear(r.smk)
+	r.rmk, r.smk = nil, nil // sealer and Open now fail with ErrNoKey
 	r.respond = false
 }

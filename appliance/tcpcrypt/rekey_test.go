@@ -370,7 +370,7 @@ func TestGenerationCap(t *testing.T) {
 		a.keys.Forget(a.keys.SendGeneration())
 		b.keys.Forget(b.keys.SendGeneration())
 	}
-	if n := len(a.keys.gens); n > 2 {
+	if n := len(a.keys.sealers); n > 2 {
 		t.Fatalf("A keeps %d generations", n)
 	}
 }
@@ -379,7 +379,7 @@ func TestWipe(t *testing.T) {
 	a, _ := newPeers(t, seq(8, 32), cryptopool.AES128GCM)
 	_, _, k := a.send(t, "x", false)
 	a.keys.Wipe()
-	if k.Sealer.aead != nil || a.keys.mk != nil {
+	if k.Sealer.aead != nil || a.keys.smk != nil || a.keys.rmk != nil || a.keys.open != nil {
 		t.Fatal("keys survive Wipe")
 	}
 	if _, err := a.keys.Send(1, false); !errors.Is(err, ErrNoKey) {
@@ -396,5 +396,65 @@ func TestNewKeyRingErrors(t *testing.T) {
 	}
 	if _, err := NewKeyRing(make([]byte, 32), cryptopool.Suite(0x99), true); err == nil {
 		t.Error("unknown suite accepted")
+	}
+}
+
+// TestRekeysAfterFIN: RFC 8548 §3.8 lets either side go on rekeying while
+// the other, having sent FINp, only receives. B sends FINp; A then starts
+// many times more rekeys than MaxGenerations, each on a data frame. B
+// follows every one (remote and local generation move, nothing owed), and
+// A, forgetting what B acknowledged, never runs out of room: neither side's
+// memory grows with generations only one of them uses.
+func TestRekeysAfterFIN(t *testing.T) {
+	a, b := newPeers(t, seq(9, 32), cryptopool.AES128GCM)
+	fin, finOff, _ := b.send(t, "bye", true)
+	a.deliver(t, fin, finOff, "bye")
+	for i := 1; i <= 4*MaxGenerations; i++ {
+		if err := a.keys.StartRekey(); err != nil {
+			t.Fatalf("A's rekey %d after B's FINp: %v", i, err)
+		}
+		f, off, k := a.send(t, "data", false)
+		if !k.Rekey || k.Generation != uint64(i) {
+			t.Fatalf("frame %d: rekey %v generation %d", i, k.Rekey, k.Generation)
+		}
+		b.deliver(t, f, off, "data")
+		gens(t, b, uint64(i), uint64(i), 0)
+		if b.keys.Owed() {
+			t.Fatalf("B owes a rekey frame after its FINp (rekey %d)", i)
+		}
+		a.keys.Forget(a.keys.SendGeneration()) // B acknowledged it
+		if n := len(a.keys.sealers); n > 2 {
+			t.Fatalf("A keeps %d sending keys", n)
+		}
+	}
+	if s, err := b.keys.Sealer(0); err != nil || s == nil {
+		t.Fatalf("B lost the key of its FINp frame: %v", err) // still needed to retransmit it
+	}
+}
+
+// TestFollowRekeysAfterOwnFIN is the receiving half alone, against frames
+// sealed straight from the master-key chain (TC-D4), not by a second
+// KeyRing: after B's FINp, A rekeys on every frame, many times more often
+// than MaxGenerations. B opens each under the next generation, owes no
+// answer (RFC 8548 §3.8), and keeps its FINp frame's key for retransmission.
+func TestFollowRekeysAfterOwnFIN(t *testing.T) {
+	mk := seq(10, 32)
+	_, b := newPeers(t, mk, cryptopool.AES128GCM)
+	b.send(t, "bye", true)
+	off := uint64(75)
+	mk = bytes.Clone(mk)
+	for i := 1; i <= 4*MaxGenerations; i++ {
+		mk = NextMasterKey(mk)
+		kab, _ := TrafficKeys(mk, cryptopool.AES128GCM)
+		f := sealFrame(t, mustSealer(t, kab), FrameHeader{Rekey: true}, []byte("data"), off)
+		b.deliver(t, f, off, "data")
+		off += uint64(len(f))
+		gens(t, b, uint64(i), uint64(i), 0)
+		if b.keys.Owed() {
+			t.Fatalf("B owes a rekey frame after its FINp (rekey %d)", i)
+		}
+	}
+	if s, err := b.keys.Sealer(0); err != nil || s == nil {
+		t.Fatalf("B lost the key of its FINp frame: %v", err)
 	}
 }

@@ -10,7 +10,11 @@
 // TCP-ENO/tcpcrypt engine behind each (config engine.enabled, on by default;
 // off, connections pass through unencrypted). --no-fast-path sends every
 // frame, non-TCP included, through the workers (the XDP program forwards
-// nothing itself). SIGINT or SIGTERM stop it: the admin API stops, workers
+// nothing itself); a port whose in-kernel redirect to the other port cannot
+// deliver (checked at start and every second) is switched to the workers
+// too. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
+// that after a restart exactly those connections are reset and every other
+// one passes. SIGINT or SIGTERM stop it: the admin API stops, workers
 // stop, XDP programs are detached, sockets closed, the counters logged.
 //
 // Once the ports are up it serves the admin API (package appliance/admin) on
@@ -226,20 +230,22 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		if p == appliance.Outside {
 			iface = cfg.Outside
 		}
-		ready, err := x.Bump.RedirectReady(p)
-		if err != nil {
-			log.Warn("cannot tell whether in-kernel forwarding from this port works", "port", p.String(), "err", err)
-		}
+		ready, _ := x.Bump.RedirectReady(p)
+		path, why := x.Path(p)
 		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
-			"queues", cfg.Queues, "redirect_ready", ready)
-		if err == nil && !ready {
-			// The veth caveat (xsk.AttachBump): the kernel drops what
-			// the program redirects, so non-TCP and fast-path frames
-			// would vanish. Say so loudly; the operator must fix the
-			// peer (gro on, or an XDP program on it).
-			log.Warn("frames the XDP program forwards from this port to the other are dropped by the kernel: the other port's peer needs NAPI (ethtool -K <peer> gro on)", "port", p.String())
+			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
+		if cfg.FastPath && path != appliance.PathKernel {
+			// The veth caveat (xsk.AttachBump): the kernel would drop
+			// what the program redirects, so the workers forward it.
+			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
 		}
 	}
+	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
+	go func() {
+		defer close(pathsDone)
+		watchPaths(x, log, stopPaths)
+	}()
 	inside, outside := x.Ports()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -257,6 +263,18 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		// (or are abandoned).
 		defer engines.Close()
 		opt.NewHandler = engines.NewHandler
+		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+		if cfg.PinDir != "" {
+			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+			if err != nil {
+				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
+			}
+			defer m.Close() // after the workers stopped; the pin stays
+			engines.Negotiated = set
+		} else {
+			log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
+			engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+		}
 	} else {
 		log.Info("engine disabled: every connection passes through unencrypted")
 	}
@@ -330,6 +348,29 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	return runErr
 }
 
+// watchPaths re-checks every second whether each port's redirect to the
+// other delivers, and moves the port between the kernel and user space
+// when that changes (a veth peer's GRO switched, a driver change).
+func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		changed, err := x.CheckPaths()
+		if err != nil {
+			log.Warn("forwarding path check", "err", err)
+		}
+		for _, p := range changed {
+			path, why := x.Path(p)
+			log.Warn("forwarding path changed", "port", p.String(), "path", path, "why", why)
+		}
+	}
+}
+
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
 func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
@@ -375,6 +416,11 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
 	}
+	log.Info("forwarding paths", "switches", x.PathSwitches())
+	if engines != nil && engines.Negotiated != nil {
+		n := engines.Negotiated
+		log.Info("negotiated set", "entries", n.Len(), "overflows", n.Overflows(), "store_errors", n.StoreErrors())
+	}
 }
 
 // adminSource adapts the running appliance to the admin API.
@@ -387,6 +433,9 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 		}
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
 			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+	}
+	info.PortPath = func(i int) (string, string) {
+		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
 	if cfg.FastPath {
 		// The XDP program counts frames, not bytes: the fast path's bytes

@@ -70,8 +70,10 @@ func New() *Fixture {
 			Version: "v0.5.0-test",
 			Started: Start,
 			Ports: []admin.PortStatus{
-				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3}},
-				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3}},
+				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3},
+					Path: "kernel", PathReason: "the XDP program redirects to enp1s0f1"},
+				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3},
+					Path: "user", PathReason: "enp1s0f0 cannot take redirected XDP frames (a veth whose peer has neither GRO nor an XDP program, or a driver without ndo_xdp_xmit): the workers forward"},
 			},
 			CPUFeatures:    []string{"aes", "pclmulqdq", "avx2"},
 			AEADPreference: []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
@@ -138,7 +140,7 @@ func New() *Fixture {
 			Handshakes:   map[string]uint64{"encrypted": 41, "fallback": 17, "failed": 2},
 			Fallbacks:    map[string]uint64{"no_eno_in_synack": 15, "policy_bypass": 2},
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
-			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6,
+			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6, StrayResets: 7,
 			FramesSealed: 900, FramesOpened: 880, CacheEntries: 3,
 			FlowMemoryBytes: 5 << 20, FlowMemoryPeak: 6 << 20, FlowMemoryLimit: 1 << 30,
 			Rings: []admin.RingLevel{

@@ -170,6 +170,8 @@
         if (xdp) s += " xdp=" + xdp;
         if (bind) s += " bind=" + bind;
         if (q !== undefined) s += " queues=" + (Array.isArray(q) ? q.length : q);
+        const path = pick(p, "path");
+        if (path) s += " path=" + path;
         return s;
       }).join(" · "));
     }

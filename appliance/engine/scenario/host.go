@@ -14,7 +14,8 @@ import (
 type Host struct {
 	Addr, Peer netip.AddrPort
 	ISN        uint32
-	Window     uint16
+	Window     uint16 // 0 means 65535 unless Exact
+	Exact      bool   // send Window as it is, 0 too (a closed window)
 }
 
 // Seq returns the sequence number of stream offset off (0 is the first data
@@ -25,7 +26,7 @@ func (h *Host) Seq(off int) uint32 { return h.ISN + 1 + uint32(off) }
 // packettest).
 func (h *Host) Seg(flags uint8, seq, ack uint32, payload []byte, opts ...[]byte) []byte {
 	win := h.Window
-	if win == 0 {
+	if win == 0 && !h.Exact {
 		win = 65535
 	}
 	return packettest.Frame{
@@ -86,6 +87,7 @@ type Stream struct {
 	ISN  uint32
 	data []byte
 	have []bool
+	cont int // have[:cont] are all set
 	FIN  int // stream offset of the FIN, -1 if none seen
 }
 
@@ -131,12 +133,10 @@ func (s *Stream) Add(seq uint32, payload []byte) error {
 
 // Contiguous returns the bytes from offset 0 up to the first hole.
 func (s *Stream) Contiguous() []byte {
-	for i, h := range s.have {
-		if !h {
-			return s.data[:i]
-		}
+	for s.cont < len(s.have) && s.have[s.cont] {
+		s.cont++ // bytes are never taken back: resume where the last call stopped
 	}
-	return s.data
+	return s.data[:s.cont]
 }
 
 // Holes reports whether any byte below the highest one received is missing.

@@ -75,6 +75,10 @@ type Link struct {
 	Latency int64
 	Rules   []*Rule
 	Log     []LinkEvent // every frame offered, in order
+	// Narrow[d], when set, drops the datagrams of direction d larger than
+	// its MTU (logged as Dropped, before any rule) and sends their
+	// senders its packet-too-big back over the link (not logged).
+	Narrow [2]*Narrow
 
 	q     []inflight
 	held  []inflight
@@ -95,6 +99,13 @@ func (l *Link) Send(now int64, d Dir, frame []byte) {
 	s, _ := ParseFrame(frame)
 	n := l.n[d]
 	l.n[d]++
+	if r := l.Narrow[d]; r != nil {
+		if ptb, ok := r.tooBig(now, frame); ok {
+			l.Log = append(l.Log, LinkEvent{At: now, Dir: d, N: n, Seg: s, Fate: Dropped})
+			l.push(inflight{at: now + l.Latency, dir: 1 - d, frame: ptb})
+			return
+		}
+	}
 	var rule *Rule
 	for _, r := range l.Rules {
 		if r.Dir == d && r.live() && (r.Match == nil || r.Match(n, s)) {

@@ -181,8 +181,10 @@ func peerA(t *testing.T, f *fixture, cuts []int) *Peer {
 // Init1 split over three segments (TC-7), one maximum-size frame (clen
 // 65535) over 47 segments, three small frames in one segment, and two
 // frames cut in the middle of the second. b gets every plaintext byte at
-// its host offset in segments no larger than its MSS, and every ACK G_B
-// sends lies on a frame edge (DESIGN.md §2).
+// its host offset in segments no larger than its MSS. G_B acknowledges the
+// big frame's bytes while it is incomplete (partial-frame custody, package
+// engine's doc) but never its last byte, nor any later frame, before b
+// acknowledged the plaintext; once b did, its ACK lies on a frame edge.
 func TestFramesSpanningAndSharing(t *testing.T) {
 	f := onlyB(t)
 	w, a, b := f.w, f.a, f.b
@@ -233,22 +235,46 @@ func TestFramesSpanningAndSharing(t *testing.T) {
 			t.Fatalf("segment to b larger than its MSS 1460: %v", s)
 		}
 	}
-	// b acknowledges half of the big frame, then everything.
-	w.Host(SideB, b.ACK(0, a.Seq(30000)))
-	w.Run(latency)
-	w.Host(SideB, b.ACK(0, a.Seq(len(plain))))
-	w.Run(latency)
-	edges := map[uint32]bool{a.Seq(init1): true, a.Seq(0): true}
-	for _, x := range splitFrames(t, append(make([]byte, init1), wire...), init1) {
-		edges[a.Seq(x.Off+3+x.Clen)] = true
-	}
+	// Before b acknowledged anything: ACKs inside the big frame, up to
+	// one byte before its end, and at least one past its start.
+	bigEnd := a.Seq(init1 + tcpcrypt.MaxFrameLen)
+	var inside bool
 	var last uint32
 	for _, s := range w.Link.Sent(BtoA) {
 		if s.Has(packettest.SYN) {
 			continue
 		}
+		if int32(s.Ack-bigEnd) >= 0 {
+			t.Fatalf("G_B acknowledged %d, the whole big frame (end %d), before b acknowledged it: %v", s.Ack, bigEnd, s)
+		}
+		if int32(s.Ack-last) < 0 {
+			t.Fatalf("G_B's ACK went back from %d: %v", last, s)
+		}
+		inside = inside || int32(s.Ack-a.Seq(init1)) > 0
+		last = s.Ack
+	}
+	if !inside {
+		t.Fatal("G_B never acknowledged a byte of the incomplete big frame")
+	}
+	// b acknowledges half of the big frame, then everything.
+	n := f.mark(BtoA)
+	w.Host(SideB, b.ACK(0, a.Seq(30000)))
+	w.Run(latency)
+	for _, s := range f.sentSince(BtoA, n) {
+		if int32(s.Ack-bigEnd) >= 0 || int32(s.Ack-last) < 0 {
+			t.Fatalf("after b acknowledged half the big frame G_B sent ACK %d (before: %d, frame end %d)", s.Ack, last, bigEnd)
+		}
+	}
+	n = f.mark(BtoA)
+	w.Host(SideB, b.ACK(0, a.Seq(len(plain))))
+	w.Run(latency)
+	edges := map[uint32]bool{}
+	for _, x := range splitFrames(t, append(make([]byte, init1), wire...), init1) {
+		edges[a.Seq(x.Off+3+x.Clen)] = true
+	}
+	for _, s := range f.sentSince(BtoA, n) {
 		if !edges[s.Ack] {
-			t.Fatalf("G_B acknowledged %d, inside a frame: %v", s.Ack, s)
+			t.Fatalf("G_B acknowledged %d, inside a frame, after b acknowledged everything: %v", s.Ack, s)
 		}
 		last = s.Ack
 	}

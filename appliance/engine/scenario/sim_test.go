@@ -47,6 +47,34 @@ type simHost struct {
 	hs, active, est bool
 	gotSYN          bool
 	synAt           int64
+	// holdFIN keeps the host's direction open after its data (no FIN).
+	holdFIN bool
+	// buf, when set, is the host's receive buffer: its window is what the
+	// application has not read yet taken from it (sent as the Window field,
+	// scaled by 7), and like Linux it drops a segment that starts beyond
+	// the window and acknowledges what it has. The application reads
+	// everything from readAt on.
+	buf         int
+	readAt      int64
+	readNxt     int
+	outOfWindow int
+	// mss is the largest segment the host sends (0: simMSS); a
+	// packet-too-big lowers it (pmtu_test.go).
+	mss int
+}
+
+// free is the host's receive window (buf set).
+func (s *simHost) free() int { return s.buf - (s.rcvNxt - s.readNxt) }
+
+// read lets the application read at w.Now (buf set), and tells the peer
+// when that opens the window.
+func (s *simHost) read(w *World) {
+	if s.buf == 0 || w.Now < s.readAt || s.readNxt == s.rcvNxt {
+		return
+	}
+	s.readNxt = s.rcvNxt
+	s.h.Window = uint16(s.free() >> 7)
+	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 }
 
 const (
@@ -54,6 +82,13 @@ const (
 	simMSS    = 1440 // MSS clamped by the appliances
 	simRTO    = int64(300 * time.Millisecond)
 )
+
+func (s *simHost) segMax() int {
+	if s.mss > 0 {
+		return s.mss
+	}
+	return simMSS
+}
 
 func (s *simHost) ackNum() uint32 {
 	n := s.rcvNxt
@@ -81,14 +116,14 @@ func (s *simHost) step(w *World) {
 		s.finSent = s.finAcked
 	}
 	for s.nxt < len(s.data) && s.nxt-s.una < simFlight {
-		n := min(1+s.rng.IntN(simMSS), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
+		n := min(1+s.rng.IntN(s.segMax()), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
 		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n]))
 		if s.nxt == s.una {
 			s.rtoAt = w.Now + simRTO
 		}
 		s.nxt += n
 	}
-	if s.nxt == len(s.data) && !s.finSent {
+	if s.nxt == len(s.data) && !s.finSent && !s.holdFIN {
 		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil))
 		s.finSent = true
 		s.rtoAt = w.Now + simRTO
@@ -142,12 +177,17 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			case ack == s.una && len(g.Payload) == 0 && !g.Has(packettest.FIN) && s.nxt > s.una:
 				s.dups++
 				if s.dups == 3 { // fast retransmit of one random-size segment
-					n := min(1+s.rng.IntN(simMSS), s.nxt-s.una)
+					n := min(1+s.rng.IntN(s.segMax()), s.nxt-s.una)
 					w.Host(s.side, s.h.Data(s.una, s.ackNum(), s.data[s.una:s.una+n]))
 				}
 			}
 		}
 		if len(g.Payload) == 0 && !g.Has(packettest.FIN) {
+			continue
+		}
+		if s.buf > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.free() {
+			s.outOfWindow++
+			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 			continue
 		}
 		if err := s.rcv.AddSeg(g); err != nil {
@@ -159,6 +199,12 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if g.Has(packettest.FIN) && off+len(g.Payload) == s.rcvNxt {
 			s.gotFIN = true
+		}
+		if s.buf > 0 {
+			if w.Now >= s.readAt {
+				s.readNxt = s.rcvNxt
+			}
+			s.h.Window = uint16(s.free() >> 7)
 		}
 		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 	}

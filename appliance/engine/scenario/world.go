@@ -57,6 +57,10 @@ type World struct {
 	// at once (before any Tick): a host that answers immediately, while
 	// the engine's pool jobs may still be running.
 	React func(s Side, g Seg)
+	// Inside[s], when set, is a router on host s's inside link: frames
+	// from the engine to the host larger than its MTU are dropped and its
+	// packet-too-big goes to the engine's inside port at once.
+	Inside [2]*Narrow
 }
 
 // Host passes a frame from host a (SideA) or b (SideB) to its engine and
@@ -114,6 +118,12 @@ func (w *World) handle(s Side, from engine.PortID, frame []byte) engine.Verdict 
 func (w *World) route(s Side, toHost, toLink [][]byte) {
 	w.T.Helper()
 	for _, f := range toHost {
+		if r := w.Inside[s]; r != nil {
+			if ptb, ok := r.tooBig(w.Now, f); ok {
+				w.handle(s, engine.Inside, ptb)
+				continue
+			}
+		}
 		g, err := ParseFrame(f)
 		if errors.Is(err, ErrNotTCP) {
 			g = Seg{Raw: f} // ICMP and other non-TCP frames: tests read Raw

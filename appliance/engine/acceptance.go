@@ -1,0 +1,386 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// thirdAcceptable reports whether a non-SYN segment from R in SYN-ACK-SENT
+// is one the inside host, in SYN-RECEIVED, would accept (RFC 9293
+// §3.10.7.4): it acknowledges exactly the host's SYN-ACK and starts in the
+// window that SYN-ACK offered (never scaled, RFC 7323 §2.2). Only such a
+// segment may decide the negotiation: a blind one without ENO would make B
+// fall back to plain TCP while A, which never saw it, encrypts, and A's
+// Init1 would then reach the host as data.
+func (e *Engine) thirdAcceptable(f *flow, p *packet.Packet) bool {
+	if p.Flags()&packet.FlagACK == 0 || p.Ack() != f.isnL+1 {
+		return false
+	}
+	off := int64(int32(p.Seq() - (f.isnR + 1)))
+	return off >= 0 && off < max(int64(f.winL), 1)
+}
+
+// A SYN on the tuple of a plain connection's record is a new connection
+// reusing the tuple, or a blind SYN (any sequence number; from outside
+// with TCP-ENO it would make the record a negotiating flow, and every
+// later segment of the live connection would be dropped). The appliance is
+// no endpoint of a plain connection and cannot tell the two apart: it
+// follows no sequence numbers there (the fast path carries most segments).
+// The hosts can: a host with the connection alive answers the SYN with a
+// challenge ACK (RFC 5961 §4), one without it with a SYN-ACK. So the SYN is
+// handled as any SYN (and negotiated), and the plain record is kept aside
+// in the new flow (prev) until the other side answers the SYN with a
+// SYN-ACK that acknowledges it. Until then every segment that is not part
+// of the new handshake passes as the old connection's, and if the
+// handshake ends without that answer (a timeout, an RST) the plain record
+// is back (remove).
+//
+// The same holds for a tracked plain connection's other segments: RST, FIN
+// and data pass to the hosts, whose TCPs check them (RFC 9293 §3.10.7.4,
+// RFC 5961); none changes the record.
+
+// synOnTuple handles SYN p on tuple k, whose record prev (if not nil) was
+// just taken out of the table: that of a plain connection that may still
+// be live, or of a closed encrypted one (reuse).
+func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	var v Verdict
+	if from == Inside {
+		v = e.outboundSYN(now, k, p, tx)
+	} else {
+		v = e.inboundSYN(now, k, p, tx)
+	}
+	if prev == nil {
+		return v
+	}
+	switch nf := e.flows[k]; {
+	case nf == nil:
+		e.reinstate(now, prev) // the SYN was dropped (policy, a full table)
+	case nf.state == stSynSent || nf.state == stSynRcvd || nf.state == stPlain && prev.sess != nil:
+		nf.prev = prev
+	} // else a plain connection's record replaced by another's
+	return v
+}
+
+// reinstate puts the record of the connection a SYN displaced back in the
+// table: its SYN was never answered.
+func (e *Engine) reinstate(now int64, f *flow) {
+	if e.flows[f.key] != nil || f.state == stDead && f.sess != nil {
+		return // an encrypted connection's that ended meanwhile stays gone
+	}
+	if f.state == stDead {
+		f.state = stPlain
+	}
+	f.last = max(f.last, now)
+	e.recharge(f)
+	e.flows[f.key] = f
+	f.idx = len(e.list)
+	e.list = append(e.list, f)
+}
+
+// dropPrev forgets the record f displaced: f's SYN was answered.
+func (e *Engine) dropPrev(f *flow) {
+	if q := f.prev; q != nil {
+		f.prev = nil
+		q.state = stDead
+		e.uncharge(q)
+		if q.keys != nil {
+			q.keys.Wipe()
+		}
+	}
+}
+
+// stale handles a segment from port from that negotiating flow f has no
+// use for: one of the connection f displaced goes on as that connection's
+// (a plain one passes, an encrypted one is handled by its record); any
+// other is dropped.
+func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	q := f.prev
+	switch {
+	case q == nil:
+		return e.drop(DropStale)
+	case q.sess == nil:
+		return Passthrough
+	case q.state == stDead:
+		return e.drop(DropStale) // it was reset meanwhile: nothing of it may pass
+	}
+	q.last = now
+	if from == Inside {
+		return e.fromInside(now, q, p, tx)
+	}
+	return e.fromOutside(now, q, p, tx)
+}
+
+// plainAfterReuse handles a segment on a plain record that took the tuple
+// of a closed encrypted connection for a SYN from outside (reuse), which
+// it keeps in prev: the new connection's SYNs pass, and the inside host's
+// SYN-ACK ends the old record (one from outside, forged, must not);
+// until then every other segment is the old connection's (an inside host
+// that missed the last ACK resends its data and FIN: in plaintext, were
+// it to pass).
+func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	f.last = now
+	switch p.Flags() & (packet.FlagSYN | packet.FlagACK | packet.FlagRST) {
+	case packet.FlagSYN:
+		return Passthrough
+	case packet.FlagSYN | packet.FlagACK:
+		if from == Inside {
+			e.dropPrev(f)
+		}
+		return Passthrough
+	}
+	return e.stale(now, f, p, from, tx)
+}
+
+// crossingSYN handles a SYN from R while host A waits for R's SYN-ACK (not
+// under require, which holds it back). It may be R's half of a
+// simultaneous open, or a blind SYN: taking every such SYN for a
+// simultaneous open would let one forged segment leave the connection in
+// plain TCP. It goes to the inside host as in plain TCP, and only R's
+// SYN-ACK tells: one that repeats this SYN's sequence number shows a
+// simultaneous open (farSYNACK), any other SYN-ACK to our SYN is
+// negotiated as usual. A SYN with data is dropped: if the connection is
+// then encrypted, the data never was.
+func (e *Engine) crossingSYN(f *flow, p *packet.Packet) Verdict {
+	if len(p.Payload()) > 0 {
+		return e.drop(DropStale)
+	}
+	f.simSYN, f.simISN = true, p.Seq()
+	return Passthrough
+}
+
+// crossingSYNACK reports whether p is the inside host's answer to the SYN
+// that crossed ours: it goes out as the host sent it, without ENO.
+func (e *Engine) crossingSYNACK(f *flow, p *packet.Packet) bool {
+	return f.simSYN && p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK &&
+		p.Seq() == f.isnL && p.Ack() == f.simISN+1 && len(p.Payload()) == 0
+}
+
+// wireAccept applies to a segment from R of a negotiated flow the checks a
+// TCP applies before a segment may change its state (RFC 9293 §3.10.7.4 as
+// RFC 5961 amends it), for the appliance stands for L toward R: without
+// them a blind attacker who guessed the 4-tuple could end the connection
+// with an RST anywhere near the window, hang its close with a FIN at any
+// offset, or free the retransmit store with a forged ACK (and stall the
+// connection). In order:
+//
+//   - a bad checksum: dropped, as TCP drops it (never fed to the decoder,
+//     where it would fail authentication and abort, nor believed);
+//   - RST: it resets only at exactly the next sequence number (§3.2: the
+//     one we hold, or the one we last acknowledged, which a far side
+//     answering a challenge ACK uses); elsewhere in the window it gets a
+//     challenge ACK, outside it nothing;
+//   - SYN: a challenge ACK whatever its sequence number (§4), except R's
+//     repeated SYN-ACK to host A (its third segment was lost). A SYN
+//     that starts a new connection on a closed one's tuple never gets
+//     here (reuses);
+//   - the sequence number: a segment must overlap the window, from what we
+//     last acknowledged (a stale pure ACK or a keep-alive probe just below
+//     it still counts) to the furthest the engine would place data; older
+//     data is a duplicate (answered, its ACK not believed), anything else
+//     gets an ACK (rate-limited) and is dropped;
+//   - the ACK bit must be set;
+//   - the ACK: one for data never sent is answered with an ACK and the
+//     segment dropped; one older than the largest window R ever offered
+//     gets a challenge ACK (§5.2).
+//
+// A blind attacker must so guess both numbers within windows, as against
+// a TCP endpoint. Challenge ACKs are limited per flow (§7); a limit shared
+// by all flows would let an attacker count them and so learn which tuples
+// exist (CVE-2016-5696).
+func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (Verdict, bool) {
+	if !p.VerifyL4Checksum() {
+		return e.drop(DropChecksum), false
+	}
+	d := &f.rcv
+	fl := p.Flags()
+	n := int64(len(p.Payload()))
+	w := unwrap(p.Seq(), f.isnR, d.rcvW)
+	lo := min(d.lastAckW, d.rcvW) // RCV.NXT as R was last told it
+	hi := d.ackW + int64(d.plain.max) + tcpcrypt.MaxFrameLen
+	if fl&packet.FlagRST != 0 {
+		if w == d.rcvW || w == d.lastAckW || w == f.wireAckOut() {
+			return 0, true
+		}
+		if w >= lo && w < hi {
+			e.challenge(now, f, tx[Outside])
+		}
+		return e.drop(DropOutOfWindow), false
+	}
+	if fl&packet.FlagSYN != 0 {
+		if fl&packet.FlagACK != 0 && f.role == eno.RoleA && p.Seq() == f.isnR {
+			return 0, true
+		}
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropStale), false
+	}
+	segEnd := w + n
+	if fl&packet.FlagFIN != 0 {
+		segEnd++
+	}
+	keepAlive := n <= 1 && fl&packet.FlagFIN == 0 && w == d.rcvW-1
+	switch {
+	case keepAlive:
+	case w > hi || (segEnd > w && w == hi):
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	case segEnd == w && w < lo, segEnd > w && segEnd < lo:
+		if n > 0 {
+			// Data R sent again although we acknowledged it: answer it
+			// (duplicate re-delivers what L may have lost, or ACKs).
+			e.duplicate(f, w, w+n, tx)
+			return Forwarded, false
+		}
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	}
+	if fl&packet.FlagACK == 0 {
+		return e.drop(DropOutOfWindow), false
+	}
+	a := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+	if a > f.wireSndNxt() || a < f.enc.ackW-max(f.maxWinR, 0xffff) {
+		e.challenge(now, f, tx[Outside])
+		return e.drop(DropOutOfWindow), false
+	}
+	f.maxWinR = max(f.maxWinR, int64(p.Window())<<f.wsR)
+	return 0, true
+}
+
+// wireSndNxt is the wire's SND.NXT as an offset: what was sent, and the FIN.
+func (f *flow) wireSndNxt() int64 {
+	w := f.enc.sentW
+	if f.enc.finW >= 0 && w >= f.enc.finW {
+		w = f.enc.finW + 1
+	}
+	return w
+}
+
+// wireAckOut is the acknowledgment number, as an offset, that the
+// appliance sends R (ackR): what L acknowledged, and R's FIN.
+func (f *flow) wireAckOut() int64 {
+	d := &f.rcv
+	if d.finW >= 0 && d.ackH > d.finH {
+		return d.finW + 1
+	}
+	return d.ackW
+}
+
+// challengeGap is the least time between two challenge ACKs of one flow
+// (Linux's tcp_invalid_ratelimit default).
+const challengeGap = int64(500 * time.Millisecond)
+
+// challenge sends R a challenge ACK (RFC 5961 §3.2, §4, §5.2), at most one
+// per challengeGap.
+func (e *Engine) challenge(now int64, f *flow, to TxSink) {
+	if now < f.challengeNext {
+		return
+	}
+	f.challengeNext = now + challengeGap
+	e.c.ChallengeACKs.Add(1)
+	e.ackR(f, to, nil)
+}
+
+// challengeL answers a SYN from L on a negotiated connection's tuple that
+// is not a new connection (reuses) with the challenge ACK R would send
+// (RFC 5961 §4): a host that lost the connection answers with an RST,
+// which ends it, and its next SYN then starts a new one.
+func (e *Engine) challengeL(now int64, f *flow, tx [2]TxSink) Verdict {
+	if now >= f.challengeNext {
+		f.challengeNext = now + challengeGap
+		e.c.ChallengeACKs.Add(1)
+		e.ackL(f, tx[Inside], nil)
+	}
+	return e.drop(DropStale)
+}
+
+// reuses reports whether SYN p starts a new connection on the tuple of f,
+// an encrypted connection that has closed, as a TCP in TIME-WAIT decides
+// (RFC 6191; Linux's tcp_timewait_state_process): the SYN's timestamp is
+// newer than the sender's last one, or, with timestamps equal or not in
+// use, its ISN lies beyond the sender's last sequence number (after its
+// FIN, in host space: what the receiving host itself compares). A SYN with
+// an older timestamp is an old duplicate (PAWS).
+//
+// Closed means: for a SYN from the inside host, both FINs seen (the host
+// has left the old connection, or it would not reuse the tuple); for one
+// from outside, where a blind attacker passes the ISN test half the time,
+// both FINs acknowledged (closeAt), so the inside host is at most in
+// TIME-WAIT. Before that a host still closing answers a SYN with a
+// challenge ACK (RFC 5961 §4), and so does the engine (wireAccept,
+// challengeL); the old record stays. A far side that did close answers
+// the challenge ACK with an RST that ends the old record, and its next SYN
+// starts the new connection; an inside host's SYN-SENT answer to one is
+// sent on its behalf (synSentReset).
+func (e *Engine) reuses(f *flow, p *packet.Packet, from PortID) bool {
+	closed := f.enc.finW >= 0 && f.rcv.finW >= 0
+	if from == Outside {
+		closed = f.closeAt != 0
+	}
+	if !closed || len(p.Payload()) > 0 || !p.VerifyL4Checksum() {
+		return false
+	}
+	last, ts := wrap(f.isnR, f.rcv.finH+1), f.tsR
+	if from == Inside {
+		last, ts = wrap(f.isnL, f.enc.finH+1), f.tsL
+	}
+	if f.tsOK && e.si.hasTS {
+		switch d := int32(e.si.tsVal - ts); {
+		case d < 0:
+			return false
+		case d > 0:
+			return true
+		}
+	}
+	return int32(p.Seq()-last) > 0
+}
+
+// reuse starts the new connection of SYN p on the tuple of f, an encrypted
+// connection that has closed (reuses). A SYN from the inside host shows
+// that host has left the old connection: its record goes. For one from
+// outside the old record is kept aside (prev) until the inside host
+// answers the SYN with a SYN-ACK (as in TIME-WAIT, it may not: RFC 6191
+// lets the host decide too): meanwhile the old connection's late segments
+// (the far side's FIN again, the host's last ACK, or its data and FIN if
+// it missed our last ACK) are still the old record's, and never pass as
+// plaintext or reach the host undecrypted.
+func (e *Engine) reuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	if from == Inside {
+		e.remove(f)
+		return e.synOnTuple(now, f.key, nil, p, from, tx)
+	}
+	e.detach(f)
+	return e.synOnTuple(now, f.key, f, p, from, tx)
+}
+
+// detach takes f out of the table as it is (remove also ends it).
+func (e *Engine) detach(f *flow) {
+	if e.flows[f.key] != f {
+		return
+	}
+	delete(e.flows, f.key)
+	last := e.list[len(e.list)-1]
+	e.list[f.idx] = last
+	last.idx = f.idx
+	e.list[len(e.list)-1] = nil
+	e.list = e.list[:len(e.list)-1]
+}
+
+// synSentReset answers, on the inside host's behalf, a segment from R in
+// SYN-SENT whose ACK does not acknowledge the host's SYN, as the host's TCP
+// would (RFC 9293 §3.10.7.3): an RST at the segment's ACK number, and the
+// segment dropped. It is how a far side still holding the tuple's old
+// connection (it answered our SYN with a challenge ACK) lets go of it.
+// The host itself never sees the segment: its RST would end the record.
+func (e *Engine) synSentReset(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if p.Flags()&packet.FlagACK == 0 || p.Ack() == f.isnL+1 || !p.VerifyL4Checksum() {
+		return e.drop(DropStale)
+	}
+	if now >= f.challengeNext {
+		f.challengeNext = now + challengeGap
+		e.opts.reset()
+		e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
+	}
+	return e.drop(DropOutOfWindow)
+}

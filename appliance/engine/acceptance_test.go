@@ -1,0 +1,414 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// Segments an attacker off the path can forge (any numbers, the 4-tuple
+// guessed) must not change a flow's record in ways the hosts' own TCPs
+// would not let them change their state (RFC 9293 §3.10.7.4, RFC 5961).
+
+var farENOOpt = []byte{69, 4, 0x24, 0x23} // a far host A's SYN option
+
+// plainAtB sets up a plain connection a -> b at G_B (a has no TCP-ENO) with
+// a few bytes each way, and returns the next sequence numbers.
+func plainAtB(t *testing.T) (gb *gw, aNext, bNext uint32) {
+	gb = newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	aNext, bNext = isnA+1, isnB+1
+	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("hello")))
+	aNext += 5
+	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("world")))
+	bNext += 5
+	if fi := flowInfo(t, gb.e); fi.State != "plain" {
+		t.Fatalf("flow %+v", fi)
+	}
+	return gb, aNext, bNext
+}
+
+// pass checks that frame goes through g unchanged.
+func pass(t *testing.T, g *gw, from PortID, frame []byte) {
+	t.Helper()
+	if v := g.e.Handle(g.now, from, frame, g.tx); v != Passthrough {
+		t.Fatalf("segment from port %d: %v, want passthrough (flows %d)", from, v, g.e.NumFlows())
+	}
+	g.in.take()
+	g.out.take()
+}
+
+// A blind SYN with TCP-ENO (any sequence number) on the tuple of a live
+// plain connection turned its record into a new SYN-received flow, and every
+// later segment of the connection was dropped as stale: the connection
+// stalled for good. The SYN goes to the host as in plain TCP (it answers
+// with a challenge ACK, RFC 5961 §4), the connection's segments keep
+// passing, and once the handshake times out the plain record is back. A
+// real new connection on the tuple (the host answers the SYN with a
+// SYN-ACK) is still negotiated.
+func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
+	gb, aNext, bNext := plainAtB(t)
+	blind := tcpFrame(addrA, addrB, 0x5a5a5a5a, 0, synF, 1024, append(synOpts(1460, 9), farENOOpt...), nil)
+	gb.push(Outside, blind)
+	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF, 509, nil, nil)) // b's challenge ACK
+	for i := range 3 {
+		pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
+		aNext += 4
+		pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("data")))
+		bNext += 4
+		gb.tick(int64(20 * time.Second))
+		if i == 2 {
+			gb.tick(int64(DefaultHandshakeTimeout))
+		}
+	}
+	if fi := flowInfo(t, gb.e); fi.State != "plain" {
+		t.Fatalf("flow after the blind SYN's handshake timed out: %+v", fi)
+	}
+	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|finF, 502, nil, nil))
+	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext+1, ackF|finF, 509, nil, nil))
+
+	// The tuple reused by a new connection that b accepts: negotiated,
+	// also right after another blind SYN (its SYN takes that one's place).
+	gb.push(Outside, blind)
+	toIn, _ := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1e6, 0, synF, 64240, append(synOpts(1460, 20), farENOOpt...), nil))
+	if s := one(t, "new SYN at b", toIn); s.seq != isnA+1e6 {
+		t.Fatalf("SYN at b: %+v", s)
+	}
+	_, out := gb.push(Inside, tcpFrame(addrB, addrA, isnB+1e6, isnA+1e6+1, synF|ackF, 65160, synOpts(1460, 25), nil))
+	if s := one(t, "SYN-ACK of the new connection", out); option(s.opts, 69) == nil {
+		t.Fatalf("new connection on the tuple not negotiated: %+v", s)
+	}
+	if fi := flowInfo(t, gb.e); fi.State != "syn-ack-sent" {
+		t.Fatalf("flow %+v", fi)
+	}
+}
+
+// A blind SYN from the outside while host A waits for the far side's
+// SYN-ACK was taken for a simultaneous open and the flow left in plain TCP:
+// one forged segment downgraded the connection. Only the far side's
+// SYN-ACK repeating that SYN's sequence number shows a simultaneous open;
+// the genuine SYN-ACK to our SYN is negotiated as usual.
+func TestBlindSYNInSYNSentNoDowngrade(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, one(t, "SYN", out).frame())
+	ga.push(Outside, tcpFrame(addrB, addrA, 0x77777777, 0, synF, 1024, append(synOpts(1460, 9), 69, 3, 0x23), nil))
+	if fi := flowInfo(t, ga.e); fi.State != "syn-sent" {
+		t.Fatalf("flow after a blind SYN: %+v", fi)
+	}
+	_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	toIn, _ := ga.push(Outside, one(t, "SYN-ACK", out).frame())
+	one(t, "SYN-ACK at a", toIn)
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("flow after the genuine SYN-ACK: %+v", fi)
+	}
+}
+
+// A blind segment without TCP-ENO while host B waits for the third
+// segment made B fall back to plain TCP while A went on to encrypt, so A's
+// Init1 reached the inside host as data. Only a segment that acknowledges
+// the host's SYN-ACK, in its window, decides.
+func TestBlindSegmentInSYNACKSentIgnored(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	for _, blind := range [][]byte{
+		tcpFrame(addrA, addrB, 0x12345678, 0x9abcdef0, ackF, 502, nil, nil),
+		tcpFrame(addrA, addrB, isnA+1, 0x9abcdef0, ackF|pshF, 502, nil, []byte("x")),
+		tcpFrame(addrA, addrB, isnA+1+70000, isnB+1, ackF, 502, nil, nil),
+		tcpFrame(addrA, addrB, isnA+1, isnB+1, pshF, 502, nil, []byte("x")),
+	} {
+		if toIn, _ := gb.push(Outside, blind); len(toIn) != 0 {
+			t.Fatal("a blind segment reached b")
+		}
+		if fi := flowInfo(t, gb.e); fi.State != "syn-ack-sent" {
+			t.Fatalf("flow after a blind segment: %+v", fi)
+		}
+	}
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, append(tsOpt(2, 5), 69, 2), nil))
+	if fi := flowInfo(t, gb.e); fi.State != "key-exchange" {
+		t.Fatalf("flow after the third segment: %+v", fi)
+	}
+}
+
+// Wire offsets after the handshake: a's stream starts with Init1 (75
+// bytes), b's with Init2 (74).
+var (
+	wireA0 = isnA + 1 + 75
+	wireB0 = isnB + 1 + 74
+)
+
+// A forged FIN far outside the window set the pending FIN before any
+// window check; the real FIN was then ignored, the appliance never
+// acknowledged it, and the close hung. A FIN whose ACK acknowledges data
+// never sent is dropped as well (RFC 9293 §3.10.7.4, RFC 5961 §5).
+func TestForgedFINOutsideWindowIgnored(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	for _, forged := range [][]byte{
+		tcpFrame(addrA, addrB, wireA0+5_000_000, wireB0, ackF|finF, 502, nil, nil),
+		tcpFrame(addrA, addrB, wireA0+100, wireB0+100_000, ackF|finF, 502, nil, nil),
+		tcpFrame(addrA, addrB, wireA0+100, wireB0, finF, 502, nil, nil),
+		// Both numbers guessed: accepted, but the data that follows
+		// goes past it, so it was no end.
+		tcpFrame(addrA, addrB, wireA0+10, wireB0, ackF|finF, 502, nil, nil),
+	} {
+		if toIn, _ := pr.gb.push(Outside, forged); len(toIn) != 0 {
+			t.Fatalf("forged FIN: %d segments to b", len(toIn))
+		}
+	}
+	wire := pr.aSends(&h, []byte("last words"), finF|pshF)
+	fin := one(t, "a's FIN on the wire", toFrames(wire))
+	atB, _ := pr.toB(wire)
+	if s := one(t, "FIN at b", toFrames(atB)); s.flags&finF == 0 || string(s.payload) != "last words" {
+		t.Fatalf("at b: %+v", s)
+	}
+	ack := one(t, "b's ACK on the wire", toFrames(pr.bAcks(&h, h.aNext)))
+	if want := fin.seq + uint32(len(fin.payload)) + 1; ack.ack != want {
+		t.Fatalf("b's ACK of the FIN on the wire: %x, want %x (the FIN acknowledged)", ack.ack, want)
+	}
+}
+
+// A forged ACK (sequence number outside the window, or on an old
+// duplicate) was processed: it released frames the far side never got from
+// the retransmit store, so the host's retransmission found nothing to send
+// and the connection stalled.
+func TestForgedACKIgnored(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	data := []byte("not yet at b")
+	orig := one(t, "data on the wire", toFrames(pr.aSends(&h, data, pshF)))
+	end := orig.seq + uint32(len(orig.payload))
+	for _, forged := range [][]byte{
+		tcpFrame(addrB, addrA, wireB0+0x40000000, end, ackF, 502, nil, nil),
+		tcpFrame(addrB, addrA, wireB0-5000, end, ackF|pshF, 502, nil, []byte("old duplicate")),
+		tcpFrame(addrB, addrA, wireB0, end+1000, ackF, 502, nil, nil),
+	} {
+		if toIn, _ := pr.ga.push(Outside, forged); len(toIn) != 0 {
+			t.Fatalf("forged ACK: %d segments to a", len(toIn))
+		}
+	}
+	// a retransmits: the frame is still there to be sent again.
+	_, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), data))
+	again := one(t, "retransmission on the wire", toOut)
+	if again.seq != orig.seq {
+		t.Fatalf("retransmission at %x, want %x", again.seq, orig.seq)
+	}
+	hasBytes(t, "retransmitted frame", again.payload, orig.payload)
+}
+
+// An RST anywhere within ±1 MiB of the next sequence number reset the
+// connection. Only an exact one does (RFC 5961 §3.2); one elsewhere in the
+// window gets a challenge ACK (rate-limited, §7), whose acknowledgment
+// number a far side that did reset uses for its next RST.
+func TestRSTInWindowChallenged(t *testing.T) {
+	pr := handshake(t)
+	rst := func(seq uint32) []byte { return tcpFrame(addrB, addrA, seq, 0, rstF, 0, nil, nil) }
+	toIn, toOut := pr.ga.push(Outside, rst(wireB0+1000))
+	none(t, "in-window RST: to a", toIn)
+	ch := one(t, "challenge ACK", toOut)
+	if ch.flags != ackF || ch.ack != wireB0 || ch.seq != wireA0 {
+		t.Fatalf("challenge ACK: %+v", ch)
+	}
+	toIn, toOut = pr.ga.push(Outside, rst(wireB0+2000))
+	none(t, "second in-window RST: to a", toIn)
+	none(t, "second in-window RST: challenge ACK within the rate limit", toOut)
+	pr.ga.now += int64(time.Second)
+	_, toOut = pr.ga.push(Outside, rst(wireB0+3000))
+	one(t, "challenge ACK a second later", toOut)
+	if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+		t.Fatalf("flow after in-window RSTs: %+v", fi)
+	}
+	if pr.ga.e.Counters().ChallengeACKs.Load() != 2 {
+		t.Fatalf("challenge ACKs counted %d, want 2", pr.ga.e.Counters().ChallengeACKs.Load())
+	}
+	toIn, _ = pr.ga.push(Outside, rst(ch.ack))
+	if r := one(t, "RST to a", toIn); r.flags&rstF == 0 || pr.ga.e.NumFlows() != 0 {
+		t.Fatalf("exact RST: %+v, %d flows", r, pr.ga.e.NumFlows())
+	}
+}
+
+// A SYN on an established encrypted connection's tuple was dropped
+// silently. It gets a challenge ACK (RFC 5961 §4): from the outside toward
+// the far side, from the inside host (which lost its connection) toward
+// that host, whose RST then ends the old connection so its next SYN starts
+// a new one, as between two TCPs.
+func TestSYNOnEstablishedChallenged(t *testing.T) {
+	pr := handshake(t)
+	toIn, toOut := pr.ga.push(Outside, tcpFrame(addrB, addrA, 0x31415926, 0, synF, 1024, synOpts(1460, 9), nil))
+	none(t, "blind SYN: to a", toIn)
+	if ch := one(t, "challenge ACK to the far side", toOut); ch.flags != ackF || ch.ack != wireB0 {
+		t.Fatalf("challenge ACK: %+v", ch)
+	}
+	if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+		t.Fatalf("flow after a blind SYN: %+v", fi)
+	}
+	pr.ga.now += int64(time.Second)
+	newISN := isnA - 0x1000 // lower: not a TIME-WAIT reuse
+	toIn, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, newISN, 0, synF, 64240, synOpts(1460, 2), nil))
+	none(t, "a's new SYN: on the wire", toOut)
+	ch := one(t, "challenge ACK to a", toIn)
+	if ch.flags != ackF || ch.ack != isnA+1 || ch.seq != isnB+1 {
+		t.Fatalf("challenge ACK to a: %+v", ch)
+	}
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, ch.ack, 0, rstF, 0, nil, nil))
+	if r := one(t, "a's RST on the wire", toOut); r.flags&rstF == 0 || pr.ga.e.NumFlows() != 0 {
+		t.Fatalf("a's RST: %+v, %d flows", r, pr.ga.e.NumFlows())
+	}
+	_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, newISN, 0, synF, 64240, synOpts(1460, 2), nil))
+	if s := one(t, "a's SYN", toOut); option(s.opts, 69) == nil {
+		t.Fatalf("a's new SYN: %+v", s)
+	}
+}
+
+// closePair closes the pair's connection: a's FIN, then b's, and a's last
+// ACK, which reaches G_B only if lastAck.
+func closePair(t *testing.T, pr *pair, h *hosts, lastAck bool) {
+	t.Helper()
+	pr.toB(pr.aSends(h, nil, finF))
+	pr.tsB++
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|finF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	h.bNext++
+	for _, o := range out {
+		pr.ga.push(Outside, o)
+	}
+	pr.tsA++
+	_, out = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	if lastAck {
+		for _, o := range out {
+			pr.gb.push(Outside, o)
+		}
+	}
+}
+
+// A SYN reusing the tuple of an encrypted connection that had closed was
+// dropped for 30 s, or for the 2 h idle timeout when the last ACK was
+// lost. As Linux in TIME-WAIT, the appliance takes it for a new connection
+// when its ISN lies beyond the old connection's last sequence number or its
+// timestamp is newer (RFC 6191); any other SYN gets a challenge ACK and the
+// old record stays. From outside, only a close acknowledged both ways
+// counts: with b's FIN unacknowledged (a's last ACK lost), G_B answers with
+// a challenge ACK, G_A (in SYN-SENT) answers that with an RST as a's TCP
+// would, the RST ends G_B's old record, and a's next SYN gets through.
+func TestSYNAfterCloseStartsNewConnection(t *testing.T) {
+	for _, lastAck := range []bool{true, false} {
+		pr := handshake(t)
+		h := newHosts()
+		closePair(t, pr, &h, lastAck)
+		// Lower ISN, older timestamp: the old connection's (a stray
+		// duplicate, or forged).
+		old := tcpFrame(addrA, addrB, h.aNext-100_000, 0, synF, 64240, synOpts(1460, pr.tsA-10), nil)
+		toIn, toOut := pr.ga.push(Inside, old)
+		none(t, "old SYN: on the wire", toOut)
+		one(t, "old SYN: challenge ACK to a", toIn)
+		if fi := flowInfo(t, pr.ga.e); !fi.Encrypted {
+			t.Fatalf("lastAck %v: the old record is gone: %+v", lastAck, fi)
+		}
+		// Lower ISN, newer timestamp: new.
+		syn := tcpFrame(addrA, addrB, h.aNext-100_000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil)
+		_, toOut = pr.ga.push(Inside, syn)
+		s := one(t, "new SYN on the wire", toOut)
+		if option(s.opts, 69) == nil || s.seq != h.aNext-100_000 {
+			t.Fatalf("lastAck %v: new SYN on the wire: %+v", lastAck, s)
+		}
+		if fi := flowInfo(t, pr.ga.e); fi.State != "syn-sent" {
+			t.Fatalf("lastAck %v: G_A flow %+v", lastAck, fi)
+		}
+		synThroughB(t, pr, s, lastAck)
+		// Without timestamps, a higher ISN is what counts.
+		pr = handshake(t)
+		h = newHosts()
+		closePair(t, pr, &h, lastAck)
+		_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext+100_000, 0, synF, 64240, packettestMSS(1460), nil))
+		synThroughB(t, pr, one(t, "new SYN without timestamps", toOut), lastAck)
+	}
+}
+
+// synThroughB delivers a's new SYN to G_B and checks that it reaches b,
+// through the challenge ACK and RST when b's FIN was not acknowledged.
+func synThroughB(t *testing.T, pr *pair, syn segv, lastAck bool) {
+	t.Helper()
+	toIn, toOut := pr.gb.push(Outside, syn.frame())
+	if !lastAck {
+		none(t, "SYN at b while its FIN is unacknowledged", toIn)
+		ch := one(t, "G_B's challenge ACK", toOut)
+		_, toOut = pr.ga.push(Outside, ch.frame())
+		r := one(t, "G_A's RST for a in SYN-SENT", toOut)
+		if r.flags != rstF || r.seq != ch.ack {
+			t.Fatalf("RST: %+v, want at %x", r, ch.ack)
+		}
+		toIn, _ = pr.gb.push(Outside, r.frame())
+		if g := one(t, "RST at b", toIn); g.flags&rstF == 0 || pr.gb.e.NumFlows() != 0 {
+			t.Fatalf("RST at b: %+v, %d flows", g, pr.gb.e.NumFlows())
+		}
+		toIn, _ = pr.gb.push(Outside, syn.frame()) // a's SYN, resent
+	}
+	if g := one(t, "new SYN at b", toIn); g.flags != synF {
+		t.Fatalf("lastAck %v: at b %+v", lastAck, g)
+	}
+	if fi := flowInfo(t, pr.gb.e); fi.State != "syn-received" {
+		t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
+	}
+}
+
+func packettestMSS(v uint16) []byte { return []byte{2, 4, byte(v >> 8), byte(v)} }
+
+// Once a SYN from outside has taken a closed encrypted connection's tuple
+// (here in plain TCP: the far host offers no TCP-ENO), a late
+// retransmission of the old connection from the inside host (it missed the
+// last ACK and resends its data and FIN) must not leave as plaintext, nor
+// the far side's old FIN frame reach the host undecrypted: both are still
+// the old record's until the host answers the new SYN.
+func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("first"), pshF))
+	pr.bAcks(&h, h.aNext)
+	pr.tsB++
+	secret := []byte("SECRET-BYE")
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	one(t, "b's FIN on the wire", out)
+	h.bNext += uint32(len(secret)) + 1
+	for _, o := range out {
+		pr.ga.push(Outside, o)
+	}
+	pr.tsA++
+	_, out = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|finF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	h.aNext++
+	for _, o := range out {
+		pr.gb.push(Outside, o)
+	}
+	pr.tsB++
+	pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	// a's new SYN (newer timestamp), without TCP-ENO: G_B keeps it plain.
+	toIn, _ := pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
+	one(t, "new SYN at b", toIn)
+	if fi := flowInfo(t, pr.gb.e); fi.State != "plain" {
+		t.Fatalf("G_B flow %+v", fi)
+	}
+	// b resends its data and FIN; the far side its FIN frame.
+	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext")
+		}
+	}
+	toIn, _ = pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext-1+20, h.bNext, ackF|finF, 502, nil, []byte("ciphertext of the old FIN frame")))
+	for _, f := range toIn {
+		if s := parse(t, f); len(s.payload) > 0 {
+			t.Fatalf("old wire bytes reached b: %+v", s)
+		}
+	}
+	// A forged SYN-ACK from outside does not end the old record.
+	pass(t, pr.gb, Outside, tcpFrame(addrA, addrB, 4242, 777+1, synF|ackF, 65160, nil, nil))
+	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext after a forged SYN-ACK")
+		}
+	}
+	// b accepts the new connection: the tuple is the plain connection's.
+	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 777, h.aNext+1001, synF|ackF, 65160, synOpts(1460, pr.tsB+1), nil))
+	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
+}

@@ -1,0 +1,132 @@
+package engine
+
+// custodyHold is how many bytes at the end of a frame the appliance never
+// acknowledges to R on its own: they wait for L's ACK of the frame's
+// plaintext, so that R's "everything acknowledged" still means L has it.
+// One byte would do for that, but R's retransmission of a single byte at
+// the end of what arrived looks like a keep-alive probe (wireSegment) and
+// would not make the appliance deliver the frame again; two cannot. (The
+// segment that completes a frame is never acknowledged before L's ACK
+// anyway: custody ends when the frame opens.)
+const custodyHold = 2
+
+// ackToR is the cumulative wire ACK R gets: the end of the last whole frame
+// L acknowledged (or the FIN), or, once L acknowledged every frame opened so
+// far, the in-order bytes of the frame the decoder is still assembling, up
+// to custodyHold bytes before its end (partial-frame custody, see the
+// package doc). It never goes back: custody keeps the highest such ACK.
+func (f *flow) ackToR() int64 {
+	d := &f.rcv
+	if d.finW >= 0 {
+		if d.ackH > d.finH {
+			return d.finW + 1
+		}
+		return max(d.ackW, d.custody) // every frame is opened: nothing is partial
+	}
+	if f.dec != nil && d.rcvW > d.ackW && d.ackW == int64(f.dec.Offset()) {
+		top := d.rcvW
+		if n, ok := f.dec.Partial(); ok {
+			top = min(top, d.ackW+int64(n)-custodyHold)
+		} // else at most 2 bytes of a frame of at least 20
+		d.custody = max(d.custody, top)
+	}
+	return max(d.ackW, d.custody)
+}
+
+// partialEnd is the wire end of the frame being assembled when the
+// appliance holds it in custody (L acknowledged every frame before it and
+// its header is in), else -1.
+func (f *flow) partialEnd() int64 {
+	d := &f.rcv
+	if f.dec == nil || d.finW >= 0 || d.ackW != int64(f.dec.Offset()) {
+		return -1
+	}
+	n, ok := f.dec.Partial()
+	if !ok {
+		return -1
+	}
+	return d.ackW + int64(n)
+}
+
+// ackCustody sends R an ACK when in-order bytes of a partial frame moved
+// ackToR past what R last got: R's congestion window then grows and its
+// retransmission timer rests while the frame is still incomplete.
+func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
+	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
+		return
+	}
+	if f.rcv.held.n > 0 {
+		// Out-of-order bytes are still held: say so in SACK blocks, as
+		// every ACK must while they are (RFC 2018 §4).
+		f.rcv.lastAckW = f.ackToR()
+		e.dupAckR(f, tx[Outside])
+		return
+	}
+	e.ackR(f, tx[Outside], nil)
+}
+
+// pushPlain sends L the opened plaintext that waits for its window: up to
+// the right edge L advertised (its ACK plus its window, RFC 9293 §3.8.6),
+// and the FIN once every byte before it went. A frame opens whole and may
+// be larger than L's window (partial-frame custody): what does not fit
+// goes when L's ACK opens the window, not when R, whose retransmission
+// timer has backed off meanwhile, resends. probe sends at least one byte,
+// into a closed window too (RFC 9293 §3.8.6.1).
+func (e *Engine) pushPlain(f *flow, to TxSink, probe bool) {
+	d := &f.rcv
+	end := d.ackH + int64(f.winL)<<f.wsLe
+	if probe {
+		end = max(end, d.sentH+1)
+	}
+	e.sendPending(f, to, min(end, d.nextH))
+}
+
+// sendPending sends L the plaintext [sentH, end) from the ring, and the FIN
+// once every byte before it went.
+func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
+	d := &f.rcv
+	if d.sentH < d.plainFrom {
+		// Cannot happen (deliver sends what it cannot keep at once), but
+		// the ring holds nothing there: never send L what it does not hold.
+		d.sentH = d.plainFrom
+	}
+	for d.sentH < end {
+		n := min(end-d.sentH, int64(len(e.scratch)))
+		buf := e.scratch[:n]
+		d.plain.read(buf, d.sentH)
+		fin := d.finH >= 0 && d.sentH+n == d.finH
+		e.sendPlain(f, to, d.sentH, buf, fin, false, 0)
+		d.sentH += n
+		d.finOut = d.finOut || fin
+	}
+	if d.finH >= 0 && d.sentH == d.finH && !d.finOut {
+		e.sendPlain(f, to, d.sentH, nil, true, false, 0)
+		d.finOut = true
+	}
+}
+
+// heldSACK fills blocks with the out-of-order wire ranges held, in wire
+// space, the most recently changed first (RFC 2018 §4), at most three
+// (with timestamps there is room for no more). It returns how many.
+func (f *flow) heldSACK(blocks *[4][2]uint32) int {
+	d := &f.rcv
+	if d.held.n == 0 {
+		return 0
+	}
+	order := [maxSpans]int{}
+	order[0] = d.held.last
+	k := 1
+	for i := 0; i < d.held.n && k < len(blocks); i++ {
+		if i != d.held.last {
+			order[k] = i
+			k++
+		}
+	}
+	nb := 0
+	for i := 0; i < k && nb < 3; i++ {
+		r := d.held.r[order[i]]
+		blocks[nb] = [2]uint32{wrap(f.isnR, r.s), wrap(f.isnR, r.e)}
+		nb++
+	}
+	return nb
+}

@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TupleStore keeps a NegotiatedSet's entries where a restarted daemon finds
+// them (a pinned BPF map: xsk.TupleMap). deadline is in Unix nanoseconds;
+// 0 means "held by a live record". Errors are counted, not fatal: the set
+// in memory stays right for this process.
+type TupleStore interface {
+	Put(in, out netip.AddrPort, deadline int64) error
+	Delete(in, out netip.AddrPort) error
+}
+
+// NegotiatedConfig configures a NegotiatedSet.
+type NegotiatedConfig struct {
+	// Capacity bounds the entries (default 2 x DefaultMaxFlows). Make it at
+	// least the sum of the engines' MaxFlows, so that live records never
+	// compete for room (they are never evicted).
+	Capacity int
+	// Store mirrors every change; nil keeps the set in memory only.
+	Store TupleStore
+	// Now is the wall clock of the deadlines (default time.Now): they must
+	// mean the same to a daemon started later.
+	Now func() time.Time
+}
+
+// NegotiatedSet is the set of tuples whose connections negotiated TCP-ENO
+// (encrypted, or committed to it) and may still send: the engines consult it
+// for mid-stream segments they have no record of. A tuple in it is reset
+// (its bytes would be ciphertext for a host or plaintext for the wire); any
+// other unknown tuple is plain TCP and passes. Shared by the workers'
+// engines; safe for concurrent use.
+//
+// Lifetime of an entry: it is held (no deadline) from negotiation while the
+// engine keeps the flow's record. When the record goes it stays until a
+// deadline: CloseLinger after the connection ended (both FINs acknowledged,
+// reset, aborted, or a handshake that never finished), IdleLinger after an
+// idle record expired (the hosts may still hold the connection and send
+// at any time). A new SYN on the tuple removes it at once (a new
+// connection). A restarted daemon loads the entries of the previous one,
+// giving those the previous run still held IdleLinger from the start. When
+// the set is full, expired entries go first, then the released entry with
+// the nearest deadline; held entries are never evicted (a hold that finds
+// no room is counted in Overflows and the tuple is then unknown to a later
+// daemon). Long deadlines cost little: every new connection's SYN passes
+// the engine, which takes its tuple out, so an entry only ever matches
+// segments of the connection it was made for; what an expired entry costs
+// is that such a late segment passes (an inside host's plaintext) instead of
+// being reset.
+type NegotiatedSet struct {
+	mu        sync.RWMutex      // read-locked for lookups: every stray segment does one
+	m         map[flowKey]int64 // deadline in Unix ns; 0: held
+	cap       int
+	store     TupleStore
+	now       func() time.Time
+	overflows atomic.Uint64
+	storeErrs atomic.Uint64
+}
+
+// CloseLinger is how long a tuple stays in the negotiated set after its
+// connection ended: late segments (a host whose RST was lost retransmits
+// its data; Linux gives up after about 15 minutes with the default
+// tcp_retries2 = 15, RFC 1122 §4.2.3.5) are reset rather than passed.
+// IdleLinger is how long it stays after an idle record was dropped, or
+// after a restart for the tuples the previous run still held.
+const (
+	CloseLinger = 20 * time.Minute
+	IdleLinger  = 7 * 24 * time.Hour
+)
+
+// NewNegotiatedSet returns an empty set.
+func NewNegotiatedSet(c NegotiatedConfig) *NegotiatedSet {
+	if c.Capacity <= 0 {
+		c.Capacity = 2 * DefaultMaxFlows
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &NegotiatedSet{m: make(map[flowKey]int64), cap: c.Capacity, store: c.Store, now: c.Now}
+}
+
+// Add puts an entry in without writing it to the store (loading the store
+// at start). A zero deadline holds the tuple until a record releases it.
+func (s *NegotiatedSet) Add(in, out netip.AddrPort, deadline time.Time) {
+	var d int64
+	if !deadline.IsZero() {
+		d = deadline.UnixNano()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[flowKey{in, out}]; !ok && len(s.m) >= s.cap && !s.makeRoom() {
+		s.overflows.Add(1)
+		return
+	}
+	s.m[flowKey{in, out}] = d
+}
+
+// Contains reports whether the tuple (inside end, outside end) is in the
+// set and not expired.
+func (s *NegotiatedSet) Contains(in, out netip.AddrPort) bool { return s.has(flowKey{in, out}) }
+
+// Len is the number of entries, expired ones not yet removed included.
+func (s *NegotiatedSet) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m)
+}
+
+// Overflows counts holds that found the set full of held entries;
+// StoreErrors writes the store refused.
+func (s *NegotiatedSet) Overflows() uint64   { return s.overflows.Load() }
+func (s *NegotiatedSet) StoreErrors() uint64 { return s.storeErrs.Load() }
+
+func (s *NegotiatedSet) put(k flowKey, d int64) {
+	if s.store != nil && s.store.Put(k.in, k.out, d) != nil {
+		s.storeErrs.Add(1)
+	}
+}
+
+func (s *NegotiatedSet) del(k flowKey) {
+	delete(s.m, k)
+	if s.store != nil && s.store.Delete(k.in, k.out) != nil {
+		s.storeErrs.Add(1)
+	}
+}
+
+// hold records that a live record negotiated k. It reports false if the
+// set had no room.
+func (s *NegotiatedSet) hold(k flowKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; !ok && len(s.m) >= s.cap && !s.makeRoom() {
+		s.overflows.Add(1)
+		return false
+	}
+	s.m[k] = 0
+	s.put(k, 0)
+	return true
+}
+
+// release starts k's deadline: its record is gone.
+func (s *NegotiatedSet) release(k flowKey, keep time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; !ok {
+		return
+	}
+	d := s.now().Add(keep).UnixNano()
+	s.m[k] = d
+	s.put(k, d)
+}
+
+// forget removes k: a new connection uses the tuple.
+func (s *NegotiatedSet) forget(k flowKey) {
+	s.mu.RLock()
+	_, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok {
+		return // the common case: every new SYN asks
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; ok {
+		s.del(k)
+	}
+}
+
+func (s *NegotiatedSet) has(k flowKey) bool {
+	s.mu.RLock()
+	d, ok := s.m[k]
+	s.mu.RUnlock()
+	if !ok || d == 0 || d > s.now().UnixNano() {
+		return ok
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.m[k]; ok && d != 0 && d <= s.now().UnixNano() {
+		s.del(k)
+		return false
+	}
+	return ok
+}
+
+// makeRoom frees at least one entry of a full set: every expired one, or
+// else the released entry with the nearest deadline. It scans the whole set
+// (only when full). It reports false if every entry is held.
+func (s *NegotiatedSet) makeRoom() bool {
+	now := s.now().UnixNano()
+	var victim flowKey
+	best := int64(-1)
+	freed := false
+	for k, d := range s.m {
+		switch {
+		case d == 0:
+		case d <= now:
+			s.del(k)
+			freed = true
+		case best < 0 || d < best:
+			victim, best = k, d
+		}
+	}
+	if freed {
+		return true
+	}
+	if best < 0 {
+		return false
+	}
+	s.del(victim)
+	return true
+}
+
+// The engine's side.
+
+// negotiated puts f's tuple in the set: from here on its bytes on one side
+// are not its bytes on the other.
+func (e *Engine) negotiated(f *flow) {
+	if !f.held {
+		f.held = e.neg.hold(f.key)
+	}
+}
+
+// released takes f's tuple out of the set if the connection stays plain.
+func (e *Engine) unnegotiated(f *flow) {
+	if f.held {
+		f.held = false
+		e.neg.forget(f.key)
+	}
+}

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// Path MTU of encrypted connections (RFC 1191, RFC 8201). The appliance is
+// the TCP sender on both sides of the connection as far as segment sizes go:
+// toward R it sends the framed wire stream, toward L the decrypted plaintext.
+// A packet-too-big about either must lower the segments the appliance itself
+// builds, or a smaller MTU on the path black-holes that direction:
+//
+//   - from the outside, about our wire segment: checked against the wire
+//     bytes in flight (RFC 5927 §4.1), it lowers the wire segment size and
+//     goes on to L translated (quoted sequence number in host space, MTU
+//     lowered by the frame overhead), so L's later segments fit as frames.
+//     Frames already sealed are resent in smaller segments: the same bytes
+//     at the same sequence numbers, never sealed again (RFC 8548 §3.6:
+//     frames are placed in the byte stream, not in segments; TC-45).
+//   - from the inside, about a segment the appliance delivered: it quotes
+//     plaintext and never leaves; checked against the plaintext delivered
+//     and not yet acknowledged, it lowers the segment size toward L and the
+//     quoted bytes are delivered again in segments that fit.
+
+// Floors for a learned path MTU, as a host applies them.
+const (
+	minPMTU4 = 552  // Linux's ip_rt_min_pmtu: IPv4 MTUs claimed below it are raised to it
+	minPMTU6 = 1280 // RFC 8201 §4: never below the IPv6 minimum link MTU
+)
+
+// pathMSS turns a path MTU into a segment size (MSS sense: the TCP payload
+// of a segment without options) for frames built from template t.
+func pathMSS(t *tmpl, mtu uint32) int {
+	floor := uint32(minPMTU4)
+	if !t.v4 {
+		floor = minPMTU6
+	}
+	return int(min(max(mtu, floor), 0xffff)) - (t.l4 - t.l3) - 20
+}
+
+// segR is the segment size toward R: R's MSS, or less after a packet-too-big.
+func (f *flow) segR() int {
+	if f.pmssR != 0 && f.pmssR < f.mssR {
+		return int(f.pmssR)
+	}
+	return int(f.mssR)
+}
+
+// segL is the segment size toward L: L's MSS, or less after a packet-too-big
+// from the inside.
+func (f *flow) segL() int {
+	if f.pmssL != 0 && f.pmssL < f.mssL {
+		return int(f.pmssL)
+	}
+	return int(f.mssL)
+}
+
+// optLenR is the length of the options on the segments the appliance sends
+// R with data (timestamps, `45 02` while it lasts): the MSS counts payload
+// only (RFC 6691).
+func (f *flow) optLenR() int {
+	n := 0
+	if f.tsOK {
+		n += 12
+	}
+	if f.enoOut {
+		n += 4
+	}
+	return n
+}
+
+// sendWire sends stored wire bytes [w, w+n) toward R in segments that fit
+// the path, FIN and PSH on the last one only. A frame sealed before the path
+// MTU fell thus goes out as several segments of its same bytes.
+func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
+	room := max(f.segR()-f.optLenR(), 1)
+	for n > room {
+		e.sendStored(f, to, w, room, flags&^(packet.FlagFIN|packet.FlagPSH), hostEcho)
+		w += int64(room)
+		n -= room
+	}
+	e.sendStored(f, to, w, n, flags, hostEcho)
+}
+
+// handlePTB handles an ICMP packet-too-big from the outside. One about our
+// wire segment of a negotiated connection is accepted only if the quoted
+// sequence number is in flight (RFC 5927 §4.1: SND.UNA <= SEG.SEQ <
+// SND.NXT, in wire space); it lowers the flow's wire segment size and goes
+// on to L with the quoted sequence number in host space (the start of the
+// frame that holds it) and the MTU lowered by the frame overhead, so that
+// L's segments plus 20 bytes fit the path.
+func (e *Engine) handlePTB(p *packet.Packet) Verdict {
+	// The quote is of our own wire segment: its source is the inside host.
+	in, out, ok := quotedTuple(p)
+	if !ok {
+		return Passthrough
+	}
+	f := e.flows[flowKey{in: in, out: out}]
+	if f == nil || (f.state != stKex && f.state != stOpen) {
+		return Passthrough
+	}
+	seq, _ := p.QuotedSeq() // quotedTuple found the quoted TCP header
+	en := &f.enc
+	w := unwrap(seq, f.isnL, en.ackW)
+	if w < en.ackW || w >= en.sentW {
+		// Not a segment we have outstanding: forged, or about one long
+		// acknowledged. Its MTU must not shrink the flow's segments.
+		return e.drop(DropICMPWindow)
+	}
+	mtu, _ := p.MTU()
+	if m := pathMSS(&f.toR, mtu); m < f.segR() {
+		f.pmssR = uint16(max(m, 1))
+	}
+	h := en.ackH
+	for i := 0; i < en.frames.n; i++ {
+		if r := en.frames.at(i); r.w <= w {
+			h = r.h
+		}
+	}
+	p.SetQuotedSeq(wrap(f.isnL, h))
+	if mtu > tcpcrypt.Overhead {
+		p.SetMTU(mtu - tcpcrypt.Overhead)
+	}
+	e.c.PTBTranslated.Add(1)
+	return ForwardInPlace
+}
+
+// insidePTB handles an ICMP packet-too-big from the inside about a segment
+// of negotiated flow f. It never leaves (the quote is plaintext the
+// appliance delivered, or a host segment that never went out as such). One
+// about a segment delivered to L and not yet acknowledged lowers the segment
+// size toward L and delivers the quoted bytes again in segments that fit:
+// the far side never learns of this MTU, as its data crosses the untrusted
+// link in frames the appliance re-segments anyway.
+func (e *Engine) insidePTB(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	src, _, _ := quotedTuple(p)
+	if src != f.key.out || (f.state != stKex && f.state != stOpen) {
+		return e.drop(DropICMPQuote) // not about a delivered segment
+	}
+	seq, _ := p.QuotedSeq()
+	d := &f.rcv
+	h := unwrap(seq, f.isnR, d.ackH)
+	if h < d.ackH || h >= d.nextH {
+		return e.drop(DropICMPWindow) // RFC 5927 §4.1, in host space
+	}
+	old := f.segL()
+	mtu, _ := p.MTU()
+	if m := pathMSS(&f.toL, mtu); m < old {
+		f.pmssL = uint16(max(m, 1))
+	}
+	e.c.PTBInside.Add(1)
+	n, ok := quotedLen(p)
+	if !ok {
+		n = old // the segment was no longer than the segment size then
+	}
+	lo, hi := max(h, d.plainFrom), min(h+int64(n), d.nextH)
+	if lo >= hi {
+		return Consumed // beyond what the appliance keeps: R's retransmission repairs it
+	}
+	for lo < hi {
+		k := min(hi-lo, int64(len(e.scratch)))
+		buf := e.scratch[:k]
+		d.plain.read(buf, lo)
+		e.sendPlain(f, tx[Inside], lo, buf, d.finH >= 0 && lo+k == d.finH, false, 0)
+		lo += k
+	}
+	e.c.Redelivered.Add(1)
+	return Forwarded
+}
+
+// quotedLen returns the TCP payload length of the segment an ICMP error
+// quotes, from the quoted IP and TCP headers.
+func quotedLen(p *packet.Packet) (int, bool) {
+	q, ok := p.Quote()
+	if !ok || q.L4 == 0 || q.L4+13 > q.End {
+		return 0, false
+	}
+	fr := p.Frame()
+	n := -int(fr[q.L4+12]>>4)*4 - (q.L4 - q.L3)
+	switch q.Version {
+	case 4:
+		n += int(binary.BigEndian.Uint16(fr[q.L3+2:]))
+	case 6:
+		n += 40 + int(binary.BigEndian.Uint16(fr[q.L3+4:]))
+	}
+	return n, n > 0
+}

@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// Under the require policy every way a negotiation can end short of
+// encryption resets both hosts: none lets the connection go on in plain TCP
+// (RFC 8547 §4.7, mandatory encryption).
+
+var (
+	addrA6 = netip.AddrPortFrom(packettest.HostA6, 40000)
+	addrB6 = netip.AddrPortFrom(packettest.HostB6, 443)
+)
+
+// longDstOpts is an IPv6 destination-options header of 248 bytes (one PadN
+// option): with it the link, IP and TCP headers no longer fit the engine's
+// 256-byte template.
+var longDstOpts = []packettest.Ext{{Proto: 60, Data: append([]byte{1, 244}, make([]byte, 244)...)}}
+
+func tcp6Frame(src, dst netip.AddrPort, ext []packettest.Ext, seq, ack uint32, flags uint8, win uint16, opts []byte) []byte {
+	return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), Ext: ext, TCP: &packettest.TCP{
+		SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags, Window: win, Options: opts}}.Bytes()
+}
+
+func requireFor(a netip.Addr) []PolicyRule {
+	return []PolicyRule{{Prefix: netip.PrefixFrom(a, a.BitLen()), Policy: Require}}
+}
+
+// resetBoth checks that one RST went to each host and nothing else, and
+// returns them.
+func resetBoth(t *testing.T, what string, toIn, toOut [][]byte) (in, out segv) {
+	t.Helper()
+	in, out = one(t, what+": to the inside host", toIn), one(t, what+": to the far side", toOut)
+	if in.flags&rstF == 0 || out.flags&rstF == 0 || len(in.payload) != 0 || len(out.payload) != 0 {
+		t.Fatalf("%s: want an RST each way, got %+v and %+v", what, in, out)
+	}
+	return in, out
+}
+
+// An on-path attacker lengthens the far side's SYN-ACK with a 248-byte IPv6
+// destination-options header, so its headers do not fit the template the
+// engine builds segments to the inside host from. Host A fell back to plain
+// TCP then, and the SYN-ACK went to the host as it came, whatever the
+// policy. Under require both hosts are reset instead (the RST to the inside
+// host is built from the SYN's headers, turned around).
+func TestRequireSYNACKWithLongHeadersResets(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB6.Addr())})
+	_, out := ga.push(Inside, tcp6Frame(addrA6, addrB6, nil, isnA, 0, synF, 64240, synOpts(1460, 1)))
+	one(t, "SYN", out)
+	sa := tcp6Frame(addrB6, addrA6, longDstOpts, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23))
+	toIn, toOut := ga.push(Outside, sa)
+	in, rb := resetBoth(t, "long SYN-ACK under require", toIn, toOut)
+	if in.flags != rstF|ackF || in.ack != isnA+1 || in.dst != addrA6 || in.src != addrB6 {
+		t.Fatalf("RST to a: %+v", in)
+	}
+	if rb.seq != isnA+1 || rb.dst != addrB6 {
+		t.Fatalf("RST to b: %+v", rb)
+	}
+	// Nothing of the connection is left to let a repeat through.
+	if ga.e.NumFlows() != 0 {
+		t.Fatalf("%d flows kept", ga.e.NumFlows())
+	}
+	if v := ga.e.Handle(0, Outside, sa, ga.tx); v == Passthrough || v == ForwardInPlace {
+		t.Fatalf("repeated SYN-ACK: %v", v)
+	}
+}
+
+// Host B's failure paths under require: the inside host's SYN-ACK leaves no
+// room for the ENO option, or its headers do not fit the template, or it
+// changes its ISN on a repeat. Each went on in plain TCP.
+func TestRequireHostSYNACKFailuresReset(t *testing.T) {
+	// 38 bytes without a NOP to squeeze: no room for any ENO option.
+	full := append([]byte{2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 5, 0, 0, 0, 0, 3, 3, 7}, 253, 19, 0x12, 0x34)
+	full = append(full, make([]byte, 15)...)
+	if len(full) != 38 {
+		t.Fatalf("options %d bytes", len(full))
+	}
+	farENO := append(synOpts(1460, 1), 69, 4, 0x24, 0x23)
+	for _, c := range []struct {
+		name   string
+		v6     bool
+		first  []byte // a SYN-ACK that negotiates, or nil
+		synack func() []byte
+	}{
+		{"no room for ENO", false, nil, func() []byte {
+			return tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, full, nil)
+		}},
+		{"headers too long", true, nil, func() []byte {
+			return tcp6Frame(addrB6, addrA6, longDstOpts, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5))
+		}},
+		{"ISN changed on a repeat", false, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil), func() []byte {
+			return tcpFrame(addrB, addrA, isnB+999, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := addrA, addrB
+			syn := tcpFrame(a, b, isnA, 0, synF, 64240, farENO, nil)
+			if c.v6 {
+				a, b = addrA6, addrB6
+				syn = tcp6Frame(a, b, nil, isnA, 0, synF, 64240, farENO)
+			}
+			gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(a.Addr())})
+			toIn, _ := gb.push(Outside, syn)
+			one(t, "SYN at b", toIn)
+			if c.first != nil {
+				_, out := gb.push(Inside, c.first)
+				one(t, "first SYN-ACK", out)
+			}
+			toIn, toOut := gb.push(Inside, c.synack())
+			in, out := resetBoth(t, c.name, toIn, toOut)
+			if in.seq != isnA+1 || in.dst != b {
+				t.Fatalf("RST to b: %+v", in)
+			}
+			if out.ack != isnA+1 || out.dst != a || out.flags&ackF == 0 {
+				t.Fatalf("RST to the far side: %+v", out)
+			}
+			if gb.e.NumFlows() != 0 {
+				t.Fatalf("%d flows kept", gb.e.NumFlows())
+			}
+		})
+	}
+}
+
+// The inside host repeats its SYN with data (Fast Open after a timeout):
+// host A dropped the negotiation and let the SYN out in plain TCP, where
+// the far side's plain SYN-ACK would then pass. Under require the repeat
+// is held back and the negotiation goes on.
+func TestRequireSYNRepeatWithDataHeldBack(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), []byte("GET /")), ga.tx)
+	if out := ga.out.take(); v == Passthrough || v == ForwardInPlace || len(out) != 0 {
+		t.Fatalf("SYN with data under require: %v, %d frames out", v, len(out))
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "syn-sent" {
+		t.Fatalf("flow %+v", fi)
+	}
+	// A plain SYN-ACK still resets both.
+	toIn, toOut := ga.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	resetBoth(t, "plain SYN-ACK", toIn, toOut)
+	for _, f := range append(toIn, toOut...) {
+		if bytes.Contains(f, []byte("GET /")) {
+			t.Fatal("SYN data on the wire")
+		}
+	}
+}
+
+// An inside host that speaks TCP-ENO itself negotiates end to end and the
+// appliance stays out. Under require that let the connection run in plain
+// TCP whenever the far side's SYN-ACK (host A inside) or third segment
+// (host B inside) came without the option, as it does when an attacker on
+// the path strips it: TCP-ENO then falls back. Both hosts are reset
+// instead; with the option there, the segments pass untouched.
+func TestRequireEndToEndWithoutENOResets(t *testing.T) {
+	hostOpt := []byte{69, 3, 0x23}
+	// Host A inside.
+	for _, strip := range []bool{true, false} {
+		ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())})
+		pass(t, ga, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), hostOpt...), nil))
+		opts := append(synOpts(1460, 5), 69, 4, 0x01, 0x23)
+		if strip {
+			opts = synOpts(1460, 5)
+		}
+		sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, opts, nil)
+		if !strip {
+			pass(t, ga, Outside, sa)
+			continue
+		}
+		// A blind one (wrong ACK) is the host's to judge.
+		pass(t, ga, Outside, tcpFrame(addrB, addrA, isnB, isnA+99, synF|ackF, 65160, opts, nil))
+		toIn, toOut := ga.push(Outside, sa)
+		in, out := resetBoth(t, "SYN-ACK without ENO", toIn, toOut)
+		if in.flags != rstF|ackF || in.ack != isnA+1 || out.seq != isnA+1 || ga.e.NumFlows() != 0 {
+			t.Fatalf("RSTs %+v / %+v, %d flows", in, out, ga.e.NumFlows())
+		}
+	}
+	// Host B inside.
+	for _, strip := range []bool{true, false} {
+		gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrA.Addr())})
+		gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
+		pass(t, gb, Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
+		var opts []byte
+		if !strip {
+			opts = []byte{69, 2}
+		}
+		third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, opts, nil)
+		if !strip {
+			pass(t, gb, Outside, third)
+			continue
+		}
+		pass(t, gb, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+77, ackF, 502, nil, nil)) // blind
+		toIn, toOut := gb.push(Outside, third)
+		in, out := resetBoth(t, "third segment without ENO", toIn, toOut)
+		if in.seq != isnA+1 || out.seq != isnB+1 || out.ack != isnA+1 || gb.e.NumFlows() != 0 {
+			t.Fatalf("RSTs %+v / %+v, %d flows", in, out, gb.e.NumFlows())
+		}
+	}
+}

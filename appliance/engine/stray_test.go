@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// The stray rules: a mid-stream segment of a tuple the engine has no record
+// of passes unchanged unless the tuple is in the negotiated set (its
+// connection was encrypted, by this engine or one before a restart); then
+// both ends are reset and nothing with payload leaves.
+
+// An unknown tuple is plain TCP begun before the engine started (or whose
+// record expired): its segments pass unchanged, from either side, with
+// data, FIN or RST.
+func TestStrayUnknownPasses(t *testing.T) {
+	g := newGW(t, Config{})
+	for _, c := range []struct {
+		from  PortID
+		frame []byte
+	}{
+		{Outside, tcpFrame(addrA, addrB, 5000, 9000, ackF|pshF, 502, nil, []byte("frame bytes"))},
+		{Inside, tcpFrame(addrB, addrA, 9000, 5011, ackF|pshF, 502, nil, []byte("plain reply"))},
+		{Inside, tcpFrame(addrB, addrA, 9011, 5011, ackF|finF, 502, nil, nil)},
+		{Outside, tcpFrame(addrA, addrB, 5011, 9012, ackF|finF, 502, nil, nil)},
+		{Outside, tcpFrame(addrA, addrB, 5012, 9012, rstF, 0, nil, nil)},
+	} {
+		toIn, toOut := g.push(c.from, c.frame)
+		got, other := toOut, toIn
+		if c.from == Outside {
+			got, other = toIn, toOut
+		}
+		none(t, "back to the sender", other)
+		hasBytes(t, "passed unchanged", one(t, "forwarded", got).payload, parse(t, c.frame).payload)
+	}
+	if n := g.e.Counters().StrayResets.Load(); n != 0 {
+		t.Fatalf("%d stray resets of a plain connection", n)
+	}
+}
+
+// A plain record's expiry never turns into a reset: after PlainRetention the
+// record goes, and the connection's next segments pass.
+func TestPlainRecordExpiryPasses(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, PlainRetention: 2 * time.Second})
+	_, o := g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	one(t, "SYN out", o)
+	toIn, _ := g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	one(t, "SYN-ACK in (no ENO: plain)", toIn)
+	g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, nil))
+	if fi := flowInfo(t, g.e); fi.State != "plain" {
+		t.Fatalf("flow %+v, want plain", fi)
+	}
+	// Idle past the retention: the sweep drops the record.
+	for range 40 {
+		g.tick(int64(100 * time.Millisecond))
+	}
+	if n := g.e.NumFlows(); n != 0 {
+		t.Fatalf("%d records after the plain retention", n)
+	}
+	data := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("still plain"))
+	_, toOut := g.push(Inside, data)
+	hasBytes(t, "segment after expiry", one(t, "forwarded", toOut).payload, []byte("still plain"))
+	toIn, toOut = g.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+12, ackF, 502, nil, nil))
+	none(t, "nothing back", toOut)
+	one(t, "ACK forwarded", toIn)
+	if n := g.e.Counters().StrayResets.Load(); n != 0 {
+		t.Fatalf("%d stray resets", n)
+	}
+}
+
+// restarted returns a fresh engine on set: what a restarted daemon's engine
+// finds.
+func restarted(t *testing.T, set *NegotiatedSet) *gw {
+	t.Helper()
+	return newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+}
+
+// A tuple in the negotiated set whose record is gone (the daemon restarted)
+// is reset both ways: the sender of each segment gets an RST it accepts
+// (RFC 9293 §3.10.7.4: the sequence number it expects next), the other side
+// a probe without payload that makes it answer with its own expectation,
+// which then resets it. No payload crosses in either direction.
+func TestStrayNegotiatedResetBothWays(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	pr := handshakeOn(t, newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set}), newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	w := pr.aSends(&h, []byte("before the restart"), pshF)
+	pr.toB(w)
+	if !set.Contains(addrA, addrB) {
+		t.Fatal("the encrypted tuple is not in the negotiated set")
+	}
+	ga := restarted(t, set)
+
+	// a sends data: a gets an exact RST, the wire gets an empty probe.
+	toIn, toOut := ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, nil, []byte("PLAINTEXT after restart")))
+	r := one(t, "RST to a", toIn)
+	if r.flags&rstF == 0 || r.seq != h.bNext || r.src != addrB || r.dst != addrA {
+		t.Fatalf("RST to a: %+v", r)
+	}
+	pb := one(t, "probe to the far side", toOut)
+	if len(pb.payload) != 0 || pb.flags != ackF || pb.src != addrA || pb.dst != addrB {
+		t.Fatalf("probe: %+v", pb)
+	}
+	// The far side sends (its appliance's frame, wire numbers): it gets an
+	// exact RST; a gets an empty probe, never the ciphertext.
+	wireAck := uint32(0x7000)
+	toIn, toOut = ga.push(Outside, tcpFrame(addrB, addrA, 0x9000, wireAck, ackF|pshF, 502, nil, []byte("ciphertext")))
+	if pb := one(t, "probe to a", toIn); len(pb.payload) != 0 || pb.flags != ackF {
+		t.Fatalf("probe to a: %+v", pb)
+	}
+	r = one(t, "RST to the far side", toOut)
+	if r.flags&rstF == 0 || r.seq != wireAck || r.src != addrA || r.dst != addrB {
+		t.Fatalf("RST to the far side: %+v", r)
+	}
+	// A pure ACK (the answer to a probe) gets its RST but no new probe.
+	toIn, toOut = ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 502, nil, nil))
+	one(t, "RST to a", toIn)
+	none(t, "no probe for a pure ACK", toOut)
+	if n := ga.e.Counters().StrayResets.Load(); n != 3 {
+		t.Fatalf("stray resets %d, want 3", n)
+	}
+	// RSTs of the tuple pass without payload (the hosts' own resets).
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, h.aNext, 0, rstF, 0, nil, nil), ga.tx); v != Passthrough {
+		t.Fatalf("RST: %v", v)
+	}
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, h.aNext, 0, rstF, 0, nil, []byte("MARKER")), ga.tx); v != Dropped {
+		t.Fatalf("RST with payload: %v", v)
+	}
+}
+
+// An encrypted record that expires (idle) leaves its tuple in the set: a
+// late segment is reset, never passed.
+func TestEncryptedExpiryStillResets(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("x"), pshF))
+	for range 400 {
+		pr.ga.tick(int64(DefaultIdleTimeout / 200))
+	}
+	if pr.ga.e.NumFlows() != 0 {
+		t.Fatal("the idle record was not dropped")
+	}
+	toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, nil, []byte("late")))
+	one(t, "RST to a", toIn)
+	if pb := one(t, "probe", toOut); len(pb.payload) != 0 {
+		t.Fatalf("payload on the wire: %+v", pb)
+	}
+}
+
+// A new connection on a tuple that was encrypted takes it out of the set
+// once its handshake completes (a SYN alone does not: a blind SYN must not
+// free an encrypted connection's plaintext): if it stays plain, its later
+// segments pass even without a record.
+func TestNewConnectionForgetsTuple(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	set.Add(addrA, addrB, time.Time{})
+	g := newGWDeps(t, Config{TEPs: testTEPs, PlainRetention: time.Second}, Deps{Negotiated: set})
+	g.push(Outside, tcpFrame(addrB, addrA, 12345, 0, synF, 64240, synOpts(1460, 1), nil))
+	g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	if !set.Contains(addrA, addrB) {
+		t.Fatal("a SYN took the tuple out of the set")
+	}
+	g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	if set.Contains(addrA, addrB) {
+		t.Fatal("a completed handshake left the old tuple in the set")
+	}
+	g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, nil))
+	for range 30 {
+		g.tick(int64(100 * time.Millisecond))
+	}
+	_, toOut := g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("plain")))
+	hasBytes(t, "passed", one(t, "forwarded", toOut).payload, []byte("plain"))
+}
+
+// The set is bounded: when full, the released entry closest to its end goes
+// first; held entries (live records) are never evicted; expired entries
+// are gone.
+func TestNegotiatedSetBound(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 3, Now: func() time.Time { return now }})
+	a := func(i uint16) flowKey { return flowKey{in: netip.AddrPortFrom(addrA.Addr(), i), out: addrB} }
+	set.hold(a(1))
+	set.hold(a(2))
+	set.hold(a(3))
+	set.release(a(2), time.Minute)
+	set.hold(a(4)) // full: a(2), released, goes
+	if set.has(a(2)) || !set.has(a(1)) || !set.has(a(3)) || !set.has(a(4)) {
+		t.Fatal("eviction took the wrong entry")
+	}
+	if set.hold(a(5)) {
+		t.Fatal("a held entry was evicted")
+	}
+	if set.Overflows() != 1 {
+		t.Fatal("overflow not counted")
+	}
+	set.release(a(1), time.Second)
+	now = now.Add(2 * time.Second)
+	if set.has(a(1)) {
+		t.Fatal("expired entry still in the set")
+	}
+	if set.Len() != 2 {
+		t.Fatalf("len %d", set.Len())
+	}
+}
+
+// An aborted encrypted connection's tuple stays in the set for CloseLinger
+// (late segments are reset), then goes (the tuple is plain to whoever
+// reuses it without a SYN the engine saw).
+func TestAbortedTupleLingers(t *testing.T) {
+	now := time.Unix(2_000_000, 0)
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16, Now: func() time.Time { return now }})
+	pr := handshakeOn(t, newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set}), newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("x"), pshF))
+	// a resets its connection: the record goes, the tuple lingers.
+	pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, rstF|ackF, 0, nil, nil))
+	if pr.ga.e.NumFlows() != 0 || !set.Contains(addrA, addrB) {
+		t.Fatalf("after the RST: %d flows, in set %v", pr.ga.e.NumFlows(), set.Contains(addrA, addrB))
+	}
+	now = now.Add(CloseLinger + time.Second)
+	if set.Contains(addrA, addrB) {
+		t.Fatal("the tuple outlived CloseLinger")
+	}
+}
+
+// The set is shared by the workers' engines: concurrent use is safe (run
+// with -race).
+func TestNegotiatedSetConcurrent(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 64})
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				k := flowKey{in: netip.AddrPortFrom(addrA.Addr(), uint16(i%100)), out: netip.AddrPortFrom(addrB.Addr(), uint16(w))}
+				switch i % 4 {
+				case 0:
+					set.hold(k)
+				case 1:
+					set.release(k, time.Millisecond)
+				case 2:
+					set.has(k)
+				case 3:
+					set.forget(k)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := set.Len(); n > 64 {
+		t.Fatalf("%d entries in a set of 64", n)
+	}
+}
+
+// An ICMP error from the inside quoting a segment of a negotiated tuple
+// without a record (delivered by the engine before a restart) quotes
+// plaintext: dropped. One about an unknown plain tuple passes.
+func TestStrayICMPQuote(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{})
+	set.Add(addrA, addrB, time.Time{})
+	g := newGWDeps(t, Config{}, Deps{Negotiated: set})
+	router := netip.MustParseAddr("192.0.2.254")
+	quoteOf := func(seg []byte) []byte {
+		return packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1,
+			L4: packettest.ICMP(11, 0, 0, packettest.Quote(seg, 548))}.Bytes()
+	}
+	delivered := tcpFrame(addrB, addrA, 7000, 8000, ackF|pshF, 502, nil, []byte("MARKER delivered plaintext"))
+	if v := g.e.Handle(0, Inside, quoteOf(delivered), g.tx); v != Dropped || g.e.Counters().Drops[DropICMPQuote].Load() != 1 {
+		t.Fatalf("ICMP error quoting a negotiated tuple: %v", v)
+	}
+	other := tcpFrame(netip.AddrPortFrom(addrB.Addr(), 81), addrA, 7000, 8000, ackF|pshF, 502, nil, []byte("plain"))
+	if v := g.e.Handle(0, Inside, quoteOf(other), g.tx); v != Passthrough {
+		t.Fatalf("ICMP error quoting a plain tuple: %v", v)
+	}
+}

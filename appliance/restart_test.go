@@ -1,0 +1,51 @@
+package appliance
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// TestRestartedFlows: after a restart the workers see connections only
+// mid-stream. With a real engine behind them, a plain one (its tuple not in
+// the negotiated set) passes unchanged and goes back on the fast path at
+// its first segment; a negotiated one is reset, never passed, and stays off
+// the fast path.
+func TestRestartedFlows(t *testing.T) {
+	set := engine.NewNegotiatedSet(engine.NegotiatedConfig{})
+	// a4:40001 <-> b4:443 was encrypted before the restart (a4 inside).
+	set.Add(netip.AddrPortFrom(a4, 40001), netip.AddrPortFrom(b4, 443), time.Time{})
+	r := newRig(t, rigOpts{fastPath: true, handler: func(int) (FrameHandler, error) {
+		return engine.New(engine.Config{}, engine.Deps{Negotiated: set})
+	}})
+
+	plain := tcpFrame(a4, b4, 40000, 80, packettest.ACK|packettest.PSH, 1000, 2000, []byte("plain data"))
+	r.send(Inside, plain)
+	if len(r.out[1]) != 1 || string(r.out[1][0]) != string(plain) || len(r.out[0]) != 0 {
+		t.Fatalf("plain segment: out %d frames, back %d", len(r.out[1]), len(r.out[0]))
+	}
+	k := key4(a4, b4, 40000, 80)
+	if !r.bump.Listed(k) || !r.bump.Listed(keyRev(k)) {
+		t.Error("the plain connection is not back on the fast path")
+	}
+
+	r.out = [2][][]byte{}
+	enc := tcpFrame(a4, b4, 40001, 443, packettest.ACK|packettest.PSH, 1000, 2000, []byte("MARKER plaintext"))
+	r.send(Inside, enc)
+	if len(r.out[0]) != 1 {
+		t.Fatalf("negotiated segment: %d frames back to the host, want its RST", len(r.out[0]))
+	}
+	for _, f := range r.out[1] {
+		if bytes.Contains(f, []byte("MARKER")) {
+			t.Fatal("the negotiated connection's plaintext left on the wire")
+		}
+	}
+	k = key4(a4, b4, 40001, 443)
+	if r.bump.Listed(k) || r.bump.Listed(keyRev(k)) {
+		t.Error("the negotiated tuple went on the fast path")
+	}
+}

@@ -1,0 +1,190 @@
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// TupleMap is a BPF hash map pinned on a BPF file system that maps a TCP
+// tuple (inside end, outside end) to a 64-bit value, and outlives the
+// process: tcpincd keeps its set of negotiated tuples in one
+// (engine.NegotiatedSet), so a restarted daemon finds them. Only user space
+// reads it; no XDP program uses it. Safe for concurrent use (each call is
+// one bpf(2) syscall).
+type TupleMap struct {
+	m    *ebpf.Map
+	path string
+}
+
+// tupleKey is a TupleMap key: addresses in network byte order (IPv4 in the
+// first 4 bytes), ports in host byte order, family 4 or 6.
+type tupleKey struct {
+	In, Out         [16]byte
+	InPort, OutPort uint16
+	Family          uint8
+	_               [3]byte
+}
+
+func makeTupleKey(in, out netip.AddrPort) tupleKey {
+	k := tupleKey{InPort: in.Port(), OutPort: out.Port(), Family: 6}
+	a, b := in.Addr().Unmap(), out.Addr().Unmap()
+	if a.Is4() {
+		k.Family = 4
+		a4, b4 := a.As4(), b.As4()
+		copy(k.In[:], a4[:])
+		copy(k.Out[:], b4[:])
+	} else {
+		k.In, k.Out = a.As16(), b.As16()
+	}
+	return k
+}
+
+func (k tupleKey) tuple() (in, out netip.AddrPort) {
+	var a, b netip.Addr
+	if k.Family == 4 {
+		a = netip.AddrFrom4([4]byte(k.In[:4]))
+		b = netip.AddrFrom4([4]byte(k.Out[:4]))
+	} else {
+		a, b = netip.AddrFrom16(k.In), netip.AddrFrom16(k.Out)
+	}
+	return netip.AddrPortFrom(a, k.InPort), netip.AddrPortFrom(b, k.OutPort)
+}
+
+const bpfFSMagic = 0xcafe4a11
+
+// OpenTupleMap opens the map pinned at path, or creates and pins it with
+// room for capacity entries. A pinned map of another size is replaced by
+// one of the new size holding its entries (as many as fit). The directory
+// is created if needed; if it lies under /sys/fs/bpf and no BPF file
+// system is mounted there, one is mounted (as systemd does at boot).
+func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
+	if capacity < 1 {
+		return nil, fmt.Errorf("xsk: tuple map capacity %d", capacity)
+	}
+	dir := filepath.Dir(path)
+	if err := ensureBPFFS(dir); err != nil {
+		return nil, err
+	}
+	spec := &ebpf.MapSpec{
+		Name: "tcpinc_tuples", Type: ebpf.Hash, KeySize: 40, ValueSize: 8,
+		MaxEntries: uint32(capacity), Flags: unix.BPF_F_NO_PREALLOC,
+	}
+	old, err := ebpf.LoadPinnedMap(path, nil)
+	switch {
+	case err == nil:
+		info, ierr := old.Info()
+		if ierr == nil && info.Type == ebpf.Hash && info.KeySize == 40 && info.ValueSize == 8 && info.MaxEntries == uint32(capacity) {
+			return &TupleMap{m: old, path: path}, nil
+		}
+		defer old.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("xsk: open pinned tuple map %s: %w", path, err)
+	}
+	m, err := ebpf.NewMap(spec)
+	if err != nil {
+		return nil, fmt.Errorf("xsk: tuple map: %w", err)
+	}
+	if old != nil {
+		// Carry the entries over, then take the old pin's place.
+		var k tupleKey
+		var v uint64
+		it := old.Iterate()
+		for it.Next(&k, &v) {
+			if m.Update(&k, v, ebpf.UpdateAny) != nil {
+				break // full: the rest is lost (counted by nobody; rare)
+			}
+		}
+		if err := old.Unpin(); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("xsk: replace pinned tuple map %s: %w", path, err)
+		}
+	}
+	if err := m.Pin(path); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("xsk: pin tuple map at %s: %w", path, err)
+	}
+	return &TupleMap{m: m, path: path}, nil
+}
+
+// ensureBPFFS makes dir, mounting a BPF file system at /sys/fs/bpf first if
+// dir is below it and none is there.
+func ensureBPFFS(dir string) error {
+	const root = "/sys/fs/bpf"
+	if dir == root || strings.HasPrefix(dir, root+"/") {
+		var st unix.Statfs_t
+		if err := unix.Statfs(root, &st); err != nil || uint32(st.Type) != bpfFSMagic {
+			if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+				return fmt.Errorf("xsk: mount a BPF file system at %s: %w", root, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("xsk: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("xsk: %w", err)
+	}
+	if uint32(st.Type) != bpfFSMagic {
+		return fmt.Errorf("xsk: %s is not on a BPF file system (mount -t bpf bpf <dir>)", dir)
+	}
+	return nil
+}
+
+// Path is where the map is pinned.
+func (t *TupleMap) Path() string { return t.path }
+
+// Put sets the tuple's value.
+func (t *TupleMap) Put(in, out netip.AddrPort, v int64) error {
+	k := makeTupleKey(in, out)
+	return t.m.Update(&k, uint64(v), ebpf.UpdateAny)
+}
+
+// Delete removes the tuple; an absent one is not an error.
+func (t *TupleMap) Delete(in, out netip.AddrPort) error {
+	k := makeTupleKey(in, out)
+	if err := t.m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Entries calls fn with every entry.
+func (t *TupleMap) Entries(fn func(in, out netip.AddrPort, v int64)) error {
+	var k tupleKey
+	var v uint64
+	it := t.m.Iterate()
+	for it.Next(&k, &v) {
+		in, out := k.tuple()
+		fn(in, out, int64(v))
+	}
+	return it.Err()
+}
+
+// Close releases this process's handle; the pinned map stays.
+func (t *TupleMap) Close() error { return t.m.Close() }
+
+// Remove unpins the map (it goes once no process holds it) and closes it.
+func (t *TupleMap) Remove() error {
+	err := t.m.Unpin()
+	return errors.Join(err, t.m.Close())
+}
+
+// NetnsID identifies the calling thread's network namespace (its inode
+// number): stable while the namespace exists, so a daemon restarted in it
+// finds what the previous one pinned under a name that includes it.
+func NetnsID() (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}

@@ -1,0 +1,81 @@
+package xsk
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// bpffs mounts a BPF file system on a temporary directory for the test.
+func bpffs(t *testing.T) string {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// TestTupleMapOutlivesHandle: entries written through one handle are found
+// by a later OpenTupleMap of the same path (a restarted daemon), also after
+// a change of capacity; Delete of an absent tuple is no error.
+func TestTupleMapOutlivesHandle(t *testing.T) {
+	path := filepath.Join(bpffs(t), "sub", "negotiated")
+	m, err := OpenTupleMap(path, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4in, v4out := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.2:80")
+	v6in, v6out := netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:443")
+	if err := m.Put(v4in, v4out, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Put(v6in, v6out, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Delete(v6out, v6in); err != nil {
+		t.Fatalf("delete of an absent tuple: %v", err)
+	}
+	m.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("not pinned: %v", err)
+	}
+	for _, capacity := range []int{8, 16} {
+		m, err = OpenTupleMap(path, capacity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[[2]netip.AddrPort]int64{}
+		if err := m.Entries(func(in, out netip.AddrPort, v int64) { got[[2]netip.AddrPort{in, out}] = v }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[[2]netip.AddrPort{v4in, v4out}] != 0 || got[[2]netip.AddrPort{v6in, v6out}] != 12345 {
+			t.Fatalf("capacity %d: entries %v", capacity, got)
+		}
+		m.Close()
+	}
+	m, err = OpenTupleMap(path, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("still pinned after Remove: %v", err)
+	}
+}
+
+// TestTupleMapRefusesOtherFS: a directory that is not on a BPF file system
+// is an error naming it, not a silent in-memory map.
+func TestTupleMapRefusesOtherFS(t *testing.T) {
+	requireRoot(t)
+	if _, err := OpenTupleMap(filepath.Join(t.TempDir(), "negotiated"), 8); err == nil {
+		t.Fatal("pinned a map outside a BPF file system")
+	}
+}
