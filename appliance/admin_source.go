@@ -599,6 +599,7 @@ func (s *AdminSource) Counters() admin.Counters {
 		s.engines.Each(func(_ int, ec *engine.Counters) {
 			c.Handshakes["encrypted"] += ec.Encrypted.Load()
 			c.Handshakes["failed"] += ec.HandshakeFailures.Load()
+			c.Handshakes["evicted"] += ec.EmbryonicEvicted.Load()
 			for i, name := range engine.FallbackNames {
 				n := ec.Fallbacks[i].Load()
 				c.Fallbacks[name] += n
@@ -621,6 +622,9 @@ func (s *AdminSource) Counters() admin.Counters {
 		})
 		if s.engines.Cache != nil {
 			c.CacheEntries = uint64(s.engines.Cache.Len())
+		}
+		if m := s.engines.Memory; m != nil {
+			c.FlowMemoryBytes, c.FlowMemoryPeak, c.FlowMemoryLimit = uint64(max(m.Used(), 0)), uint64(m.Peak()), uint64(m.Limit())
 		}
 		byState := map[string]uint64{}
 		if s.eachEngine(func(_ int, e *engine.Engine) {

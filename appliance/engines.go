@@ -21,6 +21,8 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		RekeyAfter:       c.RekeyInterval,
 		NoResumption:     !c.Resumption,
 		MaxFlows:         c.MaxFlows,
+		MaxEmbryonic:     c.MaxEmbryonic,
+		MemoryLimit:      c.MemoryLimit,
 		RetransmitBytes:  c.RetransmitBytes,
 		ReassemblyBytes:  c.ReassemblyBytes,
 		PreKeyBytes:      c.PreKeyBytes,
@@ -87,6 +89,8 @@ func tepByName(name string) (tcpcrypt.TEP, bool) {
 type Engines struct {
 	Pool  *cryptopool.Pool
 	Cache *tcpcrypt.Cache[netip.Addr] // nil when resumption is off
+	// Memory is the flow memory budget all the engines charge.
+	Memory *engine.Memory
 	// Negotiated is the set of negotiated tuples the engines share (set it
 	// before the workers are built; nil gives each engine its own).
 	Negotiated *engine.NegotiatedSet
@@ -113,7 +117,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engines{Pool: pool, cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
+	e := &Engines{Pool: pool, Memory: engine.NewMemory(ec.MemoryLimit), cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
 	for _, tep := range ec.TEPs {
 		ka, err := tcpcrypt.KeyAgreementFor(tep)
 		if err != nil {
@@ -138,7 +142,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 
 // NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
 func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
 	if err != nil {
 		return nil, err
 	}

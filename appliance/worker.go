@@ -198,7 +198,11 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 	default:
 		t.verdicts[0]++ // a handler bug: drop rather than guess
 	}
-	if kind == kindTCP {
+	if kind == kindTCP && v != engine.Dropped {
+		// A dropped frame went nowhere: it neither opens nor ends a
+		// connection. (Under a SYN flood the engine drops most SYNs;
+		// tracking each cost a flow-table insert and two fast-path map
+		// deletes, and the worker fell behind its receive ring.)
 		w.track(key, flags, now, v == engine.Passthrough && !frag)
 	}
 }

@@ -24,6 +24,7 @@ type collector struct {
 	strayResets                   *prometheus.Desc
 	sealed, opened                *prometheus.Desc
 	cacheEntries                  *prometheus.Desc
+	flowMemory, flowMemoryLimit   *prometheus.Desc
 	ringUsed, ringSize            *prometheus.Desc
 	queueBytes, queueCapacity     *prometheus.Desc
 	workerBusy, workerBusyRatio   *prometheus.Desc
@@ -54,6 +55,8 @@ func newCollector(src Source) *collector {
 		sealed:          d("frames_sealed_total", "tcpcrypt frames encrypted."),
 		opened:          d("frames_opened_total", "tcpcrypt frames decrypted and authenticated."),
 		cacheEntries:    d("resumption_cache_entries", "Far sides with cached resumption state."),
+		flowMemory:      d("flow_memory_bytes", "Bytes of flow records and per-flow buffers held by the engines."),
+		flowMemoryLimit: d("flow_memory_limit_bytes", "engine.memory_limit: new connections stay in plain TCP above 7/8 of it."),
 		ringUsed:        d("ring_used_slots", "Occupied slots of a ring (AF_XDP rx, tx, fill, completion; worker hand-off).", "port", "queue", "ring"),
 		ringSize:        d("ring_size_slots", "Size of a ring, in slots.", "port", "queue", "ring"),
 		queueBytes:      d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
@@ -67,7 +70,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
 		c.handshakes, c.fallbacks, c.drops, c.authFailures, c.rekeys, c.resumes,
-		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries,
+		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
 	} {
 		ch <- d
@@ -112,6 +115,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(c.sealed, counter, float64(s.FramesSealed))
 	m(c.opened, counter, float64(s.FramesOpened))
 	m(c.cacheEntries, gauge, float64(s.CacheEntries))
+	m(c.flowMemory, gauge, float64(s.FlowMemoryBytes))
+	m(c.flowMemoryLimit, gauge, float64(s.FlowMemoryLimit))
 	for _, r := range s.Rings {
 		q := strconv.Itoa(r.Queue)
 		m(c.ringUsed, gauge, float64(r.Used), r.Port, q, r.Ring)

@@ -96,6 +96,8 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_frames_sealed_total", nil, 900, C},
 		{"tcpinc_frames_opened_total", nil, 880, C},
 		{"tcpinc_resumption_cache_entries", nil, 3, G},
+		{"tcpinc_flow_memory_bytes", nil, 5 << 20, G},
+		{"tcpinc_flow_memory_limit_bytes", nil, 1 << 30, G},
 		{"tcpinc_ring_used_slots", []string{"port", "outside", "queue", "1", "ring", "fill"}, 2000, G},
 		{"tcpinc_ring_size_slots", []string{"port", "inside", "queue", "0", "ring", "rx"}, 2048, G},
 		{"tcpinc_queue_bytes", []string{"worker", "0", "queue", "retransmit"}, 65536, G},
@@ -167,8 +169,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 24 {
-		t.Errorf("%d tcpinc families, want 24: %v", len(names), names)
+	if len(names) != 26 {
+		t.Errorf("%d tcpinc families, want 26: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

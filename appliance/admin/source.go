@@ -136,6 +136,9 @@ type Counters struct {
 	FramesSealed uint64
 	FramesOpened uint64
 	CacheEntries uint64 // gauge: resumption cache chains held
+	// Flow memory (all workers): bytes of flow records and per-flow
+	// buffers charged now, the most ever charged, and the limit.
+	FlowMemoryBytes, FlowMemoryPeak, FlowMemoryLimit uint64
 
 	Rings   []RingLevel
 	Queues  []QueueLevel

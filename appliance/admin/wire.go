@@ -88,6 +88,9 @@ type CountersDoc struct {
 	FramesSealed   uint64                     `json:"frames_sealed"`
 	FramesOpened   uint64                     `json:"frames_opened"`
 	CacheEntries   uint64                     `json:"cache_entries"`
+	FlowMemory     uint64                     `json:"flow_memory_bytes"`
+	FlowMemoryPeak uint64                     `json:"flow_memory_peak_bytes"`
+	FlowMemoryMax  uint64                     `json:"flow_memory_limit_bytes"`
 	Workers        []WorkerDoc                `json:"workers"`
 }
 
@@ -233,6 +236,9 @@ func countersDoc(c *Counters) CountersDoc {
 		FramesSealed:   c.FramesSealed,
 		FramesOpened:   c.FramesOpened,
 		CacheEntries:   c.CacheEntries,
+		FlowMemory:     c.FlowMemoryBytes,
+		FlowMemoryPeak: c.FlowMemoryPeak,
+		FlowMemoryMax:  c.FlowMemoryLimit,
 		Workers:        make([]WorkerDoc, 0, len(c.Workers)),
 	}
 	for _, p := range c.Ports {

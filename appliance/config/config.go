@@ -133,6 +133,16 @@ type Engine struct {
 	// MaxFlows caps the flows each worker's engine tracks; beyond it new
 	// connections pass through unencrypted (counted).
 	MaxFlows int `yaml:"max_flows"`
+	// MaxEmbryonic caps the connections each worker's engine holds in
+	// their handshake (SYN to key exchange), a part of max_flows (at most
+	// max_flows in effect): a new SYN beyond it evicts the oldest
+	// handshake, so a SYN flood cannot fill the table.
+	MaxEmbryonic int `yaml:"max_embryonic"`
+	// MemoryLimit bounds the memory of all workers' flow records and
+	// per-flow buffers, in bytes. Above 7/8 of it new connections stay in
+	// plain TCP (fallback "memory"; dropped under require); buffers of
+	// established connections grow up to it.
+	MemoryLimit int64 `yaml:"memory_limit"`
 	// Per-flow buffer caps in bytes: sent but unacknowledged wire bytes,
 	// out-of-order wire bytes, host data waiting for keys, plaintext kept
 	// for re-delivery to the inside host.
@@ -225,6 +235,8 @@ func Default() Config {
 			ResumptionCache:  4096,
 			ResumptionTTL:    time.Hour,
 			MaxFlows:         65536,
+			MaxEmbryonic:     16384,
+			MemoryLimit:      1 << 30,
 			RetransmitBytes:  256 << 10,
 			ReassemblyBytes:  256 << 10,
 			PreKeyBytes:      64 << 10,
@@ -428,6 +440,8 @@ const (
 	MinReassemblyBytes = 4096
 	MinDeliverBytes    = 4096
 	MaxBufferBytes     = 1 << 30
+	MinMemoryLimit     = 1 << 20
+	MaxMemoryLimit     = 1 << 40
 	MaxInitTries       = 32
 )
 
@@ -451,6 +465,12 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	}
 	if e.MaxFlows < 1 || e.MaxFlows > MaxFlows {
 		bad("engine.max_flows", "must be between 1 and %d (got %d)", MaxFlows, e.MaxFlows)
+	}
+	if e.MaxEmbryonic < 1 || e.MaxEmbryonic > MaxFlows {
+		bad("engine.max_embryonic", "must be between 1 and %d (got %d)", MaxFlows, e.MaxEmbryonic)
+	}
+	if e.MemoryLimit < MinMemoryLimit || e.MemoryLimit > MaxMemoryLimit {
+		bad("engine.memory_limit", "must be between %d and %d (got %d)", MinMemoryLimit, MaxMemoryLimit, e.MemoryLimit)
 	}
 	for _, b := range []struct {
 		field string

@@ -50,7 +50,7 @@ func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, 
 	if from == Inside {
 		v = e.outboundSYN(now, k, p, tx)
 	} else {
-		v = e.inboundSYN(now, k, p)
+		v = e.inboundSYN(now, k, p, tx)
 	}
 	if prev == nil {
 		return v
@@ -74,6 +74,7 @@ func (e *Engine) reinstate(now int64, f *flow) {
 		f.state = stPlain
 	}
 	f.last = max(f.last, now)
+	e.recharge(f)
 	e.flows[f.key] = f
 	f.idx = len(e.list)
 	e.list = append(e.list, f)
@@ -84,6 +85,7 @@ func (e *Engine) dropPrev(f *flow) {
 	if q := f.prev; q != nil {
 		f.prev = nil
 		q.state = stDead
+		e.uncharge(q)
 		if q.keys != nil {
 			q.keys.Wipe()
 		}

@@ -61,6 +61,15 @@ type Config struct {
 	// MaxFlows caps the tracked flows (default 65536); a new flow beyond it
 	// is passed through in plain TCP and counted.
 	MaxFlows int
+	// MaxEmbryonic caps the flows in their handshake (SYN-SENT to key
+	// exchange), a part of MaxFlows (default 16384, at most MaxFlows/2;
+	// a value above MaxFlows means MaxFlows): a new SYN beyond it evicts
+	// the oldest (flood.go).
+	MaxEmbryonic int
+	// MemoryLimit bounds the memory of all flows' records and buffers in
+	// bytes (default 1 GiB), shared by the engines of one Deps.Memory: new
+	// flows are admitted below 7/8 of it, buffers grow up to it.
+	MemoryLimit int64
 	// RetransmitBytes caps each flow's store of sent, unacknowledged wire
 	// bytes (default 1 MiB); ReassemblyBytes its out-of-order receive
 	// buffer (default 1 MiB); PreKeyBytes its queue of host data waiting
@@ -95,6 +104,8 @@ const (
 	DefaultRekeyBytes       = 1 << 30
 	DefaultRekeyAfter       = time.Hour
 	DefaultMaxFlows         = 65536
+	DefaultMaxEmbryonic     = 16384
+	DefaultMemoryLimit      = 1 << 30
 	DefaultRetransmitBytes  = 1 << 20
 	DefaultReassemblyBytes  = 1 << 20
 	DefaultPreKeyBytes      = 64 << 10
@@ -144,6 +155,20 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	defd(&o.RekeyAfter, DefaultRekeyAfter)
 	def(&o.MaxFlows, DefaultMaxFlows)
+	if o.MaxEmbryonic == 0 {
+		o.MaxEmbryonic = max(min(DefaultMaxEmbryonic, o.MaxFlows/2), 1)
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	// A handshake bound above the table's only means the table's.
+	o.MaxEmbryonic = min(o.MaxEmbryonic, o.MaxFlows)
+	if o.MaxFlows < 1 || o.MaxEmbryonic < 1 {
+		return o, fmt.Errorf("%w: flow caps below 1", ErrConfig)
+	}
+	if o.MemoryLimit < 1<<20 {
+		return o, fmt.Errorf("%w: memory limit under 1 MiB", ErrConfig)
+	}
 	def(&o.RetransmitBytes, DefaultRetransmitBytes)
 	def(&o.ReassemblyBytes, DefaultReassemblyBytes)
 	def(&o.PreKeyBytes, DefaultPreKeyBytes)

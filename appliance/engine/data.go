@@ -1089,6 +1089,7 @@ func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
 func (e *Engine) closeCheck(now int64, f *flow) {
 	if f.closeAt == 0 && f.enc.finW >= 0 && f.enc.ackW > f.enc.finW && f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
 		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
+		e.releaseBufs(f)
 	}
 }
 

@@ -123,6 +123,15 @@
 // byte (docs/protocol.md §13 leaves the reference point ambiguous). Timers have a
 // granularity of about 200 ms (Tick sweeps a slice of the flows each time).
 //
+// # Floods
+//
+// Handshakes are bounded apart from established flows (Config.MaxEmbryonic,
+// oldest evicted first), every flow's record and buffers are charged to a
+// Memory budget shared by the workers (Config.MemoryLimit; new flows are
+// refused before established ones' buffers), and under a SYN flood SYNs from
+// sources without an encrypted connection are shed before they cost
+// anything (flood.go). Per-flow buffers start empty and grow with use.
+//
 // # Configuration at run time
 //
 // Reconfigure swaps the whole configuration between two rounds, checked

@@ -79,7 +79,10 @@ type Deps struct {
 	// Cache is the resumption cache, keyed by the far side's address
 	// (shared by the workers). Nil disables resumption.
 	Cache *tcpcrypt.Cache[netip.Addr]
-	Log   *slog.Logger
+	// Memory is the budget for per-flow memory shared by the workers'
+	// engines. Nil: the engine has its own, of Config.MemoryLimit.
+	Memory *Memory
+	Log    *slog.Logger
 	// Now is the wall clock for FlowInfo.Started (default time.Now).
 	Now func() time.Time
 	// Negotiated is the set of tuples whose connections negotiated
@@ -118,6 +121,7 @@ type FlowInfo struct {
 // while the worker runs.
 type Counters struct {
 	Flows, FlowsCapped, FlowsReclaimed                  atomic.Uint64
+	EmbryonicEvicted                                    atomic.Uint64 // handshakes evicted for newer ones (MaxEmbryonic, memory)
 	Handshakes, HandshakeFailures                       atomic.Uint64
 	Encrypted, Resumed                                  atomic.Uint64
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
@@ -148,6 +152,7 @@ const (
 	FallbackBypass                  // policy
 	FallbackOptionRoom              // the option did not fit
 	FallbackSimultaneousOpen        // both hosts opened actively: not negotiated on the inside host's behalf
+	FallbackMemory                  // the per-flow memory budget admits no new flow (Config.MemoryLimit)
 	NumFallbackReasons
 )
 
@@ -166,6 +171,7 @@ const (
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
+	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
 	NumDropReasons
 )
 
@@ -192,6 +198,14 @@ type Engine struct {
 	closed    []*flow
 	neg       *NegotiatedSet
 	frags     fragTable
+	mem       *Memory
+	// The embryonic list (flood.go), oldest first.
+	embHead, embTail *flow
+	embN             int
+	floodUntil       int64                // shedding untrusted SYNs until then
+	synTokens        float64              // untrusted SYNs admitted while shedding
+	synAt            int64                // when synTokens was last refilled
+	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
 }
 
 // New returns an engine.
@@ -206,7 +220,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64)}
+	if e.mem == nil {
+		e.mem = NewMemory(c.MemoryLimit)
+	}
 	if e.neg == nil {
 		e.neg = NewNegotiatedSet(NegotiatedConfig{Capacity: 2 * c.MaxFlows, Now: deps.Now})
 	}
@@ -256,6 +273,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 	// them cannot reach a running engine by the side door.
 	c.TEPs, c.AEADs, c.Policies = slices.Clone(c.TEPs), slices.Clone(c.AEADs), slices.Clone(c.Policies)
 	e.cfg = c
+	e.mem.SetLimit(c.MemoryLimit)
 	e.deps.Cache = e.cache
 	if c.NoResumption {
 		e.deps.Cache = nil
@@ -348,7 +366,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 			if from == Inside {
 				return e.outboundSYN(now, k, p, tx)
 			}
-			return e.inboundSYN(now, k, p)
+			return e.inboundSYN(now, k, p, tx)
 		}
 		return e.stray(k, p, from, tx)
 	}
@@ -402,11 +420,17 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 // NumFlows is the number of tracked flows.
 func (e *Engine) NumFlows() int { return len(e.flows) }
 
+// NumEmbryonic is the number of flows in their handshake.
+func (e *Engine) NumEmbryonic() int { return e.embN }
+
+// Memory returns the per-flow memory budget the engine charges.
+func (e *Engine) Memory() *Memory { return e.mem }
+
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

@@ -40,11 +40,13 @@ func (r *frameRec) owned() bool { return r.n == 0 && !r.fin }
 type frameQ struct {
 	r       []frameRec
 	head, n int
+	mem     *Memory // charged for r (bounded by the rings the frames live in)
 }
 
 func (q *frameQ) push(f frameRec) {
 	if q.n == len(q.r) {
 		nr := make([]frameRec, max(64, 2*len(q.r)))
+		q.mem.force(frameRecSize * int64(len(nr)-len(q.r)))
 		for i := 0; i < q.n; i++ {
 			nr[i] = q.r[(q.head+i)%len(q.r)]
 		}
@@ -171,6 +173,10 @@ type flow struct {
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
 	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
 
+	charged          bool  // recordCost is charged to the budget
+	embIn            bool  // on the embryonic list
+	embPrev, embNext *flow // the embryonic list, oldest first
+
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 
 	keyLogNext uint64 // the first key generation not yet given to Deps.KeyLog
@@ -178,7 +184,7 @@ type flow struct {
 
 func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	e.nextID++
-	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now}
+	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
 	f.enc.finH, f.enc.finW = -1, -1
 	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
 	f.mssL, f.mssR = 536, 536
@@ -187,6 +193,8 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 		f.mssL, f.mssR = 1220, 1220
 	}
 	f.setCaps(&e.cfg)
+	f.enc.store.mem, f.enc.pre.mem, f.rcv.reasm.mem, f.rcv.plain.mem = e.mem, e.mem, e.mem, e.mem
+	f.enc.frames.mem, f.rcv.frames.mem = e.mem, e.mem
 	if old := e.flows[k]; old != nil {
 		old.prev = nil // the caller decides what becomes of it
 		e.remove(old)

@@ -64,7 +64,7 @@ func (e *Engine) startKex(now int64, f *flow) bool {
 // setInit puts our Init message at the start of our wire stream.
 func (e *Engine) setInit(f *flow, m []byte) {
 	n := int64(len(m))
-	f.enc.store.reserve(0, 0, n)
+	f.enc.store.reserveFirst(n)
 	f.enc.store.write(0, m)
 	f.enc.initLen, f.enc.nextW = n, n
 }
@@ -207,6 +207,8 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	f.kp, f.ini, f.rsp = nil, nil, nil
 	f.dec = tcpcrypt.NewFrameDecoder(f.keys, s.RecvOffset)
 	f.state = stOpen
+	e.embLeave(f)
+	e.trust(now, f.key.out.Addr())
 	f.enc.genStart = now
 	if e.deps.KeyLog != nil {
 		e.logKeys(f)

@@ -115,6 +115,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		// ENO-43: never add ENO to SYN data or Fast Open.
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
+	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
@@ -141,7 +142,14 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
+	if !e.admit() {
+		if res != nil {
+			res.Erase()
+		}
+		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+	}
 	f := e.newFlow(now, k, pol)
+	e.embJoin(f)
 	f.settings = s
 	f.res = res
 	f.state = stSynSent
@@ -177,7 +185,10 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // inboundSYN handles a SYN from the far side on an untracked tuple. With an
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
-func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
+func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	if e.shedSYN(now, k.out.Addr()) {
+		return e.drop(DropSYNFlood)
+	}
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
@@ -197,10 +208,15 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet) Verdict {
 	if len(p.Payload()) > 0 || sc.TFO {
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
 	}
+	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		return e.capped(pol)
 	}
+	if !e.admit() {
+		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+	}
 	f := e.newFlow(now, k, pol)
+	e.embJoin(f)
 	f.settings = e.settings()
 	f.state = stSynRcvd
 	f.role = eno.RoleB
@@ -413,6 +429,8 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
 	f.state = stPlain
+	e.embLeave(f)
+	e.freeBufs(f)
 	e.dropPrev(f) // this record now stands for the tuple's connection
 	e.unnegotiated(f)
 	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
@@ -429,6 +447,8 @@ func (e *Engine) remove(f *flow) {
 		f.held = false
 	}
 	f.state = stDead
+	e.embLeave(f)
+	e.uncharge(f)
 	if f.keys != nil {
 		f.keys.Wipe()
 	}
@@ -555,6 +575,10 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 		e.c.Fallbacks[reason].Add(1)
 	}
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
+		e.c.FlowsCapped.Add(1)
+		return Passthrough
+	}
+	if !e.mem.take(recordCost, false) && (!e.reclaim() || !e.mem.take(recordCost, false)) {
 		e.c.FlowsCapped.Add(1)
 		return Passthrough
 	}

@@ -206,14 +206,18 @@ func TestRetransmitAfterPartialAckSameBytes(t *testing.T) {
 // connection then ran in plain TCP, even to a prefix whose policy requires
 // encryption. Under the require policy such a SYN is dropped, both ways.
 func TestRequireAtFlowCapDrops(t *testing.T) {
-	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 1, Policies: []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}})
-	// Another connection, from outside and still negotiating, takes the
-	// only slot (a live record: a finished one would be reclaimed).
-	other := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 5555)
-	g.push(Outside, tcpFrame(other, addrA, 7, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
+	// An encrypted connection takes the only slot (a live record: a
+	// finished one would be reclaimed, a handshake evicted).
+	g := handshake(t).ga
+	c := g.e.Config()
+	c.MaxFlows, c.Policies = 1, []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}
+	if err := g.e.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
 	if g.e.NumFlows() != 1 {
 		t.Fatalf("%d flows", g.e.NumFlows())
 	}
+	addrA := netip.AddrPortFrom(addrA.Addr(), addrA.Port()+1)
 	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil), g.tx); v != Dropped {
 		t.Fatalf("outbound SYN to a require prefix at the flow cap: %v", v)
 	}
@@ -384,11 +388,12 @@ func TestFullTableReclaimsFinishedRecords(t *testing.T) {
 	if c.FlowsReclaimed.Load() != 1 || c.FlowsCapped.Load() != 0 || g.e.NumFlows() != 2 {
 		t.Fatalf("reclaimed %d, capped %d, flows %d", c.FlowsReclaimed.Load(), c.FlowsCapped.Load(), g.e.NumFlows())
 	}
-	// Live connections are never reclaimed: with the table full of
-	// negotiating flows the next SYN is capped.
+	// Handshakes are bounded apart (MaxEmbryonic, here MaxFlows/2 = 1):
+	// each new SYN evicts the oldest handshake rather than being capped
+	// (flood.go).
 	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40001), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
 	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40002), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	if c.FlowsCapped.Load() != 1 {
-		t.Fatalf("capped %d with a table of live flows, want 1", c.FlowsCapped.Load())
+	if c.FlowsCapped.Load() != 0 || c.EmbryonicEvicted.Load() != 2 {
+		t.Fatalf("capped %d, evicted %d; want each SYN to evict the older handshake", c.FlowsCapped.Load(), c.EmbryonicEvicted.Load())
 	}
 }

@@ -6,6 +6,7 @@ package engine
 type ring struct {
 	b   []byte
 	max int
+	mem *Memory // charged for every byte of b
 }
 
 const ringStart = 16 << 10
@@ -30,6 +31,15 @@ func (r *ring) reserve(lo, live, hi int64) bool {
 	if n > r.max {
 		n = r.max
 	}
+	if !r.mem.take(int64(n-len(r.b)), false) {
+		return false
+	}
+	r.grow(lo, live, n)
+	return true
+}
+
+// grow replaces the buffer by one of n bytes, keeping [lo, live).
+func (r *ring) grow(lo, live int64, n int) {
 	nb := make([]byte, n)
 	if len(r.b) > 0 {
 		for off := lo; off < live; {
@@ -47,7 +57,20 @@ func (r *ring) reserve(lo, live, hi int64) bool {
 		}
 	}
 	r.b = nb
-	return true
+}
+
+// reserveFirst gives an empty ring room for n bytes at offset 0 whatever
+// the budget says (a flow's Init message: small, and the flow was admitted).
+func (r *ring) reserveFirst(n int64) {
+	if int64(len(r.b)) >= n {
+		return
+	}
+	sz := max(ringStart, len(r.b))
+	for int64(sz) < n {
+		sz *= 2
+	}
+	r.mem.force(int64(sz - len(r.b)))
+	r.grow(0, 0, sz)
 }
 
 // at returns the bytes from offset off to the physical end of the ring.

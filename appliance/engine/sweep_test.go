@@ -10,14 +10,15 @@ import (
 // every stale flow within a few hundred milliseconds of its deadline; the
 // flow list stays consistent with the map; the cap is enforced and counted.
 func TestSweepExpiresManyFlows(t *testing.T) {
-	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 3000})
+	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 3000, MaxEmbryonic: 3000})
 	for i := 0; i < 3100; i++ {
 		a := netip.AddrPortFrom(addrA.Addr(), uint16(10000+i))
 		g.e.Handle(0, Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil), g.tx)
 		g.out.take()
 	}
-	if g.e.NumFlows() != 3000 || g.e.Counters().FlowsCapped.Load() != 100 {
-		t.Fatalf("flows %d, capped %d", g.e.NumFlows(), g.e.Counters().FlowsCapped.Load())
+	// All are handshakes: the newest 3000 stay (flood.go).
+	if g.e.NumFlows() != 3000 || g.e.Counters().EmbryonicEvicted.Load() != 100 {
+		t.Fatalf("flows %d, evicted %d", g.e.NumFlows(), g.e.Counters().EmbryonicEvicted.Load())
 	}
 	g.now = int64(DefaultHandshakeTimeout) + 1
 	for i := 0; i < 25 && g.e.NumFlows() > 0; i++ {

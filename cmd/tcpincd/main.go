@@ -432,8 +432,11 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 				"handshake_failures", c.HandshakeFailures.Load(), "encrypted", c.Encrypted.Load(), "resumed", c.Resumed.Load(),
 				"auth_failures", c.AuthFailures.Load(), "aborts", c.Aborts.Load(), "rekeys", c.Rekeys.Load(),
 				"frames_sealed", c.FramesSealed.Load(), "frames_opened", c.FramesOpened.Load(),
+				"handshakes_evicted", c.EmbryonicEvicted.Load(),
 				"fallbacks", fmt.Sprint(fallbacks), "drops", fmt.Sprint(drops))
 		})
+		log.Info("flow memory", "used", engines.Memory.Used(), "peak", engines.Memory.Peak(),
+			"limit", engines.Memory.Limit(), "refused", engines.Memory.Refused())
 	}
 	bs := x.Bump.Stats()
 	for _, p := range []struct {

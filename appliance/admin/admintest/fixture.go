@@ -142,6 +142,7 @@ func New() *Fixture {
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
 			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6, StrayResets: 7,
 			FramesSealed: 900, FramesOpened: 880, CacheEntries: 3,
+			FlowMemoryBytes: 5 << 20, FlowMemoryPeak: 6 << 20, FlowMemoryLimit: 1 << 30,
 			Rings: []admin.RingLevel{
 				{Port: "inside", Queue: 0, Ring: "rx", Used: 12, Size: 2048},
 				{Port: "outside", Queue: 1, Ring: "fill", Used: 2000, Size: 2048},

@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+)
+
+// Floods. Two bounds keep a flood of new connections (spoofed SYNs with
+// TCP-ENO, which the inside host answers, so they reach SYN-ACK-SENT) from
+// taking what established connections need:
+//
+//   - Embryonic records (SYN-SENT, SYN-RECEIVED, SYN-ACK-SENT and
+//     key-exchange) are kept on a list in the order they were created and
+//     bounded by Config.MaxEmbryonic per engine. A new SYN at the bound
+//     evicts the oldest one (one still in a SYN state before one in key
+//     exchange, so a live handshake waiting for its Diffie-Hellman is not
+//     the first to go). Under a flood of rate r an embryonic record lives
+//     MaxEmbryonic/r seconds, far longer than a real handshake's round trip.
+//     Established flows are never evicted.
+//   - A Memory budget, shared by the workers' engines, bounds the memory of
+//     all flows: a fixed charge per record plus the capacity of every
+//     per-flow buffer (rings and frame maps, which start empty and grow
+//     with use). A new flow is admitted only below 7/8 of the limit (and
+//     evicts the oldest embryonic record before it is refused); buffers of
+//     flows already under way may grow up to the limit. So new SYNs are
+//     shed (left in plain TCP, counted as the "memory" fallback, or dropped
+//     under the require policy) before established flows' frames are.
+
+// Memory is the global budget for per-flow memory. Its methods are safe for
+// concurrent use; the engines of all workers share one (Deps.Memory).
+type Memory struct {
+	limit   atomic.Int64
+	used    atomic.Int64
+	peak    atomic.Int64
+	refused atomic.Uint64
+}
+
+// NewMemory returns a budget of limit bytes.
+func NewMemory(limit int64) *Memory {
+	m := &Memory{}
+	m.limit.Store(limit)
+	return m
+}
+
+// SetLimit changes the limit; memory already in use above it stays until
+// its flows end.
+func (m *Memory) SetLimit(limit int64) { m.limit.Store(limit) }
+
+// Limit, Used and Peak are in bytes; Refused counts the allocations the
+// budget refused (new flows and buffer growth).
+func (m *Memory) Limit() int64    { return m.limit.Load() }
+func (m *Memory) Used() int64     { return m.used.Load() }
+func (m *Memory) Peak() int64     { return m.peak.Load() }
+func (m *Memory) Refused() uint64 { return m.refused.Load() }
+
+// take charges n bytes if the total stays within the limit (within 7/8 of
+// it when admitting a new flow).
+func (m *Memory) take(n int64, admit bool) bool {
+	if m == nil {
+		return true
+	}
+	lim := m.limit.Load()
+	if admit {
+		lim -= lim / 8
+	}
+	u := m.used.Add(n)
+	if u > lim {
+		m.used.Add(-n)
+		m.refused.Add(1)
+		return false
+	}
+	for p := m.peak.Load(); u > p && !m.peak.CompareAndSwap(p, u); p = m.peak.Load() {
+	}
+	return true
+}
+
+// force charges n bytes whatever the limit (small allocations a flow cannot
+// do without once admitted: its Init message, frame map growth bounded by
+// its rings).
+func (m *Memory) force(n int64) {
+	if m == nil {
+		return
+	}
+	u := m.used.Add(n)
+	for p := m.peak.Load(); u > p && !m.peak.CompareAndSwap(p, u); p = m.peak.Load() {
+	}
+}
+
+func (m *Memory) give(n int64) {
+	if m != nil && n != 0 {
+		m.used.Add(-n)
+	}
+}
+
+// recordCost is what one flow record is charged: the struct plus its map
+// entry, list slot and TCP-ENO settings (an estimate of the latter three,
+// checked by TestRecordCostCoversHandshake).
+const recordCost = int64(unsafe.Sizeof(flow{})) + 512
+
+// frameRecSize is the size of one frame map entry.
+const frameRecSize = int64(unsafe.Sizeof(frameRec{}))
+
+// bufBytes is the capacity of the flow's per-flow buffers.
+func (f *flow) bufBytes() int64 {
+	return int64(len(f.enc.store.b)+len(f.enc.pre.b)+len(f.rcv.reasm.b)+len(f.rcv.plain.b)) +
+		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r))
+}
+
+// uncharge gives a record's memory back to the budget (it is gone, or
+// kept aside: acceptance.go).
+func (e *Engine) uncharge(f *flow) {
+	if f.charged {
+		f.charged = false
+		e.mem.give(recordCost + f.bufBytes())
+	}
+}
+
+// recharge charges a record put back in the table (reinstate), whatever
+// the limit: it stands for a connection that was there before.
+func (e *Engine) recharge(f *flow) {
+	if !f.charged {
+		f.charged = true
+		e.mem.force(recordCost + f.bufBytes())
+	}
+}
+
+// freeBufs returns the buffers' memory to the budget (the caller drops
+// them).
+func (e *Engine) freeBufs(f *flow) {
+	e.mem.give(f.bufBytes())
+}
+
+// admit charges a new flow record. It reports false when memory refuses
+// it. It evicts nothing: under memory pressure from established flows the
+// handshakes under way are live connections (a flood is bounded by
+// MaxEmbryonic and shed apart).
+func (e *Engine) admit() bool {
+	return e.mem.take(recordCost, true)
+}
+
+// releaseBufs frees the buffers of a flow whose both FINs are acknowledged:
+// nothing is left to resend or re-deliver, and the record lingers for
+// HandshakeTimeout (late segments, tuple reuse) at the cost of the record
+// alone. A buffer a late segment needs again is allocated again.
+func (e *Engine) releaseBufs(f *flow) {
+	en, d := &f.enc, &f.rcv
+	if en.frames.n != 0 || d.frames.n != 0 || d.held.n != 0 || en.preEnd > en.nextH {
+		return
+	}
+	e.freeBufs(f)
+	en.store.b, en.pre.b, d.reasm.b, d.plain.b = nil, nil, nil, nil
+	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
+}
+
+// embryonic reports whether the state is one of a handshake.
+func embryonic(state uint8) bool { return state >= stSynSent && state <= stKex }
+
+// embJoin puts a new handshake at the tail of the embryonic list.
+func (e *Engine) embJoin(f *flow) {
+	if f.embIn {
+		return
+	}
+	f.embIn, f.embPrev, f.embNext = true, e.embTail, nil
+	if e.embTail != nil {
+		e.embTail.embNext = f
+	} else {
+		e.embHead = f
+	}
+	e.embTail = f
+	e.embN++
+}
+
+// embLeave takes f off the embryonic list (established, plain or gone).
+func (e *Engine) embLeave(f *flow) {
+	if !f.embIn {
+		return
+	}
+	if f.embPrev != nil {
+		f.embPrev.embNext = f.embNext
+	} else {
+		e.embHead = f.embNext
+	}
+	if f.embNext != nil {
+		f.embNext.embPrev = f.embPrev
+	} else {
+		e.embTail = f.embPrev
+	}
+	f.embIn, f.embPrev, f.embNext = false, nil, nil
+	e.embN--
+}
+
+// embScan is how many of the oldest embryonic records eviction looks at to
+// find one still in a SYN state.
+const embScan = 8
+
+// makeRoomEmbryo evicts the oldest embryonic record while the list is at
+// its bound, so a new handshake can join.
+func (e *Engine) makeRoomEmbryo(now int64, tx [2]TxSink) {
+	for e.embN >= e.cfg.MaxEmbryonic && e.evictEmbryo(now, tx) {
+	}
+}
+
+// evictEmbryo ends the oldest embryonic record, preferring one in a SYN
+// state. It reports false when there is none.
+func (e *Engine) evictEmbryo(now int64, tx [2]TxSink) bool {
+	v := e.embHead
+	if v == nil {
+		return false
+	}
+	for f, i := v, 0; f != nil && i < embScan; f, i = f.embNext, i+1 {
+		if f.state != stKex {
+			v = f
+			break
+		}
+	}
+	e.c.EmbryonicEvicted.Add(1)
+	if now-v.last < floodAge {
+		// Handshakes are pushed out before they could complete: SYNs
+		// arrive faster than far sides answer. Shed the unknown ones.
+		e.floodUntil = now + floodAge
+	}
+	switch v.state {
+	case stSynAckSent:
+		// Our SYN-ACK offered TCP-ENO: a real far side now counts on an
+		// encrypted connection, and without the record its Init1 could
+		// reach the host as data. Reset it (for a spoofed source the RST
+		// goes nowhere). The host is left alone: one frame per evicted
+		// record is what a flood costs here, and its SYN-RECEIVED state
+		// (if any: a host under a flood answers with SYN cookies) ends when
+		// its SYN-ACK retransmission draws the far side's RST.
+		v.reason = "evicted in the handshake"
+		e.opts.reset()
+		if v.toR.ok {
+			e.send(tx[Outside], &v.toR, &seg{seq: v.isnL + 1, ack: v.isnR + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
+		}
+		e.remove(v)
+	case stKex:
+		e.abort(v, tx, "evicted in the key exchange")
+	default:
+		// SYN-SENT, SYN-RECEIVED: nothing committed yet. The answer
+		// to the SYN passes untracked without TCP-ENO (or is dropped
+		// under the require policy), so the connection goes on in
+		// plain TCP or not at all, never half negotiated.
+		e.remove(v)
+	}
+	return true
+}
+
+// SYN floods from the outside. Bounding handshakes keeps the table usable,
+// but under a flood of rate r each record lives only MaxEmbryonic/r, and
+// every flood SYN costs the worker a record, a frame to the host and one
+// back: a flood beyond what the worker handles fills its receive rings, and
+// the kernel then drops frames of established connections as readily as
+// SYNs. So when a handshake record is evicted younger than floodAge (SYNs
+// come faster than real far sides answer; legitimate handshakes finish in a
+// round trip and leave the list), the engine sheds, for floodAge, SYNs from
+// the outside whose source address has had no encrypted connection through
+// it (a blind spoofer cannot make one: that takes the host's ISN), before
+// anything is allocated or forwarded. A few unknown sources still get in,
+// at MaxEmbryonic per floodAge, so each admitted handshake lives about
+// floodAge and new peers are not locked out entirely. Known peers' SYNs and
+// every segment of established flows go on as usual.
+const (
+	floodAge   = int64(4 * time.Second)
+	trustFor   = int64(time.Hour) // a peer stays known this long after its last encrypted connection
+	trustedMax = 1 << 16
+)
+
+// shedSYN reports whether a SYN from the outside with source far is to be
+// dropped as part of a flood.
+func (e *Engine) shedSYN(now int64, far netip.Addr) bool {
+	if now >= e.floodUntil {
+		return false
+	}
+	if t, ok := e.trusted[far]; ok && now-t < trustFor {
+		return false
+	}
+	e.synTokens = min(e.synTokens+float64(now-e.synAt)*float64(e.cfg.MaxEmbryonic)/float64(floodAge), 8)
+	e.synAt = now
+	if e.synTokens >= 1 {
+		e.synTokens--
+		return false
+	}
+	return true
+}
+
+// trust records that far completed an encrypted handshake.
+func (e *Engine) trust(now int64, far netip.Addr) {
+	if _, ok := e.trusted[far]; !ok && len(e.trusted) >= trustedMax {
+		for k := range e.trusted { // forget one at random
+			delete(e.trusted, k)
+			break
+		}
+	}
+	e.trusted[far] = now
+}
