@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,10 +45,10 @@ type NegotiatedConfig struct {
 // at any time). A new SYN on the tuple removes it at once (a new
 // connection). A restarted daemon loads the entries of the previous one,
 // giving those the previous run still held IdleLinger from the start. When
-// the set is full, expired entries go first, then the released entry with
-// the nearest deadline; held entries are never evicted (a hold that finds
-// no room is counted in Overflows and the tuple is then unknown to a later
-// daemon). Long deadlines cost little: every new connection's SYN passes
+// the set is full, expired entries go first, then the released entries
+// with the nearest deadlines, a sixteenth of the capacity at once; held
+// entries are never evicted (a hold that finds no room is counted in
+// Overflows and the tuple is then unknown to a later daemon). Long deadlines cost little: every new connection's SYN passes
 // the engine, which takes its tuple out, so an entry only ever matches
 // segments of the connection it was made for; what an expired entry costs
 // is that such a late segment passes (an inside host's plaintext) instead of
@@ -60,6 +61,8 @@ type NegotiatedSet struct {
 	now       func() time.Time
 	overflows atomic.Uint64
 	storeErrs atomic.Uint64
+	scratch   []int64 // makeRoom's deadlines
+	scans     int     // makeRoom calls (tests)
 }
 
 // CloseLinger is how long a tuple stays in the negotiated set after its
@@ -190,27 +193,40 @@ func (s *NegotiatedSet) has(k flowKey) bool {
 // else the released entry with the nearest deadline. It scans the whole set
 // (only when full). It reports false if every entry is held.
 func (s *NegotiatedSet) makeRoom() bool {
+	// One scan frees a sixteenth of the capacity (expired entries, then
+	// the released ones nearest their deadlines), so a set kept full by a
+	// high connection rate costs one scan per cap/16 new connections, not
+	// one per connection.
+	s.scans++
+	batch := max(1, s.cap/16)
 	now := s.now().UnixNano()
-	var victim flowKey
-	best := int64(-1)
-	freed := false
+	freed := 0
+	s.scratch = s.scratch[:0]
 	for k, d := range s.m {
 		switch {
 		case d == 0:
 		case d <= now:
 			s.del(k)
-			freed = true
-		case best < 0 || d < best:
-			victim, best = k, d
+			freed++
+		default:
+			s.scratch = append(s.scratch, d)
 		}
 	}
-	if freed {
-		return true
+	if freed >= batch || len(s.scratch) == 0 {
+		return freed > 0
 	}
-	if best < 0 {
-		return false
+	n := min(batch-freed, len(s.scratch))
+	slices.Sort(s.scratch)
+	limit := s.scratch[n-1]
+	for k, d := range s.m {
+		if n == 0 {
+			break
+		}
+		if d != 0 && d <= limit {
+			s.del(k)
+			n--
+		}
 	}
-	s.del(victim)
 	return true
 }
 

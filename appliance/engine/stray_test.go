@@ -206,6 +206,46 @@ func TestNegotiatedSetBound(t *testing.T) {
 	}
 }
 
+// A set kept full by new connections frees a sixteenth of its capacity per
+// scan, the released entries nearest their deadlines first: one scan per
+// capacity/16 new connections, not one per connection (with 2 x MaxFlows
+// entries and a scan per connection, the connection rate collapsed once the
+// set was full).
+func TestNegotiatedSetFullScansRarely(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 64, Now: func() time.Time { return now }})
+	a := func(i uint16) flowKey { return flowKey{in: netip.AddrPortFrom(addrA.Addr(), i), out: addrB} }
+	for i := range uint16(64) {
+		set.hold(a(i))
+		set.release(a(i), time.Duration(64-i)*time.Minute) // a(63) nearest its deadline
+	}
+	for i := range uint16(64) {
+		if !set.hold(a(1000 + i)) {
+			t.Fatalf("hold %d found no room", i)
+		}
+	}
+	if set.scans != 16 {
+		t.Errorf("%d scans for 64 new entries in a full set of 64, want 16", set.scans)
+	}
+	for i := range uint16(64) {
+		if set.has(a(i)) {
+			t.Errorf("released entry %d still in the set", i)
+		}
+	}
+	// The first scan took the four nearest deadlines, a(60)..a(63).
+	set = NewNegotiatedSet(NegotiatedConfig{Capacity: 64, Now: func() time.Time { return now }})
+	for i := range uint16(64) {
+		set.hold(a(i))
+		set.release(a(i), time.Duration(64-i)*time.Minute)
+	}
+	set.hold(a(1000))
+	for i := range uint16(64) {
+		if set.has(a(i)) != (i < 60) {
+			t.Fatalf("after one scan: entry %d in the set: %v", i, set.has(a(i)))
+		}
+	}
+}
+
 // An aborted encrypted connection's tuple stays in the set for CloseLinger
 // (late segments are reset), then goes (the tuple is plain to whoever
 // reuses it without a SYN the engine saw).
