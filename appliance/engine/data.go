@@ -592,6 +592,9 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		hostAck = e.hostAckFromWire(f, aw)
 		dup := aw == prevAckW && len(data) == 0 && !fin && p.Window() == prevWin
 		e.ownedLoss(now, f, si, dup, tx[Outside])
+		if f.keys != nil && f.keys.Owed() {
+			e.sendOwed(now, f, tx[Outside]) // R's window may have room for it now
+		}
 	}
 	e.closeCheck(now, f)
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)

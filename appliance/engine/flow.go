@@ -246,10 +246,15 @@ func (f *flow) info() FlowInfo {
 // would have to drop (RFC 7323 window scale taken into account).
 func (f *flow) scaleWin(w uint16) uint16 {
 	m := int64(f.segR())
-	win := int64(w) << f.wsR
+	en := &f.enc
+	// L's right edge: what is framed already plus the plaintext that fits in
+	// R's window beyond it (RFC 9293 §3.8.6); frames the appliance put in
+	// the stream itself (rekey answers) and short frames use R's window too.
+	free := max(en.ackW+int64(w)<<f.wsR-en.nextW, 0)
 	if m > tcpcrypt.Overhead {
-		win = win * (m - tcpcrypt.Overhead) / m
+		free = free * (m - tcpcrypt.Overhead) / m
 	}
+	win := max(en.nextH-en.ackH, 0) + free
 	room := int64(f.enc.store.max) - (f.enc.nextW - f.enc.ackW)
 	if m > tcpcrypt.Overhead {
 		room = room * (m - tcpcrypt.Overhead) / m

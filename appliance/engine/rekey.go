@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+
 // maybeRekey starts a rekey by local policy (bytes or time under one
 // generation, docs/protocol.md §14); the next frame carries the rekey bit.
 func (e *Engine) maybeRekey(now int64, f *flow) {
@@ -25,6 +27,12 @@ func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
 		e.logKeys(f) // the peer's rekey raised the local generation
 	}
 	if !f.keys.Owed() || f.enc.finH >= 0 {
+		return
+	}
+	// The answer waits for room in R's window (RFC 9293 §3.8.6): past its
+	// right edge R drops it, and every segment after it, with the ACKs they
+	// carry (RFC 9293 §3.10.7.4).
+	if en := &f.enc; en.nextW+tcpcrypt.Overhead > en.ackW+int64(f.winR)<<f.wsR {
 		return
 	}
 	if e.sealNew(now, f, nil, false, true, to) {
