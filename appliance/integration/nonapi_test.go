@@ -2,12 +2,7 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,33 +70,7 @@ func TestNeighboursWithoutNAPI(t *testing.T) {
 	topo := up(t, 98)
 	f := topo.Addr(topology.HostF)
 
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	blob := make([]byte, 20<<20)
-	if _, err := rand.Read(blob); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "blob"), blob, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(blob)
-	want := hex.EncodeToString(sum[:])
-	srv, err := topo.Start(topology.HostF, "http", "python3", "-u", "-m", "http.server", "8080", "--bind", "::", "--directory", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.WaitOutput("Serving HTTP", 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	echo, err := topo.Start(topology.HostF, "udp-echo", "python3", "-u", "-c", udpEcho)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := echo.WaitOutput("echo ready", 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	want := serveBlobAndEcho(t, topo, topology.HostF)
 	gro := func(n topology.Node, iface, on string) {
 		t.Helper()
 		if out, err := topo.Run(n, "ethtool", "-K", iface, "gro", on); err != nil {

@@ -122,6 +122,39 @@ while True:
     s.sendto(d, a)
 `
 
+// serveBlobAndEcho serves a random 20 MB file as /blob over HTTP on port 8080
+// and runs udpEcho on node; it returns the file's sha256 in hex.
+func serveBlobAndEcho(t *testing.T, topo *topology.Topology, node topology.Node) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 20<<20)
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "blob"), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(blob)
+	srv, err := topo.Start(node, "http", "python3", "-u", "-m", "http.server", "8080", "--bind", "::", "--directory", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitOutput("Serving HTTP", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	echo, err := topo.Start(node, "udp-echo", "python3", "-u", "-c", udpEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.WaitOutput("echo ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(sum[:])
+}
+
 // udpClient sends a random datagram to argv[1]:9000 and checks the echo.
 const udpClient = `
 import os, socket, sys
@@ -234,34 +267,7 @@ func TestPassthrough(t *testing.T) {
 		t.Fatal("topology has no VLAN addresses")
 	}
 
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	blob := make([]byte, 20<<20)
-	if _, err := rand.Read(blob); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "blob"), blob, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(blob)
-	want := hex.EncodeToString(sum[:])
-
-	srv, err := topo.Start(topology.HostB, "http", "python3", "-u", "-m", "http.server", "8080", "--bind", "::", "--directory", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.WaitOutput("Serving HTTP", 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	echo, err := topo.Start(topology.HostB, "udp-echo", "python3", "-u", "-c", udpEcho)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := echo.WaitOutput("echo ready", 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	want := serveBlobAndEcho(t, topo, topology.HostB)
 	if _, err := topo.Start(topology.HostB, "iperf3", "iperf3", "-s", "-p", "5201"); err != nil {
 		t.Fatal(err)
 	}
