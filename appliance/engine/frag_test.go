@@ -299,6 +299,30 @@ func TestFragmentsOfUnknownFlowPass(t *testing.T) {
 	}
 }
 
+// Fragments of a tuple in the negotiated set that this engine has no record
+// of (a previous run encrypted the connection) never cross, in either
+// direction: from the inside they may be plaintext, from the outside
+// ciphertext for the host.
+func TestFragmentsOfNegotiatedTupleWithoutRecordDropped(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{})
+	set.Add(addrA, addrB, time.Time{})
+	g := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+	for _, from := range []PortID{Inside, Outside} {
+		src, dst := addrA, addrB
+		if from == Outside {
+			src, dst = addrB, addrA
+		}
+		seg := tcpFrame(src, dst, 1000, 2000, ackF|pshF, 502, nil, markerData(1400))
+		in, out := g.pushAll(from, fragmentFrame(t, seg, 512, 7))
+		if len(in)+len(out) != 0 {
+			t.Fatalf("from %d: %d fragments crossed", from, len(in)+len(out))
+		}
+	}
+	if n := g.e.Counters().Drops[DropStale].Load(); n == 0 {
+		t.Fatal("no stale drop counted")
+	}
+}
+
 // RFC 5722: an overlapping fragment discards the whole datagram, including
 // fragments still to come; an exact duplicate is dropped alone.
 func TestFragmentOverlapAndDuplicate(t *testing.T) {
