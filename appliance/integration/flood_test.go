@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/bench"
 	"github.com/tcpinc/tcpinc/deploy/netns"
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
@@ -380,21 +380,11 @@ func linkOf(topo *topology.Topology, n topology.Node, iface string) (linkStats, 
 	if err != nil {
 		return linkStats{}, fmt.Errorf("ip link %s in %s: %v: %s", iface, n, err, out)
 	}
-	var ls []struct {
-		Address string `json:"address"`
-		Stats64 struct {
-			Rx struct {
-				Packets uint64 `json:"packets"`
-			} `json:"rx"`
-			Tx struct {
-				Packets uint64 `json:"packets"`
-			} `json:"tx"`
-		} `json:"stats64"`
+	li, err := bench.ParseLinkJSON([]byte(out))
+	if err != nil {
+		return linkStats{}, fmt.Errorf("ip link %s in %s: %v", iface, n, err)
 	}
-	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != 1 {
-		return linkStats{}, fmt.Errorf("ip link %s in %s: %v: %s", iface, n, err, out)
-	}
-	return linkStats{mac: ls[0].Address, rx: ls[0].Stats64.Rx.Packets, tx: ls[0].Stats64.Tx.Packets}, nil
+	return linkStats{mac: li.MAC.String(), rx: li.RxPackets, tx: li.TxPackets}, nil
 }
 
 // trafgenSYN is a trafgen configuration of a SYN with TCP-ENO (RFC 8547
