@@ -419,72 +419,6 @@ func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
 	e.c.Aborts.Add(1)
 }
 
-// kill ends a flow that will not be encrypted.
-func (e *Engine) kill(f *flow, reason int, why string) {
-	if reason >= 0 {
-		e.c.Fallbacks[reason].Add(1)
-	}
-	f.reason = why
-	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
-	// Keep a small record so the admin API can report the flow as plain;
-	// everything else goes (the fast path takes the flow from here on).
-	f.state = stPlain
-	e.embLeave(f)
-	e.freeBufs(f)
-	e.dropPrev(f) // this record now stands for the tuple's connection
-	e.unnegotiated(f)
-	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
-	f.enc, f.rcv = encDir{}, decDir{}
-}
-
-func (e *Engine) remove(f *flow) {
-	if f.held {
-		keep := CloseLinger
-		if f.idled {
-			keep = IdleLinger
-		}
-		e.neg.release(f.key, keep)
-		f.held = false
-	}
-	f.state = stDead
-	e.embLeave(f)
-	e.uncharge(f)
-	if f.keys != nil {
-		f.keys.Wipe()
-	}
-	f.kp = nil
-	if e.flows[f.key] == f {
-		delete(e.flows, f.key)
-		last := e.list[len(e.list)-1]
-		e.list[f.idx] = last
-		last.idx = f.idx
-		e.list[len(e.list)-1] = nil
-		e.list = e.list[:len(e.list)-1]
-		if p := f.prev; p != nil {
-			f.prev = nil
-			e.reinstate(f.last, p) // the SYN that displaced it was never answered
-		}
-	}
-}
-
-// send builds and transmits one segment with the given payload.
-func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
-	buf := to.Buffer()
-	if buf == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return false
-	}
-	hl, pl := t.build(buf, s, len(payload))
-	if pl == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return false
-	}
-	copy(pl, payload)
-	t.finish(buf, hl+len(payload))
-	to.Commit(hl + len(payload))
-	return true
-}
-
 // offers reports whether the configuration offers tep.
 func (e *Engine) offers(tep tcpcrypt.TEP) bool {
 	for _, t := range e.cfg.TEPs {
@@ -526,33 +460,6 @@ func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 	}
 }
 
-// reclaimWindow bounds how many records one full-table SYN examines, so a
-// SYN flood against a full table costs a constant amount per SYN.
-const reclaimWindow = 64
-
-// reclaim frees one record that no longer carries a live connection (a
-// connection left in plain TCP, kept only for the admin API, or one whose
-// both FINs are acknowledged) to make room for a new SYN. Without it a
-// busy appliance fills its table with finished connections, and new ones
-// would go on untracked, their later segments reset as strays. It reports
-// whether it freed one.
-func (e *Engine) reclaim() bool {
-	for range min(reclaimWindow, len(e.list)) {
-		if e.reclaimAt >= len(e.list) {
-			e.reclaimAt = 0
-		}
-		f := e.list[e.reclaimAt]
-		e.reclaimAt++
-		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
-			e.dropPrev(f) // the connection it displaced goes too
-			e.remove(f)
-			e.c.FlowsReclaimed.Add(1)
-			return true
-		}
-	}
-	return false
-}
-
 // capped handles a SYN that finds the flow table full: it goes on
 // untracked, in plain TCP (the fast path may then take the connection),
 // unless the policy requires encryption.
@@ -585,22 +492,4 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	f := e.newFlow(now, k, pol)
 	f.state, f.reason = stPlain, why
 	return Passthrough
-}
-
-// rstBoth resets both hosts of a flow that policy will not let go on in
-// plain TCP. An ack of 0 sends a bare RST; otherwise RST|ACK.
-func (e *Engine) rstBoth(f *flow, tx [2]TxSink, seqToL, ackToL, ackToR, seqToR uint32) {
-	e.opts.reset()
-	l := seg{seq: seqToL, flags: packet.FlagRST}
-	if ackToL != 0 {
-		l.ack, l.flags = ackToL, packet.FlagRST|packet.FlagACK
-	}
-	r := seg{seq: seqToR, ack: ackToR, flags: packet.FlagRST | packet.FlagACK}
-	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &l, nil)
-	}
-	if f.toR.ok {
-		e.send(tx[Outside], &f.toR, &r, nil)
-	}
-	e.c.Aborts.Add(1)
 }
