@@ -306,23 +306,8 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// (frag.go); a fragmented ICMP error is decided there too.
 		return e.fragment(now, from, tx)
 	}
-	if p.IsICMP() && from == Outside && p.IsPathMTU() {
-		return e.handlePTB(p)
-	}
-	if p.IsICMP() && from == Inside {
-		// An ICMP error about a segment the appliance delivered quotes
-		// decrypted plaintext (Linux quotes up to 548 bytes); one about
-		// a host segment quotes what was never sent as such. Neither may
-		// leave; the far side's path is the far appliance's business. A
-		// packet-too-big still lowers what the appliance sends L.
-		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
-			if p.IsPathMTU() {
-				return e.insidePTB(f, p, tx)
-			}
-			return e.drop(DropICMPQuote)
-		} else if f == nil && e.quotedNegotiated(p) {
-			return e.drop(DropICMPQuote) // about a segment a previous run delivered
-		}
+	if p.IsICMP() {
+		return e.icmp(from, p, tx)
 	}
 	if !p.IsTCP() {
 		return Passthrough
@@ -518,6 +503,31 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
 		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
 	}
+}
+
+// icmp handles an ICMP message: a packet-too-big from the outside may be
+// about our wire segments (pmtu.go); an error from the inside about a
+// negotiated connection never leaves.
+func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	if from == Outside && p.IsPathMTU() {
+		return e.handlePTB(p)
+	}
+	if from == Inside {
+		// An ICMP error about a segment the appliance delivered quotes
+		// decrypted plaintext (Linux quotes up to 548 bytes); one about
+		// a host segment quotes what was never sent as such. Neither may
+		// leave; the far side's path is the far appliance's business. A
+		// packet-too-big still lowers what the appliance sends L.
+		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			if p.IsPathMTU() {
+				return e.insidePTB(f, p, tx)
+			}
+			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
+		}
+	}
+	return Passthrough
 }
 
 // quotedTuple returns the source and destination of the TCP segment an ICMP

@@ -3,97 +3,18 @@ package engine
 import (
 	"errors"
 
-	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // fromOutside handles a segment from the far side R of a tracked flow.
 func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if f.state < stKex {
+		if v, done := e.handshakeFromOutside(now, f, p, tx); done {
+			return v
+		}
+	}
 	fl := p.Flags()
-	if fl&packet.FlagRST != 0 && f.state < stKex {
-		// A blind RST must not end the record: the SYN-ACK would then
-		// pass untracked and the connection run in plain TCP. In
-		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
-		// §3.10.7.3); else it must sit at R's next sequence number.
-		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
-			f.state != stSynSent && p.Seq() != f.isnR+1 {
-			if f.prev != nil {
-				return e.stale(now, f, p, Outside, tx) // the displaced connection's
-			}
-			return e.drop(DropOutOfWindow)
-		}
-		e.remove(f)
-		return Passthrough
-	}
-	switch f.state {
-	case stSynSent:
-		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
-			return e.farSYNACK(now, f, p, tx)
-		}
-		if fl&packet.FlagSYN != 0 {
-			// Simultaneous open: not negotiated on the inside host's
-			// behalf (its SYN-ACK would have to repeat our SYN option,
-			// ENO-31, and both SYNs carry b = 0, a role clash, ENO-30).
-			// The connection goes on in plain TCP: the host's SYN-ACK
-			// leaves without ENO (ENO-33) and no ACK from it carries ENO,
-			// so the far side falls back too (ENO-34).
-			if f.policy == Require {
-				// No plain TCP with this prefix: hold the far SYN back.
-				// The connection can then only go on through the far
-				// side's SYN-ACK to our SYN, where negotiation decides
-				// (or the policy resets both hosts).
-				return e.drop(DropPolicy)
-			}
-			return e.crossingSYN(f, p)
-		}
-		if f.prev == nil && fl&packet.FlagACK != 0 {
-			return e.synSentReset(now, f, p, tx)
-		}
-		return e.stale(now, f, p, Outside, tx)
-	case stSynRcvd:
-		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
-			e.clamp(f, p)
-			return ForwardInPlace
-		}
-		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
-			// Another SYN while the one that displaced a connection
-			// is unanswered (it may have been blind): it takes its place.
-			prev := f.prev
-			f.prev = nil
-			e.remove(f)
-			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
-		}
-		if fl&packet.FlagSYN == 0 {
-			return e.stale(now, f, p, Outside, tx)
-		}
-		return e.drop(DropStale)
-	case stSynAckSent:
-		if fl&packet.FlagSYN != 0 {
-			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
-				e.clamp(f, p)
-				return ForwardInPlace
-			}
-			return e.drop(DropStale)
-		}
-		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
-		// the inside host would accept decides (thirdAcceptable).
-		if !e.thirdAcceptable(f, p) {
-			return e.drop(DropOutOfWindow)
-		}
-		if !e.si.eno {
-			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
-		}
-		if f.res != nil {
-			f.role = eno.RoleB
-			e.resume(now, f, tx)
-			if f.state == stDead {
-				return Forwarded
-			}
-		} else if !e.startKex(now, f) {
-			return e.fallbackThird(f, p, tx, -1, f.reason) // counted by startKex
-		}
-	}
 	// Negotiated: only a segment R's TCP peer would accept goes on.
 	if v, ok := e.wireAccept(now, f, p, tx); !ok {
 		return v
@@ -131,25 +52,10 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	si := &e.si
 	d := &f.rcv
 	fl := p.Flags()
-	if si.hasTS {
-		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
-	}
-	prevWin := f.winR
-	f.winR = p.Window()
-	f.pktsIn++
-	hostAck := f.enc.ackH
 	prevAckW := f.enc.ackW
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
-	if fl&packet.FlagACK != 0 {
-		aw := unwrap(p.Ack(), f.isnL, f.enc.ackW)
-		hostAck = e.hostAckFromWire(f, aw)
-		dup := aw == prevAckW && len(data) == 0 && !fin && p.Window() == prevWin
-		e.ownedLoss(now, f, si, dup, tx[Outside])
-		if f.keys != nil && f.keys.Owed() {
-			e.sendOwed(now, f, tx[Outside]) // R's window may have room for it now
-		}
-	}
+	hostAck := e.wireACK(now, f, p, tx)
 	e.closeCheck(now, f)
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)
 	end := w + int64(len(data))
@@ -196,7 +102,40 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.dupAckR(f, tx[Outside])
 		return Forwarded
 	}
-	data = data[d.rcvW-w:]
+	return e.wireInOrder(now, f, data[d.rcvW-w:], hostAck, tx)
+}
+
+// wireACK takes in what every segment from R carries: its timestamps, its
+// window and its ACK, which frees the store (and shows lost bytes the
+// appliance owns, ownedLoss). It returns the ACK's host translation.
+func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (hostAck int64) {
+	si := &e.si
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
+	}
+	prevWin := f.winR
+	f.winR = p.Window()
+	f.pktsIn++
+	hostAck = f.enc.ackH
+	if fl&packet.FlagACK != 0 {
+		prevAckW := f.enc.ackW
+		aw := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+		hostAck = e.hostAckFromWire(f, aw)
+		dup := aw == prevAckW && len(p.Payload()) == 0 && fl&packet.FlagFIN == 0 && p.Window() == prevWin
+		e.ownedLoss(now, f, si, dup, tx[Outside])
+		if f.keys != nil && f.keys.Owed() {
+			e.sendOwed(now, f, tx[Outside]) // R's window may have room for it now
+		}
+	}
+	return hostAck
+}
+
+// wireInOrder takes R's bytes from rcvW on: to the decoder, or held while
+// earlier bytes are held or the keys are not there yet; then whatever the
+// held bytes complete.
+func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
+	d := &f.rcv
 	delivered := d.sentH
 	if d.held.n == 0 && f.dec != nil {
 		used, err := e.consume(now, f, data, tx)
@@ -223,7 +162,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	if d.sentH == delivered && hostAck != f.lastHostAck {
-		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
+		e.forwardAckToL(f, tx[Inside], &e.si, hostAck, false)
 	}
 	return Forwarded
 }

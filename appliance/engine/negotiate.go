@@ -406,6 +406,104 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	return Forwarded
 }
 
+// handshakeFromOutside handles a segment from R while the handshake is
+// under way. done is false when the segment is R's third one and the flow
+// is now negotiated: it goes on as a segment of a negotiated flow.
+func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (v Verdict, done bool) {
+	fl := p.Flags()
+	if fl&packet.FlagRST != 0 {
+		// A blind RST must not end the record: the SYN-ACK would then
+		// pass untracked and the connection run in plain TCP. In
+		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
+		// §3.10.7.3); else it must sit at R's next sequence number.
+		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
+			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			if f.prev != nil {
+				return e.stale(now, f, p, Outside, tx), true // the displaced connection's
+			}
+			return e.drop(DropOutOfWindow), true
+		}
+		e.remove(f)
+		return Passthrough, true
+	}
+	switch f.state {
+	case stSynSent:
+		return e.synSentFromOutside(now, f, p, tx), true
+	case stSynRcvd:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
+			e.clamp(f, p)
+			return ForwardInPlace, true
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
+			// Another SYN while the one that displaced a connection
+			// is unanswered (it may have been blind): it takes its place.
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx), true
+		}
+		if fl&packet.FlagSYN == 0 {
+			return e.stale(now, f, p, Outside, tx), true
+		}
+		return e.drop(DropStale), true
+	case stSynAckSent:
+		if fl&packet.FlagSYN != 0 {
+			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
+				e.clamp(f, p)
+				return ForwardInPlace, true
+			}
+			return e.drop(DropStale), true
+		}
+		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
+		// the inside host would accept decides (thirdAcceptable).
+		if !e.thirdAcceptable(f, p) {
+			return e.drop(DropOutOfWindow), true
+		}
+		if !e.si.eno {
+			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO"), true
+		}
+		if f.res != nil {
+			f.role = eno.RoleB
+			e.resume(now, f, tx)
+			if f.state == stDead {
+				return Forwarded, true
+			}
+		} else if !e.startKex(now, f) {
+			return e.fallbackThird(f, p, tx, -1, f.reason), true // counted by startKex
+		}
+	}
+	return 0, false
+}
+
+// synSentFromOutside handles a segment from R while the inside host's SYN,
+// with our option, waits for R's answer.
+func (e *Engine) synSentFromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+		return e.farSYNACK(now, f, p, tx)
+	}
+	if fl&packet.FlagSYN != 0 {
+		// Simultaneous open: not negotiated on the inside host's
+		// behalf (its SYN-ACK would have to repeat our SYN option,
+		// ENO-31, and both SYNs carry b = 0, a role clash, ENO-30).
+		// The connection goes on in plain TCP: the host's SYN-ACK
+		// leaves without ENO (ENO-33) and no ACK from it carries ENO,
+		// so the far side falls back too (ENO-34).
+		if f.policy == Require {
+			// No plain TCP with this prefix: hold the far SYN back.
+			// The connection can then only go on through the far
+			// side's SYN-ACK to our SYN, where negotiation decides
+			// (or the policy resets both hosts).
+			return e.drop(DropPolicy)
+		}
+		return e.crossingSYN(f, p)
+	}
+	if f.prev == nil && fl&packet.FlagACK != 0 {
+		return e.synSentReset(now, f, p, tx)
+	}
+	return e.stale(now, f, p, Outside, tx)
+}
+
 // refuse resets both hosts when policy requires encryption and the far
 // side did not negotiate: the SYN-ACK is answered with RST, and the inside
 // host gets an RST acknowledging its SYN.

@@ -82,23 +82,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	si := &e.si
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
-	if si.hasTS {
-		f.tsL, f.ecrL = newerTS(f.tsL, si.tsVal), si.tsEcr
-	}
-	win := p.Window()
-	f.winL = win
-	f.pktsIn++
-	if fl&packet.FlagURG != 0 {
-		e.c.URGStripped.Add(1) // docs/protocol.md §13: not generated; the data goes on as normal data
-	}
-	ackW := f.ackToR()
-	if fl&packet.FlagACK != 0 {
-		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
-	}
-	e.closeCheck(now, f)
-	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
-		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
-	}
+	ackW := e.hostACK(now, f, p, tx)
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH
@@ -151,6 +135,33 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.drop(DropStoreFull)
 	}
 	return Forwarded
+}
+
+// hostACK takes in what every segment from L carries: its timestamps, its
+// window (which may let plaintext waiting for it go) and its ACK, which
+// frees R's frames. It returns the ACK's wire translation.
+func (e *Engine) hostACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ackW int64) {
+	si := &e.si
+	d := &f.rcv
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsL, f.ecrL = newerTS(f.tsL, si.tsVal), si.tsEcr
+	}
+	win := p.Window()
+	f.winL = win
+	f.pktsIn++
+	if fl&packet.FlagURG != 0 {
+		e.c.URGStripped.Add(1) // docs/protocol.md §13: not generated; the data goes on as normal data
+	}
+	ackW = f.ackToR()
+	if fl&packet.FlagACK != 0 {
+		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
+	}
+	e.closeCheck(now, f)
+	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
+		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
+	}
+	return ackW
 }
 
 // wireAckFromHost takes L's cumulative ACK of R's host stream and returns
@@ -253,52 +264,63 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 	for i := 0; i < nfr; i++ {
 		n := min(len(data), max)
 		last := i == nfr-1
-		sk, err := f.keys.Send(n, fin && last)
-		if err != nil {
+		if !e.sealFrame(now, f, data[:n], fin && last, last && (psh || fin), to) {
 			return false
-		}
-		hdr := tcpcrypt.FrameHeader{Rekey: sk.Rekey, FIN: fin && last}
-		wl := n + tcpcrypt.Overhead
-		buf := e.scratch[:wl]
-		copy(buf[tcpcrypt.DataOffset:], data[:n])
-		fr, err := sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW))
-		if err != nil {
-			return false
-		}
-		en.store.write(en.nextW, fr)
-		if sk.Generation > en.forgotBelow {
-			// Frames are resent from the store, never sealed again: the
-			// older generations' sending keys can go at once (RFC 8548
-			// §3.8, TC-60), however fast the far side rekeys.
-			f.keys.Forget(sk.Generation)
-			en.forgotBelow = sk.Generation
-		}
-		rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin && last}
-		en.frames.push(rec)
-		en.nextH += int64(n)
-		en.nextW += int64(wl)
-		en.genBytes += int64(wl)
-		if rec.fin {
-			en.finH, en.finW = en.nextH, en.nextW
-		}
-		f.bytesOut += uint64(n)
-		e.c.FramesSealed.Add(1)
-		flags := uint8(packet.FlagACK)
-		if last && (psh || fin) {
-			flags |= packet.FlagPSH
-		}
-		if rec.fin {
-			flags |= packet.FlagFIN
-		}
-		e.sendWire(f, to, rec.w, wl, flags, true)
-		if rec.owned() {
-			en.ownedN++
-			en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
 		}
 		data = data[n:]
 	}
 	if f.keys.Owed() {
 		e.sendOwed(now, f, to)
+	}
+	return true
+}
+
+// sealFrame seals one frame of data (FIN: the frame ends the stream),
+// keeps it in the store and sends it, PSH set if psh.
+func (e *Engine) sealFrame(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+	en := &f.enc
+	n := len(data)
+	sk, err := f.keys.Send(n, fin)
+	if err != nil {
+		return false
+	}
+	hdr := tcpcrypt.FrameHeader{Rekey: sk.Rekey, FIN: fin}
+	wl := n + tcpcrypt.Overhead
+	buf := e.scratch[:wl]
+	copy(buf[tcpcrypt.DataOffset:], data)
+	fr, err := sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW))
+	if err != nil {
+		return false
+	}
+	en.store.write(en.nextW, fr)
+	if sk.Generation > en.forgotBelow {
+		// Frames are resent from the store, never sealed again: the
+		// older generations' sending keys can go at once (RFC 8548
+		// §3.8, TC-60), however fast the far side rekeys.
+		f.keys.Forget(sk.Generation)
+		en.forgotBelow = sk.Generation
+	}
+	rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin}
+	en.frames.push(rec)
+	en.nextH += int64(n)
+	en.nextW += int64(wl)
+	en.genBytes += int64(wl)
+	if rec.fin {
+		en.finH, en.finW = en.nextH, en.nextW
+	}
+	f.bytesOut += uint64(n)
+	e.c.FramesSealed.Add(1)
+	flags := uint8(packet.FlagACK)
+	if psh {
+		flags |= packet.FlagPSH
+	}
+	if rec.fin {
+		flags |= packet.FlagFIN
+	}
+	e.sendWire(f, to, rec.w, wl, flags, true)
+	if rec.owned() {
+		en.ownedN++
+		en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
 	}
 	return true
 }
