@@ -306,23 +306,8 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		// (frag.go); a fragmented ICMP error is decided there too.
 		return e.fragment(now, from, tx)
 	}
-	if p.IsICMP() && from == Outside && p.IsPathMTU() {
-		return e.handlePTB(p)
-	}
-	if p.IsICMP() && from == Inside {
-		// An ICMP error about a segment the appliance delivered quotes
-		// decrypted plaintext (Linux quotes up to 548 bytes); one about
-		// a host segment quotes what was never sent as such. Neither may
-		// leave; the far side's path is the far appliance's business. A
-		// packet-too-big still lowers what the appliance sends L.
-		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
-			if p.IsPathMTU() {
-				return e.insidePTB(f, p, tx)
-			}
-			return e.drop(DropICMPQuote)
-		} else if f == nil && e.quotedNegotiated(p) {
-			return e.drop(DropICMPQuote) // about a segment a previous run delivered
-		}
+	if p.IsICMP() {
+		return e.icmp(from, p, tx)
 	}
 	if !p.IsTCP() {
 		return Passthrough
@@ -377,37 +362,41 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	return e.fromOutside(now, f, p, tx)
 }
 
-// sweepEvery is the granularity of the engine's timers.
-const sweepEvery = int64(10 * time.Millisecond)
-
-// Tick runs timers: Init retransmission, rekeying by time, expiry, and the
-// completions of public-key work. Call it between batches.
-func (e *Engine) Tick(now int64, tx [2]TxSink) {
-	e.poll(now, tx)
-	e.fragExpire(now)
-	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
-	// table at most every sweepEvery, however often the worker ticks.
-	if now < e.nextSweep {
+// poll collects finished public-key work and retries refused submissions.
+func (e *Engine) poll(now int64, tx [2]TxSink) {
+	if e.client == nil {
 		return
 	}
-	e.nextSweep = now + sweepEvery
-	// Visit a slice of the table per sweep so that one sweep costs little
-	// however many flows there are: every flow comes round within
-	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
-	n := max(len(e.list)/sweepRounds+1, 256)
-	for i := 0; i < n && len(e.list) > 0; i++ {
-		if e.cursor >= len(e.list) {
-			e.cursor = 0
+	for {
+		n := e.client.Poll(e.jobs[:])
+		for i := 0; i < n; i++ {
+			j := &e.jobs[i]
+			f := j.Arg.(*flow)
+			j.Arg = nil
+			f.kexBusy = false
+			if f.state != stKex || f.id != j.Token {
+				continue
+			}
+			if j.Err != nil {
+				f.sessErr = j.Err
+			}
+			e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
+			f.sessOut, f.sessErr = nil, nil
 		}
-		f := e.list[e.cursor]
-		e.tickFlow(now, f, tx)
-		if f.state != stDead {
-			e.cursor++
-		} // else remove swapped another flow into this slot
+		if n < len(e.jobs) {
+			break
+		}
+	}
+	if len(e.retry) > 0 {
+		rs := e.retry
+		e.retry = nil // startSession may append: do not share rs's array
+		for _, f := range rs {
+			if f.state == stKex && f.kexWant {
+				e.startSession(now, f, tx)
+			}
+		}
 	}
 }
-
-const sweepRounds = 20
 
 // Flows calls fn with a snapshot of every flow. Call it between batches,
 // on the worker's goroutine.
@@ -514,6 +503,31 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
 		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
 	}
+}
+
+// icmp handles an ICMP message: a packet-too-big from the outside may be
+// about our wire segments (pmtu.go); an error from the inside about a
+// negotiated connection never leaves.
+func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	if from == Outside && p.IsPathMTU() {
+		return e.handlePTB(p)
+	}
+	if from == Inside {
+		// An ICMP error about a segment the appliance delivered quotes
+		// decrypted plaintext (Linux quotes up to 548 bytes); one about
+		// a host segment quotes what was never sent as such. Neither may
+		// leave; the far side's path is the far appliance's business. A
+		// packet-too-big still lowers what the appliance sends L.
+		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			if p.IsPathMTU() {
+				return e.insidePTB(f, p, tx)
+			}
+			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
+		}
+	}
+	return Passthrough
 }
 
 // quotedTuple returns the source and destination of the TCP segment an ICMP

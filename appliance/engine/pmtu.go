@@ -72,19 +72,6 @@ func (f *flow) optLenR() int {
 	return n
 }
 
-// sendWire sends stored wire bytes [w, w+n) toward R in segments that fit
-// the path, FIN and PSH on the last one only. A frame sealed before the path
-// MTU fell thus goes out as several segments of its same bytes.
-func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
-	room := max(f.segR()-f.optLenR(), 1)
-	for n > room {
-		e.sendStored(f, to, w, room, flags&^(packet.FlagFIN|packet.FlagPSH), hostEcho)
-		w += int64(room)
-		n -= room
-	}
-	e.sendStored(f, to, w, n, flags, hostEcho)
-}
-
 // handlePTB handles an ICMP packet-too-big from the outside. One about our
 // wire segment of a negotiated connection is accepted only if the quoted
 // sequence number is in flight (RFC 5927 §4.1: SND.UNA <= SEG.SEQ <
