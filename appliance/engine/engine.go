@@ -94,6 +94,11 @@ type Deps struct {
 	// encrypted connection and key generation, with the keys: for
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
+	// MTU is the largest IP packet both ports carry: the smaller port MTU,
+	// and no more than a TX frame holds. The engine lowers every MSS it
+	// reads from a SYN, and the MSS option of every SYN it rewrites, to
+	// fit it (mss.go). 0: no limit.
+	MTU int
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -319,6 +324,9 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		k = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
 	}
 	e.si.read(p)
+	if e.si.hasMSS {
+		e.si.mss = min(e.si.mss, e.mssCap(p))
+	}
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {

@@ -285,6 +285,10 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		// Deferred before the workers start, so it runs after they stop
 		// (or are abandoned).
 		defer engines.Close()
+		if engines.MTU, err = appliance.PortMTU(cfg); err != nil {
+			return err
+		}
+		log.Info("segment size cap", "mtu", engines.MTU)
 		opt.NewHandler = engines.NewHandler
 		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 		if cfg.PinDir != "" {
