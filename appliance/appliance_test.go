@@ -12,8 +12,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
-	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // rig is two MemPorts per queue behind a MemBump: frames arrive with
@@ -250,8 +249,8 @@ func TestSameFramesWithAndWithoutFastPath(t *testing.T) {
 	}
 }
 
-func key4(c, s netip.Addr, cp, sp uint16) xsk.FlowKey {
-	return fastKey(flowtable.KeyFrom(netip.AddrPortFrom(c, cp), netip.AddrPortFrom(s, sp)))
+func key4(c, s netip.Addr, cp, sp uint16) flow.Key {
+	return flow.KeyFrom(netip.AddrPortFrom(c, cp), netip.AddrPortFrom(s, sp))
 }
 
 // TestFastPathLifecycle: a flow enters the map (both directions) after SYN
@@ -308,9 +307,7 @@ func TestFastPathLifecycle(t *testing.T) {
 	}
 }
 
-func keyRev(k xsk.FlowKey) xsk.FlowKey {
-	return xsk.FlowKey{Src: k.Dst, Dst: k.Src, SrcPort: k.DstPort, DstPort: k.SrcPort, Family: k.Family}
-}
+func keyRev(k flow.Key) flow.Key { return k.Reverse() }
 
 // TestSynClearsStaleFastPath: a tuple the table forgot but the map still
 // lists (the kernel forwarded its FIN) is cleared by the next SYN on it.
@@ -385,7 +382,7 @@ func TestDropsAreCounted(t *testing.T) {
 // `owner` of n owns.
 func ownedBy(owner, n int) uint16 {
 	sp := uint16(1000)
-	for flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Owner(n) != owner {
+	for flow.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Owner(n) != owner {
 		sp++
 	}
 	return sp
@@ -431,7 +428,7 @@ func TestHandoff(t *testing.T) {
 	if s[0].FastInserts != 1 {
 		t.Fatalf("fast-path inserts = %d, want 1 by the owner", s[0].FastInserts)
 	}
-	ck := flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()
+	ck := flow.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()
 	if _, ok := r.a.workers[1].flows.Lookup(ck); !ok {
 		t.Fatal("the owner has no state for the flow")
 	}

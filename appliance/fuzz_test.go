@@ -57,7 +57,7 @@ func FuzzClassifyMatchesParser(f *testing.F) {
 		if !tcp || p.Decode(frame) != nil || !p.IsTCP() {
 			return
 		}
-		if got := fastKey(keyOf(&p)); got != key {
+		if got, _ := p.FlowKey(); got != key {
 			t.Fatalf("classifier key %+v, parser key %+v", key, got)
 		}
 	})

@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 
-	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // MemBump is the in-memory model of the XDP classifier on both ports (xsk's
@@ -34,7 +33,7 @@ import (
 type MemBump struct {
 	mu      sync.Mutex
 	enabled bool
-	flows   map[xsk.FlowKey]uint64 // frames forwarded per listed direction
+	flows   map[flow.Key]uint64 // frames forwarded per listed direction
 	ports   [2][]*MemPort
 	wires   [2]func([]byte) // wires[p]: frames leaving port p
 	// Redirected counts frames the model forwarded on the fast path, per
@@ -49,14 +48,14 @@ type MemBump struct {
 func NewMemBump(inside, outside []*MemPort, wires [2]func([]byte), fastPath bool, maxFlows int) *MemBump {
 	return &MemBump{
 		enabled: fastPath,
-		flows:   make(map[xsk.FlowKey]uint64, maxFlows),
+		flows:   make(map[flow.Key]uint64, maxFlows),
 		ports:   [2][]*MemPort{inside, outside},
 		wires:   wires,
 	}
 }
 
 // AllowFastPath implements FastPath.
-func (b *MemBump) AllowFastPath(k xsk.FlowKey) error {
+func (b *MemBump) AllowFastPath(k flow.Key) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.flows[k]; !ok {
@@ -66,7 +65,7 @@ func (b *MemBump) AllowFastPath(k xsk.FlowKey) error {
 }
 
 // RemoveFastPath implements FastPath.
-func (b *MemBump) RemoveFastPath(k xsk.FlowKey) error {
+func (b *MemBump) RemoveFastPath(k flow.Key) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.flows, k)
@@ -74,7 +73,7 @@ func (b *MemBump) RemoveFastPath(k xsk.FlowKey) error {
 }
 
 // Listed reports whether direction k is in the fast-path map.
-func (b *MemBump) Listed(k xsk.FlowKey) bool {
+func (b *MemBump) Listed(k flow.Key) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.flows[k]
@@ -110,15 +109,14 @@ func (b *MemBump) Arrive(port PortID, frame []byte) bool {
 	q := 0
 	if tcp && len(qs) > 1 {
 		// RSS stand-in: a symmetric hash of the tuple.
-		fk := flowtable.Key{Addr: [2][16]byte{key.Src, key.Dst}, Port: [2]uint16{key.SrcPort, key.DstPort}, Family: key.Family}
-		q = fk.Owner(len(qs))
+		q = key.Owner(len(qs))
 	}
 	return qs[q].Inject(frame)
 }
 
 // classify applies the classifier's rules (see MemBump). toPeer means the
 // fast path; tcp means key holds the frame's TCP flow direction.
-func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
+func (b *MemBump) classify(f []byte) (toPeer bool, key flow.Key, tcp bool) {
 	if len(f) < 14 {
 		return false, key, false
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/flow"
 	"github.com/tcpinc/tcpinc/flowtable"
 )
 
@@ -33,7 +34,7 @@ type worker struct {
 	in       []*lane // frames from the other workers
 	nextAge  int64   // when to run the next expiry pass (ns)
 	nextTick int64   // when the handler's Tick is next due (ns)
-	lastKey  flowtable.Key
+	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
@@ -112,19 +113,19 @@ const (
 )
 
 // classify decodes frame into w.pkt.
-func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) {
+func (w *worker) classify(from PortID, frame []byte) (frameKind, flow.Key) {
 	err := w.pkt.Decode(frame)
 	if w.pkt.IsFragment() {
 		// Every fragment goes to a handler that may need it (an engine),
 		// even one that does not decode: a later fragment has no ports, a
 		// first one may belong to an encrypted flow.
 		if _, none := w.h.(Passthrough); !none {
-			return kindFragment, flowtable.Key{}
+			return kindFragment, flow.Key{}
 		}
 	}
 	if err != nil {
 		w.t[from].unparsed++
-		return kindOther, flowtable.Key{}
+		return kindOther, flow.Key{}
 	}
 	if k, ok := w.pkt.FlowKey(); ok {
 		return kindTCP, k
@@ -134,7 +135,7 @@ func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) 
 			return kindICMPQuote, k
 		}
 	}
-	return kindOther, flowtable.Key{}
+	return kindOther, flow.Key{}
 }
 
 // dispatch handles a frame this worker received: its own flows here, other
@@ -182,10 +183,10 @@ func (w *worker) drainHandoffs(now int64) int {
 
 // process gives a frame of an owned flow to the handler and carries out
 // its verdict. w.pkt holds the frame's decoding.
-func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	flags := w.pkt.Flags()
 	frag := w.pkt.IsFragment()
-	v := w.h.Handle(now, engine.PortID(from), frame, w.sinks)
+	v := w.h.Handle(now, from, frame, w.sinks)
 	t := &w.t[from]
 	switch v {
 	case engine.Passthrough, engine.ForwardInPlace:
@@ -211,7 +212,7 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 // segments of one flow; the flow table needs only the first of them (it
 // refreshes the idle time, and the batch shares one clock). Segments with
 // SYN, FIN or RST always count.
-func (w *worker) track(key flowtable.Key, flags uint8, now int64, pass bool) {
+func (w *worker) track(key flow.Key, flags uint8, now int64, pass bool) {
 	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
 	if flags&control == 0 && w.hasLast && key == w.lastKey && pass == w.lastPass {
 		return
