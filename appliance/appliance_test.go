@@ -11,18 +11,19 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/memport"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/flow"
 )
 
-// rig is two MemPorts per queue behind a MemBump: frames arrive with
+// rig is two memport.Ports per queue behind a memport.Bump: frames arrive with
 // Arrive, leave on out[port] (worker-transmitted and fast-path frames in one
 // ordered stream).
 type rig struct {
 	a    *Appliance
-	bump *MemBump
-	in   []*MemPort // inside port, per queue
-	outp []*MemPort // outside port, per queue
+	bump *memport.Bump
+	in   []*memport.Port // inside port, per queue
+	outp []*memport.Port // outside port, per queue
 	out  [2][][]byte
 	now  time.Duration
 }
@@ -65,7 +66,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	var ports [2][]Port
 	for p := range 2 {
 		for range o.queues {
-			mp, err := NewMemPort(o.frames, o.frameSize[p], sinks[p])
+			mp, err := memport.New(o.frames, o.frameSize[p], sinks[p])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +81,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	if o.flows == (config.Flows{}) {
 		o.flows = config.Flows{Max: 1024, HandshakeTimeout: time.Second, IdleTimeout: 10 * time.Second, CloseGrace: 2 * time.Second}
 	}
-	r.bump = NewMemBump(r.in, r.outp, sinks, o.fastPath, 1024)
+	r.bump = memport.NewBump(r.in, r.outp, sinks, o.fastPath, 1024)
 	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler}
 	if o.fastPath {
 		opt.FastPath = r.bump
@@ -507,13 +508,13 @@ func TestWorkerZeroAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkWorkerPassthrough measures the worker loop over MemPorts:
+// BenchmarkWorkerPassthrough measures the worker loop over in-memory ports (memport):
 // established TCP flows (one, or 64 interleaved), batches of 64, fast path
 // off so every frame goes through a worker (receive, parse, Passthrough
 // handler, flow table, copy into a TX frame, Kick). "handoff" runs two
 // queues with every frame arriving at the worker that does not own its flow
 // (copy into a hand-off slot, ring, the owner's round). ns/op is per frame;
-// it includes MemPort's copies in and out, which stand in for the kernel's.
+// it includes memport.Port's copies in and out, which stand in for the kernel's.
 func BenchmarkWorkerPassthrough(b *testing.B) {
 	for _, bc := range []struct {
 		size, flows int
@@ -551,7 +552,7 @@ func BenchmarkWorkerPassthrough(b *testing.B) {
 }
 
 // TestStartStop runs the workers on their own pinned threads (the daemon's
-// mode) over MemPorts while frames arrive from another goroutine, then stops
+// mode) over in-memory ports (memport) while frames arrive from another goroutine, then stops
 // them: every frame must come out, and Stop must return.
 func TestStartStop(t *testing.T) {
 	var mu sync.Mutex
@@ -560,15 +561,15 @@ func TestStartStop(t *testing.T) {
 		func([]byte) { mu.Lock(); got[0]++; mu.Unlock() },
 		func([]byte) { mu.Lock(); got[1]++; mu.Unlock() },
 	}
-	in, err := NewMemPort(256, 2048, sinks[0])
+	in, err := memport.New(256, 2048, sinks[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := NewMemPort(256, 2048, sinks[1])
+	out, err := memport.New(256, 2048, sinks[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	bump := NewMemBump([]*MemPort{in}, []*MemPort{out}, sinks, true, 64)
+	bump := memport.NewBump([]*memport.Port{in}, []*memport.Port{out}, sinks, true, 64)
 	cpus := []int{0}
 	if runtime.NumCPU() > 1 {
 		cpus = []int{1, 0}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/flow"
 	"github.com/tcpinc/tcpinc/flowtable"
 )
@@ -223,8 +224,8 @@ func (w *worker) track(key flow.Key, flags uint8, now int64, pass bool) {
 
 // wait sleeps until either port may have frames, or the idle time passes.
 func (w *worker) wait() error {
-	if pw, ok := w.ports[0].(pairWaiter); ok {
-		if handled, err := pw.waitPair(w.ports[1], w.idle); handled {
+	if pw, ok := w.ports[0].(bump.PairWaiter); ok {
+		if handled, err := pw.WaitPair(w.ports[1], w.idle); handled {
 			return err
 		}
 	}
@@ -233,11 +234,4 @@ func (w *worker) wait() error {
 		return err
 	}
 	return w.ports[1].Wait(w.idle / 2)
-}
-
-// pairWaiter is a Port that can wait on itself and another port of its own
-// kind at once (one poll(2) over two AF_XDP sockets). handled is false when
-// other is of another kind.
-type pairWaiter interface {
-	waitPair(other Port, timeout time.Duration) (handled bool, err error)
 }

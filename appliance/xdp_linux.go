@@ -37,9 +37,9 @@ func (p *xskPort) Wait(timeout time.Duration) error {
 	return err
 }
 
-// waitPair is one poll(2) over p's socket and other's (a worker's inside
-// and outside queue).
-func (p *xskPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+// WaitPair implements bump.PairWaiter: one poll(2) over p's socket and
+// other's (a worker's inside and outside queue).
+func (p *xskPort) WaitPair(other Port, timeout time.Duration) (bool, error) {
 	o, ok := other.(*xskPort)
 	if !ok {
 		return false, nil
