@@ -204,7 +204,7 @@ func TestSameFramesWithAndWithoutFastPath(t *testing.T) {
 				var want [2][][]byte
 				for _, s := range script() {
 					r.send(s.port, s.b)
-					want[1-portIndex(s.port)] = append(want[1-portIndex(s.port)], s.b)
+					want[1-s.port.Index()] = append(want[1-s.port.Index()], s.b)
 				}
 				for p := range 2 {
 					if len(r.out[p]) != len(want[p]) {
@@ -409,7 +409,7 @@ func TestHandoff(t *testing.T) {
 	}
 	var want [2][][]byte
 	for _, s := range st {
-		want[1-portIndex(s.port)] = append(want[1-portIndex(s.port)], s.b)
+		want[1-s.port.Index()] = append(want[1-s.port.Index()], s.b)
 	}
 	for p := range 2 {
 		if len(r.out[p]) != len(want[p]) {
@@ -469,8 +469,8 @@ func TestCounters(t *testing.T) {
 	var framesIn [2]uint64
 	for _, s := range script() {
 		r.send(s.port, s.b)
-		bytesIn[portIndex(s.port)] += uint64(len(s.b))
-		framesIn[portIndex(s.port)]++
+		bytesIn[s.port.Index()] += uint64(len(s.b))
+		framesIn[s.port.Index()]++
 	}
 	st := r.a.Stats()
 	for p := range 2 {

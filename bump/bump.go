@@ -29,6 +29,15 @@ const (
 // Other is the port across the bump from p.
 func (p PortID) Other() PortID { return 1 - p }
 
+// Index is p as an index of the [2] arrays of per-port state: 0 for
+// Inside, 1 for any other value.
+func (p PortID) Index() int {
+	if p == Inside {
+		return 0
+	}
+	return 1
+}
+
 func (p PortID) String() string {
 	switch p {
 	case Inside:

@@ -85,7 +85,7 @@ func (b *Bump) Listed(k flow.Key) bool {
 func (b *Bump) Redirected(port bump.PortID) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.redirected[portIndex(port)]
+	return b.redirected[port.Index()]
 }
 
 // Arrive is a frame arriving on port from its wire. It reports false if the
@@ -94,11 +94,11 @@ func (b *Bump) Arrive(port bump.PortID, frame []byte) bool {
 	b.mu.Lock()
 	toPeer, key, tcp := b.classify(frame)
 	if toPeer {
-		b.redirected[portIndex(port)]++
+		b.redirected[port.Index()]++
 		if tcp {
 			b.flows[key]++
 		}
-		out := b.wires[1-portIndex(port)]
+		out := b.wires[1-port.Index()]
 		b.mu.Unlock()
 		if out != nil {
 			out(frame)
@@ -106,7 +106,7 @@ func (b *Bump) Arrive(port bump.PortID, frame []byte) bool {
 		return true
 	}
 	b.mu.Unlock()
-	qs := b.ports[portIndex(port)]
+	qs := b.ports[port.Index()]
 	q := 0
 	if tcp && len(qs) > 1 {
 		// RSS stand-in: a symmetric hash of the tuple.
@@ -191,11 +191,4 @@ func (b *Bump) classify(f []byte) (toPeer bool, key flow.Key, tcp bool) {
 // parameter problem.
 func icmpv4Error(typ byte) bool {
 	return typ == 3 || typ == 4 || typ == 5 || typ == 11 || typ == 12
-}
-
-func portIndex(p bump.PortID) int {
-	if p == bump.Inside {
-		return 0
-	}
-	return 1
 }
