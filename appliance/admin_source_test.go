@@ -17,16 +17,17 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/memport"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
-// liveBump is one appliance as tcpincd runs it, on MemPorts: workers on
+// liveBump is one appliance as tcpincd runs it, on in-memory ports (memport): workers on
 // their own goroutines (Start), real engines with the shared key pool and
 // resumption cache, and the admin API over an AdminSource.
 type liveBump struct {
 	a       *Appliance
-	bump    *MemBump
+	bump    *memport.Bump
 	engines *Engines
 	src     *AdminSource
 	api     *admin.Client
@@ -46,15 +47,15 @@ func newLiveBump(t *testing.T, name string) *liveBump {
 		}
 	}
 	toWire := func(f []byte) { g.peer.bump.Arrive(Outside, f) }
-	in, err := NewMemPort(512, 2048, toHost)
+	in, err := memport.New(512, 2048, toHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := NewMemPort(512, 2048, toWire)
+	out, err := memport.New(512, 2048, toWire)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.bump = NewMemBump([]*MemPort{in}, []*MemPort{out}, [2]func([]byte){toHost, toWire}, true, 1024)
+	g.bump = memport.NewBump([]*memport.Port{in}, []*memport.Port{out}, [2]func([]byte){toHost, toWire}, true, 1024)
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
 	log := slog.New(slog.DiscardHandler)
@@ -248,7 +249,7 @@ func TestAdminSourceBackToBack(t *testing.T) {
 		t.Fatalf("flush %s: %+v, %v; cache holds %d", b4, fr, err, gA.engines.Cache.Len())
 	}
 
-	// Job of the classifier (xsk, and MemBump as its model): an ICMP
+	// Job of the classifier (xsk, and memport.Bump as its model): an ICMP
 	// fragmentation-needed from the untrusted side quoting the encrypted
 	// flow reaches the engine, not the fast path; the host gets it with
 	// the quoted sequence number translated and the MTU lowered by the

@@ -143,13 +143,6 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	return a, nil
 }
 
-func portIndex(p PortID) int {
-	if p == Inside {
-		return 0
-	}
-	return 1
-}
-
 // Poll runs one round on every worker, in order, in the caller's goroutine,
 // with the clock at now (time since New). It returns the frames handled.
 // Use it instead of Start, never with it.

@@ -2,7 +2,7 @@ package appliance
 
 import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
-	"github.com/tcpinc/tcpinc/flowtable"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // Fragment steering. Every IP fragment goes to the handler of the flow it
@@ -37,7 +37,7 @@ type fragDgramKey struct {
 
 type fragRoute struct {
 	owner    int // -1: first fragment not seen yet
-	key      flowtable.Key
+	key      flow.Key
 	kind     frameKind
 	deadline int64
 	held     []heldFrame
@@ -58,10 +58,10 @@ type fragSteer struct {
 
 // fragKeyOf returns the datagram key of the fragment in p and its hash for
 // choosing the steering worker.
-func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
+func fragKeyOf(p *packet.Packet) (fragDgramKey, flow.Key, bool) {
 	fr, ok := p.Fragment()
 	if !ok {
-		return fragDgramKey{}, flowtable.Key{}, false
+		return fragDgramKey{}, flow.Key{}, false
 	}
 	var k fragDgramKey
 	copy(k.src[:], p.Src())
@@ -72,7 +72,7 @@ func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
 	}
 	// The steering hash: a flow key made of the addresses with the
 	// identification in the port fields.
-	hk := flowtable.MakeKey(p.Src(), p.Dst(), uint16(fr.ID), uint16(fr.ID>>16))
+	hk := flow.MakeKey(p.Src(), p.Dst(), uint16(fr.ID), uint16(fr.ID>>16))
 	return k, hk, true
 }
 
@@ -81,7 +81,7 @@ func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
 func (w *worker) dispatchFragment(from PortID, frame []byte, now int64) {
 	dk, hk, ok := fragKeyOf(&w.pkt)
 	if !ok {
-		w.process(from, frame, now, kindFragment, flowtable.Key{}) // the handler drops what it cannot read
+		w.process(from, frame, now, kindFragment, flow.Key{}) // the handler drops what it cannot read
 		return
 	}
 	if s := hk.Owner(w.nwork); s != w.id {
@@ -109,7 +109,7 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		// The first fragment names the flow (an ICMP error: the quoted
 		// one); anything else stays with this worker's handler, which
 		// passes it.
-		owner, key, kind := w.id, flowtable.Key{}, frameKind(kindFragment)
+		owner, key, kind := w.id, flow.Key{}, frameKind(kindFragment)
 		if k, ok := w.pkt.FlowKey(); ok {
 			owner, key, kind = k.Owner(w.nwork), k, kindTCP
 		} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
@@ -167,7 +167,7 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 
 // deliverFragment gives a fragment to its owner's handler (w.pkt holds it
 // when owner is w).
-func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	if owner == w.id {
 		w.process(from, frame, now, kind, key)
 		return

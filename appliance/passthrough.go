@@ -3,17 +3,17 @@ package appliance
 import (
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/flow"
 	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
 )
 
 // flowEvent is what the owning worker learns about a flow from one TCP frame
 // it handled.
 type flowEvent struct {
-	key   flowtable.Key // the frame's direction as seen on the wire
-	now   int64         // when it was handled (ns, the appliance clock)
-	flags uint8         // TCP flags
-	pass  bool          // the handler's verdict was Passthrough (and not a fragment)
+	key   flow.Key // the frame's direction as seen on the wire
+	now   int64    // when it was handled (ns, the appliance clock)
+	flags uint8    // TCP flags
+	pass  bool     // the handler's verdict was Passthrough (and not a fragment)
 }
 
 // Flow phases; each is a flowtable class with its own timeout.
@@ -58,16 +58,6 @@ func newFlowTable(w *worker, f config.Flows) *flowtable.Table[flowState] {
 // its frames is Passthrough while the handler keeps it.
 type passthrough struct {
 	fp FastPath // nil: fast path off
-}
-
-func keyOf(p *packet.Packet) flowtable.Key {
-	return flowtable.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort())
-}
-
-// fastKey converts a flow-table key (one direction) to the BPF map's key; the
-// two packages share the layout (ports in host byte order).
-func fastKey(k flowtable.Key) xsk.FlowKey {
-	return xsk.FlowKey{Src: k.Addr[0], Dst: k.Addr[1], SrcPort: k.Port[0], DstPort: k.Port[1], Family: k.Family}
 }
 
 // apply runs one flow event on the owning worker.
@@ -141,9 +131,9 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 	}
 }
 
-func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
-	e1 := p.fp.AllowFastPath(fastKey(ck))
-	e2 := p.fp.AllowFastPath(fastKey(ck.Reverse()))
+func (p *passthrough) allowFast(w *worker, ck flow.Key) bool {
+	e1 := p.fp.AllowFastPath(ck)
+	e2 := p.fp.AllowFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 		// Half an entry would send one direction past the engine.
@@ -154,11 +144,11 @@ func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
 	return true
 }
 
-func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
+func (p *passthrough) removeFast(w *worker, ck flow.Key) {
 	// Removing an absent entry is not an error (xsk.Bump.RemoveFastPath);
 	// both directions are attempted regardless.
-	e1 := p.fp.RemoveFastPath(fastKey(ck))
-	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+	e1 := p.fp.RemoveFastPath(ck)
+	e2 := p.fp.RemoveFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 		return
@@ -168,9 +158,9 @@ func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
 
 // purgeFast removes both directions without counting a removal: usually
 // there is nothing to remove.
-func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
-	e1 := p.fp.RemoveFastPath(fastKey(ck))
-	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+func (p *passthrough) purgeFast(w *worker, ck flow.Key) {
+	e1 := p.fp.RemoveFastPath(ck)
+	e2 := p.fp.RemoveFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 	}
@@ -181,7 +171,7 @@ func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
 // the table, or was evicted, stays in the map: the kernel forwards its frames
 // without the worker seeing them, so idleness here says nothing, and the LRU
 // map ages it out by itself.
-func (w *worker) onRemove(k flowtable.Key, st *flowState, why flowtable.Reason) {
+func (w *worker) onRemove(k flow.Key, st *flowState, why flowtable.Reason) {
 	if why == flowtable.Evicted {
 		w.c[0].flowEvictions.Add(1)
 	}

@@ -7,18 +7,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// FlowKey is one direction of a TCP flow as seen on the wire: the key of the
-// fast-path map. Addresses are in network byte order; an IPv4 address fills
-// the first 4 bytes and the other 12 stay zero. Ports are in host byte order
-// (the classifier converts them), so FlowKey{SrcPort: 443} means port 443.
-// Family is 4 or 6. The engine inserts both directions of a flow.
-type FlowKey struct {
-	Src, Dst         [16]byte
-	SrcPort, DstPort uint16
-	Family           uint8
-	_                [3]byte
-}
-
 // Verdict counters of the classifier, one per-CPU slot each per port.
 // Frames go to the engine (AF_XDP) for one of the "xsk reasons" and to the
 // other port (devmap) for one of the "peer reasons"; the outcome counters

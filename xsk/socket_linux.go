@@ -12,15 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Desc names one frame in a socket's UMEM: Addr is the offset of the first
-// byte of packet data, Len the number of bytes. A Desc is a plain value; the
-// frame it names is owned by exactly one party at a time (see the package
-// documentation and each method).
-type Desc struct {
-	Addr uint64
-	Len  uint32
-}
-
 // BindMode selects how Open binds the socket.
 type BindMode int
 

@@ -10,18 +10,17 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// PortID names the appliance's two ports.
-type PortID uint8
+// PortID names the appliance's two ports (the workers' bump.PortID).
+type PortID = bump.PortID
 
 const (
-	Inside  PortID = 0 // toward the protected hosts
-	Outside PortID = 1 // toward the untrusted network
+	Inside  = bump.Inside  // toward the protected hosts
+	Outside = bump.Outside // toward the untrusted network
 )
-
-func (p PortID) other() PortID { return 1 - p }
 
 // TxSink is one port's transmit side as the worker lends it to the engine
 // for one call: Buffer returns a free frame buffer (nil when none is free),
@@ -509,7 +508,7 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	e.opts.reset()
 	e.send(tx[from], &t, &s, nil)
 	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
-		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
+		e.send(tx[from.Other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
 	}
 }
 

@@ -58,6 +58,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/keylog"
@@ -224,7 +225,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
-	if _, err := appliance.LookupInterfaces(cfg); err != nil {
+	if _, err := afxdp.LookupInterfaces(cfg); err != nil {
 		return err
 	}
 	unlock, err := lockInterfaces(cfg.Inside, cfg.Outside)
@@ -232,7 +233,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
-	x, err := appliance.OpenXDP(cfg)
+	x, err := afxdp.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		path, why := x.Path(p)
 		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
 			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
-		if cfg.FastPath && path != appliance.PathKernel {
+		if cfg.FastPath && path != afxdp.PathKernel {
 			// The veth caveat (xsk.AttachBump): the kernel would drop
 			// what the program redirects, so the workers forward it.
 			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
@@ -269,7 +270,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	inside, outside := x.Ports()
+	inside, outside := x.Queues()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
 		opt.FastPath = x.Bump
@@ -290,9 +291,9 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		}
 		log.Info("segment size cap", "mtu", engines.MTU)
 		opt.NewHandler = engines.NewHandler
-		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+		capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 		if cfg.PinDir != "" {
-			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+			set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
 			if err != nil {
 				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
 			}
@@ -387,7 +388,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 // watchPaths re-checks every second whether each port's redirect to the
 // other delivers, and moves the port between the kernel and user space
 // when that changes (a veth peer's GRO switched, a driver change).
-func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
+func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -409,7 +410,7 @@ func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *appliance.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -460,7 +461,7 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *appliance.XDPPorts) (*appliance.AdminSource, error) {
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *afxdp.Ports) (*appliance.AdminSource, error) {
 	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
