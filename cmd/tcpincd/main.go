@@ -286,7 +286,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		// Deferred before the workers start, so it runs after they stop
 		// (or are abandoned).
 		defer engines.Close()
-		if engines.MTU, err = appliance.PortMTU(cfg); err != nil {
+		if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
 			return err
 		}
 		log.Info("segment size cap", "mtu", engines.MTU)

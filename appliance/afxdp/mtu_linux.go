@@ -1,10 +1,11 @@
-package appliance
+package afxdp
 
 import (
 	"fmt"
 	"net"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
@@ -17,7 +18,7 @@ func PortMTU(cfg config.Config) (int, error) {
 	for i, name := range []string{cfg.Inside, cfg.Outside} {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
-			return 0, fmt.Errorf("%s interface %q: %w", PortID(i), name, ErrNoInterface)
+			return 0, fmt.Errorf("%s interface %q: %w", bump.PortID(i), name, ErrNoInterface)
 		}
 		mtu = min(mtu, ifi.MTU)
 	}
