@@ -139,6 +139,7 @@ type Counters struct {
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
+	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 
@@ -311,7 +312,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 		return e.fragment(now, from, tx)
 	}
 	if p.IsICMP() {
-		return e.icmp(from, p, tx)
+		return e.icmp(now, from, p, tx)
 	}
 	if !p.IsTCP() {
 		return Passthrough
@@ -515,9 +516,9 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 // icmp handles an ICMP message: a packet-too-big from the outside may be
 // about our wire segments (pmtu.go); an error from the inside about a
 // negotiated connection never leaves.
-func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 	if from == Outside && p.IsPathMTU() {
-		return e.handlePTB(p)
+		return e.handlePTB(now, p)
 	}
 	if from == Inside {
 		// An ICMP error about a segment the appliance delivered quotes
@@ -527,7 +528,7 @@ func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 		// packet-too-big still lowers what the appliance sends L.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
 			if p.IsPathMTU() {
-				return e.insidePTB(f, p, tx)
+				return e.insidePTB(now, f, p, tx)
 			}
 			return e.drop(DropICMPQuote)
 		} else if f == nil && e.quotedNegotiated(p) {
