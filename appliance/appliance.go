@@ -273,6 +273,28 @@ func (a *Appliance) BusyTime() []time.Duration {
 	return d
 }
 
+// HandoffLevel is the occupancy of the lane that carries frames from worker
+// From to worker To (handoff.go).
+type HandoffLevel struct {
+	From, To   int
+	Used, Size int
+}
+
+// HandoffLevels returns the occupancy of every lane between workers, by
+// sending worker, then owner. Safe from any goroutine (the ring indexes are
+// atomics).
+func (a *Appliance) HandoffLevels() []HandoffLevel {
+	var out []HandoffLevel
+	for _, w := range a.workers {
+		for j, l := range w.out {
+			if l != nil {
+				out = append(out, HandoffLevel{From: w.id, To: j, Used: l.frames.Len(), Size: l.frames.Cap()})
+			}
+		}
+	}
+	return out
+}
+
 // Workers is the number of workers (one per queue).
 func (a *Appliance) Workers() int { return len(a.workers) }
 

@@ -1,4 +1,4 @@
-package appliance
+package control
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -140,8 +141,8 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	return e, nil
 }
 
-// NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
-func (e *Engines) NewHandler(q int) (FrameHandler, error) {
+// NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue q's worker.
+func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
 	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
 	if err != nil {
 		return nil, err

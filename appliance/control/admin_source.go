@@ -1,4 +1,4 @@
-package appliance
+package control
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
@@ -16,9 +17,9 @@ import (
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// Reconfigurer is a FrameHandler whose settings can change while it runs.
+// Reconfigurer is a appliance.FrameHandler whose settings can change while it runs.
 // AdminSource calls Reconfigure on the worker's goroutine between two
-// rounds (through Appliance.Inspect) with a configuration that engine.New
+// rounds (through appliance.Appliance.Inspect) with a configuration that engine.New
 // accepts; it must apply all of it or, returning an error, none of it.
 type Reconfigurer interface {
 	Reconfigure(engine.Config) error
@@ -47,11 +48,11 @@ type AdminInfo struct {
 	Warnings []string
 }
 
-// AdminSource implements admin.Source over a running Appliance and the
+// AdminSource implements admin.Source over a running appliance.Appliance and the
 // Engines behind its workers. Engine state is only read on the workers'
-// goroutines, through Appliance.Inspect; counters are atomics.
+// goroutines, through appliance.Appliance.Inspect; counters are atomics.
 type AdminSource struct {
-	a       *Appliance
+	a       *appliance.Appliance
 	engines *Engines // nil: engine disabled
 	info    AdminInfo
 	status  admin.Status
@@ -70,7 +71,7 @@ var _ admin.Source = (*AdminSource)(nil)
 
 // NewAdminSource builds the Source. Call it after New and before Start (it
 // reads the engines' configuration from the caller's goroutine).
-func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSource, error) {
+func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*AdminSource, error) {
 	s := &AdminSource{a: a, engines: engines, info: info, nonceLen: tcpcrypt.DefaultResumeNonceLen}
 	var configured []cryptopool.Suite
 	for _, name := range info.AEADs {
@@ -95,7 +96,7 @@ func NewAdminSource(a *Appliance, engines *Engines, info AdminInfo) (*AdminSourc
 		Warnings:       info.Warnings,
 	}
 	if engines != nil {
-		err := a.Inspect(func(q int, h FrameHandler) {
+		err := a.Inspect(func(q int, h appliance.FrameHandler) {
 			if e, ok := engineOf(h); ok && q == 0 {
 				s.ec = e.Config()
 			}
@@ -211,7 +212,7 @@ func (s *AdminSource) Status() admin.Status {
 
 // engines calls fn with each worker's engine on that worker's goroutine.
 func (s *AdminSource) eachEngine(fn func(q int, e *engine.Engine)) error {
-	return s.a.Inspect(func(q int, h FrameHandler) {
+	return s.a.Inspect(func(q int, h appliance.FrameHandler) {
 		if e, ok := engineOf(h); ok {
 			fn(q, e)
 		}
@@ -219,7 +220,7 @@ func (s *AdminSource) eachEngine(fn func(q int, e *engine.Engine)) error {
 }
 
 // engineOf finds the engine in a handler (itself, or one a wrapper exposes).
-func engineOf(h FrameHandler) (*engine.Engine, bool) {
+func engineOf(h appliance.FrameHandler) (*engine.Engine, bool) {
 	switch x := h.(type) {
 	case *engine.Engine:
 		return x, true
@@ -419,7 +420,7 @@ func boolIndex(b bool) int {
 // the first changed setting, for the refusal when engines cannot change.
 func (s *AdminSource) reconfigure(ec engine.Config, field string) error {
 	var refused bool
-	if err := s.a.Inspect(func(_ int, h FrameHandler) {
+	if err := s.a.Inspect(func(_ int, h appliance.FrameHandler) {
 		if _, ok := h.(Reconfigurer); !ok {
 			refused = true
 		}
@@ -432,7 +433,7 @@ func (s *AdminSource) reconfigure(ec engine.Config, field string) error {
 	old := s.ec
 	var done []Reconfigurer
 	var failed error
-	if err := s.a.Inspect(func(q int, h FrameHandler) {
+	if err := s.a.Inspect(func(q int, h appliance.FrameHandler) {
 		if failed != nil {
 			return
 		}
@@ -450,7 +451,7 @@ func (s *AdminSource) reconfigure(ec engine.Config, field string) error {
 	}
 	// Put back the engines already changed: each accepted old before.
 	var rollback []error
-	if err := s.a.Inspect(func(_ int, h FrameHandler) {
+	if err := s.a.Inspect(func(_ int, h appliance.FrameHandler) {
 		r := h.(Reconfigurer)
 		if slices.Contains(done, r) {
 			if err := r.Reconfigure(old); err != nil {
@@ -579,13 +580,13 @@ func (s *AdminSource) Counters() admin.Counters {
 		p.Bytes += d.VerdictBytes[engine.Passthrough]
 		c.Paths["passthrough"] = p
 		e := c.Paths["engine"]
-		for _, v := range []Verdict{engine.Forwarded, engine.ForwardInPlace} {
+		for _, v := range []appliance.Verdict{engine.Forwarded, engine.ForwardInPlace} {
 			e.Frames += d.Verdict(v)
 			e.Bytes += d.VerdictBytes[v]
 		}
 		c.Paths["engine"] = e
-		for r := range numDropReasons {
-			c.Drops[DropReason(r).String()] += d.Drops[r]
+		for r := range d.Drops {
+			c.Drops[appliance.DropReason(r).String()] += d.Drops[r]
 		}
 		c.Drops["handoff_full"] += d.HandoffDrops
 	}
@@ -645,14 +646,9 @@ func (s *AdminSource) Counters() admin.Counters {
 // the sending worker (Queue) and the owner ("handoff_to_N").
 func (s *AdminSource) handoffLevels() []admin.RingLevel {
 	var out []admin.RingLevel
-	for _, w := range s.a.workers {
-		for j, l := range w.out {
-			if l == nil {
-				continue
-			}
-			out = append(out, admin.RingLevel{Port: "handoff", Queue: w.id, Ring: fmt.Sprintf("to_worker_%d", j),
-				Used: uint64(l.frames.Len()), Size: uint64(l.frames.Cap())})
-		}
+	for _, l := range s.a.HandoffLevels() {
+		out = append(out, admin.RingLevel{Port: "handoff", Queue: l.From, Ring: fmt.Sprintf("to_worker_%d", l.To),
+			Used: uint64(l.Used), Size: uint64(l.Size)})
 	}
 	return out
 }
