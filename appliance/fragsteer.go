@@ -106,43 +106,7 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		r = nil
 	}
 	if !w.pkt.IsNonFirstFragment() {
-		// The first fragment names the flow (an ICMP error: the quoted
-		// one); anything else stays with this worker's handler, which
-		// passes it.
-		owner, key, kind := w.id, flow.Key{}, frameKind(kindFragment)
-		if k, ok := w.pkt.FlowKey(); ok {
-			owner, key, kind = k.Owner(w.nwork), k, kindTCP
-		} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
-			owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
-		}
-		var held []heldFrame
-		if r == nil {
-			if len(st.routes) >= fragRoutes {
-				st.expire(w, now)
-			}
-			if len(st.routes) < fragRoutes {
-				r = &fragRoute{}
-				st.routes[dk] = r
-			}
-		} else {
-			held = r.held
-			st.nheld -= len(held)
-			r.held = nil
-		}
-		if r != nil {
-			r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
-		}
-		done := st.progress(r, &w.pkt)
-		w.deliverFragment(owner, from, frame, now, kind, key)
-		for _, h := range held {
-			if w.pkt.Decode(h.b); w.pkt.IsFragment() {
-				done = st.progress(r, &w.pkt)
-				w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
-			}
-		}
-		if done && st.routes[dk] == r {
-			delete(st.routes, dk)
-		}
+		w.steerFirst(dk, r, from, frame, now)
 		return
 	}
 	if r != nil && r.owner >= 0 {
@@ -163,6 +127,49 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 	}
 	r.held = append(r.held, heldFrame{from: from, b: append([]byte(nil), frame...)})
 	st.nheld++
+}
+
+// steerFirst routes a datagram's first fragment (w.pkt holds it) and the
+// fragments held for it; r is the datagram's route, if any.
+func (w *worker) steerFirst(dk fragDgramKey, r *fragRoute, from PortID, frame []byte, now int64) {
+	st := &w.frag
+	// The first fragment names the flow (an ICMP error: the quoted
+	// one); anything else stays with this worker's handler, which
+	// passes it.
+	owner, key, kind := w.id, flow.Key{}, frameKind(kindFragment)
+	if k, ok := w.pkt.FlowKey(); ok {
+		owner, key, kind = k.Owner(w.nwork), k, kindTCP
+	} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
+		owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
+	}
+	var held []heldFrame
+	if r == nil {
+		if len(st.routes) >= fragRoutes {
+			st.expire(w, now)
+		}
+		if len(st.routes) < fragRoutes {
+			r = &fragRoute{}
+			st.routes[dk] = r
+		}
+	} else {
+		held = r.held
+		st.nheld -= len(held)
+		r.held = nil
+	}
+	if r != nil {
+		r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
+	}
+	done := st.progress(r, &w.pkt)
+	w.deliverFragment(owner, from, frame, now, kind, key)
+	for _, h := range held {
+		if w.pkt.Decode(h.b); w.pkt.IsFragment() {
+			done = st.progress(r, &w.pkt)
+			w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
+		}
+	}
+	if done && st.routes[dk] == r {
+		delete(st.routes, dk)
+	}
 }
 
 // deliverFragment gives a fragment to its owner's handler (w.pkt holds it

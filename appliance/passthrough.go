@@ -67,66 +67,88 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 	if ck != ev.key {
 		side = 1
 	}
-	t := w.flows
-	st, ok := t.Lookup(ck)
+	st, ok := w.flows.Lookup(ck)
 	f := ev.flags
 	switch {
 	case f&(packet.FlagFIN|packet.FlagRST) != 0:
-		if !ok {
-			// A flow we no longer track (aged out of the table while
-			// the kernel forwarded it, or older than this process):
-			// its fast-path entries may exist, so remove them after
-			// the grace period like any other.
-			t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
-			return
-		}
-		if st.phase != phaseClosing {
-			st.phase = phaseClosing
-			t.SetClass(ck, phaseClosing, ev.now)
-		}
+		p.closing(w, ev, ck, st, ok)
 	case f&packet.FlagSYN != 0 && f&packet.FlagACK == 0:
-		switch {
-		case ok && st.fast:
-			// A new connection on a tuple still in the fast path
-			// (port reuse): take it out so the handshake is seen.
-			p.removeFast(w, ck)
-		case !ok && p.fp != nil:
-			// The map may still list the tuple for an old connection
-			// the table forgot (expired or evicted while the kernel
-			// forwarded it, or a FIN lost on the way). Clear it, so no segment of
-			// the new connection bypasses the workers before its
-			// handshake is seen.
-			p.purgeFast(w, ck)
-		}
-		t.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
-	case f&packet.FlagSYN != 0: // SYN-ACK
-		if ok && st.phase == phaseSynSent && side != st.synSide {
-			st.phase = phaseOpen
-			t.SetClass(ck, phaseOpen, ev.now)
-			if p.fp != nil && ev.pass {
-				st.fast = p.allowFast(w, ck)
-			}
-		}
+		p.syn(w, ev, ck, st, ok, side)
+	case f&packet.FlagSYN != 0:
+		p.synAck(w, ev, ck, st, ok, side)
 	default:
-		if !ok && ev.pass && p.fp != nil {
-			// A connection the table does not know (older than this
-			// process: a restart; or forgotten) that the handler let
-			// through unchanged mid-stream: plain TCP, which goes back
-			// on the fast path. (The engine passes such a segment only
-			// when its tuple never negotiated TCP-ENO.)
-			st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
-			if st != nil {
-				st.fast = p.allowFast(w, ck)
-			}
-			return
+		p.segment(w, ev, ck, st, ok)
+	}
+}
+
+// closing: a FIN or RST. st, ok are the flow's entry under ck, if any.
+func (p *passthrough) closing(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool) {
+	t := w.flows
+	if !ok {
+		// A flow we no longer track (aged out of the table while
+		// the kernel forwarded it, or older than this process):
+		// its fast-path entries may exist, so remove them after
+		// the grace period like any other.
+		t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
+		return
+	}
+	if st.phase != phaseClosing {
+		st.phase = phaseClosing
+		t.SetClass(ck, phaseClosing, ev.now)
+	}
+}
+
+// syn: a SYN without ACK from endpoint side of ck: a new connection.
+func (p *passthrough) syn(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool, side uint8) {
+	switch {
+	case ok && st.fast:
+		// A new connection on a tuple still in the fast path
+		// (port reuse): take it out so the handshake is seen.
+		p.removeFast(w, ck)
+	case !ok && p.fp != nil:
+		// The map may still list the tuple for an old connection
+		// the table forgot (expired or evicted while the kernel
+		// forwarded it, or a FIN lost on the way). Clear it, so no segment of
+		// the new connection bypasses the workers before its
+		// handshake is seen.
+		p.purgeFast(w, ck)
+	}
+	w.flows.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
+}
+
+// synAck: a SYN-ACK from endpoint side of ck opens the flow, and puts it on
+// the fast path if the handler let it through.
+func (p *passthrough) synAck(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool, side uint8) {
+	if ok && st.phase == phaseSynSent && side != st.synSide {
+		st.phase = phaseOpen
+		w.flows.SetClass(ck, phaseOpen, ev.now)
+		if p.fp != nil && ev.pass {
+			st.fast = p.allowFast(w, ck)
 		}
-		if ok && st.phase != phaseClosing {
-			t.Touch(ck, ev.now)
-			// The handler let go of a flow after its handshake (a
-			// third segment without TCP-ENO, ENO-28): fast path now.
-			if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
-				st.fast = p.allowFast(w, ck)
-			}
+	}
+}
+
+// segment: any other segment.
+func (p *passthrough) segment(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool) {
+	t := w.flows
+	if !ok && ev.pass && p.fp != nil {
+		// A connection the table does not know (older than this
+		// process: a restart; or forgotten) that the handler let
+		// through unchanged mid-stream: plain TCP, which goes back
+		// on the fast path. (The engine passes such a segment only
+		// when its tuple never negotiated TCP-ENO.)
+		st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
+		if st != nil {
+			st.fast = p.allowFast(w, ck)
+		}
+		return
+	}
+	if ok && st.phase != phaseClosing {
+		t.Touch(ck, ev.now)
+		// The handler let go of a flow after its handshake (a
+		// third segment without TCP-ENO, ENO-28): fast path now.
+		if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
+			st.fast = p.allowFast(w, ck)
 		}
 	}
 }

@@ -3,7 +3,9 @@
 // whether the engine needs to see it (written with cilium/ebpf's asm
 // package, so building needs no C toolchain). Nothing above this package
 // knows about sockets, rings or BPF; all unsafe and x/sys/unix code of the
-// project stays here. The package is Linux-only.
+// project stays here. The package is Linux-only, but for the names of the
+// types it shares with the appliance (types.go: Desc, PortID, FlowKey),
+// which are defined in the portable packages bump and flow.
 //
 // # Sockets
 //

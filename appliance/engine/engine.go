@@ -252,7 +252,7 @@ func (e *Engine) Counters() *Counters { return &e.c }
 func (e *Engine) Config() Config { return e.cfg }
 
 // Reconfigure replaces the configuration while the engine runs (it
-// implements appliance.Reconfigurer). Call it on the worker's goroutine
+// implements control.Reconfigurer). Call it on the worker's goroutine
 // between two calls of Handle or Tick. cfg is checked as New checks it; on
 // an error nothing changes, else all of it applies at once:
 //   - new connections use all of it: TEPs, AEADs, policies, caps, rekey

@@ -60,6 +60,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/control"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/keylog"
 )
@@ -206,7 +207,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 		return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Engine.Enabled {
-		if _, err := appliance.EngineConfig(cfg.Engine); err != nil {
+		if _, err := control.EngineConfig(cfg.Engine); err != nil {
 			return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 		}
 	}
@@ -277,9 +278,9 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	} else {
 		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
 	}
-	var engines *appliance.Engines
+	var engines *control.Engines
 	if cfg.Engine.Enabled {
-		engines, err = appliance.NewEngines(cfg.Engine, log)
+		engines, err = control.NewEngines(cfg.Engine, log)
 		if err != nil {
 			return err
 		}
@@ -324,7 +325,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
 			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
 	}
-	var src *appliance.AdminSource
+	var src *control.AdminSource
 	if cfg.Admin != "" {
 		src, err = adminSource(cfg, a, engines, x)
 		if err != nil {
@@ -410,7 +411,7 @@ func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *appliance.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *control.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -461,8 +462,8 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engin
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *afxdp.Ports) (*appliance.AdminSource, error) {
-	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *afxdp.Ports) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
 	}
@@ -472,7 +473,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			iface = cfg.Outside
 		}
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
-			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
 	}
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
@@ -485,7 +486,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
 		}
 	}
-	return appliance.NewAdminSource(a, engines, info)
+	return control.NewAdminSource(a, engines, info)
 }
 
 // keyLogWarning is said in the log and in the status while a key log is on.
