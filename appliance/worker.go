@@ -185,7 +185,7 @@ func (w *worker) drainHandoffs(now int64) int {
 func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
 	flags := w.pkt.Flags()
 	frag := w.pkt.IsFragment()
-	v := w.h.Handle(now, engine.PortID(from), frame, w.sinks)
+	v := w.h.HandlePacket(now, engine.PortID(from), &w.pkt, w.sinks) // the frame parsed once
 	t := &w.t[from]
 	switch v {
 	case engine.Passthrough, engine.ForwardInPlace:
