@@ -60,10 +60,6 @@ type passthrough struct {
 	fp FastPath // nil: fast path off
 }
 
-func keyOf(p *packet.Packet) flowtable.Key {
-	return flowtable.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort())
-}
-
 // fastKey converts a flow-table key (one direction) to the BPF map's key; the
 // two packages share the layout (ports in host byte order).
 func fastKey(k flowtable.Key) xsk.FlowKey {

@@ -195,7 +195,6 @@ type Engine struct {
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
-	closed    []*flow
 	neg       *NegotiatedSet
 	frags     fragTable
 	mem       *Memory
