@@ -200,7 +200,6 @@ type Engine struct {
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
-	closed    []*flow
 	neg       *NegotiatedSet
 	frags     fragTable
 	mem       *Memory
@@ -299,9 +298,17 @@ func (e *Engine) drop(r int) Verdict {
 // Handle processes one frame received at port from. now is monotonic
 // nanoseconds. tx are the two ports' sinks, indexed by PortID.
 func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verdict {
+	e.pkt.Decode(frame) // HandlePacket looks at the outcome
+	return e.HandlePacket(now, from, &e.pkt, tx)
+}
+
+// HandlePacket is Handle for a frame the caller has decoded already, so
+// that a worker parses each frame once: p holds the decoding (Decode's
+// outcome in p.Err). The engine may rewrite p's frame in place
+// (ForwardInPlace) and keeps no reference to p after the call.
+func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 	e.poll(now, tx)
-	p := &e.pkt
-	if err := p.Decode(frame); err != nil {
+	if p.Err() != nil {
 		// Malformed: it could be part of an encrypted connection that the
 		// far end would still accept, so it must not leave as it is.
 		return e.drop(DropMalformed)
@@ -309,7 +316,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	if p.IsFragment() {
 		// Reassembled for a flow the engine handles, else passed
 		// (frag.go); a fragmented ICMP error is decided there too.
-		return e.fragment(now, from, tx)
+		return e.fragment(now, from, p, tx)
 	}
 	if p.IsICMP() {
 		return e.icmp(now, from, p, tx)

@@ -337,3 +337,43 @@ func TestPacketTooBigExpires(t *testing.T) {
 		t.Fatalf("new data after the expiry: %d segments, want one full 1420-byte frame", len(segs))
 	}
 }
+
+// An ICMP error from the inside (a router on the inside link, or the host)
+// quotes a segment the appliance delivered to the inside host: decrypted
+// plaintext. It must not leave through the outside port (Linux quotes up
+// to 548 bytes of the datagram).
+func TestICMPQuotingPlaintextNotForwarded(t *testing.T) {
+	pr := handshake(t)
+	secret := bytes.Repeat([]byte("SECRET"), 40)
+	fr := tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 509, tsOpt(5001, 1001), secret)
+	_, toOut := pr.gb.push(Inside, fr)
+	var atA [][]byte
+	for _, w := range toOut {
+		in, _ := pr.ga.push(Outside, w)
+		atA = append(atA, in...)
+	}
+	var seg []byte
+	for _, f := range atA {
+		if bytes.Contains(f, []byte("SECRET")) {
+			seg = f
+		}
+	}
+	if seg == nil {
+		t.Fatal("the data did not reach a")
+	}
+	router := netip.MustParseAddr("192.0.2.254")
+	for _, m := range []struct{ typ, code uint8 }{{3, 4}, {11, 0}, {3, 3}} {
+		icmp := packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1,
+			L4: packettest.ICMP(m.typ, m.code, 1200, packettest.Quote(seg, 548))}.Bytes()
+		v := pr.ga.e.Handle(0, Inside, icmp, pr.ga.tx)
+		out := pr.ga.out.take()
+		if v == Passthrough || v == ForwardInPlace {
+			t.Fatalf("ICMP %d/%d quoting plaintext: verdict %v", m.typ, m.code, v)
+		}
+		for _, o := range out {
+			if bytes.Contains(o, []byte("SECRET")) {
+				t.Fatalf("ICMP %d/%d: plaintext on the wire", m.typ, m.code)
+			}
+		}
+	}
+}
