@@ -130,11 +130,62 @@ func diffStats(a, b PortStats) PortStats {
 	}
 }
 
+// runTable runs every case of the table on the bump with BPF_PROG_TEST_RUN;
+// withSocket says on which ports a socket is registered for queue 0,
+// withPeer on which the devmap holds the other port. A verdict with nowhere
+// to go is a counted drop.
+func runTable(t *testing.T, state *tableState, withSocket, withPeer [2]bool) {
+	b := state.b
+	n := 0
+	for _, c := range classifiertest.Cases() {
+		state.set(t, c)
+		port := PortID(c.Port)
+		before := b.Stats()
+		var pkBefore uint64
+		if c.Reason == classifiertest.FastPath {
+			pkBefore = fastPathTotal(b, state.listed)
+		}
+		ret := runXDP(t, b.progs[port], c.Frame)
+		if len(c.Frame) < 14 {
+			continue
+		}
+		n++
+		after := b.Stats()
+		var want PortStats
+		wantRet := uint32(xdpRedirect)
+		reason := counterOf(t, c.Reason)
+		switch {
+		case c.Want == classifiertest.Peer && withPeer[port]:
+			want = wantDelta(reason, cntToPeer)
+		case c.Want == classifiertest.Peer:
+			want, wantRet = wantDelta(reason, cntRedirectMiss), xdpDrop
+		case withSocket[port]:
+			want = wantDelta(reason, cntToXSK)
+		default:
+			want, wantRet = wantDelta(reason, cntNoSocket), xdpDrop
+		}
+		got, other := diffStats(before.Inside, after.Inside), diffStats(before.Outside, after.Outside)
+		if port == Outside {
+			got, other = other, got
+		}
+		if ret != wantRet || got != want || other != (PortStats{}) {
+			t.Errorf("%s: ret %d, counters %+v (other port %+v); want ret %d, counters %+v",
+				c, ret, got, other, wantRet, want)
+		}
+		if c.Reason == classifiertest.FastPath && fastPathTotal(b, state.listed) != pkBefore+1 {
+			t.Errorf("%s: per-flow packet count did not move", c)
+		}
+	}
+	t.Logf("%d cases run", n)
+}
+
 // TestClassifier runs the table of xsk/classifiertest through the loaded
 // programs with BPF_PROG_TEST_RUN and checks the return code and which
 // counters moved (redirect_map returns XDP_REDIRECT for either map; the
 // counters tell which one was used): with no socket registered (a worker
-// verdict is a counted drop) and with one on the inside port's queue.
+// verdict is a counted drop), with one on the inside port's queue, and
+// with the outside port's devmap entry gone (a peer verdict there is a
+// counted drop).
 func TestClassifier(t *testing.T) {
 	requireRoot(t)
 	const ns = "xskt-cls"
@@ -156,52 +207,21 @@ func TestClassifier(t *testing.T) {
 	t.Cleanup(func() { b.Close(); sock.Close() })
 	state := &tableState{b: b}
 
-	check := func(t *testing.T, withSocket [2]bool) {
-		n := 0
-		for _, c := range classifiertest.Cases() {
-			state.set(t, c)
-			port := PortID(c.Port)
-			before := b.Stats()
-			var pkBefore uint64
-			if c.Reason == classifiertest.FastPath {
-				pkBefore = fastPathTotal(b, state.listed)
-			}
-			ret := runXDP(t, b.progs[port], c.Frame)
-			if len(c.Frame) < 14 {
-				continue
-			}
-			n++
-			after := b.Stats()
-			var want PortStats
-			wantRet := uint32(xdpRedirect)
-			reason := counterOf(t, c.Reason)
-			switch {
-			case c.Want == classifiertest.Peer:
-				want = wantDelta(reason, cntToPeer)
-			case withSocket[port]:
-				want = wantDelta(reason, cntToXSK)
-			default:
-				want, wantRet = wantDelta(reason, cntNoSocket), xdpDrop
-			}
-			got, other := diffStats(before.Inside, after.Inside), diffStats(before.Outside, after.Outside)
-			if port == Outside {
-				got, other = other, got
-			}
-			if ret != wantRet || got != want || other != (PortStats{}) {
-				t.Errorf("%s: ret %d, counters %+v (other port %+v); want ret %d, counters %+v",
-					c, ret, got, other, wantRet, want)
-			}
-			if c.Reason == classifiertest.FastPath && fastPathTotal(b, state.listed) != pkBefore+1 {
-				t.Errorf("%s: per-flow packet count did not move", c)
-			}
-		}
-		t.Logf("%d cases run", n)
-	}
-	t.Run("no socket", func(t *testing.T) { check(t, [2]bool{}) })
+	peers := [2]bool{true, true}
+	t.Run("no socket", func(t *testing.T) { runTable(t, state, [2]bool{}, peers) })
 	if err := b.Register(Inside, 0, sock); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("socket on inside", func(t *testing.T) { check(t, [2]bool{true, false}) })
+	t.Run("socket on inside", func(t *testing.T) { runTable(t, state, [2]bool{true, false}, peers) })
+	t.Run("no devmap entry on outside", func(t *testing.T) {
+		if err := b.peers[Outside].Delete(uint32(0)); err != nil {
+			t.Fatal(err)
+		}
+		runTable(t, state, [2]bool{true, false}, [2]bool{true, false})
+		if err := b.peers[Outside].Put(uint32(0), uint32(in)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if err := b.Register(Outside, 0, sock); err == nil {
 		t.Error("Register accepted a socket bound to the other port")
 	}
