@@ -590,3 +590,33 @@ func (e *Engine) quotedFlow(p *packet.Packet) *flow {
 	}
 	return e.flows[flowKey{in: b, out: a}]
 }
+
+// EachEvent calls fn with the name and value of every counter of c that the
+// admin API has no field of its own for (tcpinc_engine_events_total).
+func (c *Counters) EachEvent(fn func(name string, n uint64)) {
+	for _, ev := range []struct {
+		name string
+		n    *atomic.Uint64
+	}{
+		{"flows", &c.Flows},
+		{"flows_capped", &c.FlowsCapped},
+		{"flows_reclaimed", &c.FlowsReclaimed},
+		{"aborts", &c.Aborts},
+		{"rekeys_answered", &c.RekeysAnswered},
+		{"frame_retransmits", &c.FrameRetransmits},
+		{"acks_suppressed", &c.AcksSuppressed},
+		{"acks_originated", &c.AcksOriginated},
+		{"redelivered", &c.Redelivered},
+		{"keepalives", &c.KeepAlives},
+		{"urg_stripped", &c.URGStripped},
+		{"ptb_translated", &c.PTBTranslated},
+		{"ptb_inside", &c.PTBInside},
+		{"pmtu_expired", &c.PMTUExpired},
+		{"prekey_queued", &c.PreKeyQueued},
+		{"challenge_acks", &c.ChallengeACKs},
+		{"key_gen_inline", &c.KeyGenInline},
+		{"pool_retries", &c.PoolRetries},
+	} {
+		fn(ev.name, ev.n.Load())
+	}
+}
