@@ -262,6 +262,12 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 			return e.drop(DropMalformed)
 		}
+		if e.si.hasTS {
+			// R keeps this SYN-ACK's TSval as TS.Recent: what the
+			// appliance sends for L (Init2 first) must not go back
+			// before it, or R drops it (RFC 7323 §5.3, PAWS).
+			f.tsL = newerTS(f.tsL, e.si.tsVal)
+		}
 		return Forwarded
 	}
 	r := min(room(p), eno.MaxOptionsLen)
