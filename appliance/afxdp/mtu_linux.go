@@ -11,8 +11,8 @@ import (
 
 // PortMTU is the largest IP packet the appliance may send or expect on
 // cfg's ports: the smaller of the two interfaces' MTUs, and no more than a TX
-// frame holds after an Ethernet header and one VLAN tag. The engine caps the
-// MSS of every connection to it (engine.Deps.MTU).
+// frame holds after an Ethernet header and one VLAN tag. No segment the
+// engine builds is larger (engine.Deps.MTU).
 func PortMTU(cfg config.Config) (int, error) {
 	mtu := cfg.FrameSize - xsk.Headroom - 14 - 4
 	for i, name := range []string{cfg.Inside, cfg.Outside} {

@@ -31,7 +31,7 @@ type Engines struct {
 	// Deps.KeyLog (debugging decryption; off by default).
 	KeyLog func(engine.KeyLogEntry)
 	// MTU, when set before the workers start, is every engine's Deps.MTU
-	// (afxdp.PortMTU: the MSS cap).
+	// (afxdp.PortMTU: the cap on the segments the engines build).
 	MTU int
 
 	mu   sync.Mutex

@@ -94,9 +94,8 @@ type Deps struct {
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
 	// MTU is the largest IP packet both ports carry: the smaller port MTU,
-	// and no more than a TX frame holds. The engine lowers every MSS it
-	// reads from a SYN, and the MSS option of every SYN it rewrites, to
-	// fit it (mss.go). 0: no limit.
+	// and no more than a TX frame holds. No segment the engine builds is
+	// larger, whatever MSS the hosts announce (mss.go). 0: no limit.
 	MTU int
 }
 
@@ -331,9 +330,6 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		k = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
 	}
 	e.si.read(p)
-	if e.si.hasMSS {
-		e.si.mss = min(e.si.mss, e.mssCap(p))
-	}
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {

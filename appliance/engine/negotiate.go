@@ -48,7 +48,6 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 // rewriteSYN sends p to port with the given ENO option added to its options
 // (after the host's own), squeezing NOPs out if needed (docs/protocol.md §5).
 func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
-	p.ClampMSS(e.mssCap(p))
 	var area [2 * packet.MaxOptionsLen]byte
 	n := optionsWithout(area[:], p.OptionBytes(), false)
 	if n+len(opt) > packet.MaxOptionsLen {

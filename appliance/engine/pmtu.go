@@ -45,18 +45,18 @@ func pathMSS(t *tmpl, mtu uint32) int {
 // segR is the segment size toward R: R's MSS, or less after a packet-too-big.
 func (f *flow) segR() int {
 	if f.pmssR != 0 && f.pmssR < f.mssR {
-		return int(f.pmssR)
+		return f.capped(f.pmssR)
 	}
-	return int(f.mssR)
+	return f.capped(f.mssR)
 }
 
 // segL is the segment size toward L: L's MSS, or less after a packet-too-big
 // from the inside.
 func (f *flow) segL() int {
 	if f.pmssL != 0 && f.pmssL < f.mssL {
-		return int(f.pmssL)
+		return f.capped(f.pmssL)
 	}
-	return int(f.mssL)
+	return f.capped(f.mssL)
 }
 
 // pmtuExpiry is how long a segment size lowered by a packet-too-big holds.
