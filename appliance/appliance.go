@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // Options configure New.
@@ -140,6 +141,10 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 		if _, plain := h.(Passthrough); !plain {
 			w.h, w.idle = h, engineIdleWait
 		}
+		if wk, ok := h.(Waker); ok {
+			w.wake = bump.NewWake()
+			wk.SetWake(w.wake.Signal)
+		}
 	}
 	for p := range 2 {
 		// Room for a batch forwarded from the other port plus what
@@ -236,6 +241,13 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 			return
 		}
 	}
+	if _, ok := w.ports[0].(bump.FdPoller); ok && w.wake != nil {
+		if err := w.wake.OpenFd(); err != nil {
+			ready <- fmt.Errorf("appliance: wake source of queue %d: %w", w.id, err)
+			return
+		}
+		defer w.wake.CloseFd()
+	}
 	ready <- nil
 	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
 	busy := &a.busy[w.id].ns
@@ -259,6 +271,11 @@ func (a *Appliance) Err() <-chan error { return a.errc }
 // them. It is safe to call more than once.
 func (a *Appliance) Stop() {
 	a.stop.Store(true)
+	for _, w := range a.workers {
+		if w.wake != nil {
+			w.wake.Signal() // end an idle wait now
+		}
+	}
 	a.stopOnce.Do(func() { close(a.quit) })
 	a.wg.Wait()
 }

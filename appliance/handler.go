@@ -41,6 +41,15 @@ type FrameHandler interface {
 	Tick(now int64, tx [2]TxSink)
 }
 
+// Waker is a FrameHandler with work that finishes off the worker's
+// goroutine (*engine.Engine: public-key jobs on the cryptopool). The worker
+// gives it a function to call when such work is done; the call ends the
+// worker's idle wait (bump.Wake), and the worker runs the handler's Tick at
+// once.
+type Waker interface {
+	SetWake(fn func())
+}
+
 // Passthrough is the FrameHandler of a bump without an engine: every frame
 // leaves unchanged, and the workers put a TCP flow on the fast path once its
 // handshake has been seen.

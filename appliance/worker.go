@@ -40,6 +40,7 @@ type worker struct {
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
 	frag     fragSteer
+	wake     *bump.Wake // the handler's wake source; nil when it has none (Waker)
 }
 
 const (
@@ -222,10 +223,16 @@ func (w *worker) track(key flow.Key, flags uint8, now int64, pass bool) {
 	w.pass.apply(w, &flowEvent{key: key, now: now, flags: flags, pass: pass})
 }
 
-// wait sleeps until either port may have frames, or the idle time passes.
+// wait sleeps until either port may have frames, the handler's wake source
+// fires (the next round then runs the handler's Tick at once), or the idle
+// time passes.
 func (w *worker) wait() error {
 	if pw, ok := w.ports[0].(bump.PairWaiter); ok {
-		if handled, err := pw.WaitPair(w.ports[1], w.idle); handled {
+		if handled, woke, err := pw.WaitPair(w.ports[1], w.wake, w.idle); handled {
+			if woke {
+				w.wake.Drain()
+				w.nextTick = 0 // the handler's Tick collects the finished work
+			}
 			return err
 		}
 	}

@@ -88,13 +88,18 @@ type Port interface {
 	Wait(timeout time.Duration) error
 }
 
-// PairWaiter is a Port that can wait on itself and another port of its own
-// kind at once (one poll(2) over two AF_XDP sockets): a worker's inside and
-// outside queue. handled is false when other is of another kind; the worker
-// then waits on each in turn.
+// PairWaiter is a Port that can wait on itself, another port of its own
+// kind and the worker's wake source (nil: none) at once (one poll(2) over
+// two AF_XDP sockets and an eventfd): a worker's inside and outside queue.
+// handled is false when other is of another kind; the worker then waits on
+// each in turn. woke reports that the wake source ended the wait.
 type PairWaiter interface {
-	WaitPair(other Port, timeout time.Duration) (handled bool, err error)
+	WaitPair(other Port, wake *Wake, timeout time.Duration) (handled, woke bool, err error)
 }
+
+// FdPoller is a Port that waits in poll(2): its worker's wake source needs
+// an eventfd (Wake.OpenFd).
+type FdPoller interface{ WaitsInPoll() }
 
 // FastPath is the kernel fast path's flow map: flows listed in it are
 // forwarded by the XDP program and never reach a worker. Keys are one

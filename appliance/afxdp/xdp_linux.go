@@ -38,17 +38,26 @@ func (p *xskPort) Wait(timeout time.Duration) error {
 	return err
 }
 
-// WaitPair implements bump.PairWaiter: one poll(2) over p's socket and
-// other's (a worker's inside and outside queue).
-func (p *xskPort) WaitPair(other bump.Port, timeout time.Duration) (bool, error) {
+// WaitPair implements bump.PairWaiter: one poll(2) over p's socket,
+// other's (a worker's inside and outside queue) and the wake source's
+// eventfd.
+func (p *xskPort) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration) (handled, woke bool, err error) {
 	o, ok := other.(*xskPort)
 	if !ok {
-		return false, nil
+		return false, false, nil
+	}
+	fd := -1
+	if wake != nil {
+		fd = wake.Fd()
 	}
 	pair := [2]*xsk.Socket{p.Socket, o.Socket}
-	_, err := xsk.Wait(pair[:], timeout)
-	return true, err
+	_, woke, err = xsk.WaitFd(pair[:], fd, timeout)
+	return true, woke, err
 }
+
+// WaitsInPoll implements bump.FdPoller: the worker's wake source needs its
+// eventfd.
+func (p *xskPort) WaitsInPoll() {}
 
 // ErrNoInterface is returned by Open when a configured interface does not
 // exist in the current network namespace.

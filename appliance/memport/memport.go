@@ -187,18 +187,25 @@ func (p *Port) Wait(timeout time.Duration) error {
 }
 
 // WaitPair implements bump.PairWaiter: it waits for a frame injected into p
-// or into other, if other is a Port too (a worker's two ports).
-func (p *Port) WaitPair(other bump.Port, timeout time.Duration) (bool, error) {
+// or into other, if other is a Port too (a worker's two ports), or for the
+// wake source.
+func (p *Port) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration) (handled, woke bool, err error) {
 	o, ok := other.(*Port)
 	if !ok {
-		return false, nil
+		return false, false, nil
+	}
+	var wch <-chan struct{} // nil: never ready
+	if wake != nil {
+		wch = wake.C()
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-p.ready:
 	case <-o.ready:
+	case <-wch:
+		woke = true
 	case <-t.C:
 	}
-	return true, nil
+	return true, woke, nil
 }
