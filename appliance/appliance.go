@@ -120,6 +120,10 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 			if _, plain := h.(Passthrough); !plain {
 				w.h, w.idle = h, engineIdleWait
 			}
+			if wk, ok := h.(Waker); ok {
+				w.wake = newWakeup()
+				wk.SetWake(w.wake.signal)
+			}
 		}
 		for p := range 2 {
 			// Room for a batch forwarded from the other port plus what
@@ -225,6 +229,13 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 			return
 		}
 	}
+	if _, ok := w.ports[0].(fdPoller); ok && w.wake != nil {
+		if err := w.wake.openFd(); err != nil {
+			ready <- fmt.Errorf("appliance: wake source of queue %d: %w", w.id, err)
+			return
+		}
+		defer w.wake.closeFd()
+	}
 	ready <- nil
 	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
 	busy := &a.busy[w.id].ns
@@ -248,6 +259,11 @@ func (a *Appliance) Err() <-chan error { return a.errc }
 // them. It is safe to call more than once.
 func (a *Appliance) Stop() {
 	a.stop.Store(true)
+	for _, w := range a.workers {
+		if w.wake != nil {
+			w.wake.signal() // end an idle wait now
+		}
+	}
 	a.stopOnce.Do(func() { close(a.quit) })
 	a.wg.Wait()
 }

@@ -185,18 +185,24 @@ func (p *MemPort) Wait(timeout time.Duration) error {
 }
 
 // waitPair waits for a frame injected into p or into other, if other is a
-// MemPort too (a worker's two ports).
-func (p *MemPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+// MemPort too (a worker's two ports), or for wake.
+func (p *MemPort) waitPair(other Port, wake *wakeup, timeout time.Duration) (handled, woke bool, err error) {
 	o, ok := other.(*MemPort)
 	if !ok {
-		return false, nil
+		return false, false, nil
+	}
+	var wch chan struct{} // nil: never ready
+	if wake != nil {
+		wch = wake.ch
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-p.ready:
 	case <-o.ready:
+	case <-wch:
+		woke = true
 	case <-t.C:
 	}
-	return true, nil
+	return true, woke, nil
 }

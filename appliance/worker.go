@@ -38,6 +38,7 @@ type worker struct {
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
 	frag     fragSteer
+	wake     *wakeup // the handler's wake source (wake.go); nil when it has none
 }
 
 const (
@@ -220,10 +221,16 @@ func (w *worker) track(key flowtable.Key, flags uint8, now int64, pass bool) {
 	w.pass.apply(w, &flowEvent{key: key, now: now, flags: flags, pass: pass})
 }
 
-// wait sleeps until either port may have frames, or the idle time passes.
+// wait sleeps until either port may have frames, the handler's wake source
+// fires (then the next round runs the handler's Tick at once), or the idle
+// time passes.
 func (w *worker) wait() error {
 	if pw, ok := w.ports[0].(pairWaiter); ok {
-		if handled, err := pw.waitPair(w.ports[1], w.idle); handled {
+		if handled, woke, err := pw.waitPair(w.ports[1], w.wake, w.idle); handled {
+			if woke {
+				w.wake.drain()
+				w.nextTick = 0
+			}
 			return err
 		}
 	}
@@ -234,9 +241,10 @@ func (w *worker) wait() error {
 	return w.ports[1].Wait(w.idle / 2)
 }
 
-// pairWaiter is a Port that can wait on itself and another port of its own
-// kind at once (one poll(2) over two AF_XDP sockets). handled is false when
-// other is of another kind.
+// pairWaiter is a Port that can wait on itself, another port of its own
+// kind and the worker's wake source (nil: none) at once (one poll(2) over
+// two AF_XDP sockets and an eventfd). handled is false when other is of
+// another kind; woke reports that the wake source fired.
 type pairWaiter interface {
-	waitPair(other Port, timeout time.Duration) (handled bool, err error)
+	waitPair(other Port, wake *wakeup, timeout time.Duration) (handled, woke bool, err error)
 }

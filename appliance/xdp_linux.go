@@ -37,16 +37,23 @@ func (p *xskPort) Wait(timeout time.Duration) error {
 	return err
 }
 
+// waitsInPoll implements fdPoller: the worker's wake source needs its eventfd.
+func (p *xskPort) waitsInPoll() {}
+
 // waitPair is one poll(2) over p's socket and other's (a worker's inside
-// and outside queue).
-func (p *xskPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+// and outside queue) and the wake source's eventfd.
+func (p *xskPort) waitPair(other Port, wake *wakeup, timeout time.Duration) (handled, woke bool, err error) {
 	o, ok := other.(*xskPort)
 	if !ok {
-		return false, nil
+		return false, false, nil
+	}
+	fd := -1
+	if wake != nil {
+		fd = wake.fd
 	}
 	pair := [2]*xsk.Socket{p.Socket, o.Socket}
-	_, err := xsk.Wait(pair[:], timeout)
-	return true, err
+	_, woke, err = xsk.WaitFd(pair[:], fd, timeout)
+	return true, woke, err
 }
 
 // ErrNoInterface is returned by OpenXDP when a configured interface does not

@@ -297,6 +297,7 @@ type Client struct {
 
 	pending atomic.Int64 // == n, readable without mu
 	ready   chan struct{}
+	notify  func() // SetNotify; called on a pool goroutine after each completion
 }
 
 // NewClient returns a Client that allows up to capacity jobs in flight
@@ -367,6 +368,14 @@ func (c *Client) Poll(out []Job) int {
 // before Poll.
 func (c *Client) Ready() <-chan struct{} { return c.ready }
 
+// SetNotify makes every completion call fn, on the pool goroutine that
+// completed the job, after the job can be polled. It is how a packet worker
+// that sleeps in poll(2) learns that a job it submitted is done (an eventfd
+// write), instead of finding out at its next timeout. fn must be quick and
+// must not block or call back into the client. Set it before the first
+// Submit; nil turns it off.
+func (c *Client) SetNotify(fn func()) { c.notify = fn }
+
 // InFlight returns the owner's accepted jobs that have not been polled.
 func (c *Client) InFlight() int { return c.inflight }
 
@@ -385,5 +394,8 @@ func (c *Client) complete(j *Job) {
 	select {
 	case c.ready <- struct{}{}:
 	default:
+	}
+	if c.notify != nil {
+		c.notify()
 	}
 }

@@ -376,3 +376,62 @@ func TestPoolSubmitZeroAllocs(t *testing.T) {
 		t.Errorf("%v allocs per submit+complete+poll", a)
 	}
 }
+
+// TestClientNotify: SetNotify's function runs once per completion (also for
+// jobs completed by Close), and when it runs the job is already there for
+// Poll, so a worker woken by it never finds nothing and sleeps again.
+func TestClientNotify(t *testing.T) {
+	p, err := NewPool(PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.NewClient(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := make(chan int64, 16)
+	c.SetNotify(func() { calls <- c.pending.Load() })
+	release := make(chan struct{})
+	block := func(*Job) { <-release }
+	if !c.Submit(Job{Run: block}) || !c.Submit(Job{Run: func(*Job) {}}) {
+		t.Fatal("Submit refused")
+	}
+	select {
+	case n := <-calls:
+		t.Fatalf("notified with %d pending before any job finished", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	for want := int64(1); want <= 2; want++ {
+		select {
+		case n := <-calls:
+			if n < want {
+				t.Fatalf("notification %d saw %d jobs pollable", want, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notification %d", want)
+		}
+	}
+	waitPoll(t, c, 2)
+	// A job still queued when the pool closes completes with ErrClosed,
+	// and that completion notifies too.
+	release2 := make(chan struct{})
+	if !c.Submit(Job{Run: func(*Job) { <-release2 }}) {
+		t.Fatal("Submit refused")
+	}
+	for p.Stats().Queued != 0 {
+		time.Sleep(time.Millisecond) // the worker took it
+	}
+	if !c.Submit(Job{Run: func(*Job) {}}) {
+		t.Fatal("Submit refused")
+	}
+	go func() { time.Sleep(10 * time.Millisecond); close(release2) }()
+	p.Close()
+	for range 2 {
+		select {
+		case <-calls:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a completion at Close did not notify")
+		}
+	}
+}

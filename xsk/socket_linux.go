@@ -626,11 +626,19 @@ const TxRetry = 200 * time.Microsecond
 // reads shared ring indexes, so it may run beside the sockets' TX halves.
 // EINTR returns 0, nil.
 func Wait(socks []*Socket, timeout time.Duration) (int, error) {
+	n, _, err := WaitFd(socks, -1, timeout)
+	return n, err
+}
+
+// WaitFd is Wait with one more file descriptor in the poll set, such as an
+// eventfd another goroutine writes to end the wait early; fd < 0 is none.
+// n counts the readable sockets only; fdReady reports fd readable.
+func WaitFd(socks []*Socket, fd int, timeout time.Duration) (n int, fdReady bool, err error) {
 	const maxPoll = 64
 	if len(socks) > maxPoll {
-		return 0, fmt.Errorf("%w: Wait on %d sockets (max %d)", ErrBadOptions, len(socks), maxPoll)
+		return 0, false, fmt.Errorf("%w: Wait on %d sockets (max %d)", ErrBadOptions, len(socks), maxPoll)
 	}
-	var fds [maxPoll]unix.PollFd
+	var fds [maxPoll + 1]unix.PollFd
 	for i, s := range socks {
 		if s.closed.Load() {
 			fds[i] = unix.PollFd{Fd: -1} // poll ignores it
@@ -648,14 +656,24 @@ func Wait(socks []*Socket, timeout time.Duration) (int, error) {
 		ts = unix.NsecToTimespec(int64(timeout))
 		tsp = uintptr(unsafe.Pointer(&ts))
 	}
-	n, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(socks)), tsp, 0, 0, 0)
+	nfds := len(socks)
+	if fd >= 0 {
+		fds[nfds] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+		nfds++
+	}
+	r, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(nfds), tsp, 0, 0, 0)
 	switch e {
 	case 0:
-		return int(n), nil
+		n = int(r)
+		if fd >= 0 && fds[len(socks)].Revents != 0 {
+			fdReady = true
+			n--
+		}
+		return n, fdReady, nil
 	case unix.EINTR:
-		return 0, nil
+		return 0, false, nil
 	default:
-		return 0, fmt.Errorf("xsk: poll: %w", e)
+		return 0, false, fmt.Errorf("xsk: poll: %w", e)
 	}
 }
 

@@ -153,6 +153,17 @@ func (e *Engine) startSession(now int64, f *flow, tx [2]TxSink) {
 	e.retry = append(e.retry, f)
 }
 
+// SetWake makes the engine call fn (on a pool goroutine) whenever
+// public-key work it submitted has finished, so that a worker sleeping
+// between batches can wake and run Tick at once: the finished key exchange
+// otherwise waits for the worker's next timeout. Call it before the first
+// frame; without a pool it does nothing (the work runs inline).
+func (e *Engine) SetWake(fn func()) {
+	if e.client != nil {
+		e.client.SetNotify(fn)
+	}
+}
+
 // poll collects finished public-key work and retries refused submissions.
 func (e *Engine) poll(now int64, tx [2]TxSink) {
 	if e.client == nil {
