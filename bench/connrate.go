@@ -62,7 +62,7 @@ func (h *harness) connCase(ctx context.Context, topo *topology.Topology, res *Re
 	}
 	tg, _ := gw.(*tcpincdGateway)
 	variants := []string{""}
-	if res.Case.ID == CaseEncrypted.ID {
+	if tc := res.Case.Tcpincd; tc != nil && tc.Engine {
 		variants = []string{VariantFresh, VariantResumed}
 	}
 	for _, v := range variants {
