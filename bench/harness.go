@@ -68,6 +68,10 @@ type Config struct {
 	// X25519Time is how long the X25519 limit is measured, per worker count
 	// (default 3 s); negative skips it.
 	X25519Time time.Duration
+	// ProfileDir, when set, receives a CPU profile of gwA's tcpincd over
+	// the first connection-rate run of each variant (its admin API's
+	// /debug/pprof/profile), for `go tool pprof`.
+	ProfileDir string
 	// Command is the command line recorded in the report.
 	Command string
 	Logf    func(format string, args ...any)
@@ -706,6 +710,7 @@ func revision(dir string) string {
 type tcpincdGateway struct {
 	procs  []*netns.Process
 	admins []*admin.Client // gwA's, gwB's
+	socks  []string        // their admin sockets
 }
 
 func (g *tcpincdGateway) pids() []int { return procPids(g.procs) }
@@ -757,6 +762,7 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, tc *Tcpincd
 			return nil, err
 		}
 		g.admins = append(g.admins, c)
+		g.socks = append(g.socks, sock)
 	}
 	// Give a daemon that rejects its flags or cannot attach a moment to say so.
 	time.Sleep(time.Second)

@@ -69,6 +69,7 @@ func main() {
 	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults the first anchors used")
 	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
+	profDir := flag.String("profile", "", "directory for CPU profiles of gwA's tcpincd over the first connection-rate run of each variant")
 	jsonOut := flag.String("json", "", "also write every median (with min, max and the runs) per case to this JSON file")
 	connTime := flag.Duration("conn-time", 5*time.Second, "length of each connection-rate run")
 	connConc := flag.Int("conn-concurrency", 16, "connections in flight in the connection-rate runs")
@@ -106,7 +107,7 @@ func main() {
 		Cases: cases, Runs: *runs, Streams: ns, Duration: *dur, Omit: *omit, PPSDuration: *ppsTime,
 		TrafgenCPUs: *trafgenCPUs, MTU: *mtu, Prefix: *prefix, Net: *netN,
 		WireguardVersion: *wgVersion, WireguardRecipeOffloads: *wgRecipe, RepoDir: *repo, TcpincdArgs: strings.Fields(*tcpincdArgs),
-		Self: self, ConnDuration: *connTime, ConnConcurrency: *connConc, FirstByteCount: *fbCount, X25519Time: x25519Time,
+		Self: self, ProfileDir: *profDir, ConnDuration: *connTime, ConnConcurrency: *connConc, FirstByteCount: *fbCount, X25519Time: x25519Time,
 		Command: strings.Join(append([]string{"go run ./cmd/tcpinc-bench"}, os.Args[1:]...), " "),
 	}
 	if !*quiet {
