@@ -141,7 +141,7 @@ func TestParseLinkJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if li.MAC.String() != "ca:fe:00:00:00:01" || li.RxPackets != 12 || li.TxPackets != 34 {
+	if li.MAC.String() != "ca:fe:00:00:00:01" || li.RxPackets != 12 || li.TxPackets != 34 || li.RxBytes != 1000 {
 		t.Errorf("got %+v", li)
 	}
 	for _, bad := range []string{`[]`, `[{"address":"zz"}]`, `{`} {

@@ -5,6 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -62,7 +67,7 @@ func (h *harness) connCase(ctx context.Context, topo *topology.Topology, res *Re
 	}
 	tg, _ := gw.(*tcpincdGateway)
 	variants := []string{""}
-	if res.Case.ID == CaseEncrypted.ID {
+	if tc := res.Case.Tcpincd; tc != nil && tc.Engine {
 		variants = []string{VariantFresh, VariantResumed}
 	}
 	for _, v := range variants {
@@ -84,9 +89,20 @@ func (h *harness) connCase(ctx context.Context, topo *topology.Topology, res *Re
 		}
 		before := tg.engineCounters(ctx)
 		for i := 0; i < h.cfg.Runs && ctx.Err() == nil; i++ {
+			var prof chan error
+			if i == 0 && h.cfg.ProfileDir != "" && tg != nil {
+				prof = make(chan error, 1)
+				name := res.Case.Name + strings.ReplaceAll(variantSuffix(v), " ", "-") + "-gwA.pprof"
+				go func() { prof <- tg.profile(ctx, filepath.Join(h.cfg.ProfileDir, name), h.cfg.ConnDuration) }()
+			}
 			cpu0, _ := ReadCPUTimes()
 			st, err := h.connClient(ctx, topo, "-c", fmt.Sprint(h.cfg.ConnConcurrency), "-t", h.cfg.ConnDuration.String())
 			cpu1, _ := ReadCPUTimes()
+			if prof != nil {
+				if perr := <-prof; perr != nil {
+					cv.Errors = append(cv.Errors, "profile: "+perr.Error())
+				}
+			}
 			if err == nil {
 				err = gw.check()
 			}
@@ -152,6 +168,33 @@ func (h *harness) connClient(ctx context.Context, topo *topology.Topology, args 
 		return st, errors.Join(err, runErr)
 	}
 	return st, nil
+}
+
+// profile saves a CPU profile of gwA's daemon over the next d (less a
+// second, so that it ends inside the run it profiles).
+func (g *tcpincdGateway) profile(ctx context.Context, path string, d time.Duration) error {
+	secs := max(int(d.Seconds())-1, 1)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", g.socks[0])
+	}}}
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://localhost/debug/pprof/profile?seconds=%d", secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, firstLines(string(body), 2))
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 // setResumption switches engine.resumption on both daemons.

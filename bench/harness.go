@@ -68,6 +68,10 @@ type Config struct {
 	// X25519Time is how long the X25519 limit is measured, per worker count
 	// (default 3 s); negative skips it.
 	X25519Time time.Duration
+	// ProfileDir, when set, receives a CPU profile of gwA's tcpincd over
+	// the first connection-rate run of each variant (its admin API's
+	// /debug/pprof/profile), for `go tool pprof`.
+	ProfileDir string
 	// Command is the command line recorded in the report.
 	Command string
 	Logf    func(format string, args ...any)
@@ -214,18 +218,30 @@ type gateway interface {
 	// check reports whether the gateway is still healthy (a daemon that died
 	// mid-run invalidates the numbers).
 	check() error
+	// pids are the appliance processes in gwA and gwB (none for the
+	// kernel's forwarding), whose cost appcost.go measures.
+	pids() []int
 }
 
 type noGateway struct{}
 
 func (noGateway) check() error { return nil }
+func (noGateway) pids() []int  { return nil }
+
+func procPids(procs []*netns.Process) []int {
+	var out []int
+	for _, p := range procs {
+		out = append(out, p.Pid())
+	}
+	return out
+}
 
 func (h *harness) runCase(ctx context.Context, c Case) *Result {
 	res := &Result{Case: c, TCP: map[int]*TCPRuns{}}
 	mode := topology.ModeBridge
 	defaultOffloads := false
-	switch c.ID {
-	case CaseWireguard.ID:
+	switch {
+	case c.Wireguard:
 		mode = topology.ModeRouted
 		defaultOffloads = !h.cfg.WireguardRecipeOffloads
 		if defaultOffloads {
@@ -235,7 +251,7 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 			res.Skipped = err.Error()
 			return res
 		}
-	case CaseFastPath.ID, CaseUserSpace.ID, CaseEncrypted.ID:
+	case c.Tcpincd != nil:
 		mode = topology.ModeBare
 		if err := h.buildTcpincd(ctx); err != nil {
 			res.Skipped = err.Error()
@@ -260,15 +276,11 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		}
 	}()
 
-	switch c.ID {
-	case CaseWireguard.ID:
+	switch {
+	case c.Wireguard:
 		gw, err = h.startWireguard(topo, res)
-	case CaseFastPath.ID:
-		gw, err = h.startTcpincd(topo, res, true, false)
-	case CaseUserSpace.ID:
-		gw, err = h.startTcpincd(topo, res, false, false)
-	case CaseEncrypted.ID:
-		gw, err = h.startTcpincd(topo, res, true, true)
+	case c.Tcpincd != nil:
+		gw, err = h.startTcpincd(topo, res, c.Tcpincd)
 	}
 	if err != nil {
 		res.Skipped = err.Error()
@@ -296,7 +308,9 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		runs := &TCPRuns{}
 		res.TCP[n] = runs
 		for i := 0; i < h.cfg.Runs && ctx.Err() == nil; i++ {
+			probe := h.startCost(ctx, gw.pids(), hostLinks(topo))
 			r, busy, err := h.iperf(ctx, topo, dst, n)
+			cost := probe.finish(hostLinks(topo))
 			if err == nil {
 				err = gw.check()
 			}
@@ -304,10 +318,13 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 				res.Errors = append(res.Errors, fmt.Sprintf("iperf3 -P %d run %d: %v", n, i+1, err))
 				continue
 			}
-			h.cfg.Logf("   iperf3 -P %d run %d: %.2f Gbit/s, %d retransmits, vm_busy %.0f%%", n, i+1, r.ReceivedBps/1e9, r.Retransmits, busy)
+			h.cfg.Logf("   iperf3 -P %d run %d: %.2f Gbit/s, %d retransmits, vm_busy %.0f%%, appliance CPU %.2f s/GB, %.3f syscalls/frame",
+				n, i+1, r.ReceivedBps/1e9, r.Retransmits, busy, cost.cpuPerGB, cost.syscallsPerFrame)
 			runs.Gbps = append(runs.Gbps, r.ReceivedBps/1e9)
 			runs.Busy = append(runs.Busy, busy)
 			runs.Retransmits = append(runs.Retransmits, r.Retransmits)
+			runs.CPUPerGB = append(runs.CPUPerGB, cost.cpuPerGB)
+			runs.SyscallsPerFrame = append(runs.SyscallsPerFrame, cost.syscallsPerFrame)
 		}
 	}
 	res.PPS = &PPSRuns{}
@@ -384,6 +401,18 @@ func (h *harness) iperf(ctx context.Context, topo *topology.Topology, dst netip.
 		return IperfResult{}, 0, errors.Join(perr, runErr, errors.New(strings.TrimSpace(stderr.String())))
 	}
 	return r, BusyPercent(before, after), nil
+}
+
+// hostLinks reads hB:eth0 and hA:eth0, whose receive counters appcost.go
+// divides by.
+func hostLinks(topo *topology.Topology) func() (b, a LinkInfo, err error) {
+	return func() (b, a LinkInfo, err error) {
+		if b, err = linkInfo(topo, topology.HostB, topology.HostIface); err != nil {
+			return b, a, err
+		}
+		a, err = linkInfo(topo, topology.HostA, topology.HostIface)
+		return b, a, err
+	}
 }
 
 func linkInfo(topo *topology.Topology, n topology.Node, iface string) (LinkInfo, error) {
@@ -507,6 +536,8 @@ func (h *harness) buildWireguard(ctx context.Context) error {
 }
 
 type wgGateway struct{ procs []*netns.Process }
+
+func (g *wgGateway) pids() []int { return procPids(g.procs) }
 
 func (g *wgGateway) check() error {
 	for _, p := range g.procs {
@@ -679,7 +710,10 @@ func revision(dir string) string {
 type tcpincdGateway struct {
 	procs  []*netns.Process
 	admins []*admin.Client // gwA's, gwB's
+	socks  []string        // their admin sockets
 }
+
+func (g *tcpincdGateway) pids() []int { return procPids(g.procs) }
 
 func (g *tcpincdGateway) check() error {
 	for _, p := range g.procs {
@@ -693,9 +727,10 @@ func (g *tcpincdGateway) check() error {
 // passthroughConfig turns the TCP-ENO/tcpcrypt engine off (cases c and d).
 const passthroughConfig = "engine:\n  enabled: false\n"
 
-func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engine bool) (gateway, error) {
+func (h *harness) startTcpincd(topo *topology.Topology, res *Result, tc *TcpincdCase) (gateway, error) {
+	engine := tc.Engine
 	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "<unix socket>"}
-	if !fast {
+	if !tc.FastPath {
 		args = append(args, "--no-fast-path")
 	}
 	if !engine {
@@ -705,6 +740,8 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engin
 		}
 		args = append(args, "--config", path)
 	}
+	configAt := len(args) - 1 // the passthrough config's path, shown by its content
+	args = append(args, tc.Args...)
 	args = append(args, h.cfg.TcpincdArgs...)
 	g := &tcpincdGateway{}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
@@ -725,6 +762,7 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engin
 			return nil, err
 		}
 		g.admins = append(g.admins, c)
+		g.socks = append(g.socks, sock)
 	}
 	// Give a daemon that rejects its flags or cannot attach a moment to say so.
 	time.Sleep(time.Second)
@@ -735,7 +773,7 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, fast, engin
 		res.Notes = append(res.Notes, "the daemon did not log \"engine enabled\": this build may not encrypt")
 	}
 	if !engine {
-		args[len(args)-len(h.cfg.TcpincdArgs)-1] = "<file: engine.enabled false>"
+		args[configAt] = "<file: engine.enabled false>"
 	}
 	shown := []string{"tcpincd"}
 	for _, a := range args[1:] {

@@ -15,6 +15,7 @@ import (
 type LinkInfo struct {
 	MAC                  net.HardwareAddr
 	RxPackets, TxPackets uint64
+	RxBytes              uint64
 }
 
 // ParseLinkJSON decodes `ip -s -j link show dev X` (a one-element array).
@@ -24,6 +25,7 @@ func ParseLinkJSON(js []byte) (LinkInfo, error) {
 		Stats64 struct {
 			Rx struct {
 				Packets uint64 `json:"packets"`
+				Bytes   uint64 `json:"bytes"`
 			} `json:"rx"`
 			Tx struct {
 				Packets uint64 `json:"packets"`
@@ -40,7 +42,8 @@ func ParseLinkJSON(js []byte) (LinkInfo, error) {
 	if err != nil {
 		return LinkInfo{}, fmt.Errorf("ip link json: address: %w", err)
 	}
-	return LinkInfo{MAC: mac, RxPackets: links[0].Stats64.Rx.Packets, TxPackets: links[0].Stats64.Tx.Packets}, nil
+	st := links[0].Stats64
+	return LinkInfo{MAC: mac, RxPackets: st.Rx.Packets, TxPackets: st.Tx.Packets, RxBytes: st.Rx.Bytes}, nil
 }
 
 // TrafgenConfig returns a trafgen packet configuration for one Ethernet/IPv4/UDP

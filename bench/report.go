@@ -8,21 +8,42 @@ import (
 	"time"
 )
 
-// Case is one way of joining side A and side B.
+// Case is one way of joining side A and side B. Exactly one of Bridge,
+// Wireguard and Tcpincd says how.
 type Case struct {
 	ID   string // "a", "b", ...: the letter the report uses
 	Name string // short name for flags: kernel, wireguard-go, tcpinc-fast, tcpinc-user
 	Desc string // one line for the report
+
+	Bridge    bool         // a kernel bridge in each gateway
+	Wireguard bool         // wireguard-go between routed gateways
+	Tcpincd   *TcpincdCase // tcpincd in each gateway
 }
 
-// The cases of issue 3, in report order. (a) and (b) are the anchors.
+// TcpincdCase is how a case runs tcpincd.
+type TcpincdCase struct {
+	FastPath bool // else --no-fast-path
+	// Engine on: TCP between the gateways is encrypted, and the
+	// connection measurements run with resumption off and on.
+	Engine bool
+	// Args are extra daemon arguments for this case (before -tcpincd-args).
+	Args []string
+}
+
+// The cases of issue 3, in report order. (a) and (b) are the anchors. A new
+// way to run tcpincd (another port backend) is one more line in AllCases.
 var (
-	CaseKernel    = Case{"a", "kernel", "kernel forwarding: a bridge joins `in` and `out` in gwA and gwB"}
-	CaseWireguard = Case{"b", "wireguard-go", "wireguard-go tunnel between gwA and gwB (routed gateways)"}
-	CaseFastPath  = Case{"c", "tcpinc-fast", "tcpincd passthrough (engine off) with the XDP fast path"}
-	CaseUserSpace = Case{"d", "tcpinc-user", "tcpincd passthrough (engine off), every frame through user space (`--no-fast-path`)"}
-	CaseEncrypted = Case{"e", "tcpinc-crypt", "tcpincd with its TCP-ENO/tcpcrypt engine on (default config): TCP between gwA and gwB encrypted"}
-	AllCases      = []Case{CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace, CaseEncrypted}
+	CaseKernel    = Case{ID: "a", Name: "kernel", Desc: "kernel forwarding: a bridge joins `in` and `out` in gwA and gwB", Bridge: true}
+	CaseWireguard = Case{ID: "b", Name: "wireguard-go", Desc: "wireguard-go tunnel between gwA and gwB (routed gateways)", Wireguard: true}
+	CaseFastPath  = Case{ID: "c", Name: "tcpinc-fast", Desc: "tcpincd passthrough (engine off) with the XDP fast path", Tcpincd: &TcpincdCase{FastPath: true}}
+	CaseUserSpace = Case{ID: "d", Name: "tcpinc-user", Desc: "tcpincd passthrough (engine off), every frame through user space (`--no-fast-path`)", Tcpincd: &TcpincdCase{}}
+	CaseEncrypted = Case{ID: "e", Name: "tcpinc-crypt", Desc: "tcpincd with its TCP-ENO/tcpcrypt engine on (default config): TCP between gwA and gwB encrypted", Tcpincd: &TcpincdCase{FastPath: true, Engine: true}}
+	AllCases      = []Case{
+		CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace, CaseEncrypted,
+		// (f), encrypted over the AF_PACKET backend, is one entry here once
+		// tcpincd has that backend: CaseEncrypted's TcpincdCase plus the
+		// backend's flag in Args.
+	}
 )
 
 // TCPRuns are the iperf3 runs of one case at one stream count.
@@ -30,6 +51,11 @@ type TCPRuns struct {
 	Gbps        []float64 // receiver goodput per run
 	Busy        []float64 // vm_busy % per run
 	Retransmits []int64
+	// The appliance processes' CPU seconds per GB arriving at hB, and
+	// their system calls per frame crossing (appcost.go); NaN where not
+	// measured (kernel case, no perf).
+	CPUPerGB         []float64
+	SyscallsPerFrame []float64
 }
 
 // PPSRuns are the small-packet runs of one case.
@@ -71,7 +97,11 @@ type ConnVariant struct {
 
 // EngineCounts are the handshake counters of one tcpincd (admin API).
 type EngineCounts struct {
-	Encrypted, Failed, Fallback, Resumed, AuthFailures uint64
+	Encrypted    uint64 `json:"encrypted"`
+	Failed       uint64 `json:"failed"`
+	Fallback     uint64 `json:"fallback"`
+	Resumed      uint64 `json:"resumed"`
+	AuthFailures uint64 `json:"auth_failures"`
 }
 
 // Sub returns c - before (nil if either is nil).
@@ -220,8 +250,11 @@ func (r *Report) Markdown() string {
 	a, wg := r.result(CaseKernel.ID), r.result(CaseWireguard.ID)
 	fmt.Fprintf(&b, "\n### TCP throughput hA → hB (iperf3 -t %d -O %d, %d runs; Gbit/s at the receiver)\n\n",
 		int(s.Duration.Seconds()), int(s.Omit.Seconds()), s.Runs)
-	b.WriteString("| case | streams | min | **median** | max | retransmits (median) | vm_busy % | vs (a) | vs (b) |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("Appliance CPU: utime+stime of the appliance processes in gwA and gwB (tcpincd, wireguard-go) per GB arriving at hB:eth0; " +
+		"syscalls: theirs (perf stat, raw_syscalls:sys_enter) per frame arriving at hB:eth0 or hA:eth0, each of which crossed both gateways; medians over runs. " +
+		"Softirq work is in neither (the kernel's forwarding in (a), the AF_XDP copy-mode receive): see bench/appcost.go.\n\n")
+	b.WriteString("| case | streams | min | **median** | max | retransmits (median) | vm_busy % | vs (a) | vs (b) | appliance CPU s/GB | syscalls/frame |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.Results {
 		if res.Skipped != "" {
 			continue
@@ -234,9 +267,10 @@ func (r *Report) Markdown() string {
 		for _, n := range streams {
 			t := res.TCP[n]
 			sm := Summarize(t.Gbps)
-			fmt.Fprintf(&b, "| %s | %d | %s | **%s** | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %d | %s | **%s** | %s | %s | %s | %s | %s | %s | %s |\n",
 				label(res.Case), n, f2(sm.Min), f2(sm.Median), f2(sm.Max), medianInt(t.Retransmits), rangePct(t.Busy),
-				ratio(Ratio(sm.Median, tcpMedian(a, n))), ratio(Ratio(sm.Median, tcpMedian(wg, n))))
+				ratio(Ratio(sm.Median, tcpMedian(a, n))), ratio(Ratio(sm.Median, tcpMedian(wg, n))),
+				f2(SummarizeFinite(t.CPUPerGB).Median), f2(SummarizeFinite(t.SyscallsPerFrame).Median))
 		}
 	}
 

@@ -46,3 +46,15 @@ func Ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// SummarizeFinite is Summarize over the values of xs that are not NaN (runs
+// where a quantity could not be measured).
+func SummarizeFinite(xs []float64) Summary {
+	var keep []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			keep = append(keep, x)
+		}
+	}
+	return Summarize(keep)
+}

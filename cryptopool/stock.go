@@ -11,8 +11,19 @@ import (
 type StockConfig[K any] struct {
 	// Name labels the stock in stats, e.g. "x25519".
 	Name string
-	// Size is how many pairs the stock holds; default 64.
+	// Size is the most pairs the stock holds; default 64.
 	Size int
+	// MinSize, when between 1 and Size, sizes the stock to the connection
+	// rate: it aims to hold Horizon's worth of the recent demand (Takes,
+	// served or not), never fewer than MinSize nor more than Size, so an
+	// idle stock costs MinSize/MaxAge key generations per second and a busy
+	// one absorbs a burst of Horizon's length without inline generation.
+	// The janitor measures the demand every SweepEvery. Zero (or Size):
+	// the stock always aims for Size.
+	MinSize int
+	// Horizon is how much demand an adaptive stock holds; default 250ms,
+	// at most MaxAge (a pair waits about Horizon before it is used).
+	Horizon time.Duration
 	// MaxAge is how long a pair may wait unused before it is discarded;
 	// default 2s. RFC 8548 §3.3 asks for ephemeral keys refreshed often
 	// (TC-9), and a short-lived private key if pairs are kept (TC-79).
@@ -34,7 +45,8 @@ type StockConfig[K any] struct {
 // dropped, and the pool's idle workers refill the stock in the background.
 //
 // Keeping idle stocks full costs Size/MaxAge key generations per second
-// (32/s with the defaults, about 2 ms of CPU per second for X25519).
+// (32/s with the defaults, about 2 ms of CPU per second for X25519); with
+// MinSize set, MinSize/MaxAge when idle, and the stock grows with demand.
 type Stock[K any] struct {
 	pool   *Pool
 	name   string
@@ -43,11 +55,19 @@ type Stock[K any] struct {
 	wipe   func(*K)
 	now    func() time.Time
 
-	mu     sync.Mutex // guards ring, head, n, closed
+	minSize int
+	horizon time.Duration
+
+	mu     sync.Mutex // guards ring, head, n, closed, target
 	ring   []stocked[K]
 	head   int
 	n      int
 	closed bool
+	target int // pairs the refills aim for: len(ring), or by demand (MinSize)
+
+	demand    atomic.Uint64 // Takes since the last retarget
+	rate      float64       // janitor only: demand per second, decaying
+	lastSweep time.Time     // janitor only
 
 	queued atomic.Bool // a refill hint is in the pool's queue
 
@@ -67,8 +87,8 @@ func NewStock[K any](p *Pool, cfg StockConfig[K]) (*Stock[K], error) {
 		return nil, errors.New("cryptopool: stock needs a pool")
 	case cfg.Generate == nil:
 		return nil, errors.New("cryptopool: stock needs a Generate function")
-	case cfg.Size < 0 || cfg.MaxAge < 0:
-		return nil, errors.New("cryptopool: negative stock size or age")
+	case cfg.Size < 0 || cfg.MaxAge < 0 || cfg.MinSize < 0 || cfg.Horizon < 0:
+		return nil, errors.New("cryptopool: negative stock size, age or horizon")
 	}
 	if cfg.Size == 0 {
 		cfg.Size = 64
@@ -76,6 +96,13 @@ func NewStock[K any](p *Pool, cfg StockConfig[K]) (*Stock[K], error) {
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = 2 * time.Second
 	}
+	if cfg.MinSize == 0 || cfg.MinSize > cfg.Size {
+		cfg.MinSize = cfg.Size
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = 250 * time.Millisecond
+	}
+	cfg.Horizon = min(cfg.Horizon, cfg.MaxAge)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -87,6 +114,11 @@ func NewStock[K any](p *Pool, cfg StockConfig[K]) (*Stock[K], error) {
 		wipe:   cfg.Wipe,
 		now:    cfg.Now,
 		ring:   make([]stocked[K], cfg.Size),
+
+		minSize:   cfg.MinSize,
+		horizon:   cfg.Horizon,
+		target:    cfg.MinSize,
+		lastSweep: cfg.Now(),
 	}
 	if err := p.addStock(s); err != nil {
 		return nil, err
@@ -115,6 +147,7 @@ func (s *Stock[K]) Take() (k K, ok bool) {
 	} else {
 		s.empty.Add(1)
 	}
+	s.demand.Add(1)
 	s.poke()
 	return k, ok
 }
@@ -142,8 +175,10 @@ func (s *Stock[K]) Len() int {
 
 // StockStats are one stock's counters, for the admin API and metrics.
 type StockStats struct {
-	Name   string        `json:"name"`
-	Size   int           `json:"size"`
+	Name string `json:"name"`
+	Size int    `json:"size"`
+	// Target is how many pairs the stock now aims to hold (MinSize..Size).
+	Target int           `json:"target"`
 	Len    int           `json:"len"`
 	MaxAge time.Duration `json:"max_age_ns"`
 	// Generated pairs entered the stock; Taken were handed out; Empty counts
@@ -163,6 +198,7 @@ func (s *Stock[K]) Stats() StockStats {
 	return StockStats{
 		Name:      s.name,
 		Size:      len(s.ring),
+		Target:    s.Target(),
 		Len:       s.Len(),
 		MaxAge:    s.maxAge,
 		Generated: s.generated.Load(),
@@ -172,6 +208,34 @@ func (s *Stock[K]) Stats() StockStats {
 		Surplus:   s.surplus.Load(),
 		GenErrors: s.genErrors.Load(),
 	}
+}
+
+// Target returns how many pairs the stock now aims to hold.
+func (s *Stock[K]) Target() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.target
+}
+
+// retarget sizes the stock to the demand since the last call: it follows a
+// rise at once and a fall gradually (a quarter of the excess per sweep), so
+// bursts that recur find pairs ready. Only the janitor calls it.
+func (s *Stock[K]) retarget(now time.Time) {
+	if s.minSize == len(s.ring) {
+		return
+	}
+	dt := now.Sub(s.lastSweep)
+	if dt <= 0 {
+		return
+	}
+	s.lastSweep = now
+	inst := float64(s.demand.Swap(0)) / dt.Seconds()
+	s.rate = max(inst, s.rate-(s.rate-inst)/4)
+	want := int(s.rate*s.horizon.Seconds() + 0.999)
+	want = min(max(want, s.minSize), len(s.ring))
+	s.mu.Lock()
+	s.target = want
+	s.mu.Unlock()
 }
 
 func (s *Stock[K]) expireLocked(now time.Time) int {
@@ -220,7 +284,7 @@ func (s *Stock[K]) poke() {
 func (s *Stock[K]) refillOne() {
 	s.queued.Store(false)
 	s.mu.Lock()
-	short := !s.closed && s.n < len(s.ring)
+	short := !s.closed && s.n < s.target
 	s.mu.Unlock()
 	if !short {
 		return
@@ -247,7 +311,7 @@ func (s *Stock[K]) refillOne() {
 	}
 	s.ring[i] = stocked[K]{key: k, born: s.now()}
 	s.n++
-	short = s.n < len(s.ring)
+	short = s.n < s.target
 	s.mu.Unlock()
 	s.generated.Add(1)
 	if short {
@@ -258,8 +322,9 @@ func (s *Stock[K]) refillOne() {
 // sweep is the janitor's call.
 func (s *Stock[K]) sweep() {
 	s.Expire()
+	s.retarget(s.now())
 	s.mu.Lock()
-	short := !s.closed && s.n < len(s.ring)
+	short := !s.closed && s.n < s.target
 	s.mu.Unlock()
 	if short {
 		s.poke()

@@ -351,3 +351,71 @@ func TestStockZeroAllocs(t *testing.T) {
 		t.Errorf("%v allocs per Take+refill", a)
 	}
 }
+
+// TestStockSizedToDemand: an adaptive stock (MinSize < Size) holds MinSize
+// pairs while nobody takes, grows to Horizon's worth of the measured demand
+// and refills to it, never holds more than Size however high the demand,
+// and shrinks back when the demand stops; every pair it hands out is
+// distinct (each serves one connection, RFC 8548 §3.3) and none is older
+// than MaxAge.
+func TestStockSizedToDemand(t *testing.T) {
+	p := newTestPool(t, PoolConfig{Workers: 2, SweepEvery: time.Hour}) // the test sweeps
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	m := &pairMaker{}
+	s, err := NewStock(p, StockConfig[testPair]{Size: 64, MinSize: 4, Horizon: time.Second, MaxAge: 2 * time.Second,
+		Generate: m.generate, Wipe: m.wipe, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle stock to fill to MinSize", func() bool { return s.Len() == 4 })
+	seen := map[uint64]bool{}
+	take := func(n int) {
+		for range n {
+			k, ok := s.Take()
+			if !ok {
+				continue
+			}
+			if seen[k.serial] {
+				t.Fatalf("pair %d handed out twice", k.serial)
+			}
+			seen[k.serial] = true
+		}
+	}
+	sweep := func(d time.Duration) {
+		clock.Advance(d)
+		s.sweep()
+	}
+	// 20 takes in one second: 20 pairs of demand per Horizon.
+	take(20)
+	sweep(time.Second)
+	if got := s.Target(); got != 20 {
+		t.Fatalf("target %d after 20 takes in 1 s, want 20", got)
+	}
+	waitFor(t, "the stock to refill to its target", func() bool { return s.Len() == s.Target() })
+	// Far more demand than Size: bounded.
+	take(5000)
+	sweep(100 * time.Millisecond)
+	if s.Target() != 64 {
+		t.Fatalf("target %d with 50,000 takes/s, want Size 64", s.Target())
+	}
+	waitFor(t, "the stock to refill to Size", func() bool { return s.Len() == 64 })
+	if st := s.Stats(); st.Len > st.Size || st.Target > st.Size {
+		t.Fatalf("stats %+v: over Size", st)
+	}
+	// No demand: the target falls back to MinSize, and the pairs that
+	// expire are not replaced beyond it.
+	for range 40 {
+		sweep(100 * time.Millisecond)
+	}
+	if s.Target() != 4 {
+		t.Fatalf("target %d after 4 s without demand, want MinSize 4", s.Target())
+	}
+	waitFor(t, "expired pairs dropped and the stock back at MinSize", func() bool {
+		s.Expire()
+		return s.Len() == 4
+	})
+	take(4)
+	if st := s.Stats(); st.Taken != uint64(len(seen)) {
+		t.Fatalf("taken %d, distinct %d", st.Taken, len(seen))
+	}
+}

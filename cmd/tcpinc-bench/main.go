@@ -16,7 +16,11 @@
 // "## Dataplane" section of bench/RESULTS.md (other sections are kept).
 // Needs root. A full run takes about 10 minutes.
 //
-//	go run ./cmd/tcpinc-bench [-cases a,b,c,d,e] [-runs 3] [-time 10s] [-out bench/RESULTS.md]
+// Beside each iperf3 run it measures the appliance processes' CPU seconds
+// per GB and system calls per frame (bench/appcost.go says how); -json FILE
+// writes every figure as min/median/max per case.
+//
+//	go run ./cmd/tcpinc-bench [-cases a,b,c,d,e] [-runs 3] [-time 10s] [-out bench/RESULTS.md] [-json FILE]
 package main
 
 import (
@@ -46,7 +50,11 @@ func main() {
 		}
 		return
 	}
-	casesFlag := flag.String("cases", "a,b,c,d,e", "cases to run, by letter or name (kernel, wireguard-go, tcpinc-fast, tcpinc-user, tcpinc-crypt)")
+	var ids, names []string
+	for _, c := range bench.AllCases {
+		ids, names = append(ids, c.ID), append(names, c.Name)
+	}
+	casesFlag := flag.String("cases", strings.Join(ids, ","), "cases to run, by letter or name ("+strings.Join(names, ", ")+")")
 	runs := flag.Int("runs", 3, "runs per measurement")
 	streams := flag.String("streams", "1,4", "iperf3 parallel stream counts")
 	dur := flag.Duration("time", 10*time.Second, "iperf3 -t")
@@ -61,6 +69,8 @@ func main() {
 	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults the first anchors used")
 	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
+	profDir := flag.String("profile", "", "directory for CPU profiles of gwA's tcpincd over the first connection-rate run of each variant")
+	jsonOut := flag.String("json", "", "also write every median (with min, max and the runs) per case to this JSON file")
 	connTime := flag.Duration("conn-time", 5*time.Second, "length of each connection-rate run")
 	connConc := flag.Int("conn-concurrency", 16, "connections in flight in the connection-rate runs")
 	fbCount := flag.Int("first-byte-count", 200, "sequential connections of the first-byte measurement")
@@ -97,7 +107,7 @@ func main() {
 		Cases: cases, Runs: *runs, Streams: ns, Duration: *dur, Omit: *omit, PPSDuration: *ppsTime,
 		TrafgenCPUs: *trafgenCPUs, MTU: *mtu, Prefix: *prefix, Net: *netN,
 		WireguardVersion: *wgVersion, WireguardRecipeOffloads: *wgRecipe, RepoDir: *repo, TcpincdArgs: strings.Fields(*tcpincdArgs),
-		Self: self, ConnDuration: *connTime, ConnConcurrency: *connConc, FirstByteCount: *fbCount, X25519Time: x25519Time,
+		Self: self, ProfileDir: *profDir, ConnDuration: *connTime, ConnConcurrency: *connConc, FirstByteCount: *fbCount, X25519Time: x25519Time,
 		Command: strings.Join(append([]string{"go run ./cmd/tcpinc-bench"}, os.Args[1:]...), " "),
 	}
 	if !*quiet {
@@ -111,6 +121,16 @@ func main() {
 	}
 	md := rep.Markdown()
 	fmt.Print(md)
+	if *jsonOut != "" {
+		js, err := rep.JSON()
+		if err != nil {
+			fail(err)
+		}
+		if err := os.WriteFile(*jsonOut, append(js, '\n'), 0o644); err != nil {
+			fail(err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", *jsonOut)
+	}
 	if *out == "" {
 		return
 	}

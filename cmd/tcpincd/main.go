@@ -439,8 +439,13 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engin
 				"auth_failures", c.AuthFailures.Load(), "aborts", c.Aborts.Load(), "rekeys", c.Rekeys.Load(),
 				"frames_sealed", c.FramesSealed.Load(), "frames_opened", c.FramesOpened.Load(),
 				"handshakes_evicted", c.EmbryonicEvicted.Load(),
+				"key_gen_inline", c.KeyGenInline.Load(), "pool_retries", c.PoolRetries.Load(),
 				"fallbacks", fmt.Sprint(fallbacks), "drops", fmt.Sprint(drops))
 		})
+		for _, st := range engines.StockStats() {
+			log.Info("key stock", "tep", st.Name, "size", st.Size, "target", st.Target, "len", st.Len,
+				"generated", st.Generated, "taken", st.Taken, "empty", st.Empty, "expired", st.Expired)
+		}
 		log.Info("flow memory", "used", engines.Memory.Used(), "peak", engines.Memory.Peak(),
 			"limit", engines.Memory.Limit(), "refused", engines.Memory.Refused())
 	}

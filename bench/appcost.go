@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The appliance's cost per byte and per frame, beside each iperf3 run: on
+// 2 shared cores, Gbit/s mixes the hosts' and the gateways' CPU; what the
+// gateways' own processes spend per byte does not.
+//
+// CPU: utime+stime of every appliance process (tcpincd or wireguard-go in
+// gwA and gwB) from /proc/<pid>/stat, all threads, before and after the run.
+// It counts what runs in those processes' context, user and kernel (their
+// system calls, AF_XDP TX, TUN reads and writes), not softirq work done for
+// them on other contexts (the AF_XDP copy-mode receive, veth delivery), nor
+// the kernel's forwarding in (a), which has no process: (a) shows none.
+//
+// System calls: `perf stat -e raw_syscalls:sys_enter -p <pids>` counting
+// (no sampling, no tracing: an in-kernel counter per event, ~0.1-0.5 µs per
+// system call while attached), started before and stopped after the run.
+// /proc/<pid>/io's syscr/syscw would be cheaper but count only read/write
+// style calls, missing sendto, recvmmsg and poll, which are most of what
+// these daemons issue. Without perf the column is empty.
+//
+// Bytes are the frames arriving at hB:eth0 (the data direction, headers
+// included); frames are those arriving at hB:eth0 and at hA:eth0 (data and
+// ACKs), each of which crossed both appliances.
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat's utime and stime
+// (100 on every Linux architecture Go supports).
+const clockTick = 100
+
+// ParseProcPidStat returns utime+stime in seconds from the contents of
+// /proc/<pid>/stat. The command name (field 2) may contain spaces and
+// parentheses, so fields are counted after its last ')'.
+func ParseProcPidStat(b []byte) (float64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/<pid>/stat: no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/<pid>/stat: %d fields after the name", len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/<pid>/stat: utime %q stime %q", f[11], f[12])
+	}
+	return float64(ut+st) / clockTick, nil
+}
+
+// procCPU sums utime+stime of pids, in seconds.
+func procCPU(pids []int) (float64, error) {
+	var sum float64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, err
+		}
+		s, err := ParseProcPidStat(b)
+		if err != nil {
+			return 0, err
+		}
+		sum += s
+	}
+	return sum, nil
+}
+
+// ParsePerfStatCount returns the count of event from `perf stat -x,`
+// output (CSV: value,unit,event,...). ok is false when perf did not count
+// it.
+func ParsePerfStatCount(out, event string) (n uint64, ok bool) {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) < 3 || f[2] != event {
+			continue
+		}
+		v, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, false // "<not counted>", "<not supported>"
+		}
+		return v, true
+	}
+	return 0, false
+}
+
+const syscallEvent = "raw_syscalls:sys_enter"
+
+// syscallCounter is one `perf stat` attached to the appliance processes.
+type syscallCounter struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startSyscalls attaches perf to pids; nil (no error) when perf is not
+// installed or there is nothing to count.
+func startSyscalls(ctx context.Context, pids []int) (*syscallCounter, error) {
+	if len(pids) == 0 {
+		return nil, nil
+	}
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return nil, nil
+	}
+	list := make([]string, len(pids))
+	for i, p := range pids {
+		list[i] = strconv.Itoa(p)
+	}
+	c := &syscallCounter{}
+	c.cmd = exec.CommandContext(ctx, perf, "stat", "-x,", "-e", syscallEvent, "-p", strings.Join(list, ","))
+	c.cmd.Stderr = &c.out // perf stat writes its counts to stderr
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	time.Sleep(100 * time.Millisecond) // let it attach before the run starts
+	return c, nil
+}
+
+// stop ends the count and returns it.
+func (c *syscallCounter) stop() (uint64, error) {
+	if c == nil {
+		return 0, fmt.Errorf("perf not available")
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	_ = c.cmd.Wait()
+	n, ok := ParsePerfStatCount(c.out.String(), syscallEvent)
+	if !ok {
+		return 0, fmt.Errorf("perf stat counted nothing: %s", firstLines(c.out.String(), 3))
+	}
+	return n, nil
+}
+
+var nanF = math.NaN()
+
+// appCost is one run's appliance cost; NaN where not measured.
+type appCost struct {
+	cpuPerGB, syscallsPerFrame float64
+}
+
+// costProbe samples the appliance processes and the hosts' links around
+// one run.
+type costProbe struct {
+	pids         []int
+	cpu0         float64
+	rxB0, rxA0   LinkInfo
+	perf         *syscallCounter
+	cpuErr, lErr error
+}
+
+func (h *harness) startCost(ctx context.Context, pids []int, links func() (b, a LinkInfo, err error)) *costProbe {
+	p := &costProbe{pids: pids}
+	if len(pids) == 0 {
+		return p
+	}
+	p.perf, _ = startSyscalls(ctx, pids)
+	p.rxB0, p.rxA0, p.lErr = links()
+	p.cpu0, p.cpuErr = procCPU(pids)
+	return p
+}
+
+func (p *costProbe) finish(links func() (b, a LinkInfo, err error)) appCost {
+	nan := appCost{cpuPerGB: nanF, syscallsPerFrame: nanF}
+	if len(p.pids) == 0 {
+		return nan
+	}
+	cpu1, cpuErr := procCPU(p.pids)
+	rxB1, rxA1, lErr := links()
+	sys, sysErr := p.perf.stop()
+	if p.lErr != nil || lErr != nil {
+		return nan
+	}
+	out := nan
+	bytes := float64(rxB1.RxBytes - p.rxB0.RxBytes)
+	frames := float64(rxB1.RxPackets-p.rxB0.RxPackets) + float64(rxA1.RxPackets-p.rxA0.RxPackets)
+	if p.cpuErr == nil && cpuErr == nil && bytes > 0 {
+		out.cpuPerGB = (cpu1 - p.cpu0) / (bytes / 1e9)
+	}
+	if sysErr == nil && frames > 0 {
+		out.syscallsPerFrame = float64(sys) / frames
+	}
+	return out
+}
