@@ -19,7 +19,8 @@ type scripted struct {
 	ticks  []int64
 }
 
-func (s *scripted) Handle(now int64, from engine.PortID, frame []byte, tx [2]TxSink) Verdict {
+func (s *scripted) HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	frame := p.Frame()
 	s.seen = append(s.seen, bytes.Clone(frame))
 	return s.decide(from, frame, tx)
 }

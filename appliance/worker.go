@@ -187,7 +187,7 @@ func (w *worker) drainHandoffs(now int64) int {
 func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	flags := w.pkt.Flags()
 	frag := w.pkt.IsFragment()
-	v := w.h.Handle(now, from, frame, w.sinks)
+	v := w.h.HandlePacket(now, from, &w.pkt, w.sinks) // the frame parsed once
 	t := &w.t[from]
 	switch v {
 	case engine.Passthrough, engine.ForwardInPlace:

@@ -90,6 +90,7 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 	c.Handshakes = map[string]uint64{}
 	c.Fallbacks = map[string]uint64{}
 	c.Fragments = map[string]uint64{}
+	c.Events = map[string]uint64{}
 	s.engines.Each(func(_ int, ec *engine.Counters) {
 		c.Handshakes["encrypted"] += ec.Encrypted.Load()
 		c.Handshakes["failed"] += ec.HandshakeFailures.Load()
@@ -105,6 +106,7 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 		for i, name := range engine.FragNames {
 			c.Fragments[name] += ec.Frag[i].Load()
 		}
+		ec.EachEvent(func(name string, n uint64) { c.Events[name] += n })
 		c.AuthFailures += ec.AuthFailures.Load()
 		c.StrayResets += ec.StrayResets.Load()
 		c.Rekeys += ec.Rekeys.Load()

@@ -370,8 +370,8 @@ type recordingEngine struct {
 
 func (r *recordingEngine) Engine() *engine.Engine { return r.e }
 
-func (r *recordingEngine) Handle(now int64, from engine.PortID, frame []byte, tx [2]appliance.TxSink) appliance.Verdict {
-	return r.e.Handle(now, from, frame, tx)
+func (r *recordingEngine) HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]appliance.TxSink) appliance.Verdict {
+	return r.e.HandlePacket(now, from, p, tx)
 }
 
 func (r *recordingEngine) Tick(now int64, tx [2]appliance.TxSink) { r.e.Tick(now, tx) }

@@ -30,6 +30,9 @@ type Engines struct {
 	// KeyLog, when set before the workers start, is every engine's
 	// Deps.KeyLog (debugging decryption; off by default).
 	KeyLog func(engine.KeyLogEntry)
+	// MTU, when set before the workers start, is every engine's Deps.MTU
+	// (afxdp.PortMTU: the MSS cap).
+	MTU int
 
 	mu   sync.Mutex
 	list []*engine.Engine
@@ -72,7 +75,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 // NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
 // q's worker.
 func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU})
 	if err != nil {
 		return nil, err
 	}

@@ -1,96 +1,88 @@
 package memport
 
 import (
-	"net/netip"
+	"bytes"
 	"testing"
 
-	"github.com/tcpinc/tcpinc/appliance/packet"
-	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/bump"
+	"github.com/tcpinc/tcpinc/flow"
+	"github.com/tcpinc/tcpinc/xsk/classifiertest"
 )
 
-var a4, b4 = packettest.HostA4, packettest.HostB4
-
-func tcpFrame(src, dst netip.Addr, sp, dp uint16, flags uint8, seq, ack uint32, payload []byte, tags ...packettest.Tag) []byte {
-	return packettest.Frame{Tags: tags, Src: src, Dst: dst, TCP: &packettest.TCP{
-		SrcPort: sp, DstPort: dp, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Payload: payload,
-	}}.Bytes()
-}
-
-// TestClassifyICMPErrors: like the XDP classifier, the model sends every
-// ICMP error message to a worker (from the inside one may quote decrypted
-// plaintext; for a path MTU error the engine translates the quoted sequence
-// number and lowers the MTU of an encrypted flow); informational ICMP and
-// errors it could not read take the fast path. Every ICMPv4 fragment goes
-// to a worker: a later one shows no type and may carry the rest of a quote.
-func TestClassifyICMPErrors(t *testing.T) {
-	seg4 := tcpFrame(a4, b4, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
-	seg6 := tcpFrame(packettest.HostA6, packettest.HostB6, 40000, 443, packettest.ACK, 100, 200, []byte("data"))
-	icmp4 := func(typ, code uint8, frag bool) []byte {
-		return packettest.Frame{Src: b4, Dst: a4, Proto: 1, MoreFragments: frag,
-			L4: packettest.ICMP(typ, code, 1280, packettest.Quote(seg4, 28))}.Bytes()
+// TestBumpClassifierTable runs the classifier's table
+// (xsk/classifiertest, which xsk runs against the BPF program) through
+// Bump.Arrive: a Peer verdict must leave on the other port's wire
+// untouched and count as redirected, a Worker verdict must land in the
+// arrival port's queue. Bump has one fast-path switch for both ports
+// (NewBump's fastPath, like Bump.SetFastPath); a frame's verdict depends
+// only on its arrival port's switch (the table says so, and xsk checks it
+// on the program), so each case runs with that port's setting.
+func TestBumpClassifierTable(t *testing.T) {
+	var wired [2][][]byte
+	var ports [2]*Port
+	for p := range ports {
+		mp, err := New(4, 2048, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[p] = mp
 	}
-	icmp6 := func(typ, code uint8, tags ...packettest.Tag) []byte {
-		return packettest.Frame{Tags: tags, Src: packettest.HostB6, Dst: packettest.HostA6, Proto: 58,
-			L4: packettest.ICMP(typ, code, 1280, packettest.Quote(seg6, 48))}.Bytes()
+	wires := [2]func([]byte){
+		func(f []byte) { wired[0] = append(wired[0], bytes.Clone(f)) },
+		func(f []byte) { wired[1] = append(wired[1], bytes.Clone(f)) },
 	}
-	for _, c := range []struct {
-		name   string
-		frame  []byte
-		worker bool
-	}{
-		{"ICMPv4 fragmentation needed", icmp4(3, 4, false), true},
-		{"ICMPv4 port unreachable", icmp4(3, 3, false), true},
-		{"ICMPv4 source quench", icmp4(4, 0, false), true},
-		{"ICMPv4 redirect", icmp4(5, 1, false), true},
-		{"ICMPv4 time exceeded", icmp4(11, 0, false), true},
-		{"ICMPv4 parameter problem", icmp4(12, 0, false), true},
-		{"ICMPv4 echo", icmp4(8, 0, false), false},
-		{"ICMPv4 echo reply", icmp4(0, 0, false), false},
-		{"ICMPv4 timestamp", icmp4(13, 0, false), false},
-		{"ICMPv4 fragmentation needed, fragmented", icmp4(3, 4, true), true},
-		{"ICMPv4 echo, fragmented", icmp4(8, 0, true), true},
-		{"ICMPv6 destination unreachable", icmp6(1, 4), true},
-		{"ICMPv6 packet too big", icmp6(2, 0), true},
-		{"VLAN ICMPv6 packet too big", icmp6(2, 0, packettest.Tag{TPID: 0x8100, TCI: 7}), true},
-		{"ICMPv6 time exceeded", icmp6(3, 0), true},
-		{"ICMPv6 parameter problem", icmp6(4, 0), true},
-		{"ICMPv6 type 0", icmp6(0, 0), false},
-		{"ICMPv6 type 5", icmp6(5, 0), false},
-		{"ICMPv6 echo", icmp6(128, 0), false},
-	} {
-		for _, fast := range []bool{true, false} {
-			b := NewBump(nil, nil, [2]func([]byte){}, fast, 1)
-			toPeer, _, tcp := b.classify(c.frame)
-			if want := fast && !c.worker; toPeer != want || tcp {
-				t.Errorf("%s (fast path %v): to peer %v tcp %v, want to peer %v", c.name, fast, toPeer, tcp, want)
+	descs := make([]bump.Desc, 4)
+	n := 0
+	for _, c := range classifiertest.Cases() {
+		n++
+		port := bump.PortID(c.Port)
+		p := int(port)
+		b := NewBump([]*Port{ports[0]}, []*Port{ports[1]}, wires, c.FastPath[c.Port], len(c.Listed))
+		for _, f := range c.Listed {
+			k := flow.MakeKey(f.Src.Addr().AsSlice(), f.Dst.Addr().AsSlice(), f.Src.Port(), f.Dst.Port())
+			if err := b.AllowFastPath(k); err != nil {
+				t.Fatal(err)
 			}
 		}
-	}
-}
-
-// FuzzClassifyMatchesParser: when both the classifier model and the packet
-// parser see a TCP segment, they agree on its flow key.
-func FuzzClassifyMatchesParser(f *testing.F) {
-	vlan := packettest.Tag{TPID: 0x8100, TCI: 7}
-	for _, seed := range [][]byte{
-		tcpFrame(a4, b4, 40000, 80, packettest.SYN, 100, 0, nil),
-		tcpFrame(b4, a4, 80, 40000, packettest.ACK|packettest.PSH, 500, 101, []byte("data")),
-		tcpFrame(a4, b4, 40002, 22, packettest.FIN|packettest.ACK, 7, 9, nil, vlan),
-		tcpFrame(packettest.HostA6, packettest.HostB6, 40001, 443, packettest.ACK, 1, 2, []byte("v6")),
-		{},
-		make([]byte, 14),
-	} {
-		f.Add(seed)
-	}
-	b := NewBump(nil, nil, [2]func([]byte){}, true, 1)
-	var p packet.Packet
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		_, key, tcp := b.classify(frame)
-		if !tcp || p.Decode(frame) != nil || !p.IsTCP() {
-			return
+		wired = [2][][]byte{}
+		if !b.Arrive(port, c.Frame) {
+			t.Fatalf("%s: queue full", c)
 		}
-		if got, _ := p.FlowKey(); got != key {
-			t.Fatalf("classifier key %+v, parser key %+v", key, got)
+		var queued [2][][]byte
+		for i, mp := range ports {
+			k := mp.Receive(descs)
+			for _, d := range descs[:k] {
+				queued[i] = append(queued[i], bytes.Clone(mp.Frame(d)))
+			}
+			mp.Release(descs[:k])
 		}
-	})
+		got := -1 // the port whose wire or queue has the frame
+		toPeer := false
+		switch {
+		case len(wired[1-p]) == 1 && len(wired[p]) == 0 && len(queued[0])+len(queued[1]) == 0:
+			got, toPeer = 1-p, true
+			if !bytes.Equal(wired[1-p][0], c.Frame) {
+				t.Errorf("%s: forwarded frame changed", c)
+			}
+		case len(queued[p]) == 1 && len(queued[1-p]) == 0 && len(wired[0])+len(wired[1]) == 0:
+			got = p
+			if !bytes.Equal(queued[p][0], c.Frame) {
+				t.Errorf("%s: queued frame changed", c)
+			}
+		}
+		switch {
+		case got == -1:
+			t.Errorf("%s: frame went to wires %d/%d, queues %d/%d", c,
+				len(wired[0]), len(wired[1]), len(queued[0]), len(queued[1]))
+		case toPeer != (c.Want == classifiertest.Peer):
+			verdict := classifiertest.Worker
+			if toPeer {
+				verdict = classifiertest.Peer
+			}
+			t.Errorf("%s: %s, want %s (%s)", c, verdict, c.Want, c.Reason)
+		case toPeer && b.Redirected(port) != 1:
+			t.Errorf("%s: Redirected(%s) = %d, want 1", c, port, b.Redirected(port))
+		}
+	}
+	t.Logf("%d cases run", n)
 }

@@ -313,3 +313,16 @@ func TestMalformedQuoteIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestErrKeepsDecodeOutcome: a Packet handed on says what its Decode
+// returned, so that its receiver need not decode the frame again.
+func TestErrKeepsDecodeOutcome(t *testing.T) {
+	var p packet.Packet
+	frame := pt.Frame{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.2"), TCP: tcpSeg(pt.ACK, nil, []byte("x"))}.Bytes()
+	if err := p.Decode(frame[:20]); err != packet.ErrTruncated || p.Err() != err {
+		t.Fatalf("truncated: Decode %v, Err %v; want %v from both", err, p.Err(), packet.ErrTruncated)
+	}
+	if err := p.Decode(frame); err != nil || p.Err() != nil {
+		t.Fatalf("whole frame: Decode %v, Err %v; want nil from both", err, p.Err())
+	}
+}
