@@ -8,10 +8,10 @@ import (
 )
 
 // BenchmarkWorkerEngine measures the worker loop with an engine as its
-// handler over MemPorts: one established TCP flow the engine left in plain
+// handler over in-memory ports (memport): one established TCP flow the engine left in plain
 // TCP (the far side has no TCP-ENO), fast path off, so every 1500-byte
 // frame goes through the worker's parse and the engine (flow lookup,
-// verdict). ns/op is per frame, MemPort's copies included.
+// verdict). ns/op is per frame, memport.Port's copies included.
 func BenchmarkWorkerEngine(b *testing.B) {
 	e, err := engine.New(engine.Config{}, engine.Deps{})
 	if err != nil {

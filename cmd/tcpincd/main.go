@@ -250,6 +250,109 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 			log.Error("close ports", "err", err)
 		}
 	}()
+	logPorts(cfg, x, log)
+	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
+	go func() {
+		defer close(pathsDone)
+		watchPaths(x, log, stopPaths)
+	}()
+	engines, closeEngines, err := startEngines(cfg, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before the workers start, so it runs after they stop (or
+	// are abandoned).
+	defer closeEngines()
+	a, err := newAppliance(cfg, x, engines, log)
+	if err != nil {
+		return err
+	}
+	var src *control.AdminSource
+	if cfg.Admin != "" {
+		src, err = adminSource(cfg, a, engines, x)
+		if err != nil {
+			return err
+		}
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
+	var srv *admin.Server
+	if src != nil {
+		if srv, err = serveAdmin(cfg.Admin, token, src, log); err != nil {
+			a.Stop()
+			return err
+		}
+	}
+
+	var runErr error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case runErr = <-a.Err():
+		log.Error("worker failed, shutting down", "err", runErr)
+	}
+	if !stop(srv, a, log) {
+		closeSockets = false
+		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
+	}
+	logCounters(log, a, x, engines)
+	return runErr
+}
+
+// newAppliance builds the workers over x's queues, with x's fast path when
+// it is on and the engines (nil: Passthrough) behind them.
+func newAppliance(cfg config.Config, x *afxdp.Ports, engines *control.Engines, log *slog.Logger) (*appliance.Appliance, error) {
+	inside, outside := x.Queues()
+	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
+	if cfg.FastPath {
+		opt.FastPath = x.Bump
+	} else {
+		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
+	}
+	if engines != nil {
+		opt.NewHandler = engines.NewHandler
+	}
+	a, err := appliance.New(inside, outside, opt)
+	if err != nil {
+		return nil, err
+	}
+	if engines != nil {
+		ec := engines.Config()
+		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
+			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
+	}
+	return a, nil
+}
+
+// stop shuts the admin API down (srv may be nil), then stops the workers.
+// It reports false when they did not stop within shutdownTimeout.
+func stop(srv *admin.Server, a *appliance.Appliance, log *slog.Logger) bool {
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout/2)
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("admin API shutdown", "err", err)
+		}
+		cancel()
+	}
+	done := make(chan struct{})
+	go func() {
+		a.Stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(shutdownTimeout):
+		return false
+	}
+}
+
+// logPorts says how each port came up, and warns when frames arriving at
+// one go through user space although the fast path is on.
+func logPorts(cfg config.Config, x *afxdp.Ports, log *slog.Logger) {
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		iface := cfg.Inside
 		if p == appliance.Outside {
@@ -265,125 +368,80 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
 		}
 	}
-	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
-	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
-	go func() {
-		defer close(pathsDone)
-		watchPaths(x, log, stopPaths)
-	}()
-	inside, outside := x.Queues()
-	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
-	if cfg.FastPath {
-		opt.FastPath = x.Bump
-	} else {
-		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
-	}
-	var engines *control.Engines
-	if cfg.Engine.Enabled {
-		engines, err = control.NewEngines(cfg.Engine, log)
-		if err != nil {
-			return err
-		}
-		// Deferred before the workers start, so it runs after they stop
-		// (or are abandoned).
-		defer engines.Close()
-		if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
-			return err
-		}
-		log.Info("segment size cap", "mtu", engines.MTU)
-		opt.NewHandler = engines.NewHandler
-		capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
-		if cfg.PinDir != "" {
-			set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
-			if err != nil {
-				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
-			}
-			defer m.Close() // after the workers stopped; the pin stays
-			engines.Negotiated = set
-		} else {
-			log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
-			engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
-		}
-		if cfg.KeyLog != "" {
-			kl, err := keylog.Create(cfg.KeyLog)
-			if err != nil {
-				return err
-			}
-			defer kl.Close()
-			engines.KeyLog = kl.Log
-			log.Warn(keyLogWarning(cfg.KeyLog))
-		}
-	} else {
-		log.Info("engine disabled: every connection passes through unencrypted")
-	}
-	a, err := appliance.New(inside, outside, opt)
-	if err != nil {
-		return err
-	}
-	if engines != nil {
-		ec := engines.Config()
-		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
-			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
-	}
-	var src *control.AdminSource
-	if cfg.Admin != "" {
-		src, err = adminSource(cfg, a, engines, x)
-		if err != nil {
-			return err
-		}
-	}
-	if err := a.Start(); err != nil {
-		return err
-	}
-	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
-	var srv *admin.Server
-	if src != nil {
-		srv = admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
-		ln, err := srv.Listen(cfg.Admin)
-		if err != nil {
-			a.Stop()
-			if errors.Is(err, admin.ErrTokenRequired) {
-				return usageError{err}
-			}
-			return err
-		}
-		log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
-		go func() {
-			// The admin API failing is no reason to stop forwarding:
-			// say so and keep the bump running.
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				log.Error("admin API stopped serving", "err", err)
-			}
-		}()
-	}
+}
 
-	var runErr error
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case runErr = <-a.Err():
-		log.Error("worker failed, shutting down", "err", runErr)
-	}
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout/2)
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Warn("admin API shutdown", "err", err)
+// startEngines starts the engines' shared services when the engine is
+// enabled (nil Engines when not): the key pool, the negotiated set (pinned
+// under pin_dir when set) and the key log. closeAll releases them; call it
+// after the workers stopped.
+func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
 		}
-		cancel()
 	}
-	done := make(chan struct{})
-	go func() {
-		a.Stop()
-		close(done)
+	if !cfg.Engine.Enabled {
+		log.Info("engine disabled: every connection passes through unencrypted")
+		return nil, closeAll, nil
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
 	}()
-	select {
-	case <-done:
-	case <-time.After(shutdownTimeout):
-		closeSockets = false
-		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
+	engines, err = control.NewEngines(cfg.Engine, log)
+	if err != nil {
+		return nil, closeAll, err
 	}
-	logCounters(log, a, x, engines)
-	return runErr
+	closers = append(closers, engines.Close)
+	if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
+		return nil, closeAll, err
+	}
+	log.Info("segment size cap", "mtu", engines.MTU)
+	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+	if cfg.PinDir != "" {
+		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
+		}
+		closers = append(closers, func() { m.Close() }) // the pin stays
+		engines.Negotiated = set
+	} else {
+		log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
+		engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+	}
+	if cfg.KeyLog != "" {
+		kl, err := keylog.Create(cfg.KeyLog)
+		if err != nil {
+			return nil, closeAll, err
+		}
+		closers = append(closers, func() { kl.Close() })
+		engines.KeyLog = kl.Log
+		log.Warn(keyLogWarning(cfg.KeyLog))
+	}
+	return engines, closeAll, nil
+}
+
+// serveAdmin listens on addr and serves the admin API from src until the
+// server is shut down. Failing to serve later is logged, not fatal: the
+// bump keeps running.
+func serveAdmin(addr, token string, src *control.AdminSource, log *slog.Logger) (*admin.Server, error) {
+	srv := admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
+	ln, err := srv.Listen(addr)
+	if err != nil {
+		if errors.Is(err, admin.ErrTokenRequired) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin API stopped serving", "err", err)
+		}
+	}()
+	return srv, nil
 }
 
 // watchPaths re-checks every second whether each port's redirect to the

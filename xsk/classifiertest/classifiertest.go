@@ -3,7 +3,7 @@
 // each port's fast-path switch, and where the frame must go. The same table
 // is run against the BPF program (xsk, with BPF_PROG_TEST_RUN on the loaded
 // program), the Go reference of the fuzz target (xsk) and the in-memory
-// bump (appliance's MemBump); the prose in xsk's package documentation and
+// bump (memport.Bump); the prose in xsk's package documentation and
 // docs/architecture.md §3 points here. A rule that changes changes here
 // first, and every implementation must follow.
 //
