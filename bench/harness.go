@@ -207,10 +207,13 @@ type harness struct {
 	cfg Config
 	tmp string
 
-	wgBin, wgErr         string
-	tcpincdBin, tcpdSkip string
-	tcpincdRev           string
-	built                map[string]bool
+	wgBin, wgErr string
+	builds       map[string]*tcpincdBuild // by module root
+}
+
+// tcpincdBuild is ./cmd/tcpincd built from one module root.
+type tcpincdBuild struct {
+	bin, rev, skip string
 }
 
 // gateway is whatever joins the ports of gwA/gwB for one case.
@@ -253,7 +256,7 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		}
 	case c.Tcpincd != nil:
 		mode = topology.ModeBare
-		if err := h.buildTcpincd(ctx); err != nil {
+		if _, err := h.buildTcpincd(ctx, h.repoOf(c.Tcpincd)); err != nil {
 			res.Skipped = err.Error()
 			return res
 		}
@@ -667,29 +670,42 @@ func uapiSet(sock, body string) error {
 
 // ---- tcpincd ----
 
-// buildTcpincd builds ./cmd/tcpincd of the repository into the temp dir.
-func (h *harness) buildTcpincd(ctx context.Context) error {
-	if h.tcpincdBin != "" || h.tcpdSkip != "" {
-		if h.tcpdSkip != "" {
-			return errors.New(h.tcpdSkip)
+// repoOf is the module root a case's tcpincd is built from.
+func (h *harness) repoOf(tc *TcpincdCase) string {
+	if tc.Repo != "" {
+		return tc.Repo
+	}
+	return h.cfg.RepoDir
+}
+
+// buildTcpincd builds ./cmd/tcpincd of the module root repo into the temp
+// dir, once per root.
+func (h *harness) buildTcpincd(ctx context.Context, repo string) (*tcpincdBuild, error) {
+	if b := h.builds[repo]; b != nil {
+		if b.skip != "" {
+			return nil, errors.New(b.skip)
 		}
-		return nil
+		return b, nil
 	}
-	if _, err := os.Stat(filepath.Join(h.cfg.RepoDir, "cmd", "tcpincd")); err != nil {
-		h.tcpdSkip = "cmd/tcpincd does not exist yet in this tree"
-		return errors.New(h.tcpdSkip)
+	if h.builds == nil {
+		h.builds = map[string]*tcpincdBuild{}
 	}
-	bin := filepath.Join(h.tmp, "tcpincd")
-	h.cfg.Logf("   building ./cmd/tcpincd")
+	b := &tcpincdBuild{}
+	h.builds[repo] = b
+	if _, err := os.Stat(filepath.Join(repo, "cmd", "tcpincd")); err != nil {
+		b.skip = "cmd/tcpincd does not exist yet in this tree"
+		return nil, errors.New(b.skip)
+	}
+	bin := filepath.Join(h.tmp, fmt.Sprintf("tcpincd-%d", len(h.builds)))
+	h.cfg.Logf("   building ./cmd/tcpincd in %s", repo)
 	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./cmd/tcpincd")
-	cmd.Dir = h.cfg.RepoDir
+	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		h.tcpdSkip = fmt.Sprintf("go build ./cmd/tcpincd failed: %v: %s", err, firstLines(string(out), 5))
-		return errors.New(h.tcpdSkip)
+		b.skip = fmt.Sprintf("go build ./cmd/tcpincd failed: %v: %s", err, firstLines(string(out), 5))
+		return nil, errors.New(b.skip)
 	}
-	h.tcpincdBin = bin
-	h.tcpincdRev = revision(h.cfg.RepoDir)
-	return nil
+	b.bin, b.rev = bin, revision(repo)
+	return b, nil
 }
 
 // revision names the source tcpincd was built from: the commit, and whether
@@ -729,7 +745,11 @@ const passthroughConfig = "engine:\n  enabled: false\n"
 
 func (h *harness) startTcpincd(topo *topology.Topology, res *Result, tc *TcpincdCase) (gateway, error) {
 	engine := tc.Engine
-	args := []string{h.tcpincdBin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "<unix socket>"}
+	build, err := h.buildTcpincd(context.Background(), h.repoOf(tc)) // built by runCase
+	if err != nil {
+		return nil, err
+	}
+	args := []string{build.bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "<unix socket>"}
 	if !tc.FastPath {
 		args = append(args, "--no-fast-path")
 	}
@@ -782,7 +802,7 @@ func (h *harness) startTcpincd(topo *topology.Topology, res *Result, tc *Tcpincd
 		}
 		shown = append(shown, a)
 	}
-	res.Notes = append(res.Notes, "`"+strings.Join(shown, " ")+"` in gwA and gwB, built from "+h.tcpincdRev)
+	res.Notes = append(res.Notes, "`"+strings.Join(shown, " ")+"` in gwA and gwB, built from "+build.rev)
 	if modes := portModes(g.procs[0].Output()); modes != "" {
 		res.Notes = append(res.Notes, "gwA's daemon reports: "+modes)
 	}

@@ -28,6 +28,10 @@ type TcpincdCase struct {
 	Engine bool
 	// Args are extra daemon arguments for this case (before -tcpincd-args).
 	Args []string
+	// Repo is the module root to build this case's tcpincd from; empty:
+	// Config.RepoDir. (A baseline case beside the same case built from the
+	// tree under test compares two revisions in one run.)
+	Repo string
 }
 
 // The cases of issue 3, in report order. (a) and (b) are the anchors. A new

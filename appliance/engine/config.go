@@ -74,7 +74,7 @@ type Config struct {
 	// bytes (default 1 MiB); ReassemblyBytes its out-of-order receive
 	// buffer (default 1 MiB); PreKeyBytes its queue of host data waiting
 	// for keys (default 64 KiB). DeliverBytes caps the plaintext kept for
-	// re-delivery to the inside host (default 1 MiB). Each starts at 16 KiB
+	// re-delivery to the inside host (default 1 MiB). Each starts at 2 KiB
 	// and grows only as a flow needs it.
 	RetransmitBytes, ReassemblyBytes, PreKeyBytes, DeliverBytes int
 	// InitRTO is the first retransmission timeout of the Init message

@@ -340,7 +340,7 @@ func TestClosedFlowReleasesBuffers(t *testing.T) {
 	if !a.done() || !b.done() || !a.gotFIN || !b.gotFIN || len(a.got) != len(b.data) {
 		t.Fatalf("transfer did not complete: a got %d, FINs %v %v", len(a.got), a.gotFIN, b.gotFIN)
 	}
-	if want := 2 * recordCost; m.Used() != want || open < want+64<<10 {
+	if want := 2 * recordCost; m.Used() != want || open < want+32<<10 {
 		t.Fatalf("after the close %d bytes charged (want %d, the two records); %d while open", m.Used(), want, open)
 	}
 }

@@ -141,6 +141,9 @@ func TestReconfigureCaps(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
 	w := pr.aSends(&h, bytes.Repeat([]byte{1}, 1400), pshF) // unacknowledged: held in the store
+	for range 7 {
+		pr.aSends(&h, bytes.Repeat([]byte{2}, 1400), pshF) // the store grows past the smallest cap
+	}
 	f := pr.ga.e.flows[flowKey{in: addrA, out: addrB}]
 	size := len(f.enc.store.b)
 	if size == 0 {

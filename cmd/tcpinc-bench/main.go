@@ -69,6 +69,7 @@ func main() {
 	wgRecipe := flag.Bool("wg-recipe-offloads", false, "run (b) with the AF_XDP offload recipe instead of the veth defaults the first anchors used")
 	repo := flag.String("repo", ".", "module root to build ./cmd/tcpincd from (e.g. a `git worktree` of the revision to measure)")
 	out := flag.String("out", "bench/RESULTS.md", "markdown file whose \"## Dataplane\" section is replaced (empty: print only)")
+	baseline := flag.String("baseline", "", "module root of a baseline revision (e.g. a `git worktree` of main): each tcpincd case also runs, just before, with tcpincd built from it, as case <letter>0")
 	profDir := flag.String("profile", "", "directory for CPU profiles of gwA's tcpincd over the first connection-rate run of each variant")
 	jsonOut := flag.String("json", "", "also write every median (with min, max and the runs) per case to this JSON file")
 	connTime := flag.Duration("conn-time", 5*time.Second, "length of each connection-rate run")
@@ -81,6 +82,9 @@ func main() {
 	cases, err := parseCases(*casesFlag)
 	if err != nil {
 		fail(err)
+	}
+	if *baseline != "" {
+		cases = withBaseline(cases, *baseline)
 	}
 	var ns []int
 	for _, s := range strings.Split(*streams, ",") {
@@ -160,6 +164,25 @@ func parseCases(s string) ([]bench.Case, error) {
 		}
 	}
 	return out, nil
+}
+
+// withBaseline puts before every tcpincd case the same case with tcpincd
+// built from the baseline module root, so one run compares two revisions
+// under the same load.
+func withBaseline(cases []bench.Case, repo string) []bench.Case {
+	var out []bench.Case
+	for _, c := range cases {
+		if c.Tcpincd != nil {
+			b := c
+			tc := *c.Tcpincd
+			tc.Repo = repo
+			b.ID, b.Name, b.Tcpincd = c.ID+"0", c.Name+"@baseline", &tc
+			b.Desc = c.Desc + "; tcpincd built from the -baseline tree"
+			out = append(out, b)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func fail(err error) {
