@@ -89,8 +89,13 @@ type bridge struct {
 // close (or the test's end). With verify, every TCP frame's checksum is
 // checked (after completing a partial one in a scratch copy).
 func startBridge(t *testing.T, mode fwdMode, verify bool) *bridge {
+	return startBridgeOpts(t, mode, verify, Options{})
+}
+
+// startBridgeOpts is startBridge with socket options (VnetHdr is set by mode).
+func startBridgeOpts(t *testing.T, mode fwdMode, verify bool, o Options) *bridge {
 	t.Helper()
-	o := Options{VnetHdr: mode != fwdPlain}
+	o.VnetHdr = mode != fwdPlain
 	br := &bridge{t: t, mode: mode}
 	br.socks[0] = openIn(t, nsBump, "p0", o)
 	br.socks[1] = openIn(t, nsBump, "p1", o)
@@ -474,21 +479,25 @@ func iperf3(t *testing.T, secs int) float64 {
 func TestBridgeGoodput(t *testing.T) {
 	newTopo(t)
 	const secs = 3
-	run := func(name string, mode fwdMode, hostFeat []string, gro string) float64 {
+	run := func(name string, mode fwdMode, bypass bool, hostFeat []string, gro string) float64 {
 		for _, ns := range []string{nsA, nsB} {
 			ethtoolK(t, ns, "eth0", hostFeat...)
 		}
 		for _, p := range []string{"p0", "p1"} {
 			ethtoolK(t, nsBump, p, "gro", gro)
 		}
-		br := startBridge(t, mode, false)
+		br := startBridgeOpts(t, mode, false, Options{QdiscBypass: bypass})
 		bps := iperf3(t, secs)
 		br.close()
-		t.Logf("%-34s %6.2f Gbit/s  (a->b: %d frames read, %d > MTU; p1 %+v)", name, bps/1e9, br.c[0].frames.Load(), br.c[0].superIn.Load(), br.socks[1].Stats())
+		t.Logf("%-38s %6.2f Gbit/s  (a->b: %d frames read, %d > MTU; p1 %+v)", name, bps/1e9, br.c[0].frames.Load(), br.c[0].superIn.Load(), br.socks[1].Stats())
 		return bps
 	}
-	tso := run("vnet_hdr, senders' TSO", fwdGSO, []string{"tx", "on", "tso", "on", "gso", "on"}, "off")
-	gro := run("vnet_hdr, GRO on the ports", fwdGSO, []string{"tx", "on", "tso", "off", "gso", "off"}, "on")
-	plain := run("plain frames, offloads off", fwdPlain, []string{"tx", "off", "tso", "off", "gso", "off"}, "off")
-	t.Logf("goodput ratio vs plain frames: TSO %.2fx, GRO %.2fx (one run, shared machine)", tso/plain, gro/plain)
+	on := []string{"tx", "on", "tso", "on", "gso", "on"}
+	tso := run("vnet_hdr, senders' TSO", fwdGSO, false, on, "off")
+	bypass := run("vnet_hdr, senders' TSO, qdisc bypass", fwdGSO, true, on, "off")
+	soft := run("vnet_hdr in, Segment in user space", fwdSoftSeg, false, on, "off")
+	gro := run("vnet_hdr, GRO on the ports", fwdGSO, false, []string{"tx", "on", "tso", "off", "gso", "off"}, "on")
+	plain := run("plain frames, offloads off", fwdPlain, false, []string{"tx", "off", "tso", "off", "gso", "off"}, "off")
+	t.Logf("goodput vs plain frames (one run, shared machine): TSO %.2fx, TSO+bypass %.2fx, user-space Segment %.2fx, GRO %.2fx",
+		tso/plain, bypass/plain, soft/plain, gro/plain)
 }
