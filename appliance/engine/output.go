@@ -204,6 +204,14 @@ func (f *flow) wireSeqOut() uint32 {
 	if f.enc.finW >= 0 && w >= f.enc.finW {
 		w = f.enc.finW + 1
 	}
+	// Not past R's right edge (R dropped bytes it had no memory for, or
+	// the frame overhead took L's data past it): R would find the segment
+	// unacceptable and ignore its ACK (RFC 9293 §3.10.7.4), and a pure ACK
+	// is all that can tell R its own data arrived. Linux numbers its ACKs
+	// the same way (tcp_acceptable_seq).
+	if edge := f.enc.ackW + int64(f.winR)<<f.wsR; w > edge {
+		w = edge
+	}
 	return wrap(f.isnL, w)
 }
 

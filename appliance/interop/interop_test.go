@@ -72,8 +72,11 @@ func (c icase) name() string {
 	return fmt.Sprintf("%s/%s-%s-frame%d", role, c.tep, c.aead, c.frame)
 }
 
-// cases is the whole matrix with INTEROP_FULL=1, otherwise a subset in which
-// each TEP, AEAD and frame size meets each appliance role at least once.
+// cases is the whole matrix with INTEROP_FULL=1, otherwise the subset that
+// runs in every `go test ./...` (as root): each TEP, AEAD and frame size
+// meets each appliance role at least once, and the stale ticket and both
+// ENO hosts behind the appliance are in it; every case resumes, rekeys,
+// half-closes both ways and crosses the 3 % loss.
 func cases() []icase {
 	var out []icase
 	if os.Getenv("INTEROP_FULL") != "" {
@@ -593,12 +596,17 @@ func TestInterop(t *testing.T) {
 func (e *env) runCase(t *testing.T, c icase, k int) {
 	start := time.Now()
 	pcap := filepath.Join(t.TempDir(), "link.pcapng")
-	capture, capErr := e.startCapture(e.farAddr(k), pcap)
+	capture, capErr := e.startCapture(topology.Router, topology.RouterToA, e.farAddr(k), pcap)
+	// And hA's side of the appliance (the plaintext side: headers only).
+	inPcap := filepath.Join(t.TempDir(), "inside.pcapng")
+	inCapture, inErr := e.startCapture(topology.HostA, topology.HostIface, e.farAddr(k), inPcap)
 	before := e.status()
 	var procs []*netns.Process
 	err := e.run(c, k, &procs)
-	if capture != nil {
-		_ = capture.StopWith(syscall.SIGINT, 10*time.Second)
+	for _, cp := range []*netns.Process{capture, inCapture} {
+		if cp != nil {
+			_ = cp.StopWith(syscall.SIGINT, 10*time.Second)
+		}
 	}
 	if err == nil {
 		t.Logf("ok in %v", time.Since(start).Round(100*time.Millisecond))
@@ -615,21 +623,26 @@ func (e *env) runCase(t *testing.T, c icase, k int) {
 		t.Logf("no capture: %v", capErr)
 	} else {
 		t.Logf("untrusted link, packets of %s:\n%s", e.farAddr(k), linkSummary(pcap, e.farAddr(k)))
-		// INTEROP_KEEP=DIR keeps failed cases' captures.
-		if dir := os.Getenv("INTEROP_KEEP"); dir != "" {
-			keep := filepath.Join(dir, strings.ReplaceAll(c.name(), "/", "_")+time.Now().Format("-150405")+".pcapng")
-			if b, err := os.ReadFile(pcap); err == nil && os.WriteFile(keep, b, 0o644) == nil {
+	}
+	if inErr == nil {
+		t.Logf("inside link (hA), packets of %s:\n%s", e.farAddr(k), linkSummary(inPcap, e.farAddr(k)))
+	}
+	// INTEROP_KEEP=DIR keeps failed cases' captures.
+	if dir := os.Getenv("INTEROP_KEEP"); dir != "" {
+		for side, path := range map[string]string{"link": pcap, "inside": inPcap} {
+			keep := filepath.Join(dir, strings.ReplaceAll(c.name(), "/", "_")+time.Now().Format("-150405-")+side+".pcapng")
+			if b, err := os.ReadFile(path); err == nil && os.WriteFile(keep, b, 0o644) == nil {
 				t.Logf("capture kept: %s", keep)
 			}
 		}
 	}
 }
 
-// startCapture records the headers of far's packets on rtr's link to gwA
-// (the untrusted link), filtered in the kernel so that side-by-side cases
-// stay apart.
-func (e *env) startCapture(far netip.Addr, path string) (*netns.Process, error) {
-	p, err := e.topo.Start(topology.Router, "dumpcap-"+far.String(), "dumpcap", "-n", "-i", topology.RouterToA,
+// startCapture records the headers of far's packets on interface iface of
+// node n (rtr's link to gwA is the untrusted link), filtered in the kernel
+// so that side-by-side cases stay apart.
+func (e *env) startCapture(n topology.Node, iface string, far netip.Addr, path string) (*netns.Process, error) {
+	p, err := e.topo.Start(n, "dumpcap-"+far.String(), "dumpcap", "-n", "-i", iface,
 		"-s", "128", "-f", "host "+far.String(), "-w", path)
 	if err != nil {
 		return nil, err
