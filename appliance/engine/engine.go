@@ -10,18 +10,17 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// PortID names the appliance's two ports.
-type PortID uint8
+// PortID names the appliance's two ports (the workers' bump.PortID).
+type PortID = bump.PortID
 
 const (
-	Inside  PortID = 0 // toward the protected hosts
-	Outside PortID = 1 // toward the untrusted network
+	Inside  = bump.Inside  // toward the protected hosts
+	Outside = bump.Outside // toward the untrusted network
 )
-
-func (p PortID) other() PortID { return 1 - p }
 
 // TxSink is one port's transmit side as the worker lends it to the engine
 // for one call: Buffer returns a free frame buffer (nil when none is free),
@@ -94,6 +93,11 @@ type Deps struct {
 	// encrypted connection and key generation, with the keys: for
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
+	// MTU is the largest IP packet both ports carry: the smaller port MTU,
+	// and no more than a TX frame holds. The engine lowers every MSS it
+	// reads from a SYN, and the MSS option of every SYN it rewrites, to
+	// fit it (mss.go). 0: no limit.
+	MTU int
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -135,6 +139,7 @@ type Counters struct {
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
+	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 
@@ -246,7 +251,7 @@ func (e *Engine) Counters() *Counters { return &e.c }
 func (e *Engine) Config() Config { return e.cfg }
 
 // Reconfigure replaces the configuration while the engine runs (it
-// implements appliance.Reconfigurer). Call it on the worker's goroutine
+// implements control.Reconfigurer). Call it on the worker's goroutine
 // between two calls of Handle or Tick. cfg is checked as New checks it; on
 // an error nothing changes, else all of it applies at once:
 //   - new connections use all of it: TEPs, AEADs, policies, caps, rekey
@@ -314,7 +319,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		return e.fragment(now, from, p, tx)
 	}
 	if p.IsICMP() {
-		return e.icmp(from, p, tx)
+		return e.icmp(now, from, p, tx)
 	}
 	if !p.IsTCP() {
 		return Passthrough
@@ -326,6 +331,9 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		k = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
 	}
 	e.si.read(p)
+	if e.si.hasMSS {
+		e.si.mss = min(e.si.mss, e.mssCap(p))
+	}
 	f := e.flows[k]
 	fl := p.Flags()
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
@@ -508,16 +516,16 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	e.opts.reset()
 	e.send(tx[from], &t, &s, nil)
 	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
-		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
+		e.send(tx[from.Other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
 	}
 }
 
 // icmp handles an ICMP message: a packet-too-big from the outside may be
 // about our wire segments (pmtu.go); an error from the inside about a
 // negotiated connection never leaves.
-func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 	if from == Outside && p.IsPathMTU() {
-		return e.handlePTB(p)
+		return e.handlePTB(now, p)
 	}
 	if from == Inside {
 		// An ICMP error about a segment the appliance delivered quotes
@@ -527,7 +535,7 @@ func (e *Engine) icmp(from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 		// packet-too-big still lowers what the appliance sends L.
 		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
 			if p.IsPathMTU() {
-				return e.insidePTB(f, p, tx)
+				return e.insidePTB(now, f, p, tx)
 			}
 			return e.drop(DropICMPQuote)
 		} else if f == nil && e.quotedNegotiated(p) {
@@ -581,4 +589,34 @@ func (e *Engine) quotedFlow(p *packet.Packet) *flow {
 		return f
 	}
 	return e.flows[flowKey{in: b, out: a}]
+}
+
+// EachEvent calls fn with the name and value of every counter of c that the
+// admin API has no field of its own for (tcpinc_engine_events_total).
+func (c *Counters) EachEvent(fn func(name string, n uint64)) {
+	for _, ev := range []struct {
+		name string
+		n    *atomic.Uint64
+	}{
+		{"flows", &c.Flows},
+		{"flows_capped", &c.FlowsCapped},
+		{"flows_reclaimed", &c.FlowsReclaimed},
+		{"aborts", &c.Aborts},
+		{"rekeys_answered", &c.RekeysAnswered},
+		{"frame_retransmits", &c.FrameRetransmits},
+		{"acks_suppressed", &c.AcksSuppressed},
+		{"acks_originated", &c.AcksOriginated},
+		{"redelivered", &c.Redelivered},
+		{"keepalives", &c.KeepAlives},
+		{"urg_stripped", &c.URGStripped},
+		{"ptb_translated", &c.PTBTranslated},
+		{"ptb_inside", &c.PTBInside},
+		{"pmtu_expired", &c.PMTUExpired},
+		{"prekey_queued", &c.PreKeyQueued},
+		{"challenge_acks", &c.ChallengeACKs},
+		{"key_gen_inline", &c.KeyGenInline},
+		{"pool_retries", &c.PoolRetries},
+	} {
+		fn(ev.name, ev.n.Load())
+	}
 }

@@ -134,6 +134,7 @@ type flow struct {
 	mssL, mssR uint16
 	pmssL      uint16 // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
 	pmssR      uint16 // the same toward R, from the outside
+	pmtuAt     int64  // when a packet-too-big last lowered pmssL or pmssR
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)

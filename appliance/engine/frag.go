@@ -241,7 +241,7 @@ func (e *Engine) fragment(now int64, from PortID, p *packet.Packet, tx [2]TxSink
 			e.fragAdd(now, k, d, &hp, hf, tx)
 			continue
 		}
-		if d.state == fragPass && e.sendCopy(tx[h.from.other()], h.b) {
+		if d.state == fragPass && e.sendCopy(tx[h.from.Other()], h.b) {
 			e.c.Frag[FragPassed].Add(1)
 		} else {
 			e.c.Frag[FragDiscarded].Add(1)

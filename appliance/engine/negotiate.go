@@ -48,6 +48,7 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 // rewriteSYN sends p to port with the given ENO option added to its options
 // (after the host's own), squeezing NOPs out if needed (docs/protocol.md §5).
 func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
+	p.ClampMSS(e.mssCap(p))
 	var area [2 * packet.MaxOptionsLen]byte
 	n := optionsWithout(area[:], p.OptionBytes(), false)
 	if n+len(opt) > packet.MaxOptionsLen {
@@ -260,6 +261,12 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		}
 		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 			return e.drop(DropMalformed)
+		}
+		if e.si.hasTS {
+			// R keeps this SYN-ACK's TSval as TS.Recent: what the
+			// appliance sends for L (Init2 first) must not go back
+			// before it, or R drops it (RFC 7323 §5.3, PAWS).
+			f.tsL = newerTS(f.tsL, e.si.tsVal)
 		}
 		return Forwarded
 	}

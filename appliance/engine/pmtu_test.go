@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -304,6 +305,36 @@ func TestInsidePacketTooBigNotInWindow(t *testing.T) {
 	atB = deliveredToB(t, pr, &h, bytes.Repeat([]byte("y"), 1380))
 	if len(atB) != 1 {
 		t.Fatalf("after rejected PTBs 1380 bytes reach b in %d segments, want 1", len(atB))
+	}
+}
+
+// TestPacketTooBigExpires: a segment size lowered by a packet-too-big holds
+// for ten minutes (RFC 8201 §4, RFC 1191 §6.3), then the flow sends
+// full-size frames again: a path that has grown back is used.
+func TestPacketTooBigExpires(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	orig := pr.aSends(&h, make([]byte, 1400), pshF)
+	fr := ptb(outsideRouter, addrA.Addr(), 1000, tcpFrameFrom(orig[0]), 548)
+	if v := pr.ga.e.Handle(pr.ga.now, Outside, fr, pr.ga.tx); v != ForwardInPlace {
+		t.Fatalf("PTB in flight: verdict %v", v)
+	}
+	f := pr.ga.e.flows[flowKey{in: addrA, out: addrB}]
+	if f == nil || f.segR() >= 1000 {
+		t.Fatalf("the PTB did not lower the segment size toward b")
+	}
+	lowered := f.segR()
+	pr.ga.tick(int64(9 * time.Minute))
+	if f.segR() != lowered {
+		t.Fatalf("after 9 minutes the segment size is %d, want it still %d", f.segR(), lowered)
+	}
+	pr.ga.tick(int64(time.Minute))
+	if f.segR() != int(f.mssR) || pr.ga.e.Counters().PMTUExpired.Load() != 1 {
+		t.Fatalf("after 10 minutes the segment size is %d (MSS %d), %d expiries counted", f.segR(), f.mssR, pr.ga.e.Counters().PMTUExpired.Load())
+	}
+	segs := pr.aSends(&h, make([]byte, 1400), pshF)
+	if len(segs) != 1 || len(segs[0].payload) != 1420 {
+		t.Fatalf("new data after the expiry: %d segments, want one full 1420-byte frame", len(segs))
 	}
 }
 

@@ -57,6 +57,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.remove(f)
 		return
 	}
+	e.pmtuExpire(now, f)
 	en := &f.enc
 	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
 		if en.initTries >= e.cfg.InitTries {

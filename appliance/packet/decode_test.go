@@ -152,7 +152,7 @@ func TestDecodeFrames(t *testing.T) {
 				if w.version == 6 {
 					src, dst = pt.HostA6, pt.HostB6
 				}
-				if !ok || k.Src() != netip.AddrPortFrom(src, 40000) || k.Dst() != netip.AddrPortFrom(dst, 443) {
+				if ks, kd := k.AddrPorts(); !ok || ks != netip.AddrPortFrom(src, 40000) || kd != netip.AddrPortFrom(dst, 443) {
 					t.Errorf("FlowKey %v %v", k, ok)
 				}
 				if p.SrcAddr() != src || p.DstAddr() != dst {
@@ -218,7 +218,7 @@ func TestQuote(t *testing.T) {
 			}
 			sp, dp, _ := p.QuotedPorts()
 			k, _ := p.QuotedFlowKey()
-			if sp != 443 || dp != 40000 || k.Port != [2]uint16{443, 40000} {
+			if sp != 443 || dp != 40000 || k.SrcPort != 443 || k.DstPort != 40000 {
 				t.Errorf("quoted ports %d %d key %v", sp, dp, k)
 			}
 			// The engine translates the quoted sequence number and lowers the MTU:

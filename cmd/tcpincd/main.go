@@ -58,7 +58,9 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/control"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/keylog"
 )
@@ -205,7 +207,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 		return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Engine.Enabled {
-		if _, err := appliance.EngineConfig(cfg.Engine); err != nil {
+		if _, err := control.EngineConfig(cfg.Engine); err != nil {
 			return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 		}
 	}
@@ -224,7 +226,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
-	if _, err := appliance.LookupInterfaces(cfg); err != nil {
+	if _, err := afxdp.LookupInterfaces(cfg); err != nil {
 		return err
 	}
 	unlock, err := lockInterfaces(cfg.Inside, cfg.Outside)
@@ -232,7 +234,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
-	x, err := appliance.OpenXDP(cfg)
+	x, err := afxdp.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -257,7 +259,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		path, why := x.Path(p)
 		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
 			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
-		if cfg.FastPath && path != appliance.PathKernel {
+		if cfg.FastPath && path != afxdp.PathKernel {
 			// The veth caveat (xsk.AttachBump): the kernel would drop
 			// what the program redirects, so the workers forward it.
 			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
@@ -269,26 +271,30 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	inside, outside := x.Ports()
+	inside, outside := x.Queues()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
 		opt.FastPath = x.Bump
 	} else {
 		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
 	}
-	var engines *appliance.Engines
+	var engines *control.Engines
 	if cfg.Engine.Enabled {
-		engines, err = appliance.NewEngines(cfg.Engine, log)
+		engines, err = control.NewEngines(cfg.Engine, log)
 		if err != nil {
 			return err
 		}
 		// Deferred before the workers start, so it runs after they stop
 		// (or are abandoned).
 		defer engines.Close()
+		if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
+			return err
+		}
+		log.Info("segment size cap", "mtu", engines.MTU)
 		opt.NewHandler = engines.NewHandler
-		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+		capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 		if cfg.PinDir != "" {
-			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+			set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
 			if err != nil {
 				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
 			}
@@ -319,7 +325,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
 			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
 	}
-	var src *appliance.AdminSource
+	var src *control.AdminSource
 	if cfg.Admin != "" {
 		src, err = adminSource(cfg, a, engines, x)
 		if err != nil {
@@ -383,7 +389,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 // watchPaths re-checks every second whether each port's redirect to the
 // other delivers, and moves the port between the kernel and user space
 // when that changes (a veth peer's GRO switched, a driver change).
-func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
+func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -405,7 +411,7 @@ func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *control.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -456,8 +462,8 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *appliance.XDPPorts) (*appliance.AdminSource, error) {
-	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *afxdp.Ports) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
 	}
@@ -467,7 +473,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			iface = cfg.Outside
 		}
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
-			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
 	}
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
@@ -480,7 +486,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
 		}
 	}
-	return appliance.NewAdminSource(a, engines, info)
+	return control.NewAdminSource(a, engines, info)
 }
 
 // keyLogWarning is said in the log and in the status while a key log is on.

@@ -1,4 +1,4 @@
-package appliance
+package control
 
 import (
 	"bufio"
@@ -14,19 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/memport"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
-// liveBump is one appliance as tcpincd runs it, on MemPorts: workers on
+// liveBump is one appliance as tcpincd runs it, on in-memory ports (memport): workers on
 // their own goroutines (Start), real engines with the shared key pool and
 // resumption cache, and the admin API over an AdminSource.
 type liveBump struct {
-	a       *Appliance
-	bump    *MemBump
+	a       *appliance.Appliance
+	bump    *memport.Bump
 	engines *Engines
 	src     *AdminSource
 	api     *admin.Client
@@ -45,16 +47,16 @@ func newLiveBump(t *testing.T, name string) *liveBump {
 			t.Errorf("%s: host queue full", name)
 		}
 	}
-	toWire := func(f []byte) { g.peer.bump.Arrive(Outside, f) }
-	in, err := NewMemPort(512, 2048, toHost)
+	toWire := func(f []byte) { g.peer.bump.Arrive(appliance.Outside, f) }
+	in, err := memport.New(512, 2048, toHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := NewMemPort(512, 2048, toWire)
+	out, err := memport.New(512, 2048, toWire)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.bump = NewMemBump([]*MemPort{in}, []*MemPort{out}, [2]func([]byte){toHost, toWire}, true, 1024)
+	g.bump = memport.NewBump([]*memport.Port{in}, []*memport.Port{out}, [2]func([]byte){toHost, toWire}, true, 1024)
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
 	log := slog.New(slog.DiscardHandler)
@@ -62,7 +64,7 @@ func newLiveBump(t *testing.T, name string) *liveBump {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.a, err = New([]Port{in}, []Port{out}, Options{FastPath: g.bump, NewHandler: g.engines.NewHandler, Logger: log})
+	g.a, err = appliance.New([]appliance.Port{in}, []appliance.Port{out}, appliance.Options{FastPath: g.bump, NewHandler: g.engines.NewHandler, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func newLiveBump(t *testing.T, name string) *liveBump {
 			{Name: "outside", Interface: name + "-out", XDPMode: "generic", BindMode: "copy", Queues: 1},
 		},
 		KernelPath: func() admin.PathCounters {
-			return admin.PathCounters{Frames: g.bump.Redirected(Inside) + g.bump.Redirected(Outside)}
+			return admin.PathCounters{Frames: g.bump.Redirected(appliance.Inside) + g.bump.Redirected(appliance.Outside)}
 		},
 	})
 	if err != nil {
@@ -94,7 +96,7 @@ func newLiveBump(t *testing.T, name string) *liveBump {
 }
 
 // host sends frame from this appliance's inside host.
-func (g *liveBump) host(frame []byte) { g.bump.Arrive(Inside, frame) }
+func (g *liveBump) host(frame []byte) { g.bump.Arrive(appliance.Inside, frame) }
 
 // expect waits for a frame at the host that satisfies ok.
 func (g *liveBump) expect(t *testing.T, what string, ok func(*packet.Packet) bool) []byte {
@@ -248,7 +250,7 @@ func TestAdminSourceBackToBack(t *testing.T) {
 		t.Fatalf("flush %s: %+v, %v; cache holds %d", b4, fr, err, gA.engines.Cache.Len())
 	}
 
-	// Job of the classifier (xsk, and MemBump as its model): an ICMP
+	// Job of the classifier (xsk, and memport.Bump as its model): an ICMP
 	// fragmentation-needed from the untrusted side quoting the encrypted
 	// flow reaches the engine, not the fast path; the host gets it with
 	// the quoted sequence number translated and the MTU lowered by the
@@ -257,7 +259,7 @@ func TestAdminSourceBackToBack(t *testing.T) {
 	// has not acknowledged (Init1 ends before it).
 	quoted := packettest.Quote(seg(a4, b4, 6000, 443, A, isnA+1+100, isnB+1, nil), 28)
 	router := netip.MustParseAddr("198.51.100.254")
-	gA.bump.Arrive(Outside, packettest.Frame{Src: router, Dst: a4, Proto: 1, L4: packettest.ICMP(3, 4, 1280, quoted)}.Bytes())
+	gA.bump.Arrive(appliance.Outside, packettest.Frame{Src: router, Dst: a4, Proto: 1, L4: packettest.ICMP(3, 4, 1280, quoted)}.Bytes())
 	deadline := time.After(10 * time.Second)
 	var p packet.Packet
 	for got := false; !got; {
@@ -275,18 +277,18 @@ func TestAdminSourceBackToBack(t *testing.T) {
 	}
 	var translated uint64
 	gA.engines.Each(func(_ int, c *engine.Counters) { translated += c.PTBTranslated.Load() })
-	if translated != 1 || gA.bump.Redirected(Outside) != 0 {
-		t.Fatalf("PTBs translated by the engine: %d; frames on the fast path from outside: %d", translated, gA.bump.Redirected(Outside))
+	if translated != 1 || gA.bump.Redirected(appliance.Outside) != 0 {
+		t.Fatalf("PTBs translated by the engine: %d; frames on the fast path from outside: %d", translated, gA.bump.Redirected(appliance.Outside))
 	}
 
 	checkConfigChanges(t, gA)
 }
 
 // engineConfigs reads every worker's engine configuration on its goroutine.
-func engineConfigs(t *testing.T, a *Appliance) []engine.Config {
+func engineConfigs(t *testing.T, a *appliance.Appliance) []engine.Config {
 	t.Helper()
 	var out []engine.Config
-	if err := a.Inspect(func(_ int, h FrameHandler) {
+	if err := a.Inspect(func(_ int, h appliance.FrameHandler) {
 		if e, ok := engineOf(h); ok {
 			out = append(out, e.Config())
 		}
@@ -336,7 +338,7 @@ func checkConfigChanges(t *testing.T, g *liveBump) {
 	// reconfigured, else refused by name with nothing changed.
 	doc := `{"rekey_bytes": 2097152, "rekey_interval": "10m"}`
 	var canChange bool
-	_ = g.a.Inspect(func(_ int, h FrameHandler) { _, canChange = h.(Reconfigurer) })
+	_ = g.a.Inspect(func(_ int, h appliance.FrameHandler) { _, canChange = h.(Reconfigurer) })
 	if !canChange {
 		refused(doc, "rekey_bytes")
 		if got := engineConfigs(t, g.a); got[0].RekeyBytes != ecBefore[0].RekeyBytes {
@@ -368,11 +370,11 @@ type recordingEngine struct {
 
 func (r *recordingEngine) Engine() *engine.Engine { return r.e }
 
-func (r *recordingEngine) HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+func (r *recordingEngine) HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]appliance.TxSink) appliance.Verdict {
 	return r.e.HandlePacket(now, from, p, tx)
 }
 
-func (r *recordingEngine) Tick(now int64, tx [2]TxSink) { r.e.Tick(now, tx) }
+func (r *recordingEngine) Tick(now int64, tx [2]appliance.TxSink) { r.e.Tick(now, tx) }
 
 func (r *recordingEngine) Reconfigure(c engine.Config) error {
 	if r.fail {
@@ -387,14 +389,14 @@ func (r *recordingEngine) Reconfigure(c engine.Config) error {
 // keeps the old one; one they all take reaches all three.
 func TestAdminSourceApplyAllOrNothing(t *testing.T) {
 	var hs []*recordingEngine
-	r := newRig(t, rigOpts{queues: 3, handler: func(q int) (FrameHandler, error) {
+	a := newAppliance(t, 3, func(q int) (appliance.FrameHandler, error) {
 		e, err := engine.New(engine.Config{}, engine.Deps{})
 		h := &recordingEngine{e: e}
 		hs = append(hs, h)
 		return h, err
-	}})
+	})
 	eng := &Engines{cfg: hs[0].e.Config()}
-	src, err := NewAdminSource(r.a, eng, AdminInfo{Version: "t"})
+	src, err := NewAdminSource(a, eng, AdminInfo{Version: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,8 +446,7 @@ func TestAdminSourceApplyAllOrNothing(t *testing.T) {
 // TestAdminSourceEngineOff: with the engine disabled every change is
 // refused by name, and there are no flows and nothing to flush.
 func TestAdminSourceEngineOff(t *testing.T) {
-	r := newRig(t, rigOpts{})
-	src, err := NewAdminSource(r.a, nil, AdminInfo{Version: "t"})
+	src, err := NewAdminSource(newAppliance(t, 1, nil), nil, AdminInfo{Version: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

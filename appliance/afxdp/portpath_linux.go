@@ -1,10 +1,11 @@
-package appliance
+package afxdp
 
 import (
 	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
@@ -27,12 +28,12 @@ type portPaths struct {
 	switches atomic.Uint64
 }
 
-// checkPaths decides each port's path (see XDPPorts.CheckPaths).
-func (x *XDPPorts) checkPaths() ([]PortID, error) {
-	var changed []PortID
+// checkPaths decides each port's path (see Ports.CheckPaths).
+func (x *Ports) checkPaths() ([]bump.PortID, error) {
+	var changed []bump.PortID
 	var errs []error
 	for p := range 2 {
-		port := PortID(p)
+		port := bump.PortID(p)
 		path, reason := PathKernel, fmt.Sprintf("the XDP program redirects to %s", x.names[1-p])
 		switch ready, err := x.Bump.RedirectReady(xsk.PortID(p)); {
 		case !x.fastPath:
@@ -73,17 +74,17 @@ func (x *XDPPorts) checkPaths() ([]PortID, error) {
 // delivers (xsk.Bump.RedirectReady: the other port's driver takes XDP
 // frames; a veth only while its peer runs NAPI, which changes with the
 // peer's GRO setting or XDP program) and switches the port between the
-// kernel and the workers accordingly. OpenXDP runs it once; the daemon
+// kernel and the workers accordingly. Open runs it once; the daemon
 // runs it every second. It returns the ports whose path changed.
-func (x *XDPPorts) CheckPaths() ([]PortID, error) { return x.checkPaths() }
+func (x *Ports) CheckPaths() ([]bump.PortID, error) { return x.checkPaths() }
 
 // Path returns port's forwarding path (PathKernel or PathUser) and why.
-func (x *XDPPorts) Path(port PortID) (path, reason string) {
-	i := portIndex(port)
+func (x *Ports) Path(port bump.PortID) (path, reason string) {
+	i := port.Index()
 	x.paths.mu.Lock()
 	defer x.paths.mu.Unlock()
 	return x.paths.path[i], x.paths.reason[i]
 }
 
 // PathSwitches counts the changes of path after start.
-func (x *XDPPorts) PathSwitches() uint64 { return x.paths.switches.Load() }
+func (x *Ports) PathSwitches() uint64 { return x.paths.switches.Load() }

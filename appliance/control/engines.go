@@ -1,87 +1,16 @@
-package appliance
+package control
 
 import (
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
-
-// EngineConfig maps the configuration file's engine section to
-// engine.Config, and checks the result the way engine.New does. Errors name
-// the key at fault.
-func EngineConfig(c config.Engine) (engine.Config, error) {
-	ec := engine.Config{
-		RekeyBytes:       c.RekeyBytes,
-		RekeyAfter:       c.RekeyInterval,
-		NoResumption:     !c.Resumption,
-		MaxFlows:         c.MaxFlows,
-		MaxEmbryonic:     c.MaxEmbryonic,
-		MemoryLimit:      c.MemoryLimit,
-		RetransmitBytes:  c.RetransmitBytes,
-		ReassemblyBytes:  c.ReassemblyBytes,
-		PreKeyBytes:      c.PreKeyBytes,
-		DeliverBytes:     c.DeliverBytes,
-		InitRTO:          c.InitRTO,
-		InitTries:        c.InitTries,
-		HandshakeTimeout: c.HandshakeTimeout,
-		IdleTimeout:      c.IdleTimeout,
-		PlainRetention:   c.PlainRetention,
-		Fragments: engine.FragConfig{Timeout: c.FragmentTimeout, MaxDatagrams: c.FragmentDatagrams,
-			PerFlow: c.FragmentPerFlow, Memory: c.FragmentBytes},
-	}
-	// The file says 0 for "never"; the engine reads 0 as "default".
-	if ec.RekeyBytes == 0 {
-		ec.RekeyBytes = -1
-	}
-	if ec.RekeyAfter == 0 {
-		ec.RekeyAfter = -1
-	}
-	for i, name := range c.TEPs {
-		tep, ok := tepByName(name)
-		if !ok {
-			return ec, &config.FieldError{Field: fmt.Sprintf("engine.teps[%d]", i), Msg: fmt.Sprintf("unknown TEP %q", name)}
-		}
-		ec.TEPs = append(ec.TEPs, tep)
-	}
-	for i, name := range c.AEADs {
-		s, err := cryptopool.ParseSuite(name)
-		if err != nil {
-			return ec, &config.FieldError{Field: fmt.Sprintf("engine.aeads[%d]", i), Msg: err.Error()}
-		}
-		ec.AEADs = append(ec.AEADs, s)
-	}
-	for i, p := range c.Policies {
-		field := fmt.Sprintf("engine.policies[%d]", i)
-		prefix, err := netip.ParsePrefix(p.Prefix)
-		if err != nil {
-			return ec, &config.FieldError{Field: field + ".prefix", Msg: err.Error()}
-		}
-		pol, ok := map[string]engine.Policy{"opportunistic": engine.Opportunistic, "require": engine.Require, "bypass": engine.Bypass}[p.Policy]
-		if !ok {
-			return ec, &config.FieldError{Field: field + ".policy", Msg: fmt.Sprintf("unknown policy %q", p.Policy)}
-		}
-		ec.Policies = append(ec.Policies, engine.PolicyRule{Prefix: prefix.Masked(), Policy: pol})
-	}
-	if _, err := engine.New(ec, engine.Deps{}); err != nil {
-		return ec, &config.FieldError{Field: "engine", Msg: err.Error()}
-	}
-	return ec, nil
-}
-
-func tepByName(name string) (tcpcrypt.TEP, bool) {
-	for _, t := range tcpcrypt.AllTEPs {
-		if t.String() == name {
-			return t, true
-		}
-	}
-	return 0, false
-}
 
 // Engines is what the workers' engines share: the public-key pool, a stock
 // of ready key pairs per TEP, and the resumption cache. Its NewHandler gives
@@ -101,6 +30,9 @@ type Engines struct {
 	// KeyLog, when set before the workers start, is every engine's
 	// Deps.KeyLog (debugging decryption; off by default).
 	KeyLog func(engine.KeyLogEntry)
+	// MTU, when set before the workers start, is every engine's Deps.MTU
+	// (afxdp.PortMTU: the MSS cap).
+	MTU int
 
 	mu   sync.Mutex
 	list []*engine.Engine
@@ -140,9 +72,10 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	return e, nil
 }
 
-// NewHandler implements NewHandlerFunc: a fresh engine for queue q's worker.
-func (e *Engines) NewHandler(q int) (FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog})
+// NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
+// q's worker.
+func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package appliance
+package afxdp
 
 import (
 	"errors"
@@ -7,22 +7,23 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
-// XDPPorts is the kernel side of the appliance: the XDP classifier on both
+// Ports is the kernel side of the appliance: the XDP classifier on both
 // interfaces and one AF_XDP socket per (port, queue), registered with it.
-type XDPPorts struct {
+type Ports struct {
 	Bump  *xsk.Bump
 	socks [2][]*xsk.Socket
-	ports [2][]Port
+	ports [2][]bump.Port
 	names [2]string
 
 	fastPath bool // config fast_path
 	paths    portPaths
 }
 
-// xskPort is the AF_XDP implementation of Port: the socket itself, plus Wait.
+// xskPort is the AF_XDP implementation of bump.Port: the socket itself, plus Wait.
 // One worker drives both halves of the socket (and of its partner on the
 // other port). While a TX half has frames a busy device did not take,
 // xsk.Wait caps the sleep at xsk.TxRetry and its poll(2) retries the
@@ -37,9 +38,9 @@ func (p *xskPort) Wait(timeout time.Duration) error {
 	return err
 }
 
-// waitPair is one poll(2) over p's socket and other's (a worker's inside
-// and outside queue).
-func (p *xskPort) waitPair(other Port, timeout time.Duration) (bool, error) {
+// WaitPair implements bump.PairWaiter: one poll(2) over p's socket and
+// other's (a worker's inside and outside queue).
+func (p *xskPort) WaitPair(other bump.Port, timeout time.Duration) (bool, error) {
 	o, ok := other.(*xskPort)
 	if !ok {
 		return false, nil
@@ -49,7 +50,7 @@ func (p *xskPort) waitPair(other Port, timeout time.Duration) (bool, error) {
 	return true, err
 }
 
-// ErrNoInterface is returned by OpenXDP when a configured interface does not
+// ErrNoInterface is returned by Open when a configured interface does not
 // exist in the current network namespace.
 var ErrNoInterface = errors.New("no such network interface")
 
@@ -60,14 +61,14 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 	for i, name := range []string{cfg.Inside, cfg.Outside} {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
-			return idx, fmt.Errorf("%s interface %q: %w", PortID(i), name, ErrNoInterface)
+			return idx, fmt.Errorf("%s interface %q: %w", bump.PortID(i), name, ErrNoInterface)
 		}
 		idx[i] = ifi.Index
 	}
 	return idx, nil
 }
 
-// OpenXDP sets up both ports of cfg in the current network namespace: it
+// Open sets up both ports of cfg in the current network namespace: it
 // first detaches XDP programs a crashed earlier run left behind (so a restart
 // works), then attaches the classifier (cfg.XDPMode, with native-to-generic
 // fallback under "auto") with its fast path switched as cfg.FastPath says
@@ -75,15 +76,15 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 // port whose redirect to the other cannot deliver, see CheckPaths), then opens and
 // registers one socket per queue (cfg.BindMode, zero-copy-to-copy fallback
 // under "auto").
-func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
-	x := &XDPPorts{names: [2]string{cfg.Inside, cfg.Outside}, fastPath: cfg.FastPath}
+func Open(cfg config.Config) (_ *Ports, err error) {
+	x := &Ports{names: [2]string{cfg.Inside, cfg.Outside}, fastPath: cfg.FastPath}
 	ifindex, err := LookupInterfaces(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for i, idx := range ifindex {
 		if err := xsk.CleanupStale(idx); err != nil {
-			return nil, fmt.Errorf("%s interface %q: clean up stale XDP program: %w", PortID(i), x.names[i], err)
+			return nil, fmt.Errorf("%s interface %q: clean up stale XDP program: %w", bump.PortID(i), x.names[i], err)
 		}
 	}
 	mode := map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[cfg.XDPMode]
@@ -112,11 +113,11 @@ func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 				Queue: q, NumFrames: cfg.Frames, FrameSize: cfg.FrameSize, RingSize: cfg.RingSize, Bind: bind,
 			})
 			if err != nil {
-				return nil, fmt.Errorf("%s interface %q queue %d: %w", PortID(i), x.names[i], q, err)
+				return nil, fmt.Errorf("%s interface %q queue %d: %w", bump.PortID(i), x.names[i], q, err)
 			}
 			x.socks[i] = append(x.socks[i], s)
 			x.ports[i] = append(x.ports[i], &xskPort{Socket: s, self: [1]*xsk.Socket{s}})
-			if err := x.Bump.Register(PortID(i), q, s); err != nil {
+			if err := x.Bump.Register(bump.PortID(i), q, s); err != nil {
 				return nil, err
 			}
 		}
@@ -124,25 +125,25 @@ func OpenXDP(cfg config.Config) (_ *XDPPorts, err error) {
 	return x, nil
 }
 
-// Ports returns the inside and outside ports, one per queue.
-func (x *XDPPorts) Ports() (inside, outside []Port) { return x.ports[0], x.ports[1] }
+// Queues returns the inside and outside ports, one per queue.
+func (x *Ports) Queues() (inside, outside []bump.Port) { return x.ports[0], x.ports[1] }
 
 // XDPMode reports how the classifier is attached to port ("native" or
 // "generic"), BindMode how its sockets are bound ("zerocopy" or "copy").
-func (x *XDPPorts) XDPMode(port PortID) string { return x.Bump.Mode(port) }
+func (x *Ports) XDPMode(port bump.PortID) string { return x.Bump.Mode(port) }
 
 // BindMode: see XDPMode.
-func (x *XDPPorts) BindMode(port PortID) string {
-	if s := x.socks[portIndex(port)]; len(s) > 0 {
+func (x *Ports) BindMode(port bump.PortID) string {
+	if s := x.socks[port.Index()]; len(s) > 0 {
 		return s[0].BindMode()
 	}
 	return ""
 }
 
 // SocketStats sums the AF_XDP statistics of port's sockets.
-func (x *XDPPorts) SocketStats(port PortID) xsk.Stats {
+func (x *Ports) SocketStats(port bump.PortID) xsk.Stats {
 	var t xsk.Stats
-	for _, s := range x.socks[portIndex(port)] {
+	for _, s := range x.socks[port.Index()] {
 		st := s.Stats()
 		t.RxDropped += st.RxDropped
 		t.RxInvalidDescs += st.RxInvalidDescs
@@ -165,7 +166,7 @@ func (x *XDPPorts) SocketStats(port PortID) xsk.Stats {
 
 // Close detaches the classifier from both interfaces, then closes the
 // sockets. Stop the workers first.
-func (x *XDPPorts) Close() error {
+func (x *Ports) Close() error {
 	var errs []error
 	if x.Bump != nil {
 		errs = append(errs, x.Bump.Close())

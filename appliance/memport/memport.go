@@ -1,21 +1,23 @@
-package appliance
+package memport
 
 import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/tcpinc/tcpinc/bump"
 )
 
-// MemPort is a Port whose frames live in process memory: the same ring
+// Port is a bump.Port whose frames live in process memory: the same ring
 // discipline as an AF_XDP socket (a buffer of fixed-size frames, half of them
 // for reception and half for transmission), with the kernel's part played by
-// Inject (a frame arrives) and by the sink given to NewMemPort (a frame leaves).
+// Inject (a frame arrives) and by the sink given to New (a frame leaves).
 // It exists so the real worker code can run, and be tested and measured,
-// without a kernel. It does not allocate after NewMemPort.
+// without a kernel. It does not allocate after New.
 //
 // A mutex per side (RX, TX) keeps it safe when a test injects frames while
 // workers run; the two sides never share state, like a real socket's rings.
-type MemPort struct {
+type Port struct {
 	buf       []byte
 	frameSize int
 	rx        memSide
@@ -25,17 +27,17 @@ type MemPort struct {
 	ready     chan struct{}
 }
 
-// memSide is one direction of a MemPort: free frames and a FIFO of frames
+// memSide is one direction of a Port: free frames and a FIFO of frames
 // handed to the other party (received frames for RX, queued frames for TX).
 type memSide struct {
 	mu   sync.Mutex
-	free []uint64 // stack of free frame addresses
-	fifo []Desc   // ring buffer
-	head int      // index of the oldest entry in fifo
-	n    int      // entries in fifo
+	free []uint64    // stack of free frame addresses
+	fifo []bump.Desc // ring buffer
+	head int         // index of the oldest entry in fifo
+	n    int         // entries in fifo
 }
 
-func (s *memSide) push(d Desc) bool {
+func (s *memSide) push(d bump.Desc) bool {
 	if s.n == len(s.fifo) {
 		return false
 	}
@@ -44,24 +46,24 @@ func (s *memSide) push(d Desc) bool {
 	return true
 }
 
-func (s *memSide) pop() Desc {
+func (s *memSide) pop() bump.Desc {
 	d := s.fifo[s.head]
 	s.head = (s.head + 1) % len(s.fifo)
 	s.n--
 	return d
 }
 
-// ErrMemPortConfig is returned by NewMemPort for sizes it cannot use.
-var ErrMemPortConfig = errors.New("appliance: MemPort needs an even number of frames >= 2 and frameSize >= 64")
+// ErrConfig is returned by New for sizes it cannot use.
+var ErrConfig = errors.New("memport: Port needs an even number of frames >= 2 and frameSize >= 64")
 
-// NewMemPort returns a port with frames buffers of frameSize bytes each (half
+// New returns a port with frames buffers of frameSize bytes each (half
 // for RX, half for TX). Every frame the port transmits is passed to sink on
 // Kick, in order; sink must not keep the slice.
-func NewMemPort(frames, frameSize int, sink func(frame []byte)) (*MemPort, error) {
+func New(frames, frameSize int, sink func(frame []byte)) (*Port, error) {
 	if frames < 2 || frames%2 != 0 || frameSize < 64 {
-		return nil, ErrMemPortConfig
+		return nil, ErrConfig
 	}
-	p := &MemPort{
+	p := &Port{
 		buf:       make([]byte, frames*frameSize),
 		frameSize: frameSize,
 		sink:      sink,
@@ -70,7 +72,7 @@ func NewMemPort(frames, frameSize int, sink func(frame []byte)) (*MemPort, error
 	half := frames / 2
 	for _, s := range []*memSide{&p.rx, &p.tx} {
 		s.free = make([]uint64, 0, half)
-		s.fifo = make([]Desc, half)
+		s.fifo = make([]bump.Desc, half)
 	}
 	for i := range half {
 		p.rx.free = append(p.rx.free, uint64(i*frameSize))
@@ -82,7 +84,7 @@ func NewMemPort(frames, frameSize int, sink func(frame []byte)) (*MemPort, error
 // Inject is the wire delivering frame to this port: it is copied into a free
 // RX frame and queued for Receive. It reports false, and counts a drop, when
 // no RX frame is free (the fill ring ran dry) or the frame does not fit.
-func (p *MemPort) Inject(frame []byte) bool {
+func (p *Port) Inject(frame []byte) bool {
 	p.rx.mu.Lock()
 	defer p.rx.mu.Unlock()
 	if len(p.rx.free) == 0 || len(frame) > p.frameSize {
@@ -92,7 +94,7 @@ func (p *MemPort) Inject(frame []byte) bool {
 	addr := p.rx.free[len(p.rx.free)-1]
 	p.rx.free = p.rx.free[:len(p.rx.free)-1]
 	copy(p.buf[addr:], frame)
-	p.rx.push(Desc{Addr: addr, Len: uint32(len(frame))})
+	p.rx.push(bump.Desc{Addr: addr, Len: uint32(len(frame))})
 	select {
 	case p.ready <- struct{}{}:
 	default:
@@ -101,14 +103,14 @@ func (p *MemPort) Inject(frame []byte) bool {
 }
 
 // RxDropped is how many injected frames found no free RX frame.
-func (p *MemPort) RxDropped() uint64 {
+func (p *Port) RxDropped() uint64 {
 	p.rx.mu.Lock()
 	defer p.rx.mu.Unlock()
 	return p.rxDropped
 }
 
-// Receive implements Port.
-func (p *MemPort) Receive(descs []Desc) int {
+// Receive implements bump.Port.
+func (p *Port) Receive(descs []bump.Desc) int {
 	p.rx.mu.Lock()
 	defer p.rx.mu.Unlock()
 	n := 0
@@ -119,13 +121,13 @@ func (p *MemPort) Receive(descs []Desc) int {
 	return n
 }
 
-// Frame implements Port.
-func (p *MemPort) Frame(d Desc) []byte {
+// Frame implements bump.Port.
+func (p *Port) Frame(d bump.Desc) []byte {
 	return p.buf[d.Addr : d.Addr+uint64(d.Len) : d.Addr+uint64(p.frameSize)]
 }
 
-// Release implements Port.
-func (p *MemPort) Release(descs []Desc) {
+// Release implements bump.Port.
+func (p *Port) Release(descs []bump.Desc) {
 	p.rx.mu.Lock()
 	defer p.rx.mu.Unlock()
 	for _, d := range descs {
@@ -133,21 +135,21 @@ func (p *MemPort) Release(descs []Desc) {
 	}
 }
 
-// GetTx implements Port.
-func (p *MemPort) GetTx(descs []Desc) int {
+// GetTx implements bump.Port.
+func (p *Port) GetTx(descs []bump.Desc) int {
 	p.tx.mu.Lock()
 	defer p.tx.mu.Unlock()
 	n := 0
 	for n < len(descs) && len(p.tx.free) > 0 {
-		descs[n] = Desc{Addr: p.tx.free[len(p.tx.free)-1]}
+		descs[n] = bump.Desc{Addr: p.tx.free[len(p.tx.free)-1]}
 		p.tx.free = p.tx.free[:len(p.tx.free)-1]
 		n++
 	}
 	return n
 }
 
-// Transmit implements Port.
-func (p *MemPort) Transmit(descs []Desc) int {
+// Transmit implements bump.Port.
+func (p *Port) Transmit(descs []bump.Desc) int {
 	p.tx.mu.Lock()
 	defer p.tx.mu.Unlock()
 	n := 0
@@ -157,9 +159,9 @@ func (p *MemPort) Transmit(descs []Desc) int {
 	return n
 }
 
-// Kick implements Port: every queued frame goes to the sink, in order, and its
+// Kick implements bump.Port: every queued frame goes to the sink, in order, and its
 // buffer becomes free again (the completion ring, in AF_XDP terms).
-func (p *MemPort) Kick() error {
+func (p *Port) Kick() error {
 	p.tx.mu.Lock()
 	defer p.tx.mu.Unlock()
 	for p.tx.n > 0 {
@@ -172,9 +174,9 @@ func (p *MemPort) Kick() error {
 	return nil
 }
 
-// Wait implements Port: it returns when a frame has been injected since the
+// Wait implements bump.Port: it returns when a frame has been injected since the
 // last Wait, or after timeout.
-func (p *MemPort) Wait(timeout time.Duration) error {
+func (p *Port) Wait(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -184,10 +186,10 @@ func (p *MemPort) Wait(timeout time.Duration) error {
 	return nil
 }
 
-// waitPair waits for a frame injected into p or into other, if other is a
-// MemPort too (a worker's two ports).
-func (p *MemPort) waitPair(other Port, timeout time.Duration) (bool, error) {
-	o, ok := other.(*MemPort)
+// WaitPair implements bump.PairWaiter: it waits for a frame injected into p
+// or into other, if other is a Port too (a worker's two ports).
+func (p *Port) WaitPair(other bump.Port, timeout time.Duration) (bool, error) {
+	o, ok := other.(*Port)
 	if !ok {
 		return false, nil
 	}

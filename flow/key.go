@@ -1,4 +1,4 @@
-package flowtable
+package flow
 
 import (
 	"crypto/rand"
@@ -7,18 +7,19 @@ import (
 )
 
 // Key identifies one direction of a TCP connection as seen on the wire:
-// Addr[0]:Port[0] is the source, Addr[1]:Port[1] the destination. It is a
-// fixed-size comparable value with no pointers, so it is cheap to hash and
-// compare and the garbage collector never scans tables of keys.
+// Src:SrcPort is the source, Dst:DstPort the destination. It is a fixed-size
+// comparable value with no pointers, so it is cheap to hash and compare and
+// the garbage collector never scans tables of keys.
 //
 // IPv4 addresses sit in the first 4 bytes of their [16]byte, the rest zero;
-// Family is 4 or 6. Ports are in host byte order. This is the same layout as
-// xsk.FlowKey, so the engine converts between them field by field.
+// Family is 4 or 6. Ports are in host byte order, so Key{SrcPort: 443}
+// means port 443. The layout is also the key of the XDP fast-path map
+// (package xsk), which the classifier fills from the headers.
 type Key struct {
-	Addr   [2][16]byte
-	Port   [2]uint16
-	Family uint8
-	_      [3]byte
+	Src, Dst         [16]byte
+	SrcPort, DstPort uint16
+	Family           uint8
+	_                [3]byte
 }
 
 // MakeKey builds a Key from address bytes (4 bytes for IPv4, 16 for IPv6) as
@@ -29,9 +30,9 @@ func MakeKey(src, dst []byte, srcPort, dstPort uint16) Key {
 	if len(src) != len(dst) || (len(src) != 4 && len(src) != 16) {
 		return k
 	}
-	copy(k.Addr[0][:], src)
-	copy(k.Addr[1][:], dst)
-	k.Port = [2]uint16{srcPort, dstPort}
+	copy(k.Src[:], src)
+	copy(k.Dst[:], dst)
+	k.SrcPort, k.DstPort = srcPort, dstPort
 	k.Family = 6
 	if len(src) == 4 {
 		k.Family = 4
@@ -53,27 +54,29 @@ func KeyFrom(src, dst netip.AddrPort) Key {
 	return MakeKey(a[:], b[:], src.Port(), dst.Port())
 }
 
-// Src and Dst return the endpoints as netip values.
-func (k Key) Src() netip.AddrPort { return netip.AddrPortFrom(k.addr(0), k.Port[0]) }
+// AddrPorts returns the endpoints as netip values.
+func (k Key) AddrPorts() (src, dst netip.AddrPort) {
+	return netip.AddrPortFrom(k.addr(&k.Src), k.SrcPort), netip.AddrPortFrom(k.addr(&k.Dst), k.DstPort)
+}
 
-// Dst: see Src.
-func (k Key) Dst() netip.AddrPort { return netip.AddrPortFrom(k.addr(1), k.Port[1]) }
-
-func (k Key) addr(i int) netip.Addr {
+func (k Key) addr(a *[16]byte) netip.Addr {
 	if k.Family == 4 {
-		return netip.AddrFrom4([4]byte(k.Addr[i][:4]))
+		return netip.AddrFrom4([4]byte(a[:4]))
 	}
-	return netip.AddrFrom16(k.Addr[i])
+	return netip.AddrFrom16(*a)
 }
 
 // String formats the key as "src -> dst" (not for the packet path).
-func (k Key) String() string { return k.Src().String() + " -> " + k.Dst().String() }
+func (k Key) String() string {
+	src, dst := k.AddrPorts()
+	return src.String() + " -> " + dst.String()
+}
 
 // Reverse returns the key of the opposite direction.
 func (k Key) Reverse() Key {
 	r := k
-	r.Addr[0], r.Addr[1] = k.Addr[1], k.Addr[0]
-	r.Port[0], r.Port[1] = k.Port[1], k.Port[0]
+	r.Src, r.Dst = k.Dst, k.Src
+	r.SrcPort, r.DstPort = k.DstPort, k.SrcPort
 	return r
 }
 
@@ -90,13 +93,13 @@ func (k Key) Canonical() Key {
 // less reports whether endpoint 0 sorts at or before endpoint 1.
 func (k Key) less() bool {
 	for i := 0; i < 16; i += 8 {
-		a := binary.BigEndian.Uint64(k.Addr[0][i:])
-		b := binary.BigEndian.Uint64(k.Addr[1][i:])
+		a := binary.BigEndian.Uint64(k.Src[i:])
+		b := binary.BigEndian.Uint64(k.Dst[i:])
 		if a != b {
 			return a < b
 		}
 	}
-	return k.Port[0] <= k.Port[1]
+	return k.SrcPort <= k.DstPort
 }
 
 // HashKey is a 128-bit SipHash key.
@@ -108,7 +111,7 @@ type HashKey [16]byte
 var processKey = func() HashKey {
 	var k HashKey
 	if _, err := rand.Read(k[:]); err != nil {
-		panic("flowtable: no randomness for the hash key: " + err.Error())
+		panic("flow: no randomness for the hash key: " + err.Error())
 	}
 	return k
 }()
@@ -128,12 +131,12 @@ func (k Key) SymmetricHashKeyed(hk *HashKey) uint64 {
 	k1 := binary.LittleEndian.Uint64(hk[8:])
 	// The 40-byte message: both addresses, both ports (big endian), family, three zero bytes.
 	m := [5]uint64{
-		binary.LittleEndian.Uint64(c.Addr[0][0:]),
-		binary.LittleEndian.Uint64(c.Addr[0][8:]),
-		binary.LittleEndian.Uint64(c.Addr[1][0:]),
-		binary.LittleEndian.Uint64(c.Addr[1][8:]),
-		uint64(c.Port[0]>>8) | uint64(c.Port[0]&0xff)<<8 |
-			uint64(c.Port[1]>>8)<<16 | uint64(c.Port[1]&0xff)<<24 | uint64(c.Family)<<32,
+		binary.LittleEndian.Uint64(c.Src[0:]),
+		binary.LittleEndian.Uint64(c.Src[8:]),
+		binary.LittleEndian.Uint64(c.Dst[0:]),
+		binary.LittleEndian.Uint64(c.Dst[8:]),
+		uint64(c.SrcPort>>8) | uint64(c.SrcPort&0xff)<<8 |
+			uint64(c.DstPort>>8)<<16 | uint64(c.DstPort&0xff)<<24 | uint64(c.Family)<<32,
 	}
 	return sipHash24(k0, k1, m[:], 40)
 }

@@ -1,4 +1,4 @@
-package flowtable
+package flow
 
 import "math/bits"
 

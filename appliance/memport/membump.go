@@ -1,17 +1,17 @@
-package appliance
+package memport
 
 import (
 	"encoding/binary"
 	"sync"
 
-	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
+	"github.com/tcpinc/tcpinc/bump"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
-// MemBump is the in-memory model of the XDP classifier on both ports (xsk's
+// Bump is the in-memory model of the XDP classifier on both ports (xsk's
 // program) and of its fast-path map. A frame arriving on a port's wire goes
 // either straight to the other port's wire (the kernel fast path) or to the
-// port's MemPort queue chosen like RSS, for a worker. The rules are the
+// port's queue (a Port) chosen like RSS, for a worker. The rules are the
 // program's, restated on byte offsets:
 //
 //   - ICMP error messages (ICMPv4 types 3, 4, 5, 11, 12 with a valid IHL,
@@ -29,34 +29,34 @@ import (
 //     extension header): worker.
 //
 // With the fast path disabled (xsk.Bump.SetFastPath(false)) every frame,
-// non-TCP included, goes to a worker. MemBump
-// implements FastPath.
-type MemBump struct {
+// non-TCP included, goes to a worker. Bump
+// implements bump.FastPath.
+type Bump struct {
 	mu      sync.Mutex
 	enabled bool
-	flows   map[xsk.FlowKey]uint64 // frames forwarded per listed direction
-	ports   [2][]*MemPort
+	flows   map[flow.Key]uint64 // frames forwarded per listed direction
+	ports   [2][]*Port
 	wires   [2]func([]byte) // wires[p]: frames leaving port p
 	// Redirected counts frames the model forwarded on the fast path, per
 	// arrival port.
 	redirected [2]uint64
 }
 
-// NewMemBump wires the model to the ports' queues. wires[p] receives every
+// NewBump wires the model to the ports' queues. wires[p] receives every
 // frame that leaves port p on the fast path; give the same function as the
-// MemPort sink of port p so both paths land in one ordered stream.
+// Port sink of port p so both paths land in one ordered stream.
 // maxFlows sizes the map up front so that inserting does not allocate.
-func NewMemBump(inside, outside []*MemPort, wires [2]func([]byte), fastPath bool, maxFlows int) *MemBump {
-	return &MemBump{
+func NewBump(inside, outside []*Port, wires [2]func([]byte), fastPath bool, maxFlows int) *Bump {
+	return &Bump{
 		enabled: fastPath,
-		flows:   make(map[xsk.FlowKey]uint64, maxFlows),
-		ports:   [2][]*MemPort{inside, outside},
+		flows:   make(map[flow.Key]uint64, maxFlows),
+		ports:   [2][]*Port{inside, outside},
 		wires:   wires,
 	}
 }
 
-// AllowFastPath implements FastPath.
-func (b *MemBump) AllowFastPath(k xsk.FlowKey) error {
+// AllowFastPath implements bump.FastPath.
+func (b *Bump) AllowFastPath(k flow.Key) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.flows[k]; !ok {
@@ -65,8 +65,8 @@ func (b *MemBump) AllowFastPath(k xsk.FlowKey) error {
 	return nil
 }
 
-// RemoveFastPath implements FastPath.
-func (b *MemBump) RemoveFastPath(k xsk.FlowKey) error {
+// RemoveFastPath implements bump.FastPath.
+func (b *Bump) RemoveFastPath(k flow.Key) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.flows, k)
@@ -74,7 +74,7 @@ func (b *MemBump) RemoveFastPath(k xsk.FlowKey) error {
 }
 
 // Listed reports whether direction k is in the fast-path map.
-func (b *MemBump) Listed(k xsk.FlowKey) bool {
+func (b *Bump) Listed(k flow.Key) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.flows[k]
@@ -82,23 +82,23 @@ func (b *MemBump) Listed(k xsk.FlowKey) bool {
 }
 
 // Redirected returns how many frames arriving on port went the fast path.
-func (b *MemBump) Redirected(port PortID) uint64 {
+func (b *Bump) Redirected(port bump.PortID) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.redirected[portIndex(port)]
+	return b.redirected[port.Index()]
 }
 
 // Arrive is a frame arriving on port from its wire. It reports false if the
 // frame was for a worker and its queue had no room (a drop).
-func (b *MemBump) Arrive(port PortID, frame []byte) bool {
+func (b *Bump) Arrive(port bump.PortID, frame []byte) bool {
 	b.mu.Lock()
 	toPeer, key, tcp := b.classify(frame)
 	if toPeer {
-		b.redirected[portIndex(port)]++
+		b.redirected[port.Index()]++
 		if tcp {
 			b.flows[key]++
 		}
-		out := b.wires[1-portIndex(port)]
+		out := b.wires[1-port.Index()]
 		b.mu.Unlock()
 		if out != nil {
 			out(frame)
@@ -106,19 +106,18 @@ func (b *MemBump) Arrive(port PortID, frame []byte) bool {
 		return true
 	}
 	b.mu.Unlock()
-	qs := b.ports[portIndex(port)]
+	qs := b.ports[port.Index()]
 	q := 0
 	if tcp && len(qs) > 1 {
 		// RSS stand-in: a symmetric hash of the tuple.
-		fk := flowtable.Key{Addr: [2][16]byte{key.Src, key.Dst}, Port: [2]uint16{key.SrcPort, key.DstPort}, Family: key.Family}
-		q = fk.Owner(len(qs))
+		q = key.Owner(len(qs))
 	}
 	return qs[q].Inject(frame)
 }
 
-// classify applies the classifier's rules (see MemBump). toPeer means the
+// classify applies the classifier's rules (see Bump). toPeer means the
 // fast path; tcp means key holds the frame's TCP flow direction.
-func (b *MemBump) classify(f []byte) (toPeer bool, key xsk.FlowKey, tcp bool) {
+func (b *Bump) classify(f []byte) (toPeer bool, key flow.Key, tcp bool) {
 	if len(f) < 14 {
 		return false, key, false
 	}

@@ -1,4 +1,4 @@
-package flowtable
+package flow
 
 import (
 	"encoding/binary"
@@ -89,16 +89,16 @@ func randKey(r *rand.Rand) Key {
 	var k Key
 	if r.IntN(2) == 0 {
 		k.Family = 4
-		binary.BigEndian.PutUint32(k.Addr[0][:], r.Uint32())
-		binary.BigEndian.PutUint32(k.Addr[1][:], r.Uint32())
+		binary.BigEndian.PutUint32(k.Src[:], r.Uint32())
+		binary.BigEndian.PutUint32(k.Dst[:], r.Uint32())
 	} else {
 		k.Family = 6
-		for i := range 2 {
-			binary.BigEndian.PutUint64(k.Addr[i][:], r.Uint64())
-			binary.BigEndian.PutUint64(k.Addr[i][8:], r.Uint64())
+		for _, a := range []*[16]byte{&k.Src, &k.Dst} {
+			binary.BigEndian.PutUint64(a[:], r.Uint64())
+			binary.BigEndian.PutUint64(a[8:], r.Uint64())
 		}
 	}
-	k.Port = [2]uint16{uint16(r.Uint32()), uint16(r.Uint32())}
+	k.SrcPort, k.DstPort = uint16(r.Uint32()), uint16(r.Uint32())
 	return k
 }
 
@@ -110,7 +110,7 @@ func TestSymmetricHashMatchesDefinition(t *testing.T) {
 	for range 1000 {
 		k := randKey(r)
 		c := k.Canonical()
-		msg := append(append(append([]byte{}, c.Addr[0][:]...), c.Addr[1][:]...), byte(c.Port[0]>>8), byte(c.Port[0]), byte(c.Port[1]>>8), byte(c.Port[1]), c.Family, 0, 0, 0)
+		msg := append(append(append([]byte{}, c.Src[:]...), c.Dst[:]...), byte(c.SrcPort>>8), byte(c.SrcPort), byte(c.DstPort>>8), byte(c.DstPort), c.Family, 0, 0, 0)
 		if got, want := k.SymmetricHashKeyed(&hk), refSipHash24(hk[:], msg); got != want {
 			t.Fatalf("%v: %#x, want %#x", k, got, want)
 		}
@@ -148,14 +148,14 @@ func TestKeyReverseAndSymmetry(t *testing.T) {
 func TestKeyConversions(t *testing.T) {
 	src, dst := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.2:443")
 	k := KeyFrom(src, dst)
-	if k.Family != 4 || k.Src() != src || k.Dst() != dst || k.Addr[0][4] != 0 || k.Addr[0][0] != 192 {
+	if s, d := k.AddrPorts(); k.Family != 4 || s != src || d != dst || k.Src[4] != 0 || k.Src[0] != 192 {
 		t.Errorf("IPv4 key %+v", k)
 	}
 	if m := MakeKey([]byte{192, 0, 2, 1}, []byte{198, 51, 100, 2}, 40000, 443); m != k {
 		t.Errorf("MakeKey %v != KeyFrom %v", m, k)
 	}
 	s6, d6 := netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")
-	if k6 := KeyFrom(s6, d6); k6.Family != 6 || k6.Src() != s6 || k6.Dst() != d6 {
+	if k6 := KeyFrom(s6, d6); k6.Family != 6 || k6.String() != "[2001:db8::1]:1 -> [2001:db8::2]:2" {
 		t.Errorf("IPv6 key %v", k6)
 	}
 	if (MakeKey([]byte{1, 2, 3}, []byte{1, 2, 3}, 1, 2) != Key{}) || (KeyFrom(src, d6) != Key{}) {
