@@ -34,8 +34,7 @@ func overlaps(x, y []byte) bool {
 //
 // A Key is safe for concurrent use: sealing and opening do not change it.
 type Key struct {
-	suite Suite
-	aead  cipher.AEAD
+	aead cipher.AEAD
 }
 
 // NewKey returns a Key for suite s; key is the K part of a tcpcrypt traffic
@@ -45,11 +44,8 @@ func NewKey(s Suite, key []byte) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{suite: s, aead: a}, nil
+	return &Key{aead: a}, nil
 }
-
-// Suite returns the key's AEAD suite.
-func (k *Key) Suite() Suite { return k.suite }
 
 // Seal encrypts one frame in place. buf holds the plaintext in
 // buf[:len(buf)-TagSize] and room for the tag in its last TagSize bytes; on
