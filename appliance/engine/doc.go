@@ -168,7 +168,7 @@
 //
 //	engine.go      the Engine: New, Reconfigure, Handle and HandlePacket
 //	               (dispatch), poll (finished pool work), strays, ICMP
-//	config.go      Config, policies, defaults
+//	config.go      Config, policies, defaults; validate.go: Config.Validate
 //	flow.go        the per-flow record (both directions' state, frame queues),
 //	               window scaling and timestamps
 //	table.go       records come and go: newFlow, reclaim, closeCheck, kill,
@@ -193,7 +193,8 @@
 //	seq.go         the only 32-bit sequence arithmetic
 //	ring.go        the byte rings and held spans
 //	timers.go      Tick and each flow's timers (tickFlow)
-//	pmtu.go        path MTU: packet-too-big from either side
+//	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
+//	               MSS cap to the ports' MTU (Deps.MTU)
 //	frag.go        IP fragments of negotiated connections
 //	flood.go       the memory budget, the embryonic list, SYN shedding
 //	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts
