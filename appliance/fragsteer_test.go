@@ -2,40 +2,13 @@ package appliance
 
 import (
 	"bytes"
-	"encoding/binary"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
-	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
-
-// fragments4 cuts a whole IPv4 frame into fragments of chunk data bytes.
-func fragments4(t *testing.T, frame []byte, chunk int, id uint16) [][]byte {
-	t.Helper()
-	const l3 = 14
-	ihl := int(frame[l3]&0x0f) * 4
-	head, data := frame[:l3+ihl], frame[l3+ihl:]
-	var out [][]byte
-	for o := 0; o < len(data); o += chunk {
-		n := min(chunk, len(data)-o)
-		f := append(slices.Clone(head), data[o:o+n]...)
-		fo := uint16(o / 8)
-		if o+n < len(data) {
-			fo |= 0x2000
-		}
-		ip := f[l3:]
-		binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-l3))
-		binary.BigEndian.PutUint16(ip[4:], id)
-		binary.BigEndian.PutUint16(ip[6:], fo)
-		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
-		out = append(out, f)
-	}
-	return out
-}
 
 func engineRigQueues(t *testing.T, queues int) *rig {
 	t.Helper()
@@ -53,7 +26,7 @@ func TestFragmentsSteeredToOwner(t *testing.T) {
 	for _, queues := range []int{1, 2, 4} {
 		r := engineRigQueues(t, queues)
 		seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("fragment data. "), 100))
-		frags := fragments4(t, seg, 512, 7)
+		frags := packettest.Fragments(seg, 512, 7)
 		for i, k := range []int{2, 1, 0} {
 			r.in[i%queues].Inject(frags[k])
 			r.now += time.Millisecond
@@ -87,7 +60,7 @@ func TestLoneFragmentNotForwarded(t *testing.T) {
 	for _, queues := range []int{1, 3} {
 		r := engineRigQueues(t, queues)
 		seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("MARKER "), 200))
-		r.send(Inside, fragments4(t, seg, 512, 9)[1])
+		r.send(Inside, packettest.Fragments(seg, 512, 9)[1])
 		r.advance(6 * time.Second)
 		r.advance(time.Second)
 		if len(r.out[0])+len(r.out[1]) != 0 {

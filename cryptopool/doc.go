@@ -15,13 +15,12 @@
 //
 // # Frames
 //
-// A [Key] holds one direction's AEAD with its key schedule expanded.
-// [SealBatch] and [OpenBatch] take a slice of [Op]s: nonce, associated data
-// and a buffer worked on in place, each op with its own result, so a frame
-// that fails authentication never fails its neighbours. Neither allocates.
-// Batching is not faster: each frame is still one AEAD call, and
-// bench/RESULTS.md measures batch and one-at-a-time within 1 % of each other.
-// The batch shape exists so a worker makes one call per RX batch.
+// [NewAEAD] builds the AEAD of a suite; tcpcrypt seals and opens its frames
+// with it. A [Key] wraps one for tests and benchmarks: [Key.Seal] and
+// [Key.Open] work in place on a nonce, associated data and a buffer, check
+// lengths and overlap, and never allocate. (A batch API once stood here for
+// a worker to call per RX batch; no worker did, and bench/RESULTS.md found
+// batching no faster than one call per frame, so it went.)
 //
 // # Public-key work
 //

@@ -354,19 +354,6 @@ func (e *Engine) reuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]
 	return e.synOnTuple(now, f.key, f, p, from, tx)
 }
 
-// detach takes f out of the table as it is (remove also ends it).
-func (e *Engine) detach(f *flow) {
-	if e.flows[f.key] != f {
-		return
-	}
-	delete(e.flows, f.key)
-	last := e.list[len(e.list)-1]
-	e.list[f.idx] = last
-	last.idx = f.idx
-	e.list[len(e.list)-1] = nil
-	e.list = e.list[:len(e.list)-1]
-}
-
 // synSentReset answers, on the inside host's behalf, a segment from R in
 // SYN-SENT whose ACK does not acknowledge the host's SYN, as the host's TCP
 // would (RFC 9293 §3.10.7.3): an RST at the segment's ACK number, and the

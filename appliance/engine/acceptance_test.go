@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
@@ -322,7 +323,7 @@ func TestSYNAfterCloseStartsNewConnection(t *testing.T) {
 		pr = handshake(t)
 		h = newHosts()
 		closePair(t, pr, &h, lastAck)
-		_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext+100_000, 0, synF, 64240, packettestMSS(1460), nil))
+		_, toOut = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext+100_000, 0, synF, 64240, packettest.MSSOption(1460), nil))
 		synThroughB(t, pr, one(t, "new SYN without timestamps", toOut), lastAck)
 	}
 }
@@ -353,8 +354,6 @@ func synThroughB(t *testing.T, pr *pair, syn segv, lastAck bool) {
 		t.Fatalf("lastAck %v: G_B flow %+v", lastAck, fi)
 	}
 }
-
-func packettestMSS(v uint16) []byte { return []byte{2, 4, byte(v >> 8), byte(v)} }
 
 // Once a SYN from outside has taken a closed encrypted connection's tuple
 // (here in plain TCP: the far host offers no TCP-ENO), a late

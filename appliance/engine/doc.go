@@ -143,17 +143,18 @@
 //
 // # Threads
 //
-// An Engine belongs to one worker goroutine: Handle for every frame, Tick
-// between batches for timers (Init and rekey-frame retransmission, rekey by
-// time, expiry) and for the Diffie-Hellman results the cryptopool.Pool posts
-// back. Counters are atomics the admin API reads at any time; Flows gives
+// An Engine belongs to one worker goroutine: HandlePacket for every frame
+// (the worker's decoding of it), Tick between batches for timers (Init and
+// rekey-frame retransmission, rekey by time, expiry) and for the
+// Diffie-Hellman results the cryptopool.Pool posts back. Counters are atomics the admin API reads at any time; Flows gives
 // snapshots between batches. The steady-state data path does not allocate
 // (TestSteadyStateAllocs).
 //
 // # Files
 //
 // One frame's way through the engine reads top to bottom across these
-// files: engine.go decodes it and picks the flow (Handle), then
+// files: engine.go takes it decoded (HandlePacket; Handle decodes it first)
+// and picks the flow, then
 //   - from the far side R: inbound.go (fromOutside; acceptance.go checks the
 //     segment first, wireAccept), which reassembles the wire stream, opens
 //     frames (consume, deliver) and hands the plaintext to custody.go, from
@@ -165,14 +166,15 @@
 //
 // By concern:
 //
-//	engine.go      the Engine: New, Reconfigure, Handle (decode, dispatch),
-//	               poll (finished pool work), strays and quoted ICMP errors
-//	config.go      Config, policies, defaults
+//	engine.go      the Engine: New, Reconfigure, Handle and HandlePacket
+//	               (dispatch), poll (finished pool work), strays, ICMP
+//	config.go      Config, policies, defaults; validate.go: Config.Validate
 //	flow.go        the per-flow record (both directions' state, frame queues),
 //	               window scaling and timestamps
 //	table.go       records come and go: newFlow, reclaim, closeCheck, kill,
-//	               abort, remove
-//	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, option rewriting, plain records
+//	               abort, remove, detach
+//	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, the third segment
+//	               (handshakeFromOutside), option rewriting, plain records
 //	require.go     the require policy: resets where negotiation fails
 //	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),
 //	               a new connection on an old tuple (RFC 6191)
@@ -191,7 +193,8 @@
 //	seq.go         the only 32-bit sequence arithmetic
 //	ring.go        the byte rings and held spans
 //	timers.go      Tick and each flow's timers (tickFlow)
-//	pmtu.go        path MTU: packet-too-big from either side
+//	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
+//	               MSS cap to the ports' MTU (Deps.MTU)
 //	frag.go        IP fragments of negotiated connections
 //	flood.go       the memory budget, the embryonic list, SYN shedding
 //	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts

@@ -323,12 +323,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	if !p.IsTCP() {
 		return Passthrough
 	}
-	var k flowKey
-	if from == Inside {
-		k = flowKey{in: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), out: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
-	} else {
-		k = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
-	}
+	k := flowKeyOf(p, from)
 	e.si.read(p)
 	f := e.flows[k]
 	fl := p.Flags()
@@ -339,20 +334,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		e.neg.forget(k)
 	}
 	if f != nil && f.state == stPlain {
-		if f.e2e != 0 && from == Outside {
-			if v, ok := e.endToEndRequired(f, p, tx); !ok {
-				return v
-			}
-		}
-		if f.prev != nil {
-			return e.plainAfterReuse(now, f, p, from, tx)
-		}
-		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
-			f.last = now
-			return Passthrough
-		}
-		e.remove(f)
-		return e.synOnTuple(now, k, f, p, from, tx)
+		return e.plainSegment(now, k, f, p, from, tx)
 	}
 	if f != nil && (f.state == stKex || f.state == stOpen) && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && e.reuses(f, p, from) {
 		return e.reuse(now, f, p, from, tx) // as TIME-WAIT (acceptance.go)
@@ -371,6 +353,35 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		return e.fromInside(now, f, p, tx)
 	}
 	return e.fromOutside(now, f, p, tx)
+}
+
+// flowKeyOf is the key of p's connection, p having arrived at from.
+func flowKeyOf(p *packet.Packet, from PortID) flowKey {
+	if from == Inside {
+		return flowKey{in: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), out: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
+	}
+	return flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
+}
+
+// plainSegment handles a segment of a connection the engine left in plain
+// TCP (f, a record kept for the admin API): it passes, unless a new SYN
+// starts another connection on the tuple k.
+func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	if f.e2e != 0 && from == Outside {
+		if v, ok := e.endToEndRequired(f, p, tx); !ok {
+			return v
+		}
+	}
+	if f.prev != nil {
+		return e.plainAfterReuse(now, f, p, from, tx)
+	}
+	if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+		f.last = now
+		return Passthrough
+	}
+	e.remove(f)
+	return e.synOnTuple(now, k, f, p, from, tx)
 }
 
 // poll collects finished public-key work and retries refused submissions.

@@ -12,62 +12,11 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
-// fragmentFrame cuts an Ethernet frame holding a whole IP datagram into
-// fragments carrying chunk bytes of data each (a multiple of 8), as a
-// router (IPv4) or the sending host (IPv6, a Fragment header after the
-// fixed header) would. id is the identification.
+// fragmentFrame cuts frame into fragments of chunk data bytes
+// (packettest.Fragments).
 func fragmentFrame(t *testing.T, frame []byte, chunk int, id uint32) [][]byte {
 	t.Helper()
-	var p packet.Packet
-	if err := p.Decode(frame); err != nil {
-		t.Fatal(err)
-	}
-	l3 := p.L3Offset()
-	var head, data []byte
-	v6 := p.IPVersion() == 6
-	if v6 {
-		head, data = frame[:l3+40], frame[l3+40:p.End()]
-	} else {
-		ihl := int(frame[l3]&0x0f) * 4
-		head, data = frame[:l3+ihl], frame[l3+ihl:p.End()]
-	}
-	var out [][]byte
-	for o := 0; o < len(data); o += chunk {
-		n := min(chunk, len(data)-o)
-		more := o+n < len(data)
-		f := slices.Clone(head)
-		ip := f[l3:]
-		if v6 {
-			nh := ip[6]
-			ip[6] = packet.ProtoFragment
-			fh := make([]byte, 8)
-			fh[0] = nh
-			fo := uint16(o)
-			if more {
-				fo |= 1
-			}
-			binary.BigEndian.PutUint16(fh[2:], fo)
-			binary.BigEndian.PutUint32(fh[4:], id)
-			f = append(f, fh...)
-			f = append(f, data[o:o+n]...)
-			binary.BigEndian.PutUint16(f[l3+4:], uint16(8+n))
-		} else {
-			fo := uint16(o / 8)
-			if more {
-				fo |= 0x2000
-			}
-			binary.BigEndian.PutUint16(ip[4:], uint16(id))
-			binary.BigEndian.PutUint16(ip[6:], fo)
-			f = append(f, data[o:o+n]...)
-			ip = f[l3:]
-			binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-l3))
-			ihl := int(ip[0]&0x0f) * 4
-			ip[10], ip[11] = 0, 0
-			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
-		}
-		out = append(out, f)
-	}
-	return out
+	return packettest.Fragments(frame, chunk, id)
 }
 
 var marker = []byte("FRAGMARKER-0123456789")

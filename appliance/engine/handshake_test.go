@@ -33,6 +33,18 @@ func handshake(t *testing.T) *pair {
 	return handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs}))
 }
 
+// toThirdSegment runs a's SYN and b's SYN-ACK through ga and gb and a's
+// third segment through ga, unchecked (handshake checks the same steps),
+// and returns what ga sent toward R: the third segment and Init1.
+func toThirdSegment(ga, gb *gw) [][]byte {
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, o[0])
+	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	return o
+}
+
 // handshakeOn is handshake between two given engines.
 func handshakeOn(t *testing.T, ga, gb *gw) *pair {
 	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
@@ -359,11 +371,7 @@ func TestRoleClash(t *testing.T) {
 // G_B enables encryption on it and b still gets the ACK of its SYN-ACK.
 func TestThirdSegmentLost(t *testing.T) {
 	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
-	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	gb.push(Outside, o[0])
-	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, o[0])
-	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	o := toThirdSegment(ga, gb)
 	init1 := parse(t, o[1])
 	hasBytes(t, "Init1 carries ENO", option(init1.opts, 69), unhex("4502"))
 	toIn, toOut := gb.push(Outside, o[1]) // o[0], the third segment, is lost

@@ -114,11 +114,7 @@ func TestTinyMSSNoHang(t *testing.T) {
 func TestHostRSTDuringKexAtSndNxt(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGW(t, Config{TEPs: testTEPs})
-	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	gb.push(Outside, o[0])
-	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, o[0])
-	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	o := toThirdSegment(ga, gb)
 	if len(o) != 2 || parse(t, o[0]).seq != isnA+1 || parse(t, o[1]).seq != isnA+1 {
 		t.Fatalf("third segment and Init1: %d frames", len(o))
 	}

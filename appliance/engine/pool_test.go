@@ -27,11 +27,7 @@ func TestPoolKeyExchangeAndPreKeyQueue(t *testing.T) {
 		return g
 	}
 	ga, gb := mk(), mk()
-	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	gb.push(Outside, o[0])
-	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, o[0])
-	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	o := toThirdSegment(ga, gb)
 	gb.push(Outside, o[0])
 	_, o2 := gb.push(Outside, o[1]) // Init1 -> Init2 at once; G_B's keys are computed on the pool
 	init2 := one(t, "Init2", o2)

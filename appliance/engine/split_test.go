@@ -10,11 +10,7 @@ import (
 func TestSplitInitSharedWithFrame(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGW(t, Config{TEPs: testTEPs})
-	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
-	gb.push(Outside, o[0])
-	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, o[0])
-	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	o := toThirdSegment(ga, gb)
 	gb.push(Outside, o[0])
 	_, o = gb.push(Outside, o[1])
 	init2 := one(t, "Init2", o)

@@ -116,15 +116,23 @@ func (e *Engine) remove(f *flow) {
 	}
 	f.kp = nil
 	if e.flows[f.key] == f {
-		delete(e.flows, f.key)
-		last := e.list[len(e.list)-1]
-		e.list[f.idx] = last
-		last.idx = f.idx
-		e.list[len(e.list)-1] = nil
-		e.list = e.list[:len(e.list)-1]
+		e.detach(f)
 		if p := f.prev; p != nil {
 			f.prev = nil
 			e.reinstate(f.last, p) // the SYN that displaced it was never answered
 		}
 	}
+}
+
+// detach takes f out of the table as it is (remove also ends it).
+func (e *Engine) detach(f *flow) {
+	if e.flows[f.key] != f {
+		return
+	}
+	delete(e.flows, f.key)
+	last := e.list[len(e.list)-1]
+	e.list[f.idx] = last
+	last.idx = f.idx
+	e.list[len(e.list)-1] = nil
+	e.list = e.list[:len(e.list)-1]
 }

@@ -326,3 +326,36 @@ func TestErrKeepsDecodeOutcome(t *testing.T) {
 		t.Fatalf("whole frame: Decode %v, Err %v; want nil from both", err, p.Err())
 	}
 }
+
+// TestFragmentsBuilder: packettest.Fragments cuts a datagram into
+// fragments this decoder reads back, in order, covering it exactly.
+func TestFragmentsBuilder(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 100)
+	for _, src := range []netip.Addr{pt.HostA4, pt.HostA6} {
+		dst, id := pt.HostB4, uint32(0x0203) // IPv4 keeps the low 16 bits
+		if src.Is6() {
+			dst, id = pt.HostB6, 0x10203
+		}
+		whole := pt.Frame{Tags: []pt.Tag{{TPID: 0x8100, TCI: 7}}, Src: src, Dst: dst, TCP: tcpSeg(pt.ACK, nil, data)}.Bytes()
+		var p packet.Packet
+		if err := p.Decode(whole); err != nil {
+			t.Fatal(err)
+		}
+		l4 := whole[p.L4Offset():p.End()]
+		var got []byte
+		frags := pt.Fragments(whole, 512, 0x10203)
+		for i, fb := range frags {
+			if err := p.Decode(fb); err != nil {
+				t.Fatalf("%v fragment %d: %v", src, i, err)
+			}
+			fr, ok := p.Fragment()
+			if !ok || fr.Offset != len(got) || fr.More != (i < len(frags)-1) || fr.Proto != packet.ProtoTCP || fr.ID != id {
+				t.Fatalf("%v fragment %d: %+v, ok %v", src, i, fr, ok)
+			}
+			got = append(got, fb[fr.Data:p.End()]...)
+		}
+		if !bytes.Equal(got, l4) {
+			t.Fatalf("%v: the fragments carry %d bytes, not the datagram's %d", src, len(got), len(l4))
+		}
+	}
+}

@@ -296,39 +296,3 @@ func splitInit2(b []byte, pubLen int) Init2 {
 		Pub:    b[init2Head+NonceLen : init2Head+NonceLen+pubLen],
 	}
 }
-
-// ParseInit1 parses the Init1 at the start of b, which must hold the whole
-// message (ErrTruncated otherwise). Bytes after message_len are not looked
-// at. The result aliases b.
-func ParseInit1(b []byte, tep TEP, maxLen int) (Init1, error) {
-	var r InitReader
-	if err := r.init(Init1Magic, init1Head, tep, maxLen); err != nil {
-		return Init1{}, err
-	}
-	if err := r.parseWhole(b); err != nil {
-		return Init1{}, err
-	}
-	return splitInit1(b[:r.msgLen], r.pubLen), nil
-}
-
-// ParseInit2 is ParseInit1 for Init2.
-func ParseInit2(b []byte, tep TEP, maxLen int) (Init2, error) {
-	var r InitReader
-	if err := r.init(Init2Magic, init2Head-2, tep, maxLen); err != nil {
-		return Init2{}, err
-	}
-	if err := r.parseWhole(b); err != nil {
-		return Init2{}, err
-	}
-	return splitInit2(b[:r.msgLen], r.pubLen), nil
-}
-
-func (r *InitReader) parseWhole(b []byte) error {
-	if err := r.check(b[:min(len(b), r.head)]); err != nil {
-		return err
-	}
-	if len(b) < r.head || len(b) < r.msgLen {
-		return ErrTruncated
-	}
-	return nil
-}

@@ -206,13 +206,7 @@ func fragExt(offset uint16, more bool) packettest.Ext {
 }
 
 // arp is an Ethernet ARP who-has A4 -> B4.
-func arp() []byte {
-	b := []byte{0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1}
-	s, t := A4.As4(), B4.As4()
-	b = append(b, s[:]...)
-	b = append(b, 0, 0, 0, 0, 0, 0)
-	return append(b, t[:]...)
-}
+func arp() []byte { return packettest.ARP(A4, B4) }
 
 // baseRules is the table with the standard map and the fast path on, for a
 // frame arriving on either port.

@@ -86,7 +86,7 @@ func (f Frame) Bytes() []byte {
 	}
 	proto, l4 := f.Proto, f.L4
 	if f.TCP != nil {
-		proto, l4 = 6, f.TCP.bytes()
+		proto, l4 = 6, f.TCP.Bytes()
 	}
 	ttl := f.TTL
 	if ttl == 0 {
@@ -168,7 +168,9 @@ func pad4(b []byte) []byte {
 	return out
 }
 
-func (t *TCP) bytes() []byte {
+// Bytes returns the TCP header and payload, the checksum left zero
+// (Frame.Bytes fills it in).
+func (t *TCP) Bytes() []byte {
 	opts := pad4(t.Options)
 	h := make([]byte, 20, 20+len(opts)+len(t.Payload))
 	binary.BigEndian.PutUint16(h[0:], t.SrcPort)
@@ -281,4 +283,80 @@ func TimestampOption(val, ecr uint32) []byte {
 	b := []byte{1, 1, 8, 10}
 	b = binary.BigEndian.AppendUint32(b, val)
 	return binary.BigEndian.AppendUint32(b, ecr)
+}
+
+// ARP returns the body of an Ethernet ARP request (who has target? tell
+// sender), for a Frame with EtherType 0x0806.
+func ARP(sender, target netip.Addr) []byte {
+	b := []byte{0, 1, 8, 0, 6, 4, 0, 1} // Ethernet, IPv4, request
+	b = append(b, 2, 0, 0, 0, 0, 1)     // the sender's MAC: Frame's source
+	s, t := sender.As4(), target.As4()
+	b = append(b, s[:]...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	return append(b, t[:]...)
+}
+
+// Fragments cuts frame, which holds a whole IP datagram (as Bytes builds
+// it: VLAN tags allowed), into fragments carrying chunk bytes of data each
+// (a multiple of 8), as a router (IPv4) or the sending host (IPv6: a
+// Fragment header right after the fixed header) would; id is the
+// identification (its low 16 bits for IPv4). It panics on a frame that is
+// not IP.
+func Fragments(frame []byte, chunk int, id uint32) [][]byte {
+	l3 := 12
+	for et := binary.BigEndian.Uint16(frame[l3:]); et == 0x8100 || et == 0x88a8 || et == 0x9100; et = binary.BigEndian.Uint16(frame[l3:]) {
+		l3 += 4
+	}
+	et := binary.BigEndian.Uint16(frame[l3:])
+	l3 += 2
+	var head, data []byte
+	v6 := et == 0x86dd
+	switch {
+	case v6:
+		end := l3 + 40 + int(binary.BigEndian.Uint16(frame[l3+4:]))
+		head, data = frame[:l3+40], frame[l3+40:end]
+	case et == 0x0800:
+		ihl := int(frame[l3]&0x0f) * 4
+		end := l3 + int(binary.BigEndian.Uint16(frame[l3+2:]))
+		head, data = frame[:l3+ihl], frame[l3+ihl:end]
+	default:
+		panic("packettest: Fragments of a frame that is not IP")
+	}
+	var out [][]byte
+	for o := 0; o < len(data); o += chunk {
+		n := min(chunk, len(data)-o)
+		more := o+n < len(data)
+		f := append([]byte(nil), head...)
+		ip := f[l3:]
+		if v6 {
+			nh := ip[6]
+			ip[6] = 44
+			fh := make([]byte, 8)
+			fh[0] = nh
+			fo := uint16(o)
+			if more {
+				fo |= 1
+			}
+			binary.BigEndian.PutUint16(fh[2:], fo)
+			binary.BigEndian.PutUint32(fh[4:], id)
+			f = append(f, fh...)
+			f = append(f, data[o:o+n]...)
+			binary.BigEndian.PutUint16(f[l3+4:], uint16(8+n))
+		} else {
+			fo := uint16(o / 8)
+			if more {
+				fo |= 0x2000
+			}
+			binary.BigEndian.PutUint16(ip[4:], uint16(id))
+			binary.BigEndian.PutUint16(ip[6:], fo)
+			f = append(f, data[o:o+n]...)
+			ip = f[l3:]
+			binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-l3))
+			ihl := int(ip[0]&0x0f) * 4
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], RefChecksum(ip[:ihl]))
+		}
+		out = append(out, f)
+	}
+	return out
 }
