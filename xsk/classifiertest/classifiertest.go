@@ -2,10 +2,13 @@
 // table of cases: a frame, the port it arrives on, the fast-path map and
 // each port's fast-path switch, and where the frame must go. The same table
 // is run against the BPF program (xsk, with BPF_PROG_TEST_RUN on the loaded
-// program), the Go reference of the fuzz target (xsk) and the in-memory
-// bump (appliance's MemBump); the prose in xsk's package documentation and
-// docs/architecture.md §3 points here. A rule that changes changes here
-// first, and every implementation must follow.
+// program), the Go reference in this package ([Classify]) and the
+// in-memory bump (appliance's MemBump); beyond the table, fuzz targets hold
+// the program (xsk's FuzzClassifier) and MemBump (appliance's
+// FuzzMemBumpMatchesReference) to Classify on arbitrary frames. The prose
+// in xsk's package documentation and docs/architecture.md §3 points here. A
+// rule that changes changes here first, and every implementation must
+// follow.
 //
 // The rules, in the order the program applies them (each group of Cases
 // below is one of them):
@@ -110,7 +113,8 @@ func (r Reason) Verdict() Verdict {
 // Flow is one direction of a TCP flow, an entry of the fast-path map.
 type Flow struct{ Src, Dst netip.AddrPort }
 
-// Case is one frame through the classifier.
+// Case is one frame through the classifier. Cases made from one rule share
+// its Frame: a runner must not modify it.
 type Case struct {
 	Name     string
 	Frame    []byte
