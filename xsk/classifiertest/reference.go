@@ -23,86 +23,118 @@ func Classify(f []byte, fastPath bool, listed func(Flow) bool) Reason {
 	if !fastPath {
 		return AllToXSK
 	}
-	be16 := func(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
-	isVLAN := func(et uint16) bool { return et == 0x8100 || et == 0x88a8 }
-	if len(f) < 14 {
-		return Truncated
-	}
-	et, off := be16(f[12:]), 14
-	for tag := 0; tag < 2 && isVLAN(et); tag++ {
-		if len(f) < off+4 {
-			return Truncated
-		}
-		et, off = be16(f[off+2:]), off+4
-	}
-	if isVLAN(et) {
-		return Unparsed
+	et, off, r := ethernet(f)
+	if r != "" {
+		return r
 	}
 	var src, dst netip.Addr
 	switch et {
 	case ethIPv4:
-		if len(f) < off+20 {
-			return Truncated
-		}
-		ip := f[off:]
-		if ip[0]>>4 != 4 {
-			return Unparsed
-		}
-		ihl := int(ip[0]&0x0f) * 4
-		frag := be16(ip[6:])&0x3fff != 0 // MF or an offset
-		if ip[9] == 1 {
-			switch {
-			case ihl < 20:
-				return NonTCP
-			case frag:
-				return Fragment
-			case len(f) > off+ihl && slices.Contains(icmpv4Errors, f[off+ihl]):
-				return ICMPError
-			}
-			return NonTCP
-		}
-		switch {
-		case ip[9] != 6:
-			return NonTCP
-		case ihl < 20:
-			return Unparsed
-		case frag:
-			return Fragment
-		}
-		src, dst = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
-		off += ihl
+		src, dst, off, r = ipv4(f, off)
 	case ethIPv6:
-		if len(f) < off+40 {
-			return Truncated
-		}
-		ip := f[off:]
-		if ip[0]>>4 != 6 {
-			return Unparsed
-		}
-		switch nh := ip[6]; {
-		case nh == 6:
-		case slices.Contains(ipv6ExtHeaders, nh):
-			return IPv6Ext
-		case nh == 58 && len(f) > off+40 && ip[40] >= 1 && ip[40] <= 4:
-			return ICMPError
-		default:
-			return NonTCP
-		}
-		src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
-		off += 40
+		src, dst, off, r = ipv6(f, off)
 	default:
-		return NonTCP
+		r = NonTCP
 	}
+	if r != "" {
+		return r
+	}
+	return tcp(f, off, src, dst, listed)
+}
+
+func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
+
+func isVLAN(et uint16) bool { return et == 0x8100 || et == 0x88a8 }
+
+// ethernet returns the ethertype after up to two VLAN tags and the offset
+// of what follows, or the reason the frame ends there.
+func ethernet(f []byte) (et uint16, off int, r Reason) {
+	if len(f) < 14 {
+		return 0, 0, Truncated
+	}
+	et, off = be16(f[12:]), 14
+	for tag := 0; tag < 2 && isVLAN(et); tag++ {
+		if len(f) < off+4 {
+			return 0, 0, Truncated
+		}
+		et, off = be16(f[off+2:]), off+4
+	}
+	if isVLAN(et) {
+		return 0, 0, Unparsed
+	}
+	return et, off, ""
+}
+
+// ipv4 returns the addresses of an unfragmented TCP datagram at f[off:] and
+// the offset of its TCP header, or the reason the frame ends here.
+func ipv4(f []byte, off int) (src, dst netip.Addr, tcpOff int, r Reason) {
+	if len(f) < off+20 {
+		return src, dst, 0, Truncated
+	}
+	ip := f[off:]
+	if ip[0]>>4 != 4 {
+		return src, dst, 0, Unparsed
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	frag := be16(ip[6:])&0x3fff != 0 // MF or an offset
+	if ip[9] == 1 {
+		switch {
+		case ihl < 20:
+			return src, dst, 0, NonTCP
+		case frag:
+			return src, dst, 0, Fragment
+		case len(ip) > ihl && slices.Contains(icmpv4Errors, ip[ihl]):
+			return src, dst, 0, ICMPError
+		}
+		return src, dst, 0, NonTCP
+	}
+	switch {
+	case ip[9] != 6:
+		return src, dst, 0, NonTCP
+	case ihl < 20:
+		return src, dst, 0, Unparsed
+	case frag:
+		return src, dst, 0, Fragment
+	}
+	src, dst = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+	return src, dst, off + ihl, ""
+}
+
+// ipv6 is ipv4 for IPv6: TCP must follow the fixed header.
+func ipv6(f []byte, off int) (src, dst netip.Addr, tcpOff int, r Reason) {
+	if len(f) < off+40 {
+		return src, dst, 0, Truncated
+	}
+	ip := f[off:]
+	if ip[0]>>4 != 6 {
+		return src, dst, 0, Unparsed
+	}
+	switch nh := ip[6]; {
+	case nh == 6:
+	case slices.Contains(ipv6ExtHeaders, nh):
+		return src, dst, 0, IPv6Ext
+	case nh == 58 && len(ip) > 40 && ip[40] >= 1 && ip[40] <= 4:
+		return src, dst, 0, ICMPError
+	default:
+		return src, dst, 0, NonTCP
+	}
+	src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+	return src, dst, off + 40, ""
+}
+
+// tcp classifies the TCP segment at f[off:] from src to dst (an IHL may
+// put off past the end).
+func tcp(f []byte, off int, src, dst netip.Addr, listed func(Flow) bool) Reason {
 	if len(f) < off+20 {
 		return Truncated
 	}
-	tcp := f[off:]
+	seg := f[off:]
 	switch {
-	case tcp[13]&0x02 != 0: // SYN
+	case seg[13]&0x02 != 0: // SYN
 		return SYN
-	case tcp[13]&0x05 != 0: // FIN or RST
+	case seg[13]&0x05 != 0: // FIN or RST
 		return FINRST
-	case listed(Flow{netip.AddrPortFrom(src, be16(tcp[0:])), netip.AddrPortFrom(dst, be16(tcp[2:]))}):
+	case listed(Flow{netip.AddrPortFrom(src, be16(seg[0:])), netip.AddrPortFrom(dst, be16(seg[2:]))}):
 		return FastPath
 	}
 	return UnknownFlow
