@@ -91,8 +91,9 @@
 //
 // The rules in full, case by case, are the table in package
 // xsk/classifiertest; it is run against this program (with
-// BPF_PROG_TEST_RUN), the Go reference classifier of the fuzz target and
-// appliance's in-memory bump, so a rule is changed there first.
+// BPF_PROG_TEST_RUN), the Go reference classifier there and appliance's
+// in-memory bump, and fuzz targets hold the program and the bump to the
+// reference. A rule is changed in the table first.
 //
 // [Bump.SetFastPath](false) (or [Bump.SetPortFastPath] for one port) sends
 // every frame arriving at a port, non-TCP included, to the AF_XDP socket

@@ -2,20 +2,25 @@
 // table of cases: a frame, the port it arrives on, the fast-path map and
 // each port's fast-path switch, and where the frame must go. The same table
 // is run against the BPF program (xsk, with BPF_PROG_TEST_RUN on the loaded
-// program), the Go reference of the fuzz target (xsk) and the in-memory
-// bump (memport.Bump); the prose in xsk's package documentation and
-// docs/architecture.md §3 points here. A rule that changes changes here
-// first, and every implementation must follow.
+// program), the Go reference in this package ([Classify]) and the
+// in-memory bump (memport.Bump); beyond the table, fuzz targets hold the
+// program (xsk's FuzzClassifier) and memport.Bump (memport's
+// FuzzBumpMatchesReference) to Classify on arbitrary frames. The prose in
+// xsk's package documentation and docs/architecture.md §3 points here. A
+// rule that changes changes here first, and every implementation must
+// follow.
 //
-// The rules, in the order the program applies them (each group of Cases
-// below is one of them):
+// The rules, in the order the program applies them (the functions named
+// ...Rules below hold the cases of each; Cases adds the switches and the
+// map):
 //
 //  1. Fast path off on the arrival port (Bump.SetPortFastPath): every frame,
 //     whatever it is, goes to a worker (AllToXSK). The other port's switch
 //     does not matter.
 //  2. Ethernet with up to two VLAN tags (802.1Q or 802.1ad, any order); a
 //     third tag is Unparsed. Ethertypes other than IPv4 and IPv6 (ARP,
-//     LLDP, PPPoE, MPLS, ...) are NonTCP: they are not looked into.
+//     LLDP, PPPoE, MPLS, a tag with another TPID such as 0x9100, ...) are
+//     NonTCP: they are not looked into.
 //  3. IPv4: a bad version is Unparsed. ICMP goes to a worker if it is a
 //     fragment (first or later: a later one shows no type and may hold the
 //     rest of a quote) or an error message (types 3, 4, 5, 11, 12), and is
@@ -39,8 +44,8 @@
 //     a VLAN tag, the IPv4 or IPv6 fixed header, the first 20 bytes of
 //     TCP) is Truncated.
 //
-// Only these two verdicts exist: the classifier never passes a frame to
-// the kernel's own stack. Where a verdict has nowhere to go (no AF_XDP
+// Each rule ends in one of two verdicts, Peer (the fast path) or Worker;
+// the classifier never passes a frame to the kernel's own stack. Where a verdict has nowhere to go (no AF_XDP
 // socket registered for the RX queue, no devmap entry for the other port)
 // the program drops the frame and counts it; the BPF runner checks both.
 package classifiertest
@@ -110,7 +115,8 @@ func (r Reason) Verdict() Verdict {
 // Flow is one direction of a TCP flow, an entry of the fast-path map.
 type Flow struct{ Src, Dst netip.AddrPort }
 
-// Case is one frame through the classifier.
+// Case is one frame through the classifier. Cases made from one rule share
+// its Frame: a runner must not modify it.
 type Case struct {
 	Name     string
 	Frame    []byte
@@ -208,21 +214,33 @@ func fragExt(offset uint16, more bool) packettest.Ext {
 // arp is an Ethernet ARP who-has A4 -> B4.
 func arp() []byte { return packettest.ARP(A4, B4) }
 
+// Flows and quotes the rules share.
+var (
+	r4, r6 = Flow4.Reverse(), Flow6.Reverse()
+	other4 = Flow{netip.AddrPortFrom(A4, 40001), Flow4.Dst}
+	other6 = Flow{Flow6.Src, netip.AddrPortFrom(B6, 444)}
+	// From the far host: the IP header and 8 bytes of TCP (IPv4), or more.
+	quote4 = packettest.Quote(seg(Flow4, data, nil).Bytes(), 28)
+	quote6 = packettest.Quote(seg(Flow6, data, nil).Bytes(), 48)
+	// From the near host: a quote of a segment it was delivered (possibly
+	// decrypted plaintext).
+	quote4r = packettest.Quote(seg(r4, data, []byte("delivered plaintext")).Bytes(), 1000)
+	quote6r = packettest.Quote(seg(r6, data, []byte("delivered plaintext")).Bytes(), 1000)
+)
+
 // baseRules is the table with the standard map and the fast path on, for a
 // frame arriving on either port.
 func baseRules() []rule {
-	r4, r6 := Flow4.Reverse(), Flow6.Reverse()
-	other4 := Flow{netip.AddrPortFrom(A4, 40001), Flow4.Dst}
-	other6 := Flow{Flow6.Src, netip.AddrPortFrom(B6, 444)}
-	seg4 := seg(Flow4, data, nil).Bytes()
-	seg6 := seg(Flow6, data, nil).Bytes()
-	quote4 := packettest.Quote(seg4, 28) // the IP header and 8 bytes of TCP
-	quote6 := packettest.Quote(seg6, 48)
-	// From the near host: a quote of a segment it was delivered (possibly
-	// decrypted plaintext).
-	quote4r := packettest.Quote(seg(r4, data, []byte("delivered plaintext")).Bytes(), 1000)
-	quote6r := packettest.Quote(seg(r6, data, []byte("delivered plaintext")).Bytes(), 1000)
-	rules := []rule{
+	var rules []rule
+	for _, group := range [][]rule{notIPRules(), ipv4Rules(), icmpv4Rules(), ipv6Rules(), tcpRules(), truncations()} {
+		rules = append(rules, group...)
+	}
+	return rules
+}
+
+// notIPRules: rule 2, Ethernet and tags; what is not IP is not looked into.
+func notIPRules() []rule {
+	return []rule{
 		// 2. Not IP: not looked into.
 		{"ARP", raw(0x0806, arp()), NonTCP},
 		{"VLAN ARP", raw(0x0806, arp(), vlan100), NonTCP},
@@ -234,13 +252,37 @@ func baseRules() []rule {
 		{"TPID 0x9100 then TCP SYN", tcpFrame(Flow4, packettest.SYN, packettest.Tag{TPID: 0x9100, TCI: 5}), NonTCP},
 		{"three VLAN tags", tcpFrame(Flow4, data, sTag200, vlan100, vlan100), Unparsed},
 		{"three VLAN tags, ARP", raw(0x0806, arp(), vlan100, vlan100, vlan100), Unparsed},
+	}
+}
 
+// ipv4Rules: rule 3 without ICMP: other protocols, TCP fragments, bad headers.
+func ipv4Rules() []rule {
+	return []rule{
 		// 3. IPv4, not TCP.
 		{"IPv4 UDP", ipFrame(A4, B4, 17, packettest.UDP(5353, 53, []byte("q"))), NonTCP},
 		{"IPv4 GRE", ipFrame(A4, B4, 47, make([]byte, 24)), NonTCP},
 		{"IPv4 UDP first fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 17, L4: make([]byte, 16), MoreFragments: true}.Bytes(), NonTCP},
 		{"IPv4 UDP later fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 17, L4: make([]byte, 8), FragOffset: 100}.Bytes(), NonTCP},
 		{"IPv4 UDP, IHL 4", patch(ipFrame(A4, B4, 17, packettest.UDP(1, 2, nil)), 0, 0, 0x44), NonTCP},
+		// 3. IPv4 TCP: fragments and malformed headers.
+		{"IPv4 TCP first fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, MoreFragments: true}.Bytes(), Fragment},
+		{"IPv4 TCP middle fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, MoreFragments: true, FragOffset: 185}.Bytes(), Fragment},
+		{"IPv4 TCP last fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, FragOffset: 185}.Bytes(), Fragment},
+		{"IPv4 TCP SYN, first fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, packettest.SYN, nil).TCP, MoreFragments: true}.Bytes(), Fragment},
+		{"IPv4 TCP fragment, IHL 4", patch(packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, nil).TCP, MoreFragments: true}.Bytes(), 0, 0, 0x44), Unparsed},
+		{"IPv4 TCP, IHL 4", patch(tcpFrame(Flow4, data), 0, 0, 0x44), Unparsed},
+		{"IPv4 TCP, IHL 0", patch(tcpFrame(Flow4, data), 0, 0, 0x40), Unparsed},
+		{"IPv4 TCP, IHL 15 past the end", patch(tcpFrame(Flow4, data), 0, 0, 0x4f), Truncated},
+		{"ethertype IPv4, version 6", patch(tcpFrame(Flow4, data), 0, 0, 0x65), Unparsed},
+		{"ethertype IPv4, version 6, UDP", patch(ipFrame(A4, B4, 17, packettest.UDP(1, 2, nil)), 0, 0, 0x65), Unparsed},
+		{"ethertype IPv6, IPv4 header", patchEtherType(tcpFrame(Flow4, data, vlan100), 1, ethIPv6), Unparsed},
+	}
+}
+
+// icmpv4Rules: rule 3 for ICMP: errors and fragments to a worker, the rest non-TCP.
+func icmpv4Rules() []rule {
+	rules := []rule{
+		// 3. ICMPv4 informational messages: non-TCP.
 		{"ICMPv4 echo", ipFrame(A4, B4, 1, icmp(8, nil)), NonTCP},
 		{"ICMPv4 echo reply", ipFrame(A4, B4, 1, icmp(0, nil)), NonTCP},
 		{"ICMPv4 timestamp", ipFrame(A4, B4, 1, icmp(13, make([]byte, 12))), NonTCP},
@@ -261,19 +303,28 @@ func baseRules() []rule {
 		{"ICMPv4 echo, first fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 1, L4: icmp(8, make([]byte, 64)), MoreFragments: true}.Bytes(), Fragment},
 		{"ICMPv4 echo, last fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 1, L4: make([]byte, 16), FragOffset: 9}.Bytes(), Fragment},
 		{"ICMPv4 fragment, IHL 4", patch(packettest.Frame{Src: B4, Dst: A4, Proto: 1, L4: icmpErr(3, 4, quote4), MoreFragments: true}.Bytes(), 0, 0, 0x44), NonTCP},
-		// 3. IPv4 TCP, malformed.
-		{"IPv4 TCP first fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, MoreFragments: true}.Bytes(), Fragment},
-		{"IPv4 TCP middle fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, MoreFragments: true, FragOffset: 185}.Bytes(), Fragment},
-		{"IPv4 TCP last fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, []byte("data")).TCP, FragOffset: 185}.Bytes(), Fragment},
-		{"IPv4 TCP SYN, first fragment", packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, packettest.SYN, nil).TCP, MoreFragments: true}.Bytes(), Fragment},
-		{"IPv4 TCP fragment, IHL 4", patch(packettest.Frame{Src: A4, Dst: B4, TCP: seg(Flow4, data, nil).TCP, MoreFragments: true}.Bytes(), 0, 0, 0x44), Unparsed},
-		{"IPv4 TCP, IHL 4", patch(tcpFrame(Flow4, data), 0, 0, 0x44), Unparsed},
-		{"IPv4 TCP, IHL 0", patch(tcpFrame(Flow4, data), 0, 0, 0x40), Unparsed},
-		{"IPv4 TCP, IHL 15 past the end", patch(tcpFrame(Flow4, data), 0, 0, 0x4f), Truncated},
-		{"ethertype IPv4, version 6", patch(tcpFrame(Flow4, data), 0, 0, 0x65), Unparsed},
-		{"ethertype IPv4, version 6, UDP", patch(ipFrame(A4, B4, 17, packettest.UDP(1, 2, nil)), 0, 0, 0x65), Unparsed},
-		{"ethertype IPv6, IPv4 header", patchEtherType(tcpFrame(Flow4, data, vlan100), 1, ethIPv6), Unparsed},
+	}
+	// Every ICMPv4 error type and code class, sent by the far host about a
+	// segment to it and by the near host about a segment it was delivered
+	// (the quote's direction does not matter to the classifier).
+	for _, e := range []struct {
+		name      string
+		typ, code uint8
+	}{
+		{"destination unreachable (net)", 3, 0}, {"port unreachable", 3, 3}, {"fragmentation needed", 3, 4},
+		{"administratively prohibited", 3, 13}, {"source quench", 4, 0}, {"redirect", 5, 1},
+		{"time exceeded", 11, 0}, {"reassembly time exceeded", 11, 1}, {"parameter problem", 12, 0},
+	} {
+		rules = append(rules,
+			rule{"ICMPv4 " + e.name + " from B", ipFrame(B4, A4, 1, icmpErr(e.typ, e.code, quote4)), ICMPError},
+			rule{"ICMPv4 " + e.name + " from A", ipFrame(A4, B4, 1, icmpErr(e.typ, e.code, quote4r)), ICMPError})
+	}
+	return rules
+}
 
+// ipv6Rules: rule 4, ICMPv6 and extension headers included.
+func ipv6Rules() []rule {
+	rules := []rule{
 		// 4. IPv6, not TCP.
 		{"IPv6 UDP", ipFrame(A6, B6, 17, packettest.UDP(1, 2, nil)), NonTCP},
 		{"IPv6 ESP", ipFrame(A6, B6, 50, make([]byte, 24)), NonTCP},
@@ -303,7 +354,27 @@ func baseRules() []rule {
 			Ext: []packettest.Ext{{Proto: 0, Data: make([]byte, 6)}}}.Bytes(), IPv6Ext},
 		{"ethertype IPv6, version 4", patch(tcpFrame(Flow6, data), 0, 0, 0x45), Unparsed},
 		{"ethertype IPv6, version 0", patch(tcpFrame(Flow6, data), 0, 0, 0x00), Unparsed},
+	}
+	for _, e := range []struct {
+		name      string
+		typ, code uint8
+	}{
+		{"destination unreachable", 1, 4}, {"packet too big", 2, 0}, {"time exceeded", 3, 0}, {"parameter problem", 4, 1},
+	} {
+		rules = append(rules,
+			rule{"ICMPv6 " + e.name + " from B", ipFrame(B6, A6, 58, icmpErr(e.typ, e.code, quote6)), ICMPError},
+			rule{"VLAN ICMPv6 " + e.name + " from A", ipFrame(A6, B6, 58, icmpErr(e.typ, e.code, quote6r), vlan100), ICMPError})
+	}
+	// The remaining IPv6 extension header values.
+	for _, nh := range []uint8{135, 139, 140, 253, 254} {
+		rules = append(rules, rule{"IPv6 next header " + strconv.Itoa(int(nh)), ipFrame(A6, B6, nh, make([]byte, 48)), IPv6Ext})
+	}
+	return rules
+}
 
+// tcpRules: rule 5 with the standard map.
+func tcpRules() []rule {
+	return []rule{
 		// 5. TCP: SYN, FIN, RST always to a worker.
 		{"TCP SYN v4, listed flow", tcpFrame(Flow4, packettest.SYN), SYN},
 		{"TCP SYN v4, unlisted flow", tcpFrame(other4, packettest.SYN), SYN},
@@ -343,36 +414,6 @@ func baseRules() []rule {
 		{"VLAN TCP unlisted", tcpFrame(other4, data, vlan100), UnknownFlow},
 		{"QinQ TCP unlisted", tcpFrame(other4, data, sTag200, vlan100), UnknownFlow},
 	}
-	// Every ICMPv4 error type and code class, sent by the far host about a
-	// segment to it and by the near host about a segment it was delivered
-	// (the quote's direction does not matter to the classifier).
-	for _, e := range []struct {
-		name      string
-		typ, code uint8
-	}{
-		{"destination unreachable (net)", 3, 0}, {"port unreachable", 3, 3}, {"fragmentation needed", 3, 4},
-		{"administratively prohibited", 3, 13}, {"source quench", 4, 0}, {"redirect", 5, 1},
-		{"time exceeded", 11, 0}, {"reassembly time exceeded", 11, 1}, {"parameter problem", 12, 0},
-	} {
-		rules = append(rules,
-			rule{"ICMPv4 " + e.name + " from B", ipFrame(B4, A4, 1, icmpErr(e.typ, e.code, quote4)), ICMPError},
-			rule{"ICMPv4 " + e.name + " from A", ipFrame(A4, B4, 1, icmpErr(e.typ, e.code, quote4r)), ICMPError})
-	}
-	for _, e := range []struct {
-		name      string
-		typ, code uint8
-	}{
-		{"destination unreachable", 1, 4}, {"packet too big", 2, 0}, {"time exceeded", 3, 0}, {"parameter problem", 4, 1},
-	} {
-		rules = append(rules,
-			rule{"ICMPv6 " + e.name + " from B", ipFrame(B6, A6, 58, icmpErr(e.typ, e.code, quote6)), ICMPError},
-			rule{"VLAN ICMPv6 " + e.name + " from A", ipFrame(A6, B6, 58, icmpErr(e.typ, e.code, quote6r), vlan100), ICMPError})
-	}
-	// The remaining IPv6 extension header values.
-	for _, nh := range []uint8{135, 139, 140, 253, 254} {
-		rules = append(rules, rule{"IPv6 next header " + strconv.Itoa(int(nh)), ipFrame(A6, B6, nh, make([]byte, 48)), IPv6Ext})
-	}
-	return append(rules, truncations()...)
 }
 
 // truncations are frames cut at every length: a fast-path segment of each

@@ -26,3 +26,12 @@ func TestTableCoversEveryReason(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyMatchesTable: the Go reference gives every case its reason.
+func TestClassifyMatchesTable(t *testing.T) {
+	for _, c := range Cases() {
+		if got := Classify(c.Frame, c.FastPath[c.Port], Lists(c.Listed)); got != c.Reason {
+			t.Errorf("%s: Classify says %s, the table %s", c, got, c.Reason)
+		}
+	}
+}
