@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // Options configure New.
@@ -86,7 +87,21 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 		errc:  make(chan error, n),
 	}
 	pass := &passthrough{fp: opt.FastPath}
-	lanes := make([][]*lane, n) // lanes[i][j]: from worker i to worker j
+	lanes := newLanes(n)
+	for q := range n {
+		w, err := a.newWorker(q, inside[q], outside[q], lanes, pass, opt)
+		if err != nil {
+			return nil, err
+		}
+		a.workers = append(a.workers, w)
+	}
+	return a, nil
+}
+
+// newLanes makes the hand-off lanes between n workers: lanes[i][j] carries
+// frames from worker i to worker j (nil for i == j).
+func newLanes(n int) [][]*lane {
+	lanes := make([][]*lane, n)
 	for i := range lanes {
 		lanes[i] = make([]*lane, n)
 		for j := range lanes[i] {
@@ -95,63 +110,60 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 			}
 		}
 	}
-	for q := range n {
-		w := &worker{
-			id:    q,
-			cpu:   -1,
-			ports: [2]Port{inside[q], outside[q]},
-			rxd:   make([]Desc, opt.BatchSize),
-			h:     Passthrough{},
-			idle:  idleWait,
-			pass:  pass,
-			nwork: n,
-			out:   lanes[q],
-			c:     &a.cnt[q],
-			req:   make(chan func(FrameHandler)),
-		}
-		if opt.NewHandler != nil {
-			h, err := opt.NewHandler(q)
-			if err != nil {
-				return nil, fmt.Errorf("appliance: handler for queue %d: %w", q, err)
-			}
-			if h == nil {
-				return nil, fmt.Errorf("appliance: handler for queue %d is nil", q)
-			}
-			if _, plain := h.(Passthrough); !plain {
-				w.h, w.idle = h, engineIdleWait
-			}
-			if wk, ok := h.(Waker); ok {
-				w.wake = newWakeup()
-				wk.SetWake(w.wake.signal)
-			}
-		}
-		for p := range 2 {
-			// Room for a batch forwarded from the other port plus what
-			// the handler sends; a fuller queue is sent early.
-			w.tx[p] = newTxQueue(w.ports[p], 4*opt.BatchSize)
-			w.tx[p].t = &w.t[1-p]
-			w.tx[p].kicks = &w.c[1-p]
-			w.sinks[p] = &w.tx[p]
-		}
-		for j := range n {
-			if j != q {
-				w.in = append(w.in, lanes[j][q])
-			}
-		}
-		w.flows = newFlowTable(w, opt.Flows)
-		if len(opt.CPUs) > 0 {
-			w.cpu = opt.CPUs[q%len(opt.CPUs)]
-		}
-		a.workers = append(a.workers, w)
-	}
-	return a, nil
+	return lanes
 }
 
-func portIndex(p PortID) int {
-	if p == Inside {
-		return 0
+// newWorker builds the worker of queue q over its two ports, with its
+// handler, TX queues, lanes and flow table.
+func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass *passthrough, opt Options) (*worker, error) {
+	n := len(lanes)
+	w := &worker{
+		id:    q,
+		cpu:   -1,
+		ports: [2]Port{inside, outside},
+		rxd:   make([]Desc, opt.BatchSize),
+		h:     Passthrough{},
+		idle:  idleWait,
+		pass:  pass,
+		nwork: n,
+		out:   lanes[q],
+		c:     &a.cnt[q],
+		req:   make(chan func(FrameHandler)),
 	}
-	return 1
+	if opt.NewHandler != nil {
+		h, err := opt.NewHandler(q)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: handler for queue %d: %w", q, err)
+		}
+		if h == nil {
+			return nil, fmt.Errorf("appliance: handler for queue %d is nil", q)
+		}
+		if _, plain := h.(Passthrough); !plain {
+			w.h, w.idle = h, engineIdleWait
+		}
+		if wk, ok := h.(Waker); ok {
+			w.wake = bump.NewWake()
+			wk.SetWake(w.wake.Signal)
+		}
+	}
+	for p := range 2 {
+		// Room for a batch forwarded from the other port plus what
+		// the handler sends; a fuller queue is sent early.
+		w.tx[p] = newTxQueue(w.ports[p], 4*opt.BatchSize)
+		w.tx[p].t = &w.t[1-p]
+		w.tx[p].kicks = &w.c[1-p]
+		w.sinks[p] = &w.tx[p]
+	}
+	for j := range n {
+		if j != q {
+			w.in = append(w.in, lanes[j][q])
+		}
+	}
+	w.flows = newFlowTable(w, opt.Flows)
+	if len(opt.CPUs) > 0 {
+		w.cpu = opt.CPUs[q%len(opt.CPUs)]
+	}
+	return w, nil
 }
 
 // Poll runs one round on every worker, in order, in the caller's goroutine,
@@ -229,12 +241,12 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 			return
 		}
 	}
-	if _, ok := w.ports[0].(fdPoller); ok && w.wake != nil {
-		if err := w.wake.openFd(); err != nil {
+	if _, ok := w.ports[0].(bump.FdPoller); ok && w.wake != nil {
+		if err := w.wake.OpenFd(); err != nil {
 			ready <- fmt.Errorf("appliance: wake source of queue %d: %w", w.id, err)
 			return
 		}
-		defer w.wake.closeFd()
+		defer w.wake.CloseFd()
 	}
 	ready <- nil
 	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
@@ -261,7 +273,7 @@ func (a *Appliance) Stop() {
 	a.stop.Store(true)
 	for _, w := range a.workers {
 		if w.wake != nil {
-			w.wake.signal() // end an idle wait now
+			w.wake.Signal() // end an idle wait now
 		}
 	}
 	a.stopOnce.Do(func() { close(a.quit) })
@@ -294,6 +306,28 @@ func (a *Appliance) BusyTime() []time.Duration {
 		d[i] = time.Duration(a.busy[i].ns.Load())
 	}
 	return d
+}
+
+// HandoffLevel is the occupancy of the lane that carries frames from worker
+// From to worker To (handoff.go).
+type HandoffLevel struct {
+	From, To   int
+	Used, Size int
+}
+
+// HandoffLevels returns the occupancy of every lane between workers, by
+// sending worker, then owner. Safe from any goroutine (the ring indexes are
+// atomics).
+func (a *Appliance) HandoffLevels() []HandoffLevel {
+	var out []HandoffLevel
+	for _, w := range a.workers {
+		for j, l := range w.out {
+			if l != nil {
+				out = append(out, HandoffLevel{From: w.id, To: j, Used: l.frames.Len(), Size: l.frames.Cap()})
+			}
+		}
+	}
+	return out
 }
 
 // Workers is the number of workers (one per queue).

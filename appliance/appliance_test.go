@@ -11,19 +11,19 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/memport"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
-	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
-// rig is two MemPorts per queue behind a MemBump: frames arrive with
+// rig is two memport.Ports per queue behind a memport.Bump: frames arrive with
 // Arrive, leave on out[port] (worker-transmitted and fast-path frames in one
 // ordered stream).
 type rig struct {
 	a    *Appliance
-	bump *MemBump
-	in   []*MemPort // inside port, per queue
-	outp []*MemPort // outside port, per queue
+	bump *memport.Bump
+	in   []*memport.Port // inside port, per queue
+	outp []*memport.Port // outside port, per queue
 	out  [2][][]byte
 	now  time.Duration
 }
@@ -66,7 +66,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	var ports [2][]Port
 	for p := range 2 {
 		for range o.queues {
-			mp, err := NewMemPort(o.frames, o.frameSize[p], sinks[p])
+			mp, err := memport.New(o.frames, o.frameSize[p], sinks[p])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	if o.flows == (config.Flows{}) {
 		o.flows = config.Flows{Max: 1024, HandshakeTimeout: time.Second, IdleTimeout: 10 * time.Second, CloseGrace: 2 * time.Second}
 	}
-	r.bump = NewMemBump(r.in, r.outp, sinks, o.fastPath, 1024)
+	r.bump = memport.NewBump(r.in, r.outp, sinks, o.fastPath, 1024)
 	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler}
 	if o.fastPath {
 		opt.FastPath = r.bump
@@ -204,7 +204,7 @@ func TestSameFramesWithAndWithoutFastPath(t *testing.T) {
 				var want [2][][]byte
 				for _, s := range script() {
 					r.send(s.port, s.b)
-					want[1-portIndex(s.port)] = append(want[1-portIndex(s.port)], s.b)
+					want[1-s.port.Index()] = append(want[1-s.port.Index()], s.b)
 				}
 				for p := range 2 {
 					if len(r.out[p]) != len(want[p]) {
@@ -250,8 +250,8 @@ func TestSameFramesWithAndWithoutFastPath(t *testing.T) {
 	}
 }
 
-func key4(c, s netip.Addr, cp, sp uint16) xsk.FlowKey {
-	return fastKey(flowtable.KeyFrom(netip.AddrPortFrom(c, cp), netip.AddrPortFrom(s, sp)))
+func key4(c, s netip.Addr, cp, sp uint16) flow.Key {
+	return flow.KeyFrom(netip.AddrPortFrom(c, cp), netip.AddrPortFrom(s, sp))
 }
 
 // TestFastPathLifecycle: a flow enters the map (both directions) after SYN
@@ -308,9 +308,7 @@ func TestFastPathLifecycle(t *testing.T) {
 	}
 }
 
-func keyRev(k xsk.FlowKey) xsk.FlowKey {
-	return xsk.FlowKey{Src: k.Dst, Dst: k.Src, SrcPort: k.DstPort, DstPort: k.SrcPort, Family: k.Family}
-}
+func keyRev(k flow.Key) flow.Key { return k.Reverse() }
 
 // TestSynClearsStaleFastPath: a tuple the table forgot but the map still
 // lists (the kernel forwarded its FIN) is cleared by the next SYN on it.
@@ -385,7 +383,7 @@ func TestDropsAreCounted(t *testing.T) {
 // `owner` of n owns.
 func ownedBy(owner, n int) uint16 {
 	sp := uint16(1000)
-	for flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Owner(n) != owner {
+	for flow.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Owner(n) != owner {
 		sp++
 	}
 	return sp
@@ -411,7 +409,7 @@ func TestHandoff(t *testing.T) {
 	}
 	var want [2][][]byte
 	for _, s := range st {
-		want[1-portIndex(s.port)] = append(want[1-portIndex(s.port)], s.b)
+		want[1-s.port.Index()] = append(want[1-s.port.Index()], s.b)
 	}
 	for p := range 2 {
 		if len(r.out[p]) != len(want[p]) {
@@ -431,7 +429,7 @@ func TestHandoff(t *testing.T) {
 	if s[0].FastInserts != 1 {
 		t.Fatalf("fast-path inserts = %d, want 1 by the owner", s[0].FastInserts)
 	}
-	ck := flowtable.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()
+	ck := flow.MakeKey(a4.AsSlice(), b4.AsSlice(), sp, 80).Canonical()
 	if _, ok := r.a.workers[1].flows.Lookup(ck); !ok {
 		t.Fatal("the owner has no state for the flow")
 	}
@@ -471,8 +469,8 @@ func TestCounters(t *testing.T) {
 	var framesIn [2]uint64
 	for _, s := range script() {
 		r.send(s.port, s.b)
-		bytesIn[portIndex(s.port)] += uint64(len(s.b))
-		framesIn[portIndex(s.port)]++
+		bytesIn[s.port.Index()] += uint64(len(s.b))
+		framesIn[s.port.Index()]++
 	}
 	st := r.a.Stats()
 	for p := range 2 {
@@ -510,13 +508,13 @@ func TestWorkerZeroAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkWorkerPassthrough measures the worker loop over MemPorts:
+// BenchmarkWorkerPassthrough measures the worker loop over in-memory ports (memport):
 // established TCP flows (one, or 64 interleaved), batches of 64, fast path
 // off so every frame goes through a worker (receive, parse, Passthrough
 // handler, flow table, copy into a TX frame, Kick). "handoff" runs two
 // queues with every frame arriving at the worker that does not own its flow
 // (copy into a hand-off slot, ring, the owner's round). ns/op is per frame;
-// it includes MemPort's copies in and out, which stand in for the kernel's.
+// it includes memport.Port's copies in and out, which stand in for the kernel's.
 func BenchmarkWorkerPassthrough(b *testing.B) {
 	for _, bc := range []struct {
 		size, flows int
@@ -554,7 +552,7 @@ func BenchmarkWorkerPassthrough(b *testing.B) {
 }
 
 // TestStartStop runs the workers on their own pinned threads (the daemon's
-// mode) over MemPorts while frames arrive from another goroutine, then stops
+// mode) over in-memory ports (memport) while frames arrive from another goroutine, then stops
 // them: every frame must come out, and Stop must return.
 func TestStartStop(t *testing.T) {
 	var mu sync.Mutex
@@ -563,15 +561,15 @@ func TestStartStop(t *testing.T) {
 		func([]byte) { mu.Lock(); got[0]++; mu.Unlock() },
 		func([]byte) { mu.Lock(); got[1]++; mu.Unlock() },
 	}
-	in, err := NewMemPort(256, 2048, sinks[0])
+	in, err := memport.New(256, 2048, sinks[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := NewMemPort(256, 2048, sinks[1])
+	out, err := memport.New(256, 2048, sinks[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	bump := NewMemBump([]*MemPort{in}, []*MemPort{out}, sinks, true, 64)
+	bump := memport.NewBump([]*memport.Port{in}, []*memport.Port{out}, sinks, true, 64)
 	cpus := []int{0}
 	if runtime.NumCPU() > 1 {
 		cpus = []int{1, 0}

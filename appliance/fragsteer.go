@@ -2,7 +2,7 @@ package appliance
 
 import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
-	"github.com/tcpinc/tcpinc/flowtable"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // Fragment steering. Every IP fragment goes to the handler of the flow it
@@ -37,7 +37,7 @@ type fragDgramKey struct {
 
 type fragRoute struct {
 	owner    int // -1: first fragment not seen yet
-	key      flowtable.Key
+	key      flow.Key
 	kind     frameKind
 	deadline int64
 	held     []heldFrame
@@ -58,10 +58,10 @@ type fragSteer struct {
 
 // fragKeyOf returns the datagram key of the fragment in p and its hash for
 // choosing the steering worker.
-func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
+func fragKeyOf(p *packet.Packet) (fragDgramKey, flow.Key, bool) {
 	fr, ok := p.Fragment()
 	if !ok {
-		return fragDgramKey{}, flowtable.Key{}, false
+		return fragDgramKey{}, flow.Key{}, false
 	}
 	var k fragDgramKey
 	copy(k.src[:], p.Src())
@@ -72,7 +72,7 @@ func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
 	}
 	// The steering hash: a flow key made of the addresses with the
 	// identification in the port fields.
-	hk := flowtable.MakeKey(p.Src(), p.Dst(), uint16(fr.ID), uint16(fr.ID>>16))
+	hk := flow.MakeKey(p.Src(), p.Dst(), uint16(fr.ID), uint16(fr.ID>>16))
 	return k, hk, true
 }
 
@@ -81,7 +81,7 @@ func fragKeyOf(p *packet.Packet) (fragDgramKey, flowtable.Key, bool) {
 func (w *worker) dispatchFragment(from PortID, frame []byte, now int64) {
 	dk, hk, ok := fragKeyOf(&w.pkt)
 	if !ok {
-		w.process(from, frame, now, kindFragment, flowtable.Key{}) // the handler drops what it cannot read
+		w.process(from, frame, now, kindFragment, flow.Key{}) // the handler drops what it cannot read
 		return
 	}
 	if s := hk.Owner(w.nwork); s != w.id {
@@ -106,43 +106,7 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		r = nil
 	}
 	if !w.pkt.IsNonFirstFragment() {
-		// The first fragment names the flow (an ICMP error: the quoted
-		// one); anything else stays with this worker's handler, which
-		// passes it.
-		owner, key, kind := w.id, flowtable.Key{}, frameKind(kindFragment)
-		if k, ok := w.pkt.FlowKey(); ok {
-			owner, key, kind = k.Owner(w.nwork), k, kindTCP
-		} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
-			owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
-		}
-		var held []heldFrame
-		if r == nil {
-			if len(st.routes) >= fragRoutes {
-				st.expire(w, now)
-			}
-			if len(st.routes) < fragRoutes {
-				r = &fragRoute{}
-				st.routes[dk] = r
-			}
-		} else {
-			held = r.held
-			st.nheld -= len(held)
-			r.held = nil
-		}
-		if r != nil {
-			r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
-		}
-		done := st.progress(r, &w.pkt)
-		w.deliverFragment(owner, from, frame, now, kind, key)
-		for _, h := range held {
-			if w.pkt.Decode(h.b); w.pkt.IsFragment() {
-				done = st.progress(r, &w.pkt)
-				w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
-			}
-		}
-		if done && st.routes[dk] == r {
-			delete(st.routes, dk)
-		}
+		w.steerFirst(dk, r, from, frame, now)
 		return
 	}
 	if r != nil && r.owner >= 0 {
@@ -165,9 +129,52 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 	st.nheld++
 }
 
+// steerFirst routes a datagram's first fragment (w.pkt holds it) and the
+// fragments held for it; r is the datagram's route, if any.
+func (w *worker) steerFirst(dk fragDgramKey, r *fragRoute, from PortID, frame []byte, now int64) {
+	st := &w.frag
+	// The first fragment names the flow (an ICMP error: the quoted
+	// one); anything else stays with this worker's handler, which
+	// passes it.
+	owner, key, kind := w.id, flow.Key{}, frameKind(kindFragment)
+	if k, ok := w.pkt.FlowKey(); ok {
+		owner, key, kind = k.Owner(w.nwork), k, kindTCP
+	} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
+		owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
+	}
+	var held []heldFrame
+	if r == nil {
+		if len(st.routes) >= fragRoutes {
+			st.expire(w, now)
+		}
+		if len(st.routes) < fragRoutes {
+			r = &fragRoute{}
+			st.routes[dk] = r
+		}
+	} else {
+		held = r.held
+		st.nheld -= len(held)
+		r.held = nil
+	}
+	if r != nil {
+		r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
+	}
+	done := st.progress(r, &w.pkt)
+	w.deliverFragment(owner, from, frame, now, kind, key)
+	for _, h := range held {
+		if w.pkt.Decode(h.b); w.pkt.IsFragment() {
+			done = st.progress(r, &w.pkt)
+			w.deliverFragment(owner, h.from, h.b, now, kindFragment, key)
+		}
+	}
+	if done && st.routes[dk] == r {
+		delete(st.routes, dk)
+	}
+}
+
 // deliverFragment gives a fragment to its owner's handler (w.pkt holds it
 // when owner is w).
-func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	if owner == w.id {
 		w.process(from, frame, now, kind, key)
 		return

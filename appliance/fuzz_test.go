@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
-	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
@@ -42,23 +41,6 @@ func FuzzWorkerPassthrough(f *testing.F) {
 					t.Fatalf("fast=%v: port %d sent %d frames, want the input once", fast, p, len(r.out[p]))
 				}
 			}
-		}
-	})
-}
-
-// FuzzClassifyMatchesParser: when both the classifier model and the packet
-// parser see a TCP segment, they agree on its flow key.
-func FuzzClassifyMatchesParser(f *testing.F) {
-	fuzzSeeds(f)
-	b := NewMemBump(nil, nil, [2]func([]byte){}, true, 1)
-	var p packet.Packet
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		_, key, tcp := b.classify(frame)
-		if !tcp || p.Decode(frame) != nil || !p.IsTCP() {
-			return
-		}
-		if got := fastKey(keyOf(&p)); got != key {
-			t.Fatalf("classifier key %+v, parser key %+v", key, got)
 		}
 	})
 }

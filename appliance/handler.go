@@ -1,6 +1,9 @@
 package appliance
 
-import "github.com/tcpinc/tcpinc/appliance/engine"
+import (
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet"
+)
 
 // Verdict is what a FrameHandler decided about one frame (engine.Verdict):
 //
@@ -27,12 +30,24 @@ type TxSink = engine.TxSink
 // is only ever called from that worker's goroutine, so it needs no locks.
 //
 // now is the worker's monotonic clock in nanoseconds; from is the port the
-// frame arrived on (engine.Inside or engine.Outside); tx holds both ports'
-// sinks, indexed by port. Tick runs timers: the worker calls it between
-// batches, and at least every tickPeriod while idle.
+// frame arrived on (engine.Inside or engine.Outside); p is the worker's
+// decoding of the frame (p.Frame() the frame, p.Err() what decoding
+// returned: only IP fragments reach a handler undecoded), so the frame is
+// parsed once; tx holds both ports' sinks, indexed by port. Tick runs
+// timers: the worker calls it between batches, and at least every
+// tickPeriod while idle.
 type FrameHandler interface {
-	Handle(now int64, from engine.PortID, frame []byte, tx [2]TxSink) Verdict
+	HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]TxSink) Verdict
 	Tick(now int64, tx [2]TxSink)
+}
+
+// Waker is a FrameHandler with work that finishes off the worker's
+// goroutine (*engine.Engine: public-key jobs on the cryptopool). The worker
+// gives it a function to call when such work is done; the call ends the
+// worker's idle wait (bump.Wake), and the worker runs the handler's Tick at
+// once.
+type Waker interface {
+	SetWake(fn func())
 }
 
 // Passthrough is the FrameHandler of a bump without an engine: every frame
@@ -40,8 +55,10 @@ type FrameHandler interface {
 // handshake has been seen.
 type Passthrough struct{}
 
-// Handle implements FrameHandler.
-func (Passthrough) Handle(int64, engine.PortID, []byte, [2]TxSink) Verdict { return engine.Passthrough }
+// HandlePacket implements FrameHandler.
+func (Passthrough) HandlePacket(int64, engine.PortID, *packet.Packet, [2]TxSink) Verdict {
+	return engine.Passthrough
+}
 
 // Tick implements FrameHandler.
 func (Passthrough) Tick(int64, [2]TxSink) {}

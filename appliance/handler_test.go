@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/memport"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
@@ -18,7 +19,8 @@ type scripted struct {
 	ticks  []int64
 }
 
-func (s *scripted) Handle(now int64, from engine.PortID, frame []byte, tx [2]TxSink) Verdict {
+func (s *scripted) HandlePacket(now int64, from engine.PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	frame := p.Frame()
 	s.seen = append(s.seen, bytes.Clone(frame))
 	return s.decide(from, frame, tx)
 }
@@ -198,10 +200,10 @@ func TestTick(t *testing.T) {
 // running workers.
 func TestInspect(t *testing.T) {
 	hs := []*scripted{{}, {}}
-	in, _ := NewMemPort(64, 2048, nil)
-	in2, _ := NewMemPort(64, 2048, nil)
-	out, _ := NewMemPort(64, 2048, nil)
-	out2, _ := NewMemPort(64, 2048, nil)
+	in, _ := memport.New(64, 2048, nil)
+	in2, _ := memport.New(64, 2048, nil)
+	out, _ := memport.New(64, 2048, nil)
+	out2, _ := memport.New(64, 2048, nil)
 	a, err := New([]Port{in, in2}, []Port{out, out2}, Options{NewHandler: func(q int) (FrameHandler, error) { return hs[q], nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -3,17 +3,17 @@ package appliance
 import (
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/flow"
 	"github.com/tcpinc/tcpinc/flowtable"
-	"github.com/tcpinc/tcpinc/xsk"
 )
 
 // flowEvent is what the owning worker learns about a flow from one TCP frame
 // it handled.
 type flowEvent struct {
-	key   flowtable.Key // the frame's direction as seen on the wire
-	now   int64         // when it was handled (ns, the appliance clock)
-	flags uint8         // TCP flags
-	pass  bool          // the handler's verdict was Passthrough (and not a fragment)
+	key   flow.Key // the frame's direction as seen on the wire
+	now   int64    // when it was handled (ns, the appliance clock)
+	flags uint8    // TCP flags
+	pass  bool     // the handler's verdict was Passthrough (and not a fragment)
 }
 
 // Flow phases; each is a flowtable class with its own timeout.
@@ -60,16 +60,6 @@ type passthrough struct {
 	fp FastPath // nil: fast path off
 }
 
-func keyOf(p *packet.Packet) flowtable.Key {
-	return flowtable.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort())
-}
-
-// fastKey converts a flow-table key (one direction) to the BPF map's key; the
-// two packages share the layout (ports in host byte order).
-func fastKey(k flowtable.Key) xsk.FlowKey {
-	return xsk.FlowKey{Src: k.Addr[0], Dst: k.Addr[1], SrcPort: k.Port[0], DstPort: k.Port[1], Family: k.Family}
-}
-
 // apply runs one flow event on the owning worker.
 func (p *passthrough) apply(w *worker, ev *flowEvent) {
 	ck := ev.key.Canonical()
@@ -77,73 +67,95 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 	if ck != ev.key {
 		side = 1
 	}
-	t := w.flows
-	st, ok := t.Lookup(ck)
+	st, ok := w.flows.Lookup(ck)
 	f := ev.flags
 	switch {
 	case f&(packet.FlagFIN|packet.FlagRST) != 0:
-		if !ok {
-			// A flow we no longer track (aged out of the table while
-			// the kernel forwarded it, or older than this process):
-			// its fast-path entries may exist, so remove them after
-			// the grace period like any other.
-			t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
-			return
-		}
-		if st.phase != phaseClosing {
-			st.phase = phaseClosing
-			t.SetClass(ck, phaseClosing, ev.now)
-		}
+		p.closing(w, ev, ck, st, ok)
 	case f&packet.FlagSYN != 0 && f&packet.FlagACK == 0:
-		switch {
-		case ok && st.fast:
-			// A new connection on a tuple still in the fast path
-			// (port reuse): take it out so the handshake is seen.
-			p.removeFast(w, ck)
-		case !ok && p.fp != nil:
-			// The map may still list the tuple for an old connection
-			// the table forgot (expired or evicted while the kernel
-			// forwarded it, or a FIN lost on the way). Clear it, so no segment of
-			// the new connection bypasses the workers before its
-			// handshake is seen.
-			p.purgeFast(w, ck)
-		}
-		t.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
-	case f&packet.FlagSYN != 0: // SYN-ACK
-		if ok && st.phase == phaseSynSent && side != st.synSide {
-			st.phase = phaseOpen
-			t.SetClass(ck, phaseOpen, ev.now)
-			if p.fp != nil && ev.pass {
-				st.fast = p.allowFast(w, ck)
-			}
-		}
+		p.syn(w, ev, ck, st, ok, side)
+	case f&packet.FlagSYN != 0:
+		p.synAck(w, ev, ck, st, ok, side)
 	default:
-		if !ok && ev.pass && p.fp != nil {
-			// A connection the table does not know (older than this
-			// process: a restart; or forgotten) that the handler let
-			// through unchanged mid-stream: plain TCP, which goes back
-			// on the fast path. (The engine passes such a segment only
-			// when its tuple never negotiated TCP-ENO.)
-			st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
-			if st != nil {
-				st.fast = p.allowFast(w, ck)
-			}
-			return
-		}
-		if ok && st.phase != phaseClosing {
-			t.Touch(ck, ev.now)
-			// The handler let go of a flow after its handshake (a
-			// third segment without TCP-ENO, ENO-28): fast path now.
-			if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
-				st.fast = p.allowFast(w, ck)
-			}
+		p.segment(w, ev, ck, st, ok)
+	}
+}
+
+// closing: a FIN or RST. st, ok are the flow's entry under ck, if any.
+func (p *passthrough) closing(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool) {
+	t := w.flows
+	if !ok {
+		// A flow we no longer track (aged out of the table while
+		// the kernel forwarded it, or older than this process):
+		// its fast-path entries may exist, so remove them after
+		// the grace period like any other.
+		t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
+		return
+	}
+	if st.phase != phaseClosing {
+		st.phase = phaseClosing
+		t.SetClass(ck, phaseClosing, ev.now)
+	}
+}
+
+// syn: a SYN without ACK from endpoint side of ck: a new connection.
+func (p *passthrough) syn(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool, side uint8) {
+	switch {
+	case ok && st.fast:
+		// A new connection on a tuple still in the fast path
+		// (port reuse): take it out so the handshake is seen.
+		p.removeFast(w, ck)
+	case !ok && p.fp != nil:
+		// The map may still list the tuple for an old connection
+		// the table forgot (expired or evicted while the kernel
+		// forwarded it, or a FIN lost on the way). Clear it, so no segment of
+		// the new connection bypasses the workers before its
+		// handshake is seen.
+		p.purgeFast(w, ck)
+	}
+	w.flows.Insert(ck, flowState{phase: phaseSynSent, synSide: side}, phaseSynSent, ev.now)
+}
+
+// synAck: a SYN-ACK from endpoint side of ck opens the flow, and puts it on
+// the fast path if the handler let it through.
+func (p *passthrough) synAck(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool, side uint8) {
+	if ok && st.phase == phaseSynSent && side != st.synSide {
+		st.phase = phaseOpen
+		w.flows.SetClass(ck, phaseOpen, ev.now)
+		if p.fp != nil && ev.pass {
+			st.fast = p.allowFast(w, ck)
 		}
 	}
 }
 
-func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
-	e1 := p.fp.AllowFastPath(fastKey(ck))
-	e2 := p.fp.AllowFastPath(fastKey(ck.Reverse()))
+// segment: any other segment.
+func (p *passthrough) segment(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool) {
+	t := w.flows
+	if !ok && ev.pass && p.fp != nil {
+		// A connection the table does not know (older than this
+		// process: a restart; or forgotten) that the handler let
+		// through unchanged mid-stream: plain TCP, which goes back
+		// on the fast path. (The engine passes such a segment only
+		// when its tuple never negotiated TCP-ENO.)
+		st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
+		if st != nil {
+			st.fast = p.allowFast(w, ck)
+		}
+		return
+	}
+	if ok && st.phase != phaseClosing {
+		t.Touch(ck, ev.now)
+		// The handler let go of a flow after its handshake (a
+		// third segment without TCP-ENO, ENO-28): fast path now.
+		if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
+			st.fast = p.allowFast(w, ck)
+		}
+	}
+}
+
+func (p *passthrough) allowFast(w *worker, ck flow.Key) bool {
+	e1 := p.fp.AllowFastPath(ck)
+	e2 := p.fp.AllowFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 		// Half an entry would send one direction past the engine.
@@ -154,11 +166,11 @@ func (p *passthrough) allowFast(w *worker, ck flowtable.Key) bool {
 	return true
 }
 
-func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
+func (p *passthrough) removeFast(w *worker, ck flow.Key) {
 	// Removing an absent entry is not an error (xsk.Bump.RemoveFastPath);
 	// both directions are attempted regardless.
-	e1 := p.fp.RemoveFastPath(fastKey(ck))
-	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+	e1 := p.fp.RemoveFastPath(ck)
+	e2 := p.fp.RemoveFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 		return
@@ -168,9 +180,9 @@ func (p *passthrough) removeFast(w *worker, ck flowtable.Key) {
 
 // purgeFast removes both directions without counting a removal: usually
 // there is nothing to remove.
-func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
-	e1 := p.fp.RemoveFastPath(fastKey(ck))
-	e2 := p.fp.RemoveFastPath(fastKey(ck.Reverse()))
+func (p *passthrough) purgeFast(w *worker, ck flow.Key) {
+	e1 := p.fp.RemoveFastPath(ck)
+	e2 := p.fp.RemoveFastPath(ck.Reverse())
 	if e1 != nil || e2 != nil {
 		w.c[0].fastErrors.Add(1)
 	}
@@ -181,7 +193,7 @@ func (p *passthrough) purgeFast(w *worker, ck flowtable.Key) {
 // the table, or was evicted, stays in the map: the kernel forwards its frames
 // without the worker seeing them, so idleness here says nothing, and the LRU
 // map ages it out by itself.
-func (w *worker) onRemove(k flowtable.Key, st *flowState, why flowtable.Reason) {
+func (w *worker) onRemove(k flow.Key, st *flowState, why flowtable.Reason) {
 	if why == flowtable.Evicted {
 		w.c[0].flowEvictions.Add(1)
 	}

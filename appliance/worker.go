@@ -5,6 +5,8 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/bump"
+	"github.com/tcpinc/tcpinc/flow"
 	"github.com/tcpinc/tcpinc/flowtable"
 )
 
@@ -33,12 +35,12 @@ type worker struct {
 	in       []*lane // frames from the other workers
 	nextAge  int64   // when to run the next expiry pass (ns)
 	nextTick int64   // when the handler's Tick is next due (ns)
-	lastKey  flowtable.Key
+	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
 	frag     fragSteer
-	wake     *wakeup // the handler's wake source (wake.go); nil when it has none
+	wake     *bump.Wake // the handler's wake source; nil when it has none (Waker)
 }
 
 const (
@@ -113,19 +115,19 @@ const (
 )
 
 // classify decodes frame into w.pkt.
-func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) {
+func (w *worker) classify(from PortID, frame []byte) (frameKind, flow.Key) {
 	err := w.pkt.Decode(frame)
 	if w.pkt.IsFragment() {
 		// Every fragment goes to a handler that may need it (an engine),
 		// even one that does not decode: a later fragment has no ports, a
 		// first one may belong to an encrypted flow.
 		if _, none := w.h.(Passthrough); !none {
-			return kindFragment, flowtable.Key{}
+			return kindFragment, flow.Key{}
 		}
 	}
 	if err != nil {
 		w.t[from].unparsed++
-		return kindOther, flowtable.Key{}
+		return kindOther, flow.Key{}
 	}
 	if k, ok := w.pkt.FlowKey(); ok {
 		return kindTCP, k
@@ -135,7 +137,7 @@ func (w *worker) classify(from PortID, frame []byte) (frameKind, flowtable.Key) 
 			return kindICMPQuote, k
 		}
 	}
-	return kindOther, flowtable.Key{}
+	return kindOther, flow.Key{}
 }
 
 // dispatch handles a frame this worker received: its own flows here, other
@@ -183,10 +185,10 @@ func (w *worker) drainHandoffs(now int64) int {
 
 // process gives a frame of an owned flow to the handler and carries out
 // its verdict. w.pkt holds the frame's decoding.
-func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flowtable.Key) {
+func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	flags := w.pkt.Flags()
 	frag := w.pkt.IsFragment()
-	v := w.h.Handle(now, engine.PortID(from), frame, w.sinks)
+	v := w.h.HandlePacket(now, from, &w.pkt, w.sinks) // the frame parsed once
 	t := &w.t[from]
 	switch v {
 	case engine.Passthrough, engine.ForwardInPlace:
@@ -212,7 +214,7 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 // segments of one flow; the flow table needs only the first of them (it
 // refreshes the idle time, and the batch shares one clock). Segments with
 // SYN, FIN or RST always count.
-func (w *worker) track(key flowtable.Key, flags uint8, now int64, pass bool) {
+func (w *worker) track(key flow.Key, flags uint8, now int64, pass bool) {
 	const control = packet.FlagSYN | packet.FlagFIN | packet.FlagRST
 	if flags&control == 0 && w.hasLast && key == w.lastKey && pass == w.lastPass {
 		return
@@ -222,14 +224,14 @@ func (w *worker) track(key flowtable.Key, flags uint8, now int64, pass bool) {
 }
 
 // wait sleeps until either port may have frames, the handler's wake source
-// fires (then the next round runs the handler's Tick at once), or the idle
+// fires (the next round then runs the handler's Tick at once), or the idle
 // time passes.
 func (w *worker) wait() error {
-	if pw, ok := w.ports[0].(pairWaiter); ok {
-		if handled, woke, err := pw.waitPair(w.ports[1], w.wake, w.idle); handled {
+	if pw, ok := w.ports[0].(bump.PairWaiter); ok {
+		if handled, woke, err := pw.WaitPair(w.ports[1], w.wake, w.idle); handled {
 			if woke {
-				w.wake.drain()
-				w.nextTick = 0
+				w.wake.Drain()
+				w.nextTick = 0 // the handler's Tick collects the finished work
 			}
 			return err
 		}
@@ -239,12 +241,4 @@ func (w *worker) wait() error {
 		return err
 	}
 	return w.ports[1].Wait(w.idle / 2)
-}
-
-// pairWaiter is a Port that can wait on itself, another port of its own
-// kind and the worker's wake source (nil: none) at once (one poll(2) over
-// two AF_XDP sockets and an eventfd). handled is false when other is of
-// another kind; woke reports that the wake source fired.
-type pairWaiter interface {
-	waitPair(other Port, wake *wakeup, timeout time.Duration) (handled, woke bool, err error)
 }

@@ -21,7 +21,7 @@ func timeExceeded(src netip.Addr, frame []byte) []byte {
 		L4: packettest.ICMP(11, 0, 0, packettest.Quote(frame, 548))}.Bytes()
 }
 
-// TestICMPErrorQuotingDeliveredPlaintext: over MemPorts and the real
+// TestICMPErrorQuotingDeliveredPlaintext: over in-memory ports (memport) and the real
 // engines of two appliances, a connection is encrypted and a segment
 // delivered decrypted to host b; an inside router's time exceeded quoting
 // that segment must not leave b's appliance: it would carry the plaintext

@@ -3,6 +3,8 @@ package flowtable
 import (
 	"fmt"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 type benchFlow struct {
@@ -77,7 +79,7 @@ func BenchmarkTable(b *testing.B) {
 // from Key to an entry index (the eviction lists would come on top).
 func BenchmarkGoMap(b *testing.B) {
 	for _, n := range sizes {
-		m := make(map[Key]int32, n)
+		m := make(map[flow.Key]int32, n)
 		for i := range n {
 			m[keyN(i)] = int32(i)
 		}
@@ -112,17 +114,6 @@ func BenchmarkGoMap(b *testing.B) {
 			}
 		})
 	}
-}
-
-func BenchmarkSymmetricHash(b *testing.B) {
-	k := keyN(12345)
-	b.ReportAllocs()
-	var s uint64
-	for b.Loop() {
-		k.Port[0]++
-		s += k.SymmetricHash()
-	}
-	_ = s
 }
 
 type desc struct {

@@ -1,14 +1,7 @@
-// Package flowtable holds per-worker TCP flow state for the appliance: flow
-// keys, the symmetric hash that picks a flow's owner worker, the flow table,
-// and the ring that hands a frame to its owner.
-//
-// Every flow belongs to exactly one worker (docs/architecture.md §4). A worker that
-// receives a frame computes [Key.Owner] from the frame's [Key]: the hash is
-// symmetric ([Key.SymmetricHash] is the same for a key and its
-// [Key.Reverse]), so both directions of a connection, which may arrive on
-// different ports and queues, reach the same owner. The hash is SipHash-2-4
-// under a random per-process key, so remote hosts cannot choose addresses and
-// ports that pile their flows onto one worker.
+// Package flowtable holds per-worker TCP flow state for the appliance: the
+// flow table and the ring that hands a frame to its owner worker. Flows are
+// named by [flow.Key]; [flow.Key.Owner] picks the worker that owns a flow
+// (docs/architecture.md §4), the same for both directions.
 //
 // If the owner is another worker, the frame goes over a [Ring], a bounded
 // single-producer single-consumer queue (one ring per ordered pair of

@@ -3,6 +3,8 @@ package flowtable
 import (
 	"hash/maphash"
 	"math"
+
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // Class is a caller-chosen flow state class (for example embryonic,
@@ -45,13 +47,13 @@ type Config[V any] struct {
 	// (eviction at capacity, expiry), before the flow is gone, so the owner
 	// can clean up (for example remove the flow's fast-path BPF map entry).
 	// It must not call methods of the table. Delete does not call it.
-	OnRemove func(k Key, v *V, why Reason)
+	OnRemove func(k flow.Key, v *V, why Reason)
 }
 
 const none = -1
 
 type entry[V any] struct {
-	key        Key
+	key        flow.Key
 	hash       uint64
 	last       int64 // last seen, caller's clock
 	prev, next int32 // class list: prev is newer, next is older
@@ -143,7 +145,7 @@ func (t *Table[V]) Expirations() uint64 { return t.expired }
 // Each slot carries the low half of its entry's hash, so a probe touches an
 // entry (a likely cache miss in a big table) only when those 32 bits match, and
 // deletion finds an entry's home slot without touching it at all.
-func (t *Table[V]) find(k Key, h uint64) (uint64, bool) {
+func (t *Table[V]) find(k flow.Key, h uint64) (uint64, bool) {
 	fp := h << 32
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
@@ -158,10 +160,10 @@ func (t *Table[V]) find(k Key, h uint64) (uint64, bool) {
 
 func slotIndex(s uint64) int32 { return int32(uint32(s)) - 1 }
 
-func (t *Table[V]) hash(k Key) uint64 { return maphash.Comparable(t.seed, k) }
+func (t *Table[V]) hash(k flow.Key) uint64 { return maphash.Comparable(t.seed, k) }
 
 // Lookup returns the flow's value, without marking it seen.
-func (t *Table[V]) Lookup(k Key) (*V, bool) {
+func (t *Table[V]) Lookup(k flow.Key) (*V, bool) {
 	i, ok := t.find(k, t.hash(k))
 	if !ok {
 		return nil, false
@@ -170,7 +172,7 @@ func (t *Table[V]) Lookup(k Key) (*V, bool) {
 }
 
 // Touch returns the flow's value and marks it seen at now.
-func (t *Table[V]) Touch(k Key, now int64) (*V, bool) {
+func (t *Table[V]) Touch(k flow.Key, now int64) (*V, bool) {
 	i, ok := t.find(k, t.hash(k))
 	if !ok {
 		return nil, false
@@ -184,7 +186,7 @@ func (t *Table[V]) Touch(k Key, now int64) (*V, bool) {
 
 // SetClass moves the flow to class c (a new state with its own timeout) and
 // marks it seen at now. It reports whether the flow exists.
-func (t *Table[V]) SetClass(k Key, c Class, now int64) bool {
+func (t *Table[V]) SetClass(k flow.Key, c Class, now int64) bool {
 	c %= MaxClasses
 	i, ok := t.find(k, t.hash(k))
 	if !ok {
@@ -200,7 +202,7 @@ func (t *Table[V]) SetClass(k Key, c Class, now int64) bool {
 // stored value. If k is already present its value and class are replaced and
 // existed is true. If the table is full, one flow is evicted first (see Table)
 // and passed to OnRemove.
-func (t *Table[V]) Insert(k Key, v V, c Class, now int64) (p *V, existed bool) {
+func (t *Table[V]) Insert(k flow.Key, v V, c Class, now int64) (p *V, existed bool) {
 	c %= MaxClasses
 	h := t.hash(k)
 	i, ok := t.find(k, h)
@@ -227,7 +229,7 @@ func (t *Table[V]) Insert(k Key, v V, c Class, now int64) (p *V, existed bool) {
 }
 
 // Delete removes k without calling OnRemove. It reports whether k was present.
-func (t *Table[V]) Delete(k Key) bool {
+func (t *Table[V]) Delete(k flow.Key) bool {
 	i, ok := t.find(k, t.hash(k))
 	if !ok {
 		return false
@@ -260,7 +262,7 @@ func (t *Table[V]) Expire(now int64, max int) int {
 
 // Range calls fn for each flow until fn returns false (for admin snapshots;
 // fn must not change the table).
-func (t *Table[V]) Range(fn func(k Key, v *V, c Class, lastSeen int64) bool) {
+func (t *Table[V]) Range(fn func(k flow.Key, v *V, c Class, lastSeen int64) bool) {
 	for c := range t.head {
 		for idx := t.head[c]; idx != none; idx = t.ents[idx].next {
 			e := &t.ents[idx]

@@ -4,26 +4,28 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/flow"
 )
 
-func keyN(i int) Key {
-	var k Key
+func keyN(i int) flow.Key {
+	var k flow.Key
 	k.Family = 4
-	binary.BigEndian.PutUint32(k.Addr[0][:], 0x0a000000|uint32(i>>16))
-	binary.BigEndian.PutUint32(k.Addr[1][:], 0xc0000201)
-	k.Port = [2]uint16{uint16(i), 443}
+	binary.BigEndian.PutUint32(k.Src[:], 0x0a000000|uint32(i>>16))
+	binary.BigEndian.PutUint32(k.Dst[:], 0xc0000201)
+	k.SrcPort, k.DstPort = uint16(i), 443
 	return k
 }
 
 type removal struct {
-	k   Key
+	k   flow.Key
 	v   int
 	why Reason
 }
 
 func newTestTable(capacity int, timeouts ...int64) (*Table[int], *[]removal) {
 	var got []removal
-	cfg := Config[int]{Capacity: capacity, OnRemove: func(k Key, v *int, why Reason) {
+	cfg := Config[int]{Capacity: capacity, OnRemove: func(k flow.Key, v *int, why Reason) {
 		got = append(got, removal{k, *v, why})
 	}}
 	copy(cfg.IdleTimeout[:], timeouts)
@@ -70,7 +72,7 @@ func TestTableMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	const capacity = 50
 	tb, removed := newTestTable(capacity)
-	ref := map[Key]int{}
+	ref := map[flow.Key]int{}
 	for i := 0; i < 200000; i++ {
 		k := keyN(r.IntN(80))
 		switch r.IntN(4) {
@@ -109,7 +111,7 @@ func TestTableMatchesMap(t *testing.T) {
 		}
 	}
 	n := 0
-	tb.Range(func(Key, *int, Class, int64) bool { n++; return true })
+	tb.Range(func(flow.Key, *int, Class, int64) bool { n++; return true })
 	if n != len(ref) {
 		t.Fatalf("Range saw %d, want %d", n, len(ref))
 	}
@@ -198,7 +200,7 @@ func TestExpire(t *testing.T) {
 }
 
 func TestTableZeroAllocs(t *testing.T) {
-	tb := New(Config[[4]uint64]{Capacity: 1000, IdleTimeout: [MaxClasses]int64{1e9}, OnRemove: func(Key, *[4]uint64, Reason) {}})
+	tb := New(Config[[4]uint64]{Capacity: 1000, IdleTimeout: [MaxClasses]int64{1e9}, OnRemove: func(flow.Key, *[4]uint64, Reason) {}})
 	for i := range 1000 {
 		tb.Insert(keyN(i), [4]uint64{}, 0, 0)
 	}

@@ -8,24 +8,6 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// PortID names one of the bump's two ports.
-type PortID int
-
-const (
-	Inside PortID = iota
-	Outside
-)
-
-func (p PortID) String() string {
-	switch p {
-	case Inside:
-		return "inside"
-	case Outside:
-		return "outside"
-	}
-	return fmt.Sprintf("PortID(%d)", int(p))
-}
-
 // XDPMode selects how AttachBump attaches the classifier.
 type XDPMode int
 

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"slices"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/xsk/classifiertest"
 )
 
 // classifyRef is the classifier's specification in Go (docs/architecture.md §3, see
@@ -88,10 +91,10 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 		return cntTruncated
 	}
 	tcp := f[off:]
-	if tcp[13]&tcpSYN != 0 {
+	if tcp[13]&packettest.SYN != 0 {
 		return cntSYN
 	}
-	if tcp[13]&(tcpFIN|tcpRST) != 0 {
+	if tcp[13]&(packettest.FIN|packettest.RST) != 0 {
 		return cntFINRST
 	}
 	k.SrcPort, k.DstPort = be16(tcp[0:]), be16(tcp[2:])
@@ -101,23 +104,31 @@ func classifyRef(f []byte, listed func(FlowKey) bool) int {
 	return cntUnknownFlow
 }
 
-func isListed(k FlowKey) bool { return slices.Contains(listed, k) }
-
-// TestClassifyRefTable: the reference agrees with the hand-labelled table.
+// TestClassifyRefTable: the reference agrees with the table of
+// xsk/classifiertest (it models the arrival port's switch as SetFastPath).
 func TestClassifyRefTable(t *testing.T) {
-	for _, c := range classifierCases() {
-		if got := classifyRef(c.frame, isListed); got != c.reason {
-			t.Errorf("%s (%d bytes): reference says %d, table says %d", c.name, len(c.frame), got, c.reason)
+	for _, c := range classifiertest.Cases() {
+		got := cntAllToXSK
+		if c.FastPath[c.Port] {
+			keys := keysOf(c.Listed)
+			got = classifyRef(c.Frame, func(k FlowKey) bool { return slices.Contains(keys, k) })
+		}
+		if want := counterOf(t, c.Reason); got != want {
+			t.Errorf("%s: reference says counter %d, table says %s (%d)", c, got, c.Reason, want)
 		}
 	}
 }
 
 // FuzzClassifier runs arbitrary frames through the loaded BPF classifier
 // (BPF_PROG_TEST_RUN) and requires the verdict and the counters classifyRef
-// predicts. Needs root.
+// predicts, with the table's standard map. Needs root.
 func FuzzClassifier(f *testing.F) {
-	for _, c := range classifierCases() {
-		f.Add(c.frame)
+	seen := map[string]bool{}
+	for _, c := range classifiertest.Cases() {
+		if !seen[string(c.Frame)] {
+			seen[string(c.Frame)] = true
+			f.Add(c.Frame)
+		}
 	}
 	if testing.Short() {
 		f.Skip("needs BPF")
@@ -128,6 +139,8 @@ func FuzzClassifier(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Close() })
+	listed := keysOf(classifiertest.StandardMap)
+	isListed := func(k FlowKey) bool { return slices.Contains(listed, k) }
 	for _, k := range listed {
 		if err := b.AllowFastPath(k); err != nil {
 			f.Fatal(err)

@@ -7,18 +7,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// FlowKey is one direction of a TCP flow as seen on the wire: the key of the
-// fast-path map. Addresses are in network byte order; an IPv4 address fills
-// the first 4 bytes and the other 12 stay zero. Ports are in host byte order
-// (the classifier converts them), so FlowKey{SrcPort: 443} means port 443.
-// Family is 4 or 6. The engine inserts both directions of a flow.
-type FlowKey struct {
-	Src, Dst         [16]byte
-	SrcPort, DstPort uint16
-	Family           uint8
-	_                [3]byte
-}
-
 // Verdict counters of the classifier, one per-CPU slot each per port.
 // Frames go to the engine (AF_XDP) for one of the "xsk reasons" and to the
 // other port (devmap) for one of the "peer reasons"; the outcome counters
@@ -155,38 +143,61 @@ type classifierMaps struct {
 	base     int       // this port's first counter slot
 }
 
-// classifierProgram returns the instructions of one port's classifier
-// (docs/architecture.md §3). Registers: R6 ctx, R7 data, R8 data_end, R9 the header
-// being parsed.
-func classifierProgram(m classifierMaps) asm.Instructions {
-	b := &progBuilder{}
-	c := func(slot int) { b.count(m.counters, m.base+slot) }
-	// bound jumps to label when fewer than n bytes follow R9.
-	bound := func(n int32, label string) {
-		b.emit(
-			asm.Mov.Reg(asm.R2, asm.R9),
-			asm.Add.Imm(asm.R2, n),
-			asm.JGT.Reg(asm.R2, asm.R8, label),
-		)
-	}
-	isVLAN := func(reg asm.Register, label string) {
-		b.emit(
-			asm.JEq.Imm(reg, ethP8021Q, label),
-			asm.JEq.Imm(reg, ethP8021AD, label),
-		)
-	}
+// classifier builds one port's program. Registers: R6 ctx, R7 data, R8
+// data_end, R9 the header being parsed. Each method emits one part; labels
+// join them: "parse" (Ethernet), "ipv4", "ipv4icmp", "ipv6", "ipv6icmp",
+// "ipv6tcp", "tcp", the peer verdicts "non_tcp" and "to_peer", the worker
+// reasons ("syn", "fin_rst", ...) and "to_xsk".
+type classifier struct {
+	progBuilder
+	m classifierMaps
+}
 
-	b.emit(
+// classifierProgram returns the instructions of one port's classifier. The
+// rules it implements are listed, as a table of cases that every
+// implementation runs, in xsk/classifiertest; docs/architecture.md §3 says
+// why there are two paths.
+func classifierProgram(m classifierMaps) asm.Instructions {
+	c := &classifier{m: m}
+	c.fastPathSwitch()
+	c.ethernet()
+	c.ipv4()
+	c.ipv4ICMP()
+	c.ipv6()
+	c.ipv6ICMP()
+	c.ipv6TCP()
+	c.tcp()
+	c.toPeer()
+	c.workerReasons()
+	c.toXSK()
+	return c.insns
+}
+
+// c counts one verdict reason of this port.
+func (c *classifier) c(slot int) { c.count(c.m.counters, c.m.base+slot) }
+
+// bound jumps to label when fewer than n bytes follow R9.
+func (c *classifier) bound(n int32, label string) {
+	c.emit(
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, n),
+		asm.JGT.Reg(asm.R2, asm.R8, label),
+	)
+}
+
+// fastPathSwitch loads the packet pointers and, with this port's fast path
+// off, sends every frame, non-TCP included, to user space (the daemon's
+// --no-fast-path, or a port whose redirect cannot deliver).
+func (c *classifier) fastPathSwitch() {
+	c.emit(
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R7, asm.R6, 0, asm.Word), // xdp_md.data
 		asm.LoadMem(asm.R8, asm.R6, 4, asm.Word), // xdp_md.data_end
 		asm.Mov.Reg(asm.R9, asm.R7),
 	)
-	// Fast path off: every frame, non-TCP included, goes to user space
-	// (the daemon's --no-fast-path).
-	b.emit(
-		asm.StoreImm(asm.RFP, cfgOff, int64(m.base/numCounters), asm.Word),
-		asm.LoadMapPtr(asm.R1, m.config.FD()),
+	c.emit(
+		asm.StoreImm(asm.RFP, cfgOff, int64(c.m.base/numCounters), asm.Word),
+		asm.LoadMapPtr(asm.R1, c.m.config.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, cfgOff),
 		asm.FnMapLookupElem.Call(),
@@ -194,39 +205,51 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.JEq.Imm(asm.R1, cfgFastPathOff, "all_to_xsk"),
 	)
-	b.label("parse")
-	// Ethernet and up to two VLAN tags (802.1Q or 802.1ad, any order).
-	bound(14, "truncated")
-	b.emit(
+}
+
+// ethernet parses the Ethernet header and up to two VLAN tags (802.1Q or
+// 802.1ad, any order; a third is unparsed) and dispatches on the
+// ethertype: IPv4, IPv6, or non-TCP for everything else.
+func (c *classifier) ethernet() {
+	c.label("parse")
+	c.bound(14, "truncated")
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 12, asm.Half),
 		asm.HostTo(asm.BE, asm.R1, asm.Half),
 		asm.Add.Imm(asm.R9, 14),
 	)
 	for tag := 0; tag < 2; tag++ {
-		next := b.fresh()
-		b.emit(asm.JEq.Imm(asm.R1, ethP8021Q, next))
-		b.emit(asm.JNE.Imm(asm.R1, ethP8021AD, "l3"))
-		b.label(next)
-		bound(4, "truncated")
-		b.emit(
+		next := c.fresh()
+		c.emit(asm.JEq.Imm(asm.R1, ethP8021Q, next))
+		c.emit(asm.JNE.Imm(asm.R1, ethP8021AD, "l3"))
+		c.label(next)
+		c.bound(4, "truncated")
+		c.emit(
 			asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
 			asm.HostTo(asm.BE, asm.R1, asm.Half),
 			asm.Add.Imm(asm.R9, 4),
 		)
 	}
-	isVLAN(asm.R1, "unparsed") // a third tag
+	c.emit( // a third tag
+		asm.JEq.Imm(asm.R1, ethP8021Q, "unparsed"),
+		asm.JEq.Imm(asm.R1, ethP8021AD, "unparsed"),
+	)
 
-	b.label("l3")
-	b.emit(
+	c.label("l3")
+	c.emit(
 		asm.JEq.Imm(asm.R1, ethPIPv4, "ipv4"),
 		asm.JEq.Imm(asm.R1, ethPIPv6, "ipv6"),
 		asm.Ja.Label("non_tcp"),
 	)
+}
 
-	// IPv4: version, IHL, protocol, fragments.
-	b.label("ipv4")
-	bound(20, "truncated")
-	b.emit(
+// ipv4 checks version, protocol, IHL and fragment bits, and for
+// unfragmented TCP fills the flow key's addresses and family and moves R9
+// to the TCP header. ICMP goes on to ipv4ICMP, other protocols are non-TCP.
+func (c *classifier) ipv4() {
+	c.label("ipv4")
+	c.bound(20, "truncated")
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
 		asm.Mov.Reg(asm.R2, asm.R1),
 		asm.RSh.Imm(asm.R2, 4),
@@ -256,21 +279,23 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.Add.Reg(asm.R9, asm.R1), // skip IHL*4 bytes
 		asm.Ja.Label("tcp"),
 	)
+}
 
-	// ICMPv4 error messages (RFC 1122 §3.2.2: destination unreachable,
-	// source quench, redirect, time exceeded, parameter problem) go to the
-	// engine: one from the inside may quote up to 548 bytes of a segment
-	// the appliance delivered decrypted, which must not reach the outside
-	// unseen, and a fragmentation needed from the outside needs its quoted
-	// sequence number translated and the MTU lowered by the frame overhead.
-	// Echo and the other informational types are non-TCP. Every fragment
-	// (first or not) goes to the engine: a later fragment carries no type,
-	// and one of an error may hold the rest of a quote of plaintext; the
-	// workers decide per datagram once its first fragment is seen. A bad
-	// IHL or a header cut short is no usable error (the engine would not
-	// find its quote either).
-	b.label("ipv4icmp")
-	b.emit(
+// ipv4ICMP sends ICMPv4 error messages (RFC 1122 §3.2.2: destination
+// unreachable, source quench, redirect, time exceeded, parameter problem)
+// to the engine: one from the inside may quote up to 548 bytes of a segment
+// the appliance delivered decrypted, which must not reach the outside
+// unseen, and a fragmentation needed from the outside needs its quoted
+// sequence number translated and the MTU lowered by the frame overhead.
+// Echo and the other informational types are non-TCP. Every fragment
+// (first or not) goes to the engine: a later fragment carries no type, and
+// one of an error may hold the rest of a quote of plaintext; the workers
+// decide per datagram once its first fragment is seen. A bad IHL or a
+// header cut short is no usable error (the engine would not find its quote
+// either). On entry R1 holds the first byte of the IPv4 header.
+func (c *classifier) ipv4ICMP() {
+	c.label("ipv4icmp")
+	c.emit(
 		asm.And.Imm(asm.R1, 0x0f),
 		asm.LSh.Imm(asm.R1, 2),
 		asm.JLT.Imm(asm.R1, 20, "non_tcp"),
@@ -280,17 +305,21 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.JNE.Imm(asm.R2, 0, "fragment"),
 		asm.Add.Reg(asm.R9, asm.R1),
 	)
-	bound(1, "non_tcp")
-	b.emit(asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte))
+	c.bound(1, "non_tcp")
+	c.emit(asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte))
 	for _, typ := range icmpv4Errors {
-		b.emit(asm.JEq.Imm(asm.R1, typ, "icmp_error"))
+		c.emit(asm.JEq.Imm(asm.R1, typ, "icmp_error"))
 	}
-	b.emit(asm.Ja.Label("non_tcp"))
+	c.emit(asm.Ja.Label("non_tcp"))
+}
 
-	// IPv6: TCP only directly after the fixed header.
-	b.label("ipv6")
-	bound(40, "truncated")
-	b.emit(
+// ipv6 checks the version and the next header: TCP only directly after the
+// fixed header; an extension header that may precede TCP goes to the
+// engine; ICMPv6 goes on to ipv6ICMP; anything else is non-TCP.
+func (c *classifier) ipv6() {
+	c.label("ipv6")
+	c.bound(40, "truncated")
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
 		asm.RSh.Imm(asm.R1, 4),
 		asm.JNE.Imm(asm.R1, 6, "unparsed"),
@@ -298,43 +327,55 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.JEq.Imm(asm.R1, 6, "ipv6tcp"),
 	)
 	for _, nh := range ipv6ExtHeaders {
-		b.emit(asm.JEq.Imm(asm.R1, nh, "ipv6ext"))
+		c.emit(asm.JEq.Imm(asm.R1, nh, "ipv6ext"))
 	}
-	b.emit(
+	c.emit(
 		asm.JEq.Imm(asm.R1, 58, "ipv6icmp"),
 		asm.Ja.Label("non_tcp"),
 	)
-	// ICMPv6 error messages (RFC 4443 §2.1: types 1-4) go to the engine,
-	// like ICMPv4 errors.
-	b.label("ipv6icmp")
-	b.emit(asm.Add.Imm(asm.R9, 40))
-	bound(1, "non_tcp")
-	b.emit(
+}
+
+// ipv6ICMP sends ICMPv6 error messages (RFC 4443 §2.1: types 1-4) to the
+// engine, like ICMPv4 errors; other ICMPv6, and one without a type byte,
+// is non-TCP.
+func (c *classifier) ipv6ICMP() {
+	c.label("ipv6icmp")
+	c.emit(asm.Add.Imm(asm.R9, 40))
+	c.bound(1, "non_tcp")
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
 		asm.JLT.Imm(asm.R1, 1, "non_tcp"),
 		asm.JLE.Imm(asm.R1, 4, "icmp_error"),
 		asm.Ja.Label("non_tcp"),
 	)
-	b.label("ipv6tcp")
+}
+
+// ipv6TCP fills the flow key's addresses and family from the IPv6 header
+// and moves R9 to the TCP header; it falls through to tcp.
+func (c *classifier) ipv6TCP() {
+	c.label("ipv6tcp")
 	for i := int16(0); i < 32; i += 8 {
-		b.emit(
+		c.emit(
 			asm.LoadMem(asm.R2, asm.R9, 8+i, asm.DWord),
 			asm.StoreMem(asm.RFP, keyOff+i, asm.R2, asm.DWord),
 		)
 	}
-	b.emit(
+	c.emit(
 		asm.Mov.Imm(asm.R3, 0),
 		asm.StoreMem(asm.RFP, keyOff+32, asm.R3, asm.DWord),
 		asm.StoreImm(asm.RFP, keyOff+36, 6, asm.Byte),
 		asm.Add.Imm(asm.R9, 40),
 	)
+}
 
-	// TCP: SYNs, FINs and RSTs always go to the engine (it must see
-	// connections start, end and reuse a tuple); other segments by flow
-	// lookup.
-	b.label("tcp")
-	bound(20, "truncated")
-	b.emit(
+// tcp sends SYNs, FINs and RSTs to the engine (it must see connections
+// start, end and reuse a tuple), then completes the key with the ports and
+// looks the flow up: listed, it takes the fast path (and its packet count
+// moves); unlisted, it goes to the engine.
+func (c *classifier) tcp() {
+	c.label("tcp")
+	c.bound(20, "truncated")
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 13, asm.Byte),
 		asm.Mov.Reg(asm.R2, asm.R1),
 		asm.And.Imm(asm.R2, 0x02),
@@ -347,7 +388,7 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
 		asm.HostTo(asm.BE, asm.R1, asm.Half),
 		asm.StoreMem(asm.RFP, keyOff+34, asm.R1, asm.Half),
-		asm.LoadMapPtr(asm.R1, m.flows.FD()),
+		asm.LoadMapPtr(asm.R1, c.m.flows.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, keyOff),
 		asm.FnMapLookupElem.Call(),
@@ -355,25 +396,34 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord), // per-flow packet count
 	)
-	c(cntFastPath)
-	b.emit(asm.Ja.Label("to_peer"))
+	c.c(cntFastPath)
+	c.emit(asm.Ja.Label("to_peer"))
+}
 
-	b.label("non_tcp")
-	c(cntNonTCP)
-	b.label("to_peer")
-	b.emit(
-		asm.LoadMapPtr(asm.R1, m.peer.FD()),
+// toPeer counts non-TCP frames and redirects them and fast-path frames to
+// the other port through the devmap; without an entry there the frame is
+// dropped and counted.
+func (c *classifier) toPeer() {
+	c.label("non_tcp")
+	c.c(cntNonTCP)
+	c.label("to_peer")
+	c.emit(
+		asm.LoadMapPtr(asm.R1, c.m.peer.FD()),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.Mov.Imm(asm.R3, xdpDrop), // fallback action if the entry is missing
 		asm.FnRedirectMap.Call(),
 		asm.JNE.Imm(asm.R0, xdpRedirect, "peer_miss"),
 	)
-	c(cntToPeer)
-	b.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
-	b.label("peer_miss")
-	c(cntRedirectMiss)
-	b.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
+	c.c(cntToPeer)
+	c.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
+	c.label("peer_miss")
+	c.c(cntRedirectMiss)
+	c.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
+}
 
+// workerReasons counts each reason a frame goes to the engine, then joins
+// toXSK.
+func (c *classifier) workerReasons() {
 	for _, r := range []struct {
 		label string
 		slot  int
@@ -382,28 +432,29 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
 		{"all_to_xsk", cntAllToXSK}, {"icmp_error", cntICMPError},
 	} {
-		b.label(r.label)
-		c(r.slot)
-		b.emit(asm.Ja.Label("to_xsk"))
+		c.label(r.label)
+		c.c(r.slot)
+		c.emit(asm.Ja.Label("to_xsk"))
 	}
+}
 
-	// To the AF_XDP socket of the RX queue. If none is registered the frame
-	// is dropped (and counted): XDP_PASS would hand it to the appliance
-	// namespace's own stack, where a bump frame is lost anyway, and
-	// forwarding it past the engine would let a connection start without
-	// negotiation. A dropped SYN or segment is retransmitted by TCP.
-	b.label("to_xsk")
-	b.emit(
+// toXSK redirects to the AF_XDP socket of the RX queue. If none is
+// registered the frame is dropped (and counted): XDP_PASS would hand it to
+// the appliance namespace's own stack, where a bump frame is lost anyway,
+// and forwarding it past the engine would let a connection start without
+// negotiation. A dropped SYN or segment is retransmitted by TCP.
+func (c *classifier) toXSK() {
+	c.label("to_xsk")
+	c.emit(
 		asm.LoadMem(asm.R2, asm.R6, 16, asm.Word), // xdp_md.rx_queue_index
-		asm.LoadMapPtr(asm.R1, m.xsks.FD()),
+		asm.LoadMapPtr(asm.R1, c.m.xsks.FD()),
 		asm.Mov.Imm(asm.R3, xdpDrop),
 		asm.FnRedirectMap.Call(),
 		asm.JNE.Imm(asm.R0, xdpRedirect, "no_socket"),
 	)
-	c(cntToXSK)
-	b.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
-	b.label("no_socket")
-	c(cntNoSocket)
-	b.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
-	return b.insns
+	c.c(cntToXSK)
+	c.emit(asm.Mov.Imm(asm.R0, xdpRedirect), asm.Return())
+	c.label("no_socket")
+	c.c(cntNoSocket)
+	c.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
 }

@@ -3,7 +3,9 @@
 // whether the engine needs to see it (written with cilium/ebpf's asm
 // package, so building needs no C toolchain). Nothing above this package
 // knows about sockets, rings or BPF; all unsafe and x/sys/unix code of the
-// project stays here. The package is Linux-only.
+// project stays here. The package is Linux-only, but for the names of the
+// types it shares with the appliance (types.go: Desc, PortID, FlowKey),
+// which are defined in the portable packages bump and flow.
 //
 // # Sockets
 //
@@ -66,37 +68,36 @@
 // # The classifier
 //
 // [AttachBump] attaches one XDP program to each port of the bump
-// (docs/architecture.md §3). A program parses Ethernet, up to two VLAN tags (802.1Q
-// or 802.1ad), IPv4 (with its IHL) and IPv6 (TCP must follow the fixed
-// header directly), and then:
+// (docs/architecture.md §3). A program parses Ethernet, up to two VLAN tags
+// (802.1Q or 802.1ad), IPv4 (with its IHL) and IPv6 (TCP must follow the
+// fixed header directly), and gives each frame one of two verdicts:
 //
-//   - non-TCP frames (ARP, ICMP, UDP, ND, other ethertypes, IPv6 ESP) are
-//     redirected to the other port through a devmap (key 0 = other port),
-//     except ICMP error messages: ICMPv4 types 3, 4, 5, 11 and 12 and
-//     ICMPv6 types 1-4 go to the AF_XDP socket on either port
-//     (counted as ICMPError), because an error from the inside may quote up
-//     to 548 bytes of a segment the appliance delivered decrypted, and for
-//     an encrypted flow the engine must translate the sequence number a
-//     path MTU error quotes and lower the MTU by the frame overhead;
-//   - TCP frames without SYN, FIN or RST whose flow (this direction's
-//     [FlowKey]) is in the fast-path LRU map, which both ports share, go the
-//     same way;
-//   - everything else goes to the AF_XDP socket of the RX queue through the
-//     port's XSKMAP: SYNs, FINs and RSTs (so user space sees every
-//     connection start, end and reuse its tuple, even on the fast path),
-//     unknown flows, and every frame the program cannot classify with
-//     certainty (truncated headers, IPv4 fragments of TCP or ICMP, IPv6 with an
-//     extension header that may precede TCP, bad version or IHL, a third
-//     VLAN tag). The engine sees them and decides; a fragment
-//     carries no ports (or, if first, may belong to an encrypted flow), so
-//     only the engine can handle it correctly; a later fragment of an ICMP
-//     error shows no type and may hold the rest of a quote. Other IPv4
-//     fragments (UDP, ...) are non-TCP and go to the other port.
+//   - to the other port through a devmap (key 0 = other port): non-TCP
+//     frames, and TCP frames without SYN, FIN or RST whose flow (this
+//     direction's [FlowKey]) is in the fast-path LRU map, which both ports
+//     share;
+//   - to the AF_XDP socket of the RX queue through the port's XSKMAP:
+//     everything else. SYNs, FINs and RSTs (so user space sees every
+//     connection start, end and reuse of its tuple, even on the fast path),
+//     unknown flows, ICMP error messages (one from the inside may quote a
+//     segment the appliance delivered decrypted; for an encrypted flow the
+//     engine must translate the sequence number a path MTU error quotes and
+//     lower the MTU by the frame overhead), and every frame the program
+//     cannot classify with certainty: truncated headers, IPv4 fragments of
+//     TCP or ICMP (a later fragment shows no ports or ICMP type, a first one
+//     may belong to an encrypted flow or start a quote), IPv6 with an
+//     extension header that may precede TCP, a bad version or IHL, a third
+//     VLAN tag. Other IPv4 fragments (UDP, ...) are non-TCP.
 //
-// [Bump.SetFastPath](false) turns the first two rules off: a one-entry
-// config array map, read first by both programs, then sends every frame,
-// non-TCP included, to the AF_XDP socket (counted as AllToXSK), so user
-// space sees all traffic.
+// The rules in full, case by case, are the table in package
+// xsk/classifiertest; it is run against this program (with
+// BPF_PROG_TEST_RUN), the Go reference classifier of the fuzz target and
+// appliance's in-memory bump, so a rule is changed there first.
+//
+// [Bump.SetFastPath](false) (or [Bump.SetPortFastPath] for one port) sends
+// every frame arriving at a port, non-TCP included, to the AF_XDP socket
+// (counted as AllToXSK): a two-entry config array map, read first by both
+// programs, holds each port's switch, so user space sees all traffic.
 //
 // If no socket is registered for the queue the frame is dropped, not
 // passed: XDP_PASS would hand it to the appliance namespace's own stack,

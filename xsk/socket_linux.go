@@ -12,15 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Desc names one frame in a socket's UMEM: Addr is the offset of the first
-// byte of packet data, Len the number of bytes. A Desc is a plain value; the
-// frame it names is owned by exactly one party at a time (see the package
-// documentation and each method).
-type Desc struct {
-	Addr uint64
-	Len  uint32
-}
-
 // BindMode selects how Open binds the socket.
 type BindMode int
 
@@ -205,25 +196,49 @@ func open(ifindex int, o Options, zerocopy bool) (_ *Socket, err error) {
 			s.release()
 		}
 	}()
+	if err = s.registerUMEM(o); err != nil {
+		return nil, err
+	}
+	if err = s.mapRings(o); err != nil {
+		return nil, err
+	}
+	s.initFrames(o)
+	if err = s.bind(o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
+// registerUMEM maps the socket's UMEM and registers it (XDP_UMEM_REG).
+func (s *Socket) registerUMEM(o Options) (err error) {
 	s.umem, err = unix.Mmap(-1, 0, o.NumFrames*o.FrameSize, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, fmt.Errorf("xsk: mmap umem: %w", err)
+		return fmt.Errorf("xsk: mmap umem: %w", err)
 	}
 	reg := unix.XDPUmemReg{
 		Addr: uint64(uintptr(unsafe.Pointer(&s.umem[0]))),
 		Len:  uint64(len(s.umem)),
 		Size: uint32(o.FrameSize),
 	}
-	if err = setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-		return nil, fmt.Errorf("xsk: XDP_UMEM_REG: %w", err)
+	if err = setsockopt(s.fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+		return fmt.Errorf("xsk: XDP_UMEM_REG: %w", err)
 	}
+	return nil
+}
 
-	// The fill ring holds every RX frame and the completion ring every TX
-	// frame, so neither can ever be the reason a frame is stuck.
-	half := uint32(o.NumFrames / 2)
-	fqSize := max(uint32(o.RingSize), nextPow2(half))
+// fillRingSize is the size of the fill and completion rings: the fill ring
+// holds every RX frame and the completion ring every TX frame, so neither
+// can ever be the reason a frame is stuck.
+func fillRingSize(o Options) uint32 {
+	return max(uint32(o.RingSize), nextPow2(uint32(o.NumFrames/2)))
+}
+
+// mapRings sizes the four rings and maps them at the offsets the kernel
+// reports (XDP_MMAP_OFFSETS).
+func (s *Socket) mapRings(o Options) (err error) {
+	fd := s.fd
+	fqSize := fillRingSize(o)
 	for _, rs := range []struct {
 		opt  int
 		size uint32
@@ -234,26 +249,32 @@ func open(ifindex int, o Options, zerocopy bool) (_ *Socket, err error) {
 		{unix.XDP_TX_RING, uint32(o.RingSize)},
 	} {
 		if err = unix.SetsockoptInt(fd, unix.SOL_XDP, rs.opt, int(rs.size)); err != nil {
-			return nil, fmt.Errorf("xsk: ring sockopt %d: %w", rs.opt, err)
+			return fmt.Errorf("xsk: ring sockopt %d: %w", rs.opt, err)
 		}
 	}
 	var off unix.XDPMmapOffsets
 	if err = getsockopt(fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {
-		return nil, fmt.Errorf("xsk: XDP_MMAP_OFFSETS: %w", err)
+		return fmt.Errorf("xsk: XDP_MMAP_OFFSETS: %w", err)
 	}
 	if s.fill, err = mapAddrRing(fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, fqSize); err != nil {
-		return nil, fmt.Errorf("xsk: mmap fill ring: %w", err)
+		return fmt.Errorf("xsk: mmap fill ring: %w", err)
 	}
 	if s.comp, err = mapAddrRing(fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, fqSize); err != nil {
-		return nil, fmt.Errorf("xsk: mmap completion ring: %w", err)
+		return fmt.Errorf("xsk: mmap completion ring: %w", err)
 	}
 	if s.rx, err = mapDescRing(fd, unix.XDP_PGOFF_RX_RING, off.Rx, uint32(o.RingSize)); err != nil {
-		return nil, fmt.Errorf("xsk: mmap rx ring: %w", err)
+		return fmt.Errorf("xsk: mmap rx ring: %w", err)
 	}
 	if s.tx, err = mapDescRing(fd, unix.XDP_PGOFF_TX_RING, off.Tx, uint32(o.RingSize)); err != nil {
-		return nil, fmt.Errorf("xsk: mmap tx ring: %w", err)
+		return fmt.Errorf("xsk: mmap tx ring: %w", err)
 	}
+	return nil
+}
 
+// initFrames puts the first half of the frames (RX) on the fill ring and
+// the second half (TX) on the free list.
+func (s *Socket) initFrames(o Options) {
+	half := uint32(o.NumFrames / 2)
 	s.state = make([]uint8, o.NumFrames)
 	s.txFree = make([]uint32, 0, o.NumFrames-int(half))
 	for i := uint32(0); i < half; i++ {
@@ -266,22 +287,26 @@ func open(ifindex int, o Options, zerocopy bool) (_ *Socket, err error) {
 		s.txFree = append(s.txFree, i)
 	}
 	s.txFreeN.Store(int64(len(s.txFree)))
+}
 
+// bind binds the socket to its queue in zero-copy or copy mode, asking for
+// need-wakeup flags.
+func (s *Socket) bind(o Options) error {
 	flags := uint16(unix.XDP_USE_NEED_WAKEUP)
-	if zerocopy {
+	if s.zerocopy {
 		flags |= unix.XDP_ZEROCOPY
 	} else {
 		flags |= unix.XDP_COPY
 	}
-	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(o.Queue)}
-	if err = bindRetry(fd, sa); err != nil {
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(s.ifindex), QueueID: uint32(o.Queue)}
+	if err := bindRetry(s.fd, sa); err != nil {
 		mode := "copy"
-		if zerocopy {
+		if s.zerocopy {
 			mode = "zero-copy"
 		}
-		return nil, fmt.Errorf("xsk: %s bind ifindex %d queue %d: %w", mode, ifindex, o.Queue, err)
+		return fmt.Errorf("xsk: %s bind ifindex %d queue %d: %w", mode, s.ifindex, o.Queue, err)
 	}
-	return s, nil
+	return nil
 }
 
 // bindBusyWait bounds how long Open waits for a queue that is still busy.

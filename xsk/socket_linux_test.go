@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"golang.org/x/sys/unix"
 )
 
@@ -296,7 +297,8 @@ func newLoopPair(t testing.TB, opt Options) *loopPair {
 	sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	vethPair(t, ns, "l0", ns, "l1")
 	i0, i1 := ifindexIn(t, ns, "l0"), ifindexIn(t, ns, "l1")
-	lp := &loopPair{frame: ether(ethPIPv4, ipv4(ip4a, ip4b, 6, tcp(1, 2, tcpACK, make([]byte, 10)), ip4Opts{}))}
+	lp := &loopPair{frame: packettest.Frame{Src: packettest.HostA4, Dst: packettest.HostB4,
+		TCP: &packettest.TCP{SrcPort: 1, DstPort: 2, Flags: packettest.ACK, Payload: make([]byte, 10)}}.Bytes()}
 	err := inNetns(ns, func() (err error) {
 		if lp.bump, err = AttachBump(i0, i1, XDPAuto); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/cilium/ebpf"
+	"github.com/tcpinc/tcpinc/flow"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,39 +25,10 @@ type TupleMap struct {
 	path string
 }
 
-// tupleKey is a TupleMap key: addresses in network byte order (IPv4 in the
-// first 4 bytes), ports in host byte order, family 4 or 6.
-type tupleKey struct {
-	In, Out         [16]byte
-	InPort, OutPort uint16
-	Family          uint8
-	_               [3]byte
-}
-
-func makeTupleKey(in, out netip.AddrPort) tupleKey {
-	k := tupleKey{InPort: in.Port(), OutPort: out.Port(), Family: 6}
-	a, b := in.Addr().Unmap(), out.Addr().Unmap()
-	if a.Is4() {
-		k.Family = 4
-		a4, b4 := a.As4(), b.As4()
-		copy(k.In[:], a4[:])
-		copy(k.Out[:], b4[:])
-	} else {
-		k.In, k.Out = a.As16(), b.As16()
-	}
-	return k
-}
-
-func (k tupleKey) tuple() (in, out netip.AddrPort) {
-	var a, b netip.Addr
-	if k.Family == 4 {
-		a = netip.AddrFrom4([4]byte(k.In[:4]))
-		b = netip.AddrFrom4([4]byte(k.Out[:4]))
-	} else {
-		a, b = netip.AddrFrom16(k.In), netip.AddrFrom16(k.Out)
-	}
-	return netip.AddrPortFrom(a, k.InPort), netip.AddrPortFrom(b, k.OutPort)
-}
+// A TupleMap key is a flow.Key whose source is the inside end and whose
+// destination is the outside end (40 bytes: addresses in network byte
+// order, IPv4 in the first 4 bytes, ports in host byte order, family 4 or
+// 6).
 
 const bpfFSMagic = 0xcafe4a11
 
@@ -94,7 +66,7 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 	}
 	if old != nil {
 		// Carry the entries over, then take the old pin's place.
-		var k tupleKey
+		var k flow.Key
 		var v uint64
 		it := old.Iterate()
 		for it.Next(&k, &v) {
@@ -144,13 +116,13 @@ func (t *TupleMap) Path() string { return t.path }
 
 // Put sets the tuple's value.
 func (t *TupleMap) Put(in, out netip.AddrPort, v int64) error {
-	k := makeTupleKey(in, out)
+	k := flow.KeyFrom(in, out)
 	return t.m.Update(&k, uint64(v), ebpf.UpdateAny)
 }
 
 // Delete removes the tuple; an absent one is not an error.
 func (t *TupleMap) Delete(in, out netip.AddrPort) error {
-	k := makeTupleKey(in, out)
+	k := flow.KeyFrom(in, out)
 	if err := t.m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return err
 	}
@@ -159,11 +131,11 @@ func (t *TupleMap) Delete(in, out netip.AddrPort) error {
 
 // Entries calls fn with every entry.
 func (t *TupleMap) Entries(fn func(in, out netip.AddrPort, v int64)) error {
-	var k tupleKey
+	var k flow.Key
 	var v uint64
 	it := t.m.Iterate()
 	for it.Next(&k, &v) {
-		in, out := k.tuple()
+		in, out := k.AddrPorts()
 		fn(in, out, int64(v))
 	}
 	return it.Err()

@@ -19,6 +19,7 @@ type collector struct {
 	flows                         *prometheus.Desc
 	handshakes, fallbacks, drops  *prometheus.Desc
 	fragments                     *prometheus.Desc
+	events                        *prometheus.Desc
 	authFailures, rekeys, resumes *prometheus.Desc
 	initRetransmit, dupACKs       *prometheus.Desc
 	strayResets                   *prometheus.Desc
@@ -46,6 +47,7 @@ func newCollector(src Source) *collector {
 		fallbacks:       d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
 		drops:           d("drops_total", "Frames dropped, by reason.", "reason"),
 		fragments:       d("fragments_total", "IP fragments (and datagrams) by engine decision or drop reason: passed, held, reassembled, overlap, timeout, ...", "event"),
+		events:          d("engine_events_total", "The engine's other events: challenge ACKs, packet-too-big translated, frames retransmitted, keep-alives, ...", "event"),
 		authFailures:    d("auth_failures_total", "Frames that failed AEAD authentication; each aborts its connection (RFC 8548 §4.2)."),
 		rekeys:          d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
 		resumes:         d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
@@ -69,7 +71,7 @@ func newCollector(src Source) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
-		c.handshakes, c.fallbacks, c.drops, c.authFailures, c.rekeys, c.resumes,
+		c.handshakes, c.fallbacks, c.drops, c.fragments, c.events, c.authFailures, c.rekeys, c.resumes,
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
 	} {
@@ -106,6 +108,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	byLabel(c.fallbacks, counter, s.Fallbacks)
 	byLabel(c.drops, counter, s.Drops)
 	byLabel(c.fragments, counter, s.Fragments)
+	byLabel(c.events, counter, s.Events)
 	m(c.authFailures, counter, float64(s.AuthFailures))
 	m(c.rekeys, counter, float64(s.Rekeys))
 	m(c.resumes, counter, float64(s.Resumptions))

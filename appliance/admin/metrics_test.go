@@ -87,6 +87,9 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_handshakes_total", []string{"result", "failed"}, 2, C},
 		{"tcpinc_fallbacks_total", []string{"reason", "no_eno_in_synack"}, 15, C},
 		{"tcpinc_drops_total", []string{"reason", "no_tx_frame"}, 3, C},
+		{"tcpinc_fragments_total", []string{"event", "reassembled"}, 8, C},
+		{"tcpinc_engine_events_total", []string{"event", "challenge_acks"}, 9, C},
+		{"tcpinc_engine_events_total", []string{"event", "ptb_translated"}, 2, C},
 		{"tcpinc_auth_failures_total", nil, 1, C},
 		{"tcpinc_rekeys_total", nil, 5, C},
 		{"tcpinc_resumptions_total", nil, 11, C},
@@ -169,8 +172,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 26 {
-		t.Errorf("%d tcpinc families, want 26: %v", len(names), names)
+	if len(names) != 28 {
+		t.Errorf("%d tcpinc families, want 28: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

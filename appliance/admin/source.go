@@ -124,6 +124,7 @@ type Counters struct {
 	Fallbacks      map[string]uint64 // by reason
 	Drops          map[string]uint64 // by reason
 	Fragments      map[string]uint64 // IP fragments and datagrams, by engine decision or drop reason
+	Events         map[string]uint64 // the engine's other event counts, by name (challenge_acks, ptb_translated, ...)
 	AuthFailures   uint64            // frames that failed AEAD authentication (TC-47)
 	Rekeys         uint64
 	Resumptions    uint64

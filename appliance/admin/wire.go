@@ -79,6 +79,7 @@ type CountersDoc struct {
 	Fallbacks      map[string]uint64          `json:"fallbacks"`
 	Drops          map[string]uint64          `json:"drops"`
 	Fragments      map[string]uint64          `json:"fragments"`
+	Events         map[string]uint64          `json:"events"`
 	AuthFailures   uint64                     `json:"auth_failures"`
 	Rekeys         uint64                     `json:"rekeys"`
 	Resumptions    uint64                     `json:"resumptions"`
@@ -227,6 +228,7 @@ func countersDoc(c *Counters) CountersDoc {
 		Fallbacks:      nonNil(c.Fallbacks),
 		Drops:          nonNil(c.Drops),
 		Fragments:      nonNil(c.Fragments),
+		Events:         nonNil(c.Events),
 		AuthFailures:   c.AuthFailures,
 		Rekeys:         c.Rekeys,
 		Resumptions:    c.Resumptions,

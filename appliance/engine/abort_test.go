@@ -149,3 +149,50 @@ func TestStrayRSTBadChecksumDropped(t *testing.T) {
 		t.Fatalf("checksum drops = %d, want 1", n)
 	}
 }
+
+// A bad Init1 (wrong magic) from the far side aborts the connection at
+// host B: RST to both, handshake failure counted (TC-D, docs/protocol.md §9).
+func TestBadInitAborts(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	bad := make([]byte, 75)
+	copy(bad, unhex("deadbeef0000004b"))
+	toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, append(tsOpt(2, 2), 69, 2), bad))
+	var rstIn, rstOut bool
+	for _, f := range toIn {
+		rstIn = rstIn || parse(t, f).flags&rstF != 0
+	}
+	for _, f := range toOut {
+		rstOut = rstOut || parse(t, f).flags&rstF != 0
+	}
+	if !rstIn || !rstOut || gb.e.Counters().HandshakeFailures.Load() != 1 || gb.e.NumFlows() != 0 {
+		t.Fatalf("bad Init: RST in %v out %v, failures %d", rstIn, rstOut, gb.e.Counters().HandshakeFailures.Load())
+	}
+}
+
+// Nothing of an encrypted connection leaves in plaintext by a side door: an
+// RST from the inside host loses its payload, a malformed frame and a bad
+// TCP fragment from the inside are dropped (found by FuzzScript).
+func TestNoPlaintextSideDoors(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	// A first fragment of 6 data bytes (not a multiple of 8: no valid
+	// fragment) is dropped; the datagram is not reassembled either.
+	frag := tcpFrame(addrA, addrB, 1, 1, ackF, 1, nil, []byte("MARKER"))
+	frag[12+2+6] |= 0x20 // IPv4 MF: a first fragment
+	frag[12+2+10], frag[12+2+11] = 0, 0
+	if v := pr.ga.e.Handle(0, Inside, frag, pr.ga.tx); v != Dropped || pr.ga.e.Counters().Drops[DropFragment].Load() != 1 {
+		t.Fatalf("fragment: %v", v)
+	}
+	toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, rstF|ackF, 0, nil, []byte("MARKER in an RST")))
+	none(t, "inside", toIn)
+	if r := one(t, "RST on the wire", toOut); len(r.payload) != 0 || r.flags&rstF == 0 || r.seq != isnA+1+75 {
+		t.Fatalf("RST: %+v", r)
+	}
+	bad := tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF, 1, nil, []byte("MARKER"))
+	bad[14+20+12] = 0x40 // TCP data offset 4 words: malformed
+	if v := pr.ga.e.Handle(0, Inside, bad, pr.ga.tx); v != Dropped || pr.ga.e.Counters().Drops[DropMalformed].Load() != 1 {
+		t.Fatalf("malformed: %v", v)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // Segments an attacker off the path can forge (any numbers, the 4-tuple
@@ -411,4 +413,93 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 	// b accepts the new connection: the tuple is the plain connection's.
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 777, h.aNext+1001, synF|ackF, 65160, synOpts(1460, pr.tsB+1), nil))
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
+}
+
+// A far side that ignores the window the appliance advertises (the host
+// behind G_A here sends on although b acknowledges nothing) must not make
+// G_B keep state without bound: every frame delivered to b stays in G_B's
+// frame map until b acknowledges it, the map has no cap of its own, and
+// the window G_B advertises is all that bounds it for a well-behaved
+// sender (the plaintext kept for re-delivery is capped, not the frames).
+// Data beyond the window is dropped, as TCP drops it (RFC 9293 §3.10.7.4).
+func TestPeerIgnoringWindowBounded(t *testing.T) {
+	pr := handshake(t)
+	cfg := pr.gb.e.Config()
+	cfg.DeliverBytes = 4096
+	if err := pr.gb.e.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := newHosts()
+	delivered := 0
+	for i := 0; i < 200; i++ {
+		atB, _ := pr.toB(pr.aSends(&h, make([]byte, 1000), pshF))
+		for _, s := range atB {
+			delivered += len(s.payload)
+		}
+	}
+	var f *flow
+	for _, g := range pr.gb.e.list {
+		f = g
+	}
+	limit := 4096 + tcpcrypt.MaxFrameLen
+	if delivered > limit || f.rcv.frames.n > limit/tcpcrypt.Overhead {
+		t.Fatalf("b got %d bytes, G_B holds %d frames, with nothing acknowledged and a %d-byte cap", delivered, f.rcv.frames.n, cfg.DeliverBytes)
+	}
+	if pr.gb.e.Counters().Drops[DropOutOfWindow].Load() == 0 {
+		t.Fatal("no out-of-window drops counted")
+	}
+}
+
+// During the handshake an RST from the outside removed the flow whatever its
+// numbers, and a SYN-ACK for a tuple without a flow went on unchanged. So a
+// blind attacker knowing the 4-tuple could send one RST while the inside
+// host waited for the SYN-ACK: the far side's SYN-ACK then reached the host
+// untracked and the connection ran in plain TCP, even to a prefix whose
+// policy requires encryption. An RST in SYN-SENT must acknowledge the SYN
+// (RFC 9293 §3.10.7.3), one in SYN-RECEIVED must sit at the expected
+// sequence number; and a SYN-ACK of an untracked connection to a require
+// prefix is dropped.
+func TestBlindRSTInHandshake(t *testing.T) {
+	pol := []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: pol})
+	gb := newGW(t, Config{TEPs: testTEPs})
+	_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, out[0])
+	// Blind RSTs: no ACK, and an ACK that does not acknowledge the SYN.
+	for _, r := range [][]byte{
+		tcpFrame(addrB, addrA, 12345, 0, rstF, 0, nil, nil),
+		tcpFrame(addrB, addrA, 12345, isnA+77, rstF|ackF, 0, nil, nil),
+	} {
+		if toIn, _ := ga.push(Outside, r); len(toIn) != 0 {
+			t.Fatal("a blind RST reached the host")
+		}
+	}
+	if ga.e.NumFlows() != 1 {
+		t.Fatal("a blind RST removed the flow")
+	}
+	_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	toIn, _ := ga.push(Outside, out[0])
+	if s := one(t, "SYN-ACK to a", toIn); option(s.opts, 69) != nil {
+		t.Fatalf("SYN-ACK to a: %+v", s)
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("flow %+v", fi)
+	}
+	// B's side: an RST at the wrong sequence number in SYN-RECEIVED.
+	if toIn, _ := gb.push(Outside, tcpFrame(addrA, addrB, isnA+5000, 0, rstF, 0, nil, nil)); len(toIn) != 0 || gb.e.NumFlows() != 1 {
+		t.Fatal("a blind RST went through G_B")
+	}
+	// A SYN-ACK for a tuple the engine has no record of, from a require
+	// prefix: dropped.
+	g := newGW(t, Config{TEPs: testTEPs, Policies: pol})
+	if v := g.e.Handle(0, Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil), g.tx); v != Dropped {
+		t.Fatalf("untracked SYN-ACK from a require prefix: %v", v)
+	}
+	// The genuine RST acknowledging the SYN still ends the handshake.
+	g2 := newGW(t, Config{TEPs: testTEPs})
+	g2.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	toIn, _ = g2.push(Outside, tcpFrame(addrB, addrA, 0, isnA+1, rstF|ackF, 0, nil, nil))
+	if one(t, "RST to a", toIn); g2.e.NumFlows() != 0 {
+		t.Fatal("the genuine RST did not end the flow")
+	}
 }

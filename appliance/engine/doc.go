@@ -149,4 +149,50 @@
 // back. Counters are atomics the admin API reads at any time; Flows gives
 // snapshots between batches. The steady-state data path does not allocate
 // (TestSteadyStateAllocs).
+//
+// # Files
+//
+// One frame's way through the engine reads top to bottom across these
+// files: engine.go decodes it and picks the flow (Handle), then
+//   - from the far side R: inbound.go (fromOutside; acceptance.go checks the
+//     segment first, wireAccept), which reassembles the wire stream, opens
+//     frames (consume, deliver) and hands the plaintext to custody.go, from
+//     where output.go sends it to L (sendPlain, send) through the segment
+//     templates of wire.go;
+//   - from the inside host L: outbound.go (fromInside, hostSegment), which
+//     seals host data into frames kept in the store (sealNew) and sends them
+//     through output.go (sendWire, sendStored).
+//
+// By concern:
+//
+//	engine.go      the Engine: New, Reconfigure, Handle (decode, dispatch),
+//	               poll (finished pool work), strays and quoted ICMP errors
+//	config.go      Config, policies, defaults
+//	flow.go        the per-flow record (both directions' state, frame queues),
+//	               window scaling and timestamps
+//	table.go       records come and go: newFlow, reclaim, closeCheck, kill,
+//	               abort, remove
+//	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, option rewriting, plain records
+//	require.go     the require policy: resets where negotiation fails
+//	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),
+//	               a new connection on an old tuple (RFC 6191)
+//	kex.go         the key exchange: Init messages, the session on the pool,
+//	               resumption
+//	rekey.go       rekeying by bytes or time, answers to the peer's rekey
+//	keylog.go      session keys to Deps.KeyLog
+//	inbound.go     the data path from R: reassembly, frame decoding, delivery
+//	               to L, duplicates, R's FIN and RST
+//	outbound.go    the data path from L: sealing, data before the keys,
+//	               retransmissions from the store, L's RST, keep-alives
+//	custody.go     partial-frame custody, plaintext waiting for L's window
+//	output.go      every segment the engine builds: data and ACKs to L,
+//	               stored wire bytes and ACKs to R, resets; send
+//	wire.go        segment templates, options, a segment's parsed options
+//	seq.go         the only 32-bit sequence arithmetic
+//	ring.go        the byte rings and held spans
+//	timers.go      Tick and each flow's timers (tickFlow)
+//	pmtu.go        path MTU: packet-too-big from either side
+//	frag.go        IP fragments of negotiated connections
+//	flood.go       the memory budget, the embryonic list, SYN shedding
+//	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts
 package engine

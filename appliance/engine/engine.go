@@ -10,18 +10,17 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// PortID names the appliance's two ports.
-type PortID uint8
+// PortID names the appliance's two ports (the workers' bump.PortID).
+type PortID = bump.PortID
 
 const (
-	Inside  PortID = 0 // toward the protected hosts
-	Outside PortID = 1 // toward the untrusted network
+	Inside  = bump.Inside  // toward the protected hosts
+	Outside = bump.Outside // toward the untrusted network
 )
-
-func (p PortID) other() PortID { return 1 - p }
 
 // TxSink is one port's transmit side as the worker lends it to the engine
 // for one call: Buffer returns a free frame buffer (nil when none is free),
@@ -94,6 +93,10 @@ type Deps struct {
 	// encrypted connection and key generation, with the keys: for
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
+	// MTU is the largest IP packet both ports carry: the smaller port MTU,
+	// and no more than a TX frame holds. No segment the engine builds is
+	// larger, whatever MSS the hosts announce (mss.go). 0: no limit.
+	MTU int
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -135,6 +138,7 @@ type Counters struct {
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
+	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	Drops                                               [NumDropReasons]atomic.Uint64
 
@@ -195,7 +199,6 @@ type Engine struct {
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
-	closed    []*flow
 	neg       *NegotiatedSet
 	frags     fragTable
 	mem       *Memory
@@ -247,7 +250,7 @@ func (e *Engine) Counters() *Counters { return &e.c }
 func (e *Engine) Config() Config { return e.cfg }
 
 // Reconfigure replaces the configuration while the engine runs (it
-// implements appliance.Reconfigurer). Call it on the worker's goroutine
+// implements control.Reconfigurer). Call it on the worker's goroutine
 // between two calls of Handle or Tick. cfg is checked as New checks it; on
 // an error nothing changes, else all of it applies at once:
 //   - new connections use all of it: TEPs, AEADs, policies, caps, rekey
@@ -294,9 +297,17 @@ func (e *Engine) drop(r int) Verdict {
 // Handle processes one frame received at port from. now is monotonic
 // nanoseconds. tx are the two ports' sinks, indexed by PortID.
 func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verdict {
+	e.pkt.Decode(frame) // HandlePacket looks at the outcome
+	return e.HandlePacket(now, from, &e.pkt, tx)
+}
+
+// HandlePacket is Handle for a frame the caller has decoded already, so
+// that a worker parses each frame once: p holds the decoding (Decode's
+// outcome in p.Err). The engine may rewrite p's frame in place
+// (ForwardInPlace) and keeps no reference to p after the call.
+func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 	e.poll(now, tx)
-	p := &e.pkt
-	if err := p.Decode(frame); err != nil {
+	if p.Err() != nil {
 		// Malformed: it could be part of an encrypted connection that the
 		// far end would still accept, so it must not leave as it is.
 		return e.drop(DropMalformed)
@@ -304,25 +315,10 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	if p.IsFragment() {
 		// Reassembled for a flow the engine handles, else passed
 		// (frag.go); a fragmented ICMP error is decided there too.
-		return e.fragment(now, from, tx)
+		return e.fragment(now, from, p, tx)
 	}
-	if p.IsICMP() && from == Outside && p.IsPathMTU() {
-		return e.handlePTB(p)
-	}
-	if p.IsICMP() && from == Inside {
-		// An ICMP error about a segment the appliance delivered quotes
-		// decrypted plaintext (Linux quotes up to 548 bytes); one about
-		// a host segment quotes what was never sent as such. Neither may
-		// leave; the far side's path is the far appliance's business. A
-		// packet-too-big still lowers what the appliance sends L.
-		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
-			if p.IsPathMTU() {
-				return e.insidePTB(f, p, tx)
-			}
-			return e.drop(DropICMPQuote)
-		} else if f == nil && e.quotedNegotiated(p) {
-			return e.drop(DropICMPQuote) // about a segment a previous run delivered
-		}
+	if p.IsICMP() {
+		return e.icmp(now, from, p, tx)
 	}
 	if !p.IsTCP() {
 		return Passthrough
@@ -377,37 +373,41 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	return e.fromOutside(now, f, p, tx)
 }
 
-// sweepEvery is the granularity of the engine's timers.
-const sweepEvery = int64(10 * time.Millisecond)
-
-// Tick runs timers: Init retransmission, rekeying by time, expiry, and the
-// completions of public-key work. Call it between batches.
-func (e *Engine) Tick(now int64, tx [2]TxSink) {
-	e.poll(now, tx)
-	e.fragExpire(now)
-	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
-	// table at most every sweepEvery, however often the worker ticks.
-	if now < e.nextSweep {
+// poll collects finished public-key work and retries refused submissions.
+func (e *Engine) poll(now int64, tx [2]TxSink) {
+	if e.client == nil {
 		return
 	}
-	e.nextSweep = now + sweepEvery
-	// Visit a slice of the table per sweep so that one sweep costs little
-	// however many flows there are: every flow comes round within
-	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
-	n := max(len(e.list)/sweepRounds+1, 256)
-	for i := 0; i < n && len(e.list) > 0; i++ {
-		if e.cursor >= len(e.list) {
-			e.cursor = 0
+	for {
+		n := e.client.Poll(e.jobs[:])
+		for i := 0; i < n; i++ {
+			j := &e.jobs[i]
+			f := j.Arg.(*flow)
+			j.Arg = nil
+			f.kexBusy = false
+			if f.state != stKex || f.id != j.Token {
+				continue
+			}
+			if j.Err != nil {
+				f.sessErr = j.Err
+			}
+			e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
+			f.sessOut, f.sessErr = nil, nil
 		}
-		f := e.list[e.cursor]
-		e.tickFlow(now, f, tx)
-		if f.state != stDead {
-			e.cursor++
-		} // else remove swapped another flow into this slot
+		if n < len(e.jobs) {
+			break
+		}
+	}
+	if len(e.retry) > 0 {
+		rs := e.retry
+		e.retry = nil // startSession may append: do not share rs's array
+		for _, f := range rs {
+			if f.state == stKex && f.kexWant {
+				e.startSession(now, f, tx)
+			}
+		}
 	}
 }
-
-const sweepRounds = 20
 
 // Flows calls fn with a snapshot of every flow. Call it between batches,
 // on the worker's goroutine.
@@ -512,8 +512,33 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	e.opts.reset()
 	e.send(tx[from], &t, &s, nil)
 	if len(p.Payload()) > 0 || fl&packet.FlagFIN != 0 {
-		e.send(tx[from.other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
+		e.send(tx[from.Other()], &probe, &seg{seq: p.Seq() + 1<<31, ack: p.Ack(), flags: packet.FlagACK, win: p.Window()}, nil)
 	}
+}
+
+// icmp handles an ICMP message: a packet-too-big from the outside may be
+// about our wire segments (pmtu.go); an error from the inside about a
+// negotiated connection never leaves.
+func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	if from == Outside && p.IsPathMTU() {
+		return e.handlePTB(now, p)
+	}
+	if from == Inside {
+		// An ICMP error about a segment the appliance delivered quotes
+		// decrypted plaintext (Linux quotes up to 548 bytes); one about
+		// a host segment quotes what was never sent as such. Neither may
+		// leave; the far side's path is the far appliance's business. A
+		// packet-too-big still lowers what the appliance sends L.
+		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+			if p.IsPathMTU() {
+				return e.insidePTB(now, f, p, tx)
+			}
+			return e.drop(DropICMPQuote)
+		} else if f == nil && e.quotedNegotiated(p) {
+			return e.drop(DropICMPQuote) // about a segment a previous run delivered
+		}
+	}
+	return Passthrough
 }
 
 // quotedTuple returns the source and destination of the TCP segment an ICMP
@@ -560,4 +585,34 @@ func (e *Engine) quotedFlow(p *packet.Packet) *flow {
 		return f
 	}
 	return e.flows[flowKey{in: b, out: a}]
+}
+
+// EachEvent calls fn with the name and value of every counter of c that the
+// admin API has no field of its own for (tcpinc_engine_events_total).
+func (c *Counters) EachEvent(fn func(name string, n uint64)) {
+	for _, ev := range []struct {
+		name string
+		n    *atomic.Uint64
+	}{
+		{"flows", &c.Flows},
+		{"flows_capped", &c.FlowsCapped},
+		{"flows_reclaimed", &c.FlowsReclaimed},
+		{"aborts", &c.Aborts},
+		{"rekeys_answered", &c.RekeysAnswered},
+		{"frame_retransmits", &c.FrameRetransmits},
+		{"acks_suppressed", &c.AcksSuppressed},
+		{"acks_originated", &c.AcksOriginated},
+		{"redelivered", &c.Redelivered},
+		{"keepalives", &c.KeepAlives},
+		{"urg_stripped", &c.URGStripped},
+		{"ptb_translated", &c.PTBTranslated},
+		{"ptb_inside", &c.PTBInside},
+		{"pmtu_expired", &c.PMTUExpired},
+		{"prekey_queued", &c.PreKeyQueued},
+		{"challenge_acks", &c.ChallengeACKs},
+		{"key_gen_inline", &c.KeyGenInline},
+		{"pool_retries", &c.PoolRetries},
+	} {
+		fn(ev.name, ev.n.Load())
+	}
 }

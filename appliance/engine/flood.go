@@ -156,9 +156,6 @@ func (e *Engine) releaseBufs(f *flow) {
 	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
 }
 
-// embryonic reports whether the state is one of a handshake.
-func embryonic(state uint8) bool { return state >= stSynSent && state <= stKex }
-
 // embJoin puts a new handshake at the tail of the embryonic list.
 func (e *Engine) embJoin(f *flow) {
 	if f.embIn {

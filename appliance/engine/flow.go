@@ -134,6 +134,8 @@ type flow struct {
 	mssL, mssR uint16
 	pmssL      uint16 // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
 	pmssR      uint16 // the same toward R, from the outside
+	pmtuAt     int64  // when a packet-too-big last lowered pmssL or pmssR
+	capMSS     uint16 // the largest segment the ports carry, 0 if no cap (mss.go)
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
@@ -180,30 +182,6 @@ type flow struct {
 	bytesIn, bytesOut, pktsIn, pktsOut uint64
 
 	keyLogNext uint64 // the first key generation not yet given to Deps.KeyLog
-}
-
-func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
-	e.nextID++
-	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
-	f.enc.finH, f.enc.finW = -1, -1
-	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
-	f.mssL, f.mssR = 536, 536
-	f.lastHostAck = -1 // L has had no ACK from us yet
-	if k.in.Addr().Is6() {
-		f.mssL, f.mssR = 1220, 1220
-	}
-	f.setCaps(&e.cfg)
-	f.enc.store.mem, f.enc.pre.mem, f.rcv.reasm.mem, f.rcv.plain.mem = e.mem, e.mem, e.mem, e.mem
-	f.enc.frames.mem, f.rcv.frames.mem = e.mem, e.mem
-	if old := e.flows[k]; old != nil {
-		old.prev = nil // the caller decides what becomes of it
-		e.remove(old)
-	}
-	e.flows[k] = f
-	f.idx = len(e.list)
-	e.list = append(e.list, f)
-	e.c.Flows.Add(1)
-	return f
 }
 
 // setCaps sets the flow's buffer caps. A ring already larger than its new
@@ -327,4 +305,14 @@ func (f *flow) tsToL(o *tcpOpts, hostEcho bool) {
 		ecr = f.ecrR
 	}
 	o.ts(f.tsR, ecr)
+}
+
+// newerTS keeps the later of two TSvals (serial arithmetic): segments the
+// appliance builds must never go back in time, or the host's PAWS check
+// (RFC 7323 §5) would drop them after a reordered segment.
+func newerTS(cur, v uint32) uint32 {
+	if int32(v-cur) > 0 {
+		return v
+	}
+	return cur
 }

@@ -162,9 +162,8 @@ func fragKeyOf(p *packet.Packet, fr packet.Fragment) fragKey {
 	return k
 }
 
-// fragment handles an IP fragment; e.pkt holds it decoded.
-func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
-	p := &e.pkt
+// fragment handles an IP fragment, p its decoding.
+func (e *Engine) fragment(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
 	fr, ok := p.Fragment()
 	if !ok {
 		return e.drop(DropMalformed)
@@ -228,8 +227,8 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 	v := e.fragDecide(now, k, d, from, p, fr, tx)
 	complete := false
 	if d.state == fragPass || d.state == fragDrop {
-		// (e.pkt still holds the first fragment: only a reassembly
-		// replaces it.)
+		// (p still holds the first fragment: only a reassembly, which
+		// Handle decodes into e.pkt, may replace it.)
 		complete = d.prog.Add(fr, p.End()-fr.Data)
 	}
 	for _, h := range held {
@@ -242,7 +241,7 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 			e.fragAdd(now, k, d, &hp, hf, tx)
 			continue
 		}
-		if d.state == fragPass && e.sendCopy(tx[h.from.other()], h.b) {
+		if d.state == fragPass && e.sendCopy(tx[h.from.Other()], h.b) {
 			e.c.Frag[FragPassed].Add(1)
 		} else {
 			e.c.Frag[FragDiscarded].Add(1)
@@ -260,8 +259,8 @@ func (e *Engine) fragment(now int64, from PortID, tx [2]TxSink) Verdict {
 	return v
 }
 
-// fragDecide settles a datagram's fate from its first fragment (in e.pkt,
-// which it may clobber) and returns the first fragment's verdict.
+// fragDecide settles a datagram's fate from its first fragment (p, which
+// it may clobber when p is e.pkt) and returns the first fragment's verdict.
 func (e *Engine) fragDecide(now int64, k fragKey, d *fragDgram, from PortID, p *packet.Packet, fr packet.Fragment, tx [2]TxSink) Verdict {
 	switch {
 	case p.IsTCP():

@@ -554,3 +554,35 @@ func TestAtomicFragment(t *testing.T) {
 		t.Fatalf("encrypted atomic fragment: b got %d bytes, %d datagrams tracked", len(got), len(ga.e.frags.m))
 	}
 }
+
+// A TCP fragment from the outside skipped the engine and went to the inside
+// host as it came: a first fragment carrying a forged segment of an
+// encrypted connection (host sequence numbers are easy to work out from the
+// frame lengths on the wire) would, once the host reassembled it, put
+// unauthenticated bytes into the stream. Fragments of a negotiated
+// connection are reassembled by the engine (frag.go), never passed: this
+// forged one never completes and is discarded at the timeout; those of
+// other connections still pass.
+func TestOutsideFragmentOfEncryptedFlowDropped(t *testing.T) {
+	pr := handshake(t)
+	mk := func(src netip.AddrPort, id uint16) []byte {
+		frag := packettest.Frame{Src: src.Addr(), Dst: addrA.Addr(), MoreFragments: true, TCP: &packettest.TCP{
+			SrcPort: src.Port(), DstPort: addrA.Port(), Seq: isnB + 1, Ack: isnA + 1, Flags: ackF | pshF,
+			Window: 1000, Payload: []byte("INJECTED....")}}.Bytes()
+		binary.BigEndian.PutUint16(frag[14+4:], id)
+		frag[14+10], frag[14+11] = 0, 0
+		binary.BigEndian.PutUint16(frag[14+10:], packet.Checksum(frag[14:34], 0))
+		return frag
+	}
+	if v := pr.ga.e.Handle(0, Outside, mk(addrB, 1), pr.ga.tx); v != Consumed {
+		t.Fatalf("first fragment of the encrypted flow: verdict %v", v)
+	}
+	pr.ga.tick(int64(6 * time.Second))
+	if n := len(pr.ga.in.take()) + len(pr.ga.out.take()); n != 0 || pr.ga.e.Counters().Frag[FragTimeout].Load() != 1 {
+		t.Fatalf("%d frames left, %d timeouts", n, pr.ga.e.Counters().Frag[FragTimeout].Load())
+	}
+	other := netip.AddrPortFrom(addrB.Addr(), 81)
+	if v := pr.ga.e.Handle(0, Outside, mk(other, 2), pr.ga.tx); v != Passthrough {
+		t.Fatalf("first fragment of an unknown flow: verdict %v", v)
+	}
+}

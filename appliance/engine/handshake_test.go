@@ -266,3 +266,110 @@ func TestLookupAndNames(t *testing.T) {
 		}
 	}
 }
+
+// synAckToA runs a's SYN through G_A and G_B and b's SYN-ACK through G_B,
+// returning the SYN-ACK as it leaves G_B (with G_B's ENO answer).
+func synAckToA(t *testing.T) (ga, gb *gw, synack segv) {
+	ga = newGW(t, Config{TEPs: testTEPs})
+	gb = newGW(t, Config{TEPs: testTEPs})
+	_, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1000), nil))
+	gb.push(Outside, one(t, "SYN", toOut).frame())
+	_, toOut = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5000), nil))
+	return ga, gb, one(t, "SYN-ACK", toOut)
+}
+
+// RFC 8547 §4.7 (docs/protocol.md §4): tcpcrypt defines no SYN data, so the data
+// of a SYN-ACK carrying ENO is discarded, never acknowledged; here it would
+// reach the inside host unauthenticated (DESIGN §2: garbage never reaches
+// a host), first with the SYN-ACK that negotiates, then with a repeat.
+func TestSYNACKDataNeverDelivered(t *testing.T) {
+	ga, _, sa := synAckToA(t)
+	sa.payload = []byte("UNAUTHENTICATED")
+	toIn, toOut := ga.push(Outside, sa.frame())
+	none(t, "G_A SYN-ACK outside", toOut)
+	s := one(t, "SYN-ACK to a", toIn)
+	if len(s.payload) != 0 || s.flags != synF|ackF || s.seq != isnB || s.ack != isnA+1 || mss(s.opts) != 1440 {
+		t.Fatalf("SYN-ACK to a: %+v", s)
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("flow %+v", fi)
+	}
+	// The far side repeats it (our third segment was lost): the same.
+	toIn, _ = ga.push(Outside, sa.frame())
+	if s := one(t, "repeated SYN-ACK to a", toIn); len(s.payload) != 0 || s.flags != synF|ackF {
+		t.Fatalf("repeated SYN-ACK to a: %+v", s)
+	}
+}
+
+// The inside host's SYN-ACK with data (Fast Open) went out with our ENO
+// option and the host's plaintext in it: SYN data the far side must discard
+// (RFC 8547 §4.7), in a connection being encrypted, at wire offsets where
+// Init2 goes next. The data is left out (the host sends it again, framed,
+// after the handshake), first time and on a repeat.
+func TestHostSYNACKDataNotNegotiated(t *testing.T) {
+	for _, repeat := range []bool{false, true} {
+		g := newGW(t, Config{TEPs: testTEPs})
+		syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+		g.push(Outside, syn)
+		sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil)
+		if repeat {
+			_, out := g.push(Inside, sa)
+			one(t, "SYN-ACK", out)
+		}
+		sa = tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), []byte("HOSTDATA"))
+		_, out := g.push(Inside, sa)
+		s := one(t, "SYN-ACK with data", out)
+		if len(s.payload) != 0 || option(s.opts, 69) == nil || s.flags != synF|ackF || s.seq != isnB {
+			t.Fatalf("repeat %v: SYN-ACK on the wire %+v", repeat, s)
+		}
+		if fi := flowInfo(t, g.e); fi.State != "syn-ack-sent" {
+			t.Fatalf("repeat %v: flow %+v", repeat, fi)
+		}
+	}
+}
+
+// A SYN with two ENO options counts as none (ENO-6): G_B does not answer
+// as host B and the connection stays plain.
+func TestTwoENOOptionsInSYN(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23, 69, 3, 0x24), nil)
+	if v := gb.e.Handle(0, Outside, syn, gb.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	if fi := flowInfo(t, gb.e); fi.State != "plain" || gb.e.Counters().Fallbacks[FallbackNoENO].Load() != 1 {
+		t.Fatalf("flow %+v", fi)
+	}
+}
+
+// Role clash: the SYN-ACK's option has b = 0 like ours (ENO-30): plain TCP.
+func TestRoleClash(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, append(synOpts(1460, 2), 69, 3, 0x23), nil)
+	if v := ga.e.Handle(0, Outside, sa, ga.tx); v != Passthrough {
+		t.Fatalf("verdict %v", v)
+	}
+	fi := flowInfo(t, ga.e)
+	if fi.Encrypted || fi.FallbackReason == "" || ga.e.Counters().Fallbacks[FallbackNegotiate].Load() != 1 {
+		t.Fatalf("role clash: %+v", fi)
+	}
+}
+
+// The third segment lost: A's next segment (Init1) still carries `45 02`,
+// G_B enables encryption on it and b still gets the ACK of its SYN-ACK.
+func TestThirdSegmentLost(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, o[0])
+	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	init1 := parse(t, o[1])
+	hasBytes(t, "Init1 carries ENO", option(init1.opts, 69), unhex("4502"))
+	toIn, toOut := gb.push(Outside, o[1]) // o[0], the third segment, is lost
+	a := one(t, "ACK to b", toIn)
+	if a.ack != isnB+1 || a.seq != isnA+1 {
+		t.Fatalf("ACK to b: %+v", a)
+	}
+	one(t, "Init2", toOut)
+}

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"errors"
-
 	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -79,36 +77,6 @@ func (e *Engine) sendInit(now int64, f *flow, to TxSink) {
 	en.initDue = now + en.initRTO
 }
 
-// sendStored sends wire bytes [w, w+n) of our stream from the store toward R.
-// hostEcho: the segment carries the host's data, so TSecr is the host's own
-// latest echo; else the appliance speaks for it and echoes R's latest TSval.
-func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
-	e.opts.reset()
-	f.tsToR(&e.opts, hostEcho)
-	if f.enoOut {
-		e.opts.eno()
-	}
-	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
-	ack := f.ackToR()
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
-	buf := to.Buffer()
-	if buf == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return
-	}
-	hl, pl := f.toR.build(buf, &s, n)
-	if pl == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return
-	}
-	f.enc.store.read(pl, w)
-	f.toR.finish(buf, hl+n)
-	to.Commit(hl + n)
-	f.rcv.lastAckW = ack
-	f.rcv.lastWin = s.win
-	f.pktsOut++
-}
-
 // initDone runs when the peer's Init message is complete.
 func (e *Engine) initDone(now int64, f *flow, tx [2]TxSink) {
 	d := &f.rcv
@@ -164,42 +132,6 @@ func (e *Engine) SetWake(fn func()) {
 	}
 }
 
-// poll collects finished public-key work and retries refused submissions.
-func (e *Engine) poll(now int64, tx [2]TxSink) {
-	if e.client == nil {
-		return
-	}
-	for {
-		n := e.client.Poll(e.jobs[:])
-		for i := 0; i < n; i++ {
-			j := &e.jobs[i]
-			f := j.Arg.(*flow)
-			j.Arg = nil
-			f.kexBusy = false
-			if f.state != stKex || f.id != j.Token {
-				continue
-			}
-			if j.Err != nil {
-				f.sessErr = j.Err
-			}
-			e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
-			f.sessOut, f.sessErr = nil, nil
-		}
-		if n < len(e.jobs) {
-			break
-		}
-	}
-	if len(e.retry) > 0 {
-		rs := e.retry
-		e.retry = nil // startSession may append: do not share rs's array
-		for _, f := range rs {
-			if f.state == stKex && f.kexWant {
-				e.startSession(now, f, tx)
-			}
-		}
-	}
-}
-
 // sessionDone installs the keys, sends the queued host data and decodes
 // whatever of the peer's frames arrived meanwhile.
 func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error, tx [2]TxSink) {
@@ -238,77 +170,6 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 		e.drain(now, f, tx)
 	}
 }
-
-// abort resets both hosts (the connection cannot continue safely: a frame
-// failed authentication, a FIN came without FINp, the Init exchange failed)
-// and forgets the flow.
-func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
-	e.c.Aborts.Add(1)
-	f.reason = why
-	e.deps.Log.Debug("flow aborted", "id", f.id, "reason", why)
-	if f.toR.ok {
-		e.opts.reset()
-		e.send(tx[Outside], &f.toR, &seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, f.rcv.rcvW),
-			flags: packet.FlagRST | packet.FlagACK}, nil)
-	}
-	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
-			flags: packet.FlagRST | packet.FlagACK}, nil)
-	}
-	e.remove(f)
-}
-
-// tickFlow runs one flow's timers.
-func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
-	switch {
-	case f.state == stDead:
-		return
-	case f.state == stPlain:
-		if now-f.last > int64(e.cfg.PlainRetention) {
-			e.remove(f)
-		}
-		return
-	case f.state < stKex:
-		if now-f.last > int64(e.cfg.HandshakeTimeout) {
-			e.remove(f) // no answer: nothing to report
-		}
-		return
-	case f.closeAt != 0 && now >= f.closeAt:
-		e.remove(f)
-		return
-	case now-f.last > int64(e.cfg.IdleTimeout):
-		f.idled = true // the hosts may still hold the connection
-		e.remove(f)
-		return
-	}
-	en := &f.enc
-	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
-		if en.initTries >= e.cfg.InitTries {
-			e.c.HandshakeFailures.Add(1)
-			e.abort(f, tx, "Init not acknowledged")
-			return
-		}
-		en.initTries++
-		en.initRTO *= 2
-		e.c.InitRetransmits.Add(1)
-		e.sendInit(now, f, tx[Outside])
-	}
-	if en.ownedDue != 0 && now >= en.ownedDue {
-		e.resendOwned(now, f, tx[Outside])
-	}
-	if f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
-		// Periodic rekey by time on an idle flow: an empty frame carries it.
-		e.maybeRekey(now, f)
-		if f.keys.RekeyPending() {
-			e.sealNew(now, f, nil, false, true, tx[Outside])
-		}
-	}
-	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
-		e.abort(f, tx, "key exchange timeout")
-	}
-}
-
-var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
 
 // resume derives the session from the cached secret: no Init messages, both
 // streams start with frames at offset 0 (RFC 8548 §3.5).

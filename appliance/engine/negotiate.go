@@ -261,6 +261,12 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 			return e.drop(DropMalformed)
 		}
+		if e.si.hasTS {
+			// R keeps this SYN-ACK's TSval as TS.Recent: what the
+			// appliance sends for L (Init2 first) must not go back
+			// before it, or R drops it (RFC 7323 §5.3, PAWS).
+			f.tsL = newerTS(f.tsL, e.si.tsVal)
+		}
 		return Forwarded
 	}
 	r := min(room(p), eno.MaxOptionsLen)
@@ -406,6 +412,104 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	return Forwarded
 }
 
+// handshakeFromOutside handles a segment from R while the handshake is
+// under way. done is false when the segment is R's third one and the flow
+// is now negotiated: it goes on as a segment of a negotiated flow.
+func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (v Verdict, done bool) {
+	fl := p.Flags()
+	if fl&packet.FlagRST != 0 {
+		// A blind RST must not end the record: the SYN-ACK would then
+		// pass untracked and the connection run in plain TCP. In
+		// SYN-SENT an RST must acknowledge the SYN (RFC 9293
+		// §3.10.7.3); else it must sit at R's next sequence number.
+		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
+			f.state != stSynSent && p.Seq() != f.isnR+1 {
+			if f.prev != nil {
+				return e.stale(now, f, p, Outside, tx), true // the displaced connection's
+			}
+			return e.drop(DropOutOfWindow), true
+		}
+		e.remove(f)
+		return Passthrough, true
+	}
+	switch f.state {
+	case stSynSent:
+		return e.synSentFromOutside(now, f, p, tx), true
+	case stSynRcvd:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
+			e.clamp(f, p)
+			return ForwardInPlace, true
+		}
+		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
+			// Another SYN while the one that displaced a connection
+			// is unanswered (it may have been blind): it takes its place.
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx), true
+		}
+		if fl&packet.FlagSYN == 0 {
+			return e.stale(now, f, p, Outside, tx), true
+		}
+		return e.drop(DropStale), true
+	case stSynAckSent:
+		if fl&packet.FlagSYN != 0 {
+			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
+				e.clamp(f, p)
+				return ForwardInPlace, true
+			}
+			return e.drop(DropStale), true
+		}
+		// The first non-SYN segment: it must carry ENO (ENO-28). Only one
+		// the inside host would accept decides (thirdAcceptable).
+		if !e.thirdAcceptable(f, p) {
+			return e.drop(DropOutOfWindow), true
+		}
+		if !e.si.eno {
+			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO"), true
+		}
+		if f.res != nil {
+			f.role = eno.RoleB
+			e.resume(now, f, tx)
+			if f.state == stDead {
+				return Forwarded, true
+			}
+		} else if !e.startKex(now, f) {
+			return e.fallbackThird(f, p, tx, -1, f.reason), true // counted by startKex
+		}
+	}
+	return 0, false
+}
+
+// synSentFromOutside handles a segment from R while the inside host's SYN,
+// with our option, waits for R's answer.
+func (e *Engine) synSentFromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+		return e.farSYNACK(now, f, p, tx)
+	}
+	if fl&packet.FlagSYN != 0 {
+		// Simultaneous open: not negotiated on the inside host's
+		// behalf (its SYN-ACK would have to repeat our SYN option,
+		// ENO-31, and both SYNs carry b = 0, a role clash, ENO-30).
+		// The connection goes on in plain TCP: the host's SYN-ACK
+		// leaves without ENO (ENO-33) and no ACK from it carries ENO,
+		// so the far side falls back too (ENO-34).
+		if f.policy == Require {
+			// No plain TCP with this prefix: hold the far SYN back.
+			// The connection can then only go on through the far
+			// side's SYN-ACK to our SYN, where negotiation decides
+			// (or the policy resets both hosts).
+			return e.drop(DropPolicy)
+		}
+		return e.crossingSYN(f, p)
+	}
+	if f.prev == nil && fl&packet.FlagACK != 0 {
+		return e.synSentReset(now, f, p, tx)
+	}
+	return e.stale(now, f, p, Outside, tx)
+}
+
 // refuse resets both hosts when policy requires encryption and the far
 // side did not negotiate: the SYN-ACK is answered with RST, and the inside
 // host gets an RST acknowledging its SYN.
@@ -417,72 +521,6 @@ func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
 	e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
 	e.send(tx[Inside], &f.toL, &seg{seq: 0, ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
 	e.c.Aborts.Add(1)
-}
-
-// kill ends a flow that will not be encrypted.
-func (e *Engine) kill(f *flow, reason int, why string) {
-	if reason >= 0 {
-		e.c.Fallbacks[reason].Add(1)
-	}
-	f.reason = why
-	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
-	// Keep a small record so the admin API can report the flow as plain;
-	// everything else goes (the fast path takes the flow from here on).
-	f.state = stPlain
-	e.embLeave(f)
-	e.freeBufs(f)
-	e.dropPrev(f) // this record now stands for the tuple's connection
-	e.unnegotiated(f)
-	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
-	f.enc, f.rcv = encDir{}, decDir{}
-}
-
-func (e *Engine) remove(f *flow) {
-	if f.held {
-		keep := CloseLinger
-		if f.idled {
-			keep = IdleLinger
-		}
-		e.neg.release(f.key, keep)
-		f.held = false
-	}
-	f.state = stDead
-	e.embLeave(f)
-	e.uncharge(f)
-	if f.keys != nil {
-		f.keys.Wipe()
-	}
-	f.kp = nil
-	if e.flows[f.key] == f {
-		delete(e.flows, f.key)
-		last := e.list[len(e.list)-1]
-		e.list[f.idx] = last
-		last.idx = f.idx
-		e.list[len(e.list)-1] = nil
-		e.list = e.list[:len(e.list)-1]
-		if p := f.prev; p != nil {
-			f.prev = nil
-			e.reinstate(f.last, p) // the SYN that displaced it was never answered
-		}
-	}
-}
-
-// send builds and transmits one segment with the given payload.
-func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
-	buf := to.Buffer()
-	if buf == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return false
-	}
-	hl, pl := t.build(buf, s, len(payload))
-	if pl == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return false
-	}
-	copy(pl, payload)
-	t.finish(buf, hl+len(payload))
-	to.Commit(hl + len(payload))
-	return true
 }
 
 // offers reports whether the configuration offers tep.
@@ -526,33 +564,6 @@ func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 	}
 }
 
-// reclaimWindow bounds how many records one full-table SYN examines, so a
-// SYN flood against a full table costs a constant amount per SYN.
-const reclaimWindow = 64
-
-// reclaim frees one record that no longer carries a live connection (a
-// connection left in plain TCP, kept only for the admin API, or one whose
-// both FINs are acknowledged) to make room for a new SYN. Without it a
-// busy appliance fills its table with finished connections, and new ones
-// would go on untracked, their later segments reset as strays. It reports
-// whether it freed one.
-func (e *Engine) reclaim() bool {
-	for range min(reclaimWindow, len(e.list)) {
-		if e.reclaimAt >= len(e.list) {
-			e.reclaimAt = 0
-		}
-		f := e.list[e.reclaimAt]
-		e.reclaimAt++
-		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
-			e.dropPrev(f) // the connection it displaced goes too
-			e.remove(f)
-			e.c.FlowsReclaimed.Add(1)
-			return true
-		}
-	}
-	return false
-}
-
 // capped handles a SYN that finds the flow table full: it goes on
 // untracked, in plain TCP (the fast path may then take the connection),
 // unless the policy requires encryption.
@@ -585,22 +596,4 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	f := e.newFlow(now, k, pol)
 	f.state, f.reason = stPlain, why
 	return Passthrough
-}
-
-// rstBoth resets both hosts of a flow that policy will not let go on in
-// plain TCP. An ack of 0 sends a bare RST; otherwise RST|ACK.
-func (e *Engine) rstBoth(f *flow, tx [2]TxSink, seqToL, ackToL, ackToR, seqToR uint32) {
-	e.opts.reset()
-	l := seg{seq: seqToL, flags: packet.FlagRST}
-	if ackToL != 0 {
-		l.ack, l.flags = ackToL, packet.FlagRST|packet.FlagACK
-	}
-	r := seg{seq: seqToR, ack: ackToR, flags: packet.FlagRST | packet.FlagACK}
-	if f.toL.ok {
-		e.send(tx[Inside], &f.toL, &l, nil)
-	}
-	if f.toR.ok {
-		e.send(tx[Outside], &f.toR, &r, nil)
-	}
-	e.c.Aborts.Add(1)
 }

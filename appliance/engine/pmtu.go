@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -44,18 +45,33 @@ func pathMSS(t *tmpl, mtu uint32) int {
 // segR is the segment size toward R: R's MSS, or less after a packet-too-big.
 func (f *flow) segR() int {
 	if f.pmssR != 0 && f.pmssR < f.mssR {
-		return int(f.pmssR)
+		return f.capped(f.pmssR)
 	}
-	return int(f.mssR)
+	return f.capped(f.mssR)
 }
 
 // segL is the segment size toward L: L's MSS, or less after a packet-too-big
 // from the inside.
 func (f *flow) segL() int {
 	if f.pmssL != 0 && f.pmssL < f.mssL {
-		return int(f.pmssL)
+		return f.capped(f.pmssL)
 	}
-	return int(f.mssL)
+	return f.capped(f.mssL)
+}
+
+// pmtuExpiry is how long a segment size lowered by a packet-too-big holds.
+// Then the flow tries its MSS again: a path that grew back (a route
+// change, a transient tunnel) is used, and one still narrow answers with a
+// new packet-too-big. RFC 8201 §4 and RFC 1191 §6.3 recommend 10 minutes
+// (Linux: net.ipv4.route.mtu_expires).
+const pmtuExpiry = int64(10 * time.Minute)
+
+// pmtuExpire forgets f's lowered segment sizes once pmtuExpiry has passed.
+func (e *Engine) pmtuExpire(now int64, f *flow) {
+	if (f.pmssL != 0 || f.pmssR != 0) && now-f.pmtuAt >= pmtuExpiry {
+		f.pmssL, f.pmssR = 0, 0
+		e.c.PMTUExpired.Add(1)
+	}
 }
 
 // optLenR is the length of the options on the segments the appliance sends
@@ -72,19 +88,6 @@ func (f *flow) optLenR() int {
 	return n
 }
 
-// sendWire sends stored wire bytes [w, w+n) toward R in segments that fit
-// the path, FIN and PSH on the last one only. A frame sealed before the path
-// MTU fell thus goes out as several segments of its same bytes.
-func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
-	room := max(f.segR()-f.optLenR(), 1)
-	for n > room {
-		e.sendStored(f, to, w, room, flags&^(packet.FlagFIN|packet.FlagPSH), hostEcho)
-		w += int64(room)
-		n -= room
-	}
-	e.sendStored(f, to, w, n, flags, hostEcho)
-}
-
 // handlePTB handles an ICMP packet-too-big from the outside. One about our
 // wire segment of a negotiated connection is accepted only if the quoted
 // sequence number is in flight (RFC 5927 §4.1: SND.UNA <= SEG.SEQ <
@@ -92,7 +95,7 @@ func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostE
 // on to L with the quoted sequence number in host space (the start of the
 // frame that holds it) and the MTU lowered by the frame overhead, so that
 // L's segments plus 20 bytes fit the path.
-func (e *Engine) handlePTB(p *packet.Packet) Verdict {
+func (e *Engine) handlePTB(now int64, p *packet.Packet) Verdict {
 	// The quote is of our own wire segment: its source is the inside host.
 	in, out, ok := quotedTuple(p)
 	if !ok {
@@ -112,7 +115,7 @@ func (e *Engine) handlePTB(p *packet.Packet) Verdict {
 	}
 	mtu, _ := p.MTU()
 	if m := pathMSS(&f.toR, mtu); m < f.segR() {
-		f.pmssR = uint16(max(m, 1))
+		f.pmssR, f.pmtuAt = uint16(max(m, 1)), now
 	}
 	h := en.ackH
 	for i := 0; i < en.frames.n; i++ {
@@ -135,7 +138,7 @@ func (e *Engine) handlePTB(p *packet.Packet) Verdict {
 // size toward L and delivers the quoted bytes again in segments that fit:
 // the far side never learns of this MTU, as its data crosses the untrusted
 // link in frames the appliance re-segments anyway.
-func (e *Engine) insidePTB(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	src, _, _ := quotedTuple(p)
 	if src != f.key.out || (f.state != stKex && f.state != stOpen) {
 		return e.drop(DropICMPQuote) // not about a delivered segment
@@ -149,7 +152,7 @@ func (e *Engine) insidePTB(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	old := f.segL()
 	mtu, _ := p.MTU()
 	if m := pathMSS(&f.toL, mtu); m < old {
-		f.pmssL = uint16(max(m, 1))
+		f.pmssL, f.pmtuAt = uint16(max(m, 1)), now
 	}
 	e.c.PTBInside.Add(1)
 	n, ok := quotedLen(p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -304,5 +305,75 @@ func TestInsidePacketTooBigNotInWindow(t *testing.T) {
 	atB = deliveredToB(t, pr, &h, bytes.Repeat([]byte("y"), 1380))
 	if len(atB) != 1 {
 		t.Fatalf("after rejected PTBs 1380 bytes reach b in %d segments, want 1", len(atB))
+	}
+}
+
+// TestPacketTooBigExpires: a segment size lowered by a packet-too-big holds
+// for ten minutes (RFC 8201 §4, RFC 1191 §6.3), then the flow sends
+// full-size frames again: a path that has grown back is used.
+func TestPacketTooBigExpires(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	orig := pr.aSends(&h, make([]byte, 1400), pshF)
+	fr := ptb(outsideRouter, addrA.Addr(), 1000, tcpFrameFrom(orig[0]), 548)
+	if v := pr.ga.e.Handle(pr.ga.now, Outside, fr, pr.ga.tx); v != ForwardInPlace {
+		t.Fatalf("PTB in flight: verdict %v", v)
+	}
+	f := pr.ga.e.flows[flowKey{in: addrA, out: addrB}]
+	if f == nil || f.segR() >= 1000 {
+		t.Fatalf("the PTB did not lower the segment size toward b")
+	}
+	lowered := f.segR()
+	pr.ga.tick(int64(9 * time.Minute))
+	if f.segR() != lowered {
+		t.Fatalf("after 9 minutes the segment size is %d, want it still %d", f.segR(), lowered)
+	}
+	pr.ga.tick(int64(time.Minute))
+	if f.segR() != int(f.mssR) || pr.ga.e.Counters().PMTUExpired.Load() != 1 {
+		t.Fatalf("after 10 minutes the segment size is %d (MSS %d), %d expiries counted", f.segR(), f.mssR, pr.ga.e.Counters().PMTUExpired.Load())
+	}
+	segs := pr.aSends(&h, make([]byte, 1400), pshF)
+	if len(segs) != 1 || len(segs[0].payload) != 1420 {
+		t.Fatalf("new data after the expiry: %d segments, want one full 1420-byte frame", len(segs))
+	}
+}
+
+// An ICMP error from the inside (a router on the inside link, or the host)
+// quotes a segment the appliance delivered to the inside host: decrypted
+// plaintext. It must not leave through the outside port (Linux quotes up
+// to 548 bytes of the datagram).
+func TestICMPQuotingPlaintextNotForwarded(t *testing.T) {
+	pr := handshake(t)
+	secret := bytes.Repeat([]byte("SECRET"), 40)
+	fr := tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 509, tsOpt(5001, 1001), secret)
+	_, toOut := pr.gb.push(Inside, fr)
+	var atA [][]byte
+	for _, w := range toOut {
+		in, _ := pr.ga.push(Outside, w)
+		atA = append(atA, in...)
+	}
+	var seg []byte
+	for _, f := range atA {
+		if bytes.Contains(f, []byte("SECRET")) {
+			seg = f
+		}
+	}
+	if seg == nil {
+		t.Fatal("the data did not reach a")
+	}
+	router := netip.MustParseAddr("192.0.2.254")
+	for _, m := range []struct{ typ, code uint8 }{{3, 4}, {11, 0}, {3, 3}} {
+		icmp := packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1,
+			L4: packettest.ICMP(m.typ, m.code, 1200, packettest.Quote(seg, 548))}.Bytes()
+		v := pr.ga.e.Handle(0, Inside, icmp, pr.ga.tx)
+		out := pr.ga.out.take()
+		if v == Passthrough || v == ForwardInPlace {
+			t.Fatalf("ICMP %d/%d quoting plaintext: verdict %v", m.typ, m.code, v)
+		}
+		for _, o := range out {
+			if bytes.Contains(o, []byte("SECRET")) {
+				t.Fatalf("ICMP %d/%d: plaintext on the wire", m.typ, m.code)
+			}
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // The daemon's admin source finds this method through an interface
-// (appliance.Reconfigurer); the package cannot import appliance.
+// (control.Reconfigurer); the package cannot import control.
 var _ interface{ Reconfigure(Config) error } = (*Engine)(nil)
 
 // A configuration New would refuse changes nothing, whichever field is

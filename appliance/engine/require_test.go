@@ -201,3 +201,60 @@ func TestRequireEndToEndWithoutENOResets(t *testing.T) {
 		}
 	}
 }
+
+// With the flow table full (a remote host can fill it with SYNs: records of
+// plain connections stay 5 minutes), a new connection was passed through
+// untracked, its SYN without TCP-ENO, and with the fast path the whole
+// connection then ran in plain TCP, even to a prefix whose policy requires
+// encryption. Under the require policy such a SYN is dropped, both ways.
+func TestRequireAtFlowCapDrops(t *testing.T) {
+	// An encrypted connection takes the only slot (a live record: a
+	// finished one would be reclaimed, a handshake evicted).
+	g := handshake(t).ga
+	c := g.e.Config()
+	c.MaxFlows, c.Policies = 1, []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}
+	if err := g.e.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	if g.e.NumFlows() != 1 {
+		t.Fatalf("%d flows", g.e.NumFlows())
+	}
+	addrA := netip.AddrPortFrom(addrA.Addr(), addrA.Port()+1)
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil), g.tx); v != Dropped {
+		t.Fatalf("outbound SYN to a require prefix at the flow cap: %v", v)
+	}
+	syn := tcpFrame(addrB, netip.AddrPortFrom(addrA.Addr(), 8080), isnB, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+	if v := g.e.Handle(0, Outside, syn, g.tx); v != Dropped {
+		t.Fatalf("inbound SYN with ENO from a require prefix at the flow cap: %v", v)
+	}
+	if g.e.Counters().FlowsCapped.Load() != 2 {
+		t.Fatalf("capped %d", g.e.Counters().FlowsCapped.Load())
+	}
+}
+
+// Under the require policy a SYN the engine cannot negotiate for (data,
+// Fast Open) is dropped rather than let through in plain TCP.
+func TestRequireDropsUnnegotiableSYN(t *testing.T) {
+	g := newGW(t, Config{Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, synOpts(1460, 1), []byte("data")), g.tx); v != Dropped {
+		t.Fatalf("verdict %v", v)
+	}
+	if g.e.Counters().Drops[DropPolicy].Load() != 1 {
+		t.Fatal("not counted")
+	}
+}
+
+// Require as host B: a third segment without ENO resets both hosts.
+func TestRequireThirdSegmentWithoutENO(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("192.0.2.0/24"), Policy: Require}}})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
+	l, r := one(t, "RST to b", toIn), one(t, "RST to the far side", toOut)
+	if l.flags != rstF || l.seq != isnA+1 || r.flags != rstF|ackF || r.seq != isnB+1 {
+		t.Fatalf("RSTs %+v / %+v", l, r)
+	}
+	if gb.e.NumFlows() != 0 {
+		t.Fatal("flow kept")
+	}
+}

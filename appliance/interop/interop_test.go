@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -56,6 +55,9 @@ type icase struct {
 	staleTicket bool
 }
 
+// name is the case's subtest name: the role, then TEP, AEAD and frame size
+// in one element, so that -run 'TestInterop/applianceB/p256.*frame16384'
+// selects cases.
 func (c icase) name() string {
 	role := "applianceB"
 	if c.applianceA {
@@ -67,7 +69,7 @@ func (c icase) name() string {
 	if c.staleTicket {
 		role = "staleTicket-applianceB"
 	}
-	return fmt.Sprintf("%s/%s/%s/frame%d", role, c.tep, c.aead, c.frame)
+	return fmt.Sprintf("%s/%s-%s-frame%d", role, c.tep, c.aead, c.frame)
 }
 
 // cases is the whole matrix with INTEROP_FULL=1, otherwise a subset in which
@@ -331,7 +333,8 @@ func (e *env) applianceSession(inside, far string) (session, error) {
 }
 
 // run executes one case and returns an error describing every mismatch.
-func (e *env) run(c icase, k int) error {
+// Every process it starts is added to procs, for the failure report.
+func (e *env) run(c icase, k int, procs *[]*netns.Process) error {
 	port := int(e.port.Add(1))
 	far := e.farAddr(k)
 	hm := []string{"-tep", c.tep, "-aead", c.aead, "-frame", fmt.Sprint(c.frame), "-rekey", fmt.Sprint(rekey), "-hold", "1500ms"}
@@ -349,6 +352,7 @@ func (e *env) run(c icase, k int) error {
 				return err
 			}
 			srv = p
+			*procs = append(*procs, p)
 			clientNode = topology.HostA
 			client = append([]string{e.host, "connect", "-addr", netip.AddrPortFrom(far, uint16(port)).String()}, hm...)
 		} else {
@@ -357,6 +361,7 @@ func (e *env) run(c icase, k int) error {
 				return err
 			}
 			srv = p
+			*procs = append(*procs, p)
 			clientNode = topology.HostB
 			client = append([]string{e.host, "connect", "-bind", far.String(), "-addr", netip.AddrPortFrom(e.hA, uint16(port)).String()}, hm...)
 		}
@@ -367,6 +372,7 @@ func (e *env) run(c icase, k int) error {
 			return err
 		}
 		srv = p
+		*procs = append(*procs, p)
 		defer p.Stop()
 		clientNode = topology.HostA
 		client = []string{e.host, "connect", "-plain", "-addr", netip.AddrPortFrom(far, uint16(port)).String()}
@@ -385,6 +391,7 @@ func (e *env) run(c icase, k int) error {
 		return err
 	}
 	defer cp.Stop()
+	*procs = append(*procs, cp)
 	hmProc := cp // the hostmode end whose connections the appliance carries
 	if c.applianceA {
 		hmProc = srv
@@ -550,43 +557,167 @@ func TestInterop(t *testing.T) {
 		t.Skip("set INTEROP=1 (the CI subset) or INTEROP_FULL=1 (the whole matrix); scripts/interop.sh does")
 	}
 	e := newEnv(t)
-	cs := cases()
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := e.tcpincd.Output()
+			if len(out) > 8000 {
+				out = out[len(out)-8000:]
+			}
+			t.Logf("tcpincd log (tail):\n%s", out)
+		}
+		if n, err := e.topo.LossDropped(); err == nil {
+			t.Logf("rtr dropped %d packets (%d %% loss rule)", n, lossPct)
+		}
+	})
+	// The cases run side by side, par at a time (t.Parallel alone would
+	// follow -parallel, GOMAXPROCS by default).
 	par := 4
 	if os.Getenv("INTEROP_FULL") != "" {
 		par = 6
 	}
 	sem := make(chan struct{}, par)
-	var mu sync.Mutex
-	results := map[string]error{}
-	var wg sync.WaitGroup
-	for k, c := range cs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+	for k, c := range cases() {
+		t.Run(c.name(), func(t *testing.T) {
+			t.Parallel()
+			sem <- struct{}{}
 			defer func() { <-sem }()
-			err := e.run(c, k)
-			mu.Lock()
-			results[c.name()] = err
-			mu.Unlock()
-		}()
+			e.runCase(t, c, k)
+		})
 	}
-	wg.Wait()
-	for _, c := range cs {
-		if err := results[c.name()]; err != nil {
-			t.Errorf("FAIL %s: %v", c.name(), err)
-		} else {
-			t.Logf("ok   %s", c.name())
+}
+
+// runCase runs case c (the k-th: its own far address) with a capture of its
+// packets on the untrusted link, and on failure reports what helps: the
+// appliance's counters and flows, the host-mode JSON lines, and a summary
+// of the capture.
+func (e *env) runCase(t *testing.T, c icase, k int) {
+	start := time.Now()
+	pcap := filepath.Join(t.TempDir(), "link.pcapng")
+	capture, capErr := e.startCapture(e.farAddr(k), pcap)
+	before := e.status()
+	var procs []*netns.Process
+	err := e.run(c, k, &procs)
+	if capture != nil {
+		_ = capture.StopWith(syscall.SIGINT, 10*time.Second)
+	}
+	if err == nil {
+		t.Logf("ok in %v", time.Since(start).Round(100*time.Millisecond))
+		return
+	}
+	t.Errorf("after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+	t.Logf("appliance counters before the case: %s", before)
+	t.Logf("appliance counters after: %s", e.status())
+	t.Logf("appliance flows of %s: %s", e.farAddr(k), e.adminGet("/api/v1/flows?address="+e.farAddr(k).String()))
+	for _, p := range procs {
+		t.Logf("%s output:\n%s", p.Name, tailOf(p.Output(), 6000))
+	}
+	if capErr != nil {
+		t.Logf("no capture: %v", capErr)
+	} else {
+		t.Logf("untrusted link, packets of %s:\n%s", e.farAddr(k), linkSummary(pcap, e.farAddr(k)))
+		// INTEROP_KEEP=DIR keeps failed cases' captures.
+		if dir := os.Getenv("INTEROP_KEEP"); dir != "" {
+			keep := filepath.Join(dir, strings.ReplaceAll(c.name(), "/", "_")+time.Now().Format("-150405")+".pcapng")
+			if b, err := os.ReadFile(pcap); err == nil && os.WriteFile(keep, b, 0o644) == nil {
+				t.Logf("capture kept: %s", keep)
+			}
 		}
 	}
-	if t.Failed() {
-		out := e.tcpincd.Output()
-		if len(out) > 8000 {
-			out = out[len(out)-8000:]
+}
+
+// startCapture records the headers of far's packets on rtr's link to gwA
+// (the untrusted link), filtered in the kernel so that side-by-side cases
+// stay apart.
+func (e *env) startCapture(far netip.Addr, path string) (*netns.Process, error) {
+	p, err := e.topo.Start(topology.Router, "dumpcap-"+far.String(), "dumpcap", "-n", "-i", topology.RouterToA,
+		"-s", "128", "-f", "host "+far.String(), "-w", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitOutput("Capturing on", 20*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// status returns the appliance's counters that tell a stall or reset apart:
+// drops, stray resets, fallbacks, handshakes, authentication failures.
+func (e *env) status() string {
+	var st struct {
+		Counters struct {
+			Handshakes     map[string]uint64 `json:"handshakes"`
+			Fallbacks      map[string]uint64 `json:"fallbacks"`
+			Drops          map[string]uint64 `json:"drops"`
+			AuthFailures   uint64            `json:"auth_failures"`
+			Rekeys         uint64            `json:"rekeys"`
+			Resumptions    uint64            `json:"resumptions"`
+			InitRetransmit uint64            `json:"init_retransmissions"`
+			StrayResets    uint64            `json:"stray_resets"`
+			DupACKs        uint64            `json:"dup_acks_originated"`
+		} `json:"counters"`
+	}
+	out := e.adminGet("/api/v1/status")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return out
+	}
+	b, _ := json.Marshal(st.Counters)
+	return string(b)
+}
+
+func (e *env) adminGet(path string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, topology.GwA, "curl", "-sS", "--max-time", "5", "http://"+adminAddr+path).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("admin API %s: %v: %s", path, err, out)
+	}
+	return string(out)
+}
+
+// linkSummary is tshark's view of a case's capture, per connection (the
+// far end's port): its first 20 and last 40 packets, where a lost handshake,
+// a stall or a reset shows.
+func linkSummary(path string, far netip.Addr) string {
+	fields := []string{"-T", "fields", "-E", "separator= ", "-e", "frame.time_relative", "-e", "ip.src", "-e", "tcp.srcport",
+		"-e", "ip.dst", "-e", "tcp.dstport", "-e", "tcp.flags.str", "-e", "tcp.seq_raw", "-e", "tcp.ack_raw",
+		"-e", "tcp.window_size_value", "-e", "tcp.len", "-e", "tcp.options.sack_le", "-e", "tcp.options.sack_re"}
+	all, err := exec.Command("tshark", append([]string{"-r", path, "-n"}, fields...)...).Output()
+	if err != nil {
+		return fmt.Sprintf("tshark: %v", err)
+	}
+	conns := map[string][]string{}
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(string(all)), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
 		}
-		t.Logf("tcpincd log (tail):\n%s", out)
+		port := f[2]
+		if f[3] == far.String() {
+			port = f[4]
+		}
+		if _, ok := conns[port]; !ok {
+			order = append(order, port)
+		}
+		conns[port] = append(conns[port], l)
 	}
-	if n, err := e.topo.LossDropped(); err == nil {
-		t.Logf("rtr dropped %d packets (%d %% loss rule)", n, lossPct)
+	var sb strings.Builder
+	sb.WriteString("time src sport dst dport flags seq ack win len sack-left sack-right\n")
+	for _, port := range order {
+		ls := conns[port]
+		fmt.Fprintf(&sb, "-- connection from port %s: %d packets\n", port, len(ls))
+		if len(ls) > 60 {
+			ls = append(append(ls[:20:20], "..."), ls[len(ls)-40:]...)
+		}
+		sb.WriteString(strings.Join(ls, "\n") + "\n")
 	}
+	return sb.String()
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }

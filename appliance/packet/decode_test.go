@@ -152,7 +152,7 @@ func TestDecodeFrames(t *testing.T) {
 				if w.version == 6 {
 					src, dst = pt.HostA6, pt.HostB6
 				}
-				if !ok || k.Src() != netip.AddrPortFrom(src, 40000) || k.Dst() != netip.AddrPortFrom(dst, 443) {
+				if ks, kd := k.AddrPorts(); !ok || ks != netip.AddrPortFrom(src, 40000) || kd != netip.AddrPortFrom(dst, 443) {
 					t.Errorf("FlowKey %v %v", k, ok)
 				}
 				if p.SrcAddr() != src || p.DstAddr() != dst {
@@ -218,7 +218,7 @@ func TestQuote(t *testing.T) {
 			}
 			sp, dp, _ := p.QuotedPorts()
 			k, _ := p.QuotedFlowKey()
-			if sp != 443 || dp != 40000 || k.Port != [2]uint16{443, 40000} {
+			if sp != 443 || dp != 40000 || k.SrcPort != 443 || k.DstPort != 40000 {
 				t.Errorf("quoted ports %d %d key %v", sp, dp, k)
 			}
 			// The engine translates the quoted sequence number and lowers the MTU:
@@ -311,5 +311,18 @@ func TestMalformedQuoteIsNotAnError(t *testing.T) {
 		if p.SetQuotedSeq(1) {
 			t.Errorf("body %x: SetQuotedSeq without a quote", body)
 		}
+	}
+}
+
+// TestErrKeepsDecodeOutcome: a Packet handed on says what its Decode
+// returned, so that its receiver need not decode the frame again.
+func TestErrKeepsDecodeOutcome(t *testing.T) {
+	var p packet.Packet
+	frame := pt.Frame{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.2"), TCP: tcpSeg(pt.ACK, nil, []byte("x"))}.Bytes()
+	if err := p.Decode(frame[:20]); err != packet.ErrTruncated || p.Err() != err {
+		t.Fatalf("truncated: Decode %v, Err %v; want %v from both", err, p.Err(), packet.ErrTruncated)
+	}
+	if err := p.Decode(frame); err != nil || p.Err() != nil {
+		t.Fatalf("whole frame: Decode %v, Err %v; want nil from both", err, p.Err())
 	}
 }

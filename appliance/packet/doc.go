@@ -1,7 +1,9 @@
 // Package packet decodes and rewrites Ethernet frames on the appliance's
 // packet path, in place and without allocating.
 //
-// A worker keeps one [Packet] and calls [Packet.Decode] for every frame. Decode
+// A worker keeps one [Packet], calls [Packet.Decode] for every frame and hands
+// the Packet on (to the engine), which then need not decode the frame again:
+// [Packet.Err] keeps Decode's outcome. Decode
 // walks Ethernet II, up to two VLAN tags (802.1Q, 802.1ad; they stay in the
 // frame and are forwarded with it), IPv4 with options or IPv6 with its
 // extension headers, and TCP with options; UDP, ICMP and ICMPv6 are

@@ -107,12 +107,23 @@ type Packet struct {
 	proto     uint8 // upper-layer protocol; for an unknown IPv6 extension header, its number
 	flags     uint8
 	q         Quoted
+	err       error // what Decode returned
 }
 
 // Decode parses frame, an Ethernet II frame, into p. It never allocates and
 // never panics; a malformed frame gives an Error. Frames that are not IP (ARP,
 // LLDP, ...) decode without error with IPVersion 0. p keeps a reference to frame.
 func (p *Packet) Decode(frame []byte) error {
+	err := p.decode(frame)
+	p.err = err
+	return err
+}
+
+// Err is what the last Decode returned: a Packet handed on keeps its
+// decoding's outcome, so the receiver need not decode the frame again.
+func (p *Packet) Err() error { return p.err }
+
+func (p *Packet) decode(frame []byte) error {
 	*p = Packet{b: frame, end: len(frame)}
 	if len(frame) < ethHeaderLen {
 		return ErrTruncated

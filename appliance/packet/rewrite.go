@@ -3,22 +3,22 @@ package packet
 import (
 	"encoding/binary"
 
-	"github.com/tcpinc/tcpinc/flowtable"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // FlowKey returns the flow key of a TCP segment in the direction it travels.
 // ok is false for anything that is not a decoded TCP header (including
 // non-first fragments).
-func (p *Packet) FlowKey() (k flowtable.Key, ok bool) {
+func (p *Packet) FlowKey() (k flow.Key, ok bool) {
 	if p.flags&flagTCP == 0 {
 		return k, false
 	}
-	return flowtable.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort()), true
+	return flow.MakeKey(p.Src(), p.Dst(), p.SrcPort(), p.DstPort()), true
 }
 
 // QuotedFlowKey returns the flow key of the TCP segment quoted in an ICMP
 // error, in the direction that segment travelled.
-func (p *Packet) QuotedFlowKey() (k flowtable.Key, ok bool) {
+func (p *Packet) QuotedFlowKey() (k flow.Key, ok bool) {
 	o, ok := p.quotedTCP()
 	if !ok {
 		return k, false
@@ -26,9 +26,9 @@ func (p *Packet) QuotedFlowKey() (k flowtable.Key, ok bool) {
 	sp, dp := binary.BigEndian.Uint16(p.b[o:]), binary.BigEndian.Uint16(p.b[o+2:])
 	l3 := p.q.L3
 	if p.q.Version == 4 {
-		return flowtable.MakeKey(p.b[l3+12:l3+16], p.b[l3+16:l3+20], sp, dp), true
+		return flow.MakeKey(p.b[l3+12:l3+16], p.b[l3+16:l3+20], sp, dp), true
 	}
-	return flowtable.MakeKey(p.b[l3+8:l3+24], p.b[l3+24:l3+40], sp, dp), true
+	return flow.MakeKey(p.b[l3+8:l3+24], p.b[l3+24:l3+40], sp, dp), true
 }
 
 // ReplaceOptions writes into dst the frame with its TCP options region replaced

@@ -28,13 +28,6 @@ const (
 	MaxResumeNonce = 8
 )
 
-// Extract is HKDF-Extract with SHA-256: HMAC-SHA256 keyed by salt (TC-D3).
-func Extract(salt, ikm []byte) []byte {
-	m := hmac.New(sha256.New, salt)
-	m.Write(ikm)
-	return m.Sum(nil)
-}
-
 // CPRF is HKDF-Expand with SHA-256, info = the constant (which may be longer
 // than one byte, e.g. CONST_REKEY | sn[i]), output length l.
 func CPRF(k, info []byte, l int) []byte {
@@ -48,7 +41,7 @@ func CPRF(k, info []byte, l int) []byte {
 }
 
 // PRK computes ss[0] = Extract(N_A, eno_transcript | Init1 | Init2 | ES)
-// (TC-D3). init1 and init2 are the messages exactly as transmitted, with any
+// (TC-D3), HKDF-Extract with SHA-256: HMAC-SHA256 keyed by N_A. init1 and init2 are the messages exactly as transmitted, with any
 // ignored tail a peer sent.
 func PRK(nA, transcript, init1, init2, es []byte) []byte {
 	m := hmac.New(sha256.New, nA)

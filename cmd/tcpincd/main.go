@@ -58,7 +58,9 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/control"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/keylog"
 )
@@ -205,7 +207,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 		return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 	}
 	if cfg.Engine.Enabled {
-		if _, err := appliance.EngineConfig(cfg.Engine); err != nil {
+		if _, err := control.EngineConfig(cfg.Engine); err != nil {
 			return config.Config{}, usageError{fmt.Errorf("config: %w", err)}
 		}
 	}
@@ -224,7 +226,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
-	if _, err := appliance.LookupInterfaces(cfg); err != nil {
+	if _, err := afxdp.LookupInterfaces(cfg); err != nil {
 		return err
 	}
 	unlock, err := lockInterfaces(cfg.Inside, cfg.Outside)
@@ -232,7 +234,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
-	x, err := appliance.OpenXDP(cfg)
+	x, err := afxdp.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -248,78 +250,25 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 			log.Error("close ports", "err", err)
 		}
 	}()
-	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
-		iface := cfg.Inside
-		if p == appliance.Outside {
-			iface = cfg.Outside
-		}
-		ready, _ := x.Bump.RedirectReady(p)
-		path, why := x.Path(p)
-		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
-			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
-		if cfg.FastPath && path != appliance.PathKernel {
-			// The veth caveat (xsk.AttachBump): the kernel would drop
-			// what the program redirects, so the workers forward it.
-			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
-		}
-	}
+	logPorts(cfg, x, log)
 	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
 	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
 	go func() {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	inside, outside := x.Ports()
-	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
-	if cfg.FastPath {
-		opt.FastPath = x.Bump
-	} else {
-		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
-	}
-	var engines *appliance.Engines
-	if cfg.Engine.Enabled {
-		engines, err = appliance.NewEngines(cfg.Engine, log)
-		if err != nil {
-			return err
-		}
-		// Deferred before the workers start, so it runs after they stop
-		// (or are abandoned).
-		defer engines.Close()
-		opt.NewHandler = engines.NewHandler
-		capacity := appliance.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
-		if cfg.PinDir != "" {
-			set, m, err := appliance.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
-			if err != nil {
-				return fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
-			}
-			defer m.Close() // after the workers stopped; the pin stays
-			engines.Negotiated = set
-		} else {
-			log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
-			engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
-		}
-		if cfg.KeyLog != "" {
-			kl, err := keylog.Create(cfg.KeyLog)
-			if err != nil {
-				return err
-			}
-			defer kl.Close()
-			engines.KeyLog = kl.Log
-			log.Warn(keyLogWarning(cfg.KeyLog))
-		}
-	} else {
-		log.Info("engine disabled: every connection passes through unencrypted")
-	}
-	a, err := appliance.New(inside, outside, opt)
+	engines, closeEngines, err := startEngines(cfg, log)
 	if err != nil {
 		return err
 	}
-	if engines != nil {
-		ec := engines.Config()
-		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
-			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
+	// Deferred before the workers start, so it runs after they stop (or
+	// are abandoned).
+	defer closeEngines()
+	a, err := newAppliance(cfg, x, engines, log)
+	if err != nil {
+		return err
 	}
-	var src *appliance.AdminSource
+	var src *control.AdminSource
 	if cfg.Admin != "" {
 		src, err = adminSource(cfg, a, engines, x)
 		if err != nil {
@@ -332,23 +281,10 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
 	var srv *admin.Server
 	if src != nil {
-		srv = admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
-		ln, err := srv.Listen(cfg.Admin)
-		if err != nil {
+		if srv, err = serveAdmin(cfg.Admin, token, src, log); err != nil {
 			a.Stop()
-			if errors.Is(err, admin.ErrTokenRequired) {
-				return usageError{err}
-			}
 			return err
 		}
-		log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
-		go func() {
-			// The admin API failing is no reason to stop forwarding:
-			// say so and keep the bump running.
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				log.Error("admin API stopped serving", "err", err)
-			}
-		}()
 	}
 
 	var runErr error
@@ -358,6 +294,42 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	case runErr = <-a.Err():
 		log.Error("worker failed, shutting down", "err", runErr)
 	}
+	if !stop(srv, a, log) {
+		closeSockets = false
+		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
+	}
+	logCounters(log, a, x, engines)
+	return runErr
+}
+
+// newAppliance builds the workers over x's queues, with x's fast path when
+// it is on and the engines (nil: Passthrough) behind them.
+func newAppliance(cfg config.Config, x *afxdp.Ports, engines *control.Engines, log *slog.Logger) (*appliance.Appliance, error) {
+	inside, outside := x.Queues()
+	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
+	if cfg.FastPath {
+		opt.FastPath = x.Bump
+	} else {
+		log.Info("fast path off: every frame, non-TCP included, goes through the workers")
+	}
+	if engines != nil {
+		opt.NewHandler = engines.NewHandler
+	}
+	a, err := appliance.New(inside, outside, opt)
+	if err != nil {
+		return nil, err
+	}
+	if engines != nil {
+		ec := engines.Config()
+		log.Info("engine enabled", "teps", fmt.Sprint(ec.TEPs), "aeads", fmt.Sprint(ec.AEADs),
+			"resumption", !ec.NoResumption, "policies", len(ec.Policies), "max_flows", ec.MaxFlows)
+	}
+	return a, nil
+}
+
+// stop shuts the admin API down (srv may be nil), then stops the workers.
+// It reports false when they did not stop within shutdownTimeout.
+func stop(srv *admin.Server, a *appliance.Appliance, log *slog.Logger) bool {
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout/2)
 		if err := srv.Shutdown(ctx); err != nil {
@@ -372,18 +344,110 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}()
 	select {
 	case <-done:
+		return true
 	case <-time.After(shutdownTimeout):
-		closeSockets = false
-		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
+		return false
 	}
-	logCounters(log, a, x, engines)
-	return runErr
+}
+
+// logPorts says how each port came up, and warns when frames arriving at
+// one go through user space although the fast path is on.
+func logPorts(cfg config.Config, x *afxdp.Ports, log *slog.Logger) {
+	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		iface := cfg.Inside
+		if p == appliance.Outside {
+			iface = cfg.Outside
+		}
+		ready, _ := x.Bump.RedirectReady(p)
+		path, why := x.Path(p)
+		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
+			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
+		if cfg.FastPath && path != afxdp.PathKernel {
+			// The veth caveat (xsk.AttachBump): the kernel would drop
+			// what the program redirects, so the workers forward it.
+			log.Warn("frames arriving at this port go through user space", "port", p.String(), "why", why)
+		}
+	}
+}
+
+// startEngines starts the engines' shared services when the engine is
+// enabled (nil Engines when not): the key pool, the negotiated set (pinned
+// under pin_dir when set) and the key log. closeAll releases them; call it
+// after the workers stopped.
+func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if !cfg.Engine.Enabled {
+		log.Info("engine disabled: every connection passes through unencrypted")
+		return nil, closeAll, nil
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	engines, err = control.NewEngines(cfg.Engine, log)
+	if err != nil {
+		return nil, closeAll, err
+	}
+	closers = append(closers, engines.Close)
+	if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
+		return nil, closeAll, err
+	}
+	log.Info("segment size cap", "mtu", engines.MTU)
+	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
+	if cfg.PinDir != "" {
+		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
+		}
+		closers = append(closers, func() { m.Close() }) // the pin stays
+		engines.Negotiated = set
+	} else {
+		log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
+		engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+	}
+	if cfg.KeyLog != "" {
+		kl, err := keylog.Create(cfg.KeyLog)
+		if err != nil {
+			return nil, closeAll, err
+		}
+		closers = append(closers, func() { kl.Close() })
+		engines.KeyLog = kl.Log
+		log.Warn(keyLogWarning(cfg.KeyLog))
+	}
+	return engines, closeAll, nil
+}
+
+// serveAdmin listens on addr and serves the admin API from src until the
+// server is shut down. Failing to serve later is logged, not fatal: the
+// bump keeps running.
+func serveAdmin(addr, token string, src *control.AdminSource, log *slog.Logger) (*admin.Server, error) {
+	srv := admin.NewServer(src, admin.Options{Token: token, Logger: log.With("component", "admin")})
+	ln, err := srv.Listen(addr)
+	if err != nil {
+		if errors.Is(err, admin.ErrTokenRequired) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	log.Info("admin API listening", "addr", ln.Addr().String(), "token", token != "")
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin API stopped serving", "err", err)
+		}
+	}()
+	return srv, nil
 }
 
 // watchPaths re-checks every second whether each port's redirect to the
 // other delivers, and moves the port between the kernel and user space
 // when that changes (a veth peer's GRO switched, a driver change).
-func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
+func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -405,7 +469,7 @@ func watchPaths(x *appliance.XDPPorts, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts, engines *appliance.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *control.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -461,8 +525,8 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *appliance.XDPPorts
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.Engines, x *appliance.XDPPorts) (*appliance.AdminSource, error) {
-	info := appliance.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *afxdp.Ports) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
 	}
@@ -472,7 +536,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			iface = cfg.Outside
 		}
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
-			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: appliance.CPUs(cfg.Queues, cfg.CPUs)})
+			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
 	}
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
@@ -485,7 +549,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *appliance.E
 			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
 		}
 	}
-	return appliance.NewAdminSource(a, engines, info)
+	return control.NewAdminSource(a, engines, info)
 }
 
 // keyLogWarning is said in the log and in the status while a key log is on.

@@ -48,14 +48,11 @@ package topology
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tcpinc/tcpinc/deploy/netns"
@@ -718,174 +715,6 @@ func Exists(prefix string) bool {
 		}
 	}
 	return false
-}
-
-// ---- untrusted network controls (rtr) ----
-
-const (
-	lossTable = "tcpinc_loss"
-	natTable  = "tcpinc_nat"
-)
-
-// SetLoss makes rtr drop pct percent (0..100, resolution 0.01) of the packets
-// it forwards between side A and side B in direction dir, at random
-// (nftables `numgen random`; this kernel has no netem). 0 removes the drop
-// rules. VLAN sub-interfaces count as their side. Counters restart from zero.
-func (t *Topology) SetLoss(pct float64, dir LossDir) error {
-	if pct < 0 || pct > 100 {
-		return fmt.Errorf("topology: loss %v%% out of range 0..100", pct)
-	}
-	var matches []string
-	a, b := `{ "toA", "toA.100" }`, `{ "toB", "toB.100" }`
-	switch dir {
-	case LossBoth, "":
-		matches = []string{"iifname " + a + " oifname " + b, "iifname " + b + " oifname " + a}
-	case LossAtoB:
-		matches = []string{"iifname " + a + " oifname " + b}
-	case LossBtoA:
-		matches = []string{"iifname " + b + " oifname " + a}
-	default:
-		return fmt.Errorf("topology: unknown loss direction %q (both, a2b, b2a)", dir)
-	}
-	// Threshold out of 10000 for 0.01 % resolution.
-	thr := int(pct*100 + 0.5)
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "table inet %s {}\ndelete table inet %s\ntable inet %s {\n", lossTable, lossTable, lossTable)
-	sb.WriteString("  chain forward {\n    type filter hook forward priority -10; policy accept;\n")
-	for _, m := range matches {
-		switch {
-		case thr >= 10000:
-			fmt.Fprintf(&sb, "    %s counter drop\n", m)
-		case thr > 0:
-			fmt.Fprintf(&sb, "    %s numgen random mod 10000 < %d counter drop\n", m, thr)
-		}
-	}
-	sb.WriteString("  }\n}\n")
-	return netns.Nft(t.NS(Router), sb.String())
-}
-
-// LossDropped returns how many packets the current loss rules have dropped.
-func (t *Topology) LossDropped() (uint64, error) {
-	out, err := t.Run(Router, "nft", "-j", "list", "table", "inet", lossTable)
-	if err != nil {
-		return 0, err
-	}
-	return sumNftCounters([]byte(out))
-}
-
-// sumNftCounters adds up the packet counts of every counter in `nft -j` output.
-func sumNftCounters(js []byte) (uint64, error) {
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Expr []map[string]json.RawMessage `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(js, &doc); err != nil {
-		return 0, fmt.Errorf("parse nft json: %w", err)
-	}
-	var sum uint64
-	for _, item := range doc.Nftables {
-		if item.Rule == nil {
-			continue
-		}
-		for _, ex := range item.Rule.Expr {
-			raw, ok := ex["counter"]
-			if !ok {
-				continue
-			}
-			var c struct {
-				Packets uint64 `json:"packets"`
-			}
-			if err := json.Unmarshal(raw, &c); err != nil {
-				return 0, fmt.Errorf("parse nft counter: %w", err)
-			}
-			sum += c.Packets
-		}
-	}
-	return sum, nil
-}
-
-// SetNAT turns masquerading of side A toward side B on rtr on or off: with it
-// on, hB sees hA's connections (IPv4 and IPv6, VLAN included) coming from
-// rtr's address on side B (RouterAddr(HostB)), with rewritten ports.
-func (t *Topology) SetNAT(on bool) error {
-	script := fmt.Sprintf("table inet %s {}\ndelete table inet %s\n", natTable, natTable)
-	if on {
-		script += fmt.Sprintf(`table inet %s {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    iifname { "toA", "toA.100" } oifname { "toB", "toB.100" } counter masquerade
-  }
-}
-`, natTable)
-	}
-	if err := netns.Nft(t.NS(Router), script); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	t.nat = on
-	t.mu.Unlock()
-	return nil
-}
-
-// NAT reports whether NAT is on.
-func (t *Topology) NAT() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.nat
-}
-
-// Capture is a running tshark on rtr.
-type Capture struct {
-	Path string
-	p    *netns.Process
-}
-
-// StartCapture starts tshark in rtr writing a pcapng file at path, on the
-// given rtr interfaces (default: RouterToA, the untrusted link between gwA
-// and rtr). It returns once tshark is capturing.
-func (t *Topology) StartCapture(path string, ifaces ...string) (*Capture, error) {
-	if len(ifaces) == 0 {
-		ifaces = []string{RouterToA}
-	}
-	return t.StartCaptureOn(Router, path, ifaces...)
-}
-
-// StartCaptureOn is StartCapture on interfaces of another node.
-func (t *Topology) StartCaptureOn(n Node, path string, ifaces ...string) (*Capture, error) {
-	args := []string{"tshark", "-q", "-n"}
-	for _, i := range ifaces {
-		args = append(args, "-i", i)
-	}
-	args = append(args, "-w", path)
-	p, err := t.Start(n, "tshark", args...)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.WaitOutput("Capturing on", 20*time.Second); err != nil {
-		p.Stop()
-		return nil, err
-	}
-	// tshark announces itself just before its capture loop starts; give
-	// dumpcap a moment so the first packets of the caller are not missed.
-	time.Sleep(300 * time.Millisecond)
-	return &Capture{Path: path, p: p}, nil
-}
-
-// Stop ends the capture (SIGINT, so the file is complete) and returns the
-// path of the capture file.
-func (c *Capture) Stop() (string, error) {
-	err := c.p.StopWith(syscall.SIGINT, 10*time.Second)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && !ee.Exited() {
-		err = nil // ended by our signal
-	}
-	if err != nil {
-		return c.Path, fmt.Errorf("tshark: %w\n%s", err, c.p.Output())
-	}
-	return c.Path, nil
 }
 
 // Attach returns a handle on a topology that already runs (built by another

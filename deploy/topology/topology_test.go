@@ -313,3 +313,20 @@ func TestSumNftCounters(t *testing.T) {
 		t.Error("bad json: want error")
 	}
 }
+
+func TestDroppedFrames(t *testing.T) {
+	for _, c := range []struct {
+		out   string
+		n     uint64
+		found bool
+	}{
+		{"Capturing on 'toA'\n6 packets captured\n", 0, false},
+		{"1200 packets captured\n0 packets dropped from toA\n", 0, true},
+		{"1200 packets captured\n3 packets dropped from toA\n1 packet dropped from toB\n", 4, true},
+	} {
+		n, found := droppedFrames(c.out)
+		if n != c.n || found != c.found {
+			t.Errorf("droppedFrames(%q) = %d, %v; want %d, %v", c.out, n, found, c.n, c.found)
+		}
+	}
+}

@@ -140,6 +140,8 @@ func New() *Fixture {
 			Handshakes:   map[string]uint64{"encrypted": 41, "fallback": 17, "failed": 2},
 			Fallbacks:    map[string]uint64{"no_eno_in_synack": 15, "policy_bypass": 2},
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
+			Fragments:    map[string]uint64{"reassembled": 8, "passed": 30},
+			Events:       map[string]uint64{"challenge_acks": 9, "ptb_translated": 2},
 			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6, StrayResets: 7,
 			FramesSealed: 900, FramesOpened: 880, CacheEntries: 3,
 			FlowMemoryBytes: 5 << 20, FlowMemoryPeak: 6 << 20, FlowMemoryLimit: 1 << 30,

@@ -505,3 +505,136 @@ func TestAckReorder(t *testing.T) {
 	d.hostOff, d.wireOff = 300, init1+300+3*ovh
 	f.exchange(t)
 }
+
+// TestDataBeforeKeys: a sends data right after its third segment, before
+// Init2 has come back. G_A queues it (docs/architecture.md §2: never in the clear,
+// never dropped silently) and sends it framed, right after Init1, once the
+// keys exist; b gets it at its host offset (ENO-37, TC-13).
+func TestDataBeforeKeys(t *testing.T) {
+	f := full(t)
+	w, a := f.w, f.a
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	f.stepACK(t)
+	early := []byte("early MARK data before the keys")
+	w.Host(SideA, a.Data(0, isnB+1, early))
+	w.Run(0)
+	for _, s := range w.Link.Sent(AtoB) {
+		if bytes.Contains(s.Payload, []byte("MARK")) {
+			t.Fatalf("plaintext on the link before the keys: %v", s)
+		}
+	}
+	w.Run(4 * latency)
+	ws := wireStream(t, w, AtoB, isnA)
+	if got := len(ws.Contiguous()); got != init1+len(early)+ovh {
+		t.Fatalf("link carried %d bytes from A, want Init1 and one frame (%d)", got, init1+len(early)+ovh)
+	}
+	st := hostStream(t, w.All[SideB], isnA)
+	if !bytes.Equal(st.Contiguous(), early) {
+		t.Fatalf("b has %q, want %q", st.Contiguous(), early)
+	}
+	f.established(t)
+}
+
+// TestKeepAlive: after its data is acknowledged, a sends a keep-alive
+// (seq = next-1, no data). It crosses the link at the wire offset next-1,
+// never as a frame (docs/protocol.md §15), and reaches b in host space; b's
+// answer reaches a.
+func TestKeepAlive(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	f.exchange(t)
+	w, a, b := f.w, f.a, f.b
+	d, r := f.dirs(SideA)
+	n := f.mark(AtoB)
+	w.Host(SideA, a.ACK(d.hostOff-1, b.Seq(r.hostOff)))
+	w.Run(0)
+	s := one(t, "keep-alive on the link", f.sentSince(AtoB, n))
+	if s.Seq != a.Seq(d.wireOff-1) || len(s.Payload) != 0 {
+		t.Fatalf("keep-alive on the link: %v, want seq %d", s, a.Seq(d.wireOff-1))
+	}
+	w.Run(latency)
+	g := one(t, "keep-alive at b", w.Take(SideB))
+	if g.Seq != a.Seq(d.hostOff-1) || len(g.Payload) != 0 {
+		t.Fatalf("keep-alive at b: %v, want seq %d", g, a.Seq(d.hostOff-1))
+	}
+	n = f.mark(BtoA)
+	w.Host(SideB, b.ACK(r.hostOff, a.Seq(d.hostOff)))
+	w.Run(latency)
+	if len(f.sentSince(BtoA, n)) == 0 {
+		t.Fatal("b's answer to the keep-alive was suppressed: a's keep-alive gets no answer")
+	}
+	if got := w.Take(SideA); len(got) == 0 || got[len(got)-1].Ack != a.Seq(d.hostOff) {
+		t.Fatalf("a got %v, want the keep-alive answer acking %d", got, a.Seq(d.hostOff))
+	}
+}
+
+// TestURGStripped: the engine does not generate URGp (docs/protocol.md §13
+// recommendation): a's urgent data goes on as normal data, the URG flag
+// does not cross the link, b gets the bytes, and the engine counts it.
+func TestURGStripped(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a := f.w, f.a
+	seg := a.Seg(packettest.ACK|packettest.PSH|0x20, a.Seq(0), isnB+1, []byte("urgent!"))
+	seg[14+20+18], seg[14+20+19] = 0, 7 // urgent pointer
+	FixChecksums(seg)
+	n := f.mark(AtoB)
+	w.Host(SideA, seg)
+	w.Run(latency)
+	for _, s := range f.sentSince(AtoB, n) {
+		if s.Flags&0x20 != 0 {
+			t.Fatalf("URG crossed the link: %v", s)
+		}
+	}
+	if st := hostStream(t, w.All[SideB], isnA); string(st.Contiguous()) != "urgent!" {
+		t.Fatalf("b has %q", st.Contiguous())
+	}
+	if w.G[SideA].Counters().URGStripped.Load() != 1 {
+		t.Fatal("URG not counted")
+	}
+}
+
+// TestServerFirst: b speaks first (an SMTP banner) the moment it gets the
+// third segment, before G_B has even read Init1 (and, with a pool, before
+// the key exchange is done), so G_B has no keys yet and must queue it. The banner is never on the link in the clear; it follows Init2 as
+// B's first frame (TC-13) and reaches a at host offset 0.
+func TestServerFirst(t *testing.T) {
+	for _, pool := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inline", true: "pool"}[pool], func(t *testing.T) {
+			f := newFixture(t, [2]bool{true, true}, pool, nil)
+			w, b := f.w, f.b
+			f.stepSYN(t)
+			f.stepSYNACK(t)
+			banner := []byte("220 MARK banner")
+			sent := false
+			w.React = func(s Side, g Seg) {
+				if s == SideB && !sent && !g.Has(packettest.SYN) {
+					sent = true
+					w.Host(SideB, b.Data(0, isnA+1, banner))
+				}
+			}
+			f.stepACK(t)
+			w.Run(4 * latency)
+			if !sent {
+				t.Fatal("b never got the third segment")
+			}
+			if w.G[SideB].Counters().PreKeyQueued.Load() == 0 {
+				t.Fatal("the banner was not queued for the keys")
+			}
+			for _, s := range w.Link.Sent(BtoA) {
+				if bytes.Contains(s.Payload, []byte("MARK")) {
+					t.Fatalf("plaintext on the link: %v", s)
+				}
+			}
+			ws := wireStream(t, w, BtoA, isnB)
+			if got := len(ws.Contiguous()); got != init2+len(banner)+ovh {
+				t.Fatalf("link carried %d bytes from B, want Init2 and one frame (%d)", got, init2+len(banner)+ovh)
+			}
+			if st := hostStream(t, w.All[SideA], isnB); !bytes.Equal(st.Contiguous(), banner) {
+				t.Fatalf("a has %q", st.Contiguous())
+			}
+			f.established(t)
+		})
+	}
+}

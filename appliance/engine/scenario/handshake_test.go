@@ -2,10 +2,13 @@ package scenario
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // TestHandshake: the success case of docs/protocol.md §6 through two appliances,
@@ -184,4 +187,189 @@ func TestHandshakeLoss(t *testing.T) {
 		f.established(t)
 		f.exchange(t)
 	})
+}
+
+// TestSimultaneousOpen: a and b open actively at the same time. Each
+// appliance adds its SYN option (b = 0) and then meets the other's SYN:
+// a role clash (ENO-30) that neither negotiates on its host's behalf. Both
+// count it as simultaneous_open, the hosts' SYN-ACKs go on the link
+// without ENO (ENO-33: an active opener may leave it out after such a
+// SYN), and the connection carries plain TCP both ways, untouched.
+func TestSimultaneousOpen(t *testing.T) {
+	f := full(t)
+	w, a, b := f.w, f.a, f.b
+	if v := w.Host(SideA, a.SYN(LinuxSYNOpts)); v != engine.Forwarded {
+		t.Fatalf("a's SYN at G_A: %v", v)
+	}
+	if v := w.Host(SideB, b.SYN(LinuxSYNOpts)); v != engine.Forwarded {
+		t.Fatalf("b's SYN at G_B: %v", v)
+	}
+	w.Run(latency)
+	for _, s := range []Side{SideA, SideB} {
+		g := one(t, fmt.Sprintf("SYN at host %d", s), w.Take(s))
+		if !g.Has(packettest.SYN) || g.Has(packettest.ACK) || len(g.ENO()) != 1 {
+			t.Fatalf("host %d got %v, want the other's SYN with its appliance's ENO option", s, g)
+		}
+	}
+	n := [2]int{f.mark(AtoB), f.mark(BtoA)}
+	synackA, synackB := a.SYNACK(isnB, LinuxSYNOpts), b.SYNACK(isnA, LinuxSYNOpts)
+	w.Host(SideA, synackA)
+	w.Host(SideB, synackB)
+	for i, d := range []Dir{AtoB, BtoA} {
+		s := one(t, "SYN-ACK on the link", f.sentSince(d, n[i]))
+		if len(s.ENO()) != 0 || !bytes.Equal(s.Raw, [][]byte{synackA, synackB}[i]) {
+			t.Fatalf("SYN-ACK on the link %v: %v, want the host's unchanged, without ENO (ENO-33)", d, s)
+		}
+	}
+	w.Run(latency)
+	w.Take(SideA)
+	w.Take(SideB)
+	// Each far SYN-ACK repeats the SYN that crossed its appliance's: that
+	// shows the simultaneous open (a blind SYN alone does not end the
+	// negotiation).
+	for _, s := range []Side{SideA, SideB} {
+		fl := one2(t, w.Flows(s))
+		if fl.State != "plain" || fl.Encrypted || fl.FallbackReason == "" {
+			t.Fatalf("side %d flow: %+v", s, fl)
+		}
+		if n := w.G[s].Counters().Fallbacks[engine.FallbackSimultaneousOpen].Load(); n != 1 {
+			t.Fatalf("side %d: %d simultaneous-open fallbacks, want 1", s, n)
+		}
+	}
+	msg := []byte("plain after a simultaneous open")
+	data := a.Data(0, isnB+1, msg)
+	w.Host(SideA, data)
+	w.Run(latency)
+	if g := one(t, "data at b", w.Take(SideB)); !bytes.Equal(g.Raw, data) {
+		t.Fatalf("b got %v, want a's segment untouched", g)
+	}
+}
+
+// TestInit2SharedWithFrame: a host-based peer in role B sends Init2 in two
+// segments, the second of which also carries its first frame (TC-7: an
+// Init message may end in the middle of a segment). a gets the frame's data
+// at host offset 0. Both with the public-key work inline and on a pool
+// (the session then completes in a later Tick).
+func TestInit2SharedWithFrame(t *testing.T) {
+	for _, pool := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inline", true: "pool"}[pool], func(t *testing.T) {
+			init2SharedWithFrame(t, newFixture(t, [2]bool{true, false}, pool, nil))
+		})
+	}
+}
+
+func init2SharedWithFrame(t *testing.T, f *fixture) {
+	w, a, b := f.w, f.a, f.b
+	p := NewPeer(tcpcrypt.RoleB, isnA)
+	w.Host(SideA, a.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	syn := one(t, "SYN at the peer", w.TakeFar(SideB))
+	opt, err := p.AnswerSYN(syn.ENO()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SendFar(SideB, b.SYNACK(isnA, LinuxSYNOpts, opt))
+	w.Run(latency)
+	w.Take(SideA)
+	w.Host(SideA, a.ACK(0, isnB+1))
+	w.Run(latency)
+	peerFeed(t, f, p, SideB)
+	if !p.Ready() {
+		t.Fatal("peer has no keys")
+	}
+	rest := append(append([]byte(nil), p.Init[30:]...), p.Seal([]byte("first words from b"), false)...)
+	w.SendFar(SideB, b.Seg(packettest.ACK, b.Seq(0), a.Seq(init1), p.Init[:30], ENOAck))
+	w.SendFar(SideB, b.Seg(packettest.ACK|packettest.PSH, b.Seq(30), a.Seq(init1), rest))
+	w.Run(latency)
+	for _, s := range w.All[SideA] {
+		if s.Has(packettest.RST) {
+			t.Fatalf("G_A aborted the connection: a got %v (counters: %d authentication failures)", s, w.G[SideA].Counters().AuthFailures.Load())
+		}
+	}
+	st := hostStream(t, w.All[SideA], isnB)
+	if string(st.Contiguous()) != "first words from b" {
+		t.Fatalf("a has %q", st.Contiguous())
+	}
+	if g := one2(t, w.Flows(SideA)); !g.Encrypted || g.SessionID != p.Session.ID {
+		t.Fatalf("G_A's flow %+v", g)
+	}
+}
+
+// TestInitRetransmitBackoff: Init1 never gets through. G_A retransmits it
+// with exponential backoff (initial RTO 200 ms, doubled each time), the
+// same bytes each time (TC-45), and after InitTries gives up with RST to
+// both sides (engine contract, docs/protocol.md §9 abort).
+func TestInitRetransmitBackoff(t *testing.T) {
+	f := full(t)
+	w := f.w
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
+	f.stepACK(t)
+	start := w.Now
+	w.Run(40 * time.Second)
+	var at []int64
+	for _, e := range w.Link.Log {
+		if e.Dir == AtoB && len(e.Seg.Payload) > 0 && e.Seg.Seq == isnA+1 {
+			at = append(at, e.At-start)
+		}
+	}
+	if len(at) < 3 || len(at) > 7 {
+		t.Fatalf("Init1 sent %d times, want the first and at most 6 tries", len(at))
+	}
+	for i := 2; i < len(at); i++ {
+		d1, d2 := at[i-1]-at[i-2], at[i]-at[i-1]
+		if d2 < 2*d1-int64(2*time.Millisecond) || d2 > 2*d1+int64(2*time.Millisecond) {
+			t.Fatalf("Init1 sent at %v (ns after the first): intervals do not double", at)
+		}
+	}
+	if d := at[1] - at[0]; d < int64(190*time.Millisecond) || d > int64(210*time.Millisecond) {
+		t.Fatalf("first retransmission after %v, want 200 ms", time.Duration(d))
+	}
+	wireStream(t, w, AtoB, isnA)
+	var rstA bool
+	for _, s := range w.All[SideA] {
+		rstA = rstA || s.Has(packettest.RST)
+	}
+	var rstWire bool
+	for _, s := range w.Link.Sent(AtoB) {
+		rstWire = rstWire || s.Has(packettest.RST)
+	}
+	if !rstA || !rstWire {
+		t.Fatalf("after the last try: RST to a %v, on the link %v; want both", rstA, rstWire)
+	}
+}
+
+// TestTimestampsOnInit: segments the appliances originate carry timestamps
+// the hosts' PAWS and RTT logic accept (docs/architecture.md §2): Init1 carries a's
+// latest TSval and, as TSecr, a TSval that came from b's side (b's latest,
+// or the one a last echoed); Init2 the same the other way. An ACK segment
+// echoes TS.Recent, never 0 (RFC 7323 §3.2, §4.3).
+func TestTimestampsOnInit(t *testing.T) {
+	f := full(t)
+	w, a, b := f.w, f.a, f.b
+	w.Host(SideA, a.SYN(PlainSYNOpts, packettest.TimestampOption(10, 0)))
+	w.Run(latency)
+	w.Take(SideB)
+	w.Host(SideB, b.SYNACK(isnA, PlainSYNOpts, packettest.TimestampOption(500, 10)))
+	w.Run(latency)
+	w.Take(SideA)
+	n, m := f.mark(AtoB), f.mark(BtoA)
+	w.Host(SideA, a.ACK(0, isnB+1, packettest.TimestampOption(11, 500)))
+	w.Run(0)
+	for _, s := range withData(f.sentSince(AtoB, n)) {
+		if v, e, ok := s.TS(); !ok || v != 11 || e != 500 {
+			t.Fatalf("Init1 segment TS %d/%d (present %v), want TSval 11 (a's) TSecr 500 (b's)", v, e, ok)
+		}
+	}
+	w.Run(latency)
+	init2 := withData(f.sentSince(BtoA, m))
+	if len(init2) == 0 {
+		t.Fatal("no Init2")
+	}
+	for _, s := range init2 {
+		if v, e, ok := s.TS(); !ok || v != 500 || (e != 11 && e != 10) {
+			t.Fatalf("Init2 segment TS %d/%d (present %v), want TSval 500 (b's) and TSecr 11 (a's latest) or 10 (what b echoed)", v, e, ok)
+		}
+	}
 }

@@ -168,9 +168,6 @@ func (l *Link) Release(now int64, r *Rule) int {
 	return n
 }
 
-// Held returns how many frames are held.
-func (l *Link) Held() int { return len(l.held) }
-
 // NextAt returns when the next frame arrives, if any is in flight.
 func (l *Link) NextAt() (int64, bool) {
 	if len(l.q) == 0 {
@@ -204,9 +201,6 @@ func (l *Link) Pop(now int64) (Dir, []byte, bool) {
 	l.q = slices.Delete(l.q, i, i+1)
 	return f.dir, f.frame, true
 }
-
-// InFlight returns how many frames are on their way.
-func (l *Link) InFlight() int { return len(l.q) }
 
 // Sent returns the segments offered to the link in direction d (whatever
 // their fate), in order.

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
 // Path MTU changes in the middle of a transfer: on the untrusted link
@@ -231,4 +233,47 @@ func TestInsideMTUFallsInEnclaveB(t *testing.T) {
 		}
 	}
 	t.Logf("%d packet-too-big inside enclave B", len(r.Sent))
+}
+
+// TestPacketTooBig: a router on the untrusted side sends an ICMP "packet
+// too big" quoting one of G_A's wire segments. G_A passes it to a with the
+// quoted sequence number translated to host space (the start of the frame's
+// host bytes) and the MTU lowered by the frame overhead (engine contract),
+// checksums valid.
+func TestPacketTooBig(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a := f.w, f.a
+	f.send(t, SideA, chunk('q', 300))
+	f.ack(t, SideB)
+	n := f.mark(AtoB)
+	w.Host(SideA, a.Data(300, isnB+1, chunk('r', 400)))
+	w.Run(0)
+	wire := one(t, "data on the link", withData(f.sentSince(AtoB, n)))
+	w.Run(latency)
+	w.Take(SideB)
+	router := netip.MustParseAddr("203.0.113.1")
+	icmp := packettest.Frame{Src: router, Dst: a.Addr.Addr(), Proto: 1,
+		L4: packettest.ICMP(3, 4, 1400, packettest.Quote(wire.Raw, 28))}.Bytes()
+	w.SendFar(SideB, icmp)
+	w.Run(latency)
+	got := one(t, "ICMP at a", w.Take(SideA)).Raw
+	ip := got[14:]
+	ihl := int(ip[0]&15) * 4
+	if packettest.RefChecksum(ip[:ihl]) != 0 || ip[9] != 1 {
+		t.Fatalf("ICMP at a: bad IPv4 header %x", ip[:ihl])
+	}
+	tot := int(binary.BigEndian.Uint16(ip[2:]))
+	msg := ip[ihl:tot]
+	if packettest.RefChecksum(msg) != 0 {
+		t.Fatal("ICMP at a: bad ICMP checksum")
+	}
+	if msg[0] != 3 || msg[1] != 4 || binary.BigEndian.Uint16(msg[6:]) != 1400-ovh {
+		t.Fatalf("ICMP at a: type %d code %d MTU %d, want 3/4 MTU %d", msg[0], msg[1], binary.BigEndian.Uint16(msg[6:]), 1400-ovh)
+	}
+	q := msg[8:]
+	qseq := binary.BigEndian.Uint32(q[int(q[0]&15)*4+4:])
+	if qseq != a.Seq(300) {
+		t.Fatalf("quoted sequence number %d, want host %d (wire %d)", qseq, a.Seq(300), wire.Seq)
+	}
 }

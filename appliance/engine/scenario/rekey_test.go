@@ -144,3 +144,39 @@ func TestRekeyWithPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestRekeyByTime: G_A rekeys after RekeyAfter even with no data to send
+// (RFC 8548 §3.9 recommends rekeying as the liveness check). One frame each
+// way carries the rekey bit and both ends reach generation 1; data keeps
+// flowing.
+func TestRekeyByTime(t *testing.T) {
+	f := newFixture(t, [2]bool{true, true}, false, func(s Side, c *engine.Config) {
+		if s == SideA {
+			c.RekeyAfter = time.Second
+		}
+	})
+	f.handshake(t)
+	f.exchange(t)
+	f.w.Run(1500 * time.Millisecond)
+	f.ab.wireOff = len(wireStream(t, f.w, AtoB, isnA).Contiguous())
+	f.ba.wireOff = len(wireStream(t, f.w, BtoA, isnB).Contiguous())
+	f.w.Take(SideA)
+	f.w.Take(SideB)
+	f.exchange(t)
+	count := func(d Dir, isn uint32, start int) int {
+		n := 0
+		for _, fr := range splitFrames(t, wireStream(t, f.w, d, isn).Contiguous(), start) {
+			if fr.Rekey {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b := count(AtoB, isnA, init1), count(BtoA, isnB, init2); a != 1 || b != 1 {
+		t.Fatalf("rekey frames: %d from A, %d from B; want 1 and 1", a, b)
+	}
+	fa, fb := one2(t, f.w.Flows(SideA)), one2(t, f.w.Flows(SideB))
+	if fa.KeyGeneration != 1 || fb.KeyGeneration != 1 {
+		t.Fatalf("key generations %d and %d, want 1 and 1", fa.KeyGeneration, fb.KeyGeneration)
+	}
+}

@@ -338,3 +338,48 @@ func simRun(t *testing.T, seed int, hs bool, loss, inside float64, maxData int) 
 		}
 	}
 }
+
+// followRun is simRun's exchange (sim_test.go) returning the world, for
+// tests that check the link afterwards.
+func followRun(t *testing.T, seed int, hs bool, loss float64, maxData int) *World {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x7cc1))
+	f := full(t)
+	if !hs {
+		f.handshake(t)
+	}
+	w := f.w
+	lr := rand.New(rand.NewPCG(uint64(seed), 0x1111))
+	for _, d := range []Dir{AtoB, BtoA} {
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < loss }, Drop: true})
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.02 }, Dup: 1})
+		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.05 }, Delay: int64(time.Duration(1+lr.IntN(20)) * time.Millisecond)})
+	}
+	hosts := [2]*simHost{
+		{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, rng.IntN(maxData)), rcv: NewStream(isnB), hs: hs, active: true, est: !hs},
+		{side: SideB, h: f.b, peer: f.a, rng: rng, data: simData(rng, rng.IntN(maxData)), rcv: NewStream(isnA), hs: hs, est: !hs},
+	}
+	done := func() bool {
+		for i, h := range hosts {
+			if !h.est || !h.gotFIN || !bytes.Equal(h.rcv.Contiguous(), hosts[1-i].data) || !h.finAcked {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := w.Now + int64(120*time.Second)
+	for !done() {
+		if w.Now > deadline {
+			t.Fatal("exchange not done after 120 s (fake)")
+		}
+		for _, h := range hosts {
+			h.step(w)
+		}
+		w.Run(time.Millisecond)
+		for _, h := range hosts {
+			h.receive(t, w, w.Take(h.side))
+		}
+	}
+	w.Run(50 * time.Millisecond)
+	return w
+}

@@ -1,0 +1,114 @@
+package afpacket
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Test helpers for network namespaces. Every namespace a test creates is
+// named with the prefix "afpt-" and removed in t.Cleanup, also on failure.
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("afpacket: this test needs root (network namespaces, AF_PACKET); CI runs it as root")
+	}
+}
+
+// sh runs a command and fails the test with its output on error.
+func sh(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNetns creates the namespace name (removing a leftover of the same name
+// first) and deletes it when the test ends.
+func newNetns(t testing.TB, name string) {
+	t.Helper()
+	if !strings.HasPrefix(name, "afpt-") {
+		t.Fatalf("namespace %q lacks the afpt- prefix", name)
+	}
+	_ = exec.Command("ip", "netns", "del", name).Run()
+	sh(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// inNetns runs fn on an OS thread switched into namespace name. Sockets
+// created there stay in that namespace and work from any thread afterwards.
+func inNetns(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/var/run/netns/" + name)
+		if err != nil {
+			errc <- err
+			runtime.UnlockOSThread()
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", name, err)
+			runtime.UnlockOSThread()
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Leave the thread locked: it dies with this goroutine.
+			errc <- fmt.Errorf("setns back: %w (fn: %v)", err, ferr)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// openIn opens a socket on interface dev of namespace ns.
+func openIn(t testing.TB, ns, dev string, o Options) *Socket {
+	t.Helper()
+	var s *Socket
+	if err := inNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		s, err = Open(ifi.Index, o)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// vethPair creates a veth pair a (in namespace nsA) <-> b (in nsB), both up.
+func vethPair(t testing.TB, nsA, a, nsB, b string) {
+	t.Helper()
+	sh(t, "ip", "-n", nsA, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nsB)
+	sh(t, "ip", "-n", nsA, "link", "set", a, "up")
+	sh(t, "ip", "-n", nsB, "link", "set", b, "up")
+}
+
+// ethtoolK runs `ethtool -K dev feat...` in namespace ns.
+func ethtoolK(t testing.TB, ns, dev string, feat ...string) {
+	t.Helper()
+	sh(t, append([]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev}, feat...)...)
+}

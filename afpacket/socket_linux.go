@@ -1,0 +1,319 @@
+package afpacket
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxFrame is the largest frame a socket can hand over: an IP packet of
+// 64 KiB (the most an IPv4 length or a GRO super-segment without BIG TCP
+// says) behind an Ethernet header and two VLAN tags. A receive buffer needs
+// MaxFrame bytes after its offset, plus VnetHdrLen before it.
+const MaxFrame = 65535 + ethHdrLen + 8
+
+// DefaultBatch is the number of frames one Read or Write moves at most when
+// Options.Batch is zero.
+const DefaultBatch = 64
+
+// Options configure Open.
+type Options struct {
+	// VnetHdr turns on PACKET_VNET_HDR: every frame read or written is
+	// preceded by a virtio_net_hdr, super-segments come in whole and may go
+	// out whole. Without it, frames are plain and no larger than the MTU.
+	VnetHdr bool
+	// QdiscBypass turns on PACKET_QDISC_BYPASS: frames go to the driver
+	// directly, without the interface's qdisc (no queueing, no backpressure:
+	// a busy driver drops, counted in Stats.TxDropped).
+	QdiscBypass bool
+	// Batch is the most frames one Read or Write moves (DefaultBatch if 0).
+	Batch int
+	// BufBytes sizes the socket's receive and send buffers (SO_RCVBUFFORCE,
+	// SO_SNDBUFFORCE); 0 means 8 MiB. A 64 KiB super-segment costs about
+	// 66 KiB of it.
+	BufBytes int
+}
+
+// Stats are a socket's counters since Open.
+type Stats struct {
+	RxFrames      uint64 // frames handed out by Read
+	RxBytes       uint64 // their bytes (frames, without virtio_net_hdr)
+	RxTruncated   uint64 // frames larger than the caller's buffer, dropped
+	RxKernelDrops uint64 // frames the kernel dropped for a full receive buffer (PACKET_STATISTICS)
+	TxFrames      uint64 // frames the kernel took
+	TxBytes       uint64
+	TxDropped     uint64 // frames the device dropped (ENOBUFS)
+	TxErrors      uint64 // frames the kernel refused (a bad header, too long without GSO)
+}
+
+// Socket is one AF_PACKET socket bound to one interface. Its receive half
+// (Read) and send half (Write) may each be driven by its own goroutine;
+// neither half may be used by two goroutines at once.
+type Socket struct {
+	fd      int
+	ifindex int
+	vnet    bool
+	closed  atomic.Bool
+
+	rxMsgs []unix.Mmsghdr
+	rxIovs []unix.Iovec
+	txMsgs []unix.Mmsghdr
+	txIovs []unix.Iovec
+
+	rxFrames, rxBytes, rxTrunc, rxKDrops atomic.Uint64
+	txFrames, txBytes, txDropped, txErr  atomic.Uint64
+}
+
+// ErrClosed is returned by a Socket's methods after Close.
+var ErrClosed = errors.New("afpacket: socket closed")
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Open creates a socket on the interface ifindex of the calling thread's
+// network namespace and binds it for every protocol. The interface is put in
+// promiscuous mode for as long as the socket lives (a bump's frames are
+// addressed to other machines).
+func Open(ifindex int, o Options) (*Socket, error) {
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.BufBytes <= 0 {
+		o.BufBytes = 8 << 20
+	}
+	// Protocol 0 until bind: the socket receives nothing before its
+	// options are set.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("afpacket: socket: %w", err)
+	}
+	s := &Socket{
+		fd: fd, ifindex: ifindex, vnet: o.VnetHdr,
+		rxMsgs: make([]unix.Mmsghdr, o.Batch), rxIovs: make([]unix.Iovec, o.Batch),
+		txMsgs: make([]unix.Mmsghdr, o.Batch), txIovs: make([]unix.Iovec, o.Batch),
+	}
+	fail := func(what string, err error) (*Socket, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("afpacket: %s: %w", what, err)
+	}
+	if o.VnetHdr {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return fail("PACKET_VNET_HDR", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return fail("PACKET_IGNORE_OUTGOING", err)
+	}
+	if o.QdiscBypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return fail("PACKET_QDISC_BYPASS", err)
+		}
+	}
+	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], o.BufBytes) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], o.BufBytes) // capped by rmem_max/wmem_max without CAP_NET_ADMIN
+		}
+	}
+	mr := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mr); err != nil {
+		return fail("PACKET_ADD_MEMBERSHIP", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
+		return fail("bind", err)
+	}
+	for i := range s.rxMsgs {
+		s.rxMsgs[i].Hdr.Iov = &s.rxIovs[i]
+		s.rxMsgs[i].Hdr.Iovlen = 1
+		s.txMsgs[i].Hdr.Iov = &s.txIovs[i]
+		s.txMsgs[i].Hdr.Iovlen = 1
+	}
+	return s, nil
+}
+
+// VnetHdr reports whether frames carry a virtio_net_hdr.
+func (s *Socket) VnetHdr() bool { return s.vnet }
+
+// Ifindex is the interface the socket is bound to.
+func (s *Socket) Ifindex() int { return s.ifindex }
+
+func (s *Socket) hdrLen() int {
+	if s.vnet {
+		return VnetHdrLen
+	}
+	return 0
+}
+
+// Read receives up to min(len(bufs), len(sizes), Options.Batch) frames
+// with one recvmmsg and returns how many. Frame i is bufs[i][offset :
+// offset+sizes[i]]; with VnetHdr its virtio_net_hdr is in bufs[i][offset-
+// VnetHdrLen : offset] (so offset must be at least VnetHdrLen). A frame that
+// does not fit its buffer is dropped and counted; to keep the frames first,
+// Read may swap elements of bufs. Read does not block: with nothing to
+// read it returns 0, nil.
+func (s *Socket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	hl := s.hdrLen()
+	if offset < hl {
+		return 0, fmt.Errorf("afpacket: offset %d leaves no room for the virtio_net_hdr", offset)
+	}
+	n := min(len(bufs), len(sizes), len(s.rxMsgs))
+	if n == 0 {
+		return 0, nil
+	}
+	for i := range n {
+		b := bufs[i]
+		if len(b) <= offset {
+			return 0, ErrNoRoom
+		}
+		s.rxIovs[i].Base = &b[offset-hl]
+		s.rxIovs[i].SetLen(len(b) - offset + hl)
+		s.rxMsgs[i].Hdr.Flags = 0
+		s.rxMsgs[i].Len = 0
+	}
+	var r uintptr
+	for {
+		var e unix.Errno
+		r, _, e = unix.Syscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.rxMsgs[0])), uintptr(n), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+		if e == 0 {
+			break
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
+		case unix.EBADF:
+			return 0, ErrClosed
+		}
+		return 0, fmt.Errorf("afpacket: recvmmsg: %w", e)
+	}
+	k, bytes, trunc := 0, 0, 0
+	for i := range int(r) {
+		l := int(s.rxMsgs[i].Len) - hl
+		if s.rxMsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || l < 0 || l > len(bufs[i])-offset {
+			trunc++
+			continue
+		}
+		bufs[k], bufs[i] = bufs[i], bufs[k]
+		sizes[k] = l
+		bytes += l
+		k++
+	}
+	s.rxFrames.Add(uint64(k))
+	s.rxBytes.Add(uint64(bytes))
+	if trunc > 0 {
+		s.rxTrunc.Add(uint64(trunc))
+	}
+	return k, nil
+}
+
+// Write sends bufs[i][offset : offset+sizes[i]] for i below min(len(bufs),
+// len(sizes), Options.Batch) with sendmmsg; with VnetHdr each frame's
+// virtio_net_hdr must be in the VnetHdrLen bytes before offset. It returns
+// how many frames it consumed, in order: sent, or dropped and counted
+// (Stats.TxDropped when the device had no room, Stats.TxErrors when the
+// kernel refused the frame). It does not block: when the socket's send
+// buffer is full it returns early, and the caller may Wait(…, true) and
+// write the rest.
+func (s *Socket) Write(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	hl := s.hdrLen()
+	if offset < hl {
+		return 0, fmt.Errorf("afpacket: offset %d leaves no room for the virtio_net_hdr", offset)
+	}
+	n := min(len(bufs), len(sizes), len(s.txMsgs))
+	bytes := 0
+	for i := range n {
+		if sizes[i] <= 0 || offset+sizes[i] > len(bufs[i]) {
+			return 0, ErrNoRoom
+		}
+		s.txIovs[i].Base = &bufs[i][offset-hl]
+		s.txIovs[i].SetLen(sizes[i] + hl)
+	}
+	done, sent := 0, 0
+	for done < n {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txMsgs[done])), uintptr(n-done), unix.MSG_DONTWAIT, 0, 0)
+		if e == 0 {
+			for i := done; i < done+int(r); i++ {
+				bytes += sizes[i]
+			}
+			done += int(r)
+			sent += int(r)
+			continue
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			s.addTx(sent, bytes)
+			return done, nil
+		case unix.EBADF:
+			s.addTx(sent, bytes)
+			return done, ErrClosed
+		case unix.ENOBUFS:
+			s.txDropped.Add(1)
+		default:
+			s.txErr.Add(1)
+		}
+		done++ // the frame sendmmsg stopped at is gone
+	}
+	s.addTx(sent, bytes)
+	return done, nil
+}
+
+func (s *Socket) addTx(frames, bytes int) {
+	s.txFrames.Add(uint64(frames))
+	s.txBytes.Add(uint64(bytes))
+}
+
+// Wait blocks until the socket has a frame to read (write false) or room
+// to write (write true), or until timeout; it reports which.
+func (s *Socket) Wait(timeout time.Duration, write bool) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	ev := int16(unix.POLLIN)
+	if write {
+		ev = unix.POLLOUT
+	}
+	fds := [1]unix.PollFd{{Fd: int32(s.fd), Events: ev}}
+	n, err := unix.Poll(fds[:], int(timeout/time.Millisecond))
+	if err == unix.EINTR {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("afpacket: poll: %w", err)
+	}
+	return n > 0 && fds[0].Revents&ev != 0, nil
+}
+
+// Stats returns the counters. It reads PACKET_STATISTICS (which the kernel
+// resets on every read), so call it from one goroutine at a time.
+func (s *Socket) Stats() Stats {
+	if !s.closed.Load() {
+		if st, err := unix.GetsockoptTpacketStats(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			s.rxKDrops.Add(uint64(st.Drops))
+		}
+	}
+	return Stats{
+		RxFrames: s.rxFrames.Load(), RxBytes: s.rxBytes.Load(), RxTruncated: s.rxTrunc.Load(),
+		RxKernelDrops: s.rxKDrops.Load(),
+		TxFrames:      s.txFrames.Load(), TxBytes: s.txBytes.Load(), TxDropped: s.txDropped.Load(), TxErrors: s.txErr.Load(),
+	}
+}
+
+// Close closes the socket. Calls after the first do nothing. The caller must
+// not Close while another goroutine is inside Read, Write or Wait.
+func (s *Socket) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return unix.Close(s.fd)
+}

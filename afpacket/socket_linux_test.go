@@ -1,0 +1,120 @@
+package afpacket
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestSocketBatch drives the socket directly over one veth pair x <-> y in
+// namespace afpt-sock: a batch written on x (a super-segment with a
+// PrepareGSO header, plain frames, a frame too long for the MTU without GSO)
+// is read on y. veth keeps GSO skbs whole, so the super-segment must come
+// back as one frame with the same GSO type and size and a partial checksum
+// that completes right; the oversized frame is refused and counted; a frame
+// longer than the reader's buffer is dropped and counted; Read and Write
+// allocate nothing.
+func TestSocketBatch(t *testing.T) {
+	requireRoot(t)
+	const ns = "afpt-sock"
+	newNetns(t, ns)
+	vethPair(t, ns, "x", ns, "y")
+	for _, d := range []string{"x", "y"} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
+	}
+	x := openIn(t, ns, "x", Options{VnetHdr: true})
+	y := openIn(t, ns, "y", Options{VnetHdr: true})
+
+	if ok, err := y.Wait(10*time.Millisecond, false); ok || err != nil {
+		t.Fatalf("Wait on an idle socket: %v, %v", ok, err)
+	}
+	const off = VnetHdrLen
+	frames := [][]byte{
+		mkFrame(frameSpec{payload: pattern(40000), seq: 1000, flags: tcpPSH}),
+		mkFrame(frameSpec{v6: true, payload: pattern(100), seq: 2000}),
+		mkFrame(frameSpec{payload: pattern(3000), seq: 3000}), // no GSO header: longer than the MTU
+		mkFrame(frameSpec{seq: 4000}),
+	}
+	bufs := make([][]byte, len(frames))
+	sizes := make([]int, len(frames))
+	for i, f := range frames {
+		bufs[i] = make([]byte, off+len(f))
+		copy(bufs[i][off:], f)
+		sizes[i] = len(f)
+	}
+	h, err := PrepareGSO(bufs[0][off:], 1448)
+	if err != nil || !h.IsGSO() {
+		t.Fatalf("PrepareGSO: %+v %v", h, err)
+	}
+	_ = h.Encode(bufs[0])
+	if n, err := x.Write(bufs, sizes, off); n != len(frames) || err != nil {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if st := x.Stats(); st.TxFrames != 3 || st.TxErrors != 1 {
+		t.Fatalf("x stats %+v: want 3 sent, 1 refused", st)
+	}
+
+	rb := make([][]byte, 8)
+	for i := range rb {
+		rb[i] = make([]byte, off+MaxFrame)
+	}
+	rs := make([]int, len(rb))
+	var got [][]byte
+	var hdrs []VnetHdr
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		y.Wait(100*time.Millisecond, false)
+		n, err := y.Read(rb, rs, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			var h VnetHdr
+			_ = h.Decode(rb[i])
+			hdrs = append(hdrs, h)
+			got = append(got, append([]byte{}, rb[i][off:off+rs[i]]...))
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d frames, want 3", len(got))
+	}
+	// The super-segment: one frame, GSO TCPv4 at 1448, partial checksum.
+	g, h0 := got[0], hdrs[0]
+	p, err := CheckTCP(&h0, g)
+	if err != nil || h0.GSOType != GSOTCPv4 || h0.GSOSize != 1448 || h0.Flags&FlagNeedsCsum == 0 || len(g) != len(frames[0]) {
+		t.Fatalf("super-segment came back as %d bytes, header %+v, %v", len(g), hdrs[0], err)
+	}
+	if err := h0.CompleteChecksum(g); err != nil || !TCPChecksumOK(g, p) || !bytes.Equal(g, frames[0]) {
+		t.Fatal("super-segment: completed checksum or bytes differ from the original")
+	}
+	for i, want := range [][]byte{frames[1], frames[3]} {
+		h := hdrs[i+1]
+		if h.IsGSO() || !bytes.Equal(got[i+1], want) {
+			t.Errorf("frame %d: header %+v, bytes equal %v", i+1, h, bytes.Equal(got[i+1], want))
+		}
+	}
+
+	// A buffer too small for the frame: dropped and counted, not returned.
+	small := [][]byte{make([]byte, off+100)}
+	if n, _ := x.Write(bufs[1:2], sizes[1:2], off); n != 1 {
+		t.Fatal("Write of one frame failed")
+	}
+	y.Wait(time.Second, false)
+	if n, err := y.Read(small, rs, off); n != 0 || err != nil || y.Stats().RxTruncated != 1 {
+		t.Fatalf("short buffer: %d frames, %v, stats %+v", n, err, y.Stats())
+	}
+
+	// No allocation per batch, system calls included.
+	if a := testing.AllocsPerRun(100, func() {
+		x.Write(bufs[1:2], sizes[1:2], off)
+		y.Read(rb, rs, off)
+	}); a != 0 {
+		t.Errorf("Write+Read: %v allocations per run", a)
+	}
+	if a := testing.AllocsPerRun(20, func() { y.Wait(0, false) }); a != 0 {
+		t.Errorf("Wait: %v allocations per run", a)
+	}
+	x.Close()
+	if _, err := x.Write(bufs, sizes, off); err != ErrClosed {
+		t.Errorf("Write after Close: %v", err)
+	}
+}

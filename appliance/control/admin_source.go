@@ -1,0 +1,244 @@
+package control
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance"
+	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// AdminInfo is what the daemon knows and the appliance does not: the facts
+// of /api/v1/status and the kernel's counters.
+type AdminInfo struct {
+	Version string
+	// Ports: the inside port, then the outside one.
+	Ports    []admin.PortStatus
+	FastPath bool
+	// AEADs is the configured AEAD order (config engine.aeads); empty: the
+	// CPU's preference.
+	AEADs []string
+	// KernelPath returns the frames the XDP program forwarded itself (the
+	// "fast" path). Nil: no such path.
+	KernelPath func() admin.PathCounters
+	// Rings returns the occupancy of the ports' own rings. Nil: none.
+	Rings func() []admin.RingLevel
+	// PortPath returns the forwarding path of Ports[i] and why (it may
+	// change while the daemon runs). Nil: the Ports entries say.
+	PortPath func(i int) (path, reason string)
+	// Warnings are shown in the status while the daemon runs (a key log
+	// being written, for example).
+	Warnings []string
+}
+
+// AdminSource implements admin.Source over a running appliance.Appliance
+// and the Engines behind its workers. Engine state is only read on the
+// workers' goroutines, through Appliance.Inspect; counters are atomics.
+type AdminSource struct {
+	a       *appliance.Appliance
+	engines *Engines // nil: engine disabled
+	info    AdminInfo
+	status  admin.Status
+
+	mu       sync.Mutex // serialises ApplyConfig; guards cfg and ec
+	cfg      admin.Config
+	ec       engine.Config // what the engines run, defaults filled in
+	nonceLen int
+
+	loadMu   sync.Mutex // guards the busy-ratio baseline
+	lastAt   time.Time
+	lastBusy []time.Duration
+}
+
+var _ admin.Source = (*AdminSource)(nil)
+
+// NewAdminSource builds the Source. Call it after appliance.New and before
+// Start (it reads the engines' configuration from the caller's goroutine).
+func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*AdminSource, error) {
+	s := &AdminSource{a: a, engines: engines, info: info, nonceLen: tcpcrypt.DefaultResumeNonceLen}
+	var configured []cryptopool.Suite
+	for _, name := range info.AEADs {
+		su, err := cryptopool.ParseSuite(name)
+		if err != nil {
+			return nil, err
+		}
+		configured = append(configured, su)
+	}
+	pref, err := cryptopool.DetectPreference(configured)
+	if err != nil {
+		return nil, err
+	}
+	s.status = admin.Status{
+		Version:        info.Version,
+		Started:        a.Started(),
+		Ports:          info.Ports,
+		CPUFeatures:    cpuFeatures(pref.Features),
+		AEADPreference: suiteNames(pref.Order),
+		FastPath:       info.FastPath,
+		Workers:        a.Workers(),
+		Warnings:       info.Warnings,
+	}
+	if engines != nil {
+		err := a.Inspect(func(q int, h appliance.FrameHandler) {
+			if e, ok := engineOf(h); ok && q == 0 {
+				s.ec = e.Config()
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if s.ec.MaxFlows == 0 { // no worker runs an engine
+			s.ec = engines.Config()
+		}
+	} else {
+		// No engine runs: show the settings one would start with, and
+		// refuse every change (ApplyConfig).
+		ec, err := engine.Config{}.Validate()
+		if err != nil {
+			return nil, err
+		}
+		s.ec = ec
+	}
+	s.cfg = adminConfig(s.ec, engines != nil && engines.Cache != nil, s.nonceLen)
+	s.lastAt, s.lastBusy = a.Started(), make([]time.Duration, a.Workers())
+	return s, nil
+}
+
+// cpuFeatures names the features that chose the AEAD order.
+func cpuFeatures(f cryptopool.Features) []string {
+	aes, clmul := "aes", "pclmulqdq"
+	if f.Arch == "arm64" {
+		clmul = "pmull"
+	}
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{f.AES, aes}, {f.CLMUL, clmul}, {f.AVX2, "avx2"}, {f.BMI2, "bmi2"}, {f.VAES, "vaes"}, {f.VPCLMULQDQ, "vpclmulqdq"}} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	return out
+}
+
+func suiteNames(ss []cryptopool.Suite) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.String()
+	}
+	return out
+}
+
+// Status implements admin.Source.
+func (s *AdminSource) Status() admin.Status {
+	st := s.status
+	st.Ports = slices.Clone(st.Ports)
+	if s.info.PortPath != nil {
+		for i := range st.Ports {
+			st.Ports[i].Path, st.Ports[i].PathReason = s.info.PortPath(i)
+		}
+	}
+	st.CPUFeatures = slices.Clone(st.CPUFeatures)
+	st.AEADPreference = slices.Clone(st.AEADPreference)
+	st.Warnings = slices.Clone(st.Warnings)
+	return st
+}
+
+// engines calls fn with each worker's engine on that worker's goroutine.
+func (s *AdminSource) eachEngine(fn func(q int, e *engine.Engine)) error {
+	return s.a.Inspect(func(q int, h appliance.FrameHandler) {
+		if e, ok := engineOf(h); ok {
+			fn(q, e)
+		}
+	})
+}
+
+// engineOf finds the engine in a handler (itself, or one a wrapper exposes).
+func engineOf(h appliance.FrameHandler) (*engine.Engine, bool) {
+	switch x := h.(type) {
+	case *engine.Engine:
+		return x, true
+	case interface{ Engine() *engine.Engine }:
+		return x.Engine(), true
+	}
+	return nil, false
+}
+
+// Flows implements admin.Source: the snapshots are taken on the workers'
+// goroutines, then handed to yield on the caller's.
+func (s *AdminSource) Flows(yield func(admin.FlowInfo) bool) {
+	var all []admin.FlowInfo
+	if err := s.eachEngine(func(_ int, e *engine.Engine) {
+		e.Flows(func(f engine.FlowInfo) { all = append(all, flowInfo(f)) })
+	}); err != nil {
+		return
+	}
+	for _, f := range all {
+		if !yield(f) {
+			return
+		}
+	}
+}
+
+// Lookup implements admin.Source: a or b may be the inside end.
+func (s *AdminSource) Lookup(a, b netip.AddrPort) (admin.FlowInfo, bool) {
+	var found admin.FlowInfo
+	ok := false
+	_ = s.eachEngine(func(_ int, e *engine.Engine) {
+		if ok {
+			return
+		}
+		f, hit := e.Lookup(a, b)
+		if !hit {
+			f, hit = e.Lookup(b, a)
+		}
+		if hit {
+			found, ok = flowInfo(f), true
+		}
+	})
+	return found, ok
+}
+
+func flowInfo(f engine.FlowInfo) admin.FlowInfo {
+	return admin.FlowInfo{
+		ID: f.ID, Inside: f.Inside, Outside: f.Outside, State: f.State, Encrypted: f.Encrypted,
+		FallbackReason: f.FallbackReason, Role: f.Role, TEP: f.TEP, AEAD: f.AEAD, SessionID: f.SessionID,
+		KeyGeneration: f.KeyGeneration, Resumed: f.Resumed,
+		BytesIn: f.BytesIn, BytesOut: f.BytesOut, PacketsIn: f.PacketsIn, PacketsOut: f.PacketsOut,
+		Started: f.Started, Transcript: slices.Clone(f.Transcript),
+	}
+}
+
+// FlushCache implements admin.Source (TCP_CRYPT_CACHE_FLUSH, TC-41).
+func (s *AdminSource) FlushCache(far netip.Addr) (int, error) {
+	if s.engines == nil || s.engines.Cache == nil {
+		return 0, nil // nothing cached: resumption is off
+	}
+	c := s.engines.Cache
+	before := c.Len()
+	if far.IsValid() {
+		c.Flush(far.Unmap())
+	} else {
+		c.FlushAll()
+	}
+	return max(before-c.Len(), 0), nil
+}
+
+// CPUs lists the CPU each queue's worker is pinned to (cpus[q % len]), or
+// nil when the workers are not pinned: for admin.PortStatus.
+func CPUs(queues int, cpus []int) []int {
+	if len(cpus) == 0 {
+		return nil
+	}
+	out := make([]int, queues)
+	for q := range out {
+		out[q] = cpus[q%len(cpus)]
+	}
+	return out
+}

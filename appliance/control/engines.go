@@ -1,0 +1,136 @@
+package control
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance"
+	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// Engines is what the workers' engines share: the public-key pool, a stock
+// of ready key pairs per TEP, and the resumption cache. Its NewHandler gives
+// each worker its own engine.
+type Engines struct {
+	Pool  *cryptopool.Pool
+	Cache *tcpcrypt.Cache[netip.Addr] // nil when resumption is off
+	// Memory is the flow memory budget all the engines charge.
+	Memory *engine.Memory
+	// Negotiated is the set of negotiated tuples the engines share (set it
+	// before the workers are built; nil gives each engine its own).
+	Negotiated *engine.NegotiatedSet
+	cfg        engine.Config
+	keys       map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]
+	log        *slog.Logger
+
+	// KeyLog, when set before the workers start, is every engine's
+	// Deps.KeyLog (debugging decryption; off by default).
+	KeyLog func(engine.KeyLogEntry)
+	// MTU, when set before the workers start, is every engine's Deps.MTU
+	// (afxdp.PortMTU: the cap on the segments the engines build).
+	MTU int
+
+	mu   sync.Mutex
+	list []*engine.Engine
+}
+
+// NewEngines starts the shared services for c. Close it after the workers
+// stopped.
+func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
+	ec, err := EngineConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: c.KeyWorkers})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engines{Pool: pool, Memory: engine.NewMemory(ec.MemoryLimit), cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
+	for _, tep := range ec.TEPs {
+		ka, err := tcpcrypt.KeyAgreementFor(tep)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		st, err := cryptopool.NewStock(pool, cryptopool.StockConfig[*tcpcrypt.KeyPair]{
+			Name:     tep.String(),
+			Size:     keyStockMax,
+			MinSize:  keyStockMin,
+			Horizon:  keyStockHorizon,
+			Generate: func() (*tcpcrypt.KeyPair, error) { return ka.GenerateKey(nil) },
+		})
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		e.keys[tep] = st
+	}
+	if c.Resumption {
+		e.Cache = tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{MaxEntries: c.ResumptionCache, TTL: c.ResumptionTTL})
+	}
+	return e, nil
+}
+
+// The key stocks follow the connection rate: an idle one keeps keyStockMin
+// pairs (8 X25519 generations a second to keep them under the 2 s age
+// limit, cryptopool.StockConfig.MaxAge, TC-9), a busy one keyStockHorizon's worth of the
+// demand, at most keyStockMax (about 600 µs of X25519 generation at 1,000
+// new connections a second).
+const (
+	keyStockMin     = 16
+	keyStockMax     = 1024
+	keyStockHorizon = 250 * time.Millisecond
+)
+
+// StockStats returns the key stocks' counters, one per TEP.
+func (e *Engines) StockStats() []cryptopool.StockStats {
+	var out []cryptopool.StockStats
+	for _, tep := range e.cfg.TEPs {
+		if st := e.keys[tep]; st != nil {
+			out = append(out, st.Stats())
+		}
+	}
+	return out
+}
+
+// NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
+// q's worker.
+func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.list = append(e.list, en)
+	e.mu.Unlock()
+	return en, nil
+}
+
+// Config returns the engines' configuration, defaults filled in.
+func (e *Engines) Config() engine.Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.list) > 0 {
+		return e.list[0].Config()
+	}
+	return e.cfg
+}
+
+// Each calls fn with every engine's counters (atomics: safe while the
+// workers run).
+func (e *Engines) Each(fn func(queue int, c *engine.Counters)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for q, en := range e.list {
+		fn(q, en.Counters())
+	}
+}
+
+// Close stops the pool and wipes the stocked key pairs. Stop the workers
+// first.
+func (e *Engines) Close() { e.Pool.Close() }

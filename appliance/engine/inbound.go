@@ -1,0 +1,497 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// fromOutside handles a segment from the far side R of a tracked flow.
+func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if f.state < stKex {
+		if v, done := e.handshakeFromOutside(now, f, p, tx); done {
+			return v
+		}
+	}
+	fl := p.Flags()
+	// Negotiated: only a segment R's TCP peer would accept goes on.
+	if v, ok := e.wireAccept(now, f, p, tx); !ok {
+		return v
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.wireRST(f, p, tx[Inside])
+	}
+	if fl&packet.FlagSYN != 0 {
+		if fl&packet.FlagACK != 0 && f.role == 0 {
+			return e.farSYNACK(now, f, p, tx) // our third segment was lost
+		}
+		return e.drop(DropStale)
+	}
+	f.enoOut = false // a non-SYN segment arrived (ENO-26)
+	return e.wireSegment(now, f, p, tx)
+}
+
+// wireRST forwards R's RST to L with translated numbers and no payload
+// (nothing unauthenticated reaches the host), and forgets the flow.
+// wireAccept has found it at exactly the next sequence number (RFC 5961 §3).
+func (e *Engine) wireRST(f *flow, p *packet.Packet, to TxSink) Verdict {
+	r := seg{seq: f.hostSeqOut(), flags: packet.FlagRST, win: p.Window()}
+	if p.Flags()&packet.FlagACK != 0 {
+		h := e.hostAckFromWire(f, unwrap(p.Ack(), f.isnL, f.enc.ackW))
+		r.ack, r.flags = wrap(f.isnL, h), packet.FlagRST|packet.FlagACK
+	}
+	e.send(to, &f.toL, &r, nil)
+	e.remove(f)
+	return Forwarded
+}
+
+// wireSegment handles data, FIN and ACKs from R once negotiated.
+// wireAccept has checked it (and its checksum).
+func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	si := &e.si
+	d := &f.rcv
+	fl := p.Flags()
+	prevAckW := f.enc.ackW
+	data := p.Payload()
+	fin := fl&packet.FlagFIN != 0
+	hostAck := e.wireACK(now, f, p, tx)
+	e.closeCheck(now, f)
+	w := unwrap(p.Seq(), f.isnR, d.rcvW)
+	end := w + int64(len(data))
+	if len(data) <= 1 && !fin && w == d.rcvW-1 && d.held.n == 0 {
+		// A keep-alive probe (seq = next-1, 0 or 1 garbage byte): L must
+		// answer it, not the appliance, and the byte is never framed.
+		d.answer = true
+		e.c.KeepAlives.Add(1)
+		e.forwardAckToL(f, tx[Inside], si, hostAck, true)
+		return Forwarded
+	}
+	if len(data) == 0 && !fin {
+		if f.enc.ackW > prevAckW && hostAck == f.lastHostAck && si.nsack == 0 && p.Window() == f.lastWinR {
+			// It acknowledges only bytes the appliance owns (Init, a rekey
+			// frame): to L it would be a spurious duplicate ACK.
+			e.c.AcksSuppressed.Add(1)
+			return Consumed
+		}
+		e.forwardAckToL(f, tx[Inside], si, hostAck, false)
+		return Forwarded
+	}
+	if end < d.rcvW || (end == d.rcvW && !(fin && d.finW < 0)) {
+		e.duplicate(f, w, end, tx)
+		return Forwarded
+	}
+	if end > d.ackW+int64(d.plain.max)+tcpcrypt.MaxFrameLen {
+		// Past any window we advertised (never more than the re-delivery
+		// cap beyond what L acknowledged, winToR): a sender ignoring it
+		// would grow the frame map without bound while L acknowledges
+		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
+		return e.drop(DropOutOfWindow)
+	}
+	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {
+		d.pendFIN = -1 // data past it: no end (R resends its FIN if it was one)
+	}
+	if fin && d.finW < 0 && (d.pendFIN < 0 || end < d.pendFIN) {
+		// Only a FIN in the window counts; of two, the lower.
+		d.pendFIN = end
+	}
+	if w > d.rcvW {
+		if !e.hold(f, w, data) {
+			return e.drop(DropReasmFull)
+		}
+		e.dupAckR(f, tx[Outside])
+		return Forwarded
+	}
+	return e.wireInOrder(now, f, data[d.rcvW-w:], hostAck, tx)
+}
+
+// wireACK takes in what every segment from R carries: its timestamps, its
+// window and its ACK, which frees the store (and shows lost bytes the
+// appliance owns, ownedLoss). It returns the ACK's host translation.
+func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (hostAck int64) {
+	si := &e.si
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
+	}
+	prevWin := f.winR
+	f.winR = p.Window()
+	f.pktsIn++
+	hostAck = f.enc.ackH
+	if fl&packet.FlagACK != 0 {
+		prevAckW := f.enc.ackW
+		aw := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+		hostAck = e.hostAckFromWire(f, aw)
+		dup := aw == prevAckW && len(p.Payload()) == 0 && fl&packet.FlagFIN == 0 && p.Window() == prevWin
+		e.ownedLoss(now, f, si, dup, tx[Outside])
+		if f.keys != nil && f.keys.Owed() {
+			e.sendOwed(now, f, tx[Outside]) // R's window may have room for it now
+		}
+	}
+	return hostAck
+}
+
+// wireInOrder takes R's bytes from rcvW on: to the decoder, or held while
+// earlier bytes are held or the keys are not there yet; then whatever the
+// held bytes complete.
+func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
+	d := &f.rcv
+	delivered := d.sentH
+	if d.held.n == 0 && f.dec != nil {
+		used, err := e.consume(now, f, data, tx)
+		if err != nil {
+			e.fail(f, tx, err)
+			return Forwarded
+		}
+		if used < len(data) && !e.hold(f, d.rcvW, data[used:]) {
+			return e.drop(DropReasmFull)
+		}
+	} else {
+		if !e.hold(f, d.rcvW, data) {
+			return e.drop(DropReasmFull)
+		}
+	}
+	if f.state == stDead {
+		return Forwarded
+	}
+	if err := e.drainHeld(now, f, tx); err != nil {
+		e.fail(f, tx, err)
+		return Forwarded
+	}
+	if f.state == stDead {
+		return Forwarded
+	}
+	if d.sentH == delivered && hostAck != f.lastHostAck {
+		e.forwardAckToL(f, tx[Inside], &e.si, hostAck, false)
+	}
+	return Forwarded
+}
+
+// hostAckFromWire takes R's cumulative ACK of our wire stream and returns
+// its host translation: the end of the last whole frame acknowledged, or the
+// host FIN + 1 once the wire FIN is acknowledged. It releases the store.
+func (e *Engine) hostAckFromWire(f *flow, ackW int64) int64 {
+	en := &f.enc
+	limit := en.nextW
+	if en.finW >= 0 {
+		limit = en.finW + 1
+	}
+	if ackW > limit || ackW < en.ackW-1<<30 {
+		ackW = en.ackW // acknowledges what we never sent: ignore its ACK
+	}
+	if ackW > en.ackW {
+		en.ackW = ackW
+		for en.frames.n > 0 {
+			fr := en.frames.at(0)
+			if fr.w+int64(fr.wl) > ackW {
+				break
+			}
+			en.ackH = fr.h + int64(fr.n)
+			if fr.owned() {
+				en.ownedN--
+			}
+			en.frames.pop()
+		}
+	}
+	if en.finW >= 0 && en.ackW > en.finW {
+		return en.finH + 1
+	}
+	return en.ackH
+}
+
+// ownedLoss resends at once the wire bytes the appliance owns (its Init
+// message, empty rekey frames) when R's ACKs show them missing, as TCP's
+// fast retransmit would: on the third duplicate ACK whose hole starts in
+// one of them (RFC 5681 §3.2), or on SACK blocks above them that leave them
+// uncovered (RFC 2018, RFC 6675 §5). The host never resends these bytes
+// and R holds everything after them, so waiting for the timer would stall
+// the connection for an RTO. Each is resent this way once; the timer
+// covers a lost repeat. dup: the segment is a duplicate ACK (RFC 5681 §2).
+func (e *Engine) ownedLoss(now int64, f *flow, si *segInfo, dup bool, to TxSink) {
+	en := &f.enc
+	if !dup || en.sentW <= en.ackW {
+		en.dupAcks = 0 // a new ACK, data, a window update, or nothing outstanding
+	} else {
+		en.dupAcks++
+	}
+	initOpen := en.initSent && en.ackW < en.initLen
+	if !initOpen && en.ownedN == 0 {
+		return // nothing of ours outstanding: the usual case, kept cheap
+	}
+	// top: the highest byte R holds beyond the hole at ackW.
+	top := int64(-1)
+	var blocks [4]span
+	nb := 0
+	for i := 0; i < si.nsack; i++ {
+		a := unwrap(si.sack[i][0], f.isnL, en.ackW)
+		b := unwrap(si.sack[i][1], f.isnL, en.ackW)
+		if a > en.ackW && b > a && b <= en.sentW {
+			blocks[nb] = span{a, b}
+			nb++
+			top = max(top, b)
+		}
+	}
+	if top < 0 {
+		if en.dupAcks != 3 {
+			return
+		}
+		top = en.ackW + 1 // no SACK: only the range holding ackW is known missing
+	}
+	covered := func(s, e int64) bool {
+		for _, b := range blocks[:nb] {
+			if b.s <= s && e <= b.e {
+				return true
+			}
+		}
+		return false
+	}
+	if initOpen && !en.initFast && !covered(en.ackW, en.initLen) {
+		en.initFast = true
+		e.c.InitRetransmits.Add(1)
+		e.sendInit(now, f, to)
+	}
+	if en.ownedN == 0 {
+		return
+	}
+	sent := false
+	for i := 0; i < en.frames.n; i++ {
+		fr := en.frames.at(i)
+		if fr.w >= top {
+			break
+		}
+		end := fr.w + int64(fr.wl)
+		if !fr.owned() || fr.fast || end <= en.ackW || covered(fr.w, end) {
+			continue
+		}
+		fr.fast = true
+		e.sendWire(f, to, fr.w, int(fr.wl), packet.FlagACK, false)
+		e.c.FrameRetransmits.Add(1)
+		sent = true
+	}
+	if sent {
+		en.ownedDue = now + en.ownedRTO // the timer restarts with a retransmission
+	}
+}
+
+// duplicate answers a wire segment that lies wholly below rcvW: re-deliver
+// what L has not acknowledged (the inside link may have lost it), or tell R
+// again what we have.
+func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
+	d := &f.rcv
+	sent := false
+	for i := 0; i < d.frames.n; i++ {
+		fr := d.frames.at(i)
+		if fr.w+int64(fr.wl) <= w || fr.w >= end {
+			continue
+		}
+		if fr.h+int64(fr.n) <= d.ackH && !(fr.fin && d.ackH <= d.finH) {
+			continue
+		}
+		lo := max(fr.h, d.ackH)
+		hi := min(fr.h+int64(fr.n), d.sentH) // what waits for L's window is not lost
+		fin := fr.fin && d.finOut
+		if lo < d.plainFrom || (hi <= lo && !fin) {
+			continue
+		}
+		buf := e.scratch[:max(hi-lo, 0)]
+		d.plain.read(buf, lo)
+		e.sendPlain(f, tx[Inside], lo, buf, fin, false, 0)
+		e.c.Redelivered.Add(1)
+		sent = true
+	}
+	if !sent && (d.sentH < d.nextH || (d.finH >= 0 && !d.finOut)) {
+		// Nothing lost, but plaintext waits for L's window: R's
+		// retransmission stands in for a window probe (L's window
+		// update may have been lost on the inside link).
+		e.pushPlain(f, tx[Inside], true)
+		sent = true
+	}
+	if sent {
+		d.answer = true
+		return
+	}
+	e.ackR(f, tx[Outside], nil)
+}
+
+// hold keeps wire bytes [w, w+len(data)) for later (bounded).
+func (e *Engine) hold(f *flow, w int64, data []byte) bool {
+	d := &f.rcv
+	end := w + int64(len(data))
+	live := d.rcvW
+	if d.held.n > 0 {
+		live = max(live, d.held.r[d.held.n-1].e)
+	}
+	if !d.reasm.reserve(d.rcvW, live, max(end, live)) {
+		return false
+	}
+	if !d.held.add(w, end) {
+		return false
+	}
+	d.reasm.write(w, data)
+	return true
+}
+
+// consume feeds in-order wire bytes at rcvW: first to the Init reader, then
+// to the frame decoder once keys exist. It returns how many it took.
+func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, error) {
+	d := &f.rcv
+	used := 0
+	if !d.initDone {
+		var n int
+		var done bool
+		var err error
+		if f.ini != nil {
+			n, done, err = f.ini.Feed(chunk)
+		} else {
+			n, done, err = f.rsp.Feed(chunk)
+		}
+		used += n
+		d.rcvW += int64(n)
+		if err != nil {
+			return used, err
+		}
+		if done {
+			f.consuming = true
+			e.initDone(now, f, tx)
+			f.consuming = false
+			if f.state == stDead {
+				return used, nil
+			}
+		}
+		chunk = chunk[n:]
+	}
+	if len(chunk) == 0 || f.dec == nil {
+		return used, nil
+	}
+	if err := f.dec.Feed(chunk); err != nil {
+		return used, err
+	}
+	d.rcvW += int64(len(chunk))
+	used += len(chunk)
+	for {
+		fr, ok, err := f.dec.Next()
+		if err != nil {
+			return used, err
+		}
+		if !ok {
+			break
+		}
+		e.c.FramesOpened.Add(1)
+		e.deliver(f, &fr, tx[Inside])
+	}
+	if f.keys.Owed() {
+		e.sendOwed(now, f, tx[Outside])
+	}
+	if f.ackOwed {
+		f.ackOwed = false
+		if a := e.wireAckFromHost(f, d.ackH); a != d.lastAckW {
+			e.ackR(f, tx[Outside], nil)
+		}
+	}
+	return used, nil
+}
+
+// deliver sends one opened frame's data to L at its host offset, in
+// segments no larger than L's MSS, with FIN on the end of a FINp frame.
+func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
+	d := &f.rcv
+	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
+	d.frames.push(rec)
+	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
+	if held {
+		d.plain.write(d.nextH, fr.Data)
+	}
+	d.nextH += int64(len(fr.Data))
+	if fr.FIN {
+		d.finH = d.nextH
+	}
+	f.bytesIn += uint64(len(fr.Data))
+	if len(fr.Data) == 0 && !fr.FIN {
+		// An empty frame (a rekey answer): nothing for L; the appliance
+		// acknowledges it itself once L has everything before it.
+		f.ackOwed = true
+		return
+	}
+	if !held || fr.URG {
+		// Over the cap, or urgent: out at once, after what waits for
+		// L's window (still in the ring: a failed reserve moves nothing).
+		e.sendPending(f, to, rec.h)
+		if !held {
+			// These bytes cannot be re-delivered. Never send what the
+			// ring does not hold.
+			d.plainFrom = d.nextH
+			e.c.Drops[DropDeliverFull].Add(1)
+		}
+		e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		d.sentH, d.finOut = d.nextH, fr.FIN
+		return
+	}
+	e.pushPlain(f, to, false)
+}
+
+// drainHeld feeds held bytes that have become in order.
+func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
+	d := &f.rcv
+	for d.held.n > 0 && d.held.r[0].s <= d.rcvW {
+		avail := d.held.r[0].e - d.rcvW
+		if avail <= 0 {
+			d.held.trim(d.rcvW)
+			continue
+		}
+		chunk := d.reasm.at(d.rcvW)
+		if int64(len(chunk)) > avail {
+			chunk = chunk[:avail]
+		}
+		used, err := e.consume(now, f, chunk, tx)
+		d.held.trim(d.rcvW)
+		if err != nil {
+			return err
+		}
+		if used == 0 {
+			break // waiting for keys
+		}
+	}
+	if err := e.wireFIN(f, tx); err != nil {
+		return err
+	}
+	e.ackCustody(f, tx)
+	return nil
+}
+
+// drain is drainHeld for callers with nowhere to report an error.
+func (e *Engine) drain(now int64, f *flow, tx [2]TxSink) {
+	if err := e.drainHeld(now, f, tx); err != nil {
+		e.fail(f, tx, err)
+	}
+}
+
+// wireFIN checks R's TCP FIN once every byte before it is in: it must end
+// the FINp frame (TC-51), else the connection is aborted.
+func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
+	d := &f.rcv
+	if d.finW < 0 && d.pendFIN >= 0 && d.rcvW > d.pendFIN {
+		d.pendFIN = -1 // the stream went on past it: not its end (R resends the real FIN)
+	}
+	if d.pendFIN < 0 || d.finW >= 0 || d.rcvW != d.pendFIN || f.dec == nil {
+		return nil
+	}
+	if !f.dec.FIN() || int64(f.dec.Offset()) != d.rcvW {
+		return errFINWithoutFINp
+	}
+	d.finW = d.rcvW
+	d.rcvW++
+	return nil
+}
+
+var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
+
+// fail aborts after a peer error, counting authentication failures.
+func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
+	if errors.Is(err, tcpcrypt.ErrFrameAuth) {
+		e.c.AuthFailures.Add(1)
+	}
+	if f.state == stKex {
+		e.c.HandshakeFailures.Add(1)
+	}
+	e.abort(f, tx, err.Error())
+}

@@ -1,0 +1,356 @@
+package engine
+
+import (
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// fromInside handles a segment from the inside host L of a tracked flow.
+func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	fl := p.Flags()
+	switch f.state {
+	case stSynSent:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
+			if p.Seq() != f.isnL {
+				// A new connection on the tuple: start over.
+				prev := f.prev
+				f.prev = nil
+				e.remove(f)
+				return e.synOnTuple(now, f.key, prev, p, Inside, tx)
+			}
+			return e.resendSYN(f, p, tx[Outside])
+		}
+		if fl&packet.FlagRST != 0 {
+			e.remove(f)
+			return Passthrough
+		}
+		if e.crossingSYNACK(f, p) {
+			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
+		}
+		return e.stale(now, f, p, Inside, tx)
+	case stSynRcvd, stSynAckSent:
+		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+			if f.prev != nil {
+				if p.Ack() != f.isnR+1 {
+					return e.stale(now, f, p, Inside, tx)
+				}
+				e.dropPrev(f) // the host accepted the new connection
+			}
+			return e.hostSYNACK(f, p, tx)
+		}
+		if fl&packet.FlagRST != 0 {
+			e.remove(f)
+			return Passthrough
+		}
+		return e.stale(now, f, p, Inside, tx) // nothing but the SYN-ACK can come before the third segment
+	}
+	if fl&packet.FlagSYN != 0 {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
+			return e.resendSYN(f, p, tx[Outside])
+		}
+		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
+	}
+	if fl&packet.FlagRST != 0 {
+		return e.hostRST(f, p, tx[Outside])
+	}
+	return e.hostSegment(now, f, p, tx)
+}
+
+// hostRST forwards L's RST with translated numbers, without any payload
+// (an RST may carry data: it would leave in plaintext), and forgets the flow.
+func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
+	s := unwrap(p.Seq(), f.isnL, f.enc.nextH)
+	seq := f.wireSeqOut() // the host's SND.NXT (or beyond: queued pre-key bytes) is ours
+	if s < f.enc.nextH {
+		seq = wrap(f.isnL, f.enc.nextW+(s-f.enc.nextH))
+	}
+	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window()}
+	if p.Flags()&packet.FlagACK != 0 {
+		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
+		r.ack, r.flags = wrap(f.isnR, a), packet.FlagRST|packet.FlagACK
+	}
+	e.send(to, &f.toR, &r, nil)
+	e.remove(f)
+	return Forwarded
+}
+
+// hostSegment handles data, FIN and ACKs from L once negotiated.
+func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	if !p.VerifyL4Checksum() {
+		return e.drop(DropChecksum) // the receiver would have dropped it: never seal it
+	}
+	si := &e.si
+	en, d := &f.enc, &f.rcv
+	fl := p.Flags()
+	ackW := e.hostACK(now, f, p, tx)
+	data := p.Payload()
+	fin := fl&packet.FlagFIN != 0
+	top := en.nextH
+	if f.state == stKex {
+		top = en.preEnd
+	}
+	s := unwrap(p.Seq(), f.isnL, top)
+	if f.state == stKex && !en.initSent && f.role == 0 {
+		defer e.sendInit(now, f, tx[Outside]) // right after the third segment (or whatever L sends first)
+	}
+	if len(data) == 0 && !fin {
+		if s == top-1 && en.ackH == top {
+			return e.keepAliveToR(f, p, ackW, tx[Outside])
+		}
+		if ackW == d.lastAckW && f.winToR() == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
+			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
+			return Consumed
+		}
+		d.answer = false
+		e.ackR(f, tx[Outside], si)
+		return Forwarded
+	}
+	if len(data) <= 1 && !fin && s == top-1 && en.ackH == top {
+		return e.keepAliveToR(f, p, ackW, tx[Outside])
+	}
+	end := s + int64(len(data))
+	if f.state == stKex {
+		return e.queuePreKey(f, s, data, fin, tx)
+	}
+	finEnd := end
+	if fin {
+		finEnd++
+	}
+	known := en.nextH
+	if en.finH >= 0 {
+		known = en.finH + 1
+	}
+	if finEnd <= known {
+		e.retransmit(f, s, finEnd, tx)
+		return Forwarded
+	}
+	if s > en.nextH || en.finH >= 0 {
+		return e.drop(DropOutOfWindow)
+	}
+	if s < en.nextH {
+		e.retransmit(f, s, en.nextH, tx) // the old part, whole frames from the store
+		data = data[en.nextH-s:]
+	}
+	if !e.sealNew(now, f, data, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
+		return e.drop(DropStoreFull)
+	}
+	return Forwarded
+}
+
+// hostACK takes in what every segment from L carries: its timestamps, its
+// window (which may let plaintext waiting for it go) and its ACK, which
+// frees R's frames. It returns the ACK's wire translation.
+func (e *Engine) hostACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ackW int64) {
+	si := &e.si
+	d := &f.rcv
+	fl := p.Flags()
+	if si.hasTS {
+		f.tsL, f.ecrL = newerTS(f.tsL, si.tsVal), si.tsEcr
+	}
+	win := p.Window()
+	f.winL = win
+	f.pktsIn++
+	if fl&packet.FlagURG != 0 {
+		e.c.URGStripped.Add(1) // docs/protocol.md §13: not generated; the data goes on as normal data
+	}
+	ackW = f.ackToR()
+	if fl&packet.FlagACK != 0 {
+		ackW = e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, d.ackH))
+	}
+	e.closeCheck(now, f)
+	if d.sentH < d.nextH || (d.finH >= 0 && !d.finOut) {
+		e.pushPlain(f, tx[Inside], false) // L's ACK or window update makes room
+	}
+	return ackW
+}
+
+// wireAckFromHost takes L's cumulative ACK of R's host stream and returns
+// its wire translation.
+func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
+	d := &f.rcv
+	limit := d.sentH // L cannot acknowledge what it was not sent (and the ring may no longer hold it)
+	if d.finOut {
+		limit = d.finH + 1
+	}
+	if ackH > limit || ackH < d.ackH-1<<30 {
+		ackH = d.ackH
+	}
+	if ackH > d.ackH {
+		d.ackH = ackH
+	}
+	for d.frames.n > 0 {
+		fr := d.frames.at(0)
+		if fr.h+int64(fr.n) > d.ackH || (fr.fin && d.ackH <= d.finH) {
+			break
+		}
+		d.ackW = fr.w + int64(fr.wl)
+		d.frames.pop()
+	}
+	return f.ackToR()
+}
+
+// keepAliveToR translates a keep-alive probe (seq = next-1, 0 or 1 byte):
+// it goes to R at the wire offset next-1 and never enters the frame stream.
+func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) Verdict {
+	e.c.KeepAlives.Add(1)
+	e.opts.reset()
+	if e.si.hasTS {
+		e.opts.ts(f.tsL, e.si.tsEcr) // never back in time (PAWS)
+	}
+	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
+	// Without the garbage byte: it is (or may be) plaintext, and the probe
+	// works as well empty (the seq is below R's next anyway).
+	e.send(to, &f.toR, &s, nil)
+	return Forwarded
+}
+
+// queuePreKey keeps host data that arrives before the keys (bounded).
+func (e *Engine) queuePreKey(f *flow, s int64, data []byte, fin bool, tx [2]TxSink) Verdict {
+	en := &f.enc
+	if s != en.preEnd || en.preFIN {
+		return Consumed // a retransmission of queued bytes, or a gap: the host will resend
+	}
+	if !en.pre.reserve(en.nextH, en.preEnd, en.preEnd+int64(len(data))) {
+		return e.drop(DropPreKeyFull)
+	}
+	en.pre.write(en.preEnd, data)
+	en.preEnd += int64(len(data))
+	en.preFIN = fin
+	e.c.PreKeyQueued.Add(1)
+	return Consumed
+}
+
+// flushPreKey seals the queued host data once keys exist.
+func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
+	en := &f.enc
+	if en.preEnd == en.nextH && !en.preFIN {
+		return
+	}
+	n := int(en.preEnd - en.nextH)
+	buf := make([]byte, n) // once per flow at most
+	en.pre.read(buf, en.nextH)
+	en.pre = ring{}
+	e.sealNew(now, f, buf, en.preFIN, true, tx[Outside])
+	en.preFIN = false
+}
+
+// sealNew frames new host data (and FIN) into frames no larger than R's MSS
+// (or the path's, once lowered), keeps them in the store and sends them.
+func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+	en := &f.enc
+	// The MSS counts payload only: leave room for the options we send
+	// (timestamps, `45 02` while it lasts), as a TCP sender does.
+	max := f.segR() - tcpcrypt.Overhead - f.optLenR()
+	if max > tcpcrypt.MaxData {
+		max = tcpcrypt.MaxData
+	}
+	if max < 1 {
+		max = 1
+	}
+	nfr := (len(data) + max - 1) / max
+	if nfr == 0 {
+		nfr = 1
+	}
+	need := int64(len(data) + nfr*tcpcrypt.Overhead)
+	lo := min(en.ackW, en.nextW)
+	if en.frames.n > 0 {
+		// A frame R acknowledged in part is resent whole: keep all of it.
+		lo = min(lo, en.frames.at(0).w)
+	}
+	if !en.store.reserve(lo, en.nextW, en.nextW+need) {
+		return false
+	}
+	e.maybeRekey(now, f)
+	for i := 0; i < nfr; i++ {
+		n := min(len(data), max)
+		last := i == nfr-1
+		if !e.sealFrame(now, f, data[:n], fin && last, last && (psh || fin), to) {
+			return false
+		}
+		data = data[n:]
+	}
+	if f.keys.Owed() {
+		e.sendOwed(now, f, to)
+	}
+	return true
+}
+
+// sealFrame seals one frame of data (FIN: the frame ends the stream),
+// keeps it in the store and sends it, PSH set if psh.
+func (e *Engine) sealFrame(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+	en := &f.enc
+	n := len(data)
+	sk, err := f.keys.Send(n, fin)
+	if err != nil {
+		return false
+	}
+	hdr := tcpcrypt.FrameHeader{Rekey: sk.Rekey, FIN: fin}
+	wl := n + tcpcrypt.Overhead
+	buf := e.scratch[:wl]
+	copy(buf[tcpcrypt.DataOffset:], data)
+	fr, err := sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW))
+	if err != nil {
+		return false
+	}
+	en.store.write(en.nextW, fr)
+	if sk.Generation > en.forgotBelow {
+		// Frames are resent from the store, never sealed again: the
+		// older generations' sending keys can go at once (RFC 8548
+		// §3.8, TC-60), however fast the far side rekeys.
+		f.keys.Forget(sk.Generation)
+		en.forgotBelow = sk.Generation
+	}
+	rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin}
+	en.frames.push(rec)
+	en.nextH += int64(n)
+	en.nextW += int64(wl)
+	en.genBytes += int64(wl)
+	if rec.fin {
+		en.finH, en.finW = en.nextH, en.nextW
+	}
+	f.bytesOut += uint64(n)
+	e.c.FramesSealed.Add(1)
+	flags := uint8(packet.FlagACK)
+	if psh {
+		flags |= packet.FlagPSH
+	}
+	if rec.fin {
+		flags |= packet.FlagFIN
+	}
+	e.sendWire(f, to, rec.w, wl, flags, true)
+	if rec.owned() {
+		en.ownedN++
+		en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
+	}
+	return true
+}
+
+// retransmit serves a host retransmission of [s, end) (end includes the FIN)
+// whole from the store: same frames, same bytes, original key (TC-45, TC-59).
+func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
+	en := &f.enc
+	sent := false
+	for i := 0; i < en.frames.n; i++ {
+		fr := *en.frames.at(i)
+		fe := fr.h + int64(fr.n)
+		if fr.fin {
+			fe++
+		}
+		if fe <= s || fr.h >= end {
+			if !(fr.n == 0 && fr.h >= s && fr.h < end) {
+				continue
+			}
+		}
+		flags := uint8(packet.FlagACK)
+		if fr.fin {
+			flags |= packet.FlagFIN
+		}
+		e.sendWire(f, tx[Outside], fr.w, int(fr.wl), flags, true)
+		e.c.FrameRetransmits.Add(1)
+		sent = true
+	}
+	if !sent {
+		// R has it all: L missed our translated ACK.
+		e.ackL(f, tx[Inside], nil)
+	}
+}

@@ -1,0 +1,287 @@
+package engine
+
+import "github.com/tcpinc/tcpinc/appliance/packet"
+
+// sendPlain sends host bytes starting at h to L.
+func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
+	mss := f.segL()
+	if f.tsOK {
+		mss -= 12 // the MSS counts payload only; our segments carry timestamps
+	}
+	ack := f.enc.ackH
+	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
+		ack = f.enc.finH + 1
+	}
+	for first := true; first || len(data) > 0; first = false {
+		n := min(len(data), mss)
+		last := n == len(data)
+		fl := uint8(packet.FlagACK)
+		if last {
+			fl |= packet.FlagPSH
+			if fin {
+				fl |= packet.FlagFIN
+			}
+		}
+		e.opts.reset()
+		f.tsToL(&e.opts, true)
+		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+		if urg && first {
+			// URGp (docs/protocol.md §13): the last urgent byte is urgent bytes
+			// past the frame start; TCP's pointer counts from this segment.
+			s.flags |= packet.FlagURG
+			s.urg = urgent + 1
+		}
+		e.send(to, &f.toL, &s, data[:n])
+		f.lastHostAck, f.lastWinR = ack, f.winR
+		h += int64(n)
+		data = data[n:]
+	}
+}
+
+// ackL sends L a pure ACK on R's behalf.
+func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
+	e.opts.reset()
+	if si != nil && si.hasTS {
+		e.opts.ts(f.tsR, si.tsEcr)
+	} else {
+		f.tsToL(&e.opts, false)
+	}
+	ack := f.enc.ackH
+	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
+		ack = f.enc.finH + 1
+	}
+	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	e.send(to, &f.toL, &s, nil)
+	if si == nil {
+		e.c.AcksOriginated.Add(1)
+	}
+}
+
+// forwardAckToL passes R's pure ACK (or keep-alive) on to L, translated,
+// with R's SACK blocks turned into host blocks covering whole frames.
+func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, keepAlive bool) {
+	e.opts.reset()
+	if si.hasTS {
+		e.opts.ts(f.tsR, si.tsEcr)
+	}
+	var blocks [4][2]uint32
+	nb := 0
+	for i := 0; i < si.nsack; i++ {
+		a := unwrap(si.sack[i][0], f.isnL, f.enc.ackW)
+		b := unwrap(si.sack[i][1], f.isnL, f.enc.ackW)
+		if ha, hb, ok := f.enc.hostBlock(a, b); ok {
+			blocks[nb] = [2]uint32{wrap(f.isnL, ha), wrap(f.isnL, hb)}
+			nb++
+		}
+	}
+	e.opts.sack(blocks[:nb])
+	seq := f.hostSeqOut()
+	if keepAlive {
+		seq--
+	}
+	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	e.send(to, &f.toL, &s, nil)
+	f.lastHostAck, f.lastWinR = hostAck, f.winR
+}
+
+// hostBlock translates a wire SACK block to the host bytes of the whole
+// frames inside it.
+func (en *encDir) hostBlock(a, b int64) (int64, int64, bool) {
+	ha, hb := int64(-1), int64(-1)
+	for i := 0; i < en.frames.n; i++ {
+		fr := en.frames.at(i)
+		if fr.w < a {
+			continue
+		}
+		if fr.w+int64(fr.wl) > b {
+			break
+		}
+		if ha < 0 {
+			ha = fr.h
+		}
+		hb = fr.h + int64(fr.n)
+	}
+	return ha, hb, ha >= 0 && hb > ha
+}
+
+// hostSeqOut is the sequence number of the next segment the engine sends L
+// on R's behalf.
+func (f *flow) hostSeqOut() uint32 {
+	h := f.rcv.sentH // what waits for L's window was not sent: a pure ACK must not pass it
+	if f.rcv.finOut {
+		h = f.rcv.finH + 1
+	}
+	return wrap(f.isnR, h)
+}
+
+// ackR sends R a pure ACK with L's translated ACK (si: the host segment's
+// options, or nil when the appliance speaks for L on its own).
+func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
+	e.opts.reset()
+	if si != nil && si.hasTS {
+		e.opts.ts(f.tsL, si.tsEcr)
+	} else {
+		f.tsToR(&e.opts, false)
+	}
+	d := &f.rcv
+	if si != nil && si.nsack > 0 {
+		// L's SACK blocks (it lost a segment we delivered): whole frames,
+		// in wire space, so R's appliance or host sees what L holds.
+		var blocks [4][2]uint32
+		nb := 0
+		for i := 0; i < si.nsack; i++ {
+			a := unwrap(si.sack[i][0], f.isnR, d.ackH)
+			b := unwrap(si.sack[i][1], f.isnR, d.ackH)
+			if wa, wb, ok := d.wireBlock(a, b); ok {
+				blocks[nb] = [2]uint32{wrap(f.isnR, wa), wrap(f.isnR, wb)}
+				nb++
+			}
+		}
+		e.opts.sack(blocks[:nb])
+	} else if d.held.n > 0 {
+		// R's out-of-order bytes are held: every ACK says so (RFC 2018
+		// §4), or R's SACK scoreboard would go stale.
+		var blocks [4][2]uint32
+		nb := f.heldSACK(&blocks)
+		e.opts.sack(blocks[:nb])
+	}
+	if f.enoOut {
+		e.opts.eno()
+	}
+	ack := f.ackToR()
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	if e.send(to, &f.toR, &s, nil) {
+		d.lastAckW, d.lastWin = ack, s.win
+		f.pktsOut++
+	}
+	if si == nil {
+		e.c.AcksOriginated.Add(1)
+	}
+}
+
+// wireBlock translates a host SACK block to the wire bytes of the whole
+// delivered frames inside it.
+func (d *decDir) wireBlock(a, b int64) (int64, int64, bool) {
+	wa, wb := int64(-1), int64(-1)
+	for i := 0; i < d.frames.n; i++ {
+		fr := d.frames.at(i)
+		if fr.h < a || (fr.n == 0 && fr.h == a && wa < 0) {
+			continue
+		}
+		if fr.h+int64(fr.n) > b {
+			break
+		}
+		if wa < 0 {
+			wa = fr.w
+		}
+		wb = fr.w + int64(fr.wl)
+	}
+	return wa, wb, wa >= 0 && wb > wa
+}
+
+// dupAckR tells R, after an out-of-order segment, what we have: the same
+// cumulative ACK with SACK blocks in wire space (RFC 2018), so that R's
+// fast retransmit works.
+func (e *Engine) dupAckR(f *flow, to TxSink) {
+	d := &f.rcv
+	e.opts.reset()
+	f.tsToR(&e.opts, false)
+	var blocks [4][2]uint32
+	nb := f.heldSACK(&blocks)
+	e.opts.sack(blocks[:nb])
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	if e.send(to, &f.toR, &s, nil) {
+		e.c.DupAcksOriginated.Add(1)
+	}
+}
+
+// wireSeqOut is the wire's SND.NXT: the sequence number of a pure ACK (or
+// RST) toward R. It counts what was sent, not what is stored: host A's
+// Init1 is in the store before the third segment goes out, and a pure ACK
+// numbered past bytes R has never seen would look out of order.
+func (f *flow) wireSeqOut() uint32 {
+	w := f.enc.sentW
+	if f.enc.finW >= 0 && w >= f.enc.finW {
+		w = f.enc.finW + 1
+	}
+	return wrap(f.isnL, w)
+}
+
+// sendWire sends stored wire bytes [w, w+n) toward R in segments that fit
+// the path, FIN and PSH on the last one only. A frame sealed before the path
+// MTU fell thus goes out as several segments of its same bytes.
+func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
+	room := max(f.segR()-f.optLenR(), 1)
+	for n > room {
+		e.sendStored(f, to, w, room, flags&^(packet.FlagFIN|packet.FlagPSH), hostEcho)
+		w += int64(room)
+		n -= room
+	}
+	e.sendStored(f, to, w, n, flags, hostEcho)
+}
+
+// sendStored sends wire bytes [w, w+n) of our stream from the store toward R.
+// hostEcho: the segment carries the host's data, so TSecr is the host's own
+// latest echo; else the appliance speaks for it and echoes R's latest TSval.
+func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
+	e.opts.reset()
+	f.tsToR(&e.opts, hostEcho)
+	if f.enoOut {
+		e.opts.eno()
+	}
+	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
+	ack := f.ackToR()
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
+	buf := to.Buffer()
+	if buf == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return
+	}
+	hl, pl := f.toR.build(buf, &s, n)
+	if pl == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return
+	}
+	f.enc.store.read(pl, w)
+	f.toR.finish(buf, hl+n)
+	to.Commit(hl + n)
+	f.rcv.lastAckW = ack
+	f.rcv.lastWin = s.win
+	f.pktsOut++
+}
+
+// rstBoth resets both hosts of a flow that policy will not let go on in
+// plain TCP. An ack of 0 sends a bare RST; otherwise RST|ACK.
+func (e *Engine) rstBoth(f *flow, tx [2]TxSink, seqToL, ackToL, ackToR, seqToR uint32) {
+	e.opts.reset()
+	l := seg{seq: seqToL, flags: packet.FlagRST}
+	if ackToL != 0 {
+		l.ack, l.flags = ackToL, packet.FlagRST|packet.FlagACK
+	}
+	r := seg{seq: seqToR, ack: ackToR, flags: packet.FlagRST | packet.FlagACK}
+	if f.toL.ok {
+		e.send(tx[Inside], &f.toL, &l, nil)
+	}
+	if f.toR.ok {
+		e.send(tx[Outside], &f.toR, &r, nil)
+	}
+	e.c.Aborts.Add(1)
+}
+
+// send builds and transmits one segment with the given payload.
+func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
+	buf := to.Buffer()
+	if buf == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return false
+	}
+	hl, pl := t.build(buf, s, len(payload))
+	if pl == nil {
+		e.c.Drops[DropTxFull].Add(1)
+		return false
+	}
+	copy(pl, payload)
+	t.finish(buf, hl+len(payload))
+	to.Commit(hl + len(payload))
+	return true
+}

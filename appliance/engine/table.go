@@ -1,0 +1,130 @@
+package engine
+
+import "github.com/tcpinc/tcpinc/appliance/packet"
+
+func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
+	e.nextID++
+	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
+	f.enc.finH, f.enc.finW = -1, -1
+	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
+	f.mssL, f.mssR = 536, 536
+	f.lastHostAck = -1 // L has had no ACK from us yet
+	if k.in.Addr().Is6() {
+		f.mssL, f.mssR = 1220, 1220
+	}
+	f.capMSS = e.mssCap(k.in.Addr().Is4())
+	f.setCaps(&e.cfg)
+	f.enc.store.mem, f.enc.pre.mem, f.rcv.reasm.mem, f.rcv.plain.mem = e.mem, e.mem, e.mem, e.mem
+	f.enc.frames.mem, f.rcv.frames.mem = e.mem, e.mem
+	if old := e.flows[k]; old != nil {
+		old.prev = nil // the caller decides what becomes of it
+		e.remove(old)
+	}
+	e.flows[k] = f
+	f.idx = len(e.list)
+	e.list = append(e.list, f)
+	e.c.Flows.Add(1)
+	return f
+}
+
+// reclaimWindow bounds how many records one full-table SYN examines, so a
+// SYN flood against a full table costs a constant amount per SYN.
+const reclaimWindow = 64
+
+// reclaim frees one record that no longer carries a live connection (a
+// connection left in plain TCP, kept only for the admin API, or one whose
+// both FINs are acknowledged) to make room for a new SYN. Without it a
+// busy appliance fills its table with finished connections, and new ones
+// would go on untracked, their later segments reset as strays. It reports
+// whether it freed one.
+func (e *Engine) reclaim() bool {
+	for range min(reclaimWindow, len(e.list)) {
+		if e.reclaimAt >= len(e.list) {
+			e.reclaimAt = 0
+		}
+		f := e.list[e.reclaimAt]
+		e.reclaimAt++
+		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
+			e.dropPrev(f) // the connection it displaced goes too
+			e.remove(f)
+			e.c.FlowsReclaimed.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
+// closeCheck schedules removal once both FINs are acknowledged.
+func (e *Engine) closeCheck(now int64, f *flow) {
+	if f.closeAt == 0 && f.enc.finW >= 0 && f.enc.ackW > f.enc.finW && f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
+		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
+		e.releaseBufs(f)
+	}
+}
+
+// kill ends a flow that will not be encrypted.
+func (e *Engine) kill(f *flow, reason int, why string) {
+	if reason >= 0 {
+		e.c.Fallbacks[reason].Add(1)
+	}
+	f.reason = why
+	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
+	// Keep a small record so the admin API can report the flow as plain;
+	// everything else goes (the fast path takes the flow from here on).
+	f.state = stPlain
+	e.embLeave(f)
+	e.freeBufs(f)
+	e.dropPrev(f) // this record now stands for the tuple's connection
+	e.unnegotiated(f)
+	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
+	f.enc, f.rcv = encDir{}, decDir{}
+}
+
+// abort resets both hosts (the connection cannot continue safely: a frame
+// failed authentication, a FIN came without FINp, the Init exchange failed)
+// and forgets the flow.
+func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
+	e.c.Aborts.Add(1)
+	f.reason = why
+	e.deps.Log.Debug("flow aborted", "id", f.id, "reason", why)
+	if f.toR.ok {
+		e.opts.reset()
+		e.send(tx[Outside], &f.toR, &seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, f.rcv.rcvW),
+			flags: packet.FlagRST | packet.FlagACK}, nil)
+	}
+	if f.toL.ok {
+		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
+			flags: packet.FlagRST | packet.FlagACK}, nil)
+	}
+	e.remove(f)
+}
+
+func (e *Engine) remove(f *flow) {
+	if f.held {
+		keep := CloseLinger
+		if f.idled {
+			keep = IdleLinger
+		}
+		e.neg.release(f.key, keep)
+		f.held = false
+	}
+	f.state = stDead
+	e.embLeave(f)
+	e.uncharge(f)
+	if f.keys != nil {
+		f.keys.Wipe()
+	}
+	f.kp = nil
+	if e.flows[f.key] == f {
+		delete(e.flows, f.key)
+		last := e.list[len(e.list)-1]
+		e.list[f.idx] = last
+		last.idx = f.idx
+		e.list[len(e.list)-1] = nil
+		e.list = e.list[:len(e.list)-1]
+		if p := f.prev; p != nil {
+			f.prev = nil
+			e.reinstate(f.last, p) // the SYN that displaced it was never answered
+		}
+	}
+}

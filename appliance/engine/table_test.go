@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// A table full of finished connections (records of connections left in
+// plain TCP stay 5 minutes, closed ones 30 s) refused new connections: their
+// SYN went on untracked and their later segments were reset as strays, so a
+// busy appliance broke every connection after about 65k (found by the
+// connection-rate bench). A full table now gives up a finished record.
+func TestFullTableReclaimsFinishedRecords(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, MaxFlows: 2})
+	for i := range 2 { // two plain connections from far hosts without TCP-ENO
+		far := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), uint16(5000+i))
+		g.push(Outside, tcpFrame(far, addrA, 7, 0, synF, 1000, nil, nil))
+	}
+	if g.e.NumFlows() != 2 {
+		t.Fatalf("%d flows, want 2 plain records", g.e.NumFlows())
+	}
+	_, out := g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	s := one(t, "SYN on the wire", out)
+	if option(s.opts, 69) == nil {
+		t.Fatalf("new connection at a full table of finished records got no TCP-ENO: %+v", s)
+	}
+	c := g.e.Counters()
+	if c.FlowsReclaimed.Load() != 1 || c.FlowsCapped.Load() != 0 || g.e.NumFlows() != 2 {
+		t.Fatalf("reclaimed %d, capped %d, flows %d", c.FlowsReclaimed.Load(), c.FlowsCapped.Load(), g.e.NumFlows())
+	}
+	// Handshakes are bounded apart (MaxEmbryonic, here MaxFlows/2 = 1):
+	// each new SYN evicts the oldest handshake rather than being capped
+	// (flood.go).
+	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40001), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 40002), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	if c.FlowsCapped.Load() != 0 || c.EmbryonicEvicted.Load() != 2 {
+		t.Fatalf("capped %d, evicted %d; want each SYN to evict the older handshake", c.FlowsCapped.Load(), c.EmbryonicEvicted.Load())
+	}
+}

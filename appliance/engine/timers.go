@@ -1,0 +1,86 @@
+package engine
+
+import "time"
+
+// sweepEvery is the granularity of the engine's timers.
+const sweepEvery = int64(10 * time.Millisecond)
+
+// Tick runs timers: Init retransmission, rekeying by time, expiry, and the
+// completions of public-key work. Call it between batches.
+func (e *Engine) Tick(now int64, tx [2]TxSink) {
+	e.poll(now, tx)
+	e.fragExpire(now)
+	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
+	// table at most every sweepEvery, however often the worker ticks.
+	if now < e.nextSweep {
+		return
+	}
+	e.nextSweep = now + sweepEvery
+	// Visit a slice of the table per sweep so that one sweep costs little
+	// however many flows there are: every flow comes round within
+	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
+	n := max(len(e.list)/sweepRounds+1, 256)
+	for i := 0; i < n && len(e.list) > 0; i++ {
+		if e.cursor >= len(e.list) {
+			e.cursor = 0
+		}
+		f := e.list[e.cursor]
+		e.tickFlow(now, f, tx)
+		if f.state != stDead {
+			e.cursor++
+		} // else remove swapped another flow into this slot
+	}
+}
+
+const sweepRounds = 20
+
+// tickFlow runs one flow's timers.
+func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
+	switch {
+	case f.state == stDead:
+		return
+	case f.state == stPlain:
+		if now-f.last > int64(e.cfg.PlainRetention) {
+			e.remove(f)
+		}
+		return
+	case f.state < stKex:
+		if now-f.last > int64(e.cfg.HandshakeTimeout) {
+			e.remove(f) // no answer: nothing to report
+		}
+		return
+	case f.closeAt != 0 && now >= f.closeAt:
+		e.remove(f)
+		return
+	case now-f.last > int64(e.cfg.IdleTimeout):
+		f.idled = true // the hosts may still hold the connection
+		e.remove(f)
+		return
+	}
+	e.pmtuExpire(now, f)
+	en := &f.enc
+	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
+		if en.initTries >= e.cfg.InitTries {
+			e.c.HandshakeFailures.Add(1)
+			e.abort(f, tx, "Init not acknowledged")
+			return
+		}
+		en.initTries++
+		en.initRTO *= 2
+		e.c.InitRetransmits.Add(1)
+		e.sendInit(now, f, tx[Outside])
+	}
+	if en.ownedDue != 0 && now >= en.ownedDue {
+		e.resendOwned(now, f, tx[Outside])
+	}
+	if f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
+		// Periodic rekey by time on an idle flow: an empty frame carries it.
+		e.maybeRekey(now, f)
+		if f.keys.RekeyPending() {
+			e.sealNew(now, f, nil, false, true, tx[Outside])
+		}
+	}
+	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
+		e.abort(f, tx, "key exchange timeout")
+	}
+}
