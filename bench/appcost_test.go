@@ -64,8 +64,9 @@ func TestReportJSON(t *testing.T) {
 	r.Results[1].TCP[1].CPUPerGB = []float64{2, 4, 3}
 	r.Results[1].TCP[1].SyscallsPerFrame = []float64{0.5, math.NaN(), 0.25}
 	r.Results = append(r.Results, &Result{Case: CaseEncrypted, Conn: []*ConnVariant{{
-		Variant: VariantFresh,
-		Rate:    []ConnStats{{Conns: 1000, Seconds: 1, FirstByte: Latencies{P50: 900, P99: 2000}}, {Conns: 3000, Seconds: 1, Errors: 2}},
+		Variant:    VariantFresh,
+		Rate:       []ConnStats{{Conns: 1000, Seconds: 1, FirstByte: Latencies{P50: 900, P99: 2000}}, {Conns: 3000, Seconds: 1, Errors: 2}},
+		CPUPerConn: []float64{300, 500},
 		FirstByte: &ConnStats{Conns: 200, Connect: Latencies{P50: 100, P99: 300},
 			FirstByte: Latencies{P50: 400, P99: 800}},
 		RateEngine: &EngineCounts{Encrypted: 4000},
@@ -93,7 +94,8 @@ func TestReportJSON(t *testing.T) {
 		t.Fatalf("pps %+v", p)
 	}
 	c := doc.Cases[3].Conn[0]
-	if c.Variant != VariantFresh || c.Rate.Median != 2000 || c.Failed != 2 || c.FirstByte.FirstByteP50 != 400 || c.RateEngine.Encrypted != 4000 {
+	if c.Variant != VariantFresh || c.Rate.Median != 2000 || c.Failed != 2 || c.FirstByte.FirstByteP50 != 400 || c.RateEngine.Encrypted != 4000 ||
+		c.CPUPerConn == nil || c.CPUPerConn.Median != 400 {
 		t.Fatalf("conn %+v", c)
 	}
 	if doc.X25519 == nil || doc.X25519.FreshConnMax != 10000 {
