@@ -1,10 +1,15 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"math"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseProcPidStat(t *testing.T) {
@@ -110,5 +115,55 @@ func TestReportJSON(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+}
+
+// TestProcCPU reads this process's own CPU time from /proc, and it grows
+// with work.
+func TestProcCPU(t *testing.T) {
+	pid := []int{os.Getpid()}
+	c0, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x ^= i * i
+		}
+		c1, err := procCPU(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c1 > c0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time stayed at %v s after 10 s of work (%d)", c0, x)
+		}
+	}
+}
+
+// TestSyscallCounter: perf, attached to this process, counts the system
+// calls it makes. Skipped where perf is not installed (CI does not
+// install it; the bench reports no syscalls column then).
+func TestSyscallCounter(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		t.Skip("perf not installed")
+	}
+	c, err := startSyscalls(context.Background(), []int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 {
+		syscall.Getppid()
+	}
+	n, err := c.stop()
+	if err != nil {
+		t.Skipf("perf cannot count here: %v", err)
+	}
+	if n < 2000 {
+		t.Fatalf("counted %d system calls, want at least the 2000 made", n)
 	}
 }
