@@ -1,10 +1,15 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"math"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseProcPidStat(t *testing.T) {
@@ -64,8 +69,9 @@ func TestReportJSON(t *testing.T) {
 	r.Results[1].TCP[1].CPUPerGB = []float64{2, 4, 3}
 	r.Results[1].TCP[1].SyscallsPerFrame = []float64{0.5, math.NaN(), 0.25}
 	r.Results = append(r.Results, &Result{Case: CaseEncrypted, Conn: []*ConnVariant{{
-		Variant: VariantFresh,
-		Rate:    []ConnStats{{Conns: 1000, Seconds: 1, FirstByte: Latencies{P50: 900, P99: 2000}}, {Conns: 3000, Seconds: 1, Errors: 2}},
+		Variant:    VariantFresh,
+		Rate:       []ConnStats{{Conns: 1000, Seconds: 1, FirstByte: Latencies{P50: 900, P99: 2000}}, {Conns: 3000, Seconds: 1, Errors: 2}},
+		CPUPerConn: []float64{300, 500},
 		FirstByte: &ConnStats{Conns: 200, Connect: Latencies{P50: 100, P99: 300},
 			FirstByte: Latencies{P50: 400, P99: 800}},
 		RateEngine: &EngineCounts{Encrypted: 4000},
@@ -93,7 +99,8 @@ func TestReportJSON(t *testing.T) {
 		t.Fatalf("pps %+v", p)
 	}
 	c := doc.Cases[3].Conn[0]
-	if c.Variant != VariantFresh || c.Rate.Median != 2000 || c.Failed != 2 || c.FirstByte.FirstByteP50 != 400 || c.RateEngine.Encrypted != 4000 {
+	if c.Variant != VariantFresh || c.Rate.Median != 2000 || c.Failed != 2 || c.FirstByte.FirstByteP50 != 400 || c.RateEngine.Encrypted != 4000 ||
+		c.CPUPerConn == nil || c.CPUPerConn.Median != 400 {
 		t.Fatalf("conn %+v", c)
 	}
 	if doc.X25519 == nil || doc.X25519.FreshConnMax != 10000 {
@@ -108,5 +115,55 @@ func TestReportJSON(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+}
+
+// TestProcCPU reads this process's own CPU time from /proc, and it grows
+// with work.
+func TestProcCPU(t *testing.T) {
+	pid := []int{os.Getpid()}
+	c0, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x ^= i * i
+		}
+		c1, err := procCPU(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c1 > c0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time stayed at %v s after 10 s of work (%d)", c0, x)
+		}
+	}
+}
+
+// TestSyscallCounter: perf, attached to this process, counts the system
+// calls it makes. Skipped where perf is not installed (CI does not
+// install it; the bench reports no syscalls column then).
+func TestSyscallCounter(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		t.Skip("perf not installed")
+	}
+	c, err := startSyscalls(context.Background(), []int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 {
+		syscall.Getppid()
+	}
+	n, err := c.stop()
+	if err != nil {
+		t.Skipf("perf cannot count here: %v", err)
+	}
+	if n < 2000 {
+		t.Fatalf("counted %d system calls, want at least the 2000 made", n)
 	}
 }

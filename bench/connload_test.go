@@ -232,7 +232,7 @@ func TestConnMarkdown(t *testing.T) {
 		Busy: []float64{90, 95, 99}, FirstByte: &fb}}
 	fresh, resumed := st(200, 1300, 4000, 110), st(200, 400, 1000, 100)
 	r.Results = append(r.Results, &Result{Case: CaseEncrypted, Conn: []*ConnVariant{
-		{Variant: VariantFresh, Rate: []ConnStats{st(5000, 9000, 30000, 0)}, Busy: []float64{100}, FirstByte: &fresh,
+		{Variant: VariantFresh, Rate: []ConnStats{st(5000, 9000, 30000, 0)}, Busy: []float64{100}, CPUPerConn: []float64{412.4}, FirstByte: &fresh,
 			RateEngine: &EngineCounts{Encrypted: 1000}, FirstByteEngine: &EngineCounts{Encrypted: 200}},
 		{Variant: VariantResumed, Rate: []ConnStats{st(7500, 7000, 20000, 0)}, Busy: []float64{100}, FirstByte: &resumed,
 			RateEngine: &EngineCounts{Encrypted: 1500, Resumed: 1200}, FirstByteEngine: &EngineCounts{Encrypted: 200, Resumed: 200},
@@ -242,8 +242,8 @@ func TestConnMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"### New connections per second hA → hB (16 in flight, 5 s per run, 3 runs)",
 		"| (a) kernel | 3000 | **4000** | 5000 | 500 | 2000 | 0 | 90-99 | 1.00× | – |",
-		"| (e) tcpinc-crypt, resumption off | 1000 | **1000** | 1000 | 9000 | 30000 | 0 | 100-100 | 0.25× | 1000 encrypted, 0 resumed (0 %), 0 fallback, 0 failed |",
-		"| (e) tcpinc-crypt, resumption on | 1500 | **1500** | 1500 | 7000 | 20000 | 0 | 100-100 | 0.38× | 1500 encrypted, 1200 resumed (80 %), 0 fallback, 0 failed |",
+		"| (e) tcpinc-crypt, resumption off | 1000 | **1000** | 1000 | 9000 | 30000 | 0 | 100-100 | 0.25× | 412 | 1000 encrypted, 0 resumed (0 %), 0 fallback, 0 failed |",
+		"| (e) tcpinc-crypt, resumption on | 1500 | **1500** | 1500 | 7000 | 20000 | 0 | 100-100 | 0.38× | – | 1500 encrypted, 1200 resumed (80 %), 0 fallback, 0 failed |",
 		"**15000** per second on 1 core, **29000** on 2 cores",
 		"**14500** fresh connections per second",
 		"### First-byte delay hA → hB (200 sequential connections, µs)",

@@ -95,9 +95,12 @@ func (h *harness) connCase(ctx context.Context, topo *topology.Topology, res *Re
 				name := res.Case.Name + strings.ReplaceAll(variantSuffix(v), " ", "-") + "-gwA.pprof"
 				go func() { prof <- tg.profile(ctx, filepath.Join(h.cfg.ProfileDir, name), h.cfg.ConnDuration) }()
 			}
+			pids := gw.pids()
+			app0, appErr0 := procCPU(pids)
 			cpu0, _ := ReadCPUTimes()
 			st, err := h.connClient(ctx, topo, "-c", fmt.Sprint(h.cfg.ConnConcurrency), "-t", h.cfg.ConnDuration.String())
 			cpu1, _ := ReadCPUTimes()
+			app1, appErr1 := procCPU(pids)
 			if prof != nil {
 				if perr := <-prof; perr != nil {
 					cv.Errors = append(cv.Errors, "profile: "+perr.Error())
@@ -111,10 +114,15 @@ func (h *harness) connCase(ctx context.Context, topo *topology.Topology, res *Re
 				continue
 			}
 			busy := BusyPercent(cpu0, cpu1)
-			h.cfg.Logf("   conn rate%s run %d: %.0f conn/s, first byte p50 %.0f µs p99 %.0f µs, %d errors, vm_busy %.0f%%",
-				variantSuffix(v), i+1, st.Rate(), st.FirstByte.P50, st.FirstByte.P99, st.Errors, busy)
+			perConn := nanF
+			if len(pids) > 0 && appErr0 == nil && appErr1 == nil && st.Conns > 0 {
+				perConn = (app1 - app0) / float64(st.Conns) * 1e6
+			}
+			h.cfg.Logf("   conn rate%s run %d: %.0f conn/s, first byte p50 %.0f µs p99 %.0f µs, %d errors, vm_busy %.0f%%, appliance CPU %.0f µs/conn",
+				variantSuffix(v), i+1, st.Rate(), st.FirstByte.P50, st.FirstByte.P99, st.Errors, busy, perConn)
 			cv.Rate = append(cv.Rate, st)
 			cv.Busy = append(cv.Busy, busy)
+			cv.CPUPerConn = append(cv.CPUPerConn, perConn)
 			if st.Errors > 0 {
 				cv.Errors = append(cv.Errors, fmt.Sprintf("rate run %d: %d failed connections, first: %s", i+1, st.Errors, st.FirstError))
 			}

@@ -88,6 +88,7 @@ type JSONConn struct {
 	LatencyP99     *JSONSummary  `json:"latency_p99_us,omitempty"`
 	Failed         int           `json:"failed"`
 	VMBusy         *JSONSummary  `json:"vm_busy_pct,omitempty"`
+	CPUPerConn     *JSONSummary  `json:"appliance_cpu_us_per_conn,omitempty"`
 	FirstByte      *JSONFirst    `json:"first_byte,omitempty"`
 	RateEngine     *EngineCounts `json:"rate_engine,omitempty"`
 	FirstEngine    *EngineCounts `json:"first_byte_engine,omitempty"`
@@ -130,7 +131,7 @@ func (r *Report) JSON() ([]byte, error) {
 			jr.PPS = &JSONPPS{Offered: jsonSummary(p.Offered), Forwarded: jsonSummary(p.Forwarded), VMBusy: jsonSummary(p.Busy)}
 		}
 		for _, v := range res.Conn {
-			jc := JSONConn{Variant: v.Variant, VMBusy: jsonSummary(v.Busy), RateEngine: v.RateEngine, FirstEngine: v.FirstByteEngine, ConnectionErrs: v.Errors}
+			jc := JSONConn{Variant: v.Variant, VMBusy: jsonSummary(v.Busy), CPUPerConn: jsonSummary(v.CPUPerConn), RateEngine: v.RateEngine, FirstEngine: v.FirstByteEngine, ConnectionErrs: v.Errors}
 			var rate, p50, p99 []float64
 			for _, st := range v.Rate {
 				rate = append(rate, st.Rate())

@@ -89,10 +89,13 @@ const (
 // ConnVariant is the connection-rate runs and the first-byte run of one
 // case (and, for the encrypted case, one resumption setting).
 type ConnVariant struct {
-	Variant   string // "" or VariantFresh / VariantResumed
-	Rate      []ConnStats
-	Busy      []float64 // vm_busy % per rate run
-	FirstByte *ConnStats
+	Variant string // "" or VariantFresh / VariantResumed
+	Rate    []ConnStats
+	Busy    []float64 // vm_busy % per rate run
+	// CPUPerConn is the appliance processes' utime+stime (both gateways)
+	// per completed connection of each rate run, µs (NaN: not measured).
+	CPUPerConn []float64
+	FirstByte  *ConnStats
 	// gwA's engine counters over the rate runs and over the first-byte run
 	// (nil without tcpincd's admin API).
 	RateEngine, FirstByteEngine *EngineCounts
@@ -359,9 +362,10 @@ func (r *Report) connMarkdown(b *strings.Builder) {
 	b.WriteString("Each connection: connect, a 4-byte request, the server's 4-byte answer at once, the client closes. " +
 		"`tcpinc-bench` itself is the client (in hA) and the server (in hB, 8 ports round robin). " +
 		"Latency is from the start of connect() to the first response byte, percentiles over all connections of a run, median over runs. " +
-		"Engine: gwA's tcpincd counters over the rate runs (admin API).\n\n")
-	b.WriteString("| case | conn/s min | **median** | max | latency p50 µs | p99 µs | failed | vm_busy % | vs (a) | engine (gwA) |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+		"Engine: gwA's tcpincd counters over the rate runs (admin API). " +
+		"Appliance CPU: utime+stime of the appliance processes in both gateways per completed connection, median over runs (bench/appcost.go).\n\n")
+	b.WriteString("| case | conn/s min | **median** | max | latency p50 µs | p99 µs | failed | vm_busy % | vs (a) | appliance CPU µs/conn | engine (gwA) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	plainRate := math.NaN()
 	if plain != nil {
 		plainRate = medianOf(plain.Rate, ConnStats.Rate)
@@ -372,7 +376,7 @@ func (r *Report) connMarkdown(b *strings.Builder) {
 		}
 		for _, v := range res.Conn {
 			if len(v.Rate) == 0 {
-				fmt.Fprintf(b, "| %s | – | – | – | – | – | – | – | – | %s |\n", connLabel(res.Case, v), v.RateEngine)
+				fmt.Fprintf(b, "| %s | – | – | – | – | – | – | – | – | – | %s |\n", connLabel(res.Case, v), v.RateEngine)
 				continue
 			}
 			rates := make([]float64, len(v.Rate))
@@ -382,11 +386,11 @@ func (r *Report) connMarkdown(b *strings.Builder) {
 				failed += st.Errors
 			}
 			sm := Summarize(rates)
-			fmt.Fprintf(b, "| %s | %s | **%s** | %s | %s | %s | %d | %s | %s | %s |\n",
+			fmt.Fprintf(b, "| %s | %s | **%s** | %s | %s | %s | %d | %s | %s | %s | %s |\n",
 				connLabel(res.Case, v), count(sm.Min), count(sm.Median), count(sm.Max),
 				us(medianOf(v.Rate, func(s ConnStats) float64 { return s.FirstByte.P50 })),
 				us(medianOf(v.Rate, func(s ConnStats) float64 { return s.FirstByte.P99 })),
-				failed, rangePct(v.Busy), ratio(Ratio(sm.Median, plainRate)), v.RateEngine)
+				failed, rangePct(v.Busy), ratio(Ratio(sm.Median, plainRate)), us(SummarizeFinite(v.CPUPerConn).Median), v.RateEngine)
 		}
 	}
 	if x := r.X25519; x != nil {

@@ -6,7 +6,9 @@
 // passing through with and without its XDP fast path, and tcpincd
 // encrypting (connections with resumption off and on, beside the X25519
 // keygen+ECDH rate). It reports min/median/max over runs, ratios to the
-// anchors and whole-VM CPU use, as markdown (bench/RESULTS.md).
+// anchors, whole-VM CPU use and the appliance processes' CPU per GB and
+// system calls per frame (appcost.go), as markdown (bench/RESULTS.md) and
+// as JSON (Report.JSON).
 //
 // The parsing, statistics and report code runs anywhere; Run needs root and
 // the tools .ci/run installs (iperf3, trafgen from netsniff-ng, nft, ethtool).
