@@ -91,3 +91,20 @@ func TestCitedDocumentsExist(t *testing.T) {
 		}
 	}
 }
+
+// maxSourceLines bounds a non-test Go file: files by concern, each one
+// readable in a sitting.
+const maxSourceLines = 800
+
+// TestSourceFilesStaySmall: no non-test Go file is longer than
+// maxSourceLines; a file that grows past it is split by concern.
+func TestSourceFilesStaySmall(t *testing.T) {
+	texts := readAll(t, repoFiles(t), func(f string) bool {
+		return strings.HasSuffix(f, ".go") && !strings.HasSuffix(f, "_test.go")
+	})
+	for f, text := range texts {
+		if n := strings.Count(text, "\n"); n > maxSourceLines {
+			t.Errorf("%s has %d lines, more than %d: split it by concern", f, n, maxSourceLines)
+		}
+	}
+}
