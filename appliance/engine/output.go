@@ -111,6 +111,12 @@ func (f *flow) hostSeqOut() uint32 {
 	if f.rcv.finOut {
 		h = f.rcv.finH + 1
 	}
+	// Not past L's right edge (a window probe's byte L did not take): L
+	// would find the segment unacceptable and ignore the ACK of its own
+	// data (RFC 9293 §3.10.7.4), as R would (wireSeqOut).
+	if edge := f.rcv.ackH + int64(f.winL)<<f.wsLe; h > edge {
+		h = edge
+	}
 	return wrap(f.isnR, h)
 }
 
