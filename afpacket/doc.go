@@ -31,7 +31,9 @@
 //
 // [Open] binds a socket to one interface for every protocol (ETH_P_ALL),
 // promiscuous, ignoring its own outgoing frames (PACKET_IGNORE_OUTGOING),
-// optionally with PACKET_QDISC_BYPASS. [Socket.Read] and [Socket.Write]
+// optionally with PACKET_QDISC_BYPASS. The kernel moves a frame's outer VLAN
+// tag out of the data before packet sockets see it; Read puts it back from
+// PACKET_AUXDATA (moving the frame by 4 bytes). [Socket.Read] and [Socket.Write]
 // move a batch of frames with one recvmmsg or sendmmsg; like wireguard-go's
 // tun.Device they take caller-owned buffers and an offset, and the
 // virtio_net_hdr sits in the VnetHdrLen bytes before the offset. Neither

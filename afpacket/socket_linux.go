@@ -1,6 +1,7 @@
 package afpacket
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -61,6 +62,7 @@ type Socket struct {
 
 	rxMsgs []unix.Mmsghdr
 	rxIovs []unix.Iovec
+	rxCtl  []byte // per message auxCtlLen bytes for PACKET_AUXDATA
 	txMsgs []unix.Mmsghdr
 	txIovs []unix.Iovec
 
@@ -93,6 +95,7 @@ func Open(ifindex int, o Options) (*Socket, error) {
 	s := &Socket{
 		fd: fd, ifindex: ifindex, vnet: o.VnetHdr,
 		rxMsgs: make([]unix.Mmsghdr, o.Batch), rxIovs: make([]unix.Iovec, o.Batch),
+		rxCtl:  make([]byte, o.Batch*auxCtlLen),
 		txMsgs: make([]unix.Mmsghdr, o.Batch), txIovs: make([]unix.Iovec, o.Batch),
 	}
 	fail := func(what string, err error) (*Socket, error) {
@@ -103,6 +106,11 @@ func Open(ifindex int, o Options) (*Socket, error) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 			return fail("PACKET_VNET_HDR", err)
 		}
+	}
+	// The kernel moves a frame's outer VLAN tag out of the data before a
+	// packet socket sees it; PACKET_AUXDATA reports it, and Read puts it back.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail("PACKET_AUXDATA", err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fail("PACKET_IGNORE_OUTGOING", err)
@@ -127,6 +135,7 @@ func Open(ifindex int, o Options) (*Socket, error) {
 	for i := range s.rxMsgs {
 		s.rxMsgs[i].Hdr.Iov = &s.rxIovs[i]
 		s.rxMsgs[i].Hdr.Iovlen = 1
+		s.rxMsgs[i].Hdr.Control = &s.rxCtl[i*auxCtlLen]
 		s.txMsgs[i].Hdr.Iov = &s.txIovs[i]
 		s.txMsgs[i].Hdr.Iovlen = 1
 	}
@@ -173,6 +182,7 @@ func (s *Socket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		s.rxIovs[i].Base = &b[offset-hl]
 		s.rxIovs[i].SetLen(len(b) - offset + hl)
 		s.rxMsgs[i].Hdr.Flags = 0
+		s.rxMsgs[i].Hdr.SetControllen(auxCtlLen)
 		s.rxMsgs[i].Len = 0
 	}
 	var r uintptr
@@ -198,6 +208,14 @@ func (s *Socket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if s.rxMsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || l < 0 || l > len(bufs[i])-offset {
 			trunc++
 			continue
+		}
+		if tpid, tci, ok := s.vlanTag(i); ok {
+			if l < 12 || l+4 > len(bufs[i])-offset {
+				trunc++
+				continue
+			}
+			insertVLAN(bufs[i][offset-hl:], hl, l, tpid, tci)
+			l += 4
 		}
 		bufs[k], bufs[i] = bufs[i], bufs[k]
 		sizes[k] = l
@@ -266,6 +284,56 @@ func (s *Socket) Write(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 	s.addTx(sent, bytes)
 	return done, nil
+}
+
+// auxCtlLen is the control buffer for one PACKET_AUXDATA message.
+var auxCtlLen = unix.CmsgSpace(sizeofAuxdata)
+
+const sizeofAuxdata = int(unsafe.Sizeof(unix.TpacketAuxdata{}))
+
+// vlanTag reports the outer VLAN tag PACKET_AUXDATA gave for message i.
+func (s *Socket) vlanTag(i int) (tpid, tci uint16, ok bool) {
+	m := &s.rxMsgs[i].Hdr
+	if uint64(m.Controllen) < uint64(unix.CmsgLen(sizeofAuxdata)) || m.Flags&unix.MSG_CTRUNC != 0 {
+		return 0, 0, false
+	}
+	ctl := s.rxCtl[i*auxCtlLen : (i+1)*auxCtlLen]
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+	if c.Level != unix.SOL_PACKET || c.Type != unix.PACKET_AUXDATA || uint64(c.Len) < uint64(unix.CmsgLen(sizeofAuxdata)) {
+		return 0, 0, false
+	}
+	aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&ctl[unix.CmsgLen(0)]))
+	if aux.Status&unix.TP_STATUS_VLAN_VALID == 0 {
+		return 0, 0, false
+	}
+	tpid = ethP8021Q
+	if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+		tpid = aux.Vlan_tpid
+	}
+	return tpid, aux.Vlan_tci, true
+}
+
+// insertVLAN puts a tag back after the MAC addresses of the frame of l
+// bytes that starts hl bytes into b (after its virtio_net_hdr, if hl is
+// not 0), moving the rest of the frame up by 4 bytes: a copy of the whole
+// frame, paid only by tagged frames. The header's offsets move with it.
+func insertVLAN(b []byte, hl, l int, tpid, tci uint16) {
+	f := b[hl : hl+l+4]
+	copy(f[16:], f[12:l])
+	binary.BigEndian.PutUint16(f[12:], tpid)
+	binary.BigEndian.PutUint16(f[14:], tci)
+	if hl == 0 {
+		return
+	}
+	var h VnetHdr
+	_ = h.Decode(b)
+	if h.Flags&FlagNeedsCsum != 0 {
+		h.CsumStart += 4
+	}
+	if h.HdrLen != 0 {
+		h.HdrLen += 4
+	}
+	_ = h.Encode(b)
 }
 
 func (s *Socket) addTx(frames, bytes int) {

@@ -118,3 +118,81 @@ func TestSocketBatch(t *testing.T) {
 		t.Errorf("Write after Close: %v", err)
 	}
 }
+
+// TestSocketVLANTagKept: the kernel takes a frame's outer VLAN tag out of the
+// data before packet sockets see it (the tag goes to PACKET_AUXDATA), so a
+// bump that forwards what it reads would strip tags. Read puts the tag back:
+// a tagged frame and a tagged super-segment written on x must be read on y
+// byte for byte, the super-segment's csum_start still pointing at its TCP
+// header.
+func TestSocketVLANTagKept(t *testing.T) {
+	requireRoot(t)
+	const ns = "afpt-vlan"
+	newNetns(t, ns)
+	vethPair(t, ns, "x", ns, "y")
+	for _, d := range []string{"x", "y"} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
+	}
+	x := openIn(t, ns, "x", Options{VnetHdr: true})
+	y := openIn(t, ns, "y", Options{VnetHdr: true})
+	const off = VnetHdrLen
+	frames := [][]byte{
+		mkFrame(frameSpec{vlan: true, payload: pattern(100), seq: 1}),
+		mkFrame(frameSpec{vlan: true, v6: true, payload: pattern(30000), seq: 2}),
+		mkFrame(frameSpec{payload: pattern(10), seq: 3}),
+	}
+	bufs := make([][]byte, len(frames))
+	sizes := make([]int, len(frames))
+	for i, f := range frames {
+		bufs[i] = make([]byte, off+len(f))
+		copy(bufs[i][off:], f)
+		sizes[i] = len(f)
+	}
+	h, err := PrepareGSO(bufs[1][off:], 1428)
+	if err != nil || !h.IsGSO() {
+		t.Fatalf("PrepareGSO: %+v %v", h, err)
+	}
+	_ = h.Encode(bufs[1])
+	if n, err := x.Write(bufs, sizes, off); n != len(frames) || err != nil || x.Stats().TxFrames != 3 {
+		t.Fatalf("Write: %d, %v, %+v", n, err, x.Stats())
+	}
+	rb := make([][]byte, 4)
+	for i := range rb {
+		rb[i] = make([]byte, off+MaxFrame)
+	}
+	rs := make([]int, len(rb))
+	var got [][]byte
+	var hdrs []VnetHdr
+	for deadline := time.Now().Add(5 * time.Second); len(got) < len(frames) && time.Now().Before(deadline); {
+		y.Wait(100*time.Millisecond, false)
+		n, err := y.Read(rb, rs, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			var h VnetHdr
+			_ = h.Decode(rb[i])
+			hdrs = append(hdrs, h)
+			got = append(got, append([]byte{}, rb[i][off:off+rs[i]]...))
+		}
+	}
+	if len(got) != len(frames) {
+		t.Fatalf("read %d frames, want %d", len(got), len(frames))
+	}
+	for i, g := range got {
+		want := frames[i]
+		if hdrs[i].Flags&FlagNeedsCsum != 0 {
+			p, err := CheckTCP(&hdrs[i], g)
+			if err != nil {
+				t.Fatalf("frame %d: %v (header %+v)", i, err, hdrs[i])
+			}
+			if err := hdrs[i].CompleteChecksum(g[:p.End]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(g, want) {
+			n := min(len(g), len(want), 20)
+			t.Errorf("frame %d: read %d bytes starting % x, sent %d starting % x", i, len(g), g[:n], len(want), want[:n])
+		}
+	}
+}
