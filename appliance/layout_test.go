@@ -28,10 +28,11 @@ func goTool(t *testing.T) string {
 // TestCoreImportsNoBackend: the data-plane core, the portable vocabulary
 // and the port backends depend on each other only one way: the core on
 // package bump and flow, never on a backend (appliance/afxdp, memport,
-// xsk) or on the control adapters; a backend never on the core.
+// xsk, afpacket) or on the control adapters; a backend never on the core.
 func TestCoreImportsNoBackend(t *testing.T) {
 	for pkg, never := range map[string][]string{
-		"appliance":          {"appliance/afxdp", "appliance/memport", "appliance/control", "xsk"},
+		"appliance":          {"appliance/afxdp", "appliance/memport", "appliance/control", "xsk", "afpacket"},
+		"afpacket":           {"appliance", "appliance/control", "xsk"},
 		"bump":               {"appliance", "xsk"},
 		"flow":               {"appliance", "xsk", "bump", "flowtable"},
 		"appliance/packet":   {"flowtable", "appliance", "xsk"},
