@@ -1,15 +1,13 @@
 package afpacket
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/tcpinc/tcpinc/deploy/netns"
 )
 
 // Test helpers for network namespaces. Every namespace a test creates is
@@ -45,41 +43,8 @@ func newNetns(t testing.TB, name string) {
 	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
 }
 
-// inNetns runs fn on an OS thread switched into namespace name. Sockets
-// created there stay in that namespace and work from any thread afterwards.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + name)
-		if err != nil {
-			errc <- err
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", name, err)
-			runtime.UnlockOSThread()
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			errc <- fmt.Errorf("setns back: %w (fn: %v)", err, ferr)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn on an OS thread switched into namespace name.
+func inNetns(name string, fn func() error) error { return netns.Do(name, fn) }
 
 // openIn opens a socket on interface dev of namespace ns.
 func openIn(t testing.TB, ns, dev string, o Options) *Socket {

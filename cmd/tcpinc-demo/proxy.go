@@ -2,56 +2,24 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"runtime"
 
-	"golang.org/x/sys/unix"
+	"github.com/tcpinc/tcpinc/deploy/netns"
 )
 
 // dialIn connects to addr from inside network namespace ns. A socket belongs
 // to the namespace it was created in, so once connected it works from any
 // thread; only the creating thread has to switch.
-func dialIn(ctx context.Context, ns, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// This thread's namespace changes: keep it locked and let it die
-		// with the goroutine instead of returning it to the scheduler if
-		// switching back fails.
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
-			return
-		}
+func dialIn(ctx context.Context, ns, addr string) (c net.Conn, err error) {
+	err = netns.Do(ns, func() error {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+		c, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return c, err
 }
 
 // statusProxy serves, on a loopback port of the demo's own namespace, the

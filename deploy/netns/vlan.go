@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 
@@ -98,7 +97,7 @@ func (e *Env) emulateVLAN(ns, parent, name string, id int) error {
 		return err
 	}
 	e.Defer("vlan pins "+ns+":"+name, func() error { return removePins(dir, pinName(name)) })
-	return inNetns(ns, func() error {
+	return Do(ns, func() error {
 		pifc, err := net.InterfaceByName(parent)
 		if err != nil {
 			return err
@@ -192,7 +191,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func linkMTU(ns, iface string) (int, error) {
 	var mtu int
-	err := inNetns(ns, func() error {
+	err := Do(ns, func() error {
 		ifc, err := net.InterfaceByName(iface)
 		if err == nil {
 			mtu = ifc.MTU
@@ -200,50 +199,6 @@ func linkMTU(ns, iface string) (int, error) {
 		return err
 	})
 	return mtu, err
-}
-
-// inNetns runs fn on an OS thread switched into namespace ns. If the thread
-// cannot be switched back it is left locked, so the runtime retires it.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", syscall.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := setns(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := setns(self); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("setns back: %w", err)) // thread stays locked and dies
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-func setns(f *os.File) error {
-	_, _, errno := syscall.RawSyscall(sysSetns, f.Fd(), syscall.CLONE_NEWNET, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
 }
 
 func mountBPFFS() error {
@@ -286,9 +241,6 @@ func RemoveVLANPins(ns string) error {
 	}
 	return err
 }
-
-// sysSetns is setns(2) on linux/amd64 (the stdlib syscall package predates it).
-const sysSetns = 308
 
 // bpffs refuses names with a dot (EPERM), and interface names have one.
 func pinName(s string) string { return strings.ReplaceAll(s, ".", "_") }
