@@ -2,12 +2,10 @@ package xsk
 
 import (
 	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/deploy/netns"
+	"github.com/tcpinc/tcpinc/deploy/netns/netnstest"
 )
 
 // Test helpers for network namespaces. Every namespace a test creates is
@@ -15,33 +13,14 @@ import (
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("xsk: this test needs root (network namespaces, BPF, AF_XDP); CI runs it as root")
-	}
+	netnstest.RequireRoot(t, "network namespaces, BPF, AF_XDP")
 }
 
 // sh runs a command and fails the test with its output on error.
-func sh(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func sh(t testing.TB, args ...string) string { t.Helper(); return netnstest.Sh(t, args...) }
 
-// newNetns creates the namespace name (removing a leftover of the same name
-// first) and deletes it when the test ends.
-func newNetns(t testing.TB, name string) {
-	t.Helper()
-	if !strings.HasPrefix(name, "xskt-") {
-		t.Fatalf("namespace %q lacks the xskt- prefix", name)
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run()
-	sh(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
-}
+// newNetns creates namespace name and deletes it when the test ends.
+func newNetns(t testing.TB, name string) { t.Helper(); netnstest.New(t, "xskt-", name) }
 
 // inNetns runs fn on an OS thread switched into namespace name.
 func inNetns(name string, fn func() error) error { return netns.Do(name, fn) }

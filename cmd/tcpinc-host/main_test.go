@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/netns/netnstest"
 )
 
 // Two tcpinc-host processes (each with its own cgroup and sock_ops program)
@@ -25,11 +27,7 @@ func TestListenConnect(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	ns := fmt.Sprintf("hmc-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	netnstest.New(t, "hmc-", ns)
 
 	var srvOut bytes.Buffer
 	srv := exec.Command("ip", "netns", "exec", ns, bin, "listen", "-addr", "127.0.0.1:7000", "-frame", "65000", "-rekey", "5")
