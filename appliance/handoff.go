@@ -51,8 +51,13 @@ func newLane() *lane {
 }
 
 // push copies frame into a free slot and queues it for the owner
-// (producer only). It reports false when the lane is full.
+// (producer only). It reports false when the lane is full or the frame
+// larger than a slot (a super-segment: ports with segmentation offload run
+// one queue, so their frames are never handed over).
 func (l *lane) push(from PortID, frame []byte, steered bool) bool {
+	if len(frame) > handoffSlotSize {
+		return false
+	}
 	if len(l.free) == 0 {
 		for {
 			s, ok := l.done.Pop()

@@ -47,7 +47,11 @@ func (q *txQueue) Buffer() []byte {
 // Commit implements TxSink: queue the first n bytes of the frame Buffer
 // returned. A Commit without a Buffer, or with n out of range, queues
 // nothing and is counted.
-func (q *txQueue) Commit(n int) {
+func (q *txQueue) Commit(n int) { q.commit(n, 0) }
+
+// commit queues the first n bytes of the lent frame, a super-segment of
+// gso-byte segments if gso is not 0.
+func (q *txQueue) commit(n int, gso uint16) {
 	if !q.lent || n < 0 || n > cap(q.port.Frame(q.d[q.used])) {
 		q.t.badCommits++
 		q.lent = false
@@ -55,12 +59,14 @@ func (q *txQueue) Commit(n int) {
 	}
 	q.lent = false
 	q.d[q.used].Len = uint32(n)
+	q.d[q.used].GSO = gso
 	q.used++
 }
 
 // forward copies frame into a TX frame and queues it, counting a drop when
-// no TX frame is free or the frame does not fit.
-func (q *txQueue) forward(frame []byte) {
+// no TX frame is free or the frame does not fit. gso is the frame's
+// segment size if it is a super-segment (Desc.GSO), else 0.
+func (q *txQueue) forward(frame []byte, gso uint16) {
 	buf := q.Buffer()
 	switch {
 	case buf == nil:
@@ -69,7 +75,7 @@ func (q *txQueue) forward(frame []byte) {
 		q.lent = false
 		q.t.drops[DropTooBig]++
 	default:
-		q.Commit(copy(buf, frame))
+		q.commit(copy(buf, frame), gso)
 	}
 }
 
@@ -91,7 +97,7 @@ func (q *txQueue) flush() {
 	}
 	keep := copy(q.d, q.d[sent:q.have])
 	for i := range keep {
-		q.d[i].Len = 0
+		q.d[i].Len, q.d[i].GSO = 0, 0
 	}
 	q.have, q.used = keep, 0
 	if sent > 0 {

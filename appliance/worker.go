@@ -35,6 +35,7 @@ type worker struct {
 	in       []*lane // frames from the other workers
 	nextAge  int64   // when to run the next expiry pass (ns)
 	nextTick int64   // when the handler's Tick is next due (ns)
+	gso      uint16 // Desc.GSO of the frame being handled
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
@@ -96,11 +97,13 @@ func (w *worker) receive(p PortID, now int64) int {
 	t := &w.t[p]
 	for i := range n {
 		frame := port.Frame(w.rxd[i])
+		w.gso = w.rxd[i].GSO
 		t.frames++
 		t.bytes += uint64(len(frame))
 		w.dispatch(p, frame, now)
 	}
 	port.Release(w.rxd[:n])
+	w.gso = 0
 	return n
 }
 
@@ -145,7 +148,7 @@ func (w *worker) classify(from PortID, frame []byte) (frameKind, flow.Key) {
 func (w *worker) dispatch(from PortID, frame []byte, now int64) {
 	kind, key := w.classify(from, frame)
 	if kind == kindOther {
-		w.tx[1-from].forward(frame)
+		w.tx[1-from].forward(frame, w.gso)
 		return
 	}
 	if kind == kindFragment && w.nwork > 1 {
@@ -174,7 +177,7 @@ func (w *worker) drainHandoffs(now int64) int {
 			} else if kind != kindOther {
 				w.process(h.from, frame, now, kind, key)
 			} else {
-				w.tx[1-h.from].forward(frame) // cannot happen: the sender classified it
+				w.tx[1-h.from].forward(frame, 0) // cannot happen: the sender classified it
 			}
 			l.release(h)
 			n++
@@ -194,7 +197,7 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 	case engine.Passthrough, engine.ForwardInPlace:
 		t.verdicts[v]++
 		t.verdictBytes[v] += uint64(len(frame))
-		w.tx[1-from].forward(frame)
+		w.tx[1-from].forward(frame, w.gso)
 	case engine.Forwarded, engine.Consumed, engine.Dropped:
 		t.verdicts[v]++
 		t.verdictBytes[v] += uint64(len(frame))

@@ -52,9 +52,18 @@ func (p PortID) String() string {
 // in-memory port's buffer): Addr is the offset of the first byte of packet
 // data, Len the number of bytes. A Desc is a plain value; the frame it names
 // is owned by exactly one party at a time (see Port).
+//
+// GSO is nonzero for a TCP super-segment (a port with segmentation offload,
+// package appliance/afpacketport): a frame whose TCP payload stands for
+// several segments of GSO payload bytes each (the last may be shorter), as
+// the sender cut them. A receiving port sets it; the worker keeps it on a
+// frame it forwards unchanged, so the transmitting port cuts the frame into
+// the same segments again. Frames a handler builds leave with GSO 0. Ports
+// without offload never set it and ignore it.
 type Desc struct {
 	Addr uint64
 	Len  uint32
+	GSO  uint16
 }
 
 // Port is one queue of one port as a worker sees it. Implementations: an
