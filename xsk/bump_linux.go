@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -28,6 +29,41 @@ const (
 	FastPathEntries = 1 << 16
 )
 
+// SlowPath says where the classifier sends the frames the workers must see
+// (every verdict but the fast path and non-TCP).
+type SlowPath int
+
+const (
+	// SlowPathXSK redirects them to the AF_XDP socket registered for the RX
+	// queue (Register), dropping them when there is none.
+	SlowPathXSK SlowPath = iota
+	// SlowPathStack passes them to the kernel (XDP_PASS), counted as
+	// ToStack, for an AF_PACKET socket on the port (package
+	// appliance/afpacketport): GRO coalesces TCP segments into
+	// super-segments on the way. A TC ingress program on each port, which
+	// runs after the AF_PACKET taps, drops every such frame (StackDropped,
+	// one per skb, so a GRO super-segment counts once): the appliance
+	// namespace's own stack never processes or answers one, whatever its
+	// addresses, forwarding or neighbour settings.
+	SlowPathStack
+)
+
+func (s SlowPath) String() string {
+	switch s {
+	case SlowPathXSK:
+		return "xsk"
+	case SlowPathStack:
+		return "stack"
+	}
+	return fmt.Sprintf("SlowPath(%d)", int(s))
+}
+
+// AttachOptions are AttachBump's choices.
+type AttachOptions struct {
+	Mode     XDPMode  // native, generic, or native falling back to generic
+	SlowPath SlowPath // where worker-bound frames go
+}
+
 // ErrBadPort is returned for a PortID other than Inside and Outside.
 var ErrBadPort = errors.New("xsk: bad port")
 
@@ -37,8 +73,11 @@ var ErrBadPort = errors.New("xsk: bad port")
 type Bump struct {
 	ifindex  [2]int
 	mode     [2]string
+	slow     SlowPath
 	progs    [2]*ebpf.Program
 	links    [2]link.Link
+	drops    [2]*ebpf.Program // SlowPathStack: TC ingress programs
+	dlinks   [2]link.Link
 	xsks     [2]*ebpf.Map
 	peers    [2]*ebpf.Map
 	flows    *ebpf.Map
@@ -48,8 +87,8 @@ type Bump struct {
 
 // newBump creates the maps and loads both programs without attaching them
 // (tests run them with BPF_PROG_TEST_RUN).
-func newBump(inside, outside int) (_ *Bump, err error) {
-	b := &Bump{ifindex: [2]int{inside, outside}}
+func newBump(inside, outside int, slow SlowPath) (_ *Bump, err error) {
+	b := &Bump{ifindex: [2]int{inside, outside}, slow: slow}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -95,14 +134,38 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 			License: "Dual MIT/GPL",
 			Instructions: classifierProgram(classifierMaps{
 				xsks: b.xsks[p], peer: b.peers[p], flows: b.flows, counters: b.counters,
-				config: b.config, base: p * numCounters,
+				config: b.config, base: p * numCounters, slow: slow,
 			}),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("xsk: load %s classifier: %w", PortID(p), err)
 		}
+		if slow != SlowPathStack {
+			continue
+		}
+		b.drops[p], err = ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:         "tcpinc_stackdrop",
+			Type:         ebpf.SchedCLS,
+			License:      "Dual MIT/GPL",
+			Instructions: stackDropProgram(b.counters, p*numCounters),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("xsk: load %s stack drop program: %w", PortID(p), err)
+		}
 	}
 	return b, nil
+}
+
+// stackDropProgram is the TC ingress program of a SlowPathStack bump: it
+// counts the frame in the port's StackDropped slot and drops it
+// (TC_ACT_SHOT). TC ingress runs after the AF_PACKET taps
+// (__netif_receive_skb_core delivers to ptype_all before sch_handle_ingress),
+// so the port's socket has its copy by then.
+func stackDropProgram(counters *ebpf.Map, base int) asm.Instructions {
+	var b progBuilder
+	b.count(counters, base+cntStackDropped)
+	b.emit(asm.Mov.Imm(asm.R0, tcActShot), asm.Return())
+	return b.insns
 }
 
 // AttachBump loads the classifier and attaches one program to each port
@@ -128,14 +191,22 @@ func newBump(inside, outside int) (_ *Bump, err error) {
 // (`perf stat -e xdp:xdp_redirect_err`). Real NICs have no such condition,
 // and generic mode transmits through the normal skb path. RedirectReady
 // tells whether the condition holds.
-func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
+//
+// o.SlowPath chooses where the frames for the workers go: to the AF_XDP
+// sockets (SlowPathXSK, the zero value) or to the kernel for an AF_PACKET
+// socket (SlowPathStack, see there); the rest of the program is the same.
+func AttachBump(inside, outside int, o AttachOptions) (*Bump, error) {
+	mode := o.Mode
 	if inside == outside || inside <= 0 || outside <= 0 {
 		return nil, fmt.Errorf("%w: interfaces %d and %d", ErrBadPort, inside, outside)
 	}
 	if mode < XDPAuto || mode > XDPGeneric {
 		return nil, fmt.Errorf("xsk: bad XDP mode %d", mode)
 	}
-	b, err := newBump(inside, outside)
+	if o.SlowPath != SlowPathXSK && o.SlowPath != SlowPathStack {
+		return nil, fmt.Errorf("xsk: bad slow path %d", o.SlowPath)
+	}
+	b, err := newBump(inside, outside, o.SlowPath)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +218,16 @@ func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
 		return nil, err
 	}
 	for p := range 2 {
+		// The drop program first: nothing the classifier passes may
+		// reach the stack, not even in the moment between the two.
+		if b.drops[p] != nil {
+			l, err := link.AttachTCX(link.TCXOptions{Interface: b.ifindex[p], Program: b.drops[p], Attach: ebpf.AttachTCXIngress})
+			if err != nil {
+				b.Close()
+				return nil, fmt.Errorf("xsk: attach %s (ifindex %d) TC ingress drop: %w", PortID(p), b.ifindex[p], err)
+			}
+			b.dlinks[p] = l
+		}
 		if err := b.attach(p, mode); err != nil {
 			b.Close()
 			return nil, err
@@ -154,6 +235,9 @@ func AttachBump(inside, outside int, mode XDPMode) (*Bump, error) {
 	}
 	return b, nil
 }
+
+// SlowPath reports where the classifier sends worker-bound frames.
+func (b *Bump) SlowPath() SlowPath { return b.slow }
 
 func (b *Bump) attach(p int, mode XDPMode) error {
 	var nativeErr error
@@ -348,13 +432,20 @@ func (b *Bump) Stats() BumpStats {
 func (b *Bump) Close() error {
 	var errs []error
 	for p := range 2 {
+		// XDP first, so no frame is passed while the drop program is gone.
 		if b.links[p] != nil {
 			errs = append(errs, b.links[p].Close())
 			b.links[p], b.mode[p] = nil, ""
 		}
-		if b.progs[p] != nil {
-			errs = append(errs, b.progs[p].Close())
-			b.progs[p] = nil
+		if b.dlinks[p] != nil {
+			errs = append(errs, b.dlinks[p].Close())
+			b.dlinks[p] = nil
+		}
+		for _, pr := range []**ebpf.Program{&b.progs[p], &b.drops[p]} {
+			if *pr != nil {
+				errs = append(errs, (*pr).Close())
+				*pr = nil
+			}
 		}
 		for _, m := range []**ebpf.Map{&b.xsks[p], &b.peers[p]} {
 			if *m != nil {

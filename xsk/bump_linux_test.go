@@ -146,7 +146,7 @@ func startAppliance(t *testing.T, topo bumpTopo, mode XDPMode) *appliance {
 				return err
 			}
 		}
-		if a.bump, err = AttachBump(topo.p0, topo.p1, mode); err != nil {
+		if a.bump, err = AttachBump(topo.p0, topo.p1, AttachOptions{Mode: mode}); err != nil {
 			return err
 		}
 		if err := a.bump.SetFastPath(true); err != nil {
@@ -522,7 +522,7 @@ func TestCleanupStale(t *testing.T) {
 	for _, how := range []string{"netlink generic", "netlink native", "pinned bpf_link"} {
 		t.Run(how, func(t *testing.T) {
 			err := inNetns(ns, func() error {
-				b, err := newBump(idx, ifindexOfLo())
+				b, err := newBump(idx, ifindexOfLo(), SlowPathXSK)
 				if err != nil {
 					return err
 				}

@@ -22,35 +22,46 @@ func FuzzClassifier(f *testing.F) {
 		f.Skip("needs BPF")
 	}
 	requireRoot(f)
-	b, err := newBump(1, 1) // devmap entries point at lo; nothing is attached
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { b.Close() })
-	isListed := classifiertest.Lists(classifiertest.StandardMap)
-	for _, k := range keysOf(classifiertest.StandardMap) {
-		if err := b.AllowFastPath(k); err != nil {
+	// Devmap entries point at lo; nothing is attached. One bump per slow
+	// path.
+	var bumps []*Bump
+	for _, slow := range []SlowPath{SlowPathXSK, SlowPathStack} {
+		b, err := newBump(1, 1, slow)
+		if err != nil {
 			f.Fatal(err)
 		}
+		f.Cleanup(func() { b.Close() })
+		for _, k := range keysOf(classifiertest.StandardMap) {
+			if err := b.AllowFastPath(k); err != nil {
+				f.Fatal(err)
+			}
+		}
+		bumps = append(bumps, b)
 	}
+	isListed := classifiertest.Lists(classifiertest.StandardMap)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		if len(frame) < 14 || len(frame) > 3000 {
 			return // BPF_PROG_TEST_RUN refuses runts; XDP never sees them
 		}
-		for _, on := range []bool{true, false} {
-			if err := b.SetFastPath(on); err != nil {
-				t.Fatal(err)
-			}
-			reason := counterOf(t, classifiertest.Classify(frame, on, isListed))
-			want, wantRet := wantDelta(reason, cntNoSocket), uint32(xdpDrop)
-			if reason == cntFastPath || reason == cntNonTCP {
-				want, wantRet = wantDelta(reason, cntToPeer), xdpRedirect
-			}
-			before := b.Stats()
-			ret := runXDP(t, b.progs[Inside], frame)
-			after := b.Stats()
-			if got := diffStats(before.Inside, after.Inside); ret != wantRet || got != want {
-				t.Fatalf("fast path %v, frame %x: ret %d counters %+v; reference: ret %d counters %+v", on, frame, ret, got, wantRet, want)
+		for _, b := range bumps {
+			for _, on := range []bool{true, false} {
+				if err := b.SetFastPath(on); err != nil {
+					t.Fatal(err)
+				}
+				reason := counterOf(t, classifiertest.Classify(frame, on, isListed))
+				want, wantRet := wantDelta(reason, cntNoSocket), uint32(xdpDrop)
+				switch {
+				case reason == cntFastPath || reason == cntNonTCP:
+					want, wantRet = wantDelta(reason, cntToPeer), xdpRedirect
+				case b.slow == SlowPathStack:
+					want, wantRet = wantDelta(reason, cntToStack), xdpPass
+				}
+				before := b.Stats()
+				ret := runXDP(t, b.progs[Inside], frame)
+				after := b.Stats()
+				if got := diffStats(before.Inside, after.Inside); ret != wantRet || got != want {
+					t.Fatalf("slow path %s, fast path %v, frame %x: ret %d counters %+v; reference: ret %d counters %+v", b.slow, on, frame, ret, got, wantRet, want)
+				}
 			}
 		}
 	})

@@ -8,12 +8,14 @@ import (
 )
 
 // Verdict counters of the classifier, one per-CPU slot each per port.
-// Frames go to the engine (AF_XDP) for one of the "xsk reasons" and to the
-// other port (devmap) for one of the "peer reasons"; the outcome counters
-// say whether the redirect map had an entry. So, per port:
+// Frames go to the engine for one of the "worker reasons" and to the other
+// port (devmap) for one of the "peer reasons"; the outcome counters say
+// whether the redirect map had an entry, or, for a bump attached with
+// SlowPathStack, that the frame was passed to the kernel's stack. So, per
+// port:
 //
-//	ToXSK + NoSocket      == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + ICMPError + AllToXSK
-//	ToPeer + RedirectMiss == FastPath + NonTCP
+//	ToXSK + NoSocket + ToStack == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + ICMPError + AllToXSK
+//	ToPeer + RedirectMiss      == FastPath + NonTCP
 const (
 	cntToXSK        = iota // redirected to the queue's AF_XDP socket
 	cntNoSocket            // no socket registered for the queue: dropped
@@ -30,6 +32,8 @@ const (
 	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
 	cntAllToXSK            // any frame while the fast path is off (Bump.SetFastPath)
 	cntICMPError           // ICMPv4 error (types 3, 4, 5, 11, 12, unfragmented) or ICMPv6 error (types 1-4)
+	cntToStack             // passed to the kernel's stack (XDP_PASS) for an AF_PACKET socket (SlowPathStack)
+	cntStackDropped        // dropped by the TC ingress program after the AF_PACKET taps (SlowPathStack; per skb)
 	numCounters
 )
 
@@ -39,6 +43,7 @@ type PortStats struct {
 	FastPath, NonTCP                                         uint64
 	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
 	FINRST, AllToXSK, ICMPError                              uint64
+	ToStack, StackDropped                                    uint64
 }
 
 func portStatsFrom(c []uint64) PortStats {
@@ -48,12 +53,15 @@ func portStatsFrom(c []uint64) PortStats {
 		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
 		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
 		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK], ICMPError: c[cntICMPError],
+		ToStack: c[cntToStack], StackDropped: c[cntStackDropped],
 	}
 }
 
 const (
 	xdpDrop     = 1
+	xdpPass     = 2
 	xdpRedirect = 4
+	tcActShot   = 2
 
 	ethPIPv4   = 0x0800
 	ethPIPv6   = 0x86dd
@@ -141,13 +149,15 @@ type classifierMaps struct {
 	counters *ebpf.Map // per-CPU verdict counters, both ports
 	config   *ebpf.Map // two-entry array: each port's fast-path switch
 	base     int       // this port's first counter slot
+	slow     SlowPath  // where the worker-bound frames go
 }
 
 // classifier builds one port's program. Registers: R6 ctx, R7 data, R8
 // data_end, R9 the header being parsed. Each method emits one part; labels
 // join them: "parse" (Ethernet), "ipv4", "ipv4icmp", "ipv6", "ipv6icmp",
 // "ipv6tcp", "tcp", the peer verdicts "non_tcp" and "to_peer", the worker
-// reasons ("syn", "fin_rst", ...) and "to_xsk".
+// reasons ("syn", "fin_rst", ...) and "to_xsk" (which, with SlowPathStack,
+// passes the frame to the stack instead).
 type classifier struct {
 	progBuilder
 	m classifierMaps
@@ -169,7 +179,11 @@ func classifierProgram(m classifierMaps) asm.Instructions {
 	c.tcp()
 	c.toPeer()
 	c.workerReasons()
-	c.toXSK()
+	if c.m.slow == SlowPathStack {
+		c.toStack()
+	} else {
+		c.toXSK()
+	}
 	return c.insns
 }
 
@@ -457,4 +471,15 @@ func (c *classifier) toXSK() {
 	c.label("no_socket")
 	c.c(cntNoSocket)
 	c.emit(asm.Mov.Imm(asm.R0, xdpDrop), asm.Return())
+}
+
+// toStack is toXSK for a bump whose workers read an AF_PACKET socket
+// (SlowPathStack): the frame is passed to the kernel, where GRO coalesces
+// consecutive TCP segments and the socket's tap sees the result. The
+// appliance namespace's own stack must not act on it: Bump's TC ingress
+// program, which runs after the taps, drops every frame that was passed.
+func (c *classifier) toStack() {
+	c.label("to_xsk")
+	c.c(cntToStack)
+	c.emit(asm.Mov.Imm(asm.R0, xdpPass), asm.Return())
 }

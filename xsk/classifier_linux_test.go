@@ -127,17 +127,30 @@ func diffStats(a, b PortStats) PortStats {
 		Truncated: b.Truncated - a.Truncated, Fragment: b.Fragment - a.Fragment,
 		IPv6Ext: b.IPv6Ext - a.IPv6Ext, Unparsed: b.Unparsed - a.Unparsed,
 		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK, ICMPError: b.ICMPError - a.ICMPError,
+		ToStack: b.ToStack - a.ToStack, StackDropped: b.StackDropped - a.StackDropped,
 	}
 }
 
-// runTable runs every case of the table on the bump with BPF_PROG_TEST_RUN;
-// withSocket says on which ports a socket is registered for queue 0,
-// withPeer on which the devmap holds the other port. A verdict with nowhere
-// to go is a counted drop.
+// deliveryOf is the table's name for a bump's slow path.
+func deliveryOf(s SlowPath) classifiertest.Delivery {
+	if s == SlowPathStack {
+		return classifiertest.Stack
+	}
+	return classifiertest.Socket
+}
+
+// runTable runs every case of the table with the bump's delivery on it with
+// BPF_PROG_TEST_RUN; withSocket says on which ports a socket is registered
+// for queue 0, withPeer on which the devmap holds the other port. A verdict
+// with nowhere to go is a counted drop; a Worker verdict delivered to the
+// stack is XDP_PASS whether a socket is registered or not.
 func runTable(t *testing.T, state *tableState, withSocket, withPeer [2]bool) {
 	b := state.b
 	n := 0
 	for _, c := range classifiertest.Cases() {
+		if c.Delivery != deliveryOf(b.slow) {
+			continue
+		}
 		state.set(t, c)
 		port := PortID(c.Port)
 		before := b.Stats()
@@ -159,6 +172,8 @@ func runTable(t *testing.T, state *tableState, withSocket, withPeer [2]bool) {
 			want = wantDelta(reason, cntToPeer)
 		case c.Want == classifiertest.Peer:
 			want, wantRet = wantDelta(reason, cntRedirectMiss), xdpDrop
+		case c.Delivery == classifiertest.Stack:
+			want, wantRet = wantDelta(reason, cntToStack), xdpPass
 		case withSocket[port]:
 			want = wantDelta(reason, cntToXSK)
 		default:
@@ -185,7 +200,8 @@ func runTable(t *testing.T, state *tableState, withSocket, withPeer [2]bool) {
 // counters tell which one was used): with no socket registered (a worker
 // verdict is a counted drop), with one on the inside port's queue, and
 // with the outside port's devmap entry gone (a peer verdict there is a
-// counted drop).
+// counted drop); then the cases delivered to the stack on a bump built
+// with SlowPathStack, with and without a socket (which it does not use).
 func TestClassifier(t *testing.T) {
 	requireRoot(t)
 	const ns = "xskt-cls"
@@ -193,10 +209,13 @@ func TestClassifier(t *testing.T) {
 	vethPair(t, ns, "c0", ns, "c1")
 	in, out := ifindexIn(t, ns, "c0"), ifindexIn(t, ns, "c1")
 
-	var b *Bump
+	var b, bs *Bump
 	var sock *Socket
 	if err := inNetns(ns, func() (err error) {
-		if b, err = newBump(in, out); err != nil {
+		if b, err = newBump(in, out, SlowPathXSK); err != nil {
+			return err
+		}
+		if bs, err = newBump(in, out, SlowPathStack); err != nil {
 			return err
 		}
 		sock, err = Open(in, Options{NumFrames: 64, RingSize: 32})
@@ -204,10 +223,18 @@ func TestClassifier(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close(); sock.Close() })
+	t.Cleanup(func() { b.Close(); bs.Close(); sock.Close() })
 	state := &tableState{b: b}
 
 	peers := [2]bool{true, true}
+	t.Run("stack", func(t *testing.T) {
+		st := &tableState{b: bs}
+		runTable(t, st, [2]bool{}, peers)
+		if err := bs.Register(Inside, 0, sock); err != nil {
+			t.Fatal(err)
+		}
+		runTable(t, st, [2]bool{true, false}, peers)
+	})
 	t.Run("no socket", func(t *testing.T) { runTable(t, state, [2]bool{}, peers) })
 	if err := b.Register(Inside, 0, sock); err != nil {
 		t.Fatal(err)

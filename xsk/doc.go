@@ -100,8 +100,16 @@
 // (counted as AllToXSK): a two-entry config array map, read first by both
 // programs, holds each port's switch, so user space sees all traffic.
 //
-// If no socket is registered for the queue the frame is dropped, not
-// passed: XDP_PASS would hand it to the appliance namespace's own stack,
+// With [SlowPathStack] ([AttachOptions]) the second verdict is XDP_PASS
+// instead (counted ToStack): the frame goes up the kernel's receive path,
+// where GRO coalesces TCP segments, and an AF_PACKET socket on the port
+// (package appliance/afpacketport) takes it from its tap; a TC ingress
+// program, which runs after the taps, drops it there (StackDropped), so the
+// appliance namespace's own stack never sees it. Everything else of the
+// program is the same.
+//
+// With SlowPathXSK, if no socket is registered for the queue the frame is
+// dropped, not passed: XDP_PASS would hand it to the appliance namespace's own stack,
 // where a bump frame is lost anyway, and forwarding it past the engine would
 // let a connection start without negotiation. TCP retransmits what was
 // dropped. Each verdict and each reason is counted in a per-CPU array

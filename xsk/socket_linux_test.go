@@ -300,7 +300,7 @@ func newLoopPair(t testing.TB, opt Options) *loopPair {
 	lp := &loopPair{frame: packettest.Frame{Src: packettest.HostA4, Dst: packettest.HostB4,
 		TCP: &packettest.TCP{SrcPort: 1, DstPort: 2, Flags: packettest.ACK, Payload: make([]byte, 10)}}.Bytes()}
 	err := inNetns(ns, func() (err error) {
-		if lp.bump, err = AttachBump(i0, i1, XDPAuto); err != nil {
+		if lp.bump, err = AttachBump(i0, i1, AttachOptions{}); err != nil {
 			return err
 		}
 		if err := lp.bump.SetFastPath(true); err != nil {

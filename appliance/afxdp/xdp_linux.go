@@ -97,7 +97,7 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 		}
 	}
 	mode := map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[cfg.XDPMode]
-	x.Bump, err = xsk.AttachBump(ifindex[0], ifindex[1], mode)
+	x.Bump, err = xsk.AttachBump(ifindex[0], ifindex[1], xsk.AttachOptions{Mode: mode})
 	if err != nil {
 		return nil, err
 	}

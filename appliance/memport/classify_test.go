@@ -83,7 +83,10 @@ func (bb *bumpBench) arrive(fastPath bool, listed []classifiertest.Flow, port bu
 // Bump.Arrive. Bump has one fast-path switch for both ports
 // (NewBump's fastPath, like Bump.SetFastPath); a frame's verdict depends
 // only on its arrival port's switch (the table says so, and xsk checks it
-// on the program), so each case runs with that port's setting.
+// on the program), so each case runs with that port's setting. The case's
+// Delivery (AF_XDP socket or the stack's AF_PACKET tap) is how a Worker
+// frame leaves the kernel; in memory both are the arrival port's queue, so
+// every case must land where its verdict says under either.
 func TestBumpClassifierTable(t *testing.T) {
 	bb := newBumpBench(t)
 	n := 0

@@ -44,10 +44,17 @@
 //     a VLAN tag, the IPv4 or IPv6 fixed header, the first 20 bytes of
 //     TCP) is Truncated.
 //
-// Each rule ends in one of two verdicts, Peer (the fast path) or Worker;
-// the classifier never passes a frame to the kernel's own stack. Where a verdict has nowhere to go (no AF_XDP
-// socket registered for the RX queue, no devmap entry for the other port)
-// the program drops the frame and counts it; the BPF runner checks both.
+// Each rule ends in one of two verdicts, Peer (the fast path) or Worker.
+// How a Worker frame reaches the workers is chosen when the classifier is
+// attached, and every case is in the table once for each ([Delivery]): to
+// the AF_XDP socket of the RX queue (Socket), or passed to the kernel for
+// the port's AF_PACKET socket (Stack, xsk.SlowPathStack), where a TC
+// program drops it after the socket's tap so the appliance's own stack
+// never acts on it. Nothing else of the rules depends on it. Where a
+// verdict has nowhere to go (no AF_XDP socket registered for the RX queue,
+// no devmap entry for the other port) the program drops the frame and
+// counts it; the BPF runner checks both. The in-memory bump has one queue
+// per port either way.
 package classifiertest
 
 import (
@@ -84,6 +91,29 @@ func (v Verdict) String() string {
 		return "worker"
 	}
 	return "Verdict(?)"
+}
+
+// Delivery is how a Worker verdict reaches the workers, chosen when the
+// classifier is attached (xsk.AttachOptions.SlowPath).
+type Delivery int
+
+const (
+	// Socket: redirected to the AF_XDP socket of the RX queue (XDP_REDIRECT
+	// through the XSKMAP), counted ToXSK (NoSocket and dropped without one).
+	Socket Delivery = iota
+	// Stack: passed to the kernel (XDP_PASS) for an AF_PACKET socket,
+	// counted ToStack.
+	Stack
+)
+
+// Deliveries are both ways, in the order Cases lists them.
+var Deliveries = []Delivery{Socket, Stack}
+
+func (d Delivery) String() string {
+	if d == Stack {
+		return "stack"
+	}
+	return "socket"
 }
 
 // Reason is the BPF program's counter for a verdict, named as the field of
@@ -124,7 +154,8 @@ type Case struct {
 	FastPath [2]bool // each port's fast-path switch, indexed by Port
 	Listed   []Flow  // the fast-path map
 	Want     Verdict
-	Reason   Reason // the BPF program's counter for Want
+	Reason   Reason   // the BPF program's counter for Want
+	Delivery Delivery // how a Worker verdict leaves the program
 }
 
 // Addresses and the flows the standard map lists: one direction of one
@@ -463,8 +494,9 @@ func patchEtherType(frame []byte, tags int, et uint16) []byte {
 
 // Cases returns the table: every base rule with the standard map, arriving
 // on each port, with the fast path on, off on the other port only (no
-// effect), off on the arrival port and off on both; and the rules whose
-// input is the map itself. Frames are fresh copies for each call.
+// effect), off on the arrival port and off on both, with each delivery;
+// and the rules whose input is the map itself. Frames are fresh copies for
+// each call.
 func Cases() []Case {
 	var cases []Case
 	for _, r := range baseRules() {
@@ -495,17 +527,19 @@ func Cases() []Case {
 }
 
 // expand is rule r with map listed, arriving on each port, under each
-// combination of the two fast-path switches.
+// combination of the two fast-path switches, with each delivery.
 func expand(r rule, listed []Flow) []Case {
 	var cases []Case
-	for _, p := range []Port{Inside, Outside} {
-		for _, sw := range [][2]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
-			c := Case{Name: r.name, Frame: r.frame, Port: p, FastPath: sw, Listed: listed, Reason: r.reason}
-			if !sw[p] {
-				c.Reason = AllToXSK
+	for _, d := range Deliveries {
+		for _, p := range []Port{Inside, Outside} {
+			for _, sw := range [][2]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
+				c := Case{Name: r.name, Frame: r.frame, Port: p, FastPath: sw, Listed: listed, Reason: r.reason, Delivery: d}
+				if !sw[p] {
+					c.Reason = AllToXSK
+				}
+				c.Want = c.Reason.Verdict()
+				cases = append(cases, c)
 			}
-			c.Want = c.Reason.Verdict()
-			cases = append(cases, c)
 		}
 	}
 	return cases
@@ -522,5 +556,5 @@ func (c Case) String() string {
 	port := [2]string{"inside", "outside"}
 	return c.Name + " (" + strconv.Itoa(len(c.Frame)) + " bytes, arriving " + port[c.Port] +
 		", fast path inside " + sw(c.FastPath[Inside]) + ", outside " + sw(c.FastPath[Outside]) +
-		", " + strconv.Itoa(len(c.Listed)) + " listed)"
+		", " + strconv.Itoa(len(c.Listed)) + " listed, delivery " + c.Delivery.String() + ")"
 }

@@ -8,7 +8,12 @@ import "testing"
 // table; and each case's verdict is its reason's.
 func TestTableCoversEveryReason(t *testing.T) {
 	seen := map[Reason]map[Port]bool{}
+	delivered := map[Delivery]map[Reason]bool{}
 	for _, c := range Cases() {
+		if delivered[c.Delivery] == nil {
+			delivered[c.Delivery] = map[Reason]bool{}
+		}
+		delivered[c.Delivery][c.Reason] = true
 		if c.Want != c.Reason.Verdict() {
 			t.Errorf("%s: verdict %s, but reason %s means %s", c, c.Want, c.Reason, c.Reason.Verdict())
 		}
@@ -23,6 +28,11 @@ func TestTableCoversEveryReason(t *testing.T) {
 	for _, r := range []Reason{FastPath, NonTCP, SYN, FINRST, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed, ICMPError, AllToXSK} {
 		if !seen[r][Inside] || !seen[r][Outside] {
 			t.Errorf("no case of %s on both ports", r)
+		}
+		for _, d := range Deliveries {
+			if !delivered[d][r] {
+				t.Errorf("no case of %s with delivery %s", r, d)
+			}
 		}
 	}
 }
