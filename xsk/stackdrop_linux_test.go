@@ -86,3 +86,32 @@ func TestStackSlowPathNeverReachesTheStack(t *testing.T) {
 		t.Fatalf("after Close the drop program stays: %v", err)
 	}
 }
+
+// TestZeroCopyAndGRO: a veth offers no zero-copy AF_XDP; GRO reads back
+// what SetGRO set.
+func TestZeroCopyAndGRO(t *testing.T) {
+	requireRoot(t)
+	const ns = "xskt-zc"
+	newNetns(t, ns)
+	vethPair(t, ns, "z0", ns, "z1")
+	idx := ifindexIn(t, ns, "z0")
+	if err := inNetns(ns, func() error {
+		if zc, err := ZeroCopyCapable(idx); err != nil || zc {
+			t.Errorf("veth zero-copy capable: %v, %v", zc, err)
+		}
+		for _, on := range []bool{true, false, true} {
+			if err := SetGRO(idx, on); err != nil {
+				return err
+			}
+			if got, err := GRO(idx); err != nil || got != on {
+				t.Errorf("GRO after SetGRO(%v): %v, %v", on, got, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out := sh(t, "ip", "netns", "exec", ns, "ethtool", "-k", "z0"); !strings.Contains(out, "generic-receive-offload: on") {
+		t.Errorf("ethtool -k z0 after SetGRO(true):\n%s", out)
+	}
+}
