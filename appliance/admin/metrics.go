@@ -29,6 +29,7 @@ type collector struct {
 	ringUsed, ringSize            *prometheus.Desc
 	queueBytes, queueCapacity     *prometheus.Desc
 	workerBusy, workerBusyRatio   *prometheus.Desc
+	portBackend, backendEvents    *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -65,6 +66,8 @@ func newCollector(src Source) *collector {
 		queueCapacity:   d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
 		workerBusy:      d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
 		workerBusyRatio: d("worker_busy_ratio", "Share of the daemon's last measuring interval a worker was busy (0 to 1).", "worker"),
+		portBackend:     d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
+		backendEvents:   d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
 	}
 }
 
@@ -74,6 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.handshakes, c.fallbacks, c.drops, c.fragments, c.events, c.authFailures, c.rekeys, c.resumes,
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
+		c.portBackend, c.backendEvents,
 	} {
 		ch <- d
 	}
@@ -93,7 +97,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 
-	m(c.buildInfo, gauge, 1, c.src.Status().Version)
+	st := c.src.Status()
+	m(c.buildInfo, gauge, 1, st.Version)
+	for _, p := range st.Ports {
+		if p.Backend != "" {
+			m(c.portBackend, gauge, 1, p.Name, p.Backend, p.BackendReason)
+		}
+	}
 	s := c.src.Counters()
 	for _, p := range s.Ports {
 		m(c.portFrames, counter, float64(p.Frames), p.Port, p.Direction)
@@ -134,5 +144,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		wk := strconv.Itoa(wl.Worker)
 		m(c.workerBusy, counter, wl.BusySeconds, wk)
 		m(c.workerBusyRatio, gauge, wl.BusyRatio, wk)
+	}
+	for _, b := range s.Backend {
+		for ev, v := range b.Counts {
+			m(c.backendEvents, counter, float64(v), b.Port, b.Backend, ev)
+		}
 	}
 }

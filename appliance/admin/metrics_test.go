@@ -107,6 +107,8 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_queue_capacity_bytes", []string{"worker", "0", "queue", "retransmit"}, 1 << 20, G},
 		{"tcpinc_worker_busy_seconds_total", []string{"worker", "0"}, 12.5, C},
 		{"tcpinc_worker_busy_ratio", []string{"worker", "1"}, 0.0625, G},
+		{"tcpinc_port_backend", []string{"port", "outside", "backend", "afxdp", "reason", "auto: the driver offers zero-copy AF_XDP on both ports"}, 1, G},
+		{"tcpinc_port_backend_events_total", []string{"port", "inside", "backend", "afxdp", "event", "rx_frames"}, 7000, C},
 	}
 	fams := scrape(t, e)
 	for _, s := range samples {
@@ -172,8 +174,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 28 {
-		t.Errorf("%d tcpinc families, want 28: %v", len(names), names)
+	if len(names) != 30 {
+		t.Errorf("%d tcpinc families, want 30: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

@@ -105,7 +105,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 			cpus = []int{}
 		}
 		doc.Ports = append(doc.Ports, PortDoc{Name: p.Name, Interface: p.Interface, XDPMode: p.XDPMode,
-			BindMode: p.BindMode, Queues: p.Queues, CPUs: cpus, Path: p.Path, PathReason: p.PathReason})
+			BindMode: p.BindMode, Backend: p.Backend, BackendReason: p.BackendReason, Queues: p.Queues, CPUs: cpus,
+			Path: p.Path, PathReason: p.PathReason})
 	}
 	s.src.Flows(func(f FlowInfo) bool {
 		doc.Flows.Total++

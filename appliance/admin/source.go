@@ -97,7 +97,12 @@ type PortStatus struct {
 	Name      string // "inside" or "outside"
 	Interface string
 	XDPMode   string // "native" or "generic"
-	BindMode  string // "zerocopy" or "copy"
+	BindMode  string // "zerocopy" or "copy" (AF_XDP backend); "" otherwise
+	// Backend is how the workers reach the port: "afxdp" (AF_XDP sockets)
+	// or "afpacket" (an AF_PACKET socket with GRO/GSO super-segments);
+	// BackendReason says why (configured, or what auto found).
+	Backend       string
+	BackendReason string
 	Queues    int
 	CPUs      []int // the CPU each queue's worker is pinned to; empty when not pinned
 	// Path is how frames arriving at the port that need no user-space
@@ -144,6 +149,17 @@ type Counters struct {
 	Rings   []RingLevel
 	Queues  []QueueLevel
 	Workers []WorkerLoad
+	// Backend are the port backends' own counters, by name: the AF_XDP
+	// sockets' statistics, or the AF_PACKET port's (super-segments
+	// received, GSO frames sent, ...).
+	Backend []BackendCounters
+}
+
+// BackendCounters are one port's backend counters.
+type BackendCounters struct {
+	Port    string // "inside" or "outside"
+	Backend string // "afxdp" or "afpacket"
+	Counts  map[string]uint64
 }
 
 // PortCounters are the frames and bytes of one port in one direction.

@@ -48,7 +48,10 @@ type PortDoc struct {
 	Interface string `json:"interface"`
 	XDPMode   string `json:"xdp_mode"`
 	BindMode  string `json:"bind_mode"`
-	Queues    int    `json:"queues"`
+	// Backend is "afxdp" or "afpacket" (admin.PortStatus), BackendReason why.
+	Backend       string `json:"backend"`
+	BackendReason string `json:"backend_reason"`
+	Queues        int    `json:"queues"`
 	CPUs      []int  `json:"cpus"`
 	// Path is "kernel" or "user" (admin.PortStatus), PathReason why.
 	Path       string `json:"path"`

@@ -19,6 +19,10 @@ type Ports struct {
 	ports [2][]bump.Port
 	names [2]string
 
+	backend string    // BackendAFXDP or BackendAFPacket
+	reasons [2]string // why, per port
+	packet  packetPorts
+
 	fastPath bool // config fast_path
 	paths    portPaths
 }
@@ -84,12 +88,20 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 // (off: every frame, non-TCP included, comes to the sockets; also off for a
 // port whose redirect to the other cannot deliver, see CheckPaths), then opens and
 // registers one socket per queue (cfg.BindMode, zero-copy-to-copy fallback
-// under "auto").
+// under "auto"). With the afpacket backend (cfg.Backend, see chooseBackend)
+// the classifier passes worker-bound frames to the kernel instead
+// (xsk.SlowPathStack) and one AF_PACKET socket per port takes them, with
+// GRO turned on; Close puts GRO back.
 func Open(cfg config.Config) (_ *Ports, err error) {
 	x := &Ports{names: [2]string{cfg.Inside, cfg.Outside}, fastPath: cfg.FastPath}
 	ifindex, err := LookupInterfaces(cfg)
 	if err != nil {
 		return nil, err
+	}
+	x.backend, x.reasons = chooseBackend(cfg, ifindex)
+	slow := xsk.SlowPathXSK
+	if x.backend == BackendAFPacket {
+		slow = xsk.SlowPathStack
 	}
 	for i, idx := range ifindex {
 		if err := xsk.CleanupStale(idx); err != nil {
@@ -97,7 +109,7 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 		}
 	}
 	mode := map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[cfg.XDPMode]
-	x.Bump, err = xsk.AttachBump(ifindex[0], ifindex[1], xsk.AttachOptions{Mode: mode})
+	x.Bump, err = xsk.AttachBump(ifindex[0], ifindex[1], xsk.AttachOptions{Mode: mode, SlowPath: slow})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +126,12 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 	}
 	if _, err := x.checkPaths(); err != nil {
 		return nil, err
+	}
+	if x.backend == BackendAFPacket {
+		if err := x.openPacket(cfg, ifindex); err != nil {
+			return nil, err
+		}
+		return x, nil
 	}
 	bind := map[string]xsk.BindMode{"auto": xsk.BindAuto, "copy": xsk.BindCopy, "zerocopy": xsk.BindZeroCopy}[cfg.BindMode]
 	for i := range 2 {
@@ -136,6 +154,9 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 
 // Queues returns the inside and outside ports, one per queue.
 func (x *Ports) Queues() (inside, outside []bump.Port) { return x.ports[0], x.ports[1] }
+
+// QueuesOf returns port's queues (one with the afpacket backend).
+func (x *Ports) QueuesOf(port bump.PortID) []bump.Port { return x.ports[port.Index()] }
 
 // XDPMode reports how the classifier is attached to port ("native" or
 // "generic"), BindMode how its sockets are bound ("zerocopy" or "copy").
@@ -186,5 +207,6 @@ func (x *Ports) Close() error {
 		}
 		x.socks[i], x.ports[i] = nil, nil
 	}
+	errs = append(errs, x.packet.close())
 	return errors.Join(errs...)
 }

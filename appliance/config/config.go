@@ -38,6 +38,14 @@ type Config struct {
 	// not pinned.
 	CPUs []int `yaml:"cpus"`
 
+	// Backend is how the workers reach the ports: afxdp (an AF_XDP socket
+	// per queue), afpacket (an AF_PACKET socket per port that moves TCP as
+	// GRO/GSO super-segments; one queue per port) or auto: afxdp where both
+	// ports' drivers offer zero-copy AF_XDP, afpacket otherwise (veth,
+	// virtio, most cloud NICs). Either way the XDP classifier keeps the
+	// kernel fast path.
+	Backend string `yaml:"backend"`
+
 	// XDPMode is how the XDP classifier is attached: auto (native, falling
 	// back to generic), native or generic.
 	XDPMode string `yaml:"xdp_mode"`
@@ -211,6 +219,7 @@ const (
 func Default() Config {
 	return Config{
 		Queues:    1,
+		Backend:   "auto",
 		XDPMode:   "auto",
 		BindMode:  "auto",
 		Frames:    4096,
@@ -323,6 +332,14 @@ func (c *Config) Validate() error {
 		if cpu < 0 || cpu > MaxCPU {
 			bad(fmt.Sprintf("cpus[%d]", i), "must be between 0 and %d (got %d)", MaxCPU, cpu)
 		}
+	}
+	switch c.Backend {
+	case "auto", "afxdp", "afpacket":
+	default:
+		bad("backend", "must be auto, afxdp or afpacket (got %q)", c.Backend)
+	}
+	if c.Backend == "afpacket" && c.Queues != 1 {
+		bad("queues", "must be 1 with backend afpacket, which runs one queue per port (got %d)", c.Queues)
 	}
 	switch c.XDPMode {
 	case "auto", "native", "generic":

@@ -46,6 +46,9 @@ func (s *AdminSource) Counters() admin.Counters {
 		s.engineCounters(&c)
 	}
 	c.Rings = s.handoffLevels()
+	if s.info.Backend != nil {
+		c.Backend = s.info.Backend()
+	}
 	if s.info.Rings != nil {
 		c.Rings = append(c.Rings, s.info.Rings()...)
 	}

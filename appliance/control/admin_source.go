@@ -28,6 +28,8 @@ type AdminInfo struct {
 	KernelPath func() admin.PathCounters
 	// Rings returns the occupancy of the ports' own rings. Nil: none.
 	Rings func() []admin.RingLevel
+	// Backend returns the port backends' own counters. Nil: none.
+	Backend func() []admin.BackendCounters
 	// PortPath returns the forwarding path of Ports[i] and why (it may
 	// change while the daemon runs). Nil: the Ports entries say.
 	PortPath func(i int) (path, reason string)

@@ -25,16 +25,19 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 	fmt.Fprintf(w, "tcpincd %s, up %s (since %s)\n", s.Version, age(s.UptimeSeconds), s.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 	fmt.Fprintf(w, "fast path: %s, workers: %d\n", onOff(s.FastPath), s.Workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "port\tinterface\txdp\tbind\tqueues\tcpus\tpath")
+	fmt.Fprintln(tw, "port\tinterface\tbackend\txdp\tbind\tqueues\tcpus\tpath")
 	for _, p := range s.Ports {
 		cpus := "-"
 		if len(p.CPUs) > 0 {
 			cpus = joinInts(p.CPUs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Interface, p.XDPMode, p.BindMode, p.Queues, cpus, orNone(p.Path))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Interface, orNone(p.Backend), p.XDPMode, orNone(p.BindMode), p.Queues, cpus, orNone(p.Path))
 	}
 	tw.Flush()
 	for _, p := range s.Ports {
+		if p.BackendReason != "" {
+			fmt.Fprintf(w, "%s backend: %s\n", p.Name, p.BackendReason)
+		}
 		if p.PathReason != "" {
 			fmt.Fprintf(w, "%s path: %s\n", p.Name, p.PathReason)
 		}

@@ -360,8 +360,10 @@ func logPorts(cfg config.Config, x *afxdp.Ports, log *slog.Logger) {
 		}
 		ready, _ := x.Bump.RedirectReady(p)
 		path, why := x.Path(p)
-		log.Info("port ready", "port", p.String(), "iface", iface, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
-			"queues", cfg.Queues, "redirect_ready", ready, "path", path)
+		backend, reason := x.Backend(p)
+		queues := len(x.QueuesOf(p))
+		log.Info("port ready", "port", p.String(), "iface", iface, "backend", backend, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
+			"queues", queues, "redirect_ready", ready, "path", path, "backend_reason", reason)
 		if cfg.FastPath && path != afxdp.PathKernel {
 			// The veth caveat (xsk.AttachBump): the kernel would drop
 			// what the program redirects, so the workers forward it.
@@ -515,6 +517,11 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engin
 		log.Info("classifier", "port", p.name, "stats", fmt.Sprintf("%+v", p.st))
 	}
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		backend, _ := x.Backend(p)
+		if backend == afxdp.BackendAFPacket {
+			log.Info("afpacket port", "port", p.String(), "stats", fmt.Sprintf("%+v", x.PacketStats(p)))
+			continue
+		}
 		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
 	}
 	log.Info("forwarding paths", "switches", x.PathSwitches())
@@ -535,8 +542,18 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		if p == appliance.Outside {
 			iface = cfg.Outside
 		}
+		backend, reason := x.Backend(p)
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
-			BindMode: x.BindMode(p), Queues: cfg.Queues, CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
+			BindMode: x.BindMode(p), Backend: backend, BackendReason: reason, Queues: len(x.QueuesOf(p)),
+			CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
+	}
+	info.Backend = func() []admin.BackendCounters {
+		var out []admin.BackendCounters
+		for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+			backend, _ := x.Backend(p)
+			out = append(out, admin.BackendCounters{Port: p.String(), Backend: backend, Counts: x.BackendCounters(p)})
+		}
+		return out
 	}
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])

@@ -71,8 +71,10 @@ func New() *Fixture {
 			Started: Start,
 			Ports: []admin.PortStatus{
 				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3},
+					Backend: "afxdp", BackendReason: "auto: the driver offers zero-copy AF_XDP on both ports",
 					Path: "kernel", PathReason: "the XDP program redirects to enp1s0f1"},
 				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3},
+					Backend: "afxdp", BackendReason: "auto: the driver offers zero-copy AF_XDP on both ports",
 					Path: "user", PathReason: "enp1s0f0 cannot take redirected XDP frames (a veth whose peer has neither GRO nor an XDP program, or a driver without ndo_xdp_xmit): the workers forward"},
 			},
 			CPUFeatures:    []string{"aes", "pclmulqdq", "avx2"},
@@ -155,6 +157,10 @@ func New() *Fixture {
 			Workers: []admin.WorkerLoad{
 				{Worker: 0, BusySeconds: 12.5, BusyRatio: 0.25},
 				{Worker: 1, BusySeconds: 3.75, BusyRatio: 0.0625},
+			},
+			Backend: []admin.BackendCounters{
+				{Port: "inside", Backend: "afxdp", Counts: map[string]uint64{"rx_frames": 7000, "kicks": 12}},
+				{Port: "outside", Backend: "afxdp", Counts: map[string]uint64{"rx_frames": 6500}},
 			},
 		},
 		cache: map[netip.Addr]int{
