@@ -103,8 +103,8 @@ type PortStatus struct {
 	// BackendReason says why (configured, or what auto found).
 	Backend       string
 	BackendReason string
-	Queues    int
-	CPUs      []int // the CPU each queue's worker is pinned to; empty when not pinned
+	Queues        int
+	CPUs          []int // the CPU each queue's worker is pinned to; empty when not pinned
 	// Path is how frames arriving at the port that need no user-space
 	// work (non-TCP, plain TCP on the fast path) reach the other port:
 	// "kernel" (the XDP program redirects them) or "user" (the workers

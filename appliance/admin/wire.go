@@ -52,7 +52,7 @@ type PortDoc struct {
 	Backend       string `json:"backend"`
 	BackendReason string `json:"backend_reason"`
 	Queues        int    `json:"queues"`
-	CPUs      []int  `json:"cpus"`
+	CPUs          []int  `json:"cpus"`
 	// Path is "kernel" or "user" (admin.PortStatus), PathReason why.
 	Path       string `json:"path"`
 	PathReason string `json:"path_reason"`
