@@ -41,13 +41,11 @@ var (
 	CaseWireguard = Case{ID: "b", Name: "wireguard-go", Desc: "wireguard-go tunnel between gwA and gwB (routed gateways)", Wireguard: true}
 	CaseFastPath  = Case{ID: "c", Name: "tcpinc-fast", Desc: "tcpincd passthrough (engine off) with the XDP fast path", Tcpincd: &TcpincdCase{FastPath: true}}
 	CaseUserSpace = Case{ID: "d", Name: "tcpinc-user", Desc: "tcpincd passthrough (engine off), every frame through user space (`--no-fast-path`)", Tcpincd: &TcpincdCase{}}
-	CaseEncrypted = Case{ID: "e", Name: "tcpinc-crypt", Desc: "tcpincd with its TCP-ENO/tcpcrypt engine on (default config): TCP between gwA and gwB encrypted", Tcpincd: &TcpincdCase{FastPath: true, Engine: true}}
-	AllCases      = []Case{
-		CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace, CaseEncrypted,
-		// (f), encrypted over the AF_PACKET backend, is one entry here once
-		// tcpincd has that backend: CaseEncrypted's TcpincdCase plus the
-		// backend's flag in Args.
-	}
+	CaseEncrypted = Case{ID: "e", Name: "tcpinc-crypt", Desc: "tcpincd with its TCP-ENO/tcpcrypt engine on, AF_XDP backend (`--backend afxdp`): TCP between gwA and gwB encrypted",
+		Tcpincd: &TcpincdCase{FastPath: true, Engine: true, Args: []string{"--backend", "afxdp"}}}
+	CaseEncryptedPacket = Case{ID: "f", Name: "tcpinc-crypt-afpacket", Desc: "tcpincd with its engine on, AF_PACKET GSO backend (`--backend afpacket`, what auto picks on veth): TCP between gwA and gwB encrypted",
+		Tcpincd: &TcpincdCase{FastPath: true, Engine: true, Args: []string{"--backend", "afpacket"}}}
+	AllCases = []Case{CaseKernel, CaseWireguard, CaseFastPath, CaseUserSpace, CaseEncrypted, CaseEncryptedPacket}
 )
 
 // TCPRuns are the iperf3 runs of one case at one stream count.

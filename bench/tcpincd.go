@@ -175,7 +175,7 @@ func portModes(log string) string {
 		}
 		var kv []string
 		for _, f := range strings.Fields(line) {
-			if strings.HasPrefix(f, "port=") || strings.HasPrefix(f, "xdp_mode=") || strings.HasPrefix(f, "bind_mode=") || strings.HasPrefix(f, "queues=") {
+			if strings.HasPrefix(f, "port=") || strings.HasPrefix(f, "backend=") || strings.HasPrefix(f, "xdp_mode=") || strings.HasPrefix(f, "bind_mode=") || strings.HasPrefix(f, "queues=") {
 				kv = append(kv, f)
 			}
 		}

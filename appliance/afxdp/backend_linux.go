@@ -99,7 +99,7 @@ func (x *Ports) openPacket(cfg config.Config, ifindex [2]int) error {
 			return fmt.Errorf("%s interface %q: turn GRO on: %w", bump.PortID(i), x.names[i], err)
 		}
 		x.packet.groSet[i] = !was
-		p, err := afpacketport.Open(idx, afpacketport.Options{Batch: cfg.BatchSize, QdiscBypass: true})
+		p, err := afpacketport.Open(idx, afpacketport.Options{QdiscBypass: true})
 		if err != nil {
 			return fmt.Errorf("%s interface %q: AF_PACKET port: %w", bump.PortID(i), x.names[i], err)
 		}

@@ -2,13 +2,18 @@
 // interfaces of the current network namespace.
 //
 //	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--admin-token-file FILE] [--no-fast-path]
-//	        [--key-log FILE --key-log-enabled]
+//	        [--backend auto|afxdp|afpacket] [--key-log FILE --key-log-enabled]
 //	tcpincd --version
 //
 // Flags override the configuration file. On start it takes a lock per
 // interface (under /run/tcpincd, released by the kernel if it dies), so a
 // second copy on the same interfaces refuses to start, then detaches XDP
-// programs a crashed run left behind. It runs one worker per queue with a
+// programs a crashed run left behind. The workers reach the ports through
+// AF_XDP sockets (one per queue) or AF_PACKET sockets that move TCP as
+// GRO/GSO super-segments (one per port): --backend (config backend) auto
+// picks AF_XDP where both drivers offer it zero-copy, AF_PACKET otherwise,
+// and turns GRO on for AF_PACKET ports (back off on exit if it was off).
+// It runs one worker per queue with a
 // TCP-ENO/tcpcrypt engine behind each (config engine.enabled, on by default;
 // off, connections pass through unencrypted). --no-fast-path sends every
 // frame, non-TCP included, through the workers (the XDP program forwards
@@ -160,6 +165,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	file := fs.String("config", "", "YAML configuration file")
 	adminAddr := fs.String("admin", "", "admin API address: host:port or unix:/path (empty: off; default 127.0.0.1:9470)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token (required for a non-loopback --admin)")
+	backend := fs.String("backend", "", "port backend: auto, afxdp or afpacket (config backend; default auto)")
 	noFast := fs.Bool("no-fast-path", false, "send every frame, non-TCP included, through user space (no in-kernel forwarding)")
 	keyLog := fs.String("key-log", "", "DEBUGGING: append every encrypted connection's keys to this file (needs --key-log-enabled)")
 	keyLogOn := fs.Bool("key-log-enabled", false, "DEBUGGING: allow the key log (it decrypts the logged connections)")
@@ -197,6 +203,8 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.AdminTokenFile = *tokenFile
 		case "no-fast-path":
 			cfg.FastPath = !*noFast
+		case "backend":
+			cfg.Backend = *backend
 		case "key-log":
 			cfg.KeyLog = *keyLog
 		case "key-log-enabled":
