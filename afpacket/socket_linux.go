@@ -148,6 +148,11 @@ func (s *Socket) VnetHdr() bool { return s.vnet }
 // Ifindex is the interface the socket is bound to.
 func (s *Socket) Ifindex() int { return s.ifindex }
 
+// Fd is the socket's file descriptor, for a caller that polls several
+// sockets (and an eventfd) at once. It stays owned by the Socket: do not
+// close it or read from it.
+func (s *Socket) Fd() int { return s.fd }
+
 func (s *Socket) hdrLen() int {
 	if s.vnet {
 		return VnetHdrLen

@@ -1,0 +1,460 @@
+package afpacketport
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
+)
+
+// Options configure Open.
+type Options struct {
+	// Slots is the number of RX slots and of TX slots, each holding one
+	// frame of up to afpacket.MaxFrame bytes. 0 picks DefaultRxSlots and
+	// DefaultTxSlots.
+	Slots int
+	// Batch is the most frames one recvmmsg or sendmmsg moves
+	// (afpacket.DefaultBatch if 0).
+	Batch int
+	// QdiscBypass sends frames straight to the driver (PACKET_QDISC_BYPASS).
+	QdiscBypass bool
+}
+
+const (
+	// DefaultRxSlots: a worker takes at most one batch (its BatchSize, 64
+	// by default) from a port per round and releases it before the next
+	// Receive, so RX slots beyond one batch would never be used.
+	DefaultRxSlots = 64
+	// DefaultTxSlots: a worker's TX queue holds up to 4 batches (a batch
+	// forwarded from the other port plus what the handler sends,
+	// appliance/txqueue.go) before it sends; with fewer free TX slots it
+	// sends early, in more sendmmsg calls. Slots come back as soon as
+	// sendmmsg returns, so more would never be used. Memory is reserved,
+	// not touched: a slot's pages are used only as far as its largest frame.
+	DefaultTxSlots = 256
+)
+
+// frameOff is where a slot's frame starts: the virtio_net_hdr sits in the
+// afpacket.VnetHdrLen bytes before it.
+const frameOff = 16
+
+const ethHdrLen = 14
+
+// slotSize is the bytes of one slot, a multiple of the cache line.
+const slotSize = (frameOff + afpacket.MaxFrame + 63) &^ 63
+
+// Stats are a port's counters since Open.
+type Stats struct {
+	RxFrames             uint64 // frames handed to the worker
+	RxSuperSegments      uint64 // of them, TCP super-segments (Desc.GSO set)
+	RxSegments           uint64 // the wire segments those stand for
+	RxChecksumsCompleted uint64 // partial checksums completed (FlagNeedsCsum)
+	RxKernelDrops        uint64 // frames the kernel dropped for a full socket buffer
+	RxTruncated          uint64 // frames larger than a slot, dropped
+	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects, dropped
+	RxErrors             uint64 // recvmmsg failures
+	TxFrames             uint64 // frames sendmmsg sent
+	TxSuperSegments      uint64 // of them, with a GSO header
+	TxSegments           uint64 // the wire segments those stand for
+	TxCoalesced          uint64 // engine frames merged into a previous one
+	TxDropped            uint64 // frames the device dropped (ENOBUFS)
+	TxErrors             uint64 // frames the kernel refused, or a GSO frame that is not TCP
+}
+
+// Port is one AF_PACKET socket with PACKET_VNET_HDR on one interface, with
+// its RX and TX slots, as a bump.Port. One worker drives it (and its
+// partner port); Stats may be called from any goroutine.
+//
+// Slots live in one buffer: RX slots first, then TX slots. A Desc's Addr is
+// the offset of its frame in the buffer.
+type Port struct {
+	sock  *afpacket.Socket
+	mem   []byte
+	nrx   int
+	ntx   int
+	batch int
+
+	rxFree  []int32 // stack of free RX slots
+	rxBufs  [][]byte
+	rxSizes []int
+
+	txFree []int32     // stack of free TX slots
+	queued []bump.Desc // given to Transmit, not yet prepared (Kick)
+	ready  []sendMsg   // prepared, waiting for sendmmsg, in order
+	wBufs  [][]byte
+	wSizes []int
+
+	rxSuper, rxSegs, rxDone, rxBad, rxErr atomic.Uint64
+	rxFrames                              atomic.Uint64
+	txSuper, txSegs, txCoal, txBad        atomic.Uint64
+
+	statsMu sync.Mutex
+	self    [1]unix.PollFd
+}
+
+// sendMsg is one prepared frame: its slot and length; the virtio_net_hdr is
+// in the slot.
+type sendMsg struct {
+	slot int32
+	len  int32
+}
+
+// Open opens one AF_PACKET socket with PACKET_VNET_HDR on the interface
+// ifindex of the calling thread's network namespace (one queue: without
+// PACKET_FANOUT it sees every frame of the interface) and its slots.
+func Open(ifindex int, o Options) (*Port, error) {
+	if o.Slots < 0 || o.Batch < 0 {
+		return nil, fmt.Errorf("afpacketport: negative Slots (%d) or Batch (%d)", o.Slots, o.Batch)
+	}
+	if o.Batch == 0 {
+		o.Batch = afpacket.DefaultBatch
+	}
+	nrx, ntx := DefaultRxSlots, DefaultTxSlots
+	if o.Slots > 0 {
+		nrx, ntx = o.Slots, o.Slots
+	}
+	s, err := afpacket.Open(ifindex, afpacket.Options{VnetHdr: true, QdiscBypass: o.QdiscBypass, Batch: o.Batch})
+	if err != nil {
+		return nil, err
+	}
+	p := &Port{
+		sock: s, mem: make([]byte, (nrx+ntx)*slotSize), nrx: nrx, ntx: ntx, batch: o.Batch,
+		rxFree: make([]int32, 0, nrx), rxBufs: make([][]byte, o.Batch), rxSizes: make([]int, o.Batch),
+		txFree: make([]int32, 0, ntx), queued: make([]bump.Desc, 0, ntx), ready: make([]sendMsg, 0, ntx),
+		wBufs: make([][]byte, o.Batch), wSizes: make([]int, o.Batch),
+	}
+	for i := nrx - 1; i >= 0; i-- {
+		p.rxFree = append(p.rxFree, int32(i))
+	}
+	for i := nrx + ntx - 1; i >= nrx; i-- {
+		p.txFree = append(p.txFree, int32(i))
+	}
+	p.self[0] = unix.PollFd{Fd: int32(s.Fd()), Events: unix.POLLIN}
+	return p, nil
+}
+
+func (p *Port) slotBuf(slot int32) []byte {
+	return p.mem[int(slot)*slotSize : (int(slot)+1)*slotSize]
+}
+
+func (p *Port) slotOf(addr uint64) int32 { return int32((addr - frameOff) / slotSize) }
+
+// slotOfBuf is the slot whose buffer b is (Read may reorder its buffers).
+func (p *Port) slotOfBuf(b []byte) int32 {
+	return int32((uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(&p.mem[0]))) / slotSize)
+}
+
+// Receive implements bump.Port: one recvmmsg into free RX slots. Each
+// frame's virtio_net_hdr is checked and its partial checksum completed
+// (inspectRx); a TCP super-segment gets Desc.GSO. Rejected frames go back
+// to the free slots, counted in RxBad. It first retries frames an earlier
+// Kick could not send.
+func (p *Port) Receive(descs []bump.Desc) int {
+	if len(p.ready) > 0 {
+		p.send()
+	}
+	n := min(len(descs), len(p.rxFree), p.batch)
+	if n == 0 {
+		return 0
+	}
+	top := len(p.rxFree)
+	for i := range n {
+		p.rxBufs[i] = p.slotBuf(p.rxFree[top-1-i])
+	}
+	p.rxFree = p.rxFree[:top-n]
+	k, err := p.sock.Read(p.rxBufs[:n], p.rxSizes[:n], frameOff)
+	if err != nil {
+		p.rxErr.Add(1)
+		k = 0
+	}
+	for _, b := range p.rxBufs[k:n] {
+		p.rxFree = append(p.rxFree, p.slotOfBuf(b))
+	}
+	out := 0
+	var super, segs, done, bad uint64
+	for i := range k {
+		b := p.rxBufs[i]
+		slot := p.slotOfBuf(b)
+		size := p.rxSizes[i]
+		r, err := inspectRx(b[frameOff-afpacket.VnetHdrLen:frameOff], b[frameOff:frameOff+size])
+		if err != nil {
+			bad++
+			p.rxFree = append(p.rxFree, slot)
+			continue
+		}
+		if r.completed {
+			done++
+		}
+		if r.gso != 0 {
+			super++
+			segs += uint64(r.segments)
+		}
+		descs[out] = bump.Desc{Addr: uint64(slot)*slotSize + frameOff, Len: uint32(size), GSO: r.gso}
+		out++
+	}
+	p.rxFrames.Add(uint64(out))
+	if super > 0 {
+		p.rxSuper.Add(super)
+		p.rxSegs.Add(segs)
+	}
+	if done > 0 {
+		p.rxDone.Add(done)
+	}
+	if bad > 0 {
+		p.rxBad.Add(bad)
+	}
+	return out
+}
+
+// Frame implements bump.Port: the frame's bytes, with the capacity of its
+// slot (afpacket.MaxFrame).
+func (p *Port) Frame(d bump.Desc) []byte {
+	end := uint64(p.slotOf(d.Addr)+1) * slotSize
+	return p.mem[d.Addr : d.Addr+uint64(d.Len) : end]
+}
+
+// Release implements bump.Port.
+func (p *Port) Release(descs []bump.Desc) {
+	for _, d := range descs {
+		if s := p.slotOf(d.Addr); s >= 0 && int(s) < p.nrx && len(p.rxFree) < p.nrx {
+			p.rxFree = append(p.rxFree, s)
+		}
+	}
+}
+
+// GetTx implements bump.Port.
+func (p *Port) GetTx(descs []bump.Desc) int {
+	n := min(len(descs), len(p.txFree))
+	top := len(p.txFree)
+	for i := range n {
+		descs[i] = bump.Desc{Addr: uint64(p.txFree[top-1-i])*slotSize + frameOff}
+	}
+	p.txFree = p.txFree[:top-n]
+	return n
+}
+
+// Transmit implements bump.Port: the frames are queued for Kick, which
+// merges and sends them.
+func (p *Port) Transmit(descs []bump.Desc) int {
+	n := min(len(descs), cap(p.queued)-len(p.queued))
+	p.queued = append(p.queued, descs[:n]...)
+	return n
+}
+
+// Kick implements bump.Port: it prepares the queued frames (prepare) and
+// sends them with sendmmsg. A slot is free again as soon as its frame is
+// sent, or merged into another's. What the socket could not take yet (its
+// send buffer full) stays in order for the next Kick, Receive or Wait.
+func (p *Port) Kick() error {
+	p.prepare()
+	return p.send()
+}
+
+// prepare turns the queued frames into ready messages: a super-segment
+// (Desc.GSO) gets its GSO header from afpacket.PrepareGSO at its segment
+// size; runs of one-segment frames that the kernel's segmentation
+// reproduces are merged into the first frame's slot (merge.go); any other
+// frame goes with a zero header.
+func (p *Port) prepare() {
+	q := p.queued
+	var r run
+	var super, segs, coal, bad uint64
+	for i := 0; i < len(q); {
+		d := q[i]
+		slot := p.slotOf(d.Addr)
+		buf := p.slotBuf(slot)
+		hb := buf[frameOff-afpacket.VnetHdrLen : frameOff]
+		f := buf[frameOff : frameOff+int(d.Len)]
+		if d.Len < ethHdrLen { // a Commit of nothing: sendmmsg would refuse it
+			i++
+			bad++
+			p.txFree = append(p.txFree, slot)
+			continue
+		}
+		if d.GSO != 0 {
+			i++
+			t, err := afpacket.ParseTCP(f)
+			var h afpacket.VnetHdr
+			if err == nil {
+				h, err = afpacket.PrepareGSO(f[:t.End], int(d.GSO))
+			}
+			if err != nil {
+				bad++
+				p.txFree = append(p.txFree, slot)
+				continue
+			}
+			_ = h.Encode(hb)
+			if h.IsGSO() {
+				super++
+				segs += uint64(afpacket.Segments(t.PayloadLen(), int(d.GSO)))
+			}
+			p.ready = append(p.ready, sendMsg{slot, int32(t.End)})
+			continue
+		}
+		j := i + 1
+		if r.start(f) {
+			for j < len(q) && q[j].GSO == 0 && r.join(p.Frame(q[j])) {
+				j++
+			}
+		}
+		if j-i < 2 {
+			_ = (&afpacket.VnetHdr{}).Encode(hb)
+			p.ready = append(p.ready, sendMsg{slot, int32(d.Len)})
+			i = j
+			continue
+		}
+		m := len(f)
+		for _, e := range q[i+1 : j] {
+			m += copy(buf[frameOff+m:], r.payload(p.Frame(e)))
+			p.txFree = append(p.txFree, p.slotOf(e.Addr))
+		}
+		h, err := r.finish(buf[frameOff : frameOff+m])
+		if err != nil { // cannot happen: join kept the IP length in range
+			bad += uint64(j - i)
+			p.txFree = append(p.txFree, slot)
+			i = j
+			continue
+		}
+		_ = h.Encode(hb)
+		p.ready = append(p.ready, sendMsg{slot, int32(m)})
+		super++
+		segs += uint64(j - i)
+		coal += uint64(j - i - 1)
+		i = j
+	}
+	p.queued = p.queued[:0]
+	if super > 0 {
+		p.txSuper.Add(super)
+		p.txSegs.Add(segs)
+	}
+	if coal > 0 {
+		p.txCoal.Add(coal)
+	}
+	if bad > 0 {
+		p.txBad.Add(bad)
+	}
+}
+
+// send writes the ready messages, a batch per sendmmsg, until they are all
+// gone or the socket is full; sent (or refused) frames free their slots.
+func (p *Port) send() error {
+	done := 0
+	var err error
+	for done < len(p.ready) {
+		n := min(len(p.ready)-done, p.batch)
+		for i := range n {
+			m := p.ready[done+i]
+			p.wBufs[i] = p.slotBuf(m.slot)
+			p.wSizes[i] = int(m.len)
+		}
+		var k int
+		k, err = p.sock.Write(p.wBufs[:n], p.wSizes[:n], frameOff)
+		for _, m := range p.ready[done : done+k] {
+			p.txFree = append(p.txFree, m.slot)
+		}
+		done += k
+		if err != nil || k < n {
+			break
+		}
+	}
+	p.ready = p.ready[:copy(p.ready, p.ready[done:])]
+	return err
+}
+
+// pending reports whether frames wait for room in the socket.
+func (p *Port) pending() bool { return len(p.ready) > 0 }
+
+// Wait implements bump.Port: poll(2) until a frame may be read, or until
+// timeout; with frames waiting to be sent, also until there is room for
+// them, which it then sends.
+func (p *Port) Wait(timeout time.Duration) error {
+	fds := p.self
+	if p.pending() {
+		fds[0].Events |= unix.POLLOUT
+	}
+	if _, err := ppoll(fds[:], timeout); err != nil {
+		return err
+	}
+	if p.pending() {
+		_ = p.send()
+	}
+	return nil
+}
+
+// WaitPair implements bump.PairWaiter: one poll(2) over p's socket,
+// other's (a worker's inside and outside port) and the wake source's
+// eventfd, as appliance/afxdp does for AF_XDP sockets.
+func (p *Port) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration) (handled, woke bool, err error) {
+	o, ok := other.(*Port)
+	if !ok {
+		return false, false, nil
+	}
+	fds := [3]unix.PollFd{p.self[0], o.self[0], {Fd: -1}}
+	if p.pending() {
+		fds[0].Events |= unix.POLLOUT
+	}
+	if o.pending() {
+		fds[1].Events |= unix.POLLOUT
+	}
+	if wake != nil && wake.Fd() >= 0 {
+		fds[2] = unix.PollFd{Fd: int32(wake.Fd()), Events: unix.POLLIN}
+	}
+	if _, err := ppoll(fds[:], timeout); err != nil {
+		return true, false, err
+	}
+	for _, q := range []*Port{p, o} {
+		if q.pending() {
+			_ = q.send()
+		}
+	}
+	return true, fds[2].Revents != 0, nil
+}
+
+// WaitsInPoll implements bump.FdPoller.
+func (p *Port) WaitsInPoll() {}
+
+// ppoll is poll(2) with a timeout of nanosecond resolution; EINTR is no
+// error.
+func ppoll(fds []unix.PollFd, timeout time.Duration) (int, error) {
+	ts := unix.NsecToTimespec(int64(max(timeout, 0)))
+	n, err := unix.Ppoll(fds, &ts, nil)
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("afpacketport: poll: %w", err)
+	}
+	return n, nil
+}
+
+// Stats returns the port's counters. Safe from any goroutine.
+func (p *Port) Stats() Stats {
+	p.statsMu.Lock()
+	s := p.sock.Stats()
+	p.statsMu.Unlock()
+	return Stats{
+		RxFrames:             p.rxFrames.Load(),
+		RxSuperSegments:      p.rxSuper.Load(),
+		RxSegments:           p.rxSegs.Load(),
+		RxChecksumsCompleted: p.rxDone.Load(),
+		RxKernelDrops:        s.RxKernelDrops,
+		RxTruncated:          s.RxTruncated,
+		RxBad:                p.rxBad.Load(),
+		RxErrors:             p.rxErr.Load(),
+		TxFrames:             s.TxFrames,
+		TxSuperSegments:      p.txSuper.Load(),
+		TxSegments:           p.txSegs.Load(),
+		TxCoalesced:          p.txCoal.Load(),
+		TxDropped:            s.TxDropped,
+		TxErrors:             s.TxErrors + p.txBad.Load(),
+	}
+}
+
+// Close closes the socket. Stop the worker first.
+func (p *Port) Close() error { return p.sock.Close() }
