@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/deploy/topology"
+)
+
+// TestAFPacketBackend: on veth, tcpincd's default backend (auto) is the
+// AF_PACKET one, on both ports of both gateways, and says why; encrypted
+// transfers through it arrive intact, GRO super-segments do cross it (its
+// port statistics under /metrics), and the untrusted link carries no
+// plaintext (the capture-based check of TestEncrypted).
+func TestAFPacketBackend(t *testing.T) {
+	e := newEncEnv(t, 89)
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		var st struct {
+			Ports []struct {
+				Name          string `json:"name"`
+				Backend       string `json:"backend"`
+				BackendReason string `json:"backend_reason"`
+				Queues        int    `json:"queues"`
+			} `json:"ports"`
+		}
+		if err := e.admin(gw, "/api/v1/status", &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Ports) != 2 {
+			t.Fatalf("%s status lists %d ports", gw, len(st.Ports))
+		}
+		for _, p := range st.Ports {
+			if p.Backend != "afpacket" || !strings.HasPrefix(p.BackendReason, "auto: ") || p.Queues != 1 {
+				t.Errorf("%s port %s: backend %q (%q), %d queues; want afpacket chosen by auto on veth, 1 queue", gw, p.Name, p.Backend, p.BackendReason, p.Queues)
+			}
+		}
+	}
+
+	before := map[topology.Node]map[string]float64{}
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		before[gw] = e.backendMetrics(t, gw)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "afpacket.pcapng")
+	c, err := e.topo.StartCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.topo.Addr(topology.HostB)
+	const n = 8 << 20
+	d, ok := e.measure(t, func() {
+		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)} {
+			r := e.transfer(t, topology.HostA, dst, e.streamB, n, n, 2*time.Minute)
+			checkTransfer(t, r, n, n)
+		}
+	})
+	if ok {
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			encryptedDelta(t, gw, d[gw], 2)
+		}
+	}
+	if _, err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	noMarker(t, path, 4*n)
+
+	// hA sends MTU-sized segments (its offloads are off); GRO on gwA's
+	// inside port coalesces them after the classifier passes them, so the
+	// port receives super-segments, and the classifier passed more frames
+	// than the stack-side drop program saw skbs. The same on gwB's outside
+	// port for the ciphertext from rtr.
+	for _, pc := range []struct {
+		gw   topology.Node
+		port string
+	}{{topology.GwA, "inside"}, {topology.GwB, "outside"}, {topology.GwB, "inside"}, {topology.GwA, "outside"}} {
+		after := e.backendMetrics(t, pc.gw)
+		delta := func(ev string) float64 { k := pc.port + "/" + ev; return after[k] - before[pc.gw][k] }
+		sup, passed, dropped := delta("rx_super_segments"), delta("xdp_to_stack"), delta("tc_stack_dropped")
+		t.Logf("%s %s: %.0f frames received, %.0f super-segments standing for %.0f segments; classifier passed %.0f frames to the stack, %.0f skbs dropped after the tap; sent %.0f GSO frames",
+			pc.gw, pc.port, delta("rx_frames"), sup, delta("rx_segments"), passed, dropped, delta("tx_super_segments"))
+		if sup == 0 || passed <= dropped || dropped == 0 {
+			t.Errorf("%s %s: no GRO super-segments crossed the AF_PACKET port (super-segments %.0f, passed %.0f, dropped skbs %.0f)", pc.gw, pc.port, sup, passed, dropped)
+		}
+		if bad := delta("rx_bad") + delta("rx_truncated"); bad != 0 {
+			t.Errorf("%s %s: %.0f frames rejected or truncated", pc.gw, pc.port, bad)
+		}
+	}
+}
+
+// backendMetrics reads gw's tcpinc_port_backend_events_total series of the
+// afpacket backend, keyed "port/event".
+func (e *encEnv) backendMetrics(t *testing.T, gw topology.Node) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, gw, "curl", "-sS", "--fail-with-body", "--max-time", "5", "http://"+adminAddr+"/metrics").Output()
+	if err != nil {
+		t.Fatalf("metrics of %s: %v: %s", gw, err, out)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "tcpinc_port_backend_events_total{") || !strings.Contains(line, `backend="afpacket"`) {
+			continue
+		}
+		labels := fields(strings.NewReplacer("{", " ", "}", " ", ",", " ", `"`, "").Replace(line))
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics of %s: %q: %v", gw, line, err)
+		}
+		m[labels["port"]+"/"+labels["event"]] = v
+	}
+	if len(m) == 0 {
+		t.Fatalf("%s exports no afpacket backend counters:\n%s", gw, out)
+	}
+	return m
+}
+
