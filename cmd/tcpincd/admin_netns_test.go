@@ -142,10 +142,14 @@ func TestAdminAPIInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Ports) != 2 || st.Ports[0].Interface != topology.InsidePort || st.Ports[1].Interface != topology.OutsidePort ||
-		st.Ports[0].XDPMode == "" || st.Ports[0].BindMode == "" || st.Workers < 1 || st.Version == "" {
+		st.Ports[0].XDPMode == "" || st.Ports[0].Backend == "" || st.Ports[0].BackendReason == "" ||
+		(st.Ports[0].BindMode == "") != (st.Ports[0].Backend == "afpacket") || st.Workers < 1 || st.Version == "" {
 		t.Fatalf("status: %+v", st)
 	}
 	metrics := scrape(t, socks[topology.GwA])
+	if !strings.Contains(metrics, `tcpinc_port_backend{backend="`+st.Ports[0].Backend+`",port="inside"`) {
+		t.Fatalf("/metrics does not say the inside port's backend (%s):\n%s", st.Ports[0].Backend, metrics)
+	}
 	if !strings.Contains(metrics, "tcpinc_frames_sealed_total ") || strings.Contains(metrics, "tcpinc_frames_sealed_total 0\n") {
 		t.Fatalf("/metrics shows no sealed frames:\n%s", metrics)
 	}
