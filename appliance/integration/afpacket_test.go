@@ -75,17 +75,21 @@ func TestAFPacketBackend(t *testing.T) {
 	// inside port coalesces them after the classifier passes them, so the
 	// port receives super-segments, and the classifier passed more frames
 	// than the stack-side drop program saw skbs. The same on gwB's outside
-	// port for the ciphertext from rtr.
+	// port for the ciphertext from rtr, and on gwB's inside port for hB's
+	// answer. gwA's outside port is only logged: the impairment bump in
+	// front of it forwards one frame per system call, so each NAPI poll of
+	// the port sees one frame and GRO has nothing to coalesce.
 	for _, pc := range []struct {
-		gw   topology.Node
-		port string
-	}{{topology.GwA, "inside"}, {topology.GwB, "outside"}, {topology.GwB, "inside"}, {topology.GwA, "outside"}} {
+		gw     topology.Node
+		port   string
+		expect bool
+	}{{topology.GwA, "inside", true}, {topology.GwB, "outside", true}, {topology.GwB, "inside", true}, {topology.GwA, "outside", false}} {
 		after := e.backendMetrics(t, pc.gw)
 		delta := func(ev string) float64 { k := pc.port + "/" + ev; return after[k] - before[pc.gw][k] }
 		sup, passed, dropped := delta("rx_super_segments"), delta("xdp_to_stack"), delta("tc_stack_dropped")
-		t.Logf("%s %s: %.0f frames received, %.0f super-segments standing for %.0f segments; classifier passed %.0f frames to the stack, %.0f skbs dropped after the tap; sent %.0f GSO frames",
-			pc.gw, pc.port, delta("rx_frames"), sup, delta("rx_segments"), passed, dropped, delta("tx_super_segments"))
-		if sup == 0 || passed <= dropped || dropped == 0 {
+		t.Logf("%s %s: %.0f frames received, %.0f super-segments standing for %.0f segments; classifier passed %.0f frames to the stack, %.0f skbs dropped after the tap; sent %.0f frames, %.0f of them GSO, %.0f engine frames merged",
+			pc.gw, pc.port, delta("rx_frames"), sup, delta("rx_segments"), passed, dropped, delta("tx_frames"), delta("tx_super_segments"), delta("tx_coalesced"))
+		if pc.expect && (sup == 0 || passed <= dropped || dropped == 0) {
 			t.Errorf("%s %s: no GRO super-segments crossed the AF_PACKET port (super-segments %.0f, passed %.0f, dropped skbs %.0f)", pc.gw, pc.port, sup, passed, dropped)
 		}
 		if bad := delta("rx_bad") + delta("rx_truncated"); bad != 0 {
