@@ -36,6 +36,9 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 	if cfg.Backend == BackendAFXDP || cfg.Backend == BackendAFPacket {
 		for p := range reasons {
 			reasons[p] = "backend: " + cfg.Backend + " in the configuration"
+			if cfg.Backend == BackendAFPacket {
+				reasons[p] += " (one queue per port; multi-queue is later work)"
+			}
 		}
 		return cfg.Backend, reasons
 	}
@@ -71,7 +74,7 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 		if zc[p] {
 			other = " (the other port's does not)"
 		}
-		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments"
+		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments, one queue per port (multi-queue is later work)"
 	}
 	return BackendAFPacket, reasons
 }

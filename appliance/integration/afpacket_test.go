@@ -96,6 +96,25 @@ func TestAFPacketBackend(t *testing.T) {
 			t.Errorf("%s %s: %.0f frames rejected or truncated", pc.gw, pc.port, bad)
 		}
 	}
+
+	// The daemon turned GRO on for its ports (veth has it off by default)
+	// and puts it back when it stops.
+	for _, want := range []string{"on", "off"} {
+		if want == "off" {
+			e.stopDaemon(t, topology.GwB)
+		}
+		for _, port := range []string{topology.InsidePort, topology.OutsidePort} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, err := e.topo.Command(ctx, topology.GwB, "ethtool", "-k", port).Output()
+			cancel()
+			if err != nil {
+				t.Fatalf("ethtool -k %s: %v", port, err)
+			}
+			if !strings.Contains(string(out), "generic-receive-offload: "+want) {
+				t.Errorf("gwB %s: GRO is not %s %s", port, want, map[string]string{"on": "while the daemon runs", "off": "after it stopped"}[want])
+			}
+		}
+	}
 }
 
 // backendMetrics reads gw's tcpinc_port_backend_events_total series of the
