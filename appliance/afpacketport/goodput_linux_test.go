@@ -13,6 +13,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/deploy/netns"
 )
 
@@ -149,5 +150,47 @@ func TestGoodputVersusAFXDP(t *testing.T) {
 		if ref[0] > 0 && ref[1] > 0 {
 			t.Logf("%-34s %6.2f / %6.2f Gbit/s (1 / 4 streams), %.2fx / %.2fx AF_XDP copy mode", b.name, r[0]/1e9, r[1]/1e9, r[0]/ref[0], r[1]/ref[1])
 		}
+	}
+}
+
+// TestMergeRate measures what merging saves on the transmit side: batches
+// of 64 full segments of one flow, as the engine builds them, sent through
+// a Port on x for a while with merging on and off, in one run. y's stack
+// drops them (not addressed to it). It only logs; TCPINC_GOODPUT=1.
+func TestMergeRate(t *testing.T) {
+	if os.Getenv("TCPINC_GOODPUT") == "" {
+		t.Skip("set TCPINC_GOODPUT=1 to measure")
+	}
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	const batch = 64
+	frames := buildAll(sameID(flowOf(seg{seq: 1, ack: 1, id: 1, tsval: 1}, repeat(1448, batch)...)))
+	d := make([]bump.Desc, batch)
+	rate := func(merge bool) float64 {
+		px.noMerge = !merge
+		const dur = 2 * time.Second
+		n := 0
+		start := time.Now()
+		for time.Since(start) < dur {
+			k := px.GetTx(d)
+			for i := range k {
+				d[i].Len = uint32(copy(px.Frame(d[i])[:cap(px.Frame(d[i]))], frames[i]))
+			}
+			px.Transmit(d[:k])
+			if err := px.Kick(); err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	off := rate(false)
+	on := rate(true)
+	off2 := rate(false)
+	st := px.Stats()
+	t.Logf("engine frames (1448 B payload) per second through one Port: merging off %.0f, on %.0f, off again %.0f (%.2fx); %+v",
+		off, on, off2, on/((off+off2)/2), st)
+	if st.TxDropped != 0 || st.TxErrors != 0 {
+		t.Errorf("drops: %+v", st)
 	}
 }
