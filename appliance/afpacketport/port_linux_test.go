@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/bump"
@@ -272,5 +275,50 @@ func TestTransmitZeroLength(t *testing.T) {
 	}
 	if n := px.GetTx(make([]bump.Desc, 8)); n != 4 {
 		t.Errorf("%d TX slots free, want 4", n)
+	}
+}
+
+// TestTransmitBackpressure: when the socket's send buffer is full (x's
+// qdisc holds the frames: a slow token bucket), Kick keeps the rest in
+// order and Wait sends it as room comes; nothing is dropped or reordered,
+// and the slots of waiting frames stay taken until they are sent.
+func TestTransmitBackpressure(t *testing.T) {
+	newPair(t)
+	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", "20mbit", "burst", "16kb", "limit", "4mb")
+	const n = 200
+	px := openPort(t, nsPkt, "x", Options{Slots: n})
+	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	in := make([][]byte, n)
+	for i := range in {
+		f := make([]byte, 1000)
+		copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5}) // local experimental EtherType
+		binary.BigEndian.PutUint32(f[14:], uint32(i))
+		in[i] = f
+	}
+	transmit(t, px, in, make([]uint16, n))
+	if !px.pending() {
+		t.Fatalf("all %d frames went at once: the send buffer never filled (%+v)", n, px.Stats())
+	}
+	held := n - px.GetTx(make([]bump.Desc, n))
+	t.Logf("after Kick: %d frames wait for room, their slots held", held)
+	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
+		if err := px.Wait(20 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, y, 0, n) // y's receive buffer holds them all
+	if len(got) != n {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), n, px.Stats())
+	}
+	for i, f := range got {
+		if !bytes.Equal(f[:len(in[i])], in[i]) {
+			t.Fatalf("frame %d is frame %d", i, binary.BigEndian.Uint32(f[14:]))
+		}
+	}
+	if st := px.Stats(); st.TxFrames != n || st.TxDropped != 0 || st.TxErrors != 0 {
+		t.Errorf("stats %+v", st)
 	}
 }
