@@ -31,21 +31,23 @@ func goTool(t *testing.T) string {
 // xsk, afpacket) or on the control adapters; a backend never on the core.
 func TestCoreImportsNoBackend(t *testing.T) {
 	for pkg, never := range map[string][]string{
-		"appliance":          {"appliance/afxdp", "appliance/memport", "appliance/control", "xsk", "afpacket"},
-		"afpacket":           {"appliance", "appliance/control", "xsk"},
-		"bump":               {"appliance", "xsk"},
-		"flow":               {"appliance", "xsk", "bump", "flowtable"},
-		"appliance/packet":   {"flowtable", "appliance", "xsk"},
-		"appliance/memport":  {"appliance", "appliance/control", "xsk"},
-		"appliance/afxdp":    {"appliance", "appliance/control", "appliance/memport"},
-		"appliance/engine":   {"appliance", "xsk", "appliance/control"},
-		"appliance/control":  {"appliance/afxdp", "appliance/memport", "xsk"},
-		"appliance/admin":    {"appliance", "appliance/control"},
-		"appliance/config":   {"appliance", "appliance/engine"},
-		"flowtable":          {"appliance", "xsk", "bump"},
-		"cmd/tcpincctl":      {"appliance", "xsk"},
-		"appliance/keylog":   {"appliance", "xsk"},
-		"appliance/tcpcrypt": {"appliance", "xsk", "appliance/engine"},
+		"appliance":              {"appliance/afxdp", "appliance/memport", "appliance/control", "xsk", "afpacket"},
+		"afpacket":               {"appliance", "appliance/control", "xsk"},
+		"bump":                   {"appliance", "xsk"},
+		"flow":                   {"appliance", "xsk", "bump", "flowtable"},
+		"appliance/packet":       {"flowtable", "appliance", "xsk"},
+		"appliance/memport":      {"appliance", "appliance/control", "xsk"},
+		"appliance/afxdp":        {"appliance", "appliance/control", "appliance/memport", "appliance/afpacketport"},
+		"appliance/backend":      {"appliance", "appliance/control", "appliance/memport"},
+		"appliance/afpacketport": {"appliance", "appliance/control", "appliance/memport", "appliance/afxdp", "xsk"},
+		"appliance/engine":       {"appliance", "xsk", "appliance/control"},
+		"appliance/control":      {"appliance/afxdp", "appliance/memport", "xsk"},
+		"appliance/admin":        {"appliance", "appliance/control"},
+		"appliance/config":       {"appliance", "appliance/engine"},
+		"flowtable":              {"appliance", "xsk", "bump"},
+		"cmd/tcpincctl":          {"appliance", "xsk"},
+		"appliance/keylog":       {"appliance", "xsk"},
+		"appliance/tcpcrypt":     {"appliance", "xsk", "appliance/engine"},
 	} {
 		out, err := exec.Command(goTool(t), "list", "-deps", module+pkg).Output()
 		if err != nil {
@@ -68,7 +70,7 @@ func TestPortableBuild(t *testing.T) {
 		t.Skip("cross-compiles the standard library on a cold cache")
 	}
 	pkgs := []string{"appliance", "appliance/admin", "appliance/engine", "appliance/eno", "appliance/tcpcrypt",
-		"appliance/packet", "appliance/memport", "appliance/control", "cryptopool", "flowtable", "flow", "bump",
+		"appliance/packet", "appliance/memport", "appliance/afpacketport", "appliance/control", "cryptopool", "flowtable", "flow", "bump",
 		"cmd/tcpincctl"}
 	args := []string{"build", "-o", os.DevNull}
 	for _, p := range pkgs {

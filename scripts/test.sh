@@ -26,6 +26,7 @@ declare -A budget=(
 	[FuzzParse]=20000x
 	[FuzzSegments]=20000x
 	[FuzzDecodeConfig]=20000x
+	[FuzzMerge]=30000x
 )
 default_budget=150000x
 

@@ -18,10 +18,14 @@ import (
 // (advanced by one per segment, as no FIXEDID type is set) and header
 // checksum, and the TCP checksum (computed anew). afpacket.Segment does the
 // same in software. A run of frames is merged only if those rules give
-// every frame back byte for byte; everything else about the frames must be
-// equal, and every frame's checksums must already be right (the kernel
-// computes new ones, so a merged frame with a wrong checksum would arrive
-// repaired).
+// every frame back byte for byte, except for the IPv4 ID: every frame must
+// have DF set, which makes it an atomic datagram whose ID means nothing
+// (RFC 6864 §4.1), so the kernel may number the segments as it does. (The
+// engine gives all its frames of a flow one ID, appliance/engine/wire.go;
+// requiring consecutive IDs would merge none of them.) Everything else
+// about the frames must be equal, and every frame's checksums must already
+// be right (the kernel computes new ones, so a merged frame with a wrong
+// checksum would arrive repaired).
 
 const (
 	tcpFIN = 0x01
@@ -46,7 +50,6 @@ type run struct {
 	flags   uint8  // head's TCP flags
 	mss     int    // head's payload length: every segment's but the last
 	nextSeq uint32 // sequence number the next frame must have
-	nextID  uint16 // IPv4 ID the next frame must have
 	ipLen   int    // the merged packet's IP length so far
 	n       int    // frames in the run
 	lastFl  uint8  // FIN and PSH of the last frame
@@ -76,9 +79,6 @@ func (r *run) start(f []byte) bool {
 		nextSeq: binary.BigEndian.Uint32(f[p.L4+4:]) + uint32(p.PayloadLen()),
 		ipLen:   p.End - p.L3, n: 1,
 	}
-	if !p.V6 {
-		r.nextID = binary.BigEndian.Uint16(f[p.L3+4:]) + 1
-	}
 	return true
 }
 
@@ -101,14 +101,15 @@ func (r *run) join(f []byte) bool {
 	if !bytes.Equal(f[:l3], h[:l3]) {
 		return false
 	}
-	// IP: everything but the lengths, the ID and the header checksum.
+	// IP: everything but the lengths, the IPv4 ID (of an atomic
+	// datagram: DF is equal, so set) and the header checksum.
 	if p.V6 {
 		if !bytes.Equal(f[l3:l3+4], h[l3:l3+4]) || !bytes.Equal(f[l3+6:l4], h[l3+6:l4]) {
 			return false
 		}
 	} else {
 		if !bytes.Equal(f[l3:l3+2], h[l3:l3+2]) || !bytes.Equal(f[l3+6:l3+10], h[l3+6:l3+10]) ||
-			!bytes.Equal(f[l3+12:l4], h[l3+12:l4]) || binary.BigEndian.Uint16(f[l3+4:]) != r.nextID {
+			!bytes.Equal(f[l3+12:l4], h[l3+12:l4]) {
 			return false
 		}
 	}
@@ -136,7 +137,6 @@ func (r *run) join(f []byte) bool {
 	r.n++
 	r.ipLen += n
 	r.nextSeq += uint32(n)
-	r.nextID++
 	r.lastFl = fl & (tcpFIN | tcpPSH)
 	r.closed = n < r.mss || r.lastFl != 0
 	return true

@@ -90,6 +90,8 @@ type Port struct {
 	wBufs  [][]byte
 	wSizes []int
 
+	noMerge bool // tests: send the engine's frames one by one, to measure merging
+
 	rxSuper, rxSegs, rxDone, rxBad, rxErr atomic.Uint64
 	rxFrames                              atomic.Uint64
 	txSuper, txSegs, txCoal, txBad        atomic.Uint64
@@ -298,7 +300,7 @@ func (p *Port) prepare() {
 			continue
 		}
 		j := i + 1
-		if r.start(f) {
+		if !p.noMerge && r.start(f) {
 			for j < len(q) && q[j].GSO == 0 && r.join(p.Frame(q[j])) {
 				j++
 			}

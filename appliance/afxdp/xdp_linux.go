@@ -19,10 +19,6 @@ type Ports struct {
 	ports [2][]bump.Port
 	names [2]string
 
-	backend string    // BackendAFXDP or BackendAFPacket
-	reasons [2]string // why, per port
-	packet  packetPorts
-
 	fastPath bool // config fast_path
 	paths    portPaths
 }
@@ -88,20 +84,21 @@ func LookupInterfaces(cfg config.Config) ([2]int, error) {
 // (off: every frame, non-TCP included, comes to the sockets; also off for a
 // port whose redirect to the other cannot deliver, see CheckPaths), then opens and
 // registers one socket per queue (cfg.BindMode, zero-copy-to-copy fallback
-// under "auto"). With the afpacket backend (cfg.Backend, see chooseBackend)
-// the classifier passes worker-bound frames to the kernel instead
-// (xsk.SlowPathStack) and one AF_PACKET socket per port takes them, with
-// GRO turned on; Close puts GRO back.
-func Open(cfg config.Config) (_ *Ports, err error) {
+// under "auto"). It ignores cfg.Backend: this is the AF_XDP backend
+// (package appliance/backend chooses).
+func Open(cfg config.Config) (*Ports, error) { return open(cfg, xsk.SlowPathXSK) }
+
+// OpenStack is Open for another backend on the same ports: it attaches the
+// classifier with xsk.SlowPathStack (worker-bound frames are passed to the
+// kernel, where an AF_PACKET socket on the port takes them and the stack
+// never sees them) and opens no sockets: Queues is empty.
+func OpenStack(cfg config.Config) (*Ports, error) { return open(cfg, xsk.SlowPathStack) }
+
+func open(cfg config.Config, slow xsk.SlowPath) (_ *Ports, err error) {
 	x := &Ports{names: [2]string{cfg.Inside, cfg.Outside}, fastPath: cfg.FastPath}
 	ifindex, err := LookupInterfaces(cfg)
 	if err != nil {
 		return nil, err
-	}
-	x.backend, x.reasons = chooseBackend(cfg, ifindex)
-	slow := xsk.SlowPathXSK
-	if x.backend == BackendAFPacket {
-		slow = xsk.SlowPathStack
 	}
 	for i, idx := range ifindex {
 		if err := xsk.CleanupStale(idx); err != nil {
@@ -127,10 +124,7 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 	if _, err := x.checkPaths(); err != nil {
 		return nil, err
 	}
-	if x.backend == BackendAFPacket {
-		if err := x.openPacket(cfg, ifindex); err != nil {
-			return nil, err
-		}
+	if slow == xsk.SlowPathStack {
 		return x, nil
 	}
 	bind := map[string]xsk.BindMode{"auto": xsk.BindAuto, "copy": xsk.BindCopy, "zerocopy": xsk.BindZeroCopy}[cfg.BindMode]
@@ -207,6 +201,5 @@ func (x *Ports) Close() error {
 		}
 		x.socks[i], x.ports[i] = nil, nil
 	}
-	errs = append(errs, x.packet.close())
 	return errors.Join(errs...)
 }

@@ -146,4 +146,3 @@ func (e *encEnv) backendMetrics(t *testing.T, gw topology.Node) map[string]float
 	}
 	return m
 }
-

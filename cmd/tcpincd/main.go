@@ -64,6 +64,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
+	"github.com/tcpinc/tcpinc/appliance/backend"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/control"
 	"github.com/tcpinc/tcpinc/appliance/engine"
@@ -242,7 +243,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		return err
 	}
 	defer unlock()
-	x, err := afxdp.Open(cfg)
+	x, err := backend.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -312,7 +313,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 
 // newAppliance builds the workers over x's queues, with x's fast path when
 // it is on and the engines (nil: Passthrough) behind them.
-func newAppliance(cfg config.Config, x *afxdp.Ports, engines *control.Engines, log *slog.Logger) (*appliance.Appliance, error) {
+func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines, log *slog.Logger) (*appliance.Appliance, error) {
 	inside, outside := x.Queues()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -360,7 +361,7 @@ func stop(srv *admin.Server, a *appliance.Appliance, log *slog.Logger) bool {
 
 // logPorts says how each port came up, and warns when frames arriving at
 // one go through user space although the fast path is on.
-func logPorts(cfg config.Config, x *afxdp.Ports, log *slog.Logger) {
+func logPorts(cfg config.Config, x *backend.Ports, log *slog.Logger) {
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		iface := cfg.Inside
 		if p == appliance.Outside {
@@ -368,9 +369,9 @@ func logPorts(cfg config.Config, x *afxdp.Ports, log *slog.Logger) {
 		}
 		ready, _ := x.Bump.RedirectReady(p)
 		path, why := x.Path(p)
-		backend, reason := x.Backend(p)
+		b, reason := x.Backend(p)
 		queues := len(x.QueuesOf(p))
-		log.Info("port ready", "port", p.String(), "iface", iface, "backend", backend, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
+		log.Info("port ready", "port", p.String(), "iface", iface, "backend", b, "xdp_mode", x.XDPMode(p), "bind_mode", x.BindMode(p),
 			"queues", queues, "redirect_ready", ready, "path", path, "backend_reason", reason)
 		if cfg.FastPath && path != afxdp.PathKernel {
 			// The veth caveat (xsk.AttachBump): the kernel would drop
@@ -457,7 +458,7 @@ func serveAdmin(addr, token string, src *control.AdminSource, log *slog.Logger) 
 // watchPaths re-checks every second whether each port's redirect to the
 // other delivers, and moves the port between the kernel and user space
 // when that changes (a veth peer's GRO switched, a driver change).
-func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
+func watchPaths(x *backend.Ports, log *slog.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -479,7 +480,7 @@ func watchPaths(x *afxdp.Ports, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engines *control.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, engines *control.Engines) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -525,8 +526,7 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engin
 		log.Info("classifier", "port", p.name, "stats", fmt.Sprintf("%+v", p.st))
 	}
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
-		backend, _ := x.Backend(p)
-		if backend == afxdp.BackendAFPacket {
+		if b, _ := x.Backend(p); b == backend.AFPacket {
 			log.Info("afpacket port", "port", p.String(), "stats", fmt.Sprintf("%+v", x.PacketStats(p)))
 			continue
 		}
@@ -540,7 +540,7 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *afxdp.Ports, engin
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *afxdp.Ports) (*control.AdminSource, error) {
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *backend.Ports) (*control.AdminSource, error) {
 	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
@@ -550,16 +550,16 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		if p == appliance.Outside {
 			iface = cfg.Outside
 		}
-		backend, reason := x.Backend(p)
+		b, reason := x.Backend(p)
 		info.Ports = append(info.Ports, admin.PortStatus{Name: p.String(), Interface: iface, XDPMode: x.XDPMode(p),
-			BindMode: x.BindMode(p), Backend: backend, BackendReason: reason, Queues: len(x.QueuesOf(p)),
+			BindMode: x.BindMode(p), Backend: b, BackendReason: reason, Queues: len(x.QueuesOf(p)),
 			CPUs: control.CPUs(cfg.Queues, cfg.CPUs)})
 	}
 	info.Backend = func() []admin.BackendCounters {
 		var out []admin.BackendCounters
 		for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
-			backend, _ := x.Backend(p)
-			out = append(out, admin.BackendCounters{Port: p.String(), Backend: backend, Counts: x.BackendCounters(p)})
+			b, _ := x.Backend(p)
+			out = append(out, admin.BackendCounters{Port: p.String(), Backend: b, Counts: x.BackendCounters(p)})
 		}
 		return out
 	}

@@ -1,4 +1,4 @@
-package afxdp
+package backend
 
 import (
 	"errors"
@@ -8,15 +8,74 @@ import (
 	"unicode"
 
 	"github.com/tcpinc/tcpinc/appliance/afpacketport"
+	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
-// Port backends (config backend, admin.PortStatus.Backend).
+// Ports are the two ports as the workers use them: the XDP classifier and
+// everything else of afxdp.Ports (embedded: paths, modes, the fast path),
+// with the queues of the chosen backend.
+type Ports struct {
+	*afxdp.Ports
+	backend string    // AFXDP or AFPacket
+	reasons [2]string // why, per port
+	ports   [2][]bump.Port
+	packet  packetPorts
+}
+
+// Open chooses the backend (chooseBackend) and opens cfg's ports in the
+// current network namespace with it: afxdp.Open for AF_XDP; for AF_PACKET
+// afxdp.OpenStack (the classifier passes what the workers must see to the
+// kernel), GRO on, and one afpacketport.Port per port. Close undoes it
+// all, GRO included.
+func Open(cfg config.Config) (_ *Ports, err error) {
+	ifindex, err := afxdp.LookupInterfaces(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Ports{}
+	p.backend, p.reasons = chooseBackend(cfg, ifindex)
+	if p.backend == AFXDP {
+		if p.Ports, err = afxdp.Open(cfg); err != nil {
+			return nil, err
+		}
+		p.ports[0], p.ports[1] = p.Ports.Queues()
+		return p, nil
+	}
+	if p.Ports, err = afxdp.OpenStack(cfg); err != nil {
+		return nil, err
+	}
+	if err := p.openPacket(ifindex, cfg); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Queues returns the inside and outside ports, one per queue (one each
+// with the AF_PACKET backend).
+func (p *Ports) Queues() (inside, outside []bump.Port) { return p.ports[0], p.ports[1] }
+
+// QueuesOf returns port's queues.
+func (p *Ports) QueuesOf(port bump.PortID) []bump.Port { return p.ports[port.Index()] }
+
+// Close detaches the classifier, closes the sockets and puts GRO back.
+// Stop the workers first.
+func (p *Ports) Close() error {
+	var errs []error
+	if p.Ports != nil {
+		errs = append(errs, p.Ports.Close())
+	}
+	errs = append(errs, p.packet.close())
+	return errors.Join(errs...)
+}
+
+// The backends (config backend, admin.PortStatus.Backend).
 const (
-	BackendAFXDP    = "afxdp"    // an AF_XDP socket per queue (package xsk)
-	BackendAFPacket = "afpacket" // an AF_PACKET socket per port with GRO/GSO super-segments (package appliance/afpacketport)
+	AFXDP    = "afxdp"    // an AF_XDP socket per queue (appliance/afxdp over xsk)
+	AFPacket = "afpacket" // an AF_PACKET socket per port with GRO/GSO super-segments (appliance/afpacketport)
 )
 
 // zeroCopyCapable is xsk.ZeroCopyCapable (a variable for tests).
@@ -33,10 +92,10 @@ var zeroCopyCapable = xsk.ZeroCopyCapable
 // configuration asks for more.
 func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 	var reasons [2]string
-	if cfg.Backend == BackendAFXDP || cfg.Backend == BackendAFPacket {
+	if cfg.Backend == AFXDP || cfg.Backend == AFPacket {
 		for p := range reasons {
 			reasons[p] = "backend: " + cfg.Backend + " in the configuration"
-			if cfg.Backend == BackendAFPacket {
+			if cfg.Backend == AFPacket {
 				reasons[p] += " (one queue per port; multi-queue is later work)"
 			}
 		}
@@ -62,12 +121,12 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 		for p := range reasons {
 			reasons[p] = "auto: " + why[p] + " on both ports"
 		}
-		return BackendAFXDP, reasons
+		return AFXDP, reasons
 	case cfg.Queues > 1:
 		for p := range reasons {
 			reasons[p] = fmt.Sprintf("auto: %s, but queues is %d and the afpacket backend runs one queue per port: AF_XDP in copy mode", why[p], cfg.Queues)
 		}
-		return BackendAFXDP, reasons
+		return AFXDP, reasons
 	}
 	for p := range reasons {
 		other := ""
@@ -76,7 +135,7 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 		}
 		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments, one queue per port (multi-queue is later work)"
 	}
-	return BackendAFPacket, reasons
+	return AFPacket, reasons
 }
 
 // packetPorts are the AF_PACKET sockets of both ports and the GRO setting
@@ -84,30 +143,29 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 type packetPorts struct {
 	ifindex [2]int
 	ports   [2]*afpacketport.Port
-	groWas  [2]bool
 	groSet  [2]bool // GRO was off and Open turned it on: Close turns it off
 }
 
 // openPacket turns GRO on for both ports (so the kernel coalesces what the
 // classifier passes) and opens one AF_PACKET socket on each.
-func (x *Ports) openPacket(cfg config.Config, ifindex [2]int) error {
-	x.packet.ifindex = ifindex
+func (p *Ports) openPacket(ifindex [2]int, cfg config.Config) error {
+	p.packet.ifindex = ifindex
+	names := [2]string{cfg.Inside, cfg.Outside}
 	for i, idx := range ifindex {
 		was, err := xsk.GRO(idx)
 		if err != nil {
-			return fmt.Errorf("%s interface %q: %w", bump.PortID(i), x.names[i], err)
+			return fmt.Errorf("%s interface %q: %w", bump.PortID(i), names[i], err)
 		}
-		x.packet.groWas[i] = was
 		if err := afpacketport.EnableGRO(idx); err != nil {
-			return fmt.Errorf("%s interface %q: turn GRO on: %w", bump.PortID(i), x.names[i], err)
+			return fmt.Errorf("%s interface %q: turn GRO on: %w", bump.PortID(i), names[i], err)
 		}
-		x.packet.groSet[i] = !was
-		p, err := afpacketport.Open(idx, afpacketport.Options{QdiscBypass: true})
+		p.packet.groSet[i] = !was
+		pp, err := afpacketport.Open(idx, afpacketport.Options{QdiscBypass: true})
 		if err != nil {
-			return fmt.Errorf("%s interface %q: AF_PACKET port: %w", bump.PortID(i), x.names[i], err)
+			return fmt.Errorf("%s interface %q: AF_PACKET port: %w", bump.PortID(i), names[i], err)
 		}
-		x.packet.ports[i] = p
-		x.ports[i] = []bump.Port{p}
+		p.packet.ports[i] = pp
+		p.ports[i] = []bump.Port{pp}
 	}
 	return nil
 }
@@ -130,17 +188,17 @@ func (pp *packetPorts) close() error {
 	return errors.Join(errs...)
 }
 
-// Backend returns the backend of port's sockets (BackendAFXDP or
-// BackendAFPacket) and why it was chosen.
-func (x *Ports) Backend(port bump.PortID) (backend, reason string) {
-	return x.backend, x.reasons[port.Index()]
+// Backend returns the backend of port's sockets (AFXDP or
+// AFPacket) and why it was chosen.
+func (p *Ports) Backend(port bump.PortID) (backend, reason string) {
+	return p.backend, p.reasons[port.Index()]
 }
 
 // PacketStats returns the AF_PACKET port statistics of port (zero with the
 // AF_XDP backend).
-func (x *Ports) PacketStats(port bump.PortID) afpacketport.Stats {
-	if p := x.packet.ports[port.Index()]; p != nil {
-		return p.Stats()
+func (p *Ports) PacketStats(port bump.PortID) afpacketport.Stats {
+	if pp := p.packet.ports[port.Index()]; pp != nil {
+		return pp.Stats()
 	}
 	return afpacketport.Stats{}
 }
@@ -150,14 +208,15 @@ func (x *Ports) PacketStats(port bump.PortID) afpacketport.Stats {
 // queues (xsk.Stats), or the AF_PACKET port's (afpacketport.Stats) with the
 // classifier's frames passed to the stack and the skbs dropped there after
 // the socket's tap (their ratio is how much GRO coalesced).
-func (x *Ports) BackendCounters(port bump.PortID) map[string]uint64 {
-	if x.backend != BackendAFPacket {
-		return counterMap(x.SocketStats(port))
+func (p *Ports) BackendCounters(port bump.PortID) map[string]uint64 {
+	if p.backend != AFPacket {
+		return counterMap(p.SocketStats(port))
 	}
-	m := counterMap(x.PacketStats(port))
-	st := x.Bump.Stats().Inside
+	m := counterMap(p.PacketStats(port))
+	bs := p.Bump.Stats()
+	st := bs.Inside
 	if port != bump.Inside {
-		st = x.Bump.Stats().Outside
+		st = bs.Outside
 	}
 	m["xdp_to_stack"], m["tc_stack_dropped"] = st.ToStack, st.StackDropped
 	return m

@@ -1,4 +1,4 @@
-package afxdp
+package backend
 
 import (
 	"errors"
@@ -23,13 +23,13 @@ func TestChooseBackend(t *testing.T) {
 		want    string
 		reason  string
 	}{
-		{"veth", "auto", 1, [2]bool{false, false}, nil, BackendAFPacket, "no zero-copy"},
-		{"one side zero-copy", "auto", 1, [2]bool{true, false}, nil, BackendAFPacket, "other port's does not"},
-		{"both zero-copy", "auto", 1, [2]bool{true, true}, nil, BackendAFXDP, "offers zero-copy AF_XDP on both"},
-		{"veth, two queues", "auto", 2, [2]bool{false, false}, nil, BackendAFXDP, "one queue per port"},
-		{"features unreadable", "auto", 1, [2]bool{true, true}, errors.New("EOPNOTSUPP"), BackendAFPacket, "cannot read in0's XDP features"},
-		{"forced afxdp", "afxdp", 1, [2]bool{false, false}, nil, BackendAFXDP, "in the configuration"},
-		{"forced afpacket", "afpacket", 1, [2]bool{true, true}, nil, BackendAFPacket, "in the configuration"},
+		{"veth", "auto", 1, [2]bool{false, false}, nil, AFPacket, "no zero-copy"},
+		{"one side zero-copy", "auto", 1, [2]bool{true, false}, nil, AFPacket, "other port's does not"},
+		{"both zero-copy", "auto", 1, [2]bool{true, true}, nil, AFXDP, "offers zero-copy AF_XDP on both"},
+		{"veth, two queues", "auto", 2, [2]bool{false, false}, nil, AFXDP, "one queue per port"},
+		{"features unreadable", "auto", 1, [2]bool{true, true}, errors.New("EOPNOTSUPP"), AFPacket, "cannot read in0's XDP features"},
+		{"forced afxdp", "afxdp", 1, [2]bool{false, false}, nil, AFXDP, "in the configuration"},
+		{"forced afpacket", "afpacket", 1, [2]bool{true, true}, nil, AFPacket, "in the configuration"},
 	} {
 		zeroCopyCapable = func(idx int) (bool, error) { return c.zc[idx-1], c.err }
 		cfg := config.Default()

@@ -1,0 +1,324 @@
+package afpacketport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
+)
+
+// The packet-in/packet-out tests run over one veth pair x <-> y in namespace
+// afpp-pkt: a Port on x, a plain afpacket socket on y.
+
+const nsPkt = "afpp-pkt"
+
+func newPair(t *testing.T) {
+	requireRoot(t)
+	newNetns(t, nsPkt)
+	vethPair(t, nsPkt, "x", nsPkt, "y")
+	noIPv6(t, nsPkt, "x", "y")
+}
+
+// vnetFrame is a frame to write from y with its virtio_net_hdr.
+type vnetFrame struct {
+	f []byte
+	h afpacket.VnetHdr
+}
+
+func writeVnet(t *testing.T, s *afpacket.Socket, frames []vnetFrame) {
+	t.Helper()
+	const off = afpacket.VnetHdrLen
+	bufs := make([][]byte, len(frames))
+	sizes := make([]int, len(frames))
+	for i, v := range frames {
+		bufs[i] = make([]byte, off+len(v.f))
+		_ = v.h.Encode(bufs[i])
+		copy(bufs[i][off:], v.f)
+		sizes[i] = len(v.f)
+	}
+	if n, err := s.Write(bufs, sizes, off); n != len(frames) || err != nil {
+		t.Fatalf("Write: %d of %d, %v", n, len(frames), err)
+	}
+	if st := s.Stats(); st.TxErrors != 0 || st.TxDropped != 0 {
+		t.Fatalf("y refused frames: %+v", st)
+	}
+}
+
+// udpFrame is an IPv4 UDP frame with a partial checksum (the pseudo-header
+// sum in the field) and its header.
+func udpFrame(payload []byte) ([]byte, afpacket.VnetHdr) {
+	f := seg{}.build()[:34] // Ethernet and IPv4 header, fixed below
+	f = append([]byte{}, f...)
+	f[23] = protoUDP
+	binary.BigEndian.PutUint16(f[16:], uint16(20+8+len(payload)))
+	f = binary.BigEndian.AppendUint16(f, 5353)
+	f = binary.BigEndian.AppendUint16(f, 53)
+	f = binary.BigEndian.AppendUint16(f, uint16(8+len(payload)))
+	f = append(f, 0, 0)
+	f = append(f, payload...)
+	f[24], f[25] = 0, 0
+	binary.BigEndian.PutUint16(f[24:], ^csum(f[14:34], 0))
+	ps := csum(f[26:34], protoUDP+uint32(8+len(payload)))
+	binary.BigEndian.PutUint16(f[40:], ps)
+	return f, afpacket.VnetHdr{Flags: afpacket.FlagNeedsCsum, CsumStart: 34, CsumOffset: 6}
+}
+
+// sctpFrame is an IPv4 SCTP frame whose CRC32c is left for the receiver
+// (NETIF_F_SCTP_CRC).
+func sctpFrame() ([]byte, afpacket.VnetHdr) {
+	f, _ := udpFrame(make([]byte, 20))
+	f[23] = protoSCTP
+	f[24], f[25] = 0, 0
+	binary.BigEndian.PutUint16(f[24:], ^csum(f[14:34], 0))
+	clear(f[34+8 : 34+12])
+	return f, afpacket.VnetHdr{Flags: afpacket.FlagNeedsCsum, CsumStart: 34, CsumOffset: 8}
+}
+
+// TestReceive: what the kernel hands over reaches the worker with complete
+// checksums and the segment size of a super-segment; malformed frames are
+// dropped and counted, never passed on.
+func TestReceive(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{VnetHdr: true})
+
+	small := seg{seq: 10, ack: 20, id: 1, payload: 300}.build()
+	hSmall, err := afpacket.PrepareGSO(small, 1448) // partial checksum, no GSO
+	if err != nil {
+		t.Fatal(err)
+	}
+	super := seg{seq: 1000, ack: 20, id: 2, payload: 40000, tsval: 9}.build()
+	hSuper, err := afpacket.PrepareGSO(super, 1448)
+	if err != nil || !hSuper.IsGSO() {
+		t.Fatalf("PrepareGSO: %+v %v", hSuper, err)
+	}
+	super6 := seg{v6: true, seq: 5, ack: 20, payload: 5000}.build()
+	hSuper6, _ := afpacket.PrepareGSO(super6, 1000)
+	udp, hUDP := udpFrame([]byte("hello, partial checksum"))
+	sctp, hSCTP := sctpFrame()
+	plain := seg{seq: 77, ack: 20, id: 3, payload: 100}.build() // complete checksum, no flags
+	arp := append(make([]byte, 12), 0x08, 0x06)
+	arp = append(arp, make([]byte, 46)...)
+
+	tooLong := seg{seq: 1, ack: 1, payload: 50}.build()
+	binary.BigEndian.PutUint16(tooLong[16:], 2000) // IP length beyond the frame
+	badDoff := seg{seq: 1, ack: 1, payload: 10}.build()
+	badDoff[46] = 0xf0 // a 60-byte TCP header in 30 bytes
+	csumAt := seg{seq: 1, ack: 1, payload: 64}.build()
+	hCsumAt := afpacket.VnetHdr{Flags: afpacket.FlagNeedsCsum, CsumStart: 34, CsumOffset: 6} // not TCP's checksum field
+
+	writeVnet(t, y, []vnetFrame{
+		{small, hSmall}, {tooLong, afpacket.VnetHdr{}}, {super, hSuper}, {badDoff, afpacket.VnetHdr{}},
+		{super6, hSuper6}, {udp, hUDP}, {csumAt, hCsumAt}, {sctp, hSCTP}, {plain, afpacket.VnetHdr{}}, {arp, afpacket.VnetHdr{}},
+	})
+	got, gso := receiveAll(t, px, 7)
+	if len(got) != 7 {
+		t.Fatalf("received %d frames, want 7 (3 malformed dropped); stats %+v", len(got), px.Stats())
+	}
+	wantGSO := []uint16{0, 1448, 1000, 0, 0, 0, 0}
+	for i, f := range got[:3] {
+		p, err := afpacket.ParseTCP(f)
+		if err != nil || !afpacket.TCPChecksumOK(f, p) {
+			t.Errorf("TCP frame %d: %v, checksum complete: %v", i, err, err == nil && afpacket.TCPChecksumOK(f, p))
+		}
+	}
+	for i := range got {
+		if gso[i] != wantGSO[i] {
+			t.Errorf("frame %d: Desc.GSO %d, want %d", i, gso[i], wantGSO[i])
+		}
+	}
+	if u := got[3]; csum(u[34:], uint32(csum(u[26:34], protoUDP+uint32(len(u)-34)))) != 0xffff {
+		t.Errorf("UDP checksum not completed: %x", u)
+	}
+	if s := got[4]; binary.LittleEndian.Uint32(s[42:]) != crc32c0(s[34:]) {
+		t.Errorf("SCTP CRC32c not completed: %x", s)
+	}
+	if !bytes.Equal(got[5], plain) || !bytes.Equal(got[6][:len(arp)], arp) {
+		t.Error("a frame without offload changed on the way")
+	}
+	st := px.Stats()
+	t.Logf("x: %+v", st)
+	want := Stats{RxFrames: 7, RxSuperSegments: 2, RxSegments: 28 + 5, RxChecksumsCompleted: 5, RxBad: 3}
+	st.TxFrames, st.RxKernelDrops = 0, 0
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+}
+
+// crc32c0 is SCTP's CRC32c of an SCTP packet, its checksum field counted
+// as zero.
+func crc32c0(pkt []byte) uint32 {
+	c := append([]byte{}, pkt...)
+	clear(c[8:12])
+	return crc32.Checksum(c, crc32.MakeTable(crc32.Castagnoli))
+}
+
+// transmit sends frames through p as a worker does (GetTx, fill,
+// Transmit, Kick); gso[i] is frame i's Desc.GSO.
+func transmit(t *testing.T, p *Port, frames [][]byte, gso []uint16) {
+	t.Helper()
+	d := make([]bump.Desc, len(frames))
+	if n := p.GetTx(d); n != len(frames) {
+		t.Fatalf("GetTx: %d of %d", n, len(frames))
+	}
+	for i, f := range frames {
+		d[i].Len = uint32(copy(p.Frame(d[i])[:cap(p.Frame(d[i]))], f))
+		d[i].GSO = gso[i]
+	}
+	if n := p.Transmit(d); n != len(d) {
+		t.Fatalf("Transmit: %d of %d", n, len(d))
+	}
+	if err := p.Kick(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTransmit: frames of one flow that the kernel's segmentation gives
+// back exactly leave as one GSO frame, and the kernel (x has no TSO, GSO or
+// checksum offload, so it segments in software) delivers exactly the frames
+// that went in; a super-segment with Desc.GSO leaves cut at its segment
+// size; nothing is reordered.
+func TestTransmit(t *testing.T) {
+	newPair(t)
+	ethtoolK(t, nsPkt, "x", "tx", "off", "tso", "off", "gso", "off")
+	px := openPort(t, nsPkt, "x", Options{Slots: 32})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+
+	a := flowOf(seg{seq: 0xfffffe00, ack: 9, id: 0xfffe, tsval: 3}, 1448, 1448, 1448, 1448, 1448, 1448, 1448, 1448, 1448, 500)
+	a[9].flags = tcpPSH
+	b := flowOf(seg{v6: true, srcPort: 7, seq: 50, ack: 9, tsval: 4}, 1428, 1428, 1428)
+	c := flowOf(seg{seq: 3000, ack: 9, id: 40}, 1000, 1000, 1000, 1000)
+	super := seg{seq: 100000, ack: 9, id: 80, payload: 5000, flags: tcpPSH}.build()
+	super[50] ^= 0xff // its checksum field: PrepareGSO writes it anew
+	arp := append(make([]byte, 12), 0x08, 0x06)
+	arp = append(arp, make([]byte, 46)...)
+
+	var in [][]byte
+	in = append(in, buildAll(a)...)     // 10 frames: one GSO frame
+	in = append(in, buildAll(b[:2])...) // 2: one GSO frame
+	in = append(in, arp)
+	in = append(in, buildAll(b[2:])...) // alone: the ARP frame came between
+	in = append(in, buildAll(c[:2])...)
+	cs := buildAll(c[2:])
+	cs[0][20] = 0 // flow c: the third frame without DF ends the run
+	setSums(cs[0], 14, 34, len(cs[0]), false)
+	in = append(in, cs...)
+	// Flow e as the engine builds it: one IPv4 ID for all its frames.
+	in = append(in, buildAll(sameID(flowOf(seg{srcPort: 9, seq: 1, ack: 9, id: 555}, 800, 800, 300)))...)
+	in = append(in, super)
+	gso := make([]uint16, len(in))
+	gso[len(in)-1] = 1448
+	transmit(t, px, in, gso)
+
+	// What y must see: the frames as they went in, the super-segment as
+	// the kernel cuts it.
+	want := append([][]byte{}, in[:len(in)-1]...)
+	segs := make([][]byte, 8)
+	for i := range segs {
+		segs[i] = make([]byte, 2000)
+	}
+	sizes := make([]int, len(segs))
+	fixed := append([]byte{}, super...)
+	k, err := afpacket.Segment(fixed, 1448, segs, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range k {
+		want = append(want, segs[i][:sizes[i]])
+	}
+	got := readAll(t, y, 0, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
+	}
+	for i := range want {
+		if !sameFrame(got[i], want[i]) {
+			t.Errorf("frame %d differs:\n got  %x\n want %x", i, got[i], want[i])
+		}
+	}
+	st := px.Stats()
+	t.Logf("x: %+v", st)
+	// Merged: a (10 -> 1), b[:2] (2 -> 1), c[:2] (2 -> 1), e (3 -> 1);
+	// alone: arp, b[2], c[2], c[3]; the super-segment with its own GSO
+	// header.
+	if st.TxCoalesced != 9+1+1+2 || st.TxSuperSegments != 5 || st.TxSegments != 10+2+2+3+4 || st.TxErrors != 0 || st.TxDropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.TxFrames != 9 {
+		t.Errorf("%d frames sent, want 9", st.TxFrames)
+	}
+	// Every TX slot is free again.
+	d := make([]bump.Desc, 64)
+	if n := px.GetTx(d); n != 32 {
+		t.Errorf("%d TX slots free after sending, want 32", n)
+	}
+}
+
+// TestTransmitZeroLength: a frame committed with no bytes is counted and
+// its slot comes back; the frames after it still leave.
+func TestTransmitZeroLength(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{Slots: 4})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	f := seg{seq: 1, ack: 1, id: 1, payload: 10}.build()
+	transmit(t, px, [][]byte{{}, f}, []uint16{0, 0})
+	if got := readAll(t, y, 0, 1); len(got) != 1 || !bytes.Equal(got[0], f) {
+		t.Fatalf("read %d frames", len(got))
+	}
+	if st := px.Stats(); st.TxErrors != 1 || st.TxFrames != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if n := px.GetTx(make([]bump.Desc, 8)); n != 4 {
+		t.Errorf("%d TX slots free, want 4", n)
+	}
+}
+
+// TestTransmitBackpressure: when the socket's send buffer is full (x's
+// qdisc holds the frames: a slow token bucket), Kick keeps the rest in
+// order and Wait sends it as room comes; nothing is dropped or reordered,
+// and the slots of waiting frames stay taken until they are sent.
+func TestTransmitBackpressure(t *testing.T) {
+	newPair(t)
+	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", "20mbit", "burst", "16kb", "limit", "4mb")
+	const n = 200
+	px := openPort(t, nsPkt, "x", Options{Slots: n})
+	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	in := make([][]byte, n)
+	for i := range in {
+		f := make([]byte, 1000)
+		copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5}) // local experimental EtherType
+		binary.BigEndian.PutUint32(f[14:], uint32(i))
+		in[i] = f
+	}
+	transmit(t, px, in, make([]uint16, n))
+	if !px.pending() {
+		t.Fatalf("all %d frames went at once: the send buffer never filled (%+v)", n, px.Stats())
+	}
+	held := n - px.GetTx(make([]bump.Desc, n))
+	t.Logf("after Kick: %d frames wait for room, their slots held", held)
+	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
+		if err := px.Wait(20 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, y, 0, n) // y's receive buffer holds them all
+	if len(got) != n {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), n, px.Stats())
+	}
+	for i, f := range got {
+		if !bytes.Equal(f[:len(in[i])], in[i]) {
+			t.Fatalf("frame %d is frame %d", i, binary.BigEndian.Uint32(f[14:]))
+		}
+	}
+	if st := px.Stats(); st.TxFrames != n || st.TxDropped != 0 || st.TxErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
