@@ -39,6 +39,8 @@ type rigOpts struct {
 	handler    NewHandlerFunc
 	sinkFrames [2]uint64
 	sinkBytes  [2]uint64
+	nicRSS     *flow.RSS // how the in-memory NIC spreads TCP over queues (nil: the workers' keyed hash)
+	ownerRSS   *flow.RSS // Options.RSS
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
@@ -82,7 +84,8 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		o.flows = config.Flows{Max: 1024, HandshakeTimeout: time.Second, IdleTimeout: 10 * time.Second, CloseGrace: 2 * time.Second}
 	}
 	r.bump = memport.NewBump(r.in, r.outp, sinks, o.fastPath, 1024)
-	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler}
+	r.bump.SetRSS(o.nicRSS)
+	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler, RSS: o.ownerRSS}
 	if o.fastPath {
 		opt.FastPath = r.bump
 	}
@@ -441,11 +444,11 @@ func TestHandoff(t *testing.T) {
 		t.Fatalf("tx frames %d, want %d", s[0].TxFrames+s[1].TxFrames, len(st))
 	}
 
-	// A lane holds handoffSlots frames: more before the owner runs are
+	// A lane holds laneSlots(2) frames: more before the owner runs are
 	// dropped and counted.
 	data := tcpFrame(a4, b4, sp, 80, packettest.ACK, 1, 1, []byte("data"))
 	w0 := r.a.workers[0]
-	for range handoffSlots + 10 {
+	for range laneSlots(2) + 10 {
 		w0.dispatch(Inside, data, 0)
 	}
 	if w0.t[0].handoffDrops != 10 {
@@ -453,8 +456,8 @@ func TestHandoff(t *testing.T) {
 	}
 	r.out = [2][][]byte{}
 	r.settle()
-	if len(r.out[1]) != handoffSlots {
-		t.Fatalf("owner sent %d handed-off frames, want %d", len(r.out[1]), handoffSlots)
+	if len(r.out[1]) != laneSlots(2) {
+		t.Fatalf("owner sent %d handed-off frames, want %d", len(r.out[1]), laneSlots(2))
 	}
 	// Slots come back: the lane takes frames again.
 	if !w0.out[1].push(Inside, data, false) {

@@ -31,17 +31,20 @@ type worker struct {
 	flows    *flowtable.Table[flowState]
 	pass     *passthrough
 	nwork    int
-	out      []*lane // out[j]: frames for worker j (nil for self)
-	in       []*lane // frames from the other workers
-	nextAge  int64   // when to run the next expiry pass (ns)
-	nextTick int64   // when the handler's Tick is next due (ns)
-	gso      uint16 // Desc.GSO of the frame being handled
+	rss      *flow.RSS // the NIC's symmetric RSS, which picks flow owners; nil: SipHash (flow.Key.Owner)
+	out      []*lane   // out[j]: frames for worker j (nil for self)
+	in       []*lane   // frames from the other workers
+	nextAge  int64     // when to run the next expiry pass (ns)
+	nextTick int64     // when the handler's Tick is next due (ns)
+	gso      uint16    // Desc.GSO of the frame being handled
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
 	frag     fragSteer
-	wake     *bump.Wake // the handler's wake source; nil when it has none (Waker)
+	wake     *bump.Wake   // ends this worker's wait: the handler's work (Waker) or a hand-off; nil with neither
+	peers    []*bump.Wake // peers[j]: worker j's wake source
+	handed   []bool       // handed[j]: this round handed worker j frames
 }
 
 const (
@@ -82,6 +85,7 @@ func (w *worker) poll(now int64) int {
 	}
 	w.tx[0].flush()
 	w.tx[1].flush()
+	w.wakeOwners()
 	w.c[0].add(&w.t[0])
 	w.c[1].add(&w.t[1])
 	return n
@@ -155,11 +159,37 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) {
 		w.dispatchFragment(from, frame, now)
 		return
 	}
-	if owner := key.Owner(w.nwork); owner != w.id && kind != kindFragment {
+	if owner := w.ownerOf(key); owner != w.id && kind != kindFragment {
 		w.handOff(owner, from, frame, false)
 		return
 	}
 	w.process(from, frame, now, kind, key)
+}
+
+// ownerOf is the worker that owns k's flow: the queue symmetric RSS puts
+// both of its directions on, so the NIC brings the owner its frames and
+// only frames RSS cannot place (fragments, ICMP errors) are handed over;
+// without it a keyed hash, and the frames that arrive elsewhere are handed
+// over. Both are the same for k and k.Reverse().
+func (w *worker) ownerOf(k flow.Key) int {
+	if w.nwork <= 1 {
+		return 0
+	}
+	if w.rss != nil {
+		return w.rss.Queue(k)
+	}
+	return k.Owner(w.nwork)
+}
+
+// wakeOwners ends the wait of every worker this round handed frames to,
+// so that they do not sit in a lane until the owner's idle timeout.
+func (w *worker) wakeOwners() {
+	for j, h := range w.handed {
+		if h {
+			w.handed[j] = false
+			w.peers[j].Signal()
+		}
+	}
 }
 
 // drainHandoffs handles the frames other workers handed to this one.
