@@ -144,6 +144,7 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 		cpu:   -1,
 		ports: [2]Port{inside, outside},
 		rxd:   make([]Desc, opt.BatchSize),
+		held:  [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
 		h:     Passthrough{},
 		idle:  idleWait,
 		pass:  pass,

@@ -97,6 +97,21 @@ func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	return true
 }
 
+// full reports whether push would find no free slot (producer only).
+func (l *lane) full() bool {
+	if len(l.free) > 0 || l.buf == nil {
+		return false
+	}
+	for {
+		s, ok := l.done.Pop()
+		if !ok {
+			break
+		}
+		l.free = append(l.free, s)
+	}
+	return len(l.free) == 0
+}
+
 // frame returns the bytes of h (owner only, until release).
 func (l *lane) frame(h handoff) []byte {
 	off := int(h.slot) * handoffSlotSize
