@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/bump"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // Options configure New.
@@ -31,6 +32,11 @@ type Options struct {
 	NewHandler NewHandlerFunc
 	// Logger gets worker start/stop messages (default slog.Default()).
 	Logger *slog.Logger
+	// RSS is the ports' receive-side scaling when it is symmetric and the
+	// same on both ports (flow.RSS.Symmetric): the worker of the queue it
+	// puts a flow on owns the flow, and no frame of an ordinary TCP segment
+	// changes worker. Nil: owners by a keyed hash, frames handed over.
+	RSS *flow.RSS
 }
 
 // ErrStopped is returned by Inspect once the workers are stopping.
@@ -72,6 +78,9 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	if opt.Flows.Max < 1 || opt.Flows.HandshakeTimeout <= 0 || opt.Flows.IdleTimeout <= 0 || opt.Flows.CloseGrace < 0 {
 		return nil, fmt.Errorf("appliance: bad flow limits %+v", opt.Flows)
 	}
+	if r := opt.RSS; r != nil && (!r.Symmetric() || r.MaxQueue() >= len(inside)) {
+		return nil, fmt.Errorf("appliance: RSS must be symmetric and name only the %d queues (highest queue %d, symmetric %v)", len(inside), r.MaxQueue(), r.Symmetric())
+	}
 	for i, c := range opt.CPUs {
 		if c < 0 {
 			return nil, fmt.Errorf("appliance: CPUs[%d] = %d is negative", i, c)
@@ -95,6 +104,19 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 		}
 		a.workers = append(a.workers, w)
 	}
+	if n > 1 {
+		// A worker wakes when another hands it frames (handoff.go).
+		peers := make([]*bump.Wake, n)
+		for i, w := range a.workers {
+			if w.wake == nil {
+				w.wake = bump.NewWake()
+			}
+			peers[i] = w.wake
+		}
+		for _, w := range a.workers {
+			w.peers, w.handed = peers, make([]bool, n)
+		}
+	}
 	return a, nil
 }
 
@@ -106,7 +128,7 @@ func newLanes(n int) [][]*lane {
 		lanes[i] = make([]*lane, n)
 		for j := range lanes[i] {
 			if i != j {
-				lanes[i][j] = newLane()
+				lanes[i][j] = newLane(laneSlots(n))
 			}
 		}
 	}
@@ -122,10 +144,12 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 		cpu:   -1,
 		ports: [2]Port{inside, outside},
 		rxd:   make([]Desc, opt.BatchSize),
+		held:  [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
 		h:     Passthrough{},
 		idle:  idleWait,
 		pass:  pass,
 		nwork: n,
+		rss:   opt.RSS,
 		out:   lanes[q],
 		c:     &a.cnt[q],
 		req:   make(chan func(FrameHandler)),

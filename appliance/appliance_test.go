@@ -39,6 +39,8 @@ type rigOpts struct {
 	handler    NewHandlerFunc
 	sinkFrames [2]uint64
 	sinkBytes  [2]uint64
+	nicRSS     *flow.RSS // how the in-memory NIC spreads TCP over queues (nil: the workers' keyed hash)
+	ownerRSS   *flow.RSS // Options.RSS
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
@@ -82,7 +84,8 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		o.flows = config.Flows{Max: 1024, HandshakeTimeout: time.Second, IdleTimeout: 10 * time.Second, CloseGrace: 2 * time.Second}
 	}
 	r.bump = memport.NewBump(r.in, r.outp, sinks, o.fastPath, 1024)
-	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler}
+	r.bump.SetRSS(o.nicRSS)
+	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler, RSS: o.ownerRSS}
 	if o.fastPath {
 		opt.FastPath = r.bump
 	}
@@ -441,24 +444,35 @@ func TestHandoff(t *testing.T) {
 		t.Fatalf("tx frames %d, want %d", s[0].TxFrames+s[1].TxFrames, len(st))
 	}
 
-	// A lane holds handoffSlots frames: more before the owner runs are
-	// dropped and counted.
+	// A lane holds laneSlots(2) frames: a worker that finds it full holds
+	// the frame back (dispatch reports false) instead of dropping it.
 	data := tcpFrame(a4, b4, sp, 80, packettest.ACK, 1, 1, []byte("data"))
 	w0 := r.a.workers[0]
-	for range handoffSlots + 10 {
-		w0.dispatch(Inside, data, 0)
+	for i := range laneSlots(2) + 10 {
+		if taken := w0.dispatch(Inside, data, 0); taken != (i < laneSlots(2)) {
+			t.Fatalf("frame %d: dispatch took it = %v with %d lane slots", i, taken, laneSlots(2))
+		}
 	}
-	if w0.t[0].handoffDrops != 10 {
-		t.Fatalf("full lane: %d drops, want 10", w0.t[0].handoffDrops)
+	if w0.t[0].handoffDrops != 0 {
+		t.Fatalf("full lane: %d drops, want 0 (held back)", w0.t[0].handoffDrops)
+	}
+	// Frames received while the lane is full stay held in the port, and
+	// go once the owner drained the lane.
+	for range 10 {
+		if !r.in[0].Inject(data) {
+			t.Fatal("inject failed")
+		}
+	}
+	if n := w0.receive(Inside, 0); n != 1 || len(w0.held[Inside]) != 10 {
+		t.Fatalf("receive with a full lane: %d handled, %d held; want 1 (busy) and 10", n, len(w0.held[Inside]))
 	}
 	r.out = [2][][]byte{}
 	r.settle()
-	if len(r.out[1]) != handoffSlots {
-		t.Fatalf("owner sent %d handed-off frames, want %d", len(r.out[1]), handoffSlots)
+	if len(r.out[1]) != laneSlots(2)+10 || len(w0.held[Inside]) != 0 {
+		t.Fatalf("owner sent %d handed-off frames (want %d), %d still held", len(r.out[1]), laneSlots(2)+10, len(w0.held[Inside]))
 	}
-	// Slots come back: the lane takes frames again.
-	if !w0.out[1].push(Inside, data, false) {
-		t.Fatal("lane still full after the owner drained it")
+	if d := w0.t[0].handoffDrops + r.a.Stats()[0].HandoffDrops; d != 0 {
+		t.Fatalf("%d frames dropped", d)
 	}
 }
 

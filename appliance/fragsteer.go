@@ -138,9 +138,9 @@ func (w *worker) steerFirst(dk fragDgramKey, r *fragRoute, from PortID, frame []
 	// passes it.
 	owner, key, kind := w.id, flow.Key{}, frameKind(kindFragment)
 	if k, ok := w.pkt.FlowKey(); ok {
-		owner, key, kind = k.Owner(w.nwork), k, kindTCP
+		owner, key, kind = w.ownerOf(k), k, kindTCP
 	} else if k, ok := w.pkt.QuotedFlowKey(); ok && w.pkt.IsICMP() {
-		owner, key, kind = k.Owner(w.nwork), k, kindICMPQuote
+		owner, key, kind = w.ownerOf(k), k, kindICMPQuote
 	}
 	var held []heldFrame
 	if r == nil {
@@ -190,6 +190,7 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 		w.t[from].drops[DropTooBig]++
 	case w.out[j].push(from, frame, steered):
 		w.t[from].handoffs++
+		w.handed[j] = true
 	default:
 		w.t[from].handoffDrops++
 	}

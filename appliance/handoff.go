@@ -10,15 +10,32 @@ import "github.com/tcpinc/tcpinc/flowtable"
 // on its own queues: only the owner may, since each TX ring has one
 // producer. Finished slots go back to the producer through a second ring.
 // Both rings hold as many entries as the lane has slots, so neither push can
-// fail; a lane out of free slots drops the frame and counts it.
+// fail; a lane out of free slots drops the frame and counts it. The owner's
+// wake source is signalled at the end of the producer's round, so a
+// sleeping owner takes the frames at once.
+//
+// Memory grows linearly with the number of workers: the lanes into one
+// worker hold handoffInbox bytes of slots between them however many
+// producers there are (laneSlots), and a lane's slots are allocated when
+// it first carries a frame. With symmetric RSS (Options.RSS) only frames
+// RSS cannot place (fragments, ICMP errors) are handed over.
 
 const (
-	// handoffSlots is the number of frames one lane holds in flight.
-	handoffSlots = 256
+	// handoffInbox is the slot memory of all lanes into one worker.
+	handoffInbox = 1 << 20
 	// handoffSlotSize bounds a handed-off frame: the largest UMEM frame
 	// (config frame_size 4096).
 	handoffSlotSize = 4096
+	// handoffMinSlots is the fewest slots a lane has, however many
+	// workers share an inbox.
+	handoffMinSlots = 4
 )
+
+// laneSlots is the number of frames one lane holds in flight when n
+// workers run: 256 for 2 workers, 4 from 65 workers on.
+func laneSlots(n int) int {
+	return max(handoffMinSlots, handoffInbox/handoffSlotSize/max(n-1, 1))
+}
 
 // handoff names one frame in a lane's slot.
 // The owner handles it on its own clock, which the handler needs monotonic.
@@ -33,21 +50,17 @@ type handoff struct {
 type lane struct {
 	frames *flowtable.Ring[handoff] // producer -> owner
 	done   *flowtable.Ring[uint32]  // owner -> producer: slots handled
-	buf    []byte                   // handoffSlots x handoffSlotSize
+	buf    []byte                   // slots x handoffSlotSize, allocated by the first push
 	free   []uint32                 // producer's free slots
+	slots  int
 }
 
-func newLane() *lane {
-	l := &lane{
-		frames: flowtable.NewRing[handoff](handoffSlots),
-		done:   flowtable.NewRing[uint32](handoffSlots),
-		buf:    make([]byte, handoffSlots*handoffSlotSize),
-		free:   make([]uint32, 0, handoffSlots),
+func newLane(slots int) *lane {
+	return &lane{
+		frames: flowtable.NewRing[handoff](slots),
+		done:   flowtable.NewRing[uint32](slots),
+		slots:  slots,
 	}
-	for i := range handoffSlots {
-		l.free = append(l.free, uint32(i))
-	}
-	return l
 }
 
 // push copies frame into a free slot and queues it for the owner
@@ -57,6 +70,12 @@ func newLane() *lane {
 func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	if len(frame) > handoffSlotSize {
 		return false
+	}
+	if l.buf == nil {
+		l.buf = make([]byte, l.slots*handoffSlotSize)
+		for i := range l.slots {
+			l.free = append(l.free, uint32(i))
+		}
 	}
 	if len(l.free) == 0 {
 		for {
@@ -76,6 +95,21 @@ func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	// Cannot fail: every slot is in at most one ring entry.
 	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from, steered: steered})
 	return true
+}
+
+// full reports whether push would find no free slot (producer only).
+func (l *lane) full() bool {
+	if len(l.free) > 0 || l.buf == nil {
+		return false
+	}
+	for {
+		s, ok := l.done.Pop()
+		if !ok {
+			break
+		}
+		l.free = append(l.free, s)
+	}
+	return len(l.free) == 0
 }
 
 // frame returns the bytes of h (owner only, until release).

@@ -31,17 +31,21 @@ type worker struct {
 	flows    *flowtable.Table[flowState]
 	pass     *passthrough
 	nwork    int
-	out      []*lane // out[j]: frames for worker j (nil for self)
-	in       []*lane // frames from the other workers
-	nextAge  int64   // when to run the next expiry pass (ns)
-	nextTick int64   // when the handler's Tick is next due (ns)
-	gso      uint16 // Desc.GSO of the frame being handled
+	rss      *flow.RSS // the NIC's symmetric RSS, which picks flow owners; nil: SipHash (flow.Key.Owner)
+	out      []*lane   // out[j]: frames for worker j (nil for self)
+	in       []*lane   // frames from the other workers
+	nextAge  int64     // when to run the next expiry pass (ns)
+	nextTick int64     // when the handler's Tick is next due (ns)
+	gso      uint16    // Desc.GSO of the frame being handled
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
 	req      chan func(FrameHandler) // Inspect requests (Start mode)
 	frag     fragSteer
-	wake     *bump.Wake // the handler's wake source; nil when it has none (Waker)
+	wake     *bump.Wake   // ends this worker's wait: the handler's work (Waker) or a hand-off; nil with neither
+	peers    []*bump.Wake // peers[j]: worker j's wake source
+	handed   []bool       // handed[j]: this round handed worker j frames
+	held     [2][]Desc    // received frames waiting for a full lane, by port (receive)
 }
 
 const (
@@ -82,29 +86,45 @@ func (w *worker) poll(now int64) int {
 	}
 	w.tx[0].flush()
 	w.tx[1].flush()
+	w.wakeOwners()
 	w.c[0].add(&w.t[0])
 	w.c[1].add(&w.t[1])
 	return n
 }
 
-// receive takes one batch from port p and dispatches every frame.
+// receive takes one batch from port p and dispatches every frame. A frame
+// whose owner's lane is full stops the batch: it and the rest stay held,
+// unreleased, and go first next round, while no new frame is taken from
+// the port (backpressure into its RX ring instead of a drop in the lane).
 func (w *worker) receive(p PortID, now int64) int {
 	port := w.ports[p]
-	n := port.Receive(w.rxd)
-	if n == 0 {
-		return 0
+	descs := w.held[p]
+	if len(descs) == 0 {
+		descs = w.rxd[:port.Receive(w.rxd)]
+		if len(descs) == 0 {
+			return 0
+		}
 	}
 	t := &w.t[p]
-	for i := range n {
-		frame := port.Frame(w.rxd[i])
-		w.gso = w.rxd[i].GSO
+	done := len(descs)
+	for i, d := range descs {
+		frame := port.Frame(d)
+		w.gso = d.GSO
+		if !w.dispatch(p, frame, now) {
+			done = i
+			break
+		}
 		t.frames++
 		t.bytes += uint64(len(frame))
-		w.dispatch(p, frame, now)
 	}
-	port.Release(w.rxd[:n])
+	port.Release(descs[:done])
+	// Keep the rest (copy: descs may be w.held[p] itself).
+	w.held[p] = append(w.held[p][:0], descs[done:]...)
 	w.gso = 0
-	return n
+	if done == 0 {
+		return 1 // held frames: not idle, the owner is draining its lane
+	}
+	return done
 }
 
 // frameKind is what the worker needs to know about a frame to route it.
@@ -145,21 +165,53 @@ func (w *worker) classify(from PortID, frame []byte) (frameKind, flow.Key) {
 
 // dispatch handles a frame this worker received: its own flows here, other
 // workers' flows through their lane, everything else forwarded unchanged.
-func (w *worker) dispatch(from PortID, frame []byte, now int64) {
+// It reports false, having done nothing, when the frame belongs to another
+// worker whose lane is full.
+func (w *worker) dispatch(from PortID, frame []byte, now int64) bool {
 	kind, key := w.classify(from, frame)
 	if kind == kindOther {
 		w.tx[1-from].forward(frame, w.gso)
-		return
+		return true
 	}
 	if kind == kindFragment && w.nwork > 1 {
 		w.dispatchFragment(from, frame, now)
-		return
+		return true
 	}
-	if owner := key.Owner(w.nwork); owner != w.id && kind != kindFragment {
+	if owner := w.ownerOf(key); owner != w.id && kind != kindFragment {
+		if len(frame) <= handoffSlotSize && w.out[owner].full() {
+			return false
+		}
 		w.handOff(owner, from, frame, false)
-		return
+		return true
 	}
 	w.process(from, frame, now, kind, key)
+	return true
+}
+
+// ownerOf is the worker that owns k's flow: the queue symmetric RSS puts
+// both of its directions on, so the NIC brings the owner its frames and
+// only frames RSS cannot place (fragments, ICMP errors) are handed over;
+// without it a keyed hash, and the frames that arrive elsewhere are handed
+// over. Both are the same for k and k.Reverse().
+func (w *worker) ownerOf(k flow.Key) int {
+	if w.nwork <= 1 {
+		return 0
+	}
+	if w.rss != nil {
+		return w.rss.Queue(k)
+	}
+	return k.Owner(w.nwork)
+}
+
+// wakeOwners ends the wait of every worker this round handed frames to,
+// so that they do not sit in a lane until the owner's idle timeout.
+func (w *worker) wakeOwners() {
+	for j, h := range w.handed {
+		if h {
+			w.handed[j] = false
+			w.peers[j].Signal()
+		}
+	}
 }
 
 // drainHandoffs handles the frames other workers handed to this one.

@@ -48,6 +48,7 @@ type encEnv struct {
 	httpB   *netns.Process // http server on hB
 	seed    uint64
 	conf    string // tcpincd's configuration file
+	queues  int    // tcpincd's queues per port (encOpts.queues)
 	// daemonArgs are extra tcpincd arguments per gateway (startDaemon).
 	daemonArgs map[topology.Node][]string
 }
@@ -73,6 +74,9 @@ func (e *encEnv) writeConf(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Unmount(pins, syscall.MNT_DETACH) })
 	e.conf = filepath.Join(dir, "tcpincd.yaml")
 	conf := fmt.Sprintf("pin_dir: %s\nengine:\n  plain_retention: %v\n", pins, plainRetention)
+	if e.queues > 1 {
+		conf += fmt.Sprintf("queues: %d\n", e.queues)
+	}
 	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,13 +136,25 @@ func lockPrefix(t *testing.T, prefix string) {
 	t.Cleanup(func() { f.Close() })
 }
 
+// encOpts shape an encEnv.
+type encOpts struct {
+	net    int  // the topology's N
+	queues int  // veth queues and tcpincd queues (0: one)
+	impair bool // splice the impairment bump into the untrusted link
+}
+
 func newEncEnv(t *testing.T, net int) *encEnv {
+	t.Helper()
+	return newEncEnvOpts(t, encOpts{net: net, impair: true})
+}
+
+func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 	t.Helper()
 	requireRoot(t)
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatalf("tshark not installed (.ci/run installs it): %v", err)
 	}
-	e := &encEnv{gw: map[topology.Node]*netns.Process{}}
+	e := &encEnv{gw: map[topology.Node]*netns.Process{}, queues: o.queues}
 	// TEI_TCPINCD runs a given tcpincd build instead of building the tree's
 	// (to test a specific build, or while the tree is mid-edit).
 	if e.daemon = os.Getenv("TEI_TCPINCD"); e.daemon == "" {
@@ -151,7 +167,7 @@ func newEncEnv(t *testing.T, net int) *encEnv {
 	}
 	lockPrefix(t, encPrefix)
 	_ = topology.Down(encPrefix)
-	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: net, Mode: topology.ModeBare})
+	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: o.net, Mode: topology.ModeBare, Queues: o.queues})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +186,12 @@ func newEncEnv(t *testing.T, net int) *encEnv {
 		}
 		_ = netns.Delete(encPrefix+impair.Node, time.Second)
 	})
-	if e.link, err = impair.Insert(encPrefix); err != nil {
-		t.Fatal(err)
+	if o.impair {
+		if e.link, err = impair.Insert(encPrefix); err != nil {
+			t.Fatal(err)
+		}
+		e.startBump(t)
 	}
-	e.startBump(t)
 	e.writeConf(t)
 	e.startDaemon(t, topology.GwA)
 	e.startDaemon(t, topology.GwB)

@@ -37,6 +37,7 @@ type Bump struct {
 	flows   map[flow.Key]uint64 // frames forwarded per listed direction
 	ports   [2][]*Port
 	wires   [2]func([]byte) // wires[p]: frames leaving port p
+	rss     *flow.RSS       // the NIC's RSS that picks a TCP frame's queue; nil: a keyed symmetric hash
 	// Redirected counts frames the model forwarded on the fast path, per
 	// arrival port.
 	redirected [2]uint64
@@ -53,6 +54,14 @@ func NewBump(inside, outside []*Port, wires [2]func([]byte), fastPath bool, maxF
 		ports:   [2][]*Port{inside, outside},
 		wires:   wires,
 	}
+}
+
+// SetRSS makes the model pick a TCP frame's queue as a NIC with this RSS
+// function does (nil: flow.Key.Owner, a keyed hash no NIC computes).
+func (b *Bump) SetRSS(r *flow.RSS) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rss = r
 }
 
 // AllowFastPath implements bump.FastPath.
@@ -109,8 +118,11 @@ func (b *Bump) Arrive(port bump.PortID, frame []byte) bool {
 	qs := b.ports[port.Index()]
 	q := 0
 	if tcp && len(qs) > 1 {
-		// RSS stand-in: a symmetric hash of the tuple.
-		q = key.Owner(len(qs))
+		if b.rss != nil {
+			q = b.rss.Queue(key) % len(qs)
+		} else {
+			q = key.Owner(len(qs)) // RSS stand-in: a symmetric hash of the tuple
+		}
 	}
 	return qs[q].Inject(frame)
 }

@@ -324,6 +324,9 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 	if engines != nil {
 		opt.NewHandler = engines.NewHandler
 	}
+	var owners string
+	opt.RSS, owners = afxdp.OwnerRSS(cfg.Inside, cfg.Outside, len(inside))
+	log.Info("flow owners", "queues", len(inside), "how", owners)
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
 		return nil, err

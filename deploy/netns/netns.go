@@ -249,14 +249,22 @@ func (e *Env) AddNamespace(ns string) error {
 // directly inside the namespaces, so no name is ever taken in the host
 // namespace. Its deletion is registered (a no-op once the namespace is gone).
 func (e *Env) AddVeth(nsA, ifA, nsB, ifB string, mtu int) error {
-	args := []string{"ip", "-n", nsA, "link", "add", ifA}
+	return e.AddVethQueues(nsA, ifA, nsB, ifB, mtu, 0)
+}
+
+// AddVethQueues is AddVeth with queues RX and TX queues on both ends (0
+// keeps the default, one).
+func (e *Env) AddVethQueues(nsA, ifA, nsB, ifB string, mtu, queues int) error {
+	var end []string
 	if mtu > 0 {
-		args = append(args, "mtu", fmt.Sprint(mtu))
+		end = append(end, "mtu", fmt.Sprint(mtu))
 	}
+	if queues > 0 {
+		end = append(end, "numrxqueues", fmt.Sprint(queues), "numtxqueues", fmt.Sprint(queues))
+	}
+	args := append([]string{"ip", "-n", nsA, "link", "add", ifA}, end...)
 	args = append(args, "type", "veth", "peer", "name", ifB, "netns", nsB)
-	if mtu > 0 {
-		args = append(args, "mtu", fmt.Sprint(mtu))
-	}
+	args = append(args, end...)
 	if _, err := e.run("", args...); err != nil {
 		return err
 	}

@@ -129,6 +129,10 @@ type Options struct {
 	// offload on) instead of the AF_XDP recipe. Only for comparisons: tcpinc
 	// needs the recipe.
 	DefaultOffloads bool
+	// Queues gives every veth this many RX and TX queues (default 1), for
+	// tcpincd's multi-queue mode: a veth delivers a frame on the RX queue
+	// of the TX queue its sender picked, which follows no RSS.
+	Queues int
 	// Logf, if set, receives every configuration command.
 	Logf func(format string, args ...any)
 }
@@ -186,6 +190,9 @@ func (o *Options) fill() error {
 	}
 	if o.MTU == 0 {
 		o.MTU = 1500
+	}
+	if o.Queues < 0 || o.Queues > 64 {
+		return fmt.Errorf("topology: %d queues (1..64)", o.Queues)
 	}
 	if o.MTU < 1280 || o.MTU > 65535 {
 		return fmt.Errorf("topology: MTU %d out of range 1280..65535 (IPv6 needs 1280)", o.MTU)
@@ -301,7 +308,7 @@ func (t *Topology) build() error {
 		links = append(links, link{HostA, HostIface, InsideRouter, InsideToH, o.MTU})
 	}
 	for _, l := range links {
-		if err := e.AddVeth(ns(l.a), l.ia, ns(l.b), l.ib, l.mtu); err != nil {
+		if err := e.AddVethQueues(ns(l.a), l.ia, ns(l.b), l.ib, l.mtu, o.Queues); err != nil {
 			return err
 		}
 	}
