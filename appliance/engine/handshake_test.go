@@ -18,7 +18,7 @@ const (
 
 // pair is a connection a -> b through G_A and G_B, established and keyed.
 type pair struct {
-	t      *testing.T
+	t      testing.TB
 	ga, gb *gw
 	tsA    uint32
 	tsB    uint32
@@ -29,7 +29,7 @@ var testTEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448}
 
 // handshake runs the three-way handshake and the Init exchange, checking
 // every frame on the way (ENO-26, ENO-31 bytes; docs/protocol.md §7).
-func handshake(t *testing.T) *pair {
+func handshake(t testing.TB) *pair {
 	return handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs}))
 }
 
@@ -46,7 +46,7 @@ func toThirdSegment(ga, gb *gw) [][]byte {
 }
 
 // handshakeOn is handshake between two given engines.
-func handshakeOn(t *testing.T, ga, gb *gw) *pair {
+func handshakeOn(t testing.TB, ga, gb *gw) *pair {
 	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
 
 	// a's SYN gets `45 04 24 23` after its own options.
@@ -147,7 +147,7 @@ func tcpFrameFrom(s segv) []byte {
 	return tcpFrame(s.src, s.dst, s.seq, s.ack, s.flags, s.win, s.opts, s.payload)
 }
 
-func flowInfo(t *testing.T, e *Engine) FlowInfo {
+func flowInfo(t testing.TB, e *Engine) FlowInfo {
 	t.Helper()
 	var out []FlowInfo
 	e.Flows(func(fi FlowInfo) { out = append(out, fi) })
