@@ -48,16 +48,18 @@ func (q *frameQ) push(f frameRec) {
 		nr := make([]frameRec, max(64, 2*len(q.r)))
 		q.mem.force(frameRecSize * int64(len(nr)-len(q.r)))
 		for i := 0; i < q.n; i++ {
-			nr[i] = q.r[(q.head+i)%len(q.r)]
+			nr[i] = *q.at(i)
 		}
 		q.r, q.head = nr, 0
 	}
-	q.r[(q.head+q.n)%len(q.r)] = f
+	q.r[(q.head+q.n)&(len(q.r)-1)] = f
 	q.n++
 }
 
-func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)%len(q.r)] }
-func (q *frameQ) pop()               { q.head = (q.head + 1) % len(q.r); q.n-- }
+// The queue's size is a power of two (push doubles it from 64), so an
+// index wraps with a mask, not a division.
+func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)&(len(q.r)-1)] }
+func (q *frameQ) pop()               { q.head = (q.head + 1) & (len(q.r) - 1); q.n-- }
 
 // encDir is the encrypting direction: inside host L to far side R.
 type encDir struct {

@@ -1,0 +1,12 @@
+//go:build !amd64
+
+package packet
+
+const simdBlock = 64
+
+const haveSIMD = false
+
+
+func sumSIMD(b []byte) uint64 { panic("packet: no SIMD sum on this architecture") }
+
+func setSIMD(bool) {}
