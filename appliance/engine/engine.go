@@ -121,7 +121,8 @@ type FlowInfo struct {
 }
 
 // Counters are the engine's event counts, read with atomics by the admin API
-// while the worker runs.
+// while the worker runs. FramesSealed and FramesOpened are as of the
+// engine's last Tick (publish).
 type Counters struct {
 	Flows, FlowsCapped, FlowsReclaimed                  atomic.Uint64
 	EmbryonicEvicted                                    atomic.Uint64 // handshakes evicted for newer ones (MaxEmbryonic, memory)
@@ -182,26 +183,30 @@ const (
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg       Config
-	deps      Deps
-	cache     *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
-	client    *cryptopool.Client
-	flows     map[flowKey]*flow
-	nextID    uint64
-	c         Counters
-	pkt       packet.Packet
-	si        segInfo
-	opts      tcpOpts
-	jobs      [16]cryptopool.Job
-	retry     []*flow // flows whose pool submission was refused
-	scratch   [tcpcrypt.MaxFrameLen + 64]byte
-	nextSweep int64
-	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
-	reclaimAt int     // next slot of list that reclaim examines
-	cursor    int
-	neg       *NegotiatedSet
-	frags     fragTable
-	mem       *Memory
+	cfg    Config
+	deps   Deps
+	cache  *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
+	client *cryptopool.Client
+	flows  map[flowKey]*flow
+	nextID uint64
+	c      Counters
+	pkt    packet.Packet
+	// Frames sealed and opened since the last Tick, published to
+	// Counters there: an atomic add per frame cost more than the rest of
+	// the frame's bookkeeping together.
+	sealed, opened uint64
+	si             segInfo
+	opts           tcpOpts
+	jobs           [16]cryptopool.Job
+	retry          []*flow // flows whose pool submission was refused
+	scratch        [tcpcrypt.MaxFrameLen + 64]byte
+	nextSweep      int64
+	list           []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	reclaimAt      int     // next slot of list that reclaim examines
+	cursor         int
+	neg            *NegotiatedSet
+	frags          fragTable
+	mem            *Memory
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int
@@ -287,6 +292,19 @@ func (e *Engine) Reconfigure(cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// publish adds the frames sealed and opened since the last call to the
+// counters. Tick calls it: a busy worker ticks every millisecond.
+func (e *Engine) publish() {
+	if e.sealed != 0 {
+		e.c.FramesSealed.Add(e.sealed)
+		e.sealed = 0
+	}
+	if e.opened != 0 {
+		e.c.FramesOpened.Add(e.opened)
+		e.opened = 0
+	}
 }
 
 func (e *Engine) drop(r int) Verdict {

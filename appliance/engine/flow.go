@@ -43,7 +43,12 @@ type frameQ struct {
 	mem     *Memory // charged for r (bounded by the rings the frames live in)
 }
 
-func (q *frameQ) push(f frameRec) {
+func (q *frameQ) push(f frameRec) { *q.add() = f }
+
+// add appends a frame and returns it to be filled in field by field: a
+// frameRec built on the stack and copied in stalls the copy's wide loads
+// on the narrower stores that built it (store forwarding).
+func (q *frameQ) add() *frameRec {
 	if q.n == len(q.r) {
 		nr := make([]frameRec, max(64, 2*len(q.r)))
 		q.mem.force(frameRecSize * int64(len(nr)-len(q.r)))
@@ -52,8 +57,9 @@ func (q *frameQ) push(f frameRec) {
 		}
 		q.r, q.head = nr, 0
 	}
-	q.r[(q.head+q.n)&(len(q.r)-1)] = f
+	r := &q.r[(q.head+q.n)&(len(q.r)-1)]
 	q.n++
+	return r
 }
 
 // The queue's size is a power of two (push doubles it from 64), so an

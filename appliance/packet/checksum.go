@@ -27,11 +27,8 @@ func Sum(b []byte, acc uint32) uint32 {
 // sumLE is the ones' complement sum of b as little-endian 16-bit words, not
 // yet folded: in SIMD where the machine has it (checksum_amd64.go).
 func sumLE(b []byte) uint64 {
-	if n := len(b) &^ (simdBlock - 1); n > 0 && haveSIMD {
-		s := sumSIMD(b[:n])
-		b = b[n:]
-		t, c := bits.Add64(s, sumGeneric(b), 0)
-		return t + c
+	if haveSIMD {
+		return sumSIMD(b)
 	}
 	return sumGeneric(b)
 }

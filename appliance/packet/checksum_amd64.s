@@ -2,11 +2,14 @@
 
 // func sumSIMD(b []byte) uint64
 //
-// Adds the 32-bit little-endian words of b (len a multiple of 64) into
-// 64-bit lanes: each 64-bit word is split into its low and high halves
-// (AND with 0xffffffff, shift right by 32) and each half added to its own
-// accumulator, so no lane can carry out. Two blocks of 32 bytes a round,
-// four accumulators, so the adds do not wait on each other.
+// Adds the little-endian 32-bit words of b into 64-bit lanes: each 64-bit
+// word is split into its low and high halves (AND with 0xffffffff, shift
+// right by 32) and each half goes to its own accumulator, so no lane can
+// carry out. 64 bytes a round into four accumulators, so that the adds do
+// not wait on each other; then a 32- and a 16-byte block, and the last 15
+// bytes or fewer as 32-, 16- and 8-bit words in a general register. Every
+// word starts at an even offset, so all of them fold to the same ones'
+// complement sum as the 16-bit words would.
 TEXT ·sumSIMD(SB), NOSPLIT, $0-32
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), CX
@@ -16,10 +19,10 @@ TEXT ·sumSIMD(SB), NOSPLIT, $0-32
 	VPXOR Y3, Y3, Y3
 	VPCMPEQD Y15, Y15, Y15
 	VPSRLQ $32, Y15, Y15 // 0x00000000ffffffff in every lane
-	TESTQ CX, CX
-	JZ done
+	CMPQ CX, $64
+	JB tail32
 
-loop:
+loop64:
 	VMOVDQU (SI), Y4
 	VMOVDQU 32(SI), Y5
 	VPAND Y15, Y4, Y6
@@ -32,9 +35,32 @@ loop:
 	VPADDQ Y5, Y3, Y3
 	ADDQ $64, SI
 	SUBQ $64, CX
-	JNZ loop
+	CMPQ CX, $64
+	JAE loop64
 
-done:
+tail32:
+	CMPQ CX, $32
+	JB tail16
+	VMOVDQU (SI), Y4
+	VPAND Y15, Y4, Y6
+	VPSRLQ $32, Y4, Y4
+	VPADDQ Y6, Y0, Y0
+	VPADDQ Y4, Y1, Y1
+	ADDQ $32, SI
+	SUBQ $32, CX
+
+tail16:
+	CMPQ CX, $16
+	JB reduce
+	VMOVDQU (SI), X4 // clears the upper half of Y4
+	VPAND Y15, Y4, Y6
+	VPSRLQ $32, Y4, Y4
+	VPADDQ Y6, Y2, Y2
+	VPADDQ Y4, Y3, Y3
+	ADDQ $16, SI
+	SUBQ $16, CX
+
+reduce:
 	VPADDQ Y1, Y0, Y0
 	VPADDQ Y3, Y2, Y2
 	VPADDQ Y2, Y0, Y0
@@ -44,5 +70,37 @@ done:
 	VPADDQ X1, X0, X0
 	VMOVQ X0, AX
 	VZEROUPPER
+	CMPQ CX, $8
+	JB tail4
+	MOVL (SI), DX
+	ADDQ DX, AX
+	MOVL 4(SI), DX
+	ADDQ DX, AX
+	ADDQ $8, SI
+	SUBQ $8, CX
+
+tail4:
+	CMPQ CX, $4
+	JB tail2
+	MOVL (SI), DX
+	ADDQ DX, AX
+	ADDQ $4, SI
+	SUBQ $4, CX
+
+tail2:
+	CMPQ CX, $2
+	JB tail1
+	MOVWLZX (SI), DX
+	ADDQ DX, AX
+	ADDQ $2, SI
+	SUBQ $2, CX
+
+tail1:
+	TESTQ CX, CX
+	JZ done
+	MOVBLZX (SI), DX // the low byte of a little-endian word
+	ADDQ DX, AX
+
+done:
 	MOVQ AX, ret+24(FP)
 	RET

@@ -2,10 +2,7 @@
 
 package packet
 
-const simdBlock = 64
-
 const haveSIMD = false
-
 
 func sumSIMD(b []byte) uint64 { panic("packet: no SIMD sum on this architecture") }
 
