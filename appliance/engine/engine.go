@@ -188,6 +188,7 @@ type Engine struct {
 	cache  *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
 	client *cryptopool.Client
 	flows  map[flowKey]*flow
+	hot    *flow // the flow lookup found last, while it is in flows
 	nextID uint64
 	c      Counters
 	pkt    packet.Packet
@@ -343,7 +344,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	}
 	k := flowKeyOf(p, from)
 	e.si.read(p)
-	f := e.flows[k]
+	f := e.lookup(k)
 	fl := p.Flags()
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
 		// A new connection on the tuple completes its handshake (a SYN
