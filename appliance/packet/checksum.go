@@ -13,22 +13,23 @@ import (
 // only on which bytes sit at even and odd offsets of the checksummed data.
 
 // Sum adds the 16-bit big-endian words of b to the running sum acc and returns
-// the new running sum. b is taken to start at an even offset of the
-// checksummed data; an odd final byte is padded with a zero byte.
+// the new running sum, which is acc plus at most 0xffff: acc must stay below
+// 2^32 - 2^16 (the sums of a few parts that callers chain are far below).
+// b is taken to start at an even offset of the checksummed data; an odd final
+// byte is padded with a zero byte.
 //
 // It adds b as little-endian words, which lets the machine load them as they
 // lie, and swaps the folded result: a ones' complement sum does not depend
 // on byte order, only swaps with it (RFC 1071 §2(B)).
 func Sum(b []byte, acc uint32) uint32 {
-	s := sumLE(b)
-	return uint32(fold64(uint64(acc) + uint64(bits.ReverseBytes16(fold64(s)))))
+	return acc + uint32(bits.ReverseBytes16(fold64(sumLE(b))))
 }
 
 // sumLE is the ones' complement sum of b as little-endian 16-bit words, not
 // yet folded: in SIMD where the machine has it (checksum_amd64.go).
 func sumLE(b []byte) uint64 {
 	if haveSIMD {
-		return sumSIMD(b)
+		return sumSIMD(b, wideSIMD)
 	}
 	return sumGeneric(b)
 }

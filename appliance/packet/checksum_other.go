@@ -4,6 +4,10 @@ package packet
 
 const haveSIMD = false
 
-func sumSIMD(b []byte) uint64 { panic("packet: no SIMD sum on this architecture") }
+const wideSIMD = false
+
+func sumSIMD(b []byte, wide bool) uint64 { panic("packet: no SIMD sum on this architecture") }
 
 func setSIMD(bool) {}
+
+func setWideSIMD(bool) {}

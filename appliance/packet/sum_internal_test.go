@@ -22,14 +22,28 @@ func refSum(b []byte, acc uint32) uint16 {
 	return uint16(s)
 }
 
-// bothSums runs fn with the SIMD sum and with the plain Go one (on machines
-// without SIMD, the plain one twice).
-func bothSums(t *testing.T, fn func(t *testing.T)) {
-	was := haveSIMD
-	defer func() { setSIMD(was) }()
-	for _, simd := range []bool{true, false} {
-		setSIMD(simd && was)
-		t.Run(fmt.Sprintf("simd=%v", simd && was), fn)
+// sumModes are the ways Sum can run on this machine: AVX-512 and AVX2, AVX2
+// alone, plain Go (on a machine without them, plain Go each time).
+var sumModes = []struct {
+	name       string
+	simd, wide bool
+}{{"avx512", true, true}, {"avx2", true, false}, {"go", false, false}}
+
+// setSumMode switches Sum to mode m (as far as the machine has it) and
+// returns a function that switches it back.
+func setSumMode(simd, wide bool) (restore func()) {
+	s, w := haveSIMD, wideSIMD
+	setSIMD(simd && s)
+	setWideSIMD(wide && w)
+	return func() { setSIMD(s); setWideSIMD(w) }
+}
+
+// allSums runs fn in every mode.
+func allSums(t *testing.T, fn func(t *testing.T)) {
+	for _, m := range sumModes {
+		restore := setSumMode(m.simd, m.wide)
+		t.Run(m.name, fn)
+		restore()
 	}
 }
 
@@ -37,7 +51,7 @@ func bothSums(t *testing.T, fn func(t *testing.T)) {
 // some long ones, at every alignment of the first byte, with contents that
 // stress the carries (all 0xff, all 0, random) and running sums in.
 func TestSumTable(t *testing.T) {
-	bothSums(t, func(t *testing.T) {
+	allSums(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		back := make([]byte, 70000)
 		lens := []int{1399, 1400, 1420, 1448, 1480, 1500, 4096, 8999, 9000, 65535, 65536, 69999}
@@ -76,13 +90,12 @@ func FuzzSum(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, cut uint16, acc uint32) {
 		acc >>= 8 // the running sums callers pass stay far below 2^32
 		c := min(int(cut)&^1, len(b)&^1)
-		for _, simd := range []bool{false, true} {
-			was := haveSIMD
-			setSIMD(simd && was)
+		for _, m := range sumModes {
+			restore := setSumMode(m.simd, m.wide)
 			got := fold32(Sum(b[c:], Sum(b[:c], acc)))
-			setSIMD(was)
+			restore()
 			if want := refSum(b, acc); got != want {
-				t.Fatalf("simd=%v len %d cut %d acc %#x: %#04x, reference %#04x", simd, len(b), c, acc, got, want)
+				t.Fatalf("%s: len %d cut %d acc %#x: %#04x, reference %#04x", m.name, len(b), c, acc, got, want)
 			}
 		}
 	})
@@ -94,11 +107,9 @@ func BenchmarkSum(b *testing.B) {
 		for i := range buf {
 			buf[i] = byte(i)
 		}
-		for _, simd := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%d/simd=%v", n, simd), func(b *testing.B) {
-				was := haveSIMD
-				defer setSIMD(was)
-				setSIMD(simd && was)
+		for _, m := range sumModes {
+			b.Run(fmt.Sprintf("%d/%s", n, m.name), func(b *testing.B) {
+				defer setSumMode(m.simd, m.wide)()
 				b.SetBytes(int64(n))
 				var s uint32
 				for b.Loop() {
