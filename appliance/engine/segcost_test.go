@@ -202,6 +202,13 @@ func TestSegRig(t *testing.T) {
 						t.Fatalf("segment %d to b: seq %x (want %x), %d bytes, same=%v", j, h.seq, want+uint32(j*segPayload), len(h.payload), bytes.Equal(h.payload, r.payload))
 					}
 				}
+				for j := range r.data {
+					// Sealed from where it lay, the host segment is left
+					// as it came (the byte in front of the payload too).
+					if got := parse(t, r.data[j]); got.seq != want+uint32(j*segPayload) || !bytes.Equal(got.payload, r.payload) || !bytes.Equal(got.opts, tsOpt(7, 7)) {
+						t.Fatalf("host segment %d changed by sealing: %+v", j, got)
+					}
+				}
 				if a := parse(t, r.aIn.frame(0)); a.ack != r.next || a.flags != ackF {
 					t.Fatalf("ACK to a: %+v, want ack %x", a, r.next)
 				}

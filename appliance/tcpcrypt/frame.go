@@ -118,11 +118,7 @@ func FrameLen(b []byte) (n int, ok bool) {
 // frame ID (4 zero bytes | offset as 8 bytes BE) XOR NR (TC-D7).
 func FrameNonce(nr *[cryptopool.NonceSize]byte, offset uint64) [cryptopool.NonceSize]byte {
 	n := *nr
-	var id [8]byte
-	binary.BigEndian.PutUint64(id[:], offset)
-	for i, b := range id {
-		n[frameIDZeros+i] ^= b
-	}
+	binary.BigEndian.PutUint64(n[frameIDZeros:], binary.BigEndian.Uint64(n[frameIDZeros:])^offset)
 	return n
 }
 
