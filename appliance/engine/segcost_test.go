@@ -14,67 +14,100 @@ import (
 )
 
 // The engine's cost per full segment against the AEAD alone (issue 10, item
-// 4). One round is segBatch host segments of segPayload bytes from host a
-// through G_A (seal: plaintext in, one encrypted frame out), the same
-// frames through G_B (open: encrypted frame in, one plaintext segment to b
-// out), and b's one ACK of all of them back through G_B and G_A.
+// 4). One round is a batch of full host segments from host a through G_A
+// (seal: plaintext in, one encrypted frame out), the same frames through
+// G_B (open: encrypted frame in, one plaintext segment to b out), and b's
+// one ACK of all of them back through G_B and G_A.
 
-const (
-	segPayload = 1400
-	segBatch   = 32
-)
+// segCase is one configuration: the suite, the data bytes per segment and
+// the MSS both hosts announce, and the segments per round (as many as b's
+// window of 65,152 bytes takes).
+type segCase struct {
+	suite   cryptopool.Suite
+	payload int
+	mss     uint16
+	batch   int
+}
 
-// slotSink is a TxSink with segBatch preallocated frame buffers.
+var segCases = []segCase{
+	{cryptopool.AES128GCM, 1400, 1460, 32},
+	{cryptopool.ChaCha20Poly1305, 1400, 1460, 32},
+	// MTU 9000: a full segment's data with timestamps and the frame.
+	{cryptopool.AES128GCM, 8928, 8960, 6},
+	{cryptopool.ChaCha20Poly1305, 8928, 8960, 6},
+}
+
+func (c segCase) String() string { return fmt.Sprintf("%v/%d", c.suite, c.payload) }
+
+// slotSink is a TxSink with a round's frame buffers, allocated once.
 type slotSink struct {
-	bufs [segBatch][2048]byte
-	lens [segBatch]int
+	bufs [][]byte
+	lens []int
 	n    int
+}
+
+func newSlotSink(n, size int) *slotSink {
+	s := &slotSink{bufs: make([][]byte, n), lens: make([]int, n)}
+	for i := range s.bufs {
+		s.bufs[i] = make([]byte, size)
+	}
+	return s
 }
 
 func (s *slotSink) Buffer() []byte {
 	if s.n == len(s.bufs) {
 		return nil
 	}
-	return s.bufs[s.n][:]
+	return s.bufs[s.n]
 }
 func (s *slotSink) Commit(n int)       { s.lens[s.n] = n; s.n++ }
 func (s *slotSink) frame(i int) []byte { return s.bufs[i][:s.lens[i]] }
 
+// copyFrom makes s hold copies of o's frames.
+func (s *slotSink) copyFrom(o *slotSink) {
+	for i := range o.n {
+		s.lens[i] = copy(s.bufs[i], o.frame(i))
+	}
+	s.n = o.n
+}
+
 // segRig is an established pair under one AEAD suite and everything a round
 // needs, allocated once.
 type segRig struct {
-	pr             *pair
-	aIn, aOut      slotSink
-	bIn, bOut      slotSink
-	txA, txB       [2]TxSink
-	data           [segBatch][]byte // a's segments, renumbered every round
-	ack            []byte           // b's ACK of a round
-	pkt            packet.Packet
-	next           uint32 // a's next host sequence number
-	payload        []byte
-	sealNS, openNS time.Duration // of the last round
-	ackNS          time.Duration
-	rounds         int
+	c                    segCase
+	pr                   *pair
+	aIn, aOut, bIn, bOut *slotSink
+	txA, txB             [2]TxSink
+	data                 [][]byte // a's segments, renumbered every round
+	ack                  []byte   // b's ACK of a round
+	pkt                  packet.Packet
+	next                 uint32 // a's next host sequence number
+	payload              []byte
+	sealNS, openNS       time.Duration // of the last round
+	ackNS                time.Duration
 	// wire, when set, gets a copy of G_A's frames before G_B opens them
 	// in place (tests only; the copy is not timed).
 	wire *slotSink
 }
 
-func newSegRig(t testing.TB, s cryptopool.Suite) *segRig {
+func newSegRig(t testing.TB, c segCase) *segRig {
 	// No rekey: the default one per GiB would put an empty frame into a
 	// round that expects none, and costs nothing per segment over a GiB.
-	cfg := Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{s}, RekeyBytes: 1 << 50}
-	r := &segRig{pr: handshakeOn(t, newGW(t, cfg), newGW(t, cfg))}
-	if fi := flowInfo(t, r.pr.ga.e); fi.AEAD != s.String() {
-		t.Fatalf("negotiated %s, want %s", fi.AEAD, s)
+	cfg := Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{c.suite}, RekeyBytes: 1 << 50}
+	r := &segRig{c: c, pr: handshakeMSS(t, newGW(t, cfg), newGW(t, cfg), c.mss)}
+	if fi := flowInfo(t, r.pr.ga.e); fi.AEAD != c.suite.String() {
+		t.Fatalf("negotiated %s, want %s", fi.AEAD, c.suite)
 	}
-	r.txA = [2]TxSink{&r.aIn, &r.aOut}
-	r.txB = [2]TxSink{&r.bIn, &r.bOut}
+	size := c.payload + 256
+	r.aIn, r.aOut, r.bIn, r.bOut = newSlotSink(c.batch, size), newSlotSink(c.batch, size), newSlotSink(c.batch, size), newSlotSink(c.batch, size)
+	r.txA = [2]TxSink{r.aIn, r.aOut}
+	r.txB = [2]TxSink{r.bIn, r.bOut}
 	r.next = isnA + 1
-	r.payload = make([]byte, segPayload)
+	r.payload = make([]byte, c.payload)
 	for i := range r.payload {
 		r.payload[i] = byte(i*7 + 1)
 	}
+	r.data = make([][]byte, c.batch)
 	for i := range r.data {
 		r.data[i] = tcpFrame(addrA, addrB, 0, isnB+1, ackF|pshF, 502, tsOpt(7, 7), r.payload)
 	}
@@ -87,7 +120,7 @@ func newSegRig(t testing.TB, s cryptopool.Suite) *segRig {
 func (r *segRig) round() bool {
 	for i := range r.data {
 		r.pkt.Decode(r.data[i])
-		r.pkt.SetSeq(r.next + uint32(i*segPayload))
+		r.pkt.SetSeq(r.next + uint32(i*r.c.payload))
 	}
 	r.aIn.n, r.aOut.n, r.bIn.n, r.bOut.n = 0, 0, 0, 0
 	ga, gb := r.pr.ga.e, r.pr.gb.e
@@ -101,7 +134,7 @@ func (r *segRig) round() bool {
 	}
 	t1 := time.Now()
 	if r.wire != nil {
-		*r.wire = r.aOut
+		r.wire.copyFrom(r.aOut)
 		t1 = time.Now()
 	}
 	for i := range r.aOut.n {
@@ -110,10 +143,10 @@ func (r *segRig) round() bool {
 		}
 	}
 	t2 := time.Now()
-	if r.aOut.n != segBatch || r.bIn.n != segBatch || r.aIn.n != 0 || r.bOut.n != 0 {
+	if r.aOut.n != r.c.batch || r.bIn.n != r.c.batch || r.aIn.n != 0 || r.bOut.n != 0 {
 		return false
 	}
-	r.next += segBatch * segPayload
+	r.next += uint32(r.c.batch * r.c.payload)
 	r.pkt.Decode(r.ack)
 	r.pkt.SetAck(r.next)
 	r.aIn.n, r.bOut.n = 0, 0
@@ -126,34 +159,34 @@ func (r *segRig) round() bool {
 	}
 	t4 := time.Now()
 	r.sealNS, r.openNS, r.ackNS = t1.Sub(t0), t2.Sub(t1), t4.Sub(t3)
-	r.rounds++
 	return r.aIn.n == 1
 }
 
 // rawAEAD is the reference: the same AEAD built from crypto/aes with
 // crypto/cipher (GCM) or x/crypto (ChaCha20-Poly1305), called directly on
-// what the engine seals per segment: the flags byte and the data (1401
-// bytes), 3 bytes of associated data, one nonce per frame.
+// what the engine seals per segment: the flags byte and the data (1 + the
+// payload bytes), 3 bytes of associated data, one nonce per frame.
 type rawAEAD struct {
 	aead   cipher.AEAD
-	nonces [segBatch][12]byte
+	nonces [][12]byte
 	ad     [3]byte
-	pt     [segBatch][]byte // sealed in place each round
-	ct     [segBatch][]byte // sealed once; opened into out each round
+	pt     [][]byte // sealed in place each round
+	ct     [][]byte // sealed once; opened into out each round
 	out    []byte
 }
 
-func newRawAEAD(t testing.TB, s cryptopool.Suite) *rawAEAD {
-	key := make([]byte, s.KeyLen())
+func newRawAEAD(t testing.TB, c segCase) *rawAEAD {
+	key := make([]byte, c.suite.KeyLen())
 	for i := range key {
 		key[i] = byte(i + 3)
 	}
-	a, err := cryptopool.NewAEAD(s, key)
+	a, err := cryptopool.NewAEAD(c.suite, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 1 + segPayload
-	r := &rawAEAD{aead: a, ad: [3]byte{0, byte((n + 16) >> 8), byte(n + 16)}, out: make([]byte, n)}
+	n := 1 + c.payload
+	r := &rawAEAD{aead: a, ad: [3]byte{0, byte((n + 16) >> 8), byte(n + 16)}, out: make([]byte, n),
+		nonces: make([][12]byte, c.batch), pt: make([][]byte, c.batch), ct: make([][]byte, c.batch)}
 	for i := range r.pt {
 		r.nonces[i][11] = byte(i)
 		r.pt[i] = make([]byte, n, n+16)
@@ -177,35 +210,33 @@ func (r *rawAEAD) open() bool {
 	return true
 }
 
-var segSuites = []cryptopool.Suite{cryptopool.AES128GCM, cryptopool.ChaCha20Poly1305}
-
 // The rig is what the benchmark measures, so it must do the real work:
 // every frame decodes with valid checksums, b gets exactly a's bytes in
-// order, and a round allocates nothing, under both suites.
+// order, and a round allocates nothing, in every case.
 func TestSegRig(t *testing.T) {
-	for _, s := range segSuites {
-		t.Run(s.String(), func(t *testing.T) {
-			r := newSegRig(t, s)
-			r.wire = new(slotSink)
+	for _, c := range segCases {
+		t.Run(c.String(), func(t *testing.T) {
+			r := newSegRig(t, c)
+			r.wire = newSlotSink(c.batch, c.payload+256)
 			for i := range 3 {
 				want := r.next
 				if !r.round() {
 					t.Fatalf("round %d failed", i)
 				}
-				for j := range segBatch {
+				for j := range c.batch {
 					w := parse(t, r.wire.frame(j))
-					if len(w.payload) != segPayload+tcpcrypt.Overhead || bytes.Contains(w.payload, r.payload[:64]) {
+					if len(w.payload) != c.payload+tcpcrypt.Overhead || bytes.Contains(w.payload, r.payload[:64]) {
 						t.Fatalf("wire segment %d: %d bytes, or plaintext in it", j, len(w.payload))
 					}
 					h := parse(t, r.bIn.frame(j))
-					if h.seq != want+uint32(j*segPayload) || !bytes.Equal(h.payload, r.payload) {
-						t.Fatalf("segment %d to b: seq %x (want %x), %d bytes, same=%v", j, h.seq, want+uint32(j*segPayload), len(h.payload), bytes.Equal(h.payload, r.payload))
+					if h.seq != want+uint32(j*c.payload) || !bytes.Equal(h.payload, r.payload) {
+						t.Fatalf("segment %d to b: seq %x (want %x), %d bytes, same=%v", j, h.seq, want+uint32(j*c.payload), len(h.payload), bytes.Equal(h.payload, r.payload))
 					}
 				}
 				for j := range r.data {
 					// Sealed from where it lay, the host segment is left
 					// as it came (the byte in front of the payload too).
-					if got := parse(t, r.data[j]); got.seq != want+uint32(j*segPayload) || !bytes.Equal(got.payload, r.payload) || !bytes.Equal(got.opts, tsOpt(7, 7)) {
+					if got := parse(t, r.data[j]); got.seq != want+uint32(j*c.payload) || !bytes.Equal(got.payload, r.payload) || !bytes.Equal(got.opts, tsOpt(7, 7)) {
 						t.Fatalf("host segment %d changed by sealing: %+v", j, got)
 					}
 				}
@@ -224,13 +255,13 @@ func TestSegRig(t *testing.T) {
 					t.Fatal("round failed")
 				}
 			}); allocs != 0 {
-				t.Fatalf("%.1f allocations per round of %d segments, want 0", allocs, segBatch)
+				t.Fatalf("%.1f allocations per round of %d segments, want 0", allocs, c.batch)
 			}
 		})
 	}
 }
 
-// BenchmarkSegmentCost reports, per suite, the engine's ns per 1400-byte
+// BenchmarkSegmentCost reports, per case, the engine's ns per full
 // segment sealing (G_A: host segment in, wire frame out) and opening (G_B:
 // wire frame in, host segment out) beside the raw AEAD's seal and open of
 // the same frame size, and their ratios (x_raw_seal, x_raw_open); ack-ns is
@@ -241,9 +272,9 @@ func TestSegRig(t *testing.T) {
 // that a preemption on a shared machine lands in one round of one variant
 // and leaves the ratio alone.
 func BenchmarkSegmentCost(b *testing.B) {
-	for _, s := range segSuites {
-		b.Run(fmt.Sprintf("%v/%d", s, segPayload), func(b *testing.B) {
-			rig, raw := newSegRig(b, s), newRawAEAD(b, s)
+	for _, c := range segCases {
+		b.Run(c.String(), func(b *testing.B) {
+			rig, raw := newSegRig(b, c), newRawAEAD(b, c)
 			for range 200 {
 				if !rig.round() {
 					b.Fatal("warm-up round failed")
@@ -272,7 +303,7 @@ func BenchmarkSegmentCost(b *testing.B) {
 					rawOpen = append(rawOpen, time.Since(t0))
 				},
 			}
-			b.SetBytes(segBatch * segPayload)
+			b.SetBytes(int64(c.batch * c.payload))
 			b.ReportAllocs()
 			round := 0
 			for b.Loop() {
@@ -288,7 +319,7 @@ func BenchmarkSegmentCost(b *testing.B) {
 				slices.Sort(d)
 				return float64(d[len(d)/2].Nanoseconds()) / float64(per)
 			}
-			es, eo, rs, ro := med(seal, segBatch), med(open, segBatch), med(rawSeal, segBatch), med(rawOpen, segBatch)
+			es, eo, rs, ro := med(seal, c.batch), med(open, c.batch), med(rawSeal, c.batch), med(rawOpen, c.batch)
 			b.ReportMetric(rs, "raw-seal-ns/seg")
 			b.ReportMetric(es, "seal-ns/seg")
 			b.ReportMetric(es/rs, "x_raw_seal")
