@@ -183,31 +183,26 @@ const (
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg    Config
-	deps   Deps
-	cache  *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
-	client *cryptopool.Client
-	flows  map[flowKey]*flow
-	hot    *flow // the flow lookup found last, while it is in flows
-	nextID uint64
-	c      Counters
-	pkt    packet.Packet
-	// Frames sealed and opened since the last Tick, published to
-	// Counters there: an atomic add per frame cost more than the rest of
-	// the frame's bookkeeping together.
-	sealed, opened uint64
-	si             segInfo
-	opts           tcpOpts
-	jobs           [16]cryptopool.Job
-	retry          []*flow // flows whose pool submission was refused
-	scratch        [tcpcrypt.MaxFrameLen + 64]byte
-	nextSweep      int64
-	list           []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
-	reclaimAt      int     // next slot of list that reclaim examines
-	cursor         int
-	neg            *NegotiatedSet
-	frags          fragTable
-	mem            *Memory
+	cfg       Config
+	deps      Deps
+	cache     *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
+	client    *cryptopool.Client
+	flows     map[flowKey]*flow
+	nextID    uint64
+	c         Counters
+	pkt       packet.Packet
+	si        segInfo
+	opts      tcpOpts
+	jobs      [16]cryptopool.Job
+	retry     []*flow // flows whose pool submission was refused
+	scratch   [tcpcrypt.MaxFrameLen + 64]byte
+	nextSweep int64
+	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	reclaimAt int     // next slot of list that reclaim examines
+	cursor    int
+	neg       *NegotiatedSet
+	frags     fragTable
+	mem       *Memory
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int
@@ -215,6 +210,12 @@ type Engine struct {
 	synTokens        float64              // untrusted SYNs admitted while shedding
 	synAt            int64                // when synTokens was last refilled
 	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
+	// hot is the flow lookup found last, while it is in flows.
+	hot *flow
+	// Frames sealed and opened since the last Tick, published to
+	// Counters there: an atomic add per frame cost more than the rest of
+	// the frame's bookkeeping together.
+	sealed, opened uint64
 }
 
 // New returns an engine.
