@@ -85,7 +85,8 @@ func startAFXDP(t *testing.T) *appliance.Appliance {
 
 // TestGoodputVersusAFXDP measures iperf3 goodput (1 and 4 streams, a to b)
 // through a Passthrough bump over AF_PACKET ports, two ways, and over the
-// AF_XDP backend in copy mode with the same worker, in one run. It only
+// AF_XDP backend in copy mode with the same worker, in one run; a kernel
+// bridge in the bump's place gives the machine's ceiling. It only
 // logs: the machine is shared, figures are comparable as ratios within one
 // run. It runs with TCPINC_GOODPUT=1 (it takes about a minute).
 func TestGoodputVersusAFXDP(t *testing.T) {
@@ -129,6 +130,13 @@ func TestGoodputVersusAFXDP(t *testing.T) {
 				s := app.Stats()[0]
 				return fmt.Sprintf("from inside %d frames, drops %v", s.Frames, s.Drops)
 			}
+		}},
+		{"kernel bridge, no user space", func(t *testing.T) func() string {
+			sh(t, "ip", "-n", nsBump, "link", "add", "br0", "type", "bridge")
+			sh(t, "ip", "-n", nsBump, "link", "set", "p0", "master", "br0")
+			sh(t, "ip", "-n", nsBump, "link", "set", "p1", "master", "br0")
+			sh(t, "ip", "-n", nsBump, "link", "set", "br0", "up")
+			return func() string { return "the ceiling of this machine" }
 		}},
 	}
 	results := map[string][2]float64{}

@@ -211,6 +211,9 @@ func TestTransmit(t *testing.T) {
 	in = append(in, cs...)
 	// Flow e as the engine builds it: one IPv4 ID for all its frames.
 	in = append(in, buildAll(sameID(flowOf(seg{srcPort: 9, seq: 1, ack: 9, id: 555}, 800, 800, 300)))...)
+	// Flows behind a VLAN tag.
+	in = append(in, buildAll(flowOf(seg{vlan: true, srcPort: 10, seq: 1, ack: 9, id: 7}, 1000, 1000, 1000))...)
+	in = append(in, buildAll(flowOf(seg{vlan: true, v6: true, srcPort: 11, seq: 1, ack: 9}, 1000, 10))...)
 	in = append(in, super)
 	gso := make([]uint16, len(in))
 	gso[len(in)-1] = 1448
@@ -243,14 +246,14 @@ func TestTransmit(t *testing.T) {
 	}
 	st := px.Stats()
 	t.Logf("x: %+v", st)
-	// Merged: a (10 -> 1), b[:2] (2 -> 1), c[:2] (2 -> 1), e (3 -> 1);
-	// alone: arp, b[2], c[2], c[3]; the super-segment with its own GSO
-	// header.
-	if st.TxCoalesced != 9+1+1+2 || st.TxSuperSegments != 5 || st.TxSegments != 10+2+2+3+4 || st.TxErrors != 0 || st.TxDropped != 0 {
+	// Merged: a (10 -> 1), b[:2] (2 -> 1), c[:2] (2 -> 1), e (3 -> 1),
+	// the VLAN flows (3 -> 1, 2 -> 1); alone: arp, b[2], c[2], c[3]; the
+	// super-segment with its own GSO header.
+	if st.TxCoalesced != 9+1+1+2+2+1 || st.TxSuperSegments != 7 || st.TxSegments != 10+2+2+3+3+2+4 || st.TxErrors != 0 || st.TxDropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if st.TxFrames != 9 {
-		t.Errorf("%d frames sent, want 9", st.TxFrames)
+	if st.TxFrames != 11 {
+		t.Errorf("%d frames sent, want 11", st.TxFrames)
 	}
 	// Every TX slot is free again.
 	d := make([]bump.Desc, 64)
