@@ -101,9 +101,9 @@ func TestGoodputVersusAFXDP(t *testing.T) {
 	portStats := func(r *bumpRun) func() string {
 		return func() string {
 			s0, s1 := r.ports[0].Stats(), r.ports[1].Stats()
-			return fmt.Sprintf("p0 rx %d frames (%d super, %.1f segs each), p1 tx %d frames; drops rx %d/%d tx %d/%d",
-				s0.RxFrames, s0.RxSuperSegments, float64(s0.RxSegments)/float64(max(s0.RxSuperSegments, 1)), s1.TxFrames,
-				s0.RxKernelDrops, s0.RxBad, s1.TxDropped, s1.TxErrors)
+			return fmt.Sprintf("p0 rx %d frames (%d super, %.1f segs each), p1 tx %d frames (%d merged in); drops rx %d/%d tx %d/%d, worker %v",
+				s0.RxFrames, s0.RxSuperSegments, float64(s0.RxSegments)/float64(max(s0.RxSuperSegments, 1)), s1.TxFrames, s1.TxCoalesced,
+				s0.RxKernelDrops, s0.RxBad, s1.TxDropped, s1.TxErrors, r.app.Stats()[0].Drops)
 		}
 	}
 	backends := []backend{
