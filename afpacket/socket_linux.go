@@ -64,7 +64,8 @@ type Socket struct {
 	rxIovs []unix.Iovec
 	rxCtl  []byte // per message auxCtlLen bytes for PACKET_AUXDATA
 	txMsgs []unix.Mmsghdr
-	txIovs []unix.Iovec
+	txIovs []unix.Iovec // one per message (Write)
+	gIovs  []unix.Iovec // the pieces of WriteGather's messages, grown as needed
 
 	rxFrames, rxBytes, rxTrunc, rxKDrops atomic.Uint64
 	txFrames, txBytes, txDropped, txErr  atomic.Uint64
@@ -136,8 +137,6 @@ func Open(ifindex int, o Options) (*Socket, error) {
 		s.rxMsgs[i].Hdr.Iov = &s.rxIovs[i]
 		s.rxMsgs[i].Hdr.Iovlen = 1
 		s.rxMsgs[i].Hdr.Control = &s.rxCtl[i*auxCtlLen]
-		s.txMsgs[i].Hdr.Iov = &s.txIovs[i]
-		s.txMsgs[i].Hdr.Iovlen = 1
 	}
 	return s, nil
 }
@@ -252,20 +251,67 @@ func (s *Socket) Write(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return 0, fmt.Errorf("afpacket: offset %d leaves no room for the virtio_net_hdr", offset)
 	}
 	n := min(len(bufs), len(sizes), len(s.txMsgs))
-	bytes := 0
 	for i := range n {
 		if sizes[i] <= 0 || offset+sizes[i] > len(bufs[i]) {
 			return 0, ErrNoRoom
 		}
 		s.txIovs[i].Base = &bufs[i][offset-hl]
 		s.txIovs[i].SetLen(sizes[i] + hl)
+		s.txMsgs[i].Hdr.Iov = &s.txIovs[i]
+		s.txMsgs[i].Hdr.Iovlen = 1
 	}
-	done, sent := 0, 0
+	return s.sendmmsg(n, func(i int) int { return sizes[i] })
+}
+
+// WriteGather is Write for frames in pieces, sent without joining them
+// first (scatter-gather): frame i is the concatenation of frames[i], for i
+// below min(len(frames), Options.Batch), and with VnetHdr its first piece
+// begins with the virtio_net_hdr. No piece may be empty. It returns how many
+// frames it consumed, as Write does.
+func (s *Socket) WriteGather(frames [][][]byte) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	hl := s.hdrLen()
+	n := min(len(frames), len(s.txMsgs))
+	s.gIovs = s.gIovs[:0]
+	for _, f := range frames[:n] {
+		if len(f) == 0 || len(f[0]) <= hl {
+			return 0, ErrNoRoom
+		}
+		for _, piece := range f {
+			if len(piece) == 0 {
+				return 0, ErrNoRoom
+			}
+			v := unix.Iovec{Base: &piece[0]}
+			v.SetLen(len(piece))
+			s.gIovs = append(s.gIovs, v)
+		}
+	}
+	at := 0
+	for i, f := range frames[:n] {
+		s.txMsgs[i].Hdr.Iov = &s.gIovs[at]
+		s.txMsgs[i].Hdr.Iovlen = uint64(len(f))
+		at += len(f)
+	}
+	return s.sendmmsg(n, func(i int) int {
+		l := -hl
+		for _, piece := range frames[i] {
+			l += len(piece)
+		}
+		return l
+	})
+}
+
+// sendmmsg sends the first n of txMsgs, as Write describes; size(i) is
+// frame i's length without its virtio_net_hdr.
+func (s *Socket) sendmmsg(n int, size func(i int) int) (int, error) {
+	done, sent, bytes := 0, 0, 0
 	for done < n {
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txMsgs[done])), uintptr(n-done), unix.MSG_DONTWAIT, 0, 0)
 		if e == 0 {
 			for i := done; i < done+int(r); i++ {
-				bytes += sizes[i]
+				bytes += size(i)
 			}
 			done += int(r)
 			sent += int(r)

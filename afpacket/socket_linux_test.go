@@ -196,3 +196,83 @@ func TestSocketVLANTagKept(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketWriteGather: frames written in pieces (WriteGather) arrive
+// whole, a super-segment among them, interleaved in order with a frame
+// written by Write; empty pieces are refused; a batch allocates nothing.
+func TestSocketWriteGather(t *testing.T) {
+	requireRoot(t)
+	const ns = "afpt-gather"
+	newNetns(t, ns)
+	vethPair(t, ns, "x", ns, "y")
+	for _, d := range []string{"x", "y"} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
+	}
+	x := openIn(t, ns, "x", Options{VnetHdr: true})
+	y := openIn(t, ns, "y", Options{VnetHdr: true})
+	const off = VnetHdrLen
+	super := mkFrame(frameSpec{payload: pattern(20000), seq: 1})
+	hs, err := PrepareGSO(super, 1448)
+	if err != nil || !hs.IsGSO() {
+		t.Fatal(err)
+	}
+	plain := mkFrame(frameSpec{v6: true, payload: pattern(300), seq: 2})
+	hdr := func(h VnetHdr) []byte { b := make([]byte, off); _ = h.Encode(b); return b }
+	// The super-segment in four pieces: header and TCP/IP headers, then
+	// its payload cut unevenly.
+	first := append(hdr(hs), super[:60]...)
+	frames := [][][]byte{
+		{first, super[60:1000], super[1000:1001], super[1001:]},
+		{append(hdr(VnetHdr{}), plain...)},
+	}
+	if n, err := x.WriteGather(frames); n != 2 || err != nil {
+		t.Fatalf("WriteGather: %d, %v", n, err)
+	}
+	wb := [][]byte{append(make([]byte, off), plain...)}
+	if n, err := x.Write(wb, []int{len(plain)}, off); n != 1 || err != nil {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if st := x.Stats(); st.TxFrames != 3 || st.TxBytes != uint64(len(super)+2*len(plain)) || st.TxErrors != 0 {
+		t.Fatalf("x stats %+v", st)
+	}
+	rb := make([][]byte, 4)
+	for i := range rb {
+		rb[i] = make([]byte, off+MaxFrame)
+	}
+	rs := make([]int, len(rb))
+	var got [][]byte
+	for deadline := time.Now().Add(5 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		y.Wait(100*time.Millisecond, false)
+		n, err := y.Read(rb, rs, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			var h VnetHdr
+			_ = h.Decode(rb[i])
+			g := append([]byte{}, rb[i][off:off+rs[i]]...)
+			if h.Flags&FlagNeedsCsum != 0 {
+				_ = h.CompleteChecksum(g)
+			}
+			got = append(got, g)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d frames, want 3", len(got))
+	}
+	full := append([]byte{}, super...)
+	p, _ := ParseTCP(full)
+	h2 := hs
+	_ = h2.CompleteChecksum(full[:p.End])
+	for i, want := range [][]byte{full, plain, plain} {
+		if !bytes.Equal(got[i], want) {
+			t.Errorf("frame %d: %d bytes, want %d, equal %v", i, len(got[i]), len(want), bytes.Equal(got[i], want))
+		}
+	}
+	if n, err := x.WriteGather([][][]byte{{first, nil}}); n != 0 || err != ErrNoRoom {
+		t.Errorf("an empty piece: %d, %v", n, err)
+	}
+	if a := testing.AllocsPerRun(50, func() { x.WriteGather(frames[1:]) }); a != 0 {
+		t.Errorf("WriteGather: %v allocations per run", a)
+	}
+}

@@ -164,8 +164,9 @@ func (r *run) finish(buf []byte) (afpacket.VnetHdr, error) {
 // header and 1. Merged frames are built in scratch, which must hold
 // afpacket.MaxFrame bytes; emit must use the frame before it returns.
 //
-// It is the logic of Port.Kick without the slots (Kick merges in place),
-// for the tests and fuzzing.
+// It is the logic of Port.Kick without the slots, for the tests and
+// fuzzing; Kick does not copy, it sends the head and the payloads from
+// their own slots in one message (scatter-gather).
 func MergeFrames(frames [][]byte, scratch []byte, emit func(f []byte, h afpacket.VnetHdr, n int)) {
 	var r run
 	for i := 0; i < len(frames); {

@@ -87,8 +87,9 @@ type Port struct {
 	txFree []int32     // stack of free TX slots
 	queued []bump.Desc // given to Transmit, not yet prepared (Kick)
 	ready  []sendMsg   // prepared, waiting for sendmmsg, in order
-	wBufs  [][]byte
-	wSizes []int
+	joined []bump.Desc // the frames merged into ready messages, in order
+	wFrame [][][]byte  // one sendmmsg batch: each message's pieces
+	wPiece [][]byte    // backing store of wFrame's pieces
 
 	noMerge bool // tests: send the engine's frames one by one, to measure merging
 
@@ -100,11 +101,14 @@ type Port struct {
 	self    [1]unix.PollFd
 }
 
-// sendMsg is one prepared frame: its slot and length; the virtio_net_hdr is
-// in the slot.
+// sendMsg is one prepared frame: its slot and length (the virtio_net_hdr
+// is in the slot) and, for a merged frame, how many frames of Port.joined
+// follow it and where their payload starts.
 type sendMsg struct {
-	slot int32
-	len  int32
+	slot    int32
+	len     int32
+	joined  int32
+	payload int32
 }
 
 // Open opens one AF_PACKET socket with PACKET_VNET_HDR on the interface
@@ -129,7 +133,8 @@ func Open(ifindex int, o Options) (*Port, error) {
 		sock: s, mem: make([]byte, (nrx+ntx)*slotSize), nrx: nrx, ntx: ntx, batch: o.Batch,
 		rxFree: make([]int32, 0, nrx), rxBufs: make([][]byte, o.Batch), rxSizes: make([]int, o.Batch),
 		txFree: make([]int32, 0, ntx), queued: make([]bump.Desc, 0, ntx), ready: make([]sendMsg, 0, ntx),
-		wBufs: make([][]byte, o.Batch), wSizes: make([]int, o.Batch),
+		joined: make([]bump.Desc, 0, ntx),
+		wFrame: make([][][]byte, o.Batch), wPiece: make([][]byte, 0, ntx+o.Batch),
 	}
 	for i := nrx - 1; i >= 0; i-- {
 		p.rxFree = append(p.rxFree, int32(i))
@@ -260,9 +265,10 @@ func (p *Port) Kick() error {
 
 // prepare turns the queued frames into ready messages: a super-segment
 // (Desc.GSO) gets its GSO header from afpacket.PrepareGSO at its segment
-// size; runs of one-segment frames that the kernel's segmentation
-// reproduces are merged into the first frame's slot (merge.go); any other
-// frame goes with a zero header.
+// size; a run of one-segment frames that the kernel's segmentation
+// reproduces becomes one GSO frame (merge.go), its first frame's headers
+// followed by the others' payloads, each in its own slot; any other frame
+// goes with a zero header.
 func (p *Port) prepare() {
 	q := p.queued
 	var r run
@@ -296,7 +302,7 @@ func (p *Port) prepare() {
 				super++
 				segs += uint64(afpacket.Segments(t.PayloadLen(), int(d.GSO)))
 			}
-			p.ready = append(p.ready, sendMsg{slot, int32(t.End)})
+			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(t.End)})
 			continue
 		}
 		j := i + 1
@@ -307,24 +313,31 @@ func (p *Port) prepare() {
 		}
 		if j-i < 2 {
 			_ = (&afpacket.VnetHdr{}).Encode(hb)
-			p.ready = append(p.ready, sendMsg{slot, int32(d.Len)})
+			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(d.Len)})
 			i = j
 			continue
 		}
+		// The merged frame goes out in pieces (scatter-gather): the
+		// head, then each joined frame's payload from its own slot. Its
+		// headers are set for the merged length, which PrepareGSO takes
+		// from the slice's length alone (it reads only the headers).
 		m := len(f)
 		for _, e := range q[i+1 : j] {
-			m += copy(buf[frameOff+m:], r.payload(p.Frame(e)))
-			p.txFree = append(p.txFree, p.slotOf(e.Addr))
+			m += int(e.Len) - r.p.Payload
 		}
 		h, err := r.finish(buf[frameOff : frameOff+m])
 		if err != nil { // cannot happen: join kept the IP length in range
 			bad += uint64(j - i)
 			p.txFree = append(p.txFree, slot)
+			for _, e := range q[i+1 : j] {
+				p.txFree = append(p.txFree, p.slotOf(e.Addr))
+			}
 			i = j
 			continue
 		}
 		_ = h.Encode(hb)
-		p.ready = append(p.ready, sendMsg{slot, int32(m)})
+		p.ready = append(p.ready, sendMsg{slot: slot, len: int32(len(f)), joined: int32(j - i - 1), payload: int32(r.p.Payload)})
+		p.joined = append(p.joined, q[i+1:j]...)
 		super++
 		segs += uint64(j - i)
 		coal += uint64(j - i - 1)
@@ -344,21 +357,33 @@ func (p *Port) prepare() {
 }
 
 // send writes the ready messages, a batch per sendmmsg, until they are all
-// gone or the socket is full; sent (or refused) frames free their slots.
+// gone or the socket is full; sent (or refused) frames free their slots,
+// and the slots of the frames merged into them.
 func (p *Port) send() error {
-	done := 0
+	done, joinedDone := 0, 0
 	var err error
 	for done < len(p.ready) {
 		n := min(len(p.ready)-done, p.batch)
-		for i := range n {
-			m := p.ready[done+i]
-			p.wBufs[i] = p.slotBuf(m.slot)
-			p.wSizes[i] = int(m.len)
+		p.wPiece = p.wPiece[:0]
+		jat := joinedDone
+		for i, m := range p.ready[done : done+n] {
+			b := p.slotBuf(m.slot)
+			first := len(p.wPiece)
+			p.wPiece = append(p.wPiece, b[frameOff-afpacket.VnetHdrLen:frameOff+int(m.len)])
+			for _, e := range p.joined[jat : jat+int(m.joined)] {
+				p.wPiece = append(p.wPiece, p.Frame(e)[m.payload:])
+			}
+			jat += int(m.joined)
+			p.wFrame[i] = p.wPiece[first:len(p.wPiece):len(p.wPiece)]
 		}
 		var k int
-		k, err = p.sock.Write(p.wBufs[:n], p.wSizes[:n], frameOff)
+		k, err = p.sock.WriteGather(p.wFrame[:n])
 		for _, m := range p.ready[done : done+k] {
 			p.txFree = append(p.txFree, m.slot)
+			for _, e := range p.joined[joinedDone : joinedDone+int(m.joined)] {
+				p.txFree = append(p.txFree, p.slotOf(e.Addr))
+			}
+			joinedDone += int(m.joined)
 		}
 		done += k
 		if err != nil || k < n {
@@ -366,6 +391,7 @@ func (p *Port) send() error {
 		}
 	}
 	p.ready = p.ready[:copy(p.ready, p.ready[done:])]
+	p.joined = p.joined[:copy(p.joined, p.joined[joinedDone:])]
 	return err
 }
 

@@ -260,6 +260,20 @@ func TestTransmit(t *testing.T) {
 	if n := px.GetTx(d); n != 32 {
 		t.Errorf("%d TX slots free after sending, want 32", n)
 	}
+	// The worker's round allocates nothing: Receive (nothing to read),
+	// GetTx, Transmit and Kick of a merged run.
+	run := buildAll(flowOf(seg{seq: 1, ack: 1, id: 1}, 1000, 1000, 1000))
+	if a := testing.AllocsPerRun(50, func() {
+		px.Receive(d)
+		k := px.GetTx(d[:len(run)])
+		for i := range k {
+			d[i].Len = uint32(copy(px.Frame(d[i])[:cap(px.Frame(d[i]))], run[i]))
+		}
+		px.Transmit(d[:k])
+		_ = px.Kick()
+	}); a != 0 {
+		t.Errorf("%v allocations per round", a)
+	}
 }
 
 // TestTransmitZeroLength: a frame committed with no bytes is counted and
