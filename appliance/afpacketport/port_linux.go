@@ -59,12 +59,12 @@ type Stats struct {
 	RxTruncated          uint64 // frames larger than a slot, dropped
 	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects, dropped
 	RxErrors             uint64 // recvmmsg failures
-	TxFrames             uint64 // frames sendmmsg sent
-	TxSuperSegments      uint64 // of them, with a GSO header
+	TxFrames             uint64 // frames sendmmsg sent (a merged frame counts once)
+	TxSuperSegments      uint64 // frames given a GSO header: forwarded super-segments and merged frames
 	TxSegments           uint64 // the wire segments those stand for
-	TxCoalesced          uint64 // engine frames merged into a previous one
+	TxCoalesced          uint64 // frames merged into the frame before them (merge.go)
 	TxDropped            uint64 // frames the device dropped (ENOBUFS)
-	TxErrors             uint64 // frames the kernel refused, or a GSO frame that is not TCP
+	TxErrors             uint64 // frames the kernel refused, frames committed empty, super-segments that are not TCP
 }
 
 // Port is one AF_PACKET socket with PACKET_VNET_HDR on one interface, with

@@ -339,3 +339,40 @@ func TestTransmitBackpressure(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestWaitPair: one poll over both ports and the worker's wake source ends
+// on a frame for either port or on the wake, and only then.
+func TestWaitPair(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	py := openPort(t, nsPkt, "y", Options{})
+	wake := bump.NewWake()
+	if err := wake.OpenFd(); err != nil {
+		t.Fatal(err)
+	}
+	defer wake.CloseFd()
+	start := time.Now()
+	if handled, woke, err := px.WaitPair(py, wake, 50*time.Millisecond); !handled || woke || err != nil {
+		t.Fatalf("idle: %v %v %v", handled, woke, err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond {
+		t.Errorf("an idle wait ended after %v", d)
+	}
+	wake.Signal()
+	if handled, woke, err := px.WaitPair(py, wake, 5*time.Second); !handled || !woke || err != nil {
+		t.Fatalf("signalled: %v %v %v", handled, woke, err)
+	}
+	wake.Drain()
+	// A frame sent from x arrives at y: the wait ends without the wake.
+	transmit(t, px, [][]byte{seg{seq: 1, ack: 1, payload: 10}.build()}, []uint16{0})
+	start = time.Now()
+	if handled, woke, err := px.WaitPair(py, wake, 5*time.Second); !handled || woke || err != nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("frame for y: %v %v %v after %v", handled, woke, err, time.Since(start))
+	}
+	if got, _ := receiveAll(t, py, 1); len(got) != 1 {
+		t.Fatalf("y received %d frames", len(got))
+	}
+	if handled, _, _ := px.WaitPair(nil, wake, 0); handled {
+		t.Error("WaitPair with a port of another kind claimed it")
+	}
+}
