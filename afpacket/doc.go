@@ -36,7 +36,9 @@
 // PACKET_AUXDATA (moving the frame by 4 bytes). [Socket.Read] and [Socket.Write]
 // move a batch of frames with one recvmmsg or sendmmsg; like wireguard-go's
 // tun.Device they take caller-owned buffers and an offset, and the
-// virtio_net_hdr sits in the VnetHdrLen bytes before the offset. Neither
+// virtio_net_hdr sits in the VnetHdrLen bytes before the offset.
+// [Socket.WriteGather] sends frames made of several pieces each
+// (scatter-gather), so a frame merged from others needs no copy. None
 // blocks; [Socket.Wait] does.
 //
 // The frame logic (vnet.go, frame.go, csum.go, gso.go) is plain Go with no

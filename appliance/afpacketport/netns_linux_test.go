@@ -110,11 +110,24 @@ func enableGRO(t testing.TB, ns, dev string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := netns.Do(ns, func() error { return EnableGRO(idx) }); err != nil {
+	var before, after bool
+	if err := netns.Do(ns, func() (err error) {
+		if before, err = GRO(idx); err != nil {
+			return err
+		}
+		if err := EnableGRO(idx); err != nil {
+			return err
+		}
+		after, err = GRO(idx)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := feature(t, ns, dev, "generic-receive-offload"); got != "on" {
-		t.Fatalf("GRO on %s is %s after EnableGRO", dev, got)
+	if got := feature(t, ns, dev, "generic-receive-offload"); got != "on" || !after {
+		t.Fatalf("GRO on %s is %s after EnableGRO (GRO reports %v)", dev, got, after)
+	}
+	if before { // a fresh veth has GRO off: the helper must see the change
+		t.Fatalf("GRO reports %s on before EnableGRO", dev)
 	}
 }
 
