@@ -202,7 +202,8 @@ func TestBumpGROAndTSO(t *testing.T) {
 // takes TSO from the hosts (veth), so segments of at most the MTU arrive;
 // GRO coalesces them after the program and the ports still get
 // super-segments. This is how the appliance runs once its classifier
-// passes the frames that need user space to the stack.
+// passes the frames that need user space to the stack. The ports send past
+// the qdisc here (QdiscBypass), the other test through it.
 func TestBumpXDPPassGRO(t *testing.T) {
 	newTopo(t)
 	for _, p := range []string{"p0", "p1"} {
@@ -214,7 +215,7 @@ func TestBumpXDPPassGRO(t *testing.T) {
 			t.Fatalf("%s eth0 keeps TSO %s with an XDP program on its peer", ns, tso)
 		}
 	}
-	r := startBump(t, Options{})
+	r := startBump(t, Options{QdiscBypass: true})
 	bothWays(t, false, 200<<20)
 	bothWays(t, true, 50<<20)
 	checkBump(t, r)
