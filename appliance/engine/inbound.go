@@ -368,27 +368,16 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	}
 	d.rcvW += int64(len(chunk))
 	used += len(chunk)
-	push := false
 	for {
 		fr, ok, err := f.dec.Next()
 		if err != nil {
-			if push {
-				e.pushPlain(f, tx[Inside], false)
-			}
 			return used, err
 		}
 		if !ok {
 			break
 		}
 		e.opened++
-		push = e.deliver(f, &fr, tx[Inside]) || push
-	}
-	if push {
-		// Every frame of this chunk at once: L gets full segments, PSH on
-		// the last only, which a port with segmentation offload sends as
-		// one super-frame (a push per frame made each frame's plaintext a
-		// short segment with PSH, which nothing can merge).
-		e.pushPlain(f, tx[Inside], false)
+		e.deliver(f, &fr, tx[Inside])
 	}
 	if f.keys.Owed() {
 		e.sendOwed(now, f, tx[Outside])
@@ -402,12 +391,9 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	return used, nil
 }
 
-// deliver takes one opened frame's data for L at its host offset: kept in
-// the ring, it reports true and the caller pushes what L's window allows
-// once the chunk's frames are all in (pushPlain); data the ring cannot keep,
-// or urgent data, goes at once, in segments no larger than L's MSS, with FIN
-// on the end of a FINp frame.
-func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
+// deliver sends one opened frame's data to L at its host offset, in
+// segments no larger than L's MSS, with FIN on the end of a FINp frame.
+func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
 	h := d.nextH
 	rec := d.frames.add()
@@ -425,7 +411,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 		// An empty frame (a rekey answer): nothing for L; the appliance
 		// acknowledges it itself once L has everything before it.
 		f.ackOwed = true
-		return false
+		return
 	}
 	if !held || fr.URG {
 		// Over the cap, or urgent: out at once, after what waits for
@@ -439,9 +425,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 		}
 		e.sendPlain(f, to, h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
 		d.sentH, d.finOut = d.nextH, fr.FIN
-		return false
+		return
 	}
-	return true
+	e.pushPlain(f, to, false)
 }
 
 // drainHeld feeds held bytes that have become in order.
