@@ -80,11 +80,7 @@ func (r *ring) reserveFirst(n int64) {
 
 // at returns the bytes from offset off to the physical end of the ring.
 func (r *ring) at(off int64) []byte {
-	n := int64(len(r.b))
-	if n > 0 && n&(n-1) == 0 {
-		return r.b[off&(n-1):] // the usual size: no division per access
-	}
-	return r.b[off%n:]
+	return r.b[off%int64(len(r.b)):]
 }
 
 // write copies p to offset off (the caller reserved the room).
