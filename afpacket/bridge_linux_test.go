@@ -1,13 +1,10 @@
 package afpacket
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
+	"github.com/tcpinc/tcpinc/deploy/netns/netnstest"
 	"os/exec"
 	"strings"
 	"sync"
@@ -248,66 +245,12 @@ func (br *bridge) writeAll(to *Socket, bufs [][]byte, sizes []int) error {
 // (IPv6 if v6) and checks that they arrive intact.
 func transfer(t *testing.T, v6 bool, size int) {
 	t.Helper()
-	addr := "10.78.0.2:0"
+	addr := "10.78.0.2"
 	if v6 {
-		addr = "[fd78::2]:0"
+		addr = "fd78::2"
 	}
-	var ln net.Listener
-	if err := inNetns(nsB, func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+	if err := netnstest.Transfer(nsA, nsB, addr, size, uint64(size), 60*time.Second); err != nil {
 		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		var r result
-		copy(r.sum[:], h.Sum(nil))
-		r.n, r.err = n, err
-		done <- r
-	}()
-	var c net.Conn
-	if err := inNetns(nsA, func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-		return
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	rng := rand.New(rand.NewPCG(uint64(size), 7))
-	buf := make([]byte, 256<<10)
-	h := sha256.New()
-	for left := size; left > 0; {
-		b := buf[:min(len(buf), left)]
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		h.Write(b)
-		if _, err := c.Write(b); err != nil {
-			c.Close()
-			t.Fatalf("send: %v", err)
-		}
-		left -= len(b)
-	}
-	c.Close()
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("receive: %v", r.err)
-	}
-	if r.n != int64(size) || r.sum != [32]byte(h.Sum(nil)) {
-		t.Fatalf("received %d bytes, sha256 %x; sent %d, %x", r.n, r.sum, size, h.Sum(nil))
 	}
 }
 

@@ -1,19 +1,15 @@
 package afpacketport
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/bump"
-	"github.com/tcpinc/tcpinc/deploy/netns"
+	"github.com/tcpinc/tcpinc/deploy/netns/netnstest"
 )
 
 // The topology of the bump tests, an appliance namespace between two hosts:
@@ -78,72 +74,6 @@ type transferResult struct {
 	err  error
 }
 
-// transfer sends size pseudo-random bytes over TCP from namespace src to
-// dst at addr (an address of dst) and checks that they arrive intact.
-func transfer(src, dst, addr string, size int, seed uint64) error {
-	var ln net.Listener
-	if err := netns.Do(dst, func() (err error) { ln, err = net.Listen("tcp", net.JoinHostPort(addr, "0")); return }); err != nil {
-		return err
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(120 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		var r result
-		copy(r.sum[:], h.Sum(nil))
-		r.n, r.err = n, err
-		done <- r
-	}()
-	var c net.Conn
-	if err := netns.Do(src, func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-		return
-	}); err != nil {
-		return err
-	}
-	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
-	rng := rand.New(rand.NewPCG(seed, uint64(size)))
-	buf := make([]byte, 256<<10)
-	h := sha256.New()
-	for left := size; left > 0; {
-		b := buf[:min(len(buf), left)]
-		for i := 0; i+8 <= len(b); i += 8 {
-			v := rng.Uint64()
-			for j := range 8 {
-				b[i+j] = byte(v >> (8 * j))
-			}
-		}
-		h.Write(b)
-		if _, err := c.Write(b); err != nil {
-			c.Close()
-			return fmt.Errorf("send: %w", err)
-		}
-		left -= len(b)
-	}
-	c.Close()
-	r := <-done
-	if r.err != nil {
-		return fmt.Errorf("receive: %w", r.err)
-	}
-	if r.n != int64(size) || r.sum != [32]byte(h.Sum(nil)) {
-		return fmt.Errorf("received %d bytes, sha256 %x; sent %d, %x", r.n, r.sum, size, h.Sum(nil))
-	}
-	return nil
-}
-
 // bothWays runs a transfer from A to B and one from B to A at once.
 func bothWays(t *testing.T, v6 bool, size int) {
 	t.Helper()
@@ -152,8 +82,8 @@ func bothWays(t *testing.T, v6 bool, size int) {
 		addr = [2]string{"fd79::1", "fd79::2"}
 	}
 	errs := make(chan error, 2)
-	go func() { errs <- transfer(nsA, nsB, addr[1], size, 1) }()
-	go func() { errs <- transfer(nsB, nsA, addr[0], size, 2) }()
+	go func() { errs <- netnstest.Transfer(nsA, nsB, addr[1], size, 1, 120*time.Second) }()
+	go func() { errs <- netnstest.Transfer(nsB, nsA, addr[0], size, 2, 120*time.Second) }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Error(err)
