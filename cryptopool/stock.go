@@ -183,7 +183,7 @@ type StockStats struct {
 	MaxAge time.Duration `json:"max_age_ns"`
 	// Generated pairs entered the stock; Taken were handed out; Empty counts
 	// Takes that found nothing; Expired were wiped unused; Surplus were
-	// generated for a stock that was already full (or closed) and wiped;
+	// generated for a stock already at its target (or closed) and wiped;
 	// GenErrors are failed Generate calls.
 	Generated uint64 `json:"generated"`
 	Taken     uint64 `json:"taken"`
@@ -297,7 +297,9 @@ func (s *Stock[K]) refillOne() {
 		return
 	}
 	s.mu.Lock()
-	if s.closed || s.n == len(s.ring) {
+	// Checked again: another refill may have filled the stock, or a sweep
+	// lowered the target, while this pair was generated.
+	if s.closed || s.n >= s.target {
 		s.mu.Unlock()
 		// A copy, so that only this rare path moves a key to the heap.
 		extra := k
