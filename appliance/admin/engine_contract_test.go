@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/admin"
@@ -8,13 +9,30 @@ import (
 )
 
 // TestFlowInfoMatchesEngine: admin.FlowInfo has exactly engine.FlowInfo's
-// fields, so the daemon converts one into the other with a plain type
-// conversion; this stops compiling if either drifts.
+// fields (Stream as a pointer to its admin twin), and the stream types
+// convert with a plain type conversion (this stops compiling if either
+// drifts), so the daemon copies one into the other field by field.
 func TestFlowInfoMatchesEngine(t *testing.T) {
-	e := engine.FlowInfo{ID: 7, Encrypted: true, Role: "A", TEP: 0x23}
-	e.SessionID[0] = 0x23
-	a := admin.FlowInfo(e)
-	if a.ID != 7 || !a.Encrypted || a.Role != "A" || a.SessionID[0] != 0x23 {
-		t.Fatalf("%+v", a)
+	et, at := reflect.TypeFor[engine.FlowInfo](), reflect.TypeFor[admin.FlowInfo]()
+	if et.NumField() != at.NumField() {
+		t.Fatalf("engine.FlowInfo has %d fields, admin.FlowInfo %d", et.NumField(), at.NumField())
+	}
+	for i := range et.NumField() {
+		ef, af := et.Field(i), at.Field(i)
+		if ef.Name != af.Name {
+			t.Errorf("field %d: engine %s, admin %s", i, ef.Name, af.Name)
+			continue
+		}
+		if ef.Name == "Stream" {
+			continue // *engine.StreamInfo and *admin.Stream, below
+		}
+		if ef.Type != af.Type {
+			t.Errorf("field %s: engine %v, admin %v", ef.Name, ef.Type, af.Type)
+		}
+	}
+	out := admin.StreamOut(engine.StreamOut{HostNext: 7, FIN: true})
+	in := admin.StreamIn(engine.StreamIn{WireNext: 9, Frames: 2})
+	if out.HostNext != 7 || !out.FIN || in.WireNext != 9 || in.Frames != 2 {
+		t.Fatalf("%+v %+v", out, in)
 	}
 }

@@ -335,7 +335,9 @@ func (s *Server) flow(w http.ResponseWriter, r *http.Request, q url.Values) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no flow %d (it may have closed)", id), "id")
 		return
 	}
-	writeJSON(w, http.StatusOK, flowDoc(found, s.now()))
+	d := flowDoc(found, s.now())
+	d.Stream = found.Stream
+	writeJSON(w, http.StatusOK, d)
 }
 
 // session answers what getsockopt(TCP_ENO_SESSID) would answer on the

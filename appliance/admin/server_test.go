@@ -196,10 +196,18 @@ func TestFlowDocument(t *testing.T) {
 		ID: "7", Inside: "10.1.0.2:43122", Outside: "198.51.100.7:443", State: "established", Encrypted: true,
 		Role: "A", TEP: "x25519", AEAD: "aes128gcm", SessionID: hex.EncodeToString(admintest.SessionFresh[:]),
 		KeyGeneration: 2, BytesIn: 1_268_000, BytesOut: 34_200, PacketsIn: 912, PacketsOut: 401,
-		Started: admintest.Start.Add(90 * time.Minute), AgeSeconds: 33*60 + 4,
+		Started: admintest.Start.Add(90 * time.Minute), AgeSeconds: 33*60 + 4, Stream: admintest.Stream7,
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("flow 7:\n got %+v\nwant %+v", f, want)
+	}
+	for _, key := range []string{`"stream"`, `"host_opened": 1268000`, `"window_host": 0`, `"wire_acked": 34975`} {
+		if !strings.Contains(string(r.body), key) {
+			t.Errorf("flow 7 detail lacks %s: %s", key, r.body)
+		}
+	}
+	if list := e.call(t, "GET", "/api/v1/flows", ""); strings.Contains(string(list.body), `"stream"`) {
+		t.Errorf("the flow list carries streams (only the detail should): %s", list.body)
 	}
 	if len(f.SessionID) != 66 {
 		t.Errorf("session id %q is not 33 bytes of hex", f.SessionID)

@@ -71,6 +71,49 @@ type FlowInfo struct {
 	// Transcript is the negotiation transcript of RFC 8547 §4.8: A's ENO
 	// option then B's, each with kind and length.
 	Transcript []byte
+	// Stream is an encrypted flow's progress in each direction (nil
+	// before keys): engine.StreamInfo, field for field.
+	Stream *Stream
+}
+
+// Stream is where each direction of an encrypted flow stands, in stream
+// offsets from ISN+1; host (plaintext) and wire (framed) offsets differ by
+// the frames' overhead. The flow detail shows it: a stuck transfer is
+// waiting for whichever side is behind.
+type Stream struct {
+	Out StreamOut `json:"out"`
+	In  StreamIn  `json:"in"`
+}
+
+// StreamOut is the inside host's bytes, sealed toward the far side.
+type StreamOut struct {
+	HostNext  int64 `json:"host_next"`  // taken in from the inside host
+	HostAcked int64 `json:"host_acked"` // the far side's ACK, translated
+	WireNext  int64 `json:"wire_next"`  // framed
+	WireSent  int64 `json:"wire_sent"`
+	WireAcked int64 `json:"wire_acked"`
+	Frames    int   `json:"frames"`     // kept for retransmission
+	PreKey    int64 `json:"pre_key"`    // queued before the keys
+	WindowR   int64 `json:"window_far"` // the far side's window, scaled
+	DupAcks   int   `json:"dup_acks"`   // the far side's duplicate ACKs
+	FIN       bool  `json:"fin"`        // the FIN went out
+}
+
+// StreamIn is the far side's frames, opened for the inside host.
+type StreamIn struct {
+	WireNext      int64 `json:"wire_next"` // next in-order wire byte
+	WireHeldSpans int   `json:"wire_held_spans"`
+	WireHeldEnd   int64 `json:"wire_held_end"`
+	WireAcked     int64 `json:"wire_acked"`    // frames the inside host acknowledged
+	WireAckSent   int64 `json:"wire_ack_sent"` // the ACK the far side last got
+	Custody       int64 `json:"custody"`
+	HostOpened    int64 `json:"host_opened"`
+	HostSent      int64 `json:"host_sent"`
+	HostAcked     int64 `json:"host_acked"`
+	PlainFrom     int64 `json:"plain_from"`
+	Frames        int   `json:"frames"`      // opened, not acknowledged by the inside host
+	WindowL       int64 `json:"window_host"` // the inside host's window, scaled
+	FIN           bool  `json:"fin"`         // the FIN went to the inside host
 }
 
 // Status holds the daemon's facts for /api/v1/status.

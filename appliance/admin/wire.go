@@ -140,6 +140,8 @@ type FlowDoc struct {
 	PacketsOut     uint64    `json:"packets_out"`
 	Started        time.Time `json:"started"`
 	AgeSeconds     float64   `json:"age_seconds"`
+	// Stream is only in a single flow's detail (/api/v1/flows/{id}).
+	Stream *Stream `json:"stream,omitempty"`
 }
 
 // FlowsPage is the /api/v1/flows body.

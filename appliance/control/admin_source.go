@@ -213,8 +213,15 @@ func flowInfo(f engine.FlowInfo) admin.FlowInfo {
 		FallbackReason: f.FallbackReason, Role: f.Role, TEP: f.TEP, AEAD: f.AEAD, SessionID: f.SessionID,
 		KeyGeneration: f.KeyGeneration, Resumed: f.Resumed,
 		BytesIn: f.BytesIn, BytesOut: f.BytesOut, PacketsIn: f.PacketsIn, PacketsOut: f.PacketsOut,
-		Started: f.Started, Transcript: slices.Clone(f.Transcript),
+		Started: f.Started, Transcript: slices.Clone(f.Transcript), Stream: streamInfo(f.Stream),
 	}
+}
+
+func streamInfo(s *engine.StreamInfo) *admin.Stream {
+	if s == nil {
+		return nil
+	}
+	return &admin.Stream{Out: admin.StreamOut(s.Out), In: admin.StreamIn(s.In)}
 }
 
 // FlushCache implements admin.Source (TCP_CRYPT_CACHE_FLUSH, TC-41).

@@ -87,6 +87,12 @@ func TestDataBothWaysWithFIN(t *testing.T) {
 		t.Fatalf("at b: %+v", atB)
 	}
 	hasBytes(t, "timestamps to b", option(atB[0].opts, 8), option(w.opts, 8))
+	n := int64(len(msg))
+	frameEnd := 75 + n + tcpcrypt.Overhead // the frame's wire end, after Init1
+	// The Init messages (75 bytes) are acknowledged; the frame waits for
+	// b. (b's window is still its SYN-ACK's here: not compared.)
+	wantStream(t, pr.gb, StreamIn{WireNext: frameEnd, WireHeldEnd: frameEnd, WireAcked: 75, WireAckSent: 75,
+		HostOpened: n, HostSent: n, Frames: 1}, func(s *StreamInfo) any { in := s.In; in.WindowL = 0; return in })
 
 	// b acknowledges: the wire ACK covers the whole frame.
 	acks := pr.bAcks(&h, h.aNext)
@@ -99,6 +105,10 @@ func TestDataBothWaysWithFIN(t *testing.T) {
 	if a.ack != h.aNext || a.seq != isnB+1 {
 		t.Fatalf("ACK at a: ack %x want %x, seq %x", a.ack, h.aNext, a.seq)
 	}
+	wantStream(t, pr.gb, StreamIn{WireNext: frameEnd, WireHeldEnd: frameEnd, WireAcked: frameEnd, WireAckSent: frameEnd,
+		HostOpened: n, HostSent: n, HostAcked: n, WindowL: 509 << 7}, func(s *StreamInfo) any { return s.In })
+	wantStream(t, pr.ga, StreamOut{HostNext: n, HostAcked: n, WireNext: frameEnd, WireSent: frameEnd, WireAcked: frameEnd,
+		WindowR: 509 << 7}, func(s *StreamInfo) any { return s.Out })
 
 	// b -> a: 3000 bytes, split into frames by the wire MSS (1460-20 data).
 	reply := bytes.Repeat([]byte("0123456789"), 300)
@@ -195,5 +205,20 @@ func TestTimestampsNeverGoBack(t *testing.T) {
 	}
 	if ts(w1[0]) != 5001 || ts(w2[0]) != 5001 {
 		t.Fatalf("TSvals on the wire %d then %d, want 5001 twice", ts(w1[0]), ts(w2[0]))
+	}
+}
+
+// wantStream checks one direction of the pair's one flow as FlowInfo.Stream
+// reports it (the admin API's flow detail).
+func wantStream(t *testing.T, g *gw, want any, dir func(*StreamInfo) any) {
+	t.Helper()
+	var got any
+	g.e.Flows(func(fi FlowInfo) {
+		if fi.Stream != nil {
+			got = dir(fi.Stream)
+		}
+	})
+	if got != want {
+		t.Fatalf("stream:\n got %+v\nwant %+v", got, want)
 	}
 }

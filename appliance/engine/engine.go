@@ -118,6 +118,44 @@ type FlowInfo struct {
 	PacketsOut      uint64
 	Started         time.Time
 	Transcript      []byte
+	// Stream is where each direction of an encrypted flow stands, in
+	// stream offsets (from ISN+1, host and wire space apart): what a
+	// stuck transfer is waiting for. Nil before keys.
+	Stream *StreamInfo
+}
+
+// StreamInfo is an encrypted flow's progress, both directions.
+type StreamInfo struct {
+	Out StreamOut // inside host L to far side R: L's bytes sealed
+	In  StreamIn  // far side R to inside host L: R's frames opened
+}
+
+// StreamOut is the encrypting direction (encDir).
+type StreamOut struct {
+	HostNext, HostAcked           int64 // L's bytes taken in; R's ACK of them, translated
+	WireNext, WireSent, WireAcked int64 // wire bytes framed, sent, acknowledged by R
+	Frames                        int   // frames kept for retransmission
+	PreKey                        int64 // L's bytes queued before the keys
+	WindowR                       int64 // R's window, scaled
+	DupAcks                       int
+	FIN                           bool // L's FIN went out as a FINp frame
+}
+
+// StreamIn is the decrypting direction (decDir).
+type StreamIn struct {
+	WireNext      int64 // next in-order wire byte (RCV.NXT)
+	WireHeldSpans int   // out-of-order wire ranges held
+	WireHeldEnd   int64 // end of the highest held range (WireNext if none)
+	WireAcked     int64 // end of the last whole frame L acknowledged
+	WireAckSent   int64 // the wire ACK R last got
+	Custody       int64 // highest wire ACK of a partial frame's bytes
+	HostOpened    int64 // plaintext opened (next host byte)
+	HostSent      int64 // plaintext sent to L
+	HostAcked     int64 // L's cumulative ACK
+	PlainFrom     int64 // the re-delivery ring holds nothing below this
+	Frames        int   // opened frames L has not acknowledged
+	WindowL       int64 // L's window, scaled
+	FIN           bool  // R's FIN went to L
 }
 
 // Counters are the engine's event counts, read with atomics by the admin API

@@ -214,8 +214,32 @@ func (f *flow) info() FlowInfo {
 		if f.keys != nil {
 			fi.KeyGeneration = uint32(f.keys.Local())
 		}
+		fi.Stream = f.stream()
 	}
 	return fi
+}
+
+// stream reports both directions' offsets (FlowInfo.Stream).
+func (f *flow) stream() *StreamInfo {
+	en, d := &f.enc, &f.rcv
+	heldEnd := d.rcvW
+	if d.held.n > 0 {
+		heldEnd = max(heldEnd, d.held.r[d.held.n-1].e)
+	}
+	return &StreamInfo{
+		Out: StreamOut{
+			HostNext: en.nextH, HostAcked: en.ackH,
+			WireNext: en.nextW, WireSent: en.sentW, WireAcked: en.ackW,
+			Frames: en.frames.n, PreKey: max(en.preEnd-en.nextH, 0),
+			WindowR: int64(f.winR) << f.wsR, DupAcks: en.dupAcks, FIN: en.finW >= 0,
+		},
+		In: StreamIn{
+			WireNext: d.rcvW, WireHeldSpans: d.held.n, WireHeldEnd: heldEnd,
+			WireAcked: d.ackW, WireAckSent: d.lastAckW, Custody: d.custody,
+			HostOpened: d.nextH, HostSent: d.sentH, HostAcked: d.ackH, PlainFrom: d.plainFrom,
+			Frames: d.frames.n, WindowL: int64(f.winL) << f.wsLe, FIN: d.finOut,
+		},
+	}
 }
 
 // scaleWin turns the window R advertised into the one L gets: lowered by the

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -330,13 +331,44 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 	args := e.toolArgs("stream-client", append([]string{"-addr", dst.String(), "-n", fmt.Sprint(n), "-m", fmt.Sprint(m),
 		"-seed", fmt.Sprint(seed)}, extra...)...)
 	t0 := time.Now()
+	// Every 10 s the state is noted, so that a transfer that stalls (the
+	// client gives up after 30 s without progress, and its connection is
+	// gone by the time it exits) shows where it stood while stuck.
+	var snap struct {
+		sync.Mutex
+		at     time.Duration
+		report string
+	}
+	stopSnap := make(chan struct{})
+	snapDone := make(chan struct{})
+	go func() {
+		defer close(snapDone)
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSnap:
+				return
+			case <-tick.C:
+				rep := e.stuckReport(src)
+				snap.Lock()
+				snap.at, snap.report = time.Since(t0).Round(time.Second), rep
+				snap.Unlock()
+			}
+		}
+	}()
 	out, err := e.topo.RunContext(ctx, src, args...)
+	close(stopSnap)
+	<-snapDone
 	r := result{clientOut: out, clientErr: err, elapsed: time.Since(t0)}
 	if ctx.Err() != nil {
 		r.clientErr = fmt.Errorf("client still running after %v (killed): %w\n%s", timeout, ctx.Err(), out)
 	}
 	if mm := connectedRe.FindStringSubmatch(out); mm != nil {
 		r.local, _ = netip.ParseAddrPort(mm[1])
+	}
+	if r.clientErr != nil && snap.report != "" {
+		t.Logf("state %v into the failed transfer:\n%s", snap.at, snap.report)
 	}
 	if mm := clientRe.FindStringSubmatch(out); mm != nil {
 		r.recvBytes, _ = strconv.ParseInt(mm[1], 10, 64)
@@ -391,6 +423,38 @@ func checkTransfer(t *testing.T, r result, n, m int64) {
 		mbps := float64(n+m) * 8 / r.elapsed.Seconds() / 1e6
 		t.Logf("%d + %d bytes in %v (%.0f Mbit/s both ways together), sha256 equal at both ends", n, m, r.elapsed.Round(time.Millisecond), mbps)
 	}
+}
+
+// stuckReport says where a failed transfer stands: each gateway's
+// encrypted flows with their stream offsets (the admin API's flow detail),
+// and the hosts' TCP sockets (ss).
+func (e *encEnv) stuckReport(src topology.Node) string {
+	var b strings.Builder
+	run := func(n topology.Node, args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := e.topo.Command(ctx, n, args...).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+		var page struct {
+			Flows []flowDoc `json:"flows"`
+		}
+		if err := e.admin(gw, "/api/v1/flows?encrypted=true&limit=8", &page); err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", gw, err)
+			continue
+		}
+		for _, f := range page.Flows {
+			fmt.Fprintf(&b, "%s flow: %s\n", gw, run(gw, "curl", "-sS", "--max-time", "5", "http://"+adminAddr+"/api/v1/flows/"+f.ID))
+		}
+	}
+	for _, h := range []topology.Node{src, topology.HostB} {
+		fmt.Fprintf(&b, "%s sockets:\n%s\n", h, run(h, "ss", "-tinoH", "state", "established"))
+	}
+	return b.String()
 }
 
 // admin fetches path from the admin API of tcpincd in gw into v.

@@ -95,7 +95,7 @@ func New() *Fixture {
 				ID: 7, Inside: ap("10.1.0.2:43122"), Outside: ap("198.51.100.7:443"), State: "established",
 				Encrypted: true, Role: "A", TEP: 0x23, AEAD: "aes128gcm", SessionID: SessionFresh,
 				KeyGeneration: 2, BytesIn: 1_268_000, BytesOut: 34_200, PacketsIn: 912, PacketsOut: 401,
-				Started: Start.Add(90 * time.Minute), Transcript: Transcript,
+				Started: Start.Add(90 * time.Minute), Transcript: Transcript, Stream: Stream7,
 			},
 			{
 				ID: 12, Inside: ap("10.1.0.2:43200"), Outside: ap("203.0.113.9:80"), State: "established",
@@ -291,4 +291,12 @@ func (f *Fixture) CacheLen() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.cache)
+}
+
+// Stream7 is flow 7's progress: the far side's last frame waits for the
+// inside host's window.
+var Stream7 = &admin.Stream{
+	Out: admin.StreamOut{HostNext: 34_200, HostAcked: 34_200, WireNext: 34_975, WireSent: 34_975, WireAcked: 34_975, WindowR: 65_536},
+	In: admin.StreamIn{WireNext: 1_280_235, WireHeldEnd: 1_280_235, WireAcked: 1_278_755, WireAckSent: 1_278_755,
+		HostOpened: 1_268_000, HostSent: 1_266_540, HostAcked: 1_266_540, Frames: 1, WindowL: 0},
 }
