@@ -454,6 +454,26 @@ func (e *encEnv) stuckReport(src topology.Node) string {
 	for _, h := range []topology.Node{src, topology.HostB} {
 		fmt.Fprintf(&b, "%s sockets:\n%s\n", h, run(h, "ss", "-tinoH", "state", "established"))
 	}
+	// What the links and the appliances' ports dropped or still hold.
+	for _, n := range []topology.Node{topology.GwA, topology.GwB} {
+		fmt.Fprintf(&b, "%s port counters (non-zero):\n%s\n", n,
+			run(n, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|ring_used_slots|path_frames_total|port_frames_total)' | grep -v ' 0$'"))
+	}
+	for _, n := range []topology.Node{topology.GwA, topology.Router, topology.GwB} {
+		fmt.Fprintf(&b, "%s links:\n%s\n", n, run(n, "ip", "-s", "link"))
+	}
+	if e.link != nil {
+		ns := netns.ExecArgs(e.link.NS, "ip", "-s", "link")
+		out, _ := exec.Command(ns[0], ns[1:]...).CombinedOutput()
+		fmt.Fprintf(&b, "impairment bump links:\n%s\n", out)
+	}
+	if p := e.bump; p != nil && p.Signal(syscall.SIGUSR1) == nil {
+		time.Sleep(100 * time.Millisecond)
+		out := p.Output()
+		if i := strings.LastIndex(out, "counters now: "); i >= 0 {
+			fmt.Fprintf(&b, "impairment bump %s\n", out[i:])
+		}
+	}
 	return b.String()
 }
 

@@ -63,12 +63,14 @@ func main() {
 		os.Exit(1)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	f.Start()
 	c := f.Core(0).Config()
 	fmt.Printf("tcpinc-impair forwarding %s<->%s reorder=%g hold_frames=%d hold_time=%v dup=%g seed=%d\n",
 		*a, *b, c.Reorder, c.HoldFrames, c.HoldTime, c.Duplicate, c.Seed)
-	<-sig
+	for s := <-sig; s == syscall.SIGUSR1; s = <-sig {
+		fmt.Print("counters now: ", f.Report()) // SIGUSR1: the counters so far, and go on
+	}
 	f.Stop()
 	fmt.Print(f.Report())
 	f.Close()
