@@ -180,7 +180,15 @@ func (e *Engine) crossingSYNACK(f *flow, p *packet.Packet) bool {
 //     last acknowledged (a stale pure ACK or a keep-alive probe just below
 //     it still counts) to the furthest the engine would place data; older
 //     data is a duplicate (answered, its ACK not believed), anything else
-//     gets an ACK (rate-limited) and is dropped;
+//     gets an ACK (rate-limited) and is dropped. A pure ACK numbered below
+//     that, by at most the span of the window, is believed (its window is
+//     not: wireACK): R numbers its pure ACKs at most at the right edge we
+//     last advertised as it knows it (Linux's tcp_acceptable_seq), which
+//     lies below what we hold once R sent past it, whether our window
+//     shrank or R's view of it is old because our later ACKs were lost.
+//     Two appliances that dropped each other's ACKs for that reason would
+//     both wait for an ACK forever, each retransmission answered by
+//     another such ACK;
 //   - the ACK bit must be set;
 //   - the ACK: one for data never sent is answered with an ACK and the
 //     segment dropped; one older than the largest window R ever offered
@@ -226,13 +234,12 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	case w > hi || (segEnd > w && w == hi):
 		e.challenge(now, f, tx[Outside])
 		return e.drop(DropOutOfWindow), false
-	case segEnd == w && w < lo, segEnd > w && segEnd < lo:
-		if n > 0 {
-			// Data R sent again although we acknowledged it: answer it
-			// (duplicate re-delivers what L may have lost, or ACKs).
-			e.duplicate(f, w, w+n, tx)
-			return Forwarded, false
-		}
+	case segEnd > w && segEnd < lo:
+		// Data R sent again although we acknowledged it: answer it
+		// (duplicate re-delivers what L may have lost, or ACKs).
+		e.duplicate(f, w, w+n, tx)
+		return Forwarded, false
+	case segEnd == w && w < lo && w < lo-(hi-d.ackW):
 		e.challenge(now, f, tx[Outside])
 		return e.drop(DropOutOfWindow), false
 	}

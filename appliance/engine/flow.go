@@ -173,6 +173,7 @@ type flow struct {
 	simISN        uint32 // its sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
+	wl1, wl2      int64  // the wire offsets (R's sequence, its ACK) of the segment winR came from (SND.WL1, SND.WL2)
 	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
 
 	charged          bool  // recordCost is charged to the budget

@@ -115,12 +115,18 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ho
 		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
 	}
 	prevWin := f.winR
-	f.winR = p.Window()
 	f.pktsIn++
 	hostAck = f.enc.ackH
 	if fl&packet.FlagACK != 0 {
 		prevAckW := f.enc.ackW
 		aw := unwrap(p.Ack(), f.isnL, f.enc.ackW)
+		// R's window counts only from a segment no older than the one it
+		// last came from (RFC 9293 §3.10.7.4, SND.WL1 and SND.WL2): a
+		// reordered or old-numbered segment carries a right edge R has
+		// since moved on from.
+		if w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW); w > f.wl1 || w == f.wl1 && aw >= f.wl2 {
+			f.winR, f.wl1, f.wl2 = p.Window(), w, aw
+		}
 		hostAck = e.hostAckFromWire(f, aw)
 		dup := aw == prevAckW && len(p.Payload()) == 0 && fl&packet.FlagFIN == 0 && p.Window() == prevWin
 		e.ownedLoss(now, f, si, dup, tx[Outside])
