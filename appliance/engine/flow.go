@@ -257,18 +257,15 @@ func (f *flow) scaleWin(w uint16) uint16 {
 	if m > tcpcrypt.Overhead {
 		free = free * (m - tcpcrypt.Overhead) / m
 	}
-	win := max(en.nextH-en.ackH, 0) + free
+	// The store takes room more wire bytes: beyond what L has in flight,
+	// as free is (counting it from ackH as well would move L's right edge
+	// back as L's bytes arrive, and halve what L may have in flight).
 	room := int64(f.enc.store.max) - (f.enc.nextW - f.enc.ackW)
 	if m > tcpcrypt.Overhead {
 		room = room * (m - tcpcrypt.Overhead) / m
 	}
-	room -= m // one frame of slack
-	if room < 0 {
-		room = 0
-	}
-	if win > room {
-		win = room
-	}
+	room = max(room-m, 0) // one frame of slack
+	win := max(en.nextH-en.ackH, 0) + min(free, room)
 	win >>= f.wsR
 	if win > 0xffff {
 		win = 0xffff
@@ -281,16 +278,22 @@ func (f *flow) scaleWin(w uint16) uint16 {
 // repaired from it), counted from the end of the frames L acknowledged. A
 // frame held in custody may end beyond that: the window then reaches its
 // end, or R could never complete it (a frame opens only whole).
+//
+// The ring's room is counted beyond the frames opened, whose plaintext it
+// already holds: so the right edge never moves back as R's frames arrive
+// (RFC 9293 §3.8.6.2.2; each frame moves it on by its 20 bytes of
+// overhead). Counted from the acknowledged end instead, it shrank by every
+// frame L had not acknowledged yet: R then sent past the edge it knew, and
+// its pure ACKs, numbered at that edge, fell below what we held.
 func (f *flow) winToR() uint16 {
 	d := &f.rcv
 	win := int64(f.winL) << f.wsLe
-	room := int64(d.plain.max) - (d.nextH - d.ackH)
-	if room < 0 {
-		room = 0
+	room := max(int64(d.plain.max)-(d.nextH-d.ackH), 0)
+	opened := d.rcvW // the wire end of the frames opened
+	if f.dec != nil {
+		opened = int64(f.dec.Offset())
 	}
-	if win > room {
-		win = room
-	}
+	win = min(win, max(opened-d.ackW, 0)+room)
 	if fe := f.partialEnd(); fe >= 0 {
 		edge := max(d.ackW+win, fe)
 		win = max(edge-f.ackToR(), 0)

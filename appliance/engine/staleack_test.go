@@ -98,3 +98,52 @@ func TestWindowNotFromOlderSegment(t *testing.T) {
 		t.Fatalf("R's window %d after a late older ACK, want %d (the newer one's)", got, want)
 	}
 }
+
+// The window G_B gives R (here G_A, for a) never moves its right edge back
+// as R's frames arrive and wait for b's ACK (RFC 9293 §3.8.6.2.2): the
+// re-delivery ring's room counts beyond the frames opened, not from what b
+// acknowledged, which would count those frames twice.
+func TestWindowToFarSideNeverShrinks(t *testing.T) {
+	pr := handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs, DeliverBytes: 8192}))
+	h := newHosts()
+	edge := func() int64 {
+		pr.tsB++
+		_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF|pshF, 502, tsOpt(pr.tsB, pr.tsA), []byte("b")))
+		h.bNext++
+		s := one(t, "b's data on the wire", toOut)
+		return int64(s.ack-(isnA+1)) + int64(s.win)<<7
+	}
+	prev := edge()
+	for i := range 5 {
+		pr.toB(pr.aSends(&h, bytes.Repeat([]byte{'a'}, 1000), pshF)) // b holds it, unacknowledged
+		if e := edge(); e < prev {
+			t.Fatalf("after %d frames: right edge %d, earlier %d: the window shrank", i+1, e, prev)
+		} else {
+			prev = e
+		}
+	}
+}
+
+// L may keep as much in flight as the retransmit store holds: its window
+// counts the store's free room beyond L's unacknowledged bytes, so L's
+// right edge does not fall below what L already sent.
+func TestHostMayFillTheStore(t *testing.T) {
+	pr := handshakeOn(t, newGW(t, Config{TEPs: testTEPs, RetransmitBytes: 16384}), newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	sent := 0
+	for range 8 {
+		wire := pr.aSends(&h, bytes.Repeat([]byte{'a'}, 1428), pshF)
+		if len(wire) == 0 {
+			t.Fatal("a's segment not sealed")
+		}
+		sent += 1428
+	}
+	// b's data, acknowledging none of a's: G_A delivers it with a's window.
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF|pshF, 502, tsOpt(pr.tsB, pr.tsA), []byte("b")))
+	toIn, _ := pr.ga.push(Outside, one(t, "b's data on the wire", toOut).frame())
+	s := one(t, "b's data at a", toIn)
+	if edge := int64(s.ack-(isnA+1)) + int64(s.win)<<7; edge < int64(sent) {
+		t.Fatalf("a's right edge %d is below the %d bytes it has in flight: its window shrank", edge, sent)
+	}
+}
