@@ -20,7 +20,7 @@ func (e *Engine) thirdAcceptable(f *flow, p *packet.Packet) bool {
 		return false
 	}
 	off := int64(int32(p.Seq() - (f.isnR + 1)))
-	return off >= 0 && off < max(int64(f.winL), 1)
+	return off >= 0 && off < max(int64(f.winL)<<f.wsLe, 1) // synWindow kept it shifted
 }
 
 // A SYN on the tuple of a plain connection's record is a new connection

@@ -90,9 +90,10 @@ func TestDataBothWaysWithFIN(t *testing.T) {
 	n := int64(len(msg))
 	frameEnd := 75 + n + tcpcrypt.Overhead // the frame's wire end, after Init1
 	// The Init messages (75 bytes) are acknowledged; the frame waits for
-	// b. (b's window is still its SYN-ACK's here: not compared.)
+	// b, whose window is still its SYN-ACK's 65160 bytes, never scaled
+	// (RFC 7323 §2.2), kept in units of its shift 7.
 	wantStream(t, pr.gb, StreamIn{WireNext: frameEnd, WireHeldEnd: frameEnd, WireAcked: 75, WireAckSent: 75,
-		HostOpened: n, HostSent: n, Frames: 1}, func(s *StreamInfo) any { in := s.In; in.WindowL = 0; return in })
+		HostOpened: n, HostSent: n, Frames: 1, WindowL: 65160 >> 7 << 7}, func(s *StreamInfo) any { return s.In })
 
 	// b acknowledges: the wire ACK covers the whole frame.
 	acks := pr.bAcks(&h, h.aNext)

@@ -313,7 +313,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		f.wsR, f.wsLe = uint8(f.wsL), uint8(e.si.ws)
 	}
 	f.wsL = e.si.ws
-	f.winL = p.Window()
+	f.winL = synWindow(p.Window(), f.wsLe)
 	if !f.toR.set(p) {
 		return e.fallbackB(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 	}
@@ -359,7 +359,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		if f.wsL >= 0 && e.si.ws >= 0 {
 			f.wsR, f.wsLe = uint8(e.si.ws), uint8(f.wsL)
 		}
-		f.winR = p.Window()
+		f.winR = synWindow(p.Window(), f.wsR)
 		if !f.toL.set(p) {
 			return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 		}
@@ -596,4 +596,16 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	f := e.newFlow(now, k, pol)
 	f.state, f.reason = stPlain, why
 	return Passthrough
+}
+
+// synWindow stores a SYN's window, which is never scaled (RFC 7323 §2.2),
+// in the field every later window is kept in, shifted by ws: rounded down,
+// so nothing goes past the edge the SYN offered, but never to 0 from an
+// open window (until the host's next segment says more, that would leave
+// nothing to send it and nothing to make it speak).
+func synWindow(win uint16, ws uint8) uint16 {
+	if w := win >> ws; w > 0 || win == 0 {
+		return w
+	}
+	return 1
 }
