@@ -1,0 +1,68 @@
+package scenario
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+)
+
+// TestInOrderWithHeldRangesFull: R's out-of-order segments leave G_B
+// holding as many separate ranges as its reassembly keeps (16), and R's
+// retransmission of the segment at the next expected offset does not reach
+// the first of them. The segment is in order: G_B must take it (RFC 9293
+// §3.10.7.4 processes in-order data; only out-of-order data may be dropped
+// for want of room), and b gets its plaintext. Dropping it instead, because
+// it would have been one range too many, leaves the hole open for good: R
+// retransmits the same segment each time its timer fires and G_B drops it
+// each time (a stalled transfer, found by TestRandomBulkReorder).
+func TestInOrderWithHeldRangesFull(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a := f.w, f.a
+	const n, size = 34, 100
+	segs := make([][]byte, n)
+	for i := range segs {
+		segs[i] = chunk(byte('A'+i%26), size)
+	}
+	// Each segment is one frame on the link, size + ovh bytes from the
+	// first frame's offset. Lost: the first, and every other one up to
+	// the 31st: G_B holds 2, 4, ..., 30 and 32-33, 16 ranges.
+	w1 := uint32(isnA + 1 + init1)
+	lost := func(_ int, s Seg) bool {
+		i := int(s.Seq-w1) / (size + ovh)
+		return len(s.Payload) > 0 && (i == 0 || (i%2 == 1 && i < 32))
+	}
+	rule := w.Link.Add(Rule{Dir: AtoB, Times: -1, Match: lost, Drop: true})
+	for i, s := range segs {
+		w.Host(SideA, a.Data(i*size, isnB+1, s))
+	}
+	w.Run(latency)
+	if rule.Hits != 17 {
+		t.Fatalf("%d segments lost, want 17", rule.Hits)
+	}
+	if got := withData(w.Take(SideB)); len(got) != 0 {
+		t.Fatalf("b got %v before the first segment", got)
+	}
+	w.Link.Rules = nil
+	// a retransmits the first segment; G_A sends the stored frame again.
+	reasm := w.G[SideB].Counters().Drops[engine.DropReasmFull].Load()
+	w.Host(SideA, a.Data(0, isnB+1, segs[0]))
+	w.Run(latency)
+	if d := w.G[SideB].Counters().Drops[engine.DropReasmFull].Load() - reasm; d != 0 {
+		t.Errorf("G_B dropped %d in-order segments as reassembly_full", d)
+	}
+	st := hostStream(t, w.Take(SideB), isnA)
+	if !bytes.Equal(st.Contiguous(), segs[0]) {
+		t.Fatalf("b has %d bytes in order after the retransmission of the first segment, want %d", len(st.Contiguous()), size)
+	}
+	// Then the rest, one retransmission per hole: b gets everything.
+	for i := 1; i < 32; i += 2 {
+		w.Host(SideA, a.Data(i*size, isnB+1, segs[i]))
+	}
+	w.Run(latency)
+	st = hostStream(t, w.All[SideB], isnA)
+	if want := bytes.Join(segs, nil); !bytes.Equal(st.Contiguous(), want) {
+		t.Fatalf("b has %d bytes in order, want %d", len(st.Contiguous()), len(want))
+	}
+}
