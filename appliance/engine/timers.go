@@ -19,7 +19,9 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	// Visit a slice of the table per sweep so that one sweep costs little
 	// however many flows there are: every flow comes round within
 	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
-	n := max(len(e.list)/sweepRounds+1, 256)
+	// (Never more than the table: a small one is visited once, not round
+	// and round again up to 256 times.)
+	n := min(max(len(e.list)/sweepRounds+1, 256), len(e.list))
 	for i := 0; i < n && len(e.list) > 0; i++ {
 		if e.cursor >= len(e.list) {
 			e.cursor = 0
