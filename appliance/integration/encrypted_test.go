@@ -150,6 +150,23 @@ func (e *encEnv) captureCheck(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	b := e.topo.Addr(topology.HostB)
+	// dumpcap may start its loop a moment after it says it captures (on a
+	// loaded machine, long after): the first SYN must not go before. A
+	// ping across the link that reaches the file says it is capturing.
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			return 0
+		}
+		return st.Size()
+	}
+	for before, deadline := size(), time.Now().Add(10*time.Second); size() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the capture on rtr:toA holds nothing of pings across it for 10 s")
+		}
+		e.waitPing(t, b.V4)
+		time.Sleep(200 * time.Millisecond)
+	}
 	type held struct {
 		r   result
 		ids [2]string
