@@ -102,6 +102,7 @@ func TestKeepAlive(t *testing.T) {
 	if pr.ga.e.Counters().KeepAlives.Load() != 1 || pr.gb.e.Counters().KeepAlives.Load() != 1 {
 		t.Fatal("keep-alive not counted")
 	}
+	pr.ga.e.publish() // as the worker's next Tick would
 	if pr.ga.e.Counters().FramesSealed.Load() != 1 {
 		t.Fatal("keep-alive went into the frame stream")
 	}

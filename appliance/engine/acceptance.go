@@ -76,6 +76,7 @@ func (e *Engine) reinstate(now int64, f *flow) {
 	f.last = max(f.last, now)
 	e.recharge(f)
 	e.flows[f.key] = f
+	e.hot = nil
 	f.idx = len(e.list)
 	e.list = append(e.list, f)
 }

@@ -92,8 +92,13 @@ func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
 	}
 	for d.sentH < end {
 		n := min(end-d.sentH, int64(len(e.scratch)))
-		buf := e.scratch[:n]
-		d.plain.read(buf, d.sentH)
+		buf := d.plain.at(d.sentH)
+		if int64(len(buf)) >= n {
+			buf = buf[:n] // sent from the ring: no copy on the way
+		} else {
+			buf = e.scratch[:n]
+			d.plain.read(buf, d.sentH)
+		}
 		fin := d.finH >= 0 && d.sentH+n == d.finH
 		e.sendPlain(f, to, d.sentH, buf, fin, false, 0)
 		d.sentH += n

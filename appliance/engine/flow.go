@@ -43,21 +43,29 @@ type frameQ struct {
 	mem     *Memory // charged for r (bounded by the rings the frames live in)
 }
 
-func (q *frameQ) push(f frameRec) {
+func (q *frameQ) push(f frameRec) { *q.add() = f }
+
+// add appends a frame and returns it to be filled in field by field: a
+// frameRec built on the stack and copied in stalls the copy's wide loads
+// on the narrower stores that built it (store forwarding).
+func (q *frameQ) add() *frameRec {
 	if q.n == len(q.r) {
 		nr := make([]frameRec, max(64, 2*len(q.r)))
 		q.mem.force(frameRecSize * int64(len(nr)-len(q.r)))
 		for i := 0; i < q.n; i++ {
-			nr[i] = q.r[(q.head+i)%len(q.r)]
+			nr[i] = *q.at(i)
 		}
 		q.r, q.head = nr, 0
 	}
-	q.r[(q.head+q.n)%len(q.r)] = f
+	r := &q.r[(q.head+q.n)&(len(q.r)-1)]
 	q.n++
+	return r
 }
 
-func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)%len(q.r)] }
-func (q *frameQ) pop()               { q.head = (q.head + 1) % len(q.r); q.n-- }
+// The queue's size is a power of two (push doubles it from 64), so an
+// index wraps with a mask, not a division.
+func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)&(len(q.r)-1)] }
+func (q *frameQ) pop()               { q.head = (q.head + 1) & (len(q.r) - 1); q.n-- }
 
 // encDir is the encrypting direction: inside host L to far side R.
 type encDir struct {

@@ -18,7 +18,7 @@ const (
 
 // pair is a connection a -> b through G_A and G_B, established and keyed.
 type pair struct {
-	t      *testing.T
+	t      testing.TB
 	ga, gb *gw
 	tsA    uint32
 	tsB    uint32
@@ -29,7 +29,7 @@ var testTEPs = []tcpcrypt.TEP{tcpcrypt.TEPX25519, tcpcrypt.TEPX448}
 
 // handshake runs the three-way handshake and the Init exchange, checking
 // every frame on the way (ENO-26, ENO-31 bytes; docs/protocol.md §7).
-func handshake(t *testing.T) *pair {
+func handshake(t testing.TB) *pair {
 	return handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs}))
 }
 
@@ -46,16 +46,19 @@ func toThirdSegment(ga, gb *gw) [][]byte {
 }
 
 // handshakeOn is handshake between two given engines.
-func handshakeOn(t *testing.T, ga, gb *gw) *pair {
+func handshakeOn(t testing.TB, ga, gb *gw) *pair { return handshakeMSS(t, ga, gb, 1460) }
+
+// handshakeMSS is handshakeOn with both hosts announcing MSS mssv.
+func handshakeMSS(t testing.TB, ga, gb *gw, mssv uint16) *pair {
 	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
 
 	// a's SYN gets `45 04 24 23` after its own options.
-	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, pr.tsA), nil)
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(mssv, pr.tsA), nil)
 	toIn, toOut := ga.push(Inside, syn)
 	none(t, "G_A SYN inside", toIn)
 	s := one(t, "G_A SYN outside", toOut)
 	hasBytes(t, "SYN ENO option", option(s.opts, 69), unhex("45042423"))
-	if s.seq != isnA || mss(s.opts) != 1460 || s.flags != synF {
+	if s.seq != isnA || mss(s.opts) != mssv || s.flags != synF {
 		t.Fatalf("SYN changed: %+v", s)
 	}
 	// G_B forwards it to b with ENO kept and the MSS clamped by 20.
@@ -63,11 +66,11 @@ func handshakeOn(t *testing.T, ga, gb *gw) *pair {
 	none(t, "G_B SYN outside", toOut)
 	s = one(t, "G_B SYN inside", toIn)
 	hasBytes(t, "SYN to b keeps ENO", option(s.opts, 69), unhex("45042423"))
-	if mss(s.opts) != 1440 {
-		t.Fatalf("SYN MSS to b = %d, want 1440", mss(s.opts))
+	if mss(s.opts) != mssv-20 {
+		t.Fatalf("SYN MSS to b = %d, want %d", mss(s.opts), mssv-20)
 	}
 	// b answers without ENO: G_B answers as host B with `45 04 01 23`.
-	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, pr.tsB), nil)
+	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(mssv, pr.tsB), nil)
 	toIn, toOut = gb.push(Inside, synack)
 	none(t, "G_B SYN-ACK inside", toIn)
 	s = one(t, "G_B SYN-ACK outside", toOut)
@@ -76,7 +79,7 @@ func handshakeOn(t *testing.T, ga, gb *gw) *pair {
 	toIn, toOut = ga.push(Outside, toOut[0])
 	none(t, "G_A SYN-ACK outside", toOut)
 	s = one(t, "G_A SYN-ACK inside", toIn)
-	if option(s.opts, 69) != nil || mss(s.opts) != 1440 || s.seq != isnB || s.ack != isnA+1 {
+	if option(s.opts, 69) != nil || mss(s.opts) != mssv-20 || s.seq != isnB || s.ack != isnA+1 {
 		t.Fatalf("SYN-ACK to a: %+v", s)
 	}
 	// a's third segment gets `45 02`; Init1 follows at once, PSH set. The
@@ -147,7 +150,7 @@ func tcpFrameFrom(s segv) []byte {
 	return tcpFrame(s.src, s.dst, s.seq, s.ack, s.flags, s.win, s.opts, s.payload)
 }
 
-func flowInfo(t *testing.T, e *Engine) FlowInfo {
+func flowInfo(t testing.TB, e *Engine) FlowInfo {
 	t.Helper()
 	var out []FlowInfo
 	e.Flows(func(fi FlowInfo) { out = append(out, fi) })

@@ -31,19 +31,19 @@ func sinks() (*sink, *sink, [2]TxSink) {
 
 // gw is one engine with its sinks, for back-to-back tests.
 type gw struct {
-	t       *testing.T
+	t       testing.TB
 	e       *Engine
 	in, out *sink
 	tx      [2]TxSink
 	now     int64
 }
 
-func newGW(t *testing.T, cfg Config) *gw {
+func newGW(t testing.TB, cfg Config) *gw {
 	t.Helper()
 	return newGWDeps(t, cfg, Deps{})
 }
 
-func newGWDeps(t *testing.T, cfg Config, deps Deps) *gw {
+func newGWDeps(t testing.TB, cfg Config, deps Deps) *gw {
 	t.Helper()
 	if cfg.AEADs == nil {
 		cfg.AEADs = []cryptopool.Suite{cryptopool.AES128GCM}
@@ -86,7 +86,7 @@ func (g *gw) tick(dt int64) (toIn, toOut [][]byte) {
 }
 
 // checkFrame fails unless frame decodes as TCP with valid checksums.
-func checkFrame(t *testing.T, frame []byte) *packet.Packet {
+func checkFrame(t testing.TB, frame []byte) *packet.Packet {
 	t.Helper()
 	var p packet.Packet
 	if err := p.Decode(frame); err != nil {
@@ -110,7 +110,7 @@ type segv struct {
 	src, dst netip.AddrPort
 }
 
-func parse(t *testing.T, frame []byte) segv {
+func parse(t testing.TB, frame []byte) segv {
 	t.Helper()
 	p := checkFrame(t, frame)
 	if !p.IsTCP() {
@@ -178,7 +178,7 @@ func tcpFrame(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win uint16,
 		Window: win, Options: opts, Payload: payload}}.Bytes()
 }
 
-func one(t *testing.T, what string, frames [][]byte) segv {
+func one(t testing.TB, what string, frames [][]byte) segv {
 	t.Helper()
 	if len(frames) != 1 {
 		t.Fatalf("%s: %d frames, want 1", what, len(frames))
@@ -186,14 +186,14 @@ func one(t *testing.T, what string, frames [][]byte) segv {
 	return parse(t, frames[0])
 }
 
-func none(t *testing.T, what string, frames [][]byte) {
+func none(t testing.TB, what string, frames [][]byte) {
 	t.Helper()
 	if len(frames) != 0 {
 		t.Fatalf("%s: %d frames, want none", what, len(frames))
 	}
 }
 
-func hasBytes(t *testing.T, what string, got, want []byte) {
+func hasBytes(t testing.TB, what string, got, want []byte) {
 	t.Helper()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: got %x, want %x", what, got, want)

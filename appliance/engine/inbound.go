@@ -385,7 +385,7 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 		if !ok {
 			break
 		}
-		e.c.FramesOpened.Add(1)
+		e.opened++
 		e.deliver(f, &fr, tx[Inside])
 	}
 	if f.keys.Owed() {
@@ -404,8 +404,9 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 // segments no larger than L's MSS, with FIN on the end of a FINp frame.
 func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	d := &f.rcv
-	rec := frameRec{h: d.nextH, w: int64(fr.Offset), n: int32(len(fr.Data)), wl: int32(fr.WireLen), fin: fr.FIN}
-	d.frames.push(rec)
+	h := d.nextH
+	rec := d.frames.add()
+	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = h, int64(fr.Offset), int32(len(fr.Data)), int32(fr.WireLen), fr.FIN, false
 	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
 	if held {
 		d.plain.write(d.nextH, fr.Data)
@@ -424,14 +425,14 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 	if !held || fr.URG {
 		// Over the cap, or urgent: out at once, after what waits for
 		// L's window (still in the ring: a failed reserve moves nothing).
-		e.sendPending(f, to, rec.h)
+		e.sendPending(f, to, h)
 		if !held {
 			// These bytes cannot be re-delivered. Never send what the
 			// ring does not hold.
 			d.plainFrom = d.nextH
 			e.c.Drops[DropDeliverFull].Add(1)
 		}
-		e.sendPlain(f, to, rec.h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		e.sendPlain(f, to, h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
 		d.sentH, d.finOut = d.nextH, fr.FIN
 		return
 	}

@@ -127,11 +127,15 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if s > en.nextH || en.finH >= 0 {
 		return e.drop(DropOutOfWindow)
 	}
+	// The data with the frame's bytes in front of it: room to seal it
+	// where it lies (sealFrame).
+	off := p.PayloadOffset()
+	src := p.Frame()[:off+len(data)]
 	if s < en.nextH {
 		e.retransmit(f, s, en.nextH, tx) // the old part, whole frames from the store
-		data = data[en.nextH-s:]
+		off += int(en.nextH - s)
 	}
-	if !e.sealNew(now, f, data, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
+	if !e.sealNew(now, f, src, off, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
 		return e.drop(DropStoreFull)
 	}
 	return Forwarded
@@ -230,14 +234,17 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 	buf := make([]byte, n) // once per flow at most
 	en.pre.read(buf, en.nextH)
 	en.pre = ring{}
-	e.sealNew(now, f, buf, en.preFIN, true, tx[Outside])
+	e.sealNew(now, f, buf, 0, en.preFIN, true, tx[Outside])
 	en.preFIN = false
 }
 
-// sealNew frames new host data (and FIN) into frames no larger than R's MSS
-// (or the path's, once lowered), keeps them in the store and sends them.
-func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+// sealNew frames new host data src[off:] (and FIN) into frames no larger
+// than R's MSS (or the path's, once lowered), keeps them in the store and
+// sends them. src[:off] is the caller's room in front of the data (a
+// received segment's headers), which sealing may use and puts back.
+func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink) bool {
 	en := &f.enc
+	data := src[off:]
 	// The MSS counts payload only: leave room for the options we send
 	// (timestamps, `45 02` while it lasts), as a TCP sender does.
 	max := f.segR() - tcpcrypt.Overhead - f.optLenR()
@@ -262,12 +269,12 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 	}
 	e.maybeRekey(now, f)
 	for i := 0; i < nfr; i++ {
-		n := min(len(data), max)
+		n := min(len(src)-off, max)
 		last := i == nfr-1
-		if !e.sealFrame(now, f, data[:n], fin && last, last && (psh || fin), to) {
+		if !e.sealFrame(now, f, src[:off+n], off, fin && last, last && (psh || fin), to) {
 			return false
 		}
-		data = data[n:]
+		off += n
 	}
 	if f.keys.Owed() {
 		e.sendOwed(now, f, to)
@@ -275,24 +282,36 @@ func (e *Engine) sealNew(now int64, f *flow, data []byte, fin, psh bool, to TxSi
 	return true
 }
 
-// sealFrame seals one frame of data (FIN: the frame ends the stream),
-// keeps it in the store and sends it, PSH set if psh.
-func (e *Engine) sealFrame(now int64, f *flow, data []byte, fin, psh bool, to TxSink) bool {
+// sealFrame seals one frame of data src[off:] (FIN: the frame ends the
+// stream), keeps it in the store and sends it, PSH set if psh. src[:off] is
+// room in front of the data (sealNew).
+func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink) bool {
 	en := &f.enc
-	n := len(data)
+	n := len(src) - off
 	sk, err := f.keys.Send(n, fin)
 	if err != nil {
 		return false
 	}
 	hdr := tcpcrypt.FrameHeader{Rekey: sk.Rekey, FIN: fin}
 	wl := n + tcpcrypt.Overhead
-	buf := e.scratch[:wl]
-	copy(buf[tcpcrypt.DataOffset:], data)
-	fr, err := sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW))
+	if dst := en.store.at(en.nextW); off >= 1 && len(dst) >= wl {
+		// Sealed from where the data lies straight into the store (which
+		// sealNew reserved): the AEAD does the copy. The byte in front
+		// of the data lends its place to the frame's flags byte.
+		keep := src[off-1]
+		_, err = sk.Sealer.SealTo(dst, hdr, src[off-1:], uint64(en.nextW))
+		src[off-1] = keep
+	} else {
+		buf := e.scratch[:wl]
+		copy(buf[tcpcrypt.DataOffset:], src[off:])
+		var fr []byte
+		if fr, err = sk.Sealer.Seal(buf, hdr, n, uint64(en.nextW)); err == nil {
+			en.store.write(en.nextW, fr)
+		}
+	}
 	if err != nil {
 		return false
 	}
-	en.store.write(en.nextW, fr)
 	if sk.Generation > en.forgotBelow {
 		// Frames are resent from the store, never sealed again: the
 		// older generations' sending keys can go at once (RFC 8548
@@ -300,25 +319,27 @@ func (e *Engine) sealFrame(now int64, f *flow, data []byte, fin, psh bool, to Tx
 		f.keys.Forget(sk.Generation)
 		en.forgotBelow = sk.Generation
 	}
-	rec := frameRec{h: en.nextH, w: en.nextW, n: int32(n), wl: int32(wl), fin: fin}
-	en.frames.push(rec)
+	w := en.nextW
+	rec := en.frames.add()
+	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = en.nextH, w, int32(n), int32(wl), fin, false
+	owned := rec.owned()
 	en.nextH += int64(n)
 	en.nextW += int64(wl)
 	en.genBytes += int64(wl)
-	if rec.fin {
+	if fin {
 		en.finH, en.finW = en.nextH, en.nextW
 	}
 	f.bytesOut += uint64(n)
-	e.c.FramesSealed.Add(1)
+	e.sealed++
 	flags := uint8(packet.FlagACK)
 	if psh {
 		flags |= packet.FlagPSH
 	}
-	if rec.fin {
+	if fin {
 		flags |= packet.FlagFIN
 	}
-	e.sendWire(f, to, rec.w, wl, flags, true)
-	if rec.owned() {
+	e.sendWire(f, to, w, wl, flags, true)
+	if owned {
 		en.ownedN++
 		en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)
 	}

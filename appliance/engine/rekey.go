@@ -35,7 +35,7 @@ func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
 	if en := &f.enc; en.nextW+tcpcrypt.Overhead > en.ackW+int64(f.winR)<<f.wsR {
 		return
 	}
-	if e.sealNew(now, f, nil, false, true, to) {
+	if e.sealNew(now, f, nil, 0, false, true, to) {
 		e.c.RekeysAnswered.Add(1)
 	}
 }

@@ -80,7 +80,11 @@ func (r *ring) reserveFirst(n int64) {
 
 // at returns the bytes from offset off to the physical end of the ring.
 func (r *ring) at(off int64) []byte {
-	return r.b[off%int64(len(r.b)):]
+	n := int64(len(r.b))
+	if n > 0 && n&(n-1) == 0 {
+		return r.b[off&(n-1):] // the usual size: no division per access
+	}
+	return r.b[off%n:]
 }
 
 // write copies p to offset off (the caller reserved the room).

@@ -2,6 +2,20 @@ package engine
 
 import "github.com/tcpinc/tcpinc/appliance/packet"
 
+// lookup returns the flow of k, or nil. The flow found last is kept aside
+// and compared first: a worker's batch of frames is mostly a few
+// connections' bursts, and a hit skips hashing the key.
+func (e *Engine) lookup(k flowKey) *flow {
+	if h := e.hot; h != nil && h.key == k {
+		return h
+	}
+	f := e.flows[k]
+	if f != nil {
+		e.hot = f
+	}
+	return f
+}
+
 func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	e.nextID++
 	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
@@ -21,6 +35,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 		e.remove(old)
 	}
 	e.flows[k] = f
+	e.hot = nil
 	f.idx = len(e.list)
 	e.list = append(e.list, f)
 	e.c.Flows.Add(1)
@@ -130,6 +145,7 @@ func (e *Engine) detach(f *flow) {
 		return
 	}
 	delete(e.flows, f.key)
+	e.hot = nil
 	last := e.list[len(e.list)-1]
 	e.list[f.idx] = last
 	last.idx = f.idx

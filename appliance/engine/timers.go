@@ -8,6 +8,7 @@ const sweepEvery = int64(10 * time.Millisecond)
 // Tick runs timers: Init retransmission, rekeying by time, expiry, and the
 // completions of public-key work. Call it between batches.
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
+	e.publish()
 	e.poll(now, tx)
 	e.fragExpire(now)
 	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
@@ -79,7 +80,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		// Periodic rekey by time on an idle flow: an empty frame carries it.
 		e.maybeRekey(now, f)
 		if f.keys.RekeyPending() {
-			e.sealNew(now, f, nil, false, true, tx[Outside])
+			e.sealNew(now, f, nil, 0, false, true, tx[Outside])
 		}
 	}
 	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {

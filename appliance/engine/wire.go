@@ -149,18 +149,10 @@ func (t *tmpl) finish(buf []byte, n int) {
 		binary.BigEndian.PutUint16(ip[6:], 0x4000)
 		ip[10], ip[11] = 0, 0
 		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
-		ps = packet.Sum(ip[12:20], 0)
-		var tail [4]byte
-		tail[1] = packet.ProtoTCP
-		binary.BigEndian.PutUint16(tail[2:], uint16(l4len))
-		ps = packet.Sum(tail[:], ps)
+		ps = packet.PseudoHeaderSum(ip[12:16], ip[16:20], packet.ProtoTCP, l4len)
 	} else {
 		binary.BigEndian.PutUint16(ip[4:], uint16(n-t.l3-40))
-		ps = packet.Sum(ip[8:40], 0)
-		var tail [8]byte
-		binary.BigEndian.PutUint32(tail[:], uint32(l4len))
-		tail[7] = packet.ProtoTCP
-		ps = packet.Sum(tail[:], ps)
+		ps = packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, l4len)
 	}
 	tcp := buf[t.l4:n]
 	tcp[16], tcp[17] = 0, 0
@@ -185,6 +177,12 @@ type segInfo struct {
 }
 
 func (si *segInfo) read(p *packet.Packet) {
+	if o := p.OptionBytes(); len(o) == 12 && o[0] == packet.OptNOP && o[1] == packet.OptNOP && o[2] == 8 && o[3] == 10 {
+		// What nearly every segment after the SYN carries (Linux, BSD):
+		// the loop below would find the same.
+		*si = segInfo{ws: -1, hasTS: true, tsVal: binary.BigEndian.Uint32(o[4:]), tsEcr: binary.BigEndian.Uint32(o[8:])}
+		return
+	}
 	*si = segInfo{ws: -1}
 	it := p.Options()
 	for {

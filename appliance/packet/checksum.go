@@ -13,39 +13,63 @@ import (
 // only on which bytes sit at even and odd offsets of the checksummed data.
 
 // Sum adds the 16-bit big-endian words of b to the running sum acc and returns
-// the new running sum. b is taken to start at an even offset of the
-// checksummed data; an odd final byte is padded with a zero byte.
+// the new running sum, which is acc plus at most 0xffff: acc must stay below
+// 2^32 - 2^16 (the sums of a few parts that callers chain are far below).
+// b is taken to start at an even offset of the checksummed data; an odd final
+// byte is padded with a zero byte.
+//
+// It adds b as little-endian words, which lets the machine load them as they
+// lie, and swaps the folded result: a ones' complement sum does not depend
+// on byte order, only swaps with it (RFC 1071 §2(B)).
 func Sum(b []byte, acc uint32) uint32 {
+	return acc + uint32(bits.ReverseBytes16(fold64(sumLE(b))))
+}
+
+// sumLE is the ones' complement sum of b as little-endian 16-bit words, not
+// yet folded: in SIMD where the machine has it (checksum_amd64.go).
+func sumLE(b []byte) uint64 {
+	if haveSIMD {
+		return sumSIMD(b, wideSIMD)
+	}
+	return sumGeneric(b)
+}
+
+// sumGeneric is sumLE in plain Go: one chain of 64-bit adds with carry,
+// 64 bytes a round.
+func sumGeneric(b []byte) uint64 {
 	var s, c uint64
-	s = uint64(acc)
-	for len(b) >= 32 {
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), c)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), c)
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), c)
+	for len(b) >= 64 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), 0)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[32:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[40:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[48:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[56:]), c)
 		s += c // cannot carry again: s <= 2^64-2 after a carry out
-		b = b[32:]
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		s, c = bits.Add64(s, binary.BigEndian.Uint64(b), 0)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), 0)
 		s += c
 		b = b[8:]
 	}
 	if len(b) >= 4 {
-		s, c = bits.Add64(s, uint64(binary.BigEndian.Uint32(b)), 0)
+		s, c = bits.Add64(s, uint64(binary.LittleEndian.Uint32(b)), 0)
 		s += c
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		s, c = bits.Add64(s, uint64(binary.BigEndian.Uint16(b)), 0)
+		s, c = bits.Add64(s, uint64(binary.LittleEndian.Uint16(b)), 0)
 		s += c
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		s, c = bits.Add64(s, uint64(b[0])<<8, 0)
+		s, c = bits.Add64(s, uint64(b[0]), 0) // the low byte of a little-endian word
 		s += c
 	}
-	return uint32(fold64(s))
+	return s
 }
 
 // fold64 reduces a 64-bit ones' complement sum to 16 bits (end-around carry).
@@ -106,7 +130,26 @@ func UpdateBytes(hc uint16, odd bool, old, new []byte) uint16 {
 // pseudoSum returns the running sum of the TCP/UDP/ICMPv6 pseudo-header
 // (RFC 9293 §3.1 for IPv4, RFC 8200 §8.1 for IPv6).
 func pseudoSum(src, dst []byte, proto uint8, length int) uint32 {
-	acc := Sum(src, 0)
-	acc = Sum(dst, acc)
-	return acc + uint32(proto) + uint32(length>>16) + uint32(length&0xffff)
+	return PseudoHeaderSum(src, dst, proto, length)
+}
+
+// PseudoHeaderSum returns the running sum of the pseudo-header of a TCP, UDP
+// or ICMPv6 segment of length bytes between the addresses src and dst (4 or
+// 16 bytes each; RFC 9293 §3.1, RFC 8200 §8.1), to pass to Checksum as acc.
+// It adds 32-bit words, which fold to the same sum as their 16-bit halves.
+func PseudoHeaderSum(src, dst []byte, proto uint8, length int) uint32 {
+	s := uint64(proto) + uint64(uint32(length))
+	if len(src) == 4 && len(dst) == 4 {
+		s += uint64(binary.BigEndian.Uint32(src)) + uint64(binary.BigEndian.Uint32(dst))
+		return uint32(fold64(s))
+	}
+	for len(src) >= 4 {
+		s += uint64(binary.BigEndian.Uint32(src))
+		src = src[4:]
+	}
+	for len(dst) >= 4 {
+		s += uint64(binary.BigEndian.Uint32(dst))
+		dst = dst[4:]
+	}
+	return uint32(fold64(s)) // addresses are 4 or 16 bytes: nothing left over
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math/bits"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -149,5 +150,39 @@ func TestUpdateMatchesRecompute(t *testing.T) {
 	got := packet.Update16(pt.RefChecksum(b), bits.ReverseBytes16(0x0203), bits.ReverseBytes16(0xaabb))
 	if want := pt.RefChecksum(nb); got != want {
 		t.Errorf("odd-offset Update16 %#04x, want %#04x", got, want)
+	}
+}
+
+// TestPseudoHeaderSum holds the pseudo-header sum to the reference built
+// byte by byte (packettest.Pseudo), for both address families and lengths
+// up to the largest a jumbogram-free segment has.
+func TestPseudoHeaderSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := 0; trial < 2000; trial++ {
+		n := 4
+		if trial%2 == 1 {
+			n = 16
+		}
+		src, dst := make([]byte, n), make([]byte, n)
+		for i := range src {
+			src[i], dst[i] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		if trial < 4 {
+			for i := range src {
+				src[i], dst[i] = 0xff, 0xff
+			}
+		}
+		length := int(r.Uint32N(65536))
+		proto := uint8(r.Uint32())
+		seg := make([]byte, 1+trial%61)
+		for i := range seg {
+			seg[i] = byte(r.Uint32())
+		}
+		sa, _ := netip.AddrFromSlice(src)
+		da, _ := netip.AddrFromSlice(dst)
+		want := pt.RefChecksum(pt.Pseudo(sa, da, proto, length), seg)
+		if got := packet.Checksum(seg, packet.PseudoHeaderSum(src, dst, proto, length)); got != want {
+			t.Fatalf("%x > %x proto %d len %d: %#04x, reference %#04x", src, dst, proto, length, got, want)
+		}
 	}
 }

@@ -118,11 +118,7 @@ func FrameLen(b []byte) (n int, ok bool) {
 // frame ID (4 zero bytes | offset as 8 bytes BE) XOR NR (TC-D7).
 func FrameNonce(nr *[cryptopool.NonceSize]byte, offset uint64) [cryptopool.NonceSize]byte {
 	n := *nr
-	var id [8]byte
-	binary.BigEndian.PutUint64(id[:], offset)
-	for i, b := range id {
-		n[frameIDZeros+i] ^= b
-	}
+	binary.BigEndian.PutUint64(n[frameIDZeros:], binary.BigEndian.Uint64(n[frameIDZeros:])^offset)
 	return n
 }
 
@@ -216,6 +212,35 @@ func (s *Sealer) Seal(buf []byte, h FrameHeader, n int, offset uint64) ([]byte, 
 	pt := buf[HeaderLen : HeaderLen+ptLen]
 	s.aead.Seal(pt[:0], s.setNonce(offset), pt, buf[:HeaderLen])
 	return buf[:end], nil
+}
+
+// SealTo is Seal with the frame written to dst rather than sealed in place,
+// so that the data need not be copied first. src holds the data after
+// h.DataStart()-HeaderLen bytes of room (one byte, three with URGp), which
+// SealTo overwrites with the flags byte and urgent field: the frame's
+// plaintext must be one piece for the AEAD. A received TCP segment's
+// payload has the last byte of its header in front; a caller that seals
+// from there puts that byte back afterwards. dst must have h.Overhead() + n
+// bytes of length (n data bytes) and must not overlap src. The frame is
+// the same as Seal's for the same data, header and offset.
+func (s *Sealer) SealTo(dst []byte, h FrameHeader, src []byte, offset uint64) ([]byte, error) {
+	room := h.DataStart() - HeaderLen
+	n := len(src) - room
+	if n < 0 || n > h.MaxData() {
+		return nil, ErrFrameTooLarge
+	}
+	end := h.Overhead() + n
+	if len(dst) < end {
+		return nil, ErrFrameBuffer
+	}
+	dst[0] = h.control()
+	binary.BigEndian.PutUint16(dst[1:3], uint16(room+n+TagLen))
+	src[0] = h.flags()
+	if h.URG {
+		binary.BigEndian.PutUint16(src[1:3], h.Urgent)
+	}
+	s.aead.Seal(dst[HeaderLen:HeaderLen], s.setNonce(offset), src, dst[:HeaderLen])
+	return dst[:end], nil
 }
 
 // Opener reads frames under one receiving traffic key. An Opener is not safe

@@ -329,3 +329,46 @@ func TestPeerErrorsAbort(t *testing.T) {
 		}
 	}
 }
+
+// TestSealToMatchesSeal: SealTo makes the same frame as Seal for every suite,
+// with and without URGp and FINp, empty to full-size data; it writes only
+// its room bytes in src and dst's frame bytes; Open takes the frame back.
+func TestSealToMatchesSeal(t *testing.T) {
+	for _, s := range cryptopool.AllSuites {
+		_, kab, _ := testKeys(t, s)
+		sealer, opener := mustSealer(t, kab), mustOpener(t, kab)
+		for _, h := range []FrameHeader{{}, {FIN: true}, {Rekey: true}, {URG: true, Urgent: 9}} {
+			for _, n := range []int{0, 1, 17, 1400, h.MaxData()} {
+				data := seq(n%251, n)
+				want := sealFrame(t, sealer, h, data, uint64(n)*3)
+				room := h.DataStart() - HeaderLen
+				src := append(append(make([]byte, 0, 2+room+n), 0xee, 0xee), make([]byte, room)...)
+				src = append(src, data...)
+				dst := bytes.Repeat([]byte{0xdd}, len(want)+5)
+				got, err := sealer.SealTo(dst, h, src[2:], uint64(n)*3)
+				if err != nil {
+					t.Fatalf("%v %+v %d: %v", s, h, n, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%v %+v %d: SealTo differs from Seal", s, h, n)
+				}
+				if !bytes.Equal(src[:2], []byte{0xee, 0xee}) || !bytes.Equal(src[2+room:], data) {
+					t.Fatalf("%v %+v %d: SealTo wrote outside its room in src", s, h, n)
+				}
+				if !bytes.Equal(dst[len(want):], bytes.Repeat([]byte{0xdd}, 5)) {
+					t.Fatalf("%v %+v %d: SealTo wrote past the frame in dst", s, h, n)
+				}
+				gh, gd, err := opener.Open(got, uint64(n)*3)
+				if err != nil || gh != h || !bytes.Equal(gd, data) {
+					t.Fatalf("%v %+v %d: Open: %+v %v", s, h, n, gh, err)
+				}
+			}
+		}
+		if _, err := sealer.SealTo(make([]byte, Overhead+9), FrameHeader{}, make([]byte, 11), 0); err != ErrFrameBuffer {
+			t.Fatalf("short dst: %v", err)
+		}
+		if _, err := sealer.SealTo(make([]byte, Overhead), FrameHeader{URG: true}, make([]byte, 2), 0); err != ErrFrameTooLarge {
+			t.Fatalf("src shorter than its room: %v", err)
+		}
+	}
+}
