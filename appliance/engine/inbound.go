@@ -377,16 +377,27 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	}
 	d.rcvW += int64(len(chunk))
 	used += len(chunk)
+	push := false
 	for {
 		fr, ok, err := f.dec.Next()
 		if err != nil {
+			if push {
+				e.pushPlain(f, tx[Inside], false)
+			}
 			return used, err
 		}
 		if !ok {
 			break
 		}
 		e.opened++
-		e.deliver(f, &fr, tx[Inside])
+		push = e.deliver(f, &fr, tx[Inside]) || push
+	}
+	if push {
+		// Every frame of this chunk at once: L gets full segments, PSH on
+		// the last only, which a port with segmentation offload sends as
+		// one super-frame (a push per frame made each frame's plaintext a
+		// short segment with PSH, which nothing can merge).
+		e.pushPlain(f, tx[Inside], false)
 	}
 	if f.keys.Owed() {
 		e.sendOwed(now, f, tx[Outside])
@@ -400,9 +411,12 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	return used, nil
 }
 
-// deliver sends one opened frame's data to L at its host offset, in
-// segments no larger than L's MSS, with FIN on the end of a FINp frame.
-func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
+// deliver takes one opened frame's data for L at its host offset: kept in
+// the ring, it reports true and the caller pushes what L's window allows
+// once the chunk's frames are all in (pushPlain); data the ring cannot keep,
+// or urgent data, goes at once, in segments no larger than L's MSS, with FIN
+// on the end of a FINp frame.
+func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 	d := &f.rcv
 	h := d.nextH
 	rec := d.frames.add()
@@ -420,7 +434,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		// An empty frame (a rekey answer): nothing for L; the appliance
 		// acknowledges it itself once L has everything before it.
 		f.ackOwed = true
-		return
+		return false
 	}
 	if !held || fr.URG {
 		// Over the cap, or urgent: out at once, after what waits for
@@ -434,9 +448,9 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) {
 		}
 		e.sendPlain(f, to, h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
 		d.sentH, d.finOut = d.nextH, fr.FIN
-		return
+		return false
 	}
-	e.pushPlain(f, to, false)
+	return true
 }
 
 // drainHeld feeds held bytes that have become in order.
