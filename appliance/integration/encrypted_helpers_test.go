@@ -541,6 +541,7 @@ type statusCounters struct {
 	FramesSealed uint64            `json:"frames_sealed"`
 	FramesOpened uint64            `json:"frames_opened"`
 	StrayResets  uint64            `json:"stray_resets"`
+	Drops        map[string]uint64 `json:"drops"`
 }
 
 func (e *encEnv) counters(gw topology.Node) (statusCounters, error) {
@@ -637,8 +638,11 @@ func (e *encEnv) restartDaemons(t *testing.T) {
 }
 
 func (c statusCounters) minus(b statusCounters) statusCounters {
-	d := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{},
+	d := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{}, Drops: map[string]uint64{},
 		AuthFailures: c.AuthFailures - b.AuthFailures, FramesSealed: c.FramesSealed - b.FramesSealed, FramesOpened: c.FramesOpened - b.FramesOpened}
+	for k, v := range c.Drops {
+		d.Drops[k] = v - b.Drops[k]
+	}
 	for k, v := range c.Handshakes {
 		d.Handshakes[k] = v - b.Handshakes[k]
 	}
@@ -809,4 +813,26 @@ func noMarker(t *testing.T, path string, minPayload int) {
 	if total < minPayload {
 		t.Errorf("the capture holds %d bytes of TCP payload, want at least %d: the marker check proves nothing", total, minPayload)
 	}
+}
+
+// noWindowDrops: between two appliances on a link that loses, reorders or
+// duplicates, neither drops a segment of the other as out of its window.
+// Each did drop the other's pure ACKs, numbered at a window edge below what
+// it held, until both waited for an ACK forever (docs/protocol.md U-9).
+func noWindowDrops(t *testing.T, gw topology.Node, d statusCounters) {
+	t.Helper()
+	if n := d.Drops["out_of_window"]; n != 0 {
+		t.Errorf("%s dropped %d segments of the other appliance as out of window (drops %v)", gw, n, nonZero(d.Drops))
+	}
+}
+
+// nonZero keeps a counter map's non-zero entries (for logs).
+func nonZero(m map[string]uint64) map[string]uint64 {
+	r := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			r[k] = v
+		}
+	}
+	return r
 }

@@ -86,6 +86,7 @@ func TestEncrypted(t *testing.T) {
 			if ok {
 				for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 					encryptedDelta(t, gw, d[gw], 1)
+					noWindowDrops(t, gw, d[gw])
 				}
 			}
 		})
