@@ -61,6 +61,17 @@ type simHost struct {
 	// mss is the largest segment the host sends (0: simMSS); a
 	// packet-too-big lowers it (pmtu_test.go).
 	mss int
+	// flight is the most bytes the host has in flight (0: simFlight).
+	flight int
+	// wnd makes the host respect the window its peer advertised (scaled
+	// by 7, as LinuxSYNOpts negotiates): it sends nothing past the right
+	// edge of the latest segment it received, and probes a closed window
+	// with one byte each simRTO (RFC 9293 §3.8.6.1).
+	wnd     bool
+	sndEdge int // host offset: the peer's right edge (wnd)
+	// readEvery, with buf set, makes the application read every readEvery
+	// ns (from readAt on) instead of as soon as data arrives.
+	readEvery int64
 }
 
 // free is the host's receive window (buf set).
@@ -73,6 +84,9 @@ func (s *simHost) read(w *World) {
 		return
 	}
 	s.readNxt = s.rcvNxt
+	if s.readEvery > 0 {
+		s.readAt = w.Now + s.readEvery
+	}
 	s.h.Window = uint16(s.free() >> 7)
 	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
 }
@@ -115,8 +129,25 @@ func (s *simHost) step(w *World) {
 		s.nxt = s.una // go back
 		s.finSent = s.finAcked
 	}
-	for s.nxt < len(s.data) && s.nxt-s.una < simFlight {
-		n := min(1+s.rng.IntN(s.segMax()), len(s.data)-s.nxt, simFlight-(s.nxt-s.una))
+	flight := simFlight
+	if s.flight > 0 {
+		flight = s.flight
+	}
+	for s.nxt < len(s.data) && s.nxt-s.una < flight {
+		room := flight - (s.nxt - s.una)
+		if s.wnd {
+			if s.sndEdge <= s.nxt {
+				if s.nxt == s.una && w.Now >= s.rtoAt {
+					// A closed window and nothing in flight: probe it.
+					w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+1]))
+					s.nxt++
+					s.rtoAt = w.Now + simRTO
+				}
+				break
+			}
+			room = min(room, s.sndEdge-s.nxt)
+		}
+		n := min(1+s.rng.IntN(s.segMax()), len(s.data)-s.nxt, room)
 		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n]))
 		if s.nxt == s.una {
 			s.rtoAt = w.Now + simRTO
@@ -163,6 +194,9 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if g.Has(packettest.ACK) {
 			ack := int(int32(g.Ack - s.h.ISN - 1))
+			if s.wnd {
+				s.sndEdge = ack + int(g.Window)<<7
+			}
 			switch {
 			case ack > s.una:
 				s.una = min(ack, len(s.data))
@@ -201,7 +235,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			s.gotFIN = true
 		}
 		if s.buf > 0 {
-			if w.Now >= s.readAt {
+			if w.Now >= s.readAt && s.readEvery == 0 {
 				s.readNxt = s.rcvNxt
 			}
 			s.h.Window = uint16(s.free() >> 7)
