@@ -17,7 +17,8 @@ import (
 // receiving application that reads only every few milliseconds (its window
 // closes and opens), sequence numbers that wrap past 2^32 in the middle of
 // the transfer, and a link that reorders a large share of the frames and
-// duplicates some, with or without loss. Both transfers must complete
+// duplicates some, with or without loss; most seeds with timestamps on
+// every segment, and hosts that apply PAWS. Both transfers must complete
 // (no stall: the fake clock's deadline is far beyond any retransmission
 // backoff the hosts use), byte for byte, and the wire must carry the same
 // bytes for the same sequence numbers (TC-45).
@@ -62,6 +63,7 @@ func bulkRun(t *testing.T, seed int) {
 		h.buf = 128<<10 + rng.IntN(896<<10)
 		h.readEvery = int64(time.Duration(rng.IntN(6)) * time.Millisecond)
 		h.h.Window, h.h.Exact = uint16(h.buf>>7), true
+		h.ts = seed%4 != 3
 	}
 	done := func() bool {
 		for i, h := range hosts {
@@ -75,8 +77,8 @@ func bulkRun(t *testing.T, seed int) {
 	for !done() {
 		if w.Now > deadline {
 			for i, h := range hosts {
-				t.Logf("host %d: sent %d/%d acked %d fin %v/%v edge %d; got %d fin %v read %d buf %d", i,
-					h.nxt, len(h.data), h.una, h.finSent, h.finAcked, h.sndEdge, h.rcvNxt, h.gotFIN, h.readNxt, h.buf)
+				t.Logf("host %d: sent %d/%d acked %d fin %v/%v edge %d; got %d fin %v read %d buf %d; PAWS drops %d", i,
+					h.nxt, len(h.data), h.una, h.finSent, h.finAcked, h.sndEdge, h.rcvNxt, h.gotFIN, h.readNxt, h.buf, h.pawsDrops)
 				c := w.G[i].Counters()
 				for r := range engine.NumDropReasons {
 					if n := c.Drops[r].Load(); n > 0 {
@@ -115,4 +117,9 @@ func bulkRun(t *testing.T, seed int) {
 		len(hosts[0].data), len(hosts[1].data), deliver, store, len(w.Link.Log), dropped, float64(w.Now)/1e9)
 	wireStream(t, w, AtoB, f.a.ISN)
 	wireStream(t, w, BtoA, f.b.ISN)
+	for i, h := range hosts {
+		if h.pawsDrops > 0 {
+			t.Errorf("host %d dropped %d segments by PAWS: the engine sent it a timestamp older than one before (RFC 7323 §5)", i, h.pawsDrops)
+		}
+	}
 }

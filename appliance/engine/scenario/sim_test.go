@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -72,6 +73,25 @@ type simHost struct {
 	// readEvery, with buf set, makes the application read every readEvery
 	// ns (from readAt on) instead of as soon as data arrives.
 	readEvery int64
+	// ts puts the timestamp option on every segment after the SYN, laid
+	// out as Linux does (NOP NOP TS), TSval a millisecond clock, and
+	// applies PAWS to what arrives (RFC 7323 §5): a segment whose TSval
+	// is older than the last one taken in order is dropped, counted in
+	// pawsDrops, and answered with an ACK.
+	ts        bool
+	tsRecent  uint32
+	pawsDrops int
+}
+
+// tsOpt is the host's timestamp option at w.Now (nil unless ts).
+func (s *simHost) tsOpt(w *World) []byte {
+	if !s.ts {
+		return nil
+	}
+	o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(o[4:], 1000+uint32(s.side)*77777+uint32(w.Now/int64(time.Millisecond)))
+	binary.BigEndian.PutUint32(o[8:], s.tsRecent)
+	return o
 }
 
 // free is the host's receive window (buf set).
@@ -88,7 +108,7 @@ func (s *simHost) read(w *World) {
 		s.readAt = w.Now + s.readEvery
 	}
 	s.h.Window = uint16(s.free() >> 7)
-	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
+	w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum(), s.tsOpt(w)))
 }
 
 const (
@@ -139,7 +159,7 @@ func (s *simHost) step(w *World) {
 			if s.sndEdge <= s.nxt {
 				if s.nxt == s.una && w.Now >= s.rtoAt {
 					// A closed window and nothing in flight: probe it.
-					w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+1]))
+					w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+1], s.tsOpt(w)))
 					s.nxt++
 					s.rtoAt = w.Now + simRTO
 				}
@@ -148,14 +168,14 @@ func (s *simHost) step(w *World) {
 			room = min(room, s.sndEdge-s.nxt)
 		}
 		n := min(1+s.rng.IntN(s.segMax()), len(s.data)-s.nxt, room)
-		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n]))
+		w.Host(s.side, s.h.Data(s.nxt, s.ackNum(), s.data[s.nxt:s.nxt+n], s.tsOpt(w)))
 		if s.nxt == s.una {
 			s.rtoAt = w.Now + simRTO
 		}
 		s.nxt += n
 	}
 	if s.nxt == len(s.data) && !s.finSent && !s.holdFIN {
-		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil))
+		w.Host(s.side, s.h.Seg(packettest.ACK|packettest.FIN, s.h.Seq(s.nxt), s.ackNum(), nil, s.tsOpt(w)))
 		s.finSent = true
 		s.rtoAt = w.Now + simRTO
 	}
@@ -176,7 +196,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			switch {
 			case s.active && g.Has(packettest.ACK): // (re)sent SYN-ACK: (re)send the third segment
 				s.est = true
-				w.Host(s.side, s.h.ACK(0, s.ackNum()))
+				w.Host(s.side, s.h.ACK(0, s.ackNum(), s.tsOpt(w)))
 			case !s.active && !g.Has(packettest.ACK):
 				s.gotSYN = true
 				if !s.est {
@@ -191,6 +211,16 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 				continue
 			}
 			s.est = true
+		}
+		if val, _, ok := g.TS(); s.ts && ok {
+			if s.tsRecent != 0 && int32(val-s.tsRecent) < 0 {
+				s.pawsDrops++
+				w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum(), s.tsOpt(w)))
+				continue
+			}
+			if s.rcv.Off(g.Seq) <= s.rcvNxt {
+				s.tsRecent = val
+			}
 		}
 		if g.Has(packettest.ACK) {
 			ack := int(int32(g.Ack - s.h.ISN - 1))
@@ -212,7 +242,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 				s.dups++
 				if s.dups == 3 { // fast retransmit of one random-size segment
 					n := min(1+s.rng.IntN(s.segMax()), s.nxt-s.una)
-					w.Host(s.side, s.h.Data(s.una, s.ackNum(), s.data[s.una:s.una+n]))
+					w.Host(s.side, s.h.Data(s.una, s.ackNum(), s.data[s.una:s.una+n], s.tsOpt(w)))
 				}
 			}
 		}
@@ -221,7 +251,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 		}
 		if s.buf > 0 && s.rcv.Off(g.Seq) >= s.rcvNxt+s.free() {
 			s.outOfWindow++
-			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
+			w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum(), s.tsOpt(w)))
 			continue
 		}
 		if err := s.rcv.AddSeg(g); err != nil {
@@ -240,7 +270,7 @@ func (s *simHost) receive(t *testing.T, w *World, segs []Seg) {
 			}
 			s.h.Window = uint16(s.free() >> 7)
 		}
-		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum()))
+		w.Host(s.side, s.h.ACK(min(s.nxt, len(s.data))+b2i(s.finSent && s.nxt == len(s.data)), s.ackNum(), s.tsOpt(w)))
 	}
 }
 
