@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
 // TestRandomBulkReorder is TestRandomExchanges at the scale of a bulk
@@ -18,7 +20,8 @@ import (
 // closes and opens), sequence numbers that wrap past 2^32 in the middle of
 // the transfer, and a link that reorders a large share of the frames and
 // duplicates some, with or without loss; most seeds with timestamps on
-// every segment, and hosts that apply PAWS. Both transfers must complete
+// every segment, and hosts that apply PAWS; one to three connections at
+// once. Both transfers must complete
 // (no stall: the fake clock's deadline is far beyond any retransmission
 // backoff the hosts use), byte for byte, and the wire must carry the same
 // bytes for the same sequence numbers (TC-45).
@@ -41,9 +44,6 @@ func bulkRun(t *testing.T, seed int) {
 		c.DeliverBytes, c.RetransmitBytes = deliver, store
 	})
 	w := f.w
-	// ISNs a little below 2^32: the sequence numbers wrap mid-transfer.
-	f.a.ISN = -uint32(1+rng.IntN(1<<20)) - 1
-	f.b.ISN = -uint32(1+rng.IntN(1<<20)) - 1
 	loss := []float64{0, 0, 0.005, 0.01}[seed%4]
 	reorder := []float64{0.1, 0.25, 0.4}[seed%3]
 	lr := rand.New(rand.NewPCG(uint64(seed), 0x1eaf))
@@ -52,23 +52,41 @@ func bulkRun(t *testing.T, seed int) {
 		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < 0.03 }, Dup: 1 + lr.IntN(2)})
 		w.Link.Add(Rule{Dir: d, Times: -1, Match: func(int, Seg) bool { return lr.Float64() < reorder }, Delay: int64(time.Duration(100+lr.IntN(8000)) * time.Microsecond)})
 	}
-	size := func() int { return 1<<20 + rng.IntN(2<<20) }
-	hosts := [2]*simHost{
-		{side: SideA, h: f.a, peer: f.b, rng: rng, data: simData(rng, size()), rcv: NewStream(f.b.ISN), hs: true, active: true},
-		{side: SideB, h: f.b, peer: f.a, rng: rng, data: simData(rng, size()), rcv: NewStream(f.a.ISN), hs: true},
-	}
-	for _, h := range hosts {
-		h.flight = 64<<10 + rng.IntN(320<<10)
-		h.wnd = true
-		h.buf = 128<<10 + rng.IntN(896<<10)
-		h.readEvery = int64(time.Duration(rng.IntN(6)) * time.Millisecond)
-		h.h.Window, h.h.Exact = uint16(h.buf>>7), true
-		h.ts = seed%4 != 3
+	// One to three connections at once (from a's ports 40000, 40001, ...
+	// to b's port 80): the engines' frames interleave, so a flow found
+	// for one frame is not the next frame's.
+	conns := 1 + seed%3
+	size := func() int { return (1<<20 + rng.IntN(2<<20)) / conns }
+	var pairs [][2]*simHost
+	for c := range conns {
+		a, b := f.a, f.b
+		if c > 0 {
+			a = &Host{Addr: netip.AddrPortFrom(f.a.Addr.Addr(), f.a.Addr.Port()+uint16(c)), Peer: f.b.Addr}
+			b = &Host{Addr: f.b.Addr, Peer: a.Addr}
+		}
+		// ISNs a little below 2^32: the sequence numbers wrap mid-transfer.
+		a.ISN = -uint32(1+rng.IntN(1<<20)) - 1
+		b.ISN = -uint32(1+rng.IntN(1<<20)) - 1
+		hosts := [2]*simHost{
+			{side: SideA, h: a, peer: b, rng: rng, data: simData(rng, size()), rcv: NewStream(b.ISN), hs: true, active: true},
+			{side: SideB, h: b, peer: a, rng: rng, data: simData(rng, size()), rcv: NewStream(a.ISN), hs: true},
+		}
+		for _, h := range hosts {
+			h.flight = 64<<10 + rng.IntN(320<<10)
+			h.wnd = true
+			h.buf = 128<<10 + rng.IntN(896<<10)
+			h.readEvery = int64(time.Duration(rng.IntN(6)) * time.Millisecond)
+			h.h.Window, h.h.Exact = uint16(h.buf>>7), true
+			h.ts = seed%4 != 3
+		}
+		pairs = append(pairs, hosts)
 	}
 	done := func() bool {
-		for i, h := range hosts {
-			if !h.est || !h.gotFIN || !h.finAcked || !bytes.Equal(h.rcv.Contiguous(), hosts[1-i].data) {
-				return false
+		for _, hosts := range pairs {
+			for i, h := range hosts {
+				if !h.est || !h.gotFIN || !h.finAcked || !bytes.Equal(h.rcv.Contiguous(), hosts[1-i].data) {
+					return false
+				}
 			}
 		}
 		return true
@@ -76,9 +94,18 @@ func bulkRun(t *testing.T, seed int) {
 	deadline := w.Now + int64(300*time.Second)
 	for !done() {
 		if w.Now > deadline {
-			for i, h := range hosts {
-				t.Logf("host %d: sent %d/%d acked %d fin %v/%v edge %d; got %d fin %v read %d buf %d; PAWS drops %d", i,
-					h.nxt, len(h.data), h.una, h.finSent, h.finAcked, h.sndEdge, h.rcvNxt, h.gotFIN, h.readNxt, h.buf, h.pawsDrops)
+			for c, hosts := range pairs {
+				for i, h := range hosts {
+					t.Logf("connection %d host %d: sent %d/%d acked %d fin %v/%v edge %d; got %d fin %v read %d buf %d; PAWS drops %d", c, i,
+						h.nxt, len(h.data), h.una, h.finSent, h.finAcked, h.sndEdge, h.rcvNxt, h.gotFIN, h.readNxt, h.buf, h.pawsDrops)
+				}
+			}
+			for i := range 2 {
+				for _, fl := range w.Flows(Side(i)) {
+					if fl.Stream != nil {
+						t.Logf("  G%d flow %v: %+v %+v", i, fl.Inside, fl.Stream.Out, fl.Stream.In)
+					}
+				}
 				c := w.G[i].Counters()
 				for r := range engine.NumDropReasons {
 					if n := c.Drops[r].Load(); n > 0 {
@@ -86,25 +113,27 @@ func bulkRun(t *testing.T, seed int) {
 					}
 				}
 			}
-			log := w.Link.Log
-			for _, e := range log[max(0, len(log)-40):] {
-				t.Logf("  link %v %v fate %d", e.At, e.Seg, e.Fate)
-			}
-			for i := range hosts {
-				all := w.All[i]
-				for _, g := range all[max(0, len(all)-10):] {
-					t.Logf("  to host %d: %v", i, g)
-				}
-			}
 			t.Fatalf("stalled: not done after 300 s (fake); deliver cap %d, store cap %d", deliver, store)
 		}
-		for _, h := range hosts {
-			h.step(w)
+		for _, hosts := range pairs {
+			for _, h := range hosts {
+				h.step(w)
+			}
 		}
 		w.Run(time.Millisecond)
-		for _, h := range hosts {
-			h.receive(t, w, w.Take(h.side))
-			h.read(w)
+		for s := range 2 {
+			segs := w.Take(Side(s))
+			for _, hosts := range pairs {
+				h := hosts[s]
+				var mine []Seg
+				for _, g := range segs {
+					if g.Dst == h.h.Addr && g.Src == h.h.Peer {
+						mine = append(mine, g)
+					}
+				}
+				h.receive(t, w, mine)
+				h.read(w)
+			}
 		}
 	}
 	var dropped int
@@ -113,13 +142,23 @@ func bulkRun(t *testing.T, seed int) {
 			dropped++
 		}
 	}
-	t.Logf("%d + %d bytes, caps %d/%d, %d frames on the link, %d dropped, %.2f s (fake)",
-		len(hosts[0].data), len(hosts[1].data), deliver, store, len(w.Link.Log), dropped, float64(w.Now)/1e9)
-	wireStream(t, w, AtoB, f.a.ISN)
-	wireStream(t, w, BtoA, f.b.ISN)
-	for i, h := range hosts {
-		if h.pawsDrops > 0 {
-			t.Errorf("host %d dropped %d segments by PAWS: the engine sent it a timestamp older than one before (RFC 7323 §5)", i, h.pawsDrops)
+	t.Logf("%d connections, caps %d/%d, %d frames on the link, %d dropped, %.2f s (fake)",
+		conns, deliver, store, len(w.Link.Log), dropped, float64(w.Now)/1e9)
+	for _, hosts := range pairs {
+		for i, h := range hosts {
+			// TC-45 on the wire, connection by connection.
+			st := NewStream(h.h.ISN)
+			for _, g := range w.Link.Sent([]Dir{AtoB, BtoA}[i]) {
+				if g.Src != h.h.Addr || g.Dst != h.h.Peer || g.Has(packettest.SYN) || g.Has(packettest.RST) {
+					continue
+				}
+				if err := st.AddSeg(g); err != nil {
+					t.Fatalf("link %v: %v at %v", []Dir{AtoB, BtoA}[i], err, g)
+				}
+			}
+			if h.pawsDrops > 0 {
+				t.Errorf("host %v dropped %d segments by PAWS: the engine sent it a timestamp older than one before (RFC 7323 §5)", h.h.Addr, h.pawsDrops)
+			}
 		}
 	}
 }
