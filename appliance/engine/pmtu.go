@@ -159,7 +159,11 @@ func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	if !ok {
 		n = old // the segment was no longer than the segment size then
 	}
-	lo, hi := max(h, d.plainFrom), min(h+int64(n), d.nextH)
+	// Never past what L was sent: the rest waits for L's window
+	// (pushPlain), and an ACK of bytes beyond sentH is not taken
+	// (wireAckFromHost). A short quote (RFC 792 asks for 8 bytes of TCP)
+	// leaves n at the old segment size, which may reach past it.
+	lo, hi := max(h, d.plainFrom), min(h+int64(n), d.sentH)
 	if lo >= hi {
 		return Consumed // beyond what the appliance keeps: R's retransmission repairs it
 	}
@@ -167,7 +171,7 @@ func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		k := min(hi-lo, int64(len(e.scratch)))
 		buf := e.scratch[:k]
 		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, d.finH >= 0 && lo+k == d.finH, false, 0)
+		e.sendPlain(f, tx[Inside], lo, buf, d.finOut && lo+k == d.finH, false, 0)
 		lo += k
 	}
 	e.c.Redelivered.Add(1)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
@@ -275,5 +276,51 @@ func TestPacketTooBig(t *testing.T) {
 	qseq := binary.BigEndian.Uint32(q[int(q[0]&15)*4+4:])
 	if qseq != a.Seq(300) {
 		t.Fatalf("quoted sequence number %d, want host %d (wire %d)", qseq, a.Seq(300), wire.Seq)
+	}
+}
+
+// TestInsidePacketTooBigShortQuote: b's window lets G_B deliver only part
+// of what it opened; the rest waits for b's window. A router inside
+// enclave B answers the delivered segment with a packet-too-big that
+// quotes only the IP header and 8 bytes of TCP (all RFC 792 asks for), so
+// the quoted segment's length is unknown. G_B delivers the quoted bytes
+// again in smaller segments, but never beyond what it had delivered: bytes
+// past b's window would be sent early, and b's ACK of them, beyond
+// anything G_B counts as sent, would be ignored (wireAckFromHost).
+func TestInsidePacketTooBigShortQuote(t *testing.T) {
+	f := full(t)
+	f.handshake(t)
+	w, a, b := f.w, f.a, f.b
+	b.Window, b.Exact = 8, true // 1024 bytes (window scale 7, LinuxSYNOpts)
+	w.Host(SideB, b.ACK(0, a.Seq(0)))
+	w.Run(latency)
+	w.Take(SideA)
+	for i := range 3 {
+		w.Host(SideA, a.Data(i*1000, isnB+1, chunk(byte('x'+i), 1000)))
+	}
+	w.Run(latency)
+	got := withData(w.Take(SideB))
+	end := uint32(0)
+	for _, g := range got {
+		end = max(end, g.Seq+uint32(len(g.Payload))-a.Seq(0))
+	}
+	if end != 1024 {
+		t.Fatalf("b got %d bytes, want its window's 1024", end)
+	}
+	last := got[len(got)-1]
+	router := netip.MustParseAddr("198.51.100.254")
+	icmp := packettest.Frame{Src: router, Dst: a.Addr.Addr(), Proto: 1,
+		L4: packettest.ICMP(3, 4, 576, packettest.Quote(last.Raw, 28))}.Bytes()
+	if v := w.Host(SideB, icmp); v != engine.Forwarded {
+		t.Fatalf("packet-too-big from inside: verdict %v, want Forwarded (delivered again)", v)
+	}
+	again := withData(w.Take(SideB))
+	if len(again) == 0 {
+		t.Fatal("G_B delivered nothing again")
+	}
+	for _, g := range again {
+		if e := g.Seq + uint32(len(g.Payload)) - a.Seq(0); e > 1024 || len(g.Payload) > 576-40-12 {
+			t.Fatalf("G_B delivered %v after the packet-too-big: bytes to %d, beyond the 1024 it had sent, or larger than the MTU allows", g, e)
+		}
 	}
 }
