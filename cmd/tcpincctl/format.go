@@ -90,29 +90,60 @@ func writeFlows(w io.Writer, flows []admin.FlowDoc, verbose bool) {
 		}
 	}
 	fmt.Fprintf(w, "%d %s, %d encrypted, %d not\n", len(flows), plural(len(flows), "flow", "flows"), enc, len(flows)-enc)
-	for _, f := range flows {
-		fmt.Fprintf(w, "\nflow %s: %s -> %s\n", f.ID, f.Inside, f.Outside)
-		fmt.Fprintf(w, "  state: %s\n", f.State)
-		switch {
-		case f.Encrypted:
-			how := "fresh"
-			if f.Resumed {
-				how = "resumed"
-			}
-			fmt.Fprintf(w, "  encrypted: tcpcrypt %s + %s, role %s, %s\n", f.TEP, f.AEAD, f.Role, how)
-			sid := f.SessionID
-			if !verbose && len(sid) > shortSessionID {
-				sid = sid[:shortSessionID] + "…"
-			}
-			fmt.Fprintf(w, "  session id: %s (key generation %d)\n", sid, f.KeyGeneration)
-		case f.FallbackReason != "":
-			fmt.Fprintf(w, "  NOT encrypted: %s\n", f.FallbackReason)
-		default:
-			fmt.Fprintf(w, "  not encrypted yet: negotiating\n")
-		}
-		fmt.Fprintf(w, "  transfer: %s received, %s sent (%d/%d packets)\n", size(f.BytesIn), size(f.BytesOut), f.PacketsIn, f.PacketsOut)
-		fmt.Fprintf(w, "  age: %s\n", age(f.AgeSeconds))
+	for i := range flows {
+		fmt.Fprintln(w)
+		writeFlowLines(w, &flows[i], verbose)
 	}
+}
+
+// writeFlow is one flow's detail: the flows screen's lines, then, for an
+// encrypted flow, where each direction stands.
+func writeFlow(w io.Writer, f *admin.FlowDoc) {
+	writeFlowLines(w, f, true)
+	s := f.Stream
+	if s == nil {
+		return
+	}
+	o, in := &s.Out, &s.In
+	fmt.Fprintf(w, "  inside -> far side (stream offsets, bytes):\n")
+	fmt.Fprintf(w, "    host: %d taken in, %d acknowledged by the far side\n", o.HostNext, o.HostAcked)
+	fmt.Fprintf(w, "    wire: %d framed, %d sent, %d acknowledged; %d frames kept; far side's window %d\n",
+		o.WireNext, o.WireSent, o.WireAcked, o.Frames, o.WindowR)
+	fmt.Fprintf(w, "  far side -> inside (stream offsets, bytes):\n")
+	fmt.Fprintf(w, "    wire: %d in order", in.WireNext)
+	if in.WireHeldSpans > 0 {
+		fmt.Fprintf(w, ", %d out-of-order %s held up to %d", in.WireHeldSpans, plural(in.WireHeldSpans, "range", "ranges"), in.WireHeldEnd)
+	}
+	fmt.Fprintf(w, ", %d acknowledged to the far side\n", in.WireAckSent)
+	fmt.Fprintf(w, "    host: %d opened, %d sent, %d acknowledged by the host; host's window %d\n",
+		in.HostOpened, in.HostSent, in.HostAcked, in.WindowL)
+	if in.HostSent < in.HostOpened {
+		fmt.Fprintf(w, "    %d bytes opened wait for the host's window\n", in.HostOpened-in.HostSent)
+	}
+}
+
+func writeFlowLines(w io.Writer, f *admin.FlowDoc, verbose bool) {
+	fmt.Fprintf(w, "flow %s: %s -> %s\n", f.ID, f.Inside, f.Outside)
+	fmt.Fprintf(w, "  state: %s\n", f.State)
+	switch {
+	case f.Encrypted:
+		how := "fresh"
+		if f.Resumed {
+			how = "resumed"
+		}
+		fmt.Fprintf(w, "  encrypted: tcpcrypt %s + %s, role %s, %s\n", f.TEP, f.AEAD, f.Role, how)
+		sid := f.SessionID
+		if !verbose && len(sid) > shortSessionID {
+			sid = sid[:shortSessionID] + "…"
+		}
+		fmt.Fprintf(w, "  session id: %s (key generation %d)\n", sid, f.KeyGeneration)
+	case f.FallbackReason != "":
+		fmt.Fprintf(w, "  NOT encrypted: %s\n", f.FallbackReason)
+	default:
+		fmt.Fprintf(w, "  not encrypted yet: negotiating\n")
+	}
+	fmt.Fprintf(w, "  transfer: %s received, %s sent (%d/%d packets)\n", size(f.BytesIn), size(f.BytesOut), f.PacketsIn, f.PacketsOut)
+	fmt.Fprintf(w, "  age: %s\n", age(f.AgeSeconds))
 }
 
 func writeSession(w io.Writer, s *admin.SessionDoc) {

@@ -6,6 +6,9 @@
 //	flows [--encrypted yes|no] [--state S] [--address A] [--port P]
 //	                               every flow: tuple, encrypted or why not, role,
 //	                               TEP/AEAD, session ID, key generation, bytes, age
+//	flow ID                        one flow, and for an encrypted one where each
+//	                               direction stands (bytes taken, framed, sent,
+//	                               acknowledged, opened, delivered; the windows)
 //	session SRC:PORT DST:PORT      the session ID of one connection, as SRC sees it
 //	config get                     the running configuration (JSON)
 //	config set FILE|-              replace it (fields left out keep their values)
@@ -32,6 +35,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +60,7 @@ const usage = `usage: tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-
 commands:
   status
   flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P]
+  flow ID
   session SRC:PORT DST:PORT
   config get
   config set FILE|-
@@ -140,6 +145,15 @@ func (cl *cli) dispatch(ctx context.Context, args []string) error {
 		return cl.status(ctx)
 	case "flows":
 		return cl.flows(ctx, rest)
+	case "flow":
+		if len(rest) != 1 {
+			return usagef("flow needs a flow ID")
+		}
+		id, err := strconv.ParseUint(rest[0], 10, 64)
+		if err != nil {
+			return usagef("flow ID must be a decimal number (got %q)", rest[0])
+		}
+		return cl.flow(ctx, id)
 	case "session":
 		if len(rest) != 2 {
 			return usagef("session needs SRC:PORT DST:PORT")
@@ -225,6 +239,18 @@ func (cl *cli) flows(ctx context.Context, args []string) error {
 		return cl.printJSON(flows)
 	}
 	writeFlows(cl.out, flows, cl.verbose)
+	return nil
+}
+
+func (cl *cli) flow(ctx context.Context, id uint64) error {
+	f, err := cl.c.Flow(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cl.json {
+		return cl.printJSON(f)
+	}
+	writeFlow(cl.out, &f)
 	return nil
 }
 
