@@ -137,16 +137,17 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ho
 	return hostAck
 }
 
-// wireInOrder takes R's bytes from rcvW on: to the decoder, or held while
-// the keys are not there yet (or bytes at rcvW wait for them); then
-// whatever the held bytes complete. Bytes held beyond a hole do not keep
-// the bytes that fill it from the decoder: holding those could fail for
-// want of a range (the reassembly keeps maxSpans, ring.go), and the hole
-// would then never close, however often R resent them.
+// wireInOrder takes R's bytes from rcvW on: to the Init reader and the
+// decoder, or held while the keys are not there yet (or bytes at rcvW
+// wait for them); then whatever the held bytes complete. Bytes held beyond
+// a hole do not keep the bytes that fill it from being taken: holding
+// those could fail for want of a range (the reassembly keeps maxSpans,
+// ring.go), and the hole would then never close, however often R resent
+// them (R's Init message too: the handshake then timed out).
 func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
 	d := &f.rcv
 	delivered := d.sentH
-	if f.dec != nil && (d.held.n == 0 || d.held.r[0].s > d.rcvW) {
+	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
 			e.fail(f, tx, err)

@@ -66,3 +66,58 @@ func TestInOrderWithHeldRangesFull(t *testing.T) {
 		t.Fatalf("b has %d bytes in order, want %d", len(st.Contiguous()), len(want))
 	}
 }
+
+// TestInitAfterHeldRangesFull is TestInOrderWithHeldRangesFull during the
+// key exchange: G_B's Init message is delayed on the link while b's first
+// frames behind it arrive with every other one lost, so G_A holds 16
+// separate ranges and no keys. The Init message, in order when it comes,
+// must still be taken (and the keys made): dropped as one range too many,
+// it was dropped again at each of G_B's retransmissions until G_B gave up
+// ("Init not acknowledged", found by TestRandomBulkReorder).
+func TestInitAfterHeldRangesFull(t *testing.T) {
+	f := full(t)
+	w, b := f.w, f.b
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	const n, size = 34, 100
+	w2 := uint32(isnB + 1 + init2) // b's first frame
+	hold := w.Link.Add(Rule{Dir: BtoA, Match: func(_ int, s Seg) bool { return len(s.Payload) > 0 && s.Seq == isnB+1 }, Hold: true})
+	lost := w.Link.Add(Rule{Dir: BtoA, Times: -1, Match: func(_ int, s Seg) bool {
+		i := int(s.Seq-w2) / (size + ovh)
+		return len(s.Payload) > 0 && s.Seq != isnB+1 && (i == 0 || (i%2 == 1 && i < 32))
+	}, Drop: true})
+	f.stepACK(t)
+	w.Run(latency) // Init1 reaches G_B, which sends Init2 (held on the link)
+	if len(w.Link.held) != 1 {
+		t.Fatalf("%d segments held on the link, want Init2", len(w.Link.held))
+	}
+	segs := make([][]byte, n)
+	for i := range segs {
+		segs[i] = chunk(byte('A'+i%26), size)
+		w.Host(SideB, b.Data(i*size, isnA+1, segs[i]))
+	}
+	w.Run(latency)
+	if lost.Hits != 17 {
+		t.Fatalf("%d frames lost, want 17", lost.Hits)
+	}
+	reasm := w.G[SideA].Counters().Drops[engine.DropReasmFull].Load()
+	w.Link.Release(w.Now, hold)
+	w.Run(latency)
+	if d := w.G[SideA].Counters().Drops[engine.DropReasmFull].Load() - reasm; d != 0 {
+		t.Errorf("G_A dropped %d in-order segments as reassembly_full", d)
+	}
+	if fa := one2(t, w.Flows(SideA)); !fa.Encrypted {
+		t.Fatalf("G_A has no keys after G_B's Init message arrived in order: %+v", fa)
+	}
+	w.Link.Rules = nil
+	for i := 0; i < 32; i++ {
+		if i == 0 || i%2 == 1 {
+			w.Host(SideB, b.Data(i*size, isnA+1, segs[i]))
+		}
+	}
+	w.Run(latency)
+	st := hostStream(t, w.All[SideA], isnB)
+	if want := bytes.Join(segs, nil); !bytes.Equal(st.Contiguous(), want) {
+		t.Fatalf("a has %d bytes in order, want %d", len(st.Contiguous()), len(want))
+	}
+}
