@@ -815,6 +815,22 @@ func noMarker(t *testing.T, path string, minPayload int) {
 	}
 }
 
+// bigTransfer sends n bytes each way between hA and dst (on hB's stream
+// server): exact, encrypted by both appliances, and without a segment of
+// one dropped by the other as out of its window.
+func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
+	t.Helper()
+	var r result
+	d, ok := e.measure(t, func() { r = e.transfer(t, topology.HostA, dst, e.streamB, n, n, 4*time.Minute) })
+	checkTransfer(t, r, n, n)
+	if ok {
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			encryptedDelta(t, gw, d[gw], 1)
+			noWindowDrops(t, gw, d[gw])
+		}
+	}
+}
+
 // noWindowDrops: between two appliances on a link that loses, reorders or
 // duplicates, neither drops a segment of the other as out of its window.
 // Each did drop the other's pure ACKs, numbered at a window edge below what

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
@@ -25,18 +24,7 @@ func TestEncryptedMultiQueue(t *testing.T) {
 	dir := t.TempDir()
 
 	t.Run("capture", func(t *testing.T) { e.captureCheck(t, dir) })
-	t.Run("100MB", func(t *testing.T) {
-		const big = 100 << 20
-		var r result
-		d, ok := e.measure(t, func() { r = e.transfer(t, topology.HostA, dstB, e.streamB, big, big, 4*time.Minute) })
-		checkTransfer(t, r, big, big)
-		if ok {
-			for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-				encryptedDelta(t, gw, d[gw], 1)
-				noWindowDrops(t, gw, d[gw])
-			}
-		}
-	})
+	t.Run("100MB", func(t *testing.T) { e.bigTransfer(t, dstB, 100<<20) })
 	t.Run("concurrent-1000", func(t *testing.T) { e.concurrent(t, netip.AddrPortFrom(b.V4, 8080)) })
 
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
