@@ -212,8 +212,16 @@ func TestAdminSourceBackToBack(t *testing.T) {
 	marker := []byte("tcpinc-admin-marker")
 	gA.host(seg(a4, b4, 6000, 443, A|P, isnA+1, isnB+1, marker))
 	gB.expect(t, "the data at b", func(p *packet.Packet) bool { return bytes.Contains(p.Payload(), marker) })
-	if got := metricValue(t, gA.url, "tcpinc_frames_sealed_total"); got <= sealed {
-		t.Fatalf("frames sealed %v -> %v: did not move with the data", sealed, got)
+	// The engine publishes its frame counts at its next Tick (a
+	// millisecond or two after the data went).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		got := metricValue(t, gA.url, "tcpinc_frames_sealed_total")
+		if got > sealed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames sealed %v -> %v: did not move with the data", sealed, got)
+		}
 	}
 	// The worker publishes its counts after the round that sent the data.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -225,8 +233,14 @@ func TestAdminSourceBackToBack(t *testing.T) {
 			t.Fatalf("inside rx frames %v -> %v, want the host's 3 more", rxBefore, got)
 		}
 	}
-	if got := metricValue(t, gB.url, "tcpinc_frames_opened_total"); got < 1 {
-		t.Fatalf("gwB opened %v frames", got)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		got := metricValue(t, gB.url, "tcpinc_frames_opened_total")
+		if got >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gwB opened %v frames", got)
+		}
 	}
 	if got := metricValue(t, gA.url, `tcpinc_flows{state="`+fa.State+`"}`); got != 1 {
 		t.Fatalf("flows in state %s: %v", fa.State, got)
