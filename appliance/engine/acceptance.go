@@ -240,7 +240,7 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		// (duplicate re-delivers what L may have lost, or ACKs).
 		e.duplicate(f, w, w+n, tx)
 		return Forwarded, false
-	case segEnd == w && w < lo && w < lo-(hi-d.ackW):
+	case segEnd == w && w < lo-(hi-d.ackW):
 		e.challenge(now, f, tx[Outside])
 		return e.drop(DropOutOfWindow), false
 	}

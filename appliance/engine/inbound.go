@@ -55,9 +55,9 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	prevAckW := f.enc.ackW
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
-	hostAck := e.wireACK(now, f, p, tx)
-	e.closeCheck(now, f)
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)
+	hostAck := e.wireACK(now, f, p, w, tx)
+	e.closeCheck(now, f)
 	end := w + int64(len(data))
 	if len(data) <= 1 && !fin && w == d.rcvW-1 && d.held.n == 0 {
 		// A keep-alive probe (seq = next-1, 0 or 1 garbage byte): L must
@@ -107,8 +107,9 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 
 // wireACK takes in what every segment from R carries: its timestamps, its
 // window and its ACK, which frees the store (and shows lost bytes the
-// appliance owns, ownedLoss). It returns the ACK's host translation.
-func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (hostAck int64) {
+// appliance owns, ownedLoss). w is the segment's sequence number as a wire
+// offset. It returns the ACK's host translation.
+func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]TxSink) (hostAck int64) {
 	si := &e.si
 	fl := p.Flags()
 	if si.hasTS {
@@ -124,7 +125,7 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ho
 		// last came from (RFC 9293 §3.10.7.4, SND.WL1 and SND.WL2): a
 		// reordered or old-numbered segment carries a right edge R has
 		// since moved on from.
-		if w := unwrap(p.Seq(), f.isnR, f.rcv.rcvW); w > f.wl1 || w == f.wl1 && aw >= f.wl2 {
+		if w > f.wl1 || w == f.wl1 && aw >= f.wl2 {
 			f.winR, f.wl1, f.wl2 = p.Window(), w, aw
 		}
 		hostAck = e.hostAckFromWire(f, aw)
