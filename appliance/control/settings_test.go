@@ -69,6 +69,21 @@ func TestEngineConfig(t *testing.T) {
 	}
 }
 
+// TestDefaultCapsAgree: the daemon's file defaults give the engine its own
+// default per-flow caps, which TestDefaultCapsDoNotThrottle (package
+// engine) holds to what a fast or long path needs.
+func TestDefaultCapsAgree(t *testing.T) {
+	ec, err := EngineConfig(config.Default().Engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [3]int{ec.RetransmitBytes, ec.ReassemblyBytes, ec.DeliverBytes}
+	want := [3]int{engine.DefaultRetransmitBytes, engine.DefaultReassemblyBytes, engine.DefaultDeliverBytes}
+	if got != want {
+		t.Fatalf("file defaults give caps %v, the engine's defaults are %v", got, want)
+	}
+}
+
 func fmtCfg(c engine.Config) string { return fmt.Sprintf("%+v", c) }
 
 // TestFileAndAPIMapAlike: the settings the configuration file and the admin

@@ -71,11 +71,16 @@ type Config struct {
 	// flows are admitted below 7/8 of it, buffers grow up to it.
 	MemoryLimit int64
 	// RetransmitBytes caps each flow's store of sent, unacknowledged wire
-	// bytes (default 1 MiB); ReassemblyBytes its out-of-order receive
-	// buffer (default 1 MiB); PreKeyBytes its queue of host data waiting
+	// bytes (default 4 MiB); ReassemblyBytes its out-of-order receive
+	// buffer (default 4 MiB); PreKeyBytes its queue of host data waiting
 	// for keys (default 64 KiB). DeliverBytes caps the plaintext kept for
-	// re-delivery to the inside host (default 1 MiB). Each starts at 2 KiB
+	// re-delivery to the inside host (default 4 MiB). Each starts at 2 KiB
 	// and grows only as a flow needs it.
+	//
+	// The retransmit store and the delivery ring bound the windows the
+	// appliance advertises, so a flow carries at most about cap/RTT: 4 MiB
+	// is Linux's own largest send buffer (tcp_wmem), 670 Mbit/s at 50 ms.
+	// A smaller cap throttles every long or fast path through the box.
 	RetransmitBytes, ReassemblyBytes, PreKeyBytes, DeliverBytes int
 	// InitRTO is the first retransmission timeout of the Init message
 	// (default 200 ms), doubled per try, at most InitTries tries (default 6)
@@ -106,10 +111,10 @@ const (
 	DefaultMaxFlows         = 65536
 	DefaultMaxEmbryonic     = 16384
 	DefaultMemoryLimit      = 1 << 30
-	DefaultRetransmitBytes  = 1 << 20
-	DefaultReassemblyBytes  = 1 << 20
+	DefaultRetransmitBytes  = 4 << 20
+	DefaultReassemblyBytes  = 4 << 20
 	DefaultPreKeyBytes      = 64 << 10
-	DefaultDeliverBytes     = 1 << 20
+	DefaultDeliverBytes     = 4 << 20
 	DefaultInitRTO          = 200 * time.Millisecond
 	DefaultInitTries        = 6
 	DefaultHandshakeTimeout = 30 * time.Second
