@@ -1,5 +1,12 @@
 package appliance
 
+import (
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/bump"
+)
+
+var _ engine.OffloadSink = (*txQueue)(nil)
+
 // txQueue is a worker's transmit side of one port: the TX frames it holds
 // and the batch it is building. It is the TxSink lent to the FrameHandler,
 // and the worker forwards frames through it too, so whatever the worker and
@@ -9,17 +16,24 @@ package appliance
 // free frames taken from the port earlier and kept (so a batch does not
 // return and retake them).
 type txQueue struct {
-	port  Port
-	d     []Desc
-	used  int
-	have  int
-	lent  bool   // Buffer handed out d[used] and no Commit came yet
-	t     *tally // the direction whose frames leave on this port
-	kicks *counters
+	port Port
+	d    []Desc
+	used int
+	have int
+	lent bool // Buffer handed out d[used] and no Commit came yet
+	// offload: the port computes TCP checksums of frames committed
+	// with CommitPartial (bump.ChecksumOffloader).
+	offload bool
+	t       *tally // the direction whose frames leave on this port
+	kicks   *counters
 }
 
 func newTxQueue(port Port, size int) txQueue {
-	return txQueue{port: port, d: make([]Desc, size)}
+	q := txQueue{port: port, d: make([]Desc, size)}
+	if o, ok := port.(bump.ChecksumOffloader); ok {
+		q.offload = o.OffloadsChecksums()
+	}
+	return q
 }
 
 // Buffer implements TxSink: the next free TX frame, at its full capacity.
@@ -47,11 +61,27 @@ func (q *txQueue) Buffer() []byte {
 // Commit implements TxSink: queue the first n bytes of the frame Buffer
 // returned. A Commit without a Buffer, or with n out of range, queues
 // nothing and is counted.
-func (q *txQueue) Commit(n int) { q.commit(n, 0) }
+func (q *txQueue) Commit(n int) { q.commit(n, 0, bump.CsumWhole) }
+
+// OffloadsChecksums implements engine.OffloadSink.
+func (q *txQueue) OffloadsChecksums() bool { return q.offload }
+
+// CommitPartial implements engine.OffloadSink: Commit for a frame whose
+// TCP checksum the port computes. On a port without offload (which the
+// engine does not ask) it would leave a frame with a wrong sum: counted
+// as a bad commit and not sent.
+func (q *txQueue) CommitPartial(n int) {
+	if !q.offload {
+		q.t.badCommits++
+		q.lent = false
+		return
+	}
+	q.commit(n, 0, bump.CsumPartial)
+}
 
 // commit queues the first n bytes of the lent frame, a super-segment of
-// gso-byte segments if gso is not 0.
-func (q *txQueue) commit(n int, gso uint16) {
+// gso-byte segments if gso is not 0, its checksum state csum.
+func (q *txQueue) commit(n int, gso uint16, csum bump.Csum) {
 	if !q.lent || n < 0 || n > cap(q.port.Frame(q.d[q.used])) {
 		q.t.badCommits++
 		q.lent = false
@@ -60,6 +90,7 @@ func (q *txQueue) commit(n int, gso uint16) {
 	q.lent = false
 	q.d[q.used].Len = uint32(n)
 	q.d[q.used].GSO = gso
+	q.d[q.used].Csum = csum
 	q.used++
 }
 
@@ -75,7 +106,7 @@ func (q *txQueue) forward(frame []byte, gso uint16) {
 		q.lent = false
 		q.t.drops[DropTooBig]++
 	default:
-		q.commit(copy(buf, frame), gso)
+		q.commit(copy(buf, frame), gso, bump.CsumWhole)
 	}
 }
 
@@ -97,7 +128,7 @@ func (q *txQueue) flush() {
 	}
 	keep := copy(q.d, q.d[sent:q.have])
 	for i := range keep {
-		q.d[i].Len, q.d[i].GSO = 0, 0
+		q.d[i] = Desc{Addr: q.d[i].Addr}
 	}
 	q.have, q.used = keep, 0
 	if sent > 0 {

@@ -37,6 +37,7 @@ type worker struct {
 	nextAge  int64     // when to run the next expiry pass (ns)
 	nextTick int64     // when the handler's Tick is next due (ns)
 	gso      uint16    // Desc.GSO of the frame being handled
+	csumOK   bool      // its port vouches for its checksums (bump.CsumVerified)
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
@@ -109,7 +110,7 @@ func (w *worker) receive(p PortID, now int64) int {
 	done := len(descs)
 	for i, d := range descs {
 		frame := port.Frame(d)
-		w.gso = d.GSO
+		w.gso, w.csumOK = d.GSO, d.Csum == bump.CsumVerified
 		if !w.dispatch(p, frame, now) {
 			done = i
 			break
@@ -120,7 +121,7 @@ func (w *worker) receive(p PortID, now int64) int {
 	port.Release(descs[:done])
 	// Keep the rest (copy: descs may be w.held[p] itself).
 	w.held[p] = append(w.held[p][:0], descs[done:]...)
-	w.gso = 0
+	w.gso, w.csumOK = 0, false
 	if done == 0 {
 		return 1 // held frames: not idle, the owner is draining its lane
 	}
@@ -243,6 +244,9 @@ func (w *worker) drainHandoffs(now int64) int {
 func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, key flow.Key) {
 	flags := w.pkt.Flags()
 	frag := w.pkt.IsFragment()
+	if w.csumOK {
+		w.pkt.TrustL4Checksum() // the handler need not sum it again
+	}
 	v := w.h.HandlePacket(now, from, &w.pkt, w.sinks) // the frame parsed once
 	t := &w.t[from]
 	switch v {

@@ -60,10 +60,42 @@ func (p PortID) String() string {
 // frame it forwards unchanged, so the transmitting port cuts the frame into
 // the same segments again. Frames a handler builds leave with GSO 0. Ports
 // without offload never set it and ignore it.
+//
+// Csum says what the frame's checksums are worth (CsumWhole, the zero
+// value, for every port without checksum offload).
 type Desc struct {
 	Addr uint64
 	Len  uint32
 	GSO  uint16
+	Csum Csum
+}
+
+// Csum is the state of a frame's L4 checksum (Desc.Csum), as a port with
+// checksum offload knows it (package appliance/afpacketport: the
+// virtio_net_hdr's NEEDS_CSUM and DATA_VALID).
+type Csum uint8
+
+const (
+	// CsumWhole: the frame's checksums are complete, as on a wire, and
+	// nobody has vouched for them: a receiver checks them itself.
+	CsumWhole Csum = iota
+	// CsumVerified: a received frame whose checksums are complete and
+	// which the kernel vouches for: it checked them (a NIC's or GRO's
+	// CHECKSUM_UNNECESSARY), or the frame never left this machine and its
+	// port completed the sum (CHECKSUM_PARTIAL). Checking them again
+	// proves nothing new.
+	CsumVerified
+	// CsumPartial: a frame to transmit whose TCP checksum the port must
+	// have the kernel or the NIC compute (only on a ChecksumOffloader
+	// port): its field holds nothing yet, its other headers are final.
+	CsumPartial
+)
+
+// ChecksumOffloader is a Port that computes the TCP checksum of frames
+// queued with Desc.Csum CsumPartial (the kernel's or the NIC's checksum
+// offload), so the sender need not read the frame a second time to sum it.
+type ChecksumOffloader interface {
+	OffloadsChecksums() bool
 }
 
 // Port is one queue of one port as a worker sees it. Implementations: an

@@ -25,7 +25,8 @@ import (
 // requiring consecutive IDs would merge none of them.) Everything else
 // about the frames must be equal, and every frame's checksums must already
 // be right (the kernel computes new ones, so a merged frame with a wrong
-// checksum would arrive repaired).
+// checksum would arrive repaired), unless the frame's sender left its TCP
+// checksum to the port (bump.CsumPartial): such a frame has none to keep.
 
 const (
 	tcpFIN = 0x01
@@ -54,12 +55,14 @@ type run struct {
 	n       int    // frames in the run
 	lastFl  uint8  // FIN and PSH of the last frame
 	closed  bool   // the last frame ended the run (shorter than mss, or FIN or PSH)
+	partial bool   // head's TCP checksum is the port's to compute (bump.CsumPartial)
 }
 
 // start begins a run at the frame f. It reports false when f cannot begin a
 // merge (any other frame is sent as it is). Checksums are checked only once
 // a second frame fits (join), so a frame that stays alone costs no sum.
-func (r *run) start(f []byte) bool {
+// partial: f's TCP checksum is not filled in (bump.CsumPartial).
+func (r *run) start(f []byte, partial bool) bool {
 	p, err := afpacket.ParseTCP(f)
 	if err != nil || p.End != len(f) || p.PayloadLen() == 0 {
 		return false
@@ -77,14 +80,15 @@ func (r *run) start(f []byte) bool {
 	*r = run{
 		head: f, p: p, flags: fl, mss: p.PayloadLen(),
 		nextSeq: binary.BigEndian.Uint32(f[p.L4+4:]) + uint32(p.PayloadLen()),
-		ipLen:   p.End - p.L3, n: 1,
+		ipLen:   p.End - p.L3, n: 1, partial: partial,
 	}
 	return true
 }
 
 // join adds f to the run if the segmentation of the merged frame gives f
-// back exactly as the frame after the current last one.
-func (r *run) join(f []byte) bool {
+// back exactly as the frame after the current last one. partial: f's TCP
+// checksum is not filled in, and nothing to check.
+func (r *run) join(f []byte, partial bool) bool {
 	if r.closed {
 		return false
 	}
@@ -127,11 +131,11 @@ func (r *run) join(f []byte) bool {
 	}
 	// Last, the sums: the kernel writes new checksums, so only frames
 	// whose own are right may go through it.
-	if r.n == 1 && !afpacket.TCPChecksumOK(h, r.p) {
+	if r.n == 1 && !r.partial && !afpacket.TCPChecksumOK(h, r.p) {
 		r.closed = true
 		return false
 	}
-	if !afpacket.TCPChecksumOK(f, p) {
+	if !partial && !afpacket.TCPChecksumOK(f, p) {
 		return false
 	}
 	r.n++
@@ -172,8 +176,8 @@ func MergeFrames(frames [][]byte, scratch []byte, emit func(f []byte, h afpacket
 	for i := 0; i < len(frames); {
 		f := frames[i]
 		j := i + 1
-		if r.start(f) {
-			for j < len(frames) && r.join(frames[j]) {
+		if r.start(f, false) {
+			for j < len(frames) && r.join(frames[j], false) {
 				j++
 			}
 		}

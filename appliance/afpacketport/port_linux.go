@@ -203,6 +203,9 @@ func (p *Port) Receive(descs []bump.Desc) int {
 			segs += uint64(r.segments)
 		}
 		descs[out] = bump.Desc{Addr: uint64(slot)*slotSize + frameOff, Len: uint32(size), GSO: r.gso}
+		if r.verified {
+			descs[out].Csum = bump.CsumVerified
+		}
 		out++
 	}
 	p.rxFrames.Add(uint64(out))
@@ -306,13 +309,26 @@ func (p *Port) prepare() {
 			continue
 		}
 		j := i + 1
-		if !p.noMerge && r.start(f) {
-			for j < len(q) && q[j].GSO == 0 && r.join(p.Frame(q[j])) {
+		partial := d.Csum == bump.CsumPartial
+		if !p.noMerge && r.start(f, partial) {
+			for j < len(q) && q[j].GSO == 0 && r.join(p.Frame(q[j]), q[j].Csum == bump.CsumPartial) {
 				j++
 			}
 		}
 		if j-i < 2 {
-			_ = (&afpacket.VnetHdr{}).Encode(hb)
+			h := afpacket.VnetHdr{}
+			if partial {
+				// Alone, it still goes with NEEDS_CSUM: the kernel or
+				// the NIC computes its sum.
+				var err error
+				if h, err = afpacket.PrepareGSO(f, 0xffff); err != nil {
+					bad++
+					p.txFree = append(p.txFree, slot)
+					i = j
+					continue
+				}
+			}
+			_ = h.Encode(hb)
 			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(d.Len)})
 			i = j
 			continue
@@ -443,6 +459,11 @@ func (p *Port) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration)
 	}
 	return true, fds[2].Revents != 0, nil
 }
+
+// OffloadsChecksums implements bump.ChecksumOffloader: a frame queued with
+// bump.CsumPartial leaves with NEEDS_CSUM, and the kernel (software GSO or
+// the device's checksum offload) computes its TCP checksum.
+func (p *Port) OffloadsChecksums() bool { return true }
 
 // WaitsInPoll implements bump.FdPoller.
 func (p *Port) WaitsInPoll() {}

@@ -276,6 +276,76 @@ func TestTransmit(t *testing.T) {
 	}
 }
 
+// TestTransmitPartial: frames queued with bump.CsumPartial (the engine's,
+// its TCP checksum left to the port) leave with their sums computed by the
+// kernel: merged runs, frames alone (PSH, FIN, a run's break), IPv6 and
+// VLAN-tagged ones. x has no checksum offload, so the kernel sums in
+// software and y reads exactly the frames with whole checksums. A frame
+// queued whole next to them is left as it is.
+func TestTransmitPartial(t *testing.T) {
+	newPair(t)
+	ethtoolK(t, nsPkt, "x", "tx", "off", "tso", "off", "gso", "off")
+	px := openPort(t, nsPkt, "x", Options{Slots: 32})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+
+	a := sameID(flowOf(seg{seq: 1, ack: 9, id: 3, tsval: 3}, 1448, 1448, 1448, 700))
+	a[3].flags = tcpPSH
+	fin := seg{srcPort: 5, seq: 70, ack: 9, id: 4, payload: 10, flags: tcpFIN}
+	v6 := flowOf(seg{v6: true, srcPort: 7, seq: 50, ack: 9, tsval: 4}, 1428, 1428)
+	vlan := sameID(flowOf(seg{vlan: true, srcPort: 10, seq: 1, ack: 9, id: 7}, 1000, 1000))
+	whole := seg{srcPort: 12, seq: 1, ack: 9, id: 9, payload: 100}
+
+	var want [][]byte
+	var partial []bool
+	add := func(ss []seg, p bool) {
+		for _, f := range buildAll(ss) {
+			want = append(want, f)
+			partial = append(partial, p)
+		}
+	}
+	add(a, true)
+	add([]seg{fin}, true)
+	add(v6, true)
+	add([]seg{whole}, false)
+	add(vlan, true)
+
+	d := make([]bump.Desc, len(want))
+	if n := px.GetTx(d); n != len(d) {
+		t.Fatalf("GetTx: %d of %d", n, len(d))
+	}
+	for i, f := range want {
+		b := px.Frame(d[i])[:cap(px.Frame(d[i]))]
+		d[i].Len = uint32(copy(b, f))
+		if partial[i] {
+			p, err := afpacket.ParseTCP(b[:len(f)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[p.L4+16], b[p.L4+17] = 0xde, 0xad // no sum: the port's to compute
+			d[i].Csum = bump.CsumPartial
+		}
+	}
+	if n := px.Transmit(d); n != len(d) {
+		t.Fatalf("Transmit: %d of %d", n, len(d))
+	}
+	if err := px.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, y, 0, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
+	}
+	for i := range want {
+		if !sameFrame(got[i], want[i]) {
+			t.Errorf("frame %d differs:\n got  %x\n want %x", i, got[i], want[i])
+		}
+	}
+	// Merged: a (4 -> 1), v6 (2 -> 1), vlan (2 -> 1); alone: fin, whole.
+	if st := px.Stats(); st.TxCoalesced != 3+1+1 || st.TxFrames != 5 || st.TxErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 // TestTransmitZeroLength: a frame committed with no bytes is counted and
 // its slot comes back; the frames after it still leave.
 func TestTransmitZeroLength(t *testing.T) {
@@ -308,6 +378,11 @@ func TestTransmitBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	// y is read only once x has sent all: room for all of them, whatever
+	// the machine's rmem_default and the skbs' truesize.
+	if err := unix.SetsockoptInt(y.Fd(), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20); err != nil {
+		t.Fatal(err)
+	}
 	in := make([][]byte, n)
 	for i := range in {
 		f := make([]byte, 1000)

@@ -13,6 +13,7 @@ type rxFrame struct {
 	gso       uint16 // gso_size of a TCP super-segment, else 0
 	segments  int    // segments a super-segment stands for
 	completed bool   // a partial checksum was completed
+	verified  bool   // the kernel vouches for the checksums (bump.CsumVerified)
 }
 
 var errBadGSO = errors.New("afpacketport: a GSO type other than TCP")
@@ -50,6 +51,10 @@ func inspectRx(hb, f []byte) (rxFrame, error) {
 		}
 		r.completed = true
 	}
+	// A partial sum means the frame never left this machine, or GRO
+	// checked each segment it coalesced; DATA_VALID that the kernel
+	// checked it (CHECKSUM_UNNECESSARY).
+	r.verified = r.completed || h.Flags&afpacket.FlagDataValid != 0
 	if h.IsGSO() {
 		r.gso = h.GSOSize
 		r.segments = afpacket.Segments(p.PayloadLen(), int(h.GSOSize))

@@ -36,12 +36,28 @@ func TestInspectRx(t *testing.T) {
 	t.Run("TCP super-segment", func(t *testing.T) {
 		f := append([]byte{}, tcp...)
 		r, err := inspectRx(hdrBytes(hTCP), f)
-		if err != nil || r != (rxFrame{gso: 1000, segments: 3, completed: true}) {
+		if err != nil || r != (rxFrame{gso: 1000, segments: 3, completed: true, verified: true}) {
 			t.Fatalf("%+v %v", r, err)
 		}
 		p, _ := afpacket.ParseTCP(f)
 		if !afpacket.TCPChecksumOK(f, p) {
 			t.Error("checksum not completed")
+		}
+	})
+	// Who vouches for a TCP frame's checksum (bump.CsumVerified): the
+	// kernel when it says DATA_VALID, nobody when it says nothing.
+	t.Run("TCP checked by the kernel", func(t *testing.T) {
+		f := seg{seq: 1, ack: 1, id: 1, payload: 100}.build()
+		r, err := inspectRx(hdrBytes(afpacket.VnetHdr{Flags: afpacket.FlagDataValid}), f)
+		if err != nil || r != (rxFrame{verified: true}) {
+			t.Fatalf("%+v %v", r, err)
+		}
+	})
+	t.Run("TCP nobody checked", func(t *testing.T) {
+		f := seg{seq: 1, ack: 1, id: 1, payload: 100}.build()
+		r, err := inspectRx(hdrBytes(afpacket.VnetHdr{}), f)
+		if err != nil || r != (rxFrame{}) {
+			t.Fatalf("%+v %v", r, err)
 		}
 	})
 	t.Run("UDP checksum zero is sent as 0xffff", func(t *testing.T) {

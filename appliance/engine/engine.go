@@ -30,6 +30,33 @@ type TxSink interface {
 	Commit(n int)
 }
 
+// OffloadSink is a TxSink whose port computes TCP checksums on transmit
+// (bump.ChecksumOffloader, bump.CsumPartial). The engine builds its
+// segments there without their TCP checksum and commits them with
+// CommitPartial: the sum is then one pass in the kernel or the NIC, which
+// a software segmentation makes anyway, instead of one here and another
+// where the port checks a frame before it merges it with others.
+type OffloadSink interface {
+	TxSink
+	// OffloadsChecksums reports whether CommitPartial may be used.
+	OffloadsChecksums() bool
+	// CommitPartial is Commit for a frame whose TCP checksum the port
+	// is to compute.
+	CommitPartial(n int)
+}
+
+// commit sends the first n bytes of to's buffer, built by t: with its TCP
+// checksum, or without it where the port computes it.
+func commit(to TxSink, t *tmpl, buf []byte, n int) {
+	if o, ok := to.(OffloadSink); ok && t.simple && o.OffloadsChecksums() {
+		t.finish(buf, n, false)
+		o.CommitPartial(n)
+		return
+	}
+	t.finish(buf, n, true)
+	to.Commit(n)
+}
+
 // Verdict tells the worker what to do with the frame it handed in.
 type Verdict uint8
 

@@ -257,8 +257,7 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 		return
 	}
 	f.enc.store.read(pl, w)
-	f.toR.finish(buf, hl+n)
-	to.Commit(hl + n)
+	commit(to, &f.toR, buf, hl+n)
 	f.rcv.lastAckW = ack
 	f.rcv.lastWin = s.win
 	f.pktsOut++
@@ -295,7 +294,6 @@ func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
 		return false
 	}
 	copy(pl, payload)
-	t.finish(buf, hl+len(payload))
-	to.Commit(hl + len(payload))
+	commit(to, t, buf, hl+len(payload))
 	return true
 }

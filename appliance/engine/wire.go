@@ -18,6 +18,10 @@ type tmpl struct {
 	l3, l4 int
 	v4     bool
 	ok     bool
+	// simple: at most two VLAN tags and no IP options or extension
+	// headers, the frames a port with checksum offload can place the TCP
+	// header of (afpacket.ParseTCP); others get their sum here.
+	simple bool
 }
 
 // set copies p's headers; it reports false when they do not fit.
@@ -28,6 +32,11 @@ func (t *tmpl) set(p *packet.Packet) bool {
 	}
 	copy(t.b[:], p.Frame()[:l4+20])
 	t.l3, t.l4, t.v4, t.ok = p.L3Offset(), l4, p.IPVersion() == 4, true
+	ipLen := 40
+	if t.v4 {
+		ipLen = 20
+	}
+	t.simple = t.l3 <= 14+2*4 && t.l4-t.l3 == ipLen
 	return true
 }
 
@@ -133,9 +142,10 @@ func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []
 	return hl, buf[hl : hl+payloadLen]
 }
 
-// finish sets the IP length, the IPv4 header checksum and the TCP checksum
-// of a frame of n bytes built by build.
-func (t *tmpl) finish(buf []byte, n int) {
+// finish sets the IP length, the IPv4 header checksum and, if tcpSum, the
+// TCP checksum of a frame of n bytes built by build (else the field is
+// left zero for the port to fill: OffloadSink).
+func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
 	l4len := n - t.l4
 	ip := buf[t.l3:]
 	var ps uint32
@@ -156,7 +166,9 @@ func (t *tmpl) finish(buf []byte, n int) {
 	}
 	tcp := buf[t.l4:n]
 	tcp[16], tcp[17] = 0, 0
-	binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(tcp, ps))
+	if tcpSum {
+		binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(tcp, ps))
+	}
 }
 
 // minMSS is the smallest MSS the engine takes from a SYN (Linux's

@@ -72,6 +72,7 @@ const (
 	flagUDP                  // UDP header decoded
 	flagICMP                 // ICMP or ICMPv6 header (4 bytes at least)
 	flagQuote                // ICMP error with a decodable quoted IP header
+	flagTrusted              // the port vouches for the TCP checksum (TrustL4Checksum)
 )
 
 // Quoted describes the IP datagram quoted in an ICMP or ICMPv6 error message,

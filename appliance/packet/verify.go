@@ -74,10 +74,24 @@ func (p *Packet) VerifyL4Checksum() bool {
 	if !ok {
 		return false
 	}
+	if p.flags&flagTrusted != 0 {
+		return true
+	}
 	if p.flags&flagUDP != 0 && p.version == 4 && binary.BigEndian.Uint16(p.b[p.l4+o:]) == 0 {
 		return true
 	}
 	return p.l4Sum() == 0
+}
+
+// TrustL4Checksum records that the frame's port vouches for its TCP
+// checksum (bump.CsumVerified: the kernel checked it, or the frame never
+// left this machine and the port completed it), so VerifyL4Checksum
+// reports true without summing the segment again. It applies to TCP
+// segments only, and the next Decode forgets it.
+func (p *Packet) TrustL4Checksum() {
+	if p.flags&flagTCP != 0 {
+		p.flags |= flagTrusted
+	}
 }
 
 // FixL4Checksum recomputes the TCP, UDP, ICMP or ICMPv6 checksum over the
