@@ -281,7 +281,8 @@ func (r *Report) Markdown() string {
 
 	fmt.Fprintf(&b, "\n### Small packets hA → hB (trafgen -P %d, %d-byte UDP frames, %d s after %d s warm-up, %d runs; kpps)\n\n",
 		s.TrafgenCPUs, s.FrameLen, int(s.PPSDuration.Seconds()), int(s.PPSWarmup.Seconds()), s.Runs)
-	b.WriteString("Offered = frames leaving hA:eth0; forwarded = frames arriving at hB:eth0, per second.\n\n")
+	b.WriteString("Offered = frames leaving hA:eth0; forwarded = frames arriving at hB:eth0, per second. " +
+		"hA:eth0 has txqueuelen 16 during these runs (trafgen gives up when frames queued there fill its send buffer: bench/harness.go).\n\n")
 	b.WriteString("| case | offered (median) | forwarded min | **median** | max | vm_busy % | vs (a) | vs (b) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.Results {
