@@ -149,7 +149,9 @@ type Engine struct {
 	// MemoryLimit bounds the memory of all workers' flow records and
 	// per-flow buffers, in bytes. Above 7/8 of it new connections stay in
 	// plain TCP (fallback "memory"; dropped under require); buffers of
-	// established connections grow up to it.
+	// established connections grow up to it. 0 (the default) is a quarter
+	// of the machine's memory, at least 1 GiB and at most 16 GiB
+	// (appliance/control: AutoMemoryLimit).
 	MemoryLimit int64 `yaml:"memory_limit"`
 	// Per-flow buffer caps in bytes: sent but unacknowledged wire bytes,
 	// out-of-order wire bytes, host data waiting for keys, plaintext kept
@@ -247,7 +249,7 @@ func Default() Config {
 			ResumptionTTL:    time.Hour,
 			MaxFlows:         65536,
 			MaxEmbryonic:     16384,
-			MemoryLimit:      1 << 30,
+			MemoryLimit:      0,       // a quarter of the machine's memory
 			RetransmitBytes:  4 << 20, // engine.Default*Bytes: docs there
 			ReassemblyBytes:  4 << 20,
 			PreKeyBytes:      64 << 10,
@@ -488,8 +490,8 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	if e.MaxEmbryonic < 1 || e.MaxEmbryonic > MaxFlows {
 		bad("engine.max_embryonic", "must be between 1 and %d (got %d)", MaxFlows, e.MaxEmbryonic)
 	}
-	if e.MemoryLimit < MinMemoryLimit || e.MemoryLimit > MaxMemoryLimit {
-		bad("engine.memory_limit", "must be between %d and %d (got %d)", MinMemoryLimit, MaxMemoryLimit, e.MemoryLimit)
+	if e.MemoryLimit != 0 && (e.MemoryLimit < MinMemoryLimit || e.MemoryLimit > MaxMemoryLimit) {
+		bad("engine.memory_limit", "must be 0 (automatic) or between %d and %d (got %d)", MinMemoryLimit, MaxMemoryLimit, e.MemoryLimit)
 	}
 	for _, b := range []struct {
 		field string

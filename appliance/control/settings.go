@@ -175,6 +175,9 @@ func boolIndex(b bool) int {
 // engine.Config, and checks the result the way engine.New does. Errors name
 // the key at fault.
 func EngineConfig(c config.Engine) (engine.Config, error) {
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = AutoMemoryLimit(memTotal())
+	}
 	base := engine.Config{
 		NoResumption:     !c.Resumption,
 		MaxEmbryonic:     c.MaxEmbryonic,

@@ -160,3 +160,40 @@ func TestPolicyNames(t *testing.T) {
 		t.Errorf("%d policy names", len(policyByName))
 	}
 }
+
+// TestAutoMemoryLimit: memory_limit 0 is a quarter of the machine's
+// memory, between 1 and 16 GiB, read from /proc/meminfo's MemTotal.
+func TestAutoMemoryLimit(t *testing.T) {
+	for _, tc := range []struct{ total, want int64 }{
+		{0, 1 << 30},        // unknown
+		{2 << 30, 1 << 30},  // a small VM: the floor
+		{24 << 30, 6 << 30}, // this project's bench machine
+		{256 << 30, 16 << 30},
+	} {
+		if got := AutoMemoryLimit(tc.total); got != tc.want {
+			t.Errorf("AutoMemoryLimit(%d) = %d, want %d", tc.total, got, tc.want)
+		}
+	}
+	meminfo := "MemTotal:       24567892 kB\nMemFree:        1000 kB\n"
+	if got := parseMemTotal([]byte(meminfo)); got != 24567892<<10 {
+		t.Errorf("parseMemTotal = %d", got)
+	}
+	if got := parseMemTotal([]byte("MemFree: 5 kB\n")); got != 0 {
+		t.Errorf("parseMemTotal without MemTotal = %d, want 0", got)
+	}
+
+	defer func(f func() int64) { memTotal = f }(memTotal)
+	memTotal = func() int64 { return 40 << 30 }
+	c := config.Default().Engine
+	ec, err := EngineConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.MemoryLimit != 10<<30 {
+		t.Errorf("default memory_limit on a 40 GiB machine gives %d, want 10 GiB", ec.MemoryLimit)
+	}
+	c.MemoryLimit = 3 << 20
+	if ec, err = EngineConfig(c); err != nil || ec.MemoryLimit != 3<<20 {
+		t.Errorf("memory_limit set in the file: %d, %v", ec.MemoryLimit, err)
+	}
+}
