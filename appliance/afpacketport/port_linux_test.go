@@ -179,6 +179,21 @@ func transmit(t *testing.T, p *Port, frames [][]byte, gso []uint16) {
 	}
 }
 
+// readWant reads frames from y until it has as many as want, and checks
+// they are want's frames (sameFrame), in order; px is the sending port.
+func readWant(t *testing.T, y *afpacket.Socket, px *Port, want [][]byte) {
+	t.Helper()
+	got := readAll(t, y, 0, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
+	}
+	for i := range want {
+		if !sameFrame(got[i], want[i]) {
+			t.Errorf("frame %d differs:\n got  %x\n want %x", i, got[i], want[i])
+		}
+	}
+}
+
 // TestTransmit: frames of one flow that the kernel's segmentation gives
 // back exactly leave as one GSO frame, and the kernel (x has no TSO, GSO or
 // checksum offload, so it segments in software) delivers exactly the frames
@@ -235,15 +250,7 @@ func TestTransmit(t *testing.T) {
 	for i := range k {
 		want = append(want, segs[i][:sizes[i]])
 	}
-	got := readAll(t, y, 0, len(want))
-	if len(got) != len(want) {
-		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
-	}
-	for i := range want {
-		if !sameFrame(got[i], want[i]) {
-			t.Errorf("frame %d differs:\n got  %x\n want %x", i, got[i], want[i])
-		}
-	}
+	readWant(t, y, px, want)
 	st := px.Stats()
 	t.Logf("x: %+v", st)
 	// Merged: a (10 -> 1), b[:2] (2 -> 1), c[:2] (2 -> 1), e (3 -> 1),
@@ -331,15 +338,7 @@ func TestTransmitPartial(t *testing.T) {
 	if err := px.Kick(); err != nil {
 		t.Fatal(err)
 	}
-	got := readAll(t, y, 0, len(want))
-	if len(got) != len(want) {
-		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
-	}
-	for i := range want {
-		if !sameFrame(got[i], want[i]) {
-			t.Errorf("frame %d differs:\n got  %x\n want %x", i, got[i], want[i])
-		}
-	}
+	readWant(t, y, px, want)
 	// Merged: a (4 -> 1), v6 (2 -> 1), vlan (2 -> 1); alone: fin, whole.
 	if st := px.Stats(); st.TxCoalesced != 3+1+1 || st.TxFrames != 5 || st.TxErrors != 0 {
 		t.Errorf("stats %+v", st)
