@@ -396,7 +396,7 @@ func (r *Report) connMarkdown(b *strings.Builder) {
 		if x.Err != "" {
 			fmt.Fprintf(b, "\nX25519 limit: not measured: %s\n", x.Err)
 		} else {
-			fmt.Fprintf(b, "\n**X25519 limit** (one key generation + one ECDH, Go crypto/ecdh, measured by the harness before the first case, "+
+			fmt.Fprintf(b, "\n**X25519 limit** (one key generation + one ECDH with the appliance's own X25519, appliance/tcpcrypt, measured by the harness before the first case, "+
 				"vm_busy %.0f %% just before): **%.0f** per second on 1 core, **%.0f** on %d cores. "+
 				"A fresh connection costs one of these on each appliance; with both appliances on these %d cores that is at most "+
 				"**%.0f** fresh connections per second from public-key work alone.\n",

@@ -1,25 +1,30 @@
 package bench
 
 import (
-	"crypto/ecdh"
-	"crypto/rand"
 	"sync"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // X25519Rate measures what bounds fresh tcpcrypt connections: one X25519
 // key generation plus one ECDH (the work each appliance does per fresh
 // connection with TEP TCP_CRYPT_ECDHE_Curve25519), as jobs per second over
 // d on workers goroutines (one per core wanted), each looping on its own.
+// It runs the appliance's own X25519 (appliance/tcpcrypt), so the limit
+// moves with the implementation tcpincd uses.
 func X25519Rate(d time.Duration, workers int) (float64, error) {
 	if workers < 1 {
 		workers = 1
 	}
-	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
 	if err != nil {
 		return 0, err
 	}
-	peerPub := peer.PublicKey()
+	peer, err := ka.GenerateKey(nil)
+	if err != nil {
+		return 0, err
+	}
 	counts := make([]int, workers)
 	errs := make([]error, workers)
 	start := time.Now()
@@ -30,9 +35,9 @@ func X25519Rate(d time.Duration, workers int) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				k, err := ecdh.X25519().GenerateKey(rand.Reader)
+				k, err := ka.GenerateKey(nil)
 				if err == nil {
-					_, err = k.ECDH(peerPub)
+					_, err = ka.SharedSecret(k, peer.Public)
 				}
 				if err != nil {
 					errs[w] = err
