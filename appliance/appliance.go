@@ -279,7 +279,9 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 		t0 := time.Now()
 		if w.poll(int64(t0.Sub(a.start))) > 0 {
 			busy.Add(int64(time.Since(t0)))
-			continue
+			if !w.drained {
+				continue
+			}
 		}
 		if err := w.wait(); err != nil {
 			a.errc <- fmt.Errorf("appliance: worker of queue %d: %w", w.id, err)
