@@ -279,9 +279,7 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 		t0 := time.Now()
 		if w.poll(int64(t0.Sub(a.start))) > 0 {
 			busy.Add(int64(time.Since(t0)))
-			if !w.drained {
-				continue
-			}
+			continue
 		}
 		if err := w.wait(); err != nil {
 			a.errc <- fmt.Errorf("appliance: worker of queue %d: %w", w.id, err)

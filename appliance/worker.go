@@ -46,7 +46,6 @@ type worker struct {
 	peers    []*bump.Wake // peers[j]: worker j's wake source
 	handed   []bool       // handed[j]: this round handed worker j frames
 	held     [2][]Desc    // received frames waiting for a full lane, by port (receive)
-	drained  bool         // this round emptied both ports (drainedPorts)
 }
 
 const (
@@ -81,7 +80,6 @@ func (w *worker) poll(now int64) int {
 	n := w.drainHandoffs(now)
 	n += w.receive(Inside, now)
 	n += w.receive(Outside, now)
-	w.drained = w.drainedPorts()
 	if w.wake != nil && w.wake.Signaled() {
 		// The handler's work finished (a key exchange on the pool): a
 		// busy worker, which never sleeps and so never sees its wake
@@ -136,25 +134,6 @@ func (w *worker) receive(p PortID, now int64) int {
 		return 1 // held frames: not idle, the owner is draining its lane
 	}
 	return done
-}
-
-// drainedPorts reports whether this round's receives left both ports empty
-// (bump.Drainer), with nothing held and no other worker to hand frames
-// over: the worker then waits instead of polling again. At thousands of
-// short connections a second most rounds handle a frame or two, and the
-// round after each found both ports empty at the cost of two receive
-// system calls, before the poll(2) that a wait makes anyway (and that
-// returns at once when a frame came meanwhile).
-func (w *worker) drainedPorts() bool {
-	if w.nwork > 1 || len(w.held[0])+len(w.held[1]) > 0 {
-		return false
-	}
-	for _, p := range w.ports {
-		if d, ok := p.(bump.Drainer); !ok || !d.Drained() {
-			return false
-		}
-	}
-	return true
 }
 
 // frameKind is what the worker needs to know about a frame to route it.

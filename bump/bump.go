@@ -106,13 +106,6 @@ type PairWaiter interface {
 	WaitPair(other Port, wake *Wake, timeout time.Duration) (handled, woke bool, err error)
 }
 
-// Drainer is a Port that knows whether its last Receive emptied its queue
-// (the kernel had fewer frames than it asked for). A worker whose ports are
-// all drained waits next (a poll(2) that returns at once if a frame came
-// meanwhile) instead of running another round that receives from every
-// port only to find them empty.
-type Drainer interface{ Drained() bool }
-
 // FdPoller is a Port that waits in poll(2): its worker's wake source needs
 // an eventfd (Wake.OpenFd).
 type FdPoller interface{ WaitsInPoll() }

@@ -83,7 +83,6 @@ type Port struct {
 	rxFree  []int32 // stack of free RX slots
 	rxBufs  [][]byte
 	rxSizes []int
-	drained bool // the last Receive emptied the socket (Drained)
 
 	txFree []int32     // stack of free TX slots
 	queued []bump.Desc // given to Transmit, not yet prepared (Kick)
@@ -168,7 +167,6 @@ func (p *Port) Receive(descs []bump.Desc) int {
 		p.send()
 	}
 	n := min(len(descs), len(p.rxFree), p.batch)
-	p.drained = false
 	if n == 0 {
 		return 0
 	}
@@ -182,7 +180,6 @@ func (p *Port) Receive(descs []bump.Desc) int {
 		p.rxErr.Add(1)
 		k = 0
 	}
-	p.drained = err == nil && k < n
 	for _, b := range p.rxBufs[k:n] {
 		p.rxFree = append(p.rxFree, p.slotOfBuf(b))
 	}
@@ -446,10 +443,6 @@ func (p *Port) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration)
 	}
 	return true, fds[2].Revents != 0, nil
 }
-
-// Drained implements bump.Drainer: the last Receive got fewer frames than
-// it asked the socket for.
-func (p *Port) Drained() bool { return p.drained }
 
 // WaitsInPoll implements bump.FdPoller.
 func (p *Port) WaitsInPoll() {}

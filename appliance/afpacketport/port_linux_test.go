@@ -151,34 +151,6 @@ func TestReceive(t *testing.T) {
 	}
 }
 
-// TestReceiveDrained: Drained says whether the last Receive emptied the
-// socket: not after a Receive that filled all it asked for, yes after one
-// that got fewer (the worker then waits rather than receive again).
-func TestReceiveDrained(t *testing.T) {
-	newPair(t)
-	px := openPort(t, nsPkt, "x", Options{})
-	y := openSocket(t, nsPkt, "y", afpacket.Options{VnetHdr: true})
-	var frames []vnetFrame
-	for i := range 3 {
-		f := seg{seq: uint32(10 + 100*i), ack: 20, id: uint16(i), payload: 100}.build()
-		frames = append(frames, vnetFrame{f, afpacket.VnetHdr{}})
-	}
-	writeVnet(t, y, frames)
-	if err := px.Wait(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // all three queued
-	d := make([]bump.Desc, 2)
-	if n := px.Receive(d); n != 2 || px.Drained() {
-		t.Fatalf("first Receive: %d frames, drained %v; want 2, not drained", n, px.Drained())
-	}
-	px.Release(d)
-	if n := px.Receive(d); n != 1 || !px.Drained() {
-		t.Fatalf("second Receive: %d frames, drained %v; want 1, drained", n, px.Drained())
-	}
-	px.Release(d[:1])
-}
-
 // crc32c0 is SCTP's CRC32c of an SCTP packet, its checksum field counted
 // as zero.
 func crc32c0(pkt []byte) uint32 {
