@@ -114,3 +114,58 @@ func TestWakeOnKeyExchangeDone(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestBusyWorkerCollectsKeyExchange: a worker that has frames every round
+// never waits, so it never sees its wake source there; it still installs
+// the keys of a key exchange the pool finished within a few rounds, not
+// only at its next Tick (here the clock stands still, so that Tick never
+// comes).
+func TestBusyWorkerCollectsKeyExchange(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var engines []*engine.Engine
+	mk := func() *rig {
+		e, err := engine.New(engine.Config{}, engine.Deps{Pool: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, e)
+		return newRig(t, rigOpts{handler: func(int) (FrameHandler, error) { return e, nil }})
+	}
+	gA, gB := mk(), mk()
+	shuttle := func() {
+		for len(gA.out[Outside])+len(gB.out[Outside]) > 0 {
+			fa, fb := gA.out[Outside], gB.out[Outside]
+			gA.out[Outside], gB.out[Outside] = nil, nil
+			for _, f := range fa {
+				gB.send(Outside, f)
+			}
+			for _, f := range fb {
+				gA.send(Outside, f)
+			}
+		}
+	}
+	const S, A = packettest.SYN, packettest.ACK
+	const isnA, isnB = 1000, 5000
+	gA.send(Inside, seg(a4, b4, 6000, 80, S, isnA, 0, nil))
+	shuttle()
+	gB.send(Inside, seg(b4, a4, 80, 6000, S|A, isnB, isnA+1, nil))
+	shuttle()
+	gA.send(Inside, seg(a4, b4, 6000, 80, A, isnA+1, isnB+1, nil))
+	shuttle() // Init1 to gB, Init2 back to gA: gA's session is on the pool now
+	busy := packettest.Frame{Src: a4, Dst: b4, Proto: 17, L4: packettest.UDP(9, 9, []byte("busy"))}.Bytes()
+	deadline := time.Now().Add(5 * time.Second)
+	for engines[0].Counters().Encrypted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a busy worker did not install the keys the pool computed within 5 s")
+		}
+		gA.bump.Arrive(Inside, busy)
+		if gA.a.Poll(gA.now) == 0 {
+			t.Fatal("the busy frame was not handled")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

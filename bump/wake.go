@@ -48,6 +48,10 @@ func (k *Wake) Signal() {
 	k.mu.RUnlock()
 }
 
+// Signaled reports whether a Signal came since the last Drain: one atomic
+// load, for a busy worker that checks each round.
+func (k *Wake) Signaled() bool { return k.pending.Load() }
+
 // Drain consumes the signals seen so far, on the worker's goroutine after a
 // wait the wake source ended. The round that follows polls the handler, so
 // a signal racing with Drain is never lost: its work is already visible

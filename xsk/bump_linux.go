@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -83,6 +84,12 @@ type Bump struct {
 	flows    *ebpf.Map
 	counters *ebpf.Map
 	config   *ebpf.Map
+	// used is set by the first AllowFastPath. Until then the fast-path map
+	// is empty (it is this Bump's own, never pinned), and RemoveFastPath,
+	// which the workers call for the tuple of every new connection, needs
+	// no system call: an appliance whose connections are all encrypted
+	// made two BPF map deletes per connection for nothing.
+	used atomic.Bool
 }
 
 // newBump creates the maps and loads both programs without attaching them
@@ -310,6 +317,7 @@ func (b *Bump) AllowFastPath(k FlowKey) error {
 	if k.Family != 4 && k.Family != 6 {
 		return fmt.Errorf("xsk: fast path: family %d", k.Family)
 	}
+	b.used.Store(true) // before the entry exists, for a concurrent RemoveFastPath
 	if err := b.flows.Update(k, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 		return fmt.Errorf("xsk: fast path insert: %w", err)
 	}
@@ -319,6 +327,9 @@ func (b *Bump) AllowFastPath(k FlowKey) error {
 // RemoveFastPath deletes one direction of a flow from the fast-path map; its
 // frames go to the engine again. Removing an absent key is not an error.
 func (b *Bump) RemoveFastPath(k FlowKey) error {
+	if !b.used.Load() {
+		return nil
+	}
 	if err := b.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("xsk: fast path delete: %w", err)
 	}

@@ -287,3 +287,31 @@ func fastPathTotal(b *Bump, listed []FlowKey) uint64 {
 	}
 	return sum
 }
+
+// RemoveFastPath on a bump whose map never had an entry is a no-op without
+// a system call (the workers call it for every new connection's tuple);
+// once AllowFastPath has run it deletes as before.
+func TestRemoveFastPathBeforeAnyEntry(t *testing.T) {
+	requireRoot(t)
+	b, err := newBump(1, 1, SlowPathStack) // devmap entries point at lo; nothing attached
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	k := keyOf(classifiertest.Flow4)
+	if err := b.RemoveFastPath(k); err != nil || b.used.Load() {
+		t.Fatalf("RemoveFastPath on an unused map: %v, used %v", err, b.used.Load())
+	}
+	if err := b.AllowFastPath(k); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.FastPathPackets(k); !ok {
+		t.Fatal("AllowFastPath did not list the flow")
+	}
+	if err := b.RemoveFastPath(k); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.FastPathPackets(k); ok {
+		t.Fatal("RemoveFastPath left the flow listed")
+	}
+}

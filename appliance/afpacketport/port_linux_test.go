@@ -151,6 +151,39 @@ func TestReceive(t *testing.T) {
 	}
 }
 
+// TestWaitPairSkipsIdlePort: after WaitPair, Receive on the port poll(2)
+// found nothing to read on returns nothing without asking the socket, once;
+// a frame that came meanwhile is read by the Receive after.
+func TestWaitPairSkipsIdlePort(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	py := openPort(t, nsPkt, "y", Options{})
+	frame := func(i int) []vnetFrame {
+		return []vnetFrame{{seg{seq: uint32(10 + 100*i), ack: 20, id: uint16(i), payload: 100}.build(), afpacket.VnetHdr{}}}
+	}
+	// A frame sent from y's peer socket arrives at x.
+	sy := openSocket(t, nsPkt, "y", afpacket.Options{VnetHdr: true})
+	writeVnet(t, sy, frame(1))
+	if handled, _, err := px.WaitPair(py, nil, 5*time.Second); !handled || err != nil {
+		t.Fatalf("WaitPair: %v %v", handled, err)
+	}
+	sx := openSocket(t, nsPkt, "x", afpacket.Options{VnetHdr: true})
+	writeVnet(t, sx, frame(2)) // arrives at y after the poll: y skips one Receive
+	time.Sleep(50 * time.Millisecond)
+	d := make([]bump.Desc, 8)
+	if n := px.Receive(d); n != 1 {
+		t.Fatalf("x after WaitPair: %d frames, want 1", n)
+	}
+	px.Release(d[:1])
+	if n := py.Receive(d); n != 0 {
+		t.Fatalf("y right after WaitPair found it idle: %d frames, want 0 (skipped)", n)
+	}
+	if n := py.Receive(d); n != 1 {
+		t.Fatalf("y's next Receive: %d frames, want the frame that came after the poll", n)
+	}
+	py.Release(d[:1])
+}
+
 // crc32c0 is SCTP's CRC32c of an SCTP packet, its checksum field counted
 // as zero.
 func crc32c0(pkt []byte) uint32 {

@@ -77,8 +77,7 @@ func (e *Engine) reinstate(now int64, f *flow) {
 	e.recharge(f)
 	e.flows[f.key] = f
 	e.hot = nil
-	f.idx = len(e.list)
-	e.list = append(e.list, f)
+	e.listAdd(f)
 }
 
 // dropPrev forgets the record f displaced: f's SYN was answered.

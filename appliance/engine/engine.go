@@ -263,6 +263,7 @@ type Engine struct {
 	scratch   [tcpcrypt.MaxFrameLen + 64]byte
 	nextSweep int64
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	due       []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
 	reclaimAt int     // next slot of list that reclaim examines
 	cursor    int
 	neg       *NegotiatedSet
@@ -358,6 +359,7 @@ func (e *Engine) Reconfigure(cfg Config) error {
 			f.setCaps(&c)
 		}
 	}
+	clear(e.due) // the timers changed: the next sweep looks at every flow again
 	return nil
 }
 

@@ -36,7 +36,13 @@ type frameRec struct {
 // frame it put in the stream itself (a rekey frame), which no host resends.
 func (r *frameRec) owned() bool { return r.n == 0 && !r.fin }
 
-// frameQ is a growable FIFO of frames (one allocation per doubling).
+// frameQ is a growable FIFO of frames (one allocation per doubling). It
+// starts at frameQStart entries: a short connection has a frame or two in
+// flight each way, and a bulk flow doubles past it within its first round
+// trips (64 entries to start with were 4 KiB of each connection's
+// allocation at both appliances, BenchmarkConnection).
+const frameQStart = 8
+
 type frameQ struct {
 	r       []frameRec
 	head, n int
@@ -50,7 +56,7 @@ func (q *frameQ) push(f frameRec) { *q.add() = f }
 // on the narrower stores that built it (store forwarding).
 func (q *frameQ) add() *frameRec {
 	if q.n == len(q.r) {
-		nr := make([]frameRec, max(64, 2*len(q.r)))
+		nr := make([]frameRec, max(frameQStart, 2*len(q.r)))
 		q.mem.force(frameRecSize * int64(len(nr)-len(q.r)))
 		for i := 0; i < q.n; i++ {
 			nr[i] = *q.at(i)
@@ -62,7 +68,7 @@ func (q *frameQ) add() *frameRec {
 	return r
 }
 
-// The queue's size is a power of two (push doubles it from 64), so an
+// The queue's size is a power of two (push doubles it from frameQStart), so an
 // index wraps with a mask, not a division.
 func (q *frameQ) at(i int) *frameRec { return &q.r[(q.head+i)&(len(q.r)-1)] }
 func (q *frameQ) pop()               { q.head = (q.head + 1) & (len(q.r) - 1); q.n-- }

@@ -83,10 +83,18 @@ func (e *Engine) initDone(now int64, f *flow, tx [2]TxSink) {
 	d.initDone = true
 	d.initLen = d.rcvW
 	d.ackW = d.rcvW // the appliance consumed it: the appliance acknowledges it
-	if f.role == eno.RoleB {
+	switch {
+	case f.role == eno.RoleB:
 		e.setInit(f, f.rsp.Init2())
 		e.sendInit(now, f, tx[Outside]) // carries the ACK of Init1
-	} else {
+	case e.client != nil && (f.enc.preEnd > f.enc.nextH || f.enc.preFIN):
+		// Host data waits for the keys, which the pool is about to
+		// compute: its first frame acknowledges Init2, one segment
+		// instead of a pure ACK and then the data, as a TCP receiver
+		// delays an ACK for data it is about to send. If no frame can
+		// go, sessionDone's drain sends the ACK (ackCustody: R has not
+		// had it).
+	default:
 		e.ackR(f, tx[Outside], nil)
 	}
 	e.startSession(now, f, tx)

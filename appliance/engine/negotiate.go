@@ -409,6 +409,11 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		m = len(p.Frame())
 	}
 	tx[Inside].Commit(m)
+	// The SYN-ACK is L's first ACK from us: host offset 0, R's window.
+	// Without this the ACK that R's Init2 carries (of our Init1, bytes L
+	// never sent) went on to L as a duplicate of it, a frame per fresh
+	// connection for nothing.
+	f.lastHostAck, f.lastWinR = 0, f.winR
 	return Forwarded
 }
 

@@ -10,11 +10,12 @@ type ring struct {
 }
 
 // ringStart is a new ring's first size: enough for the Init message and a
-// few segments, so a short connection (most of them) allocates 2 KiB per
-// buffer, not 16 (at thousands of connections a second the larger start
-// was most of the daemon's allocation and GC work); a bulk flow doubles
-// past it within its first round trips.
-const ringStart = 2 << 10
+// short request or answer, so a short connection (most of them) allocates
+// 512 bytes per buffer (at thousands of connections a second a 16 KiB
+// start was most of the daemon's allocation and GC work, and 2 KiB still
+// a fifth of it, BenchmarkConnection); a bulk flow doubles past it within
+// its first round trips.
+const ringStart = 512
 
 // reserve makes room for offsets [lo, hi) while keeping the live bytes
 // [lo, live) in place. It reports false when hi-lo exceeds the cap.

@@ -36,8 +36,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	}
 	e.flows[k] = f
 	e.hot = nil
-	f.idx = len(e.list)
-	e.list = append(e.list, f)
+	e.listAdd(f)
 	e.c.Flows.Add(1)
 	return f
 }
@@ -146,9 +145,17 @@ func (e *Engine) detach(f *flow) {
 	}
 	delete(e.flows, f.key)
 	e.hot = nil
-	last := e.list[len(e.list)-1]
-	e.list[f.idx] = last
+	n := len(e.list) - 1
+	last := e.list[n]
+	e.list[f.idx], e.due[f.idx] = last, e.due[n]
 	last.idx = f.idx
-	e.list[len(e.list)-1] = nil
-	e.list = e.list[:len(e.list)-1]
+	e.list[n] = nil
+	e.list, e.due = e.list[:n], e.due[:n]
+}
+
+// listAdd puts f at the end of the list, to be swept from the next visit on.
+func (e *Engine) listAdd(f *flow) {
+	f.idx = len(e.list)
+	e.list = append(e.list, f)
+	e.due = append(e.due, 0)
 }

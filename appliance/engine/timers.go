@@ -27,12 +27,49 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 		if e.cursor >= len(e.list) {
 			e.cursor = 0
 		}
+		if now < e.due[e.cursor] {
+			e.cursor++
+			continue
+		}
 		f := e.list[e.cursor]
 		e.tickFlow(now, f, tx)
 		if f.state != stDead {
+			e.due[e.cursor] = e.sweepDue(f)
 			e.cursor++
 		} // else remove swapped another flow into this slot
 	}
+}
+
+// sweepDue is the earliest time at which tickFlow can have work on f, or 0
+// if it may have work at any time. The sweep skips f until then without
+// reading it: a connection left in plain TCP or closed (both FINs
+// acknowledged) only waits to be removed, closed ones for HandshakeTimeout
+// and plain ones for PlainRetention, and at a high connection rate such
+// records are most of the table. Reading each of them every 200 ms cost a
+// cache miss apiece and was the engine's largest cost per connection after
+// the handshake (bench/RESULTS.md, BenchmarkTickClosed). Each bound follows
+// a test of tickFlow; f.last only grows, so a segment that arrives later
+// only makes the visit early, and the visit computes the bound again.
+func (e *Engine) sweepDue(f *flow) int64 {
+	switch {
+	case f.state == stPlain:
+		return f.last + int64(e.cfg.PlainRetention) + 1
+	case f.closeAt == 0 || f.state <= stKex:
+		return 0
+	}
+	en := &f.enc
+	if en.initSent && en.ackW < en.initLen ||
+		f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 {
+		return 0
+	}
+	due := min(f.closeAt, f.last+int64(e.cfg.IdleTimeout)+1)
+	if f.pmssL != 0 || f.pmssR != 0 {
+		due = min(due, f.pmtuAt+pmtuExpiry)
+	}
+	if en.ownedDue != 0 {
+		due = min(due, en.ownedDue)
+	}
+	return due
 }
 
 const sweepRounds = 20

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cloudflare/circl/dh/x25519"
 	"github.com/cloudflare/circl/dh/x448"
 )
 
@@ -53,7 +54,8 @@ func (t TEP) Valid() bool { return t >= TEPP256 && t <= TEPX448 }
 type KeyPair struct {
 	tep    TEP
 	Public []byte
-	ecdh   *ecdh.PrivateKey // X25519, P-256, P-521
+	ecdh   *ecdh.PrivateKey // P-256, P-521
+	x25519 x25519.Key       // X25519 secret scalar
 	x448   x448.Key         // X448 secret scalar
 }
 
@@ -119,43 +121,51 @@ func checkPair(priv *KeyPair, tep TEP) error {
 	return nil
 }
 
-// x25519KA is TCPCRYPT_ECDHE_Curve25519: RFC 7748 X25519 through crypto/ecdh
-// (TC-72). Pub is 32 raw bytes with no length prefix.
+// x25519KA is TCPCRYPT_ECDHE_Curve25519: RFC 7748 X25519 (TC-72) through
+// circl, as X448. Pub is 32 raw bytes with no length prefix.
+//
+// Not crypto/ecdh: every fresh connection costs one key generation and one
+// ECDH on each appliance, and these bound the fresh connection rate
+// (bench/RESULTS.md). crypto/ecdh computes the public key with a general
+// Montgomery ladder (about 50 µs on the bench machine) and has no way to run
+// ECDH from a bare scalar without computing the public key again; circl
+// generates with a ladder over a precomputed table of the base point (about
+// 22 µs) and its ECDH ladder is about 33 µs against 50 (BenchmarkX25519).
 type x25519KA struct{}
 
 func (x25519KA) TEP() TEP          { return TEPX25519 }
-func (x25519KA) PublicKeyLen() int { return 32 }
+func (x25519KA) PublicKeyLen() int { return x25519.Size }
 
 func (x25519KA) GenerateKey(r io.Reader) (*KeyPair, error) {
-	// The scalar is read from r (rather than ecdh's GenerateKey, which
-	// ignores its reader since Go 1.26) so tests can fix it.
-	var s [32]byte
-	if _, err := io.ReadFull(orDefault(r), s[:]); err != nil {
+	// The scalar is read from r so tests can fix it. KeyGen and Shared
+	// clamp it (RFC 7748 §5).
+	kp := &KeyPair{tep: TEPX25519}
+	if _, err := io.ReadFull(orDefault(r), kp.x25519[:]); err != nil {
 		return nil, fmt.Errorf("tcpcrypt: x25519 key: %w", err)
 	}
-	k, err := ecdh.X25519().NewPrivateKey(s[:])
-	clear(s[:])
-	if err != nil {
-		return nil, err
-	}
-	return &KeyPair{tep: TEPX25519, Public: k.PublicKey().Bytes(), ecdh: k}, nil
+	var pub x25519.Key
+	x25519.KeyGen(&pub, &kp.x25519)
+	kp.Public = pub[:]
+	return kp, nil
 }
 
 func (x25519KA) SharedSecret(priv *KeyPair, peer []byte) ([]byte, error) {
 	if err := checkPair(priv, TEPX25519); err != nil {
 		return nil, err
 	}
-	pub, err := ecdh.X25519().NewPublicKey(peer)
-	if err != nil {
+	if len(peer) != x25519.Size {
 		return nil, fmt.Errorf("%w: x25519 key of %d bytes", ErrBadPublicKey, len(peer))
 	}
-	es, err := priv.ecdh.ECDH(pub)
-	if err != nil {
-		// crypto/ecdh fails X25519 only when the result is all zeros
-		// (RFC 7748 §6.1), which is the check TC-73 requires.
+	var pub, es x25519.Key
+	copy(pub[:], peer)
+	ok := x25519.Shared(&es, &priv.x25519, &pub)
+	// Shared reports low-order peer points; the all-zero test is RFC 7748
+	// §6.1's check that TC-73 names, kept in case the two ever differ.
+	var zero x25519.Key
+	if !ok || subtle.ConstantTimeCompare(es[:], zero[:]) == 1 {
 		return nil, ErrZeroSharedSecret
 	}
-	return es, nil
+	return es[:], nil
 }
 
 // x448KA is TCPCRYPT_ECDHE_Curve448: RFC 7748 X448 (circl). Pub is 56 raw

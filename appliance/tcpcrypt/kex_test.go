@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	mrand "math/rand/v2"
 	"sync"
 	"testing"
 )
@@ -235,4 +236,82 @@ func nistKAFor(t *testing.T, tep TEP) KeyAgreement {
 		t.Fatal(err)
 	}
 	return ka
+}
+
+// TestX25519AgainstStdlib: the circl X25519 behind TEP 0x23 gives the same
+// public keys and shared secrets as crypto/ecdh (RFC 7748 §5) for random
+// scalars, for peer keys with the top bit set (masked, §5) and for
+// non-canonical peer u-coordinates (reduced mod p, §5).
+func TestX25519AgainstStdlib(t *testing.T) {
+	rnd := mrand.New(mrand.NewPCG(1, 2))
+	buf := func() []byte {
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	for i := range 200 {
+		scalar := buf()
+		kp := hsKey(t, TEPX25519, scalar)
+		std, err := ecdh.X25519().NewPrivateKey(scalar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(kp.Public, std.PublicKey().Bytes()) {
+			t.Fatalf("scalar %x: public %x, crypto/ecdh %x", scalar, kp.Public, std.PublicKey().Bytes())
+		}
+		peer := buf()
+		switch i % 4 {
+		case 1:
+			peer[31] |= 0x80
+		case 2: // p + k for a small k: u >= p
+			copy(peer, unhex(t, "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
+			peer[0] += byte(2 + i%16)
+		case 3:
+			peer = hsRandKey(t, TEPX25519).Public
+		}
+		pub, err := ecdh.X25519().NewPublicKey(peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, werr := std.ECDH(pub)
+		got, gerr := x25519KA{}.SharedSecret(kp, peer)
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("scalar %x peer %x: ES %x (%v), crypto/ecdh %x (%v)", scalar, peer, got, gerr, want, werr)
+		}
+	}
+}
+
+// BenchmarkX25519 is one key generation plus one ECDH, the public-key work
+// of a fresh connection at one appliance, through TEP 0x23 and, for
+// comparison, through crypto/ecdh.
+func BenchmarkX25519(b *testing.B) {
+	peer := hsRandKey(b, TEPX25519).Public
+	b.Run("tep", func(b *testing.B) {
+		for b.Loop() {
+			k, err := x25519KA{}.GenerateKey(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := (x25519KA{}).SharedSecret(k, peer); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("crypto-ecdh", func(b *testing.B) {
+		pub, err := ecdh.X25519().NewPublicKey(peer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			k, err := ecdh.X25519().GenerateKey(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := k.ECDH(pub); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -3,7 +3,10 @@ package tcpcrypt
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/hex"
+	mrand "math/rand/v2"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/cryptopool"
@@ -105,5 +108,31 @@ func TestTranscriptBindsKeys(t *testing.T) {
 	tampered := PRK(seq(0, 32), []byte{0x45, 0x03, 0x23, 0x45, 0x04, 0x01, 0x24}, []byte("i1"), []byte("i2"), seq(9, 32))
 	if bytes.Equal(base, tampered) {
 		t.Fatal("PRK does not depend on the transcript")
+	}
+}
+
+// TestCPRFShort: the allocation-free HKDF-Expand behind CPRF (expandShort)
+// gives crypto/hkdf's bytes for every key, info and output length it takes
+// (one to several output blocks), and longer keys or infos still work.
+func TestCPRFShort(t *testing.T) {
+	rnd := mrand.New(mrand.NewPCG(3, 4))
+	buf := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	for range 500 {
+		k := buf(32 + rnd.IntN(48)) // 32..79: keys over a block go to crypto/hkdf
+		info := buf(rnd.IntN(maxShortInfo + 8))
+		l := 1 + rnd.IntN(100)
+		want, err := hkdf.Expand(sha256.New, k, string(info), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := CPRF(k, info, l); !bytes.Equal(got, want) {
+			t.Fatalf("key %x info %x l %d: %x, want %x", k, info, l, got, want)
+		}
 	}
 }
