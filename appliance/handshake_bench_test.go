@@ -39,16 +39,7 @@ func BenchmarkConnection(b *testing.B) {
 			}
 			gA, gB := mk(), mk()
 			shuttle := func() {
-				for len(gA.out[Outside])+len(gB.out[Outside]) > 0 {
-					fa, fb := gA.out[Outside], gB.out[Outside]
-					gA.out[Outside], gB.out[Outside] = nil, nil
-					for _, f := range fa {
-						gB.send(Outside, f)
-					}
-					for _, f := range fb {
-						gA.send(Outside, f)
-					}
-				}
+				shuttleOutside(gA, gB)
 				gA.out[Inside], gB.out[Inside] = nil, nil
 			}
 			const S, A, P, F = packettest.SYN, packettest.ACK, packettest.PSH, packettest.FIN
@@ -88,5 +79,20 @@ func BenchmarkConnection(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// shuttleOutside carries what each of two back-to-back bumps sent out of
+// its outside port into the other's, until neither sends more.
+func shuttleOutside(gA, gB *rig) {
+	for len(gA.out[Outside])+len(gB.out[Outside]) > 0 {
+		fa, fb := gA.out[Outside], gB.out[Outside]
+		gA.out[Outside], gB.out[Outside] = nil, nil
+		for _, f := range fa {
+			gB.send(Outside, f)
+		}
+		for _, f := range fb {
+			gA.send(Outside, f)
+		}
 	}
 }

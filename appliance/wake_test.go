@@ -136,18 +136,7 @@ func TestBusyWorkerCollectsKeyExchange(t *testing.T) {
 		return newRig(t, rigOpts{handler: func(int) (FrameHandler, error) { return e, nil }})
 	}
 	gA, gB := mk(), mk()
-	shuttle := func() {
-		for len(gA.out[Outside])+len(gB.out[Outside]) > 0 {
-			fa, fb := gA.out[Outside], gB.out[Outside]
-			gA.out[Outside], gB.out[Outside] = nil, nil
-			for _, f := range fa {
-				gB.send(Outside, f)
-			}
-			for _, f := range fb {
-				gA.send(Outside, f)
-			}
-		}
-	}
+	shuttle := func() { shuttleOutside(gA, gB) }
 	const S, A = packettest.SYN, packettest.ACK
 	const isnA, isnB = 1000, 5000
 	gA.send(Inside, seg(a4, b4, 6000, 80, S, isnA, 0, nil))

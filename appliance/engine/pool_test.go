@@ -9,25 +9,23 @@ import (
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
-// With a cryptopool.Pool the Diffie-Hellman runs off the packet path: host
-// data that arrives before the keys is queued and sent once Tick collects
-// the result; frames that reach G_B before its keys are held, then opened.
-func TestPoolKeyExchangeAndPreKeyQueue(t *testing.T) {
+// poolPair is two engines configured as cfg whose public-key work runs on
+// one shared cryptopool.Pool, as a daemon's workers do.
+func poolPair(t *testing.T, cfg Config) (ga, gb *gw) {
 	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	mk := func() *gw {
-		e, err := New(Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{cryptopool.AES128GCM}}, Deps{Pool: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := &gw{t: t, e: e}
-		g.in, g.out, g.tx = sinks()
-		return g
-	}
-	ga, gb := mk(), mk()
+	deps := Deps{Pool: pool}
+	return newGWDeps(t, cfg, deps), newGWDeps(t, cfg, deps)
+}
+
+// With a cryptopool.Pool the Diffie-Hellman runs off the packet path: host
+// data that arrives before the keys is queued and sent once Tick collects
+// the result; frames that reach G_B before its keys are held, then opened.
+func TestPoolKeyExchangeAndPreKeyQueue(t *testing.T) {
+	ga, gb := poolPair(t, Config{TEPs: testTEPs})
 	o := toThirdSegment(ga, gb)
 	gb.push(Outside, o[0])
 	_, o2 := gb.push(Outside, o[1]) // Init1 -> Init2 at once; G_B's keys are computed on the pool
@@ -76,21 +74,7 @@ func TestPoolKeyExchangeAndPreKeyQueue(t *testing.T) {
 // goes first (one segment less per fresh connection: at the bench's
 // connection rates a's request is always queued by then).
 func TestPoolInit2AckedByFirstFrame(t *testing.T) {
-	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	mk := func() *gw {
-		e, err := New(Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{cryptopool.AES128GCM}}, Deps{Pool: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := &gw{t: t, e: e}
-		g.in, g.out, g.tx = sinks()
-		return g
-	}
-	ga, gb := mk(), mk()
+	ga, gb := poolPair(t, Config{TEPs: testTEPs})
 	o := toThirdSegment(ga, gb)
 	gb.push(Outside, o[0])
 	_, o2 := gb.push(Outside, o[1])
@@ -121,22 +105,7 @@ func TestPoolInit2AckedByFirstFrame(t *testing.T) {
 // retransmit store holds): the appliance acknowledges Init2 with a pure ACK
 // once the keys are there rather than leave it to R's Init retransmission.
 func TestPoolInit2AckedWhenDataCannotGo(t *testing.T) {
-	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	mk := func() *gw {
-		e, err := New(Config{TEPs: testTEPs, AEADs: []cryptopool.Suite{cryptopool.AES128GCM},
-			RetransmitBytes: 2 * tcpcrypt.MaxFrameLen / 16, PreKeyBytes: 64 << 10}, Deps{Pool: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := &gw{t: t, e: e}
-		g.in, g.out, g.tx = sinks()
-		return g
-	}
-	ga, gb := mk(), mk()
+	ga, gb := poolPair(t, Config{TEPs: testTEPs, RetransmitBytes: 2 * tcpcrypt.MaxFrameLen / 16, PreKeyBytes: 64 << 10})
 	o := toThirdSegment(ga, gb)
 	gb.push(Outside, o[0])
 	_, o2 := gb.push(Outside, o[1])
