@@ -37,6 +37,10 @@ type Options struct {
 	// puts a flow on owns the flow, and no frame of an ordinary TCP segment
 	// changes worker. Nil: owners by a keyed hash, frames handed over.
 	RSS *flow.RSS
+	// Fanout says the queues are the members, in order, of one AF_PACKET
+	// fanout group per port (afpacket.JoinFanout): the worker of the
+	// member flow.Fanout names owns the flow, as with RSS. It excludes RSS.
+	Fanout bool
 }
 
 // ErrStopped is returned by Inspect once the workers are stopping.
@@ -80,6 +84,9 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	}
 	if r := opt.RSS; r != nil && (!r.Symmetric() || r.MaxQueue() >= len(inside)) {
 		return nil, fmt.Errorf("appliance: RSS must be symmetric and name only the %d queues (highest queue %d, symmetric %v)", len(inside), r.MaxQueue(), r.Symmetric())
+	}
+	if opt.RSS != nil && opt.Fanout {
+		return nil, errors.New("appliance: RSS and Fanout both name flow owners")
 	}
 	for i, c := range opt.CPUs {
 		if c < 0 {
@@ -137,22 +144,34 @@ func newLanes(n int) [][]*lane {
 
 // newWorker builds the worker of queue q over its two ports, with its
 // handler, TX queues, lanes and flow table.
+// steering is what picks flow owners the ports' queues agree with (nil: a
+// keyed hash, flow.Key.Owner).
+func steering(opt Options, queues int) queueOf {
+	switch {
+	case opt.Fanout:
+		return flow.NewFanout(queues)
+	case opt.RSS != nil:
+		return opt.RSS
+	}
+	return nil
+}
+
 func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass *passthrough, opt Options) (*worker, error) {
 	n := len(lanes)
 	w := &worker{
-		id:    q,
-		cpu:   -1,
-		ports: [2]Port{inside, outside},
-		rxd:   make([]Desc, opt.BatchSize),
-		held:  [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
-		h:     Passthrough{},
-		idle:  idleWait,
-		pass:  pass,
-		nwork: n,
-		rss:   opt.RSS,
-		out:   lanes[q],
-		c:     &a.cnt[q],
-		req:   make(chan func(FrameHandler)),
+		id:     q,
+		cpu:    -1,
+		ports:  [2]Port{inside, outside},
+		rxd:    make([]Desc, opt.BatchSize),
+		held:   [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
+		h:      Passthrough{},
+		idle:   idleWait,
+		pass:   pass,
+		nwork:  n,
+		owners: steering(opt, n),
+		out:    lanes[q],
+		c:      &a.cnt[q],
+		req:    make(chan func(FrameHandler)),
 	}
 	if opt.NewHandler != nil {
 		h, err := opt.NewHandler(q)

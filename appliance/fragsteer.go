@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/flow"
 )
@@ -186,6 +187,8 @@ func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64
 // whose steering is done (j hands it to its handler as it is).
 func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 	switch {
+	case len(frame) > handoffSlotSize && w.gso > 0 && !steered:
+		w.handOffSegments(j, from, frame)
 	case len(frame) > handoffSlotSize:
 		w.t[from].drops[DropTooBig]++
 	case w.out[j].push(from, frame, steered):
@@ -193,6 +196,29 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 		w.handed[j] = true
 	default:
 		w.t[from].handoffDrops++
+	}
+}
+
+// handOffSegments hands the TCP super-segment being received, which the
+// port's steering put on the wrong worker (an AF_PACKET fanout program
+// cannot place a frame with two VLAN tags, nor frames that came before the
+// group had its program), to its owner cut back into segments of its
+// gso_size, each with complete checksums: no lane slot holds 64 KiB, and a
+// connection whose frames always land here still goes through.
+func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
+	mss := int(w.gso)
+	need := afpacket.Segments(len(frame), mss) // at least the segments' count
+	for len(w.segBufs) < need {
+		w.segBufs = append(w.segBufs, make([]byte, handoffSlotSize))
+		w.segSizes = append(w.segSizes, 0)
+	}
+	n, err := afpacket.Segment(frame, mss, w.segBufs[:need], w.segSizes[:need])
+	if err != nil {
+		w.t[from].drops[DropTooBig]++ // a segment over a slot (jumbo MTU)
+		return
+	}
+	for i := range n {
+		w.handOff(j, from, w.segBufs[i][:w.segSizes[i]], false)
 	}
 }
 

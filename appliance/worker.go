@@ -15,6 +15,10 @@ import (
 // (translated data onward, acknowledgements and retransmissions back). It
 // owns the flows whose symmetric hash selects it; frames of other flows are
 // handed over to their owner.
+// queueOf maps a flow to the queue (worker) that receives both of its
+// directions: flow.RSS, flow.Fanout.
+type queueOf interface{ Queue(k flow.Key) int }
+
 type worker struct {
 	id    int // queue index, and index among the workers
 	cpu   int // -1: not pinned
@@ -31,13 +35,15 @@ type worker struct {
 	flows    *flowtable.Table[flowState]
 	pass     *passthrough
 	nwork    int
-	rss      *flow.RSS // the NIC's symmetric RSS, which picks flow owners; nil: SipHash (flow.Key.Owner)
-	out      []*lane   // out[j]: frames for worker j (nil for self)
-	in       []*lane   // frames from the other workers
-	nextAge  int64     // when to run the next expiry pass (ns)
-	nextTick int64     // when the handler's Tick is next due (ns)
-	gso      uint16    // Desc.GSO of the frame being handled
-	csumOK   bool      // its port vouches for its checksums (bump.CsumVerified)
+	owners   queueOf  // the queue both directions of a flow arrive on (symmetric RSS, fanout); nil: SipHash (flow.Key.Owner)
+	out      []*lane  // out[j]: frames for worker j (nil for self)
+	in       []*lane  // frames from the other workers
+	nextAge  int64    // when to run the next expiry pass (ns)
+	nextTick int64    // when the handler's Tick is next due (ns)
+	gso      uint16   // Desc.GSO of the frame being handled
+	segBufs  [][]byte // handOffSegments' segments, handoffSlotSize each (grown on first use)
+	segSizes []int
+	csumOK   bool // its port vouches for its checksums (bump.CsumVerified)
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
@@ -198,17 +204,18 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) bool {
 	return true
 }
 
-// ownerOf is the worker that owns k's flow: the queue symmetric RSS puts
-// both of its directions on, so the NIC brings the owner its frames and
-// only frames RSS cannot place (fragments, ICMP errors) are handed over;
+// ownerOf is the worker that owns k's flow: the queue symmetric RSS (or
+// the AF_PACKET fanout program) puts both of its directions on, so the
+// kernel brings the owner its frames and only frames it cannot place
+// (fragments, ICMP errors) are handed over;
 // without it a keyed hash, and the frames that arrive elsewhere are handed
 // over. Both are the same for k and k.Reverse().
 func (w *worker) ownerOf(k flow.Key) int {
 	if w.nwork <= 1 {
 		return 0
 	}
-	if w.rss != nil {
-		return w.rss.Queue(k)
+	if w.owners != nil {
+		return w.owners.Queue(k)
 	}
 	return k.Owner(w.nwork)
 }

@@ -67,6 +67,24 @@ type Stats struct {
 	TxErrors             uint64 // frames the kernel refused, frames committed empty, super-segments that are not TCP
 }
 
+// Add adds o's counters to s (the sockets of one interface).
+func (s *Stats) Add(o Stats) {
+	s.RxFrames += o.RxFrames
+	s.RxSuperSegments += o.RxSuperSegments
+	s.RxSegments += o.RxSegments
+	s.RxChecksumsCompleted += o.RxChecksumsCompleted
+	s.RxKernelDrops += o.RxKernelDrops
+	s.RxTruncated += o.RxTruncated
+	s.RxBad += o.RxBad
+	s.RxErrors += o.RxErrors
+	s.TxFrames += o.TxFrames
+	s.TxSuperSegments += o.TxSuperSegments
+	s.TxSegments += o.TxSegments
+	s.TxCoalesced += o.TxCoalesced
+	s.TxDropped += o.TxDropped
+	s.TxErrors += o.TxErrors
+}
+
 // Port is one AF_PACKET socket with PACKET_VNET_HDR on one interface, with
 // its RX and TX slots, as a bump.Port. One worker drives it (and its
 // partner port); Stats may be called from any goroutine.
@@ -145,6 +163,34 @@ func Open(ifindex int, o Options) (*Port, error) {
 	}
 	p.self[0] = unix.PollFd{Fd: int32(s.Fd()), Events: unix.POLLIN}
 	return p, nil
+}
+
+// OpenFanout opens n ports on interface ifindex as one fanout group
+// (afpacket.JoinFanout): port i receives the frames of the flows
+// flow.NewFanout(n).Queue puts on i, both directions of each. One port
+// needs no group.
+func OpenFanout(ifindex, n int, o Options) ([]*Port, error) {
+	ports := make([]*Port, 0, n)
+	closeAll := func() {
+		for _, p := range ports {
+			p.Close()
+		}
+	}
+	socks := make([]*afpacket.Socket, 0, n)
+	for range n {
+		p, err := Open(ifindex, o)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		ports = append(ports, p)
+		socks = append(socks, p.sock)
+	}
+	if err := afpacket.JoinFanout(socks); err != nil {
+		closeAll()
+		return nil, err
+	}
+	return ports, nil
 }
 
 func (p *Port) slotBuf(slot int32) []byte {

@@ -54,8 +54,7 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 	return p, nil
 }
 
-// Queues returns the inside and outside ports, one per queue (one each
-// with the AF_PACKET backend).
+// Queues returns the inside and outside ports, one per queue.
 func (p *Ports) Queues() (inside, outside []bump.Port) { return p.ports[0], p.ports[1] }
 
 // QueuesOf returns port's queues.
@@ -87,16 +86,15 @@ var zeroCopyCapable = xsk.ZeroCopyCapable
 // where it is the zero-copy path on both ports (the driver's
 // NETDEV_XDP_ACT_XSK_ZEROCOPY); elsewhere AF_XDP copies each 1.5 KB frame
 // into its own skb and UMEM slot, and AF_PACKET, which moves GRO
-// super-segments of up to 64 KiB, is cheaper per byte (issue 10). The
-// AF_PACKET backend runs one queue per port, so auto keeps AF_XDP when the
-// configuration asks for more.
+// super-segments of up to 64 KiB, is cheaper per byte (issue 10). Both run
+// any number of queues.
 func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 	var reasons [2]string
 	if cfg.Backend == AFXDP || cfg.Backend == AFPacket {
 		for p := range reasons {
 			reasons[p] = "backend: " + cfg.Backend + " in the configuration"
 			if cfg.Backend == AFPacket {
-				reasons[p] += " (one queue per port; multi-queue is later work)"
+				reasons[p] += packetQueues(cfg.Queues)
 			}
 		}
 		return cfg.Backend, reasons
@@ -116,15 +114,9 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 			why[p] = "the driver offers no zero-copy AF_XDP"
 		}
 	}
-	switch {
-	case zc[0] && zc[1]:
+	if zc[0] && zc[1] {
 		for p := range reasons {
 			reasons[p] = "auto: " + why[p] + " on both ports"
-		}
-		return AFXDP, reasons
-	case cfg.Queues > 1:
-		for p := range reasons {
-			reasons[p] = fmt.Sprintf("auto: %s, but queues is %d and the afpacket backend runs one queue per port: AF_XDP in copy mode", why[p], cfg.Queues)
 		}
 		return AFXDP, reasons
 	}
@@ -133,21 +125,31 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 		if zc[p] {
 			other = " (the other port's does not)"
 		}
-		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments, one queue per port (multi-queue is later work)"
+		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments" + packetQueues(cfg.Queues)
 	}
 	return AFPacket, reasons
+}
+
+// packetQueues says how the AF_PACKET backend spreads flows over queues.
+func packetQueues(queues int) string {
+	if queues <= 1 {
+		return ", one queue per port"
+	}
+	return fmt.Sprintf(", %d sockets per port in a fanout group that gives both directions of a flow to one worker", queues)
 }
 
 // packetPorts are the AF_PACKET sockets of both ports and the GRO setting
 // each interface had before Open turned it on.
 type packetPorts struct {
 	ifindex [2]int
-	ports   [2]*afpacketport.Port
+	ports   [2][]*afpacketport.Port // one per queue
 	groSet  [2]bool // GRO was off and Open turned it on: Close turns it off
 }
 
 // openPacket turns GRO on for both ports (so the kernel coalesces what the
-// classifier passes) and opens one AF_PACKET socket on each.
+// classifier passes) and opens cfg.Queues AF_PACKET sockets on each, in a
+// fanout group when more than one (afpacketport.OpenFanout): socket i of
+// both ports gets the same flows, and worker i drives the two.
 func (p *Ports) openPacket(ifindex [2]int, cfg config.Config) error {
 	p.packet.ifindex = ifindex
 	names := [2]string{cfg.Inside, cfg.Outside}
@@ -160,12 +162,14 @@ func (p *Ports) openPacket(ifindex [2]int, cfg config.Config) error {
 			return fmt.Errorf("%s interface %q: turn GRO on: %w", bump.PortID(i), names[i], err)
 		}
 		p.packet.groSet[i] = !was
-		pp, err := afpacketport.Open(idx, afpacketport.Options{QdiscBypass: true})
+		pp, err := afpacketport.OpenFanout(idx, max(cfg.Queues, 1), afpacketport.Options{QdiscBypass: true})
 		if err != nil {
 			return fmt.Errorf("%s interface %q: AF_PACKET port: %w", bump.PortID(i), names[i], err)
 		}
 		p.packet.ports[i] = pp
-		p.ports[i] = []bump.Port{pp}
+		for _, q := range pp {
+			p.ports[i] = append(p.ports[i], q)
+		}
 	}
 	return nil
 }
@@ -174,10 +178,10 @@ func (p *Ports) openPacket(ifindex [2]int, cfg config.Config) error {
 func (pp *packetPorts) close() error {
 	var errs []error
 	for i := range pp.ports {
-		if pp.ports[i] != nil {
-			errs = append(errs, pp.ports[i].Close())
-			pp.ports[i] = nil
+		for _, q := range pp.ports[i] {
+			errs = append(errs, q.Close())
 		}
+		pp.ports[i] = nil
 		if pp.groSet[i] {
 			if err := xsk.SetGRO(pp.ifindex[i], false); err != nil {
 				errs = append(errs, fmt.Errorf("put GRO back off: %w", err))
@@ -194,13 +198,14 @@ func (p *Ports) Backend(port bump.PortID) (backend, reason string) {
 	return p.backend, p.reasons[port.Index()]
 }
 
-// PacketStats returns the AF_PACKET port statistics of port (zero with the
-// AF_XDP backend).
+// PacketStats returns the AF_PACKET port statistics of port, summed over
+// its sockets (zero with the AF_XDP backend).
 func (p *Ports) PacketStats(port bump.PortID) afpacketport.Stats {
-	if pp := p.packet.ports[port.Index()]; pp != nil {
-		return pp.Stats()
+	var sum afpacketport.Stats
+	for _, q := range p.packet.ports[port.Index()] {
+		sum.Add(q.Stats())
 	}
-	return afpacketport.Stats{}
+	return sum
 }
 
 // BackendCounters returns port's backend counters by name (snake_case of

@@ -39,8 +39,9 @@ type Config struct {
 	CPUs []int `yaml:"cpus"`
 
 	// Backend is how the workers reach the ports: afxdp (an AF_XDP socket
-	// per queue), afpacket (an AF_PACKET socket per port that moves TCP as
-	// GRO/GSO super-segments; one queue per port) or auto: afxdp where both
+	// per queue), afpacket (AF_PACKET sockets that move TCP as GRO/GSO
+	// super-segments; with several queues, one fanout group per port that
+	// gives both directions of a flow to one worker) or auto: afxdp where both
 	// ports' drivers offer zero-copy AF_XDP, afpacket otherwise (veth,
 	// virtio, most cloud NICs). Either way the XDP classifier keeps the
 	// kernel fast path.
@@ -341,9 +342,6 @@ func (c *Config) Validate() error {
 	case "auto", "afxdp", "afpacket":
 	default:
 		bad("backend", "must be auto, afxdp or afpacket (got %q)", c.Backend)
-	}
-	if c.Backend == "afpacket" && c.Queues != 1 {
-		bad("queues", "must be 1 with backend afpacket, which runs one queue per port (got %d)", c.Queues)
 	}
 	switch c.XDPMode {
 	case "auto", "native", "generic":

@@ -153,7 +153,6 @@ func TestValidateErrors(t *testing.T) {
 		{"cpu negative", func(c *Config) { c.CPUs = []int{0, -1} }, "cpus[1]"},
 		{"cpu too large", func(c *Config) { c.CPUs = []int{MaxCPU + 1} }, "cpus[0]"},
 		{"backend", func(c *Config) { c.Backend = "dpdk" }, "backend"},
-		{"afpacket with two queues", func(c *Config) { c.Backend = "afpacket"; c.Queues = 2 }, "queues"},
 		{"xdp mode", func(c *Config) { c.XDPMode = "offload" }, "xdp_mode"},
 		{"bind mode", func(c *Config) { c.BindMode = "zero-copy" }, "bind_mode"},
 		{"frame size", func(c *Config) { c.FrameSize = 8192 }, "frame_size"},

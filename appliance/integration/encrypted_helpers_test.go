@@ -50,6 +50,7 @@ type encEnv struct {
 	seed    uint64
 	conf    string // tcpincd's configuration file
 	queues  int    // tcpincd's queues per port (encOpts.queues)
+	backend string // tcpincd's backend (encOpts.backend; "": auto)
 	// daemonArgs are extra tcpincd arguments per gateway (startDaemon).
 	daemonArgs map[topology.Node][]string
 }
@@ -77,6 +78,9 @@ func (e *encEnv) writeConf(t *testing.T) {
 	conf := fmt.Sprintf("pin_dir: %s\nengine:\n  plain_retention: %v\n", pins, plainRetention)
 	if e.queues > 1 {
 		conf += fmt.Sprintf("queues: %d\n", e.queues)
+	}
+	if e.backend != "" {
+		conf += fmt.Sprintf("backend: %s\n", e.backend)
 	}
 	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -139,9 +143,10 @@ func lockPrefix(t *testing.T, prefix string) {
 
 // encOpts shape an encEnv.
 type encOpts struct {
-	net    int  // the topology's N
-	queues int  // veth queues and tcpincd queues (0: one)
-	impair bool // splice the impairment bump into the untrusted link
+	net     int    // the topology's N
+	queues  int    // veth queues and tcpincd queues (0: one)
+	backend string // tcpincd's backend ("": auto, which is afpacket on veth)
+	impair  bool   // splice the impairment bump into the untrusted link
 }
 
 func newEncEnv(t *testing.T, net int) *encEnv {
@@ -155,7 +160,7 @@ func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatalf("tshark not installed (.ci/run installs it): %v", err)
 	}
-	e := &encEnv{gw: map[topology.Node]*netns.Process{}, queues: o.queues}
+	e := &encEnv{gw: map[topology.Node]*netns.Process{}, queues: o.queues, backend: o.backend}
 	// TEI_TCPINCD runs a given tcpincd build instead of building the tree's
 	// (to test a specific build, or while the tree is mid-edit).
 	if e.daemon = os.Getenv("TEI_TCPINCD"); e.daemon == "" {

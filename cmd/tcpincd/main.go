@@ -69,6 +69,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/control"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/keylog"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); empty,
@@ -325,7 +326,11 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 		opt.NewHandler = engines.NewHandler
 	}
 	var owners string
-	opt.RSS, owners = afxdp.OwnerRSS(cfg.Inside, cfg.Outside, len(inside))
+	if backendName, _ := x.Backend(bump.Inside); backendName == backend.AFPacket && len(inside) > 1 {
+		opt.Fanout, owners = true, "AF_PACKET fanout program: the member socket that receives both directions owns the flow"
+	} else {
+		opt.RSS, owners = afxdp.OwnerRSS(cfg.Inside, cfg.Outside, len(inside))
+	}
 	log.Info("flow owners", "queues", len(inside), "how", owners)
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
