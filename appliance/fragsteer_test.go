@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
@@ -66,5 +67,52 @@ func TestLoneFragmentNotForwarded(t *testing.T) {
 		if len(r.out[0])+len(r.out[1]) != 0 {
 			t.Fatalf("%d queues: the lone fragment left", queues)
 		}
+	}
+}
+
+// TestSuperSegmentHandedOverInSegments: a TCP super-segment that reached a
+// worker other than its flow's owner (one the port's steering could not
+// place) goes to the owner as segments of its gso_size that fit the lane's
+// slots, in order, each with the right sequence number, bytes and valid
+// checksums; a big frame that is not a super-segment is dropped and counted.
+func TestSuperSegmentHandedOverInSegments(t *testing.T) {
+	w := &worker{nwork: 2, out: []*lane{nil, newLane(64)}, handed: make([]bool, 2)}
+	payload := make([]byte, 10000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	frame := tcpFrame(a4, b4, 40000, 443, packettest.ACK|packettest.PSH, 1000, 77, payload, packettest.Tag{TPID: 0x88a8, TCI: 5}, packettest.Tag{TPID: 0x8100, TCI: 6})
+	w.gso = 1448
+	w.handOff(1, Inside, frame, false)
+	var got []byte
+	for i := 0; ; i++ {
+		h, ok := w.out[1].frames.Pop()
+		if !ok {
+			break
+		}
+		f := w.out[1].frame(h)
+		var p packet.Packet
+		if err := p.Decode(f); err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if !p.VerifyL4Checksum() {
+			t.Fatalf("segment %d: bad TCP checksum", i)
+		}
+		if p.Seq() != 1000+uint32(len(got)) || len(p.Payload()) > 1448 {
+			t.Fatalf("segment %d: seq %d, %d bytes", i, p.Seq(), len(p.Payload()))
+		}
+		if psh := p.Flags()&packet.FlagPSH != 0; psh != (len(got)+len(p.Payload()) == len(payload)) {
+			t.Fatalf("segment %d: PSH %v", i, psh)
+		}
+		got = append(got, p.Payload()...)
+	}
+	if !bytes.Equal(got, payload) || w.t[Inside].handoffs != 7 || !w.handed[1] {
+		t.Fatalf("%d of %d bytes arrived in %d hand-offs", len(got), len(payload), w.t[Inside].handoffs)
+	}
+
+	w.gso = 0
+	w.handOff(1, Inside, frame, false)
+	if w.t[Inside].drops[DropTooBig] != 1 {
+		t.Fatalf("a big frame without gso_size: drops %v", w.t[Inside].drops)
 	}
 }

@@ -65,8 +65,8 @@ func newLane(slots int) *lane {
 
 // push copies frame into a free slot and queues it for the owner
 // (producer only). It reports false when the lane is full or the frame
-// larger than a slot (a super-segment: ports with segmentation offload run
-// one queue, so their frames are never handed over).
+// larger than a slot (a super-segment is handed over in segments:
+// handOffSegments).
 func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	if len(frame) > handoffSlotSize {
 		return false
