@@ -24,9 +24,17 @@ func engineRigQueues(t *testing.T, queues int) *rig {
 // Before, a non-first fragment was "other" and left at once (and a first
 // one of an encrypted flow was dropped).
 func TestFragmentsSteeredToOwner(t *testing.T) {
-	for _, queues := range []int{1, 2, 4} {
+	for _, c := range []struct {
+		queues int
+		v6     bool
+	}{{1, false}, {2, false}, {4, false}, {1, true}, {2, true}, {4, true}} {
+		queues := c.queues
 		r := engineRigQueues(t, queues)
-		seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("fragment data. "), 100))
+		src, dst := a4, b4
+		if c.v6 {
+			src, dst = a6, b6
+		}
+		seg := tcpFrame(src, dst, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("fragment data. "), 100))
 		frags := packettest.Fragments(seg, 512, 7)
 		for i, k := range []int{2, 1, 0} {
 			r.in[i%queues].Inject(frags[k])
@@ -114,5 +122,37 @@ func TestSuperSegmentHandedOverInSegments(t *testing.T) {
 	w.handOff(1, Inside, frame, false)
 	if w.t[Inside].drops[DropTooBig] != 1 {
 		t.Fatalf("a big frame without gso_size: drops %v", w.t[Inside].drops)
+	}
+}
+
+// TestFragmentedDatagramsKeepTheirOrder: the datagrams of one connection,
+// each cut into fragments, all arriving on one queue, reach the flow's
+// owner in the order they came, whichever worker steers them. Before, each
+// datagram's steering worker followed its identification, so some took a
+// hop more than others and overtook them; the engine takes a host's bytes
+// only in order, and a fragmented bulk transfer crawled.
+func TestFragmentedDatagramsKeepTheirOrder(t *testing.T) {
+	for _, queues := range []int{2, 3} {
+		for arrive := range queues {
+			r := engineRigQueues(t, queues)
+			var want [][]byte
+			for d := range 16 {
+				seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, uint32(1+d*1500), 1, bytes.Repeat([]byte{byte(d)}, 1500))
+				for _, f := range packettest.Fragments(seg, 512, uint32(100+d)) {
+					r.in[arrive].Inject(f)
+					want = append(want, f)
+				}
+			}
+			r.now += time.Millisecond
+			r.settle()
+			if len(r.out[1]) != len(want) {
+				t.Fatalf("%d queues, arriving on %d: %d fragments left, want %d", queues, arrive, len(r.out[1]), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(r.out[1][i], want[i]) {
+					t.Fatalf("%d queues, arriving on %d: fragment %d left out of order", queues, arrive, i)
+				}
+			}
+		}
 	}
 }

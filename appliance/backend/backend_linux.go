@@ -143,7 +143,7 @@ func packetQueues(queues int) string {
 type packetPorts struct {
 	ifindex [2]int
 	ports   [2][]*afpacketport.Port // one per queue
-	groSet  [2]bool // GRO was off and Open turned it on: Close turns it off
+	groSet  [2]bool                 // GRO was off and Open turned it on: Close turns it off
 }
 
 // openPacket turns GRO on for both ports (so the kernel coalesces what the
