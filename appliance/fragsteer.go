@@ -1,8 +1,8 @@
 package appliance
 
 import (
-	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/flow"
 )
 
@@ -207,18 +207,24 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 // port's steering put on the wrong worker (an AF_PACKET fanout program
 // cannot place a frame with two VLAN tags, nor frames that came before the
 // group had its program), to its owner cut back into segments of its
-// gso_size, each with complete checksums: no lane slot holds 64 KiB, and a
-// connection whose frames always land here still goes through.
+// gso_size by the port (bump.Segmenter), each with complete checksums: no
+// lane slot holds 64 KiB, and a connection whose frames always land here
+// still goes through.
 func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
+	seg, ok := w.ports[from].(bump.Segmenter)
 	mss := int(w.gso)
-	need := afpacket.Segments(len(frame), mss) // at least the segments' count
+	if !ok || mss <= 0 {
+		w.t[from].drops[DropTooBig]++
+		return
+	}
+	need := len(frame)/mss + 1 // at least the segments' count
 	for len(w.segBufs) < need {
 		w.segBufs = append(w.segBufs, make([]byte, handoffSlotSize))
 		w.segSizes = append(w.segSizes, 0)
 	}
-	n, err := afpacket.Segment(frame, mss, w.segBufs[:need], w.segSizes[:need])
+	n, err := seg.Segment(frame, mss, w.segBufs[:need], w.segSizes[:need])
 	if err != nil {
-		w.t[from].drops[DropTooBig]++ // a segment over a slot (jumbo MTU)
+		w.t[from].drops[DropTooBig]++ // a segment over a slot (jumbo MTU), or not TCP
 		return
 	}
 	for i := range n {

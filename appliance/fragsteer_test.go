@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -78,6 +79,13 @@ func TestLoneFragmentNotForwarded(t *testing.T) {
 	}
 }
 
+// segPort is a port that cuts super-segments as the AF_PACKET port does.
+type segPort struct{ Port }
+
+func (segPort) Segment(frame []byte, mss int, out [][]byte, sizes []int) (int, error) {
+	return afpacket.Segment(frame, mss, out, sizes)
+}
+
 // TestSuperSegmentHandedOverInSegments: a TCP super-segment that reached a
 // worker other than its flow's owner (one the port's steering could not
 // place) goes to the owner as segments of its gso_size that fit the lane's
@@ -85,6 +93,7 @@ func TestLoneFragmentNotForwarded(t *testing.T) {
 // checksums; a big frame that is not a super-segment is dropped and counted.
 func TestSuperSegmentHandedOverInSegments(t *testing.T) {
 	w := &worker{nwork: 2, out: []*lane{nil, newLane(64)}, handed: make([]bool, 2)}
+	w.ports[Inside] = segPort{}
 	payload := make([]byte, 10000)
 	for i := range payload {
 		payload[i] = byte(i * 7)

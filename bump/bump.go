@@ -98,6 +98,16 @@ type ChecksumOffloader interface {
 	OffloadsChecksums() bool
 }
 
+// Segmenter is a Port whose received frames may be TCP super-segments
+// (Desc.GSO): it cuts one back into its wire segments, each written to
+// out[i][:sizes[i]] with complete checksums, and returns how many, or an
+// error (writing nothing) when out is too small. A worker that must hand
+// a super-segment to another worker, whose slots hold one wire frame, uses
+// it.
+type Segmenter interface {
+	Segment(frame []byte, mss int, out [][]byte, sizes []int) (int, error)
+}
+
 // Port is one queue of one port as a worker sees it. Implementations: an
 // AF_XDP socket (package appliance/afxdp) and memport.Port, which holds
 // frames in process memory so the same worker code runs without a kernel

@@ -521,6 +521,11 @@ func (p *Port) WaitPair(other bump.Port, wake *bump.Wake, timeout time.Duration)
 	return true, fds[2].Revents != 0, nil
 }
 
+// Segment implements bump.Segmenter (afpacket.Segment).
+func (p *Port) Segment(frame []byte, mss int, out [][]byte, sizes []int) (int, error) {
+	return afpacket.Segment(frame, mss, out, sizes)
+}
+
 // OffloadsChecksums implements bump.ChecksumOffloader: a frame queued with
 // bump.CsumPartial leaves with NEEDS_CSUM, and the kernel (software GSO or
 // the device's checksum offload) computes its TCP checksum.

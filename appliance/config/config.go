@@ -29,8 +29,9 @@ type Config struct {
 	Inside  string `yaml:"inside"`
 	Outside string `yaml:"outside"`
 
-	// Queues is the number of hardware queues used per port; one AF_XDP
-	// socket per (port, queue) and one worker per queue index, owning both
+	// Queues is the number of queues used per port: one AF_XDP socket per
+	// (port, hardware queue), or with the AF_PACKET backend one socket per
+	// queue in a fanout group; and one worker per queue index, owning both
 	// ports' queue.
 	Queues int `yaml:"queues"`
 	// CPUs lists the CPUs the workers are pinned to, the worker of queue q
