@@ -142,8 +142,6 @@ func newLanes(n int) [][]*lane {
 	return lanes
 }
 
-// newWorker builds the worker of queue q over its two ports, with its
-// handler, TX queues, lanes and flow table.
 // steering is what picks flow owners the ports' queues agree with (nil: a
 // keyed hash, flow.Key.Owner).
 func steering(opt Options, queues int) queueOf {
@@ -156,6 +154,8 @@ func steering(opt Options, queues int) queueOf {
 	return nil
 }
 
+// newWorker builds the worker of queue q over its two ports, with its
+// handler, TX queues, lanes and flow table.
 func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass *passthrough, opt Options) (*worker, error) {
 	n := len(lanes)
 	w := &worker{
