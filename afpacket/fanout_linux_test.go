@@ -143,11 +143,7 @@ func TestFanoutProgram(t *testing.T) {
 func TestJoinFanoutSteers(t *testing.T) {
 	requireRoot(t)
 	const ns = "afpt-fanout"
-	newNetns(t, ns)
-	vethPair(t, ns, "x", ns, "y")
-	for _, d := range []string{"x", "y"} {
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
-	}
+	quietVeth(t, ns)
 	x := openIn(t, ns, "x", Options{})
 	const n = 3
 	members := make([]*Socket, n)

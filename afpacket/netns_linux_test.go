@@ -48,6 +48,17 @@ func vethPair(t testing.TB, nsA, a, nsB, b string) {
 	sh(t, "ip", "-n", nsB, "link", "set", b, "up")
 }
 
+// quietVeth creates namespace ns with a veth pair x <-> y in it, both up
+// and without IPv6, so that only the test's own frames cross.
+func quietVeth(t testing.TB, ns string) {
+	t.Helper()
+	newNetns(t, ns)
+	vethPair(t, ns, "x", ns, "y")
+	for _, d := range []string{"x", "y"} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
+	}
+}
+
 // ethtoolK runs `ethtool -K dev feat...` in namespace ns.
 func ethtoolK(t testing.TB, ns, dev string, feat ...string) {
 	t.Helper()

@@ -17,11 +17,7 @@ import (
 func TestSocketBatch(t *testing.T) {
 	requireRoot(t)
 	const ns = "afpt-sock"
-	newNetns(t, ns)
-	vethPair(t, ns, "x", ns, "y")
-	for _, d := range []string{"x", "y"} {
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
-	}
+	quietVeth(t, ns)
 	x := openIn(t, ns, "x", Options{VnetHdr: true})
 	y := openIn(t, ns, "y", Options{VnetHdr: true})
 
@@ -128,11 +124,7 @@ func TestSocketBatch(t *testing.T) {
 func TestSocketVLANTagKept(t *testing.T) {
 	requireRoot(t)
 	const ns = "afpt-vlan"
-	newNetns(t, ns)
-	vethPair(t, ns, "x", ns, "y")
-	for _, d := range []string{"x", "y"} {
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
-	}
+	quietVeth(t, ns)
 	x := openIn(t, ns, "x", Options{VnetHdr: true})
 	y := openIn(t, ns, "y", Options{VnetHdr: true})
 	const off = VnetHdrLen
@@ -203,11 +195,7 @@ func TestSocketVLANTagKept(t *testing.T) {
 func TestSocketWriteGather(t *testing.T) {
 	requireRoot(t)
 	const ns = "afpt-gather"
-	newNetns(t, ns)
-	vethPair(t, ns, "x", ns, "y")
-	for _, d := range []string{"x", "y"} {
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+d+".disable_ipv6=1")
-	}
+	quietVeth(t, ns)
 	x := openIn(t, ns, "x", Options{VnetHdr: true})
 	y := openIn(t, ns, "y", Options{VnetHdr: true})
 	const off = VnetHdrLen
