@@ -242,6 +242,7 @@ const (
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
+	DropHostGap            // the inside host's data past a hole in its stream: one of its segments was lost before the engine (outbound.go)
 	NumDropReasons
 )
 
@@ -528,7 +529,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

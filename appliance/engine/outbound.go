@@ -124,8 +124,15 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.retransmit(f, s, finEnd, tx)
 		return Forwarded
 	}
-	if s > en.nextH || en.finH >= 0 {
-		return e.drop(DropOutOfWindow)
+	if en.finH >= 0 {
+		return e.drop(DropOutOfWindow) // data past the host's own FIN
+	}
+	if s > en.nextH {
+		// A segment of L's was lost on its way here (a full receive
+		// ring, a link that drops): the frames are sealed in stream
+		// order, so this waits for L to send the hole again. Counted
+		// apart from out_of_window, which is about the far side.
+		return e.drop(DropHostGap)
 	}
 	// The data with the frame's bytes in front of it: room to seal it
 	// where it lies (sealFrame).
@@ -211,8 +218,11 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 // queuePreKey keeps host data that arrives before the keys (bounded).
 func (e *Engine) queuePreKey(f *flow, s int64, data []byte, fin bool, tx [2]TxSink) Verdict {
 	en := &f.enc
+	if s > en.preEnd && !en.preFIN {
+		return e.drop(DropHostGap) // the host will resend the hole
+	}
 	if s != en.preEnd || en.preFIN {
-		return Consumed // a retransmission of queued bytes, or a gap: the host will resend
+		return Consumed // a retransmission of queued bytes
 	}
 	if !en.pre.reserve(en.nextH, en.preEnd, en.preEnd+int64(len(data))) {
 		return e.drop(DropPreKeyFull)

@@ -832,8 +832,24 @@ func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
 		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 			encryptedDelta(t, gw, d[gw], 1)
 			noWindowDrops(t, gw, d[gw])
+			if n := d[gw].Drops["host_gap"]; n != 0 {
+				// Legitimate (a host's segment lost before the engine, as a
+				// full receive ring does), but worth seeing where.
+				t.Logf("%s dropped %d segments of its inside host past a hole; its port counters:\n%s", gw, n, e.portCounters(gw))
+			}
 		}
 	}
+}
+
+// portCounters is a gateway's non-zero port and backend counters (/metrics).
+func (e *encEnv) portCounters(gw topology.Node) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, gw, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total)' | grep -v ' 0$'").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%v: %s", err, out)
+	}
+	return string(out)
 }
 
 // noWindowDrops: between two appliances on a link that loses, reorders or
@@ -843,7 +859,7 @@ func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
 func noWindowDrops(t *testing.T, gw topology.Node, d statusCounters) {
 	t.Helper()
 	if n := d.Drops["out_of_window"]; n != 0 {
-		t.Errorf("%s dropped %d segments of the other appliance as out of window (drops %v)", gw, n, nonZero(d.Drops))
+		t.Errorf("%s dropped %d segments as out of window (drops %v)", gw, n, nonZero(d.Drops))
 	}
 }
 
