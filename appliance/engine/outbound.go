@@ -243,7 +243,10 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 	n := int(en.preEnd - en.nextH)
 	buf := make([]byte, n) // once per flow at most
 	en.pre.read(buf, en.nextH)
-	en.pre = ring{}
+	// The queue is done with: its bytes go back to the budget (the
+	// flow's charge counts only the buffers it still has, bufBytes).
+	e.mem.give(int64(len(en.pre.b)))
+	en.pre.b = nil
 	e.sealNew(now, f, buf, 0, en.preFIN, true, tx[Outside])
 	en.preFIN = false
 }
