@@ -26,7 +26,8 @@
 // offset: the stored bytes keep their original key generation, TC-45,
 // TC-59, so older sending keys go as soon as a newer one is in use; after a
 // packet-too-big they go out in smaller segments of the same bytes:
-// pmtu.go). Wire
+// pmtu.go). Host segments past a hole wait, held, until the hole is filled
+// (hosthold.go). Wire
 // ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third

@@ -201,6 +201,7 @@ type Counters struct {
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
+	HostHeld                                            atomic.Uint64 // host segments past a hole kept until the hole is filled (hostHold)
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
@@ -242,7 +243,7 @@ const (
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
-	DropHostGap            // the inside host's data past a hole in its stream: one of its segments was lost before the engine (outbound.go)
+	DropHostGap            // the inside host's data past a hole in its stream that cannot be held (hostHold: over the reassembly cap)
 	NumDropReasons
 )
 
@@ -708,6 +709,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"prekey_queued", &c.PreKeyQueued},
+		{"host_segments_held", &c.HostHeld},
 		{"challenge_acks", &c.ChallengeACKs},
 		{"key_gen_inline", &c.KeyGenInline},
 		{"pool_retries", &c.PoolRetries},

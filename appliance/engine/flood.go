@@ -107,7 +107,7 @@ const frameRecSize = int64(unsafe.Sizeof(frameRec{}))
 // bufBytes is the capacity of the flow's per-flow buffers.
 func (f *flow) bufBytes() int64 {
 	return int64(len(f.enc.store.b)+len(f.enc.pre.b)+len(f.rcv.reasm.b)+len(f.rcv.plain.b)) +
-		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r))
+		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r)) + f.enc.hh.cost()
 }
 
 // uncharge gives a record's memory back to the budget (it is gone, or
@@ -148,11 +148,11 @@ func (e *Engine) admit() bool {
 // alone. A buffer a late segment needs again is allocated again.
 func (e *Engine) releaseBufs(f *flow) {
 	en, d := &f.enc, &f.rcv
-	if en.frames.n != 0 || d.frames.n != 0 || d.held.n != 0 || en.preEnd > en.nextH {
+	if en.frames.n != 0 || d.frames.n != 0 || d.held.n != 0 || en.hh != nil && en.hh.held.n != 0 || en.preEnd > en.nextH {
 		return
 	}
 	e.freeBufs(f)
-	en.store.b, en.pre.b, d.reasm.b, d.plain.b = nil, nil, nil, nil
+	en.store.b, en.pre.b, d.reasm.b, d.plain.b, en.hh = nil, nil, nil, nil, nil
 	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
 }
 

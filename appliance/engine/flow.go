@@ -90,9 +90,10 @@ type encDir struct {
 	pre          ring // host bytes queued before keys: H[nextH, preEnd)
 	preEnd       int64
 	preFIN       bool
-	genBytes     int64 // bytes sealed under the current generation
-	genStart     int64 // when the current generation started
-	ownedDue     int64 // retransmission time of appliance-owned empty frames
+	hh           *hostHeld // L's bytes past a hole (hosthold.go); nil until L leaves one
+	genBytes     int64     // bytes sealed under the current generation
+	genStart     int64     // when the current generation started
+	ownedDue     int64     // retransmission time of appliance-owned empty frames
 	ownedRTO     int64
 	ownedN       int    // appliance-owned empty frames in frames
 	initFast     bool   // the Init was sent again on R's duplicate ACKs
@@ -153,6 +154,7 @@ type flow struct {
 	tsL, tsR   uint32 // latest TSval from L and from R
 	ecrL, ecrR uint32 // latest TSecr from L and from R
 	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
+	sackOK     bool   // both SYNs carried SACK-permitted (RFC 2018 §2)
 	wsR        uint8  // R's window shift, when both SYNs had window scale
 	wsL        int8   // L's shift from its SYN (-1: none)
 	wsLe       uint8  // L's window shift in effect (both SYNs had window scale)

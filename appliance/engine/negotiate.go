@@ -161,6 +161,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	}
 	f.tsL = e.si.tsVal
 	f.tsOK = e.si.hasTS // and the SYN-ACK's, below
+	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws
 	f.toR.set(p)
 	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
@@ -227,6 +228,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	}
 	f.tsR = e.si.tsVal
 	f.tsOK = e.si.hasTS
+	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
 	f.toL.set(p)
 	e.clamp(f, p)
@@ -309,6 +311,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	}
 	f.tsL = e.si.tsVal
 	f.tsOK = f.tsOK && e.si.hasTS
+	f.sackOK = f.sackOK && e.si.sackOK
 	if f.wsL >= 0 && e.si.ws >= 0 {
 		f.wsR, f.wsLe = uint8(f.wsL), uint8(e.si.ws)
 	}
@@ -356,6 +359,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.tsR = e.si.tsVal
 		f.tsOK = f.tsOK && e.si.hasTS
+		f.sackOK = f.sackOK && e.si.sackOK
 		if f.wsL >= 0 && e.si.ws >= 0 {
 			f.wsR, f.wsLe = uint8(e.si.ws), uint8(f.wsL)
 		}

@@ -128,11 +128,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.drop(DropOutOfWindow) // data past the host's own FIN
 	}
 	if s > en.nextH {
-		// A segment of L's was lost on its way here (a full receive
-		// ring, a link that drops): the frames are sealed in stream
-		// order, so this waits for L to send the hole again. Counted
-		// apart from out_of_window, which is about the far side.
-		return e.drop(DropHostGap)
+		return e.hostHold(f, s, data, fin, tx[Inside])
 	}
 	// The data with the frame's bytes in front of it: room to seal it
 	// where it lies (sealFrame).
@@ -144,6 +140,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	}
 	if !e.sealNew(now, f, src, off, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
 		return e.drop(DropStoreFull)
+	}
+	if en.hh != nil {
+		e.sealHeld(now, f, tx[Outside])
 	}
 	return Forwarded
 }

@@ -193,8 +193,10 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	e.opts.reset()
 	f.tsToR(&e.opts, false)
 	var blocks [4][2]uint32
-	nb := f.heldSACK(&blocks)
-	e.opts.sack(blocks[:nb])
+	if f.sackOK { // RFC 2018 §2: not unless both SYNs allowed it
+		nb := f.heldSACK(&blocks)
+		e.opts.sack(blocks[:nb])
+	}
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	if e.send(to, &f.toR, &s, nil) {
 		e.c.DupAcksOriginated.Add(1)

@@ -182,6 +182,7 @@ type segInfo struct {
 	nsack        int
 	sack         [4][2]uint32
 	eno          bool
+	sackOK       bool // SACK-permitted (a SYN's)
 	mss          uint16
 	hasMSS       bool
 	ws           int8 // window scale shift, -1 if none
@@ -214,6 +215,8 @@ func (si *segInfo) read(p *packet.Packet) {
 				si.sack[si.nsack] = [2]uint32{binary.BigEndian.Uint32(d), binary.BigEndian.Uint32(d[4:])}
 				si.nsack++
 			}
+		case 4:
+			si.sackOK = len(o.Data) == 0
 		case 69:
 			si.eno = true
 		case 3:

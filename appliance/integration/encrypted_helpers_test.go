@@ -841,11 +841,12 @@ func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
 	}
 }
 
-// portCounters is a gateway's non-zero port and backend counters (/metrics).
+// portCounters is a gateway's non-zero drop, engine event and port backend
+// counters (/metrics).
 func (e *encEnv) portCounters(gw topology.Node) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := e.topo.Command(ctx, gw, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total)' | grep -v ' 0$'").CombinedOutput()
+	out, err := e.topo.Command(ctx, gw, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|engine_events_total)' | grep -v ' 0$'").CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("%v: %s", err, out)
 	}

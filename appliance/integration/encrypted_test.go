@@ -409,6 +409,9 @@ func (e *encEnv) concurrent(t *testing.T, dst netip.AddrPort) {
 	if ok {
 		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 			encryptedDelta(t, gw, d[gw], 1000)
+			if drops := nonZero(d[gw].Drops); len(drops) > 0 {
+				t.Logf("%s dropped %v; its counters:\n%s", gw, drops, e.portCounters(gw))
+			}
 		}
 	}
 }
@@ -503,6 +506,11 @@ func (e *encEnv) restart(t *testing.T, dir string, dstB, dstF netip.AddrPort) {
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Once this subtest took 4 minutes past its last transfer: say where.
+	if st, err := os.Stat(path); err == nil {
+		t.Logf("%s: capture stopped, %d bytes", stamp(), st.Size())
+	}
+	defer func() { t.Logf("%s: marker checks done", stamp()) }()
 	// The plain connections carry the marker in clear (which shows the
 	// search works); the frames to and from hB must not.
 	raw, err := os.ReadFile(path)
