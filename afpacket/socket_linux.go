@@ -34,8 +34,9 @@ type Options struct {
 	// Batch is the most frames one Read or Write moves (DefaultBatch if 0).
 	Batch int
 	// BufBytes sizes the socket's receive and send buffers (SO_RCVBUFFORCE,
-	// SO_SNDBUFFORCE); 0 means 8 MiB. A 64 KiB super-segment costs about
-	// 66 KiB of it.
+	// SO_SNDBUFFORCE); 0 means 32 MiB. A 64 KiB super-segment costs about
+	// 66 KiB of it, a small frame a page or more: 8 MiB overflowed when a
+	// thousand connections answered at once (docs/performance.md).
 	BufBytes int
 }
 
@@ -85,7 +86,7 @@ func Open(ifindex int, o Options) (*Socket, error) {
 		o.Batch = DefaultBatch
 	}
 	if o.BufBytes <= 0 {
-		o.BufBytes = 8 << 20
+		o.BufBytes = 32 << 20
 	}
 	// Protocol 0 until bind: the socket receives nothing before its
 	// options are set.
