@@ -49,8 +49,9 @@ func (e *Engine) hostHold(f *flow, s int64, data []byte, fin bool, to TxSink) Ve
 		en.hh = h
 	}
 	end := s + int64(len(data))
-	if fin && h.fin >= 0 && h.fin != end {
-		return e.drop(DropOutOfWindow) // a second FIN elsewhere: not L's TCP
+	if h.fin >= 0 && (end > h.fin || fin && end != h.fin) ||
+		fin && h.held.n > 0 && h.held.r[h.held.n-1].e > end {
+		return e.drop(DropOutOfWindow) // data past L's FIN, or a second FIN: not L's TCP
 	}
 	live := en.nextH
 	if h.held.n > 0 {

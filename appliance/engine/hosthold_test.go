@@ -219,3 +219,23 @@ func TestHostHoldWithoutSACK(t *testing.T) {
 		t.Fatalf("%d bytes of frames on the wire after the hole was filled, want the 600 bytes sealed", n)
 	}
 }
+
+// Past a held FIN nothing more is held: data there, or a FIN elsewhere, is
+// not what L's TCP sends (out_of_window).
+func TestHostHoldNothingPastTheFIN(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	start := h.aNext
+	pr.aSendsAt(&h, start+100, make([]byte, 100), pshF|finF)
+	pr.aSendsAt(&h, start+200, make([]byte, 10), pshF)
+	pr.aSendsAt(&h, start+150, make([]byte, 10), pshF|finF)
+	c := pr.ga.e.Counters()
+	if c.HostHeld.Load() != 1 || c.Drops[DropOutOfWindow].Load() != 2 {
+		t.Fatalf("held %d, out_of_window %d: want 1 and 2", c.HostHeld.Load(), c.Drops[DropOutOfWindow].Load())
+	}
+	w, _ := pr.aSendsAt(&h, start, make([]byte, 100), pshF)
+	atB, _ := pr.toB(w)
+	if got, fin := streamAt(atB); len(got) != 200 || !fin {
+		t.Fatalf("b got %d bytes (FIN %v), want 200 and the FIN", len(got), fin)
+	}
+}
