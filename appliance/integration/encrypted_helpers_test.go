@@ -147,6 +147,7 @@ type encOpts struct {
 	queues  int    // veth queues and tcpincd queues (0: one)
 	backend string // tcpincd's backend ("": auto, which is afpacket on veth)
 	impair  bool   // splice the impairment bump into the untrusted link
+	inside  bool   // splice it into the inside link, between hA and gwA, instead
 }
 
 func newEncEnv(t *testing.T, net int) *encEnv {
@@ -192,8 +193,13 @@ func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 		}
 		_ = netns.Delete(encPrefix+impair.Node, time.Second)
 	})
-	if o.impair {
-		if e.link, err = impair.Insert(encPrefix); err != nil {
+	if o.impair || o.inside {
+		if o.inside {
+			e.link, err = impair.InsertAt(encPrefix, string(topology.HostA), topology.HostIface)
+		} else {
+			e.link, err = impair.Insert(encPrefix)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		e.startBump(t)
@@ -546,7 +552,9 @@ type statusCounters struct {
 	FramesSealed uint64            `json:"frames_sealed"`
 	FramesOpened uint64            `json:"frames_opened"`
 	StrayResets  uint64            `json:"stray_resets"`
+	DupACKs      uint64            `json:"dup_acks_originated"`
 	Drops        map[string]uint64 `json:"drops"`
+	Events       map[string]uint64 `json:"events"`
 }
 
 func (e *encEnv) counters(gw topology.Node) (statusCounters, error) {
@@ -643,8 +651,9 @@ func (e *encEnv) restartDaemons(t *testing.T) {
 }
 
 func (c statusCounters) minus(b statusCounters) statusCounters {
-	d := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{}, Drops: map[string]uint64{},
-		AuthFailures: c.AuthFailures - b.AuthFailures, FramesSealed: c.FramesSealed - b.FramesSealed, FramesOpened: c.FramesOpened - b.FramesOpened}
+	d := statusCounters{Handshakes: map[string]uint64{}, Fallbacks: map[string]uint64{}, Drops: map[string]uint64{}, Events: map[string]uint64{},
+		AuthFailures: c.AuthFailures - b.AuthFailures, FramesSealed: c.FramesSealed - b.FramesSealed, FramesOpened: c.FramesOpened - b.FramesOpened,
+		DupACKs: c.DupACKs - b.DupACKs}
 	for k, v := range c.Drops {
 		d.Drops[k] = v - b.Drops[k]
 	}
@@ -653,6 +662,9 @@ func (c statusCounters) minus(b statusCounters) statusCounters {
 	}
 	for k, v := range c.Fallbacks {
 		d.Fallbacks[k] = v - b.Fallbacks[k]
+	}
+	for k, v := range c.Events {
+		d.Events[k] = v - b.Events[k]
 	}
 	return d
 }

@@ -14,11 +14,11 @@ const Node = "imp"
 
 // The bump's interfaces in that namespace.
 const (
-	PortA = "bumpA" // toward gwA:out (rtr's former toA, moved here)
-	PortB = "bumpB" // toward rtr:toA (a new veth)
+	PortA = "bumpA" // toward the gateway: the moved end (rtr's former toA)
+	PortB = "bumpB" // toward the replaced end (rtr:toA, a new veth)
 )
 
-// Link is a bump spliced into a topology's untrusted link.
+// Link is a bump spliced into a link of a topology.
 type Link struct {
 	NS  string // the bump's namespace, prefix + Node
 	env *netns.Env
@@ -37,12 +37,18 @@ type Link struct {
 // NS (`ip netns exec NS tcpinc-impair`, or Start); until it runs, the link
 // carries nothing. Close removes the namespace (gwA:out loses its peer, so
 // call it when the topology goes down).
-func Insert(prefix string) (*Link, error) {
-	rtr, imp := prefix+"rtr", prefix+Node
-	if _, err := netns.Run(rtr, "ip", "link", "show", "toA.100"); err == nil {
-		return nil, fmt.Errorf("impair: %s has VLAN devices on toA; build the topology without VLAN", rtr)
+func Insert(prefix string) (*Link, error) { return InsertAt(prefix, "rtr", "toA") }
+
+// InsertAt is Insert on another link: node's interface iface (node without
+// the prefix) is the end that moves into the bump's namespace and is
+// replaced, with its addresses and the routes through it. InsertAt(prefix,
+// "hA", "eth0") puts the bump on the inside link, between hA and gwA:in.
+func InsertAt(prefix, node, iface string) (*Link, error) {
+	at, imp := prefix+node, prefix+Node // the namespace whose end moves, the bump's
+	if _, err := netns.Run(at, "ip", "link", "show", iface+".100"); err == nil {
+		return nil, fmt.Errorf("impair: %s has VLAN devices on %s; build the topology without VLAN", at, iface)
 	}
-	out, err := netns.Run(rtr, "ip", "-j", "addr", "show", "dev", "toA")
+	out, err := netns.Run(at, "ip", "-j", "addr", "show", "dev", iface)
 	if err != nil {
 		return nil, err
 	}
@@ -56,9 +62,13 @@ func Insert(prefix string) (*Link, error) {
 		} `json:"addr_info"`
 	}
 	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
-		return nil, fmt.Errorf("impair: parse addresses of %s:toA: %v\n%s", rtr, err, out)
+		return nil, fmt.Errorf("impair: parse addresses of %s:%s: %v\n%s", at, iface, err, out)
 	}
 	old := links[0]
+	routes, err := gatewayRoutes(at, iface)
+	if err != nil {
+		return nil, err
+	}
 	l := &Link{NS: imp, env: netns.NewEnv()}
 	fail := func(err error) (*Link, error) {
 		_ = l.env.Close()
@@ -74,8 +84,8 @@ func Insert(prefix string) (*Link, error) {
 		}
 	}
 	steps := [][]string{
-		{"ip", "-n", rtr, "link", "set", "toA", "netns", imp},
-		{"ip", "-n", imp, "link", "set", "toA", "name", PortA},
+		{"ip", "-n", at, "link", "set", iface, "netns", imp},
+		{"ip", "-n", imp, "link", "set", iface, "name", PortA},
 		{"ip", "-n", imp, "link", "set", "dev", PortA, "up"},
 	}
 	for _, s := range steps {
@@ -83,19 +93,22 @@ func Insert(prefix string) (*Link, error) {
 			return fail(err)
 		}
 	}
-	if err := e.AddVeth(imp, PortB, rtr, "toA", old.MTU); err != nil {
+	if err := e.AddVeth(imp, PortB, at, iface, old.MTU); err != nil {
 		return fail(err)
 	}
 	steps = [][]string{
-		{"ip", "-n", rtr, "link", "set", "toA", "down"},
-		{"ip", "-n", rtr, "link", "set", "toA", "address", old.Address},
-		{"ip", "-n", rtr, "link", "set", "toA", "up"},
+		{"ip", "-n", at, "link", "set", iface, "down"},
+		{"ip", "-n", at, "link", "set", iface, "address", old.Address},
+		{"ip", "-n", at, "link", "set", iface, "up"},
 	}
 	for _, a := range old.AddrInfo {
 		if a.Scope != "global" {
 			continue
 		}
-		steps = append(steps, []string{"ip", "-n", rtr, "addr", "add", a.Local + "/" + strconv.Itoa(a.PrefixLen), "dev", "toA", "nodad"})
+		steps = append(steps, []string{"ip", "-n", at, "addr", "add", a.Local + "/" + strconv.Itoa(a.PrefixLen), "dev", iface, "nodad"})
+	}
+	for _, r := range routes {
+		steps = append(steps, append([]string{"ip", "-n", at}, append(r, "dev", iface)...))
 	}
 	for _, s := range steps {
 		if _, err := netns.Cmd(s...); err != nil {
@@ -107,7 +120,7 @@ func Insert(prefix string) (*Link, error) {
 	// fully checksummed frames; GRO (NAPI) on imp:bumpA so that gwA's in-kernel
 	// fast path (XDP_REDIRECT into out) can deliver to it; a qdisc so a
 	// full veth ring pushes back instead of dropping.
-	for _, p := range [][2]string{{rtr, "toA"}, {imp, PortA}, {imp, PortB}} {
+	for _, p := range [][2]string{{at, iface}, {imp, PortA}, {imp, PortB}} {
 		if err := e.Ethtool(p[0], p[1], "tx", "off", "tso", "off", "gso", "off"); err != nil {
 			return fail(err)
 		}
@@ -115,12 +128,38 @@ func Insert(prefix string) (*Link, error) {
 			return fail(err)
 		}
 	}
-	for _, p := range [][2]string{{rtr, "toA"}, {imp, PortA}} {
+	for _, p := range [][2]string{{at, iface}, {imp, PortA}} {
 		if err := e.Ethtool(p[0], p[1], "gro", "on"); err != nil {
 			return fail(err)
 		}
 	}
 	return l, nil
+}
+
+// gatewayRoutes lists the routes through a gateway on ns's interface iface,
+// both families, as `ip route add` arguments without the device: they go
+// with the device and come back on its replacement.
+func gatewayRoutes(ns, iface string) ([][]string, error) {
+	var out [][]string
+	for _, fam := range []string{"-4", "-6"} {
+		js, err := netns.Run(ns, "ip", fam, "-j", "route", "show", "dev", iface)
+		if err != nil {
+			return nil, err
+		}
+		var rs []struct {
+			Dst     string `json:"dst"`
+			Gateway string `json:"gateway"`
+		}
+		if err := json.Unmarshal([]byte(js), &rs); err != nil {
+			return nil, fmt.Errorf("impair: parse routes of %s:%s: %v\n%s", ns, iface, err, js)
+		}
+		for _, r := range rs {
+			if r.Gateway != "" {
+				out = append(out, []string{fam, "route", "add", r.Dst, "via", r.Gateway})
+			}
+		}
+	}
+	return out, nil
 }
 
 // Start runs the forwarder binary (cmd/tcpinc-impair) in the bump's
