@@ -215,7 +215,7 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if w >= lo && w < hi {
 			e.challenge(now, f, tx[Outside])
 		}
-		return e.drop(DropOutOfWindow), false
+		return e.drop(DropRSTRejected), false
 	}
 	if fl&packet.FlagSYN != 0 {
 		if fl&packet.FlagACK != 0 && f.role == eno.RoleA && p.Seq() == f.isnR {

@@ -226,6 +226,15 @@ func TestRSTInWindowChallenged(t *testing.T) {
 	if pr.ga.e.Counters().ChallengeACKs.Load() != 2 {
 		t.Fatalf("challenge ACKs counted %d, want 2", pr.ga.e.Counters().ChallengeACKs.Load())
 	}
+	// One below the window (a late RST from a peer that had closed,
+	// numbered at an old ACK of ours): dropped without a challenge.
+	_, toOut = pr.ga.push(Outside, rst(wireB0-100000))
+	none(t, "RST below the window: challenge ACK", toOut)
+	// The rejected RSTs have their own counter: out_of_window is for
+	// segments that carry data or ACKs.
+	if c := pr.ga.e.Counters(); c.Drops[DropRSTRejected].Load() != 4 || c.Drops[DropOutOfWindow].Load() != 0 {
+		t.Fatalf("rst_rejected %d, out_of_window %d: want 4 and 0", c.Drops[DropRSTRejected].Load(), c.Drops[DropOutOfWindow].Load())
+	}
 	toIn, _ = pr.ga.push(Outside, rst(ch.ack))
 	if r := one(t, "RST to a", toIn); r.flags&rstF == 0 || pr.ga.e.NumFlows() != 0 {
 		t.Fatalf("exact RST: %+v, %d flows", r, pr.ga.e.NumFlows())
@@ -475,6 +484,9 @@ func TestBlindRSTInHandshake(t *testing.T) {
 	}
 	if ga.e.NumFlows() != 1 {
 		t.Fatal("a blind RST removed the flow")
+	}
+	if n := ga.e.Counters().Drops[DropRSTRejected].Load(); n != 2 {
+		t.Fatalf("rst_rejected %d, want 2", n)
 	}
 	_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
 	toIn, _ := ga.push(Outside, out[0])

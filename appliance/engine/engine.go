@@ -244,6 +244,7 @@ const (
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
 	DropHostGap            // the inside host's data past a hole in its stream that cannot be held (hostHold: over the reassembly cap)
+	DropRSTRejected        // a far-side RST not at the next sequence number (RFC 5961 §3): blind, or late from a closed peer
 	NumDropReasons
 )
 
@@ -530,7 +531,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

@@ -436,7 +436,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 			if f.prev != nil {
 				return e.stale(now, f, p, Outside, tx), true // the displaced connection's
 			}
-			return e.drop(DropOutOfWindow), true
+			return e.drop(DropRSTRejected), true
 		}
 		e.remove(f)
 		return Passthrough, true

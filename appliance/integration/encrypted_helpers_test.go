@@ -869,6 +869,9 @@ func (e *encEnv) portCounters(gw topology.Node) string {
 // duplicates, neither drops a segment of the other as out of its window.
 // Each did drop the other's pure ACKs, numbered at a window edge below what
 // it held, until both waited for an ACK forever (docs/protocol.md U-9).
+// RSTs are counted apart (rst_rejected): a host that has closed answers a
+// late duplicate with an RST at that segment's old ACK number, which the
+// other side rightly drops (RFC 5961 §3), as a TCP endpoint would.
 func noWindowDrops(t *testing.T, gw topology.Node, d statusCounters) {
 	t.Helper()
 	if n := d.Drops["out_of_window"]; n != 0 {
