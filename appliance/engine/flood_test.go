@@ -267,7 +267,14 @@ func TestMemoryLimitShedsNewSYNsFirst(t *testing.T) {
 	// Everything is given back when the flows expire.
 	m.give(extra)
 	m.give(other)
-	for _, g := range []*gw{ga, gb} {
+	expireAll(t, m, ga, gb)
+}
+
+// expireAll lets every flow of gws expire and checks that the budget m
+// then holds nothing.
+func expireAll(t *testing.T, m *Memory, gws ...*gw) {
+	t.Helper()
+	for _, g := range gws {
 		g.now += int64(3 * time.Hour)
 		for i := 0; i < 30 && g.e.NumFlows() > 0; i++ {
 			g.tick(int64(10 * time.Millisecond))
@@ -343,6 +350,28 @@ func TestClosedFlowReleasesBuffers(t *testing.T) {
 	if want := 2 * recordCost; m.Used() != want || open < want+32<<10 {
 		t.Fatalf("after the close %d bytes charged (want %d, the two records); %d while open", m.Used(), want, open)
 	}
+}
+
+// Host data queued before the keys exist (pre-key queue) is charged to the
+// flow memory budget; once sealed the queue's buffer goes, and its bytes go
+// back to the budget with it. Every byte is given back when the flows go.
+func TestPreKeyQueueGivesMemoryBack(t *testing.T) {
+	m := NewMemory(64 << 20)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGWMem(t, Config{TEPs: testTEPs}, m)
+	a := netip.AddrPortFrom(addrA.Addr(), 40001)
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, one(t, "SYN", o).frame())
+	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, third := ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	// a's request before the key exchange has finished: queued.
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), make([]byte, 3000)))
+	none(t, "pre-key data on the wire", o)
+	if ga.e.Counters().PreKeyQueued.Load() != 1 {
+		t.Fatal("the data was not queued before the keys")
+	}
+	finishKex(ga, gb, third)
+	expireAll(t, m, ga, gb)
 }
 
 // recordCost covers what an embryonic record really allocates (the

@@ -111,21 +111,11 @@ func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
 func (e *Engine) sealHeld(now int64, f *flow, to TxSink) {
 	en := &f.enc
 	h := en.hh
-	for h.held.n > 0 && h.held.r[0].s <= en.nextH {
-		avail := h.held.r[0].e - en.nextH
-		if avail <= 0 {
-			h.held.trim(en.nextH)
-			continue
-		}
-		chunk := h.hold.at(en.nextH)
-		if int64(len(chunk)) > avail {
-			chunk = chunk[:avail]
-		}
+	for chunk := inOrder(&h.hold, &h.held, en.nextH); chunk != nil; chunk = inOrder(&h.hold, &h.held, en.nextH) {
 		fin := h.fin == en.nextH+int64(len(chunk))
 		if !e.sealNew(now, f, chunk, 0, fin, true, to) {
 			return
 		}
-		h.held.trim(en.nextH)
 	}
 	if h.fin >= 0 && h.fin == en.nextH && en.finH < 0 {
 		if !e.sealNew(now, f, nil, 0, true, true, to) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -166,18 +165,7 @@ func TestHostHoldGivesMemoryBack(t *testing.T) {
 	}
 	w, _ := pr.aSendsAt(&h, start, make([]byte, 100), pshF)
 	pr.toB(w)
-	for _, g := range []*gw{pr.ga, pr.gb} {
-		g.now += int64(3 * time.Hour)
-		for i := 0; i < 30 && g.e.NumFlows() > 0; i++ {
-			g.tick(int64(10 * time.Millisecond))
-		}
-		if g.e.NumFlows() != 0 {
-			t.Fatalf("%d flows left", g.e.NumFlows())
-		}
-	}
-	if m.Used() != 0 {
-		t.Fatalf("%d bytes still charged with no flows", m.Used())
-	}
+	expireAll(t, m, pr.ga, pr.gb)
 }
 
 // Without SACK on the connection (a SYN lacked SACK-permitted) the engine
@@ -195,15 +183,7 @@ func TestHostHoldWithoutSACK(t *testing.T) {
 	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
 	ga.push(Outside, one(t, "SYN-ACK", o).frame())
 	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
-	for _, f := range o {
-		_, back := gb.push(Outside, f)
-		for _, b := range back {
-			_, more := ga.push(Outside, b)
-			for _, m := range more {
-				gb.push(Outside, m)
-			}
-		}
-	}
+	finishKex(ga, gb, o)
 	toA, wire := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1+100, isnB+1, ackF|pshF, 502, tsOpt(3, 2), make([]byte, 500)))
 	none(t, "data past the hole on the wire", wire)
 	none(t, "an answer to a without SACK", toA)

@@ -458,16 +458,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 // drainHeld feeds held bytes that have become in order.
 func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 	d := &f.rcv
-	for d.held.n > 0 && d.held.r[0].s <= d.rcvW {
-		avail := d.held.r[0].e - d.rcvW
-		if avail <= 0 {
-			d.held.trim(d.rcvW)
-			continue
-		}
-		chunk := d.reasm.at(d.rcvW)
-		if int64(len(chunk)) > avail {
-			chunk = chunk[:avail]
-		}
+	for chunk := inOrder(&d.reasm, &d.held, d.rcvW); chunk != nil; chunk = inOrder(&d.reasm, &d.held, d.rcvW) {
 		used, err := e.consume(now, f, chunk, tx)
 		d.held.trim(d.rcvW)
 		if err != nil {

@@ -32,7 +32,16 @@ func connectAddrs(t *testing.T, ga, gb *gw, a, addrB netip.AddrPort) (syn segv, 
 	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
 	ga.push(Outside, one(t, "SYN-ACK", o).frame())
 	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
-	for _, f := range o {
+	finishKex(ga, gb, o)
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	return syn, one(t, "data on the wire", o)
+}
+
+// finishKex carries what ga sent after a's third segment (the third
+// segment and Init1) to gb, and the answers back and forth, until the key
+// exchange is done.
+func finishKex(ga, gb *gw, third [][]byte) {
+	for _, f := range third {
 		_, back := gb.push(Outside, f)
 		for _, b := range back {
 			_, more := ga.push(Outside, b)
@@ -41,8 +50,6 @@ func connectAddrs(t *testing.T, ga, gb *gw, a, addrB netip.AddrPort) (syn segv, 
 			}
 		}
 	}
-	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
-	return syn, one(t, "data on the wire", o)
 }
 
 func (s segv) frame() []byte { return tcpFrameFrom(s) }

@@ -155,6 +155,21 @@ func (x *spans) add(s, e int64) bool {
 	return true
 }
 
+// inOrder returns the held bytes of r that start at off, as far as they
+// are contiguous in x and in the ring (up to its physical end), after
+// dropping x's ranges below off; nil when nothing held starts at off.
+func inOrder(r *ring, x *spans, off int64) []byte {
+	x.trim(off)
+	if x.n == 0 || x.r[0].s > off {
+		return nil
+	}
+	chunk := r.at(off)
+	if avail := x.r[0].e - off; int64(len(chunk)) > avail {
+		chunk = chunk[:avail]
+	}
+	return chunk
+}
+
 // trim drops everything below off.
 func (x *spans) trim(off int64) {
 	k := 0
