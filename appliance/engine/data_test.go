@@ -14,16 +14,28 @@ type hosts struct {
 
 func newHosts() hosts { return hosts{aNext: isnA + 1, bNext: isnB + 1} }
 
-// aSends pushes a data segment from a through G_A and returns the wire
-// segments and what G_A sent back to a.
-func (pr *pair) aSends(h *hosts, data []byte, flags uint8) (wire []segv) {
+// aSendsAt pushes a's segment at host sequence seq through G_A and
+// returns the wire segments and what G_A answered a.
+func (pr *pair) aSendsAt(h *hosts, seq uint32, data []byte, flags uint8) (wire, toA []segv) {
 	pr.t.Helper()
 	pr.tsA++
-	fr := tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|flags, 502, tsOpt(pr.tsA, pr.tsB), data)
-	toIn, toOut := pr.ga.push(Inside, fr)
-	none(pr.t, "G_A to a after a's data", toIn)
+	toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, seq, h.bNext, ackF|flags, 502, tsOpt(pr.tsA, pr.tsB), data))
 	for _, f := range toOut {
 		wire = append(wire, parse(pr.t, f))
+	}
+	for _, f := range toIn {
+		toA = append(toA, parse(pr.t, f))
+	}
+	return wire, toA
+}
+
+// aSends pushes a data segment from a through G_A at a's next sequence
+// number and returns the wire segments; G_A must send nothing back to a.
+func (pr *pair) aSends(h *hosts, data []byte, flags uint8) []segv {
+	pr.t.Helper()
+	wire, toA := pr.aSendsAt(h, h.aNext, data, flags)
+	if len(toA) != 0 {
+		pr.t.Fatalf("G_A to a after a's data: %d frames, want none", len(toA))
 	}
 	h.aNext += uint32(len(data))
 	if flags&finF != 0 {
