@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/cipher"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"testing"
@@ -32,23 +33,48 @@ type segCase struct {
 	// checksums of what they receive (bump.CsumVerified) and compute
 	// those of the engine's frames (OffloadSink).
 	offload bool
+	// super: what the AF_PACKET backend hands the engine with GRO on its
+	// ports. a's segments arrive at G_A as one super-segment, and G_A's
+	// frames arrive at G_B as one (coalesced outside the timing, as GRO
+	// does in the kernel). Always with offload: the kernel vouches for a
+	// super-segment's checksum.
+	super bool
 }
 
 var segCases = []segCase{
-	{cryptopool.AES128GCM, 1400, 1460, 32, false},
-	{cryptopool.ChaCha20Poly1305, 1400, 1460, 32, false},
-	{cryptopool.AES128GCM, 1400, 1460, 32, true},
-	{cryptopool.ChaCha20Poly1305, 1400, 1460, 32, true},
+	{cryptopool.AES128GCM, 1400, 1460, 32, false, false},
+	{cryptopool.ChaCha20Poly1305, 1400, 1460, 32, false, false},
+	{cryptopool.AES128GCM, 1400, 1460, 32, true, false},
+	{cryptopool.ChaCha20Poly1305, 1400, 1460, 32, true, false},
+	// 44 segments of 1400 data bytes in one super-segment each way: the
+	// MSS makes every frame and every segment to b carry 1400 bytes too
+	// (1400 + 20 of frame + 12 of timestamps = 1432).
+	{cryptopool.AES128GCM, 1400, 1432, 44, true, true},
+	{cryptopool.ChaCha20Poly1305, 1400, 1432, 44, true, true},
 	// MTU 9000: a full segment's data with timestamps and the frame.
-	{cryptopool.AES128GCM, 8928, 8960, 6, false},
-	{cryptopool.ChaCha20Poly1305, 8928, 8960, 6, false},
+	{cryptopool.AES128GCM, 8928, 8960, 6, false, false},
+	{cryptopool.ChaCha20Poly1305, 8928, 8960, 6, false, false},
 }
 
 func (c segCase) String() string {
+	if c.super {
+		return fmt.Sprintf("%v/%d/super", c.suite, c.payload)
+	}
 	if c.offload {
 		return fmt.Sprintf("%v/%d/offload", c.suite, c.payload)
 	}
 	return fmt.Sprintf("%v/%d", c.suite, c.payload)
+}
+
+// segsToB is the number of segments G_B sends b in a round. b's MSS less
+// the timestamps bounds them, and in the super cases it is larger than
+// the frames' data: G_B fills each segment.
+func (c segCase) segsToB() int {
+	if !c.super {
+		return c.batch
+	}
+	per := int(c.mss) - 12
+	return (c.batch*c.payload + per - 1) / per
 }
 
 // slotSink is a TxSink with a round's frame buffers, allocated once; with
@@ -105,6 +131,9 @@ type segRig struct {
 	// wire, when set, gets a copy of G_A's frames before G_B opens them
 	// in place (tests only; the copy is not timed).
 	wire *slotSink
+	// superWire holds G_A's frames coalesced for G_B (super cases).
+	superWire []byte
+	superLen  int
 }
 
 func newSegRig(t testing.TB, c segCase) *segRig {
@@ -127,9 +156,14 @@ func newSegRig(t testing.TB, c segCase) *segRig {
 	for i := range r.payload {
 		r.payload[i] = byte(i*7 + 1)
 	}
-	r.data = make([][]byte, c.batch)
-	for i := range r.data {
-		r.data[i] = tcpFrame(addrA, addrB, 0, isnB+1, ackF|pshF, 502, tsOpt(7, 7), r.payload)
+	if c.super {
+		r.data = [][]byte{tcpFrame(addrA, addrB, 0, isnB+1, ackF|pshF, 502, tsOpt(7, 7), bytes.Repeat(r.payload, c.batch))}
+		r.superWire = make([]byte, len(r.data[0])+c.batch*tcpcrypt.Overhead+256)
+	} else {
+		r.data = make([][]byte, c.batch)
+		for i := range r.data {
+			r.data[i] = tcpFrame(addrA, addrB, 0, isnB+1, ackF|pshF, 502, tsOpt(7, 7), r.payload)
+		}
 	}
 	r.ack = tcpFrame(addrB, addrA, isnB+1, 0, ackF, 509, tsOpt(8, 8), nil)
 	return r
@@ -142,6 +176,8 @@ func (r *segRig) round() bool {
 		r.pkt.Decode(r.data[i])
 		r.pkt.SetSeq(r.next + uint32(i*r.c.payload))
 	}
+	toB := r.aOut.frame
+	nToB := r.c.batch
 	r.aIn.n, r.aOut.n, r.bIn.n, r.bOut.n = 0, 0, 0, 0
 	ga, gb := r.pr.ga.e, r.pr.gb.e
 
@@ -156,13 +192,20 @@ func (r *segRig) round() bool {
 		r.wire.copyFrom(r.aOut)
 		t1 = time.Now()
 	}
-	for i := range r.aOut.n {
-		if r.handle(gb, Outside, r.aOut.frame(i), r.txB) != Forwarded {
+	if r.c.super {
+		if r.aOut.n != r.c.batch || !r.coalesce() {
+			return false
+		}
+		toB, nToB = func(int) []byte { return r.superWire[:r.superLen] }, 1
+		t1 = time.Now()
+	}
+	for i := range nToB {
+		if r.handle(gb, Outside, toB(i), r.txB) != Forwarded {
 			return false
 		}
 	}
 	t2 := time.Now()
-	if r.aOut.n != r.c.batch || r.bIn.n != r.c.batch || r.aIn.n != 0 || r.bOut.n != 0 {
+	if r.aOut.n != r.c.batch || r.bIn.n != r.c.segsToB() || r.aIn.n != 0 || r.bOut.n != 0 {
 		return false
 	}
 	r.next += uint32(r.c.batch * r.c.payload)
@@ -179,6 +222,33 @@ func (r *segRig) round() bool {
 	t4 := time.Now()
 	r.sealNS, r.openNS, r.ackNS = t1.Sub(t0), t2.Sub(t1), t4.Sub(t3)
 	return r.aIn.n == 1
+}
+
+// coalesce does GRO's work between the appliances: G_A's frames, one
+// super-segment into superWire (the first frame's headers, every frame's
+// payload, PSH if any had it, the IPv4 length and header sum made right).
+func (r *segRig) coalesce() bool {
+	var p packet.Packet
+	if p.Decode(r.aOut.frame(0)) != nil {
+		return false
+	}
+	n := copy(r.superWire, r.aOut.frame(0))
+	for i := 1; i < r.aOut.n; i++ {
+		f := r.aOut.frame(i)
+		if p.Decode(f) != nil {
+			return false
+		}
+		r.superWire[p.L4Offset()+13] |= f[p.L4Offset()+13] & pshF
+		n += copy(r.superWire[n:], p.Payload())
+	}
+	r.superLen = n
+	l3 := p.L3Offset()
+	binary.BigEndian.PutUint16(r.superWire[l3+2:], uint16(n-l3))
+	if p.Decode(r.superWire[:n]) != nil {
+		return false
+	}
+	p.FixIPv4Checksum()
+	return p.End() == n
 }
 
 // handle gives e a frame as a worker does: decoded once, and with the
@@ -256,6 +326,8 @@ func TestSegRig(t *testing.T) {
 					// What the ports' offload does: the frames' TCP sums.
 					for j := range c.batch {
 						fixL4(t, r.wire.frame(j))
+					}
+					for j := range c.segsToB() {
 						fixL4(t, r.bIn.frame(j))
 					}
 					fixL4(t, r.aIn.frame(0))
@@ -265,15 +337,28 @@ func TestSegRig(t *testing.T) {
 					if len(w.payload) != c.payload+tcpcrypt.Overhead || bytes.Contains(w.payload, r.payload[:64]) {
 						t.Fatalf("wire segment %d: %d bytes, or plaintext in it", j, len(w.payload))
 					}
+				}
+				// b gets the round's bytes in order, each once.
+				hostData := r.payload
+				if c.super {
+					hostData = bytes.Repeat(r.payload, c.batch)
+				}
+				seq, atB := want, []byte{}
+				for j := range c.segsToB() {
 					h := parse(t, r.bIn.frame(j))
-					if h.seq != want+uint32(j*c.payload) || !bytes.Equal(h.payload, r.payload) {
-						t.Fatalf("segment %d to b: seq %x (want %x), %d bytes, same=%v", j, h.seq, want+uint32(j*c.payload), len(h.payload), bytes.Equal(h.payload, r.payload))
+					if h.seq != seq {
+						t.Fatalf("segment %d to b: seq %x, want %x", j, h.seq, seq)
 					}
+					seq += uint32(len(h.payload))
+					atB = append(atB, h.payload...)
+				}
+				if !bytes.Equal(atB, bytes.Repeat(r.payload, c.batch)) {
+					t.Fatalf("b got %d bytes, not the round's %d", len(atB), c.batch*c.payload)
 				}
 				for j := range r.data {
 					// Sealed from where it lay, the host segment is left
 					// as it came (the byte in front of the payload too).
-					if got := parse(t, r.data[j]); got.seq != want+uint32(j*c.payload) || !bytes.Equal(got.payload, r.payload) || !bytes.Equal(got.opts, tsOpt(7, 7)) {
+					if got := parse(t, r.data[j]); got.seq != want+uint32(j*c.payload) || !bytes.Equal(got.payload, hostData) || !bytes.Equal(got.opts, tsOpt(7, 7)) {
 						t.Fatalf("host segment %d changed by sealing: %+v", j, got)
 					}
 				}
