@@ -22,6 +22,12 @@ type tmpl struct {
 	// headers, the frames a port with checksum offload can place the TCP
 	// header of (afpacket.ParseTCP); others get their sum here.
 	simple bool
+	// ipSum and psSum are the sums of the IPv4 header and of the TCP
+	// pseudo-header without the lengths (and, in the header, with the
+	// checksum zero and DF set, as finish writes them): finish adds a
+	// frame's lengths instead of summing its headers again. Folded to 16
+	// bits: the flow record stays in its allocation size class.
+	ipSum, psSum uint16
 }
 
 // set copies p's headers; it reports false when they do not fit.
@@ -37,7 +43,24 @@ func (t *tmpl) set(p *packet.Packet) bool {
 		ipLen = 20
 	}
 	t.simple = t.l3 <= 14+2*4 && t.l4-t.l3 == ipLen
+	t.sums()
 	return true
+}
+
+// sums computes ipSum and psSum from the template's headers.
+func (t *tmpl) sums() {
+	ip := t.b[t.l3:t.l4]
+	if t.v4 {
+		var h [60]byte
+		n := copy(h[:], ip[:int(ip[0]&0x0f)*4])
+		binary.BigEndian.PutUint16(h[2:], 0)
+		binary.BigEndian.PutUint16(h[6:], 0x4000)
+		binary.BigEndian.PutUint16(h[10:], 0)
+		t.ipSum = ^packet.Checksum(h[:n], 0)
+		t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[12:16], ip[16:20], packet.ProtoTCP, 0))
+		return
+	}
+	t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, 0))
 }
 
 // reverse turns the template around: MACs, addresses and ports swapped,
@@ -58,6 +81,7 @@ func (t *tmpl) reverse() {
 	copy(b[soff+alen:soff+2*alen], a[:alen])
 	l4 := b[t.l4:]
 	l4[0], l4[1], l4[2], l4[3] = l4[2], l4[3], l4[0], l4[1]
+	t.sums()
 }
 
 // seg is one TCP segment to originate.
@@ -148,21 +172,17 @@ func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []
 func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
 	l4len := n - t.l4
 	ip := buf[t.l3:]
-	var ps uint32
+	ps := uint32(t.psSum) + uint32(l4len)
 	if t.v4 {
-		ihl := int(ip[0]&0x0f) * 4
 		binary.BigEndian.PutUint16(ip[2:], uint16(n-t.l3))
 		// DF: what the engine builds is never to be fragmented (it sizes
 		// frames to fit, and a path MTU error comes back to it). Its frames
 		// share the template's identification, which RFC 6864 §4.1 allows
 		// only for atomic datagrams.
 		binary.BigEndian.PutUint16(ip[6:], 0x4000)
-		ip[10], ip[11] = 0, 0
-		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:ihl], 0))
-		ps = packet.PseudoHeaderSum(ip[12:16], ip[16:20], packet.ProtoTCP, l4len)
+		binary.BigEndian.PutUint16(ip[10:], packet.Finish(uint32(t.ipSum)+uint32(n-t.l3)))
 	} else {
 		binary.BigEndian.PutUint16(ip[4:], uint16(n-t.l3-40))
-		ps = packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, l4len)
 	}
 	tcp := buf[t.l4:n]
 	tcp[16], tcp[17] = 0, 0

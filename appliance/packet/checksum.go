@@ -94,6 +94,10 @@ func Checksum(b []byte, acc uint32) uint16 {
 	return ^fold32(Sum(b, acc))
 }
 
+// Finish returns the Internet checksum of a running sum: Checksum(nil,
+// acc), for a sum built up from parts computed before.
+func Finish(acc uint32) uint16 { return ^fold32(acc) }
+
 // Update16 returns the checksum hc after a 16-bit word at an even offset of the
 // checksummed data changes from old to new, by RFC 1624 equation 3:
 // HC' = ~(~HC + ~m + m'). For a word at an odd offset, pass both values
