@@ -380,8 +380,24 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	d.rcvW += int64(len(chunk))
 	used += len(chunk)
 	push := false
+	// The plaintext of the frames this chunk completes is shorter than
+	// the chunk and the partial frame before it: with room for it all in
+	// the delivery ring, frames open straight into the ring (openDst) and
+	// deliver need not copy them there.
+	roomTo := int64(-1)
+	if hi := d.nextH + int64(len(chunk)+f.dec.Buffered()); d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, hi) {
+		roomTo = hi
+	}
 	for {
-		fr, ok, err := f.dec.Next()
+		dst := d.openDst(roomTo)
+		var keep byte
+		if dst != nil {
+			keep = dst[0]
+		}
+		fr, ok, err := f.dec.NextInto(dst)
+		if dst != nil {
+			dst[0] = keep // the frame's flags byte went there
+		}
 		if err != nil {
 			if push {
 				e.pushPlain(f, tx[Inside], false)
@@ -424,7 +440,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 	rec := d.frames.add()
 	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = h, int64(fr.Offset), int32(len(fr.Data)), int32(fr.WireLen), fr.FIN, false
 	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
-	if held {
+	if held && !d.plain.holds(d.nextH, fr.Data) {
 		d.plain.write(d.nextH, fr.Data)
 	}
 	d.nextH += int64(len(fr.Data))
@@ -453,6 +469,19 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 		return false
 	}
 	return true
+}
+
+// openDst is where the next frame's plaintext may be opened: the delivery
+// ring from one byte before nextH (the flags byte's place; the caller puts
+// that byte back), so that the data lands at nextH, up to roomTo, the end
+// of the room consume reserved (none if negative). Nil when that room is
+// not one piece of the ring.
+func (d *decDir) openDst(roomTo int64) []byte {
+	if roomTo <= d.nextH || d.nextH < 1 {
+		return nil
+	}
+	b := d.plain.at(d.nextH - 1)
+	return b[:min(int64(len(b)), roomTo-(d.nextH-1))]
 }
 
 // drainHeld feeds held bytes that have become in order.

@@ -96,6 +96,16 @@ func (r *ring) write(off int64, p []byte) {
 	}
 }
 
+// holds reports whether p already lies in the ring at offset off (opened
+// there: tcpcrypt's FrameDecoder.NextInto).
+func (r *ring) holds(off int64, p []byte) bool {
+	if len(p) == 0 || len(r.b) == 0 {
+		return false
+	}
+	a := r.at(off)
+	return len(a) >= len(p) && &a[0] == &p[0]
+}
+
 // read copies len(dst) bytes from offset off into dst.
 func (r *ring) read(dst []byte, off int64) {
 	for len(dst) > 0 {

@@ -72,6 +72,15 @@ func (d *FrameDecoder) Feed(chunk []byte) error {
 // bytes are used up (a partial frame may be kept): Feed more. Frame.Data
 // stays valid until the next call of Next or Feed.
 func (d *FrameDecoder) Next() (f Frame, ok bool, err error) {
+	return d.NextInto(nil)
+}
+
+// NextInto is Next with the frame's plaintext written to dst where it fits
+// (KeyRing.OpenTo): Frame.Data then lies in dst, at dst[DataStart() -
+// HeaderLen:], and dst[0] holds the frame's flags byte. Where it does not
+// fit, the frame is opened in place as by Next. dst must not overlap the
+// fed chunk.
+func (d *FrameDecoder) NextInto(dst []byte) (f Frame, ok bool, err error) {
 	if d.err != nil {
 		return Frame{}, false, d.err
 	}
@@ -115,7 +124,7 @@ func (d *FrameDecoder) Next() (f Frame, ok bool, err error) {
 		frame = d.part
 		d.part = d.part[:0]
 	}
-	h, data, err := d.keys.Open(frame, d.offset)
+	h, data, err := d.keys.OpenTo(dst, frame, d.offset)
 	if err != nil {
 		return d.fail(err)
 	}

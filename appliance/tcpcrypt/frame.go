@@ -262,6 +262,20 @@ func NewOpener(k TrafficKey) (*Opener, error) {
 // the frame's ciphertext bytes are unspecified (the AEAD may have cleared
 // them); no plaintext is ever returned from a frame that failed.
 func (o *Opener) Open(frame []byte, offset uint64) (h FrameHeader, data []byte, err error) {
+	return o.OpenTo(nil, frame, offset)
+}
+
+// PlaintextLen is the length of a whole frame's plaintext (flags, the
+// urgent field if any, and the data): what OpenTo writes to dst.
+func PlaintextLen(frame []byte) int { return len(frame) - HeaderLen - TagLen }
+
+// OpenTo is Open with the plaintext written to dst (the flags byte, the
+// urgent field with URGp, then the data) rather than over the frame, so
+// that the data need not be copied again: it lands at dst[h.DataStart() -
+// HeaderLen:]. dst must not overlap frame. With a dst shorter than
+// PlaintextLen(frame) (nil, say), it decrypts in place as Open does. On
+// failure dst's first PlaintextLen(frame) bytes are unspecified.
+func (o *Opener) OpenTo(dst, frame []byte, offset uint64) (h FrameHeader, data []byte, err error) {
 	n, ok := FrameLen(frame)
 	if !ok || n != len(frame) {
 		return FrameHeader{}, nil, ErrFrameBuffer
@@ -270,7 +284,11 @@ func (o *Opener) Open(frame []byte, offset uint64) (h FrameHeader, data []byte, 
 		return FrameHeader{}, nil, ErrFrameMalformed
 	}
 	ct := frame[HeaderLen:]
-	pt, err := o.aead.Open(ct[:0], o.setNonce(offset), ct, frame[:HeaderLen])
+	out := ct[:0]
+	if ptLen := PlaintextLen(frame); len(dst) >= ptLen {
+		out = dst[:0:ptLen] // the AEAD appends exactly ptLen bytes: no allocation
+	}
+	pt, err := o.aead.Open(out, o.setNonce(offset), ct, frame[:HeaderLen])
 	if err != nil {
 		return FrameHeader{}, nil, ErrFrameAuth
 	}

@@ -372,3 +372,46 @@ func TestSealToMatchesSeal(t *testing.T) {
 		}
 	}
 }
+
+// OpenTo gives what Open gives, with the plaintext in dst: the flags byte
+// first and the data at DataStart() - HeaderLen, nothing written past the
+// plaintext, the frame left as it came, no allocation. A dst too short
+// for the plaintext opens the frame in place, and a tampered frame fails
+// in either mode.
+func TestOpenToMatchesOpen(t *testing.T) {
+	for _, s := range cryptopool.AllSuites {
+		_, kab, _ := testKeys(t, s)
+		sealer, opener := mustSealer(t, kab), mustOpener(t, kab)
+		for _, h := range []FrameHeader{{}, {FIN: true}, {URG: true, Urgent: 9}} {
+			for _, n := range []int{0, 1, 1400, h.MaxData()} {
+				data := seq(n%251, n)
+				frame := sealFrame(t, sealer, h, data, 77)
+				sent := bytes.Clone(frame)
+				pt := PlaintextLen(frame)
+				dst := bytes.Repeat([]byte{0xdd}, pt+5)
+				gh, gd, err := opener.OpenTo(dst, frame, 77)
+				if err != nil || gh != h || !bytes.Equal(gd, data) {
+					t.Fatalf("%v %+v %d: OpenTo: %+v %v", s, h, n, gh, err)
+				}
+				if len(gd) > 0 && &gd[0] != &dst[h.DataStart()-HeaderLen] {
+					t.Fatalf("%v %+v %d: the data is not in dst where it belongs", s, h, n)
+				}
+				if !bytes.Equal(dst[pt:], bytes.Repeat([]byte{0xdd}, 5)) || !bytes.Equal(frame, sent) {
+					t.Fatalf("%v %+v %d: OpenTo wrote past the plaintext or into the frame", s, h, n)
+				}
+				if a := testing.AllocsPerRun(10, func() { opener.OpenTo(dst, frame, 77) }); a != 0 {
+					t.Fatalf("%v %+v %d: %.0f allocations", s, h, n, a)
+				}
+				gh, gd, err = opener.OpenTo(dst[:pt-1], frame, 77)
+				if err != nil || gh != h || !bytes.Equal(gd, data) || (len(gd) > 0 && &gd[0] != &frame[h.DataStart()]) {
+					t.Fatalf("%v %+v %d: short dst did not open in place: %v", s, h, n, err)
+				}
+				bad := bytes.Clone(sent)
+				bad[len(bad)-1] ^= 1
+				if _, _, err := opener.OpenTo(dst, bad, 77); err != ErrFrameAuth {
+					t.Fatalf("%v %+v %d: tampered frame into dst: %v", s, h, n, err)
+				}
+			}
+		}
+	}
+}

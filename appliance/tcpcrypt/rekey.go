@@ -278,6 +278,11 @@ func (r *KeyRing) Forget(g uint64) {
 // frame is owed at once (TC-56, TC-57; see Owed). A forged rekey bit fails
 // authentication (the control byte is in the AD) and changes nothing.
 func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error) {
+	return r.OpenTo(nil, frame, offset)
+}
+
+// OpenTo is Open with the plaintext written to dst (see Opener.OpenTo).
+func (r *KeyRing) OpenTo(dst, frame []byte, offset uint64) (FrameHeader, []byte, error) {
 	if len(frame) < HeaderLen {
 		return FrameHeader{}, nil, ErrFrameBuffer
 	}
@@ -285,7 +290,7 @@ func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error)
 		return FrameHeader{}, nil, ErrNoKey
 	}
 	if frame[0]&controlRekey == 0 {
-		return r.open.Open(frame, offset)
+		return r.open.OpenTo(dst, frame, offset)
 	}
 	// The frames are opened once, in stream order: the previous remote
 	// generation's key is not needed again once this one authenticates.
@@ -298,7 +303,7 @@ func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error)
 		clear(mk)
 		return FrameHeader{}, nil, err
 	}
-	h, data, err := op.Open(frame, offset)
+	h, data, err := op.OpenTo(dst, frame, offset)
 	if err != nil {
 		op.wipe()
 		clear(mk)
