@@ -213,8 +213,12 @@ func (x448KA) SharedSecret(priv *KeyPair, peer []byte) ([]byte, error) {
 // exactly as message_len covers the whole Init message. The text ("prefixed
 // by a two-byte length") does not contradict that, and the authors' pre-RFC
 // code wrote the length the same way (docs/protocol.md §8). So P-256 sends
-// L = 35 (2 + 33-byte compressed point) and P-521 sends L = 69 (2 + 67); on
-// receive, any other L is an invalid public key.
+// L = 35 (2 + 33-byte compressed point) and P-521 sends L = 69 (2 + 67).
+// On receive, L may also be the point's length alone (33 or 67), what an
+// implementation reading only the text would send: the field's size is
+// fixed by the TEP either way (§4.1), so both readings are unambiguous,
+// and refusing one would only break such a peer. Any other L is an invalid
+// public key.
 const nistPrefixLen = 2
 
 // nistKA is TCPCRYPT_ECDHE_P256 / _P521: ECSVDP-DH (IEEE 1363) with points
@@ -269,7 +273,10 @@ func (n nistKA) SharedSecret(priv *KeyPair, peer []byte) ([]byte, error) {
 		return nil, err
 	}
 	l := n.PublicKeyLen()
-	if len(peer) != l || int(peer[0])<<8|int(peer[1]) != l {
+	if len(peer) != l {
+		return nil, fmt.Errorf("%w: %v pubkey_len or size mismatch", ErrBadPublicKey, n.tep)
+	}
+	if pl := int(peer[0])<<8 | int(peer[1]); pl != l && pl != l-nistPrefixLen {
 		return nil, fmt.Errorf("%w: %v pubkey_len or size mismatch", ErrBadPublicKey, n.tep)
 	}
 	// IEEE 1363 A.16.10 for a prime-order curve: the point is not the

@@ -139,17 +139,18 @@ func TestNISTInvalidPoints(t *testing.T) {
 			}
 		}
 		cases := map[string][]byte{
-			"prefix 04":               mut(func(p []byte) { p[2] = 0x04 }),
-			"prefix 00":               mut(func(p []byte) { p[2] = 0x00 }),
-			"prefix 01":               mut(func(p []byte) { p[2] = 0x01 }),
-			"x = all ones (>= p)":     mut(func(p []byte) { p[2] = 0x02; fill(p[3:], 0xff) }),
-			"x not on the curve":      offCurve,
-			"pubkey_len without self": mut(func(p []byte) { p[1] = byte(l - 2) }),
-			"pubkey_len 0":            mut(func(p []byte) { p[0], p[1] = 0, 0 }),
-			"pubkey_len 0xffff":       mut(func(p []byte) { p[0], p[1] = 0xff, 0xff }),
-			"short":                   good[:l-1],
-			"long":                    append(bytes.Clone(good), 0),
-			"empty":                   nil,
+			"prefix 04":             mut(func(p []byte) { p[2] = 0x04 }),
+			"prefix 00":             mut(func(p []byte) { p[2] = 0x00 }),
+			"prefix 01":             mut(func(p []byte) { p[2] = 0x01 }),
+			"x = all ones (>= p)":   mut(func(p []byte) { p[2] = 0x02; fill(p[3:], 0xff) }),
+			"x not on the curve":    offCurve,
+			"pubkey_len one less":   mut(func(p []byte) { p[1] = byte(l - 1) }),
+			"pubkey_len three less": mut(func(p []byte) { p[1] = byte(l - 3) }),
+			"pubkey_len 0":          mut(func(p []byte) { p[0], p[1] = 0, 0 }),
+			"pubkey_len 0xffff":     mut(func(p []byte) { p[0], p[1] = 0xff, 0xff }),
+			"short":                 good[:l-1],
+			"long":                  append(bytes.Clone(good), 0),
+			"empty":                 nil,
 		}
 		for name, pub := range cases {
 			_, err := ka.SharedSecret(k, pub)
@@ -162,6 +163,28 @@ func TestNISTInvalidPoints(t *testing.T) {
 		unc := append([]byte{byte((len(u) + 2) >> 8), byte(len(u) + 2)}, u...)
 		if _, err := ka.SharedSecret(k, unc); !errors.Is(err, ErrBadPublicKey) {
 			t.Errorf("%v uncompressed: %v", tep, err)
+		}
+	}
+}
+
+// A peer that reads RFC 8548 §5's "prefixed by a two-byte length" as the
+// point's length alone sends pubkey_len = 33 (P-256) or 67 (P-521): its key
+// is the same key, and gives the same shared secret as with the length
+// counting itself (U-2).
+func TestNISTPubkeyLenEitherReading(t *testing.T) {
+	for _, tep := range []TEP{TEPP256, TEPP521} {
+		ka, _ := KeyAgreementFor(tep)
+		a, b := hsRandKey(t, tep), hsRandKey(t, tep)
+		want, err := ka.SharedSecret(a, b.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pointOnly := bytes.Clone(b.Public)
+		l := len(pointOnly) - nistPrefixLen
+		pointOnly[0], pointOnly[1] = byte(l>>8), byte(l)
+		got, err := ka.SharedSecret(a, pointOnly)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%v: pubkey_len %d (the point alone): %v", tep, l, err)
 		}
 	}
 }
