@@ -26,6 +26,11 @@ const (
 	tcpPSH = 0x08
 	tcpCWR = 0x80
 
+	// IPv6 extension headers ParseTCP steps over, and at most how many.
+	ipv6HopByHop  = 0
+	ipv6DestOpts  = 60
+	maxExtHeaders = 4
+
 	// tcpCsumOffset is the checksum's offset in the TCP header (RFC 9293 §3.1).
 	tcpCsumOffset = 16
 )
@@ -43,8 +48,8 @@ type TCPFrame struct {
 func (p TCPFrame) PayloadLen() int { return p.End - p.Payload }
 
 // ParseTCP finds the headers of an Ethernet frame (up to two VLAN tags)
-// carrying one unfragmented TCP segment in IPv4 or IPv6 (no extension
-// headers), and checks that the IP length fields fit the frame. It returns
+// carrying one unfragmented TCP segment in IPv4 or IPv6 (extension headers:
+// hop-by-hop and destination options only), and checks that the IP length fields fit the frame. It returns
 // ErrNotTCP for any other frame and ErrMalformed for a broken one.
 func ParseTCP(f []byte) (TCPFrame, error) {
 	return parseTCP(f, true)
@@ -95,11 +100,23 @@ func parseTCP(f []byte, checkLen bool) (TCPFrame, error) {
 		if len(f) < off+40 || f[off]>>4 != 6 {
 			return p, ErrMalformed
 		}
-		if f[off+6] != protoTCP {
-			return p, ErrNotTCP
+		// Hop-by-hop and destination options may come before TCP (a host
+		// may send them; GRO coalesces behind them, and GSO cuts them as
+		// the IP header's). Not a routing header: with segments left, the
+		// TCP checksum would be over the final destination, not the one
+		// in the IPv6 header (RFC 8200 §8.1).
+		nh, l4 := f[off+6], off+40
+		for n := 0; nh != protoTCP; n++ {
+			if (nh != ipv6HopByHop && nh != ipv6DestOpts) || n == maxExtHeaders {
+				return p, ErrNotTCP
+			}
+			if len(f) < l4+8 {
+				return p, ErrMalformed
+			}
+			nh, l4 = f[l4], l4+(int(f[l4+1])+1)*8
 		}
 		p.V6 = true
-		p.L4 = off + 40
+		p.L4 = l4
 		p.End = len(f)
 		if checkLen {
 			pl := int(binary.BigEndian.Uint16(f[off+4:]))

@@ -29,7 +29,10 @@ func refTCPOK(f []byte, l3 int, v6 bool) bool {
 	var l4 int
 	if v6 {
 		l4 = l3 + 40
-		n := int(binary.BigEndian.Uint16(f[l3+4:]))
+		for nh := f[l3+6]; nh == 0 || nh == 60; { // hop-by-hop, destination options
+			nh, l4 = f[l4], l4+(int(f[l4+1])+1)*8
+		}
+		n := int(binary.BigEndian.Uint16(f[l3+4:])) - (l4 - l3 - 40)
 		ph = append(append([]byte{}, f[l3+8:l3+40]...), 0, 0, byte(n>>8), byte(n), 0, 0, 0, protoTCP)
 		return refCsum(append(ph, f[l4:l4+n]...), 0) == 0xffff
 	}
@@ -51,6 +54,7 @@ type frameSpec struct {
 	id      uint16
 	opts    int // bytes of TCP options (multiple of 4; NOPs)
 	payload []byte
+	ext     []byte // IPv6 extension header types before TCP (8 bytes each, PadN)
 }
 
 // mkFrame builds the frame with correct lengths and checksums.
@@ -68,7 +72,17 @@ func mkFrame(s frameSpec) []byte {
 		ip[6], ip[7] = protoTCP, 64
 		copy(ip[8:], []byte{0xfd, 0x77, 15: 1})
 		copy(ip[24:], []byte{0xfd, 0x77, 15: 2})
+		if len(s.ext) > 0 {
+			ip[6] = s.ext[0]
+		}
 		f = append(f, ip...)
+		for i := range s.ext {
+			next := byte(protoTCP)
+			if i+1 < len(s.ext) {
+				next = s.ext[i+1]
+			}
+			f = append(f, next, 0, 1, 4, 0, 0, 0, 0) // PadN of 4: 8 bytes in all
+		}
 	} else {
 		f = append(f, 0x08, 0x00)
 		l3 += 2
@@ -89,6 +103,11 @@ func mkFrame(s frameSpec) []byte {
 	f = append(f, tcp...)
 	f = append(f, s.payload...)
 	p, err := parseTCP(f, false)
+	if err == ErrNotTCP && s.v6 {
+		// Extension headers ParseTCP does not step over: the length only.
+		binary.BigEndian.PutUint16(f[l3+4:], uint16(len(f)-l3-40))
+		return f
+	}
 	if err != nil {
 		panic(err)
 	}
@@ -163,6 +182,17 @@ func TestParseTCP(t *testing.T) {
 	if err != nil || p.L3 != 18 || p.L4 != 58 || p.Payload != 78 || p.End != len(v6) || !p.V6 {
 		t.Fatalf("v6+vlan: %+v %v", p, err)
 	}
+	// Hop-by-hop and destination options before TCP are stepped over.
+	for _, ext := range [][]byte{{60}, {0, 60}, {0, 60, 60, 60}} {
+		f := mkFrame(frameSpec{v6: true, vlan: true, ext: ext, payload: pattern(7)})
+		p, err := ParseTCP(f)
+		if l4 := 58 + 8*len(ext); err != nil || p.L4 != l4 || p.Payload != l4+20 || p.End != len(f) || !p.V6 {
+			t.Fatalf("v6 with extension headers %v: %+v %v", ext, p, err)
+		}
+		if !TCPChecksumOK(f, p) {
+			t.Fatalf("v6 with extension headers %v: checksum", ext)
+		}
+	}
 	padded := append(mkFrame(frameSpec{}), 0, 0, 0, 0, 0, 0)
 	if p, err := ParseTCP(padded); err != nil || p.End != len(padded)-6 {
 		t.Fatalf("padded: %+v %v", p, err)
@@ -185,7 +215,11 @@ func TestParseTCP(t *testing.T) {
 		{"ip len past frame", mut(good, func(f []byte) { f[16] = 0xff }), ErrMalformed},
 		{"doff 4", mut(good, func(f []byte) { f[46] = 0x40 }), ErrMalformed},
 		{"doff past end", mut(mkFrame(frameSpec{payload: pattern(39)}), func(f []byte) { f[46] = 0xf0 }), ErrMalformed},
-		{"v6 ext header", mut(v6, func(f []byte) { f[24] = 0 }), ErrNotTCP},
+		{"v6 routing header", mkFrame(frameSpec{v6: true, ext: []byte{43}, payload: pattern(7)}), ErrNotTCP},
+		{"v6 fragment header", mkFrame(frameSpec{v6: true, ext: []byte{44}, payload: pattern(7)}), ErrNotTCP},
+		{"v6 five option headers", mkFrame(frameSpec{v6: true, ext: []byte{0, 60, 60, 60, 60}, payload: pattern(7)}), ErrNotTCP},
+		{"v6 option header past the frame", mkFrame(frameSpec{v6: true, ext: []byte{60}})[:14+40+6], ErrMalformed},
+		{"v6 option header longer than the packet", mut(mkFrame(frameSpec{v6: true, ext: []byte{60}, payload: pattern(7)}), func(f []byte) { f[14+40+1] = 9 }), ErrMalformed},
 		{"v6 truncated", v6[:50], ErrMalformed},
 	} {
 		if _, err := ParseTCP(c.f); err != c.want {

@@ -93,6 +93,7 @@ func TestSegment(t *testing.T) {
 		{"v4 45 full segments", frameSpec{payload: pattern(45 * 1448), seq: 0xfffff000, id: 0xfffe, flags: tcpPSH}, 1448, 45},
 		{"v4 remainder, FIN PSH CWR", frameSpec{payload: pattern(3000), flags: tcpFIN | tcpPSH | tcpCWR, opts: 12}, 1448, 3},
 		{"v6 vlan", frameSpec{v6: true, vlan: true, payload: pattern(10000), flags: tcpPSH}, 1428, 8},
+		{"v6 option headers", frameSpec{v6: true, ext: []byte{0, 60}, payload: pattern(10000), flags: tcpPSH}, 1412, 8},
 		{"fits in one", frameSpec{payload: pattern(1000), flags: tcpFIN}, 1448, 1},
 		{"exactly mss", frameSpec{payload: pattern(1448)}, 1448, 1},
 		{"no payload", frameSpec{flags: tcpFIN}, 1448, 1},
@@ -152,6 +153,7 @@ func TestPrepareGSOThenComplete(t *testing.T) {
 		{"v4 super", frameSpec{payload: pattern(20000)}, 1448, GSOTCPv4},
 		{"v4 super CWR", frameSpec{payload: pattern(20000), flags: tcpCWR}, 1448, GSOTCPv4 | GSOECN},
 		{"v6 super vlan", frameSpec{v6: true, vlan: true, payload: pattern(64000)}, 1428, GSOTCPv6},
+		{"v6 super option headers", frameSpec{v6: true, ext: []byte{60}, payload: pattern(64000)}, 1420, GSOTCPv6},
 		{"v4 one segment", frameSpec{payload: pattern(1443)}, 1448, GSONone}, // 1448 after the 5 bytes added below
 		{"v6 ack", frameSpec{v6: true}, 1428, GSONone},
 	} {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/tcpinc/tcpinc/deploy/netns"
@@ -16,6 +17,12 @@ import (
 // namespace dst, no port) and checks by SHA-256 that every byte arrived, in
 // order. Each side gives up after timeout.
 func Transfer(src, dst, addr string, size int, seed uint64, timeout time.Duration) error {
+	return TransferWith(src, dst, addr, size, seed, timeout, nil)
+}
+
+// TransferWith is Transfer with the client's socket set up by control
+// (as net.Dialer.Control) before it connects: socket options.
+func TransferWith(src, dst, addr string, size int, seed uint64, timeout time.Duration, control func(network, address string, c syscall.RawConn) error) error {
 	var ln net.Listener
 	if err := netns.Do(dst, func() (err error) { ln, err = net.Listen("tcp", net.JoinHostPort(addr, "0")); return }); err != nil {
 		return err
@@ -44,7 +51,8 @@ func Transfer(src, dst, addr string, size int, seed uint64, timeout time.Duratio
 	}()
 	var c net.Conn
 	if err := netns.Do(src, func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+		d := net.Dialer{Timeout: 10 * time.Second, Control: control}
+		c, err = d.Dial("tcp", ln.Addr().String())
 		return
 	}); err != nil {
 		return err
