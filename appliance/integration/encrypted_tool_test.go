@@ -18,8 +18,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The test binary doubles as the traffic tool that runs in the host
@@ -95,6 +98,7 @@ func runTool(mode string, args []string) int {
 	pause := fs.Duration("pause", 0, "client: wait this long after the header before sending (keeps the connection open for inspection)")
 	count := fs.Int("count", 1000, "http client: requests")
 	size := fs.Int("size", 10000, "http client: body bytes per request")
+	dstOpts := fs.Bool("dstopts", false, "client: a destination options header (IPv6) on every segment it sends")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -103,7 +107,7 @@ func runTool(mode string, args []string) int {
 	case "stream-server":
 		err = streamServer(*listen)
 	case "stream-client":
-		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause)
+		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts)
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -116,6 +120,19 @@ func runTool(mode string, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// setDstOpts makes the socket's IPv6 packets carry a destination options
+// header (RFC 3542 §4.1, IPV6_DSTOPTS): next header (the kernel fills it
+// in), length 0 (8 bytes in all), PadN of 4.
+func setDstOpts(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string([]byte{0, 0, 1, 4, 0, 0, 0, 0}))
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // sendStream writes n bytes of stream seed to w, at most rate bytes per
@@ -234,8 +251,11 @@ func streamServer(listen string) error {
 	}
 }
 
-func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration) error {
+func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool) error {
 	d := net.Dialer{Timeout: 10 * time.Second}
+	if dstOpts {
+		d.Control = setDstOpts
+	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err
