@@ -560,13 +560,17 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 // not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
 // then win, and if it was the only one, negotiation fails and the
 // connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
-// v = 1 with fewer than 9 bytes, TC-22) stays valid.
+// v = 1 with fewer than 9 bytes, TC-22) stays valid. An answer with v = 1
+// and 9 bytes or more carries an identifier half in its first 9 bytes
+// (Figure 3), so it must match even when the nonce after it is longer than
+// the 8 bytes §3.5 allows; MatchReply rejects that nonce too, so such an
+// answer is ignored rather than taken as a fresh offer of the TEP.
 func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 	return func(c eno.Candidate) bool {
 		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
 			return true
 		}
-		if _, ok := tcpcrypt.ParseResumeSuboption(c.Peer.Byte, c.Peer.Data); !ok {
+		if !c.Peer.V() || len(c.Peer.Data) < tcpcrypt.ResumeHalf {
 			return true
 		}
 		return r.MatchReply(c.Peer.Byte, c.Peer.Data)
