@@ -136,3 +136,36 @@ func TestResumptionBeatsPreference(t *testing.T) {
 		})
 	}
 }
+
+// A resumed A may send frames at once (RFC 8548 §3.2, §3.5), in the
+// segment that completes the handshake: G_B must resume on it and deliver
+// its frame.
+func TestResumedDataInThirdSegment(t *testing.T) {
+	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40021)
+	a := netip.AddrPortFrom(addrA.Addr(), 40022)
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	syn := one(t, "SYN", o)
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	third := one(t, "third segment", o)
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	data := one(t, "resumed data", o)
+	if data.seq != isnA+1 {
+		t.Fatalf("not resumed (data at %x), SYN %x", data.seq, option(syn.opts, 69))
+	}
+	// One segment: the third segment's options (45 02), the data's payload.
+	merged := tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, data.win, third.opts, data.payload)
+	in, _ := gb.push(Outside, merged)
+	got := false
+	for _, s := range in {
+		if string(parse(t, s).payload) == "data" {
+			got = true
+		}
+	}
+	if !got {
+		t.Fatalf("G_B did not deliver the frame carried by the third segment: %d segments to b", len(in))
+	}
+}
