@@ -275,32 +275,33 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	var opt [eno.MaxOptionsLen]byte
 	var choose eno.ChooseFunc
 	if e.deps.Cache != nil {
-		far := f.key.out.Addr()
+		e.acceptResumption(f)
 		choose = func(tep eno.TEP, peer eno.Suboption, room int) ([]byte, bool) {
-			if f.res != nil || !peer.V() {
-				return nil, true
-			}
-			rr, ok := e.deps.Cache.Accept(far, peer.Byte, peer.Data)
-			if !ok {
+			if f.res == nil || tcpcrypt.TEP(tep) != f.res.TEP {
 				return nil, true // a fresh offer of that TEP (TC-20..TC-22)
 			}
-			d := rr.AppendSuboption(f.resBuf[:0])[1:]
+			d := f.res.AppendSuboption(f.resBuf[:0])[1:]
 			if len(d) > room {
-				rr.Erase()
+				f.res.Erase()
+				f.res = nil
 				return nil, true
 			}
-			f.res = rr
 			return d, true
 		}
 	}
 	n, reason := f.settings.PutSYNACK(opt[:r], f.peer[:f.peerLen], choose)
 	if reason != eno.Success {
+		e.dropResumption(f)
 		return e.fallbackB(f, p, tx, FallbackNegotiate, reason.String())
 	}
 	f.localLen = copy(f.local[:], opt[:n])
 	f.outcome = f.settings.Negotiate(f.local[:f.localLen], f.peer[:f.peerLen])
 	if !f.outcome.OK() || f.outcome.Role != eno.RoleB {
+		e.dropResumption(f)
 		return e.fallbackB(f, p, tx, FallbackNegotiate, f.outcome.Reason.String())
+	}
+	if f.res != nil && f.outcome.TEPByte != byte(f.res.TEP)|tcpcrypt.ResumeBit {
+		e.dropResumption(f) // the answer did not carry it: a fresh exchange
 	}
 	if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(f.outcome.TEP())); err != nil {
 		return e.fallbackB(f, p, tx, FallbackNegotiate, err.Error())
@@ -326,6 +327,50 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	f.state = stSynAckSent
 	e.negotiated(f)
 	return Forwarded
+}
+
+// acceptResumption looks, before host B answers A's SYN, for a resumption
+// suboption in it that names a secret the cache holds for a TEP this
+// engine offers (Cache.Accept: same TEP as the original session, TC-19).
+// RFC 8548 §3.5: B SHOULD then agree to resume, so that TEP goes first in
+// the flow's offers and the answer carries B's half and nonce, whatever
+// B's own order of TEPs; only a secret it does not hold leaves B to answer
+// by preference (TC-21). The secret is taken (single use) once accepted.
+func (e *Engine) acceptResumption(f *flow) {
+	if f.res != nil {
+		return
+	}
+	a, err := eno.ParseSYN(f.peer[:f.peerLen])
+	if err != nil {
+		return // PutSYNACK reports it
+	}
+	far := f.key.out.Addr()
+	offers := f.settings.Offers
+	for i, o := range offers {
+		sub, ok := a.Find(o.TEP)
+		if !ok || !sub.V() || a.Count(o.TEP) != 1 {
+			continue
+		}
+		rr, ok := e.deps.Cache.Accept(far, sub.Byte, sub.Data)
+		if !ok {
+			continue
+		}
+		f.res = rr
+		reordered := make([]eno.Offer, 0, len(offers))
+		reordered = append(reordered, o)
+		reordered = append(reordered, offers[:i]...)
+		f.settings.Offers = append(reordered, offers[i+1:]...)
+		return
+	}
+}
+
+// dropResumption forgets an accepted resumption that will not be used; its
+// secret stays used (TC-34).
+func (e *Engine) dropResumption(f *flow) {
+	if f.res != nil {
+		f.res.Erase()
+		f.res = nil
+	}
 }
 
 // farSYNACK handles the far side's SYN-ACK to our SYN (host A).
@@ -560,13 +605,17 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 // not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
 // then win, and if it was the only one, negotiation fails and the
 // connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
-// v = 1 with fewer than 9 bytes, TC-22) stays valid.
+// v = 1 with fewer than 9 bytes, TC-22) stays valid. An answer with v = 1
+// and 9 bytes or more carries an identifier half in its first 9 bytes
+// (Figure 3), so it must match even when the nonce after it is longer than
+// the 8 bytes §3.5 allows; MatchReply rejects that nonce too, so such an
+// answer is ignored rather than taken as a fresh offer of the TEP.
 func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 	return func(c eno.Candidate) bool {
 		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
 			return true
 		}
-		if _, ok := tcpcrypt.ParseResumeSuboption(c.Peer.Byte, c.Peer.Data); !ok {
+		if !c.Peer.V() || len(c.Peer.Data) < tcpcrypt.ResumeHalf {
 			return true
 		}
 		return r.MatchReply(c.Peer.Byte, c.Peer.Data)

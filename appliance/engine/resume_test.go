@@ -103,3 +103,69 @@ func TestResumption(t *testing.T) {
 	syn4, _ := connect(t, gc, gd, 40004)
 	hasBytes(t, "no offer with NoResumption", option(syn4.opts, 69), unhex("45042423"))
 }
+
+// G_B agrees to resume whenever A's resumption suboption names a secret it
+// holds for a TEP it still offers, even if it prefers another TEP A also
+// offered fresh (RFC 8548 §3.5: it SHOULD agree to resume; declining is
+// for when it does not hold the secret). The first session used X448, the
+// only TEP the two had in common then; the second SYN offers X448
+// resumption and X25519 fresh, and G_B prefers X25519.
+func TestResumptionBeatsPreference(t *testing.T) {
+	ga := newGWCache(t, Config{TEPs: []tcpcrypt.TEP{tcpcrypt.TEPX448}})
+	gb := newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40011)
+	c := ga.e.Config()
+	c.TEPs = testTEPs
+	if err := ga.e.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	syn, w := connect(t, ga, gb, 40012)
+	if o := option(syn.opts, 69); len(o) < 18 || o[len(o)-18] != 0xa4 {
+		t.Fatalf("second SYN option %x offers no X448 resumption", o)
+	}
+	if w.seq != isnA+1 {
+		t.Fatalf("data at wire offset %d, want 0 (resumed)", w.seq-isnA-1)
+	}
+	for _, g := range []*gw{ga, gb} {
+		g.e.Flows(func(fi FlowInfo) {
+			if fi.Inside.Port() == 40012 || fi.Outside.Port() == 40012 {
+				if !fi.Resumed || fi.SessionID[0] != 0xa4 {
+					t.Fatalf("second connection not resumed with X448: %+v", fi)
+				}
+			}
+		})
+	}
+}
+
+// A resumed A may send frames at once (RFC 8548 §3.2, §3.5), in the
+// segment that completes the handshake: G_B must resume on it and deliver
+// its frame.
+func TestResumedDataInThirdSegment(t *testing.T) {
+	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40021)
+	a := netip.AddrPortFrom(addrA.Addr(), 40022)
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	syn := one(t, "SYN", o)
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	third := one(t, "third segment", o)
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	data := one(t, "resumed data", o)
+	if data.seq != isnA+1 {
+		t.Fatalf("not resumed (data at %x), SYN %x", data.seq, option(syn.opts, 69))
+	}
+	// One segment: the third segment's options (45 02), the data's payload.
+	merged := tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, data.win, third.opts, data.payload)
+	in, _ := gb.push(Outside, merged)
+	got := false
+	for _, s := range in {
+		if string(parse(t, s).payload) == "data" {
+			got = true
+		}
+	}
+	if !got {
+		t.Fatalf("G_B did not deliver the frame carried by the third segment: %d segments to b", len(in))
+	}
+}

@@ -77,6 +77,31 @@ func TestResumeReplyMismatch(t *testing.T) {
 			t.Fatalf("second flow %+v, want plain TCP with a reason", fa)
 		}
 	})
+	t.Run("nonce over 8 bytes", func(t *testing.T) {
+		// The same wrong half followed by a 9-byte nonce (RFC 8548 §3.5
+		// allows 0..8): still a resumption suboption of the same TEP with
+		// an identifier half that does not match, which A MUST ignore,
+		// not take as a fresh offer of that TEP.
+		f, a2, b2, syn := resumeOffer(t, nil)
+		w := f.w
+		opt := append([]byte{69, 0, 0x01}, badHalf(syn)...)
+		opt = append(opt, 9)
+		opt[1] = byte(len(opt))
+		w.SendFar(SideB, b2.SYNACK(a2.ISN, []byte{2, 4, 0x05, 0xb4}, opt))
+		w.Run(latency)
+		one(t, "SYN-ACK at a", w.Take(SideA))
+		n := f.mark(AtoB)
+		w.Host(SideA, a2.ACK(0, b2.ISN+1))
+		w.Run(latency)
+		for _, s := range f.sentSince(AtoB, n) {
+			if len(s.ENO()) != 0 || len(s.Payload) != 0 {
+				t.Fatalf("G_A went on with TCP-ENO (ENO option or an Init1) after a mismatched resumption answer: %v", s)
+			}
+		}
+		if fa := flowOf(t, w, SideA, 40001); fa.Encrypted || fa.FallbackReason == "" {
+			t.Fatalf("second flow %+v, want plain TCP with a reason", fa)
+		}
+	})
 	t.Run("require", func(t *testing.T) {
 		f, a2, b2, syn := resumeOffer(t, func(_ Side, c *engine.Config) {
 			c.Policies = []engine.PolicyRule{{Prefix: netip.PrefixFrom(packettest.HostB4, 32), Policy: engine.Require}}
