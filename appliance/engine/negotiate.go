@@ -446,8 +446,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		return e.synSentFromOutside(now, f, p, tx), true
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
-			e.clamp(f, p)
-			return ForwardInPlace, true
+			return e.repeatedSYN(f, p), true
 		}
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
 			// Another SYN while the one that displaced a connection
@@ -464,8 +463,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 	case stSynAckSent:
 		if fl&packet.FlagSYN != 0 {
 			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
-				e.clamp(f, p)
-				return ForwardInPlace, true
+				return e.repeatedSYN(f, p), true
 			}
 			return e.drop(DropStale), true
 		}
@@ -488,6 +486,39 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		}
 	}
 	return 0, false
+}
+
+// repeatedSYN handles host A's repeated SYN (its ISN again) while host B's
+// negotiation waits for A's first ACK segment. RFC 8547 §4.6 case 1: a
+// segment received up to and including the first ACK segment without an
+// ENO option, or with an ill-formed SYN-form one (§4.4; two options count
+// as none, §4.1), disables encryption and every further ENO option; an
+// active opener may drop ENO between retransmissions of its SYN (§4.6).
+// The flow goes plain, so the inside host's SYN-ACK (first or repeated)
+// leaves without ENO. Under require the repeat is held back instead: it
+// cannot lead to encryption, and the negotiation goes on from the first
+// SYN (a far side that did disable leaves ENO off its third segment, and
+// fallbackThird resets both hosts). A repeat with a well-formed option is
+// negotiated from the first SYN's bytes, which the transcript holds
+// (§4.6: SYN-form options do not change between retransmissions).
+func (e *Engine) repeatedSYN(f *flow, p *packet.Packet) Verdict {
+	area := p.OptionBytes()
+	sc := eno.ScanOptions(area)
+	opt, reason := sc.SYNOption(area)
+	if reason == eno.Success {
+		if _, err := eno.ParseSYN(opt); err != nil {
+			reason = eno.Malformed
+		}
+	}
+	if reason != eno.Success {
+		if f.policy == Require {
+			return e.drop(DropPolicy)
+		}
+		e.kill(f, FallbackNoENO, "repeated SYN without TCP-ENO: "+reason.String())
+		return Passthrough
+	}
+	e.clamp(f, p)
+	return ForwardInPlace
 }
 
 // synSentFromOutside handles a segment from R while the inside host's SYN,
