@@ -62,3 +62,68 @@ func TestRepeatedSYNWithoutENORequire(t *testing.T) {
 	_, toOut = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
 	hasBytes(t, "SYN-ACK option", option(one(t, "SYN-ACK", toOut).opts, 69), unhex("45040123"))
 }
+
+// RFC 8547 §4.7: "a host that implements ENO MUST discard the data in a
+// received SYN+ENO segment if any of the following applies: ENO fails ...
+// The received segment's SYN TEP is not the negotiated TEP. The negotiated
+// TEP does not define the use of SYN data. The SYN segment contains a
+// non-empty TFO option", and "MUST NOT acknowledge the sequence number of
+// the discarded data". The inside host stands behind the appliance and
+// knows nothing of ENO, so the data of the far side's SYN+ENO must not
+// reach it: tcpcrypt defines no SYN data (RFC 8548), so it is discarded
+// whatever the outcome. The negotiation itself goes on: SYN data does not
+// make ENO fail (here the SYN TEP is 0x20, which may define SYN data, and
+// tcpcrypt is negotiated). A Fast Open cookie leaves the connection plain
+// (the appliance does not combine ENO with Fast Open), still without the
+// data.
+func TestFarSYNDataDiscarded(t *testing.T) {
+	data := []byte("SYN DATA")
+	eno := []byte{69, 4, 0x23, 0x20}
+	cookie := []byte{34, 10, 1, 2, 3, 4, 5, 6, 7, 8}
+	for _, c := range []struct {
+		name  string
+		opts  []byte
+		state string
+	}{
+		{"ENO", append(synOpts(1460, 1), eno...), "syn-received"},
+		{"ENO and a Fast Open cookie", append(append(synOpts(1460, 1), eno...), append(cookie, 1, 1)...), "plain"},
+	} {
+		gb := newGW(t, Config{TEPs: testTEPs})
+		for i := 0; i < 2; i++ { // the SYN and its repeat
+			toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, c.opts, data))
+			none(t, "SYN outside", toOut)
+			s := one(t, "SYN to b", toIn)
+			if len(s.payload) != 0 || s.seq != isnA || s.flags != synF {
+				t.Fatalf("%s, SYN %d to b: %q at %x flags %x, want no data", c.name, i, s.payload, s.seq, s.flags)
+			}
+			if fi := flowInfo(t, gb.e); fi.State != c.state {
+				t.Fatalf("%s, SYN %d: flow %+v, want %s", c.name, i, fi, c.state)
+			}
+		}
+		if c.state == "plain" {
+			continue
+		}
+		_, toOut := gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+		hasBytes(t, c.name+": SYN-ACK option", option(one(t, "SYN-ACK", toOut).opts, 69), unhex("45040123"))
+	}
+}
+
+// RFC 8547 §4.7 on host A's side: the data of a SYN-ACK that carries ENO is
+// discarded when ENO fails (TestSYNACKDataNeverDelivered covers success).
+// Here B's option has b = 0 (a role clash, §4.3): plain TCP, and the
+// SYN-ACK reaches the inside host without its data, so the host does not
+// acknowledge it.
+func TestSYNACKDataDiscardedOnFallback(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, append(synOpts(1460, 2), 69, 3, 0x23), []byte("SYN-ACK DATA"))
+	toIn, toOut := ga.push(Outside, sa)
+	none(t, "SYN-ACK outside", toOut)
+	s := one(t, "SYN-ACK to a", toIn)
+	if len(s.payload) != 0 || s.seq != isnB || s.ack != isnA+1 || s.flags != synF|ackF {
+		t.Fatalf("SYN-ACK to a: %q seq %x ack %x flags %x, want it without data", s.payload, s.seq, s.ack, s.flags)
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "plain" || fi.Encrypted {
+		t.Fatalf("flow %+v, want plain", fi)
+	}
+}

@@ -206,15 +206,22 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		}
 		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
-	if len(p.Payload()) > 0 || sc.TFO {
-		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
+	if sc.TFO {
+		// A Fast Open cookie gives SYN data a meaning of its own: the
+		// appliance does not combine it with ENO. The data goes all the
+		// same (RFC 8547 §4.7, even with ENO disabled).
+		v := e.plain(now, k, pol, FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie")
+		if v == Passthrough && len(p.Payload()) > 0 {
+			return e.synWithoutData(nil, p, tx[Inside])
+		}
+		return v
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
-		return e.capped(pol)
+		return e.synDataCheck(nil, e.capped(pol), p, tx[Inside])
 	}
 	if !e.admit() {
-		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+		return e.synDataCheck(nil, e.plain(now, k, pol, FallbackMemory, "flow memory limit"), p, tx[Inside])
 	}
 	f := e.newFlow(now, k, pol)
 	e.embJoin(f)
@@ -231,8 +238,47 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
 	f.toL.set(p)
+	if len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, tx[Inside])
+	}
 	e.clamp(f, p)
 	return ForwardInPlace
+}
+
+// synWithoutData sends the far side's SYN or SYN-ACK p, which carries an
+// ENO option, to the inside host without its data, clamping the MSS for f
+// unless f is nil. RFC 8547 §4.7: a host that implements ENO discards the
+// data of a SYN+ENO segment when ENO fails, when its SYN TEP is not the
+// negotiated TEP or the negotiated TEP defines no SYN data (tcpcrypt
+// defines none), and with a Fast Open cookie; it acknowledges only the ISN
+// and takes data only from non-SYN segments. The inside host, which knows
+// nothing of ENO, would take it: so it never sees it, and acknowledges
+// only the ISN.
+func (e *Engine) synWithoutData(f *flow, p *packet.Packet, to TxSink) Verdict {
+	buf := to.Buffer()
+	if buf == nil {
+		return e.drop(DropTxFull)
+	}
+	if _, err := p.ReplaceOptions(buf, p.OptionBytes()); err != nil {
+		return e.drop(DropMalformed)
+	}
+	if f != nil {
+		e.clamp(f, p) // p now decodes buf
+	}
+	if p.ResizePayload(0) != nil || !p.FixL4Checksum() {
+		return e.drop(DropMalformed)
+	}
+	to.Commit(len(p.Frame()))
+	return Forwarded
+}
+
+// synDataCheck is v, the verdict for the far side's SYN+ENO segment p, or,
+// if v lets p pass with data, p sent on without it (synWithoutData).
+func (e *Engine) synDataCheck(f *flow, v Verdict, p *packet.Packet, to TxSink) Verdict {
+	if v == Passthrough && len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, to)
+	}
+	return v
 }
 
 // clamp lowers the MSS in a SYN or SYN-ACK going to the inside host by the
@@ -339,6 +385,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			// R's SYN-ACK repeats the SYN that crossed ours: a
 			// simultaneous open (see fromOutside).
 			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
+			if eno.ScanOptions(p.OptionBytes()).NumENO > 0 {
+				return e.synDataCheck(nil, Passthrough, p, tx[Inside]) // RFC 8547 §4.7
+			}
 			return Passthrough
 		}
 		f.isnR = p.Seq()
@@ -446,7 +495,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		return e.synSentFromOutside(now, f, p, tx), true
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
-			return e.repeatedSYN(f, p), true
+			return e.repeatedSYN(f, p, tx), true
 		}
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
 			// Another SYN while the one that displaced a connection
@@ -463,7 +512,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 	case stSynAckSent:
 		if fl&packet.FlagSYN != 0 {
 			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
-				return e.repeatedSYN(f, p), true
+				return e.repeatedSYN(f, p, tx), true
 			}
 			return e.drop(DropStale), true
 		}
@@ -501,7 +550,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 // fallbackThird resets both hosts). A repeat with a well-formed option is
 // negotiated from the first SYN's bytes, which the transcript holds
 // (§4.6: SYN-form options do not change between retransmissions).
-func (e *Engine) repeatedSYN(f *flow, p *packet.Packet) Verdict {
+func (e *Engine) repeatedSYN(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)
 	opt, reason := sc.SYNOption(area)
@@ -515,7 +564,13 @@ func (e *Engine) repeatedSYN(f *flow, p *packet.Packet) Verdict {
 			return e.drop(DropPolicy)
 		}
 		e.kill(f, FallbackNoENO, "repeated SYN without TCP-ENO: "+reason.String())
+		if sc.NumENO > 0 { // ill-formed: its data goes all the same (§4.7)
+			return e.synDataCheck(nil, Passthrough, p, tx[Inside])
+		}
 		return Passthrough
+	}
+	if len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, tx[Inside])
 	}
 	e.clamp(f, p)
 	return ForwardInPlace
