@@ -2,6 +2,8 @@ package engine
 
 import (
 	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
 // RFC 8547 §4.6: "A host MUST disable encryption, refrain from sending any
@@ -125,5 +127,32 @@ func TestSYNACKDataDiscardedOnFallback(t *testing.T) {
 	}
 	if fi := flowInfo(t, ga.e); fi.State != "plain" || fi.Encrypted {
 		t.Fatalf("flow %+v, want plain", fi)
+	}
+}
+
+// RFC 8547 §4.7: "a SYN+ENO segment MUST NOT include a non-empty TCP Fast
+// Open (TFO) option". The far side may ask for a cookie (an empty TFO
+// option is allowed beside ENO) and an inside host that serves Fast Open
+// answers with one in its SYN-ACK. The SYN-ACK the appliance adds its ENO
+// option to leaves without the cookie (kind 34, or the experimental 254
+// with ExID 0xF989, RFC 7413 §4.1.1); the client just gets no cookie.
+func TestHostSYNACKFastOpenCookieNotWithENO(t *testing.T) {
+	for _, c := range []struct{ request, cookie []byte }{
+		{[]byte{34, 2, 1, 1}, []byte{34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1}},
+		{[]byte{254, 4, 0xf9, 0x89}, []byte{254, 12, 0xf9, 0x89, 1, 2, 3, 4, 5, 6, 7, 8}},
+	} {
+		gb := newGW(t, Config{TEPs: testTEPs})
+		syn := append(append(synOpts(1460, 1), 69, 3, 0x23), c.request...)
+		gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, syn, nil))
+		sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(packettest.MSSOption(1460), c.cookie...), nil)
+		_, toOut := gb.push(Inside, sa)
+		s := one(t, "SYN-ACK", toOut)
+		hasBytes(t, "SYN-ACK ENO option", option(s.opts, 69), unhex("45040123"))
+		if o := option(s.opts, c.cookie[0]); o != nil {
+			t.Fatalf("SYN-ACK with ENO carries the Fast Open cookie %x", o)
+		}
+		if mss(s.opts) != 1460 {
+			t.Fatalf("SYN-ACK lost its MSS: %x", s.opts)
+		}
 	}
 }

@@ -17,8 +17,11 @@ func (e *Engine) settings() *eno.Settings {
 }
 
 // optionsWithout copies a TCP options area up to its end into dst, leaving
-// out the ENO options (kind 69) and, when squeeze is set, NOPs.
-func optionsWithout(dst, area []byte, squeeze bool) int {
+// out the ENO options (kind 69) and, when squeeze is set, NOPs. With
+// forENO, for a segment that gets our SYN-form option, it leaves out
+// non-empty Fast Open options too (a cookie the inside host grants in its
+// SYN-ACK): a SYN+ENO segment must not carry one (RFC 8547 §4.7).
+func optionsWithout(dst, area []byte, squeeze, forENO bool) int {
 	n := 0
 	for i := 0; i < len(area); {
 		k := area[i]
@@ -37,7 +40,7 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 			break // ScanOptions already vetted the area; be safe anyway
 		}
 		l := int(area[i+1])
-		if k != eno.Kind {
+		if k != eno.Kind && !(forENO && fastOpenCookie(area[i:i+l])) {
 			n += copy(dst[n:], area[i:i+l])
 		}
 		i += l
@@ -45,13 +48,20 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 	return n
 }
 
+// fastOpenCookie reports whether option o is a non-empty TCP Fast Open
+// option: kind 34 with a cookie, or kind 254 with ExID 0xF989 and a cookie
+// (RFC 7413 §4.1.1), as eno.ScanOptions counts them.
+func fastOpenCookie(o []byte) bool {
+	return o[0] == 34 && len(o) > 2 || o[0] == 254 && len(o) > 4 && o[2] == 0xf9 && o[3] == 0x89
+}
+
 // rewriteSYN sends p to port with the given ENO option added to its options
 // (after the host's own), squeezing NOPs out if needed (docs/protocol.md §5).
 func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 	var area [2 * packet.MaxOptionsLen]byte
-	n := optionsWithout(area[:], p.OptionBytes(), false)
+	n := optionsWithout(area[:], p.OptionBytes(), false, true)
 	if n+len(opt) > packet.MaxOptionsLen {
-		n = optionsWithout(area[:], p.OptionBytes(), true)
+		n = optionsWithout(area[:], p.OptionBytes(), true, true)
 	}
 	if n+len(opt) > packet.MaxOptionsLen {
 		return false
@@ -85,7 +95,7 @@ func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 // room is the option space left for ENO in p's options, NOPs squeezed out.
 func room(p *packet.Packet) int {
 	var area [2 * packet.MaxOptionsLen]byte
-	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true)
+	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true, true)
 }
 
 // outboundSYN handles a SYN from an inside host on an untracked tuple: the
@@ -442,7 +452,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	// Deliver it to L without ENO (the host did not ask for it) and with
 	// the MSS clamped.
 	var area [2 * packet.MaxOptionsLen]byte
-	n := optionsWithout(area[:], p.OptionBytes(), false)
+	n := optionsWithout(area[:], p.OptionBytes(), false, false)
 	buf := tx[Inside].Buffer()
 	if buf == nil {
 		return e.drop(DropTxFull)
