@@ -156,3 +156,19 @@ func TestHostSYNACKFastOpenCookieNotWithENO(t *testing.T) {
 		}
 	}
 }
+
+// RFC 8547 §4.6: "A host employing TCP-ENO for a connection MUST include an
+// ENO option in every TCP segment sent until either encryption is disabled
+// or the host receives a non-SYN segment." Host A's keep-alive probe before
+// anything but the SYN-ACK came from B (B's Init2 is late) is such a
+// segment: it carries `45 02` like the third segment and Init1.
+func TestKeepAliveCarriesENOUntilNonSYN(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	toThirdSegment(ga, gb)
+	_, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA, isnB+1, ackF, 502, tsOpt(3, 2), nil))
+	s := one(t, "keep-alive", toOut)
+	if s.seq != isnA+75 || len(s.payload) != 0 || s.flags != ackF { // below Init1's end
+		t.Fatalf("keep-alive on the wire: %+v", s)
+	}
+	hasBytes(t, "keep-alive ENO", option(s.opts, 69), unhex("4502"))
+}

@@ -207,6 +207,9 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 	if e.si.hasTS {
 		e.opts.ts(f.tsL, e.si.tsEcr) // never back in time (PAWS)
 	}
+	if f.enoOut {
+		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
+	}
 	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe
 	// works as well empty (the seq is below R's next anyway).
