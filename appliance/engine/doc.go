@@ -9,7 +9,9 @@
 // An outbound SYN without TCP-ENO (no data, no Fast Open cookie, policy not
 // bypass) gets our SYN-form option, the same bytes on every retransmission;
 // the appliance is host A. An inbound SYN with TCP-ENO goes to the inside host
-// unchanged except for the MSS clamp; if the host answers with TCP-ENO itself
+// unchanged except for the MSS clamp and without any data (RFC 8547 §4.7: the
+// data of a SYN or SYN-ACK with TCP-ENO never reaches a host); if the host
+// answers with TCP-ENO itself
 // the engine stays out (end to end wins), else it answers as host B (explicit
 // b = 1, one TEP). `45 02` goes on A's segments until a non-SYN segment from
 // the far side arrives; a third segment without TCP-ENO, a SYN-ACK without a
