@@ -115,9 +115,13 @@
 //
 // # Limits
 //
-// A simultaneous open is left in plain TCP, counted as simultaneous_open
-// once the far SYN-ACK repeats the far SYN's sequence number (both SYNs
-// carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
+// A simultaneous open is negotiated only when the far SYN's option is
+// compatible with ours (the far side set b = 1, RFC 8547 §4.3, and offers a
+// TEP we offered): the inside host's SYN-ACK then repeats our SYN's option
+// (§4.6) and the appliance is host A (acceptance.go, crossingSYN). Any
+// other simultaneous open is left in plain TCP, counted as
+// simultaneous_open once the far SYN-ACK repeats the far SYN's sequence
+// number (the host's SYN-ACK leaves without ENO, ENO-33);
 // under the require policy the far SYN is held back instead, so that only
 // the far side's SYN-ACK to our SYN can go on, where negotiation or the
 // policy decides. URGp is never generated (the

@@ -391,10 +391,11 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return e.drop(DropOutOfWindow)
 		}
 		e.dropPrev(f) // R answered our SYN: the tuple is the new connection's
-		if f.simSYN && p.Seq() == f.simISN {
+		if f.sim&simCrossed != 0 && p.Seq() == f.simISN && f.sim&simENO == 0 {
 			// R's SYN-ACK repeats the SYN that crossed ours: a
-			// simultaneous open (see fromOutside).
-			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
+			// simultaneous open (see fromOutside) that its SYN
+			// disabled (crossingSYN).
+			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: the far SYN's TCP-ENO option disabled ENO")
 			if eno.ScanOptions(p.OptionBytes()).NumENO > 0 {
 				return e.synDataCheck(nil, Passthrough, p, tx[Inside]) // RFC 8547 §4.7
 			}
@@ -428,6 +429,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.enoOut = true
 		e.negotiated(f)
+		if f.sim&simAnswered != 0 {
+			f.winL = synWindow(f.winL, f.wsLe) // the host's SYN-ACK's (simSYNACK)
+		}
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
 			e.resume(now, f, tx)
@@ -444,6 +448,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 					return e.fallbackA(f, p, tx, -1, f.reason) // counted by startKex
 				}
 				return Consumed
+			}
+			if f.sim&simAnswered != 0 {
+				e.simInit(now, f, tx[Outside])
 			}
 		}
 	} else if p.Seq() != f.isnR {

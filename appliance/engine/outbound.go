@@ -25,6 +25,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			return Passthrough
 		}
 		if e.crossingSYNACK(f, p) {
+			if f.sim&simENO != 0 {
+				return e.simSYNACK(now, f, p, tx)
+			}
 			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
 		}
 		return e.stale(now, f, p, Inside, tx)
@@ -47,6 +50,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	if fl&packet.FlagSYN != 0 {
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
 			return e.resendSYN(f, p, tx[Outside])
+		}
+		if f.sim&simENO != 0 && f.role == 0 && f.state == stKex && f.isnR == f.simISN && e.crossingSYNACK(f, p) {
+			return e.simSYNACK(now, f, p, tx) // R's SYN-ACK came first, or a repeat
 		}
 		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
 	}
