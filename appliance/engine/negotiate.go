@@ -512,7 +512,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		return e.synSentFromOutside(now, f, p, tx), true
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
-			return e.repeatedSYN(f, p, tx), true
+			return e.repeatedSYN(now, f, p, tx), true
 		}
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
 			// Another SYN while the one that displaced a connection
@@ -529,7 +529,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 	case stSynAckSent:
 		if fl&packet.FlagSYN != 0 {
 			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
-				return e.repeatedSYN(f, p, tx), true
+				return e.repeatedSYN(now, f, p, tx), true
 			}
 			return e.drop(DropStale), true
 		}
@@ -567,7 +567,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 // fallbackThird resets both hosts). A repeat with a well-formed option is
 // negotiated from the first SYN's bytes, which the transcript holds
 // (§4.6: SYN-form options do not change between retransmissions).
-func (e *Engine) repeatedSYN(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)
 	opt, reason := sc.SYNOption(area)
@@ -579,6 +579,16 @@ func (e *Engine) repeatedSYN(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if reason != eno.Success {
 		if f.policy == Require {
 			return e.drop(DropPolicy)
+		}
+		if f.prev != nil {
+			// The first SYN displaced a record the inside host has not
+			// given up yet (acceptance.go): the repeat takes its place,
+			// as a SYN with another number would, and starts over
+			// from it (here: plain, the record kept aside).
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
 		}
 		e.kill(f, FallbackNoENO, "repeated SYN without TCP-ENO: "+reason.String())
 		if sc.NumENO > 0 { // ill-formed: its data goes all the same (§4.7)
