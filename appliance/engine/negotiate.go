@@ -429,7 +429,8 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.enoOut = true
 		e.negotiated(f)
-		if f.sim&simAnswered != 0 {
+		simAnswered := f.sim&simAnswered != 0 && p.Seq() == f.simISN // the simultaneous open negotiated
+		if simAnswered {
 			f.winL = synWindow(f.winL, f.wsLe) // the host's SYN-ACK's (simSYNACK)
 		}
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
@@ -449,7 +450,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 				}
 				return Consumed
 			}
-			if f.sim&simAnswered != 0 {
+			if simAnswered {
 				e.simInit(now, f, tx[Outside])
 			}
 		}

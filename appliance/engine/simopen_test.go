@@ -181,3 +181,30 @@ func TestSimultaneousOpenPassiveRoleFarSide(t *testing.T) {
 		}
 	}
 }
+
+// A blind SYN with a compatible option (b = 1) while host A waits: the
+// inside host answers it (with our option, as for a simultaneous open),
+// but the genuine SYN-ACK to our SYN, with another sequence number, is
+// negotiated as usual: Init1 waits for the host's third segment, and the
+// host's SYN-ACK to the blind SYN does not leave once negotiated.
+func TestBlindCompatibleSYNInSYNSent(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, one(t, "SYN", out).frame())
+	ga.push(Outside, tcpFrame(addrB, addrA, 0x77777777, 0, synF, 1024, append(synOpts(1460, 9), 69, 4, 0x01, 0x23), nil))
+	_, out = ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0x77777778, synF|ackF, 64240, synOpts(1460, 2), nil))
+	one(t, "host's SYN-ACK to the blind SYN", out)
+	_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	toIn, toOut := ga.push(Outside, one(t, "SYN-ACK", out).frame())
+	one(t, "SYN-ACK at a", toIn)
+	none(t, "Init1 before a's third segment", toOut)
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("flow after the genuine SYN-ACK: %+v", fi)
+	}
+	_, toOut = ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0x77777778, synF|ackF, 64240, synOpts(1460, 2), nil))
+	none(t, "host's repeated SYN-ACK to the blind SYN", toOut)
+	_, toOut = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(3, 5), nil))
+	if len(toOut) != 2 {
+		t.Fatalf("after a's third segment: %d frames, want it and Init1", len(toOut))
+	}
+}
