@@ -218,3 +218,16 @@ func TestRepeatedSYNWithoutENOKeepsDisplacedRecord(t *testing.T) {
 }
 
 func first(a, b [][]byte) [][]byte { return a }
+
+// RFC 8547 §4.6: every segment until a non-SYN segment arrives carries ENO,
+// an RST included: the inside host's RST before B's Init2 came.
+func TestRSTCarriesENOUntilNonSYN(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	toThirdSegment(ga, gb)
+	_, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, rstF|ackF, 0, nil, nil))
+	s := one(t, "RST", toOut)
+	if s.flags&rstF == 0 {
+		t.Fatalf("RST on the wire: %+v", s)
+	}
+	hasBytes(t, "RST ENO", option(s.opts, 69), unhex("4502"))
+}

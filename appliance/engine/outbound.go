@@ -70,7 +70,11 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if s < f.enc.nextH {
 		seq = wrap(f.isnL, f.enc.nextW+(s-f.enc.nextH))
 	}
-	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window()}
+	e.opts.reset()
+	if f.enoOut {
+		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
+	}
+	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window(), opts: e.opts.bytes()}
 	if p.Flags()&packet.FlagACK != 0 {
 		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
 		r.ack, r.flags = wrap(f.isnR, a), packet.FlagRST|packet.FlagACK
