@@ -134,6 +134,13 @@ func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from Port
 	return e.stale(now, f, p, from, tx)
 }
 
+// Bits of flow.sim.
+const (
+	simCrossed  = 1 << iota // a SYN from R crossed ours (simultaneous open, or blind)
+	simENO                  // its ENO option is compatible with ours (crossingSYN)
+	simAnswered             // the host's SYN-ACK to it went out with our option
+)
+
 // crossingSYN handles a SYN from R while host A waits for R's SYN-ACK (not
 // under require, which holds it back). It may be R's half of a
 // simultaneous open, or a blind SYN: taking every such SYN for a
@@ -143,18 +150,84 @@ func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from Port
 // simultaneous open (farSYNACK), any other SYN-ACK to our SYN is
 // negotiated as usual. A SYN with data is dropped: if the connection is
 // then encrypted, the data never was.
+//
+// If the SYN's ENO option is compatible with ours (R set b = 1, the
+// passive role arranged for a simultaneous open, RFC 8547 §4.3, and offers
+// a TEP we offered), the received SYN gives no reason to disable ENO, so
+// the host's SYN-ACK must carry our SYN's option unchanged (§4.6):
+// simSYNACK adds it, and R's SYN-ACK is negotiated with us as host A. Else
+// the host's SYN-ACK leaves without ENO (§4.6: the received SYN disabled
+// it) and the connection stays plain.
 func (e *Engine) crossingSYN(f *flow, p *packet.Packet) Verdict {
 	if len(p.Payload()) > 0 {
 		return e.drop(DropStale)
 	}
-	f.simSYN, f.simISN = true, p.Seq()
-	return Passthrough
+	if f.sim&simCrossed != 0 && p.Seq() == f.simISN { // a repeat: decided already
+		if f.sim&simENO != 0 {
+			e.clamp(f, p)
+			return ForwardInPlace
+		}
+		return Passthrough
+	}
+	f.sim, f.simISN = simCrossed, p.Seq()
+	out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
+	if !out.OK() || out.Role != eno.RoleA {
+		return Passthrough
+	}
+	if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(out.TEP())); err != nil {
+		return Passthrough
+	}
+	f.sim |= simENO
+	if e.si.hasMSS {
+		f.mssR = e.si.mss
+	}
+	e.clamp(f, p) // the host's segments are framed if R's SYN-ACK negotiates
+	return ForwardInPlace
+}
+
+// simSYNACK sends the inside host's answer to a compatible crossing SYN
+// (crossingSYN) with our SYN's ENO option, the same bytes (RFC 8547 §4.6,
+// ENO-31), on every repeat. Once R's SYN-ACK has negotiated, the first one
+// is followed by Init1. Without room for the option the flow stays plain.
+func (e *Engine) simSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	win := p.Window()
+	if e.si.hasTS {
+		f.tsL = newerTS(f.tsL, e.si.tsVal)
+	}
+	if !e.rewriteOptions(p, f.local[:f.localLen], tx[Outside]) {
+		if f.state == stSynSent {
+			e.kill(f, FallbackOptionRoom, "no room for TCP-ENO in the simultaneous open's SYN-ACK")
+			return Passthrough
+		}
+		return e.drop(DropMalformed)
+	}
+	if f.sim&simAnswered == 0 {
+		f.sim |= simAnswered
+		if f.state == stKex {
+			f.winL = synWindow(win, f.wsLe)
+			e.simInit(now, f, tx[Outside])
+		} else {
+			f.winL = win // unscaled until R's SYN-ACK gives the shift (farSYNACK)
+		}
+	}
+	return Forwarded
+}
+
+// simInit sends Init1 once a simultaneous open has negotiated and the
+// host's SYN-ACK carried our option: the host, already answered, may send
+// nothing that would carry it out (hostSegment sends it with the host's
+// first segment otherwise).
+func (e *Engine) simInit(now int64, f *flow, to TxSink) {
+	if f.ini != nil && !f.enc.initSent {
+		e.sendInit(now, f, to)
+	}
 }
 
 // crossingSYNACK reports whether p is the inside host's answer to the SYN
-// that crossed ours: it goes out as the host sent it, without ENO.
+// that crossed ours: it goes out as the host sent it, without ENO, unless
+// simENO is set (simSYNACK).
 func (e *Engine) crossingSYNACK(f *flow, p *packet.Packet) bool {
-	return f.simSYN && p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK &&
+	return f.sim&simCrossed != 0 && p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK &&
 		p.Seq() == f.isnL && p.Ack() == f.simISN+1 && len(p.Payload()) == 0
 }
 

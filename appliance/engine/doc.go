@@ -9,7 +9,9 @@
 // An outbound SYN without TCP-ENO (no data, no Fast Open cookie, policy not
 // bypass) gets our SYN-form option, the same bytes on every retransmission;
 // the appliance is host A. An inbound SYN with TCP-ENO goes to the inside host
-// unchanged except for the MSS clamp; if the host answers with TCP-ENO itself
+// unchanged except for the MSS clamp and without any data (RFC 8547 §4.7: the
+// data of a SYN or SYN-ACK with TCP-ENO never reaches a host); if the host
+// answers with TCP-ENO itself
 // the engine stays out (end to end wins), else it answers as host B (explicit
 // b = 1, one TEP). `45 02` goes on A's segments until a non-SYN segment from
 // the far side arrives; a third segment without TCP-ENO, a SYN-ACK without a
@@ -113,9 +115,13 @@
 //
 // # Limits
 //
-// A simultaneous open is left in plain TCP, counted as simultaneous_open
-// once the far SYN-ACK repeats the far SYN's sequence number (both SYNs
-// carry b = 0; the host's SYN-ACK leaves without ENO, ENO-33);
+// A simultaneous open is negotiated only when the far SYN's option is
+// compatible with ours (the far side set b = 1, RFC 8547 §4.3, and offers a
+// TEP we offered): the inside host's SYN-ACK then repeats our SYN's option
+// (§4.6) and the appliance is host A (acceptance.go, crossingSYN). Any
+// other simultaneous open is left in plain TCP, counted as
+// simultaneous_open once the far SYN-ACK repeats the far SYN's sequence
+// number (the host's SYN-ACK leaves without ENO, ENO-33);
 // under the require policy the far SYN is held back instead, so that only
 // the far side's SYN-ACK to our SYN can go on, where negotiation or the
 // policy decides. URGp is never generated (the

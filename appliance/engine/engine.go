@@ -222,7 +222,7 @@ const (
 	FallbackEndToEnd                // the inside host speaks TCP-ENO itself
 	FallbackBypass                  // policy
 	FallbackOptionRoom              // the option did not fit
-	FallbackSimultaneousOpen        // both hosts opened actively: not negotiated on the inside host's behalf
+	FallbackSimultaneousOpen        // both hosts opened actively and the far SYN's option disabled ENO (crossingSYN)
 	FallbackMemory                  // the per-flow memory budget admits no new flow (Config.MemoryLimit)
 	NumFallbackReasons
 )

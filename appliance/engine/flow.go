@@ -185,8 +185,8 @@ type flow struct {
 	idled       bool   // removed for idleness (the hosts may still hold it)
 
 	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
-	simSYN        bool   // A: a SYN from R crossed ours (simultaneous open, or blind)
-	simISN        uint32 // its sequence number
+	sim           uint8  // A: simCrossed, simENO, simAnswered (a simultaneous open, acceptance.go)
+	simISN        uint32 // the crossing SYN's sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
 	wl1, wl2      int64  // the wire offsets (R's sequence, its ACK) of the segment winR came from (SND.WL1, SND.WL2)

@@ -17,8 +17,11 @@ func (e *Engine) settings() *eno.Settings {
 }
 
 // optionsWithout copies a TCP options area up to its end into dst, leaving
-// out the ENO options (kind 69) and, when squeeze is set, NOPs.
-func optionsWithout(dst, area []byte, squeeze bool) int {
+// out the ENO options (kind 69) and, when squeeze is set, NOPs. With
+// forENO, for a segment that gets our SYN-form option, it leaves out
+// non-empty Fast Open options too (a cookie the inside host grants in its
+// SYN-ACK): a SYN+ENO segment must not carry one (RFC 8547 §4.7).
+func optionsWithout(dst, area []byte, squeeze, forENO bool) int {
 	n := 0
 	for i := 0; i < len(area); {
 		k := area[i]
@@ -37,7 +40,7 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 			break // ScanOptions already vetted the area; be safe anyway
 		}
 		l := int(area[i+1])
-		if k != eno.Kind {
+		if k != eno.Kind && !(forENO && fastOpenCookie(area[i:i+l])) {
 			n += copy(dst[n:], area[i:i+l])
 		}
 		i += l
@@ -45,13 +48,20 @@ func optionsWithout(dst, area []byte, squeeze bool) int {
 	return n
 }
 
+// fastOpenCookie reports whether option o is a non-empty TCP Fast Open
+// option: kind 34 with a cookie, or kind 254 with ExID 0xF989 and a cookie
+// (RFC 7413 §4.1.1), as eno.ScanOptions counts them.
+func fastOpenCookie(o []byte) bool {
+	return o[0] == 34 && len(o) > 2 || o[0] == 254 && len(o) > 4 && o[2] == 0xf9 && o[3] == 0x89
+}
+
 // rewriteSYN sends p to port with the given ENO option added to its options
 // (after the host's own), squeezing NOPs out if needed (docs/protocol.md §5).
 func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 	var area [2 * packet.MaxOptionsLen]byte
-	n := optionsWithout(area[:], p.OptionBytes(), false)
+	n := optionsWithout(area[:], p.OptionBytes(), false, true)
 	if n+len(opt) > packet.MaxOptionsLen {
-		n = optionsWithout(area[:], p.OptionBytes(), true)
+		n = optionsWithout(area[:], p.OptionBytes(), true, true)
 	}
 	if n+len(opt) > packet.MaxOptionsLen {
 		return false
@@ -85,7 +95,7 @@ func (e *Engine) rewriteOptions(p *packet.Packet, opt []byte, to TxSink) bool {
 // room is the option space left for ENO in p's options, NOPs squeezed out.
 func room(p *packet.Packet) int {
 	var area [2 * packet.MaxOptionsLen]byte
-	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true)
+	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true, true)
 }
 
 // outboundSYN handles a SYN from an inside host on an untracked tuple: the
@@ -206,15 +216,22 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		}
 		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
-	if len(p.Payload()) > 0 || sc.TFO {
-		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
+	if sc.TFO {
+		// A Fast Open cookie gives SYN data a meaning of its own: the
+		// appliance does not combine it with ENO. The data goes all the
+		// same (RFC 8547 §4.7, even with ENO disabled).
+		v := e.plain(now, k, pol, FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie")
+		if v == Passthrough && len(p.Payload()) > 0 {
+			return e.synWithoutData(nil, p, tx[Inside])
+		}
+		return v
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
-		return e.capped(pol)
+		return e.synDataCheck(nil, e.capped(pol), p, tx[Inside])
 	}
 	if !e.admit() {
-		return e.plain(now, k, pol, FallbackMemory, "flow memory limit")
+		return e.synDataCheck(nil, e.plain(now, k, pol, FallbackMemory, "flow memory limit"), p, tx[Inside])
 	}
 	f := e.newFlow(now, k, pol)
 	e.embJoin(f)
@@ -231,8 +248,47 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
 	f.toL.set(p)
+	if len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, tx[Inside])
+	}
 	e.clamp(f, p)
 	return ForwardInPlace
+}
+
+// synWithoutData sends the far side's SYN or SYN-ACK p, which carries an
+// ENO option, to the inside host without its data, clamping the MSS for f
+// unless f is nil. RFC 8547 §4.7: a host that implements ENO discards the
+// data of a SYN+ENO segment when ENO fails, when its SYN TEP is not the
+// negotiated TEP or the negotiated TEP defines no SYN data (tcpcrypt
+// defines none), and with a Fast Open cookie; it acknowledges only the ISN
+// and takes data only from non-SYN segments. The inside host, which knows
+// nothing of ENO, would take it: so it never sees it, and acknowledges
+// only the ISN.
+func (e *Engine) synWithoutData(f *flow, p *packet.Packet, to TxSink) Verdict {
+	buf := to.Buffer()
+	if buf == nil {
+		return e.drop(DropTxFull)
+	}
+	if _, err := p.ReplaceOptions(buf, p.OptionBytes()); err != nil {
+		return e.drop(DropMalformed)
+	}
+	if f != nil {
+		e.clamp(f, p) // p now decodes buf
+	}
+	if p.ResizePayload(0) != nil || !p.FixL4Checksum() {
+		return e.drop(DropMalformed)
+	}
+	to.Commit(len(p.Frame()))
+	return Forwarded
+}
+
+// synDataCheck is v, the verdict for the far side's SYN+ENO segment p, or,
+// if v lets p pass with data, p sent on without it (synWithoutData).
+func (e *Engine) synDataCheck(f *flow, v Verdict, p *packet.Packet, to TxSink) Verdict {
+	if v == Passthrough && len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, to)
+	}
+	return v
 }
 
 // clamp lowers the MSS in a SYN or SYN-ACK going to the inside host by the
@@ -380,10 +436,14 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return e.drop(DropOutOfWindow)
 		}
 		e.dropPrev(f) // R answered our SYN: the tuple is the new connection's
-		if f.simSYN && p.Seq() == f.simISN {
+		if f.sim&simCrossed != 0 && p.Seq() == f.simISN && f.sim&simENO == 0 {
 			// R's SYN-ACK repeats the SYN that crossed ours: a
-			// simultaneous open (see fromOutside).
-			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: not negotiated on the host's behalf")
+			// simultaneous open (see fromOutside) that its SYN
+			// disabled (crossingSYN).
+			e.kill(f, FallbackSimultaneousOpen, "simultaneous open: the far SYN's TCP-ENO option disabled ENO")
+			if eno.ScanOptions(p.OptionBytes()).NumENO > 0 {
+				return e.synDataCheck(nil, Passthrough, p, tx[Inside]) // RFC 8547 §4.7
+			}
 			return Passthrough
 		}
 		f.isnR = p.Seq()
@@ -414,6 +474,10 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.enoOut = true
 		e.negotiated(f)
+		simAnswered := f.sim&simAnswered != 0 && p.Seq() == f.simISN // the simultaneous open negotiated
+		if simAnswered {
+			f.winL = synWindow(f.winL, f.wsLe) // the host's SYN-ACK's (simSYNACK)
+		}
 		if f.res != nil && out.Peer().V() && f.res.MatchReply(out.Peer().Byte, out.Peer().Data) {
 			f.role = eno.RoleA
 			e.resume(now, f, tx)
@@ -431,6 +495,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 				}
 				return Consumed
 			}
+			if simAnswered {
+				e.simInit(now, f, tx[Outside])
+			}
 		}
 	} else if p.Seq() != f.isnR {
 		return e.drop(DropOutOfWindow)
@@ -438,7 +505,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	// Deliver it to L without ENO (the host did not ask for it) and with
 	// the MSS clamped.
 	var area [2 * packet.MaxOptionsLen]byte
-	n := optionsWithout(area[:], p.OptionBytes(), false)
+	n := optionsWithout(area[:], p.OptionBytes(), false, false)
 	buf := tx[Inside].Buffer()
 	if buf == nil {
 		return e.drop(DropTxFull)
@@ -491,8 +558,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		return e.synSentFromOutside(now, f, p, tx), true
 	case stSynRcvd:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN && p.Seq() == f.isnR {
-			e.clamp(f, p)
-			return ForwardInPlace, true
+			return e.repeatedSYN(now, f, p, tx), true
 		}
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN && f.prev != nil {
 			// Another SYN while the one that displaced a connection
@@ -509,8 +575,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 	case stSynAckSent:
 		if fl&packet.FlagSYN != 0 {
 			if fl&packet.FlagACK == 0 && p.Seq() == f.isnR {
-				e.clamp(f, p)
-				return ForwardInPlace, true
+				return e.repeatedSYN(now, f, p, tx), true
 			}
 			return e.drop(DropStale), true
 		}
@@ -533,6 +598,55 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		}
 	}
 	return 0, false
+}
+
+// repeatedSYN handles host A's repeated SYN (its ISN again) while host B's
+// negotiation waits for A's first ACK segment. RFC 8547 §4.6 case 1: a
+// segment received up to and including the first ACK segment without an
+// ENO option, or with an ill-formed SYN-form one (§4.4; two options count
+// as none, §4.1), disables encryption and every further ENO option; an
+// active opener may drop ENO between retransmissions of its SYN (§4.6).
+// The flow goes plain, so the inside host's SYN-ACK (first or repeated)
+// leaves without ENO. Under require the repeat is held back instead: it
+// cannot lead to encryption, and the negotiation goes on from the first
+// SYN (a far side that did disable leaves ENO off its third segment, and
+// fallbackThird resets both hosts). A repeat with a well-formed option is
+// negotiated from the first SYN's bytes, which the transcript holds
+// (§4.6: SYN-form options do not change between retransmissions).
+func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	area := p.OptionBytes()
+	sc := eno.ScanOptions(area)
+	opt, reason := sc.SYNOption(area)
+	if reason == eno.Success {
+		if _, err := eno.ParseSYN(opt); err != nil {
+			reason = eno.Malformed
+		}
+	}
+	if reason != eno.Success {
+		if f.policy == Require {
+			return e.drop(DropPolicy)
+		}
+		if f.prev != nil {
+			// The first SYN displaced a record the inside host has not
+			// given up yet (acceptance.go): the repeat takes its place,
+			// as a SYN with another number would, and starts over
+			// from it (here: plain, the record kept aside).
+			prev := f.prev
+			f.prev = nil
+			e.remove(f)
+			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
+		}
+		e.kill(f, FallbackNoENO, "repeated SYN without TCP-ENO: "+reason.String())
+		if sc.NumENO > 0 { // ill-formed: its data goes all the same (§4.7)
+			return e.synDataCheck(nil, Passthrough, p, tx[Inside])
+		}
+		return Passthrough
+	}
+	if len(p.Payload()) > 0 {
+		return e.synWithoutData(f, p, tx[Inside])
+	}
+	e.clamp(f, p)
+	return ForwardInPlace
 }
 
 // synSentFromOutside handles a segment from R while the inside host's SYN,

@@ -25,6 +25,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			return Passthrough
 		}
 		if e.crossingSYNACK(f, p) {
+			if f.sim&simENO != 0 {
+				return e.simSYNACK(now, f, p, tx)
+			}
 			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
 		}
 		return e.stale(now, f, p, Inside, tx)
@@ -48,6 +51,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
 			return e.resendSYN(f, p, tx[Outside])
 		}
+		if f.sim&simENO != 0 && f.role == 0 && f.state == stKex && f.isnR == f.simISN && e.crossingSYNACK(f, p) {
+			return e.simSYNACK(now, f, p, tx) // R's SYN-ACK came first, or a repeat
+		}
 		return e.challengeL(now, f, tx) // RFC 5961 §4, on R's behalf
 	}
 	if fl&packet.FlagRST != 0 {
@@ -64,7 +70,11 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if s < f.enc.nextH {
 		seq = wrap(f.isnL, f.enc.nextW+(s-f.enc.nextH))
 	}
-	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window()}
+	e.opts.reset()
+	if f.enoOut {
+		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
+	}
+	r := seg{seq: seq, flags: packet.FlagRST, win: p.Window(), opts: e.opts.bytes()}
 	if p.Flags()&packet.FlagACK != 0 {
 		a := e.wireAckFromHost(f, unwrap(p.Ack(), f.isnR, f.rcv.ackH))
 		r.ack, r.flags = wrap(f.isnR, a), packet.FlagRST|packet.FlagACK
@@ -206,6 +216,9 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 	e.opts.reset()
 	if e.si.hasTS {
 		e.opts.ts(f.tsL, e.si.tsEcr) // never back in time (PAWS)
+	}
+	if f.enoOut {
+		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
 	}
 	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe

@@ -18,6 +18,10 @@ import (
 func (e *Engine) fallbackA(f *flow, p *packet.Packet, tx [2]TxSink, reason int, why string) Verdict {
 	if f.policy != Require {
 		e.kill(f, reason, why)
+		if eno.ScanOptions(p.OptionBytes()).NumENO > 0 {
+			// A SYN+ENO segment's data, ENO having failed (RFC 8547 §4.7).
+			return e.synDataCheck(nil, Passthrough, p, tx[Inside])
+		}
 		return Passthrough
 	}
 	e.refuse(f, p, tx)

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
 // Simultaneous open (both hosts active openers): the far side's SYN meets
-// our SYN. The engine does not negotiate on the inside host's behalf:
-// both SYNs carry b = 0 (a role clash, ENO-30) and the host's SYN-ACK
-// would have to repeat our option (ENO-31). The connection goes on in
-// plain TCP, counted under its own fallback reason; the host's SYN-ACK
-// leaves without ENO (ENO-33), so the far side falls back too (ENO-34).
+// our SYN. Both SYNs carry b = 0 (a role clash, ENO-30), which disables
+// ENO. The connection goes on in plain TCP, counted under its own fallback
+// reason; the host's SYN-ACK leaves without ENO (ENO-33), so the far side
+// falls back too (ENO-34).
 // The far side's SYN-ACK repeating its SYN's sequence number is what shows
 // the simultaneous open (a blind SYN alone must not end the negotiation).
 func TestSimultaneousOpenFallsBack(t *testing.T) {
@@ -79,5 +81,130 @@ func TestSimultaneousOpenRequire(t *testing.T) {
 		if n := ga.e.Counters().Fallbacks[i].Load(); n != 0 {
 			t.Fatalf("fallback %s counted %d", FallbackNames[i], n)
 		}
+	}
+}
+
+// RFC 8547 §4.6: "Hosts MUST NOT alter SYN-form ENO options in
+// retransmitted segments, or between the SYN and SYN-ACK segments of a
+// simultaneous open", the one exception being a SYN-ACK without ENO when
+// "the received SYN caused it to disable encryption". A far side that set
+// b = 1 (§4.2, §4.3: the passive role, arranged beforehand) with a TEP we
+// offered does not cause that, so the inside host's SYN-ACK leaves with our
+// SYN's option, byte for byte, and the open is negotiated (§6, Figure 12:
+// A sends <Y,X>, B sends <b=1,X,Y,Z>, Y is negotiated). The appliance is
+// host A: transcript A's option then B's (§4.8), Init1 from us. Both
+// orders: the inside host's SYN-ACK before the far one, and after.
+func TestSimultaneousOpenPassiveRoleFarSide(t *testing.T) {
+	for _, hostFirst := range []bool{true, false} {
+		ga := newGW(t, Config{TEPs: testTEPs})
+		_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+		ours := option(one(t, "SYN", o).opts, 69)
+		hasBytes(t, "our SYN option", ours, unhex("45042423"))
+		farOpt := []byte{69, 6, 0x01, 0x24, 0x23, 0x25}
+		toIn, toOut := ga.push(Outside, tcpFrame(addrB, addrA, isnB, 0, synF, 65160, append(synOpts(1460, 2), farOpt...), nil))
+		none(t, "far SYN outside", toOut)
+		if s := one(t, "far SYN to a", toIn); mss(s.opts) != 1440 || s.seq != isnB {
+			t.Fatalf("far SYN to a: %+v, want the MSS clamped", s)
+		}
+		hostSA := tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 64240, synOpts(1460, 3), nil)
+		farSA := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 4), farOpt...), nil)
+		var init1 segv
+		if hostFirst {
+			toIn, toOut = ga.push(Inside, hostSA)
+			none(t, "host SYN-ACK inside", toIn)
+			s := one(t, "host SYN-ACK", toOut)
+			hasBytes(t, "host SYN-ACK option (ENO-31)", option(s.opts, 69), ours)
+			// R repeats its SYN: it goes on as before, nothing changes.
+			toIn, toOut = ga.push(Outside, tcpFrame(addrB, addrA, isnB, 0, synF, 65160, append(synOpts(1460, 2), farOpt...), nil))
+			none(t, "repeated far SYN outside", toOut)
+			if s := one(t, "repeated far SYN to a", toIn); mss(s.opts) != 1440 {
+				t.Fatalf("repeated far SYN to a: %+v", s)
+			}
+			toIn, toOut = ga.push(Outside, farSA)
+			if s := one(t, "far SYN-ACK to a", toIn); option(s.opts, 69) != nil || s.ack != isnA+1 || mss(s.opts) != 1440 {
+				t.Fatalf("far SYN-ACK to a: %+v", s)
+			}
+			init1 = one(t, "Init1", toOut)
+		} else {
+			toIn, toOut = ga.push(Outside, farSA)
+			if s := one(t, "far SYN-ACK to a", toIn); option(s.opts, 69) != nil || s.ack != isnA+1 {
+				t.Fatalf("far SYN-ACK to a: %+v", s)
+			}
+			none(t, "before the host's SYN-ACK", toOut)
+			toIn, toOut = ga.push(Inside, hostSA)
+			none(t, "host SYN-ACK inside", toIn)
+			if len(toOut) != 2 {
+				t.Fatalf("after the host's SYN-ACK: %d frames, want it and Init1", len(toOut))
+			}
+			s := parse(t, toOut[0])
+			hasBytes(t, "host SYN-ACK option (ENO-31)", option(s.opts, 69), ours)
+			if s.flags != synF|ackF || s.seq != isnA || s.ack != isnB+1 {
+				t.Fatalf("host SYN-ACK on the wire: %+v", s)
+			}
+			init1 = parse(t, toOut[1])
+		}
+		hasBytes(t, "Init1 ENO", option(init1.opts, 69), unhex("4502"))
+		if init1.seq != isnA+1 || init1.ack != isnB+1 || len(init1.payload) != 75 || init1.win == 0 {
+			t.Fatalf("Init1: seq %x ack %x len %d win %d", init1.seq, init1.ack, len(init1.payload), init1.win)
+		}
+		fi := flowInfo(t, ga.e)
+		want := append(append([]byte{}, ours...), farOpt...)
+		if fi.State != "key-exchange" || fi.Role != "A" {
+			t.Fatalf("flow %+v, want host A in the key exchange", fi)
+		}
+		hasBytes(t, "transcript (A's option, then B's)", fi.Transcript, want)
+
+		// The far side as host B: Init2 for our Init1, same transcript.
+		ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := ka.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp, err := tcpcrypt.NewResponder(tcpcrypt.ResponderConfig{TEP: tcpcrypt.TEPX25519, TEPByte: 0x23,
+			Prefs: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp, Transcript: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, done, err := rsp.Feed(init1.payload); err != nil || !done {
+			t.Fatalf("Init1 at the far side: done %v, %v", done, err)
+		}
+		ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1+75, ackF|pshF, 65160, tsOpt(5, 3), rsp.Init2()))
+		sess, err := rsp.Session()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi := flowInfo(t, ga.e); !fi.Encrypted || fi.SessionID != sess.ID || fi.SessionID[0] != 0x23 {
+			t.Fatalf("hostFirst %v: flow %+v, far session ID %x", hostFirst, fi, sess.ID)
+		}
+	}
+}
+
+// A blind SYN with a compatible option (b = 1) while host A waits: the
+// inside host answers it (with our option, as for a simultaneous open),
+// but the genuine SYN-ACK to our SYN, with another sequence number, is
+// negotiated as usual: Init1 waits for the host's third segment, and the
+// host's SYN-ACK to the blind SYN does not leave once negotiated.
+func TestBlindCompatibleSYNInSYNSent(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	_, out := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	gb.push(Outside, one(t, "SYN", out).frame())
+	ga.push(Outside, tcpFrame(addrB, addrA, 0x77777777, 0, synF, 1024, append(synOpts(1460, 9), 69, 4, 0x01, 0x23), nil))
+	_, out = ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0x77777778, synF|ackF, 64240, synOpts(1460, 2), nil))
+	one(t, "host's SYN-ACK to the blind SYN", out)
+	_, out = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 5), nil))
+	toIn, toOut := ga.push(Outside, one(t, "SYN-ACK", out).frame())
+	one(t, "SYN-ACK at a", toIn)
+	none(t, "Init1 before a's third segment", toOut)
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("flow after the genuine SYN-ACK: %+v", fi)
+	}
+	_, toOut = ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0x77777778, synF|ackF, 64240, synOpts(1460, 2), nil))
+	none(t, "host's repeated SYN-ACK to the blind SYN", toOut)
+	_, toOut = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(3, 5), nil))
+	if len(toOut) != 2 {
+		t.Fatalf("after a's third segment: %d frames, want it and Init1", len(toOut))
 	}
 }

@@ -103,8 +103,11 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 	e.deps.Log.Debug("flow aborted", "id", f.id, "reason", why)
 	if f.toR.ok {
 		e.opts.reset()
+		if f.enoOut {
+			e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
+		}
 		e.send(tx[Outside], &f.toR, &seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, f.rcv.rcvW),
-			flags: packet.FlagRST | packet.FlagACK}, nil)
+			flags: packet.FlagRST | packet.FlagACK, opts: e.opts.bytes()}, nil)
 	}
 	if f.toL.ok {
 		e.send(tx[Inside], &f.toL, &seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.enc.ackH),
