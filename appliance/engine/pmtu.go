@@ -43,20 +43,24 @@ func pathMSS(t *tmpl, mtu uint32) int {
 }
 
 // segR is the segment size toward R: R's MSS, or less after a packet-too-big.
-func (f *flow) segR() int {
-	if f.pmssR != 0 && f.pmssR < f.mssR {
-		return f.capped(f.pmssR)
-	}
-	return f.capped(f.mssR)
-}
+func (f *flow) segR() int { return f.segSize(f.mssR, f.pmssR, &f.toR) }
 
 // segL is the segment size toward L: L's MSS, or less after a packet-too-big
 // from the inside.
-func (f *flow) segL() int {
-	if f.pmssL != 0 && f.pmssL < f.mssL {
-		return f.capped(f.pmssL)
+func (f *flow) segL() int { return f.segSize(f.mssL, f.pmssL, &f.toL) }
+
+// segSize is the segment size (MSS sense: TCP payload without options) of
+// frames built from t for a peer that announced mss, or pmss when a
+// packet-too-big lowered it. An MSS assumes the fixed IP header: IP options
+// and IPv6 extension headers that t's frames carry come off it (RFC 6691
+// §2, RFC 9293 §3.7.1), or a full segment would not fit the MTU; pmss
+// (pathMSS) has them off already.
+func (f *flow) segSize(mss, pmss uint16, t *tmpl) int {
+	m := max(f.capped(mss)-t.ipExtra(), 1)
+	if pmss != 0 && int(pmss) < m {
+		return f.capped(pmss)
 	}
-	return f.capped(f.mssL)
+	return m
 }
 
 // pmtuExpiry is how long a segment size lowered by a packet-too-big holds.

@@ -56,3 +56,68 @@ func TestPacketTooBigTranslated(t *testing.T) {
 		t.Fatalf("MTU %d, want 1380", mtu)
 	}
 }
+
+// Hosts whose IPv6 packets carry a destination options header (8 bytes):
+// an MSS counts neither IP options nor extension headers, so they come off
+// it (RFC 6691 §2). The appliance's frames carry the hosts' header too
+// (its templates are the hosts' frames), and every one of them, sealed
+// toward the far side or opened toward b, must fit the MTU the peer's MSS
+// implies (MSS + 60 for IPv6): before, full frames were 8 bytes over and
+// the port could not send them.
+func TestExtensionHeadersComeOffTheMSS(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	a := netip.AddrPortFrom(packettest.HostA6, 40000)
+	b := netip.AddrPortFrom(packettest.HostB6, 443)
+	dstOpts := []packettest.Ext{{Proto: 60, Data: []byte{1, 4, 0, 0, 0, 0}}}
+	frame := func(src, dst netip.AddrPort, seq, ack uint32, flags uint8, opts, payload []byte) []byte {
+		win := uint16(502) // scaled by 7
+		if flags&synF != 0 {
+			win = 65000
+		}
+		return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), Ext: dstOpts, TCP: &packettest.TCP{
+			SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags,
+			Window: win, Options: opts, Payload: payload}}.Bytes()
+	}
+	const mtu = 1500
+	fits := func(what string, frames [][]byte) {
+		t.Helper()
+		for _, f := range frames {
+			var p packet.Packet
+			if err := p.Decode(f); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if n := p.End() - p.L3Offset(); n > mtu {
+				t.Errorf("%s: an IPv6 packet of %d bytes (%d of TCP payload), over the %d the MSS allows", what, n, len(p.Payload()), mtu)
+			}
+		}
+	}
+	_, o := ga.push(Inside, frame(a, b, isnA, 0, synF, synOpts(mtu-60, 1), nil))
+	gb.push(Outside, one(t, "SYN", o).frame())
+	_, o = gb.push(Inside, frame(b, a, isnB, isnA+1, synF|ackF, synOpts(mtu-60, 2), nil))
+	in, _ := ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	mssA := mss(one(t, "SYN-ACK to a", in).opts)
+	_, o = ga.push(Inside, frame(a, b, isnA+1, isnB+1, ackF, tsOpt(2, 2), nil))
+	finishKex(ga, gb, o)
+
+	// a sends what its MSS allows, less its own header and timestamps,
+	// four segments at once; then b answers with as much.
+	data := make([]byte, 4*(int(mssA)-8-12))
+	_, wire := ga.push(Inside, frame(a, b, isnA+1, isnB+1, ackF|pshF, tsOpt(3, 2), data))
+	if len(wire) == 0 {
+		t.Fatal("G_A sent nothing for a's data")
+	}
+	fits("G_A toward the far side", wire)
+	var toB [][]byte
+	for _, w := range wire {
+		in, _ := gb.push(Outside, w)
+		toB = append(toB, in...)
+	}
+	fits("G_B toward b", toB)
+	got := 0
+	for _, f := range toB {
+		got += len(parse(t, f).payload)
+	}
+	if got != len(data) {
+		t.Fatalf("b got %d bytes of %d", got, len(data))
+	}
+}

@@ -63,6 +63,18 @@ func (t *tmpl) sums() {
 	t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, 0))
 }
 
+// ipExtra is the length of the template's IP options or IPv6 extension
+// headers: what its IP header has beyond the fixed 20 or 40 bytes.
+func (t *tmpl) ipExtra() int {
+	if !t.ok {
+		return 0
+	}
+	if t.v4 {
+		return t.l4 - t.l3 - 20
+	}
+	return t.l4 - t.l3 - 40
+}
+
 // reverse turns the template around: MACs, addresses and ports swapped,
 // for a reply to the frame it was taken from.
 func (t *tmpl) reverse() {
