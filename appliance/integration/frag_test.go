@@ -52,6 +52,26 @@ func tsharkCount(t *testing.T, path, filter string) int {
 	return len(strings.Split(s, "\n"))
 }
 
+// tsharkBytes sums the TCP payload bytes of the frames of a capture that
+// match a display filter (a capture of a veth sees GSO super-frames whole,
+// so frames are not segments).
+func tsharkBytes(t *testing.T, path, filter string) int {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", filter, "-T", "fields", "-e", "tcp.len").Output()
+	if err != nil {
+		t.Fatalf("tshark -r %s -Y %q: %v", path, filter, err)
+	}
+	sum := 0
+	for _, l := range strings.Fields(string(out)) {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			t.Fatalf("tshark -r %s -Y %q: tcp.len %q", path, filter, l)
+		}
+		sum += n
+	}
+	return sum
+}
+
 // TestFragmentedInsideEncrypted: an inside router (rA) whose link toward the
 // appliance has a smaller MTU than the inside host's (1280 against 1500),
 // and the host (hA, the HTTP server) sending without DF: rA fragments every
