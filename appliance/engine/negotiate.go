@@ -218,8 +218,9 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	}
 	if sc.TFO {
 		// A Fast Open cookie gives SYN data a meaning of its own: the
-		// appliance does not combine it with ENO. The data goes all the
-		// same (RFC 8547 §4.7, even with ENO disabled).
+		// appliance does not combine it with ENO. The data of a SYN+ENO
+		// segment is discarded all the same (RFC 8547 §4.7: also when
+		// ENO is not used).
 		v := e.plain(now, k, pol, FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie")
 		if v == Passthrough && len(p.Payload()) > 0 {
 			return e.synWithoutData(nil, p, tx[Inside])
@@ -637,7 +638,7 @@ func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			return e.synOnTuple(now, f.key, prev, p, Outside, tx)
 		}
 		e.kill(f, FallbackNoENO, "repeated SYN without TCP-ENO: "+reason.String())
-		if sc.NumENO > 0 { // ill-formed: its data goes all the same (§4.7)
+		if sc.NumENO > 0 { // ill-formed: its data is discarded all the same (§4.7)
 			return e.synDataCheck(nil, Passthrough, p, tx[Inside])
 		}
 		return Passthrough

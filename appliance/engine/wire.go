@@ -19,8 +19,9 @@ type tmpl struct {
 	v4     bool
 	ok     bool
 	// simple: at most two VLAN tags and no IP options or extension
-	// headers, the frames a port with checksum offload can place the TCP
-	// header of (afpacket.ParseTCP); others get their sum here.
+	// headers, the frames whose TCP sum is left to a port with checksum
+	// offload (any port can place their TCP header); others get their sum
+	// here.
 	simple bool
 	// ipSum and psSum are the sums of the IPv4 header and of the TCP
 	// pseudo-header without the lengths (and, in the header, with the
