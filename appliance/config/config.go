@@ -168,6 +168,11 @@ type Engine struct {
 	// doubled per try, InitTries tries before the connection is reset.
 	InitRTO   time.Duration `yaml:"init_rto"`
 	InitTries int           `yaml:"init_tries"`
+	// SYNsWithENO is how many SYNs of an inside host leave with TCP-ENO
+	// before a retransmission goes without it and the connection stays
+	// plain (RFC 8547 §4.6), so that a path dropping SYNs with unknown
+	// options still connects; 0: every SYN keeps it. Not under require.
+	SYNsWithENO int `yaml:"syns_with_eno"`
 	// HandshakeTimeout drops a connection still negotiating after this
 	// long, IdleTimeout an encrypted one idle this long.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
@@ -258,6 +263,7 @@ func Default() Config {
 			DeliverBytes:     4 << 20,
 			InitRTO:          200 * time.Millisecond,
 			InitTries:        6,
+			SYNsWithENO:      3,
 			HandshakeTimeout: 30 * time.Second,
 			IdleTimeout:      2 * time.Hour,
 			PlainRetention:   5 * time.Minute,
@@ -463,6 +469,7 @@ const (
 	MinMemoryLimit     = 1 << 20
 	MaxMemoryLimit     = 1 << 40
 	MaxInitTries       = 32
+	MaxSYNsWithENO     = 16
 )
 
 func (e *Engine) validate(bad func(field, format string, args ...any)) {
@@ -526,6 +533,9 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	}
 	if e.InitTries < 1 || e.InitTries > MaxInitTries {
 		bad("engine.init_tries", "must be between 1 and %d (got %d)", MaxInitTries, e.InitTries)
+	}
+	if e.SYNsWithENO < 0 || e.SYNsWithENO > MaxSYNsWithENO {
+		bad("engine.syns_with_eno", "must be between 0 (every SYN) and %d (got %d)", MaxSYNsWithENO, e.SYNsWithENO)
 	}
 	if e.HandshakeTimeout <= 0 {
 		bad("engine.handshake_timeout", "must be positive (got %v)", e.HandshakeTimeout)

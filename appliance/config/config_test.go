@@ -190,6 +190,7 @@ func TestValidateErrors(t *testing.T) {
 		{"engine fragment per flow", func(c *Config) { c.Engine.FragmentPerFlow = -1 }, "engine.fragment_per_flow"},
 		{"engine fragment bytes", func(c *Config) { c.Engine.FragmentBytes = 1000 }, "engine.fragment_bytes"},
 		{"engine init tries", func(c *Config) { c.Engine.InitTries = 0 }, "engine.init_tries"},
+		{"engine syns with eno", func(c *Config) { c.Engine.SYNsWithENO = -1 }, "engine.syns_with_eno"},
 		{"engine handshake timeout", func(c *Config) { c.Engine.HandshakeTimeout = 0 }, "engine.handshake_timeout"},
 		{"engine idle timeout", func(c *Config) { c.Engine.IdleTimeout = -1 }, "engine.idle_timeout"},
 		{"engine policy prefix", func(c *Config) { c.Engine.Policies = []Policy{{Prefix: "10.0.0.0", Policy: "require"}} }, "engine.policies[0].prefix"},

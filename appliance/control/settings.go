@@ -184,6 +184,7 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		MemoryLimit:      c.MemoryLimit,
 		InitRTO:          c.InitRTO,
 		InitTries:        c.InitTries,
+		SYNsWithENO:      synsWithENO(c.SYNsWithENO),
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
 		PlainRetention:   c.PlainRetention,
@@ -215,4 +216,13 @@ func apiEngineConfig(ec engine.Config, c admin.Config) (engine.Config, error) {
 		s.Policies = append(s.Policies, config.Policy{Prefix: r.Prefix, Policy: r.Policy})
 	}
 	return s.apply(ec, apiSpelling)
+}
+
+// synsWithENO maps the configuration's syns_with_eno (0: every SYN keeps
+// TCP-ENO) to engine.Config.SYNsWithENO (0 there means its default).
+func synsWithENO(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

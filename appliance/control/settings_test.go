@@ -26,6 +26,7 @@ func TestEngineConfig(t *testing.T) {
 	c.MaxEmbryonic, c.MemoryLimit = 5, 3<<20
 	c.InitRTO, c.InitTries, c.HandshakeTimeout, c.IdleTimeout = time.Second, 3, time.Minute, time.Hour
 	c.PlainRetention = 7 * time.Second
+	c.SYNsWithENO = 3
 	c.Policies = []config.Policy{{Prefix: "10.1.2.3/16", Policy: "require"}, {Prefix: "fd00::/8", Policy: "bypass"}}
 	c.FragmentTimeout, c.FragmentDatagrams, c.FragmentPerFlow, c.FragmentBytes = time.Second, 10, 2, 1<<20
 	ec, err := EngineConfig(c)
@@ -37,7 +38,7 @@ func TestEngineConfig(t *testing.T) {
 		AEADs:      []cryptopool.Suite{cryptopool.ChaCha20Poly1305, cryptopool.AES128GCM},
 		RekeyBytes: -1, RekeyAfter: -1, NoResumption: true,
 		MaxFlows: 7, MaxEmbryonic: 5, MemoryLimit: 3 << 20, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 100, DeliverBytes: 6000,
-		InitRTO: time.Second, InitTries: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
+		InitRTO: time.Second, InitTries: 3, SYNsWithENO: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
 		PlainRetention: 7 * time.Second,
 		Fragments:      engine.FragConfig{Timeout: time.Second, MaxDatagrams: 10, PerFlow: 2, Memory: 1 << 20},
 		Policies: []engine.PolicyRule{
@@ -47,6 +48,10 @@ func TestEngineConfig(t *testing.T) {
 	}
 	if fmtCfg(ec) != fmtCfg(want) {
 		t.Fatalf("got  %s\nwant %s", fmtCfg(ec), fmtCfg(want))
+	}
+	c.SYNsWithENO = 0 // every SYN keeps TCP-ENO: negative for the engine
+	if ec, err := EngineConfig(c); err != nil || ec.SYNsWithENO >= 0 {
+		t.Fatalf("syns_with_eno 0: engine SYNsWithENO %d, %v", ec.SYNsWithENO, err)
 	}
 
 	for _, tc := range []struct {

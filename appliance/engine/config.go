@@ -87,6 +87,16 @@ type Config struct {
 	// before the connection is reset.
 	InitRTO   time.Duration
 	InitTries int
+	// SYNsWithENO is how many SYNs of an inside host (the first and its
+	// retransmissions) leave with the appliance's TCP-ENO option before
+	// the next goes without it and the connection stays in plain TCP
+	// (default 3: the fourth SYN, about 7 s after the first with Linux's
+	// timers, goes plain; a lost SYN or SYN-ACK counts too, so fewer would
+	// leave connections over a lossy path plain too often). RFC 8547 §4.6 lets a host drop ENO from a
+	// retransmitted SYN so that a path that drops SYNs carrying options it
+	// does not know still connects, as plain TCP would. Negative: every
+	// SYN keeps the option. Never under the require policy.
+	SYNsWithENO int
 	// HandshakeTimeout drops a flow still negotiating after this long
 	// (default 30 s); IdleTimeout an established one idle this long
 	// (default 2 h).
@@ -117,6 +127,7 @@ const (
 	DefaultDeliverBytes     = 4 << 20
 	DefaultInitRTO          = 200 * time.Millisecond
 	DefaultInitTries        = 6
+	DefaultSYNsWithENO      = 3
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2 * time.Hour
 	DefaultPlainRetention   = 5 * time.Minute
@@ -180,6 +191,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.DeliverBytes, DefaultDeliverBytes)
 	defd(&o.InitRTO, DefaultInitRTO)
 	def(&o.InitTries, DefaultInitTries)
+	def(&o.SYNsWithENO, DefaultSYNsWithENO)
 	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&o.IdleTimeout, DefaultIdleTimeout)
 	defd(&o.PlainRetention, DefaultPlainRetention)

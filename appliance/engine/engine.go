@@ -224,6 +224,7 @@ const (
 	FallbackOptionRoom              // the option did not fit
 	FallbackSimultaneousOpen        // both hosts opened actively and the far SYN's option disabled ENO (crossingSYN)
 	FallbackMemory                  // the per-flow memory budget admits no new flow (Config.MemoryLimit)
+	FallbackSYNRetries              // the host's SYNs with TCP-ENO went unanswered: a retransmission left without it (Config.SYNsWithENO)
 	NumFallbackReasons
 )
 
@@ -466,7 +467,10 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 	if f.prev != nil {
 		return e.plainAfterReuse(now, f, p, from, tx)
 	}
-	if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN {
+	if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN ||
+		from == Inside && f.synResends > 0 && p.Seq() == f.isnL {
+		// Or host A's SYN once more, after its retransmissions left the
+		// connection plain (resendSYN): the same connection, still plain.
 		f.last = now
 		return Passthrough
 	}
@@ -530,7 +534,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected"}
 )
 

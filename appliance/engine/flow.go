@@ -186,6 +186,7 @@ type flow struct {
 
 	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
 	sim           uint8  // A: simCrossed, simENO, simAnswered (a simultaneous open, acceptance.go)
+	synResends    uint8  // A: the host's SYN retransmissions seen (resendSYN)
 	simISN        uint32 // the crossing SYN's sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -383,4 +384,54 @@ func TestThirdSegmentLost(t *testing.T) {
 		t.Fatalf("ACK to b: %+v", a)
 	}
 	one(t, "Init2", toOut)
+}
+
+// The inside host's SYN goes unanswered (a path that drops SYNs carrying
+// options it does not know): its retransmissions keep our option, byte for
+// byte, up to Config.SYNsWithENO SYNs in all; the next leaves as the host
+// sent it, without TCP-ENO, and the connection stays plain (RFC 8547 §4.6:
+// a host MAY remove ENO from a retransmitted SYN and disable it), so it
+// connects where plain TCP would. Under require, or with SYNsWithENO
+// negative, every SYN keeps the option.
+func TestSYNRetransmissionsDropENO(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		cfg      Config
+		withENO  int // SYNs that leave with the option; the rest without
+		fallback bool
+	}{
+		{"default", Config{TEPs: testTEPs}, DefaultSYNsWithENO, true},
+		{"four", Config{TEPs: testTEPs, SYNsWithENO: 4}, 4, true},
+		{"never", Config{TEPs: testTEPs, SYNsWithENO: -1}, 6, false},
+		{"require", Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())}, 6, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ga := newGW(t, c.cfg)
+			syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+			var first []byte
+			for i := range 6 {
+				_, toOut := ga.push(Inside, syn)
+				s := one(t, "SYN", toOut)
+				o := option(s.opts, 69)
+				if i == 0 {
+					first = o
+				}
+				if i < c.withENO && !bytes.Equal(o, first) || i < c.withENO && o == nil {
+					t.Fatalf("SYN %d: ENO option %x, want the first SYN's %x", i+1, o, first)
+				}
+				if i >= c.withENO && o != nil {
+					t.Fatalf("SYN %d: ENO option %x, want none", i+1, o)
+				}
+			}
+			fb := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load()
+			if c.fallback != (fb == 1) {
+				t.Fatalf("%d syn_retries fallbacks", fb)
+			}
+			if c.fallback {
+				if fi := flowInfo(t, ga.e); fi.Encrypted || fi.State != "plain" {
+					t.Fatalf("flow %+v, want plain", fi)
+				}
+			}
+		})
+	}
 }

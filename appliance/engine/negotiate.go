@@ -178,13 +178,23 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	return Forwarded
 }
 
-// resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31).
+// resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31),
+// up to Config.SYNsWithENO SYNs in all; the next leaves without them, as
+// RFC 8547 §4.6 allows, and the connection stays plain: a path that drops
+// SYNs with TCP-ENO still connects.
 func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if len(p.Payload()) > 0 || p.Seq() != f.isnL {
 		if f.policy == Require {
 			return e.drop(DropPolicy) // it would leave without ENO: hold it back
 		}
 		e.kill(f, FallbackSYNData, "syn changed")
+		return Passthrough
+	}
+	if f.synResends < 255 {
+		f.synResends++
+	}
+	if f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {
+		e.kill(f, FallbackSYNRetries, "no answer to the SYNs with TCP-ENO: a retransmission went without it")
 		return Passthrough
 	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
