@@ -89,12 +89,13 @@ type Config struct {
 	InitTries int
 	// SYNsWithENO is how many SYNs of an inside host (the first and its
 	// retransmissions) leave with the appliance's TCP-ENO option before
-	// the next goes without it and the connection stays in plain TCP
-	// (default 3: the fourth SYN, about 7 s after the first with Linux's
-	// timers, goes plain; a lost SYN or SYN-ACK counts too, so fewer would
-	// leave connections over a lossy path plain too often). RFC 8547 §4.6 lets a host drop ENO from a
-	// retransmitted SYN so that a path that drops SYNs carrying options it
-	// does not know still connects, as plain TCP would. Negative: every
+	// the next goes without it and the connection stays in plain TCP.
+	// RFC 8547 §4.6 lets a host drop ENO from a retransmitted SYN, so
+	// that a path that drops SYNs carrying options it does not know still
+	// connects, as plain TCP would. Default 3: the fourth SYN goes plain,
+	// 3 s after the first with Linux 6.x's linear SYN timeouts, 7 s with
+	// exponential ones; a lost SYN or SYN-ACK counts too, so fewer would
+	// leave connections over a lossy path plain too often. Negative: every
 	// SYN keeps the option. Never under the require policy.
 	SYNsWithENO int
 	// HandshakeTimeout drops a flow still negotiating after this long
