@@ -364,19 +364,16 @@ func synThroughB(t *testing.T, pr *pair, syn segv, lastAck bool) {
 	}
 }
 
-// Once a SYN from outside has taken a closed encrypted connection's tuple
-// (here in plain TCP: the far host offers no TCP-ENO), a late
-// retransmission of the old connection from the inside host (it missed the
-// last ACK and resends its data and FIN) must not leave as plaintext, nor
-// the far side's old FIN frame reach the host undecrypted: both are still
-// the old record's until the host answers the new SYN.
-func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
+// closedPair is an encrypted connection that has just closed both ways:
+// a sent "first", b answered with secret and its FIN, a its own FIN, and b
+// the last ACK. The records stay, for a new SYN on the tuple (reuse).
+func closedPair(t *testing.T) (pr *pair, h hosts, secret []byte) {
+	pr = handshake(t)
+	h = newHosts()
 	pr.toB(pr.aSends(&h, []byte("first"), pshF))
 	pr.bAcks(&h, h.aNext)
 	pr.tsB++
-	secret := []byte("SECRET-BYE")
+	secret = []byte("SECRET-BYE")
 	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
 	one(t, "b's FIN on the wire", out)
 	h.bNext += uint32(len(secret)) + 1
@@ -391,6 +388,17 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 	}
 	pr.tsB++
 	pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	return pr, h, secret
+}
+
+// Once a SYN from outside has taken a closed encrypted connection's tuple
+// (here in plain TCP: the far host offers no TCP-ENO), a late
+// retransmission of the old connection from the inside host (it missed the
+// last ACK and resends its data and FIN) must not leave as plaintext, nor
+// the far side's old FIN frame reach the host undecrypted: both are still
+// the old record's until the host answers the new SYN.
+func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
+	pr, h, secret := closedPair(t)
 	// a's new SYN (newer timestamp), without TCP-ENO: G_B keeps it plain.
 	toIn, _ := pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
 	one(t, "new SYN at b", toIn)
@@ -398,7 +406,7 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 		t.Fatalf("G_B flow %+v", fi)
 	}
 	// b resends its data and FIN; the far side its FIN frame.
-	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
 	for _, o := range out {
 		if bytes.Contains(o, secret) {
 			t.Fatal("the old connection's data left in plaintext")

@@ -180,31 +180,13 @@ func TestKeepAliveCarriesENOUntilNonSYN(t *testing.T) {
 // connection (TestReusedTupleOldSegmentsStayEncrypted), or the old
 // connection's retransmitted data would leave in plaintext.
 func TestRepeatedSYNWithoutENOKeepsDisplacedRecord(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	pr.toB(pr.aSends(&h, []byte("first"), pshF))
-	pr.bAcks(&h, h.aNext)
-	pr.tsB++
-	secret := []byte("SECRET-BYE")
-	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
-	h.bNext += uint32(len(secret)) + 1
-	for _, o := range out {
-		pr.ga.push(Outside, o)
-	}
-	pr.tsA++
-	_, out = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|finF, 502, tsOpt(pr.tsA, pr.tsB), nil))
-	h.aNext++
-	for _, o := range out {
-		pr.gb.push(Outside, o)
-	}
-	pr.tsB++
-	pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	pr, h, secret := closedPair(t)
 	// A new SYN with ENO on the tuple, then its repeat without.
 	syn := tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, append(synOpts(1460, pr.tsA+1), farENOOpt...), nil)
 	one(t, "new SYN at b", first(pr.gb.push(Outside, syn)))
 	one(t, "repeated SYN at b", first(pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+2), nil))))
 	// b resends its data and FIN: still the old connection's, encrypted.
-	_, out = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
 	for _, o := range out {
 		if bytes.Contains(o, secret) {
 			t.Fatal("the old connection's data left in plaintext")
