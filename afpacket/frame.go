@@ -49,8 +49,9 @@ func (p TCPFrame) PayloadLen() int { return p.End - p.Payload }
 
 // ParseTCP finds the headers of an Ethernet frame (up to two VLAN tags)
 // carrying one unfragmented TCP segment in IPv4 or IPv6 (extension headers:
-// hop-by-hop and destination options only), and checks that the IP length fields fit the frame. It returns
-// ErrNotTCP for any other frame and ErrMalformed for a broken one.
+// hop-by-hop and destination options only), and checks that the IP length
+// fields fit the frame. It returns ErrNotTCP for any other frame and
+// ErrMalformed for a broken one.
 func ParseTCP(f []byte) (TCPFrame, error) {
 	return parseTCP(f, true)
 }

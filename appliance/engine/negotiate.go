@@ -423,10 +423,8 @@ func (e *Engine) acceptResumption(f *flow) {
 			continue
 		}
 		f.res = rr
-		reordered := make([]eno.Offer, 0, len(offers))
-		reordered = append(reordered, o)
-		reordered = append(reordered, offers[:i]...)
-		f.settings.Offers = append(reordered, offers[i+1:]...)
+		copy(offers[1:i+1], offers[:i]) // the flow's own copy (Engine.settings)
+		offers[0] = o
 		return
 	}
 }
