@@ -53,8 +53,12 @@ func (t *Topology) SetLoss(pct float64, dir LossDir) error {
 }
 
 // LossDropped returns how many packets the current loss rules have dropped.
-func (t *Topology) LossDropped() (uint64, error) {
-	out, err := t.Run(Router, "nft", "-j", "list", "table", "inet", lossTable)
+func (t *Topology) LossDropped() (uint64, error) { return t.RouterCounted(lossTable) }
+
+// RouterCounted returns the packets counted by every counter of rtr's inet
+// table (a test's own rules on the untrusted network).
+func (t *Topology) RouterCounted(table string) (uint64, error) {
+	out, err := t.Run(Router, "nft", "-j", "list", "table", "inet", table)
 	if err != nil {
 		return 0, err
 	}
