@@ -23,6 +23,7 @@ type simHost struct {
 	stall        int
 	mss          int
 	sentAnything bool
+	keepOpen     bool // no FIN after data: the connection stays open
 }
 
 func (h *simHost) ackNo() uint32 {
@@ -33,11 +34,20 @@ func (h *simHost) ackNo() uint32 {
 	return a
 }
 
-func (h *simHost) done() bool { return h.una == len(h.data)+1 }
+func (h *simHost) done() bool { return h.una == h.end() }
+
+// end is the host offset after the last thing to send: the FIN's, or
+// the data's when the connection stays open.
+func (h *simHost) end() int {
+	if h.keepOpen {
+		return len(h.data)
+	}
+	return len(h.data) + 1
+}
 
 // send emits up to n segments; it returns the wire frames its appliance sent.
 func (h *simHost) send(t *testing.T, n int) (wire [][]byte) {
-	for k := 0; k < n && h.nxt <= len(h.data) && h.nxt < h.una+12*h.mss; k++ {
+	for k := 0; k < n && h.nxt < h.end() && h.nxt < h.una+12*h.mss; k++ {
 		h.ts++
 		var fr []byte
 		if h.nxt < len(h.data) {

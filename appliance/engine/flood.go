@@ -142,18 +142,52 @@ func (e *Engine) admit() bool {
 	return e.mem.take(recordCost, true)
 }
 
-// releaseBufs frees the buffers of a flow whose both FINs are acknowledged:
-// nothing is left to resend or re-deliver, and the record lingers for
-// HandshakeTimeout (late segments, tuple reuse) at the cost of the record
-// alone. A buffer a late segment needs again is allocated again.
+// releaseBufs frees the buffers of a flow that holds no byte either way:
+// one whose both FINs are acknowledged (closeCheck; the record lingers
+// for HandshakeTimeout, for late segments and tuple reuse, at the cost of
+// the record alone), or an open one quiet for bufIdle (releaseIdle). A
+// buffer needed again is allocated again, from ringStart up.
 func (e *Engine) releaseBufs(f *flow) {
-	en, d := &f.enc, &f.rcv
-	if en.frames.n != 0 || d.frames.n != 0 || d.held.n != 0 || en.hh != nil && en.hh.held.n != 0 || en.preEnd > en.nextH {
+	if f.bufsLive() {
 		return
 	}
 	e.freeBufs(f)
+	en, d := &f.enc, &f.rcv
 	en.store.b, en.pre.b, d.reasm.b, d.plain.b, en.hh = nil, nil, nil, nil, nil
 	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
+	if f.dec != nil {
+		f.dec.Trim()
+	}
+}
+
+// bufsLive reports whether a buffer of f still holds bytes it may need:
+// frames R has not acknowledged (the Init among them), host bytes before
+// the keys or past a hole, wire bytes past a hole or of a partial frame,
+// plaintext L has not acknowledged.
+func (f *flow) bufsLive() bool {
+	en, d := &f.enc, &f.rcv
+	return en.frames.n != 0 || en.ackW < en.nextW || en.preEnd > en.nextH || en.hh != nil && en.hh.held.n != 0 ||
+		d.frames.n != 0 || d.held.n != 0 || d.ackH < d.nextH || f.dec != nil && f.dec.Buffered() != 0
+}
+
+// bufIdle is how long an encrypted connection is quiet before its buffers
+// go back to the budget. They grow with the connection's rate (up to the
+// retransmit, reassembly and delivery caps, megabytes each) and would
+// otherwise stay at their peak until it closes: 75 idle connections that
+// once moved bulk data at full window (pooled HTTP or database
+// connections, 12 MiB each at the default caps) would hold 7/8 of a 1 GiB
+// budget, and every new connection would stay in plain TCP
+// (FallbackMemory). Ten seconds of silence means the
+// connection is between exchanges; growing the buffers again costs a few
+// allocations, nothing per packet.
+const bufIdle = int64(10 * time.Second)
+
+// releaseIdle frees the buffers of an open flow quiet for bufIdle, when
+// they hold nothing (releaseBufs).
+func (e *Engine) releaseIdle(now int64, f *flow) {
+	if f.state == stOpen && now-f.last >= bufIdle && f.bufBytes() != 0 {
+		e.releaseBufs(f)
+	}
 }
 
 // embJoin puts a new handshake at the tail of the embryonic list.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -349,6 +350,134 @@ func TestClosedFlowReleasesBuffers(t *testing.T) {
 	}
 	if want := 2 * recordCost; m.Used() != want || open < want+32<<10 {
 		t.Fatalf("after the close %d bytes charged (want %d, the two records); %d while open", m.Used(), want, open)
+	}
+}
+
+// An open connection quiet for bufIdle gives its buffers back: idle
+// connections that once moved bulk data must not hold the budget and leave
+// every new connection in plain TCP (FallbackMemory). Nothing is given
+// back while a byte is in flight; old segments that arrive after the
+// release are answered, and when the connection speaks again its buffers
+// grow back and every byte arrives.
+func TestIdleFlowReleasesBuffers(t *testing.T) {
+	const limit = 16 << 20
+	m := NewMemory(limit)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGWMem(t, Config{TEPs: testTEPs}, m)
+	ap := netip.AddrPortFrom(addrA.Addr(), 40001)
+	_, first := connectAddrs(t, ga, gb, ap, addrB)
+	a := &simHost{name: "a", addr: ap, peer: addrB, g: ga, isn: isnA, peerISN: isnB, mss: 1400, data: []byte("data"), nxt: 4, keepOpen: true}
+	b := &simHost{name: "b", addr: addrB, peer: ap, g: gb, isn: isnB, peerISN: isnA, mss: 1400, keepOpen: true}
+	deliver := func(to *simHost, wire [][]byte) (back [][]byte) {
+		got := false
+		for _, fr := range wire {
+			toIn, toOut := to.g.push(Outside, fr)
+			back = append(back, toOut...)
+			for _, f := range toIn {
+				to.receive(t, parse(t, f))
+				got = true
+			}
+		}
+		if got {
+			back = append(back, to.pureACK(t)...)
+		}
+		return back
+	}
+	deliver(b, [][]byte{first.frame()})
+	rng := rand.New(rand.NewPCG(5, 6))
+	more := func(h *simHost, n int) {
+		for range n {
+			h.data = append(h.data, byte(rng.Uint32()))
+		}
+	}
+	exchange := func(n int) {
+		t.Helper()
+		more(a, n)
+		more(b, n)
+		for round := 0; round < 1000 && !(a.done() && b.done() && len(a.got) == len(b.data) && len(b.got) == len(a.data)); round++ {
+			wa, wb := a.send(t, 8), b.send(t, 8)
+			backA, backB := deliver(b, wa), deliver(a, wb)
+			deliver(a, backA)
+			deliver(b, backB)
+		}
+		if !bytes.Equal(a.got, b.data) || !bytes.Equal(b.got, a.data) || !a.done() || !b.done() {
+			t.Fatalf("exchange incomplete or wrong: a got %d of %d, b got %d of %d", len(a.got), len(b.data), len(b.got), len(a.data))
+		}
+	}
+	quiet := func(d time.Duration) {
+		for _, g := range []*gw{ga, gb} {
+			g.now += int64(d)
+			for range 3 {
+				g.tick(int64(10 * time.Millisecond))
+			}
+		}
+	}
+	flowBufs := func() int64 {
+		return ga.e.flows[flowKey{in: ap, out: addrB}].bufBytes() + gb.e.flows[flowKey{in: addrB, out: ap}].bufBytes()
+	}
+	synENO := func(port uint16) bool {
+		_, o := ga.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), port), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+		return option(one(t, "SYN", o).opts, 69) != nil
+	}
+
+	exchange(300_000)
+	grown := flowBufs()
+	if grown < 32<<10 {
+		t.Fatalf("the buffers grew to only %d bytes", grown)
+	}
+	// Other connections hold the rest of the budget up to the admission
+	// limit: a new connection stays plain.
+	m.force(limit*7/8 - m.Used() + 1)
+	if synENO(40002) {
+		t.Fatal("a new SYN offered TCP-ENO above the admission limit")
+	}
+
+	// a sends, and its frames are lost: nothing goes back while R has not
+	// acknowledged them, however long the silence.
+	more(a, 2800)
+	lost := a.send(t, 2)
+	if len(lost) != 2 {
+		t.Fatalf("%d frames on the wire, want 2", len(lost))
+	}
+	quiet(time.Duration(bufIdle) + time.Second)
+	if ga.e.flows[flowKey{in: ap, out: addrB}].enc.store.b == nil {
+		t.Fatal("the retransmit store was released with frames in flight")
+	}
+	a.nxt = a.una // a retransmits; b gets the bytes and acknowledges them
+	deliver(a, deliver(b, a.send(t, 2)))
+	if !a.done() || !bytes.Equal(b.got, a.data) {
+		t.Fatalf("retransmission after the silence: a acked %d of %d, b got %d", a.una, len(a.data), len(b.got))
+	}
+
+	used := m.Used()
+	quiet(time.Duration(bufIdle) - time.Second)
+	if flowBufs() == 0 {
+		t.Fatal("the buffers were released before bufIdle")
+	}
+	quiet(2 * time.Second)
+	if bufs := flowBufs(); bufs != 0 || m.Used() >= used {
+		t.Fatalf("after %v of silence the flows hold %d bytes of buffers (budget %d -> %d)", time.Duration(bufIdle)+time.Second, bufs, used, m.Used())
+	}
+	if !synENO(40003) {
+		t.Fatal("a new SYN still stays plain once the idle buffers went back")
+	}
+
+	// Old segments after the release: R's first data frame again, and a's
+	// first segment again. Both are answered with an ACK, and neither
+	// host gets anything.
+	toIn, toOut := gb.push(Outside, first.frame())
+	if len(toIn) != 0 || len(toOut) != 1 || parse(t, toOut[0]).flags&rstF != 0 {
+		t.Fatalf("R's old frame after the release: %d to b, %d back", len(toIn), len(toOut))
+	}
+	toIn, toOut = ga.push(Inside, tcpFrame(ap, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	if len(toOut) != 0 || len(toIn) != 1 || len(parse(t, toIn[0]).payload) != 0 {
+		t.Fatalf("a's old segment after the release: %d to the wire, %d back", len(toOut), len(toIn))
+	}
+
+	// The connection speaks again: the buffers grow back and every byte
+	// arrives, both ways.
+	exchange(300_000)
+	if flowBufs() == 0 {
+		t.Fatal("the buffers did not grow back")
 	}
 }
 

@@ -98,6 +98,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		return
 	}
 	e.pmtuExpire(now, f)
+	e.releaseIdle(now, f)
 	en := &f.enc
 	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
 		if en.initTries >= e.cfg.InitTries {

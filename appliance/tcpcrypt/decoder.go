@@ -166,6 +166,14 @@ func (d *FrameDecoder) fail(err error) (Frame, bool, error) {
 // the frame that failed.
 func (d *FrameDecoder) Offset() uint64 { return d.offset }
 
+// Trim frees the partial-frame buffer when no frame is partial: an idle
+// connection gives back what a large frame made it grow to.
+func (d *FrameDecoder) Trim() {
+	if len(d.part) == 0 {
+		d.part = nil
+	}
+}
+
 // Buffered is the number of bytes of a partial frame held from earlier chunks.
 func (d *FrameDecoder) Buffered() int { return len(d.part) }
 
