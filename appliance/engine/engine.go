@@ -225,6 +225,7 @@ const (
 	FallbackSimultaneousOpen        // both hosts opened actively and the far SYN's option disabled ENO (crossingSYN)
 	FallbackMemory                  // the per-flow memory budget admits no new flow (Config.MemoryLimit)
 	FallbackSYNRetries              // the host's SYNs with TCP-ENO went unanswered: a retransmission left without it (Config.SYNsWithENO)
+	FallbackTCPAuth                 // the segments are signed end to end (TCP MD5 or TCP-AO): left alone
 	NumFallbackReasons
 )
 
@@ -534,7 +535,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected"}
 )
 

@@ -121,6 +121,12 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return v
 	}
+	if sc.Auth {
+		// TCP MD5 signs the header's length, TCP-AO the options too: a
+		// SYN with ENO added no longer verifies (the host drops it), and
+		// nor would the segments the appliances cut from frames.
+		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO")
+	}
 	if len(p.Payload()) > 0 || sc.TFO {
 		// ENO-43: never add ENO to SYN data or Fast Open.
 		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
@@ -226,12 +232,18 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		}
 		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
-	if sc.TFO {
-		// A Fast Open cookie gives SYN data a meaning of its own: the
-		// appliance does not combine it with ENO. The data of a SYN+ENO
-		// segment is discarded all the same (RFC 8547 §4.7: also when
-		// ENO is not used).
-		v := e.plain(now, k, pol, FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie")
+	if sc.Auth || sc.TFO {
+		// A signed SYN (TCP MD5, TCP-AO) goes to the host unchanged, MSS
+		// and all: neither it nor what follows may be altered. A Fast
+		// Open cookie gives SYN data a meaning of its own: the appliance
+		// does not combine it with ENO. The data of a SYN+ENO segment is
+		// discarded all the same (RFC 8547 §4.7: also when ENO is not
+		// used).
+		reason, why := FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie"
+		if sc.Auth {
+			reason, why = FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO"
+		}
+		v := e.plain(now, k, pol, reason, why)
 		if v == Passthrough && len(p.Payload()) > 0 {
 			return e.synWithoutData(nil, p, tx[Inside])
 		}
@@ -322,6 +334,9 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 			f.e2e, f.isnL, f.winL = e2eThird, p.Seq(), p.Window()
 		}
 		return Passthrough
+	}
+	if sc.Auth {
+		return e.fallbackB(f, p, tx, FallbackTCPAuth, "SYN-ACK signed with TCP MD5 or TCP-AO")
 	}
 	if f.state == stSynAckSent {
 		if p.Seq() != f.isnL {

@@ -6,6 +6,8 @@ import "errors"
 const (
 	kindEOL          = 0
 	kindNOP          = 1
+	kindMD5          = 19  // TCP MD5 signature (RFC 2385)
+	kindAO           = 29  // TCP Authentication Option (RFC 5925)
 	kindTFO          = 34  // TCP Fast Open (RFC 7413)
 	kindExperimental = 253 // RFC 6994 experimental option, 16-bit ExID
 	kindExperiment2  = 254
@@ -50,6 +52,11 @@ type Scan struct {
 	// with ExID 0xF989, longer than its header): no ENO may be added to
 	// such a SYN (ENO-43) and its SYN data gets discarded (ENO-45).
 	TFO bool
+	// Auth is set by a TCP MD5 signature (kind 19, RFC 2385) or a TCP-AO
+	// option (kind 29, RFC 5925): the segments are signed end to end, over
+	// the header's length (MD5) or its options too (TCP-AO), so a
+	// middlebox may change neither them nor the data.
+	Auth bool
 	// NOPs counts NOP bytes: space that repacking the options could free
 	// (docs/protocol.md §5).
 	NOPs int
@@ -105,6 +112,8 @@ func ScanOptions(area []byte) Scan {
 			}
 		case k == kindTFO && l > 2:
 			s.TFO = true
+		case k == kindMD5 || k == kindAO:
+			s.Auth = true
 		}
 		i += l
 	}

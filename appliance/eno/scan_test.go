@@ -126,3 +126,24 @@ func TestScanSpansStrip(t *testing.T) {
 		t.Errorf("after strip: %+v", s2)
 	}
 }
+
+// A signed SYN, TCP MD5 (kind 19) or TCP-AO (kind 29), is flagged wherever
+// the option sits; other options are not.
+func TestScanOptionsAuth(t *testing.T) {
+	md5 := cat(h("13 12"), rep(0xd5, 16))
+	for _, c := range []struct {
+		name string
+		area []byte
+		auth bool
+	}{
+		{"Linux SYN", linuxSYN, false},
+		{"MD5 after MSS, NOP, window scale, SACK permitted", cat(h("02 04 05 b4 01 03 03 07 04 02 01 01"), md5), true},
+		{"MD5 first", cat(md5, h("02 04 05 b4")), true},
+		{"TCP-AO with a 96-bit MAC", cat(h("02 04 05 b4 1d 10 07 07"), rep(0xa0, 12)), true},
+		{"kind 19 inside another option's bytes", h("fe 06 13 12 00 00"), false},
+	} {
+		if s := ScanOptions(c.area); s.Err != nil || s.Auth != c.auth {
+			t.Errorf("%s: Auth %v (err %v), want %v", c.name, s.Auth, s.Err, c.auth)
+		}
+	}
+}

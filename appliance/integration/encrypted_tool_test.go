@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -99,15 +101,17 @@ func runTool(mode string, args []string) int {
 	count := fs.Int("count", 1000, "http client: requests")
 	size := fs.Int("size", 10000, "http client: body bytes per request")
 	dstOpts := fs.Bool("dstopts", false, "client: a destination options header (IPv6) on every segment it sends")
+	md5 := fs.String("md5", "", "client and stream server: sign every segment with this TCP MD5 key (RFC 2385)")
+	md5Peers := fs.String("md5peer", "", "stream server: comma-separated client addresses the -md5 key is for")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen)
+		err = streamServer(*listen, *md5, *md5Peers)
 	case "stream-client":
-		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts)
+		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts, *md5)
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -133,6 +137,24 @@ func setDstOpts(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// setMD5 gives the socket the TCP MD5 signature key (RFC 2385,
+// TCP_MD5SIG) for segments to and from peer; an IPv4 peer of an IPv6
+// socket is given v4-mapped.
+func setMD5(fd int, v6 bool, peer netip.Addr, key string) error {
+	var s unix.TCPMD5Sig
+	if v6 {
+		s.Addr.Family = unix.AF_INET6
+		a := peer.As16()
+		copy(s.Addr.Data[6:22], a[:]) // after sin6_port and sin6_flowinfo
+	} else {
+		s.Addr.Family = unix.AF_INET
+		a := peer.Unmap().As4()
+		copy(s.Addr.Data[2:6], a[:]) // after sin_port
+	}
+	s.Keylen = uint16(copy(s.Key[:], key))
+	return unix.SetsockoptTCPMD5Sig(fd, unix.IPPROTO_TCP, unix.TCP_MD5SIG, &s)
 }
 
 // sendStream writes n bytes of stream seed to w, at most rate bytes per
@@ -212,8 +234,27 @@ func (c idleConn) Write(b []byte) (int, error) {
 	return c.TCPConn.Write(b)
 }
 
-func streamServer(listen string) error {
-	ln, err := net.Listen("tcp", listen)
+func streamServer(listen, md5 string, md5Peers string) error {
+	var lc net.ListenConfig
+	if md5 != "" {
+		lc.Control = func(network, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				for _, p := range strings.Split(md5Peers, ",") {
+					a, err := netip.ParseAddr(p)
+					if err != nil {
+						serr = errors.Join(serr, err)
+						continue
+					}
+					serr = errors.Join(serr, setMD5(int(fd), network != "tcp4", a, md5))
+				}
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", listen)
 	if err != nil {
 		return err
 	}
@@ -251,10 +292,26 @@ func streamServer(listen string) error {
 	}
 }
 
-func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool) error {
+func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool, md5 string) error {
 	d := net.Dialer{Timeout: 10 * time.Second}
-	if dstOpts {
-		d.Control = setDstOpts
+	d.Control = func(network, address string, c syscall.RawConn) error {
+		if dstOpts {
+			if err := setDstOpts(network, address, c); err != nil {
+				return err
+			}
+		}
+		if md5 == "" {
+			return nil
+		}
+		peer, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = setMD5(int(fd), network == "tcp6", peer.Addr(), md5) }); err != nil {
+			return err
+		}
+		return serr
 	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {

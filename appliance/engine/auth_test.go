@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// TCP MD5 (RFC 2385) and TCP-AO (RFC 5925) sign every segment end to end:
+// the MD5 digest covers the TCP header without its options (the data
+// offset among it, which an added ENO option changes) and the data; the
+// TCP-AO MAC covers the options too. Routers sign their BGP sessions so.
+// A signed SYN is left alone both ways: it crosses unchanged (no ENO, no
+// MSS clamp), as does the other host's signed SYN-ACK, the connection
+// stays plain, counted as tcp_auth, and under the require policy it does
+// not leave plain. So does a signed SYN-ACK from the inside host answering
+// a far SYN with ENO: no ENO is added to it. (Before, the SYN left with
+// ENO, the far host dropped it as forged, and only the syn_retries
+// fallback connected, three seconds late; and a signed SYN from outside
+// reached the host with its MSS lowered, which breaks TCP-AO.)
+func TestSignedSYNsLeftAlone(t *testing.T) {
+	md5 := append([]byte{19, 18}, bytes.Repeat([]byte{0xd5}, 16)...)
+	ao := []byte{29, 16, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12} // key IDs and a 96-bit MAC
+	eno := []byte{69, 3, 0x23, 1}                                     // and a NOP
+	for _, c := range []struct {
+		name string
+		sig  []byte
+	}{{"MD5", md5}, {"TCP-AO", ao}} {
+		// What Linux sends with a key: no timestamps beside the signature.
+		opts := append(append(packettest.MSSOption(1460), 1, 3, 3, 7, 4, 2, 1, 1), c.sig...)
+		unchanged := func(t *testing.T, what string, got [][]byte, want []byte) {
+			t.Helper()
+			if len(got) != 1 || !bytes.Equal(got[0], want) {
+				t.Fatalf("%s: %d frames, first %x; want the segment unchanged, %x", what, len(got), got, want)
+			}
+		}
+		plainAuth := func(t *testing.T, g *gw) {
+			t.Helper()
+			if fi := flowInfo(t, g.e); fi.State != "plain" || fi.Encrypted {
+				t.Fatalf("flow %+v, want plain", fi)
+			}
+			if n := g.e.Counters().Fallbacks[FallbackTCPAuth].Load(); n != 1 {
+				t.Fatalf("%d tcp_auth fallbacks, want 1", n)
+			}
+		}
+		t.Run(c.name+"/outbound", func(t *testing.T) {
+			ga := newGW(t, Config{TEPs: testTEPs})
+			syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, opts, nil)
+			_, toOut := ga.push(Inside, syn)
+			unchanged(t, "a's SYN", toOut, syn)
+			plainAuth(t, ga)
+			sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, opts, nil)
+			toIn, _ := ga.push(Outside, sa)
+			unchanged(t, "b's SYN-ACK", toIn, sa)
+		})
+		t.Run(c.name+"/inbound", func(t *testing.T) {
+			gb := newGW(t, Config{TEPs: testTEPs})
+			syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(append([]byte(nil), eno...), opts...), nil)
+			toIn, _ := gb.push(Outside, syn)
+			unchanged(t, "a's SYN with ENO", toIn, syn)
+			plainAuth(t, gb)
+			sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, opts, nil)
+			_, toOut := gb.push(Inside, sa)
+			unchanged(t, "b's SYN-ACK", toOut, sa)
+		})
+		t.Run(c.name+"/host SYN-ACK", func(t *testing.T) {
+			gb := newGW(t, Config{TEPs: testTEPs})
+			gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), eno...), nil))
+			sa := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, opts, nil)
+			_, toOut := gb.push(Inside, sa)
+			unchanged(t, "b's signed SYN-ACK", toOut, sa)
+			plainAuth(t, gb)
+		})
+		t.Run(c.name+"/require", func(t *testing.T) {
+			pol := []PolicyRule{{Prefix: mustPrefix(addrB.Addr().String() + "/32"), Policy: Require}}
+			ga := newGW(t, Config{TEPs: testTEPs, Policies: pol})
+			toIn, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, opts, nil))
+			none(t, "signed SYN to a required prefix", toOut)
+			none(t, "signed SYN to a required prefix, back", toIn)
+		})
+	}
+}
