@@ -103,15 +103,16 @@ func runTool(mode string, args []string) int {
 	dstOpts := fs.Bool("dstopts", false, "client: a destination options header (IPv6) on every segment it sends")
 	md5 := fs.String("md5", "", "client and stream server: sign every segment with this TCP MD5 key (RFC 2385)")
 	md5Peers := fs.String("md5peer", "", "stream server: comma-separated client addresses the -md5 key is for")
+	mptcp := fs.Bool("mptcp", false, "client and stream server: Multipath TCP (RFC 8684)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen, *md5, *md5Peers)
+		err = streamServer(*listen, *md5, *md5Peers, *mptcp)
 	case "stream-client":
-		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts, *md5)
+		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts, *md5, *mptcp)
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -234,8 +235,9 @@ func (c idleConn) Write(b []byte) (int, error) {
 	return c.TCPConn.Write(b)
 }
 
-func streamServer(listen, md5 string, md5Peers string) error {
+func streamServer(listen, md5 string, md5Peers string, mptcp bool) error {
 	var lc net.ListenConfig
+	lc.SetMultipathTCP(mptcp)
 	if md5 != "" {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
 			var serr error
@@ -292,8 +294,9 @@ func streamServer(listen, md5 string, md5Peers string) error {
 	}
 }
 
-func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool, md5 string) error {
+func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool, md5 string, mptcp bool) error {
 	d := net.Dialer{Timeout: 10 * time.Second}
+	d.SetMultipathTCP(mptcp)
 	d.Control = func(network, address string, c syscall.RawConn) error {
 		if dstOpts {
 			if err := setDstOpts(network, address, c); err != nil {
@@ -318,8 +321,9 @@ func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause 
 		return err
 	}
 	defer c.Close()
-	fmt.Printf("connected %s -> %s\n", c.LocalAddr(), c.RemoteAddr())
 	tc := idleConn{c.(*net.TCPConn), max(idle, pause+10*time.Second)}
+	mp, _ := tc.MultipathTCP()
+	fmt.Printf("connected %s -> %s mptcp=%v\n", c.LocalAddr(), c.RemoteAddr(), mp)
 	var hdr [32]byte
 	binary.BigEndian.PutUint64(hdr[24:], uint64(rate))
 	binary.BigEndian.PutUint64(hdr[0:], uint64(n))
@@ -344,7 +348,8 @@ func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause 
 		c.Close() // unblocks the sender
 	}
 	<-done
-	fmt.Printf("client seed=%d recv_bytes=%d recv_sha=%s sent_sha=%s\n", seed, got, recv, sent)
+	mp, _ = tc.MultipathTCP() // false once MPTCP fell back to TCP
+	fmt.Printf("client seed=%d recv_bytes=%d recv_sha=%s sent_sha=%s mptcp=%v\n", seed, got, recv, sent, mp)
 	return errors.Join(rerr, serr)
 }
 
