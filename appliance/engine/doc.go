@@ -182,6 +182,7 @@
 //	               abort, remove, detach
 //	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, the third segment
 //	               (handshakeFromOutside), option rewriting, plain records
+//	resume.go      session resumption: offering a cached secret, accepting one
 //	require.go     the require policy: resets where negotiation fails
 //	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),
 //	               a new connection on an old tuple (RFC 6191)

@@ -177,9 +177,9 @@ func (f *flow) bufsLive() bool {
 // once moved bulk data at full window (pooled HTTP or database
 // connections, 12 MiB each at the default caps) would hold 7/8 of a 1 GiB
 // budget, and every new connection would stay in plain TCP
-// (FallbackMemory). Ten seconds of silence means the
-// connection is between exchanges; growing the buffers again costs a few
-// allocations, nothing per packet.
+// (FallbackMemory). Ten seconds of silence means the connection is between
+// exchanges; growing the buffers again costs a few allocations, nothing
+// per packet.
 const bufIdle = int64(10 * time.Second)
 
 // releaseIdle frees the buffers of an open flow quiet for bufIdle, when

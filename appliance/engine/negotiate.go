@@ -411,48 +411,6 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	return Forwarded
 }
 
-// acceptResumption looks, before host B answers A's SYN, for a resumption
-// suboption in it that names a secret the cache holds for a TEP this
-// engine offers (Cache.Accept: same TEP as the original session, TC-19).
-// RFC 8548 §3.5: B SHOULD then agree to resume, so that TEP goes first in
-// the flow's offers and the answer carries B's half and nonce, whatever
-// B's own order of TEPs; only a secret it does not hold leaves B to answer
-// by preference (TC-21). The secret is taken (single use) once accepted.
-func (e *Engine) acceptResumption(f *flow) {
-	if f.res != nil {
-		return
-	}
-	a, err := eno.ParseSYN(f.peer[:f.peerLen])
-	if err != nil {
-		return // PutSYNACK reports it
-	}
-	far := f.key.out.Addr()
-	offers := f.settings.Offers
-	for i, o := range offers {
-		sub, ok := a.Find(o.TEP)
-		if !ok || !sub.V() || a.Count(o.TEP) != 1 {
-			continue
-		}
-		rr, ok := e.deps.Cache.Accept(far, sub.Byte, sub.Data)
-		if !ok {
-			continue
-		}
-		f.res = rr
-		copy(offers[1:i+1], offers[:i]) // the flow's own copy (Engine.settings)
-		offers[0] = o
-		return
-	}
-}
-
-// dropResumption forgets an accepted resumption that will not be used; its
-// secret stays used (TC-34).
-func (e *Engine) dropResumption(f *flow) {
-	if f.res != nil {
-		f.res.Erase()
-		f.res = nil
-	}
-}
-
 // farSYNACK handles the far side's SYN-ACK to our SYN (host A).
 func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if f.state == stSynSent {
@@ -713,51 +671,6 @@ func (e *Engine) refuse(f *flow, p *packet.Packet, tx [2]TxSink) {
 	e.send(tx[Outside], &f.toR, &seg{seq: p.Ack(), flags: packet.FlagRST}, nil)
 	e.send(tx[Inside], &f.toL, &seg{seq: 0, ack: f.isnL + 1, flags: packet.FlagRST | packet.FlagACK}, nil)
 	e.c.Aborts.Add(1)
-}
-
-// offers reports whether the configuration offers tep.
-func (e *Engine) offers(tep tcpcrypt.TEP) bool {
-	for _, t := range e.cfg.TEPs {
-		if t == tep {
-			return true
-		}
-	}
-	return false
-}
-
-// resumeOffers puts the resumption suboption first (most preferred) and
-// drops the fresh offer of the same TEP: a TEP may appear once per option.
-func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
-	sub := r.AppendSuboption(nil)
-	out := []eno.Offer{{TEP: eno.TEP(r.TEP), Data: sub[1:]}}
-	for _, o := range fresh {
-		if o.TEP != eno.TEP(r.TEP) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// resumeValid makes negotiation ignore a resumption suboption in the
-// SYN-ACK for the TEP we offered resumption with whose identifier half is
-// not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
-// then win, and if it was the only one, negotiation fails and the
-// connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
-// v = 1 with fewer than 9 bytes, TC-22) stays valid. An answer with v = 1
-// and 9 bytes or more carries an identifier half in its first 9 bytes
-// (Figure 3), so it must match even when the nonce after it is longer than
-// the 8 bytes §3.5 allows; MatchReply rejects that nonce too, so such an
-// answer is ignored rather than taken as a fresh offer of the TEP.
-func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
-	return func(c eno.Candidate) bool {
-		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
-			return true
-		}
-		if !c.Peer.V() || len(c.Peer.Data) < tcpcrypt.ResumeHalf {
-			return true
-		}
-		return r.MatchReply(c.Peer.Byte, c.Peer.Data)
-	}
 }
 
 // capped handles a SYN that finds the flow table full: it goes on

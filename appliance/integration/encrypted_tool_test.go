@@ -98,6 +98,7 @@ func runTool(mode string, args []string) int {
 	idle := fs.Duration("idle", 30*time.Second, "client: fail when no byte moves for this long")
 	rate := fs.Int64("rate", 0, "client: bytes per second each way (0: as fast as TCP goes)")
 	pause := fs.Duration("pause", 0, "client: wait this long after the header before sending (keeps the connection open for inspection)")
+	readPause := fs.Duration("readpause", 0, "client: wait this long after the header before reading (the server fills the client's window)")
 	count := fs.Int("count", 1000, "http client: requests")
 	size := fs.Int("size", 10000, "http client: body bytes per request")
 	dstOpts := fs.Bool("dstopts", false, "client: a destination options header (IPv6) on every segment it sends")
@@ -112,7 +113,7 @@ func runTool(mode string, args []string) int {
 	case "stream-server":
 		err = streamServer(*listen, *md5, *md5Peers, *mptcp)
 	case "stream-client":
-		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *dstOpts, *md5, *mptcp)
+		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *readPause, *dstOpts, *md5, *mptcp)
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -294,7 +295,7 @@ func streamServer(listen, md5 string, md5Peers string, mptcp bool) error {
 	}
 }
 
-func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause time.Duration, dstOpts bool, md5 string, mptcp bool) error {
+func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause, readPause time.Duration, dstOpts bool, md5 string, mptcp bool) error {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	d.SetMultipathTCP(mptcp)
 	d.Control = func(network, address string, c syscall.RawConn) error {
@@ -343,6 +344,7 @@ func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause 
 			serr = tc.CloseWrite()
 		}
 	}()
+	time.Sleep(readPause)
 	got, recv, rerr := recvStream(tc, m, seed+1)
 	if rerr != nil {
 		c.Close() // unblocks the sender
