@@ -111,9 +111,10 @@ func runTool(mode string, args []string) int {
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen, *md5, *md5Peers, *mptcp)
+		err = streamServer(*listen, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp})
 	case "stream-client":
-		err = streamClient(*addr, *n, *m, *seed, *rate, *idle, *pause, *readPause, *dstOpts, *md5, *mptcp)
+		err = streamClient(clientRun{addr: *addr, n: *n, m: *m, seed: *seed, rate: *rate, idle: *idle, pause: *pause, readPause: *readPause,
+			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp}})
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -139,6 +140,14 @@ func setDstOpts(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// sockOpts are what a stream client or server asks of its sockets.
+type sockOpts struct {
+	dstOpts  bool   // client: an IPv6 destination options header on every segment
+	md5      string // a TCP MD5 key: the client's for the server, the server's for md5Peers
+	md5Peers string // server: comma-separated client addresses
+	mptcp    bool   // Multipath TCP
 }
 
 // setMD5 gives the socket the TCP MD5 signature key (RFC 2385,
@@ -236,20 +245,20 @@ func (c idleConn) Write(b []byte) (int, error) {
 	return c.TCPConn.Write(b)
 }
 
-func streamServer(listen, md5 string, md5Peers string, mptcp bool) error {
+func streamServer(listen string, so sockOpts) error {
 	var lc net.ListenConfig
-	lc.SetMultipathTCP(mptcp)
-	if md5 != "" {
+	lc.SetMultipathTCP(so.mptcp)
+	if so.md5 != "" {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
-				for _, p := range strings.Split(md5Peers, ",") {
+				for _, p := range strings.Split(so.md5Peers, ",") {
 					a, err := netip.ParseAddr(p)
 					if err != nil {
 						serr = errors.Join(serr, err)
 						continue
 					}
-					serr = errors.Join(serr, setMD5(int(fd), network != "tcp4", a, md5))
+					serr = errors.Join(serr, setMD5(int(fd), network != "tcp4", a, so.md5))
 				}
 			}); err != nil {
 				return err
@@ -295,16 +304,29 @@ func streamServer(listen, md5 string, md5Peers string, mptcp bool) error {
 	}
 }
 
-func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause, readPause time.Duration, dstOpts bool, md5 string, mptcp bool) error {
+// clientRun is one stream client's connection: n bytes to send, m to
+// receive, the streams' seed, a rate limit each way (0: none), how long
+// without progress fails it, and the pauses before sending and reading.
+type clientRun struct {
+	addr                   string
+	n, m                   int64
+	seed                   uint64
+	rate                   int64
+	idle, pause, readPause time.Duration
+	sock                   sockOpts
+}
+
+func streamClient(r clientRun) error {
+	addr, n, m, seed, rate, idle, pause := r.addr, r.n, r.m, r.seed, r.rate, r.idle, r.pause
 	d := net.Dialer{Timeout: 10 * time.Second}
-	d.SetMultipathTCP(mptcp)
+	d.SetMultipathTCP(r.sock.mptcp)
 	d.Control = func(network, address string, c syscall.RawConn) error {
-		if dstOpts {
+		if r.sock.dstOpts {
 			if err := setDstOpts(network, address, c); err != nil {
 				return err
 			}
 		}
-		if md5 == "" {
+		if r.sock.md5 == "" {
 			return nil
 		}
 		peer, err := netip.ParseAddrPort(address)
@@ -312,7 +334,7 @@ func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause,
 			return err
 		}
 		var serr error
-		if err := c.Control(func(fd uintptr) { serr = setMD5(int(fd), network == "tcp6", peer.Addr(), md5) }); err != nil {
+		if err := c.Control(func(fd uintptr) { serr = setMD5(int(fd), network == "tcp6", peer.Addr(), r.sock.md5) }); err != nil {
 			return err
 		}
 		return serr
@@ -344,7 +366,7 @@ func streamClient(addr string, n, m int64, seed uint64, rate int64, idle, pause,
 			serr = tc.CloseWrite()
 		}
 	}()
-	time.Sleep(readPause)
+	time.Sleep(r.readPause)
 	got, recv, rerr := recvStream(tc, m, seed+1)
 	if rerr != nil {
 		c.Close() // unblocks the sender
