@@ -89,6 +89,25 @@ func (h *simHost) receive(t *testing.T, s segv) bool {
 	return progress
 }
 
+// fromWire hands wire frames to the host's appliance, takes what comes out
+// of it for the host, and answers with a pure ACK if anything came; it
+// returns what the appliance sent back on the wire.
+func (h *simHost) fromWire(t *testing.T, wire [][]byte) (back [][]byte) {
+	got := false
+	for _, fr := range wire {
+		toIn, toOut := h.g.push(Outside, fr)
+		back = append(back, toOut...)
+		for _, f := range toIn {
+			h.receive(t, parse(t, f))
+			got = true
+		}
+	}
+	if got {
+		back = append(back, h.pureACK(t)...)
+	}
+	return back
+}
+
 // pureACK sends an ACK of everything received; it returns the wire frames.
 func (h *simHost) pureACK(t *testing.T) [][]byte {
 	h.ts++

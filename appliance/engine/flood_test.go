@@ -321,29 +321,14 @@ func TestClosedFlowReleasesBuffers(t *testing.T) {
 	_, w := connectAddrs(t, ga, gb, ap, addrB)
 	a := &simHost{name: "a", addr: ap, peer: addrB, g: ga, isn: isnA, peerISN: isnB, mss: 1400, data: []byte("data"), nxt: 4}
 	b := &simHost{name: "b", addr: addrB, peer: ap, g: gb, isn: isnB, peerISN: isnA, mss: 1400, data: make([]byte, 100_000)}
-	deliver := func(to *simHost, wire [][]byte) (back [][]byte) {
-		got := false
-		for _, fr := range wire {
-			toIn, toOut := to.g.push(Outside, fr)
-			back = append(back, toOut...)
-			for _, f := range toIn {
-				to.receive(t, parse(t, f))
-				got = true
-			}
-		}
-		if got {
-			back = append(back, to.pureACK(t)...)
-		}
-		return back
-	}
-	deliver(b, [][]byte{w.frame()})
+	b.fromWire(t, [][]byte{w.frame()})
 	open := int64(0)
 	for round := 0; round < 100 && !(a.done() && b.done() && a.gotFIN && b.gotFIN); round++ {
 		open = max(open, m.Used())
 		wa, wb := a.send(t, 8), b.send(t, 8)
-		backA, backB := deliver(b, wa), deliver(a, wb)
-		deliver(a, backA)
-		deliver(b, backB)
+		backA, backB := b.fromWire(t, wa), a.fromWire(t, wb)
+		a.fromWire(t, backA)
+		b.fromWire(t, backB)
 	}
 	if !a.done() || !b.done() || !a.gotFIN || !b.gotFIN || len(a.got) != len(b.data) {
 		t.Fatalf("transfer did not complete: a got %d, FINs %v %v", len(a.got), a.gotFIN, b.gotFIN)
@@ -367,22 +352,7 @@ func TestIdleFlowReleasesBuffers(t *testing.T) {
 	_, first := connectAddrs(t, ga, gb, ap, addrB)
 	a := &simHost{name: "a", addr: ap, peer: addrB, g: ga, isn: isnA, peerISN: isnB, mss: 1400, data: []byte("data"), nxt: 4, keepOpen: true}
 	b := &simHost{name: "b", addr: addrB, peer: ap, g: gb, isn: isnB, peerISN: isnA, mss: 1400, keepOpen: true}
-	deliver := func(to *simHost, wire [][]byte) (back [][]byte) {
-		got := false
-		for _, fr := range wire {
-			toIn, toOut := to.g.push(Outside, fr)
-			back = append(back, toOut...)
-			for _, f := range toIn {
-				to.receive(t, parse(t, f))
-				got = true
-			}
-		}
-		if got {
-			back = append(back, to.pureACK(t)...)
-		}
-		return back
-	}
-	deliver(b, [][]byte{first.frame()})
+	b.fromWire(t, [][]byte{first.frame()})
 	rng := rand.New(rand.NewPCG(5, 6))
 	more := func(h *simHost, n int) {
 		for range n {
@@ -395,9 +365,9 @@ func TestIdleFlowReleasesBuffers(t *testing.T) {
 		more(b, n)
 		for round := 0; round < 1000 && !(a.done() && b.done() && len(a.got) == len(b.data) && len(b.got) == len(a.data)); round++ {
 			wa, wb := a.send(t, 8), b.send(t, 8)
-			backA, backB := deliver(b, wa), deliver(a, wb)
-			deliver(a, backA)
-			deliver(b, backB)
+			backA, backB := b.fromWire(t, wa), a.fromWire(t, wb)
+			a.fromWire(t, backA)
+			b.fromWire(t, backB)
 		}
 		if !bytes.Equal(a.got, b.data) || !bytes.Equal(b.got, a.data) || !a.done() || !b.done() {
 			t.Fatalf("exchange incomplete or wrong: a got %d of %d, b got %d of %d", len(a.got), len(b.data), len(b.got), len(a.data))
@@ -443,7 +413,7 @@ func TestIdleFlowReleasesBuffers(t *testing.T) {
 		t.Fatal("the retransmit store was released with frames in flight")
 	}
 	a.nxt = a.una // a retransmits; b gets the bytes and acknowledges them
-	deliver(a, deliver(b, a.send(t, 2)))
+	a.fromWire(t, b.fromWire(t, a.send(t, 2)))
 	if !a.done() || !bytes.Equal(b.got, a.data) {
 		t.Fatalf("retransmission after the silence: a acked %d of %d, b got %d", a.una, len(a.data), len(b.got))
 	}
@@ -575,27 +545,12 @@ func exchangeAndClose(t *testing.T, ga, gb *gw, ap netip.AddrPort) {
 	_, w := connectAddrs(t, ga, gb, ap, addrB)
 	a := &simHost{name: "a", addr: ap, peer: addrB, g: ga, isn: isnA, peerISN: isnB, mss: 1400, data: []byte("data"), nxt: 4}
 	b := &simHost{name: "b", addr: addrB, peer: ap, g: gb, isn: isnB, peerISN: isnA, mss: 1400, data: []byte("resp")}
-	deliver := func(to *simHost, wire [][]byte) (back [][]byte) {
-		got := false
-		for _, fr := range wire {
-			toIn, toOut := to.g.push(Outside, fr)
-			back = append(back, toOut...)
-			for _, f := range toIn {
-				to.receive(t, parse(t, f))
-				got = true
-			}
-		}
-		if got {
-			back = append(back, to.pureACK(t)...)
-		}
-		return back
-	}
-	deliver(b, [][]byte{w.frame()})
+	b.fromWire(t, [][]byte{w.frame()})
 	for round := 0; round < 50 && !(a.done() && b.done() && a.gotFIN && b.gotFIN); round++ {
 		wa, wb := a.send(t, 8), b.send(t, 8)
-		backA, backB := deliver(b, wa), deliver(a, wb)
-		deliver(a, backA)
-		deliver(b, backB)
+		backA, backB := b.fromWire(t, wa), a.fromWire(t, wb)
+		a.fromWire(t, backA)
+		b.fromWire(t, backB)
 	}
 	if !a.done() || !b.done() || !a.gotFIN || !b.gotFIN {
 		t.Fatal("exchange and close did not complete")
