@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// An encrypted connection that carries nothing for hours (a terminal
+// session overnight, its hosts' keep-alive off) outlives IdleTimeout
+// (2 h by default): each appliance rekeys by time every RekeyAfter (1 h)
+// with an empty frame, the other acknowledges it, and that traffic keeps
+// both records fresh, as plain TCP, which has no idle limit, would. After
+// 6 h of silence a's data still reaches b.
+func TestIdleEncryptedConnectionLivesOn(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	relay := func(from, to *gw, frames [][]byte) {
+		for len(frames) > 0 {
+			var back [][]byte
+			for _, f := range frames {
+				toIn, toOut := to.push(Outside, f)
+				if len(toIn) != 0 {
+					t.Fatalf("a rekey frame reached the inside host: %d segments", len(toIn))
+				}
+				back = append(back, toOut...)
+			}
+			frames, from, to = back, to, from
+		}
+	}
+	for step := 0; step < 6*6; step++ { // 6 h in 10 min steps
+		for _, g := range []*gw{pr.ga, pr.gb} {
+			g.now += int64(10 * time.Minute)
+		}
+		_, outA := pr.ga.tick(int64(10 * time.Millisecond))
+		relay(pr.ga, pr.gb, outA)
+		_, outB := pr.gb.tick(int64(10 * time.Millisecond))
+		relay(pr.gb, pr.ga, outB)
+		if pr.ga.e.NumFlows() != 1 || pr.gb.e.NumFlows() != 1 {
+			t.Fatalf("after %v of silence: %d and %d flows", time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
+		}
+	}
+	rekeys := pr.ga.e.Counters().Rekeys.Load() + pr.gb.e.Counters().Rekeys.Load()
+	if rekeys < 6 {
+		t.Fatalf("%d rekeys in 6 h, want one an hour at least", rekeys)
+	}
+	msg := []byte("still here after six hours")
+	atB, _ := pr.toB(pr.aSends(&h, msg, pshF))
+	if len(atB) != 1 || !bytes.Equal(atB[0].payload, msg) {
+		t.Fatalf("after 6 h b got %d segments, want the message", len(atB))
+	}
+}
