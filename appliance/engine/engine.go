@@ -198,6 +198,7 @@ type Counters struct {
 	Rekeys, RekeysAnswered                              atomic.Uint64
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
+	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	PreKeyQueued                                        atomic.Uint64
@@ -283,6 +284,9 @@ type Engine struct {
 	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
 	// hot is the flow lookup found last, while it is in flows.
 	hot *flow
+	// ackHeld lists the flows whose ACK to R waits for the rest of a
+	// release (ackRelease); Tick sends what is still held.
+	ackHeld []*flow
 	// Frames sealed and opened since the last Tick, published to
 	// Counters there: an atomic add per frame cost more than the rest of
 	// the frame's bookkeeping together.
@@ -707,6 +711,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"rekeys_answered", &c.RekeysAnswered},
 		{"frame_retransmits", &c.FrameRetransmits},
 		{"acks_suppressed", &c.AcksSuppressed},
+		{"acks_coalesced", &c.AcksCoalesced},
 		{"acks_originated", &c.AcksOriginated},
 		{"redelivered", &c.Redelivered},
 		{"keepalives", &c.KeepAlives},

@@ -104,7 +104,6 @@ type encDir struct {
 // decDir is the decrypting direction: far side R to inside host L.
 type decDir struct {
 	rcvW      int64 // next in-order wire byte
-	initDone  bool
 	initLen   int64
 	reasm     ring  // out-of-order and not yet usable wire bytes from rcvW on
 	held      spans // which of them are present
@@ -115,14 +114,22 @@ type decDir struct {
 	frames    frameQ
 	plain     ring  // opened plaintext H[ackH, nextH), for delivery and re-delivery
 	sentH     int64 // end of what L was sent: H[sentH, nextH) waits for L's window
-	finOut    bool  // the FIN went to L
 	plainFrom int64 // the ring holds nothing below this host offset
 	finH      int64 // host offset of the FIN delivered to L, -1 if none
 	finW      int64 // wire offset of R's TCP FIN, -1 if none
 	lastAckW  int64 // the wire ACK R last got from us
 	custody   int64 // highest wire ACK R got for bytes of a frame not yet opened (ackToR)
-	lastWin   uint16
-	answer    bool // let the next ACK from L through even if it repeats
+	// releaseEnd is the end of the plaintext delivered at once when a
+	// hole on the wire filled (0: none pending). L acknowledges such a
+	// release in several ACKs; they go to R as one (release.go).
+	releaseEnd int64
+	lastWin    uint16
+	initDone   bool
+	finOut     bool // the FIN went to L
+	answer     bool // let the next ACK from L through even if it repeats
+	ackHeld    bool // an ACK of L's waits for the end of a release or the next Tick
+	// (The flags together after the 8-byte fields: a flow record must stay
+	// within 2040 bytes, the 2048-byte size class with its malloc header.)
 }
 
 type flow struct {

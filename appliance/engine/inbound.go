@@ -147,7 +147,7 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 // them (R's Init message too: the handshake then timed out).
 func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
 	d := &f.rcv
-	delivered := d.sentH
+	delivered, holeFilled := d.sentH, d.held.n > 0
 	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -171,6 +171,9 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	}
 	if f.state == stDead {
 		return Forwarded
+	}
+	if holeFilled && !f.sackOK && d.sentH-delivered > releaseMin {
+		d.releaseEnd = d.sentH
 	}
 	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], &e.si, hostAck, false)

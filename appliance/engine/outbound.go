@@ -111,6 +111,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
 			return Consumed
 		}
+		if e.ackRelease(f, ackW) {
+			return Consumed
+		}
 		d.answer = false
 		e.ackR(f, tx[Outside], si)
 		return Forwarded

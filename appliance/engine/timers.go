@@ -9,6 +9,7 @@ const sweepEvery = int64(10 * time.Millisecond)
 // completions of public-key work. Call it between batches.
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.publish()
+	e.flushHeldAcks(tx)
 	e.poll(now, tx)
 	e.fragExpire(now)
 	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
