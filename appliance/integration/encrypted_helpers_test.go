@@ -148,6 +148,7 @@ type encOpts struct {
 	backend string // tcpincd's backend ("": auto, which is afpacket on veth)
 	impair  bool   // splice the impairment bump into the untrusted link
 	inside  bool   // splice it into the inside link, between hA and gwA, instead
+	mtu     int    // every link's MTU (0: 1500)
 }
 
 func newEncEnv(t *testing.T, net int) *encEnv {
@@ -174,7 +175,7 @@ func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 	}
 	lockPrefix(t, encPrefix)
 	_ = topology.Down(encPrefix)
-	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: o.net, Mode: topology.ModeBare, Queues: o.queues})
+	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: o.net, Mode: topology.ModeBare, Queues: o.queues, MTU: o.mtu})
 	if err != nil {
 		t.Fatal(err)
 	}
