@@ -400,6 +400,28 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 	return r
 }
 
+// encryptedToB runs one stream transfer of n bytes each way from hA to
+// server on hB, over IPv4 and then IPv6, checks both, and checks that
+// both appliances counted them encrypted. It returns the two results.
+func (e *encEnv) encryptedToB(t *testing.T, server *netns.Process, port uint16, n int64, timeout time.Duration, extra ...string) []result {
+	t.Helper()
+	b := e.topo.Addr(topology.HostB)
+	var rs []result
+	d, ok := e.measure(t, func() {
+		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, port), netip.AddrPortFrom(b.V6, port)} {
+			r := e.transfer(t, topology.HostA, dst, server, n, n, timeout, extra...)
+			checkTransfer(t, r, n, n)
+			rs = append(rs, r)
+		}
+	})
+	if ok {
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			encryptedDelta(t, gw, d[gw], 2)
+		}
+	}
+	return rs
+}
+
 // fields parses key=value words.
 func fields(line string) map[string]string {
 	m := map[string]string{}

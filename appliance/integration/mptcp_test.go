@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -17,24 +16,13 @@ import (
 // has for middleboxes that drop its options), and every byte arrives.
 func TestMPTCP(t *testing.T) {
 	e := newEncEnv(t, 88)
-	b := e.topo.Addr(topology.HostB)
 	for _, n := range []topology.Node{topology.HostA, topology.HostB} {
 		if out, err := e.topo.Run(n, "sysctl", "-w", "net.mptcp.enabled=1"); err != nil {
 			t.Fatalf("%s: %v\n%s", n, err, out)
 		}
 	}
 	srv := e.startTool(t, topology.HostB, "stream-server", "stream server ready", "-listen", "[::]:5003", "-mptcp")
-	const n = 4 << 20
-	d, ok := e.measure(t, func() {
-		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, 5003), netip.AddrPortFrom(b.V6, 5003)} {
-			r := e.transfer(t, topology.HostA, dst, srv, n, n, time.Minute, "-mptcp", "-idle", "15s")
-			t.Logf("client: %s", strings.TrimSpace(r.clientOut))
-			checkTransfer(t, r, n, n)
-		}
-	})
-	if ok {
-		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-			encryptedDelta(t, gw, d[gw], 2)
-		}
+	for _, r := range e.encryptedToB(t, srv, 5003, 4<<20, time.Minute, "-mptcp", "-idle", "15s") {
+		t.Logf("client: %s", strings.TrimSpace(r.clientOut))
 	}
 }

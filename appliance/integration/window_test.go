@@ -3,9 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -51,14 +49,6 @@ func TestZeroWindow(t *testing.T) {
 	keepCapture(t, inside)
 	noMarker(t, wire, n+m)
 	a := e.topo.Addr(topology.HostA).V4.String()
-	count := func(path, filter string) int {
-		t.Helper()
-		out, err := exec.Command("tshark", "-r", path, "-n", "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
-		if err != nil {
-			t.Fatalf("tshark -r %s -Y %q: %v", path, filter, err)
-		}
-		return len(strings.Fields(string(out)))
-	}
 	// Linux keeps one unit of its window scale open (128 bytes here), so
 	// "closed" is less than a segment's worth.
 	closed := fmt.Sprintf("ip.src == %s && tcp.window_size < 1400 && tcp.flags.syn == 0 && tcp.flags.reset == 0", a)
@@ -68,7 +58,7 @@ func TestZeroWindow(t *testing.T) {
 		{"gwA's closed wire window", wire, closed},
 		{"the server's window probes, delivered to hA", inside, probes},
 	} {
-		k := count(c.path, c.filter)
+		k := tsharkCount(t, c.path, c.filter)
 		t.Logf("%s: %d segments", c.what, k)
 		if k == 0 {
 			t.Errorf("no segment shows %s: the window never closed, or the probes were lost", c.what)
