@@ -10,6 +10,12 @@
 # needed cannot be installed. TCPINC_NO_INSTALL=1 only reports what is missing.
 set -euo pipefail
 
+# tcpinc_has_pycrypto: a python3 that imports cryptography, on PATH or
+# Debian's (where python3-cryptography goes).
+tcpinc_has_pycrypto() {
+	{ python3 -c 'import cryptography' || /usr/bin/python3 -c 'import cryptography'; } >/dev/null 2>&1
+}
+
 tcpinc_deps() {
 	local want=${1:-test}
 	# command -> Debian package. A command found on PATH counts as present,
@@ -42,8 +48,17 @@ tcpinc_deps() {
 			pkgs+=("${pkg_of[$c]}")
 		fi
 	done
+	# tcpcrypt's vector cross-check (appliance/tcpcrypt/testdata/crosscheck.py)
+	# needs Python's cryptography package, in the python3 on PATH or Debian's.
+	local pycrypto=0
+	if [ "$want" = test ] && ! tcpinc_has_pycrypto; then
+		pycrypto=1
+		pkgs+=(python3-cryptography)
+	fi
 	if ((${#pkgs[@]} > 0)); then
-		echo "deps: missing ${missing[*]}; installing Debian packages: ${pkgs[*]}"
+		local what=("${missing[@]}")
+		((pycrypto)) && what+=("python3's cryptography package")
+		echo "deps: missing ${what[*]}; installing Debian packages: ${pkgs[*]}"
 		if [ "${TCPINC_NO_INSTALL:-}" = 1 ]; then
 			echo "deps: TCPINC_NO_INSTALL=1: not installing" >&2
 			return 1
@@ -62,6 +77,10 @@ tcpinc_deps() {
 				return 1
 			}
 		done
+		if ((pycrypto)) && ! tcpinc_has_pycrypto; then
+			echo "deps: python3 still cannot import cryptography after installing python3-cryptography" >&2
+			return 1
+		fi
 		echo "deps: installed ${pkgs[*]}"
 	fi
 

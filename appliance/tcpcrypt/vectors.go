@@ -51,6 +51,26 @@ type Vector struct {
 	KBA0      Hex           `json:"k_ba0"`
 	MK1       Hex           `json:"mk1"`
 	Frames    []VectorFrame `json:"frames"`
+	Resumed   VectorResumed `json:"resumed"`
+}
+
+// VectorResumed is the next connection between the same two hosts, resumed
+// from the session's ss[1] (RFC 8548 §3.5) with the roles swapped: the host
+// that was B opens actively and is A now, so nonce_a (the original A's,
+// U-4) arrives in the SYN-ACK and each host still sends with the keys of
+// its original role (TC-38). Frames' From is the current role: "A" is the
+// original B, sending with k_ba.
+type VectorResumed struct {
+	SS1       Hex           `json:"ss1"`        // CPRF(ss[0], CONST_NEXTK, 32)
+	ResumeID  Hex           `json:"resume_id"`  // resume[1] = CPRF(ss[1], CONST_RESUME, 18)
+	NonceA    Hex           `json:"nonce_a"`    // the original A's resumption nonce
+	NonceB    Hex           `json:"nonce_b"`    // the original B's
+	SYN       Hex           `json:"syn"`        // the original B's suboption: TEP|0x80, resume[1][9:18], nonce_b
+	SYNACK    Hex           `json:"synack"`     // the original A's: TEP|0x80, resume[1][0:9], nonce_a
+	SessionID Hex           `json:"session_id"` // TEP|0x80 | CPRF(ss[1], CONST_SESSID | nonce_a | nonce_b, 32)
+	KAB0      Hex           `json:"k_ab0"`      // from mk[0] = CPRF(ss[1], CONST_REKEY | nonce_a | nonce_b, 32)
+	KBA0      Hex           `json:"k_ba0"`
+	Frames    []VectorFrame `json:"frames"`
 }
 
 // VectorInputs are the fixed inputs of a Vector.
@@ -245,34 +265,117 @@ func generateVector(tep TEP, s cryptopool.Suite) (Vector, error) {
 		if step.fromA {
 			x = sideA
 		}
-		if step.rekey {
-			if err := x.ring.StartRekey(); err != nil {
-				return Vector{}, err
-			}
-		}
-		k, err := x.ring.Send(len(step.data), step.fin)
+		f, err := vectorSeal(x.ring, x.peer, step, x.offset)
 		if err != nil {
-			return Vector{}, err
+			return Vector{}, fmt.Errorf("%s: %w", x.name, err)
 		}
-		h := FrameHeader{Rekey: k.Rekey, FIN: step.fin}
-		buf := make([]byte, h.Overhead()+len(step.data))
-		copy(buf[h.DataStart():], step.data)
-		plaintext := append([]byte{h.flags()}, step.data...)
-		frame, err := k.Sealer.Seal(buf, h, len(step.data), x.offset)
-		if err != nil {
-			return Vector{}, err
-		}
-		v.Frames = append(v.Frames, VectorFrame{
-			From: x.name, Offset: x.offset, Control: Hex{frame[0]},
-			Plaintext: plaintext, Frame: bytes.Clone(frame),
-		})
-		// The peer must open it: the vector is of a working session.
-		if _, data, err := x.peer.Open(frame, x.offset); err != nil || string(data) != step.data {
-			return Vector{}, fmt.Errorf("%s's frame at %d does not open at the peer: %v", x.name, x.offset, err)
-		}
-		x.offset += uint64(len(frame))
+		f.From = x.name
+		v.Frames = append(v.Frames, f)
+		x.offset += uint64(len(f.Frame))
 	}
-	return v, nil
+	v.Resumed, err = generateResumed(sa, sb)
+	return v, err
+}
+
+// vectorSeal seals step's frame at offset with ring's sending key (rekeying
+// first if the step says so) and checks that peer opens it: a vector is of
+// a working session.
+func vectorSeal(ring, peer *KeyRing, step vectorFrame, offset uint64) (VectorFrame, error) {
+	if step.rekey {
+		if err := ring.StartRekey(); err != nil {
+			return VectorFrame{}, err
+		}
+	}
+	k, err := ring.Send(len(step.data), step.fin)
+	if err != nil {
+		return VectorFrame{}, err
+	}
+	h := FrameHeader{Rekey: k.Rekey, FIN: step.fin}
+	buf := make([]byte, h.Overhead()+len(step.data))
+	copy(buf[h.DataStart():], step.data)
+	plaintext := append([]byte{h.flags()}, step.data...)
+	frame, err := k.Sealer.Seal(buf, h, len(step.data), offset)
+	if err != nil {
+		return VectorFrame{}, err
+	}
+	f := VectorFrame{Offset: offset, Control: Hex{frame[0]}, Plaintext: plaintext, Frame: bytes.Clone(frame)}
+	// Open works in place: it gets the frame after the copy.
+	if _, data, err := peer.Open(frame, offset); err != nil || string(data) != step.data {
+		return VectorFrame{}, fmt.Errorf("the frame at %d does not open at the peer: %v", offset, err)
+	}
+	return f, nil
+}
+
+// resumedScript: the resumed connection's frames, by current role (the
+// original B is A now). Both streams start at offset 0: no Init messages.
+var resumedScript = []vectorFrame{
+	{fromA: true, data: "again"},
+	{fromA: false, fin: true, data: "ok"},
+}
+
+// generateResumed resumes the session sa (the original A's) and sb (the
+// original B's) through the resumption cache, as the appliance does, with
+// fixed nonces: 8 bytes a0..a7 for the original A, 8 bytes b0..b7 for B.
+func generateResumed(sa, sb *Session) (VectorResumed, error) {
+	var r VectorResumed
+	origA := NewCache[string](CacheConfig{Rand: bytes.NewReader(countingBytes(0xa0, MaxResumeNonce))})
+	origB := NewCache[string](CacheConfig{Rand: bytes.NewReader(countingBytes(0xb0, MaxResumeNonce))})
+	origA.Store("b", sa)
+	origB.Store("a", sb)
+	r.SS1 = bytes.Clone(sa.next[:])
+	id := ResumeID(r.SS1)
+	r.ResumeID = id[:]
+	offer, ok := origB.Offer("a")
+	if !ok {
+		return r, fmt.Errorf("nothing to resume")
+	}
+	r.SYN = offer.AppendSuboption(nil)
+	answer, ok := origA.Accept("b", r.SYN[0], r.SYN[1:])
+	if !ok {
+		return r, fmt.Errorf("the original A does not accept %x", r.SYN)
+	}
+	r.SYNACK = answer.AppendSuboption(nil)
+	if !offer.MatchReply(r.SYNACK[0], r.SYNACK[1:]) {
+		return r, fmt.Errorf("the original B does not take %x", r.SYNACK)
+	}
+	r.NonceA, r.NonceB = bytes.Clone(answer.Nonce()), bytes.Clone(offer.Nonce())
+	nowA, err := offer.Session(RoleA)
+	if err != nil {
+		return r, err
+	}
+	nowB, err := answer.Session(RoleB)
+	if err != nil {
+		return r, err
+	}
+	if nowA.ID != nowB.ID {
+		return r, fmt.Errorf("the hosts disagree on the resumed session")
+	}
+	r.SessionID = nowA.ID[:]
+	r.KAB0 = append(bytes.Clone(nowB.Send.Key), nowB.Send.NR[:]...)
+	r.KBA0 = append(bytes.Clone(nowA.Send.Key), nowA.Send.NR[:]...)
+	ringA, err := NewSessionKeyRing(nowA)
+	if err != nil {
+		return r, err
+	}
+	ringB, err := NewSessionKeyRing(nowB)
+	if err != nil {
+		return r, err
+	}
+	var offA, offB uint64
+	for _, step := range resumedScript {
+		name, ring, peer, off := "B", ringB, ringA, &offB
+		if step.fromA {
+			name, ring, peer, off = "A", ringA, ringB, &offA
+		}
+		f, err := vectorSeal(ring, peer, step, *off)
+		if err != nil {
+			return r, fmt.Errorf("resumed: %s: %w", name, err)
+		}
+		f.From = name
+		r.Frames = append(r.Frames, f)
+		*off += uint64(len(f.Frame))
+	}
+	return r, nil
 }
 
 // MarshalVectors is the exact byte form of testdata/vectors.json: indented

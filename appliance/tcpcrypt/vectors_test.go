@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -235,4 +237,34 @@ func TestVectorsIndependent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVectorsCrossCheck has a second implementation recompute every vector,
+// resumption included: testdata/crosscheck.py, written in Python from the
+// RFC text with the `cryptography` package, none of this package's code. A
+// misreading of the RFC shared by the appliance and the host mode (which
+// uses this package) interoperates with itself; it would not pass here.
+func TestVectorsCrossCheck(t *testing.T) {
+	py := pythonWithCryptography(t)
+	out, err := exec.Command(py, "testdata/crosscheck.py", vectorsPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crosscheck.py: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("%d of %d vectors agree", len(loadVectors(t).Vectors), len(loadVectors(t).Vectors))
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("crosscheck.py did not report %q:\n%s", want, out)
+	}
+}
+
+// pythonWithCryptography returns a Python 3 that imports `cryptography`:
+// the one on PATH, else Debian's, where scripts/deps.sh installs
+// python3-cryptography.
+func pythonWithCryptography(t *testing.T) string {
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if p, err := exec.LookPath(py); err == nil && exec.Command(p, "-c", "import cryptography").Run() == nil {
+			return p
+		}
+	}
+	t.Fatal("no python3 with the cryptography package (Debian python3-cryptography; scripts/deps.sh test installs it)")
+	return ""
 }
