@@ -89,6 +89,12 @@ type Knobs struct {
 	RekeyFrames int
 	// SplitInit sends the Init message in two TCP segments.
 	SplitInit bool
+	// InitTail puts this many bytes (at most 1024) in the "ignored" field at
+	// the end of our Init message, message_len counting them. RFC 8548
+	// §4.1 says a sender MUST leave the field empty and a receiver MUST
+	// accept and skip it (and, being in the transmitted encoding, it goes
+	// into the PRK): this is for testing receivers only.
+	InitTail int
 }
 
 func (k Knobs) frameSize() int {

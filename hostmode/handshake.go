@@ -2,6 +2,7 @@ package hostmode
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,24 @@ func writeInit(tcp *net.TCPConn, msg []byte, split bool) error {
 	}
 	_, err := tcp.Write(msg)
 	return err
+}
+
+// maxInitTail caps Knobs.InitTail, far below what a receiver may refuse
+// (tcpcrypt.DefaultMaxInitLen).
+const maxInitTail = 1024
+
+// withTail appends n bytes to the Init message msg as its "ignored" field
+// and makes message_len (bytes 4..7, RFC 8548 §4.1) count them
+// (Knobs.InitTail, at most maxInitTail).
+func withTail(msg []byte, n int) []byte {
+	if n <= 0 {
+		return msg
+	}
+	for i := range min(n, maxInitTail) {
+		msg = append(msg, byte(0xe0+i))
+	}
+	binary.BigEndian.PutUint32(msg[4:8], uint32(len(msg)))
+	return msg
 }
 
 // readInit feeds the stream to r until the Init message is complete and
@@ -85,6 +104,7 @@ func freshA(tcp *net.TCPConn, out *eno.Outcome, aeads []cryptopool.Suite, knobs 
 	if err != nil {
 		return nil, err
 	}
+	init1 = withTail(init1, knobs.InitTail)
 	if err := writeInit(tcp, init1, knobs.SplitInit); err != nil {
 		return nil, err
 	}
@@ -157,6 +177,7 @@ func freshB(tcp *net.TCPConn, out *eno.Outcome, prefs []cryptopool.Suite, knobs 
 	if err != nil {
 		return nil, err
 	}
+	init2 = withTail(init2, knobs.InitTail)
 	es, err := ka.SharedSecret(kp, m.Pub)
 	if err != nil {
 		return nil, err

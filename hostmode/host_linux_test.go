@@ -217,6 +217,52 @@ func TestFraming(t *testing.T) {
 	}
 }
 
+// TestInitTail: Init messages with bytes in their "ignored" field, both
+// ways, which receivers must skip and count into the PRK (RFC 8548 §4.1,
+// §3.3): the two ends agree on the session and the data.
+func TestInitTail(t *testing.T) {
+	h := host(t)
+	dcfg := Config{NoCache: true, Knobs: Knobs{InitTail: 29, SplitInit: true}}
+	lcfg := Config{NoCache: true, Knobs: Knobs{InitTail: maxInitTail}}
+	ci, si := roundTrip(t, h, dcfg, lcfg, 100<<10)
+	if !ci.Encrypted || !si.Encrypted || !bytes.Equal(ci.SessionID, si.SessionID) {
+		t.Fatalf("encrypted %v/%v, session IDs %x / %x", ci.Encrypted, si.Encrypted, ci.SessionID, si.SessionID)
+	}
+}
+
+// TestWithTail: the knob's Init messages carry the tail as their ignored
+// field, counted by message_len.
+func TestWithTail(t *testing.T) {
+	ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ka.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init1, err := tcpcrypt.AppendInit1(nil, []cryptopool.Suite{cryptopool.AES128GCM}, make([]byte, tcpcrypt.NonceLen), kp.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := len(init1)
+	init1 = withTail(init1, 29)
+	r, err := tcpcrypt.NewInit1Reader(tcpcrypt.TEPX25519, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, done, err := r.Feed(append(init1, 0xff)); n != plain+29 || !done || err != nil {
+		t.Fatalf("Feed = %d %v %v, want %d", n, done, err, plain+29)
+	}
+	m, err := r.Init1()
+	if err != nil || len(m.Ignored()) != 29 {
+		t.Fatalf("ignored field %x, %v", m.Ignored(), err)
+	}
+	if got := withTail(make([]byte, 8), 5000); len(got) != 8+maxInitTail {
+		t.Fatalf("tail of %d bytes, want the cap %d", len(got)-8, maxInitTail)
+	}
+}
+
 // A FIN without a FINp frame is an error, not end of file (RFC 8548 §3.7).
 func TestFINWithoutFINp(t *testing.T) {
 	h := host(t)

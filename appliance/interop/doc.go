@@ -4,13 +4,14 @@
 // host A and as host B, every TEP and AEAD, frame sizes from 100 to 65,000
 // bytes, rekeying every 5 frames, half-close in both directions, 3 % loss on
 // the untrusted network and resumption; plus hosts that speak TCP-ENO
-// themselves behind the appliance, which then steps aside. Each case
+// themselves behind the appliance, which then steps aside, and hosts whose
+// Init messages carry bytes in the "ignored" field that receivers must skip. Each case
 // compares the appliance's session ID and transcript (admin API) with the
 // host's.
 //
 // `go test ./...` as root runs a subset in which every TEP, AEAD and frame
-// size meets both appliance roles (11 cases, about a minute);
-// INTEROP_FULL=1 runs the whole matrix (99 cases), which scripts/interop.sh
+// size meets both appliance roles (13 cases, about a minute);
+// INTEROP_FULL=1 runs the whole matrix (101 cases), which scripts/interop.sh
 // does three times in a row. Each case is a subtest:
 // -run 'TestInterop/applianceB/p256.*frame16384' picks cases. A failed case
 // reports the appliance's counters, the host-mode JSON lines and the case's

@@ -53,6 +53,10 @@ type icase struct {
 	// flushed between the two connections, so the host's resumption offer
 	// names nothing and B answers with a fresh key exchange (RFC 8548 §3.5).
 	staleTicket bool
+	// initTail: the hostmode end's Init message carries bytes in its
+	// "ignored" field, split over two segments; the appliance must skip
+	// them and count them into the PRK (RFC 8548 §4.1, TC-64, TC-66).
+	initTail bool
 }
 
 // name is the case's subtest name: the role, then TEP, AEAD and frame size
@@ -68,6 +72,9 @@ func (c icase) name() string {
 	}
 	if c.staleTicket {
 		role = "staleTicket-applianceB"
+	}
+	if c.initTail {
+		role = "initTail-" + role
 	}
 	return fmt.Sprintf("%s/%s-%s-frame%d", role, c.tep, c.aead, c.frame)
 }
@@ -108,6 +115,8 @@ func endToEnd() []icase {
 		{tep: "x25519", aead: "aes128gcm", frame: 16384, staleTicket: true},
 		{applianceA: true, tep: "x448", aead: "chacha20poly1305", frame: 65000, endToEnd: true},
 		{applianceA: false, tep: "p256", aead: "aes256gcm", frame: 1400, endToEnd: true},
+		{applianceA: true, tep: "x25519", aead: "aes128gcm", frame: 1400, initTail: true},
+		{applianceA: false, tep: "x448", aead: "chacha20poly1305", frame: 16384, initTail: true},
 	}
 }
 
@@ -341,6 +350,9 @@ func (e *env) run(c icase, k int, procs *[]*netns.Process) error {
 	port := int(e.port.Add(1))
 	far := e.farAddr(k)
 	hm := []string{"-tep", c.tep, "-aead", c.aead, "-frame", fmt.Sprint(c.frame), "-rekey", fmt.Sprint(rekey), "-hold", "1500ms"}
+	if c.initTail {
+		hm = append(hm, "-init-tail", "300", "-split-init")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var srv *netns.Process

@@ -105,6 +105,7 @@ func main() {
 	fs.IntVar(&o.cfg.FrameSize, "frame", 16384, "application bytes per tcpcrypt frame, 1..65518")
 	fs.IntVar(&o.cfg.RekeyFrames, "rekey", 0, "initiate a rekey every N frames (0: never)")
 	fs.BoolVar(&o.cfg.SplitInit, "split-init", false, "send the Init message in two segments")
+	fs.IntVar(&o.cfg.InitTail, "init-tail", 0, "bytes in the Init message's ignored field, at most 1024 (receivers must skip them; senders must not send them: tests only)")
 	fs.BoolVar(&o.cfg.RequireEncryption, "require", false, "reset connections that do not negotiate tcpcrypt")
 	fs.BoolVar(&o.cfg.PassiveRole, "passive-role", false, "set b = 1 on connect (simultaneous open)")
 	fs.BoolVar(&o.cfg.NoCache, "no-cache", false, "neither resume nor cache session secrets")
