@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,9 @@ import (
 // lack window scaling or SACK). The appliances translate whatever the two
 // hosts negotiated: windows without scaling (at most 64 KiB), segments
 // without timestamps, recovery without SACK (where the ACKs of a release
-// must reach the sender as one: appliance/engine/release.go). 8 MB each
-// way over IPv4 and IPv6, encrypted, with and without 2 % loss on the
-// untrusted link.
+// must reach the sender as one: appliance/engine/release.go); and a server
+// that answers with SYN cookies. 8 MB each way over IPv4 and IPv6,
+// encrypted, with and without 2 % loss on the untrusted link.
 func TestHostTCPOptionVariants(t *testing.T) {
 	e := newEncEnv(t, 86)
 	set := func(kv ...string) {
@@ -28,7 +29,7 @@ func TestHostTCPOptionVariants(t *testing.T) {
 			}
 		}
 	}
-	defaults := []string{"net.ipv4.tcp_timestamps=1", "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1"}
+	defaults := []string{"net.ipv4.tcp_timestamps=1", "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1", "net.ipv4.tcp_syncookies=1"}
 	for _, c := range []struct {
 		name   string
 		sysctl []string
@@ -38,6 +39,12 @@ func TestHostTCPOptionVariants(t *testing.T) {
 		{"no-window-scaling", []string{"net.ipv4.tcp_window_scaling=0"}, []float64{0, 2}},
 		{"no-sack", []string{"net.ipv4.tcp_sack=0"}, []float64{0, 2}},
 		{"none-of-them", []string{"net.ipv4.tcp_timestamps=0", "net.ipv4.tcp_sack=0", "net.ipv4.tcp_window_scaling=0"}, []float64{0, 2}},
+		// The server answers every SYN with a SYN cookie and keeps no
+		// state until the third segment, whose ACK (and, with timestamps,
+		// TSecr, where Linux encodes the window scale and SACK) must
+		// come back as it sent them.
+		{"syncookies", []string{"net.ipv4.tcp_syncookies=2"}, []float64{0, 2}},
+		{"syncookies-no-timestamps", []string{"net.ipv4.tcp_syncookies=2", "net.ipv4.tcp_timestamps=0"}, []float64{0}},
 	} {
 		for _, loss := range c.loss {
 			t.Run(fmt.Sprintf("%s/loss=%v%%", c.name, loss), func(t *testing.T) {
@@ -45,7 +52,12 @@ func TestHostTCPOptionVariants(t *testing.T) {
 				set(c.sysctl...)
 				e.setLoss(t, loss)
 				defer e.setLoss(t, 0)
+				cookies := e.nstat(t, topology.HostB, "TcpExtSyncookiesRecv")
 				e.encryptedToB(t, e.streamB, 5001, 8<<20, 2*time.Minute)
+				cookies = e.nstat(t, topology.HostB, "TcpExtSyncookiesRecv") - cookies
+				if strings.HasPrefix(c.name, "syncookies") && cookies < 2 {
+					t.Fatalf("hB took %d SYN cookies back, want one per transfer (IPv4, IPv6) at least", cookies)
+				}
 			})
 		}
 	}
