@@ -105,16 +105,18 @@ func runTool(mode string, args []string) int {
 	md5 := fs.String("md5", "", "client and stream server: sign every segment with this TCP MD5 key (RFC 2385)")
 	md5Peers := fs.String("md5peer", "", "stream server: comma-separated client addresses the -md5 key is for")
 	mptcp := fs.Bool("mptcp", false, "client and stream server: Multipath TCP (RFC 8684)")
+	keepAlive := fs.Duration("keepalive", 0, "client and stream server: TCP keep-alive probes after this long idle, then every this long, 3 unanswered fail (0: Go's default)")
+	gap := fs.Duration("gap", 0, "client and stream server: send half of the bytes, go quiet this long, then send the rest")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp})
+		err = streamServer(*listen, *gap, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp, keepAlive: *keepAlive})
 	case "stream-client":
-		err = streamClient(clientRun{addr: *addr, n: *n, m: *m, seed: *seed, rate: *rate, idle: *idle, pause: *pause, readPause: *readPause,
-			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp}})
+		err = streamClient(clientRun{addr: *addr, n: *n, m: *m, seed: *seed, rate: *rate, idle: *idle, pause: *pause, readPause: *readPause, gap: *gap,
+			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp, keepAlive: *keepAlive}})
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -148,6 +150,18 @@ type sockOpts struct {
 	md5      string // a TCP MD5 key: the client's for the server, the server's for md5Peers
 	md5Peers string // server: comma-separated client addresses
 	mptcp    bool   // Multipath TCP
+	// keepAlive: TCP keep-alive probes after keepAlive idle, then every
+	// keepAlive, three unanswered ones failing the connection (0: Go's
+	// default of 15 s).
+	keepAlive time.Duration
+}
+
+// keepAliveConfig is so's keep-alive setting as the net package takes it.
+func (so sockOpts) keepAliveConfig() net.KeepAliveConfig {
+	if so.keepAlive <= 0 {
+		return net.KeepAliveConfig{}
+	}
+	return net.KeepAliveConfig{Enable: true, Idle: so.keepAlive, Interval: so.keepAlive, Count: 3}
 }
 
 // setMD5 gives the socket the TCP MD5 signature key (RFC 2385,
@@ -169,14 +183,21 @@ func setMD5(fd int, v6 bool, peer netip.Addr, key string) error {
 }
 
 // sendStream writes n bytes of stream seed to w, at most rate bytes per
-// second if rate > 0, and returns their hash.
-func sendStream(w io.Writer, n int64, seed uint64, rate int64) (string, error) {
+// second if rate > 0, pausing for gap halfway, and returns their hash.
+func sendStream(w io.Writer, n int64, seed uint64, rate int64, gap time.Duration) (string, error) {
 	s := newStream(seed)
 	t0 := time.Now()
 	h := sha256.New()
 	buf := make([]byte, 64<<10)
+	half := n / 2
 	for left := n; left > 0; {
+		if gap > 0 && n-left == half {
+			time.Sleep(gap)
+		}
 		b := buf[:min(int64(len(buf)), left)]
+		if gap > 0 && n-left < half {
+			b = b[:min(int64(len(b)), half-(n-left))]
+		}
 		s.fill(b)
 		h.Write(b)
 		if _, err := w.Write(b); err != nil {
@@ -245,8 +266,8 @@ func (c idleConn) Write(b []byte) (int, error) {
 	return c.TCPConn.Write(b)
 }
 
-func streamServer(listen string, so sockOpts) error {
-	var lc net.ListenConfig
+func streamServer(listen string, gap time.Duration, so sockOpts) error {
+	lc := net.ListenConfig{KeepAliveConfig: so.keepAliveConfig()}
 	lc.SetMultipathTCP(so.mptcp)
 	if so.md5 != "" {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
@@ -292,7 +313,7 @@ func streamServer(listen string, so sockOpts) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sent, serr = sendStream(tc, m, seed+1, rate)
+				sent, serr = sendStream(tc, m, seed+1, rate, gap)
 				if serr == nil {
 					serr = tc.CloseWrite()
 				}
@@ -306,19 +327,20 @@ func streamServer(listen string, so sockOpts) error {
 
 // clientRun is one stream client's connection: n bytes to send, m to
 // receive, the streams' seed, a rate limit each way (0: none), how long
-// without progress fails it, and the pauses before sending and reading.
+// without progress fails it, the pauses before sending and reading, and
+// the quiet gap halfway through the bytes it sends.
 type clientRun struct {
-	addr                   string
-	n, m                   int64
-	seed                   uint64
-	rate                   int64
-	idle, pause, readPause time.Duration
-	sock                   sockOpts
+	addr                        string
+	n, m                        int64
+	seed                        uint64
+	rate                        int64
+	idle, pause, readPause, gap time.Duration
+	sock                        sockOpts
 }
 
 func streamClient(r clientRun) error {
 	addr, n, m, seed, rate, idle, pause := r.addr, r.n, r.m, r.seed, r.rate, r.idle, r.pause
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: r.sock.keepAliveConfig()}
 	d.SetMultipathTCP(r.sock.mptcp)
 	d.Control = func(network, address string, c syscall.RawConn) error {
 		if r.sock.dstOpts {
@@ -344,7 +366,7 @@ func streamClient(r clientRun) error {
 		return err
 	}
 	defer c.Close()
-	tc := idleConn{c.(*net.TCPConn), max(idle, pause+10*time.Second)}
+	tc := idleConn{c.(*net.TCPConn), max(idle, pause+r.gap+10*time.Second)}
 	mp, _ := tc.MultipathTCP()
 	fmt.Printf("connected %s -> %s mptcp=%v\n", c.LocalAddr(), c.RemoteAddr(), mp)
 	var hdr [32]byte
@@ -361,7 +383,7 @@ func streamClient(r clientRun) error {
 	go func() {
 		defer close(done)
 		time.Sleep(pause)
-		sent, serr = sendStream(tc, n, seed, rate)
+		sent, serr = sendStream(tc, n, seed, rate, r.gap)
 		if serr == nil {
 			serr = tc.CloseWrite()
 		}
@@ -451,11 +473,19 @@ func httpClient(addr string, count, size int) error {
 // offset, and a short stream is reported as truncated.
 func TestStreamTool(t *testing.T) {
 	var buf bytes.Buffer
-	sent, err := sendStream(&buf, 1<<20+123, 5, 0)
+	sent, err := sendStream(&buf, 1<<20+123, 5, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
+	// A gap halfway changes when the bytes go, not which.
+	var gapped gapWriter
+	if again, err := sendStream(&gapped, 1<<20+123, 5, 0, 50*time.Millisecond); err != nil || again != sent || !bytes.Equal(gapped.b, data) {
+		t.Fatalf("with a gap: sha %s (without %s), %v", again, sent, err)
+	}
+	if gapped.at != (1<<20+123)/2 || gapped.wait < 50*time.Millisecond {
+		t.Fatalf("the gap came after %d bytes and lasted %v, want after %d, 50ms", gapped.at, gapped.wait, (1<<20+123)/2)
+	}
 	if bytes.Count(data, []byte(marker)) != (len(data)+markerEvery-1)/markerEvery {
 		t.Errorf("%d markers in %d bytes", bytes.Count(data, []byte(marker)), len(data))
 	}
@@ -472,6 +502,24 @@ func TestStreamTool(t *testing.T) {
 	if _, _, err := recvStream(bytes.NewReader(data[:1000]), int64(len(data)), 5); err == nil || !strings.Contains(err.Error(), "short stream") {
 		t.Errorf("truncation not reported: %v", err)
 	}
+}
+
+// gapWriter keeps what is written and the longest pause between writes,
+// with the number of bytes before it.
+type gapWriter struct {
+	b    []byte
+	last time.Time
+	at   int
+	wait time.Duration
+}
+
+func (w *gapWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); !w.last.IsZero() && now.Sub(w.last) > w.wait {
+		w.at, w.wait = len(w.b), now.Sub(w.last)
+	}
+	w.b = append(w.b, p...)
+	w.last = time.Now()
+	return len(p), nil
 }
 
 type oddReader struct {

@@ -63,3 +63,37 @@ func TestHostTCPOptionVariants(t *testing.T) {
 	}
 	set(defaults...)
 }
+
+// TestHostKeepAlive: hosts whose sockets send TCP keep-alive probes (an
+// old segment, one before the next sequence number, that the peer must
+// answer with an ACK) while an encrypted connection is quiet. The
+// appliances answer or carry the probes (docs/protocol.md: host keep-alives
+// are passed on); if no answer came back, three unanswered probes would
+// reset the connection. Each side sends half its 2 MB, stays quiet 6 s
+// with probes every second, then sends the rest, over IPv4 and IPv6.
+func TestHostKeepAlive(t *testing.T) {
+	e := newEncEnv(t, 87)
+	server := e.startTool(t, topology.HostB, "stream-server", "stream server ready", "-listen", "[::]:5002", "-keepalive", "1s", "-gap", "6s")
+	probes := func() (a, b uint64) {
+		return e.nstat(t, topology.HostA, "TcpExtTCPKeepAlive"), e.nstat(t, topology.HostB, "TcpExtTCPKeepAlive")
+	}
+	a0, b0 := probes()
+	var d map[topology.Node]statusCounters
+	var ok bool
+	d, ok = e.measure(t, func() {
+		e.encryptedToB(t, server, 5002, 2<<20, 2*time.Minute, "-keepalive", "1s", "-gap", "6s")
+	})
+	a1, b1 := probes()
+	t.Logf("keep-alive probes sent: hA %d, hB %d; handled by gwA %d, gwB %d", a1-a0, b1-b0, d[topology.GwA].Events["keepalives"], d[topology.GwB].Events["keepalives"])
+	// Two quiet spells of 6 s: at least 4 probes each side in each.
+	if a1-a0 < 8 || b1-b0 < 8 {
+		t.Errorf("keep-alive probes sent: hA %d, hB %d; want at least 8 each", a1-a0, b1-b0)
+	}
+	if ok {
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			if n := d[gw].Events["keepalives"]; n < 8 {
+				t.Errorf("%s: %d keep-alives handled, want at least 8 (events %v)", gw, n, d[gw].Events)
+			}
+		}
+	}
+}
