@@ -29,7 +29,8 @@ func TestHostTCPOptionVariants(t *testing.T) {
 			}
 		}
 	}
-	defaults := []string{"net.ipv4.tcp_timestamps=1", "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1", "net.ipv4.tcp_syncookies=1"}
+	defaults := []string{"net.ipv4.tcp_timestamps=1", "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1", "net.ipv4.tcp_syncookies=1",
+		"net.ipv4.tcp_rmem=4096 131072 6291456"}
 	for _, c := range []struct {
 		name   string
 		sysctl []string
@@ -45,6 +46,9 @@ func TestHostTCPOptionVariants(t *testing.T) {
 		// come back as it sent them.
 		{"syncookies", []string{"net.ipv4.tcp_syncookies=2"}, []float64{0, 2}},
 		{"syncookies-no-timestamps", []string{"net.ipv4.tcp_syncookies=2", "net.ipv4.tcp_timestamps=0"}, []float64{0}},
+		// Receive buffers of up to 1 GiB: Linux announces the largest
+		// window scale, 14, so a window counts in units of 16 KiB.
+		{"window-scale-14", []string{"net.ipv4.tcp_rmem=4096 131072 1073741824"}, []float64{0, 2}},
 	} {
 		for _, loss := range c.loss {
 			t.Run(fmt.Sprintf("%s/loss=%v%%", c.name, loss), func(t *testing.T) {
