@@ -29,8 +29,12 @@ func TestHostTCPOptionVariants(t *testing.T) {
 			}
 		}
 	}
+	rmem, err := e.topo.Run(topology.HostA, "sysctl", "-n", "net.ipv4.tcp_rmem")
+	if err != nil {
+		t.Fatalf("sysctl: %v\n%s", err, rmem)
+	}
 	defaults := []string{"net.ipv4.tcp_timestamps=1", "net.ipv4.tcp_sack=1", "net.ipv4.tcp_window_scaling=1", "net.ipv4.tcp_syncookies=1",
-		"net.ipv4.tcp_rmem=4096 131072 6291456"}
+		"net.ipv4.tcp_rmem=" + strings.Join(strings.Fields(rmem), " ")}
 	for _, c := range []struct {
 		name   string
 		sysctl []string
