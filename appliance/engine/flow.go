@@ -175,6 +175,9 @@ type flow struct {
 	rsp     *tcpcrypt.Responder
 	kexBusy bool
 	kexWant bool
+	// ceToL, ceToR: segments still to mark CE toward L and toward R, for
+	// the CE-marked data that came from the other side (ecn.go).
+	ceToL, ceToR uint16
 	sessOut *tcpcrypt.Session
 	sessErr error
 	sess    *tcpcrypt.Session
@@ -199,6 +202,7 @@ type flow struct {
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
 	wl1, wl2      int64  // the wire offsets (R's sequence, its ACK) of the segment winR came from (SND.WL1, SND.WL2)
 	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
+	ecn           ecnState
 
 	charged          bool  // recordCost is charged to the budget
 	embIn            bool  // on the embryonic list

@@ -51,15 +51,21 @@ func handshakeOn(t testing.TB, ga, gb *gw) *pair { return handshakeMSS(t, ga, gb
 
 // handshakeMSS is handshakeOn with both hosts announcing MSS mssv.
 func handshakeMSS(t testing.TB, ga, gb *gw, mssv uint16) *pair {
+	return handshakeFlags(t, ga, gb, mssv, 0, 0)
+}
+
+// handshakeFlags is handshakeMSS with extra flags on a's SYN (synX) and
+// b's SYN-ACK (synAckX), such as ECN's.
+func handshakeFlags(t testing.TB, ga, gb *gw, mssv uint16, synX, synAckX uint8) *pair {
 	pr := &pair{t: t, ga: ga, gb: gb, tsA: 1000, tsB: 5000}
 
 	// a's SYN gets `45 04 24 23` after its own options.
-	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(mssv, pr.tsA), nil)
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF|synX, 64240, synOpts(mssv, pr.tsA), nil)
 	toIn, toOut := ga.push(Inside, syn)
 	none(t, "G_A SYN inside", toIn)
 	s := one(t, "G_A SYN outside", toOut)
 	hasBytes(t, "SYN ENO option", option(s.opts, 69), unhex("45042423"))
-	if s.seq != isnA || mss(s.opts) != mssv || s.flags != synF {
+	if s.seq != isnA || mss(s.opts) != mssv || s.flags != synF|synX {
 		t.Fatalf("SYN changed: %+v", s)
 	}
 	// G_B forwards it to b with ENO kept and the MSS clamped by 20.
@@ -71,7 +77,7 @@ func handshakeMSS(t testing.TB, ga, gb *gw, mssv uint16) *pair {
 		t.Fatalf("SYN MSS to b = %d, want %d", mss(s.opts), mssv-20)
 	}
 	// b answers without ENO: G_B answers as host B with `45 04 01 23`.
-	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(mssv, pr.tsB), nil)
+	synack := tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF|synAckX, 65160, synOpts(mssv, pr.tsB), nil)
 	toIn, toOut = gb.push(Inside, synack)
 	none(t, "G_B SYN-ACK inside", toIn)
 	s = one(t, "G_B SYN-ACK outside", toOut)

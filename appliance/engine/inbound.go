@@ -29,6 +29,7 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.drop(DropStale)
 	}
 	f.enoOut = false // a non-SYN segment arrived (ENO-26)
+	f.ecnFrom(Outside, p)
 	return e.wireSegment(now, f, p, tx)
 }
 

@@ -180,6 +180,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws
 	f.toR.set(p)
+	f.ecnSYN(p)
 	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
 	return Forwarded
 }
@@ -271,6 +272,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
 	f.toL.set(p)
+	f.ecnSYN(p)
 	if len(p.Payload()) > 0 {
 		return e.synWithoutData(f, p, tx[Inside])
 	}
@@ -403,6 +405,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if !f.toR.set(p) {
 		return e.fallbackB(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 	}
+	f.ecnSYNACK(p)
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
@@ -454,6 +457,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		if !f.toL.set(p) {
 			return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 		}
+		f.ecnSYNACK(p)
 		f.enoOut = true
 		e.negotiated(f)
 		simAnswered := f.sim&simAnswered != 0 && p.Seq() == f.simISN // the simultaneous open negotiated

@@ -25,6 +25,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 		e.opts.reset()
 		f.tsToL(&e.opts, true)
 		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: fl, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+		f.ecnTo(Inside, &s, n > 0 && h >= f.rcv.sentH)
 		if urg && first {
 			// URGp (docs/protocol.md §13): the last urgent byte is urgent bytes
 			// past the frame start; TCP's pointer counts from this segment.
@@ -51,6 +52,7 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 		ack = f.enc.finH + 1
 	}
 	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	f.ecnTo(Inside, &s, false)
 	e.send(to, &f.toL, &s, nil)
 	if si == nil {
 		e.c.AcksOriginated.Add(1)
@@ -80,6 +82,7 @@ func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, k
 		seq--
 	}
 	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	f.ecnTo(Inside, &s, false)
 	e.send(to, &f.toL, &s, nil)
 	f.lastHostAck, f.lastWinR = hostAck, f.winR
 }
@@ -156,6 +159,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	}
 	ack := f.ackToR()
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
 		d.lastAckW, d.lastWin = ack, s.win
 		f.pktsOut++
@@ -198,6 +202,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 		e.opts.sack(blocks[:nb])
 	}
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
 		e.c.DupAcksOriginated.Add(1)
 	}
@@ -245,9 +250,11 @@ func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hos
 	if f.enoOut {
 		e.opts.eno()
 	}
+	fresh := n > 0 && w >= f.enc.sentW
 	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
 	ack := f.ackToR()
 	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
+	f.ecnTo(Outside, &s, fresh)
 	buf := to.Buffer()
 	if buf == nil {
 		e.c.Drops[DropTxFull].Add(1)

@@ -42,6 +42,9 @@ func (t *tmpl) set(p *packet.Packet) bool {
 	ipLen := 40
 	if t.v4 {
 		ipLen = 20
+		t.b[t.l3+1] &^= 3 // Not-ECT: each segment gets its own codepoint (seg.ecn)
+	} else {
+		t.b[t.l3+1] &^= 3 << 4
 	}
 	t.simple = t.l3 <= 14+2*4 && t.l4-t.l3 == ipLen
 	t.sums()
@@ -101,6 +104,7 @@ func (t *tmpl) reverse() {
 type seg struct {
 	seq, ack uint32
 	flags    uint8
+	ecn      uint8 // the IP header's ECN codepoint (ecn.go); the template's is Not-ECT
 	win      uint16
 	urg      uint16
 	opts     []byte // options, padded here to a multiple of 4
@@ -164,6 +168,11 @@ func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []
 		return 0, nil
 	}
 	copy(buf, t.b[:t.l4+20])
+	if t.v4 {
+		buf[t.l3+1] |= s.ecn & 3
+	} else {
+		buf[t.l3+1] |= (s.ecn & 3) << 4
+	}
 	h := buf[t.l4:]
 	binary.BigEndian.PutUint32(h[4:], s.seq)
 	binary.BigEndian.PutUint32(h[8:], s.ack)
@@ -193,7 +202,9 @@ func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
 		// share the template's identification, which RFC 6864 §4.1 allows
 		// only for atomic datagrams.
 		binary.BigEndian.PutUint16(ip[6:], 0x4000)
-		binary.BigEndian.PutUint16(ip[10:], packet.Finish(uint32(t.ipSum)+uint32(n-t.l3)))
+		// The ECN bits build set are the low bits of the first header
+		// word, which ipSum counts as zero.
+		binary.BigEndian.PutUint16(ip[10:], packet.Finish(uint32(t.ipSum)+uint32(n-t.l3)+uint32(ip[1]&3)))
 	} else {
 		binary.BigEndian.PutUint16(ip[4:], uint16(n-t.l3-40))
 	}

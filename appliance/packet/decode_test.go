@@ -359,3 +359,37 @@ func TestFragmentsBuilder(t *testing.T) {
 		}
 	}
 }
+
+// TestECN: the codepoint is read from the IPv4 TOS byte's low bits and the
+// IPv6 traffic class's, leaving the DSCP above it alone.
+func TestECN(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		src  netip.Addr
+		dst  netip.Addr
+		set  func(b []byte, l3 int, ecn uint8) // DSCP 46 (EF) and ecn
+	}{
+		{"v4", pt.HostA4, pt.HostB4, func(b []byte, l3 int, ecn uint8) { b[l3+1] = 46<<2 | ecn }},
+		{"v6", pt.HostA6, pt.HostB6, func(b []byte, l3 int, ecn uint8) {
+			b[l3] = 6<<4 | 46>>2
+			b[l3+1] = (46&3)<<6 | ecn<<4
+		}},
+	} {
+		for _, ecn := range []uint8{packet.NotECT, packet.ECT1, packet.ECT0, packet.CE} {
+			b := pt.Frame{Src: c.src, Dst: c.dst, TCP: tcpSeg(pt.ACK, nil, []byte("x"))}.Bytes()
+			var p packet.Packet
+			if err := p.Decode(b); err != nil || p.ECN() != packet.NotECT {
+				t.Fatalf("%s: %v, ECN %d before", c.name, err, p.ECN())
+			}
+			c.set(b, p.L3Offset(), ecn)
+			if err := p.Decode(b); err != nil || p.ECN() != ecn {
+				t.Errorf("%s: ECN %d, want %d (%v)", c.name, p.ECN(), ecn, err)
+			}
+		}
+	}
+	var p packet.Packet
+	_ = p.Decode(pt.ARP(pt.HostA4, pt.HostB4))
+	if p.ECN() != packet.NotECT {
+		t.Error("ECN of a frame that is not IP")
+	}
+}

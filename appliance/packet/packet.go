@@ -386,6 +386,26 @@ func (p *Packet) IPVersion() uint8 { return p.version }
 // L3Offset returns the offset of the IP header (0 if not IP).
 func (p *Packet) L3Offset() int { return p.l3 }
 
+// ECN codepoints, the two low bits of the IPv4 TOS byte and of the IPv6
+// traffic class (RFC 3168 §5).
+const (
+	NotECT uint8 = 0
+	ECT1   uint8 = 1
+	ECT0   uint8 = 2
+	CE     uint8 = 3
+)
+
+// ECN returns the frame's ECN codepoint (NotECT if the frame is not IP).
+func (p *Packet) ECN() uint8 {
+	switch p.version {
+	case 4:
+		return p.b[p.l3+1] & 3
+	case 6:
+		return p.b[p.l3+1] >> 4 & 3
+	}
+	return NotECT
+}
+
 // L4Offset returns the offset of the upper-layer header, or 0 if there is none
 // (not IP, a non-first fragment, or an IPv6 extension header this package does
 // not walk).
