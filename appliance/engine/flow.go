@@ -178,11 +178,12 @@ type flow struct {
 	// ceToL, ceToR: segments still to mark CE toward L and toward R, for
 	// the CE-marked data that came from the other side (ecn.go).
 	ceToL, ceToR uint16
-	sessOut      *tcpcrypt.Session
-	sessErr      error
-	sess         *tcpcrypt.Session
-	keys         *tcpcrypt.KeyRing
-	dec          *tcpcrypt.FrameDecoder
+
+	sessOut *tcpcrypt.Session
+	sessErr error
+	sess    *tcpcrypt.Session
+	keys    *tcpcrypt.KeyRing
+	dec     *tcpcrypt.FrameDecoder
 
 	enc encDir
 	rcv decDir
