@@ -14,9 +14,10 @@ import (
 // lack window scaling or SACK). The appliances translate whatever the two
 // hosts negotiated: windows without scaling (at most 64 KiB), segments
 // without timestamps, recovery without SACK (where the ACKs of a release
-// must reach the sender as one: appliance/engine/release.go); and a server
-// that answers with SYN cookies. 8 MB each way over IPv4 and IPv6,
-// encrypted, with and without 2 % loss on the untrusted link.
+// must reach the sender as one: appliance/engine/release.go); a server
+// that answers with SYN cookies; hosts announcing the largest window scale.
+// 8 MB each way over IPv4 and IPv6, encrypted, with and without 2 % loss on
+// the untrusted link.
 func TestHostTCPOptionVariants(t *testing.T) {
 	e := newEncEnv(t, 86)
 	set := func(kv ...string) {
