@@ -201,6 +201,7 @@ type Counters struct {
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
+	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	HostHeld                                            atomic.Uint64 // host segments past a hole kept until the hole is filled (hostHold)
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
@@ -715,6 +716,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"acks_originated", &c.AcksOriginated},
 		{"redelivered", &c.Redelivered},
 		{"keepalives", &c.KeepAlives},
+		{"resume_no_room", &c.ResumeNoRoom},
 		{"urg_stripped", &c.URGStripped},
 		{"ptb_translated", &c.PTBTranslated},
 		{"ptb_inside", &c.PTBInside},

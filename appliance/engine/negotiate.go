@@ -152,10 +152,18 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	}
 	var opt [eno.MaxOptionsLen]byte
 	n, err := s.PutSYN(opt[:r])
+	if err != nil && res != nil {
+		// No room for the resumption suboption (17 bytes and more; a Fast
+		// Open cookie request beside the usual options leaves 16): offer a
+		// fresh key exchange instead. The secret stays spent (RFC 8548
+		// §3.5: never offered twice).
+		res.Erase()
+		res = nil
+		e.c.ResumeNoRoom.Add(1)
+		s = e.settings()
+		n, err = s.PutSYN(opt[:r])
+	}
 	if err != nil {
-		if res != nil {
-			res.Erase()
-		}
 		return e.plain(now, k, pol, FallbackOptionRoom, "no room for TCP-ENO")
 	}
 	if !e.admit() {

@@ -169,3 +169,46 @@ func TestResumedDataInThirdSegment(t *testing.T) {
 		t.Fatalf("G_B did not deliver the frame carried by the third segment: %d segments to b", len(in))
 	}
 }
+
+// A SYN whose options leave no room for the resumption suboption (a Fast
+// Open cookie request beside MSS, SACK, timestamps and window scale leaves
+// 16 bytes) offers a fresh key exchange instead of falling back to plain
+// TCP; the secret stays spent. Before, such a connection stayed plain
+// (option_room), and a Fast Open server then gave the client the cookie
+// that kept its later connections plain too.
+func TestResumptionNoRoom(t *testing.T) {
+	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40001)
+	a := netip.AddrPortFrom(addrA.Addr(), 40002)
+	opts := append(synOpts(1460, 1), 34, 2) // Fast Open cookie request (RFC 7413 §4.1.1)
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, opts, nil))
+	syn := one(t, "SYN", o)
+	hasBytes(t, "a fresh offer", option(syn.opts, 69), unhex("45042423"))
+	if option(syn.opts, 34) == nil {
+		t.Fatal("the cookie request was removed")
+	}
+	if n := ga.e.Counters().ResumeNoRoom.Load(); n != 1 {
+		t.Fatalf("resume_no_room %d, want 1", n)
+	}
+	if n := ga.e.Counters().Fallbacks[FallbackOptionRoom].Load(); n != 0 {
+		t.Fatalf("%d option_room fallbacks", n)
+	}
+	// The connection goes on encrypted, with a fresh exchange.
+	gb.push(Outside, o[0])
+	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	finishKex(ga, gb, o)
+	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
+	if w := one(t, "data on the wire", o); w.seq != isnA+1+75 {
+		t.Fatalf("data at %x, want after a fresh Init1 (%x)", w.seq, isnA+1+75)
+	}
+	// The next SYN with room resumes from the secret after the spent one.
+	syn3, w3 := connect(t, ga, gb, 40003)
+	if o := option(syn3.opts, 69); len(o) < 18 || o[len(o)-18] != 0xa3 {
+		t.Fatalf("third SYN option %x offers no resumption", o)
+	}
+	if w3.seq != isnA+1 {
+		t.Fatalf("third connection's data at %x, want resumed at wire offset 0", w3.seq)
+	}
+}

@@ -107,16 +107,17 @@ func runTool(mode string, args []string) int {
 	mptcp := fs.Bool("mptcp", false, "client and stream server: Multipath TCP (RFC 8684)")
 	keepAlive := fs.Duration("keepalive", 0, "client and stream server: TCP keep-alive probes after this long idle, then every this long, 3 unanswered fail (0: Go's default)")
 	gap := fs.Duration("gap", 0, "client and stream server: send half of the bytes, go quiet this long, then send the rest")
+	tfo := fs.Bool("tfo", false, "client and stream server: TCP Fast Open (RFC 7413; TCP_FASTOPEN_CONNECT, TCP_FASTOPEN)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen, *gap, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp, keepAlive: *keepAlive})
+		err = streamServer(*listen, *gap, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo})
 	case "stream-client":
 		err = streamClient(clientRun{addr: *addr, n: *n, m: *m, seed: *seed, rate: *rate, idle: *idle, pause: *pause, readPause: *readPause, gap: *gap,
-			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp, keepAlive: *keepAlive}})
+			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo}})
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -154,6 +155,9 @@ type sockOpts struct {
 	// keepAlive, three unanswered ones failing the connection (0: Go's
 	// default of 15 s).
 	keepAlive time.Duration
+	// tfo: TCP Fast Open; a client's first write goes in its SYN once it
+	// holds a cookie for the server.
+	tfo bool
 }
 
 // keepAliveConfig is so's keep-alive setting as the net package takes it.
@@ -269,10 +273,16 @@ func (c idleConn) Write(b []byte) (int, error) {
 func streamServer(listen string, gap time.Duration, so sockOpts) error {
 	lc := net.ListenConfig{KeepAliveConfig: so.keepAliveConfig()}
 	lc.SetMultipathTCP(so.mptcp)
-	if so.md5 != "" {
+	if so.md5 != "" || so.tfo {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
+				if so.tfo { // a queue of 64 pending Fast Open requests
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN, 64)
+				}
+				if so.md5 == "" {
+					return
+				}
 				for _, p := range strings.Split(so.md5Peers, ",") {
 					a, err := netip.ParseAddr(p)
 					if err != nil {
@@ -346,6 +356,12 @@ func streamClient(r clientRun) error {
 		if r.sock.dstOpts {
 			if err := setDstOpts(network, address, c); err != nil {
 				return err
+			}
+		}
+		if r.sock.tfo {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_FASTOPEN_CONNECT, 1) }); err != nil || serr != nil {
+				return errors.Join(err, serr)
 			}
 		}
 		if r.sock.md5 == "" {
