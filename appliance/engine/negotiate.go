@@ -153,10 +153,11 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	var opt [eno.MaxOptionsLen]byte
 	n, err := s.PutSYN(opt[:r])
 	if err != nil && res != nil {
-		// No room for the resumption suboption (17 bytes and more; a Fast
-		// Open cookie request beside the usual options leaves 16): offer a
-		// fresh key exchange instead. The secret stays spent (RFC 8548
-		// §3.5: never offered twice).
+		// No room for the resumption suboption (an ENO option of about 20
+		// bytes with the default 8-byte nonce; a Fast Open cookie request
+		// beside the usual options leaves 16): offer a fresh key exchange
+		// instead. The secret stays spent (RFC 8548 §3.5: never offered
+		// twice).
 		res.Erase()
 		res = nil
 		e.c.ResumeNoRoom.Add(1)
