@@ -26,7 +26,12 @@ func connect(t *testing.T, ga, gb *gw, aPort uint16) (syn segv, wire segv) {
 }
 
 func connectAddrs(t *testing.T, ga, gb *gw, a, addrB netip.AddrPort) (syn segv, wire segv) {
-	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	return connectSYNOpts(t, ga, gb, a, addrB, synOpts(1460, 1))
+}
+
+// connectSYNOpts is connectAddrs with a's SYN carrying the options opts.
+func connectSYNOpts(t *testing.T, ga, gb *gw, a, addrB netip.AddrPort, opts []byte) (syn segv, wire segv) {
+	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, opts, nil))
 	syn = one(t, "SYN", o)
 	gb.push(Outside, o[0])
 	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
@@ -179,10 +184,8 @@ func TestResumedDataInThirdSegment(t *testing.T) {
 func TestResumptionNoRoom(t *testing.T) {
 	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
 	connect(t, ga, gb, 40001)
-	a := netip.AddrPortFrom(addrA.Addr(), 40002)
 	opts := append(synOpts(1460, 1), 34, 2) // Fast Open cookie request (RFC 7413 §4.1.1)
-	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, opts, nil))
-	syn := one(t, "SYN", o)
+	syn, w := connectSYNOpts(t, ga, gb, netip.AddrPortFrom(addrA.Addr(), 40002), addrB, opts)
 	hasBytes(t, "a fresh offer", option(syn.opts, 69), unhex("45042423"))
 	if option(syn.opts, 34) == nil {
 		t.Fatal("the cookie request was removed")
@@ -194,13 +197,7 @@ func TestResumptionNoRoom(t *testing.T) {
 		t.Fatalf("%d option_room fallbacks", n)
 	}
 	// The connection goes on encrypted, with a fresh exchange.
-	gb.push(Outside, o[0])
-	_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, one(t, "SYN-ACK", o).frame())
-	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
-	finishKex(ga, gb, o)
-	_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), []byte("data")))
-	if w := one(t, "data on the wire", o); w.seq != isnA+1+75 {
+	if w.seq != isnA+1+75 {
 		t.Fatalf("data at %x, want after a fresh Init1 (%x)", w.seq, isnA+1+75)
 	}
 	// The next SYN with room resumes from the secret after the spent one.
