@@ -87,9 +87,7 @@ func TestHostKeepAlive(t *testing.T) {
 		return e.nstat(t, topology.HostA, "TcpExtTCPKeepAlive"), e.nstat(t, topology.HostB, "TcpExtTCPKeepAlive")
 	}
 	a0, b0 := probes()
-	var d map[topology.Node]statusCounters
-	var ok bool
-	d, ok = e.measure(t, func() {
+	d, ok := e.measure(t, func() {
 		e.encryptedToB(t, server, 5002, 2<<20, 2*time.Minute, "-keepalive", "1s", "-gap", "6s")
 	})
 	a1, b1 := probes()
