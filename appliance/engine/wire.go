@@ -67,6 +67,29 @@ func (t *tmpl) sums() {
 	t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, 0))
 }
 
+// followDSCP gives the template DSCP d, that of the latest segment from
+// its host. Hosts change theirs mid-connection (OpenSSH marks a session
+// interactive after login; applications set IP_TOS after connect), and a
+// router on the way should see what plain forwarding would show it, not
+// the SYN's mark for good.
+func (t *tmpl) followDSCP(d uint8) {
+	if !t.ok {
+		return
+	}
+	ip := t.b[t.l3:]
+	if t.v4 {
+		if ip[1]>>2 != d {
+			ip[1] = d<<2 | ip[1]&3
+			t.sums()
+		}
+		return
+	}
+	if (ip[0]&0x0f)<<2|ip[1]>>6 != d {
+		ip[0] = ip[0]&0xf0 | d>>2
+		ip[1] = ip[1]&0x3f | d<<6
+	}
+}
+
 // ipExtra is the length of the template's IP options or IPv6 extension
 // headers: what its IP header has beyond the fixed 20 or 40 bytes.
 func (t *tmpl) ipExtra() int {

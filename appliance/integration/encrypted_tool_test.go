@@ -108,16 +108,17 @@ func runTool(mode string, args []string) int {
 	keepAlive := fs.Duration("keepalive", 0, "client and stream server: TCP keep-alive probes after this long idle, then every this long, 3 unanswered fail (0: Go's default)")
 	gap := fs.Duration("gap", 0, "client and stream server: send half of the bytes, go quiet this long, then send the rest")
 	tfo := fs.Bool("tfo", false, "client and stream server: TCP Fast Open (RFC 7413; TCP_FASTOPEN_CONNECT, TCP_FASTOPEN)")
+	dscp := fs.Int("dscp", -1, "client and stream server: after the -gap, mark the socket's packets with this DSCP (IP_TOS, IPV6_TCLASS)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var err error
 	switch mode {
 	case "stream-server":
-		err = streamServer(*listen, *gap, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo})
+		err = streamServer(*listen, *gap, sockOpts{md5: *md5, md5Peers: *md5Peers, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo, dscpAfterGap: *dscp})
 	case "stream-client":
 		err = streamClient(clientRun{addr: *addr, n: *n, m: *m, seed: *seed, rate: *rate, idle: *idle, pause: *pause, readPause: *readPause, gap: *gap,
-			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo}})
+			sock: sockOpts{dstOpts: *dstOpts, md5: *md5, mptcp: *mptcp, keepAlive: *keepAlive, tfo: *tfo, dscpAfterGap: *dscp}})
 	case "http-server":
 		err = httpServer(*listen)
 	case "http-client":
@@ -158,6 +159,37 @@ type sockOpts struct {
 	// tfo: TCP Fast Open; a client's first write goes in its SYN once it
 	// holds a cookie for the server.
 	tfo bool
+	// dscpAfterGap, unless negative: the DSCP the socket's packets carry
+	// from the quiet gap halfway on (an application that marks its
+	// connection once it is up, as OpenSSH does for an interactive session).
+	dscpAfterGap int
+}
+
+// halfway is what so does to c at the gap: mark it with dscpAfterGap.
+func (so sockOpts) halfway(c *net.TCPConn) func() error {
+	if so.dscpAfterGap < 0 {
+		return nil
+	}
+	return func() error { return setDSCP(c, so.dscpAfterGap) }
+}
+
+// setDSCP marks c's packets with DSCP d: IP_TOS, and IPV6_TCLASS too on an
+// IPv6 socket (whose IPv4-mapped peers take IP_TOS).
+func setDSCP(c *net.TCPConn, d int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TOS, d<<2)
+		if dom, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil || dom == unix.AF_INET6 {
+			serr = errors.Join(serr, err, unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_TCLASS, d<<2))
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // keepAliveConfig is so's keep-alive setting as the net package takes it.
@@ -187,8 +219,9 @@ func setMD5(fd int, v6 bool, peer netip.Addr, key string) error {
 }
 
 // sendStream writes n bytes of stream seed to w, at most rate bytes per
-// second if rate > 0, pausing for gap halfway, and returns their hash.
-func sendStream(w io.Writer, n int64, seed uint64, rate int64, gap time.Duration) (string, error) {
+// second if rate > 0, pausing for gap halfway and then calling atGap
+// unless nil, and returns their hash.
+func sendStream(w io.Writer, n int64, seed uint64, rate int64, gap time.Duration, atGap func() error) (string, error) {
 	s := newStream(seed)
 	t0 := time.Now()
 	h := sha256.New()
@@ -197,6 +230,11 @@ func sendStream(w io.Writer, n int64, seed uint64, rate int64, gap time.Duration
 	for left := n; left > 0; {
 		if gap > 0 && n-left == half {
 			time.Sleep(gap)
+			if atGap != nil {
+				if err := atGap(); err != nil {
+					return "", fmt.Errorf("at the gap: %w", err)
+				}
+			}
 		}
 		b := buf[:min(int64(len(buf)), left)]
 		if gap > 0 && n-left < half {
@@ -323,7 +361,7 @@ func streamServer(listen string, gap time.Duration, so sockOpts) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sent, serr = sendStream(tc, m, seed+1, rate, gap)
+				sent, serr = sendStream(tc, m, seed+1, rate, gap, so.halfway(tc.TCPConn))
 				if serr == nil {
 					serr = tc.CloseWrite()
 				}
@@ -399,7 +437,7 @@ func streamClient(r clientRun) error {
 	go func() {
 		defer close(done)
 		time.Sleep(pause)
-		sent, serr = sendStream(tc, n, seed, rate, r.gap)
+		sent, serr = sendStream(tc, n, seed, rate, r.gap, r.sock.halfway(tc.TCPConn))
 		if serr == nil {
 			serr = tc.CloseWrite()
 		}
@@ -489,14 +527,14 @@ func httpClient(addr string, count, size int) error {
 // offset, and a short stream is reported as truncated.
 func TestStreamTool(t *testing.T) {
 	var buf bytes.Buffer
-	sent, err := sendStream(&buf, 1<<20+123, 5, 0, 0)
+	sent, err := sendStream(&buf, 1<<20+123, 5, 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
 	// A gap halfway changes when the bytes go, not which.
 	var gapped gapWriter
-	if again, err := sendStream(&gapped, 1<<20+123, 5, 0, 50*time.Millisecond); err != nil || again != sent || !bytes.Equal(gapped.b, data) {
+	if again, err := sendStream(&gapped, 1<<20+123, 5, 0, 50*time.Millisecond, nil); err != nil || again != sent || !bytes.Equal(gapped.b, data) {
 		t.Fatalf("with a gap: sha %s (without %s), %v", again, sent, err)
 	}
 	if gapped.at != (1<<20+123)/2 || gapped.wait < 50*time.Millisecond {

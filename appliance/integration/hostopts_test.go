@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,64 @@ func TestHostKeepAlive(t *testing.T) {
 			if n := d[gw].Events["keepalives"]; n < 8 {
 				t.Errorf("%s: %d keep-alives handled, want at least 8 (events %v)", gw, n, d[gw].Events)
 			}
+		}
+	}
+}
+
+// TestDSCPMarkedMidConnection: both hosts mark their sockets EF (DSCP 46)
+// halfway through an encrypted transfer, as OpenSSH marks a session once
+// it turns interactive. The untrusted link and each receiving host must see
+// the mark on the packets sent after it, over IPv4 and IPv6, as over a
+// plain path. Before, the appliances built every segment with the DSCP of
+// the connection's SYN (or SYN-ACK): the mark never left the enclave.
+func TestDSCPMarkedMidConnection(t *testing.T) {
+	e := newEncEnv(t, 91)
+	const table = "tcpinc_dscp"
+	count := map[topology.Node]string{topology.HostA: "input", topology.HostB: "input", topology.Router: "forward"}
+	for n, hook := range count {
+		for _, args := range [][]string{
+			{"add", "table", "inet", table},
+			{"add", "chain", "inet", table, "c", "{ type filter hook " + hook + " priority 0; }"},
+			{"add", "counter", "inet", table, "ef4"},
+			{"add", "counter", "inet", table, "ef6"},
+			{"add", "rule", "inet", table, "c", "ip", "dscp", "ef", "meta", "l4proto", "tcp", "counter", "name", "ef4"},
+			{"add", "rule", "inet", table, "c", "ip6", "dscp", "ef", "meta", "l4proto", "tcp", "counter", "name", "ef6"},
+		} {
+			if out, err := e.topo.Run(n, append([]string{"nft"}, args...)...); err != nil {
+				t.Fatalf("%s: nft %v: %v\n%s", n, args, err, out)
+			}
+		}
+		t.Cleanup(func() { _, _ = e.topo.Run(n, "nft", "delete", "table", "inet", table) })
+	}
+	// bytes is what counter counted: bytes, not packets, as GRO may have
+	// merged packets before nft saw them.
+	bytes := func(n topology.Node, counter string) uint64 {
+		out, err := e.topo.Run(n, "nft", "list", "counter", "inet", table, counter)
+		if err != nil {
+			t.Fatalf("%s: nft list counter %s: %v\n%s", n, counter, err, out)
+		}
+		_, after, _ := strings.Cut(out, " bytes ")
+		v, err := strconv.ParseUint(strings.Fields(after + " x")[0], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: counter %s: %q", n, counter, out)
+		}
+		return v
+	}
+	const n = 4 << 20
+	server := e.startTool(t, topology.HostB, "stream-server", "stream server ready", "-listen", "[::]:5003", "-gap", "500ms", "-dscp", "46")
+	e.encryptedToB(t, server, 5003, n, 2*time.Minute, "-gap", "500ms", "-dscp", "46")
+	// Every byte of the second half goes marked: n/2 each way, so each host
+	// receives at least n/2 bytes in EF packets per family, and the router
+	// forwards twice that.
+	for node := range count {
+		want := uint64(n / 2)
+		if node == topology.Router {
+			want = n
+		}
+		ef4, ef6 := bytes(node, "ef4"), bytes(node, "ef6")
+		t.Logf("%s: %d bytes of TCP packets marked EF over IPv4, %d over IPv6", node, ef4, ef6)
+		if ef4 < want || ef6 < want {
+			t.Errorf("%s: %d bytes of TCP packets marked EF over IPv4 and %d over IPv6, want at least %d each: the hosts' mark did not cross the appliances", node, ef4, ef6, want)
 		}
 	}
 }

@@ -406,6 +406,18 @@ func (p *Packet) ECN() uint8 {
 	return NotECT
 }
 
+// DSCP returns the differentiated services codepoint (RFC 2474): the six
+// high bits of the IPv4 TOS byte or the IPv6 traffic class.
+func (p *Packet) DSCP() uint8 {
+	switch p.version {
+	case 4:
+		return p.b[p.l3+1] >> 2
+	case 6:
+		return (p.b[p.l3]&0x0f)<<2 | p.b[p.l3+1]>>6
+	}
+	return 0
+}
+
 // L4Offset returns the offset of the upper-layer header, or 0 if there is none
 // (not IP, a non-first fragment, or an IPv6 extension header this package does
 // not walk).
