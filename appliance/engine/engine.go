@@ -203,6 +203,7 @@ type Counters struct {
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
+	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
 	HostHeld                                            atomic.Uint64 // host segments past a hole kept until the hole is filled (hostHold)
 	StrayResets                                         atomic.Uint64 // mid-stream segments of negotiated connections without a record, reset
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
@@ -283,6 +284,7 @@ type Engine struct {
 	synTokens        float64              // untrusted SYNs admitted while shedding
 	synAt            int64                // when synTokens was last refilled
 	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
+	plainPeers       map[netip.Addr]int64 // far addresses that answered a SYN with ENO without, and when (plainpeers.go)
 	// hot is the flow lookup found last, while it is in flows.
 	hot *flow
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
@@ -306,7 +308,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64)}
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
 	}
@@ -717,6 +719,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"redelivered", &c.Redelivered},
 		{"keepalives", &c.KeepAlives},
 		{"resume_no_room", &c.ResumeNoRoom},
+		{"syn_data_held_back", &c.SYNDataHeldBack},
 		{"urg_stripped", &c.URGStripped},
 		{"ptb_translated", &c.PTBTranslated},
 		{"ptb_inside", &c.PTBInside},

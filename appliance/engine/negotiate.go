@@ -127,9 +127,11 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		// nor would the segments the appliances cut from frames.
 		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO")
 	}
-	if len(p.Payload()) > 0 || sc.TFO {
-		// ENO-43: never add ENO to SYN data or Fast Open.
-		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open")
+	synData := len(p.Payload()) > 0 || sc.TFO
+	if synData && pol != Require && e.plainPeer(now, k.out.Addr()) {
+		// Its last SYN with ENO got an answer without: Fast Open works
+		// as over any path.
+		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open to a far side without TCP-ENO")
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
@@ -190,16 +192,24 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 	f.wsL = e.si.ws
 	f.toR.set(p)
 	f.ecnSYN(p)
+	if synData {
+		// ENO-43 forbids SYN data and a Fast Open cookie beside ENO:
+		// rewriteOptions leaves both out. The host's data, unacknowledged,
+		// follows the handshake, as to a server that refuses Fast Open
+		// (RFC 7413 §4.2.2).
+		e.c.SYNDataHeldBack.Add(1)
+	}
 	e.rewriteOptions(p, f.local[:f.localLen], tx[Outside])
 	return Forwarded
 }
 
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31),
-// up to Config.SYNsWithENO SYNs in all; the next leaves without them, as
-// RFC 8547 §4.6 allows, and the connection stays plain: a path that drops
-// SYNs with TCP-ENO still connects.
+// data and a Fast Open cookie left out as on the first, up to
+// Config.SYNsWithENO SYNs in all; the next leaves without them, as RFC 8547
+// §4.6 allows, and the connection stays plain: a path that drops SYNs with
+// TCP-ENO still connects.
 func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
-	if len(p.Payload()) > 0 || p.Seq() != f.isnL {
+	if p.Seq() != f.isnL {
 		if f.policy == Require {
 			return e.drop(DropPolicy) // it would leave without ENO: hold it back
 		}
@@ -446,6 +456,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			r := FallbackNegotiate
 			if out.Reason == eno.NoOption {
 				r = FallbackNoENO
+				e.notePlainPeer(now, f.key.out.Addr())
 			}
 			return e.fallbackA(f, p, tx, r, out.Reason.String())
 		}
@@ -453,6 +464,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return e.fallbackA(f, p, tx, FallbackNegotiate, err.Error())
 		}
 		f.outcome = out
+		delete(e.plainPeers, f.key.out.Addr()) // it speaks TCP-ENO now
 		if e.si.hasMSS {
 			f.mssR = e.si.mss
 		}

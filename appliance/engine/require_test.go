@@ -126,16 +126,17 @@ func TestRequireHostSYNACKFailuresReset(t *testing.T) {
 	}
 }
 
-// The inside host repeats its SYN with data (Fast Open after a timeout):
-// host A dropped the negotiation and let the SYN out in plain TCP, where
-// the far side's plain SYN-ACK would then pass. Under require the repeat
-// is held back and the negotiation goes on.
+// The inside host repeats its SYN with data (Fast Open after a timeout).
+// Once, host A dropped the negotiation and let the SYN out in plain TCP,
+// where the far side's plain SYN-ACK would then pass. Under require the
+// repeat leaves as the first SYN did, with ENO and without its data, and
+// the negotiation goes on.
 func TestRequireSYNRepeatWithDataHeldBack(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())})
 	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
 	v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), []byte("GET /")), ga.tx)
-	if out := ga.out.take(); v == Passthrough || v == ForwardInPlace || len(out) != 0 {
-		t.Fatalf("SYN with data under require: %v, %d frames out", v, len(out))
+	if s := one(t, "repeated SYN", ga.out.take()); v != Forwarded || len(s.payload) != 0 || option(s.opts, 69) == nil {
+		t.Fatalf("SYN with data under require: %v, %+v; want it with ENO and without its data", v, s)
 	}
 	if fi := flowInfo(t, ga.e); fi.State != "syn-sent" {
 		t.Fatalf("flow %+v", fi)
@@ -232,15 +233,21 @@ func TestRequireAtFlowCapDrops(t *testing.T) {
 	}
 }
 
-// Under the require policy a SYN the engine cannot negotiate for (data,
-// Fast Open) is dropped rather than let through in plain TCP.
-func TestRequireDropsUnnegotiableSYN(t *testing.T) {
-	g := newGW(t, Config{Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
-	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, synOpts(1460, 1), []byte("data")), g.tx); v != Dropped {
+// Under the require policy a SYN with data and a Fast Open cookie leaves
+// with ENO and without either, even toward a far address that answered
+// without ENO before (where, without require, Fast Open goes plain:
+// TestFastOpenToPlainPeer). Its data never leaves in plaintext. (A SYN the
+// engine cannot negotiate for, one signed end to end, is dropped:
+// TestSignedSYNsLeftAlone.)
+func TestRequireSYNDataLeftOut(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
+	g.e.notePlainPeer(0, addrB.Addr())
+	opts := append(synOpts(1460, 1), 34, 10, 1, 2, 3, 4, 5, 6, 7, 8)
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, opts, []byte("data")), g.tx); v != Forwarded {
 		t.Fatalf("verdict %v", v)
 	}
-	if g.e.Counters().Drops[DropPolicy].Load() != 1 {
-		t.Fatal("not counted")
+	if s := one(t, "SYN", g.out.take()); len(s.payload) != 0 || option(s.opts, 69) == nil || option(s.opts, 34) != nil {
+		t.Fatalf("SYN %+v, want ENO and neither the data nor the cookie", s)
 	}
 }
 

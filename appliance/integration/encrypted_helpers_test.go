@@ -525,6 +525,19 @@ func (e *encEnv) admin(gw topology.Node, path string, v any) error {
 	return nil
 }
 
+// putConfig replaces the running configuration of tcpincd in gw with the
+// JSON body (fields left out keep their values: api/openapi.yaml).
+func (e *encEnv) putConfig(t *testing.T, gw topology.Node, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, gw, "curl", "-sS", "--fail-with-body", "--max-time", "5", "-X", "PUT",
+		"-H", "Content-Type: application/json", "--data", body, "http://"+adminAddr+"/api/v1/config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("PUT config on %s: %v: %s", gw, err, out)
+	}
+}
+
 // flowDoc mirrors admin.FlowDoc (the fields the tests read).
 type flowDoc struct {
 	ID             string `json:"id"`

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,8 +16,11 @@ import (
 // every connection to hB is encrypted, none carries data in its SYN, and
 // each asks for a cookie again. To hF, which speaks no TCP-ENO, Fast Open
 // works as on any path: from the second connection on, the client's data
-// rides in the SYN. Three connections each way, IPv4 and IPv6, 1 MB each
-// way, byte for byte.
+// rides in the SYN. Then hA gets a cookie from hB over a plain connection
+// (gwA bypasses hB for a while, as a far appliance that was down would
+// leave it): its next connections send data in their SYNs, gwA leaves the
+// data and the cookie out and offers ENO, and they are encrypted. Three
+// connections each way, IPv4 and IPv6, 1 MB each way, byte for byte.
 func TestTCPFastOpen(t *testing.T) {
 	e := newEncEnv(t, 89)
 	for _, n := range []topology.Node{topology.HostA, topology.HostB, topology.HostF} {
@@ -61,5 +65,37 @@ func TestTCPFastOpen(t *testing.T) {
 	t.Logf("to hF: %d connections with data in the SYN, %d cookie requests at hF", sent, asked)
 	if sent < 4 {
 		t.Errorf("to hF: %d connections sent data in their SYN, want 4 (all but the first per address family)", sent)
+	}
+
+	// A cookie from hB, over connections gwA leaves plain (bypass).
+	b := e.topo.Addr(topology.HostB)
+	dsts := []netip.AddrPort{netip.AddrPortFrom(b.V4, 5003), netip.AddrPortFrom(b.V6, 5003)}
+	e.putConfig(t, topology.GwA, fmt.Sprintf(`{"policies": [{"prefix": "%s/32", "policy": "bypass"}, {"prefix": "%s/128", "policy": "bypass"}]}`, b.V4, b.V6))
+	for _, dst := range dsts {
+		checkTransfer(t, e.transfer(t, topology.HostA, dst, srvB, n, n, time.Minute, "-tfo"), n, n)
+	}
+	e.putConfig(t, topology.GwA, `{"policies": []}`)
+	a0, fail0 := active(), e.nstat(t, topology.HostA, "TcpExtTCPFastOpenActiveFail")
+	d, ok = e.measure(t, func() {
+		for _, dst := range dsts {
+			for range 2 {
+				checkTransfer(t, e.transfer(t, topology.HostA, dst, srvB, n, n, time.Minute, "-tfo"), n, n)
+			}
+		}
+	})
+	// TCPFastOpenActive counts SYNs whose data the server acknowledged,
+	// TCPFastOpenActiveFail those whose data it did not.
+	taken, refused := active()-a0, e.nstat(t, topology.HostA, "TcpExtTCPFastOpenActiveFail")-fail0
+	t.Logf("to hB with a cookie: %d connections had the data of their SYN acknowledged, %d not; gwA held back %d", taken, refused, d[topology.GwA].Events["syn_data_held_back"])
+	if taken != 0 || refused < 4 {
+		t.Errorf("to hB with a cookie: %d connections had the data of their SYN acknowledged, %d not; want 0 and 4 (the client holds a cookie, gwA leaves the data out)", taken, refused)
+	}
+	if ok {
+		if n := d[topology.GwA].Events["syn_data_held_back"]; n < 4 {
+			t.Errorf("gwA: syn_data_held_back %d, want 4", n)
+		}
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			encryptedDelta(t, gw, d[gw], 4)
+		}
 	}
 }

@@ -159,27 +159,39 @@ func TestInsideSYNWithENO(t *testing.T) {
 	f.plainFlow(t, SideA, false)
 }
 
-// TestSYNWithData: no ENO is added to a SYN that carries data (ENO-42):
-// the SYN crosses unchanged, and the connection stays plain.
+// TestSYNWithData: ENO may not ride with SYN data (ENO-42), so G_A leaves
+// the data out of the SYN it offers ENO on. The far host, without ENO,
+// acknowledges only the ISN; a sends the data again as its third segment,
+// as a Fast Open client does when a server refuses its data, and from then
+// on the connection is plain TCP.
 func TestSYNWithData(t *testing.T) {
 	f := onlyA(t)
-	a, b := f.a, f.b
-	f.outIdentical(t, SideA, a.Seg(packettest.SYN, isnA, 0, []byte("syn data"), LinuxSYNOpts))
+	w, a, b := f.w, f.a, f.b
+	w.Host(SideA, a.Seg(packettest.SYN, isnA, 0, []byte("syn data"), LinuxSYNOpts))
+	w.Run(latency)
+	checkSYN(t, one(t, "SYN at the far side", w.TakeFar(SideB)))
 	f.inIdentical(t, SideA, b.SYNACK(isnA, LinuxSYNOpts))
-	f.outIdentical(t, SideA, a.ACK(0, isnB+1))
-	f.plainFlow(t, SideA, false)
+	f.outIdentical(t, SideA, a.Data(0, isnB+1, []byte("syn data")))
+	f.inIdentical(t, SideA, b.ACK(0, a.Seq(8)))
+	f.plainFlow(t, SideA, true)
 }
 
-// TestSYNWithTFO: no ENO is added to a SYN with a Fast Open cookie
-// (ENO-43).
+// TestSYNWithTFO: no ENO beside a non-empty Fast Open option (ENO-43):
+// G_A leaves the cookie out of the SYN it offers ENO on.
 func TestSYNWithTFO(t *testing.T) {
 	f := onlyA(t)
-	a, b := f.a, f.b
+	w, a, b := f.w, f.a, f.b
 	tfo := []byte{34, 10, 1, 2, 3, 4, 5, 6, 7, 8}
-	f.outIdentical(t, SideA, a.SYN(PlainSYNOpts, tfo))
+	w.Host(SideA, a.SYN(PlainSYNOpts, tfo))
+	w.Run(latency)
+	s := one(t, "SYN at the far side", w.TakeFar(SideB))
+	checkSYNWith(t, s, PlainSYNOpts)
+	if s.Option(34) != nil {
+		t.Fatalf("SYN with ENO carries the Fast Open cookie: %x", s.Options)
+	}
 	f.inIdentical(t, SideA, b.SYNACK(isnA, PlainSYNOpts))
 	f.outIdentical(t, SideA, a.ACK(0, isnB+1))
-	f.plainFlow(t, SideA, false)
+	f.plainFlow(t, SideA, true)
 }
 
 // TestThirdSegmentWithoutENO: G_B answered as host B, but the active
