@@ -181,7 +181,9 @@
 //	table.go       records come and go: newFlow, reclaim, closeCheck, kill,
 //	               abort, remove, detach
 //	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, the third segment
-//	               (handshakeFromOutside), option rewriting, plain records
+//	               (handshakeFromOutside), option rewriting, plain records;
+//	               plainpeers.go: far sides that answered without ENO, for
+//	               SYNs with data (Fast Open)
 //	resume.go      session resumption: offering a cached secret, accepting one
 //	require.go     the require policy: resets where negotiation fails
 //	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),
@@ -201,6 +203,7 @@
 //	seq.go         the only 32-bit sequence arithmetic
 //	ring.go        the byte rings and held spans
 //	timers.go      Tick and each flow's timers (tickFlow)
+//	ecn.go         ECN signals across an encrypted flow (RFC 3168)
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
 //	               MSS cap to the ports' MTU (Deps.MTU)
 //	frag.go        IP fragments of negotiated connections

@@ -34,11 +34,12 @@ func dscpOf(t *testing.T, frame []byte) uint8 {
 	return checkFrame(t, frame).DSCP()
 }
 
-// TestDSCPFollowsHost: the segments the appliances build carry the DSCP of
-// their host's latest segment, as plain forwarding would, in both
-// directions; a host that changes its mark mid-connection (OpenSSH does,
-// once a session turns interactive) is followed. Before, every segment
-// kept the DSCP of the connection's SYN (or SYN-ACK) for good.
+// TestDSCPFollowsHost: the segments the appliances build carry the DSCP
+// (and over IPv6 the flow label) of their host's latest segment, as plain
+// forwarding would, in both directions; a host that changes its mark
+// mid-connection (OpenSSH does, once a session turns interactive) is
+// followed. Before, every segment kept the DSCP and flow label of the
+// connection's SYN (or SYN-ACK) for good.
 func TestDSCPFollowsHost(t *testing.T) {
 	const ef, af21, cs1 = 46, 18, 8
 	pr := handshake(t)
@@ -69,16 +70,49 @@ func TestDSCPFollowsHost(t *testing.T) {
 		t.Fatalf("b's ACK remarked AF21 on the way: %d segments to a, want 1 marked AF21", len(toA))
 	}
 
-	// IPv6: the traffic class straddles the first two header bytes.
+	// IPv6: the traffic class straddles the first two header bytes; the
+	// flow label follows too (Linux draws a new one after a retransmission
+	// timeout, to move the connection to another path).
 	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
 	a := netip.AddrPortFrom(packettest.HostA6, 40000)
 	b := netip.AddrPortFrom(packettest.HostB6, 443)
 	connectAddrs(t, ga, gb, a, b)
-	_, wire = ga.push(Inside, withDSCP(t, tcpFrame(a, b, isnA+5, isnB+1, ackF|pshF, 502, tsOpt(4, 2), []byte("more")), ef))
-	if len(wire) != 1 || dscpOf(t, wire[0]) != ef {
-		t.Fatalf("IPv6: %d wire frames, want 1 marked EF", len(wire))
+	seq := isnA + 5
+	for _, c := range []struct {
+		dscp  uint8
+		label uint32
+	}{{ef, 0}, {ef, 0x12345}, {0, 0xfedcb}, {af21, 0xfedcb}} {
+		_, wire = ga.push(Inside, withFlowLabel(t, withDSCP(t, tcpFrame(a, b, seq, isnB+1, ackF|pshF, 502, tsOpt(4, 2), []byte("more")), c.dscp), c.label))
+		seq += 4
+		if len(wire) != 1 {
+			t.Fatalf("IPv6: %d wire frames, want 1", len(wire))
+		}
+		p := checkFrame(t, wire[0])
+		if p.DSCP() != c.dscp || flowLabel(p) != c.label {
+			t.Fatalf("IPv6: a sent DSCP %d, flow label %#x; the frame has %d, %#x", c.dscp, c.label, p.DSCP(), flowLabel(p))
+		}
+		if p.ECN() != packet.NotECT || p.Frame()[p.L3Offset()]>>4 != 6 {
+			t.Fatal("IPv6: the mark spilled into the version or the ECN bits")
+		}
 	}
-	if c := checkFrame(t, wire[0]); c.ECN() != packet.NotECT || c.Frame()[c.L3Offset()]>>4 != 6 {
-		t.Fatal("IPv6: the mark spilled into the version or the ECN bits")
+}
+
+// withFlowLabel returns a copy of the IPv6 frame with flow label l.
+func withFlowLabel(t *testing.T, frame []byte, l uint32) []byte {
+	t.Helper()
+	f := append([]byte(nil), frame...)
+	var p packet.Packet
+	if err := p.Decode(f); err != nil || p.IPVersion() != 6 {
+		t.Fatalf("not IPv6: %v", err)
 	}
+	ip := f[p.L3Offset():]
+	ip[1] = ip[1]&0xf0 | byte(l>>16)&0x0f
+	ip[2], ip[3] = byte(l>>8), byte(l)
+	return f
+}
+
+// flowLabel is the IPv6 packet's flow label.
+func flowLabel(p *packet.Packet) uint32 {
+	ip := p.Frame()[p.L3Offset():]
+	return uint32(ip[1]&0x0f)<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 }

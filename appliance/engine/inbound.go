@@ -30,7 +30,7 @@ func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	}
 	f.enoOut = false // a non-SYN segment arrived (ENO-26)
 	f.ecnFrom(Outside, p)
-	f.toL.followDSCP(p.DSCP())
+	f.toL.follow(p)
 	return e.wireSegment(now, f, p, tx)
 }
 

@@ -90,7 +90,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.drop(DropChecksum) // the receiver would have dropped it: never seal it
 	}
 	f.ecnFrom(Inside, p)
-	f.toR.followDSCP(p.DSCP())
+	f.toR.follow(p)
 	si := &e.si
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()

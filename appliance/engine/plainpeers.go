@@ -2,7 +2,8 @@ package engine
 
 import "net/netip"
 
-// Far sides without TCP-ENO, remembered for Fast Open clients.
+// Far sides that do not speak TCP-ENO, or whose path drops SYNs with it,
+// remembered for a short while.
 //
 // A SYN with data or a Fast Open cookie (RFC 7413) cannot carry ENO
 // (RFC 8547 §4.7, ENO-43). Left as it is, it keeps its connection plain,
@@ -13,36 +14,62 @@ import "net/netip"
 // outboundSYN leaves the data and the cookie out and offers ENO: the host
 // sends its data again after the handshake, as to a server that refuses
 // Fast Open. Only toward a far address whose last answer to our ENO came
-// without it (within plainPeerFor) does such a SYN go as it is: there the
-// connection would be plain anyway, and Fast Open saves its round trip.
-// The memory is short so that a far side that was plain for a while (its
-// appliance restarting, or an attacker stripping ENO) does not keep Fast
-// Open connections plain for long after: one Fast Open connection a minute
-// to a plain server pays the round trip.
+// without it (within answeredWithoutFor) does such a SYN go as it is:
+// there the connection would be plain anyway, and Fast Open saves its
+// round trip. The memory is short so that a far side that was plain for a
+// while (its appliance restarting, or an attacker stripping ENO) does not
+// keep Fast Open connections plain for long after: one Fast Open
+// connection a minute to a plain server pays the round trip.
+//
+// A path that drops SYNs with options it does not know costs each
+// connection Config.SYNsWithENO unanswered SYNs (3 s with Linux's timers)
+// before one without ENO gets through (resendSYN). Once that SYN is
+// answered, the engine offers that far address no ENO for droppedFor: its
+// next connections open at once, in plain TCP as they would end anyway. A
+// connection every droppedFor pays the delay again to find out whether the
+// path changed.
 
 const (
-	plainPeerFor = 60 * 1e9 // ns: how long an answer without ENO is believed
-	plainPeerMax = 1 << 14  // remembered addresses (per engine)
+	answeredWithoutFor = 60 * 1e9     // ns: how long an answer without ENO is believed
+	droppedFor         = 5 * 60 * 1e9 // ns: how long a path that dropped our SYNs with ENO is believed to
+	plainPeerMax       = 1 << 14      // remembered addresses (per engine)
 )
 
-// notePlainPeer records that far answered a SYN with ENO without it.
-func (e *Engine) notePlainPeer(now int64, far netip.Addr) {
+// plainPeer is what the engine remembers of a far address.
+type plainPeer struct {
+	at      int64 // when
+	dropped bool  // our SYNs with ENO went unanswered, the one without was answered
+}
+
+// notePlainPeer records that far answered a SYN with ENO without it, or
+// (dropped) that our SYNs with ENO to it went unanswered and the host's
+// without was answered.
+func (e *Engine) notePlainPeer(now int64, far netip.Addr, dropped bool) {
 	if _, ok := e.plainPeers[far]; !ok && len(e.plainPeers) >= plainPeerMax {
 		for k := range e.plainPeers { // forget one at random
 			delete(e.plainPeers, k)
 			break
 		}
 	}
-	e.plainPeers[far] = now
+	e.plainPeers[far] = plainPeer{at: now, dropped: dropped}
 }
 
-// plainPeer reports whether far answered a SYN with ENO without it within
-// plainPeerFor.
-func (e *Engine) plainPeer(now int64, far netip.Addr) bool {
-	t, ok := e.plainPeers[far]
-	if ok && now-t >= plainPeerFor {
-		delete(e.plainPeers, far)
-		return false
+// plainPeerOf reports what the engine remembers of far: whether its last
+// answer to a SYN with ENO came without ENO (within answeredWithoutFor),
+// and whether the path to it dropped our SYNs with ENO (within
+// droppedFor).
+func (e *Engine) plainPeerOf(now int64, far netip.Addr) (answeredWithout, dropped bool) {
+	pp, ok := e.plainPeers[far]
+	if !ok {
+		return false, false
 	}
-	return ok
+	age := now - pp.at
+	if pp.dropped && age < droppedFor {
+		return true, true
+	}
+	if !pp.dropped && age < answeredWithoutFor {
+		return true, false
+	}
+	delete(e.plainPeers, far)
+	return false, false
 }

@@ -67,26 +67,31 @@ func (t *tmpl) sums() {
 	t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, 0))
 }
 
-// followDSCP gives the template DSCP d, that of the latest segment from
-// its host. Hosts change theirs mid-connection (OpenSSH marks a session
-// interactive after login; applications set IP_TOS after connect), and a
-// router on the way should see what plain forwarding would show it, not
-// the SYN's mark for good.
-func (t *tmpl) followDSCP(d uint8) {
+// follow gives the template the DSCP of p, the latest segment from its
+// host, and over IPv6 its flow label too, as plain forwarding would show
+// them. Hosts change the DSCP mid-connection (OpenSSH marks a session
+// interactive after login; applications set IP_TOS after connect), and
+// Linux draws a new flow label after a retransmission timeout so that
+// flow-label ECMP moves the connection off a failing path (net.core.txrehash):
+// with the SYN's label kept for good, the wire frames would stay on it.
+func (t *tmpl) follow(p *packet.Packet) {
 	if !t.ok {
 		return
 	}
-	ip := t.b[t.l3:]
+	ip, in := t.b[t.l3:], p.Frame()[p.L3Offset():]
 	if t.v4 {
-		if ip[1]>>2 != d {
-			ip[1] = d<<2 | ip[1]&3
+		if ip[1]>>2 != in[1]>>2 {
+			ip[1] = in[1]&^3 | ip[1]&3
 			t.sums()
 		}
 		return
 	}
-	if (ip[0]&0x0f)<<2|ip[1]>>6 != d {
-		ip[0] = ip[0]&0xf0 | d>>2
-		ip[1] = ip[1]&0x3f | d<<6
+	// Version, traffic class and flow label, the ECN bits the template's
+	// own (Not-ECT: seg.ecn sets each segment's).
+	const ecnBits = 3 << 4
+	if ip[0] != in[0] || ip[1]&^ecnBits != in[1]&^ecnBits || ip[2] != in[2] || ip[3] != in[3] {
+		ip[0], ip[2], ip[3] = in[0], in[2], in[3]
+		ip[1] = in[1]&^ecnBits | ip[1]&ecnBits
 	}
 }
 

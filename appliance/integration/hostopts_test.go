@@ -2,11 +2,15 @@ package integration
 
 import (
 	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/deploy/netns"
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
 
@@ -160,6 +164,67 @@ func TestDSCPMarkedMidConnection(t *testing.T) {
 		t.Logf("%s: %d bytes of TCP packets marked EF over IPv4, %d over IPv6", node, ef4, ef6)
 		if ef4 < want || ef6 < want {
 			t.Errorf("%s: %d bytes of TCP packets marked EF over IPv4 and %d over IPv6, want at least %d each: the hosts' mark did not cross the appliances", node, ef4, ef6, want)
+		}
+	}
+}
+
+// TestFlowLabelFollowsRepath: Linux draws a new IPv6 flow label for a
+// connection at each retransmission timeout (net.core.txrehash), so that
+// routers that hash the flow label for ECMP move it off a path that
+// failed. The untrusted link goes dark for 1.5 s in the middle of an
+// encrypted IPv6 transfer: both hosts time out and relabel, and the wire
+// frames of each appliance must carry the new labels, as the hosts' own
+// packets would over a plain path. Before, every frame kept the label of
+// the connection's SYN (or SYN-ACK): no repathing past the appliances.
+func TestFlowLabelFollowsRepath(t *testing.T) {
+	e := newEncEnv(t, 84)
+	a6, b6 := e.topo.Addr(topology.HostA).V6, e.topo.Addr(topology.HostB).V6
+	rehash := func() uint64 {
+		return e.nstat(t, topology.HostA, "TcpExtTCPTimeoutRehash") + e.nstat(t, topology.HostB, "TcpExtTCPTimeoutRehash")
+	}
+	path := filepath.Join(t.TempDir(), "repath.pcapng")
+	c, err := e.topo.StartCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := rehash()
+	const n = 4 << 20
+	done := make(chan result, 1)
+	go func() {
+		done <- e.transfer(t, topology.HostA, netip.AddrPortFrom(b6, 5001), e.streamB, n, n, 2*time.Minute, "-rate", "1000000")
+	}()
+	time.Sleep(time.Second)
+	const table = "tei_dark"
+	rtr := e.topo.NS(topology.Router)
+	if err := netns.Nft(rtr, "table inet "+table+" {\n  chain forward {\n    type filter hook forward priority filter; policy accept;\n    meta nfproto ipv6 meta l4proto tcp drop\n  }\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := netns.Nft(rtr, "delete table inet "+table+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	checkTransfer(t, <-done, n, n)
+	if _, err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rehashed := rehash() - r0
+	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", "ipv6 && tcp", "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.flow").Output()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v", path, err)
+	}
+	labels := map[string]map[string]bool{a6.String(): {}, b6.String(): {}}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && labels[f[0]] != nil {
+			labels[f[0]][f[1]] = true
+		}
+	}
+	t.Logf("hosts' timeouts with a new flow label: %d; labels on the untrusted link: from hA's side %d, from hB's side %d", rehashed, len(labels[a6.String()]), len(labels[b6.String()]))
+	if rehashed < 2 {
+		t.Fatalf("the hosts relabelled %d times, want at least once each: the test did not make them time out", rehashed)
+	}
+	for src, l := range labels {
+		if len(l) < 2 {
+			t.Errorf("frames from %s crossed the untrusted link with %d flow label(s), want the hosts' new labels too", src, len(l))
 		}
 	}
 }
