@@ -28,6 +28,9 @@ import "net/netip"
 // next connections open at once, in plain TCP as they would end anyway. A
 // connection every droppedFor pays the delay again to find out whether the
 // path changed.
+//
+// Each worker's engine learns on its own: with n workers, up to n
+// connections to a far address pay before all of them know it.
 
 const (
 	answeredWithoutFor = 60 * 1e9     // ns: how long an answer without ENO is believed

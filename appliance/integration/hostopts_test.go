@@ -180,7 +180,7 @@ func TestFlowLabelFollowsRepath(t *testing.T) {
 	e := newEncEnv(t, 84)
 	a6, b6 := e.topo.Addr(topology.HostA).V6, e.topo.Addr(topology.HostB).V6
 	rehash := func() uint64 {
-		return e.nstat(t, topology.HostA, "TcpExtTCPTimeoutRehash") + e.nstat(t, topology.HostB, "TcpExtTCPTimeoutRehash")
+		return e.nstat(t, topology.HostA, "TcpExtTcpTimeoutRehash") + e.nstat(t, topology.HostB, "TcpExtTcpTimeoutRehash")
 	}
 	path := filepath.Join(t.TempDir(), "repath.pcapng")
 	c, err := e.topo.StartCapture(path)
