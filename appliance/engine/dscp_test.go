@@ -44,13 +44,15 @@ func TestDSCPFollowsHost(t *testing.T) {
 	const ef, af21, cs1 = 46, 18, 8
 	pr := handshake(t)
 	h := newHosts()
-	for _, d := range []uint8{0, ef, af21, 0} {
-		_, wire := pr.ga.push(Inside, withDSCP(t, pr.aSegment(&h, 100), d))
+	// The hosts did not negotiate ECN: whatever codepoint a's segments
+	// carry, the frames stay Not-ECT (the template takes the DSCP alone).
+	for i, d := range []uint8{0, ef, af21, 0} {
+		_, wire := pr.ga.push(Inside, withECN(t, withDSCP(t, pr.aSegment(&h, 100), d), []uint8{packet.CE, packet.ECT0, packet.ECT1, packet.NotECT}[i]))
 		if len(wire) != 1 {
 			t.Fatalf("%d frames on the wire, want 1", len(wire))
 		}
-		if got := dscpOf(t, wire[0]); got != d {
-			t.Fatalf("a marks %d: frame on the wire has %d", d, got)
+		if got := dscpOf(t, wire[0]); got != d || checkFrame(t, wire[0]).ECN() != packet.NotECT {
+			t.Fatalf("a marks %d: frame on the wire has %d, ECN %d", d, got, checkFrame(t, wire[0]).ECN())
 		}
 		atB, _ := pr.gb.push(Outside, wire[0])
 		if len(atB) != 1 || dscpOf(t, atB[0]) != d {
@@ -82,7 +84,7 @@ func TestDSCPFollowsHost(t *testing.T) {
 		dscp  uint8
 		label uint32
 	}{{ef, 0}, {ef, 0x12345}, {0, 0xfedcb}, {af21, 0xfedcb}} {
-		_, wire = ga.push(Inside, withFlowLabel(t, withDSCP(t, tcpFrame(a, b, seq, isnB+1, ackF|pshF, 502, tsOpt(4, 2), []byte("more")), c.dscp), c.label))
+		_, wire = ga.push(Inside, withECN(t, withFlowLabel(t, withDSCP(t, tcpFrame(a, b, seq, isnB+1, ackF|pshF, 502, tsOpt(4, 2), []byte("more")), c.dscp), c.label), packet.CE))
 		seq += 4
 		if len(wire) != 1 {
 			t.Fatalf("IPv6: %d wire frames, want 1", len(wire))

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/bump"
@@ -281,11 +280,11 @@ type Engine struct {
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int
-	floodUntil       int64                    // shedding untrusted SYNs until then
-	synTokens        float64                  // untrusted SYNs admitted while shedding
-	synAt            int64                    // when synTokens was last refilled
-	trusted          map[netip.Addr]int64     // far addresses with an encrypted connection, and when
-	plainPeers       map[netip.Addr]plainPeer // far addresses that answered a SYN with ENO without, or whose path dropped it (plainpeers.go)
+	floodUntil       int64                // shedding untrusted SYNs until then
+	synTokens        float64              // untrusted SYNs admitted while shedding
+	synAt            int64                // when synTokens was last refilled
+	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
+	plainPeers       map[netip.Addr]int64 // far addresses that answered a SYN with ENO without, and when (plainpeers.go)
 	// hot is the flow lookup found last, while it is in flows.
 	hot *flow
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
@@ -309,7 +308,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]plainPeer)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64)}
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
 	}
@@ -475,13 +474,6 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 	}
 	if f.prev != nil {
 		return e.plainAfterReuse(now, f, p, from, tx)
-	}
-	if f.enoDropped && from == Outside && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK &&
-		p.Ack() == f.isnL+1 && eno.ScanOptions(p.OptionBytes()).NumENO == 0 {
-		// The host's SYN without ENO was answered where ours with it were
-		// not: the path drops them (plainpeers.go).
-		f.enoDropped = false
-		e.notePlainPeer(now, k.out.Addr(), true)
 	}
 	if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN ||
 		from == Inside && f.synResends > 0 && p.Seq() == f.isnL {

@@ -207,7 +207,6 @@ type flow struct {
 
 	charged          bool  // recordCost is charged to the budget
 	embIn            bool  // on the embryonic list
-	enoDropped       bool  // A: plain after the SYNs with ENO went unanswered (resendSYN), until R answers
 	embPrev, embNext *flow // the embryonic list, oldest first
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64

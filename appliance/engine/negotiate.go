@@ -128,16 +128,9 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO")
 	}
 	synData := len(p.Payload()) > 0 || sc.TFO
-	if pol != Require {
-		// What the far address's last SYN with ENO came to (plainpeers.go).
-		answeredWithout, dropped := e.plainPeerOf(now, k.out.Addr())
-		if dropped {
-			return e.plain(now, k, pol, FallbackSYNRetries, "the path to the far side dropped our last SYNs with TCP-ENO")
-		}
-		if synData && answeredWithout {
-			// Fast Open works as over any path.
-			return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open to a far side without TCP-ENO")
-		}
+	if synData && pol != Require && e.answeredWithoutENO(now, k.out.Addr()) {
+		// Fast Open works as over any path (plainpeers.go).
+		return e.plain(now, k, pol, FallbackSYNData, "SYN with data or Fast Open to a far side without TCP-ENO")
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
@@ -227,7 +220,6 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	}
 	if f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {
 		e.kill(f, FallbackSYNRetries, "no answer to the SYNs with TCP-ENO: a retransmission went without it")
-		f.enoDropped = true // until the far SYN-ACK confirms it (plainSegment)
 		return Passthrough
 	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
@@ -463,7 +455,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			r := FallbackNegotiate
 			if out.Reason == eno.NoOption {
 				r = FallbackNoENO
-				e.notePlainPeer(now, f.key.out.Addr(), false)
+				e.noteAnsweredWithoutENO(now, f.key.out.Addr())
 			}
 			return e.fallbackA(f, p, tx, r, out.Reason.String())
 		}

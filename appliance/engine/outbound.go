@@ -48,7 +48,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.stale(now, f, p, Inside, tx) // nothing but the SYN-ACK can come before the third segment
 	}
 	if fl&packet.FlagSYN != 0 {
-		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL && len(p.Payload()) == 0 {
+		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL {
 			return e.resendSYN(f, p, tx[Outside])
 		}
 		if f.sim&simENO != 0 && f.role == 0 && f.state == stKex && f.isnR == f.simISN && e.crossingSYNACK(f, p) {

@@ -44,6 +44,13 @@ func TestFastOpenSYNDataHeldBack(t *testing.T) {
 		if sa := one(t, "SYN-ACK to a", toA); sa.ack != isnA+1 {
 			t.Fatalf("SYN-ACK to a acknowledges %x, want the ISN only", sa.ack)
 		}
+		// Had that SYN-ACK been lost on its way to a, a would repeat its
+		// SYN: it leaves as the first did, not answered with a challenge
+		// ACK (which a host in SYN-SENT ignores).
+		_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, opts, data))
+		if s := one(t, "repeated SYN", o); len(s.payload) != 0 || s.flags != synF || option(s.opts, 69) == nil {
+			t.Fatalf("cookie %x: repeated SYN after the SYN-ACK: %+v, want ENO and no data", cookie, s)
+		}
 		// No pure ACK first: the data again, as the third segment.
 		_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(2, 2), data))
 		var got []byte
@@ -113,7 +120,7 @@ func TestFastOpenToPlainPeer(t *testing.T) {
 	}
 	// Plain again, then an answer with ENO to a SYN without data: the next
 	// SYN with data is offered ENO at once.
-	ga.e.notePlainPeer(2*answeredWithoutFor, addrB.Addr(), false)
+	ga.e.noteAnsweredWithoutENO(2*answeredWithoutFor, addrB.Addr())
 	gb := newGW(t, Config{TEPs: testTEPs})
 	a := netip.AddrPortFrom(addrA.Addr(), 1)
 	_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
@@ -123,84 +130,5 @@ func TestFastOpenToPlainPeer(t *testing.T) {
 	ga.out.take()
 	if v, _ := dataSYN(2 * answeredWithoutFor); v != Forwarded {
 		t.Fatalf("SYN with data after an answer with ENO: %v, want it rewritten with ENO", v)
-	}
-}
-
-// TestENODroppingPathRemembered: a path that drops SYNs with options it
-// does not know costs a connection its SYNs with ENO (3 s with Linux's
-// timers) before the host's SYN without it gets through (resendSYN). Once
-// that SYN is answered, the next connections to that far address go
-// without ENO at once, SYN data and all, for droppedFor; then ENO is
-// offered again. A far host that answered nothing at all (down, not a
-// path that drops ENO) is not remembered, nor is one under require.
-func TestENODroppingPathRemembered(t *testing.T) {
-	ga := newGW(t, Config{TEPs: testTEPs})
-	port := addrA.Port()
-	synFrom := func(data []byte) (netip.AddrPort, []byte) {
-		port++
-		a := netip.AddrPortFrom(addrA.Addr(), port)
-		return a, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), data)
-	}
-	// The SYNs with ENO go unanswered; the fourth goes without.
-	unanswered := func(now int64) netip.AddrPort {
-		a, syn := synFrom(nil)
-		for i := range DefaultSYNsWithENO {
-			ga.e.Handle(now, Inside, syn, ga.tx)
-			if s := one(t, "SYN", ga.out.take()); option(s.opts, 69) == nil {
-				t.Fatalf("SYN %d: options %x, want ENO", i+1, s.opts)
-			}
-		}
-		if v := ga.e.Handle(now, Inside, syn, ga.tx); v != Passthrough {
-			t.Fatalf("SYN %d: %v, want it passed as it came", DefaultSYNsWithENO+1, v)
-		}
-		return a
-	}
-	offersENO := func(now int64, data []byte) bool {
-		t.Helper()
-		_, syn := synFrom(data)
-		if v := ga.e.Handle(now, Inside, syn, ga.tx); v == Passthrough {
-			none(t, "SYN passed as it came", ga.out.take())
-			return false
-		}
-		s := one(t, "SYN", ga.out.take())
-		if option(s.opts, 69) == nil {
-			t.Fatalf("a SYN without ENO left changed: %+v", s)
-		}
-		return true
-	}
-
-	unanswered(0)
-	if !offersENO(1e9, nil) {
-		t.Fatal("no answer at all (a far host down) kept the next SYN from offering ENO")
-	}
-	a := unanswered(2e9)
-	// A late SYN-ACK with ENO to one of the first SYNs: not a path that
-	// drops ENO, only a slow one.
-	ga.e.Handle(3e9, Outside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 2), 69, 4, 0x01, 0x23), nil), ga.tx)
-	ga.in.take()
-	if !offersENO(3e9, nil) {
-		t.Fatal("a SYN-ACK with ENO was taken for a path that drops ENO")
-	}
-	a = unanswered(4e9)
-	if v := ga.e.Handle(5e9, Outside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil), ga.tx); v != Passthrough {
-		t.Fatalf("the SYN-ACK to the SYN without ENO: %v, want it passed as it came", v)
-	}
-	before := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load()
-	if offersENO(6e9, nil) || offersENO(6e9, []byte("syn data")) {
-		t.Fatal("after the path dropped our SYNs with ENO, the next SYN offered it again")
-	}
-	if n := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load() - before; n != 2 {
-		t.Fatalf("%d syn_retries fallbacks for the two SYNs, want 2", n)
-	}
-	if !offersENO(5e9+droppedFor, nil) {
-		t.Fatal("ENO not offered again once the memory expired")
-	}
-	// Under require, ENO is always offered.
-	ga.e.notePlainPeer(6e9+droppedFor, addrB.Addr(), true)
-	if err := ga.e.Reconfigure(Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr())}); err != nil {
-		t.Fatal(err)
-	}
-	if !offersENO(6e9+droppedFor, nil) {
-		t.Fatal("under require, a SYN left without ENO")
 	}
 }

@@ -241,7 +241,7 @@ func TestRequireAtFlowCapDrops(t *testing.T) {
 // TestSignedSYNsLeftAlone.)
 func TestRequireSYNDataLeftOut(t *testing.T) {
 	g := newGW(t, Config{TEPs: testTEPs, Policies: []PolicyRule{{Prefix: mustPrefix("198.51.100.0/24"), Policy: Require}}})
-	g.e.notePlainPeer(0, addrB.Addr(), false)
+	g.e.noteAnsweredWithoutENO(0, addrB.Addr())
 	opts := append(synOpts(1460, 1), 34, 10, 1, 2, 3, 4, 5, 6, 7, 8)
 	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 1, opts, []byte("data")), g.tx); v != Forwarded {
 		t.Fatalf("verdict %v", v)
