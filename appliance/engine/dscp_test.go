@@ -118,3 +118,50 @@ func flowLabel(p *packet.Packet) uint32 {
 	ip := p.Frame()[p.L3Offset():]
 	return uint32(ip[1]&0x0f)<<16 | uint32(ip[2])<<8 | uint32(ip[3])
 }
+
+// TestFollowVLANPriority: a template follows the priority (PCP and DEI) of
+// its host's VLAN tags, one tag or two, and keeps their TPIDs and VLAN
+// IDs. A host's VLAN device maps the socket priority to PCP, and Linux
+// sets that priority from IP_TOS: the same mid-connection change as the
+// DSCP's.
+func TestFollowVLANPriority(t *testing.T) {
+	tcp := &packettest.TCP{SrcPort: 40000, DstPort: 443, Seq: 1, Ack: 2, Flags: packettest.ACK, Window: 100}
+	const vidOuter, vidInner = 100, 5
+	frame := func(pcp ...uint16) *packet.Packet {
+		tags := []packettest.Tag{{TPID: 0x8100, TCI: pcp[0]<<13 | vidInner}}
+		if len(pcp) == 2 {
+			tags = []packettest.Tag{{TPID: 0x88a8, TCI: pcp[0]<<13 | vidOuter}, {TPID: 0x8100, TCI: pcp[1]<<13 | 1<<12 | vidInner}}
+		}
+		var p packet.Packet
+		if err := p.Decode(packettest.Frame{Src: packettest.HostA4, Dst: packettest.HostB4, Tags: tags, TCP: tcp}.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		return &p
+	}
+	built := func(tm *tmpl) *packet.Packet {
+		buf := make([]byte, 512)
+		hl, _ := tm.build(buf, &seg{seq: 7, ack: 9, flags: packet.FlagACK, win: 3}, 10)
+		tm.finish(buf, hl+10, true)
+		var q packet.Packet
+		if err := q.Decode(buf[:hl+10]); err != nil {
+			t.Fatal(err)
+		}
+		return &q
+	}
+	for _, c := range [][2][]uint16{{{0}, {5}}, {{1, 0}, {3, 6}}} {
+		var tm tmpl
+		if !tm.set(frame(c[0]...)) {
+			t.Fatal("template refused")
+		}
+		tm.follow(frame(c[1]...))
+		q := built(&tm)
+		want := frame(c[1]...)
+		for i := range want.VLANCount() {
+			gotTPID, gotTCI := q.VLAN(i)
+			wantTPID, wantTCI := want.VLAN(i)
+			if gotTPID != wantTPID || gotTCI != wantTCI {
+				t.Fatalf("PCP %v then %v: tag %d is %#x/%#x, want %#x/%#x", c[0], c[1], i, gotTPID, gotTCI, wantTPID, wantTCI)
+			}
+		}
+	}
+}

@@ -68,15 +68,25 @@ func (t *tmpl) sums() {
 }
 
 // follow gives the template the DSCP of p, the latest segment from its
-// host, and over IPv6 its flow label too, as plain forwarding would show
-// them. Hosts change the DSCP mid-connection (OpenSSH marks a session
-// interactive after login; applications set IP_TOS after connect), and
-// Linux draws a new flow label after a retransmission timeout so that
-// flow-label ECMP moves the connection off a failing path (net.core.txrehash):
-// with the SYN's label kept for good, the wire frames would stay on it.
+// host, over IPv6 its flow label too, and its VLAN tags' priority, as
+// plain forwarding would show them. Hosts change the DSCP mid-connection
+// (OpenSSH marks a session interactive after login; applications set
+// IP_TOS after connect, which on Linux also sets the priority a VLAN
+// device maps to PCP), and Linux draws a new flow label after a
+// retransmission timeout so that flow-label ECMP moves the connection off
+// a failing path (net.core.txrehash): with the SYN's label kept for good,
+// the wire frames would stay on it.
 func (t *tmpl) follow(p *packet.Packet) {
 	if !t.ok {
 		return
+	}
+	if l3 := p.L3Offset(); l3 == t.l3 {
+		// Each tag's PCP and DEI (IEEE 802.1Q: the TCI's top four bits);
+		// tags at 12 (TPID) and 14 (TCI), 16 and 18.
+		f := p.Frame()
+		for o := 14; o+4 <= l3; o += 4 {
+			t.b[o] = f[o]&0xf0 | t.b[o]&0x0f
+		}
 	}
 	ip, in := t.b[t.l3:], p.Frame()[p.L3Offset():]
 	if t.v4 {
