@@ -229,3 +229,60 @@ func TestFlowLabelFollowsRepath(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptedOverVLAN: hosts on VLAN 100 sub-interfaces, so every frame
+// of their connections crosses both appliances with an 802.1Q tag. 4 MB
+// each way over IPv4 and IPv6 must arrive encrypted and byte for byte,
+// and every frame from hA's VLAN addresses on the untrusted link must keep
+// VLAN ID 100. (The encrypted tests ran untagged only; the passthrough
+// test carries VLAN traffic with the engine off.) The PCP that
+// tmpl.follow copies is checked by engine TestFollowVLANPriority: this
+// kernel refuses to change a VLAN device's egress-qos-map.
+func TestEncryptedOverVLAN(t *testing.T) {
+	e := newEncEnvOpts(t, encOpts{net: 82, vlan: true})
+	a, b := e.topo.Addr(topology.HostA), e.topo.Addr(topology.HostB)
+	if !a.VLANPresent || !b.VLANPresent {
+		t.Fatal("topology has no VLAN addresses")
+	}
+	path := filepath.Join(t.TempDir(), "vlan.pcapng")
+	c, err := e.topo.StartCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4 << 20
+	d, ok := e.measure(t, func() {
+		for _, dst := range []netip.Addr{b.VLAN4, b.VLAN6} {
+			checkTransfer(t, e.transfer(t, topology.HostA, netip.AddrPortFrom(dst, 5001), e.streamB, n, n, 2*time.Minute), n, n)
+		}
+	})
+	if _, err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+			encryptedDelta(t, gw, d[gw], 2)
+		}
+	}
+	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
+		"-e", "ip.src", "-e", "ipv6.src", "-e", "vlan.id", "-e", "tcp.len").Output()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v", path, err)
+	}
+	frames, payload := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 4 || (f[0] != a.VLAN4.String() && f[1] != a.VLAN6.String()) {
+			continue
+		}
+		frames++
+		if f[2] != fmt.Sprint(topology.VLANID) {
+			t.Fatalf("a frame from hA's VLAN address with VLAN ID %q on the untrusted link", f[2])
+		}
+		l, _ := strconv.Atoi(f[3])
+		payload += l
+	}
+	t.Logf("TCP frames from hA's VLAN addresses on the untrusted link: %d, all tagged %d, %d payload bytes", frames, topology.VLANID, payload)
+	if payload < 2*n {
+		t.Errorf("%d payload bytes from hA's VLAN addresses on the untrusted link, want at least %d", payload, 2*n)
+	}
+}
