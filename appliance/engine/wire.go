@@ -80,15 +80,15 @@ func (t *tmpl) follow(p *packet.Packet) {
 	if !t.ok {
 		return
 	}
-	if l3 := p.L3Offset(); l3 == t.l3 {
+	f, l3 := p.Frame(), p.L3Offset()
+	if l3 == t.l3 {
 		// Each tag's PCP and DEI (IEEE 802.1Q: the TCI's top four bits);
 		// tags at 12 (TPID) and 14 (TCI), 16 and 18.
-		f := p.Frame()
 		for o := 14; o+4 <= l3; o += 4 {
 			t.b[o] = f[o]&0xf0 | t.b[o]&0x0f
 		}
 	}
-	ip, in := t.b[t.l3:], p.Frame()[p.L3Offset():]
+	ip, in := t.b[t.l3:], f[l3:]
 	if t.v4 {
 		if ip[1]>>2 != in[1]>>2 {
 			ip[1] = in[1]&^3 | ip[1]&3
