@@ -5,7 +5,7 @@ import (
 	"github.com/tcpinc/tcpinc/bump"
 )
 
-var _ engine.OffloadSink = (*txQueue)(nil)
+var _ engine.GSOSink = (*txQueue)(nil)
 
 // txQueue is a worker's transmit side of one port: the TX frames it holds
 // and the batch it is building. It is the TxSink lent to the FrameHandler,
@@ -24,14 +24,20 @@ type txQueue struct {
 	// offload: the port computes TCP checksums of frames committed
 	// with CommitPartial (bump.ChecksumOffloader).
 	offload bool
-	t       *tally // the direction whose frames leave on this port
-	kicks   *counters
+	// gso: the port sends super-frames (bump.GSOSender), and computes
+	// their checksums (offload).
+	gso   bool
+	t     *tally // the direction whose frames leave on this port
+	kicks *counters
 }
 
 func newTxQueue(port Port, size int) txQueue {
 	q := txQueue{port: port, d: make([]Desc, size)}
 	if o, ok := port.(bump.ChecksumOffloader); ok {
 		q.offload = o.OffloadsChecksums()
+	}
+	if g, ok := port.(bump.GSOSender); ok {
+		q.gso = q.offload && g.SendsGSO()
 	}
 	return q
 }
@@ -77,6 +83,22 @@ func (q *txQueue) CommitPartial(n int) {
 		return
 	}
 	q.commit(n, 0, bump.CsumPartial)
+}
+
+// SendsGSO implements engine.GSOSink.
+func (q *txQueue) SendsGSO() bool { return q.gso }
+
+// CommitGSO implements engine.GSOSink: Commit for a super-frame of gso-byte
+// segments whose checksums the port computes. On a port that sends no
+// super-frames (which the engine does not ask) it is counted as a bad
+// commit and not sent.
+func (q *txQueue) CommitGSO(n, gso int) {
+	if !q.gso || gso <= 0 || gso > 0xffff {
+		q.t.badCommits++
+		q.lent = false
+		return
+	}
+	q.commit(n, uint16(gso), bump.CsumPartial)
 }
 
 // commit queues the first n bytes of the lent frame, a super-segment of

@@ -98,6 +98,14 @@ type ChecksumOffloader interface {
 	OffloadsChecksums() bool
 }
 
+// GSOSender is a Port that sends a TCP super-frame queued with Desc.GSO as
+// the segments it stands for (the kernel's GSO, or the NIC's TSO), so a
+// sender builds the headers of many segments once. SendsGSO may report
+// false (a port configured to send frames one by one).
+type GSOSender interface {
+	SendsGSO() bool
+}
+
 // Segmenter is a Port whose received frames may be TCP super-segments
 // (Desc.GSO): it cuts one back into its wire segments, each written to
 // out[i][:sizes[i]] with complete checksums, and returns how many, or an

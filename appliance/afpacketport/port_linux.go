@@ -531,6 +531,12 @@ func (p *Port) Segment(frame []byte, mss int, out [][]byte, sizes []int) (int, e
 // the device's checksum offload) computes its TCP checksum.
 func (p *Port) OffloadsChecksums() bool { return true }
 
+// SendsGSO implements bump.GSOSender: a frame queued with Desc.GSO leaves
+// with a virtio_net_hdr that has the kernel cut it into its segments
+// (prepare). Not when the port sends the engine's frames one by one
+// (noMerge, for the tests that measure merging).
+func (p *Port) SendsGSO() bool { return !p.noMerge }
+
 // WaitsInPoll implements bump.FdPoller.
 func (p *Port) WaitsInPoll() {}
 

@@ -102,6 +102,19 @@ func (f *flow) ecnFrom(from PortID, p *packet.Packet) {
 	}
 }
 
+// ecnUniform reports whether ecnTo would now give every new segment toward
+// side to the same signals: no CE marks owed and no CWR due. Only then may
+// one super-frame's headers stand for all its segments.
+func (f *flow) ecnUniform(to PortID) bool {
+	if f.ecn&ecnOn == 0 {
+		return true
+	}
+	if to == Inside {
+		return f.ecn&ecnCWRToL == 0 && f.ceToL == 0
+	}
+	return f.ecn&ecnCWRToR == 0 && f.ceToR == 0
+}
+
 // ecnTo sets the ECN signals of a segment the engine builds toward side to:
 // ECE while the other host echoes it; and for a segment with data never
 // sent before (fresh), the data's ECT codepoint, or CE while marks are

@@ -45,6 +45,44 @@ type OffloadSink interface {
 	CommitPartial(n int)
 }
 
+// GSOSink is an OffloadSink whose port also sends TCP super-frames: one
+// frame of headers and the payload of several segments, which the port's
+// segmentation offload (the kernel's GSO, or the NIC's TSO) cuts into
+// segments of a given size, copying the headers, advancing the sequence
+// number, FIN and PSH on the last segment only, CWR on the first only, and
+// a fresh IPv4 ID and both checksums for each (afpacket.PrepareGSO). A
+// super-frame's segments are the frames the engine would have built one by
+// one: it builds their headers once and hands the port one buffer.
+type GSOSink interface {
+	OffloadSink
+	// SendsGSO reports whether CommitGSO may be used.
+	SendsGSO() bool
+	// CommitGSO sends the first n bytes of the buffer as a super-frame of
+	// segments of gso payload bytes each (the last may be shorter); the
+	// TCP checksums are the port's to compute, as with CommitPartial.
+	CommitGSO(n, gso int)
+}
+
+// gsoSink returns to as a GSOSink if it takes super-frames built by t
+// (checksums offloaded: t is simple), else nil.
+func gsoSink(to TxSink, t *tmpl) GSOSink {
+	if g, ok := to.(GSOSink); ok && t.simple && g.OffloadsChecksums() && g.SendsGSO() {
+		return g
+	}
+	return nil
+}
+
+// commitGSO sends the first n bytes of g's buffer, built by t, as segments
+// of gso payload bytes; hl is the length of the headers.
+func commitGSO(g GSOSink, t *tmpl, buf []byte, hl, n, gso int) {
+	t.finish(buf, n, false)
+	if n-hl <= gso {
+		g.CommitPartial(n) // one segment after all
+		return
+	}
+	g.CommitGSO(n, gso)
+}
+
 // commit sends the first n bytes of to's buffer, built by t: with its TCP
 // checksum, or without it where the port computes it.
 func commit(to TxSink, t *tmpl, buf []byte, n int) {

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
+	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -24,7 +27,62 @@ func newSink() *sink               { return &sink{buf: make([]byte, 9000)} }
 func (s *sink) Buffer() []byte     { return s.buf }
 func (s *sink) Commit(n int)       { s.out = append(s.out, slices.Clone(s.buf[:n])) }
 func (s *sink) take() (o [][]byte) { o, s.out = s.out, nil; return o }
+
+// withGSOSinks: the tests' gateways send through gsoTestSinks, ports with
+// checksum and segmentation offload as the AF_PACKET backend is (set
+// TCPINC_ENGINE_GSO=1; scripts/test.sh runs this package both ways). The
+// frames the tests see are the same either way: what the port's offload
+// gives the wire.
+var withGSOSinks = os.Getenv("TCPINC_ENGINE_GSO") == "1"
+
+// gsoTestSink is a sink whose port computes TCP checksums and cuts
+// super-frames into segments (engine.GSOSink), done here in software as the
+// kernel does (afpacket.Segment): out holds the frames the wire would carry.
+type gsoTestSink struct {
+	sink
+	supers, segs int // super-frames committed, and their segments
+}
+
+func newGSOTestSink() *gsoTestSink {
+	return &gsoTestSink{sink: sink{buf: make([]byte, afpacket.MaxFrame)}}
+}
+
+func (s *gsoTestSink) OffloadsChecksums() bool { return true }
+func (s *gsoTestSink) SendsGSO() bool          { return true }
+
+func (s *gsoTestSink) CommitPartial(n int) {
+	f := slices.Clone(s.buf[:n])
+	var p packet.Packet
+	if p.Decode(f) != nil || !p.FixL4Checksum() {
+		panic("CommitPartial of a frame that is not TCP")
+	}
+	s.out = append(s.out, f)
+}
+
+func (s *gsoTestSink) CommitGSO(n, gso int) {
+	f := slices.Clone(s.buf[:n])
+	if _, err := afpacket.PrepareGSO(f, gso); err != nil {
+		panic(fmt.Sprintf("CommitGSO of a frame the port refuses: %v", err))
+	}
+	out, sizes := make([][]byte, len(f)/gso+1), make([]int, len(f)/gso+1)
+	for i := range out {
+		out[i] = make([]byte, len(f))
+	}
+	k, err := afpacket.Segment(f, gso, out, sizes)
+	if err != nil {
+		panic(err)
+	}
+	for i := range k {
+		s.out = append(s.out, out[i][:sizes[i]])
+	}
+	s.supers++
+	s.segs += k
+}
 func sinks() (*sink, *sink, [2]TxSink) {
+	if withGSOSinks {
+		i, o := newGSOTestSink(), newGSOTestSink()
+		return &i.sink, &o.sink, [2]TxSink{i, o}
+	}
 	i, o := newSink(), newSink()
 	return i, o, [2]TxSink{i, o}
 }

@@ -298,13 +298,35 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 		return false
 	}
 	e.maybeRekey(now, f)
-	for i := 0; i < nfr; i++ {
+	// Several frames through a port that takes super-frames leave as one:
+	// the frames lie back to back in the store, every one but the last
+	// of gso bytes, and their headers differ only where segmentation
+	// makes them differ (the sequence number; FIN and PSH on the last).
+	var g GSOSink
+	gso := max + tcpcrypt.Overhead
+	if nfr > 1 && gso <= f.segR()-f.optLenR() && f.ecnUniform(Outside) {
+		g = gsoSink(to, &f.toR)
+	}
+	w0 := en.nextW
+	ok := true
+	for i := 0; i < nfr && ok; i++ {
 		n := min(len(src)-off, max)
 		last := i == nfr-1
-		if !e.sealFrame(now, f, src[:off+n], off, fin && last, last && (psh || fin), to) {
-			return false
-		}
+		ok = e.sealFrame(now, f, src[:off+n], off, fin && last, last && (psh || fin), to, g == nil)
 		off += n
+	}
+	if g != nil && en.nextW > w0 {
+		flags := uint8(packet.FlagACK)
+		if ok && (psh || fin) {
+			flags |= packet.FlagPSH
+		}
+		if ok && fin {
+			flags |= packet.FlagFIN
+		}
+		e.sendSuper(f, g, w0, int(en.nextW-w0), gso, flags)
+	}
+	if !ok {
+		return false
 	}
 	if f.keys.Owed() {
 		e.sendOwed(now, f, to)
@@ -313,9 +335,9 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 }
 
 // sealFrame seals one frame of data src[off:] (FIN: the frame ends the
-// stream), keeps it in the store and sends it, PSH set if psh. src[:off] is
-// room in front of the data (sealNew).
-func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink) bool {
+// stream), keeps it in the store and, if send, sends it, PSH set if psh.
+// src[:off] is room in front of the data (sealNew).
+func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink, send bool) bool {
 	en := &f.enc
 	n := len(src) - off
 	sk, err := f.keys.Send(n, fin)
@@ -368,7 +390,9 @@ func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh boo
 	if fin {
 		flags |= packet.FlagFIN
 	}
-	e.sendWire(f, to, w, wl, flags, true)
+	if send {
+		e.sendWire(f, to, w, wl, flags, true)
+	}
 	if owned {
 		en.ownedN++
 		en.ownedDue, en.ownedRTO = now+int64(e.cfg.InitRTO), int64(e.cfg.InitRTO)

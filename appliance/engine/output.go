@@ -12,6 +12,12 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
 		ack = f.enc.finH + 1
 	}
+	if !urg && len(data) > mss && f.ecnUniform(Inside) {
+		if g := gsoSink(to, &f.toL); g != nil {
+			e.sendPlainSuper(f, g, h, data, fin, mss, ack)
+			return
+		}
+	}
 	for first := true; first || len(data) > 0; first = false {
 		n := min(len(data), mss)
 		last := n == len(data)
@@ -33,6 +39,43 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 			s.urg = urgent + 1
 		}
 		e.send(to, &f.toL, &s, data[:n])
+		f.lastHostAck, f.lastWinR = ack, f.winR
+		h += int64(n)
+		data = data[n:]
+	}
+}
+
+// sendPlainSuper is sendPlain through a port that takes super-frames: the
+// same segments of mss bytes (PSH, and FIN if fin, on the last only), built
+// as few super-frames with one copy of the headers each.
+func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data []byte, fin bool, mss int, ack int64) {
+	for len(data) > 0 {
+		e.opts.reset()
+		f.tsToL(&e.opts, true)
+		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+		buf := g.Buffer()
+		n := min(len(data), f.toL.superRoom(len(buf), f.toL.headerLen(&s), mss))
+		if n == 0 {
+			n = min(len(data), mss) // no room for a super-frame: one segment
+		}
+		if n == len(data) {
+			s.flags |= packet.FlagPSH
+			if fin {
+				s.flags |= packet.FlagFIN
+			}
+		}
+		f.ecnTo(Inside, &s, h >= f.rcv.sentH)
+		var hl int
+		var pl []byte
+		if buf != nil {
+			hl, pl = f.toL.build(buf, &s, n)
+		}
+		if pl == nil {
+			e.c.Drops[DropTxFull].Add(uint64((n + mss - 1) / mss))
+		} else {
+			copy(pl, data[:n])
+			commitGSO(g, &f.toL, buf, hl, hl+n, mss)
+		}
 		f.lastHostAck, f.lastWinR = ack, f.winR
 		h += int64(n)
 		data = data[n:]
@@ -245,31 +288,70 @@ func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostE
 // hostEcho: the segment carries the host's data, so TSecr is the host's own
 // latest echo; else the appliance speaks for it and echoes R's latest TSval.
 func (e *Engine) sendStored(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
+	e.fromStore(f, to, nil, w, n, 0, flags, hostEcho)
+}
+
+// sendSuper sends stored wire bytes [w, w+n), frames of gso bytes each but
+// the last, toward R through g as super-frames whose segments are those
+// frames, FIN and PSH (of flags) on the last segment only. The frames carry
+// the host's data (sealNew): TSecr is the host's.
+func (e *Engine) sendSuper(f *flow, g GSOSink, w int64, n, gso int, flags uint8) {
+	for n > 0 {
+		k := e.fromStore(f, g, g, w, n, gso, flags, true)
+		w += int64(k)
+		n -= k
+	}
+}
+
+// fromStore sends wire bytes [w, w+n) from the store toward R as one
+// segment, or, with g (to itself) and gso, as a super-frame of gso-byte
+// segments holding as many of them as one frame takes. It returns how many
+// bytes it sent (or counted as sent: TCP counts a segment the TX ring
+// drops as sent too); FIN and PSH go only with the byte at w+n.
+func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, flags uint8, hostEcho bool) int {
 	e.opts.reset()
 	f.tsToR(&e.opts, hostEcho)
 	if f.enoOut {
 		e.opts.eno()
 	}
+	ack := f.ackToR()
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), win: f.winToR(), opts: e.opts.bytes()}
+	var buf []byte
+	segs := 1
+	if g != nil {
+		buf = to.Buffer()
+		if room := f.toR.superRoom(len(buf), f.toR.headerLen(&s), gso); buf != nil && n > room {
+			n = max(room, min(n, gso))
+			flags &^= packet.FlagFIN | packet.FlagPSH
+		}
+		segs = (n + gso - 1) / gso
+	}
+	s.flags = flags
 	fresh := n > 0 && w >= f.enc.sentW
 	f.enc.sentW = max(f.enc.sentW, w+int64(n)) // sent even if the TX ring drops it, as TCP counts
-	ack := f.ackToR()
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), flags: flags, win: f.winToR(), opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, fresh)
-	buf := to.Buffer()
+	if g == nil {
+		buf = to.Buffer()
+	}
 	if buf == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return
+		e.c.Drops[DropTxFull].Add(uint64(segs))
+		return n
 	}
 	hl, pl := f.toR.build(buf, &s, n)
 	if pl == nil {
-		e.c.Drops[DropTxFull].Add(1)
-		return
+		e.c.Drops[DropTxFull].Add(uint64(segs))
+		return n
 	}
 	f.enc.store.read(pl, w)
-	commit(to, &f.toR, buf, hl+n)
+	if g != nil {
+		commitGSO(g, &f.toR, buf, hl, hl+n, gso)
+	} else {
+		commit(to, &f.toR, buf, hl+n)
+	}
 	f.rcv.lastAckW = ack
 	f.rcv.lastWin = s.win
-	f.pktsOut++
+	f.pktsOut += uint64(segs)
+	return n
 }
 
 // rstBoth resets both hosts of a flow that policy will not let go on in

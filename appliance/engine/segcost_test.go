@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/cryptopool"
@@ -78,16 +79,19 @@ func (c segCase) segsToB() int {
 }
 
 // slotSink is a TxSink with a round's frame buffers, allocated once; with
-// offload, an OffloadSink whose port computes the TCP checksums.
+// offload, a GSOSink whose port computes the TCP checksums and cuts
+// super-frames into segments, as the AF_PACKET backend's does (its slots
+// hold afpacket.MaxFrame bytes).
 type slotSink struct {
 	bufs    [][]byte
 	lens    []int
+	gsos    []int // each frame's segment size if a super-frame, else 0
 	n       int
 	offload bool
 }
 
 func newSlotSink(n, size int) *slotSink {
-	s := &slotSink{bufs: make([][]byte, n), lens: make([]int, n)}
+	s := &slotSink{bufs: make([][]byte, n), lens: make([]int, n), gsos: make([]int, n)}
 	for i := range s.bufs {
 		s.bufs[i] = make([]byte, size)
 	}
@@ -100,15 +104,64 @@ func (s *slotSink) Buffer() []byte {
 	}
 	return s.bufs[s.n]
 }
-func (s *slotSink) Commit(n int)            { s.lens[s.n] = n; s.n++ }
-func (s *slotSink) CommitPartial(n int)     { s.Commit(n) }
+func (s *slotSink) Commit(n int)            { s.CommitGSO(n, 0) }
+func (s *slotSink) CommitPartial(n int)     { s.CommitGSO(n, 0) }
+func (s *slotSink) CommitGSO(n, gso int)    { s.lens[s.n], s.gsos[s.n] = n, gso; s.n++ }
 func (s *slotSink) OffloadsChecksums() bool { return s.offload }
+func (s *slotSink) SendsGSO() bool          { return s.offload }
 func (s *slotSink) frame(i int) []byte      { return s.bufs[i][:s.lens[i]] }
+
+// segments is the number of wire segments the committed frames stand for.
+func (s *slotSink) segments() int {
+	n := 0
+	for i := range s.n {
+		n++
+		if g := s.gsos[i]; g > 0 {
+			var p packet.Packet
+			if p.Decode(s.frame(i)) != nil {
+				return -1
+			}
+			n += afpacket.Segments(len(p.Payload()), g) - 1
+		}
+	}
+	return n
+}
+
+// wire returns the committed frames as the wire carries them: super-frames
+// cut into their segments as the kernel's GSO does (afpacket.Segment,
+// which computes their checksums).
+func (s *slotSink) wire(t testing.TB) [][]byte {
+	var out [][]byte
+	for i := range s.n {
+		f := s.frame(i)
+		if s.gsos[i] == 0 {
+			out = append(out, f)
+			continue
+		}
+		segs, sizes := make([][]byte, len(f)/s.gsos[i]+1), make([]int, len(f)/s.gsos[i]+1)
+		for j := range segs {
+			segs[j] = make([]byte, len(f))
+		}
+		g := slices.Clone(f)
+		if _, err := afpacket.PrepareGSO(g, s.gsos[i]); err != nil {
+			t.Fatal(err)
+		}
+		k, err := afpacket.Segment(g, s.gsos[i], segs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range k {
+			out = append(out, segs[j][:sizes[j]])
+		}
+	}
+	return out
+}
 
 // copyFrom makes s hold copies of o's frames.
 func (s *slotSink) copyFrom(o *slotSink) {
 	for i := range o.n {
 		s.lens[i] = copy(s.bufs[i], o.frame(i))
+		s.gsos[i] = o.gsos[i]
 	}
 	s.n = o.n
 }
@@ -145,6 +198,9 @@ func newSegRig(t testing.TB, c segCase) *segRig {
 		t.Fatalf("negotiated %s, want %s", fi.AEAD, c.suite)
 	}
 	size := c.payload + 256
+	if c.offload {
+		size = afpacket.MaxFrame
+	}
 	r.aIn, r.aOut, r.bIn, r.bOut = newSlotSink(c.batch, size), newSlotSink(c.batch, size), newSlotSink(c.batch, size), newSlotSink(c.batch, size)
 	for _, s := range []*slotSink{r.aIn, r.aOut, r.bIn, r.bOut} {
 		s.offload = c.offload
@@ -193,7 +249,7 @@ func (r *segRig) round() bool {
 		t1 = time.Now()
 	}
 	if r.c.super {
-		if r.aOut.n != r.c.batch || !r.coalesce() {
+		if r.aOut.segments() != r.c.batch || !r.coalesce() {
 			return false
 		}
 		toB, nToB = func(int) []byte { return r.superWire[:r.superLen] }, 1
@@ -205,7 +261,7 @@ func (r *segRig) round() bool {
 		}
 	}
 	t2 := time.Now()
-	if r.aOut.n != r.c.batch || r.bIn.n != r.c.segsToB() || r.aIn.n != 0 || r.bOut.n != 0 {
+	if r.aOut.segments() != r.c.batch || r.bIn.segments() != r.c.segsToB() || r.aIn.n != 0 || r.bOut.n != 0 {
 		return false
 	}
 	r.next += uint32(r.c.batch * r.c.payload)
@@ -227,6 +283,8 @@ func (r *segRig) round() bool {
 // coalesce does GRO's work between the appliances: G_A's frames, one
 // super-segment into superWire (the first frame's headers, every frame's
 // payload, PSH if any had it, the IPv4 length and header sum made right).
+// A super-frame that G_A committed (GSO) is the super-segment its segments
+// coalesce into again.
 func (r *segRig) coalesce() bool {
 	var p packet.Packet
 	if p.Decode(r.aOut.frame(0)) != nil {
@@ -316,24 +374,26 @@ func TestSegRig(t *testing.T) {
 	for _, c := range segCases {
 		t.Run(c.String(), func(t *testing.T) {
 			r := newSegRig(t, c)
-			r.wire = newSlotSink(c.batch, c.payload+256)
+			r.wire = newSlotSink(c.batch, afpacket.MaxFrame)
 			for i := range 3 {
 				want := r.next
 				if !r.round() {
 					t.Fatalf("round %d failed", i)
 				}
+				// What the ports' offload does: the frames' TCP sums,
+				// and super-frames cut into segments.
+				wire, toB := r.wire.wire(t), r.bIn.wire(t)
+				if len(wire) != c.batch || len(toB) != c.segsToB() {
+					t.Fatalf("%d frames on the wire, %d segments to b; want %d and %d", len(wire), len(toB), c.batch, c.segsToB())
+				}
 				if c.offload {
-					// What the ports' offload does: the frames' TCP sums.
-					for j := range c.batch {
-						fixL4(t, r.wire.frame(j))
-					}
-					for j := range c.segsToB() {
-						fixL4(t, r.bIn.frame(j))
+					for _, f := range append(slices.Clone(wire), toB...) {
+						fixL4(t, f)
 					}
 					fixL4(t, r.aIn.frame(0))
 				}
 				for j := range c.batch {
-					w := parse(t, r.wire.frame(j))
+					w := parse(t, wire[j])
 					if len(w.payload) != c.payload+tcpcrypt.Overhead || bytes.Contains(w.payload, r.payload[:64]) {
 						t.Fatalf("wire segment %d: %d bytes, or plaintext in it", j, len(w.payload))
 					}
@@ -345,7 +405,7 @@ func TestSegRig(t *testing.T) {
 				}
 				seq, atB := want, []byte{}
 				for j := range c.segsToB() {
-					h := parse(t, r.bIn.frame(j))
+					h := parse(t, toB[j])
 					if h.seq != seq {
 						t.Fatalf("segment %d to b: seq %x, want %x", j, h.seq, seq)
 					}

@@ -201,7 +201,7 @@ func (o *tcpOpts) bytes() []byte { return o.b[:o.n] }
 // area, or nil when buf is too small for payloadLen bytes.
 func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []byte) {
 	ol := (len(s.opts) + 3) &^ 3
-	hl := t.l4 + 20 + ol
+	hl := t.headerLen(s)
 	if !t.ok || hl+payloadLen > len(buf) {
 		return 0, nil
 	}
@@ -224,6 +224,21 @@ func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []
 		h[i] = packet.OptEOL
 	}
 	return hl, buf[hl : hl+payloadLen]
+}
+
+// headerLen is the length of the headers build writes for s.
+func (t *tmpl) headerLen(s *seg) int { return t.l4 + 20 + (len(s.opts)+3)&^3 }
+
+// superRoom is how many payload bytes a super-frame built by t into a buffer
+// of size bytes, with headers of hl bytes, carries in whole segments of gso
+// bytes: as many as fit the buffer and the IP length field.
+func (t *tmpl) superRoom(size, hl, gso int) int {
+	most := t.l3 + 0xffff // IPv4's total length counts its header
+	if !t.v4 {
+		most += 40 // IPv6's payload length does not
+	}
+	room := min(size, most) - hl
+	return max(room-room%gso, 0)
 }
 
 // finish sets the IP length, the IPv4 header checksum and, if tcpSum, the
