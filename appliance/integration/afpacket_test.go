@@ -58,11 +58,17 @@ func TestAFPacketBackend(t *testing.T) {
 	// The third transfer's segments from hA carry an IPv6 destination
 	// options header: GRO coalesces behind it, and the port must step
 	// over it (afpacket.ParseTCP) rather than refuse the super-segments.
+	mid := map[topology.Node]map[string]float64{} // after the transfers without options
 	d, ok := e.measure(t, func() {
 		for _, c := range []struct {
 			dst   netip.AddrPort
 			extra []string
 		}{{netip.AddrPortFrom(b.V4, 5001), nil}, {netip.AddrPortFrom(b.V6, 5001), nil}, {netip.AddrPortFrom(b.V6, 5001), []string{"-dstopts"}}} {
+			if c.extra != nil {
+				for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
+					mid[gw] = e.backendMetrics(t, gw)
+				}
+			}
 			r := e.transfer(t, topology.HostA, c.dst, e.streamB, n, n, 2*time.Minute, c.extra...)
 			checkTransfer(t, r, n, n)
 		}
@@ -100,6 +106,22 @@ func TestAFPacketBackend(t *testing.T) {
 			pc.gw, pc.port, delta("rx_frames"), sup, delta("rx_segments"), passed, dropped, delta("tx_frames"), delta("tx_super_segments"), delta("tx_coalesced"))
 		if pc.expect && (sup == 0 || passed <= dropped || dropped == 0) {
 			t.Errorf("%s %s: no GRO super-segments crossed the AF_PACKET port (super-segments %.0f, passed %.0f, dropped skbs %.0f)", pc.gw, pc.port, sup, passed, dropped)
+		}
+		// The engine hands its frames to these ports as super-frames
+		// (engine.GSOSink): gwA's outside port sends hA's data sealed,
+		// gwB's inside port the plaintext for hB. Over the first two
+		// transfers, few of its frames are left to merge one by one
+		// (merge.go), which made every super-frame stand for several
+		// merged frames before. (The third transfer's frames carry a
+		// destination options header: the engine computes their
+		// checksums, sends them one by one, and the port merges them.)
+		if pc.gw == topology.GwA && pc.port == "outside" || pc.gw == topology.GwB && pc.port == "inside" {
+			k := func(ev string) float64 { return mid[pc.gw][pc.port+"/"+ev] - before[pc.gw][pc.port+"/"+ev] }
+			if gso, merged := k("tx_super_segments"), k("tx_coalesced"); gso == 0 || merged >= gso {
+				t.Errorf("%s %s, transfers without options: %.0f GSO frames, %.0f engine frames merged; want the engine's super-frames, few merges", pc.gw, pc.port, gso, merged)
+			} else {
+				t.Logf("%s %s, transfers without options: %.0f GSO frames, %.0f engine frames merged", pc.gw, pc.port, gso, merged)
+			}
 		}
 		if bad := delta("rx_bad") + delta("rx_truncated"); bad != 0 {
 			t.Errorf("%s %s: %.0f frames rejected or truncated", pc.gw, pc.port, bad)
