@@ -60,9 +60,23 @@ func (s *gsoTestSink) CommitPartial(n int) {
 }
 
 func (s *gsoTestSink) CommitGSO(n, gso int) {
-	f := slices.Clone(s.buf[:n])
-	if _, err := afpacket.PrepareGSO(f, gso); err != nil {
+	segs, err := cutSuperFrame(s.buf[:n], gso)
+	if err != nil {
 		panic(fmt.Sprintf("CommitGSO of a frame the port refuses: %v", err))
+	}
+	s.out = append(s.out, segs...)
+	s.supers++
+	s.segs += len(segs)
+}
+
+// cutSuperFrame returns the segments of a super-frame committed with
+// CommitGSO as the wire gets them: what the AF_PACKET port and the kernel's
+// GSO make of it (afpacket.PrepareGSO, then afpacket.Segment, its software
+// twin), with complete checksums. f is not changed.
+func cutSuperFrame(f []byte, gso int) ([][]byte, error) {
+	f = slices.Clone(f)
+	if _, err := afpacket.PrepareGSO(f, gso); err != nil {
+		return nil, err
 	}
 	out, sizes := make([][]byte, len(f)/gso+1), make([]int, len(f)/gso+1)
 	for i := range out {
@@ -70,13 +84,12 @@ func (s *gsoTestSink) CommitGSO(n, gso int) {
 	}
 	k, err := afpacket.Segment(f, gso, out, sizes)
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
 	for i := range k {
-		s.out = append(s.out, out[i][:sizes[i]])
+		out[i] = out[i][:sizes[i]]
 	}
-	s.supers++
-	s.segs += k
+	return out[:k], nil
 }
 func sinks() (*sink, *sink, [2]TxSink) {
 	if withGSOSinks {

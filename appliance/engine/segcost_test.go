@@ -128,8 +128,7 @@ func (s *slotSink) segments() int {
 }
 
 // wire returns the committed frames as the wire carries them: super-frames
-// cut into their segments as the kernel's GSO does (afpacket.Segment,
-// which computes their checksums).
+// cut into their segments (cutSuperFrame).
 func (s *slotSink) wire(t testing.TB) [][]byte {
 	var out [][]byte
 	for i := range s.n {
@@ -138,21 +137,11 @@ func (s *slotSink) wire(t testing.TB) [][]byte {
 			out = append(out, f)
 			continue
 		}
-		segs, sizes := make([][]byte, len(f)/s.gsos[i]+1), make([]int, len(f)/s.gsos[i]+1)
-		for j := range segs {
-			segs[j] = make([]byte, len(f))
-		}
-		g := slices.Clone(f)
-		if _, err := afpacket.PrepareGSO(g, s.gsos[i]); err != nil {
-			t.Fatal(err)
-		}
-		k, err := afpacket.Segment(g, s.gsos[i], segs, sizes)
+		segs, err := cutSuperFrame(f, s.gsos[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		for j := range k {
-			out = append(out, segs[j][:sizes[j]])
-		}
+		out = append(out, segs...)
 	}
 	return out
 }
