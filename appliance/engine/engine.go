@@ -64,9 +64,10 @@ type GSOSink interface {
 }
 
 // gsoSink returns to as a GSOSink if it takes super-frames built by t
-// (checksums offloaded: t is simple), else nil.
+// (checksums offloaded: t is simple; one identification: t is atomic),
+// else nil.
 func gsoSink(to TxSink, t *tmpl) GSOSink {
-	if g, ok := to.(GSOSink); ok && t.simple && g.OffloadsChecksums() && g.SendsGSO() {
+	if g, ok := to.(GSOSink); ok && t.simple && t.atomic() && g.OffloadsChecksums() && g.SendsGSO() {
 		return g
 	}
 	return nil

@@ -146,15 +146,22 @@ func TestFragmentsOfEncryptedFlowReassembled(t *testing.T) {
 			if len(toOut) < 2 {
 				t.Fatalf("%d wire segments, want the datagram in frames that fit", len(toOut))
 			}
-			// Every frame fits where the largest fragment did.
+			// Every frame fits where the largest fragment did. The
+			// host sent a datagram routers may fragment (no DF): so
+			// are the frames over IPv4, each with its own
+			// identification (RFC 6864 §4.1).
+			ids := map[uint16]bool{}
 			for _, f := range toOut {
 				var p packet.Packet
 				p.Decode(f)
 				if l := p.End() - p.L3Offset(); l > len(frags[0])-14 {
 					t.Fatalf("wire frame of %d IP bytes, the fragments had %d", l, len(frags[0])-14)
 				}
-				if !c.v6 && f[14+6]&0x40 == 0 {
-					t.Fatal("a wire frame without DF: the engine's frames are never to be fragmented")
+				if !c.v6 {
+					if f[14+6]&0x40 != 0 || ids[binary.BigEndian.Uint16(f[14+4:])] {
+						t.Fatalf("wire frame with DF, or with an identification used before: %x", f[14:34])
+					}
+					ids[binary.BigEndian.Uint16(f[14+4:])] = true
 				}
 			}
 			if got := pr.deliveredToB(toOut); !bytes.Equal(got, data) {

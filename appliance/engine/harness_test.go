@@ -243,8 +243,9 @@ func synOpts(mssv uint16, ts uint32) []byte {
 
 func tsOpt(val, ecr uint32) []byte { return packettest.TimestampOption(val, ecr) }
 
+// tcpFrame builds a TCP segment as Linux sends it (DF set over IPv4).
 func tcpFrame(src, dst netip.AddrPort, seq, ack uint32, flags uint8, win uint16, opts, payload []byte) []byte {
-	return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), TCP: &packettest.TCP{
+	return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), DF: true, TCP: &packettest.TCP{
 		SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags,
 		Window: win, Options: opts, Payload: payload}}.Bytes()
 }

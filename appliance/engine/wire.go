@@ -68,8 +68,9 @@ func (t *tmpl) sums() {
 }
 
 // follow gives the template the DSCP of p, the latest segment from its
-// host, over IPv6 its flow label too, and its VLAN tags' priority, as
-// plain forwarding would show them. Hosts change the DSCP mid-connection
+// host, over IPv6 its flow label too, over IPv4 its DF flag, and its VLAN
+// tags' priority, as plain forwarding would show them. (Without DF, the
+// template's identification field counts the frames: finish.) Hosts change the DSCP mid-connection
 // (OpenSSH marks a session interactive after login; applications set
 // IP_TOS after connect, which on Linux also sets the priority a VLAN
 // device maps to PCP), and Linux draws a new flow label after a
@@ -90,9 +91,15 @@ func (t *tmpl) follow(p *packet.Packet) {
 	}
 	ip, in := t.b[t.l3:], f[l3:]
 	if t.v4 {
-		if ip[1]>>2 != in[1]>>2 {
+		// DF too: a host with path MTU discovery off sends without it
+		// and lets routers fragment, which keeps it working on a
+		// narrower path whose "fragmentation needed" messages are
+		// filtered; frames with DF would be lost there (finish).
+		df := in[6] & ipv4DF
+		if ip[1]>>2 != in[1]>>2 || ip[6]&ipv4DF != df {
 			ip[1] = in[1]&^3 | ip[1]&3
-			t.sums()
+			ip[6] = ip[6]&^ipv4DF | df
+			t.sums() // the sum counts the identification non-DF frames advanced
 		}
 		return
 	}
@@ -226,6 +233,15 @@ func (t *tmpl) build(buf []byte, s *seg, payloadLen int) (hdrLen int, payload []
 	return hl, buf[hl : hl+payloadLen]
 }
 
+// ipv4DF is the don't-fragment flag in the IPv4 header's byte 6.
+const ipv4DF = 0x40
+
+// atomic reports whether the template's frames are atomic datagrams: IPv6,
+// or IPv4 with DF (the host's, tmpl.follow). Only those share one
+// identification, so only those may leave as super-frames, whose segments
+// the kernel numbers.
+func (t *tmpl) atomic() bool { return !t.v4 || t.b[t.l3+6]&ipv4DF != 0 }
+
 // headerLen is the length of the headers build writes for s.
 func (t *tmpl) headerLen(s *seg) int { return t.l4 + 20 + (len(s.opts)+3)&^3 }
 
@@ -250,14 +266,27 @@ func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
 	ps := uint32(t.psSum) + uint32(l4len)
 	if t.v4 {
 		binary.BigEndian.PutUint16(ip[2:], uint16(n-t.l3))
-		// DF: what the engine builds is never to be fragmented (it sizes
-		// frames to fit, and a path MTU error comes back to it). Its frames
-		// share the template's identification, which RFC 6864 §4.1 allows
-		// only for atomic datagrams.
-		binary.BigEndian.PutUint16(ip[6:], 0x4000)
-		// The ECN bits build set are the low bits of the first header
-		// word, which ipSum counts as zero.
-		binary.BigEndian.PutUint16(ip[10:], packet.Finish(uint32(t.ipSum)+uint32(n-t.l3)+uint32(ip[1]&3)))
+		if !t.atomic() {
+			// The host sends without DF (tmpl.follow): so do these
+			// frames, each with its own identification (RFC 6864
+			// §4.1), and a router on a narrower path fragments them
+			// as it would the host's.
+			id := binary.BigEndian.Uint16(t.b[t.l3+4:]) + 1
+			binary.BigEndian.PutUint16(t.b[t.l3+4:], id)
+			binary.BigEndian.PutUint16(ip[4:], id)
+			binary.BigEndian.PutUint16(ip[6:], 0)
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:t.l4-t.l3], 0))
+		} else {
+			// DF, as the host set it: the engine sizes frames to fit,
+			// and a path MTU error comes back to it. Its frames share
+			// the template's identification, which RFC 6864 §4.1
+			// allows only for atomic datagrams.
+			binary.BigEndian.PutUint16(ip[6:], ipv4DF<<8)
+			// The ECN bits build set are the low bits of the first
+			// header word, which ipSum counts as zero.
+			binary.BigEndian.PutUint16(ip[10:], packet.Finish(uint32(t.ipSum)+uint32(n-t.l3)+uint32(ip[1]&3)))
+		}
 	} else {
 		binary.BigEndian.PutUint16(ip[4:], uint16(n-t.l3-40))
 	}

@@ -65,6 +65,7 @@ type Frame struct {
 	IPv4Options   []byte
 	FragOffset    uint16 // IPv4 fragment offset in 8-byte units
 	MoreFragments bool   // IPv4 MF flag
+	DF            bool   // IPv4 don't-fragment flag (Linux TCP sets it)
 	Ext           []Ext
 	TCP           *TCP
 	Proto         uint8
@@ -106,6 +107,9 @@ func (f Frame) Bytes() []byte {
 		frag := f.FragOffset & 0x1fff
 		if f.MoreFragments {
 			frag |= 0x2000
+		}
+		if f.DF {
+			frag |= 0x4000
 		}
 		binary.BigEndian.PutUint16(h[6:], frag)
 		h[8], h[9] = ttl, proto
