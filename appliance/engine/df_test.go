@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -91,5 +92,43 @@ func TestDFFollowsHost(t *testing.T) {
 		}
 		pr.tsB++
 		pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	}
+}
+
+// TestNonAtomicIDsAcrossFlows: frames without DF of two connections
+// between the same addresses, through one engine, never share an
+// identification: a reassembler tells datagrams apart by addresses,
+// protocol and identification alone, and fragments of two datagrams with
+// the same would be mixed. (The hosts' segments here all carry one
+// identification, so numbering from the SYN's would collide at once.)
+func TestNonAtomicIDsAcrossFlows(t *testing.T) {
+	pr := handshake(t)
+	a2 := netip.AddrPortFrom(addrA.Addr(), 40001)
+	connectAddrs(t, pr.ga, pr.gb, a2, addrB)
+	h := newHosts()
+	next2 := isnA + 1 + 4 // after connectAddrs' "data"
+	seen := map[uint16]int{}
+	for i := range 6 {
+		var seg []byte
+		if i%2 == 0 {
+			seg = pr.aSegment(&h, 3000)
+		} else {
+			seg = tcpFrame(a2, addrB, next2, isnB+1, ackF|pshF, 502, tsOpt(uint32(10+i), 2), markerData(3000))
+			next2 += 3000
+		}
+		_, wire := pr.ga.push(Inside, withoutDF(t, seg))
+		if len(wire) < 2 {
+			t.Fatalf("%d frames on the wire, want 3", len(wire))
+		}
+		for _, f := range wire {
+			id, df := ipv4IDDF(t, f)
+			if df {
+				t.Fatal("a frame with DF, the host's segment had none")
+			}
+			if j, dup := seen[id]; dup {
+				t.Fatalf("identification %#x used by segment %d and again by segment %d", id, j, i)
+			}
+			seen[id] = i
+		}
 	}
 }

@@ -141,7 +141,8 @@ func TestFollowVLANPriority(t *testing.T) {
 	built := func(tm *tmpl) *packet.Packet {
 		buf := make([]byte, 512)
 		hl, _ := tm.build(buf, &seg{seq: 7, ack: 9, flags: packet.FlagACK, win: 3}, 10)
-		tm.finish(buf, hl+10, true)
+		var ids uint16
+		tm.finish(buf, hl+10, true, &ids)
 		var q packet.Packet
 		if err := q.Decode(buf[:hl+10]); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -76,7 +77,7 @@ func gsoSink(to TxSink, t *tmpl) GSOSink {
 // commitGSO sends the first n bytes of g's buffer, built by t, as segments
 // of gso payload bytes; hl is the length of the headers.
 func commitGSO(g GSOSink, t *tmpl, buf []byte, hl, n, gso int) {
-	t.finish(buf, n, false)
+	t.finish(buf, n, false, nil) // atomic (gsoSink): no identification to draw
 	if n-hl <= gso {
 		g.CommitPartial(n) // one segment after all
 		return
@@ -86,13 +87,13 @@ func commitGSO(g GSOSink, t *tmpl, buf []byte, hl, n, gso int) {
 
 // commit sends the first n bytes of to's buffer, built by t: with its TCP
 // checksum, or without it where the port computes it.
-func commit(to TxSink, t *tmpl, buf []byte, n int) {
+func (e *Engine) commit(to TxSink, t *tmpl, buf []byte, n int) {
 	if o, ok := to.(OffloadSink); ok && t.simple && o.OffloadsChecksums() {
-		t.finish(buf, n, false)
+		t.finish(buf, n, false, &e.ipIDs)
 		o.CommitPartial(n)
 		return
 	}
-	t.finish(buf, n, true)
+	t.finish(buf, n, true, &e.ipIDs)
 	to.Commit(n)
 }
 
@@ -295,19 +296,22 @@ const (
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg       Config
-	deps      Deps
-	cache     *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
-	client    *cryptopool.Client
-	flows     map[flowKey]*flow
-	nextID    uint64
-	c         Counters
-	pkt       packet.Packet
-	si        segInfo
-	opts      tcpOpts
-	jobs      [16]cryptopool.Job
-	retry     []*flow // flows whose pool submission was refused
-	scratch   [tcpcrypt.MaxFrameLen + 64]byte
+	cfg     Config
+	deps    Deps
+	cache   *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
+	client  *cryptopool.Client
+	flows   map[flowKey]*flow
+	nextID  uint64
+	c       Counters
+	pkt     packet.Packet
+	si      segInfo
+	opts    tcpOpts
+	jobs    [16]cryptopool.Job
+	retry   []*flow // flows whose pool submission was refused
+	scratch [tcpcrypt.MaxFrameLen + 64]byte
+	// ipIDs numbers the IPv4 frames built without DF (tmpl.finish); it
+	// starts anywhere, so that the workers' engines do not count alike.
+	ipIDs     uint16
 	nextSweep int64
 	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
 	due       []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
@@ -348,6 +352,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		deps.Now = time.Now
 	}
 	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64)}
+	e.ipIDs = uint16(rand.Uint32())
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
 	}

@@ -346,7 +346,7 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 	if g != nil {
 		commitGSO(g, &f.toR, buf, hl, hl+n, gso)
 	} else {
-		commit(to, &f.toR, buf, hl+n)
+		e.commit(to, &f.toR, buf, hl+n)
 	}
 	f.rcv.lastAckW = ack
 	f.rcv.lastWin = s.win
@@ -385,6 +385,6 @@ func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
 		return false
 	}
 	copy(pl, payload)
-	commit(to, t, buf, hl+len(payload))
+	e.commit(to, t, buf, hl+len(payload))
 	return true
 }

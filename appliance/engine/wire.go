@@ -69,8 +69,7 @@ func (t *tmpl) sums() {
 
 // follow gives the template the DSCP of p, the latest segment from its
 // host, over IPv6 its flow label too, over IPv4 its DF flag, and its VLAN
-// tags' priority, as plain forwarding would show them. (Without DF, the
-// template's identification field counts the frames: finish.) Hosts change the DSCP mid-connection
+// tags' priority, as plain forwarding would show them. Hosts change the DSCP mid-connection
 // (OpenSSH marks a session interactive after login; applications set
 // IP_TOS after connect, which on Linux also sets the priority a VLAN
 // device maps to PCP), and Linux draws a new flow label after a
@@ -99,7 +98,7 @@ func (t *tmpl) follow(p *packet.Packet) {
 		if ip[1]>>2 != in[1]>>2 || ip[6]&ipv4DF != df {
 			ip[1] = in[1]&^3 | ip[1]&3
 			ip[6] = ip[6]&^ipv4DF | df
-			t.sums() // the sum counts the identification non-DF frames advanced
+			t.sums()
 		}
 		return
 	}
@@ -259,8 +258,9 @@ func (t *tmpl) superRoom(size, hl, gso int) int {
 
 // finish sets the IP length, the IPv4 header checksum and, if tcpSum, the
 // TCP checksum of a frame of n bytes built by build (else the field is
-// left zero for the port to fill: OffloadSink).
-func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
+// left zero for the port to fill: OffloadSink). A non-atomic IPv4 frame
+// takes its identification from ids, the engine's counter.
+func (t *tmpl) finish(buf []byte, n int, tcpSum bool, ids *uint16) {
 	l4len := n - t.l4
 	ip := buf[t.l3:]
 	ps := uint32(t.psSum) + uint32(l4len)
@@ -268,12 +268,13 @@ func (t *tmpl) finish(buf []byte, n int, tcpSum bool) {
 		binary.BigEndian.PutUint16(ip[2:], uint16(n-t.l3))
 		if !t.atomic() {
 			// The host sends without DF (tmpl.follow): so do these
-			// frames, each with its own identification (RFC 6864
-			// §4.1), and a router on a narrower path fragments them
-			// as it would the host's.
-			id := binary.BigEndian.Uint16(t.b[t.l3+4:]) + 1
-			binary.BigEndian.PutUint16(t.b[t.l3+4:], id)
-			binary.BigEndian.PutUint16(ip[4:], id)
+			// frames, and a router on a narrower path fragments them
+			// as it would the host's. Each gets its own
+			// identification (RFC 6864 §4.1), from one counter for
+			// all the engine's flows, so that no two flows between
+			// the same addresses use the same one at once.
+			*ids++
+			binary.BigEndian.PutUint16(ip[4:], *ids)
 			binary.BigEndian.PutUint16(ip[6:], 0)
 			ip[10], ip[11] = 0, 0
 			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:t.l4-t.l3], 0))

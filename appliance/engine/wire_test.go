@@ -40,7 +40,8 @@ func TestTemplateSums(t *testing.T) {
 				for i := range pl {
 					pl[i] = byte(i*13 + n)
 				}
-				tm.finish(buf, hl+n, true)
+				var ids uint16
+				tm.finish(buf, hl+n, true, &ids)
 				var q packet.Packet
 				if err := q.Decode(buf[:hl+n]); err != nil {
 					t.Fatalf("%s rev=%v n=%d: %v", name, rev, n, err)
