@@ -69,13 +69,13 @@ func (t *tmpl) sums() {
 
 // follow gives the template the DSCP of p, the latest segment from its
 // host, over IPv6 its flow label too, over IPv4 its DF flag, and its VLAN
-// tags' priority, as plain forwarding would show them. Hosts change the DSCP mid-connection
-// (OpenSSH marks a session interactive after login; applications set
-// IP_TOS after connect, which on Linux also sets the priority a VLAN
-// device maps to PCP), and Linux draws a new flow label after a
-// retransmission timeout so that flow-label ECMP moves the connection off
-// a failing path (net.core.txrehash): with the SYN's label kept for good,
-// the wire frames would stay on it.
+// tags' priority, as plain forwarding would show them. Hosts change the
+// DSCP mid-connection (OpenSSH marks a session interactive after login;
+// applications set IP_TOS after connect, which on Linux also sets the
+// priority a VLAN device maps to PCP), and Linux draws a new flow label
+// after a retransmission timeout so that flow-label ECMP moves the
+// connection off a failing path (net.core.txrehash): with the SYN's label
+// kept for good, the wire frames would stay on it.
 func (t *tmpl) follow(p *packet.Packet) {
 	if !t.ok {
 		return
