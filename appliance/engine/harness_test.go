@@ -40,7 +40,7 @@ var withGSOSinks = os.Getenv("TCPINC_ENGINE_GSO") == "1"
 // kernel does (afpacket.Segment): out holds the frames the wire would carry.
 type gsoTestSink struct {
 	sink
-	supers, segs int // super-frames committed, and their segments
+	supers int // super-frames committed
 }
 
 func newGSOTestSink() *gsoTestSink {
@@ -66,7 +66,6 @@ func (s *gsoTestSink) CommitGSO(n, gso int) {
 	}
 	s.out = append(s.out, segs...)
 	s.supers++
-	s.segs += len(segs)
 }
 
 // cutSuperFrame returns the segments of a super-frame committed with
@@ -91,6 +90,7 @@ func cutSuperFrame(f []byte, gso int) ([][]byte, error) {
 	}
 	return out[:k], nil
 }
+
 func sinks() (*sink, *sink, [2]TxSink) {
 	if withGSOSinks {
 		i, o := newGSOTestSink(), newGSOTestSink()

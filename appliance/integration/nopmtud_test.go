@@ -28,9 +28,8 @@ func TestNoPMTUDHostsAcrossNarrowLink(t *testing.T) {
 		}
 	}
 	a, b := e.topo.Addr(topology.HostA).V4, e.topo.Addr(topology.HostB).V4
-	bHop := e.topo.Addr(topology.HostB)
 	for _, args := range [][]string{
-		{"ip", "route", "replace", b.String() + "/32", "via", hostAddr(bHop, false).String(), "dev", topology.RouterToB, "mtu", "lock", "1200"},
+		{"ip", "route", "replace", b.String() + "/32", "dev", topology.RouterToB, "mtu", "lock", "1200"},
 		{"ip", "route", "replace", a.String() + "/32", "dev", topology.RouterToA, "mtu", "lock", "1200"},
 		{"nft", "add table ip tei_pmtud"},
 		{"nft", "add chain ip tei_pmtud out { type filter hook output priority 0 ; }"},
