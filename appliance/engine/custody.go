@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+
 // custodyHold is how many bytes at the end of a frame the appliance never
 // acknowledges to R on its own: they wait for L's ACK of the frame's
 // plaintext, so that R's "everything acknowledged" still means L has it.
@@ -81,6 +83,10 @@ func (e *Engine) pushPlain(f *flow, to TxSink, probe bool) {
 	e.sendPending(f, to, min(end, d.nextH))
 }
 
+// maxPlainChunk bounds the ring bytes one sendPlain call takes (its last
+// segment carries PSH): about one frame's worth.
+const maxPlainChunk = tcpcrypt.MaxFrameLen + 64
+
 // sendPending sends L the plaintext [sentH, end) from the ring, and the FIN
 // once every byte before it went.
 func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
@@ -91,21 +97,16 @@ func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
 		d.sentH = d.plainFrom
 	}
 	for d.sentH < end {
-		n := min(end-d.sentH, int64(len(e.scratch)))
-		buf := d.plain.at(d.sentH)
-		if int64(len(buf)) >= n {
-			buf = buf[:n] // sent from the ring: no copy on the way
-		} else {
-			buf = e.scratch[:n]
-			d.plain.read(buf, d.sentH)
-		}
+		// Straight from the ring into the frames, in chunks that a
+		// frame's length field could carry.
+		n := min(end-d.sentH, maxPlainChunk)
 		fin := d.finH >= 0 && d.sentH+n == d.finH
-		e.sendPlain(f, to, d.sentH, buf, fin, false, 0)
+		e.sendPlain(f, to, d.sentH, d.plain.span(d.sentH, n), fin, false, 0)
 		d.sentH += n
 		d.finOut = d.finOut || fin
 	}
 	if d.finH >= 0 && d.sentH == d.finH && !d.finOut {
-		e.sendPlain(f, to, d.sentH, nil, true, false, 0)
+		e.sendPlain(f, to, d.sentH, ringBytes{}, true, false, 0)
 		d.finOut = true
 	}
 }

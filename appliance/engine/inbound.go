@@ -309,9 +309,7 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 		if lo < d.plainFrom || (hi <= lo && !fin) {
 			continue
 		}
-		buf := e.scratch[:max(hi-lo, 0)]
-		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, fin, false, 0)
+		e.sendPlain(f, tx[Inside], lo, d.plain.span(lo, hi-lo), fin, false, 0)
 		e.c.Redelivered.Add(1)
 		sent = true
 	}
@@ -469,7 +467,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 			d.plainFrom = d.nextH
 			e.c.Drops[DropDeliverFull].Add(1)
 		}
-		e.sendPlain(f, to, h, fr.Data, fr.FIN, fr.URG, fr.Urgent)
+		e.sendPlain(f, to, h, ringBytes{a: fr.Data}, fr.FIN, fr.URG, fr.Urgent)
 		d.sentH, d.finOut = d.nextH, fr.FIN
 		return false
 	}

@@ -3,7 +3,9 @@ package engine
 import "github.com/tcpinc/tcpinc/appliance/packet"
 
 // sendPlain sends host bytes starting at h to L.
-func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bool, urgent uint16) {
+// data may lie in two pieces (a ring's bytes across its end): they are
+// copied once, into the frames.
+func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data ringBytes, fin, urg bool, urgent uint16) {
 	mss := f.segL()
 	if f.tsOK {
 		mss -= 12 // the MSS counts payload only; our segments carry timestamps
@@ -12,15 +14,15 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
 		ack = f.enc.finH + 1
 	}
-	if !urg && len(data) > mss && f.ecnUniform(Inside) {
+	if !urg && data.len() > mss && f.ecnUniform(Inside) {
 		if g := gsoSink(to, &f.toL); g != nil {
 			e.sendPlainSuper(f, g, h, data, fin, mss, ack)
 			return
 		}
 	}
-	for first := true; first || len(data) > 0; first = false {
-		n := min(len(data), mss)
-		last := n == len(data)
+	for first := true; first || data.len() > 0; first = false {
+		n := min(data.len(), mss)
+		last := n == data.len()
 		fl := uint8(packet.FlagACK)
 		if last {
 			fl |= packet.FlagPSH
@@ -38,27 +40,28 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data []byte, fin, urg bo
 			s.flags |= packet.FlagURG
 			s.urg = urgent + 1
 		}
-		e.send(to, &f.toL, &s, data[:n])
+		var seg ringBytes
+		seg, data = data.cut(n)
+		e.send2(to, &f.toL, &s, seg)
 		f.lastHostAck, f.lastWinR = ack, f.winR
 		h += int64(n)
-		data = data[n:]
 	}
 }
 
 // sendPlainSuper is sendPlain through a port that takes super-frames: the
 // same segments of mss bytes (PSH, and FIN if fin, on the last only), built
 // as few super-frames with one copy of the headers each.
-func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data []byte, fin bool, mss int, ack int64) {
-	for len(data) > 0 {
+func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data ringBytes, fin bool, mss int, ack int64) {
+	for data.len() > 0 {
 		e.opts.reset()
 		f.tsToL(&e.opts, true)
 		s := seg{seq: wrap(f.isnR, h), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 		buf := g.Buffer()
-		n := min(len(data), f.toL.superRoom(len(buf), f.toL.headerLen(&s), mss))
+		n := min(data.len(), f.toL.superRoom(len(buf), f.toL.headerLen(&s), mss))
 		if n == 0 {
-			n = min(len(data), mss) // no room for a super-frame: one segment
+			n = min(data.len(), mss) // no room for a super-frame: one segment
 		}
-		if n == len(data) {
+		if n == data.len() {
 			s.flags |= packet.FlagPSH
 			if fin {
 				s.flags |= packet.FlagFIN
@@ -70,15 +73,16 @@ func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data []byte, fin bo
 		if buf != nil {
 			hl, pl = f.toL.build(buf, &s, n)
 		}
+		var part ringBytes
+		part, data = data.cut(n)
 		if pl == nil {
 			e.c.Drops[DropTxFull].Add(uint64((n + mss - 1) / mss))
 		} else {
-			copy(pl, data[:n])
+			part.copyTo(pl)
 			commitGSO(g, &f.toL, buf, hl, hl+n, mss)
 		}
 		f.lastHostAck, f.lastWinR = ack, f.winR
 		h += int64(n)
-		data = data[n:]
 	}
 }
 
@@ -374,17 +378,23 @@ func (e *Engine) rstBoth(f *flow, tx [2]TxSink, seqToL, ackToL, ackToR, seqToR u
 
 // send builds and transmits one segment with the given payload.
 func (e *Engine) send(to TxSink, t *tmpl, s *seg, payload []byte) bool {
+	return e.send2(to, t, s, ringBytes{a: payload})
+}
+
+// send2 is send with the payload in up to two pieces.
+func (e *Engine) send2(to TxSink, t *tmpl, s *seg, payload ringBytes) bool {
 	buf := to.Buffer()
 	if buf == nil {
 		e.c.Drops[DropTxFull].Add(1)
 		return false
 	}
-	hl, pl := t.build(buf, s, len(payload))
+	n := payload.len()
+	hl, pl := t.build(buf, s, n)
 	if pl == nil {
 		e.c.Drops[DropTxFull].Add(1)
 		return false
 	}
-	copy(pl, payload)
-	e.commit(to, t, buf, hl+len(payload))
+	payload.copyTo(pl)
+	e.commit(to, t, buf, hl+n)
 	return true
 }

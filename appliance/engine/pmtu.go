@@ -172,10 +172,8 @@ func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		return Consumed // beyond what the appliance keeps: R's retransmission repairs it
 	}
 	for lo < hi {
-		k := min(hi-lo, int64(len(e.scratch)))
-		buf := e.scratch[:k]
-		d.plain.read(buf, lo)
-		e.sendPlain(f, tx[Inside], lo, buf, d.finOut && lo+k == d.finH, false, 0)
+		k := min(hi-lo, maxPlainChunk)
+		e.sendPlain(f, tx[Inside], lo, d.plain.span(lo, k), d.finOut && lo+k == d.finH, false, 0)
 		lo += k
 	}
 	e.c.Redelivered.Add(1)

@@ -106,6 +106,41 @@ func (r *ring) holds(off int64, p []byte) bool {
 	return len(a) >= len(p) && &a[0] == &p[0]
 }
 
+// span returns the n bytes at offset off where they lie: up to the ring's
+// physical end, then from its start.
+func (r *ring) span(off, n int64) ringBytes {
+	if n <= 0 {
+		return ringBytes{}
+	}
+	a := r.at(off)
+	if int64(len(a)) >= n {
+		return ringBytes{a: a[:n]}
+	}
+	return ringBytes{a: a, b: r.b[:n-int64(len(a))]}
+}
+
+// ringBytes is a run of bytes in at most two pieces, a then b (a ring's
+// bytes across its physical end), so that they go out without first being
+// copied into one piece.
+type ringBytes struct{ a, b []byte }
+
+func (d ringBytes) len() int { return len(d.a) + len(d.b) }
+
+// cut returns the first n bytes of d (n <= d.len()) and the rest.
+func (d ringBytes) cut(n int) (head, rest ringBytes) {
+	if n <= len(d.a) {
+		return ringBytes{a: d.a[:n]}, ringBytes{a: d.a[n:], b: d.b}
+	}
+	k := n - len(d.a)
+	return ringBytes{a: d.a, b: d.b[:k]}, ringBytes{a: d.b[k:]}
+}
+
+// copyTo copies d to the front of dst, as far as dst reaches.
+func (d ringBytes) copyTo(dst []byte) int {
+	n := copy(dst, d.a)
+	return n + copy(dst[n:], d.b)
+}
+
 // read copies len(dst) bytes from offset off into dst.
 func (r *ring) read(dst []byte, off int64) {
 	for len(dst) > 0 {
