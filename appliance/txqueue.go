@@ -5,7 +5,7 @@ import (
 	"github.com/tcpinc/tcpinc/bump"
 )
 
-var _ engine.GSOSink = (*txQueue)(nil)
+var _ engine.TailSink = (*txQueue)(nil)
 
 // txQueue is a worker's transmit side of one port: the TX frames it holds
 // and the batch it is building. It is the TxSink lent to the FrameHandler,
@@ -26,9 +26,14 @@ type txQueue struct {
 	offload bool
 	// gso: the port sends super-frames (bump.GSOSender), and computes
 	// their checksums (offload).
-	gso   bool
-	t     *tally // the direction whose frames leave on this port
-	kicks *counters
+	gso bool
+	// tails: the port sends a super-frame's tail from where the engine
+	// lent it (bump.TailSender); flushes counts flushes, after each of
+	// which the port holds no tail any more (engine.TailSink).
+	tails   bool
+	flushes uint64
+	t       *tally // the direction whose frames leave on this port
+	kicks   *counters
 }
 
 func newTxQueue(port Port, size int) txQueue {
@@ -38,6 +43,9 @@ func newTxQueue(port Port, size int) txQueue {
 	}
 	if g, ok := port.(bump.GSOSender); ok {
 		q.gso = q.offload && g.SendsGSO()
+	}
+	if t, ok := port.(bump.TailSender); ok {
+		q.tails = q.gso && t.SendsTails()
 	}
 	return q
 }
@@ -101,18 +109,41 @@ func (q *txQueue) CommitGSO(n, gso int) {
 	q.commit(n, uint16(gso), bump.CsumPartial)
 }
 
+// SendsTails implements engine.TailSink.
+func (q *txQueue) SendsTails() bool { return q.tails }
+
+// Flushes implements engine.TailSink.
+func (q *txQueue) Flushes() uint64 { return q.flushes }
+
+// CommitTail implements engine.TailSink: CommitGSO of a super-frame whose
+// first n bytes are in the buffer and the rest is tail, which the port
+// reads by the end of the next flush. On a port that takes no tails (which
+// the engine does not ask) it is counted as a bad commit and not sent.
+func (q *txQueue) CommitTail(n int, tail []byte, gso int) {
+	if !q.tails || gso <= 0 || gso > 0xffff || len(tail) == 0 {
+		q.t.badCommits++
+		q.lent = false
+		return
+	}
+	q.commitTail(n, tail, uint16(gso), bump.CsumPartial)
+}
+
 // commit queues the first n bytes of the lent frame, a super-segment of
 // gso-byte segments if gso is not 0, its checksum state csum.
 func (q *txQueue) commit(n int, gso uint16, csum bump.Csum) {
-	if !q.lent || n < 0 || n > cap(q.port.Frame(q.d[q.used])) {
+	q.commitTail(n, nil, gso, csum)
+}
+
+// commitTail is commit of a frame whose last bytes are tail.
+func (q *txQueue) commitTail(n int, tail []byte, gso uint16, csum bump.Csum) {
+	if !q.lent || n < 0 || n+len(tail) > cap(q.port.Frame(q.d[q.used])) {
 		q.t.badCommits++
 		q.lent = false
 		return
 	}
 	q.lent = false
-	q.d[q.used].Len = uint32(n)
-	q.d[q.used].GSO = gso
-	q.d[q.used].Csum = csum
+	d := &q.d[q.used]
+	d.Len, d.GSO, d.Csum, d.Tail = uint32(n), gso, csum, tail
 	q.used++
 }
 
@@ -136,6 +167,9 @@ func (q *txQueue) forward(frame []byte, gso uint16) {
 // take are dropped (counted) and kept as free frames.
 func (q *txQueue) flush() {
 	q.lent = false
+	// After a flush the port holds no tail: it read what it took, and the
+	// rest is dropped. (The engine looks only between flushes.)
+	q.flushes++
 	if q.used == 0 {
 		return
 	}
@@ -143,7 +177,7 @@ func (q *txQueue) flush() {
 	t := q.t
 	for _, d := range q.d[:sent] {
 		t.txFrames++
-		t.txBytes += uint64(d.Len)
+		t.txBytes += uint64(d.Len) + uint64(len(d.Tail))
 	}
 	if sent < q.used {
 		t.drops[DropTxRingFull] += uint64(q.used - sent)

@@ -63,11 +63,19 @@ func (p PortID) String() string {
 //
 // Csum says what the frame's checksums are worth (CsumWhole, the zero
 // value, for every port without checksum offload).
+//
+// Tail, on a frame to transmit through a TailSender only, is the rest of
+// the frame: the port sends the Len bytes of its buffer followed by Tail
+// (scatter-gather), so that a sender need not copy a super-frame's payload
+// into the buffer. The sender lends it: the port reads it no later than
+// the Kick that sends the frame returns, and never writes to it. Len+len(Tail)
+// still fits the frame's buffer.
 type Desc struct {
 	Addr uint64
 	Len  uint32
 	GSO  uint16
 	Csum Csum
+	Tail []byte
 }
 
 // Csum is the state of a frame's L4 checksum (Desc.Csum), as a port with
@@ -104,6 +112,14 @@ type ChecksumOffloader interface {
 // false (a port configured to send frames one by one).
 type GSOSender interface {
 	SendsGSO() bool
+}
+
+// TailSender is a GSOSender that sends a super-frame's Desc.Tail after its
+// buffer's bytes, and has read it by the time Kick returns. SendsTails may
+// report false.
+type TailSender interface {
+	GSOSender
+	SendsTails() bool
 }
 
 // Segmenter is a Port whose received frames may be TCP super-segments

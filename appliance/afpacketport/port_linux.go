@@ -128,6 +128,7 @@ type sendMsg struct {
 	len     int32
 	joined  int32
 	payload int32
+	tail    []byte // sent after the slot's len bytes (bump.Desc.Tail)
 }
 
 // Open opens one AF_PACKET socket with PACKET_VNET_HDR on the interface
@@ -341,10 +342,20 @@ func (p *Port) prepare() {
 		}
 		if d.GSO != 0 {
 			i++
-			t, err := afpacket.ParseTCP(f)
+			// With a tail, the headers in the slot are those of the
+			// whole frame: parse them over the slot's room for it,
+			// whose bytes are never read (only its length counts).
+			whole := f
+			if n := int(d.Len) + len(d.Tail); len(d.Tail) > 0 && n <= afpacket.MaxFrame {
+				whole = buf[frameOff : frameOff+n]
+			}
+			t, err := afpacket.ParseTCP(whole)
 			var h afpacket.VnetHdr
+			if err == nil && len(d.Tail) > 0 && (len(whole) == len(f) || t.End != len(whole)) {
+				err = afpacket.ErrMalformed // the tail would not be all payload
+			}
 			if err == nil {
-				h, err = afpacket.PrepareGSO(f[:t.End], int(d.GSO))
+				h, err = afpacket.PrepareGSO(whole[:t.End], int(d.GSO))
 			}
 			if err != nil {
 				bad++
@@ -356,7 +367,13 @@ func (p *Port) prepare() {
 				super++
 				segs += uint64(afpacket.Segments(t.PayloadLen(), int(d.GSO)))
 			}
-			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(t.End)})
+			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(t.End - len(d.Tail)), tail: d.Tail})
+			continue
+		}
+		if len(d.Tail) > 0 { // tails come only with super-frames (bump.TailSender)
+			i++
+			bad++
+			p.txFree = append(p.txFree, slot)
 			continue
 		}
 		j := i + 1
@@ -410,6 +427,7 @@ func (p *Port) prepare() {
 		coal += uint64(j - i - 1)
 		i = j
 	}
+	clear(p.queued) // no tail kept alive
 	p.queued = p.queued[:0]
 	if super > 0 {
 		p.txSuper.Add(super)
@@ -437,6 +455,9 @@ func (p *Port) send() error {
 			b := p.slotBuf(m.slot)
 			first := len(p.wPiece)
 			p.wPiece = append(p.wPiece, b[frameOff-afpacket.VnetHdrLen:frameOff+int(m.len)])
+			if len(m.tail) > 0 {
+				p.wPiece = append(p.wPiece, m.tail)
+			}
 			for _, e := range p.joined[jat : jat+int(m.joined)] {
 				p.wPiece = append(p.wPiece, p.Frame(e)[m.payload:])
 			}
@@ -457,8 +478,20 @@ func (p *Port) send() error {
 			break
 		}
 	}
-	p.ready = p.ready[:copy(p.ready, p.ready[done:])]
+	left := copy(p.ready, p.ready[done:])
+	clear(p.ready[left:]) // no tail kept alive
+	p.ready = p.ready[:left]
 	p.joined = p.joined[:copy(p.joined, p.joined[joinedDone:])]
+	// What waits for room in the socket keeps no tail: the sender may
+	// write over a tail once Kick returns (bump.Desc), so its bytes move
+	// into the slot, behind the headers, now.
+	for i := range p.ready {
+		if m := &p.ready[i]; len(m.tail) > 0 {
+			copy(p.slotBuf(m.slot)[frameOff+int(m.len):], m.tail)
+			m.len += int32(len(m.tail))
+			m.tail = nil
+		}
+	}
 	return err
 }
 
@@ -536,6 +569,12 @@ func (p *Port) OffloadsChecksums() bool { return true }
 // (prepare). Not when the port sends the engine's frames one by one
 // (noMerge, for the tests that measure merging).
 func (p *Port) SendsGSO() bool { return !p.noMerge }
+
+// SendsTails implements bump.TailSender: a super-frame's Desc.Tail goes
+// out as a second piece of its message (sendmmsg's scatter-gather), read
+// by the kernel's copy into its buffer; a frame that must wait for room in
+// the socket gets its tail copied into its slot before Kick returns.
+func (p *Port) SendsTails() bool { return p.SendsGSO() }
 
 // WaitsInPoll implements bump.FdPoller.
 func (p *Port) WaitsInPoll() {}

@@ -74,6 +74,33 @@ func gsoSink(to TxSink, t *tmpl) GSOSink {
 	return nil
 }
 
+// TailSink is a GSOSink whose port can send a super-frame's payload from
+// where it lies (scatter-gather), so that the engine need not copy it into
+// the port's buffer: the AF_PACKET backend, whose sendmmsg copies it into
+// the kernel's buffer either way.
+type TailSink interface {
+	GSOSink
+	// SendsTails reports whether CommitTail may be used.
+	SendsTails() bool
+	// CommitTail sends the first n bytes of the buffer (the headers, built
+	// for n+len(tail) bytes) followed by tail, as CommitGSO a super-frame
+	// of gso-byte segments. tail is lent: the sink reads it no later than
+	// its next flush.
+	CommitTail(n int, tail []byte, gso int)
+	// Flushes counts the sink's flushes: once it has grown past its value
+	// at a CommitTail, the port has read that tail and the engine may
+	// write over those bytes.
+	Flushes() uint64
+}
+
+// tailSink returns g as a TailSink if it takes tails, else nil.
+func tailSink(g GSOSink) TailSink {
+	if t, ok := g.(TailSink); ok && t.SendsTails() {
+		return t
+	}
+	return nil
+}
+
 // commitGSO sends the first n bytes of g's buffer, built by t, as segments
 // of gso payload bytes; hl is the length of the headers.
 func commitGSO(g GSOSink, t *tmpl, buf []byte, hl, n, gso int) {
@@ -83,6 +110,25 @@ func commitGSO(g GSOSink, t *tmpl, buf []byte, hl, n, gso int) {
 		return
 	}
 	g.CommitGSO(n, gso)
+}
+
+// sendTail sends, if g takes tails and data is one piece of a ring longer
+// than one segment, the headers hl bytes of g's buffer, built by t,
+// followed by data lent where it lies, as segments of gso payload bytes.
+// It reports false, having sent nothing, where the caller must copy.
+func (e *Engine) sendTail(g GSOSink, t *tmpl, buf []byte, hl int, data ringBytes, gso int) bool {
+	tail := data.lendable()
+	if len(tail) <= gso {
+		return false
+	}
+	ts := tailSink(g)
+	if ts == nil {
+		return false
+	}
+	t.finish(buf, hl+len(tail), false, nil) // atomic (gsoSink): no identification to draw
+	e.lend(data.from, ts, data.off)
+	ts.CommitTail(hl, tail, gso)
+	return true
 }
 
 // commit sends the first n bytes of to's buffer, built by t: with its TCP
@@ -309,6 +355,9 @@ type Engine struct {
 	jobs    [16]cryptopool.Job
 	retry   []*flow // flows whose pool submission was refused
 	scratch [tcpcrypt.MaxFrameLen + 64]byte
+	// loans: tails lent to sinks that may not have read them yet
+	// (reserveLent).
+	loans []loan
 	// ipIDs numbers the IPv4 frames built without DF (tmpl.finish); it
 	// starts anywhere, so that the workers' engines do not count alike.
 	ipIDs     uint16

@@ -21,12 +21,49 @@ import (
 type sink struct {
 	buf []byte
 	out [][]byte
+	// lent: super-frames committed with a tail (gsoTestSink), each in out
+	// as a nil until take reads its tail, as a port reads a tail when it
+	// flushes; flushes counts takes (TailSink.Flushes).
+	lent    []lentFrame
+	flushes uint64
 }
 
-func newSink() *sink               { return &sink{buf: make([]byte, 9000)} }
-func (s *sink) Buffer() []byte     { return s.buf }
-func (s *sink) Commit(n int)       { s.out = append(s.out, slices.Clone(s.buf[:n])) }
-func (s *sink) take() (o [][]byte) { o, s.out = s.out, nil; return o }
+// lentFrame is a super-frame whose tail the engine lent: its headers, the
+// tail, its segment size, and its place in sink.out.
+type lentFrame struct {
+	at         int
+	head, tail []byte
+	gso        int
+}
+
+func newSink() *sink           { return &sink{buf: make([]byte, 9000)} }
+func (s *sink) Buffer() []byte { return s.buf }
+func (s *sink) Commit(n int)   { s.out = append(s.out, slices.Clone(s.buf[:n])) }
+
+// take returns the frames committed since the last take, as the wire gets
+// them: a lent super-frame's tail is read now, and the frame cut into its
+// segments.
+func (s *sink) take() (o [][]byte) {
+	if len(s.lent) > 0 {
+		for i, f := range s.out {
+			if len(s.lent) > 0 && s.lent[0].at == i {
+				l := s.lent[0]
+				s.lent = s.lent[1:]
+				segs, err := cutSuperFrame(append(l.head, l.tail...), l.gso)
+				if err != nil {
+					panic(fmt.Sprintf("CommitTail of a frame the port refuses: %v", err))
+				}
+				o = append(o, segs...)
+				continue
+			}
+			o = append(o, f)
+		}
+		s.out = o
+	}
+	o, s.out, s.lent = s.out, nil, nil
+	s.flushes++
+	return o
+}
 
 // withGSOSinks: the tests' gateways send through gsoTestSinks, ports with
 // checksum and segmentation offload as the AF_PACKET backend is (set
@@ -38,17 +75,34 @@ var withGSOSinks = os.Getenv("TCPINC_ENGINE_GSO") == "1"
 // gsoTestSink is a sink whose port computes TCP checksums and cuts
 // super-frames into segments (engine.GSOSink), done here in software as the
 // kernel does (afpacket.Segment): out holds the frames the wire would carry.
+//
+// With tails (the default) it is a TailSink too: a super-frame's tail is
+// read only when the frames are taken (sink.take), so a test that hands
+// the engine several frames before it takes any finds a tail the engine
+// wrote over before the port read it.
 type gsoTestSink struct {
 	sink
-	supers int // super-frames committed
+	supers int  // super-frames committed
+	tails  bool // CommitTail may be used
 }
 
 func newGSOTestSink() *gsoTestSink {
-	return &gsoTestSink{sink: sink{buf: make([]byte, afpacket.MaxFrame)}}
+	return &gsoTestSink{sink: sink{buf: make([]byte, afpacket.MaxFrame)}, tails: true}
 }
 
 func (s *gsoTestSink) OffloadsChecksums() bool { return true }
 func (s *gsoTestSink) SendsGSO() bool          { return true }
+func (s *gsoTestSink) SendsTails() bool        { return s.tails }
+func (s *gsoTestSink) Flushes() uint64         { return s.flushes }
+
+func (s *gsoTestSink) CommitTail(n int, tail []byte, gso int) {
+	if !s.tails || len(tail) == 0 || n+len(tail) > len(s.buf) {
+		panic("CommitTail the sink does not take")
+	}
+	s.lent = append(s.lent, lentFrame{at: len(s.out), head: slices.Clone(s.buf[:n]), tail: tail, gso: gso})
+	s.out = append(s.out, nil)
+	s.supers++
+}
 
 func (s *gsoTestSink) CommitPartial(n int) {
 	f := slices.Clone(s.buf[:n])

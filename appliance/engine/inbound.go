@@ -388,7 +388,7 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	// the delivery ring, frames open straight into the ring (openDst) and
 	// deliver need not copy them there.
 	roomTo := int64(-1)
-	if hi := d.nextH + int64(len(chunk)+f.dec.Buffered()); d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, hi) {
+	if hi := d.nextH + int64(len(chunk)+f.dec.Buffered()); e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, hi) {
 		roomTo = hi
 	}
 	for {
@@ -442,7 +442,7 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 	h := d.nextH
 	rec := d.frames.add()
 	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = h, int64(fr.Offset), int32(len(fr.Data)), int32(fr.WireLen), fr.FIN, false
-	held := d.plain.reserve(max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
+	held := e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
 	if held && !d.plain.holds(d.nextH, fr.Data) {
 		d.plain.write(d.nextH, fr.Data)
 	}

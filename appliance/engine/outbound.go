@@ -294,7 +294,7 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 		// A frame R acknowledged in part is resent whole: keep all of it.
 		lo = min(lo, en.frames.at(0).w)
 	}
-	if !en.store.reserve(lo, en.nextW, en.nextW+need) {
+	if !e.reserveLent(&en.store, lo, en.nextW, en.nextW+need) {
 		return false
 	}
 	e.maybeRekey(now, f)

@@ -61,6 +61,9 @@ func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data ringBytes, fin
 		if n == 0 {
 			n = min(data.len(), mss) // no room for a super-frame: one segment
 		}
+		if data.from != nil && tailSink(g) != nil {
+			n = tailCut(len(data.a), n, mss)
+		}
 		if n == data.len() {
 			s.flags |= packet.FlagPSH
 			if fin {
@@ -75,9 +78,11 @@ func (e *Engine) sendPlainSuper(f *flow, g GSOSink, h int64, data ringBytes, fin
 		}
 		var part ringBytes
 		part, data = data.cut(n)
-		if pl == nil {
+		switch {
+		case pl == nil:
 			e.c.Drops[DropTxFull].Add(uint64((n + mss - 1) / mss))
-		} else {
+		case e.sendTail(g, &f.toL, buf, hl, part, mss):
+		default:
 			part.copyTo(pl)
 			commitGSO(g, &f.toL, buf, hl, hl+n, mss)
 		}
@@ -288,6 +293,30 @@ func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostE
 	e.sendStored(f, to, w, n, flags, hostEcho)
 }
 
+// tailCut is how many of the n bytes to send in one super-frame whose
+// payload, of gso-byte segments, is to be lent where it lies (sendTail)
+// when only the first k of them are one piece (a ring's end follows): the
+// whole segments before the end, or, where the first segment spans it,
+// that segment alone (copied). The segments on the wire stay the same.
+func tailCut(k, n, gso int) int {
+	switch {
+	case k >= n:
+		return n
+	case k >= gso:
+		return k - k%gso
+	}
+	return min(n, gso)
+}
+
+// cutFlags is flags for a segment cut to n of the wanted bytes: FIN and
+// PSH go with the last byte only.
+func cutFlags(flags uint8, n, wanted int) uint8 {
+	if n < wanted {
+		return flags &^ (packet.FlagFIN | packet.FlagPSH)
+	}
+	return flags
+}
+
 // sendStored sends wire bytes [w, w+n) of our stream from the store toward R.
 // hostEcho: the segment carries the host's data, so TSecr is the host's own
 // latest echo; else the appliance speaks for it and echoes R's latest TSval.
@@ -322,12 +351,16 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), win: f.winToR(), opts: e.opts.bytes()}
 	var buf []byte
 	segs := 1
+	nWanted := n
 	if g != nil {
 		buf = to.Buffer()
 		if room := f.toR.superRoom(len(buf), f.toR.headerLen(&s), gso); buf != nil && n > room {
 			n = max(room, min(n, gso))
-			flags &^= packet.FlagFIN | packet.FlagPSH
 		}
+		if tailSink(g) != nil {
+			n = tailCut(len(f.enc.store.at(w)), n, gso)
+		}
+		flags = cutFlags(flags, n, nWanted)
 		segs = (n + gso - 1) / gso
 	}
 	s.flags = flags
@@ -346,10 +379,13 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 		e.c.Drops[DropTxFull].Add(uint64(segs))
 		return n
 	}
-	f.enc.store.read(pl, w)
-	if g != nil {
+	switch {
+	case g != nil && e.sendTail(g, &f.toR, buf, hl, f.enc.store.span(w, int64(n)), gso):
+	case g != nil:
+		f.enc.store.read(pl, w)
 		commitGSO(g, &f.toR, buf, hl, hl+n, gso)
-	} else {
+	default:
+		f.enc.store.read(pl, w)
 		e.commit(to, &f.toR, buf, hl+n)
 	}
 	f.rcv.lastAckW = ack

@@ -114,25 +114,42 @@ func (r *ring) span(off, n int64) ringBytes {
 	}
 	a := r.at(off)
 	if int64(len(a)) >= n {
-		return ringBytes{a: a[:n]}
+		return ringBytes{a: a[:n], from: r, off: off}
 	}
-	return ringBytes{a: a, b: r.b[:n-int64(len(a))]}
+	return ringBytes{a: a, b: r.b[:n-int64(len(a))], from: r, off: off}
 }
 
 // ringBytes is a run of bytes in at most two pieces, a then b (a ring's
 // bytes across its physical end), so that they go out without first being
-// copied into one piece.
-type ringBytes struct{ a, b []byte }
+// copied into one piece. from is the ring they lie in, at offset off, if
+// any: one piece of the retransmit store or the delivery ring may be lent
+// to a port (Engine.lend).
+type ringBytes struct {
+	a, b []byte
+	from *ring
+	off  int64
+}
 
 func (d ringBytes) len() int { return len(d.a) + len(d.b) }
 
 // cut returns the first n bytes of d (n <= d.len()) and the rest.
 func (d ringBytes) cut(n int) (head, rest ringBytes) {
+	head, rest = ringBytes{from: d.from, off: d.off}, ringBytes{from: d.from, off: d.off + int64(n)}
 	if n <= len(d.a) {
-		return ringBytes{a: d.a[:n]}, ringBytes{a: d.a[n:], b: d.b}
+		head.a, rest.a, rest.b = d.a[:n], d.a[n:], d.b
+		return head, rest
 	}
 	k := n - len(d.a)
-	return ringBytes{a: d.a, b: d.b[:k]}, ringBytes{a: d.b[k:]}
+	head.a, head.b, rest.a = d.a, d.b[:k], d.b[k:]
+	return head, rest
+}
+
+// lendable returns d as one piece of a ring, or nil.
+func (d ringBytes) lendable() []byte {
+	if d.from == nil || len(d.b) > 0 || len(d.a) == 0 {
+		return nil
+	}
+	return d.a
 }
 
 // copyTo copies d to the front of dst, as far as dst reaches.
@@ -233,4 +250,52 @@ func (x *spans) trim(off int64) {
 	if x.last >= x.n {
 		x.last = 0
 	}
+}
+
+// loan says that the bytes of ring r from offset lo on, in its buffer buf,
+// went to sink as the tail of a super-frame (TailSink) when the sink had
+// flushed at times: they must stay in place until it flushes again.
+type loan struct {
+	r    *ring
+	buf  *byte
+	sink TailSink
+	at   uint64
+	lo   int64
+}
+
+// lend records that r's bytes from off on went to s as a tail.
+func (e *Engine) lend(r *ring, s TailSink, off int64) {
+	buf, at := &r.b[0], s.Flushes()
+	if n := len(e.loans); n > 0 {
+		if l := &e.loans[n-1]; l.r == r && l.buf == buf && l.sink == s && l.at == at {
+			l.lo = min(l.lo, off)
+			return
+		}
+	}
+	e.loans = append(e.loans, loan{r: r, buf: buf, sink: s, at: at, lo: off})
+}
+
+// reserveLent is r.reserve for a ring whose bytes may be lent (the
+// retransmit store, the delivery ring): bytes lent to a sink that has not
+// flushed since count as live from lo down, even when an ACK in the same
+// batch released them, so that new bytes never land on a tail the port has
+// yet to read. A ring grown since keeps the old buffer intact, so only
+// loans of its current buffer count. Loans already read are forgotten.
+func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
+	if len(e.loans) > 0 {
+		k := 0
+		for _, l := range e.loans {
+			if l.at != l.sink.Flushes() {
+				continue // read by now
+			}
+			e.loans[k] = l
+			k++
+			if l.r == r && len(r.b) > 0 && l.buf == &r.b[0] {
+				lo = min(lo, l.lo)
+			}
+		}
+		clear(e.loans[k:])
+		e.loans = e.loans[:k]
+	}
+	return r.reserve(lo, live, hi)
 }

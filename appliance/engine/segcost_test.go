@@ -82,23 +82,43 @@ func (c segCase) segsToB() int {
 }
 
 // slotSink is a TxSink with a round's frame buffers, allocated once; with
-// offload, a GSOSink whose port computes the TCP checksums and cuts
-// super-frames into segments, as the AF_PACKET backend's does (its slots
-// hold afpacket.MaxFrame bytes).
+// offload, a TailSink whose port computes the TCP checksums, cuts
+// super-frames into segments and reads their tails, as the AF_PACKET
+// backend's does (its slots hold afpacket.MaxFrame bytes). It reads a
+// tail when the rig looks at the frame, outside the timing, as the
+// kernel's copy in sendmmsg is outside the engine's work.
 type slotSink struct {
 	bufs    [][]byte
 	lens    []int
-	gsos    []int // each frame's segment size if a super-frame, else 0
+	gsos    []int    // each frame's segment size if a super-frame, else 0
+	tails   [][]byte // each frame's tail not read yet
 	n       int
 	offload bool
+	flushes uint64
 }
 
 func newSlotSink(n, size int) *slotSink {
-	s := &slotSink{bufs: make([][]byte, n), lens: make([]int, n), gsos: make([]int, n)}
+	s := &slotSink{bufs: make([][]byte, n), lens: make([]int, n), gsos: make([]int, n), tails: make([][]byte, n)}
 	for i := range s.bufs {
 		s.bufs[i] = make([]byte, size)
 	}
 	return s
+}
+
+// reset empties the sink: the port has sent (and read) everything.
+func (s *slotSink) reset() {
+	for i := range s.n {
+		s.frame(i)
+	}
+	s.n = 0
+	s.flushes++
+}
+
+func (s *slotSink) SendsTails() bool { return s.offload }
+func (s *slotSink) Flushes() uint64  { return s.flushes }
+func (s *slotSink) CommitTail(n int, tail []byte, gso int) {
+	s.lens[s.n], s.gsos[s.n], s.tails[s.n] = n, gso, tail
+	s.n++
 }
 
 func (s *slotSink) Buffer() []byte {
@@ -112,7 +132,15 @@ func (s *slotSink) CommitPartial(n int)     { s.CommitGSO(n, 0) }
 func (s *slotSink) CommitGSO(n, gso int)    { s.lens[s.n], s.gsos[s.n] = n, gso; s.n++ }
 func (s *slotSink) OffloadsChecksums() bool { return s.offload }
 func (s *slotSink) SendsGSO() bool          { return s.offload }
-func (s *slotSink) frame(i int) []byte      { return s.bufs[i][:s.lens[i]] }
+
+// frame returns committed frame i, its tail read into the slot.
+func (s *slotSink) frame(i int) []byte {
+	if t := s.tails[i]; t != nil {
+		s.lens[i] += copy(s.bufs[i][s.lens[i]:], t)
+		s.tails[i] = nil
+	}
+	return s.bufs[i][:s.lens[i]]
+}
 
 // segments is the number of wire segments the committed frames stand for.
 func (s *slotSink) segments() int {
@@ -153,7 +181,7 @@ func (s *slotSink) wire(t testing.TB) [][]byte {
 func (s *slotSink) copyFrom(o *slotSink) {
 	for i := range o.n {
 		s.lens[i] = copy(s.bufs[i], o.frame(i))
-		s.gsos[i] = o.gsos[i]
+		s.gsos[i], s.tails[i] = o.gsos[i], nil
 	}
 	s.n = o.n
 }
@@ -226,7 +254,9 @@ func (r *segRig) round() bool {
 	}
 	toB := r.aOut.frame
 	nToB := r.c.batch
-	r.aIn.n, r.aOut.n, r.bIn.n, r.bOut.n = 0, 0, 0, 0
+	for _, s := range []*slotSink{r.aIn, r.aOut, r.bIn, r.bOut} {
+		s.reset()
+	}
 	ga, gb := r.pr.ga.e, r.pr.gb.e
 
 	t0 := time.Now()
@@ -259,7 +289,8 @@ func (r *segRig) round() bool {
 	r.next += uint32(r.c.batch * r.c.payload)
 	r.pkt.Decode(r.ack)
 	r.pkt.SetAck(r.next)
-	r.aIn.n, r.bOut.n = 0, 0
+	r.aIn.reset()
+	r.bOut.reset()
 	t3 := time.Now()
 	if r.handle(gb, Inside, r.ack, r.txB) != Forwarded {
 		return false

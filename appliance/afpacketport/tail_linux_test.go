@@ -1,0 +1,173 @@
+package afpacketport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
+)
+
+// tailFrame is a super-frame queued as the engine lends it: its headers in
+// the slot, its payload in a buffer of the sender's (bump.Desc.Tail).
+type tailFrame struct {
+	whole []byte // the frame as the wire's segmentation starts from it
+	hl    int    // its headers' length
+	gso   uint16
+}
+
+// queueTails queues frames on p, each tailFrame's payload lent from a
+// buffer of its own (returned, to be scribbled over), a frame with hl 0 as
+// a whole frame in its slot.
+func queueTails(t *testing.T, p *Port, frames []tailFrame) [][]byte {
+	t.Helper()
+	d := make([]bump.Desc, len(frames))
+	if n := p.GetTx(d); n != len(frames) {
+		t.Fatalf("GetTx: %d of %d", n, len(frames))
+	}
+	lent := make([][]byte, len(frames))
+	for i, f := range frames {
+		b := p.Frame(d[i])[:cap(p.Frame(d[i]))]
+		if f.hl == 0 {
+			d[i].Len = uint32(copy(b, f.whole))
+		} else {
+			d[i].Len = uint32(copy(b, f.whole[:f.hl]))
+			lent[i] = bytes.Clone(f.whole[f.hl:])
+			d[i].Tail = lent[i]
+			d[i].Csum = bump.CsumPartial
+		}
+		d[i].GSO = f.gso
+	}
+	if n := p.Transmit(d); n != len(d) {
+		t.Fatalf("Transmit: %d of %d", n, len(d))
+	}
+	return lent
+}
+
+// wireOf is what the kernel's segmentation makes of f.
+func wireOf(t *testing.T, f tailFrame) [][]byte {
+	t.Helper()
+	if f.gso == 0 {
+		return [][]byte{f.whole}
+	}
+	segs := make([][]byte, len(f.whole)/int(f.gso)+1)
+	for i := range segs {
+		segs[i] = make([]byte, afpacket.MaxFrame)
+	}
+	sizes := make([]int, len(segs))
+	k, err := afpacket.Segment(bytes.Clone(f.whole), int(f.gso), segs, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range k {
+		segs[i] = segs[i][:sizes[i]]
+	}
+	return segs[:k]
+}
+
+// TestTransmitTails: a super-frame whose payload the sender lends
+// (bump.Desc.Tail, the engine's super-frames sent from its rings) leaves
+// as the same segments as the frame whole in its slot would, IPv4 and
+// IPv6, between frames without tails; a tail on a frame that is not a
+// super-frame is refused and counted.
+func TestTransmitTails(t *testing.T) {
+	newPair(t)
+	ethtoolK(t, nsPkt, "x", "tx", "off", "tso", "off", "gso", "off")
+	px := openPort(t, nsPkt, "x", Options{Slots: 32})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	if !px.SendsTails() {
+		t.Fatal("the port takes no tails")
+	}
+	v4 := seg{seq: 100000, ack: 9, id: 80, tsval: 5, payload: 20000, flags: tcpPSH}
+	v6 := seg{v6: true, srcPort: 7, seq: 50, ack: 9, tsval: 4, payload: 5000, fill: 3}
+	frames := []tailFrame{
+		{whole: v4.build(), hl: 14 + 20 + 32, gso: 1448},
+		{whole: seg{srcPort: 12, seq: 1, ack: 9, id: 9, payload: 100}.build()},
+		{whole: v6.build(), hl: 14 + 40 + 32, gso: 1428},
+		{whole: seg{srcPort: 13, seq: 7, ack: 9, id: 3, payload: 3000}.build(), gso: 1448},
+	}
+	queueTails(t, px, frames)
+	if err := px.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for _, f := range frames {
+		want = append(want, wireOf(t, f)...)
+	}
+	readWant(t, y, px, want)
+	if st := px.Stats(); st.TxFrames != 4 || st.TxSuperSegments != 3 || st.TxErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// A tail on a frame that is no super-frame: refused, its slot back.
+	f := seg{srcPort: 14, seq: 1, ack: 9, id: 4, payload: 500}.build()
+	queueTails(t, px, []tailFrame{{whole: f, hl: 14 + 20 + 20}})
+	if err := px.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	if st := px.Stats(); st.TxErrors != 1 || st.TxFrames != 4 {
+		t.Errorf("a tail without GSO: stats %+v", st)
+	}
+	if n := px.GetTx(make([]bump.Desc, 64)); n != 32 {
+		t.Errorf("%d TX slots free, want 32", n)
+	}
+}
+
+// TestTransmitTailsBackpressure: super-frames that must wait for room in
+// the socket after Kick no longer need their lent tails: the sender writes
+// over them as soon as Kick returns, and the frames still leave with the
+// bytes they had, in order.
+func TestTransmitTailsBackpressure(t *testing.T) {
+	newPair(t)
+	ethtoolK(t, nsPkt, "x", "tx", "off", "tso", "off", "gso", "off")
+	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", "40mbit", "burst", "64kb", "limit", "8mb")
+	const n = 100
+	px := openPort(t, nsPkt, "x", Options{Slots: n})
+	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	if err := unix.SetsockoptInt(y.Fd(), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	frames := make([]tailFrame, n)
+	var want [][]byte
+	for i := range frames {
+		s := seg{seq: uint32(i) * 8000, ack: 9, id: uint16(i), payload: 4 * 1448, fill: byte(i)}
+		frames[i] = tailFrame{whole: s.build(), hl: 14 + 20 + 20, gso: 1448}
+		want = append(want, wireOf(t, frames[i])...)
+	}
+	lent := queueTails(t, px, frames)
+	if err := px.Kick(); err != nil {
+		t.Fatal(err)
+	}
+	if !px.pending() {
+		t.Fatalf("all %d frames went at once: the send buffer never filled (%+v)", n, px.Stats())
+	}
+	for _, l := range lent {
+		for i := range l {
+			l[i] = 0xee // the sender's ring moves on
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
+		if err := px.Wait(20 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, y, 0, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
+	}
+	for i := range want {
+		if !sameFrame(got[i], want[i]) {
+			t.Fatalf("segment %d differs (frame %d): got seq %d", i, i/4, binary.BigEndian.Uint32(got[i][38:]))
+		}
+	}
+	if st := px.Stats(); st.TxFrames != n || st.TxErrors != 0 || st.TxDropped != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
