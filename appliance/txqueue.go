@@ -186,6 +186,7 @@ func (q *txQueue) flush() {
 	for i := range keep {
 		q.d[i] = Desc{Addr: q.d[i].Addr}
 	}
+	clear(q.d[keep:q.have]) // no tail kept alive
 	q.have, q.used = keep, 0
 	if sent > 0 {
 		if err := q.port.Kick(); err != nil {

@@ -63,6 +63,7 @@ type Stats struct {
 	TxSuperSegments      uint64 // frames given a GSO header: forwarded super-segments and merged frames
 	TxSegments           uint64 // the wire segments those stand for
 	TxCoalesced          uint64 // frames merged into the frame before them (merge.go)
+	TxTails              uint64 // super-frames whose payload the sender lent (bump.Desc.Tail)
 	TxDropped            uint64 // frames the device dropped (ENOBUFS)
 	TxErrors             uint64 // frames the kernel refused, frames committed empty, super-segments that are not TCP
 }
@@ -81,6 +82,7 @@ func (s *Stats) Add(o Stats) {
 	s.TxSuperSegments += o.TxSuperSegments
 	s.TxSegments += o.TxSegments
 	s.TxCoalesced += o.TxCoalesced
+	s.TxTails += o.TxTails
 	s.TxDropped += o.TxDropped
 	s.TxErrors += o.TxErrors
 }
@@ -112,9 +114,9 @@ type Port struct {
 
 	noMerge bool // tests: send the engine's frames one by one, to measure merging
 
-	rxSuper, rxSegs, rxDone, rxBad, rxErr atomic.Uint64
-	rxFrames                              atomic.Uint64
-	txSuper, txSegs, txCoal, txBad        atomic.Uint64
+	rxSuper, rxSegs, rxDone, rxBad, rxErr  atomic.Uint64
+	rxFrames                               atomic.Uint64
+	txSuper, txSegs, txCoal, txBad, txTail atomic.Uint64
 
 	statsMu sync.Mutex
 	self    [1]unix.PollFd
@@ -327,7 +329,7 @@ func (p *Port) Kick() error {
 func (p *Port) prepare() {
 	q := p.queued
 	var r run
-	var super, segs, coal, bad uint64
+	var super, segs, coal, bad, tails uint64
 	for i := 0; i < len(q); {
 		d := q[i]
 		slot := p.slotOf(d.Addr)
@@ -366,6 +368,9 @@ func (p *Port) prepare() {
 			if h.IsGSO() {
 				super++
 				segs += uint64(afpacket.Segments(t.PayloadLen(), int(d.GSO)))
+			}
+			if len(d.Tail) > 0 {
+				tails++
 			}
 			p.ready = append(p.ready, sendMsg{slot: slot, len: int32(t.End - len(d.Tail)), tail: d.Tail})
 			continue
@@ -435,6 +440,9 @@ func (p *Port) prepare() {
 	}
 	if coal > 0 {
 		p.txCoal.Add(coal)
+	}
+	if tails > 0 {
+		p.txTail.Add(tails)
 	}
 	if bad > 0 {
 		p.txBad.Add(bad)
@@ -611,6 +619,7 @@ func (p *Port) Stats() Stats {
 		TxSuperSegments:      p.txSuper.Load(),
 		TxSegments:           p.txSegs.Load(),
 		TxCoalesced:          p.txCoal.Load(),
+		TxTails:              p.txTail.Load(),
 		TxDropped:            s.TxDropped,
 		TxErrors:             s.TxErrors + p.txBad.Load(),
 	}

@@ -99,7 +99,7 @@ func TestTransmitTails(t *testing.T) {
 		want = append(want, wireOf(t, f)...)
 	}
 	readWant(t, y, px, want)
-	if st := px.Stats(); st.TxFrames != 4 || st.TxSuperSegments != 3 || st.TxErrors != 0 {
+	if st := px.Stats(); st.TxFrames != 4 || st.TxSuperSegments != 3 || st.TxTails != 2 || st.TxErrors != 0 {
 		t.Errorf("stats %+v", st)
 	}
 

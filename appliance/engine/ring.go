@@ -110,7 +110,7 @@ func (r *ring) holds(off int64, p []byte) bool {
 // physical end, then from its start.
 func (r *ring) span(off, n int64) ringBytes {
 	if n <= 0 {
-		return ringBytes{}
+		return ringBytes{from: r, off: off}
 	}
 	a := r.at(off)
 	if int64(len(a)) >= n {
@@ -135,10 +135,11 @@ func (d ringBytes) len() int { return len(d.a) + len(d.b) }
 // cut returns the first n bytes of d (n <= d.len()) and the rest.
 func (d ringBytes) cut(n int) (head, rest ringBytes) {
 	head, rest = ringBytes{from: d.from, off: d.off}, ringBytes{from: d.from, off: d.off + int64(n)}
-	if n <= len(d.a) {
+	if n < len(d.a) || len(d.b) == 0 {
 		head.a, rest.a, rest.b = d.a[:n], d.a[n:], d.b
 		return head, rest
 	}
+	// Piece a is used up: the rest is one piece (of b), as piece a.
 	k := n - len(d.a)
 	head.a, head.b, rest.a = d.a, d.b[:k], d.b[k:]
 	return head, rest
@@ -272,7 +273,21 @@ func (e *Engine) lend(r *ring, s TailSink, off int64) {
 			return
 		}
 	}
+	e.forgetReadLoans() // the list holds one flush's loans at most
 	e.loans = append(e.loans, loan{r: r, buf: buf, sink: s, at: at, lo: off})
+}
+
+// forgetReadLoans drops the loans whose sink has flushed since.
+func (e *Engine) forgetReadLoans() {
+	k := 0
+	for _, l := range e.loans {
+		if l.at == l.sink.Flushes() {
+			e.loans[k] = l
+			k++
+		}
+	}
+	clear(e.loans[k:]) // no ring buffer kept alive
+	e.loans = e.loans[:k]
 }
 
 // reserveLent is r.reserve for a ring whose bytes may be lent (the
@@ -283,19 +298,12 @@ func (e *Engine) lend(r *ring, s TailSink, off int64) {
 // loans of its current buffer count. Loans already read are forgotten.
 func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
 	if len(e.loans) > 0 {
-		k := 0
+		e.forgetReadLoans()
 		for _, l := range e.loans {
-			if l.at != l.sink.Flushes() {
-				continue // read by now
-			}
-			e.loans[k] = l
-			k++
 			if l.r == r && len(r.b) > 0 && l.buf == &r.b[0] {
 				lo = min(lo, l.lo)
 			}
 		}
-		clear(e.loans[k:])
-		e.loans = e.loans[:k]
 	}
 	return r.reserve(lo, live, hi)
 }

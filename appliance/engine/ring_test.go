@@ -54,3 +54,37 @@ func TestSpans(t *testing.T) {
 		t.Fatalf("cap: %d", x.n)
 	}
 }
+
+// TestRingBytesCut: a ring's bytes across its end cut anywhere give back
+// the same bytes, each part at its own offset, and a rest that is one
+// piece starts as one (piece a), so that it can be lent.
+func TestRingBytesCut(t *testing.T) {
+	r := ring{b: make([]byte, 16)}
+	for i := range r.b {
+		r.b[i] = byte(i)
+	}
+	for off := int64(0); off < 32; off++ {
+		for n := int64(0); n <= 16; n++ {
+			d := r.span(off, n)
+			var want []byte
+			for i := range n {
+				want = append(want, byte((off+i)%16))
+			}
+			for k := 0; k <= int(n); k++ {
+				head, rest := d.cut(k)
+				got := make([]byte, n)
+				at := head.copyTo(got)
+				at += rest.copyTo(got[at:])
+				if at != int(n) || !bytes.Equal(got, want) || head.len() != k || head.off != off || rest.off != off+int64(k) {
+					t.Fatalf("span(%d, %d).cut(%d): %x at %d/%d, want %x", off, n, k, got, head.off, rest.off, want)
+				}
+				if rest.len() > 0 && len(rest.a) == 0 {
+					t.Fatalf("span(%d, %d).cut(%d): the rest starts in piece b", off, n, k)
+				}
+				if one := rest.lendable(); rest.len() > 0 && (off+int64(k))%16+int64(rest.len()) <= 16 && len(one) != rest.len() {
+					t.Fatalf("span(%d, %d).cut(%d): a rest of one piece is not lendable", off, n, k)
+				}
+			}
+		}
+	}
+}
