@@ -495,7 +495,11 @@ func fixL4(t *testing.T, f []byte) {
 // one pure ACK through one engine (b's ACK of a round, at G_B and G_A).
 // x_raw_seal_apart is sealing against the raw seal out of place
 // (rawAEAD.sealApart): the part of x_raw_seal the engine's own work makes,
-// apart from the memory a seal out of place touches.
+// apart from the memory a seal out of place touches. px_seal and px_open
+// are the medians of each round's own ratio (the engine's round against
+// the raw AEAD's run just before or after it): this VM's speed moves
+// between rounds, and a ratio of medians taken from different rounds
+// moves with it.
 //
 // Each op is one round of every variant, run back to back in rotating
 // order and timed separately; the metrics are medians over the rounds, so
@@ -554,6 +558,15 @@ func BenchmarkSegmentCost(b *testing.B) {
 				slices.Sort(d)
 				return float64(d[len(d)/2].Nanoseconds()) / float64(per)
 			}
+			paired := func(x, y []time.Duration) float64 {
+				r := make([]float64, len(x))
+				for i := range x {
+					r[i] = float64(x[i]) / float64(y[i])
+				}
+				slices.Sort(r)
+				return r[len(r)/2]
+			}
+			pxSeal, pxOpen := paired(seal, rawSeal), paired(open, rawOpen)
 			es, eo, rs, ro := med(seal, c.batch), med(open, c.batch), med(rawSeal, c.batch), med(rawOpen, c.batch)
 			b.ReportMetric(rs, "raw-seal-ns/seg")
 			b.ReportMetric(es, "seal-ns/seg")
@@ -562,6 +575,8 @@ func BenchmarkSegmentCost(b *testing.B) {
 			b.ReportMetric(eo, "open-ns/seg")
 			b.ReportMetric(eo/ro, "x_raw_open")
 			b.ReportMetric(med(ack, 2), "ack-ns")
+			b.ReportMetric(pxSeal, "px_seal")
+			b.ReportMetric(pxOpen, "px_open")
 			ra := med(rawApart, c.batch)
 			b.ReportMetric(ra, "raw-seal-apart-ns/seg")
 			b.ReportMetric(es/ra, "x_raw_seal_apart")
