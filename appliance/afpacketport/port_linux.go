@@ -348,12 +348,12 @@ func (p *Port) prepare() {
 			// whole frame: parse them over the slot's room for it,
 			// whose bytes are never read (only its length counts).
 			whole := f
-			if n := int(d.Len) + len(d.Tail); len(d.Tail) > 0 && n <= afpacket.MaxFrame {
+			if n := int(d.Len) + len(d.Tail); len(d.Tail) > 0 && frameOff+n <= len(buf) {
 				whole = buf[frameOff : frameOff+n]
 			}
 			t, err := afpacket.ParseTCP(whole)
 			var h afpacket.VnetHdr
-			if err == nil && len(d.Tail) > 0 && (len(whole) == len(f) || t.End != len(whole)) {
+			if err == nil && len(d.Tail) > 0 && (len(whole) == len(f) || t.End != len(whole) || t.Payload > int(d.Len)) {
 				err = afpacket.ErrMalformed // the tail would not be all payload
 			}
 			if err == nil {
@@ -384,7 +384,7 @@ func (p *Port) prepare() {
 		j := i + 1
 		partial := d.Csum == bump.CsumPartial
 		if !p.noMerge && r.start(f, partial) {
-			for j < len(q) && q[j].GSO == 0 && r.join(p.Frame(q[j]), q[j].Csum == bump.CsumPartial) {
+			for j < len(q) && q[j].GSO == 0 && len(q[j].Tail) == 0 && r.join(p.Frame(q[j]), q[j].Csum == bump.CsumPartial) {
 				j++
 			}
 		}

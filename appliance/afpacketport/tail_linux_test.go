@@ -84,11 +84,18 @@ func TestTransmitTails(t *testing.T) {
 	}
 	v4 := seg{seq: 100000, ack: 9, id: 80, tsval: 5, payload: 20000, flags: tcpPSH}
 	v6 := seg{v6: true, srcPort: 7, seq: 50, ack: 9, tsval: 4, payload: 5000, fill: 3}
+	// An IPv6 super-frame as large as a slot takes (more than the
+	// largest IPv4 frame, afpacket.MaxFrame).
+	big := seg{v6: true, srcPort: 8, seq: 70, ack: 9, tsval: 6, payload: slotSize - frameOff - (14 + 40 + 32), fill: 5}
 	frames := []tailFrame{
 		{whole: v4.build(), hl: 14 + 20 + 32, gso: 1448},
 		{whole: seg{srcPort: 12, seq: 1, ack: 9, id: 9, payload: 100}.build()},
 		{whole: v6.build(), hl: 14 + 40 + 32, gso: 1428},
 		{whole: seg{srcPort: 13, seq: 7, ack: 9, id: 3, payload: 3000}.build(), gso: 1448},
+		{whole: big.build(), hl: 14 + 40 + 32, gso: 1428},
+	}
+	if n := len(frames[4].whole); n <= afpacket.MaxFrame || n != slotSize-frameOff {
+		t.Fatalf("the large frame has %d bytes, want a full slot", n)
 	}
 	queueTails(t, px, frames)
 	if err := px.Kick(); err != nil {
@@ -99,7 +106,7 @@ func TestTransmitTails(t *testing.T) {
 		want = append(want, wireOf(t, f)...)
 	}
 	readWant(t, y, px, want)
-	if st := px.Stats(); st.TxFrames != 4 || st.TxSuperSegments != 3 || st.TxTails != 2 || st.TxErrors != 0 {
+	if st := px.Stats(); st.TxFrames != 5 || st.TxSuperSegments != 4 || st.TxTails != 3 || st.TxErrors != 0 {
 		t.Errorf("stats %+v", st)
 	}
 
@@ -109,7 +116,7 @@ func TestTransmitTails(t *testing.T) {
 	if err := px.Kick(); err != nil {
 		t.Fatal(err)
 	}
-	if st := px.Stats(); st.TxErrors != 1 || st.TxFrames != 4 {
+	if st := px.Stats(); st.TxErrors != 1 || st.TxFrames != 5 {
 		t.Errorf("a tail without GSO: stats %+v", st)
 	}
 	if n := px.GetTx(make([]bump.Desc, 64)); n != 32 {

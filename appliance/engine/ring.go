@@ -254,8 +254,8 @@ func (x *spans) trim(off int64) {
 }
 
 // loan says that the bytes of ring r from offset lo on, in its buffer buf,
-// went to sink as the tail of a super-frame (TailSink) when the sink had
-// flushed at times: they must stay in place until it flushes again.
+// went to sink as the tail of a super-frame (TailSink) while the sink's
+// Flushes count was at: they must stay in place until the count moves.
 type loan struct {
 	r    *ring
 	buf  *byte

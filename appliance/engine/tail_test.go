@@ -76,6 +76,51 @@ func TestTailsStayUntilRead(t *testing.T) {
 		}
 	})
 
+	// The lent run ends at the delivery ring's end, and the next data
+	// wraps to its start and opens in place there (openDst), up into
+	// the lent bytes: d0 (20,000 bytes) fills the 32 KiB ring to 20,000,
+	// d1 (12,768) to its end, d2 (22,000) from its start.
+	t.Run("delivery at the ring's end", func(t *testing.T) {
+		pr := handshakeOn(t, newGW(t, cfg), newGW(t, cfg))
+		withSinks(pr.ga, true)
+		bIn, _ := withSinks(pr.gb, true)
+		h := newHosts()
+		d0, d1, d2 := randomData(20000, 3), randomData(12768, 4), randomData(22000, 5)
+		var wire [3][][]byte
+		for i, d := range [][]byte{d0, d1, d2} {
+			pr.tsA++
+			_, wire[i] = pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), d))
+			h.aNext += uint32(len(d))
+		}
+		pr.gb.push(Outside, coalesced(t, wire[0]))
+		pr.tsB++
+		pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(d0)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		for _, f := range pr.gb.e.list {
+			if n := len(f.rcv.plain.b); n != 32768 {
+				t.Fatalf("delivery ring of %d bytes, want 32768 (the test's arithmetic)", n)
+			}
+		}
+		pr.gb.handleAll(Outside, coalesced(t, wire[1]))
+		if len(bIn.lent) != 1 || len(bIn.lent[0].tail) != len(d1) {
+			t.Fatalf("G_B lent %d tails for d1, want one of its %d bytes", len(bIn.lent), len(d1))
+		}
+		pr.tsB++
+		pr.gb.handleAll(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(d0)+len(d1)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		pr.gb.handleAll(Outside, coalesced(t, wire[2]))
+		in, _ := pr.gb.take()
+		var got []byte
+		for _, f := range in {
+			got = append(got, parse(t, f).payload...)
+		}
+		if want := append(bytes.Clone(d1), d2...); !bytes.Equal(got, want) {
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("b got %d bytes after d0, not the %d a sent: first difference at %d", len(got), len(want), i)
+		}
+	})
+
 	t.Run("delivery", func(t *testing.T) {
 		pr := handshakeOn(t, newGW(t, cfg), newGW(t, cfg))
 		withSinks(pr.ga, true)
@@ -119,4 +164,29 @@ func (g *gw) take() (toIn, toOut [][]byte) {
 		checkFrame(g.t, f)
 	}
 	return toIn, toOut
+}
+
+// TestLoanKeepsLowestOffset: two loans of one ring before a flush keep its
+// bytes from the lower offset, in whichever order they came (a fresh
+// delivery, then a re-delivery below it); after the flush nothing is kept.
+func TestLoanKeepsLowestOffset(t *testing.T) {
+	var e Engine
+	s := newGSOTestSink()
+	for _, offs := range [][2]int64{{500, 1000}, {1000, 500}} {
+		r := ring{b: make([]byte, 4096), max: 1 << 20}
+		e.lend(&r, s, offs[0])
+		e.lend(&r, s, offs[1])
+		// Live bytes from 3000 on, room wanted to 5000: from the loan's
+		// 500 that is 4500 bytes, more than the ring's 4096.
+		if !e.reserveLent(&r, 3000, 3000, 5000) || len(r.b) <= 4096 {
+			t.Fatalf("loans at %d then %d: ring of %d bytes after reserving, want it grown", offs[0], offs[1], len(r.b))
+		}
+		s.take() // the port flushes
+		r2 := ring{b: make([]byte, 4096), max: 1 << 20}
+		e.lend(&r2, s, 500)
+		s.take()
+		if !e.reserveLent(&r2, 3000, 3000, 5000) || len(r2.b) != 4096 || len(e.loans) != 0 {
+			t.Fatalf("a loan read by the port still counts: ring of %d bytes, %d loans", len(r2.b), len(e.loans))
+		}
+	}
 }

@@ -12,6 +12,9 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.flushHeldAcks(tx)
 	e.poll(now, tx)
 	e.fragExpire(now)
+	if len(e.loans) > 0 {
+		e.forgetReadLoans() // an idle engine keeps no released buffer alive
+	}
 	// Timers are coarse (the shortest is the 200 ms Init RTO): sweep the
 	// table at most every sweepEvery, however often the worker ticks.
 	if now < e.nextSweep {
