@@ -68,8 +68,8 @@ func (p PortID) String() string {
 // the frame: the port sends the Len bytes of its buffer followed by Tail
 // (scatter-gather), so that a sender need not copy a super-frame's payload
 // into the buffer. The sender lends it: the port reads it no later than
-// the Kick that sends the frame returns, and never writes to it. Len+len(Tail)
-// still fits the frame's buffer.
+// the Kick that sends the frame returns, and never writes to it.
+// Len+len(Tail) still fits the frame's buffer.
 type Desc struct {
 	Addr uint64
 	Len  uint32
