@@ -108,17 +108,7 @@ func TestTailsStayUntilRead(t *testing.T) {
 		pr.gb.handleAll(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(d0)+len(d1)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
 		pr.gb.handleAll(Outside, coalesced(t, wire[2]))
 		in, _ := pr.gb.take()
-		var got []byte
-		for _, f := range in {
-			got = append(got, parse(t, f).payload...)
-		}
-		if want := append(bytes.Clone(d1), d2...); !bytes.Equal(got, want) {
-			i := 0
-			for i < min(len(got), len(want)) && got[i] == want[i] {
-				i++
-			}
-			t.Fatalf("b got %d bytes after d0, not the %d a sent: first difference at %d", len(got), len(want), i)
-		}
+		checkPayloads(t, in, d1, d2)
 	})
 
 	t.Run("delivery", func(t *testing.T) {
@@ -141,18 +131,28 @@ func TestTailsStayUntilRead(t *testing.T) {
 		pr.gb.handleAll(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(d1)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
 		pr.gb.handleAll(Outside, coalesced(t, wire[1]))
 		in, _ := pr.gb.take()
-		var atB []byte
-		for _, f := range in {
-			atB = append(atB, parse(t, f).payload...)
-		}
-		if want := append(bytes.Clone(d1), d2...); !bytes.Equal(atB, want) {
-			i := 0
-			for i < min(len(atB), len(want)) && atB[i] == want[i] {
-				i++
-			}
-			t.Fatalf("b got %d bytes, not the %d a sent: first difference at %d", len(atB), len(want), i)
-		}
+		checkPayloads(t, in, d1, d2)
 	})
+}
+
+// checkPayloads fails unless frames' payloads, in order, are the parts
+// put together.
+func checkPayloads(t *testing.T, frames [][]byte, parts ...[]byte) {
+	t.Helper()
+	var got, want []byte
+	for _, f := range frames {
+		got = append(got, parse(t, f).payload...)
+	}
+	for _, p := range parts {
+		want = append(want, p...)
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("b got %d bytes, not the %d a sent: first difference at %d", len(got), len(want), i)
+	}
 }
 
 // take returns what the sinks hold, as push would after a frame: the ports
