@@ -397,24 +397,44 @@ func TestTransmitZeroLength(t *testing.T) {
 	}
 }
 
+// slowPair gives the pair a slow sender: x's qdisc a token bucket of the
+// given rate, burst and limit, a Port on x with slots slots and a 32 KiB
+// send buffer, so that its socket fills; and y's socket with a receive
+// buffer of rcvbuf bytes, room for everything x sends before y is read,
+// whatever the machine's rmem_default and the skbs' truesize.
+func slowPair(t *testing.T, slots int, rate, burst, limit string, rcvbuf int) (*Port, *afpacket.Socket) {
+	t.Helper()
+	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", rate, "burst", burst, "limit", limit)
+	px := openPort(t, nsPkt, "x", Options{Slots: slots})
+	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
+		t.Fatal(err)
+	}
+	y := openSocket(t, nsPkt, "y", afpacket.Options{})
+	if err := unix.SetsockoptInt(y.Fd(), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
+		t.Fatal(err)
+	}
+	return px, y
+}
+
+// drain has px send what waits for room in its socket (Wait), for up to
+// 10 s.
+func drain(t *testing.T, px *Port) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
+		if err := px.Wait(20 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestTransmitBackpressure: when the socket's send buffer is full (x's
 // qdisc holds the frames: a slow token bucket), Kick keeps the rest in
 // order and Wait sends it as room comes; nothing is dropped or reordered,
 // and the slots of waiting frames stay taken until they are sent.
 func TestTransmitBackpressure(t *testing.T) {
 	newPair(t)
-	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", "20mbit", "burst", "16kb", "limit", "4mb")
 	const n = 200
-	px := openPort(t, nsPkt, "x", Options{Slots: n})
-	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
-		t.Fatal(err)
-	}
-	y := openSocket(t, nsPkt, "y", afpacket.Options{})
-	// y is read only once x has sent all: room for all of them, whatever
-	// the machine's rmem_default and the skbs' truesize.
-	if err := unix.SetsockoptInt(y.Fd(), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20); err != nil {
-		t.Fatal(err)
-	}
+	px, y := slowPair(t, n, "20mbit", "16kb", "4mb", 4<<20)
 	in := make([][]byte, n)
 	for i := range in {
 		f := make([]byte, 1000)
@@ -428,11 +448,7 @@ func TestTransmitBackpressure(t *testing.T) {
 	}
 	held := n - px.GetTx(make([]bump.Desc, n))
 	t.Logf("after Kick: %d frames wait for room, their slots held", held)
-	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
-		if err := px.Wait(20 * time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-	}
+	drain(t, px)
 	got := readAll(t, y, 0, n) // y's receive buffer holds them all
 	if len(got) != n {
 		t.Fatalf("y read %d frames, want %d; x %+v", len(got), n, px.Stats())

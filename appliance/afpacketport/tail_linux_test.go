@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/bump"
@@ -131,16 +128,8 @@ func TestTransmitTails(t *testing.T) {
 func TestTransmitTailsBackpressure(t *testing.T) {
 	newPair(t)
 	ethtoolK(t, nsPkt, "x", "tx", "off", "tso", "off", "gso", "off")
-	sh(t, "ip", "netns", "exec", nsPkt, "tc", "qdisc", "add", "dev", "x", "root", "tbf", "rate", "40mbit", "burst", "64kb", "limit", "8mb")
 	const n = 100
-	px := openPort(t, nsPkt, "x", Options{Slots: n})
-	if err := unix.SetsockoptInt(px.sock.Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10); err != nil {
-		t.Fatal(err)
-	}
-	y := openSocket(t, nsPkt, "y", afpacket.Options{})
-	if err := unix.SetsockoptInt(y.Fd(), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20); err != nil {
-		t.Fatal(err)
-	}
+	px, y := slowPair(t, n, "40mbit", "64kb", "8mb", 16<<20)
 	frames := make([]tailFrame, n)
 	var want [][]byte
 	for i := range frames {
@@ -160,11 +149,7 @@ func TestTransmitTailsBackpressure(t *testing.T) {
 			l[i] = 0xee // the sender's ring moves on
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); px.pending() && time.Now().Before(deadline); {
-		if err := px.Wait(20 * time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-	}
+	drain(t, px)
 	got := readAll(t, y, 0, len(want))
 	if len(got) != len(want) {
 		t.Fatalf("y read %d frames, want %d; x %+v", len(got), len(want), px.Stats())
