@@ -82,7 +82,7 @@ func newFixtureCache(t *testing.T, engines [2]bool, withPool, withCache bool, mo
 		if withCache {
 			cache = tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{})
 		}
-		w.G[s] = newEngine(t, cfg, pool, cache)
+		w.AddEngine(Side(s), newEngine(t, cfg, pool, cache))
 	}
 	a := &Host{Addr: netip.AddrPortFrom(packettest.HostA4, 40000), Peer: netip.AddrPortFrom(packettest.HostB4, 80), ISN: isnA}
 	b := &Host{Addr: a.Peer, Peer: a.Addr, ISN: isnB}

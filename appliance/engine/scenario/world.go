@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,8 +43,13 @@ type World struct {
 	Now  int64 // ns
 	Step int64 // Tick period in Run, ns
 	Link *Link
-	G    [2]*engine.Engine
+	G    [2]*engine.Engine // set with AddEngine
 	Pool *cryptopool.Pool
+
+	// pollable counts pool jobs whose results the engines can take: the
+	// engines' wake hook runs after a result is stored, while the pool's
+	// Completed count moves just before (see AddEngine).
+	pollable atomic.Uint64
 
 	// To[s] holds the segments delivered to host a (SideA) or b (SideB)
 	// and not yet taken; All[s] keeps every one.
@@ -155,8 +161,17 @@ func (w *World) tick(s Side) {
 	w.route(s, in.out, out.out)
 }
 
-// settle waits (in real time) until the pool has finished every job the
-// engines submitted, and ticks the engines so that they take the results,
+// AddEngine makes e side s's engine. With a pool, e reports every finished
+// job to the World, which settle needs: the pool counts a job completed a
+// moment before its result can be polled, and a Tick in that moment would
+// find nothing (the clock would then move on without the result).
+func (w *World) AddEngine(s Side, e *engine.Engine) {
+	w.G[s] = e
+	e.SetWake(func() { w.pollable.Add(1) })
+}
+
+// settle waits (in real time) until every job the engines submitted to the
+// pool can be polled, and ticks the engines so that they take the results,
 // until no new job appears. The fake clock does not move meanwhile, so the
 // outcome does not depend on how fast the pool is.
 func (w *World) settle() {
@@ -169,8 +184,7 @@ func (w *World) settle() {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for {
-			st := w.Pool.Stats()
-			if st.Submitted == st.Completed {
+			if w.pollable.Load() == w.Pool.Stats().Submitted {
 				break
 			}
 			if time.Now().After(deadline) {
