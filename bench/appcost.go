@@ -31,9 +31,14 @@ import (
 // style calls, missing sendto, recvmmsg and poll, which are most of what
 // these daemons issue. Without perf the column is empty.
 //
-// Bytes are the frames arriving at hB:eth0 (the data direction, headers
-// included); frames are those arriving at hB:eth0 and at hA:eth0 (data and
-// ACKs), each of which crossed both appliances.
+// Bytes are those arriving at hB:eth0 (the data direction, headers
+// included). Frames are the TCP segments hA and hB sent (data and ACKs),
+// each of which crossed both appliances: their stacks' OutSegs, which
+// counts every segment. A link's packet counters, and TCP InSegs, count a
+// super-packet once: with GRO at hB (and GSO from the AF_PACKET port or
+// wireguard-go's TUN) one received "packet" is often 20-40 segments, and
+// dividing by those made (b) and (f) look 20-40 times dearer per frame
+// than (d) and (e), whose frames arrive one by one.
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat's utime and stime
 // (100 on every Linux architecture Go supports).
@@ -148,41 +153,44 @@ type appCost struct {
 	cpuPerGB, syscallsPerFrame float64
 }
 
-// costProbe samples the appliance processes and the hosts' links around
-// one run.
+// hostCount is what a run's cost is divided by: the bytes arriving at
+// hB:eth0 and the TCP segments hA and hB have sent.
+type hostCount struct{ bytes, segs uint64 }
+
+// costProbe samples the appliance processes and the hosts around one run.
 type costProbe struct {
 	pids         []int
 	cpu0         float64
-	rxB0, rxA0   LinkInfo
+	host0        hostCount
 	perf         *syscallCounter
-	cpuErr, lErr error
+	cpuErr, hErr error
 }
 
-func (h *harness) startCost(ctx context.Context, pids []int, links func() (b, a LinkInfo, err error)) *costProbe {
+func (h *harness) startCost(ctx context.Context, pids []int, hosts func() (hostCount, error)) *costProbe {
 	p := &costProbe{pids: pids}
 	if len(pids) == 0 {
 		return p
 	}
 	p.perf, _ = startSyscalls(ctx, pids)
-	p.rxB0, p.rxA0, p.lErr = links()
+	p.host0, p.hErr = hosts()
 	p.cpu0, p.cpuErr = procCPU(pids)
 	return p
 }
 
-func (p *costProbe) finish(links func() (b, a LinkInfo, err error)) appCost {
+func (p *costProbe) finish(hosts func() (hostCount, error)) appCost {
 	nan := appCost{cpuPerGB: nanF, syscallsPerFrame: nanF}
 	if len(p.pids) == 0 {
 		return nan
 	}
 	cpu1, cpuErr := procCPU(p.pids)
-	rxB1, rxA1, lErr := links()
+	host1, hErr := hosts()
 	sys, sysErr := p.perf.stop()
-	if p.lErr != nil || lErr != nil {
+	if p.hErr != nil || hErr != nil {
 		return nan
 	}
 	out := nan
-	bytes := float64(rxB1.RxBytes - p.rxB0.RxBytes)
-	frames := float64(rxB1.RxPackets-p.rxB0.RxPackets) + float64(rxA1.RxPackets-p.rxA0.RxPackets)
+	bytes := float64(host1.bytes - p.host0.bytes)
+	frames := float64(host1.segs - p.host0.segs)
 	if p.cpuErr == nil && cpuErr == nil && bytes > 0 {
 		out.cpuPerGB = (cpu1 - p.cpu0) / (bytes / 1e9)
 	}

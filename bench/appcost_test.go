@@ -40,6 +40,27 @@ func TestParsePerfStatCount(t *testing.T) {
 	}
 }
 
+func TestParseTCPOutSegs(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n" +
+		"Tcp: 1 200 120000 -1 42354 42229 87 0 0 443839 441073 0 0 85 0\n" +
+		"Udp: InDatagrams OutDatagrams\nUdp: 5 6\n"
+	if n, err := ParseTCPOutSegs(snmp); err != nil || n != 441073 {
+		t.Fatalf("got %d, %v; want 441073 (not InSegs' 443839)", n, err)
+	}
+	for _, bad := range []string{
+		"",
+		"Udp: InDatagrams OutSegs\nUdp: 5 6\n",
+		"Tcp: InSegs OutSegs\n",
+		"Tcp: InSegs OutSegs\nTcp: 7\n",
+		"Tcp: InSegs OutSegs\nTcp: 7 x\n",
+	} {
+		if n, err := ParseTCPOutSegs(bad); err == nil {
+			t.Errorf("%q: got %d, want an error", bad, n)
+		}
+	}
+}
+
 // TestCaseTable: every case says how it joins the ports in exactly one way
 // and has a unique letter and name, so adding a case (a port backend) is
 // one entry in AllCases.

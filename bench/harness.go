@@ -307,9 +307,9 @@ func (h *harness) runCase(ctx context.Context, c Case) *Result {
 		runs := &TCPRuns{}
 		res.TCP[n] = runs
 		for i := 0; i < h.cfg.Runs && ctx.Err() == nil; i++ {
-			probe := h.startCost(ctx, gw.pids(), hostLinks(topo))
+			probe := h.startCost(ctx, gw.pids(), hostCounts(topo))
 			r, busy, err := h.iperf(ctx, topo, dst, n)
-			cost := probe.finish(hostLinks(topo))
+			cost := probe.finish(hostCounts(topo))
 			if err == nil {
 				err = gw.check()
 			}
@@ -402,15 +402,28 @@ func (h *harness) iperf(ctx context.Context, topo *topology.Topology, dst netip.
 	return r, BusyPercent(before, after), nil
 }
 
-// hostLinks reads hB:eth0 and hA:eth0, whose receive counters appcost.go
-// divides by.
-func hostLinks(topo *topology.Topology) func() (b, a LinkInfo, err error) {
-	return func() (b, a LinkInfo, err error) {
-		if b, err = linkInfo(topo, topology.HostB, topology.HostIface); err != nil {
-			return b, a, err
+// hostCounts reads what appcost.go divides by: hB:eth0's received bytes
+// and hA's and hB's TCP OutSegs.
+func hostCounts(topo *topology.Topology) func() (hostCount, error) {
+	return func() (hostCount, error) {
+		var c hostCount
+		b, err := linkInfo(topo, topology.HostB, topology.HostIface)
+		if err != nil {
+			return c, err
 		}
-		a, err = linkInfo(topo, topology.HostA, topology.HostIface)
-		return b, a, err
+		c.bytes = b.RxBytes
+		for _, n := range []topology.Node{topology.HostA, topology.HostB} {
+			out, err := topo.Run(n, "cat", "/proc/net/snmp")
+			if err != nil {
+				return c, fmt.Errorf("/proc/net/snmp in %s: %v: %s", n, err, out)
+			}
+			segs, err := ParseTCPOutSegs(out)
+			if err != nil {
+				return c, err
+			}
+			c.segs += segs
+		}
+		return c, nil
 	}
 }
 

@@ -46,6 +46,30 @@ func ParseLinkJSON(js []byte) (LinkInfo, error) {
 	return LinkInfo{MAC: mac, RxPackets: st.Rx.Packets, TxPackets: st.Tx.Packets, RxBytes: st.Rx.Bytes}, nil
 }
 
+// ParseTCPOutSegs returns TCP OutSegs from /proc/net/snmp: the segments
+// the stack has sent, every one counted even when the stack hands the
+// device a GSO super-packet of many (bench/appcost.go says why it matters).
+func ParseTCPOutSegs(snmp string) (uint64, error) {
+	var names []string
+	for line := range strings.Lines(snmp) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, name := range names {
+			if name == "OutSegs" && i < len(f) {
+				return strconv.ParseUint(f[i], 10, 64)
+			}
+		}
+		break
+	}
+	return 0, fmt.Errorf("/proc/net/snmp: no Tcp OutSegs")
+}
+
 // TrafgenConfig returns a trafgen packet configuration for one Ethernet/IPv4/UDP
 // frame of frameLen bytes (without FCS) from src to dst port 9 (discard).
 // trafgen fills in the IPv4 length and checksum and the UDP length and checksum.
