@@ -37,8 +37,8 @@ import (
 // counts every segment. A link's packet counters, and TCP InSegs, count a
 // super-packet once: with GRO at hB (and GSO from the AF_PACKET port or
 // wireguard-go's TUN) one received "packet" is often 20-40 segments, and
-// dividing by those made (b) and (f) look 20-40 times dearer per frame
-// than (d) and (e), whose frames arrive one by one.
+// dividing by those made (b), (d) and (f) look 20-40 times dearer per
+// frame than (e), whose frames leave the AF_XDP port one by one.
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat's utime and stime
 // (100 on every Linux architecture Go supports).
