@@ -23,6 +23,12 @@ import (
 // system calls, AF_XDP TX, TUN reads and writes), not softirq work done for
 // them on other contexts (the AF_XDP copy-mode receive, veth delivery), nor
 // the kernel's forwarding in (a), which has no process: (a) shows none.
+// It does include receive work the kernel finishes inside their sends: a
+// frame written to a veth is taken up by the peer's stack (the next
+// gateway's XDP and AF_PACKET receive, or a host's IP and TCP receive, up
+// to waking its reader) in the softirq that runs as the send returns, and
+// that time is the sender's system time (perf: tcp_data_queue under
+// __sys_sendmmsg in tcpincd). wireguard-go's TUN writes pay the same way.
 //
 // System calls: `perf stat -e raw_syscalls:sys_enter -p <pids>` counting
 // (no sampling, no tracing: an in-kernel counter per event, ~0.1-0.5 µs per
