@@ -257,7 +257,7 @@ func (r *Report) Markdown() string {
 		int(s.Duration.Seconds()), int(s.Omit.Seconds()), s.Runs)
 	b.WriteString("Appliance CPU: utime+stime of the appliance processes in gwA and gwB (tcpincd, wireguard-go) per GB arriving at hB:eth0; " +
 		"syscalls: theirs (perf stat, raw_syscalls:sys_enter) per TCP segment hA or hB sent (their OutSegs: one per segment, also inside a GSO or GRO super-packet), each of which crossed both gateways; medians over runs. " +
-		"Softirq work is in neither (the kernel's forwarding in (a), the AF_XDP copy-mode receive): see bench/appcost.go.\n\n")
+		"Softirq work outside their system calls is in neither (the kernel's forwarding in (a), the AF_XDP copy-mode receive); the receive work the kernel does at the end of their sends counts as their CPU: see bench/appcost.go.\n\n")
 	b.WriteString("| case | streams | min | **median** | max | retransmits (median) | vm_busy % | vs (a) | vs (b) | appliance CPU s/GB | syscalls/frame |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.Results {
