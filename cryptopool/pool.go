@@ -254,6 +254,10 @@ type PoolStats struct {
 	QueueLen int `json:"queue_len"`
 	Queued   int `json:"queued"`
 	// Submitted counts accepted jobs, Completed their completions.
+	// Completed moves just before a result reaches its client, so that
+	// a client that has polled all its jobs sees them counted; a caller
+	// that needs the results pollable waits for the client's notify
+	// (SetNotify) instead.
 	Submitted uint64 `json:"submitted"`
 	Completed uint64 `json:"completed"`
 	// Rejections by cause: queue full, the client's completion queue full,
