@@ -157,18 +157,7 @@ func TestHostHoldGivesMemoryBack(t *testing.T) {
 // sends no SACK option at all (RFC 2018 §2): a segment past the hole is
 // held without an answer.
 func TestHostHoldWithoutSACK(t *testing.T) {
-	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
-	noSACK := func(mssv uint16, ts uint32) []byte {
-		o := synOpts(mssv, ts)
-		i := bytes.Index(o, []byte{4, 2})
-		return append(append([]byte{1, 1}, o[:i]...), o[i+2:]...) // two NOPs keep the length a multiple of 4
-	}
-	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, noSACK(1460, 1), nil))
-	gb.push(Outside, one(t, "SYN", o).frame())
-	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
-	ga.push(Outside, one(t, "SYN-ACK", o).frame())
-	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
-	finishKex(ga, gb, o)
+	ga, _ := handshakeWithoutSACK(t)
 	toA, wire := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1+100, isnB+1, ackF|pshF, 502, tsOpt(3, 2), make([]byte, 500)))
 	none(t, "data past the hole on the wire", wire)
 	none(t, "an answer to a without SACK", toA)
@@ -182,6 +171,53 @@ func TestHostHoldWithoutSACK(t *testing.T) {
 	}
 	if n != 600+2*tcpcrypt.Overhead {
 		t.Fatalf("%d bytes of frames on the wire after the hole was filled, want the 600 bytes sealed in two frames", n)
+	}
+}
+
+// handshakeWithoutSACK connects a and b through ga and gb, encrypted, with
+// no SACK-permitted in a's SYN: the connection has no SACK (RFC 2018 §2).
+func handshakeWithoutSACK(t *testing.T) (ga, gb *gw) {
+	ga, gb = newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	noSACK := func(mssv uint16, ts uint32) []byte {
+		o := synOpts(mssv, ts)
+		i := bytes.Index(o, []byte{4, 2})
+		return append(append([]byte{1, 1}, o[:i]...), o[i+2:]...) // two NOPs keep the length a multiple of 4
+	}
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, noSACK(1460, 1), nil))
+	gb.push(Outside, one(t, "SYN", o).frame())
+	_, o = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	ga.push(Outside, one(t, "SYN-ACK", o).frame())
+	_, o = ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+	finishKex(ga, gb, o)
+	if !flowInfo(t, ga.e).Encrypted || !flowInfo(t, gb.e).Encrypted {
+		t.Fatal("not encrypted")
+	}
+	return ga, gb
+}
+
+// The far side's frames past a hole are held at G_A; the ACKs G_A sends R
+// meanwhile, its own and a's translated, carry no SACK option when the
+// connection has none: "MUST NOT send SACK options" (RFC 2018 §4).
+func TestNoSACKToFarSideWithoutSACK(t *testing.T) {
+	ga, gb := handshakeWithoutSACK(t)
+	var frames []segv
+	for i := range uint32(3) {
+		_, o := gb.push(Inside, tcpFrame(addrB, addrA, isnB+1+100*i, isnA+1, ackF|pshF, 509, tsOpt(3+i, 2), make([]byte, 100)))
+		frames = append(frames, one(t, "b's frame", o))
+	}
+	toA, _ := ga.push(Outside, frames[0].frame())
+	one(t, "the first 100 bytes for a", toA)
+	// frames[1] is lost; frames[2] is held.
+	toA, back := ga.push(Outside, frames[2].frame())
+	none(t, "data past the hole for a", toA)
+	_, acks := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1+100, ackF, 502, tsOpt(5, 3), nil))
+	if len(acks) == 0 {
+		t.Fatal("a's ACK did not reach R: the case this test is for did not happen")
+	}
+	for _, f := range append(back, acks...) {
+		if s := parse(t, f); option(s.opts, 5) != nil {
+			t.Fatalf("segment to R carries SACK %x on a connection without SACK", sackBlocks(s.opts))
+		}
 	}
 }
 

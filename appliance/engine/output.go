@@ -199,9 +199,10 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 			}
 		}
 		e.opts.sack(blocks[:nb])
-	} else if d.held.n > 0 {
+	} else if d.held.n > 0 && f.sackOK {
 		// R's out-of-order bytes are held: every ACK says so (RFC 2018
-		// §4), or R's SACK scoreboard would go stale.
+		// §4), or R's SACK scoreboard would go stale. Never on a
+		// connection without SACK (§4: MUST NOT).
 		var blocks [4][2]uint32
 		nb := f.heldSACK(&blocks)
 		e.opts.sack(blocks[:nb])
