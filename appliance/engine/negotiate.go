@@ -9,7 +9,7 @@ import (
 // settings returns the TCP-ENO settings of a new flow: the configured TEPs,
 // most preferred first (eno writes them in reverse, ENO-D3).
 func (e *Engine) settings() *eno.Settings {
-	s := &eno.Settings{Offers: make([]eno.Offer, len(e.cfg.TEPs))}
+	s := &eno.Settings{Offers: make([]eno.Offer, len(e.cfg.TEPs)), Valid: answerValid(nil)}
 	for i, t := range e.cfg.TEPs {
 		s.Offers[i] = eno.Offer{TEP: eno.TEP(t)}
 	}
@@ -142,7 +142,7 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.offers(rr.TEP) {
 			res = rr
 			s.Offers = resumeOffers(s.Offers, rr)
-			s.Valid = resumeValid(rr)
+			s.Valid = answerValid(rr)
 		} else if ok {
 			rr.Erase()
 		}

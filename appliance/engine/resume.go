@@ -6,7 +6,7 @@ import (
 )
 
 // Session resumption on the appliance's side (RFC 8548 §3.5): as host A it
-// offers a cached secret in its SYN (resumeOffers, resumeValid), as host B
+// offers a cached secret in its SYN (resumeOffers, answerValid), as host B
 // it agrees to resume what A offers when it holds the secret
 // (acceptResumption), and a negotiation that does not resume forgets the
 // secret it had accepted (dropResumption).
@@ -76,24 +76,23 @@ func resumeOffers(fresh []eno.Offer, r *tcpcrypt.Resumption) []eno.Offer {
 	return out
 }
 
-// resumeValid makes negotiation ignore a resumption suboption in the
-// SYN-ACK for the TEP we offered resumption with whose identifier half is
-// not the other half of ours (RFC 8548 §3.5, TC-23): another suboption may
-// then win, and if it was the only one, negotiation fails and the
-// connection stays plain (TC-24). A fresh answer for that TEP (v = 0, or
-// v = 1 with fewer than 9 bytes, TC-22) stays valid. An answer with v = 1
-// and 9 bytes or more carries an identifier half in its first 9 bytes
-// (Figure 3), so it must match even when the nonce after it is longer than
-// the 8 bytes §3.5 allows; MatchReply rejects that nonce too, so such an
-// answer is ignored rather than taken as a fresh offer of the TEP.
-func resumeValid(r *tcpcrypt.Resumption) eno.ValidFunc {
+// answerValid makes negotiation ignore a resumption answer in the SYN-ACK
+// (v = 1 and 9 bytes or more: an identifier half first, RFC 8548 §3.5
+// Figure 3) unless it answers the resumption we offered (r, nil when we
+// offered none): another suboption may then win, and if it was the only
+// one, negotiation fails and the connection stays plain (TC-24). So a
+// reply for the TEP we offered resumption with must carry the other half
+// of our identifier (TC-23), even when the nonce after it is longer than
+// the 8 bytes §3.5 allows (MatchReply rejects that nonce too, so such an
+// answer is ignored rather than taken as a fresh offer of the TEP); one
+// for a TEP we offered fresh, or from a host we offered no resumption at
+// all, answers nothing we asked (docs/protocol.md U-5). A fresh answer
+// (v = 0, or v = 1 with fewer than 9 bytes, TC-22) stays valid.
+func answerValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 	return func(c eno.Candidate) bool {
-		if c.Role != eno.RoleA || tcpcrypt.TEP(c.TEP) != r.TEP {
+		if c.Role != eno.RoleA || !c.Peer.V() || len(c.Peer.Data) < tcpcrypt.ResumeHalf {
 			return true
 		}
-		if !c.Peer.V() || len(c.Peer.Data) < tcpcrypt.ResumeHalf {
-			return true
-		}
-		return r.MatchReply(c.Peer.Byte, c.Peer.Data)
+		return r != nil && tcpcrypt.TEP(c.TEP) == r.TEP && r.MatchReply(c.Peer.Byte, c.Peer.Data)
 	}
 }

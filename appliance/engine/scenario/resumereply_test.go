@@ -126,3 +126,42 @@ func TestResumeReplyMismatch(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeReplyToFreshOffer: G_A offered only a fresh key exchange (no
+// cached secret) and the SYN-ACK's only suboption is a resumption answer
+// (v = 1 and 9 bytes or more: an identifier half and a nonce, RFC 8548
+// §3.5 Figure 3). Nothing was offered that it could answer, so G_A ignores
+// it (docs/protocol.md U-5) and, as it was the only one, leaves TCP-ENO
+// off (TC-24): no Init1, no ENO option, plain TCP with a reason.
+func TestResumeReplyToFreshOffer(t *testing.T) {
+	f := newFixture(t, [2]bool{true, false}, false, nil)
+	w := f.w
+	w.Host(SideA, f.a.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	syn := one(t, "SYN at the far side", w.TakeFar(SideB))
+	if e := syn.ENO(); len(e) != 1 || bytes.Contains(e[0], []byte{0xa3}) {
+		t.Fatalf("SYN's ENO %x: want one option offering no resumption", e)
+	}
+	sub := append([]byte{0xa3}, 1, 2, 3, 4, 5, 6, 7, 8, 9) // v = 1, an identifier half
+	sub = append(sub, 11, 12, 13, 14, 15, 16, 17, 18)      // a nonce
+	opt := append([]byte{69, 0, 0x01}, sub...)
+	opt[1] = byte(len(opt))
+	w.SendFar(SideB, f.b.SYNACK(f.a.ISN, linuxNoNOP, opt))
+	w.Run(latency)
+	one(t, "SYN-ACK at a", w.Take(SideA))
+	n := f.mark(AtoB)
+	w.Host(SideA, f.a.ACK(0, f.b.ISN+1))
+	w.Host(SideA, f.a.Data(0, f.b.ISN+1, []byte("plain after all")))
+	w.Run(latency)
+	for _, s := range f.sentSince(AtoB, n) {
+		if len(s.ENO()) != 0 {
+			t.Fatalf("G_A sent an ENO option after a resumption answer to a fresh offer: %v", s)
+		}
+		if len(s.Payload) != 0 && !bytes.Equal(s.Payload, []byte("plain after all")) {
+			t.Fatalf("G_A sent stream bytes of its own (an Init1?) after a resumption answer to a fresh offer: %v", s)
+		}
+	}
+	if fa := one2(t, w.Flows(SideA)); fa.Encrypted || fa.FallbackReason == "" {
+		t.Fatalf("flow %+v, want plain TCP with a reason", fa)
+	}
+}
