@@ -19,6 +19,13 @@ const custodyHold = 2
 // package doc). It never goes back: custody keeps the highest such ACK.
 func (f *flow) ackToR() int64 {
 	d := &f.rcv
+	if !d.initDone {
+		// R's Init message is ours to consume; nothing of it goes to L.
+		// Its in-order bytes are acknowledged as they come: it may span
+		// segments (RFC 8548 §3.3), and R may wait for this ACK before
+		// it sends the rest (Nagle holding a short tail).
+		return d.rcvW
+	}
 	if d.finW >= 0 {
 		if d.ackH > d.finH {
 			return d.finW + 1

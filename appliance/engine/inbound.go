@@ -149,7 +149,7 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 // them (R's Init message too: the handshake then timed out).
 func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
 	d := &f.rcv
-	delivered, holeFilled := d.sentH, d.held.n > 0
+	delivered, holeFilled, rcvW0 := d.sentH, d.held.n > 0, d.rcvW
 	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -173,6 +173,9 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	}
 	if f.state == stDead {
 		return Forwarded
+	}
+	if !d.initDone && d.rcvW > rcvW0 {
+		e.ackR(f, tx[Outside], nil) // part of R's Init (ackToR)
 	}
 	if holeFilled && !f.sackOK && d.sentH-delivered > releaseMin {
 		d.releaseEnd = d.sentH
