@@ -60,18 +60,7 @@ func TestResumeReplyMismatch(t *testing.T) {
 		w.SendFar(SideB, b2.SYNACK(a2.ISN, linuxNoNOP, opt))
 		w.Run(latency)
 		one(t, "SYN-ACK at a", w.Take(SideA))
-		n := f.mark(AtoB)
-		w.Host(SideA, a2.ACK(0, b2.ISN+1))
-		w.Host(SideA, a2.Data(0, b2.ISN+1, []byte("plain after all")))
-		w.Run(latency)
-		for _, s := range f.sentSince(AtoB, n) {
-			if len(s.ENO()) != 0 {
-				t.Fatalf("G_A sent an ENO option after ignoring the only suboption (TC-24): %v", s)
-			}
-			if len(s.Payload) != 0 && !bytes.Equal(s.Payload, []byte("plain after all")) {
-				t.Fatalf("G_A sent stream bytes of its own (an Init1?) after ignoring the only suboption: %v", s)
-			}
-		}
+		goesPlain(t, f, a2, b2, "after ignoring the only suboption (TC-24)")
 		fa := flowOf(t, w, SideA, 40001)
 		if fa.Encrypted || fa.FallbackReason == "" {
 			t.Fatalf("second flow %+v, want plain TCP with a reason", fa)
@@ -149,19 +138,28 @@ func TestResumeReplyToFreshOffer(t *testing.T) {
 	w.SendFar(SideB, f.b.SYNACK(f.a.ISN, linuxNoNOP, opt))
 	w.Run(latency)
 	one(t, "SYN-ACK at a", w.Take(SideA))
+	goesPlain(t, f, f.a, f.b, "after a resumption answer to a fresh offer")
+	if fa := one2(t, w.Flows(SideA)); fa.Encrypted || fa.FallbackReason == "" {
+		t.Fatalf("flow %+v, want plain TCP with a reason", fa)
+	}
+}
+
+// goesPlain has a send its third segment and data after the SYN-ACK and
+// checks that G_A sent R neither an ENO option nor bytes of its own (an
+// Init1): the connection went on as plain TCP.
+func goesPlain(t *testing.T, f *fixture, a, b *Host, after string) {
+	t.Helper()
+	w := f.w
 	n := f.mark(AtoB)
-	w.Host(SideA, f.a.ACK(0, f.b.ISN+1))
-	w.Host(SideA, f.a.Data(0, f.b.ISN+1, []byte("plain after all")))
+	w.Host(SideA, a.ACK(0, b.ISN+1))
+	w.Host(SideA, a.Data(0, b.ISN+1, []byte("plain after all")))
 	w.Run(latency)
 	for _, s := range f.sentSince(AtoB, n) {
 		if len(s.ENO()) != 0 {
-			t.Fatalf("G_A sent an ENO option after a resumption answer to a fresh offer: %v", s)
+			t.Fatalf("G_A sent an ENO option %s: %v", after, s)
 		}
 		if len(s.Payload) != 0 && !bytes.Equal(s.Payload, []byte("plain after all")) {
-			t.Fatalf("G_A sent stream bytes of its own (an Init1?) after a resumption answer to a fresh offer: %v", s)
+			t.Fatalf("G_A sent stream bytes of its own (an Init1?) %s: %v", after, s)
 		}
-	}
-	if fa := one2(t, w.Flows(SideA)); fa.Encrypted || fa.FallbackReason == "" {
-		t.Fatalf("flow %+v, want plain TCP with a reason", fa)
 	}
 }
