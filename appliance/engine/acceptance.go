@@ -301,7 +301,7 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	if fl&packet.FlagFIN != 0 {
 		segEnd++
 	}
-	keepAlive := n <= 1 && fl&packet.FlagFIN == 0 && w == d.rcvW-1
+	keepAlive := n <= 1 && fl&packet.FlagFIN == 0 && w == d.lastAckW-1
 	switch {
 	case keepAlive:
 	case w > hi || (segEnd > w && w == hi):

@@ -55,16 +55,17 @@
 // rest of the frame, which R will not send without an ACK: a deadlock. So
 // once L has acknowledged every frame opened so far, the appliance
 // acknowledges the in-order wire bytes of the frame the decoder is still
-// assembling, up to two bytes before its end (custody.go). It holds those
+// assembling, up to one byte before its end (custody.go). It holds those
 // bytes itself (the decoder's partial frame: at most one frame, 65,538
 // bytes, per flow) and they never reach L unauthenticated. The frame's end
 // stays unacknowledged until L acknowledges the frame's plaintext, so R's
 // "everything acknowledged" still means L has the data, and R's
 // retransmission of that end re-delivers the plaintext if the inside link
-// lost some (two bytes, because a one-byte retransmission at the end of
-// what arrived looks like a keep-alive probe). The window R gets reaches at
-// least the end of that frame, even when L's window or the re-delivery cap
-// is smaller, since R could never complete the frame otherwise. So an
+// lost some (a one-byte retransmission there is R's data, not a keep-alive
+// probe, which sits one below what R was acknowledged). The window R gets
+// reaches at least the end of that frame, even when L's window or the
+// re-delivery cap is smaller, since R could never complete the frame
+// otherwise. So an
 // opened frame may not fit L's window: its plaintext waits in the
 // re-delivery ring and goes to L as L's ACKs open the window (pushPlain),
 // not when R's retransmission timer, backed off meanwhile, fires; R's

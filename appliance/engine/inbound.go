@@ -61,9 +61,11 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	hostAck := e.wireACK(now, f, p, w, tx)
 	e.closeCheck(now, f)
 	end := w + int64(len(data))
-	if len(data) <= 1 && !fin && w == d.rcvW-1 && d.held.n == 0 {
-		// A keep-alive probe (seq = next-1, 0 or 1 garbage byte): L must
-		// answer it, not the appliance, and the byte is never framed.
+	if len(data) <= 1 && !fin && w == d.lastAckW-1 && d.held.n == 0 {
+		// A keep-alive probe (seq = SND.UNA-1 as R knows it from our
+		// last ACK, 0 or 1 garbage byte): L must answer it, not the
+		// appliance, and the byte is never framed. A byte at rcvW-1
+		// above that is R's data resent (custodyHold).
 		d.answer = true
 		e.c.KeepAlives.Add(1)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, true)
