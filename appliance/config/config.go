@@ -265,7 +265,7 @@ func Default() Config {
 			InitTries:        6,
 			SYNsWithENO:      3,
 			HandshakeTimeout: 30 * time.Second,
-			IdleTimeout:      2 * time.Hour,
+			IdleTimeout:      2*time.Hour + 15*time.Minute,
 			PlainRetention:   5 * time.Minute,
 			// engine.DefaultFrag*.
 			FragmentTimeout:   5 * time.Second,
