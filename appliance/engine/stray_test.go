@@ -318,3 +318,31 @@ func TestStrayICMPQuote(t *testing.T) {
 		t.Fatalf("ICMP error quoting a plain tuple: %v", v)
 	}
 }
+
+// a half-closes and nothing moves for two hours: no rekeying of ours can
+// refresh the record after our FINp, so only the hosts' keep-alives do.
+// b's first keep-alive probe, two hours after the last segment (the
+// default of Linux, Windows and macOS), still finds the record: it is
+// passed to a, not reset as it would be after the record expired.
+func TestHalfClosedSurvivesTwoHourKeepAlive(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("request"), pshF|finF))
+	pr.bAcks(&h, h.aNext)
+	for range 72 {
+		pr.ga.tick(int64(100 * time.Second))
+	}
+	pr.ga.tick(int64(time.Second))
+	if pr.ga.e.NumFlows() != 1 {
+		t.Fatal("G_A forgot the half-closed connection before its hosts' first keep-alive")
+	}
+	// b's probe: one below what it has sent and had acknowledged.
+	_, wire := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-1, h.aNext, ackF, 509, tsOpt(9, 9), nil))
+	toA, back := pr.ga.push(Outside, one(t, "keep-alive on the wire", wire).frame())
+	if len(back) != 0 {
+		t.Fatalf("G_A answered R's keep-alive itself (a reset?): %+v", parse(t, back[0]))
+	}
+	if k := one(t, "keep-alive at a", toA); k.flags&rstF != 0 {
+		t.Fatal("a got a reset")
+	}
+}
