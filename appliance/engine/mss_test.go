@@ -7,9 +7,8 @@ import (
 )
 
 // A jumbo MSS (8960) in the SYN and SYN-ACK while the ports carry 1500-byte
-// packets: the hosts' options pass unchanged toward the far side, but the
-// segment sizes each appliance keeps for the frames it builds fit the MTU
-// (mss.go), and so does the MSS each inside host is told. Without the
+// packets: the hosts' options pass unchanged, but the segment sizes each
+// appliance keeps for the frames it builds fit the MTU (mss.go). Without the
 // cap a frame is built larger than a port carries, or than the TX frame
 // holds, and is never sent: the flow stalls resending it.
 func TestJumboMSSCappedToMTU(t *testing.T) {
@@ -30,17 +29,9 @@ func TestJumboMSSCappedToMTU(t *testing.T) {
 		if s := one(t, "SYN outside", out); mss(s.opts) != 8960 {
 			t.Fatalf("v6=%v: the SYN's MSS became %d; the host's option passes unchanged", v6, mss(s.opts))
 		}
-		toB, _ := gb.push(Outside, out[0])
+		gb.push(Outside, out[0])
 		_, out = gb.push(Inside, mk(b, a, isnB, isnA+1, synF|ackF, 65160, synOpts(8960, 5)))
-		toA, _ := ga.push(Outside, one(t, "SYN-ACK outside", out).frame())
-		// The hosts are told the MSS whose segments, sealed, fit a port:
-		// told 8940, they would send full 1448-byte segments, each then
-		// two frames on the wire (1428 bytes and 20).
-		for _, s := range []segv{one(t, "SYN at b", toB), one(t, "SYN-ACK at a", toA)} {
-			if got := mss(s.opts); got != uint16(want-20) {
-				t.Errorf("v6=%v: MSS %d told to an inside host, want %d", v6, got, want-20)
-			}
-		}
+		ga.push(Outside, one(t, "SYN-ACK outside", out).frame())
 		for _, g := range []*gw{ga, gb} {
 			for _, f := range g.e.flows {
 				if f.segR() > want || f.segL() > want {

@@ -335,13 +335,10 @@ func (e *Engine) synDataCheck(f *flow, v Verdict, p *packet.Packet, to TxSink) V
 }
 
 // clamp lowers the MSS in a SYN or SYN-ACK going to the inside host by the
-// frame overhead, so that a full host segment plus 20 bytes fits the wire:
-// the far side's MSS, or what the ports carry when that is less (a far
-// side announcing a jumbo MSS would otherwise have the host send segments
-// that each leave as two frames).
+// frame overhead, so that a full host segment plus 20 bytes fits the wire.
 func (e *Engine) clamp(f *flow, p *packet.Packet) {
-	if m := f.capped(f.mssR); m > tcpcrypt.Overhead {
-		p.ClampMSS(uint16(m - tcpcrypt.Overhead))
+	if f.mssR > tcpcrypt.Overhead {
+		p.ClampMSS(f.mssR - tcpcrypt.Overhead)
 	}
 }
 
