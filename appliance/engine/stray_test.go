@@ -345,4 +345,7 @@ func TestHalfClosedSurvivesTwoHourKeepAlive(t *testing.T) {
 	if k := one(t, "keep-alive at a", toA); k.flags&rstF != 0 {
 		t.Fatal("a got a reset")
 	}
+	if n := pr.ga.e.Counters().KeepAlives.Load(); n != 1 {
+		t.Fatalf("G_A counted %d keep-alives, want the probe", n)
+	}
 }
