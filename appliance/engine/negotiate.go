@@ -9,7 +9,7 @@ import (
 // settings returns the TCP-ENO settings of a new flow: the configured TEPs,
 // most preferred first (eno writes them in reverse, ENO-D3).
 func (e *Engine) settings() *eno.Settings {
-	s := &eno.Settings{Offers: make([]eno.Offer, len(e.cfg.TEPs)), Valid: answerValid(nil)}
+	s := &eno.Settings{Offers: make([]eno.Offer, len(e.cfg.TEPs)), Valid: noResumptionOffered}
 	for i, t := range e.cfg.TEPs {
 		s.Offers[i] = eno.Offer{TEP: eno.TEP(t)}
 	}

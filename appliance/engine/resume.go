@@ -96,3 +96,6 @@ func answerValid(r *tcpcrypt.Resumption) eno.ValidFunc {
 		return r != nil && tcpcrypt.TEP(c.TEP) == r.TEP && r.MatchReply(c.Peer.Byte, c.Peer.Data)
 	}
 }
+
+// noResumptionOffered is answerValid(nil), made once rather than per SYN.
+var noResumptionOffered = answerValid(nil)
