@@ -9,18 +9,19 @@ import (
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
-// PortMTU is the largest IP packet the appliance may send or expect on
-// cfg's ports: the smaller of the two interfaces' MTUs, and no more than a TX
-// frame holds after an Ethernet header and one VLAN tag. No segment the
-// engine builds is larger (engine.Deps.MTU).
-func PortMTU(cfg config.Config) (int, error) {
-	mtu := cfg.FrameSize - xsk.Headroom - 14 - 4
+// PortMTUs is the largest IP packet the appliance may send or expect on
+// each of cfg's ports (indexed by bump.PortID): the interface's MTU, and no
+// more than a TX frame holds after an Ethernet header and one VLAN tag. No
+// segment the engine builds toward a port is larger (engine.Deps.MTU), and
+// the outside one bounds the MSS inside hosts are told.
+func PortMTUs(cfg config.Config) ([2]int, error) {
+	var mtu [2]int
 	for i, name := range []string{cfg.Inside, cfg.Outside} {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
-			return 0, fmt.Errorf("%s interface %q: %w", bump.PortID(i), name, ErrNoInterface)
+			return mtu, fmt.Errorf("%s interface %q: %w", bump.PortID(i), name, ErrNoInterface)
 		}
-		mtu = min(mtu, ifi.MTU)
+		mtu[i] = min(cfg.FrameSize-xsk.Headroom-14-4, ifi.MTU)
 	}
 	return mtu, nil
 }

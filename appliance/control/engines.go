@@ -32,8 +32,8 @@ type Engines struct {
 	// Deps.KeyLog (debugging decryption; off by default).
 	KeyLog func(engine.KeyLogEntry)
 	// MTU, when set before the workers start, is every engine's Deps.MTU
-	// (afxdp.PortMTU: the cap on the segments the engines build).
-	MTU int
+	// (afxdp.PortMTUs: each port's cap on the segments the engines build).
+	MTU [2]int
 
 	mu   sync.Mutex
 	list []*engine.Engine

@@ -206,7 +206,7 @@
 //	timers.go      Tick and each flow's timers (tickFlow)
 //	ecn.go         ECN signals across an encrypted flow (RFC 3168)
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
-//	               MSS cap to the ports' MTU (Deps.MTU)
+//	               MSS cap to each port's MTU (Deps.MTU)
 //	frag.go        IP fragments of negotiated connections
 //	flood.go       the memory budget, the embryonic list, SYN shedding
 //	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts

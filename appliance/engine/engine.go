@@ -86,10 +86,12 @@ type Deps struct {
 	// encrypted connection and key generation, with the keys: for
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
-	// MTU is the largest IP packet both ports carry: the smaller port MTU,
-	// and no more than a TX frame holds. No segment the engine builds is
-	// larger, whatever MSS the hosts announce (mss.go). 0: no limit.
-	MTU int
+	// MTU is the largest IP packet each port carries (indexed by PortID:
+	// the interface's MTU, and no more than a TX frame holds). No segment
+	// the engine builds toward a port is larger, whatever MSS the hosts
+	// announce, and inside hosts are told an MSS whose full segments,
+	// sealed, fit the outside port (mss.go). 0: no limit.
+	MTU [2]int
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.

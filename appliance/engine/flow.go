@@ -154,17 +154,17 @@ type flow struct {
 
 	isnL, isnR uint32
 	mssL, mssR uint16
-	pmssL      uint16 // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
-	pmssR      uint16 // the same toward R, from the outside
-	pmtuAt     int64  // when a packet-too-big last lowered pmssL or pmssR
-	capMSS     uint16 // the largest segment the ports carry, 0 if no cap (mss.go)
-	tsL, tsR   uint32 // latest TSval from L and from R
-	ecrL, ecrR uint32 // latest TSecr from L and from R
-	tsOK       bool   // both SYNs carried timestamps (RFC 7323)
-	sackOK     bool   // both SYNs carried SACK-permitted (RFC 2018 §2)
-	wsR        uint8  // R's window shift, when both SYNs had window scale
-	wsL        int8   // L's shift from its SYN (-1: none)
-	wsLe       uint8  // L's window shift in effect (both SYNs had window scale)
+	pmssL      uint16    // segment size toward L after an inside packet-too-big, 0 if none (pmtu.go)
+	pmssR      uint16    // the same toward R, from the outside
+	pmtuAt     int64     // when a packet-too-big last lowered pmssL or pmssR
+	capMSS     [2]uint16 // the largest segment each port carries, 0 if no cap (mss.go)
+	tsL, tsR   uint32    // latest TSval from L and from R
+	ecrL, ecrR uint32    // latest TSecr from L and from R
+	tsOK       bool      // both SYNs carried timestamps (RFC 7323)
+	sackOK     bool      // both SYNs carried SACK-permitted (RFC 2018 §2)
+	wsR        uint8     // R's window shift, when both SYNs had window scale
+	wsL        int8      // L's shift from its SYN (-1: none)
+	wsLe       uint8     // L's window shift in effect (both SYNs had window scale)
 	winL, winR uint16
 	toR, toL   tmpl
 

@@ -1,28 +1,35 @@
 package engine
 
-// mssCap is the largest segment that fits Deps.MTU: the MTU less a base IP
-// header and a TCP header without options, as a host derives its MSS from
-// its interface (RFC 9293 §3.7.1, RFC 6691). The flow's segment sizes never
-// exceed it (segR, segL), whatever MSS a host announces: a far side
-// announcing a jumbo MSS would otherwise get frames no port carries, and a
-// frame larger than the TX buffer is never sent at all, so the flow would
-// stall resending it. The hosts' own MSS options pass unchanged: a host
-// never sends more than its link, which is the port's, carries.
-func (e *Engine) mssCap(v4 bool) uint16 {
-	if e.deps.MTU <= 0 {
+// mssCaps are the largest segments that fit each port (Deps.MTU): the
+// port's MTU less a base IP header and a TCP header without options, as a
+// host derives its MSS from its interface (RFC 9293 §3.7.1, RFC 6691); 0
+// where there is no cap. The flow's segment sizes never exceed them (segL
+// by the inside port's, segR by the outside port's), whatever MSS a host
+// announces: a far side announcing a jumbo MSS would otherwise get frames
+// no port carries, and a frame larger than the TX buffer is never sent at
+// all, so the flow would stall resending it. The hosts' own MSS options
+// pass unchanged toward the far side; toward an inside host the MSS is
+// lowered by the frame overhead, below the outside port's cap (clamp).
+func (e *Engine) mssCaps(v4 bool) [2]uint16 {
+	return [2]uint16{mtuMSS(e.deps.MTU[Inside], v4), mtuMSS(e.deps.MTU[Outside], v4)}
+}
+
+// mtuMSS is the MSS of a link of mtu bytes (0: no cap).
+func mtuMSS(mtu int, v4 bool) uint16 {
+	if mtu <= 0 {
 		return 0 // no cap
 	}
 	ip := 40
 	if v4 {
 		ip = 20
 	}
-	return uint16(min(max(e.deps.MTU-ip-20, minMSS), 0xffff))
+	return uint16(min(max(mtu-ip-20, minMSS), 0xffff))
 }
 
-// capped is m, or the flow's cap when that is smaller.
-func (f *flow) capped(m uint16) int {
-	if f.capMSS != 0 && f.capMSS < m {
-		return int(f.capMSS)
+// capped is m, or the cap of the port toward `to` when that is smaller.
+func (f *flow) capped(m uint16, to PortID) int {
+	if c := f.capMSS[to]; c != 0 && c < m {
+		return int(c)
 	}
 	return int(m)
 }

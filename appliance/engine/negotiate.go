@@ -335,10 +335,13 @@ func (e *Engine) synDataCheck(f *flow, v Verdict, p *packet.Packet, to TxSink) V
 }
 
 // clamp lowers the MSS in a SYN or SYN-ACK going to the inside host by the
-// frame overhead, so that a full host segment plus 20 bytes fits the wire.
+// frame overhead, so that a full host segment plus 20 bytes fits the wire:
+// below R's MSS, and below what the outside port carries (a far side that
+// announces a jumbo MSS behind a 1500-byte link would otherwise have the
+// host send segments that each become two frames).
 func (e *Engine) clamp(f *flow, p *packet.Packet) {
-	if f.mssR > tcpcrypt.Overhead {
-		p.ClampMSS(f.mssR - tcpcrypt.Overhead)
+	if m := f.capped(f.mssR, Outside); m > tcpcrypt.Overhead {
+		p.ClampMSS(uint16(m - tcpcrypt.Overhead))
 	}
 }
 

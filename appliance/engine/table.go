@@ -26,7 +26,7 @@ func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
 	if k.in.Addr().Is6() {
 		f.mssL, f.mssR = 1220, 1220
 	}
-	f.capMSS = e.mssCap(k.in.Addr().Is4())
+	f.capMSS = e.mssCaps(k.in.Addr().Is4())
 	f.setCaps(&e.cfg)
 	f.enc.store.mem, f.enc.pre.mem, f.rcv.reasm.mem, f.rcv.plain.mem = e.mem, e.mem, e.mem, e.mem
 	f.enc.frames.mem, f.rcv.frames.mem = e.mem, e.mem

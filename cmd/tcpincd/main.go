@@ -414,10 +414,10 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 		return nil, closeAll, err
 	}
 	closers = append(closers, engines.Close)
-	if engines.MTU, err = afxdp.PortMTU(cfg); err != nil {
+	if engines.MTU, err = afxdp.PortMTUs(cfg); err != nil {
 		return nil, closeAll, err
 	}
-	log.Info("segment size cap", "mtu", engines.MTU)
+	log.Info("segment size cap", "inside_mtu", engines.MTU[bump.Inside], "outside_mtu", engines.MTU[bump.Outside])
 	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 	if cfg.PinDir != "" {
 		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)

@@ -5,10 +5,11 @@
 //	                                  hF (far host, no appliance in front)
 //
 // With Options.InsideRouterMTU, side A has a router of its own between hA
-// and gwA, whose link toward the appliance (gwA's segment, up to rtr) has a
-// smaller MTU than hA's: it fragments what hA sends without DF.
+// and gwA, whose link toward the appliance (up to gwA's inside port) has a
+// smaller MTU than hA's and than the untrusted link's: it fragments what hA
+// sends without DF.
 //
-//	hA —veth— rA —veth (smaller MTU)— [gwA: in | out] —veth (same)— rtr ...
+//	hA —veth— rA —veth (smaller MTU)— [gwA: in | out] —veth (MTU)— rtr ...
 //
 // hA, hB and hF are hosts with one interface, eth0. rtr is the untrusted
 // network: it routes between the sides and is where loss (nftables numgen
@@ -116,9 +117,10 @@ type Options struct {
 	// MTU of every link (default 1500).
 	MTU int
 	// InsideRouterMTU, if set, puts router rA between hA and gwA: hA's link
-	// to rA has MTU, and rA's link toward the appliance (gwA's two ports
-	// and rtr's leg toward gwA, one segment through the bump) this smaller
-	// MTU, so rA fragments what hA sends without DF. Not in ModeRouted.
+	// to rA has MTU, and rA's link toward the appliance (to gwA's inside
+	// port) this smaller MTU, so rA fragments what hA sends without DF;
+	// gwA's outside link has MTU, and gwA tells hA an MSS that fits it.
+	// Not in ModeRouted.
 	InsideRouterMTU int
 	// VLAN adds VLAN 100 sub-interfaces on hA, rtr:toA, rtr:toB and hB with
 	// their own subnets, so tagged frames cross the appliances.
@@ -285,10 +287,6 @@ func (t *Topology) build() error {
 			}
 		}
 	}
-	segA := o.MTU // gwA's segment
-	if o.InsideRouterMTU != 0 {
-		segA = o.InsideRouterMTU
-	}
 	type link struct {
 		a   Node
 		ia  string
@@ -298,13 +296,13 @@ func (t *Topology) build() error {
 	}
 	links := []link{
 		{HostA, HostIface, GwA, InsidePort, o.MTU},
-		{GwA, OutsidePort, Router, RouterToA, segA},
+		{GwA, OutsidePort, Router, RouterToA, o.MTU},
 		{Router, RouterToB, GwB, OutsidePort, o.MTU},
 		{GwB, InsidePort, HostB, HostIface, o.MTU},
 		{Router, RouterToF, HostF, HostIface, o.MTU},
 	}
 	if o.InsideRouterMTU != 0 {
-		links[0] = link{InsideRouter, InsideToGw, GwA, InsidePort, segA}
+		links[0] = link{InsideRouter, InsideToGw, GwA, InsidePort, o.InsideRouterMTU}
 		links = append(links, link{HostA, HostIface, InsideRouter, InsideToH, o.MTU})
 	}
 	for _, l := range links {
