@@ -23,7 +23,10 @@
 // [PrepareGSO] sets the IP length and the pseudo-header sum of a frame with
 // any amount of TCP payload and returns the header that makes the kernel cut
 // it into segments of gso_size payload bytes and fill in every checksum
-// (in software if the device has no TSO, in the NIC otherwise). [Segment]
+// (in software if the device has no TSO, in the NIC otherwise; with
+// PACKET_QDISC_BYPASS the kernel cannot segment in software and drops the
+// frame, so the first such drop turns the bypass off: Options.QdiscBypass).
+// [Segment]
 // does the same cut in software, for a far side that must see MTU-sized
 // frames from user space.
 //

@@ -28,8 +28,13 @@ type Options struct {
 	// out whole. Without it, frames are plain and no larger than the MTU.
 	VnetHdr bool
 	// QdiscBypass turns on PACKET_QDISC_BYPASS: frames go to the driver
-	// directly, without the interface's qdisc (no queueing, no backpressure:
-	// a busy driver drops, counted in Stats.TxDropped).
+	// directly, without the interface's qdisc (no queueing, no backpressure).
+	// The kernel then drops what the device cannot take as it is: a GSO
+	// frame it cannot segment itself (no TSO, TSO6 or TSO_ECN where the
+	// frame needs it, or as long as its gso_max_size), which the queueing
+	// path would have segmented in software, and any frame while the
+	// driver is busy. The first such drop turns the bypass off for good
+	// and the frame is sent again (Stats.BypassOff).
 	QdiscBypass bool
 	// Batch is the most frames one Read or Write moves (DefaultBatch if 0).
 	Batch int
@@ -50,6 +55,7 @@ type Stats struct {
 	TxBytes       uint64
 	TxDropped     uint64 // frames the device dropped (ENOBUFS)
 	TxErrors      uint64 // frames the kernel refused (a bad header, too long without GSO)
+	BypassOff     uint64 // 1 once a drop turned PACKET_QDISC_BYPASS off (Options.QdiscBypass)
 }
 
 // Socket is one AF_PACKET socket bound to one interface. Its receive half
@@ -70,6 +76,8 @@ type Socket struct {
 
 	rxFrames, rxBytes, rxTrunc, rxKDrops atomic.Uint64
 	txFrames, txBytes, txDropped, txErr  atomic.Uint64
+	bypass                               bool // PACKET_QDISC_BYPASS is on (the send half's)
+	bypassOff                            atomic.Uint64
 }
 
 // ErrClosed is returned by a Socket's methods after Close.
@@ -121,6 +129,7 @@ func Open(ifindex int, o Options) (*Socket, error) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 			return fail("PACKET_QDISC_BYPASS", err)
 		}
+		s.bypass = true
 	}
 	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], o.BufBytes) != nil {
@@ -328,6 +337,13 @@ func (s *Socket) sendmmsg(n int, size func(i int) int) (int, error) {
 			s.addTx(sent, bytes)
 			return done, ErrClosed
 		case unix.ENOBUFS:
+			if s.bypass && unix.SetsockoptInt(s.fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 0) == nil {
+				// Options.QdiscBypass: the queueing path carries what the
+				// bypass dropped. The same frame again, that way.
+				s.bypass = false
+				s.bypassOff.Add(1)
+				continue
+			}
 			s.txDropped.Add(1)
 		default:
 			s.txErr.Add(1)
@@ -426,6 +442,7 @@ func (s *Socket) Stats() Stats {
 		RxFrames: s.rxFrames.Load(), RxBytes: s.rxBytes.Load(), RxTruncated: s.rxTrunc.Load(),
 		RxKernelDrops: s.rxKDrops.Load(),
 		TxFrames:      s.txFrames.Load(), TxBytes: s.txBytes.Load(), TxDropped: s.txDropped.Load(), TxErrors: s.txErr.Load(),
+		BypassOff: s.bypassOff.Load(),
 	}
 }
 

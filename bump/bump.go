@@ -78,6 +78,14 @@ type Desc struct {
 	Tail []byte
 }
 
+// MaxSuperFrame is the longest super-frame (Desc.GSO) a sender builds or
+// a port merges frames into: 65535 bytes from the Ethernet header on.
+// Linux segments a GSO packet as long as its device's gso_max_size (65536
+// by default) or longer in software (gso_features_check), and a socket
+// that bypasses the queueing layer cannot have that done: the kernel drops
+// the frame (PACKET_QDISC_BYPASS, __dev_direct_xmit).
+const MaxSuperFrame = 65535
+
 // Csum is the state of a frame's L4 checksum (Desc.Csum), as a port with
 // checksum offload knows it (package appliance/afpacketport: the
 // virtio_net_hdr's NEEDS_CSUM and DATA_VALID).

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // Merging adjacent one-segment frames of a TCP flow into one super-frame
@@ -97,7 +98,7 @@ func (r *run) join(f []byte, partial bool) bool {
 		return false
 	}
 	n := p.PayloadLen()
-	if n == 0 || n > r.mss || r.ipLen+n > maxIPLen {
+	if n == 0 || n > r.mss || r.ipLen+n > maxIPLen || r.p.L3+r.ipLen+n > bump.MaxSuperFrame {
 		return false
 	}
 	h, l3, l4 := r.head, p.L3, p.L4

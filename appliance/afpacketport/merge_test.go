@@ -63,6 +63,10 @@ func TestMergeFrames(t *testing.T) {
 		{"pure ACKs", flowOf(base, 0, 0, 0), "[1 1 1]"},
 		{"64 KiB cap", flowOf(base, repeat(1448, 50)...), "[45 5]"},
 		{"64 KiB exactly", flowOf(seg{seq: 9, ack: 9, id: 1}, repeat(65535-40, 1)...), "[1]"},
+		// 48 segments of 1364 would be an IP packet of 65,524 bytes but a
+		// frame of 65,538: past bump.MaxSuperFrame, which the kernel
+		// would segment in software and a bypassing socket drops.
+		{"frame length cap", flowOf(base, repeat(1364, 50)...), "[47 3]"},
 		{"one-byte segments", flowOf(base, 1, 1, 1, 1), "[4]"},
 	}
 	for _, c := range cases {

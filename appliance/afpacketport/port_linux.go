@@ -22,7 +22,8 @@ type Options struct {
 	// Batch is the most frames one recvmmsg or sendmmsg moves
 	// (afpacket.DefaultBatch if 0).
 	Batch int
-	// QdiscBypass sends frames straight to the driver (PACKET_QDISC_BYPASS).
+	// QdiscBypass sends frames straight to the driver (PACKET_QDISC_BYPASS)
+	// until the device drops one (afpacket.Options.QdiscBypass).
 	QdiscBypass bool
 }
 
@@ -66,6 +67,7 @@ type Stats struct {
 	TxTails              uint64 // super-frames whose payload the sender lent (bump.Desc.Tail)
 	TxDropped            uint64 // frames the device dropped (ENOBUFS)
 	TxErrors             uint64 // frames the kernel refused, frames committed empty, super-segments that are not TCP
+	BypassOff            uint64 // sockets whose queue bypass a drop turned off (afpacket.Options.QdiscBypass)
 }
 
 // Add adds o's counters to s (the sockets of one interface).
@@ -85,6 +87,7 @@ func (s *Stats) Add(o Stats) {
 	s.TxTails += o.TxTails
 	s.TxDropped += o.TxDropped
 	s.TxErrors += o.TxErrors
+	s.BypassOff += o.BypassOff
 }
 
 // Port is one AF_PACKET socket with PACKET_VNET_HDR on one interface, with
@@ -622,6 +625,7 @@ func (p *Port) Stats() Stats {
 		TxTails:              p.txTail.Load(),
 		TxDropped:            s.TxDropped,
 		TxErrors:             s.TxErrors + p.txBad.Load(),
+		BypassOff:            s.BypassOff,
 	}
 }
 

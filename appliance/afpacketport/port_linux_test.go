@@ -499,3 +499,59 @@ func TestWaitPair(t *testing.T) {
 		t.Error("WaitPair with a port of another kind claimed it")
 	}
 }
+
+// TestTransmitBypassFallsBack: with the queue bypass (what tcpincd opens),
+// the kernel drops a super-segment the device would have to segment in
+// software: x without TSO, or a frame as long as x's gso_max_size (65536).
+// The port turns the bypass off at that first drop and sends the frame
+// again through the queueing layer, which segments it: y gets every
+// segment, nothing is counted dropped, and later super-segments go the
+// same way.
+func TestTransmitBypassFallsBack(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		tsoOff  bool
+		payload int
+		gso     int
+	}{
+		{"device without TSO", true, 5000, 1448},
+		{"frame of 65,549 bytes", false, 65495, 1364},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			newPair(t)
+			if c.tsoOff {
+				ethtoolK(t, nsPkt, "x", "tso", "off", "gso", "off")
+			}
+			px := openPort(t, nsPkt, "x", Options{Slots: 32, QdiscBypass: true})
+			y := openSocket(t, nsPkt, "y", afpacket.Options{})
+			for i := range 2 {
+				super := seg{seq: uint32(1000 + i*c.payload), ack: 9, id: 80, payload: c.payload}.build()
+				transmit(t, px, [][]byte{super}, []uint16{uint16(c.gso)})
+				segs := make([][]byte, 64)
+				for j := range segs {
+					segs[j] = make([]byte, 2000)
+				}
+				sizes := make([]int, len(segs))
+				k, err := afpacket.Segment(append([]byte{}, super...), c.gso, segs, sizes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := readAll(t, y, 0, k)
+				if len(got) != k {
+					t.Fatalf("super-segment %d: y read %d frames, want %d; x %+v", i, len(got), k, px.Stats())
+				}
+				for j := range k {
+					// x's checksum offload may leave the TCP sum partial:
+					// the payload and the other headers are what counts.
+					setSums(got[j], 14, 34, len(got[j]), false)
+					if !sameFrame(got[j], segs[j][:sizes[j]]) {
+						t.Fatalf("super-segment %d, segment %d differs", i, j)
+					}
+				}
+			}
+			if st := px.Stats(); st.BypassOff != 1 || st.TxDropped != 0 || st.TxErrors != 0 || st.TxFrames != 2 {
+				t.Errorf("stats %+v, want the bypass turned off once, 2 frames sent, none dropped", st)
+			}
+		})
+	}
+}

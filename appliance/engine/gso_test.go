@@ -190,3 +190,38 @@ func withoutPSH(t *testing.T, frame []byte) []byte {
 	p.FixL4Checksum()
 	return f
 }
+
+// With hosts that announce MSS 1376, a frame carries 1344 data bytes and
+// a super-frame's segments are 1364 bytes: 48 of them, with the headers,
+// are 65,538 bytes, within the IP length field but past the 65,535 the
+// kernel segments in the device (bump.MaxSuperFrame); the AF_PACKET port,
+// bypassing the queueing layer, would lose such a frame, and its resends
+// too. Every super-frame both ways stays within it (the GSO sinks refuse
+// larger ones), and b gets every byte.
+func TestSuperFramesWithinGSOMax(t *testing.T) {
+	cfg := Config{TEPs: testTEPs}
+	g := handshakeMSS(t, newGW(t, cfg), newGW(t, cfg), 1376)
+	_, gaOut := withSinks(g.ga, true)
+	gbIn, _ := withSinks(g.gb, true)
+	h := newHosts()
+	data := markerData(65000)
+	_, wire := g.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, tsOpt(g.tsA+1, g.tsB), data))
+	if gaOut.supers < 2 {
+		t.Fatalf("G_A sent %d super-frames toward R, want the 65,000 bytes in at least two", gaOut.supers)
+	}
+	var atB [][]byte
+	for i := 0; i < len(wire); i += 40 {
+		in, _ := g.gb.push(Outside, coalesced(t, wire[i:min(i+40, len(wire))]))
+		atB = append(atB, in...)
+	}
+	if gbIn.supers == 0 {
+		t.Fatal("G_B sent b no super-frame")
+	}
+	var got []byte
+	for _, f := range atB {
+		got = append(got, parse(t, f).payload...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("b got %d bytes, not the %d a sent", len(got), len(data))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/bump"
 	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
@@ -99,6 +100,9 @@ func (s *gsoTestSink) CommitTail(n int, tail []byte, gso int) {
 	if !s.tails || len(tail) == 0 || n+len(tail) > len(s.buf) {
 		panic("CommitTail the sink does not take")
 	}
+	if n+len(tail) > bump.MaxSuperFrame {
+		panic(fmt.Sprintf("a super-frame of %d bytes: the kernel would segment it in software, which the port's queue bypass drops", n+len(tail)))
+	}
 	s.lent = append(s.lent, lentFrame{at: len(s.out), head: slices.Clone(s.buf[:n]), tail: tail, gso: gso})
 	s.out = append(s.out, nil)
 	s.supers++
@@ -114,6 +118,9 @@ func (s *gsoTestSink) CommitPartial(n int) {
 }
 
 func (s *gsoTestSink) CommitGSO(n, gso int) {
+	if n > bump.MaxSuperFrame {
+		panic(fmt.Sprintf("a super-frame of %d bytes: the kernel would segment it in software, which the port's queue bypass drops", n))
+	}
 	segs, err := cutSuperFrame(s.buf[:n], gso)
 	if err != nil {
 		panic(fmt.Sprintf("CommitGSO of a frame the port refuses: %v", err))

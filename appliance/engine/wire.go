@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // tmplCap bounds the link, IP and TCP fixed headers the engine can copy
@@ -246,13 +247,15 @@ func (t *tmpl) headerLen(s *seg) int { return t.l4 + 20 + (len(s.opts)+3)&^3 }
 
 // superRoom is how many payload bytes a super-frame built by t into a buffer
 // of size bytes, with headers of hl bytes, carries in whole segments of gso
-// bytes: as many as fit the buffer and the IP length field.
+// bytes: as many as fit the buffer, the IP length field and
+// bump.MaxSuperFrame (a longer one the kernel would cut in software, which
+// the AF_PACKET port's queue bypass cannot have done).
 func (t *tmpl) superRoom(size, hl, gso int) int {
 	most := t.l3 + 0xffff // IPv4's total length counts its header
 	if !t.v4 {
 		most += 40 // IPv6's payload length does not
 	}
-	room := min(size, most) - hl
+	room := min(size, most, bump.MaxSuperFrame) - hl
 	return max(room-room%gso, 0)
 }
 

@@ -149,6 +149,7 @@ type encOpts struct {
 	impair  bool   // splice the impairment bump into the untrusted link
 	inside  bool   // splice it into the inside link, between hA and gwA, instead
 	mtu     int    // every link's MTU (0: 1500)
+	sideB   int    // side B's links' MTU instead (0: mtu)
 	vlan    bool   // VLAN 100 sub-interfaces on hA and hB (and rtr): tagged traffic through both appliances
 }
 
@@ -176,7 +177,7 @@ func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 	}
 	lockPrefix(t, encPrefix)
 	_ = topology.Down(encPrefix)
-	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: o.net, Mode: topology.ModeBare, Queues: o.queues, MTU: o.mtu, VLAN: o.vlan})
+	e.topo, err = topology.Up(topology.Options{Prefix: encPrefix, Net: o.net, Mode: topology.ModeBare, Queues: o.queues, MTU: o.mtu, SideBMTU: o.sideB, VLAN: o.vlan})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,52 @@ func TestJumboMTU(t *testing.T) {
 		t.Logf("%s: %d jumbo frames on the untrusted link", c.what, k)
 		if k == 0 {
 			t.Errorf("%s: no frame above the 1500-byte MTU crossed the untrusted link: the test proves nothing", c.what)
+		}
+	}
+}
+
+// TestJumboFarSide: side B is a data centre with jumbo frames (hB, gwB and
+// rtr's leg toward them at MTU 9000); side A and its leg of the untrusted
+// network have 1500. hB announces MSS 8960 (8940 over IPv6). gwA must tell
+// hA what its outside link carries less the frame overhead, 1440 (IPv6
+// 1420), not hB's MSS less 20: told 8940, hA, bound only by its own
+// 1500-byte link, sends 1448-byte segments, and each one sealed is 20 bytes
+// too large for the untrusted link, so gwA cuts it into two frames. Checked
+// where it shows, at hA: the MSS in the SYN-ACKs hA gets, and the size of
+// hA's data segments; the transfers arrive whole, encrypted.
+func TestJumboFarSide(t *testing.T) {
+	e := newEncEnvOpts(t, encOpts{net: 80, sideB: 9000})
+	atA := filepath.Join(t.TempDir(), "hA.pcapng")
+	c, err := e.topo.StartCaptureOn(topology.HostA, atA, topology.HostIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8 << 20
+	e.encryptedToB(t, e.streamB, 5001, n, 2*time.Minute)
+	if _, err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	keepCapture(t, atA)
+	a := e.topo.Addr(topology.HostA)
+	for _, f := range []struct {
+		name, src  string
+		told, data int // told MSS, and hA's largest data segment with timestamps
+	}{
+		{"IPv4", "ip.src == " + a.V4.String(), 1440, 1428},
+		{"IPv6", "ipv6.src == " + a.V6.String(), 1420, 1408},
+	} {
+		synAck := "tcp.flags.syn == 1 && tcp.flags.ack == 1 && !(" + f.src + ")"
+		if k := tsharkCount(t, atA, synAck+" && tcp.options.mss_val == "+fmt.Sprint(f.told)); k == 0 {
+			t.Errorf("%s: no SYN-ACK told hA MSS %d", f.name, f.told)
+		}
+		if k := tsharkCount(t, atA, synAck+" && tcp.options.mss_val != "+fmt.Sprint(f.told)); k != 0 {
+			t.Errorf("%s: %d SYN-ACKs told hA another MSS than %d", f.name, k, f.told)
+		}
+		full := tsharkCount(t, atA, f.src+" && tcp.len == "+fmt.Sprint(f.data))
+		over := tsharkCount(t, atA, f.src+" && tcp.len > "+fmt.Sprint(f.data))
+		t.Logf("%s: hA sent %d segments of %d data bytes, %d larger", f.name, full, f.data, over)
+		if full < n/f.data/2 || over != 0 {
+			t.Errorf("%s: hA sent %d full segments of %d bytes and %d larger; want most of %d bytes in full ones and none larger", f.name, full, f.data, over, n)
 		}
 	}
 }

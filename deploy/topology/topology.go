@@ -116,6 +116,10 @@ type Options struct {
 	Mode Mode
 	// MTU of every link (default 1500).
 	MTU int
+	// SideBMTU, if set, is the MTU of side B's links instead (hB—gwB and
+	// gwB—rtr): a far site with jumbo frames behind an untrusted network
+	// whose side A has MTU. rtr routes between the two.
+	SideBMTU int
 	// InsideRouterMTU, if set, puts router rA between hA and gwA: hA's link
 	// to rA has MTU, and rA's link toward the appliance (to gwA's inside
 	// port) this smaller MTU, so rA fragments what hA sends without DF;
@@ -198,6 +202,9 @@ func (o *Options) fill() error {
 	}
 	if o.MTU < 1280 || o.MTU > 65535 {
 		return fmt.Errorf("topology: MTU %d out of range 1280..65535 (IPv6 needs 1280)", o.MTU)
+	}
+	if o.SideBMTU != 0 && (o.SideBMTU < 1280 || o.SideBMTU > 65535) {
+		return fmt.Errorf("topology: side B MTU %d out of range 1280..65535", o.SideBMTU)
 	}
 	if o.InsideRouterMTU != 0 && (o.InsideRouterMTU < 1280 || o.InsideRouterMTU >= o.MTU || o.Mode == ModeRouted) {
 		return fmt.Errorf("topology: inside router MTU %d: must be 1280..%d, not in routed mode", o.InsideRouterMTU, o.MTU-1)
@@ -294,11 +301,15 @@ func (t *Topology) build() error {
 		ib  string
 		mtu int
 	}
+	sideB := o.MTU
+	if o.SideBMTU != 0 {
+		sideB = o.SideBMTU
+	}
 	links := []link{
 		{HostA, HostIface, GwA, InsidePort, o.MTU},
 		{GwA, OutsidePort, Router, RouterToA, o.MTU},
-		{Router, RouterToB, GwB, OutsidePort, o.MTU},
-		{GwB, InsidePort, HostB, HostIface, o.MTU},
+		{Router, RouterToB, GwB, OutsidePort, sideB},
+		{GwB, InsidePort, HostB, HostIface, sideB},
 		{Router, RouterToF, HostF, HostIface, o.MTU},
 	}
 	if o.InsideRouterMTU != 0 {
