@@ -76,13 +76,13 @@ func TestJumboFarSide(t *testing.T) {
 	keepCapture(t, atA)
 	a := e.topo.Addr(topology.HostA)
 	for _, f := range []struct {
-		name, src  string
-		told, data int // told MSS, and hA's largest data segment with timestamps
+		name, src, dst string
+		told, data     int // told MSS, and hA's largest data segment with timestamps
 	}{
-		{"IPv4", "ip.src == " + a.V4.String(), 1440, 1428},
-		{"IPv6", "ipv6.src == " + a.V6.String(), 1420, 1408},
+		{"IPv4", "ip.src == " + a.V4.String(), "ip.dst == " + a.V4.String(), 1440, 1428},
+		{"IPv6", "ipv6.src == " + a.V6.String(), "ipv6.dst == " + a.V6.String(), 1420, 1408},
 	} {
-		synAck := "tcp.flags.syn == 1 && tcp.flags.ack == 1 && !(" + f.src + ")"
+		synAck := "tcp.flags.syn == 1 && tcp.flags.ack == 1 && " + f.dst
 		if k := tsharkCount(t, atA, synAck+" && tcp.options.mss_val == "+fmt.Sprint(f.told)); k == 0 {
 			t.Errorf("%s: no SYN-ACK told hA MSS %d", f.name, f.told)
 		}
