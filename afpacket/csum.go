@@ -80,7 +80,14 @@ func (h *VnetHdr) CompleteChecksum(f []byte) error {
 	}
 	initial := uint64(binary.BigEndian.Uint16(f[at:]))
 	f[at], f[at+1] = 0, 0
-	binary.BigEndian.PutUint16(f[at:], ^fold(sum(f[start:], initial)))
+	c := ^fold(sum(f[start:], initial))
+	if c == 0 {
+		// As the kernel writes it (skb_checksum_help, CSUM_MANGLED_0):
+		// the same sum in ones' complement, and for UDP 0 would mean
+		// "no checksum" (RFC 768), which IPv6 forbids (RFC 8200 §8.1).
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[at:], c)
 	h.Flags &^= FlagNeedsCsum
 	return nil
 }

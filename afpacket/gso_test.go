@@ -247,3 +247,19 @@ func FuzzGSOSegment(f *testing.F) {
 		}
 	})
 }
+
+// A sum that completes to zero is written 0xffff, as the kernel does
+// (CSUM_MANGLED_0): the same in ones' complement, and the only right value
+// for UDP, where 0 means no checksum (and IPv6 drops it), whatever headers
+// lie before the one at CsumStart.
+func TestCompleteChecksumZero(t *testing.T) {
+	// Field (0) then 0xffff: the sum folds to 0xffff, its complement is 0.
+	f := []byte{9, 9, 0, 0, 0xff, 0xff}
+	h := VnetHdr{Flags: FlagNeedsCsum, CsumStart: 2, CsumOffset: 0}
+	if err := h.CompleteChecksum(f); err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.BigEndian.Uint16(f[2:]); got != 0xffff {
+		t.Fatalf("checksum %#04x, want 0xffff", got)
+	}
+}

@@ -88,13 +88,7 @@ func completeOther(h *afpacket.VnetHdr, f []byte) error {
 		h.Flags &^= afpacket.FlagNeedsCsum
 		return nil
 	}
-	if err := h.CompleteChecksum(f); err != nil {
-		return err
-	}
-	if proto == protoUDP && h.CsumOffset == 6 && f[at] == 0 && f[at+1] == 0 {
-		f[at], f[at+1] = 0xff, 0xff
-	}
-	return nil
+	return h.CompleteChecksum(f) // a zero sum goes as 0xffff, as UDP needs
 }
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
