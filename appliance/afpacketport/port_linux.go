@@ -59,6 +59,7 @@ type Stats struct {
 	RxKernelDrops        uint64 // frames the kernel dropped for a full socket buffer
 	RxTruncated          uint64 // frames larger than a slot, dropped
 	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects, dropped
+	RxEncapCut           uint64 // TCP super-segments inside IP-in-IP or GRE, cut into segments (afpacket.SegmentEncap)
 	RxErrors             uint64 // recvmmsg failures
 	TxFrames             uint64 // frames sendmmsg sent (a merged frame counts once)
 	TxSuperSegments      uint64 // frames given a GSO header: forwarded super-segments and merged frames
@@ -79,6 +80,7 @@ func (s *Stats) Add(o Stats) {
 	s.RxKernelDrops += o.RxKernelDrops
 	s.RxTruncated += o.RxTruncated
 	s.RxBad += o.RxBad
+	s.RxEncapCut += o.RxEncapCut
 	s.RxErrors += o.RxErrors
 	s.TxFrames += o.TxFrames
 	s.TxSuperSegments += o.TxSuperSegments
@@ -108,6 +110,11 @@ type Port struct {
 	rxSizes []int
 	rxIdle  bool // WaitPair's poll(2) found nothing to read: the next Receive skips recvmmsg
 
+	encFree   []int32     // stack of free encap slots (cutEncap)
+	encBufs   [][]byte    // cutEncap's segment buffers
+	encSizes  []int       // and their sizes
+	rxPending []bump.Desc // segments of cut super-segments, for the next Receive
+
 	txFree []int32     // stack of free TX slots
 	queued []bump.Desc // given to Transmit, not yet prepared (Kick)
 	ready  []sendMsg   // prepared, waiting for sendmmsg, in order
@@ -118,6 +125,7 @@ type Port struct {
 	noMerge bool // tests: send the engine's frames one by one, to measure merging
 
 	rxSuper, rxSegs, rxDone, rxBad, rxErr  atomic.Uint64
+	rxEncap                                atomic.Uint64
 	rxFrames                               atomic.Uint64
 	txSuper, txSegs, txCoal, txBad, txTail atomic.Uint64
 
@@ -155,17 +163,22 @@ func Open(ifindex int, o Options) (*Port, error) {
 		return nil, err
 	}
 	p := &Port{
-		sock: s, mem: make([]byte, (nrx+ntx)*slotSize), nrx: nrx, ntx: ntx, batch: o.Batch,
+		sock: s, mem: make([]byte, (nrx+ntx+encapSlots)*slotSize), nrx: nrx, ntx: ntx, batch: o.Batch,
 		rxFree: make([]int32, 0, nrx), rxBufs: make([][]byte, o.Batch), rxSizes: make([]int, o.Batch),
 		txFree: make([]int32, 0, ntx), queued: make([]bump.Desc, 0, ntx), ready: make([]sendMsg, 0, ntx),
 		joined: make([]bump.Desc, 0, ntx),
 		wFrame: make([][][]byte, o.Batch), wPiece: make([][]byte, 0, ntx+o.Batch),
+		encFree: make([]int32, 0, encapSlots), encBufs: make([][]byte, encapSlots), encSizes: make([]int, encapSlots),
+		rxPending: make([]bump.Desc, 0, encapSlots),
 	}
 	for i := nrx - 1; i >= 0; i-- {
 		p.rxFree = append(p.rxFree, int32(i))
 	}
 	for i := nrx + ntx - 1; i >= nrx; i-- {
 		p.txFree = append(p.txFree, int32(i))
+	}
+	for i := nrx + ntx + encapSlots - 1; i >= nrx+ntx; i-- {
+		p.encFree = append(p.encFree, int32(i))
 	}
 	p.self[0] = unix.PollFd{Fd: int32(s.Fd()), Events: unix.POLLIN}
 	return p, nil
@@ -219,6 +232,9 @@ func (p *Port) Receive(descs []bump.Desc) int {
 	if len(p.ready) > 0 {
 		p.send()
 	}
+	if len(p.rxPending) > 0 {
+		return p.takePending(descs)
+	}
 	if p.rxIdle {
 		p.rxIdle = false
 		return 0
@@ -246,9 +262,12 @@ func (p *Port) Receive(descs []bump.Desc) int {
 		b := p.rxBufs[i]
 		slot := p.slotOfBuf(b)
 		size := p.rxSizes[i]
-		r, err := inspectRx(b[frameOff-afpacket.VnetHdrLen:frameOff], b[frameOff:frameOff+size])
+		hb := b[frameOff-afpacket.VnetHdrLen : frameOff]
+		r, err := inspectRx(hb, b[frameOff:frameOff+size])
 		if err != nil {
-			bad++
+			if !p.cutEncap(hb, b[frameOff:frameOff+size]) {
+				bad++
+			}
 			p.rxFree = append(p.rxFree, slot)
 			continue
 		}
@@ -265,6 +284,7 @@ func (p *Port) Receive(descs []bump.Desc) int {
 		}
 		out++
 	}
+	out += p.takePending(descs[out:])
 	p.rxFrames.Add(uint64(out))
 	if super > 0 {
 		p.rxSuper.Add(super)
@@ -289,8 +309,12 @@ func (p *Port) Frame(d bump.Desc) []byte {
 // Release implements bump.Port.
 func (p *Port) Release(descs []bump.Desc) {
 	for _, d := range descs {
-		if s := p.slotOf(d.Addr); s >= 0 && int(s) < p.nrx && len(p.rxFree) < p.nrx {
+		s := p.slotOf(d.Addr)
+		switch {
+		case s >= 0 && int(s) < p.nrx && len(p.rxFree) < p.nrx:
 			p.rxFree = append(p.rxFree, s)
+		case p.isEncapSlot(s) && len(p.encFree) < encapSlots:
+			p.encFree = append(p.encFree, s)
 		}
 	}
 }
@@ -617,6 +641,7 @@ func (p *Port) Stats() Stats {
 		RxKernelDrops:        s.RxKernelDrops,
 		RxTruncated:          s.RxTruncated,
 		RxBad:                p.rxBad.Load(),
+		RxEncapCut:           p.rxEncap.Load(),
 		RxErrors:             p.rxErr.Load(),
 		TxFrames:             s.TxFrames,
 		TxSuperSegments:      p.txSuper.Load(),

@@ -1,0 +1,53 @@
+package afpacketport
+
+import (
+	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
+)
+
+// encapSlots are the slots a port keeps for the segments of tunnelled TCP
+// super-segments (cutEncap), beyond its RX and TX slots: a GRO
+// super-segment of 64 KiB at an MSS of 1024 or more. Their pages are
+// touched only when tunnels come.
+const encapSlots = 64
+
+// cutEncap cuts a super-segment that inspectRx refused, a TCP
+// super-segment inside IP-in-IP or GRE as the kernel's GRO makes them
+// (afpacket.SegmentEncap), into encap slots, queued for the worker in
+// rxPending as plain frames with complete checksums. It reports whether it
+// did; the frame's own slot stays the caller's.
+func (p *Port) cutEncap(hb, f []byte) bool {
+	var h afpacket.VnetHdr
+	if h.Decode(hb) != nil || !h.IsGSO() {
+		return false
+	}
+	free := min(len(p.encFree), cap(p.rxPending)-len(p.rxPending))
+	top := len(p.encFree)
+	for i := range free {
+		p.encBufs[i] = p.slotBuf(p.encFree[top-1-i])[frameOff:]
+	}
+	k, err := afpacket.SegmentEncap(f, h, p.encBufs[:free], p.encSizes[:free])
+	if err != nil {
+		return false
+	}
+	for i := range k {
+		slot := p.encFree[top-1-i]
+		p.rxPending = append(p.rxPending, bump.Desc{Addr: uint64(slot)*slotSize + frameOff, Len: uint32(p.encSizes[i])})
+	}
+	p.encFree = p.encFree[:top-k]
+	p.rxEncap.Add(1)
+	return true
+}
+
+// takePending moves the queued segments of cut super-segments into descs
+// and returns how many.
+func (p *Port) takePending(descs []bump.Desc) int {
+	n := copy(descs, p.rxPending)
+	p.rxPending = p.rxPending[:copy(p.rxPending, p.rxPending[n:])]
+	return n
+}
+
+// isEncapSlot reports whether slot is one of the encap slots.
+func (p *Port) isEncapSlot(slot int32) bool {
+	return int(slot) >= p.nrx+p.ntx && int(slot) < p.nrx+p.ntx+encapSlots
+}
