@@ -51,10 +51,10 @@ func (f *flow) segL() int { return f.segSize(f.mssL, f.pmssL, &f.toL, Inside) }
 
 // segSize is the segment size (MSS sense: TCP payload without options) of
 // frames built from t toward port to, for a peer that announced mss, or
-// pmss when a packet-too-big lowered it; no more than that port carries. An MSS assumes the fixed IP header: IP options
-// and IPv6 extension headers that t's frames carry come off it (RFC 6691
-// §2, RFC 9293 §3.7.1), or a full segment would not fit the MTU; pmss
-// (pathMSS) has them off already.
+// pmss when a packet-too-big lowered it; no more than that port carries.
+// An MSS assumes the fixed IP header: IP options and IPv6 extension headers
+// that t's frames carry come off it (RFC 6691 §2, RFC 9293 §3.7.1), or a
+// full segment would not fit the MTU; pmss (pathMSS) has them off already.
 func (f *flow) segSize(mss, pmss uint16, t *tmpl, to PortID) int {
 	m := max(f.capped(mss, to)-t.ipExtra(), 1)
 	if pmss != 0 && int(pmss) < m {
