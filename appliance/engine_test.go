@@ -72,6 +72,53 @@ func TestEngineFallbackTakesFastPath(t *testing.T) {
 	}
 }
 
+// TestRequireEndToEndOffFastPath: the far host b4 is under a require
+// policy and the inside host speaks TCP-ENO itself. The engine steps aside
+// but must still see b4's third segment carry TCP-ENO (require.go); the
+// inside SYN-ACK used to come back as Passthrough, so the workers listed
+// the flow and the kernel carried that third segment past the engine: an
+// attacker who stripped ENO from it got the connection in plaintext. Now
+// the flow stays off the fast path until the check, and a third segment
+// without ENO resets both hosts.
+func TestRequireEndToEndOffFastPath(t *testing.T) {
+	e, err := engine.New(engine.Config{Policies: []engine.PolicyRule{{Prefix: netip.PrefixFrom(b4, 32), Policy: engine.Require}}}, engine.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOpts{fastPath: true, handler: func(int) (FrameHandler, error) { return e, nil }})
+	frame := func(src, dst netip.Addr, sp, dp uint16, flags uint8, seq, ack uint32, opts []byte) []byte {
+		return packettest.Frame{Src: src, Dst: dst, TCP: &packettest.TCP{
+			SrcPort: sp, DstPort: dp, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Options: opts,
+		}}.Bytes()
+	}
+	syn := uint8(packettest.SYN)
+	r.send(Outside, frame(b4, a4, 6000, 443, syn, 1000, 0, append(packettest.MSSOption(1460), 69, 4, 0x24, 0x23)))
+	r.send(Inside, frame(a4, b4, 443, 6000, syn|packettest.ACK, 5000, 1001, append(packettest.MSSOption(1460), 69, 4, 0x01, 0x23)))
+	k := key4(a4, b4, 443, 6000)
+	if r.bump.Listed(k) || r.bump.Listed(keyRev(k)) {
+		t.Fatal("the flow went on the fast path before b4's third segment was checked")
+	}
+	r.out = [2][][]byte{}
+	r.send(Outside, frame(b4, a4, 6000, 443, packettest.ACK, 1001, 5001, nil)) // ENO stripped
+	if r.bump.Redirected(Outside) != 0 {
+		t.Fatal("the kernel carried b4's third segment past the engine")
+	}
+	for _, p := range []PortID{Inside, Outside} {
+		if len(r.out[p]) != 1 || !isRST(t, r.out[p][0]) {
+			t.Fatalf("port %d: %d frames, want one RST", p, len(r.out[p]))
+		}
+	}
+}
+
+func isRST(t *testing.T, frame []byte) bool {
+	t.Helper()
+	var p packet.Packet
+	if err := p.Decode(frame); err != nil || !p.IsTCP() {
+		t.Fatalf("not a TCP frame (%v)", err)
+	}
+	return p.Flags()&packet.FlagRST != 0
+}
+
 // TestEngineBackToBack: two appliances, each with an engine behind its
 // workers, between host a and host b: the connection is negotiated and
 // encrypted (the wire never carries the plaintext), the data reaches b, and

@@ -455,7 +455,7 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 		// Or host A's SYN once more, after its retransmissions left the
 		// connection plain (resendSYN): the same connection, still plain.
 		f.last = now
-		return Passthrough
+		return f.plainVerdict()
 	}
 	e.remove(f)
 	return e.synOnTuple(now, k, f, p, from, tx)

@@ -356,7 +356,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		if f.policy == Require {
 			f.e2e, f.isnL, f.winL = e2eThird, p.Seq(), p.Window()
 		}
-		return Passthrough
+		return f.plainVerdict()
 	}
 	if sc.Auth {
 		return e.fallbackB(f, p, tx, FallbackTCPAuth, "SYN-ACK signed with TCP MD5 or TCP-AO")

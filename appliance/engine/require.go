@@ -125,3 +125,16 @@ func (e *Engine) endToEndRequired(f *flow, p *packet.Packet, tx [2]TxSink) (Verd
 	e.remove(f)
 	return e.drop(DropPolicy), false
 }
+
+// plainVerdict is the verdict for a segment of the plain flow f that goes
+// on unchanged: Passthrough, which lets the workers put the flow on the
+// fast path, unless a require policy still waits for the far side's
+// TCP-ENO (f.e2e): then ForwardInPlace, the same frame with the flow kept
+// here. On the fast path the kernel would carry the far side's next
+// segment, and endToEndRequired would never see it.
+func (f *flow) plainVerdict() Verdict {
+	if f.e2e != 0 {
+		return ForwardInPlace
+	}
+	return Passthrough
+}

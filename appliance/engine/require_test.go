@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -29,6 +30,21 @@ func tcp6Frame(src, dst netip.AddrPort, ext []packettest.Ext, seq, ack uint32, f
 
 func requireFor(a netip.Addr) []PolicyRule {
 	return []PolicyRule{{Prefix: netip.PrefixFrom(a, a.BitLen()), Policy: Require}}
+}
+
+// kept checks that the engine sends frame on unchanged but keeps its flow
+// (ForwardInPlace: not on the fast path), as while a require policy waits
+// for the far side's TCP-ENO: on the fast path the kernel would carry the
+// segment that must be checked past the engine.
+func kept(t *testing.T, g *gw, from PortID, frame []byte) {
+	t.Helper()
+	f := slices.Clone(frame)
+	if v := g.e.Handle(g.now, from, f, g.tx); v != ForwardInPlace || !bytes.Equal(f, frame) {
+		t.Fatalf("segment from port %d: %v (changed: %v), want forward-in-place unchanged", from, v, !bytes.Equal(f, frame))
+	}
+	if in, out := g.in.take(), g.out.take(); len(in)+len(out) != 0 {
+		t.Fatalf("segment from port %d: %d frames sent besides", from, len(in)+len(out))
+	}
 }
 
 // resetBoth checks that one RST went to each host and nothing else, and
@@ -172,8 +188,9 @@ func TestRequireEndToEndWithoutENOResets(t *testing.T) {
 			pass(t, ga, Outside, sa)
 			continue
 		}
-		// A blind one (wrong ACK) is the host's to judge.
-		pass(t, ga, Outside, tcpFrame(addrB, addrA, isnB, isnA+99, synF|ackF, 65160, opts, nil))
+		// A blind one (wrong ACK) is the host's to judge; the flow stays
+		// with the engine, off the fast path, until the real one came.
+		kept(t, ga, Outside, tcpFrame(addrB, addrA, isnB, isnA+99, synF|ackF, 65160, opts, nil))
 		toIn, toOut := ga.push(Outside, sa)
 		in, out := resetBoth(t, "SYN-ACK without ENO", toIn, toOut)
 		if in.flags != rstF|ackF || in.ack != isnA+1 || out.seq != isnA+1 || ga.e.NumFlows() != 0 {
@@ -184,7 +201,7 @@ func TestRequireEndToEndWithoutENOResets(t *testing.T) {
 	for _, strip := range []bool{true, false} {
 		gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrA.Addr())})
 		gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
-		pass(t, gb, Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
+		kept(t, gb, Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
 		var opts []byte
 		if !strip {
 			opts = []byte{69, 2}
@@ -194,7 +211,7 @@ func TestRequireEndToEndWithoutENOResets(t *testing.T) {
 			pass(t, gb, Outside, third)
 			continue
 		}
-		pass(t, gb, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+77, ackF, 502, nil, nil)) // blind
+		kept(t, gb, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+77, ackF, 502, nil, nil)) // blind
 		toIn, toOut := gb.push(Outside, third)
 		in, out := resetBoth(t, "third segment without ENO", toIn, toOut)
 		if in.seq != isnA+1 || out.seq != isnB+1 || out.ack != isnA+1 || gb.e.NumFlows() != 0 {
