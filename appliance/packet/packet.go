@@ -7,12 +7,11 @@ import (
 
 // EtherTypes this package knows.
 const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeARP   = 0x0806
-	EtherTypeVLAN  = 0x8100 // IEEE 802.1Q customer tag
-	EtherTypeQinQ  = 0x88a8 // IEEE 802.1ad service tag
-	EtherTypeQinQ1 = 0x9100 // pre-standard service tag, still seen in the field
-	EtherTypeIPv6  = 0x86dd
+	EtherTypeIPv4 = 0x0800
+	EtherTypeARP  = 0x0806
+	EtherTypeVLAN = 0x8100 // IEEE 802.1Q customer tag
+	EtherTypeQinQ = 0x88a8 // IEEE 802.1ad service tag
+	EtherTypeIPv6 = 0x86dd
 )
 
 // IP protocol numbers (IPv4 protocol / IPv6 next header).
@@ -131,7 +130,11 @@ func (p *Packet) decode(frame []byte) error {
 	}
 	off := 12
 	et := binary.BigEndian.Uint16(frame[off:])
-	for et == EtherTypeVLAN || et == EtherTypeQinQ || et == EtherTypeQinQ1 {
+	// The tags the XDP classifier reads through (xsk), and no others: a
+	// frame it takes for non-TCP (0x9100, the pre-standard service tag)
+	// the kernel forwards on the fast path, so the engine must not take it
+	// for TCP and encrypt it, or its plaintext would follow on that path.
+	for et == EtherTypeVLAN || et == EtherTypeQinQ {
 		if p.ntags == maxTags {
 			return ErrTooManyTags
 		}
