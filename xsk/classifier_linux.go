@@ -31,7 +31,7 @@ const (
 	cntUnparsed            // bad IP version/IHL, or more than two VLAN tags
 	cntFINRST              // TCP with FIN or RST set (and no SYN), listed or not
 	cntAllToXSK            // any frame while the fast path is off (Bump.SetFastPath)
-	cntICMPError           // ICMPv4 error (types 3, 4, 5, 11, 12, unfragmented) or ICMPv6 error (types 1-4)
+	cntICMPError           // ICMPv4 error (types 3, 4, 5, 11, 12, unfragmented), ICMPv6 error (types 1-4) or redirect (137)
 	cntToStack             // passed to the kernel's stack (XDP_PASS) for an AF_PACKET socket (SlowPathStack)
 	cntStackDropped        // dropped by the TC ingress program after the AF_PACKET taps (SlowPathStack; per skb)
 	numCounters
@@ -349,9 +349,10 @@ func (c *classifier) ipv6() {
 	)
 }
 
-// ipv6ICMP sends ICMPv6 error messages (RFC 4443 §2.1: types 1-4) to the
-// engine, like ICMPv4 errors; other ICMPv6, and one without a type byte,
-// is non-TCP.
+// ipv6ICMP sends ICMPv6 error messages (RFC 4443 §2.1: types 1-4) and
+// redirects (type 137, which quote the redirected packet, RFC 4861 §4.5) to
+// the engine, like ICMPv4 errors; other ICMPv6, and one without a type
+// byte, is non-TCP.
 func (c *classifier) ipv6ICMP() {
 	c.label("ipv6icmp")
 	c.emit(asm.Add.Imm(asm.R9, 40))
@@ -360,6 +361,7 @@ func (c *classifier) ipv6ICMP() {
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Byte),
 		asm.JLT.Imm(asm.R1, 1, "non_tcp"),
 		asm.JLE.Imm(asm.R1, 4, "icmp_error"),
+		asm.JEq.Imm(asm.R1, 137, "icmp_error"),
 		asm.Ja.Label("non_tcp"),
 	)
 }

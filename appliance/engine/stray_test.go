@@ -349,3 +349,40 @@ func TestHalfClosedSurvivesTwoHourKeepAlive(t *testing.T) {
 		t.Fatalf("G_A counted %d keep-alives, want the probe", n)
 	}
 }
+
+// An ICMPv6 Redirect from the inside (a router sending a far host back to
+// a better first hop on the link, RFC 4861 §8.2) carries as much of the
+// redirected packet as fits in its Redirected Header option: for a
+// segment the appliance delivered, decrypted plaintext. It is dropped like
+// an error quoting it; a redirect about a plain tuple, or one without the
+// option, passes. (ICMPv6 redirects went on as non-TCP before.)
+func TestICMPv6RedirectQuotingPlaintext(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{})
+	set.Add(addrA6, addrB6, time.Time{})
+	g := newGWDeps(t, Config{}, Deps{Negotiated: set})
+	router := netip.MustParseAddr("fe80::1")
+	redirect := func(quoted []byte) []byte {
+		body := make([]byte, 32) // target, destination
+		body[0], body[15], body[16], body[31] = 0xfe, 2, 0x20, 1
+		if quoted != nil {
+			q := packettest.Quote(quoted, 1200)
+			q = append(q, make([]byte, (8-len(q)%8)%8)...)
+			body = append(body, 4, byte(1+len(q)/8), 0, 0, 0, 0, 0, 0)
+			body = append(body, q...)
+		}
+		return packettest.Frame{Src: router, Dst: addrB6.Addr(), Proto: 58, L4: packettest.ICMP(137, 0, 0, body)}.Bytes()
+	}
+	data := func(src netip.AddrPort) []byte {
+		return packettest.Frame{Src: src.Addr(), Dst: addrA6.Addr(), TCP: &packettest.TCP{SrcPort: src.Port(), DstPort: addrA6.Port(),
+			Seq: 7000, Ack: 8000, Flags: ackF | pshF, Window: 502, Payload: []byte("MARKER delivered plaintext")}}.Bytes()
+	}
+	if v := g.e.Handle(0, Inside, redirect(data(addrB6)), g.tx); v != Dropped || g.e.Counters().Drops[DropICMPQuote].Load() != 1 {
+		t.Fatalf("redirect quoting a segment of a negotiated tuple: %v", v)
+	}
+	if v := g.e.Handle(0, Inside, redirect(data(netip.AddrPortFrom(addrB6.Addr(), 81))), g.tx); v != Passthrough {
+		t.Fatalf("redirect quoting a plain tuple: %v", v)
+	}
+	if v := g.e.Handle(0, Inside, redirect(nil), g.tx); v != Passthrough {
+		t.Fatalf("redirect without a Redirected Header: %v", v)
+	}
+}

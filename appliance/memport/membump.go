@@ -16,7 +16,8 @@ import (
 //
 //   - ICMP error messages (ICMPv4 types 3, 4, 5, 11, 12 with a valid IHL,
 //     and every ICMPv4 fragment, whose type a later fragment does not show;
-//     ICMPv6 types 1-4): worker, on either port (one from the
+//     ICMPv6 types 1-4, and ICMPv6 redirects, type 137, which quote the
+//     redirected packet): worker, on either port (one from the
 //     inside may quote decrypted plaintext of a delivered segment; for a
 //     path MTU error of an encrypted flow the engine translates the quoted
 //     sequence number and lowers the MTU);
@@ -174,7 +175,11 @@ func (b *Bump) classify(f []byte) (toPeer bool, key flow.Key, tcp bool) {
 		case 0, 43, 44, 51, 60, 135, 139, 140, 253, 254:
 			return false, key, false
 		case 58:
-			isErr := len(f) > off+40 && f[off+40] >= 1 && f[off+40] <= 4
+			t := byte(0)
+			if len(f) > off+40 {
+				t = f[off+40]
+			}
+			isErr := t >= 1 && t <= 4 || t == 137 // errors, and redirects: both quote a packet
 			return b.enabled && !isErr, key, false
 		default:
 			return b.enabled, key, false

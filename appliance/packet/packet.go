@@ -50,6 +50,7 @@ const (
 	ICMPCodeFragNeeded    = 4
 	ICMPv6PacketTooBig    = 2 // RFC 4443 §3.2
 	ICMPv6DestUnreachable = 1
+	ICMPv6Redirect        = 137 // RFC 4861 §4.5: quotes the redirected packet
 )
 
 const (
@@ -312,6 +313,10 @@ func (p *Packet) decodeL4(off int) error {
 		// fragmented error is about (it may quote plaintext).
 		if avail >= icmpHeaderLen && isICMPError(p.version, b[off]) {
 			p.decodeQuote(off + icmpHeaderLen)
+		} else if p.version == 6 && b[off] == ICMPv6Redirect {
+			if q := redirectedHeader(b, off, p.end); q > 0 {
+				p.decodeQuote(q)
+			}
 		}
 	}
 	return nil
@@ -325,6 +330,26 @@ func isICMPError(version, typ uint8) bool {
 		return typ == 3 || typ == 4 || typ == 5 || typ == 11 || typ == 12
 	}
 	return typ >= 1 && typ <= 4 // RFC 4443 error messages
+}
+
+// redirectedHeader returns where the packet an ICMPv6 Redirect at b[off:end]
+// quotes begins: the data of its Redirected Header option (RFC 4861 §4.5,
+// §4.6.3: type 4, 8 bytes of option header), after the 8-byte ICMPv6
+// header and the target and destination addresses; 0 when it has none. A
+// router fills it with as much of the redirected packet as fits, so from
+// the inside it may hold plaintext the appliance decrypted.
+func redirectedHeader(b []byte, off, end int) int {
+	for o := off + 40; o+8 <= end; {
+		n := int(b[o+1]) * 8
+		if n == 0 {
+			return 0 // a zero length is invalid (RFC 4861 §4.6)
+		}
+		if b[o] == 4 {
+			return o + 8
+		}
+		o += n
+	}
+	return 0
 }
 
 // decodeQuote locates the quoted datagram of an ICMP error. A quote that does
@@ -627,7 +652,8 @@ func (p *Packet) ICMPCode() uint8 {
 	return p.b[p.l4+1]
 }
 
-// Quote returns the quoted datagram of an ICMP/ICMPv6 error message.
+// Quote returns the quoted datagram of an ICMP/ICMPv6 error message, or of
+// an ICMPv6 redirect (its Redirected Header option).
 func (p *Packet) Quote() (Quoted, bool) {
 	return p.q, p.flags&flagQuote != 0
 }

@@ -31,7 +31,8 @@
 //  4. IPv6: a bad version is Unparsed. TCP must follow the fixed header;
 //     an extension header that may precede it (hop-by-hop, routing,
 //     fragment, AH, destination options, mobility, HIP, shim6, 253, 254)
-//     is IPv6Ext, whatever follows it. ICMPv6 types 1-4 are ICMPError, other
+//     is IPv6Ext, whatever follows it. ICMPv6 types 1-4 (errors) and 137
+//     (redirect: it quotes the redirected packet) are ICMPError, other
 //     ICMPv6 (and one without a type byte) and other protocols (ESP
 //     included) are NonTCP.
 //  5. TCP: SYN first (SYN), then FIN or RST (FINRST), listed or not: the
@@ -368,6 +369,7 @@ func ipv6Rules() []rule {
 		{"ICMPv6 type 0 (reserved)", ipFrame(B6, A6, 58, icmpErr(0, 0, quote6)), NonTCP},
 		{"ICMPv6 type 5 (unassigned)", ipFrame(B6, A6, 58, icmpErr(5, 0, quote6)), NonTCP},
 		{"ICMPv6 type 127", ipFrame(B6, A6, 58, icmpErr(127, 0, quote6)), NonTCP},
+		{"ICMPv6 redirect (quotes the redirected packet)", ipFrame(A6, B6, 58, icmp(137, make([]byte, 32))), ICMPError},
 		{"ICMPv6, no header", ipFrame(B6, A6, 58, nil), NonTCP},
 		// 4. ICMPv6 errors.
 		{"QinQ ICMPv6 packet too big", ipFrame(B6, A6, 58, icmpErr(2, 0, quote6), sTag200, vlan100), ICMPError},

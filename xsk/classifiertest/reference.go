@@ -113,7 +113,7 @@ func ipv6(f []byte, off int) (src, dst netip.Addr, tcpOff int, r Reason) {
 	case nh == 6:
 	case slices.Contains(ipv6ExtHeaders, nh):
 		return src, dst, 0, IPv6Ext
-	case nh == 58 && len(ip) > 40 && ip[40] >= 1 && ip[40] <= 4:
+	case nh == 58 && len(ip) > 40 && (ip[40] >= 1 && ip[40] <= 4 || ip[40] == 137):
 		return src, dst, 0, ICMPError
 	default:
 		return src, dst, 0, NonTCP
