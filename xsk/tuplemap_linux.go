@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -23,6 +24,7 @@ import (
 type TupleMap struct {
 	m    *ebpf.Map
 	path string
+	lost int // entries of a pinned map of another size that did not fit
 }
 
 // A TupleMap key is a flow.Key whose source is the inside end and whose
@@ -34,7 +36,9 @@ const bpfFSMagic = 0xcafe4a11
 
 // OpenTupleMap opens the map pinned at path, or creates and pins it with
 // room for capacity entries. A pinned map of another size is replaced by
-// one of the new size holding its entries (as many as fit). The directory
+// one of the new size holding its entries: when they do not all fit, held
+// ones (value 0) first, then those with the latest values (deadlines), and
+// Lost says how many did not. The directory
 // is created if needed; if it lies under /sys/fs/bpf and no BPF file
 // system is mounted there, one is mounted (as systemd does at boot).
 func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
@@ -64,16 +68,10 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xsk: tuple map: %w", err)
 	}
+	lost := 0
 	if old != nil {
 		// Carry the entries over, then take the old pin's place.
-		var k flow.Key
-		var v uint64
-		it := old.Iterate()
-		for it.Next(&k, &v) {
-			if m.Update(&k, v, ebpf.UpdateAny) != nil {
-				break // full: the rest is lost (counted by nobody; rare)
-			}
-		}
+		lost = carryOver(old, m)
 		if err := old.Unpin(); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("xsk: replace pinned tuple map %s: %w", path, err)
@@ -83,7 +81,47 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 		m.Close()
 		return nil, fmt.Errorf("xsk: pin tuple map at %s: %w", path, err)
 	}
-	return &TupleMap{m: m, path: path}, nil
+	return &TupleMap{m: m, path: path, lost: lost}, nil
+}
+
+// Lost is how many entries of a pinned map of another size OpenTupleMap
+// could not carry over into this one.
+func (t *TupleMap) Lost() int { return t.lost }
+
+// carryOver copies old's entries into m and returns how many did not fit.
+// Held entries (value 0: a live connection's) go first, then the latest
+// deadlines: an entry in hash order could take the place of a held one and
+// leave a live encrypted connection unknown to the new daemon.
+func carryOver(old, m *ebpf.Map) int {
+	type entry struct {
+		k flow.Key
+		v uint64
+	}
+	var all []entry
+	var e entry
+	it := old.Iterate()
+	for it.Next(&e.k, &e.v) {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		switch {
+		case a.v == b.v:
+			return 0
+		case a.v == 0:
+			return -1
+		case b.v == 0:
+			return 1
+		case a.v > b.v:
+			return -1
+		}
+		return 1
+	})
+	for i := range all {
+		if m.Update(&all[i].k, all[i].v, ebpf.UpdateAny) != nil {
+			return len(all) - i // full
+		}
+	}
+	return 0
 }
 
 // ensureBPFFS makes dir, mounting a BPF file system at /sys/fs/bpf first if

@@ -79,3 +79,48 @@ func TestTupleMapRefusesOtherFS(t *testing.T) {
 		t.Fatal("pinned a map outside a BPF file system")
 	}
 }
+
+// A pinned map reopened smaller (fewer queues or max_flows after a
+// restart) keeps the entries that matter: every held one (a live
+// connection's) and then the latest deadlines; Lost counts the rest. In
+// hash order, expired entries took the places of held ones.
+func TestTupleMapShrinkKeepsHeld(t *testing.T) {
+	path := filepath.Join(bpffs(t), "negotiated")
+	m, err := OpenTupleMap(path, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := netip.MustParseAddrPort("198.51.100.2:443")
+	port := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i)) }
+	for i := range 200 {
+		v := int64(0) // held
+		if i >= 50 {
+			v = int64(i) // released, the later i the later the deadline
+		}
+		if err := m.Put(port(i), out, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	if m, err = OpenTupleMap(path, 60); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Remove()
+	got := map[netip.AddrPort]int64{}
+	if err := m.Entries(func(in, _ netip.AddrPort, v int64) { got[in] = v }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if v, ok := got[port(i)]; !ok || v != 0 {
+			t.Fatalf("held entry %d lost (%d entries kept)", i, len(got))
+		}
+	}
+	for i := 190; i < 200; i++ {
+		if _, ok := got[port(i)]; !ok {
+			t.Fatalf("entry %d (among the latest deadlines) lost", i)
+		}
+	}
+	if len(got) != 60 || m.Lost() != 140 {
+		t.Fatalf("%d entries kept, %d counted lost; want 60 and 140", len(got), m.Lost())
+	}
+}

@@ -34,6 +34,9 @@ func OpenNegotiated(dir, inside, outside string, capacity int, log *slog.Logger)
 	if err != nil {
 		return nil, nil, err
 	}
+	if n := m.Lost(); n > 0 {
+		log.Warn("negotiated tuples lost resizing the pinned set (capacity is 2 x queues x max_flows): their connections, if live, will pass as plain", "lost", n, "capacity", capacity)
+	}
 	set := engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity, Store: m})
 	now := time.Now()
 	var held, kept, expired int
