@@ -91,7 +91,9 @@ func TestTupleMapShrinkKeepsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := netip.MustParseAddrPort("198.51.100.2:443")
-	port := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i)) }
+	port := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i))
+	}
 	for i := range 200 {
 		v := int64(0) // held
 		if i >= 50 {
