@@ -110,6 +110,39 @@ func TestRequireEndToEndOffFastPath(t *testing.T) {
 	}
 }
 
+// TestStaleSegmentDuringReuseOffFastPath: a plain connection from b4 is on
+// the fast path; a SYN with TCP-ENO on its tuple (a new connection, or a
+// blind one) takes it off, and the engine negotiates. A segment of the old
+// plain connection meanwhile (here the inside host's SYN-ACK of it, resent)
+// goes on unchanged, but used to come back as Passthrough, so the workers
+// listed the tuple again and the kernel would have carried the new
+// connection past the engine. It stays off the fast path now.
+func TestStaleSegmentDuringReuseOffFastPath(t *testing.T) {
+	r, _ := engineRig(t)
+	frame := func(src, dst netip.Addr, sp, dp uint16, flags uint8, seq, ack uint32, opts []byte) []byte {
+		return packettest.Frame{Src: src, Dst: dst, TCP: &packettest.TCP{
+			SrcPort: sp, DstPort: dp, Seq: seq, Ack: ack, Flags: flags, Window: 65535, Options: opts,
+		}}.Bytes()
+	}
+	syn, ack := uint8(packettest.SYN), uint8(packettest.ACK)
+	k := key4(a4, b4, 443, 6000)
+	r.send(Outside, frame(b4, a4, 6000, 443, syn, 1000, 0, packettest.MSSOption(1460)))
+	oldSynAck := frame(a4, b4, 443, 6000, syn|ack, 5000, 1001, packettest.MSSOption(1460))
+	r.send(Inside, oldSynAck)
+	r.send(Outside, frame(b4, a4, 6000, 443, ack, 1001, 5001, nil))
+	if !r.bump.Listed(k) {
+		t.Fatal("the plain connection is not on the fast path")
+	}
+	r.send(Outside, frame(b4, a4, 6000, 443, syn, 90000, 0, append(packettest.MSSOption(1460), 69, 4, 0x24, 0x23)))
+	if r.bump.Listed(k) {
+		t.Fatal("a SYN on the tuple left it on the fast path")
+	}
+	r.send(Inside, oldSynAck)
+	if r.bump.Listed(k) || r.bump.Listed(keyRev(k)) {
+		t.Fatal("the old connection's SYN-ACK put the tuple, still negotiating, back on the fast path")
+	}
+}
+
 func isRST(t *testing.T, frame []byte) bool {
 	t.Helper()
 	var p packet.Packet

@@ -102,7 +102,11 @@ func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]
 	case q == nil:
 		return e.drop(DropStale)
 	case q.sess == nil:
-		return Passthrough
+		// The old plain connection's segment goes on unchanged, but the
+		// tuple is the new connection's, still negotiating: off the fast
+		// path (Passthrough would let the workers list it, and the
+		// kernel carry the new connection past the engine).
+		return ForwardInPlace
 	case q.state == stDead:
 		return e.drop(DropStale) // it was reset meanwhile: nothing of it may pass
 	}

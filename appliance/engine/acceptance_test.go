@@ -47,18 +47,20 @@ func pass(t *testing.T, g *gw, from PortID, frame []byte) {
 // later segment of the connection was dropped as stale: the connection
 // stalled for good. The SYN goes to the host as in plain TCP (it answers
 // with a challenge ACK, RFC 5961 §4), the connection's segments keep
-// passing, and once the handshake times out the plain record is back. A
-// real new connection on the tuple (the host answers the SYN with a
-// SYN-ACK) is still negotiated.
+// going on unchanged, but kept off the fast path while the tuple may
+// still be negotiated (ForwardInPlace: listed, a new connection's segments
+// would pass the engine), and once the handshake times out the plain
+// record is back. A real new connection on the tuple (the host answers the
+// SYN with a SYN-ACK) is still negotiated.
 func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
 	gb, aNext, bNext := plainAtB(t)
 	blind := tcpFrame(addrA, addrB, 0x5a5a5a5a, 0, synF, 1024, append(synOpts(1460, 9), farENOOpt...), nil)
 	gb.push(Outside, blind)
-	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF, 509, nil, nil)) // b's challenge ACK
+	kept(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF, 509, nil, nil)) // b's challenge ACK
 	for i := range 3 {
-		pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
+		kept(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
 		aNext += 4
-		pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("data")))
+		kept(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("data")))
 		bNext += 4
 		gb.tick(int64(20 * time.Second))
 		if i == 2 {
