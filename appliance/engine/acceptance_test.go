@@ -70,6 +70,8 @@ func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
 	if fi := flowInfo(t, gb.e); fi.State != "plain" {
 		t.Fatalf("flow after the blind SYN's handshake timed out: %+v", fi)
 	}
+	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
+	aNext += 4
 	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|finF, 502, nil, nil))
 	pass(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext+1, ackF|finF, 509, nil, nil))
 

@@ -169,6 +169,7 @@ type Counters struct {
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
+	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
@@ -604,12 +605,12 @@ func (e *Engine) strayReset(p *packet.Packet, from PortID, tx [2]TxSink) {
 	}
 }
 
-// icmp handles an ICMP message: a packet-too-big from the outside may be
-// about our wire segments (pmtu.go); an error from the inside about a
-// negotiated connection never leaves.
+// icmp handles an ICMP message: an error from the outside may be about our
+// wire segments (pmtu.go); an error from the inside about a negotiated
+// connection never leaves.
 func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
-	if from == Outside && p.IsPathMTU() {
-		return e.handlePTB(now, p)
+	if from == Outside {
+		return e.outsideError(now, p)
 	}
 	if from == Inside {
 		// An ICMP error about a segment the appliance delivered quotes
@@ -697,6 +698,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"syn_data_held_back", &c.SYNDataHeldBack},
 		{"urg_stripped", &c.URGStripped},
 		{"ptb_translated", &c.PTBTranslated},
+		{"icmp_translated", &c.ICMPTranslated},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"prekey_queued", &c.PreKeyQueued},

@@ -92,14 +92,18 @@ func (f *flow) optLenR() int {
 	return n
 }
 
-// handlePTB handles an ICMP packet-too-big from the outside. One about our
-// wire segment of a negotiated connection is accepted only if the quoted
-// sequence number is in flight (RFC 5927 §4.1: SND.UNA <= SEG.SEQ <
-// SND.NXT, in wire space); it lowers the flow's wire segment size and goes
-// on to L with the quoted sequence number in host space (the start of the
-// frame that holds it) and the MTU lowered by the frame overhead, so that
-// L's segments plus 20 bytes fit the path.
-func (e *Engine) handlePTB(now int64, p *packet.Packet) Verdict {
+// outsideError handles an ICMP error from the outside quoting a segment of
+// a negotiated connection: our wire segment, from the inside host L. It is
+// accepted only if the quoted sequence number is in flight (RFC 5927 §4.1:
+// SND.UNA <= SEG.SEQ < SND.NXT, in wire space) and goes on to L with the
+// quoted sequence number in host space (the start of the frame that holds
+// it), where L's own checks and reactions apply: an unreachable at SND.UNA
+// during retransmissions reverts its backoff (RFC 6069), and L's soft
+// errors report it. Passed on in wire space, L would have taken it as out
+// of window, or worse, as about some other byte. A packet-too-big also
+// lowers the flow's wire segment size, and its MTU reaches L lowered by the
+// frame overhead, so that L's segments plus 20 bytes fit the path.
+func (e *Engine) outsideError(now int64, p *packet.Packet) Verdict {
 	// The quote is of our own wire segment: its source is the inside host.
 	in, out, ok := quotedTuple(p)
 	if !ok {
@@ -114,12 +118,10 @@ func (e *Engine) handlePTB(now int64, p *packet.Packet) Verdict {
 	w := unwrap(seq, f.isnL, en.ackW)
 	if w < en.ackW || w >= en.sentW {
 		// Not a segment we have outstanding: forged, or about one long
-		// acknowledged. Its MTU must not shrink the flow's segments.
+		// acknowledged. A packet-too-big's MTU must not shrink the
+		// flow's segments, and no other error may reach L about a
+		// sequence number it never sent.
 		return e.drop(DropICMPWindow)
-	}
-	mtu, _ := p.MTU()
-	if m := pathMSS(&f.toR, mtu); m < f.segR() {
-		f.pmssR, f.pmtuAt = uint16(max(m, 1)), now
 	}
 	h := en.ackH
 	for i := 0; i < en.frames.n; i++ {
@@ -128,6 +130,14 @@ func (e *Engine) handlePTB(now int64, p *packet.Packet) Verdict {
 		}
 	}
 	p.SetQuotedSeq(wrap(f.isnL, h))
+	if !p.IsPathMTU() {
+		e.c.ICMPTranslated.Add(1)
+		return ForwardInPlace
+	}
+	mtu, _ := p.MTU()
+	if m := pathMSS(&f.toR, mtu); m < f.segR() {
+		f.pmssR, f.pmtuAt = uint16(max(m, 1)), now
+	}
 	if mtu > tcpcrypt.Overhead {
 		p.SetMTU(mtu - tcpcrypt.Overhead)
 	}

@@ -107,6 +107,62 @@ func TestPacketTooBigNotInFlightDropped(t *testing.T) {
 	}
 }
 
+// TestOutsideErrorTranslated: an ICMP error other than packet-too-big from
+// the outside (host unreachable, time exceeded) about our wire segment went
+// on to the host with the wire sequence number, which the host takes as out
+// of window or as about another byte (RFC 5927 §4.1), so RFC 6069's backoff
+// revert and the host's soft errors never saw it. It reaches the host with
+// the start of the quoted frame in host space, and the flow's segment size
+// stays; one quoting a sequence number not in flight is dropped.
+func TestOutsideErrorTranslated(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.aSends(&h, make([]byte, 1000), pshF)
+	second := pr.aSends(&h, make([]byte, 1000), pshF)[0]
+	for i, c := range []struct {
+		what       string
+		typ, code  uint8
+		seq        uint32
+		translated bool
+	}{
+		{"host unreachable, second frame's middle", 3, 1, second.seq + 500, true},
+		{"time exceeded, second frame's start", 11, 0, second.seq, true},
+		{"net unreachable, beyond SND.NXT", 3, 0, second.seq + 2000, false},
+	} {
+		q := second
+		q.seq = c.seq
+		fr := packettest.Frame{Src: outsideRouter, Dst: addrA.Addr(), Proto: 1, L4: packettest.ICMP(c.typ, c.code, 0, packettest.Quote(tcpFrameFrom(q), 28))}.Bytes()
+		v := pr.ga.e.Handle(0, Outside, fr, pr.ga.tx)
+		none(t, "G_A inside after "+c.what, pr.ga.in.take())
+		none(t, "G_A outside after "+c.what, pr.ga.out.take())
+		if !c.translated {
+			if v != Dropped {
+				t.Fatalf("%s: verdict %v, want dropped", c.what, v)
+			}
+			continue
+		}
+		if v != ForwardInPlace {
+			t.Fatalf("%s: verdict %v, want forward-in-place", c.what, v)
+		}
+		var p packet.Packet
+		if err := p.Decode(fr); err != nil || !p.VerifyL4Checksum() {
+			t.Fatalf("%s: translated error: %v / checksum", c.what, err)
+		}
+		if seq, _ := p.QuotedSeq(); seq != isnA+1+1000 {
+			t.Fatalf("%s: quoted seq %x, want the second frame's host start %x", c.what, seq, isnA+1+1000)
+		}
+		if n := pr.ga.e.Counters().ICMPTranslated.Load(); n != uint64(i+1) {
+			t.Fatalf("%s: icmp_translated %d", c.what, n)
+		}
+	}
+	if n := pr.ga.e.Counters().PTBTranslated.Load(); n != 0 {
+		t.Fatalf("%d errors counted as packet-too-big", n)
+	}
+	if ws := pr.aSends(&h, make([]byte, 1400), pshF); len(ws) != 1 || len(ws[0].payload) != 1420 {
+		t.Fatalf("after the errors: %d segments, want one of 1420 bytes", len(ws))
+	}
+}
+
 // TestPacketTooBigSplitsStoredFrame: a 1400-byte host segment went out as
 // one 1420-byte frame; a router on the untrusted side reports MTU 1000. The
 // host gets the PTB translated (MTU 980, quoted sequence number at the
