@@ -32,12 +32,15 @@ const (
 	fragHeldMax = 256
 )
 
-// fragDgramKey names a datagram: addresses, identification, version and
-// (IPv4) protocol.
+// fragDgramKey names a datagram: addresses, identification, (IPv4)
+// protocol, and the port it arrives at (the engine's own key,
+// engine/frag.go: a fragment forged on one side must not route the
+// datagrams of the other).
 type fragDgramKey struct {
 	src, dst [16]byte
 	id       uint32
 	proto    uint8
+	from     PortID
 }
 
 type fragRoute struct {
@@ -63,12 +66,12 @@ type fragSteer struct {
 
 // fragKeyOf returns the datagram key of the fragment in p and its hash for
 // choosing the steering worker.
-func fragKeyOf(p *packet.Packet) (fragDgramKey, flow.Key, bool) {
+func fragKeyOf(p *packet.Packet, from PortID) (fragDgramKey, flow.Key, bool) {
 	fr, ok := p.Fragment()
 	if !ok {
 		return fragDgramKey{}, flow.Key{}, false
 	}
-	var k fragDgramKey
+	k := fragDgramKey{from: from}
 	copy(k.src[:], p.Src())
 	copy(k.dst[:], p.Dst())
 	k.id = fr.ID
@@ -84,7 +87,7 @@ func fragKeyOf(p *packet.Packet) (fragDgramKey, flow.Key, bool) {
 // dispatchFragment routes a fragment w received (w.pkt holds it) or was
 // handed for steering.
 func (w *worker) dispatchFragment(from PortID, frame []byte, now int64) {
-	dk, hk, ok := fragKeyOf(&w.pkt)
+	dk, hk, ok := fragKeyOf(&w.pkt, from)
 	if !ok {
 		w.process(from, frame, now, kindFragment, flow.Key{}) // the handler drops what it cannot read
 		return

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -13,31 +12,45 @@ import (
 //
 // Every fragment of a TCP datagram reaches the engine (and every fragment of
 // an ICMP message: a later fragment of an error may hold the rest of a
-// quote). The decision is made once per datagram, when its first fragment
-// (the only one with ports) is seen:
+// quote). Only the first fragment names the connection, and anyone can send
+// a first fragment with any identification: a decision made on it alone
+// would let a forged first fragment carry the later fragments of another
+// datagram past the engine, plaintext of an encrypted connection out, or
+// its ciphertext in to a host. So no fragment goes anywhere before its
+// datagram is whole. The engine holds (copies) every fragment, reassembles
+// the datagram once all are in, checks its checksum (a forged fragment
+// spliced into a real datagram fails it, as at the receiving host), and
+// hands it to Handle as one segment, which applies the rules of whole
+// segments:
 //
-//   - no flow, or a plain one: every fragment passes unchanged, so plain
-//     TCP works as it would without the appliance;
-//   - a flow the engine handles: the datagram is reassembled and handled as
-//     one segment; what leaves is built by the engine in segments that fit
-//     (frames no larger than the MSS, never fragmented), so no fragment of
-//     such a flow crosses in either direction;
-//   - an ICMP error quoting a segment of a flow the engine handles: every
-//     fragment is dropped (from the inside it may quote plaintext).
+//   - Handle lets the segment go on unchanged (no flow, a plain one): the
+//     original fragments go on as they came, with whatever Handle changed
+//     in place (a translated ICMP quote) copied into them, so plain TCP
+//     works as it would without the appliance;
+//   - Handle takes the segment (a flow the engine handles): what leaves is
+//     built by the engine in segments that fit (frames no larger than the
+//     MSS, never fragmented), so no fragment of such a flow crosses in
+//     either direction;
+//   - Handle drops it (or resets: a tuple a previous run encrypted): the
+//     fragments are dropped.
 //
-// A non-first fragment that arrives before its first fragment is held
-// (copied) until the first one decides, or the timeout discards it: it has
-// no ports, so nothing else can tell whose it is. Reassembly follows RFC
-// 5722 for both IP versions: a fragment that overlaps another discards the
-// whole datagram, including fragments still to come (an exact duplicate is
-// dropped alone, RFC 8200 §4.5). Everything is bounded: datagrams tracked,
-// datagrams per flow under reassembly, fragments per datagram, bytes held,
-// and time. Counters.Frag counts every decision and drop.
+// A datagram is named by source, destination, identification, protocol
+// (IPv4) and the port it came in at: the fragments of one datagram all
+// arrive at one port, and one forged on the other side cannot join it.
+// Reassembly follows RFC 5722 for both IP versions: a fragment that
+// overlaps another discards the whole datagram, including fragments still
+// to come (an exact duplicate is dropped alone, RFC 8200 §4.5). Everything
+// is bounded: datagrams tracked and bytes held (a new datagram discards the
+// oldest when the table is full, so fragments that never complete cannot
+// shut out those that do), a handled flow's datagrams, fragments per
+// datagram, and time. Counters.Frag counts every decision and drop.
 //
 // The fragments of a negotiated flow tell the MTU of the link the
 // appliance sits on (a router fragmented them to cross it, both ports being
-// on it): the flow's MSS both ways is lowered to fit the largest fragment,
-// so what the engine sends fits where the fragments did.
+// on it): once Handle has taken the datagram, the flow's segment sizes both
+// ways are lowered to fit its largest fragment, as by a packet-too-big
+// (floors and expiry included, pmtu.go), so what the engine sends fits
+// where the fragments did.
 
 // FragConfig bounds the engine's handling of IP fragments. Zero values take
 // the defaults noted.
@@ -80,16 +93,16 @@ func (c *FragConfig) defaults() {
 
 // Fragment events, counted in Counters.Frag.
 const (
-	FragPassed       = iota // fragments of datagrams no handled flow owns, passed unchanged
-	FragHeld                // non-first fragments held until their first fragment came
-	FragReassembled         // datagrams of handled flows reassembled and handled as one segment
-	FragWholeDropped        // reassembled datagrams the flow would have passed whole (it fell back meanwhile): dropped, the host resends
-	FragQuoteDropped        // fragments of an ICMP error quoting a handled flow: dropped
+	FragPassed       = iota // fragments of datagrams Handle let go on unchanged, passed as they came
+	FragHeld                // fragments held until their datagram was whole
+	FragReassembled         // datagrams reassembled and handed to Handle as one segment
+	FragWholeDropped        // reassembled datagrams Handle let go on but changed in length: dropped, the host resends
+	FragQuoteDropped        // fragmented ICMP errors Handle dropped (quoting a handled flow)
 	FragOverlap             // datagrams discarded for an overlapping fragment (RFC 5722)
 	FragDuplicate           // exact duplicate fragments dropped (RFC 8200 §4.5)
-	FragBad                 // datagrams discarded for a bad fragment length or offset
-	FragTimeout             // datagrams discarded incomplete at the timeout (held or under reassembly)
-	FragLimit               // datagrams or fragments dropped because a limit was hit
+	FragBad                 // datagrams discarded for a bad fragment length or offset, or a bad checksum once whole
+	FragTimeout             // datagrams discarded incomplete at the timeout
+	FragLimit               // datagrams or fragments dropped because a limit was hit (the oldest datagram discarded for a new one included)
 	FragDiscarded           // fragments of a datagram already discarded (overlap, bad, limit)
 	NumFragEvents
 )
@@ -98,62 +111,72 @@ const (
 var FragNames = [NumFragEvents]string{"passed", "held", "reassembled", "whole_dropped", "quote_dropped",
 	"overlap", "duplicate", "bad", "timeout", "limit", "discarded"}
 
-// fragKey names one datagram: source, destination, identification, and
-// for IPv4 the protocol (RFC 791 §3.2; RFC 8200 §4.5 uses no protocol).
+// fragKey names one datagram: source, destination, identification, for
+// IPv4 the protocol (RFC 791 §3.2; RFC 8200 §4.5 uses no protocol), and
+// the port its fragments arrive at.
 type fragKey struct {
 	src, dst [16]byte
 	id       uint32
 	proto    uint8
 	v6       bool
+	from     PortID
 }
 
 type fragState uint8
 
 const (
-	fragHold  fragState = iota // no first fragment yet: later ones held
-	fragPass                   // not the engine's: fragments pass unchanged
-	fragDrop                   // discarded: fragments dropped
-	fragReasm                  // being reassembled
+	fragHold fragState = iota // collecting fragments
+	fragDrop                  // discarded: fragments dropped until the timeout
 )
 
+// heldFrag is one fragment as it came: b is the whole frame, its data
+// (b[data:data+n]) sits at offset off of the fragmentable part.
 type heldFrag struct {
-	from PortID
-	b    []byte
+	b            []byte
+	data, off, n int
 }
 
 // fragDgram is one tracked datagram.
 type fragDgram struct {
 	state    fragState
 	deadline int64
-	mem      int // bytes charged to the table
+	seq      uint64 // creation order (fragTable.order)
+	mem      int    // bytes charged to the table
 	held     []heldFrag
-	// Reassembly: buf holds the first fragment's headers up to the
-	// fragmentable part (head bytes), then the data at its offsets.
-	flow   flowKey
-	from   PortID
-	l3     int
-	head   int
-	prev   int   // IPv6: offset in buf of the Next Header to set; 0 for IPv4
-	next   uint8 // IPv6: the Fragment header's Next Header
-	buf    []byte
-	ranges [][2]int
-	seen   int
-	total  int // data length, -1 until the last fragment came
-	// Passed or dropped: when every fragment has gone by, d is forgotten.
-	prog packet.FragProgress
+	ranges   [][2]int
+	seen     int
+	total    int // data length, -1 until the last fragment came
+	maxData  int // the largest fragment's data length
+	// From the first fragment: the headers every fragment repeats end at
+	// head (l3 the IP header's offset); IPv6: prev is the offset of the
+	// Next Header that names the Fragment header, next that header's Next
+	// Header. flow is set when the first fragment names a handled flow.
+	first      bool
+	l3, head   int
+	prev       int
+	next       uint8
+	flow       flowKey
+	flowCounts bool
 }
 
 // fragTable is the engine's fragment state.
 type fragTable struct {
 	m          map[fragKey]*fragDgram
 	perFlow    map[flowKey]int
+	order      []fragOrder // datagrams by creation, oldest first (stale entries skipped)
+	nextSeq    uint64
 	mem        int
 	nextExpire int64
 	whole      bool // handling a reassembled datagram
 }
 
-func fragKeyOf(p *packet.Packet, fr packet.Fragment) fragKey {
-	k := fragKey{id: fr.ID, v6: p.IPVersion() == 6}
+type fragOrder struct {
+	k   fragKey
+	seq uint64
+}
+
+func fragKeyOf(p *packet.Packet, fr packet.Fragment, from PortID) fragKey {
+	k := fragKey{id: fr.ID, v6: p.IPVersion() == 6, from: from}
 	copy(k.src[:], p.Src())
 	copy(k.dst[:], p.Dst())
 	if !k.v6 {
@@ -178,205 +201,116 @@ func (e *Engine) fragment(now int64, from PortID, p *packet.Packet, tx [2]TxSink
 	if t.m == nil {
 		t.m, t.perFlow = make(map[fragKey]*fragDgram), make(map[flowKey]int)
 	}
-	k := fragKeyOf(p, fr)
+	k := fragKeyOf(p, fr, from)
 	d := t.m[k]
 	if d != nil && now >= d.deadline {
 		e.fragForget(k, d, true)
 		d = nil
 	}
-	first := fr.Offset == 0
 	if d == nil {
-		if len(t.m) >= e.cfg.Fragments.MaxDatagrams {
-			e.c.Frag[FragLimit].Add(1)
-			return e.drop(DropFragment)
-		}
-		d = &fragDgram{state: fragHold, deadline: now + int64(e.cfg.Fragments.Timeout), total: -1}
-		t.m[k] = d
-	}
-	if !first || d.state != fragHold {
-		switch d.state {
-		case fragHold:
-			if len(d.held) >= maxFragsPerDatagram || !e.fragCharge(d, len(p.Frame())) {
+		for len(t.m) >= e.cfg.Fragments.MaxDatagrams {
+			if !e.fragEvictOldest(nil) {
 				e.c.Frag[FragLimit].Add(1)
-				e.fragDiscard(d)
 				return e.drop(DropFragment)
 			}
-			d.held = append(d.held, heldFrag{from: from, b: bytes.Clone(p.Frame())})
-			e.c.Frag[FragHeld].Add(1)
-			return Consumed
-		case fragPass:
-			e.c.Frag[FragPassed].Add(1)
-			if d.prog.Add(fr, p.End()-fr.Data) {
-				e.fragForget(k, d, false)
-			}
-			return Passthrough
-		case fragDrop:
-			e.c.Frag[FragDiscarded].Add(1)
-			if d.prog.Add(fr, p.End()-fr.Data) {
-				e.fragForget(k, d, false)
-			}
-			return e.drop(DropFragment)
 		}
-		return e.fragAdd(now, k, d, p, fr, tx)
+		d = &fragDgram{deadline: now + int64(e.cfg.Fragments.Timeout), total: -1, seq: t.nextSeq}
+		t.nextSeq++
+		t.m[k] = d
+		t.order = append(t.order, fragOrder{k, d.seq})
 	}
-	// The first fragment decides.
-	held := d.held
-	d.held = nil
-	t.mem -= d.mem
-	d.mem = 0
-	v := e.fragDecide(now, k, d, from, p, fr, tx)
-	complete := false
-	if d.state == fragPass || d.state == fragDrop {
-		// (p still holds the first fragment: only a reassembly, which
-		// Handle decodes into e.pkt, may replace it.)
-		complete = d.prog.Add(fr, p.End()-fr.Data)
+	if d.state == fragDrop {
+		e.c.Frag[FragDiscarded].Add(1)
+		return e.drop(DropFragment)
 	}
-	for _, h := range held {
-		if d.state == fragReasm {
-			var hp packet.Packet
-			if hp.Decode(h.b) != nil {
-				continue // decoded once already
-			}
-			hf, _ := hp.Fragment()
-			e.fragAdd(now, k, d, &hp, hf, tx)
-			continue
-		}
-		if d.state == fragPass && e.sendCopy(tx[h.from.Other()], h.b) {
-			e.c.Frag[FragPassed].Add(1)
-		} else {
-			e.c.Frag[FragDiscarded].Add(1)
-			e.c.Drops[DropFragment].Add(1)
-		}
-		var hp packet.Packet
-		hp.Decode(h.b)
-		if hf, ok := hp.Fragment(); ok {
-			complete = d.prog.Add(hf, hp.End()-hf.Data)
-		}
-	}
-	if complete && e.frags.m[k] == d {
-		e.fragForget(k, d, false)
-	}
-	return v
+	return e.fragAdd(now, k, d, from, p, fr, tx)
 }
 
-// fragDecide settles a datagram's fate from its first fragment (p, which
-// it may clobber when p is e.pkt) and returns the first fragment's verdict.
-func (e *Engine) fragDecide(now int64, k fragKey, d *fragDgram, from PortID, p *packet.Packet, fr packet.Fragment, tx [2]TxSink) Verdict {
-	switch {
-	case p.IsTCP():
-		var fk flowKey
-		if from == Inside {
-			fk = flowKey{in: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort()), out: netip.AddrPortFrom(p.DstAddr(), p.DstPort())}
-		} else {
-			fk = flowKey{in: netip.AddrPortFrom(p.DstAddr(), p.DstPort()), out: netip.AddrPortFrom(p.SrcAddr(), p.SrcPort())}
-		}
-		f := e.flows[fk]
-		if f == nil && e.neg.has(fk) {
-			// A negotiated connection this engine has no record of (a
-			// previous run encrypted it): its fragments may carry
-			// plaintext for the wire or ciphertext for a host. Dropped;
-			// its next whole segment is reset (stray).
-			d.state = fragDrop
-			return e.drop(DropStale)
-		}
-		if f == nil || f.state == stPlain {
-			break
-		}
-		if e.frags.perFlow[fk] >= e.cfg.Fragments.PerFlow {
-			e.c.Frag[FragLimit].Add(1)
-			e.fragDiscard(d)
-			return e.drop(DropFragment)
-		}
-		e.frags.perFlow[fk]++
-		d.state, d.flow, d.from, d.l3 = fragReasm, fk, from, p.L3Offset()
-		d.head = fr.Head
-		if p.IPVersion() == 6 {
-			d.prev, d.next = fr.PrevNext, fr.Proto
-		}
-		// The fragments crossed the link the appliance is on: what the
-		// engine sends must fit where the largest of them did.
-		if mss := p.End() - fr.Data - 20; mss >= minMSS {
-			f.mssR = min(f.mssR, uint16(min(mss, 0xffff)))
-			f.mssL = min(f.mssL, uint16(min(mss, 0xffff)))
-		}
-		if !e.fragCharge(d, d.head) {
-			e.c.Frag[FragLimit].Add(1)
-			e.fragDiscard(d)
-			return e.drop(DropFragment)
-		}
-		d.buf = append(make([]byte, 0, d.head+p.End()-fr.Data), p.Frame()[:d.head]...)
-		return e.fragAdd(now, k, d, p, fr, tx)
-	case p.IsICMP():
-		if q := e.quotedFlow(p); q != nil && q.state != stPlain {
-			d.state = fragDrop
-			e.c.Frag[FragQuoteDropped].Add(1)
-			if from == Inside {
-				return e.drop(DropICMPQuote)
-			}
-			return e.drop(DropFragment)
-		}
-	}
-	d.state = fragPass
-	e.c.Frag[FragPassed].Add(1)
-	return Passthrough
-}
-
-// fragAdd puts one fragment of a datagram under reassembly in place, and
-// handles the datagram once it is whole.
-func (e *Engine) fragAdd(now int64, k fragKey, d *fragDgram, p *packet.Packet, fr packet.Fragment, tx [2]TxSink) Verdict {
+// fragAdd checks one fragment of datagram d and holds it, and handles the
+// datagram once it is whole.
+func (e *Engine) fragAdd(now int64, k fragKey, d *fragDgram, from PortID, p *packet.Packet, fr packet.Fragment, tx [2]TxSink) Verdict {
 	data := p.Frame()[fr.Data:p.End()]
 	o, n := fr.Offset, len(data)
 	end := o + n
 	// All but the last fragment carry a multiple of 8 bytes (RFC 791 §3.2,
 	// RFC 8200 §4.5), and the datagram fits its 16-bit length field.
-	hdrLen := d.head - d.l3
-	if d.prev != 0 {
+	hdrLen := fr.Head - p.L3Offset()
+	if p.IPVersion() == 6 {
 		hdrLen -= 40 // the IPv6 payload length does not count the fixed header
 	}
 	if fr.More && (n == 0 || n%8 != 0) || hdrLen+end > 0xffff ||
 		d.total >= 0 && (end > d.total || !fr.More && end != d.total) {
-		e.c.Frag[FragBad].Add(1)
-		e.fragDiscard(d)
-		return e.drop(DropFragment)
+		return e.fragBad(d, FragBad)
 	}
-	for _, r := range d.ranges {
+	for i, r := range d.ranges {
 		if o < r[1] && r[0] < end {
-			if r[0] == o && r[1] == end && bytes.Equal(d.buf[d.head+o:d.head+end], data) {
+			if h := d.held[i]; r[0] == o && r[1] == end && bytes.Equal(h.b[h.data:h.data+h.n], data) {
 				e.c.Frag[FragDuplicate].Add(1)
 				return e.drop(DropFragment)
 			}
-			e.c.Frag[FragOverlap].Add(1)
-			e.fragDiscard(d)
-			return e.drop(DropFragment)
+			return e.fragBad(d, FragOverlap)
 		}
 	}
 	if !fr.More {
 		for _, r := range d.ranges {
 			if r[1] > end {
-				e.c.Frag[FragBad].Add(1)
-				e.fragDiscard(d)
-				return e.drop(DropFragment)
+				return e.fragBad(d, FragBad)
 			}
 		}
 		d.total = end
 	}
-	grow := d.head + end - len(d.buf)
-	if len(d.ranges) >= maxFragsPerDatagram || grow > 0 && !e.fragCharge(d, grow) {
-		e.c.Frag[FragLimit].Add(1)
-		e.fragDiscard(d)
-		return e.drop(DropFragment)
+	if o == 0 {
+		if !e.fragFirst(d, from, p, fr) {
+			return e.fragBad(d, FragLimit)
+		}
 	}
-	if grow > 0 {
-		d.buf = append(d.buf, make([]byte, grow)...)
+	if len(d.held) >= maxFragsPerDatagram || !e.fragCharge(d, len(p.Frame())) {
+		return e.fragBad(d, FragLimit)
 	}
-	copy(d.buf[d.head+o:], data)
+	d.held = append(d.held, heldFrag{b: bytes.Clone(p.Frame()), data: fr.Data, off: o, n: n})
 	d.ranges = append(d.ranges, [2]int{o, end})
 	d.seen += n
-	if d.total < 0 || d.seen != d.total {
+	d.maxData = max(d.maxData, n)
+	if !d.first || d.total < 0 || d.seen != d.total {
+		e.c.Frag[FragHeld].Add(1)
 		return Consumed
 	}
-	// Whole: the first fragment's headers with the fragmentation undone.
-	buf := d.buf[:d.head+d.total]
+	return e.fragWhole(now, k, d, from, tx)
+}
+
+// fragFirst takes what the first fragment tells: where the repeated
+// headers end, and whether it names a flow the engine handles, whose
+// datagrams under reassembly are capped (PerFlow).
+func (e *Engine) fragFirst(d *fragDgram, from PortID, p *packet.Packet, fr packet.Fragment) bool {
+	d.first, d.l3, d.head = true, p.L3Offset(), fr.Head
+	if p.IPVersion() == 6 {
+		d.prev, d.next = fr.PrevNext, fr.Proto
+	}
+	if !p.IsTCP() {
+		return true
+	}
+	fk := flowKeyOf(p, from)
+	if f := e.flows[fk]; f == nil || f.state == stPlain {
+		return true
+	}
+	if e.frags.perFlow[fk] >= e.cfg.Fragments.PerFlow {
+		return false
+	}
+	e.frags.perFlow[fk]++
+	d.flow, d.flowCounts = fk, true
+	return true
+}
+
+// fragWhole reassembles datagram d, all of whose fragments are held, and
+// hands it to Handle (the package comment says what follows).
+func (e *Engine) fragWhole(now int64, k fragKey, d *fragDgram, from PortID, tx [2]TxSink) Verdict {
+	buf := make([]byte, d.head+d.total)
+	for _, h := range d.held {
+		if h.off == 0 {
+			copy(buf, h.b[:d.head])
+		}
+		copy(buf[d.head+h.off:], h.b[h.data:h.data+h.n])
+	}
 	ip := buf[d.l3:]
 	if d.prev == 0 {
 		binary.BigEndian.PutUint16(ip[6:], binary.BigEndian.Uint16(ip[6:])&0x4000) // DF stays
@@ -388,27 +322,116 @@ func (e *Engine) fragAdd(now int64, k fragKey, d *fragDgram, p *packet.Packet, f
 		buf[d.prev] = d.next
 		binary.BigEndian.PutUint16(ip[4:], uint16(len(ip)-40))
 	}
-	from := d.from
+	held, mtu := d.held, d.head-d.l3+d.maxData
+	if d.prev != 0 {
+		mtu += 8 // the Fragment header each fragment carried
+	}
+	var wp packet.Packet
+	if wp.Decode(buf) != nil || !wp.VerifyL4Checksum() {
+		// Not one datagram: a forged or corrupted fragment among them
+		// (the receiving host would discard it too).
+		return e.fragBad(d, FragBad)
+	}
+	fk := flowKeyOf(&wp, from)
 	e.fragForget(k, d, false)
 	e.c.Frag[FragReassembled].Add(1)
+	// Fragments of a handled flow: its segments must fit where they did.
+	f := e.flows[fk]
+	var pmssR, pmssL uint16
+	if wp.IsTCP() && f != nil && f.state != stPlain {
+		pmssR, pmssL = f.pmssR, f.pmssL
+		f.lowerPMSS(now, mtu)
+	}
 	e.frags.whole = true
 	v := e.Handle(now, from, buf, tx)
 	e.frags.whole = false
 	switch v {
+	case Dropped:
+		if f != nil && e.flows[fk] == f {
+			f.pmssR, f.pmssL = pmssR, pmssL // it told nothing about the path
+		}
+		if wp.IsICMP() {
+			e.c.Frag[FragQuoteDropped].Add(1)
+		}
 	case Passthrough, ForwardInPlace:
-		// The flow no longer wants it rewritten (it fell back, or ended),
-		// but the datagram cannot leave whole where its fragments could
-		// not: the host resends, and the fragments of the resent one pass.
-		e.c.Frag[FragWholeDropped].Add(1)
-		e.c.Drops[DropFragment].Add(1)
+		if len(buf) != d.head+d.total || ipLenOf(buf, d.l3, d.prev != 0) != len(buf)-d.l3 {
+			e.c.Frag[FragWholeDropped].Add(1)
+			e.c.Drops[DropFragment].Add(1)
+			break
+		}
+		for _, h := range held {
+			copy(h.b[h.data:h.data+h.n], buf[d.head+h.off:]) // what Handle changed in place
+			if e.sendCopy(tx[from.Other()], h.b) {
+				e.c.Frag[FragPassed].Add(1)
+			}
+		}
 	}
 	return Consumed
 }
 
-// fragCharge takes n bytes of the table's memory for d.
+// ipLenOf reads the length of the IP datagram at l3 from its header.
+func ipLenOf(b []byte, l3 int, v6 bool) int {
+	if v6 {
+		return 40 + int(binary.BigEndian.Uint16(b[l3+4:]))
+	}
+	return int(binary.BigEndian.Uint16(b[l3+2:]))
+}
+
+// lowerPMSS lowers f's segment sizes both ways to fit the MTU the
+// fragments of one of its datagrams showed, as a packet-too-big would
+// (and for as long), but without its floors: the fragments crossed that
+// link, so no host's floor applies to it, down to the smallest MSS taken.
+func (f *flow) lowerPMSS(now int64, mtu int) {
+	if m := max(mtu-(f.toR.l4-f.toR.l3)-20, minMSS); m < f.segR() {
+		f.pmssR, f.pmtuAt = uint16(m), now
+	}
+	if m := max(mtu-(f.toL.l4-f.toL.l3)-20, minMSS); m < f.segL() {
+		f.pmssL, f.pmtuAt = uint16(m), now
+	}
+}
+
+// fragBad discards datagram d for reason ev (counted) and drops the
+// fragment in hand.
+func (e *Engine) fragBad(d *fragDgram, ev int) Verdict {
+	e.c.Frag[ev].Add(1)
+	if n := len(d.held); n > 0 {
+		e.c.Drops[DropFragment].Add(uint64(n))
+	}
+	e.fragDiscard(d)
+	return e.drop(DropFragment)
+}
+
+// fragEvictOldest discards the oldest datagram tracked, unless that is
+// keep, to make room for a new one or for keep's next fragment; it reports
+// whether it discarded one.
+func (e *Engine) fragEvictOldest(keep *fragDgram) bool {
+	t := &e.frags
+	for len(t.order) > 0 {
+		o := t.order[0]
+		d := t.m[o.k]
+		if d == keep && d.seq == o.seq {
+			return false
+		}
+		t.order = t.order[1:]
+		if d != nil && d.seq == o.seq {
+			e.c.Frag[FragLimit].Add(1)
+			if n := len(d.held); n > 0 {
+				e.c.Drops[DropFragment].Add(uint64(n))
+			}
+			e.fragForget(o.k, d, false)
+			return true
+		}
+	}
+	return false
+}
+
+// fragCharge takes n bytes of the table's memory for d, discarding the
+// oldest other datagrams while the table is full.
 func (e *Engine) fragCharge(d *fragDgram, n int) bool {
-	if e.frags.mem+n > e.cfg.Fragments.Memory {
-		return false
+	for e.frags.mem+n > e.cfg.Fragments.Memory {
+		if !e.fragEvictOldest(d) {
+			return false
+		}
 	}
 	e.frags.mem += n
 	d.mem += n
@@ -418,15 +441,17 @@ func (e *Engine) fragCharge(d *fragDgram, n int) bool {
 // fragDiscard drops what d holds; its later fragments are dropped until
 // the timeout (RFC 5722: including those not yet received).
 func (e *Engine) fragDiscard(d *fragDgram) {
-	if d.state == fragReasm {
-		e.fragUnflow(d)
-	}
+	e.fragUnflow(d)
 	d.state = fragDrop
 	e.frags.mem -= d.mem
-	d.mem, d.held, d.buf, d.ranges = 0, nil, nil, nil
+	d.mem, d.held, d.ranges = 0, nil, nil
 }
 
 func (e *Engine) fragUnflow(d *fragDgram) {
+	if !d.flowCounts {
+		return
+	}
+	d.flowCounts = false
 	if n := e.frags.perFlow[d.flow]; n > 1 {
 		e.frags.perFlow[d.flow] = n - 1
 	} else {
@@ -436,20 +461,28 @@ func (e *Engine) fragUnflow(d *fragDgram) {
 
 // fragForget removes d; expired says the timeout did it.
 func (e *Engine) fragForget(k fragKey, d *fragDgram, expired bool) {
-	if expired && (d.state == fragReasm || d.state == fragHold) {
+	t := &e.frags
+	if expired && d.state == fragHold {
 		e.c.Frag[FragTimeout].Add(1)
 		if n := len(d.held); n > 0 {
 			e.c.Drops[DropFragment].Add(uint64(n))
 		}
 	}
-	if d.state == fragReasm {
-		e.fragUnflow(d)
+	e.fragUnflow(d)
+	t.mem -= d.mem
+	delete(t.m, k)
+	d.state, d.mem, d.held, d.ranges = fragDrop, 0, nil, nil
+	if len(t.order) > 2*len(t.m)+64 {
+		// Drop the entries of forgotten datagrams, keeping the order.
+		live := t.order[:0]
+		for _, o := range t.order {
+			if x := t.m[o.k]; x != nil && x.seq == o.seq {
+				live = append(live, o)
+			}
+		}
+		clear(t.order[len(live):])
+		t.order = live
 	}
-	e.frags.mem -= d.mem
-	delete(e.frags.m, k)
-	// Fragments still in hand for d (held ones being replayed) are
-	// dropped: d is done.
-	d.state, d.mem, d.held, d.buf, d.ranges = fragDrop, 0, nil, nil, nil
 }
 
 // fragExpire forgets datagrams past their timeout; Tick calls it.

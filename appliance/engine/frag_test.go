@@ -258,7 +258,9 @@ func TestFragmentsOfUnknownFlowPass(t *testing.T) {
 // Fragments of a tuple in the negotiated set that this engine has no record
 // of (a previous run encrypted the connection) never cross, in either
 // direction: from the inside they may be plaintext, from the outside
-// ciphertext for the host.
+// ciphertext for the host. The datagram, once whole, is a stray segment of
+// that connection like any other (strayReset): its sender gets an RST, the
+// other end a probe, neither with payload.
 func TestFragmentsOfNegotiatedTupleWithoutRecordDropped(t *testing.T) {
 	set := NewNegotiatedSet(NegotiatedConfig{})
 	set.Add(addrA, addrB, time.Time{})
@@ -270,8 +272,15 @@ func TestFragmentsOfNegotiatedTupleWithoutRecordDropped(t *testing.T) {
 		}
 		seg := tcpFrame(src, dst, 1000, 2000, ackF|pshF, 502, nil, markerData(1400))
 		in, out := g.pushAll(from, fragmentFrame(t, seg, 512, 7))
-		if len(in)+len(out) != 0 {
-			t.Fatalf("from %d: %d fragments crossed", from, len(in)+len(out))
+		noPlainFragments(t, "to the inside", in)
+		noPlainFragments(t, "to the outside", out)
+		back, on := in, out
+		if from == Outside {
+			back, on = out, in
+		}
+		rst, probe := one(t, "to the sender", back), one(t, "onward", on)
+		if rst.flags&rstF == 0 || len(rst.payload) != 0 || probe.flags != ackF || len(probe.payload) != 0 {
+			t.Fatalf("from %d: %+v back, %+v onward", from, rst, probe)
 		}
 	}
 	if n := g.e.Counters().Drops[DropStale].Load(); n == 0 {
@@ -336,7 +345,9 @@ func TestFragmentTimeout(t *testing.T) {
 }
 
 // The limits: datagrams per flow under reassembly, datagrams tracked,
-// memory. A datagram over a limit is dropped whole (never passed).
+// memory. A datagram over a limit is dropped whole (never passed); with
+// the table full, a new datagram takes the oldest one's place, so two
+// interleaved datagrams with room for one both fail.
 func TestFragmentLimits(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -362,7 +373,7 @@ func TestFragmentLimits(t *testing.T) {
 			if fragCount(pr.ga.e, FragLimit) == 0 {
 				t.Fatal("no limit counted")
 			}
-			if c.name != "memory" && fragCount(pr.ga.e, FragReassembled) != 1 {
+			if c.name == "per flow" && fragCount(pr.ga.e, FragReassembled) != 1 {
 				t.Fatalf("reassembled %d, want the first datagram", fragCount(pr.ga.e, FragReassembled))
 			}
 			pr.ga.tick(int64(6 * time.Second))
@@ -394,8 +405,8 @@ func TestFragmentedICMPErrorQuotingPlaintext(t *testing.T) {
 		t.Fatalf("quote drops %d", fragCount(pr.gb.e, FragQuoteDropped))
 	}
 	other := tcpFrame(addrA, netip.AddrPortFrom(addrB.Addr(), 8080), 1, 1, ackF, 502, nil, secret)
-	toIn, toOut = pr.gb.pushAll(Inside, mk(other, 42)[:2])
-	if len(toOut) != 2 || len(toIn) != 0 {
+	toIn, toOut = pr.gb.pushAll(Inside, mk(other, 42))
+	if len(toOut) != 3 || len(toIn) != 0 {
 		t.Fatalf("unknown connection: %d out", len(toOut))
 	}
 }
@@ -537,8 +548,122 @@ func TestOutsideFragmentOfEncryptedFlowDropped(t *testing.T) {
 	if n := len(pr.ga.in.take()) + len(pr.ga.out.take()); n != 0 || pr.ga.e.Counters().Frag[FragTimeout].Load() != 1 {
 		t.Fatalf("%d frames left, %d timeouts", n, pr.ga.e.Counters().Frag[FragTimeout].Load())
 	}
+	// Nor does a first fragment of another connection go anywhere alone:
+	// every fragment waits for its datagram (held, then discarded).
 	other := netip.AddrPortFrom(addrB.Addr(), 81)
-	if v := pr.ga.e.Handle(0, Outside, mk(other, 2), pr.ga.tx); v != Passthrough {
+	if v := pr.ga.e.Handle(0, Outside, mk(other, 2), pr.ga.tx); v != Consumed {
 		t.Fatalf("first fragment of an unknown flow: verdict %v", v)
 	}
+	pr.ga.tick(int64(12 * time.Second))
+	if n := len(pr.ga.in.take()) + len(pr.ga.out.take()); n != 0 || pr.ga.e.Counters().Frag[FragTimeout].Load() != 2 {
+		t.Fatalf("%d frames left, %d timeouts", n, pr.ga.e.Counters().Frag[FragTimeout].Load())
+	}
+}
+
+// A forged first fragment decided its datagram's fate for every fragment
+// with the same identification: one from the outside, naming a connection
+// the engine does not handle, made G_A pass the fragments of an encrypted
+// connection's segment that host a sent with that identification to the
+// untrusted link as they came (plaintext), and made G_B pass the fragments
+// of a wire frame to host b (ciphertext at wire sequence numbers, in its
+// window). A datagram is now named with the port it came in at, and no
+// fragment goes anywhere before its datagram is whole and checks out: a
+// second first fragment overlaps the first (RFC 5722), and a forged first
+// fragment completing a real datagram's later ones fails the checksum.
+func TestForgedFirstFragmentCarriesNothing(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	other := netip.AddrPortFrom(addrB.Addr(), 8080)
+	forgedFirst := func(src, dst netip.AddrPort, id uint32) []byte {
+		return fragmentFrame(t, tcpFrame(src, dst, 1, 1, ackF, 502, nil, make([]byte, 1400)), 600, id)[0]
+	}
+
+	// From the outside, about host a's datagram from the inside.
+	if in, out := pr.ga.rawPush(Outside, forgedFirst(addrA, other, 77)); len(in)+len(out) != 0 {
+		t.Fatalf("a forged first fragment went on alone: %d frames", len(in)+len(out))
+	}
+	data := markerData(1400)
+	_, toOut := pr.ga.pushAll(Inside, fragmentFrame(t, pr.aSegment(&h, 1400), 600, 77))
+	noPlainFragments(t, "G_A outside", toOut)
+	if got := pr.deliveredToB(toOut); !bytes.Equal(got, data) {
+		t.Fatalf("b got %d bytes, want the 1400 sent", len(got))
+	}
+
+	// From the outside, about a wire frame a router on the untrusted
+	// path fragmented: the forged first fragment first, then the real
+	// ones; then the real first one lost and a forged one in its place.
+	// (A fresh pair: a's fragments above lowered G_A's segment size.)
+	pr, h = handshake(t), newHosts()
+	for i, lose := range []bool{false, true} {
+		id := uint32(78 + i)
+		wire := fragmentFrame(t, pr.aSends(&h, markerData(1400), pshF)[0].frame(), 600, id)
+		frags := append([][]byte{forgedFirst(netip.AddrPortFrom(addrA.Addr(), 999), addrB, id)}, wire...)
+		if lose {
+			frags = append(frags[:1], wire[1:]...)
+		}
+		toIn, _ := pr.gb.pushAll(Outside, frags)
+		for _, f := range toIn {
+			var p packet.Packet
+			if p.Decode(f) == nil && (p.IsFragment() || !plaintextOnly(p.Payload())) {
+				t.Fatalf("lost first fragment %v: a fragment or wire bytes reached b: %x", lose, f)
+			}
+		}
+	}
+	if fragCount(pr.gb.e, FragOverlap) != 1 || fragCount(pr.gb.e, FragBad) != 1 {
+		t.Fatalf("G_B: overlaps %d, bad %d", fragCount(pr.gb.e, FragOverlap), fragCount(pr.gb.e, FragBad))
+	}
+}
+
+// A forged first fragment of an encrypted connection, never completed,
+// lowered the flow's segment size for good to fit its length (down to 88
+// bytes): only a datagram that was whole and that the engine took tells
+// the link's MTU, and the lowered size expires like a packet-too-big's.
+func TestForgedFragmentKeepsSegmentSize(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	forged := fragmentFrame(t, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 502, nil, make([]byte, 200)), 112, 5)[0]
+	pr.ga.rawPush(Outside, forged)
+	pr.ga.tick(int64(time.Minute))
+	if ws := pr.aSends(&h, make([]byte, 1400), pshF); len(ws) != 1 || len(ws[0].payload) != 1420 {
+		t.Fatalf("after a forged fragment: %d segments, want one of 1420 bytes", len(ws))
+	}
+	// Real fragments, of a datagram G_A takes, do lower it, for a while.
+	pr.ga.pushAll(Inside, fragmentFrame(t, pr.aSegment(&h, 1400), 600, 6))
+	if ws := pr.aSends(&h, make([]byte, 1400), pshF); len(ws) < 3 {
+		t.Fatalf("after real fragments of 600 bytes: %d segments", len(ws))
+	}
+	pr.ga.tick(int64(2*time.Minute) + pmtuExpiry)
+	if ws := pr.aSends(&h, make([]byte, 1400), pshF); len(ws) != 1 {
+		t.Fatalf("after the expiry: %d segments, want 1", len(ws))
+	}
+}
+
+// A closed encrypted connection's tuple reused by a new plain one from the
+// outside keeps the old record until b accepts the new connection
+// (TestReusedTupleOldSegmentsStayEncrypted): b's resent data of the old
+// connection does not leave in plaintext. Fragmented (b sends without DF,
+// a router inside cuts it), it did: a plain record's fragments passed.
+func TestReusedTupleOldSegmentFragmented(t *testing.T) {
+	pr, h, secret := closedPair(t)
+	toIn, _ := pr.gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
+	one(t, "new SYN at b", toIn)
+	long := bytes.Repeat(secret, 100)
+	old := tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), long)
+	_, out := pr.gb.pushAll(Inside, fragmentFrame(t, old, 504, 9))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext")
+		}
+	}
+}
+
+// plaintextOnly reports whether b holds nothing but bytes of markerData
+// (G_B may deliver again what b has not acknowledged): no wire bytes.
+func plaintextOnly(b []byte) bool {
+	for _, c := range b {
+		if c != 0 && !bytes.Contains(marker, []byte{c}) {
+			return false
+		}
+	}
+	return true
 }

@@ -220,6 +220,21 @@ func TestRequireEndToEndWithoutENOResets(t *testing.T) {
 	}
 }
 
+// The same third segment without ENO, with data and fragmented on the way:
+// its fragments passed as a plain flow's, and host b fell back to plain
+// TCP under require. Whole again, the datagram meets the same check.
+func TestRequireEndToEndThirdSegmentFragmented(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrA.Addr())})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
+	kept(t, gb, Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
+	third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, make([]byte, 1000))
+	toIn, toOut := gb.pushAll(Outside, fragmentFrame(t, third, 504, 3))
+	in, out := resetBoth(t, "fragmented third segment without ENO", toIn, toOut)
+	if in.seq != isnA+1 || out.seq != isnB+1 || gb.e.NumFlows() != 0 {
+		t.Fatalf("RSTs %+v / %+v, %d flows", in, out, gb.e.NumFlows())
+	}
+}
+
 // With the flow table full (a remote host can fill it with SYNs: records of
 // plain connections stay 5 minutes), a new connection was passed through
 // untracked, its SYN without TCP-ENO, and with the fast path the whole
