@@ -617,8 +617,14 @@ func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Ve
 		// decrypted plaintext (Linux quotes up to 548 bytes); one about
 		// a host segment quotes what was never sent as such. Neither may
 		// leave; the far side's path is the far appliance's business. A
-		// packet-too-big still lowers what the appliance sends L.
-		if f := e.quotedFlow(p); f != nil && f.state != stPlain {
+		// packet-too-big still lowers what the appliance sends L. One
+		// about a segment without payload before the key exchange (an
+		// inside firewall rejecting the far side's SYN) holds no
+		// plaintext, and both spaces are still one: it goes on, so the
+		// far side fails at once as over plain TCP.
+		if f := e.quotedFlow(p); f != nil && f.state < stKex && quotesNoPayload(p) {
+			return Passthrough
+		} else if f != nil && f.state != stPlain {
 			if p.IsPathMTU() {
 				return e.insidePTB(now, f, p, tx)
 			}

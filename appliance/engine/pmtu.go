@@ -190,9 +190,24 @@ func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	return Forwarded
 }
 
+// quotesNoPayload reports whether the segment an ICMP error quotes
+// certainly carried no payload (its quoted headers say so).
+func quotesNoPayload(p *packet.Packet) bool {
+	n, ok := quotedHeaders(p)
+	return ok && n == 0
+}
+
 // quotedLen returns the TCP payload length of the segment an ICMP error
 // quotes, from the quoted IP and TCP headers.
 func quotedLen(p *packet.Packet) (int, bool) {
+	n, ok := quotedHeaders(p)
+	return n, ok && n > 0
+}
+
+// quotedHeaders returns the TCP payload length the quoted IP and TCP
+// headers of an ICMP error give; ok is false when the quote is too short
+// to hold them.
+func quotedHeaders(p *packet.Packet) (int, bool) {
 	q, ok := p.Quote()
 	if !ok || q.L4 == 0 || q.L4+13 > q.End {
 		return 0, false
@@ -205,5 +220,5 @@ func quotedLen(p *packet.Packet) (int, bool) {
 	case 6:
 		n += 40 + int(binary.BigEndian.Uint16(fr[q.L3+4:]))
 	}
-	return n, n > 0
+	return n, true
 }

@@ -394,6 +394,30 @@ func TestPacketTooBigExpires(t *testing.T) {
 	}
 }
 
+// An inside firewall rejecting a far client's SYN with TCP-ENO (port
+// unreachable, quoting the SYN): the error was dropped as one about a
+// negotiated connection, and the client waited out its retransmissions
+// (for good under require) where over plain TCP it fails at once. Before
+// the key exchange a quote without payload holds no plaintext and the two
+// sequence spaces are one: it goes on. One quoting data still does not.
+func TestInsideRejectOfInboundSYNPasses(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil)
+	toIn, _ := gb.push(Outside, syn)
+	atB := one(t, "SYN at b", toIn).frame()
+	reject := packettest.Frame{Src: insideRouter, Dst: addrA.Addr(), Proto: 1,
+		L4: packettest.ICMP(3, 3, 0, packettest.Quote(atB, 548))}.Bytes()
+	if v := gb.e.Handle(0, Inside, reject, gb.tx); v != Passthrough {
+		t.Fatalf("port unreachable quoting the SYN: verdict %v, want passthrough", v)
+	}
+	data := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("SECRET"))
+	quoting := packettest.Frame{Src: insideRouter, Dst: addrA.Addr(), Proto: 1,
+		L4: packettest.ICMP(3, 3, 0, packettest.Quote(data, 548))}.Bytes()
+	if v := gb.e.Handle(0, Inside, quoting, gb.tx); v != Dropped {
+		t.Fatalf("port unreachable quoting data: verdict %v, want dropped", v)
+	}
+}
+
 // An ICMP error from the inside (a router on the inside link, or the host)
 // quotes a segment the appliance delivered to the inside host: decrypted
 // plaintext. It must not leave through the outside port (Linux quotes up
