@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -80,4 +81,43 @@ func TestSignedSYNsLeftAlone(t *testing.T) {
 			none(t, "signed SYN to a required prefix, back", toIn)
 		})
 	}
+}
+
+// IPsec AH (RFC 4302) authenticates the whole IPv6 packet, TCP header and
+// options included: an IPv6 SYN under AH got TCP-ENO added (the walk over
+// extension headers reached TCP through AH), the far host dropped it as
+// forged, and the connection came up only on the SYN retransmitted without
+// ENO, seconds late (never under require). It is left alone like a signed
+// SYN, both ways, and so is the host's SYN-ACK under AH to a far SYN with
+// ENO. (Over IPv4, AH is the protocol itself, never taken for TCP.)
+func TestAHSYNsLeftAlone(t *testing.T) {
+	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
+	ah := []packettest.Ext{{Proto: 51, Data: append([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 7}, bytes.Repeat([]byte{0xa5}, 12)...)}}
+	seg := func(src, dst netip.AddrPort, seq, ack uint32, flags uint8, opts []byte) []byte {
+		return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), Ext: ah, TCP: &packettest.TCP{
+			SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack, Flags: flags, Window: 64240, Options: opts}}.Bytes()
+	}
+	unchanged := func(t *testing.T, g *gw, from PortID, frame []byte) {
+		t.Helper()
+		in, out := g.rawPush(from, frame)
+		got := append(in, out...)
+		if len(got) != 1 || !bytes.Equal(got[0], frame) {
+			t.Fatalf("%d frames, first %x; want the segment unchanged, %x", len(got), got, frame)
+		}
+		if n := g.e.Counters().Fallbacks[FallbackTCPAuth].Load(); n != 1 {
+			t.Fatalf("%d tcp_auth fallbacks, want 1", n)
+		}
+	}
+	opts := packettest.MSSOption(1440)
+	t.Run("outbound", func(t *testing.T) {
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Inside, seg(a, b, isnA, 0, synF, opts))
+	})
+	t.Run("inbound", func(t *testing.T) {
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Outside, seg(a, b, isnA, 0, synF, append(append([]byte(nil), opts...), 69, 3, 0x23, 1)))
+	})
+	t.Run("host SYN-ACK", func(t *testing.T) {
+		gb := newGW(t, Config{TEPs: testTEPs})
+		gb.rawPush(Outside, tcpFrame(a, b, isnA, 0, synF, 64240, append(synOpts(1440, 1), 69, 3, 0x23, 1), nil))
+		unchanged(t, gb, Inside, seg(b, a, isnB, isnA+1, synF|ackF, opts))
+	})
 }

@@ -121,11 +121,12 @@ func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSin
 		}
 		return v
 	}
-	if sc.Auth {
-		// TCP MD5 signs the header's length, TCP-AO the options too: a
-		// SYN with ENO added no longer verifies (the host drops it), and
-		// nor would the segments the appliances cut from frames.
-		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO")
+	if sc.Auth || p.HasAH() {
+		// TCP MD5 signs the header's length, TCP-AO the options too, and
+		// IPsec AH the whole packet: a SYN with ENO added no longer
+		// verifies (the host drops it), and nor would the segments the
+		// appliances cut from frames.
+		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5, TCP-AO or IPsec AH")
 	}
 	synData := len(p.Payload()) > 0 || sc.TFO
 	if synData && pol != Require && e.answeredWithoutENO(now, k.out.Addr()) {
@@ -251,7 +252,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		}
 		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
-	if sc.Auth || sc.TFO {
+	if sc.Auth || p.HasAH() || sc.TFO {
 		// A signed SYN (TCP MD5, TCP-AO) goes to the host unchanged, MSS
 		// and all: neither it nor what follows may be altered. A Fast
 		// Open cookie gives SYN data a meaning of its own: the appliance
@@ -259,11 +260,11 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		// discarded all the same (RFC 8547 §4.7: also when ENO is not
 		// used).
 		reason, why := FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie"
-		if sc.Auth {
-			reason, why = FallbackTCPAuth, "SYN signed with TCP MD5 or TCP-AO"
+		if sc.Auth || p.HasAH() {
+			reason, why = FallbackTCPAuth, "SYN signed with TCP MD5, TCP-AO or IPsec AH"
 		}
 		v := e.plain(now, k, pol, reason, why)
-		if v == Passthrough && len(p.Payload()) > 0 {
+		if v == Passthrough && len(p.Payload()) > 0 && !p.HasAH() { // AH: not a byte may change
 			return e.synWithoutData(nil, p, tx[Inside])
 		}
 		return v
@@ -358,8 +359,8 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		}
 		return f.plainVerdict()
 	}
-	if sc.Auth {
-		return e.fallbackB(f, p, tx, FallbackTCPAuth, "SYN-ACK signed with TCP MD5 or TCP-AO")
+	if sc.Auth || p.HasAH() {
+		return e.fallbackB(f, p, tx, FallbackTCPAuth, "SYN-ACK signed with TCP MD5, TCP-AO or IPsec AH")
 	}
 	if f.state == stSynAckSent {
 		if p.Seq() != f.isnL {

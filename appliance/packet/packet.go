@@ -73,6 +73,7 @@ const (
 	flagICMP                 // ICMP or ICMPv6 header (4 bytes at least)
 	flagQuote                // ICMP error with a decodable quoted IP header
 	flagTrusted              // the port vouches for the TCP checksum (TrustL4Checksum)
+	flagAH                   // an IPv6 Authentication Header (RFC 4302) precedes the upper layer
 )
 
 // Quoted describes the IP datagram quoted in an ICMP or ICMPv6 error message,
@@ -106,7 +107,7 @@ type Packet struct {
 	ntags     uint8
 	version   uint8 // 0 (not IP), 4 or 6
 	proto     uint8 // upper-layer protocol; for an unknown IPv6 extension header, its number
-	flags     uint8
+	flags     uint16
 	q         Quoted
 	err       error // what Decode returned
 }
@@ -219,7 +220,7 @@ func (p *Packet) decodeIPv6(off int) error {
 // by end. It returns the upper-layer protocol and its offset, or the first
 // header it does not know (ESP, No Next Header, anything new) with l4 = -1.
 // Fragment headers set flagFragment, and flagNonFirst for a non-zero offset.
-func walkIPv6(b []byte, off, end int) (proto uint8, l4 int, flags uint8, err error) {
+func walkIPv6(b []byte, off, end int) (proto uint8, l4 int, flags uint16, err error) {
 	proto = b[off+6]
 	off += ipv6HeaderLen
 	// Each extension header is at least 8 bytes, so the walk ends after at
@@ -242,6 +243,7 @@ func walkIPv6(b []byte, off, end int) (proto uint8, l4 int, flags uint8, err err
 			if end-off < 8 {
 				return proto, -1, flags, ErrTruncated
 			}
+			flags |= flagAH
 			n := (int(b[off+1]) + 2) * 4
 			if end-off < n {
 				return proto, -1, flags, ErrTruncated
@@ -392,6 +394,11 @@ func (p *Packet) decodeQuote(off int) {
 
 // Frame returns the frame passed to Decode (including any Ethernet padding).
 func (p *Packet) Frame() []byte { return p.b }
+
+// HasAH reports an IPv6 Authentication Header (RFC 4302) before the upper
+// layer: it covers the headers and payload, so the packet must not be
+// changed. (Over IPv4, AH is the upper layer itself: protocol 51, no TCP.)
+func (p *Packet) HasAH() bool { return p.flags&flagAH != 0 }
 
 // VLANCount returns the number of VLAN tags (0, 1 or 2), outermost first.
 func (p *Packet) VLANCount() int { return int(p.ntags) }
