@@ -236,7 +236,7 @@ type Engine struct {
 	si      segInfo
 	opts    tcpOpts
 	jobs    [16]cryptopool.Job
-	retry   []*flow // flows whose pool submission was refused
+	retry   []*flow // flows waiting for the pool to take their key exchange, oldest first (retryKex)
 	scratch [tcpcrypt.MaxFrameLen + 64]byte
 	// loans: tails lent to sinks that may not have read them yet
 	// (reserveLent).
@@ -381,7 +381,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 // outcome in p.Err). The engine may rewrite p's frame in place
 // (ForwardInPlace) and keeps no reference to p after the call.
 func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
-	e.poll(now, tx)
+	e.poll(now, tx, false)
 	if p.Err() != nil {
 		// Malformed: it could be part of an encrypted connection that the
 		// far end would still accept, so it must not leave as it is.
@@ -462,13 +462,17 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 	return e.synOnTuple(now, k, f, p, from, tx)
 }
 
-// poll collects finished public-key work and retries refused submissions.
-func (e *Engine) poll(now int64, tx [2]TxSink) {
+// poll collects finished public-key work. Refused submissions go again
+// (retryKex) when a completion freed room in the pool, or always (Tick):
+// not at every frame, where each refusal would cost the pool's lock.
+func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 	if e.client == nil {
 		return
 	}
+	done := 0
 	for {
 		n := e.client.Poll(e.jobs[:])
+		done += n
 		for i := 0; i < n; i++ {
 			j := &e.jobs[i]
 			f := j.Arg.(*flow)
@@ -487,14 +491,8 @@ func (e *Engine) poll(now int64, tx [2]TxSink) {
 			break
 		}
 	}
-	if len(e.retry) > 0 {
-		rs := e.retry
-		e.retry = nil // startSession may append: do not share rs's array
-		for _, f := range rs {
-			if f.state == stKex && f.kexWant {
-				e.startSession(now, f, tx)
-			}
-		}
+	if done > 0 || always {
+		e.retryKex()
 	}
 }
 

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -120,13 +122,42 @@ func (e *Engine) startSession(now int64, f *flow, tx [2]TxSink) {
 		e.sessionDone(now, f, s, err, tx)
 		return
 	}
-	if e.client.Submit(cryptopool.Job{Run: runSession, Token: f.id, Arg: f}) {
-		f.kexBusy, f.kexWant = true, false
-		return
-	}
-	e.c.PoolRetries.Add(1)
+	// In turn: behind the flows the pool refused before, oldest first.
 	f.kexWant = true
+	if len(e.retry) == cap(e.retry) {
+		// Before the array grows, let go of flows that ended waiting.
+		e.retry = slices.DeleteFunc(e.retry, func(g *flow) bool { return !g.waitsForPool() })
+	}
 	e.retry = append(e.retry, f)
+	e.retryKex()
+}
+
+// waitsForPool reports whether f's key exchange still waits for the pool.
+func (f *flow) waitsForPool() bool { return f.state == stKex && f.kexWant }
+
+// retryKex submits the waiting key exchanges in order and stops at the
+// first the pool refuses (Counters.PoolRetries): its queue is full, and the
+// flows behind would be refused too, each after taking the pool's lock.
+// The refused flow stays first; the handshake timeout still applies.
+func (e *Engine) retryKex() {
+	i := 0
+	for ; i < len(e.retry); i++ {
+		f := e.retry[i]
+		if !f.waitsForPool() {
+			continue // ended while waiting
+		}
+		if !e.client.Submit(cryptopool.Job{Run: runSession, Token: f.id, Arg: f}) {
+			e.c.PoolRetries.Add(1)
+			break
+		}
+		f.kexBusy, f.kexWant = true, false
+	}
+	clear(e.retry[:i])
+	if i == len(e.retry) {
+		e.retry = e.retry[:0] // keep the array: no allocation per key exchange
+	} else {
+		e.retry = e.retry[i:]
+	}
 }
 
 // SetWake makes the engine call fn (on a pool goroutine) whenever

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,5 +131,96 @@ func TestPoolInit2AckedWhenDataCannotGo(t *testing.T) {
 	}
 	if w := parse(t, wire[0]); len(w.payload) != 0 || w.ack != isnB+1+74 {
 		t.Fatalf("after the keys: ack %x len %d, want a pure ACK of Init2 (%x)", w.ack, len(w.payload), isnB+1+74)
+	}
+}
+
+// blockedPool is a pool with one worker held busy and a full queue of two,
+// as a burst of handshakes leaves a daemon's pool: every Submit is refused
+// until release is called (which t's cleanup calls too).
+func blockedPool(t *testing.T) (pool *cryptopool.Pool, release func()) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1, QueueLen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	c, err := pool.NewClient(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
+		t.Fatal("blocker refused")
+	}
+	<-started
+	for range 2 {
+		if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) {}}) {
+			t.Fatal("filler refused")
+		}
+	}
+	return pool, release
+}
+
+// kexFlows brings n connections (a's ports from 20000) through G_A and to
+// G_B's key exchange: G_B has Init1 and wants the pool for its keys.
+func kexFlows(t *testing.T, ga, gb *gw, n int) {
+	for i := range n {
+		a := netip.AddrPortFrom(addrA.Addr(), uint16(20000+i))
+		_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+		one(t, "SYN", o)
+		gb.push(Outside, o[0])
+		_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+		one(t, "SYN-ACK", o)
+		ga.push(Outside, o[0])
+		_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+		if len(o) != 2 {
+			t.Fatalf("flow %d: %d frames after the third segment, want it and Init1", i, len(o))
+		}
+		gb.push(Outside, o[0])
+		gb.push(Outside, o[1])
+	}
+}
+
+// Key exchanges the pool refused (its queue full) were all submitted again
+// before every frame the worker handled, and each refusal took the pool's
+// lock: with thousands waiting, every packet of every connection on the
+// worker paid for thousands of refusals (500 waiting, 100 unrelated frames:
+// 50,000). Now they wait in order and go again only at a tick or when a
+// completion freed room, stopping at the first refusal; once the pool has
+// room, every one of them completes.
+func TestPoolRefusalsNotRetriedPerFrame(t *testing.T) {
+	const n = 500
+	pool, release := blockedPool(t)
+	ga := newGW(t, Config{TEPs: testTEPs})
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
+	kexFlows(t, ga, gb, n)
+	if got := gb.e.Counters().PoolRetries.Load(); got == 0 {
+		t.Fatal("the pool refused nothing: the test does not fill it")
+	}
+
+	before := pool.Stats().RejectedFull
+	other := netip.AddrPortFrom(addrA.Addr(), 7)
+	for i := range 100 {
+		gb.push(Outside, tcpFrame(addrB, other, uint32(1000+i), 1, ackF, 502, nil, nil))
+	}
+	refused := pool.Stats().RejectedFull - before
+	t.Logf("pool refusals during 100 unrelated frames: %d", refused)
+	if refused != 0 {
+		t.Fatalf("%d pool refusals while unrelated frames passed, want 0", refused)
+	}
+	gb.tick(1)
+	if refused := pool.Stats().RejectedFull - before; refused != 1 {
+		t.Fatalf("a tick made %d refused submissions, want 1 (the oldest waiting)", refused)
+	}
+
+	release()
+	deadline := time.Now().Add(20 * time.Second)
+	for gb.e.Counters().Encrypted.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+		gb.tick(1)
+	}
+	if got := gb.e.Counters().Encrypted.Load(); got != n {
+		t.Fatalf("%d of %d key exchanges completed", got, n)
 	}
 }

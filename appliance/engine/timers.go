@@ -10,7 +10,7 @@ const sweepEvery = int64(10 * time.Millisecond)
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.publish()
 	e.flushHeldAcks(tx)
-	e.poll(now, tx)
+	e.poll(now, tx, true)
 	e.fragExpire(now)
 	if len(e.loans) > 0 {
 		e.forgetReadLoans() // an idle engine keeps no released buffer alive
