@@ -91,8 +91,8 @@ func TestVerdicts(t *testing.T) {
 		{engine.Consumed, false, false, nil, nil},
 		{engine.Dropped, false, false, nil, nil},
 		{0, false, false, nil, nil}, // not a verdict: dropped
-		// Last: a mid-stream frame passed unchanged puts its flow on the
-		// fast path, and the handler sees no more of it.
+		// Last: a mid-stream frame passed unchanged (its flow stays off
+		// the fast path until the other side's segments pass too).
 		{engine.Passthrough, false, false, [][]byte{data}, nil},
 	}
 	for _, c := range cases {
@@ -162,6 +162,35 @@ func TestFastPathFollowsVerdict(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A passed mid-stream segment of a tuple the worker did not know put the
+// tuple on the fast path at once: a flood of forged one-way segments (new
+// tuples) cost two map updates, system calls, per frame and pushed live
+// flows out of the LRU map (1000 forged ACKs: 1000 inserts). Now the tuple
+// is listed only once a segment from each side passed, as a live
+// connection's do (one that began before a restart, or that the table
+// forgot).
+func TestOneWaySegmentsStayOffFastPath(t *testing.T) {
+	r, _ := scriptedRig(t, true, func(engine.PortID, []byte, [2]TxSink) Verdict { return engine.Passthrough })
+	for i := range 1000 {
+		r.send(Outside, tcpFrame(b4, a4, 80, uint16(10000+i), packettest.ACK, 1, 1, nil))
+	}
+	inserts := func() uint64 { s := r.a.Stats(); return s[0].FastInserts + s[1].FastInserts }
+	t.Logf("fast-path inserts after 1000 forged one-way ACKs: %d", inserts())
+	if got := inserts(); got != 0 {
+		t.Fatalf("%d fast-path inserts for one-way segments, want 0", got)
+	}
+	if len(r.out[0]) != 1000 {
+		t.Fatalf("%d of the one-way segments passed, want all", len(r.out[0]))
+	}
+
+	// The inside host's reply to one of them: both ends spoke.
+	r.send(Inside, tcpFrame(a4, b4, 10007, 80, packettest.ACK, 1, 1, []byte("reply")))
+	k := key4(a4, b4, 10007, 80)
+	if !r.bump.Listed(k) || !r.bump.Listed(keyRev(k)) || inserts() != 1 {
+		t.Fatalf("two-way connection: listed %v/%v, inserts %d; want listed once", r.bump.Listed(k), r.bump.Listed(keyRev(k)), inserts())
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	phaseSynSent flowtable.Class = iota // a SYN seen, no SYN-ACK yet: flows.handshake_timeout
 	phaseOpen                           // SYN-ACK from the other side seen: flows.idle_timeout
 	phaseClosing                        // a FIN or RST seen: removed after flows.close_grace
+	phaseOneWay                         // mid-stream, passed from one side only so far: flows.handshake_timeout
 )
 
 // flowState is the passthrough state of one connection, stored under the
@@ -28,6 +29,7 @@ const (
 type flowState struct {
 	phase   flowtable.Class
 	synSide uint8 // endpoint of the canonical key that sent the SYN (0 or 1)
+	passed  uint8 // phaseOneWay: bit s set when endpoint s's segment passed
 	fast    bool  // entered into the fast-path map (both directions)
 }
 
@@ -45,6 +47,9 @@ func newFlowTable(w *worker, f config.Flows) *flowtable.Table[flowState] {
 	// A closing flow is never touched, so its idle time is the time since
 	// the FIN or RST; a zero grace period still has to expire.
 	cfg.IdleTimeout[phaseClosing] = max(int64(f.CloseGrace), 1)
+	// Unconfirmed, and what a flood of forged segments fills: the first
+	// to expire or to be evicted.
+	cfg.IdleTimeout[phaseOneWay] = int64(f.HandshakeTimeout)
 	return flowtable.New(cfg)
 }
 
@@ -77,7 +82,7 @@ func (p *passthrough) apply(w *worker, ev *flowEvent) {
 	case f&packet.FlagSYN != 0:
 		p.synAck(w, ev, ck, st, ok, side)
 	default:
-		p.segment(w, ev, ck, st, ok)
+		p.segment(w, ev, ck, st, ok, side)
 	}
 }
 
@@ -91,6 +96,12 @@ func (p *passthrough) closing(w *worker, ev *flowEvent, ck flow.Key, st *flowSta
 		// the grace period like any other.
 		t.Insert(ck, flowState{phase: phaseClosing, fast: p.fp != nil}, phaseClosing, ev.now)
 		return
+	}
+	if st.phase == phaseOneWay {
+		// Known only mid-stream, as an untracked flow is: the map may
+		// still list it (a port's fast path off, or the LRU map kept
+		// one direction), so it is cleared after the grace period too.
+		st.fast = p.fp != nil
 	}
 	if st.phase != phaseClosing {
 		st.phase = phaseClosing
@@ -128,26 +139,41 @@ func (p *passthrough) synAck(w *worker, ev *flowEvent, ck flow.Key, st *flowStat
 	}
 }
 
-// segment: any other segment.
-func (p *passthrough) segment(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool) {
+// segment: any other segment, from endpoint side of ck.
+func (p *passthrough) segment(w *worker, ev *flowEvent, ck flow.Key, st *flowState, ok bool, side uint8) {
 	t := w.flows
 	if !ok && ev.pass && p.fp != nil {
 		// A connection the table does not know (older than this
 		// process: a restart; or forgotten) that the handler let
-		// through unchanged mid-stream: plain TCP, which goes back
-		// on the fast path. (The engine passes such a segment only
-		// when its tuple never negotiated TCP-ENO.)
-		st, _ := t.Insert(ck, flowState{phase: phaseOpen}, phaseOpen, ev.now)
-		if st != nil {
-			st.fast = p.allowFast(w, ck)
-		}
+		// through unchanged mid-stream: plain TCP (the engine passes
+		// such a segment only when its tuple never negotiated
+		// TCP-ENO). It goes back on the fast path once a segment from
+		// the other side passed too: anyone can forge one side, and
+		// listing every forged tuple would cost two map updates per
+		// frame and push live flows out of the LRU map.
+		t.Insert(ck, flowState{phase: phaseOneWay, passed: 1 << side}, phaseOneWay, ev.now)
 		return
 	}
-	if ok && st.phase != phaseClosing {
-		t.Touch(ck, ev.now)
+	if !ok || st.phase == phaseClosing {
+		return
+	}
+	t.Touch(ck, ev.now)
+	if !ev.pass || p.fp == nil {
+		return
+	}
+	switch st.phase {
+	case phaseOneWay:
+		st.passed |= 1 << side
+		if st.passed == 3 {
+			// Both ends speak: a live connection.
+			st.phase = phaseOpen
+			t.SetClass(ck, phaseOpen, ev.now)
+			st.fast = p.allowFast(w, ck)
+		}
+	case phaseOpen:
 		// The handler let go of a flow after its handshake (a
 		// third segment without TCP-ENO, ENO-28): fast path now.
-		if st.phase == phaseOpen && !st.fast && ev.pass && p.fp != nil {
+		if !st.fast {
 			st.fast = p.allowFast(w, ck)
 		}
 	}

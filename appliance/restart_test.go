@@ -12,9 +12,9 @@ import (
 
 // TestRestartedFlows: after a restart the workers see connections only
 // mid-stream. With a real engine behind them, a plain one (its tuple not in
-// the negotiated set) passes unchanged and goes back on the fast path at
-// its first segment; a negotiated one is reset, never passed, and stays off
-// the fast path.
+// the negotiated set) passes unchanged and goes back on the fast path once
+// a segment from each side passed; a negotiated one is reset, never passed,
+// and stays off the fast path.
 func TestRestartedFlows(t *testing.T) {
 	set := engine.NewNegotiatedSet(engine.NegotiatedConfig{})
 	// a4:40001 <-> b4:443 was encrypted before the restart (a4 inside).
@@ -29,6 +29,14 @@ func TestRestartedFlows(t *testing.T) {
 		t.Fatalf("plain segment: out %d frames, back %d", len(r.out[1]), len(r.out[0]))
 	}
 	k := key4(a4, b4, 40000, 80)
+	if r.bump.Listed(k) || r.bump.Listed(keyRev(k)) {
+		t.Error("the plain connection is on the fast path after a segment from one side")
+	}
+	reply := tcpFrame(b4, a4, 80, 40000, packettest.ACK, 2000, 1010, nil)
+	r.send(Outside, reply)
+	if len(r.out[0]) != 1 || string(r.out[0][0]) != string(reply) {
+		t.Fatalf("plain reply: %d frames back", len(r.out[0]))
+	}
 	if !r.bump.Listed(k) || !r.bump.Listed(keyRev(k)) {
 		t.Error("the plain connection is not back on the fast path")
 	}

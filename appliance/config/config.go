@@ -104,8 +104,8 @@ type Flows struct {
 	// Max is the flow-table capacity per worker; the oldest flow is
 	// evicted when it is full.
 	Max int `yaml:"max"`
-	// HandshakeTimeout is how long a flow whose handshake is incomplete is
-	// kept without traffic.
+	// HandshakeTimeout is how long a flow whose handshake is incomplete,
+	// or one seen mid-stream from one side only, is kept without traffic.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// IdleTimeout is how long an established flow is kept without traffic
 	// seen by the workers.
