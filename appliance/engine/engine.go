@@ -265,6 +265,9 @@ type Engine struct {
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
 	// release (ackRelease); Tick sends what is still held.
 	ackHeld []*flow
+	// guardSYNs is non-nil in a guard (NewGuard, guard.go), which
+	// handles every frame in guardPacket.
+	guardSYNs map[flowKey]guardSYN
 	// Frames sealed and opened since the last Tick, published to
 	// Counters there: an atomic add per frame cost more than the rest of
 	// the frame's bookkeeping together.
@@ -381,6 +384,9 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 // outcome in p.Err). The engine may rewrite p's frame in place
 // (ForwardInPlace) and keeps no reference to p after the call.
 func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	if e.guardSYNs != nil {
+		return e.guardPacket(now, from, p, tx)
+	}
 	e.poll(now, tx, false)
 	if p.Err() != nil {
 		// Malformed: it could be part of an encrypted connection that the

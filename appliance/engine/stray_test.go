@@ -386,3 +386,80 @@ func TestICMPv6RedirectQuotingPlaintext(t *testing.T) {
 		t.Fatalf("redirect without a Redirected Header: %v", v)
 	}
 }
+
+// newGuardGW is a guard (NewGuard) over set with the tests' sinks: the
+// handler of a daemon restarted with its engine off.
+func newGuardGW(t *testing.T, set *NegotiatedSet) *gw {
+	t.Helper()
+	e, err := NewGuard(set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gw{t: t, e: e}
+	g.in, g.out, g.tx = sinks()
+	return g
+}
+
+// A daemon restarted with its engine off passed every frame (its handler
+// was the appliance's Passthrough): the inside host's next segments of a
+// connection the previous run encrypted left in plaintext, and the far
+// appliance's frames reached the host as data. Its guard now handles the
+// tuples of the pinned negotiated set as the engine handles strays (reset
+// both ways, no payload across, RSTs with payload, fragments and the
+// inside's ICMP errors quoting them dropped); every other frame passes, and
+// a new connection whose handshake completes on the tuple frees it.
+func TestEngineOffGuardResetsNegotiated(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	set.Add(addrA, addrB, time.Now().Add(IdleLinger))
+	g := newGuardGW(t, set)
+
+	toIn, toOut := g.push(Inside, tcpFrame(addrA, addrB, 5000, 9000, ackF|pshF, 502, nil, []byte("MARKER plaintext after restart")))
+	if r := one(t, "RST to a", toIn); r.flags&rstF == 0 || r.seq != 9000 {
+		t.Fatalf("RST to a: %+v", r)
+	}
+	if pb := one(t, "probe to the far side", toOut); len(pb.payload) != 0 || pb.flags != ackF {
+		t.Fatalf("probe: %+v", pb)
+	}
+	toIn, toOut = g.push(Outside, tcpFrame(addrB, addrA, 0x9000, 0x7000, ackF|pshF, 502, nil, []byte("ciphertext")))
+	if pb := one(t, "probe to a", toIn); len(pb.payload) != 0 {
+		t.Fatalf("ciphertext reached a: %+v", pb)
+	}
+	if r := one(t, "RST to the far side", toOut); r.flags&rstF == 0 || r.seq != 0x7000 {
+		t.Fatalf("RST to the far side: %+v", r)
+	}
+	if v := g.e.Handle(0, Inside, tcpFrame(addrA, addrB, 5000, 0, rstF, 0, nil, []byte("MARKER")), g.tx); v != Dropped {
+		t.Fatalf("RST with payload: %v", v)
+	}
+	frags := fragmentFrame(t, tcpFrame(addrA, addrB, 5000, 9000, ackF|pshF, 502, nil, markerData(1200)), 512, 77)
+	toIn, toOut = g.pushAll(Inside, frags)
+	noPlainFragments(t, "fragments of the negotiated tuple", append(toIn, toOut...))
+	router := netip.MustParseAddr("192.0.2.254")
+	icmp := packettest.Frame{Src: router, Dst: addrB.Addr(), Proto: 1, L4: packettest.ICMP(11, 0, 0,
+		packettest.Quote(tcpFrame(addrB, addrA, 7000, 8000, ackF|pshF, 502, nil, []byte("MARKER delivered")), 548))}.Bytes()
+	if v := g.e.Handle(0, Inside, icmp, g.tx); v != Dropped {
+		t.Fatalf("ICMP error quoting the negotiated tuple: %v", v)
+	}
+
+	// Any other tuple passes, as without an engine.
+	other := netip.AddrPortFrom(addrA.Addr(), 40999)
+	_, toOut = g.push(Inside, tcpFrame(other, addrB, 5000, 9000, ackF|pshF, 502, nil, []byte("plain")))
+	hasBytes(t, "another tuple", one(t, "forwarded", toOut).payload, []byte("plain"))
+
+	// A SYN-ACK alone frees nothing; a completed handshake does.
+	g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	if !set.Contains(addrA, addrB) {
+		t.Fatal("a SYN-ACK without a SYN took the tuple out of the set")
+	}
+	_, toOut = g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	one(t, "new SYN passed", toOut)
+	toIn, _ = g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	one(t, "its SYN-ACK passed", toIn)
+	if set.Contains(addrA, addrB) {
+		t.Fatal("a completed handshake left the old tuple in the set")
+	}
+	_, toOut = g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("new plain")))
+	hasBytes(t, "the new connection", one(t, "forwarded", toOut).payload, []byte("new plain"))
+	if n := g.e.Counters().StrayResets.Load(); n != 2 {
+		t.Fatalf("stray resets %d, want 2", n)
+	}
+}

@@ -267,14 +267,14 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	engines, closeEngines, err := startEngines(cfg, log)
+	engines, prior, closeEngines, err := startEngines(cfg, log)
 	if err != nil {
 		return err
 	}
 	// Deferred before the workers start, so it runs after they stop (or
 	// are abandoned).
 	defer closeEngines()
-	a, err := newAppliance(cfg, x, engines, log)
+	a, err := newAppliance(cfg, x, engines, prior, log)
 	if err != nil {
 		return err
 	}
@@ -313,8 +313,9 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 }
 
 // newAppliance builds the workers over x's queues, with x's fast path when
-// it is on and the engines (nil: Passthrough) behind them.
-func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines, log *slog.Logger) (*appliance.Appliance, error) {
+// it is on and the engines behind them; without engines, guards over prior
+// (engine.NewGuard) or, when it is nil, Passthrough.
+func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines, prior *engine.NegotiatedSet, log *slog.Logger) (*appliance.Appliance, error) {
 	inside, outside := x.Queues()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -324,6 +325,8 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 	}
 	if engines != nil {
 		opt.NewHandler = engines.NewHandler
+	} else if prior != nil {
+		opt.NewHandler = func(int) (appliance.FrameHandler, error) { return engine.NewGuard(prior, log) }
 	}
 	var owners string
 	if backendName, _ := x.Backend(bump.Inside); backendName == backend.AFPacket && len(inside) > 1 {
@@ -390,19 +393,35 @@ func logPorts(cfg config.Config, x *backend.Ports, log *slog.Logger) {
 }
 
 // startEngines starts the engines' shared services when the engine is
-// enabled (nil Engines when not): the key pool, the negotiated set (pinned
-// under pin_dir when set) and the key log. closeAll releases them; call it
-// after the workers stopped.
-func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, closeAll func(), err error) {
+// enabled: the key pool, the negotiated set (pinned under pin_dir when set)
+// and the key log. When it is not, Engines is nil, and prior is the pinned
+// negotiated set if it holds live entries: connections a previous run
+// encrypted, which must still be reset (engine.NewGuard). closeAll releases
+// them; call it after the workers stopped.
+func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, prior *engine.NegotiatedSet, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
+	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 	if !cfg.Engine.Enabled {
 		log.Info("engine disabled: every connection passes through unencrypted")
-		return nil, closeAll, nil
+		if cfg.PinDir == "" {
+			return nil, nil, closeAll, nil
+		}
+		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+		if err != nil {
+			log.Warn("negotiated set not opened: connections a previous run encrypted will pass, not be reset", "err", err)
+			return nil, nil, closeAll, nil
+		}
+		closers = append(closers, func() { m.Close() })
+		if set.Len() == 0 {
+			return nil, nil, closeAll, nil
+		}
+		log.Warn("connections a previous run encrypted are reset, not passed", "tuples", set.Len())
+		return nil, set, closeAll, nil
 	}
 	defer func() {
 		if err != nil {
@@ -411,18 +430,17 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	}()
 	engines, err = control.NewEngines(cfg.Engine, log)
 	if err != nil {
-		return nil, closeAll, err
+		return nil, nil, closeAll, err
 	}
 	closers = append(closers, engines.Close)
 	if engines.MTU, err = afxdp.PortMTUs(cfg); err != nil {
-		return nil, closeAll, err
+		return nil, nil, closeAll, err
 	}
 	log.Info("segment size cap", "inside_mtu", engines.MTU[bump.Inside], "outside_mtu", engines.MTU[bump.Outside])
-	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 	if cfg.PinDir != "" {
 		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
 		if err != nil {
-			return nil, closeAll, fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
+			return nil, nil, closeAll, fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
 		}
 		closers = append(closers, func() { m.Close() }) // the pin stays
 		engines.Negotiated = set
@@ -433,13 +451,13 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	if cfg.KeyLog != "" {
 		kl, err := keylog.Create(cfg.KeyLog)
 		if err != nil {
-			return nil, closeAll, err
+			return nil, nil, closeAll, err
 		}
 		closers = append(closers, func() { kl.Close() })
 		engines.KeyLog = kl.Log
 		log.Warn(keyLogWarning(cfg.KeyLog))
 	}
-	return engines, closeAll, nil
+	return engines, nil, closeAll, nil
 }
 
 // serveAdmin listens on addr and serves the admin API from src until the
