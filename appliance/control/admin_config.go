@@ -69,7 +69,8 @@ func (s *AdminSource) Config() admin.Config {
 // already changed are put back, so all engines run c or none does.
 // Resumption on/off and the nonce length go to the shared cache last.
 //
-// Refused with a *admin.FieldError, changing nothing: turning resumption on
+// Refused with a *admin.FieldError, changing nothing: caps.flows above the
+// value tcpincd started with (Engines.StartMaxFlows), turning resumption on
 // when tcpincd started with it off (the engines hold no cache), and any
 // engine setting while the handlers cannot be reconfigured at run time.
 func (s *AdminSource) ApplyConfig(c admin.Config) error {
@@ -84,6 +85,11 @@ func (s *AdminSource) ApplyConfig(c admin.Config) error {
 	ec, err := apiEngineConfig(s.ec, c)
 	if err != nil {
 		return err
+	}
+	if most := s.engines.StartMaxFlows(); ec.MaxFlows > most {
+		// More live flows than the negotiated set holds would go
+		// encrypted but unheld, their tuples unknown after a restart.
+		return &admin.FieldError{Field: "caps.flows", Msg: fmt.Sprintf("at most %d while tcpincd runs: the negotiated set (and its pinned map) was sized at start for that many flows per worker; raise engine.max_flows in the config file and restart", most)}
 	}
 	cache := s.engines.Cache
 	if c.Resumption && cache == nil {

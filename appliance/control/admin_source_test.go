@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -367,6 +368,21 @@ func checkConfigChanges(t *testing.T, g *liveBump) {
 	for q, ec := range engineConfigs(t, g.a) {
 		if ec.RekeyBytes != 2097152 || ec.RekeyAfter != 10*time.Minute {
 			t.Fatalf("engine %d runs rekey %d bytes / %v after the PUT", q, ec.RekeyBytes, ec.RekeyAfter)
+		}
+	}
+
+	// caps.flows goes down and back up at run time, never past the value
+	// tcpincd started with: the negotiated set was sized for that many
+	// flows per worker, and the live flows past it went encrypted without
+	// being held, so that after a restart their segments passed unchanged
+	// (plaintext onto the wire). It was accepted up to 2^24.
+	before = res.Config
+	start := g.engines.StartMaxFlows()
+	refused(fmt.Sprintf(`{"caps": {"flows": %d}}`, start+1), "caps.flows")
+	for _, n := range []int{start / 2, start} {
+		res, err = g.api.PutConfig(ctx, []byte(fmt.Sprintf(`{"caps": {"flows": %d}}`, n)))
+		if err != nil || res.Config.Caps.Flows != n || engineConfigs(t, g.a)[0].MaxFlows != n {
+			t.Fatalf("caps.flows %d: %+v, %v", n, res, err)
 		}
 	}
 }

@@ -111,6 +111,12 @@ func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
 	return en, nil
 }
 
+// StartMaxFlows is the flows per worker the engines started with. The
+// negotiated set, and the BPF map it is pinned in, are sized for it (two
+// entries per flow of every worker: afxdp.NegotiatedCapacity), so it is the
+// most caps.flows may be raised to while tcpincd runs.
+func (e *Engines) StartMaxFlows() int { return e.cfg.MaxFlows }
+
 // Config returns the engines' configuration, defaults filled in.
 func (e *Engines) Config() engine.Config {
 	e.mu.Lock()

@@ -428,11 +428,13 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		return e.fallbackB(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
 	}
 	f.ecnSYNACK(p)
+	if !e.negotiated(f) {
+		return e.fallbackB(f, p, tx, FallbackNegotiatedFull, "negotiated set full")
+	}
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
 	f.state = stSynAckSent
-	e.negotiated(f)
 	return Forwarded
 }
 
@@ -466,6 +468,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		if _, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEP(out.TEP())); err != nil {
 			return e.fallbackA(f, p, tx, FallbackNegotiate, err.Error())
 		}
+		if !e.negotiated(f) {
+			return e.fallbackA(f, p, tx, FallbackNegotiatedFull, "negotiated set full")
+		}
 		f.outcome = out
 		delete(e.plainPeers, f.key.out.Addr()) // it speaks TCP-ENO now
 		if e.si.hasMSS {
@@ -483,7 +488,6 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.ecnSYNACK(p)
 		f.enoOut = true
-		e.negotiated(f)
 		simAnswered := f.sim&simAnswered != 0 && p.Seq() == f.simISN // the simultaneous open negotiated
 		if simAnswered {
 			f.winL = synWindow(f.winL, f.wsLe) // the host's SYN-ACK's (simSYNACK)

@@ -233,11 +233,15 @@ func (s *NegotiatedSet) makeRoom() bool {
 // The engine's side.
 
 // negotiated puts f's tuple in the set: from here on its bytes on one side
-// are not its bytes on the other.
-func (e *Engine) negotiated(f *flow) {
+// are not its bytes on the other. It reports false when the set has no
+// room: the caller leaves the connection in plain TCP, since a restarted
+// daemon would not know the tuple and would pass its segments unchanged
+// (ciphertext to a host, plaintext to the wire).
+func (e *Engine) negotiated(f *flow) bool {
 	if !f.held {
 		f.held = e.neg.hold(f.key)
 	}
+	return f.held
 }
 
 // released takes f's tuple out of the set if the connection stays plain.

@@ -206,6 +206,48 @@ func TestNegotiatedSetBound(t *testing.T) {
 	}
 }
 
+// A connection whose tuple finds the negotiated set full of live entries
+// (caps.flows raised at run time past what the set was sized for) went on
+// encrypted without being held: after a restart its tuple was unknown and
+// its segments passed unchanged, a's plaintext onto the wire. Now the
+// appliance whose set is full leaves the connection in plain TCP before
+// the key exchange (fallback negotiated_set_full), as either TCP-ENO role.
+func TestNegotiatedSetFullStaysPlain(t *testing.T) {
+	for _, role := range []string{"A", "B"} {
+		t.Run(role, func(t *testing.T) {
+			set := NewNegotiatedSet(NegotiatedConfig{Capacity: 2})
+			for port := range uint16(2) {
+				set.Add(netip.AddrPortFrom(addrA.Addr(), 1+port), addrB, time.Time{}) // held
+			}
+			ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+			full := &ga
+			if role == "B" {
+				full = &gb
+			}
+			*full = newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+			o := toThirdSegment(ga, gb)
+			third := one(t, "a's third segment, and no Init1", o)
+			if option(third.opts, 69) != nil || len(third.payload) != 0 {
+				t.Fatalf("third segment on the wire: %+v", third)
+			}
+			gb.push(Outside, o[0])
+			for _, g := range []*gw{ga, gb} {
+				g.e.Flows(func(f FlowInfo) {
+					if f.Encrypted || f.State != "plain" {
+						t.Fatalf("flow %s, encrypted %v, want plain", f.State, f.Encrypted)
+					}
+				})
+			}
+			if n := (*full).e.Counters().Fallbacks[FallbackNegotiatedFull].Load(); n != 1 || set.Overflows() != 1 {
+				t.Fatalf("negotiated_set_full fallbacks %d, set overflows %d; want 1 and 1", n, set.Overflows())
+			}
+			if set.Contains(addrA, addrB) {
+				t.Fatal("the plain tuple is in the set")
+			}
+		})
+	}
+}
+
 // A set kept full by new connections frees a sixteenth of its capacity per
 // scan, the released entries nearest their deadlines first: one scan per
 // capacity/16 new connections, not one per connection (with 2 x MaxFlows

@@ -437,6 +437,7 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 		return nil, nil, closeAll, err
 	}
 	log.Info("segment size cap", "inside_mtu", engines.MTU[bump.Inside], "outside_mtu", engines.MTU[bump.Outside])
+	capacity = afxdp.NegotiatedCapacity(cfg.Queues, engines.StartMaxFlows()) // the caps.flows ceiling
 	if cfg.PinDir != "" {
 		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
 		if err != nil {
