@@ -126,6 +126,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		}
 	}
 	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
+		e.c.HandshakeFailures.Add(1)
 		e.abort(f, tx, "key exchange timeout")
 	}
 }

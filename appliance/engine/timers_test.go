@@ -134,3 +134,28 @@ func BenchmarkTickClosed(b *testing.B) {
 		b.Fatalf("%d flows left", e.NumFlows())
 	}
 }
+
+// A key exchange that times out is a failed handshake. G_B took a's third
+// segment and waits for Init1, which never comes: the timeout aborted the
+// flow but counted it nowhere among the handshakes (only the Init
+// retransmission limit counted), so handshake_failures under-reported.
+func TestKeyExchangeTimeoutCounted(t *testing.T) {
+	cfg := Config{TEPs: testTEPs, HandshakeTimeout: 2 * time.Second}
+	ga, gb := newGW(t, cfg), newGW(t, cfg)
+	o := toThirdSegment(ga, gb)
+	gb.push(Outside, o[0]) // the third segment; Init1 (o[1]) is lost
+	gb.e.Flows(func(f FlowInfo) {
+		if f.State != "key-exchange" {
+			t.Fatalf("G_B's flow is %s, want key-exchange", f.State)
+		}
+	})
+	for range 40 {
+		gb.tick(int64(100 * time.Millisecond))
+	}
+	if n := gb.e.NumFlows(); n != 0 {
+		t.Fatalf("%d flows after the handshake timeout", n)
+	}
+	if n := gb.e.Counters().HandshakeFailures.Load(); n != 1 {
+		t.Fatalf("handshake failures %d, want 1", n)
+	}
+}
