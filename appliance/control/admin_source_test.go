@@ -497,3 +497,70 @@ func TestAdminSourceEngineOff(t *testing.T) {
 	}
 	src.Flows(func(admin.FlowInfo) bool { t.Fatal("a flow without an engine"); return false })
 }
+
+// discard is a TxSink whose frames go nowhere.
+type discard struct{ buf [2048]byte }
+
+func (d *discard) Buffer() []byte { return d.buf[:] }
+func (d *discard) Commit(int)     {}
+
+// TestFlowIDsUniqueAcrossWorkers: each worker's engine numbered its flows
+// from 1, so two workers listed two flows with ID 1; /api/v1/flows/1
+// always returned worker 0's, and a page of one flow lost the other (the
+// cursor keeps IDs above it). The engines now share one counter
+// (Engines.NewHandler, engine.Deps.FlowIDs). Over the real admin server,
+// with one flow on each of two workers.
+func TestFlowIDsUniqueAcrossWorkers(t *testing.T) {
+	eng, err := NewEngines(config.Default().Engine, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a := newAppliance(t, 2, eng.NewHandler)
+	src, err := NewAdminSource(a, eng, AdminInfo{Version: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tx [2]engine.TxSink = [2]engine.TxSink{&discard{}, &discard{}}
+	if err := src.eachEngine(func(q int, e *engine.Engine) {
+		// A SYN from the inside: a flow in syn-sent on worker q.
+		e.Handle(0, engine.Inside, seg(a4, b4, uint16(7000+q), 80, packettest.SYN, 1, 0, nil), tx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
+	defer hs.Close()
+	api, err := admin.NewClient(hs.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	page, err := api.Flows(ctx, admin.FlowQuery{})
+	if err != nil || len(page.Flows) != 2 || page.Flows[0].ID == page.Flows[1].ID {
+		t.Fatalf("flows: %+v, %v; want two with different IDs", page, err)
+	}
+	for _, want := range page.Flows {
+		id, _ := strconv.ParseUint(want.ID, 10, 64)
+		got, err := api.Flow(ctx, id)
+		if err != nil || got.Inside != want.Inside {
+			t.Fatalf("flow %s: %+v, %v; want the one of %s", want.ID, got, err, want.Inside)
+		}
+	}
+	seen := map[string]bool{}
+	for q := (admin.FlowQuery{Limit: 1}); ; {
+		p, err := api.Flows(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range p.Flows {
+			seen[f.Inside] = true
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		q.Cursor = p.NextCursor
+	}
+	if len(seen) != 2 {
+		t.Fatalf("pages of one flow listed %v, want both flows", seen)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance"
@@ -37,6 +38,9 @@ type Engines struct {
 
 	mu   sync.Mutex
 	list []*engine.Engine
+	// flowIDs numbers the flows of every engine (engine.Deps.FlowIDs): the
+	// admin API finds a flow by its ID.
+	flowIDs atomic.Uint64
 }
 
 // NewEngines starts the shared services for c. Close it after the workers
@@ -101,7 +105,7 @@ func (e *Engines) StockStats() []cryptopool.StockStats {
 // NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
 // q's worker.
 func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU, FlowIDs: &e.flowIDs})
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,11 @@ type Deps struct {
 	// encrypted connection and key generation, with the keys: for
 	// debugging decryption only (it exposes the traffic). Nil: nothing.
 	KeyLog func(KeyLogEntry)
+	// FlowIDs numbers the flows of all the workers' engines, so that a
+	// flow ID names one flow of the appliance (the admin API's
+	// /api/v1/flows/{id}, its paging cursor). Nil: the engine numbers its
+	// own from 1.
+	FlowIDs *atomic.Uint64
 	// MTU is the largest IP packet each port carries (indexed by PortID:
 	// the interface's MTU, and no more than a TX frame holds). No segment
 	// the engine builds toward a port is larger, whatever MSS the hosts

@@ -16,9 +16,18 @@ func (e *Engine) lookup(k flowKey) *flow {
 	return f
 }
 
-func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
+// newID is the next flow ID: from the counter the workers share, else the
+// engine's own.
+func (e *Engine) newID() uint64 {
+	if e.deps.FlowIDs != nil {
+		return e.deps.FlowIDs.Add(1)
+	}
 	e.nextID++
-	f := &flow{id: e.nextID, key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
+	return e.nextID
+}
+
+func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
+	f := &flow{id: e.newID(), key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
 	f.enc.finH, f.enc.finW = -1, -1
 	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
 	f.mssL, f.mssR = 536, 536
