@@ -64,8 +64,13 @@ type FlowInfo struct {
 	SessionID     [33]byte
 	KeyGeneration uint32
 	Resumed       bool
-	// BytesIn and PacketsIn count what came from the far side (outside to
-	// inside); BytesOut and PacketsOut what the inside host sent.
+	// BytesIn is the far side's plaintext delivered to the inside host,
+	// BytesOut the inside host's plaintext sealed toward the far side.
+	// PacketsIn counts the segments that came from the far side,
+	// PacketsOut those sent to it (frames, Init messages and ACKs the
+	// appliance sent; a plain flow's segments), both from the third
+	// segment of the handshake on and as far as the engine saw them (not
+	// what the kernel fast path carried): engine.FlowInfo.
 	BytesIn, BytesOut, PacketsIn, PacketsOut uint64
 	Started                                  time.Time
 	// Transcript is the negotiation transcript of RFC 8547 §4.8: A's ENO

@@ -235,3 +235,58 @@ func wantStream(t *testing.T, g *gw, want any, dir func(*StreamInfo) any) {
 		t.Fatalf("stream:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// packets counts g's one flow: segments from the far side, and to it.
+func packets(t *testing.T, g *gw) (in, out uint64) {
+	t.Helper()
+	n := 0
+	g.e.Flows(func(f FlowInfo) { in, out, n = f.PacketsIn, f.PacketsOut, n+1 })
+	if n != 1 {
+		t.Fatalf("%d flows, want 1", n)
+	}
+	return in, out
+}
+
+// PacketsIn counts the segments that came from the far side, PacketsOut
+// those that went to it. The inside host's segments were counted as
+// packets in too (hostACK), so one data segment a to b and b's ACK left
+// G_B at 2 in, 1 out; and a plain flow's segments were not counted at all.
+func TestPacketCounts(t *testing.T) {
+	pr := handshake(t)
+	aIn, aOut := packets(t, pr.ga)
+	bIn, bOut := packets(t, pr.gb)
+	if aOut != bIn || bOut != aIn || aIn == 0 || bIn == 0 {
+		t.Fatalf("after the handshake G_A in %d out %d, G_B in %d out %d: what one sends the other receives", aIn, aOut, bIn, bOut)
+	}
+	h := newHosts()
+	atB, _ := pr.toB(pr.aSends(&h, []byte("hello"), pshF))
+	last := atB[len(atB)-1]
+	pr.ga.push(Outside, tcpFrameFrom(one(t, "b's ACK on the wire", framesOf(pr.bAcks(&h, last.seq+uint32(len(last.payload)))))))
+	for _, c := range []struct {
+		g                  *gw
+		in, out, wIn, wOut uint64
+	}{{pr.ga, aIn, aOut, aIn + 1, aOut + 1}, {pr.gb, bIn, bOut, bIn + 1, bOut + 1}} {
+		if in, out := packets(t, c.g); in != c.wIn || out != c.wOut {
+			t.Fatalf("after a's data and b's ACK: in %d out %d, want %d and %d", in, out, c.wIn, c.wOut)
+		}
+	}
+
+	// A plain flow: its segments after the handshake, forwarded.
+	g := newGW(t, Config{TEPs: testTEPs})
+	g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	g.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, nil))
+	g.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 509, nil, []byte("plain")))
+	if in, out := packets(t, g); in != 1 || out != 1 {
+		t.Fatalf("plain flow: in %d out %d, want 1 and 1", in, out)
+	}
+}
+
+// framesOf turns parsed segments back into frames.
+func framesOf(ss []segv) [][]byte {
+	var out [][]byte
+	for _, s := range ss {
+		out = append(out, tcpFrameFrom(s))
+	}
+	return out
+}

@@ -114,10 +114,15 @@ type FlowInfo struct {
 	Resumed         bool
 	BytesIn         uint64 // plaintext delivered to the inside host
 	BytesOut        uint64 // plaintext sealed toward the far side
-	PacketsIn       uint64
-	PacketsOut      uint64
-	Started         time.Time
-	Transcript      []byte
+	// PacketsIn counts the segments of the connection that came from the
+	// far side, PacketsOut those that went to it (frames, the Init
+	// message, ACKs the engine sent; a plain flow's segments forwarded),
+	// both on the outside port and from the third segment of the TCP
+	// handshake on. Segments the kernel fast path carries are not seen.
+	PacketsIn  uint64
+	PacketsOut uint64
+	Started    time.Time
+	Transcript []byte
 	// Stream is where each direction of an encrypted flow stands, in
 	// stream offsets (from ISN+1, host and wire space apart): what a
 	// stuck transfer is waiting for. Nil before keys.
@@ -455,6 +460,11 @@ func flowKeyOf(p *packet.Packet, from PortID) flowKey {
 // starts another connection on the tuple k.
 func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	fl := p.Flags()
+	if from == Outside {
+		f.pktsIn++
+	} else {
+		f.pktsOut++ // it goes on to the far side as it is
+	}
 	if f.e2e != 0 && from == Outside {
 		if v, ok := e.endToEndRequired(f, p, tx); !ok {
 			return v

@@ -174,7 +174,6 @@ func (e *Engine) hostACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (ac
 	}
 	win := p.Window()
 	f.winL = win
-	f.pktsIn++
 	if fl&packet.FlagURG != 0 {
 		e.c.URGStripped.Add(1) // docs/protocol.md §13: not generated; the data goes on as normal data
 	}
