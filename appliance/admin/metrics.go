@@ -65,7 +65,7 @@ func newCollector(src Source) *collector {
 		queueBytes:      d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
 		queueCapacity:   d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
 		workerBusy:      d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
-		workerBusyRatio: d("worker_busy_ratio", "Share of the daemon's last measuring interval a worker was busy (0 to 1).", "worker"),
+		workerBusyRatio: d("worker_busy_ratio", "Share of the last 5 to 10 seconds (or the time since the previous reading, if longer) a worker was busy, 0 to 1; rate() of tcpinc_worker_busy_seconds_total gives any other window.", "worker"),
 		portBackend:     d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
 		backendEvents:   d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
 	}

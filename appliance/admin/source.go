@@ -248,8 +248,9 @@ type WorkerLoad struct {
 	// BusySeconds is the time the worker spent handling frames since it
 	// started (a counter: its rate is the busy ratio).
 	BusySeconds float64
-	// BusyRatio is the share of the last measuring interval the worker was
-	// busy, 0..1.
+	// BusyRatio is the share of the last 5 to 10 seconds the worker was
+	// busy (of the time since the previous reading, if that is longer),
+	// 0..1: the same for every reader, whoever read last.
 	BusyRatio float64
 }
 

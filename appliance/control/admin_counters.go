@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance"
@@ -67,22 +68,53 @@ func (s *AdminSource) handoffLevels() []admin.RingLevel {
 	return out
 }
 
-// load is each worker's busy time, and its busy share since the previous
-// call (since the start for the first).
+// load is each worker's busy time and busy ratio (busyMeter).
 func (s *AdminSource) load() []admin.WorkerLoad {
-	busy := s.a.BusyTime()
-	now := time.Now()
-	s.loadMu.Lock()
-	defer s.loadMu.Unlock()
-	span := now.Sub(s.lastAt)
+	return s.busy.read(time.Now(), s.a.BusyTime())
+}
+
+// busyWindow is the shortest span a busy ratio is measured over.
+const busyWindow = 5 * time.Second
+
+// busyMeter turns the workers' busy time into busy ratios that mean the
+// same to every reader. A ratio is measured from a baseline sample that
+// only moves once a newer sample is busyWindow old: with frequent readers
+// (the status page polls every second) each sees the share of the last 5
+// to 10 seconds, a rarer one (a Prometheus scrape) the share since about
+// its previous reading, and no reader shortens what another sees. (One
+// baseline that every reading moved let each status poll cut the next
+// scrape's ratio down to the second since the poll.)
+type busyMeter struct {
+	mu         sync.Mutex
+	base, next busySample
+}
+
+type busySample struct {
+	at   time.Time
+	busy []time.Duration
+}
+
+// start sets the first sample: workers idle so far, at t.
+func (m *busyMeter) start(t time.Time, workers int) {
+	m.base = busySample{at: t, busy: make([]time.Duration, workers)}
+	m.next = m.base
+}
+
+// read returns the loads at now, the workers having been busy for busy.
+func (m *busyMeter) read(now time.Time, busy []time.Duration) []admin.WorkerLoad {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now.Sub(m.next.at) >= busyWindow {
+		m.base, m.next = m.next, busySample{at: now, busy: busy}
+	}
+	span := now.Sub(m.base.at)
 	out := make([]admin.WorkerLoad, len(busy))
 	for i, b := range busy {
 		out[i] = admin.WorkerLoad{Worker: i, BusySeconds: b.Seconds()}
-		if span > 0 {
-			out[i].BusyRatio = min(max(float64(b-s.lastBusy[i])/float64(span), 0), 1)
+		if span > 0 && i < len(m.base.busy) {
+			out[i].BusyRatio = min(max(float64(b-m.base.busy[i])/float64(span), 0), 1)
 		}
 	}
-	s.lastAt, s.lastBusy = now, busy
 	return out
 }
 

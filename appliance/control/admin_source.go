@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
@@ -52,9 +51,7 @@ type AdminSource struct {
 	ec       engine.Config // what the engines run, defaults filled in
 	nonceLen int
 
-	loadMu   sync.Mutex // guards the busy-ratio baseline
-	lastAt   time.Time
-	lastBusy []time.Duration
+	busy busyMeter
 }
 
 var _ admin.Source = (*AdminSource)(nil)
@@ -107,7 +104,7 @@ func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*
 		s.ec = ec
 	}
 	s.cfg = adminConfig(s.ec, engines != nil && engines.Cache != nil, s.nonceLen)
-	s.lastAt, s.lastBusy = a.Started(), make([]time.Duration, a.Workers())
+	s.busy.start(a.Started(), a.Workers())
 	return s, nil
 }
 
