@@ -26,6 +26,10 @@ type collector struct {
 	sealed, opened                *prometheus.Desc
 	cacheEntries                  *prometheus.Desc
 	flowMemory, flowMemoryLimit   *prometheus.Desc
+	flowMemoryRefused             *prometheus.Desc
+	workerEvents                  *prometheus.Desc
+	negEntries, negOverflows      *prometheus.Desc
+	negStoreErrors                *prometheus.Desc
 	ringUsed, ringSize            *prometheus.Desc
 	queueBytes, queueCapacity     *prometheus.Desc
 	workerBusy, workerBusyRatio   *prometheus.Desc
@@ -37,37 +41,42 @@ func newCollector(src Source) *collector {
 		return prometheus.NewDesc("tcpinc_"+name, help, labels, nil)
 	}
 	return &collector{
-		src:             src,
-		buildInfo:       d("build_info", "Always 1; the version label says which tcpincd runs.", "version"),
-		portFrames:      d("port_frames_total", "Frames handled per port and direction (rx: received on the port, tx: sent out of it).", "port", "direction"),
-		portBytes:       d("port_bytes_total", "Bytes handled per port and direction.", "port", "direction"),
-		pathFrames:      d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
-		pathBytes:       d("path_bytes_total", "Bytes forwarded per path.", "path"),
-		flows:           d("flows", "Flows tracked now, by state.", "state"),
-		handshakes:      d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
-		fallbacks:       d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
-		drops:           d("drops_total", "Frames dropped, by reason.", "reason"),
-		fragments:       d("fragments_total", "IP fragments (and datagrams) by engine decision or drop reason: passed, held, reassembled, overlap, timeout, ...", "event"),
-		events:          d("engine_events_total", "The engine's other events: challenge ACKs, packet-too-big translated, frames retransmitted, keep-alives, ...", "event"),
-		authFailures:    d("auth_failures_total", "Frames that failed AEAD authentication; each aborts its connection (RFC 8548 §4.2)."),
-		rekeys:          d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
-		resumes:         d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
-		initRetransmit:  d("init_retransmissions_total", "Init1/Init2 segments the appliance retransmitted."),
-		strayResets:     d("stray_resets_total", "Mid-stream segments of negotiated connections without a record (after a restart), reset both ways."),
-		dupACKs:         d("dup_acks_originated_total", "Duplicate ACKs with SACK blocks the appliance sent to a far side."),
-		sealed:          d("frames_sealed_total", "tcpcrypt frames encrypted."),
-		opened:          d("frames_opened_total", "tcpcrypt frames decrypted and authenticated."),
-		cacheEntries:    d("resumption_cache_entries", "Far sides with cached resumption state."),
-		flowMemory:      d("flow_memory_bytes", "Bytes of flow records and per-flow buffers held by the engines."),
-		flowMemoryLimit: d("flow_memory_limit_bytes", "engine.memory_limit: new connections stay in plain TCP above 7/8 of it."),
-		ringUsed:        d("ring_used_slots", "Occupied slots of a ring (AF_XDP rx, tx, fill, completion; worker hand-off).", "port", "queue", "ring"),
-		ringSize:        d("ring_size_slots", "Size of a ring, in slots.", "port", "queue", "ring"),
-		queueBytes:      d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
-		queueCapacity:   d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
-		workerBusy:      d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
-		workerBusyRatio: d("worker_busy_ratio", "Share of the last 5 to 10 seconds (or the time since the previous reading, if longer) a worker was busy, 0 to 1; rate() of tcpinc_worker_busy_seconds_total gives any other window.", "worker"),
-		portBackend:     d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
-		backendEvents:   d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
+		src:               src,
+		buildInfo:         d("build_info", "Always 1; the version label says which tcpincd runs.", "version"),
+		portFrames:        d("port_frames_total", "Frames handled per port and direction (rx: received on the port, tx: sent out of it).", "port", "direction"),
+		portBytes:         d("port_bytes_total", "Bytes handled per port and direction.", "port", "direction"),
+		pathFrames:        d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
+		pathBytes:         d("path_bytes_total", "Bytes forwarded per path.", "path"),
+		flows:             d("flows", "Flows tracked now, by state.", "state"),
+		handshakes:        d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
+		fallbacks:         d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
+		drops:             d("drops_total", "Frames dropped, by reason.", "reason"),
+		fragments:         d("fragments_total", "IP fragments (and datagrams) by engine decision or drop reason: passed, held, reassembled, overlap, timeout, ...", "event"),
+		events:            d("engine_events_total", "The engine's other events: challenge ACKs, packet-too-big translated, frames retransmitted, keep-alives, ...", "event"),
+		authFailures:      d("auth_failures_total", "Frames that failed AEAD authentication; each aborts its connection (RFC 8548 §4.2)."),
+		rekeys:            d("rekeys_total", "Key updates (RFC 8548 §3.8)."),
+		resumes:           d("resumptions_total", "Sessions resumed from the cache (RFC 8548 §3.5)."),
+		initRetransmit:    d("init_retransmissions_total", "Init1/Init2 segments the appliance retransmitted."),
+		strayResets:       d("stray_resets_total", "Mid-stream segments of negotiated connections without a record (after a restart), reset both ways."),
+		dupACKs:           d("dup_acks_originated_total", "Duplicate ACKs with SACK blocks the appliance sent to a far side."),
+		sealed:            d("frames_sealed_total", "tcpcrypt frames encrypted."),
+		opened:            d("frames_opened_total", "tcpcrypt frames decrypted and authenticated."),
+		cacheEntries:      d("resumption_cache_entries", "Far sides with cached resumption state."),
+		flowMemory:        d("flow_memory_bytes", "Bytes of flow records and per-flow buffers held by the engines."),
+		flowMemoryLimit:   d("flow_memory_limit_bytes", "engine.memory_limit: new connections stay in plain TCP above 7/8 of it."),
+		flowMemoryRefused: d("flow_memory_refused_total", "Allocations of flow memory the limit refused (a new flow left plain, a buffer not grown)."),
+		workerEvents:      d("worker_events_total", "The workers' own events: fast-path map inserts, removes and errors, flow-table evictions, unparsed frames, hand-offs, kick errors, bad commits and invalid verdicts (handler bugs).", "event"),
+		negEntries:        d("negotiated_set_entries", "Tuples in the negotiated set (connections that negotiated TCP-ENO, kept for a restarted daemon)."),
+		negOverflows:      d("negotiated_set_overflows_total", "Connections whose tuple found the negotiated set full of live entries: each stayed in plain TCP."),
+		negStoreErrors:    d("negotiated_set_store_errors_total", "Writes to the pinned negotiated set that failed: a restarted daemon may not know those tuples."),
+		ringUsed:          d("ring_used_slots", "Occupied slots of a ring (AF_XDP rx, tx, fill, completion; worker hand-off).", "port", "queue", "ring"),
+		ringSize:          d("ring_size_slots", "Size of a ring, in slots.", "port", "queue", "ring"),
+		queueBytes:        d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
+		queueCapacity:     d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
+		workerBusy:        d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
+		workerBusyRatio:   d("worker_busy_ratio", "Share of the last 5 to 10 seconds (or the time since the previous reading, if longer) a worker was busy, 0 to 1; rate() of tcpinc_worker_busy_seconds_total gives any other window.", "worker"),
+		portBackend:       d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
+		backendEvents:     d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
 	}
 }
 
@@ -76,6 +85,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
 		c.handshakes, c.fallbacks, c.drops, c.fragments, c.events, c.authFailures, c.rekeys, c.resumes,
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
+		c.flowMemoryRefused, c.workerEvents, c.negEntries, c.negOverflows, c.negStoreErrors,
 		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
 		c.portBackend, c.backendEvents,
 	} {
@@ -130,6 +140,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(c.cacheEntries, gauge, float64(s.CacheEntries))
 	m(c.flowMemory, gauge, float64(s.FlowMemoryBytes))
 	m(c.flowMemoryLimit, gauge, float64(s.FlowMemoryLimit))
+	m(c.flowMemoryRefused, counter, float64(s.FlowMemoryRefused))
+	byLabel(c.workerEvents, counter, s.WorkerEvents)
+	m(c.negEntries, gauge, float64(s.NegotiatedEntries))
+	m(c.negOverflows, counter, float64(s.NegotiatedOverflows))
+	m(c.negStoreErrors, counter, float64(s.NegotiatedStoreErrors))
 	for _, r := range s.Rings {
 		q := strconv.Itoa(r.Queue)
 		m(c.ringUsed, gauge, float64(r.Used), r.Port, q, r.Ring)

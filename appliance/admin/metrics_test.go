@@ -101,6 +101,12 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_resumption_cache_entries", nil, 3, G},
 		{"tcpinc_flow_memory_bytes", nil, 5 << 20, G},
 		{"tcpinc_flow_memory_limit_bytes", nil, 1 << 30, G},
+		{"tcpinc_flow_memory_refused_total", nil, 13, C},
+		{"tcpinc_worker_events_total", []string{"event", "fastpath_errors"}, 14, C},
+		{"tcpinc_worker_events_total", []string{"event", "flow_table_evictions"}, 15, C},
+		{"tcpinc_negotiated_set_entries", nil, 16, G},
+		{"tcpinc_negotiated_set_overflows_total", nil, 17, C},
+		{"tcpinc_negotiated_set_store_errors_total", nil, 18, C},
 		{"tcpinc_ring_used_slots", []string{"port", "outside", "queue", "1", "ring", "fill"}, 2000, G},
 		{"tcpinc_ring_size_slots", []string{"port", "inside", "queue", "0", "ring", "rx"}, 2048, G},
 		{"tcpinc_queue_bytes", []string{"worker", "0", "queue", "retransmit"}, 65536, G},
@@ -174,8 +180,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 30 {
-		t.Errorf("%d tcpinc families, want 30: %v", len(names), names)
+	if len(names) != 35 {
+		t.Errorf("%d tcpinc families, want 35: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

@@ -191,8 +191,19 @@ type Counters struct {
 	FramesOpened uint64
 	CacheEntries uint64 // gauge: resumption cache chains held
 	// Flow memory (all workers): bytes of flow records and per-flow
-	// buffers charged now, the most ever charged, and the limit.
+	// buffers charged now, the most ever charged, and the limit;
+	// FlowMemoryRefused counts the allocations the limit refused.
 	FlowMemoryBytes, FlowMemoryPeak, FlowMemoryLimit uint64
+	FlowMemoryRefused                                uint64
+	// WorkerEvents are the workers' own event counts, by name (fast-path
+	// map updates and their errors, flow-table evictions, frames the
+	// parser rejected, kick errors, handler bugs, ...).
+	WorkerEvents map[string]uint64
+	// The negotiated set (the tuples that negotiated TCP-ENO, kept for a
+	// restarted daemon): entries now (gauge), holds that found it full
+	// (each such connection stayed plain), and writes its pinned map
+	// refused (the tuple may be unknown after a restart).
+	NegotiatedEntries, NegotiatedOverflows, NegotiatedStoreErrors uint64
 
 	Rings   []RingLevel
 	Queues  []QueueLevel

@@ -95,6 +95,11 @@ type CountersDoc struct {
 	FlowMemory     uint64                     `json:"flow_memory_bytes"`
 	FlowMemoryPeak uint64                     `json:"flow_memory_peak_bytes"`
 	FlowMemoryMax  uint64                     `json:"flow_memory_limit_bytes"`
+	FlowMemoryNo   uint64                     `json:"flow_memory_refused"`
+	WorkerEvents   map[string]uint64          `json:"worker_events"`
+	NegEntries     uint64                     `json:"negotiated_set_entries"`
+	NegOverflows   uint64                     `json:"negotiated_set_overflows"`
+	NegStoreErrors uint64                     `json:"negotiated_set_store_errors"`
 	Workers        []WorkerDoc                `json:"workers"`
 }
 
@@ -246,6 +251,11 @@ func countersDoc(c *Counters) CountersDoc {
 		FlowMemory:     c.FlowMemoryBytes,
 		FlowMemoryPeak: c.FlowMemoryPeak,
 		FlowMemoryMax:  c.FlowMemoryLimit,
+		FlowMemoryNo:   c.FlowMemoryRefused,
+		WorkerEvents:   nonNil(c.WorkerEvents),
+		NegEntries:     c.NegotiatedEntries,
+		NegOverflows:   c.NegotiatedOverflows,
+		NegStoreErrors: c.NegotiatedStoreErrors,
 		Workers:        make([]WorkerDoc, 0, len(c.Workers)),
 	}
 	for _, p := range c.Ports {

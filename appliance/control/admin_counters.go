@@ -21,8 +21,9 @@ func (s *AdminSource) Counters() admin.Counters {
 			{Port: "outside", Direction: "rx", Frames: out.Frames, Bytes: out.Bytes},
 			{Port: "outside", Direction: "tx", Frames: in.TxFrames, Bytes: in.TxBytes},
 		},
-		Paths: map[string]admin.PathCounters{},
-		Drops: map[string]uint64{},
+		Paths:        map[string]admin.PathCounters{},
+		Drops:        map[string]uint64{},
+		WorkerEvents: map[string]uint64{},
 	}
 	for _, d := range st {
 		p := c.Paths["passthrough"]
@@ -39,6 +40,13 @@ func (s *AdminSource) Counters() admin.Counters {
 			c.Drops[appliance.DropReason(r).String()] += d.Drops[r]
 		}
 		c.Drops["handoff_full"] += d.HandoffDrops
+		for name, n := range map[string]uint64{
+			"fastpath_inserts": d.FastInserts, "fastpath_removes": d.FastRemoves, "fastpath_errors": d.FastErrors,
+			"flow_table_evictions": d.FlowEvictions, "unparsed": d.Unparsed, "handoffs": d.Handoffs,
+			"kick_errors": d.KickErrors, "bad_commits": d.BadCommits, "invalid_verdicts": d.Verdicts[0],
+		} {
+			c.WorkerEvents[name] += n
+		}
 	}
 	if s.info.KernelPath != nil {
 		c.Paths["fast"] = s.info.KernelPath()
@@ -156,6 +164,10 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 	}
 	if m := s.engines.Memory; m != nil {
 		c.FlowMemoryBytes, c.FlowMemoryPeak, c.FlowMemoryLimit = uint64(max(m.Used(), 0)), uint64(m.Peak()), uint64(m.Limit())
+		c.FlowMemoryRefused = m.Refused()
+	}
+	if n := s.engines.Negotiated; n != nil {
+		c.NegotiatedEntries, c.NegotiatedOverflows, c.NegotiatedStoreErrors = uint64(n.Len()), n.Overflows(), n.StoreErrors()
 	}
 	byState := map[string]uint64{}
 	if s.eachEngine(func(_ int, e *engine.Engine) {

@@ -1,8 +1,15 @@
 package control
 
 import (
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/admin"
+	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/engine"
 )
 
 // TestBusyRatioPerReader: the busy ratio was measured from one baseline
@@ -35,5 +42,44 @@ func TestBusyRatioPerReader(t *testing.T) {
 	d += busyWindow
 	if r := m.read(t0.Add(d), busyAt(d))[0].BusyRatio; r != 0 {
 		t.Fatalf("after %v idle: busy ratio %v, want 0", 3*busyWindow, r)
+	}
+}
+
+// TestCountersReachMetrics: the negotiated set's overflows and store
+// errors, the refused flow memory and the workers' own events (fast-path
+// map errors, flow-table evictions, handler bugs, ...) were only logged
+// when tcpincd stopped. They are metrics now.
+func TestCountersReachMetrics(t *testing.T) {
+	eng, err := NewEngines(config.Default().Engine, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	eng.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: 1})
+	far := netip.AddrPortFrom(b4, 443)
+	for port := range uint16(2) {
+		eng.Negotiated.Add(netip.AddrPortFrom(a4, 1000+port), far, time.Time{}) // the second finds it full
+	}
+	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{Version: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
+	defer hs.Close()
+	for name, want := range map[string]float64{
+		"tcpinc_negotiated_set_entries":                            1,
+		"tcpinc_negotiated_set_overflows_total":                    1,
+		"tcpinc_negotiated_set_store_errors_total":                 0,
+		"tcpinc_flow_memory_refused_total":                         0,
+		`tcpinc_worker_events_total{event="fastpath_errors"}`:      0,
+		`tcpinc_worker_events_total{event="flow_table_evictions"}`: 0,
+		`tcpinc_worker_events_total{event="invalid_verdicts"}`:     0,
+		`tcpinc_worker_events_total{event="kick_errors"}`:          0,
+		`tcpinc_worker_events_total{event="bad_commits"}`:          0,
+		`tcpinc_worker_events_total{event="unparsed"}`:             0,
+	} {
+		if got := metricValue(t, hs.URL, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -146,7 +146,9 @@ func New() *Fixture {
 			Events:       map[string]uint64{"challenge_acks": 9, "ptb_translated": 2},
 			AuthFailures: 1, Rekeys: 5, Resumptions: 11, InitRetransmit: 4, DupACKs: 6, StrayResets: 7,
 			FramesSealed: 900, FramesOpened: 880, CacheEntries: 3,
-			FlowMemoryBytes: 5 << 20, FlowMemoryPeak: 6 << 20, FlowMemoryLimit: 1 << 30,
+			FlowMemoryBytes: 5 << 20, FlowMemoryPeak: 6 << 20, FlowMemoryLimit: 1 << 30, FlowMemoryRefused: 13,
+			WorkerEvents:      map[string]uint64{"fastpath_errors": 14, "flow_table_evictions": 15, "invalid_verdicts": 0},
+			NegotiatedEntries: 16, NegotiatedOverflows: 17, NegotiatedStoreErrors: 18,
 			Rings: []admin.RingLevel{
 				{Port: "inside", Queue: 0, Ring: "rx", Used: 12, Size: 2048},
 				{Port: "outside", Queue: 1, Ring: "fill", Used: 2000, Size: 2048},
@@ -254,6 +256,7 @@ func (f *Fixture) Counters() admin.Counters {
 	c.Handshakes = maps.Clone(c.Handshakes)
 	c.Fallbacks = maps.Clone(c.Fallbacks)
 	c.Drops = maps.Clone(c.Drops)
+	c.WorkerEvents = maps.Clone(c.WorkerEvents)
 	return c
 }
 
