@@ -323,19 +323,12 @@ func (s *Server) flow(w http.ResponseWriter, r *http.Request, q url.Values) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("flow id must be a decimal number (got %q)", v), "id")
 		return
 	}
-	var found *FlowInfo
-	s.src.Flows(func(fi FlowInfo) bool {
-		if fi.ID == id {
-			found = &fi
-			return false
-		}
-		return true
-	})
-	if found == nil {
+	found, ok := s.src.Flow(id)
+	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no flow %d (it may have closed)", id), "id")
 		return
 	}
-	d := flowDoc(found, s.now())
+	d := flowDoc(&found, s.now())
 	d.Stream = found.Stream
 	writeJSON(w, http.StatusOK, d)
 }

@@ -20,6 +20,11 @@ type Source interface {
 	// after yield returns: the server keeps it until the response is written.
 	Flows(yield func(FlowInfo) bool)
 
+	// Flow returns the flow with the given ID (IDs are unique across the
+	// workers) without a snapshot of every flow. The bool is false when
+	// there is no such flow.
+	Flow(id uint64) (FlowInfo, bool)
+
 	// Lookup finds the flow between a and b, with either of the two
 	// endpoints inside. The bool is false when there is no such flow.
 	Lookup(a, b netip.AddrPort) (FlowInfo, bool)

@@ -170,9 +170,7 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 		c.NegotiatedEntries, c.NegotiatedOverflows, c.NegotiatedStoreErrors = uint64(n.Len()), n.Overflows(), n.StoreErrors()
 	}
 	byState := map[string]uint64{}
-	if s.eachEngine(func(_ int, e *engine.Engine) {
-		e.Flows(func(f engine.FlowInfo) { byState[f.State]++ })
-	}) == nil {
+	if s.eachEngine(func(_ int, e *engine.Engine) { e.CountStates(byState) }) == nil {
 		c.FlowsByState = byState
 	}
 }

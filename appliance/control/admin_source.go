@@ -185,6 +185,22 @@ func (s *AdminSource) Flows(yield func(admin.FlowInfo) bool) {
 	}
 }
 
+// Flow implements admin.Source: each worker looks for the ID among its
+// flows and copies only that one.
+func (s *AdminSource) Flow(id uint64) (admin.FlowInfo, bool) {
+	var found admin.FlowInfo
+	ok := false
+	_ = s.eachEngine(func(_ int, e *engine.Engine) {
+		if ok {
+			return
+		}
+		if f, hit := e.Flow(id); hit {
+			found, ok = flowInfo(f), true
+		}
+	})
+	return found, ok
+}
+
 // Lookup implements admin.Source: a or b may be the inside end.
 func (s *AdminSource) Lookup(a, b netip.AddrPort) (admin.FlowInfo, bool) {
 	var found admin.FlowInfo

@@ -37,3 +37,41 @@ func TestFullTableReclaimsFinishedRecords(t *testing.T) {
 		t.Fatalf("capped %d, evicted %d; want each SYN to evict the older handshake", c.FlowsCapped.Load(), c.EmbryonicEvicted.Load())
 	}
 }
+
+// The admin API's flows by state and its one-flow detail took a snapshot of
+// every flow on the worker's goroutine (transcripts, stream state), for
+// every status request and metrics scrape. CountStates counts without
+// copying (no allocation) and Flow copies only the flow asked for; both
+// agree with the full snapshot.
+func TestCountStatesAndFlowByID(t *testing.T) {
+	pr := handshake(t) // one encrypted flow
+	g := pr.ga
+	for i := range 3 { // and handshakes
+		g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), uint16(41000+i)), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	}
+	want := map[string]uint64{}
+	var ids []FlowInfo
+	g.e.Flows(func(f FlowInfo) { want[f.State]++; ids = append(ids, f) })
+	got := map[string]uint64{}
+	g.e.CountStates(got)
+	if len(got) != 2 || got["encrypted"] != 1 || got["syn-sent"] != 3 || len(want) != len(got) {
+		t.Fatalf("CountStates %v, snapshots %v", got, want)
+	}
+	for st, n := range want {
+		if got[st] != n {
+			t.Fatalf("CountStates %v, snapshots %v", got, want)
+		}
+	}
+	if a := testing.AllocsPerRun(10, func() { g.e.CountStates(got) }); a != 0 {
+		t.Fatalf("CountStates allocates %v times", a)
+	}
+	for _, w := range ids {
+		f, ok := g.e.Flow(w.ID)
+		if !ok || f.Inside != w.Inside || f.State != w.State {
+			t.Fatalf("Flow(%d) = %+v, %v; want %+v", w.ID, f, ok, w)
+		}
+	}
+	if _, ok := g.e.Flow(1 << 40); ok {
+		t.Fatal("a flow for an unknown ID")
+	}
+}

@@ -200,6 +200,18 @@ func (f *Fixture) Flows(yield func(admin.FlowInfo) bool) {
 	}
 }
 
+// Flow implements admin.Source.
+func (f *Fixture) Flow(id uint64) (admin.FlowInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, fl := range f.flows {
+		if fl.ID == id {
+			return fl, true
+		}
+	}
+	return admin.FlowInfo{}, false
+}
+
 // Lookup implements admin.Source.
 func (f *Fixture) Lookup(a, b netip.AddrPort) (admin.FlowInfo, bool) {
 	f.mu.Lock()
