@@ -89,12 +89,20 @@ func tsharkBytes(t *testing.T, path, filter string) int {
 // 30 KB/s, half the runs past the timeout) until the steering kept the
 // datagrams of a connection in order.
 func TestFragmentedInsideEncrypted(t *testing.T) {
-	t.Run("1 queue", func(t *testing.T) { fragmentedInside(t, 1, "") })
-	t.Run("2 queues", func(t *testing.T) { fragmentedInside(t, 2, "") })
-	t.Run("2 queues afxdp", func(t *testing.T) { fragmentedInside(t, 2, "afxdp") })
+	t.Run("1 queue", func(t *testing.T) { fragmentedInside(t, 1, "", false) })
+	t.Run("2 queues", func(t *testing.T) { fragmentedInside(t, 2, "", false) })
+	t.Run("2 queues afxdp", func(t *testing.T) { fragmentedInside(t, 2, "afxdp", false) })
 }
 
-func fragmentedInside(t *testing.T, queues int, backend string) {
+// TestFragmentedInsidePlain: the same downloads, with gwB's engine off, so
+// the connections stay plain. gwA holds every fragment until its datagram
+// is whole and checks out, and then lets the original fragments go on
+// (engine/frag.go: a forged first fragment must not decide a datagram):
+// both downloads arrive intact, and the untrusted link carries the
+// fragments as the inside host's router cut them.
+func TestFragmentedInsidePlain(t *testing.T) { fragmentedInside(t, 1, "", true) }
+
+func fragmentedInside(t *testing.T, queues int, backend string, plain bool) {
 	requireRoot(t)
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatalf("tshark not installed (.ci/run installs it): %v", err)
@@ -121,6 +129,17 @@ func fragmentedInside(t *testing.T, queues int, backend string) {
 	}
 	e.queues, e.backend = queues, backend
 	e.writeConf(t)
+	if plain {
+		conf, err := os.ReadFile(e.conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := filepath.Join(t.TempDir(), "engine-off.yaml")
+		if err := os.WriteFile(off, bytes.Replace(conf, []byte("engine:\n"), []byte("engine:\n  enabled: false\n"), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.daemonArgs = map[topology.Node][]string{topology.GwB: {"--config", off}}
+	}
 	e.startDaemon(t, topology.GwA)
 	e.startDaemon(t, topology.GwB)
 
@@ -187,6 +206,12 @@ func fragmentedInside(t *testing.T, queues int, backend string) {
 		// e.flow names the ports (8000, client) the way each gateway
 		// lists this download: gwA has the server inside, gwB outside.
 		port, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		if plain {
+			if f, err := e.flow(topology.GwA, 8000, uint16(port)); err != nil || f.Encrypted {
+				t.Errorf("%s: gwA reports the download %+v (%v), want plain", c.name, f, err)
+			}
+			continue
+		}
 		encrypted := true
 		for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 			f, err := e.flow(gw, 8000, uint16(port))
@@ -204,10 +229,16 @@ func fragmentedInside(t *testing.T, queues int, backend string) {
 			t.Fatal(err)
 		}
 	}
-	noMarker(t, outside.Path, size)
 	const fragFilter = "ip.flags.mf == 1 || ip.frag_offset > 0 || ipv6.fragment"
-	if n := tsharkCount(t, outside.Path, fragFilter); n != 0 {
-		t.Errorf("%d IP fragments on the untrusted link", n)
+	if plain {
+		if n := tsharkCount(t, outside.Path, "ip.flags.mf == 1"); n < size/1500 {
+			t.Errorf("the untrusted link carried %d first fragments of IPv4 datagrams, want the inside router's, one per segment", n)
+		}
+	} else {
+		noMarker(t, outside.Path, size)
+		if n := tsharkCount(t, outside.Path, fragFilter); n != 0 {
+			t.Errorf("%d IP fragments on the untrusted link", n)
+		}
 	}
 	keepCapture(t, inside.Path)
 	if n := tsharkCount(t, inside.Path, "ip.flags.mf == 1"); n < size/1500 {
