@@ -36,7 +36,17 @@ func (e *Engine) thirdAcceptable(f *flow, p *packet.Packet) bool {
 // SYN-ACK that acknowledges it. Until then every segment that is not part
 // of the new handshake passes as the old connection's, and if the
 // handshake ends without that answer (a timeout, an RST) the plain record
-// is back (remove).
+// is back (remove). The old connection's segments do not keep the
+// handshake alive: it times out HandshakeTimeout after its last segment of
+// its own (stale).
+//
+// A SYN from outside that finds no record at all may equally be blind: the
+// engine forgets a plain connection it has not seen for PlainRetention (the
+// fast path carries it), and a restarted daemon knows none. Unless the
+// tuple is in the negotiated set (an encrypted connection's, whose
+// segments must stay dropped), the new flow is marked (unknownPrev), and
+// until the SYN is answered the segments it has no use for pass as those
+// of a plain prev.
 //
 // The same holds for a tracked plain connection's other segments: RST, FIN
 // and data pass to the hosts, whose TCPs check them (RFC 9293 §3.10.7.4,
@@ -59,7 +69,7 @@ func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, 
 	case nf == nil:
 		e.reinstate(now, prev) // the SYN was dropped (policy, a full table)
 	case nf.state == stSynSent || nf.state == stSynRcvd || nf.state == stPlain && prev.sess != nil:
-		nf.prev = prev
+		nf.prev, nf.unknownPrev = prev, false
 	} // else a plain connection's record replaced by another's
 	return v
 }
@@ -82,6 +92,7 @@ func (e *Engine) reinstate(now int64, f *flow) {
 
 // dropPrev forgets the record f displaced: f's SYN was answered.
 func (e *Engine) dropPrev(f *flow) {
+	f.unknownPrev = false
 	if q := f.prev; q != nil {
 		f.prev = nil
 		q.state = stDead
@@ -94,18 +105,27 @@ func (e *Engine) dropPrev(f *flow) {
 
 // stale handles a segment from port from that negotiating flow f has no
 // use for: one of the connection f displaced goes on as that connection's
-// (a plain one passes, an encrypted one is handled by its record); any
-// other is dropped.
+// (a plain one passes, also one the engine forgot, an encrypted one is
+// handled by its record); any other is dropped. It is no progress of f's
+// handshake: f's timer runs on (HandshakeTimeout), or the old
+// connection's segments would keep the tuple negotiating as long as they
+// come.
 func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
+	if f.state < stKex {
+		f.last = e.lastBefore
+	}
 	q := f.prev
 	switch {
-	case q == nil:
+	case q == nil && !f.unknownPrev:
 		return e.drop(DropStale)
-	case q.sess == nil:
+	case q == nil || q.sess == nil:
 		// The old plain connection's segment goes on unchanged, but the
 		// tuple is the new connection's, still negotiating: off the fast
 		// path (Passthrough would let the workers list it, and the
 		// kernel carry the new connection past the engine).
+		if q != nil {
+			q.last = now // its retention runs from here once reinstated
+		}
 		return ForwardInPlace
 	case q.state == stDead:
 		return e.drop(DropStale) // it was reset meanwhile: nothing of it may pass

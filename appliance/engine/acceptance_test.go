@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,23 +52,24 @@ func pass(t *testing.T, g *gw, from PortID, frame []byte) {
 // going on unchanged, but kept off the fast path while the tuple may
 // still be negotiated (ForwardInPlace: listed, a new connection's segments
 // would pass the engine), and once the handshake times out the plain
-// record is back. A real new connection on the tuple (the host answers the
-// SYN with a SYN-ACK) is still negotiated.
+// record is back. The old connection's segments do not keep the handshake
+// alive (they did, and the tuple stayed off the fast path as long as the
+// connection sent): it times out HandshakeTimeout after the SYN. A real
+// new connection on the tuple (the host answers the SYN with a SYN-ACK) is
+// still negotiated.
 func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
 	gb, aNext, bNext := plainAtB(t)
 	blind := tcpFrame(addrA, addrB, 0x5a5a5a5a, 0, synF, 1024, append(synOpts(1460, 9), farENOOpt...), nil)
 	gb.push(Outside, blind)
 	kept(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF, 509, nil, nil)) // b's challenge ACK
-	for i := range 3 {
+	for range 3 {                                                                  // at 0, 10 and 20 s
 		kept(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
 		aNext += 4
 		kept(t, gb, Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("data")))
 		bNext += 4
-		gb.tick(int64(20 * time.Second))
-		if i == 2 {
-			gb.tick(int64(DefaultHandshakeTimeout))
-		}
+		gb.tick(int64(10 * time.Second))
 	}
+	gb.tick(int64(5 * time.Second)) // 35 s: past HandshakeTimeout since the SYN, 15 s since the last segment
 	if fi := flowInfo(t, gb.e); fi.State != "plain" {
 		t.Fatalf("flow after the blind SYN's handshake timed out: %+v", fi)
 	}
@@ -88,6 +91,72 @@ func TestBlindSYNOnPlainConnectionIgnored(t *testing.T) {
 	}
 	if fi := flowInfo(t, gb.e); fi.State != "syn-ack-sent" {
 		t.Fatalf("flow %+v", fi)
+	}
+}
+
+// A blind SYN with TCP-ENO on the tuple of a live plain connection the
+// engine has no record of (none seen for PlainRetention, the fast path
+// carrying it, or begun before a restart) made a SYN-received flow with
+// nothing displaced: every later segment of the connection, the host's
+// challenge ACK too, was dropped as stale, and each kept the flow alive,
+// so the connection stalled until the hosts gave up. Unless the tuple is
+// in the negotiated set, such a flow now passes the segments it has no use
+// for unchanged, off the fast path (ForwardInPlace), an RST included (the
+// host checks it, RFC 5961 §3), and goes HandshakeTimeout after the SYN;
+// then the segments pass as strays. A negotiated tuple's stay dropped.
+func TestBlindSYNOnUnknownPlainConnection(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+	aNext, bNext := isnA+1000, isnB+1000
+	blind := tcpFrame(addrA, addrB, 0x5a5a5a5a, 0, synF, 1024, append(synOpts(1460, 9), farENOOpt...), nil)
+	pass(t, gb, Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("hello")))
+	aNext += 5
+	gb.push(Outside, blind)
+	sent, lost := 0, 0
+	through := func(from PortID, frame []byte) {
+		t.Helper()
+		want := Passthrough // a stray once the blind SYN's flow is gone
+		if gb.e.NumFlows() != 0 {
+			want = ForwardInPlace
+		}
+		f := slices.Clone(frame)
+		sent++
+		if v := gb.e.Handle(gb.now, from, f, gb.tx); v != want || !bytes.Equal(f, frame) {
+			lost++
+			t.Logf("at %v, from port %d: %v, want %v unchanged", time.Duration(gb.now), from, v, want)
+		}
+	}
+	// b answers the SYN with a challenge ACK (RFC 5961 §4); then a and b
+	// exchange data every 5 s for a minute.
+	through(Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF, 509, nil, nil))
+	for range 12 {
+		through(Outside, tcpFrame(addrA, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("more")))
+		aNext += 4
+		through(Inside, tcpFrame(addrB, addrA, bNext, aNext, ackF|pshF, 509, nil, []byte("data")))
+		bNext += 4
+		gb.tick(int64(5 * time.Second))
+	}
+	gb.push(Outside, blind)
+	through(Outside, tcpFrame(addrA, addrB, aNext, bNext, rstF, 0, nil, nil)) // a resets the connection
+	if lost != 0 {
+		t.Fatalf("%d of %d segments of the live connection lost (flows %d)", lost, sent, gb.e.NumFlows())
+	}
+
+	// A tuple of an encrypted connection (here of a previous run): its
+	// segments stay dropped after a blind SYN.
+	a2 := netip.AddrPortFrom(addrA.Addr(), addrA.Port()+1)
+	set.Add(addrB, a2, time.Now().Add(IdleLinger))
+	gb.push(Outside, tcpFrame(a2, addrB, 0x5a5a5a5a, 0, synF, 1024, append(synOpts(1460, 9), farENOOpt...), nil))
+	for _, c := range []struct {
+		from  PortID
+		frame []byte
+	}{
+		{Inside, tcpFrame(addrB, a2, bNext, aNext, ackF|pshF, 509, nil, []byte("PLAINTEXT"))},
+		{Outside, tcpFrame(a2, addrB, aNext, bNext, ackF|pshF, 502, nil, []byte("ciphertext"))},
+	} {
+		if toIn, toOut := gb.push(c.from, c.frame); len(toIn)+len(toOut) != 0 {
+			t.Fatalf("a segment of a negotiated tuple went on from port %d", c.from)
+		}
 	}
 }
 

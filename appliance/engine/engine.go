@@ -252,6 +252,9 @@ type Engine struct {
 	// loans: tails lent to sinks that may not have read them yet
 	// (reserveLent).
 	loans []loan
+	// lastBefore is the handled flow's last before this segment: stale
+	// puts it back (a segment a handshake has no use for is no progress).
+	lastBefore int64
 	// ipIDs numbers the IPv4 frames built without DF (tmpl.finish); it
 	// starts anywhere, so that the workers' engines do not count alike.
 	ipIDs     uint16
@@ -440,7 +443,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		}
 		return e.stray(k, p, from, tx)
 	}
-	f.last = now
+	e.lastBefore, f.last = f.last, now // stale puts it back
 	if from == Inside {
 		return e.fromInside(now, f, p, tx)
 	}

@@ -196,6 +196,7 @@ type flow struct {
 	idled       bool   // removed for idleness (the hosts may still hold it)
 
 	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
+	unknownPrev   bool   // B: the SYN found neither a record nor a negotiated tuple: a plain connection the engine forgot may be live (acceptance.go)
 	sim           uint8  // A: simCrossed, simENO, simAnswered (a simultaneous open, acceptance.go)
 	synResends    uint8  // A: the host's SYN retransmissions seen (resendSYN)
 	simISN        uint32 // the crossing SYN's sequence number

@@ -278,6 +278,9 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	}
 	f := e.newFlow(now, k, pol)
 	e.embJoin(f)
+	// No record here, and no encrypted connection: a plain one the engine
+	// forgot (PlainRetention, a restart) may be live, the SYN blind.
+	f.unknownPrev = !e.neg.has(k)
 	f.settings = e.settings()
 	f.state = stSynRcvd
 	f.role = eno.RoleB
@@ -559,7 +562,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 		// §3.10.7.3); else it must sit at R's next sequence number.
 		if f.state == stSynSent && (fl&packet.FlagACK == 0 || p.Ack() != f.isnL+1) ||
 			f.state != stSynSent && p.Seq() != f.isnR+1 {
-			if f.prev != nil {
+			if f.prev != nil || f.unknownPrev {
 				return e.stale(now, f, p, Outside, tx), true // the displaced connection's
 			}
 			return e.drop(DropRSTRejected), true

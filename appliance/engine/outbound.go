@@ -33,7 +33,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
-			if f.prev != nil {
+			if f.prev != nil || f.unknownPrev {
 				if p.Ack() != f.isnR+1 {
 					return e.stale(now, f, p, Inside, tx)
 				}
