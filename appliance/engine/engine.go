@@ -599,6 +599,13 @@ func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) V
 		if e.cfg.policyFor(far) == Require {
 			return e.drop(DropPolicy)
 		}
+		if from == Inside && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK {
+			// The inside host accepts a new connection on the tuple
+			// (its SYN passed with no record): it holds no old one
+			// there. A SYN-ACK from outside, forged or not, proves
+			// nothing of the host: the tuple stays.
+			e.neg.forget(k)
+		}
 		return Passthrough
 	}
 	if !e.neg.has(k) {

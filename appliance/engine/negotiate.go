@@ -98,9 +98,22 @@ func room(p *packet.Packet) int {
 	return packet.MaxOptionsLen - optionsWithout(area[:], p.OptionBytes(), true, true)
 }
 
-// outboundSYN handles a SYN from an inside host on an untracked tuple: the
-// appliance becomes host A (docs/protocol.md §7).
+// outboundSYN handles a SYN from an inside host on an untracked tuple. One
+// that passes with no record (a full table, the memory budget) takes the
+// tuple out of the negotiated set, or the connection's first segment
+// would be reset as a stray: the host starts a new connection there, so it
+// holds no old one. (From outside, only the host's SYN-ACK tells: stray.)
 func (e *Engine) outboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	v := e.hostSYN(now, k, p, tx)
+	if v == Passthrough && e.flows[k] == nil {
+		e.neg.forget(k)
+	}
+	return v
+}
+
+// hostSYN is outboundSYN but for the negotiated set: the appliance becomes
+// host A (docs/protocol.md §7).
+func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")

@@ -42,14 +42,15 @@ type NegotiatedConfig struct {
 // deadline: CloseLinger after the connection ended (both FINs acknowledged,
 // reset, aborted, or a handshake that never finished), IdleLinger after an
 // idle record expired (the hosts may still hold the connection and send
-// at any time). A new SYN on the tuple removes it at once (a new
-// connection). A restarted daemon loads the entries of the previous one,
+// at any time). A new connection on the tuple removes it: its completed
+// handshake, or, with no record kept, the inside host's SYN or SYN-ACK
+// (from outside, either may be forged). A restarted daemon loads the entries of the previous one,
 // giving those the previous run still held IdleLinger from the start. When
 // the set is full, expired entries go first, then the released entries
 // with the nearest deadlines, a sixteenth of the capacity at once; held
 // entries are never evicted (a hold that finds no room is counted in
-// Overflows and the tuple is then unknown to a later daemon). Long deadlines cost little: every new connection's SYN passes
-// the engine, which takes its tuple out, so an entry only ever matches
+// Overflows and the tuple is then unknown to a later daemon). Long deadlines cost little: every new connection's handshake
+// passes the engine, which takes its tuple out, so an entry only ever matches
 // segments of the connection it was made for; what an expired entry costs
 // is that such a late segment passes (an inside host's plaintext) instead of
 // being reset.

@@ -175,6 +175,49 @@ func TestNewConnectionForgetsTuple(t *testing.T) {
 	hasBytes(t, "passed", one(t, "forwarded", toOut).payload, []byte("plain"))
 }
 
+// A new connection whose SYN passed with no record (the memory budget used
+// up, or a full table) on a tuple still in the negotiated set (an encrypted
+// connection on it ended less than CloseLinger ago) was reset at its first
+// data segment as a stray of the old one: the set let go of a tuple only
+// when a handshake completed on a record. A SYN from the inside host now
+// takes the tuple out (the host starts a new connection there, so it holds
+// no old one); for a SYN from outside, which anyone can send, the inside
+// host's SYN-ACK does. A SYN-ACK from outside, which anyone can forge,
+// leaves the tuple in the set.
+func TestUntrackedSYNForgetsTuple(t *testing.T) {
+	for _, from := range []PortID{Inside, Outside} {
+		set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+		set.Add(addrA, addrB, time.Now().Add(CloseLinger))
+		g := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set, Memory: NewMemory(0)})
+		var data []byte
+		if from == Inside {
+			g.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+			g.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+			data = tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("new connection"))
+		} else {
+			g.push(Outside, tcpFrame(addrB, addrA, isnB, 0, synF, 64240, append(synOpts(1460, 1), farENOOpt...), nil))
+			g.push(Outside, tcpFrame(addrB, addrA, 0x5a5a5a5a, isnA+1, synF|ackF, 65160, synOpts(1460, 9), nil))
+			if !set.Contains(addrA, addrB) {
+				t.Fatal("a SYN-ACK from outside took the tuple out of the set")
+			}
+			g.push(Inside, tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+			data = tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 502, nil, []byte("new connection"))
+		}
+		toIn, toOut := g.push(from, data) // by the SYN's sender
+		got, back := toIn, toOut
+		if from == Inside {
+			got, back = toOut, toIn
+		}
+		c := g.e.Counters()
+		if len(back) != 0 || len(got) != 1 || c.FlowsCapped.Load() == 0 || c.StrayResets.Load() != 0 {
+			t.Errorf("SYN from port %d: capped=%d, strayResets=%d, data forwarded %d, sent back %d",
+				from, c.FlowsCapped.Load(), c.StrayResets.Load(), len(got), len(back))
+			continue
+		}
+		hasBytes(t, "data", parse(t, got[0]).payload, []byte("new connection"))
+	}
+}
+
 // The set is bounded: when full, the released entry closest to its end goes
 // first; held entries (live records) are never evicted; expired entries
 // are gone.
