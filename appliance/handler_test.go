@@ -194,6 +194,25 @@ func TestOneWaySegmentsStayOffFastPath(t *testing.T) {
 	}
 }
 
+// A SYN that no SYN-ACK answers (a blind one on the tuple of a live plain
+// connection: the host answers with a challenge ACK) left the tuple in the
+// workers' table as SYN-seen, refreshed by every segment of the live
+// connection, so once the handler let the connection go again (Passthrough)
+// it never went back on the fast path. Segments passed from both sides put
+// it back, as for a connection known only mid-stream.
+func TestUnansweredSYNBackOnFastPath(t *testing.T) {
+	r, _ := scriptedRig(t, true, func(engine.PortID, []byte, [2]TxSink) Verdict { return engine.Passthrough })
+	k := key4(a4, b4, 10007, 80)
+	r.send(Outside, tcpFrame(b4, a4, 80, 10007, packettest.SYN, 77, 0, nil))
+	for range 3 {
+		r.send(Inside, tcpFrame(a4, b4, 10007, 80, packettest.ACK, 1, 1, []byte("data")))
+		r.send(Outside, tcpFrame(b4, a4, 80, 10007, packettest.ACK, 1, 5, nil))
+	}
+	if !r.bump.Listed(k) || !r.bump.Listed(keyRev(k)) {
+		t.Fatalf("live connection after an unanswered SYN: listed %v/%v, want both", r.bump.Listed(k), r.bump.Listed(keyRev(k)))
+	}
+}
+
 // TestTxSinkMisuse: a Commit without a Buffer, or longer than the buffer,
 // sends nothing and is counted.
 func TestTxSinkMisuse(t *testing.T) {

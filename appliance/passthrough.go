@@ -162,7 +162,13 @@ func (p *passthrough) segment(w *worker, ev *flowEvent, ck flow.Key, st *flowSta
 		return
 	}
 	switch st.phase {
-	case phaseOneWay:
+	case phaseOneWay, phaseSynSent:
+		// Or a SYN seen and never answered (a blind one on a live
+		// plain connection's tuple, or the host's challenge ACK was
+		// the answer): the handler passing segments means it took
+		// the connection for plain again, and this entry would
+		// otherwise keep it off the fast path for as long as it
+		// sends (each segment refreshes the entry).
 		st.passed |= 1 << side
 		if st.passed == 3 {
 			// Both ends speak: a live connection.
