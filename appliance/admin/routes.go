@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"cmp"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -108,13 +107,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 			BindMode: p.BindMode, Backend: p.Backend, BackendReason: p.BackendReason, Queues: p.Queues, CPUs: cpus,
 			Path: p.Path, PathReason: p.PathReason})
 	}
-	s.src.Flows(func(f FlowInfo) bool {
-		doc.Flows.Total++
-		if f.Encrypted {
-			doc.Flows.Encrypted++
-		}
-		return true
-	})
+	doc.Flows.Total, doc.Flows.Encrypted = s.src.FlowCounts()
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -191,35 +184,24 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 		}
 		limit = n
 	}
-	var after uint64
-	hasCursor := false
+	var after uint64 // flow IDs start at 1
 	if v := q.Get("cursor"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("cursor must be a next_cursor value from a previous page (got %q)", v), "cursor")
 			return
 		}
-		after, hasCursor = n, true
+		after = n
 	}
 
 	// Stable order: ascending flow ID. A page holds the matching flows with
 	// the lowest IDs above the cursor, so flows that come or go between
-	// pages never shift the others. A max-heap keeps the limit+1 lowest
-	// (one more tells whether a next page exists): memory stays O(limit)
-	// however many flows the workers track.
+	// pages never shift the others; one more than the limit tells whether
+	// a next page exists. The workers select them (Source.FlowPage):
+	// memory and copying stay O(limit) however many flows they track.
 	page := FlowsPage{Flows: []FlowDoc{}}
-	sel := lowestIDs{max: limit + 1}
-	s.src.Flows(func(fi FlowInfo) bool {
-		if !f.match(&fi) {
-			return true
-		}
-		page.Total++
-		if !hasCursor || fi.ID > after {
-			sel.offer(&fi)
-		}
-		return true
-	})
-	flows := sel.sorted()
+	flows, matched := s.src.FlowPage(f.match, after, limit+1)
+	page.Total = matched
 	if len(flows) > limit {
 		flows = flows[:limit]
 		page.NextCursor = strconv.FormatUint(flows[limit-1].ID, 10)
@@ -229,61 +211,6 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 		page.Flows = append(page.Flows, flowDoc(&flows[i], now))
 	}
 	writeJSON(w, http.StatusOK, page)
-}
-
-// lowestIDs keeps the max flows with the lowest IDs offered to it, as a
-// max-heap on ID.
-type lowestIDs struct {
-	max   int
-	flows []FlowInfo
-}
-
-func (h *lowestIDs) offer(f *FlowInfo) {
-	if len(h.flows) < h.max {
-		h.flows = append(h.flows, *f)
-		h.up(len(h.flows) - 1)
-		return
-	}
-	if f.ID >= h.flows[0].ID {
-		return
-	}
-	h.flows[0] = *f
-	h.down(0)
-}
-
-func (h *lowestIDs) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if h.flows[p].ID >= h.flows[i].ID {
-			return
-		}
-		h.flows[p], h.flows[i] = h.flows[i], h.flows[p]
-		i = p
-	}
-}
-
-func (h *lowestIDs) down(i int) {
-	n := len(h.flows)
-	for {
-		big, l, r := i, 2*i+1, 2*i+2
-		if l < n && h.flows[l].ID > h.flows[big].ID {
-			big = l
-		}
-		if r < n && h.flows[r].ID > h.flows[big].ID {
-			big = r
-		}
-		if big == i {
-			return
-		}
-		h.flows[i], h.flows[big] = h.flows[big], h.flows[i]
-		i = big
-	}
-}
-
-// sorted returns the flows kept, in ascending ID order.
-func (h *lowestIDs) sorted() []FlowInfo {
-	slices.SortFunc(h.flows, func(a, b FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
-	return h.flows
 }
 
 // parseAddressFilter accepts an address ("192.0.2.7") or a prefix

@@ -14,11 +14,17 @@ type Source interface {
 	// CPUs). Counters are read separately, with Counters.
 	Status() Status
 
-	// Flows calls yield once for each flow the workers track, in any order,
-	// until yield returns false. It takes a snapshot between batches, like
-	// engine.Flows. Each FlowInfo, including its Transcript, must stay valid
-	// after yield returns: the server keeps it until the response is written.
-	Flows(yield func(FlowInfo) bool)
+	// FlowPage returns the flows match accepts with the lowest IDs above
+	// after, at most limit of them, in ascending ID order, and how many
+	// match in all. match sees a FlowInfo holding only ID, Inside,
+	// Outside, State and Encrypted; it runs on the workers' goroutines
+	// between batches, which copy whole only the flows returned (a
+	// listing must not stall the packet path for a copy of every flow).
+	FlowPage(match func(*FlowInfo) bool, after uint64, limit int) (page []FlowInfo, matched int)
+
+	// FlowCounts returns how many flows the workers track, and how many
+	// of them are encrypted, without a snapshot of each.
+	FlowCounts() (total, encrypted int)
 
 	// Flow returns the flow with the given ID (IDs are unique across the
 	// workers) without a snapshot of every flow. The bool is false when

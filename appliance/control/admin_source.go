@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"sync"
@@ -169,20 +170,36 @@ func engineOf(h appliance.FrameHandler) (*engine.Engine, bool) {
 	return nil, false
 }
 
-// Flows implements admin.Source: the snapshots are taken on the workers'
-// goroutines, then handed to yield on the caller's.
-func (s *AdminSource) Flows(yield func(admin.FlowInfo) bool) {
-	var all []admin.FlowInfo
+// FlowPage implements admin.Source: each worker selects its own page of
+// matching flows (engine.FlowPage), and the pages are merged here.
+func (s *AdminSource) FlowPage(match func(*admin.FlowInfo) bool, after uint64, limit int) ([]admin.FlowInfo, int) {
+	var page []admin.FlowInfo
+	matched := 0
+	engineMatch := func(b *engine.FlowInfo) bool {
+		ab := admin.FlowInfo{ID: b.ID, Inside: b.Inside, Outside: b.Outside, State: b.State, Encrypted: b.Encrypted}
+		return match(&ab)
+	}
 	if err := s.eachEngine(func(_ int, e *engine.Engine) {
-		e.Flows(func(f engine.FlowInfo) { all = append(all, flowInfo(f)) })
-	}); err != nil {
-		return
-	}
-	for _, f := range all {
-		if !yield(f) {
-			return
+		p, n := e.FlowPage(engineMatch, after, limit)
+		matched += n
+		for _, f := range p {
+			page = append(page, flowInfo(f))
 		}
+	}); err != nil {
+		return nil, 0
 	}
+	slices.SortFunc(page, func(a, b admin.FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return page[:min(len(page), limit)], matched
+}
+
+// FlowCounts implements admin.Source, counting on the workers.
+func (s *AdminSource) FlowCounts() (total, encrypted int) {
+	_ = s.eachEngine(func(_ int, e *engine.Engine) {
+		t, n := e.CountFlows()
+		total += t
+		encrypted += n
+	})
+	return total, encrypted
 }
 
 // Flow implements admin.Source: each worker looks for the ID among its

@@ -521,40 +521,6 @@ func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 	}
 }
 
-// Flows calls fn with a snapshot of every flow. Call it between batches,
-// on the worker's goroutine.
-func (e *Engine) Flows(fn func(FlowInfo)) {
-	for _, f := range e.list {
-		fn(f.info())
-	}
-}
-
-// CountStates adds the number of flows in each state to byState, without
-// a snapshot of each (the admin API's flows by state, read at every status
-// request and metrics scrape). Call it between batches.
-func (e *Engine) CountStates(byState map[string]uint64) {
-	var n [len(stateNames)]uint64
-	for _, f := range e.list {
-		n[f.state]++
-	}
-	for st, c := range n {
-		if c != 0 {
-			byState[stateNames[st]] += c
-		}
-	}
-}
-
-// Flow returns the snapshot of the flow with the given ID, copying no
-// other. Call it between batches.
-func (e *Engine) Flow(id uint64) (FlowInfo, bool) {
-	for _, f := range e.list {
-		if f.id == id {
-			return f.info(), true
-		}
-	}
-	return FlowInfo{}, false
-}
-
 // NumFlows is the number of tracked flows.
 func (e *Engine) NumFlows() int { return len(e.flows) }
 

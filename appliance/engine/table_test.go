@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
+	"cmp"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -73,5 +76,56 @@ func TestCountStatesAndFlowByID(t *testing.T) {
 	}
 	if _, ok := g.e.Flow(1 << 40); ok {
 		t.Fatal("a flow for an unknown ID")
+	}
+}
+
+// The flow listing's page is chosen on the worker (the admin API copied
+// every flow whole for each listing, and read every one for the status
+// page's two counts): FlowPage returns the matching flows with the lowest
+// IDs above the cursor, sorted, the same as a filter over every snapshot,
+// and CountFlows the totals.
+func TestFlowPageAndCounts(t *testing.T) {
+	pr := handshake(t) // one encrypted flow
+	g := pr.ga
+	for i := range 200 {
+		g.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), uint16(41000+i)), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	}
+	var all []FlowInfo
+	g.e.Flows(func(f FlowInfo) { all = append(all, f) })
+	slices.SortFunc(all, func(a, b FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
+	for _, c := range []struct {
+		name  string
+		match func(*FlowInfo) bool
+		after uint64
+		limit int
+	}{
+		{"all, first page", func(*FlowInfo) bool { return true }, 0, 10},
+		{"all, past a cursor", func(*FlowInfo) bool { return true }, all[57].ID, 25},
+		{"handshakes on odd ports", func(f *FlowInfo) bool { return f.State == "syn-sent" && f.Inside.Port()%2 == 1 }, all[20].ID, 30},
+		{"encrypted", func(f *FlowInfo) bool { return f.Encrypted }, 0, 5},
+		{"beyond the last", func(*FlowInfo) bool { return true }, all[len(all)-1].ID, 5},
+	} {
+		var want []FlowInfo
+		matched := 0
+		for _, f := range all {
+			if c.match(&f) {
+				matched++
+				if f.ID > c.after && len(want) < c.limit {
+					want = append(want, f)
+				}
+			}
+		}
+		page, n := g.e.FlowPage(c.match, c.after, c.limit)
+		if n != matched || len(page) != len(want) {
+			t.Fatalf("%s: %d flows, %d matched; want %d, %d", c.name, len(page), n, len(want), matched)
+		}
+		for i := range want {
+			if page[i].ID != want[i].ID || page[i].State != want[i].State || page[i].Encrypted != want[i].Encrypted || !bytes.Equal(page[i].Transcript, want[i].Transcript) {
+				t.Fatalf("%s: flow %d is %+v, want %+v", c.name, i, page[i], want[i])
+			}
+		}
+	}
+	if total, enc := g.e.CountFlows(); total != len(all) || enc != 1 {
+		t.Fatalf("CountFlows %d, %d; want %d, 1", total, enc, len(all))
 	}
 }

@@ -4,6 +4,7 @@
 package admintest
 
 import (
+	"cmp"
 	"maps"
 	"net/netip"
 	"slices"
@@ -188,7 +189,7 @@ func (f *Fixture) SetWarnings(w []string) {
 	f.status.Warnings = w
 }
 
-// Flows implements admin.Source.
+// Flows calls yield with every flow of the fixture.
 func (f *Fixture) Flows(yield func(admin.FlowInfo) bool) {
 	f.mu.Lock()
 	flows := slices.Clone(f.flows)
@@ -198,6 +199,36 @@ func (f *Fixture) Flows(yield func(admin.FlowInfo) bool) {
 			return
 		}
 	}
+}
+
+// FlowPage implements admin.Source.
+func (f *Fixture) FlowPage(match func(*admin.FlowInfo) bool, after uint64, limit int) ([]admin.FlowInfo, int) {
+	var page []admin.FlowInfo
+	matched := 0
+	f.Flows(func(fl admin.FlowInfo) bool {
+		brief := admin.FlowInfo{ID: fl.ID, Inside: fl.Inside, Outside: fl.Outside, State: fl.State, Encrypted: fl.Encrypted}
+		if match(&brief) {
+			matched++
+			if fl.ID > after {
+				page = append(page, fl)
+			}
+		}
+		return true
+	})
+	slices.SortFunc(page, func(a, b admin.FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return page[:min(len(page), limit)], matched
+}
+
+// FlowCounts implements admin.Source.
+func (f *Fixture) FlowCounts() (total, encrypted int) {
+	f.Flows(func(fl admin.FlowInfo) bool {
+		total++
+		if fl.Encrypted {
+			encrypted++
+		}
+		return true
+	})
+	return total, encrypted
 }
 
 // Flow implements admin.Source.

@@ -1,0 +1,138 @@
+package engine
+
+// Snapshots for the admin API. Each runs on the worker's goroutine between
+// batches, so it stalls the worker for as long as it takes: those read at
+// every status request, metrics scrape or flow listing copy no flow whole
+// but those they return.
+
+// Flows calls fn with a snapshot of every flow. Call it between batches,
+// on the worker's goroutine.
+func (e *Engine) Flows(fn func(FlowInfo)) {
+	for _, f := range e.list {
+		fn(f.info())
+	}
+}
+
+// CountStates adds the number of flows in each state to byState, without
+// a snapshot of each (the admin API's flows by state, read at every status
+// request and metrics scrape). Call it between batches.
+func (e *Engine) CountStates(byState map[string]uint64) {
+	var n [len(stateNames)]uint64
+	for _, f := range e.list {
+		n[f.state]++
+	}
+	for st, c := range n {
+		if c != 0 {
+			byState[stateNames[st]] += c
+		}
+	}
+}
+
+// Flow returns the snapshot of the flow with the given ID, copying no
+// other. Call it between batches.
+func (e *Engine) Flow(id uint64) (FlowInfo, bool) {
+	for _, f := range e.list {
+		if f.id == id {
+			return f.info(), true
+		}
+	}
+	return FlowInfo{}, false
+}
+
+// CountFlows returns the number of flows and of encrypted ones.
+func (e *Engine) CountFlows() (total, encrypted int) {
+	for _, f := range e.list {
+		if f.sess != nil {
+			encrypted++
+		}
+	}
+	return len(e.list), encrypted
+}
+
+// FlowPage returns the snapshots of the flows match accepts with the lowest
+// IDs above after, at most limit of them, in ascending ID order, and how
+// many flows match in all. match sees a brief FlowInfo (ID, addresses,
+// State, Encrypted), so only the flows returned are copied whole.
+func (e *Engine) FlowPage(match func(*FlowInfo) bool, after uint64, limit int) (page []FlowInfo, matched int) {
+	var sel lowest
+	sel.max = limit
+	for _, f := range e.list {
+		b := f.brief()
+		if !match(&b) {
+			continue
+		}
+		matched++
+		if f.id > after {
+			sel.offer(f)
+		}
+	}
+	page = make([]FlowInfo, len(sel.flows))
+	for i := len(sel.flows) - 1; i >= 0; i-- { // the heap's top is its highest ID
+		page[i] = sel.pop().info()
+	}
+	return page, matched
+}
+
+// brief is the part of f's snapshot a filter looks at.
+func (f *flow) brief() FlowInfo {
+	return FlowInfo{ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.state], Encrypted: f.sess != nil}
+}
+
+// lowest keeps the max flows with the lowest IDs offered to it, as a
+// max-heap on ID.
+type lowest struct {
+	max   int
+	flows []*flow
+}
+
+func (h *lowest) offer(f *flow) {
+	if len(h.flows) < h.max {
+		h.flows = append(h.flows, f)
+		h.up(len(h.flows) - 1)
+		return
+	}
+	if h.max == 0 || f.id >= h.flows[0].id {
+		return
+	}
+	h.flows[0] = f
+	h.down(0)
+}
+
+// pop takes the flow with the highest ID.
+func (h *lowest) pop() *flow {
+	top := h.flows[0]
+	n := len(h.flows) - 1
+	h.flows[0] = h.flows[n]
+	h.flows = h.flows[:n]
+	h.down(0)
+	return top
+}
+
+func (h *lowest) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.flows[p].id >= h.flows[i].id {
+			return
+		}
+		h.flows[p], h.flows[i] = h.flows[i], h.flows[p]
+		i = p
+	}
+}
+
+func (h *lowest) down(i int) {
+	n := len(h.flows)
+	for {
+		big, l, r := i, 2*i+1, 2*i+2
+		if l < n && h.flows[l].id > h.flows[big].id {
+			big = l
+		}
+		if r < n && h.flows[r].id > h.flows[big].id {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h.flows[i], h.flows[big] = h.flows[big], h.flows[i]
+		i = big
+	}
+}
