@@ -279,9 +279,13 @@ type Engine struct {
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
 	// release (ackRelease); Tick sends what is still held.
 	ackHeld []*flow
-	// guardSYNs is non-nil in a guard (NewGuard, guard.go), which
-	// handles every frame in guardPacket.
-	guardSYNs map[flowKey]guardSYN
+	// guard marks a guard (NewGuard, guard.go), which handles every
+	// frame in guardPacket.
+	guard bool
+	// passedSYNs are SYNs that passed with no record on a tuple in the
+	// negotiated set: the other end's SYN-ACK answering one shows a new
+	// connection there (guard.go).
+	passedSYNs map[flowKey]passedSYN
 	// Frames sealed and opened since the last Tick, published to
 	// Counters there: an atomic add per frame cost more than the rest of
 	// the frame's bookkeeping together.
@@ -398,7 +402,7 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 // outcome in p.Err). The engine may rewrite p's frame in place
 // (ForwardInPlace) and keeps no reference to p after the call.
 func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
-	if e.guardSYNs != nil {
+	if e.guard {
 		return e.guardPacket(now, from, p, tx)
 	}
 	e.poll(now, tx, false)
@@ -439,7 +443,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 			if from == Inside {
 				return e.outboundSYN(now, k, p, tx)
 			}
-			return e.inboundSYN(now, k, p, tx)
+			return e.farSYN(now, k, p, tx)
 		}
 		return e.stray(k, p, from, tx)
 	}
@@ -565,11 +569,13 @@ func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) V
 		if e.cfg.policyFor(far) == Require {
 			return e.drop(DropPolicy)
 		}
-		if from == Inside && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK {
-			// The inside host accepts a new connection on the tuple
-			// (its SYN passed with no record): it holds no old one
-			// there. A SYN-ACK from outside, forged or not, proves
-			// nothing of the host: the tuple stays.
+		if from == Inside && fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN|packet.FlagACK && e.synAnswered(k, from, p.Ack()) {
+			// The inside host accepts a new connection on the tuple,
+			// answering a SYN that passed with no record: it holds no
+			// old one there. A SYN-ACK from outside, forged or not,
+			// proves nothing of the host; nor does the host's SYN-ACK
+			// to a SYN this engine did not see pass (a retransmission
+			// of one a previous run negotiated): the tuple stays.
 			e.neg.forget(k)
 		}
 		return Passthrough

@@ -17,14 +17,39 @@ import (
 // fragment and icmp drop their fragments and the inside ICMP errors
 // quoting them.
 
-// maxGuardSYNs bounds the SYNs on negotiated tuples a guard remembers.
-const maxGuardSYNs = 4096
+// maxPassedSYNs bounds the SYNs on negotiated tuples an engine remembers.
+const maxPassedSYNs = 4096
 
-// guardSYN is a SYN seen on a negotiated tuple: the tuple is released when
+// passedSYN is a SYN seen on a negotiated tuple: the tuple is released when
 // the other end answers it (a new connection, as Handle's forget).
-type guardSYN struct {
+type passedSYN struct {
 	from PortID
 	seq  uint32
+}
+
+// rememberSYN notes a SYN from port from on negotiated tuple k.
+func (e *Engine) rememberSYN(k flowKey, from PortID, seq uint32) {
+	if e.passedSYNs == nil {
+		e.passedSYNs = make(map[flowKey]passedSYN)
+	}
+	if len(e.passedSYNs) >= maxPassedSYNs {
+		for old := range e.passedSYNs { // forget one at random
+			delete(e.passedSYNs, old)
+			break
+		}
+	}
+	e.passedSYNs[k] = passedSYN{from: from, seq: seq}
+}
+
+// synAnswered reports (and forgets) a remembered SYN on k from the other
+// port that a SYN-ACK from port from acknowledging ack answers.
+func (e *Engine) synAnswered(k flowKey, from PortID, ack uint32) bool {
+	s, ok := e.passedSYNs[k]
+	if !ok || s.from == from || ack != s.seq+1 {
+		return false
+	}
+	delete(e.passedSYNs, k)
+	return true
 }
 
 // NewGuard returns the handler of an appliance whose engine is off, over
@@ -35,7 +60,7 @@ func NewGuard(neg *NegotiatedSet, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.guardSYNs = make(map[flowKey]guardSYN)
+	e.guard = true
 	return e, nil
 }
 
@@ -60,16 +85,9 @@ func (e *Engine) guardPacket(now int64, from PortID, p *packet.Packet, tx [2]TxS
 	}
 	switch p.Flags() & (packet.FlagSYN | packet.FlagACK | packet.FlagRST) {
 	case packet.FlagSYN:
-		if len(e.guardSYNs) >= maxGuardSYNs {
-			for old := range e.guardSYNs { // forget one at random
-				delete(e.guardSYNs, old)
-				break
-			}
-		}
-		e.guardSYNs[k] = guardSYN{from: from, seq: p.Seq()}
+		e.rememberSYN(k, from, p.Seq())
 	case packet.FlagSYN | packet.FlagACK:
-		if s, ok := e.guardSYNs[k]; ok && s.from != from && p.Ack() == s.seq+1 {
-			delete(e.guardSYNs, k)
+		if e.synAnswered(k, from, p.Ack()) {
 			e.neg.forget(k)
 		}
 	}

@@ -242,6 +242,18 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	return Forwarded
 }
 
+// farSYN handles a SYN from the far side on an untracked tuple
+// (inboundSYN), and remembers one that passes with no record on a tuple
+// in the negotiated set, so that the inside host's SYN-ACK to it takes the
+// tuple out (stray).
+func (e *Engine) farSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	v := e.inboundSYN(now, k, p, tx)
+	if v == Passthrough && e.flows[k] == nil && e.neg.has(k) {
+		e.rememberSYN(k, Outside, p.Seq())
+	}
+	return v
+}
+
 // inboundSYN handles a SYN from the far side on an untracked tuple. With an
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).

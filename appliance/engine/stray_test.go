@@ -218,6 +218,27 @@ func TestUntrackedSYNForgetsTuple(t *testing.T) {
 	}
 }
 
+// The inside host's SYN-ACK frees a negotiated tuple only when it answers a
+// SYN this engine saw pass: one that answers a SYN a previous run
+// negotiated (the host resends its SYN-ACK across a restart) belongs to
+// that encrypted connection, whose next segments must still be reset, not
+// passed (the far appliance's Init would reach the host as data).
+func TestHostSYNACKToUnseenSYNKeepsTuple(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	set.Add(addrA, addrB, time.Now().Add(IdleLinger))
+	g := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+	pass(t, g, Inside, tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	if !set.Contains(addrA, addrB) {
+		t.Fatal("the host's SYN-ACK to a SYN never seen took the tuple out of the set")
+	}
+	toIn, _ := g.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 502, nil, []byte("Init1 of the old connection")))
+	for _, f := range toIn {
+		if len(parse(t, f).payload) != 0 {
+			t.Fatal("the old connection's wire bytes reached the host")
+		}
+	}
+}
+
 // The set is bounded: when full, the released entry closest to its end goes
 // first; held entries (live records) are never evicted; expired entries
 // are gone.
