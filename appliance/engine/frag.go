@@ -12,7 +12,8 @@ import (
 //
 // Every fragment of a TCP datagram reaches the engine (and every fragment of
 // an ICMP message: a later fragment of an error may hold the rest of a
-// quote). Only the first fragment names the connection, and anyone can send
+// quote; fragments of any other protocol, which every fragment names, pass
+// as they come). Only the first fragment names the connection, and anyone can send
 // a first fragment with any identification: a decision made on it alone
 // would let a forged first fragment carry the later fragments of another
 // datagram past the engine, plaintext of an encrypted connection out, or
@@ -201,6 +202,13 @@ func (e *Engine) fragment(now int64, from PortID, p *packet.Packet, tx [2]TxSink
 	if t.m == nil {
 		t.m, t.perFlow = make(map[fragKey]*fragDgram), make(map[flowKey]int)
 	}
+	if !fragMayHold(fr.Proto) {
+		// Not TCP or ICMP, and no header that may come before them:
+		// nothing the engine handles (UDP, ESP, tunnels), as every
+		// fragment says. It passes as it came.
+		e.c.Frag[FragPassed].Add(1)
+		return Passthrough
+	}
 	k := fragKeyOf(p, fr, from)
 	d := t.m[k]
 	if d != nil && now >= d.deadline {
@@ -327,9 +335,10 @@ func (e *Engine) fragWhole(now int64, k fragKey, d *fragDgram, from PortID, tx [
 		mtu += 8 // the Fragment header each fragment carried
 	}
 	var wp packet.Packet
-	if wp.Decode(buf) != nil || !wp.VerifyL4Checksum() {
+	if wp.Decode(buf) != nil || (wp.IsTCP() || wp.IsICMP()) && !wp.VerifyL4Checksum() {
 		// Not one datagram: a forged or corrupted fragment among them
-		// (the receiving host would discard it too).
+		// (the receiving host would discard it too; so is a
+		// source-routed one, whose pseudo-header the sum cannot know).
 		return e.fragBad(d, FragBad)
 	}
 	fk := flowKeyOf(&wp, from)
@@ -367,6 +376,20 @@ func (e *Engine) fragWhole(now int64, k fragKey, d *fragDgram, from PortID, tx [
 		}
 	}
 	return Consumed
+}
+
+// fragMayHold reports whether the fragments of a datagram whose
+// fragmentable part begins with protocol proto (IPv4: the datagram's
+// protocol; IPv6: the Fragment header's Next Header) may be TCP or ICMP,
+// the engine's business: those are held until whole.
+func fragMayHold(proto uint8) bool {
+	switch proto {
+	case packet.ProtoTCP, packet.ProtoICMP, packet.ProtoICMPv6,
+		packet.ProtoHopByHop, packet.ProtoRouting, packet.ProtoFragment, packet.ProtoAH, packet.ProtoDstOpts,
+		packet.ProtoMobility, packet.ProtoHIP, packet.ProtoShim6, 253, 254: // 253, 254: experiments (RFC 3692)
+		return true
+	}
+	return false
 }
 
 // ipLenOf reads the length of the IP datagram at l3 from its header.
@@ -409,7 +432,7 @@ func (e *Engine) fragEvictOldest(keep *fragDgram) bool {
 	for len(t.order) > 0 {
 		o := t.order[0]
 		d := t.m[o.k]
-		if d == keep && d.seq == o.seq {
+		if d != nil && d == keep && d.seq == o.seq {
 			return false
 		}
 		t.order = t.order[1:]

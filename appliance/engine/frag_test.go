@@ -667,3 +667,56 @@ func plaintextOnly(b []byte) bool {
 	}
 	return true
 }
+
+// A full table discards its oldest datagram for a new one. The order it
+// keeps still named datagrams that had completed, and reaching one of
+// those dereferenced nil: one completed datagram, then enough incomplete
+// ones to fill the table (a flood of first fragments), and the next new
+// datagram crashed the worker.
+func TestFragmentTableFullAfterCompleted(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs, Fragments: FragConfig{MaxDatagrams: 2}})
+	other := netip.AddrPortFrom(addrB.Addr(), 8080)
+	seg := func(id uint32) [][]byte {
+		return fragmentFrame(t, tcpFrame(addrA, other, 1000, 2000, ackF|pshF, 502, nil, markerData(1400)), 600, id)
+	}
+	if _, out := g.pushAll(Inside, seg(1)); len(out) != 3 {
+		t.Fatalf("a plain datagram: %d fragments passed", len(out))
+	}
+	for id := uint32(2); id <= 5; id++ {
+		g.rawPush(Inside, seg(id)[0])
+	}
+	if n := fragCount(g.e, FragLimit); n != 2 || len(g.e.frags.m) != 2 {
+		t.Fatalf("%d datagrams discarded for room, %d tracked; want 2, 2", n, len(g.e.frags.m))
+	}
+}
+
+// Fragments of protocols the engine has no business with (a GRE or ESP
+// tunnel whose outer packets a router cut, UDP) pass as they come, as
+// every fragment says its protocol: held until whole, they failed the
+// checksum check only TCP and ICMP have here, and were all dropped.
+func TestFragmentsOfOtherProtocolsPass(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs})
+	inner := tcpFrame(addrA, addrB, 1, 1, ackF, 502, nil, markerData(1400))[14:]
+	for _, c := range []struct {
+		name     string
+		src, dst netip.Addr
+		proto    uint8
+	}{
+		{"GRE over IPv4", addrA.Addr(), addrB.Addr(), 47},
+		{"ESP over IPv6", packettest.HostA6, packettest.HostB6, 50},
+	} {
+		whole := packettest.Frame{Src: c.src, Dst: c.dst, Proto: c.proto, L4: inner}.Bytes()
+		frags := fragmentFrame(t, whole, 600, 9)
+		for i, f := range frags[1:] {
+			if in, _ := g.rawPush(Outside, f); len(in) != 1 || !bytes.Equal(in[0], f) {
+				t.Fatalf("%s: fragment %d: %d frames to the inside, want it as it came", c.name, i+2, len(in))
+			}
+		}
+		if in, _ := g.rawPush(Outside, frags[0]); len(in) != 1 || !bytes.Equal(in[0], frags[0]) {
+			t.Fatalf("%s: first fragment: %d frames to the inside", c.name, len(in))
+		}
+	}
+	if len(g.e.frags.m) != 0 {
+		t.Fatalf("%d datagrams tracked", len(g.e.frags.m))
+	}
+}
