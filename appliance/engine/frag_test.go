@@ -451,6 +451,10 @@ func FuzzFragments(f *testing.F) {
 			}
 			seg, from, g = wire[0], Outside, pr.gb
 		}
+		// Room for two datagrams: interleaved ones (op bits 1-2 pick the
+		// identification) take each other's places.
+		g.e.cfg.Fragments = FragConfig{MaxDatagrams: 2, Memory: 8192}
+		g.e.cfg.Fragments.defaults()
 		var p packet.Packet
 		if p.Decode(seg) != nil {
 			t.Fatal("seg")
@@ -469,6 +473,7 @@ func FuzzFragments(f *testing.F) {
 			}
 			ip := fr[14:]
 			binary.BigEndian.PutUint16(ip[2:], uint16(len(fr)-14))
+			binary.BigEndian.PutUint16(ip[4:], uint16(ops[i+2]>>1&3))
 			binary.BigEndian.PutUint16(ip[6:], fo)
 			ip[10], ip[11] = 0, 0
 			binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20], 0))
