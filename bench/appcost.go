@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -129,13 +130,44 @@ func startSyscalls(ctx context.Context, pids []int) (*syscallCounter, error) {
 		list[i] = strconv.Itoa(p)
 	}
 	c := &syscallCounter{}
-	c.cmd = exec.CommandContext(ctx, perf, "stat", "-x,", "-e", syscallEvent, "-p", strings.Join(list, ","))
-	c.cmd.Stderr = &c.out // perf stat writes its counts to stderr
+	// Started with its counters off, and turned on through a control
+	// pipe that acknowledges (perf stat --control): counting has begun
+	// when start returns. A pause for perf to attach was too short on a
+	// loaded machine, and the count too low.
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, err
+	}
+	defer func() { ctlR.Close(); ctlW.Close(); ackR.Close(); ackW.Close() }()
+	c.cmd = exec.CommandContext(ctx, perf, "stat", "-x,", "-e", syscallEvent, "-D", "-1", "--control", "fd:3,4", "-p", strings.Join(list, ","))
+	c.cmd.ExtraFiles = []*os.File{ctlR, ackW} // fds 3 and 4
+	c.cmd.Stderr = &c.out                     // perf stat writes its counts to stderr
 	if err := c.cmd.Start(); err != nil {
 		return nil, err
 	}
-	time.Sleep(100 * time.Millisecond) // let it attach before the run starts
+	if _, err := ctlW.WriteString("enable\n"); err != nil {
+		c.kill()
+		return nil, err
+	}
+	_ = ackR.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(ackR, ack); err != nil || string(ack) != "ack\n" {
+		c.kill()
+		return nil, fmt.Errorf("perf stat did not acknowledge enabling its counters: %q, %v: %s", ack, err, firstLines(c.out.String(), 3))
+	}
 	return c, nil
+}
+
+// kill ends a perf that will not count.
+func (c *syscallCounter) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
 }
 
 // stop ends the count and returns it.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,6 +174,10 @@ func TestSyscallCounter(t *testing.T) {
 	if _, err := exec.LookPath("perf"); err != nil {
 		t.Skip("perf not installed")
 	}
+	// perf -p counts the threads that exist when it attaches: make the
+	// calls from one of those.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	c, err := startSyscalls(context.Background(), []int{os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
