@@ -36,15 +36,9 @@ type encapLayer struct {
 // GRE version 0 with optional checksum and key (Ethernet, IPv4 or IPv6
 // inside); anything else is ErrNotTCP.
 func encapLayers(f []byte, tcp int, ls *[maxEncapLayers]encapLayer) (n, end int, err error) {
-	if len(f) < 14 {
+	et, off, ok := EtherType(f)
+	if !ok {
 		return 0, 0, ErrMalformed
-	}
-	et, off := binary.BigEndian.Uint16(f[12:]), 14
-	for tags := 0; tags < 2 && (et == 0x8100 || et == 0x88a8); tags++ {
-		if len(f) < off+4 {
-			return 0, 0, ErrMalformed
-		}
-		et, off = binary.BigEndian.Uint16(f[off+2:]), off+4
 	}
 	end = len(f)
 	for n < maxEncapLayers {

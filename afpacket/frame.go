@@ -56,21 +56,30 @@ func ParseTCP(f []byte) (TCPFrame, error) {
 	return parseTCP(f, true)
 }
 
+// EtherType returns the EtherType of the Ethernet frame f after up to two
+// VLAN tags (802.1Q, 802.1ad) and the offset where its payload starts; ok
+// is false when f is too short for its tags.
+func EtherType(f []byte) (et uint16, off int, ok bool) {
+	if len(f) < ethHdrLen {
+		return 0, 0, false
+	}
+	et, off = binary.BigEndian.Uint16(f[12:]), ethHdrLen
+	for tags := 0; tags < 2 && (et == ethP8021Q || et == ethP8021AD); tags++ {
+		if len(f) < off+4 {
+			return 0, 0, false
+		}
+		et, off = binary.BigEndian.Uint16(f[off+2:]), off+4
+	}
+	return et, off, true
+}
+
 // parseTCP is ParseTCP; with checkLen false it ignores the IP length fields
 // and takes the packet to end where f ends (for a frame being built).
 func parseTCP(f []byte, checkLen bool) (TCPFrame, error) {
 	var p TCPFrame
-	if len(f) < ethHdrLen {
+	et, off, ok := EtherType(f)
+	if !ok {
 		return p, ErrMalformed
-	}
-	et := binary.BigEndian.Uint16(f[12:])
-	off := ethHdrLen
-	for tags := 0; tags < 2 && (et == ethP8021Q || et == ethP8021AD); tags++ {
-		if len(f) < off+4 {
-			return p, ErrMalformed
-		}
-		et = binary.BigEndian.Uint16(f[off+2:])
-		off += 4
 	}
 	p.L3 = off
 	switch et {

@@ -96,15 +96,9 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 // ipProto returns the IP protocol (IPv6: the first next header) of the
 // Ethernet frame f (up to two VLAN tags) and where its IP packet ends.
 func ipProto(f []byte) (proto uint8, end int, ok bool) {
-	if len(f) < 14 {
+	et, off, ok := afpacket.EtherType(f)
+	if !ok {
 		return 0, 0, false
-	}
-	et, off := binary.BigEndian.Uint16(f[12:]), 14
-	for tags := 0; tags < 2 && (et == 0x8100 || et == 0x88a8); tags++ {
-		if len(f) < off+4 {
-			return 0, 0, false
-		}
-		et, off = binary.BigEndian.Uint16(f[off+2:]), off+4
 	}
 	switch et {
 	case 0x0800:
