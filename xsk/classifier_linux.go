@@ -67,6 +67,7 @@ const (
 	ethPIPv6   = 0x86dd
 	ethP8021Q  = 0x8100
 	ethP8021AD = 0x88a8
+	ipProtoAH  = 51
 
 	// Stack layout: the flow key at fp-40 (40 bytes), the counter index at
 	// fp-44, the config map key at fp-48.
@@ -259,7 +260,10 @@ func (c *classifier) ethernet() {
 
 // ipv4 checks version, protocol, IHL and fragment bits, and for
 // unfragmented TCP fills the flow key's addresses and family and moves R9
-// to the TCP header. ICMP goes on to ipv4ICMP, other protocols are non-TCP.
+// to the TCP header. ICMP goes on to ipv4ICMP; an Authentication Header
+// (RFC 4302), which may hold TCP of an encrypted connection (a host's AH
+// policy added mid-connection), goes to the workers unread; other
+// protocols are non-TCP.
 func (c *classifier) ipv4() {
 	c.label("ipv4")
 	c.bound(20, "truncated")
@@ -270,6 +274,7 @@ func (c *classifier) ipv4() {
 		asm.JNE.Imm(asm.R2, 4, "unparsed"),
 		asm.LoadMem(asm.R2, asm.R9, 9, asm.Byte),
 		asm.JEq.Imm(asm.R2, 1, "ipv4icmp"),
+		asm.JEq.Imm(asm.R2, ipProtoAH, "unparsed"), // TCP may be inside
 		asm.JNE.Imm(asm.R2, 6, "non_tcp"),
 		asm.And.Imm(asm.R1, 0x0f),
 		asm.LSh.Imm(asm.R1, 2),

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
+	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
 
@@ -89,7 +91,7 @@ func TestSignedSYNsLeftAlone(t *testing.T) {
 // forged, and the connection came up only on the SYN retransmitted without
 // ENO, seconds late (never under require). It is left alone like a signed
 // SYN, both ways, and so is the host's SYN-ACK under AH to a far SYN with
-// ENO. (Over IPv4, AH is the protocol itself, never taken for TCP.)
+// ENO. The same over IPv4 (wrapAH4).
 func TestAHSYNsLeftAlone(t *testing.T) {
 	a, b := netip.AddrPortFrom(packettest.HostA6, 40000), netip.AddrPortFrom(packettest.HostB6, 443)
 	ah := []packettest.Ext{{Proto: 51, Data: append([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 7}, bytes.Repeat([]byte{0xa5}, 12)...)}}
@@ -120,4 +122,45 @@ func TestAHSYNsLeftAlone(t *testing.T) {
 		gb.rawPush(Outside, tcpFrame(a, b, isnA, 0, synF, 64240, append(synOpts(1440, 1), 69, 3, 0x23, 1), nil))
 		unchanged(t, gb, Inside, seg(b, a, isnB, isnA+1, synF|ackF, opts))
 	})
+	t.Run("IPv4 outbound", func(t *testing.T) {
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Inside, wrapAH4(tcpFrame(addrA, addrB, isnA, 0, synF, 64240, opts, nil)))
+	})
+	t.Run("IPv4 inbound", func(t *testing.T) {
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Outside, wrapAH4(tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(append([]byte(nil), opts...), 69, 3, 0x23, 1), nil)))
+	})
+}
+
+// An IPv4 AH policy that two hosts add while their connection is encrypted
+// puts their segments under AH, protocol 51: the classifier passed those
+// through the kernel as not TCP, and the decoder took them for another
+// protocol, so host a's data crossed the untrusted link in plaintext. They
+// go to the workers and are TCP to the engine (they cannot be sent on with
+// their AH: the far host's AH check fails, as for a signed segment).
+func TestAHDataOfEncryptedConnectionNotPlain(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.tsA++
+	secret := bytes.Repeat([]byte("AH-SECRET-"), 50)
+	in, out := pr.ga.rawPush(Inside, wrapAH4(tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, tsOpt(pr.tsA, pr.tsB), secret)))
+	for _, f := range append(in, out...) {
+		if bytes.Contains(f, []byte("AH-SECRET")) {
+			t.Fatalf("plaintext left G_A: %x", f)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("nothing sent on: the data was not taken as the connection's")
+	}
+}
+
+// wrapAH4 puts an Authentication Header (12-byte ICV) between the IPv4
+// header of frame (no options, no tags) and its TCP segment.
+func wrapAH4(frame []byte) []byte {
+	ah := append([]byte{6, 24/4 - 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 9}, bytes.Repeat([]byte{0xa5}, 12)...)
+	f := append(append(append([]byte(nil), frame[:34]...), ah...), frame[34:]...)
+	ip := f[14:]
+	ip[9] = 51
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+uint16(len(ah)))
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20], 0))
+	return f
 }

@@ -156,6 +156,9 @@ func (b *Bump) classify(f []byte) (toPeer bool, key flow.Key, tcp bool) {
 			isErr := ihl >= 20 && (frag || len(f) > icmp && icmpv4Error(f[icmp]))
 			return b.enabled && !isErr, key, false
 		}
+		if f[off+9] == 51 { // AH: TCP may be inside (classifiertest)
+			return false, key, false
+		}
 		if f[off+9] != 6 {
 			return b.enabled, key, false
 		}

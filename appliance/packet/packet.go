@@ -73,7 +73,7 @@ const (
 	flagICMP                 // ICMP or ICMPv6 header (4 bytes at least)
 	flagQuote                // ICMP error with a decodable quoted IP header
 	flagTrusted              // the port vouches for the TCP checksum (TrustL4Checksum)
-	flagAH                   // an IPv6 Authentication Header (RFC 4302) precedes the upper layer
+	flagAH                   // an Authentication Header (RFC 4302) precedes the upper layer
 )
 
 // Quoted describes the IP datagram quoted in an ICMP or ICMPv6 error message,
@@ -188,7 +188,18 @@ func (p *Packet) decodeIPv4(off int) error {
 			return nil
 		}
 	}
-	return p.decodeL4(off + hl)
+	l4 := off + hl
+	if p.proto == ProtoAH {
+		// TCP under an Authentication Header (RFC 4302) is TCP all the
+		// same: a host may add AH to a connection mid-way, and its
+		// segments must not then pass as another protocol.
+		if p.end-l4 < 8 || p.end-l4 < (int(b[l4+1])+2)*4 {
+			return ErrTruncated
+		}
+		p.flags |= flagAH
+		p.proto, l4 = b[l4], l4+(int(b[l4+1])+2)*4
+	}
+	return p.decodeL4(l4)
 }
 
 func (p *Packet) decodeIPv6(off int) error {
@@ -395,9 +406,9 @@ func (p *Packet) decodeQuote(off int) {
 // Frame returns the frame passed to Decode (including any Ethernet padding).
 func (p *Packet) Frame() []byte { return p.b }
 
-// HasAH reports an IPv6 Authentication Header (RFC 4302) before the upper
+// HasAH reports an IPsec Authentication Header (RFC 4302) before the upper
 // layer: it covers the headers and payload, so the packet must not be
-// changed. (Over IPv4, AH is the upper layer itself: protocol 51, no TCP.)
+// changed.
 func (p *Packet) HasAH() bool { return p.flags&flagAH != 0 }
 
 // VLANCount returns the number of VLAN tags (0, 1 or 2), outermost first.

@@ -25,9 +25,11 @@
 //     fragment (first or later: a later one shows no type and may hold the
 //     rest of a quote) or an error message (types 3, 4, 5, 11, 12), and is
 //     NonTCP otherwise, also when its IHL is below 5 or it ends before the
-//     type byte (no usable error). Other non-TCP protocols are NonTCP,
-//     fragments included. TCP with an IHL below 5 is Unparsed, a TCP
-//     fragment (first or later) is Fragment.
+//     type byte (no usable error). An Authentication Header (protocol 51)
+//     is Unparsed: the TCP it may hold (a host's IPsec AH policy added
+//     while its connection is encrypted) must not take the fast path.
+//     Other non-TCP protocols are NonTCP, fragments included. TCP with an
+//     IHL below 5 is Unparsed, a TCP fragment (first or later) is Fragment.
 //  4. IPv6: a bad version is Unparsed. TCP must follow the fixed header;
 //     an extension header that may precede it (hop-by-hop, routing,
 //     fragment, AH, destination options, mobility, HIP, shim6, 253, 254)
@@ -130,7 +132,7 @@ const (
 	Truncated   Reason = "Truncated"   // Worker: ends inside a header
 	Fragment    Reason = "Fragment"    // Worker: IPv4 fragment of TCP or ICMP
 	IPv6Ext     Reason = "IPv6Ext"     // Worker: IPv6 extension header
-	Unparsed    Reason = "Unparsed"    // Worker: bad version or IHL, third VLAN tag
+	Unparsed    Reason = "Unparsed"    // Worker: bad version or IHL, third VLAN tag, IPv4 AH
 	ICMPError   Reason = "ICMPError"   // Worker: ICMP or ICMPv6 error message
 	AllToXSK    Reason = "AllToXSK"    // Worker: fast path off on the arrival port
 )
@@ -210,6 +212,19 @@ func tcpFrame(f Flow, flags uint8, tags ...packettest.Tag) []byte {
 // ipFrame is an IP datagram of protocol proto with body l4.
 func ipFrame(src, dst netip.Addr, proto uint8, l4 []byte, tags ...packettest.Tag) []byte {
 	return packettest.Frame{Tags: tags, Src: src, Dst: dst, Proto: proto, L4: l4}.Bytes()
+}
+
+// ahThenTCP is an IPsec Authentication Header (RFC 4302: 12-byte ICV)
+// followed by a TCP header (ACK, no data): the body of an IPv4 datagram of
+// protocol 51.
+func ahThenTCP() []byte {
+	b := make([]byte, 24+20)
+	b[0], b[1] = 6, 24/4-2 // next header TCP, length in 4-byte units minus 2
+	binary.BigEndian.PutUint32(b[4:], 0x100)
+	binary.BigEndian.PutUint16(b[24:], 40000)
+	binary.BigEndian.PutUint16(b[26:], 443)
+	b[24+12], b[24+13] = 5<<4, 0x10
+	return b
 }
 
 // raw is a non-IP frame.
@@ -293,6 +308,8 @@ func ipv4Rules() []rule {
 		// 3. IPv4, not TCP.
 		{"IPv4 UDP", ipFrame(A4, B4, 17, packettest.UDP(5353, 53, []byte("q"))), NonTCP},
 		{"IPv4 GRE", ipFrame(A4, B4, 47, make([]byte, 24)), NonTCP},
+		{"IPv4 AH then TCP", ipFrame(A4, B4, 51, ahThenTCP()), Unparsed},
+		{"IPv4 AH fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 51, L4: make([]byte, 24), FragOffset: 100}.Bytes(), Unparsed},
 		{"IPv4 UDP first fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 17, L4: make([]byte, 16), MoreFragments: true}.Bytes(), NonTCP},
 		{"IPv4 UDP later fragment", packettest.Frame{Src: A4, Dst: B4, Proto: 17, L4: make([]byte, 8), FragOffset: 100}.Bytes(), NonTCP},
 		{"IPv4 UDP, IHL 4", patch(ipFrame(A4, B4, 17, packettest.UDP(1, 2, nil)), 0, 0, 0x44), NonTCP},

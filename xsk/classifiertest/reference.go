@@ -89,6 +89,8 @@ func ipv4(f []byte, off int) (src, dst netip.Addr, tcpOff int, r Reason) {
 		return src, dst, 0, NonTCP
 	}
 	switch {
+	case ip[9] == 51:
+		return src, dst, 0, Unparsed // AH: TCP may be inside
 	case ip[9] != 6:
 		return src, dst, 0, NonTCP
 	case ihl < 20:
