@@ -330,8 +330,9 @@ func (e *Engine) fragWhole(now int64, k fragKey, d *fragDgram, from PortID, tx [
 		buf[d.prev] = d.next
 		binary.BigEndian.PutUint16(ip[4:], uint16(len(ip)-40))
 	}
-	held, mtu := d.held, d.head-d.l3+d.maxData
-	if d.prev != 0 {
+	held, head, l3, v6 := d.held, d.head, d.l3, d.prev != 0
+	mtu := head - l3 + d.maxData
+	if v6 {
 		mtu += 8 // the Fragment header each fragment carried
 	}
 	var wp packet.Packet
@@ -341,35 +342,38 @@ func (e *Engine) fragWhole(now int64, k fragKey, d *fragDgram, from PortID, tx [
 		// source-routed one, whose pseudo-header the sum cannot know).
 		return e.fragBad(d, FragBad)
 	}
-	fk := flowKeyOf(&wp, from)
+	fk, isICMP := flowKeyOf(&wp, from), wp.IsICMP()
 	e.fragForget(k, d, false)
 	e.c.Frag[FragReassembled].Add(1)
 	// Fragments of a handled flow: its segments must fit where they did.
 	f := e.flows[fk]
 	var pmssR, pmssL uint16
+	var pmtuAt int64
 	if wp.IsTCP() && f != nil && f.state != stPlain {
-		pmssR, pmssL = f.pmssR, f.pmssL
+		pmssR, pmssL, pmtuAt = f.pmssR, f.pmssL, f.pmtuAt
 		f.lowerPMSS(now, mtu)
 	}
 	e.frags.whole = true
-	v := e.Handle(now, from, buf, tx)
+	v := e.HandlePacket(now, from, &wp, tx) // decoded above: no second parse
 	e.frags.whole = false
 	switch v {
 	case Dropped:
 		if f != nil && e.flows[fk] == f {
-			f.pmssR, f.pmssL = pmssR, pmssL // it told nothing about the path
+			f.pmssR, f.pmssL, f.pmtuAt = pmssR, pmssL, pmtuAt // it told nothing about the path
 		}
-		if wp.IsICMP() {
+		if isICMP {
 			e.c.Frag[FragQuoteDropped].Add(1)
 		}
 	case Passthrough, ForwardInPlace:
-		if len(buf) != d.head+d.total || ipLenOf(buf, d.l3, d.prev != 0) != len(buf)-d.l3 {
+		if ipLenOf(buf, l3, v6) != len(buf)-l3 {
+			// Handle changed the datagram's length: the fragments no
+			// longer add up to it.
 			e.c.Frag[FragWholeDropped].Add(1)
 			e.c.Drops[DropFragment].Add(1)
 			break
 		}
 		for _, h := range held {
-			copy(h.b[h.data:h.data+h.n], buf[d.head+h.off:]) // what Handle changed in place
+			copy(h.b[h.data:h.data+h.n], buf[head+h.off:]) // what Handle changed in place
 			if e.sendCopy(tx[from.Other()], h.b) {
 				e.c.Frag[FragPassed].Add(1)
 			}
