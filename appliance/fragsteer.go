@@ -27,7 +27,8 @@ const (
 	// datagram's first fragment, are kept.
 	fragHoldTime = int64(5e9)
 	// fragRoutes bounds the datagrams a steering worker tracks, and
-	// fragHeldMax the fragments it holds.
+	// fragHeldMax the fragments it holds; past either, the oldest route
+	// goes.
 	fragRoutes  = 4096
 	fragHeldMax = 256
 )
@@ -48,6 +49,7 @@ type fragRoute struct {
 	key      flow.Key
 	kind     frameKind
 	deadline int64
+	seq      uint64 // creation order (fragSteer.order)
 	held     []heldFrame
 	prog     packet.FragProgress // routed fragments: forgotten once all went by
 }
@@ -59,9 +61,16 @@ type heldFrame struct {
 
 // fragSteer is one worker's steering table.
 type fragSteer struct {
-	routes map[fragDgramKey]*fragRoute
-	nheld  int
-	next   int64 // next expiry pass
+	routes  map[fragDgramKey]*fragRoute
+	order   []fragRouteOrder // routes by creation, oldest first (stale entries skipped)
+	nextSeq uint64
+	nheld   int
+	next    int64 // next expiry pass
+}
+
+type fragRouteOrder struct {
+	k   fragDgramKey
+	seq uint64
 }
 
 // fragKeyOf returns the datagram key of the fragment in p and its hash for
@@ -125,11 +134,13 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		return
 	}
 	// Before its first fragment: hold a copy.
-	if r == nil && len(st.routes) < fragRoutes {
-		r = &fragRoute{owner: -1, deadline: now + fragHoldTime}
-		st.routes[dk] = r
+	if r == nil {
+		r = st.add(w, dk, now)
+		r.owner = -1
 	}
-	if r == nil || st.nheld >= fragHeldMax {
+	for st.nheld >= fragHeldMax && st.evictOldest(w, r) {
+	}
+	if st.nheld >= fragHeldMax {
 		w.t[from].drops[DropFragHold]++
 		return
 	}
@@ -152,21 +163,13 @@ func (w *worker) steerFirst(dk fragDgramKey, r *fragRoute, from PortID, frame []
 	}
 	var held []heldFrame
 	if r == nil {
-		if len(st.routes) >= fragRoutes {
-			st.expire(w, now)
-		}
-		if len(st.routes) < fragRoutes {
-			r = &fragRoute{}
-			st.routes[dk] = r
-		}
+		r = st.add(w, dk, now)
 	} else {
 		held = r.held
 		st.nheld -= len(held)
 		r.held = nil
 	}
-	if r != nil {
-		r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
-	}
+	r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
 	done := st.progress(r, &w.pkt)
 	w.deliverFragment(owner, from, frame, now, kind, key)
 	for _, h := range held {
@@ -235,10 +238,39 @@ func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
 	}
 }
 
-// progress counts the fragment in p against r (nil: no route kept).
+// progress counts the fragment in p against r.
 func (st *fragSteer) progress(r *fragRoute, p *packet.Packet) bool {
 	fr, ok := p.Fragment()
-	return r != nil && ok && r.prog.Add(fr, p.End()-fr.Data)
+	return ok && r.prog.Add(fr, p.End()-fr.Data)
+}
+
+// add starts a route for dk. A full table first forgets expired routes,
+// then the oldest: refusing new routes instead let a flood of forged
+// fragments (each a route for fragHoldTime) shut out every fragmented
+// connection whose datagrams this worker steers, as the engine's own table
+// once did (engine/frag.go).
+func (st *fragSteer) add(w *worker, dk fragDgramKey, now int64) *fragRoute {
+	if len(st.routes) >= fragRoutes {
+		st.expire(w, now)
+	}
+	for len(st.routes) >= fragRoutes && st.evictOldest(w, nil) {
+	}
+	r := &fragRoute{deadline: now + fragHoldTime, seq: st.nextSeq}
+	st.nextSeq++
+	st.routes[dk] = r
+	st.order = append(st.order, fragRouteOrder{dk, r.seq})
+	if len(st.order) > 2*len(st.routes)+64 {
+		// Drop the entries of forgotten routes, keeping the order.
+		live := st.order[:0]
+		for _, o := range st.order {
+			if x := st.routes[o.k]; x != nil && x.seq == o.seq {
+				live = append(live, o)
+			}
+		}
+		clear(st.order[len(live):])
+		st.order = live
+	}
+	return r
 }
 
 // expire forgets routes past their time, dropping what they hold.
@@ -249,6 +281,24 @@ func (st *fragSteer) expire(w *worker, now int64) {
 			st.drop(w, k, r)
 		}
 	}
+}
+
+// evictOldest forgets the oldest route, unless that is keep, dropping
+// what it holds; it reports whether it forgot one.
+func (st *fragSteer) evictOldest(w *worker, keep *fragRoute) bool {
+	for len(st.order) > 0 {
+		o := st.order[0]
+		r := st.routes[o.k]
+		if r != nil && r.seq == o.seq && r == keep {
+			return false
+		}
+		st.order = st.order[1:]
+		if r != nil && r.seq == o.seq {
+			st.drop(w, o.k, r)
+			return true
+		}
+	}
+	return false
 }
 
 func (st *fragSteer) drop(w *worker, k fragDgramKey, r *fragRoute) {

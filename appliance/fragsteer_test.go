@@ -165,3 +165,52 @@ func TestFragmentedDatagramsKeepTheirOrder(t *testing.T) {
 		}
 	}
 }
+
+// A flood of forged non-first fragments does not shut fragmented
+// connections out of the steering table. Each forged fragment is a route
+// for fragHoldTime; before, a full table refused new routes, so a real
+// datagram's first fragment went to its owner while its later fragments,
+// with no route, were dropped, and the datagram never left: 4,096 forged
+// fragments per 5 s blocked every fragmented connection a worker steers.
+// Now a full table forgets its oldest route, and held fragments past
+// fragHeldMax push out the oldest routes too.
+func TestFragmentFloodDoesNotBlockSteering(t *testing.T) {
+	for _, reorder := range []bool{false, true} {
+		r := engineRigQueues(t, 2)
+		junk := bytes.Repeat([]byte("forged "), 100)
+		for id := range uint32(fragRoutes + 100) {
+			// From outside, between the same two hosts: the same steering
+			// worker as the real datagram's.
+			seg := tcpFrame(b4, a4, 8080, 40000, packettest.ACK, 1, 1, junk)
+			r.outp[id%2].Inject(packettest.Fragments(seg, 256, 1000+id)[1])
+			if id%64 == 63 {
+				r.settle()
+			}
+		}
+		r.now += time.Millisecond
+		r.settle()
+		r.out = [2][][]byte{}
+		seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("fragment data. "), 100))
+		frags := packettest.Fragments(seg, 512, 7)
+		order := []int{0, 1, 2}
+		if reorder {
+			order = []int{2, 1, 0} // the held limit is full of forged fragments
+		}
+		for _, k := range order {
+			r.in[0].Inject(frags[k])
+		}
+		r.now += time.Millisecond
+		r.settle()
+		if len(r.out[1]) != len(frags) {
+			t.Fatalf("reordered %v: %d of the real datagram's %d fragments left", reorder, len(r.out[1]), len(frags))
+		}
+		if len(r.out[0]) != 0 {
+			t.Fatalf("reordered %v: %d forged fragments reached the inside", reorder, len(r.out[0]))
+		}
+		for _, w := range r.a.workers {
+			if len(w.frag.routes) > fragRoutes || w.frag.nheld > fragHeldMax || len(w.frag.order) > 2*fragRoutes+64 {
+				t.Fatalf("worker %d: %d routes, %d held, %d order entries", w.id, len(w.frag.routes), w.frag.nheld, len(w.frag.order))
+			}
+		}
+	}
+}
