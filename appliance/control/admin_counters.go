@@ -51,7 +51,7 @@ func (s *AdminSource) Counters() admin.Counters {
 	if s.info.KernelPath != nil {
 		c.Paths["fast"] = s.info.KernelPath()
 	}
-	if s.engines != nil {
+	if s.engines != nil || s.info.Guards != nil {
 		s.engineCounters(&c)
 	}
 	c.Rings = s.handoffLevels()
@@ -126,15 +126,23 @@ func (m *busyMeter) read(now time.Time, busy []time.Duration) []admin.WorkerLoad
 	return out
 }
 
-// engineCounters adds the engines' counters to c: handshakes, fallbacks,
-// drops and fragments by reason, the frames sealed and opened, the
-// resumption cache, the flow memory and the flows by state.
+// engineCounters adds the engines' (or, with the engine off, the guards')
+// counters to c: handshakes, fallbacks, drops and fragments by reason, the
+// frames sealed and opened, the resumption cache, the flow memory, the
+// negotiated set and the flows by state.
 func (s *AdminSource) engineCounters(c *admin.Counters) {
 	c.Handshakes = map[string]uint64{}
 	c.Fallbacks = map[string]uint64{}
 	c.Fragments = map[string]uint64{}
 	c.Events = map[string]uint64{}
-	s.engines.Each(func(_ int, ec *engine.Counters) {
+	var each func(func(int, *engine.Counters))
+	var neg *engine.NegotiatedSet
+	if s.engines != nil {
+		each, neg = s.engines.Each, s.engines.Negotiated
+	} else {
+		each, neg = s.info.Guards.Each, s.info.Guards.Negotiated
+	}
+	each(func(_ int, ec *engine.Counters) {
 		c.Handshakes["encrypted"] += ec.Encrypted.Load()
 		c.Handshakes["failed"] += ec.HandshakeFailures.Load()
 		c.Handshakes["evicted"] += ec.EmbryonicEvicted.Load()
@@ -159,14 +167,15 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 		c.FramesSealed += ec.FramesSealed.Load()
 		c.FramesOpened += ec.FramesOpened.Load()
 	})
-	if s.engines.Cache != nil {
+	if s.engines != nil && s.engines.Cache != nil {
 		c.CacheEntries = uint64(s.engines.Cache.Len())
 	}
-	if m := s.engines.Memory; m != nil {
+	if s.engines != nil && s.engines.Memory != nil {
+		m := s.engines.Memory
 		c.FlowMemoryBytes, c.FlowMemoryPeak, c.FlowMemoryLimit = uint64(max(m.Used(), 0)), uint64(m.Peak()), uint64(m.Limit())
 		c.FlowMemoryRefused = m.Refused()
 	}
-	if n := s.engines.Negotiated; n != nil {
+	if n := neg; n != nil {
 		c.NegotiatedEntries, c.NegotiatedOverflows, c.NegotiatedStoreErrors = uint64(n.Len()), n.Overflows(), n.StoreErrors()
 	}
 	byState := map[string]uint64{}

@@ -36,6 +36,10 @@ type AdminInfo struct {
 	// Warnings are shown in the status while the daemon runs (a key log
 	// being written, for example).
 	Warnings []string
+	// Guards, when the engine is off, are the workers' guards over a
+	// previous run's negotiated set (nil: none run). Their counters are
+	// the engine counters the API reports.
+	Guards *Guards
 }
 
 // AdminSource implements admin.Source over a running appliance.Appliance

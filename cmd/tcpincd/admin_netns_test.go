@@ -69,7 +69,8 @@ func startIn(t *testing.T, topo *topology.Topology, n topology.Node, name, ready
 // list the connection encrypted with the same 33-byte session ID (ENO-73),
 // /api/v1/sessions finds it from the host's view, /api/v1/status describes
 // the ports, /metrics counts the sealed frames, a bad configuration is
-// refused and a good one applied; SIGTERM stops the API with the daemon.
+// refused and a good one applied; SIGHUP is ignored; SIGTERM stops the API
+// with the daemon.
 func TestAdminAPIInNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, XDP, AF_XDP); CI runs it as root")
@@ -161,6 +162,19 @@ func TestAdminAPIInNetns(t *testing.T) {
 	res, err := clients[topology.GwA].PutConfig(ctx, []byte(`{"resumption": false}`))
 	if err != nil || res.Config.Resumption {
 		t.Fatalf("resumption off: %+v, %v", res, err)
+	}
+
+	// SIGHUP (the usual "reload") is logged and ignored. Its default action
+	// ended the daemon at once, with its XDP programs still attached.
+	hup := daemons[topology.GwA]
+	if err := hup.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := hup.WaitOutput("SIGHUP ignored", 10*time.Second); err != nil {
+		t.Fatalf("after SIGHUP: %v\n%s", err, hup.Output())
+	}
+	if _, err := clients[topology.GwA].Status(ctx); err != nil {
+		t.Fatalf("status after SIGHUP: %v\n%s", err, hup.Output())
 	}
 
 	for gw, p := range daemons {

@@ -230,10 +230,11 @@ func level(s string) slog.Level {
 	return l
 }
 
-// serve runs the appliance until SIGINT/SIGTERM or a worker failure.
+// serve runs the appliance until SIGINT/SIGTERM or a worker failure
+// (SIGHUP is logged and ignored).
 func serve(cfg config.Config, token string, log *slog.Logger) error {
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 
 	if _, err := afxdp.LookupInterfaces(cfg); err != nil {
@@ -267,20 +268,20 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	engines, prior, closeEngines, err := startEngines(cfg, log)
+	engines, guards, closeEngines, err := startEngines(cfg, log)
 	if err != nil {
 		return err
 	}
 	// Deferred before the workers start, so it runs after they stop (or
 	// are abandoned).
 	defer closeEngines()
-	a, err := newAppliance(cfg, x, engines, prior, log)
+	a, err := newAppliance(cfg, x, engines, guards, log)
 	if err != nil {
 		return err
 	}
 	var src *control.AdminSource
 	if cfg.Admin != "" {
-		src, err = adminSource(cfg, a, engines, x)
+		src, err = adminSource(cfg, a, engines, guards, x)
 		if err != nil {
 			return err
 		}
@@ -298,24 +299,34 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}
 
 	var runErr error
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-	case runErr = <-a.Err():
-		log.Error("worker failed, shutting down", "err", runErr)
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				// Its default action would end the daemon without
+				// detaching XDP: everything off the fast path would
+				// then be lost until someone restarted it.
+				log.Warn("SIGHUP ignored: tcpincd does not reload its configuration file; change settings through the admin API (PUT /api/v1/config) or restart it")
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+		case runErr = <-a.Err():
+			log.Error("worker failed, shutting down", "err", runErr)
+		}
+		break
 	}
 	if !stop(srv, a, log) {
 		closeSockets = false
 		return fmt.Errorf("workers did not stop within %v", shutdownTimeout)
 	}
-	logCounters(log, a, x, engines)
+	logCounters(log, a, x, engines, guards)
 	return runErr
 }
 
 // newAppliance builds the workers over x's queues, with x's fast path when
-// it is on and the engines behind them; without engines, guards over prior
-// (engine.NewGuard) or, when it is nil, Passthrough.
-func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines, prior *engine.NegotiatedSet, log *slog.Logger) (*appliance.Appliance, error) {
+// it is on and the engines behind them; without engines, the guards
+// (engine.NewGuard) or, when there are none, Passthrough.
+func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines, guards *control.Guards, log *slog.Logger) (*appliance.Appliance, error) {
 	inside, outside := x.Queues()
 	opt := appliance.Options{BatchSize: cfg.BatchSize, CPUs: cfg.CPUs, Flows: cfg.Flows, Logger: log}
 	if cfg.FastPath {
@@ -325,8 +336,8 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 	}
 	if engines != nil {
 		opt.NewHandler = engines.NewHandler
-	} else if prior != nil {
-		opt.NewHandler = func(int) (appliance.FrameHandler, error) { return engine.NewGuard(prior, log) }
+	} else if guards != nil {
+		opt.NewHandler = guards.NewHandler
 	}
 	var owners string
 	if backendName, _ := x.Backend(bump.Inside); backendName == backend.AFPacket && len(inside) > 1 {
@@ -394,11 +405,11 @@ func logPorts(cfg config.Config, x *backend.Ports, log *slog.Logger) {
 
 // startEngines starts the engines' shared services when the engine is
 // enabled: the key pool, the negotiated set (pinned under pin_dir when set)
-// and the key log. When it is not, Engines is nil, and prior is the pinned
-// negotiated set if it holds live entries: connections a previous run
-// encrypted, which must still be reset (engine.NewGuard). closeAll releases
-// them; call it after the workers stopped.
-func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, prior *engine.NegotiatedSet, closeAll func(), err error) {
+// and the key log. When it is not, Engines is nil, and guards run over the
+// pinned negotiated set if it holds live entries: connections a previous
+// run encrypted, which must still be reset (engine.NewGuard). closeAll
+// releases them; call it after the workers stopped.
+func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, guards *control.Guards, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -421,7 +432,7 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 			return nil, nil, closeAll, nil
 		}
 		log.Warn("connections a previous run encrypted are reset, not passed", "tuples", set.Len())
-		return nil, set, closeAll, nil
+		return nil, control.NewGuards(set, log), closeAll, nil
 	}
 	defer func() {
 		if err != nil {
@@ -507,7 +518,7 @@ func watchPaths(x *backend.Ports, log *slog.Logger, stop <-chan struct{}) {
 
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
-func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, engines *control.Engines) {
+func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, engines *control.Engines, guards *control.Guards) {
 	for _, s := range a.Stats() {
 		log.Info("counters",
 			"from", s.From.String(), "frames", s.Frames, "bytes", s.Bytes,
@@ -521,23 +532,30 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 			"verdict_passthrough", s.Verdict(engine.Passthrough), "verdict_consumed", s.Verdict(engine.Consumed),
 			"verdict_dropped", s.Verdict(engine.Dropped), "verdict_invalid", s.Verdicts[0])
 	}
+	each := func(func(int, *engine.Counters)) {}
+	switch {
+	case engines != nil:
+		each = engines.Each
+	case guards != nil:
+		each = guards.Each
+	}
+	each(func(q int, c *engine.Counters) {
+		var drops, fallbacks []uint64
+		for i := range c.Drops {
+			drops = append(drops, c.Drops[i].Load())
+		}
+		for i := range c.Fallbacks {
+			fallbacks = append(fallbacks, c.Fallbacks[i].Load())
+		}
+		log.Info("engine", "queue", q, "flows", c.Flows.Load(), "handshakes", c.Handshakes.Load(),
+			"handshake_failures", c.HandshakeFailures.Load(), "encrypted", c.Encrypted.Load(), "resumed", c.Resumed.Load(),
+			"auth_failures", c.AuthFailures.Load(), "aborts", c.Aborts.Load(), "rekeys", c.Rekeys.Load(),
+			"frames_sealed", c.FramesSealed.Load(), "frames_opened", c.FramesOpened.Load(),
+			"handshakes_evicted", c.EmbryonicEvicted.Load(), "stray_resets", c.StrayResets.Load(),
+			"key_gen_inline", c.KeyGenInline.Load(), "pool_retries", c.PoolRetries.Load(),
+			"fallbacks", fmt.Sprint(fallbacks), "drops", fmt.Sprint(drops))
+	})
 	if engines != nil {
-		engines.Each(func(q int, c *engine.Counters) {
-			var drops, fallbacks []uint64
-			for i := range c.Drops {
-				drops = append(drops, c.Drops[i].Load())
-			}
-			for i := range c.Fallbacks {
-				fallbacks = append(fallbacks, c.Fallbacks[i].Load())
-			}
-			log.Info("engine", "queue", q, "flows", c.Flows.Load(), "handshakes", c.Handshakes.Load(),
-				"handshake_failures", c.HandshakeFailures.Load(), "encrypted", c.Encrypted.Load(), "resumed", c.Resumed.Load(),
-				"auth_failures", c.AuthFailures.Load(), "aborts", c.Aborts.Load(), "rekeys", c.Rekeys.Load(),
-				"frames_sealed", c.FramesSealed.Load(), "frames_opened", c.FramesOpened.Load(),
-				"handshakes_evicted", c.EmbryonicEvicted.Load(),
-				"key_gen_inline", c.KeyGenInline.Load(), "pool_retries", c.PoolRetries.Load(),
-				"fallbacks", fmt.Sprint(fallbacks), "drops", fmt.Sprint(drops))
-		})
 		for _, st := range engines.StockStats() {
 			log.Info("key stock", "tep", st.Name, "size", st.Size, "target", st.Target, "len", st.Len,
 				"generated", st.Generated, "taken", st.Taken, "empty", st.Empty, "expired", st.Expired)
@@ -560,17 +578,26 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 		log.Info("socket", "port", p.String(), "stats", fmt.Sprintf("%+v", x.SocketStats(p)))
 	}
 	log.Info("forwarding paths", "switches", x.PathSwitches())
-	if engines != nil && engines.Negotiated != nil {
-		n := engines.Negotiated
+	var n *engine.NegotiatedSet
+	switch {
+	case engines != nil:
+		n = engines.Negotiated
+	case guards != nil:
+		n = guards.Negotiated
+	}
+	if n != nil {
 		log.Info("negotiated set", "entries", n.Len(), "overflows", n.Overflows(), "store_errors", n.StoreErrors())
 	}
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, x *backend.Ports) (*control.AdminSource, error) {
-	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, x *backend.Ports) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards}
 	if cfg.KeyLog != "" && engines != nil {
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
+	}
+	if engines == nil {
+		info.Warnings = append(info.Warnings, engineOffWarning(guards != nil))
 	}
 	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
 		iface := cfg.Inside
@@ -602,6 +629,16 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		}
 	}
 	return control.NewAdminSource(a, engines, info)
+}
+
+// engineOffWarning is the status warning of a daemon whose engine is off;
+// guarding says guards reset a previous run's encrypted connections.
+func engineOffWarning(guarding bool) string {
+	w := "ENGINE OFF (engine.enabled: false): every connection passes unencrypted"
+	if guarding {
+		w += "; connections a previous run encrypted are reset (stray_resets counts them, negotiated_entries says how many tuples remain)"
+	}
+	return w
 }
 
 // keyLogWarning is said in the log and in the status while a key log is on.
