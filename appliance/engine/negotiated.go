@@ -25,9 +25,16 @@ type NegotiatedConfig struct {
 	Capacity int
 	// Store mirrors every change; nil keeps the set in memory only.
 	Store TupleStore
-	// Now is the wall clock of the deadlines (default time.Now): they must
-	// mean the same to a daemon started later.
+	// Now is the wall clock of the deadlines in Store and given to Add
+	// (default time.Now): they must mean the same to a daemon started
+	// later.
 	Now func() time.Time
+	// Mono is the clock the set keeps its own deadlines on, in
+	// nanoseconds (default: Now's time since the set was made, which for
+	// time.Now is monotonic, Go's time.Time.Sub). A step of the wall clock
+	// (NTP making a step) must not expire entries early: a connection
+	// whose RST was lost would then pass its host's plaintext.
+	Mono func() int64
 }
 
 // NegotiatedSet is the set of tuples whose connections negotiated TCP-ENO
@@ -56,10 +63,11 @@ type NegotiatedConfig struct {
 // being reset.
 type NegotiatedSet struct {
 	mu        sync.RWMutex      // read-locked for lookups: every stray segment does one
-	m         map[flowKey]int64 // deadline in Unix ns; 0: held
+	m         map[flowKey]int64 // deadline on mono; 0: held
 	cap       int
 	store     TupleStore
 	now       func() time.Time
+	mono      func() int64
 	overflows atomic.Uint64
 	storeErrs atomic.Uint64
 	scratch   []int64 // makeRoom's deadlines
@@ -85,15 +93,24 @@ func NewNegotiatedSet(c NegotiatedConfig) *NegotiatedSet {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &NegotiatedSet{m: make(map[flowKey]int64), cap: c.Capacity, store: c.Store, now: c.Now}
+	if c.Mono == nil {
+		now, t0 := c.Now, c.Now()
+		c.Mono = func() int64 { return int64(now().Sub(t0)) + 1 } // > 0: 0 means held
+	}
+	return &NegotiatedSet{m: make(map[flowKey]int64), cap: c.Capacity, store: c.Store, now: c.Now, mono: c.Mono}
 }
 
 // Add puts an entry in without writing it to the store (loading the store
-// at start). A zero deadline holds the tuple until a record releases it.
+// at start). A zero deadline holds the tuple until a record releases it; a
+// past one adds nothing.
 func (s *NegotiatedSet) Add(in, out netip.AddrPort, deadline time.Time) {
 	var d int64
 	if !deadline.IsZero() {
-		d = deadline.UnixNano()
+		left := deadline.Sub(s.now())
+		if left <= 0 {
+			return
+		}
+		d = s.mono() + int64(left)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,9 +171,8 @@ func (s *NegotiatedSet) release(k flowKey, keep time.Duration) {
 	if _, ok := s.m[k]; !ok {
 		return
 	}
-	d := s.now().Add(keep).UnixNano()
-	s.m[k] = d
-	s.put(k, d)
+	s.m[k] = s.mono() + int64(keep)
+	s.put(k, s.now().Add(keep).UnixNano())
 }
 
 // forget removes k: a new connection uses the tuple.
@@ -178,12 +194,12 @@ func (s *NegotiatedSet) has(k flowKey) bool {
 	s.mu.RLock()
 	d, ok := s.m[k]
 	s.mu.RUnlock()
-	if !ok || d == 0 || d > s.now().UnixNano() {
+	if !ok || d == 0 || d > s.mono() {
 		return ok
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d, ok := s.m[k]; ok && d != 0 && d <= s.now().UnixNano() {
+	if d, ok := s.m[k]; ok && d != 0 && d <= s.mono() {
 		s.del(k)
 		return false
 	}
@@ -200,7 +216,7 @@ func (s *NegotiatedSet) makeRoom() bool {
 	// one per connection.
 	s.scans++
 	batch := max(1, s.cap/16)
-	now := s.now().UnixNano()
+	now := s.mono()
 	freed := 0
 	s.scratch = s.scratch[:0]
 	for k, d := range s.m {

@@ -270,6 +270,48 @@ func TestNegotiatedSetBound(t *testing.T) {
 	}
 }
 
+// The set's deadlines run on a monotonic clock, and only the store's are
+// wall-clock time (for a daemon started later). They were wall-clock time
+// in memory too: a step of the system clock (NTP) past CloseLinger expired
+// the tuple of an aborted connection at once, and the inside host, whose
+// RST was lost, retransmitted its plaintext onto the wire unchanged.
+func TestNegotiatedSetIgnoresWallClockSteps(t *testing.T) {
+	wall, mono := time.Unix(1_000_000, 0), int64(1)
+	store := &recordStore{}
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 4, Store: store,
+		Now: func() time.Time { return wall }, Mono: func() int64 { return mono }})
+	k := flowKey{in: addrA, out: addrB}
+	set.hold(k)
+	set.release(k, CloseLinger)
+	if want := wall.Add(CloseLinger).UnixNano(); store.last != want {
+		t.Fatalf("store deadline %d, want the wall clock's %d", store.last, want)
+	}
+	wall = wall.Add(time.Hour) // the clock steps; no time passes
+	if !set.has(k) {
+		t.Fatal("a step of the wall clock expired the tuple")
+	}
+	mono += int64(CloseLinger)
+	if set.has(k) {
+		t.Fatal("the tuple outlived CloseLinger")
+	}
+	// Entries loaded from a store are read against the wall clock once.
+	set.Add(addrA, netip.AddrPortFrom(addrB.Addr(), 1), wall.Add(time.Minute))
+	set.Add(addrA, netip.AddrPortFrom(addrB.Addr(), 2), wall.Add(-time.Minute))
+	if !set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 1)) || set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 2)) {
+		t.Fatal("loaded deadlines misread")
+	}
+	mono += int64(time.Minute)
+	if set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 1)) {
+		t.Fatal("a loaded entry outlived its deadline")
+	}
+}
+
+// recordStore is a TupleStore that keeps the last deadline written.
+type recordStore struct{ last int64 }
+
+func (r *recordStore) Put(_, _ netip.AddrPort, deadline int64) error { r.last = deadline; return nil }
+func (r *recordStore) Delete(_, _ netip.AddrPort) error              { return nil }
+
 // A connection whose tuple finds the negotiated set full of live entries
 // (caps.flows raised at run time past what the set was sized for) went on
 // encrypted without being held: after a restart its tuple was unknown and
