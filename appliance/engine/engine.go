@@ -180,6 +180,7 @@ type Counters struct {
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
+	IdleRefreshes                                       atomic.Uint64 // empty frames sent on connections idle for half of IdleTimeout (keepFresh)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
@@ -733,6 +734,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"urg_stripped", &c.URGStripped},
 		{"ptb_translated", &c.PTBTranslated},
 		{"icmp_translated", &c.ICMPTranslated},
+		{"idle_refreshes", &c.IdleRefreshes},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"prekey_queued", &c.PreKeyQueued},

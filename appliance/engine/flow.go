@@ -93,6 +93,7 @@ type encDir struct {
 	hh           *hostHeld // L's bytes past a hole (hosthold.go); nil until L leaves one
 	genBytes     int64     // bytes sealed under the current generation
 	genStart     int64     // when the current generation started
+	refreshed    int64     // when keepFresh last sent an empty frame for an idle flow
 	ownedDue     int64     // retransmission time of appliance-owned empty frames
 	ownedRTO     int64
 	ownedN       int    // appliance-owned empty frames in frames

@@ -12,8 +12,20 @@ import (
 // with an empty frame, the other acknowledges it, and that traffic keeps
 // both records fresh, as plain TCP, which has no idle limit, would. After
 // 6 h of silence a's data still reaches b.
+//
+// With rekeying by time off (rekey_interval: 0, RekeyAfter < 0) the records
+// expired after IdleTimeout and the next segment was reset, where plain TCP
+// would have carried it: an appliance now sends an empty frame once its
+// record has been idle for half of IdleTimeout, whatever the rekey
+// setting.
 func TestIdleEncryptedConnectionLivesOn(t *testing.T) {
-	pr := handshake(t)
+	for _, rekeyAfter := range []time.Duration{0, -1} {
+		c := Config{TEPs: testTEPs, RekeyAfter: rekeyAfter}
+		idleLivesOn(t, handshakeOn(t, newGW(t, c), newGW(t, c)), rekeyAfter)
+	}
+}
+
+func idleLivesOn(t *testing.T, pr *pair, rekeyAfter time.Duration) {
 	h := newHosts()
 	relay := func(from, to *gw, frames [][]byte) {
 		for len(frames) > 0 {
@@ -37,16 +49,17 @@ func TestIdleEncryptedConnectionLivesOn(t *testing.T) {
 		_, outB := pr.gb.tick(int64(10 * time.Millisecond))
 		relay(pr.gb, pr.ga, outB)
 		if pr.ga.e.NumFlows() != 1 || pr.gb.e.NumFlows() != 1 {
-			t.Fatalf("after %v of silence: %d and %d flows", time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
+			t.Fatalf("rekey after %v: after %v of silence: %d and %d flows", rekeyAfter, time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
 		}
 	}
 	rekeys := pr.ga.e.Counters().Rekeys.Load() + pr.gb.e.Counters().Rekeys.Load()
-	if rekeys < 6 {
-		t.Fatalf("%d rekeys in 6 h, want one an hour at least", rekeys)
+	refreshes := pr.ga.e.Counters().IdleRefreshes.Load() + pr.gb.e.Counters().IdleRefreshes.Load()
+	if rekeyAfter >= 0 && (rekeys < 6 || refreshes != 0) || rekeyAfter < 0 && (rekeys != 0 || refreshes < 5) {
+		t.Fatalf("rekey after %v: %d rekeys, %d idle refreshes in 6 h", rekeyAfter, rekeys, refreshes)
 	}
 	msg := []byte("still here after six hours")
 	atB, _ := pr.toB(pr.aSends(&h, msg, pshF))
 	if len(atB) != 1 || !bytes.Equal(atB[0].payload, msg) {
-		t.Fatalf("after 6 h b got %d segments, want the message", len(atB))
+		t.Fatalf("rekey after %v: after 6 h b got %d segments, want the message", rekeyAfter, len(atB))
 	}
 }

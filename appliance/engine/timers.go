@@ -63,7 +63,7 @@ func (e *Engine) sweepDue(f *flow) int64 {
 	}
 	en := &f.enc
 	if en.initSent && en.ackW < en.initLen ||
-		f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 {
+		f.state == stOpen && f.keys != nil && en.finH < 0 { // keepFresh
 		return 0
 	}
 	due := min(f.closeAt, f.last+int64(e.cfg.IdleTimeout)+1)
@@ -118,15 +118,35 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	if en.ownedDue != 0 && now >= en.ownedDue {
 		e.resendOwned(now, f, tx[Outside])
 	}
-	if f.state == stOpen && f.keys != nil && en.finH < 0 && e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
-		// Periodic rekey by time on an idle flow: an empty frame carries it.
-		e.maybeRekey(now, f)
-		if f.keys.RekeyPending() {
-			e.sealNew(now, f, nil, 0, false, true, tx[Outside])
-		}
+	if f.state == stOpen && f.keys != nil && en.finH < 0 {
+		e.keepFresh(now, f, tx[Outside])
 	}
 	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
 		e.c.HandshakeFailures.Add(1)
 		e.abort(f, tx, "key exchange timeout")
+	}
+}
+
+// keepFresh sends an empty frame on an open encrypted flow that is due a
+// rekey by time (the frame carries it) or that has seen nothing either way
+// for half of IdleTimeout. The far side acknowledges it, and that traffic
+// keeps both appliances' records of a connection whose hosts stay silent
+// for hours, as plain TCP, which has no idle limit, would carry it; without
+// it, with rekeying by time off, the records expired and the connection's
+// next segment was reset.
+func (e *Engine) keepFresh(now int64, f *flow, to TxSink) {
+	en := &f.enc
+	if e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
+		e.maybeRekey(now, f)
+		if f.keys.RekeyPending() {
+			en.refreshed = now
+			e.sealNew(now, f, nil, 0, false, true, to)
+			return
+		}
+	}
+	if refresh := int64(e.cfg.IdleTimeout / 2); now-f.last >= refresh && now-en.refreshed >= refresh {
+		en.refreshed = now
+		e.c.IdleRefreshes.Add(1)
+		e.sealNew(now, f, nil, 0, false, true, to)
 	}
 }
