@@ -67,7 +67,8 @@ func (s *AdminSource) Config() admin.Config {
 // configuration, checks it as engine.New does, then reconfigures every
 // worker's engine between two of its rounds; if one refuses, the ones
 // already changed are put back, so all engines run c or none does.
-// Resumption on/off and the nonce length go to the shared cache last.
+// Resumption on/off and the nonce length go to the shared cache last; a
+// TEP or AEAD taken out flushes it.
 //
 // Refused with a *admin.FieldError, changing nothing: caps.flows above the
 // value tcpincd started with (Engines.StartMaxFlows), turning resumption on
@@ -101,6 +102,12 @@ func (s *AdminSource) ApplyConfig(c admin.Config) error {
 	if f := changedEngineField(s.ec, ec); f != "" {
 		if err := s.reconfigure(ec, f); err != nil {
 			return err
+		}
+		if cache != nil && (dropsAny(s.ec.AEADs, ec.AEADs) || dropsAny(s.ec.TEPs, ec.TEPs)) {
+			// Secrets of sessions under a TEP or AEAD no longer
+			// allowed can never be resumed again (the engines
+			// refuse them, engine.mayResume): forget them now.
+			cache.FlushAll()
 		}
 		s.ec = ec
 	}
@@ -167,6 +174,11 @@ func (s *AdminSource) reconfigure(ec engine.Config, field string) error {
 		return fmt.Errorf("reconfigure engines: %w; restoring the previous configuration failed: %w", failed, errors.Join(rollback...))
 	}
 	return &admin.FieldError{Field: field, Msg: fmt.Sprintf("refused by the engine, nothing changed: %v", failed)}
+}
+
+// dropsAny reports whether next lacks an element of prev.
+func dropsAny[T comparable](prev, next []T) bool {
+	return slices.ContainsFunc(prev, func(x T) bool { return !slices.Contains(next, x) })
 }
 
 // changedField names the first field of b that differs from a, or "".

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,6 +299,37 @@ func TestAdminSourceBackToBack(t *testing.T) {
 	}
 
 	checkConfigChanges(t, gA)
+	checkAEADChange(t, gB)
+}
+
+// checkAEADChange: taking an AEAD out with PUT /api/v1/config flushes the
+// resumption cache, whose secrets could only resume sessions under it
+// (the engines refuse those too, engine.mayResume); before, they stayed
+// for the cache's TTL. Reordering the AEADs keeps the cache.
+func checkAEADChange(t *testing.T, g *liveBump) {
+	ctx := context.Background()
+	if n := g.engines.Cache.Len(); n != 1 {
+		t.Fatalf("the cache holds %d far sides, want 1", n)
+	}
+	cfg, err := g.api.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reordered := slices.Clone(cfg.AEADs)
+	slices.Reverse(reordered)
+	for _, aeads := range [][]string{reordered, {"chacha20poly1305"}} {
+		doc, _ := json.Marshal(map[string][]string{"aeads": aeads})
+		if res, err := g.api.PutConfig(ctx, doc); err != nil || !slices.Equal(res.Config.AEADs, aeads) {
+			t.Fatalf("PUT %s: %+v, %v", doc, res, err)
+		}
+		want := 1
+		if len(aeads) == 1 {
+			want = 0
+		}
+		if n := g.engines.Cache.Len(); n != want {
+			t.Fatalf("after PUT aeads %v the cache holds %d far sides, want %d", aeads, n, want)
+		}
+	}
 }
 
 // engineConfigs reads every worker's engine configuration on its goroutine.

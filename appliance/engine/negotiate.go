@@ -153,7 +153,7 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 	s := e.settings()
 	var res *tcpcrypt.Resumption
 	if e.deps.Cache != nil {
-		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.offers(rr.TEP) {
+		if rr, ok := e.deps.Cache.Offer(k.out.Addr()); ok && e.mayResume(rr) {
 			res = rr
 			s.Offers = resumeOffers(s.Offers, rr)
 			s.Valid = answerValid(rr)

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -18,6 +20,9 @@ import (
 // the flow's offers and the answer carries B's half and nonce, whatever
 // B's own order of TEPs; only a secret it does not hold leaves B to answer
 // by preference (TC-21). The secret is taken (single use) once accepted.
+// A secret whose session used an AEAD the configuration no longer allows
+// is spent and declined: the suboption is then a fresh offer of its TEP
+// (TC-20), and B answers as for a secret it does not hold.
 func (e *Engine) acceptResumption(f *flow) {
 	if f.res != nil {
 		return
@@ -35,6 +40,10 @@ func (e *Engine) acceptResumption(f *flow) {
 		}
 		rr, ok := e.deps.Cache.Accept(far, sub.Byte, sub.Data)
 		if !ok {
+			continue
+		}
+		if !e.mayResume(rr) {
+			rr.Erase()
 			continue
 		}
 		f.res = rr
@@ -61,6 +70,14 @@ func (e *Engine) offers(tep tcpcrypt.TEP) bool {
 		}
 	}
 	return false
+}
+
+// mayResume reports whether the configuration still allows the TEP and the
+// AEAD of the session r resumes: a resumed session keeps the original
+// AEAD (RFC 8548 §3.5), so one the operator removed since would go on
+// being used as long as the peers reconnect within the cache's TTL.
+func (e *Engine) mayResume(r *tcpcrypt.Resumption) bool {
+	return e.offers(r.TEP) && slices.Contains(e.cfg.AEADs, r.Suite)
 }
 
 // resumeOffers puts the resumption suboption first (most preferred) and

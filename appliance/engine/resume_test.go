@@ -142,6 +142,69 @@ func TestResumptionBeatsPreference(t *testing.T) {
 	}
 }
 
+// A resumed session keeps the AEAD of the original one (RFC 8548 §3.5), so
+// one the operator removed (PUT /api/v1/config aeads) may not be resumed.
+// Before, G_A offered the cached AES-128-GCM secret whatever its AEADs and
+// G_B accepted it, so every reconnection within the cache's TTL went on
+// with AES-128-GCM while the configuration listed only ChaCha20-Poly1305.
+// Now G_A does not offer it, and G_B declines it when it is offered (the
+// suboption is then a fresh offer of its TEP, TC-20): the connection gets a
+// fresh key exchange under the AEADs in force, never a failure.
+func TestResumptionDropsRemovedAEAD(t *testing.T) {
+	chacha := []cryptopool.Suite{cryptopool.ChaCha20Poly1305}
+	setAEADs := func(g *gw, s []cryptopool.Suite) {
+		c := g.e.Config()
+		c.AEADs = s
+		if err := g.e.Reconfigure(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flowAt := func(g *gw, port uint16) (fi FlowInfo) {
+		g.e.Flows(func(f FlowInfo) {
+			if f.Inside.Port() == port || f.Outside.Port() == port {
+				fi = f
+			}
+		})
+		return fi
+	}
+	fresh := func(name string, ga, gb *gw, port uint16, init1 uint32) (syn segv) {
+		t.Helper()
+		syn, w := connect(t, ga, gb, port)
+		if w.seq != isnA+1+init1 {
+			t.Fatalf("%s: data at wire offset %d, want %d (a fresh Init1); SYN option %x", name, w.seq-isnA-1, init1, option(syn.opts, 69))
+		}
+		for _, g := range []*gw{ga, gb} {
+			if fi := flowAt(g, port); !fi.Encrypted || fi.Resumed || fi.AEAD != cryptopool.ChaCha20Poly1305.String() {
+				t.Fatalf("%s: flow %+v, want a fresh session with %v", name, fi, cryptopool.ChaCha20Poly1305)
+			}
+		}
+		return syn
+	}
+
+	// Both appliances drop AES-128-GCM: G_A offers a fresh exchange only.
+	ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40031)
+	setAEADs(ga, chacha)
+	setAEADs(gb, chacha)
+	syn := fresh("both changed", ga, gb, 40032, 75)
+	hasBytes(t, "SYN after the AEAD change", option(syn.opts, 69), unhex("45042423"))
+
+	// Only G_B drops it: G_A (which still allows it) offers the secret,
+	// G_B declines, and the two agree on ChaCha20-Poly1305 afresh (Init1
+	// lists two AEADs: 77 bytes). The next connection resumes that session.
+	ga, gb = newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+	connect(t, ga, gb, 40033)
+	setAEADs(ga, []cryptopool.Suite{cryptopool.AES128GCM, cryptopool.ChaCha20Poly1305})
+	setAEADs(gb, chacha)
+	fresh("G_B declines", ga, gb, 40034, 77)
+	if _, w := connect(t, ga, gb, 40035); w.seq != isnA+1 {
+		t.Fatalf("the ChaCha20-Poly1305 session was not resumed (data at wire offset %d)", w.seq-isnA-1)
+	}
+	if fi := flowAt(gb, 40035); !fi.Resumed || fi.AEAD != cryptopool.ChaCha20Poly1305.String() {
+		t.Fatalf("third connection: %+v", fi)
+	}
+}
+
 // A resumed A may send frames at once (RFC 8548 §3.2, §3.5), in the
 // segment that completes the handshake: G_B must resume on it and deliver
 // its frame.
