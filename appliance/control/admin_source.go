@@ -2,6 +2,7 @@ package control
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -151,7 +152,25 @@ func (s *AdminSource) Status() admin.Status {
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)
 	st.AEADPreference = slices.Clone(st.AEADPreference)
 	st.Warnings = slices.Clone(st.Warnings)
+	if w := s.keyLogWarning(); w != "" {
+		st.Warnings = append(st.Warnings, w)
+	}
 	return st
+}
+
+// keyLogWarning says when the key log is missing lines: its file failed
+// (after a write error it takes no more) or did not keep up, so a capture
+// may not decrypt although the key log is on.
+func (s *AdminSource) keyLogWarning() string {
+	if s.engines == nil || s.engines.KeyLog == nil {
+		return ""
+	}
+	var lost uint64
+	s.engines.Each(func(_ int, c *engine.Counters) { lost += c.KeyLogLost.Load() })
+	if lost == 0 {
+		return ""
+	}
+	return fmt.Sprintf("key log incomplete: %d lines lost (its file failed or did not keep up; key_log_lost in the engine events)", lost)
 }
 
 // engines calls fn with each worker's engine on that worker's goroutine.

@@ -506,6 +506,37 @@ func TestAdminSourceApplyAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestKeyLogLostWarning: key log lines the writer refused (its queue full,
+// its file failed) put a warning in the status, and are counted among the
+// engine events (key_log_lost, tcpinc_engine_events_total). Before, the
+// first write error silenced the key log for good while the status still
+// said only that it was on.
+func TestKeyLogLostWarning(t *testing.T) {
+	ecfg := config.Default().Engine
+	ecfg.KeyWorkers = 1
+	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	eng.KeyLog = func(engine.KeyLogEntry) bool { return false }
+	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{Version: "t", Warnings: []string{"key log on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := src.Status().Warnings; len(w) != 1 {
+		t.Fatalf("warnings with nothing lost: %q", w)
+	}
+	eng.Each(func(q int, c *engine.Counters) { c.KeyLogLost.Add(uint64(q + 1)) })
+	w := src.Status().Warnings
+	if len(w) != 2 || !strings.Contains(w[1], "3 lines lost") {
+		t.Fatalf("warnings after 3 lost key log lines: %q", w)
+	}
+	if n := src.Counters().Events["key_log_lost"]; n != 3 {
+		t.Fatalf("key_log_lost event count %d, want 3", n)
+	}
+}
+
 // TestAdminSourceEngineOff: with the engine disabled every change is
 // refused by name, and there are no flows and nothing to flush.
 func TestAdminSourceEngineOff(t *testing.T) {

@@ -31,7 +31,7 @@ type Engines struct {
 
 	// KeyLog, when set before the workers start, is every engine's
 	// Deps.KeyLog (debugging decryption; off by default).
-	KeyLog func(engine.KeyLogEntry)
+	KeyLog func(engine.KeyLogEntry) bool
 	// MTU, when set before the workers start, is every engine's Deps.MTU
 	// (afxdp.PortMTUs: each port's cap on the segments the engines build).
 	MTU [2]int

@@ -84,8 +84,10 @@ type Deps struct {
 	Negotiated *NegotiatedSet
 	// KeyLog, when set, is called on the worker's goroutine once per
 	// encrypted connection and key generation, with the keys: for
-	// debugging decryption only (it exposes the traffic). Nil: nothing.
-	KeyLog func(KeyLogEntry)
+	// debugging decryption only (it exposes the traffic). It must not
+	// block; it reports whether it took the line (Counters.KeyLogLines,
+	// KeyLogLost). Nil: nothing.
+	KeyLog func(KeyLogEntry) bool
 	// FlowIDs numbers the flows of all the workers' engines, so that a
 	// flow ID names one flow of the appliance (the admin API's
 	// /api/v1/flows/{id}, its paging cursor). Nil: the engine numbers its
@@ -190,6 +192,7 @@ type Counters struct {
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
+	KeyLogLines, KeyLogLost                             atomic.Uint64 // key log lines Deps.KeyLog took, and refused (logKeys)
 	Drops                                               [NumDropReasons]atomic.Uint64
 
 	// Frag counts IP fragment decisions and drops (frag.go).
@@ -742,6 +745,8 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"challenge_acks", &c.ChallengeACKs},
 		{"key_gen_inline", &c.KeyGenInline},
 		{"pool_retries", &c.PoolRetries},
+		{"key_log_lines", &c.KeyLogLines},
+		{"key_log_lost", &c.KeyLogLost},
 	} {
 		fn(ev.name, ev.n.Load())
 	}

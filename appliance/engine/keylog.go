@@ -24,7 +24,11 @@ func (e *Engine) logKeys(f *flow) {
 		return
 	}
 	for g := f.keyLogNext; g <= f.keys.Local(); g++ {
-		e.deps.KeyLog(KeyLogEntry{Inside: f.key.in, Outside: f.key.out, Session: f.sess, Generation: g})
+		if e.deps.KeyLog(KeyLogEntry{Inside: f.key.in, Outside: f.key.out, Session: f.sess, Generation: g}) {
+			e.c.KeyLogLines.Add(1)
+		} else {
+			e.c.KeyLogLost.Add(1)
+		}
 	}
 	f.keyLogNext = f.keys.Local() + 1
 }

@@ -10,21 +10,24 @@ import (
 
 // The key log hook reports each generation once per side, with the flow's
 // addresses, and what it reports opens the frames on the wire: generation
-// 1's master key, chained from mk[0], opens the rekey frame G_A sent.
+// 1's master key, chained from mk[0], opens the rekey frame G_A sent. The
+// lines the hook takes are counted (key_log_lines), those it refuses (its
+// queue full, its file failed) too (key_log_lost).
 func TestKeyLogHook(t *testing.T) {
 	pr := handshake(t)
 	var atA, atB []KeyLogEntry
-	keep := func(l *[]KeyLogEntry) func(KeyLogEntry) {
-		return func(k KeyLogEntry) {
+	keep := func(l *[]KeyLogEntry, take bool) func(KeyLogEntry) bool {
+		return func(k KeyLogEntry) bool {
 			c := k
 			s := *k.Session
 			c.Session = &s
 			*l = append(*l, c)
+			return take
 		}
 	}
 	// Set after the handshake: generation 0 comes with the first rekey.
-	pr.ga.e.deps.KeyLog = keep(&atA)
-	pr.gb.e.deps.KeyLog = keep(&atB)
+	pr.ga.e.deps.KeyLog = keep(&atA, true)
+	pr.gb.e.deps.KeyLog = keep(&atB, false)
 	pr.ga.e.cfg.RekeyBytes = 2000
 	h := newHosts()
 	chunk := bytes.Repeat([]byte{7}, 1400)
@@ -46,6 +49,12 @@ func TestKeyLogHook(t *testing.T) {
 		if c.got[0].Inside.String() != c.inside {
 			t.Fatalf("%s: inside %v, want %s", c.name, c.got[0].Inside, c.inside)
 		}
+	}
+	if c := pr.ga.e.Counters(); c.KeyLogLines.Load() != 2 || c.KeyLogLost.Load() != 0 {
+		t.Fatalf("G_A: key log lines %d, lost %d; want 2 and 0", c.KeyLogLines.Load(), c.KeyLogLost.Load())
+	}
+	if c := pr.gb.e.Counters(); c.KeyLogLines.Load() != 0 || c.KeyLogLost.Load() != 2 {
+		t.Fatalf("G_B: key log lines %d, lost %d; want 0 and 2", c.KeyLogLines.Load(), c.KeyLogLost.Load())
 	}
 	if atA[0].Session.ID != atB[0].Session.ID || atA[0].Session.MasterKey != atB[0].Session.MasterKey {
 		t.Fatal("the two sides log different sessions")

@@ -27,6 +27,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -86,54 +89,161 @@ func Format(k engine.KeyLogEntry) string {
 }
 
 // Writer appends lines to a file; its Log method is the engine's
-// Deps.KeyLog, safe to call from every worker at once.
+// Deps.KeyLog, safe to call from every worker at once. A worker only
+// formats the line and puts it in a bounded queue; one goroutine writes
+// the queue to the file, so a slow file (NFS, a full disk) never stalls
+// the workers: when the queue is full the line is lost and counted. After
+// a write error the Writer takes no more lines (the file has a gap).
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	err error
+	f     *os.File
+	lines chan string
+	done  chan struct{} // closed when the writing goroutine has ended
+
+	mu     sync.RWMutex // Log holds it shared while it queues, Close alone
+	closed bool
+
+	failed  atomic.Bool
+	errMu   sync.Mutex
+	err     error         // the first write error
+	written atomic.Uint64 // lines in the file
+	lost    atomic.Uint64 // lines refused or not written
 }
 
-// Create opens (appending) or creates path, mode 0600, and writes a header
-// comment.
+// QueueLines is how many lines wait for the writing goroutine at most.
+const QueueLines = 1024
+
+// closeWait bounds how long Close waits for the queue to be written (a
+// variable for the tests).
+var closeWait = 5 * time.Second
+
+// Create opens (appending) or creates path and writes a header comment.
+// The file must be a regular file owned by this process's user; it is
+// given mode 0600 (an existing file may have been wider). A symbolic link
+// as path is refused, not followed; so is a FIFO, without waiting for a
+// reader (O_NONBLOCK, which regular files ignore).
 func Create(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("key log: %w", err)
 	}
-	w := &Writer{f: f}
+	if err := ownRegular(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("key log %s: %w", path, err)
+	}
 	if _, err := fmt.Fprintf(f, "# tcpinc key log (debugging): these keys decrypt the connections below; keep it secret, delete it after use\n"); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("key log: %w", err)
 	}
-	return w, nil
+	return newWriter(f), nil
 }
 
-// Log writes one line. The first write error is kept (Err) and later
-// lines are dropped.
-func (w *Writer) Log(k engine.KeyLogEntry) {
-	line := Format(k) + "\n"
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return
+// ownRegular refuses anything but a regular file of this process's user
+// (a device, a FIFO, another user's file, who could read the keys), then
+// makes it 0600. It looks at the open file, so nothing can swap the path
+// in between.
+func ownRegular(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
 	}
-	if _, err := w.f.WriteString(line); err != nil {
-		w.err = err
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%v)", st.Mode().Type())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not by this process (uid %d)", sys.Uid, os.Geteuid())
+	}
+	return f.Chmod(0o600)
+}
+
+// newWriter starts the goroutine that writes to f.
+func newWriter(f *os.File) *Writer {
+	w := &Writer{f: f, lines: make(chan string, QueueLines), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	for line := range w.lines {
+		if w.failed.Load() {
+			w.lost.Add(1)
+			continue
+		}
+		if _, err := w.f.WriteString(line); err != nil {
+			w.errMu.Lock()
+			w.err = err
+			w.errMu.Unlock()
+			w.failed.Store(true)
+			w.lost.Add(1)
+			continue
+		}
+		w.written.Add(1)
 	}
 }
+
+// Log queues one line and reports whether it did. It never waits for the
+// file: a line finds the queue full, the Writer failed (Err) or closed is
+// lost, counted in Lost, and Log reports false.
+func (w *Writer) Log(k engine.KeyLogEntry) bool {
+	if w.failed.Load() {
+		w.lost.Add(1)
+		return false
+	}
+	line := Format(k) + "\n"
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.closed {
+		select {
+		case w.lines <- line:
+			return true
+		default:
+		}
+	}
+	w.lost.Add(1)
+	return false
+}
+
+// Written is the number of lines written to the file.
+func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// Lost is the number of lines Log refused or the file did not take.
+func (w *Writer) Lost() uint64 { return w.lost.Load() }
 
 // Err is the first write error, if any.
 func (w *Writer) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
 	return w.err
 }
 
-// Close closes the file.
+// Close writes what is queued, waiting up to closeWait for a slow file
+// (the lines still queued then are lost), and closes the file. It returns
+// the first write error.
 func (w *Writer) Close() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.f.Close()
+	if w.closed {
+		w.mu.Unlock()
+		return w.Err()
+	}
+	w.closed = true
+	close(w.lines)
+	w.mu.Unlock()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+		// A write blocked on a pipe ends when the file closes; the
+		// goroutine then counts what is left as lost.
+		left := len(w.lines)
+		w.f.Close()
+		return fmt.Errorf("key log: the file took no line for %v; %d queued lines lost", closeWait, left)
+	}
+	cerr := w.f.Close()
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("key log: %w", err)
+	}
+	return cerr
 }
 
 // Read parses a key log. Malformed lines are errors naming their line

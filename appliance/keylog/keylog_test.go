@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,9 +160,14 @@ func TestWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Log(res.Entry)
+	if !w.Log(res.Entry) {
+		t.Fatal("Log refused a line")
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if w.Written() != 1 || w.Lost() != 0 {
+		t.Fatalf("written %d, lost %d; want 1 and 0", w.Written(), w.Lost())
 	}
 	st, err := os.Stat(p)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -170,6 +176,135 @@ func TestWriter(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	if !strings.HasSuffix(string(b), res.KeyLog) || !strings.HasPrefix(string(b), "# ") {
 		t.Fatalf("file:\n%s", b)
+	}
+}
+
+// An existing key log file wider than 0600 (0644: the keys readable by
+// every user) is made 0600; before, O_CREATE's mode applied only to a new
+// file and the existing one kept 0644.
+func TestWriterExistingFileMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(p, []byte("# old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	w, err := keylog.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("existing key log file: mode %v, %v; want 0600", st.Mode(), err)
+	}
+}
+
+// A symbolic link or a FIFO as the key log is refused, and the link's
+// target is left alone; before, the link was followed (the keys went
+// wherever it pointed) and a FIFO waited for a reader, then for every line.
+func TestWriterRefusesOtherThanRegularFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, fifo} {
+		if w, err := keylog.Create(p); err == nil {
+			w.Close()
+			t.Fatalf("Create(%s) accepted it", filepath.Base(p))
+		}
+	}
+	if b, _ := os.ReadFile(target); len(b) != 0 {
+		t.Fatalf("the link's target was written: %q", b)
+	}
+}
+
+// A key log file that does not take lines (a FIFO or pipe nobody reads, a
+// hung NFS mount) never blocks Log, which runs on the workers: once the
+// queue is full, lines are refused and counted lost. Before, Log wrote to
+// the file itself under a mutex all workers shared, so one blocked write
+// stopped every worker, and with it all traffic.
+func TestWriterSlowFileDoesNotBlockLog(t *testing.T) {
+	defer keylog.SetCloseWait(100 * time.Millisecond)()
+	res, err := keylogtest.Build(keylogtest.Options{Data: [2][][]byte{{[]byte("x")}, {[]byte("y")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, f, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // never read: the pipe's buffer fills, then writes block
+	w := keylog.NewWriterOn(f)
+	const lines = 3 * keylog.QueueLines
+	taken := make(chan int)
+	go func() {
+		n := 0
+		for range lines {
+			if w.Log(res.Entry) {
+				n++
+			}
+		}
+		taken <- n
+	}()
+	var n int
+	select {
+	case n = <-taken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Log blocked on a file that takes no lines")
+	}
+	if n == lines || w.Lost() != uint64(lines-n) {
+		t.Fatalf("%d of %d lines taken, %d counted lost; want the queue's worth taken and the rest lost", n, lines, w.Lost())
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close reported no lost lines")
+	}
+	if w.Log(res.Entry) {
+		t.Fatal("Log took a line after Close")
+	}
+}
+
+// Write errors are counted: the line that failed and every later one are
+// lost (Lost, Err) and Log refuses lines from then on, so the engine counts
+// them (key_log_lost) and the status warns. Before, the first error was
+// kept where nothing read it and every later line vanished in silence.
+func TestWriterWriteErrorCounted(t *testing.T) {
+	res, err := keylogtest.Build(keylogtest.Options{Data: [2][][]byte{{[]byte("x")}, {[]byte("y")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := keylog.NewWriterOn(f)
+	w.Log(res.Entry)
+	for deadline := time.Now().Add(5 * time.Second); w.Err() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write error was not recorded")
+		}
+	}
+	if w.Log(res.Entry) {
+		t.Fatal("Log took a line after a write error")
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close reported no write error")
+	}
+	if w.Written() != 0 || w.Lost() != 2 {
+		t.Fatalf("written %d, lost %d; want 0 and 2", w.Written(), w.Lost())
 	}
 }
 
