@@ -141,8 +141,10 @@ type Status struct {
 	// CPUFeatures are the features that chose the AEAD preference
 	// (for example "aes", "pclmulqdq", "avx2").
 	CPUFeatures []string
-	// AEADPreference is the AEAD order those features produced, most
-	// preferred first (cryptopool suite names).
+	// AEADPreference is the AEAD order the engines use now, most
+	// preferred first (cryptopool suite names): engine.aeads as last set
+	// (config file or PUT /api/v1/config), else the order those features
+	// produced.
 	AEADPreference []string
 	FastPath       bool
 	Workers        int

@@ -79,14 +79,13 @@ func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*
 		return nil, err
 	}
 	s.status = admin.Status{
-		Version:        info.Version,
-		Started:        a.Started(),
-		Ports:          info.Ports,
-		CPUFeatures:    cpuFeatures(pref.Features),
-		AEADPreference: suiteNames(pref.Order),
-		FastPath:       info.FastPath,
-		Workers:        a.Workers(),
-		Warnings:       info.Warnings,
+		Version:     info.Version,
+		Started:     a.Started(),
+		Ports:       info.Ports,
+		CPUFeatures: cpuFeatures(pref.Features),
+		FastPath:    info.FastPath,
+		Workers:     a.Workers(),
+		Warnings:    info.Warnings,
 	}
 	if engines != nil {
 		err := a.Inspect(func(q int, h appliance.FrameHandler) {
@@ -150,7 +149,11 @@ func (s *AdminSource) Status() admin.Status {
 		}
 	}
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)
-	st.AEADPreference = slices.Clone(st.AEADPreference)
+	// The order the engines use now: PUT /api/v1/config may have changed
+	// the one tcpincd started with.
+	s.mu.Lock()
+	st.AEADPreference = suiteNames(s.ec.AEADs)
+	s.mu.Unlock()
 	st.Warnings = slices.Clone(st.Warnings)
 	if w := s.keyLogWarning(); w != "" {
 		st.Warnings = append(st.Warnings, w)

@@ -305,7 +305,9 @@ func TestAdminSourceBackToBack(t *testing.T) {
 // checkAEADChange: taking an AEAD out with PUT /api/v1/config flushes the
 // resumption cache, whose secrets could only resume sessions under it
 // (the engines refuse those too, engine.mayResume); before, they stayed
-// for the cache's TTL. Reordering the AEADs keeps the cache.
+// for the cache's TTL. Reordering the AEADs keeps the cache. The status's
+// aead_preference is the order the engines use after each PUT; before, it
+// stayed the one tcpincd started with.
 func checkAEADChange(t *testing.T, g *liveBump) {
 	ctx := context.Background()
 	if n := g.engines.Cache.Len(); n != 1 {
@@ -328,6 +330,9 @@ func checkAEADChange(t *testing.T, g *liveBump) {
 		}
 		if n := g.engines.Cache.Len(); n != want {
 			t.Fatalf("after PUT aeads %v the cache holds %d far sides, want %d", aeads, n, want)
+		}
+		if st, err := g.api.Status(ctx); err != nil || !slices.Equal(st.AEADPreference, aeads) {
+			t.Fatalf("after PUT aeads %v the status shows aead_preference %v, %v", aeads, st.AEADPreference, err)
 		}
 	}
 }
