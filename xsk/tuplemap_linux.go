@@ -61,6 +61,16 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 			return &TupleMap{m: old, path: path}, nil
 		}
 		defer old.Close()
+		if ierr != nil {
+			return nil, fmt.Errorf("xsk: pinned tuple map %s: %w", path, ierr)
+		}
+		if info.KeySize != 40 || info.ValueSize != 8 {
+			// Not a layout this daemon can read (another version's): its
+			// tuples would be lost without a word, and their connections'
+			// segments passed unchanged. The operator decides.
+			return nil, fmt.Errorf("xsk: pinned tuple map %s has %d-byte keys and %d-byte values, not 40 and 8; "+
+				"move it away to start without it (the connections it lists are then passed, not reset)", path, info.KeySize, info.ValueSize)
+		}
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("xsk: open pinned tuple map %s: %w", path, err)
 	}
@@ -71,7 +81,10 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 	lost := 0
 	if old != nil {
 		// Carry the entries over, then take the old pin's place.
-		lost = carryOver(old, m)
+		if lost, err = carryOver(old, m); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("xsk: read pinned tuple map %s: %w", path, err)
+		}
 		if err := old.Unpin(); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("xsk: replace pinned tuple map %s: %w", path, err)
@@ -92,7 +105,7 @@ func (t *TupleMap) Lost() int { return t.lost }
 // Held entries (value 0: a live connection's) go first, then the latest
 // deadlines: an entry in hash order could take the place of a held one and
 // leave a live encrypted connection unknown to the new daemon.
-func carryOver(old, m *ebpf.Map) int {
+func carryOver(old, m *ebpf.Map) (int, error) {
 	type entry struct {
 		k flow.Key
 		v uint64
@@ -102,6 +115,9 @@ func carryOver(old, m *ebpf.Map) int {
 	it := old.Iterate()
 	for it.Next(&e.k, &e.v) {
 		all = append(all, e)
+	}
+	if err := it.Err(); err != nil {
+		return 0, err
 	}
 	slices.SortFunc(all, func(a, b entry) int {
 		switch {
@@ -118,10 +134,10 @@ func carryOver(old, m *ebpf.Map) int {
 	})
 	for i := range all {
 		if m.Update(&all[i].k, all[i].v, ebpf.UpdateAny) != nil {
-			return len(all) - i // full
+			return len(all) - i, nil // full
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 // ensureBPFFS makes dir, mounting a BPF file system at /sys/fs/bpf first if

@@ -4,8 +4,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,5 +126,39 @@ func TestTupleMapShrinkKeepsHeld(t *testing.T) {
 	}
 	if len(got) != 60 || m.Lost() != 140 {
 		t.Fatalf("%d entries kept, %d counted lost; want 60 and 140", len(got), m.Lost())
+	}
+}
+
+// A pinned map in a layout this daemon cannot read (another version's keys
+// or values) is refused by name and left in place. Before, its entries
+// failed to read, nothing was carried over, Lost said 0, and the old pin
+// was replaced: the connections it listed became unknown, and a restarted
+// daemon passed their segments unchanged.
+func TestTupleMapRefusesOtherLayout(t *testing.T) {
+	path := filepath.Join(bpffs(t), "negotiated")
+	other, err := ebpf.NewMap(&ebpf.MapSpec{Name: "tcpinc_tuples", Type: ebpf.Hash, KeySize: 44, ValueSize: 8, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Put(make([]byte, 44), uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Pin(path); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := OpenTupleMap(path, 8); err == nil || !strings.Contains(err.Error(), "44-byte keys") {
+		if err == nil {
+			m.Close()
+		}
+		t.Fatalf("OpenTupleMap of a 44-byte-key map: %v", err)
+	}
+	again, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		t.Fatalf("the old pin is gone: %v", err)
+	}
+	defer again.Close()
+	if info, err := again.Info(); err != nil || info.KeySize != 44 {
+		t.Fatalf("the old pin was replaced: %+v, %v", info, err)
 	}
 }
