@@ -105,8 +105,16 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if f.state == stKex && !en.initSent && f.role == 0 {
 		defer e.sendInit(now, f, tx[Outside]) // right after the third segment (or whatever L sends first)
 	}
+	// A keep-alive probe sits one below the host's SND.UNA: the end of its
+	// data, or its FIN once R acknowledged that (FIN-WAIT-2, where Linux
+	// probes at the FIN with no data).
+	una := top
+	if en.finW >= 0 && en.ackW > en.finW {
+		una = en.finH + 1
+	}
+	probe := s == una-1 && en.ackH == top
 	if len(data) == 0 && !fin {
-		if s == top-1 && en.ackH == top {
+		if probe {
 			return e.keepAliveToR(f, p, ackW, tx[Outside])
 		}
 		if ackW == d.lastAckW && f.winToR() == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
@@ -120,7 +128,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.ackR(f, tx[Outside], si)
 		return Forwarded
 	}
-	if len(data) <= 1 && !fin && s == top-1 && en.ackH == top {
+	if len(data) <= 1 && !fin && probe {
 		return e.keepAliveToR(f, p, ackW, tx[Outside])
 	}
 	end := s + int64(len(data))

@@ -498,6 +498,52 @@ func TestHalfClosedSurvivesTwoHourKeepAlive(t *testing.T) {
 	}
 }
 
+// The other side of TestHalfClosedSurvivesTwoHourKeepAlive: a, which sent
+// its FIN and had it acknowledged (FIN-WAIT-2), probes b after two quiet
+// hours. Its SND.UNA is one past its FIN, so the probe is at the FIN's
+// sequence number, with no data as Linux sends it (or one byte as Windows
+// does). Before, only one below the end of a's data counted as a probe:
+// this one was taken for a repeated pure ACK and suppressed, and a aborted
+// the connection after its last unanswered probe. Now it leaves as a probe
+// at the wire FIN, reaches b, and b's answer comes back to a.
+func TestFINWait2KeepAliveReachesFarHost(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("request"), pshF|finF))
+	finAck := one(t, "b's ACK of the FIN", toFrames(pr.bAcks(&h, h.aNext)))
+	pr.ga.push(Outside, finAck.frame())
+	for range 72 {
+		pr.ga.tick(int64(100 * time.Second))
+		pr.gb.tick(int64(100 * time.Second))
+	}
+	for _, garbage := range [][]byte{nil, {0}} {
+		pr.tsA++
+		toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext-1, h.bNext, ackF, 502, tsOpt(pr.tsA, pr.tsB), garbage))
+		c := pr.ga.e.Counters()
+		if len(toIn) != 0 || len(toOut) != 1 {
+			t.Fatalf("probe with %d bytes: G_A sent %d to a, %d to the wire; keep-alives %d, suppressed %d",
+				len(garbage), len(toIn), len(toOut), c.KeepAlives.Load(), c.AcksSuppressed.Load())
+		}
+		k := parse(t, toOut[0])
+		if k.seq != finAck.ack-1 || len(k.payload) != 0 {
+			t.Fatalf("keep-alive on the wire: seq %x len %d, want %x (the wire FIN) and no data", k.seq, len(k.payload), finAck.ack-1)
+		}
+		toB, back := pr.gb.push(Outside, k.frame())
+		none(t, "G_B answers for b", back)
+		if p := one(t, "probe at b", toB); p.seq != h.aNext-1 || p.flags&rstF != 0 {
+			t.Fatalf("probe at b: seq %x flags %x, want %x", p.seq, p.flags, h.aNext-1)
+		}
+		answer := one(t, "b's answer on the wire", toFrames(pr.bAcks(&h, h.aNext)))
+		toA, _ := pr.ga.push(Outside, answer.frame())
+		if a := one(t, "b's answer at a", toA); a.ack != h.aNext || a.flags&rstF != 0 {
+			t.Fatalf("answer at a: ack %x flags %x, want %x", a.ack, a.flags, h.aNext)
+		}
+	}
+	if n := pr.ga.e.Counters().KeepAlives.Load(); n != 2 {
+		t.Fatalf("G_A counted %d keep-alives, want 2", n)
+	}
+}
+
 // An ICMPv6 Redirect from the inside (a router sending a far host back to
 // a better first hop on the link, RFC 4861 §8.2) carries as much of the
 // redirected packet as fits in its Redirected Header option: for a
