@@ -176,6 +176,7 @@ type Counters struct {
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
 	AuthFailures, Aborts                                atomic.Uint64
 	Rekeys, RekeysAnswered                              atomic.Uint64
+	TooManyRekeys                                       atomic.Uint64 // aborts: R started more rekeys than could be answered yet (tcpcrypt.MaxGenerations)
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
@@ -726,6 +727,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"flows_reclaimed", &c.FlowsReclaimed},
 		{"aborts", &c.Aborts},
 		{"rekeys_answered", &c.RekeysAnswered},
+		{"too_many_rekeys", &c.TooManyRekeys},
 		{"frame_retransmits", &c.FrameRetransmits},
 		{"acks_suppressed", &c.AcksSuppressed},
 		{"acks_coalesced", &c.AcksCoalesced},

@@ -417,6 +417,11 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 		}
 		e.opened++
 		push = e.deliver(f, &fr, tx[Inside]) || push
+		if f.keys.Owed() {
+			// Answered frame by frame: a chunk may hold many of R's
+			// rekeys, more than it may start unanswered (MaxGenerations).
+			e.sendOwed(now, f, tx[Outside])
+		}
 	}
 	if push {
 		// Every frame of this chunk at once: L gets full segments, PSH on
@@ -424,9 +429,6 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 		// one super-frame (a push per frame made each frame's plaintext a
 		// short segment with PSH, which nothing can merge).
 		e.pushPlain(f, tx[Inside], false)
-	}
-	if f.keys.Owed() {
-		e.sendOwed(now, f, tx[Outside])
 	}
 	if f.ackOwed {
 		f.ackOwed = false
@@ -543,6 +545,9 @@ var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
 func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
 	if errors.Is(err, tcpcrypt.ErrFrameAuth) {
 		e.c.AuthFailures.Add(1)
+	}
+	if errors.Is(err, tcpcrypt.ErrTooManyGenerations) {
+		e.c.TooManyRekeys.Add(1)
 	}
 	if f.state == stKex {
 		e.c.HandshakeFailures.Add(1)

@@ -335,7 +335,9 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 	if !ok {
 		return false
 	}
-	if f.keys.Owed() {
+	if len(data) > 0 && f.keys.Owed() {
+		// The data carried one owed rekey; the rest go as empty frames.
+		// (An empty frame is sendOwed's own, which goes on in its loop.)
 		e.sendOwed(now, f, to)
 	}
 	return true

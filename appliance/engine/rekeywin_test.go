@@ -2,7 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // The far side's rekey arrives while its receive window is closed: the
@@ -65,5 +68,130 @@ func TestScaleWinCountsFramedBytes(t *testing.T) {
 	// R's window already full: L may have nothing beyond its own data.
 	if got := f.scaleWin(2000); got != 1000 {
 		t.Fatalf("window to L %d, want 1000", got)
+	}
+}
+
+// farRekeysWindowClosed has a send one-byte segments through G_A, which
+// starts a rekey on every frame, until n rekey frames have reached G_B
+// with R's window closed: G_B owes an answer to each and can send none.
+// It returns the last frame and what G_B sent back for it.
+func farRekeysWindowClosed(t *testing.T, pr *pair, h *hosts, n int) (last segv, toB, back []segv) {
+	t.Helper()
+	pr.ga.e.cfg.RekeyBytes = 1
+	for rekeys := 0; rekeys < n; {
+		last = one(t, "a's frame", toFrames(pr.aSends(h, []byte{'x'}, pshF)))
+		if last.payload[0] == 1 {
+			rekeys++
+		}
+		last.win = 0
+		toB, back = pr.toB([]segv{last})
+		for _, s := range back {
+			if len(s.payload) > 0 {
+				t.Fatalf("G_B sent %d bytes into a closed window", len(s.payload))
+			}
+		}
+	}
+	return last, toB, back
+}
+
+// depthSink records how deep in the stack each frame was committed.
+type depthSink struct {
+	TxSink
+	depths []int
+}
+
+func (s *depthSink) Commit(n int) {
+	s.depths = append(s.depths, runtime.Callers(0, make([]uintptr, 1<<14)))
+	s.TxSink.Commit(n)
+}
+
+// The far side starts tcpcrypt.MaxGenerations rekeys while its window is
+// closed; the window update that opens it lets all the answers out (TC-57).
+// Before, each answer's frame sealing called for the next answer
+// (sealNew, sendOwed), one stack level per rekey owed with nothing to
+// bound them: a peer's 20-byte rekey frames could pile up hundreds of
+// thousands and overflow the stack, a fatal error for the daemon. Now the
+// answers go out in a loop, each from the same depth, and their number is
+// capped (TestTooManyRekeysOwedAborts).
+func TestOwedRekeysAnsweredInALoop(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	last, _, _ := farRekeysWindowClosed(t, pr, &h, tcpcrypt.MaxGenerations)
+	ds := &depthSink{TxSink: pr.gb.tx[Outside]}
+	pr.gb.tx[Outside] = ds
+	upd := last
+	upd.seq += uint32(len(last.payload))
+	upd.payload = nil
+	upd.win = 502
+	_, back := pr.toB([]segv{upd})
+	if len(back) != tcpcrypt.MaxGenerations {
+		t.Fatalf("%d segments after the window opened, want %d answers", len(back), tcpcrypt.MaxGenerations)
+	}
+	for _, s := range back {
+		if len(s.payload) != tcpcrypt.Overhead || s.payload[0] != 1 {
+			t.Fatalf("rekey answer: %+v", s)
+		}
+	}
+	if d := ds.depths; d[0] != d[len(d)-1] {
+		t.Fatalf("answers sent from stack depth %d to %d", d[0], d[len(d)-1])
+	}
+	if n := pr.gb.e.Counters().RekeysAnswered.Load(); n != tcpcrypt.MaxGenerations {
+		t.Fatalf("%d answers counted", n)
+	}
+}
+
+// One rekey more than tcpcrypt.MaxGenerations owed: G_B aborts the
+// connection (RST both ways, counted as too_many_rekeys) instead of owing
+// it (RFC 8548 §3.8 asks an answer to each; nothing bounded how many could
+// pile up while none could be sent).
+func TestTooManyRekeysOwedAborts(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	farRekeysWindowClosed(t, pr, &h, tcpcrypt.MaxGenerations)
+	if pr.gb.e.NumFlows() != 1 {
+		t.Fatal("aborted at the cap")
+	}
+	w := one(t, "a's frame", toFrames(pr.aSends(&h, []byte{'y'}, pshF)))
+	w.win = 0
+	toB, back := pr.toB([]segv{w})
+	c := pr.gb.e.Counters()
+	if pr.gb.e.NumFlows() != 0 || c.TooManyRekeys.Load() != 1 || c.Aborts.Load() != 1 {
+		t.Fatalf("flows %d, too_many_rekeys %d, aborts %d after one rekey past the cap",
+			pr.gb.e.NumFlows(), c.TooManyRekeys.Load(), c.Aborts.Load())
+	}
+	if r := one(t, "to b", toFrames(toB)); r.flags&rstF == 0 || len(r.payload) != 0 {
+		t.Fatalf("to b: %+v, want a reset", r)
+	}
+	if r := one(t, "to the wire", toFrames(back)); r.flags&rstF == 0 || len(r.payload) != 0 {
+		t.Fatalf("to the wire: %+v, want a reset", r)
+	}
+}
+
+// More of R's rekey frames than tcpcrypt.MaxGenerations wait behind a
+// hole on the wire, R's window open; the hole fills and they all open in
+// one go. Each is answered as it opens, so no more than one is ever owed:
+// answered only once all had opened, they would have passed the cap and
+// aborted a connection that did nothing wrong.
+func TestHeldRekeysAnsweredAsOpened(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.ga.e.cfg.RekeyBytes = 1
+	var frames []segv
+	for range tcpcrypt.MaxGenerations + 2 {
+		frames = append(frames, one(t, "a's frame", toFrames(pr.aSends(&h, []byte{'x'}, pshF))))
+	}
+	pr.toB(frames[1:]) // held: the first is late
+	atB, back := pr.toB(frames[:1])
+	if pr.gb.e.NumFlows() != 1 || len(atB) == 0 {
+		t.Fatalf("G_B aborted the connection (too_many_rekeys %d)", pr.gb.e.Counters().TooManyRekeys.Load())
+	}
+	answers := 0
+	for _, s := range back {
+		if len(s.payload) == tcpcrypt.Overhead && s.payload[0] == 1 {
+			answers++
+		}
+	}
+	if answers != tcpcrypt.MaxGenerations+1 { // the first frame started no rekey
+		t.Fatalf("%d rekey answers, want %d", answers, tcpcrypt.MaxGenerations+1)
 	}
 }
