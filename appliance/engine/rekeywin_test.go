@@ -140,33 +140,6 @@ func TestOwedRekeysAnsweredInALoop(t *testing.T) {
 	}
 }
 
-// One rekey more than tcpcrypt.MaxGenerations owed: G_B aborts the
-// connection (RST both ways, counted as too_many_rekeys) instead of owing
-// it (RFC 8548 §3.8 asks an answer to each; nothing bounded how many could
-// pile up while none could be sent).
-func TestTooManyRekeysOwedAborts(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	farRekeysWindowClosed(t, pr, &h, tcpcrypt.MaxGenerations)
-	if pr.gb.e.NumFlows() != 1 {
-		t.Fatal("aborted at the cap")
-	}
-	w := one(t, "a's frame", toFrames(pr.aSends(&h, []byte{'y'}, pshF)))
-	w.win = 0
-	toB, back := pr.toB([]segv{w})
-	c := pr.gb.e.Counters()
-	if pr.gb.e.NumFlows() != 0 || c.TooManyRekeys.Load() != 1 || c.Aborts.Load() != 1 {
-		t.Fatalf("flows %d, too_many_rekeys %d, aborts %d after one rekey past the cap",
-			pr.gb.e.NumFlows(), c.TooManyRekeys.Load(), c.Aborts.Load())
-	}
-	if r := one(t, "to b", toFrames(toB)); r.flags&rstF == 0 || len(r.payload) != 0 {
-		t.Fatalf("to b: %+v, want a reset", r)
-	}
-	if r := one(t, "to the wire", toFrames(back)); r.flags&rstF == 0 || len(r.payload) != 0 {
-		t.Fatalf("to the wire: %+v, want a reset", r)
-	}
-}
-
 // More of R's rekey frames than tcpcrypt.MaxGenerations wait behind a
 // hole on the wire, R's window open; the hole fills and they all open in
 // one go. Each is answered as it opens, so no more than one is ever owed:

@@ -174,6 +174,43 @@ func (d *FrameDecoder) Trim() {
 	}
 }
 
+// Feedable returns how many of chunk's bytes, the next to be fed, may be fed
+// so that every frame they complete finds room for its data: fits(n) says
+// whether the frames completed so far, n data bytes at most together, fit.
+// The frame that does not fit is fed but for its last byte, which stays
+// with the caller until there is room. A frame not yet whole, a header
+// that claims too little (Next reports it) or a decoder that failed or saw
+// FINp take the rest.
+func (d *FrameDecoder) Feedable(chunk []byte, fits func(n int64) bool) int {
+	if d.err != nil || d.fin {
+		return len(chunk)
+	}
+	start, need := -len(d.part), int64(0) // the current frame's first byte, relative to chunk
+	for {
+		var h [HeaderLen]byte
+		for i := range h {
+			switch j := start + i; {
+			case j < 0:
+				h[i] = d.part[len(d.part)+j]
+			case j < len(chunk):
+				h[i] = chunk[j]
+			default:
+				return len(chunk) // no header yet: nothing more completes
+			}
+		}
+		n, _ := FrameLen(h[:])
+		end := start + n
+		if n-HeaderLen < MinClen || end > len(chunk) {
+			return len(chunk)
+		}
+		need += int64(n - HeaderLen - MinClen)
+		if !fits(need) {
+			return end - 1
+		}
+		start = end
+	}
+}
+
 // Buffered is the number of bytes of a partial frame held from earlier chunks.
 func (d *FrameDecoder) Buffered() int { return len(d.part) }
 

@@ -21,8 +21,7 @@ var (
 	ErrNoKey = errors.New("tcpcrypt: no key for that generation")
 	// ErrTooManyGenerations: more than MaxGenerations generations would have
 	// to be kept at once (a peer rekeying faster than frames are
-	// acknowledged), or the peer started more than MaxGenerations rekeys
-	// that this side has not answered yet (OpenTo). Matches ErrAbort.
+	// acknowledged). Matches ErrAbort.
 	ErrTooManyGenerations error = &peerError{"tcpcrypt: too many key generations kept"}
 )
 
@@ -30,11 +29,7 @@ var (
 // generations from the oldest one Forget kept up to the newest one sent
 // with), so a peer that rekeys without end, making this side answer
 // without acknowledging, cannot grow a flow's memory without bound. The
-// receiving side keeps one generation whatever the peer does. It also
-// caps the rekeys a peer may start that this side has not answered with a
-// frame yet (each is owed one, RFC 8548 §3.8): answering more in one go
-// would cost a frame and a segment each, however many the peer piled up
-// while nothing could be sent (its receive window closed).
+// receiving side keeps one generation whatever the peer does.
 const MaxGenerations = 64
 
 // KeyRing is the rekey state machine of one connection (RFC 8548 §3.8,
@@ -281,10 +276,7 @@ func (r *KeyRing) Forget(g uint64) {
 // it authenticates does the remote generation move; the local generation is
 // then raised to match and, unless the FINp frame is already sent, a rekey
 // frame is owed at once (TC-56, TC-57; see Owed). A forged rekey bit fails
-// authentication (the control byte is in the AD) and changes nothing. A
-// rekey frame that would take the remote generation more than
-// MaxGenerations past SendGeneration before this side's FINp fails with
-// ErrTooManyGenerations and changes nothing: the connection must be aborted.
+// authentication (the control byte is in the AD) and changes nothing.
 func (r *KeyRing) Open(frame []byte, offset uint64) (FrameHeader, []byte, error) {
 	return r.OpenTo(nil, frame, offset)
 }
@@ -316,12 +308,6 @@ func (r *KeyRing) OpenTo(dst, frame []byte, offset uint64) (FrameHeader, []byte,
 		op.wipe()
 		clear(mk)
 		return h, data, err
-	}
-	if !r.finSent && r.remote+1 > r.sendGen+MaxGenerations {
-		// One more rekey owed than the cap: abort rather than owe it.
-		op.wipe()
-		clear(mk)
-		return FrameHeader{}, nil, ErrTooManyGenerations
 	}
 	r.open.wipe()
 	clear(r.rmk)

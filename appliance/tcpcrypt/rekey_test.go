@@ -458,38 +458,3 @@ func TestFollowRekeysAfterOwnFIN(t *testing.T) {
 		t.Fatalf("B lost the key of its FINp frame: %v", err)
 	}
 }
-
-// TestOwedRekeysCapped: each rekey the peer starts is owed a frame (RFC
-// 8548 §3.8), and a peer may start one on every data frame. Before, B
-// followed any number while it sent nothing, and the engine answered them
-// all at once, one stack level each. Now B follows MaxGenerations such
-// rekeys; the next fails with ErrTooManyGenerations (an abort) and changes
-// nothing: once B has answered, the same frame opens. (After B's FINp
-// nothing is owed and there is no cap: TestRekeysAfterFIN.)
-func TestOwedRekeysCapped(t *testing.T) {
-	a, b := newPeers(t, seq(11, 32), cryptopool.AES128GCM)
-	rekeyFrame := func() ([]byte, uint64) {
-		if err := a.keys.StartRekey(); err != nil {
-			t.Fatal(err)
-		}
-		f, off, _ := a.send(t, "data", false)
-		a.keys.Forget(a.keys.SendGeneration())
-		return f, off
-	}
-	for range MaxGenerations {
-		f, off := rekeyFrame()
-		b.deliver(t, f, off, "data")
-	}
-	gens(t, b, MaxGenerations, MaxGenerations, 0)
-	f, off := rekeyFrame()
-	if _, _, err := b.keys.Open(bytes.Clone(f), off); !errors.Is(err, ErrTooManyGenerations) || !errors.Is(err, ErrAbort) {
-		t.Fatalf("rekey %d owed: %v", MaxGenerations+1, err)
-	}
-	gens(t, b, MaxGenerations, MaxGenerations, 0)
-	for b.keys.Owed() {
-		b.send(t, "", false)
-		b.keys.Forget(b.keys.SendGeneration())
-	}
-	b.deliver(t, f, off, "data")
-	gens(t, b, MaxGenerations+1, MaxGenerations+1, MaxGenerations)
-}
