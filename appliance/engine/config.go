@@ -74,7 +74,8 @@ type Config struct {
 	// bytes (default 4 MiB); ReassemblyBytes its out-of-order receive
 	// buffer (default 4 MiB); PreKeyBytes its queue of host data waiting
 	// for keys (default 64 KiB). DeliverBytes caps the plaintext kept for
-	// re-delivery to the inside host (default 4 MiB). Each starts at 2 KiB
+	// re-delivery to the inside host (default 4 MiB; a frame larger than
+	// the cap is kept alone, consume). Each starts at 2 KiB
 	// and grows only as a flow needs it.
 	//
 	// The retransmit store and the delivery ring bound the windows the

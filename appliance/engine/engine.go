@@ -176,7 +176,7 @@ type Counters struct {
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
 	AuthFailures, Aborts                                atomic.Uint64
 	Rekeys, RekeysAnswered                              atomic.Uint64
-	TooManyRekeys                                       atomic.Uint64 // aborts: R started more rekeys than could be answered yet (tcpcrypt.MaxGenerations)
+	TooManyRekeys                                       atomic.Uint64 // aborts: more key generations than tcpcrypt.MaxGenerations to keep
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
@@ -184,6 +184,7 @@ type Counters struct {
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
 	IdleRefreshes                                       atomic.Uint64 // empty frames sent on connections idle for half of IdleTimeout (keepFresh)
+	DeliverWaits                                        atomic.Uint64 // frames left unopened for want of room in the delivery ring until L's ACKs make some (consume)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
@@ -740,6 +741,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"ptb_translated", &c.PTBTranslated},
 		{"icmp_translated", &c.ICMPTranslated},
 		{"idle_refreshes", &c.IdleRefreshes},
+		{"deliver_waits", &c.DeliverWaits},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"prekey_queued", &c.PreKeyQueued},

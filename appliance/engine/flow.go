@@ -129,6 +129,7 @@ type decDir struct {
 	finOut     bool // the FIN went to L
 	answer     bool // let the next ACK from L through even if it repeats
 	ackHeld    bool // an ACK of L's waits for the end of a release or the next Tick
+	roomWait   bool // wire bytes wait for room in the ring (consume): drain when L's ACK may have made some
 	// (The flags together after the 8-byte fields: a flow record must stay
 	// within 2040 bytes, the 2048-byte size class with its malloc header.)
 }

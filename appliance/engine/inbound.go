@@ -382,20 +382,45 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	if len(chunk) == 0 || f.dec == nil {
 		return used, nil
 	}
+	// The plaintext of the frames this chunk completes is shorter than
+	// the chunk and the partial frame before it: with room for it all in
+	// the delivery ring, frames open straight into the ring (openDst) and
+	// deliver need not copy them there.
+	roomTo := int64(-1)
+	lo := max(d.ackH, d.plainFrom)
+	if hi := d.nextH + int64(len(chunk)+f.dec.Buffered()); e.reserveLent(&d.plain, lo, d.nextH, hi) {
+		roomTo = hi
+	} else {
+		// No room for it all (the ring's cap, or the memory budget):
+		// only the frames that fit are fed, and the bytes of the rest
+		// wait with the reassembly, the last byte of the first of them
+		// unacknowledged to R (custody), until L's ACKs free room
+		// (roomWait). Sending plaintext the ring could not keep past
+		// L's window, with nothing to deliver it again from, stalled
+		// the connection for good once L dropped any of it. With
+		// nothing in the ring for L's ACKs to free, one frame is kept
+		// whatever the budget and the cap say: else a frame larger
+		// than the cap, or a budget that stays full, would stop the
+		// connection.
+		fits := func(plain int64) bool {
+			return e.reserveLent(&d.plain, lo, d.nextH, d.nextH+plain) ||
+				lo == d.nextH && plain <= tcpcrypt.MaxData && e.grantLent(&d.plain, lo, d.nextH, d.nextH+plain, true)
+		}
+		n := f.dec.Feedable(chunk, fits)
+		if n < len(chunk) {
+			chunk, d.roomWait = chunk[:n], true
+			e.c.DeliverWaits.Add(1)
+		}
+		if n == 0 {
+			return used, nil
+		}
+	}
 	if err := f.dec.Feed(chunk); err != nil {
 		return used, err
 	}
 	d.rcvW += int64(len(chunk))
 	used += len(chunk)
 	push := false
-	// The plaintext of the frames this chunk completes is shorter than
-	// the chunk and the partial frame before it: with room for it all in
-	// the delivery ring, frames open straight into the ring (openDst) and
-	// deliver need not copy them there.
-	roomTo := int64(-1)
-	if hi := d.nextH + int64(len(chunk)+f.dec.Buffered()); e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, hi) {
-		roomTo = hi
-	}
 	for {
 		dst := d.openDst(roomTo)
 		var keep byte

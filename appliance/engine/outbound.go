@@ -95,6 +95,13 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
 	ackW := e.hostACK(now, f, p, tx)
+	if d.roomWait {
+		// L's ACK may have freed room for R's frames that wait for it.
+		d.roomWait = false
+		if e.drain(now, f, tx); f.state == stDead {
+			return Consumed
+		}
+	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0
 	top := en.nextH

@@ -19,12 +19,16 @@ const ringStart = 512
 
 // reserve makes room for offsets [lo, hi) while keeping the live bytes
 // [lo, live) in place. It reports false when hi-lo exceeds the cap.
-func (r *ring) reserve(lo, live, hi int64) bool {
+func (r *ring) reserve(lo, live, hi int64) bool { return r.grant(lo, live, hi, false) }
+
+// grant is reserve; forced, it takes the memory whatever the budget and
+// the cap say.
+func (r *ring) grant(lo, live, hi int64, forced bool) bool {
 	need := hi - lo
 	if need <= int64(len(r.b)) {
 		return true
 	}
-	if need > int64(r.max) {
+	if need > int64(r.max) && !forced {
 		return false
 	}
 	n := len(r.b)
@@ -34,10 +38,12 @@ func (r *ring) reserve(lo, live, hi int64) bool {
 	for int64(n) < need {
 		n *= 2
 	}
-	if n > r.max {
+	if n > r.max && !forced {
 		n = r.max
 	}
-	if !r.mem.take(int64(n-len(r.b)), false) {
+	if forced {
+		r.mem.force(int64(n - len(r.b)))
+	} else if !r.mem.take(int64(n-len(r.b)), false) {
 		return false
 	}
 	r.grow(lo, live, n)
@@ -297,6 +303,11 @@ func (e *Engine) forgetReadLoans() {
 // yet to read. A ring grown since keeps the old buffer intact, so only
 // loans of its current buffer count. Loans already read are forgotten.
 func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
+	return e.grantLent(r, lo, live, hi, false)
+}
+
+// grantLent is reserveLent; forced, whatever the memory budget says.
+func (e *Engine) grantLent(r *ring, lo, live, hi int64, forced bool) bool {
 	if len(e.loans) > 0 {
 		e.forgetReadLoans()
 		for _, l := range e.loans {
@@ -305,5 +316,5 @@ func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
 			}
 		}
 	}
-	return r.reserve(lo, live, hi)
+	return r.grant(lo, live, hi, forced)
 }

@@ -63,7 +63,7 @@ func (e *Engine) sweepDue(f *flow) int64 {
 	}
 	en := &f.enc
 	if en.initSent && en.ackW < en.initLen ||
-		f.state == stOpen && f.keys != nil && en.finH < 0 { // keepFresh
+		f.state == stOpen && f.keys != nil && en.finH < 0 || f.rcv.roomWait { // keepFresh, drain
 		return 0
 	}
 	due := min(f.closeAt, f.last+int64(e.cfg.IdleTimeout)+1)
@@ -103,6 +103,13 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	}
 	e.pmtuExpire(now, f)
 	e.releaseIdle(now, f)
+	if f.rcv.roomWait {
+		// The memory budget may have room now, with no ACK from L.
+		f.rcv.roomWait = false
+		if e.drain(now, f, tx); f.state == stDead {
+			return
+		}
+	}
 	en := &f.enc
 	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
 		if en.initTries >= e.cfg.InitTries {
