@@ -595,3 +595,41 @@ func TestBlindRSTInHandshake(t *testing.T) {
 		t.Fatal("the genuine RST did not end the flow")
 	}
 }
+
+// Frames that complete with no room left in the delivery ring wait,
+// unopened, their last byte unacknowledged, and go to b once b's ACK frees
+// room, with nothing resent by the far side. Before, such a frame went to
+// b at once past b's window and could never be delivered again
+// (deliver_full): a connection whose host dropped any of it stalled.
+func TestFramesWaitForDeliveryRoom(t *testing.T) {
+	pr := handshake(t)
+	cfg := pr.gb.e.Config()
+	cfg.DeliverBytes = 4096
+	if err := pr.gb.e.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := newHosts()
+	var want, got []byte
+	for i := range 8 {
+		data := bytes.Repeat([]byte{byte('a' + i)}, 1000)
+		want = append(want, data...)
+		atB, _ := pr.toB(pr.aSends(&h, data, pshF))
+		for _, s := range atB {
+			got = append(got, s.payload...)
+		}
+	}
+	c := pr.gb.e.Counters()
+	if c.DeliverWaits.Load() == 0 || c.Drops[DropDeliverFull].Load() != 0 {
+		t.Fatalf("b got %d bytes; %d frames waited, %d delivered past the ring", len(got), c.DeliverWaits.Load(), c.Drops[DropDeliverFull].Load())
+	}
+	for round := 0; len(got) < len(want) && round < 8; round++ {
+		pr.tsB++
+		toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(got)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		for _, f := range toIn {
+			got = append(got, parse(t, f).payload...)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("b got %d of %d bytes (or wrong ones) after acknowledging what it had", len(got), len(want))
+	}
+}
