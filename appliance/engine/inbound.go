@@ -443,8 +443,8 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 		e.opened++
 		push = e.deliver(f, &fr, tx[Inside]) || push
 		if f.keys.Owed() {
-			// Answered frame by frame: a chunk may hold many of R's
-			// rekeys, more than it may start unanswered (MaxGenerations).
+			// Answered as each frame opens (RFC 8548 §3.8), not once
+			// for a chunk that may hold many of R's rekeys.
 			e.sendOwed(now, f, tx[Outside])
 		}
 	}
