@@ -138,7 +138,7 @@ func (w *worker) steer(dk fragDgramKey, from PortID, frame []byte, now int64) {
 		r = st.add(w, dk, now)
 		r.owner = -1
 	}
-	for st.nheld >= fragHeldMax && st.evictOldest(w, r) {
+	for st.nheld >= fragHeldMax && st.evictOldestHolding(w, r) {
 	}
 	if st.nheld >= fragHeldMax {
 		w.t[from].drops[DropFragHold]++
@@ -297,6 +297,33 @@ func (st *fragSteer) evictOldest(w *worker, keep *fragRoute) bool {
 			st.drop(w, o.k, r)
 			return true
 		}
+	}
+	return false
+}
+
+// evictOldestHolding forgets the oldest route that holds fragments, unless
+// that is keep: making room for a held fragment must not take the route of
+// a datagram whose first fragment went by (it holds nothing; its later
+// fragments would then find none and wait until they expire).
+func (st *fragSteer) evictOldestHolding(w *worker, keep *fragRoute) bool {
+	for i := 0; i < len(st.order); i++ {
+		o := st.order[i]
+		r := st.routes[o.k]
+		if r == nil || r.seq != o.seq {
+			if i == 0 {
+				st.order = st.order[1:] // forgotten: drop the entry
+				i--
+			}
+			continue
+		}
+		if len(r.held) == 0 {
+			continue
+		}
+		if r == keep {
+			return false
+		}
+		st.drop(w, o.k, r)
+		return true
 	}
 	return false
 }

@@ -214,3 +214,34 @@ func TestFragmentFloodDoesNotBlockSteering(t *testing.T) {
 		}
 	}
 }
+
+// Making room for held fragments takes the oldest route that holds some,
+// not the route of a datagram whose first fragment already went by: that
+// one holds nothing, and its later fragments, finding no route, waited
+// until they expired (a burst of 257 forged fragments did it).
+func TestHeldFragmentsDoNotEvictRoutedDatagram(t *testing.T) {
+	r := engineRigQueues(t, 2)
+	seg := tcpFrame(a4, b4, 40000, 8080, packettest.ACK, 1, 1, bytes.Repeat([]byte("fragment data. "), 100))
+	frags := packettest.Fragments(seg, 512, 7)
+	r.in[0].Inject(frags[0])
+	r.now += time.Millisecond
+	r.settle()
+	junk := bytes.Repeat([]byte("forged "), 100)
+	for id := range uint32(fragHeldMax + 50) {
+		fs := packettest.Fragments(tcpFrame(b4, a4, 8080, 40000, packettest.ACK, 1, 1, junk), 256, 1000+id)
+		r.outp[id%2].Inject(fs[1])
+		if id%64 == 63 {
+			r.settle()
+		}
+	}
+	r.now += time.Millisecond
+	r.settle()
+	for _, f := range frags[1:] {
+		r.in[0].Inject(f)
+	}
+	r.now += time.Millisecond
+	r.settle()
+	if len(r.out[1]) != len(frags) {
+		t.Fatalf("%d of the real datagram's %d fragments left", len(r.out[1]), len(frags))
+	}
+}
