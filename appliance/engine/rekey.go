@@ -22,19 +22,17 @@ func (e *Engine) maybeRekey(now int64, f *flow) {
 
 // sendOwed answers the peer's rekeys at once, each with an empty frame
 // carrying the rekey bit (TC-57), when no data frame went out to carry
-// them: one frame per generation owed, in a loop (the peer may have started
-// up to tcpcrypt.MaxGenerations rekeys while nothing could be sent; more
-// abort the connection, KeyRing.OpenTo).
+// them: one frame per generation owed, in a loop, as far as R's window
+// lets them go (the rest go at R's next ACK, wireACK).
 func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
 	if e.deps.KeyLog != nil {
 		e.logKeys(f) // the peer's rekey raised the local generation
 	}
-	en := &f.enc
-	for f.keys.Owed() && en.finH < 0 {
+	for f.keys.Owed() && f.enc.finH < 0 {
 		// The answer waits for room in R's window (RFC 9293 §3.8.6): past
 		// its right edge R drops it, and every segment after it, with the
 		// ACKs they carry (RFC 9293 §3.10.7.4).
-		if en.nextW+tcpcrypt.Overhead > en.ackW+int64(f.winR)<<f.wsR {
+		if !f.emptyFrameFits() {
 			return
 		}
 		if !e.sealNew(now, f, nil, 0, false, true, to) {
@@ -63,4 +61,12 @@ func (e *Engine) resendOwned(now int64, f *flow, to TxSink) {
 	}
 	en.ownedRTO *= 2
 	en.ownedDue = now + en.ownedRTO
+}
+
+// emptyFrameFits reports whether an empty frame (Overhead bytes) fits R's
+// window: past its right edge R drops it, and every segment after it, with
+// the ACKs they carry (RFC 9293 §3.10.7.4).
+func (f *flow) emptyFrameFits() bool {
+	en := &f.enc
+	return en.nextW+tcpcrypt.Overhead <= en.ackW+int64(f.winR)<<f.wsR
 }

@@ -141,8 +141,18 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 // for hours, as plain TCP, which has no idle limit, would carry it; without
 // it, with rekeying by time off, the records expired and the connection's
 // next segment was reset.
+//
+// Answers owed to R's rekeys go first, through sendOwed, and nothing is sent
+// past R's window (it would drop the frame, and every segment after it).
 func (e *Engine) keepFresh(now int64, f *flow, to TxSink) {
 	en := &f.enc
+	if !f.emptyFrameFits() {
+		return
+	}
+	if f.keys.Owed() {
+		e.sendOwed(now, f, to)
+		return
+	}
 	if e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
 		e.maybeRekey(now, f)
 		if f.keys.RekeyPending() {
@@ -153,7 +163,8 @@ func (e *Engine) keepFresh(now int64, f *flow, to TxSink) {
 	}
 	if refresh := int64(e.cfg.IdleTimeout / 2); now-f.last >= refresh && now-en.refreshed >= refresh {
 		en.refreshed = now
-		e.c.IdleRefreshes.Add(1)
-		e.sealNew(now, f, nil, 0, false, true, to)
+		if e.sealNew(now, f, nil, 0, false, true, to) {
+			e.c.IdleRefreshes.Add(1)
+		}
 	}
 }
