@@ -176,7 +176,6 @@ type Counters struct {
 	Fallbacks                                           [NumFallbackReasons]atomic.Uint64
 	AuthFailures, Aborts                                atomic.Uint64
 	Rekeys, RekeysAnswered                              atomic.Uint64
-	TooManyRekeys                                       atomic.Uint64 // aborts: more key generations than tcpcrypt.MaxGenerations to keep
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
@@ -728,7 +727,6 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"flows_reclaimed", &c.FlowsReclaimed},
 		{"aborts", &c.Aborts},
 		{"rekeys_answered", &c.RekeysAnswered},
-		{"too_many_rekeys", &c.TooManyRekeys},
 		{"frame_retransmits", &c.FrameRetransmits},
 		{"acks_suppressed", &c.AcksSuppressed},
 		{"acks_coalesced", &c.AcksCoalesced},

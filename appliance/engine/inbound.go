@@ -402,9 +402,9 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 		// whatever the budget and the cap say: else a frame larger
 		// than the cap, or a budget that stays full, would stop the
 		// connection.
-		fits := func(plain int64) bool {
+		fits := func(plain int64, frames int) bool {
 			return e.reserveLent(&d.plain, lo, d.nextH, d.nextH+plain) ||
-				lo == d.nextH && plain <= tcpcrypt.MaxData && e.grantLent(&d.plain, lo, d.nextH, d.nextH+plain, true)
+				lo == d.nextH && frames == 1 && e.grantLent(&d.plain, lo, d.nextH, d.nextH+plain, true)
 		}
 		n := f.dec.Feedable(chunk, fits)
 		if n < len(chunk) {
@@ -570,9 +570,6 @@ var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
 func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
 	if errors.Is(err, tcpcrypt.ErrFrameAuth) {
 		e.c.AuthFailures.Add(1)
-	}
-	if errors.Is(err, tcpcrypt.ErrTooManyGenerations) {
-		e.c.TooManyRekeys.Add(1)
 	}
 	if f.state == stKex {
 		e.c.HandshakeFailures.Add(1)
