@@ -633,3 +633,59 @@ func TestFramesWaitForDeliveryRoom(t *testing.T) {
 		t.Fatalf("b got %d of %d bytes (or wrong ones) after acknowledging what it had", len(got), len(want))
 	}
 }
+
+// With the memory budget full, the delivery ring is grown past it for one
+// frame at most, when it holds nothing else: four frames in one segment (a
+// far stack's coalesced retransmission) took four frames' room (the
+// reviewer saw 64 KiB over the budget for one flow with small frames). The
+// rest wait for b's ACKs.
+func TestForcedDeliveryRoomIsOneFrame(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var one segv
+	var want []byte
+	for i := range 4 {
+		data := bytes.Repeat([]byte{byte('a' + i)}, 1000)
+		want = append(want, data...)
+		for j, s := range pr.aSends(&h, data, pshF) {
+			if i == 0 && j == 0 {
+				one = s
+				continue
+			}
+			one.payload = append(one.payload, s.payload...)
+		}
+	}
+	m := pr.gb.e.Memory()
+	m.SetLimit(m.Used())
+	atB, _ := pr.toB([]segv{one})
+	var f *flow
+	for _, g := range pr.gb.e.list {
+		f = g
+	}
+	if n := len(f.rcv.plain.b); n > 1024 {
+		t.Fatalf("the ring grew to %d bytes past a full budget for frames of 1000", n)
+	}
+	var got []byte
+	for _, s := range atB {
+		got = append(got, s.payload...)
+	}
+	for round := 0; len(got) < len(want) && round < 8; round++ {
+		// b acknowledges what it has; the far side sends the segment
+		// again (the budget held none of what G_B did not take).
+		pr.tsB++
+		toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(got)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		again, _ := pr.toB([]segv{one})
+		for _, s := range toIn {
+			got = append(got, parse(t, s).payload...)
+		}
+		for _, s := range again {
+			got = append(got, s.payload...)
+		}
+		if n := len(f.rcv.plain.b); n > 1024 {
+			t.Fatalf("the ring grew to %d bytes past a full budget", n)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("b got %d of %d bytes", len(got), len(want))
+	}
+}

@@ -175,18 +175,19 @@ func (d *FrameDecoder) Trim() {
 }
 
 // Feedable returns how many of chunk's bytes, the next to be fed, may be fed
-// so that every frame they complete finds room for its data: fits(n) says
-// whether the frames completed so far, n data bytes at most together, fit.
+// so that every frame they complete finds room for its data: fits(n, k)
+// says whether the k frames completed so far, n data bytes at most
+// together, fit.
 // The frame that does not fit is fed but for its last byte, which stays
 // with the caller until there is room. A frame not yet whole, a header
 // that claims too little (Next reports it) or a decoder that failed or saw
 // FINp take the rest.
-func (d *FrameDecoder) Feedable(chunk []byte, fits func(n int64) bool) int {
+func (d *FrameDecoder) Feedable(chunk []byte, fits func(n int64, k int) bool) int {
 	if d.err != nil || d.fin {
 		return len(chunk)
 	}
 	start, need := -len(d.part), int64(0) // the current frame's first byte, relative to chunk
-	for {
+	for k := 1; ; k++ {
 		var h [HeaderLen]byte
 		for i := range h {
 			switch j := start + i; {
@@ -204,7 +205,7 @@ func (d *FrameDecoder) Feedable(chunk []byte, fits func(n int64) bool) int {
 			return len(chunk)
 		}
 		need += int64(n - HeaderLen - MinClen)
-		if !fits(need) {
+		if !fits(need, k) {
 			return end - 1
 		}
 		start = end

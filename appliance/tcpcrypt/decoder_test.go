@@ -424,3 +424,37 @@ func TestDecoderPartial(t *testing.T) {
 		}
 	}
 }
+
+// Feedable stops a chunk one byte before the end of the first frame that
+// does not fit, whatever the cut: a header split between the partial frame
+// and the chunk, frames completing in one chunk, a frame not yet whole.
+func TestFeedable(t *testing.T) {
+	hdr := func(n int) []byte { return []byte{0, byte((n - HeaderLen) >> 8), byte(n - HeaderLen)} }
+	frame := func(n int) []byte { return append(hdr(n), make([]byte, n-HeaderLen)...) } // n wire bytes, n-20 data
+	stream := append(append(frame(50), frame(120)...), frame(40)...)
+	for cut := 0; cut <= 50; cut++ {
+		d := &FrameDecoder{part: append([]byte(nil), stream[:cut]...)}
+		chunk := stream[cut:]
+		var seen []int64
+		room := int64(30 + 100) // the first two frames' data
+		n := d.Feedable(chunk, func(need int64, k int) bool {
+			seen = append(seen, need)
+			if int64(k) != int64(len(seen)) {
+				t.Fatalf("cut %d: frame count %d after %d calls", cut, k, len(seen))
+			}
+			return need <= room
+		})
+		if want := 50 + 120 + 40 - 1 - cut; n != want || len(seen) != 3 || seen[0] != 30 || seen[1] != 130 || seen[2] != 150 {
+			t.Fatalf("cut %d: fed %d (want %d), needs %v", cut, n, want, seen)
+		}
+	}
+	// A frame not yet whole, its header in: all of it may be fed.
+	d := &FrameDecoder{}
+	if n := d.Feedable(frame(100)[:60], func(int64, int) bool { return false }); n != 60 {
+		t.Fatalf("an incomplete frame: fed %d of 60", n)
+	}
+	// The first frame does not fit: all but its last byte.
+	if n := d.Feedable(frame(100), func(int64, int) bool { return false }); n != 99 {
+		t.Fatalf("a frame without room: fed %d, want 99", n)
+	}
+}
