@@ -170,6 +170,9 @@ func (s *AdminSource) keyLogWarning() string {
 	}
 	var lost uint64
 	s.engines.Each(func(_ int, c *engine.Counters) { lost += c.KeyLogLost.Load() })
+	if s.engines.KeyLogLost != nil {
+		lost = max(lost, s.engines.KeyLogLost()) // the writer also counts lines a write error lost after it took them
+	}
 	if lost == 0 {
 		return ""
 	}

@@ -540,6 +540,11 @@ func TestKeyLogLostWarning(t *testing.T) {
 	if n := src.Counters().Events["key_log_lost"]; n != 3 {
 		t.Fatalf("key_log_lost event count %d, want 3", n)
 	}
+	// Lines a write error lost after the writer took them count too.
+	eng.KeyLogLost = func() uint64 { return 7 }
+	if w := src.Status().Warnings; len(w) != 2 || !strings.Contains(w[1], "7 lines lost") {
+		t.Fatalf("warnings with the writer counting 7 lost lines: %q", w)
+	}
 }
 
 // TestAdminSourceEngineOff: with the engine disabled every change is

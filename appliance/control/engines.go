@@ -32,6 +32,10 @@ type Engines struct {
 	// KeyLog, when set before the workers start, is every engine's
 	// Deps.KeyLog (debugging decryption; off by default).
 	KeyLog func(engine.KeyLogEntry) bool
+	// KeyLogLost, when set, counts every line the key log lost: those
+	// KeyLog refused and those its file failed to take after (keylog.Writer
+	// Lost). Nil: the engines' refusals are the count.
+	KeyLogLost func() uint64
 	// MTU, when set before the workers start, is every engine's Deps.MTU
 	// (afxdp.PortMTUs: each port's cap on the segments the engines build).
 	MTU [2]int

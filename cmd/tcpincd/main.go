@@ -466,7 +466,7 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 			return nil, nil, closeAll, err
 		}
 		closers = append(closers, func() { kl.Close() })
-		engines.KeyLog = kl.Log
+		engines.KeyLog, engines.KeyLogLost = kl.Log, kl.Lost
 		log.Warn(keyLogWarning(cfg.KeyLog))
 	}
 	return engines, nil, closeAll, nil
