@@ -27,8 +27,8 @@ const (
 	// datagram's first fragment, are kept.
 	fragHoldTime = int64(5e9)
 	// fragRoutes bounds the datagrams a steering worker tracks, and
-	// fragHeldMax the fragments it holds; past either, the oldest route
-	// goes.
+	// fragHeldMax the fragments it holds; past the first the oldest route
+	// goes, past the second the oldest route that holds fragments.
 	fragRoutes  = 4096
 	fragHeldMax = 256
 )
