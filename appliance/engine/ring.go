@@ -306,7 +306,8 @@ func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
 	return e.grantLent(r, lo, live, hi, false)
 }
 
-// grantLent is reserveLent; forced, whatever the memory budget says.
+// grantLent is reserveLent; forced, whatever the memory budget and the cap
+// say (grant).
 func (e *Engine) grantLent(r *ring, lo, live, hi int64, forced bool) bool {
 	if len(e.loans) > 0 {
 		e.forgetReadLoans()
