@@ -107,7 +107,26 @@ const frameRecSize = int64(unsafe.Sizeof(frameRec{}))
 // bufBytes is the capacity of the flow's per-flow buffers.
 func (f *flow) bufBytes() int64 {
 	return int64(len(f.enc.store.b)+len(f.enc.pre.b)+len(f.rcv.reasm.b)+len(f.rcv.plain.b)) +
-		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r)) + f.enc.hh.cost()
+		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r)) + f.enc.hh.cost() + f.decBytes()
+}
+
+// decBytes is the frame decoder's partial-frame buffer (up to a largest
+// frame per flow; a far side can make every flow hold one). It only grows
+// in consume, which charges the growth (chargeDecoder), and goes with
+// releaseBufs.
+func (f *flow) decBytes() int64 {
+	if f.dec == nil {
+		return 0
+	}
+	return int64(f.dec.BufferSize())
+}
+
+// chargeDecoder charges what the decoder's buffer grew by since it was
+// before bytes: allocated already, so whatever the limit.
+func (e *Engine) chargeDecoder(f *flow, before int64) {
+	if n := f.decBytes(); n > before && f.charged {
+		e.mem.force(n - before)
+	}
 }
 
 // uncharge gives a record's memory back to the budget (it is gone, or
@@ -156,7 +175,7 @@ func (e *Engine) releaseBufs(f *flow) {
 	en.store.b, en.pre.b, d.reasm.b, d.plain.b, en.hh = nil, nil, nil, nil, nil
 	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
 	if f.dec != nil {
-		f.dec.Trim()
+		f.dec.Trim() // holds no partial frame (bufsLive)
 	}
 }
 

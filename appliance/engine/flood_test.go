@@ -556,3 +556,26 @@ func exchangeAndClose(t *testing.T, ga, gb *gw, ap netip.AddrPort) {
 		t.Fatal("exchange and close did not complete")
 	}
 }
+
+// The frame decoder's partial-frame buffer is charged to the memory budget
+// and given back with the flow: a far side could make every flow hold a
+// largest frame's worth, uncharged (diff review), while the budget said
+// there was room.
+func TestDecoderBufferCharged(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	m := pr.gb.e.Memory()
+	w := one(t, "a's frame", toFrames(pr.aSends(&h, bytes.Repeat([]byte{'x'}, 1000), pshF)))
+	first := w
+	first.payload = w.payload[:500]
+	before := m.Used()
+	pr.toB([]segv{first})
+	var f *flow
+	for _, g := range pr.gb.e.list {
+		f = g
+	}
+	if n := f.decBytes(); n < 500 || m.Used()-before < n {
+		t.Fatalf("decoder holds %d bytes; the budget was charged %d", n, m.Used()-before)
+	}
+	expireAll(t, m, pr.gb)
+}

@@ -418,6 +418,7 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	if err := f.dec.Feed(chunk); err != nil {
 		return used, err
 	}
+	defer e.chargeDecoder(f, f.decBytes())
 	d.rcvW += int64(len(chunk))
 	used += len(chunk)
 	push := false

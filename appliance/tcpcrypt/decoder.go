@@ -215,6 +215,10 @@ func (d *FrameDecoder) Feedable(chunk []byte, fits func(n int64, k int) bool) in
 // Buffered is the number of bytes of a partial frame held from earlier chunks.
 func (d *FrameDecoder) Buffered() int { return len(d.part) }
 
+// BufferSize is the size of the partial-frame buffer: what the decoder
+// holds in memory (up to MaxFrameLen), for the caller's accounting.
+func (d *FrameDecoder) BufferSize() int { return cap(d.part) }
+
 // Partial returns the wire length (3 + clen) of the frame being assembled
 // from earlier chunks, starting at Offset, once its header is in; ok is
 // false while fewer than 3 of its bytes arrived or no frame is partial. A
