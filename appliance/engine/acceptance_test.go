@@ -512,12 +512,7 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 // sender (the plaintext kept for re-delivery is capped, not the frames).
 // Data beyond the window is dropped, as TCP drops it (RFC 9293 §3.10.7.4).
 func TestPeerIgnoringWindowBounded(t *testing.T) {
-	pr := handshake(t)
-	cfg := pr.gb.e.Config()
-	cfg.DeliverBytes = 4096
-	if err := pr.gb.e.Reconfigure(cfg); err != nil {
-		t.Fatal(err)
-	}
+	pr := handshakeDeliverCap(t, 4096)
 	h := newHosts()
 	delivered := 0
 	for i := 0; i < 200; i++ {
@@ -532,7 +527,7 @@ func TestPeerIgnoringWindowBounded(t *testing.T) {
 	}
 	limit := 4096 + tcpcrypt.MaxFrameLen
 	if delivered > limit || f.rcv.frames.n > limit/tcpcrypt.Overhead {
-		t.Fatalf("b got %d bytes, G_B holds %d frames, with nothing acknowledged and a %d-byte cap", delivered, f.rcv.frames.n, cfg.DeliverBytes)
+		t.Fatalf("b got %d bytes, G_B holds %d frames, with nothing acknowledged and a %d-byte cap", delivered, f.rcv.frames.n, pr.gb.e.Config().DeliverBytes)
 	}
 	if pr.gb.e.Counters().Drops[DropOutOfWindow].Load() == 0 {
 		t.Fatal("no out-of-window drops counted")
@@ -602,12 +597,7 @@ func TestBlindRSTInHandshake(t *testing.T) {
 // b at once past b's window and could never be delivered again
 // (deliver_full): a connection whose host dropped any of it stalled.
 func TestFramesWaitForDeliveryRoom(t *testing.T) {
-	pr := handshake(t)
-	cfg := pr.gb.e.Config()
-	cfg.DeliverBytes = 4096
-	if err := pr.gb.e.Reconfigure(cfg); err != nil {
-		t.Fatal(err)
-	}
+	pr := handshakeDeliverCap(t, 4096)
 	h := newHosts()
 	var want, got []byte
 	for i := range 8 {
@@ -623,11 +613,7 @@ func TestFramesWaitForDeliveryRoom(t *testing.T) {
 		t.Fatalf("b got %d bytes; %d frames waited, %d delivered past the ring", len(got), c.DeliverWaits.Load(), c.Drops[DropDeliverFull].Load())
 	}
 	for round := 0; len(got) < len(want) && round < 8; round++ {
-		pr.tsB++
-		toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(got)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
-		for _, f := range toIn {
-			got = append(got, parse(t, f).payload...)
-		}
+		got = append(got, pr.bAcksHas(&h, len(got))...)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("b got %d of %d bytes (or wrong ones) after acknowledging what it had", len(got), len(want))
@@ -658,10 +644,7 @@ func TestForcedDeliveryRoomIsOneFrame(t *testing.T) {
 	m := pr.gb.e.Memory()
 	m.SetLimit(m.Used())
 	atB, _ := pr.toB([]segv{one})
-	var f *flow
-	for _, g := range pr.gb.e.list {
-		f = g
-	}
+	f := pr.gb.onlyFlow()
 	if n := len(f.rcv.plain.b); n > 1024 {
 		t.Fatalf("the ring grew to %d bytes past a full budget for frames of 1000", n)
 	}
@@ -672,12 +655,8 @@ func TestForcedDeliveryRoomIsOneFrame(t *testing.T) {
 	for round := 0; len(got) < len(want) && round < 8; round++ {
 		// b acknowledges what it has; the far side sends the segment
 		// again (the budget held none of what G_B did not take).
-		pr.tsB++
-		toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(len(got)), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		got = append(got, pr.bAcksHas(&h, len(got))...)
 		again, _ := pr.toB([]segv{one})
-		for _, s := range toIn {
-			got = append(got, parse(t, s).payload...)
-		}
 		for _, s := range again {
 			got = append(got, s.payload...)
 		}
@@ -688,4 +667,39 @@ func TestForcedDeliveryRoomIsOneFrame(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("b got %d of %d bytes", len(got), len(want))
 	}
+}
+
+// handshakeDeliverCap is handshake with G_B's delivery ring capped at n.
+func handshakeDeliverCap(t *testing.T, n int) *pair {
+	pr := handshake(t)
+	cfg := pr.gb.e.Config()
+	cfg.DeliverBytes = n
+	if err := pr.gb.e.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+// bAcksHas has b acknowledge the first n bytes a sent and returns the data
+// G_B delivers to b in answer.
+func (pr *pair) bAcksHas(h *hosts, n int) []byte {
+	pr.t.Helper()
+	pr.tsB++
+	toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+uint32(n), ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	var got []byte
+	for _, f := range toIn {
+		got = append(got, parse(pr.t, f).payload...)
+	}
+	return got
+}
+
+// onlyFlow is g's one flow record.
+func (g *gw) onlyFlow() *flow {
+	if len(g.e.list) != 1 {
+		g.t.Fatalf("%d flows, want one", len(g.e.list))
+	}
+	for _, f := range g.e.list {
+		return f
+	}
+	return nil
 }

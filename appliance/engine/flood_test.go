@@ -570,10 +570,7 @@ func TestDecoderBufferCharged(t *testing.T) {
 	first.payload = w.payload[:500]
 	before := m.Used()
 	pr.toB([]segv{first})
-	var f *flow
-	for _, g := range pr.gb.e.list {
-		f = g
-	}
+	f := pr.gb.onlyFlow()
 	if n := f.decBytes(); n < 500 || m.Used()-before < n {
 		t.Fatalf("decoder holds %d bytes; the budget was charged %d", n, m.Used()-before)
 	}

@@ -29,14 +29,8 @@ func (e *Engine) sendOwed(now int64, f *flow, to TxSink) {
 		e.logKeys(f) // the peer's rekey raised the local generation
 	}
 	for f.keys.Owed() && f.enc.finH < 0 {
-		// The answer waits for room in R's window (RFC 9293 §3.8.6): past
-		// its right edge R drops it, and every segment after it, with the
-		// ACKs they carry (RFC 9293 §3.10.7.4).
-		if !f.emptyFrameFits() {
-			return
-		}
-		if !e.sealNew(now, f, nil, 0, false, true, to) {
-			return
+		if !f.emptyFrameFits() || !e.sealNew(now, f, nil, 0, false, true, to) {
+			return // the rest at R's next ACK
 		}
 		e.c.RekeysAnswered.Add(1)
 	}
