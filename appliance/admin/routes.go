@@ -80,16 +80,17 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 	c := s.src.Counters()
 	cfg := s.src.Config()
 	doc := StatusDoc{
-		Version:        st.Version,
-		Started:        st.Started.UTC(),
-		UptimeSeconds:  seconds(s.now().Sub(st.Started)),
-		Ports:          make([]PortDoc, 0, len(st.Ports)),
-		Workers:        st.Workers,
-		FastPath:       st.FastPath,
-		CPUFeatures:    orEmpty(st.CPUFeatures),
-		AEADPreference: orEmpty(st.AEADPreference),
-		Warnings:       orEmpty(st.Warnings),
-		Counters:       countersDoc(&c),
+		Version:            st.Version,
+		Started:            st.Started.UTC(),
+		UptimeSeconds:      seconds(s.now().Sub(st.Started)),
+		Ports:              make([]PortDoc, 0, len(st.Ports)),
+		Workers:            st.Workers,
+		FastPath:           st.FastPath,
+		CPUFeatures:        orEmpty(st.CPUFeatures),
+		AEADPreference:     orEmpty(st.AEADPreference),
+		AEADPreferenceFrom: st.AEADPreferenceFrom,
+		Warnings:           orEmpty(st.Warnings),
+		Counters:           countersDoc(&c),
 		Config: ConfigSummary{
 			DefaultPolicy: cfg.DefaultPolicy,
 			Policies:      len(cfg.Policies),

@@ -146,8 +146,12 @@ type Status struct {
 	// (config file or PUT /api/v1/config), else the order those features
 	// produced.
 	AEADPreference []string
-	FastPath       bool
-	Workers        int
+	// AEADPreferenceFrom says where that order came from: "cpu" (the
+	// features above), "config" (engine.aeads in the file) or "api" (the
+	// last PUT /api/v1/config that changed it).
+	AEADPreferenceFrom string
+	FastPath           bool
+	Workers            int
 	// Warnings are conditions an operator must know about (a key log being
 	// written); empty normally.
 	Warnings []string

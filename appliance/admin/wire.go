@@ -27,17 +27,19 @@ type Health struct {
 
 // StatusDoc is the /api/v1/status body.
 type StatusDoc struct {
-	Version        string        `json:"version"`
-	Started        time.Time     `json:"started"`
-	UptimeSeconds  float64       `json:"uptime_seconds"`
-	Ports          []PortDoc     `json:"ports"`
-	Workers        int           `json:"workers"`
-	FastPath       bool          `json:"fast_path"`
-	CPUFeatures    []string      `json:"cpu_features"`
-	AEADPreference []string      `json:"aead_preference"`
-	Counters       CountersDoc   `json:"counters"`
-	Flows          FlowsSummary  `json:"flows"`
-	Config         ConfigSummary `json:"config"`
+	Version        string    `json:"version"`
+	Started        time.Time `json:"started"`
+	UptimeSeconds  float64   `json:"uptime_seconds"`
+	Ports          []PortDoc `json:"ports"`
+	Workers        int       `json:"workers"`
+	FastPath       bool      `json:"fast_path"`
+	CPUFeatures    []string  `json:"cpu_features"`
+	AEADPreference []string  `json:"aead_preference"`
+	// AEADPreferenceFrom: "cpu", "config" or "api" (see Status).
+	AEADPreferenceFrom string        `json:"aead_preference_from"`
+	Counters           CountersDoc   `json:"counters"`
+	Flows              FlowsSummary  `json:"flows"`
+	Config             ConfigSummary `json:"config"`
 	// Warnings: for example that a key log is being written.
 	Warnings []string `json:"warnings"`
 }

@@ -109,6 +109,9 @@ func (s *AdminSource) ApplyConfig(c admin.Config) error {
 			// refuse them, engine.mayResume): forget them now.
 			cache.FlushAll()
 		}
+		if !slices.Equal(s.ec.AEADs, ec.AEADs) {
+			s.aeadFrom = "api"
+		}
 		s.ec = ec
 	}
 	if cache != nil {

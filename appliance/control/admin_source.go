@@ -55,6 +55,7 @@ type AdminSource struct {
 	mu       sync.Mutex // serialises ApplyConfig; guards cfg and ec
 	cfg      admin.Config
 	ec       engine.Config // what the engines run, defaults filled in
+	aeadFrom string        // where ec.AEADs' order came from (admin.Status)
 	nonceLen int
 
 	busy busyMeter
@@ -108,6 +109,10 @@ func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*
 		}
 		s.ec = ec
 	}
+	s.aeadFrom = "cpu"
+	if engines != nil && len(info.AEADs) > 0 {
+		s.aeadFrom = "config"
+	}
 	s.cfg = adminConfig(s.ec, engines != nil && engines.Cache != nil, s.nonceLen)
 	s.busy.start(a.Started(), a.Workers())
 	return s, nil
@@ -153,6 +158,7 @@ func (s *AdminSource) Status() admin.Status {
 	// the one tcpincd started with.
 	s.mu.Lock()
 	st.AEADPreference = suiteNames(s.ec.AEADs)
+	st.AEADPreferenceFrom = s.aeadFrom
 	s.mu.Unlock()
 	st.Warnings = slices.Clone(st.Warnings)
 	if w := s.keyLogWarning(); w != "" {

@@ -317,6 +317,9 @@ func checkAEADChange(t *testing.T, g *liveBump) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, err := g.api.Status(ctx); err != nil || st.AEADPreferenceFrom != "cpu" {
+		t.Fatalf("at start the status says the AEAD order came from %q, want cpu (%v)", st.AEADPreferenceFrom, err)
+	}
 	reordered := slices.Clone(cfg.AEADs)
 	slices.Reverse(reordered)
 	for _, aeads := range [][]string{reordered, {"chacha20poly1305"}} {
@@ -331,8 +334,8 @@ func checkAEADChange(t *testing.T, g *liveBump) {
 		if n := g.engines.Cache.Len(); n != want {
 			t.Fatalf("after PUT aeads %v the cache holds %d far sides, want %d", aeads, n, want)
 		}
-		if st, err := g.api.Status(ctx); err != nil || !slices.Equal(st.AEADPreference, aeads) {
-			t.Fatalf("after PUT aeads %v the status shows aead_preference %v, %v", aeads, st.AEADPreference, err)
+		if st, err := g.api.Status(ctx); err != nil || !slices.Equal(st.AEADPreference, aeads) || st.AEADPreferenceFrom != "api" {
+			t.Fatalf("after PUT aeads %v the status shows aead_preference %v from %q, %v", aeads, st.AEADPreference, st.AEADPreferenceFrom, err)
 		}
 	}
 }

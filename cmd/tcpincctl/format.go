@@ -42,7 +42,7 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 			fmt.Fprintf(w, "%s path: %s\n", p.Name, p.PathReason)
 		}
 	}
-	fmt.Fprintf(w, "cpu features: %s -> aead preference: %s\n", orNone(strings.Join(s.CPUFeatures, " ")), orNone(strings.Join(s.AEADPreference, ", ")))
+	fmt.Fprintf(w, "aead preference: %s (%s)\n", orNone(strings.Join(s.AEADPreference, ", ")), aeadOrigin(s))
 	fmt.Fprintf(w, "policy: %s (%d prefix %s), teps: %s, aeads: %s, resumption: %s\n",
 		s.Config.DefaultPolicy, s.Config.Policies, plural(s.Config.Policies, "rule", "rules"),
 		strings.Join(s.Config.TEPs, ", "), strings.Join(s.Config.AEADs, ", "), onOff(s.Config.Resumption))
@@ -244,4 +244,15 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ",")
+}
+
+// aeadOrigin says where the status's AEAD order came from.
+func aeadOrigin(s *admin.StatusDoc) string {
+	switch s.AEADPreferenceFrom {
+	case "config":
+		return "from engine.aeads in the config file"
+	case "api":
+		return "set by PUT /api/v1/config"
+	}
+	return "by this CPU's features: " + orNone(strings.Join(s.CPUFeatures, " "))
 }

@@ -78,10 +78,11 @@ func New() *Fixture {
 					Backend: "afxdp", BackendReason: "auto: the driver offers zero-copy AF_XDP on both ports",
 					Path: "user", PathReason: "enp1s0f0 cannot take redirected XDP frames (a veth whose peer has neither GRO nor an XDP program, or a driver without ndo_xdp_xmit): the workers forward"},
 			},
-			CPUFeatures:    []string{"aes", "pclmulqdq", "avx2"},
-			AEADPreference: []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
-			FastPath:       true,
-			Workers:        2,
+			CPUFeatures:        []string{"aes", "pclmulqdq", "avx2"},
+			AEADPreference:     []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
+			AEADPreferenceFrom: "cpu",
+			FastPath:           true,
+			Workers:            2,
 		},
 		flows: []admin.FlowInfo{
 			{
