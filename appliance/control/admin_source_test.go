@@ -646,3 +646,22 @@ func TestFlowIDsUniqueAcrossWorkers(t *testing.T) {
 		t.Fatalf("pages of one flow listed %v, want both flows", seen)
 	}
 }
+
+// TestAEADPreferenceFromConfig: an order set in the config file is reported
+// as such, not as the CPU's (checkAEADChange covers "cpu" and "api").
+func TestAEADPreferenceFromConfig(t *testing.T) {
+	cfg := config.Default().Engine
+	cfg.AEADs = []string{"chacha20poly1305", "aes128gcm"}
+	eng, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t", AEADs: cfg.AEADs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := src.Status(); !slices.Equal(st.AEADPreference, cfg.AEADs) || st.AEADPreferenceFrom != "config" {
+		t.Fatalf("status: aead_preference %v from %q, want %v from config", st.AEADPreference, st.AEADPreferenceFrom, cfg.AEADs)
+	}
+}
