@@ -171,29 +171,26 @@ func (e *encEnv) captureCheck(t *testing.T, dir string) {
 		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)} {
 			done := make(chan result, 1)
 			go func() {
-				done <- e.transfer(t, topology.HostA, dst, e.streamB, 2<<20, 2<<20, time.Minute, "-pause", "3s")
+				done <- e.transfer(t, topology.HostA, dst, e.streamB, 2<<20, 2<<20, time.Minute, "-pause", pauseFor)
 			}()
 			// While the client pauses, ask both appliances about the flow.
-			time.Sleep(1500 * time.Millisecond)
 			var h held
-			port, perr := e.clientPort(dst)
 			if !adminOK {
 				h.err = fmt.Errorf("tcpincd serves no admin API and logs no session IDs: the two appliances' session IDs cannot be compared")
-			} else if perr != nil {
-				h.err = perr
 			} else {
-				for i, gw := range []topology.Node{topology.GwA, topology.GwB} {
-					fl, err := e.flow(gw, port, dst.Port())
-					if err != nil {
-						h.err = err
-						break
+				h.err = e.whileOpen(dst, func(port uint16) error {
+					for i, gw := range []topology.Node{topology.GwA, topology.GwB} {
+						fl, err := e.flow(gw, port, dst.Port())
+						if err != nil {
+							return err
+						}
+						if !fl.Encrypted {
+							return fmt.Errorf("%s reports flow %s <-> %s not encrypted (state %q, fallback %q)", gw, fl.Inside, fl.Outside, fl.State, fl.FallbackReason)
+						}
+						h.ids[i] = fl.SessionID
 					}
-					if !fl.Encrypted {
-						h.err = fmt.Errorf("%s reports flow %s <-> %s not encrypted (state %q, fallback %q)", gw, fl.Inside, fl.Outside, fl.State, fl.FallbackReason)
-						break
-					}
-					h.ids[i] = fl.SessionID
-				}
+					return nil
+				})
 			}
 			h.r = <-done
 			checkTransfer(t, h.r, 2<<20, 2<<20)
@@ -256,6 +253,29 @@ func (e *encEnv) captureCheck(t *testing.T, dir string) {
 	noMarker(t, path, 4<<20)
 }
 
+// pauseFor is how long the transfer client pauses after its header, with
+// the connection open: whileOpen looks at the flow within it.
+const pauseFor = "5s"
+
+// whileOpen calls check with the port of hA's connection to dst until it
+// returns nil, for up to 4.5 s (the client pauses 5 s after its header):
+// the client, started in a namespace on a busy machine, may take a while
+// to connect, and the flow a while to settle (negotiating, then encrypted
+// or fallen back). The last error says why it never did.
+func (e *encEnv) whileOpen(dst netip.AddrPort, check func(port uint16) error) error {
+	deadline := time.Now().Add(4500 * time.Millisecond)
+	for {
+		port, err := e.clientPort(dst)
+		if err == nil {
+			err = check(port)
+		}
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // clientPort finds the port of the client's connection to dst from the
 // socket table of hA (ss), while it runs.
 func (e *encEnv) clientPort(dst netip.AddrPort) (uint16, error) {
@@ -286,9 +306,8 @@ func (e *encEnv) farHost(t *testing.T, dir string, dst netip.AddrPort) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		done <- e.transfer(t, topology.HostA, dst, e.streamF, 1<<20, 1<<20, time.Minute, "-pause", "3s")
+		done <- e.transfer(t, topology.HostA, dst, e.streamF, 1<<20, 1<<20, time.Minute, "-pause", pauseFor)
 	}()
-	time.Sleep(1500 * time.Millisecond)
 	e.checkPlain(t, dst)
 	r := <-done
 	checkTransfer(t, r, 1<<20, 1<<20)
@@ -312,20 +331,19 @@ func (e *encEnv) checkPlain(t *testing.T, dst netip.AddrPort) {
 		t.Log("tcpincd serves no admin API: the fallback is checked through its counters only")
 		return
 	}
-	port, err := e.clientPort(dst)
+	err := e.whileOpen(dst, func(port uint16) error {
+		fl, err := e.flow(topology.GwA, port, dst.Port())
+		if err != nil {
+			return fmt.Errorf("cannot tell whether the connection fell back: %v", err)
+		}
+		if fl.Encrypted || fl.FallbackReason == "" {
+			return fmt.Errorf("gwA reports the connection to %v as encrypted=%v, fallback reason %q; want plain with a reason", dst, fl.Encrypted, fl.FallbackReason)
+		}
+		t.Logf("gwA: %s <-> %s state %s, not encrypted: %s", fl.Inside, fl.Outside, fl.State, fl.FallbackReason)
+		return nil
+	})
 	if err != nil {
 		t.Error(err)
-		return
-	}
-	fl, err := e.flow(topology.GwA, port, dst.Port())
-	if err != nil {
-		t.Errorf("cannot tell whether the connection fell back: %v", err)
-		return
-	}
-	if fl.Encrypted || fl.FallbackReason == "" {
-		t.Errorf("gwA reports the connection to %v as encrypted=%v, fallback reason %q; want plain with a reason", dst, fl.Encrypted, fl.FallbackReason)
-	} else {
-		t.Logf("gwA: %s <-> %s state %s, not encrypted: %s", fl.Inside, fl.Outside, fl.State, fl.FallbackReason)
 	}
 }
 
@@ -357,9 +375,8 @@ func (e *encEnv) stripped(t *testing.T, dir string, dst netip.AddrPort) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		done <- e.transfer(t, topology.HostA, dst, e.streamB, 4<<20, 4<<20, time.Minute, "-pause", "3s")
+		done <- e.transfer(t, topology.HostA, dst, e.streamB, 4<<20, 4<<20, time.Minute, "-pause", pauseFor)
 	}()
-	time.Sleep(1500 * time.Millisecond)
 	e.checkPlain(t, dst)
 	r := <-done
 	checkTransfer(t, r, 4<<20, 4<<20)
