@@ -242,3 +242,44 @@ func TestEngineWorkerZeroAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run, want 0", allocs)
 	}
 }
+
+// TestCrossingSYNKeepsNegotiationOffFastPath: while host a's SYN (with
+// TCP-ENO added) is on its way, a SYN without TCP-ENO crosses it on the
+// same tuple (forged, or an old duplicate) and a answers it (ENO-33). The
+// engine still negotiates with the real far side, so that SYN-ACK must not
+// put the tuple on the fast path: before, the workers listed it, and a's
+// data then left in the clear through the kernel while both appliances
+// reported the connection encrypted.
+func TestCrossingSYNKeepsNegotiationOffFastPath(t *testing.T) {
+	gA, _ := engineRig(t)
+	gB, eB := engineRig(t)
+	const isnA, isnB, isnForged = 1000, 5000, 9000
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.SYN, isnA, 0, nil))
+	held := gA.out[Outside] // a's SYN with TCP-ENO, not yet delivered
+	gA.out = [2][][]byte{}
+	gA.send(Outside, seg(b4, a4, 443, 6000, packettest.SYN, isnForged, 0, nil))
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.SYN|packettest.ACK, isnA, isnForged+1, nil))
+	gA.out = [2][][]byte{}
+	for _, f := range held {
+		gB.send(Outside, f)
+	}
+	gB.send(Inside, seg(b4, a4, 443, 6000, packettest.SYN|packettest.ACK, isnB, isnA+1, nil))
+	if len(gB.out[Outside]) != 1 || !hasENO(t, gB.out[Outside][0]) {
+		t.Fatalf("gB sent %d frames outward, want b's SYN-ACK with TCP-ENO", len(gB.out[Outside]))
+	}
+	gA.send(Outside, gB.out[Outside][0])
+	if eB.Counters().Fallbacks[engine.FallbackNoENO].Load() != 0 {
+		t.Fatal("gB fell back")
+	}
+	marker := []byte("tcpinc-plaintext-marker")
+	gA.out = [2][][]byte{}
+	gA.send(Inside, seg(a4, b4, 6000, 443, packettest.ACK|packettest.PSH, isnA+1, isnB+1, marker))
+	if s := gA.a.Stats(); s[0].FastInserts != 0 || gA.bump.Redirected(Inside) != 0 {
+		t.Fatalf("gA listed the negotiating tuple on the fast path (inserts %d, redirected %d)", s[0].FastInserts, gA.bump.Redirected(Inside))
+	}
+	for _, f := range gA.out[Outside] {
+		if bytes.Contains(f, marker) {
+			t.Fatal("the plaintext left gA's outside port")
+		}
+	}
+}

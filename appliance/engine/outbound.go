@@ -28,7 +28,11 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			if f.sim&simENO != 0 {
 				return e.simSYNACK(now, f, p, tx)
 			}
-			return Passthrough // the host answers the SYN that crossed ours, without ENO (ENO-33)
+			// The host answers the SYN that crossed ours, without ENO
+			// (ENO-33), unchanged; but the record still negotiates with
+			// whoever answers our SYN, so the tuple stays off the fast
+			// path (Passthrough would let the workers list it).
+			return ForwardInPlace
 		}
 		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
