@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/afpacket"
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -168,6 +169,8 @@ type gw struct {
 	in, out *sink
 	tx      [2]TxSink
 	now     int64
+	// undrained skips the end-of-test check (drained).
+	undrained bool
 }
 
 func newGW(t testing.TB, cfg Config) *gw {
@@ -186,7 +189,35 @@ func newGWDeps(t testing.TB, cfg Config, deps Deps) *gw {
 	}
 	g := &gw{t: t, e: e}
 	g.in, g.out, g.tx = sinks()
+	if tt, ok := t.(*testing.T); ok {
+		tt.Cleanup(g.drained)
+	}
 	return g
+}
+
+// drained: whatever a test did, once nothing more arrives every flow
+// expires and the memory budget holds nothing. Checked after every test
+// that passed (a test that changes the budget itself, or keeps the engine
+// for later, can opt out with keepUndrained).
+func (g *gw) drained() {
+	t := g.t
+	if t.Failed() || g.undrained {
+		return
+	}
+	now := max(g.now, 0) + int64(30*24*time.Hour) // past any test's clock
+	for i := 0; i < 6*60 && g.e.NumFlows() > 0; i++ {
+		now += int64(time.Minute)
+		g.e.Tick(now, g.tx)
+		g.in.take()
+		g.out.take()
+	}
+	if n := g.e.NumFlows(); n != 0 {
+		g.e.Flows(func(fi FlowInfo) { t.Logf("left: %+v", fi) })
+		t.Errorf("%d flows left 6 h after the test", n)
+	}
+	if used := g.e.Memory().Used(); used != 0 {
+		t.Errorf("%d bytes still charged with no flows", used)
+	}
 }
 
 // push hands frame to the engine at port from and returns what came out of

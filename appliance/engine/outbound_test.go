@@ -26,6 +26,7 @@ func TestRetransmitAfterPartialAckSameBytes(t *testing.T) {
 		f = g
 	}
 	f.enc.store = ring{max: cfg.RetransmitBytes} // as a new flow would have it
+	pr.ga.undrained = true                       // the swap above bypasses the budget
 	f.enc.store.reserve(0, 0, f.enc.initLen)
 	h := newHosts()
 	first := pr.aSends(&h, bytes.Repeat([]byte{'x'}, 1000), pshF)

@@ -377,7 +377,33 @@ func newEngine(t *testing.T, cfg engine.Config, pool *cryptopool.Pool, cache *tc
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { drained(t, e) })
 	return e
+}
+
+// drained: whatever a test did, once nothing more arrives every flow of e
+// expires and the memory budget holds nothing. Checked after every
+// scenario test that passed.
+func drained(t *testing.T, e *engine.Engine) {
+	if t.Failed() {
+		return
+	}
+	discard := [2]engine.TxSink{&sink{buf: make([]byte, 0, txFrameSize)}, &sink{buf: make([]byte, 0, txFrameSize)}}
+	now := int64(30 * 24 * time.Hour) // past any test's clock
+	for i := 0; i < 6*60 && e.NumFlows() > 0; i++ {
+		now += int64(time.Minute)
+		e.Tick(now, discard)
+		for _, s := range discard {
+			s.(*sink).out = nil
+		}
+	}
+	if n := e.NumFlows(); n != 0 {
+		e.Flows(func(fi engine.FlowInfo) { t.Logf("left: %+v", fi) })
+		t.Errorf("%d flows left 6 h after the test", n)
+	}
+	if used := e.Memory().Used(); used != 0 {
+		t.Errorf("%d bytes still charged with no flows", used)
+	}
 }
 
 // flowDir is one direction of the fixture's connection after the
