@@ -138,9 +138,14 @@ type Engine struct {
 	// Resumption offers and accepts session resumption (RFC 8548 §3.5);
 	// ResumptionCache bounds the cached peers, ResumptionTTL how long an
 	// unused one is kept. Off avoids the linkability of resumption.
-	Resumption      bool          `yaml:"resumption"`
-	ResumptionCache int           `yaml:"resumption_cache"`
-	ResumptionTTL   time.Duration `yaml:"resumption_ttl"`
+	// ResumptionNonceLen is the length of the nonces this side sends when
+	// it resumes, 0..8 bytes (default 8; TC-17): shorter only where a
+	// secret can never be used twice with the same nonce (no VM clones or
+	// restored snapshots, TC-18).
+	Resumption         bool          `yaml:"resumption"`
+	ResumptionCache    int           `yaml:"resumption_cache"`
+	ResumptionTTL      time.Duration `yaml:"resumption_ttl"`
+	ResumptionNonceLen int           `yaml:"resumption_nonce_len"`
 	// MaxFlows caps the flows each worker's engine tracks; beyond it new
 	// connections pass through unencrypted (counted).
 	MaxFlows int `yaml:"max_flows"`
@@ -246,28 +251,29 @@ func Default() Config {
 		},
 		FastPath: true,
 		Engine: Engine{
-			Enabled:          true,
-			TEPs:             []string{"x25519", "x448", "p256"},
-			AEADs:            []string{}, // ordered by this CPU's speed
-			Policies:         []Policy{},
-			RekeyBytes:       1 << 30,
-			RekeyInterval:    time.Hour,
-			Resumption:       true,
-			ResumptionCache:  4096,
-			ResumptionTTL:    time.Hour,
-			MaxFlows:         65536,
-			MaxEmbryonic:     16384,
-			MemoryLimit:      0,       // a quarter of the machine's memory
-			RetransmitBytes:  4 << 20, // engine.Default*Bytes: docs there
-			ReassemblyBytes:  4 << 20,
-			PreKeyBytes:      64 << 10,
-			DeliverBytes:     4 << 20,
-			InitRTO:          200 * time.Millisecond,
-			InitTries:        6,
-			SYNsWithENO:      3,
-			HandshakeTimeout: 30 * time.Second,
-			IdleTimeout:      2*time.Hour + 15*time.Minute,
-			PlainRetention:   5 * time.Minute,
+			Enabled:            true,
+			TEPs:               []string{"x25519", "x448", "p256"},
+			AEADs:              []string{}, // ordered by this CPU's speed
+			Policies:           []Policy{},
+			RekeyBytes:         1 << 30,
+			RekeyInterval:      time.Hour,
+			Resumption:         true,
+			ResumptionCache:    4096,
+			ResumptionTTL:      time.Hour,
+			ResumptionNonceLen: 8,
+			MaxFlows:           65536,
+			MaxEmbryonic:       16384,
+			MemoryLimit:        0,       // a quarter of the machine's memory
+			RetransmitBytes:    4 << 20, // engine.Default*Bytes: docs there
+			ReassemblyBytes:    4 << 20,
+			PreKeyBytes:        64 << 10,
+			DeliverBytes:       4 << 20,
+			InitRTO:            200 * time.Millisecond,
+			InitTries:          6,
+			SYNsWithENO:        3,
+			HandshakeTimeout:   30 * time.Second,
+			IdleTimeout:        2*time.Hour + 15*time.Minute,
+			PlainRetention:     5 * time.Minute,
 			// engine.DefaultFrag*.
 			FragmentTimeout:   5 * time.Second,
 			FragmentDatagrams: 4096,
@@ -490,6 +496,9 @@ func (e *Engine) validate(bad func(field, format string, args ...any)) {
 	}
 	if e.ResumptionTTL <= 0 {
 		bad("engine.resumption_ttl", "must be positive (got %v)", e.ResumptionTTL)
+	}
+	if e.ResumptionNonceLen < 0 || e.ResumptionNonceLen > 8 {
+		bad("engine.resumption_nonce_len", "must be between 0 and 8 bytes (got %d)", e.ResumptionNonceLen)
 	}
 	if e.MaxFlows < 1 || e.MaxFlows > MaxFlows {
 		bad("engine.max_flows", "must be between 1 and %d (got %d)", MaxFlows, e.MaxFlows)

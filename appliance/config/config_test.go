@@ -179,6 +179,7 @@ func TestValidateErrors(t *testing.T) {
 		{"engine rekey interval", func(c *Config) { c.Engine.RekeyInterval = -time.Second }, "engine.rekey_interval"},
 		{"engine resumption cache", func(c *Config) { c.Engine.ResumptionCache = 0 }, "engine.resumption_cache"},
 		{"engine resumption ttl", func(c *Config) { c.Engine.ResumptionTTL = 0 }, "engine.resumption_ttl"},
+		{"engine resumption nonce len", func(c *Config) { c.Engine.ResumptionNonceLen = 9 }, "engine.resumption_nonce_len"},
 		{"engine max flows", func(c *Config) { c.Engine.MaxFlows = 0 }, "engine.max_flows"},
 		{"engine retransmit bytes", func(c *Config) { c.Engine.RetransmitBytes = 4096 }, "engine.retransmit_bytes"},
 		{"engine reassembly bytes", func(c *Config) { c.Engine.ReassemblyBytes = MaxBufferBytes + 1 }, "engine.reassembly_bytes"},

@@ -67,6 +67,9 @@ var _ admin.Source = (*AdminSource)(nil)
 // Start (it reads the engines' configuration from the caller's goroutine).
 func NewAdminSource(a *appliance.Appliance, engines *Engines, info AdminInfo) (*AdminSource, error) {
 	s := &AdminSource{a: a, engines: engines, info: info, nonceLen: tcpcrypt.DefaultResumeNonceLen}
+	if engines != nil && engines.Cache != nil {
+		s.nonceLen = engines.Cache.NonceLen() // engine.resumption_nonce_len
+	}
 	var configured []cryptopool.Suite
 	for _, name := range info.AEADs {
 		su, err := cryptopool.ParseSuite(name)

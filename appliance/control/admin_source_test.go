@@ -665,3 +665,23 @@ func TestAEADPreferenceFromConfig(t *testing.T) {
 		t.Fatalf("status: aead_preference %v from %q, want %v from config", st.AEADPreference, st.AEADPreferenceFrom, cfg.AEADs)
 	}
 }
+
+// TestResumptionNonceLenFromConfig: engine.resumption_nonce_len reaches the
+// cache and GET /api/v1/config (there was no such key: the length could
+// only be set through the API, until the next restart).
+func TestResumptionNonceLenFromConfig(t *testing.T) {
+	cfg := config.Default().Engine
+	cfg.ResumptionNonceLen = 3
+	eng, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, got := eng.Cache.NonceLen(), src.Config().ResumeNonceLen; n != 3 || got != 3 {
+		t.Fatalf("nonce length: cache %d, API %d; want 3", n, got)
+	}
+}

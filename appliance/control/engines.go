@@ -80,6 +80,10 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	}
 	if c.Resumption {
 		e.Cache = tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{MaxEntries: c.ResumptionCache, TTL: c.ResumptionTTL})
+		if err := e.Cache.SetNonceLen(c.ResumptionNonceLen); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	return e, nil
 }

@@ -106,6 +106,13 @@ func (c *Cache[K]) SetNonceLen(n int) error {
 	return nil
 }
 
+// NonceLen returns the length of the resumption nonces this host sends.
+func (c *Cache[K]) NonceLen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nonceLen
+}
+
 // SetEnabled turns the cache on or off. Off, it neither offers nor accepts
 // resumption and caches nothing (TC-40); turning it off also flushes it.
 // For a single connection, the same policy is simply not calling Offer,
