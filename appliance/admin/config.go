@@ -56,7 +56,7 @@ type Caps struct {
 // Policies.
 const (
 	PolicyOpportunistic = "opportunistic" // encrypt when the far side speaks TCP-ENO, else fall back to plain TCP
-	PolicyRequire       = "require"       // encrypt or reset: never fall back
+	PolicyRequire       = "require"       // encrypt or refuse (reset, or drop the SYN): never fall back
 	PolicyBypass        = "bypass"        // never touch the flow
 )
 

@@ -101,8 +101,10 @@ type Config struct {
 
 // Flows bounds the per-worker flow tables.
 type Flows struct {
-	// Max is the flow-table capacity per worker; the oldest flow is
-	// evicted when it is full.
+	// Max is the flow-table capacity per worker. The tables steer the
+	// kernel fast path only: when one is full its oldest entry is
+	// forgotten and that connection keeps its path (the engine bounds
+	// encrypted connections: Engine.MaxFlows, Engine.MemoryLimit).
 	Max int `yaml:"max"`
 	// HandshakeTimeout is how long a flow whose handshake is incomplete,
 	// or one seen mid-stream from one side only, is kept without traffic.
@@ -198,8 +200,8 @@ type Engine struct {
 	FragmentPerFlow   int           `yaml:"fragment_per_flow"`
 	FragmentBytes     int           `yaml:"fragment_bytes"`
 	// Policies choose per far-side prefix: opportunistic (offer, fall
-	// back to plain TCP), require (reset connections that do not
-	// negotiate) or bypass (never offer). Longest prefix wins; addresses
+	// back to plain TCP), require (never plain TCP: a failed
+	// negotiation is reset, a SYN that cannot start one dropped) or bypass (never offer). Longest prefix wins; addresses
 	// in no prefix are opportunistic.
 	Policies []Policy `yaml:"policies"`
 	// KeyWorkers is the number of goroutines doing public-key work off

@@ -14,7 +14,7 @@ import (
 // With the engine off, the guards over a previous run's negotiated set
 // reset its connections (engine.NewGuard), but the admin API read engine
 // counters only from running engines: stray_resets, the drops and
-// negotiated_entries stayed 0, so an operator could not see connections
+// negotiated_set_entries stayed 0, so an operator could not see connections
 // being reset, nor when the set had drained. The guards' counters are now
 // the engine counters the API reports.
 func TestAdminSourceGuardCounters(t *testing.T) {
@@ -40,7 +40,7 @@ func TestAdminSourceGuardCounters(t *testing.T) {
 	}
 	c := src.Counters()
 	if c.StrayResets != 1 || c.NegotiatedEntries == 0 || c.Drops["stale"] == 0 {
-		t.Fatalf("admin counters with the engine off: stray_resets %d, negotiated_entries %d, drops %v; want 1, >0, stale counted",
+		t.Fatalf("admin counters with the engine off: stray_resets %d, negotiated_set_entries %d, drops %v; want 1, >0, stale counted",
 			c.StrayResets, c.NegotiatedEntries, c.Drops)
 	}
 }

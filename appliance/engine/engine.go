@@ -120,7 +120,8 @@ type FlowInfo struct {
 	// far side, PacketsOut those that went to it (frames, the Init
 	// message, ACKs the engine sent; a plain flow's segments forwarded),
 	// both on the outside port and from the third segment of the TCP
-	// handshake on. Segments the kernel fast path carries are not seen.
+	// handshake on. Segments the kernel fast path carries are not seen;
+	// a super-segment a port backend hands over (GRO) counts once.
 	PacketsIn  uint64
 	PacketsOut uint64
 	Started    time.Time

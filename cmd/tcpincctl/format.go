@@ -67,6 +67,8 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 		c.AuthFailures, c.Rekeys, c.Resumptions, c.InitRetransmit, c.DupACKs)
 	fmt.Fprintf(w, "frames sealed: %d, opened: %d, resumption cache: %d %s\n",
 		c.FramesSealed, c.FramesOpened, c.CacheEntries, plural(int(c.CacheEntries), "far side", "far sides"))
+	fmt.Fprintf(w, "negotiated set: %d %s (overflows %d, store errors %d), stray resets: %d\n",
+		c.NegEntries, plural(int(c.NegEntries), "tuple", "tuples"), c.NegOverflows, c.NegStoreErrors, c.StrayResets)
 	if len(c.Workers) > 0 {
 		var parts []string
 		for _, wk := range c.Workers {

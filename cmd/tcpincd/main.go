@@ -463,11 +463,15 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	if cfg.KeyLog != "" {
 		kl, err := keylog.Create(cfg.KeyLog)
 		if err != nil {
-			return nil, nil, closeAll, err
+			// A debugging aid must not take the data plane down (under
+			// systemd: a restart loop, then a dead box): run without
+			// it, and say so here and in the status (adminSource).
+			log.Error("key log not opened: running without it", "err", err)
+		} else {
+			closers = append(closers, func() { kl.Close() })
+			engines.KeyLog, engines.KeyLogLost = kl.Log, kl.Lost
+			log.Warn(keyLogWarning(cfg.KeyLog))
 		}
-		closers = append(closers, func() { kl.Close() })
-		engines.KeyLog, engines.KeyLogLost = kl.Log, kl.Lost
-		log.Warn(keyLogWarning(cfg.KeyLog))
 	}
 	return engines, nil, closeAll, nil
 }
@@ -593,7 +597,10 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 // adminSource adapts the running appliance to the admin API.
 func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, x *backend.Ports) (*control.AdminSource, error) {
 	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards}
-	if cfg.KeyLog != "" && engines != nil {
+	switch {
+	case cfg.KeyLog != "" && engines != nil && engines.KeyLog == nil:
+		info.Warnings = append(info.Warnings, "key log "+cfg.KeyLog+" could not be opened (see the daemon's log): no keys are written")
+	case cfg.KeyLog != "" && engines != nil:
 		info.Warnings = append(info.Warnings, keyLogWarning(cfg.KeyLog))
 	}
 	if engines == nil {
@@ -636,7 +643,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 func engineOffWarning(guarding bool) string {
 	w := "ENGINE OFF (engine.enabled: false): every connection passes unencrypted"
 	if guarding {
-		w += "; connections a previous run encrypted are reset (stray_resets counts them, negotiated_entries says how many tuples remain)"
+		w += "; connections a previous run encrypted are reset (stray_resets counts them, negotiated_set_entries says how many tuples remain)"
 	}
 	return w
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/config"
 )
 
 func runArgs(args ...string) (int, string) {
@@ -130,5 +133,28 @@ func TestKeyLogFlagsEnable(t *testing.T) {
 	cfg, err := loadConfig([]string{"--inside", "a", "--outside", "b", "--key-log", "/k", "--key-log-enabled"}, &buf)
 	if err != nil || cfg.KeyLog != "/k" || !cfg.KeyLogEnabled {
 		t.Fatalf("%+v %v", cfg, err)
+	}
+}
+
+// TestKeyLogThatCannotOpen: a key log file that cannot be opened does not
+// stop the daemon (before: exit 1, which systemd restarts in a loop and
+// then gives up on, leaving the box dead); it runs without the key log,
+// says so in its log, and the status warns.
+func TestKeyLogThatCannotOpen(t *testing.T) {
+	cfg := config.Default()
+	cfg.Inside, cfg.Outside, cfg.PinDir = "lo", "lo", "" // only looked up
+	cfg.KeyLog, cfg.KeyLogEnabled = filepath.Join(t.TempDir(), "no-such-dir", "keys"), true
+	var logged bytes.Buffer
+	engines, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatalf("startEngines: %v", err)
+	}
+	defer closeAll()
+	defer engines.Close()
+	if engines.KeyLog != nil {
+		t.Fatal("a key log that could not be opened is on")
+	}
+	if !strings.Contains(logged.String(), "key log not opened") {
+		t.Fatalf("nothing said in the log:\n%s", logged.String())
 	}
 }
