@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README): installs what the tests need when it
 # is missing (scripts/deps.sh: Debian packages, Go modules), then format and
-# vet checks, every Go test (integration tests in network namespaces need
-# root), then a short run of every fuzz target for a fixed number of
-# executions.
+# vet checks, every Go test, then a short run of every fuzz target for a
+# fixed number of executions.
+#
+# It runs as root only: without root the integration tests (network
+# namespaces, XDP, AF_XDP) skip, and a run that skipped them proves little.
+# For the same reason a test that skips fails the run unless
+# scripts/test-skips.txt names it with the reason (scripts/testreport).
 #
 # Fuzz budgets are execution counts, not durations: with a duration, Go 1.26's
 # fuzz coordinator can end a healthy run with "context deadline exceeded" and
@@ -12,6 +16,12 @@
 # duration once the toolchain has the fix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+	echo "test.sh: run me as root (sudo ./scripts/test.sh): without root the tests" >&2
+	echo "that build network namespaces, XDP programs and AF_XDP sockets skip" >&2
+	exit 1
+fi
 
 echo "== dependencies"
 . scripts/deps.sh
@@ -39,16 +49,22 @@ fi
 echo "== go vet"
 go vet ./...
 
+# report reads go test -json, prints the lines plain go test prints, and
+# fails on a skipped test that scripts/test-skips.txt does not allow.
+report() {
+	go run ./scripts/testreport -module "$(go list -m)" scripts/test-skips.txt
+}
+
 echo "== go test"
 # -p 1: integration tests share the machine's two cores and its network
 # namespaces; running packages one at a time keeps them deterministic.
-go test -count=1 -p 1 -timeout 45m ./...
+go test -json -count=1 -p 1 -timeout 45m ./... | report
 
 echo "== go test: the engine through ports that take super-frames"
 # The engine's tests again, their gateways sending through ports with
 # checksum and segmentation offload (the AF_PACKET backend's), whose
 # super-frames are cut in software as the kernel does.
-TCPINC_ENGINE_GSO=1 go test -count=1 ./appliance/engine
+TCPINC_ENGINE_GSO=1 go test -json -count=1 ./appliance/engine | report
 
 echo "== fuzz"
 for pkg in $(go list ./...); do
