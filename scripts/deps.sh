@@ -25,6 +25,7 @@ tcpinc_deps() {
 		[curl]=curl [tshark]=tshark [python3]=python3 [ping]=iputils-ping
 		[netsniff-ng]=netsniff-ng [chromium]=chromium [dpkg-deb]=dpkg
 		[sha256sum]=coreutils [flock]=util-linux [make]=make [tayga]=tayga
+		[git]=git
 	)
 	local cmds
 	case $want in
@@ -33,8 +34,10 @@ tcpinc_deps() {
 	# The integration tests drive real tools in network namespaces; the
 	# dissector and decode tests run tshark; the status page test runs
 	# headless chromium; the package test runs make and dpkg-deb; tayga (an
-	# IPv4/IPv6 translator) makes the IPv6 fragments of the fragment test.
-	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb make sha256sum flock tayga" ;;
+	# IPv4/IPv6 translator) makes the IPv6 fragments of the fragment test;
+	# test.sh and the docs tests list the tracked files with git (both walk
+	# the tree where git cannot).
+	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb make sha256sum flock tayga git" ;;
 	*)
 		echo "deps.sh: unknown set '$want' (demo or test)" >&2
 		return 2
