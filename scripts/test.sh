@@ -35,6 +35,7 @@ declare -A budget=(
 	[FuzzWorkerEngine]=10000x
 	[FuzzParse]=20000x
 	[FuzzSegments]=20000x
+	[FuzzHandle]=20000x
 	[FuzzDecodeConfig]=20000x
 	[FuzzMerge]=30000x
 )
