@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -90,12 +91,12 @@ func FuzzSegments(f *testing.F) {
 
 // FuzzScript runs a script of host segments (arbitrary numbers, flags and
 // lengths), wire deliveries (any order, duplicates, drops) and timer ticks
-// on an encrypted pair, and checks the security invariants: no host
-// plaintext (the marker) ever appears on the wire and nothing but host
-// plaintext ever reaches a host, whatever happens (aborts included); every
-// emitted frame is valid. Ops 0xf8 and up send a packet-too-big about a
-// frame on the wire (from the outside) or one delivered to a host (from
-// the inside, quoting plaintext).
+// on an encrypted pair, and checks the security invariants: no 8 bytes of
+// host data ever appear on the wire and nothing but the far host's bytes,
+// at their place in its stream, ever reaches a host, whatever happens
+// (aborts included); every emitted frame is valid. Ops 0xf8 and up send a
+// packet-too-big about a frame on the wire (from the outside) or one
+// delivered to a host (from the inside, quoting plaintext).
 func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 10, 2, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0x19, 3, 3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0})
@@ -106,68 +107,71 @@ func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 200, 1, 0, 0, 0, 0, 0x18, 200, 2, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0, 1, 0,
 		0xf8, 0, 0, 0, 0, 0, 60, 0xf9, 0, 0, 0, 0, 0, 60, 0xfa, 0, 0, 0, 0, 0, 60, 0xfb, 0, 0, 0, 0, 0, 60,
 		0, 0xf9, 0xc0, 0, 0, 0x18, 200, 2, 0, 0, 0, 0, 0, 0})
-	marker := bytes.Repeat([]byte("MARKER!!"), 1100)
 	f.Fuzz(func(t *testing.T, script []byte) {
 		pr := handshake(&testing.T{})
 		h := newHosts()
-		var toB, toA [][]byte // frames on the wire, per direction
-		var atA, atB [][]byte // frames delivered to the hosts
-		check := func(out [][]byte, wire bool) [][]byte {
+		streamA, streamB := hostStream{isnA, 'a'}, hostStream{isnB, 'b'}
+		var toB, toA [][]byte     // frames on the wire, per direction
+		var atA, atB [][]byte     // frames delivered to the hosts
+		sent := map[uint64]bool{} // every 8 bytes of host data sent
+		// The whole frame is searched, not only a TCP payload: an ICMP
+		// error quoting a host's segment would leak it too.
+		wire := func(out [][]byte) [][]byte {
+			for _, fr := range out {
+				checkFrame(t, fr)
+				for i := 0; i+8 <= len(fr); i++ {
+					if sent[binary.LittleEndian.Uint64(fr[i:])] {
+						t.Fatalf("host data on the wire: %x at byte %d of a %d-byte frame", fr[i:i+8], i, len(fr))
+					}
+				}
+			}
+			return out
+		}
+		// What reaches a host is the far host's stream at its place (an
+		// ICMP error quotes what it quotes): anything else is ciphertext,
+		// garbage or misplaced.
+		delivered := func(out [][]byte, far hostStream) [][]byte {
 			for _, fr := range out {
 				p := checkFrame(t, fr)
-				if wire && bytes.Contains(fr, marker[:6]) {
-					t.Fatalf("plaintext on the wire: %x", fr)
-				}
-				// Hosts only ever send the marker, so anything else
-				// reaching a host is ciphertext or garbage (an ICMP
-				// error quotes what it quotes).
-				if pl := p.Payload(); !wire && p.IsTCP() && len(pl) > 0 && !bytes.Contains(marker, pl) {
-					t.Fatalf("garbage delivered to a host: %x", pl)
+				if pl := p.Payload(); p.IsTCP() && len(pl) > 0 && !bytes.Equal(pl, far.at(p.Seq(), len(pl))) {
+					t.Fatalf("delivered to a host at %x: %x, not the far host's bytes there", p.Seq(), pl)
 				}
 			}
 			return out
 		}
 		for len(script) >= 7 {
 			op, ds, da, fl, n := script[0]%7, int16(uint16(script[1])<<8|uint16(script[2])), int16(uint16(script[3])<<8|uint16(script[4])), script[5], int(script[6])*8
+			// A host segment has any length, down to a 1-byte
+			// keep-alive probe: below 16, the byte itself; then 8 times
+			// it plus its low bits, so that long ones end at any offset.
+			size := int(script[6])
+			if size >= 16 {
+				size = size*8 + size%8
+			}
 			if script[0] >= 0xf8 {
 				op = 7 + script[0]&3
 			}
 			script = script[7:]
 			switch op {
 			case 0, 1:
-				g, src, dst, seq, ack := pr.ga, addrA, addrB, h.aNext, h.bNext
+				g, src, dst, seq, ack, stream, next := pr.ga, addrA, addrB, h.aNext, h.bNext, streamA, &h.aNext
 				if op == 1 {
-					g, src, dst, seq, ack = pr.gb, addrB, addrA, h.bNext, h.aNext
+					g, src, dst, seq, ack, stream, next = pr.gb, addrB, addrA, h.bNext, h.aNext, streamB, &h.bNext
 				}
-				// The marker's phase follows the sequence number, so a
-				// host sends the same bytes at the same place whatever
-				// the segment (as TCP does): what reaches the other host
-				// is then a run of the marker unless the engine garbled
-				// it. (With marker[:n] at any offset, a host's own
-				// overlapping segments disagreed, and the first copy of
-				// each byte, which TCP keeps, looked like garbage.)
-				start := seq + uint32(ds) - isnA - 1
-				if op == 1 {
-					start = seq + uint32(ds) - isnB - 1
-				}
-				phase := int(start % 8)
-				fr := tcpFrame(src, dst, seq+uint32(ds), ack+uint32(da), fl&^synF, 502, tsOpt(5, 5), marker[phase:phase+n])
+				// A host sends the same bytes at the same place whatever
+				// the segment, as TCP does: its stream's.
+				stream.sent(sent, seq+uint32(ds), size)
+				fr := tcpFrame(src, dst, seq+uint32(ds), ack+uint32(da), fl&^synF, 502, tsOpt(5, 5), stream.at(seq+uint32(ds), size))
 				in, out := g.push(Inside, fr)
 				if op == 0 {
-					atA = append(atA, check(in, false)...)
+					atA = append(atA, delivered(in, streamB)...)
+					toB = append(toB, wire(out)...)
 				} else {
-					atB = append(atB, check(in, false)...)
+					atB = append(atB, delivered(in, streamA)...)
+					toA = append(toA, wire(out)...)
 				}
-				if op == 0 {
-					toB = append(toB, check(out, true)...)
-					if ds == 0 && fl&(rstF|synF) == 0 {
-						h.aNext += uint32(n)
-					}
-				} else {
-					toA = append(toA, check(out, true)...)
-					if ds == 0 && fl&(rstF|synF) == 0 {
-						h.bNext += uint32(n)
-					}
+				if ds == 0 && fl&(rstF|synF) == 0 {
+					*next += uint32(size)
 				}
 			case 2, 3:
 				q, g := &toB, pr.gb
@@ -196,11 +200,11 @@ func FuzzScript(f *testing.F) {
 				}
 				in, out := g.push(Outside, fr)
 				if op == 2 {
-					atB = append(atB, check(in, false)...)
-					toA = append(toA, check(out, true)...)
+					atB = append(atB, delivered(in, streamA)...)
+					toA = append(toA, wire(out)...)
 				} else {
-					atA = append(atA, check(in, false)...)
-					toB = append(toB, check(out, true)...)
+					atA = append(atA, delivered(in, streamB)...)
+					toB = append(toB, wire(out)...)
 				}
 			case 7, 8, 9, 10:
 				// A packet-too-big: 7 and 8 from the outside, about a
@@ -224,24 +228,63 @@ func FuzzScript(f *testing.F) {
 				}
 				in, out := g.push(from, ptb(outsideRouter, dst, 500+uint32(uint16(da))%1500, fr, 28+int(n)))
 				if g == pr.ga {
-					atA = append(atA, check(in, false)...)
-					toB = append(toB, check(out, true)...)
+					atA = append(atA, delivered(in, streamB)...)
+					toB = append(toB, wire(out)...)
 				} else {
-					atB = append(atB, check(in, false)...)
-					toA = append(toA, check(out, true)...)
+					atB = append(atB, delivered(in, streamA)...)
+					toA = append(toA, wire(out)...)
 				}
 			case 4, 5, 6:
 				for _, g := range []*gw{pr.ga, pr.gb} {
 					in, out := g.tick(int64(n+1) * 1e6)
 					if g == pr.ga {
-						atA = append(atA, check(in, false)...)
-						toB = append(toB, check(out, true)...)
+						atA = append(atA, delivered(in, streamB)...)
+						toB = append(toB, wire(out)...)
 					} else {
-						atB = append(atB, check(in, false)...)
-						toA = append(toA, check(out, true)...)
+						atB = append(atB, delivered(in, streamA)...)
+						toA = append(toA, wire(out)...)
 					}
 				}
 			}
 		}
 	})
+}
+
+// hostStream is what a host sends in FuzzScript: the byte at each offset of
+// its stream is fixed, and the bytes are not periodic, so that any 8 of
+// them are found nowhere else (on the wire, or at another offset).
+type hostStream struct {
+	isn  uint32
+	salt uint64 // tells the two hosts' streams apart
+}
+
+// at is the n bytes of the stream from sequence number seq.
+func (s hostStream) at(seq uint32, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		k := seq - s.isn - 1 + uint32(i)
+		b[i] = byte(splitmix(s.salt<<32|uint64(k>>3)) >> (8 * (k & 7)))
+	}
+	return b
+}
+
+// sent adds to set every 8 bytes of the stream that overlap the n bytes
+// from seq: a leak may join two segments.
+func (s hostStream) sent(set map[uint64]bool, seq uint32, n int) {
+	if n == 0 {
+		return
+	}
+	b := s.at(seq-7, n+14)
+	for i := 0; i+8 <= len(b); i++ {
+		set[binary.LittleEndian.Uint64(b[i:])] = true
+	}
+}
+
+// splitmix is SplitMix64's output function: a fixed, well-mixed 64 bits
+// for each input.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
