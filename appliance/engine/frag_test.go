@@ -440,7 +440,7 @@ func FuzzFragments(f *testing.F) {
 		if len(ops) > 3*64 {
 			return
 		}
-		pr := handshake(&testing.T{})
+		pr := handshake(t)
 		h := newHosts()
 		seg := pr.aSegment(&h, 2000)
 		from, g := Inside, pr.ga

@@ -66,7 +66,7 @@ func FuzzSegments(f *testing.F) {
 		if len(opts) > 40 || len(payload) > 3000 {
 			return
 		}
-		pr := handshake(&testing.T{})
+		pr := handshake(t)
 		h := newHosts()
 		pr.toB(pr.aSends(&h, []byte("some data first"), pshF))
 		var fr []byte
@@ -108,7 +108,7 @@ func FuzzScript(f *testing.F) {
 		0xf8, 0, 0, 0, 0, 0, 60, 0xf9, 0, 0, 0, 0, 0, 60, 0xfa, 0, 0, 0, 0, 0, 60, 0xfb, 0, 0, 0, 0, 0, 60,
 		0, 0xf9, 0xc0, 0, 0, 0x18, 200, 2, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, script []byte) {
-		pr := handshake(&testing.T{})
+		pr := handshake(t)
 		h := newHosts()
 		streamA, streamB := hostStream{isnA, 'a'}, hostStream{isnB, 'b'}
 		var toB, toA [][]byte     // frames on the wire, per direction
