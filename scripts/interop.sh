@@ -5,7 +5,8 @@
 # 3 % loss, a second connection that resumes, and TCP-ENO hosts behind the
 # appliance. Needs root. It runs the whole matrix RUNS times in a row
 # (default 3; a case that fails once fails the script). `go test ./...`
-# runs a subset of it every time (INTEROP_FULL= here runs that subset).
+# runs a subset of it, scripts/test.sh the whole matrix once (INTEROP_FULL=
+# here runs that subset).
 #
 #   ./scripts/interop.sh              # whole matrix, 3 runs
 #   RUNS=1 ./scripts/interop.sh       # once

@@ -14,8 +14,8 @@
 //
 // `go test ./...` as root runs a subset in which every TEP, AEAD and frame
 // size meets both appliance roles (13 cases, about a minute);
-// INTEROP_FULL=1 runs the whole matrix (101 cases), which scripts/interop.sh
-// does three times in a row. Each case is a subtest:
+// INTEROP_FULL=1 runs the whole matrix (101 cases), which scripts/test.sh
+// does once and scripts/interop.sh three times in a row. Each case is a subtest:
 // -run 'TestInterop/applianceB/p256.*frame16384' picks cases. A failed case
 // reports the appliance's counters, the host-mode JSON lines and the case's
 // packets on the untrusted link; INTEROP_KEEP=DIR keeps its capture.
