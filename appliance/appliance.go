@@ -41,6 +41,13 @@ type Options struct {
 	// fanout group per port (afpacket.JoinFanout): the worker of the
 	// member flow.Fanout names owns the flow, as with RSS. It excludes RSS.
 	Fanout bool
+	// MaxFrame is the longest frame a port may hand a worker, Ethernet
+	// header and VLAN tags included, other than a TCP super-segment: the
+	// largest of the ports' MTUs plus 22. It sizes the slots of the lanes
+	// between workers (handoff.go), so that every such frame, and every
+	// wire segment of a super-segment, can change worker. 0: 4096 (the
+	// largest UMEM frame).
+	MaxFrame int
 }
 
 // ErrStopped is returned by Inspect once the workers are stopping.
@@ -88,6 +95,9 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	if opt.RSS != nil && opt.Fanout {
 		return nil, errors.New("appliance: RSS and Fanout both name flow owners")
 	}
+	if opt.MaxFrame < 0 || opt.MaxFrame > handoffMaxSlotSize {
+		return nil, fmt.Errorf("appliance: MaxFrame %d is not in [0, %d]", opt.MaxFrame, handoffMaxSlotSize)
+	}
 	for i, c := range opt.CPUs {
 		if c < 0 {
 			return nil, fmt.Errorf("appliance: CPUs[%d] = %d is negative", i, c)
@@ -103,7 +113,7 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 		errc:  make(chan error, n),
 	}
 	pass := &passthrough{fp: opt.FastPath}
-	lanes := newLanes(n)
+	lanes := newLanes(n, slotSize(opt.MaxFrame))
 	for q := range n {
 		w, err := a.newWorker(q, inside[q], outside[q], lanes, pass, opt)
 		if err != nil {
@@ -127,15 +137,16 @@ func New(inside, outside []Port, opt Options) (*Appliance, error) {
 	return a, nil
 }
 
-// newLanes makes the hand-off lanes between n workers: lanes[i][j] carries
-// frames from worker i to worker j (nil for i == j).
-func newLanes(n int) [][]*lane {
+// newLanes makes the hand-off lanes between n workers, with slots of size
+// bytes: lanes[i][j] carries frames from worker i to worker j (nil for
+// i == j).
+func newLanes(n, size int) [][]*lane {
 	lanes := make([][]*lane, n)
 	for i := range lanes {
 		lanes[i] = make([]*lane, n)
 		for j := range lanes[i] {
 			if i != j {
-				lanes[i][j] = newLane(laneSlots(n))
+				lanes[i][j] = newLane(laneSlots(n, size), size)
 			}
 		}
 	}
@@ -371,6 +382,20 @@ func (a *Appliance) HandoffLevels() []HandoffLevel {
 		}
 	}
 	return out
+}
+
+// HandoffFrame is the longest frame that can change worker (Options.MaxFrame,
+// at least 4096): a longer one that must is dropped (DropTooBig), unless
+// it is a super-segment, which goes in its wire segments.
+func (a *Appliance) HandoffFrame() int {
+	for _, w := range a.workers {
+		for _, l := range w.out {
+			if l != nil {
+				return l.size
+			}
+		}
+	}
+	return slotSize(0)
 }
 
 // Workers is the number of workers (one per queue).

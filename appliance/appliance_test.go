@@ -41,6 +41,7 @@ type rigOpts struct {
 	sinkBytes  [2]uint64
 	nicRSS     *flow.RSS // how the in-memory NIC spreads TCP over queues (nil: the workers' keyed hash)
 	ownerRSS   *flow.RSS // Options.RSS
+	maxFrame   int       // Options.MaxFrame
 }
 
 func newRig(t testing.TB, o rigOpts) *rig {
@@ -85,7 +86,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	}
 	r.bump = memport.NewBump(r.in, r.outp, sinks, o.fastPath, 1024)
 	r.bump.SetRSS(o.nicRSS)
-	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler, RSS: o.ownerRSS}
+	opt := Options{BatchSize: o.batch, Flows: o.flows, NewHandler: o.handler, RSS: o.ownerRSS, MaxFrame: o.maxFrame}
 	if o.fastPath {
 		opt.FastPath = r.bump
 	}
@@ -445,13 +446,13 @@ func TestHandoff(t *testing.T) {
 		t.Fatalf("tx frames %d, want %d", s[0].TxFrames+s[1].TxFrames, len(st))
 	}
 
-	// A lane holds laneSlots(2) frames: a worker that finds it full holds
+	// A lane holds laneSlots(2, handoffSlotSize) frames: a worker that finds it full holds
 	// the frame back (dispatch reports false) instead of dropping it.
 	data := tcpFrame(a4, b4, sp, 80, packettest.ACK, 1, 1, []byte("data"))
 	w0 := r.a.workers[0]
-	for i := range laneSlots(2) + 10 {
-		if taken := w0.dispatch(Inside, data, 0); taken != (i < laneSlots(2)) {
-			t.Fatalf("frame %d: dispatch took it = %v with %d lane slots", i, taken, laneSlots(2))
+	for i := range laneSlots(2, handoffSlotSize) + 10 {
+		if taken := w0.dispatch(Inside, data, 0); taken != (i < laneSlots(2, handoffSlotSize)) {
+			t.Fatalf("frame %d: dispatch took it = %v with %d lane slots", i, taken, laneSlots(2, handoffSlotSize))
 		}
 	}
 	if w0.t[0].handoffDrops != 0 {
@@ -469,8 +470,8 @@ func TestHandoff(t *testing.T) {
 	}
 	r.out = [2][][]byte{}
 	r.settle()
-	if len(r.out[1]) != laneSlots(2)+10 || len(w0.held[Inside]) != 0 {
-		t.Fatalf("owner sent %d handed-off frames (want %d), %d still held", len(r.out[1]), laneSlots(2)+10, len(w0.held[Inside]))
+	if len(r.out[1]) != laneSlots(2, handoffSlotSize)+10 || len(w0.held[Inside]) != 0 {
+		t.Fatalf("owner sent %d handed-off frames (want %d), %d still held", len(r.out[1]), laneSlots(2, handoffSlotSize)+10, len(w0.held[Inside]))
 	}
 	if d := w0.t[0].handoffDrops + r.a.Stats()[0].HandoffDrops; d != 0 {
 		t.Fatalf("%d frames dropped", d)

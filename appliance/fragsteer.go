@@ -196,12 +196,13 @@ func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64
 // handOff pushes a frame to worker j's lane; steered marks a fragment
 // whose steering is done (j hands it to its handler as it is).
 func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
+	l := w.out[j]
 	switch {
-	case len(frame) > handoffSlotSize && w.gso > 0 && !steered:
+	case len(frame) > l.size && w.gso > 0 && !steered:
 		w.handOffSegments(j, from, frame)
-	case len(frame) > handoffSlotSize:
-		w.t[from].drops[DropTooBig]++
-	case w.out[j].push(from, frame, steered):
+	case len(frame) > l.size:
+		w.t[from].drops[DropTooBig]++ // longer than the ports' MTU (Options.MaxFrame)
+	case l.push(from, frame, steered):
 		w.t[from].handoffs++
 		w.handed[j] = true
 	default:
@@ -215,7 +216,8 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 // group had its program), to its owner cut back into segments of its
 // gso_size by the port (bump.Segmenter), each with complete checksums: no
 // lane slot holds 64 KiB, and a connection whose frames always land here
-// still goes through.
+// still goes through. Each segment is a wire frame, so it fits a slot
+// sized for the ports' MTU.
 func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
 	seg, ok := w.ports[from].(bump.Segmenter)
 	mss := int(w.gso)
@@ -223,14 +225,20 @@ func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
 		w.t[from].drops[DropTooBig]++
 		return
 	}
+	size := w.out[j].size
 	need := len(frame)/mss + 1 // at least the segments' count
 	for len(w.segBufs) < need {
-		w.segBufs = append(w.segBufs, make([]byte, handoffSlotSize))
+		w.segBufs = append(w.segBufs, nil)
 		w.segSizes = append(w.segSizes, 0)
+	}
+	for i := range need {
+		if len(w.segBufs[i]) < size {
+			w.segBufs[i] = make([]byte, size)
+		}
 	}
 	n, err := seg.Segment(frame, mss, w.segBufs[:need], w.segSizes[:need])
 	if err != nil {
-		w.t[from].drops[DropTooBig]++ // a segment over a slot (jumbo MTU), or not TCP
+		w.t[from].drops[DropTooBig]++ // a segment over a slot (gso_size beyond the MTU), or not TCP
 		return
 	}
 	for i := range n {

@@ -92,7 +92,7 @@ func (segPort) Segment(frame []byte, mss int, out [][]byte, sizes []int) (int, e
 // slots, in order, each with the right sequence number, bytes and valid
 // checksums; a big frame that is not a super-segment is dropped and counted.
 func TestSuperSegmentHandedOverInSegments(t *testing.T) {
-	w := &worker{nwork: 2, out: []*lane{nil, newLane(64)}, handed: make([]bool, 2)}
+	w := &worker{nwork: 2, out: []*lane{nil, newLane(64, handoffSlotSize)}, handed: make([]bool, 2)}
 	w.ports[Inside] = segPort{}
 	payload := make([]byte, 10000)
 	for i := range payload {
@@ -131,6 +131,67 @@ func TestSuperSegmentHandedOverInSegments(t *testing.T) {
 	w.handOff(1, Inside, frame, false)
 	if w.t[Inside].drops[DropTooBig] != 1 {
 		t.Fatalf("a big frame without gso_size: drops %v", w.t[Inside].drops)
+	}
+}
+
+// TestJumboFramesHandedOver: on ports of MTU 9000 (AF_PACKET), a frame of
+// another worker's flow changes worker whole, and a super-segment in its
+// MTU-sized wire segments, the lanes' slots being sized from the ports'
+// MTU (Options.MaxFrame). Before, slots held 4096 bytes: the 8948-byte FIN
+// segment and every segment of the super-segment were dropped
+// (DropTooBig), and Linux resent them at the same size forever.
+func TestJumboFramesHandedOver(t *testing.T) {
+	const mtu, mss = 9000, 9000 - 40 - 12
+	r := newRig(t, rigOpts{queues: 2, frameSize: [2]int{16384, 16384}, maxFrame: mtu + 14 + 8})
+	if f := r.a.HandoffFrame(); f < mtu+14+8 || f > mtu+14+8+63 {
+		t.Fatalf("lanes carry frames of up to %d bytes", f)
+	}
+	w0 := r.a.workers[0]
+	w0.ports[Inside] = segPort{w0.ports[Inside]}
+	sp := ownedBy(1, 2)
+	qinq := []packettest.Tag{{TPID: 0x88a8, TCI: 5}, {TPID: 0x8100, TCI: 6}}
+	payload := bytes.Repeat([]byte("jumbo data. "), 3*mss/12)
+	super := tcpFrame(a4, b4, sp, 80, packettest.ACK, 1000, 1, payload, qinq...)
+	fin := tcpFrame(a4, b4, sp, 80, packettest.ACK|packettest.FIN, 1000+uint32(len(payload)), 1, payload[:mss], qinq...)
+	w0.gso = mss
+	if !w0.dispatch(Inside, super, 0) {
+		t.Fatal("the super-segment was held back")
+	}
+	w0.gso = 0
+	if !w0.dispatch(Inside, fin, 0) {
+		t.Fatal("the FIN segment was held back")
+	}
+	r.settle()
+	s := r.a.Stats()
+	if d := s[0].Drop(DropTooBig); d != 0 {
+		t.Fatalf("%d frames dropped as too big", d)
+	}
+	if h := s[0].Handoffs; h != 4 {
+		t.Fatalf("%d hand-offs, want 4 (3 segments and the FIN)", h)
+	}
+	if len(r.out[1]) != 4 || !bytes.Equal(r.out[1][3], fin) {
+		t.Fatalf("%d frames left, want the 3 segments and the FIN unchanged", len(r.out[1]))
+	}
+	var got []byte
+	for _, f := range r.out[1][:3] {
+		var p packet.Packet
+		if err := p.Decode(f); err != nil || len(f) > mtu+14+8 {
+			t.Fatalf("segment of %d bytes: %v", len(f), err)
+		}
+		got = append(got, p.Payload()...)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the super-segment's bytes changed")
+	}
+}
+
+// TestMaxFrameBounded: a MaxFrame no Ethernet frame can have is refused at
+// start.
+func TestMaxFrameBounded(t *testing.T) {
+	for _, m := range []int{-1, handoffMaxSlotSize + 1} {
+		if _, err := New([]Port{nil}, []Port{nil}, Options{MaxFrame: m}); err == nil {
+			t.Fatalf("MaxFrame %d accepted", m)
+		}
 	}
 }
 

@@ -14,27 +14,45 @@ import "github.com/tcpinc/tcpinc/flowtable"
 // wake source is signalled at the end of the producer's round, so a
 // sleeping owner takes the frames at once.
 //
+// A slot holds one wire frame: the largest frame a port carries
+// (Options.MaxFrame, its MTU plus Ethernet header and tags), at least
+// handoffSlotSize. A super-segment is handed over cut into its wire
+// segments (handOffSegments), so a slot never needs more.
+//
 // Memory grows linearly with the number of workers: the lanes into one
 // worker hold handoffInbox bytes of slots between them however many
 // producers there are (laneSlots), and a lane's slots are allocated when
-// it first carries a frame. With symmetric RSS (Options.RSS) only frames
-// RSS cannot place (fragments, ICMP errors) are handed over.
+// it first carries a frame. Bigger slots mean fewer of them, never fewer
+// than handoffMinSlots. With symmetric RSS (Options.RSS) only frames RSS
+// cannot place (fragments, ICMP errors) are handed over.
 
 const (
 	// handoffInbox is the slot memory of all lanes into one worker.
 	handoffInbox = 1 << 20
-	// handoffSlotSize bounds a handed-off frame: the largest UMEM frame
+	// handoffSlotSize is the smallest slot: the largest UMEM frame
 	// (config frame_size 4096).
 	handoffSlotSize = 4096
+	// handoffMaxSlotSize bounds Options.MaxFrame: the longest IP packet
+	// an IPv6 length field can say (40 + 65535) behind an Ethernet
+	// header and two VLAN tags.
+	handoffMaxSlotSize = 14 + 8 + 40 + 65535
 	// handoffMinSlots is the fewest slots a lane has, however many
 	// workers share an inbox.
 	handoffMinSlots = 4
 )
 
-// laneSlots is the number of frames one lane holds in flight when n
-// workers run: 256 for 2 workers, 4 from 65 workers on.
-func laneSlots(n int) int {
-	return max(handoffMinSlots, handoffInbox/handoffSlotSize/max(n-1, 1))
+// slotSize is the slot size for ports whose largest frame is maxFrame
+// bytes (0: handoffSlotSize), rounded up to a cache line.
+func slotSize(maxFrame int) int {
+	return (max(maxFrame, handoffSlotSize) + 63) &^ 63
+}
+
+// laneSlots is the number of frames one lane of size-byte slots holds in
+// flight when n workers run: with 4 KiB slots 256 for 2 workers, 4 from
+// 65 workers on; with the slots of MTU 9000 (9,024 bytes) 116 for 2
+// workers.
+func laneSlots(n, size int) int {
+	return max(handoffMinSlots, handoffInbox/size/max(n-1, 1))
 }
 
 // handoff names one frame in a lane's slot.
@@ -50,16 +68,18 @@ type handoff struct {
 type lane struct {
 	frames *flowtable.Ring[handoff] // producer -> owner
 	done   *flowtable.Ring[uint32]  // owner -> producer: slots handled
-	buf    []byte                   // slots x handoffSlotSize, allocated by the first push
+	buf    []byte                   // slots x size, allocated by the first push
 	free   []uint32                 // producer's free slots
 	slots  int
+	size   int // bytes of a slot: the longest frame the lane carries
 }
 
-func newLane(slots int) *lane {
+func newLane(slots, size int) *lane {
 	return &lane{
 		frames: flowtable.NewRing[handoff](slots),
 		done:   flowtable.NewRing[uint32](slots),
 		slots:  slots,
+		size:   size,
 	}
 }
 
@@ -68,11 +88,11 @@ func newLane(slots int) *lane {
 // larger than a slot (a super-segment is handed over in segments:
 // handOffSegments).
 func (l *lane) push(from PortID, frame []byte, steered bool) bool {
-	if len(frame) > handoffSlotSize {
+	if len(frame) > l.size {
 		return false
 	}
 	if l.buf == nil {
-		l.buf = make([]byte, l.slots*handoffSlotSize)
+		l.buf = make([]byte, l.slots*l.size)
 		for i := range l.slots {
 			l.free = append(l.free, uint32(i))
 		}
@@ -91,7 +111,7 @@ func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	}
 	s := l.free[len(l.free)-1]
 	l.free = l.free[:len(l.free)-1]
-	copy(l.buf[int(s)*handoffSlotSize:], frame)
+	copy(l.buf[int(s)*l.size:], frame)
 	// Cannot fail: every slot is in at most one ring entry.
 	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from, steered: steered})
 	return true
@@ -114,8 +134,8 @@ func (l *lane) full() bool {
 
 // frame returns the bytes of h (owner only, until release).
 func (l *lane) frame(h handoff) []byte {
-	off := int(h.slot) * handoffSlotSize
-	return l.buf[off : off+int(h.len) : off+handoffSlotSize]
+	off := int(h.slot) * l.size
+	return l.buf[off : off+int(h.len) : off+l.size]
 }
 
 // release gives h's slot back to the producer (owner only).

@@ -41,7 +41,7 @@ type worker struct {
 	nextAge  int64    // when to run the next expiry pass (ns)
 	nextTick int64    // when the handler's Tick is next due (ns)
 	gso      uint16   // Desc.GSO of the frame being handled
-	segBufs  [][]byte // handOffSegments' segments, handoffSlotSize each (grown on first use)
+	segBufs  [][]byte // handOffSegments' segments, a lane slot each (grown on first use)
 	segSizes []int
 	csumOK   bool // its port vouches for its checksums (bump.CsumVerified)
 	lastKey  flow.Key
@@ -194,7 +194,7 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) bool {
 		return true
 	}
 	if owner := w.ownerOf(key); owner != w.id && kind != kindFragment {
-		if len(frame) <= handoffSlotSize && w.out[owner].full() {
+		if len(frame) <= w.out[owner].size && w.out[owner].full() {
 			return false
 		}
 		w.handOff(owner, from, frame, false)

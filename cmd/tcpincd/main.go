@@ -340,7 +340,17 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 		opt.NewHandler = guards.NewHandler
 	}
 	var owners string
-	if backendName, _ := x.Backend(bump.Inside); backendName == backend.AFPacket && len(inside) > 1 {
+	backendName, _ := x.Backend(bump.Inside)
+	if backendName == backend.AFPacket {
+		// Its sockets hand over frames as long as the ports' MTU: the
+		// lanes between workers must hold them (AF_XDP's fit a UMEM
+		// frame, which the lanes' smallest slot holds).
+		var err error
+		if opt.MaxFrame, err = afxdp.MaxLinkFrame(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if backendName == backend.AFPacket && len(inside) > 1 {
 		opt.Fanout, owners = true, "AF_PACKET fanout program: the member socket that receives both directions owns the flow"
 	} else {
 		opt.RSS, owners = afxdp.OwnerRSS(cfg.Inside, cfg.Outside, len(inside))
@@ -349,6 +359,10 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 	a, err := appliance.New(inside, outside, opt)
 	if err != nil {
 		return nil, err
+	}
+	if len(inside) > 1 {
+		log.Info("hand-off lanes", "max_frame", a.HandoffFrame(),
+			"note", "a port MTU raised past this while running drops the frames that change worker (drop_too_big): restart tcpincd")
 	}
 	if engines != nil {
 		ec := engines.Config()
