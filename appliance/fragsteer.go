@@ -194,12 +194,11 @@ func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64
 }
 
 // handOff pushes a frame to worker j's lane; steered marks a fragment
-// whose steering is done (j hands it to its handler as it is).
+// whose steering is done (j hands it to its handler as it is). A TCP
+// super-segment goes through handOffSegments instead.
 func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 	l := w.out[j]
 	switch {
-	case len(frame) > l.size && w.gso > 0 && !steered:
-		w.handOffSegments(j, from, frame)
 	case len(frame) > l.size:
 		w.t[from].drops[DropTooBig]++ // longer than the ports' MTU (Options.MaxFrame)
 	case l.push(from, frame, steered):
@@ -218,32 +217,45 @@ func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
 // lane slot holds 64 KiB, and a connection whose frames always land here
 // still goes through. Each segment is a wire frame, so it fits a slot
 // sized for the ports' MTU.
-func (w *worker) handOffSegments(j int, from PortID, frame []byte) {
+//
+// It reports false when j's lane fills before the last segment: the
+// receiving worker holds the frame (backpressure, as for a whole frame),
+// and the next call for it goes on after the segments that went
+// (w.segsDone). A super-segment can have more segments than a lane has
+// slots; before, the segments past a full lane were dropped.
+func (w *worker) handOffSegments(j int, from PortID, frame []byte) bool {
 	seg, ok := w.ports[from].(bump.Segmenter)
 	mss := int(w.gso)
 	if !ok || mss <= 0 {
 		w.t[from].drops[DropTooBig]++
-		return
+		return true
 	}
-	size := w.out[j].size
+	l := w.out[j]
 	need := len(frame)/mss + 1 // at least the segments' count
 	for len(w.segBufs) < need {
 		w.segBufs = append(w.segBufs, nil)
 		w.segSizes = append(w.segSizes, 0)
 	}
 	for i := range need {
-		if len(w.segBufs[i]) < size {
-			w.segBufs[i] = make([]byte, size)
+		if len(w.segBufs[i]) < l.size {
+			w.segBufs[i] = make([]byte, l.size)
 		}
 	}
 	n, err := seg.Segment(frame, mss, w.segBufs[:need], w.segSizes[:need])
 	if err != nil {
+		w.segsDone[from] = 0
 		w.t[from].drops[DropTooBig]++ // a segment over a slot (gso_size beyond the MTU), or not TCP
-		return
+		return true
 	}
-	for i := range n {
+	for i := w.segsDone[from]; i < n; i++ {
+		if l.full() {
+			w.segsDone[from] = i
+			return false
+		}
 		w.handOff(j, from, w.segBufs[i][:w.segSizes[i]], false)
 	}
+	w.segsDone[from] = 0
+	return true
 }
 
 // progress counts the fragment in p against r.

@@ -100,7 +100,9 @@ func TestSuperSegmentHandedOverInSegments(t *testing.T) {
 	}
 	frame := tcpFrame(a4, b4, 40000, 443, packettest.ACK|packettest.PSH, 1000, 77, payload, packettest.Tag{TPID: 0x88a8, TCI: 5}, packettest.Tag{TPID: 0x8100, TCI: 6})
 	w.gso = 1448
-	w.handOff(1, Inside, frame, false)
+	if !w.handOffSegments(1, Inside, frame) {
+		t.Fatal("held back with room in the lane")
+	}
 	var got []byte
 	for i := 0; ; i++ {
 		h, ok := w.out[1].frames.Pop()
@@ -182,6 +184,67 @@ func TestJumboFramesHandedOver(t *testing.T) {
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatal("the super-segment's bytes changed")
+	}
+}
+
+// gsoPort receives frames longer than a 1500-byte MTU as super-segments
+// of gso payload bytes per segment, as the AF_PACKET port does after GRO.
+type gsoPort struct {
+	segPort
+	gso uint16
+}
+
+func (p gsoPort) Receive(descs []Desc) int {
+	n := p.Port.Receive(descs)
+	for i := range descs[:n] {
+		if descs[i].Len > 1514 {
+			descs[i].GSO = p.gso
+		}
+	}
+	return n
+}
+
+// TestSuperSegmentWaitsForLane: a super-segment with more segments than
+// its owner's lane has slots is held, like a whole frame, until the owner
+// drained the lane, and goes on from the segment where it stopped: every
+// byte arrives once, in order. Before, the segments past a full lane were
+// dropped (handoff drops), and each resend of them too when the lane was
+// busy.
+func TestSuperSegmentWaitsForLane(t *testing.T) {
+	const mss = 200
+	r := newRig(t, rigOpts{queues: 2, frameSize: [2]int{1 << 16, 2048}})
+	w0 := r.a.workers[0]
+	w0.ports[Inside] = gsoPort{segPort{w0.ports[Inside]}, mss}
+	sp := ownedBy(1, 2)
+	payload := make([]byte, 60000) // 300 segments; a lane holds laneSlots(2, 4096) = 256
+	for i := range payload {
+		payload[i] = byte(i * 13)
+	}
+	for i := range 2 {
+		seq := 1000 + uint32(i*len(payload))
+		if !r.in[0].Inject(tcpFrame(a4, b4, sp, 80, packettest.ACK, seq, 1, payload)) {
+			t.Fatal("inject failed")
+		}
+	}
+	r.now += time.Millisecond
+	r.settle()
+	s := r.a.Stats()
+	if s[0].HandoffDrops != 0 || s[0].Drop(DropTooBig) != 0 {
+		t.Fatalf("%d hand-off drops, %d too big", s[0].HandoffDrops, s[0].Drop(DropTooBig))
+	}
+	var got []byte
+	for i, f := range r.out[1] {
+		var p packet.Packet
+		if err := p.Decode(f); err != nil {
+			t.Fatalf("segment %d: %v", i, err)
+		}
+		if p.Seq() != 1000+uint32(len(got)) {
+			t.Fatalf("segment %d: seq %d, want %d", i, p.Seq(), 1000+len(got))
+		}
+		got = append(got, p.Payload()...)
+	}
+	if want := append(bytes.Clone(payload), payload...); !bytes.Equal(got, want) || s[0].Frames != 2 {
+		t.Fatalf("%d of %d bytes arrived in %d segments; %d frames received", len(got), len(want), len(r.out[1]), s[0].Frames)
 	}
 }
 

@@ -43,7 +43,8 @@ type worker struct {
 	gso      uint16   // Desc.GSO of the frame being handled
 	segBufs  [][]byte // handOffSegments' segments, a lane slot each (grown on first use)
 	segSizes []int
-	csumOK   bool // its port vouches for its checksums (bump.CsumVerified)
+	segsDone [2]int // segments of the super-segment held at each port that were handed over (handOffSegments)
+	csumOK   bool   // its port vouches for its checksums (bump.CsumVerified)
 	lastKey  flow.Key
 	lastPass bool
 	hasLast  bool
@@ -194,7 +195,11 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) bool {
 		return true
 	}
 	if owner := w.ownerOf(key); owner != w.id && kind != kindFragment {
-		if len(frame) <= w.out[owner].size && w.out[owner].full() {
+		l := w.out[owner]
+		if len(frame) > l.size && w.gso > 0 {
+			return w.handOffSegments(owner, from, frame)
+		}
+		if len(frame) <= l.size && l.full() {
 			return false
 		}
 		w.handOff(owner, from, frame, false)
