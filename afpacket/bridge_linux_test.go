@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -341,20 +342,43 @@ func TestGROSuperSegmentsIn(t *testing.T) {
 // for the bridge to take them and send them on. Before it did, every one
 // was refused as malformed and the transfer stalled.
 func TestGROSuperSegmentsWithOptionHeaders(t *testing.T) {
+	// Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4.
+	groBehindHeader(t, unix.IPV6_DSTOPTS, []byte{0, 0, 1, 4, 0, 0, 0, 0})
+}
+
+// TestGROSuperSegmentsWithRoutingHeader is TestGROSuperSegmentsWithOptionHeaders
+// with a segment routing header (IPV6_RTHDR, RFC 8754) with no segments
+// left, its one segment b's address: the IPv6 header's destination is the
+// final one, so the checksum is over it, and GRO coalesces behind it (the
+// kernel's exthdrs_offload). Before ParseTCP stepped over a routing header,
+// every super-segment was refused as malformed and the transfer stalled.
+func TestGROSuperSegmentsWithRoutingHeader(t *testing.T) {
+	// Next header, length 2 (24 bytes), type 4, segments left 0, last
+	// entry 0, flags, tag, then the segment list.
+	srh := append([]byte{0, 2, 4, 0, 0, 0, 0, 0}, net.ParseIP("fd78::2")...)
+	groBehindHeader(t, unix.IPV6_RTHDR, srh)
+}
+
+// groBehindHeader runs a 16 MB transfer from a to b over IPv6 with the
+// extension header ext (socket option opt) on every segment a sends, GRO
+// coalescing on the bump's ports, through a bridge that takes the
+// super-segments with CheckTCP and sends them on with PrepareGSO.
+func groBehindHeader(t *testing.T, opt int, ext []byte) {
+	t.Helper()
 	newTopo(t)
 	for _, ns := range []string{nsA, nsB} {
 		ethtoolK(t, ns, "eth0", "tso", "off", "gso", "off")
+		// A segment routing header is dropped on arrival without it.
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.eth0.seg6_enabled=1")
 	}
 	for _, p := range []string{"p0", "p1"} {
 		ethtoolK(t, nsBump, p, "gro", "on")
 	}
 	br := startBridge(t, fwdGSO, true)
-	// Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4.
-	dstOpts := string([]byte{0, 0, 1, 4, 0, 0, 0, 0})
 	control := func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, dstOpts)
+			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, opt, string(ext))
 		}); err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ const (
 
 	// IPv6 extension headers ParseTCP steps over, and at most how many.
 	ipv6HopByHop  = 0
+	ipv6Routing   = 43
 	ipv6DestOpts  = 60
 	maxExtHeaders = 4
 
@@ -42,6 +43,10 @@ type TCPFrame struct {
 	Payload int  // start of the TCP payload (= header bytes before it)
 	End     int  // end of the IP packet (the frame may carry padding after it)
 	V6      bool // IPv6 rather than IPv4
+	// Routed: behind an IPv6 routing header with segments left, so the
+	// TCP checksum covers the final destination, not the one in the IPv6
+	// header (RFC 8200 §8.1). Only SegmentRouted takes such a frame.
+	Routed bool
 }
 
 // PayloadLen is the number of TCP payload bytes.
@@ -49,11 +54,15 @@ func (p TCPFrame) PayloadLen() int { return p.End - p.Payload }
 
 // ParseTCP finds the headers of an Ethernet frame (up to two VLAN tags)
 // carrying one unfragmented TCP segment in IPv4 or IPv6 (extension headers:
-// hop-by-hop and destination options only), and checks that the IP length
-// fields fit the frame. It returns ErrNotTCP for any other frame and
-// ErrMalformed for a broken one.
+// hop-by-hop, destination options, and routing with no segments left), and
+// checks that the IP length fields fit the frame. It returns ErrNotTCP for
+// any other frame and ErrMalformed for a broken one.
 func ParseTCP(f []byte) (TCPFrame, error) {
-	return parseTCP(f, true)
+	p, err := parseTCP(f, true)
+	if err == nil && p.Routed {
+		return p, ErrNotTCP
+	}
+	return p, err
 }
 
 // EtherType returns the EtherType of the Ethernet frame f after up to two
@@ -73,7 +82,8 @@ func EtherType(f []byte) (et uint16, off int, ok bool) {
 	return et, off, true
 }
 
-// parseTCP is ParseTCP; with checkLen false it ignores the IP length fields
+// parseTCP is ParseTCP, but takes a routing header with segments left
+// (TCPFrame.Routed); with checkLen false it ignores the IP length fields
 // and takes the packet to end where f ends (for a frame being built).
 func parseTCP(f []byte, checkLen bool) (TCPFrame, error) {
 	var p TCPFrame
@@ -110,18 +120,22 @@ func parseTCP(f []byte, checkLen bool) (TCPFrame, error) {
 		if len(f) < off+40 || f[off]>>4 != 6 {
 			return p, ErrMalformed
 		}
-		// Hop-by-hop and destination options may come before TCP (a host
-		// may send them; GRO coalesces behind them, and GSO cuts them as
-		// the IP header's). Not a routing header: with segments left, the
-		// TCP checksum would be over the final destination, not the one
-		// in the IPv6 header (RFC 8200 §8.1).
+		// Hop-by-hop, destination options and routing headers may come
+		// before TCP (a host may send them; GRO coalesces behind them,
+		// and GSO cuts them as the IP header's). A routing header with
+		// segments left makes the frame Routed: its TCP checksum is over
+		// the final destination, not the one in the IPv6 header (RFC
+		// 8200 §8.1), which the checksum code here would take.
 		nh, l4 := f[off+6], off+40
 		for n := 0; nh != protoTCP; n++ {
-			if (nh != ipv6HopByHop && nh != ipv6DestOpts) || n == maxExtHeaders {
+			if (nh != ipv6HopByHop && nh != ipv6DestOpts && nh != ipv6Routing) || n == maxExtHeaders {
 				return p, ErrNotTCP
 			}
 			if len(f) < l4+8 {
 				return p, ErrMalformed
+			}
+			if nh == ipv6Routing && f[l4+3] != 0 {
+				p.Routed = true
 			}
 			nh, l4 = f[l4], l4+(int(f[l4+1])+1)*8
 		}

@@ -193,6 +193,15 @@ func TestParseTCP(t *testing.T) {
 			t.Fatalf("v6 with extension headers %v: checksum", ext)
 		}
 	}
+	// So is a routing header with no segments left: the destination in
+	// the IPv6 header is the final one, and the checksum is over it.
+	// GRO coalesces behind it; before, every such super-segment was
+	// refused as malformed, and the connection stalled.
+	rt0 := mkFrame(frameSpec{v6: true, ext: []byte{0, 43}, payload: pattern(7)})
+	rt0[14+40+8+3] = 0 // segments left
+	if p, err := ParseTCP(rt0); err != nil || p.L4 != 14+40+16 || p.Routed {
+		t.Fatalf("v6 routing header, no segments left: %+v %v", p, err)
+	}
 	padded := append(mkFrame(frameSpec{}), 0, 0, 0, 0, 0, 0)
 	if p, err := ParseTCP(padded); err != nil || p.End != len(padded)-6 {
 		t.Fatalf("padded: %+v %v", p, err)
@@ -215,7 +224,7 @@ func TestParseTCP(t *testing.T) {
 		{"ip len past frame", mut(good, func(f []byte) { f[16] = 0xff }), ErrMalformed},
 		{"doff 4", mut(good, func(f []byte) { f[46] = 0x40 }), ErrMalformed},
 		{"doff past end", mut(mkFrame(frameSpec{payload: pattern(39)}), func(f []byte) { f[46] = 0xf0 }), ErrMalformed},
-		{"v6 routing header", mkFrame(frameSpec{v6: true, ext: []byte{43}, payload: pattern(7)}), ErrNotTCP},
+		{"v6 routing header, segments left", mkFrame(frameSpec{v6: true, ext: []byte{43}, payload: pattern(7)}), ErrNotTCP},
 		{"v6 fragment header", mkFrame(frameSpec{v6: true, ext: []byte{44}, payload: pattern(7)}), ErrNotTCP},
 		{"v6 five option headers", mkFrame(frameSpec{v6: true, ext: []byte{0, 60, 60, 60, 60}, payload: pattern(7)}), ErrNotTCP},
 		{"v6 option header past the frame", mkFrame(frameSpec{v6: true, ext: []byte{60}})[:14+40+6], ErrMalformed},

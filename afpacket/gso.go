@@ -18,6 +18,9 @@ func PrepareGSO(f []byte, mss int) (VnetHdr, error) {
 		return h, ErrMalformed
 	}
 	p, err := parseTCP(f, false)
+	if err == nil && p.Routed {
+		err = ErrNotTCP // its pseudo-header is not the IPv6 header's
+	}
 	if err != nil {
 		return h, err
 	}

@@ -5,17 +5,19 @@ import (
 	"github.com/tcpinc/tcpinc/bump"
 )
 
-// encapSlots are the slots a port keeps for the segments of tunnelled TCP
-// super-segments (cutEncap), beyond its RX and TX slots: a GRO
-// super-segment of 64 KiB at an MSS of 1024 or more. Their pages are
-// touched only when tunnels come.
+// encapSlots are the slots a port keeps for the segments of the TCP
+// super-segments it cuts itself (cutEncap), beyond its RX and TX slots: a
+// GRO super-segment of 64 KiB at an MSS of 1024 or more. Their pages are
+// touched only when such super-segments come.
 const encapSlots = 64
 
-// cutEncap cuts a super-segment that inspectRx refused, a TCP
-// super-segment inside IP-in-IP or GRE as the kernel's GRO makes them
-// (afpacket.SegmentEncap), into encap slots, queued for the worker in
-// rxPending as plain frames with complete checksums. It reports whether it
-// did; the frame's own slot stays the caller's.
+// cutEncap cuts a super-segment that inspectRx refused into encap slots,
+// queued for the worker in rxPending as plain frames with complete
+// checksums: a TCP super-segment inside IP-in-IP or GRE as the kernel's GRO
+// makes them (afpacket.SegmentEncap), or one behind an IPv6 routing header
+// with segments left (afpacket.SegmentRouted), whose checksum the kernel's
+// GSO could not have made from the headers of a frame sent back. It
+// reports whether it did; the frame's own slot stays the caller's.
 func (p *Port) cutEncap(hb, f []byte) bool {
 	var h afpacket.VnetHdr
 	if h.Decode(hb) != nil || !h.IsGSO() {
@@ -26,7 +28,12 @@ func (p *Port) cutEncap(hb, f []byte) bool {
 	for i := range free {
 		p.encBufs[i] = p.slotBuf(p.encFree[top-1-i])[frameOff:]
 	}
+	cut := &p.rxEncap
 	k, err := afpacket.SegmentEncap(f, h, p.encBufs[:free], p.encSizes[:free])
+	if err == afpacket.ErrNotTCP {
+		cut = &p.rxRouted
+		k, err = afpacket.SegmentRouted(f, h, p.encBufs[:free], p.encSizes[:free])
+	}
 	if err != nil {
 		return false
 	}
@@ -35,7 +42,7 @@ func (p *Port) cutEncap(hb, f []byte) bool {
 		p.rxPending = append(p.rxPending, bump.Desc{Addr: uint64(slot)*slotSize + frameOff, Len: uint32(p.encSizes[i])})
 	}
 	p.encFree = p.encFree[:top-k]
-	p.rxEncap.Add(1)
+	cut.Add(1)
 	return true
 }
 

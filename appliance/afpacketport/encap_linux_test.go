@@ -76,3 +76,70 @@ func TestReceiveGRETunnel(t *testing.T) {
 		t.Fatalf("stats %+v, %d encap slots free; want 3 cut, all %d free", st, len(px.encFree), encapSlots)
 	}
 }
+
+// routedWrap puts a segment routing header (RFC 8754) with segments left
+// sl between the IPv6 header and the TCP header of the frame f (from
+// seg.build, v6, no VLAN tag), its one segment final, and makes the TCP
+// checksum the sender's: over final, not the IPv6 header's destination.
+func routedWrap(f []byte, final []byte, sl byte) []byte {
+	const l3, l4 = 14, 14 + 40
+	srh := append([]byte{6, 2, 4, sl, 0, 0, 0, 0}, final...)
+	w := append(append(append([]byte{}, f[:l4]...), srh...), f[l4:]...)
+	w[l3+6] = 43
+	binary.BigEndian.PutUint16(w[l3+4:], uint16(len(w)-l4))
+	tcp := w[l4+len(srh):]
+	ps := sumWords(w[l3+8:l3+24], sumWords(final, 0)) + 6 + uint32(len(tcp))
+	tcp[16], tcp[17] = 0, 0
+	binary.BigEndian.PutUint16(tcp[16:], ^csum(tcp, ps))
+	return w
+}
+
+// TestReceiveRoutedSuperSegment: a TCP super-segment behind an IPv6
+// routing header with segments left arrives with the pseudo-header sum of
+// its final destination (in the routing header) in its checksum field.
+// The port refused it as malformed, and the connection stalled; sent on as
+// a super-segment, the kernel's segmentation would keep that sum, but
+// PrepareGSO would replace it with the IPv6 header's. So the port cuts it
+// into the segments the sender's GSO makes, byte for byte
+// (afpacket.SegmentRouted), checksums over the final destination.
+func TestReceiveRoutedSuperSegment(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	final := []byte{0xfd, 0x78, 15: 9}
+	var want [][]byte
+	for _, s := range flowOf(seg{v6: true, seq: 5000, ack: 9}, 1400, 1400, 1400, 700) {
+		want = append(want, routedWrap(s.build(), final, 1))
+	}
+	const hdrs = 14 + 40 + 24 + 20
+	super := bytes.Clone(want[0])
+	for _, f := range want[1:] {
+		super = append(super, f[hdrs:]...)
+	}
+	binary.BigEndian.PutUint16(super[18:], uint16(len(super)-54))
+	tcp := super[hdrs-20:]
+	ps := sumWords(super[22:38], sumWords(final, 0)) + 6 + uint32(len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:], csum(nil, ps)) // the partial sum, as the sender left it
+	h := afpacket.VnetHdr{Flags: afpacket.FlagNeedsCsum, GSOType: afpacket.GSOTCPv6, GSOSize: 1400, CsumStart: hdrs - 20, CsumOffset: 16}
+	hb := make([]byte, afpacket.VnetHdrLen)
+	if err := h.Encode(hb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inspectRx(hb, super); err == nil {
+		t.Fatal("inspectRx took a routed super-segment for a frame the worker can have")
+	}
+	if !px.cutEncap(hb, super) {
+		t.Fatal("the port did not cut the super-segment")
+	}
+	got, gso := receiveAll(t, px, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("received %d frames, want the %d segments", len(got), len(want))
+	}
+	for i := range want {
+		if gso[i] != 0 || !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d (GSO %d) differs:\n got  %x\n want %x", i, gso[i], got[i][:100], want[i][:100])
+		}
+	}
+	if st := px.Stats(); st.RxRoutedCut != 1 || st.RxEncapCut != 0 || len(px.encFree) != encapSlots {
+		t.Fatalf("stats %+v, %d encap slots free; want 1 routed cut, all %d free", st, len(px.encFree), encapSlots)
+	}
+}

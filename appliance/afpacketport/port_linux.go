@@ -60,6 +60,7 @@ type Stats struct {
 	RxTruncated          uint64 // frames larger than a slot, dropped
 	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects, dropped
 	RxEncapCut           uint64 // TCP super-segments inside IP-in-IP or GRE, cut into segments (afpacket.SegmentEncap)
+	RxRoutedCut          uint64 // TCP super-segments behind an IPv6 routing header with segments left, cut into segments (afpacket.SegmentRouted)
 	RxErrors             uint64 // recvmmsg failures
 	TxFrames             uint64 // frames sendmmsg sent (a merged frame counts once)
 	TxSuperSegments      uint64 // frames given a GSO header: forwarded super-segments and merged frames
@@ -81,6 +82,7 @@ func (s *Stats) Add(o Stats) {
 	s.RxTruncated += o.RxTruncated
 	s.RxBad += o.RxBad
 	s.RxEncapCut += o.RxEncapCut
+	s.RxRoutedCut += o.RxRoutedCut
 	s.RxErrors += o.RxErrors
 	s.TxFrames += o.TxFrames
 	s.TxSuperSegments += o.TxSuperSegments
@@ -125,7 +127,7 @@ type Port struct {
 	noMerge bool // tests: send the engine's frames one by one, to measure merging
 
 	rxSuper, rxSegs, rxDone, rxBad, rxErr  atomic.Uint64
-	rxEncap                                atomic.Uint64
+	rxEncap, rxRouted                      atomic.Uint64
 	rxFrames                               atomic.Uint64
 	txSuper, txSegs, txCoal, txBad, txTail atomic.Uint64
 
@@ -642,6 +644,7 @@ func (p *Port) Stats() Stats {
 		RxTruncated:          s.RxTruncated,
 		RxBad:                p.rxBad.Load(),
 		RxEncapCut:           p.rxEncap.Load(),
+		RxRoutedCut:          p.rxRouted.Load(),
 		RxErrors:             p.rxErr.Load(),
 		TxFrames:             s.TxFrames,
 		TxSuperSegments:      p.txSuper.Load(),

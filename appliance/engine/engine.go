@@ -215,6 +215,7 @@ const (
 	FallbackSYNRetries              // the host's SYNs with TCP-ENO went unanswered: a retransmission left without it (Config.SYNsWithENO)
 	FallbackTCPAuth                 // the segments are signed end to end (TCP MD5 or TCP-AO): left alone
 	FallbackNegotiatedFull          // the negotiated set had no room for the tuple (NegotiatedSet.Overflows): unheld, a restart would pass its segments
+	FallbackSourceRouted            // the handshake came behind an IPv6 routing header with segments left (leftAlone)
 	NumFallbackReasons
 )
 
@@ -543,7 +544,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected"}
 )
 

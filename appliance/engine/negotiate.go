@@ -134,12 +134,8 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 		}
 		return v
 	}
-	if sc.Auth || p.HasAH() {
-		// TCP MD5 signs the header's length, TCP-AO the options too, and
-		// IPsec AH the whole packet: a SYN with ENO added no longer
-		// verifies (the host drops it), and nor would the segments the
-		// appliances cut from frames.
-		return e.plain(now, k, pol, FallbackTCPAuth, "SYN signed with TCP MD5, TCP-AO or IPsec AH")
+	if r, why := leftAlone(p, &sc, "SYN"); r >= 0 {
+		return e.plain(now, k, pol, r, why)
 	}
 	synData := len(p.Payload()) > 0 || sc.TFO
 	if synData && pol != Require && e.answeredWithoutENO(now, k.out.Addr()) {
@@ -277,19 +273,19 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		}
 		return e.plain(now, k, pol, FallbackNoENO, "far side offered no TCP-ENO: "+reason.String())
 	}
-	if sc.Auth || p.HasAH() || sc.TFO {
-		// A signed SYN (TCP MD5, TCP-AO) goes to the host unchanged, MSS
+	if reason, why := leftAlone(p, &sc, "SYN"); reason >= 0 || sc.TFO {
+		// A signed or source-routed SYN goes to the host unchanged, MSS
 		// and all: neither it nor what follows may be altered. A Fast
 		// Open cookie gives SYN data a meaning of its own: the appliance
 		// does not combine it with ENO. The data of a SYN+ENO segment is
 		// discarded all the same (RFC 8547 §4.7: also when ENO is not
 		// used).
-		reason, why := FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie"
-		if sc.Auth || p.HasAH() {
-			reason, why = FallbackTCPAuth, "SYN signed with TCP MD5, TCP-AO or IPsec AH"
+		if reason < 0 {
+			reason, why = FallbackSYNData, "SYN with TCP-ENO and a Fast Open cookie"
 		}
 		v := e.plain(now, k, pol, reason, why)
-		if v == Passthrough && len(p.Payload()) > 0 && !p.HasAH() { // AH: not a byte may change
+		// AH: not a byte may change; source-routed: its checksum cannot be summed anew.
+		if v == Passthrough && len(p.Payload()) > 0 && !p.HasAH() && !p.SegmentsLeft() {
 			return e.synWithoutData(nil, p, tx[Inside])
 		}
 		return v
@@ -387,8 +383,8 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 		}
 		return f.plainVerdict()
 	}
-	if sc.Auth || p.HasAH() {
-		return e.fallbackB(f, p, tx, FallbackTCPAuth, "SYN-ACK signed with TCP MD5, TCP-AO or IPsec AH")
+	if r, why := leftAlone(p, &sc, "SYN-ACK"); r >= 0 {
+		return e.fallbackB(f, p, tx, r, why)
 	}
 	if f.state == stSynAckSent {
 		if p.Seq() != f.isnL {
@@ -484,6 +480,9 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			return Passthrough
 		}
 		f.isnR = p.Seq()
+		if p.SegmentsLeft() { // as for our own SYN (leftAlone)
+			return e.fallbackA(f, p, tx, FallbackSourceRouted, "SYN-ACK behind a routing header with segments left")
+		}
 		out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
 		if !out.OK() || out.Role != eno.RoleA {
 			r := FallbackNegotiate

@@ -29,6 +29,7 @@ type want struct {
 	optLen    int
 	l4ok      bool // L4 checksum verifiable and right
 	quote     bool
+	routed    bool // SegmentsLeft
 }
 
 // namedFrames are the frame kinds the decoder must know; the fuzz target uses
@@ -44,6 +45,7 @@ func namedFrames() []struct {
 	hbh := pt.Ext{Proto: packet.ProtoHopByHop, Data: []byte{1, 4, 0, 0, 0, 0}}       // PadN
 	dst := pt.Ext{Proto: packet.ProtoDstOpts, Data: make([]byte, 14)}                // 16 bytes: Pad1s
 	rt := pt.Ext{Proto: packet.ProtoRouting, Data: []byte{4, 0, 0, 0, 0, 0}}         // type 4, 0 segments left
+	rtLeft := pt.Ext{Proto: packet.ProtoRouting, Data: []byte{4, 1, 0, 0, 0, 0}}     // 1 segment left
 	fragFirst := pt.Ext{Proto: packet.ProtoFragment, Data: []byte{0, 1, 0, 0, 0, 7}} // offset 0, M=1
 	fragLater := pt.Ext{Proto: packet.ProtoFragment, Data: []byte{0, 8, 0, 0, 0, 7}} // offset 1
 	ah := pt.Ext{Proto: packet.ProtoAH, Data: make([]byte, 22)}                      // 24 bytes: SPI, seq, 12-byte ICV
@@ -76,6 +78,8 @@ func namedFrames() []struct {
 			want{version: 6, proto: 6, etherType: 0x86dd, tags: 2, tcp: true, optLen: 4, l4ok: true}},
 		{"tcp6 ext headers", pt.Frame{Src: pt.HostA6, Dst: pt.HostB6, Ext: []pt.Ext{hbh, dst, rt, ah}, TCP: tcpSeg(pt.ACK, nil, []byte("ext"))}.Bytes(),
 			want{version: 6, proto: 6, etherType: 0x86dd, tcp: true, payload: "ext", l4ok: true}},
+		{"tcp6 routing header with segments left", pt.Frame{Src: pt.HostA6, Dst: pt.HostB6, Ext: []pt.Ext{hbh, rtLeft}, TCP: tcpSeg(pt.ACK, nil, []byte("rt"))}.Bytes(),
+			want{version: 6, proto: 6, etherType: 0x86dd, tcp: true, payload: "rt", l4ok: true, routed: true}},
 		{"tcp6 padding", pt.Frame{Src: pt.HostA6, Dst: pt.HostB6, TCP: tcpSeg(pt.ACK, nil, nil), Padding: 10}.Bytes(),
 			want{version: 6, proto: 6, etherType: 0x86dd, tcp: true, l4ok: true}},
 		{"tcp6 first fragment", pt.Frame{Src: pt.HostA6, Dst: pt.HostB6, Ext: []pt.Ext{hbh, fragFirst}, TCP: tcpSeg(pt.ACK, nil, []byte("p1"))}.Bytes(),
@@ -139,6 +143,9 @@ func TestDecodeFrames(t *testing.T) {
 			}
 			if p.VerifyL4Checksum() != w.l4ok {
 				t.Errorf("VerifyL4Checksum %v, want %v", p.VerifyL4Checksum(), w.l4ok)
+			}
+			if p.SegmentsLeft() != w.routed {
+				t.Errorf("SegmentsLeft %v, want %v", p.SegmentsLeft(), w.routed)
 			}
 			if _, ok := p.Quote(); ok != w.quote {
 				t.Errorf("quote %v, want %v", ok, w.quote)

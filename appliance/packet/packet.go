@@ -74,6 +74,7 @@ const (
 	flagQuote                // ICMP error with a decodable quoted IP header
 	flagTrusted              // the port vouches for the TCP checksum (TrustL4Checksum)
 	flagAH                   // an Authentication Header (RFC 4302) precedes the upper layer
+	flagRouted               // an IPv6 routing header with segments left precedes the upper layer
 )
 
 // Quoted describes the IP datagram quoted in an ICMP or ICMPv6 error message,
@@ -248,6 +249,9 @@ func walkIPv6(b []byte, off, end int) (proto uint8, l4 int, flags uint16, err er
 			if end-off < n {
 				return proto, -1, flags, ErrTruncated
 			}
+			if proto == ProtoRouting && b[off+3] != 0 {
+				flags |= flagRouted
+			}
 			proto = b[off]
 			off += n
 		case ProtoAH:
@@ -410,6 +414,13 @@ func (p *Packet) Frame() []byte { return p.b }
 // layer: it covers the headers and payload, so the packet must not be
 // changed.
 func (p *Packet) HasAH() bool { return p.flags&flagAH != 0 }
+
+// SegmentsLeft reports an IPv6 routing header with segments left before
+// the upper layer: the TCP checksum then covers the final destination,
+// which is not the one in the IPv6 header (RFC 8200 §8.1), so
+// VerifyL4Checksum and FixL4Checksum are wrong for the packet, and so is
+// any segment built from its headers with a checksum summed anew.
+func (p *Packet) SegmentsLeft() bool { return p.flags&flagRouted != 0 }
 
 // VLANCount returns the number of VLAN tags (0, 1 or 2), outermost first.
 func (p *Packet) VLANCount() int { return int(p.ntags) }
