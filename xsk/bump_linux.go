@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -142,6 +143,7 @@ func newBump(inside, outside int, slow SlowPath) (_ *Bump, err error) {
 			Instructions: classifierProgram(classifierMaps{
 				xsks: b.xsks[p], peer: b.peers[p], flows: b.flows, counters: b.counters,
 				config: b.config, base: p * numCounters, slow: slow,
+				peerDev: b.ifindex[1-p], peerFit: frameFit(b.ifindex[1-p]),
 			}),
 		})
 		if err != nil {
@@ -161,6 +163,17 @@ func newBump(inside, outside int, slow SlowPath) (_ *Bump, err error) {
 		}
 	}
 	return b, nil
+}
+
+// frameFit is the longest frame the kernel forwards to interface ifindex
+// of the calling thread's namespace as it is now: its MTU, an Ethernet
+// header and a VLAN tag (xdp_ok_fwd_dev); 0 if it cannot be read.
+func frameFit(ifindex int) int {
+	ifi, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return 0
+	}
+	return ifi.MTU + 14 + 4
 }
 
 // stackDropProgram is the TC ingress program of a SlowPathStack bump: it
@@ -196,8 +209,9 @@ func stackDropProgram(counters *ebpf.Map, base int) asm.Instructions {
 // redirected). The operator sees the drops as the xdp_xmit error counters
 // of `ethtool -S <port>` and the xdp:xdp_redirect_err tracepoint
 // (`perf stat -e xdp:xdp_redirect_err`). Real NICs have no such condition,
-// and generic mode transmits through the normal skb path. RedirectReady
-// tells whether the condition holds.
+// and generic mode transmits through the normal skb path (a frame longer
+// than the other port forwards goes to the workers: Oversize).
+// RedirectReady tells whether the condition holds.
 //
 // o.SlowPath chooses where the frames for the workers go: to the AF_XDP
 // sockets (SlowPathXSK, the zero value) or to the kernel for an AF_PACKET
@@ -394,7 +408,8 @@ func (b *Bump) Mode(port PortID) string {
 
 // RedirectReady reports whether frames port's classifier redirects to the
 // other port can be delivered. In generic mode they always can (the skb
-// path). In native mode the other port's driver must accept XDP frames
+// path; a frame longer than the other port forwards, such as a GRO
+// super-segment, goes to the workers instead: Oversize). In native mode the other port's driver must accept XDP frames
 // (NETDEV_XDP_ACT_NDO_XMIT); a veth does so only while its peer runs NAPI
 // (an XDP program on the peer, or `ethtool -K <peer> gro on`), and the
 // answer changes when the peer changes. A daemon should check it at start

@@ -1,6 +1,7 @@
 package xsk
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/xsk/classifiertest"
@@ -9,7 +10,7 @@ import (
 // FuzzClassifier runs arbitrary frames through the loaded BPF classifier
 // (BPF_PROG_TEST_RUN) and requires the verdict and the counters that the Go
 // reference (classifiertest.Classify) predicts, with the table's standard
-// map. Needs root.
+// map and ports of the table's MTU. Needs root.
 func FuzzClassifier(f *testing.F) {
 	seen := map[string]bool{}
 	for _, c := range classifiertest.Cases() {
@@ -22,12 +23,17 @@ func FuzzClassifier(f *testing.F) {
 		f.Skip("needs BPF")
 	}
 	requireRoot(f)
-	// Devmap entries point at lo; nothing is attached. One bump per slow
-	// path.
+	// Ports of classifiertest.PeerMTU (a veth's default); nothing is
+	// attached. One bump per slow path.
+	const ns = "xskt-fuzz"
+	newNetns(f, ns)
+	vethPair(f, ns, "f0", ns, "f1")
+	sh(f, "ip", "-n", ns, "link", "set", "f1", "mtu", strconv.Itoa(classifiertest.PeerMTU))
+	in, out := ifindexIn(f, ns, "f0"), ifindexIn(f, ns, "f1")
 	var bumps []*Bump
 	for _, slow := range []SlowPath{SlowPathXSK, SlowPathStack} {
-		b, err := newBump(1, 1, slow)
-		if err != nil {
+		var b *Bump
+		if err := inNetns(ns, func() (err error) { b, err = newBump(in, out, slow); return }); err != nil {
 			f.Fatal(err)
 		}
 		f.Cleanup(func() { b.Close() })
@@ -57,7 +63,7 @@ func FuzzClassifier(f *testing.F) {
 					want, wantRet = wantDelta(reason, cntToStack), xdpPass
 				}
 				before := b.Stats()
-				ret := runXDP(t, b.progs[Inside], frame)
+				ret := runXDPIn(t, ns, b.progs[Inside], frame)
 				after := b.Stats()
 				if got := diffStats(before.Inside, after.Inside); ret != wantRet || got != want {
 					t.Fatalf("slow path %s, fast path %v, frame %x: ret %d counters %+v; reference: ret %d counters %+v", b.slow, on, frame, ret, got, wantRet, want)

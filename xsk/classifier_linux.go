@@ -14,7 +14,7 @@ import (
 // SlowPathStack, that the frame was passed to the kernel's stack. So, per
 // port:
 //
-//	ToXSK + NoSocket + ToStack == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + ICMPError + AllToXSK
+//	ToXSK + NoSocket + ToStack == SYN + FINRST + UnknownFlow + Truncated + Fragment + IPv6Ext + Unparsed + ICMPError + AllToXSK + Oversize
 //	ToPeer + RedirectMiss      == FastPath + NonTCP
 const (
 	cntToXSK        = iota // redirected to the queue's AF_XDP socket
@@ -34,6 +34,7 @@ const (
 	cntICMPError           // ICMPv4 error (types 3, 4, 5, 11, 12, unfragmented), ICMPv6 error (types 1-4) or redirect (137)
 	cntToStack             // passed to the kernel's stack (XDP_PASS) for an AF_PACKET socket (SlowPathStack)
 	cntStackDropped        // dropped by the TC ingress program after the AF_PACKET taps (SlowPathStack; per skb)
+	cntOversize            // for the other port, but longer than it forwards (peerFits)
 	numCounters
 )
 
@@ -43,7 +44,7 @@ type PortStats struct {
 	FastPath, NonTCP                                         uint64
 	SYN, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed uint64
 	FINRST, AllToXSK, ICMPError                              uint64
-	ToStack, StackDropped                                    uint64
+	ToStack, StackDropped, Oversize                          uint64
 }
 
 func portStatsFrom(c []uint64) PortStats {
@@ -53,7 +54,7 @@ func portStatsFrom(c []uint64) PortStats {
 		SYN: c[cntSYN], UnknownFlow: c[cntUnknownFlow], Truncated: c[cntTruncated],
 		Fragment: c[cntFragment], IPv6Ext: c[cntIPv6Ext], Unparsed: c[cntUnparsed],
 		FINRST: c[cntFINRST], AllToXSK: c[cntAllToXSK], ICMPError: c[cntICMPError],
-		ToStack: c[cntToStack], StackDropped: c[cntStackDropped],
+		ToStack: c[cntToStack], StackDropped: c[cntStackDropped], Oversize: c[cntOversize],
 	}
 }
 
@@ -70,10 +71,14 @@ const (
 	ipProtoAH  = 51
 
 	// Stack layout: the flow key at fp-40 (40 bytes), the counter index at
-	// fp-44, the config map key at fp-48.
+	// fp-44, the config map key at fp-48, bpf_check_mtu's length at fp-52.
 	keyOff = -40
 	idxOff = -44
 	cfgOff = -48
+	mtuOff = -52
+
+	// bpf_check_mtu's verdict for a frame longer than the MTU allows.
+	mtuFragNeeded = 1
 
 	// Slot p of the config map (p: the port whose program reads it): 0 =
 	// fast path on (the zero value, so a new map means on), 1 = every
@@ -151,6 +156,8 @@ type classifierMaps struct {
 	config   *ebpf.Map // two-entry array: each port's fast-path switch
 	base     int       // this port's first counter slot
 	slow     SlowPath  // where the worker-bound frames go
+	peerDev  int       // the other port's interface index
+	peerFit  int       // frames no longer than this fit the other port: its MTU at load plus 18 (peerFits)
 }
 
 // classifier builds one port's program. Registers: R6 ctx, R7 data, R8
@@ -390,9 +397,10 @@ func (c *classifier) ipv6TCP() {
 }
 
 // tcp sends SYNs, FINs and RSTs to the engine (it must see connections
-// start, end and reuse a tuple), then completes the key with the ports and
-// looks the flow up: listed, it takes the fast path (and its packet count
-// moves); unlisted, it goes to the engine.
+// start, end and reuse a tuple), and a segment the other port would not
+// take (peerFits), then completes the key with the ports and looks the
+// flow up: listed, it takes the fast path (and its packet count moves);
+// unlisted, it goes to the engine.
 func (c *classifier) tcp() {
 	c.label("tcp")
 	c.bound(20, "truncated")
@@ -403,6 +411,9 @@ func (c *classifier) tcp() {
 		asm.JNE.Imm(asm.R2, 0, "syn"),
 		asm.And.Imm(asm.R1, 0x05), // FIN | RST
 		asm.JNE.Imm(asm.R1, 0, "fin_rst"),
+	)
+	c.peerFits()
+	c.emit(
 		asm.LoadMem(asm.R1, asm.R9, 0, asm.Half),
 		asm.HostTo(asm.BE, asm.R1, asm.Half),
 		asm.StoreMem(asm.RFP, keyOff+32, asm.R1, asm.Half),
@@ -421,11 +432,47 @@ func (c *classifier) tcp() {
 	c.emit(asm.Ja.Label("to_peer"))
 }
 
+// peerFits sends a frame the other port would not take to the workers
+// ("oversize"): one longer than its MTU plus an Ethernet header and one
+// VLAN tag, the most the kernel forwards a redirected frame with
+// (xdp_ok_fwd_dev; bpf_check_mtu allows no tag, hence the 4 bytes less).
+// Only generic XDP sees such frames: it runs on the skb after GRO, or on
+// a local sender's GSO skb (a tap or veth). Redirected, the kernel drops
+// them after the program counted them sent. An AF_PACKET port takes a
+// super-segment and sends it with GSO. A frame no longer than what fitted
+// when the program was loaded goes without asking (the helper call costs
+// about 10 ns a frame in BPF_PROG_TEST_RUN here); a longer one is checked against
+// the MTU as it is now (an error, no such device, leaves it to the
+// redirect). So only an MTU lowered while the program runs lets the
+// kernel drop frames again. Clobbers R0-R5.
+func (c *classifier) peerFits() {
+	fits := c.fresh()
+	c.emit(
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, int32(min(c.m.peerFit, 0xffff))),
+		asm.JGE.Reg(asm.R2, asm.R8, fits),
+	)
+	c.emit(
+		asm.StoreImm(asm.RFP, mtuOff, 0, asm.Word), // 0: the frame's own length
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, int32(c.m.peerDev)),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, mtuOff),
+		asm.Mov.Imm(asm.R4, -4),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.FnCheckMtu.Call(),
+		asm.JEq.Imm(asm.R0, mtuFragNeeded, "oversize"),
+	)
+	c.label(fits)
+}
+
 // toPeer counts non-TCP frames and redirects them and fast-path frames to
 // the other port through the devmap; without an entry there the frame is
-// dropped and counted.
+// dropped and counted. A non-TCP frame longer than the other port takes
+// goes to the workers (peerFits; tcp checks TCP before its lookup).
 func (c *classifier) toPeer() {
 	c.label("non_tcp")
+	c.peerFits()
 	c.c(cntNonTCP)
 	c.label("to_peer")
 	c.emit(
@@ -451,7 +498,7 @@ func (c *classifier) workerReasons() {
 	}{
 		{"syn", cntSYN}, {"fin_rst", cntFINRST}, {"unknown_flow", cntUnknownFlow}, {"truncated", cntTruncated},
 		{"fragment", cntFragment}, {"ipv6ext", cntIPv6Ext}, {"unparsed", cntUnparsed},
-		{"all_to_xsk", cntAllToXSK}, {"icmp_error", cntICMPError},
+		{"all_to_xsk", cntAllToXSK}, {"icmp_error", cntICMPError}, {"oversize", cntOversize},
 	} {
 		c.label(r.label)
 		c.c(r.slot)

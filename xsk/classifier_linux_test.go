@@ -12,6 +12,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// runXDPIn is runXDP in namespace ns, where the program's other port is:
+// the classifier reads that port's MTU (peerFits), and a test run's
+// device is the loopback of the calling thread's namespace.
+func runXDPIn(t *testing.T, ns string, prog *ebpf.Program, frame []byte) uint32 {
+	t.Helper()
+	var ret uint32
+	if err := inNetns(ns, func() error { ret = runXDP(t, prog, frame); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ret
+}
+
 // runXDP runs prog on frame with BPF_PROG_TEST_RUN and returns its action.
 // The kernel refuses frames shorter than an Ethernet header (EINVAL), as it
 // never gives one to an XDP program (bpf_xdp_adjust_head/tail enforce the
@@ -39,6 +51,7 @@ var reasonCounter = map[classifiertest.Reason]int{
 	classifiertest.Truncated: cntTruncated, classifiertest.Fragment: cntFragment,
 	classifiertest.IPv6Ext: cntIPv6Ext, classifiertest.Unparsed: cntUnparsed,
 	classifiertest.ICMPError: cntICMPError, classifiertest.AllToXSK: cntAllToXSK,
+	classifiertest.Oversize: cntOversize,
 }
 
 func counterOf(t testing.TB, r classifiertest.Reason) int {
@@ -82,6 +95,7 @@ func keysOf(fs []classifiertest.Flow) []FlowKey {
 // fast-path map and each port's switch (changed only where they differ).
 type tableState struct {
 	b      *Bump
+	ns     string // where the bump's ports are
 	listed []FlowKey
 	sw     [2]bool
 	known  bool
@@ -127,7 +141,7 @@ func diffStats(a, b PortStats) PortStats {
 		Truncated: b.Truncated - a.Truncated, Fragment: b.Fragment - a.Fragment,
 		IPv6Ext: b.IPv6Ext - a.IPv6Ext, Unparsed: b.Unparsed - a.Unparsed,
 		FINRST: b.FINRST - a.FINRST, AllToXSK: b.AllToXSK - a.AllToXSK, ICMPError: b.ICMPError - a.ICMPError,
-		ToStack: b.ToStack - a.ToStack, StackDropped: b.StackDropped - a.StackDropped,
+		ToStack: b.ToStack - a.ToStack, StackDropped: b.StackDropped - a.StackDropped, Oversize: b.Oversize - a.Oversize,
 	}
 }
 
@@ -158,7 +172,7 @@ func runTable(t *testing.T, state *tableState, withSocket, withPeer [2]bool) {
 		if c.Reason == classifiertest.FastPath {
 			pkBefore = fastPathTotal(b, state.listed)
 		}
-		ret := runXDP(t, b.progs[port], c.Frame)
+		ret := runXDPIn(t, state.ns, b.progs[port], c.Frame)
 		if len(c.Frame) < 14 {
 			continue
 		}
@@ -224,11 +238,11 @@ func TestClassifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close(); bs.Close(); sock.Close() })
-	state := &tableState{b: b}
+	state := &tableState{b: b, ns: ns}
 
 	peers := [2]bool{true, true}
 	t.Run("stack", func(t *testing.T) {
-		st := &tableState{b: bs}
+		st := &tableState{b: bs, ns: ns}
 		runTable(t, st, [2]bool{}, peers)
 		if err := bs.Register(Inside, 0, sock); err != nil {
 			t.Fatal(err)
@@ -252,6 +266,27 @@ func TestClassifier(t *testing.T) {
 	if err := b.Register(Outside, 0, sock); err == nil {
 		t.Error("Register accepted a socket bound to the other port")
 	}
+
+	// The table's frames up to 1518 bytes fit the MTU the program read
+	// when it was loaded; a longer one is checked against the MTU as it
+	// is now: raised, the other port takes it.
+	t.Run("other port's MTU raised", func(t *testing.T) {
+		state.set(t, classifiertest.Case{Listed: classifiertest.StandardMap, FastPath: [2]bool{true, true}})
+		f := classifiertest.Flow4
+		frame := packettest.Frame{Src: f.Src.Addr(), Dst: f.Dst.Addr(), TCP: &packettest.TCP{
+			SrcPort: f.Src.Port(), DstPort: f.Dst.Port(), Flags: packettest.ACK, Payload: make([]byte, 3000)}}.Bytes()
+		for _, c := range []struct {
+			mtu  string
+			want PortStats
+		}{{"9000", wantDelta(cntFastPath, cntToPeer)}, {"1500", wantDelta(cntOversize, cntToXSK)}} {
+			sh(t, "ip", "-n", ns, "link", "set", "c1", "mtu", c.mtu)
+			before := b.Stats().Inside
+			runXDPIn(t, ns, b.progs[Inside], frame)
+			if d := diffStats(before, b.Stats().Inside); d != c.want {
+				t.Errorf("%d-byte frame, outside MTU %s: %+v, want %+v", len(frame), c.mtu, d, c.want)
+			}
+		}
+	})
 
 	t.Run("remove fast path", func(t *testing.T) {
 		state.set(t, classifiertest.Case{Listed: classifiertest.StandardMap, FastPath: [2]bool{true, true}})

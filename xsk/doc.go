@@ -137,7 +137,14 @@
 // the fast path of a port whose redirect cannot deliver off
 // ([Bump.SetPortFastPath]), so its frames go through user space instead of
 // being dropped. Real NICs have no such condition, and
-// generic mode transmits through the normal skb path. Test topologies that
+// generic mode transmits through the normal skb path, where the kernel
+// drops a redirected frame longer than the other port's MTU (plus an
+// Ethernet header and a VLAN tag): generic XDP runs on the skb after GRO,
+// or on a local sender's GSO skb, so a fast-path frame can be a
+// super-segment. The program sends such a frame to the workers instead
+// (Oversize): an AF_PACKET port (SlowPathStack) takes it and sends it on
+// with GSO; an AF_XDP socket has no UMEM frame for it and drops it
+// (its RxDropped). Test topologies that
 // use veth must also turn off TX checksum offload and TSO/GSO on the
 // neighbours (`ethtool -K <peer> tx off tso off gso off`): otherwise AF_XDP
 // sees frames with partial checksums and 64 KB super-frames.

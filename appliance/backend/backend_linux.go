@@ -212,18 +212,22 @@ func (p *Ports) PacketStats(port bump.PortID) afpacketport.Stats {
 // the statistics' field names): the AF_XDP sockets' statistics summed over
 // queues (xsk.Stats), or the AF_PACKET port's (afpacketport.Stats) with the
 // classifier's frames passed to the stack and the skbs dropped there after
-// the socket's tap (their ratio is how much GRO coalesced).
+// the socket's tap (their ratio is how much GRO coalesced). Both have the
+// classifier's frames too long for the other port, sent to the workers
+// instead (xdp_oversize: generic XDP's GRO super-segments).
 func (p *Ports) BackendCounters(port bump.PortID) map[string]uint64 {
-	if p.backend != AFPacket {
-		return counterMap(p.SocketStats(port))
-	}
-	m := counterMap(p.PacketStats(port))
 	bs := p.Bump.Stats()
 	st := bs.Inside
 	if port != bump.Inside {
 		st = bs.Outside
 	}
-	m["xdp_to_stack"], m["tc_stack_dropped"] = st.ToStack, st.StackDropped
+	if p.backend != AFPacket {
+		m := counterMap(p.SocketStats(port))
+		m["xdp_oversize"] = st.Oversize
+		return m
+	}
+	m := counterMap(p.PacketStats(port))
+	m["xdp_to_stack"], m["tc_stack_dropped"], m["xdp_oversize"] = st.ToStack, st.StackDropped, st.Oversize
 	return m
 }
 

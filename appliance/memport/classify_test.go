@@ -40,6 +40,8 @@ func (bb *bumpBench) arrive(fastPath bool, listed []classifiertest.Flow, port bu
 		func(f []byte) { bb.wired[1] = append(bb.wired[1], bytes.Clone(f)) },
 	}
 	b := NewBump([]*Port{bb.ports[0]}, []*Port{bb.ports[1]}, wires, fastPath, len(listed))
+	b.SetMTU(bump.Inside, classifiertest.PeerMTU)
+	b.SetMTU(bump.Outside, classifiertest.PeerMTU)
 	for _, f := range listed {
 		k := flow.MakeKey(f.Src.Addr().AsSlice(), f.Dst.Addr().AsSlice(), f.Src.Port(), f.Dst.Port())
 		if err := b.AllowFastPath(k); err != nil {

@@ -27,7 +27,9 @@ import (
 //   - other TCP: fast path if the direction's FlowKey is in the map, else worker;
 //   - anything the program cannot classify (truncated headers, more than two
 //     VLAN tags, bad IP version or IHL, IPv4 fragments of TCP, IPv6 with an
-//     extension header): worker.
+//     extension header): worker;
+//   - a frame for the fast path that is longer than the other port
+//     forwards, when SetMTU gave that port an MTU: worker.
 //
 // With the fast path disabled (xsk.Bump.SetFastPath(false)) every frame,
 // non-TCP included, goes to a worker. Bump
@@ -39,6 +41,7 @@ type Bump struct {
 	ports   [2][]*Port
 	wires   [2]func([]byte) // wires[p]: frames leaving port p
 	rss     *flow.RSS       // the NIC's RSS that picks a TCP frame's queue; nil: a keyed symmetric hash
+	mtu     [2]int          // SetMTU; 0: no limit
 	// Redirected counts frames the model forwarded on the fast path, per
 	// arrival port.
 	redirected [2]uint64
@@ -63,6 +66,16 @@ func (b *Bump) SetRSS(r *flow.RSS) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.rss = r
+}
+
+// SetMTU gives port an MTU: a frame for the fast path toward it that is
+// longer than mtu plus an Ethernet header and one VLAN tag goes to a
+// worker instead, as xsk's program does (the kernel would drop it after
+// the redirect). 0, the default: no limit.
+func (b *Bump) SetMTU(port bump.PortID, mtu int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mtu[port.Index()] = mtu
 }
 
 // AllowFastPath implements bump.FastPath.
@@ -103,6 +116,9 @@ func (b *Bump) Redirected(port bump.PortID) uint64 {
 func (b *Bump) Arrive(port bump.PortID, frame []byte) bool {
 	b.mu.Lock()
 	toPeer, key, tcp := b.classify(frame)
+	if m := b.mtu[1-port.Index()]; toPeer && m > 0 && len(frame) > m+18 {
+		toPeer = false
+	}
 	if toPeer {
 		b.redirected[port.Index()]++
 		if tcp {

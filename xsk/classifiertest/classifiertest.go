@@ -46,6 +46,12 @@
 //  6. A frame that ends inside a header the classifier reads (Ethernet,
 //     a VLAN tag, the IPv4 or IPv6 fixed header, the first 20 bytes of
 //     TCP) is Truncated.
+//  7. A frame rules 2-5 would send to the other port (NonTCP, and TCP
+//     other than SYN, FIN and RST, before the map is looked at) that is
+//     longer than the other port forwards, its MTU ([PeerMTU] in the
+//     table) plus an Ethernet header and one VLAN tag, is Oversize: the
+//     kernel would drop it after the redirect (xdp_ok_fwd_dev). Only
+//     generic XDP sees one, an skb after GRO or a local sender's GSO skb.
 //
 // Each rule ends in one of two verdicts, Peer (the fast path) or Worker.
 // How a Worker frame reaches the workers is chosen when the classifier is
@@ -135,7 +141,13 @@ const (
 	Unparsed    Reason = "Unparsed"    // Worker: bad version or IHL, third VLAN tag, IPv4 AH
 	ICMPError   Reason = "ICMPError"   // Worker: ICMP or ICMPv6 error message
 	AllToXSK    Reason = "AllToXSK"    // Worker: fast path off on the arrival port
+	Oversize    Reason = "Oversize"    // Worker: for the other port, but longer than it forwards
 )
+
+// PeerMTU is the other port's MTU in the table: a frame of up to PeerMTU
+// plus 18 bytes (an Ethernet header and one VLAN tag) goes to it (rule 7).
+// A runner gives both ports this MTU.
+const PeerMTU = 1500
 
 // Verdict is the verdict that goes with reason r.
 func (r Reason) Verdict() Verdict {
@@ -279,7 +291,7 @@ var (
 // frame arriving on either port.
 func baseRules() []rule {
 	var rules []rule
-	for _, group := range [][]rule{notIPRules(), ipv4Rules(), icmpv4Rules(), ipv6Rules(), tcpRules(), truncations()} {
+	for _, group := range [][]rule{notIPRules(), ipv4Rules(), icmpv4Rules(), ipv6Rules(), tcpRules(), truncations(), oversizeRules()} {
 		rules = append(rules, group...)
 	}
 	return rules
@@ -497,6 +509,34 @@ func truncations() []rule {
 	}
 	// Not IP: the classifier reads nothing past the ethertype.
 	return append(rules, rule{"VLAN ARP cut after the ethertype", arp[:18], NonTCP})
+}
+
+// oversizeRules: rule 7, frames around the longest the other port forwards.
+func oversizeRules() []rule {
+	limit := PeerMTU + 18
+	fill := func(f packettest.Frame, n int, tags ...packettest.Tag) []byte {
+		f.Tags = tags
+		if f.TCP != nil {
+			f.TCP.Payload = make([]byte, n-len(f.Bytes()))
+		} else {
+			f.L4 = packettest.UDP(1, 2, make([]byte, n-len(f.Bytes())))
+		}
+		return f.Bytes()
+	}
+	udp := packettest.Frame{Src: A4, Dst: B4, Proto: 17, L4: packettest.UDP(1, 2, nil)}
+	return []rule{
+		{"TCP data v4 listed, as long as the other port forwards", fill(seg(Flow4, data, nil), limit, vlan100), FastPath},
+		{"TCP data v4 listed, a byte longer", fill(seg(Flow4, data, nil), limit+1, vlan100), Oversize},
+		{"TCP data v4 listed, a super-segment", fill(seg(Flow4, data, nil), 3000), Oversize},
+		{"TCP data v6 listed, QinQ, a byte longer", fill(seg(Flow6, data, nil), limit+1, sTag200, vlan100), Oversize},
+		{"TCP data v4 unlisted, a super-segment (before the map)", fill(seg(other4, data, nil), 3000), Oversize},
+		{"TCP SYN v4, longer than the other port forwards", fill(seg(Flow4, packettest.SYN, nil), 3000), SYN},
+		{"TCP FIN v4 listed, longer than the other port forwards", fill(seg(Flow4, packettest.FIN|packettest.ACK, nil), 3000), FINRST},
+		{"UDP, as long as the other port forwards", fill(udp, limit, vlan100), NonTCP},
+		{"UDP, a byte longer", fill(udp, limit+1, vlan100), Oversize},
+		{"ARP-typed frame, longer than the other port forwards", raw(0x0806, make([]byte, 2000)), Oversize},
+		{"IPv6 hop-by-hop then TCP, longer than the other port forwards", v6ext(seg(Flow6, data, make([]byte, 2000)), packettest.Ext{Proto: 0, Data: make([]byte, 6)}), IPv6Ext},
+	}
 }
 
 func v6ext(f packettest.Frame, ext ...packettest.Ext) []byte {

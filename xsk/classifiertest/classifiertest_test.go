@@ -25,7 +25,7 @@ func TestTableCoversEveryReason(t *testing.T) {
 		}
 		seen[c.Reason][c.Port] = true
 	}
-	for _, r := range []Reason{FastPath, NonTCP, SYN, FINRST, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed, ICMPError, AllToXSK} {
+	for _, r := range []Reason{FastPath, NonTCP, SYN, FINRST, UnknownFlow, Truncated, Fragment, IPv6Ext, Unparsed, ICMPError, AllToXSK, Oversize} {
 		if !seen[r][Inside] || !seen[r][Outside] {
 			t.Errorf("no case of %s on both ports", r)
 		}

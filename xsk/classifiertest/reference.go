@@ -16,9 +16,9 @@ var ipv6ExtHeaders = []byte{0, 43, 44, 51, 60, 135, 139, 140, 253, 254}
 
 // Classify is the classifier's rules in plain Go, byte offset by byte
 // offset: the reason a frame arriving at a port whose fast path is on (or
-// off) lands in, given which flows the map lists. It is the oracle the
-// fuzz targets hold the BPF program and the in-memory bump to; the table
-// holds it to the rules.
+// off) lands in, given which flows the map lists, the other port's MTU
+// being PeerMTU. It is the oracle the fuzz targets hold the BPF program and
+// the in-memory bump to; the table holds it to the rules.
 func Classify(f []byte, fastPath bool, listed func(Flow) bool) Reason {
 	if !fastPath {
 		return AllToXSK
@@ -35,6 +35,9 @@ func Classify(f []byte, fastPath bool, listed func(Flow) bool) Reason {
 		src, dst, off, r = ipv6(f, off)
 	default:
 		r = NonTCP
+	}
+	if r == NonTCP && len(f) > PeerMTU+18 {
+		return Oversize
 	}
 	if r != "" {
 		return r
@@ -136,6 +139,8 @@ func tcp(f []byte, off int, src, dst netip.Addr, listed func(Flow) bool) Reason 
 		return SYN
 	case seg[13]&0x05 != 0: // FIN or RST
 		return FINRST
+	case len(f) > PeerMTU+18:
+		return Oversize
 	case listed(Flow{netip.AddrPortFrom(src, be16(seg[0:])), netip.AddrPortFrom(dst, be16(seg[2:]))}):
 		return FastPath
 	}
