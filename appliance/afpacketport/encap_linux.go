@@ -17,11 +17,17 @@ const encapSlots = 64
 // makes them (afpacket.SegmentEncap), or one behind an IPv6 routing header
 // with segments left (afpacket.SegmentRouted), whose checksum the kernel's
 // GSO could not have made from the headers of a frame sent back. It
-// reports whether it did; the frame's own slot stays the caller's.
-func (p *Port) cutEncap(hb, f []byte) bool {
+// returns nil if it did, afpacket.ErrNoRoom (counted in RxCutNoRoom) if
+// such a super-segment found too few free encap slots (the worker holds
+// the earlier ones' segments), any other error for a frame that is none;
+// the frame's own slot stays the caller's.
+func (p *Port) cutEncap(hb, f []byte) error {
 	var h afpacket.VnetHdr
-	if h.Decode(hb) != nil || !h.IsGSO() {
-		return false
+	if err := h.Decode(hb); err != nil {
+		return err
+	}
+	if !h.IsGSO() {
+		return afpacket.ErrNotTCP
 	}
 	free := min(len(p.encFree), cap(p.rxPending)-len(p.rxPending))
 	top := len(p.encFree)
@@ -34,8 +40,11 @@ func (p *Port) cutEncap(hb, f []byte) bool {
 		cut = &p.rxRouted
 		k, err = afpacket.SegmentRouted(f, h, p.encBufs[:free], p.encSizes[:free])
 	}
+	if err == afpacket.ErrNoRoom {
+		p.rxCutNoRoom.Add(1)
+	}
 	if err != nil {
-		return false
+		return err
 	}
 	for i := range k {
 		slot := p.encFree[top-1-i]
@@ -43,7 +52,7 @@ func (p *Port) cutEncap(hb, f []byte) bool {
 	}
 	p.encFree = p.encFree[:top-k]
 	cut.Add(1)
-	return true
+	return nil
 }
 
 // takePending moves the queued segments of cut super-segments into descs

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/afpacket"
+	"github.com/tcpinc/tcpinc/bump"
 )
 
 // greWrap puts the IP packet of the frame inner (from seg.build) in GRE
@@ -59,8 +61,8 @@ func TestReceiveGRETunnel(t *testing.T) {
 		t.Fatal("inspectRx took a tunnelled super-segment for a frame the worker can have")
 	}
 	for round := range 3 { // the encap slots come back
-		if !px.cutEncap(hb, super) {
-			t.Fatalf("round %d: the port did not cut the super-segment", round)
+		if err := px.cutEncap(hb, super); err != nil {
+			t.Fatalf("round %d: the port did not cut the super-segment: %v", round, err)
 		}
 		got, gso := receiveAll(t, px, len(want))
 		if len(got) != len(want) {
@@ -127,8 +129,8 @@ func TestReceiveRoutedSuperSegment(t *testing.T) {
 	if _, err := inspectRx(hb, super); err == nil {
 		t.Fatal("inspectRx took a routed super-segment for a frame the worker can have")
 	}
-	if !px.cutEncap(hb, super) {
-		t.Fatal("the port did not cut the super-segment")
+	if err := px.cutEncap(hb, super); err != nil {
+		t.Fatalf("the port did not cut the super-segment: %v", err)
 	}
 	got, gso := receiveAll(t, px, len(want))
 	if len(got) != len(want) {
@@ -141,5 +143,54 @@ func TestReceiveRoutedSuperSegment(t *testing.T) {
 	}
 	if st := px.Stats(); st.RxRoutedCut != 1 || st.RxEncapCut != 0 || len(px.encFree) != encapSlots {
 		t.Fatalf("stats %+v, %d encap slots free; want 1 routed cut, all %d free", st, len(px.encFree), encapSlots)
+	}
+}
+
+// TestReceiveCutNoRoom: super-segments the port must cut (here behind a
+// routing header with segments left, written by a packet socket with
+// their virtio_net_hdr) that come in one batch share the port's encap
+// slots, which the worker holds until it releases the segments: three of
+// 20 segments each fit the 64 slots, the fourth finds no room. It is
+// dropped and counted as that (RxCutNoRoom), not as a malformed frame
+// (RxBad), which it is not.
+func TestReceiveCutNoRoom(t *testing.T) {
+	newPair(t)
+	px := openPort(t, nsPkt, "x", Options{})
+	y := openSocket(t, nsPkt, "y", afpacket.Options{VnetHdr: true})
+	final := []byte{0xfd, 0x78, 15: 9}
+	const hdrs, mss = 14 + 40 + 24 + 20, 1000
+	var frames []vnetFrame
+	for i := range 4 {
+		sizes := make([]int, 20)
+		for j := range sizes {
+			sizes[j] = mss
+		}
+		var super []byte
+		for j, s := range flowOf(seg{v6: true, seq: uint32(1 + i*20*mss), ack: 9}, sizes...) {
+			f := routedWrap(s.build(), final, 1)
+			if j == 0 {
+				super = f
+			} else {
+				super = append(super, f[hdrs:]...)
+			}
+		}
+		binary.BigEndian.PutUint16(super[18:], uint16(len(super)-54))
+		tcp := super[hdrs-20:]
+		ps := sumWords(super[22:38], sumWords(final, 0)) + 6 + uint32(len(tcp))
+		binary.BigEndian.PutUint16(tcp[16:], csum(nil, ps))
+		frames = append(frames, vnetFrame{super, afpacket.VnetHdr{Flags: afpacket.FlagNeedsCsum,
+			GSOType: afpacket.GSOTCPv6, GSOSize: mss, CsumStart: hdrs - 20, CsumOffset: 16}})
+	}
+	writeVnet(t, y, frames)
+	time.Sleep(200 * time.Millisecond) // all four in the socket: one batch
+	d := make([]bump.Desc, 64)
+	n := px.Receive(d)
+	st := px.Stats()
+	if n != 60 || st.RxRoutedCut != 3 || st.RxCutNoRoom != 1 || st.RxBad != 0 {
+		t.Fatalf("received %d frames; stats %+v; want 60 segments, 3 cut, 1 without room, none bad", n, st)
+	}
+	px.Release(d[:n])
+	if len(px.encFree) != encapSlots {
+		t.Fatalf("%d of %d encap slots free after the release", len(px.encFree), encapSlots)
 	}
 }

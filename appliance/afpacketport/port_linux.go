@@ -58,9 +58,10 @@ type Stats struct {
 	RxChecksumsCompleted uint64 // partial checksums completed (FlagNeedsCsum)
 	RxKernelDrops        uint64 // frames the kernel dropped for a full socket buffer
 	RxTruncated          uint64 // frames larger than a slot, dropped
-	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects, dropped
+	RxBad                uint64 // frames with a virtio_net_hdr or headers CheckTCP rejects (and no super-segment the port cuts), dropped
 	RxEncapCut           uint64 // TCP super-segments inside IP-in-IP or GRE, cut into segments (afpacket.SegmentEncap)
 	RxRoutedCut          uint64 // TCP super-segments behind an IPv6 routing header with segments left, cut into segments (afpacket.SegmentRouted)
+	RxCutNoRoom          uint64 // such super-segments (tunnelled or routed) dropped for want of free encap slots, not malformed
 	RxErrors             uint64 // recvmmsg failures
 	TxFrames             uint64 // frames sendmmsg sent (a merged frame counts once)
 	TxSuperSegments      uint64 // frames given a GSO header: forwarded super-segments and merged frames
@@ -83,6 +84,7 @@ func (s *Stats) Add(o Stats) {
 	s.RxBad += o.RxBad
 	s.RxEncapCut += o.RxEncapCut
 	s.RxRoutedCut += o.RxRoutedCut
+	s.RxCutNoRoom += o.RxCutNoRoom
 	s.RxErrors += o.RxErrors
 	s.TxFrames += o.TxFrames
 	s.TxSuperSegments += o.TxSuperSegments
@@ -127,7 +129,7 @@ type Port struct {
 	noMerge bool // tests: send the engine's frames one by one, to measure merging
 
 	rxSuper, rxSegs, rxDone, rxBad, rxErr  atomic.Uint64
-	rxEncap, rxRouted                      atomic.Uint64
+	rxEncap, rxRouted, rxCutNoRoom         atomic.Uint64
 	rxFrames                               atomic.Uint64
 	txSuper, txSegs, txCoal, txBad, txTail atomic.Uint64
 
@@ -267,7 +269,9 @@ func (p *Port) Receive(descs []bump.Desc) int {
 		hb := b[frameOff-afpacket.VnetHdrLen : frameOff]
 		r, err := inspectRx(hb, b[frameOff:frameOff+size])
 		if err != nil {
-			if !p.cutEncap(hb, b[frameOff:frameOff+size]) {
+			// No room to cut it is no fault of the frame's: counted
+			// apart (RxCutNoRoom), not as malformed.
+			if err := p.cutEncap(hb, b[frameOff:frameOff+size]); err != nil && err != afpacket.ErrNoRoom {
 				bad++
 			}
 			p.rxFree = append(p.rxFree, slot)
@@ -645,6 +649,7 @@ func (p *Port) Stats() Stats {
 		RxBad:                p.rxBad.Load(),
 		RxEncapCut:           p.rxEncap.Load(),
 		RxRoutedCut:          p.rxRouted.Load(),
+		RxCutNoRoom:          p.rxCutNoRoom.Load(),
 		RxErrors:             p.rxErr.Load(),
 		TxFrames:             s.TxFrames,
 		TxSuperSegments:      p.txSuper.Load(),
