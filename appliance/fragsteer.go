@@ -102,7 +102,7 @@ func (w *worker) dispatchFragment(from PortID, frame []byte, now int64) {
 		return
 	}
 	if s := hk.Owner(w.nwork); s != w.id {
-		w.handOff(s, from, frame, false)
+		w.handOff(s, from, frame, false, 0)
 		return
 	}
 	w.steer(dk, from, frame, now)
@@ -190,18 +190,19 @@ func (w *worker) deliverFragment(owner int, from PortID, frame []byte, now int64
 		w.process(from, frame, now, kind, key)
 		return
 	}
-	w.handOff(owner, from, frame, true)
+	w.handOff(owner, from, frame, true, 0)
 }
 
 // handOff pushes a frame to worker j's lane; steered marks a fragment
-// whose steering is done (j hands it to its handler as it is). A TCP
-// super-segment goes through handOffSegments instead.
-func (w *worker) handOff(j int, from PortID, frame []byte, steered bool) {
+// whose steering is done (j hands it to its handler as it is), gso the
+// segment size of a super-segment that fits a slot whole (j sends it on as
+// those segments). A longer super-segment goes through handOffSegments.
+func (w *worker) handOff(j int, from PortID, frame []byte, steered bool, gso uint16) {
 	l := w.out[j]
 	switch {
 	case len(frame) > l.size:
 		w.t[from].drops[DropTooBig]++ // longer than the ports' MTU (Options.MaxFrame)
-	case l.push(from, frame, steered):
+	case l.push(from, frame, steered, gso):
 		w.t[from].handoffs++
 		w.handed[j] = true
 	default:
@@ -252,7 +253,7 @@ func (w *worker) handOffSegments(j int, from PortID, frame []byte) bool {
 			w.segsDone[from] = i
 			return false
 		}
-		w.handOff(j, from, w.segBufs[i][:w.segSizes[i]], false)
+		w.handOff(j, from, w.segBufs[i][:w.segSizes[i]], false, 0)
 	}
 	w.segsDone[from] = 0
 	return true

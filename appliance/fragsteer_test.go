@@ -130,7 +130,7 @@ func TestSuperSegmentHandedOverInSegments(t *testing.T) {
 	}
 
 	w.gso = 0
-	w.handOff(1, Inside, frame, false)
+	w.handOff(1, Inside, frame, false, 0)
 	if w.t[Inside].drops[DropTooBig] != 1 {
 		t.Fatalf("a big frame without gso_size: drops %v", w.t[Inside].drops)
 	}
@@ -245,6 +245,48 @@ func TestSuperSegmentWaitsForLane(t *testing.T) {
 	}
 	if want := append(bytes.Clone(payload), payload...); !bytes.Equal(got, want) || s[0].Frames != 2 {
 		t.Fatalf("%d of %d bytes arrived in %d segments; %d frames received", len(got), len(want), len(r.out[1]), s[0].Frames)
+	}
+}
+
+// gsoRecorder records the Desc.GSO of every frame a port transmits.
+type gsoRecorder struct {
+	Port
+	gso []uint16
+}
+
+func (r *gsoRecorder) Transmit(descs []Desc) int {
+	n := r.Port.Transmit(descs)
+	for _, d := range descs[:n] {
+		r.gso = append(r.gso, d.GSO)
+	}
+	return n
+}
+
+// TestSmallSuperSegmentHandedOverWhole: a super-segment that fits a lane
+// slot goes to its owner whole and keeps its gso_size, so the owner's port
+// sends it as the segments it stands for. Before, the hand-off dropped
+// the gso_size: the owner sent a 2,962-byte frame as one, which a port of
+// MTU 1500 refuses (EMSGSIZE) and one of MTU 9000 sends as a segment
+// larger than the connection's MSS.
+func TestSmallSuperSegmentHandedOverWhole(t *testing.T) {
+	const mss = 1448
+	r := newRig(t, rigOpts{queues: 2, frameSize: [2]int{16384, 16384}})
+	rec := &gsoRecorder{Port: r.a.workers[1].tx[Outside].port}
+	r.a.workers[1].tx[Outside].port = rec
+	w0 := r.a.workers[0]
+	w0.ports[Inside] = segPort{w0.ports[Inside]}
+	super := tcpFrame(a4, b4, ownedBy(1, 2), 80, packettest.ACK, 1000, 1, bytes.Repeat([]byte("s"), 2*mss))
+	w0.gso = mss
+	if len(super) > w0.out[1].size || !w0.dispatch(Inside, super, 0) {
+		t.Fatalf("a %d-byte super-segment was not handed over whole", len(super))
+	}
+	w0.gso = 0
+	r.settle()
+	if s := r.a.Stats(); s[0].Handoffs != 1 || len(r.out[1]) != 1 || !bytes.Equal(r.out[1][0], super) {
+		t.Fatalf("%d hand-offs, %d frames out; want the super-segment in one hand-off, unchanged", s[0].Handoffs, len(r.out[1]))
+	}
+	if len(rec.gso) != 1 || rec.gso[0] != mss {
+		t.Fatalf("the owner sent it with GSO %v, want [%d]", rec.gso, mss)
 	}
 }
 

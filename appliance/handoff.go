@@ -61,7 +61,8 @@ type handoff struct {
 	slot    uint32
 	len     uint32
 	from    PortID
-	steered bool // a fragment routed by its steering worker (fragsteer.go)
+	steered bool   // a fragment routed by its steering worker (fragsteer.go)
+	gso     uint16 // Desc.GSO of a super-segment that fit a slot whole
 }
 
 // lane carries frames from one worker (the producer) to another (the owner).
@@ -83,11 +84,11 @@ func newLane(slots, size int) *lane {
 	}
 }
 
-// push copies frame into a free slot and queues it for the owner
-// (producer only). It reports false when the lane is full or the frame
-// larger than a slot (a super-segment is handed over in segments:
-// handOffSegments).
-func (l *lane) push(from PortID, frame []byte, steered bool) bool {
+// push copies frame, a super-segment of gso-byte segments if gso is not
+// 0, into a free slot and queues it for the owner (producer only). It
+// reports false when the lane is full or the frame larger than a slot (a
+// super-segment is then handed over in segments: handOffSegments).
+func (l *lane) push(from PortID, frame []byte, steered bool, gso uint16) bool {
 	if len(frame) > l.size {
 		return false
 	}
@@ -113,7 +114,7 @@ func (l *lane) push(from PortID, frame []byte, steered bool) bool {
 	l.free = l.free[:len(l.free)-1]
 	copy(l.buf[int(s)*l.size:], frame)
 	// Cannot fail: every slot is in at most one ring entry.
-	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from, steered: steered})
+	l.frames.Push(handoff{slot: s, len: uint32(len(frame)), from: from, steered: steered, gso: gso})
 	return true
 }
 

@@ -202,7 +202,7 @@ func (w *worker) dispatch(from PortID, frame []byte, now int64) bool {
 		if len(frame) <= l.size && l.full() {
 			return false
 		}
-		w.handOff(owner, from, frame, false)
+		w.handOff(owner, from, frame, false, w.gso)
 		return true
 	}
 	w.process(from, frame, now, kind, key)
@@ -246,6 +246,7 @@ func (w *worker) drainHandoffs(now int64) int {
 				break
 			}
 			frame := l.frame(h)
+			w.gso = h.gso // it goes on as the segments it came as
 			if kind, key := w.classify(h.from, frame); kind == kindFragment && !h.steered {
 				w.dispatchFragment(h.from, frame, now)
 			} else if kind != kindOther {
@@ -253,6 +254,7 @@ func (w *worker) drainHandoffs(now int64) int {
 			} else {
 				w.tx[1-h.from].forward(frame, 0) // cannot happen: the sender classified it
 			}
+			w.gso = 0
 			l.release(h)
 			n++
 		}
