@@ -458,3 +458,44 @@ func TestFollowRekeysAfterOwnFIN(t *testing.T) {
 		t.Fatalf("B lost the key of its FINp frame: %v", err)
 	}
 }
+
+// TestKeyRingReservedControlBits: the receiver ignores the control byte's
+// reserved cres bits (RFC 8548 §4.2; TC-67) when it picks the generation
+// to open with, not only when it reports the header: 0xfe is rekey = 0
+// (generation 0), 0x81 is rekey = 1 (generation 1). Through the KeyRing
+// and through a FrameDecoder over the same stream.
+func TestKeyRingReservedControlBits(t *testing.T) {
+	mk0 := seq(5, SecretLen)
+	kab0, _ := TrafficKeys(mk0, cryptopool.AES128GCM)
+	kab1, _ := TrafficKeys(NextMasterKey(mk0), cryptopool.AES128GCM)
+	const start = 75
+	noRekey := sealRaw(kab0, 0xfe, []byte{0xfc, 'x'}, start)
+	rekey := sealRaw(kab1, 0x81, []byte{0x00, 'y'}, start+uint64(len(noRekey)))
+	stream := append(bytes.Clone(noRekey), rekey...)
+
+	_, b := newPeers(t, mk0, cryptopool.AES128GCM)
+	if h := b.deliver(t, noRekey, start, "x"); h != (FrameHeader{}) {
+		t.Errorf("control 0xfe flags 0xfc: header %+v, want none set", h)
+	}
+	gens(t, b, 0, 0, 0)
+	if h := b.deliver(t, rekey, start+uint64(len(noRekey)), "y"); h != (FrameHeader{Rekey: true}) {
+		t.Errorf("control 0x81: header %+v, want rekey only", h)
+	}
+	gens(t, b, 1, 1, 0)
+	if !b.keys.Owed() {
+		t.Error("a rekey frame with reserved bits set owes no answer")
+	}
+
+	_, b = newPeers(t, mk0, cryptopool.AES128GCM)
+	d := NewFrameDecoder(b.keys, start)
+	if err := d.Feed(stream); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"x", "y"} {
+		f, ok, err := d.Next()
+		if err != nil || !ok || string(f.Data) != want || f.Rekey != (i == 1) {
+			t.Fatalf("decoder frame %d: %+v ok %v err %v, want %q", i, f, ok, err, want)
+		}
+	}
+	gens(t, b, 1, 1, 0)
+}
