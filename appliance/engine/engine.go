@@ -215,7 +215,7 @@ const (
 	FallbackSYNRetries              // the host's SYNs with TCP-ENO went unanswered: a retransmission left without it (Config.SYNsWithENO)
 	FallbackTCPAuth                 // the segments are signed end to end (TCP MD5 or TCP-AO): left alone
 	FallbackNegotiatedFull          // the negotiated set had no room for the tuple (NegotiatedSet.Overflows): unheld, a restart would pass its segments
-	FallbackSourceRouted            // the handshake came behind an IPv6 routing header with segments left (leftAlone)
+	FallbackSourceRouted            // the handshake was source-routed: an IPv6 routing header with segments left, or an IPv4 source route (leftAlone)
 	NumFallbackReasons
 )
 

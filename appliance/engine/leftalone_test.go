@@ -33,6 +33,39 @@ func routed(t *testing.T, frame []byte, final netip.Addr, sl byte) []byte {
 	return f
 }
 
+// lsrr puts a loose source route option (RFC 791) into IPv4 frame: the
+// next hop in the header, final (the route's last address) still to go
+// when left, and the TCP checksum over final (RFC 9293 §3.1).
+func lsrr(t *testing.T, frame []byte, final netip.Addr, left bool) []byte {
+	t.Helper()
+	const l3, l4 = 14, 14 + 20
+	var p packet.Packet
+	if p.Decode(frame) != nil || p.L4Offset() != l4 {
+		t.Fatal("not an IPv4 TCP frame without options")
+	}
+	fa := final.As4()
+	ptr := byte(4) // at the (only) address: still to go
+	if !left {
+		ptr = 8 // past it: the header's destination is the final one
+	}
+	opt := append([]byte{0x83, 7, ptr}, fa[:]...)
+	opt = append(opt, 1) // NOP to a 4-byte boundary
+	f := append(append(append([]byte{}, frame[:l4]...), opt...), frame[l4:]...)
+	f[l3] = 0x40 | byte((20+len(opt))/4)
+	binary.BigEndian.PutUint16(f[l3+2:], uint16(len(f)-l3))
+	f[l3+10], f[l3+11] = 0, 0
+	binary.BigEndian.PutUint16(f[l3+10:], packet.Checksum(f[l3:l4+len(opt)], 0))
+	tcp := f[l4+len(opt):]
+	dst := f[l3+16 : l3+20]
+	if left {
+		dst = fa[:]
+	}
+	ph := append(append(append([]byte{}, f[l3+12:l3+16]...), dst...), 0, packet.ProtoTCP, byte(len(tcp)>>8), byte(len(tcp)))
+	tcp[16], tcp[17] = 0, 0
+	binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(append(ph, tcp...), 0))
+	return f
+}
+
 // TestSourceRoutedHandshakeLeftPlain: a SYN or SYN-ACK behind an IPv6
 // routing header with segments left crosses unchanged, without TCP-ENO,
 // and its connection stays plain (fallback source_routed). Its TCP
@@ -80,6 +113,28 @@ func TestSourceRoutedHandshakeLeftPlain(t *testing.T) {
 		gb.push(Outside, one(t, "SYN", syn).frame())
 		_, sa := gb.push(Inside, tcpFrame(b, a, isnB, isnA+1, synF|ackF, 65160, opts, nil))
 		unchanged(t, ga, Outside, rt(one(t, "SYN-ACK", sa).frame()))
+	})
+	// IPv4 alike: a loose source route with an address to go.
+	a4, b4 := netip.AddrPortFrom(packettest.HostA4, 40000), netip.AddrPortFrom(packettest.HostB4, 443)
+	t.Run("outbound SYN, IPv4 source route", func(t *testing.T) {
+		syn := lsrr(t, tcpFrame(a4, b4, isnA, 0, synF, 64240, opts, nil), netip.MustParseAddr("192.0.2.99"), true)
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Inside, syn)
+	})
+	t.Run("inbound SYN, IPv4 source route", func(t *testing.T) {
+		syn := lsrr(t, tcpFrame(b4, a4, isnB, 0, synF, 64240, eno, nil), netip.MustParseAddr("10.0.0.99"), true)
+		unchanged(t, newGW(t, Config{TEPs: testTEPs}), Outside, syn)
+	})
+	t.Run("IPv4 source route used up", func(t *testing.T) {
+		ga := newGW(t, Config{TEPs: testTEPs})
+		syn := lsrr(t, tcpFrame(a4, b4, isnA, 0, synF, 64240, opts, nil), netip.MustParseAddr("192.0.2.99"), false)
+		_, out := ga.push(Inside, syn)
+		if len(out) != 1 || ga.e.Counters().Fallbacks[FallbackSourceRouted].Load() != 0 {
+			t.Fatalf("%d frames, %d source_routed fallbacks; want the SYN with TCP-ENO added", len(out), ga.e.Counters().Fallbacks[FallbackSourceRouted].Load())
+		}
+		var p packet.Packet
+		if p.Decode(out[0]) != nil || p.SegmentsLeft() || !bytes.Contains(p.OptionBytes(), []byte{69}) {
+			t.Fatalf("SYN out: %x", out[0])
+		}
 	})
 	t.Run("no segments left", func(t *testing.T) {
 		ga := newGW(t, Config{TEPs: testTEPs})

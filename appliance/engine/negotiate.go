@@ -481,7 +481,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 		f.isnR = p.Seq()
 		if p.SegmentsLeft() { // as for our own SYN (leftAlone)
-			return e.fallbackA(f, p, tx, FallbackSourceRouted, "SYN-ACK behind a routing header with segments left")
+			return e.fallbackA(f, p, tx, FallbackSourceRouted, "SYN-ACK source-routed (addresses left before the final destination)")
 		}
 		out := f.settings.NegotiateOptions(f.local[:f.localLen], p.OptionBytes())
 		if !out.OK() || out.Role != eno.RoleA {

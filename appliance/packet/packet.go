@@ -74,7 +74,7 @@ const (
 	flagQuote                // ICMP error with a decodable quoted IP header
 	flagTrusted              // the port vouches for the TCP checksum (TrustL4Checksum)
 	flagAH                   // an Authentication Header (RFC 4302) precedes the upper layer
-	flagRouted               // an IPv6 routing header with segments left precedes the upper layer
+	flagRouted               // an IPv6 routing header with segments left, or an IPv4 source route with addresses left
 )
 
 // Quoted describes the IP datagram quoted in an ICMP or ICMPv6 error message,
@@ -190,6 +190,9 @@ func (p *Packet) decodeIPv4(off int) error {
 		}
 	}
 	l4 := off + hl
+	if hl > ipv4MinHeader && sourceRouted4(b[off+ipv4MinHeader:l4]) {
+		p.flags |= flagRouted
+	}
 	if p.proto == ProtoAH {
 		// TCP under an Authentication Header (RFC 4302) is TCP all the
 		// same: a host may add AH to a connection mid-way, and its
@@ -416,11 +419,39 @@ func (p *Packet) Frame() []byte { return p.b }
 func (p *Packet) HasAH() bool { return p.flags&flagAH != 0 }
 
 // SegmentsLeft reports an IPv6 routing header with segments left before
-// the upper layer: the TCP checksum then covers the final destination,
-// which is not the one in the IPv6 header (RFC 8200 §8.1), so
+// the upper layer, or an IPv4 source route (LSRR, SSRR) with addresses
+// left: the TCP checksum then covers the final destination, which is not
+// the one in the IP header (RFC 8200 §8.1, RFC 9293 §3.1), so
 // VerifyL4Checksum and FixL4Checksum are wrong for the packet, and so is
 // any segment built from its headers with a checksum summed anew.
 func (p *Packet) SegmentsLeft() bool { return p.flags&flagRouted != 0 }
+
+// sourceRouted4 reports a loose or strict source route option (RFC 791)
+// in IPv4 options opts whose pointer has not passed its last address.
+// Malformed options end the scan: they say nothing of a route.
+func sourceRouted4(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0: // end of options
+			return false
+		case 1: // no operation
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			return false
+		}
+		n := int(opts[i+1])
+		if (opts[i] == 0x83 || opts[i] == 0x89) && n >= 3 {
+			ptr := int(opts[i+2]) // 1-based, at the next address
+			if ptr+3 <= n {
+				return true
+			}
+		}
+		i += n
+	}
+	return false
+}
 
 // VLANCount returns the number of VLAN tags (0, 1 or 2), outermost first.
 func (p *Packet) VLANCount() int { return int(p.ntags) }
