@@ -304,7 +304,7 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	n := int64(len(p.Payload()))
 	w := unwrap(p.Seq(), f.isnR, d.rcvW)
 	lo := min(d.lastAckW, d.rcvW) // RCV.NXT as R was last told it
-	hi := d.ackW + int64(d.plain.max) + tcpcrypt.MaxFrameLen
+	hi := f.acceptEnd()
 	if fl&packet.FlagRST != 0 {
 		if w == d.rcvW || w == d.lastAckW || w == f.wireAckOut() {
 			return 0, true
@@ -350,6 +350,15 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	}
 	f.maxWinR = max(f.maxWinR, int64(p.Window())<<f.wsR)
 	return 0, true
+}
+
+// acceptEnd is the furthest wire offset the engine takes data from R up to:
+// every edge R was given (RFC 9293 §3.8.6: a receiver that shrank its window
+// still accepts segments up to an edge it advertised), and at least the
+// re-delivery cap beyond what L acknowledged plus a frame.
+func (f *flow) acceptEnd() int64 {
+	d := &f.rcv
+	return max(d.ackW+int64(d.plain.max)+tcpcrypt.MaxFrameLen, d.toldEdge)
 }
 
 // wireSndNxt is the wire's SND.NXT as an offset: what was sent, and the FIN.

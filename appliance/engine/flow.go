@@ -76,7 +76,6 @@ func (q *frameQ) pop()               { q.head = (q.head + 1) & (len(q.r) - 1); q
 // encDir is the encrypting direction: inside host L to far side R.
 type encDir struct {
 	initLen      int64 // our Init message at W[0, initLen); 0 when resumed
-	initSent     bool
 	initTries    int
 	initDue      int64
 	initRTO      int64
@@ -89,7 +88,6 @@ type encDir struct {
 	frames       frameQ
 	pre          ring // host bytes queued before keys: H[nextH, preEnd)
 	preEnd       int64
-	preFIN       bool
 	hh           *hostHeld // L's bytes past a hole (hosthold.go); nil until L leaves one
 	genBytes     int64     // bytes sealed under the current generation
 	genStart     int64     // when the current generation started
@@ -97,9 +95,13 @@ type encDir struct {
 	ownedDue     int64     // retransmission time of appliance-owned empty frames
 	ownedRTO     int64
 	ownedN       int    // appliance-owned empty frames in frames
-	initFast     bool   // the Init was sent again on R's duplicate ACKs
 	dupAcks      int    // R's duplicate ACKs at ackW (RFC 5681 §2)
 	forgotBelow  uint64 // sending keys below this generation are forgotten
+	initSent     bool
+	preFIN       bool
+	initFast     bool // the Init was sent again on R's duplicate ACKs
+	// (The flags together at the end: each between wider fields cost 7
+	// bytes of padding, see decDir.)
 }
 
 // decDir is the decrypting direction: far side R to inside host L.
@@ -120,6 +122,7 @@ type decDir struct {
 	finW      int64 // wire offset of R's TCP FIN, -1 if none
 	lastAckW  int64 // the wire ACK R last got from us
 	custody   int64 // highest wire ACK R got for bytes of a frame not yet opened (ackToR)
+	toldEdge  int64 // the highest right edge R was given, its ACK plus window (acceptEnd)
 	// releaseEnd is the end of the plaintext delivered at once when a
 	// hole on the wire filled (0: none pending). L acknowledges such a
 	// release in several ACKs; they go to R as one (release.go).
@@ -317,26 +320,34 @@ func (f *flow) scaleWin(w uint16) uint16 {
 // overhead). Counted from the acknowledged end instead, it shrank by every
 // frame L had not acknowledged yet: R then sent past the edge it knew, and
 // its pure ACKs, numbered at that edge, fell below what we held.
+//
+// The edge is no further than the reassembly holds out-of-order bytes
+// (from rcvW on), and the window counts from the ACK the segment carries
+// (ackToR), which custody may put past ackW. R may still send up to an
+// edge it was given before (acceptEnd).
 func (f *flow) winToR() uint16 {
 	d := &f.rcv
-	win := int64(f.winL) << f.wsLe
 	room := max(int64(d.plain.max)-(d.nextH-d.ackH), 0)
 	opened := d.rcvW // the wire end of the frames opened
 	if f.dec != nil {
 		opened = int64(f.dec.Offset())
 	}
-	win = min(win, max(opened-d.ackW, 0)+room)
-	if fe := f.partialEnd(); fe >= 0 {
-		edge := max(d.ackW+win, fe)
-		win = max(edge-f.ackToR(), 0)
-		win = (win + 1<<f.wsLe - 1) >> f.wsLe // rounded up: the scaled window must still reach the frame's end
-	} else {
-		win >>= f.wsLe
+	edge := d.ackW + min(int64(f.winL)<<f.wsLe, max(opened-d.ackW, 0)+room)
+	edge = min(edge, d.rcvW+int64(d.reasm.max))
+	ack := f.ackToR()
+	win := max(edge-ack, 0) >> f.wsLe
+	if fe := f.partialEnd(); fe >= 0 && ack+win<<f.wsLe < fe {
+		win = (fe - ack + 1<<f.wsLe - 1) >> f.wsLe // rounded up: the scaled window must still reach the frame's end
 	}
 	if win > 0xffff {
 		win = 0xffff
 	}
 	return uint16(win)
+}
+
+// toldR notes the right edge a segment to R carried: its ACK and window.
+func (f *flow) toldR(ack int64, win uint16) {
+	f.rcv.toldEdge = max(f.rcv.toldEdge, ack+int64(win)<<f.wsLe)
 }
 
 // tsToR adds the timestamp option of a segment the appliance sends R on L's

@@ -85,11 +85,10 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.duplicate(f, w, end, tx)
 		return Forwarded
 	}
-	if end > d.ackW+int64(d.plain.max)+tcpcrypt.MaxFrameLen {
-		// Past any window we advertised (never more than the re-delivery
-		// cap beyond what L acknowledged, winToR): a sender ignoring it
-		// would grow the frame map without bound while L acknowledges
-		// nothing. TCP drops such data too (RFC 9293 §3.10.7.4).
+	if end > f.acceptEnd() {
+		// Past any window we advertised: a sender ignoring it would grow
+		// the frame map without bound while L acknowledges nothing. TCP
+		// drops such data too (RFC 9293 §3.10.7.4).
 		return e.drop(DropOutOfWindow)
 	}
 	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {

@@ -243,10 +243,13 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 	if f.enoOut {
 		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
 	}
-	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: p.Window(), opts: e.opts.bytes()}
+	// L's window is in host space: R gets the one that fits ours (winToR).
+	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: f.winToR(), opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe
 	// works as well empty (the seq is below R's next anyway).
-	e.send(to, &f.toR, &s, nil)
+	if e.send(to, &f.toR, &s, nil) {
+		f.toldR(ackW, s.win)
+	}
 	return Forwarded
 }
 

@@ -215,6 +215,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
 		d.lastAckW, d.lastWin = ack, s.win
+		f.toldR(ack, s.win)
 		f.pktsOut++
 	}
 	if si == nil {
@@ -257,6 +258,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
+		f.toldR(d.lastAckW, s.win)
 		e.c.DupAcksOriginated.Add(1)
 	}
 }
@@ -391,6 +393,7 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 	}
 	f.rcv.lastAckW = ack
 	f.rcv.lastWin = s.win
+	f.toldR(ack, s.win)
 	f.pktsOut += uint64(segs)
 	return n
 }
