@@ -504,15 +504,17 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
 }
 
-// A far side that ignores the window the appliance advertises (the host
-// behind G_A here sends on although b acknowledges nothing) must not make
-// G_B keep state without bound: every frame delivered to b stays in G_B's
+// A far side that ignores the window the appliance advertises (G_A here,
+// told by a forged window update that R's window is wide open, sends on
+// what a sends although b acknowledges nothing) must not make G_B keep
+// state without bound: every frame delivered to b stays in G_B's
 // frame map until b acknowledges it, the map has no cap of its own, and
 // the window G_B advertises is all that bounds it for a well-behaved
 // sender (the plaintext kept for re-delivery is capped, not the frames).
 // Data beyond the window is dropped, as TCP drops it (RFC 9293 §3.10.7.4).
 func TestPeerIgnoringWindowBounded(t *testing.T) {
 	pr := handshakeDeliverCap(t, 4096)
+	pr.rOpensWindow()
 	h := newHosts()
 	delivered := 0
 	for i := 0; i < 200; i++ {

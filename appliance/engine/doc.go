@@ -29,7 +29,11 @@
 // TC-59, so older sending keys go as soon as a newer one is in use; after a
 // packet-too-big they go out in smaller segments of the same bytes:
 // pmtu.go). Host segments past a hole wait, held, until the hole is filled
-// (hosthold.go). Wire
+// (hosthold.go). Frames go no further than the far side's window: the
+// host's window allows for the overhead of full frames, a host's short
+// segments cost more, and what the window does not take waits in the store
+// for the far side's ACK (sealNew, sendHeld); the host's retransmission of
+// such a frame sends a window probe instead. Wire
 // ACKs and SACK blocks become host ones rounded to whole frames. The bytes the appliance
 // puts in the stream itself (its Init message, empty rekey frames) are its
 // own to resend: on a timer, and at once when the far side's third

@@ -81,6 +81,7 @@ type encDir struct {
 	initRTO      int64
 	nextH, nextW int64 // next new host byte and its wire offset
 	sentW        int64 // end of the wire bytes sent so far: the wire's SND.NXT (FIN aside)
+	edgeL        int64 // the highest right edge L was given (scaleWin)
 	ackW         int64 // R's cumulative wire ACK
 	ackH         int64 // its translation: end of the last whole frame acknowledged
 	finH, finW   int64 // the host FIN and the wire FIN (after the FINp frame), -1 until sent
@@ -281,7 +282,8 @@ func (f *flow) stream() *StreamInfo {
 // scaleWin turns the window R advertised into the one L gets: lowered by the
 // frame overhead ratio (L's bytes grow by 20 per frame on the wire) and by
 // the room left in the retransmit store, so L does not send what the store
-// would have to drop (RFC 7323 window scale taken into account).
+// would have to drop (RFC 7323 window scale taken into account). It notes
+// the right edge it gives L.
 func (f *flow) scaleWin(w uint16) uint16 {
 	m := int64(f.segR())
 	en := &f.enc
@@ -302,9 +304,17 @@ func (f *flow) scaleWin(w uint16) uint16 {
 	room = max(room-m, 0) // one frame of slack
 	win := max(en.nextH-en.ackH, 0) + min(free, room)
 	win >>= f.wsR
+	// Never back from an edge L was given (RFC 9293 §3.8.6), which L's
+	// short segments, each a frame of its own, and the scaling would do:
+	// what L sends up to it waits in the store while R's window does not
+	// take it (sealNew).
+	if told := en.edgeL - en.ackH; win<<f.wsR < told {
+		win = (told + 1<<f.wsR - 1) >> f.wsR
+	}
 	if win > 0xffff {
 		win = 0xffff
 	}
+	en.edgeL = max(en.edgeL, en.ackH+win<<f.wsR)
 	return uint16(win)
 }
 

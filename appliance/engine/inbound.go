@@ -134,6 +134,9 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 		hostAck = e.hostAckFromWire(f, aw)
 		dup := aw == prevAckW && len(p.Payload()) == 0 && fl&packet.FlagFIN == 0 && p.Window() == prevWin
 		e.ownedLoss(now, f, si, dup, tx[Outside])
+		if f.state == stOpen && f.enc.sentW < f.enc.nextW {
+			e.sendHeld(f, tx[Outside]) // L's frames that waited for R's window
+		}
 		if f.keys != nil && f.keys.Owed() {
 			e.sendOwed(now, f, tx[Outside]) // R's window may have room for it now
 		}

@@ -291,8 +291,10 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 
 // sealNew frames new host data src[off:] (and FIN) into frames no larger
 // than R's MSS (or the path's, once lowered), keeps them in the store and
-// sends them. src[:off] is the caller's room in front of the data (a
-// received segment's headers), which sealing may use and puts back.
+// sends them, as far as R's window takes them: the rest waits in the store
+// for R's next ACK (sendHeld). src[:off] is the caller's room in front of
+// the data (a received segment's headers), which sealing may use and puts
+// back.
 func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink) bool {
 	en := &f.enc
 	data := src[off:]
@@ -319,22 +321,29 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 		return false
 	}
 	e.maybeRekey(now, f)
+	// L's window (scaleWin) allows for the overhead of full frames: L's
+	// short segments cost more wire bytes than that, and what does not fit
+	// R's window waits (R drops what lies past its right edge).
+	w0 := en.nextW
+	wait := en.sentW < w0 || w0+need > f.edgeR()
 	// Several frames through a port that takes super-frames leave as one:
 	// the frames lie back to back in the store, every one but the last
 	// of gso bytes, and their headers differ only where segmentation
 	// makes them differ (the sequence number; FIN and PSH on the last).
 	var g GSOSink
 	gso := max + tcpcrypt.Overhead
-	if nfr > 1 && gso <= f.segR()-f.optLenR() && f.ecnUniform(Outside) {
+	if nfr > 1 && gso <= f.segR()-f.optLenR() && f.ecnUniform(Outside) && !wait {
 		g = gsoSink(to, &f.toR)
 	}
-	w0 := en.nextW
 	ok := true
 	for i := 0; i < nfr && ok; i++ {
 		n := min(len(src)-off, max)
 		last := i == nfr-1
-		ok = e.sealFrame(now, f, src[:off+n], off, fin && last, last && (psh || fin), to, g == nil)
+		ok = e.sealFrame(now, f, src[:off+n], off, fin && last, last && (psh || fin), to, g == nil && !wait)
 		off += n
+	}
+	if wait {
+		e.sendHeld(f, to)
 	}
 	if g != nil && en.nextW > w0 {
 		flags := uint8(packet.FlagACK)
@@ -355,6 +364,29 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 		e.sendOwed(now, f, to)
 	}
 	return true
+}
+
+// sendHeld sends R the sealed wire bytes that waited for its window
+// (sealNew): from sentW up to R's right edge, with the FIN once every byte
+// before it went.
+func (e *Engine) sendHeld(f *flow, to TxSink) {
+	en := &f.enc
+	end := min(en.nextW, f.edgeR())
+	if end <= en.sentW {
+		return
+	}
+	flags := uint8(packet.FlagACK | packet.FlagPSH)
+	if en.finW == end {
+		flags |= packet.FlagFIN
+	}
+	// Segments as sendWire cuts them; a port that takes super-frames gets
+	// them as such (sealNew).
+	n, room := int(end-en.sentW), f.segR()-f.optLenR()
+	if g := gsoSink(to, &f.toR); g != nil && n > room && room > 0 && f.ecnUniform(Outside) {
+		e.sendSuper(f, g, en.sentW, n, room, flags)
+		return
+	}
+	e.sendWire(f, to, en.sentW, n, flags, true)
 }
 
 // sealFrame seals one frame of data src[off:] (FIN: the frame ends the
@@ -425,6 +457,8 @@ func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh boo
 
 // retransmit serves a host retransmission of [s, end) (end includes the FIN)
 // whole from the store: same frames, same bytes, original key (TC-45, TC-59).
+// Frames not sent yet wait for R's window (sendHeld): L's resending one
+// stands in for a probe of that window.
 func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 	en := &f.enc
 	sent := false
@@ -439,11 +473,19 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 				continue
 			}
 		}
+		if fr.w >= en.sentW {
+			if !sent {
+				e.probeR(f, tx[Outside])
+				sent = true
+			}
+			break
+		}
+		n := min(int64(fr.wl), en.sentW-fr.w) // what was sent of it: R's window took no more
 		flags := uint8(packet.FlagACK)
-		if fr.fin {
+		if fr.fin && n == int64(fr.wl) {
 			flags |= packet.FlagFIN
 		}
-		e.sendWire(f, tx[Outside], fr.w, int(fr.wl), flags, true)
+		e.sendWire(f, tx[Outside], fr.w, int(n), flags, true)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
@@ -451,4 +493,24 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		// R has it all: L missed our translated ACK.
 		e.ackL(f, tx[Inside], nil)
 	}
+}
+
+// probeR sends R a window probe (RFC 9293 §3.8.6.1): a pure ACK one below
+// what R acknowledged, which R finds unacceptable and answers with an ACK
+// that carries its window (as Linux probes, tcp_xmit_probe_skb). L's frames
+// that wait for R's window go when that ACK opens it (wireACK).
+func (e *Engine) probeR(f *flow, to TxSink) {
+	e.opts.reset()
+	f.tsToR(&e.opts, false)
+	if f.enoOut {
+		e.opts.eno()
+	}
+	ack := f.ackToR()
+	s := seg{seq: wrap(f.isnL, f.enc.ackW-1), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	f.ecnTo(Outside, &s, false)
+	if e.send(to, &f.toR, &s, nil) {
+		f.rcv.lastAckW, f.rcv.lastWin = ack, s.win
+		f.toldR(ack, s.win)
+	}
+	e.c.AcksOriginated.Add(1)
 }

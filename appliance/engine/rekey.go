@@ -62,5 +62,8 @@ func (e *Engine) resendOwned(now int64, f *flow, to TxSink) {
 // the ACKs they carry (RFC 9293 §3.10.7.4).
 func (f *flow) emptyFrameFits() bool {
 	en := &f.enc
-	return en.nextW+tcpcrypt.Overhead <= en.ackW+int64(f.winR)<<f.wsR
+	return en.nextW+tcpcrypt.Overhead <= f.edgeR()
 }
+
+// edgeR is R's right edge: its ACK plus its window (RFC 9293 §3.8.6).
+func (f *flow) edgeR() int64 { return f.enc.ackW + int64(f.winR)<<f.wsR }

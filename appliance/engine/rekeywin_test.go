@@ -67,8 +67,16 @@ func TestScaleWinCountsFramedBytes(t *testing.T) {
 		t.Fatalf("window to L %d, want %d", got, want)
 	}
 	// R's window already full: L may have nothing beyond its own data.
-	if got := f.scaleWin(2000); got != 1000 {
+	g := &flow{mssR: 1400}
+	g.enc.store.max = 1 << 20
+	g.enc.nextH, g.enc.nextW = 1000, 2200
+	if got := g.scaleWin(2000); got != 1000 {
 		t.Fatalf("window to L %d, want 1000", got)
+	}
+	// Unless L was given a further edge before: it stands (RFC 9293
+	// §3.8.6), and what L sends up to it waits for R's window (sealNew).
+	if got := f.scaleWin(2000); got != uint16(1000+800*(1400-20)/1400) {
+		t.Fatalf("window to L %d after it was %d, want it unchanged", got, 1000+800*(1400-20)/1400)
 	}
 }
 

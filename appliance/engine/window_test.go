@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -33,6 +34,16 @@ func farFrameAt(t *testing.T, pr *pair, hdr tcpcrypt.FrameHeader, data []byte, w
 		t.Fatal(err)
 	}
 	return fr
+}
+
+// rOpensWindow has R tell G_A that its window is wide open (0xffff << 7
+// bytes), as a far side with room to spare would: a's data then goes on at
+// once, whatever G_B itself advertised.
+func (pr *pair) rOpensWindow() {
+	pr.t.Helper()
+	f := pr.ga.onlyFlow()
+	pr.tsB++
+	pr.ga.push(Outside, tcpFrame(addrB, addrA, wrap(isnB, f.rcv.rcvW), wrap(isnA, f.enc.ackW), ackF, 0xffff, tsOpt(pr.tsB, pr.tsA), nil))
 }
 
 // cut splits a segment into segments of at most n payload bytes.
@@ -147,5 +158,128 @@ func TestFarSideMaySendUpToEveryEdgeItWasGiven(t *testing.T) {
 				t.Fatalf("G_B's answer has SACK %v, want the 1000 bytes held", b)
 			}
 		})
+	}
+}
+
+// A host writing short segments (TCP_NODELAY, small messages) pays the
+// frame's 20 bytes for each, more than the full-segment overhead its window
+// allows for (scaleWin): G_A sends R no byte past R's right edge, and the
+// frames that do not fit go as R's ACKs open its window. Before, a host
+// that filled its window with 10-byte segments had G_A send three times
+// past R's window (a far host's TCP drops what starts beyond it). And a's
+// right edge never moves back (RFC 9293 §3.8.6), which each short frame's
+// overhead made it do.
+func TestShortHostSegmentsStayInRsWindow(t *testing.T) {
+	for _, k := range []int{1000, 100, 10} {
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			pr := handshake(t)
+			h := newHosts()
+			var edgeR, edgeA int64 // R's right edge (wire), a's (host), from a's ISN+1
+			bAck := isnA + 1
+			bWindow := func() [][]byte {
+				pr.tsB++
+				_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, bAck, ackF, 64, tsOpt(pr.tsB, pr.tsA), nil)) // 8 KiB
+				if len(toOut) == 0 {
+					return nil
+				}
+				w := one(t, "b's ACK on the wire", toOut)
+				edgeR = max(edgeR, int64(w.ack-(isnA+1))+int64(w.win)<<7)
+				toIn, toOut := pr.ga.push(Outside, w.frame())
+				for _, f := range toIn {
+					s := parse(t, f)
+					e := int64(s.ack-(isnA+1)) + int64(s.win)<<7
+					if e < edgeA {
+						t.Errorf("a's right edge moved back from %d to %d", edgeA, e)
+					}
+					edgeA = max(edgeA, e)
+				}
+				return toOut
+			}
+			bWindow()
+			inWindow := func(wire []segv) {
+				t.Helper()
+				for _, s := range wire {
+					if end := int64(s.seq-(isnA+1)) + int64(len(s.payload)); end > edgeR {
+						t.Fatalf("G_A sent wire bytes up to %d, past R's right edge %d", end, edgeR)
+					}
+				}
+			}
+			var sent, got []byte
+			var wire []segv
+			for i := 0; int64(h.aNext-(isnA+1))+int64(k) <= edgeA; i++ {
+				msg := bytes.Repeat([]byte{byte('a' + i%26)}, k)
+				sent = append(sent, msg...)
+				w := pr.aSends(&h, msg, pshF)
+				inWindow(w)
+				wire = append(wire, w...)
+			}
+			// a resends its last segment (Linux's tail loss probe): the
+			// frames before it still wait for R's window, and so does it.
+			w, _ := pr.aSendsAt(&h, h.aNext-uint32(k), sent[len(sent)-k:], pshF)
+			inWindow(w)
+			wire = append(wire, w...)
+			for round := 0; len(got) < len(sent); round++ {
+				if round == 20 {
+					t.Fatalf("b got %d of %d bytes", len(got), len(sent))
+				}
+				atB, _ := pr.toB(wire)
+				for _, s := range atB {
+					off := int(s.seq - (isnA + 1))
+					if off > len(got) {
+						t.Fatalf("b got bytes at %d past a hole at %d", off, len(got))
+					}
+					if end := off + len(s.payload); end > len(got) {
+						got = append(got, s.payload[len(got)-off:]...)
+					}
+				}
+				bAck = isnA + 1 + uint32(len(got))
+				wire = nil
+				for _, f := range bWindow() {
+					wire = append(wire, parse(t, f))
+				}
+				inWindow(wire)
+			}
+			if !bytes.Equal(got, sent) {
+				t.Fatal("b got other bytes than a sent")
+			}
+		})
+	}
+}
+
+// R closes its window (b's application stops reading) after a was given
+// room: what a sends then waits at G_A, which sends nothing past R's right
+// edge. a's retransmission, when its timer fires, has G_A probe R's window
+// instead (RFC 9293 §3.8.6.1: a pure ACK one below what R acknowledged,
+// which G_B passes to b as a keep-alive); b's answer, its window open
+// again, lets the held frame go. Before, a's data went into the closed
+// window at once, and R dropped it.
+func TestClosedWindowHoldsHostData(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
+	closed := one(t, "b's closed window on the wire", toOut)
+	if closed.win != 0 {
+		t.Fatalf("G_B's window %d, want 0", closed.win)
+	}
+	pr.ga.push(Outside, closed.frame())
+	msg := bytes.Repeat([]byte("x"), 1000)
+	none(t, "a's data into R's closed window", toFrames(pr.aSends(&h, msg, pshF)))
+	wire, toA := pr.aSendsAt(&h, h.aNext-1000, msg, pshF) // a's timer fires
+	none(t, "G_A to a", toFrames(toA))
+	probe := one(t, "G_A's answer to a's retransmission", toFrames(wire))
+	if len(probe.payload) != 0 || probe.seq != closed.ack-1 {
+		t.Fatalf("G_A sent %d bytes at %x, want a window probe at %x", len(probe.payload), probe.seq, closed.ack-1)
+	}
+	toIn, _ := pr.gb.push(Outside, probe.frame())
+	if ka := one(t, "the probe at b", toIn); ka.seq != isnA || len(ka.payload) != 0 {
+		t.Fatalf("the probe reached b as %+v, want a keep-alive", ka)
+	}
+	pr.tsB++
+	_, toOut = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	_, toOut = pr.ga.push(Outside, one(t, "b's open window on the wire", toOut).frame())
+	atB, _ := pr.toB([]segv{one(t, "the held frame", toOut)})
+	if got := one(t, "a's data at b", toFrames(atB)); !bytes.Equal(got.payload, msg) {
+		t.Fatalf("b got %q", got.payload)
 	}
 }

@@ -280,7 +280,8 @@ func TestPacketTooBig(t *testing.T) {
 }
 
 // TestInsidePacketTooBigShortQuote: b's window lets G_B deliver only part
-// of what it opened; the rest waits for b's window. A router inside
+// of what it opened (b shrank it while a's frames, sent within the window
+// it had, were on their way); the rest waits for b's window. A router inside
 // enclave B answers the delivered segment with a packet-too-big that
 // quotes only the IP header and 8 bytes of TCP (all RFC 792 asks for), so
 // the quoted segment's length is unknown. G_B delivers the quoted bytes
@@ -291,13 +292,15 @@ func TestInsidePacketTooBigShortQuote(t *testing.T) {
 	f := full(t)
 	f.handshake(t)
 	w, a, b := f.w, f.a, f.b
-	b.Window, b.Exact = 8, true // 1024 bytes (window scale 7, LinuxSYNOpts)
+	b.Window, b.Exact = 24, true // 3072 bytes (window scale 7, LinuxSYNOpts)
 	w.Host(SideB, b.ACK(0, a.Seq(0)))
 	w.Run(latency)
 	w.Take(SideA)
 	for i := range 3 {
 		w.Host(SideA, a.Data(i*1000, isnB+1, chunk(byte('x'+i), 1000)))
 	}
+	b.Window = 8 // 1024 bytes
+	w.Host(SideB, b.ACK(0, a.Seq(0)))
 	w.Run(latency)
 	got := withData(w.Take(SideB))
 	end := uint32(0)
