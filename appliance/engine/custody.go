@@ -111,8 +111,24 @@ func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
 		// Straight from the ring into the frames, in chunks that a
 		// frame's length field could carry.
 		n := min(end-d.sentH, maxPlainChunk)
+		urg, urgent := false, uint16(0)
+		if d.urgWait {
+			// A frame with URGp starts a chunk of its own, its first
+			// segment with URG (docs/protocol.md §13).
+			switch u := d.nextURG(d.sentH); {
+			case u == nil:
+				d.urgWait = false
+			case u.h > d.sentH:
+				n = min(n, u.h-d.sentH)
+			default:
+				urg, urgent = true, u.urgent
+				if v := d.nextURG(d.sentH + 1); v != nil {
+					n = min(n, v.h-d.sentH)
+				}
+			}
+		}
 		fin := d.finH >= 0 && d.sentH+n == d.finH
-		e.sendPlain(f, to, d.sentH, d.plain.span(d.sentH, n), fin, false, 0)
+		e.sendPlain(f, to, d.sentH, d.plain.span(d.sentH, n), fin, urg, urgent)
 		d.sentH += n
 		d.finOut = d.finOut || fin
 	}
@@ -120,6 +136,17 @@ func (e *Engine) sendPending(f *flow, to TxSink, end int64) {
 		e.sendPlain(f, to, d.sentH, ringBytes{}, true, false, 0)
 		d.finOut = true
 	}
+}
+
+// nextURG is the first frame with URGp that starts at host offset from or
+// later, or nil.
+func (d *decDir) nextURG(from int64) *frameRec {
+	for i := 0; i < d.frames.n; i++ {
+		if fr := d.frames.at(i); fr.urg && fr.h >= from {
+			return fr
+		}
+	}
+	return nil
 }
 
 // heldSACK fills blocks with the out-of-order wire ranges held, in wire

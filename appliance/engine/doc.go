@@ -132,7 +132,8 @@
 // policy decides. URGp is never generated (the
 // urgent flag from a host is dropped and counted); a received URGp sets URG
 // with the pointer just past urgent bytes counted from the frame's first data
-// byte (docs/protocol.md §13 leaves the reference point ambiguous). Timers have a
+// byte (docs/protocol.md §13 leaves the reference point ambiguous), on the
+// segment that carries that byte when the host's window takes it. Timers have a
 // granularity of about 200 ms (Tick sweeps a slice of the flows each time).
 //
 // # Floods

@@ -26,10 +26,12 @@ var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "ke
 // frameRec places one frame in both spaces: host bytes [h, h+n) at wire
 // bytes [w, w+wl).
 type frameRec struct {
-	h, w  int64
-	n, wl int32
-	fin   bool
-	fast  bool // an appliance-owned frame already sent again on R's duplicate ACKs
+	h, w   int64
+	n, wl  int32
+	fin    bool
+	fast   bool   // an appliance-owned frame already sent again on R's duplicate ACKs
+	urg    bool   // R's frame had URGp (decrypting direction only)
+	urgent uint16 // its urgent field
 }
 
 // owned reports whether the appliance owns the frame's bytes: an empty
@@ -134,6 +136,7 @@ type decDir struct {
 	answer     bool // let the next ACK from L through even if it repeats
 	ackHeld    bool // an ACK of L's waits for the end of a release or the next Tick
 	roomWait   bool // wire bytes wait for room in the ring (consume): drain when L's ACK may have made some
+	urgWait    bool // a frame with URGp waits for L's window (sendPending)
 	// (The flags together after the 8-byte fields: a flow record must stay
 	// within 2040 bytes, the 2048-byte size class with its malloc header.)
 }

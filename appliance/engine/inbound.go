@@ -316,7 +316,7 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 		if lo < d.plainFrom || (hi <= lo && !fin) {
 			continue
 		}
-		e.sendPlain(f, tx[Inside], lo, d.plain.span(lo, hi-lo), fin, false, 0)
+		e.sendPlain(f, tx[Inside], lo, d.plain.span(lo, hi-lo), fin, fr.urg && lo == fr.h, fr.urgent)
 		e.c.Redelivered.Add(1)
 		sent = true
 	}
@@ -469,14 +469,16 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 
 // deliver takes one opened frame's data for L at its host offset: kept in
 // the ring, it reports true and the caller pushes what L's window allows
-// once the chunk's frames are all in (pushPlain); data the ring cannot keep,
-// or urgent data, goes at once, in segments no larger than L's MSS, with FIN
-// on the end of a FINp frame.
+// once the chunk's frames are all in (pushPlain; a frame with URGp gets URG
+// on the segment that carries its first byte); data the ring cannot keep
+// goes at once, in segments no larger than L's MSS, with FIN on the end of
+// a FINp frame.
 func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 	d := &f.rcv
 	h := d.nextH
 	rec := d.frames.add()
 	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = h, int64(fr.Offset), int32(len(fr.Data)), int32(fr.WireLen), fr.FIN, false
+	rec.urg, rec.urgent = fr.URG && len(fr.Data) > 0, fr.Urgent
 	held := e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
 	if held && !d.plain.holds(d.nextH, fr.Data) {
 		d.plain.write(d.nextH, fr.Data)
@@ -492,20 +494,19 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 		f.ackOwed = true
 		return false
 	}
-	if !held || fr.URG {
-		// Over the cap, or urgent: out at once, after what waits for
-		// L's window (still in the ring: a failed reserve moves nothing).
+	if !held {
+		// Over the cap: out at once, after what waits for L's window
+		// (still in the ring: a failed reserve moves nothing). These
+		// bytes cannot be re-delivered: never send what the ring does
+		// not hold.
 		e.sendPending(f, to, h)
-		if !held {
-			// These bytes cannot be re-delivered. Never send what the
-			// ring does not hold.
-			d.plainFrom = d.nextH
-			e.c.Drops[DropDeliverFull].Add(1)
-		}
-		e.sendPlain(f, to, h, ringBytes{a: fr.Data}, fr.FIN, fr.URG, fr.Urgent)
+		d.plainFrom = d.nextH
+		e.c.Drops[DropDeliverFull].Add(1)
+		e.sendPlain(f, to, h, ringBytes{a: fr.Data}, fr.FIN, rec.urg, fr.Urgent)
 		d.sentH, d.finOut = d.nextH, fr.FIN
 		return false
 	}
+	d.urgWait = d.urgWait || rec.urg
 	return true
 }
 

@@ -68,3 +68,59 @@ func TestURGpOnDecrypt(t *testing.T) {
 		t.Fatalf("urgent pointer %d, want 4", atB[0].urg)
 	}
 }
+
+// Frames with URGp wait for b's window like any other (RFC 9293 §3.8.6):
+// with b's window closed, nothing reaches b; b's window update brings each
+// frame's data with URG on the segment that carries its first byte, the
+// pointer just past its last urgent byte (docs/protocol.md §13), and R's
+// retransmission of the frames, which b has not acknowledged, brings them
+// again with URG. Before, a URG frame went to b at once, into the closed
+// window, and, counted as sent, was never sent again after the update.
+func TestURGpWaitsForHostWindow(t *testing.T) {
+	pr := handshake(t)
+	pr.tsB++
+	pr.gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil)) // b's window closes
+	first := farFrame(t, pr, tcpcrypt.FrameHeader{URG: true, Urgent: 3}, []byte("abcdefgh"))
+	second := first
+	second.seq += uint32(len(first.payload))
+	second.payload = farFrameAt(t, pr, tcpcrypt.FrameHeader{URG: true, Urgent: 1}, []byte("ijkl"), int64(second.seq-(isnA+1)))
+	atB, _ := pr.toB([]segv{first, second})
+	none(t, "URG frames into b's closed window", toFrames(atB))
+	check := func(what string, atB []segv) {
+		t.Helper()
+		if len(atB) != 2 {
+			t.Fatalf("%s: %d segments at b, want 2", what, len(atB))
+		}
+		for i, want := range []struct {
+			data string
+			urg  uint16
+		}{{"abcdefgh", 4}, {"ijkl", 2}} {
+			if s := atB[i]; string(s.payload) != want.data || s.flags&0x20 == 0 || s.urg != want.urg {
+				t.Fatalf("%s: segment %d at b: %q, URG %v, pointer %d; want %q with pointer %d", what, i, s.payload, s.flags&0x20 != 0, s.urg, want.data, want.urg)
+			}
+		}
+	}
+	pr.tsB++
+	toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	var got []segv
+	for _, f := range toIn {
+		got = append(got, parse(t, f))
+	}
+	check("after b's window update", got)
+	atB, _ = pr.toB([]segv{first, second})
+	check("after R's retransmission", atB)
+}
+
+// The urgent field is 16 bits, the pointer just past it too: 0xffff (the
+// last urgent byte 65,535 bytes on) gives the pointer 0xffff, as Linux
+// clamps one that lies further, not 0, a pointer before the segment.
+func TestURGpPointerClamped(t *testing.T) {
+	pr := handshake(t)
+	atB, _ := pr.toB([]segv{farFrame(t, pr, tcpcrypt.FrameHeader{URG: true, Urgent: 0xffff}, []byte("abcdefgh"))})
+	if len(atB) != 1 {
+		t.Fatalf("%d segments at b, want 1", len(atB))
+	}
+	if s := atB[0]; s.flags&0x20 == 0 || s.urg != 0xffff {
+		t.Fatalf("at b: URG %v, pointer %d, want 0xffff", s.flags&0x20 != 0, s.urg)
+	}
+}

@@ -36,9 +36,10 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data ringBytes, fin, urg
 		f.ecnTo(Inside, &s, n > 0 && h >= f.rcv.sentH)
 		if urg && first {
 			// URGp (docs/protocol.md §13): the last urgent byte is urgent bytes
-			// past the frame start; TCP's pointer counts from this segment.
+			// past the frame start; TCP's pointer counts from this segment,
+			// and one past 0xffff is clamped (as Linux clamps a far one).
 			s.flags |= packet.FlagURG
-			s.urg = urgent + 1
+			s.urg = uint16(min(int(urgent)+1, 0xffff))
 		}
 		var seg ringBytes
 		seg, data = data.cut(n)
