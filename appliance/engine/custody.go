@@ -152,9 +152,9 @@ func (d *decDir) nextURG(from int64) *frameRec {
 // heldSACK fills blocks with the out-of-order wire ranges held, in wire
 // space, the most recently changed first (RFC 2018 §4), at most three
 // (with timestamps there is room for no more). It returns how many.
-func (f *flow) heldSACK(blocks *[4][2]uint32) int {
+func (f *flow) heldSACK(blocks [][2]uint32) int {
 	d := &f.rcv
-	if d.held.n == 0 {
+	if d.held.n == 0 || len(blocks) == 0 {
 		return 0
 	}
 	order := [maxSpans]int{}

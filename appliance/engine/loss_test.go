@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
 
 // sackBlocks reads the SACK blocks of an options area.
@@ -128,4 +130,39 @@ func TestInitRetransmission(t *testing.T) {
 	}
 	_, o = ga.tick(int64(10 * time.Second))
 	none(t, "no retransmission after the ACK", o)
+}
+
+// b's ACK carries SACK blocks that cover no whole frame (b lost the first
+// segment of a large frame's plaintext on the inside link and SACKs the
+// rest) while G_B holds R's bytes past a hole: G_B's ACK to R still names
+// what it holds (RFC 2018 §4), after L's blocks (none here). Before, b's
+// blocks took the place of G_B's and, none translating, the ACK had no
+// SACK at all.
+func TestHostSACKWithoutWholeFramesKeepsHeldSACK(t *testing.T) {
+	pr := handshake(t)
+	first := farFrame(t, pr, tcpcrypt.FrameHeader{}, bytes.Repeat([]byte{1}, 3000))
+	w := int64(first.seq-(isnA+1)) + int64(len(first.payload))
+	w += 1000 + tcpcrypt.Overhead // a frame of 1000 bytes there is lost
+	third := first
+	third.seq, third.payload = wrap(isnA, w), farFrameAt(t, pr, tcpcrypt.FrameHeader{}, bytes.Repeat([]byte{3}, 500), w)
+	atB, _ := pr.toB([]segv{first})
+	if len(atB) < 2 {
+		t.Fatalf("the first frame reached b in %d segments, want several", len(atB))
+	}
+	_, back := pr.toB([]segv{third})
+	held := [2]uint32{third.seq, third.seq + uint32(len(third.payload))}
+	if b := sackBlocks(one(t, "G_B's duplicate ACK", toFrames(back)).opts); len(b) != 1 || b[0] != held {
+		t.Fatalf("G_B's duplicate ACK has SACK %x, want %x", b, held)
+	}
+	// b lost the first segment: it acknowledges nothing and SACKs the rest.
+	rest := atB[1].seq
+	pr.tsB++
+	opts := append(tsOpt(pr.tsB, pr.tsA), 1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(opts[len(opts)-8:], rest)
+	binary.BigEndian.PutUint32(opts[len(opts)-4:], isnA+1+3000)
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 509, opts, nil))
+	ack := one(t, "b's ACK on the wire", toOut)
+	if b := sackBlocks(ack.opts); len(b) != 1 || b[0] != held {
+		t.Fatalf("b's ACK went to R with SACK %x, want %x (what G_B holds)", b, held)
+	}
 }

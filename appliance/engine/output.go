@@ -186,11 +186,11 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 		f.tsToR(&e.opts, false)
 	}
 	d := &f.rcv
-	if si != nil && si.nsack > 0 {
+	var blocks [4][2]uint32
+	nb := 0
+	if si != nil {
 		// L's SACK blocks (it lost a segment we delivered): whole frames,
 		// in wire space, so R's appliance or host sees what L holds.
-		var blocks [4][2]uint32
-		nb := 0
 		for i := 0; i < si.nsack; i++ {
 			a := unwrap(si.sack[i][0], f.isnR, d.ackH)
 			b := unwrap(si.sack[i][1], f.isnR, d.ackH)
@@ -199,15 +199,15 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 				nb++
 			}
 		}
-		e.opts.sack(blocks[:nb])
-	} else if d.held.n > 0 && f.sackOK {
-		// R's out-of-order bytes are held: every ACK says so (RFC 2018
-		// §4), or R's SACK scoreboard would go stale. Never on a
-		// connection without SACK (§4: MUST NOT).
-		var blocks [4][2]uint32
-		nb := f.heldSACK(&blocks)
-		e.opts.sack(blocks[:nb])
 	}
+	if d.held.n > 0 && f.sackOK {
+		// R's out-of-order bytes are held: every ACK says so (RFC 2018
+		// §4), after L's blocks, whether or not any of those covered a
+		// whole frame, or R's SACK scoreboard would go stale. Never on a
+		// connection without SACK (§4: MUST NOT).
+		nb += f.heldSACK(blocks[nb:])
+	}
+	e.opts.sack(blocks[:nb])
 	if f.enoOut {
 		e.opts.eno()
 	}
@@ -253,7 +253,7 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	f.tsToR(&e.opts, false)
 	var blocks [4][2]uint32
 	if f.sackOK { // RFC 2018 §2: not unless both SYNs allowed it
-		nb := f.heldSACK(&blocks)
+		nb := f.heldSACK(blocks[:])
 		e.opts.sack(blocks[:nb])
 	}
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
