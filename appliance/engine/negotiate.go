@@ -713,6 +713,15 @@ func (e *Engine) synSentFromOutside(now int64, f *flow, p *packet.Packet, tx [2]
 		}
 		return e.crossingSYN(f, p)
 	}
+	if f.sim&(simCrossed|simENO) == simCrossed && fl&(packet.FlagACK|packet.FlagRST) == packet.FlagACK &&
+		p.Seq() == f.simISN+1 && p.Ack() == f.isnL+1 {
+		// R took the host's SYN-ACK to its crossing SYN without ENO:
+		// a simultaneous open whose SYN-ACK to ours was lost (or is
+		// late). R is established and will not send it again, so this
+		// settles it as farSYNACK would have.
+		e.kill(f, FallbackSimultaneousOpen, "simultaneous open: the far SYN's TCP-ENO option disabled ENO")
+		return Passthrough
+	}
 	if f.prev == nil && fl&packet.FlagACK != 0 {
 		return e.synSentReset(now, f, p, tx)
 	}

@@ -57,6 +57,37 @@ func TestSimultaneousOpenFallsBack(t *testing.T) {
 	}
 }
 
+// The far side's SYN-ACK to our SYN is lost in a simultaneous open
+// without ENO: R, established on the host's SYN-ACK, sends only ACKs and
+// data from then on. Its first ACK settles the connection as plain.
+// Before, the record stayed in syn-sent and dropped everything R sent as
+// stale (the fast path used to carry it, until the host's SYN-ACK stopped
+// putting a still-negotiating tuple there).
+func TestSimultaneousOpenFarSYNACKLost(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	farSYN := tcpFrame(addrB, addrA, isnB, 0, synF, 65160, append(synOpts(1460, 2), 69, 3, 0x23), nil)
+	if v := ga.e.Handle(0, Outside, farSYN, ga.tx); v != Passthrough {
+		t.Fatalf("far SYN: %v, want passthrough", v)
+	}
+	hostSA := tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 64240, synOpts(1460, 3), nil)
+	if v := ga.e.Handle(0, Inside, hostSA, ga.tx); v != ForwardInPlace {
+		t.Fatalf("host SYN-ACK: %v, want forward-in-place", v)
+	}
+	for _, fr := range [][]byte{
+		tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 502, tsOpt(4, 3), nil),
+		tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 502, tsOpt(5, 3), []byte("hello")),
+	} {
+		c := bytes.Clone(fr)
+		if v := ga.e.Handle(0, Outside, c, ga.tx); v != Passthrough || !bytes.Equal(c, fr) {
+			t.Fatalf("R's segment after the lost SYN-ACK: %v, want passthrough unchanged (drops %v)", v, ga.e.Counters().Drops[DropStale].Load())
+		}
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "plain" || ga.e.Counters().Fallbacks[FallbackSimultaneousOpen].Load() != 1 {
+		t.Fatalf("flow %+v, want plain after a simultaneous open", fi)
+	}
+}
+
 // Under the require policy plain TCP is not an outcome: the far SYN is
 // held back (DropPolicy), so the connection can only go on through the
 // far side's SYN-ACK to our SYN. A far side that set b = 1 (ENO-11: the
