@@ -290,6 +290,16 @@ func (f *flow) stream() *StreamInfo {
 func (f *flow) scaleWin(w uint16) uint16 {
 	m := int64(f.segR())
 	en := &f.enc
+	if w == 0 {
+		// R shut its window (its reader stopped): so does L's, even
+		// below an edge L was given, over bytes L has in flight that
+		// wait in the store (a TCP sender copes, RFC 9293 §3.8.6). Only
+		// a zero window keeps a Linux sender probing for as long as it
+		// takes instead of counting its retransmissions toward giving
+		// up (tcp_retries2).
+		en.edgeL = en.ackH
+		return 0
+	}
 	// L's right edge: what is framed already plus the plaintext that fits in
 	// R's window beyond it (RFC 9293 §3.8.6); frames the appliance put in
 	// the stream itself (rekey answers) and short frames use R's window too.

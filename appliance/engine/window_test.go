@@ -163,8 +163,9 @@ func TestFarSideMaySendUpToEveryEdgeItWasGiven(t *testing.T) {
 
 // A host writing short segments (TCP_NODELAY, small messages) pays the
 // frame's 20 bytes for each, more than the full-segment overhead its window
-// allows for (scaleWin): G_A sends R no byte past R's right edge, and the
-// frames that do not fit go as R's ACKs open its window. Before, a host
+// allows for (scaleWin): G_A starts no frame past R's right edge (the one
+// the edge falls in goes whole), and the frames that do not fit go as R's
+// ACKs open its window. Before, a host
 // that filled its window with 10-byte segments had G_A send three times
 // past R's window (a far host's TCP drops what starts beyond it). And a's
 // right edge never moves back (RFC 9293 §3.8.6), which each short frame's
@@ -196,11 +197,14 @@ func TestShortHostSegmentsStayInRsWindow(t *testing.T) {
 				return toOut
 			}
 			bWindow()
+			// A segment starts inside R's window; one that reaches past
+			// its edge ends the frame it started (sendEdge).
 			inWindow := func(wire []segv) {
 				t.Helper()
 				for _, s := range wire {
-					if end := int64(s.seq-(isnA+1)) + int64(len(s.payload)); end > edgeR {
-						t.Fatalf("G_A sent wire bytes up to %d, past R's right edge %d", end, edgeR)
+					start := int64(s.seq - (isnA + 1))
+					if end := start + int64(len(s.payload)); start >= edgeR && len(s.payload) > 0 || end > edgeR+int64(k)+20 {
+						t.Fatalf("G_A sent wire bytes %d..%d, past R's right edge %d", start, end, edgeR)
 					}
 				}
 			}
@@ -266,7 +270,9 @@ func TestClosedWindowHoldsHostData(t *testing.T) {
 	msg := bytes.Repeat([]byte("x"), 1000)
 	none(t, "a's data into R's closed window", toFrames(pr.aSends(&h, msg, pshF)))
 	wire, toA := pr.aSendsAt(&h, h.aNext-1000, msg, pshF) // a's timer fires
-	none(t, "G_A to a", toFrames(toA))
+	if got := one(t, "G_A to a", toFrames(toA)); got.ack != h.aNext-1000 || got.win != 0 {
+		t.Fatalf("a got ack %x window %d, want its held bytes unacknowledged and window 0", got.ack, got.win)
+	}
 	probe := one(t, "G_A's answer to a's retransmission", toFrames(wire))
 	if len(probe.payload) != 0 || probe.seq != closed.ack-1 {
 		t.Fatalf("G_A sent %d bytes at %x, want a window probe at %x", len(probe.payload), probe.seq, closed.ack-1)
@@ -281,5 +287,73 @@ func TestClosedWindowHoldsHostData(t *testing.T) {
 	atB, _ := pr.toB([]segv{one(t, "the held frame", toOut)})
 	if got := one(t, "a's data at b", toFrames(atB)); !bytes.Equal(got.payload, msg) {
 		t.Fatalf("b got %q", got.payload)
+	}
+}
+
+// R is a host TCP whose reader stops: it takes all it was sent and closes
+// its window. a wrote short segments, so its window (full frames' overhead)
+// took it a little past R's edge. The frame the edge falls in goes whole,
+// so R acknowledges every byte of a and a sees a zero window: it probes,
+// as in plain TCP, for as long as R stays shut. Before, that frame was cut
+// at R's edge, a's last segment stayed unacknowledged under a window above
+// zero, and a retransmitted until it gave up (about 15 minutes on Linux).
+func TestShortSegmentsThenZeroWindowAllAcknowledged(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, 64, tsOpt(pr.tsB, pr.tsA), nil)) // 8 KiB
+	toIn, _ := pr.ga.push(Outside, one(t, "b's window on the wire", toOut).frame())
+	told := one(t, "b's window at a", toIn)
+	edgeA := int64(told.ack-(isnA+1)) + int64(told.win)<<7
+	var wireEnd uint32
+	for int64(h.aNext-(isnA+1))+1000 <= edgeA {
+		for _, s := range pr.aSends(&h, bytes.Repeat([]byte("m"), 1000), pshF) {
+			wireEnd = max(wireEnd, s.seq+uint32(len(s.payload)))
+		}
+	}
+	// R acknowledges all it got, window 0.
+	pr.tsB++
+	toIn, _ = pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, wireEnd, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
+	ack := one(t, "R's ACK at a", toIn)
+	if ack.ack != h.aNext || ack.win != 0 {
+		t.Fatalf("a is told ack %d of its %d bytes, window %d; want all, window 0",
+			ack.ack-(isnA+1), h.aNext-(isnA+1), ack.win)
+	}
+}
+
+// a wrote 10-byte segments: far more wire bytes than its window allowed
+// for, so most of them wait at G_A when R, its reader stopped, shuts its
+// window. a is then told a zero window although its bytes are in flight
+// (a sender copes with a shrunk window, RFC 9293 §3.8.6), and its
+// retransmission gets an ACK as well as R a probe: a Linux sender then
+// probes for as long as R stays shut, where under a window above zero it
+// would count its retransmissions and give up.
+func TestHeldBytesAndZeroWindowGiveZeroWindow(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, 8, tsOpt(pr.tsB, pr.tsA), nil)) // 1 KiB
+	toIn, _ := pr.ga.push(Outside, one(t, "b's window on the wire", toOut).frame())
+	told := one(t, "b's window at a", toIn)
+	edgeA := int64(told.ack-(isnA+1)) + int64(told.win)<<7
+	var wireEnd uint32
+	for int64(h.aNext-(isnA+1))+10 <= edgeA {
+		for _, s := range pr.aSends(&h, []byte("0123456789"), pshF) {
+			wireEnd = max(wireEnd, s.seq+uint32(len(s.payload)))
+		}
+	}
+	pr.tsB++
+	toIn, _ = pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, wireEnd, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
+	ack := one(t, "R's ACK at a", toIn)
+	if ack.win != 0 || ack.ack == h.aNext {
+		t.Fatalf("a is told ack %d of its %d bytes, window %d; want some held, window 0",
+			ack.ack-(isnA+1), h.aNext-(isnA+1), ack.win)
+	}
+	wire, toA := pr.aSendsAt(&h, ack.ack, []byte("0123456789"), pshF) // a's timer fires
+	if probe := one(t, "G_A to R", toFrames(wire)); len(probe.payload) != 0 {
+		t.Fatalf("G_A sent R %d bytes, want a window probe", len(probe.payload))
+	}
+	if got := one(t, "G_A's ACK to a's retransmission", toFrames(toA)); got.ack != ack.ack || got.win != 0 {
+		t.Fatalf("a got ack %d window %d, want %d, 0", got.ack-(isnA+1), got.win, ack.ack-(isnA+1))
 	}
 }
