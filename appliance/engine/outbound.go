@@ -537,6 +537,6 @@ func (e *Engine) probeR(f *flow, to TxSink) {
 	if e.send(to, &f.toR, &s, nil) {
 		f.rcv.lastAckW, f.rcv.lastWin = ack, s.win
 		f.toldR(ack, s.win)
+		e.c.AcksOriginated.Add(1)
 	}
-	e.c.AcksOriginated.Add(1)
 }
