@@ -371,7 +371,7 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 // before it went.
 func (e *Engine) sendHeld(f *flow, to TxSink) {
 	en := &f.enc
-	end := f.sendEdge()
+	end := min(en.nextW, f.edgeR())
 	if end <= en.sentW {
 		return
 	}
@@ -387,29 +387,6 @@ func (e *Engine) sendHeld(f *flow, to TxSink) {
 		return
 	}
 	e.sendWire(f, to, en.sentW, n, flags, true)
-}
-
-// sendEdge is how far the sealed wire bytes may go to R: its right edge,
-// or past it to the end of the frame the edge falls in. A frame that
-// starts inside R's window goes whole: a TCP receiver takes an in-order
-// segment that starts inside a window above zero. Cut at the edge, its
-// tail would wait for R's window while R, having taken all it was sent,
-// closes it: L's last segment then stays unacknowledged, and L, told a
-// window above zero, retransmits instead of probing and gives up after its
-// retries (Linux: tcp_retries2, about 15 minutes).
-func (f *flow) sendEdge() int64 {
-	en := &f.enc
-	edge := f.edgeR()
-	if edge >= en.nextW {
-		return en.nextW
-	}
-	for i := en.frames.n - 1; i >= 0; i-- {
-		fr := en.frames.at(i)
-		if fr.w < edge {
-			return max(edge, min(fr.w+int64(fr.wl), en.nextW))
-		}
-	}
-	return edge
 }
 
 // sealFrame seals one frame of data src[off:] (FIN: the frame ends the
@@ -484,7 +461,7 @@ func (e *Engine) sealFrame(now int64, f *flow, src []byte, off int, fin, psh boo
 // stands in for a probe of that window.
 func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 	en := &f.enc
-	sent, probed := false, false
+	sent := false
 	for i := 0; i < en.frames.n; i++ {
 		fr := *en.frames.at(i)
 		fe := fr.h + int64(fr.n)
@@ -499,7 +476,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		if fr.w >= en.sentW {
 			if !sent {
 				e.probeR(f, tx[Outside])
-				sent, probed = true, true
+				sent = true
 			}
 			break
 		}
@@ -512,11 +489,12 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
-	if !sent || probed {
-		// R has it all: L missed our translated ACK. Or L's bytes wait
-		// for R's window: L gets an ACK as a receiver answers a
-		// window probe, with the window as it stands (0 while R's is
-		// shut), so a Linux sender keeps probing rather than give up.
+	if !sent || en.sentW < en.nextW {
+		// R has it all: L missed our translated ACK. Or some of L's
+		// bytes wait for R's window: L gets an ACK as a receiver
+		// answers a window probe, with the window as it stands (0
+		// while R's is shut), so a Linux sender keeps probing rather
+		// than give up.
 		e.ackL(f, tx[Inside], nil)
 	}
 }
@@ -537,6 +515,6 @@ func (e *Engine) probeR(f *flow, to TxSink) {
 	if e.send(to, &f.toR, &s, nil) {
 		f.rcv.lastAckW, f.rcv.lastWin = ack, s.win
 		f.toldR(ack, s.win)
-		e.c.AcksOriginated.Add(1)
 	}
+	e.c.AcksOriginated.Add(1)
 }
