@@ -1,6 +1,7 @@
 package xsk
 
 import (
+	"os"
 	"strconv"
 	"testing"
 
@@ -24,8 +25,10 @@ func FuzzClassifier(f *testing.F) {
 	}
 	requireRoot(f)
 	// Ports of classifiertest.PeerMTU (a veth's default); nothing is
-	// attached. One bump per slow path.
-	const ns = "xskt-fuzz"
+	// attached. One bump per slow path. The namespace is this process's:
+	// with -fuzz, every worker process runs this set-up too, and a shared
+	// name would have each delete the one before (netnstest.New).
+	ns := "xskt-fuzz" + strconv.Itoa(os.Getpid())
 	newNetns(f, ns)
 	vethPair(f, ns, "f0", ns, "f1")
 	sh(f, "ip", "-n", ns, "link", "set", "f1", "mtu", strconv.Itoa(classifiertest.PeerMTU))
