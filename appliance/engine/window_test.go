@@ -297,25 +297,33 @@ func TestClosedWindowHoldsHostData(t *testing.T) {
 func TestShortSegmentsThenZeroWindowGiveZeroWindow(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	pr.tsB++
-	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, 64, tsOpt(pr.tsB, pr.tsA), nil)) // 8 KiB
-	toIn, _ := pr.ga.push(Outside, one(t, "b's window on the wire", toOut).frame())
-	told := one(t, "b's window at a", toIn)
-	edgeA := int64(told.ack-(isnA+1)) + int64(told.win)<<7
-	var wireEnd uint32
-	for int64(h.aNext-(isnA+1))+1000 <= edgeA {
-		for _, s := range pr.aSends(&h, bytes.Repeat([]byte("m"), 1000), pshF) {
-			wireEnd = max(wireEnd, s.seq+uint32(len(s.payload)))
-		}
-	}
-	// R acknowledges all it got, window 0.
-	pr.tsB++
-	toIn, _ = pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, wireEnd, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
-	ack := one(t, "R's ACK at a", toIn)
+	ack, _ := pr.fillThenShut(t, &h, 64, bytes.Repeat([]byte("m"), 1000)) // 8 KiB
 	if ack.ack != h.aNext || ack.win != 0 {
 		t.Fatalf("a is told ack %d of its %d bytes, window %d; want all, window 0",
 			ack.ack-(isnA+1), h.aNext-(isnA+1), ack.win)
 	}
+}
+
+// fillThenShut: b offers window win (scaled by 128), a fills the edge it is
+// given with segments msg, then R (a host TCP whose reader stopped)
+// acknowledges every wire byte it got with window 0. It returns that ACK
+// as a sees it, and the end of the wire bytes G_A sent.
+func (pr *pair) fillThenShut(t *testing.T, h *hosts, win uint16, msg []byte) (segv, uint32) {
+	t.Helper()
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, win, tsOpt(pr.tsB, pr.tsA), nil))
+	toIn, _ := pr.ga.push(Outside, one(t, "b's window on the wire", toOut).frame())
+	told := one(t, "b's window at a", toIn)
+	edgeA := int64(told.ack-(isnA+1)) + int64(told.win)<<7
+	var wireEnd uint32
+	for int64(h.aNext-(isnA+1))+int64(len(msg)) <= edgeA {
+		for _, s := range pr.aSends(h, msg, pshF) {
+			wireEnd = max(wireEnd, s.seq+uint32(len(s.payload)))
+		}
+	}
+	pr.tsB++
+	toIn, _ = pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, wireEnd, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
+	return one(t, "R's ACK at a", toIn), wireEnd
 }
 
 // a wrote 10-byte segments: far more wire bytes than its window allowed
@@ -328,20 +336,7 @@ func TestShortSegmentsThenZeroWindowGiveZeroWindow(t *testing.T) {
 func TestHeldBytesAndZeroWindowGiveZeroWindow(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	pr.tsB++
-	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF, 8, tsOpt(pr.tsB, pr.tsA), nil)) // 1 KiB
-	toIn, _ := pr.ga.push(Outside, one(t, "b's window on the wire", toOut).frame())
-	told := one(t, "b's window at a", toIn)
-	edgeA := int64(told.ack-(isnA+1)) + int64(told.win)<<7
-	var wireEnd uint32
-	for int64(h.aNext-(isnA+1))+10 <= edgeA {
-		for _, s := range pr.aSends(&h, []byte("0123456789"), pshF) {
-			wireEnd = max(wireEnd, s.seq+uint32(len(s.payload)))
-		}
-	}
-	pr.tsB++
-	toIn, _ = pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, wireEnd, ackF, 0, tsOpt(pr.tsB, pr.tsA), nil))
-	ack := one(t, "R's ACK at a", toIn)
+	ack, wireEnd := pr.fillThenShut(t, &h, 8, []byte("0123456789")) // 1 KiB
 	if ack.win != 0 || ack.ack == h.aNext {
 		t.Fatalf("a is told ack %d of its %d bytes, window %d; want some held, window 0",
 			ack.ack-(isnA+1), h.aNext-(isnA+1), ack.win)
