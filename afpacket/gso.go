@@ -94,6 +94,16 @@ func Segment(f []byte, mss int, out [][]byte, sizes []int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return cut(f, p, mss, out, sizes, setTCPCsum)
+}
+
+// cut is Segment's loop, which SegmentRouted shares: it cuts the parsed
+// TCP frame f into segments of at most mss payload bytes in out, sizes
+// set, headers copied, sequence number advanced, FIN and PSH on the last
+// segment only, CWR on the first only, the IPv4 ID advanced and IP lengths
+// set; csum then completes each segment's TCP checksum. ErrNoRoom writes
+// nothing.
+func cut(f []byte, p TCPFrame, mss int, out [][]byte, sizes []int, csum func(o []byte, q TCPFrame)) (int, error) {
 	payload := p.PayloadLen()
 	n := Segments(payload, mss)
 	if n > len(out) || n > len(sizes) {
@@ -136,7 +146,7 @@ func Segment(f []byte, mss int, out [][]byte, sizes []int) (int, error) {
 		}
 		o[p.L4+13] = fl
 		_ = setIPLen(o, q) // cannot fail: a segment is no longer than f
-		setTCPCsum(o, q)
+		csum(o, q)
 	}
 	return n, nil
 }

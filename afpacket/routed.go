@@ -46,35 +46,8 @@ func SegmentRouted(f []byte, h VnetHdr, out [][]byte, sizes []int) (int, error) 
 	}
 	// Less f's TCP length: what stays is the addresses and the protocol.
 	seed += uint64(^uint16(p.End - p.L4))
-	payload := p.PayloadLen()
-	n := Segments(payload, mss)
-	if n > len(out) || n > len(sizes) {
-		return 0, ErrNoRoom
-	}
-	for i := range n {
-		if len(out[i]) < p.Payload+min(mss, payload-i*mss) {
-			return 0, ErrNoRoom
-		}
-	}
-	seq := binary.BigEndian.Uint32(f[p.L4+4:])
-	flags := f[p.L4+13]
-	for i := range n {
-		o := out[i]
-		copy(o, f[:p.Payload])
-		end := p.Payload + copy(o[p.Payload:], f[p.Payload+i*mss:min(p.Payload+(i+1)*mss, p.End)])
-		sizes[i] = end
-		binary.BigEndian.PutUint32(o[p.L4+4:], seq+uint32(i*mss))
-		fl := flags
-		if i < n-1 {
-			fl &^= tcpFIN | tcpPSH
-		}
-		if i > 0 {
-			fl &^= tcpCWR
-		}
-		o[p.L4+13] = fl
-		binary.BigEndian.PutUint16(o[p.L3+4:], uint16(end-p.L3-40))
+	return cut(f, p, mss, out, sizes, func(o []byte, q TCPFrame) {
 		o[at], o[at+1] = 0, 0
-		binary.BigEndian.PutUint16(o[at:], ^fold(sum(o[p.L4:end], seed+uint64(end-p.L4))))
-	}
-	return n, nil
+		binary.BigEndian.PutUint16(o[at:], ^fold(sum(o[q.L4:q.End], seed+uint64(q.End-q.L4))))
+	})
 }
