@@ -85,11 +85,12 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.duplicate(f, w, end, tx)
 		return Forwarded
 	}
-	if end > f.acceptEnd() {
+	if hi := f.acceptEnd(); end > hi {
 		// Past any window we advertised: a sender ignoring it would grow
 		// the frame map without bound while L acknowledges nothing. TCP
-		// drops such data too (RFC 9293 §3.10.7.4).
-		return e.drop(DropOutOfWindow)
+		// trims such a segment to its window (RFC 9293 §3.10.7.4), and
+		// its FIN with it; wireAccept dropped one that starts past it.
+		data, end, fin = data[:hi-w], hi, false
 	}
 	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {
 		d.pendFIN = -1 // data past it: no end (R resends its FIN if it was one)

@@ -351,3 +351,44 @@ func TestHeldBytesAndZeroWindowGiveZeroWindow(t *testing.T) {
 		t.Fatalf("a got ack %d window %d, want %d, 0", got.ack-(isnA+1), got.win, ack.ack-(isnA+1))
 	}
 }
+
+// A segment from R that begins inside the window and ends past every edge
+// R was given is trimmed to the window, as TCP trims it (RFC 9293
+// §3.10.7.4: the bytes in the window are processed, the rest dropped);
+// before, it was dropped whole, and a far sender whose view of the window
+// ran a little ahead (or that ignores it) made no progress at all.
+func TestSegmentStraddlingTheEdgeTrimmed(t *testing.T) {
+	cfg := Config{TEPs: testTEPs, DeliverBytes: 4096, ReassemblyBytes: 64 << 10}
+	pr := handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, cfg))
+	f := pr.gb.onlyFlow()
+	hi := f.acceptEnd()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1024)
+	stream := farFrame(t, pr, tcpcrypt.FrameHeader{}, data)
+	for int64(stream.seq-(isnA+1))+int64(len(stream.payload)) <= hi {
+		w := int64(stream.seq-(isnA+1)) + int64(len(stream.payload))
+		stream.payload = append(stream.payload, farFrameAt(t, pr, tcpcrypt.FrameHeader{}, data, w)...)
+	}
+	stream.payload = stream.payload[:hi+500-int64(stream.seq-(isnA+1))]
+	segs := cut(stream, 1448)
+	last := segs[len(segs)-1]
+	for _, s := range segs[len(segs)-3 : len(segs)-1] {
+		last.seq, last.payload = s.seq, append(s.payload[:len(s.payload):len(s.payload)], last.payload...)
+	}
+	last.flags |= finF // a FIN past the edge is not R's end either
+	segs = append(segs[:len(segs)-3], last)
+	oow := pr.gb.e.Counters().Drops[DropOutOfWindow].Load()
+	atB, _ := pr.toB(segs)
+	for _, s := range atB {
+		if s.flags&finF != 0 {
+			t.Fatal("b got a FIN that lay past the window")
+		}
+	}
+	d := &f.rcv
+	taken := d.rcvW
+	if d.held.n > 0 {
+		taken = max(taken, d.held.r[d.held.n-1].e)
+	}
+	if n := pr.gb.e.Counters().Drops[DropOutOfWindow].Load() - oow; n != 0 || taken != hi || d.pendFIN >= 0 {
+		t.Fatalf("R's segments up to %d with the edge at %d: out_of_window %d, G_B took the stream up to %d (FIN at %d)", hi+500, hi, n, taken, d.pendFIN)
+	}
+}
