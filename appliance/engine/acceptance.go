@@ -163,6 +163,8 @@ const (
 	simCrossed  = 1 << iota // a SYN from R crossed ours (simultaneous open, or blind)
 	simENO                  // its ENO option is compatible with ours (crossingSYN)
 	simAnswered             // the host's SYN-ACK to it went out with our option
+	simTS                   // it carried timestamps (simAcked)
+	simSACK                 // it carried SACK-permitted (simAcked)
 )
 
 // crossingSYN handles a SYN from R while host A waits for R's SYN-ACK (not
@@ -205,6 +207,17 @@ func (e *Engine) crossingSYN(f *flow, p *packet.Packet) Verdict {
 	if e.si.hasMSS {
 		f.mssR = e.si.mss
 	}
+	// What R's lost SYN-ACK would have repeated (simAcked).
+	sc := eno.ScanOptions(p.OptionBytes())
+	opt, _ := sc.SYNOption(p.OptionBytes())
+	f.peerLen = copy(f.peer[:], opt)
+	if e.si.hasTS {
+		f.sim |= simTS
+	}
+	if e.si.sackOK {
+		f.sim |= simSACK
+	}
+	f.simWS = e.si.ws
 	e.clamp(f, p) // the host's segments are framed if R's SYN-ACK negotiates
 	return ForwardInPlace
 }
@@ -245,6 +258,50 @@ func (e *Engine) simInit(now int64, f *flow, to TxSink) {
 	if f.ini != nil && !f.enc.initSent {
 		e.sendInit(now, f, to)
 	}
+}
+
+// simAcked settles a simultaneous open with a compatible option
+// (crossingSYN) whose far SYN-ACK to our SYN was lost: R took the host's
+// SYN-ACK, with our option, and is established as host B; it sends that
+// SYN-ACK no more and waits for Init1. Its ACK of our SYN, numbered from
+// its crossing SYN, stands for the SYN-ACK (an off-path forger must guess
+// our ISN, as for the SYN-ACK), which would have repeated the crossing
+// SYN's option and parameters (RFC 8547 §4.6): the open is negotiated from
+// those, as farSYNACK negotiates, and the ACK goes on to the host, in
+// SYN-RECEIVED, as R's first segment of the connection.
+func (e *Engine) simAcked(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	e.dropPrev(f)
+	f.isnR = f.simISN
+	out := f.settings.Negotiate(f.local[:f.localLen], f.peer[:f.peerLen])
+	if !out.OK() || out.Role != eno.RoleA {
+		return e.fallbackA(f, p, tx, FallbackNegotiate, out.Reason.String())
+	}
+	if !e.negotiated(f) {
+		return e.fallbackA(f, p, tx, FallbackNegotiatedFull, "negotiated set full")
+	}
+	f.outcome = out
+	delete(e.plainPeers, f.key.out.Addr())
+	f.tsR = e.si.tsVal
+	f.tsOK = f.tsOK && f.sim&simTS != 0
+	f.sackOK = f.sackOK && f.sim&simSACK != 0
+	if f.wsL >= 0 && f.simWS >= 0 {
+		f.wsR, f.wsLe = uint8(f.simWS), uint8(f.wsL)
+	}
+	f.winL = synWindow(f.winL, f.wsLe) // the host's SYN-ACK's (simSYNACK)
+	f.winR = p.Window()                // not a SYN's: scaled (RFC 7323 §2.2)
+	if !f.toL.set(p) {
+		return e.fallbackA(f, p, tx, FallbackNegotiate, "headers too long to originate segments")
+	}
+	f.ecn = 0 // negotiated in SYN-ACKs the appliance did not see all of: none, as on a path that bleaches it
+	if f.res != nil {
+		f.res.Erase() // TC-24: R's SYN is no resumption reply; the secret stays used
+		f.res = nil
+	}
+	if !e.startKex(now, f) {
+		return Consumed
+	}
+	e.simInit(now, f, tx[Outside])
+	return e.fromOutside(now, f, p, tx)
 }
 
 // crossingSYNACK reports whether p is the inside host's answer to the SYN

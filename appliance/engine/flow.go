@@ -156,7 +156,7 @@ type flow struct {
 
 	local    [eno.MaxOptionsLen]byte // our SYN-form option as sent
 	localLen int
-	peer     [eno.MaxOptionsLen]byte // B: the far side's SYN option
+	peer     [eno.MaxOptionsLen]byte // B: the far side's SYN option; A: a compatible crossing SYN's (simAcked)
 	peerLen  int
 	outcome  eno.Outcome
 	enoOut   bool // add `45 02` to segments to R (until a non-SYN segment from R)
@@ -208,6 +208,7 @@ type flow struct {
 	unknownPrev   bool   // B: the SYN found neither a record nor a negotiated tuple: a plain connection the engine forgot may be live (acceptance.go)
 	sim           uint8  // A: simCrossed, simENO, simAnswered (a simultaneous open, acceptance.go)
 	synResends    uint8  // A: the host's SYN retransmissions seen (resendSYN)
+	simWS         int8   // A: the crossing SYN's window shift, -1 if none (simAcked)
 	simISN        uint32 // the crossing SYN's sequence number
 	challengeNext int64  // no challenge ACK before this time (RFC 5961 §7)
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)

@@ -722,6 +722,10 @@ func (e *Engine) synSentFromOutside(now int64, f *flow, p *packet.Packet, tx [2]
 		e.kill(f, FallbackSimultaneousOpen, "simultaneous open: the far SYN's TCP-ENO option disabled ENO")
 		return Passthrough
 	}
+	if f.sim&(simENO|simAnswered) == simENO|simAnswered && fl&(packet.FlagACK|packet.FlagRST) == packet.FlagACK &&
+		p.Seq() == f.simISN+1 && p.Ack() == f.isnL+1 {
+		return e.simAcked(now, f, p, tx)
+	}
 	if f.prev == nil && fl&packet.FlagACK != 0 {
 		return e.synSentReset(now, f, p, tx)
 	}

@@ -244,3 +244,69 @@ func TestBlindCompatibleSYNInSYNSent(t *testing.T) {
 		t.Fatalf("after a's third segment: %d frames, want it and Init1", len(toOut))
 	}
 }
+
+// A simultaneous open with a compatible option (b = 1 at the far side, as
+// in TestSimultaneousOpenPassiveRoleFarSide) whose far SYN-ACK to our SYN
+// is lost: R, established as host B on the host's SYN-ACK (our option),
+// sends it no more, and waits for Init1. R's ACK of our SYN, numbered from
+// its crossing SYN, settles the open as that SYN-ACK would have (R's
+// SYN-ACK repeats its SYN's option, §4.6): the appliance negotiates as
+// host A from the crossing SYN, with R's window shift and options from
+// it, the ACK goes on to the host (in SYN-RECEIVED it waits for one), and
+// Init1 leaves. Before, the record stayed in syn-sent and dropped R's
+// segments as stale: the connection hung.
+func TestSimultaneousOpenPassiveRoleFarSYNACKLost(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	ours := option(one(t, "SYN", o).opts, 69)
+	farOpt := []byte{69, 6, 0x01, 0x24, 0x23, 0x25}
+	farSYNOpts := append(synOpts(1460, 2), farOpt...)
+	farSYNOpts[len(farSYNOpts)-len(farOpt)-1] = 5 // R's window shift: 5
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB, 0, synF, 65160, farSYNOpts, nil))
+	toIn, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 64240, synOpts(1460, 3), nil))
+	none(t, "host SYN-ACK inside", toIn)
+	hasBytes(t, "host SYN-ACK option (ENO-31)", option(one(t, "host SYN-ACK", toOut).opts, 69), ours)
+
+	toIn, toOut = ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 502, tsOpt(4, 3), nil))
+	if s := one(t, "R's ACK to a", toIn); s.flags != ackF || s.seq != isnB+1 || s.ack != isnA+1 {
+		t.Fatalf("R's ACK to a: %+v", s)
+	}
+	init1 := one(t, "Init1", toOut)
+	if init1.seq != isnA+1 || init1.ack != isnB+1 || len(init1.payload) != 75 {
+		t.Fatalf("Init1: seq %x ack %x len %d", init1.seq, init1.ack, len(init1.payload))
+	}
+	want := append(append([]byte{}, ours...), farOpt...)
+	fi := flowInfo(t, ga.e)
+	if fi.State != "key-exchange" || fi.Role != "A" {
+		t.Fatalf("flow %+v, want host A in the key exchange", fi)
+	}
+	hasBytes(t, "transcript (A's option, then B's)", fi.Transcript, want)
+	if f := ga.onlyFlow(); f.wsR != 5 || f.wsLe != 7 || f.winR != 502 || !f.tsOK || !f.sackOK || f.isnR != isnB {
+		t.Fatalf("R's parameters: shift %d (L's %d), window %d, timestamps %v, SACK %v, ISN %x", f.wsR, f.wsLe, f.winR, f.tsOK, f.sackOK, f.isnR)
+	}
+
+	ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ka.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := tcpcrypt.NewResponder(tcpcrypt.ResponderConfig{TEP: tcpcrypt.TEPX25519, TEPByte: 0x23,
+		Prefs: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp, Transcript: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, done, err := rsp.Feed(init1.payload); err != nil || !done {
+		t.Fatalf("Init1 at the far side: done %v, %v", done, err)
+	}
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1+75, ackF|pshF, 502, tsOpt(5, 3), rsp.Init2()))
+	sess, err := rsp.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi := flowInfo(t, ga.e); !fi.Encrypted || fi.SessionID != sess.ID {
+		t.Fatalf("flow %+v, far session ID %x", fi, sess.ID)
+	}
+}
