@@ -282,6 +282,7 @@ func (e *Engine) simAcked(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Ve
 	f.outcome = out
 	delete(e.plainPeers, f.key.out.Addr())
 	f.tsR = e.si.tsVal
+	f.setTSRecent(now, e.si.tsVal)
 	f.tsOK = f.tsOK && f.sim&simTS != 0
 	f.sackOK = f.sackOK && f.sim&simSACK != 0
 	if f.wsL >= 0 && f.simWS >= 0 {
@@ -378,6 +379,13 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		e.challenge(now, f, tx[Outside])
 		return e.drop(DropStale), false
 	}
+	if e.paws(now, f, n, fl) {
+		if now >= f.challengeNext { // the ACK it gets, rate-limited as a challenge ACK
+			f.challengeNext = now + challengeGap
+			e.ackR(f, tx[Outside], nil)
+		}
+		return e.drop(DropPAWS), false
+	}
 	segEnd := w + n
 	if fl&packet.FlagFIN != 0 {
 		segEnd++
@@ -407,6 +415,49 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	}
 	f.maxWinR = max(f.maxWinR, int64(p.Window())<<f.wsR)
 	return 0, true
+}
+
+// PAWS (RFC 7323 §5): with timestamps on, a segment from R whose TSval is
+// older than TS.Recent is an old duplicate, from before R's sequence
+// numbers wrapped (at 10 Gbit/s they wrap every 3.4 s). Its bytes sit at
+// the offsets of R's current stream: fed to the frame decoder they would
+// be read as a frame (a garbage length, then an authentication failure
+// that resets the connection), where a host TCP drops the segment and
+// acknowledges (§5.3 R1); the inside host cannot, since the appliance
+// writes the timestamps it sees. As Linux does (tcp_paws_discard), only
+// segments with data or a FIN are checked (a reordered pure ACK is no
+// harm, wireACK orders them), a TSval one tick old passes, and TS.Recent
+// counts only after it has gone 24 days without being set (§5.5: R's
+// clock may have wrapped meanwhile).
+const (
+	pawsWindow = 1
+	pawsIdle   = uint32((24 * 24 * time.Hour) >> 30) // in units of 2^30 ns, as tsRecentAt
+)
+
+// paws reports whether the segment in e.si, with n bytes of data and flags
+// fl, is an old duplicate by its timestamp.
+func (e *Engine) paws(now int64, f *flow, n int64, fl uint8) bool {
+	if !f.tsOK || !e.si.hasTS || n == 0 && fl&packet.FlagFIN == 0 || f.tsRecent == 0 {
+		return false
+	}
+	return int32(f.tsRecent-e.si.tsVal) > pawsWindow && uint32(now>>30)-f.tsRecentAt < pawsIdle
+}
+
+// setTSRecent sets R's TS.Recent (RFC 7323 §4.3). A TSval of 0 leaves it
+// unset, as a SYN without timestamps does (Linux takes 0 for none).
+func (f *flow) setTSRecent(now int64, v uint32) {
+	f.tsRecent, f.tsRecentAt = v, uint32(now>>30)
+}
+
+// noteTSRecent takes in the TSval of an accepted segment from R at wire
+// offset w: it becomes TS.Recent if the segment starts at or below the
+// ACK R last got from us (Last.ACK.sent, RFC 7323 §4.3), so that a
+// reordered later segment cannot raise it above an earlier one still on
+// its way, and it is not older (or TS.Recent has gone stale, pawsIdle).
+func (f *flow) noteTSRecent(now int64, w int64, v uint32) {
+	if w <= f.rcv.lastAckW && (int32(v-f.tsRecent) >= 0 || uint32(now>>30)-f.tsRecentAt >= pawsIdle) {
+		f.setTSRecent(now, v)
+	}
 }
 
 // acceptEnd is the furthest wire offset the engine takes data from R up to:

@@ -705,3 +705,36 @@ func (g *gw) onlyFlow() *flow {
 	}
 	return nil
 }
+
+// An old duplicate from R (from before its sequence numbers wrapped, RFC
+// 7323 §5) lands on the offsets of R's current stream. With timestamps on,
+// its TSval is older than TS.Recent: it is dropped (paws) and answered with
+// an ACK, as a host TCP does (§5.3 R1), and the stream goes on. Before, its
+// bytes were read as a frame header (a garbage length), R's real bytes at
+// those offsets were then duplicates, and the connection ended in an
+// authentication failure once the bogus frame filled.
+func TestOldDuplicateDroppedByPAWS(t *testing.T) {
+	pr := handshake(t)
+	first := farFrame(t, pr, tcpcrypt.FrameHeader{}, []byte("the first frame"))
+	first.opts = tsOpt(5000, pr.tsA)
+	if atB, _ := pr.toB([]segv{first}); len(atB) != 1 || string(atB[0].payload) != "the first frame" {
+		t.Fatalf("b got %+v", atB)
+	}
+	next := first.seq + uint32(len(first.payload))
+	old := first
+	old.seq, old.payload, old.opts = next, bytes.Repeat([]byte{0x5a}, 600), tsOpt(4000, pr.tsA)
+	atB, back := pr.toB([]segv{old})
+	none(t, "the old duplicate at b", toFrames(atB))
+	if a := one(t, "the ACK R gets", toFrames(back)); a.flags != ackF || len(a.payload) != 0 || a.ack > next {
+		t.Fatalf("the ACK R gets: %+v (next %x)", a, next)
+	}
+	if n := pr.gb.e.Counters().Drops[DropPAWS].Load(); n != 1 {
+		t.Fatalf("paws drops %d, want 1", n)
+	}
+	second := first
+	second.seq, second.opts = next, tsOpt(5001, pr.tsA)
+	second.payload = farFrameAt(t, pr, tcpcrypt.FrameHeader{}, []byte("the second frame"), int64(next-(isnA+1)))
+	if atB, _ := pr.toB([]segv{second}); len(atB) != 1 || string(atB[0].payload) != "the second frame" {
+		t.Fatalf("after the old duplicate b got %+v", atB)
+	}
+}

@@ -237,6 +237,7 @@ const (
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
 	DropHostGap            // the inside host's data past a hole in its stream that cannot be held (hostHold: over the reassembly cap)
 	DropRSTRejected        // a far-side RST not at the next sequence number (RFC 5961 §3): blind, or late from a closed peer
+	DropPAWS               // a far-side segment with data whose timestamp is older than TS.Recent: an old duplicate (RFC 7323 §5)
 	NumDropReasons
 )
 
@@ -545,7 +546,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

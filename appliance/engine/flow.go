@@ -149,7 +149,7 @@ type flow struct {
 	policy   Policy
 	role     eno.Role
 	settings *eno.Settings
-	started  time.Time
+	started  int64 // Deps.Now in Unix nanoseconds (a time.Time takes 24 bytes of a full record)
 	last     int64
 	closeAt  int64
 	reason   string
@@ -168,6 +168,8 @@ type flow struct {
 	pmtuAt     int64     // when a packet-too-big last lowered pmssL or pmssR
 	capMSS     [2]uint16 // the largest segment each port carries, 0 if no cap (mss.go)
 	tsL, tsR   uint32    // latest TSval from L and from R
+	tsRecent   uint32    // R's TS.Recent (RFC 7323 §4.3): PAWS's reference (wireAccept)
+	tsRecentAt uint32    // when it was set, in units of 2^30 ns (paws)
 	ecrL, ecrR uint32    // latest TSecr from L and from R
 	tsOK       bool      // both SYNs carried timestamps (RFC 7323)
 	sackOK     bool      // both SYNs carried SACK-permitted (RFC 2018 §2)
@@ -237,7 +239,7 @@ func (f *flow) setCaps(c *Config) {
 func (f *flow) info() FlowInfo {
 	fi := FlowInfo{
 		ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.state],
-		Encrypted: f.sess != nil, FallbackReason: f.reason, Started: f.started,
+		Encrypted: f.sess != nil, FallbackReason: f.reason, Started: time.Unix(0, f.started),
 		BytesIn: f.bytesIn, BytesOut: f.bytesOut, PacketsIn: f.pktsIn, PacketsOut: f.pktsOut,
 	}
 	if f.state >= stKex && f.state != stPlain {

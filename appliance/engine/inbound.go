@@ -118,6 +118,7 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 	fl := p.Flags()
 	if si.hasTS {
 		f.tsR, f.ecrR = newerTS(f.tsR, si.tsVal), si.tsEcr
+		f.noteTSRecent(now, w, si.tsVal)
 	}
 	prevWin := f.winR
 	f.pktsIn++

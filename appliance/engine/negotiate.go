@@ -311,6 +311,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 		f.mssR = e.si.mss
 	}
 	f.tsR = e.si.tsVal
+	f.setTSRecent(now, e.si.tsVal)
 	f.tsOK = e.si.hasTS
 	f.sackOK = e.si.sackOK
 	f.wsL = e.si.ws // R's shift for now; settled at L's SYN-ACK
@@ -504,6 +505,7 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 			f.mssR = e.si.mss
 		}
 		f.tsR = e.si.tsVal
+		f.setTSRecent(now, e.si.tsVal)
 		f.tsOK = f.tsOK && e.si.hasTS
 		f.sackOK = f.sackOK && e.si.sackOK
 		if f.wsL >= 0 && e.si.ws >= 0 {

@@ -40,7 +40,7 @@ func TestWireResegmentedReorderedDuplicated(t *testing.T) {
 			continue
 		}
 		s := segv{src: addrA, dst: addrB, seq: start + uint32(cuts[i]), ack: isnB + 1 + 74, flags: ackF,
-			win: 502, opts: tsOpt(9, 9), payload: stream[cuts[i]:cuts[i+1]]}
+			win: 502, opts: tsOpt(pr.tsA, pr.tsB), payload: stream[cuts[i]:cuts[i+1]]}
 		if i+1 == len(cuts)-1 {
 			s.flags |= finF
 		}

@@ -27,7 +27,7 @@ func (e *Engine) newID() uint64 {
 }
 
 func (e *Engine) newFlow(now int64, k flowKey, pol Policy) *flow {
-	f := &flow{id: e.newID(), key: k, policy: pol, started: e.deps.Now(), last: now, charged: true} // the caller charged recordCost
+	f := &flow{id: e.newID(), key: k, policy: pol, started: e.deps.Now().UnixNano(), last: now, charged: true} // the caller charged recordCost
 	f.enc.finH, f.enc.finW = -1, -1
 	f.rcv.finH, f.rcv.finW, f.rcv.pendFIN = -1, -1, -1
 	f.mssL, f.mssR = 536, 536
