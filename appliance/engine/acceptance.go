@@ -60,7 +60,7 @@ func (e *Engine) synOnTuple(now int64, k flowKey, prev *flow, p *packet.Packet, 
 	if from == Inside {
 		v = e.outboundSYN(now, k, p, tx)
 	} else {
-		v = e.farSYN(now, k, p, tx)
+		v = e.farSYN(now, k, p, tx, prev != nil)
 	}
 	if prev == nil {
 		return v

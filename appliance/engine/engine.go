@@ -294,6 +294,10 @@ type Engine struct {
 	// negotiated set: the other end's SYN-ACK answering one shows a new
 	// connection there (guard.go).
 	passedSYNs map[flowKey]passedSYN
+	// bareSYN: the far SYN in hand found no record on a tuple in the
+	// negotiated set; if it leaves the connection plain, plain keeps no
+	// record (farSYN).
+	bareSYN bool
 	// Frames sealed and opened since the last Tick, published to
 	// Counters there: an atomic add per frame cost more than the rest of
 	// the frame's bookkeeping together.
@@ -434,7 +438,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	e.si.read(p)
 	f := e.lookup(k)
 	fl := p.Flags()
-	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
+	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK && f.answers(p, from) {
 		// A new connection on the tuple completes its handshake (a SYN
 		// alone proves nothing: anyone can send one): what the set
 		// remembers of an older connection no longer applies.
@@ -451,7 +455,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 			if from == Inside {
 				return e.outboundSYN(now, k, p, tx)
 			}
-			return e.farSYN(now, k, p, tx)
+			return e.farSYN(now, k, p, tx, false)
 		}
 		return e.stray(k, p, from, tx)
 	}

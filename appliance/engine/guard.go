@@ -3,6 +3,7 @@ package engine
 import (
 	"log/slog"
 
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
@@ -39,6 +40,20 @@ func (e *Engine) rememberSYN(k flowKey, from PortID, seq uint32) {
 		}
 	}
 	e.passedSYNs[k] = passedSYN{from: from, seq: seq}
+}
+
+// answers reports whether SYN-ACK p, from port from, answers the SYN that
+// made negotiating record f: from the other port, acknowledging that SYN's
+// sequence number. Any other SYN-ACK, forged from outside or not, shows no
+// new connection on the tuple. A plain record keeps no sequence numbers.
+func (f *flow) answers(p *packet.Packet, from PortID) bool {
+	switch {
+	case f.state == stPlain:
+		return true
+	case f.role == eno.RoleB:
+		return from == Inside && p.Ack() == f.isnR+1
+	}
+	return from == Outside && p.Ack() == f.isnL+1
 }
 
 // synAnswered reports (and forgets) a remembered SYN on k from the other

@@ -241,9 +241,20 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // farSYN handles a SYN from the far side on an untracked tuple
 // (inboundSYN), and remembers one that passes with no record on a tuple
 // in the negotiated set, so that the inside host's SYN-ACK to it takes the
-// tuple out (stray).
-func (e *Engine) farSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+// tuple out (stray). displaced: the SYN took the place of a record
+// (synOnTuple), which goes on handling the old connection's segments.
+//
+// A SYN that finds neither a record nor a displaced one on a tuple in the
+// negotiated set may be forged, or an old duplicate, while both hosts
+// still hold the encrypted connection (the record went with a restart, an
+// idle expiry or a lost RST; its segments are reset as strays). If it
+// leaves the connection plain, it gets no record: a plain record passes
+// every segment, and the host's next data would leave in plaintext (and
+// the workers would put the tuple on the kernel fast path).
+func (e *Engine) farSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink, displaced bool) Verdict {
+	e.bareSYN = !displaced && e.neg.has(k)
 	v := e.inboundSYN(now, k, p, tx)
+	e.bareSYN = false
 	if v == Passthrough && e.flows[k] == nil && e.neg.has(k) {
 		e.rememberSYN(k, Outside, p.Seq())
 	}
@@ -767,6 +778,9 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 	}
 	if reason >= 0 {
 		e.c.Fallbacks[reason].Add(1)
+	}
+	if e.bareSYN {
+		return Passthrough // no record (farSYN)
 	}
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
 		e.c.FlowsCapped.Add(1)
