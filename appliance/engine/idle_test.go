@@ -63,3 +63,81 @@ func idleLivesOn(t *testing.T, pr *pair, rekeyAfter time.Duration) {
 		t.Fatalf("rekey after %v: after 6 h b got %d segments, want the message", rekeyAfter, len(atB))
 	}
 }
+
+// A half-closed connection whose open side stays silent (a server working
+// on a long answer after the client's shutdown(SHUT_WR)): a sent its FIN,
+// b acknowledged it and says nothing for hours. G_A may send no frame after
+// its FINp, so G_B's rekey by time is never answered, and the next rekey
+// by time would need a second empty rekey frame while the first is
+// unanswered, which tcpcrypt forbids (TC-58). Before, G_B started it all
+// the same, could then send no empty frame at all (each would carry the
+// pending rekey): no refresh, so both records expired and b's answer,
+// hours later, was reset where plain TCP would have carried it; and, with
+// a longer idle limit, b's FIN without data never left. G_B now starts no
+// rekey that an empty frame would have to carry while one is unanswered.
+func TestHalfClosedIdleOpenSideLivesOn(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		idle   time.Duration
+		answer []byte
+		flags  uint8
+	}{
+		{"answer", 0, []byte("the answer, six hours later"), pshF},
+		{"FIN", 24 * time.Hour, nil, finF},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{TEPs: testTEPs, IdleTimeout: c.idle}
+			pr := handshakeOn(t, newGW(t, cfg), newGW(t, cfg))
+			halfClosedIdle(t, pr, c.answer, c.flags)
+		})
+	}
+}
+
+func halfClosedIdle(t *testing.T, pr *pair, answer []byte, flags uint8) {
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("request"), pshF|finF))
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	for _, f := range toOut {
+		pr.ga.push(Outside, f)
+	}
+	relay := func(to *gw, frames [][]byte) {
+		other := pr.ga
+		if to == pr.ga {
+			other = pr.gb
+		}
+		for len(frames) > 0 {
+			var back [][]byte
+			for _, f := range frames {
+				_, o := to.push(Outside, f)
+				back = append(back, o...)
+			}
+			frames, to, other = back, other, to
+		}
+	}
+	for step := 0; step < 6*6; step++ { // 6 h in 10 min steps
+		pr.ga.now += int64(10 * time.Minute)
+		pr.gb.now += int64(10 * time.Minute)
+		_, outA := pr.ga.tick(int64(10 * time.Millisecond))
+		relay(pr.gb, outA)
+		_, outB := pr.gb.tick(int64(10 * time.Millisecond))
+		relay(pr.ga, outB)
+		if pr.ga.e.NumFlows() != 1 || pr.gb.e.NumFlows() != 1 {
+			t.Fatalf("after %v of silence: %d and %d flows", time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
+		}
+	}
+	pr.tsB++
+	_, toOut = pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|flags, 509, tsOpt(pr.tsB, pr.tsA), answer))
+	var got []byte
+	fin := false
+	for _, f := range toOut {
+		toIn, _ := pr.ga.push(Outside, f)
+		for _, s := range toIn {
+			got = append(got, parse(t, s).payload...)
+			fin = fin || parse(t, s).flags&finF != 0
+		}
+	}
+	if !bytes.Equal(got, answer) || fin != (flags&finF != 0) {
+		t.Fatalf("a got %q (FIN %v), want %q", got, fin, answer)
+	}
+}

@@ -320,7 +320,7 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 	if !e.reserveLent(&en.store, lo, en.nextW, en.nextW+need) {
 		return false
 	}
-	e.maybeRekey(now, f)
+	e.maybeRekey(now, f, len(data) == 0)
 	// L's window (scaleWin) allows for the overhead of full frames: L's
 	// short segments cost more wire bytes than that, and what does not fit
 	// R's window waits (R drops what lies past its right edge).

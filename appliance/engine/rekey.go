@@ -4,11 +4,17 @@ import "github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 
 // maybeRekey starts a rekey by local policy (bytes or time under one
 // generation, docs/protocol.md §14); the next frame carries the rekey bit.
-func (e *Engine) maybeRekey(now int64, f *flow) {
+// If that frame is empty (a refresh, or a FIN without data), the rekey
+// waits while an empty rekey frame sent before is unanswered (TC-58: R
+// has sent its FINp and answers nothing): started, it would make the
+// frame, and every empty frame after it, fail (tcpcrypt.ErrEmptyRekey),
+// so the flow could send neither refreshes nor its FIN. A data frame
+// carries it later.
+func (e *Engine) maybeRekey(now int64, f *flow, empty bool) {
 	en := &f.enc
 	due := (e.cfg.RekeyBytes > 0 && en.genBytes >= e.cfg.RekeyBytes) ||
 		(e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter))
-	if !due || f.keys.RekeyPending() || f.keys.FINSent() {
+	if !due || f.keys.RekeyPending() || f.keys.FINSent() || empty && !f.keys.EmptyRekeyAllowed() {
 		return
 	}
 	if f.keys.StartRekey() == nil {

@@ -154,7 +154,7 @@ func (e *Engine) keepFresh(now int64, f *flow, to TxSink) {
 		return
 	}
 	if e.cfg.RekeyAfter > 0 && now-en.genStart >= int64(e.cfg.RekeyAfter) {
-		e.maybeRekey(now, f)
+		e.maybeRekey(now, f, true)
 		if f.keys.RekeyPending() {
 			en.refreshed = now
 			e.sealNew(now, f, nil, 0, false, true, to)

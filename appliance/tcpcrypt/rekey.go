@@ -168,6 +168,14 @@ func (r *KeyRing) RekeyPending() bool { return r.sendGen < r.local && !r.finSent
 // (TC-57). It is never true after the FINp frame went out.
 func (r *KeyRing) Owed() bool { return r.respond && r.RekeyPending() }
 
+// EmptyRekeyAllowed reports whether an empty frame may start a rekey now
+// (StartRekey, then Send with n = 0): not while an earlier empty rekey
+// frame is unanswered (TC-58), as after the peer's FINp, when the peer
+// can answer nothing.
+func (r *KeyRing) EmptyRekeyAllowed() bool {
+	return r.local+1 <= r.remote || r.emptyGen <= r.remote
+}
+
 // FINSent reports whether the FINp frame has gone out.
 func (r *KeyRing) FINSent() bool { return r.finSent }
 

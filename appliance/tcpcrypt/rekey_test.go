@@ -158,7 +158,13 @@ func TestSecondEmptyRekeyRefused(t *testing.T) {
 	if err := a.keys.StartRekey(); !errors.Is(err, ErrRekeyPending) {
 		t.Fatalf("StartRekey while one is pending: %v", err)
 	}
+	if !a.keys.EmptyRekeyAllowed() {
+		t.Fatal("EmptyRekeyAllowed before any empty rekey frame: false")
+	}
 	f1, off1, _ := a.send(t, "", false) // empty rekey frame, generation 1
+	if a.keys.EmptyRekeyAllowed() {
+		t.Fatal("EmptyRekeyAllowed with an empty rekey frame unanswered: true")
+	}
 	if err := a.keys.StartRekey(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +188,9 @@ func TestSecondEmptyRekeyRefused(t *testing.T) {
 	}
 	if len(answers) != 2 {
 		t.Fatalf("B sent %d answers, want 2 (one per raised generation)", len(answers))
+	}
+	if !b.keys.EmptyRekeyAllowed() {
+		t.Fatal("EmptyRekeyAllowed at B, which sent no empty rekey of its own: false")
 	}
 	for i := range answers {
 		a.deliver(t, answers[i], offs[i], "")
