@@ -97,9 +97,7 @@ func (e *Engine) dropPrev(f *flow) {
 		f.prev = nil
 		q.state = stDead
 		e.uncharge(q)
-		if q.keys != nil {
-			q.keys.Wipe()
-		}
+		q.wipeSecrets()
 	}
 }
 

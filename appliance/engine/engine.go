@@ -520,6 +520,7 @@ func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 			j.Arg = nil
 			f.kexBusy = false
 			if f.state != stKex || f.id != j.Token {
+				f.sessOut.Wipe() // the flow ended while the pool computed it
 				continue
 			}
 			if j.Err != nil {

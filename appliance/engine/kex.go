@@ -175,12 +175,14 @@ func (e *Engine) SetWake(fn func()) {
 // whatever of the peer's frames arrived meanwhile.
 func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error, tx [2]TxSink) {
 	if f.state != stKex {
+		s.Wipe()
 		return
 	}
 	if err == nil {
 		f.keys, err = tcpcrypt.NewSessionKeyRing(s)
 	}
 	if err != nil {
+		s.Wipe()
 		e.c.HandshakeFailures.Add(1)
 		e.abort(f, tx, err.Error())
 		return
@@ -202,6 +204,10 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	} else if e.deps.Cache != nil {
 		e.deps.Cache.Store(f.key.out.Addr(), s)
 	}
+	// The KeyRing and the cache have their copies. Kept in the session,
+	// mk[0] and ss[1] would outlive every rekey and resumption (RFC 8548
+	// §3.8, TC-30); the key log takes its keys from the KeyRing.
+	s.Wipe()
 	e.flushPreKey(now, f, tx)
 	if !f.consuming {
 		// Called from poll: frames may be waiting in the reassembly buffer.

@@ -56,13 +56,17 @@ func TestKeyLogHook(t *testing.T) {
 	if c := pr.gb.e.Counters(); c.KeyLogLines.Load() != 0 || c.KeyLogLost.Load() != 2 {
 		t.Fatalf("G_B: key log lines %d, lost %d; want 0 and 2", c.KeyLogLines.Load(), c.KeyLogLost.Load())
 	}
-	if atA[0].Session.ID != atB[0].Session.ID || atA[0].Session.MasterKey != atB[0].Session.MasterKey {
-		t.Fatal("the two sides log different sessions")
+	for g := range atA {
+		if atA[g].Session.ID != atB[g].Session.ID || atA[g].MasterKey != atB[g].MasterKey {
+			t.Fatalf("the two sides log different sessions or keys for generation %d", g)
+		}
 	}
-	// Open w3 (rekey bit, generation 1) with k_ab of mk[1].
-	s := atA[1].Session
-	mk1 := tcpcrypt.NextMasterKey(s.MasterKey[:])
-	kab, _ := tcpcrypt.TrafficKeys(mk1, s.Suite)
+	// Open w3 (rekey bit, generation 1) with k_ab of mk[1], chained from mk[0].
+	mk1 := atA[1].MasterKey[:]
+	if !bytes.Equal(mk1, tcpcrypt.NextMasterKey(atA[0].MasterKey[:])) {
+		t.Fatal("the logged mk[1] does not follow from the logged mk[0]")
+	}
+	kab, _ := tcpcrypt.TrafficKeys(mk1, atA[1].Session.Suite)
 	o, err := tcpcrypt.NewOpener(kab)
 	if err != nil {
 		t.Fatal(err)

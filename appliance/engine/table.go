@@ -99,8 +99,24 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	e.freeBufs(f)
 	e.dropPrev(f) // this record now stands for the tuple's connection
 	e.unnegotiated(f)
-	f.settings, f.kp, f.ini, f.rsp, f.res = nil, nil, nil, nil, nil
+	f.wipeSecrets()
+	f.settings, f.kp, f.ini, f.rsp = nil, nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
+}
+
+// wipeSecrets zeroes what an ending flow holds of its keys: its KeyRing,
+// its session's (already wiped once the keys were in place), and a
+// resumption secret it took and did not use, which stays spent in the
+// cache (RFC 8548 §3.5).
+func (f *flow) wipeSecrets() {
+	if f.keys != nil {
+		f.keys.Wipe()
+	}
+	f.sess.Wipe()
+	if f.res != nil {
+		f.res.Erase()
+		f.res = nil
+	}
 }
 
 // abort resets both hosts (the connection cannot continue safely: a frame
@@ -137,9 +153,7 @@ func (e *Engine) remove(f *flow) {
 	f.state = stDead
 	e.embLeave(f)
 	e.uncharge(f)
-	if f.keys != nil {
-		f.keys.Wipe()
-	}
+	f.wipeSecrets()
 	f.kp = nil
 	if e.flows[f.key] == f {
 		e.detach(f)

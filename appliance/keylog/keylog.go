@@ -76,16 +76,12 @@ func roleName(r tcpcrypt.Role) string {
 	return "B"
 }
 
-// Format renders the line for generation k.Generation of k's session (no
-// newline).
+// Format renders the line for generation k.Generation of k's session, its
+// master key k.MasterKey (no newline).
 func Format(k engine.KeyLogEntry) string {
 	s := k.Session
-	mk := s.MasterKey[:]
-	for i := uint64(0); i < k.Generation; i++ {
-		mk = tcpcrypt.NextMasterKey(mk)
-	}
 	return fmt.Sprintf("%s %s %s %s %s %s %x %d %x", Label, k.Inside, k.Outside,
-		roleName(s.Role), roleName(s.OrigRole), s.Suite, s.ID[:], k.Generation, mk)
+		roleName(s.Role), roleName(s.OrigRole), s.Suite, s.ID[:], k.Generation, k.MasterKey[:])
 }
 
 // Writer appends lines to a file; its Log method is the engine's

@@ -300,6 +300,55 @@ func TestCacheResumedSessionNotStored(t *testing.T) {
 	}
 }
 
+// TestSessionWipe: once the cache has its copy of ss[1] (Store), Wipe
+// leaves nothing in the session that leads to a later secret: after a
+// resumption with ss[1] and a flush of both caches, the session no longer
+// reproduces the resumed session's keys, and its mk[0] and generation-0
+// keys are zero (TC-30, RFC 8548 §3.8). What names the session stays.
+func TestSessionWipe(t *testing.T) {
+	ca, cb, sa, sb := hsPair(t, CacheConfig{})
+	id := sa.ID
+	sa.Wipe()
+	sb.Wipe()
+	var zero [SecretLen]byte
+	for _, s := range []*Session{sa, sb} {
+		if s.MasterKey != zero || s.next != zero {
+			t.Fatalf("after Wipe: mk[0] %x, ss[1] %x", s.MasterKey, s.next)
+		}
+		for _, k := range []TrafficKey{s.Send, s.Recv} {
+			if !bytes.Equal(k.Key[:cap(k.Key)], make([]byte, cap(k.Key))) || k.NR != [cryptopool.NonceSize]byte{} {
+				t.Fatalf("after Wipe a generation-0 key is left: %s", hsKeyHex(k))
+			}
+		}
+		if s.ID != id || s.TEP != TEPX25519 || s.Suite != cryptopool.AES256GCM || s.Resumed {
+			t.Fatalf("Wipe changed what names the session: %+v", s)
+		}
+	}
+	r, _ := ca.Offer("b")
+	sub := r.AppendSuboption(nil)
+	rp, ok := cb.Accept("a", sub[0], sub[1:])
+	if !ok {
+		t.Fatal("b refused the resumption")
+	}
+	reply := rp.AppendSuboption(nil)
+	if !r.MatchReply(reply[0], reply[1:]) {
+		t.Fatal("reply did not match")
+	}
+	nA, nB := bytes.Clone(r.Nonce()), bytes.Clone(rp.Nonce())
+	s1, err := r.Session(RoleA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.FlushAll()
+	cb.FlushAll()
+	for _, s := range []*Session{sa, sb} {
+		again, err := ResumedSession(s.TEP, s.Suite, RoleA, RoleA, s.next[:], nA, nB)
+		if err == nil && again.MasterKey == s1.MasterKey {
+			t.Fatal("the wiped session still derives the resumed session's mk[0] after the flush")
+		}
+	}
+}
+
 // TestCacheAcceptRefiles: after accepting, the chain answers to the
 // current peer key, which is what the engine will flush (TC-41).
 func TestCacheAcceptRefiles(t *testing.T) {

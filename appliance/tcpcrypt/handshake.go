@@ -58,6 +58,25 @@ type Session struct {
 	next [SecretLen]byte
 }
 
+// Wipe zeroes the session's secrets: mk[0], the generation-0 keys and
+// ss[i+1]. Call it once the KeyRing (NewSessionKeyRing) and the cache
+// (Cache.Store) have taken their copies: the KeyRing drops the old
+// generations' keys as it rekeys (RFC 8548 §3.8, TC-60), the cache erases
+// ss[i+1] when it is used (TC-30), and neither can if the session keeps
+// them. What names the session (ID, TEP, suite, roles) stays. A nil
+// session is left alone.
+func (s *Session) Wipe() {
+	if s == nil {
+		return
+	}
+	clear(s.MasterKey[:])
+	for _, k := range []*TrafficKey{&s.Send, &s.Recv} {
+		clear(k.Key[:cap(k.Key)]) // the CPRF output: K and NR
+		clear(k.NR[:])
+	}
+	clear(s.next[:])
+}
+
 // SendsAB reports whether this host encrypts with k_ab (it was A in the
 // original session) rather than k_ba (TC-38).
 func (s *Session) SendsAB() bool { return s.OrigRole == RoleA }

@@ -146,6 +146,32 @@ func (r *KeyRing) sealer(g uint64) (*Sealer, error) {
 	return nil, ErrNoKey
 }
 
+// MasterKey returns a copy of mk[g], for the debugging key log: derived
+// from the nearest master key the KeyRing still holds at or below g (the
+// receiving side's mk[remote], the sending side's newest), so nothing is
+// kept for it. It fails with ErrNoKey for a generation above Local, below
+// both of those, or after Wipe.
+func (r *KeyRing) MasterKey(g uint64) ([]byte, error) {
+	var base []byte
+	var from uint64
+	if r.rmk != nil && r.remote <= g {
+		base, from = r.rmk, r.remote
+	}
+	if r.smk != nil && r.smkGen <= g && (base == nil || r.smkGen > from) {
+		base, from = r.smk, r.smkGen
+	}
+	if base == nil || g > r.local {
+		return nil, ErrNoKey
+	}
+	mk := append([]byte(nil), base...)
+	for ; from < g; from++ {
+		next := NextMasterKey(mk)
+		clear(mk)
+		mk = next
+	}
+	return mk, nil
+}
+
 // Suite is the connection's AEAD suite.
 func (r *KeyRing) Suite() cryptopool.Suite { return r.suite }
 

@@ -508,3 +508,54 @@ func TestKeyRingReservedControlBits(t *testing.T) {
 	}
 	gens(t, b, 1, 1, 0)
 }
+
+// TestKeyRingMasterKey: the key log's mk[g] comes from the master keys the
+// KeyRing holds, derived forward from the nearest one at or below g: every
+// generation from the older chain's up to Local, none below both chains
+// (those keys are gone, TC-60), none above Local, none after Wipe.
+func TestKeyRingMasterKey(t *testing.T) {
+	mk := [][]byte{MasterKey(workedExampleSS0(t), nil)}
+	for len(mk) < 3 {
+		mk = append(mk, NextMasterKey(mk[len(mk)-1]))
+	}
+	a, b := newPeers(t, mk[0], cryptopool.AES128GCM)
+	has := func(p *peer, g uint64, want []byte) {
+		t.Helper()
+		got, err := p.keys.MasterKey(g)
+		if want == nil {
+			if !errors.Is(err, ErrNoKey) {
+				t.Fatalf("%s: MasterKey(%d) = %x, %v; want ErrNoKey", p.name, g, got, err)
+			}
+			return
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: MasterKey(%d) = %x, %v; want mk[%d]", p.name, g, got, err, g)
+		}
+	}
+	// A rekeys twice; B opens both frames and owes two answers. A's
+	// sending chain is at mk[2], its receiving one at mk[0]; B's the
+	// other way round.
+	for range 2 {
+		if err := a.keys.StartRekey(); err != nil {
+			t.Fatal(err)
+		}
+		f, off, _ := a.send(t, "x", false)
+		b.deliver(t, f, off, "x")
+	}
+	for _, p := range []*peer{a, b} {
+		for g := range uint64(3) {
+			has(p, g, mk[g])
+		}
+		has(p, 3, nil) // above Local
+	}
+	// B answers both: its sending chain moves to mk[2] too, and nothing
+	// it holds gives mk[0] or mk[1] any more.
+	for range 2 {
+		b.send(t, "", false)
+	}
+	has(b, 0, nil)
+	has(b, 1, nil)
+	has(b, 2, mk[2])
+	b.keys.Wipe()
+	has(b, 2, nil)
+}

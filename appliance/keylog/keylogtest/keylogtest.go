@@ -109,7 +109,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Session: sA, InitLen: [2]int{len(init1), len(init2)}, ISN: [2]uint32{0xfffff000, 0x12345678}}
-	res.Entry = engine.KeyLogEntry{Inside: o.Client, Outside: o.Server, Session: sA}
+	res.Entry = engine.KeyLogEntry{Inside: o.Client, Outside: o.Server, Session: sA, MasterKey: sA.MasterKey}
 	res.KeyLog = keylog.Format(res.Entry) + "\n"
 	var streams [2][]byte
 	for side, s := range []*tcpcrypt.Session{sA, sB} {

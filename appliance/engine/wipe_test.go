@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
+)
+
+// liveSecrets names the secrets s still holds (not all zero bytes).
+func liveSecrets(s *tcpcrypt.Session) []string {
+	var live []string
+	if s.MasterKey != [tcpcrypt.SecretLen]byte{} {
+		live = append(live, "mk[0]")
+	}
+	for _, k := range []struct {
+		name string
+		key  tcpcrypt.TrafficKey
+	}{{"send key", s.Send}, {"receive key", s.Recv}} {
+		if slices.ContainsFunc(k.key.Key, func(b byte) bool { return b != 0 }) {
+			live = append(live, k.name)
+		}
+		if k.key.NR != [cryptopool.NonceSize]byte{} {
+			live = append(live, k.name+"'s NR")
+		}
+	}
+	return live
+}
+
+// After rekeys the flow keeps nothing that opens a frame of generation 0:
+// the session's mk[0] and generation-0 keys are zeroed once the KeyRing has
+// its own copy, so rekeying wipes "keys that could decrypt previously
+// transmitted segments" (RFC 8548 §3.8, TC-60). Before, the session kept
+// mk[0] and the generation-0 keys for the flow's life.
+func TestRekeyWipesGenerationZero(t *testing.T) {
+	pr := handshake(t)
+	pr.ga.e.cfg.RekeyBytes = 1000
+	h := newHosts()
+	chunk := bytes.Repeat([]byte{7}, 1400)
+	var first segv
+	for i := 0; flowInfo(t, pr.ga.e).KeyGeneration < 3; i++ {
+		if i == 10 {
+			t.Fatal("G_A did not reach generation 3")
+		}
+		w := pr.aSends(&h, chunk, pshF)
+		if i == 0 {
+			first = w[0]
+		}
+		_, back := pr.toB(w)
+		for _, b := range back { // G_B's answers: its rekeys too
+			pr.ga.push(Outside, tcpFrameFrom(b))
+		}
+	}
+	if first.payload[0] != 0 {
+		t.Fatal("the first frame is not of generation 0")
+	}
+	off := uint64(first.seq - isnA - 1)
+	opens := func(k tcpcrypt.TrafficKey) bool {
+		o, err := tcpcrypt.NewOpener(k)
+		if err != nil {
+			return false
+		}
+		_, data, err := o.Open(slices.Clone(first.payload), off)
+		return err == nil && bytes.Equal(data, chunk)
+	}
+	for _, g := range []*gw{pr.ga, pr.gb} {
+		f := g.onlyFlow()
+		s := f.sess
+		if live := liveSecrets(s); live != nil {
+			t.Errorf("%s after rekeys: the session keeps %v", g.name(), live)
+		}
+		send, recv := s.Keys(s.MasterKey[:])
+		for _, k := range []tcpcrypt.TrafficKey{send, recv, s.Send, s.Recv} {
+			if opens(k) {
+				t.Fatalf("%s after rekeys: a key kept in the session opens the generation-0 frame", g.name())
+			}
+		}
+	}
+	if _, err := pr.ga.onlyFlow().keys.Sealer(0); err == nil {
+		t.Fatal("G_A keeps its generation-0 sending key")
+	}
+}
+
+func (g *gw) name() string {
+	if g.e.flows[flowKey{in: addrA, out: addrB}] != nil {
+		return "G_A"
+	}
+	return "G_B"
+}
+
+// A flow that ends keeps no secret: remove (and kill) zero the session's
+// keys and an unused resumption secret, such as the one a SYN offered
+// before its retransmissions gave up on TCP-ENO (resendSYN). Before, the
+// resumption secret was dropped unwiped and the session's mk[0] and
+// generation-0 keys outlived the flow (ENO-63).
+func TestEndedFlowHoldsNoSecrets(t *testing.T) {
+	t.Run("encrypted", func(t *testing.T) {
+		pr := handshake(t)
+		f := pr.ga.onlyFlow()
+		pr.ga.e.remove(f)
+		if live := liveSecrets(f.sess); live != nil {
+			t.Fatalf("after remove the session keeps %v", live)
+		}
+		if _, err := f.keys.Sealer(0); err == nil {
+			t.Fatal("after remove the KeyRing still seals")
+		}
+	})
+	for _, end := range []string{"SYN retries", "remove"} {
+		t.Run("resumption secret, "+end, func(t *testing.T) {
+			ga, gb := newGWCache(t, Config{TEPs: testTEPs}), newGWCache(t, Config{TEPs: testTEPs})
+			connect(t, ga, gb, 40001) // G_A caches ss[1] for b's address
+			a2 := netip.AddrPortFrom(addrA.Addr(), 40002)
+			syn := tcpFrame(a2, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+			ga.push(Inside, syn)
+			f := ga.e.flows[flowKey{in: a2, out: addrB}]
+			if f == nil || f.res == nil {
+				t.Fatal("the second SYN offers no resumption")
+			}
+			r := f.res
+			if end == "remove" {
+				ga.e.remove(f)
+			} else {
+				for range DefaultSYNsWithENO {
+					ga.push(Inside, syn)
+				}
+				if n := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load(); n != 1 || f.state != stPlain {
+					t.Fatalf("syn_retries %d, state %s: want the flow killed", n, stateNames[f.state])
+				}
+			}
+			// Had B answered, would the secret still give a session?
+			sub := tcpcrypt.AppendResumeSuboption(nil, r.TEP, r.PeerHalf(), []byte("nonce_b!"))
+			if !r.MatchReply(sub[0], sub[1:]) {
+				t.Fatal("reply not matched")
+			}
+			if _, err := r.Session(tcpcrypt.RoleA); !errors.Is(err, tcpcrypt.ErrNotReady) {
+				t.Fatalf("after %s the offered resumption secret still gives a session (%v)", end, err)
+			}
+		})
+	}
+}
+
+// A flow that ends while the pool computes its session: the session the
+// job made is wiped when the result comes back (poll). Before, it was
+// dropped as it was.
+func TestPoolResultOfEndedFlowWiped(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	c, err := pool.NewClient(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
+		t.Fatal("blocker refused")
+	}
+	<-started
+	ga := newGW(t, Config{TEPs: testTEPs})
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
+	kexFlows(t, ga, gb, 1) // G_B's key exchange waits behind the blocker
+	f := gb.onlyFlow()
+	if !f.kexBusy {
+		t.Fatal("G_B's key exchange is not on the pool")
+	}
+	gb.e.remove(f)
+	close(hold)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.kexBusy && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		gb.tick(1)
+	}
+	if f.kexBusy {
+		t.Fatal("the pool's result did not come back")
+	}
+	if f.sessOut == nil {
+		t.Fatalf("the pool computed no session (%v)", f.sessErr)
+	}
+	if live := liveSecrets(f.sessOut); live != nil {
+		t.Errorf("the session computed for the ended flow keeps %v", live)
+	}
+}
