@@ -65,13 +65,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 			pool.Close()
 			return nil, err
 		}
-		st, err := cryptopool.NewStock(pool, cryptopool.StockConfig[*tcpcrypt.KeyPair]{
-			Name:     tep.String(),
-			Size:     keyStockMax,
-			MinSize:  keyStockMin,
-			Horizon:  keyStockHorizon,
-			Generate: func() (*tcpcrypt.KeyPair, error) { return ka.GenerateKey(nil) },
-		})
+		st, err := cryptopool.NewStock(pool, keyStockConfig(ka))
 		if err != nil {
 			pool.Close()
 			return nil, err
@@ -98,6 +92,19 @@ const (
 	keyStockMax     = 1024
 	keyStockHorizon = 250 * time.Millisecond
 )
+
+// keyStockConfig is the stock of ka's pairs. Wipe zeroes the pairs the
+// stock discards (expired, surplus, left at close), as its stats say.
+func keyStockConfig(ka tcpcrypt.KeyAgreement) cryptopool.StockConfig[*tcpcrypt.KeyPair] {
+	return cryptopool.StockConfig[*tcpcrypt.KeyPair]{
+		Name:     ka.TEP().String(),
+		Size:     keyStockMax,
+		MinSize:  keyStockMin,
+		Horizon:  keyStockHorizon,
+		Generate: func() (*tcpcrypt.KeyPair, error) { return ka.GenerateKey(nil) },
+		Wipe:     func(kp **tcpcrypt.KeyPair) { (*kp).Wipe() },
+	}
+}
 
 // StockStats returns the key stocks' counters, one per TEP.
 func (e *Engines) StockStats() []cryptopool.StockStats {

@@ -520,7 +520,10 @@ func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 			j.Arg = nil
 			f.kexBusy = false
 			if f.state != stKex || f.id != j.Token {
-				f.sessOut.Wipe() // the flow ended while the pool computed it
+				// The flow ended while the pool computed its
+				// session: the job is done with the pair too.
+				f.sessOut.Wipe()
+				f.kp.Wipe()
 				continue
 			}
 			if j.Err != nil {

@@ -181,6 +181,7 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	if err == nil {
 		f.keys, err = tcpcrypt.NewSessionKeyRing(s)
 	}
+	f.kp.Wipe() // its shared secret is computed (TC-9, TC-79)
 	if err != nil {
 		s.Wipe()
 		e.c.HandshakeFailures.Add(1)

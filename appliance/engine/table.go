@@ -100,14 +100,15 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	e.dropPrev(f) // this record now stands for the tuple's connection
 	e.unnegotiated(f)
 	f.wipeSecrets()
-	f.settings, f.kp, f.ini, f.rsp = nil, nil, nil, nil
+	f.settings, f.ini, f.rsp = nil, nil, nil
 	f.enc, f.rcv = encDir{}, decDir{}
 }
 
 // wipeSecrets zeroes what an ending flow holds of its keys: its KeyRing,
-// its session's (already wiped once the keys were in place), and a
-// resumption secret it took and did not use, which stays spent in the
-// cache (RFC 8548 §3.5).
+// its session's (already wiped once the keys were in place), a resumption
+// secret it took and did not use, which stays spent in the cache (RFC 8548
+// §3.5), and its ephemeral pair, unless a pool job still computes with it
+// (kexBusy: poll wipes it when the job is done).
 func (f *flow) wipeSecrets() {
 	if f.keys != nil {
 		f.keys.Wipe()
@@ -116,6 +117,10 @@ func (f *flow) wipeSecrets() {
 	if f.res != nil {
 		f.res.Erase()
 		f.res = nil
+	}
+	if !f.kexBusy {
+		f.kp.Wipe()
+		f.kp = nil
 	}
 }
 
@@ -154,7 +159,6 @@ func (e *Engine) remove(f *flow) {
 	e.embLeave(f)
 	e.uncharge(f)
 	f.wipeSecrets()
-	f.kp = nil
 	if e.flows[f.key] == f {
 		e.detach(f)
 		if p := f.prev; p != nil {

@@ -32,6 +32,18 @@ func liveSecrets(s *tcpcrypt.Session) []string {
 	return live
 }
 
+// pairUsable reports whether kp still computes a shared secret, with a
+// fresh pair of the same TEP as the peer.
+func pairUsable(t *testing.T, ka tcpcrypt.KeyAgreement, kp *tcpcrypt.KeyPair) bool {
+	t.Helper()
+	other, err := ka.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ka.SharedSecret(kp, other.Public)
+	return err == nil
+}
+
 // After rekeys the flow keeps nothing that opens a frame of generation 0:
 // the session's mk[0] and generation-0 keys are zeroed once the KeyRing has
 // its own copy, so rekeying wipes "keys that could decrypt previously
@@ -93,10 +105,30 @@ func (g *gw) name() string {
 	return "G_B"
 }
 
+// The ephemeral pair is wiped as soon as it has given the shared secret
+// (TC-9, TC-79). Before, it was dropped as it was.
+func TestUsedPairWiped(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	o := toThirdSegment(ga, gb)
+	kp := ga.onlyFlow().kp
+	ka, err := tcpcrypt.KeyAgreementFor(kp.TEP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	finishKex(ga, gb, o)
+	if f := ga.onlyFlow(); f.state != stOpen {
+		t.Fatalf("G_A in state %s, want encrypted", stateNames[f.state])
+	}
+	if pairUsable(t, ka, kp) {
+		t.Fatal("after the key exchange G_A's ephemeral private key still computes a shared secret")
+	}
+}
+
 // A flow that ends keeps no secret: remove (and kill) zero the session's
-// keys and an unused resumption secret, such as the one a SYN offered
-// before its retransmissions gave up on TCP-ENO (resendSYN). Before, the
-// resumption secret was dropped unwiped and the session's mk[0] and
+// keys, the ephemeral pair of a key exchange under way and an unused
+// resumption secret, such as the one a SYN offered before its
+// retransmissions gave up on TCP-ENO (resendSYN). Before, the pair and the
+// resumption secret were dropped unwiped and the session's mk[0] and
 // generation-0 keys outlived the flow (ENO-63).
 func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 	t.Run("encrypted", func(t *testing.T) {
@@ -108,6 +140,23 @@ func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 		}
 		if _, err := f.keys.Sealer(0); err == nil {
 			t.Fatal("after remove the KeyRing still seals")
+		}
+	})
+	t.Run("key exchange", func(t *testing.T) {
+		ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+		toThirdSegment(ga, gb) // G_A sent Init1 and waits for Init2
+		f := ga.onlyFlow()
+		if f.state != stKex || f.kp == nil {
+			t.Fatalf("state %s, pair %v: want a key exchange holding its pair", stateNames[f.state], f.kp)
+		}
+		kp := f.kp
+		ka, err := tcpcrypt.KeyAgreementFor(kp.TEP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ga.e.remove(f)
+		if pairUsable(t, ka, kp) {
+			t.Fatal("after remove the flow's ephemeral private key still computes a shared secret")
 		}
 	})
 	for _, end := range []string{"SYN retries", "remove"} {
@@ -145,8 +194,8 @@ func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 }
 
 // A flow that ends while the pool computes its session: the session the
-// job made is wiped when the result comes back (poll). Before, it was
-// dropped as it was.
+// job made, and the pair it used, are wiped when the result comes back
+// (poll). Before, both were dropped as they were.
 func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
 	if err != nil {
@@ -166,8 +215,13 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
 	kexFlows(t, ga, gb, 1) // G_B's key exchange waits behind the blocker
 	f := gb.onlyFlow()
-	if !f.kexBusy {
+	if !f.kexBusy || f.kp == nil {
 		t.Fatal("G_B's key exchange is not on the pool")
+	}
+	kp := f.kp
+	ka, err := tcpcrypt.KeyAgreementFor(kp.TEP())
+	if err != nil {
+		t.Fatal(err)
 	}
 	gb.e.remove(f)
 	close(hold)
@@ -184,5 +238,8 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 	}
 	if live := liveSecrets(f.sessOut); live != nil {
 		t.Errorf("the session computed for the ended flow keeps %v", live)
+	}
+	if pairUsable(t, ka, kp) {
+		t.Error("the ended flow's ephemeral private key still computes a shared secret")
 	}
 }

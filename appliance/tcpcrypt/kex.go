@@ -62,6 +62,22 @@ type KeyPair struct {
 // TEP returns the scheme the pair belongs to.
 func (k *KeyPair) TEP() TEP { return k.tep }
 
+// Wipe zeroes the private key once the pair has given its shared secret or
+// is discarded unused (TC-9, TC-79); the pair cannot be used afterwards
+// (its TEP is cleared, so SharedSecret refuses it). An X25519 or X448
+// scalar is cleared in place. A P-256 or P-521 key lives inside
+// crypto/ecdh, which Go gives no way to zero: only the reference is
+// dropped. A nil pair is left alone.
+func (k *KeyPair) Wipe() {
+	if k == nil {
+		return
+	}
+	clear(k.x25519[:])
+	clear(k.x448[:])
+	k.ecdh = nil
+	k.tep = 0
+}
+
 // KeyAgreement is one TEP's ephemeral Diffie-Hellman (RFC 8548 §5).
 // Implementations are stateless and safe for concurrent use.
 type KeyAgreement interface {

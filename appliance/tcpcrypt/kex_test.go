@@ -10,6 +10,9 @@ import (
 	mrand "math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/cloudflare/circl/dh/x25519"
+	"github.com/cloudflare/circl/dh/x448"
 )
 
 // TestX448Vector: RFC 7748 §6.2's X448 Diffie-Hellman example through the
@@ -251,6 +254,27 @@ func TestGenerateKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKeyPairWipe: Wipe zeroes an X25519 or X448 scalar and drops a
+// P-256 or P-521 key (crypto/ecdh cannot zero it), and the pair is refused
+// afterwards (TC-9, TC-79).
+func TestKeyPairWipe(t *testing.T) {
+	for _, tep := range AllTEPs {
+		ka, _ := KeyAgreementFor(tep)
+		kp, peer := hsRandKey(t, tep), hsRandKey(t, tep)
+		if _, err := ka.SharedSecret(kp, peer.Public); err != nil {
+			t.Fatalf("%v: %v", tep, err)
+		}
+		kp.Wipe()
+		if kp.x25519 != (x25519.Key{}) || kp.x448 != (x448.Key{}) || kp.ecdh != nil {
+			t.Errorf("%v: Wipe left the private key", tep)
+		}
+		if _, err := ka.SharedSecret(kp, peer.Public); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%v: a wiped pair computes a shared secret: %v", tep, err)
+		}
+	}
+	(*KeyPair)(nil).Wipe()
 }
 
 func nistKAFor(t *testing.T, tep TEP) KeyAgreement {
