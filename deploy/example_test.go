@@ -77,8 +77,8 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 }
 
 // TestSystemdUnit: the unit runs the daemon with the example's install path,
-// does not restart on a configuration error (exit 2), and gives it the
-// runtime directory its interface locks need.
+// does not restart on a configuration error (exit 2), gives it the runtime
+// directory its interface locks need, and allows no core dump.
 func TestSystemdUnit(t *testing.T) {
 	b, err := os.ReadFile("systemd/tcpincd.service")
 	if err != nil {
@@ -90,6 +90,7 @@ func TestSystemdUnit(t *testing.T) {
 		"RestartPreventExitStatus=2",
 		"RuntimeDirectory=tcpincd", // cmd/tcpincd's lock directory /run/tcpincd
 		"LimitMEMLOCK=infinity",
+		"LimitCORE=0", // a core dump would hold keys
 		"WantedBy=multi-user.target",
 	} {
 		if !strings.Contains(unit, want) {
