@@ -238,29 +238,6 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	return Forwarded
 }
 
-// farSYN handles a SYN from the far side on an untracked tuple
-// (inboundSYN), and remembers one that passes with no record on a tuple
-// in the negotiated set, so that the inside host's SYN-ACK to it takes the
-// tuple out (stray). displaced: the SYN took the place of a record
-// (synOnTuple), which goes on handling the old connection's segments.
-//
-// A SYN that finds neither a record nor a displaced one on a tuple in the
-// negotiated set may be forged, or an old duplicate, while both hosts
-// still hold the encrypted connection (the record went with a restart, an
-// idle expiry or a lost RST; its segments are reset as strays). If it
-// leaves the connection plain, it gets no record: a plain record passes
-// every segment, and the host's next data would leave in plaintext (and
-// the workers would put the tuple on the kernel fast path).
-func (e *Engine) farSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink, displaced bool) Verdict {
-	e.bareSYN = !displaced && e.neg.has(k)
-	v := e.inboundSYN(now, k, p, tx)
-	e.bareSYN = false
-	if v == Passthrough && e.flows[k] == nil && e.neg.has(k) {
-		e.rememberSYN(k, Outside, p.Seq())
-	}
-	return v
-}
-
 // inboundSYN handles a SYN from the far side on an untracked tuple. With an
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
