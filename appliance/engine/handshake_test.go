@@ -449,3 +449,33 @@ func TestSYNRetransmissionsDropENO(t *testing.T) {
 		})
 	}
 }
+
+// Once the far SYN-ACK has negotiated, a copy of the inside host's SYN
+// (crossed with that SYN-ACK, or duplicated inside the enclave) is no sign
+// of a path that drops SYNs with TCP-ENO: it goes on with our option, and
+// the flow stays in the key exchange however many come. Before, the SYNs
+// counted toward Config.SYNsWithENO killed the flow into plain TCP in the
+// middle of its key exchange: the host's next data left in plaintext
+// (while the far side held keys), and the kill cleared fields a public-key
+// job was reading (a data race, a nil dereference in the pool).
+func TestHostSYNCopiesInKeyExchangeKeepIt(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+	ours := option(one(t, "SYN", func() [][]byte { _, o := ga.push(Inside, syn); return o }()).opts, 69)
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 2), 69, 4, 0x01, 0x23), nil))
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" {
+		t.Fatalf("after the far SYN-ACK: %+v", fi)
+	}
+	for i := range 2 * DefaultSYNsWithENO {
+		_, toOut := ga.push(Inside, syn)
+		if s := one(t, "the SYN copy", toOut); !bytes.Equal(option(s.opts, 69), ours) {
+			t.Fatalf("SYN copy %d: ENO option %x, want %x", i+1, option(s.opts, 69), ours)
+		}
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "key-exchange" || ga.e.Counters().Fallbacks[FallbackSYNRetries].Load() != 0 {
+		t.Fatalf("after the SYN copies: %+v", fi)
+	}
+	if v := ga.e.Handle(ga.now, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("PLAINTEXT")), ga.tx); v == Passthrough || v == ForwardInPlace {
+		t.Fatalf("the host's data in the key exchange: %v", v)
+	}
+}

@@ -216,7 +216,11 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 // data and a Fast Open cookie left out as on the first, up to
 // Config.SYNsWithENO SYNs in all; the next leaves without them, as RFC 8547
 // §4.6 allows, and the connection stays plain: a path that drops SYNs with
-// TCP-ENO still connects.
+// TCP-ENO still connects. Once R's SYN-ACK has negotiated (stKex), a copy
+// of the SYN (it crossed the SYN-ACK, or the enclave duplicated it) shows
+// no such path: it keeps the option whatever the count, for the flow is
+// in its key exchange (R holds keys; a public-key job may be reading the
+// flow) and can no longer turn plain.
 func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if p.Seq() != f.isnL {
 		if f.policy == Require {
@@ -228,7 +232,7 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 	if f.synResends < 255 {
 		f.synResends++
 	}
-	if f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {
+	if f.state == stSynSent && f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {
 		e.kill(f, FallbackSYNRetries, "no answer to the SYNs with TCP-ENO: a retransmission went without it")
 		return Passthrough
 	}
