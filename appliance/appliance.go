@@ -311,6 +311,9 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 			busy.Add(int64(time.Since(t0)))
 			continue
 		}
+		if a.stop.Load() {
+			break // Stop's signal may have been drained in the round
+		}
 		if err := w.wait(); err != nil {
 			a.errc <- fmt.Errorf("appliance: worker of queue %d: %w", w.id, err)
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +144,75 @@ func TestHandoffWakesOwner(t *testing.T) {
 	}
 	if s := a.Stats(); s[0].Handoffs != 1 {
 		t.Fatalf("%d hand-offs, want 1", s[0].Handoffs)
+	}
+}
+
+// TestHandoffBetweenLanesAndWake: a frame handed over just after its
+// owner took what its lanes held, in the same round. The owner must not
+// lose the hand-off's signal: before, the round drained the wake source
+// after the lanes, so that signal went with it and the frame waited in the
+// lane for the owner's next idle timeout (an hour here; the same window
+// delayed Stop).
+func TestHandoffBetweenLanesAndWake(t *testing.T) {
+	out := make(chan []byte, 4)
+	var ports [2][]*memport.Port
+	for p := range 2 {
+		for range 2 {
+			sink := func([]byte) {}
+			if p == 1 {
+				sink = func(f []byte) { out <- bytes.Clone(f) }
+			}
+			mp, err := memport.New(64, 2048, sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports[p] = append(ports[p], mp)
+		}
+	}
+	a, err := New([]Port{ports[0][0], ports[0][1]}, []Port{ports[1][0], ports[1][1]}, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range a.workers {
+		w.idle = time.Hour
+	}
+	var frame []byte
+	for sp := uint16(1000); ; sp++ {
+		k := flow.KeyFrom(netip.AddrPortFrom(a4, sp), netip.AddrPortFrom(b4, 80))
+		if k.Owner(2) == 1 {
+			frame = tcpFrame(a4, b4, sp, 80, packettest.SYN, 1, 0, nil)
+			break
+		}
+	}
+	var once sync.Once
+	testHookAfterLanes = func(w *worker) {
+		if w.id != 1 {
+			return
+		}
+		once.Do(func() {
+			if !ports[0][0].Inject(frame) {
+				t.Error("inject failed")
+				return
+			}
+			// Worker 0 hands it over and signals worker 1 now, while
+			// worker 1 is past its lanes.
+			for deadline := time.Now().Add(5 * time.Second); a.Stats()[0].Handoffs == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // worker 0's round ends (its wake of the owner)
+		})
+	}
+	defer func() { testHookAfterLanes = nil }()
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	select {
+	case f := <-out:
+		if !bytes.Equal(f, frame) {
+			t.Fatal("a different frame came out")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the frame handed over between the owner's lanes and its wake check stayed in the lane")
 	}
 }

@@ -70,6 +70,10 @@ const (
 	handoffBatch = 256
 )
 
+// testHookAfterLanes, if set (tests only), runs in each round after the
+// worker took what its lanes held.
+var testHookAfterLanes func(*worker)
+
 // poll runs one round to completion: frames handed over by other workers,
 // then a batch from each port, the handler's timers, one transmission per
 // port. It returns the number of frames handled. now is the worker's clock
@@ -84,28 +88,35 @@ func (w *worker) poll(now int64) int {
 		w.pass.expire(w, now)
 		w.nextAge = now + agePeriod
 	}
-	w.hasLast = false
-	n := w.drainHandoffs(now)
-	n += w.receive(Inside, now)
-	n += w.receive(Outside, now)
 	if w.wake != nil && w.wake.Signaled() {
 		// The handler's work finished (a key exchange on the pool): a
 		// busy worker, which never sleeps and so never sees its wake
 		// source in wait, collects it now, not at its next tickPeriod.
 		// At thousands of fresh connections a second that was up to a
 		// millisecond more at each appliance for most of them.
+		// Drained first in the round: a signal that comes after this
+		// (a frame handed over, Stop) stays set for wait; drained after
+		// the lanes, one that came in between was lost with its frame
+		// until the next idle timeout.
 		w.wake.Drain()
 		w.nextTick = 0
 	}
+	w.hasLast = false
+	n := w.drainHandoffs(now)
+	if testHookAfterLanes != nil {
+		testHookAfterLanes(w)
+	}
+	n += w.receive(Inside, now)
+	n += w.receive(Outside, now)
 	if now >= w.nextTick {
 		w.h.Tick(now, w.sinks)
 		w.nextTick = now + tickPeriod
 	}
 	w.tx[0].flush()
 	w.tx[1].flush()
-	w.wakeOwners()
 	w.c[0].add(&w.t[0])
 	w.c[1].add(&w.t[1])
+	w.wakeOwners() // after the counts: an owner woken may read them
 	return n
 }
 
