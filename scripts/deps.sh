@@ -25,7 +25,7 @@ tcpinc_deps() {
 		[curl]=curl [tshark]=tshark [python3]=python3 [ping]=iputils-ping
 		[netsniff-ng]=netsniff-ng [chromium]=chromium [dpkg-deb]=dpkg
 		[sha256sum]=coreutils [flock]=util-linux [make]=make [tayga]=tayga
-		[git]=git
+		[git]=git [gcc]=gcc
 	)
 	local cmds
 	case $want in
@@ -36,8 +36,8 @@ tcpinc_deps() {
 	# headless chromium; the package test runs make and dpkg-deb; tayga (an
 	# IPv4/IPv6 translator) makes the IPv6 fragments of the fragment test;
 	# test.sh and the docs tests list the tracked files with git (both walk
-	# the tree where git cannot).
-	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb make sha256sum flock tayga git" ;;
+	# the tree where git cannot); go test -race builds with cgo (gcc).
+	test) cmds="ip nft ethtool iperf3 curl tshark netsniff-ng ping python3 chromium dpkg-deb make sha256sum flock tayga git gcc" ;;
 	*)
 		echo "deps.sh: unknown set '$want' (demo or test)" >&2
 		return 2

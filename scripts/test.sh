@@ -71,6 +71,14 @@ echo "== go test: the engine through ports that take super-frames"
 # super-frames are cut in software as the kernel does.
 TCPINC_ENGINE_GSO=1 go test -json -count=1 ./appliance/engine | report
 
+echo "== go test -race: the packages whose goroutines share state"
+# Workers, hand-off lanes, the public-key pool, the control plane and the
+# admin API run concurrently; the race detector watches their tests (about
+# two minutes, most of it building). A race between a worker and a pool
+# job once let a connection turn plain in the middle of its key exchange.
+go test -race -json -count=1 ./appliance/ ./appliance/engine/ ./appliance/control/ \
+	./appliance/admin/ ./appliance/tcpcrypt/ ./cryptopool/ ./flowtable/ | report
+
 echo "== fuzz"
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
