@@ -448,11 +448,13 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 // writes the timestamps it sees. As Linux does (tcp_paws_discard), only
 // segments with data or a FIN are checked (a reordered pure ACK is no
 // harm, wireACK orders them), a TSval one tick old passes, and TS.Recent
-// counts only after it has gone 24 days without being set (§5.5: R's
-// clock may have wrapped meanwhile).
+// counts only until it has gone 2,147 s without being set (§5.5: R's
+// clock may have wrapped meanwhile; Linux's TCP_PAWS_WRAP, for a clock of
+// 1 µs, which wraps half the space in that time, as RFC 7323's 1 ms clock
+// does in 24 days).
 const (
 	pawsWindow = 1
-	pawsIdle   = uint32((24 * 24 * time.Hour) >> 30) // in units of 2^30 ns, as tsRecentAt
+	pawsIdle   = uint32((2147 * time.Second) >> 30) // in units of 2^30 ns, as tsRecentAt
 )
 
 // paws reports whether the segment in e.si, with n bytes of data and flags
@@ -474,9 +476,10 @@ func (f *flow) setTSRecent(now int64, v uint32) {
 // offset w: it becomes TS.Recent if the segment starts at or below the
 // ACK R last got from us (Last.ACK.sent, RFC 7323 §4.3), so that a
 // reordered later segment cannot raise it above an earlier one still on
-// its way, and it is not older (or TS.Recent has gone stale, pawsIdle).
+// its way, and it is not older (or TS.Recent is unset or has gone stale,
+// pawsIdle).
 func (f *flow) noteTSRecent(now int64, w int64, v uint32) {
-	if w <= f.rcv.lastAckW && (int32(v-f.tsRecent) >= 0 || uint32(now>>30)-f.tsRecentAt >= pawsIdle) {
+	if w <= f.rcv.lastAckW && (f.tsRecent == 0 || int32(v-f.tsRecent) >= 0 || uint32(now>>30)-f.tsRecentAt >= pawsIdle) {
 		f.setTSRecent(now, v)
 	}
 }

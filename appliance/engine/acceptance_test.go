@@ -738,3 +738,65 @@ func TestOldDuplicateDroppedByPAWS(t *testing.T) {
 		t.Fatalf("after the old duplicate b got %+v", atB)
 	}
 }
+
+// A far side with a 1 µs timestamp clock (Linux's tcp_usec_ts) moves its
+// TSval by more than 2^31 in 36 minutes: after such an idle spell its next
+// segment looks older than TS.Recent. PAWS must let it through (RFC 7323
+// §5.5: TS.Recent goes stale; Linux's TCP_PAWS_WRAP, 2,147 s). With the
+// 24 days of a 1 ms clock, every segment after the spell was dropped, and
+// R gave up on the connection.
+func TestPAWSAfterIdleWithMicrosecondClock(t *testing.T) {
+	pr := handshake(t)
+	first := farFrame(t, pr, tcpcrypt.FrameHeader{}, []byte("before the pause"))
+	first.opts = tsOpt(5000, pr.tsA)
+	if atB, _ := pr.toB([]segv{first}); len(atB) != 1 {
+		t.Fatalf("b got %+v", atB)
+	}
+	pr.bAcks(&hosts{aNext: isnA + 1, bNext: isnB + 1}, isnA+1+uint32(len("before the pause")))
+	pr.gb.now += int64(40 * time.Minute)
+	next := first.seq + uint32(len(first.payload))
+	second := first
+	second.seq, second.opts = next, tsOpt(5000+uint32(40*60*1_000_000), pr.tsA)
+	second.payload = farFrameAt(t, pr, tcpcrypt.FrameHeader{}, []byte("after 40 minutes"), int64(next-(isnA+1)))
+	if atB, _ := pr.toB([]segv{second}); len(atB) != 1 || string(atB[0].payload) != "after 40 minutes" {
+		t.Fatalf("after 40 minutes b got %+v (paws drops %d)", atB, pr.gb.e.Counters().Drops[DropPAWS].Load())
+	}
+}
+
+// The acceptance edge can fall below what R already sent: R went past the
+// window it was told, then the operator lowered DeliverBytes. A segment
+// from below the new edge to past what R sent is then trimmed to nothing:
+// it is dropped. Before, the trim cut it short of rcvW and the in-order
+// path sliced past its end (a panic that took tcpincd down).
+func TestTrimBelowWhatRSent(t *testing.T) {
+	cfg := Config{TEPs: testTEPs, DeliverBytes: 256 << 10, ReassemblyBytes: 256 << 10}
+	pr := handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, cfg))
+	f := pr.gb.onlyFlow()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1024)
+	stream := farFrame(t, pr, tcpcrypt.FrameHeader{}, data)
+	for int64(stream.seq-(isnA+1))+int64(len(stream.payload)) < f.acceptEnd() {
+		w := int64(stream.seq-(isnA+1)) + int64(len(stream.payload))
+		stream.payload = append(stream.payload, farFrameAt(t, pr, tcpcrypt.FrameHeader{}, data, w)...)
+	}
+	stream.payload = stream.payload[:f.acceptEnd()-int64(stream.seq-(isnA+1))]
+	pr.toB(cut(stream, 1448)) // past the window R was told, up to what G_B accepts
+	c := pr.gb.e.Config()
+	c.DeliverBytes = 200 << 10
+	if err := pr.gb.e.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	d := &f.rcv
+	hi := f.acceptEnd()
+	if hi >= d.rcvW {
+		t.Fatalf("the edge %d did not fall below rcvW %d: the case this test is about did not arise", hi, d.rcvW)
+	}
+	from := hi - 100
+	seg := stream
+	seg.seq = stream.seq + uint32(from-int64(stream.seq-(isnA+1)))
+	seg.payload = make([]byte, d.rcvW+100-from)
+	oow := pr.gb.e.Counters().Drops[DropOutOfWindow].Load()
+	pr.toB([]segv{seg})
+	if pr.gb.e.Counters().Drops[DropOutOfWindow].Load() != oow+1 {
+		t.Fatal("the segment was not dropped as out of window")
+	}
+}

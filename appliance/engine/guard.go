@@ -46,12 +46,17 @@ func (e *Engine) rememberSYN(k flowKey, from PortID, seq uint32) {
 // made negotiating record f: from the other port, acknowledging that SYN's
 // sequence number. Any other SYN-ACK, forged from outside or not, shows no
 // new connection on the tuple. A plain record keeps no sequence numbers.
+// In a simultaneous open the inside host's SYN-ACK to the SYN that crossed
+// its own counts too (its own SYN showed it holds no old connection, and
+// the far SYN-ACK may be lost: simAcked).
 func (f *flow) answers(p *packet.Packet, from PortID) bool {
 	switch {
 	case f.state == stPlain:
 		return true
 	case f.role == eno.RoleB:
 		return from == Inside && p.Ack() == f.isnR+1
+	case f.sim&simCrossed != 0 && from == Inside:
+		return p.Ack() == f.simISN+1
 	}
 	return from == Outside && p.Ack() == f.isnL+1
 }

@@ -90,6 +90,11 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		// the frame map without bound while L acknowledges nothing. TCP
 		// trims such a segment to its window (RFC 9293 §3.10.7.4), and
 		// its FIN with it; wireAccept dropped one that starts past it.
+		// The edge can lie below what R sent already (a sender that went
+		// past its window, then a lower DeliverBytes): nothing is left.
+		if hi <= d.rcvW {
+			return e.drop(DropOutOfWindow)
+		}
 		data, end, fin = data[:hi-w], hi, false
 	}
 	if d.finW < 0 && d.pendFIN >= 0 && end > d.pendFIN {

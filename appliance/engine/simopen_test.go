@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/cryptopool"
@@ -308,5 +309,29 @@ func TestSimultaneousOpenPassiveRoleFarSYNACKLost(t *testing.T) {
 	}
 	if fi := flowInfo(t, ga.e); !fi.Encrypted || fi.SessionID != sess.ID {
 		t.Fatalf("flow %+v, far session ID %x", fi, sess.ID)
+	}
+}
+
+// A simultaneous open without TCP-ENO, far SYN-ACK lost, on a tuple still
+// in the negotiated set (an encrypted connection on it closed less than
+// CloseLinger ago). The inside host's SYN-ACK to the crossing SYN frees
+// the tuple: its own SYN showed it holds no old connection there, and the
+// far SYN-ACK that would free it otherwise never comes. Before, the tuple
+// stayed, and once the plain record expired the connection's next segment
+// was reset as a stray of the old one.
+func TestSimultaneousOpenFreesNegotiatedTuple(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	set.Add(addrA, addrB, time.Now().Add(CloseLinger))
+	ga := newGWDeps(t, Config{TEPs: testTEPs, PlainRetention: time.Second}, Deps{Negotiated: set})
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB, 0, synF, 65160, synOpts(1460, 2), nil))
+	ga.push(Inside, tcpFrame(addrA, addrB, isnA, isnB+1, synF|ackF, 64240, synOpts(1460, 3), nil))
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF, 502, tsOpt(4, 3), nil))
+	if set.Contains(addrA, addrB) {
+		t.Fatalf("after the simultaneous open: the tuple is still in the negotiated set")
+	}
+	ga.tick(int64(2 * time.Second)) // the plain record expires (PlainRetention)
+	if v := ga.e.Handle(ga.now, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, nil, []byte("plain data")), ga.tx); v != Passthrough {
+		t.Fatalf("the plain connection's data: %v (stray resets %d)", v, ga.e.Counters().StrayResets.Load())
 	}
 }
