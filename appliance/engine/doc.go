@@ -187,9 +187,10 @@
 //	table.go       records come and go: newFlow, reclaim, closeCheck, kill,
 //	               abort, remove, detach
 //	negotiate.go   TCP-ENO: SYNs, SYN-ACKs, the third segment
-//	               (handshakeFromOutside), option rewriting, plain records;
-//	               plainpeers.go: far sides that answered without ENO, for
-//	               SYNs with data (Fast Open)
+//	               (handshakeFromOutside), plain records; synrewrite.go: the
+//	               ENO option added to or taken out of SYNs and SYN-ACKs, SYN
+//	               data, the MSS clamp; plainpeers.go: far sides that
+//	               answered without ENO, for SYNs with data (Fast Open)
 //	resume.go      session resumption: offering a cached secret, accepting one
 //	require.go     the require policy: resets where negotiation fails
 //	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),
