@@ -190,7 +190,8 @@
 //	               (handshakeFromOutside), plain records; synrewrite.go: the
 //	               ENO option added to or taken out of SYNs and SYN-ACKs, SYN
 //	               data, the MSS clamp; plainpeers.go: far sides that
-//	               answered without ENO, for SYNs with data (Fast Open)
+//	               answered without ENO, for SYNs with data (Fast Open);
+//	               enopath.go: paths that lose TCP-ENO after the SYNs
 //	resume.go      session resumption: offering a cached secret, accepting one
 //	require.go     the require policy: resets where negotiation fails
 //	acceptance.go  checks on R's segments (RFC 9293 §3.10.7.4, RFC 5961),

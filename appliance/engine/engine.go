@@ -193,6 +193,7 @@ type Counters struct {
 	ChallengeACKs                                       atomic.Uint64 // RFC 5961 challenge ACKs sent for in-window RSTs and SYNs
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
+	ENOPathFailures                                     atomic.Uint64 // connections that failed because their path lost TCP-ENO after the SYNs, far address remembered (enopath.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	KeyLogLines, KeyLogLost                             atomic.Uint64 // key log lines Deps.KeyLog took, and refused (logKeys)
 	Drops                                               [NumDropReasons]atomic.Uint64
@@ -216,6 +217,7 @@ const (
 	FallbackTCPAuth                 // the segments are signed end to end (TCP MD5 or TCP-AO): left alone
 	FallbackNegotiatedFull          // the negotiated set had no room for the tuple (NegotiatedSet.Overflows): unheld, a restart would pass its segments
 	FallbackSourceRouted            // the handshake was source-routed: an IPv6 routing header with segments left, or an IPv4 source route (leftAlone)
+	FallbackENOPathStripped         // the far address's path lost TCP-ENO after the SYNs a short while ago (enopath.go)
 	NumFallbackReasons
 )
 
@@ -282,6 +284,7 @@ type Engine struct {
 	synAt            int64                // when synTokens was last refilled
 	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
 	plainPeers       map[netip.Addr]int64 // far addresses that answered a SYN with ENO without, and when (plainpeers.go)
+	enoPaths         map[netip.Addr]int64 // far addresses whose path lost ENO after the SYNs, and when (enopath.go)
 	// hot is the flow lookup found last, while it is in flows.
 	hot *flow
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
@@ -316,7 +319,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64), enoPaths: make(map[netip.Addr]int64)}
 	e.ipIDs = uint16(rand.Uint32())
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
@@ -489,6 +492,11 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 			return v
 		}
 	}
+	if f.watchInit1 && from == Outside {
+		if v, ok := e.firstBytes(now, f, p, tx); !ok {
+			return v
+		}
+	}
 	if f.prev != nil {
 		return e.plainAfterReuse(now, f, p, from, tx)
 	}
@@ -553,7 +561,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws"}
 )
 
@@ -753,6 +761,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"deliver_waits", &c.DeliverWaits},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
+		{"eno_path_failures", &c.ENOPathFailures},
 		{"prekey_queued", &c.PreKeyQueued},
 		{"host_segments_held", &c.HostHeld},
 		{"challenge_acks", &c.ChallengeACKs},

@@ -160,6 +160,9 @@ type flow struct {
 	peerLen  int
 	outcome  eno.Outcome
 	enoOut   bool // add `45 02` to segments to R (until a non-SYN segment from R)
+	// watchInit1: B, plain after a third segment without ENO, until A's
+	// first bytes show whether they are an Init1 (enopath.go).
+	watchInit1 bool
 
 	isnL, isnR uint32
 	mssL, mssR uint16

@@ -256,17 +256,25 @@ func TestEndToEndWhenInsideHostSpeaksENO(t *testing.T) {
 	}
 }
 
-// The third segment without ENO makes host B fall back (ENO-28).
+// The third segment without ENO makes host B fall back (ENO-28). It goes
+// on unchanged but off the fast path (ForwardInPlace) until A's first
+// bytes show they are no Init1 (enopath.go); those are Passthrough.
 func TestThirdSegmentWithoutENO(t *testing.T) {
 	gb := newGW(t, Config{TEPs: testTEPs})
 	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
 	_, toOut := gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
 	one(t, "SYN-ACK", toOut)
-	if v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil), gb.tx); v != Passthrough {
-		t.Fatalf("verdict %v", v)
+	if v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil), gb.tx); v != ForwardInPlace {
+		t.Fatalf("third segment: verdict %v, want forward-in-place", v)
 	}
 	if fi := flowInfo(t, gb.e); gb.e.Counters().Fallbacks[FallbackNoENOInACK].Load() != 1 || fi.State != "plain" {
 		t.Fatalf("no fallback: %+v", fi)
+	}
+	if v := gb.e.Handle(0, Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, ackF|pshF, 1, nil, []byte("220 banner")), gb.tx); v != ForwardInPlace {
+		t.Fatalf("b's data before A's: verdict %v, want forward-in-place", v)
+	}
+	if v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isnA+1, isnB+11, ackF|pshF, 1, nil, []byte("GET / HTTP/1.1\r\n\r\n")), gb.tx); v != Passthrough {
+		t.Fatalf("A's first bytes, plain: verdict %v, want passthrough", v)
 	}
 	gb.tick(int64(DefaultPlainRetention) + 1)
 	if gb.e.NumFlows() != 0 {

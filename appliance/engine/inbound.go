@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -164,7 +165,7 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
-			e.fail(f, tx, err)
+			e.fail(now, f, tx, err)
 			return Forwarded
 		}
 		if used < len(data) && !e.hold(f, d.rcvW, data[used:]) {
@@ -179,7 +180,7 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 		return Forwarded
 	}
 	if err := e.drainHeld(now, f, tx); err != nil {
-		e.fail(f, tx, err)
+		e.fail(now, f, tx, err)
 		return Forwarded
 	}
 	if f.state == stDead {
@@ -553,7 +554,7 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 // drain is drainHeld for callers with nowhere to report an error.
 func (e *Engine) drain(now int64, f *flow, tx [2]TxSink) {
 	if err := e.drainHeld(now, f, tx); err != nil {
-		e.fail(f, tx, err)
+		e.fail(now, f, tx, err)
 	}
 }
 
@@ -578,12 +579,16 @@ func (e *Engine) wireFIN(f *flow, tx [2]TxSink) error {
 var errFINWithoutFINp = errors.New("engine: TCP FIN without FINp frame")
 
 // fail aborts after a peer error, counting authentication failures.
-func (e *Engine) fail(f *flow, tx [2]TxSink, err error) {
+func (e *Engine) fail(now int64, f *flow, tx [2]TxSink, err error) {
 	if errors.Is(err, tcpcrypt.ErrFrameAuth) {
 		e.c.AuthFailures.Add(1)
 	}
 	if f.state == stKex {
 		e.c.HandshakeFailures.Add(1)
+		if f.role == eno.RoleA && errors.Is(err, tcpcrypt.ErrBadMagic) {
+			// R's first bytes are no Init2: it runs plain TCP (enopath.go).
+			e.pathLost(now, f, "far side's first bytes are no Init2")
+		}
 	}
 	e.abort(f, tx, err.Error())
 }

@@ -55,6 +55,9 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 	if r, why := leftAlone(p, &sc, "SYN"); r >= 0 {
 		return e.plain(now, k, pol, r, why)
 	}
+	if pol != Require && e.enoPathLost(now, k.out.Addr()) {
+		return e.plain(now, k, pol, FallbackENOPathStripped, "the far side's path lost TCP-ENO after the SYNs: SYN without it")
+	}
 	synData := len(p.Payload()) > 0 || sc.TFO
 	if synData && pol != Require && e.answeredWithoutENO(now, k.out.Addr()) {
 		// Fast Open works as over any path (plainpeers.go).
@@ -199,6 +202,10 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 			return e.synWithoutData(nil, p, tx[Inside])
 		}
 		return v
+	}
+	if pol != Require && e.enoPathLost(now, k.out.Addr()) {
+		// The inside host's SYN-ACK leaves as it is, without ENO.
+		return e.synDataCheck(nil, e.plain(now, k, pol, FallbackENOPathStripped, "the far side's path lost TCP-ENO after the SYNs: SYN-ACK without it"), p, tx[Inside])
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
@@ -491,7 +498,7 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 			return e.drop(DropOutOfWindow), true
 		}
 		if !e.si.eno {
-			return e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO"), true
+			return e.thirdWithoutENO(now, f, p, tx), true
 		}
 		if f.res != nil {
 			f.role = eno.RoleB

@@ -32,33 +32,44 @@ const (
 )
 
 // noteAnsweredWithoutENO records that far answered a SYN with ENO without
-// it. A full memory first forgets expired entries among a few it looks at,
-// else one of them.
+// it.
 func (e *Engine) noteAnsweredWithoutENO(now int64, far netip.Addr) {
-	if _, ok := e.plainPeers[far]; !ok && len(e.plainPeers) >= plainPeerMax {
-		looked, evicted := 0, false
-		for k, at := range e.plainPeers {
-			if now-at >= answeredWithoutFor {
-				delete(e.plainPeers, k)
-				evicted = true
-			}
-			if looked++; looked == 8 {
-				if !evicted {
-					delete(e.plainPeers, k)
-				}
-				break
-			}
-		}
-	}
-	e.plainPeers[far] = now
+	noteAddr(e.plainPeers, now, far, answeredWithoutFor, plainPeerMax)
 }
 
 // answeredWithoutENO reports whether far answered a SYN with ENO without it
 // within answeredWithoutFor.
 func (e *Engine) answeredWithoutENO(now int64, far netip.Addr) bool {
-	at, ok := e.plainPeers[far]
-	if ok && now-at >= answeredWithoutFor {
-		delete(e.plainPeers, far)
+	return recentAddr(e.plainPeers, now, far, answeredWithoutFor)
+}
+
+// noteAddr records far in m, a memory of at most limit addresses, each with
+// when it was noted and believed for d ns (recentAddr). A full memory
+// first forgets expired entries among a few it looks at, else one of them.
+func noteAddr(m map[netip.Addr]int64, now int64, far netip.Addr, d int64, limit int) {
+	if _, ok := m[far]; !ok && len(m) >= limit {
+		looked, evicted := 0, false
+		for k, at := range m {
+			if now-at >= d {
+				delete(m, k)
+				evicted = true
+			}
+			if looked++; looked == 8 {
+				if !evicted {
+					delete(m, k)
+				}
+				break
+			}
+		}
+	}
+	m[far] = now
+}
+
+// recentAddr reports whether far was noted in m within the last d ns.
+func recentAddr(m map[netip.Addr]int64, now int64, far netip.Addr, d int64) bool {
+	at, ok := m[far]
+	if ok && now-at >= d {
+		delete(m, far)
 		return false
 	}
 	return ok

@@ -129,11 +129,12 @@ func (e *Engine) endToEndRequired(f *flow, p *packet.Packet, tx [2]TxSink) (Verd
 // plainVerdict is the verdict for a segment of the plain flow f that goes
 // on unchanged: Passthrough, which lets the workers put the flow on the
 // fast path, unless a require policy still waits for the far side's
-// TCP-ENO (f.e2e): then ForwardInPlace, the same frame with the flow kept
+// TCP-ENO (f.e2e) or A's first bytes are still to be checked
+// (f.watchInit1): then ForwardInPlace, the same frame with the flow kept
 // here. On the fast path the kernel would carry the far side's next
-// segment, and endToEndRequired would never see it.
+// segment, and endToEndRequired or firstBytes would never see it.
 func (f *flow) plainVerdict() Verdict {
-	if f.e2e != 0 {
+	if f.e2e != 0 || f.watchInit1 {
 		return ForwardInPlace
 	}
 	return Passthrough

@@ -58,7 +58,8 @@ const reclaimWindow = 64
 // connection left in plain TCP, kept only for the admin API, or one whose
 // both FINs are acknowledged) to make room for a new SYN. Without it a
 // busy appliance fills its table with finished connections, and new ones
-// would go on untracked, their later segments reset as strays. It reports
+// would go on untracked, their later segments reset as strays. A plain
+// record still watching for an Init1 stays (enopath.go). It reports
 // whether it freed one.
 func (e *Engine) reclaim() bool {
 	for range min(reclaimWindow, len(e.list)) {
@@ -67,7 +68,7 @@ func (e *Engine) reclaim() bool {
 		}
 		f := e.list[e.reclaimAt]
 		e.reclaimAt++
-		if f.state == stPlain || f.state == stDead || f.closeAt != 0 {
+		if f.state == stPlain && !f.watchInit1 || f.state == stDead || f.closeAt != 0 {
 			e.dropPrev(f) // the connection it displaced goes too
 			e.remove(f)
 			e.c.FlowsReclaimed.Add(1)

@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
+)
 
 // sweepEvery is the granularity of the engine's timers.
 const sweepEvery = int64(10 * time.Millisecond)
@@ -130,6 +134,10 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	}
 	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
 		e.c.HandshakeFailures.Add(1)
+		if f.role == eno.RoleA && en.ackW >= en.initLen && f.rcv.rcvW == 0 && f.rcv.held.n == 0 {
+			// R took our Init1 and never answered: it took it for data (enopath.go).
+			e.pathLost(now, f, "Init1 acknowledged, no answer")
+		}
 		e.abort(f, tx, "key exchange timeout")
 	}
 }

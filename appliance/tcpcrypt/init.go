@@ -124,6 +124,23 @@ func (m *Init2) Append(dst []byte) ([]byte, error) {
 	return AppendInit2(dst, m.Cipher, m.NB, m.Pub)
 }
 
+// LooksLikeInit1 reports whether b, the first bytes of a TCP stream, start
+// as an Init1 does (RFC 8548 §4.1): INIT1_MAGIC, a message_len that holds
+// one AEAD and the shortest public key of any TEP (X25519's) and is no
+// more than DefaultMaxInitLen, and, when b has it, an nciphers other than
+// 0. It needs the magic and message_len: shorter b never looks like one.
+// Plain data starts so by chance once in more than 2^32.
+func LooksLikeInit1(b []byte) bool {
+	if len(b) < 8 || binary.BigEndian.Uint32(b) != Init1Magic {
+		return false
+	}
+	m := binary.BigEndian.Uint32(b[4:8])
+	if m < uint32(init1Head+2+NonceLen+PublicKeyLen(TEPX25519)) || m > DefaultMaxInitLen {
+		return false
+	}
+	return len(b) < init1Head || b[8] != 0
+}
+
 // InitReader collects one Init message from a byte stream that may arrive
 // split at any byte (TC-7). It finds the end with message_len, never with
 // the fields it understands (RFC 8548 §4.1; TC-64, TC-66), keeps the bytes

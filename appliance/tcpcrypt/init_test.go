@@ -113,6 +113,35 @@ func TestAppendInit(t *testing.T) {
 	}
 }
 
+// TestLooksLikeInit1: every TEP's Init1, whole or cut after its
+// message_len, looks like one; an Init2, plain data, fewer than 8 bytes,
+// nciphers 0 and a message_len no Init1 has do not.
+func TestLooksLikeInit1(t *testing.T) {
+	for _, tep := range []TEP{TEPX25519, TEPX448, TEPP256, TEPP521} {
+		m, err := AppendInit1(nil, []cryptopool.Suite{1}, seq(0, 32), seq(0x40, PublicKeyLen(tep)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !LooksLikeInit1(m) || !LooksLikeInit1(m[:8]) || !LooksLikeInit1(m[:9]) {
+			t.Errorf("%v: Init1 %x not taken for one", tep, m)
+		}
+	}
+	m, _ := AppendInit1(nil, []cryptopool.Suite{1}, seq(0, 32), seq(0x40, 32))
+	i2, _ := AppendInit2(nil, 1, seq(0, 32), seq(0x40, 32))
+	for name, b := range map[string][]byte{
+		"Init2":            i2,
+		"HTTP":             []byte("GET / HTTP/1.1\r\n\r\n"),
+		"7 bytes":          m[:7],
+		"nciphers 0":       append(bytes.Clone(m[:8]), 0),
+		"message_len 74":   binary.BigEndian.AppendUint32(bytes.Clone(m[:4]), 74),
+		"message_len 64 K": binary.BigEndian.AppendUint32(bytes.Clone(m[:4]), DefaultMaxInitLen+1),
+	} {
+		if LooksLikeInit1(b) {
+			t.Errorf("%s (%x) taken for an Init1", name, b)
+		}
+	}
+}
+
 type hsFeeder interface {
 	Feed(p []byte) (int, bool, error)
 }

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"net/netip"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+)
+
+// Paths that lose TCP-ENO after the SYNs.
+//
+// A middlebox may pass the SYNs' options and strip or drop them on later
+// segments (one that rewrites unknown options on data segments, a
+// transparent proxy that copies the SYN's options only). A's third segment
+// and Init1 then reach B without `45 02`: B falls back to plain TCP (ENO-28)
+// while A, which sent and received an ACK segment with ENO, has encryption
+// on (ENO-34), and the connection fails. RFC 8547 §9 names this a type-2
+// failure and leaves it there. The engine keeps the RFC's rules, and makes
+// the failure clean and the next connection work:
+//
+//   - as host B, after falling back at a third segment without ENO that
+//     followed its own SYN-ACK with it, the flow stays off the fast path
+//     until A's first bytes arrive (watchInit1). If they are an Init1,
+//     A encrypts: they never reach the inside host, both hosts are reset.
+//     Any other bytes are plain data, and the connection goes on plain.
+//   - as host A, R's first bytes that are not an Init2 (bad magic: a far
+//     side that fell back, its host's data), or an Init1 that R
+//     acknowledged without a byte of answer until the handshake timeout (a
+//     far side that took it for data), end the key exchange as before.
+//
+// Each such failure is counted (Counters.ENOPathFailures) and the far
+// address remembered for enoPathFor. While it is, a SYN from an inside host
+// to it leaves without ENO and one from it gets no ENO in the inside host's
+// SYN-ACK (fallback eno_path_stripped): the connection is plain from its
+// SYN on, as over a path that strips the SYN's option, and works. Under
+// the require policy nothing changes: those prefixes get no plain TCP.
+//
+// Only a party on the path can cause any of these (each takes a segment the
+// connection accepts, or the loss of ours), and it gains what stripping
+// the SYN's option gives it anyway: a plain connection. Each engine learns
+// on its own, as for plainPeers.
+
+const (
+	enoPathFor = 5 * 60 * 1e9 // ns: how long a far address whose path lost ENO is remembered
+	enoPathMax = 1 << 14      // remembered addresses (per engine)
+)
+
+// pathLost counts f's failure (see above) and remembers its far address.
+func (e *Engine) pathLost(now int64, f *flow, why string) {
+	e.c.ENOPathFailures.Add(1)
+	noteAddr(e.enoPaths, now, f.key.out.Addr(), enoPathFor, enoPathMax)
+	e.deps.Log.Debug("path lost TCP-ENO after the SYNs", "id", f.id, "inside", f.key.in, "outside", f.key.out, "why", why)
+}
+
+// enoPathLost reports whether far's path lost ENO within enoPathFor.
+func (e *Engine) enoPathLost(now int64, far netip.Addr) bool {
+	return len(e.enoPaths) > 0 && recentAddr(e.enoPaths, now, far, enoPathFor)
+}
+
+// thirdWithoutENO ends host B's negotiation at the far side's first non-SYN
+// segment p, which came without ENO (ENO-28): plain TCP, watching for A's
+// Init1 (firstBytes) in p and after it.
+func (e *Engine) thirdWithoutENO(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	v := e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
+	if f.state != stPlain {
+		return v // require: both hosts reset
+	}
+	f.watchInit1 = true
+	if v, ok := e.firstBytes(now, f, p, tx); !ok {
+		return v
+	}
+	return f.plainVerdict()
+}
+
+// firstBytes looks at R's segment p of f, which fell back at a third
+// segment without ENO, for A's first bytes. Until they come the flow stays
+// off the fast path (plainVerdict). An Init1 there shows that A encrypts
+// and its ENO was lost on the way: it is dropped and both hosts are reset
+// (it reports false with the verdict); any other first bytes end the watch.
+func (e *Engine) firstBytes(now int64, f *flow, p *packet.Packet, tx [2]TxSink) (Verdict, bool) {
+	fl := p.Flags()
+	data := p.Payload()
+	if fl&(packet.FlagSYN|packet.FlagRST) != 0 || p.Seq() != f.isnR+1 {
+		return 0, true // not at A's first byte (a later one waits in L's TCP)
+	}
+	if len(data) == 0 {
+		if fl&packet.FlagFIN != 0 {
+			f.watchInit1 = false // A closes without a byte
+		}
+		return 0, true
+	}
+	f.watchInit1 = false
+	if !tcpcrypt.LooksLikeInit1(data) {
+		return 0, true
+	}
+	// L is in SYN-RECEIVED or established with nothing received: RST at
+	// its RCV.NXT; R gets one at the ACK it sent and acknowledging p.
+	var t tmpl
+	if t.set(p) {
+		r := mirror(&t)
+		e.opts.reset()
+		e.send(tx[Inside], &t, &seg{seq: p.Seq(), flags: packet.FlagRST}, nil)
+		e.send(tx[Outside], &r, &seg{seq: p.Ack(), ack: p.Seq() + uint32(len(data)), flags: packet.FlagRST | packet.FlagACK}, nil)
+	}
+	e.c.Aborts.Add(1)
+	f.reason = "Init1 without TCP-ENO: the path strips it after the SYNs"
+	e.pathLost(now, f, f.reason)
+	e.remove(f)
+	return Dropped, false
+}

@@ -1,0 +1,367 @@
+package scenario
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+)
+
+// Paths that lose TCP-ENO after the SYNs (appliance/engine/enopath.go).
+
+// stripENO turns every TCP-ENO option of a frame into NOPs, as a
+// middlebox that blanks the options it does not know on segments after
+// the SYNs does.
+func stripENO(frame []byte) {
+	s, err := ParseFrame(frame)
+	if err != nil {
+		return
+	}
+	o := s.Options // aliases frame
+	for i := 0; i < len(o); {
+		switch o[i] {
+		case 0:
+			return
+		case 1:
+			i++
+			continue
+		}
+		if i+1 >= len(o) || o[i+1] < 2 || i+int(o[i+1]) > len(o) {
+			return
+		}
+		l := int(o[i+1])
+		if o[i] == 69 {
+			copy(o[i:i+l], bytes.Repeat([]byte{1}, l))
+		}
+		i += l
+	}
+}
+
+// afterSYNsWithENO matches the segments after the SYNs that carry TCP-ENO.
+func afterSYNsWithENO(_ int, s Seg) bool { return !s.Has(packettest.SYN) && len(s.ENO()) > 0 }
+
+// eventCount is e's event counter of that name (Counters.EachEvent), 0 if
+// it has none.
+func eventCount(e *engine.Engine, name string) uint64 {
+	var n uint64
+	e.Counters().EachEvent(func(k string, v uint64) {
+		if k == name {
+			n = v
+		}
+	})
+	return n
+}
+
+// fallbackCount is e's count of the fallback reason of that name, 0 if it
+// has none.
+func fallbackCount(e *engine.Engine, name string) uint64 {
+	for i, n := range engine.FallbackNames {
+		if n == name {
+			return e.Counters().Fallbacks[i].Load()
+		}
+	}
+	return 0
+}
+
+func hasRST(segs []Seg) bool {
+	for _, s := range segs {
+		if s.Has(packettest.RST) {
+			return true
+		}
+	}
+	return false
+}
+
+// noPayload fails if host s got any byte.
+func noPayload(t *testing.T, w *World, s Side) {
+	t.Helper()
+	for _, g := range w.All[s] {
+		if len(g.Payload) > 0 {
+			t.Fatalf("host %d got %v: payload %x", s, g, g.Payload)
+		}
+	}
+}
+
+// pair returns a connection from host a's address and port to b's on
+// port, and b's end of it.
+func (f *fixture) pair(aPort, bPort uint16, isnX, isnY uint32) (x, y *Host) {
+	x = &Host{Addr: netip.AddrPortFrom(f.a.Addr.Addr(), aPort), Peer: netip.AddrPortFrom(f.b.Addr.Addr(), bPort), ISN: isnX}
+	return x, &Host{Addr: x.Peer, Peer: x.Addr, ISN: isnY}
+}
+
+// across sends frame from host s through both appliances and returns what
+// the other host got, which must be that one segment byte for byte, and
+// what crossed the link.
+func across(t *testing.T, f *fixture, s Side, frame []byte) (link Seg) {
+	t.Helper()
+	d := dirFrom(s)
+	n := f.mark(d)
+	f.w.Host(s, frame)
+	f.w.Run(latency)
+	link = one(t, "segment on the link", f.sentSince(d, n))
+	if g := one(t, "segment at the other host", f.w.Take(1-s)); !bytes.Equal(g.Raw, frame) {
+		t.Fatalf("segment changed on its way:\n got  %x\n want %x", g.Raw, frame)
+	}
+	return link
+}
+
+// plainConnection runs a connection from x (host a's side) to y through
+// both appliances, plain from its SYN on: the SYN-ACK and every later
+// segment cross unchanged, and none on the link carries TCP-ENO.
+func plainConnection(t *testing.T, f *fixture, x, y *Host) {
+	t.Helper()
+	f.w.Host(SideA, x.SYN(LinuxSYNOpts))
+	f.w.Run(latency)
+	one(t, "SYN at b", f.w.Take(SideB))
+	if s := across(t, f, SideB, y.SYNACK(x.ISN, LinuxSYNOpts)); len(s.ENO()) != 0 {
+		t.Fatalf("SYN-ACK on the link with TCP-ENO: %v", s)
+	}
+	for _, fr := range [][]byte{
+		x.ACK(0, y.ISN+1),
+		x.Data(0, y.ISN+1, []byte("plain MARK from a")),
+	} {
+		if s := across(t, f, SideA, fr); len(s.ENO()) != 0 {
+			t.Fatalf("segment on the link with TCP-ENO: %v", s)
+		}
+	}
+	across(t, f, SideB, y.Data(0, x.Seq(17), []byte("plain MARK from b")))
+}
+
+// TestPathStripsENOAfterSYNs: a middlebox passes the SYNs' options and
+// blanks TCP-ENO on every later segment from a's side (RFC 8547 §9, a
+// type-2 failure), with a's pure third ACK arriving or lost. G_B falls
+// back at the first of them (ENO-28), G_A encrypts (ENO-34), and Init1
+// follows. G_B sees it is one: it never reaches b, and both hosts are
+// reset at once. G_B remembers a's address: a's next connection is plain
+// from its SYN (G_B's SYN-ACK carries no ENO) and works, and so is one
+// from b. Before, b got Init1 as 75 bytes of data, and every later
+// connection failed the same way.
+func TestPathStripsENOAfterSYNs(t *testing.T) {
+	for _, lostACK := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lostACK=%v", lostACK), func(t *testing.T) {
+			f := full(t)
+			w, a := f.w, f.a
+			if lostACK {
+				w.Link.Add(Rule{Dir: AtoB, Match: func(_ int, s Seg) bool { return !s.Has(packettest.SYN) && len(s.Payload) == 0 }, Drop: true})
+			}
+			strip := w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
+			f.stepSYN(t)
+			f.stepSYNACK(t)
+			w.Host(SideA, a.ACK(0, isnB+1))
+			w.Run(10 * latency)
+			if strip.Hits == 0 {
+				t.Fatal("nothing was stripped")
+			}
+			noPayload(t, w, SideB)
+			noPayload(t, w, SideA)
+			if !hasRST(w.All[SideB]) || !hasRST(w.All[SideA]) {
+				t.Fatalf("RST to b %v, to a %v; want both", hasRST(w.All[SideB]), hasRST(w.All[SideA]))
+			}
+			if n := w.G[SideA].NumFlows() + w.G[SideB].NumFlows(); n != 0 {
+				t.Fatalf("%d flows left", n)
+			}
+			w.Take(SideA)
+			w.Take(SideB)
+			a2, b2 := f.pair(40001, 80, 20000, 30000)
+			plainConnection(t, f, a2, b2)
+			_, b3 := f.pair(22, 50000, 0, 7000) // b's connection to a
+			across(t, f, SideB, b3.SYN(LinuxSYNOpts))
+			if n := eventCount(w.G[SideB], "eno_path_failures"); n != 1 {
+				t.Fatalf("G_B eno_path_failures %d, want 1", n)
+			}
+			if n := fallbackCount(w.G[SideB], "eno_path_stripped"); n != 2 {
+				t.Fatalf("G_B eno_path_stripped %d, want 2 (a's SYN, b's)", n)
+			}
+		})
+	}
+}
+
+// farSideFellBack runs a's connection to a far side (played by the test)
+// that answers our SYN's TCP-ENO but never sees our `45 02`: G_A sends its
+// third segment and Init1, and the far side's answer to them is then up to
+// answer. It returns what G_A sent after the SYN-ACK.
+func farSideFellBack(t *testing.T, f *fixture, answer func()) []Seg {
+	t.Helper()
+	w, a, b := f.w, f.a, f.b
+	w.Host(SideA, a.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	checkSYN(t, one(t, "SYN at the far side", w.TakeFar(SideB)))
+	w.SendFar(SideB, b.SYNACK(isnA, LinuxSYNOpts, enoSYNACK))
+	w.Run(latency)
+	one(t, "SYN-ACK at a", w.Take(SideA))
+	w.Host(SideA, a.ACK(0, isnB+1))
+	w.Run(latency)
+	checkInit(t, "Init1", w.TakeFar(SideB), isnA+1, init1, magic1)
+	answer()
+	noPayload(t, w, SideA)
+	if !hasRST(w.Take(SideA)) {
+		t.Fatal("a got no RST")
+	}
+	return w.TakeFar(SideB)
+}
+
+// remembered checks that G_A, alone on its side, now leaves connections
+// to and from b's address plain from their SYNs: a's next SYN leaves as a
+// sent it, and the SYN-ACK to a far SYN with TCP-ENO too.
+func remembered(t *testing.T, f *fixture) {
+	t.Helper()
+	a2, b2 := f.pair(40001, 80, 20000, 30000)
+	f.outIdentical(t, SideA, a2.SYN(LinuxSYNOpts))
+	f.inIdentical(t, SideA, b2.SYNACK(20000, LinuxSYNOpts))
+	f.outIdentical(t, SideA, a2.ACK(0, 30001))
+	f.outIdentical(t, SideA, a2.Data(0, 30001, []byte("plain MARK from a")))
+	f.inIdentical(t, SideA, b2.Data(0, a2.Seq(17), []byte("plain MARK from b")))
+	a3, b3 := f.pair(22, 50000, 7000, 8000)
+	f.inIdentical(t, SideA, b3.SYN(LinuxSYNOpts, enoSYN))
+	f.outIdentical(t, SideA, a3.SYNACK(8000, LinuxSYNOpts))
+	if n := fallbackCount(f.w.G[SideA], "eno_path_stripped"); n != 2 {
+		t.Fatalf("G_A eno_path_stripped %d, want 2 (a's SYN, b's)", n)
+	}
+	if n := eventCount(f.w.G[SideA], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_A eno_path_failures %d, want 1", n)
+	}
+	// Five minutes later G_A offers TCP-ENO to b's address again.
+	f.w.Now += int64(5 * time.Minute)
+	a4, _ := f.pair(40004, 80, 40000, 0)
+	f.w.Host(SideA, a4.SYN(LinuxSYNOpts))
+	f.w.Run(latency)
+	if s := one(t, "SYN five minutes later", f.w.TakeFar(SideB)); len(s.ENO()) != 1 {
+		t.Fatalf("SYN five minutes later without TCP-ENO: %v", s)
+	}
+}
+
+// TestFarSideAnswersInit1WithData: the far side answered our SYN's TCP-ENO
+// but fell back, since our `45 02` never reached it, and its host took
+// Init1 for data and answered it (an HTTP server's 400). R's first bytes
+// are no Init2: G_A resets both hosts as before (U-1), and now remembers
+// b's address, so that a's next connection to it is plain from its SYN and
+// works, as is one from b. Before, every later connection failed the same
+// way.
+func TestFarSideAnswersInit1WithData(t *testing.T) {
+	f := onlyA(t)
+	w, a, b := f.w, f.a, f.b
+	toFar := farSideFellBack(t, f, func() {
+		w.SendFar(SideB, b.Data(0, a.Seq(init1), []byte("HTTP/1.1 400 Bad Request\r\n\r\n")))
+		w.Run(2 * latency)
+	})
+	if !hasRST(toFar) {
+		t.Fatal("the far side got no RST")
+	}
+	remembered(t, f)
+}
+
+// TestFarSideSilentAfterInit1: as TestFarSideAnswersInit1WithData, but the
+// far host says nothing: its TCP acknowledges Init1, which its host took
+// for data. After the handshake timeout G_A resets both hosts as before
+// and now remembers b's address.
+func TestFarSideSilentAfterInit1(t *testing.T) {
+	f := onlyA(t)
+	w, a, b := f.w, f.a, f.b
+	toFar := farSideFellBack(t, f, func() {
+		w.SendFar(SideB, b.ACK(0, a.Seq(init1)))
+		w.Run(engine.DefaultHandshakeTimeout + time.Second)
+	})
+	if !hasRST(toFar) {
+		t.Fatal("the far side got no RST")
+	}
+	remembered(t, f)
+}
+
+// TestHonestPathsRememberNothing: an encrypted connection, a far side
+// without TCP-ENO, and a SYN-ACK whose option was lost on its way to G_A
+// (both ends fall back, docs/protocol.md §6; a's first bytes are plain
+// data, which G_B, watching for an Init1 off the fast path, lets through
+// and only then passes) leave no memory: the next connection offers and
+// negotiates TCP-ENO as before.
+func TestHonestPathsRememberNothing(t *testing.T) {
+	negotiates := func(t *testing.T, f *fixture) {
+		t.Helper()
+		w := f.w
+		a2, b2 := f.pair(40001, 80, 20000, 30000)
+		w.Host(SideA, a2.SYN(LinuxSYNOpts))
+		w.Run(latency)
+		if s := f.w.Link.Sent(AtoB); len(s[len(s)-1].ENO()) != 1 {
+			t.Fatalf("a's next SYN left without TCP-ENO: %v", s[len(s)-1])
+		}
+		for s := range 2 {
+			if e := w.G[s]; e != nil && eventCount(e, "eno_path_failures")+fallbackCount(e, "eno_path_stripped") != 0 {
+				t.Fatalf("side %d counted a path that lost TCP-ENO", s)
+			}
+		}
+		if w.G[SideB] == nil {
+			return
+		}
+		w.Take(SideB)
+		w.Host(SideB, b2.SYNACK(20000, LinuxSYNOpts))
+		w.Run(latency)
+		if s := f.w.Link.Sent(BtoA); len(s[len(s)-1].ENO()) != 1 {
+			t.Fatalf("b's SYN-ACK left without TCP-ENO: %v", s[len(s)-1])
+		}
+	}
+	t.Run("encrypted", func(t *testing.T) {
+		f := full(t)
+		f.handshake(t)
+		f.exchange(t)
+		negotiates(t, f)
+	})
+	t.Run("far side without TCP-ENO", func(t *testing.T) {
+		f := onlyA(t)
+		w, a, b := f.w, f.a, f.b
+		w.Host(SideA, a.SYN(LinuxSYNOpts))
+		w.Run(latency)
+		w.TakeFar(SideB)
+		f.inIdentical(t, SideA, b.SYNACK(isnA, LinuxSYNOpts))
+		f.plainRestA(t)
+		negotiates(t, f)
+	})
+	t.Run("SYN-ACK's option lost", func(t *testing.T) {
+		f := full(t)
+		w, a, b := f.w, f.a, f.b
+		lost := w.Link.Add(Rule{Dir: BtoA, Match: func(_ int, s Seg) bool { return s.Has(packettest.SYN) }, Mutate: stripENO})
+		f.stepSYN(t)
+		w.Host(SideB, b.SYNACK(isnA, LinuxSYNOpts))
+		w.Run(latency)
+		if lost.Hits != 1 {
+			t.Fatal("the SYN-ACK's option was not stripped")
+		}
+		w.Take(SideA)
+		pass := w.Verdicts[SideB][engine.Passthrough]
+		across(t, f, SideA, a.ACK(0, isnB+1))
+		if n := w.Verdicts[SideB][engine.Passthrough]; n != pass {
+			t.Fatal("G_B let the third segment onto the fast path (Passthrough) before a's first bytes")
+		}
+		across(t, f, SideA, a.Data(0, isnB+1, []byte("plain MARK from a")))
+		if n := w.Verdicts[SideB][engine.Passthrough]; n != pass+1 {
+			t.Fatalf("G_B passed a's plain first bytes with %d Passthrough verdicts, want 1", n-pass)
+		}
+		across(t, f, SideB, b.Data(0, a.Seq(17), []byte("plain MARK from b")))
+		negotiates(t, f)
+	})
+}
+
+// TestENOPathMemoryUnderRequire: with policy require for b's prefix, a
+// failure as in TestFarSideAnswersInit1WithData is remembered all the same,
+// but a's next SYN to b still offers TCP-ENO: the prefix gets no plain TCP.
+func TestENOPathMemoryUnderRequire(t *testing.T) {
+	f := newFixture(t, [2]bool{true, false}, false, func(_ Side, c *engine.Config) {
+		c.Policies = []engine.PolicyRule{{Prefix: netip.PrefixFrom(packettest.HostB4, 32), Policy: engine.Require}}
+	})
+	w, a, b := f.w, f.a, f.b
+	farSideFellBack(t, f, func() {
+		w.SendFar(SideB, b.Data(0, a.Seq(init1), []byte("HTTP/1.1 400 Bad Request\r\n\r\n")))
+		w.Run(2 * latency)
+	})
+	if n := eventCount(w.G[SideA], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_A eno_path_failures %d, want 1", n)
+	}
+	a2, _ := f.pair(40001, 80, 20000, 0)
+	w.Host(SideA, a2.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	if s := one(t, "a's next SYN at the far side", w.TakeFar(SideB)); len(s.ENO()) != 1 {
+		t.Fatalf("a's next SYN left without TCP-ENO under require: %v", s)
+	}
+}
