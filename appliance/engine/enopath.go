@@ -24,9 +24,11 @@ import (
 //     A encrypts: they never reach the inside host, both hosts are reset.
 //     Any other bytes are plain data, and the connection goes on plain.
 //   - as host A, R's first bytes that are not an Init2 (bad magic: a far
-//     side that fell back, its host's data), or an Init1 that R
-//     acknowledged without a byte of answer until the handshake timeout (a
-//     far side that took it for data), end the key exchange as before.
+//     side that fell back, its host's data), an Init1 that R acknowledged
+//     without a byte of answer until the handshake timeout (a far side
+//     that took it for data), or an Init that R never acknowledged while it
+//     kept repeating its SYN-ACK (a path that drops our segments with ENO:
+//     R never got the third one) end the key exchange as before.
 //
 // Each such failure is counted (Counters.ENOPathFailures) and the far
 // address remembered for enoPathFor. While it is, a SYN from an inside host
@@ -107,4 +109,22 @@ func (e *Engine) firstBytes(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	e.pathLost(now, f, f.reason)
 	e.remove(f)
 	return Dropped, false
+}
+
+// initUnanswered aborts host A's flow f whose Init R has not acknowledged
+// after InitTries tries. If nothing but its SYN-ACK came again from R, none
+// of our segments after the SYNs reached it, and each carried `45 02`: the
+// path drops them (see above). The RST that abort sends R carries `45 02`
+// too, as every segment before a non-SYN one from R (RFC 8547 §4.6), and
+// would be dropped as well, leaving R in SYN-RECEIVED until its next
+// SYN-ACK draws an RST from L (or its own timeout): R gets one without it
+// first, at its RCV.NXT (our ISN+1, the only number R and a far appliance
+// take in that state).
+func (e *Engine) initUnanswered(now int64, f *flow, tx [2]TxSink) {
+	if f.enoOut && f.synAckAgain && f.toR.ok {
+		e.pathLost(now, f, "Init not acknowledged, only the SYN-ACK again from the far side")
+		e.send(tx[Outside], &f.toR, &seg{seq: wrap(f.isnL, 0), ack: wrap(f.isnR, 0),
+			flags: packet.FlagRST | packet.FlagACK}, nil)
+	}
+	e.abort(f, tx, "Init not acknowledged")
 }

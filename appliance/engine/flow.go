@@ -163,6 +163,9 @@ type flow struct {
 	// watchInit1: B, plain after a third segment without ENO, until A's
 	// first bytes show whether they are an Init1 (enopath.go).
 	watchInit1 bool
+	// synAckAgain: A, R repeated its SYN-ACK after we took it: it had not
+	// got our third segment then (enopath.go).
+	synAckAgain bool
 
 	isnL, isnR uint32
 	mssL, mssR uint16

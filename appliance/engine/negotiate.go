@@ -414,6 +414,8 @@ func (e *Engine) farSYNACK(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 		}
 	} else if p.Seq() != f.isnR {
 		return e.drop(DropOutOfWindow)
+	} else {
+		f.synAckAgain = true
 	}
 	// Deliver it to L without ENO (the host did not ask for it) and with
 	// the MSS clamped.

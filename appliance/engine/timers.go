@@ -118,7 +118,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
 		if en.initTries >= e.cfg.InitTries {
 			e.c.HandshakeFailures.Add(1)
-			e.abort(f, tx, "Init not acknowledged")
+			e.initUnanswered(now, f, tx)
 			return
 		}
 		en.initTries++

@@ -272,10 +272,11 @@ func TestFarSideSilentAfterInit1(t *testing.T) {
 }
 
 // TestHonestPathsRememberNothing: an encrypted connection, a far side
-// without TCP-ENO, and a SYN-ACK whose option was lost on its way to G_A
-// (both ends fall back, docs/protocol.md §6; a's first bytes are plain
-// data, which G_B, watching for an Init1 off the fast path, lets through
-// and only then passes) leave no memory: the next connection offers and
+// without TCP-ENO, a path that loses every Init1 but let the third segment
+// through, and a SYN-ACK whose option was lost on its way to G_A (both
+// ends fall back, docs/protocol.md §6; a's first bytes are plain data,
+// which G_B, watching for an Init1 off the fast path, lets through and
+// only then passes) leave no memory: the next connection offers and
 // negotiates TCP-ENO as before.
 func TestHonestPathsRememberNothing(t *testing.T) {
 	negotiates := func(t *testing.T, f *fixture) {
@@ -316,6 +317,20 @@ func TestHonestPathsRememberNothing(t *testing.T) {
 		w.TakeFar(SideB)
 		f.inIdentical(t, SideA, b.SYNACK(isnA, LinuxSYNOpts))
 		f.plainRestA(t)
+		negotiates(t, f)
+	})
+	t.Run("every Init1 lost", func(t *testing.T) {
+		// The third segment arrives (b repeats no SYN-ACK), the data
+		// after it never does: not a path that loses TCP-ENO.
+		f := full(t)
+		f.stepSYN(t)
+		f.stepSYNACK(t)
+		f.w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
+		f.stepACK(t)
+		f.w.Run(engine.DefaultHandshakeTimeout + time.Second)
+		if n := f.w.G[SideA].Counters().HandshakeFailures.Load(); n != 1 {
+			t.Fatalf("G_A handshake failures %d, want 1", n)
+		}
 		negotiates(t, f)
 	})
 	t.Run("SYN-ACK's option lost", func(t *testing.T) {
@@ -363,5 +378,72 @@ func TestENOPathMemoryUnderRequire(t *testing.T) {
 	w.Run(latency)
 	if s := one(t, "a's next SYN at the far side", w.TakeFar(SideB)); len(s.ENO()) != 1 {
 		t.Fatalf("a's next SYN left without TCP-ENO under require: %v", s)
+	}
+}
+
+// TestPathDropsENOAfterSYNs: a middlebox drops every segment after the
+// SYNs that carries TCP-ENO (RFC 8547 §9, a type-2 failure). a's third
+// ACK and every Init1 G_A sends are lost; b, in SYN-RECEIVED, repeats its
+// SYN-ACK (Linux: 1, 3, 7, 15 s), and a acknowledges each. G_A gives up
+// after its Init tries (about 25 s) as before, and resets a; the far side
+// now gets an RST without `45 02` at b's RCV.NXT, which the path lets
+// through, so G_B and b end the handshake at once. G_A remembers b's
+// address: a's next connection is plain from its SYN and works, and the
+// answer to b's SYN carries no ENO either. Before, the only RST toward b
+// carried `45 02` and was dropped (b waited for its own timeout), and
+// every later connection failed the same way.
+func TestPathDropsENOAfterSYNs(t *testing.T) {
+	f := full(t)
+	w, a, b := f.w, f.a, f.b
+	drop := w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Drop: true, Times: -1})
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	w.React = func(s Side, g Seg) {
+		if s == SideA && g.Has(packettest.SYN|packettest.ACK) {
+			w.Host(SideA, a.ACK(0, isnB+1)) // a's TCP answers every SYN-ACK
+		}
+	}
+	w.Host(SideA, a.ACK(0, isnB+1))
+	start := w.Now
+	for _, at := range []time.Duration{1, 3, 7, 15, 31} {
+		w.Run(time.Duration(start + int64(at*time.Second) - w.Now))
+		if hasRST(w.All[SideB]) {
+			break
+		}
+		w.Host(SideB, b.SYNACK(isnA, LinuxSYNOpts))
+	}
+	w.React = nil
+	if drop.Hits < 5 {
+		t.Fatalf("%d segments dropped, want the third ACKs and the Init1 tries", drop.Hits)
+	}
+	noPayload(t, w, SideB)
+	noPayload(t, w, SideA)
+	if !hasRST(w.All[SideA]) || !hasRST(w.All[SideB]) {
+		t.Fatalf("RST to a %v, to b %v; want both", hasRST(w.All[SideA]), hasRST(w.All[SideB]))
+	}
+	if d := time.Duration(w.Now - start); d > 31*time.Second {
+		t.Fatalf("b reset after %v, want at G_A's last Init try (about 25 s)", d)
+	}
+	if n := w.G[SideA].NumFlows() + w.G[SideB].NumFlows(); n != 0 {
+		t.Fatalf("%d flows left", n)
+	}
+	w.Take(SideA)
+	w.Take(SideB)
+	a2, b2 := f.pair(40001, 80, 20000, 30000)
+	plainConnection(t, f, a2, b2)
+	// b's connection to a: G_B offers TCP-ENO, a's SYN-ACK leaves G_A
+	// without it.
+	a3, b3 := f.pair(22, 50000, 7000, 8000)
+	w.Host(SideB, b3.SYN(LinuxSYNOpts))
+	w.Run(latency)
+	one(t, "b's SYN at a", w.Take(SideA))
+	if s := across(t, f, SideA, a3.SYNACK(8000, LinuxSYNOpts)); len(s.ENO()) != 0 {
+		t.Fatalf("a's SYN-ACK left G_A with TCP-ENO: %v", s)
+	}
+	if n := eventCount(w.G[SideA], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_A eno_path_failures %d, want 1", n)
+	}
+	if n := fallbackCount(w.G[SideA], "eno_path_stripped"); n != 2 {
+		t.Fatalf("G_A eno_path_stripped %d, want 2 (a's SYN, b's)", n)
 	}
 }
