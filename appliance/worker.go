@@ -281,6 +281,9 @@ func (w *worker) process(from PortID, frame []byte, now int64, kind frameKind, k
 	if w.csumOK {
 		w.pkt.TrustL4Checksum() // the handler need not sum it again
 	}
+	// A super-segment's segment size (GRO): the size its sender chose,
+	// which the engine's frames keep.
+	w.pkt.SetSegSize(int(w.gso))
 	v := w.h.HandlePacket(now, from, &w.pkt, w.sinks) // the frame parsed once
 	t := &w.t[from]
 	switch v {

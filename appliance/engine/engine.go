@@ -194,6 +194,7 @@ type Counters struct {
 	PTBInside                                           atomic.Uint64 // packet-too-big from the inside honoured (pmtu.go)
 	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	ENOPathFailures                                     atomic.Uint64 // connections that failed because their path lost TCP-ENO after the SYNs, far address remembered (enopath.go)
+	HostResized                                         atomic.Uint64 // host retransmissions that showed the host lowered its segment size (hostResized)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	KeyLogLines, KeyLogLost                             atomic.Uint64 // key log lines Deps.KeyLog took, and refused (logKeys)
 	Drops                                               [NumDropReasons]atomic.Uint64
@@ -762,6 +763,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"eno_path_failures", &c.ENOPathFailures},
+		{"host_resized", &c.HostResized},
 		{"prekey_queued", &c.PreKeyQueued},
 		{"host_segments_held", &c.HostHeld},
 		{"challenge_acks", &c.ChallengeACKs},

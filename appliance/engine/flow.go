@@ -183,6 +183,7 @@ type flow struct {
 	wsL        int8      // L's shift from its SYN (-1: none)
 	wsLe       uint8     // L's window shift in effect (both SYNs had window scale)
 	winL, winR uint16
+	segMaxL    uint16 // L's largest data segment, payload and options (MSS sense; pmtu.go)
 	toR, toL   tmpl
 
 	res     *tcpcrypt.Resumption // a secret offered (A) or accepted (B)
@@ -195,6 +196,10 @@ type flow struct {
 	// ceToL, ceToR: segments still to mark CE toward L and toward R, for
 	// the CE-marked data that came from the other side (ecn.go).
 	ceToL, ceToR uint16
+	// resegR is the segment size toward R while L's are smaller: lowered
+	// when a retransmission of L's shows it lowered its own, raised by its
+	// larger segments (0: none; pmtu.go).
+	resegR uint16
 
 	sessOut *tcpcrypt.Session
 	sessErr error

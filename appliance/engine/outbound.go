@@ -143,6 +143,16 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return e.keepAliveToR(f, p, ackW, tx[Outside])
 	}
 	end := s + int64(len(data))
+	first := len(data) // L's (first) segment, of a super-segment too
+	if g := p.SegSize(); g > 0 {
+		first = min(first, g)
+	}
+	if en.frames.n > 0 && !fin && end <= en.nextH {
+		e.hostResized(f, p, s, first) // before hostSized takes this segment
+	}
+	if size := first + p.TCPHeaderLen() - 20; first > 0 && (size > int(f.segMaxL) || f.resegR != 0) {
+		f.hostSized(size)
+	}
 	if f.state == stKex {
 		return e.queuePreKey(f, s, data, fin, tx)
 	}
@@ -172,7 +182,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.retransmit(f, s, en.nextH, tx) // the old part, whole frames from the store
 		off += int(en.nextH - s)
 	}
-	if !e.sealNew(now, f, src, off, fin, fl&packet.FlagPSH != 0, tx[Outside]) {
+	if !e.sealSegs(now, f, src, off, p.SegSize(), fin, fl&packet.FlagPSH != 0, tx[Outside]) {
 		return e.drop(DropStoreFull)
 	}
 	if en.hh != nil {
@@ -296,6 +306,14 @@ func (e *Engine) flushPreKey(now int64, f *flow, tx [2]TxSink) {
 // the data (a received segment's headers), which sealing may use and puts
 // back.
 func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool, to TxSink) bool {
+	return e.sealSegs(now, f, src, off, 0, fin, psh, to)
+}
+
+// sealSegs is sealNew for data that L sent in segments of seg bytes (a
+// super-segment its port coalesced), 0 if unknown: no frame is larger than
+// L's segments, which L sized for the path (its own black-hole detection,
+// hostResized) and which its probes of a larger size must meet as they are.
+func (e *Engine) sealSegs(now int64, f *flow, src []byte, off, seg int, fin, psh bool, to TxSink) bool {
 	en := &f.enc
 	data := src[off:]
 	// The MSS counts payload only: leave room for the options we send
@@ -303,6 +321,9 @@ func (e *Engine) sealNew(now int64, f *flow, src []byte, off int, fin, psh bool,
 	max := f.segR() - tcpcrypt.Overhead - f.optLenR()
 	if max > tcpcrypt.MaxData {
 		max = tcpcrypt.MaxData
+	}
+	if seg > 0 && seg < max {
+		max = seg
 	}
 	if max < 1 {
 		max = 1
@@ -379,14 +400,16 @@ func (e *Engine) sendHeld(f *flow, to TxSink) {
 	if en.finW == end {
 		flags |= packet.FlagFIN
 	}
-	// Segments as sendWire cuts them; a port that takes super-frames gets
-	// them as such (sealNew).
-	n, room := int(end-en.sentW), f.segR()-f.optLenR()
+	// Segments as sendWire cuts them, no larger than L's own (resendSeg):
+	// they are cut without regard to the frames, which follow L's
+	// segments; a port that takes super-frames gets them as such (sealNew).
+	seg := f.resendSeg()
+	n, room := int(end-en.sentW), seg-f.optLenR()
 	if g := gsoSink(to, &f.toR); g != nil && n > room && room > 0 && f.ecnUniform(Outside) {
 		e.sendSuper(f, g, en.sentW, n, room, flags)
 		return
 	}
-	e.sendWire(f, to, en.sentW, n, flags, true)
+	e.sendCut(f, to, en.sentW, n, seg, flags, true)
 }
 
 // sealFrame seals one frame of data src[off:] (FIN: the frame ends the
@@ -485,7 +508,7 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		if fr.fin && n == int64(fr.wl) {
 			flags |= packet.FlagFIN
 		}
-		e.sendWire(f, tx[Outside], fr.w, int(n), flags, true)
+		e.sendCut(f, tx[Outside], fr.w, int(n), f.resendSeg(), flags, true)
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}

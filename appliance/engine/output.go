@@ -288,7 +288,12 @@ func (f *flow) wireSeqOut() uint32 {
 // the path, FIN and PSH on the last one only. A frame sealed before the path
 // MTU fell thus goes out as several segments of its same bytes.
 func (e *Engine) sendWire(f *flow, to TxSink, w int64, n int, flags uint8, hostEcho bool) {
-	room := max(f.segR()-f.optLenR(), 1)
+	e.sendCut(f, to, w, n, f.segR(), flags, hostEcho)
+}
+
+// sendCut is sendWire in segments of segment size seg (MSS sense).
+func (e *Engine) sendCut(f *flow, to TxSink, w int64, n, seg int, flags uint8, hostEcho bool) {
+	room := max(seg-f.optLenR(), 1)
 	for n > room {
 		e.sendStored(f, to, w, room, flags&^(packet.FlagFIN|packet.FlagPSH), hostEcho)
 		w += int64(room)

@@ -145,6 +145,76 @@ func (e *Engine) outsideError(now int64, p *packet.Packet) Verdict {
 	return ForwardInPlace
 }
 
+// hostResized watches L's retransmission at host offset s (no FIN), its
+// first segment n bytes long, for a sign that L lowered its segment size,
+// as RFC 4821 black-hole detection does after retransmission timeouts
+// (Linux tcp_mtu_probing; macOS by default) on a path that filters its
+// packet-too-big messages: the retransmission starts a frame sent to R and
+// is shorter than that frame and than L's earlier segments. Then what the
+// appliance cuts from the store for R (L's retransmissions, bytes that
+// waited for R's window) goes in segments that fit L's new size plus the
+// frame overhead (resendSeg), as new frames do (sealSegs); resent whole at
+// its old size, the frame at L's SND.UNA would never get through.
+//
+// Other short retransmissions do not look like this. The size counts the
+// options, so L's segments that carry SACK blocks are no smaller; short
+// segments sealed as one frame (before the keys, after a hole) were no
+// larger than their retransmissions; and L's window never moves back but
+// to zero (scaleWin), where a host resends a whole segment. A window that
+// reopens small after a zero one may cut a retransmission, and a short
+// segment sealed with a long one (before the keys) looks like a sign when
+// L resends it alone: a false sign lasts until L's next larger segment
+// (hostSized), no smaller than a packet-too-big's floors (pathMSS).
+func (e *Engine) hostResized(f *flow, p *packet.Packet, s int64, n int) {
+	size := n + p.TCPHeaderLen() - 20
+	if n == 0 || size >= int(f.segMaxL) {
+		return
+	}
+	en := &f.enc
+	var fr *frameRec // the first frame with data from s on
+	for i := 0; i < en.frames.n && fr == nil; i++ {
+		if r := en.frames.at(i); r.h >= s && r.n > 0 {
+			fr = r
+		}
+	}
+	if fr == nil || fr.h != s || int(fr.n) <= n || fr.w >= en.sentW {
+		return
+	}
+	// What L sends is a datagram that L takes to fit the path, less the
+	// frame overhead it left room for (negotiate.go lowers its MSS by it).
+	m := pathMSS(&f.toR, uint32(p.PayloadOffset()-p.L3Offset()+n+tcpcrypt.Overhead))
+	if m < f.resendSeg() {
+		f.resegR = uint16(max(m, 1))
+		e.c.HostResized.Add(1)
+	}
+}
+
+// hostSized takes the size of one of L's data segments (payload and
+// options, MSS sense): the largest L sent (segMaxL), and one larger than
+// resegR allows shows that L's segments grew again (its probes of a larger
+// size, or a sign that was none: L resent a short segment it had sent
+// short). resegR follows, or resends cut smaller than L's own segments
+// would get L's data through where L's segments do not, and L would never
+// find the path's size itself.
+func (f *flow) hostSized(size int) {
+	f.segMaxL = uint16(min(max(size, int(f.segMaxL)), 0xffff))
+	if r := size + tcpcrypt.Overhead; f.resegR != 0 && r > int(f.resegR) {
+		f.resegR = uint16(min(r, 0xffff))
+		if r >= f.segR() {
+			f.resegR = 0
+		}
+	}
+}
+
+// resendSeg is the segment size of what the appliance cuts from the store
+// for R: segR, or less while L's segments are smaller (hostResized).
+func (f *flow) resendSeg() int {
+	if f.resegR != 0 {
+		return min(f.segR(), int(f.resegR))
+	}
+	return f.segR()
+}
+
 // insidePTB handles an ICMP packet-too-big from the inside about a segment
 // of negotiated flow f. It never leaves (the quote is plaintext the
 // appliance delivered, or a host segment that never went out as such). One

@@ -109,6 +109,7 @@ type Packet struct {
 	version   uint8 // 0 (not IP), 4 or 6
 	proto     uint8 // upper-layer protocol; for an unknown IPv6 extension header, its number
 	flags     uint16
+	segSize   uint16 // SetSegSize
 	q         Quoted
 	err       error // what Decode returned
 }
