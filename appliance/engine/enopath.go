@@ -37,10 +37,14 @@ import (
 // SYN on, as over a path that strips the SYN's option, and works. Under
 // the require policy nothing changes: those prefixes get no plain TCP.
 //
-// Only a party on the path can cause any of these (each takes a segment the
-// connection accepts, or the loss of ours), and it gains what stripping
-// the SYN's option gives it anyway: a plain connection. Each engine learns
-// on its own, as for plainPeers.
+// A party on the path can cause any of these (each takes a segment the
+// connection accepts, or the loss of ours), and gains what stripping the
+// SYN's option gives it anyway: a plain connection. So can a far host, with
+// its own connection: the memory is by address, so it makes the
+// connections of other hosts behind the same NAT address plain too (docs:
+// protocol.md §7). A resumed session has no Init, so its failure on such a
+// path is neither recognised nor remembered. Each engine learns on its
+// own, as for plainPeers.
 
 const (
 	enoPathFor = 5 * 60 * 1e9 // ns: how long a far address whose path lost ENO is remembered
