@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -20,7 +22,8 @@ import (
 //
 //   - as host B, after falling back at a third segment without ENO that
 //     followed its own SYN-ACK with it, the flow stays off the fast path
-//     until A's first bytes arrive (watchInit1). If they are an Init1,
+//     until A's first bytes arrive (watchInit1). If they are an Init1, or
+//     in a session B agreed to resume a frame that opens under its keys,
 //     A encrypts: they never reach the inside host, both hosts are reset.
 //     Any other bytes are plain data, and the connection goes on plain.
 //   - as host A, R's first bytes that are not an Init2 (bad magic: a far
@@ -42,9 +45,7 @@ import (
 // SYN's option gives it anyway: a plain connection. So can a far host, with
 // its own connection: the memory is by address, so it makes the
 // connections of other hosts behind the same NAT address plain too (docs:
-// protocol.md §7). A resumed session has no Init, so its failure on such a
-// path is neither recognised nor remembered. Each engine learns on its
-// own, as for plainPeers.
+// protocol.md §7). Each engine learns on its own, as for plainPeers.
 
 const (
 	enoPathFor = 5 * 60 * 1e9 // ns: how long a far address whose path lost ENO is remembered
@@ -67,11 +68,21 @@ func (e *Engine) enoPathLost(now int64, far netip.Addr) bool {
 // segment p, which came without ENO (ENO-28): plain TCP, watching for A's
 // Init1 (firstBytes) in p and after it.
 func (e *Engine) thirdWithoutENO(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	// A resumed session has no Init1: A's first bytes are a frame under
+	// the resumed keys (RFC 8548 §3.5). An opener for it is kept for the
+	// watch; the secret itself goes with the fallback.
+	var op *tcpcrypt.Opener
+	if f.res != nil && f.policy != Require {
+		if s, err := f.res.Session(tcpcrypt.Role(eno.RoleB)); err == nil {
+			op, _ = tcpcrypt.NewOpener(s.Recv)
+			s.Wipe()
+		}
+	}
 	v := e.fallbackThird(f, p, tx, FallbackNoENOInACK, "third segment without TCP-ENO")
 	if f.state != stPlain {
 		return v // require: both hosts reset
 	}
-	f.watchInit1 = true
+	f.watchInit1, f.resOpener = true, op
 	if v, ok := e.firstBytes(now, f, p, tx); !ok {
 		return v
 	}
@@ -91,12 +102,13 @@ func (e *Engine) firstBytes(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	}
 	if len(data) == 0 {
 		if fl&packet.FlagFIN != 0 {
-			f.watchInit1 = false // A closes without a byte
+			f.watchInit1, f.resOpener = false, nil // A closes without a byte
 		}
 		return 0, true
 	}
-	f.watchInit1 = false
-	if !tcpcrypt.LooksLikeInit1(data) {
+	op := f.resOpener
+	f.watchInit1, f.resOpener = false, nil
+	if !tcpcrypt.LooksLikeInit1(data) && !resumedFrame(op, data) {
 		return 0, true
 	}
 	// L is in SYN-RECEIVED or established with nothing received: RST at
@@ -109,10 +121,23 @@ func (e *Engine) firstBytes(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		e.send(tx[Outside], &r, &seg{seq: p.Ack(), ack: p.Seq() + uint32(len(data)), flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	e.c.Aborts.Add(1)
-	f.reason = "Init1 without TCP-ENO: the path strips it after the SYNs"
+	f.reason = "Init1 or a resumed session's frame without TCP-ENO: the path strips it after the SYNs"
 	e.pathLost(now, f, f.reason)
 	e.remove(f)
 	return Dropped, false
+}
+
+// resumedFrame reports whether data, A's first bytes, start with a whole
+// frame that opens under the resumed session's keys (op, nil if B did not
+// resume): A encrypts. A frame longer than data cannot be checked, and
+// passes as plain data.
+func resumedFrame(op *tcpcrypt.Opener, data []byte) bool {
+	n, ok := tcpcrypt.FrameLen(data)
+	if op == nil || !ok || n > len(data) {
+		return false
+	}
+	_, _, err := op.Open(bytes.Clone(data[:n]), 0) // Open decrypts in place: the segment may go on
+	return err == nil
 }
 
 // initUnanswered aborts host A's flow f whose Init R has not acknowledged

@@ -186,13 +186,16 @@ type flow struct {
 	segMaxL    uint16 // L's largest data segment, payload and options (MSS sense; pmtu.go)
 	toR, toL   tmpl
 
-	res     *tcpcrypt.Resumption // a secret offered (A) or accepted (B)
-	resBuf  [32]byte
-	kp      *tcpcrypt.KeyPair
-	ini     *tcpcrypt.Initiator
-	rsp     *tcpcrypt.Responder
-	kexBusy bool
-	kexWant bool
+	res *tcpcrypt.Resumption // a secret offered (A) or accepted (B)
+	// resOpener: B, during watchInit1 of a session it agreed to resume:
+	// opens A's first frame (enopath.go).
+	resOpener *tcpcrypt.Opener
+	resBuf    [32]byte
+	kp        *tcpcrypt.KeyPair
+	ini       *tcpcrypt.Initiator
+	rsp       *tcpcrypt.Responder
+	kexBusy   bool
+	kexWant   bool
 	// ceToL, ceToR: segments still to mark CE toward L and toward R, for
 	// the CE-marked data that came from the other side (ecn.go).
 	ceToL, ceToR uint16

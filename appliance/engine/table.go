@@ -115,6 +115,7 @@ func (f *flow) wipeSecrets() {
 		f.keys.Wipe()
 	}
 	f.sess.Wipe()
+	f.resOpener = nil
 	if f.res != nil {
 		f.res.Erase()
 		f.res = nil

@@ -447,3 +447,45 @@ func TestPathDropsENOAfterSYNs(t *testing.T) {
 		t.Fatalf("G_A eno_path_stripped %d, want 2 (a's SYN, b's)", n)
 	}
 }
+
+// TestPathStripsENOResumed: as TestPathStripsENOAfterSYNs, for a second
+// connection between the same addresses that resumes the first's session
+// (on by default). It has no Init1: A's first bytes are a frame under the
+// resumed keys, which G_B, having agreed to resume, recognises by opening
+// it. Before, G_B passed the frame to b as data, remembered nothing, and
+// every later connection resumed and failed the same way.
+func TestPathStripsENOResumed(t *testing.T) {
+	f := newFixtureCache(t, [2]bool{true, true}, false, true, nil)
+	f.handshake(t)
+	f.exchange(t)
+	w := f.w
+	w.Take(SideA)
+	w.Take(SideB)
+	strip := w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
+	a2, b2, _, synack := secondConn(t, f)
+	if e := synack.ENO(); len(e) != 1 || len(e[0]) < 4 || e[0][3] != 0xa3 {
+		t.Fatalf("second SYN-ACK's ENO %x: not resumed", e)
+	}
+	base := len(w.All[SideB])
+	w.Host(SideA, a2.ACK(0, b2.ISN+1))
+	w.Run(latency)
+	w.Host(SideA, a2.Data(0, b2.ISN+1, []byte("resumed MARK")))
+	w.Run(5 * latency)
+	if strip.Hits == 0 {
+		t.Fatal("nothing was stripped")
+	}
+	for _, g := range w.All[SideB][base:] {
+		if len(g.Payload) > 0 {
+			t.Fatalf("b got %v: payload %x", g, g.Payload)
+		}
+	}
+	if !hasRST(w.All[SideB][base:]) || !hasRST(w.Take(SideA)) {
+		t.Fatal("both hosts must be reset")
+	}
+	if n := eventCount(w.G[SideB], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_B eno_path_failures %d, want 1", n)
+	}
+	w.Take(SideB)
+	a3, b3 := f.pair(40002, 80, 20000, 30000)
+	plainConnection(t, f, a3, b3)
+}
