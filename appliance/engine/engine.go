@@ -497,6 +497,8 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 		if v, ok := e.firstBytes(now, f, p, tx); !ok {
 			return v
 		}
+	} else if f.watchInit1 && fl&packet.FlagRST != 0 {
+		f.watchInit1, f.resOpener = false, nil // the inside host ended the connection
 	}
 	if f.prev != nil {
 		return e.plainAfterReuse(now, f, p, from, tx)

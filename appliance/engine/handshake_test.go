@@ -487,3 +487,23 @@ func TestHostSYNCopiesInKeyExchangeKeepIt(t *testing.T) {
 		t.Fatalf("the host's data in the key exchange: %v", v)
 	}
 }
+
+// The watch for A's first bytes after a third segment without ENO ends
+// when the inside host resets the connection: the record goes on the fast
+// path and may be reclaimed, and a resumed session's opener goes with it.
+// Before, it lasted until the record expired (PlainRetention).
+func TestWatchForFirstBytesEndsAtHostRST(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
+	if f := gb.onlyFlow(); !f.watchInit1 {
+		t.Fatal("no watch after a third segment without ENO")
+	}
+	if v := gb.e.Handle(0, Inside, tcpFrame(addrB, addrA, isnB+1, 0, rstF, 0, nil, nil), gb.tx); v != Passthrough {
+		t.Fatalf("the host's RST: %v, want passthrough", v)
+	}
+	if f := gb.onlyFlow(); f.watchInit1 || f.resOpener != nil {
+		t.Fatal("the watch went on after the inside host's RST")
+	}
+}

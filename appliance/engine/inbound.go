@@ -589,6 +589,12 @@ func (e *Engine) fail(now int64, f *flow, tx [2]TxSink, err error) {
 			// R's first bytes are no Init2: it runs plain TCP (enopath.go).
 			e.pathLost(now, f, "far side's first bytes are no Init2")
 		}
+	} else if f.role == eno.RoleA && f.sess != nil && f.sess.Resumed && f.rcv.nextH == 0 &&
+		(errors.Is(err, tcpcrypt.ErrFrameAuth) || errors.Is(err, tcpcrypt.ErrFrameMalformed)) {
+		// A resumed session has no Init2 to check: R's first bytes are
+		// no frame of it, the far side runs plain TCP (its host speaks
+		// first: a server's greeting) (enopath.go).
+		e.pathLost(now, f, "far side's first bytes in a resumed session are no frame")
 	}
 	e.abort(f, tx, err.Error())
 }

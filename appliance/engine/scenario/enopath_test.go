@@ -489,3 +489,39 @@ func TestPathStripsENOResumed(t *testing.T) {
 	a3, b3 := f.pair(40002, 80, 20000, 30000)
 	plainConnection(t, f, a3, b3)
 }
+
+// TestPathStripsENOResumedServerFirst: as TestPathStripsENOResumed, but b
+// speaks first (a server's greeting, here binary): A has sent no byte for
+// G_B to recognise, and the greeting reaches G_A at wire offset 0, where a
+// resumed session's first frame from R belongs. It is no frame of it: G_A
+// ends the connection and remembers the path, as for a bad Init2 in a
+// fresh session, and the next connection is plain. Before, nothing was
+// remembered and every later connection resumed and failed the same way.
+func TestPathStripsENOResumedServerFirst(t *testing.T) {
+	f := newFixtureCache(t, [2]bool{true, true}, false, true, nil)
+	f.handshake(t)
+	f.exchange(t)
+	w := f.w
+	w.Take(SideA)
+	w.Take(SideB)
+	w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
+	a2, b2, _, _ := secondConn(t, f)
+	w.Host(SideA, a2.ACK(0, b2.ISN+1))
+	w.Run(latency)
+	greeting := append([]byte{0x4a, 0x00, 0x00, 0x00, 0x0a}, "8.0.36 MARK\x00"...)
+	base := len(w.All[SideA])
+	w.Host(SideB, b2.Data(0, a2.Seq(0), greeting))
+	w.Run(5 * latency)
+	for _, g := range w.All[SideA][base:] {
+		if len(g.Payload) > 0 {
+			t.Fatalf("a got %v: payload %x", g, g.Payload)
+		}
+	}
+	if n := eventCount(w.G[SideA], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_A eno_path_failures %d, want 1", n)
+	}
+	w.Take(SideA)
+	w.Take(SideB)
+	a3, b3 := f.pair(40002, 80, 20000, 30000)
+	plainConnection(t, f, a3, b3)
+}
