@@ -92,10 +92,11 @@ func TestNewRefusesAsymmetricRSS(t *testing.T) {
 	}
 }
 
-// TestHandoffWakesOwner: workers that sleep an hour when idle; a frame
-// arrives on the queue of a worker that does not own its flow. It comes
-// out only if the hand-off wakes the owner.
-func TestHandoffWakesOwner(t *testing.T) {
+// sleepyTwoQueues returns an appliance of two queues per port (memports)
+// whose workers sleep an hour when idle, unstarted, with its inside ports
+// and a channel that gets every frame sent on its outside ports.
+func sleepyTwoQueues(t *testing.T) (*Appliance, [2][]*memport.Port, chan []byte) {
+	t.Helper()
 	out := make(chan []byte, 4)
 	var ports [2][]*memport.Port
 	for p := range 2 {
@@ -118,19 +119,30 @@ func TestHandoffWakesOwner(t *testing.T) {
 	for _, w := range a.workers {
 		w.idle = time.Hour
 	}
+	return a, ports, out
+}
+
+// ownedBy1 returns a SYN of a flow that worker 1 of 2 owns.
+func ownedBy1() []byte {
+	for sp := uint16(1000); ; sp++ {
+		k := flow.KeyFrom(netip.AddrPortFrom(a4, sp), netip.AddrPortFrom(b4, 80))
+		if k.Owner(2) == 1 {
+			return tcpFrame(a4, b4, sp, 80, packettest.SYN, 1, 0, nil)
+		}
+	}
+}
+
+// TestHandoffWakesOwner: workers that sleep an hour when idle; a frame
+// arrives on the queue of a worker that does not own its flow. It comes
+// out only if the hand-off wakes the owner.
+func TestHandoffWakesOwner(t *testing.T) {
+	a, ports, out := sleepyTwoQueues(t)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer a.Stop()
 	// A flow owned by worker 1, arriving on queue 0.
-	var frame []byte
-	for sp := uint16(1000); ; sp++ {
-		k := flow.KeyFrom(netip.AddrPortFrom(a4, sp), netip.AddrPortFrom(b4, 80))
-		if k.Owner(2) == 1 {
-			frame = tcpFrame(a4, b4, sp, 80, packettest.SYN, 1, 0, nil)
-			break
-		}
-	}
+	frame := ownedBy1()
 	if !ports[0][0].Inject(frame) {
 		t.Fatal("inject failed")
 	}
@@ -154,36 +166,8 @@ func TestHandoffWakesOwner(t *testing.T) {
 // lane for the owner's next idle timeout (an hour here; the same window
 // delayed Stop).
 func TestHandoffBetweenLanesAndWake(t *testing.T) {
-	out := make(chan []byte, 4)
-	var ports [2][]*memport.Port
-	for p := range 2 {
-		for range 2 {
-			sink := func([]byte) {}
-			if p == 1 {
-				sink = func(f []byte) { out <- bytes.Clone(f) }
-			}
-			mp, err := memport.New(64, 2048, sink)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ports[p] = append(ports[p], mp)
-		}
-	}
-	a, err := New([]Port{ports[0][0], ports[0][1]}, []Port{ports[1][0], ports[1][1]}, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range a.workers {
-		w.idle = time.Hour
-	}
-	var frame []byte
-	for sp := uint16(1000); ; sp++ {
-		k := flow.KeyFrom(netip.AddrPortFrom(a4, sp), netip.AddrPortFrom(b4, 80))
-		if k.Owner(2) == 1 {
-			frame = tcpFrame(a4, b4, sp, 80, packettest.SYN, 1, 0, nil)
-			break
-		}
-	}
+	a, ports, out := sleepyTwoQueues(t)
+	frame := ownedBy1()
 	var once sync.Once
 	testHookAfterLanes = func(w *worker) {
 		if w.id != 1 {

@@ -192,31 +192,40 @@ func TestSimultaneousOpenPassiveRoleFarSide(t *testing.T) {
 		hasBytes(t, "transcript (A's option, then B's)", fi.Transcript, want)
 
 		// The far side as host B: Init2 for our Init1, same transcript.
-		ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp, err := ka.GenerateKey(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rsp, err := tcpcrypt.NewResponder(tcpcrypt.ResponderConfig{TEP: tcpcrypt.TEPX25519, TEPByte: 0x23,
-			Prefs: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp, Transcript: want})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, done, err := rsp.Feed(init1.payload); err != nil || !done {
-			t.Fatalf("Init1 at the far side: done %v, %v", done, err)
-		}
-		ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1+75, ackF|pshF, 65160, tsOpt(5, 3), rsp.Init2()))
-		sess, err := rsp.Session()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sess := farInit2(t, ga, init1, want, 65160)
 		if fi := flowInfo(t, ga.e); !fi.Encrypted || fi.SessionID != sess.ID || fi.SessionID[0] != 0x23 {
 			t.Fatalf("hostFirst %v: flow %+v, far session ID %x", hostFirst, fi, sess.ID)
 		}
 	}
+}
+
+// farInit2 plays the far side as host B of a simultaneous open: it takes
+// G_A's Init1 with transcript (TEP 0x23, X25519), answers it with Init2 in
+// a segment with window win, and returns its session.
+func farInit2(t *testing.T, ga *gw, init1 segv, transcript []byte, win uint16) *tcpcrypt.Session {
+	t.Helper()
+	ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ka.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := tcpcrypt.NewResponder(tcpcrypt.ResponderConfig{TEP: tcpcrypt.TEPX25519, TEPByte: 0x23,
+		Prefs: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp, Transcript: transcript})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, done, err := rsp.Feed(init1.payload); err != nil || !done {
+		t.Fatalf("Init1 at the far side: done %v, %v", done, err)
+	}
+	ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1+75, ackF|pshF, win, tsOpt(5, 3), rsp.Init2()))
+	sess, err := rsp.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
 }
 
 // A blind SYN with a compatible option (b = 1) while host A waits: the
@@ -286,27 +295,7 @@ func TestSimultaneousOpenPassiveRoleFarSYNACKLost(t *testing.T) {
 		t.Fatalf("R's parameters: shift %d (L's %d), window %d, timestamps %v, SACK %v, ISN %x", f.wsR, f.wsLe, f.winR, f.tsOK, f.sackOK, f.isnR)
 	}
 
-	ka, err := tcpcrypt.KeyAgreementFor(tcpcrypt.TEPX25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := ka.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsp, err := tcpcrypt.NewResponder(tcpcrypt.ResponderConfig{TEP: tcpcrypt.TEPX25519, TEPByte: 0x23,
-		Prefs: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp, Transcript: want})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, done, err := rsp.Feed(init1.payload); err != nil || !done {
-		t.Fatalf("Init1 at the far side: done %v, %v", done, err)
-	}
-	ga.push(Outside, tcpFrame(addrB, addrA, isnB+1, isnA+1+75, ackF|pshF, 502, tsOpt(5, 3), rsp.Init2()))
-	sess, err := rsp.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess := farInit2(t, ga, init1, want, 502)
 	if fi := flowInfo(t, ga.e); !fi.Encrypted || fi.SessionID != sess.ID {
 		t.Fatalf("flow %+v, far session ID %x", fi, sess.ID)
 	}

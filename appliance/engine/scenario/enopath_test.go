@@ -448,6 +448,25 @@ func TestPathDropsENOAfterSYNs(t *testing.T) {
 	}
 }
 
+// resumedOverStrippingPath runs an encrypted connection that fills both
+// appliances' resumption caches, then has the link blank TCP-ENO on a's
+// side after the SYNs (the rule returned) and opens a second connection
+// up to its third segment, resumed (its SYN-ACK says so).
+func resumedOverStrippingPath(t *testing.T) (f *fixture, strip *Rule, a2, b2 *Host) {
+	t.Helper()
+	f = newFixtureCache(t, [2]bool{true, true}, false, true, nil)
+	f.handshake(t)
+	f.exchange(t)
+	f.w.Take(SideA)
+	f.w.Take(SideB)
+	strip = f.w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
+	a2, b2, _, synack := secondConn(t, f)
+	if e := synack.ENO(); len(e) != 1 || len(e[0]) < 4 || e[0][3] != 0xa3 {
+		t.Fatalf("second SYN-ACK's ENO %x: not resumed", e)
+	}
+	return f, strip, a2, b2
+}
+
 // TestPathStripsENOResumed: as TestPathStripsENOAfterSYNs, for a second
 // connection between the same addresses that resumes the first's session
 // (on by default). It has no Init1: A's first bytes are a frame under the
@@ -455,17 +474,8 @@ func TestPathDropsENOAfterSYNs(t *testing.T) {
 // it. Before, G_B passed the frame to b as data, remembered nothing, and
 // every later connection resumed and failed the same way.
 func TestPathStripsENOResumed(t *testing.T) {
-	f := newFixtureCache(t, [2]bool{true, true}, false, true, nil)
-	f.handshake(t)
-	f.exchange(t)
+	f, strip, a2, b2 := resumedOverStrippingPath(t)
 	w := f.w
-	w.Take(SideA)
-	w.Take(SideB)
-	strip := w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
-	a2, b2, _, synack := secondConn(t, f)
-	if e := synack.ENO(); len(e) != 1 || len(e[0]) < 4 || e[0][3] != 0xa3 {
-		t.Fatalf("second SYN-ACK's ENO %x: not resumed", e)
-	}
 	base := len(w.All[SideB])
 	w.Host(SideA, a2.ACK(0, b2.ISN+1))
 	w.Run(latency)
@@ -498,14 +508,8 @@ func TestPathStripsENOResumed(t *testing.T) {
 // fresh session, and the next connection is plain. Before, nothing was
 // remembered and every later connection resumed and failed the same way.
 func TestPathStripsENOResumedServerFirst(t *testing.T) {
-	f := newFixtureCache(t, [2]bool{true, true}, false, true, nil)
-	f.handshake(t)
-	f.exchange(t)
+	f, _, a2, b2 := resumedOverStrippingPath(t)
 	w := f.w
-	w.Take(SideA)
-	w.Take(SideB)
-	w.Link.Add(Rule{Dir: AtoB, Match: afterSYNsWithENO, Mutate: stripENO, Times: -1})
-	a2, b2, _, _ := secondConn(t, f)
 	w.Host(SideA, a2.ACK(0, b2.ISN+1))
 	w.Run(latency)
 	greeting := append([]byte{0x4a, 0x00, 0x00, 0x00, 0x0a}, "8.0.36 MARK\x00"...)
