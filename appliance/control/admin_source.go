@@ -167,7 +167,25 @@ func (s *AdminSource) Status() admin.Status {
 	if w := s.keyLogWarning(); w != "" {
 		st.Warnings = append(st.Warnings, w)
 	}
+	if w := s.panicWarning(); w != "" {
+		st.Warnings = append(st.Warnings, w)
+	}
 	return st
+}
+
+// panicWarning says when the engines recovered from panics (a bug in
+// tcpinc: each cost the connections it hit, recover.go in the engine), so
+// that the operator looks in the log for the stacks and reports them.
+func (s *AdminSource) panicWarning() string {
+	if s.engines == nil {
+		return ""
+	}
+	var n uint64
+	s.engines.Each(func(_ int, c *engine.Counters) { n += c.Panics.Load() })
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("engine bug: %d panics recovered, each ending the connection it hit (panics in the engine events; the log has the stacks)", n)
 }
 
 // keyLogWarning says when the key log is missing lines: its file failed

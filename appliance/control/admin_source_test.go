@@ -550,6 +550,32 @@ func TestKeyLogLostWarning(t *testing.T) {
 	}
 }
 
+// TestPanicWarning: panics the engines recovered put a warning in the
+// status and are counted among the engine events.
+func TestPanicWarning(t *testing.T) {
+	ecfg := config.Default().Engine
+	ecfg.KeyWorkers = 1
+	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{Version: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := src.Status().Warnings; len(w) != 0 {
+		t.Fatalf("warnings with no panic: %q", w)
+	}
+	eng.Each(func(q int, c *engine.Counters) { c.Panics.Add(uint64(q + 1)) })
+	if w := src.Status().Warnings; len(w) != 1 || !strings.Contains(w[0], "3 panics recovered") {
+		t.Fatalf("warnings after 3 panics: %q", w)
+	}
+	if n := src.Counters().Events["panics"]; n != 3 {
+		t.Fatalf("panics event count %d, want 3", n)
+	}
+}
+
 // TestAdminSourceEngineOff: with the engine disabled every change is
 // refused by name, and there are no flows and nothing to flush.
 func TestAdminSourceEngineOff(t *testing.T) {

@@ -195,6 +195,7 @@ type Counters struct {
 	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	ENOPathFailures                                     atomic.Uint64 // connections that failed because their path lost TCP-ENO after the SYNs, far address remembered (enopath.go)
 	HostResized                                         atomic.Uint64 // host retransmissions that showed the host lowered its segment size (hostResized)
+	Panics                                              atomic.Uint64 // engine bugs: panics recovered, the flows they hit dropped (recover.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	KeyLogLines, KeyLogLost                             atomic.Uint64 // key log lines Deps.KeyLog took, and refused (logKeys)
 	Drops                                               [NumDropReasons]atomic.Uint64
@@ -247,19 +248,21 @@ const (
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg     Config
-	deps    Deps
-	cache   *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
-	client  *cryptopool.Client
-	flows   map[flowKey]*flow
-	nextID  uint64
-	c       Counters
-	pkt     packet.Packet
-	si      segInfo
-	opts    tcpOpts
-	jobs    [16]cryptopool.Job
-	retry   []*flow // flows waiting for the pool to take their key exchange, oldest first (retryKex)
-	scratch [tcpcrypt.MaxFrameLen + 64]byte
+	cfg         Config
+	deps        Deps
+	cache       *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
+	client      *cryptopool.Client
+	flows       map[flowKey]*flow
+	nextID      uint64
+	c           Counters
+	pkt         packet.Packet
+	si          segInfo
+	opts        tcpOpts
+	jobs        [16]cryptopool.Job
+	cur         *flow   // the flow being worked on, for recovered (recover.go)
+	panicLogged int64   // when recovered last logged a panic
+	retry       []*flow // flows waiting for the pool to take their key exchange, oldest first (retryKex)
+	scratch     [tcpcrypt.MaxFrameLen + 64]byte
 	// loans: tails lent to sinks that may not have read them yet
 	// (reserveLent).
 	loans []loan
@@ -413,11 +416,9 @@ func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verd
 	return e.HandlePacket(now, from, &e.pkt, tx)
 }
 
-// HandlePacket is Handle for a frame the caller has decoded already, so
-// that a worker parses each frame once: p holds the decoding (Decode's
-// outcome in p.Err). The engine may rewrite p's frame in place
-// (ForwardInPlace) and keeps no reference to p after the call.
-func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+// handlePacket is HandlePacket (recover.go) without its recovery.
+func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Verdict {
+	e.cur = nil
 	if e.guard {
 		return e.guardPacket(now, from, p, tx)
 	}
@@ -441,6 +442,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	k := flowKeyOf(p, from)
 	e.si.read(p)
 	f := e.lookup(k)
+	e.cur = f
 	fl := p.Flags()
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK && f.answers(p, from) {
 		// A new connection on the tuple completes its handshake (a SYN
@@ -540,7 +542,9 @@ func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 			if j.Err != nil {
 				f.sessErr = j.Err
 			}
+			e.cur = f
 			e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
+			e.cur = nil
 			f.sessOut, f.sessErr = nil, nil
 		}
 		if n < len(e.jobs) {
@@ -766,6 +770,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"pmtu_expired", &c.PMTUExpired},
 		{"eno_path_failures", &c.ENOPathFailures},
 		{"host_resized", &c.HostResized},
+		{"panics", &c.Panics},
 		{"prekey_queued", &c.PreKeyQueued},
 		{"host_segments_held", &c.HostHeld},
 		{"challenge_acks", &c.ChallengeACKs},

@@ -9,9 +9,9 @@ import (
 // sweepEvery is the granularity of the engine's timers.
 const sweepEvery = int64(10 * time.Millisecond)
 
-// Tick runs timers: Init retransmission, rekeying by time, expiry, and the
-// completions of public-key work. Call it between batches.
-func (e *Engine) Tick(now int64, tx [2]TxSink) {
+// tick is Tick (recover.go) without its recovery.
+func (e *Engine) tick(now int64, tx [2]TxSink) {
+	e.cur = nil
 	e.publish()
 	e.flushHeldAcks(tx)
 	e.poll(now, tx, true)
@@ -40,7 +40,9 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 			continue
 		}
 		f := e.list[e.cursor]
+		e.cur = f
 		e.tickFlow(now, f, tx)
+		e.cur = nil
 		if f.state != stDead {
 			e.due[e.cursor] = e.sweepDue(f)
 			e.cursor++
