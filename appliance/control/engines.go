@@ -45,6 +45,9 @@ type Engines struct {
 	// flowIDs numbers the flows of every engine (engine.Deps.FlowIDs): the
 	// admin API finds a flow by its ID.
 	flowIDs atomic.Uint64
+	// trusted: the far peers with an encrypted connection, whose SYNs a
+	// flood does not shed, known to every worker (engine.Deps.Trusted).
+	trusted *engine.TrustedPeers
 }
 
 // NewEngines starts the shared services for c. Close it after the workers
@@ -58,7 +61,7 @@ func NewEngines(c config.Engine, log *slog.Logger) (*Engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engines{Pool: pool, Memory: engine.NewMemory(ec.MemoryLimit), cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
+	e := &Engines{Pool: pool, Memory: engine.NewMemory(ec.MemoryLimit), trusted: engine.NewTrustedPeers(), cfg: ec, log: log, keys: map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}}
 	for _, tep := range ec.TEPs {
 		ka, err := tcpcrypt.KeyAgreementFor(tep)
 		if err != nil {
@@ -120,7 +123,7 @@ func (e *Engines) StockStats() []cryptopool.StockStats {
 // NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
 // q's worker.
 func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU, FlowIDs: &e.flowIDs})
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU, FlowIDs: &e.flowIDs, Trusted: e.trusted})
 	if err != nil {
 		return nil, err
 	}

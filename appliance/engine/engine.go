@@ -99,6 +99,11 @@ type Deps struct {
 	// announce, and inside hosts are told an MSS whose full segments,
 	// sealed, fit the outside port (mss.go). 0: no limit.
 	MTU [2]int
+	// Trusted is the set of far peers with an encrypted connection, whose
+	// SYNs a flood does not shed, shared by the workers' engines (a
+	// peer's next connection may land on another worker). Nil: the
+	// engine's own.
+	Trusted *TrustedPeers
 }
 
 // FlowInfo is a snapshot of one flow for the admin API.
@@ -220,6 +225,7 @@ const (
 	FallbackNegotiatedFull          // the negotiated set had no room for the tuple (NegotiatedSet.Overflows): unheld, a restart would pass its segments
 	FallbackSourceRouted            // the handshake was source-routed: an IPv6 routing header with segments left, or an IPv4 source route (leftAlone)
 	FallbackENOPathStripped         // the far address's path lost TCP-ENO after the SYNs a short while ago (enopath.go)
+	FallbackSYNFlood                // a SYN with TCP-ENO from an unknown source under a SYN flood, passed on as it came with no record (flood.go)
 	NumFallbackReasons
 )
 
@@ -238,7 +244,7 @@ const (
 	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
-	DropSYNFlood           // a SYN from the outside shed under a SYN flood: its source has no encrypted connection yet (flood.go)
+	DropSYNFlood           // a SYN from the outside shed under a SYN flood, beyond those passed with no record: its source has no encrypted connection yet (flood.go)
 	DropHostGap            // the inside host's data past a hole in its stream that cannot be held (hostHold: over the reassembly cap)
 	DropRSTRejected        // a far-side RST not at the next sequence number (RFC 5961 §3): blind, or late from a closed peer
 	DropPAWS               // a far-side segment with data whose timestamp is older than TS.Recent: an old duplicate (RFC 7323 §5)
@@ -285,8 +291,9 @@ type Engine struct {
 	embN             int
 	floodUntil       int64                // shedding untrusted SYNs until then
 	synTokens        float64              // untrusted SYNs admitted while shedding
+	passTokens       float64              // untrusted SYNs passed with no record while shedding
 	synAt            int64                // when synTokens was last refilled
-	trusted          map[netip.Addr]int64 // far addresses with an encrypted connection, and when
+	trusted          *TrustedPeers        // far addresses with an encrypted connection (Deps.Trusted)
 	plainPeers       map[netip.Addr]int64 // far addresses that answered a SYN with ENO without, and when (plainpeers.go)
 	enoPaths         map[netip.Addr]int64 // far addresses whose path lost ENO after the SYNs, and when (enopath.go)
 	// hot is the flow lookup found last, while it is in flows.
@@ -323,10 +330,13 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: make(map[netip.Addr]int64), plainPeers: make(map[netip.Addr]int64), enoPaths: make(map[netip.Addr]int64)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: deps.Trusted, plainPeers: make(map[netip.Addr]int64), enoPaths: make(map[netip.Addr]int64)}
 	e.ipIDs = uint16(rand.Uint32())
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)
+	}
+	if e.trusted == nil {
+		e.trusted = NewTrustedPeers()
 	}
 	if e.neg == nil {
 		e.neg = NewNegotiatedSet(NegotiatedConfig{Capacity: 2 * c.MaxFlows, Now: deps.Now})
@@ -568,7 +578,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped", "syn_flood"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws"}
 )
 

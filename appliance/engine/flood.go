@@ -309,42 +309,48 @@ func (e *Engine) evictEmbryo(now int64, tx [2]TxSink) bool {
 // come faster than real far sides answer; legitimate handshakes finish in a
 // round trip and leave the list), the engine sheds, for floodAge, SYNs from
 // the outside whose source address has had no encrypted connection through
-// it (a blind spoofer cannot make one: that takes the host's ISN), before
-// anything is allocated or forwarded. A few unknown sources still get in,
-// at MaxEmbryonic per floodAge, so each admitted handshake lives about
-// floodAge and new peers are not locked out entirely. Known peers' SYNs and
-// every segment of established flows go on as usual.
+// it (a blind spoofer cannot make one: that takes the host's ISN). Of
+// those, MaxEmbryonic per floodAge still get a record and TCP-ENO, so each
+// admitted handshake lives about floodAge and new peers are not locked out;
+// passFactor times as many go on as they came, with no record, as a bridge
+// would pass them (the host answers, plain unless it speaks TCP-ENO itself:
+// fallback syn_flood; a plain SYN is plain TCP either way), so that a small
+// flood costs no connection that plain TCP would carry; only beyond that,
+// where forwarding the flood would cost the worker its rings, are they
+// dropped (drop syn_flood). Known peers' SYNs and every segment of
+// established flows go on as usual.
 const (
 	floodAge   = int64(4 * time.Second)
-	trustFor   = int64(time.Hour) // a peer stays known this long after its last encrypted connection
-	trustedMax = 1 << 16
+	passFactor = 4
 )
 
-// shedSYN reports whether a SYN from the outside with source far is to be
-// dropped as part of a flood.
-func (e *Engine) shedSYN(now int64, far netip.Addr) bool {
-	if now >= e.floodUntil {
-		return false
-	}
-	if t, ok := e.trusted[far]; ok && now-t < trustFor {
-		return false
-	}
-	e.synTokens = min(e.synTokens+float64(now-e.synAt)*float64(e.cfg.MaxEmbryonic)/float64(floodAge), 8)
-	e.synAt = now
-	if e.synTokens >= 1 {
-		e.synTokens--
-		return false
-	}
-	return true
-}
+// What shedSYN decides for a SYN.
+const (
+	shedNone = iota // handled as usual
+	shedPass        // passed on as it came, with no record
+	shedDrop        // dropped
+)
 
-// trust records that far completed an encrypted handshake.
-func (e *Engine) trust(now int64, far netip.Addr) {
-	if _, ok := e.trusted[far]; !ok && len(e.trusted) >= trustedMax {
-		for k := range e.trusted { // forget one at random
-			delete(e.trusted, k)
-			break
-		}
+// shedSYN decides what becomes of a SYN from the outside with source far
+// under a flood.
+func (e *Engine) shedSYN(now int64, far netip.Addr) int {
+	if now >= e.floodUntil {
+		return shedNone
 	}
-	e.trusted[far] = now
+	if e.trusted.known(far, now) {
+		return shedNone
+	}
+	rate := float64(now-e.synAt) * float64(e.cfg.MaxEmbryonic) / float64(floodAge)
+	e.synTokens = min(e.synTokens+rate, 8)
+	e.passTokens = min(e.passTokens+passFactor*rate, 8*passFactor)
+	e.synAt = now
+	switch {
+	case e.synTokens >= 1:
+		e.synTokens--
+		return shedNone
+	case e.passTokens >= 1:
+		e.passTokens--
+		return shedPass
+	}
+	return shedDrop
 }

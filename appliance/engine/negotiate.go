@@ -167,8 +167,12 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
 func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
-	if e.shedSYN(now, k.out.Addr()) {
+	shed := e.shedSYN(now, k.out.Addr())
+	if shed == shedDrop {
 		return e.drop(DropSYNFlood)
+	}
+	if shed == shedPass {
+		e.bareSYN = true // no record: what the flood would fill (farSYN resets it)
 	}
 	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
@@ -206,6 +210,12 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	if pol != Require && e.enoPathLost(now, k.out.Addr()) {
 		// The inside host's SYN-ACK leaves as it is, without ENO.
 		return e.synDataCheck(nil, e.plain(now, k, pol, FallbackENOPathStripped, "the far side's path lost TCP-ENO after the SYNs: SYN-ACK without it"), p, tx[Inside])
+	}
+	if shed == shedPass {
+		// Under a flood a SYN of an unknown source goes on as a bridge
+		// would pass it: the host answers, in plain TCP unless it speaks
+		// TCP-ENO itself (flood.go).
+		return e.synDataCheck(nil, e.plain(now, k, pol, FallbackSYNFlood, "SYN flood: passed on without a record"), p, tx[Inside])
 	}
 	e.makeRoomEmbryo(now, tx)
 	if len(e.flows) >= e.cfg.MaxFlows && !e.reclaim() {
