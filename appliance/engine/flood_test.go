@@ -656,3 +656,46 @@ func TestTrustedPeersSharedByWorkers(t *testing.T) {
 		t.Fatal("the known peer's SYN passed with no record: no TCP-ENO for it")
 	}
 }
+
+// A slow blind SYN+ENO flood (5 a second, never shed) toward an inside
+// server fills the negotiated set with the tuples of handshakes that end
+// in SYN-ACK-SENT. Full, the set gives up the entries with the nearest
+// deadlines; those held 3 minutes after such a handshake (HandshakeLinger)
+// go before the 20 minutes of a connection that carried data and was
+// reset, so that connection's late host data is still reset, not passed.
+// Before, both lingered 20 minutes, and the flood pushed the real one out:
+// the host's data left in plaintext.
+func TestSlowSYNFloodKeepsLingeringTuple(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, MaxFlows: 64}) // a set of 128
+	gb := newGW(t, Config{TEPs: testTEPs})
+	ga.undrained, gb.undrained = true, true
+	a := netip.AddrPortFrom(addrA.Addr(), 40001)
+	_, wire := connectAddrs(t, ga, gb, a, addrB)
+	// R resets the connection at exactly the next sequence number; a misses it.
+	if in, _ := ga.push(Outside, tcpFrame(addrB, a, wire.ack, 0, rstF, 0, nil, nil)); len(in) != 1 || ga.e.NumFlows() != 0 {
+		t.Fatalf("RST: %d frames to a, %d flows", len(in), ga.e.NumFlows())
+	}
+	sp := newSpoofer()
+	server := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.9"), 443)
+	for range 300 {
+		ga.now += 200e6
+		src := sp.src()
+		seq := sp.rng.Uint32()
+		ga.push(Outside, tcpFrame(src, server, seq, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
+		ga.push(Inside, tcpFrame(server, src, sp.rng.Uint32(), seq+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+		ga.tick(0)
+	}
+	if ga.e.neg.Len() < 100 {
+		t.Fatalf("the flood did not fill the set: %d entries", ga.e.neg.Len())
+	}
+	late := tcpFrame(a, addrB, isnA+1+4, isnB+1, ackF|pshF, 502, tsOpt(9, 2), []byte("SECRET plaintext"))
+	_, out := ga.push(Inside, late)
+	for _, f := range out {
+		if len(parse(t, f).payload) != 0 {
+			t.Fatalf("late host data passed after the flood: %q", parse(t, f).payload)
+		}
+	}
+	if ga.e.Counters().StrayResets.Load() != 1 {
+		t.Fatalf("stray resets %d, want 1", ga.e.Counters().StrayResets.Load())
+	}
+}

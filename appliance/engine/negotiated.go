@@ -80,9 +80,20 @@ type NegotiatedSet struct {
 // tcp_retries2 = 15, RFC 1122 §4.2.3.5) are reset rather than passed.
 // IdleLinger is how long it stays after an idle record was dropped, or
 // after a restart for the tuples the previous run still held.
+// HandshakeLinger is how long it stays after a record that offered TCP-ENO
+// in the inside host's SYN-ACK ended before any third segment (evicted or
+// timed out): no host byte was framed, so the tuple only needs to outlive
+// the host's half-open connection (Linux's SYN-ACK retries, about a minute,
+// or a SYN cookie, valid about two), during which a late Init1 could
+// reach the host as data. Short, so that a blind SYN+ENO flood, whose
+// handshakes all end so, does not crowd the set: full, it gives up the
+// entries with the nearest deadlines, and those must not be the lingering
+// tuples of connections that carried data (a flood review found a slow
+// one pushing them out, a host's late plaintext then passing).
 const (
-	CloseLinger = 20 * time.Minute
-	IdleLinger  = 7 * 24 * time.Hour
+	CloseLinger     = 20 * time.Minute
+	IdleLinger      = 7 * 24 * time.Hour
+	HandshakeLinger = 3 * time.Minute
 )
 
 // NewNegotiatedSet returns an empty set.

@@ -151,8 +151,11 @@ func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 func (e *Engine) remove(f *flow) {
 	if f.held {
 		keep := CloseLinger
-		if f.idled {
+		switch {
+		case f.idled:
 			keep = IdleLinger
+		case f.state == stSynAckSent:
+			keep = HandshakeLinger // no host byte was framed
 		}
 		e.neg.release(f.key, keep)
 		f.held = false
