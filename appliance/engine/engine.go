@@ -468,10 +468,7 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
-			if from == Inside {
-				return e.outboundSYN(now, k, p, tx)
-			}
-			return e.farSYN(now, k, p, tx, false)
+			return e.noteSYN(k, p, from, e.synOnTuple(now, k, nil, p, from, tx))
 		}
 		return e.stray(k, p, from, tx)
 	}
@@ -516,14 +513,42 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 		return e.plainAfterReuse(now, f, p, from, tx)
 	}
 	if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN ||
-		from == Inside && f.synResends > 0 && p.Seq() == f.isnL {
+		from == Inside && f.synResends > 0 && p.Seq() == f.isnL || len(p.Payload()) == 0 && f.sentSYN(p, from) {
 		// Or host A's SYN once more, after its retransmissions left the
-		// connection plain (resendSYN): the same connection, still plain.
+		// connection plain (resendSYN), or a retransmission of the SYN
+		// that made the record: the same connection, still plain (not
+		// one more fallback and flow in the counts). One with data goes
+		// the SYN's way again, which may take its data out.
 		f.last = now
 		return f.plainVerdict()
 	}
 	e.remove(f)
-	return e.synOnTuple(now, k, f, p, from, tx)
+	return e.noteSYN(k, p, from, e.synOnTuple(now, k, f, p, from, tx))
+}
+
+// noteSYN remembers in a plain record the SYN that made it, so that its
+// retransmissions are known as such (sentSYN), and returns v.
+func (e *Engine) noteSYN(k flowKey, p *packet.Packet, from PortID, v Verdict) Verdict {
+	if f := e.flows[k]; f != nil && f.state == stPlain && f.synFrom == 0 {
+		f.synFrom = 1 + uint8(from)
+		if from == Inside {
+			f.isnL = p.Seq()
+		} else {
+			f.isnR = p.Seq()
+		}
+	}
+	return v
+}
+
+// sentSYN reports whether SYN p is the one that made plain record f, again.
+func (f *flow) sentSYN(p *packet.Packet, from PortID) bool {
+	switch f.synFrom {
+	case 1 + uint8(Inside):
+		return from == Inside && p.Seq() == f.isnL
+	case 1 + uint8(Outside):
+		return from == Outside && p.Seq() == f.isnR
+	}
+	return false
 }
 
 // poll collects finished public-key work. Refused submissions go again

@@ -230,6 +230,7 @@ type flow struct {
 	maxWinR       int64  // the largest window R advertised, scaled (MAX.SND.WND)
 	wl1, wl2      int64  // the wire offsets (R's sequence, its ACK) of the segment winR came from (SND.WL1, SND.WL2)
 	e2e           uint8  // plain, end to end under require: what is still to be checked (require.go)
+	synFrom       uint8  // plain: 1 + the port whose SYN made the record (plain), 0 if none; its ISN is isnL or isnR
 	ecn           ecnState
 
 	charged          bool  // recordCost is charged to the budget

@@ -31,8 +31,7 @@ func (e *Engine) startKex(now int64, f *flow) bool {
 	tep := tcpcrypt.TEP(f.outcome.TEP())
 	kp, err := e.keyPair(tep)
 	if err != nil {
-		e.c.HandshakeFailures.Add(1)
-		e.kill(f, FallbackNegotiate, err.Error())
+		e.kill(f, FallbackNegotiate, err.Error()) // a fallback, counted once
 		return false
 	}
 	f.kp = kp
@@ -52,8 +51,7 @@ func (e *Engine) startKex(now int64, f *flow) bool {
 		})
 	}
 	if err != nil {
-		e.c.HandshakeFailures.Add(1)
-		e.kill(f, FallbackNegotiate, err.Error())
+		e.kill(f, FallbackNegotiate, err.Error()) // a fallback, counted once
 		return false
 	}
 	f.state = stKex
