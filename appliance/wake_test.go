@@ -144,9 +144,17 @@ func TestBusyWorkerCollectsKeyExchange(t *testing.T) {
 	gB.send(Inside, seg(b4, a4, 80, 6000, S|A, isnB, isnA+1, nil))
 	shuttle()
 	gA.send(Inside, seg(a4, b4, 6000, 80, A, isnA+1, isnB+1, nil))
-	shuttle() // Init1 to gB, Init2 back to gA: gA's session is on the pool now
-	busy := packettest.Frame{Src: a4, Dst: b4, Proto: 17, L4: packettest.UDP(9, 9, []byte("busy"))}.Bytes()
+	shuttle() // Init1 to gB: with no key stock, its pair and session are made on the pool
 	deadline := time.Now().Add(5 * time.Second)
+	for engines[1].Counters().Encrypted.Load() == 0 { // then gB sends Init2
+		if time.Now().After(deadline) {
+			t.Fatal("gB did not finish its key exchange within 5 s")
+		}
+		gB.a.Poll(gB.now)
+		time.Sleep(100 * time.Microsecond)
+	}
+	shuttle() // Init2 to gA: gA's session is on the pool now
+	busy := packettest.Frame{Src: a4, Dst: b4, Proto: 17, L4: packettest.UDP(9, 9, []byte("busy"))}.Bytes()
 	for engines[0].Counters().Encrypted.Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("a busy worker did not install the keys the pool computed within 5 s")

@@ -11,12 +11,22 @@ import (
 
 // keyPair takes a ready ephemeral pair from the stock, or makes one.
 func (e *Engine) keyPair(tep tcpcrypt.TEP) (*tcpcrypt.KeyPair, error) {
-	if st := e.deps.Keys[tep]; st != nil {
-		if kp, ok := st.Take(); ok {
-			return kp, nil
-		}
+	if kp, ok := e.stockPair(tep); ok {
+		return kp, nil
 	}
 	e.c.KeyGenInline.Add(1)
+	return newPair(tep)
+}
+
+// stockPair takes a ready ephemeral pair from the stock, if it has one.
+func (e *Engine) stockPair(tep tcpcrypt.TEP) (*tcpcrypt.KeyPair, bool) {
+	if st := e.deps.Keys[tep]; st != nil {
+		return st.Take()
+	}
+	return nil, false
+}
+
+func newPair(tep tcpcrypt.TEP) (*tcpcrypt.KeyPair, error) {
 	ka, err := tcpcrypt.KeyAgreementFor(tep)
 	if err != nil {
 		return nil, err
@@ -27,15 +37,27 @@ func (e *Engine) keyPair(tep tcpcrypt.TEP) (*tcpcrypt.KeyPair, error) {
 // startKex sets up the key exchange once TCP-ENO negotiated tcpcrypt: host A
 // prepares Init1 (sent after the inside host's third segment), host B a
 // responder waiting for Init1. It reports false if the flow was aborted.
+//
+// B gets its pair only when Init1 is in (initDone): from the stock, else
+// made with the session on the pool (computeSession), never on the worker.
+// Taken at the third segment, a peer that completes TCP handshakes with
+// TCP-ENO and never sends Init1 (two segments, no cryptography on its side)
+// emptied the stock, and then had the worker make a pair per connection
+// (175 µs for X448, which a SYN may ask for alone): a few thousand such
+// connections a second stalled every flow of the worker (flood review).
 func (e *Engine) startKex(now int64, f *flow) bool {
 	tep := tcpcrypt.TEP(f.outcome.TEP())
-	kp, err := e.keyPair(tep)
-	if err != nil {
-		e.kill(f, FallbackNegotiate, err.Error()) // a fallback, counted once
-		return false
+	f.role = f.outcome.Role
+	var kp *tcpcrypt.KeyPair
+	if f.role == eno.RoleA {
+		var err error
+		if kp, err = e.keyPair(tep); err != nil {
+			e.kill(f, FallbackNegotiate, err.Error()) // a fallback, counted once
+			return false
+		}
 	}
 	f.kp = kp
-	f.role = f.outcome.Role
+	var err error
 	if f.role == eno.RoleA {
 		f.ini, err = tcpcrypt.NewInitiator(tcpcrypt.InitiatorConfig{
 			TEP: tep, TEPByte: f.outcome.TEPByte, Ciphers: e.cfg.AEADs, Key: kp,
@@ -85,8 +107,16 @@ func (e *Engine) initDone(now int64, f *flow, tx [2]TxSink) {
 	d.ackW = d.rcvW // the appliance consumed it: the appliance acknowledges it
 	switch {
 	case f.role == eno.RoleB:
-		e.setInit(f, f.rsp.Init2())
-		e.sendInit(now, f, tx[Outside]) // carries the ACK of Init1
+		if kp, ok := e.stockPair(f.rsp.TEP()); ok {
+			f.kp = kp
+			if err := f.rsp.SetKey(kp); err != nil {
+				e.c.HandshakeFailures.Add(1)
+				e.abort(f, tx, err.Error())
+				return
+			}
+			e.setInit(f, f.rsp.Init2())
+			e.sendInit(now, f, tx[Outside]) // carries the ACK of Init1
+		} // else the pool makes the pair with the session; Init2 then (sessionDone)
 	case e.client != nil && (f.enc.preEnd > f.enc.nextH || f.enc.preFIN):
 		// Host data waits for the keys, which the pool is about to
 		// compute: its first frame acknowledges Init2, one segment
@@ -103,6 +133,16 @@ func (e *Engine) initDone(now int64, f *flow, tx [2]TxSink) {
 func (f *flow) computeSession() (*tcpcrypt.Session, error) {
 	if f.ini != nil {
 		return f.ini.Session()
+	}
+	if f.rsp.NeedsKey() {
+		kp, err := newPair(f.rsp.TEP())
+		if err != nil {
+			return nil, err
+		}
+		f.kp = kp
+		if err := f.rsp.SetKey(kp); err != nil {
+			return nil, err
+		}
 	}
 	return f.rsp.Session()
 }
@@ -175,6 +215,12 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	if f.state != stKex {
 		s.Wipe()
 		return
+	}
+	if err == nil && f.rsp != nil && f.enc.initLen == 0 {
+		// B's pair came with the session (initDone): Init2 goes now,
+		// carrying the ACK of Init1.
+		e.setInit(f, f.rsp.Init2())
+		e.sendInit(now, f, tx[Outside])
 	}
 	if err == nil {
 		f.keys, err = tcpcrypt.NewSessionKeyRing(s)

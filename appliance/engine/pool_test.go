@@ -12,15 +12,46 @@ import (
 )
 
 // poolPair is two engines configured as cfg whose public-key work runs on
-// one shared cryptopool.Pool, as a daemon's workers do.
+// one shared cryptopool.Pool, with stocks of ready key pairs, as a
+// daemon's workers have them (filled before it returns).
 func poolPair(t *testing.T, cfg Config) (ga, gb *gw) {
 	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	deps := Deps{Pool: pool}
+	deps := Deps{Pool: pool, Keys: keyStocks(t, pool, 8)}
 	return newGWDeps(t, cfg, deps), newGWDeps(t, cfg, deps)
+}
+
+// keyStocks returns stocks of n pairs of each of testTEPs on pool, full.
+func keyStocks(t *testing.T, pool *cryptopool.Pool, n int) map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair] {
+	t.Helper()
+	keys := map[tcpcrypt.TEP]*cryptopool.Stock[*tcpcrypt.KeyPair]{}
+	for _, tep := range testTEPs {
+		ka, err := tcpcrypt.KeyAgreementFor(tep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := cryptopool.NewStock(pool, cryptopool.StockConfig[*tcpcrypt.KeyPair]{
+			Name: tep.String(), Size: n, MaxAge: time.Minute,
+			Generate: func() (*tcpcrypt.KeyPair, error) { return ka.GenerateKey(nil) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[tep] = st
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, st := range keys {
+		for st.Len() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if st.Len() < n {
+			t.Fatalf("stock %s: %d of %d pairs after 10 s", st.Stats().Name, st.Len(), n)
+		}
+	}
+	return keys
 }
 
 // With a cryptopool.Pool the Diffie-Hellman runs off the packet path: host
@@ -222,5 +253,77 @@ func TestPoolRefusalsNotRetriedPerFrame(t *testing.T) {
 	}
 	if got := gb.e.Counters().Encrypted.Load(); got != n {
 		t.Fatalf("%d of %d key exchanges completed", got, n)
+	}
+}
+
+// B gets its key pair only when Init1 is in. A peer that completes TCP
+// handshakes with TCP-ENO and never sends Init1 costs no pair: the stock
+// stays full, and none is made on the worker (key_gen_inline). Before, each
+// such connection took a pair at its third segment, and once the stock was
+// empty the worker made one (175 µs for X448), so a few thousand a second
+// stalled every flow of the worker (flood review).
+func TestHandshakesWithoutInit1TakeNoPairs(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	keys := keyStocks(t, pool, 4)
+	ga := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool, Keys: keys})
+	ga.undrained, gb.undrained = true, true
+	for i := range 50 {
+		a := netip.AddrPortFrom(addrA.Addr(), uint16(20000+i))
+		_, o := ga.push(Inside, tcpFrame(a, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+		gb.push(Outside, one(t, "SYN", o).frame())
+		_, o = gb.push(Inside, tcpFrame(addrB, a, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+		ga.push(Outside, one(t, "SYN-ACK", o).frame())
+		_, o = ga.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil))
+		gb.push(Outside, o[0]) // the third segment, `45 02`; Init1 never comes
+	}
+	if n := gb.e.Counters().KeyGenInline.Load(); n != 0 {
+		t.Fatalf("G_B made %d key pairs on the worker for connections that sent no Init1", n)
+	}
+	if n := keys[testTEPs[0]].Len(); n != 4 {
+		t.Fatalf("G_B's stock holds %d pairs, want 4: connections without Init1 took them", n)
+	}
+}
+
+// With its stock empty, B's pair is made on the pool with the session, and
+// Init2 goes when the pool is done: the handshake completes and data flows,
+// with no key generation on the worker.
+func TestInit2AfterPoolMadePair(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ga := newGW(t, Config{TEPs: testTEPs})
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
+	o := toThirdSegment(ga, gb)
+	gb.push(Outside, o[0])
+	_, out := gb.push(Outside, o[1])
+	none(t, "Init2 before B has a pair", out)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(out) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		_, out = gb.tick(1)
+	}
+	init2 := one(t, "Init2 after the pool", out)
+	if init2.ack != isnA+1+75 || len(init2.payload) != 74 {
+		t.Fatalf("Init2: ack %x len %d, want it to acknowledge Init1 (%x)", init2.ack, len(init2.payload), isnA+1+75)
+	}
+	_, o2 := ga.push(Outside, tcpFrameFrom(init2))
+	gb.push(Outside, one(t, "ACK of Init2", o2).frame())
+	if !flowInfo(t, ga.e).Encrypted || !flowInfo(t, gb.e).Encrypted {
+		t.Fatal("not encrypted")
+	}
+	if n := gb.e.Counters().KeyGenInline.Load(); n != 0 {
+		t.Fatalf("key_gen_inline %d at G_B, want 0", n)
+	}
+	wire := (&pair{t: t, ga: ga, gb: gb, tsA: 3, tsB: 3}).aSends(&hosts{aNext: isnA + 1, bNext: isnB + 1}, []byte("data"), pshF)
+	in, _ := gb.push(Outside, tcpFrameFrom(wire[0]))
+	if len(in) != 1 || string(parse(t, in[0]).payload) != "data" {
+		t.Fatalf("data after the handshake: %d frames to b", len(in))
 	}
 }

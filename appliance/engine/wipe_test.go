@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,6 +208,8 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 		t.Fatal(err)
 	}
 	started, hold := make(chan struct{}), make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before pool.Close, also on failure
 	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
 		t.Fatal("blocker refused")
 	}
@@ -215,16 +218,16 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
 	kexFlows(t, ga, gb, 1) // G_B's key exchange waits behind the blocker
 	f := gb.onlyFlow()
-	if !f.kexBusy || f.kp == nil {
-		t.Fatal("G_B's key exchange is not on the pool")
+	if !f.kexBusy || f.kp != nil {
+		// B's pair is made on the pool with the session (no stock here).
+		t.Fatalf("G_B's key exchange is not on the pool (busy %v), or its pair was made on the worker (%v)", f.kexBusy, f.kp != nil)
 	}
-	kp := f.kp
-	ka, err := tcpcrypt.KeyAgreementFor(kp.TEP())
+	ka, err := tcpcrypt.KeyAgreementFor(f.rsp.TEP())
 	if err != nil {
 		t.Fatal(err)
 	}
 	gb.e.remove(f)
-	close(hold)
+	release.Do(func() { close(hold) })
 	deadline := time.Now().Add(5 * time.Second)
 	for f.kexBusy && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -236,6 +239,7 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 	if f.sessOut == nil {
 		t.Fatalf("the pool computed no session (%v)", f.sessErr)
 	}
+	kp := f.kp // the pair the job made
 	if live := liveSecrets(f.sessOut); live != nil {
 		t.Errorf("the session computed for the ended flow keeps %v", live)
 	}

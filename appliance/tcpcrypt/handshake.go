@@ -285,7 +285,10 @@ type ResponderConfig struct {
 	// reverse such a list before passing it here.
 	Prefs []cryptopool.Suite
 	// NB is N_B (32 bytes); nil draws it from crypto/rand.
-	NB         []byte
+	NB []byte
+	// Key is B's ephemeral pair. Nil: SetKey gives it later, before Init2
+	// and Session (B has no use for it until Init1 is in, and making one
+	// costs a public-key operation a peer could ask for and never use).
 	Key        *KeyPair
 	Transcript []byte // eno_transcript, as for InitiatorConfig
 	MaxInitLen int
@@ -313,8 +316,10 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPair(cfg.Key, cfg.TEP); err != nil {
-		return nil, err
+	if cfg.Key != nil {
+		if err := checkPair(cfg.Key, cfg.TEP); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkSuites(cfg.Prefs); err != nil {
 		return nil, err
@@ -359,11 +364,38 @@ func (b *Responder) Feed(p []byte) (n int, done bool, err error) {
 		b.reader.err = ErrNoCommonCipher
 		return n, false, b.reader.err
 	}
-	b.init2, err = AppendInit2(nil, b.suite, b.nB[:], b.key.Public)
+	if b.key != nil {
+		b.init2, err = AppendInit2(nil, b.suite, b.nB[:], b.key.Public)
+	}
 	return n, true, err
 }
 
-// Init2 is the message to send first on B's stream, nil until Init1 is in.
+// TEP is the responder's TEP.
+func (b *Responder) TEP() TEP { return b.tep }
+
+// NeedsKey reports whether B's pair is still to be given (SetKey).
+func (b *Responder) NeedsKey() bool { return b.key == nil }
+
+// SetKey gives B's ephemeral pair to a Responder made without one. Init2 is
+// built at once if Init1 is in.
+func (b *Responder) SetKey(kp *KeyPair) error {
+	if b.key != nil {
+		return fmt.Errorf("%w: key pair given twice", ErrInvalidConfig)
+	}
+	if err := checkPair(kp, b.tep); err != nil {
+		return err
+	}
+	b.key = kp
+	if b.suite != 0 && b.init2 == nil {
+		var err error
+		b.init2, err = AppendInit2(nil, b.suite, b.nB[:], kp.Public)
+		return err
+	}
+	return nil
+}
+
+// Init2 is the message to send first on B's stream, nil until Init1 is in
+// and B has its pair.
 func (b *Responder) Init2() []byte { return b.init2 }
 
 // Suite is the chosen AEAD, 0 until Init1 is in.
