@@ -180,7 +180,9 @@
 // By concern:
 //
 //	engine.go      the Engine: New, Reconfigure, Handle and HandlePacket
-//	               (dispatch), poll (finished pool work), strays, ICMP
+//	               (dispatch), poll (finished pool work), strays, ICMP;
+//	               plainseg.go: segments of plain records, their SYNs again;
+//	               recover.go: a panic costs its flows, not the daemon
 //	config.go      Config, policies, defaults; validate.go: Config.Validate
 //	flow.go        the per-flow record (both directions' state, frame queues),
 //	               window scaling and timestamps
@@ -215,6 +217,7 @@
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
 //	               MSS cap to each port's MTU (Deps.MTU)
 //	frag.go        IP fragments of negotiated connections
-//	flood.go       the memory budget, the embryonic list, SYN shedding
+//	flood.go       the memory budget, the embryonic list, SYN shedding;
+//	               trusted.go: the peers a flood does not shed, shared
 //	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts
 package engine
