@@ -125,48 +125,24 @@ const (
 	MaxFlowLimit     = 1000
 )
 
-// flowFilter is the parsed query of /api/v1/flows.
-type flowFilter struct {
-	encrypted *bool
-	state     string
-	address   netip.Prefix // valid when set
-	port      uint16       // 0: any
-}
-
-func (f *flowFilter) match(fi *FlowInfo) bool {
-	if f.encrypted != nil && fi.Encrypted != *f.encrypted {
-		return false
-	}
-	if f.state != "" && fi.State != f.state {
-		return false
-	}
-	if f.address.IsValid() && !f.address.Contains(fi.Inside.Addr().Unmap()) && !f.address.Contains(fi.Outside.Addr().Unmap()) {
-		return false
-	}
-	if f.port != 0 && fi.Inside.Port() != f.port && fi.Outside.Port() != f.port {
-		return false
-	}
-	return true
-}
-
 func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
-	var f flowFilter
+	var f FlowFilter
 	if v := q.Get("encrypted"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("encrypted must be true or false (got %q)", v), "encrypted")
 			return
 		}
-		f.encrypted = &b
+		f.Encrypted = &b
 	}
-	f.state = q.Get("state")
+	f.State = q.Get("state")
 	if v := q.Get("address"); v != "" {
 		p, err := parseAddressFilter(v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error(), "address")
 			return
 		}
-		f.address = p
+		f.Address = p
 	}
 	if v := q.Get("port"); v != "" {
 		p, err := parsePort(v)
@@ -174,7 +150,7 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 			writeError(w, http.StatusBadRequest, "port "+err.Error(), "port")
 			return
 		}
-		f.port = p
+		f.Port = p
 	}
 	limit := DefaultFlowLimit
 	if v := q.Get("limit"); v != "" {
@@ -201,7 +177,7 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 	// a next page exists. The workers select them (Source.FlowPage):
 	// memory and copying stay O(limit) however many flows they track.
 	page := FlowsPage{Flows: []FlowDoc{}}
-	flows, matched := s.src.FlowPage(f.match, after, limit+1)
+	flows, matched := s.src.FlowPage(f, after, limit+1)
 	page.Total = matched
 	if len(flows) > limit {
 		flows = flows[:limit]

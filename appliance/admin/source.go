@@ -14,13 +14,12 @@ type Source interface {
 	// CPUs). Counters are read separately, with Counters.
 	Status() Status
 
-	// FlowPage returns the flows match accepts with the lowest IDs above
+	// FlowPage returns the flows filter matches with the lowest IDs above
 	// after, at most limit of them, in ascending ID order, and how many
-	// match in all. match sees a FlowInfo holding only ID, Inside,
-	// Outside, State and Encrypted; it runs on the workers' goroutines
-	// between batches, which copy whole only the flows returned (a
-	// listing must not stall the packet path for a copy of every flow).
-	FlowPage(match func(*FlowInfo) bool, after uint64, limit int) (page []FlowInfo, matched int)
+	// match in all. The workers test the filter on their records between
+	// batches and copy whole only the flows returned: a listing must not
+	// stall the packet path for a copy of every flow.
+	FlowPage(filter FlowFilter, after uint64, limit int) (page []FlowInfo, matched int)
 
 	// FlowCounts returns how many flows the workers track, and how many
 	// of them are encrypted, without a snapshot of each.
@@ -53,6 +52,32 @@ type Source interface {
 	// Counters returns a snapshot of the counters. It is called for each
 	// scrape of /metrics and each status request, never per packet.
 	Counters() Counters
+}
+
+// FlowFilter is the query of a flow listing (GET /api/v1/flows). Its
+// fields are engine.FlowFilter's (appliance/engine/snapshot.go), so the
+// daemon converts one to the other and the engine tests it on each record
+// without a copy. A zero field matches every flow.
+type FlowFilter struct {
+	Encrypted *bool        // set: flows whose Encrypted is *Encrypted
+	State     string       // flows in this state
+	Address   netip.Prefix // valid: flows whose inside or outside address it contains (IPv4 unmapped)
+	Port      uint16       // flows whose inside or outside port it is
+}
+
+// Match reports whether f passes the filter, as engine.FlowFilter does for
+// a record: for Sources that hold FlowInfos (admintest.Fixture).
+func (ff *FlowFilter) Match(f *FlowInfo) bool {
+	if ff.State != "" && f.State != ff.State {
+		return false
+	}
+	if ff.Port != 0 && f.Inside.Port() != ff.Port && f.Outside.Port() != ff.Port {
+		return false
+	}
+	if ff.Address.IsValid() && !ff.Address.Contains(f.Inside.Addr().Unmap()) && !ff.Address.Contains(f.Outside.Addr().Unmap()) {
+		return false
+	}
+	return ff.Encrypted == nil || f.Encrypted == *ff.Encrypted
 }
 
 // FlowInfo is one flow as the engine reports it. Its fields are those of

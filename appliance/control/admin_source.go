@@ -227,16 +227,13 @@ func engineOf(h appliance.FrameHandler) (*engine.Engine, bool) {
 }
 
 // FlowPage implements admin.Source: each worker selects its own page of
-// matching flows (engine.FlowPage), and the pages are merged here.
-func (s *AdminSource) FlowPage(match func(*admin.FlowInfo) bool, after uint64, limit int) ([]admin.FlowInfo, int) {
+// matching flows (engine.FlowPage, which tests the filter on its records
+// without a copy or an allocation per flow), and the pages are merged here.
+func (s *AdminSource) FlowPage(filter admin.FlowFilter, after uint64, limit int) ([]admin.FlowInfo, int) {
 	var page []admin.FlowInfo
 	matched := 0
-	engineMatch := func(b *engine.FlowInfo) bool {
-		ab := admin.FlowInfo{ID: b.ID, Inside: b.Inside, Outside: b.Outside, State: b.State, Encrypted: b.Encrypted}
-		return match(&ab)
-	}
 	if err := s.eachEngine(func(_ int, e *engine.Engine) {
-		p, n := e.FlowPage(engineMatch, after, limit)
+		p, n := e.FlowPage(engine.FlowFilter(filter), after, limit)
 		matched += n
 		for _, f := range p {
 			page = append(page, flowInfo(f))

@@ -598,7 +598,7 @@ func TestAdminSourceEngineOff(t *testing.T) {
 	if n, err := src.FlushCache(netip.Addr{}); n != 0 || err != nil {
 		t.Fatalf("flush: %d, %v", n, err)
 	}
-	if page, n := src.FlowPage(func(*admin.FlowInfo) bool { return true }, 0, 10); len(page) != 0 || n != 0 {
+	if page, n := src.FlowPage(admin.FlowFilter{}, 0, 10); len(page) != 0 || n != 0 {
 		t.Fatalf("flows without an engine: %d, %d matched", len(page), n)
 	}
 	if total, enc := src.FlowCounts(); total != 0 || enc != 0 {

@@ -25,7 +25,7 @@ func seg(src, dst netip.Addr, sp, dp uint16, flags uint8, seq, ack uint32, paylo
 // newAppliance is an appliance of queues workers over in-memory ports whose
 // frames go nowhere, not started (Inspect runs in the caller's goroutine).
 // newHandler nil: every worker runs appliance.Passthrough.
-func newAppliance(t *testing.T, queues int, newHandler appliance.NewHandlerFunc) *appliance.Appliance {
+func newAppliance(t testing.TB, queues int, newHandler appliance.NewHandlerFunc) *appliance.Appliance {
 	t.Helper()
 	var in, out []appliance.Port
 	for range queues {

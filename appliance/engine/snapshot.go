@@ -1,5 +1,7 @@
 package engine
 
+import "net/netip"
+
 // Snapshots for the admin API. Each runs on the worker's goroutine between
 // batches, so it stalls the worker for as long as it takes: those read at
 // every status request, metrics scrape or flow listing copy no flow whole
@@ -49,16 +51,44 @@ func (e *Engine) CountFlows() (total, encrypted int) {
 	return len(e.list), encrypted
 }
 
-// FlowPage returns the snapshots of the flows match accepts with the lowest
+// FlowFilter selects flows for FlowPage (the admin API's flow listing).
+// The engine tests it on each record's own fields, so a listing allocates
+// nothing per flow and copies whole only the flows it returns. A zero
+// field matches every flow.
+type FlowFilter struct {
+	// Encrypted, when set, keeps the flows whose FlowInfo.Encrypted is
+	// *Encrypted.
+	Encrypted *bool
+	// State keeps the flows in this state (FlowInfo.State).
+	State string
+	// Address keeps the flows whose inside or outside address it contains
+	// (IPv4 unmapped); valid when set.
+	Address netip.Prefix
+	// Port keeps the flows whose inside or outside port it is.
+	Port uint16
+}
+
+func (ff *FlowFilter) match(f *flow) bool {
+	if ff.State != "" && stateNames[f.state] != ff.State {
+		return false
+	}
+	if ff.Port != 0 && f.key.in.Port() != ff.Port && f.key.out.Port() != ff.Port {
+		return false
+	}
+	if ff.Address.IsValid() && !ff.Address.Contains(f.key.in.Addr().Unmap()) && !ff.Address.Contains(f.key.out.Addr().Unmap()) {
+		return false
+	}
+	return ff.Encrypted == nil || (f.sess != nil) == *ff.Encrypted
+}
+
+// FlowPage returns the snapshots of the flows ff matches with the lowest
 // IDs above after, at most limit of them, in ascending ID order, and how
-// many flows match in all. match sees a brief FlowInfo (ID, addresses,
-// State, Encrypted), so only the flows returned are copied whole.
-func (e *Engine) FlowPage(match func(*FlowInfo) bool, after uint64, limit int) (page []FlowInfo, matched int) {
+// many flows match in all.
+func (e *Engine) FlowPage(ff FlowFilter, after uint64, limit int) (page []FlowInfo, matched int) {
 	var sel lowest
 	sel.max = limit
 	for _, f := range e.list {
-		b := f.brief()
-		if !match(&b) {
+		if !ff.match(f) {
 			continue
 		}
 		matched++
@@ -71,11 +101,6 @@ func (e *Engine) FlowPage(match func(*FlowInfo) bool, after uint64, limit int) (
 		page[i] = sel.pop().info()
 	}
 	return page, matched
-}
-
-// brief is the part of f's snapshot a filter looks at.
-func (f *flow) brief() FlowInfo {
-	return FlowInfo{ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.state], Encrypted: f.sess != nil}
 }
 
 // lowest keeps the max flows with the lowest IDs offered to it, as a

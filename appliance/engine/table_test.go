@@ -93,17 +93,25 @@ func TestFlowPageAndCounts(t *testing.T) {
 	var all []FlowInfo
 	g.e.Flows(func(f FlowInfo) { all = append(all, f) })
 	slices.SortFunc(all, func(a, b FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
+	yes, no := true, false
 	for _, c := range []struct {
-		name  string
-		match func(*FlowInfo) bool
-		after uint64
-		limit int
+		name   string
+		filter FlowFilter
+		match  func(*FlowInfo) bool // the same filter on the snapshot
+		after  uint64
+		limit  int
 	}{
-		{"all, first page", func(*FlowInfo) bool { return true }, 0, 10},
-		{"all, past a cursor", func(*FlowInfo) bool { return true }, all[57].ID, 25},
-		{"handshakes on odd ports", func(f *FlowInfo) bool { return f.State == "syn-sent" && f.Inside.Port()%2 == 1 }, all[20].ID, 30},
-		{"encrypted", func(f *FlowInfo) bool { return f.Encrypted }, 0, 5},
-		{"beyond the last", func(*FlowInfo) bool { return true }, all[len(all)-1].ID, 5},
+		{"all, first page", FlowFilter{}, func(*FlowInfo) bool { return true }, 0, 10},
+		{"all, past a cursor", FlowFilter{}, func(*FlowInfo) bool { return true }, all[57].ID, 25},
+		{"handshakes", FlowFilter{State: "syn-sent"}, func(f *FlowInfo) bool { return f.State == "syn-sent" }, all[20].ID, 30},
+		{"a port", FlowFilter{Port: 41007}, func(f *FlowInfo) bool { return f.Inside.Port() == 41007 || f.Outside.Port() == 41007 }, 0, 30},
+		{"a prefix and a port", FlowFilter{Address: netip.PrefixFrom(addrB.Addr(), addrB.Addr().BitLen()), Port: addrB.Port()},
+			func(f *FlowInfo) bool { return f.Outside == addrB }, 0, 1000},
+		{"an inside prefix", FlowFilter{Address: netip.MustParsePrefix("192.0.2.0/24")}, func(*FlowInfo) bool { return true }, 0, 10},
+		{"another prefix", FlowFilter{Address: netip.MustParsePrefix("203.0.113.0/24")}, func(*FlowInfo) bool { return false }, 0, 10},
+		{"encrypted", FlowFilter{Encrypted: &yes}, func(f *FlowInfo) bool { return f.Encrypted }, 0, 5},
+		{"not encrypted", FlowFilter{Encrypted: &no}, func(f *FlowInfo) bool { return !f.Encrypted }, 0, 300},
+		{"beyond the last", FlowFilter{}, func(*FlowInfo) bool { return true }, all[len(all)-1].ID, 5},
 	} {
 		var want []FlowInfo
 		matched := 0
@@ -115,7 +123,7 @@ func TestFlowPageAndCounts(t *testing.T) {
 				}
 			}
 		}
-		page, n := g.e.FlowPage(c.match, c.after, c.limit)
+		page, n := g.e.FlowPage(c.filter, c.after, c.limit)
 		if n != matched || len(page) != len(want) {
 			t.Fatalf("%s: %d flows, %d matched; want %d, %d", c.name, len(page), n, len(want), matched)
 		}

@@ -203,12 +203,11 @@ func (f *Fixture) Flows(yield func(admin.FlowInfo) bool) {
 }
 
 // FlowPage implements admin.Source.
-func (f *Fixture) FlowPage(match func(*admin.FlowInfo) bool, after uint64, limit int) ([]admin.FlowInfo, int) {
+func (f *Fixture) FlowPage(filter admin.FlowFilter, after uint64, limit int) ([]admin.FlowInfo, int) {
 	var page []admin.FlowInfo
 	matched := 0
 	f.Flows(func(fl admin.FlowInfo) bool {
-		brief := admin.FlowInfo{ID: fl.ID, Inside: fl.Inside, Outside: fl.Outside, State: fl.State, Encrypted: fl.Encrypted}
-		if match(&brief) {
+		if filter.Match(&fl) {
 			matched++
 			if fl.ID > after {
 				page = append(page, fl)
