@@ -17,11 +17,15 @@ func manyFlows(n int) *admintest.Fixture {
 	fix := admintest.New()
 	flows := make([]admin.FlowInfo, n)
 	for i := range flows {
+		state := "plain"
+		if i%2 == 0 {
+			state = "encrypted"
+		}
 		flows[i] = admin.FlowInfo{
 			ID:        uint64(n - i), // reverse order: the server sorts
 			Inside:    netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(1024+i)),
 			Outside:   netip.MustParseAddrPort("198.51.100.7:443"),
-			State:     "established",
+			State:     state,
 			Encrypted: i%2 == 0, Role: "A", TEP: 0x23, AEAD: "aes128gcm", SessionID: admintest.SessionFresh,
 			Started: admintest.Start,
 		}

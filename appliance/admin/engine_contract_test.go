@@ -2,7 +2,11 @@ package admin_test
 
 import (
 	"reflect"
+	"regexp"
+	"slices"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/engine"
@@ -34,5 +38,38 @@ func TestFlowInfoMatchesEngine(t *testing.T) {
 	in := admin.StreamIn(engine.StreamIn{WireNext: 9, Frames: 2})
 	if out.HostNext != 7 || !out.FIN || in.WireNext != 9 || in.Frames != 2 {
 		t.Fatalf("%+v %+v", out, in)
+	}
+}
+
+// TestFlowStatesMatchEngine: the states the API accepts (admin.FlowStates)
+// are the engine's, and api/openapi.yaml lists them as FlowState and names
+// every fallback label the counters use (it documented states the engine
+// does not have: established, syn_sent).
+func TestFlowStatesMatchEngine(t *testing.T) {
+	if !slices.Equal(admin.FlowStates, engine.StateNames()) {
+		t.Fatalf("admin.FlowStates %v, engine states %v", admin.FlowStates, engine.StateNames())
+	}
+	_, raw := loadOpenAPI(t)
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum       []string `yaml:"enum"`
+				Properties map[string]struct {
+					Description string `yaml:"description"`
+				} `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Components.Schemas["FlowState"].Enum; !slices.Equal(got, admin.FlowStates) {
+		t.Errorf("api/openapi.yaml FlowState %v, want %v", got, admin.FlowStates)
+	}
+	fallbacks := doc.Components.Schemas["Counters"].Properties["fallbacks"].Description
+	for _, name := range engine.FallbackNames {
+		if !regexp.MustCompile(`\b` + name + `\b`).MatchString(fallbacks) {
+			t.Errorf("api/openapi.yaml: Counters.fallbacks does not name the fallback %s", name)
+		}
 	}
 }

@@ -81,11 +81,13 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_path_frames_total", []string{"path", "fast"}, 5000, C},
 		{"tcpinc_path_bytes_total", []string{"path", "engine"}, 2_000_000, C},
 		{"tcpinc_path_frames_total", []string{"path", "passthrough"}, 200, C},
-		{"tcpinc_flows", []string{"state", "established"}, 4, G},
-		{"tcpinc_flows", []string{"state", "syn_sent"}, 1, G},
+		{"tcpinc_flows", []string{"state", "encrypted"}, 2, G},
+		{"tcpinc_flows", []string{"state", "plain"}, 2, G},
+		{"tcpinc_flows", []string{"state", "syn-sent"}, 1, G},
 		{"tcpinc_handshakes_total", []string{"result", "encrypted"}, 41, C},
 		{"tcpinc_handshakes_total", []string{"result", "failed"}, 2, C},
-		{"tcpinc_fallbacks_total", []string{"reason", "no_eno_in_synack"}, 15, C},
+		{"tcpinc_fallbacks_total", []string{"reason", "no_eno"}, 15, C},
+		{"tcpinc_fallbacks_total", []string{"reason", "bypass"}, 2, C},
 		{"tcpinc_drops_total", []string{"reason", "no_tx_frame"}, 3, C},
 		{"tcpinc_fragments_total", []string{"event", "reassembled"}, 8, C},
 		{"tcpinc_engine_events_total", []string{"event", "challenge_acks"}, 9, C},
@@ -136,14 +138,14 @@ func TestMetricsFollowCounters(t *testing.T) {
 		c.Ports[0].Frames += 10
 		c.Handshakes["encrypted"]++
 		c.AuthFailures += 2
-		c.FlowsByState["closing"] = 1
+		c.FlowsByState["key-exchange"] = 1
 	})
 	fams = scrape(t, e)
 	for _, s := range []sample{
 		{"tcpinc_port_frames_total", []string{"port", "inside", "direction", "rx"}, 1011, C},
 		{"tcpinc_handshakes_total", []string{"result", "encrypted"}, 42, C},
 		{"tcpinc_auth_failures_total", nil, 3, C},
-		{"tcpinc_flows", []string{"state", "closing"}, 1, G},
+		{"tcpinc_flows", []string{"state", "key-exchange"}, 1, G},
 	} {
 		if got, _ := value(fams, s.name, s.labels...); got != s.want {
 			t.Errorf("after update: %s%v = %v, want %v", s.name, s.labels, got, s.want)

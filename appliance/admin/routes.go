@@ -136,6 +136,11 @@ func (s *Server) flows(w http.ResponseWriter, r *http.Request, q url.Values) {
 		f.Encrypted = &b
 	}
 	f.State = q.Get("state")
+	if f.State != "" && !slices.Contains(FlowStates, f.State) {
+		// A state no flow is ever in would list nothing, as if none were.
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("state must be one of %s (got %q)", strings.Join(FlowStates, ", "), f.State), "state")
+		return
+	}
 	if v := q.Get("address"); v != "" {
 		p, err := parseAddressFilter(v)
 		if err != nil {

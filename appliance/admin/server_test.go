@@ -165,7 +165,9 @@ func TestFlowsFilters(t *testing.T) {
 		{"", []string{"7", "9", "12", "13", bigID}},
 		{"?encrypted=true", []string{"7", "9"}},
 		{"?encrypted=false", []string{"12", "13", bigID}},
-		{"?state=syn_sent", []string{"13"}},
+		{"?state=syn-sent", []string{"13"}},
+		{"?state=encrypted", []string{"7", "9"}},
+		{"?state=plain", []string{"12", bigID}},
 		{"?state=closed", []string{}},
 		{"?address=198.51.100.7", []string{"7", "13"}},
 		{"?address=10.1.0.2", []string{"7", "12"}},
@@ -187,13 +189,32 @@ func TestFlowsFilters(t *testing.T) {
 	}
 }
 
+// TestFlowsUnknownState: the API documented states the engine does not have
+// (established, syn_sent), and ?state=established listed no flow with a 200,
+// as if there were none. A state that is not one of the engine's is a 400
+// that names them all.
+func TestFlowsUnknownState(t *testing.T) {
+	e := newEnv(t, "")
+	for _, st := range []string{"established", "syn_sent", "Encrypted"} {
+		eb := e.call(t, "GET", "/api/v1/flows?state="+st, "").wantError(t, 400, "state")
+		if !strings.Contains(eb.Error, strings.Join(admin.FlowStates, ", ")) {
+			t.Errorf("state %s: %q does not name the states", st, eb.Error)
+		}
+	}
+	for _, st := range admin.FlowStates {
+		if r := e.call(t, "GET", "/api/v1/flows?state="+st, ""); r.status != 200 {
+			t.Errorf("state %s: %d %s", st, r.status, r.body)
+		}
+	}
+}
+
 func TestFlowDocument(t *testing.T) {
 	e := newEnv(t, "")
 	r := e.call(t, "GET", "/api/v1/flows/7", "")
 	var f admin.FlowDoc
 	r.decode(t, &f)
 	want := admin.FlowDoc{
-		ID: "7", Inside: "10.1.0.2:43122", Outside: "198.51.100.7:443", State: "established", Encrypted: true,
+		ID: "7", Inside: "10.1.0.2:43122", Outside: "198.51.100.7:443", State: "encrypted", Encrypted: true,
 		Role: "A", TEP: "x25519", AEAD: "aes128gcm", SessionID: hex.EncodeToString(admintest.SessionFresh[:]),
 		KeyGeneration: 2, BytesIn: 1_268_000, BytesOut: 34_200, PacketsIn: 912, PacketsOut: 401,
 		Started: admintest.Start.Add(90 * time.Minute), AgeSeconds: 33*60 + 4, Stream: admintest.Stream7,
@@ -214,7 +235,7 @@ func TestFlowDocument(t *testing.T) {
 	}
 	// A flow that is not encrypted shows why, and no session ID at all.
 	r = e.call(t, "GET", "/api/v1/flows/12", "")
-	if strings.Contains(string(r.body), "session_id") || !strings.Contains(string(r.body), `"fallback_reason": "no_eno_in_synack"`) {
+	if strings.Contains(string(r.body), "session_id") || !strings.Contains(string(r.body), `"fallback_reason": "no ENO option"`) {
 		t.Errorf("flow 12: %s", r.body)
 	}
 	r = e.call(t, "GET", "/api/v1/flows/"+bigID, "")
@@ -236,7 +257,7 @@ func TestFlowsPaging(t *testing.T) {
 	}
 	// A flow that opens between pages, below the cursor, shifts nothing.
 	flows := slices.Collect(func(yield func(admin.FlowInfo) bool) { e.fix.Flows(yield) })
-	flows = append(flows, admin.FlowInfo{ID: 8, State: "syn_sent", Inside: netip.MustParseAddrPort("10.1.0.9:1000"),
+	flows = append(flows, admin.FlowInfo{ID: 8, State: "syn-sent", Inside: netip.MustParseAddrPort("10.1.0.9:1000"),
 		Outside: netip.MustParseAddrPort("192.0.2.1:80"), Started: admintest.Start})
 	e.fix.SetFlows(flows)
 	ids, p = flowIDs(t, e.call(t, "GET", "/api/v1/flows?limit=2&cursor="+p.NextCursor, ""))
@@ -320,7 +341,7 @@ func TestSessions(t *testing.T) {
 
 	// Fallen back: 409 with the reason; negotiating: 409 "negotiating".
 	eb := e.call(t, "GET", sessionPath("10.1.0.2", "43200", "203.0.113.9", "80"), "").wantError(t, 409, "")
-	if eb.Reason != "no_eno_in_synack" || !strings.Contains(eb.Error, "not encrypted") {
+	if eb.Reason != "no ENO option" || !strings.Contains(eb.Error, "not encrypted") {
 		t.Errorf("fallback: %+v", eb)
 	}
 	eb = e.call(t, "GET", sessionPath("10.1.0.3", "40000", "198.51.100.7", "8080"), "").wantError(t, 409, "")
@@ -328,7 +349,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("negotiating: %+v", eb)
 	}
 	eb = e.call(t, "GET", sessionPath("fd00::5", "5353", "2001:db8::53", "53"), "").wantError(t, 409, "")
-	if eb.Reason != "policy_bypass" {
+	if eb.Reason != "policy bypass" {
 		t.Errorf("bypass: %+v", eb)
 	}
 	// No such connection (a wrong port): 404.
@@ -355,7 +376,7 @@ func TestSessions(t *testing.T) {
 func TestSessionNeverEmpty(t *testing.T) {
 	e := newEnv(t, "")
 	e.fix.SetFlows([]admin.FlowInfo{{ID: 1, Inside: netip.MustParseAddrPort("10.0.0.1:1"),
-		Outside: netip.MustParseAddrPort("10.0.0.2:2"), State: "established", Encrypted: true, Role: "A"}})
+		Outside: netip.MustParseAddrPort("10.0.0.2:2"), State: "encrypted", Encrypted: true, Role: "A"}})
 	r := e.call(t, "GET", sessionPath("10.0.0.1", "1", "10.0.0.2", "2"), "")
 	r.wantError(t, 500, "")
 	if strings.Contains(string(r.body), "session_id") {

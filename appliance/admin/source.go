@@ -80,6 +80,10 @@ func (ff *FlowFilter) Match(f *FlowInfo) bool {
 	return ff.Encrypted == nil || f.Encrypted == *ff.Encrypted
 }
 
+// FlowStates are the values of FlowInfo.State, engine.StateNames: the
+// engine's flow states, in the order a connection goes through them.
+var FlowStates = []string{"syn-sent", "syn-received", "syn-ack-sent", "key-exchange", "encrypted", "closed", "plain"}
+
 // FlowInfo is one flow as the engine reports it. Its fields are those of
 // engine.FlowInfo (appliance/engine/engine.go), so the daemon can convert
 // one to the other field by field.
@@ -88,10 +92,12 @@ type FlowInfo struct {
 	// Inside is the endpoint of the host behind this appliance, Outside the
 	// far side's.
 	Inside, Outside netip.AddrPort
-	State           string
+	State           string // one of FlowStates
 	Encrypted       bool
-	// FallbackReason says why a flow is not encrypted (empty while it is
-	// still negotiating or when it is encrypted).
+	// FallbackReason says why a flow is not encrypted, in the engine's
+	// words ("policy bypass", "no ENO option"; empty while it is still
+	// negotiating or when it is encrypted). Counters.Fallbacks counts the
+	// same events under short labels (engine.FallbackNames).
 	FallbackReason string
 	Role           string // "A" or "B": this appliance's TCP-ENO role
 	TEP            byte   // the negotiated TEP byte (B's, with its v bit)

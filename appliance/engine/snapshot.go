@@ -1,11 +1,18 @@
 package engine
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Snapshots for the admin API. Each runs on the worker's goroutine between
 // batches, so it stalls the worker for as long as it takes: those read at
 // every status request, metrics scrape or flow listing copy no flow whole
 // but those they return.
+
+// StateNames are the states FlowInfo.State takes, in the order a
+// connection goes through them (fallen back to plain TCP last).
+func StateNames() []string { return slices.Clone(stateNames[1:]) }
 
 // Flows calls fn with a snapshot of every flow. Call it between batches,
 // on the worker's goroutine.

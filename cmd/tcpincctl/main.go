@@ -6,6 +6,7 @@
 //	flows [--encrypted yes|no] [--state S] [--address A] [--port P]
 //	                               every flow: tuple, encrypted or why not, role,
 //	                               TEP/AEAD, session ID, key generation, bytes, age
+//	                               (flows --help: the filters and the states)
 //	flow ID                        one flow, and for an encrypted one where each
 //	                               direction stands (bytes taken, framed, sent,
 //	                               acknowledged, opened, delivered; the windows)
@@ -67,6 +68,18 @@ commands:
   cache flush [ADDR]
   decode --keylog FILE [-o DIR] CAPTURE.pcapng
 `
+
+// flowsHelp is what flows --help prints.
+func flowsHelp() string {
+	return `usage: tcpincctl flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P]
+the flows the workers track; with filters, those that pass them all:
+  --encrypted yes|no     encrypted flows, or the others
+  --state S              flows in state S, one of:
+                         ` + strings.Join(admin.FlowStates, ", ") + `
+  --address ADDR|PREFIX  flows with this address, or one in PREFIX, at either end
+  --port P               flows with this port at either end
+`
+}
 
 type cli struct {
 	c       *admin.Client
@@ -206,10 +219,14 @@ func (cl *cli) flows(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("flows", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	enc := fs.String("encrypted", "", "yes or no")
-	state := fs.String("state", "", "engine state")
+	state := fs.String("state", "", "flow state")
 	addr := fs.String("address", "", "address or prefix of either end")
 	port := fs.Uint("port", 0, "port of either end")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(cl.out, flowsHelp())
+			return nil
+		}
 		return usagef("flows: %v", err)
 	}
 	if fs.NArg() != 0 {

@@ -85,6 +85,9 @@ func TestGolden(t *testing.T) {
 		{"flows_plain", []string{"flows", "--encrypted", "no"}, "", 0},
 		{"flows_filtered", []string{"flows", "--address", "198.51.100.0/24", "--port", "443"}, "", 0},
 		{"flows_none", []string{"flows", "--state", "closed"}, "", 0},
+		{"flows_state", []string{"flows", "--state", "syn-sent"}, "", 0},
+		{"flows_bad_state", []string{"flows", "--state", "established"}, "", 1},
+		{"flows_help", []string{"flows", "--help"}, "", 0},
 		{"flows_json", []string{"--json", "flows", "--encrypted=yes"}, "", 0},
 		{"flows_bad_address", []string{"flows", "--address", "10.0.0.0/33"}, "", 1},
 		{"flows_bad_flag", []string{"flows", "--encrypted", "maybe"}, "", 2},
@@ -185,7 +188,7 @@ func TestFlowsPaging(t *testing.T) {
 	fix, addr := daemon(t, "")
 	var flows []admin.FlowInfo
 	for i := range 2500 {
-		flows = append(flows, admin.FlowInfo{ID: uint64(i + 1), State: "established", Started: admintest.Start})
+		flows = append(flows, admin.FlowInfo{ID: uint64(i + 1), State: "plain", Started: admintest.Start})
 	}
 	fix.SetFlows(flows)
 	r := runCLI(t, "", nil, "--admin", addr, "flows")

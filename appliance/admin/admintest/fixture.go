@@ -86,7 +86,7 @@ func New() *Fixture {
 		},
 		flows: []admin.FlowInfo{
 			{
-				ID: 9, Inside: ap("10.1.0.5:50022"), Outside: ap("198.51.100.20:22"), State: "established",
+				ID: 9, Inside: ap("10.1.0.5:50022"), Outside: ap("198.51.100.20:22"), State: "encrypted",
 				Encrypted: true, Role: "B", TEP: 0xa3, AEAD: "chacha20poly1305", SessionID: SessionResumed,
 				KeyGeneration: 0, Resumed: true, BytesIn: 52_000, BytesOut: 9_100, PacketsIn: 80, PacketsOut: 61,
 				Started: Start.Add(2 * time.Hour),
@@ -94,23 +94,26 @@ func New() *Fixture {
 				Transcript: []byte{0x45, 0x04, 0xa3, 0x01, 0x45, 0x03, 0xa3},
 			},
 			{
-				ID: 7, Inside: ap("10.1.0.2:43122"), Outside: ap("198.51.100.7:443"), State: "established",
+				ID: 7, Inside: ap("10.1.0.2:43122"), Outside: ap("198.51.100.7:443"), State: "encrypted",
 				Encrypted: true, Role: "A", TEP: 0x23, AEAD: "aes128gcm", SessionID: SessionFresh,
 				KeyGeneration: 2, BytesIn: 1_268_000, BytesOut: 34_200, PacketsIn: 912, PacketsOut: 401,
 				Started: Start.Add(90 * time.Minute), Transcript: Transcript, Stream: Stream7,
 			},
 			{
-				ID: 12, Inside: ap("10.1.0.2:43200"), Outside: ap("203.0.113.9:80"), State: "established",
-				FallbackReason: "no_eno_in_synack", BytesIn: 4_400, BytesOut: 610, PacketsIn: 6, PacketsOut: 5,
+				// The engine's words when the far side's SYN-ACK has no
+				// TCP-ENO option (fallback no_eno).
+				ID: 12, Inside: ap("10.1.0.2:43200"), Outside: ap("203.0.113.9:80"), State: "plain",
+				FallbackReason: "no ENO option", BytesIn: 4_400, BytesOut: 610, PacketsIn: 6, PacketsOut: 5,
 				Started: Start.Add(2*time.Hour + 2*time.Minute),
 			},
 			{
-				ID: 13, Inside: ap("10.1.0.3:40000"), Outside: ap("198.51.100.7:8080"), State: "syn_sent",
+				ID: 13, Inside: ap("10.1.0.3:40000"), Outside: ap("198.51.100.7:8080"), State: "syn-sent",
 				PacketsOut: 1, BytesOut: 74, Started: Start.Add(2*time.Hour + 3*time.Minute + 3*time.Second),
 			},
 			{
-				ID: 1 << 60, Inside: ap("[fd00::5]:5353"), Outside: ap("[2001:db8::53]:53"), State: "established",
-				FallbackReason: "policy_bypass", BytesIn: 300, BytesOut: 120, PacketsIn: 2, PacketsOut: 2,
+				// A bypass policy's flow (fallback bypass).
+				ID: 1 << 60, Inside: ap("[fd00::5]:5353"), Outside: ap("[2001:db8::53]:53"), State: "plain",
+				FallbackReason: "policy bypass", BytesIn: 300, BytesOut: 120, PacketsIn: 2, PacketsOut: 2,
 				Started: Start.Add(time.Hour),
 			},
 		},
@@ -140,9 +143,9 @@ func New() *Fixture {
 				"engine":      {Frames: 1800, Bytes: 2_000_000},
 				"passthrough": {Frames: 200, Bytes: 30_000},
 			},
-			FlowsByState: map[string]uint64{"established": 4, "syn_sent": 1},
+			FlowsByState: map[string]uint64{"encrypted": 2, "plain": 2, "syn-sent": 1},
 			Handshakes:   map[string]uint64{"encrypted": 41, "fallback": 17, "failed": 2},
-			Fallbacks:    map[string]uint64{"no_eno_in_synack": 15, "policy_bypass": 2},
+			Fallbacks:    map[string]uint64{"no_eno": 15, "bypass": 2},
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
 			Fragments:    map[string]uint64{"reassembled": 8, "passed": 30},
 			Events:       map[string]uint64{"challenge_acks": 9, "ptb_translated": 2},

@@ -140,8 +140,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		">aes128gcm<",                        // AEAD
 		">x25519<",                           // TEP
 		">x25519 (resumed)<",                 // resumed flow
-		"no: no_eno_in_synack &lt;img",       // why not encrypted, as text
-		"no: policy_bypass",                  //
+		"no: no ENO option &lt;img",          // why not encrypted, as text
+		"no: policy bypass",                  //
 		`data-state="ok"`,                    // the polls succeeded
 		"v0.5.0-test",                        // status summary
 		"2h 3m",                              // uptime
