@@ -47,7 +47,7 @@ func newCollector(src Source) *collector {
 		portBytes:         d("port_bytes_total", "Bytes handled per port and direction.", "port", "direction"),
 		pathFrames:        d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
 		pathBytes:         d("path_bytes_total", "Bytes forwarded per path.", "path"),
-		flows:             d("flows", "Flows tracked now, by state.", "state"),
+		flows:             d("flows", "Flows tracked now, by state; every state, 0 included.", "state"),
 		handshakes:        d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
 		fallbacks:         d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
 		drops:             d("drops_total", "Frames dropped, by reason.", "reason"),

@@ -220,7 +220,7 @@ type Counters struct {
 	// and "passthrough" (user space, unchanged).
 	Paths map[string]PathCounters
 
-	FlowsByState   map[string]uint64 // gauge: flows in each state now
+	FlowsByState   map[string]uint64 // gauge: flows in each state now, every one of FlowStates (0 included)
 	Handshakes     map[string]uint64 // by result: "encrypted", "fallback", "failed", ...
 	Fallbacks      map[string]uint64 // by reason
 	Drops          map[string]uint64 // by reason

@@ -54,6 +54,7 @@ func (s *AdminSource) Counters() admin.Counters {
 	if s.engines != nil || s.info.Guards != nil {
 		s.engineCounters(&c)
 	}
+	c.FlowsByState = s.flowsByState()
 	c.Rings = s.handoffLevels()
 	if s.info.Backend != nil {
 		c.Backend = s.info.Backend()
@@ -128,8 +129,8 @@ func (m *busyMeter) read(now time.Time, busy []time.Duration) []admin.WorkerLoad
 
 // engineCounters adds the engines' (or, with the engine off, the guards')
 // counters to c: handshakes, fallbacks, drops and fragments by reason, the
-// frames sealed and opened, the resumption cache, the flow memory, the
-// negotiated set and the flows by state.
+// frames sealed and opened, the resumption cache, the flow memory and the
+// negotiated set.
 func (s *AdminSource) engineCounters(c *admin.Counters) {
 	c.Handshakes = map[string]uint64{}
 	c.Fallbacks = map[string]uint64{}
@@ -178,8 +179,18 @@ func (s *AdminSource) engineCounters(c *admin.Counters) {
 	if n := neg; n != nil {
 		c.NegotiatedEntries, c.NegotiatedOverflows, c.NegotiatedStoreErrors = uint64(n.Len()), n.Overflows(), n.StoreErrors()
 	}
+}
+
+// flowsByState counts the workers' flows by state, every state included,
+// at 0 when none is in it (with the engine off, all are): nil when the
+// workers could not be asked.
+func (s *AdminSource) flowsByState() map[string]uint64 {
 	byState := map[string]uint64{}
-	if s.eachEngine(func(_ int, e *engine.Engine) { e.CountStates(byState) }) == nil {
-		c.FlowsByState = byState
+	for _, st := range engine.StateNames() {
+		byState[st] = 0
 	}
+	if s.eachEngine(func(_ int, e *engine.Engine) { e.CountStates(byState) }) != nil {
+		return nil
+	}
+	return byState
 }

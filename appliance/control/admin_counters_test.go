@@ -2,6 +2,7 @@ package control
 
 import (
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -81,5 +82,41 @@ func TestCountersReachMetrics(t *testing.T) {
 		if got := metricValue(t, hs.URL, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestFlowsByStateAtZero: tcpinc_flows had no series for a state without
+// flows, so an alert on tcpinc_flows{state="encrypted"} == 0 never fired.
+// Every state is exported, at 0 when no flow is in it, also in the status
+// and with the engine off.
+func TestFlowsByStateAtZero(t *testing.T) {
+	src := flowSource(t)
+	addFlows(t, src, 2) // a handshake (syn-sent) and a plain flow
+	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
+	defer hs.Close()
+	want := map[string]uint64{}
+	for _, st := range engine.StateNames() {
+		want[st] = 0
+	}
+	want["syn-sent"], want["plain"] = 1, 1
+	if got := src.Counters().FlowsByState; !maps.Equal(got, want) {
+		t.Errorf("flows by state %v, want %v", got, want)
+	}
+	for st, n := range want {
+		if got := metricValue(t, hs.URL, `tcpinc_flows{state="`+st+`"}`); got != float64(n) {
+			t.Errorf("tcpinc_flows{state=%q} = %v, want %v", st, got, n)
+		}
+	}
+	// With the engine off no flow is encrypted: 0, not no series.
+	off, err := NewAdminSource(newAppliance(t, 1, nil), nil, AdminInfo{Version: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(want)
+	for _, st := range engine.StateNames() {
+		want[st] = 0
+	}
+	if got := off.Counters().FlowsByState; !maps.Equal(got, want) {
+		t.Errorf("engine off: flows by state %v, want %v", got, want)
 	}
 }

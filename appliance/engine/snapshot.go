@@ -24,16 +24,16 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 
 // CountStates adds the number of flows in each state to byState, without
 // a snapshot of each (the admin API's flows by state, read at every status
-// request and metrics scrape). Call it between batches.
+// request and metrics scrape). Every state is there, those without flows
+// at 0: a series that vanished at 0 would never meet an alert's "== 0".
+// Call it between batches.
 func (e *Engine) CountStates(byState map[string]uint64) {
 	var n [len(stateNames)]uint64
 	for _, f := range e.list {
 		n[f.state]++
 	}
-	for st, c := range n {
-		if c != 0 {
-			byState[stateNames[st]] += c
-		}
+	for st := 1; st < len(n); st++ {
+		byState[stateNames[st]] += n[st]
 	}
 }
 

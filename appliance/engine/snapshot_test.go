@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"net/netip"
 	"testing"
 )
@@ -69,5 +70,26 @@ func BenchmarkFlowPage(b *testing.B) {
 				g.e.FlowPage(c.ff, 0, 501)
 			}
 		})
+	}
+}
+
+// tcpinc_flows{state} reported only the states that had flows, so the
+// series of a state vanished when its last flow went, and an alert such as
+// tcpinc_flows{state="encrypted"} == 0 never fired. CountStates reports
+// every state, 0 included, from an empty table on.
+func TestCountStatesEveryState(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs})
+	for _, flows := range []int{0, 3} {
+		plainFlows(t, g, flows)
+		got := map[string]uint64{}
+		g.e.CountStates(got)
+		want := map[string]uint64{}
+		for _, st := range StateNames() {
+			want[st] = 0
+		}
+		want["plain"] = uint64(g.e.NumFlows())
+		if !maps.Equal(got, want) {
+			t.Fatalf("%d flows: CountStates %v, want %v", g.e.NumFlows(), got, want)
+		}
 	}
 }

@@ -143,7 +143,8 @@ func New() *Fixture {
 				"engine":      {Frames: 1800, Bytes: 2_000_000},
 				"passthrough": {Frames: 200, Bytes: 30_000},
 			},
-			FlowsByState: map[string]uint64{"encrypted": 2, "plain": 2, "syn-sent": 1},
+			// Every state, as the engines report them (0 included).
+			FlowsByState: map[string]uint64{"syn-sent": 1, "syn-received": 0, "syn-ack-sent": 0, "key-exchange": 0, "encrypted": 2, "closed": 0, "plain": 2},
 			Handshakes:   map[string]uint64{"encrypted": 41, "fallback": 17, "failed": 2},
 			Fallbacks:    map[string]uint64{"no_eno": 15, "bypass": 2},
 			Drops:        map[string]uint64{"no_tx_frame": 3, "auth_failure": 1},
