@@ -190,3 +190,25 @@ func TestMetricsConventions(t *testing.T) {
 		t.Errorf("no go_goroutines")
 	}
 }
+
+// TestMetricsHelpSaysWhatIsCounted: two help texts said less than their
+// counters count. dup_acks_originated_total counts the duplicate ACKs sent
+// to inside hosts for their held segments (engine hosthold.go) and those
+// sent to far sides without SACK blocks (output.go dupAckR), not only "with
+// SACK blocks to a far side"; port_frames_total counts only the frames that
+// reached the workers, not those the kernel fast path forwarded.
+func TestMetricsHelpSaysWhatIsCounted(t *testing.T) {
+	fams := scrape(t, newEnv(t, ""))
+	for name, words := range map[string][]string{
+		"tcpinc_dup_acks_originated_total": {"far side", "inside host", "when the connection has SACK"},
+		"tcpinc_port_frames_total":         {"workers", "user space", "not those the XDP fast path forwarded"},
+		"tcpinc_port_bytes_total":          {"tcpinc_port_frames_total"},
+	} {
+		help := fams[name].GetHelp()
+		for _, w := range words {
+			if !strings.Contains(help, w) {
+				t.Errorf("%s help %q does not say %q", name, help, w)
+			}
+		}
+	}
+}

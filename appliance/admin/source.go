@@ -213,7 +213,8 @@ type PortStatus struct {
 // keyed by a label value (a reason, a result, a state). A nil map exports
 // no series.
 type Counters struct {
-	// Ports counts frames and bytes per port and direction.
+	// Ports counts the frames and bytes the workers handled per port and
+	// direction: not those the kernel fast path forwarded (Paths["fast"]).
 	Ports []PortCounters
 	// Paths counts the frames and bytes each path forwarded: "fast" (the
 	// XDP program, inside the kernel), "engine" (user space, translated)
@@ -234,7 +235,7 @@ type Counters struct {
 	// negotiated TCP-ENO and have no record (after a restart, or expiry):
 	// reset both ways, never passed.
 	StrayResets  uint64
-	DupACKs      uint64 // duplicate ACKs the appliance originated
+	DupACKs      uint64 // duplicate ACKs the appliance originated, to far sides and to inside hosts
 	FramesSealed uint64
 	FramesOpened uint64
 	CacheEntries uint64 // gauge: resumption cache chains held
