@@ -90,6 +90,37 @@ func (r *ring) pending() uint32 {
 	return r.cachedProd - r.cachedCons
 }
 
+// RingLevel is how full one of a socket's rings is, in slots: Used is the
+// producer's index less the consumer's, as both sides last published them.
+type RingLevel struct {
+	// Ring is "rx" (frames received, waiting for Receive), "tx" (frames
+	// given to Transmit, waiting for the kernel), "fill" (free frames lent
+	// to the kernel to receive into: when it runs empty the kernel drops,
+	// Stats.RxFillRingEmptyDescs) or "completion" (frames the kernel sent,
+	// not yet taken back).
+	Ring       string
+	Used, Size uint32
+}
+
+// RingLevels reads the levels of the socket's four rings from their shared
+// indexes, from any goroutine, without disturbing the halves' cached views;
+// a closed socket's are zero.
+func (s *Socket) RingLevels() [4]RingLevel {
+	s.levels.Lock()
+	defer s.levels.Unlock()
+	out := [4]RingLevel{{Ring: "rx"}, {Ring: "tx"}, {Ring: "fill"}, {Ring: "completion"}}
+	if s.closed.Load() {
+		return out
+	}
+	for i, r := range [4]*ring{&s.rx.ring, &s.tx.ring, &s.fill.ring, &s.comp.ring} {
+		// The consumer first: the producer read after it is no lower, so
+		// the difference cannot wrap below 0 (it may pass the size).
+		cons := atomic.LoadUint32(r.consumer)
+		out[i].Used, out[i].Size = min(atomic.LoadUint32(r.producer)-cons, r.size), r.size
+	}
+	return out
+}
+
 // addrRing is the fill or completion ring: slots are UMEM addresses.
 type addrRing struct {
 	ring

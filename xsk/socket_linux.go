@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -62,8 +63,8 @@ const (
 // the TX half (GetTx, PutTx, Transmit, Kick, Frame of TX descriptors). Each
 // half must be driven by one goroutine at a time; the two halves may be
 // driven by different goroutines (a bump's worker receives on one port and
-// transmits on the other). Wait, Stats, Err, BindMode and FD may be called
-// from any goroutine. Close must not run concurrently with either half.
+// transmits on the other). Wait, Stats, RingLevels, Err, BindMode and FD may
+// be called from any goroutine. Close must not run concurrently with either half.
 type Socket struct {
 	fd        int
 	ifindex   int
@@ -85,6 +86,9 @@ type Socket struct {
 
 	misuseErr atomic.Pointer[error]
 	closed    atomic.Bool
+	// levels keeps Close from unmapping the rings while RingLevels reads
+	// their indexes from another goroutine.
+	levels sync.Mutex
 
 	// Own counters, added once per batch so Stats can read them from any
 	// goroutine without tearing.
@@ -712,6 +716,8 @@ func (s *Socket) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.levels.Lock()
+	defer s.levels.Unlock()
 	return s.release()
 }
 

@@ -31,7 +31,6 @@ type collector struct {
 	negEntries, negOverflows      *prometheus.Desc
 	negStoreErrors                *prometheus.Desc
 	ringUsed, ringSize            *prometheus.Desc
-	queueBytes, queueCapacity     *prometheus.Desc
 	workerBusy, workerBusyRatio   *prometheus.Desc
 	portBackend, backendEvents    *prometheus.Desc
 }
@@ -69,10 +68,8 @@ func newCollector(src Source) *collector {
 		negEntries:        d("negotiated_set_entries", "Tuples in the negotiated set (connections that negotiated TCP-ENO, kept for a restarted daemon)."),
 		negOverflows:      d("negotiated_set_overflows_total", "Connections whose tuple found the negotiated set full of live entries: each stayed in plain TCP."),
 		negStoreErrors:    d("negotiated_set_store_errors_total", "Writes to the pinned negotiated set that failed: a restarted daemon may not know those tuples."),
-		ringUsed:          d("ring_used_slots", "Occupied slots of a ring (AF_XDP rx, tx, fill, completion; worker hand-off).", "port", "queue", "ring"),
+		ringUsed:          d("ring_used_slots", "Occupied slots of a ring: a port's AF_XDP rings (rx: frames waiting for the worker; tx: frames waiting for the kernel; fill: free frames lent to the kernel to receive into, which drops when it runs empty; completion: sent frames not yet taken back), none with the afpacket backend; and the hand-off lanes between workers (port handoff, queue the sender, ring to_worker_N).", "port", "queue", "ring"),
 		ringSize:          d("ring_size_slots", "Size of a ring, in slots.", "port", "queue", "ring"),
-		queueBytes:        d("queue_bytes", "Bytes held in a bounded worker queue (prekey, retransmit, reassembly).", "worker", "queue"),
-		queueCapacity:     d("queue_capacity_bytes", "Capacity of a bounded worker queue.", "worker", "queue"),
 		workerBusy:        d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
 		workerBusyRatio:   d("worker_busy_ratio", "Share of the last 5 to 10 seconds (or the time since the previous reading, if longer) a worker was busy, 0 to 1; rate() of tcpinc_worker_busy_seconds_total gives any other window.", "worker"),
 		portBackend:       d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
@@ -86,7 +83,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.handshakes, c.fallbacks, c.drops, c.fragments, c.events, c.authFailures, c.rekeys, c.resumes,
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.flowMemoryRefused, c.workerEvents, c.negEntries, c.negOverflows, c.negStoreErrors,
-		c.ringUsed, c.ringSize, c.queueBytes, c.queueCapacity, c.workerBusy, c.workerBusyRatio,
+		c.ringUsed, c.ringSize, c.workerBusy, c.workerBusyRatio,
 		c.portBackend, c.backendEvents,
 	} {
 		ch <- d
@@ -149,11 +146,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		q := strconv.Itoa(r.Queue)
 		m(c.ringUsed, gauge, float64(r.Used), r.Port, q, r.Ring)
 		m(c.ringSize, gauge, float64(r.Size), r.Port, q, r.Ring)
-	}
-	for _, q := range s.Queues {
-		wk := strconv.Itoa(q.Worker)
-		m(c.queueBytes, gauge, float64(q.Bytes), wk, q.Queue)
-		m(c.queueCapacity, gauge, float64(q.Capacity), wk, q.Queue)
 	}
 	for _, wl := range s.Workers {
 		wk := strconv.Itoa(wl.Worker)

@@ -111,8 +111,6 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_negotiated_set_store_errors_total", nil, 18, C},
 		{"tcpinc_ring_used_slots", []string{"port", "outside", "queue", "1", "ring", "fill"}, 2000, G},
 		{"tcpinc_ring_size_slots", []string{"port", "inside", "queue", "0", "ring", "rx"}, 2048, G},
-		{"tcpinc_queue_bytes", []string{"worker", "0", "queue", "retransmit"}, 65536, G},
-		{"tcpinc_queue_capacity_bytes", []string{"worker", "0", "queue", "retransmit"}, 1 << 20, G},
 		{"tcpinc_worker_busy_seconds_total", []string{"worker", "0"}, 12.5, C},
 		{"tcpinc_worker_busy_ratio", []string{"worker", "1"}, 0.0625, G},
 		{"tcpinc_port_backend", []string{"port", "outside", "backend", "afxdp", "reason", "auto: the driver offers zero-copy AF_XDP on both ports"}, 1, G},
@@ -182,8 +180,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 35 {
-		t.Errorf("%d tcpinc families, want 35: %v", len(names), names)
+	if len(names) != 33 {
+		t.Errorf("%d tcpinc families, want 33: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

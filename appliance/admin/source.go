@@ -255,7 +255,6 @@ type Counters struct {
 	NegotiatedEntries, NegotiatedOverflows, NegotiatedStoreErrors uint64
 
 	Rings   []RingLevel
-	Queues  []QueueLevel
 	Workers []WorkerLoad
 	// Backend are the port backends' own counters, by name: the AF_XDP
 	// sockets' statistics, or the AF_PACKET port's (super-segments
@@ -283,23 +282,15 @@ type PathCounters struct {
 	Frames, Bytes uint64
 }
 
-// RingLevel is the occupancy of one ring (AF_XDP rx, tx, fill, completion,
-// or a worker hand-off ring), in slots.
+// RingLevel is the occupancy of one ring, in slots: an AF_XDP socket's rx,
+// tx, fill or completion ring (xsk.Socket.RingLevels), or a hand-off lane
+// between workers (Port "handoff", Queue the sending worker).
 type RingLevel struct {
 	Port  string
 	Queue int
 	Ring  string
 	Used  uint64
 	Size  uint64
-}
-
-// QueueLevel is the occupancy of one bounded byte queue of a worker
-// ("prekey", "retransmit", "reassembly").
-type QueueLevel struct {
-	Worker   int
-	Queue    string
-	Bytes    uint64
-	Capacity uint64
 }
 
 // WorkerLoad is how busy one worker is.

@@ -188,6 +188,16 @@ func (x *Ports) SocketStats(port bump.PortID) xsk.Stats {
 	return t
 }
 
+// RingLevels returns the levels of port's AF_XDP rings, one entry per
+// queue (none with the afpacket backend: its sockets have no rings).
+func (x *Ports) RingLevels(port bump.PortID) [][4]xsk.RingLevel {
+	var out [][4]xsk.RingLevel
+	for _, s := range x.socks[port.Index()] {
+		out = append(out, s.RingLevels())
+	}
+	return out
+}
+
 // Close detaches the classifier from both interfaces, then closes the
 // sockets. Stop the workers first.
 func (x *Ports) Close() error {

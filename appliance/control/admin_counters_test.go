@@ -3,10 +3,18 @@ package control
 import (
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"regexp"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
@@ -118,5 +126,77 @@ func TestFlowsByStateAtZero(t *testing.T) {
 	}
 	if got := off.Counters().FlowsByState; !maps.Equal(got, want) {
 		t.Errorf("engine off: flows by state %v, want %v", got, want)
+	}
+}
+
+// documentedFamilies are the tcpinc_ metric families api/openapi.yaml
+// promises under /metrics.
+func documentedFamilies(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Description string `yaml:"description"`
+		} `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\btcpinc_[a-z_]+[a-z]`).FindAllString(doc.Paths["/metrics"]["get"].Description, -1)
+	slices.Sort(names)
+	if len(names) < 30 {
+		t.Fatalf("api/openapi.yaml names %d families under /metrics: %v", len(names), names)
+	}
+	return slices.Compact(names)
+}
+
+// TestMetricsDocumentedFamilies scrapes /metrics from an AdminSource over
+// running workers and engines, as tcpincd sets it up (two workers, so that
+// there are hand-off lanes), and finds every family the API documents. Four
+// were promised and never exported: tcpinc_queue_bytes and
+// tcpinc_queue_capacity_bytes (nothing set Counters.Queues: the per-flow
+// buffers have per-flow caps, and their memory is tcpinc_flow_memory_bytes;
+// no longer documented), and the AF_XDP rings of tcpinc_ring_used_slots and
+// tcpinc_ring_size_slots, which tcpincd now reads (AdminInfo.Rings; the
+// netns test TestAdminAPIInNetns checks those).
+func TestMetricsDocumentedFamilies(t *testing.T) {
+	eng, err := NewEngines(config.Default().Engine, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{
+		Version: "t", FastPath: true,
+		Ports: []admin.PortStatus{
+			{Name: "inside", Backend: "afxdp", BackendReason: "backend: afxdp in the configuration"},
+			{Name: "outside", Backend: "afxdp", BackendReason: "backend: afxdp in the configuration"},
+		},
+		KernelPath: func() admin.PathCounters { return admin.PathCounters{} },
+		Backend: func() []admin.BackendCounters {
+			return []admin.BackendCounters{{Port: "inside", Backend: "afxdp", Counts: map[string]uint64{"rx_dropped": 0}}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
+	defer hs.Close()
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range documentedFamilies(t) {
+		if f := fams[name]; f == nil || len(f.Metric) == 0 {
+			t.Errorf("/metrics has no %s", name)
+		}
 	}
 }

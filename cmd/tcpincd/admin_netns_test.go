@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,10 +101,13 @@ func TestAdminAPIInNetns(t *testing.T) {
 	daemons := map[topology.Node]*netns.Process{}
 	clients := map[topology.Node]*admin.Client{}
 	socks := map[topology.Node]string{}
+	// gwA on AF_XDP sockets, gwB on what auto chooses for veth (AF_PACKET).
+	backends := map[topology.Node]string{topology.GwA: "afxdp", topology.GwB: "auto"}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 		socks[gw] = filepath.Join(dir, string(gw)+".sock")
 		daemons[gw] = startIn(t, topo, gw, "tcpincd-"+string(gw), "admin API listening",
-			bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "unix:"+socks[gw])
+			bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "unix:"+socks[gw],
+			"--backend", backends[gw])
 		if clients[gw], err = admin.NewClient("unix:"+socks[gw], ""); err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +157,24 @@ func TestAdminAPIInNetns(t *testing.T) {
 	}
 	if !strings.Contains(metrics, "tcpinc_frames_sealed_total ") || strings.Contains(metrics, "tcpinc_frames_sealed_total 0\n") {
 		t.Fatalf("/metrics shows no sealed frames:\n%s", metrics)
+	}
+	// The AF_XDP rings' levels (tcpincd never gave them to the admin
+	// API): each ring of each port's socket, the fill rings holding
+	// frames lent to the kernel.
+	var missing []string
+	for _, port := range []string{"inside", "outside"} {
+		for _, ring := range []string{"rx", "tx", "fill", "completion"} {
+			series := `{port="` + port + `",queue="0",ring="` + ring + `"} `
+			if !strings.Contains(metrics, "tcpinc_ring_used_slots"+series) || !regexp.MustCompile(`tcpinc_ring_size_slots`+regexp.QuoteMeta(series)+`[1-9]`).MatchString(metrics) {
+				missing = append(missing, port+" "+ring)
+			}
+		}
+		if regexp.MustCompile(`tcpinc_ring_used_slots\{port="` + port + `",queue="0",ring="fill"\} 0\n`).MatchString(metrics) {
+			t.Errorf("the %s port's fill ring is empty", port)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("/metrics has no level of the rings %v:\n%s", missing, metrics)
 	}
 
 	var ae *admin.APIError

@@ -638,6 +638,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		}
 		return out
 	}
+	info.Rings = func() []admin.RingLevel { return ringLevels(x) }
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
@@ -650,6 +651,20 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		}
 	}
 	return control.NewAdminSource(a, engines, info)
+}
+
+// ringLevels are the levels of both ports' AF_XDP rings (none with the
+// afpacket backend).
+func ringLevels(x *backend.Ports) []admin.RingLevel {
+	var out []admin.RingLevel
+	for _, p := range []appliance.PortID{appliance.Inside, appliance.Outside} {
+		for q, rings := range x.RingLevels(p) {
+			for _, r := range rings {
+				out = append(out, admin.RingLevel{Port: p.String(), Queue: q, Ring: r.Ring, Used: uint64(r.Used), Size: uint64(r.Size)})
+			}
+		}
+	}
+	return out
 }
 
 // engineOffWarning is the status warning of a daemon whose engine is off;

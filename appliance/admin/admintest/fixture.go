@@ -159,9 +159,6 @@ func New() *Fixture {
 				{Port: "inside", Queue: 0, Ring: "rx", Used: 12, Size: 2048},
 				{Port: "outside", Queue: 1, Ring: "fill", Used: 2000, Size: 2048},
 			},
-			Queues: []admin.QueueLevel{
-				{Worker: 0, Queue: "retransmit", Bytes: 65536, Capacity: 1 << 20},
-			},
 			Workers: []admin.WorkerLoad{
 				{Worker: 0, BusySeconds: 12.5, BusyRatio: 0.25},
 				{Worker: 1, BusySeconds: 3.75, BusyRatio: 0.0625},
