@@ -350,3 +350,37 @@ func TestRemoveFastPathBeforeAnyEntry(t *testing.T) {
 		t.Fatal("RemoveFastPath left the flow listed")
 	}
 }
+
+// TestFastPathLen: the map's entries are counted, one per direction of a
+// flow, as flows come and go (the admin API's tcpinc_fastpath_flows: the
+// engine forgets a plain connection it no longer sees).
+func TestFastPathLen(t *testing.T) {
+	requireRoot(t)
+	b, err := newBump(1, 1, SlowPathStack) // devmap entries point at lo; nothing attached
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	count := func(want int) {
+		t.Helper()
+		if n, err := b.FastPathLen(); n != want || err != nil {
+			t.Fatalf("FastPathLen %d, %v; want %d", n, err, want)
+		}
+	}
+	count(0)
+	const flows = 5000 // more than one batch of entries
+	k := keyOf(classifiertest.Flow4)
+	for i := range flows {
+		k.SrcPort = uint16(1000 + i)
+		for _, d := range []FlowKey{k, k.Reverse()} {
+			if err := b.AllowFastPath(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count(2 * flows)
+	if err := b.RemoveFastPath(k); err != nil {
+		t.Fatal(err)
+	}
+	count(2*flows - 1)
+}

@@ -16,7 +16,7 @@ type collector struct {
 	buildInfo                     *prometheus.Desc
 	portFrames, portBytes         *prometheus.Desc
 	pathFrames, pathBytes         *prometheus.Desc
-	flows                         *prometheus.Desc
+	flows, fastPathFlows          *prometheus.Desc
 	handshakes, fallbacks, drops  *prometheus.Desc
 	fragments                     *prometheus.Desc
 	events                        *prometheus.Desc
@@ -46,7 +46,8 @@ func newCollector(src Source) *collector {
 		portBytes:         d("port_bytes_total", "Bytes of the frames tcpinc_port_frames_total counts.", "port", "direction"),
 		pathFrames:        d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
 		pathBytes:         d("path_bytes_total", "Bytes forwarded per path.", "path"),
-		flows:             d("flows", "Flows tracked now, by state; every state, 0 included.", "state"),
+		flows:             d("flows", "Flows the engines track now, by state; every state, 0 included. A plain connection on the kernel fast path is tracked only until engine.plain_retention (5 min) after its handshake, the last of its segments the engines see before its end: tcpinc_fastpath_flows counts those.", "state"),
+		fastPathFlows:     d("fastpath_flows", "Flows the kernel fast path forwards: entries of its map, one per direction, halved, counted at most every 5 s; a connection that ended without a FIN or RST through the workers stays until the LRU map reuses its entries."),
 		handshakes:        d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
 		fallbacks:         d("fallbacks_total", "Flows that fell back to plain TCP, by reason.", "reason"),
 		drops:             d("drops_total", "Frames dropped, by reason.", "reason"),
@@ -79,7 +80,7 @@ func newCollector(src Source) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows,
+		c.buildInfo, c.portFrames, c.portBytes, c.pathFrames, c.pathBytes, c.flows, c.fastPathFlows,
 		c.handshakes, c.fallbacks, c.drops, c.fragments, c.events, c.authFailures, c.rekeys, c.resumes,
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.flowMemoryRefused, c.workerEvents, c.negEntries, c.negOverflows, c.negStoreErrors,
@@ -121,6 +122,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(c.pathBytes, counter, float64(p.Bytes), path)
 	}
 	byLabel(c.flows, gauge, s.FlowsByState)
+	if s.FastPathKnown {
+		m(c.fastPathFlows, gauge, float64(s.FastPathFlows))
+	}
 	byLabel(c.handshakes, counter, s.Handshakes)
 	byLabel(c.fallbacks, counter, s.Fallbacks)
 	byLabel(c.drops, counter, s.Drops)

@@ -84,6 +84,8 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_flows", []string{"state", "encrypted"}, 2, G},
 		{"tcpinc_flows", []string{"state", "plain"}, 2, G},
 		{"tcpinc_flows", []string{"state", "syn-sent"}, 1, G},
+		{"tcpinc_flows", []string{"state", "closed"}, 0, G},
+		{"tcpinc_fastpath_flows", nil, 21, G},
 		{"tcpinc_handshakes_total", []string{"result", "encrypted"}, 41, C},
 		{"tcpinc_handshakes_total", []string{"result", "failed"}, 2, C},
 		{"tcpinc_fallbacks_total", []string{"reason", "no_eno"}, 15, C},
@@ -180,8 +182,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 33 {
-		t.Errorf("%d tcpinc families, want 33: %v", len(names), names)
+	if len(names) != 34 {
+		t.Errorf("%d tcpinc families, want 34: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {
@@ -208,5 +210,30 @@ func TestMetricsHelpSaysWhatIsCounted(t *testing.T) {
 				t.Errorf("%s help %q does not say %q", name, help, w)
 			}
 		}
+	}
+}
+
+// TestFastPathFlows: the flows on the kernel fast path, which the engines
+// forget while they last (engine.plain_retention after the handshake of a
+// plain one), are in the status and a gauge; neither is there when they
+// are not known (fast path off).
+func TestFastPathFlows(t *testing.T) {
+	e := newEnv(t, "")
+	var st admin.StatusDoc
+	e.call(t, "GET", "/api/v1/status", "").decode(t, &st)
+	if st.Flows.FastPath == nil || *st.Flows.FastPath != 21 {
+		t.Errorf("status flows %+v, want fast_path 21", st.Flows)
+	}
+	if got, ok := value(scrape(t, e), "tcpinc_fastpath_flows"); !ok || got != 21 {
+		t.Errorf("tcpinc_fastpath_flows %v, %v; want 21", got, ok)
+	}
+	e.fix.UpdateCounters(func(c *admin.Counters) { c.FastPathKnown = false })
+	st = admin.StatusDoc{}
+	e.call(t, "GET", "/api/v1/status", "").decode(t, &st)
+	if st.Flows.FastPath != nil {
+		t.Errorf("status flows %+v: fast_path although it is not known", st.Flows)
+	}
+	if _, ok := value(scrape(t, e), "tcpinc_fastpath_flows"); ok {
+		t.Error("tcpinc_fastpath_flows exported although not known")
 	}
 }

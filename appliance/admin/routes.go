@@ -109,6 +109,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 			Path: p.Path, PathReason: p.PathReason})
 	}
 	doc.Flows.Total, doc.Flows.Encrypted = s.src.FlowCounts()
+	if c.FastPathKnown {
+		doc.Flows.FastPath = &c.FastPathFlows
+	}
 	writeJSON(w, http.StatusOK, doc)
 }
 

@@ -254,6 +254,14 @@ type Counters struct {
 	// refused (the tuple may be unknown after a restart).
 	NegotiatedEntries, NegotiatedOverflows, NegotiatedStoreErrors uint64
 
+	// FastPathFlows is how many flows the kernel fast path forwards (its
+	// map's entries, one per direction, halved): the engines forget a
+	// plain one engine.plain_retention after its handshake while it
+	// lasts. FastPathKnown is false when there is no such count (fast
+	// path off, or the map could not be read); it is then not exported.
+	FastPathFlows uint64
+	FastPathKnown bool
+
 	Rings   []RingLevel
 	Workers []WorkerLoad
 	// Backend are the port backends' own counters, by name: the AF_XDP

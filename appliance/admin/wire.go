@@ -60,10 +60,13 @@ type PortDoc struct {
 	PathReason string `json:"path_reason"`
 }
 
-// FlowsSummary counts flows for StatusDoc.
+// FlowsSummary counts flows for StatusDoc: those the engines track, and
+// those the kernel fast path forwards (Counters.FastPathFlows; absent when
+// not known), which the engines forget while they last.
 type FlowsSummary struct {
-	Total     int `json:"total"`
-	Encrypted int `json:"encrypted"`
+	Total     int     `json:"total"`
+	Encrypted int     `json:"encrypted"`
+	FastPath  *uint64 `json:"fast_path,omitempty"`
 }
 
 // ConfigSummary is the part of the running config StatusDoc shows.

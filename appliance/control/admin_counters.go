@@ -55,6 +55,9 @@ func (s *AdminSource) Counters() admin.Counters {
 		s.engineCounters(&c)
 	}
 	c.FlowsByState = s.flowsByState()
+	if s.info.FastPathEntries != nil {
+		c.FastPathFlows, c.FastPathKnown = s.fastPath.read(time.Now(), s.info.FastPathEntries)
+	}
 	c.Rings = s.handoffLevels()
 	if s.info.Backend != nil {
 		c.Backend = s.info.Backend()
@@ -80,6 +83,31 @@ func (s *AdminSource) handoffLevels() []admin.RingLevel {
 // load is each worker's busy time and busy ratio (busyMeter).
 func (s *AdminSource) load() []admin.WorkerLoad {
 	return s.busy.read(time.Now(), s.a.BusyTime())
+}
+
+// fastPathEvery is how long a count of the fast path's flows is reused:
+// counting walks the kernel's map, and the status page asks every second.
+const fastPathEvery = 5 * time.Second
+
+// fastPathCount is the last count of the fast path's flows.
+type fastPathCount struct {
+	mu    sync.Mutex
+	at    time.Time
+	flows uint64
+	ok    bool
+}
+
+// read returns the number of flows on the fast path, counting them with
+// entries (one per direction) when the last count is fastPathEvery old;
+// false when they cannot be counted.
+func (c *fastPathCount) read(now time.Time, entries func() (int, error)) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || now.Sub(c.at) >= fastPathEvery {
+		n, err := entries()
+		c.at, c.flows, c.ok = now, uint64(n+1)/2, err == nil
+	}
+	return c.flows, c.ok
 }
 
 // busyWindow is the shortest span a busy ratio is measured over.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -16,9 +17,13 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/admin"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/memport"
+	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
+	"github.com/tcpinc/tcpinc/flow"
 )
 
 // TestBusyRatioPerReader: the busy ratio was measured from one baseline
@@ -174,7 +179,8 @@ func TestMetricsDocumentedFamilies(t *testing.T) {
 			{Name: "inside", Backend: "afxdp", BackendReason: "backend: afxdp in the configuration"},
 			{Name: "outside", Backend: "afxdp", BackendReason: "backend: afxdp in the configuration"},
 		},
-		KernelPath: func() admin.PathCounters { return admin.PathCounters{} },
+		KernelPath:      func() admin.PathCounters { return admin.PathCounters{} },
+		FastPathEntries: func() (int, error) { return 0, nil },
 		Backend: func() []admin.BackendCounters {
 			return []admin.BackendCounters{{Port: "inside", Backend: "afxdp", Counts: map[string]uint64{"rx_dropped": 0}}}
 		},
@@ -198,5 +204,102 @@ func TestMetricsDocumentedFamilies(t *testing.T) {
 		if f := fams[name]; f == nil || len(f.Metric) == 0 {
 			t.Errorf("/metrics has no %s", name)
 		}
+	}
+}
+
+// TestFastPathCountReused: counting the fast path's flows walks the kernel's
+// map, so a count is reused for fastPathEvery (the status page asks every
+// second); one that failed is not known.
+func TestFastPathCountReused(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	var c fastPathCount
+	walks, entries, fail := 0, 6, false
+	count := func() (int, error) {
+		walks++
+		if fail {
+			return 0, errors.New("map gone")
+		}
+		return entries, nil
+	}
+	for _, step := range []struct {
+		at    time.Duration
+		flows uint64
+		ok    bool
+		walks int
+	}{
+		{0, 3, true, 1},
+		{time.Second, 3, true, 1},
+		{fastPathEvery - time.Millisecond, 3, true, 1},
+		{fastPathEvery, 5, true, 2}, // entries 9 by then: a half entry is a flow
+		{2 * fastPathEvery, 0, false, 3},
+	} {
+		if step.walks == 2 {
+			entries = 9
+		}
+		if step.walks == 3 {
+			fail = true
+		}
+		flows, ok := c.read(t0.Add(step.at), count)
+		if flows != step.flows || ok != step.ok || walks != step.walks {
+			t.Fatalf("at %v: %d flows, %v, %d walks; want %d, %v, %d", step.at, flows, ok, walks, step.flows, step.ok, step.walks)
+		}
+	}
+}
+
+// TestFastPathFlowsCounted: a plain connection goes on the kernel fast path
+// (here the in-memory model of it), where the engine sees none of its data
+// and forgets it engine.plain_retention after its handshake; the status
+// and /metrics count it there (before, nothing did).
+func TestFastPathFlowsCounted(t *testing.T) {
+	discardFrame := func([]byte) {}
+	in, err := memport.New(64, 2048, discardFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := memport.New(64, 2048, discardFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := memport.NewBump([]*memport.Port{in}, []*memport.Port{out}, [2]func([]byte){discardFrame, discardFrame}, true, 64)
+	eng, err := NewEngines(config.Default().Engine, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	a, err := appliance.New([]appliance.Port{in}, []appliance.Port{out}, appliance.Options{FastPath: b, NewHandler: eng.NewHandler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewAdminSource(a, eng, AdminInfo{Version: "t", FastPath: true, FastPathEntries: b.FastPathLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	// The inside host's SYN, the far side's SYN-ACK without TCP-ENO: plain.
+	b.Arrive(appliance.Inside, seg(a4, b4, 40000, 80, packettest.SYN, 100, 0, nil))
+	b.Arrive(appliance.Outside, seg(b4, a4, 80, 40000, packettest.SYN|packettest.ACK, 500, 101, nil))
+	k := flow.MakeKey(a4.AsSlice(), b4.AsSlice(), 40000, 80)
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.Listed(k) || !b.Listed(k.Reverse()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plain connection did not go on the fast path")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
+	defer hs.Close()
+	if got := metricValue(t, hs.URL, "tcpinc_fastpath_flows"); got != 1 {
+		t.Errorf("tcpinc_fastpath_flows = %v, want 1", got)
+	}
+	api, err := admin.NewClient(hs.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := api.Status(t.Context())
+	if err != nil || st.Flows.FastPath == nil || *st.Flows.FastPath != 1 {
+		t.Fatalf("status flows %+v, %v; want fast_path 1", st.Flows, err)
 	}
 }

@@ -29,6 +29,11 @@ type AdminInfo struct {
 	KernelPath func() admin.PathCounters
 	// Rings returns the occupancy of the ports' own rings. Nil: none.
 	Rings func() []admin.RingLevel
+	// FastPathEntries counts the entries of the kernel fast path's map,
+	// one per direction of a flow (xsk.Bump.FastPathLen: a walk of the
+	// map, which AdminSource does at most every fastPathEvery). Nil: no
+	// fast path.
+	FastPathEntries func() (int, error)
 	// Backend returns the port backends' own counters. Nil: none.
 	Backend func() []admin.BackendCounters
 	// PortPath returns the forwarding path of Ports[i] and why (it may
@@ -58,7 +63,8 @@ type AdminSource struct {
 	aeadFrom string        // where ec.AEADs' order came from (admin.Status)
 	nonceLen int
 
-	busy busyMeter
+	busy     busyMeter
+	fastPath fastPathCount
 }
 
 var _ admin.Source = (*AdminSource)(nil)

@@ -96,6 +96,14 @@ func (b *Bump) RemoveFastPath(k flow.Key) error {
 	return nil
 }
 
+// FastPathLen counts the map's entries, one per listed direction, as
+// xsk.Bump.FastPathLen does.
+func (b *Bump) FastPathLen() (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.flows), nil
+}
+
 // Listed reports whether direction k is in the fast-path map.
 func (b *Bump) Listed(k flow.Key) bool {
 	b.mu.Lock()

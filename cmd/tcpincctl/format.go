@@ -46,7 +46,12 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 	fmt.Fprintf(w, "policy: %s (%d prefix %s), teps: %s, aeads: %s, resumption: %s\n",
 		s.Config.DefaultPolicy, s.Config.Policies, plural(s.Config.Policies, "rule", "rules"),
 		strings.Join(s.Config.TEPs, ", "), strings.Join(s.Config.AEADs, ", "), onOff(s.Config.Resumption))
-	fmt.Fprintf(w, "flows: %d (%d encrypted)\n", s.Flows.Total, s.Flows.Encrypted)
+	fmt.Fprintf(w, "flows: %d (%d encrypted)", s.Flows.Total, s.Flows.Encrypted)
+	if s.Flows.FastPath != nil {
+		// Plain connections the engines forgot while they last are among them.
+		fmt.Fprintf(w, "; on the kernel fast path: %d", *s.Flows.FastPath)
+	}
+	fmt.Fprintln(w)
 
 	c := &s.Counters
 	fmt.Fprintln(w, "traffic:")

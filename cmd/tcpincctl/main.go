@@ -72,7 +72,10 @@ commands:
 // flowsHelp is what flows --help prints.
 func flowsHelp() string {
 	return `usage: tcpincctl flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P]
-the flows the workers track; with filters, those that pass them all:
+the flows the engines track; with filters, those that pass them all. A plain
+connection on the kernel fast path is listed until engine.plain_retention
+(5 minutes) after its handshake, also when it lasts longer; tcpincctl status
+counts the flows on the fast path.
   --encrypted yes|no     encrypted flows, or the others
   --state S              flows in state S, one of:
                          ` + strings.Join(admin.FlowStates, ", ") + `

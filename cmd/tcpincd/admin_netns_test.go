@@ -176,6 +176,11 @@ func TestAdminAPIInNetns(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("/metrics has no level of the rings %v:\n%s", missing, metrics)
 	}
+	// The flows on the kernel fast path (the engine forgets plain ones
+	// while they last), counted in its BPF map.
+	if !regexp.MustCompile(`(?m)^tcpinc_fastpath_flows [0-9]+$`).MatchString(metrics) || st.Flows.FastPath == nil {
+		t.Fatalf("no count of the fast path's flows: status flows %+v\n%s", st.Flows, metrics)
+	}
 
 	var ae *admin.APIError
 	if _, err := clients[topology.GwA].PutConfig(ctx, []byte(`{"teps": ["x25519", "rsa"]}`)); !errors.As(err, &ae) || ae.Field != "teps[1]" {

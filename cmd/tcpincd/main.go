@@ -643,6 +643,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
 	if cfg.FastPath {
+		info.FastPathEntries = x.Bump.FastPathLen
 		// The XDP program counts frames, not bytes: the fast path's bytes
 		// are not known.
 		info.KernelPath = func() admin.PathCounters {
