@@ -38,7 +38,8 @@ const bpfFSMagic = 0xcafe4a11
 // room for capacity entries. A pinned map of another size is replaced by
 // one of the new size holding its entries: when they do not all fit, held
 // ones (value 0) first, then those with the latest values (deadlines), and
-// Lost says how many did not. The directory
+// Lost says how many did not; the path is never without a pin meanwhile.
+// The directory
 // is created if needed; if it lies under /sys/fs/bpf and no BPF file
 // system is mounted there, one is mounted (as systemd does at boot).
 func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
@@ -53,6 +54,7 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 		Name: "tcpinc_tuples", Type: ebpf.Hash, KeySize: 40, ValueSize: 8,
 		MaxEntries: uint32(capacity), Flags: unix.BPF_F_NO_PREALLOC,
 	}
+	_ = os.Remove(path + pinSuffix) // what a daemon killed while replacing the pin left
 	old, err := ebpf.LoadPinnedMap(path, nil)
 	switch {
 	case err == nil:
@@ -80,22 +82,36 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 	}
 	lost := 0
 	if old != nil {
-		// Carry the entries over, then take the old pin's place.
 		if lost, err = carryOver(old, m); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("xsk: read pinned tuple map %s: %w", path, err)
 		}
-		if err := old.Unpin(); err != nil {
-			m.Close()
-			return nil, fmt.Errorf("xsk: replace pinned tuple map %s: %w", path, err)
-		}
 	}
-	if err := m.Pin(path); err != nil {
+	// The new map takes the path in one step, replacing the old pin if
+	// any: pinned beside it first, then renamed over it, so that a
+	// daemon killed in between, or a failure, leaves the old pin in
+	// place (unpinning it first left nothing pinned, and the next daemon
+	// passed the connections it listed).
+	tmp := path + pinSuffix
+	if err := m.Pin(tmp); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("xsk: pin tuple map at %s: %w", tmp, err)
+	}
+	if err := renamePin(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		m.Close()
 		return nil, fmt.Errorf("xsk: pin tuple map at %s: %w", path, err)
 	}
 	return &TupleMap{m: m, path: path, lost: lost}, nil
 }
+
+// pinSuffix names the pin a new map gets before it takes its path: bpffs
+// refuses names with a dot, and interface names (which the pins' names
+// hold) cannot have a colon.
+const pinSuffix = ":new"
+
+// renamePin is rename(2), which bpffs supports (a variable for tests).
+var renamePin = os.Rename
 
 // Lost is how many entries of a pinned map of another size OpenTupleMap
 // could not carry over into this one.
@@ -200,7 +216,10 @@ func (t *TupleMap) Close() error { return t.m.Close() }
 
 // Remove unpins the map (it goes once no process holds it) and closes it.
 func (t *TupleMap) Remove() error {
-	err := t.m.Unpin()
+	err := os.Remove(t.path) // not t.m.Unpin: a new map was renamed into place
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
 	return errors.Join(err, t.m.Close())
 }
 

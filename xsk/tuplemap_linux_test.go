@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/tcpinc/tcpinc/flow"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,5 +161,73 @@ func TestTupleMapRefusesOtherLayout(t *testing.T) {
 	defer again.Close()
 	if info, err := again.Info(); err != nil || info.KeySize != 44 {
 		t.Fatalf("the old pin was replaced: %+v, %v", info, err)
+	}
+}
+
+// Resizing the pinned map never leaves its path empty: the new map is
+// pinned beside the old one and renamed over it. Before, the old pin was
+// removed first, so a daemon killed before the new pin, or a pin that
+// failed, left nothing pinned, and the next daemon passed the connections
+// the old map listed. Here the last step fails: the old pin, with its
+// entries, stays; and a new map a killed daemon left beside it goes at
+// the next open.
+func TestTupleMapResizeKeepsPin(t *testing.T) {
+	path := filepath.Join(bpffs(t), "negotiated")
+	m, err := OpenTupleMap(path, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("198.51.100.2:443")
+	if err := m.Put(in, out, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	renamePin = func(string, string) error { return unix.EIO }
+	_, err = OpenTupleMap(path, 16)
+	renamePin = os.Rename
+	if err == nil {
+		t.Fatal("the resize succeeded although its last step failed")
+	}
+	pinned := func(capacity uint32) {
+		t.Helper()
+		p, err := ebpf.LoadPinnedMap(path, nil)
+		if err != nil {
+			t.Fatalf("nothing pinned at %s: %v", path, err)
+		}
+		defer p.Close()
+		var v uint64
+		k := flow.KeyFrom(in, out)
+		if info, err := p.Info(); err != nil || info.MaxEntries != capacity || p.Lookup(&k, &v) != nil {
+			t.Fatalf("pinned: %+v, %v; the entry found: %v", info, err, p.Lookup(&k, &v) == nil)
+		}
+	}
+	pinned(8)
+	if _, err := os.Stat(path + pinSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the new map stays pinned beside the old one: %v", err)
+	}
+
+	// A daemon killed between the two steps left its new map pinned
+	// beside the old one.
+	left, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 40, ValueSize: 8, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := left.Pin(path + pinSuffix); err != nil {
+		t.Fatal(err)
+	}
+	left.Close()
+	if m, err = OpenTupleMap(path, 16); err != nil {
+		t.Fatal(err)
+	}
+	pinned(16)
+	if _, err := os.Stat(path + pinSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the map a killed daemon left stays pinned: %v", err)
+	}
+	if err := m.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("still pinned after Remove: %v", err)
 	}
 }
