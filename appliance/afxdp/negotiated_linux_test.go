@@ -13,8 +13,10 @@ import (
 
 // TestOpenNegotiated: what one daemon's engines put in the pinned set, the
 // next daemon finds: tuples the first still held (live records when it
-// stopped) are kept engine.IdleLinger, released ones keep their deadline,
-// expired ones are deleted from the pin.
+// stopped) are kept engine.IdleLinger, released ones keep their deadline
+// (on BootTime, which the wall clock's steps do not move), expired ones
+// are deleted from the pin, and a wall-clock deadline an older tcpincd
+// wrote is read as engine.IdleLinger, not as expired or as decades.
 func TestOpenNegotiated(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (a BPF file system); CI runs as root")
@@ -29,6 +31,7 @@ func TestOpenNegotiated(t *testing.T) {
 	held, released, expired := [2]netip.AddrPort{ap("10.0.0.1:1000"), ap("192.0.2.1:80")},
 		[2]netip.AddrPort{ap("[fd00::1]:1001"), ap("[2001:db8::1]:443")},
 		[2]netip.AddrPort{ap("10.0.0.1:1002"), ap("192.0.2.1:80")}
+	older := [2]netip.AddrPort{ap("10.0.0.1:1003"), ap("192.0.2.1:80")}
 
 	set, m, err := OpenNegotiated(dir, "in.5", "out", 64, log)
 	if err != nil {
@@ -40,7 +43,8 @@ func TestOpenNegotiated(t *testing.T) {
 	for _, e := range []struct {
 		k [2]netip.AddrPort
 		v int64
-	}{{held, 0}, {released, time.Now().Add(time.Minute).UnixNano()}, {expired, time.Now().Add(-time.Second).UnixNano()}} {
+	}{{held, 0}, {released, BootTime() + int64(time.Minute)}, {expired, BootTime() - int64(time.Second)},
+		{older, time.Now().Add(time.Minute).UnixNano()}} {
 		if err := m.Put(e.k[0], e.k[1], e.v); err != nil {
 			t.Fatal(err)
 		}
@@ -64,10 +68,15 @@ func TestOpenNegotiated(t *testing.T) {
 	if err := m.Entries(func(in, out netip.AddrPort, v int64) { pinned[[2]netip.AddrPort{in, out}] = v }); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := pinned[expired]; ok || len(pinned) != 2 {
+	if _, ok := pinned[expired]; ok || len(pinned) != 3 {
 		t.Fatalf("pinned entries %v: the expired one stays", pinned)
 	}
-	if d := time.Until(time.Unix(0, pinned[held])); d < engine.IdleLinger-time.Minute || d > engine.IdleLinger {
-		t.Fatalf("a tuple the previous daemon held expires in %v, want engine.IdleLinger", d)
+	for what, k := range map[string][2]netip.AddrPort{"a tuple the previous daemon held": held, "an older tcpincd's wall-clock deadline": older} {
+		if d := time.Duration(pinned[k] - BootTime()); d < engine.IdleLinger-time.Minute || d > engine.IdleLinger {
+			t.Fatalf("%s expires in %v, want engine.IdleLinger", what, d)
+		}
+	}
+	if d := time.Duration(pinned[released] - BootTime()); d <= 0 || d > time.Minute {
+		t.Fatalf("a released tuple expires in %v, want at most its minute", d)
 	}
 }

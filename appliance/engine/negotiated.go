@@ -9,9 +9,10 @@ import (
 )
 
 // TupleStore keeps a NegotiatedSet's entries where a restarted daemon finds
-// them (a pinned BPF map: xsk.TupleMap). deadline is in Unix nanoseconds;
-// 0 means "held by a live record". Errors are counted, not fatal: the set
-// in memory stays right for this process.
+// them (a pinned BPF map: xsk.TupleMap). deadline is on the set's clock
+// (NegotiatedConfig.Mono), in nanoseconds; 0 means "held by a live
+// record". Errors are counted, not fatal: the set in memory stays right
+// for this process.
 type TupleStore interface {
 	Put(in, out netip.AddrPort, deadline int64) error
 	Delete(in, out netip.AddrPort) error
@@ -25,15 +26,17 @@ type NegotiatedConfig struct {
 	Capacity int
 	// Store mirrors every change; nil keeps the set in memory only.
 	Store TupleStore
-	// Now is the wall clock of the deadlines in Store and given to Add
-	// (default time.Now): they must mean the same to a daemon started
-	// later.
+	// Now is the wall clock of the deadlines given to Add (default
+	// time.Now).
 	Now func() time.Time
-	// Mono is the clock the set keeps its own deadlines on, in
-	// nanoseconds (default: Now's time since the set was made, which for
-	// time.Now is monotonic, Go's time.Time.Sub). A step of the wall clock
-	// (NTP making a step) must not expire entries early: a connection
-	// whose RST was lost would then pass its host's plaintext.
+	// Mono is the clock of the deadlines, the set's own and those it
+	// writes to Store, in nanoseconds, never 0 (default: Now's time since
+	// the set was made, which for time.Now is monotonic, Go's
+	// time.Time.Sub). A step of the wall clock (NTP making a step) must
+	// not expire entries early: a connection whose RST was lost would
+	// then pass its host's plaintext. A Store that outlives the process
+	// needs a clock that does too: tcpincd uses CLOCK_BOOTTIME, which
+	// lasts as long as its pinned map (a reboot empties both).
 	Mono func() int64
 }
 
@@ -51,8 +54,8 @@ type NegotiatedConfig struct {
 // idle record expired (the hosts may still hold the connection and send
 // at any time). A new connection on the tuple removes it: its completed
 // handshake, or, with no record kept, the inside host's SYN or SYN-ACK
-// (from outside, either may be forged). A restarted daemon loads the entries of the previous one,
-// giving those the previous run still held IdleLinger from the start. When
+// (from outside, either may be forged). A restarted daemon loads the entries of the previous one
+// (Restore), giving those the previous run still held IdleLinger from the start. When
 // the set is full, expired entries go first, then the released entries
 // with the nearest deadlines, a sixteenth of the capacity at once; held
 // entries are never evicted (a hold that finds no room is counted in
@@ -132,6 +135,37 @@ func (s *NegotiatedSet) Add(in, out netip.AddrPort, deadline time.Time) {
 	s.m[flowKey{in, out}] = d
 }
 
+// Restore puts in an entry a previous run left (in a pinned map) and
+// writes it to the store. left is the time it had to go; 0 means the
+// previous run held it (a live record when it stopped or crashed), and it
+// gets IdleLinger, since its hosts may still hold the connection. No entry
+// gets more than IdleLinger, the longest any is given: more is a value on
+// another clock (the wall-clock deadlines of an older tcpincd), which the
+// set cannot read. A negative left adds nothing. Restore reports false,
+// adding nothing, when the set is full: restore the entries that matter
+// first (held, then those with the most time left).
+func (s *NegotiatedSet) Restore(in, out netip.AddrPort, left time.Duration) bool {
+	if left < 0 {
+		return true
+	}
+	if left == 0 || left > IdleLinger {
+		left = IdleLinger
+	}
+	k := flowKey{in, out}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k]; !ok && len(s.m) >= s.cap {
+		return false
+	}
+	d := s.mono() + int64(left)
+	s.m[k] = d
+	s.put(k, d)
+	return true
+}
+
+// Mono reads the set's clock (NegotiatedConfig.Mono).
+func (s *NegotiatedSet) Mono() int64 { return s.mono() }
+
 // Contains reports whether the tuple (inside end, outside end) is in the
 // set and not expired.
 func (s *NegotiatedSet) Contains(in, out netip.AddrPort) bool { return s.has(flowKey{in, out}) }
@@ -182,8 +216,9 @@ func (s *NegotiatedSet) release(k flowKey, keep time.Duration) {
 	if _, ok := s.m[k]; !ok {
 		return
 	}
-	s.m[k] = s.mono() + int64(keep)
-	s.put(k, s.now().Add(keep).UnixNano())
+	d := s.mono() + int64(keep)
+	s.m[k] = d
+	s.put(k, d)
 }
 
 // forget removes k: a new connection uses the tuple.

@@ -272,22 +272,17 @@ func TestNegotiatedSetBound(t *testing.T) {
 	}
 }
 
-// The set's deadlines run on a monotonic clock, and only the store's are
-// wall-clock time (for a daemon started later). They were wall-clock time
+// The set's deadlines run on a monotonic clock. They were wall-clock time
 // in memory too: a step of the system clock (NTP) past CloseLinger expired
 // the tuple of an aborted connection at once, and the inside host, whose
 // RST was lost, retransmitted its plaintext onto the wire unchanged.
 func TestNegotiatedSetIgnoresWallClockSteps(t *testing.T) {
 	wall, mono := time.Unix(1_000_000, 0), int64(1)
-	store := &recordStore{}
-	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 4, Store: store,
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 4,
 		Now: func() time.Time { return wall }, Mono: func() int64 { return mono }})
 	k := flowKey{in: addrA, out: addrB}
 	set.hold(k)
 	set.release(k, CloseLinger)
-	if want := wall.Add(CloseLinger).UnixNano(); store.last != want {
-		t.Fatalf("store deadline %d, want the wall clock's %d", store.last, want)
-	}
 	wall = wall.Add(time.Hour) // the clock steps; no time passes
 	if !set.has(k) {
 		t.Fatal("a step of the wall clock expired the tuple")
@@ -296,7 +291,7 @@ func TestNegotiatedSetIgnoresWallClockSteps(t *testing.T) {
 	if set.has(k) {
 		t.Fatal("the tuple outlived CloseLinger")
 	}
-	// Entries loaded from a store are read against the wall clock once.
+	// Entries given a wall-clock deadline (Add) are read against it once.
 	set.Add(addrA, netip.AddrPortFrom(addrB.Addr(), 1), wall.Add(time.Minute))
 	set.Add(addrA, netip.AddrPortFrom(addrB.Addr(), 2), wall.Add(-time.Minute))
 	if !set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 1)) || set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 2)) {
@@ -305,6 +300,55 @@ func TestNegotiatedSetIgnoresWallClockSteps(t *testing.T) {
 	mono += int64(time.Minute)
 	if set.Contains(addrA, netip.AddrPortFrom(addrB.Addr(), 1)) {
 		t.Fatal("a loaded entry outlived its deadline")
+	}
+}
+
+// The store's deadlines are on the set's clock too (tcpincd: CLOCK_BOOTTIME,
+// which lasts as long as its pinned map), so the next daemon reads them as
+// this one meant them. They were wall-clock time: a step forward (NTP
+// after a boot without a real-time clock) before a restart made the next
+// daemon drop the entries this one still kept, and pass their hosts'
+// plaintext. The next daemon restores each with the time it has left: a
+// held one with IdleLinger, none with more (a larger value is on another
+// clock: an older daemon's wall-clock deadline).
+func TestNegotiatedStoreIgnoresWallClockSteps(t *testing.T) {
+	wall, mono := time.Unix(1_000_000, 0), int64(1)
+	store := &recordStore{}
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 4, Store: store,
+		Now: func() time.Time { return wall }, Mono: func() int64 { return mono }})
+	k := flowKey{in: addrA, out: addrB}
+	set.hold(k)
+	set.release(k, CloseLinger)
+	if want := mono + int64(CloseLinger); store.last != want {
+		t.Fatalf("store deadline %d, want %d, on the set's clock", store.last, want)
+	}
+	wall = wall.Add(time.Hour) // the clock steps; the daemon restarts
+	mono += int64(time.Minute)
+	next := NewNegotiatedSet(NegotiatedConfig{Capacity: 4, Store: store,
+		Now: func() time.Time { return wall }, Mono: func() int64 { return mono }})
+	next.Restore(addrA, addrB, time.Duration(store.last-mono))
+	if !next.Contains(addrA, addrB) {
+		t.Fatal("a step of the wall clock before a restart expired the tuple")
+	}
+	if want := mono + int64(CloseLinger-time.Minute); store.last != want {
+		t.Fatalf("restored with deadline %d, want %d", store.last, want)
+	}
+	held, older := netip.AddrPortFrom(addrB.Addr(), 1), netip.AddrPortFrom(addrB.Addr(), 2)
+	next.Restore(addrA, held, 0)
+	if want := mono + int64(IdleLinger); store.last != want {
+		t.Fatalf("a held entry restored with deadline %d, want IdleLinger's %d", store.last, want)
+	}
+	next.Restore(addrA, older, time.Duration(wall.Add(time.Minute).UnixNano()-mono))
+	if want := mono + int64(IdleLinger); store.last != want {
+		t.Fatalf("an older daemon's wall-clock deadline restored as %d, want IdleLinger's %d", store.last, want)
+	}
+	next.Restore(addrA, netip.AddrPortFrom(addrB.Addr(), 3), -time.Second)
+	if next.Len() != 3 {
+		t.Fatalf("%d entries, want 3: an expired one was restored", next.Len())
+	}
+	mono += int64(CloseLinger)
+	if next.Contains(addrA, addrB) || !next.Contains(addrA, held) {
+		t.Fatal("restored deadlines misread")
 	}
 }
 
