@@ -47,6 +47,7 @@ func TestCoreImportsNoBackend(t *testing.T) {
 		"flowtable":              {"appliance", "xsk", "bump"},
 		"cmd/tcpincctl":          {"appliance", "xsk"},
 		"appliance/keylog":       {"appliance", "xsk"},
+		"appliance/negstate":     {"appliance", "xsk", "appliance/engine"}, // the engine's tests use it
 		"appliance/tcpcrypt":     {"appliance", "xsk", "appliance/engine"},
 	} {
 		out, err := exec.Command(goTool(t), "list", "-deps", module+pkg).Output()
@@ -70,7 +71,7 @@ func TestPortableBuild(t *testing.T) {
 		t.Skip("cross-compiles the standard library on a cold cache")
 	}
 	pkgs := []string{"appliance", "appliance/admin", "appliance/engine", "appliance/eno", "appliance/tcpcrypt",
-		"appliance/packet", "appliance/memport", "appliance/afpacketport", "appliance/control", "cryptopool", "flowtable", "flow", "bump",
+		"appliance/packet", "appliance/memport", "appliance/afpacketport", "appliance/control", "appliance/negstate", "cryptopool", "flowtable", "flow", "bump",
 		"cmd/tcpincctl"}
 	args := []string{"build", "-o", os.DevNull}
 	for _, p := range pkgs {

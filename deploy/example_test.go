@@ -78,7 +78,8 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 
 // TestSystemdUnit: the unit runs the daemon with the example's install path,
 // does not restart on a configuration error (exit 2), gives it the runtime
-// directory its interface locks need, and allows no core dump.
+// directory its interface locks need and the state directory its copy of
+// the negotiated set needs, and allows no core dump.
 func TestSystemdUnit(t *testing.T) {
 	b, err := os.ReadFile("systemd/tcpincd.service")
 	if err != nil {
@@ -89,6 +90,7 @@ func TestSystemdUnit(t *testing.T) {
 		"ExecStart=/usr/local/bin/tcpincd --config /etc/tcpinc/tcpincd.yaml",
 		"RestartPreventExitStatus=2",
 		"RuntimeDirectory=tcpincd", // cmd/tcpincd's lock directory /run/tcpincd
+		"StateDirectory=tcpincd",   // state_dir's default /var/lib/tcpincd
 		"LimitMEMLOCK=infinity",
 		"LimitCORE=0", // a core dump would hold keys
 		"WantedBy=multi-user.target",

@@ -22,9 +22,10 @@ import (
 // reads it; no XDP program uses it. Safe for concurrent use (each call is
 // one bpf(2) syscall).
 type TupleMap struct {
-	m    *ebpf.Map
-	path string
-	lost int // entries of a pinned map of another size that did not fit
+	m     *ebpf.Map
+	path  string
+	lost  int  // entries of a pinned map of another size that did not fit
+	found bool // a map was pinned at path
 }
 
 // A TupleMap key is a flow.Key whose source is the inside end and whose
@@ -60,7 +61,7 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 	case err == nil:
 		info, ierr := old.Info()
 		if ierr == nil && info.Type == ebpf.Hash && info.KeySize == 40 && info.ValueSize == 8 && info.MaxEntries == uint32(capacity) {
-			return &TupleMap{m: old, path: path}, nil
+			return &TupleMap{m: old, path: path, found: true}, nil
 		}
 		defer old.Close()
 		if ierr != nil {
@@ -102,7 +103,7 @@ func OpenTupleMap(path string, capacity int) (*TupleMap, error) {
 		m.Close()
 		return nil, fmt.Errorf("xsk: pin tuple map at %s: %w", path, err)
 	}
-	return &TupleMap{m: m, path: path, lost: lost}, nil
+	return &TupleMap{m: m, path: path, lost: lost, found: old != nil}, nil
 }
 
 // pinSuffix names the pin a new map gets before it takes its path: bpffs
@@ -112,6 +113,10 @@ const pinSuffix = ":new"
 
 // renamePin is rename(2), which bpffs supports (a variable for tests).
 var renamePin = os.Rename
+
+// Found reports whether a map was pinned at the path already (by an
+// earlier process since the boot: a reboot empties the BPF file system).
+func (t *TupleMap) Found() bool { return t.found }
 
 // Lost is how many entries of a pinned map of another size OpenTupleMap
 // could not carry over into this one.

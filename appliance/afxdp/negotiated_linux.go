@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/appliance/negstate"
 	"github.com/tcpinc/tcpinc/xsk"
 	"golang.org/x/sys/unix"
 )
@@ -18,62 +18,53 @@ import (
 // hold, so released entries have room beside them.
 func NegotiatedCapacity(queues, maxFlows int) int { return 2 * queues * maxFlows }
 
-// OpenNegotiated returns the engines' negotiated set, pinned in dir as a BPF
-// map named after this network namespace and the two ports, with what a
-// previous daemon left there: its released entries keep their deadlines,
-// the ones it still held (live records when it stopped or crashed) get
-// engine.IdleLinger from now, expired ones are deleted. The deadlines, in
-// the set and in the map, are on BootTime. Close the returned map after
-// the workers stopped; the pin stays for the next daemon.
-func OpenNegotiated(dir, inside, outside string, capacity int, log *slog.Logger) (*engine.NegotiatedSet, *xsk.TupleMap, error) {
+// OpenNegotiated opens the map the engines' negotiated set is pinned in,
+// in dir, named after this network namespace and the two ports, and
+// returns it with what a previous daemon left there since the boot: each
+// tuple with the time it had left on BootTime (0: held, a live record
+// when it stopped or crashed); expired ones are deleted. found is false
+// when nothing was pinned (the first start after a boot). Run the set on
+// BootTime with the map as its store, and restore the entries into it
+// (engine.NegotiatedSet.Restore). Close the map after the workers
+// stopped; the pin stays for the next daemon.
+func OpenNegotiated(dir, inside, outside string, capacity int, log *slog.Logger) (m *xsk.TupleMap, prior []negstate.Entry, found bool, err error) {
 	ns, err := xsk.NetnsID()
 	if err != nil {
-		return nil, nil, fmt.Errorf("network namespace: %w", err)
+		return nil, nil, false, fmt.Errorf("network namespace: %w", err)
 	}
 	// bpffs refuses names with a dot; interface names may have one.
 	name := strings.ReplaceAll(fmt.Sprintf("negotiated_%d_%s_%s", ns, inside, outside), ".", "_")
-	m, err := xsk.OpenTupleMap(filepath.Join(dir, name), capacity)
+	m, err = xsk.OpenTupleMap(filepath.Join(dir, name), capacity)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if n := m.Lost(); n > 0 {
 		log.Warn("negotiated tuples lost resizing the pinned set (capacity is 2 x queues x max_flows): their connections, if live, will pass as plain", "lost", n, "capacity", capacity)
 	}
-	set := engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity, Store: m, Mono: BootTime})
 	now := BootTime()
-	var held, kept, expired int
-	type entry struct {
-		in, out netip.AddrPort
-		v       int64
-	}
-	var prior []entry
-	err = m.Entries(func(in, out netip.AddrPort, v int64) { prior = append(prior, entry{in, out, v}) })
+	var expired []negstate.Entry
+	err = m.Entries(func(in, out netip.AddrPort, v int64) {
+		// A deadline on another clock (an older tcpincd wrote the wall
+		// clock's) comes out as decades: Restore caps it.
+		e := negstate.Entry{In: in, Out: out, Left: time.Duration(v - now)}
+		switch {
+		case v == 0:
+			e.Left = 0
+		case v <= now:
+			expired = append(expired, e)
+			return
+		}
+		prior = append(prior, e)
+	})
 	if err != nil {
 		m.Close()
-		return nil, nil, fmt.Errorf("read %s: %w", m.Path(), err)
+		return nil, nil, false, fmt.Errorf("read %s: %w", m.Path(), err)
 	}
-	for _, e := range prior {
-		switch {
-		case e.v == 0:
-			held++
-		case e.v <= now:
-			_ = m.Delete(e.in, e.out)
-			expired++
-			continue
-		default:
-			kept++
-		}
-		// Rewritten on the set's clock: a held one now has a deadline,
-		// and a deadline on another clock (an older tcpincd wrote the
-		// wall clock's) is read as engine.IdleLinger.
-		left := time.Duration(e.v - now)
-		if e.v == 0 {
-			left = 0
-		}
-		set.Restore(e.in, e.out, left) // the map held them: they fit
+	for _, e := range expired {
+		_ = m.Delete(e.In, e.Out)
 	}
-	log.Info("negotiated set", "pin", m.Path(), "capacity", capacity, "loaded_held", held, "loaded_released", kept, "expired", expired)
-	return set, m, nil
+	log.Info("negotiated set pinned", "pin", m.Path(), "found", m.Found(), "capacity", capacity, "entries", len(prior), "expired", len(expired))
+	return m, prior, m.Found(), nil
 }
 
 // BootTime is CLOCK_BOOTTIME in nanoseconds: the clock of the negotiated

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
+	"github.com/tcpinc/tcpinc/xsk"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,10 +34,23 @@ func TestOpenNegotiated(t *testing.T) {
 		[2]netip.AddrPort{ap("10.0.0.1:1002"), ap("192.0.2.1:80")}
 	older := [2]netip.AddrPort{ap("10.0.0.1:1003"), ap("192.0.2.1:80")}
 
-	set, m, err := OpenNegotiated(dir, "in.5", "out", 64, log)
-	if err != nil {
-		t.Fatal(err)
+	// What tcpincd does with the map (cmd/tcpincd/negotiated.go).
+	open := func(wantFound bool) (*engine.NegotiatedSet, *xsk.TupleMap) {
+		t.Helper()
+		m, prior, found, err := OpenNegotiated(dir, "in.5", "out", 64, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found != wantFound {
+			t.Fatalf("found %v, want %v", found, wantFound)
+		}
+		set := engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: 64, Store: m, Mono: BootTime})
+		for _, e := range prior {
+			set.Restore(e.In, e.Out, e.Left)
+		}
+		return set, m
 	}
+	set, m := open(false)
 	// What the first daemon's engines leave: a live record, a released
 	// tuple, one whose deadline has passed.
 	set.Add(held[0], held[1], time.Time{})
@@ -52,10 +66,7 @@ func TestOpenNegotiated(t *testing.T) {
 	path := m.Path()
 	m.Close()
 
-	set, m, err = OpenNegotiated(dir, "in.5", "out", 64, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, m = open(true)
 	defer m.Remove()
 	if m.Path() != path {
 		t.Fatalf("pinned at %s, then %s", path, m.Path())

@@ -91,6 +91,16 @@ type Config struct {
 	// connection the engine has no record of passes, so an inside host's
 	// bytes of a formerly encrypted connection may reach the wire.
 	PinDir string `yaml:"pin_dir"`
+	// StateDir is a directory on persistent storage where the daemon
+	// keeps a copy of that set, since a reboot empties the BPF file
+	// system: the first daemon after a boot (or any daemon, without
+	// PinDir) loads it. Empty: no copy; after a reboot every connection
+	// passes, a formerly encrypted one's bytes too.
+	StateDir string `yaml:"state_dir"`
+	// StateInterval is how often the copy is written when the set
+	// changed (and at a clean stop): connections negotiated within the
+	// last interval before a power loss or a crash are not in it.
+	StateInterval time.Duration `yaml:"state_interval"`
 	// KeyLog names a file the daemon appends each encrypted connection's
 	// keys to, one line per key generation (package appliance/keylog): for
 	// debugging decryption only, since the file decrypts those
@@ -285,6 +295,10 @@ func Default() Config {
 		LogLevel: "info",
 		Admin:    "127.0.0.1:9470",
 		PinDir:   "/sys/fs/bpf/tcpincd",
+		StateDir: "/var/lib/tcpincd",
+		// A few seconds: what a power loss costs, against a write of
+		// the whole set each time.
+		StateInterval: 5 * time.Second,
 	}
 }
 
@@ -415,6 +429,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PinDir != "" && (!strings.HasPrefix(c.PinDir, "/") || strings.ContainsRune(c.PinDir, 0)) {
 		bad("pin_dir", "must be an absolute directory path or empty (got %q)", c.PinDir)
+	}
+	if c.StateDir != "" && (!strings.HasPrefix(c.StateDir, "/") || strings.ContainsRune(c.StateDir, 0)) {
+		bad("state_dir", "must be an absolute directory path or empty (got %q)", c.StateDir)
+	}
+	if c.StateInterval < time.Second || c.StateInterval > time.Hour {
+		bad("state_interval", "must be between 1s and 1h (got %v)", c.StateInterval)
 	}
 	switch {
 	case c.KeyLog != "" && !c.KeyLogEnabled:

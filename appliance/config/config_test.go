@@ -206,6 +206,9 @@ func TestValidateErrors(t *testing.T) {
 		{"admin port name", func(c *Config) { c.Admin = "127.0.0.1:http" }, "admin"},
 		{"admin unix without path", func(c *Config) { c.Admin = "unix:" }, "admin"},
 		{"admin token file NUL", func(c *Config) { c.AdminTokenFile = "a\x00b" }, "admin_token_file"},
+		{"state dir relative", func(c *Config) { c.StateDir = "var/lib/tcpincd" }, "state_dir"},
+		{"state interval", func(c *Config) { c.StateInterval = 0 }, "state_interval"},
+		{"state interval long", func(c *Config) { c.StateInterval = 2 * time.Hour }, "state_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()
@@ -238,6 +241,7 @@ func TestValidateAcceptsEdgeValues(t *testing.T) {
 		{"no cpus", func(c *Config) { c.CPUs = nil }},
 		{"repeated cpus", func(c *Config) { c.CPUs = []int{1, 1} }},
 		{"zero close grace", func(c *Config) { c.Flows.CloseGrace = 0 }},
+		{"no state dir", func(c *Config) { c.StateDir = "" }},
 		{"15-byte name", func(c *Config) { c.Inside = "abcdefghijklmno" }},
 		{"batch equals ring", func(c *Config) { c.RingSize = 64; c.Frames = 128; c.BatchSize = 64 }},
 	} {

@@ -42,6 +42,9 @@ type AdminInfo struct {
 	// Warnings are shown in the status while the daemon runs (a key log
 	// being written, for example).
 	Warnings []string
+	// Warning returns a warning that may come and go ("" for none): the
+	// negotiated set's disk copy not being written. Nil: none.
+	Warning func() string
 	// Guards, when the engine is off, are the workers' guards over a
 	// previous run's negotiated set (nil: none run). Their counters are
 	// the engine counters the API reports.
@@ -175,6 +178,11 @@ func (s *AdminSource) Status() admin.Status {
 	}
 	if w := s.panicWarning(); w != "" {
 		st.Warnings = append(st.Warnings, w)
+	}
+	if s.info.Warning != nil {
+		if w := s.info.Warning(); w != "" {
+			st.Warnings = append(st.Warnings, w)
+		}
 	}
 	return st
 }

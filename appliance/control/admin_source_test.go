@@ -711,3 +711,27 @@ func TestResumptionNonceLenFromConfig(t *testing.T) {
 		t.Fatalf("nonce length: cache %d, API %d; want 3", n, got)
 	}
 }
+
+// A warning that comes and goes (AdminInfo.Warning: the negotiated set's
+// disk copy not being written) is in the status while it holds.
+func TestComingWarning(t *testing.T) {
+	ecfg := config.Default().Engine
+	ecfg.KeyWorkers = 1
+	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	warn := ""
+	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t", Warning: func() string { return warn }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := src.Status().Warnings; len(w) != 0 {
+		t.Fatalf("warnings: %q", w)
+	}
+	warn = "disk copy not written"
+	if w := src.Status().Warnings; len(w) != 1 || w[0] != warn {
+		t.Fatalf("warnings: %q", w)
+	}
+}

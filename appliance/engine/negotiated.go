@@ -135,15 +135,16 @@ func (s *NegotiatedSet) Add(in, out netip.AddrPort, deadline time.Time) {
 	s.m[flowKey{in, out}] = d
 }
 
-// Restore puts in an entry a previous run left (in a pinned map) and
-// writes it to the store. left is the time it had to go; 0 means the
-// previous run held it (a live record when it stopped or crashed), and it
-// gets IdleLinger, since its hosts may still hold the connection. No entry
-// gets more than IdleLinger, the longest any is given: more is a value on
-// another clock (the wall-clock deadlines of an older tcpincd), which the
-// set cannot read. A negative left adds nothing. Restore reports false,
-// adding nothing, when the set is full: restore the entries that matter
-// first (held, then those with the most time left).
+// Restore puts in an entry a previous run left (in a pinned map, or its
+// disk copy: package negstate) and writes it to the store. left is the time
+// it had to go; 0 means the previous run held it (a live record when it
+// stopped or crashed), and it gets IdleLinger, since its hosts may still
+// hold the connection. No entry gets more than IdleLinger, the longest any
+// is given: more is a value on another clock (the wall-clock deadlines of
+// an older tcpincd), which the set cannot read. A negative left adds
+// nothing. Restore reports false, adding nothing, when the set is full:
+// restore the entries that matter first (held, then those with the most
+// time left).
 func (s *NegotiatedSet) Restore(in, out netip.AddrPort, left time.Duration) bool {
 	if left < 0 {
 		return true
@@ -161,6 +162,18 @@ func (s *NegotiatedSet) Restore(in, out netip.AddrPort, left time.Duration) bool
 	s.m[k] = d
 	s.put(k, d)
 	return true
+}
+
+// Each calls fn with every entry and its deadline on the set's clock (0:
+// held), under the set's read lock: holds and releases (and lookups behind
+// them) wait meanwhile, so it is for a copy now and then (negstate.Saver
+// falls back to one), not for the packet path.
+func (s *NegotiatedSet) Each(fn func(in, out netip.AddrPort, deadline int64)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, d := range s.m {
+		fn(k.in, k.out, d)
+	}
 }
 
 // Mono reads the set's clock (NegotiatedConfig.Mono).

@@ -53,16 +53,23 @@ type encEnv struct {
 	backend string // tcpincd's backend (encOpts.backend; "": auto)
 	// daemonArgs are extra tcpincd arguments per gateway (startDaemon).
 	daemonArgs map[topology.Node][]string
+	pins       string // the daemons' pin_dir, a BPF file system
+	state      string // holds each daemon's state_dir, named after its gateway
 }
 
 // plainRetention is the daemons' engine.plain_retention: short, so a
 // connection idle for a few seconds outlives its plain record.
 const plainRetention = 3 * time.Second
 
+// stateInterval is the daemons' state_interval: how old their copy of the
+// negotiated set on disk may be when one is killed.
+const stateInterval = time.Second
+
 // writeConf mounts a BPF file system for the daemons' pin_dir (on a
 // directory outside /sys: `ip netns exec` gives each process a /sys of its
 // own, but shares the rest of the mounts, so a restarted daemon finds what
-// the previous one pinned) and writes their configuration file.
+// the previous one pinned) and writes their configuration file. Each daemon
+// gets a state_dir of its own (startDaemon), not the machine's.
 func (e *encEnv) writeConf(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
@@ -74,8 +81,9 @@ func (e *encEnv) writeConf(t *testing.T) {
 		t.Fatalf("mount bpffs for pin_dir: %v", err)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(pins, syscall.MNT_DETACH) })
+	e.pins, e.state = pins, filepath.Join(dir, "state")
 	e.conf = filepath.Join(dir, "tcpincd.yaml")
-	conf := fmt.Sprintf("pin_dir: %s\nengine:\n  plain_retention: %v\n", pins, plainRetention)
+	conf := fmt.Sprintf("pin_dir: %s\nstate_interval: %v\nengine:\n  plain_retention: %v\n", pins, stateInterval, plainRetention)
 	if e.queues > 1 {
 		conf += fmt.Sprintf("queues: %d\n", e.queues)
 	}
@@ -245,7 +253,12 @@ func (e *encEnv) stopBump(t *testing.T) string {
 
 func (e *encEnv) startDaemon(t *testing.T, gw topology.Node) {
 	t.Helper()
-	args := []string{e.daemon, "--config", e.conf, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr}
+	state := "" // no copy on disk without writeConf: nothing restarts
+	if e.state != "" {
+		state = filepath.Join(e.state, string(gw))
+	}
+	args := []string{e.daemon, "--config", e.conf, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr,
+		"--state-dir", state}
 	args = append(args, e.daemonArgs[gw]...)
 	// A daemon that just exited may still hold its AF_XDP sockets for a
 	// moment (the kernel releases them asynchronously): retry on EBUSY.

@@ -21,7 +21,7 @@ import (
 // endpoints on hA, hB and hF, tcpincd in gwA and gwB, the untrusted link
 // (rtr, with the impairment bump spliced in between gwA and rtr) captured
 // with tshark. One topology serves every subtest; they run in order and the
-// last one restarts gwA's daemon.
+// last two restart gwA's daemon, then reboot gwA.
 //
 // ENO-n / TC-n ids name the requirements each check covers
 // (the conformance checklist, docs/requirements.md).
@@ -88,6 +88,7 @@ func TestEncrypted(t *testing.T) {
 	t.Run("fallback/eno-stripped", func(t *testing.T) { e.stripped(t, dir, dstB) })
 	t.Run("concurrent-1000", func(t *testing.T) { e.concurrent(t, netip.AddrPortFrom(b.V4, 8080)) })
 	t.Run("restart-gwA", func(t *testing.T) { e.restart(t, dir, dstB, netip.AddrPortFrom(f.V4, 5001)) })
+	t.Run("reboot-gwA", func(t *testing.T) { e.reboot(t, dir, dstB) })
 }
 
 func (e *encEnv) setLoss(t *testing.T, pct float64) {

@@ -80,7 +80,8 @@ func TestNeighboursWithoutNAPI(t *testing.T) {
 	// hA's interface is gwA:in's peer: what arrives at gwA:out cannot be
 	// redirected into gwA:in.
 	gro(topology.HostA, topology.HostIface, "off")
-	gw, err := topo.Start(topology.GwA, "tcpincd-gwA", bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", nonapiAdmin)
+	gw, err := topo.Start(topology.GwA, "tcpincd-gwA", bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", nonapiAdmin,
+		"--state-dir", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

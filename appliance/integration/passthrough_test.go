@@ -63,7 +63,9 @@ func up(t *testing.T, net int) *topology.Topology {
 // startDaemon runs tcpincd in gw and waits until its workers run.
 func startDaemon(t *testing.T, topo *topology.Topology, gw topology.Node, bin string, args ...string) *netns.Process {
 	t.Helper()
-	full := append([]string{bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", ""}, args...)
+	// A state_dir of its own: not the machine's, and not shared with the
+	// other gateway's daemon.
+	full := append([]string{bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "", "--state-dir", t.TempDir()}, args...)
 	p, err := topo.Start(gw, "tcpincd-"+string(gw), full...)
 	if err != nil {
 		t.Fatal(err)
@@ -402,7 +404,7 @@ func TestKillAndRestart(t *testing.T) {
 
 	// A second daemon on the same interfaces must refuse to start rather
 	// than detach the running one's programs as stale.
-	second, err := topo.Start(topology.GwA, "tcpincd-second", bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort)
+	second, err := topo.Start(topology.GwA, "tcpincd-second", bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--state-dir", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,7 +217,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	p, err := e.topo.Start(topology.GwA, "tcpincd", e.daemon, "--config", cfg,
-		"--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr)
+		"--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr, "--state-dir", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

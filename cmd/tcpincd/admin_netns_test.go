@@ -107,7 +107,7 @@ func TestAdminAPIInNetns(t *testing.T) {
 		socks[gw] = filepath.Join(dir, string(gw)+".sock")
 		daemons[gw] = startIn(t, topo, gw, "tcpincd-"+string(gw), "admin API listening",
 			bin, "--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", "unix:"+socks[gw],
-			"--backend", backends[gw])
+			"--backend", backends[gw], "--state-dir", filepath.Join(dir, string(gw)))
 		if clients[gw], err = admin.NewClient("unix:"+socks[gw], ""); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,7 @@
 // interfaces of the current network namespace.
 //
 //	tcpincd --inside IFACE --outside IFACE [--config FILE] [--admin ADDR] [--admin-token-file FILE] [--no-fast-path]
-//	        [--backend auto|afxdp|afpacket] [--key-log FILE --key-log-enabled]
+//	        [--backend auto|afxdp|afpacket] [--state-dir DIR] [--key-log FILE --key-log-enabled]
 //	tcpincd --version
 //
 // Flags override the configuration file. On start it takes a lock per
@@ -21,8 +21,11 @@
 // deliver (checked at start and every second) is switched to the workers
 // too. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
 // that after a restart exactly those connections are reset and every other
-// one passes. SIGINT or SIGTERM stop it: the admin API stops, workers
-// stop, XDP programs are detached, sockets closed, the counters logged.
+// one passes, and copied to a file in state_dir (--state-dir), so that the
+// first daemon after a reboot, which empties pin_dir, knows them too.
+// SIGINT or SIGTERM stop it: the admin API stops, workers stop, XDP
+// programs are detached, sockets closed, the set's copy written, the
+// counters logged.
 //
 // Once the ports are up it serves the admin API (package appliance/admin) on
 // --admin (config admin, default 127.0.0.1:9470; host:port or unix:/path;
@@ -169,6 +172,7 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin API bearer token (required for a non-loopback --admin)")
 	backend := fs.String("backend", "", "port backend: auto, afxdp or afpacket (config backend; default auto)")
 	noFast := fs.Bool("no-fast-path", false, "send every frame, non-TCP included, through user space (no in-kernel forwarding)")
+	stateDir := fs.String("state-dir", "", "directory for the negotiated set's copy that survives a reboot (config state_dir; default /var/lib/tcpincd; \"\": none)")
 	keyLog := fs.String("key-log", "", "DEBUGGING: append every encrypted connection's keys to this file (needs --key-log-enabled)")
 	keyLogOn := fs.Bool("key-log-enabled", false, "DEBUGGING: allow the key log (it decrypts the logged connections)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -207,6 +211,8 @@ func loadConfig(args []string, stderr io.Writer) (config.Config, error) {
 			cfg.FastPath = !*noFast
 		case "backend":
 			cfg.Backend = *backend
+		case "state-dir":
+			cfg.StateDir = *stateDir
 		case "key-log":
 			cfg.KeyLog = *keyLog
 		case "key-log-enabled":
@@ -268,7 +274,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		defer close(pathsDone)
 		watchPaths(x, log, stopPaths)
 	}()
-	engines, guards, closeEngines, err := startEngines(cfg, log)
+	engines, guards, neg, closeEngines, err := startEngines(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -281,7 +287,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}
 	var src *control.AdminSource
 	if cfg.Admin != "" {
-		src, err = adminSource(cfg, a, engines, guards, x)
+		src, err = adminSource(cfg, a, engines, guards, neg, x)
 		if err != nil {
 			return err
 		}
@@ -418,12 +424,13 @@ func logPorts(cfg config.Config, x *backend.Ports, log *slog.Logger) {
 }
 
 // startEngines starts the engines' shared services when the engine is
-// enabled: the key pool, the negotiated set (pinned under pin_dir when set)
-// and the key log. When it is not, Engines is nil, and guards run over the
-// pinned negotiated set if it holds live entries: connections a previous
-// run encrypted, which must still be reset (engine.NewGuard). closeAll
-// releases them; call it after the workers stopped.
-func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, guards *control.Guards, closeAll func(), err error) {
+// enabled: the key pool, the negotiated set (pinned under pin_dir, copied
+// to state_dir: openNegotiated) and the key log. When it is not, Engines
+// is nil, and guards run over the negotiated set if it holds live
+// entries: connections a previous run encrypted, which must still be reset
+// (engine.NewGuard). closeAll releases them; call it after the workers
+// stopped.
+func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, guards *control.Guards, neg *negotiated, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -433,20 +440,17 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 	if !cfg.Engine.Enabled {
 		log.Info("engine disabled: every connection passes through unencrypted")
-		if cfg.PinDir == "" {
-			return nil, nil, closeAll, nil
-		}
-		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
+		neg, err := openNegotiated(cfg, capacity, log)
 		if err != nil {
 			log.Warn("negotiated set not opened: connections a previous run encrypted will pass, not be reset", "err", err)
-			return nil, nil, closeAll, nil
+			return nil, nil, nil, closeAll, nil
 		}
-		closers = append(closers, func() { m.Close() })
-		if set.Len() == 0 {
-			return nil, nil, closeAll, nil
+		closers = append(closers, neg.close)
+		if neg.set.Len() == 0 {
+			return nil, nil, neg, closeAll, nil
 		}
-		log.Warn("connections a previous run encrypted are reset, not passed", "tuples", set.Len())
-		return nil, control.NewGuards(set, log), closeAll, nil
+		log.Warn("connections a previous run encrypted are reset, not passed", "tuples", neg.set.Len())
+		return nil, control.NewGuards(neg.set, log), neg, closeAll, nil
 	}
 	defer func() {
 		if err != nil {
@@ -455,25 +459,19 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	}()
 	engines, err = control.NewEngines(cfg.Engine, log)
 	if err != nil {
-		return nil, nil, closeAll, err
+		return nil, nil, nil, closeAll, err
 	}
 	closers = append(closers, engines.Close)
 	if engines.MTU, err = afxdp.PortMTUs(cfg); err != nil {
-		return nil, nil, closeAll, err
+		return nil, nil, nil, closeAll, err
 	}
 	log.Info("segment size cap", "inside_mtu", engines.MTU[bump.Inside], "outside_mtu", engines.MTU[bump.Outside])
 	capacity = afxdp.NegotiatedCapacity(cfg.Queues, engines.StartMaxFlows()) // the caps.flows ceiling
-	if cfg.PinDir != "" {
-		set, m, err := afxdp.OpenNegotiated(cfg.PinDir, cfg.Inside, cfg.Outside, capacity, log)
-		if err != nil {
-			return nil, nil, closeAll, fmt.Errorf("pin_dir: %w (pin_dir: \"\" runs without, see the example configuration)", err)
-		}
-		closers = append(closers, func() { m.Close() }) // the pin stays
-		engines.Negotiated = set
-	} else {
-		log.Warn("pin_dir is empty: the negotiated set lives in memory only; after a restart, connections that were encrypted are passed, not reset")
-		engines.Negotiated = engine.NewNegotiatedSet(engine.NegotiatedConfig{Capacity: capacity})
+	if neg, err = openNegotiated(cfg, capacity, log); err != nil {
+		return nil, nil, nil, closeAll, err
 	}
+	closers = append(closers, neg.close) // the pin stays
+	engines.Negotiated = neg.set
 	if cfg.KeyLog != "" {
 		kl, err := keylog.Create(cfg.KeyLog)
 		if err != nil {
@@ -487,7 +485,7 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 			log.Warn(keyLogWarning(cfg.KeyLog))
 		}
 	}
-	return engines, nil, closeAll, nil
+	return engines, nil, neg, closeAll, nil
 }
 
 // serveAdmin listens on addr and serves the admin API from src until the
@@ -609,8 +607,8 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, x *backend.Ports) (*control.AdminSource, error) {
-	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, neg *negotiated, x *backend.Ports) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards, Warning: neg.warning}
 	switch {
 	case cfg.KeyLog != "" && engines != nil && engines.KeyLog == nil:
 		info.Warnings = append(info.Warnings, "key log "+cfg.KeyLog+" could not be opened (see the daemon's log): no keys are written")

@@ -142,10 +142,10 @@ func TestKeyLogFlagsEnable(t *testing.T) {
 // says so in its log, and the status warns.
 func TestKeyLogThatCannotOpen(t *testing.T) {
 	cfg := config.Default()
-	cfg.Inside, cfg.Outside, cfg.PinDir = "lo", "lo", "" // only looked up
+	cfg.Inside, cfg.Outside, cfg.PinDir, cfg.StateDir = "lo", "lo", "", "" // only looked up
 	cfg.KeyLog, cfg.KeyLogEnabled = filepath.Join(t.TempDir(), "no-such-dir", "keys"), true
 	var logged bytes.Buffer
-	engines, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	engines, _, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatalf("startEngines: %v", err)
 	}
