@@ -135,7 +135,8 @@ type Flows struct {
 type Engine struct {
 	// Enabled runs the engine. Off, the appliance passes every connection
 	// through unencrypted (and puts it on the fast path), except those a
-	// previous run encrypted (the set pinned under PinDir): reset.
+	// previous run encrypted (the set pinned under PinDir, or its copy in
+	// StateDir): reset.
 	Enabled bool `yaml:"enabled"`
 	// TEPs are the key-exchange schemes offered and accepted, most
 	// preferred first: x25519 (required by RFC 8548), x448, p256, p521.

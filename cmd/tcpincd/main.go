@@ -440,10 +440,12 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 	capacity := afxdp.NegotiatedCapacity(cfg.Queues, cfg.Engine.MaxFlows)
 	if !cfg.Engine.Enabled {
 		log.Info("engine disabled: every connection passes through unencrypted")
+		// A set that cannot be opened stops the start as with the engine
+		// on: without it, the connections a previous run encrypted
+		// would pass, their hosts' plaintext onto the wire.
 		neg, err := openNegotiated(cfg, capacity, log)
 		if err != nil {
-			log.Warn("negotiated set not opened: connections a previous run encrypted will pass, not be reset", "err", err)
-			return nil, nil, nil, closeAll, nil
+			return nil, nil, nil, closeAll, err
 		}
 		closers = append(closers, neg.close)
 		if neg.set.Len() == 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/config"
+	"github.com/tcpinc/tcpinc/appliance/negstate"
 )
 
 func runArgs(args ...string) (int, string) {
@@ -156,5 +157,38 @@ func TestKeyLogThatCannotOpen(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "key log not opened") {
 		t.Fatalf("nothing said in the log:\n%s", logged.String())
+	}
+}
+
+// With the engine off, a negotiated set that cannot be opened (pin_dir not
+// on a BPF file system, a pinned map of another layout, a refused disk
+// copy) stops the start, as it does with the engine on. Before, the daemon
+// only warned and ran with plain Passthrough and no guards: the
+// connections a previous run encrypted passed, their hosts' plaintext onto
+// the wire, and the status said nothing.
+func TestEngineOffUnopenedSetStops(t *testing.T) {
+	cfg := config.Default()
+	cfg.Inside, cfg.Outside, cfg.StateDir = "lo", "lo", ""
+	cfg.Engine.Enabled = false
+	cfg.PinDir = t.TempDir() // not a BPF file system
+	var logged bytes.Buffer
+	_, guards, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	closeAll()
+	if err == nil || !strings.Contains(err.Error(), "pin_dir") {
+		t.Fatalf("engine off, pin_dir not on bpffs: err %v, guards %v\n%s", err, guards != nil, logged.String())
+	}
+	cfg.PinDir, cfg.StateDir = "", t.TempDir()
+	f, err := negstate.Open(cfg.StateDir, netnsName(), "lo", "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(f.Path(), []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, guards, _, closeAll, err = startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	closeAll()
+	if err == nil || !strings.Contains(err.Error(), "state_dir") {
+		t.Fatalf("engine off, a damaged disk copy: err %v, guards %v\n%s", err, guards != nil, logged.String())
 	}
 }
