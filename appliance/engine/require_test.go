@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 )
@@ -295,5 +296,31 @@ func TestRequireThirdSegmentWithoutENO(t *testing.T) {
 	}
 	if gb.e.NumFlows() != 0 {
 		t.Fatal("flow kept")
+	}
+}
+
+// Under require the one connection that passes as plain TCP is one whose
+// inside host negotiated TCP-ENO end to end (its bytes are its own
+// tcpcrypt). Its record goes after plain_retention while the kernel fast
+// path carries its data, and a restart forgets it: its later segments
+// (the FIN at least, which always reaches the engine) meet no record.
+// They must pass: resetting every unknown mid-stream segment of a require
+// prefix, as defence in depth against a set lost in a reboot, would reset
+// such a connection at its close and after every restart.
+func TestRequireEndToEndOutlivesItsRecord(t *testing.T) {
+	hostOpt := []byte{69, 3, 0x23}
+	ga := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrB.Addr()), PlainRetention: time.Second})
+	pass(t, ga, Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), hostOpt...), nil))
+	pass(t, ga, Outside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, append(synOpts(1460, 5), 69, 4, 0x01, 0x23), nil))
+	pass(t, ga, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, nil, nil))
+	for range 20 {
+		ga.tick(int64(100 * time.Millisecond))
+	}
+	if ga.e.NumFlows() != 0 {
+		t.Fatalf("%d flows after plain_retention", ga.e.NumFlows())
+	}
+	pass(t, ga, Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF|finF, 502, nil, []byte("the host's own tcpcrypt frame")))
+	if n := ga.e.Counters().StrayResets.Load(); n != 0 {
+		t.Fatalf("%d stray resets", n)
 	}
 }
