@@ -396,6 +396,11 @@ func (d *demo) startDaemon(gw topology.Node) error {
 	if d.opt.DaemonConfig != "" {
 		args = append(args, "--config", d.opt.DaemonConfig)
 	}
+	if d.opt.BinDir == "" {
+		// The disk copy of the negotiated set in the demo's own directory,
+		// not the machine's (a tcpincd from --bin may predate the flag).
+		args = append(args, "--state-dir", filepath.Join(d.work, "state-"+string(gw)))
+	}
 	p, err := d.topo.Start(gw, "tcpincd-"+string(gw), args...)
 	if err != nil {
 		return err
