@@ -63,8 +63,10 @@ func openNegotiated(cfg config.Config, capacity int, log *slog.Logger) (_ *negot
 			err = nil
 			log.Info("negotiated set: no disk copy yet (a first start)", "file", n.file.Path())
 		case err != nil:
-			return nil, fmt.Errorf("state_dir: the negotiated set's disk copy is refused: %w; "+
-				"move it away to start without it (the connections it lists are then passed, not reset)", err)
+			// The operator decides (exit status 2: systemd does not
+			// restart in a loop, RestartPreventExitStatus).
+			return nil, usageError{fmt.Errorf("state_dir: the negotiated set's disk copy is refused: %w; "+
+				"move it away to start without it (the connections it lists are then passed, not reset)", err)}
 		default:
 			from = "disk copy"
 			log.Info("negotiated set: loading its disk copy (nothing pinned: the first start since a boot, or no pin_dir)", "file", n.file.Path(),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -51,7 +52,11 @@ func TestNegotiatedDiskCopy(t *testing.T) {
 	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openNegotiated(cfg, 16, log); err == nil || !strings.Contains(err.Error(), "move it away") {
+	_, err = openNegotiated(cfg, 16, log)
+	if err == nil || !strings.Contains(err.Error(), "move it away") {
 		t.Fatalf("a damaged copy: %v", err)
+	}
+	if !errors.As(err, new(usageError)) {
+		t.Fatal("a damaged copy is not an operator's error (exit status 2, no restart loop under systemd)")
 	}
 }
