@@ -219,5 +219,6 @@
 //	frag.go        IP fragments of negotiated connections
 //	flood.go       the memory budget, the embryonic list, SYN shedding;
 //	               trusted.go: the peers a flood does not shed, shared
-//	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts
+//	negotiated.go  NegotiatedSet: tuples that negotiated, across restarts;
+//	               deadlines.go: its released entries by deadline
 package engine

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +56,7 @@ type NegotiatedConfig struct {
 // (from outside, either may be forged). A restarted daemon loads the entries of the previous one
 // (Restore), giving those the previous run still held IdleLinger from the start. When
 // the set is full, expired entries go first, then the released entries
-// with the nearest deadlines, a sixteenth of the capacity at once; held
+// with the nearest deadlines, a few at once (makeRoom); held
 // entries are never evicted (a hold that finds no room is counted in
 // Overflows and the tuple is then unknown to a later daemon). Long deadlines cost little: every new connection's handshake
 // passes the engine, which takes its tuple out, so an entry only ever matches
@@ -73,8 +72,8 @@ type NegotiatedSet struct {
 	mono      func() int64
 	overflows atomic.Uint64
 	storeErrs atomic.Uint64
-	scratch   []int64 // makeRoom's deadlines
-	scans     int     // makeRoom calls (tests)
+	dl        deadlines // the released entries by deadline (makeRoom)
+	scans     int       // makeRoom calls (tests)
 }
 
 // CloseLinger is how long a tuple stays in the negotiated set after its
@@ -132,7 +131,7 @@ func (s *NegotiatedSet) Add(in, out netip.AddrPort, deadline time.Time) {
 		s.overflows.Add(1)
 		return
 	}
-	s.m[flowKey{in, out}] = d
+	s.setDeadline(flowKey{in, out}, d)
 }
 
 // Restore puts in an entry a previous run left (in a pinned map, or its
@@ -159,7 +158,7 @@ func (s *NegotiatedSet) Restore(in, out netip.AddrPort, left time.Duration) bool
 		return false
 	}
 	d := s.mono() + int64(left)
-	s.m[k] = d
+	s.setDeadline(k, d)
 	s.put(k, d)
 	return true
 }
@@ -230,7 +229,7 @@ func (s *NegotiatedSet) release(k flowKey, keep time.Duration) {
 		return
 	}
 	d := s.mono() + int64(keep)
-	s.m[k] = d
+	s.setDeadline(k, d)
 	s.put(k, d)
 }
 
@@ -265,45 +264,41 @@ func (s *NegotiatedSet) has(k flowKey) bool {
 	return ok
 }
 
-// makeRoom frees at least one entry of a full set: every expired one, or
-// else the released entry with the nearest deadline. It scans the whole set
-// (only when full). It reports false if every entry is held.
+// roomBatch bounds the entries one makeRoom gives up: each takes the set's
+// lock and a store write, and every worker that meets a new connection or
+// a stray meanwhile waits.
+const roomBatch = 64
+
+// makeRoom frees entries of a full set, the released ones with the nearest
+// deadlines first (expired ones are the nearest), at most roomBatch at
+// once. s.dl orders them: no scan of the set, which at 500,000 entries
+// stalled every worker for about 100 ms each time (a flood review). It
+// reports false if every entry is held.
 func (s *NegotiatedSet) makeRoom() bool {
-	// One scan frees a sixteenth of the capacity (expired entries, then
-	// the released ones nearest their deadlines), so a set kept full by a
-	// high connection rate costs one scan per cap/16 new connections, not
-	// one per connection.
 	s.scans++
-	batch := max(1, s.cap/16)
-	now := s.mono()
 	freed := 0
-	s.scratch = s.scratch[:0]
-	for k, d := range s.m {
-		switch {
-		case d == 0:
-		case d <= now:
-			s.del(k)
-			freed++
-		default:
-			s.scratch = append(s.scratch, d)
+	for freed < roomBatch && s.dl.len() > 0 {
+		k, d := s.dl.pop()
+		if cur, ok := s.m[k]; !ok || cur != d {
+			continue // forgotten, held again or given another deadline since
 		}
+		s.del(k)
+		freed++
 	}
-	if freed >= batch || len(s.scratch) == 0 {
-		return freed > 0
+	return freed > 0
+}
+
+// setDeadline gives k the deadline d (on mono; 0: held) in the map, and a
+// released entry its place in s.dl.
+func (s *NegotiatedSet) setDeadline(k flowKey, d int64) {
+	s.m[k] = d
+	if d == 0 {
+		return
 	}
-	n := min(batch-freed, len(s.scratch))
-	slices.Sort(s.scratch)
-	limit := s.scratch[n-1]
-	for k, d := range s.m {
-		if n == 0 {
-			break
-		}
-		if d != 0 && d <= limit {
-			s.del(k)
-			n--
-		}
+	s.dl.push(k, d)
+	if s.dl.len() > 2*s.cap+roomBatch {
+		s.dl.keep(func(k flowKey, d int64) bool { cur, ok := s.m[k]; return ok && cur == d })
 	}
-	return true
 }
 
 // The engine's side.

@@ -400,43 +400,82 @@ func TestNegotiatedSetFullStaysPlain(t *testing.T) {
 	}
 }
 
-// A set kept full by new connections frees a sixteenth of its capacity per
-// scan, the released entries nearest their deadlines first: one scan per
-// capacity/16 new connections, not one per connection (with 2 x MaxFlows
-// entries and a scan per connection, the connection rate collapsed once the
-// set was full).
-func TestNegotiatedSetFullScansRarely(t *testing.T) {
+// A set kept full by new connections frees roomBatch entries at a time,
+// the released entries nearest their deadlines first, taken from a heap:
+// one makeRoom per roomBatch new connections, and none scans the set (with
+// 2 x MaxFlows entries and a scan per connection, the connection rate
+// collapsed once the set was full; with a scan per capacity/16, every
+// worker stalled about 100 ms per scan at 500,000 entries).
+func TestNegotiatedSetFullFreesNearestFirst(t *testing.T) {
+	const n = 16 * roomBatch
 	now := time.Unix(1_000_000, 0)
-	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 64, Now: func() time.Time { return now }})
 	a := func(i uint16) flowKey { return flowKey{in: netip.AddrPortFrom(addrA.Addr(), i), out: addrB} }
-	for i := range uint16(64) {
-		set.hold(a(i))
-		set.release(a(i), time.Duration(64-i)*time.Minute) // a(63) nearest its deadline
+	full := func() *NegotiatedSet {
+		set := NewNegotiatedSet(NegotiatedConfig{Capacity: n, Now: func() time.Time { return now }})
+		for i := range uint16(n) {
+			set.hold(a(i))
+			set.release(a(i), time.Duration(n-i)*time.Minute) // a(n-1) nearest its deadline
+		}
+		return set
 	}
-	for i := range uint16(64) {
-		if !set.hold(a(1000 + i)) {
+	set := full()
+	for i := range uint16(n) {
+		if !set.hold(a(10000 + i)) {
 			t.Fatalf("hold %d found no room", i)
 		}
 	}
-	if set.scans != 16 {
-		t.Errorf("%d scans for 64 new entries in a full set of 64, want 16", set.scans)
+	if set.scans != n/roomBatch {
+		t.Errorf("%d makeRooms for %d new entries in a full set of %d, want %d", set.scans, n, n, n/roomBatch)
 	}
-	for i := range uint16(64) {
+	for i := range uint16(n) {
 		if set.has(a(i)) {
 			t.Errorf("released entry %d still in the set", i)
 		}
 	}
-	// The first scan took the four nearest deadlines, a(60)..a(63).
-	set = NewNegotiatedSet(NegotiatedConfig{Capacity: 64, Now: func() time.Time { return now }})
-	for i := range uint16(64) {
-		set.hold(a(i))
-		set.release(a(i), time.Duration(64-i)*time.Minute)
-	}
-	set.hold(a(1000))
-	for i := range uint16(64) {
-		if set.has(a(i)) != (i < 60) {
-			t.Fatalf("after one scan: entry %d in the set: %v", i, set.has(a(i)))
+	// The first makeRoom took the roomBatch nearest deadlines.
+	set = full()
+	set.hold(a(10000))
+	for i := range uint16(n) {
+		if set.has(a(i)) != (i < n-roomBatch) {
+			t.Fatalf("after one makeRoom: entry %d in the set: %v", i, set.has(a(i)))
 		}
+	}
+	// Entries forgotten, held again or released anew leave stale heap
+	// items behind: skipped, and bounded.
+	set = full()
+	for i := range uint16(n) {
+		set.forget(a(i))
+		set.hold(a(i))
+		set.release(a(i), time.Duration(i+1)*time.Minute) // now a(0) is nearest
+	}
+	if set.dl.len() > 2*n+roomBatch {
+		t.Fatalf("%d heap items for %d entries", set.dl.len(), n)
+	}
+	set.hold(a(10000))
+	for i := range uint16(n) {
+		if set.has(a(i)) != (i >= roomBatch) {
+			t.Fatalf("after releases anew: entry %d in the set: %v", i, set.has(a(i)))
+		}
+	}
+}
+
+// BenchmarkNegotiatedSetFullHold: a hold in a set kept full by new
+// connections (the released entries given up as it goes), at a daemon's
+// size (2 queues x 65,536 flows x 2).
+func BenchmarkNegotiatedSetFullHold(b *testing.B) {
+	const n = 2 * 2 * 65536
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: n})
+	k := func(i int) flowKey {
+		return flowKey{in: netip.AddrPortFrom(addrA.Addr(), uint16(i)), out: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 24), byte(i >> 16)}), 443)}
+	}
+	for i := range n {
+		set.hold(k(i))
+		set.release(k(i), CloseLinger)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		set.hold(k(n + i))
+		set.release(k(n+i), CloseLinger)
 	}
 }
 
