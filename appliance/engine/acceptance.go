@@ -486,12 +486,19 @@ func (f *flow) noteTSRecent(now int64, w int64, v uint32) {
 
 // acceptEnd is the furthest wire offset the engine takes data from R up to:
 // every edge R was given (RFC 9293 §3.8.6: a receiver that shrank its window
-// still accepts segments up to an edge it advertised), and at least the
-// re-delivery cap beyond what L acknowledged plus a frame.
+// still accepts segments up to an edge it advertised), the first of them
+// the SYN's or SYN-ACK's window, never scaled (RFC 7323 §2.2), from offset
+// 0. No further, as a TCP checks (RFC 9293 §3.10.7.4): a far side's byte
+// past its window would make the reassembly reserve the span up to it, and
+// a blind attacker's odds of landing a segment (whose forged frame aborts
+// the connection) would follow that span rather than the window.
 func (f *flow) acceptEnd() int64 {
-	d := &f.rcv
-	return max(d.ackW+int64(d.plain.max)+tcpcrypt.MaxFrameLen, d.toldEdge)
+	return max(f.rcv.toldEdge, synEdge)
 }
+
+// synEdge is the furthest edge a SYN or SYN-ACK can give: its window,
+// unscaled, from wire offset 0.
+const synEdge = 0xffff
 
 // wireSndNxt is the wire's SND.NXT as an offset: what was sent, and the FIN.
 func (f *flow) wireSndNxt() int64 {

@@ -763,11 +763,14 @@ func TestPAWSAfterIdleWithMicrosecondClock(t *testing.T) {
 	}
 }
 
-// The acceptance edge can fall below what R already sent: R went past the
-// window it was told, then the operator lowered DeliverBytes. A segment
-// from below the new edge to past what R sent is then trimmed to nothing:
-// it is dropped. Before, the trim cut it short of rcvW and the in-order
-// path sliced past its end (a panic that took tcpincd down).
+// The acceptance edge never falls below what R already sent: it is the
+// furthest edge R was told, and that only grows, whatever a lower
+// DeliverBytes then makes of the window. (It followed DeliverBytes once: R
+// went past the window it was told, the operator lowered the cap, the edge
+// fell below rcvW, and the trim of a segment straddling it cut the segment
+// short of rcvW and the in-order path sliced past its end, a panic that took
+// tcpincd down.) R sends up to the edge; a segment from below it to past it
+// is then trimmed to nothing: it is dropped.
 func TestTrimBelowWhatRSent(t *testing.T) {
 	cfg := Config{TEPs: testTEPs, DeliverBytes: 256 << 10, ReassemblyBytes: 256 << 10}
 	pr := handshakeOn(t, newGW(t, Config{TEPs: testTEPs}), newGW(t, cfg))
@@ -779,7 +782,7 @@ func TestTrimBelowWhatRSent(t *testing.T) {
 		stream.payload = append(stream.payload, farFrameAt(t, pr, tcpcrypt.FrameHeader{}, data, w)...)
 	}
 	stream.payload = stream.payload[:f.acceptEnd()-int64(stream.seq-(isnA+1))]
-	pr.toB(cut(stream, 1448)) // past the window R was told, up to what G_B accepts
+	pr.toB(cut(stream, 1448)) // up to the edge G_B accepts
 	c := pr.gb.e.Config()
 	c.DeliverBytes = 200 << 10
 	if err := pr.gb.e.Reconfigure(c); err != nil {
@@ -787,8 +790,11 @@ func TestTrimBelowWhatRSent(t *testing.T) {
 	}
 	d := &f.rcv
 	hi := f.acceptEnd()
-	if hi >= d.rcvW {
-		t.Fatalf("the edge %d did not fall below rcvW %d: the case this test is about did not arise", hi, d.rcvW)
+	if hi < d.rcvW {
+		t.Fatalf("the edge %d fell below rcvW %d with a lower DeliverBytes", hi, d.rcvW)
+	}
+	if hi != d.rcvW {
+		t.Fatalf("R's bytes reach %d, not the edge %d: the case this test is about did not arise", d.rcvW, hi)
 	}
 	from := hi - 100
 	seg := stream

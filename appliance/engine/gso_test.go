@@ -78,8 +78,8 @@ func TestSuperFramesAsFrames(t *testing.T) {
 		{5000, pshF | finF},
 	} {
 		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
-			p.rOpensWindow() // a sends more than b's window: G_A sends it on at once
-			g.rOpensWindow()
+			p.bOpensWindow(&hp) // a sends more than b's window: G_A sends it on at once
+			g.bOpensWindow(&hg)
 			data := markerData(tc.n)
 			seg := func(pr *pair, h *hosts) []byte {
 				return tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|tc.flags, 502, tsOpt(pr.tsA+1, pr.tsB), data)
@@ -203,10 +203,10 @@ func withoutPSH(t *testing.T, frame []byte) []byte {
 func TestSuperFramesWithinGSOMax(t *testing.T) {
 	cfg := Config{TEPs: testTEPs}
 	g := handshakeMSS(t, newGW(t, cfg), newGW(t, cfg), 1376)
-	g.rOpensWindow() // a sends more than b's window: G_A sends it on at once
+	h := newHosts()
+	g.bOpensWindow(&h) // a sends more than b's window: G_A sends it on at once
 	_, gaOut := withSinks(g.ga, true)
 	gbIn, _ := withSinks(g.gb, true)
-	h := newHosts()
 	data := markerData(65000)
 	_, wire := g.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, tsOpt(g.tsA+1, g.tsB), data))
 	if gaOut.supers < 2 {

@@ -46,6 +46,24 @@ func (pr *pair) rOpensWindow() {
 	pr.ga.push(Outside, tcpFrame(addrB, addrA, wrap(isnB, f.rcv.rcvW), wrap(isnA, f.enc.ackW), ackF, 0xffff, tsOpt(pr.tsB, pr.tsA), nil))
 }
 
+// bOpensWindow has b open its window wide (0xffff << 7 bytes) and shut it
+// again (509 << 7), and R get only the first of the two ACKs G_B sends for
+// them: G_A then sends what a sends at once, up to the edge G_B gave R,
+// which G_B accepts whatever b's window is now (RFC 9293 §3.8.6).
+func (pr *pair) bOpensWindow(h *hosts) {
+	pr.t.Helper()
+	var told [][]byte
+	for _, win := range []uint16{0xffff, 509} {
+		pr.tsB++
+		_, out := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF, win, tsOpt(pr.tsB, pr.tsA), nil))
+		told = append(told, out...)
+	}
+	if len(told) != 2 {
+		pr.t.Fatalf("G_B sent R %d ACKs for b's two window updates, want 2", len(told))
+	}
+	pr.ga.push(Outside, told[0])
+}
+
 // cut splits a segment into segments of at most n payload bytes.
 func cut(s segv, n int) (out []segv) {
 	for off := 0; off < len(s.payload); off += n {
