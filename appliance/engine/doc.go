@@ -211,7 +211,8 @@
 //	               stored wire bytes and ACKs to R, resets; send
 //	wire.go        segment templates, options, a segment's parsed options
 //	seq.go         the only 32-bit sequence arithmetic
-//	ring.go        the byte rings and held spans
+//	ring.go        the byte rings and held spans; prune.go: the far side's
+//	               bytes held past holes, the first to go when memory is short
 //	timers.go      Tick and each flow's timers (tickFlow)
 //	ecn.go         ECN signals across an encrypted flow (RFC 3168)
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the

@@ -190,6 +190,7 @@ type Counters struct {
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
 	IdleRefreshes                                       atomic.Uint64 // empty frames sent on connections idle for half of IdleTimeout (keepFresh)
 	DeliverWaits                                        atomic.Uint64 // frames left unopened for want of room in the delivery ring until L's ACKs make some (consume)
+	HeldPruned                                          atomic.Uint64 // times a flow's bytes from R past a hole were dropped, for memory or after bufIdle of silence (prune.go)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
@@ -312,6 +313,15 @@ type Engine struct {
 	// negotiated set; if it leaves the connection plain, plain keeps no
 	// record (farSYN).
 	bareSYN bool
+	// ahead lists the flows that hold R's bytes past a hole, the first
+	// listed first (prune.go); aheadMax is its length at which it is
+	// next compacted, aheadGone says a listed flow was removed since
+	// (the sweep compacts it), squeezeSeen is the budget's squeeze count it last
+	// answered.
+	ahead       []*flow
+	aheadMax    int
+	aheadGone   bool
+	squeezeSeen uint64
 	// Frames sealed and opened since the last Tick, published to
 	// Counters there: an atomic add per frame cost more than the rest of
 	// the frame's bookkeeping together.
@@ -737,6 +747,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"icmp_translated", &c.ICMPTranslated},
 		{"idle_refreshes", &c.IdleRefreshes},
 		{"deliver_waits", &c.DeliverWaits},
+		{"held_pruned", &c.HeldPruned},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"eno_path_failures", &c.ENOPathFailures},

@@ -29,6 +29,7 @@ import (
 //     flows already under way may grow up to the limit. So new SYNs are
 //     shed (left in plain TCP, counted as the "memory" fallback, or dropped
 //     under the require policy) before established flows' frames are.
+//     The far side's bytes held past holes go before either (prune.go).
 
 // Memory is the global budget for per-flow memory. Its methods are safe for
 // concurrent use; the engines of all workers share one (Deps.Memory).
@@ -37,6 +38,9 @@ type Memory struct {
 	used    atomic.Int64
 	peak    atomic.Int64
 	refused atomic.Uint64
+	// squeezes counts the times an engine found too little to prune of
+	// its own: every engine prunes at its next Tick (prune.go).
+	squeezes atomic.Uint64
 }
 
 // NewMemory returns a budget of limit bytes.
@@ -78,6 +82,18 @@ func (m *Memory) take(n int64, admit bool) bool {
 	return true
 }
 
+// excess is how many bytes must go back before take(n, admit) succeeds.
+func (m *Memory) excess(n int64, admit bool) int64 {
+	if m == nil {
+		return 0
+	}
+	lim := m.limit.Load()
+	if admit {
+		lim -= lim / 8
+	}
+	return m.used.Load() + n - lim
+}
+
 // force charges n bytes whatever the limit (small allocations a flow cannot
 // do without once admitted: its Init message, frame map growth bounded by
 // its rings).
@@ -94,6 +110,21 @@ func (m *Memory) give(n int64) {
 	if m != nil && n != 0 {
 		m.used.Add(-n)
 	}
+}
+
+// squeeze asks every engine sharing m to prune (prune.go); squeezed counts
+// the requests.
+func (m *Memory) squeeze() {
+	if m != nil {
+		m.squeezes.Add(1)
+	}
+}
+
+func (m *Memory) squeezed() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.squeezes.Load()
 }
 
 // recordCost is what one flow record is charged: the struct plus its map
@@ -156,9 +187,11 @@ func (e *Engine) freeBufs(f *flow) {
 // admit charges a new flow record. It reports false when memory refuses
 // it. It evicts nothing: under memory pressure from established flows the
 // handshakes under way are live connections (a flood is bounded by
-// MaxEmbryonic and shed apart).
+// MaxEmbryonic and shed apart). R's bytes held past holes go first
+// (prune.go): else a far side could keep every new connection plain with
+// them.
 func (e *Engine) admit() bool {
-	return e.mem.take(recordCost, true)
+	return e.mem.take(recordCost, true) || e.pruneHeld(e.mem.excess(recordCost, true)) && e.mem.take(recordCost, true)
 }
 
 // releaseBufs frees the buffers of a flow that holds no byte either way:
@@ -202,9 +235,12 @@ func (f *flow) bufsLive() bool {
 const bufIdle = int64(10 * time.Second)
 
 // releaseIdle frees the buffers of an open flow quiet for bufIdle, when
-// they hold nothing (releaseBufs).
+// they hold nothing (releaseBufs). R's bytes held past a hole go first:
+// after such a silence R has them to send again if they are still wanted,
+// and kept they would hold the buffers until the idle timeout.
 func (e *Engine) releaseIdle(now int64, f *flow) {
 	if f.state == stOpen && now-f.last >= bufIdle && f.bufBytes() != 0 {
+		e.dropAhead(f)
 		e.releaseBufs(f)
 	}
 }

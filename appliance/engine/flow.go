@@ -219,6 +219,7 @@ type flow struct {
 	consuming   bool   // inside consume: sessionDone must not drain
 	held        bool   // the tuple is held in the NegotiatedSet
 	idled       bool   // removed for idleness (the hosts may still hold it)
+	ahead       bool   // on Engine.ahead: R's bytes held past a hole (prune.go)
 
 	prev          *flow  // the record of the connection a SYN displaced, until the SYN is answered (acceptance.go)
 	unknownPrev   bool   // B: the SYN found neither a record nor a negotiated tuple: a plain connection the engine forgot may be live (acceptance.go)

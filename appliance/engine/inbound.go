@@ -357,6 +357,9 @@ func (e *Engine) hold(f *flow, w int64, data []byte) bool {
 		return false
 	}
 	d.reasm.write(w, data)
+	if w > d.rcvW {
+		e.listAhead(f) // the first to go under memory pressure (prune.go)
+	}
 	return true
 }
 

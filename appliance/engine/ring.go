@@ -31,6 +31,19 @@ func (r *ring) grant(lo, live, hi int64, forced bool) bool {
 	if need > int64(r.max) && !forced {
 		return false
 	}
+	n := r.sizeFor(need, forced)
+	if forced {
+		r.mem.force(int64(n - len(r.b)))
+	} else if !r.mem.take(int64(n-len(r.b)), false) {
+		return false
+	}
+	r.grow(lo, live, n)
+	return true
+}
+
+// sizeFor is the size grant gives the buffer to hold need bytes: the
+// present one (or ringStart) doubled, no larger than the cap unless forced.
+func (r *ring) sizeFor(need int64, forced bool) int {
 	n := len(r.b)
 	if n == 0 {
 		n = ringStart
@@ -41,13 +54,7 @@ func (r *ring) grant(lo, live, hi int64, forced bool) bool {
 	if n > r.max && !forced {
 		n = r.max
 	}
-	if forced {
-		r.mem.force(int64(n - len(r.b)))
-	} else if !r.mem.take(int64(n-len(r.b)), false) {
-		return false
-	}
-	r.grow(lo, live, n)
-	return true
+	return n
 }
 
 // grow replaces the buffer by one of n bytes, keeping [lo, live).
@@ -307,7 +314,9 @@ func (e *Engine) reserveLent(r *ring, lo, live, hi int64) bool {
 }
 
 // grantLent is reserveLent; forced, whatever the memory budget and the cap
-// say (grant).
+// say (grant). Refused by the budget (not the cap), it first drops R's
+// bytes held past holes (prune.go): a live flow's own store and delivery
+// ring come before them.
 func (e *Engine) grantLent(r *ring, lo, live, hi int64, forced bool) bool {
 	if len(e.loans) > 0 {
 		e.forgetReadLoans()
@@ -317,5 +326,12 @@ func (e *Engine) grantLent(r *ring, lo, live, hi int64, forced bool) bool {
 			}
 		}
 	}
-	return r.grant(lo, live, hi, forced)
+	if r.grant(lo, live, hi, forced) {
+		return true
+	}
+	if hi-lo > int64(r.max) {
+		return false
+	}
+	grow := int64(r.sizeFor(hi-lo, false) - len(r.b))
+	return e.pruneHeld(r.mem.excess(grow, false)) && r.grant(lo, live, hi, forced)
 }

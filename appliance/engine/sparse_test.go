@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // sparseConn is a connection through G_A whose far side R places bytes past
@@ -70,4 +72,153 @@ func TestSparseByteReservesNoSpan(t *testing.T) {
 		t.Fatalf("%d connections left plain for memory", n)
 	}
 	expireAll(t, m, ga)
+}
+
+// R's bytes held past a hole kept the flow's buffers live (bufsLive), so
+// the release after bufIdle of silence never came: one byte at the edge of
+// each window held the reassembly until the connection's idle timeout
+// (2 h 15 min). Now they go after bufIdle of silence, and the reassembly
+// with them; R sends them again if they are still wanted.
+func TestHeldBytesGoWhenQuiet(t *testing.T) {
+	m := NewMemory(64 << 20)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGW(t, Config{TEPs: testTEPs})
+	var conns []sparseConn
+	for i := range 20 {
+		c := openSparse(t, ga, gb, uint16(41000+i))
+		c.atEdge(ga)
+		conns = append(conns, c)
+	}
+	used := m.Used()
+	// Quiet for bufIdle: the held bytes go, and the reassembly with them.
+	ga.now += int64(bufIdle)
+	for range 3 {
+		ga.tick(int64(10 * time.Millisecond))
+	}
+	for i, c := range conns {
+		if c.f.rcv.held.n != 0 || c.f.rcv.reasm.b != nil {
+			t.Fatalf("connection %d after bufIdle of silence: %d ranges held in %d bytes", i, c.f.rcv.held.n, len(c.f.rcv.reasm.b))
+		}
+	}
+	if m.Used() >= used || ga.e.Counters().HeldPruned.Load() != 20 {
+		t.Fatalf("after bufIdle of silence: budget %d -> %d, held_pruned %d", used, m.Used(), ga.e.Counters().HeldPruned.Load())
+	}
+	expireAll(t, m, ga)
+	if len(ga.e.ahead) != 0 {
+		t.Fatalf("%d removed flows still listed as holding bytes past a hole", len(ga.e.ahead))
+	}
+}
+
+// fillHeld opens n connections through ga and gb, then has each far side
+// place a byte at its window's edge until the budget refuses one: what a
+// far side that wants the budget sends, one packet per connection.
+func fillHeld(t *testing.T, ga, gb *gw, m *Memory, n int) {
+	t.Helper()
+	var conns []sparseConn
+	for i := range n {
+		conns = append(conns, openSparse(t, ga, gb, uint16(41000+i)))
+	}
+	for _, c := range conns {
+		c.atEdge(ga)
+		if ga.e.Counters().Drops[DropReasmFull].Load() > 0 {
+			break
+		}
+	}
+	if ga.e.Counters().Drops[DropReasmFull].Load() == 0 || m.Used() <= m.Limit()*7/8 {
+		t.Fatalf("held bytes took %d of %d bytes, none refused", m.Used(), m.Limit())
+	}
+}
+
+// legitSends has a on the established connection from port 39999 send n
+// bytes at host offset off (after connectAddrs's "data") and returns how
+// many frames G_A sent R.
+func legitSends(ga *gw, off, n int) int {
+	_, out := ga.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 39999), addrB, isnA+1+4+uint32(off), isnB+1, ackF|pshF, 502, tsOpt(uint32(10+off), 2), make([]byte, n)))
+	return len(out)
+}
+
+// A far side fills the budget with bytes past holes, but those are what
+// goes first under memory pressure (Linux prunes its out-of-order queue the
+// same way; R sends them again): a new connection still gets TCP-ENO, and
+// an established flow's host data still goes, all of it, the first time.
+// Before, the first left every new connection plain (FallbackMemory) and
+// the established flow's segment was dropped as store_full on every
+// retransmission, for as long as the far side kept its bytes there.
+func TestHeldBytesGoFirst(t *testing.T) {
+	const limit = 8 << 20
+	m := NewMemory(limit)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGW(t, Config{TEPs: testTEPs})
+	connectAddrs(t, ga, gb, netip.AddrPortFrom(addrA.Addr(), 39999), addrB)
+	fillHeld(t, ga, gb, m, 140)
+	c := ga.e.Counters()
+	for i := range 40 {
+		if n := legitSends(ga, i*1400, 1400); n != 1 {
+			t.Fatalf("segment %d of the established flow: %d frames out, store_full %d, memory %d of %d", i, n, c.Drops[DropStoreFull].Load(), m.Used(), limit)
+		}
+	}
+	if c.HeldPruned.Load() == 0 || c.Drops[DropStoreFull].Load() != 0 {
+		t.Fatalf("held_pruned %d, store_full %d", c.HeldPruned.Load(), c.Drops[DropStoreFull].Load())
+	}
+	if m.Used() <= limit*7/8 {
+		t.Fatalf("used %d: the established flow's store took the budget below the admission limit", m.Used())
+	}
+	_, o := ga.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 39998), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	if s := one(t, "SYN", o); option(s.opts, 69) == nil || c.Fallbacks[FallbackMemory].Load() != 0 {
+		t.Fatalf("a new connection stayed plain with the budget full of held bytes (memory fallbacks %d)", c.Fallbacks[FallbackMemory].Load())
+	}
+	if m.Used() > limit {
+		t.Fatalf("used %d over the limit %d", m.Used(), limit)
+	}
+	expireAll(t, m, ga)
+}
+
+// Pruning drops only the bytes past a hole: R's bytes from the next
+// expected one on that wait for room in the delivery ring stay, whole, and
+// reach b once it acknowledges what it has. The pruned ones come again
+// when R resends them.
+func TestPruneKeepsBytesWaitingForRoom(t *testing.T) {
+	pr := handshakeDeliverCap(t, 4096)
+	h := newHosts()
+	var want, got []byte
+	chunk := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 1000) }
+	for i := range 8 {
+		want = append(want, chunk(i)...)
+		atB, _ := pr.toB(pr.aSends(&h, chunk(i), pshF))
+		for _, s := range atB {
+			got = append(got, s.payload...)
+		}
+	}
+	lost := pr.aSends(&h, chunk(8), pshF)
+	past := pr.aSends(&h, chunk(9), pshF)
+	pr.toB(past)
+	f := pr.gb.onlyFlow()
+	d := &f.rcv
+	if !d.roomWait || d.held.n != 2 || d.held.r[0].s != d.rcvW {
+		t.Fatalf("want bytes waiting for room at rcvW and a range past a hole: roomWait %v, ranges %v", d.roomWait, d.held.r[:d.held.n])
+	}
+	waiting := d.held.r[0]
+	pr.gb.e.mem.squeeze() // another engine found the budget full
+	pr.gb.tick(1)
+	if d.held.n != 1 || d.held.r[0] != waiting || pr.gb.e.Counters().HeldPruned.Load() != 1 {
+		t.Fatalf("after the prune: ranges %v, want only %v; held_pruned %d", d.held.r[:d.held.n], waiting, pr.gb.e.Counters().HeldPruned.Load())
+	}
+	for round := 0; len(got) < len(want) && round < 8; round++ {
+		got = append(got, pr.bAcksHas(&h, len(got))...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("b got %d of %d bytes (or wrong ones) after the prune", len(got), len(want))
+	}
+	want = append(want, chunk(8)...)
+	want = append(want, chunk(9)...)
+	for _, w := range [][]segv{lost, past} {
+		atB, _ := pr.toB(w) // R resends
+		for _, s := range atB {
+			got = append(got, s.payload...)
+		}
+	}
+	for round := 0; len(got) < len(want) && round < 8; round++ {
+		got = append(got, pr.bAcksHas(&h, len(got))...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("b got %d of %d bytes (or wrong ones) after R resent what was pruned", len(got), len(want))
+	}
 }

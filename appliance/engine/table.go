@@ -162,6 +162,7 @@ func (e *Engine) remove(f *flow) {
 	}
 	f.state = stDead
 	e.embLeave(f)
+	e.aheadGone = e.aheadGone || f.ahead
 	e.uncharge(f)
 	f.wipeSecrets()
 	if e.flows[f.key] == f {

@@ -13,6 +13,7 @@ const sweepEvery = int64(10 * time.Millisecond)
 func (e *Engine) tick(now int64, tx [2]TxSink) {
 	e.cur = nil
 	e.publish()
+	e.answerSqueeze()
 	e.flushHeldAcks(tx)
 	e.poll(now, tx, true)
 	e.fragExpire(now)
@@ -48,6 +49,7 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 			e.cursor++
 		} // else remove swapped another flow into this slot
 	}
+	e.forgetGone()
 }
 
 // sweepDue is the earliest time at which tickFlow can have work on f, or 0

@@ -31,17 +31,44 @@ func TestRandomBulkReorder(t *testing.T) {
 		seeds = 6
 	}
 	for seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { bulkRun(t, seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { bulkRun(t, seed, 0) })
 	}
 }
 
-func bulkRun(t *testing.T, seed int) {
+// TestRandomBulkReorderTightBudget is TestRandomBulkReorder through engines
+// whose memory budgets (1 MiB, the least allowed) the transfers fill: their
+// buffers are refused growth, and R's bytes held past holes are dropped to
+// make room (prune.go), SACKed ones too, as Linux prunes its out-of-order
+// queue. R sends them again, and every transfer still completes, byte for
+// byte.
+func TestRandomBulkReorderTightBudget(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 6
+	}
+	pruned := uint64(0)
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			w := bulkRun(t, seed, 1<<20)
+			for s := range 2 {
+				pruned += w.G[s].Counters().HeldPruned.Load()
+			}
+		})
+	}
+	if pruned == 0 {
+		t.Fatal("no held bytes were pruned: the budget was never short")
+	}
+}
+
+// bulkRun runs TestRandomBulkReorder's transfer of one seed through
+// engines whose memory budgets hold limit bytes each (0: the default).
+func bulkRun(t *testing.T, seed int, limit int64) *World {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0xb01c))
 	caps := []int{48 << 10, 100_000, 256 << 10, 1 << 20}
 	deliver := caps[rng.IntN(len(caps))]
 	store := caps[rng.IntN(len(caps))]
 	f := newFixture(t, [2]bool{true, true}, false, func(_ Side, c *engine.Config) {
-		c.DeliverBytes, c.RetransmitBytes = deliver, store
+		c.DeliverBytes, c.RetransmitBytes, c.MemoryLimit = deliver, store, limit
 	})
 	w := f.w
 	loss := []float64{0, 0, 0.005, 0.01}[seed%4]
@@ -161,4 +188,5 @@ func bulkRun(t *testing.T, seed int) {
 			}
 		}
 	}
+	return w
 }
