@@ -339,7 +339,20 @@ func (e *Engine) sealSegs(now int64, f *flow, src []byte, off, seg int, fin, psh
 		lo = min(lo, en.frames.at(0).w)
 	}
 	if !e.reserveLent(&en.store, lo, en.nextW, en.nextW+need) {
-		return false
+		// Refused by the budget with nothing in flight, the store takes
+		// one frame of L's data whatever the budget says, as the
+		// delivery ring keeps one (consume): else a budget others keep
+		// full refused every retransmission of L's and stalled the flow
+		// for good. L sends the rest of its segment again.
+		one := min(len(data), max)
+		if en.frames.n > 0 || need > int64(en.store.max) ||
+			!e.grantLent(&en.store, lo, en.nextW, en.nextW+int64(one+tcpcrypt.Overhead), true) {
+			return false
+		}
+		if one < len(data) {
+			src, data, fin, psh = src[:off+one], data[:one], false, false
+		}
+		nfr, need = 1, int64(one+tcpcrypt.Overhead)
 	}
 	e.maybeRekey(now, f, len(data) == 0)
 	// L's window (scaleWin) allows for the overhead of full frames: L's

@@ -222,3 +222,50 @@ func TestPruneKeepsBytesWaitingForRoom(t *testing.T) {
 		t.Fatalf("b got %d of %d bytes (or wrong ones) after R resent what was pruned", len(got), len(want))
 	}
 }
+
+// The bytes held on another worker's engine go too: the engine whose flow
+// the budget refused finds none of its own and asks, and the others prune
+// at their next Tick. Until then the flow still gets one frame of its
+// host's data out whenever it has none in flight, whatever the budget says
+// (here others hold it to the byte): the delivery ring keeps one frame the
+// same way. Before, every segment of the flow was refused.
+func TestSqueezeReachesOtherEngines(t *testing.T) {
+	const limit = 8 << 20
+	m := NewMemory(limit)
+	cfg := Config{TEPs: testTEPs}
+	ga, gb := newGWMem(t, cfg, m), newGW(t, cfg)   // the established flow's worker
+	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg) // the far side's connections'
+	a := netip.AddrPortFrom(addrA.Addr(), 39999)
+	_, wire := connectAddrs(t, ga, gb, a, addrB)
+	// b gets a's "data" and acknowledges it: nothing of a's is in flight.
+	gb.push(Outside, wire.frame())
+	_, back := gb.push(Inside, tcpFrame(addrB, a, isnB+1, isnA+1+4, ackF, 509, tsOpt(5, 3), nil))
+	for _, f := range back {
+		ga.push(Outside, f)
+	}
+	if n := ga.e.flows[flowKey{in: a, out: addrB}].enc.frames.n; n != 0 {
+		t.Fatalf("%d frames of a's in flight", n)
+	}
+	fillHeld(t, ga2, gb2, m, 140)
+	others := limit - m.Used()
+	m.force(others)
+	c := ga.e.Counters()
+	if n := legitSends(ga, 0, 1400); n != 1 {
+		t.Fatalf("the established flow's first segment: %d frames out, store_full %d", n, c.Drops[DropStoreFull].Load())
+	}
+	if n := legitSends(ga, 1400, 1400); n != 0 || c.Drops[DropStoreFull].Load() != 1 {
+		t.Fatalf("a second segment with the first in flight and the budget full: %d frames out, store_full %d", n, c.Drops[DropStoreFull].Load())
+	}
+	if ga2.e.Counters().HeldPruned.Load() != 0 {
+		t.Fatal("the other engine pruned before its Tick")
+	}
+	ga2.tick(int64(10 * time.Millisecond))
+	if ga2.e.Counters().HeldPruned.Load() == 0 {
+		t.Fatal("the other engine pruned nothing at its Tick")
+	}
+	if n := legitSends(ga, 1400, 1400); n != 1 {
+		t.Fatalf("the second segment again after the other engine pruned: %d frames out, store_full %d", n, c.Drops[DropStoreFull].Load())
+	}
+	m.give(others)
+	expireAll(t, m, ga, ga2)
+}
