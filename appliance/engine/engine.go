@@ -478,7 +478,7 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	}
 	if f == nil {
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
-			return e.noteSYN(k, p, from, e.synOnTuple(now, k, nil, p, from, tx))
+			return e.noteSYN(k, p, from, nil, e.synOnTuple(now, k, nil, p, from, tx))
 		}
 		return e.stray(k, p, from, tx)
 	}
@@ -523,9 +523,7 @@ func (e *Engine) poll(now int64, tx [2]TxSink, always bool) {
 			if j.Err != nil {
 				f.sessErr = j.Err
 			}
-			e.cur = f
-			e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
-			e.cur = nil
+			e.sessionDoneSafe(now, f, tx)
 			f.sessOut, f.sessErr = nil, nil
 		}
 		if n < len(e.jobs) {

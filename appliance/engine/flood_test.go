@@ -344,6 +344,17 @@ func TestClosedFlowReleasesBuffers(t *testing.T) {
 	if want := 2 * recordCost; m.Used() != want || open < want+32<<10 {
 		t.Fatalf("after the close %d bytes charged (want %d, the two records); %d while open", m.Used(), want, open)
 	}
+	// The admin API shows such a record as closed, not encrypted.
+	for _, g := range []*gw{ga, gb} {
+		byState := map[string]uint64{}
+		g.e.CountStates(byState)
+		if fi := flowInfo(t, g.e); fi.State != "closed" || byState["closed"] != 1 || byState["encrypted"] != 0 {
+			t.Fatalf("a closed connection's record: state %q, counts %v", fi.State, byState)
+		}
+		if p, n := g.e.FlowPage(FlowFilter{State: "closed"}, 0, 10); n != 1 || len(p) != 1 {
+			t.Fatalf("?state=closed: %d of %d", len(p), n)
+		}
+	}
 }
 
 // An open connection quiet for bufIdle gives its buffers back: idle
@@ -697,5 +708,20 @@ func TestSlowSYNFloodKeepsLingeringTuple(t *testing.T) {
 	}
 	if ga.e.Counters().StrayResets.Load() != 1 {
 		t.Fatalf("stray resets %d, want 1", ga.e.Counters().StrayResets.Load())
+	}
+}
+
+// Under the require policy a SYN the flood would pass with no record is
+// dropped, as shed (syn_flood), not as a policy refusal: the operator sees
+// a flood, not a misconfiguration (a review of the flood pass).
+func TestFloodPassUnderRequireCountedAsFlood(t *testing.T) {
+	pol := []PolicyRule{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Policy: Require}}
+	gb := newGW(t, Config{TEPs: testTEPs, Policies: pol})
+	gb.e.floodUntil, gb.e.synTokens, gb.e.passTokens, gb.e.synAt = 1<<62, 0, 8, gb.now // shedding, passes left
+	cl := netip.MustParseAddrPort("192.0.2.9:5555")
+	in, _ := gb.push(Outside, tcpFrame(cl, addrB, 77, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
+	c := gb.e.Counters()
+	if len(in) != 0 || c.Drops[DropSYNFlood].Load() != 1 || c.Drops[DropPolicy].Load() != 0 {
+		t.Fatalf("%d frames to the host, syn_flood %d, policy %d; want 0, 1, 0", len(in), c.Drops[DropSYNFlood].Load(), c.Drops[DropPolicy].Load())
 	}
 }

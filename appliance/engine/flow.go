@@ -23,6 +23,16 @@ const (
 
 var stateNames = [...]string{"", "syn-sent", "syn-received", "syn-ack-sent", "key-exchange", "encrypted", "closed", "plain"}
 
+// shownState is the state the admin API shows: an encrypted connection
+// whose FINs are both acknowledged (closeCheck), waiting to be removed,
+// is closed.
+func (f *flow) shownState() uint8 {
+	if f.state == stOpen && f.closeAt != 0 {
+		return stDead
+	}
+	return f.state
+}
+
 // frameRec places one frame in both spaces: host bytes [h, h+n) at wire
 // bytes [w, w+wl).
 type frameRec struct {
@@ -254,7 +264,7 @@ func (f *flow) setCaps(c *Config) {
 
 func (f *flow) info() FlowInfo {
 	fi := FlowInfo{
-		ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.state],
+		ID: f.id, Inside: f.key.in, Outside: f.key.out, State: stateNames[f.shownState()],
 		Encrypted: f.sess != nil, FallbackReason: f.reason, Started: time.Unix(0, f.started),
 		BytesIn: f.bytesIn, BytesOut: f.bytesOut, PacketsIn: f.pktsIn, PacketsOut: f.pktsOut,
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
+	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
 const (
@@ -505,5 +506,42 @@ func TestWatchForFirstBytesEndsAtHostRST(t *testing.T) {
 	}
 	if f := gb.onlyFlow(); f.watchInit1 || f.resOpener != nil {
 		t.Fatal("the watch went on after the inside host's RST")
+	}
+}
+
+// A SYN on the tuple of a record watching for A's first bytes, dropped
+// (here shed under a flood), leaves the record as it was: A's Init1 is
+// still recognised and both hosts reset. Before, the record, put back,
+// took the dropped SYN's ISN for its own, and A's Init1 reached host b as
+// 75 bytes of data (a review of the SYN memory of plain records).
+func TestDroppedSYNKeepsTheWatch(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
+	if f := gb.onlyFlow(); !f.watchInit1 {
+		t.Fatal("no watch after a third segment without ENO")
+	}
+	gb.e.floodUntil, gb.e.synTokens, gb.e.passTokens, gb.e.synAt = 1<<62, 0, 0, gb.now // shedding, no tokens
+	gb.push(Outside, tcpFrame(addrA, addrB, 5555, 0, synF, 64240, synOpts(1460, 1), nil))
+	if n := gb.e.Counters().Drops[DropSYNFlood].Load(); n != 1 {
+		t.Fatalf("syn_flood drops %d, want the SYN dropped", n)
+	}
+	kp, err := newPair(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ini, err := tcpcrypt.NewInitiator(tcpcrypt.InitiatorConfig{TEP: tcpcrypt.TEPX25519, Ciphers: []cryptopool.Suite{cryptopool.AES128GCM}, Key: kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 1, nil, ini.Init1()))
+	for _, f := range in {
+		if s := parse(t, f); len(s.payload) != 0 {
+			t.Fatalf("A's Init1 reached host b as %d bytes of data", len(s.payload))
+		}
+	}
+	if len(in) != 1 || len(out) != 1 {
+		t.Fatalf("%d frames to b, %d to A; want an RST each", len(in), len(out))
 	}
 }

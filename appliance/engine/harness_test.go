@@ -171,6 +171,9 @@ type gw struct {
 	now     int64
 	// undrained skips the end-of-test check (drained).
 	undrained bool
+	// panics is how many panics the test means the engine to recover
+	// (recover.go); any other fails it: recovery must not hide a bug.
+	panics uint64
 }
 
 func newGW(t testing.TB, cfg Config) *gw {
@@ -190,9 +193,18 @@ func newGWDeps(t testing.TB, cfg Config, deps Deps) *gw {
 	g := &gw{t: t, e: e}
 	g.in, g.out, g.tx = sinks()
 	if tt, ok := t.(*testing.T); ok {
+		tt.Cleanup(g.noPanics)
 		tt.Cleanup(g.drained)
 	}
 	return g
+}
+
+// noPanics fails the test if the engine recovered a panic it did not mean
+// to cause.
+func (g *gw) noPanics() {
+	if n := g.e.Counters().Panics.Load(); n != g.panics {
+		g.t.Errorf("the engine recovered %d panics, want %d (see the log)", n, g.panics)
+	}
 }
 
 // drained: whatever a test did, once nothing more arrives every flow

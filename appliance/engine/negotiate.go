@@ -167,14 +167,14 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 // ENO option the appliance may become host B; the SYN goes on unchanged
 // except for the MSS clamp (so the host may still answer ENO itself).
 func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) Verdict {
+	pol := e.cfg.policyFor(k.out.Addr())
 	shed := e.shedSYN(now, k.out.Addr())
-	if shed == shedDrop {
-		return e.drop(DropSYNFlood)
+	if shed == shedDrop || shed == shedPass && pol == Require {
+		return e.drop(DropSYNFlood) // (require: no plain TCP to pass it as)
 	}
 	if shed == shedPass {
 		e.bareSYN = true // no record: what the flood would fill (farSYN resets it)
 	}
-	pol := e.cfg.policyFor(k.out.Addr())
 	if pol == Bypass {
 		return e.plain(now, k, pol, FallbackBypass, "policy bypass")
 	}

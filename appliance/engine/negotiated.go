@@ -49,7 +49,8 @@ type NegotiatedConfig struct {
 // Lifetime of an entry: it is held (no deadline) from negotiation while the
 // engine keeps the flow's record. When the record goes it stays until a
 // deadline: CloseLinger after the connection ended (both FINs acknowledged,
-// reset, aborted, or a handshake that never finished), IdleLinger after an
+// reset, aborted, or a key exchange that never finished), HandshakeLinger
+// after a handshake that ended before its third segment, IdleLinger after an
 // idle record expired (the hosts may still hold the connection and send
 // at any time). A new connection on the tuple removes it: its completed
 // handshake, or, with no record kept, the inside host's SYN or SYN-ACK

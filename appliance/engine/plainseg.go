@@ -38,13 +38,16 @@ func (e *Engine) plainSegment(now int64, k flowKey, f *flow, p *packet.Packet, f
 		return f.plainVerdict()
 	}
 	e.remove(f)
-	return e.noteSYN(k, p, from, e.synOnTuple(now, k, f, p, from, tx))
+	return e.noteSYN(k, p, from, f, e.synOnTuple(now, k, f, p, from, tx))
 }
 
-// noteSYN remembers in a plain record the SYN that made it, so that its
-// retransmissions are known as such (sentSYN), and returns v.
-func (e *Engine) noteSYN(k flowKey, p *packet.Packet, from PortID, v Verdict) Verdict {
-	if f := e.flows[k]; f != nil && f.state == stPlain && f.synFrom == 0 {
+// noteSYN remembers in a plain record the SYN p made, so that its
+// retransmissions are known as such (sentSYN), and returns v. old is the
+// record the SYN found on the tuple: put back (the SYN was dropped or
+// passed with no record), it is not the SYN's, and keeps its own numbers
+// (a watch for A's Init1 needs A's ISN).
+func (e *Engine) noteSYN(k flowKey, p *packet.Packet, from PortID, old *flow, v Verdict) Verdict {
+	if f := e.flows[k]; f != nil && f != old && f.state == stPlain && f.synFrom == 0 {
 		f.synFrom = 1 + uint8(from)
 		if from == Inside {
 			f.isnL = p.Seq()

@@ -51,28 +51,58 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 }
 
 // recovered handles a panic r that interrupted work on e.cur or on packet p
-// (nil for Tick).
+// (nil for Tick). The flow being worked on is the suspect; with none (the
+// packet made a record, or the panic came before the lookup) the packet's
+// flow is.
 func (e *Engine) recovered(r any, now int64, p *packet.Packet, from PortID) Verdict {
 	e.c.Panics.Add(1)
 	suspect := e.cur
 	e.cur = nil
-	var other *flow
-	if p != nil && p.Err() == nil && p.IsTCP() && !p.IsFragment() {
-		other = e.flows[flowKeyOf(p, from)]
+	if suspect == nil && p != nil && p.Err() == nil && p.IsTCP() && !p.IsFragment() {
+		suspect = e.flows[flowKeyOf(p, from)]
 	}
-	ids := [2]uint64{}
-	for i, f := range [2]*flow{suspect, other} {
-		if f != nil && f.state != stDead && (i == 0 || f != suspect) {
-			ids[i] = f.id
-			e.quarantine(f)
-		}
+	var id uint64
+	if suspect != nil && suspect.state != stDead {
+		id = suspect.id
+		e.quarantine(suspect)
 	}
+	e.resetTransient()
 	if e.panicLogged == 0 || now-e.panicLogged >= panicLogEvery {
 		e.panicLogged = now
-		e.deps.Log.Error("engine bug: panic recovered, the flows it hit are dropped",
-			"panic", r, "flow", ids[0], "packet_flow", ids[1], "panics", e.c.Panics.Load(), "stack", string(debug.Stack()))
+		e.deps.Log.Error("engine bug: panic recovered, the flow it hit is dropped",
+			"panic", r, "flow", id, "panics", e.c.Panics.Load(), "stack", string(debug.Stack()))
 	}
 	return Dropped
+}
+
+// resetTransient puts back what the engine keeps only for the length of a
+// call, which a panic may have left half done: otherwise the next call
+// would meet it (a held ACKs list with an entry taken out panicked at every
+// Tick after, and the worker's timers never ran again).
+func (e *Engine) resetTransient() {
+	for _, f := range e.ackHeld {
+		if f != nil {
+			f.rcv.ackHeld, f.rcv.releaseEnd = false, 0 // R hears L's next ACK
+		}
+	}
+	clear(e.ackHeld)
+	e.ackHeld = e.ackHeld[:0]
+	e.bareSYN = false
+	e.hot = nil
+}
+
+// sessionDoneSafe is sessionDone for a job poll collected: a panic in it
+// costs that flow only, and the jobs collected with it are still handled.
+func (e *Engine) sessionDoneSafe(now int64, f *flow, tx [2]TxSink) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.cur = f
+			e.recovered(r, now, nil, 0)
+		}
+	}()
+	e.cur = f
+	e.sessionDone(now, f, f.sessOut, f.sessErr, tx)
+	e.cur = nil
 }
 
 // quarantine drops f's record after a panic. The tuple of a flow that
@@ -94,5 +124,6 @@ func (e *Engine) quarantine(f *flow) {
 	}()
 	f.idled = true
 	f.reason = "engine panic"
+	f.kexBusy = false // a job that came back in the same batch is done with its pair
 	e.remove(f)
 }

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"bytes"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
+	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
 // panicking is a KeyLog hook that panics, as a bug in the engine would, at
@@ -20,6 +23,7 @@ func panicking(KeyLogEntry) bool { panic("injected engine bug") }
 func TestPanicCostsOnlyItsFlow(t *testing.T) {
 	pr := handshake(t)
 	pr.ga.e.deps.KeyLog = panicking
+	pr.ga.panics = 1
 	pr.ga.e.cfg.RekeyBytes = 2000
 	h := newHosts()
 	chunk := bytes.Repeat([]byte{'p'}, 1400)
@@ -61,6 +65,7 @@ func TestPanicCostsOnlyItsFlow(t *testing.T) {
 func TestPanicInKeyExchangeNeverPassesInit1(t *testing.T) {
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{KeyLog: panicking})
+	gb.panics = 1
 	o := toThirdSegment(ga, gb)
 	third, init1 := o[0], o[1]
 	gb.push(Outside, third)
@@ -95,6 +100,7 @@ func TestPanicInKeyExchangeNeverPassesInit1(t *testing.T) {
 func TestPanicInTickRecovered(t *testing.T) {
 	pr := handshake(t)
 	pr.ga.e.deps.KeyLog = panicking
+	pr.ga.panics = 1
 	pr.ga.e.cfg.RekeyAfter = 1 // due at once
 	pr.ga.tick(int64(sweepEvery))
 	pr.ga.tick(int64(sweepEvery))
@@ -105,4 +111,84 @@ func TestPanicInTickRecovered(t *testing.T) {
 		t.Fatalf("%d flows after the panic, want 0", n)
 	}
 	pr.gb.undrained = true
+}
+
+// panicSink is a TxSink whose Buffer panics, as a bug on the way out would.
+type panicSink struct{}
+
+func (panicSink) Buffer() []byte { panic("injected engine bug") }
+func (panicSink) Commit(int)     {}
+
+// A panic in Tick outside the sweep of flows (here: sending a held ACK,
+// flushHeldAcks) costs the flow it was for and leaves nothing half done:
+// later Ticks run. Before, the held ACKs list kept the entry taken out, and
+// every later Tick panicked on it: the worker's timers never ran again
+// (a review of the recovery).
+func TestPanicFlushingHeldAckLeavesTicksWorking(t *testing.T) {
+	pr := handshake(t)
+	g := pr.ga
+	g.panics = 1
+	f := g.onlyFlow()
+	f.rcv.ackHeld, f.rcv.releaseEnd, f.rcv.lastAckW = true, 1, -1 // R is owed an ACK
+	g.e.ackHeld = append(g.e.ackHeld, f)
+	g.e.Tick(g.now, [2]TxSink{g.tx[Inside], panicSink{}})
+	if n := g.e.Counters().Panics.Load(); n != 1 {
+		t.Fatalf("panics %d, want 1", n)
+	}
+	if n := g.e.NumFlows(); n != 0 {
+		t.Fatalf("%d flows: the flow whose ACK panicked was not dropped", n)
+	}
+	for range 10 {
+		g.tick(int64(time.Second))
+	}
+	if n := g.e.Counters().Panics.Load(); n != 1 {
+		t.Fatalf("panics %d after ten more Ticks, want 1: the engine was left broken", n)
+	}
+	pr.gb.undrained = true // it still holds the connection
+}
+
+// Key exchanges the pool finished together: a panic in one's sessionDone
+// costs that one only; the others come out encrypted. Before, the panic
+// ended poll's batch, and the jobs after it were lost: their flows waited
+// in key exchange, kexBusy, until they expired.
+func TestPanicInOneKeyExchangeOthersComplete(t *testing.T) {
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	c, err := pool.NewClient(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) })
+	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
+		t.Fatal("blocker refused")
+	}
+	<-started
+	ga := newGW(t, Config{TEPs: testTEPs})
+	calls := 0
+	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool, KeyLog: func(KeyLogEntry) bool {
+		if calls++; calls == 1 {
+			panic("injected engine bug")
+		}
+		return true
+	}})
+	gb.panics = 1
+	ga.undrained, gb.undrained = true, true
+	kexFlows(t, ga, gb, 3) // G_B's three key exchanges wait behind the blocker
+	release.Do(func() { close(hold) })
+	deadline := time.Now().Add(5 * time.Second)
+	for gb.e.Counters().Encrypted.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		gb.tick(1)
+	}
+	if n, p := gb.e.Counters().Encrypted.Load(), gb.e.Counters().Panics.Load(); n != 2 || p != 1 {
+		t.Fatalf("encrypted %d, panics %d; want 2 and 1", n, p)
+	}
+	if n := gb.e.NumFlows(); n != 2 {
+		t.Fatalf("%d flows, want the two that completed", n)
+	}
 }

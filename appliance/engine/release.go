@@ -44,6 +44,7 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 func (e *Engine) flushHeldAcks(tx [2]TxSink) {
 	for i, f := range e.ackHeld {
 		e.ackHeld[i] = nil
+		e.cur = f // for recovered
 		d := &f.rcv
 		if !d.ackHeld {
 			continue
@@ -54,4 +55,5 @@ func (e *Engine) flushHeldAcks(tx [2]TxSink) {
 		}
 	}
 	e.ackHeld = e.ackHeld[:0]
+	e.cur = nil
 }

@@ -30,7 +30,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 func (e *Engine) CountStates(byState map[string]uint64) {
 	var n [len(stateNames)]uint64
 	for _, f := range e.list {
-		n[f.state]++
+		n[f.shownState()]++
 	}
 	for st := 1; st < len(n); st++ {
 		byState[stateNames[st]] += n[st]
@@ -76,7 +76,7 @@ type FlowFilter struct {
 }
 
 func (ff *FlowFilter) match(f *flow) bool {
-	if ff.State != "" && stateNames[f.state] != ff.State {
+	if ff.State != "" && stateNames[f.shownState()] != ff.State {
 		return false
 	}
 	if ff.Port != 0 && f.key.in.Port() != ff.Port && f.key.out.Port() != ff.Port {

@@ -44,7 +44,7 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 		e.cur = f
 		e.tickFlow(now, f, tx)
 		e.cur = nil
-		if f.state != stDead {
+		if f.state != stDead || e.cursor < len(e.list) && e.list[e.cursor] == f { // (dead and left in place: a record recovered too broken to remove)
 			e.due[e.cursor] = e.sweepDue(f)
 			e.cursor++
 		} // else remove swapped another flow into this slot

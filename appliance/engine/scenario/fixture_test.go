@@ -377,6 +377,11 @@ func newEngine(t *testing.T, cfg engine.Config, pool *cryptopool.Pool, cache *tc
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if n := e.Counters().Panics.Load(); n != 0 {
+			t.Errorf("the engine recovered %d panics: a bug the recovery hid (SCENARIO_LOG=1 shows the stacks)", n)
+		}
+	})
 	t.Cleanup(func() { drained(t, e) })
 	return e
 }
