@@ -298,7 +298,14 @@ func (e *encEnv) stopDaemon(t *testing.T, gw topology.Node) string {
 		t.Errorf("tcpincd in %s did not stop within 10 s of SIGTERM", gw)
 		_ = p.StopWith(syscall.SIGKILL, time.Second)
 	}
-	return p.Output()
+	out := p.Output()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "engine bug: panic recovered") {
+			// The engine survives its bugs (recover.go); a test must not.
+			t.Errorf("tcpincd in %s recovered a panic: %s", gw, line)
+		}
+	}
+	return out
 }
 
 func (e *encEnv) toolArgs(mode string, args ...string) []string {
