@@ -195,6 +195,7 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 		if _, plain := h.(Passthrough); !plain {
 			w.h, w.idle = h, engineIdleWait
 		}
+		w.blog, _ = h.(Backlogged)
 		if wk, ok := h.(Waker); ok {
 			w.wake = bump.NewWake()
 			wk.SetWake(w.wake.Signal)

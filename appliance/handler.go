@@ -50,6 +50,15 @@ type Waker interface {
 	SetWake(fn func())
 }
 
+// Backlogged is a FrameHandler that wants to know when the worker falls
+// behind its outside port (*engine.Engine: under a SYN flood it then drops
+// what it would otherwise pass). The worker says so after every batch it
+// takes from that port: behind when the batch was full, so more frames
+// were waiting.
+type Backlogged interface {
+	SetBacklog(behind bool)
+}
+
 // Passthrough is the FrameHandler of a bump without an engine: every frame
 // leaves unchanged, and the workers put a TCP flow on the fast path once its
 // handshake has been seen.

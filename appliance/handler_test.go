@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -275,5 +276,30 @@ func TestInspect(t *testing.T) {
 	a.Stop()
 	if err := a.Inspect(func(int, FrameHandler) {}); err != ErrStopped {
 		t.Fatalf("Inspect after Stop: %v, want ErrStopped", err)
+	}
+}
+
+// backlogHandler is Passthrough that records what the worker says of its
+// outside port (Backlogged).
+type backlogHandler struct {
+	Passthrough
+	said []bool
+}
+
+func (h *backlogHandler) SetBacklog(behind bool) { h.said = append(h.said, behind) }
+
+// The worker tells a Backlogged handler, after each batch from the outside
+// port, whether the batch was full (frames were left waiting): the engine
+// then drops a SYN flood's SYNs instead of passing them on to the host.
+func TestWorkerTellsBacklog(t *testing.T) {
+	h := &backlogHandler{}
+	r := newRig(t, rigOpts{batch: 4, handler: func(int) (FrameHandler, error) { return h, nil }})
+	for i := range 10 {
+		r.bump.Arrive(Outside, seg(b4, a4, 80, uint16(6000+i), packettest.SYN, 1, 0, nil))
+	}
+	r.settle()
+	want := []bool{true, true, false} // 4, 4, then 2 of the 10
+	if len(h.said) < len(want) || !slices.Equal(h.said[:3], want) {
+		t.Fatalf("the worker said %v, want %v first", h.said, want)
 	}
 }

@@ -27,6 +27,7 @@ type worker struct {
 	tx    [2]txQueue
 	sinks [2]TxSink // &tx[0], &tx[1]
 	h     FrameHandler
+	blog  Backlogged    // h, if it wants to know (nil otherwise)
 	idle  time.Duration // longest sleep when idle
 	pkt   packet.Packet
 	t     [2]tally     // this batch's counts, by arrival port
@@ -129,6 +130,9 @@ func (w *worker) receive(p PortID, now int64) int {
 	descs := w.held[p]
 	if len(descs) == 0 {
 		descs = w.rxd[:port.Receive(w.rxd)]
+		if p == Outside && w.blog != nil {
+			w.blog.SetBacklog(len(descs) == len(w.rxd))
+		}
 		if len(descs) == 0 {
 			return 0
 		}

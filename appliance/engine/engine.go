@@ -293,6 +293,7 @@ type Engine struct {
 	floodUntil       int64                // shedding untrusted SYNs until then
 	synTokens        float64              // untrusted SYNs admitted while shedding
 	passTokens       float64              // untrusted SYNs passed with no record while shedding
+	backlog          bool                 // the worker is behind its outside port (SetBacklog)
 	synAt            int64                // when synTokens was last refilled
 	trusted          *TrustedPeers        // far addresses with an encrypted connection (Deps.Trusted)
 	plainPeers       map[netip.Addr]int64 // far addresses that answered a SYN with ENO without, and when (plainpeers.go)

@@ -352,7 +352,8 @@ func (e *Engine) evictEmbryo(now int64, tx [2]TxSink) bool {
 // would pass them (the host answers, plain unless it speaks TCP-ENO itself:
 // fallback syn_flood; a plain SYN is plain TCP either way), so that a small
 // flood costs no connection that plain TCP would carry; only beyond that,
-// where forwarding the flood would cost the worker its rings, are they
+// or while the worker is behind its outside port (SetBacklog: a large
+// flood, where forwarding it would cost the worker its rings), are they
 // dropped (drop syn_flood). Known peers' SYNs and every segment of
 // established flows go on as usual.
 const (
@@ -384,9 +385,15 @@ func (e *Engine) shedSYN(now int64, far netip.Addr) int {
 	case e.synTokens >= 1:
 		e.synTokens--
 		return shedNone
-	case e.passTokens >= 1:
+	case e.passTokens >= 1 && !e.backlog:
 		e.passTokens--
 		return shedPass
 	}
 	return shedDrop
 }
+
+// SetBacklog tells the engine whether its worker is behind its outside
+// port (appliance.Backlogged): then a flood's SYNs are not passed, each of
+// which costs the worker a frame out and the host's answer back, but
+// dropped, leaving the worker's time to the established connections.
+func (e *Engine) SetBacklog(behind bool) { e.backlog = behind }

@@ -725,3 +725,26 @@ func TestFloodPassUnderRequireCountedAsFlood(t *testing.T) {
 		t.Fatalf("%d frames to the host, syn_flood %d, policy %d; want 0, 1, 0", len(in), c.Drops[DropSYNFlood].Load(), c.Drops[DropPolicy].Load())
 	}
 }
+
+// While the worker is behind its outside port (SetBacklog), a flood's SYNs
+// beyond the admissions are dropped, not passed: passing costs the worker
+// a frame to the host and the host's answer back, and a flood large enough
+// to keep the worker behind would take that time from the established
+// connections (an integration run with passing: 2 of 60 fetches stalled).
+func TestFloodPassOnlyWithHeadroom(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.e.floodUntil, gb.e.synTokens, gb.e.passTokens, gb.e.synAt = 1<<62, 0, 8, gb.now // shedding, passes left
+	syn := func(port uint16) [][]byte {
+		cl := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.9"), port)
+		in, _ := gb.push(Outside, tcpFrame(cl, addrB, 77, 0, synF, 1000, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil))
+		return in
+	}
+	gb.e.SetBacklog(true)
+	if in := syn(1000); len(in) != 0 || gb.e.Counters().Drops[DropSYNFlood].Load() != 1 {
+		t.Fatalf("behind: %d frames to the host, syn_flood drops %d; want the SYN dropped", len(in), gb.e.Counters().Drops[DropSYNFlood].Load())
+	}
+	gb.e.SetBacklog(false)
+	if in := syn(1001); len(in) != 1 || gb.e.Counters().Fallbacks[FallbackSYNFlood].Load() != 1 {
+		t.Fatalf("with headroom: %d frames to the host, passed %d; want the SYN passed", len(in), gb.e.Counters().Fallbacks[FallbackSYNFlood].Load())
+	}
+}
