@@ -12,10 +12,11 @@ import (
 // tcpincd, every encrypted connection is reset (their records are gone)
 // and every plain one waits for the restart. HandlePacket and Tick recover,
 // count the panic (Counters.Panics, the engine event "panics"; the status
-// warns), log it with its stack at most once a second, and drop the suspect
-// flows' records: the one being worked on (Engine.cur: the packet's, a
-// timer's, a finished public-key job's) and the packet's. A record half
-// changed by the panic cannot be trusted to carry on, so one that
+// warns), log it with its stack at most once a second, reset what the
+// engine keeps only within a call, and drop the suspect flow's record: the
+// one being worked on (Engine.cur: the packet's, a timer's, or a finished
+// public-key job's, which recovers on its own), else the packet's. A
+// record half changed by the panic cannot be trusted to carry on, so one that
 // negotiated TCP-ENO leaves its tuple in the negotiated set, as a daemon
 // restart does: the hosts' next segments are reset as strays and nothing
 // passes in plaintext. A plain connection goes on untracked. What Go cannot
