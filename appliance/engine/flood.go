@@ -39,8 +39,10 @@ type Memory struct {
 	peak    atomic.Int64
 	refused atomic.Uint64
 	// squeezes counts the times an engine found too little to prune of
-	// its own: every engine prunes at its next Tick (prune.go).
+	// its own: every engine prunes at its next Tick (prune.go), until
+	// want, the bytes the last squeeze still lacked, went back.
 	squeezes atomic.Uint64
+	want     atomic.Int64
 }
 
 // NewMemory returns a budget of limit bytes.
@@ -112,13 +114,19 @@ func (m *Memory) give(n int64) {
 	}
 }
 
-// squeeze asks every engine sharing m to prune (prune.go); squeezed counts
-// the requests.
-func (m *Memory) squeeze() {
+// squeeze asks the engines sharing m to prune n bytes (prune.go);
+// squeezed counts the requests.
+func (m *Memory) squeeze(n int64) {
 	if m != nil {
+		m.want.Store(n)
 		m.squeezes.Add(1)
 	}
 }
+
+// wanted is what the last squeeze still lacks; gave takes n bytes given
+// back off it.
+func (m *Memory) wanted() int64 { return max(m.want.Load(), 0) }
+func (m *Memory) gave(n int64)  { m.want.Add(-n) }
 
 func (m *Memory) squeezed() uint64 {
 	if m == nil {

@@ -1,7 +1,5 @@
 package engine
 
-import "math"
-
 // Memory pressure. Of everything a flow's buffers hold, the far side's bytes
 // kept past a hole (the reassembly's out-of-order data) are the one thing the
 // appliance may drop at the cost of a retransmission alone: R sends again
@@ -61,7 +59,7 @@ func (e *Engine) pruneHeld(need int64) bool {
 	}
 	freed := e.dropListed(need)
 	if freed < need {
-		e.mem.squeeze()
+		e.mem.squeeze(need - freed)
 	}
 	return freed > 0
 }
@@ -84,13 +82,18 @@ func (e *Engine) dropListed(need int64) int64 {
 	return freed
 }
 
-// answerSqueeze drops every listed flow's bytes past a hole when another
-// engine (or this one) found the budget full with too few of its own
-// (Tick).
+// answerSqueeze drops listed flows' bytes past a hole, oldest first, as
+// many as the last squeeze still lacks, when another engine (or this one)
+// found the budget full with too few of its own (Tick). Not all of them:
+// a squeeze comes with every SYN refused at the admission bound, which
+// anyone outside can send, and each would have made every flow in SACK
+// recovery on every worker renege on all it held.
 func (e *Engine) answerSqueeze() {
 	if s := e.mem.squeezed(); s != e.squeezeSeen {
 		e.squeezeSeen = s
-		e.dropListed(math.MaxInt64)
+		if w := e.mem.wanted(); w > 0 {
+			e.mem.gave(e.dropListed(w))
+		}
 	}
 }
 

@@ -196,7 +196,7 @@ func TestPruneKeepsBytesWaitingForRoom(t *testing.T) {
 		t.Fatalf("want bytes waiting for room at rcvW and a range past a hole: roomWait %v, ranges %v", d.roomWait, d.held.r[:d.held.n])
 	}
 	waiting := d.held.r[0]
-	pr.gb.e.mem.squeeze() // another engine found the budget full
+	pr.gb.e.mem.squeeze(1 << 30) // another engine found the budget full
 	pr.gb.tick(1)
 	if d.held.n != 1 || d.held.r[0] != waiting || pr.gb.e.Counters().HeldPruned.Load() != 1 {
 		t.Fatalf("after the prune: ranges %v, want only %v; held_pruned %d", d.held.r[:d.held.n], waiting, pr.gb.e.Counters().HeldPruned.Load())
@@ -267,5 +267,39 @@ func TestSqueezeReachesOtherEngines(t *testing.T) {
 		t.Fatalf("the second segment again after the other engine pruned: %d frames out, store_full %d", n, c.Drops[DropStoreFull].Load())
 	}
 	m.give(others)
+	expireAll(t, m, ga, ga2)
+}
+
+// A squeeze asks for what the engine that made it lacked, and the others
+// drop only that much, oldest first: not every flow's bytes past a hole.
+// Before, each squeeze (one per SYN refused at the admission bound, which
+// anyone outside can send) made every engine drop everything it held, so
+// every flow in SACK recovery on every worker reneged on all it held (a
+// review of the merged pruning: 120 of 120 flows for one SYN).
+func TestSqueezeTakesWhatWasLacking(t *testing.T) {
+	const limit = 8 << 20
+	m := NewMemory(limit)
+	cfg := Config{TEPs: testTEPs}
+	ga := newGWMem(t, cfg, m) // a worker with nothing held
+	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
+	fillHeld(t, ga2, gb2, m, 140)
+	listed := len(ga2.e.ahead)
+	before := m.Used()
+	need := int64(100 << 10)
+	if ga.e.pruneHeld(need) {
+		t.Fatal("the engine with nothing held freed something itself")
+	}
+	ga2.tick(int64(10 * time.Millisecond))
+	pruned := ga2.e.Counters().HeldPruned.Load()
+	if pruned == 0 || before-m.Used() < need {
+		t.Fatalf("the other engine pruned %d flows, %d bytes; want at least %d bytes", pruned, before-m.Used(), need)
+	}
+	if pruned > uint64(listed)/4 {
+		t.Fatalf("one squeeze for %d bytes pruned %d of %d flows", need, pruned, listed)
+	}
+	ga2.tick(int64(10 * time.Millisecond)) // no new squeeze: nothing more
+	if n := ga2.e.Counters().HeldPruned.Load(); n != pruned {
+		t.Fatalf("pruned %d more at the next Tick with no squeeze", n-pruned)
+	}
 	expireAll(t, m, ga, ga2)
 }
