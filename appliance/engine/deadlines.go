@@ -4,9 +4,11 @@ package engine
 // min-heap), so that a full set gives up the nearest without scanning
 // itself. Items go stale when their entry is forgotten, held again or
 // given another deadline; the set checks each one it pops against its map,
-// and drops the stale ones in bulk when they outnumber its capacity.
+// and sweeps a few more at each push once the heap is half again its
+// capacity (sweep), so that no push ever scans the heap whole.
 type deadlines struct {
 	items []deadline
+	at    int // where sweep goes on
 }
 
 type deadline struct {
@@ -34,18 +36,33 @@ func (h *deadlines) pop() (flowKey, int64) {
 	return top.k, top.d
 }
 
-// keep drops the items live rejects and orders the rest again.
-func (h *deadlines) keep(live func(flowKey, int64) bool) {
-	kept := h.items[:0]
-	for _, it := range h.items {
-		if live(it.k, it.d) {
-			kept = append(kept, it)
+// sweep looks at the next n items, round the heap, and takes out those
+// live rejects.
+func (h *deadlines) sweep(n int, live func(flowKey, int64) bool) {
+	for range n {
+		if len(h.items) == 0 {
+			return
 		}
+		if h.at >= len(h.items) {
+			h.at = 0
+		}
+		if it := h.items[h.at]; live(it.k, it.d) {
+			h.at++
+			continue
+		}
+		h.removeAt(h.at) // the item moved into its place is looked at next
 	}
-	clear(h.items[len(kept):])
-	h.items = kept
-	for i := len(kept)/2 - 1; i >= 0; i-- {
+}
+
+// removeAt takes item i out.
+func (h *deadlines) removeAt(i int) {
+	n := len(h.items) - 1
+	h.items[i] = h.items[n]
+	h.items[n] = deadline{}
+	h.items = h.items[:n]
+	if i < n {
 		h.down(i)
+		h.up(i)
 	}
 }
 

@@ -459,6 +459,37 @@ func TestNegotiatedSetFullFreesNearestFirst(t *testing.T) {
 	}
 }
 
+// Clients that reuse a tuple within CloseLinger (a port used again after
+// TIME-WAIT) leave a stale heap item per reuse, also in a set that is never
+// full: the heap stays bounded (swept a little at each push, never scanned
+// whole under the lock: that stalled every worker about 250 ms at 500,000
+// entries), and every live entry keeps its item, so a full set still gives
+// up the nearest deadlines first.
+func TestNegotiatedSetReuseChurnBounded(t *testing.T) {
+	const n = 1024
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: n})
+	k := func(i int) flowKey { return flowKey{in: netip.AddrPortFrom(addrA.Addr(), uint16(i)), out: addrB} }
+	for round := range 50 {
+		for i := range n / 2 {
+			set.forget(k(i)) // a new connection on the tuple
+			set.hold(k(i))
+			set.release(k(i), time.Duration(round*n+i+1)*time.Second)
+		}
+		if l := set.dl.len(); l > n+n/2+sweepBatch {
+			t.Fatalf("round %d: %d heap items for %d entries", round, l, set.Len())
+		}
+	}
+	live := 0
+	for _, it := range set.dl.items {
+		if d, ok := set.m[it.k]; ok && d == it.d {
+			live++
+		}
+	}
+	if live != set.Len() {
+		t.Fatalf("%d live heap items for %d released entries", live, set.Len())
+	}
+}
+
 // BenchmarkNegotiatedSetFullHold: a hold in a set kept full by new
 // connections (the released entries given up as it goes), at a daemon's
 // size (2 queues x 65,536 flows x 2).
