@@ -34,8 +34,16 @@ type negotiated struct {
 // gets engine.IdleLinger. Call close after the workers stopped.
 func openNegotiated(cfg config.Config, capacity int, log *slog.Logger) (_ *negotiated, err error) {
 	n := &negotiated{log: log}
+	freshPin := false
 	defer func() {
 		if err != nil {
+			if freshPin {
+				// A pin made here, empty, would be taken by the next
+				// start for the previous run's (a restart), which would
+				// then never read the disk copy the operator puts right.
+				_ = n.pin.Remove()
+				n.pin = nil
+			}
 			n.close() // what was opened
 		}
 	}()
@@ -54,6 +62,7 @@ func openNegotiated(cfg config.Config, capacity int, log *slog.Logger) (_ *negot
 		if found {
 			from = "pin"
 		}
+		freshPin = !found
 	}
 	if from == "none" && n.file != nil {
 		var info negstate.Info

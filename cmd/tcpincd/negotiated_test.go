@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,69 @@ func TestNegotiatedDiskCopy(t *testing.T) {
 	}
 	if !errors.As(err, new(usageError)) {
 		t.Fatal("a damaged copy is not an operator's error (exit status 2, no restart loop under systemd)")
+	}
+}
+
+// After a reboot (nothing pinned), a disk copy that is refused leaves no
+// pin behind: the operator puts the right copy back, and the next start
+// loads it. Before, the refused start had pinned an empty map, which the
+// next start took for the previous run's (a restart) and never read the
+// copy: the formerly encrypted tuple passed in plaintext, and the next
+// clean stop wrote the empty set over the good copy (a review of the
+// merged disk copy).
+func TestRefusedCopyLeavesNoPin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (bpffs): scripts/test.sh runs the tests as root")
+	}
+	pins := t.TempDir()
+	if err := unix.Mount("bpf", pins, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(pins, unix.MNT_DETACH) })
+	cfg := config.Default()
+	cfg.Inside, cfg.Outside, cfg.PinDir, cfg.StateDir = "in", "out", pins, t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	in, out := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("192.0.2.1:443")
+
+	n, err := openNegotiated(cfg, 16, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.set.Restore(in, out, 0)
+	path := n.file.Path()
+	n.close()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyDir := func() {
+		t.Helper()
+		ents, _ := filepath.Glob(filepath.Join(pins, "negotiated*"))
+		for _, e := range ents {
+			if err := os.Remove(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emptyDir() // the reboot
+	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openNegotiated(cfg, 16, log); err == nil {
+		t.Fatal("a damaged copy was not refused")
+	}
+	if ents, _ := filepath.Glob(filepath.Join(pins, "negotiated*")); len(ents) != 0 {
+		t.Fatalf("the refused start left pins %v", ents)
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil { // the operator puts it right
+		t.Fatal(err)
+	}
+	n, err = openNegotiated(cfg, 16, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	if !n.set.Contains(in, out) {
+		t.Fatal("the copy put back was not loaded: the tuple is not in the set")
 	}
 }
