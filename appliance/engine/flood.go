@@ -199,7 +199,7 @@ func (e *Engine) freeBufs(f *flow) {
 // (prune.go): else a far side could keep every new connection plain with
 // them.
 func (e *Engine) admit() bool {
-	return e.mem.take(recordCost, true) || e.pruneHeld(e.mem.excess(recordCost, true)) && e.mem.take(recordCost, true)
+	return e.mem.take(recordCost, true) || e.pruneHeld(e.mem.excess(recordCost, true), false) && e.mem.take(recordCost, true)
 }
 
 // releaseBufs frees the buffers of a flow that holds no byte either way:

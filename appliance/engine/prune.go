@@ -50,15 +50,22 @@ func (d *decDir) holdsAhead() bool {
 }
 
 // pruneHeld makes need bytes of room in the budget from bytes held past a
-// hole, and asks the other engines for theirs when its own are too few. It
-// reports whether the caller should try again: room was made, or came
-// meanwhile (need <= 0: another engine's flows gave some back).
-func (e *Engine) pruneHeld(need int64) bool {
+// hole, and, for a live flow's buffer (ask), asks the other engines for
+// theirs when its own are too few. It reports whether the caller should
+// try again: room was made, or came meanwhile (need <= 0: another engine's
+// flows gave some back).
+//
+// A new flow's admission does not ask: the other engines prune at their
+// next Tick, after the SYN has gone on plain, and live flows may hold the
+// budget up to limit/8 past the admission bound, so each SYN from anyone
+// outside would have every flow in SACK recovery on every worker renege on
+// what it held, for nothing (a review of the squeeze).
+func (e *Engine) pruneHeld(need int64, ask bool) bool {
 	if need <= 0 {
 		return true
 	}
 	freed := e.dropListed(need)
-	if freed < need {
+	if freed < need && ask {
 		e.mem.squeeze(need - freed)
 	}
 	return freed > 0

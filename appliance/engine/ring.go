@@ -333,5 +333,5 @@ func (e *Engine) grantLent(r *ring, lo, live, hi int64, forced bool) bool {
 		return false
 	}
 	grow := int64(r.sizeFor(hi-lo, false) - len(r.b))
-	return e.pruneHeld(r.mem.excess(grow, false)) && r.grant(lo, live, hi, forced)
+	return e.pruneHeld(r.mem.excess(grow, false), true) && r.grant(lo, live, hi, forced)
 }

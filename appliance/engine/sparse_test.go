@@ -286,7 +286,7 @@ func TestSqueezeTakesWhatWasLacking(t *testing.T) {
 	listed := len(ga2.e.ahead)
 	before := m.Used()
 	need := int64(100 << 10)
-	if ga.e.pruneHeld(need) {
+	if ga.e.pruneHeld(need, true) {
 		t.Fatal("the engine with nothing held freed something itself")
 	}
 	ga2.tick(int64(10 * time.Millisecond))
@@ -301,5 +301,30 @@ func TestSqueezeTakesWhatWasLacking(t *testing.T) {
 	if n := ga2.e.Counters().HeldPruned.Load(); n != pruned {
 		t.Fatalf("pruned %d more at the next Tick with no squeeze", n-pruned)
 	}
+	expireAll(t, m, ga, ga2)
+}
+
+// A SYN refused at the admission bound prunes this engine's held bytes
+// only: it does not squeeze the others, which would prune at their next
+// Tick, after the SYN went on plain, and with live flows holding the
+// budget past the bound every SYN from outside would have every flow in
+// SACK recovery on every worker renege (a review of the squeeze: 5 of 5
+// flows pruned for one SYN, which went plain all the same).
+func TestAdmissionDoesNotSqueeze(t *testing.T) {
+	const limit = 8 << 20
+	m := NewMemory(limit)
+	cfg := Config{TEPs: testTEPs}
+	ga := newGWMem(t, cfg, m) // a worker with nothing held
+	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
+	fillHeld(t, ga2, gb2, m, 140)
+	others := limit - m.Used()
+	m.force(others) // live flows hold the rest
+	_, o := ga.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 39990), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	one(t, "SYN", o)
+	ga2.tick(int64(10 * time.Millisecond))
+	if n := ga2.e.Counters().HeldPruned.Load(); n != 0 {
+		t.Fatalf("one SYN at another worker pruned %d flows here", n)
+	}
+	m.give(others)
 	expireAll(t, m, ga, ga2)
 }
