@@ -36,6 +36,15 @@ func (h *deadlines) pop() (flowKey, int64) {
 	return top.k, top.d
 }
 
+// popStale takes stale items off the top, at most n: the nearest
+// deadlines are where stale items gather (a tuple reused keeps its old
+// item, the oldest), and makeRoom would pop them all at once.
+func (h *deadlines) popStale(n int, live func(flowKey, int64) bool) {
+	for ; n > 0 && len(h.items) > 0 && !live(h.items[0].k, h.items[0].d); n-- {
+		h.pop()
+	}
+}
+
 // sweep looks at the next n items, round the heap, and takes out those
 // live rejects.
 func (h *deadlines) sweep(n int, live func(flowKey, int64) bool) {

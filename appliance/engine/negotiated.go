@@ -278,9 +278,9 @@ const roomBatch = 64
 func (s *NegotiatedSet) makeRoom() bool {
 	s.scans++
 	freed := 0
-	for freed < roomBatch && s.dl.len() > 0 {
+	for pops := 0; freed < roomBatch && s.dl.len() > 0 && pops < maxPops; pops++ {
 		k, d := s.dl.pop()
-		if cur, ok := s.m[k]; !ok || cur != d {
+		if !s.liveItem(k, d) {
 			continue // forgotten, held again or given another deadline since
 		}
 		s.del(k)
@@ -297,6 +297,7 @@ func (s *NegotiatedSet) setDeadline(k flowKey, d int64) {
 		return
 	}
 	s.dl.push(k, d)
+	s.dl.popStale(sweepBatch, s.liveItem)
 	if s.dl.len() > s.cap+s.cap/2 {
 		// At least a third of the items are stale (no more than cap are
 		// live): a sweep of sweepBatch takes out far more than the one
@@ -304,12 +305,24 @@ func (s *NegotiatedSet) setDeadline(k flowKey, d int64) {
 		// heap here stalled every worker for about 250 ms at 500,000
 		// entries, a review found: clients reusing ports within
 		// CloseLinger leave a stale item each.)
-		s.dl.sweep(sweepBatch, func(k flowKey, d int64) bool { cur, ok := s.m[k]; return ok && cur == d })
+		s.dl.sweep(sweepBatch, s.liveItem)
 	}
 }
 
-// sweepBatch is how many heap items a push looks at when many are stale.
-const sweepBatch = 4 * roomBatch
+// liveItem reports whether the heap item (k, d) is k's entry's.
+func (s *NegotiatedSet) liveItem(k flowKey, d int64) bool {
+	cur, ok := s.m[k]
+	return ok && cur == d
+}
+
+// sweepBatch is how many heap items a push looks at when many are stale;
+// maxPops bounds the items one makeRoom pops (the stale ones popStale has
+// not reached yet: should it find no live one among them, the hold finds
+// no room and its connection stays plain, never a long stall).
+const (
+	sweepBatch = 4 * roomBatch
+	maxPops    = 16 * roomBatch
+)
 
 // The engine's side.
 
