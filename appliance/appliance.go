@@ -64,6 +64,7 @@ type Appliance struct {
 	start   time.Time
 
 	stop     atomic.Bool
+	behind   atomic.Int32  // workers behind their outside port (worker.noteBacklog)
 	quit     chan struct{} // closed by Stop
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -196,6 +197,11 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 			w.h, w.idle = h, engineIdleWait
 		}
 		w.blog, _ = h.(Backlogged)
+		w.anyBehind = &a.behind
+		w.rxFull = len(w.rxd)
+		if rb, ok := outside.(interface{ RxBatch() int }); ok {
+			w.rxFull = min(w.rxFull, rb.RxBatch()) // a port that returns less a call
+		}
 		if wk, ok := h.(Waker); ok {
 			w.wake = bump.NewWake()
 			wk.SetWake(w.wake.Signal)

@@ -303,3 +303,39 @@ func TestWorkerTellsBacklog(t *testing.T) {
 		t.Fatalf("the worker said %v, want %v first", h.said, want)
 	}
 }
+
+// With several workers, each handler is told whether ANY worker is behind
+// its outside port: a SYN a busy worker hands over is judged by the
+// appliance's state, not by its owner's quiet port (before, the owner's
+// engine passed a flood's SYNs the busy worker received).
+func TestBacklogSharedByWorkers(t *testing.T) {
+	hs := []*backlogHandler{{}, {}}
+	r := newRig(t, rigOpts{queues: 2, batch: 4, handler: func(q int) (FrameHandler, error) { return hs[q], nil }})
+	for i := range 10 { // all on queue 0's outside port
+		r.outp[0].Inject(seg(b4, a4, 80, uint16(6000+i), packettest.SYN, 1, 0, nil))
+	}
+	r.a.Poll(r.now) // one round: worker 0 takes a full batch, then worker 1 its (empty) one
+	if len(hs[1].said) == 0 || !hs[1].said[len(hs[1].said)-1] {
+		t.Fatalf("worker 1 (a quiet port) was told %v while worker 0 was behind, want behind", hs[1].said)
+	}
+	r.settle()
+	r.a.Poll(r.now) // all taken: nobody behind
+	if !slices.Equal(hs[0].said[len(hs[0].said)-1:], []bool{false}) || !slices.Equal(hs[1].said[len(hs[1].said)-1:], []bool{false}) {
+		t.Fatalf("after the frames were taken: worker 0 told %v, worker 1 %v; want not behind", hs[0].said, hs[1].said)
+	}
+}
+
+// A port that returns fewer frames a call than the worker's batch (the
+// AF_PACKET port: its recvmmsg batch) is behind when it returns that many.
+func TestBacklogFollowsPortBatch(t *testing.T) {
+	h := &backlogHandler{}
+	r := newRig(t, rigOpts{batch: 64, handler: func(int) (FrameHandler, error) { return h, nil }})
+	r.a.workers[0].rxFull = 4 // as RxBatch would say
+	for i := range 6 {
+		r.bump.Arrive(Outside, seg(b4, a4, 80, uint16(6000+i), packettest.SYN, 1, 0, nil))
+	}
+	r.a.Poll(r.now)
+	if len(h.said) == 0 || !h.said[0] {
+		t.Fatalf("a batch of 6 from a port that returns at most 4: the worker said %v, want behind", h.said)
+	}
+}

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/engine"
@@ -27,11 +28,18 @@ type worker struct {
 	tx    [2]txQueue
 	sinks [2]TxSink // &tx[0], &tx[1]
 	h     FrameHandler
-	blog  Backlogged    // h, if it wants to know (nil otherwise)
-	idle  time.Duration // longest sleep when idle
-	pkt   packet.Packet
-	t     [2]tally     // this batch's counts, by arrival port
-	c     *[2]counters // published counts, by arrival port
+	blog  Backlogged // h, if it wants to know (nil otherwise)
+	// behind: the last batch from the outside port was full (rxFull
+	// frames: its port returns no more a call) or frames were held;
+	// anyBehind counts the workers behind: a SYN handed over is judged by
+	// the appliance, not by its owner's own port.
+	behind    bool
+	rxFull    int
+	anyBehind *atomic.Int32
+	idle      time.Duration // longest sleep when idle
+	pkt       packet.Packet
+	t         [2]tally     // this batch's counts, by arrival port
+	c         *[2]counters // published counts, by arrival port
 
 	flows    *flowtable.Table[flowState]
 	pass     *passthrough
@@ -128,14 +136,15 @@ func (w *worker) poll(now int64) int {
 func (w *worker) receive(p PortID, now int64) int {
 	port := w.ports[p]
 	descs := w.held[p]
-	if len(descs) == 0 {
+	held := len(descs) > 0
+	if !held {
 		descs = w.rxd[:port.Receive(w.rxd)]
-		if p == Outside && w.blog != nil {
-			w.blog.SetBacklog(len(descs) == len(w.rxd))
-		}
-		if len(descs) == 0 {
-			return 0
-		}
+	}
+	if p == Outside && w.blog != nil {
+		w.noteBacklog(held || len(descs) >= w.rxFull)
+	}
+	if len(descs) == 0 {
+		return 0
 	}
 	t := &w.t[p]
 	done := len(descs)
@@ -157,6 +166,20 @@ func (w *worker) receive(p PortID, now int64) int {
 		return 1 // held frames: not idle, the owner is draining its lane
 	}
 	return done
+}
+
+// noteBacklog records whether this worker is behind its outside port and
+// tells its handler whether any worker is.
+func (w *worker) noteBacklog(behind bool) {
+	if behind != w.behind {
+		w.behind = behind
+		if behind {
+			w.anyBehind.Add(1)
+		} else {
+			w.anyBehind.Add(-1)
+		}
+	}
+	w.blog.SetBacklog(w.anyBehind.Load() > 0)
 }
 
 // frameKind is what the worker needs to know about a frame to route it.

@@ -227,6 +227,10 @@ func (p *Port) slotOfBuf(b []byte) int32 {
 	return int32((uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(&p.mem[0]))) / slotSize)
 }
 
+// RxBatch is the most frames one Receive returns: a worker that gets this
+// many is behind its port (appliance.Backlogged).
+func (p *Port) RxBatch() int { return min(p.batch, p.nrx) }
+
 // Receive implements bump.Port: one recvmmsg into free RX slots. Each
 // frame's virtio_net_hdr is checked and its partial checksum completed
 // (inspectRx); a TCP super-segment gets Desc.GSO. Rejected frames go back
