@@ -53,8 +53,9 @@ type Waker interface {
 // Backlogged is a FrameHandler that wants to know when the worker falls
 // behind its outside port (*engine.Engine: under a SYN flood it then drops
 // what it would otherwise pass). The worker says so after every batch it
-// takes from that port: behind when the batch was full, so more frames
-// were waiting.
+// takes from that port: behind when any worker's last batch was full (as
+// many frames as its port returns a call, so more were waiting) or it held
+// frames for a full lane.
 type Backlogged interface {
 	SetBacklog(behind bool)
 }
