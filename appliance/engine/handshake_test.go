@@ -494,13 +494,7 @@ func TestHostSYNCopiesInKeyExchangeKeepIt(t *testing.T) {
 // path and may be reclaimed, and a resumed session's opener goes with it.
 // Before, it lasted until the record expired (PlainRetention).
 func TestWatchForFirstBytesEndsAtHostRST(t *testing.T) {
-	gb := newGW(t, Config{TEPs: testTEPs})
-	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
-	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
-	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
-	if f := gb.onlyFlow(); !f.watchInit1 {
-		t.Fatal("no watch after a third segment without ENO")
-	}
+	gb := watchingForInit1(t)
 	if v := gb.e.Handle(0, Inside, tcpFrame(addrB, addrA, isnB+1, 0, rstF, 0, nil, nil), gb.tx); v != Passthrough {
 		t.Fatalf("the host's RST: %v, want passthrough", v)
 	}
@@ -515,13 +509,7 @@ func TestWatchForFirstBytesEndsAtHostRST(t *testing.T) {
 // took the dropped SYN's ISN for its own, and A's Init1 reached host b as
 // 75 bytes of data (a review of the SYN memory of plain records).
 func TestDroppedSYNKeepsTheWatch(t *testing.T) {
-	gb := newGW(t, Config{TEPs: testTEPs})
-	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
-	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
-	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
-	if f := gb.onlyFlow(); !f.watchInit1 {
-		t.Fatal("no watch after a third segment without ENO")
-	}
+	gb := watchingForInit1(t)
 	gb.e.floodUntil, gb.e.synTokens, gb.e.passTokens, gb.e.synAt = 1<<62, 0, 0, gb.now // shedding, no tokens
 	gb.push(Outside, tcpFrame(addrA, addrB, 5555, 0, synF, 64240, synOpts(1460, 1), nil))
 	if n := gb.e.Counters().Drops[DropSYNFlood].Load(); n != 1 {
@@ -544,4 +532,19 @@ func TestDroppedSYNKeepsTheWatch(t *testing.T) {
 	if len(in) != 1 || len(out) != 1 {
 		t.Fatalf("%d frames to b, %d to A; want an RST each", len(in), len(out))
 	}
+}
+
+// watchingForInit1 is G_B after a far SYN with TCP-ENO, the inside host's
+// SYN-ACK and a third segment without ENO: a plain record watching for
+// A's first bytes (enopath.go).
+func watchingForInit1(t *testing.T) *gw {
+	t.Helper()
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 1, synOpts(1460, 2), nil))
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 1, nil, nil))
+	if f := gb.onlyFlow(); !f.watchInit1 {
+		t.Fatal("no watch after a third segment without ENO")
+	}
+	return gb
 }

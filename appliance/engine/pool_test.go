@@ -327,3 +327,27 @@ func TestInit2AfterPoolMadePair(t *testing.T) {
 		t.Fatalf("data after the handshake: %d frames to b", len(in))
 	}
 }
+
+// busyPool is a pool of one worker held busy by a job until release is
+// called (by the test, else at its end, before the pool closes): key
+// exchanges submitted meanwhile wait behind it.
+func busyPool(t *testing.T) (pool *cryptopool.Pool, release func()) {
+	t.Helper()
+	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	c, err := pool.NewClient(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, hold := make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before pool.Close, also on failure
+	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
+		t.Fatal("blocker refused")
+	}
+	<-started
+	return pool, release
+}

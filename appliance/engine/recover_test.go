@@ -2,12 +2,10 @@ package engine
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
-	"github.com/tcpinc/tcpinc/cryptopool"
 )
 
 // panicking is a KeyLog hook that panics, as a bug in the engine would, at
@@ -152,22 +150,7 @@ func TestPanicFlushingHeldAckLeavesTicksWorking(t *testing.T) {
 // ended poll's batch, and the jobs after it were lost: their flows waited
 // in key exchange, kexBusy, until they expired.
 func TestPanicInOneKeyExchangeOthersComplete(t *testing.T) {
-	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	c, err := pool.NewClient(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, hold := make(chan struct{}), make(chan struct{})
-	var release sync.Once
-	t.Cleanup(func() { release.Do(func() { close(hold) }) })
-	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
-		t.Fatal("blocker refused")
-	}
-	<-started
+	pool, release := busyPool(t)
 	ga := newGW(t, Config{TEPs: testTEPs})
 	calls := 0
 	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool, KeyLog: func(KeyLogEntry) bool {
@@ -179,7 +162,7 @@ func TestPanicInOneKeyExchangeOthersComplete(t *testing.T) {
 	gb.panics = 1
 	ga.undrained, gb.undrained = true, true
 	kexFlows(t, ga, gb, 3) // G_B's three key exchanges wait behind the blocker
-	release.Do(func() { close(hold) })
+	release()
 	deadline := time.Now().Add(5 * time.Second)
 	for gb.e.Counters().Encrypted.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)

@@ -278,11 +278,7 @@ func TestSqueezeReachesOtherEngines(t *testing.T) {
 // review of the merged pruning: 120 of 120 flows for one SYN).
 func TestSqueezeTakesWhatWasLacking(t *testing.T) {
 	const limit = 8 << 20
-	m := NewMemory(limit)
-	cfg := Config{TEPs: testTEPs}
-	ga := newGWMem(t, cfg, m) // a worker with nothing held
-	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
-	fillHeld(t, ga2, gb2, m, 140)
+	m, ga, ga2 := heldElsewhere(t, limit)
 	listed := len(ga2.e.ahead)
 	before := m.Used()
 	need := int64(100 << 10)
@@ -312,11 +308,7 @@ func TestSqueezeTakesWhatWasLacking(t *testing.T) {
 // flows pruned for one SYN, which went plain all the same).
 func TestAdmissionDoesNotSqueeze(t *testing.T) {
 	const limit = 8 << 20
-	m := NewMemory(limit)
-	cfg := Config{TEPs: testTEPs}
-	ga := newGWMem(t, cfg, m) // a worker with nothing held
-	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
-	fillHeld(t, ga2, gb2, m, 140)
+	m, ga, ga2 := heldElsewhere(t, limit)
 	others := limit - m.Used()
 	m.force(others) // live flows hold the rest
 	_, o := ga.push(Inside, tcpFrame(netip.AddrPortFrom(addrA.Addr(), 39990), addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
@@ -327,4 +319,17 @@ func TestAdmissionDoesNotSqueeze(t *testing.T) {
 	}
 	m.give(others)
 	expireAll(t, m, ga, ga2)
+}
+
+// heldElsewhere is two workers' engines sharing a budget of limit bytes:
+// ga holds nothing, ga2 far sides' bytes past holes up to the admission
+// bound (fillHeld).
+func heldElsewhere(t *testing.T, limit int64) (m *Memory, ga, ga2 *gw) {
+	t.Helper()
+	m = NewMemory(limit)
+	cfg := Config{TEPs: testTEPs}
+	ga = newGWMem(t, cfg, m)
+	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
+	fillHeld(t, ga2, gb2, m, 140)
+	return m, ga, ga2
 }

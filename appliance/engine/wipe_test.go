@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -198,22 +197,7 @@ func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 // job made, and the pair it used, are wiped when the result comes back
 // (poll). Before, both were dropped as they were.
 func TestPoolResultOfEndedFlowWiped(t *testing.T) {
-	pool, err := cryptopool.NewPool(cryptopool.PoolConfig{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	c, err := pool.NewClient(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, hold := make(chan struct{}), make(chan struct{})
-	var release sync.Once
-	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before pool.Close, also on failure
-	if !c.Submit(cryptopool.Job{Run: func(*cryptopool.Job) { close(started); <-hold }}) {
-		t.Fatal("blocker refused")
-	}
-	<-started
+	pool, release := busyPool(t)
 	ga := newGW(t, Config{TEPs: testTEPs})
 	gb := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Pool: pool})
 	kexFlows(t, ga, gb, 1) // G_B's key exchange waits behind the blocker
@@ -227,7 +211,7 @@ func TestPoolResultOfEndedFlowWiped(t *testing.T) {
 		t.Fatal(err)
 	}
 	gb.e.remove(f)
-	release.Do(func() { close(hold) })
+	release()
 	deadline := time.Now().Add(5 * time.Second)
 	for f.kexBusy && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
