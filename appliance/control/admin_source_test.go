@@ -522,16 +522,7 @@ func TestAdminSourceApplyAllOrNothing(t *testing.T) {
 func TestKeyLogLostWarning(t *testing.T) {
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
-	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	eng.KeyLog = func(engine.KeyLogEntry) bool { return false }
-	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{Version: "t", Warnings: []string{"key log on"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, src := engineSource(t, ecfg, 2, AdminInfo{Version: "t", Warnings: []string{"key log on"}}, func(eng *Engines) { eng.KeyLog = func(engine.KeyLogEntry) bool { return false } })
 	if w := src.Status().Warnings; len(w) != 1 {
 		t.Fatalf("warnings with nothing lost: %q", w)
 	}
@@ -555,15 +546,7 @@ func TestKeyLogLostWarning(t *testing.T) {
 func TestPanicWarning(t *testing.T) {
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
-	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	src, err := NewAdminSource(newAppliance(t, 2, eng.NewHandler), eng, AdminInfo{Version: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, src := engineSource(t, ecfg, 2, AdminInfo{Version: "t"}, nil)
 	if w := src.Status().Warnings; len(w) != 0 {
 		t.Fatalf("warnings with no panic: %q", w)
 	}
@@ -678,15 +661,7 @@ func TestFlowIDsUniqueAcrossWorkers(t *testing.T) {
 func TestAEADPreferenceFromConfig(t *testing.T) {
 	cfg := config.Default().Engine
 	cfg.AEADs = []string{"chacha20poly1305", "aes128gcm"}
-	eng, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t", AEADs: cfg.AEADs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, src := engineSource(t, cfg, 1, AdminInfo{Version: "t", AEADs: cfg.AEADs}, nil)
 	if st := src.Status(); !slices.Equal(st.AEADPreference, cfg.AEADs) || st.AEADPreferenceFrom != "config" {
 		t.Fatalf("status: aead_preference %v from %q, want %v from config", st.AEADPreference, st.AEADPreferenceFrom, cfg.AEADs)
 	}
@@ -698,15 +673,7 @@ func TestAEADPreferenceFromConfig(t *testing.T) {
 func TestResumptionNonceLenFromConfig(t *testing.T) {
 	cfg := config.Default().Engine
 	cfg.ResumptionNonceLen = 3
-	eng, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, src := engineSource(t, cfg, 1, AdminInfo{Version: "t"}, nil)
 	if n, got := eng.Cache.NonceLen(), src.Config().ResumeNonceLen; n != 3 || got != 3 {
 		t.Fatalf("nonce length: cache %d, API %d; want 3", n, got)
 	}
@@ -717,16 +684,8 @@ func TestResumptionNonceLenFromConfig(t *testing.T) {
 func TestComingWarning(t *testing.T) {
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
-	eng, err := NewEngines(ecfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
 	warn := ""
-	src, err := NewAdminSource(newAppliance(t, 1, eng.NewHandler), eng, AdminInfo{Version: "t", Warning: func() string { return warn }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, src := engineSource(t, ecfg, 1, AdminInfo{Version: "t", Warning: func() string { return warn }}, nil)
 	if w := src.Status().Warnings; len(w) != 0 {
 		t.Fatalf("warnings: %q", w)
 	}
@@ -734,4 +693,24 @@ func TestComingWarning(t *testing.T) {
 	if w := src.Status().Warnings; len(w) != 1 || w[0] != warn {
 		t.Fatalf("warnings: %q", w)
 	}
+}
+
+// engineSource is an AdminSource over the engines of cfg on an appliance of
+// queues workers, the engines closed at the test's end; setup, if not nil,
+// sees the engines before the source is made.
+func engineSource(t *testing.T, cfg config.Engine, queues int, info AdminInfo, setup func(*Engines)) (*Engines, *AdminSource) {
+	t.Helper()
+	eng, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	if setup != nil {
+		setup(eng)
+	}
+	src, err := NewAdminSource(newAppliance(t, queues, eng.NewHandler), eng, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, src
 }
