@@ -113,11 +113,21 @@ func (e *Engine) reinstate(now int64, f *flow) {
 	e.listAdd(f)
 }
 
-// dropPrev forgets the record f displaced: f's SYN was answered.
+// dropPrev forgets the record f displaced: f's SYN was answered, or f
+// itself goes (reclaim). The displaced connection ended, so a tuple it
+// held lingers as that of any connection that ended (CloseLinger): left
+// held with no record, it would stay in the set for good and reset every
+// later connection on the tuple as a stray. An answering SYN-ACK has
+// taken the tuple out already (handlePacket), and a tuple f holds itself
+// stays f's.
 func (e *Engine) dropPrev(f *flow) {
 	f.unknownPrev = false
 	if q := f.prev; q != nil {
 		f.prev = nil
+		if q.held && !f.held {
+			e.neg.release(q.key, CloseLinger)
+		}
+		q.held = false
 		q.state = stDead
 		e.uncharge(q)
 		q.wipeSecrets()

@@ -504,6 +504,54 @@ func TestReusedTupleOldSegmentsStayEncrypted(t *testing.T) {
 	pass(t, pr.gb, Inside, tcpFrame(addrB, addrA, 778, h.aNext+1001, ackF|pshF, 509, nil, []byte("plain now")))
 }
 
+// A plain record that took a closed encrypted connection's tuple for a
+// SYN from outside (reuse) keeps the old record aside, its tuple held in
+// the negotiated set. Reclaimed for room before the inside host answered
+// (a full table), it dropped the old record but left the tuple held with
+// no record at all: never evicted, never expiring, and the plain
+// connection the host then accepted on the tuple was reset as a stray
+// (a soak review). Such a record is no longer reclaimed, and a displaced
+// record dropped by any path lets its tuple linger as that of any
+// connection that ended, never held for good.
+func TestReclaimedReuseReleasesOldTuple(t *testing.T) {
+	pr, h, _ := closedPair(t)
+	gb := pr.gb
+	toIn, _ := gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
+	one(t, "new SYN at b", toIn)
+	gb.e.cfg.MaxFlows = 1
+	other := netip.AddrPortFrom(packettest.HostA4, 40001)
+	gb.push(Outside, tcpFrame(other, addrB, 5000, 0, synF, 64240, synOpts(1460, 9), nil))
+	if c := gb.e.Counters().FlowsReclaimed.Load(); c != 0 {
+		t.Fatalf("%d records reclaimed: the one keeping the old connection aside went", c)
+	}
+	// b accepts the new plain connection: its segments pass both ways.
+	pass(t, gb, Inside, tcpFrame(addrB, addrA, 777, h.aNext+1001, synF|ackF, 65160, synOpts(1460, pr.tsB+1), nil))
+	for i := range 3 {
+		pass(t, gb, Outside, tcpFrame(addrA, addrB, h.aNext+1001+uint32(i), 778, ackF|pshF, 502, nil, []byte{'a'}))
+		pass(t, gb, Inside, tcpFrame(addrB, addrA, 778+uint32(i), h.aNext+1002+uint32(i), ackF|pshF, 509, nil, []byte{'b'}))
+	}
+	k := flowKey{in: addrB, out: addrA}
+	if gb.e.neg.has(k) {
+		t.Fatal("the accepted plain connection's tuple is still in the negotiated set")
+	}
+
+	// Whatever drops a displaced record, its tuple is released.
+	pr2, h2, _ := closedPair(t)
+	g2 := pr2.gb
+	g2.push(Outside, tcpFrame(addrA, addrB, h2.aNext+1000, 0, synF, 64240, synOpts(1460, pr2.tsA+1), nil))
+	nf := g2.e.flows[k]
+	if nf == nil || nf.prev == nil || !nf.prev.held {
+		t.Fatalf("no plain record keeping the old one aside: %+v", nf)
+	}
+	g2.e.dropPrev(nf)
+	g2.e.neg.mu.RLock()
+	d, ok := g2.e.neg.m[k]
+	g2.e.neg.mu.RUnlock()
+	if !ok || d == 0 {
+		t.Fatalf("the dropped record's tuple: in the set %v, deadline %d (0: held for good); want lingering", ok, d)
+	}
+}
+
 // A far side that ignores the window the appliance advertises (G_A here,
 // told by a forged window update that R's window is wide open, sends on
 // what a sends although b acknowledges nothing) must not make G_B keep

@@ -174,6 +174,9 @@ type gw struct {
 	// panics is how many panics the test means the engine to recover
 	// (recover.go); any other fails it: recovery must not hide a bug.
 	panics uint64
+	// ownSet: the engine's negotiated set is its own (not given in
+	// Deps), so drained can hold it to the engine's records.
+	ownSet bool
 }
 
 func newGW(t testing.TB, cfg Config) *gw {
@@ -190,7 +193,7 @@ func newGWDeps(t testing.TB, cfg Config, deps Deps) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gw{t: t, e: e}
+	g := &gw{t: t, e: e, ownSet: deps.Negotiated == nil}
 	g.in, g.out, g.tx = sinks()
 	if tt, ok := t.(*testing.T); ok {
 		tt.Cleanup(g.noPanics)
@@ -229,6 +232,22 @@ func (g *gw) drained() {
 	}
 	if used := g.e.Memory().Used(); used != 0 {
 		t.Errorf("%d bytes still charged with no flows", used)
+	}
+	// A tuple is held only by a live record: one left held with no
+	// record is never evicted, and its connection's successors on the
+	// tuple are reset as strays for good.
+	if g.ownSet && g.e.NumFlows() == 0 {
+		held := 0
+		g.e.neg.mu.RLock()
+		for _, d := range g.e.neg.m {
+			if d == 0 {
+				held++
+			}
+		}
+		g.e.neg.mu.RUnlock()
+		if held != 0 {
+			t.Errorf("%d negotiated tuples still held with no flow left", held)
+		}
 	}
 }
 
