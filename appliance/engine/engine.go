@@ -242,7 +242,7 @@ const (
 	DropDeliverFull        // plaintext kept for re-delivery over its cap (not a frame drop)
 	DropPolicy             // a plain connection from a prefix whose policy requires encryption
 	DropFragment           // an IP fragment not forwarded (Counters.Frag says why)
-	DropChecksum           // a segment of an encrypted connection, or a stray RST, with a bad TCP checksum
+	DropChecksum           // a segment of an encrypted connection, a handshake's, or a stray RST, or an ICMP error acted on, with a bad checksum
 	DropICMPQuote          // an ICMP error from the inside quoting a segment of a negotiated connection (plaintext)
 	DropICMPWindow         // a packet-too-big quoting a sequence number not in flight (RFC 5927 §4.1)
 	DropSYNFlood           // a SYN from the outside shed under a SYN flood, beyond those passed with no record: its source has no encrypted connection yet (flood.go)
@@ -465,6 +465,15 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	f := e.lookup(k)
 	e.cur = f
 	fl := p.Flags()
+	if (fl&packet.FlagSYN != 0 || f != nil && f.state < stOpen) && !p.SegmentsLeft() && !p.VerifyL4Checksum() {
+		// A handshake segment the receiver will drop (corrupted on the
+		// way, or forged without care) must not move the record: one
+		// passed, it had set the peer's TEP, window scale or MSS, made
+		// a fallback or reached the host rewritten with a good sum. (A
+		// source-routed one's sum covers an address the engine does not
+		// check against; it stays plain: leftAlone.)
+		return e.drop(DropChecksum)
+	}
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK && f.answers(p, from) {
 		// A new connection on the tuple completes its handshake (a SYN
 		// alone proves nothing: anyone can send one): what the set
@@ -665,6 +674,9 @@ func (e *Engine) icmp(now int64, from PortID, p *packet.Packet, tx [2]TxSink) Ve
 			return Passthrough
 		} else if f != nil && f.state != stPlain {
 			if p.IsPathMTU() {
+				if !p.VerifyL4Checksum() {
+					return e.drop(DropChecksum) // corrupted: its MTU may be anything
+				}
 				return e.insidePTB(now, f, p, tx)
 			}
 			return e.drop(DropICMPQuote)

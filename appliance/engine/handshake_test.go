@@ -548,3 +548,22 @@ func watchingForInit1(t *testing.T) *gw {
 	}
 	return gb
 }
+
+// Handshake segments went unchecked: a SYN-ACK corrupted on the way (the
+// host drops it) still set the peer's TEP, window scale and MSS, a
+// corrupted third segment made G_B fall back and reset the connection at
+// Init1, and a corrupted SYN with data reached the host stripped and with
+// a good checksum (a frames review). Here every segment of the handshake,
+// from both hosts and both appliances, first arrives corrupted: each copy
+// is dropped and counted, and the handshake that follows is byte for byte
+// the one handshake checks.
+func TestCorruptedHandshakeSegmentsMoveNothing(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	ga.corrupt, gb.corrupt = true, true
+	pr := handshakeOn(t, ga, gb)
+	ga.corrupt, gb.corrupt = false, false
+	h := newHosts()
+	if atB, _ := pr.toB(pr.aSends(&h, []byte("after"), pshF)); len(atB) != 1 || string(atB[0].payload) != "after" {
+		t.Fatalf("b got %+v", atB)
+	}
+}

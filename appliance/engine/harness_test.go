@@ -177,6 +177,10 @@ type gw struct {
 	// ownSet: the engine's negotiated set is its own (not given in
 	// Deps), so drained can hold it to the engine's records.
 	ownSet bool
+	// corrupt: push hands the engine a copy of each frame with one TCP
+	// header byte changed and the checksum left as it was first, and
+	// fails unless the engine drops it untouched (pushCorrupted).
+	corrupt bool
 }
 
 func newGW(t testing.TB, cfg Config) *gw {
@@ -256,6 +260,9 @@ func (g *gw) drained() {
 // included as the worker would send it.
 func (g *gw) push(from PortID, frame []byte) (toIn, toOut [][]byte) {
 	g.t.Helper()
+	if g.corrupt {
+		g.pushCorrupted(from, frame)
+	}
 	fr := slices.Clone(frame)
 	v := g.e.Handle(g.now, from, fr, g.tx)
 	switch v {
@@ -271,6 +278,30 @@ func (g *gw) push(from PortID, frame []byte) (toIn, toOut [][]byte) {
 		checkFrame(g.t, f)
 	}
 	return toIn, toOut
+}
+
+// pushCorrupted hands the engine frame with the last byte of its TCP
+// header (an option's, else the urgent pointer's) changed and its checksum
+// not: what a receiver drops. The engine must drop it too, send nothing and
+// count it: what it does after (the intact frame) shows nothing moved.
+func (g *gw) pushCorrupted(from PortID, frame []byte) {
+	g.t.Helper()
+	var p packet.Packet
+	if p.Decode(frame) != nil || !p.IsTCP() || p.IsFragment() {
+		return
+	}
+	bad := slices.Clone(frame)
+	bad[p.L4Offset()+p.TCPHeaderLen()-1] ^= 0x01
+	before := g.e.Counters().Drops[DropChecksum].Load()
+	if v := g.e.Handle(g.now, from, bad, g.tx); v != Dropped {
+		g.t.Fatalf("a corrupted copy from port %d: %v, want dropped", from, v)
+	}
+	if in, out := g.in.take(), g.out.take(); len(in)+len(out) != 0 {
+		g.t.Fatalf("a corrupted copy from port %d: %d frames in, %d out; want none", from, len(in), len(out))
+	}
+	if g.e.Counters().Drops[DropChecksum].Load() != before+1 {
+		g.t.Fatalf("a corrupted copy from port %d: not counted as a bad checksum", from)
+	}
 }
 
 func (g *gw) tick(dt int64) (toIn, toOut [][]byte) {

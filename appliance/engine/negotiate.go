@@ -41,8 +41,9 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 	}
 	sc := eno.ScanOptions(p.OptionBytes())
 	if sc.Err != nil || e.si.optErr {
-		e.c.Drops[DropMalformed].Add(1)
-		return e.plain(now, k, pol, -1, "malformed TCP options")
+		// Passed as it came (the far host judges it), so a fallback,
+		// not a drop: counted as one, it read as a lost SYN.
+		return e.plain(now, k, pol, FallbackNegotiate, "malformed TCP options")
 	}
 	if sc.NumENO > 0 || sc.NumLegacy > 0 {
 		// The host speaks TCP-ENO itself: end to end wins (ENO-89 for legacy).

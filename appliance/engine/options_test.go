@@ -124,3 +124,20 @@ func TestURGpPointerClamped(t *testing.T) {
 		t.Fatalf("at b: URG %v, pointer %d, want 0xffff", s.flags&0x20 != 0, s.urg)
 	}
 }
+
+// A SYN whose option area does not parse passes on as it came (its
+// receiver judges it), and was counted as a malformed drop all the same
+// (a frames review): operators read a lost SYN. It counts as a fallback.
+func TestMalformedSYNOptionsCountedAsFallback(t *testing.T) {
+	g := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, []byte{2, 1, 0, 0}, nil)
+	toIn, toOut := g.push(Inside, syn)
+	none(t, "inside", toIn)
+	if len(toOut) != 1 || !bytes.Equal(toOut[0], syn) {
+		t.Fatalf("%d frames out; want the SYN unchanged", len(toOut))
+	}
+	c := g.e.Counters()
+	if d, f := c.Drops[DropMalformed].Load(), c.Fallbacks[FallbackNegotiate].Load(); d != 0 || f != 1 {
+		t.Fatalf("malformed drops %d, negotiation fallbacks %d; want 0 and 1", d, f)
+	}
+}

@@ -113,6 +113,11 @@ func (e *Engine) outsideError(now int64, p *packet.Packet) Verdict {
 	if f == nil || (f.state != stKex && f.state != stOpen) {
 		return Passthrough
 	}
+	if !p.VerifyL4Checksum() {
+		// Corrupted on the way (L would drop it): its MTU or quote may
+		// be anything, and must not shrink the flow's segments.
+		return e.drop(DropChecksum)
+	}
 	seq, _ := p.QuotedSeq() // quotedTuple found the quoted TCP header
 	en := &f.enc
 	w := unwrap(seq, f.isnL, en.ackW)

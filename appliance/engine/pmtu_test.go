@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -456,4 +457,49 @@ func TestICMPQuotingPlaintextNotForwarded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An ICMP error with a bad checksum (the receiver drops it) lowered the
+// segment size all the same, from either side (a frames review): a
+// packet-too-big corrupted on the way may carry any MTU. It is dropped,
+// counted, and changes nothing; the intact one still works.
+func TestCorruptedPacketTooBigIgnored(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	w := pr.aSends(&h, make([]byte, 1000), pshF)[0]
+	fr := ptb(outsideRouter, addrA.Addr(), 576, tcpFrameFrom(w), 28)
+	bad := slices.Clone(fr)
+	bad[len(bad)-1] ^= 0x01 // the quote's last byte
+	if v := pr.ga.e.Handle(0, Outside, bad, pr.ga.tx); v != Dropped {
+		t.Fatalf("corrupted outside PTB: verdict %v, want dropped", v)
+	}
+	none(t, "G_A inside after a corrupted PTB", pr.ga.in.take())
+	if n := pr.ga.e.Counters().Drops[DropChecksum].Load(); n != 1 {
+		t.Fatalf("checksum drops %d, want 1", n)
+	}
+	if ws := pr.aSends(&h, make([]byte, 1400), pshF); len(ws) != 1 || len(ws[0].payload) != 1420 {
+		t.Fatalf("after a corrupted PTB: %d segments, want one of 1420 bytes", len(ws))
+	}
+
+	pr, h = handshake(t), newHosts()
+	secret := bytes.Repeat([]byte("SECRET"), 230)
+	atB := deliveredToB(t, pr, &h, secret)
+	icmp := ptb(insideRouter, addrA.Addr(), 1000, tcpFrameFrom(atB[0]), 548)
+	bad = slices.Clone(icmp)
+	bad[len(bad)-1] ^= 0x01
+	if v := pr.gb.e.Handle(0, Inside, bad, pr.gb.tx); v != Dropped {
+		t.Fatalf("corrupted inside PTB: verdict %v, want dropped", v)
+	}
+	none(t, "G_B inside after a corrupted inside PTB", pr.gb.in.take())
+	none(t, "G_B outside after a corrupted inside PTB", pr.gb.out.take())
+	if n := pr.gb.e.Counters().PTBInside.Load(); n != 0 {
+		t.Fatalf("PTBInside %d after a corrupted PTB, want 0", n)
+	}
+	if v := pr.gb.e.Handle(0, Inside, icmp, pr.gb.tx); v == Passthrough || v == ForwardInPlace {
+		t.Fatalf("intact inside PTB: verdict %v", v)
+	}
+	if toIn := pr.gb.in.take(); len(toIn) < 2 {
+		t.Fatalf("intact inside PTB: %d segments delivered again, want the bytes in segments of 1000", len(toIn))
+	}
+	pr.gb.out.take()
 }
