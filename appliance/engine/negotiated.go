@@ -183,7 +183,8 @@ func (s *NegotiatedSet) Mono() int64 { return s.mono() }
 // set and not expired.
 func (s *NegotiatedSet) Contains(in, out netip.AddrPort) bool { return s.has(flowKey{in, out}) }
 
-// Len is the number of entries, expired ones not yet removed included.
+// Len is the number of entries, expired ones the engines' sweeps have not
+// yet removed (expire) included.
 func (s *NegotiatedSet) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -263,6 +264,31 @@ func (s *NegotiatedSet) has(k flowKey) bool {
 		return false
 	}
 	return ok
+}
+
+// expire removes at most n entries whose deadline has passed, nearest
+// first. Without it an expired entry stayed until its tuple was seen again
+// or the set filled up: the negotiated_set_entries gauge and the pinned
+// map counted connections long gone (a soak review), and a set that sat
+// full sent every hold through makeRoom. The engines call it as they
+// sweep their tables; it takes the write lock only when the nearest
+// deadline has passed.
+func (s *NegotiatedSet) expire(n int) {
+	s.mu.RLock()
+	due := s.dl.len() > 0 && s.dl.items[0].d <= s.mono()
+	s.mu.RUnlock()
+	if !due {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.mono()
+	for pops := 0; n > 0 && s.dl.len() > 0 && s.dl.items[0].d <= now && pops < maxPops; pops++ {
+		if k, d := s.dl.pop(); s.liveItem(k, d) {
+			s.del(k)
+			n--
+		}
+	}
 }
 
 // roomBatch bounds the entries one makeRoom gives up: each takes the set's

@@ -858,3 +858,46 @@ func TestForgedSYNOnNegotiatedTupleKeepsItNegotiated(t *testing.T) {
 		t.Fatalf("the new connection's data: %v", v)
 	}
 }
+
+// Expired entries were removed only when their tuple was looked up again
+// or the set filled: 30 days after the last connection a soak's set still
+// counted hundreds of them (the negotiated_set_entries gauge, the pinned
+// map). The engines' sweep now takes them out, nearest first, a batch at
+// a time, and the store with them; held and unexpired entries stay.
+func TestNegotiatedSetExpiresWhileIdle(t *testing.T) {
+	mono := int64(1)
+	store := &countStore{}
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 4096, Store: store, Mono: func() int64 { return mono }})
+	g := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set})
+	const n = 3 * roomBatch
+	for i := range uint16(n) {
+		k := flowKey{in: netip.AddrPortFrom(addrA.Addr(), 1000+i), out: addrB}
+		set.hold(k)
+		set.release(k, CloseLinger)
+	}
+	late := flowKey{in: netip.AddrPortFrom(addrA.Addr(), 9), out: addrB}
+	held := flowKey{in: netip.AddrPortFrom(addrA.Addr(), 10), out: addrB}
+	set.hold(late)
+	set.release(late, IdleLinger)
+	set.hold(held)
+	g.tick(int64(time.Second))
+	if set.Len() != n+2 {
+		t.Fatalf("%d entries before any deadline, want %d", set.Len(), n+2)
+	}
+	mono += int64(CloseLinger)
+	for range 3 {
+		g.tick(sweepEvery)
+	}
+	if set.Len() != 2 || store.deletes != n {
+		t.Fatalf("after CloseLinger and three sweeps: %d entries (want 2: one lingering, one held), %d deleted from the store (want %d)", set.Len(), store.deletes, n)
+	}
+	if !set.has(late) || !set.has(held) {
+		t.Fatal("an unexpired or held entry went")
+	}
+	set.release(held, CloseLinger) // its record went (drained checks no set given)
+}
+
+type countStore struct{ deletes int }
+
+func (c *countStore) Put(_, _ netip.AddrPort, _ int64) error { return nil }
+func (c *countStore) Delete(_, _ netip.AddrPort) error       { c.deletes++; return nil }

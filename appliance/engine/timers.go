@@ -50,6 +50,7 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 		} // else remove swapped another flow into this slot
 	}
 	e.forgetGone()
+	e.neg.expire(roomBatch)
 }
 
 // sweepDue is the earliest time at which tickFlow can have work on f, or 0
