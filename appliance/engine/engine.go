@@ -249,6 +249,7 @@ const (
 	DropHostGap            // the inside host's data past a hole in its stream that cannot be held (hostHold: over the reassembly cap)
 	DropRSTRejected        // a far-side RST not at the next sequence number (RFC 5961 §3): blind, or late from a closed peer
 	DropPAWS               // a far-side segment with data whose timestamp is older than TS.Recent: an old duplicate (RFC 7323 §5)
+	DropOtherVLAN          // a segment of a negotiating or encrypted flow with other VLAN IDs than the flow's: another address space's connection on the same tuple (sameVLANs)
 	NumDropReasons
 )
 
@@ -474,6 +475,13 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		// check against; it stays plain: leftAlone.)
 		return e.drop(DropChecksum)
 	}
+	if f != nil && f.state < stDead && !f.sameVLANs(p, from) {
+		// Flows are keyed without VLAN IDs (docs/architecture.md): one
+		// of another VLAN with the same addresses and ports is not this
+		// connection, and must never be sealed into its stream or take
+		// its place.
+		return e.drop(DropOtherVLAN)
+	}
 	if f != nil && !f.held && fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK && f.answers(p, from) {
 		// A new connection on the tuple completes its handshake (a SYN
 		// alone proves nothing: anyone can send one): what the set
@@ -558,7 +566,7 @@ func (e *Engine) Memory() *Memory { return e.mem }
 // for metrics and the admin API.
 var (
 	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped", "syn_flood"}
-	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws"}
+	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws", "other_vlan"}
 )
 
 // Lookup returns the snapshot of the flow between inside and outside (the

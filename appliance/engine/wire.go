@@ -112,6 +112,34 @@ func (t *tmpl) follow(p *packet.Packet) {
 	}
 }
 
+// sameVLANs reports whether p, from port from, carries the VLAN IDs of
+// the frames f's template for that direction was taken from (toR from the
+// inside host's, toL from the far side's); a priority tag (VID 0) counts
+// as none. Without a template yet, any.
+func (f *flow) sameVLANs(p *packet.Packet, from PortID) bool {
+	t := &f.toL
+	if from == Inside {
+		t = &f.toR
+	}
+	l3 := p.L3Offset()
+	if !t.ok || l3 == 14 && t.l3 == 14 { // no tags either way: the usual case, kept cheap
+		return true
+	}
+	return vlanIDs(t.b[:t.l3]) == vlanIDs(p.Frame()[:l3])
+}
+
+// vlanIDs packs the VLAN IDs of an Ethernet header (tags from byte 12 to
+// the IP header), priority tags left out.
+func vlanIDs(h []byte) uint32 {
+	var ids uint32
+	for o := 12; o+4 <= len(h)-2; o += 4 {
+		if vid := uint32(binary.BigEndian.Uint16(h[o+2:]) & 0x0fff); vid != 0 {
+			ids = ids<<12 | vid
+		}
+	}
+	return ids
+}
+
 // ipExtra is the length of the template's IP options or IPv6 extension
 // headers: what its IP header has beyond the fixed 20 or 40 bytes.
 func (t *tmpl) ipExtra() int {

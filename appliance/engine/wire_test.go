@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"net/netip"
 	"testing"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
@@ -55,5 +57,51 @@ func TestTemplateSums(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Flows are keyed without VLAN IDs (one address space per appliance,
+// docs/architecture.md), and a segment of another VLAN's connection on an
+// encrypted flow's tuple was taken as the flow's own: inside the window,
+// its bytes were sealed into the encrypted stream and reached that
+// connection's far host (a frames review: "X-TENANT-SECRET" delivered to
+// b). Such segments are dropped and counted, from either side; the flow's
+// own frames with a priority tag (VID 0) are still its own.
+func TestOtherVLANNeverJoinsAFlow(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	tagged := func(src, dst netip.AddrPort, seq, ack uint32, tci uint16, payload []byte) []byte {
+		return packettest.Frame{Src: src.Addr(), Dst: dst.Addr(), DF: true,
+			Tags: []packettest.Tag{{TPID: 0x8100, TCI: tci}},
+			TCP: &packettest.TCP{SrcPort: src.Port(), DstPort: dst.Port(), Seq: seq, Ack: ack,
+				Flags: ackF | pshF, Window: 502, Payload: payload}}.Bytes()
+	}
+	secret := []byte("X-TENANT-SECRET")
+	for _, c := range []struct {
+		g    *gw
+		from PortID
+		fr   []byte
+	}{
+		{pr.ga, Inside, tagged(addrA, addrB, h.aNext, h.bNext, 10, secret)},
+		{pr.gb, Outside, tagged(addrA, addrB, isnA+1+75, h.bNext, 10, secret)},
+		{pr.gb, Inside, tagged(addrB, addrA, h.bNext, h.aNext, 10, secret)},
+	} {
+		toIn, toOut := c.g.push(c.from, c.fr)
+		if len(toIn)+len(toOut) != 0 {
+			t.Fatalf("a segment of VLAN 10 from port %d: %d frames in, %d out; want none", c.from, len(toIn), len(toOut))
+		}
+	}
+	if d := pr.ga.e.Counters().Drops[DropOtherVLAN].Load() + pr.gb.e.Counters().Drops[DropOtherVLAN].Load(); d != 3 {
+		t.Fatalf("other_vlan drops %d, want 3", d)
+	}
+	// The connection goes on; its own frames, priority-tagged, too.
+	atB, _ := pr.toB(pr.aSends(&h, []byte("own data"), pshF))
+	if len(atB) != 1 || string(atB[0].payload) != "own data" {
+		t.Fatalf("b got %+v", atB)
+	}
+	pr.tsA++
+	_, out := pr.ga.push(Inside, tagged(addrA, addrB, h.aNext, h.bNext, 5<<13, []byte("prio")))
+	if len(out) != 1 || bytes.Contains(out[0], []byte("prio")) {
+		t.Fatalf("a's priority-tagged data: %d frames out, or in plaintext", len(out))
 	}
 }
