@@ -281,13 +281,16 @@ type Engine struct {
 	// starts anywhere, so that the workers' engines do not count alike.
 	ipIDs     uint16
 	nextSweep int64
-	list      []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
-	due       []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
-	reclaimAt int     // next slot of list that reclaim examines
-	cursor    int
-	neg       *NegotiatedSet
-	frags     fragTable
-	mem       *Memory
+	// nextExpire: when tick next has the resumption cache drop what is
+	// past its TTL (cacheExpireEvery).
+	nextExpire int64
+	list       []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
+	due        []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
+	reclaimAt  int     // next slot of list that reclaim examines
+	cursor     int
+	neg        *NegotiatedSet
+	frags      fragTable
+	mem        *Memory
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 	"github.com/tcpinc/tcpinc/cryptopool"
@@ -270,5 +272,20 @@ func TestResumptionNoRoom(t *testing.T) {
 	}
 	if w3.seq != isnA+1 {
 		t.Fatalf("third connection's data at %x, want resumed at wire offset 0", w3.seq)
+	}
+}
+
+// The resumption cache erased a secret past its TTL only when it was next
+// used: a quiet appliance kept it in memory long after (a soak review).
+// The engines' ticks have it expire its chains, about once a second.
+func TestTicksExpireResumptionCache(t *testing.T) {
+	var reads atomic.Int64
+	cache := tcpcrypt.NewCache[netip.Addr](tcpcrypt.CacheConfig{Now: func() time.Time { reads.Add(1); return time.Now() }})
+	g := newGWDeps(t, Config{TEPs: testTEPs}, Deps{Cache: cache})
+	for range 300 {
+		g.tick(int64(10 * time.Millisecond)) // 3 s
+	}
+	if n := reads.Load(); n < 2 || n > 4 {
+		t.Fatalf("the cache looked at its clock %d times in 3 s of ticks, want about 3 (one expiry a second)", n)
 	}
 }

@@ -51,7 +51,15 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 	}
 	e.forgetGone()
 	e.neg.expire(roomBatch)
+	if e.cache != nil && now >= e.nextExpire {
+		e.nextExpire = now + cacheExpireEvery
+		e.cache.Expire() // a quiet appliance's expired secrets are erased too
+	}
 }
+
+// cacheExpireEvery is how often each engine has the resumption cache drop
+// the secrets past their TTL.
+const cacheExpireEvery = int64(time.Second)
 
 // sweepDue is the earliest time at which tickFlow can have work on f, or 0
 // if it may have work at any time. The sweep skips f until then without

@@ -130,7 +130,18 @@ func (c *Cache[K]) SetEnabled(on bool) {
 func (c *Cache[K]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireLocked()
 	return len(c.byPeer)
+}
+
+// Expire drops (and erases) the chains past their TTL now. Every operation
+// does so first, but a quiet appliance makes none: without a caller on a
+// timer, a secret would stay in memory long past its TTL, and with it the
+// keys of the sessions it would resume.
+func (c *Cache[K]) Expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
 }
 
 // Store caches what a fresh session with peer leaves for resumption:

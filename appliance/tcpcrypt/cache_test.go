@@ -421,6 +421,24 @@ func TestCacheTTL(t *testing.T) {
 	}
 }
 
+// A chain past its TTL is erased by Expire with no other use of the cache
+// (a quiet appliance's secrets stayed in memory until the next connection;
+// a soak review).
+func TestCacheExpireErasesIdleSecrets(t *testing.T) {
+	now := time.Unix(1000, 0)
+	cfg := CacheConfig{TTL: time.Minute, Now: func() time.Time { return now }}
+	ca, _, _, _ := hsPair(t, cfg)
+	ch := ca.byPeer["b"]
+	if ch == nil || ch.secret == [SecretLen]byte{} {
+		t.Fatal("no chain with a secret for b")
+	}
+	now = now.Add(time.Minute)
+	ca.Expire()
+	if ch.secret != [SecretLen]byte{} || len(ca.byPeer) != 0 {
+		t.Fatal("a chain past its TTL kept its secret")
+	}
+}
+
 // TestCacheConcurrent: workers taking secrets from one chain at once never
 // get the same one (TC-34).
 func TestCacheConcurrent(t *testing.T) {
