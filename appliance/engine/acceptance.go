@@ -175,13 +175,18 @@ func (e *Engine) stale(now int64, f *flow, p *packet.Packet, from PortID, tx [2]
 // until then every other segment is the old connection's (an inside host
 // that missed the last ACK resends its data and FIN: in plaintext, were
 // it to pass).
+//
+// Only the new connection's segments keep the record: the old
+// connection's (or anyone's on the tuple) must not hold it, and with it a
+// slot of the table that reclaim leaves alone, for as long as they come.
 func (e *Engine) plainAfterReuse(now int64, f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
-	f.last = now
 	switch p.Flags() & (packet.FlagSYN | packet.FlagACK | packet.FlagRST) {
 	case packet.FlagSYN:
+		f.last = now
 		return Passthrough
 	case packet.FlagSYN | packet.FlagACK:
 		if from == Inside {
+			f.last = now
 			e.dropPrev(f)
 		}
 		return Passthrough

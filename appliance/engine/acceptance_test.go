@@ -552,6 +552,34 @@ func TestReclaimedReuseReleasesOldTuple(t *testing.T) {
 	}
 }
 
+// A plain record that keeps a closed encrypted connection aside (reuse)
+// is not reclaimed while that connection holds its tuple, and every
+// segment on the tuple refreshed it, the old connection's too: a sender
+// knowing a closed connection's tuple could hold a table slot for as long
+// as it kept sending (a diff review). Only the new connection's segments
+// keep it now: PlainRetention after its SYN it goes, and the old record,
+// back in its place, ends as it would have.
+func TestReuseRecordNotKeptByOldSegments(t *testing.T) {
+	pr, h, secret := closedPair(t)
+	gb := pr.gb
+	gb.push(Outside, tcpFrame(addrA, addrB, h.aNext+1000, 0, synF, 64240, synOpts(1460, pr.tsA+1), nil))
+	if fi := flowInfo(t, gb.e); fi.State != "plain" {
+		t.Fatalf("G_B flow %+v", fi)
+	}
+	retention := int64(gb.e.Config().PlainRetention)
+	for elapsed := int64(0); elapsed < retention+int64(time.Minute); elapsed += int64(30 * time.Second) {
+		gb.tick(int64(30 * time.Second))
+		// b resends its data and FIN: the old connection's.
+		gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	}
+	gb.tick(int64(time.Second))
+	gb.e.Flows(func(fi FlowInfo) {
+		if fi.State == "plain" {
+			t.Fatalf("the reuse record outlived PlainRetention on the old connection's segments: %+v", fi)
+		}
+	})
+}
+
 // A far side that ignores the window the appliance advertises (G_A here,
 // told by a forged window update that R's window is wide open, sends on
 // what a sends although b acknowledges nothing) must not make G_B keep

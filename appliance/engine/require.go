@@ -109,6 +109,12 @@ func (e *Engine) endToEndRequired(f *flow, p *packet.Packet, tx [2]TxSink) (Verd
 	default:
 		return 0, true
 	}
+	if !p.SegmentsLeft() && !p.VerifyL4Checksum() {
+		// Corrupted on the way: L drops it, and neither its options nor
+		// their absence say anything (the SYN-ACK's was checked in
+		// handlePacket, being a SYN).
+		return e.drop(DropChecksum), false
+	}
 	if sc := eno.ScanOptions(p.OptionBytes()); sc.NumENO > 0 || sc.NumLegacy > 0 {
 		f.e2e = 0 // negotiated end to end, as far as the appliance can see
 		return 0, true

@@ -61,9 +61,9 @@ const reclaimWindow = 64
 // would go on untracked, their later segments reset as strays. A plain
 // record still watching for an Init1 stays (enopath.go), and so does one
 // that keeps a closed encrypted connection aside until the inside host
-// answers its SYN (reuse): dropped, its SYN would be forgotten, and the
-// old connection's lingering tuple would reset the new one once the host
-// accepted it. It reports whether it freed one.
+// answers its SYN (reuse), while that connection holds its tuple: dropped,
+// its SYN would be forgotten, and the old connection's lingering tuple
+// would reset the new one once the host accepted it. It reports whether it freed one.
 func (e *Engine) reclaim() bool {
 	for range min(reclaimWindow, len(e.list)) {
 		if e.reclaimAt >= len(e.list) {
@@ -71,7 +71,7 @@ func (e *Engine) reclaim() bool {
 		}
 		f := e.list[e.reclaimAt]
 		e.reclaimAt++
-		if f.state == stPlain && !f.watchInit1 && f.prev == nil || f.state == stDead || f.closeAt != 0 {
+		if f.state == stPlain && !f.watchInit1 && (f.prev == nil || !f.prev.held) || f.state == stDead || f.closeAt != 0 {
 			e.dropPrev(f) // the connection it displaced goes too
 			e.remove(f)
 			e.c.FlowsReclaimed.Add(1)
