@@ -885,7 +885,11 @@ func TestNegotiatedSetExpiresWhileIdle(t *testing.T) {
 		t.Fatalf("%d entries before any deadline, want %d", set.Len(), n+2)
 	}
 	mono += int64(CloseLinger)
-	for range 3 {
+	g.tick(sweepEvery)
+	if set.Len() != n+2-roomBatch {
+		t.Fatalf("after one sweep: %d entries, want %d (a sweep takes out at most %d, under the lock every worker waits for)", set.Len(), n+2-roomBatch, roomBatch)
+	}
+	for range 2 {
 		g.tick(sweepEvery)
 	}
 	if set.Len() != 2 || store.deletes != n {
