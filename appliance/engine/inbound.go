@@ -490,9 +490,12 @@ func (e *Engine) deliver(f *flow, fr *tcpcrypt.Frame, to TxSink) bool {
 	rec := d.frames.add()
 	rec.h, rec.w, rec.n, rec.wl, rec.fin, rec.fast = h, int64(fr.Offset), int32(len(fr.Data)), int32(fr.WireLen), fr.FIN, false
 	rec.urg, rec.urgent = fr.URG && len(fr.Data) > 0, fr.Urgent
-	held := e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data)))
-	if held && !d.plain.holds(d.nextH, fr.Data) {
+	// Opened in place (openDst), the data lies in the room consume
+	// reserved for the chunk: no reservation per frame.
+	held := d.plain.holds(d.nextH, fr.Data)
+	if !held && e.reserveLent(&d.plain, max(d.ackH, d.plainFrom), d.nextH, d.nextH+int64(len(fr.Data))) {
 		d.plain.write(d.nextH, fr.Data)
+		held = true
 	}
 	d.nextH += int64(len(fr.Data))
 	if fr.FIN {
