@@ -285,6 +285,10 @@ func (s *Socket) WriteGather(frames [][][]byte) (int, error) {
 	hl := s.hdrLen()
 	n := min(len(frames), len(s.txMsgs))
 	s.gIovs = s.gIovs[:0]
+	// The iovecs point into the callers' buffers: none may stay
+	// reachable from here once the frames are sent (a buffer lent by
+	// the engine is a flow's ring).
+	defer func() { clear(s.gIovs) }()
 	for _, f := range frames[:n] {
 		if len(f) == 0 || len(f[0]) <= hl {
 			return 0, ErrNoRoom

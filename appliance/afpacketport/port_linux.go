@@ -511,6 +511,10 @@ func (p *Port) send() error {
 		}
 		var k int
 		k, err = p.sock.WriteGather(p.wFrame[:n])
+		// The pieces are the kernel's now: no tail (an engine ring, of a
+		// flow perhaps long gone) stays reachable from these arrays.
+		clear(p.wPiece)
+		clear(p.wFrame[:n])
 		for _, m := range p.ready[done : done+k] {
 			p.txFree = append(p.txFree, m.slot)
 			for _, e := range p.joined[joinedDone : joinedDone+int(m.joined)] {
