@@ -193,7 +193,9 @@ type Engine struct {
 	// options still connects; 0: every SYN keeps it. Not under require.
 	SYNsWithENO int `yaml:"syns_with_eno"`
 	// HandshakeTimeout drops a connection still negotiating after this
-	// long, IdleTimeout an encrypted one idle this long.
+	// long, IdleTimeout an encrypted one idle this long; an inside host
+	// silent this long gets keep-alive probes, and ten unanswered end its
+	// connection's record (docs/protocol.md §15).
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
 	// PlainRetention is how long the record of a connection left in plain

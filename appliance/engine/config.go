@@ -104,7 +104,9 @@ type Config struct {
 	// (default 2 h 15 min: above the 2 h after which Linux, Windows and
 	// macOS send their first keep-alive probe, so a connection its hosts
 	// keep alive that way is never forgotten, also once half-closed, when
-	// no rekeying of ours refreshes it).
+	// no rekeying of ours refreshes it). An inside host silent this long
+	// gets keep-alive probes, and ten unanswered end the record
+	// (hostprobe.go).
 	HandshakeTimeout, IdleTimeout time.Duration
 	// PlainRetention is how long the record of a connection left in plain
 	// TCP is kept after the engine last saw one of its segments (default

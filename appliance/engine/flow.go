@@ -158,6 +158,8 @@ type flow struct {
 	state    uint8
 	policy   Policy
 	role     eno.Role
+	probes   uint8 // keep-alive probes sent to L since hostSeen (hostprobe.go)
+	hostSeen int32 // when L's last segment came, rounded up to units of 2^30 ns (in padding: see decDir)
 	settings *eno.Settings
 	started  int64 // Deps.Now in Unix nanoseconds (a time.Time takes 24 bytes of a full record)
 	last     int64

@@ -94,11 +94,7 @@ func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
 	e.opts.reset()
 	f.tsToL(&e.opts, false)
 	e.opts.sack(blocks[:nb]) // as many as the option space takes
-	ack := f.enc.ackH
-	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
-		ack = f.enc.finH + 1
-	}
-	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.ackToL()), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 	if e.send(to, &f.toL, &s, nil) {
 		e.c.DupAcksOriginated.Add(1)
 	}

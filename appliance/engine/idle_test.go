@@ -17,7 +17,8 @@ import (
 // expired after IdleTimeout and the next segment was reset, where plain TCP
 // would have carried it: an appliance now sends an empty frame once its
 // record has been idle for half of IdleTimeout, whatever the rekey
-// setting.
+// setting. The hosts are alive: they answer the appliances' keep-alive
+// probes (hostprobe.go), as their TCPs would.
 func TestIdleEncryptedConnectionLivesOn(t *testing.T) {
 	for _, rekeyAfter := range []time.Duration{0, -1} {
 		c := Config{TEPs: testTEPs, RekeyAfter: rekeyAfter}
@@ -44,10 +45,10 @@ func idleLivesOn(t *testing.T, pr *pair, rekeyAfter time.Duration) {
 		for _, g := range []*gw{pr.ga, pr.gb} {
 			g.now += int64(10 * time.Minute)
 		}
-		_, outA := pr.ga.tick(int64(10 * time.Millisecond))
-		relay(pr.ga, pr.gb, outA)
-		_, outB := pr.gb.tick(int64(10 * time.Millisecond))
-		relay(pr.gb, pr.ga, outB)
+		inA, outA := pr.ga.tick(int64(10 * time.Millisecond))
+		relay(pr.ga, pr.gb, append(outA, pr.answerProbes(&h, 0, inA)...))
+		inB, outB := pr.gb.tick(int64(10 * time.Millisecond))
+		relay(pr.gb, pr.ga, append(outB, pr.answerProbes(&h, 1, inB)...))
 		if pr.ga.e.NumFlows() != 1 || pr.gb.e.NumFlows() != 1 {
 			t.Fatalf("rekey after %v: after %v of silence: %d and %d flows", rekeyAfter, time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
 		}
@@ -75,6 +76,7 @@ func idleLivesOn(t *testing.T, pr *pair, rekeyAfter time.Duration) {
 // hours later, was reset where plain TCP would have carried it; and, with
 // a longer idle limit, b's FIN without data never left. G_B now starts no
 // rekey that an empty frame would have to carry while one is unanswered.
+// Both hosts answer the appliances' keep-alive probes (hostprobe.go).
 func TestHalfClosedIdleOpenSideLivesOn(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -118,10 +120,10 @@ func halfClosedIdle(t *testing.T, pr *pair, answer []byte, flags uint8) {
 	for step := 0; step < 6*6; step++ { // 6 h in 10 min steps
 		pr.ga.now += int64(10 * time.Minute)
 		pr.gb.now += int64(10 * time.Minute)
-		_, outA := pr.ga.tick(int64(10 * time.Millisecond))
-		relay(pr.gb, outA)
-		_, outB := pr.gb.tick(int64(10 * time.Millisecond))
-		relay(pr.ga, outB)
+		inA, outA := pr.ga.tick(int64(10 * time.Millisecond))
+		relay(pr.gb, append(outA, pr.answerProbes(&h, 0, inA)...))
+		inB, outB := pr.gb.tick(int64(10 * time.Millisecond))
+		relay(pr.ga, append(outB, pr.answerProbes(&h, 1, inB)...))
 		if pr.ga.e.NumFlows() != 1 || pr.gb.e.NumFlows() != 1 {
 			t.Fatalf("after %v of silence: %d and %d flows", time.Duration(step+1)*10*time.Minute, pr.ga.e.NumFlows(), pr.gb.e.NumFlows())
 		}

@@ -7,6 +7,7 @@ import (
 
 // fromInside handles a segment from the inside host L of a tracked flow.
 func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
+	f.hostAlive(now)
 	fl := p.Flags()
 	switch f.state {
 	case stSynSent:

@@ -10,10 +10,7 @@ func (e *Engine) sendPlain(f *flow, to TxSink, h int64, data ringBytes, fin, urg
 	if f.tsOK {
 		mss -= 12 // the MSS counts payload only; our segments carry timestamps
 	}
-	ack := f.enc.ackH
-	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
-		ack = f.enc.finH + 1
-	}
+	ack := f.ackToL()
 	if !urg && data.len() > mss && f.ecnUniform(Inside) {
 		if g := gsoSink(to, &f.toL); g != nil {
 			e.sendPlainSuper(f, g, h, data, fin, mss, ack)
@@ -100,10 +97,7 @@ func (e *Engine) ackL(f *flow, to TxSink, si *segInfo) {
 	} else {
 		f.tsToL(&e.opts, false)
 	}
-	ack := f.enc.ackH
-	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
-		ack = f.enc.finH + 1
-	}
+	ack := f.ackToL()
 	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, ack), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
 	f.ecnTo(Inside, &s, false)
 	e.send(to, &f.toL, &s, nil)
@@ -158,6 +152,15 @@ func (en *encDir) hostBlock(a, b int64) (int64, int64, bool) {
 		hb = fr.h + int64(fr.n)
 	}
 	return ha, hb, ha >= 0 && hb > ha
+}
+
+// ackToL is the ACK L gets from us: R's ACK of L's bytes, translated, and
+// of L's FIN once R acknowledged the wire FIN.
+func (f *flow) ackToL() int64 {
+	if f.enc.finW >= 0 && f.enc.ackW > f.enc.finW {
+		return f.enc.finH + 1
+	}
+	return f.enc.ackH
 }
 
 // hostSeqOut is the sequence number of the next segment the engine sends L

@@ -118,6 +118,9 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.remove(f)
 		return
 	}
+	if f.state == stOpen && f.closeAt == 0 && e.probeHost(now, f, tx[Inside]) {
+		return // L answered none of the probes
+	}
 	e.pmtuExpire(now, f)
 	e.releaseIdle(now, f)
 	if f.rcv.roomWait {
@@ -161,7 +164,8 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 // keeps both appliances' records of a connection whose hosts stay silent
 // for hours, as plain TCP, which has no idle limit, would carry it; without
 // it, with rekeying by time off, the records expired and the connection's
-// next segment was reset.
+// next segment was reset. Whether the hosts are still there is probeHost's
+// question (hostprobe.go).
 //
 // Answers owed to R's rekeys go first, through sendOwed, and nothing is sent
 // past R's window (it would drop the frame, and every segment after it).

@@ -55,6 +55,8 @@ type encEnv struct {
 	daemonArgs map[topology.Node][]string
 	pins       string // the daemons' pin_dir, a BPF file system
 	state      string // holds each daemon's state_dir, named after its gateway
+	// idle is the daemons' engine.idle_timeout (encOpts.idle).
+	idle time.Duration
 }
 
 // plainRetention is the daemons' engine.plain_retention: short, so a
@@ -84,6 +86,9 @@ func (e *encEnv) writeConf(t *testing.T) {
 	e.pins, e.state = pins, filepath.Join(dir, "state")
 	e.conf = filepath.Join(dir, "tcpincd.yaml")
 	conf := fmt.Sprintf("pin_dir: %s\nstate_interval: %v\nengine:\n  plain_retention: %v\n", pins, stateInterval, plainRetention)
+	if e.idle > 0 {
+		conf += fmt.Sprintf("  idle_timeout: %v\n", e.idle)
+	}
 	if e.queues > 1 {
 		conf += fmt.Sprintf("queues: %d\n", e.queues)
 	}
@@ -159,6 +164,8 @@ type encOpts struct {
 	mtu     int    // every link's MTU (0: 1500)
 	sideB   int    // side B's links' MTU instead (0: mtu)
 	vlan    bool   // VLAN 100 sub-interfaces on hA and hB (and rtr): tagged traffic through both appliances
+	// idle is the daemons' engine.idle_timeout (0: the default).
+	idle time.Duration
 }
 
 func newEncEnv(t *testing.T, net int) *encEnv {
@@ -172,7 +179,7 @@ func newEncEnvOpts(t *testing.T, o encOpts) *encEnv {
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatalf("tshark not installed (.ci/run installs it): %v", err)
 	}
-	e := &encEnv{gw: map[topology.Node]*netns.Process{}, queues: o.queues, backend: o.backend}
+	e := &encEnv{gw: map[topology.Node]*netns.Process{}, queues: o.queues, backend: o.backend, idle: o.idle}
 	// TEI_TCPINCD runs a given tcpincd build instead of building the tree's
 	// (to test a specific build, or while the tree is mid-edit).
 	if e.daemon = os.Getenv("TEI_TCPINCD"); e.daemon == "" {

@@ -105,7 +105,7 @@ func runTool(mode string, args []string) int {
 	md5 := fs.String("md5", "", "client and stream server: sign every segment with this TCP MD5 key (RFC 2385)")
 	md5Peers := fs.String("md5peer", "", "stream server: comma-separated client addresses the -md5 key is for")
 	mptcp := fs.Bool("mptcp", false, "client and stream server: Multipath TCP (RFC 8684)")
-	keepAlive := fs.Duration("keepalive", 0, "client and stream server: TCP keep-alive probes after this long idle, then every this long, 3 unanswered fail (0: Go's default)")
+	keepAlive := fs.Duration("keepalive", 0, "client and stream server: TCP keep-alive probes after this long idle, then every this long, 3 unanswered fail (0: Go's default; negative: none)")
 	gap := fs.Duration("gap", 0, "client and stream server: send half of the bytes, go quiet this long, then send the rest")
 	tfo := fs.Bool("tfo", false, "client and stream server: TCP Fast Open (RFC 7413; TCP_FASTOPEN_CONNECT, TCP_FASTOPEN)")
 	dscp := fs.Int("dscp", -1, "client and stream server: after the -gap, mark the socket's packets with this DSCP (IP_TOS, IPV6_TCLASS)")
@@ -154,7 +154,7 @@ type sockOpts struct {
 	mptcp    bool   // Multipath TCP
 	// keepAlive: TCP keep-alive probes after keepAlive idle, then every
 	// keepAlive, three unanswered ones failing the connection (0: Go's
-	// default of 15 s).
+	// default of 15 s; negative: none).
 	keepAlive time.Duration
 	// tfo: TCP Fast Open; a client's first write goes in its SYN once it
 	// holds a cookie for the server.
@@ -191,6 +191,10 @@ func setDSCP(c *net.TCPConn, d int) error {
 	}
 	return serr
 }
+
+// keepAliveOff is the net package's KeepAlive for so: negative turns
+// keep-alives off (with keepAliveConfig's Enable false).
+func (so sockOpts) keepAliveOff() time.Duration { return min(so.keepAlive, 0) }
 
 // keepAliveConfig is so's keep-alive setting as the net package takes it.
 func (so sockOpts) keepAliveConfig() net.KeepAliveConfig {
@@ -309,7 +313,7 @@ func (c idleConn) Write(b []byte) (int, error) {
 }
 
 func streamServer(listen string, gap time.Duration, so sockOpts) error {
-	lc := net.ListenConfig{KeepAliveConfig: so.keepAliveConfig()}
+	lc := net.ListenConfig{KeepAlive: so.keepAliveOff(), KeepAliveConfig: so.keepAliveConfig()}
 	lc.SetMultipathTCP(so.mptcp)
 	if so.md5 != "" || so.tfo {
 		lc.Control = func(network, _ string, c syscall.RawConn) error {
@@ -388,7 +392,7 @@ type clientRun struct {
 
 func streamClient(r clientRun) error {
 	addr, n, m, seed, rate, idle, pause := r.addr, r.n, r.m, r.seed, r.rate, r.idle, r.pause
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAliveConfig: r.sock.keepAliveConfig()}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: r.sock.keepAliveOff(), KeepAliveConfig: r.sock.keepAliveConfig()}
 	d.SetMultipathTCP(r.sock.mptcp)
 	d.Control = func(network, address string, c syscall.RawConn) error {
 		if r.sock.dstOpts {
