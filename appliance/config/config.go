@@ -194,7 +194,7 @@ type Engine struct {
 	SYNsWithENO int `yaml:"syns_with_eno"`
 	// HandshakeTimeout drops a connection still negotiating after this
 	// long, IdleTimeout an encrypted one idle this long; an inside host
-	// silent this long gets keep-alive probes, and ten unanswered end its
+	// silent half this long gets keep-alive probes, and ten unanswered end its
 	// connection's record (docs/protocol.md §15).
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`

@@ -104,8 +104,8 @@ type Config struct {
 	// (default 2 h 15 min: above the 2 h after which Linux, Windows and
 	// macOS send their first keep-alive probe, so a connection its hosts
 	// keep alive that way is never forgotten, also once half-closed, when
-	// no rekeying of ours refreshes it). An inside host silent this long
-	// gets keep-alive probes, and ten unanswered end the record
+	// no rekeying of ours refreshes it). An inside host silent half this
+	// long gets keep-alive probes, and ten unanswered end the record
 	// (hostprobe.go).
 	HandshakeTimeout, IdleTimeout time.Duration
 	// PlainRetention is how long the record of a connection left in plain
@@ -137,6 +137,7 @@ const (
 	DefaultSYNsWithENO      = 3
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2*time.Hour + 15*time.Minute
+	maxIdleTimeout          = 100 * 365 * 24 * time.Hour
 	DefaultPlainRetention   = 5 * time.Minute
 )
 
@@ -201,6 +202,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.SYNsWithENO, DefaultSYNsWithENO)
 	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&o.IdleTimeout, DefaultIdleTimeout)
+	// "Never" in practice: a larger value overflowed the deadlines summed
+	// from it (a probe then went at every sweep: hostprobe.go).
+	o.IdleTimeout = min(o.IdleTimeout, maxIdleTimeout)
 	defd(&o.PlainRetention, DefaultPlainRetention)
 	o.Fragments.defaults()
 	// A frame must fit the retransmit store whole, and a wire segment the

@@ -11,7 +11,7 @@ import (
 // appliance acknowledges itself: no host takes part, so when both hosts
 // vanish without a FIN or an RST (virtual machines deleted, a power loss)
 // the records and their tuples in the negotiated set would be kept
-// forever. So once L has sent nothing for IdleTimeout, the appliance asks
+// forever. So once L has sent nothing for a while (probeAfter), the appliance asks
 // L as a TCP keep-alive asks its peer: an empty ACK one below what L has
 // acknowledged, which a live TCP answers with an ACK (RFC 9293
 // §3.10.7.4); a rebooted L answers with an RST, which ends the connection
@@ -37,11 +37,22 @@ func (f *flow) hostAlive(now int64) {
 	f.probes, f.hostSeen = 0, int32((now+1<<30-1)>>30)
 }
 
+// probeAfter is how long L may be silent before its first probe: half of
+// IdleTimeout, when keepFresh refreshes the records too. With the default
+// that is 67 minutes, before a NAT or stateful firewall between the
+// appliance and L may forget the idle connection (RFC 5382 REQ-5 allows 2
+// h 4 min; OpenWrt's conntrack takes just that): a probe after that, from
+// the outside direction, was rejected there (an RST: both ends reset) or
+// dropped (the record ended), where over plain TCP the host's next segment
+// would have revived the connection (a review). Before it, the probe and
+// its answer refresh that state as well.
+func (e *Engine) probeAfter() int64 { return int64(e.cfg.IdleTimeout) / 2 }
+
 // probeHost sends L a keep-alive probe when one is due and ends f when L
 // answered none of hostProbes. It reports whether f ended.
 func (e *Engine) probeHost(now int64, f *flow, to TxSink) bool {
 	every := min(max(int64(e.cfg.IdleTimeout)/hostProbes, hostProbeMin), hostProbeMax)
-	if now < int64(f.hostSeen)<<30+int64(e.cfg.IdleTimeout)+int64(f.probes)*every {
+	if now < int64(f.hostSeen)<<30+e.probeAfter()+int64(f.probes)*every {
 		return false
 	}
 	if f.probes >= hostProbes {

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -221,7 +222,7 @@ func TestIdleHostsGone(t *testing.T) {
 				c.name, r.goneAt(0), r.goneAt(1), len(r.probe[0]), len(r.probe[1]), r.wire)
 			// a answers none of ten probes, 75 s apart: G_A's record goes
 			// 75 s after the tenth, not before.
-			first := int64(DefaultIdleTimeout)
+			first := int64(DefaultIdleTimeout / 2)
 			for k := 1; k < len(r.at[0]); k++ {
 				if d := time.Duration(r.at[0][k] - r.at[0][k-1]); d < time.Duration(hostProbeMax) || d > time.Duration(hostProbeMax)+step {
 					t.Fatalf("probe %d to a came %v after the one before, want %v", k, d, time.Duration(hostProbeMax))
@@ -271,7 +272,7 @@ func TestIdleHostsGone(t *testing.T) {
 func TestIdleHostsAnswerProbes(t *testing.T) {
 	r := newIdleRun(t, hostLive, hostLive)
 	r.run(idleFor, 10*time.Second)
-	want := int(idleFor / (DefaultIdleTimeout + 10*time.Second)) // one per IdleTimeout of silence
+	want := int(idleFor / (DefaultIdleTimeout/2 + 10*time.Second)) // one per half IdleTimeout of silence
 	t.Logf("30 days: %d and %d probes answered, %d segments on the wire", len(r.probe[0]), len(r.probe[1]), r.wire)
 	if r.gone != [2]int64{} || len(r.probe[0]) < want || len(r.probe[1]) < want {
 		t.Fatalf("records gone at %s and %s; a and b got %d and %d probes in 30 days, want at least %d each",
@@ -315,9 +316,9 @@ func TestIdleHostsAnswerProbes(t *testing.T) {
 // connection lives on.
 func TestInsideLinkDownAWhile(t *testing.T) {
 	r := newIdleRun(t, hostLive, hostLive)
-	r.deaf[0] = int64(DefaultIdleTimeout + 11*time.Minute)
+	r.deaf[0] = int64(DefaultIdleTimeout/2 + 11*time.Minute)
 	r.run(24*time.Hour, 5*time.Second)
-	if r.gone != [2]int64{} || r.g[0].e.c.HostGone.Load() != 0 || len(r.at[0]) < 10 || r.at[0][9] > int64(DefaultIdleTimeout+probeSpan) {
+	if r.gone != [2]int64{} || r.g[0].e.c.HostGone.Load() != 0 || len(r.at[0]) < 10 || r.at[0][9] > int64(DefaultIdleTimeout/2+probeSpan) {
 		t.Fatalf("records gone at %s and %s; a's probes at %v", r.goneAt(0), r.goneAt(1), r.at[0])
 	}
 	aNext := r.h.aNext
@@ -336,7 +337,7 @@ func TestInsideLinkDownAWhile(t *testing.T) {
 func TestRebootedHostAnswersProbe(t *testing.T) {
 	r := newIdleRun(t, hostRebooted, hostLive)
 	r.run(idleFor, 10*time.Second)
-	first := int64(DefaultIdleTimeout)
+	first := int64(DefaultIdleTimeout / 2)
 	if len(r.probe[0]) != 1 || r.gone[0] < first || r.gone[0] > first+int64(time.Second) || r.gone[1] != r.gone[0] {
 		t.Fatalf("a got %d probes; records gone at %s and %s, want one probe and both gone at %v",
 			len(r.probe[0]), r.goneAt(0), r.goneAt(1), time.Duration(first))
@@ -373,4 +374,26 @@ func (pr *pair) answerProbes(h *hosts, i int, toHost [][]byte) (wire [][]byte) {
 		wire = append(wire, out...)
 	}
 	return wire
+}
+
+// An idle_timeout of "never" (the largest duration) overflowed the probe's
+// due time once the clock passed about 47 minutes: every encrypted flow
+// was probed at every sweep, and one whose host answered nothing ended in
+// two seconds (a review). The engine takes such a value as 100 years.
+func TestHugeIdleTimeoutProbesNothing(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, IdleTimeout: math.MaxInt64})
+	if got := ga.e.Config().IdleTimeout; got != maxIdleTimeout {
+		t.Fatalf("IdleTimeout %v, want %v", got, maxIdleTimeout)
+	}
+	pr := handshakeOn(t, ga, newGW(t, Config{TEPs: testTEPs, IdleTimeout: math.MaxInt64}))
+	pr.ga.tick(int64(time.Hour))
+	for range 25 {
+		if toIn, _ := pr.ga.tick(int64(200 * time.Millisecond)); len(toIn) != 0 {
+			t.Fatalf("a got %d segments in an idle hour and seconds", len(toIn))
+		}
+	}
+	if n := pr.ga.e.Counters().HostProbes.Load(); n != 0 || pr.ga.e.NumFlows() != 1 {
+		t.Fatalf("%d probes, %d flows; want none and the flow", n, pr.ga.e.NumFlows())
+	}
+	pr.ga.undrained, pr.gb.undrained = true, true // their records outlive any test clock
 }

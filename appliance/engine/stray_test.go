@@ -621,11 +621,15 @@ func TestHalfClosedSurvivesTwoHourKeepAlive(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
 	pr.toB(pr.aSends(&h, []byte("request"), pshF|finF))
-	pr.bAcks(&h, h.aNext)
-	for range 72 {
-		pr.ga.tick(int64(100 * time.Second))
+	for _, s := range pr.bAcks(&h, h.aNext) {
+		pr.ga.push(Outside, s.frame()) // a's FIN acknowledged: FIN-WAIT-2
 	}
-	pr.ga.tick(int64(time.Second))
+	for range 72 {
+		toIn, _ := pr.ga.tick(int64(100 * time.Second))
+		pr.answerProbes(&h, 0, toIn) // a is alive: it answers G_A's probes (hostprobe.go)
+	}
+	toIn, _ := pr.ga.tick(int64(time.Second))
+	pr.answerProbes(&h, 0, toIn)
 	if pr.ga.e.NumFlows() != 1 {
 		t.Fatal("G_A forgot the half-closed connection before its hosts' first keep-alive")
 	}
@@ -658,8 +662,12 @@ func TestFINWait2KeepAliveReachesFarHost(t *testing.T) {
 	finAck := one(t, "b's ACK of the FIN", toFrames(pr.bAcks(&h, h.aNext)))
 	pr.ga.push(Outside, finAck.frame())
 	for range 72 {
-		pr.ga.tick(int64(100 * time.Second))
-		pr.gb.tick(int64(100 * time.Second))
+		// Both hosts alive: they answer their appliances' probes
+		// (hostprobe.go); the appliances' own frames are not relayed.
+		inA, _ := pr.ga.tick(int64(100 * time.Second))
+		pr.answerProbes(&h, 0, inA)
+		inB, _ := pr.gb.tick(int64(100 * time.Second))
+		pr.answerProbes(&h, 1, inB)
 	}
 	for _, garbage := range [][]byte{nil, {0}} {
 		pr.tsA++

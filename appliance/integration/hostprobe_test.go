@@ -14,12 +14,12 @@ import (
 
 // TestHostProbes: idle encrypted connections whose hosts send no
 // keep-alives of their own, with engine.idle_timeout at 2 s. Once a host
-// has been silent that long, its appliance sends it a TCP keep-alive probe
+// has been silent half that long, its appliance sends it a TCP keep-alive probe
 // (docs/protocol.md §15); ten unanswered, a second apart here, end the
 // appliance's record.
 //
 // alive: each side sends half of its 1 MB, stays quiet 15 s (longer than
-// the 2 s before the first probe and the ten probes after it), then sends
+// the 1 s before the first probe and the ten probes after it), then sends
 // the rest. The hosts' kernels answer the probes (PAWS takes them), the
 // records stay, and the transfer completes with equal hashes both ways.
 //
@@ -99,8 +99,8 @@ func TestHostProbes(t *testing.T) {
 		}
 		defer func() { _, _ = e.topo.Run(topology.HostA, "nft", "delete", "table", "inet", table) }()
 		t0 := time.Now()
-		// gwA: the first probe 2 s after hA's last segment (a second
-		// before the drop), ten a second apart: gone after about 11 s.
+		// gwA: the first probe 1 s after hA's last segment, ten a
+		// second apart: gone after about 10 to 11 s.
 		goneAt := func(gw topology.Node, within time.Duration) time.Duration {
 			for time.Since(t0) < within {
 				if _, err := e.flow(gw, port, 5005); err != nil && strings.Contains(err.Error(), "lists no flow") {
