@@ -137,7 +137,7 @@ const (
 	DefaultSYNsWithENO      = 3
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2*time.Hour + 15*time.Minute
-	maxIdleTimeout          = 100 * 365 * 24 * time.Hour
+	maxDuration             = 100 * 365 * 24 * time.Hour
 	DefaultPlainRetention   = 5 * time.Minute
 )
 
@@ -202,11 +202,14 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&o.SYNsWithENO, DefaultSYNsWithENO)
 	defd(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&o.IdleTimeout, DefaultIdleTimeout)
-	// "Never" in practice: a larger value overflowed the deadlines summed
-	// from it (a probe then went at every sweep: hostprobe.go).
-	o.IdleTimeout = min(o.IdleTimeout, maxIdleTimeout)
 	defd(&o.PlainRetention, DefaultPlainRetention)
 	o.Fragments.defaults()
+	// "Never" in practice: a larger value overflowed the deadlines summed
+	// from it (a probe went at every sweep, a closed record went at once,
+	// the Init was resent at every sweep).
+	for _, d := range []*time.Duration{&o.InitRTO, &o.HandshakeTimeout, &o.IdleTimeout, &o.PlainRetention, &o.RekeyAfter, &o.Fragments.Timeout} {
+		*d = min(*d, maxDuration)
+	}
 	// A frame must fit the retransmit store whole, and a wire segment the
 	// reassembly buffer.
 	if o.RetransmitBytes < 2*tcpcrypt.MaxFrameLen/16 || o.ReassemblyBytes < 4096 || o.DeliverBytes < 4096 || o.PreKeyBytes < 0 {

@@ -214,7 +214,7 @@
 //	ring.go        the byte rings and held spans; prune.go: the far side's
 //	               bytes held past holes, the first to go when memory is short
 //	timers.go      Tick and each flow's timers (tickFlow); hostprobe.go:
-//	               keep-alive probes to an inside host silent for IdleTimeout
+//	               keep-alive probes to an inside host silent for half of IdleTimeout
 //	ecn.go         ECN signals across an encrypted flow (RFC 3168)
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
 //	               MSS cap to each port's MTU (Deps.MTU)

@@ -189,7 +189,7 @@ type Counters struct {
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
 	IdleRefreshes                                       atomic.Uint64 // empty frames sent on connections idle for half of IdleTimeout (keepFresh)
-	HostProbes, HostGone                                atomic.Uint64 // keep-alive probes sent to inside hosts silent for IdleTimeout, and connections ended with all unanswered (hostprobe.go)
+	HostProbes, HostGone                                atomic.Uint64 // keep-alive probes sent to inside hosts silent for half of IdleTimeout, and connections ended with all unanswered (hostprobe.go)
 	DeliverWaits                                        atomic.Uint64 // frames left unopened for want of room in the delivery ring until L's ACKs make some (consume)
 	HeldPruned                                          atomic.Uint64 // times a flow's bytes from R past a hole were dropped, for memory or after bufIdle of silence (prune.go)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)

@@ -202,7 +202,7 @@ const probeSpan = time.Duration(hostProbes * hostProbeMax)
 // each other's records fresh, so both records and their tuples, held in
 // the negotiated set, stayed for good (here 30 days: one flow on each
 // side, 5764 segments on the wire); a flow table fills up so in months. Now
-// each appliance probes its host after IdleTimeout of its silence, ten
+// each appliance probes its host after half of IdleTimeout of its silence, ten
 // times 75 s apart, then ends the record as an idle one: its tuple lingers
 // IdleLinger, and the wire falls silent.
 //
@@ -264,7 +264,7 @@ func TestIdleHostsGone(t *testing.T) {
 }
 
 // Both hosts alive and idle for 30 days, without keep-alives of their own
-// (an SSH session left open): each appliance probes its host every
+// (an SSH session left open): each appliance probes its host every half
 // IdleTimeout, the host's TCP answers with an ACK, and the connection
 // lives on as over plain TCP. The answer is a duplicate ACK the engine
 // takes in and sends nowhere: no retransmission, no RST. Then data goes
@@ -379,11 +379,19 @@ func (pr *pair) answerProbes(h *hosts, i int, toHost [][]byte) (wire [][]byte) {
 // An idle_timeout of "never" (the largest duration) overflowed the probe's
 // due time once the clock passed about 47 minutes: every encrypted flow
 // was probed at every sweep, and one whose host answered nothing ended in
-// two seconds (a review). The engine takes such a value as 100 years.
+// two seconds (a review). The engine takes such a value as 100 years, and
+// so every duration it adds to its clock.
 func TestHugeIdleTimeoutProbesNothing(t *testing.T) {
-	ga := newGW(t, Config{TEPs: testTEPs, IdleTimeout: math.MaxInt64})
-	if got := ga.e.Config().IdleTimeout; got != maxIdleTimeout {
-		t.Fatalf("IdleTimeout %v, want %v", got, maxIdleTimeout)
+	ga := newGW(t, Config{TEPs: testTEPs, IdleTimeout: math.MaxInt64, HandshakeTimeout: math.MaxInt64,
+		InitRTO: math.MaxInt64, PlainRetention: math.MaxInt64, Fragments: FragConfig{Timeout: math.MaxInt64}})
+	// So are the other durations added to the clock (a closed record
+	// went at once, the Init was resent at every sweep).
+	c := ga.e.Config()
+	for name, d := range map[string]time.Duration{"IdleTimeout": c.IdleTimeout, "HandshakeTimeout": c.HandshakeTimeout,
+		"InitRTO": c.InitRTO, "PlainRetention": c.PlainRetention, "Fragments.Timeout": c.Fragments.Timeout} {
+		if d != maxDuration {
+			t.Fatalf("%s %v, want %v", name, d, maxDuration)
+		}
 	}
 	pr := handshakeOn(t, ga, newGW(t, Config{TEPs: testTEPs, IdleTimeout: math.MaxInt64}))
 	pr.ga.tick(int64(time.Hour))
@@ -396,4 +404,31 @@ func TestHugeIdleTimeoutProbesNothing(t *testing.T) {
 		t.Fatalf("%d probes, %d flows; want none and the flow", n, pr.ga.e.NumFlows())
 	}
 	pr.ga.undrained, pr.gb.undrained = true, true // their records outlive any test clock
+}
+
+// With a short idle_timeout (2 s here), the first probe could come after
+// the record's own idle expiry: it is due half the timeout after the host's
+// last segment as hostSeen keeps it, rounded up to about a second, and the
+// expiry ran first. A half-closed connection (no keepFresh) whose far side
+// stays silent then lost its record while its host answered every probe,
+// and the far host's next data was reset (a review). The host's answers
+// now keep the record whatever the timeout.
+func TestShortIdleTimeoutHostAnswersKeepRecord(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs, IdleTimeout: 2 * time.Second})
+	pr := handshakeOn(t, ga, newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("request"), pshF|finF))
+	for _, s := range pr.bAcks(&h, h.aNext) {
+		pr.ga.push(Outside, s.frame()) // a's FIN acknowledged: FIN-WAIT-2, no keepFresh
+	}
+	for range 300 { // a minute, the far side silent
+		toIn, _ := pr.ga.tick(int64(200 * time.Millisecond))
+		pr.answerProbes(&h, 0, toIn)
+		if pr.ga.e.NumFlows() != 1 {
+			t.Fatalf("G_A dropped the record at %v with a answering its probes (%d probes)", time.Duration(pr.ga.now), pr.ga.e.Counters().HostProbes.Load())
+		}
+	}
+	if n := pr.ga.e.Counters().HostProbes.Load(); n < 30 {
+		t.Fatalf("%d probes in a minute, want one a second or so", n)
+	}
 }

@@ -113,7 +113,9 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	case f.closeAt != 0 && now >= f.closeAt:
 		e.remove(f)
 		return
-	case now-f.last > int64(e.cfg.IdleTimeout):
+	case now-max(f.last, int64(f.hostSeen)<<30) > int64(e.cfg.IdleTimeout):
+		// (hostSeen, rounded up, may be ahead of last: a host answering
+		// its probes keeps the record, whatever idle_timeout: probeHost.)
 		f.idled = true // the hosts may still hold the connection
 		e.remove(f)
 		return
@@ -138,7 +140,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 			return
 		}
 		en.initTries++
-		en.initRTO *= 2
+		en.initRTO = min(2*en.initRTO, int64(maxDuration))
 		e.c.InitRetransmits.Add(1)
 		e.sendInit(now, f, tx[Outside])
 	}
