@@ -180,7 +180,9 @@
 // By concern:
 //
 //	engine.go      the Engine: New, Reconfigure, Handle and HandlePacket
-//	               (dispatch), poll (finished pool work), strays, ICMP;
+//	               (dispatch), poll (finished pool work); counters.go: the
+//	               event counters and their names; stray.go: segments of
+//	               connections without a record; icmp.go: ICMP errors;
 //	               plainseg.go: segments of plain records, their SYNs again;
 //	               recover.go: a panic costs its flows, not the daemon
 //	config.go      Config, policies, defaults; validate.go: Config.Validate
