@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tcpinc/tcpinc/appliance/admin/ui"
+	"github.com/tcpinc/tcpinc/appliance/eno"
 )
 
 // route is one entry of the handler table. Paths use net/http's pattern
@@ -297,6 +298,12 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, q url.Values) {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("flow %d is marked encrypted but has no valid session ID or role", f.ID), "")
 		return
 	}
+	globals, ok := transcriptGlobals(f.Transcript)
+	if !ok {
+		s.log.Error("engine reported an encrypted flow whose transcript does not parse", "flow", f.ID)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("flow %d is marked encrypted but its negotiation transcript does not parse", f.ID), "")
+		return
+	}
 	sid := f.SessionID[:]
 	self := append([]byte{srcRole}, sid...)
 	peer := append([]byte{srcRole ^ 1}, sid...)
@@ -313,8 +320,27 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, q url.Values) {
 		PeerName:      hex.EncodeToString(peer),
 		Resumed:       f.Resumed,
 		KeyGeneration: f.KeyGeneration,
+		SelfGOpt:      int(globals[srcRole]),
+		PeerGOpt:      int(globals[srcRole^1]),
 		Transcript:    hex.EncodeToString(f.Transcript),
 	})
+}
+
+// transcriptGlobals returns the global suboptions of host A's and host B's
+// options in a negotiation transcript (A's option then B's, each with kind
+// and length: RFC 8547 §4.8), implicit 0 where an option has none (§4.2).
+func transcriptGlobals(tr []byte) (g [2]eno.Global, ok bool) {
+	for i := range g {
+		if len(tr) < 2 || int(tr[1]) < 2 || int(tr[1]) > len(tr) {
+			return g, false
+		}
+		o, err := eno.ParseSYN(tr[:tr[1]])
+		if err != nil {
+			return g, false
+		}
+		g[i], tr = o.Global(), tr[tr[1]:]
+	}
+	return g, len(tr) == 0
 }
 
 // roleOf returns the TCP-ENO role byte (0 for A, 1 for B; TCP_ENO_ROLE) of

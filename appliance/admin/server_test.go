@@ -314,7 +314,7 @@ func TestSessions(t *testing.T) {
 	want := admin.SessionDoc{
 		Src: "10.1.0.2:43122", Dst: "198.51.100.7:443", FlowID: "7", SessionID: sid, Role: "A",
 		NegTEP: "0x23", TEP: "x25519", AEAD: "aes128gcm", SelfName: "00" + sid, PeerName: "01" + sid,
-		KeyGeneration: 2, Transcript: hex.EncodeToString(admintest.Transcript),
+		KeyGeneration: 2, SelfGOpt: 2, PeerGOpt: 1, Transcript: hex.EncodeToString(admintest.Transcript),
 	}
 	if s != want {
 		t.Errorf("inside view:\n got %+v\nwant %+v", s, want)
@@ -324,7 +324,7 @@ func TestSessions(t *testing.T) {
 	r = e.call(t, "GET", sessionPath("198.51.100.7", "443", "10.1.0.2", "43122"), "")
 	var o admin.SessionDoc
 	r.decode(t, &o)
-	if o.Role != "B" || o.SelfName != s.PeerName || o.PeerName != s.SelfName || o.SessionID != sid {
+	if o.Role != "B" || o.SelfName != s.PeerName || o.PeerName != s.SelfName || o.SessionID != sid || o.SelfGOpt != 1 || o.PeerGOpt != 2 {
 		t.Errorf("far-side view: %+v", o)
 	}
 	// Resumed: NEGTEP has B's v bit (0xa3), the TEP name does not.
@@ -381,6 +381,19 @@ func TestSessionNeverEmpty(t *testing.T) {
 	r.wantError(t, 500, "")
 	if strings.Contains(string(r.body), "session_id") {
 		t.Errorf("body has a session_id: %s", r.body)
+	}
+	// A session ID with a transcript whose global suboptions cannot be
+	// read (cut short, a second option missing, one left over): a 500
+	// too, not zeros for TCP_ENO_PEER_GOPT.
+	for _, tr := range [][]byte{nil, {0x45, 0x04, 0x02, 0x23}, {0x45, 0x04, 0x02}, {0x45, 0x03, 0x23, 0x45, 0x03, 0x23, 0x45}, {0x45, 0x09, 0x23, 0x45, 0x03, 0x23}} {
+		e.fix.SetFlows([]admin.FlowInfo{{ID: 1, Inside: netip.MustParseAddrPort("10.0.0.1:1"),
+			Outside: netip.MustParseAddrPort("10.0.0.2:2"), State: "encrypted", Encrypted: true, Role: "A",
+			SessionID: admintest.SessionFresh, Transcript: tr}})
+		r := e.call(t, "GET", sessionPath("10.0.0.1", "1", "10.0.0.2", "2"), "")
+		r.wantError(t, 500, "")
+		if strings.Contains(string(r.body), "session_id") {
+			t.Errorf("transcript %x: body has a session_id: %s", tr, r.body)
+		}
 	}
 }
 

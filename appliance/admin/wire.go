@@ -184,6 +184,12 @@ type SessionDoc struct {
 	PeerName      string `json:"peer_name"`
 	Resumed       bool   `json:"resumed"`
 	KeyGeneration uint32 `json:"key_generation"`
+	// SelfGOpt and PeerGOpt are TCP_ENO_SELF_GOPT and TCP_ENO_PEER_GOPT for
+	// src: the global suboptions of src's and dst's SYN-form options as
+	// sent (0 when a SYN had none; RFC 8547 §4.2): bit 0 is the passive
+	// role bit b, bit 1 the application-aware bit a.
+	SelfGOpt int `json:"self_gopt"`
+	PeerGOpt int `json:"peer_gopt"`
 	// Transcript is TCP_ENO_TRANSCRIPT in hex (RFC 8547 §4.8).
 	Transcript string `json:"transcript"`
 }

@@ -163,6 +163,7 @@ func writeSession(w io.Writer, s *admin.SessionDoc) {
 	fmt.Fprintf(w, "  role: %s, negtep: %s (%s, %s), aead: %s, key generation: %d\n", s.Role, s.NegTEP, s.TEP, how, s.AEAD, s.KeyGeneration)
 	fmt.Fprintf(w, "  self name: %s\n", s.SelfName)
 	fmt.Fprintf(w, "  peer name: %s\n", s.PeerName)
+	fmt.Fprintf(w, "  global suboptions: self 0x%02x, peer 0x%02x%s\n", s.SelfGOpt, s.PeerGOpt, appAware(s.PeerGOpt))
 	fmt.Fprintf(w, "  transcript: %s\n", s.Transcript)
 }
 
@@ -262,4 +263,12 @@ func aeadOrigin(s *admin.StatusDoc) string {
 		return "set by PUT /api/v1/config"
 	}
 	return "by this CPU's features: " + orNone(strings.Join(s.CPUFeatures, " "))
+}
+
+// appAware names the peer's application-aware bit (RFC 8547 §4.2) when set.
+func appAware(g int) string {
+	if g&2 != 0 {
+		return " (peer application-aware)"
+	}
+	return ""
 }

@@ -56,9 +56,10 @@ func sid(tep byte, seed byte) (s [33]byte) {
 	return s
 }
 
-// Transcript is flow 7's negotiation transcript: A's SYN option (45 03 23:
-// X25519) then B's (45 03 23).
-var Transcript = []byte{0x45, 0x03, 0x23, 0x45, 0x03, 0x23}
+// Transcript is flow 7's negotiation transcript: A's SYN option (45 04 02
+// 23: the application-aware bit, X25519) then B's (45 04 01 23: the passive
+// role bit, X25519).
+var Transcript = []byte{0x45, 0x04, 0x02, 0x23, 0x45, 0x04, 0x01, 0x23}
 
 // New returns a fixture with five flows (encrypted fresh, encrypted
 // resumed, fallen back, negotiating, bypassed), a valid config and
