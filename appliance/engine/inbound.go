@@ -189,7 +189,7 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	if !d.initDone && d.rcvW > rcvW0 {
 		e.ackR(f, tx[Outside], nil) // part of R's Init (ackToR)
 	}
-	if holeFilled && !f.sackOK && d.sentH-delivered > releaseMin {
+	if holeFilled && d.sentH-delivered > releaseMin {
 		d.releaseEnd = d.sentH
 	}
 	if d.sentH == delivered && hostAck != f.lastHostAck {

@@ -11,9 +11,11 @@ package engine
 // connection that long (docs/architecture.md §2). So L's ACKs that fall
 // inside a release are held, and R gets one: when L has acknowledged the
 // whole release, or at the next Tick (a millisecond at most on a busy
-// worker), whichever comes first. Only on connections without SACK: with
-// it, R's sender had those bytes SACKed when they arrived and takes no
-// such sample, and its ACKs go one by one as they always did.
+// worker), whichever comes first. With SACK negotiated too: R's sender
+// takes no such sample only if our SACK blocks reached it usable, and a
+// middlebox that shifts sequence numbers but leaves SACK blocks alone (a
+// known firewall bug) or strips them makes them useless while both SYNs
+// said SACK; one cumulative ACK is also what a plain receiver sends.
 
 // releaseMin is the least plaintext a hole's filling must deliver at once
 // for L's ACKs of it to be folded: more than two full segments.

@@ -11,15 +11,16 @@ import (
 // ACKs after the first would give a's sender, without SACK, RTT samples of
 // data sent long before: release.go), and it gets it when b has
 // acknowledged the whole release. If b stops short, the next Tick sends
-// what b acknowledged. A repeated ACK from b is never held. With SACK
-// (the handshake's default) nothing is held.
+// what b acknowledged. A repeated ACK from b is never held. The same with
+// SACK negotiated: a's sender may never have got G_B's SACK blocks usable
+// (a middlebox shifting sequence numbers but not SACK blocks).
 func TestReleaseACKsGoAsOne(t *testing.T) {
-	for _, c := range []struct{ sack, short bool }{{false, false}, {false, true}, {true, false}} {
+	for _, c := range []struct{ sack, short bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
 		short := c.short
 		pr := handshake(t)
 		h := newHosts()
 		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-			f.sackOK = c.sack // as if a SYN had come without SACK-permitted
+			f.sackOK = c.sack // false: as if a SYN had come without SACK-permitted
 		}
 		var wire []segv
 		for range 11 {
@@ -45,17 +46,6 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		acks := []uint32{isnA + 1 + 2000, isnA + 1 + 4000, isnA + 1 + 6000, isnA + 1 + 8000, isnA + 1 + 11000}
 		if short {
 			acks = acks[:4]
-		}
-		if c.sack {
-			for i, a := range acks {
-				if out := pr.bAcks(&h, a); len(out) != 1 {
-					t.Fatalf("with SACK, b's ACK %d of the release: %d segments to R, want it at once", i+1, len(out))
-				}
-			}
-			if n := pr.gb.e.Counters().AcksCoalesced.Load(); n != 0 {
-				t.Fatalf("with SACK, %d ACKs folded", n)
-			}
-			continue
 		}
 		for i, a := range acks {
 			out := pr.bAcks(&h, a)

@@ -1,8 +1,10 @@
 // Command tcpinc-impair is the impairment bump of the test topology's
 // untrusted link: it forwards frames between two interfaces and holds back
 // a fraction of them so later frames overtake them (reordering), and can
-// send a fraction twice (duplication). Decisions are reproducible from
-// --seed. It prints its counters when it stops (SIGINT/SIGTERM). Loss comes
+// send a fraction twice (duplication), and shift TCP sequence numbers as
+// a sequence-randomising firewall does (--seq-shift-a/-b; --sack-raw
+// leaves SACK blocks unchanged, a known bug of such boxes). Decisions are
+// reproducible from --seed. It prints its counters when it stops (SIGINT/SIGTERM). Loss comes
 // from nftables on rtr (topology.SetLoss), not from here.
 //
 // Splice it into a running topology (deploy/topology, without VLAN) and run it:
@@ -56,18 +58,24 @@ func main() {
 	flag.Float64Var(&cfg.Duplicate, "dup", 0, "fraction of frames sent twice (0..1)")
 	flag.IntVar(&cfg.MaxHeld, "max-held", 64, "frames held at once per direction")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed (direction b->a uses seed+1)")
+	shiftA := flag.Uint("seq-shift-a", 0, "add this to the sequence numbers of TCP segments from a to b (and take it off the ACKs the other way): a sequence-randomising firewall")
+	shiftB := flag.Uint("seq-shift-b", 0, "the same for segments from b to a")
+	rawSACK := flag.Bool("sack-raw", false, "with a sequence shift, leave SACK blocks unchanged (the firewall bug)")
 	flag.Parse()
 	f, err := impair.NewForwarder(*a, *b, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tcpinc-impair:", err)
 		os.Exit(1)
 	}
+	if *shiftA != 0 || *shiftB != 0 {
+		f.Shift = &impair.SeqShift{Offset: [2]uint32{uint32(*shiftA), uint32(*shiftB)}, RawSACK: *rawSACK}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	f.Start()
 	c := f.Core(0).Config()
-	fmt.Printf("tcpinc-impair forwarding %s<->%s reorder=%g hold_frames=%d hold_time=%v dup=%g seed=%d\n",
-		*a, *b, c.Reorder, c.HoldFrames, c.HoldTime, c.Duplicate, c.Seed)
+	fmt.Printf("tcpinc-impair forwarding %s<->%s reorder=%g hold_frames=%d hold_time=%v dup=%g seed=%d seq_shift=%d,%d sack_raw=%t\n",
+		*a, *b, c.Reorder, c.HoldFrames, c.HoldTime, c.Duplicate, c.Seed, *shiftA, *shiftB, *rawSACK)
 	for s := <-sig; s == syscall.SIGUSR1; s = <-sig {
 		fmt.Print("counters now: ", f.Report()) // SIGUSR1: the counters so far, and go on
 	}

@@ -2,8 +2,9 @@
 // test topology: it forwards Ethernet frames between two interfaces and
 // holds back a configurable fraction of them, so that later frames overtake
 // them (reordering), and optionally sends a fraction twice (duplication).
-// This kernel has no netem; loss comes from nftables (topology.SetLoss), the
-// rest from here.
+// It can also shift TCP sequence numbers as a sequence-randomising firewall
+// does ([SeqShift]). This kernel has no netem; loss comes from nftables
+// (topology.SetLoss), the rest from here.
 //
 // The decisions live in [Core], one per direction, which works on byte
 // slices in memory and is deterministic for a given seed: its tests prove

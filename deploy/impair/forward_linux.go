@@ -29,6 +29,9 @@ type Forwarder struct {
 	wg    sync.WaitGroup
 	// Errors counts failed writes per direction (the frame is lost).
 	Errors [2]atomic.Uint64
+	// Shift, when set before Start, rewrites the TCP segments' sequence
+	// numbers as they come in (a sequence-randomising firewall).
+	Shift *SeqShift
 }
 
 // NewForwarder opens AF_PACKET sockets on ifaces a and b. cfg applies to
@@ -157,6 +160,9 @@ func (f *Forwarder) loop(dir int) {
 			if err != nil || n <= vnetHdrLen {
 				break
 			}
+			if f.Shift != nil {
+				f.Shift.Apply(dir, buf[:n])
+			}
 			core.Push(time.Now().UnixNano(), buf[:n], emit)
 		}
 		core.Tick(time.Now().UnixNano(), emit)
@@ -185,9 +191,13 @@ func (f *Forwarder) Report() string {
 	drops := f.SocketDrops()
 	s := ""
 	for i, c := range f.cores {
-		s += fmt.Sprintf("%s->%s: in=%d out=%d held=%d overtaken=%d duplicated=%d full=%d write_errors=%d socket_drops=%d\n",
+		s += fmt.Sprintf("%s->%s: in=%d out=%d held=%d overtaken=%d duplicated=%d full=%d write_errors=%d socket_drops=%d",
 			f.names[i], f.names[1-i], c.C.In.Load(), c.C.Out.Load(), c.C.Held.Load(), c.C.Overtaken.Load(),
 			c.C.Duplicated.Load(), c.C.Full.Load(), f.Errors[i].Load(), drops[i])
+		if f.Shift != nil {
+			s += fmt.Sprintf(" shifted=%d sack_left=%d", f.Shift.Shifted[i].Load(), f.Shift.SACKLeft[i].Load())
+		}
+		s += "\n"
 	}
 	return s
 }
