@@ -10,7 +10,9 @@ import "github.com/tcpinc/tcpinc/flowtable"
 // on its own queues: only the owner may, since each TX ring has one
 // producer. Finished slots go back to the producer through a second ring.
 // Both rings hold as many entries as the lane has slots, so neither push can
-// fail; a lane out of free slots drops the frame and counts it. The owner's
+// fail. A lane out of free slots makes the worker keep the frame and try
+// again in its next round (dispatch); only fragments and frames too big for
+// a slot are dropped and counted. The owner's
 // wake source is signalled at the end of the producer's round, so a
 // sleeping owner takes the frames at once.
 //

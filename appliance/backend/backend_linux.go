@@ -36,7 +36,9 @@ func Open(cfg config.Config) (_ *Ports, err error) {
 		return nil, err
 	}
 	p := &Ports{}
-	p.backend, p.reasons = chooseBackend(cfg, ifindex)
+	if p.backend, p.reasons, err = chooseBackend(cfg, ifindex); err != nil {
+		return nil, err
+	}
 	if p.backend == AFXDP {
 		if p.Ports, err = afxdp.Open(cfg); err != nil {
 			return nil, err
@@ -88,8 +90,25 @@ var zeroCopyCapable = xsk.ZeroCopyCapable
 // into its own skb and UMEM slot, and AF_PACKET, which moves GRO
 // super-segments of up to 64 KiB, is cheaper per byte (issue 10). Both run
 // any number of queues.
-func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
+//
+// AF_XDP takes frames only from the receive queues it binds (cfg.Queues of
+// each port): what RSS puts on a port's other queues, a connection's SYN
+// among them, the classifier could only drop (xsk: NoSocket). So a port
+// with more receive queues than that never gets AF_XDP: auto takes
+// AF_PACKET, which reads every queue, and a configured afxdp is an error
+// that says what to change.
+func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string, error) {
 	var reasons [2]string
+	names := [2]string{cfg.Inside, cfg.Outside}
+	unbound := ""
+	for p, idx := range ifindex {
+		if n, err := rxQueues(idx); err == nil && n > cfg.Queues && unbound == "" {
+			unbound = fmt.Sprintf("%s has %d receive queues and queues: is %d", names[p], n, cfg.Queues)
+		}
+	}
+	if cfg.Backend == AFXDP && unbound != "" {
+		return "", reasons, fmt.Errorf("backend afxdp: %s: AF_XDP reads only the queues it binds, and the frames RSS puts on the others (SYNs among them) would be dropped; set queues: to the ports' receive queues, or lower them (ethtool -L %s combined %d), or use backend: afpacket", unbound, cfg.Inside, cfg.Queues)
+	}
 	if cfg.Backend == AFXDP || cfg.Backend == AFPacket {
 		for p := range reasons {
 			reasons[p] = "backend: " + cfg.Backend + " in the configuration"
@@ -97,11 +116,10 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 				reasons[p] += packetQueues(cfg.Queues)
 			}
 		}
-		return cfg.Backend, reasons
+		return cfg.Backend, reasons, nil
 	}
 	var zc [2]bool
 	var why [2]string
-	names := [2]string{cfg.Inside, cfg.Outside}
 	for p, idx := range ifindex {
 		ok, err := zeroCopyCapable(idx)
 		zc[p] = ok && err == nil
@@ -114,20 +132,23 @@ func chooseBackend(cfg config.Config, ifindex [2]int) (string, [2]string) {
 			why[p] = "the driver offers no zero-copy AF_XDP"
 		}
 	}
-	if zc[0] && zc[1] {
+	if zc[0] && zc[1] && unbound == "" {
 		for p := range reasons {
 			reasons[p] = "auto: " + why[p] + " on both ports"
 		}
-		return AFXDP, reasons
+		return AFXDP, reasons, nil
 	}
 	for p := range reasons {
 		other := ""
-		if zc[p] {
+		switch {
+		case zc[0] && zc[1]:
+			other = " on both ports, but " + unbound + " (AF_XDP would read only the bound queues)"
+		case zc[p]:
 			other = " (the other port's does not)"
 		}
 		reasons[p] = "auto: " + why[p] + other + ": AF_PACKET with GRO/GSO super-segments" + packetQueues(cfg.Queues)
 	}
-	return AFPacket, reasons
+	return AFPacket, reasons, nil
 }
 
 // packetQueues says how the AF_PACKET backend spreads flows over queues.
@@ -223,7 +244,11 @@ func (p *Ports) BackendCounters(port bump.PortID) map[string]uint64 {
 	}
 	if p.backend != AFPacket {
 		m := counterMap(p.SocketStats(port))
-		m["xdp_oversize"] = st.Oversize
+		// xdp_no_socket: frames for the workers that came on a queue
+		// without a socket, dropped (the port's channels were raised
+		// past queues: while tcpincd ran; chooseBackend refuses it at
+		// start).
+		m["xdp_oversize"], m["xdp_no_socket"] = st.Oversize, st.NoSocket
 		return m
 	}
 	m := counterMap(p.PacketStats(port))

@@ -32,7 +32,8 @@ type Config struct {
 	// Queues is the number of queues used per port: one AF_XDP socket per
 	// (port, hardware queue), or with the AF_PACKET backend one socket per
 	// queue in a fanout group; and one worker per queue index, owning both
-	// ports' queue.
+	// ports' queue. AF_XDP needs it at least the ports' receive queues
+	// (appliance/backend chooseBackend).
 	Queues int `yaml:"queues"`
 	// CPUs lists the CPUs the workers are pinned to, the worker of queue q
 	// to CPUs[q % len(CPUs)]. Empty: workers are locked to OS threads but
