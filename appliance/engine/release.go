@@ -30,7 +30,8 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	}
 	if d.ackH >= d.releaseEnd || ackW == d.lastAckW || e.si.nsack > 0 {
 		// The release is acknowledged whole (this ACK says so), or L
-		// repeats itself or reports a loss: R must hear it now.
+		// repeats what R last heard (a duplicate ACK; a repeat of a
+		// held ACK is folded too) or reports a loss: R must hear it now.
 		d.releaseEnd = 0
 		return false
 	}

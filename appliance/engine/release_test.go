@@ -11,7 +11,7 @@ import (
 // ACKs after the first would give a's sender, without SACK, RTT samples of
 // data sent long before: release.go), and it gets it when b has
 // acknowledged the whole release. If b stops short, the next Tick sends
-// what b acknowledged. A repeated ACK from b is never held. The same with
+// what b acknowledged. b's repeat of the ACK R last got is never held. The same with
 // SACK negotiated: a's sender may never have got G_B's SACK blocks usable
 // (a middlebox shifting sequence numbers but not SACK blocks).
 func TestReleaseACKsGoAsOne(t *testing.T) {
