@@ -74,3 +74,32 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		}
 	}
 }
+
+// While b's ACK of a release is held, a frame from a past a new hole makes
+// G_B tell R what it has: the duplicate ACK carries what b acknowledged,
+// held or not, never an older ACK number (R would take the release's
+// retransmission for lost again).
+func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(wire[1:])
+	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
+		t.Fatal("the hole's filling delivered nothing")
+	}
+	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
+	}
+	more := pr.aSends(&h, make([]byte, 1000), 0)
+	more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+	_, back := pr.toB(more[1:]) // the first is lost: a new hole
+	if len(back) != 1 {
+		t.Fatalf("G_B's answer to a frame past the new hole: %d segments, want one ACK", len(back))
+	}
+	if want := wire[1].seq + uint32(len(wire[1].payload)); back[0].ack != want {
+		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the first two frames)", back[0].ack, want)
+	}
+}
