@@ -44,8 +44,8 @@ func (s *SeqShift) Apply(d int, frame []byte) bool {
 	switch binary.BigEndian.Uint16(eth[12:]) {
 	case 0x0800:
 		ip := eth[14:]
-		if len(ip) < 20 || ip[9] != 6 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
-			return false // not TCP, or a fragment
+		if len(ip) < 20 || ip[9] != 6 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 || int(ip[0]&0x0f)*4 > len(ip) {
+			return false // not TCP, a fragment, or cut short
 		}
 		tcp = ip[int(ip[0]&0x0f)*4:]
 	case 0x86dd:

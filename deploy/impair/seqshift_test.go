@@ -86,7 +86,10 @@ func TestSeqShift(t *testing.T) {
 		TCP: &packettest.TCP{SrcPort: 1, DstPort: 2, Seq: 3, Flags: packettest.ACK, Payload: make([]byte, 40)}}.Bytes()
 	udp := packettest.Frame{Src: packettest.HostA4, Dst: packettest.HostB4, Proto: 17, L4: packettest.UDP(1, 2, []byte("x"))}.Bytes()
 	arp := packettest.ARP(packettest.HostA4, packettest.HostB4)
-	for _, f := range [][]byte{frag, udp, arp, seg2(t, 1, 2)[:40]} {
+	// An IPv4 header claiming 60 bytes in a 30-byte packet.
+	longIHL := seg2(t, 1, 2)[:14+30]
+	longIHL[14] = 0x4f
+	for _, f := range [][]byte{frag, udp, arp, seg2(t, 1, 2)[:40], longIHL} {
 		in := withVnet(0, f)
 		keep := append([]byte(nil), in...)
 		if s.Apply(0, in) || !bytes.Equal(in, keep) {
