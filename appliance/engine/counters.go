@@ -18,6 +18,7 @@ type Counters struct {
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
+	ReleaseNudges                                       atomic.Uint64 // a release's last byte sent L again for its ACK of the whole release at once (nudgeL)
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
@@ -109,6 +110,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"frame_retransmits", &c.FrameRetransmits},
 		{"acks_suppressed", &c.AcksSuppressed},
 		{"acks_coalesced", &c.AcksCoalesced},
+		{"release_nudges", &c.ReleaseNudges},
 		{"acks_originated", &c.AcksOriginated},
 		{"redelivered", &c.Redelivered},
 		{"keepalives", &c.KeepAlives},

@@ -142,11 +142,11 @@ type decDir struct {
 	releaseEnd int64
 	lastWin    uint16
 	initDone   bool
-	finOut     bool // the FIN went to L
-	answer     bool // let the next ACK from L through even if it repeats
-	ackHeld    bool // an ACK of L's waits for the end of a release or the next Tick
-	roomWait   bool // wire bytes wait for room in the ring (consume): drain when L's ACK may have made some
-	urgWait    bool // a frame with URGp waits for L's window (sendPending)
+	finOut     bool  // the FIN went to L
+	answer     bool  // let the next ACK from L through even if it repeats
+	ackHeld    uint8 // an ACK of L's waits for the end of a release (release.go)
+	roomWait   bool  // wire bytes wait for room in the ring (consume): drain when L's ACK may have made some
+	urgWait    bool  // a frame with URGp waits for L's window (sendPending)
 	// (The flags together after the 8-byte fields: a flow record must stay
 	// within 2040 bytes, the 2048-byte size class with its malloc header.)
 }

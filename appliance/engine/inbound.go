@@ -190,7 +190,7 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 		e.ackR(f, tx[Outside], nil) // part of R's Init (ackToR)
 	}
 	if holeFilled && d.sentH-delivered > releaseMin {
-		d.releaseEnd = d.sentH
+		e.startRelease(f, tx[Inside])
 	}
 	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], &e.si, hostAck, false)

@@ -99,6 +99,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	si := &e.si
 	en, d := &f.enc, &f.rcv
 	fl := p.Flags()
+	if fl&packet.FlagACK != 0 {
+		si.dropNudgeDSACK(p.Ack())
+	}
 	ackW := e.hostACK(now, f, p, tx)
 	if d.roomWait {
 		// L's ACK may have freed room for R's frames that wait for it.

@@ -83,7 +83,7 @@ func (e *Engine) recovered(r any, now int64, p *packet.Packet, from PortID) Verd
 func (e *Engine) resetTransient() {
 	for _, f := range e.ackHeld {
 		if f != nil {
-			f.rcv.ackHeld, f.rcv.releaseEnd = false, 0 // R hears L's next ACK
+			f.rcv.ackHeld, f.rcv.releaseEnd = ackNotHeld, 0 // R hears L's next ACK
 		}
 	}
 	clear(e.ackHeld)

@@ -9,17 +9,71 @@ package engine
 // ACKs of retransmitted data), its smoothed RTT grows a hundredfold and
 // its retransmission timeout to seconds, and the next loss stalls the
 // connection that long (docs/architecture.md §2). So L's ACKs that fall
-// inside a release are held, and R gets one: when L has acknowledged the
-// whole release, or at the next Tick (a millisecond at most on a busy
-// worker), whichever comes first. With SACK negotiated too: R's sender
-// takes no such sample only if our SACK blocks reached it usable, and a
-// middlebox that shifts sequence numbers but leaves SACK blocks alone (a
-// known firewall bug) or strips them makes them useless while both SYNs
-// said SACK; one cumulative ACK is also what a plain receiver sends.
+// inside a release are held, and R gets one when L has acknowledged the
+// whole release. With SACK negotiated too: R's sender takes no such
+// sample only if our SACK blocks reached it usable, and a middlebox that
+// shifts sequence numbers but leaves SACK blocks alone (a known firewall
+// bug) or strips them makes them useless while both SYNs said SACK; one
+// cumulative ACK is also what a plain receiver sends.
+//
+// L acknowledges the end of a release at once only if it is asked to. A
+// host that saw no hole acknowledges every second full segment and delays
+// its ACK of the rest, 40 ms on Linux: the ACK of a release's last
+// segment came after we had given up waiting, and covered only data sent
+// once, a stale sample again. So the engine nudges L after a release (its
+// last byte sent again, nudgeL), which every TCP answers with an
+// immediate ACK of everything it has (RFC 9293 §3.10.7.4: a segment wholly
+// below RCV.NXT is not acceptable and is answered). If that answer does
+// not come (the nudge or the answer lost), a held ACK goes to R at the
+// second Tick after it was held: one Tick could come between the release
+// and the answer.
 
 // releaseMin is the least plaintext a hole's filling must deliver at once
 // for L's ACKs of it to be folded: more than two full segments.
 const releaseMin = 2 * 1460
+
+// States of decDir.ackHeld.
+const (
+	ackNotHeld  = iota
+	ackHeld     // an ACK of L's waits for the end of a release
+	ackHeldTick // and a Tick has passed since: the next one sends it
+)
+
+// startRelease notes that the plaintext up to sentH went to L at once as a
+// hole filled, and nudges L for its ACK of all of it.
+func (e *Engine) startRelease(f *flow, to TxSink) {
+	d := &f.rcv
+	d.releaseEnd = d.sentH
+	e.nudgeL(f, to)
+}
+
+// nudgeL sends L the last byte it was sent, again: a duplicate L answers
+// at once with its cumulative ACK (and, with SACK, a D-SACK block of that
+// byte, which dropNudgeDSACK takes out). One byte with data, not an empty
+// segment below L's window as hostprobe.go sends: Linux answers those at
+// most twice a second per connection (tcp_invalid_ratelimit), a duplicate
+// with data always. The byte comes from the delivery ring, so it is the
+// right one even for a host that would look.
+func (e *Engine) nudgeL(f *flow, to TxSink) {
+	d := &f.rcv
+	h := d.sentH - 1
+	if h < d.plainFrom || h < d.ackH {
+		return // the ring does not hold it (sent at once past the ring's cap)
+	}
+	e.sendPlain(f, to, h, d.plain.span(h, 1), false, false, 0)
+	e.c.ReleaseNudges.Add(1)
+}
+
+// dropNudgeDSACK takes out of L's SACK blocks a D-SACK (RFC 2883: the first
+// block, wholly below the cumulative ACK ack) of one byte: L's report of a
+// nudge's byte, which R never sent twice. Passed on, it could make R's
+// sender think the network duplicates, or send R a duplicate ACK.
+func (si *segInfo) dropNudgeDSACK(ack uint32) {
+	if si.nsack > 0 && si.sack[0][1]-si.sack[0][0] == 1 && int32(si.sack[0][1]-ack) <= 0 {
+		copy(si.sack[:], si.sack[1:si.nsack])
+		si.nsack--
+	}
+}
 
 // ackRelease reports whether L's pure ACK, which moved the wire ACK to
 // ackW, falls inside a release and waits (held) instead of going to R.
@@ -36,27 +90,34 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 		return false
 	}
 	e.c.AcksCoalesced.Add(1)
-	if !d.ackHeld {
-		d.ackHeld = true
+	if d.ackHeld == ackNotHeld {
 		e.ackHeld = append(e.ackHeld, f)
 	}
+	d.ackHeld = ackHeld
 	return true
 }
 
-// flushHeldAcks sends R the ACKs still held, ending their releases.
+// flushHeldAcks, at each Tick, sends R the ACKs held since before the last
+// Tick, ending their releases, and keeps the ones held since.
 func (e *Engine) flushHeldAcks(tx [2]TxSink) {
+	keep := e.ackHeld[:0]
 	for i, f := range e.ackHeld {
 		e.ackHeld[i] = nil
 		e.cur = f // for recovered
 		d := &f.rcv
-		if !d.ackHeld {
+		switch {
+		case d.ackHeld == ackNotHeld:
+			continue
+		case d.ackHeld == ackHeld && d.releaseEnd != 0 && f.state == stOpen:
+			d.ackHeld = ackHeldTick
+			keep = append(keep, f)
 			continue
 		}
-		d.ackHeld, d.releaseEnd = false, 0
+		d.ackHeld, d.releaseEnd = ackNotHeld, 0
 		if f.state == stOpen && (f.ackToR() != d.lastAckW || f.winToR() != d.lastWin) {
 			e.ackR(f, tx[Outside], nil)
 		}
 	}
-	e.ackHeld = e.ackHeld[:0]
+	e.ackHeld = keep
 	e.cur = nil
 }

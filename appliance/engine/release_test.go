@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/binary"
 	"testing"
 	"time"
 )
@@ -10,8 +12,10 @@ import (
 // in several super-segments does. R must get one ACK for the release (the
 // ACKs after the first would give a's sender, without SACK, RTT samples of
 // data sent long before: release.go), and it gets it when b has
-// acknowledged the whole release. If b stops short, the next Tick sends
-// what b acknowledged. b's repeat of the ACK R last got is never held. The same with
+// acknowledged the whole release. G_B nudges b for that ACK (the release's
+// last byte again, which b answers at once). If b stops short, the second
+// Tick sends what b acknowledged (the first may come between the release
+// and b's answer). b's repeat of the ACK R last got is never held. The same with
 // SACK negotiated: a's sender may never have got G_B's SACK blocks usable
 // (a middlebox shifting sequence numbers but not SACK blocks).
 func TestReleaseACKsGoAsOne(t *testing.T) {
@@ -35,8 +39,15 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		}
 		// Its retransmission fills the hole: 11 000 bytes reach b.
 		atB, _ := pr.toB(wire[:1])
+		if len(atB) < 2 {
+			t.Fatalf("the release: %d segments to b", len(atB))
+		}
+		nudge := atB[len(atB)-1]
+		if nudge.seq != isnA+1+10999 || !bytes.Equal(nudge.payload, []byte{0}) {
+			t.Fatalf("after the release b got seq %x with %d bytes, want its last byte again (seq %x)", nudge.seq, len(nudge.payload), isnA+1+10999)
+		}
 		got := 0
-		for _, s := range atB {
+		for _, s := range atB[:len(atB)-1] {
 			got += len(s.payload)
 		}
 		if got != 11000 {
@@ -60,12 +71,15 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		if n := pr.gb.e.Counters().AcksCoalesced.Load() - coalesced; n != 4 {
 			t.Fatalf("%d ACKs folded, want 4", n)
 		}
+		if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+			t.Fatalf("the first Tick after the release sent %d segments to R", len(out))
+		}
 		_, out := pr.gb.tick(int64(time.Millisecond))
 		switch {
 		case !short && len(out) != 0:
-			t.Fatalf("the Tick after the release sent %d more segments to R", len(out))
+			t.Fatalf("the second Tick after the release sent %d more segments to R", len(out))
 		case short && (len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != wire[7].seq+uint32(len(wire[7].payload))):
-			t.Fatalf("the Tick sent %d segments to R, want the ACK of the first 8000 bytes", len(out))
+			t.Fatalf("the second Tick sent %d segments to R, want the ACK of the first 8000 bytes", len(out))
 		}
 		// Past the release, b's ACKs go at once again; a repeat is
 		// suppressed as before.
@@ -101,5 +115,51 @@ func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
 	}
 	if want := wire[1].seq + uint32(len(wire[1].payload)); back[0].ack != want {
 		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the first two frames)", back[0].ack, want)
+	}
+}
+
+// b answers G_B's nudge after a release as Linux does with SACK: one ACK of
+// everything, with a D-SACK block of the nudged byte. R gets that ACK at
+// once, without the block (R never sent that byte twice); b's answer when
+// it had already acknowledged the whole release goes nowhere (it would be
+// a duplicate ACK on the wire).
+func TestNudgeAnswerGoesToROnce(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(wire[1:])
+	nudges := pr.gb.e.Counters().ReleaseNudges.Load()
+	pr.toB(wire[:1])
+	if n := pr.gb.e.Counters().ReleaseNudges.Load() - nudges; n != 1 {
+		t.Fatalf("%d nudges after the release, want 1", n)
+	}
+	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
+	}
+	dsack := func(ack uint32) []segv {
+		pr.tsB++
+		opts := append(tsOpt(pr.tsB, pr.tsA), 1, 1, 5, 10)
+		opts = binary.BigEndian.AppendUint32(opts, isnA+1+10999)
+		opts = binary.BigEndian.AppendUint32(opts, isnA+1+11000)
+		_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, ack, ackF, 509, opts, nil))
+		var out []segv
+		for _, f := range toOut {
+			out = append(out, parse(t, f))
+		}
+		return out
+	}
+	out := dsack(isnA + 1 + 11000)
+	want := wire[10].seq + uint32(len(wire[10].payload))
+	if len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's answer to the nudge: %d segments to R, want one ACK of every frame", len(out))
+	}
+	if b := sackBlocks(out[0].opts); len(b) != 0 {
+		t.Fatalf("the ACK to R carries SACK blocks %x: b's D-SACK of the nudge went on", b)
+	}
+	if out := dsack(isnA + 1 + 11000); len(out) != 0 {
+		t.Fatalf("a second answer, with nothing new: %d segments to R", len(out))
 	}
 }
