@@ -31,7 +31,12 @@ import (
 //     without a byte of answer until the handshake timeout (a far side
 //     that took it for data), or an Init that R never acknowledged while it
 //     kept repeating its SYN-ACK (a path that drops our segments with ENO:
-//     R never got the third one) end the key exchange as before.
+//     R never got the third one) end the key exchange as before. In a
+//     resumed session (no Init2 to check), R's first bytes that are no
+//     frame of it, or that make no whole frame within the handshake
+//     timeout (text such as "220 " reads as the header of a long frame, and
+//     a far server that fell back then waits for its client), end the
+//     connection the same way (firstFrameWatch).
 //
 // Each such failure is counted (Counters.ENOPathFailures) and the far
 // address remembered for enoPathFor. While it is, a SYN from an inside host
@@ -156,4 +161,37 @@ func (e *Engine) initUnanswered(now int64, f *flow, tx [2]TxSink) {
 			flags: packet.FlagRST | packet.FlagACK}, nil)
 	}
 	e.abort(f, tx, "Init not acknowledged")
+}
+
+// firstFrameWatch, for host A in a resumed session, times R's first frame:
+// from R's first byte, a frame must open within the handshake timeout.
+// enc.initDue, unused without an Init, holds the deadline (0: no byte of
+// R's yet, -1: a frame opened).
+func (e *Engine) firstFrameWatch(now int64, f *flow) {
+	en, d := &f.enc, &f.rcv
+	if f.role != eno.RoleA || f.sess == nil || !f.sess.Resumed || en.initDue < 0 {
+		return
+	}
+	switch {
+	case d.frames.n > 0 || d.ackW > 0:
+		en.initDue = -1
+	case en.initDue == 0 && d.rcvW > 0:
+		en.initDue = now + int64(e.cfg.HandshakeTimeout)
+	}
+}
+
+// firstFrameLate ends f, host A's resumed session, if R's first bytes made
+// no frame by their deadline (firstFrameWatch), and reports whether it did.
+func (e *Engine) firstFrameLate(now int64, f *flow, tx [2]TxSink) bool {
+	en := &f.enc
+	if en.initDue <= 0 || now < en.initDue || f.sess == nil || !f.sess.Resumed {
+		return false
+	}
+	if e.firstFrameWatch(now, f); en.initDue < 0 {
+		return false // opened since, out of wireInOrder (a drain when L made room)
+	}
+	e.c.HandshakeFailures.Add(1)
+	e.pathLost(now, f, "far side's first bytes in a resumed session make no frame")
+	e.abort(f, tx, "no frame from the far side in a resumed session")
+	return true
 }

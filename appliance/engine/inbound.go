@@ -192,6 +192,7 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	if holeFilled && d.sentH-delivered > releaseMin {
 		e.startRelease(f, tx[Inside])
 	}
+	e.firstFrameWatch(now, f)
 	if d.sentH == delivered && hostAck != f.lastHostAck {
 		e.forwardAckToL(f, tx[Inside], &e.si, hostAck, false)
 	}

@@ -144,6 +144,9 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.c.InitRetransmits.Add(1)
 		e.sendInit(now, f, tx[Outside])
 	}
+	if e.firstFrameLate(now, f, tx) {
+		return
+	}
 	if en.ownedDue != 0 && now >= en.ownedDue {
 		e.resendOwned(now, f, tx[Outside])
 	}

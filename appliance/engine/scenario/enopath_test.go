@@ -529,3 +529,40 @@ func TestPathStripsENOResumedServerFirst(t *testing.T) {
 	a3, b3 := f.pair(40002, 80, 20000, 30000)
 	plainConnection(t, f, a3, b3)
 }
+
+// TestPathStripsENOResumedTextGreeting: as TestPathStripsENOResumedServerFirst,
+// but b's greeting is text ("220 ..." from a mail server), whose first bytes
+// read as the header of a frame of 12,852 bytes: G_A waits for the rest,
+// which never comes, while the far server waits for its client. Before,
+// the connection hung until an application gave up, and nothing was
+// remembered. Now, with no frame of the session after the handshake
+// timeout from the far side's first byte, G_A resets both hosts and
+// remembers the path, as for a far side silent after Init1; the next
+// connection is plain.
+func TestPathStripsENOResumedTextGreeting(t *testing.T) {
+	f, _, a2, b2 := resumedOverStrippingPath(t)
+	w := f.w
+	w.Host(SideA, a2.ACK(0, b2.ISN+1))
+	w.Run(latency)
+	base := len(w.All[SideA])
+	w.Host(SideB, b2.Data(0, a2.Seq(0), []byte("220 mail.example.net ESMTP MARK\r\n")))
+	w.Run(engine.DefaultHandshakeTimeout / 2)
+	if n := eventCount(w.G[SideA], "eno_path_failures"); n != 0 {
+		t.Fatalf("G_A gave up after half the handshake timeout (eno_path_failures %d)", n)
+	}
+	w.Run(engine.DefaultHandshakeTimeout/2 + time.Second)
+	for _, g := range w.All[SideA][base:] {
+		if len(g.Payload) > 0 {
+			t.Fatalf("a got %v: payload %x", g, g.Payload)
+		}
+	}
+	if !hasRST(w.All[SideA][base:]) || !hasRST(w.Take(SideB)) {
+		t.Fatal("both hosts must be reset")
+	}
+	if n := eventCount(w.G[SideA], "eno_path_failures"); n != 1 {
+		t.Fatalf("G_A eno_path_failures %d, want 1", n)
+	}
+	w.Take(SideA)
+	a3, b3 := f.pair(40002, 80, 20000, 30000)
+	plainConnection(t, f, a3, b3)
+}
