@@ -91,9 +91,13 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	}
 	e.c.AcksCoalesced.Add(1)
 	if d.ackHeld == ackNotHeld {
+		// Aged from the first ACK held: later ones do not put off the
+		// Tick that sends what L acknowledged (a release L takes in
+		// over a long while, as its window opens, must not keep R
+		// without an ACK for as long).
+		d.ackHeld = ackHeld
 		e.ackHeld = append(e.ackHeld, f)
 	}
-	d.ackHeld = ackHeld
 	return true
 }
 

@@ -163,3 +163,30 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 		t.Fatalf("a second answer, with nothing new: %d segments to R", len(out))
 	}
 }
+
+// A held ACK is aged from the first one held: b's later ACKs inside the
+// same release (a host taking it in slowly, as its window opens) do not put
+// off the Tick that sends R what b acknowledged.
+func TestHeldAckAgesFromFirst(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(wire[1:])
+	pr.toB(wire[:1])
+	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
+	}
+	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+		t.Fatalf("the first Tick sent %d segments to R", len(out))
+	}
+	if out := pr.bAcks(&h, isnA+1+4000); len(out) != 0 {
+		t.Fatalf("b's second ACK of the release went to R at once: %d segments", len(out))
+	}
+	_, out := pr.gb.tick(int64(time.Millisecond))
+	if want := wire[3].seq + uint32(len(wire[3].payload)); len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
+		t.Fatalf("the second Tick sent %d segments to R, want the ACK of the first 4000 bytes", len(out))
+	}
+}
