@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
@@ -93,5 +95,54 @@ func TestAFPacketFanout(t *testing.T) {
 			t.Errorf("%s: %d frames handed between workers; the fanout should place every TCP frame\n%s", gw, handoffs, tailLines(out, 30))
 		}
 		t.Logf("%s: encrypted per queue %v", gw, enc)
+	}
+}
+
+// TestAFXDPRefusedWithUnboundQueues: AF_XDP reads only the receive queues
+// it binds, so tcpincd must not run it on ports with more receive queues
+// than queues: (the frames RSS puts on the others, SYNs among them, would
+// be dropped: appliance/backend chooseBackend). On veths of two queues,
+// tcpincd configured with backend afxdp and queues: 1 exits with an error
+// that says what to change; with backend auto it takes AF_PACKET (on veth
+// for want of zero-copy AF_XDP in any case), says why, and carries
+// encrypted traffic.
+func TestAFXDPRefusedWithUnboundQueues(t *testing.T) {
+	e := newEncEnvOpts(t, encOpts{net: 98, queues: 2, backend: "afxdp"})
+	b := e.topo.Addr(topology.HostB)
+	e.stopDaemon(t, topology.GwA)
+	e.queues = 1
+	e.writeConf(t)
+	p, err := e.topo.Start(topology.GwA, "tcpincd-refused", e.daemon, "--config", e.conf,
+		"--inside", topology.InsidePort, "--outside", topology.OutsidePort, "--admin", adminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(15 * time.Second):
+		_ = p.StopWith(syscall.SIGKILL, time.Second)
+		t.Fatalf("tcpincd ran AF_XDP on ports of two queues with queues: 1\n%s", tailLines(p.Output(), 20))
+	}
+	out := p.Output()
+	if !strings.Contains(out, "backend afxdp: ") || !strings.Contains(out, "has 2 receive queues and queues: is 1") || !strings.Contains(out, "ethtool -L") {
+		t.Fatalf("tcpincd's error does not say what is wrong and what to change:\n%s", tailLines(out, 20))
+	}
+	if strings.Contains(out, "tcpincd running") {
+		t.Fatalf("tcpincd said it was running:\n%s", tailLines(out, 20))
+	}
+
+	e.backend = ""
+	e.writeConf(t)
+	e.startDaemon(t, topology.GwA)
+	ready := regexp.MustCompile(`msg="port ready".* backend=afpacket .*backend_reason="auto: `)
+	if out := e.gw[topology.GwA].Output(); len(ready.FindAllString(out, -1)) != 2 {
+		t.Fatalf("backend auto did not take AF_PACKET on both ports and say why:\n%s", tailLines(out, 20))
+	}
+	const n = 4 << 20
+	var r result
+	d, ok := e.measure(t, func() { r = e.transfer(t, topology.HostA, netip.AddrPortFrom(b.V4, 5001), e.streamB, n, n, time.Minute) })
+	checkTransfer(t, r, n, n)
+	if ok {
+		encryptedDelta(t, topology.GwA, d[topology.GwA], 1)
 	}
 }
