@@ -140,7 +140,9 @@ func TestAFXDPRefusedWithUnboundQueues(t *testing.T) {
 	}
 	const n = 4 << 20
 	var r result
-	d, ok := e.measure(t, func() { r = e.transfer(t, topology.HostA, netip.AddrPortFrom(b.V4, 5001), e.streamB, n, n, time.Minute) })
+	d, ok := e.measure(t, func() {
+		r = e.transfer(t, topology.HostA, netip.AddrPortFrom(b.V4, 5001), e.streamB, n, n, time.Minute)
+	})
 	checkTransfer(t, r, n, n)
 	if ok {
 		encryptedDelta(t, topology.GwA, d[topology.GwA], 1)
