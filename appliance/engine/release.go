@@ -32,11 +32,16 @@ package engine
 // for L's ACKs of it to be folded: more than two full segments.
 const releaseMin = 2 * 1460
 
-// States of decDir.ackHeld.
+// decDir.ackHeld: a state, and whether the flow is in Engine.ackHeld,
+// which it stays in until the next Tick even when its ACK went otherwise
+// (dupAckR): a flow in the list twice had its next held ACK sent at the
+// first Tick.
 const (
-	ackNotHeld  = iota
-	ackHeld     // an ACK of L's waits for the end of a release
-	ackHeldTick // and a Tick has passed since: the next one sends it
+	ackNotHeld  = 0
+	ackHeld     = 1 // an ACK of L's waits for the end of a release
+	ackHeldTick = 2 // and a Tick has passed since: the next one sends it
+	ackState    = ackHeld | ackHeldTick
+	ackListed   = 4 // in Engine.ackHeld
 )
 
 // startRelease notes that the plaintext up to sentH went to L at once as a
@@ -90,12 +95,15 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 		return false
 	}
 	e.c.AcksCoalesced.Add(1)
-	if d.ackHeld == ackNotHeld {
+	if d.ackHeld&ackState == ackNotHeld {
 		// Aged from the first ACK held: later ones do not put off the
 		// Tick that sends what L acknowledged (a release L takes in
 		// over a long while, as its window opens, must not keep R
 		// without an ACK for as long).
-		d.ackHeld = ackHeld
+		d.ackHeld |= ackHeld
+	}
+	if d.ackHeld&ackListed == 0 {
+		d.ackHeld |= ackListed
 		e.ackHeld = append(e.ackHeld, f)
 	}
 	return true
@@ -109,13 +117,16 @@ func (e *Engine) flushHeldAcks(tx [2]TxSink) {
 		e.ackHeld[i] = nil
 		e.cur = f // for recovered
 		d := &f.rcv
-		switch {
-		case d.ackHeld == ackNotHeld:
+		switch d.ackHeld &^ ackListed {
+		case ackNotHeld:
+			d.ackHeld = ackNotHeld
 			continue
-		case d.ackHeld == ackHeld && d.releaseEnd != 0 && f.state == stOpen:
-			d.ackHeld = ackHeldTick
-			keep = append(keep, f)
-			continue
+		case ackHeld:
+			if d.releaseEnd != 0 && f.state == stOpen {
+				d.ackHeld = ackHeldTick | ackListed
+				keep = append(keep, f)
+				continue
+			}
 		}
 		d.ackHeld, d.releaseEnd = ackNotHeld, 0
 		if f.state == stOpen && (f.ackToR() != d.lastAckW || f.winToR() != d.lastWin) {

@@ -190,3 +190,42 @@ func TestHeldAckAgesFromFirst(t *testing.T) {
 		t.Fatalf("the second Tick sent %d segments to R, want the ACK of the first 4000 bytes", len(out))
 	}
 }
+
+// A duplicate ACK to R sends b's held ACK with it (dupAckR) while the flow
+// stays listed for the Tick; b's first ACK of a second release before that
+// Tick is held as ever, and goes at the second Tick after, not the first.
+// Before, the flow was listed twice, and the first Tick sent it (a review).
+func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(wire[1:])
+	pr.toB(wire[:1])
+	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of release 1 went to R at once: %d segments", len(out))
+	}
+	var more []segv
+	for range 6 {
+		more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	if _, back := pr.toB(more[1:]); len(back) == 0 {
+		t.Fatal("no duplicate ACK to R for frames past a new hole")
+	}
+	pr.bAcks(&h, isnA+1+11000) // b's answer to the nudge of release 1
+	if atB, _ := pr.toB(more[:1]); len(atB) == 0 {
+		t.Fatal("release 2 delivered nothing")
+	}
+	if out := pr.bAcks(&h, isnA+1+13000); len(out) != 0 {
+		t.Fatalf("b's first ACK of release 2 went to R at once: %d segments", len(out))
+	}
+	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+		t.Fatalf("the first Tick after release 2 sent %d segments to R", len(out))
+	}
+	_, out := pr.gb.tick(int64(time.Millisecond))
+	if want := more[1].seq + uint32(len(more[1].payload)); len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
+		t.Fatalf("the second Tick sent %d segments to R, want the ACK of what b acknowledged", len(out))
+	}
+}
