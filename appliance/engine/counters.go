@@ -19,6 +19,8 @@ type Counters struct {
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
 	ReleaseNudges                                       atomic.Uint64 // a release's last byte sent L again for its ACK of the whole release at once (nudgeL)
+	HolesFilled                                         atomic.Uint64 // gaps in R's wire stream closed by the bytes that were missing (lost and resent, or reordered: wireInOrder)
+	WireDuplicates                                      atomic.Uint64 // segments from R wholly below what it had sent us in order: its spurious retransmissions, or the path's duplicates (duplicate)
 	FramesSealed, FramesOpened                          atomic.Uint64
 	Redelivered, KeepAlives, URGStripped, PTBTranslated atomic.Uint64
 	ICMPTranslated                                      atomic.Uint64 // other ICMP errors from the outside, quoted sequence number put in host space (outsideError)
@@ -111,6 +113,8 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"acks_suppressed", &c.AcksSuppressed},
 		{"acks_coalesced", &c.AcksCoalesced},
 		{"release_nudges", &c.ReleaseNudges},
+		{"holes_filled", &c.HolesFilled},
+		{"wire_duplicates", &c.WireDuplicates},
 		{"acks_originated", &c.AcksOriginated},
 		{"redelivered", &c.Redelivered},
 		{"keepalives", &c.KeepAlives},

@@ -162,6 +162,10 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
 	d := &f.rcv
 	delivered, holeFilled, rcvW0 := d.sentH, d.held.n > 0, d.rcvW
+	heldFrom := int64(-1)
+	if holeFilled {
+		heldFrom = d.held.r[0].s
+	}
 	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
@@ -188,6 +192,9 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	}
 	if !d.initDone && d.rcvW > rcvW0 {
 		e.ackR(f, tx[Outside], nil) // part of R's Init (ackToR)
+	}
+	if heldFrom >= 0 && d.rcvW > heldFrom {
+		e.c.HolesFilled.Add(1)
 	}
 	if holeFilled && d.sentH-delivered > releaseMin {
 		e.startRelease(f, tx[Inside])
@@ -310,6 +317,7 @@ func (e *Engine) ownedLoss(now int64, f *flow, si *segInfo, dup bool, to TxSink)
 // again what we have.
 func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 	d := &f.rcv
+	e.c.WireDuplicates.Add(1)
 	sent := false
 	for i := 0; i < d.frames.n; i++ {
 		fr := d.frames.at(i)

@@ -131,10 +131,18 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
 	}
 	pr.toB(wire[1:])
-	nudges := pr.gb.e.Counters().ReleaseNudges.Load()
+	c := pr.gb.e.Counters()
+	nudges, holes, dups := c.ReleaseNudges.Load(), c.HolesFilled.Load(), c.WireDuplicates.Load()
 	pr.toB(wire[:1])
-	if n := pr.gb.e.Counters().ReleaseNudges.Load() - nudges; n != 1 {
+	if n := c.ReleaseNudges.Load() - nudges; n != 1 {
 		t.Fatalf("%d nudges after the release, want 1", n)
+	}
+	if n := c.HolesFilled.Load() - holes; n != 1 {
+		t.Fatalf("holes_filled went up by %d, want 1", n)
+	}
+	pr.toB(wire[:1]) // a's retransmission again: the path duplicated it
+	if n := c.WireDuplicates.Load() - dups; n != 1 {
+		t.Fatalf("wire_duplicates went up by %d, want 1", n)
 	}
 	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
