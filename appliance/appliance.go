@@ -197,6 +197,7 @@ func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass
 			w.h, w.idle = h, engineIdleWait
 		}
 		w.blog, _ = h.(Backlogged)
+		w.ender, _ = h.(RoundEnder)
 		w.anyBehind = &a.behind
 		w.rxFull = len(w.rxd)
 		if rb, ok := outside.(interface{ RxBatch() int }); ok {

@@ -60,6 +60,20 @@ type Backlogged interface {
 	SetBacklog(behind bool)
 }
 
+// RoundEnder is a FrameHandler with work to do once a round's frames are
+// all handled, before Tick (*engine.Engine: a duplicate ACK for a hole
+// that a later frame of the round may have filled).
+type RoundEnder interface {
+	EndRound(now int64, tx [2]TxSink)
+}
+
+// The engine takes part in all of these.
+var (
+	_ Waker      = (*engine.Engine)(nil)
+	_ Backlogged = (*engine.Engine)(nil)
+	_ RoundEnder = (*engine.Engine)(nil)
+)
+
 // Passthrough is the FrameHandler of a bump without an engine: every frame
 // leaves unchanged, and the workers put a TCP flow on the fast path once its
 // handshake has been seen.

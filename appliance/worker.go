@@ -29,6 +29,7 @@ type worker struct {
 	sinks [2]TxSink // &tx[0], &tx[1]
 	h     FrameHandler
 	blog  Backlogged // h, if it wants to know (nil otherwise)
+	ender RoundEnder // h, if it has work at each round's end (nil otherwise)
 	// behind: the last batch from the outside port was full (rxFull
 	// frames: its port returns no more a call) or frames were held;
 	// anyBehind counts the workers behind: a SYN handed over is judged by
@@ -117,6 +118,9 @@ func (w *worker) poll(now int64) int {
 	}
 	n += w.receive(Inside, now)
 	n += w.receive(Outside, now)
+	if w.ender != nil {
+		w.ender.EndRound(now, w.sinks)
+	}
 	if now >= w.nextTick {
 		w.h.Tick(now, w.sinks)
 		w.nextTick = now + tickPeriod

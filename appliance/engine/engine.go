@@ -225,6 +225,9 @@ type Engine struct {
 	// ackHeld lists the flows whose ACK to R waits for the rest of a
 	// release (ackRelease); Tick sends what is still held.
 	ackHeld []*flow
+	// dupOwed lists the flows owed a duplicate ACK at the round's end
+	// (dupack.go).
+	dupOwed []*flow
 	// guard marks a guard (NewGuard, guard.go), which handles every
 	// frame in guardPacket.
 	guard bool
@@ -356,7 +359,9 @@ func (e *Engine) drop(r int) Verdict {
 // nanoseconds. tx are the two ports' sinks, indexed by PortID.
 func (e *Engine) Handle(now int64, from PortID, frame []byte, tx [2]TxSink) Verdict {
 	e.pkt.Decode(frame) // HandlePacket looks at the outcome
-	return e.HandlePacket(now, from, &e.pkt, tx)
+	v := e.HandlePacket(now, from, &e.pkt, tx)
+	e.EndRound(now, tx) // a round of one frame
+	return v
 }
 
 // handlePacket is HandlePacket (recover.go) without its recovery.

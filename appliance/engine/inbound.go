@@ -109,7 +109,7 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if !e.hold(f, w, data) {
 			return e.drop(DropReasmFull)
 		}
-		e.dupAckR(f, tx[Outside])
+		e.dupAckSoon(f, tx[Outside])
 		return Forwarded
 	}
 	return e.wireInOrder(now, f, data[d.rcvW-w:], hostAck, tx)

@@ -529,7 +529,15 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		e.c.FrameRetransmits.Add(1)
 		sent = true
 	}
-	if !sent || en.sentW < en.nextW {
+	switch {
+	case !sent && f.sackOK && end <= f.ackToL():
+		// R has it all, and acknowledged it: L resent what had
+		// arrived. A receiver says so with a D-SACK (RFC 2883), which
+		// is how a Linux sender learns that the path reorders and
+		// widens its reordering window; without it, it takes the next
+		// reordering for a loss again.
+		e.dsackL(f, tx[Inside], s, end)
+	case !sent || en.sentW < en.nextW:
 		// R has it all: L missed our translated ACK. Or some of L's
 		// bytes wait for R's window: L gets an ACK as a receiver
 		// answers a window probe, with the window as it stands (0
@@ -537,6 +545,19 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		// than give up.
 		e.ackL(f, tx[Inside], nil)
 	}
+}
+
+// dsackL sends L an ACK with a D-SACK block of its bytes [a, b), which it
+// sent again after R had them.
+func (e *Engine) dsackL(f *flow, to TxSink, a, b int64) {
+	e.opts.reset()
+	f.tsToL(&e.opts, false)
+	blocks := [1][2]uint32{{wrap(f.isnL, a), wrap(f.isnL, b)}}
+	e.opts.sack(blocks[:])
+	s := seg{seq: f.hostSeqOut(), ack: wrap(f.isnL, f.ackToL()), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	f.ecnTo(Inside, &s, false)
+	e.send(to, &f.toL, &s, nil)
+	e.c.AcksOriginated.Add(1)
 }
 
 // probeR sends R a window probe (RFC 9293 §3.8.6.1): a pure ACK one below

@@ -252,11 +252,12 @@ func (d *decDir) wireBlock(a, b int64) (int64, int64, bool) {
 // fast retransmit works.
 func (e *Engine) dupAckR(f *flow, to TxSink) {
 	d := &f.rcv
-	if d.ackHeld&ackState != ackNotHeld {
+	if d.ackWait&ackState != ackNotHeld {
 		// L's ACK held for a release (release.go) goes with it: R must
 		// not hear an older ACK than L gave, or it takes the hole's
 		// retransmission for lost again.
-		d.ackHeld, d.releaseEnd = d.ackHeld&ackListed, 0
+		d.ackWait &^= ackState
+		d.releaseEnd = 0
 		d.lastAckW = max(d.lastAckW, f.ackToR())
 	}
 	e.opts.reset()

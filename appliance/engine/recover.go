@@ -51,6 +51,18 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 	e.tick(now, tx)
 }
 
+// EndRound ends a worker's round of frames: the duplicate ACKs owed for
+// holes still open go (dupack.go). The worker calls it after each batch,
+// before Tick; Handle calls it after its one frame.
+func (e *Engine) EndRound(now int64, tx [2]TxSink) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.recovered(r, now, nil, 0)
+		}
+	}()
+	e.endRound(tx)
+}
+
 // recovered handles a panic r that interrupted work on e.cur or on packet p
 // (nil for Tick). The flow being worked on is the suspect; with none (the
 // packet made a record, or the panic came before the lookup) the packet's
@@ -83,11 +95,19 @@ func (e *Engine) recovered(r any, now int64, p *packet.Packet, from PortID) Verd
 func (e *Engine) resetTransient() {
 	for _, f := range e.ackHeld {
 		if f != nil {
-			f.rcv.ackHeld, f.rcv.releaseEnd = ackNotHeld, 0 // R hears L's next ACK
+			f.rcv.ackWait &^= ackState | ackListed // R hears L's next ACK
+			f.rcv.releaseEnd = 0
 		}
 	}
 	clear(e.ackHeld)
 	e.ackHeld = e.ackHeld[:0]
+	for _, f := range e.dupOwed {
+		if f != nil {
+			f.rcv.ackWait &^= ackDupOwed | ackDupListed // R hears of the hole at its next segment
+		}
+	}
+	clear(e.dupOwed)
+	e.dupOwed = e.dupOwed[:0]
 	e.bareSYN = false
 	e.hot = nil
 }

@@ -127,7 +127,7 @@ func TestPanicFlushingHeldAckLeavesTicksWorking(t *testing.T) {
 	g := pr.ga
 	g.panics = 1
 	f := g.onlyFlow()
-	f.rcv.ackHeld, f.rcv.releaseEnd, f.rcv.lastAckW = ackHeldTick|ackListed, 1, -1 // R is owed an ACK, due at this Tick
+	f.rcv.ackWait, f.rcv.releaseEnd, f.rcv.lastAckW = ackHeldTick|ackListed, 1, -1 // R is owed an ACK, due at this Tick
 	g.e.ackHeld = append(g.e.ackHeld, f)
 	g.e.Tick(g.now, [2]TxSink{g.tx[Inside], panicSink{}})
 	if n := g.e.Counters().Panics.Load(); n != 1 {

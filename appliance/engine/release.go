@@ -32,7 +32,7 @@ package engine
 // for L's ACKs of it to be folded: more than two full segments.
 const releaseMin = 2 * 1460
 
-// decDir.ackHeld: a state, and whether the flow is in Engine.ackHeld,
+// decDir.ackWait, for releases: a state, and whether the flow is in Engine.ackHeld,
 // which it stays in until the next Tick even when its ACK went otherwise
 // (dupAckR): a flow in the list twice had its next held ACK sent at the
 // first Tick.
@@ -95,15 +95,15 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 		return false
 	}
 	e.c.AcksCoalesced.Add(1)
-	if d.ackHeld&ackState == ackNotHeld {
+	if d.ackWait&ackState == ackNotHeld {
 		// Aged from the first ACK held: later ones do not put off the
 		// Tick that sends what L acknowledged (a release L takes in
 		// over a long while, as its window opens, must not keep R
 		// without an ACK for as long).
-		d.ackHeld |= ackHeld
+		d.ackWait |= ackHeld
 	}
-	if d.ackHeld&ackListed == 0 {
-		d.ackHeld |= ackListed
+	if d.ackWait&ackListed == 0 {
+		d.ackWait |= ackListed
 		e.ackHeld = append(e.ackHeld, f)
 	}
 	return true
@@ -117,18 +117,19 @@ func (e *Engine) flushHeldAcks(tx [2]TxSink) {
 		e.ackHeld[i] = nil
 		e.cur = f // for recovered
 		d := &f.rcv
-		switch d.ackHeld &^ ackListed {
+		switch d.ackWait & ackState {
 		case ackNotHeld:
-			d.ackHeld = ackNotHeld
+			d.ackWait &^= ackListed
 			continue
 		case ackHeld:
 			if d.releaseEnd != 0 && f.state == stOpen {
-				d.ackHeld = ackHeldTick | ackListed
+				d.ackWait ^= ackHeld | ackHeldTick
 				keep = append(keep, f)
 				continue
 			}
 		}
-		d.ackHeld, d.releaseEnd = ackNotHeld, 0
+		d.ackWait &^= ackState | ackListed
+		d.releaseEnd = 0
 		if f.state == stOpen && (f.ackToR() != d.lastAckW || f.winToR() != d.lastWin) {
 			e.ackR(f, tx[Outside], nil)
 		}

@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tcpinc/tcpinc/appliance/packet"
+)
+
+// round hands g several frames from port from as one worker round (each to
+// HandlePacket, then EndRound) and returns what came out of each port.
+func (g *gw) round(from PortID, frames ...[]byte) (toIn, toOut [][]byte) {
+	g.t.Helper()
+	var p packet.Packet
+	for _, fr := range frames {
+		p.Decode(slices.Clone(fr))
+		g.e.HandlePacket(g.now, from, &p, g.tx)
+	}
+	g.e.EndRound(g.now, g.tx)
+	return g.in.take(), g.out.take()
+}
+
+// A burst reordered on the path (its last segment first) and whole within
+// one round: G_B sends R no duplicate ACK, since the hole closed before the
+// round ended; R's next ACK is b's own. A segment past a hole that stays
+// open at the round's end gets its duplicate ACK with SACK then, and
+// without SACK at once (R's sender counts them: RFC 5681). Before, the
+// duplicate ACK went at once and R's sender, whose cumulative ACK must
+// wait for b's, took the reordering for a loss (dupack.go).
+func TestDupAckWaitsForTheRoundsEnd(t *testing.T) {
+	for _, sack := range []bool{true, false} {
+		pr := handshake(t)
+		h := newHosts()
+		f := pr.gb.e.flows[flowKey{in: addrB, out: addrA}]
+		f.sackOK = sack
+		var wire []segv
+		for range 3 {
+			wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+		}
+		toIn, toOut := pr.gb.round(Outside, tcpFrameFrom(wire[2]), tcpFrameFrom(wire[0]), tcpFrameFrom(wire[1]))
+		dups := 0
+		for _, fr := range toOut {
+			if len(parse(t, fr).payload) == 0 {
+				dups++
+			}
+		}
+		switch {
+		case sack && dups != 0:
+			t.Fatalf("with SACK, a reordering within the round: %d duplicate ACKs to R, want none", dups)
+		case !sack && dups != 1:
+			t.Fatalf("without SACK: %d duplicate ACKs to R, want one, at once", dups)
+		}
+		got := 0
+		for _, fr := range toIn {
+			got += len(parse(t, fr).payload)
+		}
+		if got != 3000 {
+			t.Fatalf("b got %d bytes, want 3000", got)
+		}
+		if !sack {
+			continue
+		}
+		more := pr.aSends(&h, make([]byte, 1000), 0)
+		more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+		_, toOut = pr.gb.round(Outside, tcpFrameFrom(more[1])) // the hole stays open
+		if len(toOut) != 1 {
+			t.Fatalf("a hole open at the round's end: %d segments to R, want one duplicate ACK", len(toOut))
+		}
+		if b := sackBlocks(parse(t, toOut[0]).opts); len(b) != 1 || b[0][0] != more[1].seq {
+			t.Fatalf("the duplicate ACK's SACK blocks %x, want the held frame", b)
+		}
+	}
+}
+
+// a resends a segment that R has acknowledged already (a spurious
+// retransmission: the path reordered): G_A tells a so with a D-SACK block
+// of it (RFC 2883), as a receiver would, so that a's sender widens its
+// reordering window.
+func TestSpuriousRetransmissionGetsDSACK(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	wire := pr.aSends(&h, make([]byte, 1000), 0)
+	pr.toB(wire)
+	out := pr.bAcks(&h, isnA+1+1000)
+	if len(out) != 1 {
+		t.Fatalf("b's ACK: %d segments to R", len(out))
+	}
+	pr.ga.push(Outside, tcpFrameFrom(out[0])) // R's ACK reaches G_A (and a)
+	_, back := pr.aSendsAt(&h, h.aNext-1000, make([]byte, 1000), 0)
+	if len(back) != 1 {
+		t.Fatalf("a's spurious retransmission: %d segments to a, want one ACK", len(back))
+	}
+	b := sackBlocks(back[0].opts)
+	if len(b) != 1 || b[0] != [2]uint32{h.aNext - 1000, h.aNext} || back[0].ack != h.aNext {
+		t.Fatalf("G_A's answer: ack %x, SACK %x; want ack %x with D-SACK [%x, %x)", back[0].ack, b, h.aNext, h.aNext-1000, h.aNext)
+	}
+}
