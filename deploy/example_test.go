@@ -77,7 +77,9 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 }
 
 // TestSystemdUnit: the unit runs the daemon with the example's install path,
-// does not restart on a configuration error (exit 2), gives it the runtime
+// restarts it whatever ended it and never stops trying (tcpincd exits when
+// a port is gone, and fails to start until it is back), does not restart
+// on a configuration error (exit 2), gives it the runtime
 // directory its interface locks need and the state directory its copy of
 // the negotiated set needs, and allows no core dump.
 func TestSystemdUnit(t *testing.T) {
@@ -89,6 +91,8 @@ func TestSystemdUnit(t *testing.T) {
 	for _, want := range []string{
 		"ExecStart=/usr/local/bin/tcpincd --config /etc/tcpinc/tcpincd.yaml",
 		"RestartPreventExitStatus=2",
+		"Restart=always",
+		"StartLimitIntervalSec=0",
 		"RuntimeDirectory=tcpincd", // cmd/tcpincd's lock directory /run/tcpincd
 		"StateDirectory=tcpincd",   // state_dir's default /var/lib/tcpincd
 		"LimitMEMLOCK=infinity",

@@ -2,7 +2,8 @@
 // [Open] attaches the XDP classifier to both interfaces and opens one
 // AF_XDP socket per (port, queue), whose [Ports.Queues] the workers (package
 // appliance) drive as bump.Ports; xsk.Bump is their bump.FastPath. It also
-// watches whether each port's in-kernel redirect delivers ([Ports.CheckPaths])
+// watches whether each port's in-kernel redirect delivers ([Ports.CheckPaths]),
+// reads a port's interface as it is now for the daemon's watch ([ReadLink]),
 // and keeps the engines' negotiated set in a pinned BPF map
 // ([OpenNegotiated]), so a restarted daemon finds it. [OpenStack] attaches
 // the same classifier for another backend: what the workers must see is

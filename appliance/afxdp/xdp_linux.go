@@ -18,6 +18,7 @@ type Ports struct {
 	socks [2][]*xsk.Socket
 	ports [2][]bump.Port
 	names [2]string
+	index [2]int // the interfaces the classifier and sockets are on
 
 	fastPath bool // config fast_path
 	paths    portPaths
@@ -100,6 +101,7 @@ func open(cfg config.Config, slow xsk.SlowPath) (_ *Ports, err error) {
 	if err != nil {
 		return nil, err
 	}
+	x.index = ifindex
 	for i, idx := range ifindex {
 		if err := xsk.CleanupStale(idx); err != nil {
 			return nil, fmt.Errorf("%s interface %q: clean up stale XDP program: %w", bump.PortID(i), x.names[i], err)
@@ -151,6 +153,10 @@ func (x *Ports) Queues() (inside, outside []bump.Port) { return x.ports[0], x.po
 
 // QueuesOf returns port's queues (one with the afpacket backend).
 func (x *Ports) QueuesOf(port bump.PortID) []bump.Port { return x.ports[port.Index()] }
+
+// Ifindex is the interface index of port as Open found it: the interface
+// the classifier and the sockets are on.
+func (x *Ports) Ifindex(port bump.PortID) int { return x.index[port.Index()] }
 
 // XDPMode reports how the classifier is attached to port ("native" or
 // "generic"), BindMode how its sockets are bound ("zerocopy" or "copy").

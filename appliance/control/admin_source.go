@@ -42,9 +42,10 @@ type AdminInfo struct {
 	// Warnings are shown in the status while the daemon runs (a key log
 	// being written, for example).
 	Warnings []string
-	// Warning returns a warning that may come and go ("" for none): the
-	// negotiated set's disk copy not being written. Nil: none.
-	Warning func() string
+	// Warning are warnings that may come and go, each "" while it does
+	// not hold: the negotiated set's disk copy not being written, a port
+	// gone.
+	Warning []func() string
 	// Guards, when the engine is off, are the workers' guards over a
 	// previous run's negotiated set (nil: none run). Their counters are
 	// the engine counters the API reports.
@@ -179,8 +180,8 @@ func (s *AdminSource) Status() admin.Status {
 	if w := s.panicWarning(); w != "" {
 		st.Warnings = append(st.Warnings, w)
 	}
-	if s.info.Warning != nil {
-		if w := s.info.Warning(); w != "" {
+	for _, warn := range s.info.Warning {
+		if w := warn(); w != "" {
 			st.Warnings = append(st.Warnings, w)
 		}
 	}

@@ -679,18 +679,23 @@ func TestResumptionNonceLenFromConfig(t *testing.T) {
 	}
 }
 
-// A warning that comes and goes (AdminInfo.Warning: the negotiated set's
-// disk copy not being written) is in the status while it holds.
+// Warnings that come and go (AdminInfo.Warning: the negotiated set's disk
+// copy not being written, a port gone) are in the status while they hold.
 func TestComingWarning(t *testing.T) {
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
-	warn := ""
-	_, src := engineSource(t, ecfg, 1, AdminInfo{Version: "t", Warning: func() string { return warn }}, nil)
+	warn, port := "", ""
+	_, src := engineSource(t, ecfg, 1, AdminInfo{Version: "t", Warning: []func() string{
+		func() string { return warn }, func() string { return port }}}, nil)
 	if w := src.Status().Warnings; len(w) != 0 {
 		t.Fatalf("warnings: %q", w)
 	}
 	warn = "disk copy not written"
 	if w := src.Status().Warnings; len(w) != 1 || w[0] != warn {
+		t.Fatalf("warnings: %q", w)
+	}
+	port = "PORT GONE"
+	if w := src.Status().Warnings; len(w) != 2 || w[0] != warn || w[1] != port {
 		t.Fatalf("warnings: %q", w)
 	}
 }

@@ -19,7 +19,10 @@
 // frame, non-TCP included, through the workers (the XDP program forwards
 // nothing itself); a port whose in-kernel redirect to the other port cannot
 // deliver (checked at start and every second) is switched to the workers
-// too. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
+// too. A port that is gone while it runs (deleted, or deleted and created
+// again under its name: a driver reload, a hot-plug, a VF reset; checked
+// every second) makes it exit with status 1, so that its service manager
+// starts it again on the port as it is now. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
 // that after a restart exactly those connections are reset and every other
 // one passes, and copied to a file in state_dir (--state-dir), so that the
 // first daemon after a reboot, which empties pin_dir, knows them too.
@@ -44,7 +47,8 @@
 // Exit status: 0 after a clean shutdown, 2 for bad flags or configuration
 // (including an admin bind that needs a token and has none), 1 for any other
 // failure (missing interface, XDP or AF_XDP setup, an admin address in use,
-// a worker failing, a shutdown that does not finish in time).
+// a worker failing, a port gone while running, a shutdown that does not
+// finish in time).
 package main
 
 import (
@@ -268,12 +272,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		}
 	}()
 	logPorts(cfg, x, log)
-	stopPaths, pathsDone := make(chan struct{}), make(chan struct{})
-	defer func() { close(stopPaths); <-pathsDone }() // before the ports close
-	go func() {
-		defer close(pathsDone)
-		watchPaths(x, log, stopPaths)
-	}()
+	pw := newPortWatch([2]string{cfg.Inside, cfg.Outside}, x)
 	engines, guards, neg, closeEngines, err := startEngines(cfg, log)
 	if err != nil {
 		return err
@@ -287,7 +286,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}
 	var src *control.AdminSource
 	if cfg.Admin != "" {
-		src, err = adminSource(cfg, a, engines, guards, neg, x)
+		src, err = adminSource(cfg, a, engines, guards, neg, x, pw)
 		if err != nil {
 			return err
 		}
@@ -295,6 +294,13 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	if err := a.Start(); err != nil {
 		return err
 	}
+	gone := make(chan error, 1)
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopWatch); <-watchDone }() // before the ports close
+	go func() {
+		defer close(watchDone)
+		watch(x, pw, log, stopWatch, gone)
+	}()
 	log.Info("tcpincd running", "fast_path", cfg.FastPath, "workers", cfg.Queues, "cpus", cfg.CPUs)
 	var srv *admin.Server
 	if src != nil {
@@ -318,6 +324,8 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 			log.Info("shutting down", "signal", s.String())
 		case runErr = <-a.Err():
 			log.Error("worker failed, shutting down", "err", runErr)
+		case runErr = <-gone:
+			log.Error("port gone, shutting down", "err", runErr)
 		}
 		break
 	}
@@ -511,29 +519,6 @@ func serveAdmin(addr, token string, src *control.AdminSource, log *slog.Logger) 
 	return srv, nil
 }
 
-// watchPaths re-checks every second whether each port's redirect to the
-// other delivers, and moves the port between the kernel and user space
-// when that changes (a veth peer's GRO switched, a driver change).
-func watchPaths(x *backend.Ports, log *slog.Logger, stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		changed, err := x.CheckPaths()
-		if err != nil {
-			log.Warn("forwarding path check", "err", err)
-		}
-		for _, p := range changed {
-			path, why := x.Path(p)
-			log.Warn("forwarding path changed", "port", p.String(), "path", path, "why", why)
-		}
-	}
-}
-
 // logCounters writes the final counters: the workers' per direction and the
 // classifier's per port (until the admin API serves them).
 func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, engines *control.Engines, guards *control.Guards) {
@@ -609,8 +594,9 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 }
 
 // adminSource adapts the running appliance to the admin API.
-func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, neg *negotiated, x *backend.Ports) (*control.AdminSource, error) {
-	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards, Warning: neg.warning}
+func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, neg *negotiated, x *backend.Ports, pw *portWatch) (*control.AdminSource, error) {
+	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards,
+		Warning: []func() string{neg.warning, pw.warning}}
 	switch {
 	case cfg.KeyLog != "" && engines != nil && engines.KeyLog == nil:
 		info.Warnings = append(info.Warnings, "key log "+cfg.KeyLog+" could not be opened (see the daemon's log): no keys are written")
