@@ -33,6 +33,7 @@ type collector struct {
 	ringUsed, ringSize            *prometheus.Desc
 	workerBusy, workerBusyRatio   *prometheus.Desc
 	portBackend, backendEvents    *prometheus.Desc
+	portMTU, portSegmentMTU       *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -74,6 +75,8 @@ func newCollector(src Source) *collector {
 		workerBusy:        d("worker_busy_seconds_total", "Time a worker spent handling frames; its rate is the busy ratio.", "worker"),
 		workerBusyRatio:   d("worker_busy_ratio", "Share of the last 5 to 10 seconds (or the time since the previous reading, if longer) a worker was busy, 0 to 1; rate() of tcpinc_worker_busy_seconds_total gives any other window.", "worker"),
 		portBackend:       d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
+		portMTU:           d("port_mtu_bytes", "A port's interface MTU, as tcpincd last read it (every second).", "port"),
+		portSegmentMTU:    d("port_segment_mtu_bytes", "The largest IP packet the engines build toward a port: its MTU, at most what a TX frame holds. Followed at run time: a port's MTU that changes lowers or raises it for live flows too.", "port"),
 		backendEvents:     d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
 	}
 }
@@ -85,7 +88,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.flowMemoryRefused, c.workerEvents, c.negEntries, c.negOverflows, c.negStoreErrors,
 		c.ringUsed, c.ringSize, c.workerBusy, c.workerBusyRatio,
-		c.portBackend, c.backendEvents,
+		c.portBackend, c.backendEvents, c.portMTU, c.portSegmentMTU,
 	} {
 		ch <- d
 	}
@@ -110,6 +113,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range st.Ports {
 		if p.Backend != "" {
 			m(c.portBackend, gauge, 1, p.Name, p.Backend, p.BackendReason)
+		}
+		if p.MTU > 0 {
+			m(c.portMTU, gauge, float64(p.MTU), p.Name)
+			m(c.portSegmentMTU, gauge, float64(p.SegmentMTU), p.Name)
 		}
 	}
 	s := c.src.Counters()

@@ -117,6 +117,8 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_worker_busy_ratio", []string{"worker", "1"}, 0.0625, G},
 		{"tcpinc_port_backend", []string{"port", "outside", "backend", "afxdp", "reason", "auto: the driver offers zero-copy AF_XDP on both ports"}, 1, G},
 		{"tcpinc_port_backend_events_total", []string{"port", "inside", "backend", "afxdp", "event", "rx_frames"}, 7000, C},
+		{"tcpinc_port_mtu_bytes", []string{"port", "outside"}, 9000, G},
+		{"tcpinc_port_segment_mtu_bytes", []string{"port", "outside"}, 3822, G},
 	}
 	fams := scrape(t, e)
 	for _, s := range samples {
@@ -182,8 +184,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 34 {
-		t.Errorf("%d tcpinc families, want 34: %v", len(names), names)
+	if len(names) != 36 {
+		t.Errorf("%d tcpinc families, want 36: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

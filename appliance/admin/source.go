@@ -207,6 +207,10 @@ type PortStatus struct {
 	// forward them); PathReason says why.
 	Path       string
 	PathReason string
+	// MTU is the interface's MTU as tcpincd last read it (at start, then
+	// every second); SegmentMTU the largest IP packet the engines build
+	// toward the port: MTU, and no more than a TX frame holds.
+	MTU, SegmentMTU int
 }
 
 // Counters is a snapshot of every counter the daemon keeps. The maps are

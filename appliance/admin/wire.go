@@ -58,6 +58,9 @@ type PortDoc struct {
 	// Path is "kernel" or "user" (admin.PortStatus), PathReason why.
 	Path       string `json:"path"`
 	PathReason string `json:"path_reason"`
+	// MTU and SegmentMTU: admin.PortStatus.
+	MTU        int `json:"mtu"`
+	SegmentMTU int `json:"segment_mtu"`
 }
 
 // FlowsSummary counts flows for StatusDoc: those the engines track, and

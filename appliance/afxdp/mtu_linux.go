@@ -9,21 +9,13 @@ import (
 	"github.com/tcpinc/tcpinc/xsk"
 )
 
-// PortMTUs is the largest IP packet the appliance may send or expect on
-// each of cfg's ports (indexed by bump.PortID): the interface's MTU, and no
-// more than a TX frame holds after an Ethernet header and one VLAN tag. No
-// segment the engine builds toward a port is larger (engine.Deps.MTU), and
-// the outside one bounds the MSS inside hosts are told.
-func PortMTUs(cfg config.Config) ([2]int, error) {
-	var mtu [2]int
-	for i, name := range []string{cfg.Inside, cfg.Outside} {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return mtu, fmt.Errorf("%s interface %q: %w", bump.PortID(i), name, ErrNoInterface)
-		}
-		mtu[i] = min(cfg.FrameSize-xsk.Headroom-14-4, ifi.MTU)
-	}
-	return mtu, nil
+// SegmentMTU is the largest IP packet the appliance may send or expect on
+// a port of cfg whose interface has MTU mtu: that MTU, and no more than a
+// TX frame holds after an Ethernet header and one VLAN tag. No segment the
+// engine builds toward the port is larger (engine.Deps.MTU), and the
+// outside port's bounds the MSS inside hosts are told.
+func SegmentMTU(cfg config.Config, mtu int) int {
+	return min(cfg.FrameSize-xsk.Headroom-14-4, mtu)
 }
 
 // MaxLinkFrame is the longest frame, other than a TCP super-segment, that

@@ -39,6 +39,10 @@ type AdminInfo struct {
 	// PortPath returns the forwarding path of Ports[i] and why (it may
 	// change while the daemon runs). Nil: the Ports entries say.
 	PortPath func(i int) (path, reason string)
+	// PortMTU returns the interface MTU of Ports[i] and the segment cap
+	// the engines use toward it (admin.PortStatus; they may change while
+	// the daemon runs). Nil: the Ports entries say.
+	PortMTU func(i int) (mtu, segment int)
 	// Warnings are shown in the status while the daemon runs (a key log
 	// being written, for example).
 	Warnings []string
@@ -161,9 +165,12 @@ func suiteNames(ss []cryptopool.Suite) []string {
 func (s *AdminSource) Status() admin.Status {
 	st := s.status
 	st.Ports = slices.Clone(st.Ports)
-	if s.info.PortPath != nil {
-		for i := range st.Ports {
+	for i := range st.Ports {
+		if s.info.PortPath != nil {
 			st.Ports[i].Path, st.Ports[i].PathReason = s.info.PortPath(i)
+		}
+		if s.info.PortMTU != nil {
+			st.Ports[i].MTU, st.Ports[i].SegmentMTU = s.info.PortMTU(i)
 		}
 	}
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)

@@ -700,6 +700,22 @@ func TestComingWarning(t *testing.T) {
 	}
 }
 
+// The ports' MTUs are read at each status (AdminInfo.PortMTU: tcpincd
+// follows them while it runs).
+func TestStatusPortMTU(t *testing.T) {
+	ecfg := config.Default().Engine
+	ecfg.KeyWorkers = 1
+	mtu := [2]int{1500, 1500}
+	_, src := engineSource(t, ecfg, 1, AdminInfo{Version: "t",
+		Ports:   []admin.PortStatus{{Name: "inside"}, {Name: "outside"}},
+		PortMTU: func(i int) (int, int) { return mtu[i], min(mtu[i], 3822) }}, nil)
+	mtu[1] = 9000
+	p := src.Status().Ports
+	if p[0].MTU != 1500 || p[0].SegmentMTU != 1500 || p[1].MTU != 9000 || p[1].SegmentMTU != 3822 {
+		t.Fatalf("ports %+v", p)
+	}
+}
+
 // engineSource is an AdminSource over the engines of cfg on an appliance of
 // queues workers, the engines closed at the test's end; setup, if not nil,
 // sees the engines before the source is made.

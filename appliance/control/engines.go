@@ -37,7 +37,8 @@ type Engines struct {
 	// Lost). Nil: the engines' refusals are the count.
 	KeyLogLost func() uint64
 	// MTU, when set before the workers start, is every engine's Deps.MTU
-	// (afxdp.PortMTUs: each port's cap on the segments the engines build).
+	// (afxdp.SegmentMTU: each port's cap on the segments the engines
+	// build). SetMTU changes it while they run.
 	MTU [2]int
 
 	mu   sync.Mutex
@@ -123,7 +124,10 @@ func (e *Engines) StockStats() []cryptopool.StockStats {
 // NewHandler implements appliance.NewHandlerFunc: a fresh engine for queue
 // q's worker.
 func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
-	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: e.MTU, FlowIDs: &e.flowIDs, Trusted: e.trusted})
+	e.mu.Lock()
+	mtu := e.MTU
+	e.mu.Unlock()
+	en, err := engine.New(e.cfg, engine.Deps{Pool: e.Pool, Keys: e.keys, Cache: e.Cache, Memory: e.Memory, Negotiated: e.Negotiated, Log: e.log.With("queue", q), KeyLog: e.KeyLog, MTU: mtu, FlowIDs: &e.flowIDs, Trusted: e.trusted})
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +135,21 @@ func (e *Engines) NewHandler(q int) (appliance.FrameHandler, error) {
 	e.list = append(e.list, en)
 	e.mu.Unlock()
 	return en, nil
+}
+
+// SetMTU gives the engines of a's workers the ports' new MTUs
+// (engine.Engine.SetMTU: for their live flows too), each on its worker's
+// goroutine between two rounds (appliance.Appliance.Inspect), as a
+// configuration change reaches them.
+func (e *Engines) SetMTU(a *appliance.Appliance, mtu [2]int) error {
+	e.mu.Lock()
+	e.MTU = mtu
+	e.mu.Unlock()
+	return a.Inspect(func(_ int, h appliance.FrameHandler) {
+		if en, ok := engineOf(h); ok {
+			en.SetMTU(mtu)
+		}
+	})
 }
 
 // StartMaxFlows is the flows per worker the engines started with. The

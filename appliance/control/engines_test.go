@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/appliance/engine"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -95,5 +96,42 @@ func TestKeyStocksWipeExpired(t *testing.T) {
 		if _, err := ka.SharedSecret(kp, peer.Public); err == nil {
 			t.Fatal("an expired stock pair still computes a shared secret")
 		}
+	}
+}
+
+// TestEnginesSetMTU: SetMTU reaches the engine of every running worker, on
+// the worker's goroutine (appliance.Inspect), and the engines built after.
+func TestEnginesSetMTU(t *testing.T) {
+	cfg := config.Default().Engine
+	cfg.KeyWorkers = 1
+	es, err := NewEngines(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	es.MTU = [2]int{1500, 1500}
+	a := newAppliance(t, 2, es.NewHandler)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	if err := es.SetMTU(a, [2]int{1400, 9000}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := a.Inspect(func(q int, h appliance.FrameHandler) {
+		n++
+		if en, ok := engineOf(h); !ok || en.MTU() != [2]int{1400, 9000} {
+			t.Errorf("worker %d: engine MTU %v, want [1400 9000]", q, en.MTU())
+		}
+	}); err != nil || n != 2 {
+		t.Fatalf("inspect: %v, %d workers", err, n)
+	}
+	h, err := es.NewHandler(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en, _ := engineOf(h); en.MTU() != [2]int{1400, 9000} {
+		t.Fatalf("an engine built after: MTU %v", en.MTU())
 	}
 }

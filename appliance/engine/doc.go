@@ -116,7 +116,9 @@
 // a segment the appliance delivered quotes plaintext and never leaves; it
 // lowers the segments the appliance delivers and the quoted bytes are
 // delivered again (pmtu.go). Other ICMP errors from the inside about a
-// negotiated connection are dropped.
+// negotiated connection are dropped. Every segment the engine builds fits
+// the port it leaves by (Deps.MTU), whose MTU the daemon follows while it
+// runs (SetMTU: live flows too, mss.go).
 //
 // # Limits
 //
@@ -219,7 +221,7 @@
 //	               keep-alive probes to an inside host silent for half of IdleTimeout
 //	ecn.go         ECN signals across an encrypted flow (RFC 3168)
 //	pmtu.go        path MTU: packet-too-big from either side; mss.go: the
-//	               MSS cap to each port's MTU (Deps.MTU)
+//	               MSS cap to each port's MTU (Deps.MTU, SetMTU)
 //	frag.go        IP fragments of negotiated connections
 //	flood.go       the memory budget, the embryonic list, SYN shedding;
 //	               trusted.go: the peers a flood does not shed, shared

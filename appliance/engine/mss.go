@@ -33,3 +33,26 @@ func (f *flow) capped(m uint16, to PortID) int {
 	}
 	return int(m)
 }
+
+// SetMTU changes the ports' MTUs (Deps.MTU) while the engine runs, as
+// the daemon reads them: call it on the worker's goroutine, between two
+// frames (appliance.Appliance.Inspect). New flows take the new caps at
+// their SYN. Live flows take them at once, both ways: a lower cap bounds
+// what they send next, the frames sealed before included, which go out
+// cut into segments of their same bytes (sendWire); a higher one lets
+// their segments grow back as far as the peers' MSS options and a
+// packet-too-big allow, as for a new flow. What a live flow's inside host
+// was told in its SYN (the MSS, below the outside port's cap then) stays:
+// after a lower cap its full segments are sealed into two frames, after a
+// higher one they stay as small as it was told.
+func (e *Engine) SetMTU(mtu [2]int) {
+	e.deps.MTU = mtu
+	for _, f := range e.list {
+		for ; f != nil; f = f.prev { // a connection a SYN displaced may still send
+			f.capMSS = e.mssCaps(f.key.in.Addr().Is4())
+		}
+	}
+}
+
+// MTU returns the ports' MTUs in force (Deps.MTU, or SetMTU's).
+func (e *Engine) MTU() [2]int { return e.deps.MTU }

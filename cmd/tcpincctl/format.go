@@ -25,13 +25,13 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 	fmt.Fprintf(w, "tcpincd %s, up %s (since %s)\n", s.Version, age(s.UptimeSeconds), s.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 	fmt.Fprintf(w, "fast path: %s, workers: %d\n", onOff(s.FastPath), s.Workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "port\tinterface\tbackend\txdp\tbind\tqueues\tcpus\tpath")
+	fmt.Fprintln(tw, "port\tinterface\tbackend\txdp\tbind\tqueues\tcpus\tpath\tmtu")
 	for _, p := range s.Ports {
 		cpus := "-"
 		if len(p.CPUs) > 0 {
 			cpus = joinInts(p.CPUs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Interface, orNone(p.Backend), p.XDPMode, orNone(p.BindMode), p.Queues, cpus, orNone(p.Path))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Interface, orNone(p.Backend), p.XDPMode, orNone(p.BindMode), p.Queues, cpus, orNone(p.Path), portMTU(p))
 	}
 	tw.Flush()
 	for _, p := range s.Ports {
@@ -271,4 +271,16 @@ func appAware(g int) string {
 		return " (peer application-aware)"
 	}
 	return ""
+}
+
+// portMTU is a port's MTU, and the engines' segment cap when it is lower
+// (a TX frame holds less): "9000 (segments 3822)".
+func portMTU(p admin.PortDoc) string {
+	switch {
+	case p.MTU == 0:
+		return "-"
+	case p.SegmentMTU > 0 && p.SegmentMTU < p.MTU:
+		return fmt.Sprintf("%d (segments %d)", p.MTU, p.SegmentMTU)
+	}
+	return fmt.Sprint(p.MTU)
 }

@@ -22,10 +22,13 @@
 // too. A port that is gone while it runs (deleted, or deleted and created
 // again under its name: a driver reload, a hot-plug, a VF reset; checked
 // every second) makes it exit with status 1, so that its service manager
-// starts it again on the port as it is now. The set of tuples that negotiated TCP-ENO is pinned under pin_dir, so
-// that after a restart exactly those connections are reset and every other
-// one passes, and copied to a file in state_dir (--state-dir), so that the
-// first daemon after a reboot, which empties pin_dir, knows them too.
+// starts it again on the port as it is now; a port's MTU that changes is
+// logged and bounds the segments the engines build at once, for the
+// connections in flight too (checked every second). The set of tuples
+// that negotiated TCP-ENO is pinned under pin_dir, so that after a restart
+// exactly those connections are reset and every other one passes, and
+// copied to a file in state_dir (--state-dir), so that the first daemon
+// after a reboot, which empties pin_dir, knows them too.
 // SIGINT or SIGTERM stop it: the admin API stops, workers stop, XDP
 // programs are detached, sockets closed, the set's copy written, the
 // counters logged.
@@ -272,8 +275,11 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		}
 	}()
 	logPorts(cfg, x, log)
-	pw := newPortWatch([2]string{cfg.Inside, cfg.Outside}, x)
-	engines, guards, neg, closeEngines, err := startEngines(cfg, log)
+	pw, err := newPortWatch(cfg, x)
+	if err != nil {
+		return err
+	}
+	engines, guards, neg, closeEngines, err := startEngines(cfg, pw.segmentMTUs(), log)
 	if err != nil {
 		return err
 	}
@@ -293,6 +299,13 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 	}
 	if err := a.Start(); err != nil {
 		return err
+	}
+	if engines != nil {
+		pw.apply = func(mtu [2]int) error { return engines.SetMTU(a, mtu) }
+	}
+	if b, _ := x.Backend(bump.Inside); b == backend.AFPacket && a.Workers() > 1 {
+		// An AF_XDP frame fits a UMEM frame, which a lane's slot holds.
+		pw.laneFrame = a.HandoffFrame()
 	}
 	gone := make(chan error, 1)
 	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
@@ -433,12 +446,13 @@ func logPorts(cfg config.Config, x *backend.Ports, log *slog.Logger) {
 
 // startEngines starts the engines' shared services when the engine is
 // enabled: the key pool, the negotiated set (pinned under pin_dir, copied
-// to state_dir: openNegotiated) and the key log. When it is not, Engines
+// to state_dir: openNegotiated) and the key log; mtu is the engines'
+// segment cap toward each port (afxdp.SegmentMTU). When it is not, Engines
 // is nil, and guards run over the negotiated set if it holds live
 // entries: connections a previous run encrypted, which must still be reset
 // (engine.NewGuard). closeAll releases them; call it after the workers
 // stopped.
-func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines, guards *control.Guards, neg *negotiated, closeAll func(), err error) {
+func startEngines(cfg config.Config, mtu [2]int, log *slog.Logger) (engines *control.Engines, guards *control.Guards, neg *negotiated, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -472,9 +486,7 @@ func startEngines(cfg config.Config, log *slog.Logger) (engines *control.Engines
 		return nil, nil, nil, closeAll, err
 	}
 	closers = append(closers, engines.Close)
-	if engines.MTU, err = afxdp.PortMTUs(cfg); err != nil {
-		return nil, nil, nil, closeAll, err
-	}
+	engines.MTU = mtu
 	log.Info("segment size cap", "inside_mtu", engines.MTU[bump.Inside], "outside_mtu", engines.MTU[bump.Outside])
 	capacity = afxdp.NegotiatedCapacity(cfg.Queues, engines.StartMaxFlows()) // the caps.flows ceiling
 	if neg, err = openNegotiated(cfg, capacity, log); err != nil {
@@ -628,6 +640,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 	info.PortPath = func(i int) (string, string) {
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
+	info.PortMTU = pw.mtuOf
 	if cfg.FastPath {
 		info.FastPathEntries = x.Bump.FastPathLen
 		// The XDP program counts frames, not bytes: the fast path's bytes

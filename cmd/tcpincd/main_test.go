@@ -146,7 +146,7 @@ func TestKeyLogThatCannotOpen(t *testing.T) {
 	cfg.Inside, cfg.Outside, cfg.PinDir, cfg.StateDir = "lo", "lo", "", "" // only looked up
 	cfg.KeyLog, cfg.KeyLogEnabled = filepath.Join(t.TempDir(), "no-such-dir", "keys"), true
 	var logged bytes.Buffer
-	engines, _, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	engines, _, _, closeAll, err := startEngines(cfg, [2]int{1500, 1500}, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatalf("startEngines: %v", err)
 	}
@@ -172,7 +172,7 @@ func TestEngineOffUnopenedSetStops(t *testing.T) {
 	cfg.Engine.Enabled = false
 	cfg.PinDir = t.TempDir() // not a BPF file system
 	var logged bytes.Buffer
-	_, guards, _, closeAll, err := startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	_, guards, _, closeAll, err := startEngines(cfg, [2]int{1500, 1500}, slog.New(slog.NewTextHandler(&logged, nil)))
 	closeAll()
 	if err == nil || !strings.Contains(err.Error(), "pin_dir") {
 		t.Fatalf("engine off, pin_dir not on bpffs: err %v, guards %v\n%s", err, guards != nil, logged.String())
@@ -186,7 +186,7 @@ func TestEngineOffUnopenedSetStops(t *testing.T) {
 	if err := os.WriteFile(f.Path(), []byte("damaged"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, guards, _, closeAll, err = startEngines(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	_, guards, _, closeAll, err = startEngines(cfg, [2]int{1500, 1500}, slog.New(slog.NewTextHandler(&logged, nil)))
 	closeAll()
 	if err == nil || !strings.Contains(err.Error(), "state_dir") {
 		t.Fatalf("engine off, a damaged disk copy: err %v, guards %v\n%s", err, guards != nil, logged.String())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/backend"
+	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/bump"
 )
 
@@ -21,29 +22,55 @@ import (
 // run. Neither backend can be moved to the new interface in place with
 // its flows intact, so tcpincd exits (status 1) and its service manager
 // starts it again on the port as it is now (deploy/systemd: Restart=).
+//
+// A port's MTU may change too (an operator, a link renegotiated): the
+// segments the engines build follow it, for live flows as well (apply),
+// or every frame sealed from a full host segment is refused by a port
+// that was lowered, and nothing tells the hosts (no packet-too-big comes
+// from a port).
 type portWatch struct {
 	names [2]string
 	index [2]int                           // the interfaces tcpincd opened
 	read  func(string) (afxdp.Link, error) // afxdp.ReadLink (tests replace it)
+	seg   func(mtu int) int                // the engines' cap at an MTU (afxdp.SegmentMTU)
+	mtu   [2]atomic.Int64                  // the interfaces' MTUs as last read
 	gone  atomic.Pointer[string]           // what happened to a port that is gone
+	// apply gives the engines new caps (control.Engines.SetMTU; nil: no
+	// engine). laneFrame is the longest frame the hand-off lanes between
+	// workers carry when a port's MTU can outgrow them (0: it cannot).
+	apply     func([2]int) error
+	laneFrame int
+	lanes     atomic.Pointer[string] // the warning while a port's frames outgrow the lanes
 }
 
-func newPortWatch(names [2]string, x *backend.Ports) *portWatch {
-	w := &portWatch{names: names, read: afxdp.ReadLink}
+// newPortWatch reads cfg's ports as x opened them.
+func newPortWatch(cfg config.Config, x *backend.Ports) (*portWatch, error) {
+	w := &portWatch{names: [2]string{cfg.Inside, cfg.Outside}, read: afxdp.ReadLink,
+		seg: func(mtu int) int { return afxdp.SegmentMTU(cfg, mtu) }}
 	for p := range w.index {
 		w.index[p] = x.Ifindex(bump.PortID(p))
 	}
-	return w
+	if _, err := w.check(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// mtuChange is a port's MTU that check found changed.
+type mtuChange struct {
+	port     bump.PortID
+	from, to int
 }
 
 // errPortGone marks check's error for a port that is no longer the
 // interface tcpincd opened.
 var errPortGone = errors.New("the XDP program and the sockets were on the interface that is gone: tcpincd exits, to be started again (by its service manager) on the port as it is now")
 
-// check reads both ports. It returns an error wrapping errPortGone when
-// one is gone or is now another interface, which stays so; any other error
-// is a read that failed (a check later may succeed).
-func (w *portWatch) check() error {
+// check reads both ports and notes their MTU (the first check sets it).
+// It returns an error wrapping errPortGone when one is gone or is now
+// another interface, which stays so; any other error is a read that failed
+// (a check later may succeed). changes are the MTUs that changed.
+func (w *portWatch) check() (changes []mtuChange, _ error) {
 	var errs []error
 	for p, name := range w.names {
 		port := bump.PortID(p)
@@ -58,28 +85,74 @@ func (w *portWatch) check() error {
 		case l.Index != w.index[p]:
 			what = fmt.Sprintf("%s port %q is another interface now (ifindex %d at start, %d now): deleted and created again, as by a driver reload, a hot-plug or a VF reset", port, name, w.index[p], l.Index)
 		default:
+			if old := int(w.mtu[p].Swap(int64(l.MTU))); old != 0 && old != l.MTU {
+				changes = append(changes, mtuChange{port, old, l.MTU})
+			}
 			continue
 		}
 		w.gone.CompareAndSwap(nil, &what)
-		return fmt.Errorf("%s; %w", what, errPortGone)
+		return changes, fmt.Errorf("%s; %w", what, errPortGone)
 	}
-	return errors.Join(errs...)
+	return changes, errors.Join(errs...)
 }
 
-// warning is the status warning once a port is gone ("" until then): the
-// daemon is about to exit.
+// mtuOf returns port i's MTU as last read and the engines' cap at it.
+func (w *portWatch) mtuOf(i int) (mtu, segment int) {
+	mtu = int(w.mtu[i].Load())
+	return mtu, w.seg(mtu)
+}
+
+// segmentMTUs are the engines' caps at the ports' MTUs as last read.
+func (w *portWatch) segmentMTUs() [2]int {
+	var m [2]int
+	for i := range m {
+		_, m[i] = w.mtuOf(i)
+	}
+	return m
+}
+
+// follow gives the engines the caps of the ports' MTUs as they are now,
+// and warns while a port's frames are longer than the hand-off lanes carry:
+// their slots are sized at start (appliance.Options.MaxFrame), and the
+// frames past them that must change worker are dropped (drop_too_big)
+// until tcpincd restarts.
+func (w *portWatch) follow(log *slog.Logger) {
+	if w.apply != nil {
+		if err := w.apply(w.segmentMTUs()); err != nil {
+			log.Warn("segment size cap not changed", "err", err)
+		}
+	}
+	w.lanes.Store(nil)
+	for p := range w.names {
+		mtu, _ := w.mtuOf(p)
+		if w.laneFrame > 0 && mtu+14+8 > w.laneFrame {
+			msg := fmt.Sprintf("%s port MTU %d is past what the hand-off lanes between workers carry (frames of %d bytes, sized at start): its longer frames that must change worker (IP fragments, ICMP errors, frames the fanout cannot place) are dropped (drop_too_big) until tcpincd restarts",
+				bump.PortID(p), mtu, w.laneFrame)
+			w.lanes.Store(&msg)
+			log.Warn(msg)
+			return
+		}
+	}
+}
+
+// warning is the status warning about the ports ("" for none): one gone
+// (the daemon is about to exit), or one whose frames outgrew the lanes.
 func (w *portWatch) warning() string {
 	if g := w.gone.Load(); g != nil {
 		return "PORT GONE: " + *g + "; tcpincd is exiting to be started again"
+	}
+	if l := w.lanes.Load(); l != nil {
+		return *l
 	}
 	return ""
 }
 
 // watch checks every second that the ports are still the interfaces
-// tcpincd opened (portWatch), then whether each port's redirect to the
-// other delivers, and moves a port between the kernel and user space when
-// that changes (a veth peer's GRO switched, a driver change). A port that
-// is gone ends it: the error goes to gone, and serve stops the daemon.
+// tcpincd opened and follows their MTU (portWatch), then whether each
+// port's redirect to the other delivers, and moves a port between the
+// kernel and user space when that changes (a veth peer's GRO switched, a
+// driver change). A port that is gone ends it: the error goes to gone,
+// and serve stops the daemon.
 func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct{}, gone chan<- error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -89,13 +162,21 @@ func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct
 			return
 		case <-t.C:
 		}
-		if err := pw.check(); errors.Is(err, errPortGone) {
+		changes, err := pw.check()
+		if errors.Is(err, errPortGone) {
 			// Not the paths: a check of a port that is gone says
 			// nothing true about it.
 			gone <- err
 			return
 		} else if err != nil {
 			log.Warn("port check", "err", err)
+		}
+		for _, c := range changes {
+			log.Info("port MTU changed", "port", c.port.String(), "iface", pw.names[c.port.Index()], "from", c.from, "to", c.to,
+				"segment_mtu", pw.seg(c.to))
+		}
+		if len(changes) > 0 {
+			pw.follow(log)
 		}
 		changed, err := x.CheckPaths()
 		if err != nil {

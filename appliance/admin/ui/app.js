@@ -180,6 +180,8 @@
         if (q !== undefined) s += " queues=" + (Array.isArray(q) ? q.length : q);
         const path = pick(p, "path");
         if (path) s += " path=" + path;
+        const mtu = pick(p, "mtu");
+        if (mtu) s += " mtu=" + mtu;
         return s;
       }).join(" · "));
     }
