@@ -18,7 +18,7 @@ type Counters struct {
 	InitRetransmits, FrameRetransmits                   atomic.Uint64
 	DupAcksOriginated, AcksSuppressed, AcksOriginated   atomic.Uint64
 	AcksCoalesced                                       atomic.Uint64 // L's ACKs inside a release, folded into one to R (ackRelease)
-	ReleaseNudges                                       atomic.Uint64 // a release's last byte sent L again for its ACK of the whole release at once (nudgeL)
+	HostNudges                                          atomic.Uint64 // the last byte L was sent, sent again for its ACK at once: of a whole release, or the ACK that will carry a hole's SACK blocks (nudgeL)
 	HolesFilled                                         atomic.Uint64 // gaps in R's wire stream closed by the bytes that were missing (lost and resent, or reordered: wireInOrder)
 	WireDuplicates                                      atomic.Uint64 // segments from R wholly below what it had sent us in order: its spurious retransmissions, or the path's duplicates (duplicate)
 	FramesSealed, FramesOpened                          atomic.Uint64
@@ -112,7 +112,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"frame_retransmits", &c.FrameRetransmits},
 		{"acks_suppressed", &c.AcksSuppressed},
 		{"acks_coalesced", &c.AcksCoalesced},
-		{"release_nudges", &c.ReleaseNudges},
+		{"host_nudges", &c.HostNudges},
 		{"holes_filled", &c.HolesFilled},
 		{"wire_duplicates", &c.WireDuplicates},
 		{"acks_originated", &c.AcksOriginated},

@@ -149,6 +149,23 @@ func (d *decDir) nextURG(from int64) *frameRec {
 	return nil
 }
 
+// sackWaitsForL reports whether the SACK blocks of what is held past a hole
+// wait for L's ACK: the cumulative ACK R would get (ack) lies below bytes
+// that came in order and went to L, whose ACK of them is still to come. A
+// plain receiver's first SACK of a hole carries the hole's start as its
+// ACK, and no later ACK moves before the hole fills. Ours would: a Linux
+// sender that marked the hole lost (RACK) and had not retransmitted yet
+// (pacing) took the ACK that moved next for a sign that nothing was lost
+// and undid its recovery, which unmarked the loss for good (RACK takes a
+// segment off its list when it marks it), and the hole waited for the
+// retransmission timeout (a review measured 10 in 10 transfers at 2 %
+// loss, against 0-1 with the blocks held back). Meanwhile L is nudged for
+// its ACK (endRound), which then carries them.
+func (f *flow) sackWaitsForL(ack int64) bool {
+	d := &f.rcv
+	return ack < d.rcvW && d.ackH < d.sentH
+}
+
 // heldSACK fills blocks with the out-of-order wire ranges held, in wire
 // space, the most recently changed first (RFC 2018 §4), at most three
 // (with timestamps there is room for no more). It returns how many.

@@ -20,9 +20,16 @@ package engine
 // trigger its fast retransmit, RFC 5681 §3.2): each goes at once, as
 // before.
 
+//
+// And the duplicate ACK goes only once the ACK it carries has caught up
+// with the hole (sackWaitsForL): while bytes before the hole went to L and
+// wait for its ACK, L is nudged for it instead (nudgeL, once per hole), and
+// L's ACK, at the hole, carries the SACK blocks.
+
 const (
-	ackDupOwed   = 8  // decDir.ackWait: a duplicate ACK waits for the round's end
-	ackDupListed = 16 // decDir.ackWait: in Engine.dupOwed
+	ackDupOwed    = 8  // decDir.ackWait: a duplicate ACK waits for the round's end
+	ackDupListed  = 16 // decDir.ackWait: in Engine.dupOwed
+	ackHoleNudged = 32 // decDir.ackWait: L was nudged for the ACK that will carry a hole's SACK blocks
 )
 
 // dupAckSoon answers R's segment past a hole: at once without SACK, else
@@ -49,8 +56,14 @@ func (e *Engine) endRound(tx [2]TxSink) {
 		d := &f.rcv
 		owed := d.ackWait&ackDupOwed != 0
 		d.ackWait &^= ackDupOwed | ackDupListed
-		if owed && f.state != stDead && d.held.n > 0 {
+		switch {
+		case !owed || f.state == stDead || d.held.n == 0:
+		case !f.sackWaitsForL(max(d.lastAckW, f.ackToR())):
 			e.dupAckR(f, tx[Outside])
+			d.ackWait &^= ackHoleNudged
+		case d.ackWait&ackHoleNudged == 0:
+			d.ackWait |= ackHoleNudged
+			e.nudgeL(f, tx[Inside])
 		}
 	}
 	e.dupOwed = e.dupOwed[:0]

@@ -23,8 +23,10 @@ func (g *gw) round(from PortID, frames ...[]byte) (toIn, toOut [][]byte) {
 // A burst reordered on the path (its last segment first) and whole within
 // one round: G_B sends R no duplicate ACK, since the hole closed before the
 // round ended; R's next ACK is b's own. A segment past a hole that stays
-// open at the round's end gets its duplicate ACK with SACK then, and
-// without SACK at once (R's sender counts them: RFC 5681). Before, the
+// open at the round's end gets its duplicate ACK with SACK then, once b
+// has acknowledged what came before the hole (else b is nudged, and its
+// ACK carries the SACK block), and without SACK at once (R's sender
+// counts them: RFC 5681). Before, the
 // duplicate ACK went at once and R's sender, whose cumulative ACK must
 // wait for b's, took the reordering for a loss (dupack.go).
 func TestDupAckWaitsForTheRoundsEnd(t *testing.T) {
@@ -61,13 +63,30 @@ func TestDupAckWaitsForTheRoundsEnd(t *testing.T) {
 			continue
 		}
 		more := pr.aSends(&h, make([]byte, 1000), 0)
-		more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
-		_, toOut = pr.gb.round(Outside, tcpFrameFrom(more[1])) // the hole stays open
-		if len(toOut) != 1 {
-			t.Fatalf("a hole open at the round's end: %d segments to R, want one duplicate ACK", len(toOut))
+		for range 2 {
+			more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
 		}
-		if b := sackBlocks(parse(t, toOut[0]).opts); len(b) != 1 || b[0][0] != more[1].seq {
-			t.Fatalf("the duplicate ACK's SACK blocks %x, want the held frame", b)
+		// The hole stays open, and b has not acknowledged the 3000 bytes:
+		// b is nudged for its ACK, which then carries the SACK block.
+		toIn, toOut = pr.gb.round(Outside, tcpFrameFrom(more[1]))
+		if len(toOut) != 0 || len(toIn) != 1 || len(parse(t, toIn[0]).payload) != 1 {
+			t.Fatalf("a hole open at the round's end, b's ACK to come: %d segments to R, %d to b; want b nudged only", len(toOut), len(toIn))
+		}
+		out := pr.bAcks(&h, isnA+1+3000)
+		if len(out) != 1 || out[0].ack != more[0].seq {
+			t.Fatalf("b's ACK: %d segments to R, want one ACK at the hole", len(out))
+		}
+		if b := sackBlocks(out[0].opts); len(b) != 1 || b[0][0] != more[1].seq {
+			t.Fatalf("b's ACK to R has SACK blocks %x, want the held frame", b)
+		}
+		// b has acknowledged everything: the next frame past the hole gets
+		// its duplicate ACK at the round's end.
+		_, toOut = pr.gb.round(Outside, tcpFrameFrom(more[2]))
+		if len(toOut) != 1 {
+			t.Fatalf("past the hole, b's ACK in: %d segments to R, want one duplicate ACK", len(toOut))
+		}
+		if b := sackBlocks(parse(t, toOut[0]).opts); len(b) != 1 || b[0] != [2]uint32{more[1].seq, more[2].seq + uint32(len(more[2].payload))} {
+			t.Fatalf("the duplicate ACK's SACK blocks %x, want the held frames", b)
 		}
 	}
 }

@@ -203,18 +203,21 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 			}
 		}
 	}
-	if d.held.n > 0 && f.sackOK {
+	ack := f.ackToR()
+	lLost := si != nil && si.nsack > 0 // L lost some of what we sent: its ACK stays put
+	if d.held.n > 0 && f.sackOK && (lLost || !f.sackWaitsForL(ack)) {
 		// R's out-of-order bytes are held: every ACK says so (RFC 2018
 		// §4), after L's blocks, whether or not any of those covered a
-		// whole frame, or R's SACK scoreboard would go stale. Never on a
+		// whole frame, or R's SACK scoreboard would go stale; once the
+		// ACK has caught up with the hole (sackWaitsForL). Never on a
 		// connection without SACK (§4: MUST NOT).
 		nb += f.heldSACK(blocks[nb:])
+		d.ackWait &^= ackHoleNudged
 	}
 	e.opts.sack(blocks[:nb])
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := f.ackToR()
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {

@@ -66,7 +66,7 @@ func (e *Engine) nudgeL(f *flow, to TxSink) {
 		return // the ring does not hold it (sent at once past the ring's cap)
 	}
 	e.sendPlain(f, to, h, d.plain.span(h, 1), false, false, 0)
-	e.c.ReleaseNudges.Add(1)
+	e.c.HostNudges.Add(1)
 }
 
 // dropNudgeDSACK takes out of L's SACK blocks a D-SACK (RFC 2883: the first

@@ -89,11 +89,12 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 	}
 }
 
-// While b's ACK of a release is held, a frame from a past a new hole makes
-// G_B tell R what it has: the duplicate ACK carries what b acknowledged,
-// held or not, never an older ACK number (R would take the release's
-// retransmission for lost again).
-func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
+// While b's ACK of a release is held, a frame from a past a new hole
+// comes: b has not acknowledged the release, so G_B tells R nothing yet (an
+// ACK that then moved would make R's sender undo its recovery: dupack.go)
+// and nudges b. b's answer, the whole release, goes to R as one ACK with
+// the SACK block of the new hole. R never hears an older ACK than b gave.
+func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
 	var wire []segv
@@ -109,12 +110,22 @@ func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
 	}
 	more := pr.aSends(&h, make([]byte, 1000), 0)
 	more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
-	_, back := pr.toB(more[1:]) // the first is lost: a new hole
-	if len(back) != 1 {
-		t.Fatalf("G_B's answer to a frame past the new hole: %d segments, want one ACK", len(back))
+	atB, back := pr.toB(more[1:]) // the first is lost: a new hole
+	if len(back) != 0 {
+		t.Fatalf("G_B's answer to a frame past the new hole: %d segments to R, want none before b's ACK", len(back))
 	}
-	if want := wire[1].seq + uint32(len(wire[1].payload)); back[0].ack != want {
-		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the first two frames)", back[0].ack, want)
+	if len(atB) != 1 || atB[0].seq != isnA+1+10999 || len(atB[0].payload) != 1 {
+		t.Fatalf("b got %d segments, want the nudge (the release's last byte again)", len(atB))
+	}
+	out := pr.bAcks(&h, isnA+1+11000)
+	if len(out) != 1 {
+		t.Fatalf("b's answer: %d segments to R, want one ACK", len(out))
+	}
+	if want := wire[10].seq + uint32(len(wire[10].payload)); out[0].ack != want {
+		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the whole release)", out[0].ack, want)
+	}
+	if b := sackBlocks(out[0].opts); len(b) != 1 || b[0][0] != more[1].seq {
+		t.Fatalf("its SACK blocks %x, want the frame past the new hole", b)
 	}
 }
 
@@ -132,9 +143,9 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 	}
 	pr.toB(wire[1:])
 	c := pr.gb.e.Counters()
-	nudges, holes, dups := c.ReleaseNudges.Load(), c.HolesFilled.Load(), c.WireDuplicates.Load()
+	nudges, holes, dups := c.HostNudges.Load(), c.HolesFilled.Load(), c.WireDuplicates.Load()
 	pr.toB(wire[:1])
-	if n := c.ReleaseNudges.Load() - nudges; n != 1 {
+	if n := c.HostNudges.Load() - nudges; n != 1 {
 		t.Fatalf("%d nudges after the release, want 1", n)
 	}
 	if n := c.HolesFilled.Load() - holes; n != 1 {
@@ -203,9 +214,13 @@ func TestHeldAckAgesFromFirst(t *testing.T) {
 // stays listed for the Tick; b's first ACK of a second release before that
 // Tick is held as ever, and goes at the second Tick after, not the first.
 // Before, the flow was listed twice, and the first Tick sent it (a review).
+// Without SACK, where each duplicate ACK goes at once (dupack.go).
 func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = false
+	}
 	var wire []segv
 	for range 11 {
 		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
@@ -235,5 +250,38 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 	_, out := pr.gb.tick(int64(time.Millisecond))
 	if want := more[1].seq + uint32(len(more[1].payload)); len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
 		t.Fatalf("the second Tick sent %d segments to R, want the ACK of what b acknowledged", len(out))
+	}
+}
+
+// While b's ACK of a release is held, a frame from a past a new hole makes
+// G_B tell R what it has: the duplicate ACK carries what b acknowledged,
+// held or not, never an older ACK number (R would take the release's
+// retransmission for lost again). Without SACK, where each duplicate ACK
+// goes at once (dupack.go).
+func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = false
+	}
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(wire[1:])
+	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
+		t.Fatal("the hole's filling delivered nothing")
+	}
+	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
+	}
+	more := pr.aSends(&h, make([]byte, 1000), 0)
+	more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+	_, back := pr.toB(more[1:]) // the first is lost: a new hole
+	if len(back) != 1 {
+		t.Fatalf("G_B's answer to a frame past the new hole: %d segments, want one ACK", len(back))
+	}
+	if want := wire[1].seq + uint32(len(wire[1].payload)); back[0].ack != want {
+		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the first two frames)", back[0].ack, want)
 	}
 }
