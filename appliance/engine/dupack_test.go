@@ -114,3 +114,31 @@ func TestSpuriousRetransmissionGetsDSACK(t *testing.T) {
 		t.Fatalf("G_A's answer: ack %x, SACK %x; want ack %x with D-SACK [%x, %x)", back[0].ack, b, h.aNext, h.aNext-1000, h.aNext)
 	}
 }
+
+// Each hole gets its nudge: one that filled before b's answer to its nudge
+// came leaves nothing behind to keep the next hole's nudge from going.
+func TestEachHoleNudgesOnce(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var w []segv
+	for range 6 {
+		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	nudged := func(what string, toIn [][]byte) {
+		t.Helper()
+		for _, fr := range toIn {
+			if len(parse(t, fr).payload) == 1 {
+				return
+			}
+		}
+		t.Fatalf("%s: b was not nudged (%d segments to b)", what, len(toIn))
+	}
+	pr.toB(w[:1])
+	toIn, _ := pr.gb.round(Outside, tcpFrameFrom(w[2]))
+	nudged("the first hole", toIn)
+	pr.gb.round(Outside, tcpFrameFrom(w[1])) // it fills before b answers
+	pr.bAcks(&h, isnA+1+3000)
+	pr.toB(w[3:4])
+	toIn, _ = pr.gb.round(Outside, tcpFrameFrom(w[5]))
+	nudged("the second hole", toIn)
+}

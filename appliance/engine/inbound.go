@@ -196,6 +196,9 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	if heldFrom >= 0 && d.rcvW > heldFrom {
 		e.c.HolesFilled.Add(1)
 	}
+	if d.held.n == 0 {
+		d.ackWait &^= ackHoleNudged // the next hole's SACK may need L's ACK again
+	}
 	if holeFilled && d.sentH-delivered > releaseMin {
 		e.startRelease(f, tx[Inside])
 	}
