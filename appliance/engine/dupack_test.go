@@ -142,3 +142,31 @@ func TestEachHoleNudgesOnce(t *testing.T) {
 	toIn, _ = pr.gb.round(Outside, tcpFrameFrom(w[5]))
 	nudged("the second hole", toIn)
 }
+
+// A hole fills before b answers its nudge while a second hole stays open:
+// b got new bytes, so its answer to the first nudge no longer covers them,
+// and the next frame past the second hole nudges b again. Before, nothing
+// went anywhere until b acknowledged on its own (a review).
+func TestSecondHoleNudgesAfterFirstFills(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var w []segv
+	for range 8 {
+		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(w[:1])
+	pr.gb.round(Outside, tcpFrameFrom(w[2])) // hole 1: b nudged
+	pr.gb.round(Outside, tcpFrameFrom(w[4])) // hole 2
+	if toIn, _ := pr.gb.round(Outside, tcpFrameFrom(w[1])); len(toIn) == 0 {
+		t.Fatal("hole 1's filling delivered nothing")
+	}
+	pr.bAcks(&h, isnA+1+1000) // b's answer to the first nudge
+	toIn, toOut := pr.gb.round(Outside, tcpFrameFrom(w[5]))
+	nudged := false
+	for _, fr := range toIn {
+		nudged = nudged || len(parse(t, fr).payload) == 1
+	}
+	if !nudged && len(toOut) == 0 {
+		t.Fatal("past hole 2: b was not nudged and R heard nothing")
+	}
+}

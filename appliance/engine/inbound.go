@@ -196,8 +196,11 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 	if heldFrom >= 0 && d.rcvW > heldFrom {
 		e.c.HolesFilled.Add(1)
 	}
-	if d.held.n == 0 {
-		d.ackWait &^= ackHoleNudged // the next hole's SACK may need L's ACK again
+	if d.held.n == 0 || d.sentH > delivered {
+		// Nothing held, or L got more bytes (a hole filled while
+		// another stays open): the SACK of the next hole may need a
+		// new ACK from L, and a new nudge for it.
+		d.ackWait &^= ackHoleNudged
 	}
 	if holeFilled && d.sentH-delivered > releaseMin {
 		e.startRelease(f, tx[Inside])

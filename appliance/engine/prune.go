@@ -125,6 +125,7 @@ func (e *Engine) dropAhead(f *flow) int64 {
 		return 0
 	}
 	e.c.HeldPruned.Add(1)
+	d.ackWait &^= ackHoleNudged // the holes are gone with their bytes; R resends
 	live := d.rcvW
 	if d.held.r[0].s == d.rcvW {
 		live = d.held.r[0].e
