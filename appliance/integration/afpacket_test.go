@@ -43,6 +43,14 @@ func TestAFPacketBackend(t *testing.T) {
 		}
 	}
 
+	// The impairment bump writes one frame per system call (it cuts
+	// super-segments itself, deploy/impair/segment.go), and rtr forwards
+	// each as it comes: so that GRO on gwB's outside port has bursts of the
+	// ciphertext to coalesce, as behind a NIC that moderates its
+	// interrupts, it holds frames for up to 100 µs.
+	if out, err := e.topo.Run(topology.GwB, "sh", "-c", "echo 100000 > /sys/class/net/"+topology.OutsidePort+"/gro_flush_timeout"); err != nil {
+		t.Fatalf("gro_flush_timeout on gwB's outside port: %v\n%s", err, out)
+	}
 	before := map[topology.Node]map[string]float64{}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 		before[gw] = e.backendMetrics(t, gw)
@@ -90,10 +98,11 @@ func TestAFPacketBackend(t *testing.T) {
 	// inside port coalesces them after the classifier passes them, so the
 	// port receives super-segments, and the classifier passed more frames
 	// than the stack-side drop program saw skbs. The same on gwB's outside
-	// port for the ciphertext from rtr, and on gwB's inside port for hB's
-	// answer. gwA's outside port is only logged: the impairment bump in
-	// front of it forwards one frame per system call, so each NAPI poll of
-	// the port sees one frame and GRO has nothing to coalesce.
+	// port for the ciphertext from rtr (held for GRO, above), and on gwB's
+	// inside port for hB's answer. gwA's outside port is only logged: the
+	// impairment bump in front of it forwards one frame per system call, so
+	// each NAPI poll of the port sees one frame and GRO has nothing to
+	// coalesce.
 	for _, pc := range []struct {
 		gw     topology.Node
 		port   string

@@ -12,23 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vnetHdrLen is the size of struct virtio_net_hdr that PACKET_VNET_HDR puts
-// before every frame. Frames are read and written with it, so a GRO
-// super-packet received on one side (a veth running NAPI coalesces) is
-// segmented again by the kernel when it is written on the other side, and
-// checksum-offload state travels with the frame.
-const vnetHdrLen = 10
-
 // Forwarder moves frames between two interfaces of the current network
-// namespace through two Cores (A->B and B->A).
+// namespace through two Cores (A->B and B->A). Frames are read and written
+// with a virtio_net_hdr (PACKET_VNET_HDR), so checksum-offload state travels
+// with them; a TCP super-segment (GRO on the receiving interface, or a
+// sender's GSO) goes through a Core whole and is cut into its segments when
+// it is written (segment.go says why the kernel must not cut it).
 type Forwarder struct {
 	socks [2]int
 	cores [2]*Core
 	names [2]string
 	stop  atomic.Bool
 	wg    sync.WaitGroup
-	// Errors counts failed writes per direction (the frame is lost).
+	// Errors counts the frames per direction that writing lost (each
+	// segment of a split super-segment counts).
 	Errors [2]atomic.Uint64
+	// Split counts the super-segments each direction cut into segments.
+	Split [2]atomic.Uint64
 	// Shift, when set before Start, rewrites the TCP segments' sequence
 	// numbers as they come in (a sequence-randomising firewall).
 	Shift *SeqShift
@@ -121,26 +121,15 @@ func (f *Forwarder) loop(dir int) {
 	in, out := f.socks[dir], f.socks[1-dir]
 	core := f.cores[dir]
 	buf := make([]byte, vnetHdrLen+65536+64)
+	seg := newSegmenter()
+	tx := newSender(out)
 	emit := func(b []byte) {
-		for {
-			_, err := unix.Write(out, b)
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.EAGAIN || err == unix.ENOBUFS {
-				// The device queue pushes back: wait for room.
-				pfd := []unix.PollFd{{Fd: int32(out), Events: unix.POLLOUT}}
-				_, _ = unix.Poll(pfd, 10)
-				if f.stop.Load() {
-					f.Errors[dir].Add(1)
-					return
-				}
-				continue
-			}
-			if err != nil {
-				f.Errors[dir].Add(1)
-			}
-			return
+		frames, cut := seg.split(b)
+		if cut {
+			f.Split[dir].Add(1)
+		}
+		if lost := tx.send(frames, &f.stop); lost > 0 {
+			f.Errors[dir].Add(uint64(lost))
 		}
 	}
 	pfd := []unix.PollFd{{Fd: int32(in), Events: unix.POLLIN}}
@@ -170,6 +159,49 @@ func (f *Forwarder) loop(dir int) {
 	core.Flush(emit)
 }
 
+// sender writes frames to one socket, a batch with one sendmmsg.
+type sender struct {
+	fd   int
+	msgs []unix.Mmsghdr
+	iovs []unix.Iovec
+}
+
+func newSender(fd int) *sender {
+	return &sender{fd: fd, msgs: make([]unix.Mmsghdr, maxSegments), iovs: make([]unix.Iovec, maxSegments)}
+}
+
+// send writes frames (at most maxSegments) in order. While the device queue
+// pushes back it waits for room, until stop; it returns the number of
+// frames lost (refused by the kernel, or not sent at stop).
+func (s *sender) send(frames [][]byte, stop *atomic.Bool) (lost int) {
+	n := len(frames)
+	for i, b := range frames {
+		s.iovs[i].Base = &b[0]
+		s.iovs[i].SetLen(len(b))
+		s.msgs[i].Hdr.Iov = &s.iovs[i]
+		s.msgs[i].Hdr.Iovlen = 1
+	}
+	for done := 0; done < n; {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.msgs[done])), uintptr(n-done), 0, 0, 0)
+		switch e {
+		case 0:
+			done += int(r)
+		case unix.EINTR:
+		case unix.EAGAIN, unix.ENOBUFS:
+			// The device queue pushes back: wait for room.
+			pfd := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+			_, _ = unix.Poll(pfd, 10)
+			if stop.Load() {
+				return lost + n - done
+			}
+		default:
+			lost++ // the frame sendmmsg stopped at is refused
+			done++
+		}
+	}
+	return lost
+}
+
 // SocketDrops returns the frames each socket's receive queue dropped
 // (PACKET_STATISTICS; reading resets the kernel's counter).
 func (f *Forwarder) SocketDrops() [2]uint64 {
@@ -191,9 +223,9 @@ func (f *Forwarder) Report() string {
 	drops := f.SocketDrops()
 	s := ""
 	for i, c := range f.cores {
-		s += fmt.Sprintf("%s->%s: in=%d out=%d held=%d overtaken=%d duplicated=%d full=%d write_errors=%d socket_drops=%d",
+		s += fmt.Sprintf("%s->%s: in=%d out=%d held=%d overtaken=%d duplicated=%d full=%d write_errors=%d socket_drops=%d split=%d",
 			f.names[i], f.names[1-i], c.C.In.Load(), c.C.Out.Load(), c.C.Held.Load(), c.C.Overtaken.Load(),
-			c.C.Duplicated.Load(), c.C.Full.Load(), f.Errors[i].Load(), drops[i])
+			c.C.Duplicated.Load(), c.C.Full.Load(), f.Errors[i].Load(), drops[i], f.Split[i].Load())
 		if f.Shift != nil {
 			s += fmt.Sprintf(" shifted=%d sack_left=%d", f.Shift.Shifted[i].Load(), f.Shift.SACKLeft[i].Load())
 		}
