@@ -22,13 +22,13 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 	for _, c := range []struct{ sack, short bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
 		short := c.short
 		pr := handshake(t)
-		h := newHosts()
+		h := new(newHosts())
 		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
 			f.sackOK = c.sack // false: as if a SYN had come without SACK-permitted
 		}
 		var wire []segv
 		for range 11 {
-			wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+			wire = append(wire, pr.aSends(h, make([]byte, 1000), 0)...)
 		}
 		if len(wire) != 11 {
 			t.Fatalf("%d frames for 11 segments", len(wire))
@@ -59,7 +59,7 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 			acks = acks[:4]
 		}
 		for i, a := range acks {
-			out := pr.bAcks(&h, a)
+			out := pr.bAcks(h, a)
 			last := i == len(acks)-1 && !short
 			switch {
 			case !last && len(out) != 0:
@@ -83,7 +83,7 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		}
 		// Past the release, b's ACKs go at once again; a repeat is
 		// suppressed as before.
-		if out := pr.bAcks(&h, acks[len(acks)-1]); len(out) != 0 {
+		if out := pr.bAcks(h, acks[len(acks)-1]); len(out) != 0 {
 			t.Fatalf("b's repeated ACK: %d segments to R", len(out))
 		}
 	}
@@ -95,21 +95,15 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 // and nudges b. b's answer, the whole release, goes to R as one ACK with
 // the SACK block of the new hole. R never hears an older ACK than b gave.
 func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
-	pr.toB(wire[1:])
+	pr, h, wire := heldBehindHole(t, true)
 	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
 		t.Fatal("the hole's filling delivered nothing")
 	}
-	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
-	more := pr.aSends(&h, make([]byte, 1000), 0)
-	more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+	more := pr.aSends(h, make([]byte, 1000), 0)
+	more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
 	atB, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 0 {
 		t.Fatalf("G_B's answer to a frame past the new hole: %d segments to R, want none before b's ACK", len(back))
@@ -117,7 +111,7 @@ func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
 	if len(atB) != 1 || atB[0].seq != isnA+1+10999 || len(atB[0].payload) != 1 {
 		t.Fatalf("b got %d segments, want the nudge (the release's last byte again)", len(atB))
 	}
-	out := pr.bAcks(&h, isnA+1+11000)
+	out := pr.bAcks(h, isnA+1+11000)
 	if len(out) != 1 {
 		t.Fatalf("b's answer: %d segments to R, want one ACK", len(out))
 	}
@@ -135,13 +129,7 @@ func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
 // it had already acknowledged the whole release goes nowhere (it would be
 // a duplicate ACK on the wire).
 func TestNudgeAnswerGoesToROnce(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
-	pr.toB(wire[1:])
+	pr, h, wire := heldBehindHole(t, true)
 	c := pr.gb.e.Counters()
 	nudges, holes, dups := c.HostNudges.Load(), c.HolesFilled.Load(), c.WireDuplicates.Load()
 	pr.toB(wire[:1])
@@ -155,7 +143,7 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 	if n := c.WireDuplicates.Load() - dups; n != 1 {
 		t.Fatalf("wire_duplicates went up by %d, want 1", n)
 	}
-	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
 	dsack := func(ack uint32) []segv {
@@ -187,21 +175,15 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 // same release (a host taking it in slowly, as its window opens) do not put
 // off the Tick that sends R what b acknowledged.
 func TestHeldAckAgesFromFirst(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
-	pr.toB(wire[1:])
+	pr, h, wire := heldBehindHole(t, true)
 	pr.toB(wire[:1])
-	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
 	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
 		t.Fatalf("the first Tick sent %d segments to R", len(out))
 	}
-	if out := pr.bAcks(&h, isnA+1+4000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+4000); len(out) != 0 {
 		t.Fatalf("b's second ACK of the release went to R at once: %d segments", len(out))
 	}
 	_, out := pr.gb.tick(int64(time.Millisecond))
@@ -216,32 +198,23 @@ func TestHeldAckAgesFromFirst(t *testing.T) {
 // Before, the flow was listed twice, and the first Tick sent it (a review).
 // Without SACK, where each duplicate ACK goes at once (dupack.go).
 func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-		f.sackOK = false
-	}
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
-	pr.toB(wire[1:])
+	pr, h, wire := heldBehindHole(t, false)
 	pr.toB(wire[:1])
-	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of release 1 went to R at once: %d segments", len(out))
 	}
 	var more []segv
 	for range 6 {
-		more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+		more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
 	}
 	if _, back := pr.toB(more[1:]); len(back) == 0 {
 		t.Fatal("no duplicate ACK to R for frames past a new hole")
 	}
-	pr.bAcks(&h, isnA+1+11000) // b's answer to the nudge of release 1
+	pr.bAcks(h, isnA+1+11000) // b's answer to the nudge of release 1
 	if atB, _ := pr.toB(more[:1]); len(atB) == 0 {
 		t.Fatal("release 2 delivered nothing")
 	}
-	if out := pr.bAcks(&h, isnA+1+13000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+13000); len(out) != 0 {
 		t.Fatalf("b's first ACK of release 2 went to R at once: %d segments", len(out))
 	}
 	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
@@ -259,24 +232,15 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 // retransmission for lost again). Without SACK, where each duplicate ACK
 // goes at once (dupack.go).
 func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-		f.sackOK = false
-	}
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
-	pr.toB(wire[1:])
+	pr, h, wire := heldBehindHole(t, false)
 	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
 		t.Fatal("the hole's filling delivered nothing")
 	}
-	if out := pr.bAcks(&h, isnA+1+2000); len(out) != 0 {
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
-	more := pr.aSends(&h, make([]byte, 1000), 0)
-	more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
+	more := pr.aSends(h, make([]byte, 1000), 0)
+	more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
 	_, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 1 {
 		t.Fatalf("G_B's answer to a frame past the new hole: %d segments, want one ACK", len(back))
@@ -284,4 +248,24 @@ func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
 	if want := wire[1].seq + uint32(len(wire[1].payload)); back[0].ack != want {
 		t.Fatalf("G_B's ACK to R: %x, want %x (b acknowledged the first two frames)", back[0].ack, want)
 	}
+}
+
+// heldBehindHole has a send 11 segments of 1000 bytes whose first is lost:
+// G_B holds the other ten, and wire[0], resent, fills the hole (a release
+// of 11,000 bytes). sack false: as if a SYN had come without
+// SACK-permitted.
+func heldBehindHole(t *testing.T, sack bool) (*pair, *hosts, []segv) {
+	pr := handshake(t)
+	h := newHosts()
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = sack
+	}
+	var wire []segv
+	for range 11 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
+		t.Fatalf("b got %d segments past the hole", len(atB))
+	}
+	return pr, &h, wire
 }
