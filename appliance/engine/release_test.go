@@ -186,9 +186,16 @@ func TestHeldAckAgesFromFirst(t *testing.T) {
 	if out := pr.bAcks(h, isnA+1+4000); len(out) != 0 {
 		t.Fatalf("b's second ACK of the release went to R at once: %d segments", len(out))
 	}
+	secondTickSends(t, pr, wire[3].seq+uint32(len(wire[3].payload)))
+}
+
+// secondTickSends checks that G_B's next Tick sends R exactly one segment,
+// the held ACK of want.
+func secondTickSends(t *testing.T, pr *pair, want uint32) {
+	t.Helper()
 	_, out := pr.gb.tick(int64(time.Millisecond))
-	if want := wire[3].seq + uint32(len(wire[3].payload)); len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
-		t.Fatalf("the second Tick sent %d segments to R, want the ACK of the first 4000 bytes", len(out))
+	if len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
+		t.Fatalf("the second Tick sent %d segments to R, want the held ACK %x", len(out), want)
 	}
 }
 
@@ -220,10 +227,7 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
 		t.Fatalf("the first Tick after release 2 sent %d segments to R", len(out))
 	}
-	_, out := pr.gb.tick(int64(time.Millisecond))
-	if want := more[1].seq + uint32(len(more[1].payload)); len(out) != 1 || out[0] == nil || parse(t, out[0]).ack != want {
-		t.Fatalf("the second Tick sent %d segments to R, want the ACK of what b acknowledged", len(out))
-	}
+	secondTickSends(t, pr, more[1].seq+uint32(len(more[1].payload)))
 }
 
 // While b's ACK of a release is held, a frame from a past a new hole makes
