@@ -144,7 +144,7 @@ type decDir struct {
 	initDone   bool
 	finOut     bool  // the FIN went to L
 	answer     bool  // let the next ACK from L through even if it repeats
-	ackWait    uint8 // ACKs to R that wait: a release's, a duplicate ACK's for the round's end, and list places (release.go)
+	ackWait    uint8 // ACKs to R that wait: a release's, a duplicate ACK's for the round's end, and list places (release.go, dupack.go); L's loss delivered again (hostloss.go)
 	roomWait   bool  // wire bytes wait for room in the ring (consume): drain when L's ACK may have made some
 	urgWait    bool  // a frame with URGp waits for L's window (sendPending)
 	// (The flags together after the 8-byte fields: a flow record must stay

@@ -103,6 +103,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		si.dropNudgeDSACK(p.Ack())
 	}
 	ackW := e.hostACK(now, f, p, tx)
+	if si.nsack > 0 && f.sackOK {
+		e.hostLost(f, tx[Inside])
+	}
 	if d.roomWait {
 		// L's ACK may have freed room for R's frames that wait for it.
 		d.roomWait = false
@@ -234,6 +237,7 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 	}
 	if ackH > d.ackH {
 		d.ackH = ackH
+		d.ackWait &^= ackLRedelivered
 	}
 	for d.frames.n > 0 {
 		fr := d.frames.at(0)

@@ -1,0 +1,49 @@
+package engine
+
+// Plaintext lost on the inside link. L's SACK blocks show a hole above its
+// ACK in what the engine delivered: the inside link lost it. R would fill
+// the hole only by resending it (duplicate, inbound.go), and R's sender
+// does not resend what it holds SACKed (RFC 6675 §5); bytes held past a
+// wire hole were SACKed to R before L had them (custody.go), so after a
+// release R may never resend them. Only R's check for a receiver that
+// reneged, or its retransmission timeout, would then repair the loss,
+// where a plain receiver's SACK had named the hole and R resent it. The
+// engine still has the bytes in its delivery ring: it delivers them again
+// itself, once per ACK of L's.
+
+// ackLRedelivered (decDir.ackWait): the hole at L's current ACK was
+// delivered again; cleared when L's ACK moves.
+const ackLRedelivered = 64
+
+// hostLost delivers again the plaintext between L's ACK and the lowest of
+// its SACK blocks above it (e.si), once per ACK.
+func (e *Engine) hostLost(f *flow, to TxSink) {
+	d := &f.rcv
+	if d.ackWait&ackLRedelivered != 0 || d.ackH >= d.sentH {
+		return
+	}
+	hi := d.sentH
+	found := false
+	for i := 0; i < e.si.nsack; i++ {
+		a := unwrap(e.si.sack[i][0], f.isnR, d.ackH)
+		if a > d.ackH && a < hi {
+			hi, found = a, true // below ackH: a D-SACK; from sentH on: not sent, bogus
+		}
+	}
+	if !found {
+		return
+	}
+	d.ackWait |= ackLRedelivered
+	for i := 0; i < d.frames.n; i++ {
+		fr := d.frames.at(i)
+		lo, top := max(fr.h, d.ackH), min(fr.h+int64(fr.n), hi)
+		if fr.h >= hi {
+			break
+		}
+		if top <= lo || lo < d.plainFrom {
+			continue
+		}
+		e.sendPlain(f, to, lo, d.plain.span(lo, top-lo), false, fr.urg && lo == fr.h, fr.urgent)
+		e.c.Redelivered.Add(1)
+	}
+}
