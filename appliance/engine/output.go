@@ -118,6 +118,12 @@ func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, k
 	for i := 0; i < si.nsack; i++ {
 		a := unwrap(si.sack[i][0], f.isnL, f.enc.ackW)
 		b := unwrap(si.sack[i][1], f.isnL, f.enc.ackW)
+		if a <= f.enc.ackW {
+			// Down to the ACK: a D-SACK, or stale (a delayed older ACK's).
+			// Its first whole frame would start at L's ACK, a block that
+			// names the very byte the ACK says is missing.
+			continue
+		}
 		if ha, hb, ok := f.enc.hostBlock(a, b); ok {
 			blocks[nb] = [2]uint32{wrap(f.isnL, ha), wrap(f.isnL, hb)}
 			nb++
