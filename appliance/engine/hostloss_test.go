@@ -59,36 +59,3 @@ func TestInsideLossAfterReleaseRedelivered(t *testing.T) {
 		t.Fatalf("b's ACK of everything: %+v", back)
 	}
 }
-
-// A SACK block from R that reaches down to (or below) its cumulative ACK
-// is stale (a delayed duplicate of an older ACK) or a D-SACK: the bytes it
-// names from the ACK on are not what R holds beyond a hole. Translated, its
-// first whole frame would start at a's ACK, a block that says "received"
-// of the very byte the ACK says is missing; a lenient sender would mark it
-// and never resend it. It is not passed on.
-func TestSACKBlockReachingTheAckNotForwarded(t *testing.T) {
-	pr := handshake(t)
-	h := newHosts()
-	w1 := pr.aSends(&h, bytes.Repeat([]byte{1}, 100), 0)[0]
-	w2 := pr.aSends(&h, bytes.Repeat([]byte{2}, 200), 0)[0]
-	w3 := pr.aSends(&h, bytes.Repeat([]byte{3}, 300), pshF)[0]
-	rAck := func(ack uint32, opts []byte) [][]byte {
-		toIn, _ := pr.ga.push(Outside, tcpFrame(addrB, addrA, isnB+1+74, ack, ackF, 509, opts, nil))
-		return toIn
-	}
-	pr.tsB++
-	rAck(w2.seq, tsOpt(pr.tsB, pr.tsA)) // R has w1
-	pr.tsB++
-	end3 := w3.seq + uint32(len(w3.payload))
-	got := rAck(w2.seq, sackOpts(tsOpt(pr.tsB, pr.tsA), w1.seq, end3))
-	a := one(t, "R's duplicate ACK at a", got)
-	if b := sackBlocks(a.opts); len(b) != 0 {
-		t.Fatalf("a got ack %x with SACK %x; want no block (R's block reaches down to its ACK)", a.ack, b)
-	}
-	// A block above the ACK still goes, as whole frames.
-	pr.tsB++
-	a = one(t, "R's duplicate ACK with a proper block", rAck(w2.seq, sackOpts(tsOpt(pr.tsB, pr.tsA), w3.seq, end3)))
-	if b := sackBlocks(a.opts); len(b) != 1 || b[0][0] != a.ack+200 || b[0][1] != a.ack+500 {
-		t.Fatalf("a got ack %x with SACK %x, want [%x %x)", a.ack, b, a.ack+200, a.ack+500)
-	}
-}

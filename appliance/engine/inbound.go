@@ -72,6 +72,9 @@ func (e *Engine) wireSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.forwardAckToL(f, tx[Inside], si, hostAck, true)
 		return Forwarded
 	}
+	if (len(data) > 0 || fin) && si.nsack > 0 && f.sackOK {
+		e.sackToL(f, tx[Inside], si, hostAck)
+	}
 	if len(data) == 0 && !fin {
 		if f.enc.ackW > prevAckW && hostAck == f.lastHostAck && si.nsack == 0 && p.Window() == f.lastWinR {
 			// It acknowledges only bytes the appliance owns (Init, a rekey

@@ -192,6 +192,15 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if !e.sealSegs(now, f, src, off, p.SegSize(), fin, fl&packet.FlagPSH != 0, tx[Outside]) {
 		return e.drop(DropStoreFull)
 	}
+	if d.held.n > 0 && f.sackOK {
+		// R's bytes past a hole are held: a plain receiver's data
+		// segments would carry their SACK blocks (RFC 2018 §4); ours
+		// have no room for them (cut to R's MSS with timestamps), so a
+		// duplicate ACK with them follows at the round's end. Else a
+		// lost duplicate ACK leaves R's sender blind to the hole while
+		// L sends.
+		e.dupAckSoon(f, tx[Outside])
+	}
 	if en.hh != nil {
 		e.sealHeld(now, f, tx[Outside])
 	}

@@ -114,6 +114,20 @@ func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, k
 		e.opts.ts(f.tsR, si.tsEcr)
 	}
 	var blocks [4][2]uint32
+	e.opts.sack(blocks[:f.hostSACK(si, &blocks)])
+	seq := f.hostSeqOut()
+	if keepAlive {
+		seq--
+	}
+	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
+	f.ecnTo(Inside, &s, false)
+	e.send(to, &f.toL, &s, nil)
+	f.lastHostAck, f.lastWinR = hostAck, f.winR
+}
+
+// hostSACK translates R's SACK blocks (si) into host blocks of whole
+// frames and returns how many it put into blocks.
+func (f *flow) hostSACK(si *segInfo, blocks *[4][2]uint32) int {
 	nb := 0
 	for i := 0; i < si.nsack; i++ {
 		a := unwrap(si.sack[i][0], f.isnL, f.enc.ackW)
@@ -129,15 +143,21 @@ func (e *Engine) forwardAckToL(f *flow, to TxSink, si *segInfo, hostAck int64, k
 			nb++
 		}
 	}
-	e.opts.sack(blocks[:nb])
-	seq := f.hostSeqOut()
-	if keepAlive {
-		seq--
+	return nb
+}
+
+// sackToL passes on the SACK blocks of R's segment with data (R holds
+// some of L's bytes past a hole) in an ACK of their own: the plaintext
+// segments to L carry only timestamps, their size fixed to L's MSS without
+// room for blocks. A plain receiver puts them on its data segments too
+// (RFC 2018 §4), and a sender counts no duplicate ACK in a segment with
+// data: dropped, L's host would learn of the hole only from its probe or
+// its retransmission timeout.
+func (e *Engine) sackToL(f *flow, to TxSink, si *segInfo, hostAck int64) {
+	var blocks [4][2]uint32
+	if f.hostSACK(si, &blocks) > 0 {
+		e.forwardAckToL(f, to, si, hostAck, false)
 	}
-	s := seg{seq: seq, ack: wrap(f.isnL, hostAck), flags: packet.FlagACK, win: f.scaleWin(f.winR), opts: e.opts.bytes()}
-	f.ecnTo(Inside, &s, false)
-	e.send(to, &f.toL, &s, nil)
-	f.lastHostAck, f.lastWinR = hostAck, f.winR
 }
 
 // hostBlock translates a wire SACK block to the host bytes of the whole
