@@ -149,6 +149,15 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if len(data) <= 1 && !fin && probe {
 		return e.keepAliveToR(f, p, ackW, tx[Outside])
 	}
+	if d.held.n > 0 && f.sackOK && f.state == stOpen {
+		// R's bytes past a hole are held: a plain receiver's data
+		// segments, new or resent, would carry their SACK blocks (RFC
+		// 2018 §4); ours have no room for them (cut to R's MSS with
+		// timestamps), so a duplicate ACK with them follows at the
+		// round's end. Else a lost duplicate ACK leaves R's sender blind
+		// to the hole while L sends.
+		e.dupAckSoon(f, tx[Outside])
+	}
 	end := s + int64(len(data))
 	first := len(data) // L's (first) segment, of a super-segment too
 	if g := p.SegSize(); g > 0 {
@@ -191,15 +200,6 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	}
 	if !e.sealSegs(now, f, src, off, p.SegSize(), fin, fl&packet.FlagPSH != 0, tx[Outside]) {
 		return e.drop(DropStoreFull)
-	}
-	if d.held.n > 0 && f.sackOK {
-		// R's bytes past a hole are held: a plain receiver's data
-		// segments would carry their SACK blocks (RFC 2018 §4); ours
-		// have no room for them (cut to R's MSS with timestamps), so a
-		// duplicate ACK with them follows at the round's end. Else a
-		// lost duplicate ACK leaves R's sender blind to the hole while
-		// L sends.
-		e.dupAckSoon(f, tx[Outside])
 	}
 	if en.hh != nil {
 		e.sealHeld(now, f, tx[Outside])
