@@ -167,27 +167,8 @@ func (f *flow) sackWaitsForL(ack int64) bool {
 }
 
 // heldSACK fills blocks with the out-of-order wire ranges held, in wire
-// space, the most recently changed first (RFC 2018 §4), at most three
-// (with timestamps there is room for no more). It returns how many.
+// space, at most three (with timestamps there is room for no more), in
+// the order of spans.takeSACK. It returns how many.
 func (f *flow) heldSACK(blocks [][2]uint32) int {
-	d := &f.rcv
-	if d.held.n == 0 || len(blocks) == 0 {
-		return 0
-	}
-	order := [maxSpans]int{}
-	order[0] = d.held.last
-	k := 1
-	for i := 0; i < d.held.n && k < len(blocks); i++ {
-		if i != d.held.last {
-			order[k] = i
-			k++
-		}
-	}
-	nb := 0
-	for i := 0; i < k && nb < 3; i++ {
-		r := d.held.r[order[i]]
-		blocks[nb] = [2]uint32{wrap(f.isnR, r.s), wrap(f.isnR, r.e)}
-		nb++
-	}
-	return nb
+	return f.rcv.held.takeSACK(blocks[:min(len(blocks), 3)], f.isnR)
 }

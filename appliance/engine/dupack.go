@@ -60,6 +60,9 @@ func (e *Engine) endRound(tx [2]TxSink) {
 		case !owed || f.state == stDead || d.held.n == 0:
 		case !f.sackWaitsForL(max(d.lastAckW, f.ackToR())):
 			e.dupAckR(f, tx[Outside])
+			for n := 0; d.held.unsent != 0 && n < maxSpans; n++ {
+				e.dupAckR(f, tx[Outside]) // until every range has been named
+			}
 			d.ackWait &^= ackHoleNudged
 		case d.ackWait&ackHoleNudged == 0:
 			d.ackWait |= ackHoleNudged

@@ -87,7 +87,7 @@ func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
 	}
 	put(h.held.r[h.held.last])
 	for i := 0; i < h.held.n && nb < len(blocks); i++ {
-		if i != h.held.last {
+		if i != int(h.held.last) {
 			put(h.held.r[i])
 		}
 	}

@@ -239,6 +239,9 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 		// connection without SACK (§4: MUST NOT).
 		nb += f.heldSACK(blocks[nb:])
 		d.ackWait &^= ackHoleNudged
+		if d.held.unsent != 0 {
+			e.dupAckSoon(f, to) // the ranges that did not fit
+		}
 	}
 	e.opts.sack(blocks[:nb])
 	if f.enoOut {

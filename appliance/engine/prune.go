@@ -133,7 +133,7 @@ func (e *Engine) dropAhead(f *flow) int64 {
 	} else {
 		d.held.n = 0
 	}
-	d.held.last = 0
+	d.held.last, d.held.unsent = 0, 0
 	r := &d.reasm
 	n := 0
 	if live > d.rcvW {

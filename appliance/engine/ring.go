@@ -191,7 +191,13 @@ type spans struct {
 	n int
 	// last is the index of the most recently changed range: RFC 2018 wants
 	// the block with the newest segment first.
-	last int
+	last int32
+	// unsent has bit i set while r[i] changed since a SACK block last
+	// named it (takeSACK): a plain receiver names every new range in the
+	// duplicate ACK of its segment, one ACK per segment, while the engine
+	// answers a round's segments with one ACK (dupack.go) and a range
+	// never named leaves R's sender to think its bytes lost.
+	unsent uint16
 }
 
 const maxSpans = 16
@@ -216,18 +222,22 @@ func (x *spans) add(s, e int64) bool {
 		}
 		j++
 	}
+	below := x.unsent & (1<<i - 1)
 	if i == j {
 		if x.n == maxSpans {
 			return false
 		}
 		copy(x.r[i+1:x.n+1], x.r[i:x.n])
 		x.n++
+		x.unsent = below | x.unsent>>i<<(i+1)
 	} else if j > i+1 {
 		copy(x.r[i+1:], x.r[j:x.n])
 		x.n -= j - i - 1
+		x.unsent = below | x.unsent>>j<<(i+1)
 	}
 	x.r[i] = span{s, e}
-	x.last = i
+	x.last = int32(i)
+	x.unsent |= 1 << i
 	return true
 }
 
@@ -249,21 +259,49 @@ func inOrder(r *ring, x *spans, off int64) []byte {
 // trim drops everything below off.
 func (x *spans) trim(off int64) {
 	k := 0
-	for i := 0; i < x.n; i++ {
-		r := x.r[i]
-		if r.e <= off {
-			continue
-		}
-		if r.s < off {
-			r.s = off
-		}
-		x.r[k] = r
+	for k < x.n && x.r[k].e <= off {
 		k++
 	}
-	x.n = k
-	if x.last >= x.n {
-		x.last = 0
+	if k > 0 { // the first k ranges go: the others move down by k
+		copy(x.r[:], x.r[k:x.n])
+		x.n -= k
+		x.unsent >>= k
+		x.last = max(x.last-int32(k), 0)
 	}
+	if x.n > 0 && x.r[0].s < off {
+		x.r[0].s = off
+	}
+}
+
+// takeSACK fills blocks with x's ranges as SACK blocks (RFC 2018 §4): the
+// most recently changed first, then those no block has named since they
+// changed (the highest first: a sender fills holes from the lowest, so
+// the highest are the newest), then the others from the lowest. It marks
+// those it took as named and returns how many it took.
+func (x *spans) takeSACK(blocks [][2]uint32, isn uint32) int {
+	if x.n == 0 || len(blocks) == 0 {
+		return 0
+	}
+	var took uint16
+	nb := 0
+	take := func(i int) {
+		if nb < len(blocks) && took&(1<<i) == 0 {
+			blocks[nb] = [2]uint32{wrap(isn, x.r[i].s), wrap(isn, x.r[i].e)}
+			nb++
+			took |= 1 << i
+		}
+	}
+	take(int(x.last))
+	for i := x.n - 1; i >= 0; i-- {
+		if x.unsent&(1<<i) != 0 {
+			take(i)
+		}
+	}
+	for i := 0; i < x.n; i++ {
+		take(i)
+	}
+	x.unsent &^= took
+	return nb
 }
 
 // loan says that the bytes of ring r from offset lo on, in its buffer buf,

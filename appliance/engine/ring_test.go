@@ -88,3 +88,39 @@ func TestRingBytesCut(t *testing.T) {
 		}
 	}
 }
+
+// takeSACK names each range at least once after it changes, the most
+// recent first, and unsent follows the ranges through inserts, merges and
+// trims.
+func TestSpansNameEveryRange(t *testing.T) {
+	var x spans
+	var blocks [3][2]uint32
+	take := func() [][2]uint32 { return blocks[:x.takeSACK(blocks[:], 0)] }
+	x.add(10, 20)
+	x.add(30, 40)
+	x.add(50, 60)
+	x.add(70, 80) // four new ranges, 70-80 the latest
+	got := take()
+	if len(got) != 3 || got[0] != [2]uint32{71, 81} || got[1] != [2]uint32{51, 61} || got[2] != [2]uint32{31, 41} {
+		t.Fatalf("first ACK's blocks %v: want the latest, then the unnamed from the highest", got)
+	}
+	if got = take(); got[0] != [2]uint32{71, 81} || got[1] != [2]uint32{11, 21} {
+		t.Fatalf("second ACK's blocks %v: want the latest, then 10-20, never named", got)
+	}
+	if x.unsent != 0 {
+		t.Fatalf("unsent %b after every range was named", x.unsent)
+	}
+	x.add(0, 5)   // inserted below all: indices move up
+	x.add(20, 25) // extends 10-20
+	if x.unsent != 0b11 || x.last != 1 {
+		t.Fatalf("unsent %b last %d, want 0-5 and 10-25 unnamed, 10-25 the latest", x.unsent, x.last)
+	}
+	x.add(25, 30) // merges 10-25 and 30-40
+	if x.n != 4 || x.r[1] != (span{10, 40}) || x.unsent != 0b11 || x.last != 1 {
+		t.Fatalf("after the merge: %d ranges, r[1] %v, unsent %b, last %d", x.n, x.r[1], x.unsent, x.last)
+	}
+	x.trim(8) // drops 0-5: everything moves down one
+	if x.n != 3 || x.unsent != 0b1 || x.last != 0 || x.r[0] != (span{10, 40}) {
+		t.Fatalf("after the trim: %d ranges, unsent %b, last %d, r[0] %v", x.n, x.unsent, x.last, x.r[0])
+	}
+}

@@ -1,0 +1,78 @@
+package engine
+
+import "testing"
+
+// sackHeard collects the left edges of the SACK blocks in segments to R.
+type sackHeard map[uint32]bool
+
+func (h sackHeard) note(t *testing.T, out []segv) {
+	t.Helper()
+	for _, s := range out {
+		for _, b := range sackBlocks(s.opts) {
+			h[b[0]] = true
+		}
+	}
+}
+
+func (h sackHeard) check(t *testing.T, w []segv, idx ...int) {
+	t.Helper()
+	for _, i := range idx {
+		if !h[w[i].seq] {
+			t.Errorf("the range starting at w%d was never named to R in a SACK block", i)
+		}
+	}
+}
+
+func parseAll(t *testing.T, frames [][]byte) []segv {
+	t.Helper()
+	var out []segv
+	for _, fr := range frames {
+		out = append(out, parse(t, fr))
+	}
+	return out
+}
+
+// Several new ranges past holes within one worker round. A plain receiver
+// sends a duplicate ACK per out-of-order segment, that segment's block
+// first, so its sender's scoreboard learns every range; G_B answers the
+// round at its end, and with three blocks to an ACK it must send as many
+// as it takes to name them all (RFC 2018 §4). Before, the range of w6 was
+// never named: R's sender took its bytes for lost and resent them.
+func TestEveryHeldRangeNamedAfterARound(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var w []segv
+	for range 12 {
+		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(w[:1])
+	pr.bAcks(&h, isnA+1+1000) // b acknowledged everything before the hole
+	heard := sackHeard{}
+	// One round: w1 lost, w2 arrives, w3 lost, w4, w5 lost, w6, w7 lost, w8.
+	_, toOut := pr.gb.round(Outside, tcpFrameFrom(w[2]), tcpFrameFrom(w[4]), tcpFrameFrom(w[6]), tcpFrameFrom(w[8]))
+	heard.note(t, parseAll(t, toOut))
+	heard.check(t, w, 2, 4, 6, 8)
+	if len(toOut) != 2 {
+		t.Errorf("%d duplicate ACKs for 4 new ranges, want 2", len(toOut))
+	}
+}
+
+// The same while b's ACK is awaited (the blocks wait for b's answer to
+// its nudge, sackWaitsForL): b's ACK carries three, and one more ACK names
+// the fourth.
+func TestEveryHeldRangeNamedAfterNudge(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var w []segv
+	for range 12 {
+		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	pr.toB(w[:1]) // b has not acknowledged it yet
+	heard := sackHeard{}
+	for _, i := range []int{2, 4, 6, 8} {
+		_, toOut := pr.gb.round(Outside, tcpFrameFrom(w[i]))
+		heard.note(t, parseAll(t, toOut))
+	}
+	heard.note(t, pr.bAcks(&h, isnA+1+1000))
+	heard.check(t, w, 2, 4, 6, 8)
+}
