@@ -9,14 +9,19 @@ package engine
 // reneged, or its retransmission timeout, would then repair the loss,
 // where a plain receiver's SACK had named the hole and R resent it. The
 // engine still has the bytes in its delivery ring: it delivers them again
-// itself, once per ACK of L's.
+// itself: one frame's piece, at L's ACK, each time the ACK moves. L answers
+// each at once (a receiver with a hole acknowledges every segment, RFC
+// 5681 §4.2), and its ACK, moved by one segment, draws the next. Sending
+// the whole hole at each ACK would send its tail again with every
+// segment of it that arrived: k(k+1)/2 segments for a hole of k.
 
-// ackLRedelivered (decDir.ackWait): the hole at L's current ACK was
+// ackLRedelivered (decDir.ackWait): the segment at L's current ACK was
 // delivered again; cleared when L's ACK moves.
 const ackLRedelivered = 64
 
-// hostLost delivers again the plaintext between L's ACK and the lowest of
-// its SACK blocks above it (e.si), once per ACK.
+// hostLost delivers again, once per ACK, the first frame's piece of the
+// plaintext between L's ACK and the lowest of its SACK blocks above it
+// (e.si).
 func (e *Engine) hostLost(f *flow, to TxSink) {
 	d := &f.rcv
 	if d.ackWait&ackLRedelivered != 0 || d.ackH >= d.sentH {
@@ -36,14 +41,17 @@ func (e *Engine) hostLost(f *flow, to TxSink) {
 	d.ackWait |= ackLRedelivered
 	for i := 0; i < d.frames.n; i++ {
 		fr := d.frames.at(i)
-		lo, top := max(fr.h, d.ackH), min(fr.h+int64(fr.n), hi)
 		if fr.h >= hi {
-			break
+			return
 		}
+		lo, top := max(fr.h, d.ackH), min(fr.h+int64(fr.n), hi)
 		if top <= lo || lo < d.plainFrom {
 			continue
 		}
+		// One frame's piece: at most a segment (a frame holds what a
+		// wire segment held), and L's ACK after it lands at its end.
 		e.sendPlain(f, to, lo, d.plain.span(lo, top-lo), false, fr.urg && lo == fr.h, fr.urgent)
 		e.c.Redelivered.Add(1)
+		return
 	}
 }

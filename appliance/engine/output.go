@@ -237,7 +237,9 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 		// whole frame, or R's SACK scoreboard would go stale; once the
 		// ACK has caught up with the hole (sackWaitsForL). Never on a
 		// connection without SACK (§4: MUST NOT).
-		nb += f.heldSACK(blocks[nb:])
+		// Only into the room L's blocks left: a range whose block did
+		// not fit must stay unnamed (takeSACK marks what it takes).
+		nb += f.heldSACK(blocks[nb:max(nb, min(e.opts.sackRoom(), len(blocks)))])
 		d.ackWait &^= ackHoleNudged
 		if d.held.unsent != 0 {
 			e.dupAckSoon(f, to) // the ranges that did not fit

@@ -76,3 +76,30 @@ func TestEveryHeldRangeNamedAfterNudge(t *testing.T) {
 	heard.note(t, pr.bAcks(&h, isnA+1+1000))
 	heard.check(t, w, 2, 4, 6, 8)
 }
+
+// b's ACK carries a SACK block of its own (it lost a segment on the inside
+// link) while G_B holds six ranges of R's that no block named yet (they
+// waited for b's ACK). With timestamps an ACK has room for three blocks:
+// b's and two held ones. The held ranges whose blocks did not fit stay
+// unnamed, and later ACKs name them.
+func TestHeldRangeCutByHostBlockStaysUnnamed(t *testing.T) {
+	pr := handshake(t)
+	h := newHosts()
+	var wire []segv
+	for range 16 {
+		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
+	}
+	atB, _ := pr.toB(wire[:2]) // b has not acknowledged them yet
+	heard := sackHeard{}
+	for _, i := range []int{3, 5, 7, 9, 11, 13} {
+		_, back := pr.toB(wire[i : i+1])
+		heard.note(t, back)
+	}
+	// b lost the first segment and SACKs the second.
+	s1 := atB[1]
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, atB[0].seq, ackF, 509, sackOpts(tsOpt(pr.tsB, pr.tsA), s1.seq, s1.seq+uint32(len(s1.payload))), nil))
+	heard.note(t, parseAll(t, toOut))
+	heard.note(t, pr.bAcks(&h, s1.seq+uint32(len(s1.payload))))
+	heard.check(t, wire, 3, 5, 7, 9, 11, 13)
+}

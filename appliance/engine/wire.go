@@ -203,9 +203,12 @@ func (o *tcpOpts) ts(val, ecr uint32) {
 	o.n += 12
 }
 
+// sackRoom is how many SACK blocks fit after the options added so far.
+func (o *tcpOpts) sackRoom() int { return max((len(o.b)-o.n-4)/8, 0) }
+
 // sack adds a SACK option with as many of blocks as fit (RFC 2018).
 func (o *tcpOpts) sack(blocks [][2]uint32) {
-	room := (len(o.b) - o.n - 4) / 8
+	room := o.sackRoom()
 	if room <= 0 || len(blocks) == 0 {
 		return
 	}
