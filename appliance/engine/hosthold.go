@@ -72,11 +72,11 @@ func (e *Engine) hostHold(f *flow, s int64, data []byte, fin bool, to TxSink) Ve
 // holdAck answers a held segment as L's peer would (RFC 5681 §4.2, RFC
 // 2018): at once, with a duplicate ACK whose SACK blocks name what the
 // engine holds, the newest range first. After a loss between L and the
-// engine that lets L resend the hole within a round trip; with nothing
-// to say (no SACK on the connection) L waits for its retransmission
-// timer instead, as it would behind a receiver without SACK.
+// engine that lets L resend the hole within a round trip. Without SACK on
+// the connection the duplicate ACK goes without the option: L counts
+// them, and the third starts its fast retransmit (RFC 5681 §3.2).
 func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
-	if !f.sackOK || h.held.n == 0 {
+	if h.held.n == 0 {
 		return
 	}
 	var blocks [4][2]uint32
@@ -85,10 +85,12 @@ func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
 		blocks[nb] = [2]uint32{wrap(f.isnL, r.s), wrap(f.isnL, r.e)}
 		nb++
 	}
-	put(h.held.r[h.held.last])
-	for i := 0; i < h.held.n && nb < len(blocks); i++ {
-		if i != int(h.held.last) {
-			put(h.held.r[i])
+	if f.sackOK { // RFC 2018 §2: not unless both SYNs allowed it
+		put(h.held.r[h.held.last])
+		for i := 0; i < h.held.n && nb < len(blocks); i++ {
+			if i != int(h.held.last) {
+				put(h.held.r[i])
+			}
 		}
 	}
 	e.opts.reset()

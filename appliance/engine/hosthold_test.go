@@ -154,13 +154,18 @@ func TestHostHoldGivesMemoryBack(t *testing.T) {
 }
 
 // Without SACK on the connection (a SYN lacked SACK-permitted) the engine
-// sends no SACK option at all (RFC 2018 §2): a segment past the hole is
-// held without an answer.
+// sends no SACK option at all (RFC 2018 §2), but a segment past the hole
+// still gets an immediate duplicate ACK (RFC 5681 §4.2): a counts them,
+// and the third starts its fast retransmit. Without it a waited for its
+// retransmission timeout (a review's simulator campaign).
 func TestHostHoldWithoutSACK(t *testing.T) {
 	ga, _ := handshakeWithoutSACK(t)
 	toA, wire := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1+100, isnB+1, ackF|pshF, 502, tsOpt(3, 2), make([]byte, 500)))
 	none(t, "data past the hole on the wire", wire)
-	none(t, "an answer to a without SACK", toA)
+	d := one(t, "the duplicate ACK to a", toA)
+	if d.ack != isnA+1 || len(d.payload) != 0 || d.flags != ackF || option(d.opts, 5) != nil {
+		t.Fatalf("to a: ack +%d (want +1), %d bytes, flags %x, SACK option %x", d.ack-isnA, len(d.payload), d.flags, option(d.opts, 5))
+	}
 	if ga.e.Counters().HostHeld.Load() != 1 {
 		t.Fatal("the segment past the hole was not held")
 	}

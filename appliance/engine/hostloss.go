@@ -38,6 +38,28 @@ func (e *Engine) hostLost(f *flow, to TxSink) {
 	if !found {
 		return
 	}
+	e.redeliverAtAck(f, to, hi)
+}
+
+// hostDupAck answers L's duplicate ACK on a connection without SACK (a
+// pure ACK that did not move, its window unchanged, while plaintext L was
+// sent is unacknowledged): the way a receiver without SACK says a segment
+// is missing (RFC 5681 §4.2). The piece at its ACK goes again, once per
+// ACK; R, its ACK held at the same point, would resend it only at its
+// retransmission timeout, since the engine passes on no duplicate ACK of
+// L's (AcksSuppressed).
+func (e *Engine) hostDupAck(f *flow, to TxSink) {
+	d := &f.rcv
+	if d.ackWait&ackLRedelivered != 0 || d.ackH >= d.sentH {
+		return
+	}
+	e.redeliverAtAck(f, to, d.sentH)
+}
+
+// redeliverAtAck delivers again the first frame's piece at L's ACK, up to
+// hi, and marks the ACK as answered.
+func (e *Engine) redeliverAtAck(f *flow, to TxSink, hi int64) {
+	d := &f.rcv
 	d.ackWait |= ackLRedelivered
 	for i := 0; i < d.frames.n; i++ {
 		fr := d.frames.at(i)

@@ -101,3 +101,37 @@ func TestInsideLossHoleRedeliveredOnce(t *testing.T) {
 		t.Fatal("the bytes delivered again are not the lost ones")
 	}
 }
+
+// Without SACK, b says it lost a segment of a release on the inside link
+// the only way it can: duplicate ACKs at the hole. G_B delivers the piece
+// at b's ACK again, once for that ACK; R, whose ACK waits at the same
+// point and which hears none of b's duplicates, would resend it only at
+// its retransmission timeout.
+func TestInsideLossWithoutSACKRedelivered(t *testing.T) {
+	pr, h, wire := heldBehindHole(t, false)
+	atB, _ := pr.toB(wire[:1])
+	var got []segv
+	for _, s := range atB {
+		if len(s.payload) > 1 {
+			got = append(got, s)
+		}
+	}
+	lost := got[2]
+	bAck := func() []segv {
+		pr.tsB++
+		toIn, _ := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, lost.seq, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+		return parseAll(t, toIn)
+	}
+	noneToB := func(what string, segs []segv) {
+		t.Helper()
+		if len(segs) != 0 {
+			t.Fatalf("%s: %d segments to b, want none", what, len(segs))
+		}
+	}
+	noneToB("b's ACK at the hole", bAck()) // its ACK moved there: not a duplicate
+	again := bAck()
+	if len(again) != 1 || again[0].seq != lost.seq || !bytes.HasPrefix(lost.payload, again[0].payload) || len(again[0].payload) == 0 {
+		t.Fatalf("b's duplicate ACK: %d segments to b, want the start of the lost segment (seq %x)", len(again), lost.seq)
+	}
+	noneToB("b's next duplicate ACK", bAck())
+}

@@ -102,9 +102,14 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagACK != 0 {
 		si.dropNudgeDSACK(p.Ack())
 	}
+	prevAckH, prevWinL := d.ackH, f.winL
 	ackW := e.hostACK(now, f, p, tx)
-	if si.nsack > 0 && f.sackOK {
+	switch {
+	case si.nsack > 0 && f.sackOK:
 		e.hostLost(f, tx[Inside])
+	case !f.sackOK && f.state == stOpen && fl&(packet.FlagACK|packet.FlagFIN) == packet.FlagACK && len(p.Payload()) == 0 &&
+		d.ackH == prevAckH && f.winL == prevWinL && unwrap(p.Ack(), f.isnR, d.ackH) == d.ackH:
+		e.hostDupAck(f, tx[Inside])
 	}
 	if d.roomWait {
 		// L's ACK may have freed room for R's frames that wait for it.
