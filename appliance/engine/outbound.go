@@ -105,9 +105,10 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	prevAckH, prevWinL := d.ackH, f.winL
 	ackW := e.hostACK(now, f, p, tx)
 	switch {
+	case f.state != stOpen:
 	case si.nsack > 0 && f.sackOK:
 		e.hostLost(f, tx[Inside])
-	case !f.sackOK && f.state == stOpen && fl&(packet.FlagACK|packet.FlagFIN) == packet.FlagACK && len(p.Payload()) == 0 &&
+	case !f.sackOK && fl&(packet.FlagACK|packet.FlagFIN) == packet.FlagACK && len(p.Payload()) == 0 &&
 		d.ackH == prevAckH && f.winL == prevWinL && unwrap(p.Ack(), f.isnR, d.ackH) == d.ackH:
 		e.hostDupAck(f, tx[Inside])
 	}
