@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// sackOpts is a's timestamps followed by one SACK block [a, b).
+// sackOpts is the timestamp option ts followed by one SACK block [a, b).
 func sackOpts(ts []byte, a, b uint32) []byte {
 	opts := append(append([]byte{}, ts...), 1, 1, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(opts[len(opts)-8:], a)
@@ -14,13 +14,11 @@ func sackOpts(ts []byte, a, b uint32) []byte {
 	return opts
 }
 
-// A release's segment lost on the inside link: b SACKs what follows it.
-// G_B had SACKed those bytes to R while it held them, so R's sender will
-// not resend them; G_B delivers the lost segment again from its ring at
-// once, and only once for that ACK of b's.
-func TestInsideLossAfterReleaseRedelivered(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, true)
-	atB, _ := pr.toB(wire[:1]) // the hole fills: everything goes to b (and the nudge)
+// releaseToB fills heldBehindHole's hole (wire[0]) and returns the
+// release's segments that reached b, the nudge's byte left out.
+func releaseToB(t *testing.T, pr *pair, wire []segv) []segv {
+	t.Helper()
+	atB, _ := pr.toB(wire[:1])
 	var got []segv
 	for _, s := range atB {
 		if len(s.payload) > 1 {
@@ -30,6 +28,16 @@ func TestInsideLossAfterReleaseRedelivered(t *testing.T) {
 	if len(got) < 4 {
 		t.Fatalf("the release reached b in %d segments, want several", len(got))
 	}
+	return got
+}
+
+// A release's segment lost on the inside link: b SACKs what follows it.
+// G_B had SACKed those bytes to R while it held them, so R's sender will
+// not resend them; G_B delivers the lost segment's start again from its
+// ring at once, and only once for that ACK of b's.
+func TestInsideLossAfterReleaseRedelivered(t *testing.T) {
+	pr, h, wire := heldBehindHole(t, true)
+	got := releaseToB(t, pr, wire)
 	lost := got[2] // the inside link loses it
 	pr.tsB++
 	opts := sackOpts(tsOpt(pr.tsB, pr.tsA), lost.seq+uint32(len(lost.payload)), h.aNext)
@@ -62,13 +70,7 @@ func TestInsideLossAfterReleaseRedelivered(t *testing.T) {
 // k).
 func TestInsideLossHoleRedeliveredOnce(t *testing.T) {
 	pr, h, wire := heldBehindHole(t, true)
-	atB, _ := pr.toB(wire[:1])
-	var got []segv
-	for _, s := range atB {
-		if len(s.payload) > 1 {
-			got = append(got, s)
-		}
-	}
+	got := releaseToB(t, pr, wire)
 	from, to := got[1].seq, got[len(got)-1].seq // b lost all but the first and the last
 	bAck := func(ack uint32) []segv {
 		pr.tsB++
@@ -109,13 +111,7 @@ func TestInsideLossHoleRedeliveredOnce(t *testing.T) {
 // its retransmission timeout.
 func TestInsideLossWithoutSACKRedelivered(t *testing.T) {
 	pr, h, wire := heldBehindHole(t, false)
-	atB, _ := pr.toB(wire[:1])
-	var got []segv
-	for _, s := range atB {
-		if len(s.payload) > 1 {
-			got = append(got, s)
-		}
-	}
+	got := releaseToB(t, pr, wire)
 	lost := got[2]
 	bAck := func() []segv {
 		pr.tsB++
