@@ -44,6 +44,17 @@ func (pr *pair) aSends(h *hosts, data []byte, flags uint8) []segv {
 	return wire
 }
 
+// aSendsMany has a send n segments of 1000 bytes, one after the other,
+// and returns their wire segments.
+func (pr *pair) aSendsMany(h *hosts, n int) []segv {
+	pr.t.Helper()
+	var wire []segv
+	for range n {
+		wire = append(wire, pr.aSends(h, make([]byte, 1000), 0)...)
+	}
+	return wire
+}
+
 // toB passes wire segments through G_B and returns what reached b.
 func (pr *pair) toB(wire []segv) (atB []segv, back []segv) {
 	pr.t.Helper()

@@ -35,10 +35,7 @@ func TestDupAckWaitsForTheRoundsEnd(t *testing.T) {
 		h := newHosts()
 		f := pr.gb.e.flows[flowKey{in: addrB, out: addrA}]
 		f.sackOK = sack
-		var wire []segv
-		for range 3 {
-			wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-		}
+		wire := pr.aSendsMany(&h, 3)
 		toIn, toOut := pr.gb.round(Outside, tcpFrameFrom(wire[2]), tcpFrameFrom(wire[0]), tcpFrameFrom(wire[1]))
 		dups := 0
 		for _, fr := range toOut {
@@ -62,10 +59,7 @@ func TestDupAckWaitsForTheRoundsEnd(t *testing.T) {
 		if !sack {
 			continue
 		}
-		more := pr.aSends(&h, make([]byte, 1000), 0)
-		for range 2 {
-			more = append(more, pr.aSends(&h, make([]byte, 1000), 0)...)
-		}
+		more := pr.aSendsMany(&h, 3)
 		// The hole stays open, and b has not acknowledged the 3000 bytes:
 		// b is nudged for its ACK, which then carries the SACK block.
 		toIn, toOut = pr.gb.round(Outside, tcpFrameFrom(more[1]))
@@ -120,10 +114,7 @@ func TestSpuriousRetransmissionGetsDSACK(t *testing.T) {
 func TestEachHoleNudgesOnce(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	var w []segv
-	for range 6 {
-		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	w := pr.aSendsMany(&h, 6)
 	nudged := func(what string, toIn [][]byte) {
 		t.Helper()
 		for _, fr := range toIn {
@@ -150,10 +141,7 @@ func TestEachHoleNudgesOnce(t *testing.T) {
 func TestSecondHoleNudgesAfterFirstFills(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	var w []segv
-	for range 8 {
-		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	w := pr.aSendsMany(&h, 8)
 	pr.toB(w[:1])
 	pr.gb.round(Outside, tcpFrameFrom(w[2])) // hole 1: b nudged
 	pr.gb.round(Outside, tcpFrameFrom(w[4])) // hole 2

@@ -26,10 +26,7 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
 			f.sackOK = c.sack // false: as if a SYN had come without SACK-permitted
 		}
-		var wire []segv
-		for range 11 {
-			wire = append(wire, pr.aSends(h, make([]byte, 1000), 0)...)
-		}
+		wire := pr.aSendsMany(h, 11)
 		if len(wire) != 11 {
 			t.Fatalf("%d frames for 11 segments", len(wire))
 		}
@@ -102,8 +99,7 @@ func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
 	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
-	more := pr.aSends(h, make([]byte, 1000), 0)
-	more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
+	more := pr.aSendsMany(h, 2)
 	atB, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 0 {
 		t.Fatalf("G_B's answer to a frame past the new hole: %d segments to R, want none before b's ACK", len(back))
@@ -210,10 +206,7 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of release 1 went to R at once: %d segments", len(out))
 	}
-	var more []segv
-	for range 6 {
-		more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
-	}
+	more := pr.aSendsMany(h, 6)
 	if _, back := pr.toB(more[1:]); len(back) == 0 {
 		t.Fatal("no duplicate ACK to R for frames past a new hole")
 	}
@@ -243,8 +236,7 @@ func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
 	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
-	more := pr.aSends(h, make([]byte, 1000), 0)
-	more = append(more, pr.aSends(h, make([]byte, 1000), 0)...)
+	more := pr.aSendsMany(h, 2)
 	_, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 1 {
 		t.Fatalf("G_B's answer to a frame past the new hole: %d segments, want one ACK", len(back))
@@ -264,10 +256,7 @@ func heldBehindHole(t *testing.T, sack bool) (*pair, *hosts, []segv) {
 	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
 		f.sackOK = sack
 	}
-	var wire []segv
-	for range 11 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	wire := pr.aSendsMany(&h, 11)
 	if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
 		t.Fatalf("b got %d segments past the hole", len(atB))
 	}

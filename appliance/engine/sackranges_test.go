@@ -41,10 +41,7 @@ func parseAll(t *testing.T, frames [][]byte) []segv {
 func TestEveryHeldRangeNamedAfterARound(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	var w []segv
-	for range 12 {
-		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	w := pr.aSendsMany(&h, 12)
 	pr.toB(w[:1])
 	pr.bAcks(&h, isnA+1+1000) // b acknowledged everything before the hole
 	heard := sackHeard{}
@@ -63,10 +60,7 @@ func TestEveryHeldRangeNamedAfterARound(t *testing.T) {
 func TestEveryHeldRangeNamedAfterNudge(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	var w []segv
-	for range 12 {
-		w = append(w, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	w := pr.aSendsMany(&h, 12)
 	pr.toB(w[:1]) // b has not acknowledged it yet
 	heard := sackHeard{}
 	for _, i := range []int{2, 4, 6, 8} {
@@ -85,10 +79,7 @@ func TestEveryHeldRangeNamedAfterNudge(t *testing.T) {
 func TestHeldRangeCutByHostBlockStaysUnnamed(t *testing.T) {
 	pr := handshake(t)
 	h := newHosts()
-	var wire []segv
-	for range 16 {
-		wire = append(wire, pr.aSends(&h, make([]byte, 1000), 0)...)
-	}
+	wire := pr.aSendsMany(&h, 16)
 	atB, _ := pr.toB(wire[:2]) // b has not acknowledged them yet
 	heard := sackHeard{}
 	for _, i := range []int{3, 5, 7, 9, 11, 13} {
