@@ -28,6 +28,7 @@ type Counters struct {
 	HostProbes, HostGone                                atomic.Uint64 // keep-alive probes sent to inside hosts silent for half of IdleTimeout, and connections ended with all unanswered (hostprobe.go)
 	DeliverWaits                                        atomic.Uint64 // frames left unopened for want of room in the delivery ring until L's ACKs make some (consume)
 	HeldPruned                                          atomic.Uint64 // times a flow's bytes from R past a hole were dropped, for memory or after bufIdle of silence (prune.go)
+	HeldWidened                                         atomic.Uint64 // times a flow's reassembly went past the 16 ranges of its record to a block of 64 (widenHeld)
 	ResumeNoRoom                                        atomic.Uint64 // SYNs without room for a resumption offer, offered fresh instead (outboundSYN)
 	PreKeyQueued                                        atomic.Uint64
 	SYNDataHeldBack                                     atomic.Uint64 // SYNs whose data or Fast Open cookie was left out for ENO (outboundSYN)
@@ -128,6 +129,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"host_gone", &c.HostGone},
 		{"deliver_waits", &c.DeliverWaits},
 		{"held_pruned", &c.HeldPruned},
+		{"held_widened", &c.HeldWidened},
 		{"ptb_inside", &c.PTBInside},
 		{"pmtu_expired", &c.PMTUExpired},
 		{"eno_path_failures", &c.ENOPathFailures},

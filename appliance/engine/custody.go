@@ -73,7 +73,7 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 		// every ACK must while they are (RFC 2018 §4).
 		f.rcv.lastAckW = f.ackToR()
 		e.dupAckR(f, tx[Outside])
-		if f.sackOK && f.rcv.held.unsent != 0 {
+		if f.sackOK && f.rcv.held.unnamed() {
 			e.dupAckSoon(f, tx[Outside]) // the ranges that did not fit
 		}
 		return

@@ -215,8 +215,10 @@
 //	               stored wire bytes and ACKs to R, resets; send
 //	wire.go        segment templates, options, a segment's parsed options
 //	seq.go         the only 32-bit sequence arithmetic
-//	ring.go        the byte rings and held spans; prune.go: the far side's
-//	               bytes held past holes, the first to go when memory is short
+//	ring.go        the byte rings; spans.go: the ranges held past holes (in
+//	               the record, or a block of 64 out of it); prune.go: the far
+//	               side's bytes held past holes, the first to go when memory
+//	               is short
 //	timers.go      Tick and each flow's timers (tickFlow); hostprobe.go:
 //	               keep-alive probes to an inside host silent for half of IdleTimeout
 //	ecn.go         ECN signals across an encrypted flow (RFC 3168)

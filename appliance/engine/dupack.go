@@ -60,7 +60,7 @@ func (e *Engine) endRound(tx [2]TxSink) {
 		case !owed || f.state == stDead || d.held.n == 0:
 		case !f.sackWaitsForL(max(d.lastAckW, f.ackToR())):
 			e.dupAckR(f, tx[Outside])
-			for n := 0; d.held.unsent != 0 && n < maxSpans; n++ {
+			for n := 0; d.held.unnamed() && n < maxSpans; n++ {
 				e.dupAckR(f, tx[Outside]) // until every range has been named
 			}
 			d.ackWait &^= ackHoleNudged

@@ -228,6 +228,10 @@ type Engine struct {
 	// dupOwed lists the flows owed a duplicate ACK at the round's end
 	// (dupack.go).
 	dupOwed []*flow
+	// spanFree: blocks of held ranges no flow uses, spanFreeN of them
+	// (spans.go).
+	spanFree  *spanBlock
+	spanFreeN int
 	// guard marks a guard (NewGuard, guard.go), which handles every
 	// frame in guardPacket.
 	guard bool

@@ -146,7 +146,7 @@ const frameRecSize = int64(unsafe.Sizeof(frameRec{}))
 // bufBytes is the capacity of the flow's per-flow buffers.
 func (f *flow) bufBytes() int64 {
 	return int64(len(f.enc.store.b)+len(f.enc.pre.b)+len(f.rcv.reasm.b)+len(f.rcv.plain.b)) +
-		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r)) + f.enc.hh.cost() + f.decBytes()
+		frameRecSize*int64(len(f.enc.frames.r)+len(f.rcv.frames.r)) + f.enc.hh.cost() + f.rcv.held.cost() + f.decBytes()
 }
 
 // decBytes is the frame decoder's partial-frame buffer (up to a largest
@@ -214,6 +214,7 @@ func (e *Engine) releaseBufs(f *flow) {
 	e.freeBufs(f)
 	en, d := &f.enc, &f.rcv
 	en.store.b, en.pre.b, d.reasm.b, d.plain.b, en.hh = nil, nil, nil, nil, nil
+	e.putSpans(d.held.narrow()) // no range held (bufsLive): freeBufs gave its cost back
 	en.frames.r, en.frames.head, d.frames.r, d.frames.head = nil, 0, nil, 0
 	if f.dec != nil {
 		f.dec.Trim() // holds no partial frame (bufsLive)

@@ -293,10 +293,7 @@ func (f *flow) info() FlowInfo {
 // stream reports both directions' offsets (FlowInfo.Stream).
 func (f *flow) stream() *StreamInfo {
 	en, d := &f.enc, &f.rcv
-	heldEnd := d.rcvW
-	if d.held.n > 0 {
-		heldEnd = max(heldEnd, d.held.r[d.held.n-1].e)
-	}
+	heldEnd := d.held.top(d.rcvW)
 	return &StreamInfo{
 		Out: StreamOut{
 			HostNext: en.nextH, HostAcked: en.ackH,
@@ -305,7 +302,7 @@ func (f *flow) stream() *StreamInfo {
 			WindowR: int64(f.winR) << f.wsR, DupAcks: en.dupAcks, FIN: en.finW >= 0,
 		},
 		In: StreamIn{
-			WireNext: d.rcvW, WireHeldSpans: d.held.n, WireHeldEnd: heldEnd,
+			WireNext: d.rcvW, WireHeldSpans: d.held.len(), WireHeldEnd: heldEnd,
 			WireAcked: d.ackW, WireAckSent: d.lastAckW, Custody: d.custody,
 			HostOpened: d.nextH, HostSent: d.sentH, HostAcked: d.ackH, PlainFrom: d.plainFrom,
 			Frames: d.frames.n, WindowL: int64(f.winL) << f.wsLe, FIN: d.finOut,

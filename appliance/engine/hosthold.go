@@ -21,7 +21,7 @@ import (
 // leaves a hole (most never do), charged to the flow memory budget.
 type hostHeld struct {
 	hold ring  // H[nextH, ...): the held bytes at their offsets
-	held spans // which of them are present
+	held spans // which of them are present (inlineSpans: no block, spans.go)
 	fin  int64 // host offset of a FIN past the hole, -1 if none
 }
 
@@ -50,13 +50,10 @@ func (e *Engine) hostHold(f *flow, s int64, data []byte, fin bool, to TxSink) Ve
 	}
 	end := s + int64(len(data))
 	if h.fin >= 0 && (end > h.fin || fin && end != h.fin) ||
-		fin && h.held.n > 0 && h.held.r[h.held.n-1].e > end {
+		fin && h.held.top(end) > end {
 		return e.drop(DropOutOfWindow) // data past L's FIN, or a second FIN: not L's TCP
 	}
-	live := en.nextH
-	if h.held.n > 0 {
-		live = max(live, h.held.r[h.held.n-1].e)
-	}
+	live := h.held.top(en.nextH)
 	if !h.hold.reserve(en.nextH, live, max(end, live)) || !h.held.add(s, end) {
 		return e.drop(DropHostGap)
 	}
@@ -86,10 +83,11 @@ func (e *Engine) holdAck(f *flow, h *hostHeld, to TxSink) {
 		nb++
 	}
 	if f.sackOK { // RFC 2018 §2: not unless both SYNs allowed it
-		put(h.held.r[h.held.last])
-		for i := 0; i < h.held.n && nb < len(blocks); i++ {
+		rs := h.held.rs()
+		put(rs[h.held.last])
+		for i := 0; i < len(rs) && nb < len(blocks); i++ {
 			if i != int(h.held.last) {
-				put(h.held.r[i])
+				put(rs[i])
 			}
 		}
 	}

@@ -160,16 +160,16 @@ func (e *Engine) wireACK(now int64, f *flow, p *packet.Packet, w int64, tx [2]Tx
 // wait for them); then whatever the held bytes complete. Bytes held beyond
 // a hole do not keep the bytes that fill it from being taken: holding
 // those could fail for want of a range (the reassembly keeps maxSpans,
-// ring.go), and the hole would then never close, however often R resent
+// spans.go), and the hole would then never close, however often R resent
 // them (R's Init message too: the handshake then timed out).
 func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx [2]TxSink) Verdict {
 	d := &f.rcv
 	delivered, holeFilled, rcvW0 := d.sentH, d.held.n > 0, d.rcvW
 	heldFrom := int64(-1)
 	if holeFilled {
-		heldFrom = d.held.r[0].s
+		heldFrom = d.held.rs()[0].s
 	}
-	if d.held.n == 0 || d.held.r[0].s > d.rcvW {
+	if d.held.n == 0 || heldFrom > d.rcvW {
 		used, err := e.consume(now, f, data, tx)
 		if err != nil {
 			e.fail(now, f, tx, err)
@@ -364,15 +364,12 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 func (e *Engine) hold(f *flow, w int64, data []byte) bool {
 	d := &f.rcv
 	end := w + int64(len(data))
-	live := d.rcvW
-	if d.held.n > 0 {
-		live = max(live, d.held.r[d.held.n-1].e)
-	}
+	live := d.held.top(d.rcvW)
 	if !d.reasm.reserve(d.rcvW, live, max(end, live)) {
 		return false
 	}
-	if !d.held.add(w, end) {
-		return false
+	if !d.held.add(w, end) && !(e.widenHeld(f) && d.held.add(w, end)) {
+		return false // past maxSpans ranges, or the budget refused their block
 	}
 	d.reasm.write(w, data)
 	if w > d.rcvW {
@@ -567,6 +564,9 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 		if used == 0 {
 			break // waiting for keys
 		}
+	}
+	if d.held.big != nil && !d.holdsAhead() {
+		e.narrowHeld(f) // the holes are gone: the ranges fit in the record again
 	}
 	if err := e.wireFIN(f, tx); err != nil {
 		return err

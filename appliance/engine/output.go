@@ -241,7 +241,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 		// not fit must stay unnamed (takeSACK marks what it takes).
 		nb += f.heldSACK(blocks[nb:max(nb, min(e.opts.sackRoom(), len(blocks)))])
 		d.ackWait &^= ackHoleNudged
-		if d.held.unsent != 0 {
+		if d.held.unnamed() {
 			e.dupAckSoon(f, to) // the ranges that did not fit
 		}
 	}

@@ -46,7 +46,7 @@ func (e *Engine) compactAhead() {
 // holdsAhead reports whether bytes past rcvW are held with a hole before
 // them.
 func (d *decDir) holdsAhead() bool {
-	return d.held.n > 1 || d.held.n == 1 && d.held.r[0].s > d.rcvW
+	return d.held.n > 1 || d.held.n == 1 && d.held.rs()[0].s > d.rcvW
 }
 
 // pruneHeld makes need bytes of room in the budget from bytes held past a
@@ -116,24 +116,24 @@ func (e *Engine) forgetGone() {
 
 // dropAhead drops f's bytes held past a hole, keeps those from rcvW on that
 // wait for keys or for room in the delivery ring, and shrinks the
-// reassembly to what it still holds. It returns the bytes given back to the
-// budget.
+// reassembly to what it still holds, its block of ranges too (spans.go).
+// It returns the bytes given back to the budget.
 func (e *Engine) dropAhead(f *flow) int64 {
 	d := &f.rcv
 	d.held.trim(d.rcvW)
 	if !d.holdsAhead() {
-		return 0
+		return e.narrowHeld(f)
 	}
 	e.c.HeldPruned.Add(1)
 	d.ackWait &^= ackHoleNudged // the holes are gone with their bytes; R resends
 	live := d.rcvW
-	if d.held.r[0].s == d.rcvW {
-		live = d.held.r[0].e
-		d.held.n = 1
+	if first := d.held.rs()[0]; first.s == d.rcvW {
+		live = first.e
+		d.held.cut(1)
 	} else {
-		d.held.n = 0
+		d.held.cut(0)
 	}
-	d.held.last, d.held.unsent = 0, 0
+	freed := e.narrowHeld(f)
 	r := &d.reasm
 	n := 0
 	if live > d.rcvW {
@@ -144,7 +144,7 @@ func (e *Engine) dropAhead(f *flow) int64 {
 	}
 	old := len(r.b)
 	if n >= old {
-		return 0
+		return freed
 	}
 	if n == 0 {
 		r.b = nil
@@ -155,5 +155,5 @@ func (e *Engine) dropAhead(f *flow) int64 {
 		return 0 // kept aside (acceptance.go): its buffers are not charged
 	}
 	e.mem.give(int64(old - n))
-	return int64(old - n)
+	return freed + int64(old-n)
 }

@@ -35,22 +35,22 @@ func TestSpans(t *testing.T) {
 	x.add(10, 20)
 	x.add(30, 40)
 	x.add(20, 30) // bridges both
-	if x.n != 1 || x.r[0] != (span{10, 40}) {
-		t.Fatalf("merge: %v", x.r[:x.n])
+	if x.n != 1 || x.rs()[0] != (span{10, 40}) {
+		t.Fatalf("merge: %v", x.rs())
 	}
 	x.add(50, 60)
 	x.add(5, 8)
-	if x.n != 3 || x.r[0] != (span{5, 8}) || x.r[2] != (span{50, 60}) {
-		t.Fatalf("insert: %v", x.r[:x.n])
+	if x.n != 3 || x.rs()[0] != (span{5, 8}) || x.rs()[2] != (span{50, 60}) {
+		t.Fatalf("insert: %v", x.rs())
 	}
 	x.trim(35)
-	if x.n != 2 || x.r[0] != (span{35, 40}) {
-		t.Fatalf("trim: %v", x.r[:x.n])
+	if x.n != 2 || x.rs()[0] != (span{35, 40}) {
+		t.Fatalf("trim: %v", x.rs())
 	}
 	for i := 0; i < maxSpans+2; i++ {
 		x.add(int64(100+10*i), int64(105+10*i))
 	}
-	if x.n != maxSpans {
+	if x.n != inlineSpans { // without a block (widen)
 		t.Fatalf("cap: %d", x.n)
 	}
 }
@@ -107,20 +107,20 @@ func TestSpansNameEveryRange(t *testing.T) {
 	if got = take(); got[0] != [2]uint32{71, 81} || got[1] != [2]uint32{11, 21} {
 		t.Fatalf("second ACK's blocks %v: want the latest, then 10-20, never named", got)
 	}
-	if x.unsent != 0 {
-		t.Fatalf("unsent %b after every range was named", x.unsent)
+	if x.mask() != 0 {
+		t.Fatalf("unsent %b after every range was named", x.mask())
 	}
 	x.add(0, 5)   // inserted below all: indices move up
 	x.add(20, 25) // extends 10-20
-	if x.unsent != 0b11 || x.last != 1 {
-		t.Fatalf("unsent %b last %d, want 0-5 and 10-25 unnamed, 10-25 the latest", x.unsent, x.last)
+	if x.mask() != 0b11 || x.last != 1 {
+		t.Fatalf("unsent %b last %d, want 0-5 and 10-25 unnamed, 10-25 the latest", x.mask(), x.last)
 	}
 	x.add(25, 30) // merges 10-25 and 30-40
-	if x.n != 4 || x.r[1] != (span{10, 40}) || x.unsent != 0b11 || x.last != 1 {
-		t.Fatalf("after the merge: %d ranges, r[1] %v, unsent %b, last %d", x.n, x.r[1], x.unsent, x.last)
+	if x.n != 4 || x.rs()[1] != (span{10, 40}) || x.mask() != 0b11 || x.last != 1 {
+		t.Fatalf("after the merge: %d ranges, r[1] %v, unsent %b, last %d", x.n, x.rs()[1], x.mask(), x.last)
 	}
 	x.trim(8) // drops 0-5: everything moves down one
-	if x.n != 3 || x.unsent != 0b1 || x.last != 0 || x.r[0] != (span{10, 40}) {
-		t.Fatalf("after the trim: %d ranges, unsent %b, last %d, r[0] %v", x.n, x.unsent, x.last, x.r[0])
+	if x.n != 3 || x.mask() != 0b1 || x.last != 0 || x.rs()[0] != (span{10, 40}) {
+		t.Fatalf("after the trim: %d ranges, unsent %b, last %d, r[0] %v", x.n, x.mask(), x.last, x.rs()[0])
 	}
 }

@@ -194,14 +194,14 @@ func TestPruneKeepsBytesWaitingForRoom(t *testing.T) {
 	pr.toB(past)
 	f := pr.gb.onlyFlow()
 	d := &f.rcv
-	if !d.roomWait || d.held.n != 2 || d.held.r[0].s != d.rcvW {
-		t.Fatalf("want bytes waiting for room at rcvW and a range past a hole: roomWait %v, ranges %v", d.roomWait, d.held.r[:d.held.n])
+	if !d.roomWait || d.held.n != 2 || d.held.rs()[0].s != d.rcvW {
+		t.Fatalf("want bytes waiting for room at rcvW and a range past a hole: roomWait %v, ranges %v", d.roomWait, d.held.rs())
 	}
-	waiting := d.held.r[0]
+	waiting := d.held.rs()[0]
 	pr.gb.e.mem.squeeze(1 << 30) // another engine found the budget full
 	pr.gb.tick(1)
-	if d.held.n != 1 || d.held.r[0] != waiting || pr.gb.e.Counters().HeldPruned.Load() != 1 {
-		t.Fatalf("after the prune: ranges %v, want only %v; held_pruned %d", d.held.r[:d.held.n], waiting, pr.gb.e.Counters().HeldPruned.Load())
+	if d.held.n != 1 || d.held.rs()[0] != waiting || pr.gb.e.Counters().HeldPruned.Load() != 1 {
+		t.Fatalf("after the prune: ranges %v, want only %v; held_pruned %d", d.held.rs(), waiting, pr.gb.e.Counters().HeldPruned.Load())
 	}
 	for round := 0; len(got) < len(want) && round < 8; round++ {
 		got = append(got, pr.bAcksHas(&h, len(got))...)
@@ -336,4 +336,78 @@ func heldElsewhere(t *testing.T, limit int64) (m *Memory, ga, ga2 *gw) {
 	ga2, gb2 := newGWMem(t, cfg, m), newGW(t, cfg)
 	fillHeld(t, ga2, gb2, m, 140)
 	return m, ga, ga2
+}
+
+// A far side that leaves more than 16 ranges past holes on every
+// connection (one byte past each of 20 holes) gets each flow a block of
+// ranges out of its record (spans.go), charged to the budget, and no more
+// blocks than the budget holds: past it a flow's 17th range is dropped as
+// reassembly_full, as every 17th was before. After bufIdle of silence the
+// held bytes go (prune.go), the blocks with them, back to the budget and
+// to the engine's list, from which the next flow that needs one takes it.
+func TestHeldRangeBlocksWithinBudget(t *testing.T) {
+	m := NewMemory(64 << 20)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGW(t, Config{TEPs: testTEPs})
+	t.Cleanup(ga.noPanics)
+	const conns, ranges, fit = 10, 20, 3
+	var cs []sparseConn
+	for i := range conns {
+		c := openSparse(t, ga, gb, uint16(41000+i))
+		for k := range inlineSpans {
+			c.byteAt(ga, int64(2*k+1))
+		}
+		cs = append(cs, c)
+	}
+	base := m.Used()
+	m.SetLimit(base + fit*spanBlockSize) // room for fit blocks
+	for _, c := range cs {
+		for k := inlineSpans; k < ranges; k++ {
+			c.byteAt(ga, int64(2*k+1))
+		}
+	}
+	cnt := ga.e.Counters()
+	widened := 0
+	for i, c := range cs {
+		want := inlineSpans
+		if c.f.rcv.held.big != nil {
+			widened++
+			want = ranges
+		}
+		if n := c.f.rcv.held.len(); n != want {
+			t.Fatalf("connection %d: %d ranges held, want %d", i, n, want)
+		}
+	}
+	full := cnt.Drops[DropReasmFull].Load()
+	if widened != fit || cnt.HeldWidened.Load() != fit || m.Used() != base+fit*spanBlockSize || full != (conns-fit)*(ranges-inlineSpans) {
+		t.Fatalf("%d flows with a block (held_widened %d), budget %d above the rest, want %d; reassembly_full %d",
+			widened, cnt.HeldWidened.Load(), m.Used()-base, fit*spanBlockSize, full)
+	}
+	m.SetLimit(64 << 20)
+	ga.now += int64(bufIdle)
+	for range 3 {
+		ga.tick(int64(10 * time.Millisecond))
+	}
+	for i, c := range cs {
+		if c.f.rcv.held.len() != 0 || c.f.rcv.held.big != nil {
+			t.Fatalf("connection %d after bufIdle of silence: %d ranges, block kept %v", i, c.f.rcv.held.len(), c.f.rcv.held.big != nil)
+		}
+	}
+	if ga.e.spanFreeN != fit || m.Used() >= base {
+		t.Fatalf("after bufIdle of silence: %d blocks for reuse, want %d; budget %d, before the blocks %d", ga.e.spanFreeN, fit, m.Used(), base)
+	}
+	for k := range ranges {
+		cs[0].byteAt(ga, int64(2*k+1))
+	}
+	if cs[0].f.rcv.held.len() != ranges || ga.e.spanFreeN != fit-1 || cnt.HeldWidened.Load() != fit+1 {
+		t.Fatalf("%d ranges held again, %d blocks left for reuse, held_widened %d", cs[0].f.rcv.held.len(), ga.e.spanFreeN, cnt.HeldWidened.Load())
+	}
+	// Memory pressure: the held bytes go first (prune.go), the block with
+	// them, and it counts toward what the prune gave back.
+	used := m.Used()
+	freed := ga.e.dropListed(1)
+	if cs[0].f.rcv.held.big != nil || freed < spanBlockSize || m.Used() != used-freed || ga.e.spanFreeN != fit {
+		t.Fatalf("pruned: block kept %v, %d bytes freed (budget %d -> %d), %d blocks for reuse",
+			cs[0].f.rcv.held.big != nil, freed, used, m.Used(), ga.e.spanFreeN)
+	}
+	expireAll(t, m, ga)
 }

@@ -101,6 +101,9 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	f.state = stPlain
 	e.embLeave(f)
 	e.freeBufs(f)
+	// A block of held ranges is kept for reuse (its cost went back with
+	// the buffers).
+	e.putSpans(f.rcv.held.big)
 	e.dropPrev(f) // this record now stands for the tuple's connection
 	e.unnegotiated(f)
 	f.wipeSecrets()

@@ -409,10 +409,7 @@ func TestSegmentStraddlingTheEdgeTrimmed(t *testing.T) {
 		}
 	}
 	d := &f.rcv
-	taken := d.rcvW
-	if d.held.n > 0 {
-		taken = max(taken, d.held.r[d.held.n-1].e)
-	}
+	taken := d.held.top(d.rcvW)
 	if n := pr.gb.e.Counters().Drops[DropOutOfWindow].Load() - oow; n != 0 || taken != hi || d.pendFIN >= 0 {
 		t.Fatalf("R's segments up to %d with the edge at %d: out_of_window %d, G_B took the stream up to %d (FIN at %d)", hi+500, hi, n, taken, d.pendFIN)
 	}

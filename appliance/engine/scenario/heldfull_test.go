@@ -7,8 +7,12 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/engine"
 )
 
+// heldMax is how many separate ranges a flow's reassembly keeps (the
+// engine's maxSpans).
+const heldMax = 64
+
 // TestInOrderWithHeldRangesFull: R's out-of-order segments leave G_B
-// holding as many separate ranges as its reassembly keeps (16), and R's
+// holding as many separate ranges as its reassembly keeps (heldMax), and R's
 // retransmission of the segment at the next expected offset does not reach
 // the first of them. The segment is in order: G_B must take it (RFC 9293
 // §3.10.7.4 processes in-order data; only out-of-order data may be dropped
@@ -20,26 +24,30 @@ func TestInOrderWithHeldRangesFull(t *testing.T) {
 	f := full(t)
 	f.handshake(t)
 	w, a := f.w, f.a
-	const n, size = 34, 100
+	const n, size = 2*heldMax + 2, 100
 	segs := make([][]byte, n)
 	for i := range segs {
 		segs[i] = chunk(byte('A'+i%26), size)
 	}
 	// Each segment is one frame on the link, size + ovh bytes from the
 	// first frame's offset. Lost: the first, and every other one up to
-	// the 31st: G_B holds 2, 4, ..., 30 and 32-33, 16 ranges.
+	// the (2*heldMax-1)th: G_B holds 2, 4, ..., 2*heldMax-2 and the last
+	// two, heldMax ranges.
 	w1 := uint32(isnA + 1 + init1)
 	lost := func(_ int, s Seg) bool {
 		i := int(s.Seq-w1) / (size + ovh)
-		return len(s.Payload) > 0 && (i == 0 || (i%2 == 1 && i < 32))
+		return len(s.Payload) > 0 && (i == 0 || (i%2 == 1 && i < 2*heldMax))
 	}
 	rule := w.Link.Add(Rule{Dir: AtoB, Times: -1, Match: lost, Drop: true})
 	for i, s := range segs {
 		w.Host(SideA, a.Data(i*size, isnB+1, s))
 	}
 	w.Run(latency)
-	if rule.Hits != 17 {
-		t.Fatalf("%d segments lost, want 17", rule.Hits)
+	if rule.Hits != heldMax+1 {
+		t.Fatalf("%d segments lost, want %d", rule.Hits, heldMax+1)
+	}
+	if fb := one2(t, w.Flows(SideB)); fb.Stream == nil || fb.Stream.In.WireHeldSpans != heldMax {
+		t.Fatalf("G_B holds %+v, want %d ranges", fb.Stream, heldMax)
 	}
 	if got := withData(w.Take(SideB)); len(got) != 0 {
 		t.Fatalf("b got %v before the first segment", got)
@@ -57,7 +65,7 @@ func TestInOrderWithHeldRangesFull(t *testing.T) {
 		t.Fatalf("b has %d bytes in order after the retransmission of the first segment, want %d", len(st.Contiguous()), size)
 	}
 	// Then the rest, one retransmission per hole: b gets everything.
-	for i := 1; i < 32; i += 2 {
+	for i := 1; i < 2*heldMax; i += 2 {
 		w.Host(SideA, a.Data(i*size, isnB+1, segs[i]))
 	}
 	w.Run(latency)
@@ -69,7 +77,7 @@ func TestInOrderWithHeldRangesFull(t *testing.T) {
 
 // TestInitAfterHeldRangesFull is TestInOrderWithHeldRangesFull during the
 // key exchange: G_B's Init message is delayed on the link while b's first
-// frames behind it arrive with every other one lost, so G_A holds 16
+// frames behind it arrive with every other one lost, so G_A holds heldMax
 // separate ranges and no keys. The Init message, in order when it comes,
 // must still be taken (and the keys made): dropped as one range too many,
 // it was dropped again at each of G_B's retransmissions until G_B gave up
@@ -79,12 +87,12 @@ func TestInitAfterHeldRangesFull(t *testing.T) {
 	w, b := f.w, f.b
 	f.stepSYN(t)
 	f.stepSYNACK(t)
-	const n, size = 34, 100
+	const n, size = 2*heldMax + 2, 100
 	w2 := uint32(isnB + 1 + init2) // b's first frame
 	hold := w.Link.Add(Rule{Dir: BtoA, Match: func(_ int, s Seg) bool { return len(s.Payload) > 0 && s.Seq == isnB+1 }, Hold: true})
 	lost := w.Link.Add(Rule{Dir: BtoA, Times: -1, Match: func(_ int, s Seg) bool {
 		i := int(s.Seq-w2) / (size + ovh)
-		return len(s.Payload) > 0 && s.Seq != isnB+1 && (i == 0 || (i%2 == 1 && i < 32))
+		return len(s.Payload) > 0 && s.Seq != isnB+1 && (i == 0 || (i%2 == 1 && i < 2*heldMax))
 	}, Drop: true})
 	f.stepACK(t)
 	w.Run(latency) // Init1 reaches G_B, which sends Init2 (held on the link)
@@ -97,8 +105,8 @@ func TestInitAfterHeldRangesFull(t *testing.T) {
 		w.Host(SideB, b.Data(i*size, isnA+1, segs[i]))
 	}
 	w.Run(latency)
-	if lost.Hits != 17 {
-		t.Fatalf("%d frames lost, want 17", lost.Hits)
+	if lost.Hits != heldMax+1 {
+		t.Fatalf("%d frames lost, want %d", lost.Hits, heldMax+1)
 	}
 	reasm := w.G[SideA].Counters().Drops[engine.DropReasmFull].Load()
 	w.Link.Release(w.Now, hold)
@@ -110,7 +118,7 @@ func TestInitAfterHeldRangesFull(t *testing.T) {
 		t.Fatalf("G_A has no keys after G_B's Init message arrived in order: %+v", fa)
 	}
 	w.Link.Rules = nil
-	for i := 0; i < 32; i++ {
+	for i := 0; i < 2*heldMax; i++ {
 		if i == 0 || i%2 == 1 {
 			w.Host(SideB, b.Data(i*size, isnA+1, segs[i]))
 		}
