@@ -101,14 +101,16 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	f.state = stPlain
 	e.embLeave(f)
 	e.freeBufs(f)
-	// A block of held ranges is kept for reuse (its cost went back with
-	// the buffers).
-	e.putSpans(f.rcv.held.big)
 	e.dropPrev(f) // this record now stands for the tuple's connection
 	e.unnegotiated(f)
 	f.wipeSecrets()
 	f.settings, f.ini, f.rsp = nil, nil, nil
+	// A block of held ranges is kept for reuse (its cost went back with
+	// the buffers), once the record no longer points to it: a block on the
+	// free list belongs to no flow (spans.go).
+	b := f.rcv.held.big
 	f.enc, f.rcv = encDir{}, decDir{}
+	e.putSpans(b)
 }
 
 // wipeSecrets zeroes what an ending flow holds of its keys: its KeyRing,
