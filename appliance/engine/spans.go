@@ -250,7 +250,8 @@ const spanBlockSize = int64(unsafe.Sizeof(spanBlock{}))
 // goes past inlineSpans ranges again and again (holes made and filled at
 // high loss) takes one from the list, not from the allocator. The list is
 // not charged to the budget (as the engine's other lists are not): at most
-// spanFreeMax*spanBlockSize bytes per engine, 33 KiB.
+// spanFreeMax*spanBlockSize bytes per engine: 32 blocks of 1040 bytes
+// (on 64-bit), 32.5 KiB.
 const spanFreeMax = 32
 
 // widenHeld moves f's reassembly ranges to a block of maxSpans when its
