@@ -411,3 +411,37 @@ func TestHeldRangeBlocksWithinBudget(t *testing.T) {
 	}
 	expireAll(t, m, ga)
 }
+
+// A flow that ends while its reassembly's ranges are in a block (spans.go)
+// gives the block back to the budget with the rest of its memory: here R's
+// RST ends one of two such flows, and the other ends at its timeout
+// (expireAll checks that nothing is left charged).
+func TestHeldRangeBlockGoesWithFlowEnd(t *testing.T) {
+	m := NewMemory(64 << 20)
+	ga, gb := newGWMem(t, Config{TEPs: testTEPs}, m), newGW(t, Config{TEPs: testTEPs})
+	t.Cleanup(ga.noPanics)
+	c, c2 := openSparse(t, ga, gb, 41000), openSparse(t, ga, gb, 41001)
+	for k := range inlineSpans {
+		c.byteAt(ga, int64(2*k+1))
+		c2.byteAt(ga, int64(2*k+1))
+	}
+	// What c is charged before its block, the block being all that the
+	// ranges past inlineSpans add.
+	before := recordCost + c.f.bufBytes()
+	for k := inlineSpans; k < 20; k++ {
+		c.byteAt(ga, int64(2*k+1))
+		c2.byteAt(ga, int64(2*k+1))
+	}
+	if c.f.rcv.held.big == nil || c2.f.rcv.held.big == nil || c.f.rcv.held.len() != 20 || c2.f.rcv.held.len() != 20 {
+		t.Fatalf("%d and %d ranges held, blocks %v %v", c.f.rcv.held.len(), c2.f.rcv.held.len(), c.f.rcv.held.big != nil, c2.f.rcv.held.big != nil)
+	}
+	used, cost := m.Used(), recordCost+c.f.bufBytes()
+	ga.push(Outside, tcpFrame(addrB, c.a, c.wire.ack, c.wire.seq, rstF|ackF, 0, nil, nil))
+	if ga.e.flows[flowKey{in: c.a, out: addrB}] != nil {
+		t.Fatal("R's RST did not end the flow")
+	}
+	if freed := used - m.Used(); freed != cost || cost != before+spanBlockSize {
+		t.Fatalf("R's RST gave back %d bytes, want %d (%d before the block, block %d)", freed, before+spanBlockSize, before, spanBlockSize)
+	}
+	expireAll(t, m, ga) // c2 ends holding its block
+}
