@@ -114,8 +114,15 @@ func TestInitAfterHeldRangesFull(t *testing.T) {
 	if d := w.G[SideA].Counters().Drops[engine.DropReasmFull].Load() - reasm; d != 0 {
 		t.Errorf("G_A dropped %d in-order segments as reassembly_full", d)
 	}
-	if fa := one2(t, w.Flows(SideA)); !fa.Encrypted {
+	fa := one2(t, w.Flows(SideA))
+	if !fa.Encrypted {
 		t.Fatalf("G_A has no keys after G_B's Init message arrived in order: %+v", fa)
+	}
+	// The holes behind the Init message are still open: G_A holds as many
+	// ranges as its reassembly keeps (a flow reports its stream once it
+	// has keys, hence here and not before the Init message).
+	if fa.Stream == nil || fa.Stream.In.WireHeldSpans != heldMax {
+		t.Fatalf("G_A holds %+v, want %d ranges", fa.Stream, heldMax)
 	}
 	w.Link.Rules = nil
 	for i := 0; i < 2*heldMax; i++ {
