@@ -52,11 +52,7 @@ func TestInit2LossFastRetransmitSACK(t *testing.T) {
 	_, o = gb.push(Outside, dup.frame())
 	none(t, "G_B on a repeated duplicate ACK", o)
 	toIn, _ = ga.push(Outside, r.frame())
-	var got []byte
-	for _, f := range toIn {
-		got = append(got, parse(t, f).payload...)
-	}
-	if !bytes.Equal(got, msg) {
+	if got := stream(t, frames(t, toIn)); !bytes.Equal(got, msg) {
 		t.Fatalf("a got %q, want %q", got, msg)
 	}
 }
@@ -118,7 +114,7 @@ func TestRekeyFrameLossFastRetransmit(t *testing.T) {
 		t.Fatal("the resent rekey frame is not counted")
 	}
 	atB, _ = pr.toB([]segv{*again})
-	if len(atB) != 1 || !bytes.Equal(atB[0].payload, msg) {
+	if got := stream(t, atB); !bytes.Equal(got, msg) {
 		t.Fatalf("b got %+v after the rekey frame arrived", atB)
 	}
 }

@@ -205,7 +205,9 @@ func (e *Engine) wireInOrder(now int64, f *flow, data []byte, hostAck int64, tx 
 		// new ACK from L, and a new nudge for it.
 		d.ackWait &^= ackHoleNudged
 	}
-	if holeFilled && d.sentH-delivered > releaseMin {
+	if heldFrom >= 0 && d.rcvW > heldFrom && d.sentH > delivered {
+		// Bytes held behind the hole went to L: a release, however
+		// short (release.go).
 		e.startRelease(f, tx[Inside])
 	}
 	e.firstFrameWatch(now, f)

@@ -78,11 +78,7 @@ func TestWireLossSACKAndHostRetransmission(t *testing.T) {
 		t.Fatal("retransmission at another offset")
 	}
 	atB, _ = pr.toB([]segv{r2})
-	var got []byte
-	for _, s := range atB {
-		got = append(got, s.payload...)
-	}
-	if !bytes.Equal(got, append(append([]byte{}, p2...), p3...)) {
+	if got := stream(t, atB); !bytes.Equal(got, append(append([]byte{}, p2...), p3...)) {
 		t.Fatalf("b got %d bytes after the gap filled", len(got))
 	}
 	if atB[0].seq != s1+100 {

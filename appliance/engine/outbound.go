@@ -155,6 +155,9 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if len(data) <= 1 && !fin && probe {
 		return e.keepAliveToR(f, p, ackW, tx[Outside])
 	}
+	if ackW != d.lastAckW {
+		e.ackRelease(f, ackW) // L's data acknowledges part of a release: R gets the ACK it last got
+	}
 	if d.held.n > 0 && f.sackOK && f.state == stOpen {
 		// R's bytes past a hole are held: a plain receiver's data
 		// segments, new or resent, would carry their SACK blocks (RFC

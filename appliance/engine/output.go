@@ -401,8 +401,8 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := f.ackToR()
-	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), win: f.winToR(), opts: e.opts.bytes()}
+	ack, win := f.dataAckToR()
+	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), win: win, opts: e.opts.bytes()}
 	var buf []byte
 	segs := 1
 	nWanted := n

@@ -28,9 +28,13 @@ package engine
 // second Tick after it was held: one Tick could come between the release
 // and the answer.
 
-// releaseMin is the least plaintext a hole's filling must deliver at once
-// for L's ACKs of it to be folded: more than two full segments.
-const releaseMin = 2 * 1460
+// Any release is folded, one held segment behind the filling one too: L
+// may acknowledge the two apart (a host in quick-ACK mode acknowledges
+// every segment), and the second ACK, of a segment R sent once and long
+// before, is a stale sample like any other. One stale sample of 0.7 s
+// behind a middlebox that makes SACK useless took a Linux sender's
+// timeout from 200 ms to 780 ms for the next ten seconds, where every
+// loss waited for it.
 
 // decDir.ackWait, for releases: a state, and whether the flow is in Engine.ackHeld,
 // which it stays in until the next Tick even when its ACK went otherwise
@@ -87,7 +91,15 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	if d.releaseEnd == 0 {
 		return false
 	}
-	if d.ackH >= d.releaseEnd || ackW == d.lastAckW || e.si.nsack > 0 {
+	dsack := e.si.onlyDSACK(f, d.ackH)
+	if ackW == d.lastAckW && dsack {
+		// L reports a duplicate (R resent what L had: RFC 2883) at the
+		// ACK R last heard: it goes to R, and the release goes on. L
+		// answers every duplicate so, and hosts answering R's resent
+		// bytes from before a hole filled ended each release at once.
+		return false
+	}
+	if d.ackH >= d.releaseEnd || ackW == d.lastAckW || e.si.nsack > 0 && !dsack {
 		// The release is acknowledged whole (this ACK says so), or L
 		// repeats what R last heard (a duplicate ACK; a repeat of a
 		// held ACK is folded too) or reports a loss: R must hear it now.
@@ -105,6 +117,37 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	if d.ackWait&ackListed == 0 {
 		d.ackWait |= ackListed
 		e.ackHeld = append(e.ackHeld, f)
+	}
+	return true
+}
+
+// dataAckToR is the ACK and window for L's data to R. While an ACK of
+// L's inside a release is held, it is the ACK R last got: L's data
+// segments acknowledge the release piece by piece as its pure ACKs do, and
+// R takes the ACK on a data segment as alone (a host sending both ways
+// acknowledged the hole's filling segment on data, then the rest in one
+// pure ACK: a stale sample all the same). The window keeps its right edge.
+func (f *flow) dataAckToR() (int64, uint16) {
+	d := &f.rcv
+	ack, win := f.ackToR(), f.winToR()
+	if d.releaseEnd == 0 || d.ackWait&ackState == ackNotHeld || d.lastAckW < 0 || d.lastAckW >= ack {
+		return ack, win
+	}
+	w := (int64(win)<<f.wsLe + ack - d.lastAckW) >> f.wsLe
+	return d.lastAckW, uint16(min(w, 0xffff))
+}
+
+// onlyDSACK reports whether L's SACK blocks are only D-SACK blocks (RFC
+// 2883 §4: wholly below its cumulative ACK ackH): a duplicate reported,
+// no hole.
+func (si *segInfo) onlyDSACK(f *flow, ackH int64) bool {
+	if si.nsack == 0 {
+		return false
+	}
+	for i := 0; i < si.nsack; i++ {
+		if unwrap(si.sack[i][1], f.isnR, ackH) > ackH {
+			return false
+		}
 	}
 	return true
 }

@@ -86,6 +86,110 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 	}
 }
 
+// The shortest release: one segment held behind the hole. b, in quick-ACK
+// mode, acknowledges the filling segment and the held one apart; the
+// second ACK alone, of a segment a sent once and long before, would be a
+// stale RTT sample (behind a middlebox that makes SACK useless, one of
+// 0.7 s took a Linux sender's timeout to 780 ms for ten seconds). So G_B
+// folds it too: b is nudged, and R gets one ACK of both. Before, only a
+// release of more than two full segments was folded.
+func TestShortReleaseACKsGoAsOne(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr := handshake(t)
+		h := new(newHosts())
+		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+			f.sackOK = sack
+		}
+		wire := pr.aSendsMany(h, 2)
+		if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
+			t.Fatalf("b got %d segments past the hole", len(atB))
+		}
+		atB, _ := pr.toB(wire[:1])
+		if got := stream(t, atB); len(got) != 2000 {
+			t.Fatalf("the release delivered %d bytes, want 2000", len(got))
+		}
+		if nudge := atB[len(atB)-1]; nudge.seq != isnA+1+1999 || len(nudge.payload) != 1 {
+			t.Fatalf("after the release b got seq %x with %d bytes, want its last byte again", nudge.seq, len(nudge.payload))
+		}
+		if out := pr.bAcks(h, isnA+1+1000); len(out) != 0 {
+			t.Fatalf("sack=%v: b's ACK of the filling segment alone went to R: %d segments", sack, len(out))
+		}
+		out := pr.bAcks(h, isnA+1+2000)
+		if want := wire[1].seq + uint32(len(wire[1].payload)); len(out) != 1 || out[0].ack != want {
+			t.Fatalf("sack=%v: b's ACK of both: %d segments to R, want one ACK of both frames", sack, len(out))
+		}
+	}
+}
+
+// While a release's ACK is held, b reports a duplicate it got (R resent
+// bytes b had; a sender after its retransmission timeout resends all it
+// has outstanding, and hosts answer each with a D-SACK at their ACK,
+// RFC 2883). The report goes to R, but it is no loss: the release goes on,
+// and b's ACKs inside it stay folded. Before, the D-SACK ended the
+// release, and every later ACK of b's went to R alone, stale RTT samples
+// that took a Linux sender's timeout from 200 ms to seconds.
+func TestDSACKKeepsReleaseFolded(t *testing.T) {
+	pr := handshake(t)
+	h := new(newHosts())
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = true
+	}
+	first := pr.aSendsMany(h, 2)
+	if atB, _ := pr.toB(first); len(stream(t, atB)) != 2000 {
+		t.Fatal("the first 2000 bytes did not reach b")
+	}
+	pr.bAcks(h, isnA+1+2000)
+	wire := pr.aSendsMany(h, 11)
+	if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
+		t.Fatalf("b got %d segments past the hole", len(atB))
+	}
+	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+		t.Fatal("the release did not deliver 11000 bytes")
+	}
+	pr.tsB++
+	opts := sackOpts(tsOpt(pr.tsB, pr.tsA), isnA+1+1000, isnA+1+2000)
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+2000, ackF, 509, opts, nil))
+	for _, f := range toOut {
+		if s := parse(t, f); s.ack != first[1].seq+uint32(len(first[1].payload)) {
+			t.Fatalf("b's D-SACK went to R with ACK %x, past what b acknowledged", s.ack)
+		}
+	}
+	if out := pr.bAcks(h, isnA+1+6000); len(out) != 0 {
+		t.Fatalf("after a D-SACK, b's ACK inside the release went to R alone: %d segments", len(out))
+	}
+	out := pr.bAcks(h, isnA+1+13000)
+	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
+	}
+}
+
+// b sends data of its own while a release's ACK is held, and its data
+// segment acknowledges only the hole's filling segment. It goes to R with
+// the ACK R last got (its window edge kept), and R gets one ACK of the
+// whole release from b's answer to the nudge: an ACK on data gives a's
+// sender an RTT sample as a pure one does, and after it the release's ACK
+// covers only data sent once and long before.
+func TestDataDuringReleaseKeepsItsACK(t *testing.T) {
+	pr, h, wire := heldBehindHole(t, false)
+	lastAck := wire[0].seq // G_B's duplicate ACKs: the hole
+	atB, _ := pr.toB(wire[:1])
+	if len(stream(t, atB)) != 11000 {
+		t.Fatal("the release did not deliver 11000 bytes")
+	}
+	pr.tsB++
+	fr := tcpFrame(addrB, addrA, h.bNext, isnA+1+1000, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), []byte("reply"))
+	h.bNext += 5
+	_, toOut := pr.gb.push(Inside, fr)
+	d := one(t, "G_B's frame of b's data", toOut)
+	if d.ack != lastAck {
+		t.Fatalf("b's data went to R with ACK %x, want %x (what R last got): it acknowledges part of the release alone", d.ack, lastAck)
+	}
+	out := pr.bAcks(h, isnA+1+11000)
+	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
+	}
+}
+
 // While b's ACK of a release is held, a frame from a past a new hole
 // comes: b has not acknowledged the release, so G_B tells R nothing yet (an
 // ACK that then moved would make R's sender undo its recovery: dupack.go)
@@ -261,4 +365,38 @@ func heldBehindHole(t *testing.T, sack bool) (*pair, *hosts, []segv) {
 		t.Fatalf("b got %d segments past the hole", len(atB))
 	}
 	return pr, &h, wire
+}
+
+// stream returns the bytes of segs, one host's segments in order, as its
+// TCP takes them: a segment reaching below the bytes before it (the nudge
+// after a release repeats its last byte: release.go) adds only what is new,
+// and what it repeats must equal the first copy.
+func stream(t *testing.T, segs []segv) []byte {
+	t.Helper()
+	var got []byte
+	for _, s := range segs {
+		if len(got) == 0 && len(s.payload) > 0 && s.seq != segs[0].seq {
+			t.Fatalf("the stream starts at %x, its first segment at %x", s.seq, segs[0].seq)
+		}
+		off := int(int32(s.seq - segs[0].seq))
+		if off < 0 || off > len(got) {
+			t.Fatalf("segment at %x: %d bytes past the stream's end (a hole)", s.seq, off-len(got))
+		}
+		over := min(len(got)-off, len(s.payload))
+		if !bytes.Equal(got[off:off+over], s.payload[:over]) {
+			t.Fatalf("segment at %x repeats bytes that differ from the first copy", s.seq)
+		}
+		got = append(got, s.payload[over:]...)
+	}
+	return got
+}
+
+// frames parses frames (to one host).
+func frames(t *testing.T, fs [][]byte) []segv {
+	t.Helper()
+	segs := make([]segv, len(fs))
+	for i, f := range fs {
+		segs[i] = parse(t, f)
+	}
+	return segs
 }
