@@ -434,7 +434,15 @@ func (e *Engine) wireAccept(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 		return e.drop(DropOutOfWindow), false
 	case segEnd > w && segEnd < lo:
 		// Data R sent again although we acknowledged it: answer it
-		// (duplicate re-delivers what L may have lost, or ACKs).
+		// (duplicate re-delivers what L may have lost, or ACKs). It
+		// starts below Last.ACK.sent, so its TSval is TS.Recent and our
+		// answer echoes it (RFC 7323 §4.3): R's sender then measures the
+		// round trip of this resend, not the time since the segment
+		// before it (when our first ACK was lost, seconds).
+		if e.si.hasTS {
+			f.tsR = newerTS(f.tsR, e.si.tsVal)
+			f.noteTSRecent(now, w, e.si.tsVal)
+		}
 		e.duplicate(f, w, w+n, tx)
 		return Forwarded, false
 	case segEnd == w && w < lo-(hi-d.ackW):

@@ -400,3 +400,36 @@ func frames(t *testing.T, fs [][]byte) []segv {
 	}
 	return segs
 }
+
+// R resends a frame b has acknowledged (G_B's ACK of it was lost, and R's
+// timer fired again). G_B's answer echoes the resend's TSval (RFC 7323
+// §4.3: the segment starts below Last.ACK.sent, so its TSval becomes
+// TS.Recent), and R's sender measures the round trip of the resend. Before,
+// the answer echoed the TSval of the segment before it: behind a box that
+// makes SACK useless, a sender whose ACK was lost took the 0.43 s since
+// its first retransmission as its RTT.
+func TestDuplicateAnswerEchoesItsTSval(t *testing.T) {
+	pr := handshake(t)
+	h := new(newHosts())
+	wire := pr.aSendsMany(h, 2)
+	if atB, _ := pr.toB(wire); len(stream(t, atB)) != 2000 {
+		t.Fatal("the 2000 bytes did not reach b")
+	}
+	pr.bAcks(h, isnA+1+2000)
+	again := wire[0] // wholly below what R was told
+	again.opts = append([]byte{}, wire[0].opts...)
+	ts := option(again.opts, 8)[2:] // kind, length, TSval, TSecr
+	tsval := binary.BigEndian.Uint32(ts) + 500
+	binary.BigEndian.PutUint32(ts, tsval)
+	if binary.BigEndian.Uint32(option(again.opts, 8)[2:]) != tsval {
+		t.Fatal("the test did not change the resend's TSval")
+	}
+	_, back := pr.toB([]segv{again})
+	if len(back) != 1 {
+		t.Fatalf("G_B's answer to the resent frame: %d segments, want one ACK", len(back))
+	}
+	r := back[0]
+	if ecr := binary.BigEndian.Uint32(option(r.opts, 8)[6:]); ecr != tsval {
+		t.Fatalf("G_B's answer echoes TSval %d, want the resend's %d", ecr, tsval)
+	}
+}
