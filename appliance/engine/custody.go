@@ -68,6 +68,11 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
 		return
 	}
+	if f.rcv.held.n == 0 && f.releaseAckHeld() {
+		// L's ACK inside a release waits for the rest of it (release.go);
+		// custody cannot move meanwhile (ackW is below the frames opened).
+		return
+	}
 	if f.rcv.held.n > 0 {
 		// Out-of-order bytes are still held: say so in SACK blocks, as
 		// every ACK must while they are (RFC 2018 §4).

@@ -488,7 +488,7 @@ func (e *Engine) consume(now int64, f *flow, chunk []byte, tx [2]TxSink) (int, e
 	}
 	if f.ackOwed {
 		f.ackOwed = false
-		if a := e.wireAckFromHost(f, d.ackH); a != d.lastAckW {
+		if a := e.wireAckFromHost(f, d.ackH); a != d.lastAckW && !f.releaseAckHeld() {
 			e.ackR(f, tx[Outside], nil)
 		}
 	}

@@ -139,7 +139,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	probe := s == una-1 && en.ackH == top
 	if len(data) == 0 && !fin {
 		if probe {
-			return e.keepAliveToR(f, p, ackW, tx[Outside])
+			return e.keepAliveToR(f, p, tx[Outside])
 		}
 		if ackW == d.lastAckW && f.winToR() == d.lastWin && !d.answer && !f.enoOut && si.nsack == 0 {
 			e.c.AcksSuppressed.Add(1) // would be a spurious duplicate ACK on the wire
@@ -153,7 +153,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		return Forwarded
 	}
 	if len(data) <= 1 && !fin && probe {
-		return e.keepAliveToR(f, p, ackW, tx[Outside])
+		return e.keepAliveToR(f, p, tx[Outside])
 	}
 	if ackW != d.lastAckW {
 		e.ackRelease(f, ackW) // L's data acknowledges part of a release: R gets the ACK it last got
@@ -270,7 +270,7 @@ func (e *Engine) wireAckFromHost(f *flow, ackH int64) int64 {
 
 // keepAliveToR translates a keep-alive probe (seq = next-1, 0 or 1 byte):
 // it goes to R at the wire offset next-1 and never enters the frame stream.
-func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) Verdict {
+func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, to TxSink) Verdict {
 	e.c.KeepAlives.Add(1)
 	e.opts.reset()
 	if e.si.hasTS {
@@ -280,11 +280,12 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, ackW int64, to TxSink) 
 		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
 	}
 	// L's window is in host space: R gets the one that fits ours (winToR).
-	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ackW), flags: p.Flags(), win: f.winToR(), opts: e.opts.bytes()}
+	ack, win := f.dataAckToR() // not past a release's held ACK (release.go)
+	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ack), flags: p.Flags(), win: win, opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe
 	// works as well empty (the seq is below R's next anyway).
 	if e.send(to, &f.toR, &s, nil) {
-		f.toldR(ackW, s.win)
+		f.toldR(ack, s.win)
 	}
 	return Forwarded
 }
@@ -592,8 +593,8 @@ func (e *Engine) probeR(f *flow, to TxSink) {
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack := f.ackToR()
-	s := seg{seq: wrap(f.isnL, f.enc.ackW-1), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	ack, win := f.dataAckToR() // not past a release's held ACK (release.go)
+	s := seg{seq: wrap(f.isnL, f.enc.ackW-1), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: win, opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
 		f.rcv.lastAckW, f.rcv.lastWin = ack, s.win

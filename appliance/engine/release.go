@@ -84,8 +84,10 @@ func (si *segInfo) dropNudgeDSACK(ack uint32) {
 	}
 }
 
-// ackRelease reports whether L's pure ACK, which moved the wire ACK to
-// ackW, falls inside a release and waits (held) instead of going to R.
+// ackRelease reports whether L's ACK, which moved the wire ACK to ackW,
+// falls inside a release and waits (held) instead of going to R: a pure
+// ACK is then consumed, L's data goes with the ACK R last got
+// (dataAckToR).
 func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	d := &f.rcv
 	if d.releaseEnd == 0 {
@@ -130,11 +132,19 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 func (f *flow) dataAckToR() (int64, uint16) {
 	d := &f.rcv
 	ack, win := f.ackToR(), f.winToR()
-	if d.releaseEnd == 0 || d.ackWait&ackState == ackNotHeld || d.lastAckW < 0 || d.lastAckW >= ack {
+	if !f.releaseAckHeld() || d.lastAckW < 0 || d.lastAckW >= ack {
 		return ack, win
 	}
 	w := (int64(win)<<f.wsLe + ack - d.lastAckW) >> f.wsLe
+	// Rounded down twice (winToR, then here): never below an edge R got.
+	w = max(w, (d.toldEdge-d.lastAckW)>>f.wsLe)
 	return d.lastAckW, uint16(min(w, 0xffff))
+}
+
+// releaseAckHeld reports whether an ACK of L's inside a release waits for
+// the rest of it: nothing may tell R more of the release before it goes.
+func (f *flow) releaseAckHeld() bool {
+	return f.rcv.releaseEnd != 0 && f.rcv.ackWait&ackState != ackNotHeld
 }
 
 // onlyDSACK reports whether L's SACK blocks are only D-SACK blocks (RFC

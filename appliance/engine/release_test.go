@@ -149,10 +149,11 @@ func TestDSACKKeepsReleaseFolded(t *testing.T) {
 	pr.tsB++
 	opts := sackOpts(tsOpt(pr.tsB, pr.tsA), isnA+1+1000, isnA+1+2000)
 	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+2000, ackF, 509, opts, nil))
-	for _, f := range toOut {
-		if s := parse(t, f); s.ack != first[1].seq+uint32(len(first[1].payload)) {
-			t.Fatalf("b's D-SACK went to R with ACK %x, past what b acknowledged", s.ack)
-		}
+	if len(toOut) != 1 {
+		t.Fatalf("b's D-SACK: %d segments to R, want its ACK", len(toOut))
+	}
+	if s := parse(t, toOut[0]); s.ack != first[1].seq+uint32(len(first[1].payload)) {
+		t.Fatalf("b's D-SACK went to R with ACK %x, not what b acknowledged", s.ack)
 	}
 	if out := pr.bAcks(h, isnA+1+6000); len(out) != 0 {
 		t.Fatalf("after a D-SACK, b's ACK inside the release went to R alone: %d segments", len(out))
@@ -160,6 +161,58 @@ func TestDSACKKeepsReleaseFolded(t *testing.T) {
 	out := pr.bAcks(h, isnA+1+13000)
 	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
 		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
+	}
+}
+
+// The D-SACK of a resend arrives after b has acknowledged part of the
+// release (R's sender resent what it had outstanding, and G_B redelivered
+// it): it reports no loss, so it is held with b's ACK as any ACK inside
+// the release, and R gets one ACK of the whole release.
+func TestDSACKInsideReleaseHeld(t *testing.T) {
+	pr, h, wire := heldBehindHole(t, true)
+	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+		t.Fatal("the release did not deliver 11000 bytes")
+	}
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R: %d segments", len(out))
+	}
+	pr.tsB++
+	opts := sackOpts(tsOpt(pr.tsB, pr.tsA), isnA+1+4000, isnA+1+5000)
+	if _, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+6000, ackF, 509, opts, nil)); len(toOut) != 0 {
+		t.Fatalf("b's D-SACK inside the release: %d segments to R, want none (it reports no loss)", len(toOut))
+	}
+	out := pr.bAcks(h, isnA+1+11000)
+	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
+	}
+}
+
+// A frame from R arrives in order while b's ACK of a release is held (a
+// sender in recovery sends new data behind its retransmission): G_B's ACK
+// of the partial frame (custody) would tell R the part of the release b
+// acknowledged. It waits with b's ACK, and R gets one ACK of the release
+// and the new frame.
+func TestInOrderDuringReleaseWaits(t *testing.T) {
+	pr, h, wire := heldBehindHole(t, false)
+	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+		t.Fatal("the release did not deliver 11000 bytes")
+	}
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R: %d segments", len(out))
+	}
+	more := pr.aSendsMany(h, 1)
+	atB, back := pr.toB(more)
+	if len(stream(t, atB)) == 0 {
+		t.Fatal("the new frame did not reach b")
+	}
+	for _, s := range back {
+		if s.ack != wire[0].seq {
+			t.Fatalf("the new frame drew an ACK %x to R while b's ACK of the release is held (R last got %x)", s.ack, wire[0].seq)
+		}
+	}
+	out := pr.bAcks(h, isnA+1+12000)
+	if want := more[len(more)-1].seq + uint32(len(more[len(more)-1].payload)); len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's ACK of the release and the new frame: %d segments to R, want one ACK of all", len(out))
 	}
 }
 
@@ -179,10 +232,31 @@ func TestDataDuringReleaseKeepsItsACK(t *testing.T) {
 	pr.tsB++
 	fr := tcpFrame(addrB, addrA, h.bNext, isnA+1+1000, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), []byte("reply"))
 	h.bNext += 5
+	f := pr.gb.e.flows[flowKey{in: addrB, out: addrA}]
+	toldEdge := f.rcv.toldEdge
 	_, toOut := pr.gb.push(Inside, fr)
 	d := one(t, "G_B's frame of b's data", toOut)
 	if d.ack != lastAck {
 		t.Fatalf("b's data went to R with ACK %x, want %x (what R last got): it acknowledges part of the release alone", d.ack, lastAck)
+	}
+	if edge := f.rcv.lastAckW + int64(d.win)<<f.wsLe; edge < toldEdge {
+		t.Fatalf("b's data told R a right edge %d below the one it had (%d)", edge, toldEdge)
+	}
+	// More data as b takes in the release, its window wide open (G_B's
+	// reassembly bounds the edge, here at 64 KiB past what it took in):
+	// each segment keeps the right edge R was given, the scaled window
+	// rounded down once, not twice.
+	f.rcv.reasm.max = 64 << 10
+	for a := uint32(1100); a <= 10900; a += 100 {
+		pr.tsB++
+		fr := tcpFrame(addrB, addrA, h.bNext, isnA+1+a, ackF|pshF, 0xffff, tsOpt(pr.tsB, pr.tsA), []byte("more"))
+		h.bNext += 4
+		toldEdge := f.rcv.toldEdge
+		_, toOut := pr.gb.push(Inside, fr)
+		d := one(t, "G_B's frame of b's data", toOut)
+		if edge := f.rcv.lastAckW + int64(d.win)<<f.wsLe; d.ack != lastAck || edge < toldEdge {
+			t.Fatalf("b's data (ACK %d) went to R with ACK %x and right edge %d, want ACK %x and at least %d", a, d.ack, edge, lastAck, toldEdge)
+		}
 	}
 	out := pr.bAcks(h, isnA+1+11000)
 	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
