@@ -169,13 +169,7 @@ func TestDSACKKeepsReleaseFolded(t *testing.T) {
 // it): it reports no loss, so it is held with b's ACK as any ACK inside
 // the release, and R gets one ACK of the whole release.
 func TestDSACKInsideReleaseHeld(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, true)
-	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
-		t.Fatal("the release did not deliver 11000 bytes")
-	}
-	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the release went to R: %d segments", len(out))
-	}
+	pr, h, wire := releaseAckHeld(t, true)
 	pr.tsB++
 	opts := sackOpts(tsOpt(pr.tsB, pr.tsA), isnA+1+4000, isnA+1+5000)
 	if _, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+6000, ackF, 509, opts, nil)); len(toOut) != 0 {
@@ -193,13 +187,7 @@ func TestDSACKInsideReleaseHeld(t *testing.T) {
 // acknowledged. It waits with b's ACK, and R gets one ACK of the release
 // and the new frame.
 func TestInOrderDuringReleaseWaits(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, false)
-	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
-		t.Fatal("the release did not deliver 11000 bytes")
-	}
-	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the release went to R: %d segments", len(out))
-	}
+	pr, h, wire := releaseAckHeld(t, false)
 	more := pr.aSendsMany(h, 1)
 	atB, back := pr.toB(more)
 	if len(stream(t, atB)) == 0 {
@@ -270,13 +258,7 @@ func TestDataDuringReleaseKeepsItsACK(t *testing.T) {
 // and nudges b. b's answer, the whole release, goes to R as one ACK with
 // the SACK block of the new hole. R never hears an older ACK than b gave.
 func TestNewHoleDuringReleaseWaitsForHostsACK(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, true)
-	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
-		t.Fatal("the hole's filling delivered nothing")
-	}
-	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
-	}
+	pr, h, wire := releaseAckHeld(t, true)
 	more := pr.aSendsMany(h, 2)
 	atB, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 0 {
@@ -349,11 +331,7 @@ func TestNudgeAnswerGoesToROnce(t *testing.T) {
 // same release (a host taking it in slowly, as its window opens) do not put
 // off the Tick that sends R what b acknowledged.
 func TestHeldAckAgesFromFirst(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, true)
-	pr.toB(wire[:1])
-	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
-	}
+	pr, h, wire := releaseAckHeld(t, true)
 	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
 		t.Fatalf("the first Tick sent %d segments to R", len(out))
 	}
@@ -407,13 +385,7 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 // retransmission for lost again). Without SACK, where each duplicate ACK
 // goes at once (dupack.go).
 func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
-	pr, h, wire := heldBehindHole(t, false)
-	if atB, _ := pr.toB(wire[:1]); len(atB) == 0 {
-		t.Fatal("the hole's filling delivered nothing")
-	}
-	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
-	}
+	pr, h, wire := releaseAckHeld(t, false)
 	more := pr.aSendsMany(h, 2)
 	_, back := pr.toB(more[1:]) // the first is lost: a new hole
 	if len(back) != 1 {
@@ -506,4 +478,18 @@ func TestDuplicateAnswerEchoesItsTSval(t *testing.T) {
 	if ecr := binary.BigEndian.Uint32(option(r.opts, 8)[6:]); ecr != tsval {
 		t.Fatalf("G_B's answer echoes TSval %d, want the resend's %d", ecr, tsval)
 	}
+}
+
+// releaseAckHeld is heldBehindHole with the hole filled (the release, 11000
+// bytes, reached b) and b's first ACK of it, 2000 bytes, held.
+func releaseAckHeld(t *testing.T, sack bool) (*pair, *hosts, []segv) {
+	t.Helper()
+	pr, h, wire := heldBehindHole(t, sack)
+	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+		t.Fatal("the release did not deliver 11000 bytes")
+	}
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
+	}
+	return pr, h, wire
 }
