@@ -6,29 +6,33 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
-// fixedSink keeps the frames of one call in preallocated buffers, so that
+// manySink keeps the frames of one call in n preallocated buffers, so that
 // measuring the engine does not measure the sink.
-type fixedSink struct {
-	bufs [8][9000]byte
-	lens [8]int
+type manySink struct {
+	bufs [][9000]byte
+	lens []int
 	n    int
 }
 
-func (s *fixedSink) Buffer() []byte {
+func newManySink(n int) *manySink {
+	return &manySink{bufs: make([][9000]byte, n), lens: make([]int, n)}
+}
+
+func (s *manySink) Buffer() []byte {
 	if s.n == len(s.bufs) {
 		return nil
 	}
 	return s.bufs[s.n][:]
 }
-func (s *fixedSink) Commit(n int)       { s.lens[s.n] = n; s.n++ }
-func (s *fixedSink) frame(i int) []byte { return s.bufs[i][:s.lens[i]] }
+func (s *manySink) Commit(n int)       { s.lens[s.n] = n; s.n++ }
+func (s *manySink) frame(i int) []byte { return s.bufs[i][:s.lens[i]] }
 
 // steady drives an established pair through one data segment a -> b and
 // its ACK back, with no allocation in the harness itself.
 type steady struct {
 	pr          *pair
-	aIn, aOut   fixedSink
-	bIn, bOut   fixedSink
+	aIn, aOut   *manySink
+	bIn, bOut   *manySink
 	txA, txB    [2]TxSink
 	data, ack   []byte
 	pd, pa      packet.Packet
@@ -38,9 +42,9 @@ type steady struct {
 
 func newSteady(t testing.TB, size int) *steady {
 	pr := handshake(t)
-	s := &steady{pr: pr, size: size}
-	s.txA = [2]TxSink{&s.aIn, &s.aOut}
-	s.txB = [2]TxSink{&s.bIn, &s.bOut}
+	s := &steady{pr: pr, size: size, aIn: newManySink(8), aOut: newManySink(8), bIn: newManySink(8), bOut: newManySink(8)}
+	s.txA = [2]TxSink{s.aIn, s.aOut}
+	s.txB = [2]TxSink{s.bIn, s.bOut}
 	s.aNext = isnA + 1
 	s.data = tcpFrame(addrA, addrB, s.aNext, isnB+1, ackF|pshF, 502, tsOpt(7, 7), make([]byte, size))
 	s.ack = tcpFrame(addrB, addrA, isnB+1, s.aNext, ackF, 509, tsOpt(8, 8), nil)

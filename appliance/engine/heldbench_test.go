@@ -8,26 +8,6 @@ import (
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
-// manySink is fixedSink with room for a release's segments.
-type manySink struct {
-	bufs [][9000]byte
-	lens []int
-	n    int
-}
-
-func newManySink(n int) *manySink {
-	return &manySink{bufs: make([][9000]byte, n), lens: make([]int, n)}
-}
-
-func (s *manySink) Buffer() []byte {
-	if s.n == len(s.bufs) {
-		return nil
-	}
-	return s.bufs[s.n][:]
-}
-func (s *manySink) Commit(n int)       { s.lens[s.n] = n; s.n++ }
-func (s *manySink) frame(i int) []byte { return s.bufs[i][:s.lens[i]] }
-
 // holeRig drives an established pair through rounds in which every other
 // wire segment of a's comes late: G_B holds the others, holes separate
 // ranges past holes, until the late ones fill the holes and the plaintext

@@ -159,9 +159,7 @@ func TestDSACKKeepsReleaseFolded(t *testing.T) {
 		t.Fatalf("after a D-SACK, b's ACK inside the release went to R alone: %d segments", len(out))
 	}
 	out := pr.bAcks(h, isnA+1+13000)
-	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
-		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
-	}
+	oneACKOfRelease(t, out, wire)
 }
 
 // The D-SACK of a resend arrives after b has acknowledged part of the
@@ -176,9 +174,7 @@ func TestDSACKInsideReleaseHeld(t *testing.T) {
 		t.Fatalf("b's D-SACK inside the release: %d segments to R, want none (it reports no loss)", len(toOut))
 	}
 	out := pr.bAcks(h, isnA+1+11000)
-	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
-		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
-	}
+	oneACKOfRelease(t, out, wire)
 }
 
 // A frame from R arrives in order while b's ACK of a release is held (a
@@ -247,9 +243,7 @@ func TestDataDuringReleaseKeepsItsACK(t *testing.T) {
 		}
 	}
 	out := pr.bAcks(h, isnA+1+11000)
-	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
-		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
-	}
+	oneACKOfRelease(t, out, wire)
 }
 
 // While b's ACK of a release is held, a frame from a past a new hole
@@ -492,4 +486,13 @@ func releaseAckHeld(t *testing.T, sack bool) (*pair, *hosts, []segv) {
 		t.Fatalf("b's first ACK of the release went to R at once: %d segments", len(out))
 	}
 	return pr, h, wire
+}
+
+// oneACKOfRelease checks what b's ACK of heldBehindHole's whole release
+// sent R: one ACK of every frame.
+func oneACKOfRelease(t *testing.T, out, wire []segv) {
+	t.Helper()
+	if want := wire[10].seq + uint32(len(wire[10].payload)); len(out) != 1 || out[0].ack != want {
+		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
+	}
 }
