@@ -354,6 +354,7 @@ type result struct {
 	srvSentSHA, srvRecvSHA  string
 	recvBytes, srvRecvBytes int64
 	elapsed                 time.Duration
+	stuck                   string // a failed transfer's state while stuck (stuckBrief)
 }
 
 var (
@@ -377,8 +378,8 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 	// gone by the time it exits) shows where it stood while stuck.
 	var snap struct {
 		sync.Mutex
-		at     time.Duration
-		report string
+		at            time.Duration
+		brief, report string
 	}
 	stopSnap := make(chan struct{})
 	snapDone := make(chan struct{})
@@ -391,9 +392,9 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 			case <-stopSnap:
 				return
 			case <-tick.C:
-				rep := e.stuckReport(src)
+				brief, rep := e.stuckReport(src)
 				snap.Lock()
-				snap.at, snap.report = time.Since(t0).Round(time.Second), rep
+				snap.at, snap.brief, snap.report = time.Since(t0).Round(time.Second), brief, rep
 				snap.Unlock()
 			}
 		}
@@ -409,7 +410,9 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 		r.local, _ = netip.ParseAddrPort(mm[1])
 	}
 	if r.clientErr != nil && snap.report != "" {
-		t.Logf("state %v into the failed transfer:\n%s", snap.at, snap.report)
+		// The links' counters now; the brief ends checkTransfer's report.
+		t.Logf("links and ports %v into the failed transfer:\n%s", snap.at, snap.report)
+		r.stuck = fmt.Sprintf("\nstate %v into the failed transfer:\n%s", snap.at, snap.brief)
 	}
 	if mm := clientRe.FindStringSubmatch(out); mm != nil {
 		r.recvBytes, _ = strconv.ParseInt(mm[1], 10, 64)
@@ -466,7 +469,7 @@ func fields(line string) map[string]string {
 func checkTransfer(t *testing.T, r result, n, m int64) {
 	t.Helper()
 	if r.clientErr != nil {
-		t.Errorf("client: %v\nserver: %s", r.clientErr, r.serverLine)
+		t.Errorf("client: %v\nserver: %s%s", r.clientErr, r.serverLine, r.stuck)
 		return
 	}
 	if r.serverLine == "" {
@@ -488,20 +491,33 @@ func checkTransfer(t *testing.T, r result, n, m int64) {
 	}
 }
 
-// stuckReport says where a failed transfer stands: each gateway's
-// encrypted flows with their stream offsets (the admin API's flow detail),
-// and the hosts' TCP sockets (ss).
-func (e *encEnv) stuckReport(src topology.Node) string {
+// stuckReport says where a failed transfer stands: the brief (stuckBrief),
+// then what the links and the appliances' ports dropped or still hold.
+func (e *encEnv) stuckReport(src topology.Node) (brief, rest string) {
 	var b strings.Builder
-	run := func(n topology.Node, args ...string) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := e.topo.Command(ctx, n, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Sprintf("%v: %v %s", args, err, out)
-		}
-		return string(out)
+	for _, n := range []topology.Node{topology.GwA, topology.GwB} {
+		fmt.Fprintf(&b, "%s port counters (non-zero):\n%s\n", n,
+			e.runIn(n, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|ring_used_slots|path_frames_total|port_frames_total)' | grep -v ' 0$'"))
 	}
+	for _, n := range []topology.Node{topology.GwA, topology.Router, topology.GwB} {
+		fmt.Fprintf(&b, "%s links:\n%s\n", n, e.runIn(n, "ip", "-s", "link"))
+	}
+	if e.link != nil {
+		ns := netns.ExecArgs(e.link.NS, "ip", "-s", "link")
+		out, _ := exec.Command(ns[0], ns[1:]...).CombinedOutput()
+		fmt.Fprintf(&b, "impairment bump links:\n%s\n", out)
+	}
+	return e.stuckBrief(src), b.String()
+}
+
+// stuckBrief is what a reader of a stuck transfer needs first, a few
+// lines long so that it can end the failure's output (CI shows its tail):
+// each gateway's encrypted flows with their stream offsets (the admin
+// API's flow detail), its non-zero drop and event counters, the hosts'
+// TCP sockets (ss: rto, backoff, retransmissions, what was acknowledged)
+// and timeout counters, and the impairment bump's counters.
+func (e *encEnv) stuckBrief(src topology.Node) string {
+	var b strings.Builder
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
 		var page struct {
 			Flows []flowDoc `json:"flows"`
@@ -511,33 +527,44 @@ func (e *encEnv) stuckReport(src topology.Node) string {
 			continue
 		}
 		for _, f := range page.Flows {
-			fmt.Fprintf(&b, "%s flow: %s\n", gw, run(gw, "curl", "-sS", "--max-time", "5", "http://"+adminAddr+"/api/v1/flows/"+f.ID))
+			var doc map[string]any
+			if err := e.admin(gw, "/api/v1/flows/"+f.ID, &doc); err != nil {
+				fmt.Fprintf(&b, "%s flow %s: %v\n", gw, f.ID, err)
+				continue
+			}
+			delete(doc, "transcript")
+			j, _ := json.Marshal(doc)
+			fmt.Fprintf(&b, "%s flow: %s\n", gw, j)
+		}
+		if c, err := e.counters(gw); err == nil {
+			fmt.Fprintf(&b, "%s drops %v events %v\n", gw, nonZero(c.Drops), nonZero(c.Events))
 		}
 	}
 	for _, h := range []topology.Node{src, topology.HostB} {
-		fmt.Fprintf(&b, "%s sockets:\n%s\n", h, run(h, "ss", "-tinoH", "state", "established"))
-	}
-	// What the links and the appliances' ports dropped or still hold.
-	for _, n := range []topology.Node{topology.GwA, topology.GwB} {
-		fmt.Fprintf(&b, "%s port counters (non-zero):\n%s\n", n,
-			run(n, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|ring_used_slots|path_frames_total|port_frames_total)' | grep -v ' 0$'"))
-	}
-	for _, n := range []topology.Node{topology.GwA, topology.Router, topology.GwB} {
-		fmt.Fprintf(&b, "%s links:\n%s\n", n, run(n, "ip", "-s", "link"))
-	}
-	if e.link != nil {
-		ns := netns.ExecArgs(e.link.NS, "ip", "-s", "link")
-		out, _ := exec.Command(ns[0], ns[1:]...).CombinedOutput()
-		fmt.Fprintf(&b, "impairment bump links:\n%s\n", out)
+		ss := strings.ReplaceAll(strings.TrimSpace(e.runIn(h, "ss", "-tinoH", "state", "established")), "\n\t", " ")
+		nstat := strings.Join(strings.Fields(e.runIn(h, "nstat", "-asz", "TcpRetransSegs", "TcpExtTCPTimeouts",
+			"TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv")), " ")
+		fmt.Fprintf(&b, "%s sockets: %s\n%s nstat: %s\n", h, ss, h, nstat)
 	}
 	if p := e.bump; p != nil && p.Signal(syscall.SIGUSR1) == nil {
 		time.Sleep(100 * time.Millisecond)
 		out := p.Output()
 		if i := strings.LastIndex(out, "counters now: "); i >= 0 {
-			fmt.Fprintf(&b, "impairment bump %s\n", out[i:])
+			fmt.Fprintf(&b, "impairment bump %s\n", strings.TrimSpace(out[i:]))
 		}
 	}
 	return b.String()
+}
+
+// runIn runs a short command in n and returns its output, or the error.
+func (e *encEnv) runIn(n topology.Node, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := e.topo.Command(ctx, n, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%v: %v %s", args, err, out)
+	}
+	return string(out)
 }
 
 // admin fetches path from the admin API of tcpincd in gw into v.
