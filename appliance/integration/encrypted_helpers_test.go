@@ -57,6 +57,9 @@ type encEnv struct {
 	state      string // holds each daemon's state_dir, named after its gateway
 	// idle is the daemons' engine.idle_timeout (encOpts.idle).
 	idle time.Duration
+	// watch samples the client's sockets during each transfer, for a
+	// stalled one's report (sockwatch_test.go).
+	watch bool
 }
 
 // plainRetention is the daemons' engine.plain_retention: short, so a
@@ -399,9 +402,17 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 			}
 		}
 	}()
+	var watch *sockWatch
+	if e.watch {
+		watch = e.watchSockets(src, dst.Port())
+	}
 	out, err := e.topo.RunContext(ctx, src, args...)
 	close(stopSnap)
 	<-snapDone
+	var timeline string
+	if watch != nil {
+		timeline = watch.end()
+	}
 	r := result{clientOut: out, clientErr: err, elapsed: time.Since(t0)}
 	if ctx.Err() != nil {
 		r.clientErr = fmt.Errorf("client still running after %v (killed): %w\n%s", timeout, ctx.Err(), out)
@@ -413,6 +424,9 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 		// The links' counters now; the brief ends checkTransfer's report.
 		t.Logf("links and ports %v into the failed transfer:\n%s", snap.at, snap.report)
 		r.stuck = fmt.Sprintf("\nstate %v into the failed transfer:\n%s", snap.at, snap.brief)
+	}
+	if r.clientErr != nil && timeline != "" {
+		r.stuck += fmt.Sprintf("%s's sockets to port %d, each change (the last %d):\n%s\n", src, dst.Port(), watchKeep, timeline)
 	}
 	if mm := clientRe.FindStringSubmatch(out); mm != nil {
 		r.recvBytes, _ = strconv.ParseInt(mm[1], 10, 64)
@@ -543,7 +557,8 @@ func (e *encEnv) stuckBrief(src topology.Node) string {
 	for _, h := range []topology.Node{src, topology.HostB} {
 		ss := strings.ReplaceAll(strings.TrimSpace(e.runIn(h, "ss", "-tinoH", "state", "established")), "\n\t", " ")
 		nstat := strings.Join(strings.Fields(e.runIn(h, "nstat", "-asz", "TcpRetransSegs", "TcpExtTCPTimeouts",
-			"TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv")), " ")
+			"TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv",
+			"TcpExtPAWSEstab", "TcpExtTCPACKSkippedPAWS", "TcpExtTCPRcvQDrop", "TcpExtTCPOFODrop", "TcpExtTCPZeroWindowDrop", "TcpInErrs", "TcpInCsumErrors")), " ")
 		fmt.Fprintf(&b, "%s sockets: %s\n%s nstat: %s\n", h, ss, h, nstat)
 	}
 	if p := e.bump; p != nil && p.Signal(syscall.SIGUSR1) == nil {

@@ -31,6 +31,7 @@ import (
 // TSval (acceptance.go).
 func TestSeqShiftRawSACK(t *testing.T) {
 	e := newEncEnv(t, 76)
+	e.watch = true // a stall's report shows hA's timeline
 	b := e.topo.Addr(topology.HostB)
 	e.setLoss(t, 2)
 	e.startBump(t, "--seq-shift-a", "2309737967", "--seq-shift-b", "305419896", "--sack-raw")
