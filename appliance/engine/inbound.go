@@ -359,6 +359,19 @@ func (e *Engine) duplicate(f *flow, w, end int64, tx [2]TxSink) {
 		d.answer = true
 		return
 	}
+	if f.releaseAckHeld() {
+		// L's ACK of a release is held (release.go) and answers this
+		// resend when it goes, at once once L has acknowledged the rest.
+		// An answer now would tell R the part of the release L has
+		// acknowledged so far, and the held ACK would then cover only
+		// bytes R sent once and long before: a sender that resent
+		// everything it had outstanding after its timeout (go-back-N)
+		// took each such ACK as an RTT sample (0.87 s, behind a box
+		// that makes SACK useless, where its timeout then stalled the
+		// connection).
+		e.c.AcksSuppressed.Add(1)
+		return
+	}
 	e.ackR(f, tx[Outside], nil)
 }
 

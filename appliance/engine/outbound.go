@@ -280,7 +280,7 @@ func (e *Engine) keepAliveToR(f *flow, p *packet.Packet, to TxSink) Verdict {
 		e.opts.eno() // RFC 8547 §4.6: every segment until a non-SYN one arrives
 	}
 	// L's window is in host space: R gets the one that fits ours (winToR).
-	ack, win := f.dataAckToR() // not past a release's held ACK (release.go)
+	ack, win := f.ackWinToR() // not past a release's held ACK (release.go)
 	s := seg{seq: f.wireSeqOut() - 1, ack: wrap(f.isnR, ack), flags: p.Flags(), win: win, opts: e.opts.bytes()}
 	// Without the garbage byte: it is (or may be) plaintext, and the probe
 	// works as well empty (the seq is below R's next anyway).
@@ -593,7 +593,7 @@ func (e *Engine) probeR(f *flow, to TxSink) {
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack, win := f.dataAckToR() // not past a release's held ACK (release.go)
+	ack, win := f.ackWinToR() // not past a release's held ACK (release.go)
 	s := seg{seq: wrap(f.isnL, f.enc.ackW-1), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: win, opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {

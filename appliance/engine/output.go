@@ -229,7 +229,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 			}
 		}
 	}
-	ack := f.ackToR()
+	ack, win := f.ackWinToR()          // not past a release's held ACK (release.go)
 	lLost := si != nil && si.nsack > 0 // L lost some of what we sent: its ACK stays put
 	if d.held.n > 0 && f.sackOK && (lLost || !f.sackWaitsForL(ack)) {
 		// R's out-of-order bytes are held: every ACK says so (RFC 2018
@@ -249,7 +249,7 @@ func (e *Engine) ackR(f *flow, to TxSink, si *segInfo) {
 	if f.enoOut {
 		e.opts.eno()
 	}
-	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
+	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, ack), flags: packet.FlagACK, win: win, opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
 		d.lastAckW, d.lastWin = ack, s.win
@@ -401,7 +401,7 @@ func (e *Engine) fromStore(f *flow, to TxSink, g GSOSink, w int64, n, gso int, f
 	if f.enoOut {
 		e.opts.eno()
 	}
-	ack, win := f.dataAckToR()
+	ack, win := f.ackWinToR()
 	s := seg{seq: wrap(f.isnL, w), ack: wrap(f.isnR, ack), win: win, opts: e.opts.bytes()}
 	var buf []byte
 	segs := 1

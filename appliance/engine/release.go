@@ -87,7 +87,7 @@ func (si *segInfo) dropNudgeDSACK(ack uint32) {
 // ackRelease reports whether L's ACK, which moved the wire ACK to ackW,
 // falls inside a release and waits (held) instead of going to R: a pure
 // ACK is then consumed, L's data goes with the ACK R last got
-// (dataAckToR).
+// (ackWinToR).
 func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	d := &f.rcv
 	if d.releaseEnd == 0 {
@@ -123,13 +123,15 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 	return true
 }
 
-// dataAckToR is the ACK and window for L's data to R. While an ACK of
-// L's inside a release is held, it is the ACK R last got: L's data
-// segments acknowledge the release piece by piece as its pure ACKs do, and
-// R takes the ACK on a data segment as alone (a host sending both ways
-// acknowledged the hole's filling segment on data, then the rest in one
-// pure ACK: a stale sample all the same). The window keeps its right edge.
-func (f *flow) dataAckToR() (int64, uint16) {
+// ackWinToR is the ACK and window for a segment to R: L's data, the
+// appliance's own ACKs. While an ACK of L's inside a release is held, it
+// is the ACK R last got: L's data segments acknowledge the release piece
+// by piece as its pure ACKs do, and R takes the ACK on a data segment as
+// alone (a host sending both ways acknowledged the hole's filling segment
+// on data, then the rest in one pure ACK: a stale sample all the same);
+// so would it an ACK the appliance sends, a challenge ACK for one. The
+// window keeps its right edge.
+func (f *flow) ackWinToR() (int64, uint16) {
 	d := &f.rcv
 	ack, win := f.ackToR(), f.winToR()
 	if !f.releaseAckHeld() || d.lastAckW < 0 || d.lastAckW >= ack {

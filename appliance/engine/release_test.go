@@ -496,3 +496,27 @@ func oneACKOfRelease(t *testing.T, out, wire []segv) {
 		t.Fatalf("b's ACK of the whole release: %d segments to R, want one ACK of every frame", len(out))
 	}
 }
+
+// R's sender resends what it had outstanding (its timeout fired: it resends
+// from the hole on, go-back-N) while b's ACK of the release is held. A
+// resend of a frame b acknowledged is not answered: the answer would tell R
+// the part of the release b acknowledged so far, and the release's ACK
+// would then cover only frames R sent once and long before, a stale RTT
+// sample (0.87 s in a capture behind a box that makes SACK useless). A
+// resend of a frame b has not acknowledged goes to b again, as before. R
+// gets one ACK of the release.
+func TestResendDuringReleaseWaits(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h, wire := releaseAckHeld(t, sack)
+		if _, back := pr.toB(wire[1:2]); len(back) != 0 {
+			t.Fatalf("sack=%v: R's resend of a frame b acknowledged was answered with ACK %x while b's ACK of the release was held",
+				sack, back[0].ack)
+		}
+		atB, back := pr.toB(wire[5:6])
+		if len(back) != 0 || len(atB) != 1 || atB[0].seq != isnA+1+5000 {
+			t.Fatalf("sack=%v: R's resend of a frame b has not acknowledged: %d segments to b, %d to R; want it to b again", sack, len(atB), len(back))
+		}
+		out := pr.bAcks(h, isnA+1+11000)
+		oneACKOfRelease(t, out, wire)
+	}
+}
