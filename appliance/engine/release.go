@@ -105,7 +105,12 @@ func (e *Engine) ackRelease(f *flow, ackW int64) bool {
 		// The release is acknowledged whole (this ACK says so), or L
 		// repeats what R last heard (a duplicate ACK; a repeat of a
 		// held ACK is folded too) or reports a loss: R must hear it now.
+		// Nothing stays held: the next release's first ACK waits its
+		// two Ticks afresh (a state left at ackHeldTick had the next
+		// Tick send it at once, and the rest of that release went to
+		// R piece by piece).
 		d.releaseEnd = 0
+		d.ackWait &^= ackState
 		return false
 	}
 	e.c.AcksCoalesced.Add(1)

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 )
@@ -519,4 +520,47 @@ func TestResendDuringReleaseWaits(t *testing.T) {
 		out := pr.bAcks(h, isnA+1+11000)
 		oneACKOfRelease(t, out, wire)
 	}
+}
+
+// b's ACK of a release was held over a Tick, then b acknowledged the whole
+// release (its ACK went to R, ending the release). The next hole fills
+// (R's sender resends from the first hole on after its timeout, and reaches
+// the second): b's first ACK of that release is held for two Ticks, as any.
+// Before, the first release's state lingered, the next Tick sent the second
+// release's first ACK at once (in a capture, a fraction of a millisecond
+// after b sent it), and b's later ACKs of it went to R one by one, the last
+// a stale RTT sample.
+func TestNextReleaseAfterHeldTickWaitsTwoTicks(t *testing.T) {
+	pr := handshake(t)
+	h := new(newHosts())
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = true
+	}
+	wire := pr.aSendsMany(h, 14)
+	// Two holes: frames 0 and 10 are lost, G_B holds the others.
+	if atB, _ := pr.toB(append(slices.Clone(wire[1:10]), wire[11:]...)); len(atB) != 0 {
+		t.Fatalf("b got %d segments past the holes", len(atB))
+	}
+	if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 10000 {
+		t.Fatal("the first release did not deliver 10000 bytes")
+	}
+	if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the first release went to R at once: %d segments", len(out))
+	}
+	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+		t.Fatalf("the first Tick sent %d segments to R", len(out))
+	}
+	if out := pr.bAcks(h, isnA+1+10000); len(out) != 1 || out[0].ack != wire[10].seq {
+		t.Fatalf("b's ACK of the whole first release: %d segments to R, want one ACK of its frames", len(out))
+	}
+	if atB, _ := pr.toB(wire[10:11]); len(stream(t, atB)) != 4000 {
+		t.Fatal("the second release did not deliver 4000 bytes")
+	}
+	if out := pr.bAcks(h, isnA+1+12000); len(out) != 0 {
+		t.Fatalf("b's first ACK of the second release went to R at once: %d segments", len(out))
+	}
+	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+		t.Fatalf("the first Tick after the second release sent %d segments to R: the first release's state lingered", len(out))
+	}
+	secondTickSends(t, pr, wire[11].seq+uint32(len(wire[11].payload)))
 }
