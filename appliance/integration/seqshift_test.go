@@ -28,7 +28,9 @@ import (
 // releases, the host's D-SACKs and its ACKs on data still let a release's
 // ACK through in pieces, and a transfer had no byte move for 20 s in CI
 // (release.go folds those too), and a lost ACK's repeat echoed an old
-// TSval (acceptance.go).
+// TSval (acceptance.go). Then the answers to a go-back-N sender's resends,
+// and a release's state left behind, split releases again (inbound.go,
+// release.go). A stall's report ends with hA's timeline (sockwatch_test.go).
 func TestSeqShiftRawSACK(t *testing.T) {
 	e := newEncEnv(t, 76)
 	e.watch = true // a stall's report shows hA's timeline
