@@ -157,6 +157,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	}
 	if ackW != d.lastAckW {
 		e.ackRelease(f, ackW) // L's data acknowledges part of a release: R gets the ACK it last got
+		defer e.ackOwedR(f, tx[Outside])
 	}
 	if d.held.n > 0 && f.sackOK && f.state == stOpen {
 		// R's bytes past a hole are held: a plain receiver's data
@@ -567,6 +568,18 @@ func (e *Engine) retransmit(f *flow, s, end int64, tx [2]TxSink) {
 		// while R's is shut), so a Linux sender keeps probing rather
 		// than give up.
 		e.ackL(f, tx[Inside], nil)
+	}
+}
+
+// ackOwedR sends R a pure ACK of what L acknowledged on a data segment,
+// when that segment did not take the ACK to R: it waits for R's window, is
+// held past a hole in L's own stream, resends bytes R has, or was dropped.
+// Else R heard of it only with L's next segment or at its retransmission
+// timeout (the Tick sent such an ACK while the release it ended was still
+// marked held). Not while L's ACK of a release is held (release.go).
+func (e *Engine) ackOwedR(f *flow, to TxSink) {
+	if f.state == stOpen && !f.releaseAckHeld() && f.ackToR() > f.rcv.lastAckW {
+		e.ackR(f, to, nil)
 	}
 }
 

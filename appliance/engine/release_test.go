@@ -564,3 +564,18 @@ func TestNextReleaseAfterHeldTickWaitsTwoTicks(t *testing.T) {
 	}
 	secondTickSends(t, pr, wire[11].seq+uint32(len(wire[11].payload)))
 }
+
+// b acknowledges the whole release on data (a host sending both ways
+// answers the nudge so), and that data waits at G_B for R's window, shut:
+// R gets the ACK of the release at once, in a pure ACK. Before, the ACK
+// waited for R's window to open or R's retransmission timeout (a review
+// of the change that ends a release with nothing held; before that change
+// the next Tick sent it).
+func TestReleaseEndOnWaitingDataAcksR(t *testing.T) {
+	pr, h, wire := releaseAckHeld(t, false)
+	f := pr.gb.e.flows[flowKey{in: addrB, out: addrA}]
+	f.winR = 0 // R's window toward b is shut
+	pr.tsB++
+	_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1+11000, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), []byte("reply")))
+	oneACKOfRelease(t, frames(t, toOut), wire)
+}
