@@ -362,16 +362,26 @@ func TestSecondReleaseAfterDupAckWaitsTwoTicks(t *testing.T) {
 		t.Fatal("no duplicate ACK to R for frames past a new hole")
 	}
 	pr.bAcks(h, isnA+1+11000) // b's answer to the nudge of release 1
-	if atB, _ := pr.toB(more[:1]); len(atB) == 0 {
+	nextReleaseWaitsTwoTicks(t, pr, h, more[0], isnA+1+13000, more[1].seq+uint32(len(more[1].payload)))
+}
+
+// nextReleaseWaitsTwoTicks has fill deliver a second release, b acknowledge
+// part of it (ack), and checks that R gets b's ACK (want on the wire) at the
+// second Tick after, not before. It returns what reached b.
+func nextReleaseWaitsTwoTicks(t *testing.T, pr *pair, h *hosts, fill segv, ack, want uint32) []segv {
+	t.Helper()
+	atB, _ := pr.toB([]segv{fill})
+	if len(atB) == 0 {
 		t.Fatal("release 2 delivered nothing")
 	}
-	if out := pr.bAcks(h, isnA+1+13000); len(out) != 0 {
+	if out := pr.bAcks(h, ack); len(out) != 0 {
 		t.Fatalf("b's first ACK of release 2 went to R at once: %d segments", len(out))
 	}
 	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
 		t.Fatalf("the first Tick after release 2 sent %d segments to R", len(out))
 	}
-	secondTickSends(t, pr, more[1].seq+uint32(len(more[1].payload)))
+	secondTickSends(t, pr, want)
+	return atB
 }
 
 // While b's ACK of a release is held, a frame from a past a new hole makes
@@ -553,16 +563,10 @@ func TestNextReleaseAfterHeldTickWaitsTwoTicks(t *testing.T) {
 	if out := pr.bAcks(h, isnA+1+10000); len(out) != 1 || out[0].ack != wire[10].seq {
 		t.Fatalf("b's ACK of the whole first release: %d segments to R, want one ACK of its frames", len(out))
 	}
-	if atB, _ := pr.toB(wire[10:11]); len(stream(t, atB)) != 4000 {
+	atB := nextReleaseWaitsTwoTicks(t, pr, h, wire[10], isnA+1+12000, wire[11].seq+uint32(len(wire[11].payload)))
+	if len(stream(t, atB)) != 4000 {
 		t.Fatal("the second release did not deliver 4000 bytes")
 	}
-	if out := pr.bAcks(h, isnA+1+12000); len(out) != 0 {
-		t.Fatalf("b's first ACK of the second release went to R at once: %d segments", len(out))
-	}
-	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
-		t.Fatalf("the first Tick after the second release sent %d segments to R: the first release's state lingered", len(out))
-	}
-	secondTickSends(t, pr, wire[11].seq+uint32(len(wire[11].payload)))
 }
 
 // b acknowledges the whole release on data (a host sending both ways
