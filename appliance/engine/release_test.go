@@ -22,11 +22,7 @@ import (
 func TestReleaseACKsGoAsOne(t *testing.T) {
 	for _, c := range []struct{ sack, short bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
 		short := c.short
-		pr := handshake(t)
-		h := new(newHosts())
-		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-			f.sackOK = c.sack // false: as if a SYN had come without SACK-permitted
-		}
+		pr, h := handshakeSACK(t, c.sack)
 		wire := pr.aSendsMany(h, 11)
 		if len(wire) != 11 {
 			t.Fatalf("%d frames for 11 segments", len(wire))
@@ -96,11 +92,7 @@ func TestReleaseACKsGoAsOne(t *testing.T) {
 // release of more than two full segments was folded.
 func TestShortReleaseACKsGoAsOne(t *testing.T) {
 	for _, sack := range []bool{false, true} {
-		pr := handshake(t)
-		h := new(newHosts())
-		for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-			f.sackOK = sack
-		}
+		pr, h := handshakeSACK(t, sack)
 		wire := pr.aSendsMany(h, 2)
 		if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
 			t.Fatalf("b got %d segments past the hole", len(atB))
@@ -130,11 +122,7 @@ func TestShortReleaseACKsGoAsOne(t *testing.T) {
 // release, and every later ACK of b's went to R alone, stale RTT samples
 // that took a Linux sender's timeout from 200 ms to seconds.
 func TestDSACKKeepsReleaseFolded(t *testing.T) {
-	pr := handshake(t)
-	h := new(newHosts())
-	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-		f.sackOK = true
-	}
+	pr, h := handshakeSACK(t, true)
 	first := pr.aSendsMany(h, 2)
 	if atB, _ := pr.toB(first); len(stream(t, atB)) != 2000 {
 		t.Fatal("the first 2000 bytes did not reach b")
@@ -406,16 +394,22 @@ func TestDupAckDuringReleaseCarriesHeldAck(t *testing.T) {
 // of 11,000 bytes). sack false: as if a SYN had come without
 // SACK-permitted.
 func heldBehindHole(t *testing.T, sack bool) (*pair, *hosts, []segv) {
-	pr := handshake(t)
-	h := newHosts()
-	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-		f.sackOK = sack
-	}
-	wire := pr.aSendsMany(&h, 11)
+	pr, h := handshakeSACK(t, sack)
+	wire := pr.aSendsMany(h, 11)
 	if atB, _ := pr.toB(wire[1:]); len(atB) != 0 {
 		t.Fatalf("b got %d segments past the hole", len(atB))
 	}
-	return pr, &h, wire
+	return pr, h, wire
+}
+
+// handshakeSACK is handshake with both appliances' flow taking SACK as
+// negotiated or not (false: as if a SYN had come without SACK-permitted).
+func handshakeSACK(t *testing.T, sack bool) (*pair, *hosts) {
+	pr := handshake(t)
+	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
+		f.sackOK = sack
+	}
+	return pr, new(newHosts())
 }
 
 // stream returns the bytes of segs, one host's segments in order, as its
@@ -541,11 +535,7 @@ func TestResendDuringReleaseWaits(t *testing.T) {
 // after b sent it), and b's later ACKs of it went to R one by one, the last
 // a stale RTT sample.
 func TestNextReleaseAfterHeldTickWaitsTwoTicks(t *testing.T) {
-	pr := handshake(t)
-	h := new(newHosts())
-	for _, f := range []*flow{pr.ga.e.flows[flowKey{in: addrA, out: addrB}], pr.gb.e.flows[flowKey{in: addrB, out: addrA}]} {
-		f.sackOK = true
-	}
+	pr, h := handshakeSACK(t, true)
 	wire := pr.aSendsMany(h, 14)
 	// Two holes: frames 0 and 10 are lost, G_B holds the others.
 	if atB, _ := pr.toB(append(slices.Clone(wire[1:10]), wire[11:]...)); len(atB) != 0 {
