@@ -555,7 +555,7 @@ func (e *encEnv) stuckBrief(src topology.Node) string {
 		}
 	}
 	for _, h := range []topology.Node{src, topology.HostB} {
-		ss := strings.ReplaceAll(strings.TrimSpace(e.runIn(h, "ss", "-tinoH", "state", "established")), "\n\t", " ")
+		ss := strings.ReplaceAll(strings.TrimSpace(e.runIn(h, "ss", "-tinoH")), "\n\t", " ")
 		nstat := strings.Join(strings.Fields(e.runIn(h, "nstat", "-asz", "TcpRetransSegs", "TcpExtTCPTimeouts",
 			"TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv",
 			"TcpExtPAWSEstab", "TcpExtTCPACKSkippedPAWS", "TcpExtTCPRcvQDrop", "TcpExtTCPOFODrop", "TcpExtTCPZeroWindowDrop", "TcpInErrs", "TcpInCsumErrors")), " ")
