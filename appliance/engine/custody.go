@@ -68,9 +68,23 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
 		return
 	}
-	if f.rcv.held.n == 0 && f.releaseAckHeld() {
-		// L's ACK inside a release waits for the rest of it (release.go);
-		// custody cannot move meanwhile (ackW is below the frames opened).
+	if d := &f.rcv; d.releaseEnd != 0 && d.ackH < d.sentH {
+		// A release is on (release.go), and what moved the ACK is L's
+		// ACK of part of it (custody cannot move while L has bytes to
+		// acknowledge: ackW is below the frames opened), held or about
+		// to be taken in (L's segment drains the bytes that waited for
+		// room before ackRelease sees its ACK). It goes to R whole at
+		// the release's end; told now, the release's ACK would cover
+		// only bytes R sent once and long before. With SACK, the blocks
+		// of what is held past a hole go with that ACK (RFC 2018 §4 asks
+		// them of every ACK sent, and none is), and L is nudged for it
+		// (endRound). Without SACK nothing is owed: this runs after
+		// bytes in order, whose immediate ACK (RFC 5681 §4.2) is the
+		// release's; a segment past a hole gets its duplicate ACK at
+		// once as before (dupAckSoon).
+		if d.holdsAhead() && f.sackOK && f.releaseAckHeld() {
+			e.dupAckSoon(f, tx[Outside])
+		}
 		return
 	}
 	if f.rcv.held.n > 0 {

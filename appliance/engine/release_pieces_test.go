@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"slices"
+	"testing"
+)
+
+// The last paths by which R heard a release piece by piece (release.go):
+// each ACK after the release's first covers only frames R sent once and
+// long before, a stale RTT sample for R's sender.
+
+// bAcksBoth is bAcks returning what reached b too.
+func (pr *pair) bAcksBoth(h *hosts, ack uint32) (atB, toR []segv) {
+	pr.t.Helper()
+	pr.tsB++
+	toIn, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, ack, ackF, 509, tsOpt(pr.tsB, pr.tsA), nil))
+	for _, f := range toIn {
+		atB = append(atB, parse(pr.t, f))
+	}
+	for _, f := range toOut {
+		toR = append(toR, parse(pr.t, f))
+	}
+	return atB, toR
+}
+
+// ackMoves lists where R's ACK moved to in toR, relative to from, the ACK
+// R had before (which it must never hear go back).
+func ackMoves(t *testing.T, from uint32, toR []segv) []uint32 {
+	t.Helper()
+	var moved []uint32
+	last := from
+	for _, s := range toR {
+		switch d := int32(s.ack - last); {
+		case d > 0:
+			last = s.ack
+			moved = append(moved, last-from)
+		case d < 0:
+			t.Fatalf("R heard ACK %x after %x", s.ack, last)
+		}
+	}
+	return moved
+}
+
+// While b's ACK of a release is held, R's next frame comes in order and
+// fills part of a later hole (frames 11 and 12 were lost, 13 waits past
+// them; a sender in recovery resends them in order). G_B told R nothing
+// of it while b's ACK is held: its ACK would have said the part of the
+// release b had acknowledged (ackCustody's duplicate ACK, which sent the
+// held ACK and ended the release), and every later ACK of b's would have
+// gone to R alone. With SACK, the blocks of what is held past the hole go
+// with the release's one ACK (RFC 2018 §4 asks them of every ACK sent, and
+// none is), and b is nudged for it; without SACK there are no blocks to
+// tell, and the segment is in order: nothing calls for a duplicate ACK
+// (RFC 5681 §4.2 asks an immediate ACK of it, which is the release's).
+func TestInOrderPastLaterHoleDuringReleaseWaits(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h := handshakeSACK(t, sack)
+		wire := pr.aSendsMany(h, 14)
+		if atB, _ := pr.toB(append(slices.Clone(wire[1:11]), wire[13])); len(atB) != 0 {
+			t.Fatalf("b got %d segments past the holes", len(atB))
+		}
+		if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+			t.Fatal("the release did not deliver 11000 bytes")
+		}
+		if out := pr.bAcks(h, isnA+1+2000); len(out) != 0 {
+			t.Fatalf("sack=%v: b's first ACK of the release went to R at once: %d segments", sack, len(out))
+		}
+		atB, back := pr.toB(wire[11:12])
+		if len(atB) == 0 || atB[0].seq != isnA+1+11000 || len(atB[0].payload) != 1000 {
+			t.Fatalf("sack=%v: frame 11 did not reach b", sack)
+		}
+		if moved := ackMoves(t, wire[0].seq, back); len(moved) != 0 {
+			t.Fatalf("sack=%v: frame 11 in order drew ACKs to R that moved to %v while b's ACK of the release was held", sack, moved)
+		}
+		if sack {
+			if n := atB[len(atB)-1]; len(atB) != 2 || n.seq != isnA+1+11999 || len(n.payload) != 1 {
+				t.Fatalf("b got %d segments, want frame 11 and the nudge for its ACK (its last byte again)", len(atB))
+			}
+		}
+		out := pr.bAcks(h, isnA+1+12000)
+		if len(out) != 1 || out[0].ack != wire[12].seq {
+			t.Fatalf("sack=%v: b's ACK of the release and frame 11: %d segments to R, want one ACK of all", sack, len(out))
+		}
+		if b := sackBlocks(out[0].opts); sack && (len(b) != 1 || b[0][0] != wire[13].seq) || !sack && len(b) != 0 {
+			t.Fatalf("sack=%v: the release's ACK carries SACK blocks %x, want the frame past the hole's (SACK only)", sack, b)
+		}
+		if moved := ackMoves(t, wire[0].seq, append(back, out...)); len(moved) != 1 {
+			t.Fatalf("sack=%v: R's ACK moved to %v, want once", sack, moved)
+		}
+	}
+}
