@@ -49,7 +49,9 @@ const (
 )
 
 // startRelease notes that the plaintext up to sentH went to L at once as a
-// hole filled, and nudges L for its ACK of all of it.
+// hole filled, and nudges L for its ACK of all of it. A release larger than
+// the delivery ring goes to L in pieces, as L's ACKs make room: each piece
+// moves its end on (drain).
 func (e *Engine) startRelease(f *flow, to TxSink) {
 	d := &f.rcv
 	d.releaseEnd = d.sentH

@@ -3,6 +3,7 @@ package engine
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // The last paths by which R heard a release piece by piece (release.go):
@@ -86,6 +87,65 @@ func TestInOrderPastLaterHoleDuringReleaseWaits(t *testing.T) {
 		}
 		if moved := ackMoves(t, wire[0].seq, append(back, out...)); len(moved) != 1 {
 			t.Fatalf("sack=%v: R's ACK moved to %v, want once", sack, moved)
+		}
+	}
+}
+
+// A release larger than G_B's delivery ring reaches b in pieces: the
+// frames that do not fit wait at G_B (roomWait) and go as b's ACKs free
+// room. They were held behind the hole like the rest, sent once and long
+// before: R gets one ACK when b has acknowledged all of them, b nudged at
+// the end of each piece. Before, b's first ACK, which drained the next
+// piece, went to R on its way (ackCustody ran before ackRelease), and the
+// release ended with its first piece: b's ACKs of the rest went to R one
+// by one.
+func TestRingLimitedReleaseACKsGoAsOne(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h, wire := heldBehindHole(t, sack)
+		cfg := pr.gb.e.Config()
+		cfg.DeliverBytes = 4096
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		atB, toR := pr.toB(wire[:1])
+		have := len(stream(t, atB))
+		if have == 0 || have >= 11000 {
+			t.Fatalf("sack=%v: the release's first piece was %d bytes, want part of 11000", sack, have)
+		}
+		// b acknowledges part of the first piece (every second segment),
+		// then whatever it has, answering each nudge.
+		for ack, i := 2000, 0; ; i++ {
+			atB, out := pr.bAcksBoth(h, isnA+1+uint32(ack))
+			toR = append(toR, out...)
+			for _, s := range atB {
+				have = max(have, int(s.seq-isnA-1)+len(s.payload))
+			}
+			if ack == 11000 || i == 20 {
+				break
+			}
+			ack = have
+		}
+		if have != 11000 {
+			t.Fatalf("sack=%v: b got %d bytes of the release", sack, have)
+		}
+		if sack {
+			// b stops answering after its first ACK, which drained the
+			// second piece: that ACK goes at the second Tick, as any.
+			pr, h, wire := heldBehindHole(t, sack)
+			if err := pr.gb.e.Reconfigure(cfg); err != nil {
+				t.Fatal(err)
+			}
+			pr.toB(wire[:1])
+			if atB, out := pr.bAcksBoth(h, isnA+1+2000); len(atB) == 0 || len(out) != 0 {
+				t.Fatalf("b's first ACK: %d segments to b, %d to R; want the next piece and none", len(atB), len(out))
+			}
+			if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+				t.Fatalf("the first Tick sent %d segments to R", len(out))
+			}
+			secondTickSends(t, pr, wire[1].seq+uint32(len(wire[1].payload)))
+		}
+		if moved := ackMoves(t, wire[0].seq, toR); len(moved) != 1 || moved[0] != wire[10].seq+uint32(len(wire[10].payload))-wire[0].seq {
+			t.Fatalf("sack=%v: R's ACK moved to %v, want once, to the release's end", sack, moved)
 		}
 	}
 }
