@@ -92,15 +92,32 @@ func (e *Engine) recovered(r any, now int64, p *packet.Packet, from PortID) Verd
 // call, which a panic may have left half done: otherwise the next call
 // would meet it (a held ACKs list with an entry taken out panicked at every
 // Tick after, and the worker's timers never ran again).
+//
+// The held ACKs list keeps its live flows, each once, in their state: a
+// flow's held ACK is the answer to R's resends it left unanswered
+// (duplicate), and forgotten, R heard nothing until L's next ACK or its
+// own retransmission timeout. Only the entries a panic in flushHeldAcks
+// took out (nil) and the flow it dropped (dead) go.
 func (e *Engine) resetTransient() {
 	for _, f := range e.ackHeld {
 		if f != nil {
-			f.rcv.ackWait &^= ackState | ackListed // R hears L's next ACK
-			f.rcv.releaseEnd = 0
+			f.rcv.ackWait &^= ackListed
 		}
 	}
-	clear(e.ackHeld)
-	e.ackHeld = e.ackHeld[:0]
+	keep := e.ackHeld[:0]
+	for i, f := range e.ackHeld {
+		e.ackHeld[i] = nil
+		switch {
+		case f == nil || f.rcv.ackWait&ackListed != 0: // taken out, or listed twice
+		case f.state == stDead:
+			f.rcv.ackWait &^= ackState // R hears L's next ACK
+			f.rcv.releaseEnd = 0
+		default:
+			f.rcv.ackWait |= ackListed
+			keep = append(keep, f)
+		}
+	}
+	e.ackHeld = keep
 	for _, f := range e.dupOwed {
 		if f != nil {
 			f.rcv.ackWait &^= ackDupOwed | ackDupListed // R hears of the hole at its next segment

@@ -149,3 +149,24 @@ func TestRingLimitedReleaseACKsGoAsOne(t *testing.T) {
 		}
 	}
 }
+
+// A panic recovered elsewhere (another flow's: recover.go) while b's ACK of
+// a release is held, and a resend from R left unanswered for it
+// (duplicate): R still gets the held ACK at the second Tick. Before, the
+// recovery forgot every held ACK, and R heard nothing until b's next ACK
+// or its own retransmission timeout.
+func TestHeldAckSurvivesPanicElsewhere(t *testing.T) {
+	pr, _, wire := releaseAckHeld(t, true)
+	if _, back := pr.toB(wire[1:2]); len(back) != 0 {
+		t.Fatalf("R's resend was answered with ACK %x while b's ACK of the release was held", back[0].ack)
+	}
+	pr.gb.panics = 1
+	pr.gb.e.recovered("injected engine bug", pr.gb.now, nil, 0) // e.cur: none of this flow's
+	if n := pr.gb.e.NumFlows(); n != 1 {
+		t.Fatalf("%d flows after a panic elsewhere, want 1", n)
+	}
+	if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+		t.Fatalf("the first Tick sent %d segments to R", len(out))
+	}
+	secondTickSends(t, pr, wire[1].seq+uint32(len(wire[1].payload)))
+}
