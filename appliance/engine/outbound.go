@@ -102,7 +102,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 	if fl&packet.FlagACK != 0 {
 		si.dropNudgeDSACK(p.Ack())
 	}
-	prevAckH, prevWinL := d.ackH, f.winL
+	prevAckH, prevWinL, sent := d.ackH, f.winL, d.sentH
 	ackW := e.hostACK(now, f, p, tx)
 	switch {
 	case f.state != stOpen:
@@ -118,6 +118,15 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		if e.drain(now, f, tx); f.state == stDead {
 			return Consumed
 		}
+	}
+	if d.releaseEnd != 0 && d.sentH > sent && d.releaseEnd < d.sentH && f.state == stOpen {
+		// L's ACK opened its window (RFC 9293 §3.8.6) for more of a
+		// release that did not fit it (pushPlain): the release goes on
+		// to their end, and L is nudged for its ACK of all of it, as
+		// for a piece the ring let go (drain, which nudged already if
+		// it sent). Else L's ACK of the first piece ended it, and R
+		// heard the rest piece by piece.
+		e.startRelease(f, tx[Inside])
 	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0

@@ -50,8 +50,9 @@ const (
 
 // startRelease notes that the plaintext up to sentH went to L at once as a
 // hole filled, and nudges L for its ACK of all of it. A release larger than
-// the delivery ring goes to L in pieces, as L's ACKs make room: each piece
-// moves its end on (drain).
+// the delivery ring or L's window goes to L in pieces, as L's ACKs make
+// room or open the window: each piece moves its end on (drain,
+// hostSegment), with one nudge for each ACK of L's that let pieces go.
 func (e *Engine) startRelease(f *flow, to TxSink) {
 	d := &f.rcv
 	d.releaseEnd = d.sentH

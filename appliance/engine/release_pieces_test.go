@@ -170,3 +170,98 @@ func TestHeldAckSurvivesPanicElsewhere(t *testing.T) {
 	}
 	secondTickSends(t, pr, wire[1].seq+uint32(len(wire[1].payload)))
 }
+
+// bAcksWin is bAcksBoth with b's window (in b's scaled units: shift 7).
+func (pr *pair) bAcksWin(h *hosts, ack uint32, win uint16) (atB, toR []segv) {
+	pr.t.Helper()
+	pr.tsB++
+	toIn, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, ack, ackF, win, tsOpt(pr.tsB, pr.tsA), nil))
+	for _, f := range toIn {
+		atB = append(atB, parse(pr.t, f))
+	}
+	for _, f := range toOut {
+		toR = append(toR, parse(pr.t, f))
+	}
+	return atB, toR
+}
+
+// A release larger than b's receive window reaches b in pieces: what does
+// not fit waits at G_B (pushPlain) and goes as b's ACKs open the window
+// (RFC 9293 §3.8.6). It was held behind the hole like the rest, sent once
+// and long before: R gets one ACK when b has acknowledged all of it, b
+// nudged at the end of each piece. Before, the release ended with b's ACK
+// of its first piece, and b's ACKs of the rest went to R one by one, stale
+// RTT samples. b stopping short, its held ACK still goes at the second
+// Tick after it was first held.
+func TestWindowLimitedReleaseACKsGoAsOne(t *testing.T) {
+	const win = 32 // 4096 bytes
+	for _, c := range []struct{ sack, ring bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		sack := c.sack
+		pr, h, wire := heldBehindHole(t, sack)
+		cfg := pr.gb.e.Config()
+		if c.ring {
+			// The ring too holds less than the release: one ACK of b's
+			// lets a piece go from the ring and one from the frames
+			// that waited for room, and b gets one nudge after both.
+			cfg.DeliverBytes = 6144
+			if err := pr.gb.e.Reconfigure(cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if atB, _ := pr.bAcksWin(h, isnA+1, win); len(atB) != 0 {
+			t.Fatalf("sack=%v: b's window update drew %d segments to b", sack, len(atB))
+		}
+		atB, toR := pr.toB(wire[:1])
+		have := len(stream(t, atB))
+		if have == 0 || have > win<<7 {
+			t.Fatalf("sack=%v: the release's first piece was %d bytes, want at most b's window, %d", sack, have, win<<7)
+		}
+		// b acknowledges part of the first piece (every second segment),
+		// then whatever it has, answering each nudge.
+		for ack, i := 2000, 0; ; i++ {
+			atB, out := pr.bAcksWin(h, isnA+1+uint32(ack), win)
+			toR = append(toR, out...)
+			nudged, nudges := false, 0
+			for _, s := range atB {
+				end := int(s.seq-isnA-1) + len(s.payload)
+				if end-ack > win<<7 {
+					t.Fatalf("sack=%v: G_B sent b up to %d, past its window's edge %d", sack, end, ack+win<<7)
+				}
+				nudged = len(s.payload) == 1 && end == have
+				if nudged {
+					nudges++
+				}
+				have = max(have, end)
+			}
+			if len(atB) > 0 && (!nudged || nudges != 1) {
+				t.Fatalf("sack=%v ring=%v: b got the next piece to %d and %d nudges, want one after it", sack, c.ring, have, nudges)
+			}
+			if ack == 11000 || i == 20 {
+				break
+			}
+			ack = have
+		}
+		if have != 11000 {
+			t.Fatalf("sack=%v: b got %d bytes of the release", sack, have)
+		}
+		if moved := ackMoves(t, wire[0].seq, toR); len(moved) != 1 || moved[0] != wire[10].seq+uint32(len(wire[10].payload))-wire[0].seq {
+			t.Fatalf("sack=%v ring=%v: R's ACK moved to %v, want once, to the release's end", sack, c.ring, moved)
+		}
+
+		// b stops answering after its first ACK, which let the second
+		// piece go: that ACK goes at the second Tick, as any.
+		pr, h, wire = heldBehindHole(t, sack)
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		pr.bAcksWin(h, isnA+1, win)
+		pr.toB(wire[:1])
+		if atB, out := pr.bAcksWin(h, isnA+1+2000, win); len(atB) == 0 || len(out) != 0 {
+			t.Fatalf("sack=%v: b's first ACK: %d segments to b, %d to R; want the next piece and none", sack, len(atB), len(out))
+		}
+		if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+			t.Fatalf("sack=%v: the first Tick sent %d segments to R", sack, len(out))
+		}
+		secondTickSends(t, pr, wire[1].seq+uint32(len(wire[1].payload)))
+	}
+}
