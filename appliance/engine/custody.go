@@ -68,14 +68,17 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
 		return
 	}
-	if d := &f.rcv; d.releaseEnd != 0 && d.ackH < d.sentH {
+	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < d.sentH || f.releaseAckHeld()) {
 		// A release is on (release.go), and what moved the ACK is L's
 		// ACK of part of it (custody cannot move while L has bytes to
 		// acknowledge: ackW is below the frames opened), held or about
 		// to be taken in (L's segment drains the bytes that waited for
 		// room before ackRelease sees its ACK). It goes to R whole at
 		// the release's end; told now, the release's ACK would cover
-		// only bytes R sent once and long before. With SACK, the blocks
+		// only bytes R sent once and long before. An L that
+		// acknowledged all it was sent while an ACK of it is held (its
+		// window shut on the rest) is about to end the release in
+		// ackRelease: an ACK now would repeat what R had (ackWinToR). With SACK, the blocks
 		// of what is held past a hole go with that ACK (RFC 2018 §4 asks
 		// them of every ACK sent, and none is), and L is nudged for it
 		// (endRound). Without SACK nothing is owed: this runs after

@@ -265,3 +265,38 @@ func TestWindowLimitedReleaseACKsGoAsOne(t *testing.T) {
 		secondTickSends(t, pr, wire[1].seq+uint32(len(wire[1].payload)))
 	}
 }
+
+// b takes in a ring-limited release and shrinks its window to nothing with
+// its ACK of all it got: G_B's ring takes in every waiting byte for b, and
+// sends b none. That ACK ends the release (b acknowledged all it was
+// sent): R must get it alone, not after a pure ACK repeating the ACK R
+// already had (ackCustody's ackR while the ACK was held: ackWinToR gives
+// what R last got).
+func TestRingLimitedReleaseShutWindowOneACK(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h, wire := heldBehindHole(t, sack)
+		cfg := pr.gb.e.Config()
+		cfg.DeliverBytes = 4096
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		atB, toR := pr.toB(wire[:1])
+		if n := len(stream(t, atB)); n == 0 || n >= 11000 {
+			t.Fatalf("sack=%v: the release's first piece was %d bytes, want part of 11000", sack, n)
+		}
+		// Window 31 << 7: b's right edge at 5968.
+		_, out := pr.bAcksWin(h, isnA+1+2000, 31)
+		toR = append(toR, out...)
+		atB, out = pr.bAcksWin(h, isnA+1+5968, 0)
+		toR = append(toR, out...)
+		if len(atB) != 0 {
+			t.Fatalf("sack=%v: b got %d segments into its shut window", sack, len(atB))
+		}
+		if len(out) != 1 {
+			t.Fatalf("sack=%v: b's ACK that ended the release drew %d segments to R, want its one ACK", sack, len(out))
+		}
+		if moved := ackMoves(t, wire[0].seq, toR); len(moved) != 1 {
+			t.Fatalf("sack=%v: R's ACK moved to %v, want once", sack, moved)
+		}
+	}
+}
