@@ -154,3 +154,35 @@ func TestSecondHoleNudgesAfterFirstFills(t *testing.T) {
 		t.Fatal("past hole 2: b was not nudged and R heard nothing")
 	}
 }
+
+// b's ACK makes room in G_B's delivery ring for frames that waited for it
+// while a later frame waits past a hole: its ACK goes to R once, as a
+// duplicate ACK that names the held frame in SACK blocks if SACK was
+// negotiated (RFC 2018 §4). Before, the duplicate ACK (ackCustody) left
+// the window R was told unrecorded, and b's ACK went to R again after it:
+// the same ACK twice, the second without SACK blocks.
+func TestRoomMadeWithHeldFrameOneACK(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h := handshakeSACK(t, sack)
+		cfg := pr.gb.e.Config()
+		cfg.DeliverBytes = 4096
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		wire := pr.aSendsMany(h, 8)
+		if atB, _ := pr.toB(wire[:6]); len(stream(t, atB)) >= 6000 {
+			t.Fatalf("sack=%v: the ring of 4096 bytes let all 6000 through", sack)
+		}
+		pr.toB(wire[7:8]) // frame 6 lost
+		atB, out := pr.bAcksBoth(h, isnA+1+2000)
+		if len(atB) == 0 {
+			t.Fatalf("sack=%v: b's ACK made room for nothing", sack)
+		}
+		if len(out) != 1 {
+			t.Fatalf("sack=%v: b's ACK drew %d segments to R, want one", sack, len(out))
+		}
+		if b := sackBlocks(out[0].opts); sack && (len(b) != 1 || b[0][0] != wire[7].seq) || !sack && len(b) != 0 {
+			t.Fatalf("sack=%v: the ACK to R carries SACK blocks %x, want the held frame's (SACK only)", sack, b)
+		}
+	}
+}

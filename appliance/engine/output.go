@@ -304,6 +304,9 @@ func (e *Engine) dupAckR(f *flow, to TxSink) {
 	s := seg{seq: f.wireSeqOut(), ack: wrap(f.isnR, d.lastAckW), flags: packet.FlagACK, win: f.winToR(), opts: e.opts.bytes()}
 	f.ecnTo(Outside, &s, false)
 	if e.send(to, &f.toR, &s, nil) {
+		// What R was told, as ackR keeps it: L's ACK that made this
+		// one (ackCustody) would otherwise go again after it.
+		d.lastWin = s.win
 		f.toldR(d.lastAckW, s.win)
 		e.c.DupAcksOriginated.Add(1)
 	}
