@@ -78,3 +78,41 @@ func TestFINBeforeKeys(t *testing.T) {
 		t.Fatalf("b got FIN %v, want a bare FIN at %d", got, a.Seq(0))
 	}
 }
+
+// TestFINpBeforeTCPFIN: the far side's FINp frame arrives in a segment
+// without TCP FIN, and its TCP FIN follows alone, one segment later. RFC
+// 8548 §3.7: the end of stream is reported when and only when the FINp
+// frame arrives (TC-50), so b gets its FIN with the frame's data, before
+// the far side's TCP FIN; and a TCP FIN whose stream holds the FINp frame
+// is no attack (TC-51): nothing is aborted when it comes.
+func TestFINpBeforeTCPFIN(t *testing.T) {
+	f := onlyB(t)
+	w, a, b := f.w, f.a, f.b
+	p := peerA(t, f, nil)
+	fr := p.Seal([]byte("last words"), true)
+	w.SendFar(SideA, a.Seg(packettest.ACK|packettest.PSH, a.Seq(int(p.SendOff)-len(fr)), b.Seq(init2), fr))
+	w.Run(2 * latency)
+	g := one(t, "data at b", withData(w.Take(SideB)))
+	if !g.Has(packettest.FIN) || string(g.Payload) != "last words" {
+		t.Fatalf("b got %v %q, want \"last words\" with FIN: the FINp frame is the end of stream (TC-50)", g, g.Payload)
+	}
+	w.Host(SideB, b.ACK(0, a.Seq(len("last words")+1)))
+	w.Run(latency)
+	w.SendFar(SideA, a.Seg(packettest.ACK|packettest.FIN, a.Seq(int(p.SendOff)), b.Seq(init2), nil))
+	w.Run(2 * latency)
+	for _, s := range w.All[SideB] {
+		if s.Has(packettest.RST) {
+			t.Fatalf("b got RST after a TCP FIN that follows the FINp frame (TC-51): %v", s)
+		}
+	}
+	var ackFIN bool
+	for _, s := range w.TakeFar(SideA) {
+		if s.Has(packettest.RST) {
+			t.Fatalf("RST toward the far side after its TCP FIN followed the FINp frame (TC-51): %v", s)
+		}
+		ackFIN = ackFIN || s.Ack == a.Seq(int(p.SendOff))+1
+	}
+	if !ackFIN {
+		t.Fatalf("the far side's TCP FIN at %d was not acknowledged", a.Seq(int(p.SendOff)))
+	}
+}
