@@ -356,6 +356,35 @@ func TestForgedFrame(t *testing.T) {
 // Init1 did not offer. G_A must abort (TC-14): RST to a and toward the far
 // side, and a gets no byte.
 func TestInit2CipherNotOffered(t *testing.T) {
+	key, err := newKey(tcpcrypt.TEPX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init2, err := tcpcrypt.AppendInit2(nil, cryptopool.ChaCha20Poly1305, make([]byte, tcpcrypt.NonceLen), key.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init2Aborts(t, init2, "Init2 with an AEAD A did not offer (TC-14)")
+}
+
+// TestInit2LowOrderKey: the far side's Init2 carries an X25519 Pub_B of
+// small order (here 0, which makes the shared secret all zero whatever
+// A's key). RFC 8548 §5: the all-zero secret aborts (TC-73); §3.3: a
+// public key that fails validation aborts with an error distinct from end
+// of stream (TC-11). G_A: RST to a and toward the far side, a gets no byte.
+func TestInit2LowOrderKey(t *testing.T) {
+	init2, err := tcpcrypt.AppendInit2(nil, cryptopool.AES128GCM, make([]byte, tcpcrypt.NonceLen), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init2Aborts(t, init2, "Init2 with a low-order X25519 key (TC-11, TC-73)")
+}
+
+// init2Aborts plays the far host B against G_A up to its Init2, sends
+// init2, and checks that G_A aborts: RST to a and toward the far side, and
+// no byte for a.
+func init2Aborts(t *testing.T, init2 []byte, what string) {
+	t.Helper()
 	f := onlyA(t)
 	w, a, b := f.w, f.a, f.b
 	p := NewPeer(tcpcrypt.RoleB, isnA)
@@ -372,20 +401,12 @@ func TestInit2CipherNotOffered(t *testing.T) {
 	w.Host(SideA, a.ACK(0, isnB+1))
 	w.Run(latency)
 	peerFeed(t, f, p, SideB)
-	key, err := newKey(tcpcrypt.TEPX25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init2, err := tcpcrypt.AppendInit2(nil, cryptopool.ChaCha20Poly1305, make([]byte, tcpcrypt.NonceLen), key.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
 	w.SendFar(SideB, b.Seg(packettest.ACK|packettest.PSH, b.Seq(0), a.Seq(init1), init2, ENOAck))
 	w.Run(2 * latency)
 	var rstA, rstFar bool
 	for _, s := range w.All[SideA] {
 		if len(s.Payload) != 0 {
-			t.Fatalf("a got bytes: %v", s)
+			t.Fatalf("%s: a got bytes: %v", what, s)
 		}
 		rstA = rstA || s.Has(packettest.RST)
 	}
@@ -393,6 +414,6 @@ func TestInit2CipherNotOffered(t *testing.T) {
 		rstFar = rstFar || s.Has(packettest.RST)
 	}
 	if !rstA || !rstFar {
-		t.Fatalf("Init2 with an AEAD A did not offer: RST to a %v, toward the far side %v; want both (TC-14)", rstA, rstFar)
+		t.Fatalf("%s: RST to a %v, toward the far side %v; want both", what, rstA, rstFar)
 	}
 }
