@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -287,5 +288,25 @@ func TestTicksExpireResumptionCache(t *testing.T) {
 	}
 	if n := reads.Load(); n < 2 || n > 4 {
 		t.Fatalf("the cache looked at its clock %d times in 3 s of ticks, want about 3 (one expiry a second)", n)
+	}
+}
+
+// RFC 8548 §3.5: a passive opener that receives a TEP suboption with v = 1
+// but fewer than 9 data bytes MUST treat it as an offer of a fresh key
+// exchange with that TEP (TC-22). The far side's SYN offers X25519 that
+// way, with 2 and with 8 data bytes (one short of an identifier half): G_B,
+// which has a session cache, answers as to a fresh offer, v = 0 (`45 04 01
+// 23`), never echoing the v bit.
+func TestShortResumptionOfferIsFresh(t *testing.T) {
+	for _, opt := range [][]byte{
+		unhex("4505a30102"),
+		unhex("450ba30102030405060708"),
+	} {
+		gb := newGWCache(t, Config{TEPs: testTEPs})
+		toIn, toOut := gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), opt...), nil))
+		none(t, "SYN outside", toOut)
+		one(t, "SYN to b", toIn)
+		_, toOut = gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+		hasBytes(t, fmt.Sprintf("SYN-ACK option answering % x (TC-22)", opt), option(one(t, "SYN-ACK", toOut).opts, 69), unhex("45040123"))
 	}
 }
