@@ -96,6 +96,38 @@ func TestWireURGWithoutURGpNotDelivered(t *testing.T) {
 	}
 }
 
+// RFC 8547 §4.6: "A host employing TCP-ENO for a connection MUST include an
+// ENO option in every TCP segment sent until either encryption is disabled
+// or the host receives a non-SYN segment" (ENO-26). Host B has sent its
+// SYN-ACK with `45 04 01 23` and nothing but the SYN has come from A: the
+// inside host's RST (it gave up in SYN-RECEIVED) carries `45 02` too, as
+// host A's does (TestRSTCarriesENOUntilNonSYN). Before, it left as it
+// came, without ENO.
+func TestHostBRSTCarriesENOBeforeThirdSegment(t *testing.T) {
+	gb := newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	_, toOut := gb.push(Inside, tcpFrame(addrB, addrA, isnB, isnA+1, synF|ackF, 65160, synOpts(1460, 2), nil))
+	hasBytes(t, "SYN-ACK option", option(one(t, "SYN-ACK", toOut).opts, 69), unhex("45040123"))
+	toIn, toOut := gb.push(Inside, tcpFrame(addrB, addrA, isnB+1, isnA+1, rstF|ackF, 0, nil, nil))
+	none(t, "RST inside", toIn)
+	s := one(t, "RST", toOut)
+	if s.flags != rstF|ackF || s.seq != isnB+1 || s.ack != isnA+1 {
+		t.Fatalf("RST on the wire: %+v", s)
+	}
+	hasBytes(t, "RST ENO", option(s.opts, 69), unhex("4502"))
+	if gb.e.NumFlows() != 0 {
+		t.Fatal("flow kept after the host's RST")
+	}
+	// Before B's SYN-ACK went out no ENO was sent: the host's RST to the
+	// SYN (a closed port) leaves as it came.
+	gb = newGW(t, Config{TEPs: testTEPs})
+	gb.push(Outside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 3, 0x23), nil))
+	_, toOut = gb.push(Inside, tcpFrame(addrB, addrA, 0, isnA+1, rstF|ackF, 0, nil, nil))
+	if s := one(t, "RST to the SYN", toOut); option(s.opts, 69) != nil {
+		t.Fatalf("RST to the SYN carries ENO: %x", s.opts)
+	}
+}
+
 // RFC 8547 §4.7: hosts are "REQUIRED to discard data from SYN+ENO segments
 // when the SYN TEP does not become the negotiated TEP ... This requirement
 // applies to hosts that implement ENO even when ENO has been disabled"

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
 )
@@ -47,6 +48,14 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			return e.hostSYNACK(f, p, tx)
 		}
 		if fl&packet.FlagRST != 0 {
+			if f.state == stSynAckSent && fl&packet.FlagSYN == 0 && e.rewriteOptions(p, nonSYNENO[:], tx[Outside]) {
+				// Our SYN-ACK went out with ENO and no non-SYN segment
+				// has come: every segment until one does carries ENO,
+				// this RST too (RFC 8547 §4.6, ENO-26). Numbers are not
+				// translated yet: no Init was sent.
+				e.remove(f)
+				return Forwarded
+			}
 			e.remove(f)
 			return Passthrough
 		}
@@ -66,6 +75,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	}
 	return e.hostSegment(now, f, p, tx)
 }
+
+// nonSYNENO is the non-SYN-form option tcpcrypt sends: `45 02` (ENO-1).
+var nonSYNENO = [eno.NonSYNLen]byte{eno.Kind, eno.NonSYNLen}
 
 // hostRST forwards L's RST with translated numbers, without any payload
 // (an RST may carry data: it would leave in plaintext), and forgets the flow.
