@@ -117,9 +117,14 @@
     return pick(f, "fallback_reason", "reason") ? 2 : 1;
   }
 
-  function renderFlows(flows, nowSec) {
+  // renderFlows draws the flows table; rates maps a flow ID to its rates
+  // in and out (bit/s) since the previous poll, for the flows seen twice.
+  function renderFlows(flows, nowSec, rates) {
     const body = $("flows-body");
     const rows = [];
+    // The busiest flow (most bits in and out) is marked.
+    let busiest, top = 0;
+    for (const [id, r] of rates) if (r.in + r.out > top) { top = r.in + r.out; busiest = id; }
     const sorted = flows.slice().sort((a, b) => flowOrder(a) - flowOrder(b) || flowAge(a, nowSec) - flowAge(b, nowSec));
     for (const f of sorted) {
       const tr = document.createElement("tr");
@@ -129,6 +134,8 @@
       tr.className = enc ? "encrypted" : why ? "plain" : "pending";
       const id = pick(f, "id");
       if (id !== undefined) tr.dataset.flowId = String(id);
+      const r = id !== undefined ? rates.get(String(id)) : undefined;
+      if (r && String(id) === busiest) tr.dataset.busiest = "";
       cell(tr, endpoint(f, "inside"), "tuple");
       cell(tr, endpoint(f, "outside"), "tuple");
       cell(tr, pick(f, "state"));
@@ -142,6 +149,8 @@
       cell(tr, enc ? pick(f, "key_generation") : "–", "num");
       cell(tr, bytes(num(pick(f, "bytes_in"))), "num");
       cell(tr, bytes(num(pick(f, "bytes_out"))), "num");
+      cell(tr, r ? bits(r.in) : "–", "num rate");
+      cell(tr, r ? bits(r.out) : "–", "num rate");
       cell(tr, duration(flowAge(f, nowSec)), "num");
       rows.push(tr);
     }
@@ -149,7 +158,7 @@
       const tr = document.createElement("tr");
       tr.className = "empty";
       const td = cell(tr, "no flows");
-      td.colSpan = 12;
+      td.colSpan = 14;
       rows.push(tr);
     }
     body.replaceChildren(...rows);
@@ -273,7 +282,8 @@
   // in the kernel or unchanged in user space). Handshakes: the counters of
   // handshakes by result ("encrypted" and resumptions vs the rest). Without
   // those counters the page falls back to what the flows list shows: byte
-  // counters per flow and flows that appear.
+  // counters per flow and flows that appear. Per flow, the rates in and out
+  // come from the same flow ID's byte counters in the previous listing.
   let prev = null;
   let fastNote = "";
 
@@ -305,15 +315,17 @@
     return cur !== undefined && old !== undefined ? Math.max(0, cur - old) / dt : undefined;
   }
 
+  // sample records one poll and returns the flows' rates (see renderFlows).
   function sample(st, flows, nowSec) {
     if (prev && nowSec < prev.t) prev = null;
     const byId = new Map();
     for (const f of flows) {
       const id = pick(f, "id");
-      const b = num(pick(f, "bytes_in")) + num(pick(f, "bytes_out"));
-      if (id !== undefined) byId.set(String(id), { b, enc: !!pick(f, "encrypted") });
+      const bin = num(pick(f, "bytes_in")), bout = num(pick(f, "bytes_out"));
+      if (id !== undefined) byId.set(String(id), { bin, bout, b: bin + bout, enc: !!pick(f, "encrypted") });
     }
     const c = counters(st);
+    const rates = new Map();
     // A clock that did not move, or went back (the daemon restarted),
     // starts a new baseline.
     if (prev && nowSec > prev.t) {
@@ -324,6 +336,12 @@
         const d = old ? Math.max(0, cur.b - old.b) : cur.b;
         if (cur.enc) dEnc += d; else dPlain += d;
         if (!old) { if (cur.enc) newEnc++; else newPlain++; }
+        // A flow seen once has no rate yet. Counters that went back are
+        // not the same flow's (IDs are unique since the daemon started;
+        // guard anyway): no rate either.
+        if (old && cur.bin >= old.bin && cur.bout >= old.bout) {
+          rates.set(id, { in: 8 * (cur.bin - old.bin) / dt, out: 8 * (cur.bout - old.bout) / dt });
+        }
       }
       const enc = rate(c.enc, prev.c.enc, dt);
       const plain = rate(c.plain, prev.c.plain, dt);
@@ -339,6 +357,7 @@
       push(series.hsFB, fb !== undefined ? fb : newPlain / dt);
     }
     prev = { t: nowSec, byId, c };
+    return rates;
   }
 
   function flowsOf(doc) {
@@ -360,7 +379,7 @@
       const sampleSec = typeof up === "number" ? up : nowSec;
       const flows = flowsOf(fl);
       renderStatus(st);
-      renderFlows(flows, nowSec);
+      renderFlows(flows, nowSec, sample(st, flows, sampleSec));
       // The status counts every flow; the flows list may be one page.
       const fs = pick(st, "flows") || {};
       const all = typeof fs.total === "number" ? fs.total : flows.length;
@@ -371,7 +390,6 @@
       const total = pick(fl, "total");
       $("flows-note").textContent = typeof total === "number" && total > flows.length
         ? "(showing " + flows.length + " of " + total + ")" : "";
-      sample(st, flows, sampleSec);
       redraw();
       conn.dataset.state = "ok";
       conn.textContent = "live · updated " + new Date().toLocaleTimeString();

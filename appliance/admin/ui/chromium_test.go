@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,19 +32,22 @@ const fixtureXSS = `<img src=x onerror="document.title='pwned'">`
 // whose handler also serves the status page at ui.Prefix. Every status poll
 // moves the fixture's clock by 500 ms and its counters by fixed steps, so
 // the page's rates are known: per poll, 3 MiB through the engine, 512 KiB +
-// 1000 bytes on the plain paths, 20 encrypted handshakes and 5 others.
+// 1000 bytes on the plain paths, 20 encrypted handshakes and 5 others. Every
+// flows listing moves the flows' byte counters (flowStep), so their rates
+// are known too.
 func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 	t.Helper()
 	fx := admintest.New()
-	var flows []admin.FlowInfo
+	var base []admin.FlowInfo
 	fx.Flows(func(f admin.FlowInfo) bool {
 		if f.ID == 12 { // the fallen-back flow
 			f.FallbackReason += " " + fixtureXSS
 		}
-		flows = append(flows, f)
+		base = append(base, f)
 		return true
 	})
-	fx.SetFlows(flows)
+	fx.SetFlows(base)
+	var listings atomic.Int64
 	// The daemon's clock moves 500 ms per status poll; the page takes its
 	// rates over the daemon's uptime, so they do not depend on the
 	// browser's (virtual) time.
@@ -73,10 +77,39 @@ func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 		})
 		api.Handler().ServeHTTP(w, r)
 	})
+	mux.HandleFunc("/api/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		fx.SetFlows(flowStep(base, listings.Add(1)))
+		api.Handler().ServeHTTP(w, r)
+	})
 	mux.Handle("/", api.Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// flowStep is the fixture's flows at their n-th listing. Per listing (one
+// poll, 500 ms of the daemon's clock): flow 7 takes 625,000 bytes in and
+// 12,500 out (10 Mbit/s and 200 kbit/s), flow 9 125 bytes in (2 kbit/s),
+// flow 12 nothing; flow 13 is gone and a new flow (1000 + n) takes its
+// place, so it never has a rate; the bypassed flow's bytes in go back by
+// one, which is no rate either.
+func flowStep(base []admin.FlowInfo, n int64) []admin.FlowInfo {
+	flows := slices.Clone(base)
+	for i := range flows {
+		f := &flows[i]
+		switch f.ID {
+		case 7:
+			f.BytesIn += uint64(n) * 625_000
+			f.BytesOut += uint64(n) * 12_500
+		case 9:
+			f.BytesIn += uint64(n) * 125
+		case 13:
+			f.ID = 1000 + uint64(n)
+		case 1 << 60:
+			f.BytesIn -= uint64(n)
+		}
+	}
+	return flows
 }
 
 // chromium finds Debian's chromium; CI installs it (.ci/run). The test skips
@@ -167,6 +200,28 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(`<tr class="(encrypted|plain|pending)"`).FindAllString(dom, -1)); n != 5 {
 		t.Errorf("%d flow rows, want 5", n)
+	}
+	// Each flow's rates in and out since the previous poll (flowStep), in
+	// bit/s as the totals; "–" for a flow seen once or whose counters went
+	// back. The busiest flow is marked.
+	for _, tc := range []struct{ id, in, out string }{
+		{"7", "10 Mbit/s", "200 kbit/s"},
+		{"9", "2.0 kbit/s", "0 bit/s"},
+		{"12", "0 bit/s", "0 bit/s"},
+		{`10\d\d`, "–", "–"},
+		{"1152921504606846976", "–", "–"},
+	} {
+		row := regexp.MustCompile(`<tr [^>]*data-flow-id="` + tc.id + `"[^>]*>.*?</tr>`).FindString(dom)
+		want := `<td class="num rate">` + tc.in + `</td><td class="num rate">` + tc.out + `</td>`
+		if !strings.Contains(row, want) {
+			t.Errorf("flow %s: row %q lacks %q", tc.id, row, want)
+		}
+		if busy := strings.Contains(row, "data-busiest"); busy != (tc.id == "7") {
+			t.Errorf("flow %s: marked busiest %v", tc.id, busy)
+		}
+	}
+	if strings.Contains(dom, `data-flow-id="13"`) {
+		t.Errorf("flow 13, gone from the listing, is still shown")
 	}
 	if t.Failed() {
 		t.Logf("DOM:\n%s", dom)

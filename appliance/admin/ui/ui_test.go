@@ -24,6 +24,7 @@ func TestHandlerServesAssets(t *testing.T) {
 	}{
 		{"/ui/", "text/html", `<script src="app.js"`},
 		{"/ui/index.html", "text/html", `id="flows"`},
+		{"/ui/index.html", "text/html", `<th class="num">rate in</th><th class="num">rate out</th>`},
 		{"/ui/app.js", "javascript", "api/v1/"},
 		{"/ui/style.css", "text/css", "--enc"},
 	} {
