@@ -7,6 +7,9 @@
 //	                               every flow: tuple, encrypted or why not, role,
 //	                               TEP/AEAD, session ID, key generation, bytes, age
 //	                               (flows --help: the filters and the states)
+//	flows --rate DURATION [filters]
+//	                               two listings DURATION apart: each flow's rate
+//	                               in and out, busiest first
 //	flow ID                        one flow, and for an encrypted one where each
 //	                               direction stands (bytes taken, framed, sent,
 //	                               acknowledged, opened, delivered; the windows)
@@ -60,7 +63,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 const usage = `usage: tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-v] COMMAND
 commands:
   status
-  flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P]
+  flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P] [--rate DURATION]
   flow ID
   session SRC:PORT DST:PORT
   config get
@@ -71,7 +74,7 @@ commands:
 
 // flowsHelp is what flows --help prints.
 func flowsHelp() string {
-	return `usage: tcpincctl flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P]
+	return `usage: tcpincctl flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P] [--rate DURATION]
 the flows the engines track; with filters, those that pass them all. A plain
 connection on the kernel fast path is listed until engine.plain_retention
 (5 minutes) after its handshake, also when it lasts longer; tcpincctl status
@@ -81,6 +84,14 @@ counts the flows on the fast path.
                          ` + strings.Join(admin.FlowStates, ", ") + `
   --address ADDR|PREFIX  flows with this address, or one in PREFIX, at either end
   --port P               flows with this port at either end
+  --rate DURATION        list twice, DURATION (e.g. 2s) apart, and show the flows in
+                         both listings busiest first, each with its rates in and out
+                         in bit/s (powers of 1000): the bytes it moved between the
+                         two listings over the daemon's clock between them (the
+                         difference of its age), not this host's; with --json,
+                         the flows with rate_seconds, rate_in_bits_per_second
+                         and rate_out_bits_per_second (null when its counters
+                         went back)
 `
 }
 
@@ -88,6 +99,7 @@ type cli struct {
 	c       *admin.Client
 	json    bool
 	verbose bool
+	timeout time.Duration
 	stdin   io.Reader
 	out     io.Writer
 }
@@ -114,7 +126,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	cl := &cli{c: c, json: *asJSON, verbose: *verbose, stdin: stdin, out: stdout}
+	cl := &cli{c: c, json: *asJSON, verbose: *verbose, timeout: *timeout, stdin: stdin, out: stdout}
 	if err := cl.dispatch(ctx, fs.Args()); err != nil {
 		return report(stderr, c.Addr(), err)
 	}
@@ -225,6 +237,7 @@ func (cl *cli) flows(ctx context.Context, args []string) error {
 	state := fs.String("state", "", "flow state")
 	addr := fs.String("address", "", "address or prefix of either end")
 	port := fs.Uint("port", 0, "port of either end")
+	rate := fs.Duration("rate", 0, "rates over two listings this far apart")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(cl.out, flowsHelp())
@@ -250,10 +263,16 @@ func (cl *cli) flows(ctx context.Context, args []string) error {
 	if *port > 65535 {
 		return usagef("flows: --port must be between 1 and 65535 (got %d)", *port)
 	}
+	if *rate < 0 {
+		return usagef("flows: --rate must be positive (got %s)", *rate)
+	}
 	q.Port = uint16(*port)
 	flows, err := cl.c.AllFlows(ctx, q)
 	if err != nil {
 		return err
+	}
+	if *rate > 0 {
+		return cl.flowRates(q, flows, *rate)
 	}
 	if cl.json {
 		return cl.printJSON(flows)

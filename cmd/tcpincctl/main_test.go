@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +198,90 @@ func TestFlowsPaging(t *testing.T) {
 	r := runCLI(t, "", nil, "--admin", addr, "flows")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "2500 flows, 0 encrypted, 2500 not\n") || !strings.Contains(r.stdout, "\nflow 2500:") {
 		t.Errorf("exit %d, stdout starts %.80q", r.code, r.stdout)
+	}
+}
+
+// movingDaemon is an admin server over the fixture whose every flows
+// listing moves the daemon's clock by 2 s and the flows' byte counters by
+// known amounts: flow 7 takes 2,500,000 bytes in and 50,000 out (10 Mbit/s
+// and 200 kbit/s), flow 9 500 bytes in (2 kbit/s), flow 12 5,000,000 out
+// (20 Mbit/s: the busiest, listed first); flow 13 is replaced by a new flow (1000 + n) at each listing, and the bypassed
+// flow's bytes in go back by one (no rate).
+func movingDaemon(t *testing.T) string {
+	t.Helper()
+	fix := admintest.New()
+	var base []admin.FlowInfo
+	fix.Flows(func(f admin.FlowInfo) bool { base = append(base, f); return true })
+	var n atomic.Int64
+	srv := admin.NewServer(fix, admin.Options{Now: func() time.Time {
+		return admintest.Now.Add(time.Duration(n.Load()) * 2 * time.Second)
+	}})
+	h := srv.Handler()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		k := n.Add(1)
+		flows := slices.Clone(base)
+		for i := range flows {
+			f := &flows[i]
+			switch f.ID {
+			case 7:
+				f.BytesIn += uint64(k) * 2_500_000
+				f.BytesOut += uint64(k) * 50_000
+			case 9:
+				f.BytesIn += uint64(k) * 500
+			case 12:
+				f.BytesOut += uint64(k) * 5_000_000
+			case 13:
+				f.ID = 1000 + uint64(k)
+			case 1 << 60:
+				f.BytesIn -= uint64(k)
+			}
+		}
+		fix.SetFlows(flows)
+		h.ServeHTTP(w, r)
+	})
+	mux.Handle("/", h)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	return strings.TrimPrefix(ts.URL, "http://")
+}
+
+// TestFlowsRate: flows --rate lists twice and gives each flow in both
+// listings its rates over the daemon's clock (2 s between the listings,
+// whatever the 10 ms the client waited), busiest first, in text and JSON.
+func TestFlowsRate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"flows_rate", []string{"flows", "--rate", "10ms"}},
+		{"flows_rate_json", []string{"--json", "flows", "--rate=10ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := movingDaemon(t)
+			r := runCLI(t, "", nil, append([]string{"--admin", addr}, tc.args...)...)
+			if r.code != 0 {
+				t.Errorf("exit %d; stderr %s", r.code, r.stderr)
+			}
+			golden(t, tc.name, addr, r)
+		})
+	}
+	addr := movingDaemon(t)
+	r := runCLI(t, "", nil, "--admin", addr, "--json", "flows", "--rate", "10ms", "--encrypted", "yes")
+	var got []struct {
+		ID          string   `json:"id"`
+		RateSeconds float64  `json:"rate_seconds"`
+		In          *float64 `json:"rate_in_bits_per_second"`
+		Out         *float64 `json:"rate_out_bits_per_second"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, %v: %s", r.code, err, r.stdout)
+	}
+	if len(got) != 2 || got[0].ID != "7" || got[0].RateSeconds != 2 || *got[0].In != 10e6 || *got[0].Out != 200e3 ||
+		got[1].ID != "9" || *got[1].In != 2000 || *got[1].Out != 0 {
+		t.Errorf("encrypted flows' rates: %s", r.stdout)
+	}
+	if r := runCLI(t, "", nil, "--admin", addr, "flows", "--rate", "-1s"); r.code != 2 {
+		t.Errorf("--rate -1s: exit %d", r.code)
 	}
 }
