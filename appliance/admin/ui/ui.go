@@ -1,9 +1,9 @@
 // Package ui is tcpincd's status page: one static HTML page with its CSS and
 // JavaScript, embedded in the binary, that polls the admin API
 // (/api/v1/status and /api/v1/flows) and shows the flows table (encryption
-// state, role, TEP, AEAD, session ID, key generation, bytes each way) and
-// live plots of encrypted vs plain throughput and handshake rate, drawn on
-// <canvas> by the page itself. No build step, no code from elsewhere.
+// state, role, TEP, AEAD, session ID, key generation, bytes and rate each
+// way) and live plots of encrypted vs plain throughput and handshake rate,
+// drawn on <canvas> by the page itself. No build step, no code from elsewhere.
 //
 // The admin server mounts it at Prefix:
 //
