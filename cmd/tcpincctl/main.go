@@ -86,12 +86,13 @@ counts the flows on the fast path.
   --port P               flows with this port at either end
   --rate DURATION        list twice, DURATION (e.g. 2s) apart, and show the flows in
                          both listings busiest first, each with its rates in and out
-                         in bit/s (powers of 1000): the bytes it moved between the
-                         two listings over the daemon's clock between them (the
-                         difference of its age), not this host's; with --json,
-                         the flows with rate_seconds, rate_in_bits_per_second
-                         and rate_out_bits_per_second (null when its counters
-                         went back)
+                         in bit/s (powers of 1000): the plaintext it moved between
+                         the two listings over the daemon's clock between them
+                         (the difference of its age), not this host's; encrypted
+                         flows only (a plain flow's bytes are not counted); with
+                         --json, the flows with rate_seconds,
+                         rate_in_bits_per_second and rate_out_bits_per_second
+                         (null for a plain flow or counters that went back)
 `
 }
 

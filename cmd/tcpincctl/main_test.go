@@ -204,8 +204,10 @@ func TestFlowsPaging(t *testing.T) {
 // movingDaemon is an admin server over the fixture whose every flows
 // listing moves the daemon's clock by 2 s and the flows' byte counters by
 // known amounts: flow 7 takes 2,500,000 bytes in and 50,000 out (10 Mbit/s
-// and 200 kbit/s), flow 9 500 bytes in (2 kbit/s), flow 12 5,000,000 out
-// (20 Mbit/s: the busiest, listed first); flow 13 is replaced by a new flow (1000 + n) at each listing, and the bypassed
+// and 200 kbit/s: the busiest, listed first), flow 9 500 bytes in (2
+// kbit/s); flow 12, plain, 5,000,000 out, which is no rate (bytes are
+// counted for encrypted flows only, whatever a listing says); flow 13 is
+// replaced by a new flow (1000 + n) at each listing, and the bypassed
 // flow's bytes in go back by one (no rate).
 func movingDaemon(t *testing.T) string {
 	t.Helper()
@@ -283,5 +285,28 @@ func TestFlowsRate(t *testing.T) {
 	}
 	if r := runCLI(t, "", nil, "--admin", addr, "flows", "--rate", "-1s"); r.code != 2 {
 		t.Errorf("--rate -1s: exit %d", r.code)
+	}
+}
+
+// rates gives no rate where it cannot be known: a plain flow (its bytes are
+// not counted), counters that went back, a clock that did not move, a flow
+// in one listing only.
+func TestRatesUnknown(t *testing.T) {
+	doc := func(id string, enc bool, age float64, in, out uint64) admin.FlowDoc {
+		return admin.FlowDoc{ID: id, Encrypted: enc, AgeSeconds: age, BytesIn: in, BytesOut: out}
+	}
+	before := []admin.FlowDoc{doc("1", true, 10, 1000, 1000), doc("2", false, 10, 0, 0), doc("3", true, 10, 1000, 1000),
+		doc("4", true, 10, 0, 0), doc("5", true, 10, 0, 0)}
+	after := []admin.FlowDoc{doc("1", true, 12, 3000, 1500), doc("2", false, 12, 1e6, 1e6), doc("3", true, 12, 999, 2000),
+		doc("4", true, 10, 50, 50), doc("6", true, 12, 10, 10)}
+	got := map[string]*float64{}
+	for _, r := range rates(before, after) {
+		got[r.ID] = r.BitsIn
+		if r.BitsIn != nil && r.BitsOut == nil || r.BitsIn == nil && r.BitsOut != nil {
+			t.Errorf("flow %s: one rate known, the other not", r.ID)
+		}
+	}
+	if len(got) != 4 || got["1"] == nil || *got["1"] != 8000 || got["2"] != nil || got["3"] != nil || got["4"] != nil {
+		t.Errorf("rates: %v", got)
 	}
 }

@@ -15,7 +15,8 @@ import (
 // flowRate is one flow's rates between two listings (flows --rate): the
 // flow as the second listing shows it, the seconds of the daemon's clock
 // between its two listings (the difference of its age_seconds) and the bits
-// per second it carried each way; nil rates when they are unknown.
+// per second it carried each way; nil rates when they are unknown or not
+// counted (a plain flow).
 type flowRate struct {
 	admin.FlowDoc
 	RateSeconds float64  `json:"rate_seconds"`
@@ -58,8 +59,11 @@ func rates(before, after []admin.FlowDoc) []flowRate {
 		// The daemon's clock, to the millisecond of age_seconds: request
 		// latency and paging do not distort it.
 		r := flowRate{FlowDoc: f, RateSeconds: math.Round((f.AgeSeconds-b.AgeSeconds)*1000) / 1000}
-		// Counters that went back are not the same flow's; guard anyway.
-		if r.RateSeconds > 0 && f.BytesIn >= b.BytesIn && f.BytesOut >= b.BytesOut {
+		// Only an encrypted flow's bytes are counted (the engine counts
+		// the plaintext it seals and opens; a plain flow's data may go
+		// by the kernel fast path). Counters that went back are not the
+		// same flow's; guard anyway.
+		if f.Encrypted && r.RateSeconds > 0 && f.BytesIn >= b.BytesIn && f.BytesOut >= b.BytesOut {
 			in := 8 * float64(f.BytesIn-b.BytesIn) / r.RateSeconds
 			out := 8 * float64(f.BytesOut-b.BytesOut) / r.RateSeconds
 			r.BitsIn, r.BitsOut = &in, &out
@@ -90,7 +94,11 @@ func writeRates(w io.Writer, rs []flowRate, wait time.Duration, verbose bool) {
 		r := &rs[i]
 		fmt.Fprintln(w)
 		writeFlowLines(w, &r.FlowDoc, verbose)
-		if r.BitsIn == nil {
+		switch {
+		case !r.Encrypted:
+			fmt.Fprintln(w, "  rate: not counted (bytes are counted for encrypted flows only)")
+			continue
+		case r.BitsIn == nil:
 			fmt.Fprintln(w, "  rate: unknown (the counters went back, or the daemon's clock did not move)")
 			continue
 		}

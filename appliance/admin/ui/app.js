@@ -336,10 +336,12 @@
         const d = old ? Math.max(0, cur.b - old.b) : cur.b;
         if (cur.enc) dEnc += d; else dPlain += d;
         if (!old) { if (cur.enc) newEnc++; else newPlain++; }
-        // A flow seen once has no rate yet. Counters that went back are
-        // not the same flow's (IDs are unique since the daemon started;
-        // guard anyway): no rate either.
-        if (old && cur.bin >= old.bin && cur.bout >= old.bout) {
+        // A flow seen once has no rate yet. Only an encrypted flow's
+        // bytes are counted (a plain flow's may go by the kernel fast
+        // path): no rate for the others. Counters that went back are not
+        // the same flow's (IDs are unique since the daemon started; guard
+        // anyway): no rate either.
+        if (old && cur.enc && cur.bin >= old.bin && cur.bout >= old.bout) {
           rates.set(id, { in: 8 * (cur.bin - old.bin) / dt, out: 8 * (cur.bout - old.bout) / dt });
         }
       }

@@ -90,7 +90,8 @@ func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 // flowStep is the fixture's flows at their n-th listing. Per listing (one
 // poll, 500 ms of the daemon's clock): flow 7 takes 625,000 bytes in and
 // 12,500 out (10 Mbit/s and 200 kbit/s), flow 9 125 bytes in (2 kbit/s),
-// flow 12 nothing; flow 13 is gone and a new flow (1000 + n) takes its
+// flow 12, plain, 62,500 bytes out, which is no rate (bytes are counted for
+// encrypted flows only); flow 13 is gone and a new flow (1000 + n) takes its
 // place, so it never has a rate; the bypassed flow's bytes in go back by
 // one, which is no rate either.
 func flowStep(base []admin.FlowInfo, n int64) []admin.FlowInfo {
@@ -103,6 +104,8 @@ func flowStep(base []admin.FlowInfo, n int64) []admin.FlowInfo {
 			f.BytesOut += uint64(n) * 12_500
 		case 9:
 			f.BytesIn += uint64(n) * 125
+		case 12:
+			f.BytesOut += uint64(n) * 62_500
 		case 13:
 			f.ID = 1000 + uint64(n)
 		case 1 << 60:
@@ -202,12 +205,12 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("%d flow rows, want 5", n)
 	}
 	// Each flow's rates in and out since the previous poll (flowStep), in
-	// bit/s as the totals; "–" for a flow seen once or whose counters went
-	// back. The busiest flow is marked.
+	// bit/s as the totals; "–" for a plain flow, a flow seen once or one
+	// whose counters went back. The busiest flow is marked.
 	for _, tc := range []struct{ id, in, out string }{
 		{"7", "10 Mbit/s", "200 kbit/s"},
 		{"9", "2.0 kbit/s", "0 bit/s"},
-		{"12", "0 bit/s", "0 bit/s"},
+		{"12", "–", "–"},
 		{`10\d\d`, "–", "–"},
 		{"1152921504606846976", "–", "–"},
 	} {
