@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -505,83 +503,6 @@ func checkTransfer(t *testing.T, r result, n, m int64) {
 	}
 }
 
-// stuckReport says where a failed transfer stands: the brief (stuckBrief),
-// then what the links and the appliances' ports dropped or still hold.
-func (e *encEnv) stuckReport(src topology.Node) (brief, rest string) {
-	var b strings.Builder
-	for _, n := range []topology.Node{topology.GwA, topology.GwB} {
-		fmt.Fprintf(&b, "%s port counters (non-zero):\n%s\n", n,
-			e.runIn(n, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|ring_used_slots|path_frames_total|port_frames_total)' | grep -v ' 0$'"))
-	}
-	for _, n := range []topology.Node{topology.GwA, topology.Router, topology.GwB} {
-		fmt.Fprintf(&b, "%s links:\n%s\n", n, e.runIn(n, "ip", "-s", "link"))
-	}
-	if e.link != nil {
-		ns := netns.ExecArgs(e.link.NS, "ip", "-s", "link")
-		out, _ := exec.Command(ns[0], ns[1:]...).CombinedOutput()
-		fmt.Fprintf(&b, "impairment bump links:\n%s\n", out)
-	}
-	return e.stuckBrief(src), b.String()
-}
-
-// stuckBrief is what a reader of a stuck transfer needs first, a few
-// lines long so that it can end the failure's output (CI shows its tail):
-// each gateway's encrypted flows with their stream offsets (the admin
-// API's flow detail), its non-zero drop and event counters, the hosts'
-// TCP sockets (ss: rto, backoff, retransmissions, what was acknowledged)
-// and timeout counters, and the impairment bump's counters.
-func (e *encEnv) stuckBrief(src topology.Node) string {
-	var b strings.Builder
-	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		var page struct {
-			Flows []flowDoc `json:"flows"`
-		}
-		if err := e.admin(gw, "/api/v1/flows?encrypted=true&limit=8", &page); err != nil {
-			fmt.Fprintf(&b, "%s: %v\n", gw, err)
-			continue
-		}
-		for _, f := range page.Flows {
-			var doc map[string]any
-			if err := e.admin(gw, "/api/v1/flows/"+f.ID, &doc); err != nil {
-				fmt.Fprintf(&b, "%s flow %s: %v\n", gw, f.ID, err)
-				continue
-			}
-			delete(doc, "transcript")
-			j, _ := json.Marshal(doc)
-			fmt.Fprintf(&b, "%s flow: %s\n", gw, j)
-		}
-		if c, err := e.counters(gw); err == nil {
-			fmt.Fprintf(&b, "%s drops %v events %v\n", gw, nonZero(c.Drops), nonZero(c.Events))
-		}
-	}
-	for _, h := range []topology.Node{src, topology.HostB} {
-		ss := strings.ReplaceAll(strings.TrimSpace(e.runIn(h, "ss", "-tinoH")), "\n\t", " ")
-		nstat := strings.Join(strings.Fields(e.runIn(h, "nstat", "-asz", "TcpRetransSegs", "TcpExtTCPTimeouts",
-			"TcpExtTCPSpuriousRTOs", "TcpExtTCPLossUndo", "TcpExtTCPLostRetransmit", "TcpExtTCPDSACKRecv",
-			"TcpExtPAWSEstab", "TcpExtTCPACKSkippedPAWS", "TcpExtTCPRcvQDrop", "TcpExtTCPOFODrop", "TcpExtTCPZeroWindowDrop", "TcpInErrs", "TcpInCsumErrors")), " ")
-		fmt.Fprintf(&b, "%s sockets: %s\n%s nstat: %s\n", h, ss, h, nstat)
-	}
-	if p := e.bump; p != nil && p.Signal(syscall.SIGUSR1) == nil {
-		time.Sleep(100 * time.Millisecond)
-		out := p.Output()
-		if i := strings.LastIndex(out, "counters now: "); i >= 0 {
-			fmt.Fprintf(&b, "impairment bump %s\n", strings.TrimSpace(out[i:]))
-		}
-	}
-	return b.String()
-}
-
-// runIn runs a short command in n and returns its output, or the error.
-func (e *encEnv) runIn(n topology.Node, args ...string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := e.topo.Command(ctx, n, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("%v: %v %s", args, err, out)
-	}
-	return string(out)
-}
-
 // admin fetches path from the admin API of tcpincd in gw into v.
 func (e *encEnv) admin(gw topology.Node, path string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -813,132 +734,6 @@ func logCounters(out string) (statusCounters, error) {
 	return c, nil
 }
 
-// tcpSeg is one TCP segment of a capture, as tshark dissects it.
-type tcpSeg struct {
-	src, dst    netip.AddrPort
-	syn, ack    bool
-	options     []byte
-	payloadLen  int
-	optionKinds []int
-}
-
-// segments reads the TCP segments of a capture with tshark.
-func segments(t *testing.T, path string) []tcpSeg {
-	t.Helper()
-	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
-		"-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
-		"-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.options", "-e", "tcp.len").Output()
-	if err != nil {
-		t.Fatalf("tshark -r %s: %v", path, err)
-	}
-	var segs []tcpSeg
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, "|")
-		if len(f) < 10 {
-			continue
-		}
-		addr := func(v4, v6, port string) netip.AddrPort {
-			a, err := netip.ParseAddr(v4)
-			if err != nil {
-				a, _ = netip.ParseAddr(v6)
-			}
-			p, _ := strconv.Atoi(port)
-			return netip.AddrPortFrom(a, uint16(p))
-		}
-		s := tcpSeg{src: addr(f[0], f[1], f[2]), dst: addr(f[3], f[4], f[5]), syn: f[6] == "1" || f[6] == "True", ack: f[7] == "1" || f[7] == "True"}
-		s.options, _ = hex.DecodeString(strings.ReplaceAll(f[8], ":", ""))
-		s.payloadLen, _ = strconv.Atoi(f[9])
-		s.optionKinds = optionKinds(s.options)
-		segs = append(segs, s)
-	}
-	return segs
-}
-
-// optionKinds walks a TCP options region (RFC 9293 §3.1).
-func optionKinds(b []byte) []int {
-	var kinds []int
-	for len(b) > 0 {
-		k := int(b[0])
-		if k == 0 {
-			break
-		}
-		if k == 1 {
-			b = b[1:]
-			continue
-		}
-		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
-			break
-		}
-		kinds = append(kinds, k)
-		b = b[b[1]:]
-	}
-	return kinds
-}
-
-// enoData returns the data of the TCP-ENO option (kind 69) in an options
-// region, or false.
-func enoData(b []byte) ([]byte, bool) {
-	for len(b) > 0 {
-		k := b[0]
-		if k == 0 {
-			break
-		}
-		if k == 1 {
-			b = b[1:]
-			continue
-		}
-		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
-			break
-		}
-		if k == 69 {
-			return b[2:b[1]], true
-		}
-		b = b[b[1]:]
-	}
-	return nil, false
-}
-
-func hasKind(s tcpSeg, kind int) bool {
-	for _, k := range s.optionKinds {
-		if k == kind {
-			return true
-		}
-	}
-	return false
-}
-
-// noMarker checks the raw capture file and tshark's view of every frame
-// for the hosts' marker, and that the capture does hold payload (so the
-// check can fail).
-func noMarker(t *testing.T, path string, minPayload int) {
-	t.Helper()
-	keepCapture(t, path)
-	if st, err := os.Stat(path); err != nil || st.Size() > 1<<30 {
-		t.Fatalf("capture %s: %v (size over 1 GiB?): the test must bound its capture", path, err)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if i := bytes.Index(raw, []byte(marker)); i >= 0 {
-		t.Errorf("the marker %q appears in the capture of the untrusted link (file offset %d): plaintext leaked", marker, i)
-	}
-	out, err := exec.Command("tshark", "-r", path, "-n", "-Y", `frame contains "`+marker+`"`, "-T", "fields", "-e", "frame.number").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Errorf("frames carrying the marker on the untrusted link: %s", strings.ReplaceAll(s, "\n", " "))
-	}
-	total := 0
-	for _, s := range segments(t, path) {
-		total += s.payloadLen
-	}
-	if total < minPayload {
-		t.Errorf("the capture holds %d bytes of TCP payload, want at least %d: the marker check proves nothing", total, minPayload)
-	}
-}
-
 // bigTransfer sends n bytes each way between hA and dst (on hB's stream
 // server): exact, encrypted by both appliances, and without a segment of
 // one dropped by the other as out of its window.
@@ -960,18 +755,6 @@ func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
 	}
 }
 
-// portCounters is a gateway's non-zero drop, engine event and port backend
-// counters (/metrics).
-func (e *encEnv) portCounters(gw topology.Node) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := e.topo.Command(ctx, gw, "sh", "-c", "curl -sS --max-time 5 http://"+adminAddr+"/metrics | grep -E '^tcpinc_(drops_total|port_backend_events_total|engine_events_total)' | grep -v ' 0$'").CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("%v: %s", err, out)
-	}
-	return string(out)
-}
-
 // noWindowDrops: between two appliances on a link that loses, reorders or
 // duplicates, neither drops a segment of the other as out of its window.
 // Each did drop the other's pure ACKs, numbered at a window edge below what
@@ -984,15 +767,4 @@ func noWindowDrops(t *testing.T, gw topology.Node, d statusCounters) {
 	if n := d.Drops["out_of_window"]; n != 0 {
 		t.Errorf("%s dropped %d segments as out of window (drops %v)", gw, n, nonZero(d.Drops))
 	}
-}
-
-// nonZero keeps a counter map's non-zero entries (for logs).
-func nonZero(m map[string]uint64) map[string]uint64 {
-	r := map[string]uint64{}
-	for k, v := range m {
-		if v != 0 {
-			r[k] = v
-		}
-	}
-	return r
 }
