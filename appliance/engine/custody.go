@@ -68,24 +68,25 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
 		return
 	}
-	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < d.sentH || f.releaseAckHeld()) {
-		// A release is on (release.go), and what moved the ACK is L's
-		// ACK of part of it (custody cannot move while L has bytes to
-		// acknowledge: ackW is below the frames opened), held or about
-		// to be taken in (L's segment drains the bytes that waited for
-		// room before ackRelease sees its ACK). It goes to R whole at
-		// the release's end; told now, the release's ACK would cover
-		// only bytes R sent once and long before. An L that
-		// acknowledged all it was sent while an ACK of it is held (its
-		// window shut on the rest) is about to end the release in
-		// ackRelease: an ACK now would repeat what R had (ackWinToR). With SACK, the blocks
-		// of what is held past a hole go with that ACK (RFC 2018 §4 asks
-		// them of every ACK sent, and none is), and L is nudged for it
-		// (endRound). Without SACK nothing is owed: this runs after
-		// bytes in order, whose immediate ACK (RFC 5681 §4.2) is the
-		// release's; a segment past a hole gets its duplicate ACK at
-		// once as before (dupAckSoon).
-		if d.holdsAhead() && f.sackOK && f.releaseAckHeld() {
+	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < d.releaseEnd || f.releaseAckHeld()) {
+		// A release is on (release.go) and L has not acknowledged all
+		// of it: what moved the ACK is L's ACK of part of it (custody
+		// cannot move while L has opened bytes to acknowledge: ackW is
+		// below the frames opened), held or about to be taken in (L's
+		// segment drains the bytes that waited for room before
+		// ackRelease sees its ACK). Or L acknowledged the rest while an
+		// ACK of it is held, and ackRelease is about to end the release.
+		// Either way its ACK goes to R whole at the release's end; told
+		// now, the release's ACK would cover only bytes R sent once and
+		// long before, or repeat what R had (ackWinToR). With SACK, while
+		// L has bytes to acknowledge, the blocks of what is held past a
+		// hole go with that ACK (RFC 2018 §4 asks them of every ACK sent,
+		// and none is), and L is nudged for it (endRound); the ACK that
+		// ends a release carries them itself. Without SACK nothing is
+		// owed: this runs after bytes in order, whose immediate ACK (RFC
+		// 5681 §4.2) is the release's; a segment past a hole gets its
+		// duplicate ACK at once as before (dupAckSoon).
+		if d.holdsAhead() && f.sackOK && f.releaseAckHeld() && d.ackH < d.sentH {
 			e.dupAckSoon(f, tx[Outside])
 		}
 		return

@@ -592,19 +592,25 @@ func (e *Engine) drainHeld(now int64, f *flow, tx [2]TxSink) error {
 
 // drain is drainHeld for callers with nowhere to report an error: L's ACK
 // or the budget made room for the bytes that waited for it (roomWait), or
-// the keys came. Bytes that reach L so during a release are more of it (a
-// release larger than the delivery ring goes in pieces): the release goes
-// on to their end, and L is nudged for its ACK of all of it. Else L's ACK
-// of the first piece ended it, and R heard the rest piece by piece.
+// the keys came. Bytes opened so during a release are more of it (a
+// release larger than the delivery ring opens in pieces): the release goes
+// on to their end, and L is nudged for its ACK of all it was sent. Else
+// L's ACK of the first piece ended it, and R heard the rest piece by piece.
 func (e *Engine) drain(now int64, f *flow, tx [2]TxSink) {
 	d := &f.rcv
-	sent := d.sentH
+	sent, opened := d.sentH, d.nextH
 	if err := e.drainHeld(now, f, tx); err != nil {
 		e.fail(now, f, tx, err)
 		return
 	}
-	if d.releaseEnd != 0 && d.sentH > sent && f.state == stOpen {
-		e.startRelease(f, tx[Inside])
+	if d.releaseEnd == 0 || f.state != stOpen {
+		return
+	}
+	if d.nextH > opened {
+		d.releaseEnd = max(d.releaseEnd, d.nextH)
+	}
+	if d.sentH > sent {
+		e.nudgeL(f, tx[Inside])
 	}
 }
 

@@ -124,6 +124,7 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		d.ackH == prevAckH && f.winL == prevWinL && unwrap(p.Ack(), f.isnR, d.ackH) == d.ackH:
 		e.hostDupAck(f, tx[Inside])
 	}
+	pushed := d.sentH
 	if d.roomWait {
 		// L's ACK may have freed room for R's frames that wait for it.
 		d.roomWait = false
@@ -131,14 +132,13 @@ func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			return Consumed
 		}
 	}
-	if d.releaseEnd != 0 && d.sentH > sent && d.releaseEnd < d.sentH && f.state == stOpen {
+	if d.releaseEnd != 0 && pushed > sent && sent < d.releaseEnd && d.sentH == pushed && f.state == stOpen {
 		// L's ACK opened its window (RFC 9293 §3.8.6) for more of a
-		// release that did not fit it (pushPlain): the release goes on
-		// to their end, and L is nudged for its ACK of all of it, as
-		// for a piece the ring let go (drain, which nudged already if
-		// it sent). Else L's ACK of the first piece ended it, and R
-		// heard the rest piece by piece.
-		e.startRelease(f, tx[Inside])
+		// release that did not fit it (pushPlain): L is nudged for its
+		// ACK of what it got, as for a piece the ring let go (drain,
+		// which nudged already if it sent). The release ends when L has
+		// acknowledged all of it (startRelease).
+		e.nudgeL(f, tx[Inside])
 	}
 	data := p.Payload()
 	fin := fl&packet.FlagFIN != 0

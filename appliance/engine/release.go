@@ -48,14 +48,19 @@ const (
 	ackListed   = 4 // in Engine.ackHeld
 )
 
-// startRelease notes that the plaintext up to sentH went to L at once as a
-// hole filled, and nudges L for its ACK of all of it. A release larger than
-// the delivery ring or L's window goes to L in pieces, as L's ACKs make
-// room or open the window: each piece moves its end on (drain,
-// hostSegment), with one nudge for each ACK of L's that let pieces go.
+// startRelease notes that the plaintext held behind a hole that filled is
+// open, up to nextH, and nudges L for its ACK of what it was sent. The
+// release ends when L has acknowledged all of it. What waits for L's
+// window (H[sentH, nextH)) goes in pieces as L's ACKs open it, each with a
+// nudge (hostSegment); R's bytes that come after the hole filled are not
+// part of it, and L's ACK of the release goes to R when it comes, whatever
+// L is sent after. A release larger than the delivery ring opens in
+// pieces as L's ACKs make room (drain): each moves its end on, with R's
+// bytes that waited for room beside it (the engine cannot tell those
+// apart once the ring is full).
 func (e *Engine) startRelease(f *flow, to TxSink) {
 	d := &f.rcv
-	d.releaseEnd = d.sentH
+	d.releaseEnd = max(d.releaseEnd, d.nextH)
 	e.nudgeL(f, to)
 }
 

@@ -268,11 +268,11 @@ func TestWindowLimitedReleaseACKsGoAsOne(t *testing.T) {
 
 // b takes in a ring-limited release and shrinks its window to nothing with
 // its ACK of all it got: G_B's ring takes in every waiting byte for b, and
-// sends b none. That ACK ends the release (b acknowledged all it was
-// sent): R must get it alone, not after a pure ACK repeating the ACK R
-// already had (ackCustody's ackR while the ACK was held: ackWinToR gives
-// what R last got).
-func TestRingLimitedReleaseShutWindowOneACK(t *testing.T) {
+// sends b none. The release is not acknowledged whole (what the ring took
+// in waits for b's window): b's ACK is held and goes at the second Tick,
+// alone. Before, ackCustody sent R a pure ACK repeating the ACK R already
+// had (ackR while the ACK was held: ackWinToR gives what R last got).
+func TestRingLimitedReleaseShutWindowHeldOnce(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		pr, h, wire := heldBehindHole(t, sack)
 		cfg := pr.gb.e.Config()
@@ -292,11 +292,100 @@ func TestRingLimitedReleaseShutWindowOneACK(t *testing.T) {
 		if len(atB) != 0 {
 			t.Fatalf("sack=%v: b got %d segments into its shut window", sack, len(atB))
 		}
-		if len(out) != 1 {
-			t.Fatalf("sack=%v: b's ACK that ended the release drew %d segments to R, want its one ACK", sack, len(out))
+		if len(out) != 0 {
+			t.Fatalf("sack=%v: b's ACK with its window shut drew %d segments to R, want it held", sack, len(out))
 		}
-		if moved := ackMoves(t, wire[0].seq, toR); len(moved) != 1 {
+		if _, out := pr.gb.tick(int64(time.Millisecond)); len(out) != 0 {
+			t.Fatalf("sack=%v: the first Tick sent %d segments to R", sack, len(out))
+		}
+		_, second := pr.gb.tick(int64(time.Millisecond))
+		if len(second) != 1 {
+			t.Fatalf("sack=%v: the second Tick sent %d segments to R, want b's held ACK", sack, len(second))
+		}
+		if moved := ackMoves(t, wire[0].seq, append(toR, parseAll(t, second)...)); len(moved) != 1 {
 			t.Fatalf("sack=%v: R's ACK moved to %v, want once", sack, moved)
+		}
+	}
+}
+
+// R's bytes that come after the hole filled are not part of the release,
+// though they wait for b's window behind it: b's ACK of the whole release
+// goes to R at once, and b's ACKs of the fresh bytes after it go as they
+// come, with no nudge. Before, each ACK of b's that let fresh bytes go
+// moved the release's end on (startRelease from hostSegment): R heard
+// nothing until the second Tick, its right edge frozen meanwhile, and b
+// got a nudge per ACK.
+func TestFreshBytesAfterReleaseNotHeld(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h, wire := heldBehindHole(t, sack)
+		pr.bAcksWin(h, isnA+1, 86) // 11008 bytes: the release fits
+		if atB, _ := pr.toB(wire[:1]); len(stream(t, atB)) != 11000 {
+			t.Fatalf("sack=%v: the release did not reach b whole", sack)
+		}
+		have := 11000
+		got := func(atB []segv) (nudges int) {
+			for _, s := range atB {
+				if len(s.payload) == 1 {
+					nudges++
+				}
+				have = max(have, int(s.seq-isnA-1)+len(s.payload))
+			}
+			return nudges
+		}
+		atB, toR := pr.toB(pr.aSendsMany(h, 3)) // 8 bytes fit b's window
+		got(atB)
+		atB, out := pr.bAcksWin(h, isnA+1+11000, 24)
+		if got(atB) != 0 {
+			t.Fatalf("sack=%v: b was nudged for fresh bytes", sack)
+		}
+		if len(out) != 1 || out[0].ack != wire[10].seq+uint32(len(wire[10].payload)) {
+			t.Fatalf("sack=%v: b's ACK of the whole release drew %d segments to R, want that ACK", sack, len(out))
+		}
+		toR = append(toR, out...)
+		// b, a slow reader, acknowledges all it has, 1024 bytes of window
+		// at a time, as R sends more.
+		for i := range 4 {
+			atB, back := pr.toB(pr.aSendsMany(h, 3))
+			got(atB)
+			atB, out := pr.bAcksWin(h, isnA+1+uint32(have), 8)
+			if got(atB) != 0 || len(out) == 0 {
+				t.Fatalf("sack=%v: b's ACK %d of fresh bytes: %d segments to R, a nudge to b: %v", sack, i, len(out), got(atB) != 0)
+			}
+			toR = append(toR, append(back, out...)...)
+		}
+		if moved := ackMoves(t, wire[0].seq, toR); len(moved) < 5 {
+			t.Fatalf("sack=%v: R's ACK moved to %v, want at the release's end and at each ACK of b's after", sack, moved)
+		}
+	}
+}
+
+// A ring-limited release that b ends with its window shut, frames past a
+// later hole held: with SACK, the ACK R gets at the second Tick names them,
+// and nothing else goes to R (no duplicate ACK owed at the round's end:
+// b has no bytes left to acknowledge, so there is no nudge to answer).
+func TestShutWindowReleaseLaterHoleOneACK(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h := handshakeSACK(t, sack)
+		wire := pr.aSendsMany(h, 14)
+		pr.toB(append(slices.Clone(wire[1:11]), wire[13]))
+		cfg := pr.gb.e.Config()
+		cfg.DeliverBytes = 4096
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		_, toR := pr.toB(wire[:1])
+		_, out := pr.bAcksWin(h, isnA+1+2000, 31)
+		toR = append(toR, out...)
+		_, out = pr.bAcksWin(h, isnA+1+5968, 0)
+		toR = append(toR, out...)
+		_, first := pr.gb.tick(int64(time.Millisecond))
+		_, second := pr.gb.tick(int64(time.Millisecond))
+		toR = append(toR, parseAll(t, append(first, second...))...)
+		if len(toR) != 1 {
+			t.Fatalf("sack=%v: %d segments to R, want b's one ACK", sack, len(toR))
+		}
+		if b := sackBlocks(toR[0].opts); sack && (len(b) == 0 || b[0][0] != wire[13].seq) || !sack && len(b) != 0 {
+			t.Fatalf("sack=%v: the ACK to R carries SACK blocks %x, want the held frame's first (SACK only)", sack, b)
 		}
 	}
 }
