@@ -68,9 +68,10 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 	if f.state != stOpen || f.ackToR() <= f.rcv.lastAckW {
 		return
 	}
-	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < d.releaseEnd || f.releaseAckHeld()) {
+	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < max(d.releaseEnd, d.sentH) || f.releaseAckHeld()) {
 		// A release is on (release.go) and L has not acknowledged all
-		// of it: what moved the ACK is L's ACK of part of it (custody
+		// of it, nor all it was sent (a piece drain just opened, before
+		// the release's end moves on to it): what moved the ACK is L's ACK of part of it (custody
 		// cannot move while L has opened bytes to acknowledge: ackW is
 		// below the frames opened), held or about to be taken in (L's
 		// segment drains the bytes that waited for room before

@@ -56,8 +56,8 @@ const (
 // part of it, and L's ACK of the release goes to R when it comes, whatever
 // L is sent after. A release larger than the delivery ring opens in
 // pieces as L's ACKs make room (drain): each moves its end on, with R's
-// bytes that waited for room beside it (the engine cannot tell those
-// apart once the ring is full).
+// bytes that waited for room beside it (the release's wire end is not
+// kept: a flow record has no room for it).
 func (e *Engine) startRelease(f *flow, to TxSink) {
 	d := &f.rcv
 	d.releaseEnd = max(d.releaseEnd, d.nextH)

@@ -389,3 +389,39 @@ func TestShutWindowReleaseLaterHoleOneACK(t *testing.T) {
 		}
 	}
 }
+
+// A ring-limited release whose every piece b acknowledges whole at once (a
+// piece it got as one super-segment, or its answer to the nudge): R hears
+// one ACK, at the release's end. An earlier version let each piece's ACK
+// through: drain opened the next piece and ackCustody ran before the
+// release's end moved on to it, with b's ACK at that end (a review).
+func TestRingLimitedReleaseWholePieceACKsGoAsOne(t *testing.T) {
+	for _, sack := range []bool{false, true} {
+		pr, h, wire := heldBehindHole(t, sack)
+		cfg := pr.gb.e.Config()
+		cfg.DeliverBytes = 4096
+		if err := pr.gb.e.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		atB, toR := pr.toB(wire[:1])
+		have := 0
+		for i := 0; ; i++ {
+			for _, s := range atB {
+				have = max(have, int(s.seq-isnA-1)+len(s.payload))
+			}
+			if have == 11000 || i == 20 {
+				break
+			}
+			var out []segv
+			atB, out = pr.bAcksBoth(h, isnA+1+uint32(have))
+			toR = append(toR, out...)
+		}
+		toR = append(toR, pr.bAcks(h, isnA+1+11000)...)
+		if have != 11000 {
+			t.Fatalf("sack=%v: b got %d bytes of the release", sack, have)
+		}
+		if moved := ackMoves(t, wire[0].seq, toR); len(moved) != 1 {
+			t.Fatalf("sack=%v: R's ACK moved to %v, want once, to the release's end", sack, moved)
+		}
+	}
+}
