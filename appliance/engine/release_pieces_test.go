@@ -24,6 +24,41 @@ func (pr *pair) bAcksBoth(h *hosts, ack uint32) (atB, toR []segv) {
 	return atB, toR
 }
 
+// deliverCap makes G_B's delivery ring n bytes.
+func (pr *pair) deliverCap(n int) {
+	pr.t.Helper()
+	cfg := pr.gb.e.Config()
+	cfg.DeliverBytes = n
+	if err := pr.gb.e.Reconfigure(cfg); err != nil {
+		pr.t.Fatal(err)
+	}
+}
+
+// bTakesRelease has b acknowledge first bytes of a release of 11000 (0:
+// all it has), then all it has each time, answering each piece and nudge,
+// until it has acknowledged all 11000 (at most 20 ACKs); have is what b
+// got before. It returns what b got and what went to R.
+func (pr *pair) bTakesRelease(h *hosts, first, have int) (int, []segv) {
+	pr.t.Helper()
+	var toR []segv
+	ack := first
+	if ack == 0 {
+		ack = have
+	}
+	for i := 0; i < 20; i++ {
+		atB, out := pr.bAcksBoth(h, isnA+1+uint32(ack))
+		toR = append(toR, out...)
+		for _, s := range atB {
+			have = max(have, int(s.seq-isnA-1)+len(s.payload))
+		}
+		if ack == 11000 {
+			break
+		}
+		ack = have
+	}
+	return have, toR
+}
+
 // ackMoves lists where R's ACK moved to in toR, relative to from, the ACK
 // R had before (which it must never hear go back).
 func ackMoves(t *testing.T, from uint32, toR []segv) []uint32 {
@@ -102,11 +137,7 @@ func TestInOrderPastLaterHoleDuringReleaseWaits(t *testing.T) {
 func TestRingLimitedReleaseACKsGoAsOne(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		pr, h, wire := heldBehindHole(t, sack)
-		cfg := pr.gb.e.Config()
-		cfg.DeliverBytes = 4096
-		if err := pr.gb.e.Reconfigure(cfg); err != nil {
-			t.Fatal(err)
-		}
+		pr.deliverCap(4096)
 		atB, toR := pr.toB(wire[:1])
 		have := len(stream(t, atB))
 		if have == 0 || have >= 11000 {
@@ -114,17 +145,8 @@ func TestRingLimitedReleaseACKsGoAsOne(t *testing.T) {
 		}
 		// b acknowledges part of the first piece (every second segment),
 		// then whatever it has, answering each nudge.
-		for ack, i := 2000, 0; ; i++ {
-			atB, out := pr.bAcksBoth(h, isnA+1+uint32(ack))
-			toR = append(toR, out...)
-			for _, s := range atB {
-				have = max(have, int(s.seq-isnA-1)+len(s.payload))
-			}
-			if ack == 11000 || i == 20 {
-				break
-			}
-			ack = have
-		}
+		have, out := pr.bTakesRelease(h, 2000, have)
+		toR = append(toR, out...)
 		if have != 11000 {
 			t.Fatalf("sack=%v: b got %d bytes of the release", sack, have)
 		}
@@ -132,9 +154,7 @@ func TestRingLimitedReleaseACKsGoAsOne(t *testing.T) {
 			// b stops answering after its first ACK, which drained the
 			// second piece: that ACK goes at the second Tick, as any.
 			pr, h, wire := heldBehindHole(t, sack)
-			if err := pr.gb.e.Reconfigure(cfg); err != nil {
-				t.Fatal(err)
-			}
+			pr.deliverCap(4096)
 			pr.toB(wire[:1])
 			if atB, out := pr.bAcksBoth(h, isnA+1+2000); len(atB) == 0 || len(out) != 0 {
 				t.Fatalf("b's first ACK: %d segments to b, %d to R; want the next piece and none", len(atB), len(out))
@@ -275,11 +295,7 @@ func TestWindowLimitedReleaseACKsGoAsOne(t *testing.T) {
 func TestRingLimitedReleaseShutWindowHeldOnce(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		pr, h, wire := heldBehindHole(t, sack)
-		cfg := pr.gb.e.Config()
-		cfg.DeliverBytes = 4096
-		if err := pr.gb.e.Reconfigure(cfg); err != nil {
-			t.Fatal(err)
-		}
+		pr.deliverCap(4096)
 		atB, toR := pr.toB(wire[:1])
 		if n := len(stream(t, atB)); n == 0 || n >= 11000 {
 			t.Fatalf("sack=%v: the release's first piece was %d bytes, want part of 11000", sack, n)
@@ -368,11 +384,7 @@ func TestShutWindowReleaseLaterHoleOneACK(t *testing.T) {
 		pr, h := handshakeSACK(t, sack)
 		wire := pr.aSendsMany(h, 14)
 		pr.toB(append(slices.Clone(wire[1:11]), wire[13]))
-		cfg := pr.gb.e.Config()
-		cfg.DeliverBytes = 4096
-		if err := pr.gb.e.Reconfigure(cfg); err != nil {
-			t.Fatal(err)
-		}
+		pr.deliverCap(4096)
 		_, toR := pr.toB(wire[:1])
 		_, out := pr.bAcksWin(h, isnA+1+2000, 31)
 		toR = append(toR, out...)
@@ -398,25 +410,10 @@ func TestShutWindowReleaseLaterHoleOneACK(t *testing.T) {
 func TestRingLimitedReleaseWholePieceACKsGoAsOne(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		pr, h, wire := heldBehindHole(t, sack)
-		cfg := pr.gb.e.Config()
-		cfg.DeliverBytes = 4096
-		if err := pr.gb.e.Reconfigure(cfg); err != nil {
-			t.Fatal(err)
-		}
+		pr.deliverCap(4096)
 		atB, toR := pr.toB(wire[:1])
-		have := 0
-		for i := 0; ; i++ {
-			for _, s := range atB {
-				have = max(have, int(s.seq-isnA-1)+len(s.payload))
-			}
-			if have == 11000 || i == 20 {
-				break
-			}
-			var out []segv
-			atB, out = pr.bAcksBoth(h, isnA+1+uint32(have))
-			toR = append(toR, out...)
-		}
-		toR = append(toR, pr.bAcks(h, isnA+1+11000)...)
+		have, out := pr.bTakesRelease(h, 0, len(stream(t, atB)))
+		toR = append(toR, out...)
 		if have != 11000 {
 			t.Fatalf("sack=%v: b got %d bytes of the release", sack, have)
 		}
