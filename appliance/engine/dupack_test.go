@@ -164,11 +164,7 @@ func TestSecondHoleNudgesAfterFirstFills(t *testing.T) {
 func TestRoomMadeWithHeldFrameOneACK(t *testing.T) {
 	for _, sack := range []bool{false, true} {
 		pr, h := handshakeSACK(t, sack)
-		cfg := pr.gb.e.Config()
-		cfg.DeliverBytes = 4096
-		if err := pr.gb.e.Reconfigure(cfg); err != nil {
-			t.Fatal(err)
-		}
+		pr.deliverCap(4096)
 		wire := pr.aSendsMany(h, 8)
 		if atB, _ := pr.toB(wire[:6]); len(stream(t, atB)) >= 6000 {
 			t.Fatalf("sack=%v: the ring of 4096 bytes let all 6000 through", sack)
