@@ -69,24 +69,23 @@ func (e *Engine) ackCustody(f *flow, tx [2]TxSink) {
 		return
 	}
 	if d := &f.rcv; d.releaseEnd != 0 && (d.ackH < max(d.releaseEnd, d.sentH) || f.releaseAckHeld()) {
-		// A release is on (release.go) and L has not acknowledged all
-		// of it, nor all it was sent (a piece drain just opened, before
-		// the release's end moves on to it): what moved the ACK is L's ACK of part of it (custody
-		// cannot move while L has opened bytes to acknowledge: ackW is
-		// below the frames opened), held or about to be taken in (L's
-		// segment drains the bytes that waited for room before
-		// ackRelease sees its ACK). Or L acknowledged the rest while an
-		// ACK of it is held, and ackRelease is about to end the release.
-		// Either way its ACK goes to R whole at the release's end; told
-		// now, the release's ACK would cover only bytes R sent once and
-		// long before, or repeat what R had (ackWinToR). With SACK, while
-		// L has bytes to acknowledge, the blocks of what is held past a
-		// hole go with that ACK (RFC 2018 §4 asks them of every ACK sent,
-		// and none is), and L is nudged for it (endRound); the ACK that
-		// ends a release carries them itself. Without SACK nothing is
-		// owed: this runs after bytes in order, whose immediate ACK (RFC
-		// 5681 §4.2) is the release's; a segment past a hole gets its
-		// duplicate ACK at once as before (dupAckSoon).
+		// A release is on (release.go) and L has not acknowledged all of
+		// it, nor all it was sent (drain may have just opened a piece,
+		// before the release's end moves on to it). Custody cannot move
+		// meanwhile (ackW is below the frames opened): what moved the
+		// ACK is L's ACK, held or about to reach ackRelease (L's segment
+		// drains the bytes that waited for room first). Or L has
+		// acknowledged the rest while an ACK of it is held, and
+		// ackRelease is about to end the release. Either way R gets the
+		// release's one ACK there; told now, it would cover only bytes R
+		// sent once and long before, or repeat what R had (ackWinToR).
+		// With SACK, while L has bytes to acknowledge, the blocks of what
+		// is held past a hole go with that ACK (RFC 2018 §4 asks them of
+		// every ACK sent, and none is) and L is nudged for it (endRound);
+		// the ACK that ends a release carries them itself. Without SACK
+		// nothing is owed: this runs after bytes in order, whose
+		// immediate ACK (RFC 5681 §4.2) is the release's; a segment past
+		// a hole gets its duplicate ACK at once (dupAckSoon).
 		if d.holdsAhead() && f.sackOK && f.releaseAckHeld() && d.ackH < d.sentH {
 			e.dupAckSoon(f, tx[Outside])
 		}
