@@ -52,50 +52,45 @@ func segments(t *testing.T, path string) []tcpSeg {
 	return segs
 }
 
-// optionKinds walks a TCP options region (RFC 9293 §3.1).
-func optionKinds(b []byte) []int {
-	var kinds []int
-	for len(b) > 0 {
-		k := int(b[0])
-		if k == 0 {
-			break
-		}
-		if k == 1 {
+// eachOption calls fn with the kind and data of each option of a TCP
+// options region but NOP and EOL (RFC 9293 §3.1), until fn returns false
+// or the region ends or is malformed.
+func eachOption(b []byte, fn func(kind int, data []byte) bool) {
+	for len(b) > 0 && b[0] != 0 {
+		if b[0] == 1 {
 			b = b[1:]
 			continue
 		}
-		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
-			break
+		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) || !fn(int(b[0]), b[2:b[1]]) {
+			return
 		}
-		kinds = append(kinds, k)
 		b = b[b[1]:]
 	}
+}
+
+// optionKinds lists the kinds of the options in an options region.
+func optionKinds(b []byte) []int {
+	var kinds []int
+	eachOption(b, func(kind int, _ []byte) bool {
+		kinds = append(kinds, kind)
+		return true
+	})
 	return kinds
 }
 
 // enoData returns the data of the TCP-ENO option (kind 69) in an options
 // region, or false.
-func enoData(b []byte) ([]byte, bool) {
-	for len(b) > 0 {
-		k := b[0]
-		if k == 0 {
-			break
+func enoData(b []byte) (data []byte, ok bool) {
+	eachOption(b, func(kind int, d []byte) bool {
+		if kind == 69 {
+			data, ok = d, true
 		}
-		if k == 1 {
-			b = b[1:]
-			continue
-		}
-		if len(b) < 2 || int(b[1]) < 2 || int(b[1]) > len(b) {
-			break
-		}
-		if k == 69 {
-			return b[2:b[1]], true
-		}
-		b = b[b[1]:]
-	}
-	return nil, false
+		return !ok
+	})
+	return data, ok
 }
 
+// hasKind reports whether s carries an option of that kind.
 func hasKind(s tcpSeg, kind int) bool {
 	for _, k := range s.optionKinds {
 		if k == kind {
