@@ -65,6 +65,7 @@ const (
 	FallbackSourceRouted            // the handshake was source-routed: an IPv6 routing header with segments left, or an IPv4 source route (leftAlone)
 	FallbackENOPathStripped         // the far address's path lost TCP-ENO after the SYNs a short while ago (enopath.go)
 	FallbackSYNFlood                // a SYN with TCP-ENO from an unknown source under a SYN flood, passed on as it came with no record (flood.go)
+	FallbackAsymmetric              // the inside host acknowledged a SYN-ACK that never passed the appliance: the far side's segments take another path (synAckElsewhere)
 	NumFallbackReasons
 )
 
@@ -94,7 +95,7 @@ const (
 // FallbackNames and DropNames label Counters.Fallbacks and Counters.Drops
 // for metrics and the admin API.
 var (
-	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped", "syn_flood"}
+	FallbackNames = [NumFallbackReasons]string{"no_eno", "negotiation", "syn_data", "no_eno_in_ack", "end_to_end", "bypass", "option_room", "simultaneous_open", "memory", "syn_retries", "tcp_auth", "negotiated_set_full", "source_routed", "eno_path_stripped", "syn_flood", "asymmetric"}
 	DropNames     = [NumDropReasons]string{"malformed", "tx_full", "store_full", "reassembly_full", "prekey_full", "out_of_window", "stale", "deliver_full", "policy", "fragment", "checksum", "icmp_quote", "icmp_out_of_window", "syn_flood", "host_gap", "rst_rejected", "paws", "other_vlan"}
 )
 

@@ -36,6 +36,9 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			// path (Passthrough would let the workers list it).
 			return ForwardInPlace
 		}
+		if synAckElsewhere(f, p) {
+			return e.asymmetric(f, p, tx)
+		}
 		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
 		if fl&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK {
