@@ -108,3 +108,122 @@ func TestSYNSentOtherSegmentsStillDropped(t *testing.T) {
 		t.Fatalf("flow: %+v", fi)
 	}
 }
+
+// The mirror case, G_B as host B: a's SYN came through G_B, b's SYN-ACK
+// went around it, and a's third segment (plain: its own appliance, if any,
+// saw b's SYN-ACK without ENO) comes back through G_B, which never saw the
+// SYN-ACK. It goes on to b as it came, and the record says why the
+// connection is plain, instead of waiting in syn-received until the
+// handshake timeout. Under require both hosts are reset, each where it
+// waits, and nothing reaches b in plain TCP.
+func TestFarSYNACKElsewhereFallsBackPlain(t *testing.T) {
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, append(synOpts(1460, 1), 69, 4, 0x24, 0x23), nil)
+	third := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(2, 2), nil)
+	t.Run("plain", func(t *testing.T) {
+		gb := newGW(t, Config{TEPs: testTEPs})
+		one(t, "SYN to b", func() [][]byte { in, _ := gb.push(Outside, syn); return in }())
+		in, out := gb.push(Outside, third)
+		none(t, "G_B outside", out)
+		if len(in) != 1 || !bytes.Equal(in[0], third) {
+			t.Fatalf("a's third segment through G_B: %d frames, want it unchanged", len(in))
+		}
+		if n := gb.e.Counters().Fallbacks[FallbackAsymmetric].Load(); n != 1 {
+			t.Fatalf("asymmetric fallbacks %d, want 1", n)
+		}
+		if fi := flowInfo(t, gb.e); fi.Encrypted || !strings.Contains(fi.FallbackReason, "asymmetric") {
+			t.Fatalf("G_B flow: %+v", fi)
+		}
+	})
+	t.Run("require", func(t *testing.T) {
+		gb := newGW(t, Config{TEPs: testTEPs, Policies: requireFor(addrA.Addr())})
+		gb.push(Outside, syn)
+		toIn, toOut := gb.push(Outside, third)
+		in, out := resetBoth(t, "a's third segment after a SYN-ACK G_B never saw", toIn, toOut)
+		if in.seq != isnA+1 || in.dst != addrB {
+			t.Fatalf("RST to b: %+v", in)
+		}
+		if out.seq != isnB+1 || out.ack != isnA+1 || out.dst != addrA {
+			t.Fatalf("RST to a: %+v", out)
+		}
+		if gb.e.NumFlows() != 0 {
+			t.Fatalf("%d flows left, want none", gb.e.NumFlows())
+		}
+	})
+}
+
+// bypassedSetup runs an encrypted connection in which b's first 100 bytes
+// reach a through G_A, and returns the wire segment of b's next 1000
+// bytes, which reaches a by a path around G_A: its sequence number is the
+// wire's, ahead of a's host space by Init2 and a frame header.
+func bypassedSetup(t *testing.T) (*pair, hosts, segv) {
+	pr := handshake(t)
+	h := newHosts()
+	bSends := func(n int) segv {
+		pr.tsB++
+		_, o := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, h.aNext, ackF|pshF, 509, tsOpt(pr.tsB, pr.tsA), bytes.Repeat([]byte{'b'}, n)))
+		h.bNext += uint32(n)
+		return one(t, "b's data on the wire", o)
+	}
+	w := bSends(100)
+	toIn, _ := pr.ga.push(Outside, w.frame())
+	if got := one(t, "b's first bytes at a", toIn); len(got.payload) != 100 {
+		t.Fatalf("a got %d bytes, want 100", len(got.payload))
+	}
+	around := bSends(1000)
+	if around.seq == isnB+1+100 {
+		t.Fatalf("wire and host numbers agree: the case is not exercised")
+	}
+	return pr, h, around
+}
+
+// An encrypted connection whose return path moves around G_A: b's frame
+// reaches a as it is, and a's TCP keeps its ciphertext as data past a hole
+// (its wire sequence number is a little ahead of a's host space) and SACKs
+// it. What G_A delivers next would fill that hole and have a's TCP hand
+// the ciphertext to the application: G_A resets both hosts instead, a at
+// the ACK it sent.
+func TestBypassedFrameSACKedResetsBoth(t *testing.T) {
+	pr, h, around := bypassedSetup(t)
+	pr.tsA++
+	ack := tcpFrame(addrA, addrB, h.aNext, isnB+1+100, ackF, 502,
+		sackOpts(tsOpt(pr.tsA, pr.tsB), around.seq, around.seq+uint32(len(around.payload))), nil)
+	toIn, toOut := pr.ga.push(Inside, ack)
+	in, _ := resetBoth(t, "a's SACK of bytes G_A never delivered", toIn, toOut)
+	if in.seq != isnB+1+100 {
+		t.Fatalf("RST to a at %x, want a's ACK %x", in.seq, isnB+1+100)
+	}
+	if n := pr.ga.e.Counters().Bypassed.Load(); n != 1 || pr.ga.e.NumFlows() != 0 {
+		t.Fatalf("bypassed %d, flows %d: want 1 and none", n, pr.ga.e.NumFlows())
+	}
+}
+
+// The same when the bypassing frame landed at a's next byte: a took the
+// ciphertext in order, and its ACK covers bytes G_A never delivered. The
+// RST goes at that ACK, where a's TCP accepts it (RFC 5961 §3.2), not at
+// what G_A delivered, which a would now take for an old segment.
+func TestBypassedBytesAcknowledgedResetsBoth(t *testing.T) {
+	pr, h, around := bypassedSetup(t)
+	pr.tsA++
+	far := around.seq + uint32(len(around.payload))
+	toIn, toOut := pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, far, ackF, 502, tsOpt(pr.tsA, pr.tsB), nil))
+	in, _ := resetBoth(t, "a's ACK of bytes G_A never delivered", toIn, toOut)
+	if in.seq != far {
+		t.Fatalf("RST to a at %x, want a's ACK %x", in.seq, far)
+	}
+	if n := pr.ga.e.Counters().Bypassed.Load(); n != 1 {
+		t.Fatalf("bypassed %d, want 1", n)
+	}
+}
+
+// SACK blocks within what G_A delivered (a lost some on the inside link)
+// and D-SACK blocks below a's ACK are no sign of a bypass.
+func TestDeliveredSACKNotBypass(t *testing.T) {
+	pr, h, _ := bypassedSetup(t)
+	for _, blk := range [][2]uint32{{isnB + 51, isnB + 101}, {isnB + 1, isnB + 51}} {
+		pr.tsA++
+		pr.ga.push(Inside, tcpFrame(addrA, addrB, h.aNext, isnB+1+50, ackF, 502, sackOpts(tsOpt(pr.tsA, pr.tsB), blk[0], blk[1]), nil))
+	}
+	if n := pr.ga.e.Counters().Bypassed.Load(); n != 0 || pr.ga.e.NumFlows() != 1 {
+		t.Fatalf("bypassed %d, flows %d: want 0 and 1", n, pr.ga.e.NumFlows())
+	}
+}

@@ -39,6 +39,7 @@ type Counters struct {
 	PMTUExpired                                         atomic.Uint64 // lowered segment sizes that expired back to the MSS (pmtu.go)
 	ENOPathFailures                                     atomic.Uint64 // connections that failed because their path lost TCP-ENO after the SYNs, far address remembered (enopath.go)
 	HostResized                                         atomic.Uint64 // host retransmissions that showed the host lowered its segment size (hostResized)
+	Bypassed                                            atomic.Uint64 // encrypted connections reset because the inside host acknowledged bytes the appliance never delivered: the far side's segments reached it by another path (bypassed)
 	Panics                                              atomic.Uint64 // engine bugs: panics recovered, the flows they hit dropped (recover.go)
 	KeyGenInline, PoolRetries                           atomic.Uint64
 	KeyLogLines, KeyLogLost                             atomic.Uint64 // key log lines Deps.KeyLog took, and refused (logKeys)
@@ -135,6 +136,7 @@ func (c *Counters) EachEvent(fn func(name string, n uint64)) {
 		{"pmtu_expired", &c.PMTUExpired},
 		{"eno_path_failures", &c.ENOPathFailures},
 		{"host_resized", &c.HostResized},
+		{"bypassed", &c.Bypassed},
 		{"panics", &c.Panics},
 		{"prekey_queued", &c.PreKeyQueued},
 		{"host_segments_held", &c.HostHeld},

@@ -494,6 +494,9 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 			e.remove(f)
 			return e.synOnTuple(now, f.key, prev, p, Outside, tx), true
 		}
+		if synAckElsewhere(p, f.isnR) {
+			return e.asymmetric(f, p, Outside, tx), true
+		}
 		if fl&packet.FlagSYN == 0 {
 			return e.stale(now, f, p, Outside, tx), true
 		}

@@ -36,8 +36,8 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			// path (Passthrough would let the workers list it).
 			return ForwardInPlace
 		}
-		if synAckElsewhere(f, p) {
-			return e.asymmetric(f, p, tx)
+		if synAckElsewhere(p, f.isnL) {
+			return e.asymmetric(f, p, Inside, tx)
 		}
 		return e.stale(now, f, p, Inside, tx)
 	case stSynRcvd, stSynAckSent:
@@ -108,6 +108,10 @@ func (e *Engine) hostRST(f *flow, p *packet.Packet, to TxSink) Verdict {
 func (e *Engine) hostSegment(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if !p.VerifyL4Checksum() {
 		return e.drop(DropChecksum) // the receiver would have dropped it: never seal it
+	}
+	if e.strayAtL(f, p) {
+		e.bypassed(f, p, tx)
+		return Consumed
 	}
 	f.ecnFrom(Inside, p)
 	f.toR.follow(p)

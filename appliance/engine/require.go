@@ -146,34 +146,3 @@ func (f *flow) plainVerdict() Verdict {
 	return Passthrough
 }
 
-// synAckElsewhere reports whether the inside host's segment p, while its
-// SYN waits for an answer here, acknowledges a SYN-ACK that never passed
-// this appliance: a non-SYN segment at the host's first sequence number
-// after its SYN, which it sends only once it holds a SYN-ACK (RFC 9293
-// §3.10.7.3). The far side's segments reach the host by another path: two
-// appliances side by side, or a return route around this one.
-func synAckElsewhere(f *flow, p *packet.Packet) bool {
-	return p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagACK && p.Seq() == f.isnL+1
-}
-
-// asymmetric ends host A's negotiation at the host's first segment after
-// a SYN-ACK it got by another path (synAckElsewhere): with no SYN-ACK seen
-// there is nothing to negotiate, so the connection goes on in plain TCP.
-// The segment leaves as the host sent it, without ENO, and a far side that
-// answered with ENO disables it there (RFC 8547 §4.6, ENO-28). Under
-// require both hosts are reset instead: the host at the sequence number it
-// acknowledges, the far side at the one it waits for.
-func (e *Engine) asymmetric(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
-	const why = "the host acknowledged a SYN-ACK that did not pass the appliance (asymmetric routing)"
-	if f.policy != Require {
-		e.kill(f, FallbackAsymmetric, why)
-		return Passthrough
-	}
-	if !f.toL.ok {
-		f.toL = mirror(&f.toR)
-	}
-	e.rstBoth(f, tx, p.Ack(), 0, p.Ack(), p.Seq())
-	e.kill(f, FallbackAsymmetric, "required: "+why)
-	e.remove(f)
-	return Dropped
-}

@@ -111,6 +111,7 @@ func TestWindowToFarSideNeverShrinks(t *testing.T) {
 		_, toOut := pr.gb.push(Inside, tcpFrame(addrB, addrA, h.bNext, isnA+1, ackF|pshF, 502, tsOpt(pr.tsB, pr.tsA), []byte("b")))
 		h.bNext++
 		s := one(t, "b's data on the wire", toOut)
+		pr.ga.push(Outside, s.frame()) // to a, whose next segments acknowledge it
 		return int64(s.ack-(isnA+1)) + int64(s.win)<<7
 	}
 	prev := edge()

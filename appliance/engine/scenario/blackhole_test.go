@@ -203,9 +203,14 @@ func TestShorterRetransmissionsNoSign(t *testing.T) {
 		{"sack", func(t *testing.T, f *fixture) ([]byte, int) {
 			f.handshake(t)
 			w, a := f.w, f.a
+			// b's 300 bytes reach a, which tells of a hole below them
+			// (as if the inside link lost their first 100).
+			w.Host(SideB, f.b.Data(0, isnA+1, bytes.Repeat([]byte{'b'}, 300), ts(w)))
+			w.Run(latency)
+			w.Take(SideA)
 			data := bytes.Repeat([]byte{'s'}, 1428)
 			w.Host(SideA, a.Data(0, isnB+1, data, ts(w)))
-			sack := SACKOpt([2]uint32{isnB + 100, isnB + 200}) // data from b, out of order
+			sack := SACKOpt([2]uint32{isnB + 101, isnB + 301})
 			return a.Data(0, isnB+1, data[:1416], ts(w), sack), 1428 + ovh
 		}},
 		{"prekey", func(t *testing.T, f *fixture) ([]byte, int) {
