@@ -145,4 +145,3 @@ func (f *flow) plainVerdict() Verdict {
 	}
 	return Passthrough
 }
-
