@@ -32,12 +32,12 @@ import (
 //   - outbound bypass, hA opens: gwA sees hB's SYN-ACK and data only.
 //   - outbound bypass, hB opens: gwA sees hB's SYN with ENO and every later
 //     segment of hB, never hA's SYN-ACK (the mirror of the first case, at
-//     gwA's outside port). gwA passes hB's later segments as those of a
-//     plain connection it may have forgotten (acceptance.go, unknownPrev),
-//     its record left in syn-received until the handshake timeout.
+//     gwA's outside port). hB's third segment, at its ISN+1, shows the
+//     SYN-ACK went around: gwA's record turns plain (fallback asymmetric).
 //
 // Neither appliance may call such a connection encrypted (gwA never sees
-// both directions), nor list it plain without a fallback reason. Then
+// both directions), list it plain without a fallback reason, or still
+// list it negotiating once it carried its bytes. Then
 // an encrypted connection whose return path moves around gwA mid-transfer:
 // what happens is logged (a host cannot read ciphertext without its
 // appliance, so the connection may end); no byte of ciphertext may reach an
@@ -153,6 +153,8 @@ func (e *encEnv) asymCase(t *testing.T, src topology.Node, dst netip.AddrPort, s
 				t.Errorf("%s reports the connection encrypted: it never saw both directions", gw)
 			case fl.State == "plain" && fl.FallbackReason == "":
 				t.Errorf("%s reports the connection plain without a fallback reason", gw)
+			case strings.HasPrefix(fl.State, "syn-"):
+				t.Errorf("%s still lists the connection as %s after it carried its bytes", gw, fl.State)
 			}
 		}
 		if ok {
