@@ -11,7 +11,10 @@ import "github.com/tcpinc/tcpinc/appliance/packet"
 // In the handshake, a host's first non-SYN segment at the first sequence
 // number after its SYN shows that it holds a SYN-ACK (RFC 9293
 // §3.10.7.3): if that SYN-ACK never passed here, the negotiation ends in
-// plain TCP (fallback asymmetric). Once encrypted, the far side's
+// plain TCP (fallback asymmetric). From the far side that sign is one a
+// blind sender can forge (it chose the ISN of its SYN), so it counts only
+// on a tuple that holds no encrypted connection; elsewhere such a
+// connection hangs as before. Once encrypted, the far side's
 // segments that reach the inside host by another path carry wire sequence
 // numbers a little ahead of the host's (the Init message and the frame
 // headers), so its TCP may keep their ciphertext as data; the appliance
@@ -37,6 +40,12 @@ func synAckElsewhere(p *packet.Packet, isn uint32) bool {
 // waits for: the sender's is in p, the other's is p's ACK.
 func (e *Engine) asymmetric(f *flow, p *packet.Packet, from PortID, tx [2]TxSink) Verdict {
 	const why = "a SYN-ACK went by a path around the appliance (asymmetric routing)"
+	if from == Inside {
+		// L's ACK shows R answered its SYN, as a SYN-ACK through here
+		// would (Handle, answers): what the negotiated set remembers of
+		// an older connection on the tuple no longer applies.
+		e.neg.forget(f.key)
+	}
 	if f.policy != Require {
 		e.kill(f, FallbackAsymmetric, why)
 		return Passthrough

@@ -227,3 +227,97 @@ func TestDeliveredSACKNotBypass(t *testing.T) {
 		t.Fatalf("bypassed %d, flows %d: want 0 and 1", n, pr.ga.e.NumFlows())
 	}
 }
+
+// A blind SYN with TCP-ENO on a negotiated tuple whose record is gone (a
+// restart), then a forged ACK at the SYN's ISN+1, a number the forger
+// chose: it is no sign that the inside host answered by another path.
+// Taken for one, the record went plain and the hosts' live encrypted
+// connection let L's plaintext out. The tuple stays held: both dropped
+// (and reset as strays).
+func TestBlindSYNThenACKKeepsNegotiatedTupleHeld(t *testing.T) {
+	set := NewNegotiatedSet(NegotiatedConfig{Capacity: 16})
+	pr := handshakeOn(t, newGWDeps(t, Config{TEPs: testTEPs}, Deps{Negotiated: set}), newGW(t, Config{TEPs: testTEPs}))
+	h := newHosts()
+	pr.toB(pr.aSends(&h, []byte("before the restart"), pshF))
+	ga := restarted(t, set)
+	ga.push(Outside, tcpFrame(addrB, addrA, 0x12345678, 0, synF, 65160, append(synOpts(1460, 7), 69, 3, 0x23), nil))
+	v0 := ga.e.Handle(0, Outside, tcpFrame(addrB, addrA, 0x12345679, 0x55555555, ackF, 502, nil, nil), ga.tx)
+	t.Logf("forged ACK: %v; asymmetric=%d; in set=%v", v0, ga.e.Counters().Fallbacks[FallbackAsymmetric].Load(), set.Contains(addrA, addrB))
+	if v := ga.e.Handle(0, Inside, tcpFrame(addrA, addrB, h.aNext, h.bNext, ackF|pshF, 502, nil, []byte("PLAINTEXT")), ga.tx); v != Dropped {
+		t.Fatalf("the host's data: %v, want dropped (stray reset)", v)
+	}
+	if v := ga.e.Handle(0, Outside, tcpFrame(addrB, addrA, 0x9000, 0x7000, ackF|pshF, 502, nil, []byte("ciphertext")), ga.tx); v != Dropped {
+		t.Fatalf("the far side's frame: %v, want dropped (stray reset)", v)
+	}
+}
+
+// The same with a closed encrypted connection kept aside (reuse from
+// outside): a SYN with TCP-ENO (newer timestamp) and an ACK at its ISN+1,
+// both with numbers the sender chose, must not drop the old record, whose
+// b may still resend its last data and FIN (plainAfterReuse).
+func TestReuseSYNThenACKKeepsOldRecord(t *testing.T) {
+	pr, h, secret := closedPair(t)
+	gb := pr.gb
+	isn := h.aNext + 1000
+	gb.push(Outside, tcpFrame(addrA, addrB, isn, 0, synF, 64240, append(synOpts(1460, pr.tsA+1), 69, 3, 0x23), nil))
+	if fi := flowInfo(t, gb.e); fi.State != "syn-received" {
+		t.Fatalf("G_B flow %+v", fi)
+	}
+	v := gb.e.Handle(0, Outside, tcpFrame(addrA, addrB, isn+1, 0x55555555, ackF, 502, nil, nil), gb.tx)
+	t.Logf("forged ACK: %v, flow %+v", v, flowInfo(t, gb.e))
+	_, out := gb.push(Inside, tcpFrame(addrB, addrA, h.bNext-uint32(len(secret))-1, h.aNext, ackF|pshF|finF, 509, tsOpt(pr.tsB, pr.tsA), secret))
+	for _, o := range out {
+		if bytes.Contains(o, secret) {
+			t.Fatal("the old connection's data left in plaintext")
+		}
+	}
+}
+
+// A new connection on the tuple of a closed encrypted one (the tuple
+// lingers in the negotiated set, CloseLinger) whose SYN-ACK goes around
+// the appliance: the inside host's ACK at its ISN+1 shows the far side
+// answered its SYN, as a SYN-ACK through it would have (Handle: answers),
+// so the tuple leaves the set. Kept there, once the plain record expired
+// (PlainRetention of quiet) the healthy connection's next segment was
+// reset as a stray.
+func TestAsymmetricPlainOnLingeringTupleOutlivesQuiet(t *testing.T) {
+	pr, h, _ := closedPair(t)
+	ga := pr.gb
+	for i := 0; i < 40 && ga.e.NumFlows() > 0; i++ {
+		ga.tick(int64(5 * 1e9))
+	}
+	if ga.e.NumFlows() != 0 || !ga.e.neg.has(flowKey{in: addrB, out: addrA}) {
+		t.Fatalf("setup: flows %d, in set %v", ga.e.NumFlows(), ga.e.neg.has(flowKey{in: addrB, out: addrA}))
+	}
+	isn := h.bNext + 100_000
+	_, o := ga.push(Inside, tcpFrame(addrB, addrA, isn, 0, synF, 64240, synOpts(1460, pr.tsB+100), nil))
+	one(t, "new SYN", o)
+	pass(t, ga, Inside, tcpFrame(addrB, addrA, isn+1, 0x7000+1, ackF, 502, nil, nil))
+	pass(t, ga, Inside, tcpFrame(addrB, addrA, isn+1, 0x7000+1, ackF|pshF, 502, nil, []byte("hello")))
+	t.Logf("after fallback: in set %v", ga.e.neg.has(flowKey{in: addrB, out: addrA}))
+	ga.tick(int64(6 * 60 * 1e9))
+	ga.tick(int64(1e9))
+	v := ga.e.Handle(ga.now, Inside, tcpFrame(addrB, addrA, isn+6, 0x7000+1, ackF|pshF, 502, nil, []byte("again")), ga.tx)
+	toIn, toOut := ga.in.take(), ga.out.take()
+	if v != Passthrough {
+		t.Fatalf("the plain connection's segment after %d s quiet: %v (to a %d, to b %d frames), want passed", 361, v, len(toIn), len(toOut))
+	}
+}
+
+// The same with the SYN-ACK through the appliance (without ENO): it takes
+// the tuple out of the set, and the quiet plain connection passes.
+func TestPlainOnLingeringTupleOutlivesQuiet(t *testing.T) {
+	pr, h, _ := closedPair(t)
+	ga := pr.gb
+	for i := 0; i < 40 && ga.e.NumFlows() > 0; i++ {
+		ga.tick(int64(5 * 1e9))
+	}
+	isn := h.bNext + 100_000
+	_, o := ga.push(Inside, tcpFrame(addrB, addrA, isn, 0, synF, 64240, synOpts(1460, pr.tsB+100), nil))
+	one(t, "new SYN", o)
+	pass(t, ga, Outside, tcpFrame(addrA, addrB, 0x7000, isn+1, synF|ackF, 65160, synOpts(1460, 9), nil))
+	pass(t, ga, Inside, tcpFrame(addrB, addrA, isn+1, 0x7000+1, ackF, 502, nil, nil))
+	ga.tick(int64(6 * 60 * 1e9))
+	ga.tick(int64(1e9))
+	pass(t, ga, Inside, tcpFrame(addrB, addrA, isn+1, 0x7000+1, ackF|pshF, 502, nil, []byte("again")))
+}

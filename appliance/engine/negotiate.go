@@ -494,7 +494,11 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 			e.remove(f)
 			return e.synOnTuple(now, f.key, prev, p, Outside, tx), true
 		}
-		if synAckElsewhere(p, f.isnR) {
+		// The far side's ACK at the ISN of its own SYN proves nothing the
+		// far side could not forge blind: on a tuple that holds an
+		// encrypted connection (negotiated, or closed and kept aside) it
+		// must not turn the record plain (asymmetric.go).
+		if synAckElsewhere(p, f.isnR) && (f.prev == nil || f.prev.sess == nil) && !e.neg.has(f.key) {
 			return e.asymmetric(f, p, Outside, tx), true
 		}
 		if fl&packet.FlagSYN == 0 {
