@@ -147,3 +147,23 @@ func TestFarSYNDataDiscardedWhenENOTurnedOff(t *testing.T) {
 		t.Fatalf("flow %+v, want plain (eno_path_stripped)", fi)
 	}
 }
+
+// Host A's side of ENO-26: the inside host's RST while only its SYN (with
+// our ENO option) has gone out carries `45 02`, as every segment does until
+// a non-SYN one arrives (RFC 8547 §4.6). A host that aborts a connect in
+// SYN-SENT may send one.
+func TestHostARSTCarriesENOBeforeSYNACK(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	_, o := ga.push(Inside, tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil))
+	hasBytes(t, "SYN option", option(one(t, "SYN", o).opts, 69), unhex("45042423"))
+	toIn, toOut := ga.push(Inside, tcpFrame(addrA, addrB, isnA+1, 0, rstF, 0, nil, nil))
+	none(t, "RST inside", toIn)
+	s := one(t, "RST", toOut)
+	if s.flags != rstF || s.seq != isnA+1 {
+		t.Fatalf("RST on the wire: %+v", s)
+	}
+	hasBytes(t, "RST ENO", option(s.opts, 69), unhex("4502"))
+	if ga.e.NumFlows() != 0 {
+		t.Fatal("flow kept after the host's RST")
+	}
+}

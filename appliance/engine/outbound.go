@@ -23,6 +23,14 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 			return e.resendSYN(f, p, tx[Outside])
 		}
 		if fl&packet.FlagRST != 0 {
+			if f.prev == nil && f.sim == 0 && e.rewriteOptions(p, nonSYNENO[:], tx[Outside]) {
+				// Our SYN went out with ENO and no non-SYN segment has
+				// come: every segment until one does carries ENO, this
+				// RST too (RFC 8547 §4.6, ENO-26). With an old connection
+				// displaced on the tuple the RST may be that one's.
+				e.remove(f)
+				return Forwarded
+			}
 			e.remove(f)
 			return Passthrough
 		}
