@@ -66,7 +66,7 @@ const (
 	FallbackSourceRouted            // the handshake was source-routed: an IPv6 routing header with segments left, or an IPv4 source route (leftAlone)
 	FallbackENOPathStripped         // the far address's path lost TCP-ENO after the SYNs a short while ago (enopath.go)
 	FallbackSYNFlood                // a SYN with TCP-ENO from an unknown source under a SYN flood, passed on as it came with no record (flood.go)
-	FallbackAsymmetric              // the inside host acknowledged a SYN-ACK that never passed the appliance: the far side's segments take another path (synAckElsewhere)
+	FallbackAsymmetric              // a host's first segment after its SYN showed it holds a SYN-ACK that never passed the appliance: one direction takes another path (asymmetric.go)
 	NumFallbackReasons
 )
 
