@@ -43,20 +43,8 @@ func TestAsymmetricRouteFlap(t *testing.T) {
 // flap runs one connection of TestAsymmetricRouteFlap and reports whether
 // an application read bytes that were not sent.
 func (e *encEnv) flap(t *testing.T, by *asymBypass, dst netip.AddrPort) bool {
-	e.seed += 10
-	seed := e.seed
-	const total = 2 << 20 // 4 s at the rate
-	p, err := e.topo.Start(topology.HostA, "stream-client-flap", e.toolArgs("stream-client", "-addr", dst.String(),
-		"-n", fmt.Sprint(total), "-m", fmt.Sprint(total), "-seed", fmt.Sprint(seed), "-rate", "500000", "-idle", "5s")...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, r, seed := e.startPaced(t, "stream-client-flap", dst, 2<<20) // 4 s at the rate
 	defer p.Stop()
-	if err := p.WaitOutput("connected ", 10*time.Second); err != nil {
-		t.Fatalf("client: %v\n%s", err, p.Output())
-	}
-	var r result
-	parseClient(&r, p.Output())
 	t0 := time.Now()
 	for deadline := t0.Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		fa, okA, _ := e.flowOf(topology.GwA, r.local, dst)

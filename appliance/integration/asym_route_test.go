@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/deploy/netns"
 	"github.com/tcpinc/tcpinc/deploy/topology"
 )
 
@@ -127,20 +128,8 @@ func (b *asymBypass) route(t *testing.T, m asymMode) {
 // wrong, and returns the connection for the marker check.
 func (e *encEnv) routeChange(t *testing.T, by *asymBypass, dst netip.AddrPort) asymConn {
 	t.Helper()
-	e.seed += 10
-	seed := e.seed
-	const total = 32 << 20 // 64 s at the rate: it runs past the test's look at it
-	p, err := e.topo.Start(topology.HostA, "stream-client-route", e.toolArgs("stream-client", "-addr", dst.String(),
-		"-n", fmt.Sprint(total), "-m", fmt.Sprint(total), "-seed", fmt.Sprint(seed), "-rate", "500000", "-idle", "5s")...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, r, seed := e.startPaced(t, "stream-client-route", dst, 32<<20) // 64 s at the rate: it runs past the test's look at it
 	defer p.Stop()
-	if err := p.WaitOutput("connected ", 10*time.Second); err != nil {
-		t.Fatalf("client: %v\n%s", err, p.Output())
-	}
-	var r result
-	parseClient(&r, p.Output())
 	c := asymConn{name: t.Name(), a: r.local, b: dst}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		fa, okA, errA := e.flowOf(topology.GwA, c.a, c.b)
@@ -157,9 +146,11 @@ func (e *encEnv) routeChange(t *testing.T, by *asymBypass, dst netip.AddrPort) a
 	time.Sleep(time.Second)
 	before := map[topology.Node]statusCounters{}
 	for _, gw := range []topology.Node{topology.GwA, topology.GwB} {
-		if before[gw], err = e.counters(gw); err != nil {
+		n, err := e.counters(gw)
+		if err != nil {
 			t.Fatal(err)
 		}
+		before[gw] = n
 	}
 	sockets := func(when string) {
 		t.Logf("%s:\nhA: %shB: %s", when, e.runIn(topology.HostA, "ss", "-tnio", "dst", dst.String()),
@@ -211,4 +202,24 @@ func (e *encEnv) routeChange(t *testing.T, by *asymBypass, dst netip.AddrPort) a
 	}
 	sockets("sockets once the client ended")
 	return c
+}
+
+// startPaced starts a stream client on hA sending and receiving total bytes
+// to and from dst at 500 kB/s (so a route can change under it), waits for
+// it to connect and returns it, what it printed so far and its seed.
+func (e *encEnv) startPaced(t *testing.T, name string, dst netip.AddrPort, total int) (*netns.Process, result, uint64) {
+	t.Helper()
+	e.seed += 10
+	p, err := e.topo.Start(topology.HostA, name, e.toolArgs("stream-client", "-addr", dst.String(),
+		"-n", fmt.Sprint(total), "-m", fmt.Sprint(total), "-seed", fmt.Sprint(e.seed), "-rate", "500000", "-idle", "5s")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput("connected ", 10*time.Second); err != nil {
+		p.Stop()
+		t.Fatalf("client: %v\n%s", err, p.Output())
+	}
+	var r result
+	parseClient(&r, p.Output())
+	return p, r, e.seed
 }
