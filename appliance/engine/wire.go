@@ -68,8 +68,8 @@ func (t *tmpl) sums() {
 	t.psSum = ^packet.Finish(packet.PseudoHeaderSum(ip[8:24], ip[24:40], packet.ProtoTCP, 0))
 }
 
-// follow gives the template the DSCP of p, the latest segment from its
-// host, over IPv6 its flow label too, over IPv4 its DF flag, and its VLAN
+// follow gives the template the Ethernet addresses and the DSCP of p, the
+// latest segment from its host, over IPv6 its flow label too, over IPv4 its DF flag, and its VLAN
 // tags' priority, as plain forwarding would show them. Hosts change the
 // DSCP mid-connection (OpenSSH marks a session interactive after login;
 // applications set IP_TOS after connect, which on Linux also sets the
@@ -82,6 +82,12 @@ func (t *tmpl) follow(p *packet.Packet) {
 		return
 	}
 	f, l3 := p.Frame(), p.L3Offset()
+	if l3 >= 12 && t.l3 >= 12 {
+		// The Ethernet addresses too: a neighbour whose MAC changed (a
+		// router replaced or failed over, a host's new NIC) is reached
+		// at the new one, as plain forwarding would.
+		copy(t.b[:12], f[:12])
+	}
 	if l3 == t.l3 {
 		// Each tag's PCP and DEI (IEEE 802.1Q: the TCI's top four bits);
 		// tags at 12 (TPID) and 14 (TCI), 16 and 18.
