@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/packet/packettest"
@@ -433,6 +434,7 @@ func TestSYNRetransmissionsDropENO(t *testing.T) {
 			syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
 			var first []byte
 			for i := range 6 {
+				ga.now += int64(time.Second) // the host's retransmission timeout (RFC 6298 §2.1)
 				_, toOut := ga.push(Inside, syn)
 				s := one(t, "SYN", toOut)
 				o := option(s.opts, 69)
@@ -456,6 +458,49 @@ func TestSYNRetransmissionsDropENO(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// SYN copies that reach the engine together waited in the port while the
+// appliance was paused or starved (a paused VM: the host retransmits once a
+// second meanwhile); they tell nothing of the path, which has not seen
+// them yet. They all leave with our option and the connection stays in
+// negotiation; copies that come later, a retransmission timeout apart,
+// count as before. Before, the fourth copy of a backlog turned the
+// connection plain (fallback syn_retries) and its bytes crossed the
+// untrusted link in plaintext.
+func TestSYNBacklogKeepsENO(t *testing.T) {
+	ga := newGW(t, Config{TEPs: testTEPs})
+	syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+	send := func(what string) []byte {
+		t.Helper()
+		_, toOut := ga.push(Inside, syn)
+		return option(one(t, what, toOut).opts, 69)
+	}
+	first := send("SYN")
+	ga.now += int64(time.Second)
+	for i := range 2 * DefaultSYNsWithENO {
+		if o := send("SYN copy"); !bytes.Equal(o, first) {
+			t.Fatalf("copy %d of a backlog: ENO option %x, want the first SYN's %x", i+1, o, first)
+		}
+		ga.now += int64(time.Millisecond)
+	}
+	if fb := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load(); fb != 0 {
+		t.Fatalf("%d syn_retries fallbacks after a backlog of copies", fb)
+	}
+	if fi := flowInfo(t, ga.e); fi.State != "syn-sent" {
+		t.Fatalf("flow %+v after a backlog, want syn-sent", fi)
+	}
+	// The backlog counted once: one more retransmission a timeout later
+	// still carries ENO, the next (the fourth SYN to count) does not.
+	for i, want := range []bool{true, false} {
+		ga.now += int64(time.Second)
+		if o := send("SYN retransmission"); (o != nil) != want {
+			t.Fatalf("retransmission %d after the backlog: ENO option %x, want it %v", i+1, o, want)
+		}
+	}
+	if fb := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load(); fb != 1 {
+		t.Fatalf("%d syn_retries fallbacks, want 1", fb)
 	}
 }
 

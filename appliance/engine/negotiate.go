@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 	"github.com/tcpinc/tcpinc/appliance/tcpcrypt"
@@ -134,6 +136,13 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 	return Forwarded
 }
 
+// synRetransmitGap is the least time between a host's SYN and its copy
+// for the copy to count as a retransmission the path left unanswered: a
+// host waits its initial retransmission timeout, 1 s (RFC 6298 §2.1), and
+// none waits less than Linux's 200 ms floor; copies handled closer than
+// that came together out of the port's ring.
+const synRetransmitGap = int64(200 * time.Millisecond)
+
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31),
 // data and a Fast Open cookie left out as on the first, up to
 // Config.SYNsWithENO SYNs in all; the next leaves without them, as RFC 8547
@@ -142,8 +151,11 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 // of the SYN (it crossed the SYN-ACK, or the enclave duplicated it) shows
 // no such path: it keeps the option whatever the count, for the flow is
 // in its key exchange (R holds keys; a public-key job may be reading the
-// flow) and can no longer turn plain.
-func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
+// flow) and can no longer turn plain. Only a copy that comes synRetransmitGap
+// or more after the flow's previous segment counts: copies that come
+// together waited in the port while the appliance was paused or starved
+// (a paused VM, a backlog), not for an answer the path withheld.
+func (e *Engine) resendSYN(now int64, f *flow, p *packet.Packet, to TxSink) Verdict {
 	if p.Seq() != f.isnL {
 		if f.policy == Require {
 			return e.drop(DropPolicy) // it would leave without ENO: hold it back
@@ -151,7 +163,7 @@ func (e *Engine) resendSYN(f *flow, p *packet.Packet, to TxSink) Verdict {
 		e.kill(f, FallbackSYNData, "syn changed")
 		return Passthrough
 	}
-	if f.synResends < 255 {
+	if f.synResends < 255 && now-e.lastBefore >= synRetransmitGap {
 		f.synResends++
 	}
 	if f.state == stSynSent && f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {

@@ -20,7 +20,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 				e.remove(f)
 				return e.synOnTuple(now, f.key, prev, p, Inside, tx)
 			}
-			return e.resendSYN(f, p, tx[Outside])
+			return e.resendSYN(now, f, p, tx[Outside])
 		}
 		if fl&packet.FlagRST != 0 {
 			if f.prev == nil && f.sim == 0 && e.rewriteOptions(p, nonSYNENO[:], tx[Outside]) {
@@ -74,7 +74,7 @@ func (e *Engine) fromInside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) 
 	}
 	if fl&packet.FlagSYN != 0 {
 		if f.role == 0 && fl&packet.FlagACK == 0 && f.state == stKex && p.Seq() == f.isnL {
-			return e.resendSYN(f, p, tx[Outside])
+			return e.resendSYN(now, f, p, tx[Outside])
 		}
 		if f.sim&simENO != 0 && f.role == 0 && f.state == stKex && f.isnR == f.simISN && e.crossingSYNACK(f, p) {
 			return e.simSYNACK(now, f, p, tx) // R's SYN-ACK came first, or a repeat

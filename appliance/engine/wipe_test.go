@@ -175,6 +175,7 @@ func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 				ga.e.remove(f)
 			} else {
 				for range DefaultSYNsWithENO {
+					ga.now += int64(time.Second) // the host's retransmission timeout
 					ga.push(Inside, syn)
 				}
 				if n := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load(); n != 1 || f.state != stPlain {
