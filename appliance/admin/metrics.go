@@ -34,6 +34,7 @@ type collector struct {
 	workerBusy, workerBusyRatio   *prometheus.Desc
 	portBackend, backendEvents    *prometheus.Desc
 	portMTU, portSegmentMTU       *prometheus.Desc
+	portLinkUp                    *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -77,6 +78,7 @@ func newCollector(src Source) *collector {
 		portBackend:       d("port_backend", "Always 1; the labels say which backend the workers reach a port through (afxdp or afpacket) and why.", "port", "backend", "reason"),
 		portMTU:           d("port_mtu_bytes", "A port's interface MTU, as tcpincd last read it (every second).", "port"),
 		portSegmentMTU:    d("port_segment_mtu_bytes", "The largest IP packet the engines build toward a port: its MTU, at most what a TX frame holds. Followed at run time: a port's MTU that changes lowers or raises it for live flows too.", "port"),
+		portLinkUp:        d("port_link_up", "1 while a port's link is up and running, 0 while it is down (no carrier, or set down on the box: no frame passes it), as tcpincd last read it (every second).", "port"),
 		backendEvents:     d("port_backend_events_total", "A port backend's own counters by name: AF_XDP socket statistics, or the AF_PACKET port's (super-segments received, GSO frames sent, ...).", "port", "backend", "event"),
 	}
 }
@@ -88,7 +90,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.initRetransmit, c.dupACKs, c.strayResets, c.sealed, c.opened, c.cacheEntries, c.flowMemory, c.flowMemoryLimit,
 		c.flowMemoryRefused, c.workerEvents, c.negEntries, c.negOverflows, c.negStoreErrors,
 		c.ringUsed, c.ringSize, c.workerBusy, c.workerBusyRatio,
-		c.portBackend, c.backendEvents, c.portMTU, c.portSegmentMTU,
+		c.portBackend, c.backendEvents, c.portMTU, c.portSegmentMTU, c.portLinkUp,
 	} {
 		ch <- d
 	}
@@ -117,6 +119,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if p.MTU > 0 {
 			m(c.portMTU, gauge, float64(p.MTU), p.Name)
 			m(c.portSegmentMTU, gauge, float64(p.SegmentMTU), p.Name)
+		}
+		if p.Link != "" {
+			up := 0.0
+			if p.Link == "up" {
+				up = 1
+			}
+			m(c.portLinkUp, gauge, up, p.Name)
 		}
 	}
 	s := c.src.Counters()

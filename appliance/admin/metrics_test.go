@@ -119,6 +119,8 @@ func TestMetricsFollowCounters(t *testing.T) {
 		{"tcpinc_port_backend_events_total", []string{"port", "inside", "backend", "afxdp", "event", "rx_frames"}, 7000, C},
 		{"tcpinc_port_mtu_bytes", []string{"port", "outside"}, 9000, G},
 		{"tcpinc_port_segment_mtu_bytes", []string{"port", "outside"}, 3822, G},
+		{"tcpinc_port_link_up", []string{"port", "inside"}, 1, G},
+		{"tcpinc_port_link_up", []string{"port", "outside"}, 0, G},
 	}
 	fams := scrape(t, e)
 	for _, s := range samples {
@@ -184,8 +186,8 @@ func TestMetricsConventions(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) != 36 {
-		t.Errorf("%d tcpinc families, want 36: %v", len(names), names)
+	if len(names) != 37 {
+		t.Errorf("%d tcpinc families, want 37: %v", len(names), names)
 	}
 	// The Go runtime and process collectors are there too.
 	if fams["go_goroutines"] == nil {

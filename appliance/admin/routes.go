@@ -107,7 +107,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, q url.Values) {
 		}
 		doc.Ports = append(doc.Ports, PortDoc{Name: p.Name, Interface: p.Interface, XDPMode: p.XDPMode,
 			BindMode: p.BindMode, Backend: p.Backend, BackendReason: p.BackendReason, Queues: p.Queues, CPUs: cpus,
-			Path: p.Path, PathReason: p.PathReason, MTU: p.MTU, SegmentMTU: p.SegmentMTU})
+			Path: p.Path, PathReason: p.PathReason, MTU: p.MTU, SegmentMTU: p.SegmentMTU, Link: p.Link})
 	}
 	doc.Flows.Total, doc.Flows.Encrypted = s.src.FlowCounts()
 	if c.FastPathKnown {

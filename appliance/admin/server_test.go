@@ -133,7 +133,7 @@ func TestStatus(t *testing.T) {
 		t.Errorf("aead %v config %+v", s.AEADPreference, s.Config)
 	}
 	// snake_case on the wire.
-	for _, k := range []string{`"uptime_seconds"`, `"xdp_mode"`, `"bind_mode"`, `"path"`, `"path_reason"`, `"mtu": 1500`, `"segment_mtu": 3822`, `"aead_preference"`, `"flows_by_state"`, `"auth_failures"`} {
+	for _, k := range []string{`"uptime_seconds"`, `"xdp_mode"`, `"bind_mode"`, `"path"`, `"path_reason"`, `"mtu": 1500`, `"segment_mtu": 3822`, `"link": "no_carrier"`, `"aead_preference"`, `"flows_by_state"`, `"auth_failures"`} {
 		if !strings.Contains(string(r.body), k) {
 			t.Errorf("status lacks %s", k)
 		}

@@ -211,6 +211,11 @@ type PortStatus struct {
 	// every second); SegmentMTU the largest IP packet the engines build
 	// toward the port: MTU, and no more than a TX frame holds.
 	MTU, SegmentMTU int
+	// Link is the interface's link as tcpincd last read it (at start,
+	// then every second): "up" (up and running: frames pass),
+	// "no_carrier" (up, but IFF_RUNNING off: a cable pulled, the far end
+	// down) or "down" (set down on the box); "" when not known.
+	Link string
 }
 
 // Counters is a snapshot of every counter the daemon keeps. The maps are

@@ -61,6 +61,9 @@ type PortDoc struct {
 	// MTU and SegmentMTU: admin.PortStatus.
 	MTU        int `json:"mtu"`
 	SegmentMTU int `json:"segment_mtu"`
+	// Link: admin.PortStatus ("up", "no_carrier" or "down"; omitted when
+	// not known).
+	Link string `json:"link,omitempty"`
 }
 
 // FlowsSummary counts flows for StatusDoc: those the engines track, and

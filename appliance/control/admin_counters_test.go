@@ -184,7 +184,8 @@ func TestMetricsDocumentedFamilies(t *testing.T) {
 		Backend: func() []admin.BackendCounters {
 			return []admin.BackendCounters{{Port: "inside", Backend: "afxdp", Counts: map[string]uint64{"rx_dropped": 0}}}
 		},
-		PortMTU: func(int) (int, int) { return 1500, 1500 },
+		PortMTU:  func(int) (int, int) { return 1500, 1500 },
+		PortLink: func(int) string { return "up" },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -43,12 +43,15 @@ type AdminInfo struct {
 	// the engines use toward it (admin.PortStatus; they may change while
 	// the daemon runs). Nil: the Ports entries say.
 	PortMTU func(i int) (mtu, segment int)
+	// PortLink returns the link of Ports[i] (admin.PortStatus.Link; it
+	// goes down and up while the daemon runs). Nil: the Ports entries say.
+	PortLink func(i int) string
 	// Warnings are shown in the status while the daemon runs (a key log
 	// being written, for example).
 	Warnings []string
 	// Warning are warnings that may come and go, each "" while it does
 	// not hold: the negotiated set's disk copy not being written, a port
-	// gone.
+	// gone, a port's link down.
 	Warning []func() string
 	// Guards, when the engine is off, are the workers' guards over a
 	// previous run's negotiated set (nil: none run). Their counters are
@@ -171,6 +174,9 @@ func (s *AdminSource) Status() admin.Status {
 		}
 		if s.info.PortMTU != nil {
 			st.Ports[i].MTU, st.Ports[i].SegmentMTU = s.info.PortMTU(i)
+		}
+		if s.info.PortLink != nil {
+			st.Ports[i].Link = s.info.PortLink(i)
 		}
 	}
 	st.CPUFeatures = slices.Clone(st.CPUFeatures)

@@ -700,18 +700,22 @@ func TestComingWarning(t *testing.T) {
 	}
 }
 
-// The ports' MTUs are read at each status (AdminInfo.PortMTU: tcpincd
-// follows them while it runs).
+// The ports' MTUs and links are read at each status (AdminInfo.PortMTU,
+// PortLink: tcpincd follows them while it runs).
 func TestStatusPortMTU(t *testing.T) {
 	ecfg := config.Default().Engine
 	ecfg.KeyWorkers = 1
 	mtu := [2]int{1500, 1500}
+	link := [2]string{"up", "up"}
 	_, src := engineSource(t, ecfg, 1, AdminInfo{Version: "t",
-		Ports:   []admin.PortStatus{{Name: "inside"}, {Name: "outside"}},
-		PortMTU: func(i int) (int, int) { return mtu[i], min(mtu[i], 3822) }}, nil)
+		Ports:    []admin.PortStatus{{Name: "inside"}, {Name: "outside"}},
+		PortMTU:  func(i int) (int, int) { return mtu[i], min(mtu[i], 3822) },
+		PortLink: func(i int) string { return link[i] }}, nil)
 	mtu[1] = 9000
+	link[1] = "no_carrier"
 	p := src.Status().Ports
-	if p[0].MTU != 1500 || p[0].SegmentMTU != 1500 || p[1].MTU != 9000 || p[1].SegmentMTU != 3822 {
+	if p[0].MTU != 1500 || p[0].SegmentMTU != 1500 || p[1].MTU != 9000 || p[1].SegmentMTU != 3822 ||
+		p[0].Link != "up" || p[1].Link != "no_carrier" {
 		t.Fatalf("ports %+v", p)
 	}
 }

@@ -275,7 +275,7 @@ func serve(cfg config.Config, token string, log *slog.Logger) error {
 		}
 	}()
 	logPorts(cfg, x, log)
-	pw, err := newPortWatch(cfg, x)
+	pw, err := newPortWatch(cfg, x, log)
 	if err != nil {
 		return err
 	}
@@ -608,7 +608,7 @@ func logCounters(log *slog.Logger, a *appliance.Appliance, x *backend.Ports, eng
 // adminSource adapts the running appliance to the admin API.
 func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Engines, guards *control.Guards, neg *negotiated, x *backend.Ports, pw *portWatch) (*control.AdminSource, error) {
 	info := control.AdminInfo{Version: buildVersion(), FastPath: cfg.FastPath, AEADs: cfg.Engine.AEADs, Guards: guards,
-		Warning: []func() string{neg.warning, pw.warning}}
+		Warning: []func() string{neg.warning, pw.warning, pw.linkWarning(bump.Inside), pw.linkWarning(bump.Outside)}}
 	switch {
 	case cfg.KeyLog != "" && engines != nil && engines.KeyLog == nil:
 		info.Warnings = append(info.Warnings, "key log "+cfg.KeyLog+" could not be opened (see the daemon's log): no keys are written")
@@ -641,6 +641,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		return x.Path([]appliance.PortID{appliance.Inside, appliance.Outside}[i])
 	}
 	info.PortMTU = pw.mtuOf
+	info.PortLink = pw.linkOf
 	if cfg.FastPath {
 		info.FastPathEntries = x.Bump.FastPathLen
 		// The XDP program counts frames, not bytes: the fast path's bytes

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,14 @@ import (
 // or every frame sealed from a full host segment is refused by a port
 // that was lowered, and nothing tells the hosts (no packet-too-big comes
 // from a port).
+//
+// And a port's link may go down and come back (a cable pulled, the switch
+// or the router's end down, the port set down on the box): no frame passes
+// it meanwhile, tcpincd forwards again once it is back, and the hosts
+// retransmit what was lost (RFC 6298, RFC 9293 §3.8.1). Its log says when
+// the link went down and when it came back, and its status warns while it
+// is down (linkWarning): the operator's first question is whether the box
+// or its link failed.
 type portWatch struct {
 	names [2]string
 	index [2]int                           // the interfaces tcpincd opened
@@ -40,18 +49,143 @@ type portWatch struct {
 	// workers carry when a port's MTU can outgrow them (0: it cannot).
 	apply     func([2]int) error
 	laneFrame int
-	lanes     atomic.Pointer[string] // the warning while a port's frames outgrow the lanes
+	lanes     atomic.Pointer[string]        // the warning while a port's frames outgrow the lanes
+	now       func() time.Time              // time.Now (tests replace it)
+	link      [2]atomic.Pointer[linkStatus] // the ports' links as last read
 }
 
-// newPortWatch reads cfg's ports as x opened them.
-func newPortWatch(cfg config.Config, x *backend.Ports) (*portWatch, error) {
+// linkState is a port's link as check last read it (afxdp.Link's IFF_UP
+// and IFF_RUNNING).
+type linkState uint8
+
+const (
+	linkUnread    linkState = iota // not read yet
+	linkUp                         // up and running: frames pass
+	linkNoCarrier                  // up, not running: no carrier (the cable, the far end)
+	linkSetDown                    // administratively down (ip link set down on this box)
+)
+
+// stateOf is what l's flags say of its link.
+func stateOf(l afxdp.Link) linkState {
+	switch {
+	case !l.Up:
+		return linkSetDown
+	case !l.Running:
+		return linkNoCarrier
+	}
+	return linkUp
+}
+
+// String is the state as the status's port description gives it
+// (admin.PortStatus.Link).
+func (s linkState) String() string {
+	return [...]string{"", "up", "no_carrier", "down"}[s]
+}
+
+// why says how a link is down.
+func (s linkState) why() string {
+	if s == linkSetDown {
+		return "set down on this box"
+	}
+	return "no carrier"
+}
+
+// linkStatus is a port's link and since when it is so: for a link that is
+// down, since it first went down, however it is down now.
+type linkStatus struct {
+	state linkState
+	since time.Time
+}
+
+// linkChange is a port's link that check found changed; after is how long
+// it was as it was before (0 at the first read), between the checks that
+// saw it change (every second: within a second of the truth).
+type linkChange struct {
+	port     bump.PortID
+	iface    string
+	from, to linkState
+	after    time.Duration
+}
+
+// message is the log line of c.
+func (c linkChange) message() string {
+	port := fmt.Sprintf("%s port %s", c.port, c.iface)
+	switch {
+	case c.to == linkUp:
+		// The watch reads the link every second: so precise, no more.
+		return fmt.Sprintf("%s: link up again after about %s", port, c.after.Round(time.Second))
+	case c.from == linkUnread:
+		return fmt.Sprintf("%s: link down (%s) at start: no frame passes the port until it comes up", port, c.to.why())
+	case c.from == linkUp:
+		return fmt.Sprintf("%s: link down (%s)", port, c.to.why())
+	}
+	return fmt.Sprintf("%s: link still down (%s now, %s before)", port, c.to.why(), c.from.why())
+}
+
+// log says c in log: a link down is a warning.
+func (c linkChange) log(log *slog.Logger) {
+	level := slog.LevelWarn
+	if c.to == linkUp {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, c.message(), "port", c.port.String(), "iface", c.iface, "link", c.to.String())
+}
+
+// noteLink records port p's link as s and returns the change, if one is
+// to be told: not a link up at the first read.
+func (w *portWatch) noteLink(p bump.PortID, s linkState) (linkChange, bool) {
+	old := w.link[p.Index()].Load()
+	if old != nil && old.state == s {
+		return linkChange{}, false
+	}
+	now := w.now()
+	c := linkChange{port: p, iface: w.names[p.Index()], to: s}
+	next := &linkStatus{s, now}
+	if old != nil {
+		c.from, c.after = old.state, now.Sub(old.since)
+		if s != linkUp && old.state != linkUp {
+			next.since = old.since // still down
+		}
+	}
+	w.link[p.Index()].Store(next)
+	return c, c.from != linkUnread || s != linkUp
+}
+
+// linkOf is port i's link as last read ("" before the first read).
+func (w *portWatch) linkOf(i int) string {
+	if l := w.link[i].Load(); l != nil {
+		return l.state.String()
+	}
+	return ""
+}
+
+// linkWarning returns the status warning of port p's link ("" while it is
+// up).
+func (w *portWatch) linkWarning(p bump.PortID) func() string {
+	return func() string {
+		l := w.link[p.Index()].Load()
+		if l == nil || l.state == linkUp {
+			return ""
+		}
+		return fmt.Sprintf("LINK DOWN: %s port %s: link down (%s) since %s: no frame passes it; tcpincd forwards again once it is back",
+			p, w.names[p.Index()], l.state.why(), l.since.UTC().Format(time.RFC3339))
+	}
+}
+
+// newPortWatch reads cfg's ports as x opened them, and logs a link that is
+// down.
+func newPortWatch(cfg config.Config, x *backend.Ports, log *slog.Logger) (*portWatch, error) {
 	w := &portWatch{names: [2]string{cfg.Inside, cfg.Outside}, read: afxdp.ReadLink,
-		seg: func(mtu int) int { return afxdp.SegmentMTU(cfg, mtu) }}
+		seg: func(mtu int) int { return afxdp.SegmentMTU(cfg, mtu) }, now: time.Now}
 	for p := range w.index {
 		w.index[p] = x.Ifindex(bump.PortID(p))
 	}
-	if _, err := w.check(); err != nil {
+	_, links, err := w.check()
+	if err != nil {
 		return nil, err
+	}
+	for _, c := range links {
+		c.log(log)
 	}
 	return w, nil
 }
@@ -66,11 +200,13 @@ type mtuChange struct {
 // interface tcpincd opened.
 var errPortGone = errors.New("the XDP program and the sockets were on the interface that is gone: tcpincd exits, to be started again (by its service manager) on the port as it is now")
 
-// check reads both ports and notes their MTU (the first check sets it).
-// It returns an error wrapping errPortGone when one is gone or is now
-// another interface, which stays so; any other error is a read that failed
-// (a check later may succeed). changes are the MTUs that changed.
-func (w *portWatch) check() (changes []mtuChange, _ error) {
+// check reads both ports and notes their MTU (the first check sets it) and
+// their link. It returns an error wrapping errPortGone when one is gone or
+// is now another interface, which stays so; any other error is a read that
+// failed (a check later may succeed). changes are the MTUs that changed,
+// links the links that went down or came back (or were down at the first
+// check).
+func (w *portWatch) check() (changes []mtuChange, links []linkChange, _ error) {
 	var errs []error
 	for p, name := range w.names {
 		port := bump.PortID(p)
@@ -88,12 +224,15 @@ func (w *portWatch) check() (changes []mtuChange, _ error) {
 			if old := int(w.mtu[p].Swap(int64(l.MTU))); old != 0 && old != l.MTU {
 				changes = append(changes, mtuChange{port, old, l.MTU})
 			}
+			if c, ok := w.noteLink(port, stateOf(l)); ok {
+				links = append(links, c)
+			}
 			continue
 		}
 		w.gone.CompareAndSwap(nil, &what)
-		return changes, fmt.Errorf("%s; %w", what, errPortGone)
+		return changes, links, fmt.Errorf("%s; %w", what, errPortGone)
 	}
-	return changes, errors.Join(errs...)
+	return changes, links, errors.Join(errs...)
 }
 
 // mtuOf returns port i's MTU as last read and the engines' cap at it.
@@ -148,11 +287,12 @@ func (w *portWatch) warning() string {
 }
 
 // watch checks every second that the ports are still the interfaces
-// tcpincd opened and follows their MTU (portWatch), then whether each
-// port's redirect to the other delivers, and moves a port between the
-// kernel and user space when that changes (a veth peer's GRO switched, a
-// driver change). A port that is gone ends it: the error goes to gone,
-// and serve stops the daemon.
+// tcpincd opened and follows their MTU and their links (portWatch: a link
+// down for a second or more is seen; a read is three ioctls a port), then
+// whether each port's redirect to the other delivers, and moves a port
+// between the kernel and user space when that changes (a veth peer's GRO
+// switched, a driver change). A port that is gone ends it: the error goes
+// to gone, and serve stops the daemon.
 func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct{}, gone chan<- error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -162,7 +302,7 @@ func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct
 			return
 		case <-t.C:
 		}
-		changes, err := pw.check()
+		changes, links, err := pw.check()
 		if errors.Is(err, errPortGone) {
 			// Not the paths: a check of a port that is gone says
 			// nothing true about it.
@@ -170,6 +310,9 @@ func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct
 			return
 		} else if err != nil {
 			log.Warn("port check", "err", err)
+		}
+		for _, c := range links {
+			c.log(log)
 		}
 		for _, c := range changes {
 			log.Info("port MTU changed", "port", c.port.String(), "iface", pw.names[c.port.Index()], "from", c.from, "to", c.to,

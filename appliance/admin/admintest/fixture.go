@@ -74,11 +74,11 @@ func New() *Fixture {
 			Ports: []admin.PortStatus{
 				{Name: "inside", Interface: "enp1s0f0", XDPMode: "native", BindMode: "zerocopy", Queues: 2, CPUs: []int{2, 3},
 					Backend: "afxdp", BackendReason: "auto: the driver offers zero-copy AF_XDP on both ports",
-					Path: "kernel", PathReason: "the XDP program redirects to enp1s0f1", MTU: 1500, SegmentMTU: 1500},
+					Path: "kernel", PathReason: "the XDP program redirects to enp1s0f1", MTU: 1500, SegmentMTU: 1500, Link: "up"},
 				{Name: "outside", Interface: "enp1s0f1", XDPMode: "generic", BindMode: "copy", Queues: 2, CPUs: []int{2, 3},
 					Backend: "afxdp", BackendReason: "auto: the driver offers zero-copy AF_XDP on both ports",
 					Path: "user", PathReason: "enp1s0f0 cannot take redirected XDP frames (a veth whose peer has neither GRO nor an XDP program, or a driver without ndo_xdp_xmit): the workers forward",
-					MTU: 9000, SegmentMTU: 3822},
+					MTU: 9000, SegmentMTU: 3822, Link: "no_carrier"},
 			},
 			CPUFeatures:        []string{"aes", "pclmulqdq", "avx2"},
 			AEADPreference:     []string{"aes128gcm", "aes256gcm", "chacha20poly1305"},
