@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"testing"
+	"time"
+)
+
+// The far appliance stops for 45 s (SIGSTOP: a paused virtual machine, a
+// live migration) right after it passed its host's SYN-ACK, before it took
+// our third segment and Init1: they wait in its port's ring with every
+// copy of Init1, while host a retransmits its first bytes (held here until
+// the keys exist) with a growing timeout, as it would through a paused
+// bridge. Plain TCP survives such a stall (the hosts retransmit for
+// minutes), so the connection must too: G_A must not give up on its Init1
+// and reset host a. Before, it gave up after InitTries (6) retransmissions,
+// 200 ms x (2^7 - 1) = 25.4 s after the first Init1, and reset both
+// hosts: the far appliance found only an RST when it went on.
+func TestFarApplianceStalledDuringKeyExchange(t *testing.T) {
+	ga, gb := newGW(t, Config{TEPs: testTEPs}), newGW(t, Config{TEPs: testTEPs})
+	backlog := toThirdSegment(ga, gb) // third segment and Init1, for G_B's ring
+	hdr := make([]byte, 32)
+	data := tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF|pshF, 502, tsOpt(3, 2), hdr)
+	if in, out := ga.push(Inside, data); len(in)+len(out) != 0 {
+		t.Fatalf("a's first bytes before the keys: %d frames to a, %d out; want them held", len(in), len(out))
+	}
+	const stall = 45 * time.Second
+	step := int64(10 * time.Millisecond)
+	nextHost, hostRTO := int64(200*time.Millisecond), int64(200*time.Millisecond)
+	for el := int64(0); el < int64(stall); el += step {
+		toIn, toOut := ga.tick(step)
+		backlog = append(backlog, toOut...)
+		for _, f := range toIn {
+			if s := parse(t, f); s.flags&rstF != 0 {
+				t.Fatalf("G_A reset host a %v into the far appliance's stall (flags %#x; the connection would have survived in plain TCP)", time.Duration(el+step), s.flags)
+			}
+		}
+		if el+step >= nextHost { // a retransmits its bytes, backing off
+			ga.push(Inside, data)
+			hostRTO *= 2
+			nextHost += hostRTO
+		}
+	}
+	// G_B goes on and takes its ring: the third segment, Init1 and copies.
+	var init2 [][]byte
+	for _, f := range backlog {
+		_, out := gb.push(Outside, f)
+		init2 = append(init2, out...)
+	}
+	if len(init2) == 0 {
+		t.Fatal("G_B answered nothing from its backlog")
+	}
+	for _, f := range init2 {
+		ga.push(Outside, f)
+	}
+	if fi := flowInfo(t, ga.e); !fi.Encrypted {
+		t.Fatalf("G_A after the far appliance's stall: %+v, want encrypted", fi)
+	}
+}
