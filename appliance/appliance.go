@@ -313,8 +313,16 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 	ready <- nil
 	a.log.Debug("worker started", "queue", w.id, "cpu", w.cpu)
 	busy := &a.busy[w.id].ns
+	last := time.Now()
 	for !a.stop.Load() {
 		t0 := time.Now()
+		if gap := t0.Sub(last); gap > stallLog {
+			// The worker never sleeps this long (idleWait): the process or
+			// its CPU stood still, and frames queued or were lost meanwhile.
+			a.log.Warn("worker stood still: tcpincd was stopped or starved of CPU (a paused VM, SIGSTOP, swapping)",
+				"queue", w.id, "for", gap.Round(time.Millisecond))
+		}
+		last = t0
 		if w.poll(int64(t0.Sub(a.start))) > 0 {
 			busy.Add(int64(time.Since(t0)))
 			continue

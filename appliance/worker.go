@@ -64,6 +64,16 @@ type worker struct {
 	peers    []*bump.Wake // peers[j]: worker j's wake source
 	handed   []bool       // handed[j]: this round handed worker j frames
 	held     [2][]Desc    // received frames waiting for a full lane, by port (receive)
+	// A round that comes more than stallGap after the one before means
+	// the worker stood still (tcpincd stopped, a paused or migrating VM, a
+	// starved CPU) while frames queued in its ports. Until it has read
+	// them (a batch short of full from each port) or for catchUpMax, the
+	// flow table's expiry and the handler's timers wait: they would judge
+	// flows idle by the clock's jump alone, their latest segments unread
+	// in the rings (a key exchange aborted with its answer waiting).
+	lastRound  int64
+	catchUntil int64   // 0: not catching up
+	full       [2]bool // the last receive from each port took a full batch, or frames are held
 }
 
 const (
@@ -78,6 +88,11 @@ const (
 	idleWait = 20 * time.Millisecond
 	// handoffBatch bounds the frames taken from one lane per poll.
 	handoffBatch = 256
+	// stallGap: a running worker polls at least every idleWait; a gap
+	// longer than stallLog is logged (Appliance.run).
+	stallGap   = int64(500 * time.Millisecond)
+	catchUpMax = int64(time.Second)
+	stallLog   = time.Second
 )
 
 // testHookAfterLanes, if set (tests only), runs in each round after the
@@ -94,7 +109,11 @@ func (w *worker) poll(now int64) int {
 		fn(w.h)
 	default:
 	}
-	if now >= w.nextAge {
+	if now-w.lastRound > stallGap {
+		w.catchUntil = now + catchUpMax
+	}
+	w.lastRound = now
+	if now >= w.nextAge && w.catchUntil == 0 {
 		w.pass.expire(w, now)
 		w.nextAge = now + agePeriod
 	}
@@ -121,7 +140,10 @@ func (w *worker) poll(now int64) int {
 	if w.ender != nil {
 		w.ender.EndRound(now, w.sinks)
 	}
-	if now >= w.nextTick {
+	if w.catchUntil != 0 && (!w.full[Inside] && !w.full[Outside] || now >= w.catchUntil) {
+		w.catchUntil = 0
+	}
+	if now >= w.nextTick && w.catchUntil == 0 {
 		w.h.Tick(now, w.sinks)
 		w.nextTick = now + tickPeriod
 	}
@@ -144,8 +166,13 @@ func (w *worker) receive(p PortID, now int64) int {
 	if !held {
 		descs = w.rxd[:port.Receive(w.rxd)]
 	}
+	batch := w.rxFull // what a port returns at most a call (no handler: the batch)
+	if batch == 0 {
+		batch = len(w.rxd)
+	}
+	w.full[p] = held || len(descs) >= batch
 	if p == Outside && w.blog != nil {
-		w.noteBacklog(held || len(descs) >= w.rxFull)
+		w.noteBacklog(w.full[p])
 	}
 	if len(descs) == 0 {
 		return 0

@@ -185,7 +185,8 @@ type Engine struct {
 	PreKeyBytes     int `yaml:"prekey_bytes"`
 	DeliverBytes    int `yaml:"deliver_bytes"`
 	// InitRTO is the first retransmission timeout of an Init message,
-	// doubled per try, InitTries tries before the connection is reset.
+	// doubled per try, InitTries tries before the connection is reset
+	// (8: 102 s, RFC 1122 §4.2.3.5's R2).
 	InitRTO   time.Duration `yaml:"init_rto"`
 	InitTries int           `yaml:"init_tries"`
 	// SYNsWithENO is how many SYNs of an inside host leave with TCP-ENO
@@ -285,7 +286,7 @@ func Default() Config {
 			PreKeyBytes:        64 << 10,
 			DeliverBytes:       4 << 20,
 			InitRTO:            200 * time.Millisecond,
-			InitTries:          6,
+			InitTries:          8,
 			SYNsWithENO:        3,
 			HandshakeTimeout:   30 * time.Second,
 			IdleTimeout:        2*time.Hour + 15*time.Minute,

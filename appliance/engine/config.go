@@ -84,8 +84,12 @@ type Config struct {
 	// A smaller cap throttles every long or fast path through the box.
 	RetransmitBytes, ReassemblyBytes, PreKeyBytes, DeliverBytes int
 	// InitRTO is the first retransmission timeout of the Init message
-	// (default 200 ms), doubled per try, at most InitTries tries (default 6)
-	// before the connection is reset.
+	// (default 200 ms), doubled per try, at most InitTries tries (default 8:
+	// the connection is reset 102 s after the first Init, the least time
+	// RFC 1122 §4.2.3.5 (R2) gives a host's TCP before it gives up on data,
+	// so that a far appliance paused that long, holding every copy in its
+	// ring, still answers; 6 when the far side repeated its SYN-ACK, a path
+	// that drops our segments, enopath.go).
 	InitRTO   time.Duration
 	InitTries int
 	// SYNsWithENO is how many SYNs of an inside host (the first and its
@@ -133,7 +137,7 @@ const (
 	DefaultPreKeyBytes      = 64 << 10
 	DefaultDeliverBytes     = 4 << 20
 	DefaultInitRTO          = 200 * time.Millisecond
-	DefaultInitTries        = 6
+	DefaultInitTries        = 8
 	DefaultSYNsWithENO      = 3
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultIdleTimeout      = 2*time.Hour + 15*time.Minute

@@ -133,8 +133,8 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		}
 	}
 	en := &f.enc
-	if en.initSent && en.ackW < en.initLen && now >= en.initDue {
-		if en.initTries >= e.cfg.InitTries {
+	if initOutstanding(en) && now >= en.initDue {
+		if en.initTries >= e.cfg.InitTries || f.synAckAgain && en.initTries >= pathLostTries {
 			e.c.HandshakeFailures.Add(1)
 			e.initUnanswered(now, f, tx)
 			return
@@ -153,7 +153,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	if f.state == stOpen && f.keys != nil && en.finH < 0 {
 		e.keepFresh(now, f, tx[Outside])
 	}
-	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) {
+	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) && !initOutstanding(en) {
 		e.c.HandshakeFailures.Add(1)
 		if f.role == eno.RoleA && en.ackW >= en.initLen && f.rcv.rcvW == 0 && f.rcv.held.n == 0 {
 			// R took our Init1 and never answered: it took it for data (enopath.go).
@@ -162,6 +162,19 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 		e.abort(f, tx, "key exchange timeout")
 	}
 }
+
+// initOutstanding reports whether our Init is out and not all acknowledged:
+// its retransmissions, not the key exchange's idle limit, decide when the
+// far side is given up (InitTries). Our own Init copies do not refresh the
+// flow, and a far side that took none of them may only be stalled (a paused
+// appliance holding every copy in its ring), as a host's TCP would wait out.
+func initOutstanding(en *encDir) bool { return en.initSent && en.ackW < en.initLen }
+
+// pathLostTries is how many Init retransmissions suffice when the far side
+// repeated its SYN-ACK meanwhile: none of our segments after the SYNs
+// reached it (enopath.go), and connections to it should not wait out the
+// whole InitTries before later ones go plain.
+const pathLostTries = 6
 
 // keepFresh sends an empty frame on an open encrypted flow that is due a
 // rekey by time (the frame carries it) or that has seen nothing either way
