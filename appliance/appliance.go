@@ -65,6 +65,7 @@ type Appliance struct {
 
 	stop     atomic.Bool
 	behind   atomic.Int32  // workers behind their outside port (worker.noteBacklog)
+	catching atomic.Int32  // workers still reading what queued in their ports through a stall (worker.poll)
 	quit     chan struct{} // closed by Stop
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -171,19 +172,20 @@ func steering(opt Options, queues int) queueOf {
 func (a *Appliance) newWorker(q int, inside, outside Port, lanes [][]*lane, pass *passthrough, opt Options) (*worker, error) {
 	n := len(lanes)
 	w := &worker{
-		id:     q,
-		cpu:    -1,
-		ports:  [2]Port{inside, outside},
-		rxd:    make([]Desc, opt.BatchSize),
-		held:   [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
-		h:      Passthrough{},
-		idle:   idleWait,
-		pass:   pass,
-		nwork:  n,
-		owners: steering(opt, n),
-		out:    lanes[q],
-		c:      &a.cnt[q],
-		req:    make(chan func(FrameHandler)),
+		id:       q,
+		cpu:      -1,
+		ports:    [2]Port{inside, outside},
+		rxd:      make([]Desc, opt.BatchSize),
+		held:     [2][]Desc{make([]Desc, 0, opt.BatchSize), make([]Desc, 0, opt.BatchSize)},
+		h:        Passthrough{},
+		idle:     idleWait,
+		pass:     pass,
+		nwork:    n,
+		owners:   steering(opt, n),
+		out:      lanes[q],
+		c:        &a.cnt[q],
+		req:      make(chan func(FrameHandler)),
+		catching: &a.catching,
 	}
 	if opt.NewHandler != nil {
 		h, err := opt.NewHandler(q)
@@ -317,14 +319,16 @@ func (a *Appliance) run(w *worker, ready chan<- error) {
 	for !a.stop.Load() {
 		t0 := time.Now()
 		if gap := t0.Sub(last); gap > stallLog {
-			// The worker never sleeps this long (idleWait): the process or
-			// its CPU stood still, and frames queued or were lost meanwhile.
-			a.log.Warn("worker stood still: tcpincd was stopped or starved of CPU (a paused VM, SIGSTOP, swapping)",
+			// Between two rounds the worker sleeps at most idleWait: the
+			// process or its CPU stood still, and frames queued or were
+			// lost meanwhile.
+			a.log.Warn("worker stood still between two rounds: tcpincd was stopped or starved of CPU (a paused VM, SIGSTOP, swapping)",
 				"queue", w.id, "for", gap.Round(time.Millisecond))
 		}
-		last = t0
-		if w.poll(int64(t0.Sub(a.start))) > 0 {
-			busy.Add(int64(time.Since(t0)))
+		n := w.poll(int64(t0.Sub(a.start)))
+		last = time.Now() // a long round (Inspect) is no stall
+		if n > 0 {
+			busy.Add(int64(last.Sub(t0)))
 			continue
 		}
 		if a.stop.Load() {

@@ -62,3 +62,35 @@ func TestTickAfterStallSeesBacklogFirst(t *testing.T) {
 		t.Fatalf("%d frames handled, want %d", h.handled, queued)
 	}
 }
+
+// TestTickAfterStallWaitsForEveryWorker: as above, with two workers and
+// every frame of the stall queued on worker 0's port, half of them for
+// flows worker 1 owns (keyed-hash owners, a NIC whose hash they do not
+// follow: the frames are handed over). Worker 1's own ports are empty at
+// once; its Tick must still wait until worker 0 has read its ring and
+// handed it its frames. Before, worker 1 ticked with the 45 s jump in its
+// first round, its flows' latest segments unread in worker 0's ring.
+func TestTickAfterStallWaitsForEveryWorker(t *testing.T) {
+	hs := []*tickWatch{{}, {}}
+	r := newRig(t, rigOpts{queues: 2, batch: 4, handler: func(i int) (FrameHandler, error) { return hs[i], nil }})
+	r.a.Poll(r.now)
+	const queued = 40
+	for i := range queued {
+		if !r.outp[0].Inject(seg(b4, a4, 80, uint16(6000+i), packettest.ACK, 1, 1, nil)) {
+			t.Fatal("inject")
+		}
+	}
+	before := [2]int{len(hs[0].ticks), len(hs[1].ticks)}
+	r.now += 45 * time.Second
+	r.settle()
+	for w, h := range hs {
+		if h.handled == 0 {
+			t.Fatalf("worker %d handled none of the %d frames: the test needs both to own some", w, queued)
+		}
+		for i := max(before[w], 1); i < len(h.ticks); i++ {
+			if h.ticks[i]-h.ticks[i-1] > int64(time.Second) && h.at[i] < h.handled {
+				t.Errorf("worker %d: its first Tick after the stall came with %d of its %d frames handled", w, h.at[i], h.handled)
+			}
+		}
+	}
+}

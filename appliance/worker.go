@@ -74,6 +74,12 @@ type worker struct {
 	lastRound  int64
 	catchUntil int64   // 0: not catching up
 	full       [2]bool // the last receive from each port took a full batch, or frames are held
+	// catching counts the workers of the appliance that are still reading
+	// their ports' backlog (caught: this one is done with its own): a
+	// flow's frames may wait in another worker's ring (hand-offs), so the
+	// timers wait for all of them, or for catchUpMax.
+	catching *atomic.Int32
+	caught   bool
 }
 
 const (
@@ -110,7 +116,10 @@ func (w *worker) poll(now int64) int {
 	default:
 	}
 	if now-w.lastRound > stallGap {
-		w.catchUntil = now + catchUpMax
+		if w.catchUntil == 0 || w.caught {
+			w.catching.Add(1)
+		}
+		w.catchUntil, w.caught = now+catchUpMax, false
 	}
 	w.lastRound = now
 	if now >= w.nextAge && w.catchUntil == 0 {
@@ -140,8 +149,14 @@ func (w *worker) poll(now int64) int {
 	if w.ender != nil {
 		w.ender.EndRound(now, w.sinks)
 	}
-	if w.catchUntil != 0 && (!w.full[Inside] && !w.full[Outside] || now >= w.catchUntil) {
-		w.catchUntil = 0
+	if w.catchUntil != 0 {
+		if !w.caught && (!w.full[Inside] && !w.full[Outside] || now >= w.catchUntil) {
+			w.caught = true
+			w.catching.Add(-1)
+		}
+		if w.caught && w.catching.Load() == 0 || now >= w.catchUntil {
+			w.catchUntil, w.caught = 0, false
+		}
 	}
 	if now >= w.nextTick && w.catchUntil == 0 {
 		w.h.Tick(now, w.sinks)

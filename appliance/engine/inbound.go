@@ -11,7 +11,15 @@ import (
 // fromOutside handles a segment from the far side R of a tracked flow.
 func (e *Engine) fromOutside(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if f.state < stKex {
+		synSent := f.state == stSynSent
 		if v, done := e.handshakeFromOutside(now, f, p, tx); done {
+			if synSent && v == Dropped && f.state == stSynSent {
+				// No answer to our SYN (a blind RST, an ACK or SYN-ACK
+				// at another number): no progress, as stale. Kept, it
+				// would hide the host's SYN retransmissions from
+				// resendSYN's count (synRetransmitGap).
+				f.last = e.lastBefore
+			}
 			return v
 		}
 	}

@@ -56,3 +56,51 @@ func TestFarApplianceStalledDuringKeyExchange(t *testing.T) {
 		t.Fatalf("G_A after the far appliance's stall: %+v, want encrypted", fi)
 	}
 }
+
+// Segments from the far side that the engine drops in SYN-SENT (an RST or
+// ACK at another number, a SYN-ACK that acknowledges something else: what
+// a blind sender who knows the tuple can send) are no progress: they must
+// not hide the host's SYN retransmissions, a timeout apart, from the count
+// of SYNs with TCP-ENO (synRetransmitGap). Before, such a segment every
+// 100 ms kept every retransmission within 200 ms of the flow's "previous
+// segment": no copy counted and every SYN kept the option, so on a path
+// that drops SYNs with TCP-ENO the connection never connected.
+func TestDroppedFarSegmentsLeaveSYNCountAlone(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		forged func() []byte
+	}{
+		{"rst-no-ack", func() []byte { return tcpFrame(addrB, addrA, 12345, 0, rstF, 0, nil, nil) }},
+		{"ack-wrong", func() []byte { return tcpFrame(addrB, addrA, 12345, isnA+999, ackF, 100, nil, nil) }},
+		{"synack-wrong-ack", func() []byte {
+			return tcpFrame(addrB, addrA, isnB, isnA+77, synF|ackF, 65160, synOpts(1460, 2), nil)
+		}},
+		{"none", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ga := newGW(t, Config{TEPs: testTEPs})
+			syn := tcpFrame(addrA, addrB, isnA, 0, synF, 64240, synOpts(1460, 1), nil)
+			withENO := 0
+			for i := range 6 {
+				if i > 0 {
+					for range 10 { // the host's 1 s timeout; a forged segment every 100 ms
+						ga.now += int64(100 * time.Millisecond)
+						if c.forged != nil {
+							ga.push(Outside, c.forged())
+						}
+					}
+				}
+				_, toOut := ga.push(Inside, syn)
+				if o := option(one(t, "SYN", toOut).opts, 69); o != nil {
+					withENO++
+				}
+			}
+			if withENO != DefaultSYNsWithENO {
+				t.Errorf("%d of 6 SYNs left with ENO, want %d", withENO, DefaultSYNsWithENO)
+			}
+			if n := ga.e.Counters().Fallbacks[FallbackSYNRetries].Load(); n != 1 {
+				t.Errorf("%d syn_retries fallbacks, want 1", n)
+			}
+		})
+	}
+}

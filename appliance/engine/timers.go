@@ -153,7 +153,7 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 	if f.state == stOpen && f.keys != nil && en.finH < 0 {
 		e.keepFresh(now, f, tx[Outside])
 	}
-	if f.state == stKex && now-f.last > int64(e.cfg.HandshakeTimeout) && !initOutstanding(en) {
+	if idle := now - f.last; f.state == stKex && idle > int64(e.cfg.HandshakeTimeout) && (!initOutstanding(en) || idle > kexSilenceMax) {
 		e.c.HandshakeFailures.Add(1)
 		if f.role == eno.RoleA && en.ackW >= en.initLen && f.rcv.rcvW == 0 && f.rcv.held.n == 0 {
 			// R took our Init1 and never answered: it took it for data (enopath.go).
@@ -169,6 +169,12 @@ func (e *Engine) tickFlow(now int64, f *flow, tx [2]TxSink) {
 // flow, and a far side that took none of them may only be stalled (a paused
 // appliance holding every copy in its ring), as a host's TCP would wait out.
 func initOutstanding(en *encDir) bool { return en.initSent && en.ackW < en.initLen }
+
+// kexSilenceMax bounds a key exchange whose Init is out, whatever
+// InitTries and InitRTO: past the 102 s of the default retransmissions
+// (RFC 1122 §4.2.3.5's R2, 100 s), a far side silent this long after the
+// flow's last segment is given up.
+const kexSilenceMax = int64(2 * time.Minute)
 
 // pathLostTries is how many Init retransmissions suffice when the far side
 // repeated its SYN-ACK meanwhile: none of our segments after the SYNs

@@ -352,6 +352,29 @@ func TestInitRetransmitBackoff(t *testing.T) {
 	}
 }
 
+// TestInitSilenceBounded: with init_tries raised (the config allows up to
+// 32: 200 ms x (2^33 - 1) is decades), a key exchange whose far side never
+// answers still ends: the idle limit, suspended while the Init is out,
+// comes back after 2 min of silence. Before, G_A held such a record for as
+// long as its retransmissions lasted.
+func TestInitSilenceBounded(t *testing.T) {
+	f := newFixture(t, [2]bool{true, true}, false, func(s Side, c *engine.Config) { c.InitTries = 14 })
+	w := f.w
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
+	f.stepACK(t)
+	w.Link.Add(Rule{Dir: BtoA, Match: func(int, Seg) bool { return true }, Drop: true, Times: -1})
+	w.Run(3 * time.Minute)
+	ga := w.G[SideA]
+	if n := ga.NumFlows(); n != 0 {
+		t.Fatalf("G_A holds %d flows 3 min after an Init nothing answered", n)
+	}
+	if n := ga.Counters().HandshakeFailures.Load(); n != 1 {
+		t.Fatalf("G_A handshake failures %d, want 1", n)
+	}
+}
+
 // initGiveUp is when G_A gives up on an Init nothing acknowledges: InitRTO
 // doubled over InitTries retransmissions after the first.
 const initGiveUp = engine.DefaultInitRTO * (1<<(engine.DefaultInitTries+1) - 1)
