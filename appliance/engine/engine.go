@@ -428,6 +428,9 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 		if fl&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) == packet.FlagSYN {
 			return e.noteSYN(k, p, from, nil, e.synOnTuple(now, k, nil, p, from, tx))
 		}
+		if from == Outside && e.earlySYNACK(now, k, p) {
+			return e.drop(DropStale)
+		}
 		return e.stray(k, p, from, tx)
 	}
 	e.lastBefore, f.last = f.last, now // stale puts it back

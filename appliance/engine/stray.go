@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"time"
+
+	"github.com/tcpinc/tcpinc/appliance/eno"
 	"github.com/tcpinc/tcpinc/appliance/packet"
 )
 
@@ -50,6 +53,33 @@ func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) V
 	e.strayReset(p, from, tx)
 	return e.drop(DropStale)
 }
+
+// earlySYNACK reports whether p, from the outside on a tuple with no
+// record, is a SYN-ACK with TCP-ENO that came within startWindow of the
+// engine's start: the answer, most likely, to a SYN a previous run sent
+// with our option just before it stopped (a restart). The far side has
+// negotiated and waits for our Init1; passed, the SYN-ACK would reach the
+// host as a plain connection's, the host's third segment would go without
+// ENO and the far side fall back (RFC 8547 §4.6): the connection would go
+// on in plaintext. Dropped, the host retransmits its SYN (RFC 6298 §2.1),
+// which this run sends with our option, and the far side's next SYN-ACK
+// meets a record. After the window such a SYN-ACK passes, as one whose SYN
+// took another path (asymmetric routing: the connection stays plain).
+func (e *Engine) earlySYNACK(now int64, k flowKey, p *packet.Packet) bool {
+	if now >= startWindow || p.Flags()&(packet.FlagSYN|packet.FlagACK|packet.FlagRST) != packet.FlagSYN|packet.FlagACK {
+		return false
+	}
+	if e.cfg.policyFor(k.out.Addr()) == Bypass {
+		return false
+	}
+	sc := eno.ScanOptions(p.OptionBytes())
+	return sc.HasENO()
+}
+
+// startWindow: SYNs sent before a restart are answered within it (a round
+// trip, a far appliance's short pause); the hosts' SYN retransmissions,
+// a second apart, pass through this run well within it.
+const startWindow = int64(10 * time.Second)
 
 // strayReset resets both ends of a negotiated connection the engine has no
 // record of. Without the record the engine knows the sequence numbers of
