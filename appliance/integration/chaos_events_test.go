@@ -23,6 +23,7 @@ type chaosSched struct {
 	pct    int           // loss
 	gw     topology.Node // restart, pause
 	kill   bool          // restart: SIGKILL instead of SIGTERM
+	hold   time.Duration // restart: the other gateway's tcpincd paused this long around it
 	iface  string        // linkdown: rtr's leg
 	target topology.Node // mtu: the host behind the narrow hop
 	mtu    int
@@ -38,6 +39,9 @@ func (s chaosSched) desc() string {
 		sig := "SIGTERM"
 		if s.kill {
 			sig = "SIGKILL"
+		}
+		if s.hold > 0 {
+			return fmt.Sprintf("#%d restart tcpincd in %s (%s) while the other's is paused for %v", s.n, s.gw, sig, s.hold)
 		}
 		return fmt.Sprintf("#%d restart tcpincd in %s (%s)", s.n, s.gw, sig)
 	case "pause":
@@ -70,6 +74,9 @@ func (c *chaos) schedule() []chaosSched {
 				s.kind, s.gw, s.dur = "pause", gw(), ms(200, 3000)
 			} else {
 				s.gw, s.kill = gw(), r.IntN(2) == 0
+				if r.IntN(2) == 0 {
+					s.hold = ms(300, 900)
+				}
 			}
 		case "pause":
 			s.gw, s.dur = gw(), ms(200, 3000)
@@ -119,7 +126,21 @@ func (c *chaos) run(s chaosSched) {
 		c.logf("event %s: off, %d packets dropped (%v)", s.desc(), n, err)
 	case "restart":
 		ev.from = time.Now()
-		err = c.restart(s.gw, s.kill)
+		if s.hold > 0 {
+			// SYNs that pass the old daemon wait in the other's port,
+			// and their SYN-ACKs come back to the new one.
+			other := map[topology.Node]topology.Node{topology.GwA: topology.GwB, topology.GwB: topology.GwA}[s.gw]
+			held := make(chan struct{})
+			go func() {
+				defer close(held)
+				c.run(chaosSched{n: s.n*100 + 1, kind: "pause", gw: other, dur: s.hold})
+			}()
+			time.Sleep(150 * time.Millisecond)
+			err = c.restart(s.gw, s.kill)
+			<-held
+		} else {
+			err = c.restart(s.gw, s.kill)
+		}
 		ev.to = time.Now()
 		c.logf("event %s: tcpincd running again after %v (%v)", s.desc(), ev.to.Sub(ev.from).Round(time.Millisecond), err)
 	case "pause":
