@@ -82,6 +82,13 @@ func (c *chaos) schedule() []chaosSched {
 			s.gw, s.dur = gw(), ms(200, 3000)
 		case "linkdown":
 			s.iface, s.dur = []string{topology.RouterToA, topology.RouterToB}[r.IntN(2)], ms(200, 2000)
+			if c.nat {
+				// The masquerade's mappings go when its interface goes
+				// down (the kernel flushes them: its address may change),
+				// and a far host's next segment then reaches rtr itself,
+				// which resets it: plain TCP breaks too.
+				s.iface = topology.RouterToA
+			}
 		case "mtu":
 			s.target, s.mtu, s.dur = []topology.Node{topology.HostA, topology.HostB, topology.HostF}[r.IntN(3)], 1280+r.IntN(141), ms(5000, 20000)
 		}
