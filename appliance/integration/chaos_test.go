@@ -58,7 +58,7 @@ func TestChaos(t *testing.T) {
 	c := newChaos(t, e, seed, t0)
 	c.setup()
 	budget := time.Duration(secs) * time.Second
-	for i := 1; time.Since(t0)+chaosRoundMax < budget; i++ {
+	for i := 1; i == 1 || time.Since(t0)+chaosRoundMax < budget; i++ { // one round at least
 		c.round(i)
 		if t.Failed() && os.Getenv("TCPINC_CHAOS_KEEPGOING") == "" {
 			t.Logf("round %d failed: seed %d, stopping", i, seed)
