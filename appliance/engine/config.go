@@ -100,8 +100,11 @@ type Config struct {
 	// connects, as plain TCP would. Default 3: the fourth SYN goes plain,
 	// 3 s after the first with Linux 6.x's linear SYN timeouts, 7 s with
 	// exponential ones; a lost SYN or SYN-ACK counts too, so fewer would
-	// leave connections over a lossy path plain too often. Negative: every
-	// SYN keeps the option. Never under the require policy.
+	// leave connections over a lossy path plain too often. Twice as many
+	// to a far address that completed an encrypted handshake within the
+	// hour (its path carries the option: lost SYNs met loss or a
+	// blackout). Negative: every SYN keeps the option. Never under the
+	// require policy.
 	SYNsWithENO int
 	// HandshakeTimeout drops a flow still negotiating after this long
 	// (default 30 s); IdleTimeout an established one idle this long

@@ -145,7 +145,8 @@ const synRetransmitGap = int64(200 * time.Millisecond)
 
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31),
 // data and a Fast Open cookie left out as on the first, up to
-// Config.SYNsWithENO SYNs in all; the next leaves without them, as RFC 8547
+// Config.SYNsWithENO SYNs in all (twice as many to a far address that
+// completed an encrypted handshake lately); the next leaves without them, as RFC 8547
 // §4.6 allows, and the connection stays plain: a path that drops SYNs with
 // TCP-ENO still connects. Once R's SYN-ACK has negotiated (stKex), a copy
 // of the SYN (it crossed the SYN-ACK, or the enclave duplicated it) shows
@@ -166,7 +167,16 @@ func (e *Engine) resendSYN(now int64, f *flow, p *packet.Packet, to TxSink) Verd
 	if f.synResends < 255 && now-e.lastBefore >= synRetransmitGap {
 		f.synResends++
 	}
-	if f.state == stSynSent && f.policy != Require && e.cfg.SYNsWithENO > 0 && 1+int(f.synResends) > e.cfg.SYNsWithENO {
+	limit := e.cfg.SYNsWithENO
+	if e.trusted.known(f.key.out.Addr(), now) {
+		// The far address completed an encrypted handshake within the
+		// hour (trusted.go): its path carried SYNs with TCP-ENO. Lost
+		// SYNs more likely met loss or a blackout than a path that drops
+		// the option: it keeps it longer (6 SYNs: 6 s with Linux's SYN
+		// timers), before the connection would go on in plaintext.
+		limit *= 2
+	}
+	if f.state == stSynSent && f.policy != Require && limit > 0 && 1+int(f.synResends) > limit {
 		e.kill(f, FallbackSYNRetries, "no answer to the SYNs with TCP-ENO: a retransmission went without it")
 		return Passthrough
 	}
