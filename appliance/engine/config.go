@@ -100,7 +100,7 @@ type Config struct {
 	// connects, as plain TCP would. Default 3: the fourth SYN goes plain,
 	// 3 s after the first with Linux 6.x's linear SYN timeouts, 7 s with
 	// exponential ones; a lost SYN or SYN-ACK counts too, so fewer would
-	// leave connections over a lossy path plain too often. Twice as many
+	// leave connections over a lossy path plain too often. Two more
 	// to a far address that completed an encrypted handshake within the
 	// hour (its path carries the option: lost SYNs met loss or a
 	// blackout). Negative: every SYN keeps the option. Never under the

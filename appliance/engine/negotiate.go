@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/tcpinc/tcpinc/appliance/eno"
@@ -145,7 +146,7 @@ const synRetransmitGap = int64(200 * time.Millisecond)
 
 // resendSYN repeats the same ENO bytes on a retransmitted SYN (ENO-31),
 // data and a Fast Open cookie left out as on the first, up to
-// Config.SYNsWithENO SYNs in all (twice as many to a far address that
+// Config.SYNsWithENO SYNs in all (two more to a far address that
 // completed an encrypted handshake lately); the next leaves without them, as RFC 8547
 // §4.6 allows, and the connection stays plain: a path that drops SYNs with
 // TCP-ENO still connects. Once R's SYN-ACK has negotiated (stKex), a copy
@@ -172,9 +173,10 @@ func (e *Engine) resendSYN(now int64, f *flow, p *packet.Packet, to TxSink) Verd
 		// The far address completed an encrypted handshake within the
 		// hour (trusted.go): its path carried SYNs with TCP-ENO. Lost
 		// SYNs more likely met loss or a blackout than a path that drops
-		// the option: it keeps it longer (6 SYNs: 6 s with Linux's SYN
-		// timers), before the connection would go on in plaintext.
-		limit *= 2
+		// the option: it keeps it two SYNs longer (5: 4 s with Linux
+		// 6.x's SYN timers), and the host's last two of its default
+		// seven still go without it, before it gives up.
+		limit += 2
 	}
 	if f.state == stSynSent && f.policy != Require && limit > 0 && 1+int(f.synResends) > limit {
 		e.kill(f, FallbackSYNRetries, "no answer to the SYNs with TCP-ENO: a retransmission went without it")
@@ -567,7 +569,8 @@ func (e *Engine) handshakeFromOutside(now int64, f *flow, p *packet.Packet, tx [
 // SYN (a far side that did disable leaves ENO off its third segment, and
 // fallbackThird resets both hosts). A repeat with a well-formed option is
 // negotiated from the first SYN's bytes, which the transcript holds
-// (§4.6: SYN-form options do not change between retransmissions).
+// (§4.6: SYN-form options do not change between retransmissions), unless
+// its bytes changed: then from the repeat's (a restarted far appliance).
 func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	area := p.OptionBytes()
 	sc := eno.ScanOptions(area)
@@ -596,6 +599,18 @@ func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 			return e.synDataCheck(nil, Passthrough, p, tx[Inside])
 		}
 		return Passthrough
+	}
+	if f.prev == nil && !bytes.Equal(opt, f.peer[:f.peerLen]) && len(opt) <= len(f.peer) {
+		// The option changed, which a host never does between
+		// retransmissions (§4.6): A's appliance restarted after the
+		// first SYN (its resumption cache gone, its offer new) and
+		// dropped our SYN-ACK as one it has no record of
+		// (earlySYNACK). Negotiate from the repeat at the host's next
+		// SYN-ACK, which A's new run can take.
+		e.dropResumption(f)
+		f.peerLen = copy(f.peer[:], opt)
+		f.wsL = e.si.ws
+		f.state = stSynRcvd
 	}
 	if len(p.Payload()) > 0 {
 		return e.synWithoutData(f, p, tx[Inside])

@@ -108,7 +108,7 @@ func TestDroppedFarSegmentsLeaveSYNCountAlone(t *testing.T) {
 }
 
 // To a far address that completed an encrypted handshake within the hour,
-// twice as many SYNs keep TCP-ENO (its path carries the option: lost SYNs
+// two more SYNs keep TCP-ENO (its path carries the option: lost SYNs
 // met loss or a blackout), then one goes without it as usual. Before, a
 // blackout of 3 s turned every connection opened in it plain for its whole
 // life, also to peers whose path had just carried the option.
@@ -118,14 +118,14 @@ func TestSYNsWithENOToKnownPeer(t *testing.T) {
 	a2 := netip.AddrPortFrom(addrA.Addr(), 40002)
 	syn := tcpFrame(a2, addrB, isnA+7, 0, synF, 64240, synOpts(1460, 1), nil)
 	var first []byte
-	for i := range 2*DefaultSYNsWithENO + 1 {
+	for i := range DefaultSYNsWithENO + 2 + 1 {
 		ga.now += int64(time.Second)
 		_, toOut := ga.push(Inside, syn)
 		o := option(one(t, "SYN", toOut).opts, 69)
 		if i == 0 {
 			first = o
 		}
-		switch want := i < 2*DefaultSYNsWithENO; {
+		switch want := i < DefaultSYNsWithENO+2; {
 		case want && (o == nil || !bytes.Equal(o, first)):
 			t.Fatalf("SYN %d to a known peer: ENO option %x, want the first SYN's %x", i+1, o, first)
 		case !want && o != nil:

@@ -174,7 +174,7 @@ func TestEndedFlowHoldsNoSecrets(t *testing.T) {
 			if end == "remove" {
 				ga.e.remove(f)
 			} else {
-				for range DefaultSYNsWithENO {
+				for range DefaultSYNsWithENO + 2 { // b is known (connect): two more keep ENO
 					ga.now += int64(time.Second) // the host's retransmission timeout
 					ga.push(Inside, syn)
 				}
