@@ -49,21 +49,7 @@ func TestSYNACKAfterRestartNotPassed(t *testing.T) {
 	}
 	// a's third segment; Init1, Init2 and the ACKs go back and forth.
 	_, toOut = ga2.push(Inside, tcpFrame(addrA, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(1002, 5001), nil))
-	for round := 0; len(toOut) > 0; round++ {
-		if round == 8 {
-			t.Fatal("the key exchange did not settle in 8 rounds")
-		}
-		var back [][]byte
-		for _, f := range toOut {
-			_, o := gb.push(Outside, f)
-			back = append(back, o...)
-		}
-		toOut = nil
-		for _, f := range back {
-			_, o := ga2.push(Outside, f)
-			toOut = append(toOut, o...)
-		}
-	}
+	settle(t, ga2, gb, toOut)
 	fa, fb := flowInfo(t, ga2.e), flowInfo(t, gb.e)
 	if !fa.Encrypted || !fb.Encrypted || fa.SessionID != fb.SessionID {
 		t.Fatalf("after a's second SYN: G_A %+v, G_B %+v; want one encrypted session", fa, fb)
@@ -122,6 +108,23 @@ func TestRestartSYNACKAfterResumptionOffer(t *testing.T) {
 	toIn, _ := ga2.push(Outside, one(t, "b's SYN-ACK again", toOut).frame())
 	one(t, "SYN-ACK to a", toIn)
 	_, toOut = ga2.push(Inside, tcpFrame(a, addrB, isnA+1, isnB+1, ackF, 502, tsOpt(1002, 5001), nil))
+	settle(t, ga2, gb, toOut)
+	fa := flowInfo(t, ga2.e)
+	var fb FlowInfo
+	gb.e.Flows(func(fi FlowInfo) {
+		if fi.Outside == a {
+			fb = fi
+		}
+	})
+	if !fa.Encrypted || !fb.Encrypted || fa.SessionID != fb.SessionID {
+		t.Fatalf("G_A %s (%s), G_B %s (%s): want one encrypted session", fa.State, fa.FallbackReason, fb.State, fb.FallbackReason)
+	}
+}
+
+// settle carries what G_A sent toward the far side to G_B and G_B's
+// answers back, until neither sends more (the Init exchange and its ACKs).
+func settle(t *testing.T, ga, gb *gw, toOut [][]byte) {
+	t.Helper()
 	for round := 0; len(toOut) > 0; round++ {
 		if round == 8 {
 			t.Fatal("the key exchange did not settle in 8 rounds")
@@ -133,18 +136,8 @@ func TestRestartSYNACKAfterResumptionOffer(t *testing.T) {
 		}
 		toOut = nil
 		for _, f := range back {
-			_, o := ga2.push(Outside, f)
+			_, o := ga.push(Outside, f)
 			toOut = append(toOut, o...)
 		}
-	}
-	fa := flowInfo(t, ga2.e)
-	var fb FlowInfo
-	gb.e.Flows(func(fi FlowInfo) {
-		if fi.Outside == a {
-			fb = fi
-		}
-	})
-	if !fa.Encrypted || !fb.Encrypted || fa.SessionID != fb.SessionID {
-		t.Fatalf("G_A %s (%s), G_B %s (%s): want one encrypted session", fa.State, fa.FallbackReason, fb.State, fb.FallbackReason)
 	}
 }
