@@ -56,7 +56,8 @@ func (e *Engine) stray(k flowKey, p *packet.Packet, from PortID, tx [2]TxSink) V
 
 // earlySYNACK reports whether p, from the outside on a tuple with no
 // record, is a SYN-ACK with TCP-ENO that came within startWindow of the
-// engine's start: the answer, most likely, to a SYN a previous run sent
+// engine's start (now counts from the appliance's start, the workers'
+// clock, and the engines are made with it): the answer, most likely, to a SYN a previous run sent
 // with our option just before it stopped (a restart). The far side has
 // negotiated and waits for our Init1; passed, the SYN-ACK would reach the
 // host as a plain connection's, the host's third segment would go without
