@@ -100,3 +100,16 @@ func (e *encEnv) waitEncrypted(t *testing.T, r *bgStream) {
 		}
 	}
 }
+
+// eachBackend runs fn as a subtest with each port backend, the daemons
+// restarted on it first.
+func (e *encEnv) eachBackend(t *testing.T, fn func(t *testing.T)) {
+	for _, backend := range []string{"afpacket", "afxdp"} {
+		t.Run(backend, func(t *testing.T) {
+			e.backend = backend
+			e.writeConf(t)
+			e.restartDaemons(t)
+			fn(t)
+		})
+	}
+}

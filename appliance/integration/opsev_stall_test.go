@@ -31,14 +31,9 @@ import (
 func TestStalledDaemonSYNBacklog(t *testing.T) {
 	e := newEncEnvOpts(t, encOpts{net: 64})
 	b := e.topo.Addr(topology.HostB)
-	for _, backend := range []string{"afpacket", "afxdp"} {
-		t.Run(backend, func(t *testing.T) {
-			e.backend = backend
-			e.writeConf(t)
-			e.restartDaemons(t)
-			e.stallSYNs(t, []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)})
-		})
-	}
+	e.eachBackend(t, func(t *testing.T) {
+		e.stallSYNs(t, []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)})
+	})
 }
 
 // stallSYNs stops gwA's tcpincd, opens two connections to each of dsts

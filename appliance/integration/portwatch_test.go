@@ -24,42 +24,37 @@ import (
 func TestPortReplacedDaemonExits(t *testing.T) {
 	e := newEncEnvOpts(t, encOpts{net: 71})
 	b := e.topo.Addr(topology.HostB)
-	for _, backend := range []string{"afpacket", "afxdp"} {
-		t.Run(backend, func(t *testing.T) {
-			e.backend = backend
-			e.writeConf(t)
-			e.restartDaemons(t)
-			p := e.gw[topology.GwA]
-			e.replaceInsideLink(t)
-			t0 := time.Now()
-			select {
-			case <-p.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatalf("tcpincd still runs 10 s after its inside port was replaced\n%s", tailLines(p.Output(), 20))
-			}
-			delete(e.gw, topology.GwA)
-			t.Logf("tcpincd exited %v after the port was replaced", time.Since(t0).Round(100*time.Millisecond))
-			out := p.Output()
-			var exit *exec.ExitError
-			if err := p.Wait(); !errors.As(err, &exit) || exit.ExitCode() == 0 {
-				t.Errorf("tcpincd's exit: %v, want a non-zero status\n%s", err, tailLines(out, 20))
-			}
-			if !strings.Contains(out, `inside port "in" is another interface now`) || !strings.Contains(out, "port gone, shutting down") {
-				t.Errorf("tcpincd does not say that its inside port was replaced:\n%s", tailLines(out, 20))
-			}
-			e.startDaemon(t, topology.GwA)
-			e.waitPing(t, b.V4)
-			const n = 1 << 20
-			var r result
-			d, ok := e.measure(t, func() {
-				r = e.transfer(t, topology.HostA, netip.AddrPortFrom(b.V4, 5001), e.streamB, n, n, time.Minute)
-			})
-			checkTransfer(t, r, n, n)
-			if ok {
-				encryptedDelta(t, topology.GwA, d[topology.GwA], 1)
-			}
+	e.eachBackend(t, func(t *testing.T) {
+		p := e.gw[topology.GwA]
+		e.replaceInsideLink(t)
+		t0 := time.Now()
+		select {
+		case <-p.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tcpincd still runs 10 s after its inside port was replaced\n%s", tailLines(p.Output(), 20))
+		}
+		delete(e.gw, topology.GwA)
+		t.Logf("tcpincd exited %v after the port was replaced", time.Since(t0).Round(100*time.Millisecond))
+		out := p.Output()
+		var exit *exec.ExitError
+		if err := p.Wait(); !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("tcpincd's exit: %v, want a non-zero status\n%s", err, tailLines(out, 20))
+		}
+		if !strings.Contains(out, `inside port "in" is another interface now`) || !strings.Contains(out, "port gone, shutting down") {
+			t.Errorf("tcpincd does not say that its inside port was replaced:\n%s", tailLines(out, 20))
+		}
+		e.startDaemon(t, topology.GwA)
+		e.waitPing(t, b.V4)
+		const n = 1 << 20
+		var r result
+		d, ok := e.measure(t, func() {
+			r = e.transfer(t, topology.HostA, netip.AddrPortFrom(b.V4, 5001), e.streamB, n, n, time.Minute)
 		})
-	}
+		checkTransfer(t, r, n, n)
+		if ok {
+			encryptedDelta(t, topology.GwA, d[topology.GwA], 1)
+		}
+	})
 }
 
 // replaceInsideLink deletes gwA's inside veth (hA's eth0 goes with it) and

@@ -28,16 +28,11 @@ import (
 func TestRestartBeforeSYNACK(t *testing.T) {
 	e := newEncEnvOpts(t, encOpts{net: 94})
 	b := e.topo.Addr(topology.HostB)
-	for _, backend := range []string{"afpacket", "afxdp"} {
-		t.Run(backend, func(t *testing.T) {
-			e.backend = backend
-			e.writeConf(t)
-			e.restartDaemons(t)
-			for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)} {
-				e.restartBeforeSYNACK(t, dst)
-			}
-		})
-	}
+	e.eachBackend(t, func(t *testing.T) {
+		for _, dst := range []netip.AddrPort{netip.AddrPortFrom(b.V4, 5001), netip.AddrPortFrom(b.V6, 5001)} {
+			e.restartBeforeSYNACK(t, dst)
+		}
+	})
 }
 
 func (e *encEnv) restartBeforeSYNACK(t *testing.T, dst netip.AddrPort) {
