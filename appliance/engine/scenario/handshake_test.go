@@ -309,11 +309,7 @@ func TestInitRetransmitBackoff(t *testing.T) {
 	}
 	f := full(t)
 	w := f.w
-	f.stepSYN(t)
-	f.stepSYNACK(t)
-	w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
-	f.stepACK(t)
-	w.Link.Add(Rule{Dir: BtoA, Match: func(int, Seg) bool { return true }, Drop: true, Times: -1})
+	initUnanswered(t, f)
 	start := w.Now
 	w.Run(initGiveUp - time.Second)
 	if n := w.G[SideA].Counters().HandshakeFailures.Load(); n != 0 {
@@ -360,11 +356,7 @@ func TestInitRetransmitBackoff(t *testing.T) {
 func TestInitSilenceBounded(t *testing.T) {
 	f := newFixture(t, [2]bool{true, true}, false, func(s Side, c *engine.Config) { c.InitTries = 14 })
 	w := f.w
-	f.stepSYN(t)
-	f.stepSYNACK(t)
-	w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
-	f.stepACK(t)
-	w.Link.Add(Rule{Dir: BtoA, Match: func(int, Seg) bool { return true }, Drop: true, Times: -1})
+	initUnanswered(t, f)
 	w.Run(3 * time.Minute)
 	ga := w.G[SideA]
 	if n := ga.NumFlows(); n != 0 {
@@ -373,6 +365,18 @@ func TestInitSilenceBounded(t *testing.T) {
 	if n := ga.Counters().HandshakeFailures.Load(); n != 1 {
 		t.Fatalf("G_A handshake failures %d, want 1", n)
 	}
+}
+
+// initUnanswered runs the three-way handshake, after which nothing with
+// data reaches G_B (Init1 and its retransmissions) and nothing at all comes
+// back from it (its RST when it gives up waiting for Init1 among them).
+func initUnanswered(t *testing.T, f *fixture) {
+	t.Helper()
+	f.stepSYN(t)
+	f.stepSYNACK(t)
+	f.w.Link.Add(Rule{Dir: AtoB, Match: isData, Drop: true, Times: -1})
+	f.stepACK(t)
+	f.w.Link.Add(Rule{Dir: BtoA, Match: func(int, Seg) bool { return true }, Drop: true, Times: -1})
 }
 
 // initGiveUp is when G_A gives up on an Init nothing acknowledges: InitRTO
