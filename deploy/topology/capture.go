@@ -51,13 +51,15 @@ func (t *Topology) StartCaptureOn(n Node, path string, ifaces ...string) (*Captu
 	if err != nil {
 		return nil, err
 	}
-	if err := p.WaitOutput("Capturing on", 20*time.Second); err != nil {
+	// tshark says "Capturing on" before it even starts dumpcap; dumpcap
+	// reports the file once it has opened every interface (from then on
+	// the kernel keeps each frame in its buffer for it), and tshark logs
+	// that as "Capture started". A fixed pause after "Capturing on" was too
+	// short on a loaded machine: the caller's first packets went uncaptured.
+	if err := p.WaitOutput("Capture started", 20*time.Second); err != nil {
 		p.Stop()
 		return nil, err
 	}
-	// tshark announces itself just before its capture loop starts; give
-	// dumpcap a moment so the first packets of the caller are not missed.
-	time.Sleep(300 * time.Millisecond)
 	return &Capture{Path: path, p: p, t: t, node: n, ifaces: ifaces}, nil
 }
 
