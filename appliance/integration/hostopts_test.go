@@ -189,10 +189,10 @@ func TestFlowLabelFollowsRepath(t *testing.T) {
 	}
 	r0 := rehash()
 	const n = 4 << 20
-	done := make(chan result, 1)
-	go func() {
-		done <- e.transfer(t, topology.HostA, netip.AddrPortFrom(b6, 5001), e.streamB, n, n, 2*time.Minute, "-rate", "1000000")
-	}()
+	// The link goes dark 1 s after the client connected, both directions
+	// sending by then (1 s after the client was started was, on a loaded
+	// machine, before its handshake: only hA's SYN timed out).
+	run := e.startStream(t, topology.HostA, netip.AddrPortFrom(b6, 5001), e.streamB, n, 1000000, 30*time.Second)
 	time.Sleep(time.Second)
 	const table = "tei_dark"
 	rtr := e.topo.NS(topology.Router)
@@ -203,7 +203,7 @@ func TestFlowLabelFollowsRepath(t *testing.T) {
 	if err := netns.Nft(rtr, "delete table inet "+table+"\n"); err != nil {
 		t.Fatal(err)
 	}
-	checkTransfer(t, <-done, n, n)
+	checkTransfer(t, run.wait(t, 2*time.Minute), n, n)
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
