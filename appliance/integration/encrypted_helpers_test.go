@@ -430,9 +430,15 @@ func (e *encEnv) transfer(t *testing.T, src topology.Node, dst netip.AddrPort, s
 		r.recvBytes, _ = strconv.ParseInt(mm[1], 10, 64)
 		r.recvSHA, r.sentSHA = mm[2], mm[3]
 	}
-	// The server prints its line when both directions ended.
+	// The server prints its line when both directions ended; after a
+	// client that failed, it prints none if the header never reached it
+	// (a connection reset at once), so the wait is shorter.
 	tag := fmt.Sprintf("conn seed=%d ", seed)
-	_ = server.WaitOutput(tag, 15*time.Second)
+	wait := 15 * time.Second
+	if r.clientErr != nil {
+		wait = 5 * time.Second
+	}
+	_ = server.WaitOutput(tag, wait)
 	for _, line := range strings.Split(server.Output(), "\n") {
 		if strings.HasPrefix(line, tag) {
 			r.serverLine = line

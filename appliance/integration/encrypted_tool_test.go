@@ -451,11 +451,12 @@ func streamClient(r clientRun) error {
 	}()
 	time.Sleep(r.readPause)
 	got, recv, rerr := recvStream(tc, m, seed+1)
-	if rerr != nil {
-		c.Close() // unblocks the sender
+	if rerr == nil {
+		mp, _ = tc.MultipathTCP() // false once MPTCP fell back to TCP
+	} else {
+		c.Close() // unblocks the sender; the socket can no longer say
 	}
 	<-done
-	mp, _ = tc.MultipathTCP() // false once MPTCP fell back to TCP
 	fmt.Printf("client seed=%d recv_bytes=%d recv_sha=%s sent_sha=%s mptcp=%v\n", seed, got, recv, sent, mp)
 	return errors.Join(rerr, serr)
 }

@@ -125,7 +125,19 @@ func TestCleanBumpKeepsOrder(t *testing.T) {
 	}
 	out := p.Output()
 	t.Logf("hB: %d segments queued out of order; hA: %d reorderings seen, %d segments retransmitted\n%s", ofo, reorder, retrans, out)
-	if ofo > 8 || reorder > 2 {
+	// A frame the kernel dropped at the bump's socket (a full receive
+	// buffer on a loaded machine) is a loss, and every segment after it
+	// queues out of order at hB until the resend: hB's count is judged
+	// only over a run without such drops (hA's reorderings always: a loss
+	// is none).
+	dropped := false
+	for _, m := range regexp.MustCompile(`socket_drops=(\d+)`).FindAllStringSubmatch(out, -1) {
+		dropped = dropped || m[1] != "0"
+	}
+	if dropped {
+		t.Logf("the bump's sockets dropped frames: hB's out-of-order count not judged in this run")
+	}
+	if (ofo > 8 && !dropped) || reorder > 2 {
 		t.Errorf("the clean bump reordered: hB queued %d segments out of order, hA saw %d reorderings", ofo, reorder)
 	}
 	m := regexp.MustCompile(PortA + `->` + PortB + `: in=\d+ out=\d+ .* split=(\d+)`).FindStringSubmatch(out)
