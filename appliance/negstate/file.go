@@ -12,6 +12,7 @@ package negstate
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,8 @@ type Entry struct {
 }
 
 // SortEntries puts the entries that matter most first, for when not all
-// fit: held ones, then those with the most time left.
+// fit: held ones, then those with the most time left. Entries of equal
+// rank keep no particular order.
 func SortEntries(es []Entry) {
 	rank := func(e Entry) time.Duration {
 		if e.Left == 0 {
@@ -41,16 +43,7 @@ func SortEntries(es []Entry) {
 		}
 		return e.Left
 	}
-	slices.SortStableFunc(es, func(a, b Entry) int {
-		ra, rb := rank(a), rank(b)
-		switch {
-		case ra > rb:
-			return -1
-		case ra < rb:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(es, func(a, b Entry) int { return cmp.Compare(rank(b), rank(a)) })
 }
 
 // The file: a header, count entries, and the CRC-32C of all that. Integers
@@ -71,8 +64,8 @@ const (
 	nameSize   = 16 // IFNAMSIZ
 )
 
-// MaxEntries bounds a file: a larger count is refused as damaged, and a
-// Saver writes at most this many (the ones SortEntries puts first).
+// MaxEntries bounds a file: a larger count is refused as damaged, and Save
+// writes at most this many (the ones SortEntries puts first).
 const MaxEntries = 1 << 24
 
 var crc = crc32.MakeTable(crc32.Castagnoli)
@@ -83,6 +76,7 @@ var crc = crc32.MakeTable(crc32.Castagnoli)
 type File struct {
 	path, inside, outside string
 	lock                  *os.File
+	max                   int // entries Save writes at most: MaxEntries (tests lower it)
 }
 
 // Open returns the disk copy for the ports inside and outside in dir,
@@ -115,7 +109,7 @@ func Open(dir, netns, inside, outside string) (*File, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	_ = os.Remove(path + ".tmp") // a write a crash interrupted
-	return &File{path: path, inside: inside, outside: outside, lock: lock}, nil
+	return &File{path: path, inside: inside, outside: outside, lock: lock, max: MaxEntries}, nil
 }
 
 // Path is the file's name.
@@ -239,7 +233,8 @@ func encodable(e Entry) bool {
 	return e.In.Addr().Is4() && e.Out.Addr().Is4() || e.In.Addr().Is6() && e.Out.Addr().Is6()
 }
 
-func encode(e Entry) (b [entrySize]byte) {
+func encode(b *[entrySize]byte, e Entry) {
+	*b = [entrySize]byte{}
 	if e.In.Addr().Is4() {
 		b[0] = 4
 		a, c := e.In.Addr().As4(), e.Out.Addr().As4()
@@ -254,18 +249,21 @@ func encode(e Entry) (b [entrySize]byte) {
 	binary.LittleEndian.PutUint16(b[2:], e.In.Port())
 	binary.LittleEndian.PutUint16(b[4:], e.Out.Port())
 	binary.LittleEndian.PutUint64(b[40:], uint64(max(e.Left, 0)))
-	return b
 }
 
-// Save replaces the copy with es, at most MaxEntries of them (those
-// SortEntries puts first; es is reordered), and returns how many it wrote.
-// The file is written beside the copy, synced, renamed over it, and the
-// directory synced: a crash or a power loss at any point leaves the old
-// copy or the new one, whole.
+// Save replaces the copy with es and returns how many entries it wrote. At
+// most MaxEntries fit: of more, it keeps those SortEntries puts first, and
+// only then sorts (es is reordered), because a sort of the whole set every
+// write would cost the writer more than the write itself. The file is
+// written beside the copy, synced, renamed over it, and the directory
+// synced: a crash or a power loss at any point leaves the old copy or the
+// new one, whole.
 func (f *File) Save(es []Entry, written time.Time) (int, error) {
 	es = slices.DeleteFunc(es, func(e Entry) bool { return !encodable(e) })
-	SortEntries(es)
-	es = es[:min(len(es), MaxEntries)]
+	if len(es) > f.max {
+		SortEntries(es)
+		es = es[:f.max]
+	}
 	tmp := f.path + ".tmp"
 	fd, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -300,8 +298,9 @@ func write(w io.Writer, es []Entry, written time.Time, inside, outside string) e
 	copy(hdr[32:48], inside)
 	copy(hdr[48:64], outside)
 	bw.Write(hdr[:])
+	var b [entrySize]byte // one buffer: a fresh one per entry escapes to the heap
 	for _, e := range es {
-		b := encode(e)
+		encode(&b, e)
 		bw.Write(b[:])
 	}
 	if err := bw.Flush(); err != nil {

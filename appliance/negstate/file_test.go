@@ -25,7 +25,7 @@ func sample() []Entry {
 	}
 }
 
-func open(t *testing.T, dir string) *File {
+func open(t testing.TB, dir string) *File {
 	t.Helper()
 	f, err := Open(dir, "", "in.5", "out-b")
 	if err != nil {
@@ -35,9 +35,8 @@ func open(t *testing.T, dir string) *File {
 	return f
 }
 
-// TestRoundTrip: what Save writes, Load reads back, the entries that
-// matter first (held, then the most time left), addresses of both
-// families (IPv4-mapped IPv6 too, as the engine sees them) and ports
+// TestRoundTrip: what Save writes, Load reads back in the same order,
+// addresses of both families (IPv4-mapped IPv6 too, as the engine sees them) and ports
 // intact; the file is not readable by others, and no temporary file stays.
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
@@ -54,9 +53,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sample()
-	want = []Entry{want[1], want[2], want[0], want[3]}
-	if !slices.Equal(got, want) {
+	if want := sample(); !slices.Equal(got, want) {
 		t.Fatalf("loaded\n%v\nwant\n%v", got, want)
 	}
 	if !info.Written.Equal(written) || info.Entries != 4 {
@@ -74,6 +71,27 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if got, _, err := f.Load(); err != nil || len(got) != 0 {
 		t.Fatalf("empty set loaded as %v, %v", got, err)
+	}
+}
+
+// TestSaveKeepsWhatMatters: a set larger than a copy holds is cut to the
+// entries that matter most: held ones, then those with the most time left.
+func TestSaveKeepsWhatMatters(t *testing.T) {
+	f := open(t, t.TempDir())
+	all := sample()
+	for limit, want := range map[int][]Entry{
+		1: {all[1]},
+		2: {all[1], all[2]},
+		3: {all[1], all[2], all[0]},
+	} {
+		f.max = limit
+		if n, err := f.Save(sample(), time.Now()); err != nil || n != limit {
+			t.Fatalf("Save at most %d: %d, %v", limit, n, err)
+		}
+		got, _, err := f.Load()
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("at most %d: the copy holds\n%v (%v)\nwant\n%v", limit, got, err, want)
+		}
 	}
 }
 

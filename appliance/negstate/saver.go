@@ -42,6 +42,7 @@ type Saver struct {
 	// The writer's (Start's goroutine; Stop's once it ended).
 	set   Set
 	copy  map[tuple]int64
+	es    []Entry // the entries of the last write, reused for the next
 	dirty bool
 	log   *slog.Logger
 
@@ -180,7 +181,7 @@ func (s *Saver) save(always bool) error {
 		return nil
 	}
 	now := s.set.Mono()
-	es := make([]Entry, 0, len(s.copy))
+	es := s.es[:0]
 	for k, d := range s.copy {
 		switch {
 		case d == 0:
@@ -192,6 +193,7 @@ func (s *Saver) save(always bool) error {
 		}
 	}
 	n, err := s.file.Save(es, time.Now())
+	s.es = es[:0]
 	if err != nil {
 		msg := "negotiated set: disk copy " + s.file.Path() + " not written: " + err.Error()
 		if old := s.failed.Swap(&msg); old == nil {
