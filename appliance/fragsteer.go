@@ -265,13 +265,15 @@ func (st *fragSteer) progress(r *fragRoute, p *packet.Packet) bool {
 	return ok && r.prog.Add(fr, p.End()-fr.Data)
 }
 
-// add starts a route for dk. A full table first forgets expired routes,
-// then the oldest: refusing new routes instead let a flood of forged
-// fragments (each a route for fragHoldTime) shut out every fragmented
-// connection whose datagrams this worker steers, as the engine's own table
-// once did (engine/frag.go).
+// add starts a route for dk. A full table first forgets expired routes
+// (at most every agePeriod: a walk of every route for each new datagram of
+// a flood cost 100 µs apiece, BenchmarkFragSteerAdd), then the oldest:
+// refusing new routes instead let a flood of forged fragments (each a
+// route for fragHoldTime) shut out every fragmented connection whose
+// datagrams this worker steers, as the engine's own table once did
+// (engine/frag.go).
 func (st *fragSteer) add(w *worker, dk fragDgramKey, now int64) *fragRoute {
-	if len(st.routes) >= fragRoutes {
+	if len(st.routes) >= fragRoutes && now >= st.next {
 		st.expire(w, now)
 	}
 	for len(st.routes) >= fragRoutes && st.evictOldest(w, nil) {
