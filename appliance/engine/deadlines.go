@@ -13,18 +13,18 @@ type deadlines struct {
 
 type deadline struct {
 	d int64
-	k flowKey
+	k setKey
 }
 
 func (h *deadlines) len() int { return len(h.items) }
 
-func (h *deadlines) push(k flowKey, d int64) {
+func (h *deadlines) push(k setKey, d int64) {
 	h.items = append(h.items, deadline{d, k})
 	h.up(len(h.items) - 1)
 }
 
 // pop takes the item with the nearest deadline.
-func (h *deadlines) pop() (flowKey, int64) {
+func (h *deadlines) pop() (setKey, int64) {
 	top := h.items[0]
 	n := len(h.items) - 1
 	h.items[0] = h.items[n]
@@ -39,7 +39,7 @@ func (h *deadlines) pop() (flowKey, int64) {
 // popStale takes stale items off the top, at most n: the nearest
 // deadlines are where stale items gather (a tuple reused keeps its old
 // item, the oldest), and makeRoom would pop them all at once.
-func (h *deadlines) popStale(n int, live func(flowKey, int64) bool) {
+func (h *deadlines) popStale(n int, live func(setKey, int64) bool) {
 	for ; n > 0 && len(h.items) > 0 && !live(h.items[0].k, h.items[0].d); n-- {
 		h.pop()
 	}
@@ -47,7 +47,7 @@ func (h *deadlines) popStale(n int, live func(flowKey, int64) bool) {
 
 // sweep looks at the next n items, round the heap, and takes out those
 // live rejects.
-func (h *deadlines) sweep(n int, live func(flowKey, int64) bool) {
+func (h *deadlines) sweep(n int, live func(setKey, int64) bool) {
 	for range n {
 		if len(h.items) == 0 {
 			return

@@ -207,7 +207,7 @@ func TestReclaimedReuseReleasesOldTuple(t *testing.T) {
 	}
 	g2.e.dropPrev(nf)
 	g2.e.neg.mu.RLock()
-	d, ok := g2.e.neg.m[k]
+	d, ok := g2.e.neg.m[setKeyOf(k)]
 	g2.e.neg.mu.RUnlock()
 	if !ok || d == 0 {
 		t.Fatalf("the dropped record's tuple: in the set %v, deadline %d (0: held for good); want lingering", ok, d)
