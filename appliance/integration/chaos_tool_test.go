@@ -227,10 +227,7 @@ func shortConn(addr string, seed uint64, n, m int64) string {
 		defer c.Close()
 		local = c.LocalAddr().String()
 		tc := idleConn{c, chaosIdle}
-		var hdr [32]byte
-		binary.BigEndian.PutUint64(hdr[0:], uint64(n))
-		binary.BigEndian.PutUint64(hdr[8:], uint64(m))
-		binary.BigEndian.PutUint64(hdr[16:], seed)
+		hdr := streamHeader(n, m, seed, 0)
 		if _, err := tc.Write(hdr[:]); err != nil {
 			return err
 		}

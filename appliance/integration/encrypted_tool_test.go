@@ -430,11 +430,7 @@ func streamClient(r clientRun) error {
 	tc := idleConn{c.(*net.TCPConn), max(idle, pause+r.gap+10*time.Second)}
 	mp, _ := tc.MultipathTCP()
 	fmt.Printf("connected %s -> %s mptcp=%v\n", c.LocalAddr(), c.RemoteAddr(), mp)
-	var hdr [32]byte
-	binary.BigEndian.PutUint64(hdr[24:], uint64(rate))
-	binary.BigEndian.PutUint64(hdr[0:], uint64(n))
-	binary.BigEndian.PutUint64(hdr[8:], uint64(m))
-	binary.BigEndian.PutUint64(hdr[16:], seed)
+	hdr := streamHeader(n, m, seed, rate)
 	if _, err := tc.Write(hdr[:]); err != nil {
 		return err
 	}
@@ -597,4 +593,16 @@ func (r *oddReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 1+(r.i*7919)%5000)], r.b)
 	r.b = r.b[n:]
 	return n, nil
+}
+
+// streamHeader is what a stream client sends first: the bytes it sends (n)
+// and wants back (m), the seed of both streams, and the server's pace in
+// bytes per second (0: as fast as it can). The server reads it in
+// streamServer.
+func streamHeader(n, m int64, seed uint64, rate int64) (hdr [32]byte) {
+	binary.BigEndian.PutUint64(hdr[0:], uint64(n))
+	binary.BigEndian.PutUint64(hdr[8:], uint64(m))
+	binary.BigEndian.PutUint64(hdr[16:], seed)
+	binary.BigEndian.PutUint64(hdr[24:], uint64(rate))
+	return hdr
 }
