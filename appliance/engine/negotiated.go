@@ -82,10 +82,9 @@ type NegotiatedSet struct {
 // the set's map and heap, which hold up to 2 x max_flows entries per queue
 // (a forced collection with a full set of flowKey entries took 12 ms at
 // 131,072 and 243 ms at 4 million; of setKey ones, 2.3 and 6.7:
-// bench/RESULTS.md, session 31). The
-// engine's tuples carry no zone; the families keep an IPv4 address apart
-// from its IPv4-mapped IPv6 form (and the zero Addr from both), as netip
-// does.
+// bench/RESULTS.md, session 31). The engine's tuples carry no zone; the
+// families keep an IPv4 address apart from its IPv4-mapped IPv6 form (and
+// the zero Addr from both), as netip does.
 type setKey struct {
 	in, out         [16]byte
 	inPort, outPort uint16
