@@ -104,7 +104,7 @@ func (e *Engine) reinstate(now int64, f *flow) {
 		return // an encrypted connection's that ended meanwhile stays gone
 	}
 	if f.state == stDead {
-		f.state = stPlain
+		e.setState(f, stPlain)
 	}
 	f.last = max(f.last, now)
 	e.recharge(f)
@@ -128,7 +128,7 @@ func (e *Engine) dropPrev(f *flow) {
 			e.neg.release(q.key, CloseLinger)
 		}
 		q.held = false
-		q.state = stDead
+		e.setState(q, stDead) // out of the list: counted nowhere
 		e.uncharge(q)
 		q.wipeSecrets()
 	}

@@ -174,12 +174,20 @@ type StreamIn struct {
 // Engine runs the per-flow state machine for one worker. It is not safe for
 // concurrent use; Counters may be read from any goroutine.
 type Engine struct {
-	cfg         Config
-	deps        Deps
-	cache       *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
-	client      *cryptopool.Client
-	flows       map[flowKey]*flow
-	nextID      uint64
+	cfg    Config
+	deps   Deps
+	cache  *tcpcrypt.Cache[netip.Addr] // Deps.Cache, kept while NoResumption hides it
+	client *cryptopool.Client
+	flows  map[flowKey]*flow
+	nextID uint64
+	// byID finds a listed flow's slot in list by its ID (Flow), without a
+	// scan: kept by listAdd and detach, pointer-free so the collector does
+	// not scan it.
+	byID map[uint64]uint32
+	// counts is the number of listed flows by shownState, plus countEnc
+	// for those with a session (recount): the admin API's counts without
+	// a scan. counts[0] is the bucket of flows out of the list.
+	counts      [2 * countEnc]int
 	c           Counters
 	pkt         packet.Packet
 	si          segInfo
@@ -270,7 +278,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), neg: deps.Negotiated, mem: deps.Memory, trusted: deps.Trusted, plainPeers: make(map[netip.Addr]int64), enoPaths: make(map[netip.Addr]int64)}
+	e := &Engine{cfg: c, deps: deps, flows: make(map[flowKey]*flow), byID: make(map[uint64]uint32), neg: deps.Negotiated, mem: deps.Memory, trusted: deps.Trusted, plainPeers: make(map[netip.Addr]int64), enoPaths: make(map[netip.Addr]int64)}
 	e.ipIDs = uint16(rand.Uint32())
 	if e.mem == nil {
 		e.mem = NewMemory(c.MemoryLimit)

@@ -248,6 +248,7 @@ type flow struct {
 
 	charged          bool  // recordCost is charged to the budget
 	embIn            bool  // on the embryonic list
+	counted          uint8 // the bucket of Engine.counts it is counted in, 0 if none (recount; in padding)
 	embPrev, embNext *flow // the embryonic list, oldest first
 
 	bytesIn, bytesOut, pktsIn, pktsOut uint64

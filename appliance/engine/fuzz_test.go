@@ -96,7 +96,9 @@ func FuzzSegments(f *testing.F) {
 // at their place in its stream, ever reaches a host, whatever happens
 // (aborts included); every emitted frame is valid. Ops 0xf8 and up send a
 // packet-too-big about a frame on the wire (from the outside) or one
-// delivered to a host (from the inside, quoting plaintext).
+// delivered to a host (from the inside, quoting plaintext). After every
+// step the engines' incremental flow counts must equal a scan's
+// (checkCounts).
 func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 10, 2, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0x19, 3, 3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0})
@@ -246,6 +248,10 @@ func FuzzScript(f *testing.F) {
 					}
 				}
 			}
+			// The admin API's counts equal a scan's after every step
+			// (recount; gw.push and gw.tick check them too).
+			checkCounts(t, pr.ga.e)
+			checkCounts(t, pr.gb.e)
 		}
 	})
 }

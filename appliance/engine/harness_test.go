@@ -229,6 +229,7 @@ func (g *gw) drained() {
 		g.e.Tick(now, g.tx)
 		g.in.take()
 		g.out.take()
+		checkCounts(t, g.e)
 	}
 	if n := g.e.NumFlows(); n != 0 {
 		g.e.Flows(func(fi FlowInfo) { t.Logf("left: %+v", fi) })
@@ -277,6 +278,7 @@ func (g *gw) push(from PortID, frame []byte) (toIn, toOut [][]byte) {
 	for _, f := range append(slices.Clone(toIn), toOut...) {
 		checkFrame(g.t, f)
 	}
+	checkCounts(g.t, g.e)
 	return toIn, toOut
 }
 
@@ -307,6 +309,7 @@ func (g *gw) pushCorrupted(from PortID, frame []byte) {
 func (g *gw) tick(dt int64) (toIn, toOut [][]byte) {
 	g.now += dt
 	g.e.Tick(g.now, g.tx)
+	checkCounts(g.t, g.e)
 	return g.in.take(), g.out.take()
 }
 

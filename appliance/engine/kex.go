@@ -76,7 +76,7 @@ func (e *Engine) startKex(now int64, f *flow) bool {
 		e.kill(f, FallbackNegotiate, err.Error()) // a fallback, counted once
 		return false
 	}
-	f.state = stKex
+	e.setState(f, stKex)
 	f.enc.initRTO = int64(e.cfg.InitRTO)
 	return true
 }
@@ -235,7 +235,7 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 	f.sess = s
 	f.kp, f.ini, f.rsp = nil, nil, nil
 	f.dec = tcpcrypt.NewFrameDecoder(f.keys, s.RecvOffset)
-	f.state = stOpen
+	e.setState(f, stOpen) // and f.sess: counted encrypted
 	e.embLeave(f)
 	e.trust(now, f.key.out.Addr())
 	f.enc.genStart = now
@@ -266,7 +266,7 @@ func (e *Engine) sessionDone(now int64, f *flow, s *tcpcrypt.Session, err error,
 func (e *Engine) resume(now int64, f *flow, tx [2]TxSink) {
 	s, err := f.res.Session(tcpcrypt.Role(f.role))
 	f.res = nil
-	f.state = stKex
+	e.setState(f, stKex)
 	f.rcv.initDone = true
 	f.enc.initSent = true
 	e.sessionDone(now, f, s, err, tx)

@@ -113,7 +113,7 @@ func (e *Engine) hostSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink) V
 	e.embJoin(f)
 	f.settings = s
 	f.res = res
-	f.state = stSynSent
+	e.setState(f, stSynSent)
 	f.role = eno.RoleA
 	f.localLen = copy(f.local[:], opt[:n])
 	f.isnL = p.Seq()
@@ -255,7 +255,7 @@ func (e *Engine) inboundSYN(now int64, k flowKey, p *packet.Packet, tx [2]TxSink
 	// forgot (PlainRetention, a restart) may be live, the SYN blind.
 	f.unknownPrev = !e.neg.has(k)
 	f.settings = e.settings()
-	f.state = stSynRcvd
+	e.setState(f, stSynRcvd)
 	f.role = eno.RoleB
 	f.peerLen = copy(f.peer[:], opt)
 	f.isnR = p.Seq()
@@ -364,7 +364,7 @@ func (e *Engine) hostSYNACK(f *flow, p *packet.Packet, tx [2]TxSink) Verdict {
 	if !e.rewriteOptions(p, f.local[:f.localLen], to) {
 		return e.fallbackB(f, p, tx, FallbackOptionRoom, "no room")
 	}
-	f.state = stSynAckSent
+	e.setState(f, stSynAckSent)
 	return Forwarded
 }
 
@@ -610,7 +610,7 @@ func (e *Engine) repeatedSYN(now int64, f *flow, p *packet.Packet, tx [2]TxSink)
 		e.dropResumption(f)
 		f.peerLen = copy(f.peer[:], opt)
 		f.wsL = e.si.ws
-		f.state = stSynRcvd
+		e.setState(f, stSynRcvd)
 	}
 	if len(p.Payload()) > 0 {
 		return e.synWithoutData(f, p, tx[Inside])
@@ -707,7 +707,8 @@ func (e *Engine) plain(now int64, k flowKey, pol Policy, reason int, why string)
 		return Passthrough
 	}
 	f := e.newFlow(now, k, pol)
-	f.state, f.reason = stPlain, why
+	f.reason = why
+	e.setState(f, stPlain)
 	return Passthrough
 }
 

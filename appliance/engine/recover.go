@@ -153,7 +153,7 @@ func (e *Engine) sessionDoneSafe(now int64, f *flow, tx [2]TxSink) {
 func (e *Engine) quarantine(f *flow) {
 	defer func() {
 		if recover() != nil {
-			f.state = stDead
+			e.setState(f, stDead)
 			func() {
 				defer func() { _ = recover() }() // then it stays, dead, in the table
 				e.detach(f)

@@ -26,34 +26,29 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 // a snapshot of each (the admin API's flows by state, read at every status
 // request and metrics scrape). Every state is there, those without flows
 // at 0: a series that vanished at 0 would never meet an alert's "== 0".
-// Call it between batches.
+// It reads the counts recount keeps, in O(states): the worker stalls for
+// no scan of its table. Call it between batches.
 func (e *Engine) CountStates(byState map[string]uint64) {
-	var n [len(stateNames)]uint64
-	for _, f := range e.list {
-		n[f.shownState()]++
-	}
-	for st := 1; st < len(n); st++ {
-		byState[stateNames[st]] += n[st]
+	for st := 1; st < len(stateNames); st++ {
+		byState[stateNames[st]] += uint64(e.counts[st] + e.counts[st|countEnc])
 	}
 }
 
 // Flow returns the snapshot of the flow with the given ID, copying no
-// other. Call it between batches.
+// other, found through byID without a scan. Call it between batches.
 func (e *Engine) Flow(id uint64) (FlowInfo, bool) {
-	for _, f := range e.list {
-		if f.id == id {
-			return f.info(), true
-		}
+	i, ok := e.byID[id]
+	if !ok || int(i) >= len(e.list) || e.list[i].id != id {
+		return FlowInfo{}, false
 	}
-	return FlowInfo{}, false
+	return e.list[i].info(), true
 }
 
-// CountFlows returns the number of flows and of encrypted ones.
+// CountFlows returns the number of flows and of encrypted ones, from the
+// counts recount keeps (no scan).
 func (e *Engine) CountFlows() (total, encrypted int) {
-	for _, f := range e.list {
-		if f.sess != nil {
-			encrypted++
-		}
+	for st := 1; st < len(stateNames); st++ {
+		encrypted += e.counts[st|countEnc]
 	}
 	return len(e.list), encrypted
 }

@@ -85,6 +85,7 @@ func (e *Engine) reclaim() bool {
 func (e *Engine) closeCheck(now int64, f *flow) {
 	if f.closeAt == 0 && f.enc.finW >= 0 && f.enc.ackW > f.enc.finW && f.rcv.finW >= 0 && f.rcv.ackH > f.rcv.finH {
 		f.closeAt = now + int64(e.cfg.HandshakeTimeout)
+		e.recount(f) // an encrypted flow shows as closed from here on
 		e.releaseBufs(f)
 	}
 }
@@ -98,7 +99,7 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
-	f.state = stPlain
+	e.setState(f, stPlain)
 	e.embLeave(f)
 	e.freeBufs(f)
 	e.dropPrev(f) // this record now stands for the tuple's connection
@@ -168,7 +169,7 @@ func (e *Engine) remove(f *flow) {
 		e.neg.release(f.key, keep)
 		f.held = false
 	}
-	f.state = stDead
+	e.setState(f, stDead)
 	e.embLeave(f)
 	e.aheadGone = e.aheadGone || f.ahead
 	e.uncharge(f)
@@ -195,6 +196,11 @@ func (e *Engine) detach(f *flow) {
 	last.idx = f.idx
 	e.list[n] = nil
 	e.list, e.due = e.list[:n], e.due[:n]
+	delete(e.byID, f.id)
+	if last != f {
+		e.byID[last.id] = uint32(last.idx)
+	}
+	e.recount(f)
 }
 
 // listAdd puts f at the end of the list, to be swept from the next visit on.
@@ -202,4 +208,44 @@ func (e *Engine) listAdd(f *flow) {
 	f.idx = len(e.list)
 	e.list = append(e.list, f)
 	e.due = append(e.due, 0)
+	e.byID[f.id] = uint32(f.idx)
+	f.counted = 0 // not in the list until now (a copied record brings its source's)
+	e.recount(f)
+}
+
+// inList reports whether f is in Engine.list (f.idx is left as it was
+// when detach takes it out).
+func (e *Engine) inList(f *flow) bool {
+	return f.idx < len(e.list) && e.list[f.idx] == f
+}
+
+// countEnc marks an encrypted flow's bucket in Engine.counts.
+const countEnc = 8
+
+// recount moves f to the bucket of Engine.counts it belongs in now: its
+// shownState, plus countEnc if it has a session, while it is in the list;
+// none (0) out of it. Every change of a listed flow's state, closeAt or
+// sess, and every listAdd and detach, goes through it (setState for the
+// state), so the admin API's counts cost O(states), not a scan of every
+// flow on the worker's goroutine. f.counted is the bucket f is counted in,
+// so a flow always leaves the one it was put in.
+func (e *Engine) recount(f *flow) {
+	var b uint8
+	if e.inList(f) {
+		b = f.shownState()
+		if f.sess != nil {
+			b |= countEnc
+		}
+	}
+	if b != f.counted {
+		e.counts[f.counted]--
+		e.counts[b]++
+		f.counted = b
+	}
+}
+
+// setState sets f's state and keeps the admin API's counts (recount).
+func (e *Engine) setState(f *flow, st uint8) {
+	f.state = st
+	e.recount(f)
 }
