@@ -211,12 +211,18 @@ type Engine struct {
 	// past its TTL (cacheExpireEvery).
 	nextExpire int64
 	list       []*flow // every flow, for sweeps and snapshots (f.idx is its slot)
-	due        []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
-	reclaimAt  int     // next slot of list that reclaim examines
-	cursor     int
-	neg        *NegotiatedSet
-	frags      fragTable
-	mem        *Memory
+	// scan is the paged listing under way (FlowPageStep), nil if none: it
+	// has visited the slots of list below scanAt, and detach and listAdd
+	// keep every flow on its side of scanAt.
+	scan      *FlowScan
+	scanAt    int
+	scanIdle  int     // sweeps since its last step (scanAbandoned)
+	due       []int64 // due[i]: the sweep skips list[i] until then (sweepDue; 0: never skips)
+	reclaimAt int     // next slot of list that reclaim examines
+	cursor    int
+	neg       *NegotiatedSet
+	frags     fragTable
+	mem       *Memory
 	// The embryonic list (flood.go), oldest first.
 	embHead, embTail *flow
 	embN             int

@@ -21,7 +21,7 @@ var scaleSizes = []int{65536, 1 << 20}
 // session, which the sweep reads but, within bufIdle and far from any
 // rekey or idle deadline, does not change). A record is about 2 KB, so
 // 2^20 of them take about 2 GB.
-func openClones(b *testing.B, n int) *gw {
+func openClones(b testing.TB, n int) *gw {
 	b.Helper()
 	ga, gb := newGW(b, Config{TEPs: testTEPs, MaxFlows: n}), newGW(b, Config{TEPs: testTEPs})
 	handshakeOn(b, ga, gb)
@@ -88,11 +88,14 @@ func BenchmarkSweepOpen(b *testing.B) {
 // CountStates for the counters), and a flow lookup by ID
 // (/api/v1/flows/{id}, engine.Flow: a scan for the ID, here one that is
 // not there), each a walk of every record: the worker forwards nothing
-// meanwhile.
+// meanwhile. (CountFlows, CountStates and Flow now read counts and an ID
+// index; a listing visits FlowScanStep flows per step.)
 func BenchmarkAdminScans(b *testing.B) {
 	for _, n := range scaleSizes {
 		g := openClones(b, n)
 		byState := map[string]uint64{}
+		no := false
+		step := FlowScan{Filter: FlowFilter{Encrypted: &no}, Limit: 501}
 		for _, c := range []struct {
 			name string
 			fn   func()
@@ -101,6 +104,13 @@ func BenchmarkAdminScans(b *testing.B) {
 			{"CountStates", func() { clear(byState); g.e.CountStates(byState) }},
 			{"FlowByID", func() { g.e.Flow(uint64(n + 10)) }},
 			{"FlowPageNone", func() { yes := false; g.e.FlowPage(FlowFilter{Encrypted: &yes}, 0, 501) }},
+			// One step of the same listing in steps (FlowPageStep): the
+			// stall per call the admin API makes.
+			{"FlowPageStepNone", func() {
+				if g.e.FlowPageStep(&step) {
+					step = FlowScan{Filter: FlowFilter{Encrypted: &no}, Limit: 501}
+				}
+			}},
 		} {
 			b.Run(fmt.Sprintf("%s/%d", c.name, n), func(b *testing.B) {
 				for b.Loop() {

@@ -85,24 +85,14 @@ func (ff *FlowFilter) match(f *flow) bool {
 
 // FlowPage returns the snapshots of the flows ff matches with the lowest
 // IDs above after, at most limit of them, in ascending ID order, and how
-// many flows match in all.
+// many flows match in all: a FlowScan run to its end in one go, which
+// stalls the worker for a visit of every flow. The admin API steps
+// through the table instead (FlowPageStep).
 func (e *Engine) FlowPage(ff FlowFilter, after uint64, limit int) (page []FlowInfo, matched int) {
-	var sel lowest
-	sel.max = limit
-	for _, f := range e.list {
-		if !ff.match(f) {
-			continue
-		}
-		matched++
-		if f.id > after {
-			sel.offer(f)
-		}
+	s := FlowScan{Filter: ff, After: after, Limit: limit}
+	for !e.FlowPageStep(&s) {
 	}
-	page = make([]FlowInfo, len(sel.flows))
-	for i := len(sel.flows) - 1; i >= 0; i-- { // the heap's top is its highest ID
-		page[i] = sel.pop().info()
-	}
-	return page, matched
+	return s.Page, s.Matched
 }
 
 // lowest keeps the max flows with the lowest IDs offered to it, as a

@@ -190,17 +190,33 @@ func (e *Engine) detach(f *flow) {
 	}
 	delete(e.flows, f.key)
 	e.hot = nil
+	i := f.idx
+	if e.scan != nil && i < e.scanAt {
+		// A paged listing visited the slots below scanAt (FlowPageStep):
+		// the last flow, not visited yet, must not move into this hole.
+		// The last visited one does, and the last flow into its slot,
+		// now the first one not visited.
+		e.scanAt--
+		e.moveSlot(e.scanAt, i)
+		i = e.scanAt
+	}
 	n := len(e.list) - 1
-	last := e.list[n]
-	e.list[f.idx], e.due[f.idx] = last, e.due[n]
-	last.idx = f.idx
+	e.moveSlot(n, i)
 	e.list[n] = nil
 	e.list, e.due = e.list[:n], e.due[:n]
 	delete(e.byID, f.id)
-	if last != f {
-		e.byID[last.id] = uint32(last.idx)
-	}
 	e.recount(f)
+}
+
+// moveSlot moves the flow in slot from of the list to slot to.
+func (e *Engine) moveSlot(from, to int) {
+	if from == to {
+		return
+	}
+	g := e.list[from]
+	e.list[to], e.due[to] = g, e.due[from]
+	g.idx = to
+	e.byID[g.id] = uint32(to)
 }
 
 // listAdd puts f at the end of the list, to be swept from the next visit on.
@@ -211,6 +227,22 @@ func (e *Engine) listAdd(f *flow) {
 	e.byID[f.id] = uint32(f.idx)
 	f.counted = 0 // not in the list until now (a copied record brings its source's)
 	e.recount(f)
+	if e.scan != nil {
+		// A paged listing lists the flows there were when it began: f
+		// goes among those it visited, and the first one it did not
+		// visit to the end. (A record reinstated would be visited twice.)
+		e.swapSlots(e.scanAt, f.idx)
+		e.scanAt++
+	}
+}
+
+// swapSlots exchanges the flows in slots i and j of the list.
+func (e *Engine) swapSlots(i, j int) {
+	a, b := e.list[i], e.list[j]
+	e.list[i], e.list[j] = b, a
+	e.due[i], e.due[j] = e.due[j], e.due[i]
+	a.idx, b.idx = j, i
+	e.byID[a.id], e.byID[b.id] = uint32(j), uint32(i)
 }
 
 // inList reports whether f is in Engine.list (f.idx is left as it was

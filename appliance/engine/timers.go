@@ -26,6 +26,13 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 		return
 	}
 	e.nextSweep = now + sweepEvery
+	if e.scan != nil {
+		// A paged listing its caller gave up (FlowPageStep) stops
+		// costing listAdd and detach a move after a second.
+		if e.scanIdle++; e.scanIdle > scanAbandoned {
+			e.scan.running, e.scan = false, nil
+		}
+	}
 	// Visit a slice of the table per sweep so that one sweep costs little
 	// however many flows there are: every flow comes round within
 	// sweepRounds sweeps (200 ms), the coarseness of every timer here.
