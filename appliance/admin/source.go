@@ -18,7 +18,11 @@ type Source interface {
 	// after, at most limit of them, in ascending ID order, and how many
 	// match in all. The workers test the filter on their records between
 	// batches and copy whole only the flows returned: a listing must not
-	// stall the packet path for a copy of every flow.
+	// stall the packet path for a copy of every flow, nor for a visit of
+	// every flow in one go (engine.FlowPageStep: a slice of the table per
+	// call). The count is exact with no filter or only State and
+	// Encrypted; with an address or port it is of the flows the listing
+	// read matching.
 	FlowPage(filter FlowFilter, after uint64, limit int) (page []FlowInfo, matched int)
 
 	// FlowCounts returns how many flows the workers track, and how many

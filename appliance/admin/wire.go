@@ -163,7 +163,10 @@ type FlowDoc struct {
 // FlowsPage is the /api/v1/flows body.
 type FlowsPage struct {
 	Flows []FlowDoc `json:"flows"`
-	// Total is how many flows match the filters (on every page).
+	// Total is how many flows match the filters (on every page): exact
+	// with no filter or only State and Encrypted (the workers' counts at
+	// the end of the listing), else those the listing read matching
+	// (engine.FlowScan: each worker reads its table in slices).
 	Total int `json:"total"`
 	// NextCursor, when not empty, fetches the next page (?cursor=).
 	NextCursor string `json:"next_cursor,omitempty"`

@@ -76,6 +76,8 @@ type AdminSource struct {
 
 	busy     busyMeter
 	fastPath fastPathCount
+
+	pageMu sync.Mutex // one flow listing at a time (FlowPage)
 }
 
 var _ admin.Source = (*AdminSource)(nil)
@@ -255,19 +257,44 @@ func engineOf(h appliance.FrameHandler) (*engine.Engine, bool) {
 }
 
 // FlowPage implements admin.Source: each worker selects its own page of
-// matching flows (engine.FlowPage, which tests the filter on its records
-// without a copy or an allocation per flow), and the pages are merged here.
+// matching flows (engine.FlowPageStep, which tests the filter on its
+// records without a copy or an allocation per flow), and the pages are
+// merged here. A worker visits at most engine.FlowScanStep flows per
+// Inspect call, and forwards between them: a listing of a large table
+// takes several calls, never a stall for the whole table. One listing
+// runs at a time (an engine keeps one scan's place).
 func (s *AdminSource) FlowPage(filter admin.FlowFilter, after uint64, limit int) ([]admin.FlowInfo, int) {
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	var scans []*engine.FlowScan // by queue
+	var done []bool
+	for pending := true; pending; {
+		pending = false
+		if err := s.eachEngine(func(q int, e *engine.Engine) {
+			for len(scans) <= q {
+				scans, done = append(scans, nil), append(done, false)
+			}
+			if scans[q] == nil {
+				scans[q] = &engine.FlowScan{Filter: engine.FlowFilter(filter), After: after, Limit: limit}
+			}
+			if !done[q] {
+				done[q] = e.FlowPageStep(scans[q])
+				pending = pending || !done[q]
+			}
+		}); err != nil {
+			return nil, 0
+		}
+	}
 	var page []admin.FlowInfo
 	matched := 0
-	if err := s.eachEngine(func(_ int, e *engine.Engine) {
-		p, n := e.FlowPage(engine.FlowFilter(filter), after, limit)
-		matched += n
-		for _, f := range p {
+	for _, sc := range scans {
+		if sc == nil {
+			continue
+		}
+		matched += sc.Matched
+		for _, f := range sc.Page {
 			page = append(page, flowInfo(f))
 		}
-	}); err != nil {
-		return nil, 0
 	}
 	slices.SortFunc(page, func(a, b admin.FlowInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return page[:min(len(page), limit)], matched
