@@ -409,6 +409,15 @@ func (e *Engine) handlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 	e.si.read(p)
 	f := e.lookup(k)
 	e.cur = f
+	if f != nil && (f.state != stPlain || f.watchInit1) {
+		// Its segments may make timers due earlier than the sweep
+		// was told (a rekey answer owed, bytes held, the ring full,
+		// a FIN): the sweep looks at it again (sweepDue). A plain
+		// record's only timer runs from its last segment, unless it
+		// still watches for an Init1 (firstBytes may start a key
+		// exchange).
+		e.wake(f)
+	}
 	fl := p.Flags()
 	if (fl&packet.FlagSYN != 0 || f != nil && f.state < stOpen) && !p.SegmentsLeft() && !p.VerifyL4Checksum() {
 		// A handshake segment the receiver will drop (corrupted on the

@@ -98,7 +98,8 @@ func FuzzSegments(f *testing.F) {
 // packet-too-big about a frame on the wire (from the outside) or one
 // delivered to a host (from the inside, quoting plaintext). After every
 // step the engines' incremental flow counts must equal a scan's
-// (checkCounts).
+// (checkCounts), and no flow's due time is later than its timers
+// (checkDue).
 func FuzzScript(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0x18, 10, 2, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0x19, 3, 3, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0})
@@ -142,6 +143,10 @@ func FuzzScript(f *testing.F) {
 			return out
 		}
 		for len(script) >= 7 {
+			// No flow is skipped past a timer something made due
+			// earlier (sweepDue, wake).
+			checkDue(t, pr.ga)
+			checkDue(t, pr.gb)
 			op, ds, da, fl, n := script[0]%7, int16(uint16(script[1])<<8|uint16(script[2])), int16(uint16(script[3])<<8|uint16(script[4])), script[5], int(script[6])*8
 			// A host segment has any length, down to a 1-byte
 			// keep-alive probe: below 16, the byte itself; then 8 times
@@ -253,6 +258,8 @@ func FuzzScript(f *testing.F) {
 			checkCounts(t, pr.ga.e)
 			checkCounts(t, pr.gb.e)
 		}
+		checkDue(t, pr.ga)
+		checkDue(t, pr.gb)
 	})
 }
 

@@ -142,6 +142,7 @@ func (e *Engine) outsideError(now int64, p *packet.Packet) Verdict {
 	mtu, _ := p.MTU()
 	if m := pathMSS(&f.toR, mtu); m < f.segR() {
 		f.pmssR, f.pmtuAt = uint16(max(m, 1)), now
+		e.wake(f) // pmtuExpire may now come before its next visit
 	}
 	if mtu > tcpcrypt.Overhead {
 		p.SetMTU(mtu - tcpcrypt.Overhead)
@@ -242,6 +243,7 @@ func (e *Engine) insidePTB(now int64, f *flow, p *packet.Packet, tx [2]TxSink) V
 	mtu, _ := p.MTU()
 	if m := pathMSS(&f.toL, mtu); m < old {
 		f.pmssL, f.pmtuAt = uint16(max(m, 1)), now
+		e.wake(f) // pmtuExpire may now come before its next visit
 	}
 	e.c.PTBInside.Add(1)
 	n, ok := quotedLen(p)

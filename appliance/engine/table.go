@@ -219,6 +219,15 @@ func (e *Engine) moveSlot(from, to int) {
 	e.byID[g.id] = uint32(to)
 }
 
+// wake has the sweep visit f at its next pass, whatever the time sweepDue
+// gave it: something may have made tickFlow's work on it due earlier. A
+// stale f.idx only wakes another flow, which costs that one a visit.
+func (e *Engine) wake(f *flow) {
+	if i := f.idx; i < len(e.due) {
+		e.due[i] = 0
+	}
+}
+
 // listAdd puts f at the end of the list, to be swept from the next visit on.
 func (e *Engine) listAdd(f *flow) {
 	f.idx = len(e.list)

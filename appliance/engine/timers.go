@@ -52,7 +52,7 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 		e.tickFlow(now, f, tx)
 		e.cur = nil
 		if f.state != stDead || e.cursor < len(e.list) && e.list[e.cursor] == f { // (dead and left in place: a record recovered too broken to remove)
-			e.due[e.cursor] = e.sweepDue(f)
+			e.due[e.cursor] = e.sweepDue(now, f)
 			e.cursor++
 		} // else remove swapped another flow into this slot
 	}
@@ -69,33 +69,65 @@ func (e *Engine) tick(now int64, tx [2]TxSink) {
 const cacheExpireEvery = int64(time.Second)
 
 // sweepDue is the earliest time at which tickFlow can have work on f, or 0
-// if it may have work at any time. The sweep skips f until then without
-// reading it: a connection left in plain TCP or closed (both FINs
-// acknowledged) only waits to be removed, closed ones for HandshakeTimeout
-// and plain ones for PlainRetention, and at a high connection rate such
-// records are most of the table. Reading each of them every 200 ms cost a
-// cache miss apiece and was the engine's largest cost per connection after
-// the handshake (bench/RESULTS.md, BenchmarkTickClosed). Each bound follows
-// a test of tickFlow; f.last only grows, so a segment that arrives later
-// only makes the visit early, and the visit computes the bound again.
-func (e *Engine) sweepDue(f *flow) int64 {
+// if it may have work at any time; now is the time of the visit that
+// just ran tickFlow on f. The sweep skips f until then without
+// reading it. Reading every record every 200 ms cost a cache miss apiece:
+// first the records only waiting to be removed (plain, closed: the largest
+// cost per connection after the handshake at a high connection rate,
+// bench/RESULTS.md, BenchmarkTickClosed), then every live encrypted
+// connection (about 95 ns a flow: 5 ms of every 10 ms sweep at a million
+// open flows a worker, BenchmarkSweepOpen). Each bound follows a test of
+// tickFlow and of what it calls; each is the earliest time that test can
+// hold given the record as it is now. What moves a bound earlier or makes
+// work due at once comes with a segment of f (handlePacket wakes it), an
+// ICMP error about it (pmtu.go wakes it) or the flow's own visit, which
+// computes the bound again; f.last, hostSeen, refreshed and genStart only
+// grow, which only makes a visit early. A late bound would stall or end a
+// connection (a rekey answer or keep-alive not sent, an idle host not
+// probed); an early one only costs a visit.
+func (e *Engine) sweepDue(now int64, f *flow) int64 {
 	switch {
 	case f.state == stPlain:
 		return f.last + int64(e.cfg.PlainRetention) + 1
-	case f.closeAt == 0 || f.state <= stKex:
+	case f.state <= stKex || f.state == stDead:
 		return 0
 	}
 	en := &f.enc
-	if en.initSent && en.ackW < en.initLen ||
-		f.state == stOpen && f.keys != nil && en.finH < 0 || f.rcv.roomWait { // keepFresh, drain
+	if initOutstanding(en) || f.rcv.roomWait { // the Init's retransmission, drain
 		return 0
 	}
-	due := min(f.closeAt, f.last+int64(e.cfg.IdleTimeout)+1)
+	seen := max(f.last, int64(f.hostSeen)<<30)
+	due := seen + int64(e.cfg.IdleTimeout) + 1 // the idle timeout
+	if f.closeAt != 0 {
+		due = min(due, f.closeAt)
+	} else if f.state == stOpen {
+		// probeHost's next probe, or the end after the last one.
+		every := min(max(int64(e.cfg.IdleTimeout)/hostProbes, hostProbeMin), hostProbeMax)
+		due = min(due, int64(f.hostSeen)<<30+e.probeAfter()+int64(f.probes)*every)
+	}
 	if f.pmssL != 0 || f.pmssR != 0 {
-		due = min(due, f.pmtuAt+pmtuExpiry)
+		due = min(due, f.pmtuAt+pmtuExpiry) // pmtuExpire
+	}
+	if f.state == stOpen && f.last+bufIdle > now && f.bufBytes() != 0 {
+		// releaseIdle. Once it has run (this visit, at now), what it
+		// left is live (bufsLive: frames R has not acknowledged, bytes
+		// L has not), and only a segment changes that.
+		due = min(due, f.last+bufIdle)
+	}
+	if en.initDue > 0 && f.sess != nil && f.sess.Resumed {
+		due = min(due, en.initDue) // firstFrameLate
 	}
 	if en.ownedDue != 0 {
-		due = min(due, en.ownedDue)
+		due = min(due, en.ownedDue) // resendOwned
+	}
+	if f.state == stOpen && f.keys != nil && en.finH < 0 { // keepFresh
+		if f.keys.Owed() {
+			return 0 // answers owed to R's rekeys (RFC 8548 §3.8) go at once
+		}
+		if e.cfg.RekeyAfter > 0 {
+			due = min(due, en.genStart+int64(e.cfg.RekeyAfter)) // rekey by time
+		}
+		due = min(due, max(f.last, en.refreshed)+int64(e.cfg.IdleTimeout/2)) // idle refresh
 	}
 	return due
 }
