@@ -93,7 +93,7 @@ func (e *Engine) sweepDue(now int64, f *flow) int64 {
 		return 0
 	}
 	en := &f.enc
-	if initOutstanding(en) || f.rcv.roomWait { // the Init's retransmission, drain
+	if initOutstanding(en) || f.rcv.roomWait { // the Init's retransmission (RFC 8548 §3.3), drain
 		return 0
 	}
 	seen := max(f.last, int64(f.hostSeen)<<30)
@@ -101,18 +101,19 @@ func (e *Engine) sweepDue(now int64, f *flow) int64 {
 	if f.closeAt != 0 {
 		due = min(due, f.closeAt)
 	} else if f.state == stOpen {
-		// probeHost's next probe, or the end after the last one.
+		// probeHost's next keep-alive probe (RFC 9293 §3.8.4), or the
+		// end after the last one.
 		every := min(max(int64(e.cfg.IdleTimeout)/hostProbes, hostProbeMin), hostProbeMax)
 		due = min(due, int64(f.hostSeen)<<30+e.probeAfter()+int64(f.probes)*every)
 	}
 	if f.pmssL != 0 || f.pmssR != 0 {
-		due = min(due, f.pmtuAt+pmtuExpiry) // pmtuExpire
+		due = min(due, f.pmtuAt+pmtuExpiry) // pmtuExpire (RFC 1191 §6.3, RFC 8201 §4)
 	}
-	if f.state == stOpen && f.last+bufIdle > now && f.bufBytes() != 0 {
+	if rel := f.last + bufIdle; f.state == stOpen && rel > now && rel < due && f.bufBytes() != 0 {
 		// releaseIdle. Once it has run (this visit, at now), what it
 		// left is live (bufsLive: frames R has not acknowledged, bytes
 		// L has not), and only a segment changes that.
-		due = min(due, f.last+bufIdle)
+		due = rel // (bufBytes reads much of the record: only when it counts)
 	}
 	if en.initDue > 0 && f.sess != nil && f.sess.Resumed {
 		due = min(due, en.initDue) // firstFrameLate
