@@ -49,7 +49,7 @@ type fragRoute struct {
 	key      flow.Key
 	kind     frameKind
 	deadline int64
-	seq      uint64 // creation order (fragSteer.order)
+	seq      uint64 // its place in fragSteer.order (deadline order)
 	held     []heldFrame
 	prog     packet.FragProgress // routed fragments: forgotten once all went by
 }
@@ -62,7 +62,7 @@ type heldFrame struct {
 // fragSteer is one worker's steering table.
 type fragSteer struct {
 	routes  map[fragDgramKey]*fragRoute
-	order   []fragRouteOrder // routes by creation, oldest first (stale entries skipped)
+	order   []fragRouteOrder // routes by deadline, nearest first (stale entries skipped)
 	nextSeq uint64
 	nheld   int
 	next    int64 // next expiry pass
@@ -168,6 +168,10 @@ func (w *worker) steerFirst(dk fragDgramKey, r *fragRoute, from PortID, frame []
 		held = r.held
 		st.nheld -= len(held)
 		r.held = nil
+		// Its deadline moves on: so does its place in st.order, which
+		// stays in deadline order, and evictOldest takes expired routes
+		// first even between two expiry passes (add no longer expires).
+		st.requeue(dk, r)
 	}
 	r.owner, r.key, r.kind, r.deadline = owner, key, kind, now+fragHoldTime
 	done := st.progress(r, &w.pkt)
@@ -278,9 +282,17 @@ func (st *fragSteer) add(w *worker, dk fragDgramKey, now int64) *fragRoute {
 	}
 	for len(st.routes) >= fragRoutes && st.evictOldest(w, nil) {
 	}
-	r := &fragRoute{deadline: now + fragHoldTime, seq: st.nextSeq}
-	st.nextSeq++
+	r := &fragRoute{deadline: now + fragHoldTime}
 	st.routes[dk] = r
+	st.requeue(dk, r)
+	return r
+}
+
+// requeue puts r, dk's route, at the end of st.order (its deadline is the
+// latest: now + fragHoldTime).
+func (st *fragSteer) requeue(dk fragDgramKey, r *fragRoute) {
+	r.seq = st.nextSeq
+	st.nextSeq++
 	st.order = append(st.order, fragRouteOrder{dk, r.seq})
 	if len(st.order) > 2*len(st.routes)+64 {
 		// Drop the entries of forgotten routes, keeping the order.
@@ -293,7 +305,6 @@ func (st *fragSteer) add(w *worker, dk fragDgramKey, now int64) *fragRoute {
 		clear(st.order[len(live):])
 		st.order = live
 	}
-	return r
 }
 
 // expire forgets routes past their time, dropping what they hold.
