@@ -279,6 +279,7 @@ func (g *gw) push(from PortID, frame []byte) (toIn, toOut [][]byte) {
 		checkFrame(g.t, f)
 	}
 	checkCounts(g.t, g.e)
+	checkDue(g.t, g) // rv: every engine test holds the sweep's invariant
 	return toIn, toOut
 }
 
@@ -310,6 +311,7 @@ func (g *gw) tick(dt int64) (toIn, toOut [][]byte) {
 	g.now += dt
 	g.e.Tick(g.now, g.tx)
 	checkCounts(g.t, g.e)
+	checkDue(g.t, g) // rv: every engine test holds the sweep's invariant
 	return g.in.take(), g.out.take()
 }
 
