@@ -269,17 +269,15 @@ func (st *fragSteer) progress(r *fragRoute, p *packet.Packet) bool {
 	return ok && r.prog.Add(fr, p.End()-fr.Data)
 }
 
-// add starts a route for dk. A full table first forgets expired routes
-// (at most every agePeriod: a walk of every route for each new datagram of
-// a flood cost 100 µs apiece, BenchmarkFragSteerAdd), then the oldest:
-// refusing new routes instead let a flood of forged fragments (each a
-// route for fragHoldTime) shut out every fragmented connection whose
-// datagrams this worker steers, as the engine's own table once did
-// (engine/frag.go).
+// add starts a route for dk. A full table gives up the route with the
+// nearest deadline (st.order keeps the routes in deadline order, so that
+// is an expired one if any is): refusing new routes instead let a flood of
+// forged fragments (each a route for fragHoldTime) shut out every
+// fragmented connection whose datagrams this worker steers, as the
+// engine's own table once did (engine/frag.go). It walks no routes: a walk
+// of every route for each new datagram of a flood cost 100 µs apiece
+// (BenchmarkFragSteerAdd); steer's expiry pass runs every agePeriod.
 func (st *fragSteer) add(w *worker, dk fragDgramKey, now int64) *fragRoute {
-	if len(st.routes) >= fragRoutes && now >= st.next {
-		st.expire(w, now)
-	}
 	for len(st.routes) >= fragRoutes && st.evictOldest(w, nil) {
 	}
 	r := &fragRoute{deadline: now + fragHoldTime}
