@@ -762,15 +762,29 @@ func (e *encEnv) bigTransfer(t *testing.T, dst netip.AddrPort, n int64) {
 }
 
 // noWindowDrops: between two appliances on a link that loses, reorders or
-// duplicates, neither drops a segment of the other as out of its window.
-// Each did drop the other's pure ACKs, numbered at a window edge below what
-// it held, until both waited for an ACK forever (docs/protocol.md U-9).
-// RSTs are counted apart (rst_rejected): a host that has closed answers a
-// late duplicate with an RST at that segment's old ACK number, which the
-// other side rightly drops (RFC 5961 §3), as a TCP endpoint would.
+// duplicates, neither drops more than windowProbeDrops segments of the
+// other as out of its window. Each did drop the other's pure ACKs,
+// numbered at a window edge below what it held, on every retransmission,
+// until both waited for an ACK forever (docs/protocol.md U-9: 33-455 drops
+// per appliance in every 100 MB run). RSTs are counted apart
+// (rst_rejected): a host that has closed answers a late duplicate with an
+// RST at that segment's old ACK number, which the other side rightly drops
+// (RFC 5961 §3), as a TCP endpoint would.
 func noWindowDrops(t *testing.T, gw topology.Node, d statusCounters) {
 	t.Helper()
-	if n := d.Drops["out_of_window"]; n != 0 {
+	switch n := d.Drops["out_of_window"]; {
+	case n > windowProbeDrops:
 		t.Errorf("%s dropped %d segments as out of window (drops %v)", gw, n, nonZero(d.Drops))
+	case n > 0:
+		t.Logf("%s dropped %d segments as out of window: window probes after a lost ACK (TestStaleWindowProbeDroppedAndAnswered)", gw, n)
 	}
 }
+
+// windowProbeDrops is how many out-of-window drops a transfer may show: a
+// window probe (an empty segment one below the last ACK its sender got)
+// sent when that sender had filled the window and the ACK of all of it was
+// lost lies a window below what the receiver holds. It is unacceptable by
+// design, and dropped and answered with the lost ACK, as a TCP does (RFC
+// 9293 §3.10.7.4); engine test TestStaleWindowProbeDroppedAndAnswered.
+// One CI run at 5 % loss saw one.
+const windowProbeDrops = 2
