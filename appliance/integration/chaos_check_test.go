@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/tcpinc/tcpinc/deploy/topology"
@@ -65,6 +66,13 @@ func (c *chaos) checkConns(i int) {
 			tallies[cls].ok++
 			continue
 		}
+		if t, ok := c.serverFailed(srvLine); ok && t.After(k.end) {
+			// The connection outlived the client's process in the
+			// hosts' kernels (bytes it wrote, its FIN, still to cross),
+			// until the server's end of it failed: a restart meanwhile
+			// reset a connection in flight.
+			k.end = t
+		}
 		both := k.cliErr + " | " + srvLine
 		desc := fmt.Sprintf("%s %s -> %v (local %s, seed %d, %s to %s): client: %s\n  server: %s\n  events meanwhile: %s",
 			k.kind, k.src, k.dst, k.local, k.seed, c.at(k.start), c.at(k.end), k.cliErr, srvLine, c.eventsDuring(k))
@@ -98,6 +106,30 @@ func (c *chaos) checkConns(i int) {
 		v := tallies[k]
 		c.logf("round %d connections %-36s ok %4d  allowed (restart, link down) %3d  failed %3d", i, k, v.ok, v.allowed, v.bad)
 	}
+}
+
+// srvErrAt is the time a server's error begins with (the tools print
+// "15:04:05.000: ...").
+var srvErrAt = regexp.MustCompile(`(?:recv_err|send_err|err)="?(\d\d):(\d\d):(\d\d)\.(\d{3}): `)
+
+// serverFailed is the time of the server's last error in its line, if
+// any, on the day of the run (a time before its start is the next day's).
+func (c *chaos) serverFailed(srvLine string) (time.Time, bool) {
+	var last time.Time
+	for _, m := range srvErrAt.FindAllStringSubmatch(srvLine, -1) {
+		var v [4]int
+		for i := range v {
+			v[i], _ = strconv.Atoi(m[i+1])
+		}
+		t := time.Date(c.t0.Year(), c.t0.Month(), c.t0.Day(), v[0], v[1], v[2], v[3]*1e6, c.t0.Location())
+		if t.Before(c.t0.Add(-time.Hour)) {
+			t = t.AddDate(0, 0, 1)
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, !last.IsZero()
 }
 
 // serverResult finds the server's line for k and says whether it agrees
@@ -324,4 +356,24 @@ func hostOf(s string) string {
 	}
 	s = strings.Trim(s, "[]")
 	return strings.TrimPrefix(s, "::ffff:")
+}
+
+// The chaos check reads the time a server's end of a connection failed
+// from its line, as the tools print it.
+func TestChaosServerFailed(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 16, 42, 0, 0, time.UTC)
+	c := &chaos{t0: t0}
+	for line, want := range map[string]time.Time{
+		`conn seed=614602220 recv_bytes=2491686 recv_sha= sent_sha=f1 recv_err=16:47:06.126: receive after 2491686 of 2586035 bytes: read tcp 10.93.2.2:5001->10.93.1.2:39782: read: connection reset by peer send_err=<nil>`: time.Date(2026, 12, 6, 16, 47, 6, 126e6, time.UTC),
+		`conn seed=1 recv_bytes=0 recv_sha= sent_sha= recv_err=16:48:24.319: receive after 0 of 9 bytes: x send_err=16:48:24.327: send at 0 of 9: y`:                                                                          time.Date(2026, 12, 6, 16, 48, 24, 327e6, time.UTC),
+		`chat-srv seed=614802500 recv_bytes=617 err="16:48:25.190: receive after 617 bytes: read: connection reset by peer"`:                                                                                                  time.Date(2026, 12, 6, 16, 48, 25, 190e6, time.UTC),
+		`conn seed=2 recv_bytes=9 recv_sha=ab sent_sha=cd recv_err=00:00:01.000: after midnight send_err=<nil>`:                                                                                                               time.Date(2026, 12, 7, 0, 0, 1, 0, time.UTC),
+	} {
+		if got, ok := c.serverFailed(line); !ok || !got.Equal(want) {
+			t.Errorf("%q: %v %v, want %v", line, got, ok, want)
+		}
+	}
+	if _, ok := c.serverFailed(`conn seed=3 recv_bytes=9 recv_sha=ab sent_sha=cd recv_err=<nil> send_err=<nil>`); ok {
+		t.Error("a line without an error has a failure time")
+	}
 }
