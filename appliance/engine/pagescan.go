@@ -80,7 +80,7 @@ func (e *Engine) FlowPageStep(s *FlowScan) bool {
 func (e *Engine) countMatching(ff *FlowFilter) int {
 	n := 0
 	for b := 1; b < len(e.counts); b++ {
-		st, enc := b&^countEnc, b&countEnc != 0
+		st, enc := b%countEnc, b >= countEnc
 		if st == 0 || ff.State != "" && stateNames[st] != ff.State || ff.Encrypted != nil && enc != *ff.Encrypted {
 			continue
 		}

@@ -30,7 +30,7 @@ func (e *Engine) Flows(fn func(FlowInfo)) {
 // no scan of its table. Call it between batches.
 func (e *Engine) CountStates(byState map[string]uint64) {
 	for st := 1; st < len(stateNames); st++ {
-		byState[stateNames[st]] += uint64(e.counts[st] + e.counts[st|countEnc])
+		byState[stateNames[st]] += uint64(e.counts[st] + e.counts[st+countEnc])
 	}
 }
 
@@ -48,7 +48,7 @@ func (e *Engine) Flow(id uint64) (FlowInfo, bool) {
 // counts recount keeps (no scan).
 func (e *Engine) CountFlows() (total, encrypted int) {
 	for st := 1; st < len(stateNames); st++ {
-		encrypted += e.counts[st|countEnc]
+		encrypted += e.counts[st+countEnc]
 	}
 	return len(e.list), encrypted
 }

@@ -260,8 +260,9 @@ func (e *Engine) inList(f *flow) bool {
 	return f.idx < len(e.list) && e.list[f.idx] == f
 }
 
-// countEnc marks an encrypted flow's bucket in Engine.counts.
-const countEnc = 8
+// countEnc is added to an encrypted flow's bucket in Engine.counts: the
+// buckets of flows with a session follow those of every state.
+const countEnc = len(stateNames)
 
 // recount moves f to the bucket of Engine.counts it belongs in now: its
 // shownState, plus countEnc if it has a session, while it is in the list;
@@ -275,7 +276,7 @@ func (e *Engine) recount(f *flow) {
 	if e.inList(f) {
 		b = f.shownState()
 		if f.sess != nil {
-			b |= countEnc
+			b += uint8(countEnc)
 		}
 	}
 	if b != f.counted {
