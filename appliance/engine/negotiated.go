@@ -80,9 +80,9 @@ type NegotiatedSet struct {
 // setKey is a tuple as the set keeps it: a flowKey without the pointer a
 // netip.Addr holds (its zone), so that the garbage collector does not scan
 // the set's map and heap, which hold up to 2 x max_flows entries per queue
-// (a forced collection with a full set of flowKey entries took 12 ms at
-// 131,072 and 243 ms at 4 million; of setKey ones, 2.3 and 6.7:
-// bench/RESULTS.md, session 31). The engine's tuples carry no zone; the
+// (a forced collection with a full set of flowKey entries took 5.8 ms at
+// 131,072 and 155 ms at 4 million; of setKey ones, 0.53 and 4.2:
+// BenchmarkGCNegotiatedSet, bench/RESULTS.md, session 31). The engine's tuples carry no zone; the
 // families keep an IPv4 address apart from its IPv4-mapped IPv6 form (and
 // the zero Addr from both), as netip does.
 type setKey struct {
