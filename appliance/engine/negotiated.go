@@ -82,9 +82,9 @@ type NegotiatedSet struct {
 // the set's map and heap, which hold up to 2 x max_flows entries per queue
 // (a forced collection with a full set of flowKey entries took 5.8 ms at
 // 131,072 and 155 ms at 4 million; of setKey ones, 0.53 and 4.2:
-// BenchmarkGCNegotiatedSet, bench/RESULTS.md, session 31). The engine's tuples carry no zone; the
-// families keep an IPv4 address apart from its IPv4-mapped IPv6 form (and
-// the zero Addr from both), as netip does.
+// BenchmarkGCNegotiatedSet, bench/RESULTS.md, session 31). The engine's
+// tuples carry no zone; the families keep an IPv4 address apart from its
+// IPv4-mapped IPv6 form (and the zero Addr from both), as netip does.
 type setKey struct {
 	in, out         [16]byte
 	inPort, outPort uint16
