@@ -389,7 +389,7 @@ func newAppliance(cfg config.Config, x *backend.Ports, engines *control.Engines,
 	}
 	if len(inside) > 1 {
 		log.Info("hand-off lanes", "max_frame", a.HandoffFrame(),
-			"note", "a port MTU raised past this while running drops the frames that change worker (drop_too_big): restart tcpincd")
+			"note", "a port MTU raised past this while running drops the frames that change worker (drop reason too_big): restart tcpincd")
 	}
 	if engines != nil {
 		ec := engines.Config()

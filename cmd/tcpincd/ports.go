@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/backend"
 	"github.com/tcpinc/tcpinc/appliance/config"
@@ -253,8 +254,8 @@ func (w *portWatch) segmentMTUs() [2]int {
 // follow gives the engines the caps of the ports' MTUs as they are now,
 // and warns while a port's frames are longer than the hand-off lanes carry:
 // their slots are sized at start (appliance.Options.MaxFrame), and the
-// frames past them that must change worker are dropped (drop_too_big)
-// until tcpincd restarts.
+// frames past them that must change worker are dropped (drop reason
+// too_big; drop_too_big in the final counters log) until tcpincd restarts.
 func (w *portWatch) follow(log *slog.Logger) {
 	if w.apply != nil {
 		if err := w.apply(w.segmentMTUs()); err != nil {
@@ -265,8 +266,8 @@ func (w *portWatch) follow(log *slog.Logger) {
 	for p := range w.names {
 		mtu, _ := w.mtuOf(p)
 		if w.laneFrame > 0 && mtu+14+8 > w.laneFrame {
-			msg := fmt.Sprintf("%s port MTU %d is past what the hand-off lanes between workers carry (frames of %d bytes, sized at start): its longer frames that must change worker (IP fragments, ICMP errors, frames the fanout cannot place) are dropped (drop_too_big) until tcpincd restarts",
-				bump.PortID(p), mtu, w.laneFrame)
+			msg := fmt.Sprintf("%s port MTU %d is past what the hand-off lanes between workers carry (frames of %d bytes, sized at start): its longer frames that must change worker (IP fragments, ICMP errors, frames the fanout cannot place) are dropped (drop reason %s in the status's drops and tcpinc_drops_total) until tcpincd restarts",
+				bump.PortID(p), mtu, w.laneFrame, appliance.DropTooBig)
 			w.lanes.Store(&msg)
 			log.Warn(msg)
 			return

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpinc/tcpinc/appliance"
 	"github.com/tcpinc/tcpinc/appliance/afxdp"
 	"github.com/tcpinc/tcpinc/appliance/config"
 	"github.com/tcpinc/tcpinc/bump"
@@ -114,8 +115,11 @@ func TestPortWatchMTU(t *testing.T) {
 	if applied[1] != [2]int{1400, 3822} {
 		t.Fatalf("applied %v, want the outside cap at what a TX frame holds", applied[1])
 	}
+	// The drop is named as the status's drops and tcpinc_drops_total
+	// label it (it said drop_too_big, the final counters log's key).
+	tooBig := "drop reason " + appliance.DropTooBig.String() + " "
 	if !strings.Contains(w.warning(), "outside port MTU 9000 is past what the hand-off lanes between workers carry (frames of 1536 bytes") ||
-		!strings.Contains(logged.String(), "drop_too_big") {
+		!strings.Contains(w.warning(), tooBig) || !strings.Contains(logged.String(), tooBig) {
 		t.Fatalf("no warning for the lanes: %q\n%s", w.warning(), logged.String())
 	}
 	links["out"] = upLink(6, 1500)
