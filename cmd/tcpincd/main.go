@@ -10,7 +10,8 @@
 // second copy on the same interfaces refuses to start, then detaches XDP
 // programs a crashed run left behind. The workers reach the ports through
 // AF_XDP sockets (one per queue) or AF_PACKET sockets that move TCP as
-// GRO/GSO super-segments (one per port): --backend (config backend) auto
+// GRO/GSO super-segments (one per queue and port; with queues above 1, a
+// port's sockets form a fanout group): --backend (config backend) auto
 // picks AF_XDP where both drivers offer it zero-copy, AF_PACKET otherwise,
 // and turns GRO on for AF_PACKET ports (back off on exit if it was off).
 // It runs one worker per queue with a

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -190,5 +192,47 @@ func TestEngineOffUnopenedSetStops(t *testing.T) {
 	closeAll()
 	if err == nil || !strings.Contains(err.Error(), "state_dir") {
 		t.Fatalf("engine off, a damaged disk copy: err %v, guards %v\n%s", err, guards != nil, logged.String())
+	}
+}
+
+// TestEveryFlagDocumented: every flag --help lists is named in the README,
+// and every flag that overrides a configuration key in the example
+// configuration's list of them. Both said that only --inside, --outside,
+// --admin and --no-fast-path override the file, and the README named
+// neither --backend, --state-dir nor --admin-token-file.
+func TestEveryFlagDocumented(t *testing.T) {
+	code, help := runArgs("-h")
+	if code != 0 {
+		t.Fatalf("-h: exit %d\n%s", code, help)
+	}
+	var flags []string
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1) {
+		flags = append(flags, m[1])
+	}
+	if len(flags) < 10 {
+		t.Fatalf("--help lists %d flags: %v\n%s", len(flags), flags, help)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../deploy/tcpincd.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example's header: "Command-line flags (...) override the file."
+	overrides := regexp.MustCompile(`(?s)Command-line flags \((.*?)\) override the file`).FindSubmatch(example)
+	if overrides == nil {
+		t.Fatal("deploy/tcpincd.example.yaml does not say which flags override it")
+	}
+	listed := regexp.MustCompile(`--[a-z-]+`).FindAllString(string(overrides[1]), -1)
+	for _, f := range flags {
+		// In a code span: `--backend`, `tcpincd --config FILE`.
+		if !regexp.MustCompile("`[^`\n]*--" + regexp.QuoteMeta(f) + "([^a-z-]|$)").Match(readme) {
+			t.Errorf("README.md does not name --%s", f)
+		}
+		if f != "config" && f != "version" && !slices.Contains(listed, "--"+f) {
+			t.Errorf("deploy/tcpincd.example.yaml's list of flags that override the file lacks --%s", f)
+		}
 	}
 }
