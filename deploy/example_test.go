@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,5 +103,36 @@ func TestSystemdUnit(t *testing.T) {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q", want)
 		}
+	}
+}
+
+// TestUnitCapabilitiesInReadme: the README's list of the capabilities the
+// unit gives the daemon is the unit's bounding set (it lacked PERFMON).
+func TestUnitCapabilitiesInReadme(t *testing.T) {
+	unit, err := os.ReadFile("systemd/tcpincd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.*)$`).FindSubmatch(unit)
+	if set == nil {
+		t.Fatal("the unit has no CapabilityBoundingSet")
+	}
+	list := regexp.MustCompile(`only the capabilities it needs \(([^)]*)\)`).FindSubmatch(readme)
+	if list == nil {
+		t.Fatal("README.md does not list the unit's capabilities")
+	}
+	var want []string
+	for _, c := range strings.Fields(string(set[1])) {
+		want = append(want, strings.TrimPrefix(c, "CAP_"))
+	}
+	got := regexp.MustCompile(`[A-Z][A-Z_]+`).FindAllString(string(list[1]), -1)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("README.md lists capabilities %v, the unit's bounding set is %v", got, want)
 	}
 }
