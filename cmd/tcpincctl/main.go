@@ -1,6 +1,6 @@
 // Command tcpincctl talks to a running tcpincd over its admin API.
 //
-//	tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-v] COMMAND
+//	tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-v] [--timeout D] COMMAND
 //
 //	status                         daemon, ports, counters
 //	flows [--encrypted yes|no] [--state S] [--address A] [--port P]
@@ -24,7 +24,9 @@
 //
 // --admin defaults to $TCPINC_ADMIN, else 127.0.0.1:9470 (tcpincd's default);
 // --token to $TCPINC_TOKEN. --json prints the API's documents instead of text.
-// -v shows full session IDs in the flows screen.
+// -v shows full session IDs in the flows screen. --timeout (default 10s)
+// bounds the command's exchange with the daemon (each of the two listings
+// of flows --rate).
 //
 // Exit status: 0 on success, 1 when the daemon is unreachable or refuses the
 // request (including a connection without a session ID), 2 for bad usage.
@@ -60,7 +62,7 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-const usage = `usage: tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-v] COMMAND
+const usage = `usage: tcpincctl [--admin ADDR|unix:PATH] [--token T] [--json] [-v] [--timeout D] COMMAND
 commands:
   status
   flows [--encrypted yes|no] [--state S] [--address ADDR|PREFIX] [--port P] [--rate DURATION]
