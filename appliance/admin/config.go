@@ -62,7 +62,7 @@ const (
 
 // Limits Validate applies.
 const (
-	MinRekeyBytes    = 1 << 20
+	MinRekeyBytes    = 1 << 16
 	MinRekeyInterval = time.Second
 	MaxCapFlows      = 1 << 24
 	MinCapBytes      = 1 << 12

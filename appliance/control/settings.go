@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -49,7 +50,8 @@ var apiSpelling = spelling{
 var fileSpelling = spelling{field: fileKey, err: func(field, msg string) error { return &config.FieldError{Field: field, Msg: msg} }}
 
 // fileKeys are the caps whose key in the file is not the API's.
-var fileKeys = map[string]string{"caps": "engine", "caps.flows": "engine.max_flows", "caps.prekey_queue_bytes": "engine.prekey_bytes"}
+var fileKeys = map[string]string{"caps": "engine", "caps.flows": "engine.max_flows", "caps.prekey_queue_bytes": "engine.prekey_bytes",
+	"resume_nonce_len": "engine.resumption_nonce_len"}
 
 func fileKey(key string) string {
 	if k, ok := fileKeys[key]; ok {
@@ -197,7 +199,46 @@ func EngineConfig(c config.Engine) (engine.Config, error) {
 		MaxFlows: c.MaxFlows, RetransmitBytes: c.RetransmitBytes, ReassemblyBytes: c.ReassemblyBytes,
 		PreKeyBytes: c.PreKeyBytes, DeliverBytes: c.DeliverBytes,
 	}
-	return s.apply(base, fileSpelling)
+	ec, err := s.apply(base, fileSpelling)
+	if err != nil {
+		return ec, err
+	}
+	return ec, apiTakesBack(ec, c)
+}
+
+// apiTakesBack checks that the admin API would accept the configuration the
+// file gives, as GET /api/v1/config shows it. A PUT sends that document
+// whole (fields left out keep their values), so a value only the file
+// allowed (rekey_bytes under the API's minimum, two rules for one prefix)
+// made every later change fail on a field the operator never sent. The
+// file is refused at start instead, naming its own key.
+func apiTakesBack(ec engine.Config, c config.Engine) error {
+	running, err := ec.Validate() // the defaults filled in, as the engines run it
+	if err != nil {
+		return &config.FieldError{Field: "engine", Msg: err.Error()}
+	}
+	view := adminConfig(running, c.Resumption, c.ResumptionNonceLen)
+	err = view.Validate()
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range flatten(err) {
+		if fe, ok := e.(*admin.FieldError); ok {
+			e = &config.FieldError{Field: fileKey(fe.Field), Msg: fe.Msg}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// flatten lists the errors errors.Join put together (err itself if it is
+// not such a list).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // apiEngineConfig maps c (already through admin.Config.Validate) over the

@@ -22,7 +22,7 @@ func TestEngineConfig(t *testing.T) {
 	c.AEADs = []string{"chacha20poly1305", "aes128gcm"}
 	c.RekeyBytes, c.RekeyInterval = 0, 0
 	c.Resumption = false
-	c.MaxFlows, c.RetransmitBytes, c.ReassemblyBytes, c.PreKeyBytes, c.DeliverBytes = 7, 9000, 5000, 100, 6000
+	c.MaxFlows, c.RetransmitBytes, c.ReassemblyBytes, c.PreKeyBytes, c.DeliverBytes = 7, 9000, 5000, 4500, 6000
 	c.MaxEmbryonic, c.MemoryLimit = 5, 3<<20
 	c.InitRTO, c.InitTries, c.HandshakeTimeout, c.IdleTimeout = time.Second, 3, time.Minute, time.Hour
 	c.PlainRetention = 7 * time.Second
@@ -37,7 +37,7 @@ func TestEngineConfig(t *testing.T) {
 		TEPs:       []tcpcrypt.TEP{tcpcrypt.TEPX448, tcpcrypt.TEPX25519},
 		AEADs:      []cryptopool.Suite{cryptopool.ChaCha20Poly1305, cryptopool.AES128GCM},
 		RekeyBytes: -1, RekeyAfter: -1, NoResumption: true,
-		MaxFlows: 7, MaxEmbryonic: 5, MemoryLimit: 3 << 20, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 100, DeliverBytes: 6000,
+		MaxFlows: 7, MaxEmbryonic: 5, MemoryLimit: 3 << 20, RetransmitBytes: 9000, ReassemblyBytes: 5000, PreKeyBytes: 4500, DeliverBytes: 6000,
 		InitRTO: time.Second, InitTries: 3, SYNsWithENO: 3, HandshakeTimeout: time.Minute, IdleTimeout: time.Hour,
 		PlainRetention: 7 * time.Second,
 		Fragments:      engine.FragConfig{Timeout: time.Second, MaxDatagrams: 10, PerFlow: 2, Memory: 1 << 20},
