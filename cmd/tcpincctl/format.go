@@ -149,7 +149,14 @@ func writeFlowLines(w io.Writer, f *admin.FlowDoc, verbose bool) {
 	default:
 		fmt.Fprintf(w, "  not encrypted yet: negotiating\n")
 	}
-	fmt.Fprintf(w, "  transfer: %s received, %s sent (%d/%d packets)\n", size(f.BytesIn), size(f.BytesOut), f.PacketsIn, f.PacketsOut)
+	if f.Encrypted {
+		fmt.Fprintf(w, "  transfer: %s received, %s sent (%d/%d packets)\n", size(f.BytesIn), size(f.BytesOut), f.PacketsIn, f.PacketsOut)
+	} else {
+		// The engine counts the plaintext it opens and seals
+		// (admin.FlowInfo.BytesIn): a flow without keys has none to
+		// count, whatever it carried, so its bytes are not a 0 B.
+		fmt.Fprintf(w, "  transfer: %d/%d packets (bytes are counted for encrypted flows only)\n", f.PacketsIn, f.PacketsOut)
+	}
 	fmt.Fprintf(w, "  age: %s\n", age(f.AgeSeconds))
 }
 

@@ -63,7 +63,10 @@ var Transcript = []byte{0x45, 0x04, 0x02, 0x23, 0x45, 0x04, 0x01, 0x23}
 
 // New returns a fixture with five flows (encrypted fresh, encrypted
 // resumed, fallen back, negotiating, bypassed), a valid config and
-// counters with a distinct value in every series.
+// counters with a distinct value in every series. The flows that are not
+// encrypted carry byte counts no engine reports (it counts the plaintext
+// it opens and seals, engine.FlowInfo.BytesIn): tcpincctl and the status
+// page must not show them.
 func New() *Fixture {
 	ap := netip.MustParseAddrPort
 	f := &Fixture{

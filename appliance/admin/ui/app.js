@@ -147,8 +147,10 @@
       const td = cell(tr, enc ? sid : "–", "sid");
       if (enc && sid) td.title = "session ID (33 bytes: TEP byte | 32 bytes)";
       cell(tr, enc ? pick(f, "key_generation") : "–", "num");
-      cell(tr, bytes(num(pick(f, "bytes_in"))), "num");
-      cell(tr, bytes(num(pick(f, "bytes_out"))), "num");
+      // Bytes are the plaintext the engine opened and sealed: a flow
+      // without keys has none counted, whatever it carried ("–", not 0 B).
+      cell(tr, enc ? bytes(num(pick(f, "bytes_in"))) : "–", "num");
+      cell(tr, enc ? bytes(num(pick(f, "bytes_out"))) : "–", "num");
       cell(tr, r ? bits(r.in) : "–", "num rate");
       cell(tr, r ? bits(r.out) : "–", "num rate");
       cell(tr, duration(flowAge(f, nowSec)), "num");

@@ -206,18 +206,27 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	// Each flow's rates in and out since the previous poll (flowStep), in
 	// bit/s as the totals; "–" for a plain flow, a flow seen once or one
-	// whose counters went back. The busiest flow is marked.
-	for _, tc := range []struct{ id, in, out string }{
-		{"7", "10 Mbit/s", "200 kbit/s"},
-		{"9", "2.0 kbit/s", "0 bit/s"},
-		{"12", "–", "–"},
-		{`10\d\d`, "–", "–"},
-		{"1152921504606846976", "–", "–"},
+	// whose counters went back. The busiest flow is marked. A flow that is
+	// not encrypted has no bytes counted (the engine counts the plaintext
+	// it opens and seals): "–", whatever its listing says, never 0 B.
+	for _, tc := range []struct {
+		id, in, out string
+		enc         bool
+	}{
+		{"7", "10 Mbit/s", "200 kbit/s", true},
+		{"9", "2.0 kbit/s", "0 bit/s", true},
+		{"12", "–", "–", false},
+		{`10\d\d`, "–", "–", false},
+		{"1152921504606846976", "–", "–", false},
 	} {
 		row := regexp.MustCompile(`<tr [^>]*data-flow-id="` + tc.id + `"[^>]*>.*?</tr>`).FindString(dom)
 		want := `<td class="num rate">` + tc.in + `</td><td class="num rate">` + tc.out + `</td>`
 		if !strings.Contains(row, want) {
 			t.Errorf("flow %s: row %q lacks %q", tc.id, row, want)
+		}
+		noBytes := `<td class="num">–</td><td class="num">–</td><td class="num rate">`
+		if shown := !strings.Contains(row, noBytes); shown != tc.enc {
+			t.Errorf("flow %s: bytes shown %v, want %v (encrypted): row %q", tc.id, shown, tc.enc, row)
 		}
 		if busy := strings.Contains(row, "data-busiest"); busy != (tc.id == "7") {
 			t.Errorf("flow %s: marked busiest %v", tc.id, busy)
