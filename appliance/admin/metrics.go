@@ -47,7 +47,7 @@ func newCollector(src Source) *collector {
 		portFrames:        d("port_frames_total", "Frames the workers handled per port and direction (rx: received from the port in user space, tx: sent out of it); not those the XDP fast path forwarded inside the kernel (tcpinc_path_frames_total{path=\"fast\"}). An afpacket backend's super-segment counts once.", "port", "direction"),
 		portBytes:         d("port_bytes_total", "Bytes of the frames tcpinc_port_frames_total counts.", "port", "direction"),
 		pathFrames:        d("path_frames_total", "Frames forwarded per path: fast (XDP, in the kernel), engine (user space, translated), passthrough (user space, unchanged).", "path"),
-		pathBytes:         d("path_bytes_total", "Bytes forwarded per path.", "path"),
+		pathBytes:         d("path_bytes_total", "Bytes forwarded per path; none for the fast path, whose XDP program counts frames only.", "path"),
 		flows:             d("flows", "Flows the engines track now, by state; every state, 0 included. A plain connection on the kernel fast path is tracked only until engine.plain_retention (5 min) after its handshake, the last of its segments the engines see before its end: tcpinc_fastpath_flows counts those.", "state"),
 		fastPathFlows:     d("fastpath_flows", "Flows the kernel fast path forwards: entries of its map, one per direction, halved, counted at most every 5 s; a connection that ended without a FIN or RST through the workers stays until the LRU map reuses its entries."),
 		handshakes:        d("handshakes_total", "TCP-ENO/tcpcrypt handshakes finished, by result.", "result"),
@@ -135,7 +135,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for path, p := range s.Paths {
 		m(c.pathFrames, counter, float64(p.Frames), path)
-		m(c.pathBytes, counter, float64(p.Bytes), path)
+		if !p.NoBytes { // a path that counts frames only has no bytes series, not a 0
+			m(c.pathBytes, counter, float64(p.Bytes), path)
+		}
 	}
 	byLabel(c.flows, gauge, s.FlowsByState)
 	if s.FastPathKnown {

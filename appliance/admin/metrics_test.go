@@ -241,3 +241,38 @@ func TestFastPathFlows(t *testing.T) {
 		t.Error("tcpinc_fastpath_flows exported although not known")
 	}
 }
+
+// TestFastPathBytesNotCounted: the kernel fast path's XDP program counts
+// frames, not bytes (tcpincd's KernelPath). Its bytes were shown as a count
+// of 0 (paths.fast.bytes, tcpinc_path_bytes_total{path="fast"}, "0 B" in
+// tcpincctl status) while it carried most of the plain traffic; now the
+// status has no bytes for it and /metrics no series, and a path that
+// counts bytes keeps both, 0 included.
+func TestFastPathBytesNotCounted(t *testing.T) {
+	e := newEnv(t, "")
+	e.fix.UpdateCounters(func(c *admin.Counters) {
+		c.Paths = map[string]admin.PathCounters{"fast": {Frames: 5000, NoBytes: true}, "passthrough": {Frames: 0, Bytes: 0}}
+	})
+	var st struct {
+		Counters struct {
+			Paths map[string]map[string]any `json:"paths"`
+		} `json:"counters"`
+	}
+	e.call(t, "GET", "/api/v1/status", "").decode(t, &st)
+	if p := st.Counters.Paths["fast"]; p["frames"] != 5000.0 || p["bytes"] != nil {
+		t.Errorf("status paths.fast %v, want frames 5000 and no bytes", p)
+	}
+	if p := st.Counters.Paths["passthrough"]; p["bytes"] != 0.0 {
+		t.Errorf("status paths.passthrough %v, want bytes 0", p)
+	}
+	fams := scrape(t, e)
+	if v, ok := value(fams, "tcpinc_path_bytes_total", "path", "fast"); ok {
+		t.Errorf("tcpinc_path_bytes_total{path=\"fast\"} exported (%v) although the path counts no bytes", v)
+	}
+	if v, ok := value(fams, "tcpinc_path_frames_total", "path", "fast"); !ok || v != 5000 {
+		t.Errorf("tcpinc_path_frames_total{path=\"fast\"} %v, %v; want 5000", v, ok)
+	}
+	if _, ok := value(fams, "tcpinc_path_bytes_total", "path", "passthrough"); !ok {
+		t.Error("tcpinc_path_bytes_total{path=\"passthrough\"} missing at 0")
+	}
+}

@@ -299,8 +299,12 @@ type PortCounters struct {
 }
 
 // PathCounters are the frames and bytes one forwarding path handled.
+// NoBytes says the path counts frames only (the kernel fast path: the XDP
+// program counts no bytes): Bytes is then not a count, and neither the
+// status nor /metrics shows it.
 type PathCounters struct {
 	Frames, Bytes uint64
+	NoBytes       bool
 }
 
 // RingLevel is the occupancy of one ring, in slots: an AF_XDP socket's rx,

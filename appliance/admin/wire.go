@@ -122,10 +122,19 @@ type PortCountersDoc struct {
 	Bytes     uint64 `json:"bytes"`
 }
 
-// PathCountersDoc is PathCounters in JSON.
+// PathCountersDoc is PathCounters in JSON: Bytes is absent for a path that
+// counts frames only (PathCounters.NoBytes), never a 0 that is no count.
 type PathCountersDoc struct {
-	Frames uint64 `json:"frames"`
-	Bytes  uint64 `json:"bytes"`
+	Frames uint64  `json:"frames"`
+	Bytes  *uint64 `json:"bytes,omitempty"`
+}
+
+func pathCountersDoc(p PathCounters) PathCountersDoc {
+	d := PathCountersDoc{Frames: p.Frames}
+	if !p.NoBytes {
+		d.Bytes = &p.Bytes
+	}
+	return d
 }
 
 // WorkerDoc is WorkerLoad in JSON.
@@ -282,7 +291,7 @@ func countersDoc(c *Counters) CountersDoc {
 		d.Ports = append(d.Ports, PortCountersDoc(p))
 	}
 	for k, p := range c.Paths {
-		d.Paths[k] = PathCountersDoc(p)
+		d.Paths[k] = pathCountersDoc(p)
 	}
 	for _, w := range c.Workers {
 		d.Workers = append(d.Workers, WorkerDoc{Worker: w.Worker, BusyRatio: w.BusyRatio})

@@ -61,7 +61,11 @@ func writeStatus(w io.Writer, s *admin.StatusDoc) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Paths)) {
 		p := c.Paths[name]
-		fmt.Fprintf(tw, "  path %s\t%d frames\t%s\n", name, p.Frames, size(p.Bytes))
+		b := "bytes not counted" // the fast path's XDP program counts frames only
+		if p.Bytes != nil {
+			b = size(*p.Bytes)
+		}
+		fmt.Fprintf(tw, "  path %s\t%d frames\t%s\n", name, p.Frames, b)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "handshakes: %s\n", counts(c.Handshakes))

@@ -649,7 +649,7 @@ func adminSource(cfg config.Config, a *appliance.Appliance, engines *control.Eng
 		// are not known.
 		info.KernelPath = func() admin.PathCounters {
 			st := x.Bump.Stats()
-			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer}
+			return admin.PathCounters{Frames: st.Inside.ToPeer + st.Outside.ToPeer, NoBytes: true}
 		}
 	}
 	return control.NewAdminSource(a, engines, info)
