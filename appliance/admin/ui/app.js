@@ -318,8 +318,13 @@
   }
 
   // sample records one poll and returns the flows' rates (see renderFlows).
+  // A daemon that restarted since the previous poll (its start time
+  // changed) starts a new baseline, also when its uptime is past the old
+  // one's (it was down longer than it had run): its counters began again
+  // at 0 and its flow IDs name other flows.
   function sample(st, flows, nowSec) {
-    if (prev && nowSec < prev.t) prev = null;
+    const started = pick(st, "started");
+    if (prev && (nowSec < prev.t || started !== prev.started)) prev = null;
     const byId = new Map();
     for (const f of flows) {
       const id = pick(f, "id");
@@ -360,7 +365,7 @@
       push(series.hsOK, ok !== undefined ? ok : newEnc / dt);
       push(series.hsFB, fb !== undefined ? fb : newPlain / dt);
     }
-    prev = { t: nowSec, byId, c };
+    prev = { t: nowSec, byId, c, started };
     return rates;
   }
 
@@ -370,6 +375,7 @@
   }
 
   let busy = false;
+  let lastOK = ""; // the time of the last poll that succeeded
   async function poll() {
     if (busy) return;
     busy = true;
@@ -396,10 +402,16 @@
         ? "(showing " + flows.length + " of " + total + ")" : "";
       redraw();
       conn.dataset.state = "ok";
-      conn.textContent = "live · updated " + new Date().toLocaleTimeString();
+      lastOK = new Date().toLocaleTimeString();
+      conn.textContent = "live · updated " + lastOK;
     } catch (e) {
       conn.dataset.state = "error";
       conn.textContent = "admin API unreachable: " + e.message;
+      // No figure may claim to be current: the rates go (the plots and
+      // the table stay, as of the last update the banner names).
+      $("now-throughput").textContent = "";
+      $("now-handshakes").textContent = "";
+      if (lastOK) $("flows-note").textContent = "(as of " + lastOK + ", the last update)";
     } finally {
       busy = false;
     }

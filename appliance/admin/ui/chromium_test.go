@@ -34,8 +34,11 @@ const fixtureXSS = `<img src=x onerror="document.title='pwned'">`
 // the page's rates are known: per poll, 3 MiB through the engine, 512 KiB +
 // 1000 bytes on the plain paths, 20 encrypted handshakes and 5 others. Every
 // flows listing moves the flows' byte counters (flowStep), so their rates
-// are known too.
-func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
+// are known too. A server with a failAfter > 0 answers 503 to every status
+// poll after that many (the daemon gone); one that restarts gives a later
+// start time at every status poll, 400 ms further each time, so its uptime
+// still grows by 100 ms a poll.
+func apiServer(t *testing.T, fastBytes bool, opts ...serverOpt) *httptest.Server {
 	t.Helper()
 	fx := admintest.New()
 	var base []admin.FlowInfo
@@ -53,9 +56,21 @@ func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 	// browser's (virtual) time.
 	var polls atomic.Int64
 	now := func() time.Time { return admintest.Now.Add(time.Duration(polls.Load()) * 500 * time.Millisecond) }
-	api := admin.NewServer(fx, admin.Options{Now: now})
+	var o serverOpt
+	for _, x := range opts {
+		o = x
+	}
+	var src admin.Source = fx
+	if o.restarts {
+		src = restarting{fx, &polls}
+	}
+	api := admin.NewServer(src, admin.Options{Now: now})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/status", func(w http.ResponseWriter, r *http.Request) {
+		if o.failAfter > 0 && polls.Load() >= int64(o.failAfter) {
+			http.Error(w, "daemon gone", http.StatusServiceUnavailable)
+			return
+		}
 		polls.Add(1)
 		fx.UpdateCounters(func(c *admin.Counters) {
 			step := func(path string, b uint64) {
@@ -86,6 +101,24 @@ func apiServer(t *testing.T, fastBytes bool) *httptest.Server {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// serverOpt makes apiServer's daemon go away or restart.
+type serverOpt struct {
+	failAfter int
+	restarts  bool
+}
+
+// restarting is a daemon that restarted before each status poll.
+type restarting struct {
+	*admintest.Fixture
+	polls *atomic.Int64
+}
+
+func (r restarting) Status() admin.Status {
+	st := r.Fixture.Status()
+	st.Started = st.Started.Add(time.Duration(r.polls.Load()) * 400 * time.Millisecond)
+	return st
 }
 
 // flowStep is the fixture's flows at their n-th listing. Per listing (one
@@ -317,5 +350,53 @@ func TestStatusPageWarnings(t *testing.T) {
 			t.Errorf("warnings %q: banner shown %v, hidden %v", warn, shown, hidden)
 			t.Logf("DOM:\n%s", dom)
 		}
+	}
+}
+
+// TestStatusPageDaemonRestarted: a daemon that restarted between two polls
+// (its start time changed) gives no rate across the restart, also when its
+// uptime is past the one the page saw last (it was down longer than it had
+// run): its counters began again and its flow IDs name other flows. The
+// page took such a pair of polls for one daemon's, and showed rates from
+// another run's counters.
+func TestStatusPageDaemonRestarted(t *testing.T) {
+	bin := chromium(t)
+	srv := apiServer(t, true, serverOpt{restarts: true})
+	dom := string(headless(t, bin, srv.URL+ui.Prefix+"?interval=500", "--dump-dom"))
+	if !strings.Contains(dom, `data-state="ok"`) || !strings.Contains(dom, `data-flow-id="7"`) {
+		t.Fatalf("the page did not poll:\n%s", dom)
+	}
+	if strings.Contains(dom, "now ") {
+		t.Errorf("rates shown across restarts")
+	}
+	row := regexp.MustCompile(`<tr [^>]*data-flow-id="7"[^>]*>.*?</tr>`).FindString(dom)
+	if !strings.Contains(row, `<td class="num rate">–</td><td class="num rate">–</td>`) {
+		t.Errorf("flow 7 has a rate across restarts: %q", row)
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+}
+
+// TestStatusPageDaemonDown: while the admin API does not answer, the page
+// says so and shows no rate as current (it kept the last poll's "now 50
+// Mbit/s" under the error); the table says when it was last updated.
+func TestStatusPageDaemonDown(t *testing.T) {
+	bin := chromium(t)
+	srv := apiServer(t, true, serverOpt{failAfter: 4})
+	dom := string(headless(t, bin, srv.URL+ui.Prefix+"?interval=500", "--dump-dom"))
+	for _, want := range []string{
+		`data-state="error"`,
+		"admin API unreachable: status: HTTP 503",
+		`<span class="now" id="now-throughput"></span>`,
+		`<span class="now" id="now-handshakes"></span>`,
+		`id="flows-note">(as of `,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("DOM lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
 	}
 }
