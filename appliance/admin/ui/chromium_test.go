@@ -218,6 +218,9 @@ func TestStatusPageInChromium(t *testing.T) {
 		`<td class="encflag">yes</td>`,       // encrypted yes
 		`id="s-flows">5<`,                    // flow totals from the status
 		`id="s-encrypted">2<`,                //
+		// The rest are not encrypted: plain, or still negotiating (the
+		// fixture has one of those), so the card does not say "plain".
+		`<div class="k">not encrypted</div><div class="v plain" id="s-plain">3<`,
 		"now 50 Mbit/s encrypted, 8.4 Mbit/s plain", // rates from the path counters
 		"now 40/s encrypted, 10/s other",            // and the handshake counters
 	} {
