@@ -74,7 +74,9 @@ type Config struct {
 	// Engine configures the TCP-ENO/tcpcrypt engine behind the workers.
 	Engine Engine `yaml:"engine"`
 
-	// LogLevel is debug, info, warn or error.
+	// LogLevel is debug, info, warn or error. Nothing per connection or
+	// per packet is logged at info; debug adds the engine's per-flow
+	// lines, rate-limited (engine/loglimit.go).
 	LogLevel string `yaml:"log_level"`
 	// Admin is where the admin API listens: host:port (an IP literal or
 	// localhost) or unix:/path (a socket created mode 0600). Empty

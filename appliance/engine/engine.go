@@ -187,16 +187,18 @@ type Engine struct {
 	// counts is the number of listed flows by shownState, plus countEnc
 	// for those with a session (recount): the admin API's counts without
 	// a scan. counts[0] is the bucket of flows out of the list.
-	counts      [2 * countEnc]int
-	c           Counters
-	pkt         packet.Packet
-	si          segInfo
-	opts        tcpOpts
-	jobs        [16]cryptopool.Job
-	cur         *flow   // the flow being worked on, for recovered (recover.go)
-	panicLogged int64   // when recovered last logged a panic
-	retry       []*flow // flows waiting for the pool to take their key exchange, oldest first (retryKex)
-	scratch     [tcpcrypt.MaxFrameLen + 64]byte
+	counts   [2 * countEnc]int
+	c        Counters
+	pkt      packet.Packet
+	si       segInfo
+	opts     tcpOpts
+	jobs     [16]cryptopool.Job
+	cur      *flow    // the flow being worked on, for recovered (recover.go)
+	panicLog logLimit // recovered's log line: one a second (recover.go)
+	flowLogs logLimit // the per-flow debug lines (flowLog)
+	clock    int64    // now of the call under way (HandlePacket, Tick, EndRound)
+	retry    []*flow  // flows waiting for the pool to take their key exchange, oldest first (retryKex)
+	scratch  [tcpcrypt.MaxFrameLen + 64]byte
 	// loans: tails lent to sinks that may not have read them yet
 	// (reserveLent).
 	loans []loan

@@ -61,7 +61,9 @@ const (
 func (e *Engine) pathLost(now int64, f *flow, why string) {
 	e.c.ENOPathFailures.Add(1)
 	noteAddr(e.enoPaths, now, f.key.out.Addr(), enoPathFor, enoPathMax)
-	e.deps.Log.Debug("path lost TCP-ENO after the SYNs", "id", f.id, "inside", f.key.in, "outside", f.key.out, "why", why)
+	if held, ok := e.flowLog(); ok {
+		e.deps.Log.Debug("path lost TCP-ENO after the SYNs", "id", f.id, "inside", f.key.in, "outside", f.key.out, "why", why, "lines_suppressed", held)
+	}
 }
 
 // enoPathLost reports whether far's path lost ENO within enoPathFor.

@@ -57,7 +57,9 @@ func (e *Engine) probeHost(now int64, f *flow, to TxSink) bool {
 	}
 	if f.probes >= hostProbes {
 		e.c.HostGone.Add(1)
-		e.deps.Log.Debug("inside host gone: no answer to keep-alive probes", "id", f.id, "inside", f.key.in, "outside", f.key.out, "probes", f.probes)
+		if held, ok := e.flowLog(); ok {
+			e.deps.Log.Debug("inside host gone: no answer to keep-alive probes", "id", f.id, "inside", f.key.in, "outside", f.key.out, "probes", f.probes, "lines_suppressed", held)
+		}
 		f.idled = true // its tuple lingers: the host may be cut off, not gone
 		e.remove(f)
 		return true

@@ -32,6 +32,7 @@ const panicLogEvery = int64(time.Second)
 // (ForwardInPlace) and keeps no reference to p after the call. A panic
 // inside drops the frame (recovered).
 func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]TxSink) (v Verdict) {
+	e.clock = now
 	defer func() {
 		if r := recover(); r != nil {
 			v = e.recovered(r, now, p, from)
@@ -43,6 +44,7 @@ func (e *Engine) HandlePacket(now int64, from PortID, p *packet.Packet, tx [2]Tx
 // Tick runs timers: Init retransmission, rekeying by time, expiry, and the
 // completions of public-key work. Call it between batches.
 func (e *Engine) Tick(now int64, tx [2]TxSink) {
+	e.clock = now
 	defer func() {
 		if r := recover(); r != nil {
 			e.recovered(r, now, nil, 0)
@@ -55,6 +57,7 @@ func (e *Engine) Tick(now int64, tx [2]TxSink) {
 // holes still open go (dupack.go). The worker calls it after each batch,
 // before Tick; Handle calls it after its one frame.
 func (e *Engine) EndRound(now int64, tx [2]TxSink) {
+	e.clock = now
 	defer func() {
 		if r := recover(); r != nil {
 			e.recovered(r, now, nil, 0)
@@ -80,8 +83,7 @@ func (e *Engine) recovered(r any, now int64, p *packet.Packet, from PortID) Verd
 		e.quarantine(suspect)
 	}
 	e.resetTransient()
-	if e.panicLogged == 0 || now-e.panicLogged >= panicLogEvery {
-		e.panicLogged = now
+	if _, ok := e.panicLog.allow(now, panicLogEvery, 1); ok {
 		e.deps.Log.Error("engine bug: panic recovered, the flow it hit is dropped",
 			"panic", r, "flow", id, "panics", e.c.Panics.Load(), "stack", string(debug.Stack()))
 	}

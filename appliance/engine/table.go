@@ -96,7 +96,9 @@ func (e *Engine) kill(f *flow, reason int, why string) {
 		e.c.Fallbacks[reason].Add(1)
 	}
 	f.reason = why
-	e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why)
+	if held, ok := e.flowLog(); ok {
+		e.deps.Log.Debug("flow not encrypted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why, "lines_suppressed", held)
+	}
 	// Keep a small record so the admin API can report the flow as plain;
 	// everything else goes (the fast path takes the flow from here on).
 	e.setState(f, stPlain)
@@ -141,7 +143,9 @@ func (f *flow) wipeSecrets() {
 func (e *Engine) abort(f *flow, tx [2]TxSink, why string) {
 	e.c.Aborts.Add(1)
 	f.reason = why
-	e.deps.Log.Debug("flow aborted", "id", f.id, "reason", why)
+	if held, ok := e.flowLog(); ok {
+		e.deps.Log.Debug("flow aborted", "id", f.id, "inside", f.key.in, "outside", f.key.out, "reason", why, "lines_suppressed", held)
+	}
 	if f.toR.ok {
 		e.opts.reset()
 		if f.enoOut {
