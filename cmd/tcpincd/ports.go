@@ -297,6 +297,7 @@ func (w *portWatch) warning() string {
 func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct{}, gone chan<- error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	portErr, pathErr := errorLine{msg: "port check"}, errorLine{msg: "forwarding path check"}
 	for {
 		select {
 		case <-stop:
@@ -309,8 +310,8 @@ func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct
 			// nothing true about it.
 			gone <- err
 			return
-		} else if err != nil {
-			log.Warn("port check", "err", err)
+		} else {
+			portErr.report(log, err)
 		}
 		for _, c := range links {
 			c.log(log)
@@ -323,12 +324,27 @@ func watch(x *backend.Ports, pw *portWatch, log *slog.Logger, stop <-chan struct
 			pw.follow(log)
 		}
 		changed, err := x.CheckPaths()
-		if err != nil {
-			log.Warn("forwarding path check", "err", err)
-		}
+		pathErr.report(log, err)
 		for _, p := range changed {
 			path, why := x.Path(p)
 			log.Warn("forwarding path changed", "port", p.String(), "path", path, "why", why)
 		}
+	}
+}
+
+// errorLine logs the error of a check that runs every second when it
+// starts or changes, and once when it ends: logged at every run, one that
+// lasts (an interface that cannot be read, a BPF map that refuses
+// updates) wrote 86,400 lines a day.
+type errorLine struct{ msg, last string }
+
+func (l *errorLine) report(log *slog.Logger, err error) {
+	switch {
+	case err == nil && l.last != "":
+		log.Info(l.msg+": the error ended", "err", l.last)
+		l.last = ""
+	case err != nil && err.Error() != l.last:
+		l.last = err.Error()
+		log.Warn(l.msg, "err", err, "note", "logged again when it changes or ends")
 	}
 }

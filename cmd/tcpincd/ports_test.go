@@ -207,3 +207,26 @@ func TestPortWatchLink(t *testing.T) {
 		t.Fatalf("down at start: warnings %q", ws)
 	}
 }
+
+// TestErrorLineOncePerError: the watch's checks run every second; an error
+// that lasts is logged when it starts, when it changes and once when it
+// ends, not at every check (it was logged at every one).
+func TestErrorLineOncePerError(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	l := errorLine{msg: "port check"}
+	bad, worse := errors.New("read in: no such device"), errors.New("read in: permission denied")
+	for _, err := range []error{nil, bad, bad, bad, bad, worse, worse, nil, nil, bad} {
+		l.report(log, err)
+	}
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	want := []string{"no such device", "permission denied", "the error ended", "no such device"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logged.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d %q lacks %q", i, lines[i], w)
+		}
+	}
+}
