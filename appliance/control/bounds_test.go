@@ -65,20 +65,7 @@ func TestOpenAPIConfigBounds(t *testing.T) {
 		if f, ok := strings.CutPrefix(field, "caps."); ok {
 			body = fmt.Sprintf(`{"caps": {%q: %d}}`, f, v)
 		}
-		req, err := http.NewRequest("PUT", hs.URL+"/api/v1/config", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var e admin.ErrorBody
-		_ = json.Unmarshal(b, &e)
-		return resp.StatusCode, e.Field
+		return putConfig(t, hs, body)
 	}
 	for field, p := range bounded {
 		type edge struct {
@@ -102,4 +89,24 @@ func TestOpenAPIConfigBounds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// putConfig PUTs body to hs's /api/v1/config and returns the status and the
+// field an error names.
+func putConfig(t *testing.T, hs *httptest.Server, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("PUT", hs.URL+"/api/v1/config", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e admin.ErrorBody
+	_ = json.Unmarshal(b, &e)
+	return resp.StatusCode, e.Field
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,18 +56,8 @@ func TestFileConfigTheAPITakesBack(t *testing.T) {
 	_, src := engineSource(t, c, 1, AdminInfo{Version: "t"}, nil)
 	hs := httptest.NewServer(admin.NewServer(src, admin.Options{}).Handler())
 	defer hs.Close()
-	req, err := http.NewRequest("PUT", hs.URL+"/api/v1/config", strings.NewReader(`{"rekey_interval": "30m"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("a one-field PUT after starting from the file: %d", resp.StatusCode)
+	if code, field := putConfig(t, hs, `{"rekey_interval": "30m"}`); code != http.StatusOK {
+		t.Fatalf("a one-field PUT after starting from the file: %d (field %q)", code, field)
 	}
 	if got := time.Duration(src.Config().RekeyInterval); got != 30*time.Minute {
 		t.Fatalf("rekey_interval %v after the PUT", got)
